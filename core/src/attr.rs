@@ -1,0 +1,340 @@
+//! Attribute names, the CloudEvents type system, and extension attributes.
+
+use core::fmt;
+
+use crate::error::{Attribute, Rule, ValidationError};
+use crate::time::Timestamp;
+
+/// The only `specversion` this crate reads and writes.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// Names of the core context attributes, plus `data` and `data_base64`: no extension may use them.
+pub const RESERVED_NAMES: [&str; 10] = [
+    "id",
+    "source",
+    "specversion",
+    "type",
+    "datacontenttype",
+    "dataschema",
+    "subject",
+    "time",
+    "data",
+    "data_base64",
+];
+
+/// Whether `name` follows the naming rule: one or more of `a`–`z`, `0`–`9`.
+#[inline]
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Whether `name` is a core attribute name or `data`/`data_base64`.
+#[inline]
+pub fn is_reserved_name(name: &str) -> bool {
+    RESERVED_NAMES.contains(&name)
+}
+
+/// Checks an extension name: valid and not reserved.
+pub fn check_extension_name(name: &str) -> Result<(), ValidationError> {
+    if !is_valid_name(name) {
+        return Err(ValidationError::new(
+            Attribute::named(name),
+            Rule::InvalidName,
+        ));
+    }
+    if is_reserved_name(name) {
+        return Err(ValidationError::new(
+            Attribute::named(name),
+            Rule::ReservedName,
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `s` is a valid CloudEvents `String`: no control characters
+/// (U+0000–U+001F, U+007F–U+009F) and no Unicode noncharacters. Surrogates
+/// cannot occur in a Rust `str`.
+#[inline]
+pub fn is_valid_string(s: &str) -> bool {
+    // Fast path: printable ASCII only.
+    let bytes = s.as_bytes();
+    if bytes.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        return true;
+    }
+    s.chars().all(|c| {
+        let u = c as u32;
+        !(u < 0x20
+            || (0x7f..=0x9f).contains(&u)
+            || (0xfdd0..=0xfdef).contains(&u)
+            || (u & 0xfffe) == 0xfffe)
+    })
+}
+
+/// The value of an extension attribute, in one of the CloudEvents types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExtValue<'a> {
+    /// `String`
+    String(&'a str),
+    /// `Integer` (32-bit signed)
+    Integer(i32),
+    /// `Boolean`
+    Boolean(bool),
+    /// `URI` (absolute)
+    Uri(&'a str),
+    /// `URI-reference`
+    UriRef(&'a str),
+    /// `Timestamp`
+    Timestamp(Timestamp),
+    /// `Binary`, written as Base64
+    Binary(&'a [u8]),
+}
+
+impl<'a> ExtValue<'a> {
+    /// Checks the value against its type's rules.
+    pub fn validate(&self, name: &str) -> Result<(), ValidationError> {
+        let rule = match self {
+            ExtValue::String(s) if !is_valid_string(s) => Rule::InvalidCharacter,
+            ExtValue::Uri(s) if !crate::uri::is_absolute_uri(s) => Rule::NotAbsoluteUri,
+            ExtValue::UriRef(s) if !crate::uri::is_uri_reference(s) => Rule::NotUriReference,
+            _ => return Ok(()),
+        };
+        Err(ValidationError::new(Attribute::named(name), rule))
+    }
+
+    /// The value as a string when it is held as one (String, URI, URI-reference).
+    pub fn as_str(&self) -> Option<&'a str> {
+        match self {
+            ExtValue::String(s) | ExtValue::Uri(s) | ExtValue::UriRef(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The canonical string encoding of the value (Base64 for Binary, RFC 3339 for Timestamp).
+    pub fn canonical(&self) -> Canonical<'a> {
+        Canonical(*self)
+    }
+
+    /// Writes the canonical string encoding of the value.
+    pub fn write_canonical<W: embedded_io::Write + ?Sized>(
+        &self,
+        w: &mut W,
+    ) -> Result<(), crate::io::WriteError<W::Error>> {
+        use crate::io::write_all;
+        match self {
+            ExtValue::String(s) | ExtValue::Uri(s) | ExtValue::UriRef(s) => {
+                write_all(w, s.as_bytes())
+            }
+            ExtValue::Integer(i) => {
+                let mut buf = [0u8; 11];
+                write_all(w, fmt_i32(*i, &mut buf))
+            }
+            ExtValue::Boolean(b) => write_all(w, if *b { b"true" } else { b"false" }),
+            ExtValue::Timestamp(t) => {
+                let mut buf = [0u8; Timestamp::MAX_LEN];
+                write_all(w, t.write_to(&mut buf).as_bytes())
+            }
+            ExtValue::Binary(b) => crate::base64::encode_to(b, w).map_err(|e| match e {
+                crate::base64::EncodeToError::Write(e) => crate::io::WriteError::Io(e),
+                _ => crate::io::WriteError::WriteZero,
+            }),
+        }
+    }
+
+    /// Whether two values have the same canonical string encoding (how binary
+    /// modes, which carry every value as a string, compare them).
+    pub fn canonical_eq(&self, other: &ExtValue<'_>) -> bool {
+        match (self, other) {
+            (ExtValue::Binary(a), ExtValue::Binary(b)) => a == b,
+            (ExtValue::Binary(a), b) | (b, ExtValue::Binary(a)) => match b.as_str() {
+                Some(s) => crate::base64::decoded_eq(s.as_bytes(), a),
+                None => false,
+            },
+            (a, b) => {
+                let mut ca = CanonBuf::new();
+                let mut cb = CanonBuf::new();
+                match (a.as_str(), b.as_str()) {
+                    (Some(x), Some(y)) => x == y,
+                    (Some(x), None) => {
+                        let _ = b.write_canonical(&mut cb);
+                        cb.as_bytes() == x.as_bytes()
+                    }
+                    (None, Some(y)) => {
+                        let _ = a.write_canonical(&mut ca);
+                        ca.as_bytes() == y.as_bytes()
+                    }
+                    (None, None) => {
+                        let _ = a.write_canonical(&mut ca);
+                        let _ = b.write_canonical(&mut cb);
+                        ca.as_bytes() == cb.as_bytes()
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Small buffer for the canonical form of non-string values (Integer, Boolean, Timestamp).
+struct CanonBuf {
+    buf: [u8; Timestamp::MAX_LEN],
+    len: usize,
+}
+
+impl CanonBuf {
+    fn new() -> Self {
+        CanonBuf {
+            buf: [0; Timestamp::MAX_LEN],
+            len: 0,
+        }
+    }
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+}
+
+impl embedded_io::ErrorType for CanonBuf {
+    type Error = crate::io::SliceFull;
+}
+
+impl embedded_io::Write for CanonBuf {
+    fn write(&mut self, data: &[u8]) -> Result<usize, Self::Error> {
+        let end = self.len + data.len();
+        let dst = self
+            .buf
+            .get_mut(self.len..end)
+            .ok_or(crate::io::SliceFull)?;
+        dst.copy_from_slice(data);
+        self.len = end;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Display adapter for [`ExtValue::canonical`].
+#[derive(Debug, Clone, Copy)]
+pub struct Canonical<'a>(ExtValue<'a>);
+
+impl fmt::Display for Canonical<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ExtValue::String(s) | ExtValue::Uri(s) | ExtValue::UriRef(s) => f.write_str(s),
+            ExtValue::Integer(i) => write!(f, "{i}"),
+            ExtValue::Boolean(b) => f.write_str(if b { "true" } else { "false" }),
+            ExtValue::Timestamp(t) => fmt::Display::fmt(&t, f),
+            ExtValue::Binary(b) => {
+                for chunk in b.chunks(48) {
+                    let mut buf = [0u8; 64];
+                    let n = crate::base64::encode_to_slice(chunk, &mut buf).ok_or(fmt::Error)?;
+                    let s = core::str::from_utf8(buf.get(..n).ok_or(fmt::Error)?)
+                        .map_err(|_| fmt::Error)?;
+                    f.write_str(s)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Formats an `i32` into `buf`, returning the digits.
+#[inline]
+pub(crate) fn fmt_i32(v: i32, buf: &mut [u8; 11]) -> &[u8] {
+    let neg = v < 0;
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if neg {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    buf.get(i..).unwrap_or(&[])
+}
+
+/// An extension attribute: a name and a typed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extension<'a> {
+    /// The attribute name (`[a-z0-9]+`, not reserved).
+    pub name: &'a str,
+    /// The value.
+    pub value: ExtValue<'a>,
+}
+
+/// How many extension attributes an [`crate::Event`] holds at most.
+pub const MAX_EXTENSIONS: usize = 16;
+
+/// The fixed-capacity list of an event's extensions.
+pub type Extensions<'a> = heapless::Vec<Extension<'a>, MAX_EXTENSIONS>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_valid_name("ossaagentid"));
+        assert!(is_valid_name("a1"));
+        assert!(is_valid_name("1a"));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("Agent"));
+        assert!(!is_valid_name("agent_id"));
+        assert!(!is_valid_name("agent-id"));
+        assert!(!is_valid_name("ägent"));
+        assert_eq!(
+            check_extension_name("data").unwrap_err().rule,
+            Rule::ReservedName
+        );
+        assert_eq!(
+            check_extension_name("time").unwrap_err().rule,
+            Rule::ReservedName
+        );
+        assert_eq!(
+            check_extension_name("Foo").unwrap_err().rule,
+            Rule::InvalidName
+        );
+    }
+
+    #[test]
+    fn strings() {
+        assert!(is_valid_string("plain ascii ~"));
+        assert!(is_valid_string("é€😀"));
+        assert!(!is_valid_string("a\nb"));
+        assert!(!is_valid_string("\u{0}"));
+        assert!(!is_valid_string("\u{7f}"));
+        assert!(!is_valid_string("\u{85}"));
+        assert!(is_valid_string("\u{a0}"));
+        assert!(!is_valid_string("\u{fdd0}"));
+        assert!(!is_valid_string("\u{fffe}"));
+        assert!(!is_valid_string("\u{1ffff}"));
+        assert!(!is_valid_string("\u{10ffff}"));
+        assert!(is_valid_string("\u{fffd}"));
+    }
+
+    #[test]
+    fn integers_format() {
+        let mut b = [0u8; 11];
+        for v in [0, 5, -5, i32::MIN, i32::MAX, 1234567] {
+            assert_eq!(fmt_i32(v, &mut b), v.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn canonical_equality_crosses_types() {
+        assert!(ExtValue::Integer(5).canonical_eq(&ExtValue::String("5")));
+        assert!(!ExtValue::Integer(5).canonical_eq(&ExtValue::String("05")));
+        assert!(ExtValue::Boolean(true).canonical_eq(&ExtValue::String("true")));
+        assert!(ExtValue::Binary(b"foo").canonical_eq(&ExtValue::String("Zm9v")));
+        assert!(ExtValue::Uri("http://x").canonical_eq(&ExtValue::String("http://x")));
+        assert_eq!(ExtValue::Binary(b"foob").canonical().to_string(), "Zm9vYg==");
+    }
+}

@@ -1,0 +1,413 @@
+//! Errors: which attribute broke which rule, why encoding or parsing failed.
+
+use core::fmt;
+
+use crate::base64::Base64Error;
+use crate::json::lex::JsonError;
+use crate::json::ser::SerError;
+use crate::time::TimeError;
+
+/// Longest extension name kept in an error (longer names are cut, marked with `…`).
+pub const MAX_ERROR_NAME: usize = 32;
+
+/// The attribute (or data member) that an error is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Attribute {
+    /// `id`
+    Id,
+    /// `source`
+    Source,
+    /// `specversion`
+    SpecVersion,
+    /// `type`
+    Type,
+    /// `datacontenttype`
+    DataContentType,
+    /// `dataschema`
+    DataSchema,
+    /// `subject`
+    Subject,
+    /// `time`
+    Time,
+    /// the `data` member
+    Data,
+    /// the `data_base64` member
+    DataBase64,
+    /// an extension attribute, by name (cut to [`MAX_ERROR_NAME`] bytes)
+    Extension(heapless::String<MAX_ERROR_NAME>),
+}
+
+impl Attribute {
+    /// The attribute for `name`: a core attribute when it is one, else an extension.
+    pub fn named(name: &str) -> Attribute {
+        match name {
+            "id" => Attribute::Id,
+            "source" => Attribute::Source,
+            "specversion" => Attribute::SpecVersion,
+            "type" => Attribute::Type,
+            "datacontenttype" => Attribute::DataContentType,
+            "dataschema" => Attribute::DataSchema,
+            "subject" => Attribute::Subject,
+            "time" => Attribute::Time,
+            "data" => Attribute::Data,
+            "data_base64" => Attribute::DataBase64,
+            other => Attribute::Extension(cut_name(other)),
+        }
+    }
+
+    /// The attribute's name as it appears in the JSON format.
+    pub fn name(&self) -> &str {
+        match self {
+            Attribute::Id => "id",
+            Attribute::Source => "source",
+            Attribute::SpecVersion => "specversion",
+            Attribute::Type => "type",
+            Attribute::DataContentType => "datacontenttype",
+            Attribute::DataSchema => "dataschema",
+            Attribute::Subject => "subject",
+            Attribute::Time => "time",
+            Attribute::Data => "data",
+            Attribute::DataBase64 => "data_base64",
+            Attribute::Extension(n) => n.as_str(),
+        }
+    }
+}
+
+fn cut_name(name: &str) -> heapless::String<MAX_ERROR_NAME> {
+    let mut out = heapless::String::new();
+    if name.len() <= MAX_ERROR_NAME {
+        let _ = out.push_str(name);
+        return out;
+    }
+    // Leave room for the 3-byte ellipsis.
+    for c in name.chars() {
+        if out.len() + c.len_utf8() > MAX_ERROR_NAME - 3 {
+            break;
+        }
+        let _ = out.push(c);
+    }
+    let _ = out.push('…');
+    out
+}
+
+impl fmt::Display for Attribute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The rule of the CloudEvents specification that a value breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rule {
+    /// A REQUIRED attribute is absent (or `null`).
+    Missing,
+    /// The value is an empty string where a non-empty one is required.
+    Empty,
+    /// `specversion` is not `1.0`, the only version this crate speaks.
+    UnsupportedSpecVersion,
+    /// A String contains a control character (U+0000–U+001F, U+007F–U+009F) or a Unicode noncharacter.
+    InvalidCharacter,
+    /// Not a URI-reference (RFC 3986 §4.1).
+    NotUriReference,
+    /// Not an absolute URI (RFC 3986 §4.3: a scheme is required).
+    NotAbsoluteUri,
+    /// Not an RFC 3339 timestamp.
+    InvalidTimestamp(TimeError),
+    /// Not a media type (RFC 2046).
+    NotMediaType,
+    /// An attribute name with characters other than `a`–`z` and `0`–`9`, or empty.
+    InvalidName,
+    /// An extension named like a core attribute or `data`.
+    ReservedName,
+    /// The attribute appears more than once.
+    Duplicate,
+    /// An Integer outside −2 147 483 648 ..= 2 147 483 647.
+    IntegerOutOfRange,
+    /// A JSON number with a fraction or exponent where an Integer is required.
+    NotInteger,
+    /// A JSON value of a type that the attribute cannot have (object, array, number for a String…).
+    WrongType,
+    /// Not valid Base64 (RFC 4648 §4).
+    InvalidBase64(Base64Error),
+    /// Data declared or given as JSON is not well-formed JSON.
+    InvalidJson(JsonError),
+    /// Both `data` and `data_base64` are present.
+    DataConflict,
+    /// More extensions than [`crate::MAX_EXTENSIONS`].
+    TooManyExtensions,
+    /// A header value that is not valid percent-encoding, quoting or UTF-8.
+    InvalidEncoding,
+    /// `ce-datacontenttype` given in binary mode, where `Content-Type` carries it.
+    NotAllowedInBinaryMode,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Rule::Missing => "required attribute is missing",
+            Rule::Empty => "must be a non-empty string",
+            Rule::UnsupportedSpecVersion => "specversion must be \"1.0\"",
+            Rule::InvalidCharacter => {
+                "contains a control character or Unicode noncharacter, not allowed in a String"
+            }
+            Rule::NotUriReference => "must be a URI-reference (RFC 3986 section 4.1)",
+            Rule::NotAbsoluteUri => "must be an absolute URI with a scheme (RFC 3986)",
+            Rule::InvalidTimestamp(e) => return write!(f, "must be an RFC 3339 timestamp: {e}"),
+            Rule::NotMediaType => "must be a media type (RFC 2046), e.g. application/json",
+            Rule::InvalidName => "attribute names must be 1+ characters of a-z and 0-9",
+            Rule::ReservedName => "name is reserved for a core attribute or data",
+            Rule::Duplicate => "attribute appears more than once",
+            Rule::IntegerOutOfRange => "Integer must be within -2147483648..=2147483647",
+            Rule::NotInteger => "Integer must be a whole number without fraction or exponent",
+            Rule::WrongType => "value has a type this attribute cannot have",
+            Rule::InvalidBase64(e) => return write!(f, "must be Base64 (RFC 4648): {e}"),
+            Rule::InvalidJson(e) => return write!(f, "must be well-formed JSON: {e}"),
+            Rule::DataConflict => "data and data_base64 are mutually exclusive",
+            Rule::TooManyExtensions => "too many extension attributes",
+            Rule::InvalidEncoding => "invalid percent-encoding, quoting or UTF-8 in header value",
+            Rule::NotAllowedInBinaryMode => {
+                "must not be a ce- header in binary mode (Content-Type carries it)"
+            }
+        };
+        f.write_str(s)
+    }
+}
+
+/// An event breaks a rule of the CloudEvents specification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// The attribute at fault.
+    pub attribute: Attribute,
+    /// The rule it breaks.
+    pub rule: Rule,
+}
+
+impl ValidationError {
+    /// A new error for `attribute` breaking `rule`.
+    pub fn new(attribute: Attribute, rule: Rule) -> Self {
+        ValidationError { attribute, rule }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "attribute `{}`: {}", self.attribute, self.rule)
+    }
+}
+
+impl core::error::Error for ValidationError {}
+
+/// Why writing an event failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncodeError<E> {
+    /// The writer returned an error.
+    Io(E),
+    /// The writer accepted zero bytes of a non-empty buffer.
+    WriteZero,
+    /// A `T: Serialize` data payload failed to serialize.
+    Payload(PayloadError),
+}
+
+/// Why a `T: Serialize` payload could not be written as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// A map key that is not a string, integer, char or bool.
+    KeyMustBeString,
+    /// The payload's `Serialize` impl failed with this message (cut to 64 bytes).
+    Custom(heapless::String<64>),
+}
+
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PayloadError::KeyMustBeString => f.write_str("map key must be a string"),
+            PayloadError::Custom(m) => write!(f, "payload: {m}"),
+        }
+    }
+}
+
+impl core::error::Error for PayloadError {}
+
+impl<E> From<crate::io::WriteError<E>> for EncodeError<E> {
+    fn from(e: crate::io::WriteError<E>) -> Self {
+        match e {
+            crate::io::WriteError::Io(e) => EncodeError::Io(e),
+            crate::io::WriteError::WriteZero => EncodeError::WriteZero,
+        }
+    }
+}
+
+impl<E> From<SerError<E>> for EncodeError<E> {
+    fn from(e: SerError<E>) -> Self {
+        match e {
+            SerError::Write(w) => w.into(),
+            SerError::KeyMustBeString => EncodeError::Payload(PayloadError::KeyMustBeString),
+            SerError::Custom(m) => EncodeError::Payload(PayloadError::Custom(m)),
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for EncodeError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::Io(e) => write!(f, "write failed: {e:?}"),
+            EncodeError::WriteZero => f.write_str("writer accepted zero bytes"),
+            EncodeError::Payload(p) => fmt::Display::fmt(p, f),
+        }
+    }
+}
+
+impl<E: fmt::Debug + core::error::Error + 'static> core::error::Error for EncodeError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            EncodeError::Io(e) => Some(e),
+            EncodeError::Payload(p) => Some(p),
+            EncodeError::WriteZero => None,
+        }
+    }
+}
+
+/// Why input could not be parsed into events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The input is not well-formed JSON.
+    Json(JsonError),
+    /// The input is JSON but not a JSON object (an event must be one).
+    NotAnObject,
+    /// The input is JSON but not a JSON array (a batch must be one).
+    NotAnArray,
+    /// Element `index` of a batch is not a valid event.
+    InBatch {
+        /// Zero-based position of the element in the batch.
+        index: usize,
+        /// What is wrong with it (never itself `InBatch`).
+        error: InBatchError,
+    },
+    /// The event breaks a CloudEvents rule.
+    Invalid(ValidationError),
+    /// The caller's scratch buffer is too small for the unescaped strings.
+    ScratchFull,
+    /// The input is larger than the limit the caller set.
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The content type names a CloudEvents event format other than JSON (e.g. `application/cloudevents+avro`).
+    UnsupportedFormat,
+    /// A header name or value is not valid (not UTF-8, bad name).
+    InvalidHeader,
+}
+
+/// What is wrong with one element of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InBatchError {
+    /// The element is not a JSON object.
+    NotAnObject,
+    /// The element breaks a CloudEvents rule.
+    Invalid(ValidationError),
+    /// The scratch buffer is too small.
+    ScratchFull,
+}
+
+impl fmt::Display for InBatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InBatchError::NotAnObject => f.write_str("not a JSON object"),
+            InBatchError::Invalid(v) => fmt::Display::fmt(v, f),
+            InBatchError::ScratchFull => f.write_str("scratch buffer too small"),
+        }
+    }
+}
+
+impl From<JsonError> for ParseError {
+    fn from(e: JsonError) -> Self {
+        ParseError::Json(e)
+    }
+}
+
+impl From<ValidationError> for ParseError {
+    fn from(e: ValidationError) -> Self {
+        ParseError::Invalid(e)
+    }
+}
+
+impl From<crate::scratch::ScratchFull> for ParseError {
+    fn from(_: crate::scratch::ScratchFull) -> Self {
+        ParseError::ScratchFull
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Json(e) => fmt::Display::fmt(e, f),
+            ParseError::NotAnObject => f.write_str("an event must be a JSON object"),
+            ParseError::NotAnArray => f.write_str("a batch must be a JSON array of events"),
+            ParseError::InBatch { index, error } => write!(f, "batch element {index}: {error}"),
+            ParseError::Invalid(v) => fmt::Display::fmt(v, f),
+            ParseError::ScratchFull => f.write_str("scratch buffer too small"),
+            ParseError::TooLarge { limit } => write!(f, "input larger than {limit} bytes"),
+            ParseError::UnsupportedFormat => {
+                f.write_str("unsupported event format (only application/cloudevents+json)")
+            }
+            ParseError::InvalidHeader => f.write_str("invalid header name or value"),
+        }
+    }
+}
+
+impl core::error::Error for ParseError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ParseError::Json(e) => Some(e),
+            ParseError::Invalid(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl ParseError {
+    /// The validation error inside, if the input broke a CloudEvents rule.
+    pub fn validation(&self) -> Option<&ValidationError> {
+        match self {
+            ParseError::Invalid(v) => Some(v),
+            ParseError::InBatch {
+                error: InBatchError::Invalid(v),
+                ..
+            } => Some(v),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_extension_names_are_cut_on_a_char_boundary() {
+        let a = Attribute::named("éééééééééééééééééééééééééééééééééééé");
+        assert!(a.name().ends_with('…'));
+        assert!(a.name().len() <= MAX_ERROR_NAME);
+        assert_eq!(Attribute::named("source"), Attribute::Source);
+    }
+
+    #[test]
+    fn errors_stay_small() {
+        assert!(core::mem::size_of::<ParseError>() <= 80, "{}", core::mem::size_of::<ParseError>());
+    }
+
+    #[test]
+    fn display_names_attribute_and_rule() {
+        let e = ValidationError::new(Attribute::Source, Rule::NotUriReference);
+        assert_eq!(
+            e.to_string(),
+            "attribute `source`: must be a URI-reference (RFC 3986 section 4.1)"
+        );
+    }
+}

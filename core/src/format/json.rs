@@ -1,0 +1,193 @@
+//! The JSON event format: structured events, batches and JSON Lines.
+//!
+//! Output is compact and byte-reproducible: attributes in a fixed order
+//! (`specversion`, `id`, `source`, `type`, `datacontenttype`, `dataschema`,
+//! `subject`, `time`, extensions in their order, then `data` or `data_base64`),
+//! raw JSON data re-emitted without insignificant whitespace, member order kept.
+//!
+//! ```
+//! use ossa_events_core::{format::json, Event};
+//! let ev = Event::builder().id("1").source("/s").ty("t").data_json(r#"{ "a": 1 }"#).build()?;
+//! let mut buf = [0u8; 256];
+//! let n = json::to_slice(&ev, &mut buf)?;
+//! assert_eq!(
+//!     &buf[..n],
+//!     br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/json","data":{"a":1}}"#
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use embedded_io::Write;
+
+use crate::attr::{fmt_i32, ExtValue};
+use crate::error::{EncodeError, PayloadError};
+use crate::event::{Data, Event};
+use crate::io::{write_all, Counter, SliceFull, SliceWriter};
+use crate::json::escape::write_str;
+use crate::time::Timestamp;
+
+/// Media type of a structured JSON event.
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+/// Media type of a JSON batch.
+pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
+/// Media type of JSON Lines (one structured event per line).
+pub const JSONL_CONTENT_TYPE: &str = "application/jsonl";
+
+#[inline]
+fn put<W: Write + ?Sized>(w: &mut W, b: &[u8]) -> Result<(), EncodeError<W::Error>> {
+    write_all(w, b).map_err(Into::into)
+}
+
+#[inline]
+fn member<W: Write + ?Sized>(
+    w: &mut W,
+    key: &[u8],
+    value: &str,
+) -> Result<(), EncodeError<W::Error>> {
+    put(w, key)?;
+    write_str(w, value).map_err(Into::into)
+}
+
+/// Writes `ev` as one compact structured JSON event.
+pub fn write_json<W: Write + ?Sized>(ev: &Event<'_>, w: &mut W) -> Result<(), EncodeError<W::Error>> {
+    put(w, b"{\"specversion\":\"1.0\"")?;
+    member(w, b",\"id\":", ev.id)?;
+    member(w, b",\"source\":", ev.source)?;
+    member(w, b",\"type\":", ev.ty)?;
+    if let Some(v) = ev.datacontenttype {
+        member(w, b",\"datacontenttype\":", v)?;
+    }
+    if let Some(v) = ev.dataschema {
+        member(w, b",\"dataschema\":", v)?;
+    }
+    if let Some(v) = ev.subject {
+        member(w, b",\"subject\":", v)?;
+    }
+    if let Some(t) = ev.time {
+        let mut buf = [0u8; Timestamp::MAX_LEN];
+        put(w, b",\"time\":\"")?;
+        put(w, t.write_to(&mut buf).as_bytes())?;
+        put(w, b"\"")?;
+    }
+    for e in ev.extensions.iter() {
+        put(w, b",")?;
+        // Extension names are [a-z0-9]+: no escaping needed.
+        put(w, b"\"")?;
+        put(w, e.name.as_bytes())?;
+        put(w, b"\":")?;
+        write_ext_value(w, &e.value)?;
+    }
+    if let Some(data) = &ev.data {
+        write_data(w, data)?;
+    }
+    put(w, b"}")
+}
+
+fn write_ext_value<W: Write + ?Sized>(
+    w: &mut W,
+    v: &ExtValue<'_>,
+) -> Result<(), EncodeError<W::Error>> {
+    match v {
+        ExtValue::String(s) | ExtValue::Uri(s) | ExtValue::UriRef(s) => {
+            write_str(w, s).map_err(Into::into)
+        }
+        ExtValue::Integer(i) => {
+            let mut buf = [0u8; 11];
+            put(w, fmt_i32(*i, &mut buf))
+        }
+        ExtValue::Boolean(b) => put(w, if *b { b"true" } else { b"false" }),
+        ExtValue::Timestamp(_) | ExtValue::Binary(_) => {
+            put(w, b"\"")?;
+            v.write_canonical(w)?;
+            put(w, b"\"")
+        }
+    }
+}
+
+fn write_data<W: Write + ?Sized>(w: &mut W, data: &Data<'_>) -> Result<(), EncodeError<W::Error>> {
+    match data {
+        Data::Json(raw) => {
+            put(w, b",\"data\":")?;
+            crate::json::lex::write_compact(w, raw.as_bytes()).map_err(Into::into)
+        }
+        Data::Text(s) => member(w, b",\"data\":", s),
+        Data::Binary(b) => {
+            put(w, b",\"data_base64\":\"")?;
+            crate::base64::encode_to(b, w).map_err(|e| match e {
+                crate::base64::EncodeToError::Write(e) => EncodeError::Io(e),
+                _ => EncodeError::WriteZero,
+            })?;
+            put(w, b"\"")
+        }
+        Data::Base64(s) => {
+            put(w, b",\"data_base64\":\"")?;
+            put(w, s.as_bytes())?;
+            put(w, b"\"")
+        }
+        Data::Serialize(p) => {
+            put(w, b",\"data\":")?;
+            crate::json::ser::write_payload(w, *p).map_err(Into::into)
+        }
+    }
+}
+
+/// Writes `ev` followed by `\n` (one JSON Lines record).
+pub fn write_jsonl<W: Write + ?Sized>(ev: &Event<'_>, w: &mut W) -> Result<(), EncodeError<W::Error>> {
+    write_json(ev, w)?;
+    put(w, b"\n")
+}
+
+/// Writes `events` as a JSON batch (`application/cloudevents-batch+json`).
+pub fn write_batch<'e, 'a: 'e, W, I>(events: I, w: &mut W) -> Result<(), EncodeError<W::Error>>
+where
+    W: Write + ?Sized,
+    I: IntoIterator<Item = &'e Event<'a>>,
+{
+    put(w, b"[")?;
+    for (i, ev) in events.into_iter().enumerate() {
+        if i > 0 {
+            put(w, b",")?;
+        }
+        write_json(ev, w)?;
+    }
+    put(w, b"]")
+}
+
+/// Writes `ev` into `buf`, returning the number of bytes written.
+pub fn to_slice(ev: &Event<'_>, buf: &mut [u8]) -> Result<usize, EncodeError<SliceFull>> {
+    let mut w = SliceWriter::new(buf);
+    write_json(ev, &mut w)?;
+    Ok(w.len())
+}
+
+/// Writes `ev` into a new `heapless::Vec` of capacity `N`.
+pub fn to_heapless<const N: usize>(
+    ev: &Event<'_>,
+) -> Result<heapless::Vec<u8, N>, EncodeError<SliceFull>> {
+    let mut buf = [0u8; N];
+    let n = to_slice(ev, &mut buf)?;
+    heapless::Vec::from_slice(buf.get(..n).unwrap_or(&[])).map_err(|_| EncodeError::Io(SliceFull))
+}
+
+/// The exact size of `ev` in compact JSON.
+pub fn encoded_len(ev: &Event<'_>) -> Result<usize, PayloadError> {
+    let mut c = Counter::default();
+    match write_json(ev, &mut c) {
+        Ok(()) => Ok(c.count),
+        Err(EncodeError::Payload(p)) => Err(p),
+        Err(_) => Ok(c.count),
+    }
+}
+
+/// Writes `ev` into a new `Vec<u8>`.
+#[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
+pub fn to_vec(ev: &Event<'_>) -> Result<alloc::vec::Vec<u8>, PayloadError> {
+    let mut v = alloc::vec::Vec::with_capacity(512);
+    match write_json(ev, &mut v) {
+        Ok(()) => Ok(v),
+        Err(EncodeError::Payload(p)) => Err(p),
+        Err(EncodeError::Io(never)) => match never {},
+        Err(_) => Ok(v),
+    }
+}

@@ -1,0 +1,141 @@
+//! Small helpers over [`embedded_io::Write`] that never panic.
+//!
+//! `embedded_io::Write::write_all` panics when a writer returns `Ok(0)` for a
+//! non-empty buffer; the encoders in this crate go through [`write_all`] instead,
+//! which reports that case as [`WriteError::WriteZero`].
+
+use core::fmt;
+
+/// Why writing to an [`embedded_io::Write`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteError<E> {
+    /// The writer returned an error.
+    Io(E),
+    /// The writer accepted zero bytes of a non-empty buffer.
+    WriteZero,
+}
+
+impl<E> From<E> for WriteError<E> {
+    fn from(e: E) -> Self {
+        WriteError::Io(e)
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for WriteError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteError::Io(e) => write!(f, "write failed: {e:?}"),
+            WriteError::WriteZero => f.write_str("writer accepted zero bytes"),
+        }
+    }
+}
+
+impl<E: fmt::Debug> core::error::Error for WriteError<E> {}
+
+/// Writes all of `buf`, looping on short writes; `Ok(0)` becomes [`WriteError::WriteZero`].
+#[inline]
+pub fn write_all<W: embedded_io::Write + ?Sized>(
+    w: &mut W,
+    mut buf: &[u8],
+) -> Result<(), WriteError<W::Error>> {
+    while !buf.is_empty() {
+        match w.write(buf) {
+            Ok(0) => return Err(WriteError::WriteZero),
+            Ok(n) => buf = buf.get(n..).unwrap_or(&[]),
+            Err(e) => return Err(WriteError::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// A writer that only counts the bytes written to it (for sizing output before writing it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counter {
+    /// Bytes written so far.
+    pub count: usize,
+}
+
+impl embedded_io::ErrorType for Counter {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io::Write for Counter {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.count = self.count.saturating_add(buf.len());
+        Ok(buf.len())
+    }
+    #[inline]
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// A writer over a fixed slice that fails with [`SliceFull`] instead of writing part of a buffer.
+#[derive(Debug)]
+pub struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+/// The slice given to a [`SliceWriter`] is too small for the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SliceFull;
+
+impl fmt::Display for SliceFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("output buffer full")
+    }
+}
+
+impl core::error::Error for SliceFull {}
+
+impl embedded_io::Error for SliceFull {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::OutOfMemory
+    }
+}
+
+impl<'a> SliceWriter<'a> {
+    /// A writer that fills `buf` from its start.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        SliceWriter { buf, len: 0 }
+    }
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The bytes written so far.
+    pub fn written(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+    /// Gives back the written part of the buffer with the buffer's lifetime.
+    pub fn into_written(self) -> &'a mut [u8] {
+        let len = self.len;
+        self.buf.get_mut(..len).unwrap_or(&mut [])
+    }
+}
+
+impl embedded_io::ErrorType for SliceWriter<'_> {
+    type Error = SliceFull;
+}
+
+impl embedded_io::Write for SliceWriter<'_> {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> Result<usize, Self::Error> {
+        let end = self.len.checked_add(data.len()).ok_or(SliceFull)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(SliceFull)?;
+        dst.copy_from_slice(data);
+        self.len = end;
+        Ok(data.len())
+    }
+    #[inline]
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}

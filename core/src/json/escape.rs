@@ -1,0 +1,87 @@
+//! JSON string escaping: scan for the bytes that need it, copy whole runs between them.
+
+use crate::io::{write_all, WriteError};
+
+/// For each byte: 0 = copy as is, otherwise the escape letter (`u` = `\u00XX`).
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes `s` as a JSON string, quotes included.
+#[inline]
+pub(crate) fn write_str<W: embedded_io::Write + ?Sized>(
+    w: &mut W,
+    s: &str,
+) -> Result<(), WriteError<W::Error>> {
+    write_all(w, b"\"")?;
+    write_str_body(w, s.as_bytes())?;
+    write_all(w, b"\"")
+}
+
+/// Writes the escaped contents of a JSON string, without quotes.
+pub(crate) fn write_str_body<W: embedded_io::Write + ?Sized>(
+    w: &mut W,
+    bytes: &[u8],
+) -> Result<(), WriteError<W::Error>> {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc = ESCAPE[b as usize];
+        if esc == 0 {
+            continue;
+        }
+        if start < i {
+            write_all(w, bytes.get(start..i).unwrap_or(&[]))?;
+        }
+        if esc == b'u' {
+            let seq = [
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ];
+            write_all(w, &seq)?;
+        } else {
+            write_all(w, &[b'\\', esc])?;
+        }
+        start = i + 1;
+    }
+    if start < bytes.len() {
+        write_all(w, bytes.get(start..).unwrap_or(&[]))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esc(s: &str) -> String {
+        let mut v: Vec<u8> = Vec::new();
+        write_str(&mut v, s).unwrap();
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn escapes_like_serde_json() {
+        for s in ["", "plain", "q\"b\\s", "\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}", "é€😀", "<much wow=\"xml\"/>"] {
+            assert_eq!(esc(s), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+}

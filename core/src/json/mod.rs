@@ -1,0 +1,75 @@
+//! JSON plumbing: the zero-copy lexer under the parsers, string escaping, and
+//! the allocation-free serde serializer used for `T: Serialize` payloads.
+
+pub(crate) mod escape;
+pub(crate) mod lex;
+pub mod ser;
+
+pub use lex::{JsonError, JsonErrorKind};
+pub use ser::{to_writer, JsonPayload};
+
+/// Checks that `input` is exactly one JSON value (surrounding whitespace allowed),
+/// nested at most `max_depth` deep.
+pub fn validate(input: &[u8], max_depth: usize) -> Result<(), JsonError> {
+    let mut lex = lex::Lexer::new(input);
+    lex.value(max_depth)?;
+    lex.finish()
+}
+
+/// Whether two well-formed JSON texts are the same text once insignificant
+/// whitespace is removed.
+pub fn eq_ignoring_ws(a: &str, b: &str) -> bool {
+    let mut x = Compact::new(a.as_bytes());
+    let mut y = Compact::new(b.as_bytes());
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (p, q) if p != q => return false,
+            _ => {}
+        }
+    }
+}
+
+/// Bytes of a JSON text without whitespace outside strings.
+struct Compact<'a> {
+    bytes: core::slice::Iter<'a, u8>,
+    in_str: bool,
+    escaped: bool,
+}
+
+impl<'a> Compact<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Compact {
+            bytes: b.iter(),
+            in_str: false,
+            escaped: false,
+        }
+    }
+}
+
+impl Iterator for Compact<'_> {
+    type Item = u8;
+    fn next(&mut self) -> Option<u8> {
+        loop {
+            let b = *self.bytes.next()?;
+            if self.in_str {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_str = false;
+                }
+                return Some(b);
+            }
+            match b {
+                b' ' | b'\t' | b'\n' | b'\r' => continue,
+                b'"' => {
+                    self.in_str = true;
+                    return Some(b);
+                }
+                _ => return Some(b),
+            }
+        }
+    }
+}

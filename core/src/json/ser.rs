@@ -1,0 +1,1956 @@
+//! A `no_std`, allocation-free serde [`Serializer`](serde::Serializer) that writes compact JSON
+//! straight into any [`embedded_io::Write`].
+//!
+//! The output is byte-for-byte what `serde_json::to_vec` produces for every value of the serde
+//! data model that `serde_json` can serialize (integers, strings, bytes, options, unit and
+//! newtype values, every enum variant kind, sequences, tuples, maps and structs).
+//!
+//! Floats: finite `f32`/`f64` values are written as the shortest text that parses back to the
+//! same value. The digits come from `core::fmt`'s shortest round-trip formatting (`{:e}`), laid
+//! out the way `serde_json` 1.0.154 (its `zmij` formatter) lays them out (`1.0`, `-0.0`,
+//! `0.30000000000000004`, `0.00001`, `1e-6`, `1.5e+300`), with exact ties rounded to even as
+//! `zmij` does; this matched `serde_json` on tens of millions of sampled values, but the two
+//! implementations are independent, so the text may in principle differ in form from
+//! `serde_json`'s (older `serde_json` releases, which used `ryu`, print e.g. `1e300`). It
+//! always parses back to the same value. NaN and infinities are written as `null`, as
+//! `serde_json` does.
+//!
+//! Map keys follow `serde_json`'s rules: strings and chars are written as strings; integers,
+//! bools and finite floats are quoted (`"1"`, `"true"`, `"1.5"`); unit variants become their
+//! name; newtype structs and `Some` are transparent. Any other key fails with
+//! [`SerError::KeyMustBeString`].
+//!
+//! Nothing here panics, whatever the value or the writer does: writer errors and writers that
+//! accept zero bytes come back as [`SerError::Write`].
+
+use core::fmt::{self, Write as _};
+
+use serde::ser::{self, Serialize};
+
+use crate::io::{write_all, WriteError};
+use crate::json::escape::{write_str, write_str_body};
+
+/// Why serialization failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SerError<E> {
+    /// The writer failed.
+    Write(WriteError<E>),
+    /// A map key that JSON cannot represent as a string: anything but a string, char, bool,
+    /// integer, finite float or unit variant (or a newtype struct or `Some` around one).
+    KeyMustBeString,
+    /// `serde::ser::Error::custom` from a `Serialize` impl: the first 64 bytes of the message,
+    /// truncated at a char boundary.
+    Custom(heapless::String<64>),
+}
+
+impl<E> From<WriteError<E>> for SerError<E> {
+    fn from(e: WriteError<E>) -> Self {
+        SerError::Write(e)
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for SerError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SerError::Write(e) => fmt::Display::fmt(e, f),
+            SerError::KeyMustBeString => f.write_str("map key must be a string"),
+            SerError::Custom(msg) => write!(f, "payload: {msg}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug> core::error::Error for SerError<E> {}
+
+impl<E: fmt::Debug> ser::Error for SerError<E> {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        let mut out = Truncating {
+            s: heapless::String::new(),
+            full: false,
+        };
+        // `Truncating` never fails; a `Display` impl that fails anyway leaves what it wrote.
+        let _ = write!(out, "{msg}");
+        SerError::Custom(out.s)
+    }
+}
+
+impl<E> SerError<E> {
+    /// A [`SerError::Custom`] from a message of this module.
+    fn message(msg: &str) -> Self {
+        let mut out = Truncating {
+            s: heapless::String::new(),
+            full: false,
+        };
+        let _ = out.write_str(msg);
+        SerError::Custom(out.s)
+    }
+}
+
+/// Keeps the longest prefix of everything written that fits, cut at a char boundary.
+struct Truncating {
+    s: heapless::String<64>,
+    full: bool,
+}
+
+impl fmt::Write for Truncating {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.full {
+            return Ok(());
+        }
+        let room = self.s.capacity().saturating_sub(self.s.len());
+        let mut cut = s.len().min(room);
+        while !s.is_char_boundary(cut) {
+            cut = cut.saturating_sub(1); // `is_char_boundary(0)` is true, so this stops
+        }
+        if cut < s.len() {
+            self.full = true;
+        }
+        let _ = self.s.push_str(s.get(..cut).unwrap_or(""));
+        Ok(())
+    }
+}
+
+/// Writes `value` as compact JSON to `w`.
+///
+/// The output equals `serde_json::to_vec(value)` except, possibly, for the form of floats (see
+/// the [module docs](self)). On error, part of the JSON may already have been written.
+pub fn to_writer<W, T>(w: &mut W, value: &T) -> Result<(), SerError<W::Error>>
+where
+    W: embedded_io::Write + ?Sized,
+    T: Serialize + ?Sized,
+{
+    value.serialize(&mut Ser { w })
+}
+
+/// A JSON payload writable through a type-erased writer (object-safe, so an event can hold
+/// `&dyn JsonPayload`).
+///
+/// Every `T: Serialize` is a `JsonPayload`; use [`write_payload`] to write one and get the
+/// writer's real error back.
+pub trait JsonPayload {
+    /// Writes the payload as compact JSON.
+    fn write_json(
+        &self,
+        w: &mut dyn embedded_io::Write<Error = Erased>,
+    ) -> Result<(), SerError<Erased>>;
+}
+
+impl<T: Serialize + ?Sized> JsonPayload for T {
+    fn write_json(
+        &self,
+        w: &mut dyn embedded_io::Write<Error = Erased>,
+    ) -> Result<(), SerError<Erased>> {
+        to_writer(w, self)
+    }
+}
+
+/// Placeholder error of the type-erased writer; the real error is kept by [`write_payload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erased;
+
+impl fmt::Display for Erased {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("writer failed")
+    }
+}
+
+impl core::error::Error for Erased {}
+
+impl embedded_io::Error for Erased {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::Other
+    }
+}
+
+/// Writes `payload` to `w`, giving back the writer's real error.
+pub fn write_payload<W: embedded_io::Write + ?Sized>(
+    w: &mut W,
+    payload: &dyn JsonPayload,
+) -> Result<(), SerError<W::Error>> {
+    let mut erased = EraseWriter { w, err: None };
+    match payload.write_json(&mut erased) {
+        Ok(()) => Ok(()),
+        Err(SerError::Write(WriteError::Io(Erased))) => Err(match erased.err {
+            Some(e) => SerError::Write(WriteError::Io(e)),
+            // Only a hand-written `JsonPayload` can report an error the writer never gave.
+            None => SerError::message("writer failed"),
+        }),
+        Err(SerError::Write(WriteError::WriteZero)) => Err(SerError::Write(WriteError::WriteZero)),
+        Err(SerError::KeyMustBeString) => Err(SerError::KeyMustBeString),
+        Err(SerError::Custom(msg)) => Err(SerError::Custom(msg)),
+    }
+}
+
+/// Forwards to `w`, keeping its error and reporting [`Erased`] instead.
+struct EraseWriter<'a, W: embedded_io::Write + ?Sized> {
+    w: &'a mut W,
+    err: Option<W::Error>,
+}
+
+impl<W: embedded_io::Write + ?Sized> embedded_io::ErrorType for EraseWriter<'_, W> {
+    type Error = Erased;
+}
+
+impl<W: embedded_io::Write + ?Sized> embedded_io::Write for EraseWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Erased> {
+        self.w.write(buf).map_err(|e| {
+            self.err = Some(e);
+            Erased
+        })
+    }
+    fn flush(&mut self) -> Result<(), Erased> {
+        self.w.flush().map_err(|e| {
+            self.err = Some(e);
+            Erased
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numbers
+
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Room for `"-170141183460469231731687303715884105728"` (39 digits, sign and quotes).
+const INT_BUF: usize = 42;
+
+/// Integer text built right to left in a stack buffer.
+struct IntText {
+    buf: [u8; INT_BUF],
+    start: usize,
+}
+
+impl IntText {
+    #[inline]
+    fn new(quoted: bool) -> Self {
+        let mut t = IntText {
+            buf: [0; INT_BUF],
+            start: INT_BUF,
+        };
+        if quoted {
+            t.push(b'"');
+        }
+        t
+    }
+
+    #[inline]
+    fn push(&mut self, b: u8) {
+        if let Some(i) = self.start.checked_sub(1) {
+            if let Some(slot) = self.buf.get_mut(i) {
+                *slot = b;
+                self.start = i;
+            }
+        }
+    }
+
+    #[inline]
+    fn push_pair(&mut self, n: usize) {
+        let pair = DIGIT_PAIRS.get(2 * n..2 * n + 2).unwrap_or(b"00");
+        if let (Some(i), Some(&[hi, lo])) = (self.start.checked_sub(2), pair.get(..2)) {
+            if let Some(slot) = self.buf.get_mut(i..i + 2) {
+                slot.copy_from_slice(&[hi, lo]);
+                self.start = i;
+            }
+        }
+    }
+
+    /// Pushes the digits of `n`, zero-padded to `min_digits`.
+    #[inline]
+    fn push_u64(&mut self, mut n: u64, min_digits: usize) {
+        let before = self.start;
+        while n >= 100 {
+            self.push_pair((n % 100) as usize);
+            n /= 100;
+        }
+        if n >= 10 {
+            self.push_pair(n as usize);
+        } else {
+            self.push(b'0' + n as u8);
+        }
+        let written = before - self.start;
+        for _ in written..min_digits {
+            self.push(b'0');
+        }
+    }
+
+    fn push_u128(&mut self, mut n: u128) {
+        const E19: u128 = 10_000_000_000_000_000_000;
+        while n > u128::from(u64::MAX) {
+            self.push_u64((n % E19) as u64, 19);
+            n /= E19;
+        }
+        self.push_u64(n as u64, 0);
+    }
+
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or(&[])
+    }
+}
+
+#[inline]
+fn write_u64<W: embedded_io::Write + ?Sized>(
+    w: &mut W,
+    n: u64,
+    negative: bool,
+    quoted: bool,
+) -> Result<(), SerError<W::Error>> {
+    let mut t = IntText::new(quoted);
+    t.push_u64(n, 0);
+    if negative {
+        t.push(b'-');
+    }
+    if quoted {
+        t.push(b'"');
+    }
+    Ok(write_all(w, t.bytes())?)
+}
+
+fn write_u128<W: embedded_io::Write + ?Sized>(
+    w: &mut W,
+    n: u128,
+    negative: bool,
+    quoted: bool,
+) -> Result<(), SerError<W::Error>> {
+    let mut t = IntText::new(quoted);
+    t.push_u128(n);
+    if negative {
+        t.push(b'-');
+    }
+    if quoted {
+        t.push(b'"');
+    }
+    Ok(write_all(w, t.bytes())?)
+}
+
+/// A small fixed buffer implementing [`fmt::Write`]; fails when full.
+struct StackBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackBuf<N> {
+    fn new() -> Self {
+        StackBuf {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> fmt::Result {
+        let end = self.len.checked_add(bytes.len()).ok_or(fmt::Error)?;
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+
+    fn push_zeros(&mut self, count: usize) -> fmt::Result {
+        for _ in 0..count {
+            self.push(b"0")?;
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+}
+
+impl<const N: usize> fmt::Write for StackBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push(s.as_bytes())
+    }
+}
+
+/// What the float layout needs to know about `f32` and `f64`.
+trait JsonFloat: fmt::LowerExp + Copy {
+    /// Decimal exponents `serde_json` writes without exponent notation.
+    const FIXED: (i32, i32);
+    /// The binary exponent of the lowest set bit of the value (`None` for zero).
+    fn lowest_bit(self) -> Option<i32>;
+    /// Whether `text` parses to exactly the magnitude of this value.
+    fn parses_from(self, text: &str) -> bool;
+}
+
+impl JsonFloat for f64 {
+    const FIXED: (i32, i32) = (-5, 15);
+    fn lowest_bit(self) -> Option<i32> {
+        let bits = self.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as i32;
+        let frac = bits & ((1 << 52) - 1);
+        let (mantissa, exp) = if biased == 0 {
+            (frac, -1074)
+        } else {
+            (frac | (1 << 52), biased - 1075)
+        };
+        (mantissa != 0).then(|| exp + mantissa.trailing_zeros() as i32)
+    }
+    fn parses_from(self, text: &str) -> bool {
+        text.parse::<f64>()
+            .is_ok_and(|v| v.to_bits() == self.to_bits() & !(1 << 63))
+    }
+}
+
+impl JsonFloat for f32 {
+    const FIXED: (i32, i32) = (-6, 12);
+    fn lowest_bit(self) -> Option<i32> {
+        let bits = self.to_bits();
+        let biased = ((bits >> 23) & 0xff) as i32;
+        let frac = bits & ((1 << 23) - 1);
+        let (mantissa, exp) = if biased == 0 {
+            (frac, -149)
+        } else {
+            (frac | (1 << 23), biased - 150)
+        };
+        (mantissa != 0).then(|| exp + mantissa.trailing_zeros() as i32)
+    }
+    fn parses_from(self, text: &str) -> bool {
+        text.parse::<f32>()
+            .is_ok_and(|v| v.to_bits() == self.to_bits() & !(1 << 31))
+    }
+}
+
+/// Writes a finite float like `serde_json` does: the shortest digits that round-trip (from
+/// `core::fmt`'s `{:e}`), as plain decimal when the decimal exponent is in `F::FIXED`, else
+/// as `d.ddde±x`.
+fn write_float<W: embedded_io::Write + ?Sized, F: JsonFloat>(
+    w: &mut W,
+    value: F,
+    quoted: bool,
+) -> Result<(), SerError<W::Error>> {
+    match layout_float(value, quoted) {
+        Ok(text) => Ok(write_all(w, text.bytes())?),
+        Err(fmt::Error) => Err(SerError::message("float formatting failed")),
+    }
+}
+
+fn layout_float<F: JsonFloat>(value: F, quoted: bool) -> Result<StackBuf<40>, fmt::Error> {
+    // `{:e}` gives e.g. `-1.2345e-7`, `5e0`, `0e0`: at most 24 bytes for an f64.
+    let mut sci = StackBuf::<32>::new();
+    write!(sci, "{value:e}")?;
+    let sci = sci.bytes();
+
+    let (negative, rest) = match sci.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, sci),
+    };
+    let e_at = rest.iter().position(|&b| b == b'e').ok_or(fmt::Error)?;
+    let (mantissa, exp) = rest.split_at_checked(e_at).ok_or(fmt::Error)?;
+    let exp = exp.get(1..).ok_or(fmt::Error)?;
+    let mut digits = StackBuf::<24>::new();
+    for &b in mantissa {
+        match b {
+            b'0'..=b'9' => digits.push(&[b])?,
+            b'.' => {}
+            _ => return Err(fmt::Error),
+        }
+    }
+    let (exp_negative, exp_digits) = match exp.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, exp),
+    };
+    let mut e: i32 = 0;
+    for &b in exp_digits {
+        if !b.is_ascii_digit() || e > 10_000 {
+            return Err(fmt::Error);
+        }
+        e = e * 10 + i32::from(b - b'0');
+    }
+    if exp_negative {
+        e = -e;
+    }
+    let len = digits.len as i32;
+
+    // When the value lies exactly halfway between the two shortest candidates, `core::fmt`
+    // rounds the last digit up while `serde_json` keeps the even one. The value is such a tie
+    // exactly when its lowest set bit is 2^-(q+1), q being the number of decimals written. The
+    // even candidate is taken only if it parses back to the value: next to a power of two the
+    // interval below the value is half as wide, and it may not.
+    let decimals = len - 1 - e;
+    let last = digits.len.checked_sub(1);
+    if decimals > 0
+        && value.lowest_bit() == Some(-(decimals + 1))
+        && last
+            .and_then(|i| digits.buf.get(i))
+            .is_some_and(|d| d % 2 == 1)
+    {
+        let mut even = StackBuf::<40>::new();
+        even.push(digits.bytes())?;
+        if let Some(d) = last.and_then(|i| even.buf.get_mut(i)) {
+            *d -= 1; // odd, so at least `1`
+        }
+        write!(even, "e{}", -decimals)?;
+        if core::str::from_utf8(even.bytes()).is_ok_and(|t| value.parses_from(t)) {
+            if let Some(d) = last.and_then(|i| digits.buf.get_mut(i)) {
+                *d -= 1;
+            }
+        }
+    }
+
+    let d = digits.bytes();
+    let (first, tail) = d.split_first().ok_or(fmt::Error)?;
+    let (lo, hi) = F::FIXED;
+    let mut out = StackBuf::<40>::new();
+    if quoted {
+        out.push(b"\"")?;
+    }
+    if negative {
+        out.push(b"-")?;
+    }
+    if lo <= e && e <= hi {
+        if len - 1 <= e {
+            // 1234e7 -> 12340000000.0
+            out.push(d)?;
+            out.push_zeros((e + 1 - len) as usize)?;
+            out.push(b".0")?;
+        } else if e >= 0 {
+            // 1234e-2 -> 12.34
+            let (int, frac) = d.split_at_checked((e + 1) as usize).ok_or(fmt::Error)?;
+            out.push(int)?;
+            out.push(b".")?;
+            out.push(frac)?;
+        } else {
+            // 1234e-6 -> 0.001234
+            out.push(b"0.")?;
+            out.push_zeros((-e - 1) as usize)?;
+            out.push(d)?;
+        }
+    } else {
+        // 1234e30 -> 1.234e+33
+        out.push(&[*first])?;
+        if !tail.is_empty() {
+            out.push(b".")?;
+            out.push(tail)?;
+        }
+        out.push(if e < 0 { b"e-" } else { b"e+" })?;
+        let mut t = IntText::new(false);
+        t.push_u64(u64::from(e.unsigned_abs()), 0);
+        out.push(t.bytes())?;
+    }
+    if quoted {
+        out.push(b"\"")?;
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strings produced by `Display`
+
+/// Escapes everything written to it into `w`, keeping the first writer error.
+struct EscapeFmt<'a, W: embedded_io::Write + ?Sized> {
+    w: &'a mut W,
+    err: Option<WriteError<W::Error>>,
+}
+
+impl<W: embedded_io::Write + ?Sized> fmt::Write for EscapeFmt<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.err.is_some() {
+            return Err(fmt::Error);
+        }
+        write_str_body(self.w, s.as_bytes()).map_err(|e| {
+            self.err = Some(e);
+            fmt::Error
+        })
+    }
+}
+
+/// Writes the `Display` output of `value` as a JSON string, without allocating.
+fn collect_display<W, T>(w: &mut W, value: &T) -> Result<(), SerError<W::Error>>
+where
+    W: embedded_io::Write + ?Sized,
+    T: fmt::Display + ?Sized,
+{
+    write_all(w, b"\"")?;
+    let mut esc = EscapeFmt { w, err: None };
+    let r = write!(esc, "{value}");
+    match (esc.err, r) {
+        (Some(e), _) => Err(SerError::Write(e)),
+        (None, Err(fmt::Error)) => Err(SerError::message(
+            "a Display implementation returned an error",
+        )),
+        (None, Ok(())) => Ok(write_all(w, b"\"")?),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The serializer
+
+/// Writes JSON to `w`.
+struct Ser<'w, W: ?Sized> {
+    w: &'w mut W,
+}
+
+impl<W: embedded_io::Write + ?Sized> Ser<'_, W> {
+    #[inline]
+    fn raw(&mut self, bytes: &[u8]) -> Result<(), SerError<W::Error>> {
+        Ok(write_all(self.w, bytes)?)
+    }
+
+    #[inline]
+    fn string(&mut self, s: &str) -> Result<(), SerError<W::Error>> {
+        Ok(write_str(self.w, s)?)
+    }
+}
+
+/// An array or object being written; `first` is true until its first element.
+struct Compound<'a, 'w, W: ?Sized> {
+    ser: &'a mut Ser<'w, W>,
+    first: bool,
+}
+
+impl<W: embedded_io::Write + ?Sized> Compound<'_, '_, W> {
+    /// Writes the `,` before every element but the first.
+    #[inline]
+    fn separator(&mut self) -> Result<(), SerError<W::Error>> {
+        if self.first {
+            self.first = false;
+            Ok(())
+        } else {
+            self.ser.raw(b",")
+        }
+    }
+
+    #[inline]
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError<W::Error>> {
+        self.separator()?;
+        value.serialize(&mut *self.ser)
+    }
+
+    #[inline]
+    fn field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), SerError<W::Error>> {
+        self.separator()?;
+        self.ser.string(key)?;
+        self.ser.raw(b":")?;
+        value.serialize(&mut *self.ser)
+    }
+}
+
+impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
+    type Ok = ();
+    type Error = SerError<W::Error>;
+    type SerializeSeq = Compound<'a, 'w, W>;
+    type SerializeTuple = Compound<'a, 'w, W>;
+    type SerializeTupleStruct = Compound<'a, 'w, W>;
+    type SerializeTupleVariant = Compound<'a, 'w, W>;
+    type SerializeMap = Compound<'a, 'w, W>;
+    type SerializeStruct = Compound<'a, 'w, W>;
+    type SerializeStructVariant = Compound<'a, 'w, W>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Self::Error> {
+        self.raw(if v { b"true" } else { b"false" })
+    }
+
+    fn serialize_i8(self, v: i8) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, false)
+    }
+
+    fn serialize_i16(self, v: i16) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, false)
+    }
+
+    fn serialize_i32(self, v: i32) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, false)
+    }
+
+    fn serialize_i64(self, v: i64) -> Result<(), Self::Error> {
+        write_u64(self.w, v.unsigned_abs(), v < 0, false)
+    }
+
+    fn serialize_i128(self, v: i128) -> Result<(), Self::Error> {
+        write_u128(self.w, v.unsigned_abs(), v < 0, false)
+    }
+
+    fn serialize_u8(self, v: u8) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v), false, false)
+    }
+
+    fn serialize_u16(self, v: u16) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v), false, false)
+    }
+
+    fn serialize_u32(self, v: u32) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v), false, false)
+    }
+
+    fn serialize_u64(self, v: u64) -> Result<(), Self::Error> {
+        write_u64(self.w, v, false, false)
+    }
+
+    fn serialize_u128(self, v: u128) -> Result<(), Self::Error> {
+        write_u128(self.w, v, false, false)
+    }
+
+    fn serialize_f32(self, v: f32) -> Result<(), Self::Error> {
+        if v.is_finite() {
+            write_float(self.w, v, false)
+        } else {
+            self.raw(b"null")
+        }
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<(), Self::Error> {
+        if v.is_finite() {
+            write_float(self.w, v, false)
+        } else {
+            self.raw(b"null")
+        }
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), Self::Error> {
+        self.string(v.encode_utf8(&mut [0u8; 4]))
+    }
+
+    fn serialize_str(self, v: &str) -> Result<(), Self::Error> {
+        self.string(v)
+    }
+
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Self::Error> {
+        self.raw(b"[")?;
+        for (i, &b) in v.iter().enumerate() {
+            let mut t = IntText::new(false);
+            t.push_u64(u64::from(b), 0);
+            if i > 0 {
+                t.push(b',');
+            }
+            self.raw(t.bytes())?;
+        }
+        self.raw(b"]")
+    }
+
+    fn serialize_none(self) -> Result<(), Self::Error> {
+        self.raw(b"null")
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Self::Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), Self::Error> {
+        self.raw(b"null")
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Self::Error> {
+        self.raw(b"null")
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _variant_index: u32,
+        variant: &'static str,
+    ) -> Result<(), Self::Error> {
+        self.string(variant)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _variant_index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        self.raw(b"{")?;
+        self.string(variant)?;
+        self.raw(b":")?;
+        value.serialize(&mut *self)?;
+        self.raw(b"}")
+    }
+
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
+        self.raw(b"[")?;
+        Ok(Compound {
+            ser: self,
+            first: true,
+        })
+    }
+
+    fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, Self::Error> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeTupleStruct, Self::Error> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _variant_index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant, Self::Error> {
+        self.raw(b"{")?;
+        self.string(variant)?;
+        self.raw(b":[")?;
+        Ok(Compound {
+            ser: self,
+            first: true,
+        })
+    }
+
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
+        self.raw(b"{")?;
+        Ok(Compound {
+            ser: self,
+            first: true,
+        })
+    }
+
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeStruct, Self::Error> {
+        self.serialize_map(Some(len))
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _variant_index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant, Self::Error> {
+        self.raw(b"{")?;
+        self.string(variant)?;
+        self.raw(b":{")?;
+        Ok(Compound {
+            ser: self,
+            first: true,
+        })
+    }
+
+    fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), Self::Error> {
+        collect_display(self.w, value)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        true
+    }
+}
+
+impl<W: embedded_io::Write + ?Sized> ser::SerializeSeq for Compound<'_, '_, W> {
+    type Ok = ();
+    type Error = SerError<W::Error>;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Self::Error> {
+        self.ser.raw(b"]")
+    }
+}
+
+impl<W: embedded_io::Write + ?Sized> ser::SerializeTuple for Compound<'_, '_, W> {
+    type Ok = ();
+    type Error = SerError<W::Error>;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Self::Error> {
+        self.ser.raw(b"]")
+    }
+}
+
+impl<W: embedded_io::Write + ?Sized> ser::SerializeTupleStruct for Compound<'_, '_, W> {
+    type Ok = ();
+    type Error = SerError<W::Error>;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Self::Error> {
+        self.ser.raw(b"]")
+    }
+}
+
+impl<W: embedded_io::Write + ?Sized> ser::SerializeTupleVariant for Compound<'_, '_, W> {
+    type Ok = ();
+    type Error = SerError<W::Error>;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Self::Error> {
+        self.ser.raw(b"]}")
+    }
+}
+
+impl<W: embedded_io::Write + ?Sized> ser::SerializeMap for Compound<'_, '_, W> {
+    type Ok = ();
+    type Error = SerError<W::Error>;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Self::Error> {
+        self.separator()?;
+        key.serialize(KeySer {
+            w: &mut *self.ser.w,
+        })
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+        self.ser.raw(b":")?;
+        value.serialize(&mut *self.ser)
+    }
+
+    fn end(self) -> Result<(), Self::Error> {
+        self.ser.raw(b"}")
+    }
+}
+
+impl<W: embedded_io::Write + ?Sized> ser::SerializeStruct for Compound<'_, '_, W> {
+    type Ok = ();
+    type Error = SerError<W::Error>;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        self.field(key, value)
+    }
+
+    fn end(self) -> Result<(), Self::Error> {
+        self.ser.raw(b"}")
+    }
+}
+
+impl<W: embedded_io::Write + ?Sized> ser::SerializeStructVariant for Compound<'_, '_, W> {
+    type Ok = ();
+    type Error = SerError<W::Error>;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        self.field(key, value)
+    }
+
+    fn end(self) -> Result<(), Self::Error> {
+        self.ser.raw(b"}}")
+    }
+}
+
+/// Writes a map key: always a JSON string, or [`SerError::KeyMustBeString`].
+struct KeySer<'a, W: ?Sized> {
+    w: &'a mut W,
+}
+
+type Impossible<E> = ser::Impossible<(), SerError<E>>;
+
+impl<W: embedded_io::Write + ?Sized> ser::Serializer for KeySer<'_, W> {
+    type Ok = ();
+    type Error = SerError<W::Error>;
+    type SerializeSeq = Impossible<W::Error>;
+    type SerializeTuple = Impossible<W::Error>;
+    type SerializeTupleStruct = Impossible<W::Error>;
+    type SerializeTupleVariant = Impossible<W::Error>;
+    type SerializeMap = Impossible<W::Error>;
+    type SerializeStruct = Impossible<W::Error>;
+    type SerializeStructVariant = Impossible<W::Error>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Self::Error> {
+        Ok(write_all(
+            self.w,
+            if v { b"\"true\"" } else { b"\"false\"" },
+        )?)
+    }
+
+    fn serialize_i8(self, v: i8) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, true)
+    }
+
+    fn serialize_i16(self, v: i16) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, true)
+    }
+
+    fn serialize_i32(self, v: i32) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, true)
+    }
+
+    fn serialize_i64(self, v: i64) -> Result<(), Self::Error> {
+        write_u64(self.w, v.unsigned_abs(), v < 0, true)
+    }
+
+    fn serialize_i128(self, v: i128) -> Result<(), Self::Error> {
+        write_u128(self.w, v.unsigned_abs(), v < 0, true)
+    }
+
+    fn serialize_u8(self, v: u8) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v), false, true)
+    }
+
+    fn serialize_u16(self, v: u16) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v), false, true)
+    }
+
+    fn serialize_u32(self, v: u32) -> Result<(), Self::Error> {
+        write_u64(self.w, u64::from(v), false, true)
+    }
+
+    fn serialize_u64(self, v: u64) -> Result<(), Self::Error> {
+        write_u64(self.w, v, false, true)
+    }
+
+    fn serialize_u128(self, v: u128) -> Result<(), Self::Error> {
+        write_u128(self.w, v, false, true)
+    }
+
+    fn serialize_f32(self, v: f32) -> Result<(), Self::Error> {
+        if v.is_finite() {
+            write_float(self.w, v, true)
+        } else {
+            Err(SerError::KeyMustBeString)
+        }
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<(), Self::Error> {
+        if v.is_finite() {
+            write_float(self.w, v, true)
+        } else {
+            Err(SerError::KeyMustBeString)
+        }
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), Self::Error> {
+        Ok(write_str(self.w, v.encode_utf8(&mut [0u8; 4]))?)
+    }
+
+    fn serialize_str(self, v: &str) -> Result<(), Self::Error> {
+        Ok(write_str(self.w, v)?)
+    }
+
+    fn serialize_bytes(self, _v: &[u8]) -> Result<(), Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn serialize_none(self) -> Result<(), Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Self::Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _variant_index: u32,
+        variant: &'static str,
+    ) -> Result<(), Self::Error> {
+        Ok(write_str(self.w, variant)?)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _variant_index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleStruct, Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _variant_index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant, Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStruct, Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _variant_index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant, Self::Error> {
+        Err(SerError::KeyMustBeString)
+    }
+
+    fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), Self::Error> {
+        collect_display(self.w, value)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use serde::ser::{Error as _, SerializeMap};
+    use serde::Serialize;
+    use std::collections::{BTreeMap, HashMap};
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// Iterations of each pseudorandom float test (raise it for a long run).
+    const HEAVY: u32 = 100_000;
+
+    // ---- writers ----------------------------------------------------------------------------
+
+    /// A growable writer (embedded-io only implements `Write` for `Vec<u8>` with `alloc`).
+    #[derive(Default)]
+    struct VecWriter(Vec<u8>);
+
+    impl embedded_io::ErrorType for VecWriter {
+        type Error = core::convert::Infallible;
+    }
+
+    impl embedded_io::Write for VecWriter {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Boom(u32);
+
+    impl fmt::Display for Boom {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "boom {}", self.0)
+        }
+    }
+
+    impl core::error::Error for Boom {}
+
+    impl embedded_io::Error for Boom {
+        fn kind(&self) -> embedded_io::ErrorKind {
+            embedded_io::ErrorKind::Other
+        }
+    }
+
+    /// Accepts `limit` bytes in total (at most `chunk` per call), then fails with `Boom(7)` or,
+    /// with `zero`, returns `Ok(0)`.
+    struct Limited {
+        out: Vec<u8>,
+        limit: usize,
+        chunk: usize,
+        zero: bool,
+    }
+
+    impl Limited {
+        fn new(limit: usize) -> Self {
+            Limited {
+                out: Vec::new(),
+                limit,
+                chunk: usize::MAX,
+                zero: false,
+            }
+        }
+    }
+
+    impl embedded_io::ErrorType for Limited {
+        type Error = Boom;
+    }
+
+    impl embedded_io::Write for Limited {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Boom> {
+            let room = self.limit - self.out.len();
+            if room == 0 && !buf.is_empty() {
+                return if self.zero { Ok(0) } else { Err(Boom(7)) };
+            }
+            let n = buf.len().min(room).min(self.chunk);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> Result<(), Boom> {
+            Ok(())
+        }
+    }
+
+    fn ours<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
+        let mut w = VecWriter::default();
+        to_writer(&mut w, v).unwrap();
+        w.0
+    }
+
+    #[track_caller]
+    fn same<T: Serialize + ?Sized>(v: &T) {
+        let expected = serde_json::to_vec(v).unwrap();
+        let got = ours(v);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected)
+        );
+    }
+
+    // ---- test types -------------------------------------------------------------------------
+
+    #[derive(Serialize)]
+    struct UnitStruct;
+
+    #[derive(Serialize)]
+    struct Newtype(i32);
+
+    #[derive(Serialize)]
+    struct TupleStruct(i32, String, bool);
+
+    #[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+    struct KeyNewtype(u32);
+
+    #[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+    enum KeyEnum {
+        Alpha,
+        #[serde(rename = "be\"ta")]
+        Beta,
+    }
+
+    #[derive(Serialize)]
+    enum Every {
+        Unit,
+        Newtype(i64),
+        Tuple(i32, String),
+        EmptyTuple(),
+        Struct { x: i32, y: Option<String> },
+        EmptyStruct {},
+        Nested(Box<Every>),
+    }
+
+    #[derive(Serialize)]
+    #[serde(tag = "type")]
+    enum Internal {
+        A { n: u8 },
+        B,
+    }
+
+    #[derive(Serialize)]
+    #[serde(tag = "t", content = "c")]
+    enum Adjacent {
+        A(u8),
+        B { s: &'static str },
+    }
+
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Untagged {
+        N(u8),
+        S(&'static str),
+    }
+
+    #[derive(Serialize)]
+    struct Flat {
+        a: u8,
+        #[serde(flatten)]
+        rest: BTreeMap<String, i32>,
+    }
+
+    fn as_bytes<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    #[derive(Serialize)]
+    struct Nested {
+        name: String,
+        opt: Option<i32>,
+        none: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skipped: Option<u8>,
+        list: Vec<Every>,
+        empty: Vec<u8>,
+        map: BTreeMap<String, Vec<u32>>,
+        hash: HashMap<String, (u8, char)>,
+        int_keys: BTreeMap<i64, bool>,
+        bool_keys: BTreeMap<bool, ()>,
+        char_keys: BTreeMap<char, UnitStruct>,
+        unit: (),
+        tuple: (u8, char, &'static str, f64),
+        newtype: Newtype,
+        tuple_struct: TupleStruct,
+        #[serde(serialize_with = "as_bytes")]
+        bytes: Vec<u8>,
+        internal: Vec<Internal>,
+        adjacent: Vec<Adjacent>,
+        untagged: Vec<Untagged>,
+        flat: Flat,
+        deep: Vec<Vec<Option<Vec<()>>>>,
+    }
+
+    fn nested() -> Nested {
+        let mut map = BTreeMap::new();
+        map.insert("k\"ey\\".to_string(), vec![1, 2, 3]);
+        map.insert(String::new(), vec![]);
+        let mut hash = HashMap::new();
+        hash.insert("only".to_string(), (255, '\u{1F600}'));
+        let mut rest = BTreeMap::new();
+        rest.insert("b".to_string(), -1);
+        rest.insert("c".to_string(), 2);
+        Nested {
+            name: "quote\" backslash\\ nl\n tab\t nul\u{0} us\u{1f} del\u{7f} é€😀".to_string(),
+            opt: Some(-5),
+            none: None,
+            skipped: None,
+            list: vec![
+                Every::Unit,
+                Every::Newtype(i64::MIN),
+                Every::Tuple(1, "two".to_string()),
+                Every::EmptyTuple(),
+                Every::Struct {
+                    x: 3,
+                    y: Some("y".to_string()),
+                },
+                Every::Struct { x: 4, y: None },
+                Every::EmptyStruct {},
+                Every::Nested(Box::new(Every::Nested(Box::new(Every::Unit)))),
+            ],
+            empty: vec![],
+            map,
+            hash,
+            int_keys: [(i64::MIN, true), (-1, false), (0, true), (i64::MAX, false)]
+                .into_iter()
+                .collect(),
+            bool_keys: [(false, ()), (true, ())].into_iter().collect(),
+            char_keys: [('"', UnitStruct), ('a', UnitStruct), ('\n', UnitStruct)]
+                .into_iter()
+                .collect(),
+            unit: (),
+            tuple: (7, 'c', "str", 2.5),
+            newtype: Newtype(-42),
+            tuple_struct: TupleStruct(1, "x".to_string(), false),
+            bytes: vec![0, 1, 9, 10, 99, 100, 127, 128, 255],
+            internal: vec![Internal::A { n: 1 }, Internal::B],
+            adjacent: vec![Adjacent::A(2), Adjacent::B { s: "s" }],
+            untagged: vec![Untagged::N(3), Untagged::S("u")],
+            flat: Flat { a: 1, rest },
+            deep: vec![vec![], vec![None, Some(vec![]), Some(vec![(), ()])]],
+        }
+    }
+
+    /// A map from any key type, in the given order.
+    struct Pairs<K, V>(Vec<(K, V)>);
+
+    impl<K: Serialize, V: Serialize> Serialize for Pairs<K, V> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(None)?;
+            for (k, v) in &self.0 {
+                m.serialize_entry(k, v)?;
+            }
+            m.end()
+        }
+    }
+
+    // ---- equality with serde_json -----------------------------------------------------------
+
+    #[test]
+    fn nested_matches_serde_json() {
+        same(&nested());
+    }
+
+    #[test]
+    fn scalars_match_serde_json() {
+        same(&true);
+        same(&false);
+        same(&());
+        same(&UnitStruct);
+        same(&Newtype(0));
+        same(&Some(Some(1u8)));
+        same(&None::<u8>);
+        same(&'x');
+        same(&'"');
+        same(&'\u{0}');
+        same(&'\u{10FFFF}');
+        same("");
+        same("\u{8}\u{c}\r\n\t/\\\"<>&\u{2028}");
+        same(&Every::Unit);
+        same(&Every::Newtype(1));
+        same(&Every::Tuple(-1, String::new()));
+        same(&Every::EmptyTuple());
+        same(&Every::EmptyStruct {});
+        same(&(1u8,));
+        same(&(1u8, (2u16, (3u32, ()))));
+        same(&[[0u8; 0]; 2]);
+    }
+
+    #[test]
+    fn integer_extremes_match_serde_json() {
+        same(&[i8::MIN, -1, 0, 1, i8::MAX]);
+        same(&[i16::MIN, -1, 0, 1, i16::MAX]);
+        same(&[i32::MIN, -1, 0, 1, i32::MAX]);
+        same(&[i64::MIN, -1, 0, 1, i64::MAX]);
+        same(&[i128::MIN, -1, 0, 1, i128::MAX]);
+        same(&[u8::MIN, u8::MAX]);
+        same(&[u16::MIN, u16::MAX]);
+        same(&[u32::MIN, u32::MAX]);
+        same(&[u64::MIN, u64::MAX]);
+        same(&[u128::MIN, u128::MAX]);
+        let mut p: u128 = 1;
+        for _ in 0..39 {
+            same(&[p - 1, p, p + 1]);
+            let i = p as i128;
+            if i > 0 {
+                same(&[-i - 1, -i, -i + 1]);
+            }
+            p = p.saturating_mul(10);
+        }
+        same(&[
+            u128::from(u64::MAX) + 1,
+            u128::from(u64::MAX) * 10_000_000_000_000_000_000,
+        ]);
+    }
+
+    #[test]
+    fn integers_match_serde_json_pseudorandom() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let shift = (x % 64) as u32;
+            let v = x >> shift;
+            same(&(
+                v,
+                v as i64,
+                (u128::from(v) << 64) | u128::from(x),
+                (v as i128) << 40,
+            ));
+        }
+    }
+
+    #[test]
+    fn map_keys_match_serde_json() {
+        same(&Pairs(vec![(i8::MIN, 1), (i8::MAX, 2)]));
+        same(&Pairs(vec![(i128::MIN, 1), (0, 2), (i128::MAX, 3)]));
+        same(&Pairs(vec![(u128::MAX, 1), (0, 2)]));
+        same(&Pairs(vec![(u16::MAX, ()), (0, ())]));
+        same(&Pairs(vec![(true, 1), (false, 2)]));
+        same(&Pairs(vec![('é', 1), ('\\', 2)]));
+        same(&Pairs(vec![("a\"b", 1)]));
+        same(&Pairs(vec![(KeyNewtype(5), 'v')]));
+        same(&Pairs(vec![(KeyEnum::Alpha, 1), (KeyEnum::Beta, 2)]));
+        same(&Pairs(vec![(Some("s"), 1)]));
+        same(&Pairs(vec![(1.5f64, 1), (-0.0, 2), (1e300, 3), (1e-7, 4)]));
+        same(&Pairs(vec![(1.5f32, 1), (1e20f32, 2)]));
+        same(&Pairs(Vec::<(u8, u8)>::new()));
+        same(&Pairs(vec![(Pairs(vec![(1, 2)]), 3)]).0.len());
+    }
+
+    #[test]
+    fn bad_keys_fail_like_serde_json() {
+        #[derive(Serialize)]
+        struct S {
+            a: u8,
+        }
+        fn bad<K: Serialize>(k: K) {
+            let v = Pairs(vec![(k, 1)]);
+            assert!(serde_json::to_vec(&v).is_err());
+            let mut w = VecWriter::default();
+            assert_eq!(to_writer(&mut w, &v), Err(SerError::KeyMustBeString));
+        }
+        bad(S { a: 1 });
+        bad(());
+        bad(UnitStruct);
+        bad(None::<u8>);
+        bad(vec![1u8]);
+        bad((1u8, 2u8));
+        bad(Every::Newtype(1));
+        bad(Every::Tuple(1, String::new()));
+        bad(Every::Struct { x: 1, y: None });
+        bad(Pairs(vec![(1, 2)]));
+        bad(f64::NAN);
+        bad(f32::INFINITY);
+        bad(Bytes(&[1]));
+    }
+
+    struct Bytes(&'static [u8]);
+
+    impl Serialize for Bytes {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    #[test]
+    fn bytes_match_serde_json() {
+        same(&Bytes(&[]));
+        same(&Bytes(&[0]));
+        same(&Bytes(&[255, 0, 7, 42, 100]));
+        let all: Vec<u8> = (0..=255).collect();
+        let all: &'static [u8] = Box::leak(all.into_boxed_slice());
+        same(&Bytes(all));
+    }
+
+    // ---- floats -----------------------------------------------------------------------------
+
+    #[test]
+    fn floats_parse_back() {
+        let values = [
+            0.0,
+            -0.0,
+            1.0,
+            1.5,
+            1e-7,
+            1e300,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            f64::EPSILON,
+            0.1 + 0.2,
+            5e-324,
+            123_456_789.0,
+            1e15,
+            1e16,
+            1e-5,
+            1e-4,
+        ];
+        for v in values {
+            let text = ours(&v);
+            let back: f64 = serde_json::from_slice(&text).unwrap();
+            assert_eq!(
+                back.to_bits(),
+                v.to_bits(),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
+            same(&v);
+        }
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(ours(&v), b"null");
+            same(&v);
+        }
+        for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(ours(&v), b"null");
+            same(&v);
+        }
+        for v in [
+            0.0f32,
+            -0.0,
+            1.1,
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            1e-45,
+            16_777_216.0,
+        ] {
+            let text = ours(&v);
+            let back: f32 = serde_json::from_slice(&text).unwrap();
+            assert_eq!(back.to_bits(), v.to_bits());
+            same(&v);
+        }
+        assert_eq!(ours(&1.0f64), b"1.0");
+        assert_eq!(ours(&-0.0f64), b"-0.0");
+        assert_eq!(ours(&0.30000000000000004f64), b"0.30000000000000004");
+        assert_eq!(ours(&1e300f64), b"1e+300");
+        assert_eq!(ours(&1.5e-7f64), b"1.5e-7");
+        assert_eq!(ours(&1e15f64), b"1000000000000000.0");
+        assert_eq!(ours(&1e16f64), b"1e+16");
+        assert_eq!(ours(&1e-5f64), b"0.00001");
+        assert_eq!(ours(&1e-6f64), b"1e-6");
+    }
+
+    #[test]
+    fn floats_match_serde_json_pseudorandom() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..HEAVY {
+            let bits = next();
+            // Random bit patterns, plus values near powers of ten with few digits.
+            let a = f64::from_bits(bits);
+            let b = ((bits % 100_000) as f64) * 10f64.powi((i % 60) as i32 - 30);
+            let c = f32::from_bits(bits as u32);
+            let d = ((bits % 1000) as f32) * 10f32.powi((i % 40) as i32 - 20);
+            for v in [a, b] {
+                let got = ours(&v);
+                assert_eq!(got, serde_json::to_vec(&v).unwrap(), "{v:e}");
+                if v.is_finite() {
+                    // `str::parse` rounds correctly; serde_json's default parser may not.
+                    let back: f64 = std::str::from_utf8(&got).unwrap().parse().unwrap();
+                    assert_eq!(back.to_bits(), v.to_bits());
+                }
+            }
+            for v in [c, d] {
+                let got = ours(&v);
+                assert_eq!(got, serde_json::to_vec(&v).unwrap(), "{v:e}");
+                if v.is_finite() {
+                    let back: f32 = std::str::from_utf8(&got).unwrap().parse().unwrap();
+                    assert_eq!(back.to_bits(), v.to_bits());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn float_ties_round_to_even_like_serde_json() {
+        // Exactly halfway between two shortest candidates: serde_json keeps the even digit.
+        let quarter = 3_065_919.0f32 + 0.25;
+        let three_quarters = 3_065_919.0f32 + 0.75;
+        assert_eq!(ours(&quarter), serde_json::to_vec(&quarter).unwrap());
+        assert_eq!(ours(&quarter), b"3065919.2");
+        assert_eq!(ours(&three_quarters), b"3065919.8");
+        // Next to a power of two only the upper candidate round-trips: no tie.
+        let p = 2f64.powi(-24);
+        assert_eq!(ours(&p), b"5.960464477539063e-8");
+        assert_eq!(ours(&-(1890.0f32 + 0.90625)), b"-1890.9062");
+        let mut x: u64 = 0xDEAD_BEEF_CAFE_F00D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..HEAVY {
+            let r = next();
+            // Values with few significant bits, at every exponent: where ties live.
+            let keep = (r >> 58) as u32; // 0..64 low bits cleared
+            let a = f64::from_bits(next() & !((1u64 << (keep % 53)) - 1));
+            let b = f32::from_bits((next() as u32) & !((1u32 << (keep % 24)) - 1));
+            let c = (1u64 << 50) as f64 + ((r % (1 << 20)) as f64) + 0.25 * ((r >> 40) % 4) as f64;
+            let d = (1u32 << 21) as f32 + ((r % (1 << 20)) as f32) + 0.25 * ((r >> 40) % 4) as f32;
+            for v in [a, c] {
+                assert_eq!(ours(&v), serde_json::to_vec(&v).unwrap(), "{v:e}");
+            }
+            for v in [b, d] {
+                assert_eq!(ours(&v), serde_json::to_vec(&v).unwrap(), "{v:e}");
+            }
+        }
+    }
+
+    // ---- collect_str, human readable ---------------------------------------------------------
+
+    struct Shown(&'static str);
+
+    impl fmt::Display for Shown {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            for part in self.0.split(' ') {
+                f.write_str(part)?;
+                f.write_str("\" ")?;
+            }
+            write!(f, "{}", 12)
+        }
+    }
+
+    impl Serialize for Shown {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(self)
+        }
+    }
+
+    #[test]
+    fn collect_str_matches_serde_json() {
+        same(&Shown("a b\nc é"));
+        same(&Shown(""));
+        same(&Pairs(vec![(Shown("k\\ey"), Shown("v"))]));
+    }
+
+    struct BadDisplay;
+
+    impl fmt::Display for BadDisplay {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("partial")?;
+            Err(fmt::Error)
+        }
+    }
+
+    impl Serialize for BadDisplay {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(self)
+        }
+    }
+
+    #[test]
+    fn collect_str_display_error_is_custom_not_panic() {
+        let mut w = VecWriter::default();
+        let err = to_writer(&mut w, &BadDisplay).unwrap_err();
+        assert!(matches!(err, SerError::Custom(_)), "{err:?}");
+        let mut w = Limited::new(3);
+        let err = to_writer(&mut w, &Shown("abc def")).unwrap_err();
+        assert_eq!(err, SerError::Write(WriteError::Io(Boom(7))));
+        assert_eq!(w.out, b"\"ab");
+    }
+
+    struct HumanReadable;
+
+    impl Serialize for HumanReadable {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if s.is_human_readable() {
+                s.serialize_str("human")
+            } else {
+                s.serialize_u8(0)
+            }
+        }
+    }
+
+    #[test]
+    fn is_human_readable() {
+        same(&HumanReadable);
+        same(&Pairs(vec![(HumanReadable, HumanReadable)]));
+        assert_eq!(ours(&HumanReadable), b"\"human\"");
+    }
+
+    // ---- errors -----------------------------------------------------------------------------
+
+    struct Fails(String);
+
+    impl Serialize for Fails {
+        fn serialize<S: serde::Serializer>(&self, _s: S) -> Result<S::Ok, S::Error> {
+            Err(S::Error::custom(&self.0))
+        }
+    }
+
+    fn custom_msg<T: Serialize>(v: &T) -> String {
+        let mut w = VecWriter::default();
+        match to_writer(&mut w, v) {
+            Err(SerError::Custom(m)) => m.as_str().to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn custom_error_is_truncated_at_char_boundary() {
+        assert_eq!(custom_msg(&Fails("short".into())), "short");
+        assert_eq!(custom_msg(&Fails("x".repeat(200))), "x".repeat(64));
+        assert_eq!(custom_msg(&Fails("y".repeat(64))), "y".repeat(64));
+        // 'é' would need bytes 63..65: cut before it.
+        let msg = format!("{}é and more", "a".repeat(63));
+        assert_eq!(custom_msg(&Fails(msg)), "a".repeat(63));
+        // A 4-byte char at 61..65, inside a nested value.
+        let msg = format!("{}😀", "b".repeat(61));
+        assert_eq!(custom_msg(&vec![Fails(msg)]), "b".repeat(61));
+        // Pieces after the cut are dropped even if they would fit.
+        struct Pieces;
+        impl fmt::Display for Pieces {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&"c".repeat(62))?;
+                f.write_str("€")?;
+                f.write_str("d")
+            }
+        }
+        match SerError::<Boom>::custom(Pieces) {
+            SerError::Custom(m) => assert_eq!(m.as_str(), "c".repeat(62)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn display_texts() {
+        let e: SerError<Boom> = SerError::KeyMustBeString;
+        assert_eq!(e.to_string(), "map key must be a string");
+        let e: SerError<Boom> = SerError::custom("bad");
+        assert_eq!(e.to_string(), "payload: bad");
+        let e: SerError<Boom> = WriteError::Io(Boom(1)).into();
+        assert_eq!(e.to_string(), "write failed: Boom(1)");
+        let e: SerError<Boom> = WriteError::WriteZero.into();
+        assert_eq!(e.to_string(), "writer accepted zero bytes");
+        let _: &dyn core::error::Error = &e;
+        assert_eq!(Erased.to_string(), "writer failed");
+        assert_eq!(
+            embedded_io::Error::kind(&Erased),
+            embedded_io::ErrorKind::Other
+        );
+    }
+
+    #[test]
+    fn failing_writer_at_every_byte() {
+        let v = nested();
+        let full = ours(&v);
+        assert!(full.len() > 500);
+        for n in 0..full.len() {
+            let mut w = Limited::new(n);
+            assert_eq!(
+                to_writer(&mut w, &v),
+                Err(SerError::Write(WriteError::Io(Boom(7)))),
+                "n = {n}"
+            );
+            assert_eq!(w.out, full[..n]);
+
+            let mut w = Limited::new(n);
+            w.zero = true;
+            assert_eq!(
+                to_writer(&mut w, &v),
+                Err(SerError::Write(WriteError::WriteZero)),
+                "n = {n}"
+            );
+            assert_eq!(w.out, full[..n]);
+        }
+        let mut w = Limited::new(full.len());
+        to_writer(&mut w, &v).unwrap();
+        assert_eq!(w.out, full);
+    }
+
+    #[test]
+    fn writer_returning_ok_zero_immediately() {
+        let mut w = Limited::new(0);
+        w.zero = true;
+        assert_eq!(
+            to_writer(&mut w, &1u8),
+            Err(SerError::Write(WriteError::WriteZero))
+        );
+        assert_eq!(
+            to_writer(&mut w, &Pairs(vec![(1, 2)])),
+            Err(SerError::Write(WriteError::WriteZero))
+        );
+    }
+
+    #[test]
+    fn one_byte_per_call_writer() {
+        let v = nested();
+        let mut w = Limited::new(usize::MAX);
+        w.chunk = 1;
+        to_writer(&mut w, &v).unwrap();
+        assert_eq!(w.out, serde_json::to_vec(&v).unwrap());
+    }
+
+    #[test]
+    fn slice_writer_and_counter() {
+        let v = nested();
+        let expected = serde_json::to_vec(&v).unwrap();
+        let mut c = crate::io::Counter::default();
+        to_writer(&mut c, &v).unwrap();
+        assert_eq!(c.count, expected.len());
+        let mut buf = vec![0u8; expected.len()];
+        let mut w = crate::io::SliceWriter::new(&mut buf);
+        to_writer(&mut w, &v).unwrap();
+        assert_eq!(w.written(), &expected[..]);
+        let mut small = [0u8; 10];
+        let mut w = crate::io::SliceWriter::new(&mut small);
+        assert_eq!(
+            to_writer(&mut w, &v),
+            Err(SerError::Write(WriteError::Io(crate::io::SliceFull)))
+        );
+    }
+
+    // ---- type-erased payloads ---------------------------------------------------------------
+
+    #[test]
+    fn write_payload_through_dyn() {
+        let v = nested();
+        let payload: &dyn JsonPayload = &v;
+        let mut w = VecWriter::default();
+        write_payload(&mut w, payload).unwrap();
+        assert_eq!(w.0, serde_json::to_vec(&v).unwrap());
+
+        let mut w = Limited::new(5);
+        assert_eq!(
+            write_payload(&mut w, payload),
+            Err(SerError::Write(WriteError::Io(Boom(7))))
+        );
+        assert_eq!(w.out, serde_json::to_vec(&v).unwrap()[..5]);
+
+        let mut w = Limited::new(5);
+        w.zero = true;
+        assert_eq!(
+            write_payload(&mut w, payload),
+            Err(SerError::Write(WriteError::WriteZero))
+        );
+
+        let bad = Pairs(vec![((), 1)]);
+        let mut w = VecWriter::default();
+        assert_eq!(write_payload(&mut w, &bad), Err(SerError::KeyMustBeString));
+        let mut w = VecWriter::default();
+        assert_eq!(
+            write_payload(&mut w, &Fails("nope".into())),
+            Err(SerError::custom("nope"))
+        );
+        let mut w = VecWriter::default();
+        write_payload(&mut w, &"a str").unwrap();
+        assert_eq!(w.0, b"\"a str\"");
+        let mut w = VecWriter::default();
+        to_writer(&mut w, "unsized str").unwrap();
+        assert_eq!(w.0, b"\"unsized str\"");
+    }
+
+    #[test]
+    fn lying_payload_error_does_not_panic() {
+        struct Liar;
+        impl JsonPayload for Liar {
+            fn write_json(
+                &self,
+                _w: &mut dyn embedded_io::Write<Error = Erased>,
+            ) -> Result<(), SerError<Erased>> {
+                Err(SerError::Write(WriteError::Io(Erased)))
+            }
+        }
+        let mut w = VecWriter::default();
+        assert!(matches!(
+            write_payload(&mut w, &Liar),
+            Err(SerError::Custom(_))
+        ));
+    }
+}

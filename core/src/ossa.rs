@@ -1,0 +1,441 @@
+//! OSSA (Open Standard for Software Agents): the 11 lifecycle event types, the
+//! four extensions, and typed payloads for each event.
+//!
+//! Each payload type (e.g. [`ToolCalled`]) knows its event type and writes its
+//! `data` object by hand (no serde), so an OSSA event costs no more than its bytes.
+//!
+//! ```
+//! use ossa_events_core::{ossa, Event, RawJson};
+//! let ctx = ossa::Context { agent_id: Some("researcher"), trace_id: Some("t-1"), ..Default::default() };
+//! let call = ossa::ToolCalled {
+//!     tool: "web_search",
+//!     call_id: Some("call-1"),
+//!     arguments: Some(RawJson::new(r#"{"query":"rust no_std"}"#)?),
+//! };
+//! let ev = Event::builder()
+//!     .id("1").source("/agents/researcher")
+//!     .ossa(&call)
+//!     .ossa_context(&ctx)
+//!     .build()?;
+//! assert_eq!(ev.ty(), ossa::TOOL_CALLED);
+//! assert_eq!(ev.subject(), Some("web_search"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::event::EventBuilder;
+use crate::io::WriteError;
+use crate::json::escape::write_str;
+use crate::json::lex::JsonError;
+use crate::json::ser::{Erased, JsonPayload, SerError};
+
+/// `dev.ossa.agent.started`
+pub const AGENT_STARTED: &str = "dev.ossa.agent.started";
+/// `dev.ossa.agent.completed`
+pub const AGENT_COMPLETED: &str = "dev.ossa.agent.completed";
+/// `dev.ossa.agent.failed`
+pub const AGENT_FAILED: &str = "dev.ossa.agent.failed";
+/// `dev.ossa.tool.called`
+pub const TOOL_CALLED: &str = "dev.ossa.tool.called";
+/// `dev.ossa.tool.completed`
+pub const TOOL_COMPLETED: &str = "dev.ossa.tool.completed";
+/// `dev.ossa.tool.failed`
+pub const TOOL_FAILED: &str = "dev.ossa.tool.failed";
+/// `dev.ossa.turn.started`
+pub const TURN_STARTED: &str = "dev.ossa.turn.started";
+/// `dev.ossa.turn.completed`
+pub const TURN_COMPLETED: &str = "dev.ossa.turn.completed";
+/// `dev.ossa.state.updated`
+pub const STATE_UPDATED: &str = "dev.ossa.state.updated";
+/// `dev.ossa.workflow.started`
+pub const WORKFLOW_STARTED: &str = "dev.ossa.workflow.started";
+/// `dev.ossa.workflow.completed`
+pub const WORKFLOW_COMPLETED: &str = "dev.ossa.workflow.completed";
+
+/// All 11 OSSA event types.
+pub const EVENT_TYPES: [&str; 11] = [
+    AGENT_STARTED,
+    AGENT_COMPLETED,
+    AGENT_FAILED,
+    TOOL_CALLED,
+    TOOL_COMPLETED,
+    TOOL_FAILED,
+    TURN_STARTED,
+    TURN_COMPLETED,
+    STATE_UPDATED,
+    WORKFLOW_STARTED,
+    WORKFLOW_COMPLETED,
+];
+
+/// Extension `ossaagentid`: the agent that emitted the event.
+pub const EXT_AGENT_ID: &str = "ossaagentid";
+/// Extension `ossainteractionid`: the conversation or session.
+pub const EXT_INTERACTION_ID: &str = "ossainteractionid";
+/// Extension `ossatraceid`: the distributed trace.
+pub const EXT_TRACE_ID: &str = "ossatraceid";
+/// Extension `ossaspanid`: the span within the trace.
+pub const EXT_SPAN_ID: &str = "ossaspanid";
+
+/// The OSSA context attached to events as the four extensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Context<'a> {
+    /// `ossaagentid`
+    pub agent_id: Option<&'a str>,
+    /// `ossainteractionid`
+    pub interaction_id: Option<&'a str>,
+    /// `ossatraceid`
+    pub trace_id: Option<&'a str>,
+    /// `ossaspanid`
+    pub span_id: Option<&'a str>,
+}
+
+/// A piece of JSON text checked to be one well-formed JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// Checks `json` (one JSON value, nesting up to [`crate::MAX_DATA_DEPTH`]).
+    pub fn new(json: &'a str) -> Result<Self, JsonError> {
+        crate::json::validate(json.as_bytes(), crate::event::MAX_DATA_DEPTH)?;
+        Ok(RawJson(json))
+    }
+    /// The JSON text as given.
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
+/// An OSSA event payload: knows its event type and subject.
+pub trait Payload: JsonPayload {
+    /// The OSSA event type, one of [`EVENT_TYPES`].
+    const TYPE: &'static str;
+    /// The `subject` attribute for this event (the tool, agent, workflow or state key).
+    fn subject(&self) -> Option<&str>;
+}
+
+impl<'a> EventBuilder<'a> {
+    /// Sets `type`, `subject`, `datacontenttype: application/json` and `data` from an OSSA payload.
+    pub fn ossa<P: Payload>(self, payload: &'a P) -> Self {
+        let b = self.ty(P::TYPE).data_serialize(payload);
+        match payload.subject() {
+            Some(s) => b.subject(s),
+            None => b,
+        }
+    }
+}
+
+/// An error reported by an agent, workflow or tool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErrorInfo<'a> {
+    /// Human-readable message.
+    pub message: &'a str,
+    /// Machine-readable code, e.g. `"timeout"`.
+    pub code: Option<&'a str>,
+    /// Whether trying again may succeed.
+    pub retryable: Option<bool>,
+}
+
+/// Token counts of a model turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+}
+
+type R = Result<(), SerError<Erased>>;
+type DynW<'w> = dyn embedded_io::Write<Error = Erased> + 'w;
+
+/// Writes a JSON object member by member.
+struct Obj<'w, 'x> {
+    w: &'w mut DynW<'x>,
+    first: bool,
+}
+
+impl<'w, 'x> Obj<'w, 'x> {
+    fn start(w: &'w mut DynW<'x>) -> Result<Self, SerError<Erased>> {
+        put(w, b"{")?;
+        Ok(Obj { w, first: true })
+    }
+    fn key(&mut self, k: &str) -> R {
+        if !self.first {
+            put(self.w, b",")?;
+        }
+        self.first = false;
+        write_str(self.w, k).map_err(SerError::Write)?;
+        put(self.w, b":")
+    }
+    fn str(&mut self, k: &str, v: &str) -> R {
+        self.key(k)?;
+        write_str(self.w, v).map_err(SerError::Write)
+    }
+    fn opt_str(&mut self, k: &str, v: Option<&str>) -> R {
+        match v {
+            Some(v) => self.str(k, v),
+            None => Ok(()),
+        }
+    }
+    fn u64(&mut self, k: &str, v: u64) -> R {
+        self.key(k)?;
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        let mut n = v;
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        put(self.w, buf.get(i..).unwrap_or(&[]))
+    }
+    fn opt_u64(&mut self, k: &str, v: Option<u64>) -> R {
+        match v {
+            Some(v) => self.u64(k, v),
+            None => Ok(()),
+        }
+    }
+    fn raw(&mut self, k: &str, v: Option<RawJson<'_>>) -> R {
+        match v {
+            Some(v) => {
+                self.key(k)?;
+                crate::json::lex::write_compact(self.w, v.0.as_bytes()).map_err(SerError::Write)
+            }
+            None => Ok(()),
+        }
+    }
+    fn error(&mut self, e: &ErrorInfo<'_>) -> R {
+        self.key("error")?;
+        let mut o = Obj::start(self.w)?;
+        o.str("message", e.message)?;
+        o.opt_str("code", e.code)?;
+        if let Some(r) = e.retryable {
+            o.key("retryable")?;
+            put(o.w, if r { b"true" } else { b"false" })?;
+        }
+        o.end()
+    }
+    fn end(self) -> R {
+        put(self.w, b"}")
+    }
+}
+
+fn put(w: &mut DynW<'_>, b: &[u8]) -> R {
+    crate::io::write_all(w, b).map_err(|e: WriteError<Erased>| SerError::Write(e))
+}
+
+macro_rules! payload {
+    ($ty:ident, $const:ident, $subject:ident, |$s:ident, $o:ident| $body:block) => {
+        impl JsonPayload for $ty<'_> {
+            fn write_json(&self, w: &mut DynW<'_>) -> R {
+                let $s = self;
+                let mut $o = Obj::start(w)?;
+                $body
+                $o.end()
+            }
+        }
+        impl Payload for $ty<'_> {
+            const TYPE: &'static str = $const;
+            fn subject(&self) -> Option<&str> {
+                payload!(@subject self, $subject)
+            }
+        }
+    };
+    (@subject $self:ident, none) => { None };
+    (@subject $self:ident, $field:ident) => { Some($self.$field) };
+}
+
+/// Payload of `dev.ossa.workflow.started`; subject = `workflow_id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkflowStarted<'a> {
+    /// The workflow run.
+    pub workflow_id: &'a str,
+    /// Workflow name.
+    pub name: Option<&'a str>,
+    /// Input given to the workflow.
+    pub input: Option<RawJson<'a>>,
+}
+payload!(WorkflowStarted, WORKFLOW_STARTED, workflow_id, |s, o| {
+    o.str("workflow_id", s.workflow_id)?;
+    o.opt_str("name", s.name)?;
+    o.raw("input", s.input)?;
+});
+
+/// Payload of `dev.ossa.workflow.completed`; subject = `workflow_id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkflowCompleted<'a> {
+    /// The workflow run.
+    pub workflow_id: &'a str,
+    /// Outcome, e.g. `"success"`, `"failed"`, `"cancelled"`.
+    pub status: &'a str,
+    /// Output of the workflow.
+    pub output: Option<RawJson<'a>>,
+    /// Wall time in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+payload!(WorkflowCompleted, WORKFLOW_COMPLETED, workflow_id, |s, o| {
+    o.str("workflow_id", s.workflow_id)?;
+    o.str("status", s.status)?;
+    o.raw("output", s.output)?;
+    o.opt_u64("duration_ms", s.duration_ms)?;
+});
+
+/// Payload of `dev.ossa.agent.started`; subject = `agent_id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentStarted<'a> {
+    /// The agent.
+    pub agent_id: &'a str,
+    /// Agent name.
+    pub name: Option<&'a str>,
+    /// Agent version.
+    pub version: Option<&'a str>,
+    /// Input given to the agent.
+    pub input: Option<RawJson<'a>>,
+}
+payload!(AgentStarted, AGENT_STARTED, agent_id, |s, o| {
+    o.str("agent_id", s.agent_id)?;
+    o.opt_str("name", s.name)?;
+    o.opt_str("version", s.version)?;
+    o.raw("input", s.input)?;
+});
+
+/// Payload of `dev.ossa.agent.completed`; subject = `agent_id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentCompleted<'a> {
+    /// The agent.
+    pub agent_id: &'a str,
+    /// Outcome, e.g. `"success"`.
+    pub status: &'a str,
+    /// What the agent produced.
+    pub output: Option<RawJson<'a>>,
+    /// Wall time in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+payload!(AgentCompleted, AGENT_COMPLETED, agent_id, |s, o| {
+    o.str("agent_id", s.agent_id)?;
+    o.str("status", s.status)?;
+    o.raw("output", s.output)?;
+    o.opt_u64("duration_ms", s.duration_ms)?;
+});
+
+/// Payload of `dev.ossa.agent.failed`; subject = `agent_id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentFailed<'a> {
+    /// The agent.
+    pub agent_id: &'a str,
+    /// What went wrong.
+    pub error: ErrorInfo<'a>,
+    /// Wall time in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+payload!(AgentFailed, AGENT_FAILED, agent_id, |s, o| {
+    o.str("agent_id", s.agent_id)?;
+    o.error(&s.error)?;
+    o.opt_u64("duration_ms", s.duration_ms)?;
+});
+
+/// Payload of `dev.ossa.turn.started`; no subject.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnStarted<'a> {
+    /// Turn number within the interaction, from 1.
+    pub turn: u64,
+    /// The turn's input (user message, prompt…).
+    pub input: Option<RawJson<'a>>,
+}
+payload!(TurnStarted, TURN_STARTED, none, |s, o| {
+    o.u64("turn", s.turn)?;
+    o.raw("input", s.input)?;
+});
+
+/// Payload of `dev.ossa.turn.completed`; no subject.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnCompleted<'a> {
+    /// Turn number within the interaction.
+    pub turn: u64,
+    /// The turn's output.
+    pub output: Option<RawJson<'a>>,
+    /// Model token usage.
+    pub usage: Option<TokenUsage>,
+    /// Wall time in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+payload!(TurnCompleted, TURN_COMPLETED, none, |s, o| {
+    o.u64("turn", s.turn)?;
+    o.raw("output", s.output)?;
+    if let Some(u) = s.usage {
+        o.key("usage")?;
+        let mut uo = Obj::start(o.w)?;
+        uo.u64("input_tokens", u.input_tokens)?;
+        uo.u64("output_tokens", u.output_tokens)?;
+        uo.end()?;
+    }
+    o.opt_u64("duration_ms", s.duration_ms)?;
+});
+
+/// Payload of `dev.ossa.tool.called`; subject = `tool`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ToolCalled<'a> {
+    /// Tool name.
+    pub tool: &'a str,
+    /// Id linking the call to its completion or failure.
+    pub call_id: Option<&'a str>,
+    /// Arguments passed to the tool.
+    pub arguments: Option<RawJson<'a>>,
+}
+payload!(ToolCalled, TOOL_CALLED, tool, |s, o| {
+    o.str("tool", s.tool)?;
+    o.opt_str("call_id", s.call_id)?;
+    o.raw("arguments", s.arguments)?;
+});
+
+/// Payload of `dev.ossa.tool.completed`; subject = `tool`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ToolCompleted<'a> {
+    /// Tool name.
+    pub tool: &'a str,
+    /// Id of the call.
+    pub call_id: Option<&'a str>,
+    /// What the tool returned.
+    pub result: Option<RawJson<'a>>,
+    /// Wall time in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+payload!(ToolCompleted, TOOL_COMPLETED, tool, |s, o| {
+    o.str("tool", s.tool)?;
+    o.opt_str("call_id", s.call_id)?;
+    o.raw("result", s.result)?;
+    o.opt_u64("duration_ms", s.duration_ms)?;
+});
+
+/// Payload of `dev.ossa.tool.failed`; subject = `tool`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ToolFailed<'a> {
+    /// Tool name.
+    pub tool: &'a str,
+    /// Id of the call.
+    pub call_id: Option<&'a str>,
+    /// What went wrong.
+    pub error: ErrorInfo<'a>,
+    /// Wall time in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+payload!(ToolFailed, TOOL_FAILED, tool, |s, o| {
+    o.str("tool", s.tool)?;
+    o.opt_str("call_id", s.call_id)?;
+    o.error(&s.error)?;
+    o.opt_u64("duration_ms", s.duration_ms)?;
+});
+
+/// Payload of `dev.ossa.state.updated`; subject = `key`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateUpdated<'a> {
+    /// Which piece of agent state changed.
+    pub key: &'a str,
+    /// Its new value.
+    pub value: Option<RawJson<'a>>,
+}
+payload!(StateUpdated, STATE_UPDATED, key, |s, o| {
+    o.str("key", s.key)?;
+    o.raw("value", s.value)?;
+});

@@ -1,0 +1,275 @@
+//! HTTP messages: content-mode detection from `Content-Type`, binary mode
+//! (`ce-` headers, percent-decoded), structured and batched modes.
+//!
+//! ```
+//! use ossa_events_core::{parse::http, Scratch};
+//! let headers: [(&str, &[u8]); 5] = [
+//!     ("ce-specversion", b"1.0"),
+//!     ("ce-type", b"com.example.someevent"),
+//!     ("ce-id", b"1234-1234-1234"),
+//!     ("ce-source", b"/mycontext/subcontext"),
+//!     ("Content-Type", b"application/json"),
+//! ];
+//! let body = br#"{"message":"Hello World!"}"#;
+//! let mut buf = [0u8; 256];
+//! match http::parse(headers, body, &mut Scratch::new(&mut buf))? {
+//!     http::Message::Event(ev) => assert_eq!(ev.id(), "1234-1234-1234"),
+//!     _ => unreachable!("binary mode"),
+//! }
+//! # Ok::<(), ossa_events_core::ParseError>(())
+//! ```
+
+use crate::error::{Attribute, ParseError, Rule, ValidationError};
+use crate::event::Event;
+use crate::parse::json::BatchParser;
+use crate::scratch::Scratch;
+use crate::uri::starts_with_ignore_ascii_case;
+
+use super::binary::{body_data, lower_name, BinaryReader};
+
+/// How an HTTP message carries its event(s), from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ContentMode {
+    /// Attributes in `ce-` headers, data in the body.
+    Binary,
+    /// One event in the body (`application/cloudevents+json`).
+    Structured,
+    /// A JSON batch in the body (`application/cloudevents-batch+json`).
+    Batched,
+}
+
+/// The content mode that `content_type` selects (HTTP binding §3): prefix
+/// `application/cloudevents-batch` → batched, `application/cloudevents` →
+/// structured, anything else or none → binary. An event format other than
+/// JSON (e.g. `application/cloudevents+avro`) is [`ParseError::UnsupportedFormat`].
+pub fn content_mode(content_type: Option<&str>) -> Result<ContentMode, ParseError> {
+    let Some(ct) = content_type else {
+        return Ok(ContentMode::Binary);
+    };
+    let ct = ct.trim_start_matches([' ', '\t']);
+    let (mode, rest) = if starts_with_ignore_ascii_case(ct, "application/cloudevents-batch") {
+        (ContentMode::Batched, ct.get("application/cloudevents-batch".len()..))
+    } else if starts_with_ignore_ascii_case(ct, "application/cloudevents") {
+        (ContentMode::Structured, ct.get("application/cloudevents".len()..))
+    } else {
+        return Ok(ContentMode::Binary);
+    };
+    let rest = rest.unwrap_or("");
+    let format = rest.split(';').next().unwrap_or("").trim_matches([' ', '\t']);
+    if format.is_empty() || format.eq_ignore_ascii_case("+json") {
+        Ok(mode)
+    } else {
+        Err(ParseError::UnsupportedFormat)
+    }
+}
+
+/// What an HTTP message holds.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Message<'a> {
+    /// One event (binary or structured mode).
+    Event(Event<'a>),
+    /// A batch, read event by event.
+    Batch(BatchParser<'a>),
+}
+
+/// Parses an HTTP request or response from its headers and body, in whichever
+/// content mode its `Content-Type` selects.
+pub fn parse<'a, I>(headers: I, body: &'a [u8], scratch: &mut Scratch<'a>) -> Result<Message<'a>, ParseError>
+where
+    I: IntoIterator<Item = (&'a str, &'a [u8])>,
+    I::IntoIter: Clone,
+{
+    let headers = headers.into_iter();
+    let ct = find_content_type(headers.clone())?;
+    match content_mode(ct)? {
+        ContentMode::Structured => Ok(Message::Event(super::json::parse_event(body, scratch)?)),
+        ContentMode::Batched => Ok(Message::Batch(BatchParser::new(body)?)),
+        ContentMode::Binary => Ok(Message::Event(parse_binary(headers, body, scratch)?)),
+    }
+}
+
+fn find_content_type<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
+    mut headers: I,
+) -> Result<Option<&'a str>, ParseError> {
+    match headers.find(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+        Some((_, v)) => Ok(Some(
+            core::str::from_utf8(v)
+                .map_err(|_| ParseError::InvalidHeader)?
+                .trim_matches([' ', '\t']),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Parses a binary-mode message: `ce-` headers (names case-insensitive, values
+/// unquoted then percent-decoded), `Content-Type` as `datacontenttype`, the
+/// body as data. Other headers are ignored.
+pub fn parse_binary<'a, I>(headers: I, body: &'a [u8], scratch: &mut Scratch<'a>) -> Result<Event<'a>, ParseError>
+where
+    I: IntoIterator<Item = (&'a str, &'a [u8])>,
+{
+    let mut r = BinaryReader::new();
+    let mut ct = None;
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("content-type") {
+            if ct.is_some() {
+                return Err(ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into());
+            }
+            ct = Some(
+                core::str::from_utf8(value)
+                    .map_err(|_| ParseError::InvalidHeader)?
+                    .trim_matches([' ', '\t']),
+            );
+            continue;
+        }
+        let Some(attr) = strip_prefix_ci(name, "ce-") else {
+            continue;
+        };
+        let attr = lower_name(attr, scratch)?;
+        if attr == "datacontenttype" {
+            return Err(ValidationError::new(Attribute::DataContentType, Rule::NotAllowedInBinaryMode).into());
+        }
+        let value = decode_value(value, scratch).map_err(|e| match e {
+            DecodeError::Scratch => ParseError::ScratchFull,
+            DecodeError::Invalid => ParseError::Invalid(ValidationError::new(
+                Attribute::named(attr),
+                Rule::InvalidEncoding,
+            )),
+        })?;
+        r.set(attr, value)?;
+    }
+    let data = body_data(ct, body)?;
+    Ok(r.finish(ct, data)?)
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    if starts_with_ignore_ascii_case(s, prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
+}
+
+enum DecodeError {
+    Invalid,
+    Scratch,
+}
+
+impl From<crate::scratch::ScratchFull> for DecodeError {
+    fn from(_: crate::scratch::ScratchFull) -> Self {
+        DecodeError::Scratch
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Undoes RFC 7230 quoting (if the value is a quoted-string), then one round of
+/// percent-decoding (HTTP binding §3.1.3.2); the result must be UTF-8.
+fn decode_value<'a>(raw: &'a [u8], scratch: &mut Scratch<'a>) -> Result<&'a str, DecodeError> {
+    let raw = trim_ows(raw);
+    let quoted = raw.first() == Some(&b'"');
+    if !quoted && !raw.contains(&b'%') {
+        return core::str::from_utf8(raw).map_err(|_| DecodeError::Invalid);
+    }
+    let inner = if quoted {
+        if raw.len() < 2 || raw.last() != Some(&b'"') {
+            return Err(DecodeError::Invalid);
+        }
+        raw.get(1..raw.len() - 1).ok_or(DecodeError::Invalid)?
+    } else {
+        raw
+    };
+    let mut piece = scratch.piece();
+    let mut i = 0;
+    // The byte stream after unquoting, percent-decoded as it goes.
+    let next_unquoted = |i: &mut usize| -> Result<Option<u8>, DecodeError> {
+        let Some(&b) = inner.get(*i) else {
+            return Ok(None);
+        };
+        *i += 1;
+        if quoted {
+            match b {
+                b'\\' => {
+                    let &e = inner.get(*i).ok_or(DecodeError::Invalid)?;
+                    *i += 1;
+                    if e == b'\t' || e >= 0x20 && e != 0x7f {
+                        return Ok(Some(e));
+                    }
+                    return Err(DecodeError::Invalid);
+                }
+                b'"' => return Err(DecodeError::Invalid),
+                _ => {}
+            }
+        }
+        Ok(Some(b))
+    };
+    while let Some(b) = next_unquoted(&mut i)? {
+        if b == b'%' {
+            let h = next_unquoted(&mut i)?.and_then(hex).ok_or(DecodeError::Invalid)?;
+            let l = next_unquoted(&mut i)?.and_then(hex).ok_or(DecodeError::Invalid)?;
+            piece.push_byte(h << 4 | l)?;
+        } else {
+            piece.push_byte(b)?;
+        }
+    }
+    let bytes = piece.finish();
+    core::str::from_utf8(bytes).map_err(|_| DecodeError::Invalid)
+}
+
+fn trim_ows(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Result<String, ()> {
+        let mut buf = [0u8; 256];
+        let mut sc = Scratch::new(&mut buf);
+        decode_value(s.as_bytes(), &mut sc).map(|s| s.to_string()).map_err(|_| ())
+    }
+
+    #[test]
+    fn percent_and_quotes() {
+        assert_eq!(dec("Euro%20%E2%82%AC%20%F0%9F%98%80").unwrap(), "Euro € 😀");
+        assert_eq!(dec("%e2%82%ac").unwrap(), "€");
+        assert_eq!(dec("%41bc").unwrap(), "Abc");
+        assert_eq!(dec("\"quoted value\"").unwrap(), "quoted value");
+        assert_eq!(dec("\"a\\\"b\"").unwrap(), "a\"b");
+        assert_eq!(dec("\"100%25\"").unwrap(), "100%");
+        assert_eq!(dec("  padded  ").unwrap(), "padded");
+        assert!(dec("%C0%A0").is_err(), "overlong encoding must be rejected");
+        assert!(dec("%FF").is_err());
+        assert!(dec("%4").is_err());
+        assert!(dec("%zz").is_err());
+        assert!(dec("\"unterminated").is_err());
+        assert!(dec("\"a\"b\"").is_err());
+    }
+
+    #[test]
+    fn modes() {
+        use ContentMode::*;
+        assert_eq!(content_mode(None).unwrap(), Binary);
+        assert_eq!(content_mode(Some("application/json")).unwrap(), Binary);
+        assert_eq!(content_mode(Some("application/cloudevents+json")).unwrap(), Structured);
+        assert_eq!(content_mode(Some("Application/CloudEvents+JSON; charset=utf-8")).unwrap(), Structured);
+        assert_eq!(content_mode(Some("application/cloudevents-batch+json")).unwrap(), Batched);
+        assert_eq!(content_mode(Some("application/cloudevents+avro")), Err(ParseError::UnsupportedFormat));
+    }
+}

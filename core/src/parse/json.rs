@@ -1,0 +1,244 @@
+//! Structured JSON events and JSON batches.
+//!
+//! ```
+//! use ossa_events_core::{parse, Scratch};
+//! let input = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"x":1}}"#;
+//! let mut buf = [0u8; 256];
+//! let ev = parse::json::parse_event(input, &mut Scratch::new(&mut buf))?;
+//! assert_eq!(ev.id(), "1");
+//!
+//! let mut buf = [0u8; 256];
+//! let batch = br#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"}]"#;
+//! let mut events = parse::json::BatchParser::new(batch)?;
+//! while let Some(ev) = events.next_event(&mut buf) {
+//!     assert_eq!(ev?.ty(), "t");
+//! }
+//! # Ok::<(), ossa_events_core::ParseError>(())
+//! ```
+
+use crate::attr::ExtValue;
+use crate::error::{Attribute, InBatchError, ParseError, Rule, ValidationError};
+use crate::event::{Data, Event, MAX_DATA_DEPTH};
+use crate::json::lex::{next_element, next_member, parse_integer, IntegerValue, JsonStr, Lexer, Scalar};
+use crate::scratch::Scratch;
+
+use super::Assembler;
+
+/// Parses one structured JSON event (`application/cloudevents+json`).
+pub fn parse_event<'a>(input: &'a [u8], scratch: &mut Scratch<'a>) -> Result<Event<'a>, ParseError> {
+    let mut lex = Lexer::new(input);
+    match lex.peek() {
+        Some(b'{') => {}
+        Some(_) => {
+            // Tell malformed JSON apart from JSON that is not an object.
+            lex.value(MAX_DATA_DEPTH)?;
+            lex.finish()?;
+            return Err(ParseError::NotAnObject);
+        }
+        None => {
+            lex.value(MAX_DATA_DEPTH)?;
+            return Err(ParseError::NotAnObject);
+        }
+    }
+    let ev = parse_object(&mut lex, scratch)?;
+    lex.finish()?;
+    Ok(ev)
+}
+
+/// An error while reading an object: JSON syntax, scratch space, or a rule.
+enum ObjError {
+    Parse(ParseError),
+    Invalid(ValidationError),
+    ScratchFull,
+}
+
+impl From<crate::json::lex::JsonError> for ObjError {
+    fn from(e: crate::json::lex::JsonError) -> Self {
+        ObjError::Parse(ParseError::Json(e))
+    }
+}
+impl From<ValidationError> for ObjError {
+    fn from(e: ValidationError) -> Self {
+        ObjError::Invalid(e)
+    }
+}
+impl From<crate::scratch::ScratchFull> for ObjError {
+    fn from(_: crate::scratch::ScratchFull) -> Self {
+        ObjError::ScratchFull
+    }
+}
+
+impl From<ObjError> for ParseError {
+    fn from(e: ObjError) -> Self {
+        match e {
+            ObjError::Parse(p) => p,
+            ObjError::Invalid(v) => ParseError::Invalid(v),
+            ObjError::ScratchFull => ParseError::ScratchFull,
+        }
+    }
+}
+
+/// Reads one object. The input may outlive the scratch buffer (`'i: 'a`): the
+/// event borrows from both for the shorter of the two.
+fn parse_object<'i: 'a, 'a>(lex: &mut Lexer<'i>, scratch: &mut Scratch<'a>) -> Result<Event<'a>, ObjError> {
+    lex.eat(b'{')?;
+    let mut asm = Assembler::new();
+    let mut raw_data: Option<&'a [u8]> = None;
+    let mut first = true;
+    while let Some(key) = next_member(lex, &mut first)? {
+        let key: JsonStr<'a> = key;
+        let name = key.unescape_into(scratch)?;
+        let core = asm.see(name)?;
+        if name == "data" {
+            let raw: &'a [u8] = lex.value(MAX_DATA_DEPTH)?;
+            if raw != b"null" {
+                raw_data = Some(raw);
+            }
+            continue;
+        }
+        let attr = || Attribute::named(name);
+        match lex.scalar()? {
+            Scalar::Null => {}
+            Scalar::Str(s) => {
+                let s: JsonStr<'a> = s;
+                let value = s.unescape_into(scratch)?;
+                if name == "data_base64" {
+                    asm.data = Some(Data::Base64(value));
+                } else {
+                    asm.set_str(name, value)?;
+                }
+            }
+            Scalar::Bool(b) if !core => asm.set_ext(name, ExtValue::Boolean(b))?,
+            Scalar::Number(n) if !core => match parse_integer(n) {
+                Some(IntegerValue::Int(i)) => match i32::try_from(i) {
+                    Ok(i) => asm.set_ext(name, ExtValue::Integer(i))?,
+                    Err(_) => return Err(ValidationError::new(attr(), Rule::IntegerOutOfRange).into()),
+                },
+                Some(IntegerValue::Overflow) => {
+                    return Err(ValidationError::new(attr(), Rule::IntegerOutOfRange).into())
+                }
+                None => return Err(ValidationError::new(attr(), Rule::NotInteger).into()),
+            },
+            Scalar::Container => {
+                // Report the type error, after checking the value is JSON at all.
+                lex.value(MAX_DATA_DEPTH)?;
+                return Err(ValidationError::new(attr(), Rule::WrongType).into());
+            }
+            _ => return Err(ValidationError::new(attr(), Rule::WrongType).into()),
+        }
+    }
+    if let Some(raw) = raw_data {
+        if asm.data.is_some() {
+            return Err(ValidationError::new(Attribute::Data, Rule::DataConflict).into());
+        }
+        let is_json = asm.datacontenttype().is_none_or(crate::uri::is_json_media_type);
+        asm.data = Some(if !is_json && raw.first() == Some(&b'"') {
+            let mut l = Lexer::new(raw);
+            Data::Text(l.string()?.unescape_into(scratch)?)
+        } else {
+            // Validated by `value`, so it is UTF-8.
+            Data::Json(core::str::from_utf8(raw).map_err(|_| {
+                ValidationError::new(Attribute::Data, Rule::InvalidEncoding)
+            })?)
+        });
+    }
+    Ok(asm.finish()?)
+}
+
+/// Reads the events of a JSON batch (`application/cloudevents-batch+json`) one
+/// at a time, each into a scratch buffer that the next one may reuse.
+#[derive(Debug)]
+pub struct BatchParser<'a> {
+    lex: Lexer<'a>,
+    index: usize,
+    first: bool,
+    done: bool,
+}
+
+impl<'a> BatchParser<'a> {
+    /// Starts reading `input`, which must be a JSON array.
+    pub fn new(input: &'a [u8]) -> Result<Self, ParseError> {
+        let mut lex = Lexer::new(input);
+        match lex.peek() {
+            Some(b'[') => {}
+            _ => {
+                lex.value(MAX_DATA_DEPTH)?;
+                lex.finish()?;
+                return Err(ParseError::NotAnArray);
+            }
+        }
+        lex.eat(b'[')?;
+        Ok(BatchParser {
+            lex,
+            index: 0,
+            first: true,
+            done: false,
+        })
+    }
+
+    /// Index of the next event.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The next event, `None` after the last one. After an error, `None`.
+    pub fn next_event<'s>(&mut self, scratch: &'s mut [u8]) -> Option<Result<Event<'s>, ParseError>>
+    where
+        'a: 's,
+    {
+        if self.done {
+            return None;
+        }
+        let r = self.step(scratch);
+        if !matches!(r, Some(Ok(_))) {
+            self.done = true;
+        }
+        r
+    }
+
+    fn step<'s>(&mut self, scratch: &'s mut [u8]) -> Option<Result<Event<'s>, ParseError>>
+    where
+        'a: 's,
+    {
+        match next_element(&mut self.lex, &mut self.first) {
+            Err(e) => return Some(Err(e.into())),
+            Ok(false) => {
+                return match self.lex.finish() {
+                    Ok(()) => None,
+                    Err(e) => Some(Err(e.into())),
+                }
+            }
+            Ok(true) => {}
+        }
+        let index = self.index;
+        self.index += 1;
+        if self.lex.peek() != Some(b'{') {
+            return Some(Err(match self.lex.value(MAX_DATA_DEPTH) {
+                Err(e) => e.into(),
+                Ok(_) => ParseError::InBatch {
+                    index,
+                    error: InBatchError::NotAnObject,
+                },
+            }));
+        }
+        let mut sc = Scratch::new(scratch);
+        let r = parse_object(&mut self.lex, &mut sc);
+        Some(r.map_err(|e| match e {
+            ObjError::Parse(p) => p,
+            ObjError::Invalid(v) => ParseError::InBatch {
+                index,
+                error: InBatchError::Invalid(v),
+            },
+            ObjError::ScratchFull => ParseError::InBatch {
+                index,
+                error: InBatchError::ScratchFull,
+            },
+        }))
+    }
+}
+
+/// Tells a structured event from a batch by the first non-whitespace byte.
+pub fn looks_like_batch(input: &[u8]) -> bool {
+    let mut lex = Lexer::new(input);
+    lex.peek() == Some(b'[')
+}

@@ -1,0 +1,89 @@
+//! Kafka records: content-mode detection from the `content-type` header,
+//! binary mode (`ce_` headers, value = data) and structured mode.
+//!
+//! ```
+//! use ossa_events_core::{parse::kafka, Scratch};
+//! let headers: [(&str, &[u8]); 5] = [
+//!     ("ce_specversion", b"1.0"),
+//!     ("ce_id", b"1234-1234-1234"),
+//!     ("ce_type", b"com.example.someevent"),
+//!     ("ce_source", b"/mycontext/subcontext"),
+//!     ("content-type", b"application/json"),
+//! ];
+//! let mut buf = [0u8; 256];
+//! let rec = kafka::parse(headers, Some(b"key-1"), Some(br#"{"message":"Hello World!"}"#), &mut Scratch::new(&mut buf))?;
+//! assert_eq!(rec.event.datacontenttype(), Some("application/json"));
+//! assert_eq!(rec.key, Some(&b"key-1"[..]));
+//! # Ok::<(), ossa_events_core::ParseError>(())
+//! ```
+
+use crate::error::{Attribute, ParseError, Rule, ValidationError};
+use crate::event::Event;
+use crate::scratch::Scratch;
+use crate::uri::starts_with_ignore_ascii_case;
+
+use super::binary::{body_data, BinaryReader};
+
+/// A Kafka record read as a CloudEvent.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Record<'a> {
+    /// The event.
+    pub event: Event<'a>,
+    /// The record key, as it was (the binding maps it to no attribute).
+    pub key: Option<&'a [u8]>,
+}
+
+/// Parses a Kafka record: structured when its `content-type` header starts with
+/// `application/cloudevents` (matched case-insensitively), binary otherwise.
+pub fn parse<'a, I>(
+    headers: I,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    scratch: &mut Scratch<'a>,
+) -> Result<Record<'a>, ParseError>
+where
+    I: IntoIterator<Item = (&'a str, &'a [u8])>,
+    I::IntoIter: Clone,
+{
+    let headers = headers.into_iter();
+    let mut ct = None;
+    for (name, v) in headers.clone() {
+        if name.eq_ignore_ascii_case("content-type") {
+            if ct.is_some() {
+                return Err(ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into());
+            }
+            ct = Some(core::str::from_utf8(v).map_err(|_| ParseError::InvalidHeader)?.trim());
+        }
+    }
+    if let Some(c) = ct {
+        if starts_with_ignore_ascii_case(c, "application/cloudevents") {
+            if starts_with_ignore_ascii_case(c, "application/cloudevents-batch") {
+                return Err(ParseError::UnsupportedFormat);
+            }
+            if super::http::content_mode(Some(c))? != super::http::ContentMode::Structured {
+                return Err(ParseError::UnsupportedFormat);
+            }
+            let event = super::json::parse_event(value.unwrap_or(&[]), scratch)?;
+            return Ok(Record { event, key });
+        }
+    }
+    let mut r = BinaryReader::new();
+    for (name, v) in headers {
+        let Some(attr) = name.strip_prefix("ce_") else {
+            continue;
+        };
+        let v = core::str::from_utf8(v).map_err(|_| {
+            ParseError::Invalid(ValidationError::new(Attribute::named(attr), Rule::InvalidEncoding))
+        })?;
+        if attr == "datacontenttype" {
+            return Err(ValidationError::new(Attribute::DataContentType, Rule::NotAllowedInBinaryMode).into());
+        }
+        r.set(attr, v)?;
+    }
+    let data = body_data(ct, value.unwrap_or(&[]))?;
+    Ok(Record {
+        event: r.finish(ct, data)?,
+        key,
+    })
+}

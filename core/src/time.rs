@@ -1,0 +1,945 @@
+//! RFC 3339 timestamps: an allocation-free parser and formatter.
+//!
+//! CloudEvents' `Timestamp` type (spec "Type System") is encoded as an
+//! [RFC 3339] `date-time`. [`Timestamp`] keeps the fields as written (including
+//! the UTC offset and the number of fraction digits) so that a parsed value
+//! writes back exactly as it was received when the input is in canonical form,
+//! and it converts to and from Unix time.
+//!
+//! `no_std` has no clock; callers supply one through the [`Clock`] trait.
+//!
+//! [RFC 3339]: https://www.rfc-editor.org/rfc/rfc3339
+
+use core::fmt;
+use core::str::FromStr;
+
+/// Seconds from 1970-01-01T00:00:00Z to 0000-01-01T00:00:00Z.
+const MIN_UNIX: i64 = -62_167_219_200;
+/// Seconds from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+const MAX_UNIX: i64 = 253_402_300_799;
+/// Powers of ten used to truncate nanoseconds to a number of fraction digits.
+const POW10: [u32; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// An RFC 3339 timestamp (`date-time`, RFC 3339 §5.6) in the proleptic
+/// Gregorian calendar, years 0000 to 9999, with nanosecond precision.
+///
+/// The value remembers its UTC [`Offset`] and how many fraction-of-second
+/// digits it is written with ([`frac_digits`](Self::frac_digits)); the stored
+/// nanoseconds are always a multiple of `10^(9 - frac_digits)`, so
+/// [`write_to`](Self::write_to) / [`Display`](fmt::Display) never lose
+/// information. Equality (`==`) compares these fields as written; use
+/// [`same_instant`](Self::same_instant) to compare points in time.
+///
+/// ```
+/// use ossa_events_core::time::{Offset, Timestamp};
+///
+/// let t = Timestamp::parse("2018-04-05T19:31:00.120+02:00")?;
+/// assert_eq!(t.offset(), Offset::Minutes(120));
+/// assert_eq!(t.unix_seconds(), 1_522_949_460);
+///
+/// let mut buf = [0u8; Timestamp::MAX_LEN];
+/// assert_eq!(t.write_to(&mut buf), "2018-04-05T19:31:00.120+02:00");
+///
+/// let utc = Timestamp::from_unix_millis(1_522_949_460_120).unwrap();
+/// assert_eq!(utc.to_string(), "2018-04-05T17:31:00.120Z");
+/// assert!(utc.same_instant(&t));
+/// # Ok::<(), ossa_events_core::time::TimeError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    year: u16,
+    month: u8,
+    day: u8,
+    hour: u8,
+    minute: u8,
+    second: u8,
+    nanos: u32,
+    frac_digits: u8,
+    offset: Offset,
+}
+
+/// The UTC offset of a [`Timestamp`] (RFC 3339 §4.2, §4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Offset {
+    /// `Z`: UTC.
+    Utc,
+    /// `+hh:mm` / `-hh:mm`, in minutes east of UTC (never the `-00:00` form;
+    /// `+00:00` is `Minutes(0)`). At most 23:59 either way.
+    Minutes(i16),
+    /// `-00:00`: the time is in UTC, the local offset is unknown
+    /// (RFC 3339 §4.3).
+    Unknown,
+}
+
+impl Offset {
+    /// Minutes east of UTC (0 for [`Offset::Utc`] and [`Offset::Unknown`]).
+    #[inline]
+    pub const fn minutes(self) -> i16 {
+        match self {
+            Offset::Minutes(m) => m,
+            Offset::Utc | Offset::Unknown => 0,
+        }
+    }
+}
+
+/// Why a string is not an RFC 3339 `date-time`, or why timestamp fields are
+/// out of range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeError {
+    /// The text does not follow the `date-time` syntax; `at` is the byte
+    /// offset of the first unexpected (or missing) character.
+    Syntax {
+        /// Byte offset of the first bad or missing character.
+        at: usize,
+    },
+    /// The year is above 9999 (only from [`Timestamp::new`]).
+    Year,
+    /// The month is not 01-12.
+    Month,
+    /// The day is 00 or past the end of the month.
+    Day,
+    /// The hour is not 00-23.
+    Hour,
+    /// The minute is not 00-59.
+    Minute,
+    /// The second is not 00-60.
+    Second,
+    /// Second 60 (a leap second) at a time that is not 23:59 UTC.
+    LeapSecond,
+    /// The nanoseconds are 1 000 000 000 or more (only from
+    /// [`Timestamp::new`]).
+    Nanosecond,
+    /// The offset hour is not 00-23.
+    OffsetHour,
+    /// The offset minute is not 00-59.
+    OffsetMinute,
+}
+
+impl fmt::Display for TimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeError::Syntax { at } => {
+                write!(f, "invalid rfc 3339 timestamp syntax at byte {at}")
+            }
+            TimeError::Year => f.write_str("year out of range 0000-9999"),
+            TimeError::Month => f.write_str("month out of range 01-12"),
+            TimeError::Day => f.write_str("day out of range for the month"),
+            TimeError::Hour => f.write_str("hour out of range 00-23"),
+            TimeError::Minute => f.write_str("minute out of range 00-59"),
+            TimeError::Second => f.write_str("second out of range 00-60"),
+            TimeError::LeapSecond => f.write_str("leap second not at 23:59 utc"),
+            TimeError::Nanosecond => f.write_str("nanoseconds out of range"),
+            TimeError::OffsetHour => f.write_str("utc offset hour out of range 00-23"),
+            TimeError::OffsetMinute => f.write_str("utc offset minute out of range 00-59"),
+        }
+    }
+}
+
+impl core::error::Error for TimeError {}
+
+/// Whether `year` is a leap year in the Gregorian calendar.
+#[inline]
+const fn is_leap(year: u16) -> bool {
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
+}
+
+/// Number of days in `month` (1-12) of `year`; 0 for an invalid month.
+#[inline]
+const fn days_in_month(year: u16, month: u8) -> u8 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+#[inline]
+const fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The proleptic Gregorian date `(year, month, day)` of a day count since
+/// 1970-01-01 (H. Hinnant's `civil_from_days`).
+#[inline]
+const fn civil_from_days(days: i64) -> (i64, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
+    (year, month, day)
+}
+
+/// The ASCII digit at `i`, or a syntax error pointing at `i`.
+#[inline]
+fn digit(b: &[u8], i: usize) -> Result<u8, TimeError> {
+    match b.get(i) {
+        Some(&c) if c.is_ascii_digit() => Ok(c - b'0'),
+        _ => Err(TimeError::Syntax { at: i }),
+    }
+}
+
+/// Two ASCII digits at `i` as a number.
+#[inline]
+fn two(b: &[u8], i: usize) -> Result<u8, TimeError> {
+    Ok(digit(b, i)? * 10 + digit(b, i + 1)?)
+}
+
+/// Expects one of the bytes `x` or `y` at `i`.
+#[inline]
+fn expect(b: &[u8], i: usize, x: u8, y: u8) -> Result<(), TimeError> {
+    match b.get(i) {
+        Some(&c) if c == x || c == y => Ok(()),
+        _ => Err(TimeError::Syntax { at: i }),
+    }
+}
+
+/// Writes `v` (0-99) as two ASCII digits.
+#[inline]
+fn put2(out: &mut [u8], v: u8) {
+    if let [a, b, ..] = out {
+        *a = b'0' + v / 10 % 10;
+        *b = b'0' + v % 10;
+    }
+}
+
+impl Timestamp {
+    /// The longest canonical form, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+HH:MM`.
+    pub const MAX_LEN: usize = 35;
+
+    /// 1970-01-01T00:00:00Z.
+    pub const UNIX_EPOCH: Timestamp = Timestamp {
+        year: 1970,
+        month: 1,
+        day: 1,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        nanos: 0,
+        frac_digits: 0,
+        offset: Offset::Utc,
+    };
+
+    /// Builds a timestamp from its fields, validating them like
+    /// [`parse`](Self::parse) does. `frac_digits` is 0 when `nanos` is 0 and
+    /// otherwise the fewest digits (up to 9) that show `nanos` exactly.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        year: u16,
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        nanos: u32,
+        offset: Offset,
+    ) -> Result<Timestamp, TimeError> {
+        if year > 9999 {
+            return Err(TimeError::Year);
+        }
+        if nanos >= 1_000_000_000 {
+            return Err(TimeError::Nanosecond);
+        }
+        let (oh, om) = match offset {
+            Offset::Minutes(m) => (m.unsigned_abs() / 60, m.unsigned_abs() % 60),
+            Offset::Utc | Offset::Unknown => (0, 0),
+        };
+        let mut frac_digits = 9u8;
+        let mut n = nanos;
+        while frac_digits > 0 && n.is_multiple_of(10) {
+            n /= 10;
+            frac_digits -= 1;
+        }
+        let t = Timestamp {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanos,
+            frac_digits,
+            offset,
+        };
+        t.validate(oh, om)?;
+        Ok(t)
+    }
+
+    /// Parses an RFC 3339 `date-time` (§5.6), e.g.
+    /// `1985-04-12T23:20:50.52Z` or `1996-12-19T16:39:57-08:00`.
+    ///
+    /// Exact grammar: `T`/`t` separator (a space is rejected), optional
+    /// fraction of one or more digits (digits past the ninth are truncated),
+    /// `Z`/`z` or `+hh:mm`/`-hh:mm`. Second 60 is accepted only when the time
+    /// in UTC is 23:59 (RFC 3339 §5.7). Nothing may follow the offset.
+    pub fn parse(s: &str) -> Result<Timestamp, TimeError> {
+        Self::parse_bytes(s.as_bytes())
+    }
+
+    /// [`parse`](Self::parse) on bytes (non-ASCII bytes are syntax errors).
+    pub fn parse_bytes(b: &[u8]) -> Result<Timestamp, TimeError> {
+        let year = u16::from(two(b, 0)?) * 100 + u16::from(two(b, 2)?);
+        expect(b, 4, b'-', b'-')?;
+        let month = two(b, 5)?;
+        expect(b, 7, b'-', b'-')?;
+        let day = two(b, 8)?;
+        expect(b, 10, b'T', b't')?;
+        let hour = two(b, 11)?;
+        expect(b, 13, b':', b':')?;
+        let minute = two(b, 14)?;
+        expect(b, 16, b':', b':')?;
+        let second = two(b, 17)?;
+
+        let mut pos = 19;
+        let mut nanos = 0u32;
+        let mut frac_digits = 0u8;
+        if b.get(pos) == Some(&b'.') {
+            pos += 1;
+            let start = pos;
+            while let Some(&c) = b.get(pos) {
+                if !c.is_ascii_digit() {
+                    break;
+                }
+                if frac_digits < 9 {
+                    nanos = nanos * 10 + u32::from(c - b'0');
+                    frac_digits += 1;
+                }
+                pos += 1;
+            }
+            if pos == start {
+                return Err(TimeError::Syntax { at: pos });
+            }
+            nanos *= POW10[9 - frac_digits as usize];
+        }
+
+        let (offset, oh, om) = match b.get(pos) {
+            Some(b'Z' | b'z') => {
+                pos += 1;
+                (Offset::Utc, 0, 0)
+            }
+            Some(&sign @ (b'+' | b'-')) => {
+                let oh = two(b, pos + 1)?;
+                expect(b, pos + 3, b':', b':')?;
+                let om = two(b, pos + 4)?;
+                pos += 6;
+                let m = i16::from(oh) * 60 + i16::from(om);
+                let offset = match (sign, m) {
+                    (b'-', 0) => Offset::Unknown,
+                    (b'-', m) => Offset::Minutes(-m),
+                    (_, m) => Offset::Minutes(m),
+                };
+                (offset, oh, om)
+            }
+            _ => return Err(TimeError::Syntax { at: pos }),
+        };
+        if pos != b.len() {
+            return Err(TimeError::Syntax { at: pos });
+        }
+
+        let t = Timestamp {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanos,
+            frac_digits,
+            offset,
+        };
+        t.validate(u16::from(oh), u16::from(om))?;
+        Ok(t)
+    }
+
+    /// Range checks shared by [`new`](Self::new) and [`parse`](Self::parse).
+    fn validate(&self, oh: u16, om: u16) -> Result<(), TimeError> {
+        if !(1..=12).contains(&self.month) {
+            return Err(TimeError::Month);
+        }
+        if self.day == 0 || self.day > days_in_month(self.year, self.month) {
+            return Err(TimeError::Day);
+        }
+        if self.hour > 23 {
+            return Err(TimeError::Hour);
+        }
+        if self.minute > 59 {
+            return Err(TimeError::Minute);
+        }
+        if self.second > 60 {
+            return Err(TimeError::Second);
+        }
+        if oh > 23 {
+            return Err(TimeError::OffsetHour);
+        }
+        if om > 59 {
+            return Err(TimeError::OffsetMinute);
+        }
+        if self.second == 60 {
+            let local = i32::from(self.hour) * 60 + i32::from(self.minute);
+            let utc = (local - i32::from(self.offset.minutes())).rem_euclid(1440);
+            if utc != 23 * 60 + 59 {
+                return Err(TimeError::LeapSecond);
+            }
+        }
+        Ok(())
+    }
+
+    /// The UTC timestamp (`Z`) `secs` seconds and `nanos` nanoseconds after
+    /// 1970-01-01T00:00:00Z, written with 0 fraction digits when `nanos` is 0
+    /// and 9 otherwise. `None` when the year would fall outside 0000-9999 or
+    /// `nanos >= 1_000_000_000`.
+    pub fn from_unix(secs: i64, nanos: u32) -> Option<Timestamp> {
+        if !(MIN_UNIX..=MAX_UNIX).contains(&secs) || nanos >= 1_000_000_000 {
+            return None;
+        }
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400) as u32;
+        let (year, month, day) = civil_from_days(days);
+        Some(Timestamp {
+            year: year as u16,
+            month,
+            day,
+            hour: (sod / 3600) as u8,
+            minute: (sod / 60 % 60) as u8,
+            second: (sod % 60) as u8,
+            nanos,
+            frac_digits: if nanos == 0 { 0 } else { 9 },
+            offset: Offset::Utc,
+        })
+    }
+
+    /// The UTC timestamp `ms` milliseconds after the Unix epoch, written with
+    /// 3 fraction digits (0 when it is a whole second). `None` outside years
+    /// 0000-9999.
+    pub fn from_unix_millis(ms: i64) -> Option<Timestamp> {
+        let millis = ms.rem_euclid(1000) as u32;
+        let t = Self::from_unix(ms.div_euclid(1000), millis * 1_000_000)?;
+        Some(t.with_frac_digits(if millis == 0 { 0 } else { 3 }))
+    }
+
+    /// The same timestamp written with `d` fraction digits (clamped to
+    /// 0..=9). Reducing the digit count truncates the stored nanoseconds, so
+    /// the value always equals what it displays.
+    #[must_use]
+    pub fn with_frac_digits(mut self, d: u8) -> Self {
+        let d = d.min(9);
+        let p = POW10[9 - d as usize];
+        self.nanos -= self.nanos % p;
+        self.frac_digits = d;
+        self
+    }
+
+    /// Writes the canonical RFC 3339 form into `buf` and returns it: upper
+    /// case `T` and `Z`, exactly [`frac_digits`](Self::frac_digits) fraction
+    /// digits, `-00:00` for [`Offset::Unknown`].
+    pub fn write_to<'b>(&self, buf: &'b mut [u8; Timestamp::MAX_LEN]) -> &'b str {
+        let n = self.encode(buf);
+        match buf.get(..n).map(core::str::from_utf8) {
+            Some(Ok(s)) => s,
+            _ => "",
+        }
+    }
+
+    /// Writes the canonical form into `buf`, returning its length.
+    fn encode(&self, buf: &mut [u8; Timestamp::MAX_LEN]) -> usize {
+        let y = self.year;
+        put2(&mut buf[0..2], (y / 100 % 100) as u8);
+        put2(&mut buf[2..4], (y % 100) as u8);
+        buf[4] = b'-';
+        put2(&mut buf[5..7], self.month);
+        buf[7] = b'-';
+        put2(&mut buf[8..10], self.day);
+        buf[10] = b'T';
+        put2(&mut buf[11..13], self.hour);
+        buf[13] = b':';
+        put2(&mut buf[14..16], self.minute);
+        buf[16] = b':';
+        put2(&mut buf[17..19], self.second);
+        let mut pos = 19;
+        let fd = usize::from(self.frac_digits.min(9));
+        if fd > 0 {
+            buf[19] = b'.';
+            let mut n = self.nanos / POW10[9 - fd];
+            let digits = &mut buf[20..20 + fd];
+            for slot in digits.iter_mut().rev() {
+                *slot = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            pos = 20 + fd;
+        }
+        let m = match self.offset {
+            Offset::Utc => {
+                buf[pos] = b'Z';
+                return pos + 1;
+            }
+            Offset::Unknown => {
+                buf[pos] = b'-';
+                0
+            }
+            Offset::Minutes(m) => {
+                buf[pos] = if m < 0 { b'-' } else { b'+' };
+                m.unsigned_abs()
+            }
+        };
+        let tail = &mut buf[pos + 1..pos + 6];
+        put2(tail, (m / 60 % 100) as u8);
+        if let Some(c) = tail.get_mut(2) {
+            *c = b':';
+        }
+        if let Some(t) = tail.get_mut(3..) {
+            put2(t, (m % 60) as u8);
+        }
+        pos + 6
+    }
+
+    /// Length in bytes of the canonical form ([`write_to`](Self::write_to)).
+    #[inline]
+    pub fn encoded_len(&self) -> usize {
+        let frac = match self.frac_digits {
+            0 => 0,
+            d => 1 + usize::from(d.min(9)),
+        };
+        let off = if self.offset == Offset::Utc { 1 } else { 6 };
+        19 + frac + off
+    }
+
+    /// Whole seconds since 1970-01-01T00:00:00Z (negative before), with the
+    /// offset applied. A leap second `23:59:60` counts as the following
+    /// `00:00:00`, as in POSIX time.
+    pub fn unix_seconds(&self) -> i64 {
+        let days = days_from_civil(
+            i64::from(self.year),
+            i64::from(self.month),
+            i64::from(self.day),
+        );
+        days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
+            - i64::from(self.offset.minutes()) * 60
+    }
+
+    /// Nanoseconds within the second (0..1 000 000 000).
+    #[inline]
+    pub fn nanos(&self) -> u32 {
+        self.nanos
+    }
+
+    /// The year, 0-9999 (local, i.e. as written).
+    #[inline]
+    pub fn year(&self) -> u16 {
+        self.year
+    }
+
+    /// The month, 1-12.
+    #[inline]
+    pub fn month(&self) -> u8 {
+        self.month
+    }
+
+    /// The day of the month, 1-31.
+    #[inline]
+    pub fn day(&self) -> u8 {
+        self.day
+    }
+
+    /// The hour, 0-23.
+    #[inline]
+    pub fn hour(&self) -> u8 {
+        self.hour
+    }
+
+    /// The minute, 0-59.
+    #[inline]
+    pub fn minute(&self) -> u8 {
+        self.minute
+    }
+
+    /// The second, 0-60 (60 only for a leap second).
+    #[inline]
+    pub fn second(&self) -> u8 {
+        self.second
+    }
+
+    /// The UTC offset as written.
+    #[inline]
+    pub fn offset(&self) -> Offset {
+        self.offset
+    }
+
+    /// Number of fraction-of-second digits in the canonical form (0-9).
+    #[inline]
+    pub fn frac_digits(&self) -> u8 {
+        self.frac_digits
+    }
+
+    /// Whether both denote the same instant (compares the UTC time, ignoring
+    /// offsets and how many fraction digits are written).
+    pub fn same_instant(&self, other: &Self) -> bool {
+        self.unix_seconds() == other.unix_seconds() && self.nanos == other.nanos
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; Timestamp::MAX_LEN];
+        f.write_str(self.write_to(&mut buf))
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = TimeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Timestamp::parse(s)
+    }
+}
+
+/// A source of the current time, implemented by the caller (`no_std` has no
+/// clock).
+pub trait Clock {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    #[inline]
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
+
+/// A clock that always returns the same instant (tests, replay).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FixedClock(pub Timestamp);
+
+impl Clock for FixedClock {
+    #[inline]
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Timestamp, TimeError> {
+        Timestamp::parse(s)
+    }
+
+    fn canon(t: &Timestamp) -> String {
+        let mut buf = [0u8; Timestamp::MAX_LEN];
+        let s = t.write_to(&mut buf).to_owned();
+        assert_eq!(s.len(), t.encoded_len());
+        assert_eq!(s, t.to_string());
+        s
+    }
+
+    #[test]
+    fn constants() {
+        assert_eq!(days_from_civil(0, 1, 1) * 86_400, MIN_UNIX);
+        assert_eq!(days_from_civil(10_000, 1, 1) * 86_400 - 1, MAX_UNIX);
+        assert_eq!(canon(&Timestamp::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp::UNIX_EPOCH.unix_seconds(), 0);
+    }
+
+    #[test]
+    fn leap_seconds() {
+        assert!(p("1990-12-31T23:59:60Z").is_ok());
+        assert!(p("1990-12-31T15:59:60-08:00").is_ok());
+        assert!(p("1991-01-01T05:29:60+05:30").is_ok());
+        assert!(p("1990-12-31T23:59:60-00:00").is_ok());
+        assert_eq!(p("1990-12-31T23:58:60Z"), Err(TimeError::LeapSecond));
+        assert_eq!(p("1990-12-31T23:59:60+01:00"), Err(TimeError::LeapSecond));
+        assert_eq!(p("1990-12-31T23:59:61Z"), Err(TimeError::Second));
+        let t = p("1990-12-31T23:59:60Z").unwrap();
+        assert_eq!(t.second(), 60);
+        assert_eq!(canon(&t), "1990-12-31T23:59:60Z");
+        assert_eq!(
+            t.unix_seconds(),
+            p("1991-01-01T00:00:00Z").unwrap().unix_seconds()
+        );
+    }
+
+    #[test]
+    fn case_and_separator() {
+        let t = p("2018-04-05t17:31:00z").unwrap();
+        assert_eq!(canon(&t), "2018-04-05T17:31:00Z");
+        assert_eq!(p("2018-04-05 17:31:00Z"), Err(TimeError::Syntax { at: 10 }));
+        assert_eq!(p("2018-04-05T17:31:00"), Err(TimeError::Syntax { at: 19 }));
+        assert_eq!(
+            p("2018-04-05T17:31:00Zx"),
+            Err(TimeError::Syntax { at: 20 })
+        );
+        assert_eq!(
+            p("2018-04-05T17:31:00+0100"),
+            Err(TimeError::Syntax { at: 22 })
+        );
+        assert_eq!(
+            p("2018-04-05T17:31:00.Z"),
+            Err(TimeError::Syntax { at: 20 })
+        );
+        assert_eq!(p("2018-4-05T17:31:00Z"), Err(TimeError::Syntax { at: 6 }));
+        assert_eq!(p("+2018-04-05T17:31:00Z"), Err(TimeError::Syntax { at: 0 }));
+    }
+
+    #[test]
+    fn offsets() {
+        let t = p("1996-12-19T16:39:57-08:00").unwrap();
+        assert_eq!(t.offset(), Offset::Minutes(-480));
+        assert_eq!(canon(&t), "1996-12-19T16:39:57-08:00");
+        assert!(t.same_instant(&p("1996-12-20T00:39:57Z").unwrap()));
+        let t = p("1996-12-19T16:39:57+05:45").unwrap();
+        assert_eq!(t.offset(), Offset::Minutes(345));
+        let t = p("1996-12-19T16:39:57+00:00").unwrap();
+        assert_eq!(t.offset(), Offset::Minutes(0));
+        assert_eq!(canon(&t), "1996-12-19T16:39:57+00:00");
+        let t = p("1996-12-19T16:39:57-00:00").unwrap();
+        assert_eq!(t.offset(), Offset::Unknown);
+        assert_eq!(canon(&t), "1996-12-19T16:39:57-00:00");
+        assert!(p("2000-01-01T00:00:00+23:59").is_ok());
+        assert!(p("2000-01-01T00:00:00-23:59").is_ok());
+        assert_eq!(p("2000-01-01T00:00:00+24:00"), Err(TimeError::OffsetHour));
+        assert_eq!(p("2000-01-01T00:00:00+01:60"), Err(TimeError::OffsetMinute));
+    }
+
+    #[test]
+    fn fractions() {
+        let t = p("1985-04-12T23:20:50.5Z").unwrap();
+        assert_eq!((t.nanos(), t.frac_digits()), (500_000_000, 1));
+        assert_eq!(canon(&t), "1985-04-12T23:20:50.5Z");
+        let t = p("1985-04-12T23:20:50.120Z").unwrap();
+        assert_eq!((t.nanos(), t.frac_digits()), (120_000_000, 3));
+        assert_eq!(canon(&t), "1985-04-12T23:20:50.120Z");
+        let t = p("1985-04-12T23:20:50.123456789+01:00").unwrap();
+        assert_eq!((t.nanos(), t.frac_digits()), (123_456_789, 9));
+        assert_eq!(canon(&t), "1985-04-12T23:20:50.123456789+01:00");
+        assert_eq!(canon(&t).len(), Timestamp::MAX_LEN);
+        let t = p("1985-04-12T23:20:50.123456789987Z").unwrap();
+        assert_eq!((t.nanos(), t.frac_digits()), (123_456_789, 9));
+        assert_eq!(canon(&t), "1985-04-12T23:20:50.123456789Z");
+        let t = p("1985-04-12T23:20:50.000000001Z").unwrap();
+        assert_eq!(t.nanos(), 1);
+        let u = t.with_frac_digits(3);
+        assert_eq!(
+            (u.nanos(), canon(&u)),
+            (0, "1985-04-12T23:20:50.000Z".into())
+        );
+        let u = p("1985-04-12T23:20:50.987654321Z")
+            .unwrap()
+            .with_frac_digits(200);
+        assert_eq!(u.frac_digits(), 9);
+        let u = u.with_frac_digits(2);
+        assert_eq!(
+            (u.nanos(), canon(&u)),
+            (980_000_000, "1985-04-12T23:20:50.98Z".into())
+        );
+        assert_eq!(canon(&u.with_frac_digits(0)), "1985-04-12T23:20:50Z");
+    }
+
+    #[test]
+    fn calendar() {
+        assert!(p("2000-02-29T00:00:00Z").is_ok());
+        assert!(p("2024-02-29T00:00:00Z").is_ok());
+        assert!(p("0000-02-29T00:00:00Z").is_ok());
+        assert_eq!(p("1900-02-29T00:00:00Z"), Err(TimeError::Day));
+        assert_eq!(p("2023-02-29T00:00:00Z"), Err(TimeError::Day));
+        assert_eq!(p("2023-04-31T00:00:00Z"), Err(TimeError::Day));
+        assert_eq!(p("2023-01-00T00:00:00Z"), Err(TimeError::Day));
+        assert_eq!(p("2023-00-01T00:00:00Z"), Err(TimeError::Month));
+        assert_eq!(p("2023-13-01T00:00:00Z"), Err(TimeError::Month));
+        assert_eq!(p("2023-01-01T24:00:00Z"), Err(TimeError::Hour));
+        assert_eq!(p("2023-01-01T23:60:00Z"), Err(TimeError::Minute));
+        assert!(p("0000-01-01T00:00:00Z").is_ok());
+        assert!(p("9999-12-31T23:59:59.999999999Z").is_ok());
+    }
+
+    #[test]
+    fn round_trip() {
+        for s in [
+            "2018-04-05T17:31:00Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999+23:59",
+            "1985-04-12T23:20:50.52Z",
+            "1937-01-01T12:00:27.87+00:20",
+            "1990-12-31T15:59:60-08:00",
+            "2001-02-03T04:05:06.070-00:00",
+        ] {
+            let t: Timestamp = s.parse().unwrap();
+            assert_eq!(canon(&t), s);
+            assert_eq!(p(&canon(&t)), Ok(t));
+        }
+    }
+
+    #[test]
+    fn unix() {
+        let t = Timestamp::from_unix(0, 0).unwrap();
+        assert_eq!(canon(&t), "1970-01-01T00:00:00Z");
+        let t = Timestamp::from_unix(1_522_949_460, 0).unwrap();
+        assert_eq!(canon(&t), "2018-04-05T17:31:00Z");
+        let t = Timestamp::from_unix(-1, 0).unwrap();
+        assert_eq!(canon(&t), "1969-12-31T23:59:59Z");
+        let t = Timestamp::from_unix(-86_400 * 365 - 1, 5).unwrap();
+        assert_eq!(canon(&t), "1968-12-31T23:59:59.000000005Z");
+        let t = Timestamp::from_unix(951_782_400, 0).unwrap();
+        assert_eq!(canon(&t), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            canon(&Timestamp::from_unix(MIN_UNIX, 0).unwrap()),
+            "0000-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            canon(&Timestamp::from_unix(MAX_UNIX, 999_999_999).unwrap()),
+            "9999-12-31T23:59:59.999999999Z"
+        );
+        assert_eq!(Timestamp::from_unix(MIN_UNIX - 1, 0), None);
+        assert_eq!(Timestamp::from_unix(MAX_UNIX + 1, 0), None);
+        assert_eq!(Timestamp::from_unix(i64::MIN, 0), None);
+        assert_eq!(Timestamp::from_unix(i64::MAX, 0), None);
+        assert_eq!(Timestamp::from_unix(0, 1_000_000_000), None);
+
+        let t = Timestamp::from_unix_millis(1_522_949_460_120).unwrap();
+        assert_eq!(canon(&t), "2018-04-05T17:31:00.120Z");
+        let t = Timestamp::from_unix_millis(-1).unwrap();
+        assert_eq!(canon(&t), "1969-12-31T23:59:59.999Z");
+        let t = Timestamp::from_unix_millis(1000).unwrap();
+        assert_eq!(canon(&t), "1970-01-01T00:00:01Z");
+        assert_eq!(Timestamp::from_unix_millis(i64::MIN), None);
+        assert_eq!(Timestamp::from_unix_millis(i64::MAX), None);
+
+        assert_eq!(
+            p("2018-04-05T17:31:00Z").unwrap().unix_seconds(),
+            1_522_949_460
+        );
+        assert_eq!(
+            p("2018-04-05T19:31:00+02:00").unwrap().unix_seconds(),
+            1_522_949_460
+        );
+        assert_eq!(
+            p("2018-04-05T12:01:00-05:30").unwrap().unix_seconds(),
+            1_522_949_460
+        );
+        assert_eq!(p("1969-12-31T23:59:59Z").unwrap().unix_seconds(), -1);
+        assert_eq!(
+            p("0000-01-01T00:00:00+01:00").unwrap().unix_seconds(),
+            MIN_UNIX - 3600
+        );
+
+        // Inverse over a spread of values.
+        let mut s = MIN_UNIX;
+        while s <= MAX_UNIX {
+            let t = Timestamp::from_unix(s, 7).unwrap();
+            assert_eq!(t.unix_seconds(), s);
+            assert_eq!(p(&canon(&t)), Ok(t));
+            s += 86_400 * 13 + 3_607;
+        }
+    }
+
+    #[test]
+    fn new_validates() {
+        let t = Timestamp::new(2018, 4, 5, 17, 31, 0, 120_000_000, Offset::Utc).unwrap();
+        assert_eq!(canon(&t), "2018-04-05T17:31:00.12Z");
+        assert_eq!(
+            Timestamp::new(10_000, 1, 1, 0, 0, 0, 0, Offset::Utc),
+            Err(TimeError::Year)
+        );
+        assert_eq!(
+            Timestamp::new(2000, 1, 1, 0, 0, 0, 1_000_000_000, Offset::Utc),
+            Err(TimeError::Nanosecond)
+        );
+        assert_eq!(
+            Timestamp::new(2000, 1, 1, 0, 0, 0, 0, Offset::Minutes(24 * 60)),
+            Err(TimeError::OffsetHour)
+        );
+        assert_eq!(
+            Timestamp::new(2000, 1, 1, 0, 0, 0, 0, Offset::Minutes(i16::MIN)),
+            Err(TimeError::OffsetHour)
+        );
+        let t = Timestamp::new(2000, 1, 1, 0, 0, 0, 0, Offset::Minutes(-(23 * 60 + 59)));
+        assert_eq!(canon(&t.unwrap()), "2000-01-01T00:00:00-23:59");
+    }
+
+    #[test]
+    fn clock() {
+        let t = Timestamp::from_unix(1_522_949_460, 0).unwrap();
+        let c = FixedClock(t);
+        fn via<C: Clock>(c: C) -> Timestamp {
+            c.now()
+        }
+        let r: &FixedClock = &c;
+        assert_eq!(via(r), t);
+        let d: &dyn Clock = &c;
+        assert_eq!(via(d), t);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        assert_eq!(p(""), Err(TimeError::Syntax { at: 0 }));
+        let full = "1985-04-12T23:20:50.123456789012-08:00";
+        for i in 0..full.len() {
+            let r = Timestamp::parse_bytes(&full.as_bytes()[..i]);
+            assert!(r.is_err(), "prefix {i} accepted");
+        }
+        assert!(p(full).is_ok());
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut buf = [0u8; 48];
+        let alphabet = b"0123456789-:.TtZz+ \xff";
+        for round in 0..20_000 {
+            let len = round % buf.len();
+            for b in buf.iter_mut().take(len) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = if round % 2 == 0 {
+                    x as u8
+                } else {
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                };
+            }
+            if let Ok(t) = Timestamp::parse_bytes(&buf[..len]) {
+                assert_eq!(p(&canon(&t)), Ok(t));
+            }
+        }
+        // Mutations of a valid string.
+        let base = *b"2024-02-29T23:59:60.5+00:00";
+        for i in 0..base.len() {
+            for c in 0..=255u8 {
+                let mut m = base;
+                m[i] = c;
+                let _ = Timestamp::parse_bytes(&m);
+            }
+        }
+        assert_eq!(
+            TimeError::Syntax { at: 3 }.to_string(),
+            "invalid rfc 3339 timestamp syntax at byte 3"
+        );
+    }
+}

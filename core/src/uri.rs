@@ -1,0 +1,779 @@
+//! Validators for URIs (RFC 3986) and media types (RFC 2045 / RFC 2046).
+//!
+//! CloudEvents types `URI` and `URI-reference` (spec "Type System") and the
+//! `datacontenttype` attribute are strings with a grammar; these functions
+//! check that grammar exactly, with hand-written iterative scanners (no
+//! regular expressions, no recursion, no allocation). Only ASCII is accepted:
+//! IRIs (RFC 3987) are not URIs.
+//!
+//! ```
+//! use ossa_events_core::uri;
+//!
+//! assert!(uri::is_uri_reference("/sensors/tn-1234567/alerts"));
+//! assert!(uri::is_absolute_uri("urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"));
+//! assert!(!uri::is_absolute_uri("/relative"));
+//! assert!(uri::is_media_type("text/plain; charset=\"utf-8\""));
+//! assert!(uri::is_json_media_type("application/cloudevents+json"));
+//! ```
+
+/// Character classes of RFC 3986, as bit flags in [`CLASS`].
+const UNRESERVED: u8 = 1;
+/// `sub-delims = "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "="`
+const SUB_DELIM: u8 = 2;
+/// `":"`, `"@"`: the rest of `pchar`.
+const COLON_AT: u8 = 4;
+/// `"/"`, `"?"`: the rest of `query` / `fragment`.
+const SLASH_QMARK: u8 = 8;
+/// `HEXDIG`.
+const HEX: u8 = 16;
+/// RFC 2045 `token` characters.
+const TOKEN: u8 = 32;
+
+/// Per-byte class flags (0 for every non-ASCII byte).
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 128 {
+        let b = c as u8;
+        let mut f = 0;
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            f |= UNRESERVED;
+        }
+        if matches!(
+            b,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+        ) {
+            f |= SUB_DELIM;
+        }
+        if matches!(b, b':' | b'@') {
+            f |= COLON_AT;
+        }
+        if matches!(b, b'/' | b'?') {
+            f |= SLASH_QMARK;
+        }
+        if b.is_ascii_hexdigit() {
+            f |= HEX;
+        }
+        // token: CHAR except SPACE, CTLs and tspecials ()<>@,;:\"/[]?=
+        if b > b' '
+            && b < 0x7f
+            && !matches!(
+                b,
+                b'(' | b')'
+                    | b'<'
+                    | b'>'
+                    | b'@'
+                    | b','
+                    | b';'
+                    | b':'
+                    | b'\\'
+                    | b'"'
+                    | b'/'
+                    | b'['
+                    | b']'
+                    | b'?'
+                    | b'='
+            )
+        {
+            f |= TOKEN;
+        }
+        t[c] = f;
+        c += 1;
+    }
+    t
+};
+
+/// `pchar = unreserved / pct-encoded / sub-delims / ":" / "@"`.
+const PCHAR: u8 = UNRESERVED | SUB_DELIM | COLON_AT;
+/// `query = fragment = *( pchar / "/" / "?" )`.
+const QCHAR: u8 = PCHAR | SLASH_QMARK;
+/// `userinfo = *( unreserved / pct-encoded / sub-delims / ":" )`; the `@`
+/// never reaches the check because the userinfo ends at the first `@`.
+const USERINFO: u8 = PCHAR;
+/// `reg-name = *( unreserved / pct-encoded / sub-delims )`.
+const REG_NAME: u8 = UNRESERVED | SUB_DELIM;
+
+/// Class flags of `b`.
+#[inline]
+fn class(b: u8) -> u8 {
+    CLASS[usize::from(b)]
+}
+
+/// Whether every byte of `s` is in `allowed` or part of a `pct-encoded`
+/// triplet (`"%" HEXDIG HEXDIG`).
+fn all_in(s: &[u8], allowed: u8) -> bool {
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        if class(b) & allowed != 0 {
+            i += 1;
+        } else if b == b'%' {
+            match (s.get(i + 1), s.get(i + 2)) {
+                (Some(&h), Some(&l)) if class(h) & class(l) & HEX != 0 => i += 3,
+                _ => return false,
+            }
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// Splits `s` at the first `c`: `(before, Some(after))` or `(s, None)`.
+#[inline]
+fn split_once(s: &[u8], c: u8) -> (&[u8], Option<&[u8]>) {
+    match s.iter().position(|&b| b == c) {
+        Some(i) => (s.get(..i).unwrap_or(s), s.get(i + 1..)),
+        None => (s, None),
+    }
+}
+
+/// Length of a `scheme` prefix (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`)
+/// followed by `":"`, if `s` starts with one.
+fn scheme_len(s: &[u8]) -> Option<usize> {
+    match s.first() {
+        Some(b) if b.is_ascii_alphabetic() => {}
+        _ => return None,
+    }
+    let n = s
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))?;
+    (s.get(n) == Some(&b':')).then_some(n)
+}
+
+/// `dec-octet "." dec-octet "." dec-octet "." dec-octet` (no leading zeros).
+fn is_ipv4(s: &[u8]) -> bool {
+    let mut parts = 0;
+    for part in s.split(|&b| b == b'.') {
+        parts += 1;
+        let ok = match *part {
+            [a] => a.is_ascii_digit(),
+            [a, b] => (b'1'..=b'9').contains(&a) && b.is_ascii_digit(),
+            [a, b, c] => {
+                a.is_ascii_digit()
+                    && b.is_ascii_digit()
+                    && c.is_ascii_digit()
+                    && a != b'0'
+                    && (a, b, c) <= (b'2', b'5', b'5')
+            }
+            _ => false,
+        };
+        if !ok || parts > 4 {
+            return false;
+        }
+    }
+    parts == 4
+}
+
+/// RFC 3986 `IPv6address` (all nine forms, including a trailing IPv4
+/// `ls32`).
+fn is_ipv6(s: &[u8]) -> bool {
+    let mut rest = s;
+    let mut groups = 0u32;
+    let mut elided = false;
+    if let Some(r) = rest.strip_prefix(b"::") {
+        elided = true;
+        rest = r;
+        if rest.is_empty() {
+            return true;
+        }
+    }
+    loop {
+        let end = rest.iter().position(|&b| b == b':').unwrap_or(rest.len());
+        let (group, tail) = rest.split_at(end);
+        if tail.is_empty() && group.contains(&b'.') {
+            if !is_ipv4(group) {
+                return false;
+            }
+            groups += 2;
+            break;
+        }
+        if group.is_empty() || group.len() > 4 || !group.iter().all(u8::is_ascii_hexdigit) {
+            return false;
+        }
+        groups += 1;
+        match tail {
+            [] => break,
+            [b':', b':', r @ ..] => {
+                if elided {
+                    return false;
+                }
+                elided = true;
+                rest = r;
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            [b':', r @ ..] if !r.is_empty() => rest = r,
+            _ => return false,
+        }
+        if groups > 8 {
+            return false;
+        }
+    }
+    if elided {
+        groups <= 7
+    } else {
+        groups == 8
+    }
+}
+
+/// `IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )`.
+fn is_ipvfuture(s: &[u8]) -> bool {
+    let Some((b'v' | b'V', rest)) = s.split_first() else {
+        return false;
+    };
+    let (ver, tail) = split_once(rest, b'.');
+    match tail {
+        Some(tail) => {
+            !ver.is_empty()
+                && ver.iter().all(u8::is_ascii_hexdigit)
+                && !tail.is_empty()
+                && tail
+                    .iter()
+                    .all(|&b| class(b) & (UNRESERVED | SUB_DELIM) != 0 || b == b':')
+        }
+        None => false,
+    }
+}
+
+/// `authority = [ userinfo "@" ] host [ ":" port ]`.
+fn is_authority(a: &[u8]) -> bool {
+    let hostport = match split_once(a, b'@') {
+        (userinfo, Some(hostport)) => {
+            if !all_in(userinfo, USERINFO) {
+                return false;
+            }
+            hostport
+        }
+        (hostport, None) => hostport,
+    };
+    let port = if let Some(lit) = hostport.strip_prefix(b"[") {
+        // IP-literal = "[" ( IPv6address / IPvFuture ) "]"
+        let (inner, after) = split_once(lit, b']');
+        let Some(after) = after else {
+            return false;
+        };
+        if !(is_ipv6(inner) || is_ipvfuture(inner)) {
+            return false;
+        }
+        match after.split_first() {
+            None => return true,
+            Some((b':', port)) => port,
+            Some(_) => return false,
+        }
+    } else {
+        // IPv4address is a subset of reg-name.
+        let (host, port) = split_once(hostport, b':');
+        if !all_in(host, REG_NAME) {
+            return false;
+        }
+        match port {
+            Some(p) => p,
+            None => return true,
+        }
+    };
+    port.iter().all(u8::is_ascii_digit)
+}
+
+/// Checks a URI (`has_scheme`) or relative reference after any scheme:
+/// `hier-part` / `relative-part`, then `[ "?" query ] [ "#" fragment ]`.
+fn is_tail(s: &[u8], has_scheme: bool) -> bool {
+    let (s, fragment) = split_once(s, b'#');
+    if let Some(f) = fragment {
+        if !all_in(f, QCHAR) {
+            return false;
+        }
+    }
+    let (s, query) = split_once(s, b'?');
+    if let Some(q) = query {
+        if !all_in(q, QCHAR) {
+            return false;
+        }
+    }
+    if let Some(rest) = s.strip_prefix(b"//") {
+        // "//" authority path-abempty
+        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        return is_authority(authority) && all_in(path, PCHAR | SLASH_QMARK);
+    }
+    // path-absolute / path-rootless / path-noscheme / path-empty. The `?`
+    // of SLASH_QMARK cannot occur here: the query was split off above.
+    if !has_scheme && s.first() != Some(&b'/') {
+        // path-noscheme: the first segment has no ":".
+        let end = s.iter().position(|&b| b == b'/').unwrap_or(s.len());
+        if s.get(..end).is_some_and(|seg| seg.contains(&b':')) {
+            return false;
+        }
+    }
+    all_in(s, PCHAR | SLASH_QMARK)
+}
+
+/// Whether `s` is a non-empty RFC 3986 `URI-reference` (§4.1): a URI or a
+/// relative reference, such as `https://github.com/cloudevents`,
+/// `urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66` or
+/// `/cloudevents/spec/pull/123`.
+///
+/// The full grammar is checked (scheme, authority with userinfo, IP literals
+/// including IPv6 and IPvFuture, reg-name and port, the path forms, query and
+/// fragment, and `%` followed by two hex digits). The empty string, which
+/// RFC 3986 allows, is rejected because CloudEvents requires a non-empty
+/// value; any non-ASCII byte is rejected.
+pub fn is_uri_reference(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    match scheme_len(b) {
+        // A leading `scheme ":"` can only be a URI: in a relative-ref that
+        // ":" would fall into the first path segment, which path-noscheme
+        // forbids.
+        Some(n) => b.get(n + 1..).is_some_and(|t| is_tail(t, true)),
+        None => is_tail(b, false),
+    }
+}
+
+/// Whether `s` is an RFC 3986 `URI` (§3):
+/// `scheme ":" hier-part [ "?" query ] [ "#" fragment ]`, e.g.
+/// `http://example.com/schema` or `urn:x:y`.
+///
+/// The scheme is required. A fragment is accepted: this reads CloudEvents'
+/// "absolute URI" (type `URI`) the way its JSON schema's `format: uri` does,
+/// rather than as the stricter RFC 3986 §4.3 `absolute-URI`.
+pub fn is_absolute_uri(s: &str) -> bool {
+    let b = s.as_bytes();
+    match scheme_len(b) {
+        Some(n) => b.get(n + 1..).is_some_and(|t| is_tail(t, true)),
+        None => false,
+    }
+}
+
+/// Whether `b` is optional whitespace (SP / HTAB).
+#[inline]
+fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// `s` without leading and trailing SP / HTAB.
+fn trim_ows(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| !is_ows(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| !is_ows(b)).map_or(start, |i| i + 1);
+    s.get(start..end).unwrap_or(&[])
+}
+
+/// Index of the first byte at or after `i` that is not a `token` character.
+#[inline]
+fn token_end(s: &[u8], mut i: usize) -> usize {
+    while s.get(i).is_some_and(|&b| class(b) & TOKEN != 0) {
+        i += 1;
+    }
+    i
+}
+
+/// Index after the optional whitespace starting at `i`.
+#[inline]
+fn skip_ows(s: &[u8], mut i: usize) -> usize {
+    while s.get(i).is_some_and(|&b| is_ows(b)) {
+        i += 1;
+    }
+    i
+}
+
+/// A validated media type: `(type, subtype)`; calls `on_param(attribute,
+/// raw value)` for each parameter (a quoted value keeps its quotes).
+fn parse_media_type<'a>(
+    s: &'a [u8],
+    mut on_param: impl FnMut(&'a [u8], &'a [u8]),
+) -> Option<(&'a [u8], &'a [u8])> {
+    let t0 = skip_ows(s, 0);
+    let t1 = token_end(s, t0);
+    if t1 == t0 || s.get(t1) != Some(&b'/') {
+        return None;
+    }
+    let s0 = t1 + 1;
+    let s1 = token_end(s, s0);
+    if s1 == s0 {
+        return None;
+    }
+    let essence = (s.get(t0..t1)?, s.get(s0..s1)?);
+    let mut i = s1;
+    loop {
+        i = skip_ows(s, i);
+        match s.get(i) {
+            None => return Some(essence),
+            Some(b';') => {}
+            Some(_) => return None,
+        }
+        let a0 = skip_ows(s, i + 1);
+        let a1 = token_end(s, a0);
+        if a1 == a0 || s.get(a1) != Some(&b'=') {
+            return None;
+        }
+        let v0 = a1 + 1;
+        let v1 = if s.get(v0) == Some(&b'"') {
+            // quoted-string: qdtext = HTAB / SP / VCHAR except '"' and '\';
+            // quoted-pair = "\" ( HTAB / SP / VCHAR ).
+            let mut j = v0 + 1;
+            loop {
+                match s.get(j) {
+                    Some(b'"') => break j + 1,
+                    Some(b'\\') => match s.get(j + 1) {
+                        Some(&c) if c == b'\t' || (b' '..0x7f).contains(&c) => j += 2,
+                        _ => return None,
+                    },
+                    Some(&c) if c == b'\t' || (b' '..0x7f).contains(&c) => j += 1,
+                    _ => return None,
+                }
+            }
+        } else {
+            token_end(s, v0)
+        };
+        if v1 == v0 {
+            return None;
+        }
+        on_param(s.get(a0..a1)?, s.get(v0..v1)?);
+        i = v1;
+    }
+}
+
+/// Whether `s` is a media type per RFC 2045 §5.1 (as used by CloudEvents'
+/// `datacontenttype`): `type "/" subtype *( OWS ";" OWS attribute "=" value )`
+/// where type, subtype and attribute are `token`s and a value is a token or a
+/// quoted-string with `\` escapes. Optional SP / HTAB is allowed around `;`
+/// and at both ends; nothing else. Non-ASCII is rejected.
+pub fn is_media_type(s: &str) -> bool {
+    parse_media_type(s.as_bytes(), |_, _| {}).is_some()
+}
+
+/// The `(type, subtype)` before any `;`, trimmed, if both are non-empty
+/// tokens. Parameters are not examined.
+fn essence(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (e, _) = split_once(s, b';');
+    let (t, sub) = split_once(trim_ows(e), b'/');
+    let sub = sub?;
+    let tok = |x: &[u8]| !x.is_empty() && x.iter().all(|&b| class(b) & TOKEN != 0);
+    (tok(t) && tok(sub)).then_some((t, sub))
+}
+
+/// Whether `s` ends with `suffix`, ignoring ASCII case.
+#[inline]
+fn ends_with_ignore_case(s: &[u8], suffix: &[u8]) -> bool {
+    s.len() >= suffix.len()
+        && s.get(s.len() - suffix.len()..)
+            .is_some_and(|t| t.eq_ignore_ascii_case(suffix))
+}
+
+/// Whether the media type's subtype is `json` or ends in `+json`, ignoring
+/// case (CloudEvents JSON event format §3.1.1), e.g. `application/json`,
+/// `APPLICATION/JSON`, `application/cloudevents+json; charset=utf-8`. Only the
+/// `type/subtype` before any `;` is examined (surrounding whitespace allowed);
+/// use [`is_media_type`] to validate the parameters too.
+pub fn is_json_media_type(s: &str) -> bool {
+    match essence(s.as_bytes()) {
+        Some((_, sub)) => sub.eq_ignore_ascii_case(b"json") || ends_with_ignore_case(sub, b"+json"),
+        None => false,
+    }
+}
+
+/// Whether data of this media type is text: `text/*`, `*/xml`, `*/*+xml`,
+/// `application/javascript`, or any valid media type with a `charset`
+/// parameter. Case-insensitive.
+pub fn is_text_media_type(s: &str) -> bool {
+    let b = s.as_bytes();
+    if let Some((t, sub)) = essence(b) {
+        if t.eq_ignore_ascii_case(b"text")
+            || sub.eq_ignore_ascii_case(b"xml")
+            || ends_with_ignore_case(sub, b"+xml")
+            || (t.eq_ignore_ascii_case(b"application") && sub.eq_ignore_ascii_case(b"javascript"))
+        {
+            return true;
+        }
+    }
+    let mut charset = false;
+    let valid = parse_media_type(b, |name, _| {
+        charset |= name.eq_ignore_ascii_case(b"charset");
+    });
+    valid.is_some() && charset
+}
+
+/// Whether `s`'s `type/subtype` equals `essence`, ignoring ASCII case,
+/// parameters and surrounding whitespace; e.g.
+/// `media_type_essence_eq("Application/JSON; charset=utf-8", "application/json")`.
+pub fn media_type_essence_eq(s: &str, essence: &str) -> bool {
+    let (e, _) = split_once(s.as_bytes(), b';');
+    let e = trim_ows(e);
+    !e.is_empty() && e.eq_ignore_ascii_case(essence.as_bytes())
+}
+
+/// Whether `s` starts with `prefix`, ignoring ASCII case.
+pub fn starts_with_ignore_ascii_case(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloudevents_sources() {
+        for s in [
+            "https://github.com/cloudevents",
+            "mailto:cncf-wg-serverless@lists.cncf.io",
+            "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66",
+            "/cloudevents/spec/pull/123",
+            "/sensors/tn-1234567/alerts",
+            "1-555-123-4567",
+            "cloudevents/spec/pull/123",
+        ] {
+            assert!(is_uri_reference(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn uri_reference_forms() {
+        for s in [
+            "a",
+            ".",
+            "..",
+            "?",
+            "#",
+            "?q#f",
+            "//",
+            "//host",
+            "//user:pw@host:80/p",
+            "//@host",
+            "//host:",
+            "///p",
+            "/",
+            "a/b:c",
+            "./a:b",
+            "%41",
+            "a%2fb%2F",
+            "ftp://ftp.is.co.za/rfc/rfc1808.txt",
+            "http://www.ietf.org/rfc/rfc2396.txt",
+            "ldap://[2001:db8::7]/c=GB?objectClass?one",
+            "mailto:John.Doe@example.com",
+            "news:comp.infosystems.www.servers.unix",
+            "tel:+1-816-555-1212",
+            "telnet://192.0.2.16:80/",
+            "urn:oasis:names:specification:docbook:dtd:xml:4.1.2",
+            "http://[v7.fe80::a+en1]/",
+            "http://[::]/",
+            "http://[::ffff:192.0.2.1]/",
+            "http://[1:2:3:4:5:6:7:8]/",
+            "http://[1:2:3:4:5:6:1.2.3.4]/",
+            "http://[1::8]:8080",
+            "http://[1:2:3:4:5:6:7::]",
+            "http://[::2:3:4:5:6:7:8]",
+            "s://h/p?q/?#f/?",
+            "x:",
+            "a+b-c.d:e",
+        ] {
+            assert!(is_uri_reference(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn uri_reference_rejects() {
+        for s in [
+            "",
+            "has space",
+            "a%zz",
+            "%4",
+            "%",
+            "http://[::1",
+            "http://[::1]x",
+            "http://[::1]:x",
+            "http://[1:2:3:4:5:6:7:8:9]/",
+            "http://[1:2:3:4:5:6:7]/",
+            "http://[1::2::3]/",
+            "http://[:1::2]/",
+            "http://[1::2:]/",
+            "http://[12345::]/",
+            "http://[::1.2.3]/",
+            "http://[::1.2.3.256]/",
+            "http://[::01.2.3.4]/",
+            "http://[1.2.3.4::]/",
+            "http://[1:2:3:4:5:6:7::1.2.3.4]/",
+            "http://[v.x]/",
+            "http://[v1.]/",
+            "http://[fe80::1%25en0]/",
+            "http://h:8o/",
+            "http://a@b@c/",
+            "http://a b/",
+            "http://h/a b",
+            "http://h/#a#b",
+            "http://h/^",
+            "é",
+            "http://é.com",
+            "<x>",
+            "a\\b",
+            ":nope",
+            "1http://x",
+            "a[b]",
+            "\"q\"",
+            "a{b}",
+            "a|b",
+            "a\nb",
+        ] {
+            assert!(!is_uri_reference(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn absolute() {
+        for s in [
+            "http://example.com/schema",
+            "urn:x:y",
+            "https://h:8080/p?q#f",
+            "http://[2001:db8::7]/c=GB?objectClass?one",
+            "HTTP://EXAMPLE.COM",
+            "file:///etc/hosts",
+        ] {
+            assert!(is_absolute_uri(s), "{s}");
+        }
+        for s in [
+            "",
+            "/relative",
+            "example.com/x",
+            "1http://x",
+            ":x",
+            "#f",
+            "http://[x]/",
+        ] {
+            assert!(!is_absolute_uri(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn media_types() {
+        for s in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "text/plain;charset=\"utf-8\"",
+            "application/cloudevents+json",
+            " text/plain ",
+            "text/plain ;\tcharset=us-ascii ; format=flowed ",
+            "multipart/mixed; boundary=\"a \\\" b; c\"",
+            "application/vnd.api+json",
+            "x-foo/x-bar",
+            "*/*",
+        ] {
+            assert!(is_media_type(s), "{s}");
+        }
+        for s in [
+            "",
+            " ",
+            "application",
+            "application/",
+            "/json",
+            "text/plain; charset",
+            "text/plain; charset=",
+            "text/plain; =x",
+            "text/plain;",
+            "text/plain; a=b;",
+            "a b/c",
+            "a/b c",
+            "text /plain",
+            "text/ plain",
+            "text/plain; charset = utf-8",
+            "text/plain; charset=\"utf-8",
+            "text/plain; charset=\"a\\",
+            "text/plain; charset=\"é\"",
+            "text/plain; charset=a\"b\"",
+            "text/plain; a=b c=d",
+            "text/plain/x",
+            "a(b)/c",
+            "té/x",
+        ] {
+            assert!(!is_media_type(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn json_and_text() {
+        for s in [
+            "application/json",
+            "APPLICATION/JSON",
+            "application/vnd.foo+json; x=y",
+            "application/cloudevents+JSON",
+            " text/json ",
+        ] {
+            assert!(is_json_media_type(s), "{s}");
+        }
+        for s in [
+            "application/jsonx",
+            "application/json-seq",
+            "application/+jsonx",
+            "json",
+            "application/",
+            "/json",
+            "text/plain",
+            "",
+        ] {
+            assert!(!is_json_media_type(s), "{s}");
+        }
+        for s in [
+            "text/plain",
+            "TEXT/csv; x=y",
+            "application/xml",
+            "application/atom+xml",
+            "application/javascript",
+            "application/octet-stream; charset=utf-8",
+            "image/x; CHARSET=\"latin1\"",
+        ] {
+            assert!(is_text_media_type(s), "{s}");
+        }
+        for s in [
+            "application/json",
+            "application/octet-stream",
+            "image/png",
+            "application/xmlx",
+            "application/x; charset",
+            "",
+        ] {
+            assert!(!is_text_media_type(s), "{s}");
+        }
+        assert!(media_type_essence_eq(
+            "Application/JSON; charset=utf-8",
+            "application/json"
+        ));
+        assert!(media_type_essence_eq(" text/plain ", "TEXT/PLAIN"));
+        assert!(!media_type_essence_eq("text/plain", "text/html"));
+        assert!(!media_type_essence_eq("", ""));
+        assert!(starts_with_ignore_ascii_case(
+            "Application/JSON",
+            "application/"
+        ));
+        assert!(starts_with_ignore_ascii_case("abc", ""));
+        assert!(!starts_with_ignore_ascii_case("ab", "abc"));
+        assert!(!starts_with_ignore_ascii_case("é", "e"));
+    }
+
+    #[test]
+    fn fuzz_never_panics() {
+        let alphabet = b"ab1:/?#[]@%.fF:v -\"=;\\\t\xc3\xa9";
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut buf = [0u8; 24];
+        for round in 0..50_000usize {
+            let len = round % buf.len();
+            for b in buf.iter_mut().take(len) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = alphabet[(x % alphabet.len() as u64) as usize];
+            }
+            let s = String::from_utf8_lossy(&buf[..len]);
+            let r = is_uri_reference(&s);
+            if is_absolute_uri(&s) {
+                assert!(r, "{s:?}");
+            }
+            let _ = is_media_type(&s);
+            let _ = is_json_media_type(&s);
+            let _ = is_text_media_type(&s);
+            let _ = media_type_essence_eq(&s, "a/b");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace, installing what they need first.
+#
+#   bash scripts/test.sh
+#
+# Installs, when missing: the rustup targets thumbv7em-none-eabihf and
+# wasm32-unknown-unknown, clippy and rustfmt, a nightly toolchain (for
+# cargo-fuzz), and cargo-fuzz itself into $OSSA_TOOLS (outside the clone,
+# reused when present). Then: fmt, clippy, rustdoc, the no_std builds, every
+# test (unit, integration, doc), and each fuzz target for $FUZZ_SECONDS.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+TOOLS=${OSSA_TOOLS:-$HOME/.cache/ossa-events-tools}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+mkdir -p "$TOOLS"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- install what the tests need -------------------------------------------
+step "toolchains and targets"
+installed_targets=$(rustup target list --installed)
+for t in thumbv7em-none-eabihf wasm32-unknown-unknown; do
+  grep -qx "$t" <<<"$installed_targets" || rustup target add "$t"
+done
+components=$(rustup component list --installed)
+for c in clippy rustfmt; do
+  grep -q "^$c" <<<"$components" || rustup component add "$c"
+done
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal
+fi
+if [ ! -x "$TOOLS/bin/cargo-fuzz" ]; then
+  step "building cargo-fuzz into $TOOLS (once)"
+  cargo install --locked --root "$TOOLS" cargo-fuzz
+fi
+export PATH="$TOOLS/bin:$PATH"
+
+# --- static checks ----------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
+
+# --- no_std builds ----------------------------------------------------------
+step "core for thumbv7em-none-eabihf and wasm32-unknown-unknown (default features)"
+cargo build -p ossa-events-core --target thumbv7em-none-eabihf
+cargo build -p ossa-events-core --target wasm32-unknown-unknown
+
+# --- tests --------------------------------------------------------------------
+step "cargo test (unit, integration, doc tests)"
+log=$(mktemp)
+cargo test --workspace --all-features 2>&1 | tee "$log"
+test_status=${PIPESTATUS[0]}
+[ "$test_status" -eq 0 ] || exit "$test_status"
+
+# --- fuzzing ------------------------------------------------------------------
+step "fuzz each target for ${FUZZ_SECONDS}s"
+cd "$ROOT/fuzz"
+for target in $(cargo +nightly fuzz list); do
+  mkdir -p "corpus/$target"
+  cargo +nightly fuzz run "$target" "corpus/$target" -- \
+    -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 3
+  test "${PIPESTATUS[0]}" -eq 0
+done
+cd "$ROOT"
+
+passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
+rm -f "$log"
+echo
+echo "all checks passed"
+echo "$passed passed, $failed failed"

@@ -1,0 +1,258 @@
+//! `ossa-events validate`: check CloudEvents and print each valid one as a canonical JSON line.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use ossa_events::parse::json::{parse_event, BatchParser};
+use ossa_events::{format::json, Event, ParseError, Scratch};
+
+const HELP: &str = "\
+Check CloudEvents v1.0 in the JSON format and print each valid event as one line
+of canonical structured JSON on stdout.
+
+Usage: ossa-events validate [--format auto|event|batch|jsonl] [FILE]...
+
+Reads each FILE in turn, or stdin when none is given (or FILE is '-').
+
+Formats:
+  event   one structured event (application/cloudevents+json)
+  batch   a JSON batch (application/cloudevents-batch+json): a JSON array of events
+  jsonl   JSON Lines: one event per line (blank lines are skipped)
+  auto    tell them apart from the content [default]: '[' starts a batch; a first
+          line that is a whole JSON value followed by more lines is JSON Lines;
+          anything else is one event
+
+Every invalid event is reported on stderr with where it is (file, line, batch
+element) and which attribute broke which rule; validation goes on with the next
+line of JSON Lines input but stops at the first error of an event or batch.
+
+Options:
+  -f, --format FORMAT  Input format [default: auto]
+  -h, --help           Show this help
+
+Exit status: 0 when every event is valid, 1 when any input is invalid or
+unreadable, 2 on bad arguments.
+";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Format {
+    Auto,
+    Event,
+    Batch,
+    Jsonl,
+}
+
+pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
+    let mut format = Format::Auto;
+    let mut files: Vec<OsString> = Vec::new();
+    let mut it = args.into_iter();
+    let mut only_files = false;
+    while let Some(a) = it.next() {
+        if only_files {
+            files.push(a);
+            continue;
+        }
+        let s = a.to_string_lossy().into_owned();
+        let (flag, inline) = match s.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (s.clone(), None),
+        };
+        match flag.as_str() {
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            "-f" | "--format" => {
+                let v = match inline.or_else(|| it.next().map(|v| v.to_string_lossy().into_owned())) {
+                    Some(v) => v,
+                    None => return super::usage_error("validate: --format needs a value: auto, event, batch or jsonl"),
+                };
+                format = match v.as_str() {
+                    "auto" => Format::Auto,
+                    "event" => Format::Event,
+                    "batch" => Format::Batch,
+                    "jsonl" => Format::Jsonl,
+                    other => {
+                        return super::usage_error(&format!(
+                            "validate: unknown format '{other}': use auto, event, batch or jsonl"
+                        ))
+                    }
+                };
+            }
+            "--" => only_files = true,
+            f if f.starts_with('-') && f != "-" => {
+                return super::usage_error(&format!("validate: unknown option '{f}'"))
+            }
+            _ => files.push(a),
+        }
+    }
+    if files.is_empty() {
+        files.push("-".into());
+    }
+
+    let stdout = std::io::stdout();
+    let mut out = Output {
+        w: std::io::BufWriter::new(stdout.lock()),
+        line: Vec::with_capacity(1024),
+        broken: false,
+    };
+    let mut ok = true;
+    for f in &files {
+        let (name, bytes) = if f == "-" {
+            let mut v = Vec::new();
+            if let Err(e) = std::io::stdin().lock().read_to_end(&mut v) {
+                eprintln!("ossa-events: validate: <stdin>: {e}");
+                ok = false;
+                continue;
+            }
+            ("<stdin>".to_string(), v)
+        } else {
+            let name = f.to_string_lossy().into_owned();
+            match std::fs::read(f) {
+                Ok(v) => (name, v),
+                Err(e) => {
+                    eprintln!("ossa-events: validate: {name}: {e}");
+                    ok = false;
+                    continue;
+                }
+            }
+        };
+        ok &= validate_input(&name, &bytes, format, &mut out);
+        if out.broken {
+            break;
+        }
+    }
+    if out.w.flush().is_err() {
+        out.broken = true;
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_FAILURE)
+    }
+}
+
+struct Output<W: Write> {
+    w: W,
+    line: Vec<u8>,
+    broken: bool,
+}
+
+impl<W: Write> Output<W> {
+    fn event(&mut self, ev: &Event<'_>) {
+        if self.broken {
+            return;
+        }
+        self.line.clear();
+        // Writing to a Vec cannot fail, and parsed events carry no serde payloads.
+        if json::write_jsonl(ev, &mut self.line).is_ok() && self.w.write_all(&self.line).is_err() {
+            // stdout closed (e.g. piped into `head`): stop writing, keep validating.
+            self.broken = true;
+        }
+    }
+}
+
+/// Line and column (1-based) of byte `offset`.
+fn line_col(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    (line, col)
+}
+
+/// Where in the input an error is, for the message.
+fn locate(name: &str, bytes: &[u8], base_line: usize, e: &ParseError) -> String {
+    match e {
+        ParseError::Json(j) => {
+            let (l, c) = line_col(bytes, j.offset);
+            format!("{name}:{}:{c}", base_line + l - 1)
+        }
+        _ => format!("{name}:{base_line}"),
+    }
+}
+
+fn report(name: &str, bytes: &[u8], base_line: usize, e: &ParseError) {
+    eprintln!("ossa-events: validate: {}: {e}", locate(name, bytes, base_line, e));
+}
+
+fn is_blank(b: &[u8]) -> bool {
+    b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+fn detect(bytes: &[u8]) -> Format {
+    let start = bytes.iter().position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
+    let Some(start) = start else {
+        return Format::Event;
+    };
+    if bytes[start] == b'[' {
+        return Format::Batch;
+    }
+    let rest = &bytes[start..];
+    let first_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    let first = &rest[..first_end];
+    let more = !is_blank(&rest[first_end..]);
+    if more && ossa_events::json::validate(first, ossa_events::MAX_DATA_DEPTH).is_ok() {
+        Format::Jsonl
+    } else {
+        Format::Event
+    }
+}
+
+fn validate_input<W: Write>(name: &str, bytes: &[u8], format: Format, out: &mut Output<W>) -> bool {
+    if is_blank(bytes) {
+        eprintln!("ossa-events: validate: {name}: empty input: expected a CloudEvent");
+        return false;
+    }
+    let format = if format == Format::Auto { detect(bytes) } else { format };
+    // Unescaped strings are never longer than the input.
+    let mut scratch = vec![0u8; bytes.len()];
+    match format {
+        Format::Event | Format::Auto => match parse_event(bytes, &mut Scratch::new(&mut scratch)) {
+            Ok(ev) => {
+                out.event(&ev);
+                true
+            }
+            Err(e) => {
+                report(name, bytes, 1, &e);
+                false
+            }
+        },
+        Format::Batch => {
+            let mut batch = match BatchParser::new(bytes) {
+                Ok(b) => b,
+                Err(e) => {
+                    report(name, bytes, 1, &e);
+                    return false;
+                }
+            };
+            while let Some(r) = batch.next_event(&mut scratch) {
+                match r {
+                    Ok(ev) => out.event(&ev),
+                    Err(e) => {
+                        report(name, bytes, 1, &e);
+                        return false;
+                    }
+                }
+            }
+            true
+        }
+        Format::Jsonl => {
+            let mut ok = true;
+            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if is_blank(line) {
+                    continue;
+                }
+                match parse_event(line, &mut Scratch::new(&mut scratch)) {
+                    Ok(ev) => out.event(&ev),
+                    Err(e) => {
+                        report(name, line, i + 1, &e);
+                        ok = false;
+                    }
+                }
+            }
+            ok
+        }
+    }
+}

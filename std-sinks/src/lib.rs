@@ -1,0 +1,37 @@
+//! CloudEvents v1.0 for OSSA agents on std.
+//!
+//! This crate re-exports everything of [`ossa_events_core`] (the `no_std`
+//! event model, formats and parsers) and adds what a server process has: a
+//! real clock ([`SystemClock`]), fast random event ids ([`new_id`],
+//! [`FastIds`]), the demo agent run ([`demo`]) and the `ossa-events` command
+//! line tool.
+//!
+//! ```
+//! use ossa_events::{format::json, ossa, Event, RawJson, SystemClock};
+//! let id = ossa_events::new_id();
+//! let call = ossa::ToolCalled { tool: "web_search", call_id: Some("c1"), arguments: Some(RawJson::new(r#"{"q":"rust"}"#)?) };
+//! let ev = Event::builder()
+//!     .id(id.as_str())
+//!     .source("/agents/researcher")
+//!     .time_from(&SystemClock)
+//!     .ossa(&call)
+//!     .build()?;
+//! let line = json::to_vec(&ev)?;
+//! assert!(line.starts_with(br#"{"specversion":"1.0""#));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+
+pub use ossa_events_core::*;
+
+/// The `no_std` core crate, for naming its items by their original paths.
+pub use ossa_events_core as core;
+
+mod clock;
+pub mod demo;
+mod ids;
+
+pub use clock::SystemClock;
+pub use ids::{new_id, FastIds};
