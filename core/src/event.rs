@@ -230,15 +230,9 @@ impl<'a> Event<'a> {
             && data_eq
             && self.extensions.len() == other.extensions.len()
             && self.extensions.iter().all(|e| {
-                other.extension(e.name).is_some_and(|v| {
-                    if typed {
-                        e.value == v
-                            || matches!((e.value, v), (ExtValue::Binary(_), _) | (_, ExtValue::Binary(_)) if e.value.canonical_eq(&v))
-                            || (e.value.as_str().is_some() && e.value.as_str() == v.as_str())
-                    } else {
-                        e.value.canonical_eq(&v)
-                    }
-                })
+                other
+                    .extension(e.name)
+                    .is_some_and(|v| ext_same(&e.value, &v, typed))
             })
     }
 
@@ -305,6 +299,18 @@ impl<'a> Event<'a> {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// Extension equality for [`Event::same_as`]. The JSON format keeps Integer and
+/// Boolean types but reads every other type back as a String, so typed
+/// comparison is exact for those two and by canonical string for the rest.
+fn ext_same(a: &ExtValue<'_>, b: &ExtValue<'_>, typed: bool) -> bool {
+    let keeps_type = |v: &ExtValue<'_>| matches!(v, ExtValue::Integer(_) | ExtValue::Boolean(_));
+    if typed && (keeps_type(a) || keeps_type(b)) {
+        a == b
+    } else {
+        a.canonical_eq(b)
     }
 }
 

@@ -1,0 +1,190 @@
+//! `ossa-events validate` and `ossa-events demo`, run as the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ossa-events"))
+}
+
+fn run_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+const EV: &str = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#;
+
+#[test]
+fn demo_output_is_valid_jsonl_of_the_whole_run() {
+    let demo = bin().arg("demo").output().unwrap();
+    assert!(demo.status.success(), "{}", stderr(&demo));
+    let lines: Vec<&str> = std::str::from_utf8(&demo.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), ossa_events::demo::EVENT_COUNT);
+    let types: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types.first().unwrap(), "dev.ossa.workflow.started");
+    assert_eq!(types.last().unwrap(), "dev.ossa.workflow.completed");
+    assert!(types.iter().any(|t| t == "dev.ossa.tool.failed"));
+    assert!(types.iter().filter(|t| *t == "dev.ossa.turn.started").count() >= 2);
+    // Every line validates, and validate prints exactly what demo wrote (already canonical).
+    let v = run_stdin(&["validate"], &demo.stdout);
+    assert!(v.status.success(), "{}", stderr(&v));
+    assert_eq!(v.stdout, demo.stdout);
+}
+
+#[test]
+fn one_event_is_printed_canonically_on_one_line() {
+    let pretty = b"{\n  \"type\" : \"t\",\n  \"specversion\": \"1.0\",\n  \"source\": \"/s\",\n  \"id\": \"1\",\n  \"data\": { \"a\" : [1, 2] }\n}\n";
+    for fmt in ["auto", "event"] {
+        let o = run_stdin(&["validate", "--format", fmt], pretty);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            stdout(&o),
+            "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\",\"data\":{\"a\":[1,2]}}\n"
+        );
+    }
+}
+
+#[test]
+fn batch_prints_each_event_and_rejects_non_arrays() {
+    let batch = format!("[{EV},{EV}]");
+    for fmt in ["auto", "batch"] {
+        let o = run_stdin(&["validate", "--format", fmt], batch.as_bytes());
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o).lines().count(), 2);
+    }
+    let o = run_stdin(&["validate", "--format", "batch"], EV.as_bytes());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("must be a JSON array"), "{}", stderr(&o));
+    let o = run_stdin(&["validate"], b"[]");
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn batch_error_names_the_element_attribute_and_rule() {
+    let bad = format!(r#"[{EV},{{"specversion":"1.0","id":"2","source":"a b","type":"t"}}]"#);
+    let o = run_stdin(&["validate"], bad.as_bytes());
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("batch element 1"), "{e}");
+    assert!(e.contains("`source`"), "{e}");
+    assert!(e.contains("URI-reference"), "{e}");
+}
+
+#[test]
+fn jsonl_reports_each_bad_line_with_its_number_and_keeps_going() {
+    let input = format!(
+        "{EV}\n{{\"specversion\":\"1.0\",\"id\":\"\",\"source\":\"/s\",\"type\":\"t\"}}\n\n{EV}\n{{\"specversion\":\"0.3\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\"}}\n"
+    );
+    for fmt in ["auto", "jsonl"] {
+        let o = run_stdin(&["validate", "--format", fmt], input.as_bytes());
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(stdout(&o).lines().count(), 2, "the two valid lines are printed");
+        let e = stderr(&o);
+        assert!(e.contains("<stdin>:2: attribute `id`: must be a non-empty string"), "{e}");
+        assert!(e.contains("<stdin>:5: attribute `specversion`"), "{e}");
+    }
+}
+
+#[test]
+fn files_are_named_in_errors_and_missing_files_fail() {
+    let dir = std::env::temp_dir().join(format!("ossa-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.json");
+    let bad = dir.join("bad.json");
+    std::fs::write(&good, EV).unwrap();
+    std::fs::write(&bad, r#"{"specversion":"1.0","id":"1","source":"/s"}"#).unwrap();
+    let o = bin().arg("validate").arg(&good).arg(&bad).arg(dir.join("missing.json")).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o).lines().count(), 1);
+    let e = stderr(&o);
+    assert!(e.contains("bad.json:1: attribute `type`: required attribute is missing"), "{e}");
+    assert!(e.contains("missing.json"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn invalid_bytes_get_a_clean_error_not_a_crash() {
+    let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+    let deep_data = format!(
+        r#"{{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{}{}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("non-UTF-8", b"{\"specversion\":\"1.0\",\"id\":\"\xff\xfe\",\"source\":\"/s\",\"type\":\"t\"}".to_vec(), "UTF-8"),
+        ("truncated", br#"{"specversion":"1.0","id":"1","sour"#.to_vec(), "invalid JSON"),
+        ("trailing garbage", format!("{EV} garbage").into_bytes(), "invalid JSON"),
+        ("deep nesting", deep.into_bytes(), "deep"),
+        ("deep data", deep_data.into_bytes(), "deep"),
+        ("empty", Vec::new(), "empty input"),
+        ("blank", b"  \n\t ".to_vec(), "empty input"),
+        ("not an object", b"42".to_vec(), "JSON object"),
+    ];
+    for (what, input, needle) in cases {
+        let o = run_stdin(&["validate"], &input);
+        assert_eq!(o.status.code(), Some(1), "{what}");
+        let e = stderr(&o);
+        assert!(e.starts_with("ossa-events: validate: <stdin>"), "{what}: {e}");
+        assert!(e.contains(needle), "{what}: {e}");
+        assert_eq!(e.lines().count(), 1, "{what}: one line: {e}");
+        assert!(o.stdout.is_empty(), "{what}");
+    }
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let o = run_stdin(&["validate", "--format", "event"], b"{\n  \"id\": \"1\",\n  \"source\" \"/s\"\n}");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("<stdin>:3:12"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_arguments_exit_2_with_one_line() {
+    for args in [
+        vec!["validate", "--format", "xml"],
+        vec!["validate", "--format"],
+        vec!["validate", "--bogus"],
+        vec!["nope"],
+        vec!["demo", "extra"],
+    ] {
+        let o = bin().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&o).lines().count(), 1, "{args:?}: {}", stderr(&o));
+    }
+    let o = bin().output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn help_is_available_for_every_command() {
+    for args in [vec!["--help"], vec!["help"], vec!["validate", "--help"], vec!["demo", "--help"], vec!["help", "validate"]] {
+        let o = bin().args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        assert!(stdout(&o).contains("Usage: ossa-events"), "{args:?}");
+    }
+}
