@@ -202,7 +202,8 @@ impl<'a> Event<'a> {
 
     /// Whether `data` is to be read as JSON: `datacontenttype` absent or a JSON media type.
     pub fn data_is_json(&self) -> bool {
-        self.datacontenttype.is_none_or(crate::uri::is_json_media_type)
+        self.datacontenttype
+            .is_none_or(crate::uri::is_json_media_type)
     }
 
     /// Compares two events attribute by attribute. Extensions compare by
@@ -244,11 +245,17 @@ impl<'a> Event<'a> {
         check_required(Attribute::Source, self.source)?;
         check_required(Attribute::Type, self.ty)?;
         if !crate::uri::is_uri_reference(self.source) {
-            return Err(ValidationError::new(Attribute::Source, Rule::NotUriReference));
+            return Err(ValidationError::new(
+                Attribute::Source,
+                Rule::NotUriReference,
+            ));
         }
         if let Some(ct) = self.datacontenttype {
             if ct.is_empty() {
-                return Err(ValidationError::new(Attribute::DataContentType, Rule::Empty));
+                return Err(ValidationError::new(
+                    Attribute::DataContentType,
+                    Rule::Empty,
+                ));
             }
             if !crate::uri::is_media_type(ct) {
                 return Err(ValidationError::new(
@@ -287,9 +294,8 @@ impl<'a> Event<'a> {
         }
         match self.data {
             Some(Data::Json(raw)) => {
-                crate::json::validate(raw.as_bytes(), MAX_DATA_DEPTH).map_err(|e| {
-                    ValidationError::new(Attribute::Data, Rule::InvalidJson(e))
-                })?;
+                crate::json::validate(raw.as_bytes(), MAX_DATA_DEPTH)
+                    .map_err(|e| ValidationError::new(Attribute::Data, Rule::InvalidJson(e)))?;
             }
             Some(Data::Base64(b)) => {
                 crate::base64::decoded_len(b.as_bytes()).map_err(|e| {
@@ -421,7 +427,8 @@ impl<'a> EventBuilder<'a> {
     /// Sets raw JSON text as the payload with `datacontenttype: application/json`;
     /// `build` checks that it is well-formed.
     pub fn data_json(self, raw: &'a str) -> Self {
-        self.datacontenttype("application/json").data(Data::Json(raw))
+        self.datacontenttype("application/json")
+            .data(Data::Json(raw))
     }
     /// Sets a text payload and its content type (e.g. `text/plain`).
     pub fn data_text(self, content_type: &'a str, text: &'a str) -> Self {
@@ -445,8 +452,7 @@ impl<'a> EventBuilder<'a> {
             e.value = value;
             return self;
         }
-        if self.ev.extensions.push(Extension { name, value }).is_err() && self.error.is_none()
-        {
+        if self.ev.extensions.push(Extension { name, value }).is_err() && self.error.is_none() {
             self.error = Some(ValidationError::new(
                 Attribute::named(name),
                 Rule::TooManyExtensions,
@@ -491,15 +497,40 @@ impl<'a> EventBuilder<'a> {
         self
     }
 
+    /// Fills in `id`, `source` and `time` where they are not set yet (how an
+    /// emitter completes the events handed to it).
+    pub fn defaults(mut self, id: &'a str, source: &'a str, time: Timestamp) -> Self {
+        if self.ev.id.is_empty() {
+            self.ev.id = id;
+        }
+        if self.ev.source.is_empty() {
+            self.ev.source = source;
+        }
+        if self.ev.time.is_none() && self.time_str.is_none() {
+            self.ev.time = Some(time);
+        }
+        self
+    }
+
+    /// Sets String extension `name` unless it is already set.
+    pub fn extension_default(self, name: &'a str, value: &'a str) -> Self {
+        if self.ev.extensions.iter().any(|e| e.name == name) {
+            self
+        } else {
+            self.extension_str(name, value)
+        }
+    }
+
     /// Checks every rule and returns the event.
     pub fn build(mut self) -> Result<Event<'a>, ValidationError> {
         if let Some(e) = self.error {
             return Err(e);
         }
         if let Some(t) = self.time_str {
-            self.ev.time = Some(Timestamp::parse(t).map_err(|e| {
-                ValidationError::new(Attribute::Time, Rule::InvalidTimestamp(e))
-            })?);
+            self.ev.time =
+                Some(Timestamp::parse(t).map_err(|e| {
+                    ValidationError::new(Attribute::Time, Rule::InvalidTimestamp(e))
+                })?);
         }
         self.ev.validate()?;
         Ok(self.ev)

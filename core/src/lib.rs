@@ -10,6 +10,8 @@ extern crate alloc;
 
 pub mod attr;
 pub mod base64;
+pub mod batch;
+pub mod emitter;
 pub mod error;
 pub mod event;
 pub mod format;
@@ -23,6 +25,8 @@ pub mod time;
 pub mod uri;
 
 pub use attr::{ExtValue, Extension, Extensions, MAX_EXTENSIONS, SPEC_VERSION};
+pub use batch::{Batch, BatchFormat};
+pub use emitter::{EmitError, Emitter};
 pub use error::{
     Attribute, EncodeError, InBatchError, ParseError, PayloadError, Rule, ValidationError,
 };

@@ -1,0 +1,330 @@
+//! A fixed-capacity batch: events encoded once, at push, into a byte arena.
+//!
+//! [`Batch<N, B>`] holds at most `N` events in at most `B` bytes of encoded
+//! JSON. Draining it ([`Batch::write_to`]) frames the stored events as a JSON
+//! batch (`[e1,e2]`) or as JSON Lines (`e1\ne2\n`) and writes them to any
+//! [`embedded_io::Write`]; only when the writer and its `flush` both succeed
+//! are the events removed. A failed write keeps every event for the next try.
+//!
+//! ```
+//! use ossa_events_core::{batch::{Batch, BatchFormat}, Event};
+//! let mut batch: Batch<8, 1024> = Batch::new(BatchFormat::JsonLines);
+//! let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+//! batch.push(ev).map_err(|e| e.kind)?;
+//! let mut out = [0u8; 1024];
+//! let mut w: &mut [u8] = &mut out;
+//! assert_eq!(batch.write_to(&mut w).ok(), Some(1));
+//! assert!(batch.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use core::fmt;
+
+use embedded_io::Write;
+
+use crate::error::{EncodeError, PayloadError};
+use crate::event::Event;
+use crate::io::{write_all, WriteError};
+
+/// How a drained batch is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum BatchFormat {
+    /// A JSON batch: `[event,event,…]` (`application/cloudevents-batch+json`).
+    JsonBatch,
+    /// JSON Lines: one event per line, each ending in `\n`.
+    #[default]
+    JsonLines,
+}
+
+impl BatchFormat {
+    /// The media type of the drained bytes.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            BatchFormat::JsonBatch => crate::format::json::BATCH_CONTENT_TYPE,
+            BatchFormat::JsonLines => crate::format::json::JSONL_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Why [`Batch::push`] did not take an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PushErrorKind {
+    /// The batch already holds `N` events.
+    FullCount,
+    /// The event's bytes do not fit in the space left.
+    FullBytes,
+    /// The event alone is larger than the whole arena: it can never fit.
+    TooLarge,
+    /// A `T: Serialize` payload failed to serialize.
+    Payload(PayloadError),
+}
+
+impl fmt::Display for PushErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushErrorKind::FullCount => f.write_str("batch full: event count limit reached"),
+            PushErrorKind::FullBytes => f.write_str("batch full: not enough bytes left"),
+            PushErrorKind::TooLarge => f.write_str("event larger than the batch's byte capacity"),
+            PushErrorKind::Payload(p) => fmt::Display::fmt(p, f),
+        }
+    }
+}
+
+impl core::error::Error for PushErrorKind {}
+
+/// [`Batch::push`] refused an event; here it is back.
+#[derive(Debug)]
+pub struct PushError<'a> {
+    /// Why.
+    pub kind: PushErrorKind,
+    /// The event, untouched.
+    pub event: Event<'a>,
+}
+
+impl PushError<'_> {
+    /// Whether draining the batch would make room for the event.
+    pub fn is_full(&self) -> bool {
+        matches!(
+            self.kind,
+            PushErrorKind::FullCount | PushErrorKind::FullBytes
+        )
+    }
+}
+
+impl fmt::Display for PushError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.kind, f)
+    }
+}
+
+/// Writing a batch failed; the events stay in the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DrainError<E> {
+    /// The writer failed (in `write` or `flush`).
+    Io(E),
+    /// The writer accepted zero bytes of a non-empty buffer.
+    WriteZero,
+}
+
+impl<E> From<WriteError<E>> for DrainError<E> {
+    fn from(e: WriteError<E>) -> Self {
+        match e {
+            WriteError::Io(e) => DrainError::Io(e),
+            WriteError::WriteZero => DrainError::WriteZero,
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for DrainError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DrainError::Io(e) => write!(f, "batch write failed: {e:?}"),
+            DrainError::WriteZero => f.write_str("batch write failed: writer accepted zero bytes"),
+        }
+    }
+}
+
+impl<E: fmt::Debug> core::error::Error for DrainError<E> {}
+
+/// Appends to the arena, refusing (rather than splitting) a write that does not fit.
+struct Arena<'v, const B: usize>(&'v mut heapless::Vec<u8, B>);
+
+#[derive(Debug)]
+struct ArenaFull;
+
+impl fmt::Display for ArenaFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("arena full")
+    }
+}
+impl core::error::Error for ArenaFull {}
+impl embedded_io::Error for ArenaFull {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::OutOfMemory
+    }
+}
+
+impl<const B: usize> embedded_io::ErrorType for Arena<'_, B> {
+    type Error = ArenaFull;
+}
+
+impl<const B: usize> Write for Arena<'_, B> {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> Result<usize, ArenaFull> {
+        self.0.extend_from_slice(buf).map_err(|_| ArenaFull)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), ArenaFull> {
+        Ok(())
+    }
+}
+
+/// Up to `N` events encoded as compact JSON in a `B`-byte arena.
+pub struct Batch<const N: usize, const B: usize> {
+    bytes: heapless::Vec<u8, B>,
+    /// End offset of each event in `bytes`.
+    ends: heapless::Vec<usize, N>,
+    format: BatchFormat,
+}
+
+impl<const N: usize, const B: usize> fmt::Debug for Batch<N, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("events", &self.ends.len())
+            .field("bytes", &self.bytes.len())
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+impl<const N: usize, const B: usize> Default for Batch<N, B> {
+    fn default() -> Self {
+        Self::new(BatchFormat::default())
+    }
+}
+
+impl<const N: usize, const B: usize> Batch<N, B> {
+    /// An empty batch drained in `format`.
+    pub const fn new(format: BatchFormat) -> Self {
+        Batch {
+            bytes: heapless::Vec::new(),
+            ends: heapless::Vec::new(),
+            format,
+        }
+    }
+
+    /// The framing used when draining.
+    pub fn format(&self) -> BatchFormat {
+        self.format
+    }
+    /// Events held.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+    /// Whether no event is held.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+    /// Whether the count limit `N` is reached.
+    pub fn is_full(&self) -> bool {
+        self.ends.is_full()
+    }
+    /// Encoded bytes held (without framing).
+    pub fn bytes_len(&self) -> usize {
+        self.bytes.len()
+    }
+    /// Bytes of arena left.
+    pub fn bytes_free(&self) -> usize {
+        B - self.bytes.len()
+    }
+    /// The encoded events, each as its compact JSON.
+    pub fn events(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let ev = self.bytes.get(start..end).unwrap_or(&[]);
+            start = end;
+            ev
+        })
+    }
+
+    /// Encodes `event` into the arena. On failure the batch is unchanged and the
+    /// event comes back in the error.
+    pub fn push<'a>(&mut self, event: Event<'a>) -> Result<(), PushError<'a>> {
+        match self.push_ref(&event) {
+            Ok(()) => Ok(()),
+            Err(kind) => Err(PushError { kind, event }),
+        }
+    }
+
+    /// Like [`push`](Self::push), borrowing the event.
+    pub fn push_ref(&mut self, event: &Event<'_>) -> Result<(), PushErrorKind> {
+        if self.ends.is_full() {
+            return Err(PushErrorKind::FullCount);
+        }
+        let start = self.bytes.len();
+        match crate::format::json::write_json(event, &mut Arena(&mut self.bytes)) {
+            Ok(()) => {
+                let end = self.bytes.len();
+                // Cannot fail: checked not full above.
+                if self.ends.push(end).is_err() {
+                    self.bytes.truncate(start);
+                    return Err(PushErrorKind::FullCount);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.bytes.truncate(start);
+                Err(match e {
+                    EncodeError::Payload(p) => PushErrorKind::Payload(p),
+                    _ if start == 0 => PushErrorKind::TooLarge,
+                    _ => {
+                        // Would it fit in an empty arena? Measure without storing.
+                        match crate::format::json::encoded_len(event) {
+                            Ok(n) if n > B => PushErrorKind::TooLarge,
+                            Ok(_) => PushErrorKind::FullBytes,
+                            Err(p) => PushErrorKind::Payload(p),
+                        }
+                    }
+                })
+            }
+        }
+    }
+
+    /// Drops every event.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// Size of the framed output [`write_to`](Self::write_to) would write.
+    pub fn framed_len(&self) -> usize {
+        let n = self.ends.len();
+        match self.format {
+            BatchFormat::JsonLines => self.bytes.len() + n,
+            BatchFormat::JsonBatch => self.bytes.len() + 2 + n.saturating_sub(1),
+        }
+    }
+
+    /// Writes every event, framed, then flushes the writer. On success the batch
+    /// is emptied and the number of events written is returned; on failure
+    /// every event stays (the next call writes them again: at-least-once).
+    /// An empty batch writes nothing and does not flush.
+    pub fn write_to<W: Write + ?Sized>(
+        &mut self,
+        w: &mut W,
+    ) -> Result<usize, DrainError<W::Error>> {
+        if self.is_empty() {
+            return Ok(0);
+        }
+        self.write_framed(w)?;
+        w.flush().map_err(DrainError::Io)?;
+        let n = self.len();
+        self.clear();
+        Ok(n)
+    }
+
+    fn write_framed<W: Write + ?Sized>(&self, w: &mut W) -> Result<(), WriteError<W::Error>> {
+        match self.format {
+            BatchFormat::JsonLines => {
+                for ev in self.events() {
+                    write_all(w, ev)?;
+                    write_all(w, b"\n")?;
+                }
+            }
+            BatchFormat::JsonBatch => {
+                write_all(w, b"[")?;
+                for (i, ev) in self.events().enumerate() {
+                    if i > 0 {
+                        write_all(w, b",")?;
+                    }
+                    write_all(w, ev)?;
+                }
+                write_all(w, b"]")?;
+            }
+        }
+        Ok(())
+    }
+}
