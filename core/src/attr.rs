@@ -335,6 +335,9 @@ mod tests {
         assert!(ExtValue::Boolean(true).canonical_eq(&ExtValue::String("true")));
         assert!(ExtValue::Binary(b"foo").canonical_eq(&ExtValue::String("Zm9v")));
         assert!(ExtValue::Uri("http://x").canonical_eq(&ExtValue::String("http://x")));
-        assert_eq!(ExtValue::Binary(b"foob").canonical().to_string(), "Zm9vYg==");
+        assert_eq!(
+            ExtValue::Binary(b"foob").canonical().to_string(),
+            "Zm9vYg=="
+        );
     }
 }

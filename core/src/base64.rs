@@ -215,7 +215,10 @@ pub fn encode_to_slice(bytes: &[u8], out: &mut [u8]) -> Option<usize> {
 }
 
 /// Writes all of `buf`, looping on `write`; `Ok(0)` is an error.
-fn write_fully<W: Write + ?Sized>(w: &mut W, mut buf: &[u8]) -> Result<(), EncodeToError<W::Error>> {
+fn write_fully<W: Write + ?Sized>(
+    w: &mut W,
+    mut buf: &[u8],
+) -> Result<(), EncodeToError<W::Error>> {
     while !buf.is_empty() {
         match w.write(buf) {
             Ok(0) => return Err(EncodeToError::WriteZero),
@@ -229,7 +232,10 @@ fn write_fully<W: Write + ?Sized>(w: &mut W, mut buf: &[u8]) -> Result<(), Encod
 /// Encodes `bytes` to `w` in chunks through a 256-byte stack buffer. Never
 /// uses `write_all` (which panics when a writer returns `Ok(0)`): a writer
 /// that accepts nothing yields [`EncodeToError::WriteZero`]. Does not flush.
-pub fn encode_to<W: Write + ?Sized>(bytes: &[u8], w: &mut W) -> Result<(), EncodeToError<W::Error>> {
+pub fn encode_to<W: Write + ?Sized>(
+    bytes: &[u8],
+    w: &mut W,
+) -> Result<(), EncodeToError<W::Error>> {
     let mut buf = [0u8; CHUNK_ENC];
     for chunk in bytes.chunks(CHUNK_RAW) {
         let n = encode_core(chunk, &mut buf);

@@ -129,6 +129,22 @@ impl<E: fmt::Debug> fmt::Display for DrainError<E> {
 
 impl<E: fmt::Debug> core::error::Error for DrainError<E> {}
 
+/// `write_all` over an async writer that reports `Ok(0)` instead of panicking.
+#[cfg(feature = "async")]
+async fn write_all_async<W: embedded_io_async::Write + ?Sized>(
+    w: &mut W,
+    mut buf: &[u8],
+) -> Result<(), DrainError<W::Error>> {
+    while !buf.is_empty() {
+        match w.write(buf).await {
+            Ok(0) => return Err(DrainError::WriteZero),
+            Ok(n) => buf = buf.get(n..).unwrap_or(&[]),
+            Err(e) => return Err(DrainError::Io(e)),
+        }
+    }
+    Ok(())
+}
+
 /// Appends to the arena, refusing (rather than splitting) a write that does not fit.
 struct Arena<'v, const B: usize>(&'v mut heapless::Vec<u8, B>);
 
@@ -301,6 +317,36 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         }
         self.write_framed(w)?;
         w.flush().map_err(DrainError::Io)?;
+        let n = self.len();
+        self.clear();
+        Ok(n)
+    }
+
+    /// [`write_to`](Self::write_to) over an [`embedded_io_async::Write`].
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub async fn write_to_async<W: embedded_io_async::Write + ?Sized>(
+        &mut self,
+        w: &mut W,
+    ) -> Result<usize, DrainError<W::Error>> {
+        if self.is_empty() {
+            return Ok(0);
+        }
+        // Frame pieces: the same bytes write_framed produces.
+        let (open, sep, close, per_event): (&[u8], &[u8], &[u8], &[u8]) = match self.format {
+            BatchFormat::JsonLines => (b"", b"", b"", b"\n"),
+            BatchFormat::JsonBatch => (b"[", b",", b"]", b""),
+        };
+        write_all_async(w, open).await?;
+        for (i, ev) in self.events().enumerate() {
+            if i > 0 {
+                write_all_async(w, sep).await?;
+            }
+            write_all_async(w, ev).await?;
+            write_all_async(w, per_event).await?;
+        }
+        write_all_async(w, close).await?;
+        w.flush().await.map_err(DrainError::Io)?;
         let n = self.len();
         self.clear();
         Ok(n)

@@ -399,7 +399,11 @@ mod tests {
 
     #[test]
     fn errors_stay_small() {
-        assert!(core::mem::size_of::<ParseError>() <= 80, "{}", core::mem::size_of::<ParseError>());
+        assert!(
+            core::mem::size_of::<ParseError>() <= 80,
+            "{}",
+            core::mem::size_of::<ParseError>()
+        );
     }
 
     #[test]

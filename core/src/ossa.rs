@@ -274,12 +274,17 @@ pub struct WorkflowCompleted<'a> {
     /// Wall time in milliseconds.
     pub duration_ms: Option<u64>,
 }
-payload!(WorkflowCompleted, WORKFLOW_COMPLETED, workflow_id, |s, o| {
-    o.str("workflow_id", s.workflow_id)?;
-    o.str("status", s.status)?;
-    o.raw("output", s.output)?;
-    o.opt_u64("duration_ms", s.duration_ms)?;
-});
+payload!(
+    WorkflowCompleted,
+    WORKFLOW_COMPLETED,
+    workflow_id,
+    |s, o| {
+        o.str("workflow_id", s.workflow_id)?;
+        o.str("status", s.status)?;
+        o.raw("output", s.output)?;
+        o.opt_u64("duration_ms", s.duration_ms)?;
+    }
+);
 
 /// Payload of `dev.ossa.agent.started`; subject = `agent_id`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -237,7 +237,11 @@ impl<'a> HeaderValue<'a> {
         }
     }
 
-    fn write_str<W: Write + ?Sized>(&self, w: &mut W, s: &str) -> Result<(), EncodeError<W::Error>> {
+    fn write_str<W: Write + ?Sized>(
+        &self,
+        w: &mut W,
+        s: &str,
+    ) -> Result<(), EncodeError<W::Error>> {
         if self.binding == Binding::Kafka {
             return write_all(w, s.as_bytes()).map_err(Into::into);
         }
@@ -308,7 +312,10 @@ pub fn body_slice<'a>(ev: &Event<'a>) -> Option<&'a [u8]> {
 /// Writes the binary-mode body of `ev`: JSON data as JSON, text as its bytes
 /// (as a JSON string when the content type is JSON), binary data as raw bytes.
 /// Writes nothing when the event has no data.
-pub fn write_body<W: Write + ?Sized>(ev: &Event<'_>, w: &mut W) -> Result<(), EncodeError<W::Error>> {
+pub fn write_body<W: Write + ?Sized>(
+    ev: &Event<'_>,
+    w: &mut W,
+) -> Result<(), EncodeError<W::Error>> {
     let Some(data) = ev.data else {
         return Ok(());
     };

@@ -49,7 +49,10 @@ fn member<W: Write + ?Sized>(
 }
 
 /// Writes `ev` as one compact structured JSON event.
-pub fn write_json<W: Write + ?Sized>(ev: &Event<'_>, w: &mut W) -> Result<(), EncodeError<W::Error>> {
+pub fn write_json<W: Write + ?Sized>(
+    ev: &Event<'_>,
+    w: &mut W,
+) -> Result<(), EncodeError<W::Error>> {
     put(w, b"{\"specversion\":\"1.0\"")?;
     member(w, b",\"id\":", ev.id)?;
     member(w, b",\"source\":", ev.source)?;
@@ -132,7 +135,10 @@ fn write_data<W: Write + ?Sized>(w: &mut W, data: &Data<'_>) -> Result<(), Encod
 }
 
 /// Writes `ev` followed by `\n` (one JSON Lines record).
-pub fn write_jsonl<W: Write + ?Sized>(ev: &Event<'_>, w: &mut W) -> Result<(), EncodeError<W::Error>> {
+pub fn write_jsonl<W: Write + ?Sized>(
+    ev: &Event<'_>,
+    w: &mut W,
+) -> Result<(), EncodeError<W::Error>> {
     write_json(ev, w)?;
     put(w, b"\n")
 }

@@ -80,7 +80,14 @@ mod tests {
 
     #[test]
     fn escapes_like_serde_json() {
-        for s in ["", "plain", "q\"b\\s", "\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}", "é€😀", "<much wow=\"xml\"/>"] {
+        for s in [
+            "",
+            "plain",
+            "q\"b\\s",
+            "\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}",
+            "é€😀",
+            "<much wow=\"xml\"/>",
+        ] {
             assert_eq!(esc(s), serde_json::to_string(s).unwrap(), "{s:?}");
         }
     }

@@ -25,7 +25,11 @@ impl<'a> BinaryReader<'a> {
     }
 
     /// Adds `Content-Type` and the body, checks and returns the event.
-    pub(crate) fn finish(mut self, ct: Option<&'a str>, data: Option<Data<'a>>) -> Result<Event<'a>, ValidationError> {
+    pub(crate) fn finish(
+        mut self,
+        ct: Option<&'a str>,
+        data: Option<Data<'a>>,
+    ) -> Result<Event<'a>, ValidationError> {
         if let Some(ct) = ct {
             self.asm.see("datacontenttype")?;
             self.asm.set_str("datacontenttype", ct)?;
@@ -38,7 +42,10 @@ impl<'a> BinaryReader<'a> {
 /// The data of a binary-mode body: none when empty; JSON (checked) when the
 /// content type is JSON; text when it is textual and the bytes are UTF-8;
 /// bytes otherwise (and always when no content type is given).
-pub(crate) fn body_data<'a>(ct: Option<&str>, body: &'a [u8]) -> Result<Option<Data<'a>>, ParseError> {
+pub(crate) fn body_data<'a>(
+    ct: Option<&str>,
+    body: &'a [u8],
+) -> Result<Option<Data<'a>>, ParseError> {
     if body.is_empty() {
         return Ok(None);
     }
@@ -61,7 +68,10 @@ pub(crate) fn body_data<'a>(ct: Option<&str>, body: &'a [u8]) -> Result<Option<D
 }
 
 /// `name` in lower case: borrowed when it already is, else copied into `scratch`.
-pub(crate) fn lower_name<'a>(name: &'a str, scratch: &mut Scratch<'a>) -> Result<&'a str, ScratchFull> {
+pub(crate) fn lower_name<'a>(
+    name: &'a str,
+    scratch: &mut Scratch<'a>,
+) -> Result<&'a str, ScratchFull> {
     if !name.bytes().any(|b| b.is_ascii_uppercase()) {
         return Ok(name);
     }

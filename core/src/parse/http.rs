@@ -49,14 +49,24 @@ pub fn content_mode(content_type: Option<&str>) -> Result<ContentMode, ParseErro
     };
     let ct = ct.trim_start_matches([' ', '\t']);
     let (mode, rest) = if starts_with_ignore_ascii_case(ct, "application/cloudevents-batch") {
-        (ContentMode::Batched, ct.get("application/cloudevents-batch".len()..))
+        (
+            ContentMode::Batched,
+            ct.get("application/cloudevents-batch".len()..),
+        )
     } else if starts_with_ignore_ascii_case(ct, "application/cloudevents") {
-        (ContentMode::Structured, ct.get("application/cloudevents".len()..))
+        (
+            ContentMode::Structured,
+            ct.get("application/cloudevents".len()..),
+        )
     } else {
         return Ok(ContentMode::Binary);
     };
     let rest = rest.unwrap_or("");
-    let format = rest.split(';').next().unwrap_or("").trim_matches([' ', '\t']);
+    let format = rest
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim_matches([' ', '\t']);
     if format.is_empty() || format.eq_ignore_ascii_case("+json") {
         Ok(mode)
     } else {
@@ -78,7 +88,11 @@ pub enum Message<'a> {
 
 /// Parses an HTTP request or response from its headers and body, in whichever
 /// content mode its `Content-Type` selects.
-pub fn parse<'a, I>(headers: I, body: &'a [u8], scratch: &mut Scratch<'a>) -> Result<Message<'a>, ParseError>
+pub fn parse<'a, I>(
+    headers: I,
+    body: &'a [u8],
+    scratch: &mut Scratch<'a>,
+) -> Result<Message<'a>, ParseError>
 where
     I: IntoIterator<Item = (&'a str, &'a [u8])>,
     I::IntoIter: Clone,
@@ -108,7 +122,11 @@ fn find_content_type<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
 /// Parses a binary-mode message: `ce-` headers (names case-insensitive, values
 /// unquoted then percent-decoded), `Content-Type` as `datacontenttype`, the
 /// body as data. Other headers are ignored.
-pub fn parse_binary<'a, I>(headers: I, body: &'a [u8], scratch: &mut Scratch<'a>) -> Result<Event<'a>, ParseError>
+pub fn parse_binary<'a, I>(
+    headers: I,
+    body: &'a [u8],
+    scratch: &mut Scratch<'a>,
+) -> Result<Event<'a>, ParseError>
 where
     I: IntoIterator<Item = (&'a str, &'a [u8])>,
 {
@@ -117,7 +135,9 @@ where
     for (name, value) in headers {
         if name.eq_ignore_ascii_case("content-type") {
             if ct.is_some() {
-                return Err(ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into());
+                return Err(
+                    ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into(),
+                );
             }
             ct = Some(
                 core::str::from_utf8(value)
@@ -131,7 +151,11 @@ where
         };
         let attr = lower_name(attr, scratch)?;
         if attr == "datacontenttype" {
-            return Err(ValidationError::new(Attribute::DataContentType, Rule::NotAllowedInBinaryMode).into());
+            return Err(ValidationError::new(
+                Attribute::DataContentType,
+                Rule::NotAllowedInBinaryMode,
+            )
+            .into());
         }
         let value = decode_value(value, scratch).map_err(|e| match e {
             DecodeError::Scratch => ParseError::ScratchFull,
@@ -216,8 +240,12 @@ fn decode_value<'a>(raw: &'a [u8], scratch: &mut Scratch<'a>) -> Result<&'a str,
     };
     while let Some(b) = next_unquoted(&mut i)? {
         if b == b'%' {
-            let h = next_unquoted(&mut i)?.and_then(hex).ok_or(DecodeError::Invalid)?;
-            let l = next_unquoted(&mut i)?.and_then(hex).ok_or(DecodeError::Invalid)?;
+            let h = next_unquoted(&mut i)?
+                .and_then(hex)
+                .ok_or(DecodeError::Invalid)?;
+            let l = next_unquoted(&mut i)?
+                .and_then(hex)
+                .ok_or(DecodeError::Invalid)?;
             piece.push_byte(h << 4 | l)?;
         } else {
             piece.push_byte(b)?;
@@ -244,7 +272,9 @@ mod tests {
     fn dec(s: &str) -> Result<String, ()> {
         let mut buf = [0u8; 256];
         let mut sc = Scratch::new(&mut buf);
-        decode_value(s.as_bytes(), &mut sc).map(|s| s.to_string()).map_err(|_| ())
+        decode_value(s.as_bytes(), &mut sc)
+            .map(|s| s.to_string())
+            .map_err(|_| ())
     }
 
     #[test]
@@ -269,9 +299,21 @@ mod tests {
         use ContentMode::*;
         assert_eq!(content_mode(None).unwrap(), Binary);
         assert_eq!(content_mode(Some("application/json")).unwrap(), Binary);
-        assert_eq!(content_mode(Some("application/cloudevents+json")).unwrap(), Structured);
-        assert_eq!(content_mode(Some("Application/CloudEvents+JSON; charset=utf-8")).unwrap(), Structured);
-        assert_eq!(content_mode(Some("application/cloudevents-batch+json")).unwrap(), Batched);
-        assert_eq!(content_mode(Some("application/cloudevents+avro")), Err(ParseError::UnsupportedFormat));
+        assert_eq!(
+            content_mode(Some("application/cloudevents+json")).unwrap(),
+            Structured
+        );
+        assert_eq!(
+            content_mode(Some("Application/CloudEvents+JSON; charset=utf-8")).unwrap(),
+            Structured
+        );
+        assert_eq!(
+            content_mode(Some("application/cloudevents-batch+json")).unwrap(),
+            Batched
+        );
+        assert_eq!(
+            content_mode(Some("application/cloudevents+avro")),
+            Err(ParseError::UnsupportedFormat)
+        );
     }
 }

@@ -19,13 +19,18 @@
 use crate::attr::ExtValue;
 use crate::error::{Attribute, InBatchError, ParseError, Rule, ValidationError};
 use crate::event::{Data, Event, MAX_DATA_DEPTH};
-use crate::json::lex::{next_element, next_member, parse_integer, IntegerValue, JsonStr, Lexer, Scalar};
+use crate::json::lex::{
+    next_element, next_member, parse_integer, IntegerValue, JsonStr, Lexer, Scalar,
+};
 use crate::scratch::Scratch;
 
 use super::Assembler;
 
 /// Parses one structured JSON event (`application/cloudevents+json`).
-pub fn parse_event<'a>(input: &'a [u8], scratch: &mut Scratch<'a>) -> Result<Event<'a>, ParseError> {
+pub fn parse_event<'a>(
+    input: &'a [u8],
+    scratch: &mut Scratch<'a>,
+) -> Result<Event<'a>, ParseError> {
     let mut lex = Lexer::new(input);
     match lex.peek() {
         Some(b'{') => {}
@@ -80,7 +85,10 @@ impl From<ObjError> for ParseError {
 
 /// Reads one object. The input may outlive the scratch buffer (`'i: 'a`): the
 /// event borrows from both for the shorter of the two.
-fn parse_object<'i: 'a, 'a>(lex: &mut Lexer<'i>, scratch: &mut Scratch<'a>) -> Result<Event<'a>, ObjError> {
+fn parse_object<'i: 'a, 'a>(
+    lex: &mut Lexer<'i>,
+    scratch: &mut Scratch<'a>,
+) -> Result<Event<'a>, ObjError> {
     lex.eat(b'{')?;
     let mut asm = Assembler::new();
     let mut raw_data: Option<&'a [u8]> = None;
@@ -112,7 +120,9 @@ fn parse_object<'i: 'a, 'a>(lex: &mut Lexer<'i>, scratch: &mut Scratch<'a>) -> R
             Scalar::Number(n) if !core => match parse_integer(n) {
                 Some(IntegerValue::Int(i)) => match i32::try_from(i) {
                     Ok(i) => asm.set_ext(name, ExtValue::Integer(i))?,
-                    Err(_) => return Err(ValidationError::new(attr(), Rule::IntegerOutOfRange).into()),
+                    Err(_) => {
+                        return Err(ValidationError::new(attr(), Rule::IntegerOutOfRange).into())
+                    }
                 },
                 Some(IntegerValue::Overflow) => {
                     return Err(ValidationError::new(attr(), Rule::IntegerOutOfRange).into())
@@ -131,15 +141,18 @@ fn parse_object<'i: 'a, 'a>(lex: &mut Lexer<'i>, scratch: &mut Scratch<'a>) -> R
         if asm.data.is_some() {
             return Err(ValidationError::new(Attribute::Data, Rule::DataConflict).into());
         }
-        let is_json = asm.datacontenttype().is_none_or(crate::uri::is_json_media_type);
+        let is_json = asm
+            .datacontenttype()
+            .is_none_or(crate::uri::is_json_media_type);
         asm.data = Some(if !is_json && raw.first() == Some(&b'"') {
             let mut l = Lexer::new(raw);
             Data::Text(l.string()?.unescape_into(scratch)?)
         } else {
             // Validated by `value`, so it is UTF-8.
-            Data::Json(core::str::from_utf8(raw).map_err(|_| {
-                ValidationError::new(Attribute::Data, Rule::InvalidEncoding)
-            })?)
+            Data::Json(
+                core::str::from_utf8(raw)
+                    .map_err(|_| ValidationError::new(Attribute::Data, Rule::InvalidEncoding))?,
+            )
         });
     }
     Ok(asm.finish()?)

@@ -51,9 +51,15 @@ where
     for (name, v) in headers.clone() {
         if name.eq_ignore_ascii_case("content-type") {
             if ct.is_some() {
-                return Err(ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into());
+                return Err(
+                    ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into(),
+                );
             }
-            ct = Some(core::str::from_utf8(v).map_err(|_| ParseError::InvalidHeader)?.trim());
+            ct = Some(
+                core::str::from_utf8(v)
+                    .map_err(|_| ParseError::InvalidHeader)?
+                    .trim(),
+            );
         }
     }
     if let Some(c) = ct {
@@ -74,10 +80,17 @@ where
             continue;
         };
         let v = core::str::from_utf8(v).map_err(|_| {
-            ParseError::Invalid(ValidationError::new(Attribute::named(attr), Rule::InvalidEncoding))
+            ParseError::Invalid(ValidationError::new(
+                Attribute::named(attr),
+                Rule::InvalidEncoding,
+            ))
         })?;
         if attr == "datacontenttype" {
-            return Err(ValidationError::new(Attribute::DataContentType, Rule::NotAllowedInBinaryMode).into());
+            return Err(ValidationError::new(
+                Attribute::DataContentType,
+                Rule::NotAllowedInBinaryMode,
+            )
+            .into());
         }
         r.set(attr, v)?;
     }

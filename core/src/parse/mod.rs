@@ -131,7 +131,11 @@ impl<'a> Assembler<'a> {
     }
 
     /// Adds extension `name` (already [`see`](Self::see)n).
-    pub(crate) fn set_ext(&mut self, name: &'a str, value: ExtValue<'a>) -> Result<(), ValidationError> {
+    pub(crate) fn set_ext(
+        &mut self,
+        name: &'a str,
+        value: ExtValue<'a>,
+    ) -> Result<(), ValidationError> {
         self.extensions
             .push(Extension { name, value })
             .map_err(|_| err(Attribute::named(name), Rule::TooManyExtensions))
