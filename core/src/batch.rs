@@ -181,9 +181,12 @@ impl<const B: usize> Write for Arena<'_, B> {
 /// Up to `N` events encoded as compact JSON in a `B`-byte arena.
 pub struct Batch<const N: usize, const B: usize> {
     bytes: heapless::Vec<u8, B>,
-    /// End offset of each event in `bytes`.
+    /// End offset of each event in `bytes` (after its `\n` in JSON Lines).
     ends: heapless::Vec<usize, N>,
     format: BatchFormat,
+    /// A write failed after possibly writing part of the batch: the next
+    /// JSON Lines drain starts with `\n`, so a torn line stays on a line of its own.
+    torn: bool,
 }
 
 impl<const N: usize, const B: usize> fmt::Debug for Batch<N, B> {
@@ -192,6 +195,7 @@ impl<const N: usize, const B: usize> fmt::Debug for Batch<N, B> {
             .field("events", &self.ends.len())
             .field("bytes", &self.bytes.len())
             .field("format", &self.format)
+            .field("torn", &self.torn)
             .finish()
     }
 }
@@ -209,6 +213,7 @@ impl<const N: usize, const B: usize> Batch<N, B> {
             bytes: heapless::Vec::new(),
             ends: heapless::Vec::new(),
             format,
+            torn: false,
         }
     }
 
@@ -239,15 +244,21 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     /// The encoded events, each as its compact JSON.
     pub fn events(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let mut start = 0;
+        let lines = self.format == BatchFormat::JsonLines;
         self.ends.iter().map(move |&end| {
             let ev = self.bytes.get(start..end).unwrap_or(&[]);
             start = end;
-            ev
+            if lines {
+                ev.strip_suffix(b"\n").unwrap_or(ev)
+            } else {
+                ev
+            }
         })
     }
 
     /// Encodes `event` into the arena. On failure the batch is unchanged and the
     /// event comes back in the error.
+    #[allow(clippy::result_large_err)]
     pub fn push<'a>(&mut self, event: Event<'a>) -> Result<(), PushError<'a>> {
         match self.push_ref(&event) {
             Ok(()) => Ok(()),
@@ -256,12 +267,18 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     }
 
     /// Like [`push`](Self::push), borrowing the event.
+    // The error hands the event back (heapless style); no_std has no Box to shrink it.
     pub fn push_ref(&mut self, event: &Event<'_>) -> Result<(), PushErrorKind> {
         if self.ends.is_full() {
             return Err(PushErrorKind::FullCount);
         }
         let start = self.bytes.len();
-        match crate::format::json::write_json(event, &mut Arena(&mut self.bytes)) {
+        let mut arena = Arena(&mut self.bytes);
+        let mut written = crate::format::json::write_json(event, &mut arena);
+        if written.is_ok() && self.format == BatchFormat::JsonLines {
+            written = crate::io::write_all(&mut arena, b"\n").map_err(Into::into);
+        }
+        match written {
             Ok(()) => {
                 let end = self.bytes.len();
                 // Cannot fail: checked not full above.
@@ -293,13 +310,14 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
+        self.torn = false;
     }
 
     /// Size of the framed output [`write_to`](Self::write_to) would write.
     pub fn framed_len(&self) -> usize {
         let n = self.ends.len();
         match self.format {
-            BatchFormat::JsonLines => self.bytes.len() + n,
+            BatchFormat::JsonLines => self.bytes.len() + usize::from(self.torn),
             BatchFormat::JsonBatch => self.bytes.len() + 2 + n.saturating_sub(1),
         }
     }
@@ -308,6 +326,12 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     /// is emptied and the number of events written is returned; on failure
     /// every event stays (the next call writes them again: at-least-once).
     /// An empty batch writes nothing and does not flush.
+    ///
+    /// In JSON Lines the stored events are one contiguous buffer written with
+    /// as few `write` calls as the writer allows; after a failure, the next
+    /// drain starts with a `\n`, so bytes of a torn line that did reach the
+    /// other side end up on a line of their own instead of fused with the
+    /// retried event.
     pub fn write_to<W: Write + ?Sized>(
         &mut self,
         w: &mut W,
@@ -315,8 +339,12 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         if self.is_empty() {
             return Ok(0);
         }
-        self.write_framed(w)?;
-        w.flush().map_err(DrainError::Io)?;
+        let r = self.write_framed(w).map_err(DrainError::from);
+        let r = r.and_then(|()| w.flush().map_err(DrainError::Io));
+        if let Err(e) = r {
+            self.torn = true;
+            return Err(e);
+        }
         let n = self.len();
         self.clear();
         Ok(n)
@@ -332,33 +360,52 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         if self.is_empty() {
             return Ok(0);
         }
-        // Frame pieces: the same bytes write_framed produces.
-        let (open, sep, close, per_event): (&[u8], &[u8], &[u8], &[u8]) = match self.format {
-            BatchFormat::JsonLines => (b"", b"", b"", b"\n"),
-            BatchFormat::JsonBatch => (b"[", b",", b"]", b""),
+        let r = self.write_framed_async(w).await;
+        let r = match r {
+            Ok(()) => w.flush().await.map_err(DrainError::Io),
+            Err(e) => Err(e),
         };
-        write_all_async(w, open).await?;
-        for (i, ev) in self.events().enumerate() {
-            if i > 0 {
-                write_all_async(w, sep).await?;
-            }
-            write_all_async(w, ev).await?;
-            write_all_async(w, per_event).await?;
+        if let Err(e) = r {
+            self.torn = true;
+            return Err(e);
         }
-        write_all_async(w, close).await?;
-        w.flush().await.map_err(DrainError::Io)?;
         let n = self.len();
         self.clear();
         Ok(n)
     }
 
+    #[cfg(feature = "async")]
+    async fn write_framed_async<W: embedded_io_async::Write + ?Sized>(
+        &self,
+        w: &mut W,
+    ) -> Result<(), DrainError<W::Error>> {
+        match self.format {
+            BatchFormat::JsonLines => {
+                if self.torn {
+                    write_all_async(w, b"\n").await?;
+                }
+                write_all_async(w, &self.bytes).await
+            }
+            BatchFormat::JsonBatch => {
+                write_all_async(w, b"[").await?;
+                for (i, ev) in self.events().enumerate() {
+                    if i > 0 {
+                        write_all_async(w, b",").await?;
+                    }
+                    write_all_async(w, ev).await?;
+                }
+                write_all_async(w, b"]").await
+            }
+        }
+    }
+
     fn write_framed<W: Write + ?Sized>(&self, w: &mut W) -> Result<(), WriteError<W::Error>> {
         match self.format {
             BatchFormat::JsonLines => {
-                for ev in self.events() {
-                    write_all(w, ev)?;
+                if self.torn {
                     write_all(w, b"\n")?;
                 }
+                write_all(w, &self.bytes)?;
             }
             BatchFormat::JsonBatch => {
                 write_all(w, b"[")?;

@@ -15,7 +15,7 @@
 //! let mut seed = 1u8;
 //! let ids = RandomIds(move |b: &mut [u8; 16]| { seed = seed.wrapping_add(1); b.fill(seed) });
 //! let config = Config::new("/devices/sensor-7").batch_size(4).format(BatchFormat::JsonLines);
-//! let mut em: Emitter<_, _, _, 8, 2048> = Emitter::new(config, &mut uart, ids, clock);
+//! let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(config, &mut uart, ids, clock);
 //! em.set_context(ossa::Context { agent_id: Some("thermo-agent"), ..Default::default() });
 //! em.emit_ossa(&ossa::AgentStarted { agent_id: "thermo-agent", ..Default::default() })?;
 //! em.flush()?;

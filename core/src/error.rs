@@ -135,6 +135,9 @@ pub enum Rule {
     InvalidJson(JsonError),
     /// Both `data` and `data_base64` are present.
     DataConflict,
+    /// JSON data (not a string) with a `datacontenttype` that is not JSON
+    /// (JSON format §3.1: such data must be a string).
+    DataNotString,
     /// More extensions than [`crate::MAX_EXTENSIONS`].
     TooManyExtensions,
     /// A header value that is not valid percent-encoding, quoting or UTF-8.
@@ -165,6 +168,9 @@ impl fmt::Display for Rule {
             Rule::InvalidBase64(e) => return write!(f, "must be Base64 (RFC 4648): {e}"),
             Rule::InvalidJson(e) => return write!(f, "must be well-formed JSON: {e}"),
             Rule::DataConflict => "data and data_base64 are mutually exclusive",
+            Rule::DataNotString => {
+                "data must be a string (or data_base64) when datacontenttype is not JSON"
+            }
             Rule::TooManyExtensions => "too many extension attributes",
             Rule::InvalidEncoding => "invalid percent-encoding, quoting or UTF-8 in header value",
             Rule::NotAllowedInBinaryMode => {

@@ -116,6 +116,7 @@ impl<'a> Event<'a> {
             ev: self.clone(),
             time_str: None,
             error: None,
+            set: SET_ID | SET_SOURCE | SET_TYPE,
         }
     }
 
@@ -292,6 +293,9 @@ impl<'a> Event<'a> {
                 ));
             }
         }
+        if matches!(self.data, Some(Data::Json(_) | Data::Serialize(_))) && !self.data_is_json() {
+            return Err(ValidationError::new(Attribute::Data, Rule::DataNotString));
+        }
         match self.data {
             Some(Data::Json(raw)) => {
                 crate::json::validate(raw.as_bytes(), MAX_DATA_DEPTH)
@@ -340,7 +344,13 @@ pub struct EventBuilder<'a> {
     ev: Event<'a>,
     time_str: Option<&'a str>,
     error: Option<ValidationError>,
+    /// Which of id, source, type were set (to tell "missing" from "empty").
+    set: u8,
 }
+
+const SET_ID: u8 = 1;
+const SET_SOURCE: u8 = 2;
+const SET_TYPE: u8 = 4;
 
 impl Default for EventBuilder<'_> {
     fn default() -> Self {
@@ -365,22 +375,26 @@ impl<'a> EventBuilder<'a> {
             },
             time_str: None,
             error: None,
+            set: 0,
         }
     }
 
     /// Sets `id`. Defaults to unset (required).
     pub fn id(mut self, id: &'a str) -> Self {
         self.ev.id = id;
+        self.set |= SET_ID;
         self
     }
     /// Sets `source` (a URI-reference). Defaults to unset (required).
     pub fn source(mut self, source: &'a str) -> Self {
         self.ev.source = source;
+        self.set |= SET_SOURCE;
         self
     }
     /// Sets `type`. Defaults to unset (required).
     pub fn ty(mut self, ty: &'a str) -> Self {
         self.ev.ty = ty;
+        self.set |= SET_TYPE;
         self
     }
     /// Sets `datacontenttype` (a media type). Defaults to unset.
@@ -500,11 +514,11 @@ impl<'a> EventBuilder<'a> {
     /// Fills in `id`, `source` and `time` where they are not set yet (how an
     /// emitter completes the events handed to it).
     pub fn defaults(mut self, id: &'a str, source: &'a str, time: Timestamp) -> Self {
-        if self.ev.id.is_empty() {
-            self.ev.id = id;
+        if self.set & SET_ID == 0 {
+            self = self.id(id);
         }
-        if self.ev.source.is_empty() {
-            self.ev.source = source;
+        if self.set & SET_SOURCE == 0 {
+            self = self.source(source);
         }
         if self.ev.time.is_none() && self.time_str.is_none() {
             self.ev.time = Some(time);
@@ -525,6 +539,15 @@ impl<'a> EventBuilder<'a> {
     pub fn build(mut self) -> Result<Event<'a>, ValidationError> {
         if let Some(e) = self.error {
             return Err(e);
+        }
+        for (bit, attribute) in [
+            (SET_ID, Attribute::Id),
+            (SET_SOURCE, Attribute::Source),
+            (SET_TYPE, Attribute::Type),
+        ] {
+            if self.set & bit == 0 {
+                return Err(ValidationError::new(attribute, Rule::Missing));
+            }
         }
         if let Some(t) = self.time_str {
             self.ev.time =

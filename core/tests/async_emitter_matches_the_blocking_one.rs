@@ -91,7 +91,7 @@ fn batches_retries_and_delivers_everything() {
     let config = Config::new("/dev/async")
         .batch_size(3)
         .format(BatchFormat::JsonBatch);
-    let mut em: AsyncEmitter<_, _, _, 4, 4096> =
+    let mut em: AsyncEmitter<'_, _, _, _, 4, 4096> =
         AsyncEmitter::new(config, Link::default(), ids, clock);
     block_on(async {
         em.writer_mut().up = false;

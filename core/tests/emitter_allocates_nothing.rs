@@ -68,7 +68,7 @@ fn emit_poll_flush_allocate_nothing() {
 
     let before = allocs();
     {
-        let mut em: Emitter<_, _, _, 8, 4096> = Emitter::new(
+        let mut em: Emitter<'_, _, _, _, 8, 4096> = Emitter::new(
             Config::new("/dev/1").batch_size(4).flush_interval_ms(100),
             &mut sink,
             ids,

@@ -149,7 +149,7 @@ fn tool_call(i: u64) -> ossa::TurnStarted<'static> {
 fn flushes_when_the_batch_reaches_its_size() {
     let (w, wire, _) = fake();
     let clock = TestClock::at(1_700_000_000_000);
-    let mut em: Emitter<_, _, _, 8, 4096> =
+    let mut em: Emitter<'_, _, _, _, 8, 4096> =
         Emitter::new(Config::new("/dev/1").batch_size(3), w, ids(), &clock);
     for i in 0..2 {
         em.emit_ossa(&tool_call(i)).unwrap();
@@ -172,7 +172,7 @@ fn flushes_to_make_room_when_the_bytes_run_out() {
     let (w, wire, _) = fake();
     let clock = TestClock::at(0);
     // One event is 190-240 bytes: two fit in 480, the third forces a flush.
-    let mut em: Emitter<_, _, _, 16, 480> =
+    let mut em: Emitter<'_, _, _, _, 16, 480> =
         Emitter::new(Config::new("/dev/1").batch_size(16), w, ids(), &clock);
     em.emit_ossa(&tool_call(0)).unwrap();
     em.emit_ossa(&tool_call(1)).unwrap();
@@ -189,7 +189,7 @@ fn flushes_to_make_room_when_the_bytes_run_out() {
 fn poll_flushes_after_the_interval_since_the_oldest_event() {
     let (w, wire, _) = fake();
     let clock = TestClock::at(10_000);
-    let mut em: Emitter<_, _, _, 8, 4096> = Emitter::new(
+    let mut em: Emitter<'_, _, _, _, 8, 4096> = Emitter::new(
         Config::new("/dev/1").batch_size(8).flush_interval_ms(500),
         w,
         ids(),
@@ -217,7 +217,7 @@ fn poll_flushes_after_the_interval_since_the_oldest_event() {
 fn a_failing_writer_loses_nothing_and_recovers() {
     let (w, wire, mode) = fake();
     let clock = TestClock::at(0);
-    let mut em: Emitter<_, _, _, 32, 16384> =
+    let mut em: Emitter<'_, _, _, _, 32, 16384> =
         Emitter::new(Config::new("/dev/1").batch_size(4), w, ids(), &clock);
     let mut emitted = 0;
     for round in 0..6 {
@@ -252,7 +252,7 @@ fn a_failing_writer_loses_nothing_and_recovers() {
 fn a_full_batch_with_the_writer_down_refuses_and_counts() {
     let (w, _wire, mode) = fake();
     let clock = TestClock::at(0);
-    let mut em: Emitter<_, _, _, 2, 4096> =
+    let mut em: Emitter<'_, _, _, _, 2, 4096> =
         Emitter::new(Config::new("/dev/1").batch_size(8), w, ids(), &clock);
     mode.set(Mode::FailWrite);
     em.emit_ossa(&tool_call(0)).unwrap();
@@ -270,7 +270,7 @@ fn a_full_batch_with_the_writer_down_refuses_and_counts() {
 fn invalid_events_are_rejected_with_their_error_and_counted() {
     let (w, _wire, _) = fake();
     let clock = TestClock::at(0);
-    let mut em: Emitter<_, _, _, 8, 4096> = Emitter::new(Config::new("/dev/1"), w, ids(), &clock);
+    let mut em: Emitter<'_, _, _, _, 8, 4096> = Emitter::new(Config::new("/dev/1"), w, ids(), &clock);
     let err = em
         .emit(Event::builder().ty("t").source("not a uri"))
         .unwrap_err();
@@ -291,7 +291,7 @@ fn invalid_events_are_rejected_with_their_error_and_counted() {
     );
     let err = em.emit(Event::builder()).unwrap_err();
     assert!(
-        matches!(err, EmitError::Invalid(ref v) if v.rule == Rule::Empty),
+        matches!(err, EmitError::Invalid(ref v) if v.rule == Rule::Missing),
         "missing type: {err:?}"
     );
     assert_eq!(em.counters().rejected, 3);
@@ -302,7 +302,7 @@ fn invalid_events_are_rejected_with_their_error_and_counted() {
 fn an_event_larger_than_the_arena_is_too_large_not_full() {
     let (w, _wire, _) = fake();
     let clock = TestClock::at(0);
-    let mut em: Emitter<_, _, _, 8, 128> = Emitter::new(Config::new("/dev/1"), w, ids(), &clock);
+    let mut em: Emitter<'_, _, _, _, 8, 128> = Emitter::new(Config::new("/dev/1"), w, ids(), &clock);
     let big = "x".repeat(200);
     let err = em.emit(Event::builder().ty("t").subject(&big)).unwrap_err();
     assert!(matches!(err, EmitError::TooLarge), "{err:?}");
@@ -314,7 +314,7 @@ fn an_event_larger_than_the_arena_is_too_large_not_full() {
 fn writers_that_accept_zero_or_one_byte_never_panic() {
     let (w, wire, mode) = fake();
     let clock = TestClock::at(0);
-    let mut em: Emitter<_, _, _, 8, 4096> =
+    let mut em: Emitter<'_, _, _, _, 8, 4096> =
         Emitter::new(Config::new("/dev/1").batch_size(8), w, ids(), &clock);
     em.emit_ossa(&tool_call(0)).unwrap();
     mode.set(Mode::Zero);
@@ -328,7 +328,7 @@ fn writers_that_accept_zero_or_one_byte_never_panic() {
 fn context_and_defaults_fill_what_the_event_leaves_unset() {
     let (w, wire, _) = fake();
     let clock = TestClock::at(1_764_000_000_000);
-    let mut em: Emitter<_, _, _, 8, 4096> =
+    let mut em: Emitter<'_, _, _, _, 8, 4096> =
         Emitter::new(Config::new("/dev/1").batch_size(1), w, ids(), &clock);
     em.set_context(ossa::Context {
         agent_id: Some("a1"),
@@ -357,7 +357,7 @@ fn context_and_defaults_fill_what_the_event_leaves_unset() {
 fn json_batch_framing_parses_back_as_a_batch() {
     let (w, wire, _) = fake();
     let clock = TestClock::at(0);
-    let mut em: Emitter<_, _, _, 8, 4096> = Emitter::new(
+    let mut em: Emitter<'_, _, _, _, 8, 4096> = Emitter::new(
         Config::new("/dev/1")
             .batch_size(3)
             .format(BatchFormat::JsonBatch),
@@ -398,6 +398,65 @@ fn batch_push_hands_the_event_back_when_full() {
     let err = small.push(ev.clone()).unwrap_err();
     assert_eq!(err.kind, PushErrorKind::FullBytes);
     assert_eq!(small.len(), 1, "a refused push leaves the batch as it was");
+    // JSON Lines keeps each event's newline in the arena.
     let first_len = small.bytes_len();
-    assert_eq!(small.events().next().unwrap().len(), first_len);
+    assert_eq!(small.events().next().unwrap().len(), first_len - 1);
+}
+
+/// A writer that takes `budget` bytes, then fails once, then works.
+struct TearOnce {
+    budget: usize,
+    failed: bool,
+    out: Vec<u8>,
+}
+impl embedded_io::ErrorType for TearOnce {
+    type Error = Down;
+}
+impl embedded_io::Write for TearOnce {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Down> {
+        if !self.failed {
+            if self.budget == 0 {
+                self.failed = true;
+                return Err(Down);
+            }
+            let n = buf.len().min(self.budget);
+            self.budget -= n;
+            self.out.extend_from_slice(&buf[..n]);
+            return Ok(n);
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), Down> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_torn_write_never_fuses_a_partial_line_with_the_retry() {
+    for budget in [1usize, 10, 59, 70, 130, 176] {
+        let mut b: Batch<4, 4096> = Batch::new(BatchFormat::JsonLines);
+        for i in 0..3 {
+            let id = format!("id-{i}");
+            let ev = Event::builder().id(&id).source("/s").ty("t").build().unwrap();
+            b.push_ref(&ev).unwrap();
+        }
+        let mut w = TearOnce { budget, failed: false, out: Vec::new() };
+        assert!(b.write_to(&mut w).is_err());
+        assert_eq!(b.len(), 3, "a failed write keeps every event");
+        assert_eq!(b.write_to(&mut w).unwrap(), 3);
+        // Every complete line that parses is one of our events; the retry
+        // delivers all three intact; a torn fragment is alone on its line.
+        let mut intact = HashSet::new();
+        for line in w.out.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+            let mut buf = vec![0u8; 256];
+            let id = parse_event(line, &mut Scratch::new(&mut buf)).map(|ev| ev.id().to_string());
+            if let Ok(id) = id {
+                intact.insert(id);
+            } else {
+                assert!(line.len() < 60, "only a torn prefix may fail to parse: {}", String::from_utf8_lossy(line));
+            }
+        }
+        assert_eq!(intact.len(), 3, "budget {budget}: {}", String::from_utf8_lossy(&w.out));
+    }
 }

@@ -217,7 +217,11 @@ impl<'a> Lexer<'a> {
     /// `Empty` when the whole input is whitespace.
     #[cold]
     fn end_error<T>(&self, value_start: usize) -> Result<T, JsonError> {
-        if value_start == 0 {
+        let only_ws = self
+            .input
+            .get(..value_start)
+            .is_some_and(|b| b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')));
+        if only_ws {
             err(self.pos, JsonErrorKind::Empty)
         } else {
             err(self.pos, JsonErrorKind::UnexpectedEnd)

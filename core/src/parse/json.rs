@@ -106,6 +106,7 @@ fn parse_object<'i: 'a, 'a>(
         }
         let attr = || Attribute::named(name);
         match lex.scalar()? {
+            Scalar::Null if !core => asm.set_null_ext(name)?,
             Scalar::Null => {}
             Scalar::Str(s) => {
                 let s: JsonStr<'a> = s;

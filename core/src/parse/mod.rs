@@ -12,7 +12,7 @@ pub mod http;
 pub mod json;
 pub mod kafka;
 
-use crate::attr::{check_extension_name, ExtValue, Extension, Extensions, SPEC_VERSION};
+use crate::attr::{check_extension_name, ExtValue, Extension, Extensions, MAX_EXTENSIONS, SPEC_VERSION};
 use crate::error::{Attribute, Rule, ValidationError};
 use crate::event::{Data, Event};
 use crate::time::Timestamp;
@@ -41,6 +41,8 @@ pub(crate) struct Assembler<'a> {
     pub(crate) data: Option<Data<'a>>,
     specversion: bool,
     extensions: Extensions<'a>,
+    /// Extension names that were `null` (unset, but still seen once).
+    null_names: heapless::Vec<&'a str, MAX_EXTENSIONS>,
     seen: u16,
 }
 
@@ -61,6 +63,7 @@ impl<'a> Assembler<'a> {
             data: None,
             specversion: false,
             extensions: Extensions::new(),
+            null_names: heapless::Vec::new(),
             seen: 0,
         }
     }
@@ -95,12 +98,19 @@ impl<'a> Assembler<'a> {
             }
             None => {
                 check_extension_name(name)?;
-                if self.extensions.iter().any(|e| e.name == name) {
+                if self.extensions.iter().any(|e| e.name == name) || self.null_names.contains(&name) {
                     return Err(err(Attribute::named(name), Rule::Duplicate));
                 }
                 Ok(false)
             }
         }
+    }
+
+    /// Records that extension `name` (already [`see`](Self::see)n) was `null`.
+    pub(crate) fn set_null_ext(&mut self, name: &'a str) -> Result<(), ValidationError> {
+        self.null_names
+            .push(name)
+            .map_err(|_| err(Attribute::named(name), Rule::TooManyExtensions))
     }
 
     /// Sets attribute `name` (already [`see`](Self::see)n) from its canonical string.
