@@ -1,0 +1,2 @@
+//! Benchmarks of the core against cloudevents-sdk (being written).
+fn main() {}
