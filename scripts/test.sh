@@ -4,10 +4,12 @@
 #   bash scripts/test.sh
 #
 # Installs, when missing: the rustup targets thumbv7em-none-eabihf and
-# wasm32-unknown-unknown, clippy and rustfmt, a nightly toolchain (for
-# cargo-fuzz), and cargo-fuzz itself into $OSSA_TOOLS (outside the clone,
-# reused when present). Then: fmt, clippy, rustdoc, the no_std builds, every
-# test (unit, integration, doc), and each fuzz target for $FUZZ_SECONDS.
+# wasm32-unknown-unknown, clippy and rustfmt, qemu-system-arm and
+# binutils-arm-none-eabi (Debian packages, for the firmware example), a nightly
+# toolchain (for cargo-fuzz), and cargo-fuzz itself into $OSSA_TOOLS (outside
+# the clone, reused when present). Then: fmt, clippy, rustdoc, the no_std
+# builds, every test (unit, integration, doc; the firmware example runs under
+# QEMU, the WASM example under wasmi), and each fuzz target for $FUZZ_SECONDS.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,6 +31,13 @@ components=$(rustup component list --installed)
 for c in clippy rustfmt; do
   grep -q "^$c" <<<"$components" || rustup component add "$c"
 done
+# QEMU (Cortex-M4, mps2-an386) and binutils for the firmware example test.
+if ! command -v qemu-system-arm >/dev/null 2>&1 || ! command -v arm-none-eabi-size >/dev/null 2>&1; then
+  step "installing qemu-system-arm and binutils-arm-none-eabi"
+  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y qemu-system-arm binutils-arm-none-eabi
+fi
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   rustup toolchain install nightly --profile minimal
 fi
@@ -52,6 +61,12 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 step "core for thumbv7em-none-eabihf and wasm32-unknown-unknown (default features)"
 cargo build -p ossa-events-core --target thumbv7em-none-eabihf
 cargo build -p ossa-events-core --target wasm32-unknown-unknown
+
+step "examples outside the workspace (firmware, wasm): fmt and clippy"
+for ex in examples/firmware examples/wasm-agent; do
+  (cd "$ex" && cargo fmt --check && cargo clippy --release -- -D warnings)
+done
+(cd fuzz && cargo fmt --check)
 
 # --- tests --------------------------------------------------------------------
 step "cargo test (unit, integration, doc tests)"

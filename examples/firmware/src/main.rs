@@ -1,0 +1,448 @@
+//! `ossa-events-core` on a Cortex-M4 with no allocator and no OS.
+//!
+//! A superloop emits one OSSA agent run (workflow → agent → turn → a tool call
+//! that times out → turn, agent and workflow completed) through the core
+//! crate's [`Emitter`], which batches the events and writes them as JSON
+//! Lines to a UART. Here the "UART" is semihosting stdout, so the firmware
+//! runs under QEMU:
+//!
+//! ```text
+//! cargo build --release
+//! qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
+//!   -semihosting-config enable=on,target=native \
+//!   -kernel target/thumbv7em-none-eabihf/release/ossa-firmware-example
+//! ```
+//!
+//! Time comes from a software tick counter (250 ms per tick) and event ids
+//! from a xorshift PRNG with a fixed seed, so the output is the same on every
+//! run. Lines starting with `#` are not events: one per flush (what triggered
+//! it) and a final summary of the emitter's counters. The firmware then ends
+//! QEMU through semihosting with status 0, or prints the error and exits with
+//! status 1.
+
+#![no_std]
+#![no_main]
+
+use core::cell::Cell;
+use core::fmt::{self, Write as _};
+
+use cortex_m_rt::entry;
+use cortex_m_semihosting::{debug, hio};
+use ossa_events_core::batch::BatchFormat;
+use ossa_events_core::emitter::{Config, EmitError, Emitter};
+use ossa_events_core::ossa::{self, ErrorInfo, TokenUsage};
+use ossa_events_core::{Clock, EventId, IdSource, RawJson, Timestamp};
+
+/// Events pending at most.
+const MAX_EVENTS: usize = 4;
+/// Bytes pending at most (the batch arena, inside the emitter on the stack).
+const ARENA_BYTES: usize = 2048;
+/// Flush when this many events are pending.
+const BATCH_SIZE: usize = 3;
+/// ...or when the oldest pending event is this old (checked by `poll`).
+const FLUSH_INTERVAL_MS: u64 = 1000;
+/// Software tick period.
+const TICK_MS: i64 = 250;
+/// The clock at tick 0: 2026-11-25T12:00:00Z.
+const BOOT_UNIX_MS: i64 = 1_795_608_000_000;
+/// Seed of the id generator (fixed: deterministic output).
+const ID_SEED: u64 = 0x0553_A0E7_0F1A_2026;
+
+// --- the "UART" ---------------------------------------------------------------
+
+/// A UART transmitter stand-in: every byte goes to the host's stdout through
+/// semihosting (`SYS_WRITE`).
+struct Uart {
+    host: hio::HostStream,
+}
+
+/// The host refused a semihosting write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UartError;
+
+impl fmt::Display for UartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("semihosting write refused")
+    }
+}
+
+impl core::error::Error for UartError {}
+
+impl embedded_io::Error for UartError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::Other
+    }
+}
+
+impl embedded_io::ErrorType for Uart {
+    type Error = UartError;
+}
+
+impl embedded_io::Write for Uart {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, UartError> {
+        self.host.write_all(buf).map_err(|()| UartError)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), UartError> {
+        // SYS_WRITE returns once the host has the bytes: nothing is buffered here.
+        Ok(())
+    }
+}
+
+// --- time and ids ---------------------------------------------------------------
+
+/// A clock driven by a software tick counter instead of a hardware timer.
+struct TickClock {
+    ticks: Cell<i64>,
+}
+
+impl TickClock {
+    const fn new() -> Self {
+        TickClock {
+            ticks: Cell::new(0),
+        }
+    }
+    /// One timer tick (what a `SysTick` interrupt handler would do).
+    fn tick(&self) {
+        self.ticks.set(self.ticks.get() + 1);
+    }
+    fn now_ms(&self) -> i64 {
+        BOOT_UNIX_MS + self.ticks.get() * TICK_MS
+    }
+}
+
+impl Clock for TickClock {
+    fn now(&self) -> Timestamp {
+        // `None` only beyond the year 9999: thousands of years of ticks away.
+        Timestamp::from_unix_millis(self.now_ms()).unwrap_or_else(|| halt_with("clock overflow"))
+    }
+}
+
+/// UUID v4 event ids from a xorshift64 PRNG (16 bytes per id).
+struct XorShiftIds {
+    state: u64,
+}
+
+impl XorShiftIds {
+    const fn new(seed: u64) -> Self {
+        // xorshift never leaves 0.
+        XorShiftIds {
+            state: if seed == 0 { 1 } else { seed },
+        }
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.state = x;
+        x
+    }
+}
+
+impl IdSource for XorShiftIds {
+    fn next_id(&mut self) -> EventId {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.next_u64().to_le_bytes());
+        bytes[8..].copy_from_slice(&self.next_u64().to_le_bytes());
+        EventId::from_random_bytes(bytes)
+    }
+}
+
+// --- the agent run --------------------------------------------------------------
+
+/// Why the run stopped.
+enum RunError {
+    Emit(&'static str, EmitError<UartError>),
+    Flush(&'static str),
+    Json(&'static str),
+    Counters,
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Emit(what, e) => write!(f, "emitting {what}: {e}"),
+            RunError::Flush(when) => write!(f, "{when} flush failed"),
+            RunError::Json(what) => write!(f, "invalid JSON in {what}"),
+            RunError::Counters => f.write_str("events were rejected, dropped or not delivered"),
+        }
+    }
+}
+
+const WORKFLOW_ID: &str = "wf-greenhouse-0001";
+const AGENT_ID: &str = "thermo-agent";
+const INTERACTION_ID: &str = "int-7f3a";
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+/// One span per level of the run: the context's span id follows the nesting.
+const WORKFLOW_SPAN: &str = "00f067aa0ba902b7";
+const AGENT_SPAN: &str = "a3ce929d0e0e4736";
+const TURN_SPAN: &str = "53995c3f42cd8ad8";
+const TOOL_SPAN: &str = "1f2e3d4c5b6a7988";
+
+type Em<'a> = Emitter<'a, Uart, XorShiftIds, &'a TickClock, MAX_EVENTS, ARENA_BYTES>;
+
+/// The superloop: emits, lets time pass, polls, and reports each flush.
+struct Run<'a> {
+    em: Em<'a>,
+    clock: &'a TickClock,
+    console: hio::HostStream,
+}
+
+impl<'a> Run<'a> {
+    fn span(&mut self, span_id: &'a str) {
+        self.em.set_context(ossa::Context {
+            agent_id: Some(AGENT_ID),
+            interaction_id: Some(INTERACTION_ID),
+            trace_id: Some(TRACE_ID),
+            span_id: Some(span_id),
+        });
+    }
+
+    /// Emits one event; notes a flush that the batch size triggered.
+    fn emit<P: ossa::Payload>(&mut self, what: &'static str, p: &P) -> Result<(), RunError> {
+        let before = self.em.counters().delivered;
+        self.em.emit_ossa(p).map_err(|e| RunError::Emit(what, e))?;
+        let c = self.em.counters();
+        if c.failed_writes != 0 {
+            return Err(RunError::Flush("size-triggered"));
+        }
+        if c.delivered > before {
+            self.note("size", c.delivered - before);
+        }
+        Ok(())
+    }
+
+    /// Lets `ticks` timer ticks pass, polling the emitter after each; notes a
+    /// flush that the interval triggered.
+    fn wait(&mut self, ticks: u32) -> Result<(), RunError> {
+        for _ in 0..ticks {
+            self.clock.tick();
+            let n = self
+                .em
+                .poll(self.clock.now())
+                .map_err(|_| RunError::Flush("interval-triggered"))?;
+            if n > 0 {
+                self.note("interval", n as u64);
+            }
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, trigger: &str, events: u64) {
+        // Console output is best effort; the events themselves went through the emitter.
+        let _ = writeln!(self.console, "# flush trigger={trigger} events={events}");
+    }
+}
+
+fn json(what: &'static str, text: &'static str) -> Result<RawJson<'static>, RunError> {
+    RawJson::new(text).map_err(|_| RunError::Json(what))
+}
+
+/// The agent run, one event per step, with time passing between steps.
+fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
+    let t0 = run.clock.now_ms();
+
+    run.span(WORKFLOW_SPAN);
+    run.emit(
+        "workflow.started",
+        &ossa::WorkflowStarted {
+            workflow_id: WORKFLOW_ID,
+            name: Some("greenhouse-climate"),
+            input: Some(json(
+                "workflow input",
+                r#"{"zone":"north","target_c":21.5}"#,
+            )?),
+        },
+    )?;
+    run.wait(1)?;
+
+    run.span(AGENT_SPAN);
+    run.emit(
+        "agent.started",
+        &ossa::AgentStarted {
+            agent_id: AGENT_ID,
+            name: Some("Thermostat agent"),
+            version: Some("0.1.0"),
+            input: None,
+        },
+    )?;
+    run.wait(1)?;
+
+    // Third pending event: the batch size (3) flushes here.
+    run.span(TURN_SPAN);
+    run.emit(
+        "turn.started",
+        &ossa::TurnStarted {
+            turn: 1,
+            input: Some(json("turn input", r#"{"reading_c":17.2}"#)?),
+        },
+    )?;
+    run.wait(1)?;
+
+    run.span(TOOL_SPAN);
+    let tool_t0 = run.clock.now_ms();
+    run.emit(
+        "tool.called",
+        &ossa::ToolCalled {
+            tool: "set_heater",
+            call_id: Some("call-1"),
+            arguments: Some(json("tool arguments", r#"{"power_pct":60}"#)?),
+        },
+    )?;
+    // The tool does not answer for 4 ticks (1 s): the flush interval passes
+    // with one event pending, and `poll` flushes it.
+    run.wait(4)?;
+    run.emit(
+        "tool.failed",
+        &ossa::ToolFailed {
+            tool: "set_heater",
+            call_id: Some("call-1"),
+            error: ErrorInfo {
+                message: "heater relay did not acknowledge within 1000 ms",
+                code: Some("timeout"),
+                retryable: Some(true),
+            },
+            duration_ms: Some(elapsed(tool_t0, run.clock.now_ms())),
+        },
+    )?;
+    run.wait(1)?;
+
+    run.span(TURN_SPAN);
+    run.emit(
+        "turn.completed",
+        &ossa::TurnCompleted {
+            turn: 1,
+            output: Some(json(
+                "turn output",
+                r#"{"action":"none","reason":"tool failed"}"#,
+            )?),
+            usage: Some(TokenUsage {
+                input_tokens: 182,
+                output_tokens: 41,
+            }),
+            duration_ms: Some(elapsed(t0, run.clock.now_ms())),
+        },
+    )?;
+    run.wait(1)?;
+
+    // Third pending event again: size-triggered flush.
+    run.span(AGENT_SPAN);
+    run.emit(
+        "agent.completed",
+        &ossa::AgentCompleted {
+            agent_id: AGENT_ID,
+            status: "failed",
+            output: None,
+            duration_ms: Some(elapsed(t0, run.clock.now_ms())),
+        },
+    )?;
+    run.wait(1)?;
+
+    run.span(WORKFLOW_SPAN);
+    run.emit(
+        "workflow.completed",
+        &ossa::WorkflowCompleted {
+            workflow_id: WORKFLOW_ID,
+            status: "failed",
+            output: None,
+            duration_ms: Some(elapsed(t0, run.clock.now_ms())),
+        },
+    )?;
+
+    // Shutting down: deliver what is still pending.
+    let n = run.em.flush().map_err(|_| RunError::Flush("final"))?;
+    if n > 0 {
+        run.note("shutdown", n as u64);
+    }
+    Ok(())
+}
+
+fn elapsed(from_ms: i64, to_ms: i64) -> u64 {
+    u64::try_from(to_ms - from_ms).unwrap_or(0)
+}
+
+#[entry]
+fn main() -> ! {
+    let (Ok(uart_host), Ok(console)) = (hio::hstdout(), hio::hstdout()) else {
+        halt_with("semihosting stdout is not available");
+    };
+
+    let clock = TickClock::new();
+    let config = Config::new("/devices/greenhouse-7/agents/thermo-agent")
+        .batch_size(BATCH_SIZE)
+        .flush_interval_ms(FLUSH_INTERVAL_MS)
+        .format(BatchFormat::JsonLines);
+    let em: Em<'_> = Emitter::new(
+        config,
+        Uart { host: uart_host },
+        XorShiftIds::new(ID_SEED),
+        &clock,
+    );
+    let mut run = Run {
+        em,
+        clock: &clock,
+        console,
+    };
+
+    let result = agent_run(&mut run).and_then(|()| {
+        let c = run.em.counters();
+        let ok = c.rejected == 0
+            && c.dropped == 0
+            && c.failed_writes == 0
+            && c.delivered == c.emitted
+            && run.em.pending() == 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(RunError::Counters)
+        }
+    });
+
+    let c = run.em.counters();
+    let _ = writeln!(
+        run.console,
+        "# emitted={} delivered={} rejected={} failed_writes={}",
+        c.emitted, c.delivered, c.rejected, c.failed_writes
+    );
+    match result {
+        Ok(()) => exit(true),
+        Err(e) => {
+            let _ = writeln!(run.console, "# error: {e}");
+            exit(false)
+        }
+    }
+}
+
+/// Ends the QEMU session with the given status (on hardware without a
+/// debugger attached, parks the core instead).
+fn exit(success: bool) -> ! {
+    debug::exit(if success {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// Prints `# error: {msg}` if it can and exits with failure.
+fn halt_with(msg: &str) -> ! {
+    if let Ok(mut out) = hio::hstdout() {
+        let _ = writeln!(out, "# error: {msg}");
+    }
+    exit(false)
+}
+
+/// Reports the panic on the console, exits QEMU with failure, then halts.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    if let Ok(mut out) = hio::hstdout() {
+        let _ = writeln!(out, "# panic: {info}");
+    }
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
