@@ -928,7 +928,7 @@ fn datacontenttype_must_be_a_media_type() {
 #[test]
 fn null_optional_attributes_are_unset() {
     let input = with(
-        r#","datacontenttype":null,"dataschema":null,"subject":null,"time":null,"ext":null,"data":null,"data_base64":null"#,
+        r#","datacontenttype":null,"dataschema":null,"subject":null,"time":null,"ext":null,"data_base64":null"#,
     );
     parse_ok(&input, |ev| {
         assert_eq!(ev.datacontenttype(), None);
@@ -946,6 +946,27 @@ fn null_optional_attributes_are_unset() {
         let out = String::from_utf8(to_vec(ev).unwrap()).unwrap();
         assert!(!out.contains("null"), "{out}");
     });
+}
+
+#[test]
+fn explicit_null_data_is_a_payload_not_an_absence() {
+    // JSON format §3.1.1: `"data": null` is an explicit null payload.
+    parse_ok(&with(r#","data":null"#), |ev| {
+        assert!(
+            matches!(ev.data(), Some(Data::Json("null"))),
+            "{:?}",
+            ev.data()
+        );
+        let out = String::from_utf8(to_vec(ev).unwrap()).unwrap();
+        assert!(out.ends_with(r#","data":null}"#), "{out}");
+    });
+    // With a non-JSON content type there is no JSON null to keep: unset.
+    parse_ok(
+        &with(r#","datacontenttype":"text/plain","data":null"#),
+        |ev| {
+            assert!(ev.data().is_none());
+        },
+    );
 }
 
 #[test]

@@ -98,10 +98,10 @@ fn parse_object<'i: 'a, 'a>(
         let name = key.unescape_into(scratch)?;
         let core = asm.see(name)?;
         if name == "data" {
-            let raw: &'a [u8] = lex.value(MAX_DATA_DEPTH)?;
-            if raw != b"null" {
-                raw_data = Some(raw);
-            }
+            // An explicit `null` payload is kept (JSON format §3.1.1: distinct
+            // from no `data` member), unless data_base64 or a non-JSON content
+            // type says otherwise (see below).
+            raw_data = Some(lex.value(MAX_DATA_DEPTH)?);
             continue;
         }
         let attr = || Attribute::named(name);
@@ -137,6 +137,12 @@ fn parse_object<'i: 'a, 'a>(
             }
             _ => return Err(ValidationError::new(attr(), Rule::WrongType).into()),
         }
+    }
+    let is_json = asm
+        .datacontenttype()
+        .is_none_or(crate::uri::is_json_media_type);
+    if raw_data == Some(b"null") && (asm.data.is_some() || !is_json) {
+        raw_data = None;
     }
     if let Some(raw) = raw_data {
         if asm.data.is_some() {
