@@ -23,7 +23,11 @@ fn ids() -> RandomIds<impl FnMut(&mut [u8; 16])> {
 
 fn bench(c: &mut Criterion) {
     let clock = FixedClock(Timestamp::parse("2026-11-25T15:24:00.123456Z").unwrap());
-    let call = ossa::ToolCalled { tool: "web_search", call_id: Some("call-1"), arguments: Some(RawJson::new(ARGS).unwrap()) };
+    let call = ossa::ToolCalled {
+        tool: "web_search",
+        call_id: Some("call-1"),
+        arguments: Some(RawJson::new(ARGS).unwrap()),
+    };
     let ctx = ossa::Context {
         agent_id: Some("researcher"),
         interaction_id: Some("int-7f3a9c"),
@@ -64,8 +68,12 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("emitter.emit_ossa into Batch<64, 64 KiB>", |b| {
-        let mut em: Emitter<'_, _, _, _, 64, 65536> =
-            Emitter::new(Config::new("/agents/researcher").batch_size(64), Counter::default(), ids(), clock);
+        let mut em: Emitter<'_, _, _, _, 64, 65536> = Emitter::new(
+            Config::new("/agents/researcher").batch_size(64),
+            Counter::default(),
+            ids(),
+            clock,
+        );
         em.set_context(ctx);
         b.iter(|| em.emit_ossa(black_box(&call)).unwrap())
     });
