@@ -54,7 +54,12 @@ fn json(s: &'static str) -> Option<RawJson<'static>> {
 
 /// Emits the demo run through `emit`, one event at a time, with ids from
 /// `ids` and times from `clock`; returns the number of events emitted.
-pub fn agent_run<C, I, E, F>(source: &str, clock: &C, ids: &mut I, mut emit: F) -> Result<usize, DemoError<E>>
+pub fn agent_run<C, I, E, F>(
+    source: &str,
+    clock: &C,
+    ids: &mut I,
+    mut emit: F,
+) -> Result<usize, DemoError<E>>
 where
     C: Clock + ?Sized,
     I: IdSource + ?Sized,
@@ -85,7 +90,8 @@ where
                 .ossa_trace_id(&trace)
                 .ossa_span_id($span)
                 .ossa(&payload)
-                .build().map_err(DemoError::Invalid)?;
+                .build()
+                .map_err(DemoError::Invalid)?;
             emit(&ev).map_err(DemoError::Emit)?;
             count += 1;
         }};
@@ -108,7 +114,9 @@ where
 
     let turn1 = ossa::TurnStarted {
         turn: 1,
-        input: json(r#"{"role":"user","content":"Find recent work on CloudEvents for embedded devices."}"#),
+        input: json(
+            r#"{"role":"user","content":"Find recent work on CloudEvents for embedded devices."}"#,
+        ),
     };
     send!(&turn_spans[0], true, turn1);
 
@@ -121,7 +129,9 @@ where
     let search_done = ossa::ToolCompleted {
         tool: "web_search",
         call_id: Some("call-1"),
-        result: json(r#"{"hits":5,"top":{"title":"CloudEvents JSON format","url":"https://github.com/cloudevents/spec"}}"#),
+        result: json(
+            r#"{"hits":5,"top":{"title":"CloudEvents JSON format","url":"https://github.com/cloudevents/spec"}}"#,
+        ),
         duration_ms: Some(412),
     };
     send!(&tool_spans[0], true, search_done);
@@ -152,8 +162,13 @@ where
 
     let turn1_done = ossa::TurnCompleted {
         turn: 1,
-        output: json(r#"{"role":"assistant","content":"Found 1 usable source; 1 fetch timed out."}"#),
-        usage: Some(TokenUsage { input_tokens: 1812, output_tokens: 264 }),
+        output: json(
+            r#"{"role":"assistant","content":"Found 1 usable source; 1 fetch timed out."}"#,
+        ),
+        usage: Some(TokenUsage {
+            input_tokens: 1812,
+            output_tokens: 264,
+        }),
         duration_ms: Some(11_240),
     };
     send!(&turn_spans[0], true, turn1_done);
@@ -179,7 +194,10 @@ where
     let turn2_done = ossa::TurnCompleted {
         turn: 2,
         output: json(r#"{"role":"assistant","content":"Brief ready (287 words)."}"#),
-        usage: Some(TokenUsage { input_tokens: 2930, output_tokens: 402 }),
+        usage: Some(TokenUsage {
+            input_tokens: 2930,
+            output_tokens: 402,
+        }),
         duration_ms: Some(3_105),
     };
     send!(&turn_spans[1], true, turn2_done);

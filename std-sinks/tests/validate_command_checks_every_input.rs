@@ -43,12 +43,23 @@ fn demo_output_is_valid_jsonl_of_the_whole_run() {
     assert_eq!(lines.len(), ossa_events::demo::EVENT_COUNT);
     let types: Vec<String> = lines
         .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(types.first().unwrap(), "dev.ossa.workflow.started");
     assert_eq!(types.last().unwrap(), "dev.ossa.workflow.completed");
     assert!(types.iter().any(|t| t == "dev.ossa.tool.failed"));
-    assert!(types.iter().filter(|t| *t == "dev.ossa.turn.started").count() >= 2);
+    assert!(
+        types
+            .iter()
+            .filter(|t| *t == "dev.ossa.turn.started")
+            .count()
+            >= 2
+    );
     // Every line validates, and validate prints exactly what demo wrote (already canonical).
     let v = run_stdin(&["validate"], &demo.stdout);
     assert!(v.status.success(), "{}", stderr(&v));
@@ -78,7 +89,11 @@ fn batch_prints_each_event_and_rejects_non_arrays() {
     }
     let o = run_stdin(&["validate", "--format", "batch"], EV.as_bytes());
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("must be a JSON array"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("must be a JSON array"),
+        "{}",
+        stderr(&o)
+    );
     let o = run_stdin(&["validate"], b"[]");
     assert!(o.status.success());
     assert_eq!(stdout(&o), "");
@@ -103,9 +118,16 @@ fn jsonl_reports_each_bad_line_with_its_number_and_keeps_going() {
     for fmt in ["auto", "jsonl"] {
         let o = run_stdin(&["validate", "--format", fmt], input.as_bytes());
         assert_eq!(o.status.code(), Some(1));
-        assert_eq!(stdout(&o).lines().count(), 2, "the two valid lines are printed");
+        assert_eq!(
+            stdout(&o).lines().count(),
+            2,
+            "the two valid lines are printed"
+        );
         let e = stderr(&o);
-        assert!(e.contains("<stdin>:2: attribute `id`: must be a non-empty string"), "{e}");
+        assert!(
+            e.contains("<stdin>:2: attribute `id`: must be a non-empty string"),
+            "{e}"
+        );
         assert!(e.contains("<stdin>:5: attribute `specversion`"), "{e}");
     }
 }
@@ -118,11 +140,20 @@ fn files_are_named_in_errors_and_missing_files_fail() {
     let bad = dir.join("bad.json");
     std::fs::write(&good, EV).unwrap();
     std::fs::write(&bad, r#"{"specversion":"1.0","id":"1","source":"/s"}"#).unwrap();
-    let o = bin().arg("validate").arg(&good).arg(&bad).arg(dir.join("missing.json")).output().unwrap();
+    let o = bin()
+        .arg("validate")
+        .arg(&good)
+        .arg(&bad)
+        .arg(dir.join("missing.json"))
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o).lines().count(), 1);
     let e = stderr(&o);
-    assert!(e.contains("bad.json:1: attribute `type`: required attribute is missing"), "{e}");
+    assert!(
+        e.contains("bad.json:1: attribute `type`: required attribute is missing"),
+        "{e}"
+    );
     assert!(e.contains("missing.json"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -136,9 +167,22 @@ fn invalid_bytes_get_a_clean_error_not_a_crash() {
         "]".repeat(10_000)
     );
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("non-UTF-8", b"{\"specversion\":\"1.0\",\"id\":\"\xff\xfe\",\"source\":\"/s\",\"type\":\"t\"}".to_vec(), "UTF-8"),
-        ("truncated", br#"{"specversion":"1.0","id":"1","sour"#.to_vec(), "invalid JSON"),
-        ("trailing garbage", format!("{EV} garbage").into_bytes(), "invalid JSON"),
+        (
+            "non-UTF-8",
+            b"{\"specversion\":\"1.0\",\"id\":\"\xff\xfe\",\"source\":\"/s\",\"type\":\"t\"}"
+                .to_vec(),
+            "UTF-8",
+        ),
+        (
+            "truncated",
+            br#"{"specversion":"1.0","id":"1","sour"#.to_vec(),
+            "invalid JSON",
+        ),
+        (
+            "trailing garbage",
+            format!("{EV} garbage").into_bytes(),
+            "invalid JSON",
+        ),
         ("deep nesting", deep.into_bytes(), "deep"),
         ("deep data", deep_data.into_bytes(), "deep"),
         ("empty", Vec::new(), "empty input"),
@@ -149,7 +193,10 @@ fn invalid_bytes_get_a_clean_error_not_a_crash() {
         let o = run_stdin(&["validate"], &input);
         assert_eq!(o.status.code(), Some(1), "{what}");
         let e = stderr(&o);
-        assert!(e.starts_with("ossa-events: validate: <stdin>"), "{what}: {e}");
+        assert!(
+            e.starts_with("ossa-events: validate: <stdin>"),
+            "{what}: {e}"
+        );
         assert!(e.contains(needle), "{what}: {e}");
         assert_eq!(e.lines().count(), 1, "{what}: one line: {e}");
         assert!(o.stdout.is_empty(), "{what}");
@@ -158,7 +205,10 @@ fn invalid_bytes_get_a_clean_error_not_a_crash() {
 
 #[test]
 fn syntax_errors_give_line_and_column() {
-    let o = run_stdin(&["validate", "--format", "event"], b"{\n  \"id\": \"1\",\n  \"source\" \"/s\"\n}");
+    let o = run_stdin(
+        &["validate", "--format", "event"],
+        b"{\n  \"id\": \"1\",\n  \"source\" \"/s\"\n}",
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("<stdin>:3:12"), "{}", stderr(&o));
 }
@@ -182,7 +232,13 @@ fn bad_arguments_exit_2_with_one_line() {
 
 #[test]
 fn help_is_available_for_every_command() {
-    for args in [vec!["--help"], vec!["help"], vec!["validate", "--help"], vec!["demo", "--help"], vec!["help", "validate"]] {
+    for args in [
+        vec!["--help"],
+        vec!["help"],
+        vec!["validate", "--help"],
+        vec!["demo", "--help"],
+        vec!["help", "validate"],
+    ] {
         let o = bin().args(&args).output().unwrap();
         assert!(o.status.success(), "{args:?}");
         assert!(stdout(&o).contains("Usage: ossa-events"), "{args:?}");

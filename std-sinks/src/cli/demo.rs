@@ -34,7 +34,9 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
                 Some(v) => source = v,
                 None => return super::usage_error("--source needs a value"),
             },
-            Some(other) => return super::usage_error(&format!("demo: unexpected argument '{other}'")),
+            Some(other) => {
+                return super::usage_error(&format!("demo: unexpected argument '{other}'"))
+            }
             None => return super::usage_error("demo: argument is not valid UTF-8"),
         }
     }
@@ -46,7 +48,9 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         json::write_jsonl(ev, &mut line).map_err(|e| e.to_string())?;
         out.write_all(&line).map_err(|e| e.to_string())
     });
-    let r = r.map_err(|e| e.to_string()).and_then(|_| out.flush().map_err(|e| e.to_string()));
+    let r = r
+        .map_err(|e| e.to_string())
+        .and_then(|_| out.flush().map_err(|e| e.to_string()));
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,

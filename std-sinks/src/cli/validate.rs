@@ -64,9 +64,14 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             "-f" | "--format" => {
-                let v = match inline.or_else(|| it.next().map(|v| v.to_string_lossy().into_owned())) {
+                let v = match inline.or_else(|| it.next().map(|v| v.to_string_lossy().into_owned()))
+                {
                     Some(v) => v,
-                    None => return super::usage_error("validate: --format needs a value: auto, event, batch or jsonl"),
+                    None => {
+                        return super::usage_error(
+                            "validate: --format needs a value: auto, event, batch or jsonl",
+                        )
+                    }
                 };
                 format = match v.as_str() {
                     "auto" => Format::Auto,
@@ -173,7 +178,10 @@ fn locate(name: &str, bytes: &[u8], base_line: usize, e: &ParseError) -> String 
 }
 
 fn report(name: &str, bytes: &[u8], base_line: usize, e: &ParseError) {
-    eprintln!("ossa-events: validate: {}: {e}", locate(name, bytes, base_line, e));
+    eprintln!(
+        "ossa-events: validate: {}: {e}",
+        locate(name, bytes, base_line, e)
+    );
 }
 
 fn is_blank(b: &[u8]) -> bool {
@@ -181,7 +189,9 @@ fn is_blank(b: &[u8]) -> bool {
 }
 
 fn detect(bytes: &[u8]) -> Format {
-    let start = bytes.iter().position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
+    let start = bytes
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
     let Some(start) = start else {
         return Format::Event;
     };
@@ -204,7 +214,11 @@ fn validate_input<W: Write>(name: &str, bytes: &[u8], format: Format, out: &mut 
         eprintln!("ossa-events: validate: {name}: empty input: expected a CloudEvent");
         return false;
     }
-    let format = if format == Format::Auto { detect(bytes) } else { format };
+    let format = if format == Format::Auto {
+        detect(bytes)
+    } else {
+        format
+    };
     // Unescaped strings are never longer than the input.
     let mut scratch = vec![0u8; bytes.len()];
     match format {
