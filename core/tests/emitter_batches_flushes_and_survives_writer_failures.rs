@@ -270,7 +270,8 @@ fn a_full_batch_with_the_writer_down_refuses_and_counts() {
 fn invalid_events_are_rejected_with_their_error_and_counted() {
     let (w, _wire, _) = fake();
     let clock = TestClock::at(0);
-    let mut em: Emitter<'_, _, _, _, 8, 4096> = Emitter::new(Config::new("/dev/1"), w, ids(), &clock);
+    let mut em: Emitter<'_, _, _, _, 8, 4096> =
+        Emitter::new(Config::new("/dev/1"), w, ids(), &clock);
     let err = em
         .emit(Event::builder().ty("t").source("not a uri"))
         .unwrap_err();
@@ -302,7 +303,8 @@ fn invalid_events_are_rejected_with_their_error_and_counted() {
 fn an_event_larger_than_the_arena_is_too_large_not_full() {
     let (w, _wire, _) = fake();
     let clock = TestClock::at(0);
-    let mut em: Emitter<'_, _, _, _, 8, 128> = Emitter::new(Config::new("/dev/1"), w, ids(), &clock);
+    let mut em: Emitter<'_, _, _, _, 8, 128> =
+        Emitter::new(Config::new("/dev/1"), w, ids(), &clock);
     let big = "x".repeat(200);
     let err = em.emit(Event::builder().ty("t").subject(&big)).unwrap_err();
     assert!(matches!(err, EmitError::TooLarge), "{err:?}");
@@ -438,10 +440,19 @@ fn a_torn_write_never_fuses_a_partial_line_with_the_retry() {
         let mut b: Batch<4, 4096> = Batch::new(BatchFormat::JsonLines);
         for i in 0..3 {
             let id = format!("id-{i}");
-            let ev = Event::builder().id(&id).source("/s").ty("t").build().unwrap();
+            let ev = Event::builder()
+                .id(&id)
+                .source("/s")
+                .ty("t")
+                .build()
+                .unwrap();
             b.push_ref(&ev).unwrap();
         }
-        let mut w = TearOnce { budget, failed: false, out: Vec::new() };
+        let mut w = TearOnce {
+            budget,
+            failed: false,
+            out: Vec::new(),
+        };
         assert!(b.write_to(&mut w).is_err());
         assert_eq!(b.len(), 3, "a failed write keeps every event");
         assert_eq!(b.write_to(&mut w).unwrap(), 3);
@@ -454,9 +465,18 @@ fn a_torn_write_never_fuses_a_partial_line_with_the_retry() {
             if let Ok(id) = id {
                 intact.insert(id);
             } else {
-                assert!(line.len() < 60, "only a torn prefix may fail to parse: {}", String::from_utf8_lossy(line));
+                assert!(
+                    line.len() < 60,
+                    "only a torn prefix may fail to parse: {}",
+                    String::from_utf8_lossy(line)
+                );
             }
         }
-        assert_eq!(intact.len(), 3, "budget {budget}: {}", String::from_utf8_lossy(&w.out));
+        assert_eq!(
+            intact.len(),
+            3,
+            "budget {budget}: {}",
+            String::from_utf8_lossy(&w.out)
+        );
     }
 }

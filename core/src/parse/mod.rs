@@ -12,7 +12,9 @@ pub mod http;
 pub mod json;
 pub mod kafka;
 
-use crate::attr::{check_extension_name, ExtValue, Extension, Extensions, MAX_EXTENSIONS, SPEC_VERSION};
+use crate::attr::{
+    check_extension_name, ExtValue, Extension, Extensions, MAX_EXTENSIONS, SPEC_VERSION,
+};
 use crate::error::{Attribute, Rule, ValidationError};
 use crate::event::{Data, Event};
 use crate::time::Timestamp;
@@ -98,7 +100,8 @@ impl<'a> Assembler<'a> {
             }
             None => {
                 check_extension_name(name)?;
-                if self.extensions.iter().any(|e| e.name == name) || self.null_names.contains(&name) {
+                if self.extensions.iter().any(|e| e.name == name) || self.null_names.contains(&name)
+                {
                     return Err(err(Attribute::named(name), Rule::Duplicate));
                 }
                 Ok(false)
