@@ -25,16 +25,24 @@ pub const RESERVED_NAMES: [&str; 10] = [
 /// Whether `name` follows the naming rule: one or more of `a`–`z`, `0`–`9`.
 #[inline]
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    !name.is_empty() && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9'))
 }
 
 /// Whether `name` is a core attribute name or `data`/`data_base64`.
 #[inline]
 pub fn is_reserved_name(name: &str) -> bool {
-    RESERVED_NAMES.contains(&name)
+    matches!(
+        name,
+        "id" | "source"
+            | "specversion"
+            | "type"
+            | "datacontenttype"
+            | "dataschema"
+            | "subject"
+            | "time"
+            | "data"
+            | "data_base64"
+    )
 }
 
 /// Checks an extension name: valid and not reserved.
@@ -59,12 +67,15 @@ pub fn check_extension_name(name: &str) -> Result<(), ValidationError> {
 /// cannot occur in a Rust `str`.
 #[inline]
 pub fn is_valid_string(s: &str) -> bool {
-    // Fast path: printable ASCII only.
+    // Fast path: printable ASCII only, 8 bytes at a time.
     let bytes = s.as_bytes();
-    if bytes.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+    let start = crate::swar::printable_prefix(bytes, true);
+    let rest = bytes.get(start..).unwrap_or(&[]);
+    if rest.iter().all(|&b| (0x20..0x7f).contains(&b)) {
         return true;
     }
-    s.chars().all(|c| {
+    // `start` is a char boundary: everything before it is ASCII.
+    s.get(start..).unwrap_or(s).chars().all(|c| {
         let u = c as u32;
         !(u < 0x20
             || (0x7f..=0x9f).contains(&u)

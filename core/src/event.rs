@@ -242,6 +242,16 @@ impl<'a> Event<'a> {
     /// parsers already passed it; this is for code that assembles attributes by
     /// other means.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.check(true)
+    }
+
+    /// [`validate`](Self::validate) for the parsers, which already checked
+    /// extension names, duplicates and JSON data while reading.
+    pub(crate) fn validate_parsed(&self) -> Result<(), ValidationError> {
+        self.check(false)
+    }
+
+    fn check(&self, full: bool) -> Result<(), ValidationError> {
         check_required(Attribute::Id, self.id)?;
         check_required(Attribute::Source, self.source)?;
         check_required(Attribute::Type, self.ty)?;
@@ -280,8 +290,11 @@ impl<'a> Event<'a> {
             check_required(Attribute::Subject, s)?;
         }
         for (i, e) in self.extensions.iter().enumerate() {
-            check_extension_name(e.name)?;
             e.value.validate(e.name)?;
+            if !full {
+                continue;
+            }
+            check_extension_name(e.name)?;
             if self
                 .extensions
                 .get(..i)
@@ -297,7 +310,7 @@ impl<'a> Event<'a> {
             return Err(ValidationError::new(Attribute::Data, Rule::DataNotString));
         }
         match self.data {
-            Some(Data::Json(raw)) => {
+            Some(Data::Json(raw)) if full => {
                 crate::json::validate(raw.as_bytes(), MAX_DATA_DEPTH)
                     .map_err(|e| ValidationError::new(Attribute::Data, Rule::InvalidJson(e)))?;
             }

@@ -33,6 +33,78 @@ impl<E: fmt::Debug> fmt::Display for WriteError<E> {
 
 impl<E: fmt::Debug> core::error::Error for WriteError<E> {}
 
+impl<E: embedded_io::Error> embedded_io::Error for WriteError<E> {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        match self {
+            WriteError::Io(e) => e.kind(),
+            WriteError::WriteZero => embedded_io::ErrorKind::WriteZero,
+        }
+    }
+}
+
+/// Gathers many small writes in a stack buffer and passes them on to the
+/// inner writer in a few large ones (an event is ~40 pieces: keys, quotes,
+/// values). Call [`Gather::finish`] to write what is left.
+pub(crate) struct Gather<'w, W: embedded_io::Write + ?Sized> {
+    w: &'w mut W,
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl<'w, W: embedded_io::Write + ?Sized> Gather<'w, W> {
+    #[inline]
+    pub(crate) fn new(w: &'w mut W) -> Self {
+        Gather {
+            w,
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    fn drain(&mut self) -> Result<(), WriteError<W::Error>> {
+        let pending = self.buf.get(..self.len).unwrap_or(&[]);
+        self.len = 0;
+        write_all(self.w, pending)
+    }
+
+    /// Writes what is still buffered.
+    #[inline]
+    pub(crate) fn finish(mut self) -> Result<(), WriteError<W::Error>> {
+        self.drain()
+    }
+}
+
+impl<W: embedded_io::Write + ?Sized> embedded_io::ErrorType for Gather<'_, W> {
+    type Error = WriteError<W::Error>;
+}
+
+impl<W: embedded_io::Write + ?Sized> embedded_io::Write for Gather<'_, W> {
+    #[inline(always)]
+    fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> {
+        let end = self.len + b.len();
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(b);
+            self.len = end;
+            return Ok(b.len());
+        }
+        self.drain()?;
+        if let Some(dst) = self.buf.get_mut(..b.len()) {
+            dst.copy_from_slice(b);
+            self.len = b.len();
+            Ok(b.len())
+        } else {
+            // Larger than the buffer: straight through.
+            write_all(self.w, b)?;
+            Ok(b.len())
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.drain()?;
+        self.w.flush().map_err(WriteError::Io)
+    }
+}
+
 /// Writes all of `buf`, looping on short writes; `Ok(0)` becomes [`WriteError::WriteZero`].
 #[inline]
 pub fn write_all<W: embedded_io::Write + ?Sized>(

@@ -21,6 +21,7 @@ pub mod json;
 pub mod ossa;
 pub mod parse;
 pub mod scratch;
+mod swar;
 pub mod time;
 pub mod uri;
 

@@ -26,7 +26,7 @@ use crate::event::EventBuilder;
 use crate::io::WriteError;
 use crate::json::escape::write_str;
 use crate::json::lex::JsonError;
-use crate::json::ser::{Erased, JsonPayload, SerError};
+use crate::json::ser::{Erased, JsonPayload, PayloadWriter, SerError};
 
 /// `dev.ossa.agent.started`
 pub const AGENT_STARTED: &str = "dev.ossa.agent.started";
@@ -144,7 +144,7 @@ pub struct TokenUsage {
 }
 
 type R = Result<(), SerError<Erased>>;
-type DynW<'w> = dyn embedded_io::Write<Error = Erased> + 'w;
+type DynW<'w> = PayloadWriter<'w>;
 
 /// Writes a JSON object member by member.
 struct Obj<'w, 'x> {

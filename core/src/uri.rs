@@ -441,6 +441,9 @@ fn parse_media_type<'a>(
 /// quoted-string with `\` escapes. Optional SP / HTAB is allowed around `;`
 /// and at both ends; nothing else. Non-ASCII is rejected.
 pub fn is_media_type(s: &str) -> bool {
+    if s == "application/json" {
+        return true;
+    }
     parse_media_type(s.as_bytes(), |_, _| {}).is_some()
 }
 
@@ -468,6 +471,9 @@ fn ends_with_ignore_case(s: &[u8], suffix: &[u8]) -> bool {
 /// `type/subtype` before any `;` is examined (surrounding whitespace allowed);
 /// use [`is_media_type`] to validate the parameters too.
 pub fn is_json_media_type(s: &str) -> bool {
+    if s == "application/json" {
+        return true;
+    }
     match essence(s.as_bytes()) {
         Some((_, sub)) => sub.eq_ignore_ascii_case(b"json") || ends_with_ignore_case(sub, b"+json"),
         None => false,

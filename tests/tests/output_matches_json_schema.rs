@@ -588,7 +588,8 @@ fn batch_output_is_a_json_array_of_valid_events() {
 
 #[test]
 fn parsed_spec_style_events_re_encode_to_valid_documents() {
-    // Members given as null (allowed on input) are simply left out on output.
+    // Attributes given as null (allowed on input) are simply left out on
+    // output; `"data": null` is an explicit null payload and is kept.
     let v = validator(true);
     let input = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","subject":null,
         "time":null,"dataschema":null,"datacontenttype":null,"ext":null,"data":null}"#;
@@ -597,6 +598,6 @@ fn parsed_spec_style_events_re_encode_to_valid_documents() {
     let doc = assert_valid_output(&v, &to_vec(&ev).unwrap());
     assert_eq!(
         doc,
-        json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"})
+        json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "data": null})
     );
 }

@@ -22,7 +22,7 @@ use embedded_io::Write;
 use crate::attr::{fmt_i32, ExtValue};
 use crate::error::{EncodeError, PayloadError};
 use crate::event::{Data, Event};
-use crate::io::{write_all, Counter, SliceFull, SliceWriter};
+use crate::io::{write_all, Counter, Gather, SliceFull, SliceWriter, WriteError};
 use crate::json::escape::write_str;
 use crate::time::Timestamp;
 
@@ -48,8 +48,30 @@ fn member<W: Write + ?Sized>(
     write_str(w, value).map_err(Into::into)
 }
 
+/// Maps errors of a writer wrapped in [`Gather`] back to the inner writer's.
+fn ungather<E>(e: EncodeError<WriteError<E>>) -> EncodeError<E> {
+    match e {
+        EncodeError::Io(WriteError::Io(e)) => EncodeError::Io(e),
+        EncodeError::Io(WriteError::WriteZero) | EncodeError::WriteZero => EncodeError::WriteZero,
+        EncodeError::Payload(p) => EncodeError::Payload(p),
+    }
+}
+
 /// Writes `ev` as one compact structured JSON event.
+///
+/// The pieces of the event are gathered in a small stack buffer, so `w` sees
+/// a few large writes rather than one per key and value.
+#[inline]
 pub fn write_json<W: Write + ?Sized>(
+    ev: &Event<'_>,
+    w: &mut W,
+) -> Result<(), EncodeError<W::Error>> {
+    let mut g = Gather::new(w);
+    write_json_direct(ev, &mut g).map_err(ungather)?;
+    g.finish().map_err(Into::into)
+}
+
+fn write_json_direct<W: Write + ?Sized>(
     ev: &Event<'_>,
     w: &mut W,
 ) -> Result<(), EncodeError<W::Error>> {
@@ -139,8 +161,11 @@ pub fn write_jsonl<W: Write + ?Sized>(
     ev: &Event<'_>,
     w: &mut W,
 ) -> Result<(), EncodeError<W::Error>> {
-    write_json(ev, w)?;
-    put(w, b"\n")
+    let mut g = Gather::new(w);
+    write_json_direct(ev, &mut g)
+        .and_then(|()| put(&mut g, b"\n"))
+        .map_err(ungather)?;
+    g.finish().map_err(Into::into)
 }
 
 /// Writes `events` as a JSON batch (`application/cloudevents-batch+json`).
@@ -149,14 +174,19 @@ where
     W: Write + ?Sized,
     I: IntoIterator<Item = &'e Event<'a>>,
 {
-    put(w, b"[")?;
-    for (i, ev) in events.into_iter().enumerate() {
-        if i > 0 {
-            put(w, b",")?;
+    let mut g = Gather::new(w);
+    let r = (|| {
+        put(&mut g, b"[")?;
+        for (i, ev) in events.into_iter().enumerate() {
+            if i > 0 {
+                put(&mut g, b",")?;
+            }
+            write_json_direct(ev, &mut g)?;
         }
-        write_json(ev, w)?;
-    }
-    put(w, b"]")
+        put(&mut g, b"]")
+    })();
+    r.map_err(ungather)?;
+    g.finish().map_err(Into::into)
 }
 
 /// Writes `ev` into `buf`, returning the number of bytes written.

@@ -38,8 +38,12 @@ pub(crate) fn write_str_body<W: embedded_io::Write + ?Sized>(
     w: &mut W,
     bytes: &[u8],
 ) -> Result<(), WriteError<W::Error>> {
+    let plain = crate::swar::json_plain_prefix(bytes);
+    if plain == bytes.len() {
+        return write_all(w, bytes);
+    }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(plain) {
         let esc = ESCAPE[b as usize];
         if esc == 0 {
             continue;

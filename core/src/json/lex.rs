@@ -916,6 +916,10 @@ pub(crate) fn write_compact<W: embedded_io::Write + ?Sized>(
     w: &mut W,
     raw: &[u8],
 ) -> Result<(), WriteError<W::Error>> {
+    // Valid JSON without any byte <= 0x20 has no whitespace to drop.
+    if crate::swar::no_space_or_control(raw) {
+        return write_all(w, raw);
+    }
     let mut run_start = 0;
     let mut i = 0;
     while let Some(&b) = raw.get(i) {

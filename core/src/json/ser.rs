@@ -129,18 +129,92 @@ where
 /// writer's real error back.
 pub trait JsonPayload {
     /// Writes the payload as compact JSON.
-    fn write_json(
-        &self,
-        w: &mut dyn embedded_io::Write<Error = Erased>,
-    ) -> Result<(), SerError<Erased>>;
+    fn write_json(&self, w: &mut PayloadWriter<'_>) -> Result<(), SerError<Erased>>;
 }
 
 impl<T: Serialize + ?Sized> JsonPayload for T {
-    fn write_json(
-        &self,
-        w: &mut dyn embedded_io::Write<Error = Erased>,
-    ) -> Result<(), SerError<Erased>> {
+    fn write_json(&self, w: &mut PayloadWriter<'_>) -> Result<(), SerError<Erased>> {
         to_writer(w, self)
+    }
+}
+
+/// The writer a [`JsonPayload`] writes to: a small buffer in front of the
+/// type-erased destination, so the many small writes of a payload are plain
+/// copies and only whole buffers cross the dynamic call.
+pub struct PayloadWriter<'a> {
+    sink: &'a mut dyn embedded_io::Write<Error = Erased>,
+    buf: [u8; 128],
+    len: usize,
+    /// The destination accepted zero bytes.
+    zero: bool,
+}
+
+impl fmt::Debug for PayloadWriter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PayloadWriter")
+            .field("buffered", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PayloadWriter<'a> {
+    fn new(sink: &'a mut dyn embedded_io::Write<Error = Erased>) -> Self {
+        PayloadWriter {
+            sink,
+            buf: [0; 128],
+            len: 0,
+            zero: false,
+        }
+    }
+
+    fn drain(&mut self) -> Result<(), Erased> {
+        let mut pending = self.buf.get(..self.len).unwrap_or(&[]);
+        self.len = 0;
+        while !pending.is_empty() {
+            match self.sink.write(pending)? {
+                0 => {
+                    self.zero = true;
+                    return Err(Erased);
+                }
+                n => pending = pending.get(n..).unwrap_or(&[]),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl embedded_io::ErrorType for PayloadWriter<'_> {
+    type Error = Erased;
+}
+
+impl embedded_io::Write for PayloadWriter<'_> {
+    #[inline(always)]
+    fn write(&mut self, b: &[u8]) -> Result<usize, Erased> {
+        let end = self.len + b.len();
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(b);
+            self.len = end;
+            return Ok(b.len());
+        }
+        self.drain()?;
+        if let Some(dst) = self.buf.get_mut(..b.len()) {
+            dst.copy_from_slice(b);
+            self.len = b.len();
+            return Ok(b.len());
+        }
+        // Larger than the buffer: straight through (a short write is fine here).
+        match self.sink.write(b)? {
+            0 => {
+                self.zero = true;
+                Err(Erased)
+            }
+            n => Ok(n),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Erased> {
+        self.drain()?;
+        self.sink.flush()
     }
 }
 
@@ -168,7 +242,14 @@ pub fn write_payload<W: embedded_io::Write + ?Sized>(
     payload: &dyn JsonPayload,
 ) -> Result<(), SerError<W::Error>> {
     let mut erased = EraseWriter { w, err: None };
-    match payload.write_json(&mut erased) {
+    let mut pw = PayloadWriter::new(&mut erased);
+    let r = payload
+        .write_json(&mut pw)
+        .and_then(|()| pw.drain().map_err(|e| SerError::Write(WriteError::Io(e))));
+    if pw.zero {
+        return Err(SerError::Write(WriteError::WriteZero));
+    }
+    match r {
         Ok(()) => Ok(()),
         Err(SerError::Write(WriteError::Io(Erased))) => Err(match erased.err {
             Some(e) => SerError::Write(WriteError::Io(e)),
@@ -1940,10 +2021,7 @@ mod tests {
     fn lying_payload_error_does_not_panic() {
         struct Liar;
         impl JsonPayload for Liar {
-            fn write_json(
-                &self,
-                _w: &mut dyn embedded_io::Write<Error = Erased>,
-            ) -> Result<(), SerError<Erased>> {
+            fn write_json(&self, _w: &mut PayloadWriter<'_>) -> Result<(), SerError<Erased>> {
                 Err(SerError::Write(WriteError::Io(Erased)))
             }
         }

@@ -174,7 +174,7 @@ impl<'a> Assembler<'a> {
             data: self.data,
             extensions: self.extensions,
         };
-        ev.validate()?;
+        ev.validate_parsed()?;
         Ok(ev)
     }
 }

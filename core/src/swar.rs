@@ -1,0 +1,117 @@
+//! Eight-bytes-at-a-time scans for the hot paths (escaping, validation).
+//!
+//! Each function answers "could this chunk contain a byte of interest?"
+//! exactly (no false negatives); callers fall back to a byte loop for the
+//! chunks and tail where the answer is yes.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+#[inline(always)]
+fn has_zero(v: u64) -> bool {
+    v.wrapping_sub(ONES) & !v & HIGHS != 0
+}
+
+#[inline(always)]
+fn has_less_than(v: u64, n: u8) -> bool {
+    v.wrapping_sub(ONES.wrapping_mul(u64::from(n))) & !v & HIGHS != 0
+}
+
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(chunk);
+    u64::from_le_bytes(a)
+}
+
+/// Length of the prefix of `s` (a multiple of 8) in which no byte is `"`,
+/// `\` or below 0x20: bytes a JSON string can hold as they are.
+#[inline]
+pub(crate) fn json_plain_prefix(s: &[u8]) -> usize {
+    let mut n = 0;
+    for chunk in s.chunks_exact(8) {
+        let v = word(chunk);
+        if has_less_than(v, 0x20)
+            || has_zero(v ^ (ONES * u64::from(b'"')))
+            || has_zero(v ^ (ONES * u64::from(b'\\')))
+        {
+            break;
+        }
+        n += 8;
+    }
+    n
+}
+
+/// Length of the prefix of `s` (a multiple of 8) made of printable ASCII
+/// (0x21..=0x7e when `space` is false, 0x20..=0x7e when true).
+#[inline]
+pub(crate) fn printable_prefix(s: &[u8], space: bool) -> usize {
+    let low = if space { 0x20 } else { 0x21 };
+    let mut n = 0;
+    for chunk in s.chunks_exact(8) {
+        let v = word(chunk);
+        // Any byte >= 0x7f sets its high bit in v or in v + 1.
+        if has_less_than(v, low) || (v | v.wrapping_add(ONES)) & HIGHS != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n
+}
+
+/// Whether `s` has no byte at or below 0x20 (no JSON whitespace, no control).
+#[inline]
+pub(crate) fn no_space_or_control(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        if has_less_than(word(chunk), 0x21) {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| b > 0x20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_agree_with_byte_loops() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..64 {
+            for _ in 0..200 {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly printable, sometimes special.
+                        match seed % 23 {
+                            0 => b'"',
+                            1 => b'\\',
+                            2 => (seed >> 8) as u8 % 0x20,
+                            3 => 0x7f,
+                            4 => 0x80 | (seed >> 8) as u8,
+                            5 => b' ',
+                            _ => 0x21 + (seed >> 8) as u8 % 0x5e,
+                        }
+                    })
+                    .collect();
+                let plain = s
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                    .unwrap_or(s.len());
+                assert_eq!(json_plain_prefix(&s), plain / 8 * 8, "{s:?}");
+                for space in [false, true] {
+                    let lo = if space { 0x20 } else { 0x21 };
+                    let p = s
+                        .iter()
+                        .position(|&b| b < lo || b >= 0x7f)
+                        .unwrap_or(s.len());
+                    assert_eq!(printable_prefix(&s, space), p / 8 * 8, "{s:?}");
+                }
+                assert_eq!(no_space_or_control(&s), s.iter().all(|&b| b > 0x20));
+            }
+        }
+    }
+}
