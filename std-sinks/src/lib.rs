@@ -35,3 +35,9 @@ mod ids;
 
 pub use clock::SystemClock;
 pub use ids::{new_id, FastIds};
+
+/// The workspace README's Rust blocks, compiled and run as doc tests so the
+/// quick start cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
