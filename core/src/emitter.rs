@@ -182,7 +182,7 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
             (ossa::EXT_SPAN_ID, ctx.span_id),
         ] {
             if let Some(v) = value {
-                b = b.extension_default(name, v);
+                b = b.ossa_default(name, v);
             }
         }
         b.build().map_err(|e| {

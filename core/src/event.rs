@@ -242,16 +242,19 @@ impl<'a> Event<'a> {
     /// parsers already passed it; this is for code that assembles attributes by
     /// other means.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.check(true)
+        self.check(true, true)
     }
 
     /// [`validate`](Self::validate) for the parsers, which already checked
     /// extension names, duplicates and JSON data while reading.
     pub(crate) fn validate_parsed(&self) -> Result<(), ValidationError> {
-        self.check(false)
+        self.check(false, false)
     }
 
-    fn check(&self, full: bool) -> Result<(), ValidationError> {
+    /// Every rule; extension names and duplicates only when `names` (the
+    /// builder and the parsers check them as they add extensions), JSON data
+    /// only when `data` (the parsers check it while reading).
+    fn check(&self, names: bool, data: bool) -> Result<(), ValidationError> {
         check_required(Attribute::Id, self.id)?;
         check_required(Attribute::Source, self.source)?;
         check_required(Attribute::Type, self.ty)?;
@@ -291,7 +294,7 @@ impl<'a> Event<'a> {
         }
         for (i, e) in self.extensions.iter().enumerate() {
             e.value.validate(e.name)?;
-            if !full {
+            if !names {
                 continue;
             }
             check_extension_name(e.name)?;
@@ -310,7 +313,7 @@ impl<'a> Event<'a> {
             return Err(ValidationError::new(Attribute::Data, Rule::DataNotString));
         }
         match self.data {
-            Some(Data::Json(raw)) if full => {
+            Some(Data::Json(raw)) if data => {
                 crate::json::validate(raw.as_bytes(), MAX_DATA_DEPTH)
                     .map_err(|e| ValidationError::new(Attribute::Data, Rule::InvalidJson(e)))?;
             }
@@ -474,10 +477,22 @@ impl<'a> EventBuilder<'a> {
 
     /// Sets extension `name` (replacing an earlier value of the same name).
     /// `build` checks the name (`[a-z0-9]+`, not reserved) and the value.
-    pub fn extension(mut self, name: &'a str, value: ExtValue<'a>) -> Self {
+    pub fn extension(self, name: &'a str, value: ExtValue<'a>) -> Self {
+        self.push_ext(name, value, false)
+    }
+
+    /// Sets an extension; its name is checked here, once, unless `known` (the
+    /// OSSA names, which are constants).
+    fn push_ext(mut self, name: &'a str, value: ExtValue<'a>, known: bool) -> Self {
         if let Some(e) = self.ev.extensions.iter_mut().find(|e| e.name == name) {
             e.value = value;
             return self;
+        }
+        if !known {
+            if let Err(e) = check_extension_name(name) {
+                self.error.get_or_insert(e);
+                return self;
+            }
         }
         if self.ev.extensions.push(Extension { name, value }).is_err() && self.error.is_none() {
             self.error = Some(ValidationError::new(
@@ -493,19 +508,19 @@ impl<'a> EventBuilder<'a> {
     }
     /// Sets the OSSA `ossaagentid` extension.
     pub fn ossa_agent_id(self, id: &'a str) -> Self {
-        self.extension_str(ossa::EXT_AGENT_ID, id)
+        self.push_ext(ossa::EXT_AGENT_ID, ExtValue::String(id), true)
     }
     /// Sets the OSSA `ossainteractionid` extension.
     pub fn ossa_interaction_id(self, id: &'a str) -> Self {
-        self.extension_str(ossa::EXT_INTERACTION_ID, id)
+        self.push_ext(ossa::EXT_INTERACTION_ID, ExtValue::String(id), true)
     }
     /// Sets the OSSA `ossatraceid` extension.
     pub fn ossa_trace_id(self, id: &'a str) -> Self {
-        self.extension_str(ossa::EXT_TRACE_ID, id)
+        self.push_ext(ossa::EXT_TRACE_ID, ExtValue::String(id), true)
     }
     /// Sets the OSSA `ossaspanid` extension.
     pub fn ossa_span_id(self, id: &'a str) -> Self {
-        self.extension_str(ossa::EXT_SPAN_ID, id)
+        self.push_ext(ossa::EXT_SPAN_ID, ExtValue::String(id), true)
     }
     /// Sets the four OSSA extensions that are `Some` in `ctx`.
     pub fn ossa_context(mut self, ctx: &ossa::Context<'a>) -> Self {
@@ -539,12 +554,13 @@ impl<'a> EventBuilder<'a> {
         self
     }
 
-    /// Sets String extension `name` unless it is already set.
-    pub fn extension_default(self, name: &'a str, value: &'a str) -> Self {
+    /// Sets OSSA extension `name` (one of the `ossa::EXT_*` constants) unless
+    /// it is already set.
+    pub(crate) fn ossa_default(self, name: &'static str, value: &'a str) -> Self {
         if self.ev.extensions.iter().any(|e| e.name == name) {
             self
         } else {
-            self.extension_str(name, value)
+            self.push_ext(name, ExtValue::String(value), true)
         }
     }
 
@@ -568,7 +584,7 @@ impl<'a> EventBuilder<'a> {
                     ValidationError::new(Attribute::Time, Rule::InvalidTimestamp(e))
                 })?);
         }
-        self.ev.validate()?;
+        self.ev.check(false, true)?;
         Ok(self.ev)
     }
 }

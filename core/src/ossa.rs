@@ -90,17 +90,21 @@ pub struct Context<'a> {
 
 /// A piece of JSON text checked to be one well-formed JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawJson<'a>(&'a str);
+pub struct RawJson<'a> {
+    json: &'a str,
+    /// No whitespace outside strings: written as it is, without a compacting pass.
+    compact: bool,
+}
 
 impl<'a> RawJson<'a> {
     /// Checks `json` (one JSON value, nesting up to [`crate::MAX_DATA_DEPTH`]).
     pub fn new(json: &'a str) -> Result<Self, JsonError> {
-        crate::json::validate(json.as_bytes(), crate::event::MAX_DATA_DEPTH)?;
-        Ok(RawJson(json))
+        let compact = crate::json::validate_compact(json.as_bytes(), crate::event::MAX_DATA_DEPTH)?;
+        Ok(RawJson { json, compact })
     }
     /// The JSON text as given.
     pub fn as_str(&self) -> &'a str {
-        self.0
+        self.json
     }
 }
 
@@ -144,6 +148,13 @@ pub struct TokenUsage {
 }
 
 type R = Result<(), SerError<Erased>>;
+
+/// A member name as written: `"name":`.
+macro_rules! k {
+    ($name:literal) => {
+        concat!("\"", $name, "\":")
+    };
+}
 type DynW<'w> = PayloadWriter<'w>;
 
 /// Writes a JSON object member by member.
@@ -157,13 +168,13 @@ impl<'w, 'x> Obj<'w, 'x> {
         put(w, b"{")?;
         Ok(Obj { w, first: true })
     }
+    /// Writes a member name given as `"name":` (see [`k!`]).
     fn key(&mut self, k: &str) -> R {
         if !self.first {
             put(self.w, b",")?;
         }
         self.first = false;
-        write_str(self.w, k).map_err(SerError::Write)?;
-        put(self.w, b":")
+        put(self.w, k.as_bytes())
     }
     fn str(&mut self, k: &str, v: &str) -> R {
         self.key(k)?;
@@ -198,20 +209,24 @@ impl<'w, 'x> Obj<'w, 'x> {
     }
     fn raw(&mut self, k: &str, v: Option<RawJson<'_>>) -> R {
         match v {
+            Some(v) if v.compact => {
+                self.key(k)?;
+                put(self.w, v.json.as_bytes())
+            }
             Some(v) => {
                 self.key(k)?;
-                crate::json::lex::write_compact(self.w, v.0.as_bytes()).map_err(SerError::Write)
+                crate::json::lex::write_compact(self.w, v.json.as_bytes()).map_err(SerError::Write)
             }
             None => Ok(()),
         }
     }
     fn error(&mut self, e: &ErrorInfo<'_>) -> R {
-        self.key("error")?;
+        self.key(k!("error"))?;
         let mut o = Obj::start(self.w)?;
-        o.str("message", e.message)?;
-        o.opt_str("code", e.code)?;
+        o.str(k!("message"), e.message)?;
+        o.opt_str(k!("code"), e.code)?;
         if let Some(r) = e.retryable {
-            o.key("retryable")?;
+            o.key(k!("retryable"))?;
             put(o.w, if r { b"true" } else { b"false" })?;
         }
         o.end()
@@ -257,9 +272,9 @@ pub struct WorkflowStarted<'a> {
     pub input: Option<RawJson<'a>>,
 }
 payload!(WorkflowStarted, WORKFLOW_STARTED, workflow_id, |s, o| {
-    o.str("workflow_id", s.workflow_id)?;
-    o.opt_str("name", s.name)?;
-    o.raw("input", s.input)?;
+    o.str(k!("workflow_id"), s.workflow_id)?;
+    o.opt_str(k!("name"), s.name)?;
+    o.raw(k!("input"), s.input)?;
 });
 
 /// Payload of `dev.ossa.workflow.completed`; subject = `workflow_id`.
@@ -279,10 +294,10 @@ payload!(
     WORKFLOW_COMPLETED,
     workflow_id,
     |s, o| {
-        o.str("workflow_id", s.workflow_id)?;
-        o.str("status", s.status)?;
-        o.raw("output", s.output)?;
-        o.opt_u64("duration_ms", s.duration_ms)?;
+        o.str(k!("workflow_id"), s.workflow_id)?;
+        o.str(k!("status"), s.status)?;
+        o.raw(k!("output"), s.output)?;
+        o.opt_u64(k!("duration_ms"), s.duration_ms)?;
     }
 );
 
@@ -299,10 +314,10 @@ pub struct AgentStarted<'a> {
     pub input: Option<RawJson<'a>>,
 }
 payload!(AgentStarted, AGENT_STARTED, agent_id, |s, o| {
-    o.str("agent_id", s.agent_id)?;
-    o.opt_str("name", s.name)?;
-    o.opt_str("version", s.version)?;
-    o.raw("input", s.input)?;
+    o.str(k!("agent_id"), s.agent_id)?;
+    o.opt_str(k!("name"), s.name)?;
+    o.opt_str(k!("version"), s.version)?;
+    o.raw(k!("input"), s.input)?;
 });
 
 /// Payload of `dev.ossa.agent.completed`; subject = `agent_id`.
@@ -318,10 +333,10 @@ pub struct AgentCompleted<'a> {
     pub duration_ms: Option<u64>,
 }
 payload!(AgentCompleted, AGENT_COMPLETED, agent_id, |s, o| {
-    o.str("agent_id", s.agent_id)?;
-    o.str("status", s.status)?;
-    o.raw("output", s.output)?;
-    o.opt_u64("duration_ms", s.duration_ms)?;
+    o.str(k!("agent_id"), s.agent_id)?;
+    o.str(k!("status"), s.status)?;
+    o.raw(k!("output"), s.output)?;
+    o.opt_u64(k!("duration_ms"), s.duration_ms)?;
 });
 
 /// Payload of `dev.ossa.agent.failed`; subject = `agent_id`.
@@ -335,9 +350,9 @@ pub struct AgentFailed<'a> {
     pub duration_ms: Option<u64>,
 }
 payload!(AgentFailed, AGENT_FAILED, agent_id, |s, o| {
-    o.str("agent_id", s.agent_id)?;
+    o.str(k!("agent_id"), s.agent_id)?;
     o.error(&s.error)?;
-    o.opt_u64("duration_ms", s.duration_ms)?;
+    o.opt_u64(k!("duration_ms"), s.duration_ms)?;
 });
 
 /// Payload of `dev.ossa.turn.started`; no subject.
@@ -349,8 +364,8 @@ pub struct TurnStarted<'a> {
     pub input: Option<RawJson<'a>>,
 }
 payload!(TurnStarted, TURN_STARTED, none, |s, o| {
-    o.u64("turn", s.turn)?;
-    o.raw("input", s.input)?;
+    o.u64(k!("turn"), s.turn)?;
+    o.raw(k!("input"), s.input)?;
 });
 
 /// Payload of `dev.ossa.turn.completed`; no subject.
@@ -366,16 +381,16 @@ pub struct TurnCompleted<'a> {
     pub duration_ms: Option<u64>,
 }
 payload!(TurnCompleted, TURN_COMPLETED, none, |s, o| {
-    o.u64("turn", s.turn)?;
-    o.raw("output", s.output)?;
+    o.u64(k!("turn"), s.turn)?;
+    o.raw(k!("output"), s.output)?;
     if let Some(u) = s.usage {
-        o.key("usage")?;
+        o.key(k!("usage"))?;
         let mut uo = Obj::start(o.w)?;
-        uo.u64("input_tokens", u.input_tokens)?;
-        uo.u64("output_tokens", u.output_tokens)?;
+        uo.u64(k!("input_tokens"), u.input_tokens)?;
+        uo.u64(k!("output_tokens"), u.output_tokens)?;
         uo.end()?;
     }
-    o.opt_u64("duration_ms", s.duration_ms)?;
+    o.opt_u64(k!("duration_ms"), s.duration_ms)?;
 });
 
 /// Payload of `dev.ossa.tool.called`; subject = `tool`.
@@ -389,9 +404,9 @@ pub struct ToolCalled<'a> {
     pub arguments: Option<RawJson<'a>>,
 }
 payload!(ToolCalled, TOOL_CALLED, tool, |s, o| {
-    o.str("tool", s.tool)?;
-    o.opt_str("call_id", s.call_id)?;
-    o.raw("arguments", s.arguments)?;
+    o.str(k!("tool"), s.tool)?;
+    o.opt_str(k!("call_id"), s.call_id)?;
+    o.raw(k!("arguments"), s.arguments)?;
 });
 
 /// Payload of `dev.ossa.tool.completed`; subject = `tool`.
@@ -407,10 +422,10 @@ pub struct ToolCompleted<'a> {
     pub duration_ms: Option<u64>,
 }
 payload!(ToolCompleted, TOOL_COMPLETED, tool, |s, o| {
-    o.str("tool", s.tool)?;
-    o.opt_str("call_id", s.call_id)?;
-    o.raw("result", s.result)?;
-    o.opt_u64("duration_ms", s.duration_ms)?;
+    o.str(k!("tool"), s.tool)?;
+    o.opt_str(k!("call_id"), s.call_id)?;
+    o.raw(k!("result"), s.result)?;
+    o.opt_u64(k!("duration_ms"), s.duration_ms)?;
 });
 
 /// Payload of `dev.ossa.tool.failed`; subject = `tool`.
@@ -426,10 +441,10 @@ pub struct ToolFailed<'a> {
     pub duration_ms: Option<u64>,
 }
 payload!(ToolFailed, TOOL_FAILED, tool, |s, o| {
-    o.str("tool", s.tool)?;
-    o.opt_str("call_id", s.call_id)?;
+    o.str(k!("tool"), s.tool)?;
+    o.opt_str(k!("call_id"), s.call_id)?;
     o.error(&s.error)?;
-    o.opt_u64("duration_ms", s.duration_ms)?;
+    o.opt_u64(k!("duration_ms"), s.duration_ms)?;
 });
 
 /// Payload of `dev.ossa.state.updated`; subject = `key`.
@@ -441,6 +456,85 @@ pub struct StateUpdated<'a> {
     pub value: Option<RawJson<'a>>,
 }
 payload!(StateUpdated, STATE_UPDATED, key, |s, o| {
-    o.str("key", s.key)?;
-    o.raw("value", s.value)?;
+    o.str(k!("key"), s.key)?;
+    o.raw(k!("value"), s.value)?;
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Event;
+
+    #[test]
+    fn raw_json_is_written_compact_whatever_its_spacing() {
+        for args in [
+            r#"{"q":"a b","n":[1,2]}"#,
+            "{ \"q\" : \"a b\",\n \"n\": [1, 2] }\n",
+        ] {
+            let call = ToolCalled {
+                tool: "t",
+                call_id: None,
+                arguments: Some(RawJson::new(args).unwrap()),
+            };
+            let ev = Event::builder()
+                .id("1")
+                .source("/s")
+                .ossa(&call)
+                .build()
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let n = crate::format::json::to_slice(&ev, &mut buf).unwrap();
+            let out = core::str::from_utf8(&buf[..n]).unwrap();
+            assert!(
+                out.ends_with(r#""data":{"tool":"t","arguments":{"q":"a b","n":[1,2]}}}"#),
+                "{out}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_payload_has_its_type() {
+        let e = ErrorInfo {
+            message: "m",
+            code: Some("c"),
+            retryable: Some(false),
+        };
+        let types = [
+            <WorkflowStarted<'_> as Payload>::TYPE,
+            <WorkflowCompleted<'_> as Payload>::TYPE,
+            <AgentStarted<'_> as Payload>::TYPE,
+            <AgentCompleted<'_> as Payload>::TYPE,
+            <AgentFailed<'_> as Payload>::TYPE,
+            <TurnStarted<'_> as Payload>::TYPE,
+            <TurnCompleted<'_> as Payload>::TYPE,
+            <ToolCalled<'_> as Payload>::TYPE,
+            <ToolCompleted<'_> as Payload>::TYPE,
+            <ToolFailed<'_> as Payload>::TYPE,
+            <StateUpdated<'_> as Payload>::TYPE,
+        ];
+        let mut sorted = types;
+        sorted.sort_unstable();
+        let mut all = EVENT_TYPES;
+        all.sort_unstable();
+        assert_eq!(sorted, all);
+        let failed = AgentFailed {
+            agent_id: "a",
+            error: e,
+            duration_ms: Some(3),
+        };
+        let ev = Event::builder()
+            .id("1")
+            .source("/s")
+            .ossa(&failed)
+            .build()
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = crate::format::json::to_slice(&ev, &mut buf).unwrap();
+        let out = core::str::from_utf8(&buf[..n]).unwrap();
+        assert!(out.contains(r#""subject":"a""#), "{out}");
+        assert!(
+            out.ends_with(r#""data":{"agent_id":"a","error":{"message":"m","code":"c","retryable":false},"duration_ms":3}}"#),
+            "{out}"
+        );
+    }
+}

@@ -323,6 +323,15 @@ pub fn is_uri_reference(s: &str) -> bool {
     if b.is_empty() {
         return false;
     }
+    // Fast path for the common `/agents/x`, `a/b-c_d.e~f`: only unreserved
+    // characters and `/`, not starting with `//` (an authority) — always a
+    // path-absolute, path-noscheme or path-rootless relative reference.
+    if !b.starts_with(b"//")
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'.' | b'_' | b'~'))
+    {
+        return true;
+    }
     match scheme_len(b) {
         // A leading `scheme ":"` can only be a URI: in a relative-ref that
         // ":" would fall into the first path segment, which path-noscheme

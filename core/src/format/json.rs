@@ -38,6 +38,8 @@ fn put<W: Write + ?Sized>(w: &mut W, b: &[u8]) -> Result<(), EncodeError<W::Erro
     write_all(w, b).map_err(Into::into)
 }
 
+/// Writes `key` (given with its comma, quotes, colon and the value's opening
+/// quote, e.g. `,"id":"`), the escaped value and the closing quote.
 #[inline]
 fn member<W: Write + ?Sized>(
     w: &mut W,
@@ -45,7 +47,8 @@ fn member<W: Write + ?Sized>(
     value: &str,
 ) -> Result<(), EncodeError<W::Error>> {
     put(w, key)?;
-    write_str(w, value).map_err(Into::into)
+    crate::json::escape::write_str_body(w, value.as_bytes())?;
+    put(w, b"\"")
 }
 
 /// Maps errors of a writer wrapped in [`Gather`] back to the inner writer's.
@@ -75,18 +78,17 @@ fn write_json_direct<W: Write + ?Sized>(
     ev: &Event<'_>,
     w: &mut W,
 ) -> Result<(), EncodeError<W::Error>> {
-    put(w, b"{\"specversion\":\"1.0\"")?;
-    member(w, b",\"id\":", ev.id)?;
-    member(w, b",\"source\":", ev.source)?;
-    member(w, b",\"type\":", ev.ty)?;
+    member(w, b"{\"specversion\":\"1.0\",\"id\":\"", ev.id)?;
+    member(w, b",\"source\":\"", ev.source)?;
+    member(w, b",\"type\":\"", ev.ty)?;
     if let Some(v) = ev.datacontenttype {
-        member(w, b",\"datacontenttype\":", v)?;
+        member(w, b",\"datacontenttype\":\"", v)?;
     }
     if let Some(v) = ev.dataschema {
-        member(w, b",\"dataschema\":", v)?;
+        member(w, b",\"dataschema\":\"", v)?;
     }
     if let Some(v) = ev.subject {
-        member(w, b",\"subject\":", v)?;
+        member(w, b",\"subject\":\"", v)?;
     }
     if let Some(t) = ev.time {
         let mut buf = [0u8; Timestamp::MAX_LEN];
@@ -95,9 +97,8 @@ fn write_json_direct<W: Write + ?Sized>(
         put(w, b"\"")?;
     }
     for e in ev.extensions.iter() {
-        put(w, b",")?;
         // Extension names are [a-z0-9]+: no escaping needed.
-        put(w, b"\"")?;
+        put(w, b",\"")?;
         put(w, e.name.as_bytes())?;
         put(w, b"\":")?;
         write_ext_value(w, &e.value)?;
@@ -135,7 +136,7 @@ fn write_data<W: Write + ?Sized>(w: &mut W, data: &Data<'_>) -> Result<(), Encod
             put(w, b",\"data\":")?;
             crate::json::lex::write_compact(w, raw.as_bytes()).map_err(Into::into)
         }
-        Data::Text(s) => member(w, b",\"data\":", s),
+        Data::Text(s) => member(w, b",\"data\":\"", s),
         Data::Binary(b) => {
             put(w, b",\"data_base64\":\"")?;
             crate::base64::encode_to(b, w).map_err(|e| match e {

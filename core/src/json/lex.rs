@@ -177,6 +177,8 @@ pub(crate) struct Lexer<'a> {
     /// from it without validating each one again).
     text: Option<&'a str>,
     pos: usize,
+    /// Whitespace outside strings was skipped (the input is not compact).
+    ws_seen: bool,
 }
 
 impl<'a> Lexer<'a> {
@@ -191,6 +193,7 @@ impl<'a> Lexer<'a> {
             input,
             text: core::str::from_utf8(input).ok(),
             pos: 0,
+            ws_seen: false,
         }
     }
 
@@ -209,8 +212,14 @@ impl<'a> Lexer<'a> {
                 return Some(b);
             }
             self.pos += 1;
+            self.ws_seen = true;
         }
         None
+    }
+
+    /// Whether any whitespace outside strings was skipped so far.
+    pub(crate) fn ws_seen(&self) -> bool {
+        self.ws_seen
     }
 
     /// The error for input ending where a value should start at `self.pos`:

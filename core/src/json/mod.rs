@@ -16,6 +16,15 @@ pub fn validate(input: &[u8], max_depth: usize) -> Result<(), JsonError> {
     lex.finish()
 }
 
+/// [`validate`], also telling whether `input` is compact (no whitespace
+/// outside strings, so it can be copied as it is).
+pub(crate) fn validate_compact(input: &[u8], max_depth: usize) -> Result<bool, JsonError> {
+    let mut lex = lex::Lexer::new(input);
+    lex.value(max_depth)?;
+    lex.finish()?;
+    Ok(!lex.ws_seen())
+}
+
 /// Whether two well-formed JSON texts are the same text once insignificant
 /// whitespace is removed.
 pub fn eq_ignoring_ws(a: &str, b: &str) -> bool {

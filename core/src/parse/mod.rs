@@ -12,9 +12,7 @@ pub mod http;
 pub mod json;
 pub mod kafka;
 
-use crate::attr::{
-    check_extension_name, ExtValue, Extension, Extensions, MAX_EXTENSIONS, SPEC_VERSION,
-};
+use crate::attr::{is_valid_name, ExtValue, Extension, Extensions, MAX_EXTENSIONS, SPEC_VERSION};
 use crate::error::{Attribute, Rule, ValidationError};
 use crate::event::{Data, Event};
 use crate::time::Timestamp;
@@ -99,7 +97,10 @@ impl<'a> Assembler<'a> {
                 Ok(true)
             }
             None => {
-                check_extension_name(name)?;
+                // Core names were matched above, so only the character rule is left.
+                if !is_valid_name(name) {
+                    return Err(err(Attribute::named(name), Rule::InvalidName));
+                }
                 if self.extensions.iter().any(|e| e.name == name) || self.null_names.contains(&name)
                 {
                     return Err(err(Attribute::named(name), Rule::Duplicate));
