@@ -376,6 +376,7 @@ impl Default for EventBuilder<'_> {
 
 impl<'a> EventBuilder<'a> {
     /// An empty builder; `id`, `source` and `type` must be set before `build`.
+    #[inline]
     pub fn new() -> Self {
         EventBuilder {
             ev: Event {
@@ -396,79 +397,94 @@ impl<'a> EventBuilder<'a> {
     }
 
     /// Sets `id`. Defaults to unset (required).
+    #[inline]
     pub fn id(mut self, id: &'a str) -> Self {
         self.ev.id = id;
         self.set |= SET_ID;
         self
     }
     /// Sets `source` (a URI-reference). Defaults to unset (required).
+    #[inline]
     pub fn source(mut self, source: &'a str) -> Self {
         self.ev.source = source;
         self.set |= SET_SOURCE;
         self
     }
     /// Sets `type`. Defaults to unset (required).
+    #[inline]
     pub fn ty(mut self, ty: &'a str) -> Self {
         self.ev.ty = ty;
         self.set |= SET_TYPE;
         self
     }
     /// Sets `datacontenttype` (a media type). Defaults to unset.
+    #[inline]
     pub fn datacontenttype(mut self, ct: &'a str) -> Self {
         self.ev.datacontenttype = Some(ct);
         self
     }
     /// Sets `dataschema` (an absolute URI). Defaults to unset.
+    #[inline]
     pub fn dataschema(mut self, uri: &'a str) -> Self {
         self.ev.dataschema = Some(uri);
         self
     }
     /// Sets `subject`. Defaults to unset.
+    #[inline]
     pub fn subject(mut self, subject: &'a str) -> Self {
         self.ev.subject = Some(subject);
         self
     }
     /// Sets `time`. Defaults to unset.
+    #[inline]
     pub fn time(mut self, time: Timestamp) -> Self {
         self.ev.time = Some(time);
         self.time_str = None;
         self
     }
     /// Sets `time` from an RFC 3339 string, checked by `build`. Defaults to unset.
+    #[inline]
     pub fn time_str(mut self, time: &'a str) -> Self {
         self.time_str = Some(time);
         self
     }
     /// Sets `time` from a [`crate::Clock`].
+    #[inline]
     pub fn time_from<C: crate::Clock + ?Sized>(self, clock: &C) -> Self {
         self.time(clock.now())
     }
 
     /// Sets the payload directly (see the `data_*` shorthands).
+    #[inline]
     pub fn data(mut self, data: Data<'a>) -> Self {
         self.ev.data = Some(data);
         self
     }
     /// Sets a `T: Serialize` payload with `datacontenttype: application/json`.
+    #[inline]
     pub fn data_serialize(self, payload: &'a dyn JsonPayload) -> Self {
         self.datacontenttype("application/json")
             .data(Data::Serialize(payload))
     }
     /// Sets raw JSON text as the payload with `datacontenttype: application/json`;
     /// `build` checks that it is well-formed.
+    #[inline]
     pub fn data_json(self, raw: &'a str) -> Self {
         self.datacontenttype("application/json")
             .data(Data::Json(raw))
     }
     /// Sets a text payload and its content type (e.g. `text/plain`).
+    #[inline]
     pub fn data_text(self, content_type: &'a str, text: &'a str) -> Self {
         self.datacontenttype(content_type).data(Data::Text(text))
     }
     /// Sets a binary payload (`data_base64` in JSON) and its content type.
+    #[inline]
     pub fn data_binary(self, content_type: &'a str, bytes: &'a [u8]) -> Self {
         self.datacontenttype(content_type).data(Data::Binary(bytes))
     }
     /// Removes the payload and `datacontenttype`.
+    #[inline]
     pub fn no_data(mut self) -> Self {
         self.ev.data = None;
         self.ev.datacontenttype = None;
@@ -477,12 +493,14 @@ impl<'a> EventBuilder<'a> {
 
     /// Sets extension `name` (replacing an earlier value of the same name).
     /// `build` checks the name (`[a-z0-9]+`, not reserved) and the value.
+    #[inline]
     pub fn extension(self, name: &'a str, value: ExtValue<'a>) -> Self {
         self.push_ext(name, value, false)
     }
 
     /// Sets an extension; its name is checked here, once, unless `known` (the
     /// OSSA names, which are constants).
+    #[inline]
     fn push_ext(mut self, name: &'a str, value: ExtValue<'a>, known: bool) -> Self {
         if let Some(e) = self.ev.extensions.iter_mut().find(|e| e.name == name) {
             e.value = value;
@@ -503,26 +521,32 @@ impl<'a> EventBuilder<'a> {
         self
     }
     /// Sets a String extension.
+    #[inline]
     pub fn extension_str(self, name: &'a str, value: &'a str) -> Self {
         self.extension(name, ExtValue::String(value))
     }
     /// Sets the OSSA `ossaagentid` extension.
+    #[inline]
     pub fn ossa_agent_id(self, id: &'a str) -> Self {
         self.push_ext(ossa::EXT_AGENT_ID, ExtValue::String(id), true)
     }
     /// Sets the OSSA `ossainteractionid` extension.
+    #[inline]
     pub fn ossa_interaction_id(self, id: &'a str) -> Self {
         self.push_ext(ossa::EXT_INTERACTION_ID, ExtValue::String(id), true)
     }
     /// Sets the OSSA `ossatraceid` extension.
+    #[inline]
     pub fn ossa_trace_id(self, id: &'a str) -> Self {
         self.push_ext(ossa::EXT_TRACE_ID, ExtValue::String(id), true)
     }
     /// Sets the OSSA `ossaspanid` extension.
+    #[inline]
     pub fn ossa_span_id(self, id: &'a str) -> Self {
         self.push_ext(ossa::EXT_SPAN_ID, ExtValue::String(id), true)
     }
     /// Sets the four OSSA extensions that are `Some` in `ctx`.
+    #[inline]
     pub fn ossa_context(mut self, ctx: &ossa::Context<'a>) -> Self {
         if let Some(v) = ctx.agent_id {
             self = self.ossa_agent_id(v);
@@ -541,6 +565,7 @@ impl<'a> EventBuilder<'a> {
 
     /// Fills in `id`, `source` and `time` where they are not set yet (how an
     /// emitter completes the events handed to it).
+    #[inline]
     pub fn defaults(mut self, id: &'a str, source: &'a str, time: Timestamp) -> Self {
         if self.set & SET_ID == 0 {
             self = self.id(id);
@@ -556,6 +581,7 @@ impl<'a> EventBuilder<'a> {
 
     /// Sets OSSA extension `name` (one of the `ossa::EXT_*` constants) unless
     /// it is already set.
+    #[inline]
     pub(crate) fn ossa_default(self, name: &'static str, value: &'a str) -> Self {
         if self.ev.extensions.iter().any(|e| e.name == name) {
             self

@@ -118,6 +118,7 @@ pub trait Payload: JsonPayload {
 
 impl<'a> EventBuilder<'a> {
     /// Sets `type`, `subject`, `datacontenttype: application/json` and `data` from an OSSA payload.
+    #[inline]
     pub fn ossa<P: Payload>(self, payload: &'a P) -> Self {
         let b = self.ty(P::TYPE).data_serialize(payload);
         match payload.subject() {
