@@ -173,7 +173,8 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
     where
         'a: 'e,
     {
-        let mut b = event.defaults(id, self.config.source, now);
+        let mut b = event;
+        b.fill_defaults(id, self.config.source, now);
         let ctx = self.context;
         for (name, value) in [
             (ossa::EXT_AGENT_ID, ctx.agent_id),
@@ -182,7 +183,7 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
             (ossa::EXT_SPAN_ID, ctx.span_id),
         ] {
             if let Some(v) = value {
-                b = b.ossa_default(name, v);
+                b.fill_ossa(name, v);
             }
         }
         b.build().map_err(|e| {

@@ -502,14 +502,20 @@ impl<'a> EventBuilder<'a> {
     /// OSSA names, which are constants).
     #[inline]
     fn push_ext(mut self, name: &'a str, value: ExtValue<'a>, known: bool) -> Self {
+        self.put_ext(name, value, known);
+        self
+    }
+
+    /// [`push_ext`](Self::push_ext) in place.
+    fn put_ext(&mut self, name: &'a str, value: ExtValue<'a>, known: bool) {
         if let Some(e) = self.ev.extensions.iter_mut().find(|e| e.name == name) {
             e.value = value;
-            return self;
+            return;
         }
         if !known {
             if let Err(e) = check_extension_name(name) {
                 self.error.get_or_insert(e);
-                return self;
+                return;
             }
         }
         if self.ev.extensions.push(Extension { name, value }).is_err() && self.error.is_none() {
@@ -518,7 +524,6 @@ impl<'a> EventBuilder<'a> {
                 Rule::TooManyExtensions,
             ));
         }
-        self
     }
     /// Sets a String extension.
     #[inline]
@@ -567,26 +572,30 @@ impl<'a> EventBuilder<'a> {
     /// emitter completes the events handed to it).
     #[inline]
     pub fn defaults(mut self, id: &'a str, source: &'a str, time: Timestamp) -> Self {
+        self.fill_defaults(id, source, time);
+        self
+    }
+
+    /// [`defaults`](Self::defaults) in place (the emitter's path: no copies of the builder).
+    pub(crate) fn fill_defaults(&mut self, id: &'a str, source: &'a str, time: Timestamp) {
         if self.set & SET_ID == 0 {
-            self = self.id(id);
+            self.ev.id = id;
+            self.set |= SET_ID;
         }
         if self.set & SET_SOURCE == 0 {
-            self = self.source(source);
+            self.ev.source = source;
+            self.set |= SET_SOURCE;
         }
         if self.ev.time.is_none() && self.time_str.is_none() {
             self.ev.time = Some(time);
         }
-        self
     }
 
     /// Sets OSSA extension `name` (one of the `ossa::EXT_*` constants) unless
     /// it is already set.
-    #[inline]
-    pub(crate) fn ossa_default(self, name: &'static str, value: &'a str) -> Self {
-        if self.ev.extensions.iter().any(|e| e.name == name) {
-            self
-        } else {
-            self.push_ext(name, ExtValue::String(value), true)
+    pub(crate) fn fill_ossa(&mut self, name: &'static str, value: &'a str) {
+        if !self.ev.extensions.iter().any(|e| e.name == name) {
+            self.put_ext(name, ExtValue::String(value), true);
         }
     }
 
