@@ -525,6 +525,11 @@ impl<'a> EventBuilder<'a> {
             ));
         }
     }
+    /// Whether extension `name` is set.
+    #[inline]
+    pub fn has_extension(&self, name: &str) -> bool {
+        self.ev.extensions.iter().any(|e| e.name == name)
+    }
     /// Sets a String extension.
     #[inline]
     pub fn extension_str(self, name: &'a str, value: &'a str) -> Self {

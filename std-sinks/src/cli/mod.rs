@@ -1,6 +1,8 @@
 //! Command dispatch and shared helpers of the `ossa-events` tool.
 
 mod demo;
+mod emit;
+mod listen;
 mod validate;
 
 use std::ffi::OsString;
@@ -14,6 +16,8 @@ Usage: ossa-events <COMMAND> [OPTIONS]
 Commands:
   demo       Emit a realistic OSSA agent run as JSON Lines on stdout
   validate   Check CloudEvents (JSON event, batch or JSON Lines) and print them canonically
+  listen     Receive CloudEvents over HTTP (all content modes) and print them as JSON Lines
+  emit       Deliver JSON Lines events from stdin (or the demo run) to stdout or an HTTP collector
   help       Show this help, or a command's help: ossa-events help <COMMAND>
 
 Options:
@@ -44,6 +48,8 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
     match cmd.to_str() {
         Some("demo") => demo::run(rest),
         Some("validate") => validate::run(rest),
+        Some("listen") => listen::run(rest),
+        Some("emit") => emit::run(rest),
         Some("help") => match rest.first().and_then(|s| s.to_str()) {
             None => {
                 print!("{USAGE}");
@@ -51,6 +57,8 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             }
             Some("demo") => demo::run(vec!["--help".into()]),
             Some("validate") => validate::run(vec!["--help".into()]),
+            Some("listen") => listen::run(vec!["--help".into()]),
+            Some("emit") => emit::run(vec!["--help".into()]),
             Some(other) => usage_error(&format!("no such command: {other}")),
         },
         Some("-h" | "--help") => {

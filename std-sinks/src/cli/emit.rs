@@ -1,0 +1,235 @@
+//! `ossa-events emit`: deliver JSON Lines events (or the demo run) to a sink.
+
+use std::ffi::OsString;
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ossa_events::sink::{HttpMode, HttpSink, WriterSink};
+use ossa_events::{demo, Emitter, EmitterBuilder, Overflow, Scratch, SystemClock};
+
+const HELP: &str = "\
+Deliver CloudEvents to a sink: JSON Lines read from stdin (one event per line,
+attributes, extensions and data sent as given), or the demo agent run.
+
+Usage: ossa-events emit [--sink stdout|http] [--url URL] [--mode MODE] [OPTIONS]
+
+Options:
+      --sink SINK         stdout (JSON Lines) or http [default: stdout]
+      --url URL           Collector URL (required with --sink http)
+      --mode MODE         HTTP content mode: structured, binary or batched [default: batched]
+      --header 'N: V'     Extra HTTP header (repeatable), e.g. 'Authorization: Bearer …'
+      --gzip              Gzip HTTP request bodies
+      --batch-size N      Events per batch [default: 100]
+      --timeout SECS      HTTP request timeout [default: 10]
+      --demo              Send the demo agent run instead of reading stdin
+      --source URI-REF    Source of the demo events [default: /ossa/demo/researcher]
+  -h, --help              Show this help
+
+Invalid input lines are reported on stderr with their line number, counted and
+not sent. At the end a summary line goes to stderr:
+  emit: read N, delivered N, retried N, failed N, dropped N, invalid N
+
+Exit status: 0 only when every event was delivered; 1 otherwise; 2 on bad
+arguments.
+";
+
+struct Args {
+    sink: String,
+    url: Option<String>,
+    mode: HttpMode,
+    headers: Vec<(String, String)>,
+    gzip: bool,
+    batch_size: usize,
+    timeout: Duration,
+    demo: bool,
+    source: String,
+}
+
+fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
+    let mut a = Args {
+        sink: "stdout".into(),
+        url: None,
+        mode: HttpMode::Batched,
+        headers: Vec::new(),
+        gzip: false,
+        batch_size: EmitterBuilder::DEFAULT_BATCH_SIZE,
+        timeout: Duration::from_secs(10),
+        demo: false,
+        source: "/ossa/demo/researcher".into(),
+    };
+    let mut it = args.into_iter().map(|s| s.to_string_lossy().into_owned());
+    while let Some(flag) = it.next() {
+        let (flag, inline) = match flag.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (flag, None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("emit: {name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--sink" => a.sink = value("--sink")?,
+            "--url" => a.url = Some(value("--url")?),
+            "--mode" => {
+                a.mode = match value("--mode")?.as_str() {
+                    "structured" => HttpMode::Structured,
+                    "binary" => HttpMode::Binary,
+                    "batched" => HttpMode::Batched,
+                    m => {
+                        return Err(format!(
+                            "emit: unknown mode '{m}': use structured, binary or batched"
+                        ))
+                    }
+                }
+            }
+            "--header" => {
+                let h = value("--header")?;
+                let (n, v) = h
+                    .split_once(':')
+                    .ok_or_else(|| format!("emit: --header '{h}' is not 'Name: value'"))?;
+                a.headers.push((n.trim().to_string(), v.trim().to_string()));
+            }
+            "--gzip" => a.gzip = true,
+            "--batch-size" => {
+                a.batch_size = value("--batch-size")?
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("emit: --batch-size must be a positive number")?
+            }
+            "--timeout" => {
+                let s: f64 = value("--timeout")?
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                    .ok_or("emit: --timeout must be a positive number of seconds")?;
+                a.timeout = Duration::from_secs_f64(s);
+            }
+            "--demo" => a.demo = true,
+            "--source" => a.source = value("--source")?,
+            other => return Err(format!("emit: unexpected argument '{other}'")),
+        }
+    }
+    match a.sink.as_str() {
+        "stdout" => {}
+        "http" if a.url.is_some() => {}
+        "http" => return Err("emit: --sink http needs --url".into()),
+        s => return Err(format!("emit: unknown sink '{s}': use stdout or http")),
+    }
+    Ok(Some(a))
+}
+
+pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
+    let a = match parse_args(args) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return super::usage_error(&e),
+    };
+    let failures = Arc::new(AtomicU64::new(0));
+    let f2 = failures.clone();
+    let builder = Emitter::builder(a.source.clone())
+        .batch_size(a.batch_size)
+        .flush_interval(Duration::from_millis(200))
+        .overflow(Overflow::Block(Duration::from_secs(3600)))
+        .shutdown_timeout(Duration::from_secs(120))
+        .flush_timeout(Duration::from_secs(3600))
+        .on_undelivered(move |u| {
+            if f2.fetch_add(1, Ordering::Relaxed) < 10 {
+                eprintln!(
+                    "ossa-events: emit: event {} not delivered ({:?}): {}",
+                    u.id, u.reason, u.error
+                );
+            }
+        });
+    let builder = if a.sink == "http" {
+        let mut hs = HttpSink::builder(a.url.clone().unwrap_or_default())
+            .mode(a.mode)
+            .timeout(a.timeout)
+            .gzip(a.gzip)
+            .max_batch(a.batch_size);
+        for (n, v) in &a.headers {
+            hs = hs.header(n.clone(), v.clone());
+        }
+        match hs.build() {
+            Ok(s) => builder.sink(s),
+            Err(e) => return super::usage_error(&format!("emit: {e}")),
+        }
+    } else {
+        builder.sink(WriterSink::stdout())
+    };
+    let em = match builder.build() {
+        Ok(em) => em,
+        Err(e) => return super::usage_error(&format!("emit: {e}")),
+    };
+
+    let mut read = 0u64;
+    let mut invalid = 0u64;
+    if a.demo {
+        let r = demo::agent_run(&a.source, &SystemClock, &mut ossa_events::FastIds, |ev| {
+            read += 1;
+            em.emit_event(ev)
+        });
+        if let Err(e) = r {
+            eprintln!("ossa-events: emit: {e}");
+        }
+    } else {
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        let mut line = Vec::new();
+        let mut scratch = Vec::new();
+        let mut lineno = 0u64;
+        loop {
+            line.clear();
+            match input.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("ossa-events: emit: <stdin>: {e}");
+                    break;
+                }
+            }
+            lineno += 1;
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            if text.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            read += 1;
+            scratch.resize(text.len(), 0);
+            match ossa_events::parse::json::parse_event(text, &mut Scratch::new(&mut scratch)) {
+                Ok(ev) => {
+                    // Refusals are counted by the emitter and reported by the callback.
+                    let _ = em.emit_event(&ev);
+                }
+                Err(e) => {
+                    invalid += 1;
+                    eprintln!("ossa-events: emit: <stdin>:{lineno}: {e}");
+                }
+            }
+        }
+    }
+    let _ = em.flush();
+    let _ = em.shutdown();
+    let m = em.metrics();
+    eprintln!(
+        "emit: read {read}, delivered {}, retried {}, failed {}, dropped {}, invalid {invalid}",
+        m.delivered,
+        m.retried,
+        m.failed,
+        m.dropped + m.rejected
+    );
+    if invalid == 0 && m.delivered == read && m.failed == 0 && m.dropped == 0 && m.rejected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_FAILURE)
+    }
+}

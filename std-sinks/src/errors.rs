@@ -1,0 +1,176 @@
+//! The std crate's error type.
+
+use std::fmt;
+use std::time::Duration;
+
+use ossa_events_core::ValidationError;
+
+/// Where a time limit was hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Connecting to the collector.
+    Connect,
+    /// Sending a request or reading its response.
+    Send,
+    /// Waiting for [`crate::Emitter::flush`] to deliver.
+    Flush,
+    /// Waiting for the worker to stop at shutdown.
+    Shutdown,
+    /// Waiting for room in a full queue ([`crate::Overflow::Block`]).
+    Enqueue,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Connect => "connect",
+            Phase::Send => "send",
+            Phase::Flush => "flush",
+            Phase::Shutdown => "shutdown",
+            Phase::Enqueue => "enqueue",
+        })
+    }
+}
+
+/// Everything that can go wrong in the std crate.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error (stdout, a file, a socket).
+    Io(std::io::Error),
+    /// The collector answered with a status that is not 2xx.
+    HttpStatus {
+        /// The status code.
+        status: u16,
+        /// The start of the response body, for the log.
+        body: String,
+    },
+    /// The HTTP client failed below the status level (DNS, TLS, connection reset…).
+    Transport(String),
+    /// A time limit was reached.
+    Timeout(Phase),
+    /// The event breaks a CloudEvents rule.
+    Invalid(Box<ValidationError>),
+    /// The event could not be encoded (its `T: Serialize` payload failed).
+    Encode(String),
+    /// The emitter is shut down.
+    ShutDown,
+    /// The queue is at its capacity (events or bytes) and the overflow policy
+    /// dropped the event.
+    QueueFull,
+    /// The circuit breaker is open: the collector failed repeatedly and is
+    /// left alone until the next probe.
+    CircuitOpen,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "io: {e}"),
+            Error::HttpStatus { status, body } if body.is_empty() => {
+                write!(f, "http status {status}")
+            }
+            Error::HttpStatus { status, body } => write!(f, "http status {status}: {body}"),
+            Error::Transport(e) => write!(f, "transport: {e}"),
+            Error::Timeout(p) => write!(f, "timed out during {p}"),
+            Error::Invalid(e) => write!(f, "invalid event: {e}"),
+            Error::Encode(e) => write!(f, "encode: {e}"),
+            Error::ShutDown => f.write_str("emitter is shut down"),
+            Error::QueueFull => f.write_str("queue full: event dropped"),
+            Error::CircuitOpen => f.write_str("circuit breaker open: collector is failing"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Invalid(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<ValidationError> for Error {
+    fn from(e: ValidationError) -> Self {
+        Error::Invalid(Box::new(e))
+    }
+}
+
+/// A failed delivery, as a sink reports it to the worker.
+#[derive(Debug)]
+pub struct SendError {
+    /// How many events from the front of the batch were delivered before the failure.
+    pub delivered: usize,
+    /// Whether trying again may help.
+    pub retry: Retry,
+    /// What went wrong.
+    pub error: Error,
+}
+
+/// Whether a failed send may succeed later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Retry {
+    /// Try again (connect errors, timeouts, 408, 429, 5xx but 501), not before
+    /// `after` when the collector said so (`Retry-After`).
+    Yes {
+        /// The collector's `Retry-After`, if any.
+        after: Option<Duration>,
+    },
+    /// Do not (other 4xx, 501, an event the collector rejects): count the events failed.
+    No,
+}
+
+impl SendError {
+    /// A failure worth retrying.
+    pub fn retryable(delivered: usize, error: Error, after: Option<Duration>) -> Self {
+        SendError {
+            delivered,
+            retry: Retry::Yes { after },
+            error,
+        }
+    }
+    /// A failure not worth retrying.
+    pub fn fatal(delivered: usize, error: Error) -> Self {
+        SendError {
+            delivered,
+            retry: Retry::No,
+            error,
+        }
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} delivered before it)", self.error, self.delivered)
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_stays_small() {
+        assert!(
+            std::mem::size_of::<Error>() <= 40,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! Counters of what the emitter did, readable at any time as a [`Metrics`] snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of an emitter's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Events accepted into the queue.
+    pub emitted: u64,
+    /// Events the sink confirmed delivered.
+    pub delivered: u64,
+    /// Event sends retried (an event retried twice counts twice).
+    pub retried: u64,
+    /// Events given up on: a non-retryable error, retries exhausted, or still
+    /// undelivered when shutdown's time ran out.
+    pub failed: u64,
+    /// Events refused at emit because the queue was full.
+    pub dropped: u64,
+    /// Events refused at emit because they broke a CloudEvents rule or could not be encoded.
+    pub rejected: u64,
+    /// Events waiting (queued or being sent).
+    pub queue_depth: u64,
+    /// Bytes those events hold.
+    pub queue_bytes: u64,
+    /// Successful sends.
+    pub batches: u64,
+    /// Bytes of events delivered.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) emitted: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, queue_depth: u64, queue_bytes: u64) -> Metrics {
+        Metrics {
+            emitted: self.emitted.load(Relaxed),
+            delivered: self.delivered.load(Relaxed),
+            retried: self.retried.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+            queue_depth,
+            queue_bytes,
+            batches: self.batches.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+        }
+    }
+}

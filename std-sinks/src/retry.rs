@@ -1,0 +1,238 @@
+//! Retry policy (exponential backoff with full jitter, a cap, `Retry-After`)
+//! and the circuit breaker that stops hammering a dead collector.
+
+use std::time::{Duration, Instant};
+
+/// How the worker retries a batch that failed with a retryable error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    base: Duration,
+    cap: Duration,
+    retry_after_cap: Duration,
+}
+
+impl RetryPolicy {
+    /// Default attempts per batch (the first try included).
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+    /// Default first backoff.
+    pub const DEFAULT_BASE: Duration = Duration::from_millis(100);
+    /// Default longest backoff.
+    pub const DEFAULT_CAP: Duration = Duration::from_secs(10);
+    /// Default longest wait a collector's `Retry-After` may impose.
+    pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
+
+    /// Never retry: a failed batch is counted failed at once.
+    pub const fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..Self::DEFAULT
+        }
+    }
+
+    const DEFAULT: RetryPolicy = RetryPolicy {
+        max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+        base: Self::DEFAULT_BASE,
+        cap: Self::DEFAULT_CAP,
+        retry_after_cap: Self::DEFAULT_RETRY_AFTER_CAP,
+    };
+
+    /// Attempts per batch, the first included (at least 1). Defaults to `10`.
+    pub const fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = if n == 0 { 1 } else { n };
+        self
+    }
+    /// The first backoff; each retry doubles it, up to the cap. Defaults to `100 ms`.
+    pub const fn base(mut self, d: Duration) -> Self {
+        self.base = d;
+        self
+    }
+    /// The longest backoff. Defaults to `10 s`.
+    pub const fn cap(mut self, d: Duration) -> Self {
+        self.cap = d;
+        self
+    }
+    /// The longest `Retry-After` honoured. Defaults to `60 s`.
+    pub const fn retry_after_cap(mut self, d: Duration) -> Self {
+        self.retry_after_cap = d;
+        self
+    }
+    /// Attempts per batch.
+    pub const fn attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The wait before retry number `retry` (1 = the first retry): a uniformly
+    /// random duration in `[0, min(cap, base * 2^(retry-1))]` ("full jitter"),
+    /// or the collector's `Retry-After` (capped) when it asked for longer.
+    pub fn backoff(&self, retry: u32, retry_after: Option<Duration>, rand: u64) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(
+                1u32.checked_shl(retry.saturating_sub(1))
+                    .unwrap_or(u32::MAX),
+            )
+            .min(self.cap);
+        let nanos = exp.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let jittered = Duration::from_nanos(if nanos == 0 { 0 } else { rand % (nanos + 1) });
+        match retry_after {
+            Some(a) => jittered.max(a.min(self.retry_after_cap)),
+            None => jittered,
+        }
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Circuit breaker settings: after `threshold` failed attempts in a row the
+/// worker stops sending for `open_for` (doubling on each failed probe, up to
+/// `max_open_for`), then probes with one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    threshold: u32,
+    open_for: Duration,
+    max_open_for: Duration,
+}
+
+impl BreakerConfig {
+    /// Default failures in a row that open the breaker.
+    pub const DEFAULT_THRESHOLD: u32 = 5;
+    /// Default first open period.
+    pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(5);
+    /// Default longest open period.
+    pub const DEFAULT_MAX_OPEN_FOR: Duration = Duration::from_secs(300);
+
+    /// Failures in a row that open the breaker (at least 1). Defaults to `5`.
+    pub const fn threshold(mut self, n: u32) -> Self {
+        self.threshold = if n == 0 { 1 } else { n };
+        self
+    }
+    /// How long the breaker stays open before the first probe. Defaults to `5 s`.
+    pub const fn open_for(mut self, d: Duration) -> Self {
+        self.open_for = d;
+        self
+    }
+    /// The longest open period (it doubles after each failed probe). Defaults to `300 s`.
+    pub const fn max_open_for(mut self, d: Duration) -> Self {
+        self.max_open_for = d;
+        self
+    }
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            threshold: Self::DEFAULT_THRESHOLD,
+            open_for: Self::DEFAULT_OPEN_FOR,
+            max_open_for: Self::DEFAULT_MAX_OPEN_FOR,
+        }
+    }
+}
+
+/// The breaker's state machine.
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    config: BreakerConfig,
+    failures: u32,
+    /// While open: no attempt before this instant.
+    open_until: Option<Instant>,
+    current_open_for: Duration,
+}
+
+impl Breaker {
+    pub(crate) fn new(config: BreakerConfig) -> Self {
+        Breaker {
+            config,
+            failures: 0,
+            open_until: None,
+            current_open_for: config.open_for,
+        }
+    }
+
+    /// When the next attempt may be made (`None`: now).
+    pub(crate) fn wait_until(&self) -> Option<Instant> {
+        self.open_until.filter(|t| *t > Instant::now())
+    }
+
+    /// Whether the breaker is open (attempts are being held back).
+    #[cfg(test)]
+    pub(crate) fn is_open(&self) -> bool {
+        self.open_until.is_some()
+    }
+
+    pub(crate) fn success(&mut self) {
+        self.failures = 0;
+        self.open_until = None;
+        self.current_open_for = self.config.open_for;
+    }
+
+    pub(crate) fn failure(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        if self.open_until.is_some() {
+            // A failed probe: stay open, longer.
+            self.current_open_for = (self.current_open_for * 2).min(self.config.max_open_for);
+            self.open_until = Some(Instant::now() + self.current_open_for);
+        } else if self.failures >= self.config.threshold {
+            self.open_until = Some(Instant::now() + self.current_open_for);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_full_jitter_under_a_doubling_cap() {
+        let p = RetryPolicy::default()
+            .base(Duration::from_millis(100))
+            .cap(Duration::from_secs(1));
+        for retry in 1..20 {
+            let ceiling = Duration::from_millis(100 * (1u64 << (retry - 1).min(20)))
+                .min(Duration::from_secs(1));
+            for r in [0u64, 1, 12345, u64::MAX] {
+                let d = p.backoff(retry, None, r);
+                assert!(d <= ceiling, "retry {retry}: {d:?} > {ceiling:?}");
+            }
+        }
+        assert_eq!(p.backoff(1, None, 0), Duration::ZERO);
+        assert_eq!(p.backoff(3, None, 400_000_000), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_its_cap() {
+        let p = RetryPolicy::default().retry_after_cap(Duration::from_secs(30));
+        assert_eq!(
+            p.backoff(1, Some(Duration::from_secs(2)), 0),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            p.backoff(1, Some(Duration::from_secs(3600)), 0),
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn breaker_opens_after_threshold_and_closes_on_success() {
+        let mut b = Breaker::new(
+            BreakerConfig::default()
+                .threshold(3)
+                .open_for(Duration::from_secs(60)),
+        );
+        b.failure();
+        b.failure();
+        assert!(!b.is_open());
+        b.failure();
+        assert!(b.is_open());
+        assert!(b.wait_until().is_some());
+        b.failure(); // failed probe: open longer
+        assert!(b.is_open());
+        b.success();
+        assert!(!b.is_open());
+        assert!(b.wait_until().is_none());
+    }
+}

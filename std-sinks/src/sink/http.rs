@@ -1,0 +1,545 @@
+//! CloudEvents over HTTP (the [HTTP protocol binding]) with [`ureq`]:
+//! structured, binary or batched content mode, one keep-alive connection pool
+//! per sink, https through rustls with the webpki roots.
+//!
+//! The sink makes **one attempt** per [`Sink::send`] and classifies what
+//! happened; retries, backoff and the circuit breaker are the emitter's worker's.
+//!
+//! | outcome | [`Retry`](crate::Retry) | [`Error`] |
+//! | --- | --- | --- |
+//! | 2xx | — (delivered) | — |
+//! | 408, 429, 5xx except 501 | `Yes { after: Retry-After }` | [`Error::HttpStatus`] |
+//! | connect error, reset, other I/O or TLS failure | `Yes { after: None }` | [`Error::Transport`] |
+//! | time limit reached | `Yes { after: None }` | [`Error::Timeout`] |
+//! | 501, 3xx, other 4xx (400, 401, 403, 404, 413, 415, 422…) | `No` | [`Error::HttpStatus`] with a body excerpt |
+//!
+//! [HTTP protocol binding]: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/http-protocol-binding.md
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::time::{Duration, SystemTime};
+
+use ureq::http::{HeaderName, HeaderValue, Uri};
+
+use crate::errors::{Error, Phase, SendError};
+use crate::retry_after;
+use crate::sink::{Encoded, Encoding, Sink};
+
+/// The time limit of one request, connecting included. 10 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events per request in [`HttpMode::Batched`], and per [`Sink::send`] in
+/// every mode. 100.
+pub const DEFAULT_MAX_BATCH: usize = 100;
+/// The content mode: [`HttpMode::Structured`], which every CloudEvents HTTP
+/// receiver accepts.
+pub const DEFAULT_MODE: HttpMode = HttpMode::Structured;
+
+/// `Content-Type` of a structured-mode request.
+const STRUCTURED_CT: &str = "application/cloudevents+json; charset=utf-8";
+/// `Content-Type` of a batched-mode request.
+const BATCH_CT: &str = "application/cloudevents-batch+json; charset=utf-8";
+/// Most response-body bytes read to keep a connection reusable; a longer body
+/// is left unread and its connection closed.
+const DRAIN_LIMIT: usize = 64 * 1024;
+/// Most response-body bytes kept for [`Error::HttpStatus`].
+const EXCERPT_LIMIT: usize = 200;
+
+/// How events are put into HTTP requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum HttpMode {
+    /// One event per request, the whole event as JSON in the body
+    /// (`application/cloudevents+json`).
+    #[default]
+    Structured,
+    /// One event per request, attributes as percent-encoded `ce-` headers,
+    /// the data as body with its own `Content-Type`.
+    Binary,
+    /// Up to [`HttpSinkBuilder::max_batch`] events per request as a JSON
+    /// array (`application/cloudevents-batch+json`).
+    Batched,
+}
+
+/// Sends events to an HTTP endpoint. Built by [`HttpSink::builder`].
+///
+/// Each sink has its own [`ureq::Agent`]: connections are kept alive and
+/// reused from one request to the next. `https` goes through rustls with the
+/// webpki root certificates. Proxies are taken from `ALL_PROXY`,
+/// `HTTPS_PROXY`/`HTTP_PROXY` and `NO_PROXY` (either case) as ureq reads them.
+/// Redirects are not followed (a 3xx is a failure not retried).
+///
+/// ```
+/// use std::time::Duration;
+/// use ossa_events::sink::{HttpMode, HttpSink};
+/// let sink = HttpSink::builder("https://collector.example/events")
+///     .mode(HttpMode::Batched)
+///     .header("Authorization", "Bearer t0ken")
+///     .timeout(Duration::from_secs(5))
+///     .gzip(true)
+///     .max_batch(500)
+///     .build()?;
+/// # let _ = sink;
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
+pub struct HttpSink {
+    agent: ureq::Agent,
+    uri: Uri,
+    url: String,
+    mode: HttpMode,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    gzip: bool,
+    max_batch: usize,
+    /// The batch body, reused.
+    buf: Vec<u8>,
+    /// The gzipped body, reused.
+    gz: Vec<u8>,
+}
+
+impl fmt::Debug for HttpSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values stay out: they are often credentials.
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("HttpSink")
+            .field("url", &self.url)
+            .field("mode", &self.mode)
+            .field("headers", &names)
+            .field("gzip", &self.gzip)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`HttpSink`]; from [`HttpSink::builder`].
+#[derive(Clone)]
+pub struct HttpSinkBuilder {
+    url: String,
+    mode: HttpMode,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    gzip: bool,
+    max_batch: usize,
+}
+
+impl fmt::Debug for HttpSinkBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("HttpSinkBuilder")
+            .field("url", &self.url)
+            .field("mode", &self.mode)
+            .field("headers", &names)
+            .field("timeout", &self.timeout)
+            .field("gzip", &self.gzip)
+            .field("max_batch", &self.max_batch)
+            .finish()
+    }
+}
+
+impl HttpSink {
+    /// Starts configuring a sink that POSTs to `url` (`http://` or `https://`).
+    pub fn builder(url: impl Into<String>) -> HttpSinkBuilder {
+        HttpSinkBuilder {
+            url: url.into(),
+            mode: DEFAULT_MODE,
+            headers: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            gzip: false,
+            max_batch: DEFAULT_MAX_BATCH,
+        }
+    }
+
+    /// The endpoint.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The content mode.
+    pub fn mode(&self) -> HttpMode {
+        self.mode
+    }
+}
+
+impl HttpSinkBuilder {
+    /// The content mode. Defaults to [`HttpMode::Structured`] ([`DEFAULT_MODE`]).
+    pub fn mode(mut self, mode: HttpMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Adds a header to every request, e.g. `Authorization`. Names and values
+    /// are checked by [`build`](Self::build); `Content-Type`,
+    /// `Content-Encoding`, `Content-Length`, `Transfer-Encoding` and `ce-*`
+    /// are the sink's own and refused. Defaults to none.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The time limit of one request, from connecting to the end of the
+    /// response; also the limit on connecting alone. Defaults to 10 seconds
+    /// ([`DEFAULT_TIMEOUT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Compresses request bodies with gzip and says so in
+    /// `Content-Encoding: gzip`. Defaults to `false`.
+    pub fn gzip(mut self, gzip: bool) -> Self {
+        self.gzip = gzip;
+        self
+    }
+
+    /// Most events per [`Sink::send`], and so per request in
+    /// [`HttpMode::Batched`]; 0 counts as 1. Defaults to 100
+    /// ([`DEFAULT_MAX_BATCH`]).
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    /// Checks the URL and headers and makes the sink with its own connection
+    /// pool. Fails with [`Error::Io`] of kind
+    /// [`InvalidInput`](std::io::ErrorKind::InvalidInput) for a URL that is
+    /// not absolute `http`/`https` or a header that is not valid HTTP.
+    pub fn build(self) -> Result<HttpSink, Error> {
+        let uri: Uri = self
+            .url
+            .parse()
+            .map_err(|e| invalid(format!("url {:?}: {e}", self.url)))?;
+        match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
+            _ => return Err(invalid(format!("url {:?}: not http or https", self.url))),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(invalid(format!("url {:?}: no host", self.url)));
+        }
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            let n = HeaderName::try_from(name.as_str())
+                .map_err(|e| invalid(format!("header name {name:?}: {e}")))?;
+            let reserved = [
+                "content-type",
+                "content-encoding",
+                "content-length",
+                "transfer-encoding",
+            ];
+            if reserved.contains(&n.as_str()) || n.as_str().starts_with("ce-") {
+                return Err(invalid(format!("header {name:?} is set by the sink")));
+            }
+            let v = HeaderValue::try_from(value.as_str())
+                .map_err(|e| invalid(format!("header {name:?} value: {e}")))?;
+            headers.push((n, v));
+        }
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            // A redirected POST is not what the collector was configured to
+            // receive: 3xx is reported, not followed.
+            .max_redirects(0)
+            .timeout_global(Some(self.timeout))
+            .timeout_connect(Some(self.timeout))
+            .user_agent(concat!("ossa-events/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(HttpSink {
+            agent: ureq::Agent::new_with_config(config),
+            uri,
+            url: self.url,
+            mode: self.mode,
+            headers,
+            gzip: self.gzip,
+            max_batch: self.max_batch,
+            buf: Vec::new(),
+            gz: Vec::new(),
+        })
+    }
+}
+
+fn invalid(msg: String) -> Error {
+    Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))
+}
+
+/// Why one request failed.
+struct Failure {
+    retry: bool,
+    after: Option<Duration>,
+    error: Error,
+}
+
+impl Failure {
+    fn into_send_error(self, delivered: usize) -> SendError {
+        if self.retry {
+            SendError::retryable(delivered, self.error, self.after)
+        } else {
+            SendError::fatal(delivered, self.error)
+        }
+    }
+}
+
+impl Sink for HttpSink {
+    fn encoding(&self) -> Encoding {
+        match self.mode {
+            HttpMode::Binary => Encoding::HttpBinary,
+            HttpMode::Structured | HttpMode::Batched => Encoding::Json,
+        }
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        let want = self.encoding();
+        if let Some(pos) = events.iter().position(|e| e.encoding() != want) {
+            // Nothing is sent for such a batch's tail: it could not be read back.
+            let (good, bad) = events.split_at(pos);
+            let err = bad.first().map(|b| {
+                Error::Encode(format!(
+                    "event {:?} is encoded as {:?}, the HTTP sink sends {:?}",
+                    b.id(),
+                    b.encoding(),
+                    want
+                ))
+            });
+            self.send_checked(good)?;
+            return Err(SendError::fatal(
+                pos,
+                err.unwrap_or(Error::Encode(String::new())),
+            ));
+        }
+        self.send_checked(events)
+    }
+}
+
+impl HttpSink {
+    fn send_checked(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        let mut delivered = 0;
+        match self.mode {
+            HttpMode::Batched => {
+                for chunk in events.chunks(self.max_batch) {
+                    self.buf.clear();
+                    self.buf.push(b'[');
+                    for (i, e) in chunk.iter().enumerate() {
+                        if i > 0 {
+                            self.buf.push(b',');
+                        }
+                        self.buf.extend_from_slice(e.json());
+                    }
+                    self.buf.push(b']');
+                    let body = std::mem::take(&mut self.buf);
+                    let r = self.post(&body, Some(BATCH_CT), None);
+                    self.buf = body;
+                    r.map_err(|f| f.into_send_error(delivered))?;
+                    delivered += chunk.len();
+                }
+            }
+            HttpMode::Structured => {
+                for e in events {
+                    self.post(e.json(), Some(STRUCTURED_CT), None)
+                        .map_err(|f| f.into_send_error(delivered))?;
+                    delivered += 1;
+                }
+            }
+            HttpMode::Binary => {
+                for e in events {
+                    self.post(e.body(), e.content_type(), Some(e))
+                        .map_err(|f| f.into_send_error(delivered))?;
+                    delivered += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One POST: `body` (gzipped if configured), `content_type`, the
+    /// configured headers and, in binary mode, the `ce-` headers of `binary`
+    /// (in wire form already).
+    fn post(
+        &mut self,
+        body: &[u8],
+        content_type: Option<&str>,
+        binary: Option<&Encoded>,
+    ) -> Result<(), Failure> {
+        let mut req = self.agent.post(&self.uri);
+        for (n, v) in &self.headers {
+            req = req.header(n.clone(), v.clone());
+        }
+        for (n, v) in binary.into_iter().flat_map(Encoded::headers) {
+            req = req.header(n, v);
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let result = if self.gzip {
+            self.gz.clear();
+            let mut enc = flate2::write::GzEncoder::new(
+                std::mem::take(&mut self.gz),
+                flate2::Compression::fast(),
+            );
+            let gz = enc.write_all(body).and_then(|()| enc.finish());
+            let gz = gz.map_err(|e| Failure {
+                retry: false,
+                after: None,
+                error: Error::Io(e),
+            })?;
+            let r = req.header("content-encoding", "gzip").send(&gz[..]);
+            self.gz = gz;
+            r
+        } else {
+            req.send(body)
+        };
+        let mut resp = result.map_err(transport_failure)?;
+        let status = resp.status().as_u16();
+        let after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after::parse(v, SystemTime::now()));
+        let success = (200..300).contains(&status);
+        // Read the body (bounded) so the connection goes back to the pool;
+        // a failure while reading it does not change a 2xx into an error.
+        let excerpt = drain(resp.body_mut().as_reader(), !success);
+        if success {
+            return Ok(());
+        }
+        let retry = matches!(status, 408 | 429) || (500..600).contains(&status) && status != 501;
+        Err(Failure {
+            retry,
+            after: if retry { after } else { None },
+            error: Error::HttpStatus {
+                status,
+                body: excerpt,
+            },
+        })
+    }
+}
+
+/// Reads up to [`DRAIN_LIMIT`] bytes of `body`, keeping the first
+/// [`EXCERPT_LIMIT`] (when `keep`) as lossy UTF-8 without a cut character.
+fn drain(mut body: impl Read, keep: bool) -> String {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut total = 0usize;
+    while total < DRAIN_LIMIT {
+        match body.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                if keep && head.len() < EXCERPT_LIMIT {
+                    let take = n.min(EXCERPT_LIMIT - head.len());
+                    head.extend_from_slice(chunk.get(..take).unwrap_or(&[]));
+                }
+                total += n;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if let Err(e) = std::str::from_utf8(&head) {
+        if e.error_len().is_none() {
+            // Cut inside a character by the limit: drop its first bytes.
+            head.truncate(e.valid_up_to());
+        }
+    }
+    String::from_utf8_lossy(&head).trim().to_owned()
+}
+
+/// Classifies an error below the HTTP status level.
+fn transport_failure(e: ureq::Error) -> Failure {
+    use ureq::Timeout as T;
+    let (retry, error) = match e {
+        ureq::Error::Timeout(T::Connect | T::Resolve) => (true, Error::Timeout(Phase::Connect)),
+        ureq::Error::Timeout(_) => (true, Error::Timeout(Phase::Send)),
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) =>
+        {
+            (true, Error::Timeout(Phase::Send))
+        }
+        // A request that cannot be made as configured: no retry will help.
+        e @ (ureq::Error::Http(_)
+        | ureq::Error::BadUri(_)
+        | ureq::Error::RequireHttpsOnly(_)
+        | ureq::Error::InvalidProxyUrl
+        | ureq::Error::BodyExceedsLimit(_)
+        | ureq::Error::RedirectFailed
+        | ureq::Error::TooManyRedirects
+        | ureq::Error::Pem(_)) => (false, Error::Transport(e.to_string())),
+        // Connect errors, resets, TLS and protocol failures: maybe next time.
+        e => (true, Error::Transport(e.to_string())),
+    };
+    Failure {
+        retry,
+        after: None,
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_checks_url_and_headers() {
+        for bad in ["", "not a url", "ftp://h/x", "/relative", "http://"] {
+            assert!(HttpSink::builder(bad).build().is_err(), "{bad:?}");
+        }
+        assert!(HttpSink::builder("http://127.0.0.1:1/x").build().is_ok());
+        assert!(HttpSink::builder("https://collector.example/events")
+            .build()
+            .is_ok());
+        for (n, v) in [
+            ("bad name", "v"),
+            ("x", "bad\nvalue"),
+            ("Content-Type", "x"),
+            ("ce-id", "1"),
+        ] {
+            let r = HttpSink::builder("http://h/").header(n, v).build();
+            assert!(
+                matches!(r, Err(Error::Io(ref e)) if e.kind() == std::io::ErrorKind::InvalidInput),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_hides_header_values() {
+        let s = HttpSink::builder("http://h/").header("Authorization", "Bearer secret");
+        assert!(!format!("{s:?}").contains("secret"));
+        let s = s.build().unwrap();
+        let d = format!("{s:?}");
+        assert!(d.contains("authorization") && !d.contains("secret"), "{d}");
+    }
+
+    #[test]
+    fn encoding_and_max_batch_follow_the_mode() {
+        let s = HttpSink::builder("http://h/").build().unwrap();
+        assert_eq!(
+            (s.encoding(), s.max_batch(), s.mode()),
+            (Encoding::Json, DEFAULT_MAX_BATCH, HttpMode::Structured)
+        );
+        let s = HttpSink::builder("http://h/")
+            .mode(HttpMode::Binary)
+            .max_batch(0)
+            .build()
+            .unwrap();
+        assert_eq!((s.encoding(), s.max_batch()), (Encoding::HttpBinary, 1));
+        let s = HttpSink::builder("http://h/")
+            .mode(HttpMode::Batched)
+            .max_batch(7)
+            .build()
+            .unwrap();
+        assert_eq!((s.encoding(), s.max_batch()), (Encoding::Json, 7));
+    }
+
+    #[test]
+    fn drain_keeps_a_clean_excerpt() {
+        let body = "é".repeat(300); // 600 bytes; byte 200 is a character boundary
+        assert_eq!(drain(body.as_bytes(), true).len(), 200);
+        let body = format!("x{}", "é".repeat(300)); // byte 200 cuts a character
+        let ex = drain(body.as_bytes(), true);
+        assert_eq!(ex.len(), 199);
+        assert!(!ex.contains('\u{FFFD}'));
+        assert_eq!(drain(&b"  bad request \n"[..], true), "bad request");
+        assert_eq!(drain(&b"ignored"[..], false), "");
+    }
+}

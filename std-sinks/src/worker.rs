@@ -1,0 +1,801 @@
+//! The std emitter: a cheap, cloneable handle that encodes events on the
+//! caller's thread and hands them to one background worker per emitter,
+//! which delivers them to a [`Sink`] in batches.
+//!
+//! The worker sends when a batch fills, when the flush interval has passed
+//! since the oldest waiting event (whether or not anything else is emitted),
+//! on [`Emitter::flush`], and on [`Emitter::shutdown`] or the drop of the
+//! last handle. Memory is bounded by the queue capacity (events and bytes);
+//! every event that is not delivered is counted in [`Metrics`] and reported
+//! to the [`EmitterBuilder::on_undelivered`] callback.
+//!
+//! ```
+//! use ossa_events::{ossa, sink::WriterSink, Emitter};
+//! let emitter = Emitter::builder("/agents/researcher")
+//!     .sink(WriterSink::new(Vec::<u8>::new()))
+//!     .agent_id("researcher")
+//!     .batch_size(50)
+//!     .build()?;
+//! emitter.emit_ossa(&ossa::AgentStarted { agent_id: "researcher", ..Default::default() })?;
+//! let report = emitter.flush()?;
+//! assert_eq!(report.delivered, 1);
+//! # Ok::<(), ossa_events::Error>(())
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ossa_events_core::{ossa, Clock, Event, EventBuilder};
+
+use crate::errors::{Error, Phase, Retry};
+use crate::metrics::{Counters, Metrics};
+use crate::retry::{Breaker, BreakerConfig, RetryPolicy};
+use crate::sink::{Encoded, Encoding, Sink, WriterSink};
+use crate::SystemClock;
+
+/// What to do with an event when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Refuse it at once ([`Error::QueueFull`]), counted in `dropped`.
+    DropNewest,
+    /// Wait up to this long for room, then refuse it as with `DropNewest`.
+    Block(Duration),
+}
+
+/// Why an event was not delivered, as told to the
+/// [`on_undelivered`](EmitterBuilder::on_undelivered) callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The queue was full at emit.
+    Dropped,
+    /// The event broke a CloudEvents rule or could not be encoded.
+    Rejected,
+    /// The sink refused it for good, or every retry failed.
+    Failed,
+    /// It was still waiting when shutdown's time ran out.
+    ShutdownTimeout,
+}
+
+/// An event that was not delivered.
+#[derive(Debug)]
+pub struct Undelivered<'a> {
+    /// Why.
+    pub reason: Reason,
+    /// The event's `id` (empty if it never got one).
+    pub id: &'a str,
+    /// The encoded event, when it got that far (to log or store it).
+    pub event: Option<&'a Encoded>,
+    /// The error behind it.
+    pub error: &'a Error,
+}
+
+type Callback = Arc<dyn Fn(&Undelivered<'_>) + Send + Sync>;
+
+/// The outcome of a [`flush`](Emitter::flush) or [`shutdown`](Emitter::shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct FlushReport {
+    /// Events delivered since the emitter started.
+    pub delivered: u64,
+    /// Events given up on since the emitter started.
+    pub failed: u64,
+    /// Events still waiting.
+    pub pending: u64,
+}
+
+/// Settings for [`Emitter`]; start with [`Emitter::builder`].
+#[must_use = "call .build() to start the emitter"]
+pub struct EmitterBuilder {
+    source: String,
+    sink: Option<Box<dyn Sink>>,
+    batch_size: usize,
+    flush_interval: Duration,
+    queue_events: usize,
+    queue_bytes: usize,
+    overflow: Overflow,
+    retry: RetryPolicy,
+    breaker: BreakerConfig,
+    flush_timeout: Duration,
+    shutdown_timeout: Duration,
+    context: OwnedContext,
+    callback: Option<Callback>,
+}
+
+impl fmt::Debug for EmitterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmitterBuilder")
+            .field("source", &self.source)
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval", &self.flush_interval)
+            .field("queue_events", &self.queue_events)
+            .field("queue_bytes", &self.queue_bytes)
+            .field("overflow", &self.overflow)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The OSSA context, owned.
+#[derive(Debug, Clone, Default)]
+struct OwnedContext {
+    agent_id: Option<String>,
+    interaction_id: Option<String>,
+    trace_id: Option<String>,
+    span_id: Option<String>,
+}
+
+impl OwnedContext {
+    fn borrow(&self) -> ossa::Context<'_> {
+        ossa::Context {
+            agent_id: self.agent_id.as_deref(),
+            interaction_id: self.interaction_id.as_deref(),
+            trace_id: self.trace_id.as_deref(),
+            span_id: self.span_id.as_deref(),
+        }
+    }
+}
+
+impl EmitterBuilder {
+    /// Default events per batch.
+    pub const DEFAULT_BATCH_SIZE: usize = 100;
+    /// Default flush interval.
+    pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+    /// Default queue capacity in events.
+    pub const DEFAULT_QUEUE_EVENTS: usize = 10_000;
+    /// Default queue capacity in bytes.
+    pub const DEFAULT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+    /// Default time [`Emitter::flush`] waits.
+    pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default time shutdown (and the drop of the last handle) waits for delivery.
+    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn new(source: String) -> Self {
+        EmitterBuilder {
+            source,
+            sink: None,
+            batch_size: Self::DEFAULT_BATCH_SIZE,
+            flush_interval: Self::DEFAULT_FLUSH_INTERVAL,
+            queue_events: Self::DEFAULT_QUEUE_EVENTS,
+            queue_bytes: Self::DEFAULT_QUEUE_BYTES,
+            overflow: Overflow::DropNewest,
+            retry: RetryPolicy::default(),
+            breaker: BreakerConfig::default(),
+            flush_timeout: Self::DEFAULT_FLUSH_TIMEOUT,
+            shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
+            context: OwnedContext::default(),
+            callback: None,
+        }
+    }
+
+    /// Where events go. Defaults to JSON Lines on stdout ([`WriterSink::stdout`]).
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sink = Some(Box::new(sink));
+        self
+    }
+    /// Events per batch; a full batch is sent at once. Defaults to `100`.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+    /// Longest wait of the oldest queued event before its batch is sent. Defaults to `1 s`.
+    pub fn flush_interval(mut self, d: Duration) -> Self {
+        self.flush_interval = d;
+        self
+    }
+    /// Most events waiting (queued or being sent). Defaults to `10 000`.
+    pub fn queue_capacity(mut self, events: usize) -> Self {
+        self.queue_events = events.max(1);
+        self
+    }
+    /// Most bytes of encoded events waiting. Defaults to `16 MiB`.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes.max(1);
+        self
+    }
+    /// What happens when the queue is full. Defaults to [`Overflow::DropNewest`].
+    pub fn overflow(mut self, o: Overflow) -> Self {
+        self.overflow = o;
+        self
+    }
+    /// How failed batches are retried. Defaults to [`RetryPolicy::default`].
+    pub fn retry(mut self, p: RetryPolicy) -> Self {
+        self.retry = p;
+        self
+    }
+    /// When to stop sending to a failing sink for a while. Defaults to [`BreakerConfig::default`].
+    pub fn circuit_breaker(mut self, b: BreakerConfig) -> Self {
+        self.breaker = b;
+        self
+    }
+    /// How long [`Emitter::flush`] waits. Defaults to `30 s`.
+    pub fn flush_timeout(mut self, d: Duration) -> Self {
+        self.flush_timeout = d;
+        self
+    }
+    /// How long shutdown (or the drop of the last handle) waits for pending
+    /// events to be delivered. Defaults to `5 s`.
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.shutdown_timeout = d;
+        self
+    }
+    /// `ossaagentid` for events that do not set it. Defaults to none.
+    pub fn agent_id(mut self, v: impl Into<String>) -> Self {
+        self.context.agent_id = Some(v.into());
+        self
+    }
+    /// `ossainteractionid` for events that do not set it. Defaults to none.
+    pub fn interaction_id(mut self, v: impl Into<String>) -> Self {
+        self.context.interaction_id = Some(v.into());
+        self
+    }
+    /// `ossatraceid` for events that do not set it. Defaults to none.
+    pub fn trace_id(mut self, v: impl Into<String>) -> Self {
+        self.context.trace_id = Some(v.into());
+        self
+    }
+    /// `ossaspanid` for events that do not set it. Defaults to none.
+    pub fn span_id(mut self, v: impl Into<String>) -> Self {
+        self.context.span_id = Some(v.into());
+        self
+    }
+    /// Called (on the emitting thread or the worker) for every event that is
+    /// not delivered. Defaults to none (the counters still count).
+    pub fn on_undelivered(mut self, f: impl Fn(&Undelivered<'_>) + Send + Sync + 'static) -> Self {
+        self.callback = Some(Arc::new(f));
+        self
+    }
+
+    /// Starts the worker thread and returns the first handle.
+    pub fn build(self) -> Result<Emitter, Error> {
+        if !ossa_events_core::uri::is_uri_reference(&self.source) {
+            return Err(Error::Invalid(Box::new(
+                ossa_events_core::ValidationError::new(
+                    ossa_events_core::Attribute::Source,
+                    ossa_events_core::Rule::NotUriReference,
+                ),
+            )));
+        }
+        let sink = self.sink.unwrap_or_else(|| Box::new(WriterSink::stdout()));
+        let shared = Arc::new(Shared {
+            encoding: sink.encoding(),
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            space: Condvar::new(),
+            done: Condvar::new(),
+            counters: Counters::default(),
+            config: Config {
+                source: self.source,
+                batch_size: self.batch_size,
+                flush_interval: self.flush_interval,
+                queue_events: self.queue_events,
+                queue_bytes: self.queue_bytes,
+                overflow: self.overflow,
+                retry: self.retry,
+                flush_timeout: self.flush_timeout,
+                shutdown_timeout: self.shutdown_timeout,
+                context: self.context,
+            },
+            callback: self.callback,
+        });
+        let worker_shared = shared.clone();
+        let breaker = Breaker::new(self.breaker);
+        let handle = std::thread::Builder::new()
+            .name("ossa-events-worker".into())
+            .spawn(move || worker(worker_shared, sink, breaker))?;
+        Ok(Emitter {
+            shared: shared.clone(),
+            guard: Arc::new(Guard {
+                shared,
+                worker: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+}
+
+struct Config {
+    source: String,
+    batch_size: usize,
+    flush_interval: Duration,
+    queue_events: usize,
+    queue_bytes: usize,
+    overflow: Overflow,
+    retry: RetryPolicy,
+    flush_timeout: Duration,
+    shutdown_timeout: Duration,
+    context: OwnedContext,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Encoded>,
+    /// Events taken by the worker and not yet settled.
+    in_flight: usize,
+    /// Bytes of queued and in-flight events.
+    bytes: usize,
+    /// When the oldest queued event arrived.
+    oldest: Option<Instant>,
+    /// Flush requests made / served (a generation count).
+    flush_asked: u64,
+    flush_served: u64,
+    shutdown: bool,
+    /// When shutdown must be over.
+    deadline: Option<Instant>,
+    worker_done: bool,
+}
+
+struct Shared {
+    encoding: Encoding,
+    state: Mutex<State>,
+    /// Wakes the worker.
+    wake: Condvar,
+    /// Wakes emitters blocked on a full queue.
+    space: Condvar,
+    /// Wakes flush and shutdown waiters.
+    done: Condvar,
+    counters: Counters,
+    config: Config,
+    callback: Option<Callback>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state inconsistent
+        // in a way that matters more than losing the emitter: keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn report(&self, reason: Reason, id: &str, event: Option<&Encoded>, error: &Error) {
+        if let Some(cb) = &self.callback {
+            cb(&Undelivered {
+                reason,
+                id,
+                event,
+                error,
+            });
+        }
+    }
+}
+
+/// Signals shutdown and joins the worker when the last handle goes.
+struct Guard {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = shutdown(&self.shared, &self.worker);
+    }
+}
+
+/// A handle to an emitter: `Clone + Send + Sync`, cheap to clone. The worker
+/// stops, after delivering what is pending (bounded by the shutdown timeout),
+/// when [`shutdown`](Self::shutdown) is called or the last handle is dropped.
+#[derive(Clone)]
+pub struct Emitter {
+    shared: Arc<Shared>,
+    guard: Arc<Guard>,
+}
+
+impl fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emitter")
+            .field("source", &self.shared.config.source)
+            .field("metrics", &self.metrics())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emitter {
+    /// Settings for an emitter of events from `source` (a URI-reference).
+    pub fn builder(source: impl Into<String>) -> EmitterBuilder {
+        EmitterBuilder::new(source.into())
+    }
+
+    /// Emits an OSSA event from its typed payload.
+    pub fn emit_ossa<P: ossa::Payload>(&self, payload: &P) -> Result<(), Error> {
+        self.emit(EventBuilder::new().ossa(payload))
+    }
+
+    /// Completes `event` (a new id, this emitter's `source`, the current
+    /// time and the OSSA context, where the event does not set them),
+    /// validates and encodes it on this thread, and queues it.
+    pub fn emit(&self, event: EventBuilder<'_>) -> Result<(), Error> {
+        let id = crate::new_id();
+        let cfg = &self.shared.config;
+        let ctx = cfg.context.borrow();
+        let b = event.defaults(id.as_str(), &cfg.source, SystemClock.now());
+        let b = fill_context(b, &ctx);
+        let r = match b.build() {
+            Ok(ev) => self.emit_event(&ev),
+            Err(e) => {
+                Counters::add(&self.shared.counters.rejected, 1);
+                let err = Error::Invalid(Box::new(e));
+                self.shared
+                    .report(Reason::Rejected, id.as_str(), None, &err);
+                Err(err)
+            }
+        };
+        r
+    }
+
+    /// Queues an event exactly as it is (attributes, extensions and data
+    /// unchanged): how `ossa-events emit` forwards events it read.
+    pub fn emit_event(&self, ev: &Event<'_>) -> Result<(), Error> {
+        let encoded = match Encoded::new(ev, self.shared.encoding) {
+            Ok(e) => e,
+            Err(err) => {
+                Counters::add(&self.shared.counters.rejected, 1);
+                self.shared.report(Reason::Rejected, ev.id(), None, &err);
+                return Err(err);
+            }
+        };
+        self.enqueue(encoded)
+    }
+
+    fn enqueue(&self, e: Encoded) -> Result<(), Error> {
+        let sh = &*self.shared;
+        let cfg = &sh.config;
+        let size = e.size();
+        let mut st = sh.lock();
+        let fits = |st: &State| {
+            st.queue.len() + st.in_flight < cfg.queue_events
+                && (st.bytes + size <= cfg.queue_bytes || st.bytes == 0)
+        };
+        if !fits(&st) && !st.shutdown {
+            if let Overflow::Block(limit) = cfg.overflow {
+                let deadline = Instant::now() + limit;
+                while !fits(&st) && !st.shutdown {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    st = sh
+                        .space
+                        .wait_timeout(st, deadline - now)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+            }
+        }
+        if st.shutdown {
+            drop(st);
+            let err = Error::ShutDown;
+            Counters::add(&sh.counters.dropped, 1);
+            sh.report(Reason::Dropped, e.id(), Some(&e), &err);
+            return Err(err);
+        }
+        if !fits(&st) {
+            drop(st);
+            let err = Error::QueueFull;
+            Counters::add(&sh.counters.dropped, 1);
+            sh.report(Reason::Dropped, e.id(), Some(&e), &err);
+            return Err(err);
+        }
+        st.bytes += size;
+        st.queue.push_back(e);
+        if st.oldest.is_none() {
+            st.oldest = Some(Instant::now());
+            // The worker may be sleeping without a deadline.
+            sh.wake.notify_one();
+        }
+        if st.queue.len() >= cfg.batch_size {
+            sh.wake.notify_one();
+        }
+        drop(st);
+        Counters::add(&sh.counters.emitted, 1);
+        Ok(())
+    }
+
+    /// Sends everything queued now and waits until it is delivered (or given
+    /// up on), at most the flush timeout. On timeout the events stay queued.
+    pub fn flush(&self) -> Result<FlushReport, Error> {
+        self.flush_within(self.shared.config.flush_timeout)
+    }
+
+    /// [`flush`](Self::flush) with its own time limit.
+    pub fn flush_within(&self, limit: Duration) -> Result<FlushReport, Error> {
+        let sh = &*self.shared;
+        let mut st = sh.lock();
+        st.flush_asked += 1;
+        let ticket = st.flush_asked;
+        sh.wake.notify_one();
+        let deadline = Instant::now() + limit;
+        while st.flush_served < ticket && !st.worker_done {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout(Phase::Flush));
+            }
+            st = sh
+                .done
+                .wait_timeout(st, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        let pending = (st.queue.len() + st.in_flight) as u64;
+        drop(st);
+        let m = self.metrics();
+        Ok(FlushReport {
+            delivered: m.delivered,
+            failed: m.failed,
+            pending,
+        })
+    }
+
+    /// Stops the worker after delivering what is pending, within the shutdown
+    /// timeout; what is left then is counted failed and reported. Later emits
+    /// are refused with [`Error::ShutDown`]. Dropping the last handle does the same.
+    pub fn shutdown(&self) -> Result<FlushReport, Error> {
+        shutdown(&self.shared, &self.guard.worker)?;
+        let m = self.metrics();
+        Ok(FlushReport {
+            delivered: m.delivered,
+            failed: m.failed,
+            pending: m.queue_depth,
+        })
+    }
+
+    /// The counters now.
+    pub fn metrics(&self) -> Metrics {
+        let st = self.shared.lock();
+        let (depth, bytes) = ((st.queue.len() + st.in_flight) as u64, st.bytes as u64);
+        drop(st);
+        self.shared.counters.snapshot(depth, bytes)
+    }
+}
+
+fn fill_context<'a>(mut b: EventBuilder<'a>, ctx: &ossa::Context<'a>) -> EventBuilder<'a> {
+    let have = |b: &EventBuilder<'a>, name: &str| b.has_extension(name);
+    if let Some(v) = ctx.agent_id.filter(|_| !have(&b, ossa::EXT_AGENT_ID)) {
+        b = b.ossa_agent_id(v);
+    }
+    if let Some(v) = ctx
+        .interaction_id
+        .filter(|_| !have(&b, ossa::EXT_INTERACTION_ID))
+    {
+        b = b.ossa_interaction_id(v);
+    }
+    if let Some(v) = ctx.trace_id.filter(|_| !have(&b, ossa::EXT_TRACE_ID)) {
+        b = b.ossa_trace_id(v);
+    }
+    if let Some(v) = ctx.span_id.filter(|_| !have(&b, ossa::EXT_SPAN_ID)) {
+        b = b.ossa_span_id(v);
+    }
+    b
+}
+
+fn shutdown(shared: &Shared, worker: &Mutex<Option<JoinHandle<()>>>) -> Result<(), Error> {
+    let limit = shared.config.shutdown_timeout;
+    {
+        let mut st = shared.lock();
+        if !st.shutdown {
+            st.shutdown = true;
+            st.deadline = Some(Instant::now() + limit);
+        }
+        shared.wake.notify_all();
+        shared.space.notify_all();
+        let deadline = st.deadline.unwrap_or_else(Instant::now);
+        // Wait for the worker, a little past its own deadline.
+        let hard = deadline + Duration::from_millis(500);
+        while !st.worker_done {
+            let now = Instant::now();
+            if now >= hard {
+                return Err(Error::Timeout(Phase::Shutdown));
+            }
+            st = shared
+                .done
+                .wait_timeout(st, hard - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+    let handle = worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(h) = handle {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+/// A fast random number for jitter.
+fn jitter_rand() -> u64 {
+    let id = crate::new_id();
+    let b = id.as_str().as_bytes();
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for &c in b {
+        h = (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+/// The worker thread.
+fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
+    let sh = &*shared;
+    let cfg = &sh.config;
+    let max_batch = sink.max_batch().max(1).min(cfg.batch_size.max(1));
+    loop {
+        // Wait for something to do.
+        let mut st = sh.lock();
+        let batch: Vec<Encoded> = loop {
+            let now = Instant::now();
+            let flush_wanted = st.flush_asked > st.flush_served;
+            if st.queue.is_empty() {
+                if flush_wanted && st.in_flight == 0 {
+                    st.flush_served = st.flush_asked;
+                    sh.done.notify_all();
+                }
+                if st.shutdown {
+                    st.worker_done = true;
+                    sh.done.notify_all();
+                    return;
+                }
+                st = sh.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let interval_due = st
+                .oldest
+                .is_some_and(|t| now.duration_since(t) >= cfg.flush_interval);
+            let due =
+                st.queue.len() >= cfg.batch_size || flush_wanted || st.shutdown || interval_due;
+            let held_back = breaker.wait_until();
+            if let (true, None) = (due, held_back) {
+                let n = st.queue.len().min(max_batch);
+                let batch: Vec<Encoded> = st.queue.drain(..n).collect();
+                st.in_flight += batch.len();
+                st.oldest = if st.queue.is_empty() { None } else { Some(now) };
+                break batch;
+            }
+            if st.shutdown && st.deadline.is_some_and(|d| now >= d) {
+                // Out of time: give up on what is left.
+                let left: Vec<Encoded> = st.queue.drain(..).collect();
+                st.bytes = st
+                    .bytes
+                    .saturating_sub(left.iter().map(Encoded::size).sum());
+                drop(st);
+                give_up(
+                    sh,
+                    &left,
+                    Reason::ShutdownTimeout,
+                    &Error::Timeout(Phase::Shutdown),
+                );
+                st = sh.lock();
+                continue;
+            }
+            // Sleep until the interval, the breaker or the shutdown deadline.
+            let mut until = st.oldest.map(|t| t + cfg.flush_interval);
+            if let Some(b) = held_back {
+                until = Some(until.map_or(b, |u| u.max(b)));
+                if due {
+                    until = Some(b);
+                }
+            }
+            if let Some(d) = st.deadline {
+                until = Some(until.map_or(d, |u| u.min(d)));
+            }
+            st = match until {
+                Some(t) if t > now => sh
+                    .wake
+                    .wait_timeout(st, t - now)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0),
+                Some(_) => st,
+                None => sh.wake.wait(st).unwrap_or_else(|p| p.into_inner()),
+            };
+        };
+        drop(st);
+
+        deliver(sh, &mut *sink, &mut breaker, &batch);
+
+        let mut st = sh.lock();
+        st.in_flight -= batch.len();
+        st.bytes = st
+            .bytes
+            .saturating_sub(batch.iter().map(Encoded::size).sum());
+        sh.space.notify_all();
+        if st.queue.is_empty() && st.in_flight == 0 && st.flush_asked > st.flush_served {
+            st.flush_served = st.flush_asked;
+            sh.done.notify_all();
+        }
+    }
+}
+
+/// Counts and reports events given up on.
+fn give_up(sh: &Shared, events: &[Encoded], reason: Reason, error: &Error) {
+    Counters::add(&sh.counters.failed, events.len() as u64);
+    for e in events {
+        sh.report(reason, e.id(), Some(e), error);
+    }
+}
+
+/// Sends one batch, retrying per the policy; settles every event of it.
+fn deliver(sh: &Shared, sink: &mut dyn Sink, breaker: &mut Breaker, batch: &[Encoded]) {
+    let cfg = &sh.config;
+    let mut done = 0usize;
+    let mut attempt = 0u32;
+    while done < batch.len() {
+        let rest = batch.get(done..).unwrap_or(&[]);
+        attempt += 1;
+        let r = sink.send(rest).and_then(|()| sink.flush());
+        match r {
+            Ok(()) => {
+                breaker.success();
+                Counters::add(&sh.counters.delivered, rest.len() as u64);
+                Counters::add(&sh.counters.batches, 1);
+                Counters::add(
+                    &sh.counters.bytes,
+                    rest.iter().map(|e| e.size() as u64).sum(),
+                );
+                return;
+            }
+            Err(e) => {
+                let got = e.delivered.min(rest.len());
+                if got > 0 {
+                    breaker.success();
+                    Counters::add(&sh.counters.delivered, got as u64);
+                    Counters::add(
+                        &sh.counters.bytes,
+                        rest.iter().take(got).map(|e| e.size() as u64).sum(),
+                    );
+                    done += got;
+                }
+                let rest = batch.get(done..).unwrap_or(&[]);
+                if rest.is_empty() {
+                    return;
+                }
+                let after = match e.retry {
+                    Retry::No => {
+                        give_up(sh, rest, Reason::Failed, &e.error);
+                        return;
+                    }
+                    Retry::Yes { after } => after,
+                };
+                breaker.failure();
+                let (shutting, deadline) = {
+                    let st = sh.lock();
+                    (st.shutdown, st.deadline)
+                };
+                if attempt >= cfg.retry.attempts() {
+                    give_up(sh, rest, Reason::Failed, &e.error);
+                    return;
+                }
+                let mut wait = cfg.retry.backoff(attempt, after, jitter_rand());
+                if let Some(b) = breaker.wait_until() {
+                    wait = wait.max(b.saturating_duration_since(Instant::now()));
+                }
+                if shutting {
+                    let left = deadline.map_or(Duration::ZERO, |d| {
+                        d.saturating_duration_since(Instant::now())
+                    });
+                    if wait >= left {
+                        give_up(sh, rest, Reason::ShutdownTimeout, &e.error);
+                        return;
+                    }
+                }
+                Counters::add(&sh.counters.retried, rest.len() as u64);
+                sleep_unless_shutdown(sh, wait);
+            }
+        }
+    }
+}
+
+/// Sleeps `d`, waking early when shutdown begins (the retry loop then
+/// re-checks the shutdown deadline).
+fn sleep_unless_shutdown(sh: &Shared, d: Duration) {
+    let deadline = Instant::now() + d;
+    let mut st = sh.lock();
+    let started_shutdown = st.shutdown;
+    loop {
+        let now = Instant::now();
+        if now >= deadline || (st.shutdown && !started_shutdown) {
+            return;
+        }
+        st = sh
+            .wake
+            .wait_timeout(st, deadline - now)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
+}

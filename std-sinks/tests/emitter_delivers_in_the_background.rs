@@ -1,0 +1,420 @@
+//! The std emitter: background worker, timer flush, drop delivery, retries,
+//! bounded queue, counting and reporting of every undelivered event.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ossa_events::sink::{Encoded, Sink, WriterSink};
+use ossa_events::{
+    ossa, BreakerConfig, Emitter, Error, Event, Overflow, Reason, RetryPolicy, SendError,
+};
+
+/// What the recording sink does on its next sends.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Ok,
+    Retry,
+    RetryAfter(Duration),
+    Fatal,
+    /// Deliver the first n events, then fail retryably.
+    Partial(usize),
+    Sleep(Duration),
+}
+
+#[derive(Clone, Default)]
+struct Recorder {
+    got: Arc<Mutex<Vec<String>>>,
+    sends: Arc<Mutex<usize>>,
+    script: Arc<Mutex<VecDeque<Step>>>,
+    /// Once the script is empty: fail forever (true) or succeed (false).
+    down: Arc<Mutex<bool>>,
+}
+
+impl Recorder {
+    fn with(steps: &[Step]) -> Self {
+        let r = Recorder::default();
+        r.script.lock().unwrap().extend(steps.iter().copied());
+        r
+    }
+    fn ids(&self) -> Vec<String> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Sink for Recorder {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        *self.sends.lock().unwrap() += 1;
+        let step = self.script.lock().unwrap().pop_front();
+        let step = step.unwrap_or(if *self.down.lock().unwrap() {
+            Step::Retry
+        } else {
+            Step::Ok
+        });
+        let transport = || Error::Transport("test: collector down".into());
+        match step {
+            Step::Ok => {
+                self.got
+                    .lock()
+                    .unwrap()
+                    .extend(events.iter().map(|e| e.id().to_string()));
+                Ok(())
+            }
+            Step::Sleep(d) => {
+                std::thread::sleep(d);
+                self.got
+                    .lock()
+                    .unwrap()
+                    .extend(events.iter().map(|e| e.id().to_string()));
+                Ok(())
+            }
+            Step::Retry => Err(SendError::retryable(0, transport(), None)),
+            Step::RetryAfter(d) => Err(SendError::retryable(0, transport(), Some(d))),
+            Step::Fatal => Err(SendError::fatal(
+                0,
+                Error::HttpStatus {
+                    status: 400,
+                    body: "bad event".into(),
+                },
+            )),
+            Step::Partial(n) => {
+                let n = n.min(events.len());
+                self.got
+                    .lock()
+                    .unwrap()
+                    .extend(events[..n].iter().map(|e| e.id().to_string()));
+                Err(SendError::retryable(n, transport(), None))
+            }
+        }
+    }
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy::default()
+        .base(Duration::from_millis(5))
+        .cap(Duration::from_millis(20))
+}
+
+fn turn(i: u64) -> ossa::TurnStarted<'static> {
+    ossa::TurnStarted {
+        turn: i,
+        input: None,
+    }
+}
+
+fn wait_for(mut f: impl FnMut() -> bool, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    f()
+}
+
+#[test]
+fn the_timer_flushes_without_further_emits() {
+    let rec = Recorder::default();
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(100)
+        .flush_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    assert!(rec.ids().is_empty(), "not before the interval");
+    assert!(
+        wait_for(|| rec.ids().len() == 3, Duration::from_secs(3)),
+        "timer flush never came"
+    );
+    assert_eq!(em.metrics().delivered, 3);
+}
+
+#[test]
+fn a_full_batch_is_sent_at_once() {
+    let rec = Recorder::default();
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(10)
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    for i in 0..25 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    assert!(wait_for(|| rec.ids().len() == 20, Duration::from_secs(3)));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        rec.ids().len(),
+        20,
+        "the last 5 wait for the interval or a flush"
+    );
+    let report = em.flush().unwrap();
+    assert_eq!((report.delivered, report.pending), (25, 0));
+}
+
+#[test]
+fn dropping_the_last_handle_delivers_what_is_pending() {
+    let rec = Recorder::default();
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(1000)
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let other = em.clone();
+    for i in 0..50 {
+        em.emit_ossa(&turn(i)).unwrap();
+        other.emit_ossa(&turn(i)).unwrap();
+    }
+    drop(em);
+    assert!(rec.ids().is_empty(), "another handle is still alive");
+    drop(other);
+    assert_eq!(
+        rec.ids().len(),
+        100,
+        "the drop of the last handle delivered everything"
+    );
+}
+
+#[test]
+fn retryable_failures_are_retried_until_delivered() {
+    let rec = Recorder::with(&[
+        Step::Retry,
+        Step::RetryAfter(Duration::from_millis(30)),
+        Step::Partial(2),
+        Step::Retry,
+    ]);
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(5)
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    let report = em.flush().unwrap();
+    assert_eq!(report.delivered, 5);
+    assert_eq!(report.failed, 0);
+    let ids = rec.ids();
+    assert_eq!(ids.len(), 5, "partial delivery is not sent twice: {ids:?}");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 5);
+    let m = em.metrics();
+    // Retry: 5 retried; RetryAfter: 5; Partial(2): the 3 left; Retry: 3.
+    assert_eq!(m.retried, 5 + 5 + 3 + 3, "{m:?}");
+}
+
+#[test]
+fn a_fatal_error_fails_the_batch_and_reports_each_event() {
+    let rec = Recorder::with(&[Step::Fatal]);
+    let reported = Arc::new(Mutex::new(Vec::new()));
+    let r2 = reported.clone();
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(3)
+        .on_undelivered(move |u| {
+            r2.lock()
+                .unwrap()
+                .push((u.reason, u.id.to_string(), u.error.to_string()));
+        })
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    em.emit_ossa(&turn(9)).unwrap();
+    let report = em.flush().unwrap();
+    assert_eq!((report.delivered, report.failed), (1, 3));
+    let reported = reported.lock().unwrap();
+    assert_eq!(reported.len(), 3);
+    assert!(reported
+        .iter()
+        .all(|(r, _, e)| *r == Reason::Failed && e.contains("400") && e.contains("bad event")));
+    assert_eq!(*rec.sends.lock().unwrap(), 2, "not retried");
+}
+
+#[test]
+fn retries_run_out_and_are_counted() {
+    let rec = Recorder::default();
+    *rec.down.lock().unwrap() = true;
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(2)
+        .retry(fast_retry().max_attempts(3))
+        .circuit_breaker(BreakerConfig::default().threshold(100))
+        .build()
+        .unwrap();
+    em.emit_ossa(&turn(0)).unwrap();
+    em.emit_ossa(&turn(1)).unwrap();
+    let report = em.flush().unwrap();
+    assert_eq!((report.delivered, report.failed), (0, 2));
+    assert_eq!(*rec.sends.lock().unwrap(), 3);
+}
+
+#[test]
+fn a_dead_collector_opens_the_breaker_and_memory_stays_at_the_cap() {
+    let rec = Recorder::default();
+    *rec.down.lock().unwrap() = true;
+    let dropped = Arc::new(Mutex::new(0usize));
+    let d2 = dropped.clone();
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(10)
+        .queue_capacity(100)
+        .flush_interval(Duration::from_millis(10))
+        .retry(fast_retry().max_attempts(1000))
+        .circuit_breaker(
+            BreakerConfig::default()
+                .threshold(3)
+                .open_for(Duration::from_millis(200)),
+        )
+        .shutdown_timeout(Duration::from_millis(300))
+        .on_undelivered(move |u| {
+            if u.reason == Reason::Dropped {
+                *d2.lock().unwrap() += 1;
+            }
+        })
+        .build()
+        .unwrap();
+    let mut refused = 0;
+    for i in 0..1000 {
+        if let Err(e) = em.emit_ossa(&turn(i)) {
+            assert!(matches!(e, Error::QueueFull));
+            refused += 1;
+        }
+        let m = em.metrics();
+        assert!(m.queue_depth <= 100, "queue grew past its cap: {m:?}");
+    }
+    assert_eq!(refused, 900);
+    assert_eq!(*dropped.lock().unwrap(), 900);
+    std::thread::sleep(Duration::from_millis(300));
+    let sends = *rec.sends.lock().unwrap();
+    assert!(
+        sends < 12,
+        "the breaker keeps the worker from hammering: {sends} sends"
+    );
+    let m = em.metrics();
+    assert_eq!((m.emitted, m.dropped, m.delivered), (100, 900, 0));
+    // Shutdown is bounded; what is left is counted failed.
+    let t = Instant::now();
+    let _ = em.shutdown();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(em.metrics().failed, 100);
+}
+
+#[test]
+fn blocking_overflow_waits_for_room() {
+    let rec = Recorder::with(&[Step::Sleep(Duration::from_millis(100))]);
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(2)
+        .queue_capacity(2)
+        .overflow(Overflow::Block(Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    for i in 0..6 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    em.flush().unwrap();
+    assert_eq!(rec.ids().len(), 6);
+    assert_eq!(em.metrics().dropped, 0);
+}
+
+#[test]
+fn invalid_events_are_rejected_counted_and_reported() {
+    let rec = Recorder::default();
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let r2 = reasons.clone();
+    let em = Emitter::builder("/t")
+        .sink(rec)
+        .on_undelivered(move |u| r2.lock().unwrap().push(u.reason))
+        .build()
+        .unwrap();
+    let err = em.emit(Event::builder().ty("t").subject("")).unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    assert_eq!(em.metrics().rejected, 1);
+    assert_eq!(*reasons.lock().unwrap(), vec![Reason::Rejected]);
+    assert!(Emitter::builder("not a uri").build().is_err());
+}
+
+#[test]
+fn many_threads_emit_through_clones_and_everything_arrives_once() {
+    let rec = Recorder::default();
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(64)
+        .agent_id("a1")
+        .trace_id("t1")
+        .build()
+        .unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let em = em.clone();
+            std::thread::spawn(move || {
+                for i in 0..1000 {
+                    em.emit_ossa(&turn(t * 1000 + i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let report = em.flush().unwrap();
+    assert_eq!(report.delivered, 4000);
+    let ids = rec.ids();
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 4000);
+}
+
+#[test]
+fn the_writer_sink_writes_json_lines_that_parse_back() {
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let out = Shared::default();
+    let em = Emitter::builder("/agents/x")
+        .sink(WriterSink::new(out.clone()))
+        .agent_id("x")
+        .build()
+        .unwrap();
+    em.emit_ossa(&ossa::ToolCalled {
+        tool: "search",
+        ..Default::default()
+    })
+    .unwrap();
+    em.emit(
+        Event::builder()
+            .ty("custom.event")
+            .data_text("text/plain", "hello"),
+    )
+    .unwrap();
+    em.flush().unwrap();
+    let bytes = out.0.lock().unwrap().clone();
+    let lines: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let mut scratch = vec![0u8; 1024];
+    let ev = ossa_events::parse::json::parse_event(
+        lines[0],
+        &mut ossa_events::Scratch::new(&mut scratch),
+    )
+    .unwrap();
+    assert_eq!(ev.ty(), ossa::TOOL_CALLED);
+    assert_eq!(ev.ossa_agent_id(), Some("x"));
+    assert_eq!(ev.source(), "/agents/x");
+}

@@ -1,0 +1,264 @@
+//! `ossa-events listen`, run as the real binary: requests over real sockets,
+//! events read back from its stdout.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ossa-events"))
+}
+
+/// A running `listen` process; killed when dropped.
+struct Listen {
+    child: Child,
+    addr: SocketAddr,
+    lines: Receiver<String>,
+}
+
+impl Drop for Listen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Listen {
+    fn start(extra: &[&str]) -> Listen {
+        let mut child = bin()
+            .args(["listen", "--http", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut first = String::new();
+            let mut r = BufReader::new(stderr);
+            let _ = r.read_line(&mut first);
+            let _ = tx.send(first);
+            // Keep draining so the child never blocks on stderr.
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
+        });
+        let first = match rx.recv_timeout(IO_TIMEOUT) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no 'listening on' line");
+            }
+        };
+        let addr: SocketAddr = first
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first stderr line: {first:?}"))
+            .parse()
+            .unwrap();
+        assert_ne!(addr.port(), 0, "the real port is printed");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Listen { child, addr, lines }
+    }
+
+    /// Sends raw bytes on a new connection; the status line's code.
+    fn send(&self, req: &[u8]) -> (u16, String) {
+        let mut s = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.write_all(req).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let mut hs = [httparse::EMPTY_HEADER; 16];
+            let mut r = httparse::Response::new(&mut hs);
+            if let httparse::Status::Complete(n) = r.parse(&buf).unwrap() {
+                let len: usize = r
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .map_or(0, |h| {
+                        std::str::from_utf8(h.value).unwrap().parse().unwrap()
+                    });
+                let code = r.code.unwrap();
+                while buf.len() < n + len {
+                    let k = s.read(&mut chunk).unwrap();
+                    assert!(k > 0, "closed inside the body");
+                    buf.extend_from_slice(&chunk[..k]);
+                }
+                return (code, String::from_utf8_lossy(&buf[n..n + len]).into_owned());
+            }
+            let k = s.read(&mut chunk).unwrap();
+            assert!(k > 0, "closed before a response");
+            buf.extend_from_slice(&chunk[..k]);
+        }
+    }
+
+    /// The next line printed on stdout.
+    fn line(&self) -> String {
+        self.lines.recv_timeout(IO_TIMEOUT).unwrap()
+    }
+
+    /// Asserts nothing more was printed (events are flushed before the response).
+    fn no_more_lines(&self) {
+        match self.lines.recv_timeout(Duration::from_millis(200)) {
+            Err(RecvTimeoutError::Timeout) => {}
+            other => panic!("unexpected output: {other:?}"),
+        }
+    }
+}
+
+fn post(content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn ev(id: &str) -> String {
+    format!(r#"{{"specversion":"1.0","id":"{id}","source":"/s","type":"t"}}"#)
+}
+
+#[test]
+fn listen_prints_each_valid_event_of_every_content_mode_as_one_json_line() {
+    let l = Listen::start(&[]);
+    // Structured.
+    assert_eq!(
+        l.send(&post("application/cloudevents+json", &ev("s1"))).0,
+        202
+    );
+    assert_eq!(l.line(), ev("s1"));
+    // Batched.
+    let batch = format!("[{},{}]", ev("b1"), ev("b2"));
+    assert_eq!(
+        l.send(&post("application/cloudevents-batch+json", &batch))
+            .0,
+        202
+    );
+    assert_eq!(l.line(), ev("b1"));
+    assert_eq!(l.line(), ev("b2"));
+    // Binary, with a percent-encoded and a quoted header value.
+    let body = r#"{"message":"Hello World!"}"#;
+    let req = format!(
+        "POST /x HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-id: bin%201\r\nce-source: /s\r\n\
+         ce-type: t\r\nce-subject: \"a \\\"quoted\\\" %E2%82%AC\"\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(l.send(req.as_bytes()).0, 202);
+    assert_eq!(
+        l.line(),
+        r#"{"specversion":"1.0","id":"bin 1","source":"/s","type":"t","datacontenttype":"application/json","subject":"a \"quoted\" €","data":{"message":"Hello World!"}}"#
+    );
+    l.no_more_lines();
+}
+
+#[test]
+fn listen_refuses_invalid_requests_and_prints_nothing_for_them() {
+    let l = Listen::start(&["--max-body", "2000", "--timeout", "0.5"]);
+    let (code, body) = l.send(&post(
+        "application/cloudevents+json",
+        r#"{"specversion":"1.0","id":"1","source":"/s"}"#,
+    ));
+    assert_eq!(code, 400);
+    assert!(body.contains("type"), "{body}");
+    let bad_batch = format!(r#"[{},{{"id":"x"}}]"#, ev("ok-but-batch-is-bad"));
+    let (code, body) = l.send(&post("application/cloudevents-batch+json", &bad_batch));
+    assert_eq!(code, 400);
+    assert!(body.contains("batch element 1"), "{body}");
+    assert_eq!(
+        l.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2001\r\n\r\n")
+            .0,
+        413
+    );
+    assert_eq!(l.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").0, 405);
+    assert_eq!(l.send(&post("application/cloudevents+avro", "x")).0, 415);
+    l.no_more_lines();
+    // Still serving, and the next line is the next valid event.
+    assert_eq!(
+        l.send(&post("application/cloudevents+json", &ev("after")))
+            .0,
+        202
+    );
+    assert_eq!(l.line(), ev("after"));
+}
+
+#[test]
+fn listen_connection_cap_from_the_command_line() {
+    let l = Listen::start(&["--max-connections", "1"]);
+    let mut held = TcpStream::connect_timeout(&l.addr, IO_TIMEOUT).unwrap();
+    held.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    held.write_all(&post("application/cloudevents+json", &ev("held")))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = held.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 202"));
+    assert_eq!(l.line(), ev("held"));
+    let mut extra = TcpStream::connect_timeout(&l.addr, IO_TIMEOUT).unwrap();
+    extra.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut all = Vec::new();
+    extra.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("Retry-After: 1\r\n"), "{text}");
+}
+
+#[test]
+fn listen_help_and_bad_arguments() {
+    let out = bin().args(["listen", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "--http",
+        "--max-body",
+        "--max-connections",
+        "--timeout",
+        "202",
+        "400",
+        "413",
+    ] {
+        assert!(help.contains(word), "help lacks {word}");
+    }
+    let out = bin().args(["help", "listen"]).output().unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), help);
+
+    for args in [
+        &["listen"][..],
+        &["listen", "--http"],
+        &["listen", "--http", "127.0.0.1:0", "--max-body", "lots"],
+        &["listen", "--http", "127.0.0.1:0", "--max-body", "0"],
+        &["listen", "--http", "127.0.0.1:0", "--max-connections", "-3"],
+        &["listen", "--http", "127.0.0.1:0", "--timeout", "0"],
+        &["listen", "--http", "127.0.0.1:0", "--timeout", "NaN"],
+        &["listen", "--http", "127.0.0.1:0", "--bogus"],
+        &["listen", "--http", "127.0.0.1:0", "stray"],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("ossa-events: listen: "), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+    // An address that cannot be bound: exit 1.
+    let out = bin()
+        .args(["listen", "--http", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

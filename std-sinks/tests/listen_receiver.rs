@@ -1,0 +1,928 @@
+//! The CloudEvents HTTP receiver behind `ossa-events listen`, over real
+//! sockets on 127.0.0.1: raw bytes in, status codes and handed-over events out.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ossa_events::format::json;
+use ossa_events::receiver::{Receiver, ReceiverConfig, ReceiverHandle};
+use ossa_events::Event;
+
+/// Longest any socket operation of a test may block.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Seen = Arc<Mutex<Vec<String>>>;
+
+/// A receiver on a free port that records every event as its canonical JSON line.
+fn start(config: ReceiverConfig) -> (ReceiverHandle, Seen) {
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    let rx = Receiver::bind("127.0.0.1:0", config).unwrap();
+    let handle = rx
+        .spawn(move |ev: &Event<'_>| {
+            let mut line = Vec::new();
+            json::write_jsonl(ev, &mut line).unwrap();
+            sink.lock()
+                .unwrap()
+                .push(String::from_utf8(line).unwrap().trim_end().to_string());
+        })
+        .unwrap();
+    (handle, seen)
+}
+
+fn seen(s: &Seen) -> Vec<String> {
+    s.lock().unwrap().clone()
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A raw HTTP client connection with a read buffer (responses may arrive together).
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads more bytes; false at end of stream (or a reset).
+    fn more(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+            Err(e) => panic!("read failed (timeout?): {e}"),
+        }
+    }
+
+    /// The next response, `None` if the server closed first.
+    fn response(&mut self) -> Option<Resp> {
+        loop {
+            let mut hs = [httparse::EMPTY_HEADER; 32];
+            let mut r = httparse::Response::new(&mut hs);
+            if let httparse::Status::Complete(n) = r.parse(&self.buf).unwrap() {
+                let status = r.code.unwrap();
+                let headers: Vec<(String, String)> = r
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                self.buf.drain(..n);
+                if status == 100 {
+                    return Some(Resp {
+                        status,
+                        headers,
+                        body: String::new(),
+                    });
+                }
+                while self.buf.len() < len {
+                    assert!(self.more(), "connection closed inside a response body");
+                }
+                let body = String::from_utf8(self.buf.drain(..len).collect()).unwrap();
+                return Some(Resp {
+                    status,
+                    headers,
+                    body,
+                });
+            }
+            if !self.more() {
+                assert!(self.buf.is_empty(), "truncated response: {:?}", self.buf);
+                return None;
+            }
+        }
+    }
+
+    /// Asserts the server closes the connection (with nothing more to say)
+    /// within `within`.
+    fn expect_closed(&mut self, within: Duration) {
+        let start = Instant::now();
+        self.stream.set_read_timeout(Some(within)).unwrap();
+        let mut chunk = [0u8; 256];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => {}
+            Ok(n) => panic!(
+                "unexpected bytes: {:?}",
+                String::from_utf8_lossy(&chunk[..n])
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("connection still open after {within:?}: {e}"),
+        }
+        assert!(start.elapsed() <= within + Duration::from_millis(500));
+    }
+}
+
+/// Sends one request on a fresh connection and reads the response.
+fn roundtrip(addr: SocketAddr, req: &[u8]) -> Resp {
+    let mut c = Client::connect(addr);
+    c.send(req);
+    c.response().expect("a response")
+}
+
+fn post(content_type: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n{extra_headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn ev_json(id: &str) -> String {
+    format!(r#"{{"specversion":"1.0","id":"{id}","source":"/s","type":"t"}}"#)
+}
+
+fn structured(id: &str) -> Vec<u8> {
+    post("application/cloudevents+json", "", &ev_json(id))
+}
+
+fn quick() -> ReceiverConfig {
+    ReceiverConfig::new()
+        .read_timeout(Duration::from_millis(300))
+        .idle_timeout(Duration::from_millis(400))
+        .request_timeout(Duration::from_millis(900))
+}
+
+fn value(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap()
+}
+
+#[test]
+fn structured_event_is_accepted_and_handed_over_exactly() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let body = r#"{"specversion":"1.0","id":"a-1","source":"/agents/r","type":"dev.ossa.tool.called","subject":"x y","ossatraceid":"t1","data":{"q":"rust","n":[1,2]}}"#;
+    let r = roundtrip(
+        rx.local_addr(),
+        &post("application/cloudevents+json", "", body),
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.body, "");
+    assert_eq!(seen(&seen_events).len(), 1);
+    // Same content as sent, whatever the canonical member order.
+    assert_eq!(value(&seen(&seen_events)[0]), value(body));
+    let stats = rx.shutdown();
+    assert_eq!((stats.requests, stats.events, stats.accepted), (1, 1, 1));
+}
+
+#[test]
+fn binary_event_with_percent_encoded_and_quoted_headers() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let body = "Gr\u{fc}\u{df}e, \u{20ac} 100%";
+    let req = format!(
+        "PUT / HTTP/1.1\r\nHost: x\r\n\
+         CE-SpecVersion: 1.0\r\n\
+         ce-id: id%201\r\n\
+         ce-source: /s\r\n\
+         ce-type: t\r\n\
+         ce-subject: Euro%20%E2%82%AC%20%F0%9F%98%80\r\n\
+         ce-ossaagentid: \"quoted \\\"agent\\\" 100%25\"\r\n\
+         ce-time: 2018-04-05T03:56:24Z\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = roundtrip(rx.local_addr(), req.as_bytes());
+    assert_eq!(r.status, 202, "{r:?}");
+    let got = seen(&seen_events);
+    assert_eq!(got.len(), 1);
+    let v = value(&got[0]);
+    assert_eq!(v["id"], "id 1");
+    assert_eq!(v["subject"], "Euro \u{20ac} \u{1f600}");
+    assert_eq!(v["ossaagentid"], "quoted \"agent\" 100%");
+    assert_eq!(v["time"], "2018-04-05T03:56:24Z");
+    assert_eq!(v["datacontenttype"], "text/plain; charset=utf-8");
+    assert_eq!(v["data"], body);
+}
+
+#[test]
+fn batched_events_are_all_handed_over_in_order() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let body = format!("[{},{},{}]", ev_json("1"), ev_json("2"), ev_json("3"));
+    let r = roundtrip(
+        rx.local_addr(),
+        &post("application/cloudevents-batch+json", "", &body),
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(
+        seen(&seen_events),
+        vec![ev_json("1"), ev_json("2"), ev_json("3")]
+    );
+    // An empty batch is valid and hands nothing over.
+    let r = roundtrip(
+        rx.local_addr(),
+        &post("application/cloudevents-batch+json", "", "[]"),
+    );
+    assert_eq!(r.status, 202);
+    assert_eq!(seen(&seen_events).len(), 3);
+    assert_eq!(rx.shutdown().events, 3);
+}
+
+/// Conformance (HTTP binding, binary mode): attributes from `ce-` headers,
+/// `datacontenttype` from Content-Type, data from the body, for a plain and a
+/// parameterised JSON media type.
+#[test]
+fn conformance_binary_content_mode() {
+    for content_type in ["application/json", "application/json; charset=utf-8"] {
+        let (rx, seen_events) = start(ReceiverConfig::new());
+        let body = "{\n    \"message\": \"Hello World!\"\n}";
+        assert_eq!(body.len(), 33);
+        let req = format!(
+            "POST /someresource HTTP/1.1\r\nHost: example.com\r\nce-specversion: 1.0\r\n\
+             ce-type: com.example.someevent\r\nce-time: 2018-04-05T03:56:24Z\r\n\
+             ce-id: 1234-1234-1234\r\nce-source: /mycontext/subcontext\r\n\
+             Content-Type: {content_type}\r\nContent-Length: 33\r\n\r\n{body}"
+        );
+        let r = roundtrip(rx.local_addr(), req.as_bytes());
+        assert_eq!(r.status, 202, "{content_type}: {r:?}");
+        let got = seen(&seen_events);
+        assert_eq!(got.len(), 1);
+        let v = value(&got[0]);
+        assert_eq!(v["id"], "1234-1234-1234");
+        assert_eq!(v["specversion"], "1.0");
+        assert_eq!(v["type"], "com.example.someevent");
+        assert_eq!(v["source"], "/mycontext/subcontext");
+        assert_eq!(v["time"], "2018-04-05T03:56:24Z");
+        assert_eq!(v["datacontenttype"], content_type);
+        assert_eq!(v["data"], serde_json::json!({"message": "Hello World!"}));
+    }
+}
+
+/// Conformance (HTTP binding, structured mode): the whole event in the body,
+/// for the CloudEvents JSON media type with and without a charset parameter.
+#[test]
+fn conformance_structured_content_mode() {
+    for content_type in [
+        "application/cloudevents+json",
+        "application/cloudevents+json; charset=utf-8",
+    ] {
+        let (rx, seen_events) = start(ReceiverConfig::new());
+        let body = r#"{
+    "specversion": "1.0",
+    "type": "com.example.someevent",
+    "time": "2018-04-05T03:56:24Z",
+    "id": "1234-1234-1234",
+    "source": "/mycontext/subcontext",
+    "datacontenttype": "application/json",
+    "data": {
+        "message": "Hello World!"
+    }
+}"#;
+        assert_eq!(body.len(), 266);
+        let r = roundtrip(rx.local_addr(), &post(content_type, "", body));
+        assert_eq!(r.status, 202, "{content_type}: {r:?}");
+        let got = seen(&seen_events);
+        assert_eq!(got.len(), 1);
+        let v = value(&got[0]);
+        assert_eq!(v["id"], "1234-1234-1234");
+        assert_eq!(v["specversion"], "1.0");
+        assert_eq!(v["type"], "com.example.someevent");
+        assert_eq!(v["source"], "/mycontext/subcontext");
+        assert_eq!(v["time"], "2018-04-05T03:56:24Z");
+        assert_eq!(v["datacontenttype"], "application/json");
+        assert_eq!(v["data"], serde_json::json!({"message": "Hello World!"}));
+    }
+}
+
+#[test]
+fn invalid_events_get_400_with_the_reason_and_nothing_is_handed_over() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let addr = rx.local_addr();
+    // Structured, missing `type`.
+    let r = roundtrip(
+        addr,
+        &post(
+            "application/cloudevents+json",
+            "",
+            r#"{"specversion":"1.0","id":"1","source":"/s"}"#,
+        ),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("type"), "{}", r.body);
+    assert!(r
+        .header("content-type")
+        .is_some_and(|v| v.starts_with("text/plain")));
+    // Not JSON at all.
+    let r = roundtrip(addr, &post("application/cloudevents+json", "", "{nope"));
+    assert_eq!(r.status, 400);
+    assert!(!r.body.trim().is_empty());
+    // Binary, bad percent-encoding.
+    let r = roundtrip(
+        addr,
+        b"POST / HTTP/1.1\r\nce-specversion: 1.0\r\nce-id: %zz\r\nce-source: /s\r\nce-type: t\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("id"), "{}", r.body);
+    // Binary with no ce- headers at all.
+    let r = roundtrip(addr, &post("application/json", "", "{}"));
+    assert_eq!(r.status, 400);
+    // Binary with ce-datacontenttype (forbidden in binary mode).
+    let r = roundtrip(
+        addr,
+        b"POST / HTTP/1.1\r\nce-specversion: 1.0\r\nce-id: 1\r\nce-source: /s\r\nce-type: t\r\nce-datacontenttype: text/plain\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("datacontenttype"), "{}", r.body);
+    assert!(seen(&seen_events).is_empty());
+    let stats = rx.shutdown();
+    assert_eq!((stats.rejected_4xx, stats.events), (5, 0));
+}
+
+#[test]
+fn a_batch_with_one_bad_event_is_refused_whole() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let body = format!(
+        r#"[{},{},{{"specversion":"1.0","id":"3","source":"/s"}},{}]"#,
+        ev_json("1"),
+        ev_json("2"),
+        ev_json("4")
+    );
+    let r = roundtrip(
+        rx.local_addr(),
+        &post("application/cloudevents-batch+json", "", &body),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("batch element 2"), "{}", r.body);
+    // Not an array.
+    let r = roundtrip(
+        rx.local_addr(),
+        &post("application/cloudevents-batch+json", "", &ev_json("5")),
+    );
+    assert_eq!(r.status, 400);
+    assert!(seen(&seen_events).is_empty());
+}
+
+#[test]
+fn unsupported_format_or_encoding_gets_415() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let r = roundtrip(
+        rx.local_addr(),
+        &post("application/cloudevents+avro", "", "\u{1}\u{2}"),
+    );
+    assert_eq!(r.status, 415);
+    let r = roundtrip(
+        rx.local_addr(),
+        &post(
+            "application/cloudevents+json",
+            "Content-Encoding: br\r\n",
+            &ev_json("1"),
+        ),
+    );
+    assert_eq!(r.status, 415);
+    assert!(seen(&seen_events).is_empty());
+}
+
+#[test]
+fn content_length_over_the_limit_is_refused_before_the_body_is_sent() {
+    let (rx, _) = start(ReceiverConfig::new().max_body_bytes(1000));
+    let mut c = Client::connect(rx.local_addr());
+    // Only the head: the 413 must come without waiting for the body.
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\nContent-Length: 1001\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 413);
+    assert!(r.body.contains("1000"), "{}", r.body);
+    assert_eq!(r.header("connection"), Some("close"));
+    c.expect_closed(Duration::from_secs(2));
+    // Exactly at the limit is fine.
+    let body = format!("{:<1000}", ev_json("x"));
+    let r = roundtrip(
+        rx.local_addr(),
+        &post("application/cloudevents+json", "", &body),
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+}
+
+#[test]
+fn expect_100_continue() {
+    let (rx, seen_events) = start(ReceiverConfig::new().max_body_bytes(1000));
+    let mut c = Client::connect(rx.local_addr());
+    let body = ev_json("c");
+    c.send(
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.response().unwrap().status, 100);
+    c.send(body.as_bytes());
+    assert_eq!(c.response().unwrap().status, 202);
+    // Too large: 413 instead of 100.
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n");
+    assert_eq!(c.response().unwrap().status, 413);
+    c.expect_closed(Duration::from_secs(2));
+    assert_eq!(seen(&seen_events), vec![ev_json("c")]);
+}
+
+fn chunked(body: &[u8], chunk: usize) -> Vec<u8> {
+    let mut out = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents-batch+json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for part in body.chunks(chunk) {
+        out.extend_from_slice(format!("{:x};ext=1\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\nX-Trailer: yes\r\n\r\n");
+    out
+}
+
+#[test]
+fn chunked_bodies_are_decoded_and_limited() {
+    let (rx, seen_events) = start(ReceiverConfig::new().max_body_bytes(2000));
+    let ids: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    let body = format!(
+        "[{}]",
+        ids.iter().map(|i| ev_json(i)).collect::<Vec<_>>().join(",")
+    );
+    assert!(body.len() < 2000);
+    let mut c = Client::connect(rx.local_addr());
+    c.send(&chunked(body.as_bytes(), 7));
+    assert_eq!(c.response().unwrap().status, 202);
+    // Same connection still usable after a chunked request.
+    c.send(&structured("after"));
+    assert_eq!(c.response().unwrap().status, 202);
+    assert_eq!(seen(&seen_events).len(), 11);
+
+    // Many small chunks adding up to more than the limit.
+    let big = vec![b' '; 2500];
+    let r = roundtrip(rx.local_addr(), &chunked(&big, 100));
+    assert_eq!(r.status, 413);
+    // One chunk announced larger than the limit: refused without its data.
+    let mut c = Client::connect(rx.local_addr());
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffff\r\n");
+    assert_eq!(c.response().unwrap().status, 413);
+    c.expect_closed(Duration::from_secs(2));
+    // Malformed chunk size.
+    let r = roundtrip(
+        rx.local_addr(),
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    );
+    assert_eq!(r.status, 400);
+    // Both framings at once.
+    let r = roundtrip(
+        rx.local_addr(),
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(seen(&seen_events).len(), 11);
+}
+
+#[test]
+fn oversized_heads_get_431() {
+    let (rx, _) = start(ReceiverConfig::new().max_header_bytes(1024).max_headers(8));
+    let mut c = Client::connect(rx.local_addr());
+    let long = "a".repeat(2000);
+    c.send(format!("POST / HTTP/1.1\r\nHost: x\r\nX-Long: {long}\r\n\r\n").as_bytes());
+    assert_eq!(c.response().unwrap().status, 431);
+    c.expect_closed(Duration::from_secs(2));
+    // A head that never ends.
+    let mut c = Client::connect(rx.local_addr());
+    c.send(format!("POST / HTTP/1.1\r\nX-Long: {long}").as_bytes());
+    assert_eq!(c.response().unwrap().status, 431);
+    // Too many headers.
+    let many: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
+    let r = roundtrip(
+        rx.local_addr(),
+        format!("POST / HTTP/1.1\r\n{many}\r\n").as_bytes(),
+    );
+    assert_eq!(r.status, 431);
+    // Eight headers are fine (and the request is then judged on its events).
+    let r = roundtrip(rx.local_addr(), &structured("ok"));
+    assert_eq!(r.status, 202);
+}
+
+#[test]
+fn other_methods_get_405_and_the_connection_stays_usable() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let mut c = Client::connect(rx.local_addr());
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST, PUT"));
+    c.send(b"DELETE /x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.response().unwrap().status, 405);
+    c.send(&structured("after-get"));
+    assert_eq!(c.response().unwrap().status, 202);
+    // HEAD: no body in the response.
+    c.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut all = Vec::new();
+    let _ = c.stream.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 405"), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "{text}");
+    assert_eq!(seen(&seen_events), vec![ev_json("after-get")]);
+}
+
+#[test]
+fn keep_alive_two_requests_on_one_connection() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let mut c = Client::connect(rx.local_addr());
+    c.send(&structured("k1"));
+    assert_eq!(c.response().unwrap().status, 202);
+    c.send(&structured("k2"));
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 202);
+    assert_eq!(r.header("connection"), None);
+    // `Connection: close` is honoured.
+    c.send(&post(
+        "application/cloudevents+json",
+        "Connection: close\r\n",
+        &ev_json("k3"),
+    ));
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 202);
+    assert_eq!(r.header("connection"), Some("close"));
+    c.expect_closed(Duration::from_secs(2));
+    assert_eq!(
+        seen(&seen_events),
+        vec![ev_json("k1"), ev_json("k2"), ev_json("k3")]
+    );
+    assert_eq!(rx.shutdown().connections, 1);
+}
+
+#[test]
+fn http_1_0_closes_unless_keep_alive_is_asked() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let body = ev_json("h10");
+    let req = |extra: &str| {
+        format!(
+            "POST / HTTP/1.0\r\nContent-Type: application/cloudevents+json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut c = Client::connect(rx.local_addr());
+    c.send(req("Connection: keep-alive\r\n").as_bytes());
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 202);
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    c.send(req("").as_bytes());
+    assert_eq!(c.response().unwrap().status, 202);
+    c.expect_closed(Duration::from_secs(2));
+    assert_eq!(seen(&seen_events).len(), 2);
+}
+
+#[test]
+fn pipelined_requests_are_all_answered_in_order() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let mut c = Client::connect(rx.local_addr());
+    let mut all = Vec::new();
+    all.extend(structured("p1"));
+    all.extend(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    all.extend(post(
+        "application/cloudevents+json",
+        "",
+        r#"{"specversion":"1.0"}"#,
+    ));
+    all.extend(chunked(format!("[{}]", ev_json("p2")).as_bytes(), 5));
+    all.extend(structured("p3"));
+    c.send(&all);
+    let statuses: Vec<u16> = (0..5).map(|_| c.response().unwrap().status).collect();
+    assert_eq!(statuses, vec![202, 405, 400, 202, 202]);
+    assert_eq!(
+        seen(&seen_events),
+        vec![ev_json("p1"), ev_json("p2"), ev_json("p3")]
+    );
+}
+
+#[test]
+fn garbage_truncated_and_stalled_clients_are_dropped_and_others_still_served() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+
+    // Garbage: 400 and close.
+    let mut c = Client::connect(addr);
+    c.send(b"\x00\x01\x02 definitely not http\r\n\r\n");
+    assert_eq!(c.response().unwrap().status, 400);
+    c.expect_closed(Duration::from_secs(2));
+
+    // Binary garbage in many shapes, each on its own connection: never a
+    // panic, never a 2xx.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..40 {
+        let mut bytes = Vec::new();
+        let prefix: &[u8] = match i % 4 {
+            0 => b"POST / HTTP/1.1\r\n",
+            1 => b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            2 => b"POST / HTTP/1.1\r\nContent-Type: application/cloudevents-batch+json\r\nContent-Length: 40\r\n\r\n",
+            _ => b"",
+        };
+        bytes.extend_from_slice(prefix);
+        for _ in 0..40 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            bytes.push((x >> 24) as u8);
+        }
+        let mut c = Client::connect(addr);
+        c.send(&bytes);
+        let _ = c.stream.shutdown(std::net::Shutdown::Write);
+        while let Some(r) = c.response_lenient() {
+            assert!(r.status >= 400, "{r:?} for {bytes:?}");
+        }
+    }
+
+    // Truncated: head promising a body, then the client goes away.
+    let mut c = Client::connect(addr);
+    c.send(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"specv");
+    drop(c);
+
+    // Half a head, then silence: 408 and closed after the timeout.
+    let started = Instant::now();
+    let mut stalled = Client::connect(addr);
+    stalled.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Ty");
+    // Meanwhile others are served.
+    assert_eq!(roundtrip(addr, &structured("other")).status, 202);
+    let r = stalled.response().unwrap();
+    assert_eq!(r.status, 408);
+    stalled.expect_closed(Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Trickling one byte at a time, each just inside the read timeout, is
+    // cut off by the whole-request deadline.
+    let started = Instant::now();
+    let mut slow = Client::connect(addr);
+    let mut got_408 = false;
+    for b in b"POST / HTTP/1.1\r\nHost: slowloris\r\nX-A: bbbbbbbbbbbbbbbbbbbbbbbb\r\n" {
+        if slow.stream.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        // Stop once the server has answered (writing on could reset the connection).
+        slow.stream
+            .set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        let mut peek = [0u8; 1];
+        if matches!(slow.stream.peek(&mut peek), Ok(n) if n > 0)
+            || started.elapsed() > Duration::from_millis(1500)
+        {
+            break;
+        }
+    }
+    if let Some(r) = slow.response_lenient() {
+        got_408 = r.status == 408;
+    }
+    assert!(got_408, "trickling client was not cut off");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // A connection that never sends anything is closed after the idle timeout.
+    let mut idle = Client::connect(addr);
+    idle.expect_closed(Duration::from_secs(2));
+
+    assert_eq!(roundtrip(addr, &structured("still")).status, 202);
+    assert_eq!(seen(&seen_events), vec![ev_json("other"), ev_json("still")]);
+    let stats = rx.shutdown();
+    assert!(stats.timeouts >= 3, "{stats:?}");
+}
+
+impl Client {
+    /// Like [`Client::response`] but a reset or garbage ends it quietly.
+    fn response_lenient(&mut self) -> Option<Resp> {
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        loop {
+            let mut hs = [httparse::EMPTY_HEADER; 32];
+            let mut r = httparse::Response::new(&mut hs);
+            match r.parse(&self.buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let status = r.code.unwrap();
+                    self.buf.drain(..n);
+                    return Some(Resp {
+                        status,
+                        headers: Vec::new(),
+                        body: String::new(),
+                    });
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(_) => return None,
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+#[test]
+fn connections_over_the_cap_get_503_and_the_server_recovers() {
+    let (rx, seen_events) = start(
+        ReceiverConfig::new()
+            .max_connections(2)
+            .idle_timeout(Duration::from_secs(4)),
+    );
+    let addr = rx.local_addr();
+    let mut a = Client::connect(addr);
+    let mut b = Client::connect(addr);
+    // Make sure both are being served (accepted, counted).
+    a.send(&structured("a"));
+    assert_eq!(a.response().unwrap().status, 202);
+    b.send(&structured("b"));
+    assert_eq!(b.response().unwrap().status, 202);
+    for _ in 0..3 {
+        let mut extra = Client::connect(addr);
+        let r = extra.response().expect("a 503");
+        assert_eq!(r.status, 503);
+        assert_eq!(r.header("retry-after"), Some("1"));
+        extra.expect_closed(Duration::from_secs(2));
+    }
+    // The served connections still work.
+    a.send(&structured("a2"));
+    assert_eq!(a.response().unwrap().status, 202);
+    // Free a slot: new connections are served again.
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let mut c = Client::connect(addr);
+        c.send(&structured("c"));
+        match c.response_lenient() {
+            Some(r) if r.status == 202 => break,
+            _ => {
+                assert!(Instant::now() < deadline, "no slot freed");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    let stats = rx.shutdown();
+    assert!(stats.connections_refused >= 3, "{stats:?}");
+    let got = seen(&seen_events);
+    assert_eq!(&got[..3], &[ev_json("a"), ev_json("b"), ev_json("a2")]);
+    assert!(got[3..].iter().all(|l| *l == ev_json("c")));
+}
+
+#[test]
+fn concurrent_clients_every_event_arrives_exactly_once() {
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 200;
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let addr = rx.local_addr();
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                for i in 0..PER_THREAD {
+                    // A fresh connection now and then; keep-alive otherwise.
+                    if i % 50 == 49 {
+                        c = Client::connect(addr);
+                    }
+                    let id = format!("{t}-{i}");
+                    let req = match i % 3 {
+                        0 => structured(&id),
+                        1 => post(
+                            "application/cloudevents-batch+json",
+                            "",
+                            &format!("[{}]", ev_json(&id)),
+                        ),
+                        _ => format!(
+                            "POST / HTTP/1.1\r\nce-specversion: 1.0\r\nce-id: {id}\r\nce-source: /s\r\nce-type: t\r\nContent-Length: 0\r\n\r\n"
+                        )
+                        .into_bytes(),
+                    };
+                    c.send(&req);
+                    assert_eq!(c.response().unwrap().status, 202);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut ids: Vec<String> = seen(&seen_events)
+        .iter()
+        .map(|l| value(l)["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), THREADS * PER_THREAD);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), THREADS * PER_THREAD, "duplicates");
+    let stats = rx.shutdown();
+    assert_eq!(stats.events, (THREADS * PER_THREAD) as u64);
+    assert_eq!(stats.accepted, (THREADS * PER_THREAD) as u64);
+    assert_eq!(stats.rejected_4xx + stats.rejected_5xx, 0);
+}
+
+#[test]
+fn too_many_events_in_a_batch_get_413() {
+    let (rx, seen_events) = start(ReceiverConfig::new().max_batch_events(3));
+    let four = format!(
+        "[{}]",
+        (0..4)
+            .map(|i| ev_json(&i.to_string()))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let r = roundtrip(
+        rx.local_addr(),
+        &post("application/cloudevents-batch+json", "", &four),
+    );
+    assert_eq!(r.status, 413);
+    assert!(seen(&seen_events).is_empty());
+}
+
+#[test]
+fn a_panicking_handler_gets_500_and_the_server_goes_on() {
+    let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new()).unwrap();
+    let handle = rx
+        .spawn(|ev: &Event<'_>| {
+            assert_ne!(ev.id(), "boom", "handler refuses this event");
+        })
+        .unwrap();
+    let r = roundtrip(handle.local_addr(), &structured("boom"));
+    assert_eq!(r.status, 500);
+    let r = roundtrip(handle.local_addr(), &structured("fine"));
+    assert_eq!(r.status, 202);
+    let stats = handle.shutdown();
+    assert_eq!((stats.rejected_5xx, stats.accepted), (1, 1));
+}
+
+#[test]
+fn shutdown_is_prompt_with_idle_connections_open() {
+    let (rx, _) = start(ReceiverConfig::new().idle_timeout(Duration::from_secs(60)));
+    let addr = rx.local_addr();
+    let mut a = Client::connect(addr);
+    a.send(&structured("1"));
+    assert_eq!(a.response().unwrap().status, 202);
+    let _b = Client::connect(addr);
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    let stats = rx.shutdown();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(stats.connections, 2);
+    a.expect_closed(Duration::from_secs(1));
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn gzip_bodies_are_decompressed_within_the_body_limit() {
+    use flate2::{write::GzEncoder, Compression};
+    let gz = |data: &[u8]| {
+        let mut e = GzEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let (rx, seen_events) = start(ReceiverConfig::new().max_body_bytes(4096));
+    let addr = rx.local_addr();
+    let send = |body: &[u8], encoding: &str| {
+        let mut req = format!(
+            "POST / HTTP/1.1\r\nContent-Type: application/cloudevents-batch+json\r\nContent-Encoding: {encoding}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        roundtrip(addr, &req)
+    };
+    let batch = format!("[{},{}]", ev_json("z1"), ev_json("z2"));
+    assert_eq!(send(&gz(batch.as_bytes()), "gzip").status, 202);
+    assert_eq!(seen(&seen_events), vec![ev_json("z1"), ev_json("z2")]);
+    // A small body that inflates past the limit.
+    let bomb = gz(&vec![b' '; 1 << 20]);
+    assert!(bomb.len() < 4096);
+    let r = send(&bomb, "gzip");
+    assert_eq!(r.status, 413, "{r:?}");
+    // Not gzip at all.
+    assert_eq!(send(batch.as_bytes(), "gzip").status, 400);
+    assert_eq!(seen(&seen_events).len(), 2);
+}
