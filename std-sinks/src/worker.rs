@@ -645,7 +645,11 @@ fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
                 let n = st.queue.len().min(max_batch);
                 let batch: Vec<Encoded> = st.queue.drain(..n).collect();
                 st.in_flight += batch.len();
-                st.oldest = if st.queue.is_empty() { None } else { Some(now) };
+                // Events left behind are no younger than the oldest was: keep
+                // its time, so they go out no later than its interval.
+                if st.queue.is_empty() {
+                    st.oldest = None;
+                }
                 break batch;
             }
             if st.shutdown && st.deadline.is_some_and(|d| now >= d) {
