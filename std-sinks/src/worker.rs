@@ -483,7 +483,9 @@ impl Emitter {
             // The worker may be sleeping without a deadline.
             sh.wake.notify_one();
         }
-        if st.queue.len() >= cfg.batch_size {
+        // Wake the worker when a batch just filled; past that it is busy
+        // sending and looks at the queue again before it sleeps.
+        if st.queue.len() == cfg.batch_size {
             sh.wake.notify_one();
         }
         drop(st);
