@@ -64,7 +64,8 @@ pub enum HttpMode {
 ///
 /// Each sink has its own [`ureq::Agent`]: connections are kept alive and
 /// reused from one request to the next. `https` goes through rustls with the
-/// webpki root certificates. Proxies are taken from `ALL_PROXY`,
+/// webpki root certificates, or only those given to
+/// [`HttpSinkBuilder::root_certificates_pem`]. Proxies are taken from `ALL_PROXY`,
 /// `HTTPS_PROXY`/`HTTP_PROXY` and `NO_PROXY` (either case) as ureq reads them.
 /// Redirects are not followed (a 3xx is a failure not retried).
 ///
@@ -118,6 +119,9 @@ pub struct HttpSinkBuilder {
     timeout: Duration,
     gzip: bool,
     max_batch: usize,
+    /// PEM text given to [`HttpSinkBuilder::root_certificates_pem`], checked
+    /// by [`HttpSinkBuilder::build`]; `None` for the webpki roots.
+    root_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for HttpSinkBuilder {
@@ -130,6 +134,7 @@ impl fmt::Debug for HttpSinkBuilder {
             .field("timeout", &self.timeout)
             .field("gzip", &self.gzip)
             .field("max_batch", &self.max_batch)
+            .field("custom_roots", &self.root_pem.is_some())
             .finish()
     }
 }
@@ -144,6 +149,7 @@ impl HttpSink {
             timeout: DEFAULT_TIMEOUT,
             gzip: false,
             max_batch: DEFAULT_MAX_BATCH,
+            root_pem: None,
         }
     }
 
@@ -197,10 +203,23 @@ impl HttpSinkBuilder {
         self
     }
 
-    /// Checks the URL and headers and makes the sink with its own connection
-    /// pool. Fails with [`Error::Io`] of kind
+    /// Trusts the certificates in `pem` (one or more `CERTIFICATE` blocks;
+    /// other blocks, such as keys, are skipped) as the roots for `https`:
+    /// a private CA, or a collector's self-signed certificate. When given,
+    /// ONLY these roots are trusted, not the webpki ones; a second call
+    /// replaces the first. Checked by [`build`](Self::build). Defaults to the
+    /// webpki roots.
+    pub fn root_certificates_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.root_pem = Some(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Checks the URL, headers and root certificates and makes the sink with
+    /// its own connection pool. Fails with [`Error::Io`] of kind
     /// [`InvalidInput`](std::io::ErrorKind::InvalidInput) for a URL that is
-    /// not absolute `http`/`https` or a header that is not valid HTTP.
+    /// not absolute `http`/`https`, a header that is not valid HTTP, or
+    /// [`root_certificates_pem`](Self::root_certificates_pem) text that is not
+    /// PEM or has no certificate.
     pub fn build(self) -> Result<HttpSink, Error> {
         let uri: Uri = self
             .url
@@ -230,7 +249,13 @@ impl HttpSinkBuilder {
                 .map_err(|e| invalid(format!("header {name:?} value: {e}")))?;
             headers.push((n, v));
         }
-        let config = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder();
+        if let Some(pem) = &self.root_pem {
+            // Only these roots: `RootCerts::Specific` replaces the webpki ones.
+            let roots = ureq::tls::RootCerts::new_with_certs(&root_certs(pem)?);
+            config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
+        }
+        let config = config
             .http_status_as_error(false)
             // A redirected POST is not what the collector was configured to
             // receive: 3xx is reported, not followed.
@@ -251,6 +276,24 @@ impl HttpSinkBuilder {
             gz: Vec::new(),
         })
     }
+}
+
+/// The certificates of `pem`, at least one; an [`invalid`] error otherwise.
+fn root_certs(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        // Keys and other kinds are skipped: not roots.
+        let item = item.map_err(|e| invalid(format!("root certificates: {e}")))?;
+        if let ureq::tls::PemItem::Certificate(c) = item {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err(invalid(
+            "root certificates: no PEM certificate found".into(),
+        ));
+    }
+    Ok(certs)
 }
 
 fn invalid(msg: String) -> Error {

@@ -12,7 +12,7 @@ pub mod writer;
 
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use http::{HttpMode, HttpSink};
+pub use http::{HttpMode, HttpSink, HttpSinkBuilder};
 pub use writer::WriterSink;
 
 use std::fmt;
