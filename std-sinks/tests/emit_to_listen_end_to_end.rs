@@ -19,152 +19,22 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::io::{Read, Write};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::{bin, ev, post, Listen};
+
 /// Socket reads and writes, the `listening on` line, each printed line.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// One whole `emit` run.
 const EMIT_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ossa-events"))
-}
-
-// ---------------------------------------------------------------------------
-// `listen`
-// ---------------------------------------------------------------------------
-
-/// A running `listen` process; killed when dropped.
-struct Listen {
-    child: Child,
-    addr: SocketAddr,
-    lines: Receiver<String>,
-}
-
-impl Drop for Listen {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Listen {
-    fn start(extra: &[&str]) -> Listen {
-        let mut child = bin()
-            .args(["listen", "--http", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = channel();
-        thread::spawn(move || {
-            let mut first = String::new();
-            let mut r = BufReader::new(stderr);
-            let _ = r.read_line(&mut first);
-            let _ = tx.send(first);
-            // Keep draining so the child never blocks on stderr.
-            let _ = std::io::copy(&mut r, &mut std::io::sink());
-        });
-        let first = match rx.recv_timeout(IO_TIMEOUT) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("listen printed no 'listening on' line");
-            }
-        };
-        let addr: SocketAddr = first
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first stderr line: {first:?}"))
-            .parse()
-            .unwrap();
-        assert_ne!(addr.port(), 0, "the real port is printed");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Listen { child, addr, lines }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/", self.addr)
-    }
-
-    /// The next `n` lines printed on stdout, each parsed as JSON.
-    fn events(&self, n: usize) -> Vec<Value> {
-        (0..n)
-            .map(|i| {
-                let line = self
-                    .lines
-                    .recv_timeout(IO_TIMEOUT)
-                    .unwrap_or_else(|e| panic!("listen line {i} of {n}: {e}"));
-                serde_json::from_str(&line).unwrap_or_else(|e| {
-                    panic!("listen printed a line that is not JSON ({e}): {line}")
-                })
-            })
-            .collect()
-    }
-
-    /// Asserts nothing more was printed (`listen` flushes before it answers,
-    /// so anything delivered is already there).
-    fn no_more_lines(&self) {
-        match self.lines.recv_timeout(Duration::from_millis(300)) {
-            Err(RecvTimeoutError::Timeout) => {}
-            other => panic!("unexpected output from listen: {other:?}"),
-        }
-    }
-
-    /// Sends raw bytes on a new connection; the status code and the body.
-    fn send_raw(&self, req: &[u8]) -> (u16, String) {
-        let mut s = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT).unwrap();
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.write_all(req).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let mut hs = [httparse::EMPTY_HEADER; 16];
-            let mut r = httparse::Response::new(&mut hs);
-            if let httparse::Status::Complete(n) = r.parse(&buf).unwrap() {
-                let len: usize = r
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .map_or(0, |h| {
-                        std::str::from_utf8(h.value).unwrap().parse().unwrap()
-                    });
-                let code = r.code.unwrap();
-                while buf.len() < n + len {
-                    let k = s.read(&mut chunk).unwrap();
-                    assert!(k > 0, "closed inside the body");
-                    buf.extend_from_slice(&chunk[..k]);
-                }
-                return (code, String::from_utf8_lossy(&buf[n..n + len]).into_owned());
-            }
-            let k = s.read(&mut chunk).unwrap();
-            assert!(k > 0, "closed before a response");
-            buf.extend_from_slice(&chunk[..k]);
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------
 // `emit`
@@ -447,7 +317,7 @@ fn emit_demo_reaches_listen_in_every_content_mode() {
     let want_spans = span_pattern(&reference);
     assert_eq!(reference[0]["type"], "dev.ossa.workflow.started");
 
-    let l = Listen::start(&[]);
+    let l = Listen::start(&[], IO_TIMEOUT);
     let mut all_ids = HashSet::new();
     for mode in MODES {
         let run = emit(
@@ -509,7 +379,7 @@ fn emit_demo_reaches_listen_in_every_content_mode() {
 fn two_thousand_jsonl_events_in_batched_mode_are_printed_exactly_once() {
     const N: usize = 2_000;
     let sent: Vec<Value> = (0..N).map(generated).collect();
-    let l = Listen::start(&[]);
+    let l = Listen::start(&[], IO_TIMEOUT);
     let run = emit(
         &[
             "--sink",
@@ -532,7 +402,7 @@ fn two_thousand_jsonl_events_in_batched_mode_are_printed_exactly_once() {
 
 #[test]
 fn varied_events_arrive_unchanged_in_every_content_mode() {
-    let l = Listen::start(&[]);
+    let l = Listen::start(&[], IO_TIMEOUT);
     for mode in MODES {
         let sent: Vec<Value> = (0..60)
             .map(|i| {
@@ -555,7 +425,7 @@ fn varied_events_arrive_unchanged_in_every_content_mode() {
 
 #[test]
 fn an_invalid_line_is_reported_with_its_number_counted_and_not_sent() {
-    let l = Listen::start(&[]);
+    let l = Listen::start(&[], IO_TIMEOUT);
     let good = |id: &str| {
         serde_json::to_string(&serde_json::json!({
             "specversion": "1.0", "id": id, "source": "/s", "type": "t", "data": {"ok": true}
@@ -617,7 +487,7 @@ fn an_invalid_line_is_reported_with_its_number_counted_and_not_sent() {
 fn a_request_listen_refuses_is_counted_failed_and_emit_exits_1() {
     // Batches over listen's body limit are refused with 413: not retried,
     // counted failed, and emit's exit status says not all were delivered.
-    let l = Listen::start(&["--max-body", "2000"]);
+    let l = Listen::start(&["--max-body", "2000"], IO_TIMEOUT);
     let sent: Vec<Value> = (0..40).map(generated).collect();
     let run = emit(
         &[
@@ -650,20 +520,11 @@ fn a_request_listen_refuses_is_counted_failed_and_emit_exits_1() {
     l.no_more_lines();
 }
 
-fn post(content_type: &str, body: &str) -> Vec<u8> {
-    format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
 #[test]
 fn listen_answers_invalid_requests_with_400_and_the_reason() {
-    let l = Listen::start(&[]);
+    let l = Listen::start(&[], IO_TIMEOUT);
     let structured = "application/cloudevents+json";
     let batched = "application/cloudevents-batch+json";
-    let ok = |id: &str| format!(r#"{{"specversion":"1.0","id":"{id}","source":"/s","type":"t"}}"#);
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
         (
             "structured, no type",
@@ -695,12 +556,12 @@ fn listen_answers_invalid_requests_with_400_and_the_reason() {
         ),
         (
             "batched, one invalid event among valid ones",
-            post(batched, &format!(r#"[{},{{"id":"x"}},{}]"#, ok("b1"), ok("b3"))),
+            post(batched, &format!(r#"[{},{{"id":"x"}},{}]"#, ev("b1"), ev("b3"))),
             &["1"],
         ),
         (
             "batched, not an array",
-            post(batched, &ok("b4")),
+            post(batched, &ev("b4")),
             &[],
         ),
         (
@@ -726,7 +587,7 @@ fn listen_answers_invalid_requests_with_400_and_the_reason() {
         ),
     ];
     for (name, req, words) in &cases {
-        let (code, body) = l.send_raw(req);
+        let (code, body) = l.send(req);
         assert_eq!(code, 400, "{name}: {body}");
         assert!(!body.trim().is_empty(), "{name}: 400 without a reason");
         for w in *words {

@@ -2,6 +2,8 @@
 //! bounded queue, counting and reporting of every undelivered event.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,6 +12,8 @@ use ossa_events::sink::{Encoded, Sink, WriterSink};
 use ossa_events::{
     ossa, BreakerConfig, Emitter, Error, Event, Overflow, Reason, RetryPolicy, SendError,
 };
+
+use common::wait_for;
 
 /// What the recording sink does on its next sends.
 #[derive(Clone, Copy, Debug)]
@@ -101,17 +105,6 @@ fn turn(i: u64) -> ossa::TurnStarted<'static> {
         turn: i,
         input: None,
     }
-}
-
-fn wait_for(mut f: impl FnMut() -> bool, limit: Duration) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    f()
 }
 
 #[test]

@@ -13,20 +13,23 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ossa_events::parse::http::{self as http_parse, Message};
 use ossa_events::sink::{HttpMode, HttpSink};
 use ossa_events::{
-    BreakerConfig, Emitter, Error, Event, EventBuilder, ExtValue, Reason, RetryPolicy, Scratch,
-    Timestamp, Undelivered,
+    BreakerConfig, Emitter, Error, Event, EventBuilder, ExtValue, Reason, RetryPolicy, Timestamp,
+    Undelivered,
 };
+
+use common::{dead_port, header, parse_events, read_request, serve_loopback, wait_for};
 
 // ---------------------------------------------------------------------------
 // The collector
@@ -122,22 +125,13 @@ struct Collector {
 
 impl Collector {
     fn start(mode: Mode) -> Collector {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let mode = Arc::new(Mutex::new(mode));
         let log = Arc::new(Mutex::new(Log::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (m, l, s) = (Arc::clone(&mode), Arc::clone(&log), Arc::clone(&stop));
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                l.lock().unwrap().connections += 1;
-                let (m, l) = (Arc::clone(&m), Arc::clone(&l));
-                thread::spawn(move || serve(stream, &m, &l));
-            }
+        let (m, l) = (Arc::clone(&mode), Arc::clone(&log));
+        let addr = serve_loopback(Some(Arc::clone(&stop)), move |stream| {
+            l.lock().unwrap().connections += 1;
+            serve(stream, &m, &l);
         });
         Collector {
             addr,
@@ -190,7 +184,14 @@ fn serve(stream: TcpStream, mode: &Mutex<Mode>, log: &Mutex<Log>) {
     let mut out = stream;
     loop {
         let (headers, body) = match read_request(&mut reader) {
-            Ok(Some(req)) => req,
+            Ok(Some(req)) if req.method == "POST" && req.path == "/events" => {
+                (req.headers, req.body)
+            }
+            Ok(Some(req)) => {
+                let e = format!("request line {} {}", req.method, req.path);
+                log.lock().unwrap().errors.push(e);
+                return;
+            }
             Ok(None) => return,
             Err(e) => {
                 log.lock().unwrap().errors.push(e);
@@ -199,7 +200,7 @@ fn serve(stream: TcpStream, mode: &Mutex<Mode>, log: &Mutex<Log>) {
         };
         let arrived = Instant::now();
         let mut ids = Vec::new();
-        let parsed = parse_events(&headers, &body, |ev| ids.push(ev.id().to_owned()));
+        let parsed = parse_events(&headers, &body, |_, ev| ids.push(ev.id().to_owned()));
         let reply = {
             let mut lg = log.lock().unwrap();
             if let Err(e) = parsed {
@@ -256,98 +257,6 @@ fn serve(stream: TcpStream, mode: &Mutex<Mode>, log: &Mutex<Log>) {
                 return;
             }
         }
-    }
-}
-
-type Head = Vec<(String, String)>;
-
-fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// Reads one request. `Ok(None)` when the client closed (or went idle)
-/// between requests; `Err` for anything malformed or cut short.
-fn read_request(r: &mut impl BufRead) -> Result<Option<(Head, Vec<u8>)>, String> {
-    let mut line = String::new();
-    match r.read_line(&mut line) {
-        Ok(0) | Err(_) => return Ok(None),
-        Ok(_) => {}
-    }
-    let mut parts = line.trim_end().split(' ');
-    if (parts.next(), parts.next(), parts.next())
-        != (Some("POST"), Some("/events"), Some("HTTP/1.1"))
-    {
-        return Err(format!("request line {line:?}"));
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        match r.read_line(&mut h) {
-            Ok(0) => return Err("connection closed inside the headers".into()),
-            Ok(_) => {}
-            Err(e) => return Err(format!("reading headers: {e}")),
-        }
-        let h = h.trim_end_matches(['\r', '\n']);
-        if h.is_empty() {
-            break;
-        }
-        let (n, v) = h.split_once(':').ok_or_else(|| format!("header {h:?}"))?;
-        headers.push((n.to_ascii_lowercase(), v.trim().to_owned()));
-        if headers.len() > 100 {
-            return Err("more than 100 headers".into());
-        }
-    }
-    if header(&headers, "transfer-encoding").is_some() {
-        return Err("the sink sends sized bodies, not chunked ones".into());
-    }
-    let len: usize = match header(&headers, "content-length") {
-        Some(v) => v
-            .parse()
-            .map_err(|e| format!("content-length {v:?}: {e}"))?,
-        None => 0,
-    };
-    if len > 16 << 20 {
-        return Err(format!("body of {len} bytes"));
-    }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body)
-        .map_err(|e| format!("reading a {len}-byte body: {e}"))?;
-    Ok(Some((headers, body)))
-}
-
-/// Parses a request with our HTTP binding parser (structured, binary or
-/// batched, from its `Content-Type`) and hands each event to `each`.
-fn parse_events(
-    headers: &[(String, String)],
-    body: &[u8],
-    mut each: impl FnMut(&Event<'_>),
-) -> Result<usize, String> {
-    let hs: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        .collect();
-    let mut scratch = vec![0u8; 64 * 1024];
-    let mut sc = Scratch::new(&mut scratch);
-    let msg = http_parse::parse(hs.iter().copied(), body, &mut sc)
-        .map_err(|e| format!("unparsable request: {e:?}"))?;
-    match msg {
-        Message::Event(ev) => {
-            each(&ev);
-            Ok(1)
-        }
-        Message::Batch(mut batch) => {
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut n = 0;
-            while let Some(ev) = batch.next_event(&mut buf) {
-                each(&ev.map_err(|e| format!("batch event {n}: {e:?}"))?);
-                n += 1;
-            }
-            Ok(n)
-        }
-        other => Err(format!("unexpected message {other:?}")),
     }
 }
 
@@ -420,17 +329,6 @@ fn emit_all(em: &Emitter, ids: &[String]) {
         )
         .unwrap();
     }
-}
-
-fn wait_for(mut f: impl FnMut() -> bool, limit: Duration) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    f()
 }
 
 /// The ids of the requests the collector answered `202`, in order.
@@ -877,10 +775,7 @@ fn a_collector_down_for_good_opens_the_breaker_and_memory_stays_at_the_cap() {
 #[test]
 fn a_dead_port_keeps_memory_at_the_byte_cap() {
     const BYTES: usize = 64 * 1024;
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = dead_port();
     let reports = Reports::default();
     let shutdown_timeout = Duration::from_millis(300);
     let em = Emitter::builder("/agents/fault-test")
@@ -1168,7 +1063,7 @@ fn round_trips(name: &str, mode: HttpMode) {
                     .contains("%E2%82%AC"));
             }
         }
-        let n = parse_events(&r.headers, &r.body, |back| {
+        let n = parse_events(&r.headers, &r.body, |_, back| {
             let want = &expected[back.id()];
             assert!(
                 back.same_as(want, mode == HttpMode::Structured),

@@ -11,16 +11,19 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ossa_events::parse::http::{self as http_parse, Message};
 use ossa_events::sink::{Encoded, HttpMode, HttpSink, Sink};
-use ossa_events::{Error, Event, ExtValue, Phase, Retry, Scratch, SendError, Timestamp};
+use ossa_events::{Error, Event, ExtValue, Phase, Retry, SendError, Timestamp};
+
+use common::{dead_port, parse_events, read_request, serve_loopback};
 
 // ---------------------------------------------------------------------------
 // The test server
@@ -56,10 +59,27 @@ struct Recorded {
 
 impl Recorded {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        common::header(&self.headers, name)
+    }
+
+    /// `req` with its body's `Content-Encoding: gzip` undone.
+    fn from(req: common::Request) -> Recorded {
+        let body = if common::header(&req.headers, "content-encoding") == Some("gzip") {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&req.body[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            out
+        } else {
+            req.body.clone()
+        };
+        Recorded {
+            method: req.method,
+            path: req.path,
+            headers: req.headers,
+            raw_body: req.body,
+            body,
+        }
     }
 }
 
@@ -78,19 +98,13 @@ struct Server {
 impl Server {
     /// Starts a server that answers 200 when its script is empty.
     fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let st = Arc::clone(&state);
         // The accept loop lives as long as the test process; each connection
         // has its own thread, bounded by socket timeouts.
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                st.lock().unwrap().connections += 1;
-                let st = Arc::clone(&st);
-                thread::spawn(move || serve(stream, &st));
-            }
+        let addr = serve_loopback(None, move |stream| {
+            st.lock().unwrap().connections += 1;
+            serve(stream, &st);
         });
         Server { addr, state }
     }
@@ -121,7 +135,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
-    while let Some(req) = read_request(&mut reader) {
+    // Anything malformed fails the connection loudly: the sink must not send it.
+    while let Some(req) = read_request(&mut reader)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(Recorded::from)
+    {
         let reply = {
             let mut st = state.lock().unwrap();
             st.requests.push(req);
@@ -148,61 +166,6 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             Reply::Reset => return,
         }
     }
-}
-
-/// Reads one request; `None` at EOF, on a timeout or on anything malformed.
-fn read_request(r: &mut impl BufRead) -> Option<Recorded> {
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.trim_end().split(' ');
-    let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
-    assert_eq!(parts.next(), Some("HTTP/1.1"), "request line {line:?}");
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end_matches(['\r', '\n']);
-        if h.is_empty() {
-            break;
-        }
-        let (n, v) = h.split_once(':')?;
-        headers.push((n.to_ascii_lowercase(), v.trim().to_owned()));
-    }
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    assert_eq!(
-        find("transfer-encoding"),
-        None,
-        "the sink sends sized bodies"
-    );
-    let len: usize = find("content-length").map_or(0, |v| v.parse().unwrap());
-    let mut raw_body = vec![0; len];
-    r.read_exact(&mut raw_body).ok()?;
-    let body = if find("content-encoding").as_deref() == Some("gzip") {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw_body[..])
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    } else {
-        raw_body.clone()
-    };
-    Some(Recorded {
-        method,
-        path,
-        headers,
-        raw_body,
-        body,
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -292,31 +255,7 @@ fn plain(n: usize, sink: &HttpSink) -> Vec<Encoded> {
 
 /// Parses a recorded request back into events with our HTTP binding parser.
 fn parse_back(req: &Recorded, check: impl Fn(usize, &Event<'_>)) -> usize {
-    let headers: Vec<(&str, &[u8])> = req
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        .collect();
-    let mut scratch = vec![0u8; 64 * 1024];
-    let mut sc = Scratch::new(&mut scratch);
-    let msg = http_parse::parse(headers.iter().copied(), &req.body, &mut sc).unwrap();
-    let n = match msg {
-        Message::Event(ev) => {
-            check(0, &ev);
-            1
-        }
-        Message::Batch(mut batch) => {
-            let mut n = 0;
-            let mut buf = vec![0u8; 64 * 1024];
-            while let Some(ev) = batch.next_event(&mut buf) {
-                check(n, &ev.unwrap());
-                n += 1;
-            }
-            n
-        }
-        other => panic!("unexpected message {other:?}"),
-    };
-    n
+    parse_events(&req.headers, &req.body, check).unwrap()
 }
 
 fn expect_err(r: Result<(), SendError>) -> SendError {
@@ -718,10 +657,7 @@ fn a_reset_is_a_retryable_transport_error() {
 
 #[test]
 fn a_refused_connection_is_a_retryable_transport_error() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = dead_port();
     let mut s = HttpSink::builder(format!("http://127.0.0.1:{port}/events"))
         .timeout(Duration::from_secs(2))
         .build()

@@ -2,141 +2,19 @@
 //! events read back from its stdout.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::Duration;
+
+use common::{bin, ev, post, Listen};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ossa-events"))
-}
-
-/// A running `listen` process; killed when dropped.
-struct Listen {
-    child: Child,
-    addr: SocketAddr,
-    lines: Receiver<String>,
-}
-
-impl Drop for Listen {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Listen {
-    fn start(extra: &[&str]) -> Listen {
-        let mut child = bin()
-            .args(["listen", "--http", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let mut first = String::new();
-            let mut r = BufReader::new(stderr);
-            let _ = r.read_line(&mut first);
-            let _ = tx.send(first);
-            // Keep draining so the child never blocks on stderr.
-            let _ = std::io::copy(&mut r, &mut std::io::sink());
-        });
-        let first = match rx.recv_timeout(IO_TIMEOUT) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("no 'listening on' line");
-            }
-        };
-        let addr: SocketAddr = first
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first stderr line: {first:?}"))
-            .parse()
-            .unwrap();
-        assert_ne!(addr.port(), 0, "the real port is printed");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Listen { child, addr, lines }
-    }
-
-    /// Sends raw bytes on a new connection; the status line's code.
-    fn send(&self, req: &[u8]) -> (u16, String) {
-        let mut s = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT).unwrap();
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.write_all(req).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let mut hs = [httparse::EMPTY_HEADER; 16];
-            let mut r = httparse::Response::new(&mut hs);
-            if let httparse::Status::Complete(n) = r.parse(&buf).unwrap() {
-                let len: usize = r
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .map_or(0, |h| {
-                        std::str::from_utf8(h.value).unwrap().parse().unwrap()
-                    });
-                let code = r.code.unwrap();
-                while buf.len() < n + len {
-                    let k = s.read(&mut chunk).unwrap();
-                    assert!(k > 0, "closed inside the body");
-                    buf.extend_from_slice(&chunk[..k]);
-                }
-                return (code, String::from_utf8_lossy(&buf[n..n + len]).into_owned());
-            }
-            let k = s.read(&mut chunk).unwrap();
-            assert!(k > 0, "closed before a response");
-            buf.extend_from_slice(&chunk[..k]);
-        }
-    }
-
-    /// The next line printed on stdout.
-    fn line(&self) -> String {
-        self.lines.recv_timeout(IO_TIMEOUT).unwrap()
-    }
-
-    /// Asserts nothing more was printed (events are flushed before the response).
-    fn no_more_lines(&self) {
-        match self.lines.recv_timeout(Duration::from_millis(200)) {
-            Err(RecvTimeoutError::Timeout) => {}
-            other => panic!("unexpected output: {other:?}"),
-        }
-    }
-}
-
-fn post(content_type: &str, body: &str) -> Vec<u8> {
-    format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-fn ev(id: &str) -> String {
-    format!(r#"{{"specversion":"1.0","id":"{id}","source":"/s","type":"t"}}"#)
-}
-
 #[test]
 fn listen_prints_each_valid_event_of_every_content_mode_as_one_json_line() {
-    let l = Listen::start(&[]);
+    let l = Listen::start(&[], IO_TIMEOUT);
     // Structured.
     assert_eq!(
         l.send(&post("application/cloudevents+json", &ev("s1"))).0,
@@ -170,7 +48,7 @@ fn listen_prints_each_valid_event_of_every_content_mode_as_one_json_line() {
 
 #[test]
 fn listen_refuses_invalid_requests_and_prints_nothing_for_them() {
-    let l = Listen::start(&["--max-body", "2000", "--timeout", "0.5"]);
+    let l = Listen::start(&["--max-body", "2000", "--timeout", "0.5"], IO_TIMEOUT);
     let (code, body) = l.send(&post(
         "application/cloudevents+json",
         r#"{"specversion":"1.0","id":"1","source":"/s"}"#,
@@ -200,7 +78,7 @@ fn listen_refuses_invalid_requests_and_prints_nothing_for_them() {
 
 #[test]
 fn listen_connection_cap_from_the_command_line() {
-    let l = Listen::start(&["--max-connections", "1"]);
+    let l = Listen::start(&["--max-connections", "1"], IO_TIMEOUT);
     let mut held = TcpStream::connect_timeout(&l.addr, IO_TIMEOUT).unwrap();
     held.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     held.write_all(&post("application/cloudevents+json", &ev("held")))

@@ -30,73 +30,31 @@ use ossa_events::format::json;
 use ossa_events::io::{write_all, SliceWriter};
 use ossa_events::ossa::{self, ToolCalled};
 use ossa_events::parse::json::parse_event;
-use ossa_events::{Event, RawJson, Scratch, SystemClock, Timestamp};
+use ossa_events::{Event, RawJson, Scratch, SystemClock};
+use ossa_events_tests::median;
+use ossa_events_tests::typical::{
+    self, fixed_event, tool_called, AGENT_ID, ARGUMENTS, CALL_ID, INTERACTION_ID, SOURCE, SPAN_ID,
+    TOOL, TRACE_ID,
+};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 // ---------------------------------------------------------------------------
-// The fixture: one typical `dev.ossa.tool.called` event.
-
-const SOURCE: &str = "/agents/researcher";
-const AGENT_ID: &str = "researcher";
-const INTERACTION_ID: &str = "i-7f3c2a";
-const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const SPAN_ID: &str = "00f067aa0ba902b7";
-const TOOL: &str = "web_search";
-const CALL_ID: &str = "call_3k9q2w";
-const QUERY: &str = "CloudEvents extensions for agent tracing";
-/// The tool arguments as the model hands them over: JSON text.
-const ARGUMENTS: &str = r#"{"query":"CloudEvents extensions for agent tracing","max_results":10,"filters":{"lang":"en","domains":["cloudevents.io","github.com"]}}"#;
-/// A fixed time (same form as `SystemClock` gives: UTC, microseconds) for the
-/// parse inputs, so they are the same bytes on every run.
-const FIXED_TIME: &str = "2026-03-14T09:26:53.589793Z";
+// The fixture: one typical `dev.ossa.tool.called` event
+// (`ossa_events_tests::typical`).
 
 /// The whole `data` object as JSON text (what `ToolCalled` writes).
 fn data_json_text() -> String {
     format!(r#"{{"tool":"{TOOL}","call_id":"{CALL_ID}","arguments":{ARGUMENTS}}}"#)
 }
 
-/// The same `data` as the SDK wants it: a `serde_json::Value` built from Rust values.
-fn sdk_data_value() -> serde_json::Value {
-    serde_json::json!({
-        "tool": TOOL,
-        "call_id": CALL_ID,
-        "arguments": {
-            "query": QUERY,
-            "max_results": 10,
-            "filters": {
-                "lang": "en",
-                "domains": ["cloudevents.io", "github.com"],
-            },
-        },
-    })
-}
-
-fn tool_called() -> ToolCalled<'static> {
-    ToolCalled {
-        tool: TOOL,
-        call_id: Some(CALL_ID),
-        arguments: Some(RawJson::new(ARGUMENTS).unwrap()),
-    }
-}
-
 /// The fixture event built by our builder with a fixed id and time, encoded:
 /// the parse input.
 fn fixture_json() -> Vec<u8> {
     let call = tool_called();
-    let ev = Event::builder()
-        .id("6f1a3e0c-9b7d-4c2e-8a15-3d9e7b2f4c60")
-        .source(SOURCE)
-        .time(Timestamp::parse(FIXED_TIME).unwrap())
-        .ossa(&call)
-        .ossa_agent_id(AGENT_ID)
-        .ossa_interaction_id(INTERACTION_ID)
-        .ossa_trace_id(TRACE_ID)
-        .ossa_span_id(SPAN_ID)
-        .build()
-        .unwrap();
+    let ev = fixed_event(&call);
     json::to_vec(&ev).unwrap()
 }
 
@@ -184,7 +142,7 @@ fn sdk_build_encode(out: &mut Vec<u8>) -> usize {
         .extension("ossainteractionid", INTERACTION_ID)
         .extension("ossatraceid", TRACE_ID)
         .extension("ossaspanid", SPAN_ID)
-        .data("application/json", sdk_data_value())
+        .data("application/json", typical::data_value())
         .build()
         .unwrap();
     let v = serde_json::to_vec(&ev).unwrap();
@@ -335,11 +293,6 @@ fn interleaved<const K: usize>(runs: usize, mut timers: [&mut dyn FnMut() -> f64
     samples.map(|mut s| median(&mut s))
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 struct Row {
     name: &'static str,
     ours: f64,
@@ -390,17 +343,7 @@ fn main() {
 
     // The events the header benchmarks start from.
     let call = tool_called();
-    let built = Event::builder()
-        .id("6f1a3e0c-9b7d-4c2e-8a15-3d9e7b2f4c60")
-        .source(SOURCE)
-        .time(Timestamp::parse(FIXED_TIME).unwrap())
-        .ossa(&call)
-        .ossa_agent_id(AGENT_ID)
-        .ossa_interaction_id(INTERACTION_ID)
-        .ossa_trace_id(TRACE_ID)
-        .ossa_span_id(SPAN_ID)
-        .build()
-        .unwrap();
+    let built = fixed_event(&call);
     let sdk_event = sdk_parsed.clone();
     let sdk_built = sdk_parsed.clone();
     let mut head = [0u8; 1024];

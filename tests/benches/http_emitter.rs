@@ -38,7 +38,6 @@
 use std::alloc::System;
 use std::hint::black_box;
 use std::io::Read as _;
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,32 +46,19 @@ use cloudevents::{EventBuilder as _, EventBuilderV10};
 use criterion::{Criterion, Throughput};
 use ossa_events::receiver::{Receiver, ReceiverConfig, ReceiverHandle};
 use ossa_events::sink::{Encoded, HttpMode, HttpSink, Sink};
-use ossa_events::{ossa, Emitter, EmitterBuilder, Overflow, RawJson, SendError};
+use ossa_events::{ossa, Emitter, EmitterBuilder, Overflow, SendError};
+use ossa_events_tests::typical::{
+    self, fixed_event, tool_called, AGENT_ID, INTERACTION_ID, SOURCE, SPAN_ID, TOOL, TRACE_ID,
+};
+use ossa_events_tests::{dead_port, median};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 // ---------------------------------------------------------------------------
-// The fixture: the typical `dev.ossa.tool.called` event of core_vs_sdk.rs.
-
-const SOURCE: &str = "/agents/researcher";
-const AGENT_ID: &str = "researcher";
-const INTERACTION_ID: &str = "i-7f3c2a";
-const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const SPAN_ID: &str = "00f067aa0ba902b7";
-const TOOL: &str = "web_search";
-const CALL_ID: &str = "call_3k9q2w";
-const QUERY: &str = "CloudEvents extensions for agent tracing";
-const ARGUMENTS: &str = r#"{"query":"CloudEvents extensions for agent tracing","max_results":10,"filters":{"lang":"en","domains":["cloudevents.io","github.com"]}}"#;
-
-fn tool_called() -> ossa::ToolCalled<'static> {
-    ossa::ToolCalled {
-        tool: TOOL,
-        call_id: Some(CALL_ID),
-        arguments: Some(RawJson::new(ARGUMENTS).unwrap()),
-    }
-}
+// The fixture: the typical `dev.ossa.tool.called` event of core_vs_sdk.rs
+// (`ossa_events_tests::typical`).
 
 /// An emitter builder for the fixture's source and OSSA context.
 fn builder() -> EmitterBuilder {
@@ -95,11 +81,6 @@ impl Sink for Discard {
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -148,17 +129,7 @@ struct EmitFigures {
 fn measure_emit(runs: usize, per_run: usize, timed_calls: usize) -> EmitFigures {
     let call = tool_called();
     let event_bytes = {
-        let ev = ossa_events::Event::builder()
-            .id("6f1a3e0c-9b7d-4c2e-8a15-3d9e7b2f4c60")
-            .source(SOURCE)
-            .time(ossa_events::Timestamp::parse("2026-03-14T09:26:53.589793Z").unwrap())
-            .ossa(&call)
-            .ossa_agent_id(AGENT_ID)
-            .ossa_interaction_id(INTERACTION_ID)
-            .ossa_trace_id(TRACE_ID)
-            .ossa_span_id(SPAN_ID)
-            .build()
-            .unwrap();
+        let ev = fixed_event(&call);
         ossa_events::format::json::to_vec(&ev).unwrap().len()
     };
 
@@ -310,18 +281,7 @@ fn sdk_event_json() -> Vec<u8> {
         .extension("ossainteractionid", INTERACTION_ID)
         .extension("ossatraceid", TRACE_ID)
         .extension("ossaspanid", SPAN_ID)
-        .data(
-            "application/json",
-            serde_json::json!({
-                "tool": TOOL,
-                "call_id": CALL_ID,
-                "arguments": {
-                    "query": QUERY,
-                    "max_results": 10,
-                    "filters": {"lang": "en", "domains": ["cloudevents.io", "github.com"]},
-                },
-            }),
-        )
+        .data("application/json", typical::data_value())
         .build()
         .unwrap();
     serde_json::to_vec(&ev).unwrap()
@@ -392,11 +352,7 @@ struct MemSample {
 }
 
 fn collector_down(total: usize, every: usize) -> (Vec<MemSample>, Duration, u64) {
-    // A port nothing listens on: bound, read, closed.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = dead_port();
     let sink = HttpSink::builder(format!("http://127.0.0.1:{port}/"))
         .mode(HttpMode::Batched)
         .timeout(Duration::from_secs(1))

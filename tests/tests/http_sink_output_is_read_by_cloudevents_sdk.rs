@@ -29,6 +29,7 @@ use cloudevents::{AttributesReader as _, Data as SdkData, Event as SdkEvent};
 use ossa_events::parse::http::{self as http_parse, Message};
 use ossa_events::sink::{Encoded, HttpMode, HttpSink, Sink};
 use ossa_events::{ossa, Data, Emitter, Event, ExtValue, RawJson, Scratch, Timestamp};
+use ossa_events_tests::{ext_kind, percent_decode, EXT_KINDS};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -271,23 +272,6 @@ fn encode(sink: &HttpSink, evs: &[Event<'_>]) -> Vec<Encoded> {
 // ---------------------------------------------------------------------------
 // Checks
 // ---------------------------------------------------------------------------
-
-/// One round of percent-decoding (HTTP binding §3.1.3.2).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).expect("hex escape"));
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).expect("utf-8 after decoding")
-}
 
 fn same_instant(ours: Timestamp, sdk: &chrono::DateTime<chrono::Utc>) -> bool {
     ours.unix_seconds() == sdk.timestamp() && ours.nanos() == sdk.timestamp_subsec_nanos()
@@ -550,26 +534,9 @@ fn fixtures_cover_every_extension_type_and_data_kind() {
     let ext_kinds: Vec<&str> = evs
         .iter()
         .flat_map(|e| e.extensions().iter())
-        .map(|e| match e.value {
-            ExtValue::String(_) => "string",
-            ExtValue::Integer(_) => "integer",
-            ExtValue::Boolean(_) => "boolean",
-            ExtValue::Uri(_) => "uri",
-            ExtValue::UriRef(_) => "uriref",
-            ExtValue::Timestamp(_) => "timestamp",
-            ExtValue::Binary(_) => "binary",
-            _ => "other",
-        })
+        .map(|e| ext_kind(&e.value))
         .collect();
-    for k in [
-        "string",
-        "integer",
-        "boolean",
-        "uri",
-        "uriref",
-        "timestamp",
-        "binary",
-    ] {
+    for k in EXT_KINDS {
         assert!(ext_kinds.contains(&k), "no {k} extension");
     }
     assert!(!evs[0].subject().unwrap().is_ascii());

@@ -23,6 +23,7 @@ use ossa_events_core::parse::{self, json::BatchParser};
 use ossa_events_core::{
     ossa, Data, Event, EventId, ExtValue, ParseError, RawJson, Rule, Scratch, Timestamp,
 };
+use ossa_events_tests::{ext_kind, percent_decode, EXT_KINDS};
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -35,24 +36,6 @@ fn b64_decode(s: &str) -> Vec<u8> {
         ossa_events_core::base64::decode_to_slice(s.as_bytes(), &mut out).expect("valid base64");
     out.truncate(n);
     out
-}
-
-/// One round of percent-decoding (HTTP binding §3.1.3.2).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = u8::from_str_radix(&s[i + 1..i + 3], 16).expect("hex escape");
-            out.push(h);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).expect("utf-8 after decoding")
 }
 
 /// Whether a timestamp of ours and a chrono time of the sdk are the same instant.
@@ -497,26 +480,9 @@ fn our_cases_cover_every_extension_type_and_data_kind() {
     let kinds: Vec<&str> = full
         .extensions()
         .iter()
-        .map(|e| match e.value {
-            ExtValue::String(_) => "string",
-            ExtValue::Integer(_) => "integer",
-            ExtValue::Boolean(_) => "boolean",
-            ExtValue::Uri(_) => "uri",
-            ExtValue::UriRef(_) => "uriref",
-            ExtValue::Timestamp(_) => "timestamp",
-            ExtValue::Binary(_) => "binary",
-            _ => "other",
-        })
+        .map(|e| ext_kind(&e.value))
         .collect();
-    for k in [
-        "string",
-        "integer",
-        "boolean",
-        "uri",
-        "uriref",
-        "timestamp",
-        "binary",
-    ] {
+    for k in EXT_KINDS {
         assert!(kinds.contains(&k), "missing extension type {k}");
     }
     let mut data = [false; 5];

@@ -1,0 +1,346 @@
+//! Support code shared by the integration tests of `ossa-events`: the parts
+//! of the loopback HTTP/1.1 test servers that are the same everywhere
+//! (accepting connections, reading a request, parsing it back with our HTTP
+//! binding parser), running `ossa-events listen` and finding its port, and
+//! small waiting helpers.
+//!
+//! Each test binary includes this with `mod common;` and uses a subset.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ossa_events::parse::http::{self as http_parse, Message};
+use ossa_events::{Event, Scratch};
+
+// ---------------------------------------------------------------------------
+// Loopback HTTP/1.1 servers
+// ---------------------------------------------------------------------------
+
+/// Binds 127.0.0.1 on a free port and runs `serve` on a thread of its own for
+/// each connection accepted. With `stop`, the accept loop ends at the first
+/// connection accepted after it is set (connect once to wake it); without,
+/// it lives as long as the test process. Connection threads end when their
+/// client closes or their socket times out.
+pub(crate) fn serve_loopback(
+    stop: Option<Arc<AtomicBool>>,
+    serve: impl Fn(TcpStream) + Send + Sync + 'static,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serve = Arc::new(serve);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+                break;
+            }
+            let Ok(stream) = stream else { continue };
+            let serve = Arc::clone(&serve);
+            thread::spawn(move || serve(stream));
+        }
+    });
+    addr
+}
+
+/// A port on 127.0.0.1 that nothing listens on: bound, read, closed.
+pub(crate) fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Names lower-cased, values trimmed, in the order sent.
+pub(crate) type Headers = Vec<(String, String)>;
+
+/// One request as a test server read it off the socket.
+#[derive(Clone, Debug)]
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) headers: Headers,
+    /// The `Content-Length` bytes that followed the head, as sent.
+    pub(crate) body: Vec<u8>,
+}
+
+/// The value of the first header called `name` (lower case).
+pub(crate) fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Reads one HTTP/1.1 request with a `Content-Length` body. `Ok(None)` when
+/// the client closed (or went idle) between requests; `Err` for anything
+/// malformed or cut short, and for a chunked body (the sink sends sized ones).
+pub(crate) fn read_request(r: &mut impl BufRead) -> Result<Option<Request>, String> {
+    let mut line = String::new();
+    match r.read_line(&mut line) {
+        Ok(0) | Err(_) => return Ok(None),
+        Ok(_) => {}
+    }
+    let mut parts = line.trim_end().split(' ');
+    let (Some(method), Some(path), Some("HTTP/1.1")) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("request line {line:?}"));
+    };
+    let (method, path) = (method.to_owned(), path.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        match r.read_line(&mut h) {
+            Ok(0) => return Err("connection closed inside the headers".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading headers: {e}")),
+        }
+        let h = h.trim_end_matches(['\r', '\n']);
+        if h.is_empty() {
+            break;
+        }
+        let (n, v) = h.split_once(':').ok_or_else(|| format!("header {h:?}"))?;
+        headers.push((n.to_ascii_lowercase(), v.trim().to_owned()));
+        if headers.len() > 100 {
+            return Err("more than 100 headers".into());
+        }
+    }
+    if header(&headers, "transfer-encoding").is_some() {
+        return Err("the sink sends sized bodies, not chunked ones".into());
+    }
+    let len: usize = match header(&headers, "content-length") {
+        Some(v) => v
+            .parse()
+            .map_err(|e| format!("content-length {v:?}: {e}"))?,
+        None => 0,
+    };
+    if len > 16 << 20 {
+        return Err(format!("body of {len} bytes"));
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body)
+        .map_err(|e| format!("reading a {len}-byte body: {e}"))?;
+    Ok(Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
+/// Parses a request with our HTTP binding parser (structured, binary or
+/// batched, from its `Content-Type`) and hands each event with its index to
+/// `each`; the number of events.
+pub(crate) fn parse_events(
+    headers: &[(String, String)],
+    body: &[u8],
+    mut each: impl FnMut(usize, &Event<'_>),
+) -> Result<usize, String> {
+    let hs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect();
+    let mut scratch = vec![0u8; 64 * 1024];
+    let mut sc = Scratch::new(&mut scratch);
+    let msg = http_parse::parse(hs.iter().copied(), body, &mut sc)
+        .map_err(|e| format!("unparsable request: {e:?}"))?;
+    match msg {
+        Message::Event(ev) => {
+            each(0, &ev);
+            Ok(1)
+        }
+        Message::Batch(mut batch) => {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut n = 0;
+            while let Some(ev) = batch.next_event(&mut buf) {
+                each(n, &ev.map_err(|e| format!("batch event {n}: {e:?}"))?);
+                n += 1;
+            }
+            Ok(n)
+        }
+        other => Err(format!("unexpected message {other:?}")),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// `ossa-events listen`, run as the real binary
+// ---------------------------------------------------------------------------
+
+/// The `ossa-events` binary cargo built for these tests.
+pub(crate) fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ossa-events"))
+}
+
+/// How long [`Listen::no_more_lines`] waits for output that must not come.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// A running `listen` process; killed when dropped.
+pub(crate) struct Listen {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    lines: Receiver<String>,
+    /// For its `listening on` line, each printed line and each socket read/write.
+    io_timeout: Duration,
+}
+
+impl Drop for Listen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Listen {
+    /// Runs `ossa-events listen --http 127.0.0.1:0 EXTRA` and reads the port
+    /// it bound from its first stderr line, waiting at most `io_timeout`.
+    pub(crate) fn start(extra: &[&str], io_timeout: Duration) -> Listen {
+        let mut child = bin()
+            .args(["listen", "--http", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        thread::spawn(move || {
+            let mut first = String::new();
+            let mut r = BufReader::new(stderr);
+            let _ = r.read_line(&mut first);
+            let _ = tx.send(first);
+            // Keep draining so the child never blocks on stderr.
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
+        });
+        let first = match rx.recv_timeout(io_timeout) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("listen printed no 'listening on' line");
+            }
+        };
+        let addr: SocketAddr = first
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first stderr line: {first:?}"))
+            .parse()
+            .unwrap();
+        assert_ne!(addr.port(), 0, "the real port is printed");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Listen {
+            child,
+            addr,
+            lines,
+            io_timeout,
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// The next line printed on stdout.
+    pub(crate) fn line(&self) -> String {
+        self.lines.recv_timeout(self.io_timeout).unwrap()
+    }
+
+    /// The next `n` lines printed on stdout, each parsed as JSON.
+    pub(crate) fn events(&self, n: usize) -> Vec<serde_json::Value> {
+        (0..n)
+            .map(|i| {
+                let line = self
+                    .lines
+                    .recv_timeout(self.io_timeout)
+                    .unwrap_or_else(|e| panic!("listen line {i} of {n}: {e}"));
+                serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!("listen printed a line that is not JSON ({e}): {line}")
+                })
+            })
+            .collect()
+    }
+
+    /// Asserts nothing more was printed (`listen` flushes before it answers,
+    /// so anything delivered is already there).
+    pub(crate) fn no_more_lines(&self) {
+        match self.lines.recv_timeout(QUIET) {
+            Err(RecvTimeoutError::Timeout) => {}
+            other => panic!("unexpected output from listen: {other:?}"),
+        }
+    }
+
+    /// Sends raw bytes on a new connection; the status code and the body.
+    pub(crate) fn send(&self, req: &[u8]) -> (u16, String) {
+        let mut s = TcpStream::connect_timeout(&self.addr, self.io_timeout).unwrap();
+        s.set_read_timeout(Some(self.io_timeout)).unwrap();
+        s.set_write_timeout(Some(self.io_timeout)).unwrap();
+        s.write_all(req).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let mut hs = [httparse::EMPTY_HEADER; 16];
+            let mut r = httparse::Response::new(&mut hs);
+            if let httparse::Status::Complete(n) = r.parse(&buf).unwrap() {
+                let len: usize = r
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .map_or(0, |h| {
+                        std::str::from_utf8(h.value).unwrap().parse().unwrap()
+                    });
+                let code = r.code.unwrap();
+                while buf.len() < n + len {
+                    let k = s.read(&mut chunk).unwrap();
+                    assert!(k > 0, "closed inside the body");
+                    buf.extend_from_slice(&chunk[..k]);
+                }
+                return (code, String::from_utf8_lossy(&buf[n..n + len]).into_owned());
+            }
+            let k = s.read(&mut chunk).unwrap();
+            assert!(k > 0, "closed before a response");
+            buf.extend_from_slice(&chunk[..k]);
+        }
+    }
+}
+
+/// A `POST /` with this `Content-Type` and body.
+pub(crate) fn post(content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The smallest valid structured event, as `listen` prints it.
+pub(crate) fn ev(id: &str) -> String {
+    format!(r#"{{"specversion":"1.0","id":"{id}","source":"/s","type":"t"}}"#)
+}
+
+// ---------------------------------------------------------------------------
+// Waiting
+// ---------------------------------------------------------------------------
+
+/// Polls `f` every 5 ms until it holds or `limit` has passed; its last answer.
+pub(crate) fn wait_for(mut f: impl FnMut() -> bool, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    f()
+}
