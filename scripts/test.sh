@@ -88,7 +88,7 @@ test_status=${PIPESTATUS[0]}
 step "fuzz each target for ${FUZZ_SECONDS}s"
 cd "$ROOT/fuzz"
 # cargo-fuzz passes -Z flags; stable accepts them only with RUSTC_BOOTSTRAP.
-[ "$FUZZ_TOOLCHAIN" = stable ] && export RUSTC_BOOTSTRAP=1
+if [ "$FUZZ_TOOLCHAIN" = stable ]; then export RUSTC_BOOTSTRAP=1; fi
 for target in $(cargo "+$FUZZ_TOOLCHAIN" fuzz list); do
   mkdir -p "corpus/$target"
   cargo "+$FUZZ_TOOLCHAIN" fuzz run "${FUZZ_FLAGS[@]}" "$target" "corpus/$target" -- \
