@@ -1,0 +1,660 @@
+//! CloudEvents over Kafka (the [Kafka protocol binding]) with [`rdkafka`]
+//! (librdkafka): binary or structured content mode, one idempotent producer
+//! per sink.
+//!
+//! An event counts as delivered only once its **delivery report** is in:
+//! [`Sink::send`] produces every event of the batch (a full librdkafka queue
+//! is waited out, not dropped), then waits for every report, bounded by the
+//! delivery timeout (librdkafka's `message.timeout.ms`, within which
+//! librdkafka itself retries, without duplicates thanks to idempotence).
+//! The sink then classifies what happened; further retries, backoff and the
+//! circuit breaker are the emitter's worker's.
+//!
+//! | delivery report | [`Retry`](crate::Retry) | [`Error`] |
+//! | --- | --- | --- |
+//! | every report successful | — (delivered) | — |
+//! | message timed out, or no report within the delivery timeout | `Yes { after: None }` | [`Error::Timeout`] ([`Phase::Send`]) |
+//! | topic missing, not authorized, message too large, invalid record or topic, bad configuration | `No` | [`Error::Transport`] (`"kafka: …"`) |
+//! | any other error (broker down, not leader, not enough replicas, purged…) | `Yes { after: None }` | [`Error::Transport`] (`"kafka: …"`) |
+//!
+//! `delivered` in a failure is the number of events, from the front of the
+//! batch, whose reports all succeeded. Events behind a failed one whose own
+//! reports succeeded are remembered: when the worker retries that tail, they
+//! are not produced again.
+//!
+//! [Kafka protocol binding]: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/kafka-protocol-binding.md
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+
+use ossa_events_core::format::binary::{self, Binding};
+use ossa_events_core::parse::json::parse_event;
+use ossa_events_core::Scratch;
+
+use crate::errors::{Error, Phase, SendError};
+use crate::sink::{Encoded, Encoding, Sink};
+
+/// The delivery timeout (librdkafka's `message.timeout.ms`): how long
+/// librdkafka keeps trying to deliver one event before reporting it failed.
+/// 30 seconds.
+pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most events per [`Sink::send`]. 1 000.
+pub const DEFAULT_MAX_BATCH: usize = 1000;
+/// The content mode: [`KafkaMode::Binary`], the binding's compact form.
+pub const DEFAULT_MODE: KafkaMode = KafkaMode::Binary;
+/// The `client.id` the producer gives the brokers. `ossa-events`.
+pub const DEFAULT_CLIENT_ID: &str = "ossa-events";
+
+/// `content-type` header of a structured-mode record.
+const STRUCTURED_CT: &str = "application/cloudevents+json; charset=UTF-8";
+/// The extension the binding maps to the record key.
+const PARTITION_KEY_HEADER: &str = "ce_partitionkey";
+/// How long one wait for delivery reports or queue room lasts before the
+/// sink checks its counts again.
+const POLL_STEP: Duration = Duration::from_millis(1);
+/// Extra time, past the delivery timeout, that [`Sink::send`] waits for the
+/// reports librdkafka owes: it reports every message by then.
+const REPORT_GRACE: Duration = Duration::from_secs(5);
+
+/// How events are put into Kafka records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum KafkaMode {
+    /// Attributes as `ce_` headers (raw UTF-8), the data's content type as
+    /// `content-type`, the data as the value (no value when there is no data).
+    #[default]
+    Binary,
+    /// The whole event as JSON in the value, with
+    /// `content-type: application/cloudevents+json; charset=UTF-8`.
+    Structured,
+}
+
+/// What a delivery report said, by the sequence number given at produce.
+type Report = (usize, Result<(), KafkaError>);
+
+/// Collects delivery reports; they are handed over on the sink's own thread
+/// (inside `poll`), so the lock is never contended.
+#[derive(Default)]
+struct Reports {
+    done: Mutex<Vec<Report>>,
+}
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        let r = match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(e.clone()),
+        };
+        self.done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((seq, r));
+    }
+}
+
+/// Sends events to a Kafka topic. Built by [`KafkaSink::builder`].
+///
+/// The producer is idempotent with `acks=all` unless configured otherwise
+/// through [`KafkaSinkBuilder::set`]. The record key is the event's
+/// `partitionkey` extension when it has one (as the binding says), else the
+/// attribute named by [`KafkaSinkBuilder::key_field`], else none. Dropping
+/// the sink waits for what librdkafka still holds (up to the delivery
+/// timeout) instead of purging it.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use ossa_events::sink::{KafkaMode, KafkaSink};
+/// let sink = KafkaSink::builder("broker1:9092,broker2:9092", "agent-events")
+///     .mode(KafkaMode::Structured)
+///     .key_field("ossaagentid")
+///     .set("compression.type", "lz4")
+///     .delivery_timeout(Duration::from_secs(10))
+///     .build()?;
+/// # let _ = sink;
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
+pub struct KafkaSink {
+    producer: BaseProducer<Reports>,
+    /// Kept to make a new producer after a fatal producer error.
+    config: ClientConfig,
+    topic: String,
+    mode: KafkaMode,
+    /// `ce_<key_field>`.
+    key_header: Option<String>,
+    delivery_timeout: Duration,
+    max_batch: usize,
+    /// Sequence number of the next record produced.
+    next_seq: usize,
+    /// Events after the first failure of the last failed send whose own
+    /// reports succeeded, by id, in order: skipped when the same tail is retried.
+    delivered_tail: Vec<(String, bool)>,
+    /// Reused: the structured-mode parse scratch.
+    scratch: Vec<u8>,
+    /// Reused: what each event's report said (`None`: none yet).
+    outcomes: Vec<Option<Result<(), KafkaError>>>,
+}
+
+impl fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Configuration values stay out: they may hold credentials.
+        f.debug_struct("KafkaSink")
+            .field("topic", &self.topic)
+            .field("mode", &self.mode)
+            .field("key_header", &self.key_header)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`KafkaSink`]; from [`KafkaSink::builder`].
+#[derive(Clone)]
+pub struct KafkaSinkBuilder {
+    bootstrap_servers: String,
+    topic: String,
+    mode: KafkaMode,
+    client_id: String,
+    key_field: Option<String>,
+    delivery_timeout: Duration,
+    max_batch: usize,
+    properties: Vec<(String, String)>,
+}
+
+impl fmt::Debug for KafkaSinkBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.properties.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("KafkaSinkBuilder")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("topic", &self.topic)
+            .field("mode", &self.mode)
+            .field("client_id", &self.client_id)
+            .field("key_field", &self.key_field)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("max_batch", &self.max_batch)
+            .field("properties", &names)
+            .finish()
+    }
+}
+
+impl KafkaSink {
+    /// Starts configuring a sink that produces to `topic` through the
+    /// brokers `bootstrap_servers` (`host:port[,host:port…]`).
+    pub fn builder(
+        bootstrap_servers: impl Into<String>,
+        topic: impl Into<String>,
+    ) -> KafkaSinkBuilder {
+        KafkaSinkBuilder {
+            bootstrap_servers: bootstrap_servers.into(),
+            topic: topic.into(),
+            mode: DEFAULT_MODE,
+            client_id: DEFAULT_CLIENT_ID.to_owned(),
+            key_field: None,
+            delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
+            max_batch: DEFAULT_MAX_BATCH,
+            properties: Vec::new(),
+        }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The content mode.
+    pub fn mode(&self) -> KafkaMode {
+        self.mode
+    }
+}
+
+impl KafkaSinkBuilder {
+    /// The content mode. Defaults to [`KafkaMode::Binary`] ([`DEFAULT_MODE`]).
+    pub fn mode(mut self, mode: KafkaMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The producer's `client.id`. Defaults to `ossa-events` ([`DEFAULT_CLIENT_ID`]).
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = id.into();
+        self
+    }
+
+    /// The attribute (e.g. `ossaagentid`, `subject`, `source`) whose value is
+    /// the record key of events without a `partitionkey` extension; events
+    /// with neither have no key. Defaults to none.
+    pub fn key_field(mut self, attribute: impl Into<String>) -> Self {
+        self.key_field = Some(attribute.into());
+        self
+    }
+
+    /// How long librdkafka tries to deliver one event (its
+    /// `message.timeout.ms`, retrying within it) before the event's report
+    /// says it failed; [`Sink::send`] waits for the reports at most this long
+    /// plus a few seconds. Keep it below the emitter's shutdown timeout for a
+    /// shutdown that ends with every event settled. Defaults to 30 seconds
+    /// ([`DEFAULT_DELIVERY_TIMEOUT`]).
+    pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.delivery_timeout = timeout;
+        self
+    }
+
+    /// Most events per [`Sink::send`]; 0 counts as 1. Defaults to 1 000
+    /// ([`DEFAULT_MAX_BATCH`]).
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    /// Sets any librdkafka producer property (`compression.type`,
+    /// `security.protocol`, `sasl.username`, `linger.ms`…), over the sink's
+    /// own defaults (`enable.idempotence=true`, `acks=all`,
+    /// `message.timeout.ms` from [`delivery_timeout`](Self::delivery_timeout),
+    /// `bootstrap.servers`, `client.id`); checked by [`build`](Self::build).
+    /// Defaults to none.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// Checks the configuration and makes the producer (which connects in the
+    /// background). Fails with [`Error::Io`] of kind
+    /// [`InvalidInput`](std::io::ErrorKind::InvalidInput) for an empty topic or
+    /// server list, an empty key field, or a property librdkafka refuses.
+    pub fn build(self) -> Result<KafkaSink, Error> {
+        if self.topic.is_empty() {
+            return Err(invalid("kafka: empty topic".into()));
+        }
+        if self.bootstrap_servers.trim().is_empty() {
+            return Err(invalid("kafka: empty bootstrap servers".into()));
+        }
+        if self.key_field.as_deref() == Some("") {
+            return Err(invalid("kafka: empty key field".into()));
+        }
+        let timeout_ms = self.delivery_timeout.as_millis().clamp(1, i32::MAX as u128);
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", &self.client_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", timeout_ms.to_string());
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
+        // What librdkafka will use, whoever set it.
+        let delivery_timeout = config
+            .get("message.timeout.ms")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(self.delivery_timeout, Duration::from_millis);
+        let producer = make_producer(&config)?;
+        Ok(KafkaSink {
+            producer,
+            config,
+            topic: self.topic,
+            mode: self.mode,
+            key_header: self.key_field.map(|f| format!("ce_{f}")),
+            delivery_timeout,
+            max_batch: self.max_batch,
+            next_seq: 0,
+            delivered_tail: Vec::new(),
+            scratch: Vec::new(),
+            outcomes: Vec::new(),
+        })
+    }
+}
+
+fn make_producer(config: &ClientConfig) -> Result<BaseProducer<Reports>, Error> {
+    config
+        .create_with_context(Reports::default())
+        .map_err(|e| invalid(format!("kafka: {e}")))
+}
+
+fn invalid(msg: String) -> Error {
+    Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))
+}
+
+/// Whether a failed report is worth retrying.
+fn retryable(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    let Some(code) = e.rdkafka_error_code() else {
+        return true;
+    };
+    !matches!(
+        code,
+        C::UnknownTopic
+            | C::UnknownTopicOrPartition
+            | C::UnknownTopicId
+            | C::UnknownPartition
+            | C::InvalidTopic
+            | C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::TransactionalIdAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication
+            | C::MessageSizeTooLarge
+            | C::InvalidMessageSize
+            | C::InvalidMessage
+            | C::InvalidRecord
+            | C::BadMessage
+            | C::InvalidRequiredAcks
+            | C::UnsupportedForMessageFormat
+            | C::PolicyViolation
+            | C::InvalidArgument
+    )
+}
+
+fn report_error(e: &KafkaError) -> Error {
+    match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageTimedOut) => Error::Timeout(Phase::Send),
+        _ => Error::Transport(format!("kafka: {e}")),
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+impl Sink for KafkaSink {
+    fn encoding(&self) -> Encoding {
+        match self.mode {
+            KafkaMode::Binary => Encoding::KafkaBinary,
+            KafkaMode::Structured => Encoding::Json,
+        }
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        let want = self.encoding();
+        if let Some(pos) = events.iter().position(|e| e.encoding() != want) {
+            // Nothing is sent for such a batch's tail: it could not be read back.
+            let (good, bad) = events.split_at(pos);
+            let err = bad.first().map(|b| {
+                Error::Encode(format!(
+                    "event {:?} is encoded as {:?}, the Kafka sink sends {:?}",
+                    b.id(),
+                    b.encoding(),
+                    want
+                ))
+            });
+            self.send_checked(good)?;
+            return Err(SendError::fatal(
+                pos,
+                err.unwrap_or(Error::Encode(String::new())),
+            ));
+        }
+        self.send_checked(events)
+    }
+
+    fn flush(&mut self) -> Result<(), SendError> {
+        // `send` returns only once every report is in: nothing is held.
+        Ok(())
+    }
+}
+
+impl KafkaSink {
+    /// The record key of `e`: `partitionkey`, else the key field, else none.
+    fn key_of(&mut self, e: &Encoded) -> Result<Option<String>, Error> {
+        match self.mode {
+            KafkaMode::Binary => {
+                let mut field = None;
+                for (name, value) in e.headers() {
+                    if name == PARTITION_KEY_HEADER {
+                        return Ok(Some(value.to_owned()));
+                    }
+                    if self.key_header.as_deref() == Some(name) {
+                        field = Some(value.to_owned());
+                    }
+                }
+                Ok(field)
+            }
+            KafkaMode::Structured => {
+                let json = e.json();
+                if self.key_header.is_none() && !contains(json, b"\"partitionkey\"") {
+                    return Ok(None);
+                }
+                // Unescaped strings never outgrow their JSON.
+                self.scratch.clear();
+                self.scratch.resize(json.len() + 64, 0);
+                let mut scratch = Scratch::new(&mut self.scratch);
+                let ev = parse_event(json, &mut scratch).map_err(|err| {
+                    Error::Encode(format!("kafka: event {:?} for its key: {err}", e.id()))
+                })?;
+                let mut field = None;
+                for h in binary::headers(&ev, Binding::Kafka) {
+                    let name = h.name().to_string();
+                    if name == PARTITION_KEY_HEADER {
+                        return Ok(Some(h.value().to_string()));
+                    }
+                    if self.key_header.as_deref() == Some(name.as_str()) {
+                        field = Some(h.value().to_string());
+                    }
+                }
+                Ok(field)
+            }
+        }
+    }
+
+    /// Produces `e` as record number `seq`, waiting out a full queue.
+    fn produce(&mut self, e: &Encoded, seq: usize, deadline: Instant) -> Result<(), SendError> {
+        let key = self.key_of(e).map_err(|err| SendError::fatal(0, err))?;
+        let mut headers;
+        let payload: Option<&[u8]> = match self.mode {
+            KafkaMode::Binary => {
+                headers = OwnedHeaders::new_with_capacity(12);
+                for (name, value) in e.headers() {
+                    headers = headers.insert(Header {
+                        key: name,
+                        value: Some(value.as_bytes()),
+                    });
+                }
+                if let Some(ct) = e.content_type() {
+                    headers = headers.insert(Header {
+                        key: "content-type",
+                        value: Some(ct.as_bytes()),
+                    });
+                }
+                Some(e.body()).filter(|b| !b.is_empty())
+            }
+            KafkaMode::Structured => {
+                headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+                    key: "content-type",
+                    value: Some(STRUCTURED_CT.as_bytes()),
+                });
+                Some(e.json())
+            }
+        };
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(&self.topic, seq).headers(headers);
+        if let Some(k) = &key {
+            record = record.key(k.as_bytes());
+        }
+        if let Some(p) = payload {
+            record = record.payload(p);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // Backpressure: serve reports to make room, then again.
+                    if Instant::now() >= deadline {
+                        return Err(SendError::retryable(0, Error::Timeout(Phase::Send), None));
+                    }
+                    self.producer.poll(POLL_STEP);
+                    record = back;
+                }
+                Err((err, _)) => {
+                    let error = report_error(&err);
+                    if matches!(err.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
+                        self.reset_producer();
+                    }
+                    return Err(if retryable(&err) {
+                        SendError::retryable(0, error, None)
+                    } else {
+                        SendError::fatal(0, error)
+                    });
+                }
+            }
+        }
+    }
+
+    fn send_checked(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // Reports of an earlier send that timed out are of no use now.
+        self.reports().clear();
+        let base = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(events.len());
+        let deadline = Instant::now() + self.delivery_timeout + REPORT_GRACE;
+
+        let tail = std::mem::take(&mut self.delivered_tail);
+        let mut outcomes = std::mem::take(&mut self.outcomes);
+        outcomes.clear();
+        outcomes.resize_with(events.len(), || None);
+        // Events the previous send got delivered behind its failure.
+        let same_tail =
+            tail.len() <= events.len() && tail.iter().zip(events).all(|((id, _), e)| id == e.id());
+        if same_tail {
+            for (o, (_, ok)) in outcomes.iter_mut().zip(&tail) {
+                if *ok {
+                    *o = Some(Ok(()));
+                }
+            }
+        }
+
+        let mut produced = 0;
+        let mut local = None;
+        for (i, e) in events.iter().enumerate() {
+            if outcomes.get(i).is_some_and(Option::is_some) {
+                produced = i + 1;
+                continue;
+            }
+            if let Err(err) = self.produce(e, base.wrapping_add(i), deadline) {
+                local = Some((i, err));
+                break;
+            }
+            produced = i + 1;
+        }
+        // Everything produced gets its report (or the deadline passes).
+        let mut waiting = outcomes
+            .iter()
+            .take(produced)
+            .filter(|o| o.is_none())
+            .count();
+        while waiting > 0 {
+            self.producer.poll(POLL_STEP);
+            let got = std::mem::take(&mut *self.reports());
+            for (seq, r) in got {
+                let i = seq.wrapping_sub(base);
+                if let Some(slot) = outcomes.get_mut(i).filter(|s| s.is_none()) {
+                    *slot = Some(r);
+                    waiting -= 1;
+                }
+            }
+            if waiting > 0 && Instant::now() >= deadline {
+                break;
+            }
+        }
+
+        let result = self.settle(events, &outcomes, produced, local);
+        self.outcomes = outcomes;
+        result
+    }
+
+    /// Turns the outcomes into the result of `send` and remembers the
+    /// delivered events behind a failure.
+    fn settle(
+        &mut self,
+        events: &[Encoded],
+        outcomes: &[Option<Result<(), KafkaError>>],
+        produced: usize,
+        local: Option<(usize, SendError)>,
+    ) -> Result<(), SendError> {
+        let prefix = outcomes
+            .iter()
+            .take(produced)
+            .take_while(|o| matches!(o, Some(Ok(()))))
+            .count();
+        if prefix == events.len() {
+            return Ok(());
+        }
+        // The first event not delivered says what happened.
+        let err = match outcomes.get(prefix) {
+            Some(Some(Err(e))) => {
+                let error = report_error(e);
+                if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
+                    self.reset_producer();
+                }
+                if retryable(e) {
+                    SendError::retryable(prefix, error, None)
+                } else {
+                    SendError::fatal(prefix, error)
+                }
+            }
+            // Produced, no report in time.
+            Some(None) if prefix < produced => {
+                SendError::retryable(prefix, Error::Timeout(Phase::Send), None)
+            }
+            // Never produced: the local failure.
+            _ => match local {
+                Some((_, mut e)) => {
+                    e.delivered = prefix;
+                    e
+                }
+                None => SendError::retryable(prefix, Error::Timeout(Phase::Send), None),
+            },
+        };
+        self.delivered_tail = events
+            .iter()
+            .zip(outcomes)
+            .skip(prefix)
+            .map(|(e, o)| (e.id().to_owned(), matches!(o, Some(Ok(())))))
+            .collect();
+        if !self.delivered_tail.iter().any(|(_, ok)| *ok) {
+            self.delivered_tail.clear();
+        }
+        Err(err)
+    }
+
+    fn reports(&self) -> std::sync::MutexGuard<'_, Vec<Report>> {
+        self.producer
+            .context()
+            .done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After librdkafka's fatal error (the idempotent producer cannot go on):
+    /// a new producer for the next send.
+    fn reset_producer(&mut self) {
+        if let Ok(p) = make_producer(&self.config) {
+            let old = std::mem::replace(&mut self.producer, p);
+            // Its messages all failed with the fatal error already.
+            let _ = old.flush(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for KafkaSink {
+    fn drop(&mut self) {
+        // librdkafka's own drop purges: wait for what it still holds instead
+        // (only after a send that timed out is there anything).
+        if self.producer.in_flight_count() > 0 {
+            let _ = self.producer.flush(self.delivery_timeout);
+        }
+    }
+}

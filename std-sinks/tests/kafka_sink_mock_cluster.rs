@@ -1,0 +1,552 @@
+//! `KafkaSink` against librdkafka's mock cluster (`rdkafka::mocking`): the
+//! real Kafka protocol over real loopback sockets, in process. Events are
+//! read back with an rdkafka consumer and parsed with our Kafka binding
+//! parser; faults (broker down, request errors) are the mock cluster's.
+#![cfg(feature = "kafka")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use ossa_events::sink::{Encoded, Encoding, KafkaMode, KafkaSink, Sink};
+use ossa_events::{Emitter, Error, Event, Reason, RetryPolicy, Scratch};
+
+const STRUCTURED_CT: &[u8] = b"application/cloudevents+json; charset=UTF-8";
+
+/// What one test event is made of.
+struct Spec {
+    id: String,
+    partitionkey: Option<String>,
+    agent: Option<String>,
+    subject: String,
+    data: u8,
+}
+
+fn specs(prefix: &str, n: usize) -> Vec<Spec> {
+    (0..n)
+        .map(|i| Spec {
+            id: format!("{prefix}-{i}"),
+            partitionkey: (i % 3 == 0).then(|| format!("pk-{}", i % 11)),
+            agent: (i % 5 != 0).then(|| format!("agent-{}", i % 7)),
+            subject: format!("Euro € {i} 😀"),
+            data: (i % 4) as u8,
+        })
+        .collect()
+}
+
+fn event(s: &Spec) -> Event<'_> {
+    let mut b = Event::builder()
+        .id(&s.id)
+        .source("/agents/kafka-test")
+        .ty("org.ossa.test")
+        .subject(&s.subject)
+        .time_str("2025-01-02T03:04:05.678Z");
+    if let Some(a) = &s.agent {
+        b = b.ossa_agent_id(a);
+    }
+    if let Some(pk) = &s.partitionkey {
+        b = b.extension_str("partitionkey", pk);
+    }
+    b = match s.data {
+        0 => b.data_json(r#"{"step":1,"text":"hello \"kafka\""}"#),
+        1 => b.data_text("text/plain", "plain text data"),
+        2 => b.no_data(),
+        _ => b.data_binary("application/octet-stream", &[0, 1, 2, 255, 254]),
+    };
+    b.build().unwrap()
+}
+
+/// The key the sink must give `s` with `key_field("ossaagentid")`.
+fn expected_key(s: &Spec) -> Option<String> {
+    s.partitionkey.clone().or_else(|| s.agent.clone())
+}
+
+/// One record read back.
+#[derive(Debug, Clone)]
+struct Rec {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+fn cluster(
+    brokers: i32,
+    topic: &str,
+    partitions: i32,
+) -> MockCluster<'static, DefaultProducerContext> {
+    let c = MockCluster::new(brokers).unwrap();
+    c.create_topic(topic, partitions, brokers.min(3)).unwrap();
+    c
+}
+
+/// Reads `topic` from the beginning until `want` records came or `limit` passed.
+fn read_back(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    want: usize,
+    limit: Duration,
+) -> Vec<Rec> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "ossa-events-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let end = Instant::now() + limit;
+    let mut out = Vec::new();
+    // After `want`, read a little longer: any extra record is a duplicate.
+    let mut quiet_until: Option<Instant> = None;
+    while Instant::now() < end && quiet_until.is_none_or(|q| Instant::now() < q) {
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or(&[]).to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Rec {
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers,
+                });
+                if out.len() >= want && quiet_until.is_none() {
+                    quiet_until = Some(Instant::now() + Duration::from_millis(500));
+                }
+            }
+            Some(Err(e)) => panic!("consumer: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Parses every record with our binding parser and checks it against its
+/// spec: the same event, key and headers. Returns the ids in read order.
+fn check_records(recs: &[Rec], specs: &[Spec], mode: KafkaMode, key_field: bool) -> Vec<String> {
+    let by_id: HashMap<&str, &Spec> = specs.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut ids = Vec::new();
+    let mut scratch = vec![0u8; 4096];
+    for r in recs {
+        let headers: Vec<(&str, &[u8])> = r
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let back = ossa_events::parse::kafka::parse(
+            headers.iter().copied(),
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &mut Scratch::new(&mut scratch),
+        )
+        .unwrap();
+        let spec = by_id[back.event.id()];
+        let ev = event(spec);
+        assert!(
+            back.event.same_as(&ev, false),
+            "{:?} vs {:?}",
+            back.event,
+            ev
+        );
+        let want_key = if key_field {
+            expected_key(spec)
+        } else {
+            spec.partitionkey.clone()
+        };
+        assert_eq!(
+            r.key.as_deref(),
+            want_key.as_deref().map(str::as_bytes),
+            "key of {}",
+            spec.id
+        );
+        match mode {
+            KafkaMode::Binary => {
+                let enc = Encoded::new(&ev, Encoding::KafkaBinary).unwrap();
+                let mut want: Vec<(String, Vec<u8>)> = enc
+                    .headers()
+                    .map(|(n, v)| (n.to_owned(), v.as_bytes().to_vec()))
+                    .collect();
+                if let Some(ct) = enc.content_type() {
+                    want.push(("content-type".into(), ct.as_bytes().to_vec()));
+                }
+                assert_eq!(r.headers, want, "headers of {}", spec.id);
+                let body = enc.body();
+                assert_eq!(r.value.as_deref(), (!body.is_empty()).then_some(body));
+            }
+            _ => {
+                assert_eq!(
+                    r.headers,
+                    vec![("content-type".to_owned(), STRUCTURED_CT.to_vec())]
+                );
+                let enc = Encoded::new(&ev, Encoding::Json).unwrap();
+                assert_eq!(r.value.as_deref(), Some(enc.json()));
+            }
+        }
+        ids.push(spec.id.clone());
+    }
+    ids
+}
+
+fn assert_exactly_once(ids: &[String], specs: &[Spec]) {
+    let set: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(set.len(), ids.len(), "duplicates read back");
+    assert_eq!(ids.len(), specs.len(), "events lost");
+    for s in specs {
+        assert!(set.contains(s.id.as_str()), "{} lost", s.id);
+    }
+}
+
+fn encode_all(specs: &[Spec], enc: Encoding) -> Vec<Encoded> {
+    specs
+        .iter()
+        .map(|s| Encoded::new(&event(s), enc).unwrap())
+        .collect()
+}
+
+fn round_trip(mode: KafkaMode) {
+    const N: usize = 2000;
+    let topic = "events";
+    let partitions = 3;
+    let mock = cluster(1, topic, partitions);
+    let bootstrap = mock.bootstrap_servers();
+
+    // Straight through `KafkaSink::send`, keys from `partitionkey` only.
+    let direct = specs("direct", N);
+    let mut sink = KafkaSink::builder(&bootstrap, topic)
+        .mode(mode)
+        .delivery_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let enc = if mode == KafkaMode::Binary {
+        Encoding::KafkaBinary
+    } else {
+        Encoding::Json
+    };
+    assert_eq!(sink.encoding(), enc);
+    let encoded = encode_all(&direct, enc);
+    for chunk in encoded.chunks(500) {
+        sink.send(chunk).unwrap();
+    }
+    drop(sink);
+
+    // Through an emitter, keys from `partitionkey`, else `ossaagentid`.
+    let via = specs("emitter", N);
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .mode(mode)
+        .client_id("emitter-test")
+        .key_field("ossaagentid")
+        .delivery_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let emitter = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .batch_size(256)
+        .build()
+        .unwrap();
+    for s in &via {
+        emitter.emit_event(&event(s)).unwrap();
+    }
+    let report = emitter.flush().unwrap();
+    assert_eq!((report.delivered, report.failed), (N as u64, 0));
+    emitter.shutdown().unwrap();
+
+    let recs = read_back(
+        &bootstrap,
+        topic,
+        partitions,
+        2 * N,
+        Duration::from_secs(20),
+    );
+    let (direct_recs, via_recs): (Vec<Rec>, Vec<Rec>) = recs.into_iter().partition(|r| {
+        let v = r
+            .headers
+            .iter()
+            .any(|(n, v)| n == "ce_id" && v.starts_with(b"direct"))
+            || r.value
+                .as_deref()
+                .is_some_and(|v| String::from_utf8_lossy(v).contains(r#""id":"direct"#));
+        v
+    });
+    let ids = check_records(&direct_recs, &direct, mode, false);
+    assert_exactly_once(&ids, &direct);
+    let ids = check_records(&via_recs, &via, mode, true);
+    assert_exactly_once(&ids, &via);
+}
+
+#[test]
+fn binary_mode_round_trips_2000_events_direct_and_through_the_emitter() {
+    round_trip(KafkaMode::Binary);
+}
+
+#[test]
+fn structured_mode_round_trips_2000_events_direct_and_through_the_emitter() {
+    round_trip(KafkaMode::Structured);
+}
+
+#[test]
+fn broker_down_mid_stream_then_back_loses_nothing_and_duplicates_nothing() {
+    const N: usize = 2000;
+    let topic = "faults";
+    let mock = cluster(1, topic, 1);
+    let bootstrap = mock.bootstrap_servers();
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .delivery_timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let f2 = failures.clone();
+    let emitter = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .batch_size(100)
+        .flush_interval(Duration::from_millis(10))
+        .on_undelivered(move |u| {
+            f2.lock()
+                .unwrap()
+                .push(format!("{:?} {}", u.reason, u.error))
+        })
+        .build()
+        .unwrap();
+    let all = specs("fault", N);
+    let mut stalled_at = u64::MAX;
+    for (i, s) in all.iter().enumerate() {
+        emitter.emit_event(&event(s)).unwrap();
+        if i == N / 4 {
+            // Some delivered, then the broker goes away for a while.
+            let t = Instant::now();
+            while emitter.metrics().delivered == 0 && t.elapsed() < Duration::from_secs(10) {
+                thread::sleep(Duration::from_millis(5));
+            }
+            mock.broker_down(1).unwrap();
+        }
+        if i == N / 2 {
+            thread::sleep(Duration::from_millis(1500));
+            // The outage held delivery back.
+            stalled_at = emitter.metrics().delivered;
+            // Produce requests also fail retriably for a while after it is back.
+            mock.request_errors(
+                RDKafkaApiKey::Produce,
+                &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 3],
+            );
+            mock.broker_up(1).unwrap();
+        }
+    }
+    let report = emitter.flush().unwrap();
+    assert_eq!(
+        (report.delivered, report.failed),
+        (N as u64, 0),
+        "{:?}",
+        failures.lock().unwrap()
+    );
+    assert!(stalled_at <= (N / 2) as u64, "{stalled_at}");
+    emitter.shutdown().unwrap();
+
+    let recs = read_back(&bootstrap, topic, 1, N, Duration::from_secs(20));
+    let ids = check_records(&recs, &all, KafkaMode::Binary, false);
+    assert_exactly_once(&ids, &all);
+    // One partition, idempotent producer: in order, too.
+    let want: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+    let got: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn broker_unavailable_at_start_then_up_delivers_everything_through_retries() {
+    const N: usize = 200;
+    let topic = "late";
+    let mock = cluster(1, topic, 1);
+    let bootstrap = mock.bootstrap_servers();
+    mock.broker_down(1).unwrap();
+    // Shorter than the outage: the sink reports timeouts, the worker retries.
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .delivery_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let emitter = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .flush_interval(Duration::from_millis(10))
+        .retry(
+            RetryPolicy::default()
+                .base(Duration::from_millis(200))
+                .cap(Duration::from_millis(500))
+                .max_attempts(100),
+        )
+        .build()
+        .unwrap();
+    let all = specs("late", N);
+    for s in &all {
+        emitter.emit_event(&event(s)).unwrap();
+    }
+    thread::sleep(Duration::from_millis(2500));
+    assert_eq!(emitter.metrics().delivered, 0);
+    mock.broker_up(1).unwrap();
+    let report = emitter.flush().unwrap();
+    assert_eq!((report.delivered, report.failed), (N as u64, 0));
+    assert!(emitter.metrics().retried > 0);
+    emitter.shutdown().unwrap();
+    let recs = read_back(&bootstrap, topic, 1, N, Duration::from_secs(15));
+    let ids = check_records(&recs, &all, KafkaMode::Binary, false);
+    assert_exactly_once(&ids, &all);
+}
+
+#[test]
+fn authorization_failure_is_fatal_reported_and_not_retried_forever() {
+    let topic = "denied";
+    let mock = cluster(1, topic, 1);
+    let bootstrap = mock.bootstrap_servers();
+
+    // Straight through the sink: a fatal `SendError`.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+    );
+    let all = specs("denied", 20);
+    let mut sink = KafkaSink::builder(&bootstrap, topic)
+        .delivery_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    let err = sink
+        .send(&encode_all(&all, Encoding::KafkaBinary))
+        .unwrap_err();
+    assert_eq!(err.retry, ossa_events::Retry::No, "{err}");
+    assert_eq!(err.delivered, 0);
+    assert!(
+        matches!(&err.error, Error::Transport(m) if m.starts_with("kafka: ") && m.contains("uthoriz")),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    drop(sink);
+
+    // Through the emitter: failed, reported, with retries left unused.
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .delivery_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let reported = Arc::new(Mutex::new(Vec::<(Reason, String)>::new()));
+    let r2 = reported.clone();
+    let emitter = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .retry(RetryPolicy::default().max_attempts(1000))
+        .on_undelivered(move |u| r2.lock().unwrap().push((u.reason, u.id.to_owned())))
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    for s in &all {
+        emitter.emit_event(&event(s)).unwrap();
+    }
+    let report = emitter.flush().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert_eq!((report.delivered, report.failed), (0, all.len() as u64));
+    let got = reported.lock().unwrap().clone();
+    assert_eq!(got.len(), all.len());
+    assert!(got.iter().all(|(r, _)| *r == Reason::Failed));
+    assert_eq!(emitter.metrics().retried, 0);
+    emitter.shutdown().unwrap();
+}
+
+#[test]
+fn shutdown_with_pending_events_delivers_or_counts_every_one() {
+    let topic = "pending";
+    let mock = cluster(1, topic, 1);
+    let bootstrap = mock.bootstrap_servers();
+
+    // Broker up: events still queued at shutdown are delivered by it.
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .delivery_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let emitter = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .flush_interval(Duration::from_secs(60))
+        .batch_size(10_000)
+        .shutdown_timeout(Duration::from_secs(8))
+        .build()
+        .unwrap();
+    let up = specs("up", 300);
+    for s in &up {
+        emitter.emit_event(&event(s)).unwrap();
+    }
+    assert_eq!(emitter.metrics().delivered, 0);
+    emitter.shutdown().unwrap();
+    let m = emitter.metrics();
+    assert_eq!((m.delivered, m.failed), (300, 0));
+    let recs = read_back(&bootstrap, topic, 1, 300, Duration::from_secs(15));
+    let ids = check_records(&recs, &up, KafkaMode::Binary, false);
+    assert_exactly_once(&ids, &up);
+
+    // Broker down: nothing can be delivered; every event is counted failed
+    // and reported, within the shutdown timeout.
+    mock.broker_down(1).unwrap();
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .delivery_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let reported = Arc::new(Mutex::new(0usize));
+    let r2 = reported.clone();
+    let emitter = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .flush_interval(Duration::from_secs(60))
+        .shutdown_timeout(Duration::from_secs(4))
+        .retry(RetryPolicy::default().base(Duration::from_millis(50)))
+        .on_undelivered(move |_| *r2.lock().unwrap() += 1)
+        .build()
+        .unwrap();
+    let down = specs("down", 50);
+    for s in &down {
+        emitter.emit_event(&event(s)).unwrap();
+    }
+    let t = Instant::now();
+    let r = emitter.shutdown();
+    assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
+    // Shutdown may return before the worker's last (bounded) send ends: wait for it.
+    let end = Instant::now() + Duration::from_secs(10);
+    while emitter.metrics().delivered + emitter.metrics().failed < 50 && Instant::now() < end {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let m = emitter.metrics();
+    assert_eq!(m.delivered + m.failed, 50, "{r:?} {m:?}");
+    assert_eq!(m.delivered, 0);
+    assert_eq!(*reported.lock().unwrap(), 50);
+    drop(emitter);
+}
+
+#[test]
+fn build_refuses_a_bad_configuration() {
+    let invalid = |r: Result<KafkaSink, Error>| matches!(r, Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidInput);
+    assert!(invalid(KafkaSink::builder("127.0.0.1:9", "").build()));
+    assert!(invalid(KafkaSink::builder(" ", "t").build()));
+    assert!(invalid(
+        KafkaSink::builder("127.0.0.1:9", "t").key_field("").build()
+    ));
+    assert!(invalid(
+        KafkaSink::builder("127.0.0.1:9", "t")
+            .set("no.such.property", "1")
+            .build()
+    ));
+    let sink = KafkaSink::builder("127.0.0.1:9", "t")
+        .mode(KafkaMode::Structured)
+        .set("linger.ms", "1")
+        .build()
+        .unwrap();
+    assert_eq!(sink.encoding(), Encoding::Json);
+    assert_eq!(sink.topic(), "t");
+    assert!(format!("{sink:?}").contains("Structured"));
+}
