@@ -17,8 +17,6 @@ pub enum Phase {
     Flush,
     /// Waiting for the worker to stop at shutdown.
     Shutdown,
-    /// Waiting for room in a full queue ([`crate::Overflow::Block`]).
-    Enqueue,
 }
 
 impl fmt::Display for Phase {
@@ -28,7 +26,6 @@ impl fmt::Display for Phase {
             Phase::Send => "send",
             Phase::Flush => "flush",
             Phase::Shutdown => "shutdown",
-            Phase::Enqueue => "enqueue",
         })
     }
 }
@@ -59,9 +56,6 @@ pub enum Error {
     /// The queue is at its capacity (events or bytes) and the overflow policy
     /// dropped the event.
     QueueFull,
-    /// The circuit breaker is open: the collector failed repeatedly and is
-    /// left alone until the next probe.
-    CircuitOpen,
 }
 
 impl fmt::Display for Error {
@@ -78,7 +72,6 @@ impl fmt::Display for Error {
             Error::Encode(e) => write!(f, "encode: {e}"),
             Error::ShutDown => f.write_str("emitter is shut down"),
             Error::QueueFull => f.write_str("queue full: event dropped"),
-            Error::CircuitOpen => f.write_str("circuit breaker open: collector is failing"),
         }
     }
 }

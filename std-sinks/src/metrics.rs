@@ -15,7 +15,7 @@ pub struct Metrics {
     /// Events given up on: a non-retryable error, retries exhausted, or still
     /// undelivered when shutdown's time ran out.
     pub failed: u64,
-    /// Events refused at emit because the queue was full.
+    /// Events refused at emit: the queue was full, or the emitter was shut down.
     pub dropped: u64,
     /// Events refused at emit because they broke a CloudEvents rule or could not be encoded.
     pub rejected: u64,
@@ -25,7 +25,7 @@ pub struct Metrics {
     pub queue_bytes: u64,
     /// Successful sends.
     pub batches: u64,
-    /// Bytes of events delivered.
+    /// Bytes of events delivered, in their wire form.
     pub bytes: u64,
 }
 

@@ -688,26 +688,49 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// Drops the consumed bytes `..*pos` from `buf` (once, not per chunk), then
+    /// reads once more.
+    fn compact_fill(&mut self, pos: &mut usize, deadline: Instant) -> Result<(), Stop> {
+        self.buf.drain(..*pos);
+        *pos = 0;
+        self.fill(deadline, self.shared.config.read_timeout)
+    }
+
     /// Decodes a chunked body into `body`, consuming it (and its trailers)
     /// from `buf`.
+    ///
+    /// Reads through `buf` with a cursor and compacts it only before a read,
+    /// so tiny chunks cost no buffer shifts each. Every chunk-size line is
+    /// checked here before `httparse` sees it: `httparse` alone would take a
+    /// line without digits as the last chunk and any byte (a bare LF too) in
+    /// an extension, which lets a lenient front end and this receiver
+    /// disagree on where the request ends.
     fn read_chunked(&mut self, body: &mut Vec<u8>, deadline: Instant) -> Result<(), BodyError> {
         let max = self.shared.config.max_body_bytes;
+        let mut pos = 0usize;
         loop {
-            let (line, size) = loop {
-                match httparse::parse_chunk_size(&self.buf) {
-                    Ok(httparse::Status::Complete(v)) => break v,
-                    Ok(httparse::Status::Partial) => {
-                        if self.buf.len() > MAX_CHUNK_LINE {
-                            return Err(BodyError::Malformed("chunk size line too long"));
-                        }
-                        self.fill(deadline, self.shared.config.read_timeout)?;
-                    }
-                    Err(_) => return Err(BodyError::Malformed("invalid chunk size")),
+            let line_end = loop {
+                if let Some(i) = self.buf[pos..].iter().position(|&b| b == b'\n') {
+                    break pos + i;
                 }
+                if self.buf.len() - pos > MAX_CHUNK_LINE {
+                    return Err(BodyError::Malformed("chunk size line too long"));
+                }
+                self.compact_fill(&mut pos, deadline)?;
             };
-            self.buf.drain(..line);
+            if line_end == pos || self.buf[line_end - 1] != b'\r' {
+                return Err(BodyError::Malformed("chunk size line not ended by CRLF"));
+            }
+            if !valid_chunk_line(&self.buf[pos..line_end - 1]) {
+                return Err(BodyError::Malformed("invalid chunk size line"));
+            }
+            let size = match httparse::parse_chunk_size(&self.buf[pos..=line_end]) {
+                Ok(httparse::Status::Complete((n, size))) if pos + n == line_end + 1 => size,
+                _ => return Err(BodyError::Malformed("invalid chunk size")),
+            };
+            pos = line_end + 1;
             if size == 0 {
-                return self.skip_trailers(deadline);
+                return self.skip_trailers(pos, deadline);
             }
             let size = match usize::try_from(size) {
                 Ok(s) if s <= max.saturating_sub(body.len()) => s,
@@ -715,41 +738,50 @@ impl Conn<'_> {
             };
             let mut left = size;
             while left > 0 {
-                if self.buf.is_empty() {
-                    self.fill(deadline, self.shared.config.read_timeout)?;
+                if pos == self.buf.len() {
+                    self.compact_fill(&mut pos, deadline)?;
                 }
-                let n = left.min(self.buf.len());
-                body.extend_from_slice(&self.buf[..n]);
-                self.buf.drain(..n);
+                let n = left.min(self.buf.len() - pos);
+                body.extend_from_slice(&self.buf[pos..pos + n]);
+                pos += n;
                 left -= n;
             }
-            self.fill_to(2, deadline)?;
-            if &self.buf[..2] != b"\r\n" {
+            while self.buf.len() - pos < 2 {
+                self.compact_fill(&mut pos, deadline)?;
+            }
+            if &self.buf[pos..pos + 2] != b"\r\n" {
                 return Err(BodyError::Malformed("chunk data not followed by CRLF"));
             }
-            self.buf.drain(..2);
+            pos += 2;
         }
     }
 
-    /// Consumes the trailer section after the last chunk (ignored).
-    fn skip_trailers(&mut self, deadline: Instant) -> Result<(), BodyError> {
+    /// Consumes the trailer section after the last chunk (ignored), starting
+    /// at `pos` in `buf`, and with it everything before.
+    fn skip_trailers(&mut self, mut pos: usize, deadline: Instant) -> Result<(), BodyError> {
         let limit = self.shared.config.max_header_bytes;
         let mut total = 0usize;
         loop {
             let end = loop {
-                if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                    break i;
+                if let Some(i) = self.buf[pos..].iter().position(|&b| b == b'\n') {
+                    break pos + i;
                 }
-                if self.buf.len() + total > limit {
+                if self.buf.len() - pos + total > limit {
                     return Err(BodyError::Malformed("trailer section too large"));
                 }
-                self.fill(deadline, self.shared.config.read_timeout)?;
+                self.compact_fill(&mut pos, deadline)?;
             };
-            self.buf.drain(..end + 2);
-            if end == 0 {
+            // Lines end in CRLF, and a CR or LF never stands alone inside one.
+            if end == pos || self.buf[end - 1] != b'\r' || self.buf[pos..end - 1].contains(&b'\r') {
+                return Err(BodyError::Malformed("trailer line not ended by CRLF"));
+            }
+            let len = end + 1 - pos;
+            pos = end + 1;
+            if len == 2 {
+                self.buf.drain(..pos);
                 return Ok(());
             }
-            total += end + 2;
+            total += len;
             if total > limit {
                 return Err(BodyError::Malformed("trailer section too large"));
             }
@@ -923,6 +955,26 @@ impl Head {
     fn has_body(&self) -> bool {
         self.framing != Framing::Length(0)
     }
+}
+
+/// Whether a chunk-size line (without its CRLF) is at least one hex digit,
+/// then optional whitespace and a `;` extension of visible ASCII, SP and HTAB
+/// (no other control bytes, so no bare CR or LF).
+fn valid_chunk_line(line: &[u8]) -> bool {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = &line[digits..];
+    let visible = |b: &u8| *b == b'\t' || (b' '..=b'~').contains(b);
+    let ext = rest.trim_ascii_start();
+    digits > 0 && rest.iter().all(visible) && (ext.is_empty() || ext[0] == b';')
+}
+
+/// Whether `head` has an LF not preceded by CR (`httparse` accepts bare-LF
+/// line endings; a front end that does not would frame the request
+/// differently).
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
 fn has_token(value: &[u8], token: &str) -> bool {
@@ -1178,7 +1230,10 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
         // Read the body.
         match head.framing {
             Framing::Length(n) => {
-                conn.buf.reserve(n.saturating_sub(conn.buf.len()));
+                // Room for the whole body plus one read's worth, so that the last
+                // read (which asks for `READ_CHUNK` bytes) does not regrow it.
+                conn.buf
+                    .reserve(n.saturating_sub(conn.buf.len()).saturating_add(READ_CHUNK));
                 if let Err(stop) = conn.fill_to(n, deadline) {
                     body_failed(conn, BodyError::Stop(stop));
                     return;
@@ -1281,13 +1336,16 @@ fn body_failed(mut conn: Conn<'_>, e: BodyError) {
 fn read_head(conn: &mut Conn<'_>, deadline: Instant) -> HeadRead {
     let cfg = &conn.shared.config;
     let too_large = || {
-        HeadRead::Reject(Response::text(
-            431,
-            format!(
-                "request head larger than {} bytes or more than {} headers",
-                cfg.max_header_bytes, cfg.max_headers
-            ),
-        ))
+        HeadRead::Reject(
+            Response::text(
+                431,
+                format!(
+                    "request head larger than {} bytes or more than {} headers",
+                    cfg.max_header_bytes, cfg.max_headers
+                ),
+            )
+            .closing(),
+        )
     };
     loop {
         // Fresh slots each time: they borrow the buffer that reads then grow.
@@ -1297,6 +1355,10 @@ fn read_head(conn: &mut Conn<'_>, deadline: Instant) -> HeadRead {
             Ok(httparse::Status::Complete(n)) => {
                 return if n > cfg.max_header_bytes {
                     too_large()
+                } else if has_bare_lf(&conn.buf[..n]) {
+                    HeadRead::Reject(
+                        Response::text(400, "request head lines must end in CRLF").closing(),
+                    )
                 } else {
                     HeadRead::Complete(n)
                 };
@@ -1308,16 +1370,22 @@ fn read_head(conn: &mut Conn<'_>, deadline: Instant) -> HeadRead {
             }
             Err(httparse::Error::TooManyHeaders) => return too_large(),
             Err(httparse::Error::Version) => {
-                return HeadRead::Reject(Response::text(505, "only HTTP/1.0 and HTTP/1.1"))
+                return HeadRead::Reject(
+                    Response::text(505, "only HTTP/1.0 and HTTP/1.1").closing(),
+                )
             }
             Err(e) => {
-                return HeadRead::Reject(Response::text(400, format!("malformed request: {e}")))
+                return HeadRead::Reject(
+                    Response::text(400, format!("malformed request: {e}")).closing(),
+                )
             }
         }
         match conn.fill(deadline, cfg.read_timeout) {
             Ok(()) => {}
             Err(Stop::Timeout) => {
-                return HeadRead::Reject(Response::text(408, "request head not received in time"))
+                return HeadRead::Reject(
+                    Response::text(408, "request head not received in time").closing(),
+                )
             }
             Err(_) => return HeadRead::Close,
         }

@@ -74,7 +74,7 @@ impl RetryPolicy {
             )
             .min(self.cap);
         let nanos = exp.as_nanos().min(u128::from(u64::MAX)) as u64;
-        let jittered = Duration::from_nanos(if nanos == 0 { 0 } else { rand % (nanos + 1) });
+        let jittered = Duration::from_nanos((u128::from(rand) % (u128::from(nanos) + 1)) as u64);
         match retry_after {
             Some(a) => jittered.max(a.min(self.retry_after_cap)),
             None => jittered,
@@ -133,6 +133,13 @@ impl Default for BreakerConfig {
     }
 }
 
+/// An instant far enough ahead to mean "not for a long while" (a year).
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(365 * 24 * 3600))
+        .unwrap_or(now)
+}
+
 /// The breaker's state machine.
 #[derive(Debug)]
 pub(crate) struct Breaker {
@@ -174,10 +181,22 @@ impl Breaker {
         self.failures = self.failures.saturating_add(1);
         if self.open_until.is_some() {
             // A failed probe: stay open, longer.
-            self.current_open_for = (self.current_open_for * 2).min(self.config.max_open_for);
-            self.open_until = Some(Instant::now() + self.current_open_for);
+            self.current_open_for = self
+                .current_open_for
+                .saturating_mul(2)
+                .min(self.config.max_open_for);
+            self.open_until = Some(
+                Instant::now()
+                    .checked_add(self.current_open_for)
+                    .unwrap_or_else(far_future),
+            );
         } else if self.failures >= self.config.threshold {
-            self.open_until = Some(Instant::now() + self.current_open_for);
+            self.current_open_for = self.current_open_for.min(self.config.max_open_for);
+            self.open_until = Some(
+                Instant::now()
+                    .checked_add(self.current_open_for)
+                    .unwrap_or_else(far_future),
+            );
         }
     }
 }
@@ -201,6 +220,13 @@ mod tests {
         }
         assert_eq!(p.backoff(1, None, 0), Duration::ZERO);
         assert_eq!(p.backoff(3, None, 400_000_000), Duration::from_millis(400));
+        // No overflow at the extremes.
+        let huge = RetryPolicy::default()
+            .base(Duration::from_secs(5))
+            .cap(Duration::MAX);
+        for retry in [1, 33, 64, u32::MAX] {
+            let _ = huge.backoff(retry, Some(Duration::MAX), u64::MAX);
+        }
     }
 
     #[test]

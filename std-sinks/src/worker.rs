@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use ossa_events_core::{ossa, Clock, Event, EventBuilder};
 
-use crate::errors::{Error, Phase, Retry};
+use crate::errors::{Error, Phase, Retry, SendError};
 use crate::metrics::{Counters, Metrics};
 use crate::retry::{Breaker, BreakerConfig, RetryPolicy};
 use crate::sink::{Encoded, Encoding, Sink, WriterSink};
@@ -244,6 +244,10 @@ impl EmitterBuilder {
     }
     /// Called (on the emitting thread or the worker) for every event that is
     /// not delivered. Defaults to none (the counters still count).
+    ///
+    /// Keep it short and do not emit or flush from it: on the worker thread
+    /// that would wait for the worker itself. A callback that holds an
+    /// [`Emitter`] keeps the emitter alive (call [`Emitter::shutdown`]).
     pub fn on_undelivered(mut self, f: impl Fn(&Undelivered<'_>) + Send + Sync + 'static) -> Self {
         self.callback = Some(Arc::new(f));
         self
@@ -318,13 +322,42 @@ struct State {
     bytes: usize,
     /// When the oldest queued event arrived.
     oldest: Option<Instant>,
-    /// Flush requests made / served (a generation count).
-    flush_asked: u64,
-    flush_served: u64,
+    /// Events ever queued, and ever settled (delivered or given up on).
+    /// Events settle in queue order, so a flush waits for `settled` to reach
+    /// the `enqueued` it saw: later emits cannot starve it.
+    enqueued: u64,
+    settled: u64,
+    /// The highest `enqueued` a pending flush waits for.
+    flush_target: u64,
     shutdown: bool,
-    /// When shutdown must be over.
+    /// When shutdown must be over (`None`: no limit).
     deadline: Option<Instant>,
     worker_done: bool,
+}
+
+/// `now + d`, or `None` when that is past what an `Instant` can hold (no limit).
+fn after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+/// Waits on `cv` until notified or `until` (forever when `None`).
+fn wait_on<'a>(
+    cv: &Condvar,
+    st: MutexGuard<'a, State>,
+    until: Option<Instant>,
+) -> MutexGuard<'a, State> {
+    match until {
+        Some(t) => {
+            let now = Instant::now();
+            if t <= now {
+                return st;
+            }
+            cv.wait_timeout(st, t - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0)
+        }
+        None => cv.wait(st).unwrap_or_else(|p| p.into_inner()),
+    }
 }
 
 struct Shared {
@@ -446,23 +479,18 @@ impl Emitter {
             st.queue.len() + st.in_flight < cfg.queue_events
                 && (st.bytes + size <= cfg.queue_bytes || st.bytes == 0)
         };
-        if !fits(&st) && !st.shutdown {
+        if !fits(&st) && !st.shutdown && !st.worker_done {
             if let Overflow::Block(limit) = cfg.overflow {
-                let deadline = Instant::now() + limit;
-                while !fits(&st) && !st.shutdown {
-                    let now = Instant::now();
-                    if now >= deadline {
+                let deadline = after(limit);
+                while !fits(&st) && !st.shutdown && !st.worker_done {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
                         break;
                     }
-                    st = sh
-                        .space
-                        .wait_timeout(st, deadline - now)
-                        .map(|(g, _)| g)
-                        .unwrap_or_else(|p| p.into_inner().0);
+                    st = wait_on(&sh.space, st, deadline);
                 }
             }
         }
-        if st.shutdown {
+        if st.shutdown || st.worker_done {
             drop(st);
             let err = Error::ShutDown;
             Counters::add(&sh.counters.dropped, 1);
@@ -477,7 +505,9 @@ impl Emitter {
             return Err(err);
         }
         st.bytes += size;
+        st.enqueued += 1;
         st.queue.push_back(e);
+        Counters::add(&sh.counters.emitted, 1);
         if st.oldest.is_none() {
             st.oldest = Some(Instant::now());
             // The worker may be sleeping without a deadline.
@@ -489,7 +519,6 @@ impl Emitter {
             sh.wake.notify_one();
         }
         drop(st);
-        Counters::add(&sh.counters.emitted, 1);
         Ok(())
     }
 
@@ -503,20 +532,15 @@ impl Emitter {
     pub fn flush_within(&self, limit: Duration) -> Result<FlushReport, Error> {
         let sh = &*self.shared;
         let mut st = sh.lock();
-        st.flush_asked += 1;
-        let ticket = st.flush_asked;
+        let target = st.enqueued;
+        st.flush_target = st.flush_target.max(target);
         sh.wake.notify_one();
-        let deadline = Instant::now() + limit;
-        while st.flush_served < ticket && !st.worker_done {
-            let now = Instant::now();
-            if now >= deadline {
+        let deadline = after(limit);
+        while st.settled < target && !st.worker_done {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Timeout(Phase::Flush));
             }
-            st = sh
-                .done
-                .wait_timeout(st, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+            st = wait_on(&sh.done, st, deadline);
         }
         let pending = (st.queue.len() + st.in_flight) as u64;
         drop(st);
@@ -576,23 +600,36 @@ fn shutdown(shared: &Shared, worker: &Mutex<Option<JoinHandle<()>>>) -> Result<(
         let mut st = shared.lock();
         if !st.shutdown {
             st.shutdown = true;
-            st.deadline = Some(Instant::now() + limit);
+            st.deadline = after(limit);
         }
         shared.wake.notify_all();
         shared.space.notify_all();
-        let deadline = st.deadline.unwrap_or_else(Instant::now);
         // Wait for the worker, a little past its own deadline.
-        let hard = deadline + Duration::from_millis(500);
+        let hard = st
+            .deadline
+            .and_then(|d| d.checked_add(Duration::from_millis(500)));
         while !st.worker_done {
-            let now = Instant::now();
-            if now >= hard {
+            if hard.is_some_and(|h| Instant::now() >= h) {
+                // The worker is stuck in a send that outlasts the deadline:
+                // give up on what is still queued here, so nothing is left
+                // uncounted when the process exits. (The batch in flight is
+                // settled by the worker when its send returns.)
+                let left: Vec<Encoded> = st.queue.drain(..).collect();
+                st.bytes = st
+                    .bytes
+                    .saturating_sub(left.iter().map(Encoded::size).sum());
+                st.settled += left.len() as u64;
+                drop(st);
+                give_up(
+                    shared,
+                    &left,
+                    Reason::ShutdownTimeout,
+                    &Error::Timeout(Phase::Shutdown),
+                );
+                shared.done.notify_all();
                 return Err(Error::Timeout(Phase::Shutdown));
             }
-            st = shared
-                .done
-                .wait_timeout(st, hard - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+            st = wait_on(&shared.done, st, hard);
         }
     }
     let handle = worker.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -613,9 +650,38 @@ fn jitter_rand() -> u64 {
     h
 }
 
+/// Marks the worker gone however it ends (a panic included): whatever is
+/// still queued is given up on and counted, and every waiter is woken.
+struct WorkerExit<'a>(&'a Shared);
+
+impl Drop for WorkerExit<'_> {
+    fn drop(&mut self) {
+        let sh = self.0;
+        let mut st = sh.lock();
+        if st.worker_done {
+            return;
+        }
+        st.worker_done = true;
+        let left: Vec<Encoded> = st.queue.drain(..).collect();
+        let lost_in_flight = st.in_flight;
+        st.in_flight = 0;
+        st.bytes = 0;
+        st.settled += (left.len() + lost_in_flight) as u64;
+        sh.done.notify_all();
+        sh.space.notify_all();
+        drop(st);
+        if !left.is_empty() || lost_in_flight > 0 {
+            let err = Error::Transport("emitter worker stopped".into());
+            Counters::add(&sh.counters.failed, lost_in_flight as u64);
+            give_up(sh, &left, Reason::Failed, &err);
+        }
+    }
+}
+
 /// The worker thread.
 fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
     let sh = &*shared;
+    let exit = WorkerExit(sh);
     let cfg = &sh.config;
     let max_batch = sink.max_batch().max(1).min(cfg.batch_size.max(1));
     loop {
@@ -623,20 +689,37 @@ fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
         let mut st = sh.lock();
         let batch: Vec<Encoded> = loop {
             let now = Instant::now();
-            let flush_wanted = st.flush_asked > st.flush_served;
             if st.queue.is_empty() {
-                if flush_wanted && st.in_flight == 0 {
-                    st.flush_served = st.flush_asked;
-                    sh.done.notify_all();
-                }
                 if st.shutdown {
                     st.worker_done = true;
                     sh.done.notify_all();
+                    sh.space.notify_all();
+                    drop(st);
+                    drop(exit);
                     return;
                 }
-                st = sh.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                st = wait_on(&sh.wake, st, None);
                 continue;
             }
+            if st.shutdown && st.deadline.is_some_and(|d| now >= d) {
+                // Out of time: give up on what is left.
+                let left: Vec<Encoded> = st.queue.drain(..).collect();
+                st.bytes = st
+                    .bytes
+                    .saturating_sub(left.iter().map(Encoded::size).sum());
+                st.settled += left.len() as u64;
+                sh.done.notify_all();
+                drop(st);
+                give_up(
+                    sh,
+                    &left,
+                    Reason::ShutdownTimeout,
+                    &Error::Timeout(Phase::Shutdown),
+                );
+                st = sh.lock();
+                continue;
+            }
+            let flush_wanted = st.settled < st.flush_target;
             let interval_due = st
                 .oldest
                 .is_some_and(|t| now.duration_since(t) >= cfg.flush_interval);
@@ -654,42 +737,19 @@ fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
                 }
                 break batch;
             }
-            if st.shutdown && st.deadline.is_some_and(|d| now >= d) {
-                // Out of time: give up on what is left.
-                let left: Vec<Encoded> = st.queue.drain(..).collect();
-                st.bytes = st
-                    .bytes
-                    .saturating_sub(left.iter().map(Encoded::size).sum());
-                drop(st);
-                give_up(
-                    sh,
-                    &left,
-                    Reason::ShutdownTimeout,
-                    &Error::Timeout(Phase::Shutdown),
-                );
-                st = sh.lock();
-                continue;
-            }
             // Sleep until the interval, the breaker or the shutdown deadline.
-            let mut until = st.oldest.map(|t| t + cfg.flush_interval);
+            let mut until = st.oldest.and_then(|t| t.checked_add(cfg.flush_interval));
             if let Some(b) = held_back {
-                until = Some(until.map_or(b, |u| u.max(b)));
-                if due {
-                    until = Some(b);
-                }
+                until = Some(if due {
+                    b
+                } else {
+                    until.map_or(b, |u| u.max(b))
+                });
             }
             if let Some(d) = st.deadline {
                 until = Some(until.map_or(d, |u| u.min(d)));
             }
-            st = match until {
-                Some(t) if t > now => sh
-                    .wake
-                    .wait_timeout(st, t - now)
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|p| p.into_inner().0),
-                Some(_) => st,
-                None => sh.wake.wait(st).unwrap_or_else(|p| p.into_inner()),
-            };
+            st = wait_on(&sh.wake, st, until);
         };
         drop(st);
 
@@ -697,14 +757,12 @@ fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
 
         let mut st = sh.lock();
         st.in_flight -= batch.len();
+        st.settled += batch.len() as u64;
         st.bytes = st
             .bytes
             .saturating_sub(batch.iter().map(Encoded::size).sum());
         sh.space.notify_all();
-        if st.queue.is_empty() && st.in_flight == 0 && st.flush_asked > st.flush_served {
-            st.flush_served = st.flush_asked;
-            sh.done.notify_all();
-        }
+        sh.done.notify_all();
     }
 }
 
@@ -723,8 +781,30 @@ fn deliver(sh: &Shared, sink: &mut dyn Sink, breaker: &mut Breaker, batch: &[Enc
     let mut attempt = 0u32;
     while done < batch.len() {
         let rest = batch.get(done..).unwrap_or(&[]);
+        let (shutting, deadline) = {
+            let st = sh.lock();
+            (st.shutdown, st.deadline)
+        };
+        if shutting && deadline.is_some_and(|d| Instant::now() >= d) {
+            give_up(
+                sh,
+                rest,
+                Reason::ShutdownTimeout,
+                &Error::Timeout(Phase::Shutdown),
+            );
+            return;
+        }
         attempt += 1;
-        let r = sink.send(rest).and_then(|()| sink.flush());
+        // A panicking sink fails the batch instead of killing the worker.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sink.send(rest).and_then(|()| sink.flush())
+        }))
+        .unwrap_or_else(|_| {
+            Err(SendError::fatal(
+                0,
+                Error::Transport("sink panicked".into()),
+            ))
+        });
         match r {
             Ok(()) => {
                 breaker.success();
@@ -732,7 +812,7 @@ fn deliver(sh: &Shared, sink: &mut dyn Sink, breaker: &mut Breaker, batch: &[Enc
                 Counters::add(&sh.counters.batches, 1);
                 Counters::add(
                     &sh.counters.bytes,
-                    rest.iter().map(|e| e.size() as u64).sum(),
+                    rest.iter().map(|e| e.wire_len() as u64).sum(),
                 );
                 return;
             }
@@ -743,7 +823,7 @@ fn deliver(sh: &Shared, sink: &mut dyn Sink, breaker: &mut Breaker, batch: &[Enc
                     Counters::add(&sh.counters.delivered, got as u64);
                     Counters::add(
                         &sh.counters.bytes,
-                        rest.iter().take(got).map(|e| e.size() as u64).sum(),
+                        rest.iter().take(got).map(|e| e.wire_len() as u64).sum(),
                     );
                     done += got;
                 }
@@ -759,10 +839,6 @@ fn deliver(sh: &Shared, sink: &mut dyn Sink, breaker: &mut Breaker, batch: &[Enc
                     Retry::Yes { after } => after,
                 };
                 breaker.failure();
-                let (shutting, deadline) = {
-                    let st = sh.lock();
-                    (st.shutdown, st.deadline)
-                };
                 if attempt >= cfg.retry.attempts() {
                     give_up(sh, rest, Reason::Failed, &e.error);
                     return;
@@ -790,18 +866,13 @@ fn deliver(sh: &Shared, sink: &mut dyn Sink, breaker: &mut Breaker, batch: &[Enc
 /// Sleeps `d`, waking early when shutdown begins (the retry loop then
 /// re-checks the shutdown deadline).
 fn sleep_unless_shutdown(sh: &Shared, d: Duration) {
-    let deadline = Instant::now() + d;
+    let deadline = after(d);
     let mut st = sh.lock();
     let started_shutdown = st.shutdown;
     loop {
-        let now = Instant::now();
-        if now >= deadline || (st.shutdown && !started_shutdown) {
+        if deadline.is_some_and(|t| Instant::now() >= t) || (st.shutdown && !started_shutdown) {
             return;
         }
-        st = sh
-            .wake
-            .wait_timeout(st, deadline - now)
-            .map(|(g, _)| g)
-            .unwrap_or_else(|p| p.into_inner().0);
+        st = wait_on(&sh.wake, st, deadline);
     }
 }

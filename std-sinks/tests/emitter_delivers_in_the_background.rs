@@ -411,3 +411,189 @@ fn the_writer_sink_writes_json_lines_that_parse_back() {
     assert_eq!(ev.ossa_agent_id(), Some("x"));
     assert_eq!(ev.source(), "/agents/x");
 }
+
+#[test]
+fn shutdown_keeps_its_deadline_with_a_slow_collector_and_counts_everything() {
+    let rec = Recorder::with(&[Step::Sleep(Duration::from_millis(200)); 50]);
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(1)
+        .flush_interval(Duration::from_secs(3600))
+        .shutdown_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    for i in 0..50 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    let t = Instant::now();
+    let _ = em.shutdown();
+    assert!(
+        t.elapsed() < Duration::from_millis(1800),
+        "{:?}",
+        t.elapsed()
+    );
+    // Whatever was not delivered by the deadline is counted, now or when the
+    // send in flight returns.
+    assert!(
+        wait_for(
+            || {
+                let m = em.metrics();
+                m.delivered + m.failed == 50
+            },
+            Duration::from_secs(2)
+        ),
+        "{:?}",
+        em.metrics()
+    );
+    assert!(em.metrics().failed > 0);
+}
+
+#[test]
+fn a_panicking_sink_fails_its_batch_and_the_worker_goes_on() {
+    #[derive(Clone, Default)]
+    struct Flaky(Arc<Mutex<usize>>);
+    impl Sink for Flaky {
+        fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+            let n = {
+                let mut n = self.0.lock().unwrap();
+                *n += 1;
+                *n
+            };
+            if n == 1 {
+                panic!("sink bug");
+            }
+            let _ = events;
+            Ok(())
+        }
+    }
+    let failed = Arc::new(Mutex::new(0usize));
+    let f2 = failed.clone();
+    let em = Emitter::builder("/t")
+        .sink(Flaky::default())
+        .batch_size(2)
+        .on_undelivered(move |u| {
+            assert_eq!(u.reason, Reason::Failed);
+            *f2.lock().unwrap() += 1;
+        })
+        .build()
+        .unwrap();
+    for i in 0..6 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    let report = em.flush().unwrap();
+    assert_eq!((report.delivered, report.failed), (4, 2));
+    assert_eq!(*failed.lock().unwrap(), 2);
+}
+
+#[test]
+fn durations_without_limit_do_not_overflow() {
+    let rec = Recorder::default();
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .flush_interval(Duration::MAX)
+        .shutdown_timeout(Duration::MAX)
+        .flush_timeout(Duration::MAX)
+        .overflow(Overflow::Block(Duration::MAX))
+        .retry(RetryPolicy::default().cap(Duration::MAX))
+        .circuit_breaker(
+            BreakerConfig::default()
+                .open_for(Duration::MAX)
+                .max_open_for(Duration::MAX),
+        )
+        .build()
+        .unwrap();
+    em.emit_ossa(&turn(1)).unwrap();
+    assert_eq!(em.flush().unwrap().delivered, 1);
+    em.shutdown().unwrap();
+}
+
+#[test]
+fn flush_is_not_starved_by_other_threads_emitting() {
+    let rec = Recorder::default();
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(50)
+        .queue_capacity(100_000)
+        .build()
+        .unwrap();
+    em.emit_ossa(&turn(0)).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (em2, stop2) = (em.clone(), stop.clone());
+    let busy = std::thread::spawn(move || {
+        let mut i = 0;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) && i < 200_000 {
+            let _ = em2.emit_ossa(&turn(i));
+            i += 1;
+        }
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let t = Instant::now();
+    let r = em.flush_within(Duration::from_secs(5));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.join().unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(!rec.ids().is_empty());
+}
+
+#[test]
+fn the_writer_sink_never_fuses_a_torn_line_with_its_retry() {
+    #[derive(Clone, Default)]
+    struct Tear {
+        out: Arc<Mutex<Vec<u8>>>,
+        calls: Arc<Mutex<usize>>,
+    }
+    impl std::io::Write for Tear {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let mut calls = self.calls.lock().unwrap();
+            *calls += 1;
+            match *calls {
+                // First write: 30 bytes get through, then the device fails.
+                1 => {
+                    self.out
+                        .lock()
+                        .unwrap()
+                        .extend_from_slice(&b[..30.min(b.len())]);
+                    Ok(30.min(b.len()))
+                }
+                2 => Err(std::io::Error::other("disk full")),
+                _ => {
+                    self.out.lock().unwrap().extend_from_slice(b);
+                    Ok(b.len())
+                }
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let tear = Tear::default();
+    let em = Emitter::builder("/t")
+        .sink(WriterSink::new(tear.clone()))
+        .batch_size(3)
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    assert_eq!(em.flush().unwrap().delivered, 3);
+    let bytes = tear.out.lock().unwrap().clone();
+    let mut parsed = 0;
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let mut scratch = vec![0u8; 1024];
+        if ossa_events::parse::json::parse_event(line, &mut ossa_events::Scratch::new(&mut scratch))
+            .is_ok()
+        {
+            parsed += 1;
+        } else {
+            assert_eq!(
+                line.len(),
+                30,
+                "only the torn fragment may fail to parse: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+    assert_eq!(parsed, 3);
+}

@@ -926,3 +926,179 @@ fn gzip_bodies_are_decompressed_within_the_body_limit() {
     assert_eq!(send(batch.as_bytes(), "gzip").status, 400);
     assert_eq!(seen(&seen_events).len(), 2);
 }
+
+/// Sends `req` on a fresh connection and expects one `400` with
+/// `Connection: close`, then the connection closed with nothing more (so no
+/// second, smuggled request was answered).
+fn expect_400_and_close(addr: SocketAddr, req: &[u8]) -> Resp {
+    let mut c = Client::connect(addr);
+    c.send(req);
+    let r = c.response().expect("a response");
+    assert_eq!(
+        r.status,
+        400,
+        "{r:?} for {:?}",
+        String::from_utf8_lossy(req)
+    );
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    assert!(c.buf.is_empty(), "more after the 400: {:?}", c.buf);
+    c.expect_closed(Duration::from_secs(2));
+    r
+}
+
+#[test]
+fn chunk_size_lines_without_digits_or_with_control_bytes_are_refused() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let addr = rx.local_addr();
+    let head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let event = ev_json("smuggled");
+    let smuggled = post("application/cloudevents+json", "", &event);
+    let smuggled = String::from_utf8(smuggled).unwrap();
+
+    // An extension with no size, taken by a lenient parser as the last chunk:
+    // what follows would be read as a second request.
+    expect_400_and_close(
+        addr,
+        format!("{head};x\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    );
+    expect_400_and_close(addr, format!("{head};x\r\n\r\n{smuggled}").as_bytes());
+    // An empty chunk-size line.
+    expect_400_and_close(addr, format!("{head}\r\n\r\n{smuggled}").as_bytes());
+    // Whitespace before the digits, a non-hex size, a bare LF or CR or another
+    // control byte inside the extension, a size line ended by a bare LF.
+    let n = format!("{:x}", event.len());
+    for line in [
+        format!(" {n}\r\n"),
+        format!("x{n}\r\n"),
+        format!("{n};x\nQ\r\n"),
+        format!("{n};x\rQ\r\n"),
+        format!("{n};a=\x01\r\n"),
+        format!("{n};a=\x7f\r\n"),
+        format!("{n}\n"),
+        format!("{n} x\r\n"),
+    ] {
+        expect_400_and_close(
+            addr,
+            format!("{head}{line}{event}\r\n0\r\n\r\n{smuggled}").as_bytes(),
+        );
+    }
+    // A bare LF inside a trailer line.
+    expect_400_and_close(
+        addr,
+        format!("{head}{n}\r\n{event}\r\n0\r\nX-T: a\n{smuggled}\r\n\r\n").as_bytes(),
+    );
+    assert!(seen(&seen_events).is_empty(), "{:?}", seen(&seen_events));
+
+    // Well-formed extensions (whitespace, quoted strings, tabs) still pass.
+    let mut c = Client::connect(addr);
+    for (i, line) in [
+        format!("{n}\r\n"),
+        format!("{n} \r\n"),
+        format!("{n} ;a=1\r\n"),
+        format!("{n};a=\"b c\";d\t=\te\r\n"),
+        format!("{}\r\n", n.to_uppercase()),
+        format!("000{n}\r\n"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        // Same length as `event`, so the size `n` fits.
+        let ev = ev_json(&format!("accept-{i}"));
+        assert_eq!(ev.len(), event.len());
+        c.send(format!("{head}{line}{ev}\r\n0\r\n\r\n").as_bytes());
+        let r = c.response().unwrap();
+        assert_eq!(r.status, 202, "{r:?} for {line:?}");
+    }
+    assert_eq!(seen(&seen_events).len(), 6);
+}
+
+#[test]
+fn request_heads_with_bare_lf_line_endings_are_refused() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let addr = rx.local_addr();
+    let event = ev_json("lf");
+    // All lines LF-only, with a chunk-size line that a CRLF-only reader would
+    // split differently.
+    expect_400_and_close(
+        addr,
+        format!(
+            "POST / HTTP/1.1\nHost: x\nContent-Type: application/cloudevents+json\nTransfer-Encoding: chunked\n\n{:x};x\nQ\r\n{event}\r\n0\r\n\r\n",
+            event.len()
+        )
+        .as_bytes(),
+    );
+    // One bare LF among CRLFs, in a header line, the request line or the end.
+    for req in [
+        format!("POST / HTTP/1.1\r\nHost: x\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{event}", event.len()),
+        format!("POST / HTTP/1.1\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{event}", event.len()),
+        format!("POST / HTTP/1.1\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\n{event}", event.len()),
+        format!("\nPOST / HTTP/1.1\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{event}", event.len()),
+    ] {
+        expect_400_and_close(addr, req.as_bytes());
+    }
+    assert!(seen(&seen_events).is_empty());
+    // The CRLF form is accepted.
+    assert_eq!(roundtrip(addr, &structured("crlf")).status, 202);
+    assert_eq!(seen(&seen_events), vec![ev_json("crlf")]);
+}
+
+#[test]
+fn error_responses_that_close_say_connection_close() {
+    let (rx, _) = start(quick().max_header_bytes(1024).max_headers(8));
+    let addr = rx.local_addr();
+    let close_after = |req: &[u8], status: u16| {
+        let mut c = Client::connect(addr);
+        c.send(req);
+        let r = c.response().expect("a response");
+        assert_eq!(r.status, status, "{r:?}");
+        assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+        c.expect_closed(Duration::from_secs(2));
+    };
+    let long = "a".repeat(2000);
+    // 431: head too large, never-ending head, too many headers.
+    close_after(
+        format!("POST / HTTP/1.1\r\nX-Long: {long}\r\n\r\n").as_bytes(),
+        431,
+    );
+    close_after(format!("POST / HTTP/1.1\r\nX-Long: {long}").as_bytes(), 431);
+    let many: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
+    close_after(format!("POST / HTTP/1.1\r\n{many}\r\n").as_bytes(), 431);
+    // 400: malformed head; 505: unknown version.
+    close_after(b"\x00\x01 not http\r\n\r\n", 400);
+    close_after(b"POST / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
+    // 408: half a head, then silence.
+    close_after(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Ty", 408);
+    // 400 and 408 inside a chunked body.
+    close_after(
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        400,
+    );
+    close_after(
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        408,
+    );
+}
+
+#[test]
+fn many_one_byte_chunks_split_across_reads_are_decoded() {
+    let (rx, seen_events) = start(ReceiverConfig::new().max_body_bytes(1 << 20));
+    let ids: Vec<String> = (0..2000).map(|i| format!("c{i}")).collect();
+    let body = format!(
+        "[{}]",
+        ids.iter().map(|i| ev_json(i)).collect::<Vec<_>>().join(",")
+    );
+    let req = chunked(body.as_bytes(), 1);
+    assert!(req.len() > 6 * 64 * 1024);
+    let mut c = Client::connect(rx.local_addr());
+    // Odd-sized writes, so that lines and CRLFs straddle reads.
+    for part in req.chunks(7919) {
+        c.send(part);
+    }
+    c.send(&structured("after"));
+    assert_eq!(c.response().unwrap().status, 202);
+    assert_eq!(c.response().unwrap().status, 202);
+    let got = seen(&seen_events);
+    assert_eq!(got.len(), 2001);
+    assert_eq!(got[1999], ev_json("c1999"));
+    assert_eq!(got[2000], ev_json("after"));
+}

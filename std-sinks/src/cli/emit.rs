@@ -24,6 +24,7 @@ Options:
       --gzip              Gzip HTTP request bodies
       --batch-size N      Events per batch [default: 100]
       --timeout SECS      HTTP request timeout [default: 10]
+      --deadline SECS     Give up on what is not delivered after this long [default: 300]
       --demo              Send the demo agent run instead of reading stdin
       --source URI-REF    Source of the demo events [default: /ossa/demo/researcher]
   -h, --help              Show this help
@@ -44,6 +45,7 @@ struct Args {
     gzip: bool,
     batch_size: usize,
     timeout: Duration,
+    deadline: Duration,
     demo: bool,
     source: String,
 }
@@ -57,6 +59,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
         gzip: false,
         batch_size: EmitterBuilder::DEFAULT_BATCH_SIZE,
         timeout: Duration::from_secs(10),
+        deadline: Duration::from_secs(300),
         demo: false,
         source: "/ossa/demo/researcher".into(),
     };
@@ -104,12 +107,20 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
                     .ok_or("emit: --batch-size must be a positive number")?
             }
             "--timeout" => {
-                let s: f64 = value("--timeout")?
-                    .parse()
+                a.timeout = value("--timeout")?
+                    .parse::<f64>()
                     .ok()
-                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                    .filter(|s| *s > 0.0)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
                     .ok_or("emit: --timeout must be a positive number of seconds")?;
-                a.timeout = Duration::from_secs_f64(s);
+            }
+            "--deadline" => {
+                a.deadline = value("--deadline")?
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| *s > 0.0)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .ok_or("emit: --deadline must be a positive number of seconds")?;
             }
             "--demo" => a.demo = true,
             "--source" => a.source = value("--source")?,
@@ -139,9 +150,9 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
     let builder = Emitter::builder(a.source.clone())
         .batch_size(a.batch_size)
         .flush_interval(Duration::from_millis(200))
-        .overflow(Overflow::Block(Duration::from_secs(3600)))
-        .shutdown_timeout(Duration::from_secs(120))
-        .flush_timeout(Duration::from_secs(3600))
+        .overflow(Overflow::Block(a.deadline))
+        .shutdown_timeout(Duration::from_secs(5))
+        .flush_timeout(a.deadline)
         .on_undelivered(move |u| {
             if f2.fetch_add(1, Ordering::Relaxed) < 10 {
                 eprintln!(

@@ -162,9 +162,13 @@ impl Encoded {
             _ => self.buf.get(self.head_end as usize..).unwrap_or(&[]),
         }
     }
-    /// Bytes held (what the queue's byte limit counts).
+    /// Bytes held in memory (what the queue's byte limit counts).
     pub fn size(&self) -> usize {
         self.buf.capacity()
+    }
+    /// Bytes of the event in its wire form (JSON, or headers plus body).
+    pub fn wire_len(&self) -> usize {
+        self.buf.len().saturating_sub(self.id_end as usize)
     }
 }
 

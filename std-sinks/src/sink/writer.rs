@@ -18,6 +18,8 @@ pub struct WriterSink<W: Write + Send + 'static> {
     out: W,
     pretty: bool,
     buf: Vec<u8>,
+    /// The last write failed, possibly after writing part of a line.
+    torn: bool,
 }
 
 impl WriterSink<std::io::Stdout> {
@@ -52,6 +54,7 @@ impl<W: Write + Send + 'static> WriterSink<W> {
             out,
             pretty: false,
             buf: Vec::new(),
+            torn: false,
         }
     }
     /// Pretty-print each event (2-space indent) instead of one line each.
@@ -76,9 +79,14 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
     }
 
     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
-        // The whole batch goes out in one write, then a flush: a failure
-        // leaves nothing half-counted (the batch is retried whole).
+        // The whole batch goes out in one write, then a flush; a failure
+        // retries the whole batch. A write that failed part-way may have left
+        // a torn line behind: the retry starts with a newline so that line
+        // stays on its own and the retried events parse.
         self.buf.clear();
+        if self.torn {
+            self.buf.push(b'\n');
+        }
         for e in events {
             if self.pretty {
                 pretty(e.json(), &mut self.buf);
@@ -91,6 +99,7 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
             .out
             .write_all(&self.buf)
             .and_then(|()| self.out.flush());
+        self.torn = r.is_err();
         r.map_err(|e| {
             let retry = !matches!(e.kind(), std::io::ErrorKind::BrokenPipe);
             if retry {
