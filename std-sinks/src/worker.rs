@@ -808,8 +808,8 @@ fn deliver(sh: &Shared, sink: &mut dyn Sink, breaker: &mut Breaker, batch: &[Enc
         match r {
             Ok(()) => {
                 breaker.success();
-                Counters::add(&sh.counters.delivered, rest.len() as u64);
                 Counters::add(&sh.counters.batches, 1);
+                Counters::add(&sh.counters.delivered, rest.len() as u64);
                 Counters::add(
                     &sh.counters.bytes,
                     rest.iter().map(|e| e.wire_len() as u64).sum(),

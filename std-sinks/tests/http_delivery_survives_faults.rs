@@ -1165,9 +1165,13 @@ fn the_timer_sends_without_further_emits_or_a_flush() {
         "the timer flush never came"
     );
     assert_eq!(accepted_in_order(&collector.log()), ids);
-    // The collector records before it answers; the count follows the 202.
+    // The collector records before it answers; the counters follow the 202,
+    // and the worker settles the batch (queue depth) just after counting it.
     assert!(wait_for(
-        || em.metrics().delivered == 7,
+        || {
+            let m = em.metrics();
+            m.delivered == 7 && m.batches == 1 && m.queue_depth == 0
+        },
         Duration::from_secs(5)
     ));
     let m = em.metrics();
