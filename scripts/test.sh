@@ -3,7 +3,8 @@
 #
 #   bash scripts/test.sh
 #
-# Installs, when missing: the rustup targets thumbv7em-none-eabihf and
+# Installs, when missing (tools into $OSSA_TOOLS, reused): tansu (Kafka
+# broker for the Kafka tests), and: the rustup targets thumbv7em-none-eabihf and
 # wasm32-unknown-unknown, clippy and rustfmt, qemu-system-arm and
 # binutils-arm-none-eabi (Debian packages, for the firmware example), a nightly
 # toolchain (for cargo-fuzz), and cargo-fuzz itself into $OSSA_TOOLS (outside
@@ -54,6 +55,12 @@ if [ ! -x "$TOOLS/bin/cargo-fuzz" ]; then
   step "building cargo-fuzz into $TOOLS (once)"
   cargo install --locked --root "$TOOLS" cargo-fuzz
 fi
+# tansu: the Kafka-compatible broker the Kafka tests start (in-memory storage).
+if [ ! -x "$TOOLS/bin/tansu" ]; then
+  step "building tansu into $TOOLS (once, ~10 min)"
+  cargo install --locked --root "$TOOLS" tansu --no-default-features --features dynostore
+fi
+export OSSA_TANSU="$TOOLS/bin/tansu"
 export PATH="$TOOLS/bin:$PATH"
 
 # --- static checks ----------------------------------------------------------

@@ -14,16 +14,23 @@ const HELP: &str = "\
 Deliver CloudEvents to a sink: JSON Lines read from stdin (one event per line,
 attributes, extensions and data sent as given), or the demo agent run.
 
-Usage: ossa-events emit [--sink stdout|http] [--url URL] [--mode MODE] [OPTIONS]
+Usage: ossa-events emit [--sink stdout|http|kafka] [--url URL] [--mode MODE] [OPTIONS]
+       ossa-events emit --sink kafka --brokers BROKERS --topic T [--mode MODE] [--key-field ATTR]
 
 Options:
-      --sink SINK         stdout (JSON Lines) or http [default: stdout]
+      --sink SINK         stdout (JSON Lines), http or kafka [default: stdout]
       --url URL           Collector URL (required with --sink http)
-      --mode MODE         HTTP content mode: structured, binary or batched [default: batched]
+      --mode MODE         HTTP content mode: structured, binary or batched [default: batched];
+                          Kafka content mode: binary or structured [default: binary]
       --header 'N: V'     Extra HTTP header (repeatable), e.g. 'Authorization: Bearer …'
       --gzip              Gzip HTTP request bodies
+      --brokers BROKERS   Kafka bootstrap servers (required with --sink kafka)
+      --topic T           Kafka topic (required with --sink kafka)
+      --key-field ATTR    Kafka record key: this attribute's value when the event has
+                          no partitionkey extension (which is used first)
       --batch-size N      Events per batch [default: 100]
-      --timeout SECS      HTTP request timeout [default: 10]
+      --timeout SECS      HTTP request timeout [default: 10]; Kafka delivery timeout
+                          [default: the sink's]
       --deadline SECS     Give up on what is not delivered after this long [default: 300]
       --demo              Send the demo agent run instead of reading stdin
       --source URI-REF    Source of the demo events [default: /ossa/demo/researcher]
@@ -40,11 +47,14 @@ arguments.
 struct Args {
     sink: String,
     url: Option<String>,
-    mode: HttpMode,
+    mode: Option<String>,
+    brokers: Option<String>,
+    topic: Option<String>,
+    key_field: Option<String>,
     headers: Vec<(String, String)>,
     gzip: bool,
     batch_size: usize,
-    timeout: Duration,
+    timeout: Option<Duration>,
     deadline: Duration,
     demo: bool,
     source: String,
@@ -54,11 +64,14 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
     let mut a = Args {
         sink: "stdout".into(),
         url: None,
-        mode: HttpMode::Batched,
+        mode: None,
+        brokers: None,
+        topic: None,
+        key_field: None,
         headers: Vec::new(),
         gzip: false,
         batch_size: EmitterBuilder::DEFAULT_BATCH_SIZE,
-        timeout: Duration::from_secs(10),
+        timeout: None,
         deadline: Duration::from_secs(300),
         demo: false,
         source: "/ossa/demo/researcher".into(),
@@ -79,18 +92,10 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
             "-h" | "--help" => return Ok(None),
             "--sink" => a.sink = value("--sink")?,
             "--url" => a.url = Some(value("--url")?),
-            "--mode" => {
-                a.mode = match value("--mode")?.as_str() {
-                    "structured" => HttpMode::Structured,
-                    "binary" => HttpMode::Binary,
-                    "batched" => HttpMode::Batched,
-                    m => {
-                        return Err(format!(
-                            "emit: unknown mode '{m}': use structured, binary or batched"
-                        ))
-                    }
-                }
-            }
+            "--mode" => a.mode = Some(value("--mode")?),
+            "--brokers" => a.brokers = Some(value("--brokers")?),
+            "--topic" => a.topic = Some(value("--topic")?),
+            "--key-field" => a.key_field = Some(value("--key-field")?),
             "--header" => {
                 let h = value("--header")?;
                 let (n, v) = h
@@ -112,6 +117,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
                     .ok()
                     .filter(|s| *s > 0.0)
                     .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .map(Some)
                     .ok_or("emit: --timeout must be a positive number of seconds")?;
             }
             "--deadline" => {
@@ -131,7 +137,37 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
         "stdout" => {}
         "http" if a.url.is_some() => {}
         "http" => return Err("emit: --sink http needs --url".into()),
-        s => return Err(format!("emit: unknown sink '{s}': use stdout or http")),
+        "kafka" if a.brokers.is_none() || a.topic.is_none() => {
+            return Err("emit: --sink kafka needs --brokers and --topic".into())
+        }
+        "kafka" => {}
+        s => {
+            return Err(format!(
+                "emit: unknown sink '{s}': use stdout, http or kafka"
+            ))
+        }
+    }
+    if a.sink != "http" && (a.url.is_some() || !a.headers.is_empty() || a.gzip) {
+        return Err("emit: --url, --header and --gzip go with --sink http".into());
+    }
+    if a.sink != "kafka" && (a.brokers.is_some() || a.topic.is_some() || a.key_field.is_some()) {
+        return Err("emit: --brokers, --topic and --key-field go with --sink kafka".into());
+    }
+    if let Some(m) = &a.mode {
+        match (a.sink.as_str(), m.as_str()) {
+            ("http", "structured" | "binary" | "batched") | ("kafka", "structured" | "binary") => {}
+            ("http", m) => {
+                return Err(format!(
+                    "emit: unknown mode '{m}': use structured, binary or batched"
+                ))
+            }
+            ("kafka", m) => {
+                return Err(format!(
+                    "emit: unknown mode '{m}': use binary or structured"
+                ))
+            }
+            _ => return Err("emit: --mode goes with --sink http or kafka".into()),
+        }
     }
     Ok(Some(a))
 }
@@ -161,10 +197,20 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
                 );
             }
         });
-    let builder = if a.sink == "http" {
+    let builder = if a.sink == "kafka" {
+        match kafka_sink(&a) {
+            Ok(b) => builder.sink(b),
+            Err(e) => return e,
+        }
+    } else if a.sink == "http" {
+        let mode = match a.mode.as_deref() {
+            Some("structured") => HttpMode::Structured,
+            Some("binary") => HttpMode::Binary,
+            _ => HttpMode::Batched,
+        };
         let mut hs = HttpSink::builder(a.url.clone().unwrap_or_default())
-            .mode(a.mode)
-            .timeout(a.timeout)
+            .mode(mode)
+            .timeout(a.timeout.unwrap_or(Duration::from_secs(10)))
             .gzip(a.gzip)
             .max_batch(a.batch_size);
         for (n, v) in &a.headers {
@@ -243,4 +289,36 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
     } else {
         ExitCode::from(super::EXIT_FAILURE)
     }
+}
+
+/// The Kafka sink `a` asks for.
+#[cfg(feature = "kafka")]
+fn kafka_sink(a: &Args) -> Result<ossa_events::sink::KafkaSink, ExitCode> {
+    use ossa_events::sink::{KafkaMode, KafkaSink};
+    let mode = match a.mode.as_deref() {
+        Some("structured") => KafkaMode::Structured,
+        _ => KafkaMode::Binary,
+    };
+    let mut ks = KafkaSink::builder(
+        a.brokers.as_deref().unwrap_or_default(),
+        a.topic.as_deref().unwrap_or_default(),
+    )
+    .mode(mode)
+    .client_id("ossa-events-emit")
+    .max_batch(a.batch_size);
+    if let Some(k) = &a.key_field {
+        ks = ks.key_field(k.clone());
+    }
+    if let Some(t) = a.timeout {
+        ks = ks.delivery_timeout(t);
+    }
+    ks.build()
+        .map_err(|e| super::usage_error(&format!("emit: {e}")))
+}
+
+/// Without the `kafka` feature there is no Kafka sink.
+#[cfg(not(feature = "kafka"))]
+fn kafka_sink(_: &Args) -> Result<WriterSink<std::io::Stdout>, ExitCode> {
+    eprintln!("ossa-events: emit: built without the kafka feature");
+    Err(ExitCode::from(super::EXIT_USAGE))
 }

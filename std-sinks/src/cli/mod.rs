@@ -1,5 +1,6 @@
 //! Command dispatch and shared helpers of the `ossa-events` tool.
 
+mod consume;
 mod demo;
 mod emit;
 mod listen;
@@ -17,7 +18,8 @@ Commands:
   demo       Emit a realistic OSSA agent run as JSON Lines on stdout
   validate   Check CloudEvents (JSON event, batch or JSON Lines) and print them canonically
   listen     Receive CloudEvents over HTTP (all content modes) and print them as JSON Lines
-  emit       Deliver JSON Lines events from stdin (or the demo run) to stdout or an HTTP collector
+  emit       Deliver JSON Lines events from stdin (or the demo run) to stdout, HTTP or Kafka
+  consume    Read CloudEvents from a Kafka topic and print them as JSON Lines
   help       Show this help, or a command's help: ossa-events help <COMMAND>
 
 Options:
@@ -50,6 +52,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         Some("validate") => validate::run(rest),
         Some("listen") => listen::run(rest),
         Some("emit") => emit::run(rest),
+        Some("consume") => consume::run(rest),
         Some("help") => match rest.first().and_then(|s| s.to_str()) {
             None => {
                 print!("{USAGE}");
@@ -59,6 +62,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             Some("validate") => validate::run(vec!["--help".into()]),
             Some("listen") => listen::run(vec!["--help".into()]),
             Some("emit") => emit::run(vec!["--help".into()]),
+            Some("consume") => consume::run(vec!["--help".into()]),
             Some(other) => usage_error(&format!("no such command: {other}")),
         },
         Some("-h" | "--help") => {

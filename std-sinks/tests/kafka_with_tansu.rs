@@ -1,0 +1,671 @@
+//! `KafkaSink` and the `emit --sink kafka` / `consume` commands against a
+//! real Kafka-protocol broker process: `tansu` (in-memory storage), started
+//! on a free loopback port for each test and killed when its guard drops.
+//!
+//! * 50 000 events in each content mode through an [`Emitter`], read back
+//!   with an rdkafka consumer and our binding parser: the same ids,
+//!   attributes, data, headers and keys (keys from `partitionkey`, and from
+//!   `key_field("ossaagentid")`), each exactly once;
+//! * `emit --demo --sink kafka` in both modes, then `consume
+//!   --from-beginning --max-events 15` prints the 15 demo events (and reports
+//!   and skips a record that is not a CloudEvent);
+//! * the broker not running when the emitter starts, then started: every
+//!   event delivered.
+//!
+//! tansu is found through `OSSA_TANSU`, then
+//! `$HOME/.cache/ossa-events-tools/bin/tansu`, then `PATH`;
+//! `bash scripts/test.sh` builds it there when it is missing.
+#![cfg(feature = "kafka")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use ossa_events::sink::{Encoded, Encoding, KafkaMode, KafkaSink};
+use ossa_events::{Emitter, Event, Overflow, RetryPolicy, Scratch};
+
+const STRUCTURED_CT: &[u8] = b"application/cloudevents+json; charset=UTF-8";
+/// The broker accepting connections, a topic being created.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------
+// The broker
+// ---------------------------------------------------------------------------
+
+/// The tansu binary: `OSSA_TANSU`, the tools folder of `scripts/test.sh`, or `PATH`.
+fn tansu_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("OSSA_TANSU").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "OSSA_TANSU={} is not a file; `bash scripts/test.sh` installs tansu",
+            p.display()
+        );
+        return p;
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let p = PathBuf::from(home).join(".cache/ossa-events-tools/bin/tansu");
+        if p.is_file() {
+            return p;
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("tansu");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "the tansu broker was not found (OSSA_TANSU, $HOME/.cache/ossa-events-tools/bin/tansu, \
+         PATH): `bash scripts/test.sh` installs it"
+    );
+}
+
+/// A loopback port nothing listens on (bound, read, closed).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running tansu broker; killed when dropped.
+struct Tansu {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Tansu {
+    fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// Starts tansu on `port` and waits until it accepts connections.
+    fn start_on(port: u16) -> Self {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!(
+            "ossa-events-tansu-{}-{port}.log",
+            std::process::id()
+        ));
+        let child = Command::new(tansu_path())
+            .args(["broker", "--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut t = Tansu { child, port, log };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let end = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return t;
+            }
+            if let Some(st) = t.child.try_wait().unwrap() {
+                panic!("tansu exited ({st}) before listening:\n{}", t.log_text());
+            }
+            assert!(
+                Instant::now() < end,
+                "tansu did not listen on {addr} within {START_TIMEOUT:?}:\n{}",
+                t.log_text()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `tansu topic create NAME --partitions N`, within [`START_TIMEOUT`].
+    fn create_topic(&self, name: &str, partitions: u32) {
+        let mut c = Command::new(tansu_path())
+            .args(["topic", "create", name])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .args(["--partitions", &partitions.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let st = wait_within(&mut c, START_TIMEOUT, "tansu topic create");
+        assert!(st.success(), "tansu topic create {name}: {st}");
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Waits for `c` within `limit`, killing it (and failing) past that.
+fn wait_within(c: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() >= end {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------
+
+/// What one test event is made of.
+struct Spec {
+    id: String,
+    partitionkey: Option<String>,
+    agent: Option<String>,
+    subject: String,
+    data: u8,
+    /// Sent through a sink with `key_field("ossaagentid")`.
+    keyed: bool,
+}
+
+fn specs(prefix: &str, n: usize, keyed: bool) -> Vec<Spec> {
+    (0..n)
+        .map(|i| Spec {
+            id: format!("{prefix}-{i}"),
+            partitionkey: (i % 3 == 0).then(|| format!("pk-{}", i % 11)),
+            agent: (i % 5 != 0).then(|| format!("agent-{}", i % 7)),
+            subject: format!("Euro € {i} 😀"),
+            data: (i % 4) as u8,
+            keyed,
+        })
+        .collect()
+}
+
+fn event(s: &Spec) -> Event<'_> {
+    let mut b = Event::builder()
+        .id(&s.id)
+        .source("/agents/kafka-test")
+        .ty("org.ossa.test")
+        .subject(&s.subject)
+        .time_str("2025-01-02T03:04:05.678Z");
+    if let Some(a) = &s.agent {
+        b = b.ossa_agent_id(a);
+    }
+    if let Some(pk) = &s.partitionkey {
+        b = b.extension_str("partitionkey", pk);
+    }
+    b = match s.data {
+        0 => b.data_json(r#"{"step":1,"text":"hello \"kafka\""}"#),
+        1 => b.data_text("text/plain", "plain text data"),
+        2 => b.no_data(),
+        _ => b.data_binary("application/octet-stream", &[0, 1, 2, 255, 254]),
+    };
+    b.build().unwrap()
+}
+
+/// The record key the sink must give `s`.
+fn expected_key(s: &Spec) -> Option<String> {
+    if s.keyed {
+        s.partitionkey.clone().or_else(|| s.agent.clone())
+    } else {
+        s.partitionkey.clone()
+    }
+}
+
+/// One record read back.
+#[derive(Debug, Clone)]
+struct Rec {
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads every partition of `topic` from the beginning with an rdkafka
+/// consumer until `want` records came (then 500 ms more: any extra record
+/// is a duplicate) or `limit` passed.
+fn read_back(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    want: usize,
+    limit: Duration,
+) -> Vec<Rec> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "ossa-events-tansu-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let end = Instant::now() + limit;
+    let mut out = Vec::with_capacity(want);
+    let mut quiet_until: Option<Instant> = None;
+    while Instant::now() < end && quiet_until.is_none_or(|q| Instant::now() < q) {
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or(&[]).to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Rec {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers,
+                });
+                if out.len() >= want && quiet_until.is_none() {
+                    quiet_until = Some(Instant::now() + Duration::from_millis(500));
+                }
+            }
+            Some(Err(e)) => panic!("consumer: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Parses every record with our binding parser and checks it against its
+/// spec: the same event, key and headers. Then: every spec exactly once.
+fn check_records(recs: &[Rec], specs: &[Spec], mode: KafkaMode) {
+    let by_id: HashMap<&str, &Spec> = specs.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut seen = HashSet::new();
+    let mut scratch = vec![0u8; 4096];
+    for r in recs {
+        let headers: Vec<(&str, &[u8])> = r
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let back = ossa_events::parse::kafka::parse(
+            headers.iter().copied(),
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &mut Scratch::new(&mut scratch),
+        )
+        .unwrap_or_else(|e| panic!("partition {} offset {}: {e}", r.partition, r.offset));
+        let spec = by_id[back.event.id()];
+        assert!(seen.insert(spec.id.as_str()), "{} read twice", spec.id);
+        let ev = event(spec);
+        assert!(
+            back.event.same_as(&ev, false),
+            "{:?} vs {:?}",
+            back.event,
+            ev
+        );
+        assert_eq!(
+            r.key.as_deref(),
+            expected_key(spec).as_deref().map(str::as_bytes),
+            "key of {}",
+            spec.id
+        );
+        match mode {
+            KafkaMode::Binary => {
+                let enc = Encoded::new(&ev, Encoding::KafkaBinary).unwrap();
+                let mut want: Vec<(String, Vec<u8>)> = enc
+                    .headers()
+                    .map(|(n, v)| (n.to_owned(), v.as_bytes().to_vec()))
+                    .collect();
+                if let Some(ct) = enc.content_type() {
+                    want.push(("content-type".into(), ct.as_bytes().to_vec()));
+                }
+                assert_eq!(r.headers, want, "headers of {}", spec.id);
+                let body = enc.body();
+                assert_eq!(r.value.as_deref(), (!body.is_empty()).then_some(body));
+            }
+            _ => {
+                assert_eq!(
+                    r.headers,
+                    vec![("content-type".to_owned(), STRUCTURED_CT.to_vec())]
+                );
+                let enc = Encoded::new(&ev, Encoding::Json).unwrap();
+                assert_eq!(r.value.as_deref(), Some(enc.json()));
+            }
+        }
+    }
+    assert_eq!(seen.len(), specs.len(), "events lost");
+}
+
+/// An emitter on a `KafkaSink` to `topic`, batches of 1 000.
+fn emitter(bootstrap: &str, topic: &str, mode: KafkaMode, keyed: bool) -> Emitter {
+    let mut sink = KafkaSink::builder(bootstrap, topic)
+        .mode(mode)
+        .delivery_timeout(Duration::from_secs(20));
+    if keyed {
+        sink = sink.key_field("ossaagentid");
+    }
+    Emitter::builder("/agents/kafka-test")
+        .sink(sink.build().unwrap())
+        .batch_size(1000)
+        .queue_capacity(100_000)
+        .queue_bytes(256 << 20)
+        .overflow(Overflow::Block(Duration::from_secs(30)))
+        .flush_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn fifty_thousand_round_trip(mode: KafkaMode) {
+    const HALF: usize = 25_000;
+    const PARTITIONS: u32 = 3;
+    let broker = Tansu::start();
+    let topic = "events";
+    broker.create_topic(topic, PARTITIONS);
+    let bootstrap = broker.bootstrap();
+    let t = Instant::now();
+
+    // Keys from `partitionkey` only, then from `partitionkey` else `ossaagentid`.
+    let plain = specs("plain", HALF, false);
+    let keyed = specs("keyed", HALF, true);
+    for (all, k) in [(&plain, false), (&keyed, true)] {
+        let em = emitter(&bootstrap, topic, mode, k);
+        for s in all {
+            em.emit_event(&event(s)).unwrap();
+        }
+        let report = em.flush().unwrap();
+        assert_eq!((report.delivered, report.failed), (HALF as u64, 0));
+        em.shutdown().unwrap();
+    }
+    let sent = t.elapsed();
+
+    let t = Instant::now();
+    let recs = read_back(
+        &bootstrap,
+        topic,
+        PARTITIONS as i32,
+        2 * HALF,
+        Duration::from_secs(40),
+    );
+    let read = t.elapsed();
+    let mut all = plain;
+    all.extend(keyed);
+    check_records(&recs, &all, mode);
+    eprintln!("{mode:?}: 50 000 events sent in {sent:?}, read back in {read:?}");
+}
+
+#[test]
+fn fifty_thousand_binary_events_read_back_exactly() {
+    fifty_thousand_round_trip(KafkaMode::Binary);
+}
+
+#[test]
+fn fifty_thousand_structured_events_read_back_exactly() {
+    fifty_thousand_round_trip(KafkaMode::Structured);
+}
+
+#[test]
+fn broker_not_running_at_start_then_started_gets_every_event() {
+    const N: usize = 500;
+    let port = free_port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let topic = "late";
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .delivery_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let em = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .flush_interval(Duration::from_millis(10))
+        .flush_timeout(Duration::from_secs(40))
+        .retry(
+            RetryPolicy::default()
+                .base(Duration::from_millis(200))
+                .cap(Duration::from_millis(500))
+                .max_attempts(200),
+        )
+        .build()
+        .unwrap();
+    let all = specs("late", N, false);
+    for s in &all {
+        em.emit_event(&event(s)).unwrap();
+    }
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(em.metrics().delivered, 0);
+    let broker = Tansu::start_on(port);
+    broker.create_topic(topic, 1);
+    let report = em.flush().unwrap();
+    assert_eq!((report.delivered, report.failed), (N as u64, 0));
+    em.shutdown().unwrap();
+    let recs = read_back(&bootstrap, topic, 1, N, Duration::from_secs(20));
+    check_records(&recs, &all, KafkaMode::Binary);
+}
+
+// ---------------------------------------------------------------------------
+// The binaries (the `ossa-events` binary needs the `http` feature too)
+// ---------------------------------------------------------------------------
+
+#[cfg(feature = "http")]
+mod cli {
+    use super::*;
+    use serde_json::Value;
+    use std::io::Read;
+
+    /// The attributes that differ from one demo run to the next.
+    const PER_RUN: [&str; 5] = [
+        "id",
+        "time",
+        "ossatraceid",
+        "ossainteractionid",
+        "ossaspanid",
+    ];
+
+    fn strip_per_run(ev: &Value) -> Value {
+        let mut v = ev.clone();
+        let o = v.as_object_mut().unwrap();
+        for k in PER_RUN {
+            o.remove(k);
+        }
+        v
+    }
+
+    /// The demo run made in this process, as `consume` prints it.
+    fn demo_reference() -> Vec<Value> {
+        let mut lines = Vec::new();
+        ossa_events::demo::agent_run(
+            "/ossa/demo/researcher",
+            &ossa_events::SystemClock,
+            &mut ossa_events::FastIds,
+            |ev| ossa_events::format::json::write_jsonl(ev, &mut lines),
+        )
+        .unwrap();
+        String::from_utf8(lines)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Runs `ossa-events ARGS` within `limit`: (exit code, stdout, stderr).
+    fn run(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ossa-events"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let out = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let mut err = child.stderr.take().unwrap();
+        let err = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let st = wait_within(&mut child, limit, &format!("ossa-events {args:?}"));
+        (st.code(), out.join().unwrap(), err.join().unwrap())
+    }
+
+    #[test]
+    fn emit_demo_to_kafka_then_consume_prints_the_15_demo_events() {
+        let broker = Tansu::start();
+        let bootstrap = broker.bootstrap();
+        let reference: Vec<Value> = demo_reference().iter().map(strip_per_run).collect();
+        assert_eq!(reference.len(), 15);
+
+        // A record that is no CloudEvent first: reported, skipped, not counted.
+        broker.create_topic("mixed", 1);
+        {
+            use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+            let p: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .create()
+                .unwrap();
+            p.send(BaseRecord::<(), _>::to("mixed").payload("not an event"))
+                .unwrap();
+            p.flush(Duration::from_secs(10)).unwrap();
+        }
+
+        for (mode, topic) in [
+            ("binary", "demo-binary"),
+            ("structured", "demo-structured"),
+            ("binary", "mixed"),
+        ] {
+            if topic != "mixed" {
+                broker.create_topic(topic, 3);
+            }
+            let args = [
+                "emit",
+                "--demo",
+                "--sink",
+                "kafka",
+                "--brokers",
+                &bootstrap,
+                "--topic",
+                topic,
+                "--mode",
+                mode,
+                "--key-field",
+                "ossaagentid",
+            ];
+            let (code, out, err) = run(&args, Duration::from_secs(30));
+            assert_eq!(code, Some(0), "{args:?}: {err}");
+            assert!(out.is_empty(), "{out}");
+            assert!(
+                err.contains(
+                    "emit: read 15, delivered 15, retried 0, failed 0, dropped 0, invalid 0"
+                ),
+                "{err}"
+            );
+
+            let args = [
+                "consume",
+                "--kafka",
+                &bootstrap,
+                "--topic",
+                topic,
+                "--from-beginning",
+                "--max-events",
+                "15",
+                "--timeout",
+                "10",
+            ];
+            let (code, out, err) = run(&args, Duration::from_secs(30));
+            assert_eq!(code, Some(0), "{args:?}: {err}");
+            let got: Vec<Value> = out
+                .lines()
+                .map(|l| strip_per_run(&serde_json::from_str(l).unwrap()))
+                .collect();
+            assert_eq!(got.len(), 15, "{topic}: {out}\n{err}");
+            // Three partitions: order holds only within a key; compare as sets.
+            for want in &reference {
+                assert!(got.contains(want), "{topic}: missing {want}");
+            }
+            if topic == "mixed" {
+                assert!(err.contains("partition 0 offset 0: "), "{err}");
+                assert!(err.contains("consume: printed 15, invalid 1"), "{err}");
+            } else {
+                assert!(err.contains("consume: printed 15, invalid 0"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn consume_stops_after_the_timeout_and_refuses_bad_arguments() {
+        let broker = Tansu::start();
+        let bootstrap = broker.bootstrap();
+        broker.create_topic("empty", 1);
+        let t = Instant::now();
+        let (code, out, err) = run(
+            &[
+                "consume",
+                "--kafka",
+                &bootstrap,
+                "--topic",
+                "empty",
+                "--timeout",
+                "1",
+            ],
+            Duration::from_secs(20),
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.is_empty());
+        assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+        for args in [
+            &["consume", "--topic", "t"][..],
+            &["consume", "--kafka", "x:1"],
+            &[
+                "consume",
+                "--kafka",
+                "x:1",
+                "--topic",
+                "t",
+                "--max-events",
+                "0",
+            ],
+            &["consume", "--kafka", "x:1", "--topic", "t", "--nope"],
+            &["emit", "--sink", "kafka", "--topic", "t"],
+            &[
+                "emit",
+                "--sink",
+                "kafka",
+                "--brokers",
+                "x:1",
+                "--topic",
+                "t",
+                "--mode",
+                "batched",
+            ],
+        ] {
+            let (code, _, err) = run(args, Duration::from_secs(20));
+            assert_eq!(code, Some(2), "{args:?}: {err}");
+        }
+    }
+}
