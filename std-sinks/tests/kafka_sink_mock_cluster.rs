@@ -17,58 +17,13 @@ use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+mod common;
+
+use common::kafka_events::{event, expected_key, specs, Spec};
 use ossa_events::sink::{Encoded, Encoding, KafkaMode, KafkaSink, Sink};
 use ossa_events::{Emitter, Error, Event, Reason, RetryPolicy, Scratch};
 
 const STRUCTURED_CT: &[u8] = b"application/cloudevents+json; charset=UTF-8";
-
-/// What one test event is made of.
-struct Spec {
-    id: String,
-    partitionkey: Option<String>,
-    agent: Option<String>,
-    subject: String,
-    data: u8,
-}
-
-fn specs(prefix: &str, n: usize) -> Vec<Spec> {
-    (0..n)
-        .map(|i| Spec {
-            id: format!("{prefix}-{i}"),
-            partitionkey: (i % 3 == 0).then(|| format!("pk-{}", i % 11)),
-            agent: (i % 5 != 0).then(|| format!("agent-{}", i % 7)),
-            subject: format!("Euro € {i} 😀"),
-            data: (i % 4) as u8,
-        })
-        .collect()
-}
-
-fn event(s: &Spec) -> Event<'_> {
-    let mut b = Event::builder()
-        .id(&s.id)
-        .source("/agents/kafka-test")
-        .ty("org.ossa.test")
-        .subject(&s.subject)
-        .time_str("2025-01-02T03:04:05.678Z");
-    if let Some(a) = &s.agent {
-        b = b.ossa_agent_id(a);
-    }
-    if let Some(pk) = &s.partitionkey {
-        b = b.extension_str("partitionkey", pk);
-    }
-    b = match s.data {
-        0 => b.data_json(r#"{"step":1,"text":"hello \"kafka\""}"#),
-        1 => b.data_text("text/plain", "plain text data"),
-        2 => b.no_data(),
-        _ => b.data_binary("application/octet-stream", &[0, 1, 2, 255, 254]),
-    };
-    b.build().unwrap()
-}
-
-/// The key the sink must give `s` with `key_field("ossaagentid")`.
-fn expected_key(s: &Spec) -> Option<String> {
-    s.partitionkey.clone().or_else(|| s.agent.clone())
-}
 
 /// One record read back.
 #[derive(Debug, Clone)]
@@ -229,7 +184,7 @@ fn round_trip(mode: KafkaMode) {
     let bootstrap = mock.bootstrap_servers();
 
     // Straight through `KafkaSink::send`, keys from `partitionkey` only.
-    let direct = specs("direct", N);
+    let direct = specs("direct", N, true);
     let mut sink = KafkaSink::builder(&bootstrap, topic)
         .mode(mode)
         .delivery_timeout(Duration::from_secs(10))
@@ -248,7 +203,7 @@ fn round_trip(mode: KafkaMode) {
     drop(sink);
 
     // Through an emitter, keys from `partitionkey`, else `ossaagentid`.
-    let via = specs("emitter", N);
+    let via = specs("emitter", N, true);
     let sink = KafkaSink::builder(&bootstrap, topic)
         .mode(mode)
         .client_id("emitter-test")
@@ -324,7 +279,7 @@ fn broker_down_mid_stream_then_back_loses_nothing_and_duplicates_nothing() {
         })
         .build()
         .unwrap();
-    let all = specs("fault", N);
+    let all = specs("fault", N, true);
     let mut stalled_at = u64::MAX;
     for (i, s) in all.iter().enumerate() {
         emitter.emit_event(&event(s)).unwrap();
@@ -390,7 +345,7 @@ fn broker_unavailable_at_start_then_up_delivers_everything_through_retries() {
         )
         .build()
         .unwrap();
-    let all = specs("late", N);
+    let all = specs("late", N, true);
     for s in &all {
         emitter.emit_event(&event(s)).unwrap();
     }
@@ -417,7 +372,7 @@ fn authorization_failure_is_fatal_reported_and_not_retried_forever() {
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
     );
-    let all = specs("denied", 20);
+    let all = specs("denied", 20, true);
     let mut sink = KafkaSink::builder(&bootstrap, topic)
         .delivery_timeout(Duration::from_secs(10))
         .build()
@@ -480,7 +435,7 @@ fn shutdown_with_pending_events_delivers_or_counts_every_one() {
         .shutdown_timeout(Duration::from_secs(8))
         .build()
         .unwrap();
-    let up = specs("up", 300);
+    let up = specs("up", 300, true);
     for s in &up {
         emitter.emit_event(&event(s)).unwrap();
     }
@@ -509,7 +464,7 @@ fn shutdown_with_pending_events_delivers_or_counts_every_one() {
         .on_undelivered(move |_| *r2.lock().unwrap() += 1)
         .build()
         .unwrap();
-    let down = specs("down", 50);
+    let down = specs("down", 50, true);
     for s in &down {
         emitter.emit_event(&event(s)).unwrap();
     }

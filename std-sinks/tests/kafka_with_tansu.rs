@@ -29,8 +29,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+mod common;
+
+use common::kafka_events::{event, expected_key, specs, Spec};
 use ossa_events::sink::{Encoded, Encoding, KafkaMode, KafkaSink};
-use ossa_events::{Emitter, Event, Overflow, RetryPolicy, Scratch};
+use ossa_events::{Emitter, Overflow, RetryPolicy, Scratch};
 
 const STRUCTURED_CT: &[u8] = b"application/cloudevents+json; charset=UTF-8";
 /// The broker accepting connections, a topic being created.
@@ -178,61 +181,6 @@ fn wait_within(c: &mut Child, limit: Duration, what: &str) -> std::process::Exit
 // ---------------------------------------------------------------------------
 // Events
 // ---------------------------------------------------------------------------
-
-/// What one test event is made of.
-struct Spec {
-    id: String,
-    partitionkey: Option<String>,
-    agent: Option<String>,
-    subject: String,
-    data: u8,
-    /// Sent through a sink with `key_field("ossaagentid")`.
-    keyed: bool,
-}
-
-fn specs(prefix: &str, n: usize, keyed: bool) -> Vec<Spec> {
-    (0..n)
-        .map(|i| Spec {
-            id: format!("{prefix}-{i}"),
-            partitionkey: (i % 3 == 0).then(|| format!("pk-{}", i % 11)),
-            agent: (i % 5 != 0).then(|| format!("agent-{}", i % 7)),
-            subject: format!("Euro € {i} 😀"),
-            data: (i % 4) as u8,
-            keyed,
-        })
-        .collect()
-}
-
-fn event(s: &Spec) -> Event<'_> {
-    let mut b = Event::builder()
-        .id(&s.id)
-        .source("/agents/kafka-test")
-        .ty("org.ossa.test")
-        .subject(&s.subject)
-        .time_str("2025-01-02T03:04:05.678Z");
-    if let Some(a) = &s.agent {
-        b = b.ossa_agent_id(a);
-    }
-    if let Some(pk) = &s.partitionkey {
-        b = b.extension_str("partitionkey", pk);
-    }
-    b = match s.data {
-        0 => b.data_json(r#"{"step":1,"text":"hello \"kafka\""}"#),
-        1 => b.data_text("text/plain", "plain text data"),
-        2 => b.no_data(),
-        _ => b.data_binary("application/octet-stream", &[0, 1, 2, 255, 254]),
-    };
-    b.build().unwrap()
-}
-
-/// The record key the sink must give `s`.
-fn expected_key(s: &Spec) -> Option<String> {
-    if s.keyed {
-        s.partitionkey.clone().or_else(|| s.agent.clone())
-    } else {
-        s.partitionkey.clone()
-    }
-}
 
 /// One record read back.
 #[derive(Debug, Clone)]

@@ -379,24 +379,7 @@ impl Sink for KafkaSink {
 
     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
         let want = self.encoding();
-        if let Some(pos) = events.iter().position(|e| e.encoding() != want) {
-            // Nothing is sent for such a batch's tail: it could not be read back.
-            let (good, bad) = events.split_at(pos);
-            let err = bad.first().map(|b| {
-                Error::Encode(format!(
-                    "event {:?} is encoded as {:?}, the Kafka sink sends {:?}",
-                    b.id(),
-                    b.encoding(),
-                    want
-                ))
-            });
-            self.send_checked(good)?;
-            return Err(SendError::fatal(
-                pos,
-                err.unwrap_or(Error::Encode(String::new())),
-            ));
-        }
-        self.send_checked(events)
+        super::send_in_encoding(events, want, "Kafka", |ev| self.send_checked(ev))
     }
 
     fn flush(&mut self) -> Result<(), SendError> {

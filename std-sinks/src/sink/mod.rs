@@ -172,6 +172,31 @@ impl Encoded {
     }
 }
 
+/// Sends the events that are in `want`, in order, through `send`. An event in
+/// another encoding (a sink misused by hand; the emitter never does it) and
+/// everything after it are failed, not sent: they could not be read back.
+pub(crate) fn send_in_encoding(
+    events: &[Encoded],
+    want: Encoding,
+    sink: &str,
+    send: impl FnOnce(&[Encoded]) -> Result<(), SendError>,
+) -> Result<(), SendError> {
+    let Some(pos) = events.iter().position(|e| e.encoding() != want) else {
+        return send(events);
+    };
+    let (good, bad) = events.split_at(pos);
+    let err = match bad.first() {
+        Some(b) => Error::Encode(format!(
+            "event {:?} is encoded as {:?}, the {sink} sink sends {want:?}",
+            b.id(),
+            b.encoding(),
+        )),
+        None => Error::Encode(String::new()),
+    };
+    send(good)?;
+    Err(SendError::fatal(pos, err))
+}
+
 /// A destination for events. Implement it to send events anywhere; the
 /// emitter's worker calls it from its own thread, one batch at a time.
 ///

@@ -7,6 +7,8 @@
 //! Each test binary includes this with `mod common;` and uses a subset.
 #![allow(dead_code)]
 
+pub(crate) mod kafka_events;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
