@@ -21,7 +21,7 @@ mod common;
 
 use common::kafka_events::{event, expected_key, specs, Spec};
 use ossa_events::sink::{Encoded, Encoding, KafkaMode, KafkaSink, Sink};
-use ossa_events::{Emitter, Error, Event, Reason, RetryPolicy, Scratch};
+use ossa_events::{Emitter, Error, Reason, RetryPolicy, Scratch};
 
 const STRUCTURED_CT: &[u8] = b"application/cloudevents+json; charset=UTF-8";
 
