@@ -6,7 +6,8 @@
 # Installs, when missing (tools into $OSSA_TOOLS, reused): tansu (Kafka
 # broker for the Kafka tests), and: the rustup targets thumbv7em-none-eabihf and
 # wasm32-unknown-unknown, clippy and rustfmt, qemu-system-arm and
-# binutils-arm-none-eabi (Debian packages, for the firmware example), a nightly
+# binutils-arm-none-eabi (Debian packages, for the firmware example), kcat
+# (Debian package, a second Kafka client for the Kafka tests), a nightly
 # toolchain (for cargo-fuzz), and cargo-fuzz itself into $OSSA_TOOLS (outside
 # the clone, reused when present). Then: fmt, clippy, rustdoc, the no_std
 # builds, every test (unit, integration, doc; the firmware example runs under
@@ -32,12 +33,14 @@ components=$(rustup component list --installed)
 for c in clippy rustfmt; do
   grep -q "^$c" <<<"$components" || rustup component add "$c"
 done
-# QEMU (Cortex-M4, mps2-an386) and binutils for the firmware example test.
-if ! command -v qemu-system-arm >/dev/null 2>&1 || ! command -v arm-none-eabi-size >/dev/null 2>&1; then
-  step "installing qemu-system-arm and binutils-arm-none-eabi"
+# QEMU (Cortex-M4, mps2-an386) and binutils for the firmware example test;
+# kcat, a second Kafka client that reads back what the Kafka tests wrote.
+if ! command -v qemu-system-arm >/dev/null 2>&1 || ! command -v arm-none-eabi-size >/dev/null 2>&1 \
+  || ! command -v kcat >/dev/null 2>&1; then
+  step "installing qemu-system-arm, binutils-arm-none-eabi and kcat"
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y qemu-system-arm binutils-arm-none-eabi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y qemu-system-arm binutils-arm-none-eabi kcat
 fi
 # cargo-fuzz wants nightly (for AddressSanitizer). Where no nightly can be
 # installed, fuzz on stable without a sanitizer (RUSTC_BOOTSTRAP), which still

@@ -51,6 +51,15 @@ pub enum Error {
     Invalid(Box<ValidationError>),
     /// The event could not be encoded (its `T: Serialize` payload failed).
     Encode(String),
+    /// Kafka (librdkafka) refused a record or reported it undelivered: the
+    /// error names the cause, and
+    /// [`rdkafka_error_code`](rdkafka::error::KafkaError::rdkafka_error_code)
+    /// gives librdkafka's code (`UnknownTopicOrPartition`,
+    /// `TopicAuthorizationFailed`, `MsgSizeTooLarge`…). A record that timed out
+    /// is an [`Error::Timeout`] instead.
+    #[cfg(feature = "kafka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+    Kafka(rdkafka::error::KafkaError),
     /// The emitter is shut down.
     ShutDown,
     /// The queue is at its capacity (events or bytes) and the overflow policy
@@ -70,6 +79,8 @@ impl fmt::Display for Error {
             Error::Timeout(p) => write!(f, "timed out during {p}"),
             Error::Invalid(e) => write!(f, "invalid event: {e}"),
             Error::Encode(e) => write!(f, "encode: {e}"),
+            #[cfg(feature = "kafka")]
+            Error::Kafka(e) => write!(f, "kafka: {e}"),
             Error::ShutDown => f.write_str("emitter is shut down"),
             Error::QueueFull => f.write_str("queue full: event dropped"),
         }
@@ -81,6 +92,8 @@ impl std::error::Error for Error {
         match self {
             Error::Io(e) => Some(e),
             Error::Invalid(e) => Some(&**e),
+            #[cfg(feature = "kafka")]
+            Error::Kafka(e) => Some(e),
             _ => None,
         }
     }

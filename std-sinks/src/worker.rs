@@ -33,7 +33,7 @@ use ossa_events_core::{ossa, Clock, Event, EventBuilder};
 use crate::errors::{Error, Phase, Retry, SendError};
 use crate::metrics::{Counters, Metrics};
 use crate::retry::{Breaker, BreakerConfig, RetryPolicy};
-use crate::sink::{Encoded, Encoding, Sink, WriterSink};
+use crate::sink::{Encoded, Encoding, SendDeadline, Sink, WriterSink};
 use crate::SystemClock;
 
 /// What to do with an event when the queue is full.
@@ -797,7 +797,13 @@ fn deliver(sh: &Shared, sink: &mut dyn Sink, breaker: &mut Breaker, batch: &[Enc
         attempt += 1;
         // A panicking sink fails the batch instead of killing the worker.
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            sink.send(rest).and_then(|()| sink.flush())
+            // Once shutdown begins, a sink that waits sees its deadline.
+            let now = || {
+                let st = sh.lock();
+                st.deadline.filter(|_| st.shutdown)
+            };
+            sink.send_by(rest, SendDeadline::live(&now))
+                .and_then(|()| sink.flush())
         }))
         .unwrap_or_else(|_| {
             Err(SendError::fatal(

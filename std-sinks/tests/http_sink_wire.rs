@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ossa_events::sink::{Encoded, HttpMode, HttpSink, Sink};
+use ossa_events::sink::{Encoded, HttpMode, HttpSink, SendDeadline, Sink};
 use ossa_events::{Error, Event, ExtValue, Phase, Retry, SendError, Timestamp};
 
 use common::{dead_port, parse_events, read_request, serve_loopback};
@@ -638,6 +638,38 @@ fn a_hang_times_out_and_is_retryable() {
     // The sink recovers on a new connection.
     s.send(&one).unwrap();
     assert_eq!(server.connections(), 2);
+}
+
+#[test]
+fn send_by_cuts_each_request_to_the_deadline_and_starts_none_after_it() {
+    let server = Server::start();
+    // The sink's own limit is long; the deadline (the emitter's shutdown
+    // deadline, in production) is what must hold.
+    let mut s = HttpSink::builder(server.url())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let evs = plain(3, &s);
+    server.script([status(200), Reply::Hang(Duration::from_secs(10))]);
+    let t0 = Instant::now();
+    let e = expect_err(s.send_by(&evs, SendDeadline::at(t0 + Duration::from_millis(600))));
+    let took = t0.elapsed();
+    assert_eq!(e.delivered, 1, "{e:?}");
+    assert_eq!(e.retry, Retry::Yes { after: None });
+    assert!(matches!(e.error, Error::Timeout(_)), "{e:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the request outlived its deadline: {took:?}"
+    );
+    // A deadline already past: nothing is sent at all.
+    let before = server.requests().len();
+    let e = expect_err(s.send_by(&evs[1..], SendDeadline::at(Instant::now())));
+    assert_eq!(e.delivered, 0);
+    assert!(matches!(e.error, Error::Timeout(Phase::Shutdown)), "{e:?}");
+    assert_eq!(server.requests().len(), before);
+    // Without a deadline the sink works as before.
+    server.script([status(200), status(200)]);
+    s.send_by(&evs[1..], SendDeadline::NONE).unwrap();
 }
 
 #[test]

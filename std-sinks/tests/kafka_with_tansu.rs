@@ -10,7 +10,8 @@
 //!   --from-beginning --max-events 15` prints the 15 demo events (and reports
 //!   and skips a record that is not a CloudEvent);
 //! * the broker not running when the emitter starts, then started: every
-//!   event delivered.
+//!   event delivered exactly once, through the emitter's retries;
+//! * `kcat` (another client) reads the same records as the rdkafka consumer.
 //!
 //! tansu is found through `OSSA_TANSU`, then
 //! `$HOME/.cache/ossa-events-tools/bin/tansu`, then `PATH`;
@@ -307,6 +308,115 @@ fn check_records(recs: &[Rec], specs: &[Spec], mode: KafkaMode) {
     assert_eq!(seen.len(), specs.len(), "events lost");
 }
 
+/// One record as `kcat` printed it.
+#[derive(Debug)]
+struct KcatRec {
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    /// kcat's `%h`: `name=value` pairs joined by `,`.
+    headers: String,
+}
+
+/// kcat's record terminator (after the headers, which may hold newlines).
+const KCAT_END: &str = "\u{1e}\u{1f}\n";
+
+/// Reads every record of `topic` with `kcat` (Debian package `kcat`,
+/// librdkafka's command-line client; `scripts/test.sh` installs it), in a
+/// length-prefixed format so keys and values come back byte for byte.
+fn kcat_read(bootstrap: &str, topic: &str) -> Vec<KcatRec> {
+    let format = format!("%p %o %K %S\n%k%s%h{KCAT_END}");
+    let child = Command::new("kcat")
+        .args([
+            "-C",
+            "-b",
+            bootstrap,
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ])
+        .args(["-f", &format])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("kcat could not start ({e}): `bash scripts/test.sh` installs it (apt kcat)")
+        });
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kcat: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut recs = Vec::new();
+    let mut rest = out.stdout.as_slice();
+    while !rest.is_empty() {
+        let nl = rest.iter().position(|&b| b == b'\n').unwrap();
+        let head = std::str::from_utf8(&rest[..nl]).unwrap();
+        let f: Vec<i64> = head.split(' ').map(|n| n.parse().unwrap()).collect();
+        rest = &rest[nl + 1..];
+        let mut take = |len: i64| -> Option<Vec<u8>> {
+            let len = usize::try_from(len).ok()?;
+            let (v, r) = rest.split_at(len);
+            rest = r;
+            Some(v.to_vec())
+        };
+        let key = take(f[2]);
+        let value = take(f[3]);
+        let end = rest
+            .windows(KCAT_END.len())
+            .position(|w| w == KCAT_END.as_bytes())
+            .unwrap();
+        let headers = String::from_utf8(rest[..end].to_vec()).unwrap();
+        rest = &rest[end + KCAT_END.len()..];
+        recs.push(KcatRec {
+            partition: f[0] as i32,
+            offset: f[1],
+            key,
+            value,
+            headers,
+        });
+    }
+    recs
+}
+
+/// kcat saw exactly the records the rdkafka consumer saw: same positions,
+/// keys, values and headers.
+fn same_records_as_kcat(recs: &[Rec], kcat: &[KcatRec]) {
+    assert_eq!(
+        kcat.len(),
+        recs.len(),
+        "kcat read a different number of records"
+    );
+    let by_pos: HashMap<(i32, i64), &KcatRec> =
+        kcat.iter().map(|k| ((k.partition, k.offset), k)).collect();
+    for r in recs {
+        let k = by_pos
+            .get(&(r.partition, r.offset))
+            .unwrap_or_else(|| panic!("kcat lacks partition {} offset {}", r.partition, r.offset));
+        assert_eq!(k.key, r.key, "key at {}/{}", r.partition, r.offset);
+        assert_eq!(k.value, r.value, "value at {}/{}", r.partition, r.offset);
+        let want: Vec<String> = r
+            .headers
+            .iter()
+            .map(|(n, v)| format!("{n}={}", String::from_utf8_lossy(v)))
+            .collect();
+        assert_eq!(
+            k.headers,
+            want.join(","),
+            "headers at {}/{}",
+            r.partition,
+            r.offset
+        );
+    }
+}
+
 /// An emitter on a `KafkaSink` to `topic`, batches of 1 000.
 fn emitter(bootstrap: &str, topic: &str, mode: KafkaMode, keyed: bool) -> Emitter {
     let mut sink = KafkaSink::builder(bootstrap, topic)
@@ -361,6 +471,9 @@ fn fifty_thousand_round_trip(mode: KafkaMode) {
     let mut all = plain;
     all.extend(keyed);
     check_records(&recs, &all, mode);
+    // A second, independent client reads the same records.
+    let by_kcat = kcat_read(&bootstrap, topic);
+    same_records_as_kcat(&recs, &by_kcat);
     eprintln!("{mode:?}: 50 000 events sent in {sent:?}, read back in {read:?}");
 }
 
@@ -380,8 +493,11 @@ fn broker_not_running_at_start_then_started_gets_every_event() {
     let port = free_port();
     let bootstrap = format!("127.0.0.1:{port}");
     let topic = "late";
+    // A delivery timeout shorter than the broker's absence: librdkafka gives
+    // the events up, and the emitter's retries (not librdkafka holding them)
+    // must deliver them.
     let sink = KafkaSink::builder(&bootstrap, topic)
-        .delivery_timeout(Duration::from_secs(3))
+        .delivery_timeout(Duration::from_millis(800))
         .build()
         .unwrap();
     let em = Emitter::builder("/agents/kafka-test")
@@ -400,14 +516,20 @@ fn broker_not_running_at_start_then_started_gets_every_event() {
     for s in &all {
         em.emit_event(&event(s)).unwrap();
     }
-    thread::sleep(Duration::from_millis(1500));
-    assert_eq!(em.metrics().delivered, 0);
+    let end = Instant::now() + Duration::from_secs(20);
+    while em.metrics().retried == 0 && Instant::now() < end {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let m = em.metrics();
+    assert!(m.retried > 0, "the emitter did not retry: {m:?}");
+    assert_eq!((m.delivered, m.failed), (0, 0), "{m:?}");
     let broker = Tansu::start_on(port);
     broker.create_topic(topic, 1);
     let report = em.flush().unwrap();
     assert_eq!((report.delivered, report.failed), (N as u64, 0));
     em.shutdown().unwrap();
     let recs = read_back(&bootstrap, topic, 1, N, Duration::from_secs(20));
+    // Every event exactly once, though each was given to librdkafka several times.
     check_records(&recs, &all, KafkaMode::Binary);
 }
 

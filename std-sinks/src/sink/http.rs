@@ -23,7 +23,7 @@ use ureq::http::{HeaderName, HeaderValue, Uri};
 
 use crate::errors::{Error, Phase, SendError};
 use crate::retry_after;
-use crate::sink::{Encoded, Encoding, Sink};
+use crate::sink::{Encoded, Encoding, SendDeadline, Sink};
 
 /// The time limit of one request, connecting included. 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +45,40 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 const EXCERPT_LIMIT: usize = 200;
 
 /// How events are put into HTTP requests.
+///
+/// Every mode carries the same events; they differ in requests per event
+/// and in where the attributes go. `Batched` makes the fewest requests;
+/// `Binary` suits collectors that route on `ce-type` headers without
+/// reading bodies. The crate's own [`receiver`](crate::receiver) takes all
+/// three:
+///
+/// ```
+/// use std::sync::{Arc, Mutex, PoisonError};
+/// use ossa_events::receiver::{Receiver, ReceiverConfig};
+/// use ossa_events::sink::{HttpMode, HttpSink};
+/// use ossa_events::{Emitter, Event, EventBuilder};
+///
+/// let types = Arc::new(Mutex::new(Vec::new()));
+/// let seen = types.clone();
+/// let collector = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?.spawn(move |ev: &Event<'_>| {
+///     seen.lock().unwrap_or_else(PoisonError::into_inner).push(ev.ty().to_owned())
+/// })?;
+/// let url = format!("http://{}/events", collector.local_addr());
+/// for mode in [HttpMode::Structured, HttpMode::Binary, HttpMode::Batched] {
+///     let emitter = Emitter::builder("/agents/a")
+///         .sink(HttpSink::builder(&url).mode(mode).build()?)
+///         .build()?;
+///     emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+///     emitter.emit(EventBuilder::new().ty("dev.example.tock"))?;
+///     assert_eq!(emitter.shutdown()?.delivered, 2);
+/// }
+/// let stats = collector.shutdown();
+/// assert_eq!(stats.events, 6);
+/// // One request per event in Structured and Binary, one for both in Batched.
+/// assert_eq!(stats.requests, 2 + 2 + 1);
+/// assert_eq!(types.lock().unwrap_or_else(PoisonError::into_inner)[..2], ["dev.example.tick", "dev.example.tock"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum HttpMode {
@@ -90,6 +124,8 @@ pub struct HttpSink {
     headers: Vec<(HeaderName, HeaderValue)>,
     gzip: bool,
     max_batch: usize,
+    /// The configured time limit per request.
+    timeout: Duration,
     /// The batch body, reused.
     buf: Vec<u8>,
     /// The gzipped body, reused.
@@ -111,6 +147,21 @@ impl fmt::Debug for HttpSink {
 }
 
 /// Configures an [`HttpSink`]; from [`HttpSink::builder`].
+///
+/// It is `Clone`: configure once, then point copies at several collectors.
+///
+/// ```
+/// use ossa_events::sink::{HttpMode, HttpSink};
+/// let common = HttpSink::builder("https://eu.collector.example/events")
+///     .mode(HttpMode::Batched)
+///     .header("Authorization", "Bearer t0ken");
+/// let eu = common.clone().build()?;
+/// let us = HttpSink::builder("https://us.collector.example/events");
+/// # let _ = us;
+/// assert_eq!(eu.url(), "https://eu.collector.example/events");
+/// assert_eq!(eu.mode(), HttpMode::Batched);
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct HttpSinkBuilder {
     url: String,
@@ -141,6 +192,24 @@ impl fmt::Debug for HttpSinkBuilder {
 
 impl HttpSink {
     /// Starts configuring a sink that POSTs to `url` (`http://` or `https://`).
+    ///
+    /// Nothing is checked or connected until [`build`](HttpSinkBuilder::build),
+    /// and connecting waits for the first send: a collector that is not up yet is
+    /// not an error here.
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::sink::HttpSink;
+    /// use ossa_events::{Emitter, Event, EventBuilder};
+    ///
+    /// let collector = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?.spawn(|_: &Event<'_>| {})?;
+    /// let sink = HttpSink::builder(format!("http://{}/events", collector.local_addr())).build()?;
+    /// let emitter = Emitter::builder("/agents/a").sink(sink).build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// assert_eq!(emitter.flush()?.delivered, 1);
+    /// assert_eq!(collector.shutdown().accepted, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(url: impl Into<String>) -> HttpSinkBuilder {
         HttpSinkBuilder {
             url: url.into(),
@@ -154,11 +223,27 @@ impl HttpSink {
     }
 
     /// The endpoint.
+    ///
+    /// ```
+    /// use ossa_events::sink::HttpSink;
+    /// let sink = HttpSink::builder("http://127.0.0.1:8080/events").build()?;
+    /// assert_eq!(sink.url(), "http://127.0.0.1:8080/events");
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// The content mode.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoding, HttpMode, HttpSink, Sink};
+    /// let sink = HttpSink::builder("http://127.0.0.1:8080/events").build()?;
+    /// assert_eq!(sink.mode(), HttpMode::Structured);
+    /// // The mode decides the encoding the emitter produces for the sink.
+    /// assert_eq!(sink.encoding(), Encoding::Json);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn mode(&self) -> HttpMode {
         self.mode
     }
@@ -166,6 +251,15 @@ impl HttpSink {
 
 impl HttpSinkBuilder {
     /// The content mode. Defaults to [`HttpMode::Structured`] ([`DEFAULT_MODE`]).
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoding, HttpMode, HttpSink, Sink};
+    /// let sink = HttpSink::builder("http://127.0.0.1:8080/events")
+    ///     .mode(HttpMode::Binary)
+    ///     .build()?;
+    /// assert_eq!(sink.encoding(), Encoding::HttpBinary);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn mode(mut self, mode: HttpMode) -> Self {
         self.mode = mode;
         self
@@ -175,6 +269,22 @@ impl HttpSinkBuilder {
     /// are checked by [`build`](Self::build); `Content-Type`,
     /// `Content-Encoding`, `Content-Length`, `Transfer-Encoding` and `ce-*`
     /// are the sink's own and refused. Defaults to none.
+    ///
+    /// ```
+    /// use ossa_events::sink::HttpSink;
+    /// let sink = HttpSink::builder("https://collector.example/events")
+    ///     .header("Authorization", "Bearer t0ken")
+    ///     .header("X-Tenant", "acme")
+    ///     .build()?;
+    /// // Values stay out of Debug output: they are often credentials.
+    /// assert!(!format!("{sink:?}").contains("t0ken"));
+    /// // The sink's own headers cannot be overridden.
+    /// let refused = HttpSink::builder("https://collector.example/events")
+    ///     .header("Content-Type", "text/plain")
+    ///     .build();
+    /// assert!(matches!(refused, Err(ossa_events::Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidInput));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -183,6 +293,28 @@ impl HttpSinkBuilder {
     /// The time limit of one request, from connecting to the end of the
     /// response; also the limit on connecting alone. Defaults to 10 seconds
     /// ([`DEFAULT_TIMEOUT`]).
+    ///
+    /// A collector that accepts the connection but never answers costs one
+    /// timeout per attempt; the failure is retryable:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::sink::{Encoded, Encoding, HttpSink, Sink};
+    /// use ossa_events::{Error, Event, Retry};
+    ///
+    /// // Listens, but never reads or answers.
+    /// let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let mut sink = HttpSink::builder(format!("http://{}/events", silent.local_addr()?))
+    ///     .timeout(Duration::from_millis(100))
+    ///     .build()?;
+    /// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.example.tick").build()?;
+    /// let Err(err) = sink.send(&[Encoded::new(&ev, Encoding::Json)?]) else {
+    ///     panic!("no collector answered");
+    /// };
+    /// assert!(matches!(err.error, Error::Timeout(_)));
+    /// assert!(matches!(err.retry, Retry::Yes { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -190,6 +322,31 @@ impl HttpSinkBuilder {
 
     /// Compresses request bodies with gzip and says so in
     /// `Content-Encoding: gzip`. Defaults to `false`.
+    ///
+    /// Worth it for batches (JSON compresses well); the crate's
+    /// [`receiver`](crate::receiver) decompresses with the `http` feature.
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::sink::{HttpMode, HttpSink};
+    /// use ossa_events::{Emitter, Event, EventBuilder};
+    ///
+    /// let collector = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?.spawn(|_: &Event<'_>| {})?;
+    /// let sink = HttpSink::builder(format!("http://{}/events", collector.local_addr()))
+    ///     .mode(HttpMode::Batched)
+    ///     .gzip(true)
+    ///     .build()?;
+    /// let emitter = Emitter::builder("/agents/a").sink(sink).build()?;
+    /// for _ in 0..50 {
+    ///     emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// }
+    /// assert_eq!(emitter.flush()?.delivered, 50);
+    /// let stats = collector.shutdown();
+    /// assert_eq!(stats.events, 50);
+    /// // Far fewer bytes than the JSON (over 100 bytes an event).
+    /// assert!(stats.bytes_received < 50 * 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn gzip(mut self, gzip: bool) -> Self {
         self.gzip = gzip;
         self
@@ -198,6 +355,26 @@ impl HttpSinkBuilder {
     /// Most events per [`Sink::send`], and so per request in
     /// [`HttpMode::Batched`]; 0 counts as 1. Defaults to 100
     /// ([`DEFAULT_MAX_BATCH`]).
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::sink::{HttpMode, HttpSink};
+    /// use ossa_events::{Emitter, Event, EventBuilder};
+    ///
+    /// let collector = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?.spawn(|_: &Event<'_>| {})?;
+    /// let sink = HttpSink::builder(format!("http://{}/events", collector.local_addr()))
+    ///     .mode(HttpMode::Batched)
+    ///     .max_batch(2)
+    ///     .build()?;
+    /// let emitter = Emitter::builder("/agents/a").sink(sink).build()?;
+    /// for _ in 0..5 {
+    ///     emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// }
+    /// assert_eq!(emitter.flush()?.delivered, 5);
+    /// let stats = collector.shutdown();
+    /// assert_eq!((stats.requests, stats.events), (3, 5)); // 2 + 2 + 1
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_batch(mut self, n: usize) -> Self {
         self.max_batch = n.max(1);
         self
@@ -209,6 +386,22 @@ impl HttpSinkBuilder {
     /// ONLY these roots are trusted, not the webpki ones; a second call
     /// replaces the first. Checked by [`build`](Self::build). Defaults to the
     /// webpki roots.
+    ///
+    /// ```
+    /// use ossa_events::sink::HttpSink;
+    /// # let pem = rcgen::generate_simple_self_signed(vec!["collector.internal".into()])?.cert.pem();
+    /// // let pem = std::fs::read("/etc/ossa/collector-ca.pem")?;
+    /// let sink = HttpSink::builder("https://collector.internal/events")
+    ///     .root_certificates_pem(&pem)
+    ///     .build()?;
+    /// # let _ = sink;
+    /// // Text without a certificate is refused at build, not at the first send.
+    /// let no_cert = HttpSink::builder("https://collector.internal/events")
+    ///     .root_certificates_pem("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")
+    ///     .build();
+    /// assert!(no_cert.is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn root_certificates_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
         self.root_pem = Some(pem.as_ref().to_vec());
         self
@@ -220,6 +413,19 @@ impl HttpSinkBuilder {
     /// not absolute `http`/`https`, a header that is not valid HTTP, or
     /// [`root_certificates_pem`](Self::root_certificates_pem) text that is not
     /// PEM or has no certificate.
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use ossa_events::sink::HttpSink;
+    /// use ossa_events::Error;
+    /// let sink = HttpSink::builder("https://collector.example/events").build()?;
+    /// assert_eq!(sink.url(), "https://collector.example/events");
+    /// for bad in ["collector.example/events", "ftp://collector.example/events", "http:///events"] {
+    ///     let r = HttpSink::builder(bad).build();
+    ///     assert!(matches!(r, Err(Error::Io(e)) if e.kind() == ErrorKind::InvalidInput), "{bad}");
+    /// }
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn build(self) -> Result<HttpSink, Error> {
         let uri: Uri = self
             .url
@@ -272,6 +478,7 @@ impl HttpSinkBuilder {
             headers,
             gzip: self.gzip,
             max_batch: self.max_batch,
+            timeout: self.timeout,
             buf: Vec::new(),
             gz: Vec::new(),
         })
@@ -330,13 +537,41 @@ impl Sink for HttpSink {
     }
 
     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        self.send_by(events, SendDeadline::NONE)
+    }
+
+    /// Each request's time limit is cut to what is left before `deadline`,
+    /// and no request starts after it: the emitter's shutdown deadline holds
+    /// even when the configured [`timeout`](HttpSinkBuilder::timeout) is longer.
+    fn send_by(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
         let want = self.encoding();
-        super::send_in_encoding(events, want, "HTTP", |ev| self.send_checked(ev))
+        super::send_in_encoding(events, want, "HTTP", |ev| self.send_checked(ev, deadline))
     }
 }
 
 impl HttpSink {
-    fn send_checked(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+    /// The time limit of the next request, or the failure when `deadline`
+    /// has passed already.
+    fn limit(&self, deadline: SendDeadline<'_>) -> Result<Option<Duration>, Failure> {
+        let Some(d) = deadline.get() else {
+            return Ok(None);
+        };
+        let left = d.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(Failure {
+                retry: true,
+                after: None,
+                error: Error::Timeout(Phase::Shutdown),
+            });
+        }
+        Ok((left < self.timeout).then_some(left))
+    }
+
+    fn send_checked(
+        &mut self,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<(), SendError> {
         let mut delivered = 0;
         match self.mode {
             HttpMode::Batched => {
@@ -351,7 +586,9 @@ impl HttpSink {
                     }
                     self.buf.push(b']');
                     let body = std::mem::take(&mut self.buf);
-                    let r = self.post(&body, Some(BATCH_CT), None);
+                    let r = self
+                        .limit(deadline)
+                        .and_then(|limit| self.post(&body, Some(BATCH_CT), None, limit));
                     self.buf = body;
                     r.map_err(|f| f.into_send_error(delivered))?;
                     delivered += chunk.len();
@@ -359,14 +596,16 @@ impl HttpSink {
             }
             HttpMode::Structured => {
                 for e in events {
-                    self.post(e.json(), Some(STRUCTURED_CT), None)
+                    self.limit(deadline)
+                        .and_then(|limit| self.post(e.json(), Some(STRUCTURED_CT), None, limit))
                         .map_err(|f| f.into_send_error(delivered))?;
                     delivered += 1;
                 }
             }
             HttpMode::Binary => {
                 for e in events {
-                    self.post(e.body(), e.content_type(), Some(e))
+                    self.limit(deadline)
+                        .and_then(|limit| self.post(e.body(), e.content_type(), Some(e), limit))
                         .map_err(|f| f.into_send_error(delivered))?;
                     delivered += 1;
                 }
@@ -377,14 +616,23 @@ impl HttpSink {
 
     /// One POST: `body` (gzipped if configured), `content_type`, the
     /// configured headers and, in binary mode, the `ce-` headers of `binary`
-    /// (in wire form already).
+    /// (in wire form already); within `limit` when that is shorter than the
+    /// sink's timeout.
     fn post(
         &mut self,
         body: &[u8],
         content_type: Option<&str>,
         binary: Option<&Encoded>,
+        limit: Option<Duration>,
     ) -> Result<(), Failure> {
         let mut req = self.agent.post(&self.uri);
+        if let Some(limit) = limit {
+            req = req
+                .config()
+                .timeout_global(Some(limit))
+                .timeout_connect(Some(limit))
+                .build();
+        }
         for (n, v) in &self.headers {
             req = req.header(n.clone(), v.clone());
         }

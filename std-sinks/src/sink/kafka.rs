@@ -14,8 +14,16 @@
 //! | --- | --- | --- |
 //! | every report successful | — (delivered) | — |
 //! | message timed out, or no report within the delivery timeout | `Yes { after: None }` | [`Error::Timeout`] ([`Phase::Send`]) |
-//! | topic missing, not authorized, message too large, invalid record or topic, bad configuration | `No` | [`Error::Transport`] (`"kafka: …"`) |
-//! | any other error (broker down, not leader, not enough replicas, purged…) | `Yes { after: None }` | [`Error::Transport`] (`"kafka: …"`) |
+//! | topic missing, not authorized, message too large, invalid record or topic, bad configuration | `No` | [`Error::Kafka`] |
+//! | any other error (broker down, not leader, not enough replicas, purged…) | `Yes { after: None }` | [`Error::Kafka`] |
+//! | the emitter's shutdown deadline passed while waiting ([`Sink::send_by`]) | `Yes { after: None }` (the worker then gives up) | [`Error::Timeout`] ([`Phase::Shutdown`]) |
+//!
+//! When shutdown's deadline passes in the middle of a send, the sink stops
+//! waiting at once: it purges the records librdkafka has not sent yet (they
+//! are certainly not delivered), and the emitter counts every event without
+//! a successful report as not delivered
+//! ([`Reason::ShutdownTimeout`](crate::Reason::ShutdownTimeout)). Dropping
+//! the sink after that waits only briefly for records already on the wire.
 //!
 //! `delivered` in a failure is the number of events, from the front of the
 //! batch, whose reports all succeeded. Events behind a failed one whose own
@@ -31,7 +39,9 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+};
 use rdkafka::ClientContext;
 
 use ossa_events_core::format::binary::{self, Binding};
@@ -39,7 +49,7 @@ use ossa_events_core::parse::json::parse_event;
 use ossa_events_core::Scratch;
 
 use crate::errors::{Error, Phase, SendError};
-use crate::sink::{Encoded, Encoding, Sink};
+use crate::sink::{Encoded, Encoding, SendDeadline, Sink};
 
 /// The delivery timeout (librdkafka's `message.timeout.ms`): how long
 /// librdkafka keeps trying to deliver one event before reporting it failed.
@@ -62,6 +72,9 @@ const POLL_STEP: Duration = Duration::from_millis(1);
 /// Extra time, past the delivery timeout, that [`Sink::send`] waits for the
 /// reports librdkafka owes: it reports every message by then.
 const REPORT_GRACE: Duration = Duration::from_secs(5);
+/// How long a sink whose send was cut short by shutdown waits, when dropped,
+/// for the records already on the wire before purging them.
+const ABANDON_GRACE: Duration = Duration::from_millis(200);
 
 /// How events are put into Kafka records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -143,6 +156,8 @@ pub struct KafkaSink {
     scratch: Vec<u8>,
     /// Reused: what each event's report said (`None`: none yet).
     outcomes: Vec<Option<Result<(), KafkaError>>>,
+    /// A send gave up at the emitter's shutdown deadline: drop waits briefly.
+    abandoned: bool,
 }
 
 impl fmt::Debug for KafkaSink {
@@ -310,6 +325,7 @@ impl KafkaSinkBuilder {
             delivered_tail: Vec::new(),
             scratch: Vec::new(),
             outcomes: Vec::new(),
+            abandoned: false,
         })
     }
 }
@@ -317,7 +333,7 @@ impl KafkaSinkBuilder {
 fn make_producer(config: &ClientConfig) -> Result<BaseProducer<Reports>, Error> {
     config
         .create_with_context(Reports::default())
-        .map_err(|e| invalid(format!("kafka: {e}")))
+        .map_err(Error::Kafka)
 }
 
 fn invalid(msg: String) -> Error {
@@ -357,7 +373,7 @@ fn retryable(e: &KafkaError) -> bool {
 fn report_error(e: &KafkaError) -> Error {
     match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::MessageTimedOut) => Error::Timeout(Phase::Send),
-        _ => Error::Transport(format!("kafka: {e}")),
+        _ => Error::Kafka(e.clone()),
     }
 }
 
@@ -378,8 +394,12 @@ impl Sink for KafkaSink {
     }
 
     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        self.send_by(events, SendDeadline::NONE)
+    }
+
+    fn send_by(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
         let want = self.encoding();
-        super::send_in_encoding(events, want, "Kafka", |ev| self.send_checked(ev))
+        super::send_in_encoding(events, want, "Kafka", |ev| self.send_checked(ev, deadline))
     }
 
     fn flush(&mut self) -> Result<(), SendError> {
@@ -432,7 +452,13 @@ impl KafkaSink {
     }
 
     /// Produces `e` as record number `seq`, waiting out a full queue.
-    fn produce(&mut self, e: &Encoded, seq: usize, deadline: Instant) -> Result<(), SendError> {
+    fn produce(
+        &mut self,
+        e: &Encoded,
+        seq: usize,
+        deadline: Instant,
+        outer: SendDeadline<'_>,
+    ) -> Result<(), SendError> {
         let key = self.key_of(e).map_err(|err| SendError::fatal(0, err))?;
         let mut headers;
         let payload: Option<&[u8]> = match self.mode {
@@ -473,6 +499,10 @@ impl KafkaSink {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // Backpressure: serve reports to make room, then again.
+                    if outer.passed() {
+                        let e = Error::Timeout(Phase::Shutdown);
+                        return Err(SendError::retryable(0, e, None));
+                    }
                     if Instant::now() >= deadline {
                         return Err(SendError::retryable(0, Error::Timeout(Phase::Send), None));
                     }
@@ -494,7 +524,11 @@ impl KafkaSink {
         }
     }
 
-    fn send_checked(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+    fn send_checked(
+        &mut self,
+        events: &[Encoded],
+        outer: SendDeadline<'_>,
+    ) -> Result<(), SendError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -526,7 +560,7 @@ impl KafkaSink {
                 produced = i + 1;
                 continue;
             }
-            if let Err(err) = self.produce(e, base.wrapping_add(i), deadline) {
+            if let Err(err) = self.produce(e, base.wrapping_add(i), deadline, outer) {
                 local = Some((i, err));
                 break;
             }
@@ -538,22 +572,41 @@ impl KafkaSink {
             .take(produced)
             .filter(|o| o.is_none())
             .count();
+        let mut cut_short = false;
         while waiting > 0 {
             self.producer.poll(POLL_STEP);
-            let got = std::mem::take(&mut *self.reports());
-            for (seq, r) in got {
-                let i = seq.wrapping_sub(base);
-                if let Some(slot) = outcomes.get_mut(i).filter(|s| s.is_none()) {
-                    *slot = Some(r);
-                    waiting -= 1;
-                }
+            waiting -= self.take_reports(base, &mut outcomes);
+            if waiting == 0 {
+                break;
             }
-            if waiting > 0 && Instant::now() >= deadline {
+            if outer.passed() {
+                // Shutdown's deadline: what librdkafka has not sent yet is
+                // certainly not delivered; purge it and collect the reports
+                // that says so, then let the emitter count the rest.
+                cut_short = true;
+                self.abandoned = true;
+                self.producer
+                    .purge(PurgeConfig::default().queue().non_blocking());
+                let end = Instant::now() + Duration::from_millis(20);
+                while waiting > 0 && Instant::now() < end {
+                    self.producer.poll(POLL_STEP);
+                    waiting -= self.take_reports(base, &mut outcomes);
+                }
+                break;
+            }
+            if Instant::now() >= deadline {
                 break;
             }
         }
 
-        let result = self.settle(events, &outcomes, produced, local);
+        let phase = if cut_short
+            || matches!(&local, Some((_, e)) if matches!(e.error, Error::Timeout(Phase::Shutdown)))
+        {
+            Phase::Shutdown
+        } else {
+            Phase::Send
+        };
+        let result = self.settle(events, &outcomes, produced, local, phase);
         self.outcomes = outcomes;
         result
     }
@@ -566,6 +619,7 @@ impl KafkaSink {
         outcomes: &[Option<Result<(), KafkaError>>],
         produced: usize,
         local: Option<(usize, SendError)>,
+        phase: Phase,
     ) -> Result<(), SendError> {
         let prefix = outcomes
             .iter()
@@ -577,6 +631,16 @@ impl KafkaSink {
         }
         // The first event not delivered says what happened.
         let err = match outcomes.get(prefix) {
+            // Purged by the sink itself when shutdown's deadline passed.
+            Some(Some(Err(e)))
+                if phase == Phase::Shutdown
+                    && matches!(
+                        e.rdkafka_error_code(),
+                        Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+                    ) =>
+            {
+                SendError::retryable(prefix, Error::Timeout(Phase::Shutdown), None)
+            }
             Some(Some(Err(e))) => {
                 let error = report_error(e);
                 if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
@@ -590,7 +654,7 @@ impl KafkaSink {
             }
             // Produced, no report in time.
             Some(None) if prefix < produced => {
-                SendError::retryable(prefix, Error::Timeout(Phase::Send), None)
+                SendError::retryable(prefix, Error::Timeout(phase), None)
             }
             // Never produced: the local failure.
             _ => match local {
@@ -598,7 +662,7 @@ impl KafkaSink {
                     e.delivered = prefix;
                     e
                 }
-                None => SendError::retryable(prefix, Error::Timeout(Phase::Send), None),
+                None => SendError::retryable(prefix, Error::Timeout(phase), None),
             },
         };
         self.delivered_tail = events
@@ -611,6 +675,21 @@ impl KafkaSink {
             self.delivered_tail.clear();
         }
         Err(err)
+    }
+
+    /// Moves the reports that came in into `outcomes`; returns how many
+    /// filled an empty slot.
+    fn take_reports(&self, base: usize, outcomes: &mut [Option<Result<(), KafkaError>>]) -> usize {
+        let got = std::mem::take(&mut *self.reports());
+        let mut filled = 0;
+        for (seq, r) in got {
+            let i = seq.wrapping_sub(base);
+            if let Some(slot) = outcomes.get_mut(i).filter(|s| s.is_none()) {
+                *slot = Some(r);
+                filled += 1;
+            }
+        }
+        filled
     }
 
     fn reports(&self) -> std::sync::MutexGuard<'_, Vec<Report>> {
@@ -635,9 +714,19 @@ impl KafkaSink {
 impl Drop for KafkaSink {
     fn drop(&mut self) {
         // librdkafka's own drop purges: wait for what it still holds instead
-        // (only after a send that timed out is there anything).
+        // (only after a send that timed out is there anything). After a send
+        // cut short by shutdown, those events are already counted as not
+        // delivered: wait only briefly, then purge.
         if self.producer.in_flight_count() > 0 {
-            let _ = self.producer.flush(self.delivery_timeout);
+            let limit = if self.abandoned {
+                ABANDON_GRACE
+            } else {
+                self.delivery_timeout
+            };
+            if self.producer.flush(limit).is_err() {
+                self.producer
+                    .purge(PurgeConfig::default().queue().inflight().non_blocking());
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ pub use kafka::{KafkaMode, KafkaSink, KafkaSinkBuilder};
 pub use writer::WriterSink;
 
 use std::fmt;
+use std::time::Instant;
 
 use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::format::json;
@@ -30,6 +31,29 @@ use ossa_events_core::Event;
 use crate::errors::{Error, SendError};
 
 /// The wire form a sink wants its events in.
+///
+/// A sink names its encoding ([`Sink::encoding`]) and the emitter encodes
+/// every event in it, once, at emit:
+///
+/// ```
+/// use ossa_events::sink::{Encoded, Encoding};
+/// use ossa_events::Event;
+/// let ev = Event::builder()
+///     .id("e-1")
+///     .source("/agents/a")
+///     .ty("dev.ossa.tool.called")
+///     .data_json(r#"{"tool":"search"}"#)
+///     .build()?;
+/// let json = Encoded::new(&ev, Encoding::Json)?;
+/// let http = Encoded::new(&ev, Encoding::HttpBinary)?;
+/// let kafka = Encoded::new(&ev, Encoding::KafkaBinary)?;
+/// assert!(json.json().starts_with(br#"{"specversion":"1.0","id":"e-1""#));
+/// // The two binary bindings differ in their header prefix.
+/// assert!(http.headers().any(|h| h == ("ce-id", "e-1")));
+/// assert!(kafka.headers().any(|h| h == ("ce_id", "e-1")));
+/// assert_eq!(http.body(), br#"{"tool":"search"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Encoding {
@@ -42,6 +66,21 @@ pub enum Encoding {
 }
 
 /// One event, encoded once at emit for its sink. Holds a single buffer.
+///
+/// What a [`Sink`] receives: the event's bytes ready for the wire, and its
+/// `id` for logs and delivery reports.
+///
+/// ```
+/// use ossa_events::sink::{Encoded, Encoding};
+/// use ossa_events::Event;
+/// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.ossa.agent.started").build()?;
+/// let enc = Encoded::new(&ev, Encoding::Json)?;
+/// assert_eq!(enc.id(), "e-1");
+/// assert_eq!(enc.wire_len(), enc.json().len());
+/// // The Debug form shows the id and size, not the content.
+/// assert!(format!("{enc:?}").contains(r#"id: "e-1""#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Encoded {
     /// `id`, then (JSON) the event, or (binary) `name\0value\0` header pairs,
@@ -72,6 +111,26 @@ fn slice_str(buf: &[u8], from: usize, to: usize) -> &str {
 
 impl Encoded {
     /// Encodes `ev` for `encoding`.
+    ///
+    /// The emitter does this for you; a sink's tests do it by hand. The event is
+    /// already valid (it was built); an [`Error::Encode`] comes only from a
+    /// payload that fails to serialize.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder()
+    ///     .id("e-1")
+    ///     .source("/agents/a")
+    ///     .ty("dev.ossa.tool.called")
+    ///     .data_text("text/plain", "hello")
+    ///     .build()?;
+    /// let enc = Encoded::new(&ev, Encoding::KafkaBinary)?;
+    /// assert_eq!(enc.encoding(), Encoding::KafkaBinary);
+    /// assert_eq!(enc.content_type(), Some("text/plain"));
+    /// assert_eq!(enc.body(), b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(ev: &Event<'_>, encoding: Encoding) -> Result<Encoded, Error> {
         let mut buf = Vec::with_capacity(640);
         buf.extend_from_slice(ev.id().as_bytes());
@@ -117,14 +176,51 @@ impl Encoded {
     }
 
     /// The event's `id`.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder().id("run-7/e-1").source("/agents/a").ty("dev.ossa.agent.started").build()?;
+    /// // The same in every encoding, never percent-encoded.
+    /// assert_eq!(Encoded::new(&ev, Encoding::HttpBinary)?.id(), "run-7/e-1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn id(&self) -> &str {
         slice_str(&self.buf, 0, self.id_end as usize)
     }
     /// The encoding this event is in.
+    ///
+    /// A sink can check what it was handed (the emitter never mixes encodings):
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.ossa.agent.started").build()?;
+    /// let enc = Encoded::new(&ev, Encoding::HttpBinary)?;
+    /// assert_eq!(enc.encoding(), Encoding::HttpBinary);
+    /// assert!(enc.json().is_empty()); // binary: no JSON form
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encoding(&self) -> Encoding {
         self.encoding
     }
     /// The compact JSON event ([`Encoding::Json`]); empty for binary encodings.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder()
+    ///     .id("e-1")
+    ///     .source("/agents/a")
+    ///     .ty("dev.ossa.tool.called")
+    ///     .data_json(r#"{"tool":"search"}"#)
+    ///     .build()?;
+    /// let enc = Encoded::new(&ev, Encoding::Json)?;
+    /// let text = std::str::from_utf8(enc.json())?;
+    /// assert!(text.ends_with(r#""data":{"tool":"search"}}"#));
+    /// assert!(!text.contains('\n')); // compact: one line per event in JSON Lines
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn json(&self) -> &[u8] {
         match self.encoding {
             Encoding::Json => self.buf.get(self.id_end as usize..).unwrap_or(&[]),
@@ -133,6 +229,27 @@ impl Encoded {
     }
     /// The binary-mode headers as `(name, value)`, values already in wire form;
     /// empty for [`Encoding::Json`].
+    ///
+    /// HTTP values are percent-encoded as the HTTP binding says; Kafka values
+    /// are raw UTF-8. The content type is not among them: see
+    /// [`content_type`](Self::content_type).
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder()
+    ///     .id("e-1")
+    ///     .source("/agents/a")
+    ///     .ty("dev.ossa.agent.started")
+    ///     .subject("Euro €")
+    ///     .build()?;
+    /// let http = Encoded::new(&ev, Encoding::HttpBinary)?;
+    /// assert!(http.headers().any(|h| h == ("ce-subject", "Euro%20%E2%82%AC")));
+    /// let kafka = Encoded::new(&ev, Encoding::KafkaBinary)?;
+    /// assert!(kafka.headers().any(|h| h == ("ce_subject", "Euro €")));
+    /// assert_eq!(Encoded::new(&ev, Encoding::Json)?.headers().count(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         let end = match (self.encoding, self.content_type) {
             (Encoding::Json, _) => self.id_end as usize,
@@ -151,11 +268,44 @@ impl Encoded {
         })
     }
     /// The content type of the body (binary modes), if any.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::Event;
+    /// let with_data = Event::builder()
+    ///     .id("e-1")
+    ///     .source("/agents/a")
+    ///     .ty("dev.ossa.tool.called")
+    ///     .data_json(r#"{"tool":"search"}"#)
+    ///     .build()?;
+    /// let enc = Encoded::new(&with_data, Encoding::HttpBinary)?;
+    /// assert_eq!(enc.content_type(), Some("application/json"));
+    /// // No data, no content type; and none in JSON (it is inside the event).
+    /// let bare = Event::builder().id("e-2").source("/agents/a").ty("dev.ossa.agent.started").build()?;
+    /// assert_eq!(Encoded::new(&bare, Encoding::HttpBinary)?.content_type(), None);
+    /// assert_eq!(Encoded::new(&with_data, Encoding::Json)?.content_type(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn content_type(&self) -> Option<&str> {
         self.content_type
             .map(|(s, e)| slice_str(&self.buf, s as usize, e as usize))
     }
     /// The body (binary modes): the event's data; empty for [`Encoding::Json`].
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder()
+    ///     .id("e-1")
+    ///     .source("/agents/a")
+    ///     .ty("dev.example.blob")
+    ///     .data_binary("application/octet-stream", &[0, 159, 146, 150])
+    ///     .build()?;
+    /// // Binary mode carries binary data as is (structured JSON would base64 it).
+    /// assert_eq!(Encoded::new(&ev, Encoding::KafkaBinary)?.body(), [0, 159, 146, 150]);
+    /// assert!(Encoded::new(&ev, Encoding::Json)?.body().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn body(&self) -> &[u8] {
         match self.encoding {
             Encoding::Json => &[],
@@ -163,10 +313,38 @@ impl Encoded {
         }
     }
     /// Bytes held in memory (what the queue's byte limit counts).
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.ossa.agent.started").build()?;
+    /// let enc = Encoded::new(&ev, Encoding::Json)?;
+    /// // Memory held, so at least the bytes written (and the id kept beside them).
+    /// assert!(enc.size() >= enc.wire_len() + enc.id().len());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn size(&self) -> usize {
         self.buf.capacity()
     }
     /// Bytes of the event in its wire form (JSON, or headers plus body).
+    ///
+    /// What [`Metrics::bytes`](crate::Metrics::bytes) adds up for delivered events.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder()
+    ///     .id("e-1")
+    ///     .source("/agents/a")
+    ///     .ty("dev.ossa.tool.called")
+    ///     .data_json(r#"{"tool":"search"}"#)
+    ///     .build()?;
+    /// let json = Encoded::new(&ev, Encoding::Json)?;
+    /// assert_eq!(json.wire_len(), json.json().len());
+    /// let binary = Encoded::new(&ev, Encoding::HttpBinary)?;
+    /// assert!(binary.wire_len() > binary.body().len());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wire_len(&self) -> usize {
         self.buf.len().saturating_sub(self.id_end as usize)
     }
@@ -215,20 +393,308 @@ pub(crate) fn send_in_encoding(
 /// ```
 pub trait Sink: Send + 'static {
     /// The form events must be encoded in. Defaults to [`Encoding::Json`].
+    ///
+    /// The emitter encodes every event in this form before the sink sees it:
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex, PoisonError};
+    /// use ossa_events::sink::{Encoded, Encoding, Sink};
+    /// use ossa_events::{Emitter, EventBuilder, SendError};
+    ///
+    /// /// Records the `ce-type` header of each event.
+    /// struct Types(Arc<Mutex<Vec<String>>>);
+    /// impl Sink for Types {
+    ///     fn encoding(&self) -> Encoding {
+    ///         Encoding::HttpBinary
+    ///     }
+    ///     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+    ///         let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+    ///         for e in events {
+    ///             let ty = e.headers().find(|(n, _)| *n == "ce-type").map(|(_, v)| v.to_owned());
+    ///             seen.extend(ty);
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let emitter = Emitter::builder("/agents/a").sink(Types(seen.clone())).build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// emitter.flush()?;
+    /// assert_eq!(*seen.lock().unwrap_or_else(PoisonError::into_inner), ["dev.example.tick"]);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     fn encoding(&self) -> Encoding {
         Encoding::Json
     }
     /// Most events the sink takes in one [`send`](Self::send). Defaults to no limit.
+    ///
+    /// The emitter never hands over more (it also keeps to its own
+    /// [`batch_size`](crate::EmitterBuilder::batch_size)):
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex, PoisonError};
+    /// use ossa_events::sink::{Encoded, Sink};
+    /// use ossa_events::{Emitter, EventBuilder, SendError};
+    ///
+    /// /// Takes at most two events per call and records each call's size.
+    /// struct Pairs(Arc<Mutex<Vec<usize>>>);
+    /// impl Sink for Pairs {
+    ///     fn max_batch(&self) -> usize {
+    ///         2
+    ///     }
+    ///     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+    ///         self.0.lock().unwrap_or_else(PoisonError::into_inner).push(events.len());
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let sizes = Arc::new(Mutex::new(Vec::new()));
+    /// let emitter = Emitter::builder("/agents/a").sink(Pairs(sizes.clone())).build()?;
+    /// for _ in 0..5 {
+    ///     emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// }
+    /// assert_eq!(emitter.flush()?.delivered, 5);
+    /// let sizes = sizes.lock().unwrap_or_else(PoisonError::into_inner);
+    /// assert!(sizes.iter().all(|&n| n <= 2));
+    /// assert_eq!(sizes.iter().sum::<usize>(), 5);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     fn max_batch(&self) -> usize {
         usize::MAX
     }
     /// Delivers `events`, in order. On failure, say how many from the front
     /// were delivered and whether a retry may help; the worker retries the
     /// rest according to its [`RetryPolicy`](crate::RetryPolicy).
+    ///
+    /// A sink that delivers part of a batch says how much: the worker counts
+    /// those delivered and retries only the rest, so nothing is sent twice.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex, PoisonError};
+    /// use std::time::Duration;
+    /// use ossa_events::sink::{Encoded, Sink};
+    /// use ossa_events::{Emitter, Error, EventBuilder, RetryPolicy, SendError};
+    ///
+    /// /// Delivers the first event of its first batch, then loses the connection.
+    /// struct Flaky {
+    ///     ids: Arc<Mutex<Vec<String>>>,
+    ///     failed: bool,
+    /// }
+    /// impl Sink for Flaky {
+    ///     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+    ///         let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+    ///         if !self.failed && events.len() > 1 {
+    ///             self.failed = true;
+    ///             ids.push(events[0].id().to_owned());
+    ///             let err = Error::Transport("connection reset".into());
+    ///             return Err(SendError::retryable(1, err, None));
+    ///         }
+    ///         ids.extend(events.iter().map(|e| e.id().to_owned()));
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let ids = Arc::new(Mutex::new(Vec::new()));
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(Flaky { ids: ids.clone(), failed: false })
+    ///     .retry(RetryPolicy::default().base(Duration::from_millis(1)))
+    ///     .build()?;
+    /// for _ in 0..3 {
+    ///     emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// }
+    /// assert_eq!(emitter.flush()?.delivered, 3);
+    /// let m = emitter.metrics();
+    /// assert_eq!((m.retried, m.failed), (2, 0)); // the two behind the failure
+    /// let mut ids = ids.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    /// ids.dedup();
+    /// assert_eq!(ids.len(), 3); // each event once
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError>;
     /// Pushes out anything the sink buffers itself. Defaults to nothing.
+    ///
+    /// The worker calls it after every successful [`send`](Self::send); a failed
+    /// flush fails the batch (and is retried like a failed send).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex, PoisonError};
+    /// use ossa_events::sink::{Encoded, Sink};
+    /// use ossa_events::{Emitter, EventBuilder, SendError};
+    ///
+    /// /// Stages events and commits them on flush.
+    /// struct Staged {
+    ///     staged: Vec<String>,
+    ///     committed: Arc<Mutex<Vec<String>>>,
+    /// }
+    /// impl Sink for Staged {
+    ///     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+    ///         self.staged.extend(events.iter().map(|e| e.id().to_owned()));
+    ///         Ok(())
+    ///     }
+    ///     fn flush(&mut self) -> Result<(), SendError> {
+    ///         let mut committed = self.committed.lock().unwrap_or_else(PoisonError::into_inner);
+    ///         committed.append(&mut self.staged);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let committed = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = Staged { staged: Vec::new(), committed: committed.clone() };
+    /// let emitter = Emitter::builder("/agents/a").sink(sink).build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// emitter.flush()?;
+    /// assert_eq!(committed.lock().unwrap_or_else(PoisonError::into_inner).len(), 2);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     fn flush(&mut self) -> Result<(), SendError> {
         Ok(())
+    }
+    /// [`send`](Self::send), giving up when `deadline` passes. The emitter's
+    /// worker calls this one: once shutdown begins, `deadline` reports the
+    /// shutdown deadline, so a sink that waits on its own (for delivery
+    /// reports, for queue room) can stop waiting in time and let shutdown
+    /// count what is left, instead of holding it up. Events not confirmed
+    /// delivered by then are reported as not delivered, in the returned
+    /// [`SendError`].
+    ///
+    /// Defaults to [`send`](Self::send), for sinks whose own time limits are
+    /// short.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ossa_events::sink::SendDeadline;
+    ///
+    /// // No shutdown under way: no deadline.
+    /// assert_eq!(SendDeadline::NONE.get(), None);
+    /// let d = SendDeadline::at(Instant::now() + Duration::from_secs(5));
+    /// assert!(!d.passed());
+    /// assert!(SendDeadline::at(Instant::now()).passed());
+    /// ```
+    fn send_by(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+        let _ = deadline;
+        self.send(events)
+    }
+}
+
+/// When the send in progress must be over, as [`Sink::send_by`] sees it: no
+/// limit, a fixed instant, or (from the emitter's worker) the emitter's
+/// shutdown deadline, read afresh at each [`get`](Self::get) because shutdown
+/// can begin while a send is waiting.
+///
+/// A sink that waits (for acknowledgements, for room) checks it, so the
+/// emitter's shutdown is not held up:
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ossa_events::sink::{Encoded, SendDeadline, Sink};
+/// use ossa_events::{Error, Phase, SendError};
+///
+/// /// Waits up to 10 s for an acknowledgement that does not come.
+/// struct SlowAck;
+/// impl Sink for SlowAck {
+///     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+///         self.send_by(events, SendDeadline::NONE)
+///     }
+///     fn send_by(&mut self, _: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+///         let own_limit = Instant::now() + Duration::from_secs(10);
+///         while Instant::now() < own_limit {
+///             if deadline.passed() {
+///                 return Err(SendError::retryable(0, Error::Timeout(Phase::Shutdown), None));
+///             }
+///             std::thread::sleep(Duration::from_millis(1));
+///         }
+///         Err(SendError::retryable(0, Error::Timeout(Phase::Send), None))
+///     }
+/// }
+///
+/// let started = Instant::now();
+/// let soon = SendDeadline::at(Instant::now() + Duration::from_millis(20));
+/// let err = SlowAck.send_by(&[], soon).unwrap_err();
+/// assert!(matches!(err.error, Error::Timeout(Phase::Shutdown)));
+/// assert!(started.elapsed() < Duration::from_secs(1));
+/// ```
+#[derive(Clone, Copy)]
+pub struct SendDeadline<'a> {
+    fixed: Option<Instant>,
+    live: Option<&'a (dyn Fn() -> Option<Instant> + Sync)>,
+}
+
+impl fmt::Debug for SendDeadline<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SendDeadline").field(&self.get()).finish()
+    }
+}
+
+impl SendDeadline<'static> {
+    /// No deadline: the sink's own time limits apply.
+    pub const NONE: SendDeadline<'static> = SendDeadline {
+        fixed: None,
+        live: None,
+    };
+
+    /// A fixed deadline.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ossa_events::sink::SendDeadline;
+    /// let when = Instant::now() + Duration::from_secs(2);
+    /// let d = SendDeadline::at(when);
+    /// assert_eq!(d.get(), Some(when));
+    /// assert!(!d.passed());
+    /// ```
+    pub const fn at(when: Instant) -> Self {
+        SendDeadline {
+            fixed: Some(when),
+            live: None,
+        }
+    }
+}
+
+impl<'a> SendDeadline<'a> {
+    /// A deadline that `now` reads afresh each time (the worker's shutdown deadline).
+    pub(crate) fn live(now: &'a (dyn Fn() -> Option<Instant> + Sync)) -> Self {
+        SendDeadline {
+            fixed: None,
+            live: Some(now),
+        }
+    }
+
+    /// The deadline as it stands now, if any.
+    ///
+    /// A sink that waits uses it to bound each wait:
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ossa_events::sink::SendDeadline;
+    /// let own_limit = Instant::now() + Duration::from_secs(30);
+    /// let d = SendDeadline::at(Instant::now() + Duration::from_millis(50));
+    /// let wait_until = d.get().map_or(own_limit, |t| t.min(own_limit));
+    /// assert!(wait_until < own_limit);
+    /// // No deadline: only the sink's own limit.
+    /// assert_eq!(SendDeadline::NONE.get(), None);
+    /// ```
+    pub fn get(&self) -> Option<Instant> {
+        let live = self.live.and_then(|f| f());
+        match (self.fixed, live) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the deadline has passed.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ossa_events::sink::SendDeadline;
+    /// assert!(SendDeadline::at(Instant::now()).passed());
+    /// assert!(!SendDeadline::at(Instant::now() + Duration::from_secs(60)).passed());
+    /// // No deadline never passes.
+    /// assert!(!SendDeadline::NONE.passed());
+    /// ```
+    pub fn passed(&self) -> bool {
+        self.get().is_some_and(|d| Instant::now() >= d)
     }
 }
 
@@ -245,14 +711,40 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     fn flush(&mut self) -> Result<(), SendError> {
         (**self).flush()
     }
+    fn send_by(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+        (**self).send_by(events, deadline)
+    }
 }
 
 /// A sink that accepts everything and keeps nothing.
+///
+/// For benchmarks, tests, and a switch that turns event output off.
+///
+/// ```
+/// use ossa_events::sink::NullSink;
+/// use ossa_events::{Emitter, EventBuilder};
+/// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+/// let report = emitter.flush()?;
+/// // Everything counts as delivered.
+/// assert_eq!((report.delivered, report.failed), (1, 0));
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NullSink;
 
 impl NullSink {
     /// The null sink.
+    ///
+    /// `const`, so it can be a `static` or a default in a `const` context.
+    ///
+    /// ```
+    /// use ossa_events::sink::{NullSink, Sink};
+    /// const OFF: NullSink = NullSink::new();
+    /// let mut sink = OFF;
+    /// assert!(sink.send(&[]).is_ok());
+    /// assert_eq!(sink.max_batch(), usize::MAX);
+    /// ```
     pub const fn new() -> Self {
         NullSink
     }
