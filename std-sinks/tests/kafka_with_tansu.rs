@@ -11,7 +11,8 @@
 //!   and skips a record that is not a CloudEvent);
 //! * the broker not running when the emitter starts, then started: every
 //!   event delivered exactly once, through the emitter's retries;
-//! * `kcat` (another client) reads the same records as the rdkafka consumer.
+//! * `kcat` (another client) reads the same records as the rdkafka consumer;
+//! * a topic that does not exist: every event failed and reported, no retry.
 //!
 //! tansu is found through `OSSA_TANSU`, then
 //! `$HOME/.cache/ossa-events-tools/bin/tansu`, then `PATH`;
@@ -23,6 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,7 +36,7 @@ mod common;
 
 use common::kafka_events::{event, expected_key, specs, Spec};
 use ossa_events::sink::{Encoded, Encoding, KafkaMode, KafkaSink};
-use ossa_events::{Emitter, Overflow, RetryPolicy, Scratch};
+use ossa_events::{Emitter, Overflow, Reason, RetryPolicy, Scratch};
 
 const STRUCTURED_CT: &[u8] = b"application/cloudevents+json; charset=UTF-8";
 /// The broker accepting connections, a topic being created.
@@ -531,6 +533,49 @@ fn broker_not_running_at_start_then_started_gets_every_event() {
     let recs = read_back(&bootstrap, topic, 1, N, Duration::from_secs(20));
     // Every event exactly once, though each was given to librdkafka several times.
     check_records(&recs, &all, KafkaMode::Binary);
+}
+
+#[test]
+fn a_missing_topic_fails_every_event_reported_and_not_retried() {
+    // tansu does not create topics on demand: the topic stays missing.
+    let broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    let sink = KafkaSink::builder(&bootstrap, "no-such-topic")
+        // librdkafka waits this long for a new topic to appear (default 30 s).
+        .set("topic.metadata.propagation.max.ms", "1000")
+        .delivery_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let reported = Arc::new(Mutex::new(Vec::<(Reason, String)>::new()));
+    let r2 = reported.clone();
+    let em = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .flush_interval(Duration::from_millis(10))
+        .retry(RetryPolicy::default().max_attempts(1000))
+        .on_undelivered(move |u| r2.lock().unwrap().push((u.reason, u.error.to_string())))
+        .build()
+        .unwrap();
+    let all = specs("missing", 50, false);
+    for s in &all {
+        em.emit_event(&event(s)).unwrap();
+    }
+    let t = Instant::now();
+    let report = em.flush().unwrap();
+    let took = t.elapsed();
+    assert_eq!((report.delivered, report.failed), (0, 50), "{report:?}");
+    let m = em.metrics();
+    assert_eq!(m.retried, 0, "a missing topic was retried: {m:?}");
+    let got = reported.lock().unwrap().clone();
+    assert_eq!(got.len(), 50);
+    assert!(
+        got.iter()
+            .all(|(r, e)| *r == Reason::Failed && e.contains("nknown")),
+        "{:?}",
+        got.first()
+    );
+    // Bounded by the propagation wait, far below the delivery timeout.
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    em.shutdown().unwrap();
 }
 
 // ---------------------------------------------------------------------------
