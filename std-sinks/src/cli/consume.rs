@@ -5,13 +5,18 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const HELP: &str = "\
+use super::args::{parse_count, parse_secs, Command, Opt, Parsed};
+use super::progress::{NO_PROGRESS_OPT, PROGRESS_OPT};
+
+/// `consume`'s arguments and help.
+pub(crate) static CMD: Command = Command {
+    name: "consume",
+    about: "\
 Read CloudEvents from a Kafka topic (binary and structured records, per the
 Kafka binding) and print each valid event as one line of canonical structured
-JSON on stdout.
-
-Usage: ossa-events consume --kafka BROKERS --topic T [OPTIONS]
-
+JSON on stdout.",
+    usage: &["consume --kafka BROKERS --topic T [--group G] [--from-beginning] [--max-events N] [--timeout SECS]"],
+    details: "\
 Without --group, every partition of the topic is assigned directly (no consumer
 group, nothing committed) and reading starts at the end, or at the beginning
 with --from-beginning. With --group, the consumer joins group G, commits its
@@ -19,22 +24,49 @@ offsets, and --from-beginning applies where G has no committed offset.
 
 A record that is not a valid CloudEvent is reported on stderr as
 'partition P offset O: <error>' and skipped; it does not count toward
---max-events. At the end a summary line goes to stderr:
-  consume: printed N, invalid N
+--max-events. Without --max-events and --timeout it runs until killed.
 
-Options:
-      --kafka BROKERS     Bootstrap servers, e.g. 127.0.0.1:9092 (required)
-      --topic T           Topic to read (required)
-      --group G           Consumer group [default: none, partitions assigned]
-      --from-beginning    Start at the earliest offset instead of the end
-      --max-events N      Stop after N valid events
-      --timeout SECS      Stop after SECS without a record (fractions allowed)
-  -h, --help              Show this help
-
+While it runs, a progress line on stderr shows the events printed, the invalid
+records and the rate (redrawn every 250 ms, cleared at the end), when stderr is
+a terminal. At the end a summary line goes to stderr:
+  consume: printed N, invalid N",
+    opts: &[
+        Opt::value(
+            "--kafka",
+            "BROKERS",
+            "Bootstrap servers, e.g. 127.0.0.1:9092 (required)",
+        ),
+        Opt::value("--topic", "T", "Topic to read (required)"),
+        Opt::value(
+            "--group",
+            "G",
+            "Consumer group [default: none, partitions assigned]",
+        ),
+        Opt::switch(
+            "--from-beginning",
+            "Start at the earliest offset instead of the end",
+        ),
+        Opt::value("--max-events", "N", "Stop after N valid events (N ≥ 1)"),
+        Opt::value(
+            "--timeout",
+            "SECS",
+            "Stop after SECS without a record (fractions allowed,\nat most 86400)",
+        ),
+        PROGRESS_OPT,
+        NO_PROGRESS_OPT,
+    ],
+    positional: None,
+    conflicts: &[("--progress", "--no-progress")],
+    footer: "\
 Exit status: 0 when stopped by --max-events or --timeout; 1 when the topic
 cannot be read or stdout is closed; 2 on bad arguments (or a build without
 the kafka feature).
-";
+
+Examples:
+  ossa-events consume --kafka 127.0.0.1:9092 --topic agent-events
+  ossa-events consume --kafka 127.0.0.1:9092 --topic agent-events --from-beginning --timeout 5
+  ossa-events consume --kafka 127.0.0.1:9092 --topic agent-events --group audit --max-events 100",
+};
 
 /// Largest `--timeout` accepted, in seconds (one day).
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
@@ -47,104 +79,79 @@ struct Args {
     from_beginning: bool,
     max_events: Option<u64>,
     timeout: Option<Duration>,
+    progress: bool,
 }
 
-fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
-    let mut brokers = None;
-    let mut topic = None;
-    let mut group = None;
-    let mut from_beginning = false;
-    let mut max_events = None;
-    let mut timeout = None;
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let Some(s) = a.to_str() else {
-            return Err("consume: argument is not valid UTF-8".into());
-        };
-        let (flag, inline) = match s.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (s.to_string(), None),
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--from-beginning" if inline.is_none() => {
-                from_beginning = true;
-                continue;
+/// The checked arguments, or a one-line error.
+fn parse_args(p: &Parsed) -> Result<Args, String> {
+    let non_empty = |name: &str| -> Result<Option<String>, String> {
+        match p.value(name) {
+            Some(v) if v.trim().is_empty() => {
+                Err(format!("consume: {name} needs a non-empty value"))
             }
-            "--kafka" | "--topic" | "--group" | "--max-events" | "--timeout" => {}
-            f if f.starts_with('-') => return Err(format!("consume: unknown option '{f}'")),
-            f => return Err(format!("consume: unexpected argument '{f}'")),
+            v => Ok(v.map(str::to_string)),
         }
-        let value = inline
-            .or_else(|| it.next().and_then(|v| v.into_string().ok()))
-            .ok_or_else(|| format!("consume: {flag} needs a value"))?;
-        match flag.as_str() {
-            "--kafka" if !value.trim().is_empty() => brokers = Some(value),
-            "--topic" if !value.trim().is_empty() => topic = Some(value),
-            "--group" if !value.trim().is_empty() => group = Some(value),
-            "--max-events" => {
-                max_events = Some(
-                    value
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| {
-                            format!("consume: --max-events must be a positive number, not '{value}'")
-                        })?,
+    };
+    let brokers = non_empty("--kafka")?.ok_or("consume: --kafka BROKERS is required")?;
+    let topic = non_empty("--topic")?.ok_or("consume: --topic T is required")?;
+    let group = non_empty("--group")?;
+    let max_events = p
+        .value("--max-events")
+        .map(|v| {
+            parse_count(v, 1, u64::MAX).ok_or_else(|| {
+                format!("consume: --max-events must be a positive number, not '{v}'")
+            })
+        })
+        .transpose()?;
+    let timeout = p
+        .value("--timeout")
+        .map(|v| {
+            parse_secs(v, MAX_TIMEOUT_SECS).ok_or_else(|| {
+                format!(
+                    "consume: --timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}, not '{v}'"
                 )
-            }
-            "--timeout" => {
-                timeout = Some(
-                    value
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_TIMEOUT_SECS)
-                        .map(Duration::from_secs_f64)
-                        .ok_or_else(|| {
-                            format!(
-                                "consume: --timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}, not '{value}'"
-                            )
-                        })?,
-                )
-            }
-            f => return Err(format!("consume: {f} needs a non-empty value")),
-        }
+            })
+        })
+        .transpose()?;
+    if !cfg!(feature = "kafka") {
+        return Err("consume: this build has no kafka feature".into());
     }
-    let brokers = brokers.ok_or("consume: --kafka BROKERS is required")?;
-    let topic = topic.ok_or("consume: --topic T is required")?;
-    Ok(Some(Args {
+    Ok(Args {
         brokers,
         topic,
         group,
-        from_beginning,
+        from_beginning: p.has("--from-beginning"),
         max_events,
         timeout,
-    }))
+        progress: super::progress::wanted(p),
+    })
 }
 
 pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let a = match parse_args(args) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => return super::usage_error(&e),
+    let p = match super::parse(&CMD, args) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    consume(&a)
+    match parse_args(&p) {
+        Ok(a) => consume(&a),
+        Err(e) => super::usage_error(Some(&CMD), &e),
+    }
 }
 
+/// Without the `kafka` feature there is no consumer (refused by `parse_args`).
 #[cfg(not(feature = "kafka"))]
 fn consume(_: &Args) -> ExitCode {
-    eprintln!("ossa-events: consume: built without the kafka feature");
-    ExitCode::from(super::EXIT_USAGE)
+    super::usage_error(Some(&CMD), "consume: this build has no kafka feature")
 }
 
 #[cfg(feature = "kafka")]
 fn consume(a: &Args) -> ExitCode {
     use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
     use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+    use super::progress::{note, Progress, Snapshot};
 
     use ossa_events::{format::json, Scratch};
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -157,7 +164,7 @@ fn consume(a: &Args) -> ExitCode {
     const POLL: Duration = Duration::from_millis(100);
 
     let fail = |msg: String| {
-        eprintln!("ossa-events: consume: {msg}");
+        note!("ossa-events: consume: {msg}");
         ExitCode::from(super::EXIT_FAILURE)
     };
 
@@ -193,7 +200,7 @@ fn consume(a: &Args) -> ExitCode {
     }
     let consumer: BaseConsumer = match config.create() {
         Ok(c) => c,
-        Err(e) => return super::usage_error(&format!("consume: {e}")),
+        Err(e) => return super::usage_error(Some(&CMD), &format!("consume: {e}")),
     };
 
     if a.group.is_some() {
@@ -232,9 +239,24 @@ fn consume(a: &Args) -> ExitCode {
 
     let mut printed = 0u64;
     let mut invalid = 0u64;
+    let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let progress = {
+        let counts = counts.clone();
+        Progress::start(a.progress, "consume", move || {
+            let (printed, invalid) = (
+                counts.0.load(Ordering::Relaxed),
+                counts.1.load(Ordering::Relaxed),
+            );
+            Snapshot {
+                text: format!("printed {printed} · invalid {invalid}"),
+                count: printed,
+            }
+        })
+    };
     let mut scratch: Vec<u8> = Vec::new();
     let mut line: Vec<u8> = Vec::with_capacity(1024);
     let mut last_record = Instant::now();
+    let mut last_error: Option<String> = None;
     let stdout = std::io::stdout();
     let code = loop {
         if a.max_events.is_some_and(|n| printed >= n) {
@@ -246,12 +268,18 @@ fn consume(a: &Args) -> ExitCode {
         let m = match consumer.poll(POLL) {
             None => continue,
             Some(Err(e)) => {
-                eprintln!("ossa-events: consume: {e}");
+                // A broker that is down gives the same error at every poll: say it once.
+                let msg = e.to_string();
+                if last_error.as_deref() != Some(msg.as_str()) {
+                    note!("ossa-events: consume: {msg}");
+                    last_error = Some(msg);
+                }
                 continue;
             }
             Some(Ok(m)) => m,
         };
         last_record = Instant::now();
+        last_error = None;
         let headers: Vec<(&str, &[u8])> = m
             .headers()
             .map(|h| h.iter().map(|h| (h.key, h.value.unwrap_or(&[]))).collect())
@@ -283,13 +311,16 @@ fn consume(a: &Args) -> ExitCode {
                     return fail(format!("cannot write to stdout: {e}"));
                 }
                 printed += 1;
+                counts.0.store(printed, Ordering::Relaxed);
             }
             Err(e) => {
                 invalid += 1;
-                eprintln!("partition {} offset {}: {e}", m.partition(), m.offset());
+                counts.1.store(invalid, Ordering::Relaxed);
+                note!("partition {} offset {}: {e}", m.partition(), m.offset());
             }
         }
     };
+    progress.finish();
     eprintln!("consume: printed {printed}, invalid {invalid}");
     code
 }

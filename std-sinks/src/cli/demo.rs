@@ -6,40 +6,44 @@ use std::process::ExitCode;
 
 use ossa_events::{demo, format::json, FastIds, SystemClock};
 
-const HELP: &str = "\
-Emit a realistic OSSA agent run as JSON Lines (one CloudEvent per line) on stdout.
+use super::args::{Command, Opt};
 
+/// The default `--source`.
+pub(crate) const DEFAULT_SOURCE: &str = "/ossa/demo/researcher";
+
+/// `demo`'s arguments and help.
+pub(crate) static CMD: Command = Command {
+    name: "demo",
+    about: "\
+Emit a realistic OSSA agent run as JSON Lines (one CloudEvent per line) on stdout.",
+    usage: &["demo [--source URI-REF]"],
+    details: "\
 The run: workflow started → agent started → turn 1 (web_search succeeds,
 fetch_url fails with a timeout, state updated) → turn 2 (summarize) → agent
 completed → workflow completed; 15 events linked by ossatraceid, ossaspanid and
-ossainteractionid.
+ossainteractionid. Ids and times are new on every run.",
+    opts: &[Opt::value(
+        "--source",
+        "URI-REF",
+        "The events' source attribute [default: /ossa/demo/researcher]",
+    )],
+    positional: None,
+    conflicts: &[],
+    footer: "\
+Exit status: 0 on success (also when stdout is closed early, e.g. by 'head');
+1 when stdout cannot be written; 2 on bad arguments.
 
-Usage: ossa-events demo [--source URI-REF]
-
-Options:
-      --source URI-REF  The events' source attribute [default: /ossa/demo/researcher]
-  -h, --help            Show this help
-";
+Examples:
+  ossa-events demo
+  ossa-events demo --source /agents/researcher-7 | ossa-events validate",
+};
 
 pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let mut source = String::from("/ossa/demo/researcher");
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        match a.to_str() {
-            Some("-h" | "--help") => {
-                print!("{HELP}");
-                return ExitCode::SUCCESS;
-            }
-            Some("--source") => match it.next().and_then(|v| v.into_string().ok()) {
-                Some(v) => source = v,
-                None => return super::usage_error("--source needs a value"),
-            },
-            Some(other) => {
-                return super::usage_error(&format!("demo: unexpected argument '{other}'"))
-            }
-            None => return super::usage_error("demo: argument is not valid UTF-8"),
-        }
-    }
+    let p = match super::parse(&CMD, args) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let source = p.value("--source").unwrap_or(DEFAULT_SOURCE).to_string();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut line = Vec::with_capacity(1024);

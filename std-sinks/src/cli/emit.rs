@@ -10,40 +10,133 @@ use std::time::Duration;
 use ossa_events::sink::{HttpMode, HttpSink, WriterSink};
 use ossa_events::{demo, Emitter, EmitterBuilder, Overflow, Scratch, SystemClock};
 
-const HELP: &str = "\
+use super::args::{parse_count, parse_secs, Command, Opt, Parsed};
+use super::progress::{note, Progress, Snapshot, NO_PROGRESS_OPT, PROGRESS_OPT};
+
+/// The default `--source` (with `--demo`).
+const DEFAULT_SOURCE: &str = "/ossa/demo/researcher";
+/// The default `--deadline`, in seconds.
+const DEFAULT_DEADLINE_SECS: u64 = 300;
+/// The default `--timeout` of `--sink http`, in seconds.
+const DEFAULT_HTTP_TIMEOUT_SECS: u64 = 10;
+/// The default `--timeout` of `--sink kafka` (the Kafka sink's delivery timeout), in seconds.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+const DEFAULT_KAFKA_TIMEOUT_SECS: u64 = 30;
+/// Largest `--batch-size`: the emitter's queue, which a batch must fit in.
+const MAX_BATCH_SIZE: u64 = EmitterBuilder::DEFAULT_QUEUE_EVENTS as u64;
+/// Largest `--timeout` and `--deadline`, in seconds (one day).
+const MAX_SECS: f64 = 86_400.0;
+
+/// `emit`'s arguments and help.
+pub(crate) static CMD: Command = Command {
+    name: "emit",
+    about: "\
 Deliver CloudEvents to a sink: JSON Lines read from stdin (one event per line,
-attributes, extensions and data sent as given), or the demo agent run.
-
-Usage: ossa-events emit [--sink stdout|http|kafka] [--url URL] [--mode MODE] [OPTIONS]
-       ossa-events emit --sink kafka --brokers BROKERS --topic T [--mode MODE] [--key-field ATTR]
-
-Options:
-      --sink SINK         stdout (JSON Lines), http or kafka [default: stdout]
-      --url URL           Collector URL (required with --sink http)
-      --mode MODE         HTTP content mode: structured, binary or batched [default: batched];
-                          Kafka content mode: binary or structured [default: binary]
-      --header 'N: V'     Extra HTTP header (repeatable), e.g. 'Authorization: Bearer …'
-      --gzip              Gzip HTTP request bodies
-      --brokers BROKERS   Kafka bootstrap servers (required with --sink kafka)
-      --topic T           Kafka topic (required with --sink kafka)
-      --key-field ATTR    Kafka record key: this attribute's value when the event has
-                          no partitionkey extension (which is used first)
-      --batch-size N      Events per batch [default: 100]
-      --timeout SECS      HTTP request timeout [default: 10]; Kafka delivery timeout
-                          [default: the sink's]
-      --deadline SECS     Give up on what is not delivered after this long [default: 300]
-      --demo              Send the demo agent run instead of reading stdin
-      --source URI-REF    Source of the demo events [default: /ossa/demo/researcher]
-  -h, --help              Show this help
-
+attributes, extensions and data sent as given), or the demo agent run.",
+    usage: &[
+        "emit [--sink stdout] [OPTIONS] < events.jsonl",
+        "emit --sink http --url URL [--mode structured|binary|batched] [--header HEADER]... [--gzip] [OPTIONS]",
+        "emit --sink kafka --brokers BROKERS --topic T [--mode binary|structured] [--key-field ATTR] [OPTIONS]",
+        "emit --demo [--source URI-REF] [--sink ...] [OPTIONS]",
+    ],
+    details: "\
 Invalid input lines are reported on stderr with their line number, counted and
-not sent. At the end a summary line goes to stderr:
-  emit: read N, delivered N, retried N, failed N, dropped N, invalid N
+not sent; blank lines are skipped. Events not delivered are reported on stderr
+(the first 10) with their id and reason.
 
-Exit status: 0 only when every event was delivered; 1 otherwise; 2 on bad
-arguments.
-";
+While it runs, a progress line on stderr shows what was read and delivered and
+the rate (redrawn every 250 ms, cleared at the end), when stderr is a terminal.
+At the end a summary line goes to stderr:
+  emit: read N, delivered N, retried N, failed N, dropped N, invalid N",
+    opts: &[
+        Opt::value(
+            "--sink",
+            "SINK",
+            "stdout (JSON Lines), http or kafka [default: stdout]",
+        ),
+        Opt::value(
+            "--url",
+            "URL",
+            "Collector URL, http:// or https://\n(required with --sink http)",
+        ),
+        Opt::value(
+            "--mode",
+            "MODE",
+            "Content mode; http: structured, binary or batched\n\
+             [default: batched]; kafka: binary or structured\n\
+             [default: binary]",
+        ),
+        Opt::value(
+            "--header",
+            "HEADER",
+            "Extra HTTP header 'Name: value' (repeatable),\n\
+             e.g. --header 'Authorization: Bearer …'",
+        )
+        .repeatable(),
+        Opt::switch("--gzip", "Gzip HTTP request bodies"),
+        Opt::value(
+            "--brokers",
+            "BROKERS",
+            "Kafka bootstrap servers, e.g. 127.0.0.1:9092\n(required with --sink kafka)",
+        ),
+        Opt::value("--topic", "T", "Kafka topic (required with --sink kafka)"),
+        Opt::value(
+            "--key-field",
+            "ATTR",
+            "Kafka record key: this attribute's value when the event\n\
+             has no partitionkey extension (which is used first)",
+        ),
+        Opt::value(
+            "--batch-size",
+            "N",
+            "Events per batch, 1 to 10000 [default: 100]",
+        ),
+        Opt::value(
+            "--timeout",
+            "SECS",
+            "http: request timeout [default: 10]; kafka: delivery\n\
+             timeout [default: 30] (fractions allowed, at most 86400)",
+        ),
+        Opt::value(
+            "--deadline",
+            "SECS",
+            "Give up on what is not delivered after this long\n\
+             (fractions allowed, at most 86400) [default: 300]",
+        ),
+        Opt::switch(
+            "--demo",
+            "Send the demo agent run (15 events) instead of\nreading stdin",
+        ),
+        Opt::value(
+            "--source",
+            "URI-REF",
+            "Source of the demo events (with --demo)\n[default: /ossa/demo/researcher]",
+        ),
+        PROGRESS_OPT,
+        NO_PROGRESS_OPT,
+    ],
+    positional: None,
+    conflicts: &[("--progress", "--no-progress")],
+    footer: "\
+--url, --header and --gzip go with --sink http; --brokers, --topic and
+--key-field with --sink kafka; --mode with http or kafka.
 
+Environment: with --sink http, HTTPS_PROXY, HTTP_PROXY, ALL_PROXY (or their
+lower-case forms) name a proxy and NO_PROXY the hosts that bypass it.
+
+Exit status: 0 only when every event was delivered; 1 otherwise (invalid
+lines, events failed or dropped); 2 on bad arguments (or --sink kafka in a
+build without the kafka feature).
+
+Examples:
+  ossa-events emit --demo
+  ossa-events emit --sink http --url http://127.0.0.1:8080/ < events.jsonl
+  ossa-events emit --sink http --url https://collector.example/events --mode binary \\
+      --header 'Authorization: Bearer TOKEN' --gzip < events.jsonl
+  ossa-events emit --sink kafka --brokers 127.0.0.1:9092 --topic agent-events --demo",
+};
+
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 struct Args {
     sink: String,
     url: Option<String>,
@@ -58,79 +151,65 @@ struct Args {
     deadline: Duration,
     demo: bool,
     source: String,
+    progress: bool,
 }
 
-fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
-    let mut a = Args {
-        sink: "stdout".into(),
-        url: None,
-        mode: None,
-        brokers: None,
-        topic: None,
-        key_field: None,
-        headers: Vec::new(),
-        gzip: false,
-        batch_size: EmitterBuilder::DEFAULT_BATCH_SIZE,
-        timeout: None,
-        deadline: Duration::from_secs(300),
-        demo: false,
-        source: "/ossa/demo/researcher".into(),
+/// The checked arguments, or a one-line error.
+fn parse_args(p: &Parsed) -> Result<Args, String> {
+    let opt = |n: &str| p.value(n).map(str::to_string);
+    let mut headers = Vec::new();
+    for h in p.values("--header") {
+        let (n, v) = h
+            .split_once(':')
+            .filter(|(n, _)| !n.trim().is_empty())
+            .ok_or_else(|| format!("emit: --header '{h}' is not 'Name: value'"))?;
+        headers.push((n.trim().to_string(), v.trim().to_string()));
+    }
+    let batch_size = match p.value("--batch-size") {
+        None => EmitterBuilder::DEFAULT_BATCH_SIZE,
+        Some(v) => parse_count(v, 1, MAX_BATCH_SIZE)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| {
+                format!("emit: --batch-size must be a number from 1 to {MAX_BATCH_SIZE}, not '{v}'")
+            })?,
     };
-    let mut it = args.into_iter().map(|s| s.to_string_lossy().into_owned());
-    while let Some(flag) = it.next() {
-        let (flag, inline) = match flag.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (flag, None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("emit: {name} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--sink" => a.sink = value("--sink")?,
-            "--url" => a.url = Some(value("--url")?),
-            "--mode" => a.mode = Some(value("--mode")?),
-            "--brokers" => a.brokers = Some(value("--brokers")?),
-            "--topic" => a.topic = Some(value("--topic")?),
-            "--key-field" => a.key_field = Some(value("--key-field")?),
-            "--header" => {
-                let h = value("--header")?;
-                let (n, v) = h
-                    .split_once(':')
-                    .ok_or_else(|| format!("emit: --header '{h}' is not 'Name: value'"))?;
-                a.headers.push((n.trim().to_string(), v.trim().to_string()));
-            }
-            "--gzip" => a.gzip = true,
-            "--batch-size" => {
-                a.batch_size = value("--batch-size")?
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or("emit: --batch-size must be a positive number")?
-            }
-            "--timeout" => {
-                a.timeout = value("--timeout")?
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| *s > 0.0)
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                    .map(Some)
-                    .ok_or("emit: --timeout must be a positive number of seconds")?;
-            }
-            "--deadline" => {
-                a.deadline = value("--deadline")?
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| *s > 0.0)
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                    .ok_or("emit: --deadline must be a positive number of seconds")?;
-            }
-            "--demo" => a.demo = true,
-            "--source" => a.source = value("--source")?,
-            other => return Err(format!("emit: unexpected argument '{other}'")),
+    let secs = |name: &str| -> Result<Option<Duration>, String> {
+        p.value(name)
+            .map(|v| {
+                parse_secs(v, MAX_SECS).ok_or_else(|| {
+                    format!(
+                        "emit: {name} must be a number of seconds above 0 and at most {MAX_SECS}, not '{v}'"
+                    )
+                })
+            })
+            .transpose()
+    };
+    let a = Args {
+        sink: opt("--sink").unwrap_or_else(|| "stdout".into()),
+        url: opt("--url"),
+        mode: opt("--mode"),
+        brokers: opt("--brokers"),
+        topic: opt("--topic"),
+        key_field: opt("--key-field"),
+        headers,
+        gzip: p.has("--gzip"),
+        batch_size,
+        timeout: secs("--timeout")?,
+        deadline: secs("--deadline")?.unwrap_or(Duration::from_secs(DEFAULT_DEADLINE_SECS)),
+        demo: p.has("--demo"),
+        source: opt("--source").unwrap_or_else(|| DEFAULT_SOURCE.into()),
+        progress: super::progress::wanted(p),
+    };
+    let empty = |v: &Option<String>| v.as_deref().is_some_and(|v| v.trim().is_empty());
+    for (name, v) in [
+        ("--url", &a.url),
+        ("--brokers", &a.brokers),
+        ("--topic", &a.topic),
+        ("--key-field", &a.key_field),
+        ("--source", &opt("--source")),
+    ] {
+        if empty(v) {
+            return Err(format!("emit: {name} needs a non-empty value"));
         }
     }
     match a.sink.as_str() {
@@ -139,6 +218,9 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
         "http" => return Err("emit: --sink http needs --url".into()),
         "kafka" if a.brokers.is_none() || a.topic.is_none() => {
             return Err("emit: --sink kafka needs --brokers and --topic".into())
+        }
+        "kafka" if !cfg!(feature = "kafka") => {
+            return Err("emit: --sink kafka: this build has no kafka feature".into())
         }
         "kafka" => {}
         s => {
@@ -152,6 +234,11 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
     }
     if a.sink != "kafka" && (a.brokers.is_some() || a.topic.is_some() || a.key_field.is_some()) {
         return Err("emit: --brokers, --topic and --key-field go with --sink kafka".into());
+    }
+    if p.has("--source") && !a.demo {
+        return Err(
+            "emit: --source goes with --demo (events read from stdin keep their own source)".into(),
+        );
     }
     if let Some(m) = &a.mode {
         match (a.sink.as_str(), m.as_str()) {
@@ -169,17 +256,17 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
             _ => return Err("emit: --mode goes with --sink http or kafka".into()),
         }
     }
-    Ok(Some(a))
+    Ok(a)
 }
 
 pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let a = match parse_args(args) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => return super::usage_error(&e),
+    let p = match super::parse(&CMD, args) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let a = match parse_args(&p) {
+        Ok(a) => a,
+        Err(e) => return super::usage_error(Some(&CMD), &e),
     };
     let failures = Arc::new(AtomicU64::new(0));
     let f2 = failures.clone();
@@ -191,9 +278,11 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         .flush_timeout(a.deadline)
         .on_undelivered(move |u| {
             if f2.fetch_add(1, Ordering::Relaxed) < 10 {
-                eprintln!(
+                note!(
                     "ossa-events: emit: event {} not delivered ({:?}): {}",
-                    u.id, u.reason, u.error
+                    u.id,
+                    u.reason,
+                    u.error
                 );
             }
         });
@@ -210,7 +299,10 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         };
         let mut hs = HttpSink::builder(a.url.clone().unwrap_or_default())
             .mode(mode)
-            .timeout(a.timeout.unwrap_or(Duration::from_secs(10)))
+            .timeout(
+                a.timeout
+                    .unwrap_or(Duration::from_secs(DEFAULT_HTTP_TIMEOUT_SECS)),
+            )
             .gzip(a.gzip)
             .max_batch(a.batch_size);
         for (n, v) in &a.headers {
@@ -218,25 +310,38 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         }
         match hs.build() {
             Ok(s) => builder.sink(s),
-            Err(e) => return super::usage_error(&format!("emit: {e}")),
+            Err(e) => return super::usage_error(Some(&CMD), &format!("emit: {e}")),
         }
     } else {
         builder.sink(WriterSink::stdout())
     };
     let em = match builder.build() {
         Ok(em) => em,
-        Err(e) => return super::usage_error(&format!("emit: {e}")),
+        Err(e) => return super::usage_error(Some(&CMD), &format!("emit: {e}")),
     };
 
-    let mut read = 0u64;
+    let read = Arc::new(AtomicU64::new(0));
+    let progress = {
+        let (read, em) = (read.clone(), em.clone());
+        Progress::start(a.progress, "emit", move || {
+            let delivered = em.metrics().delivered;
+            Snapshot {
+                text: format!(
+                    "read {} · delivered {delivered}",
+                    read.load(Ordering::Relaxed)
+                ),
+                count: delivered,
+            }
+        })
+    };
     let mut invalid = 0u64;
     if a.demo {
         let r = demo::agent_run(&a.source, &SystemClock, &mut ossa_events::FastIds, |ev| {
-            read += 1;
+            read.fetch_add(1, Ordering::Relaxed);
             em.emit_event(ev)
         });
         if let Err(e) = r {
-            eprintln!("ossa-events: emit: {e}");
+            note!("ossa-events: emit: {e}");
         }
     } else {
         let stdin = std::io::stdin();
@@ -250,7 +355,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
-                    eprintln!("ossa-events: emit: <stdin>: {e}");
+                    note!("ossa-events: emit: <stdin>: {e}");
                     break;
                 }
             }
@@ -260,7 +365,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             if text.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            read += 1;
+            read.fetch_add(1, Ordering::Relaxed);
             scratch.resize(text.len(), 0);
             match ossa_events::parse::json::parse_event(text, &mut Scratch::new(&mut scratch)) {
                 Ok(ev) => {
@@ -269,13 +374,15 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
                 }
                 Err(e) => {
                     invalid += 1;
-                    eprintln!("ossa-events: emit: <stdin>:{lineno}: {e}");
+                    note!("ossa-events: emit: <stdin>:{lineno}: {e}");
                 }
             }
         }
     }
     let _ = em.flush();
     let _ = em.shutdown();
+    progress.finish();
+    let read = read.load(Ordering::Relaxed);
     let m = em.metrics();
     eprintln!(
         "emit: read {read}, delivered {}, retried {}, failed {}, dropped {}, invalid {invalid}",
@@ -309,16 +416,50 @@ fn kafka_sink(a: &Args) -> Result<ossa_events::sink::KafkaSink, ExitCode> {
     if let Some(k) = &a.key_field {
         ks = ks.key_field(k.clone());
     }
-    if let Some(t) = a.timeout {
-        ks = ks.delivery_timeout(t);
-    }
+    ks = ks.delivery_timeout(
+        a.timeout
+            .unwrap_or(Duration::from_secs(DEFAULT_KAFKA_TIMEOUT_SECS)),
+    );
     ks.build()
-        .map_err(|e| super::usage_error(&format!("emit: {e}")))
+        .map_err(|e| super::usage_error(Some(&CMD), &format!("emit: {e}")))
 }
 
-/// Without the `kafka` feature there is no Kafka sink.
+/// Without the `kafka` feature there is no Kafka sink (refused by `parse_args`).
 #[cfg(not(feature = "kafka"))]
 fn kafka_sink(_: &Args) -> Result<WriterSink<std::io::Stdout>, ExitCode> {
-    eprintln!("ossa-events: emit: built without the kafka feature");
-    Err(ExitCode::from(super::EXIT_USAGE))
+    Err(super::usage_error(
+        Some(&CMD),
+        "emit: --sink kafka: this build has no kafka feature",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults the help states are the ones used.
+    #[test]
+    fn help_defaults_match_the_library() {
+        let h = CMD.help();
+        assert!(h.contains(&format!(
+            "[default: {}]",
+            EmitterBuilder::DEFAULT_BATCH_SIZE
+        )));
+        assert!(h.contains(&format!("[default: {DEFAULT_DEADLINE_SECS}]")));
+        assert!(h.contains(&format!("[default: {DEFAULT_HTTP_TIMEOUT_SECS}]")));
+        assert!(h.contains(&format!("[default: {DEFAULT_KAFKA_TIMEOUT_SECS}]")));
+        assert!(h.contains(&format!("[default: {DEFAULT_SOURCE}]")));
+        assert!(h.contains(&format!("1 to {MAX_BATCH_SIZE}")));
+        #[cfg(feature = "http")]
+        assert_eq!(
+            ossa_events::sink::http::DEFAULT_TIMEOUT,
+            Duration::from_secs(DEFAULT_HTTP_TIMEOUT_SECS)
+        );
+        #[cfg(feature = "kafka")]
+        assert_eq!(
+            ossa_events::sink::kafka::DEFAULT_DELIVERY_TIMEOUT,
+            Duration::from_secs(DEFAULT_KAFKA_TIMEOUT_SECS)
+        );
+        assert_eq!(super::super::demo::DEFAULT_SOURCE, DEFAULT_SOURCE);
+    }
 }

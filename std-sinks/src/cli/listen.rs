@@ -4,17 +4,20 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use ossa_events::receiver::{Handler, Receiver, ReceiverConfig};
 use ossa_events::{format::json, Event};
 
-const HELP: &str = "\
+use super::args::{parse_count, parse_secs, Command, Opt};
+
+/// `listen`'s arguments and help.
+pub(crate) static CMD: Command = Command {
+    name: "listen",
+    about: "\
 Receive CloudEvents v1.0 over HTTP and print each valid event as one line of
-canonical structured JSON on stdout.
-
-Usage: ossa-events listen --http ADDR [OPTIONS]
-
+canonical structured JSON on stdout.",
+    usage: &["listen --http ADDR [--max-body BYTES] [--max-connections N] [--timeout SECS]"],
+    details: "\
 Listens on ADDR (host:port; port 0 picks a free one) and accepts POST or PUT
 requests on any path, in all three content modes of the HTTP binding, told apart
 by Content-Type:
@@ -23,29 +26,57 @@ by Content-Type:
   anything else (or none)             binary: attributes in ce-* headers
                                       (percent-encoded, possibly quoted), the
                                       body is the data, Content-Type its type
+A body may be gzip-compressed (Content-Encoding: gzip).
 
 A request whose events are all valid is answered 202 Accepted after its events
 were printed (and stdout flushed); if any event of it is invalid the answer is
 400 Bad Request with the reason in the body, and none of its events is printed.
 Other answers: 405 (method other than POST/PUT), 413 (body over --max-body,
 refused before it is read), 415 (event format other than JSON, or a
-Content-Encoding other than gzip), 431 (request head over 16 KiB or 64 headers), 408 (request
-not received in time), 503 with Retry-After: 1 (over --max-connections).
+Content-Encoding other than gzip), 431 (request head over 16 KiB or 64
+headers), 408 (request not received in time), 503 with Retry-After: 1 (over
+--max-connections).
 
 Once bound, prints 'listening on http://HOST:PORT' (the real port) on stderr.
-Runs until killed.
+Runs until killed.",
+    opts: &[
+        Opt::value(
+            "--http",
+            "ADDR",
+            "Address to listen on, e.g. 127.0.0.1:8080 (required)",
+        ),
+        Opt::value(
+            "--max-body",
+            "BYTES",
+            "Largest request body accepted, 1 to 1073741824\n[default: 1048576]",
+        ),
+        Opt::value(
+            "--max-connections",
+            "N",
+            "Connections served at once, 1 to 100000\n[default: 64]",
+        ),
+        Opt::value(
+            "--timeout",
+            "SECS",
+            "Seconds a client may stay silent, mid-request or\n\
+             idle between requests (fractions allowed, at most\n\
+             86400); a whole request must arrive within 3 times\n\
+             this [default: 10]",
+        ),
+    ],
+    positional: None,
+    conflicts: &[],
+    footer: "\
+Numbers may use '_' between digits (--max-body 4_194_304).
 
-Options:
-      --http ADDR            Address to listen on, e.g. 127.0.0.1:8080 (required)
-      --max-body BYTES       Largest request body accepted [default: 1048576]
-      --max-connections N    Connections served at once [default: 64]
-      --timeout SECS         Seconds a client may stay silent, mid-request or idle
-                             between requests (fractions allowed); a whole request
-                             must arrive within 3 times this [default: 10]
-  -h, --help                 Show this help
+Exit status: 1 when ADDR cannot be bound or stdout is closed, 2 on bad
+arguments; otherwise it runs until killed.
 
-Exit status: 1 when ADDR cannot be bound or stdout is closed, 2 on bad arguments.
-";
+Examples:
+  ossa-events listen --http 127.0.0.1:8080
+  ossa-events listen --http 0.0.0.0:8080 --max-body 4_194_304 --timeout 30 > events.jsonl
+  ossa-events listen --http 127.0.0.1:0 | ossa-events validate",
+};
 
 /// Largest `--max-body` accepted (memory per connection grows with it).
 const MAX_BODY_LIMIT: u64 = 1 << 30;
@@ -55,76 +86,52 @@ const MAX_CONNECTIONS_LIMIT: u64 = 100_000;
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
 pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let mut addr: Option<String> = None;
+    let p = match super::parse(&CMD, args) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let bad = |msg: String| super::usage_error(Some(&CMD), &msg);
     let mut config = ReceiverConfig::new();
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let Some(s) = a.to_str() else {
-            return super::usage_error("listen: argument is not valid UTF-8");
-        };
-        let (flag, inline) = match s.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (s.to_string(), None),
-        };
-        if flag == "-h" || flag == "--help" {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        if !matches!(
-            flag.as_str(),
-            "--http" | "--max-body" | "--max-connections" | "--timeout"
-        ) {
-            return if flag.starts_with('-') {
-                super::usage_error(&format!("listen: unknown option '{flag}'"))
-            } else {
-                super::usage_error(&format!("listen: unexpected argument '{flag}'"))
-            };
-        }
-        let value = match inline.or_else(|| it.next().and_then(|v| v.into_string().ok())) {
-            Some(v) => v,
-            None => return super::usage_error(&format!("listen: {flag} needs a value")),
-        };
-        match flag.as_str() {
-            "--http" => {
-                if value.is_empty() {
-                    return super::usage_error("listen: --http needs an address like 127.0.0.1:8080");
-                }
-                addr = Some(value);
+    if let Some(v) = p.value("--max-body") {
+        match parse_count(v, 1, MAX_BODY_LIMIT).and_then(|n| usize::try_from(n).ok()) {
+            Some(n) => config = config.max_body_bytes(n),
+            None => {
+                return bad(format!(
+                    "listen: --max-body must be a number of bytes from 1 to {MAX_BODY_LIMIT}, not '{v}'"
+                ))
             }
-            "--max-body" => match parse_count(&value, 1, MAX_BODY_LIMIT) {
-                Some(n) => config = config.max_body_bytes(n),
-                None => {
-                    return super::usage_error(&format!(
-                        "listen: --max-body must be a number of bytes from 1 to {MAX_BODY_LIMIT}, not '{value}'"
-                    ))
-                }
-            },
-            "--max-connections" => match parse_count(&value, 1, MAX_CONNECTIONS_LIMIT) {
-                Some(n) => config = config.max_connections(n),
-                None => {
-                    return super::usage_error(&format!(
-                        "listen: --max-connections must be a number from 1 to {MAX_CONNECTIONS_LIMIT}, not '{value}'"
-                    ))
-                }
-            },
-            _ => match parse_secs(&value) {
-                Some(t) => {
-                    config = config
-                        .read_timeout(t)
-                        .idle_timeout(t)
-                        .request_timeout(t.saturating_mul(3))
-                        .write_timeout(t);
-                }
-                None => {
-                    return super::usage_error(&format!(
-                        "listen: --timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}, not '{value}'"
-                    ))
-                }
-            },
         }
     }
-    let Some(addr) = addr else {
-        return super::usage_error("listen: --http ADDR is required, e.g. --http 127.0.0.1:8080");
+    if let Some(v) = p.value("--max-connections") {
+        match parse_count(v, 1, MAX_CONNECTIONS_LIMIT).and_then(|n| usize::try_from(n).ok()) {
+            Some(n) => config = config.max_connections(n),
+            None => {
+                return bad(format!(
+                    "listen: --max-connections must be a number from 1 to {MAX_CONNECTIONS_LIMIT}, not '{v}'"
+                ))
+            }
+        }
+    }
+    if let Some(v) = p.value("--timeout") {
+        match parse_secs(v, MAX_TIMEOUT_SECS) {
+            Some(t) => {
+                config = config
+                    .read_timeout(t)
+                    .idle_timeout(t)
+                    .request_timeout(t.saturating_mul(3))
+                    .write_timeout(t);
+            }
+            None => {
+                return bad(format!(
+                    "listen: --timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}, not '{v}'"
+                ))
+            }
+        }
+    }
+    let addr = match p.value("--http") {
+        Some(a) if !a.trim().is_empty() => a.to_string(),
+        Some(_) => return bad("listen: --http needs an address like 127.0.0.1:8080".into()),
+        None => return bad("listen: --http ADDR is required, e.g. --http 127.0.0.1:8080".into()),
     };
 
     let receiver = match Receiver::bind(addr.as_str(), config) {
@@ -142,28 +149,6 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         }
     }
     receiver.serve_with(PrintEvents)
-}
-
-/// An integer in `min..=max` (underscores allowed as digit separators).
-fn parse_count(s: &str, min: u64, max: u64) -> Option<usize> {
-    let digits: String = s.chars().filter(|&c| c != '_').collect();
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    if n < min || n > max {
-        return None;
-    }
-    usize::try_from(n).ok()
-}
-
-/// Seconds, fractions allowed, above 0 and at most a day.
-fn parse_secs(s: &str) -> Option<Duration> {
-    let secs: f64 = s.trim().parse().ok()?;
-    if !secs.is_finite() || secs <= 0.0 || secs > MAX_TIMEOUT_SECS {
-        return None;
-    }
-    Some(Duration::from_secs_f64(secs))
 }
 
 /// Prints each event as one JSON line on stdout; flushes at the end of each
@@ -195,5 +180,36 @@ impl Handler for PrintEvents {
         if let Err(e) = std::io::stdout().lock().flush() {
             Self::stdout_failed(&e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ossa_events::receiver;
+
+    /// The defaults and limits the help states are the library's and the parser's.
+    #[test]
+    fn help_defaults_match_the_library() {
+        let h = CMD.help();
+        let secs = receiver::DEFAULT_READ_TIMEOUT.as_secs();
+        for want in [
+            format!("[default: {}]", receiver::DEFAULT_MAX_BODY_BYTES),
+            format!("[default: {}]", receiver::DEFAULT_MAX_CONNECTIONS),
+            format!("this [default: {secs}]"),
+            format!("1 to {MAX_BODY_LIMIT}"),
+            format!("1 to {MAX_CONNECTIONS_LIMIT}"),
+            format!("{MAX_TIMEOUT_SECS}); a whole request"),
+            format!(
+                "head over {} KiB or {}",
+                receiver::DEFAULT_MAX_HEADER_BYTES / 1024,
+                receiver::DEFAULT_MAX_HEADERS
+            ),
+        ] {
+            assert!(h.contains(&want), "help lacks {want:?}:\n{h}");
+        }
+        assert_eq!(receiver::DEFAULT_IDLE_TIMEOUT.as_secs(), secs);
+        assert_eq!(receiver::DEFAULT_WRITE_TIMEOUT.as_secs(), secs);
+        assert_eq!(receiver::DEFAULT_REQUEST_TIMEOUT.as_secs(), 3 * secs);
     }
 }

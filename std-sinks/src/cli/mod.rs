@@ -1,18 +1,24 @@
 //! Command dispatch and shared helpers of the `ossa-events` tool.
 
+mod args;
 mod consume;
 mod demo;
 mod emit;
 mod listen;
+mod progress;
 mod validate;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+use args::Command;
+
 const USAGE: &str = "\
 ossa-events — CloudEvents v1.0 for OSSA agents
 
-Usage: ossa-events <COMMAND> [OPTIONS]
+Usage: ossa-events <COMMAND> [OPTIONS] [ARGS]
+       ossa-events help [COMMAND]
+       ossa-events --version
 
 Commands:
   demo       Emit a realistic OSSA agent run as JSON Lines on stdout
@@ -23,57 +29,176 @@ Commands:
   help       Show this help, or a command's help: ossa-events help <COMMAND>
 
 Options:
-  -h, --help     Show help
+  -h, --help     Show this help (after a command: that command's help)
   -V, --version  Show the version
 
-Exit status: 0 on success, 1 when input is invalid or an I/O error occurs, 2 on bad arguments.
+An option's value goes after it or after '=': '--topic T' or '--topic=T'.
+Events go to stdout; errors, reports and summaries to stderr.
+
+Exit status: 0 on success, 1 when input is invalid, an event is not delivered
+or an I/O error occurs, 2 on bad arguments (a one-line error on stderr).
+
+Examples:
+  ossa-events demo | ossa-events validate
+  ossa-events listen --http 127.0.0.1:8080 > events.jsonl
+  ossa-events emit --demo --sink http --url http://127.0.0.1:8080/
 ";
+
+/// Every command, in the order of the top-level help.
+const COMMANDS: [&Command; 5] = [
+    &demo::CMD,
+    &validate::CMD,
+    &listen::CMD,
+    &emit::CMD,
+    &consume::CMD,
+];
 
 /// Exit code for bad command-line arguments.
 pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code for invalid input or I/O failure.
 pub(crate) const EXIT_FAILURE: u8 = 1;
 
-/// Prints a one-line usage error and returns exit code 2.
-pub(crate) fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("ossa-events: {msg} (see --help)");
+/// Prints a one-line usage error for command `cmd` (`None`: the tool) and
+/// returns exit code 2. `msg` starts with the command's name.
+pub(crate) fn usage_error(cmd: Option<&Command>, msg: &str) -> ExitCode {
+    let msg = msg.replace(['\n', '\r'], " ");
+    match cmd {
+        Some(c) => eprintln!("ossa-events: {msg} (see 'ossa-events {} --help')", c.name),
+        None => eprintln!("ossa-events: {msg} (see 'ossa-events --help')"),
+    }
     ExitCode::from(EXIT_USAGE)
+}
+
+/// Parses `args` for `cmd`: the parsed arguments, or the exit code when help
+/// was printed or the arguments are bad.
+pub(crate) fn parse(cmd: &'static Command, args: Vec<OsString>) -> Result<args::Parsed, ExitCode> {
+    match cmd.parse(args) {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => {
+            print!("{}", cmd.help());
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(usage_error(Some(cmd), &e)),
+    }
 }
 
 pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
     let mut it = args.into_iter();
-    let Some(cmd) = it.next() else {
-        eprint!("{USAGE}");
-        return ExitCode::from(EXIT_USAGE);
+    let Some(first) = it.next() else {
+        return usage_error(
+            None,
+            "no command given: use demo, validate, listen, emit or consume",
+        );
     };
     let rest: Vec<OsString> = it.collect();
-    match cmd.to_str() {
-        Some("demo") => demo::run(rest),
-        Some("validate") => validate::run(rest),
-        Some("listen") => listen::run(rest),
-        Some("emit") => emit::run(rest),
-        Some("consume") => consume::run(rest),
-        Some("help") => match rest.first().and_then(|s| s.to_str()) {
+    let Some(first) = first.to_str() else {
+        return usage_error(None, "command is not valid UTF-8");
+    };
+    if let Some(cmd) = COMMANDS.iter().find(|c| c.name == first) {
+        return run_command(cmd.name, rest);
+    }
+    let extra = rest.first().map(|a| a.to_string_lossy().into_owned());
+    match first {
+        "help" => match rest.first().map(|s| s.to_str()) {
             None => {
                 print!("{USAGE}");
                 ExitCode::SUCCESS
             }
-            Some("demo") => demo::run(vec!["--help".into()]),
-            Some("validate") => validate::run(vec!["--help".into()]),
-            Some("listen") => listen::run(vec!["--help".into()]),
-            Some("emit") => emit::run(vec!["--help".into()]),
-            Some("consume") => consume::run(vec!["--help".into()]),
-            Some(other) => usage_error(&format!("no such command: {other}")),
+            Some(Some(name)) => match COMMANDS.iter().find(|c| c.name == name) {
+                Some(c) if rest.len() == 1 => {
+                    print!("{}", c.help());
+                    ExitCode::SUCCESS
+                }
+                Some(_) => usage_error(
+                    None,
+                    &format!("help: unexpected argument '{}'", rest[1].to_string_lossy()),
+                ),
+                None => usage_error(None, &format!("help: no such command '{name}'")),
+            },
+            Some(None) => usage_error(None, "help: command is not valid UTF-8"),
         },
-        Some("-h" | "--help") => {
+        "-h" | "--help" => {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
-        Some("-V" | "--version") => {
-            println!("ossa-events {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+        "-V" | "--version" => match extra {
+            None => {
+                println!("ossa-events {}", env!("CARGO_PKG_VERSION"));
+                ExitCode::SUCCESS
+            }
+            Some(a) => usage_error(None, &format!("unexpected argument '{a}'")),
+        },
+        other if other.starts_with('-') => usage_error(None, &format!("unknown option '{other}'")),
+        other => usage_error(
+            None,
+            &format!("no such command '{other}': use demo, validate, listen, emit or consume"),
+        ),
+    }
+}
+
+fn run_command(name: &str, rest: Vec<OsString>) -> ExitCode {
+    match name {
+        "demo" => demo::run(rest),
+        "validate" => validate::run(rest),
+        "listen" => listen::run(rest),
+        "emit" => emit::run(rest),
+        _ => consume::run(rest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command's options are listed by its help, and the top-level help
+    /// lists every command.
+    #[test]
+    fn help_lists_every_option_and_command() {
+        for c in COMMANDS {
+            let h = c.help();
+            for o in c.opts {
+                assert!(h.contains(o.long), "{}: {}", c.name, o.long);
+                if let Some(v) = o.value {
+                    assert!(
+                        h.contains(&format!("{} {v}", o.long)),
+                        "{}: {}",
+                        c.name,
+                        o.long
+                    );
+                }
+            }
+            assert!(h.contains("Exit status:"), "{}", c.name);
+            assert!(h.contains("Examples:"), "{}", c.name);
+            assert!(USAGE.contains(&format!("\n  {:<11}", c.name)), "{}", c.name);
+            for u in c.usage {
+                assert!(u.starts_with(c.name), "{}: {u}", c.name);
+            }
         }
-        Some(other) => usage_error(&format!("no such command: {other}")),
-        None => usage_error("command is not valid UTF-8"),
+    }
+
+    /// No two options of a command share a name, and every conflict names
+    /// options of the command.
+    #[test]
+    fn option_tables_are_consistent() {
+        for c in COMMANDS {
+            let mut names: Vec<&str> = c.opts.iter().map(|o| o.long).collect();
+            names.extend(c.opts.iter().filter_map(|o| o.short));
+            let n = names.len();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), n, "{}", c.name);
+            assert!(
+                !names.contains(&"--help") && !names.contains(&"-h"),
+                "{}",
+                c.name
+            );
+            for (a, b) in c.conflicts {
+                assert!(
+                    names.contains(a) && names.contains(b),
+                    "{}: {a} {b}",
+                    c.name
+                );
+            }
+        }
     }
 }

@@ -7,13 +7,18 @@ use std::process::ExitCode;
 use ossa_events::parse::json::{parse_event, BatchParser};
 use ossa_events::{format::json, Event, ParseError, Scratch};
 
-const HELP: &str = "\
+use super::args::{Command, Opt};
+
+/// `validate`'s arguments and help.
+pub(crate) static CMD: Command = Command {
+    name: "validate",
+    about: "\
 Check CloudEvents v1.0 in the JSON format and print each valid event as one line
-of canonical structured JSON on stdout.
-
-Usage: ossa-events validate [--format auto|event|batch|jsonl] [FILE]...
-
-Reads each FILE in turn, or stdin when none is given (or FILE is '-').
+of canonical structured JSON on stdout.",
+    usage: &["validate [--format auto|event|batch|jsonl] [FILE]..."],
+    details: "\
+Reads each FILE in turn, or stdin when none is given (or FILE is '-'); after
+'--' every argument is a FILE, even one that starts with '-'.
 
 Formats:
   event   one structured event (application/cloudevents+json)
@@ -25,15 +30,24 @@ Formats:
 
 Every invalid event is reported on stderr with where it is (file, line, batch
 element) and which attribute broke which rule; validation goes on with the next
-line of JSON Lines input but stops at the first error of an event or batch.
-
-Options:
-  -f, --format FORMAT  Input format [default: auto]
-  -h, --help           Show this help
-
+line of JSON Lines input but stops at the first error of an event or batch.",
+    opts: &[Opt::value(
+        "--format",
+        "FORMAT",
+        "Input format: auto, event, batch or jsonl [default: auto]",
+    )
+    .short("-f")],
+    positional: Some("FILE"),
+    conflicts: &[],
+    footer: "\
 Exit status: 0 when every event is valid, 1 when any input is invalid or
 unreadable, 2 on bad arguments.
-";
+
+Examples:
+  ossa-events demo | ossa-events validate
+  ossa-events validate --format batch batch.json
+  ossa-events validate -f jsonl events-1.jsonl events-2.jsonl",
+};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Format {
@@ -44,54 +58,23 @@ enum Format {
 }
 
 pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let mut format = Format::Auto;
-    let mut files: Vec<OsString> = Vec::new();
-    let mut it = args.into_iter();
-    let mut only_files = false;
-    while let Some(a) = it.next() {
-        if only_files {
-            files.push(a);
-            continue;
+    let p = match super::parse(&CMD, args) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let format = match p.value("--format").unwrap_or("auto") {
+        "auto" => Format::Auto,
+        "event" => Format::Event,
+        "batch" => Format::Batch,
+        "jsonl" => Format::Jsonl,
+        other => {
+            return super::usage_error(
+                Some(&CMD),
+                &format!("validate: unknown format '{other}': use auto, event, batch or jsonl"),
+            )
         }
-        let s = a.to_string_lossy().into_owned();
-        let (flag, inline) = match s.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (s.clone(), None),
-        };
-        match flag.as_str() {
-            "-h" | "--help" => {
-                print!("{HELP}");
-                return ExitCode::SUCCESS;
-            }
-            "-f" | "--format" => {
-                let v = match inline.or_else(|| it.next().map(|v| v.to_string_lossy().into_owned()))
-                {
-                    Some(v) => v,
-                    None => {
-                        return super::usage_error(
-                            "validate: --format needs a value: auto, event, batch or jsonl",
-                        )
-                    }
-                };
-                format = match v.as_str() {
-                    "auto" => Format::Auto,
-                    "event" => Format::Event,
-                    "batch" => Format::Batch,
-                    "jsonl" => Format::Jsonl,
-                    other => {
-                        return super::usage_error(&format!(
-                            "validate: unknown format '{other}': use auto, event, batch or jsonl"
-                        ))
-                    }
-                };
-            }
-            "--" => only_files = true,
-            f if f.starts_with('-') && f != "-" => {
-                return super::usage_error(&format!("validate: unknown option '{f}'"))
-            }
-            _ => files.push(a),
-        }
-    }
+    };
+    let mut files = p.positionals;
     if files.is_empty() {
         files.push("-".into());
     }
