@@ -38,6 +38,9 @@ pub mod receiver;
 mod retry;
 #[cfg(feature = "http")]
 mod retry_after;
+#[cfg(feature = "cloudevents-sdk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cloudevents-sdk")))]
+pub mod sdk;
 pub mod sink;
 mod worker;
 
