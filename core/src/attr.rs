@@ -23,12 +23,28 @@ pub const RESERVED_NAMES: [&str; 10] = [
 ];
 
 /// Whether `name` follows the naming rule: one or more of `a`–`z`, `0`–`9`.
+///
+/// ```
+/// use ossa_events_core::attr::is_valid_name;
+/// assert!(is_valid_name("ossaagentid"));
+/// assert!(is_valid_name("v2"));
+/// assert!(!is_valid_name("agent_id")); // no `_`
+/// assert!(!is_valid_name("Agent"));    // no upper case
+/// assert!(!is_valid_name(""));
+/// ```
 #[inline]
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9'))
 }
 
 /// Whether `name` is a core attribute name or `data`/`data_base64`.
+///
+/// ```
+/// use ossa_events_core::attr::is_reserved_name;
+/// assert!(is_reserved_name("subject"));
+/// assert!(is_reserved_name("data_base64"));
+/// assert!(!is_reserved_name("ossatraceid"));
+/// ```
 #[inline]
 pub fn is_reserved_name(name: &str) -> bool {
     matches!(
@@ -46,6 +62,14 @@ pub fn is_reserved_name(name: &str) -> bool {
 }
 
 /// Checks an extension name: valid and not reserved.
+///
+/// ```
+/// use ossa_events_core::{attr::check_extension_name, Attribute, Rule};
+/// assert!(check_extension_name("tenant").is_ok());
+/// assert_eq!(check_extension_name("data").unwrap_err().rule, Rule::ReservedName);
+/// let err = check_extension_name("my-ext").unwrap_err();
+/// assert_eq!((err.attribute, err.rule), (Attribute::named("my-ext"), Rule::InvalidName));
+/// ```
 pub fn check_extension_name(name: &str) -> Result<(), ValidationError> {
     if !is_valid_name(name) {
         return Err(ValidationError::new(
@@ -65,6 +89,13 @@ pub fn check_extension_name(name: &str) -> Result<(), ValidationError> {
 /// Whether `s` is a valid CloudEvents `String`: no control characters
 /// (U+0000–U+001F, U+007F–U+009F) and no Unicode noncharacters. Surrogates
 /// cannot occur in a Rust `str`.
+///
+/// ```
+/// use ossa_events_core::attr::is_valid_string;
+/// assert!(is_valid_string("Grüße 👋"));
+/// assert!(!is_valid_string("tab\there"));   // control character
+/// assert!(!is_valid_string("\u{FFFF}"));     // noncharacter
+/// ```
 #[inline]
 pub fn is_valid_string(s: &str) -> bool {
     // Fast path: printable ASCII only, 8 bytes at a time.
@@ -85,6 +116,20 @@ pub fn is_valid_string(s: &str) -> bool {
 }
 
 /// The value of an extension attribute, in one of the CloudEvents types.
+///
+/// ```
+/// use ossa_events_core::{format::json, Event, ExtValue, Timestamp};
+/// let deadline = Timestamp::parse("2026-01-01T00:00:00Z")?;
+/// let ev = Event::builder().id("1").source("/s").ty("t")
+///     .extension("retries", ExtValue::Integer(2))
+///     .extension("urgent", ExtValue::Boolean(true))
+///     .extension("deadline", ExtValue::Timestamp(deadline))
+///     .build()?;
+/// let mut buf = [0u8; 256];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""retries":2,"urgent":true,"deadline":"2026-01-01T00:00:00Z"}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExtValue<'a> {
@@ -106,6 +151,13 @@ pub enum ExtValue<'a> {
 
 impl<'a> ExtValue<'a> {
     /// Checks the value against its type's rules.
+    ///
+    /// ```
+    /// use ossa_events_core::{ExtValue, Rule};
+    /// assert!(ExtValue::Uri("https://example.com/policy").validate("policy").is_ok());
+    /// let err = ExtValue::Uri("/policy").validate("policy").unwrap_err();
+    /// assert_eq!((err.attribute.name(), err.rule), ("policy", Rule::NotAbsoluteUri));
+    /// ```
     pub fn validate(&self, name: &str) -> Result<(), ValidationError> {
         let rule = match self {
             ExtValue::String(s) if !is_valid_string(s) => Rule::InvalidCharacter,
@@ -117,6 +169,12 @@ impl<'a> ExtValue<'a> {
     }
 
     /// The value as a string when it is held as one (String, URI, URI-reference).
+    ///
+    /// ```
+    /// use ossa_events_core::ExtValue;
+    /// assert_eq!(ExtValue::UriRef("/agents/a").as_str(), Some("/agents/a"));
+    /// assert_eq!(ExtValue::Integer(7).as_str(), None); // use `canonical` for the text form
+    /// ```
     pub fn as_str(&self) -> Option<&'a str> {
         match self {
             ExtValue::String(s) | ExtValue::Uri(s) | ExtValue::UriRef(s) => Some(s),
@@ -125,11 +183,26 @@ impl<'a> ExtValue<'a> {
     }
 
     /// The canonical string encoding of the value (Base64 for Binary, RFC 3339 for Timestamp).
+    ///
+    /// ```
+    /// use ossa_events_core::ExtValue;
+    /// assert_eq!(ExtValue::Integer(-42).canonical().to_string(), "-42");
+    /// assert_eq!(ExtValue::Binary(b"hi").canonical().to_string(), "aGk=");
+    /// ```
     pub fn canonical(&self) -> Canonical<'a> {
         Canonical(*self)
     }
 
     /// Writes the canonical string encoding of the value.
+    ///
+    /// ```
+    /// use ossa_events_core::{io::SliceWriter, ExtValue, Timestamp};
+    /// let mut buf = [0u8; Timestamp::MAX_LEN];
+    /// let mut w = SliceWriter::new(&mut buf);
+    /// ExtValue::Timestamp(Timestamp::UNIX_EPOCH).write_canonical(&mut w)?;
+    /// assert_eq!(w.written(), b"1970-01-01T00:00:00Z");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write_canonical<W: embedded_io::Write + ?Sized>(
         &self,
         w: &mut W,
@@ -157,6 +230,14 @@ impl<'a> ExtValue<'a> {
 
     /// Whether two values have the same canonical string encoding (how binary
     /// modes, which carry every value as a string, compare them).
+    ///
+    /// ```
+    /// use ossa_events_core::ExtValue;
+    /// assert!(ExtValue::Integer(7).canonical_eq(&ExtValue::String("7")));
+    /// assert!(ExtValue::Binary(b"hi").canonical_eq(&ExtValue::String("aGk=")));
+    /// assert!(!ExtValue::Boolean(true).canonical_eq(&ExtValue::String("True")));
+    /// assert_ne!(ExtValue::Integer(7), ExtValue::String("7")); // `==` compares types too
+    /// ```
     pub fn canonical_eq(&self, other: &ExtValue<'_>) -> bool {
         match (self, other) {
             (ExtValue::Binary(a), ExtValue::Binary(b)) => a == b,
@@ -227,6 +308,16 @@ impl embedded_io::Write for CanonBuf {
 }
 
 /// Display adapter for [`ExtValue::canonical`].
+///
+/// ```
+/// use core::fmt::Write;
+/// use ossa_events_core::{heapless, ExtValue};
+/// // No allocator needed: format into a fixed-capacity string.
+/// let mut s = heapless::String::<16>::new();
+/// write!(s, "{}", ExtValue::Boolean(false).canonical())?;
+/// assert_eq!(s, "false");
+/// # Ok::<(), core::fmt::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Canonical<'a>(ExtValue<'a>);
 
@@ -273,6 +364,13 @@ pub(crate) fn fmt_i32(v: i32, buf: &mut [u8; 11]) -> &[u8] {
 }
 
 /// An extension attribute: a name and a typed value.
+///
+/// ```
+/// use ossa_events_core::{Event, ExtValue, Extension};
+/// let ev = Event::builder().id("1").source("/s").ty("t").extension("priority", ExtValue::Integer(1)).build()?;
+/// assert_eq!(ev.extensions(), [Extension { name: "priority", value: ExtValue::Integer(1) }]);
+/// # Ok::<(), ossa_events_core::ValidationError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Extension<'a> {
     /// The attribute name (`[a-z0-9]+`, not reserved).

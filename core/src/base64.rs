@@ -43,6 +43,15 @@ const CHUNK_ENC: usize = 256;
 const CHUNK_RAW: usize = CHUNK_ENC / 4 * 3;
 
 /// Why a string is not canonical padded Base64, or does not fit.
+///
+/// ```
+/// use ossa_events_core::base64::{decoded_len, Base64Error};
+/// assert_eq!(decoded_len(b"aGk="), Ok(2));
+/// assert_eq!(decoded_len(b"aGk"), Err(Base64Error::Length));
+/// assert_eq!(decoded_len(b"aG!="), Err(Base64Error::InvalidByte { at: 2 }));
+/// assert_eq!(decoded_len(b"a=k="), Err(Base64Error::Padding));
+/// assert_eq!(decoded_len(b"aGl="), Err(Base64Error::TrailingBits)); // canonical is "aGk="
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Base64Error {
@@ -79,6 +88,13 @@ impl fmt::Display for Base64Error {
 impl core::error::Error for Base64Error {}
 
 /// Failure of [`encode_to`].
+///
+/// ```
+/// use ossa_events_core::{base64::{encode_to, EncodeToError}, io::{SliceFull, SliceWriter}};
+/// let mut buf = [0u8; 4];
+/// let mut w = SliceWriter::new(&mut buf);
+/// assert_eq!(encode_to(b"hello", &mut w), Err(EncodeToError::Write(SliceFull)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EncodeToError<E> {
@@ -107,6 +123,16 @@ impl<E: core::error::Error + 'static> core::error::Error for EncodeToError<E> {
 }
 
 /// Failure of [`decode_to`].
+///
+/// ```
+/// use ossa_events_core::base64::{decode_to, Base64Error, DecodeToError};
+/// use ossa_events_core::io::SliceWriter;
+/// let mut buf = [0u8; 16];
+/// let mut w = SliceWriter::new(&mut buf);
+/// let err = decode_to(b"aGk", &mut w).unwrap_err();
+/// assert_eq!(err, DecodeToError::Invalid(Base64Error::Length));
+/// assert!(w.is_empty()); // invalid input writes nothing
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DecodeToError<E> {
@@ -154,6 +180,15 @@ impl<E> From<EncodeToError<E>> for DecodeToError<E> {
 
 /// Length of the padded Base64 encoding of `n` bytes (`4 * ceil(n / 3)`),
 /// saturating at `usize::MAX`.
+///
+/// ```
+/// use ossa_events_core::base64::encoded_len;
+/// assert_eq!(encoded_len(0), 0);
+/// assert_eq!(encoded_len(5), 8);
+/// // `const`: size a buffer at compile time.
+/// let buf = [0u8; encoded_len(32)];
+/// assert_eq!(buf.len(), 44);
+/// ```
 pub const fn encoded_len(n: usize) -> usize {
     match n.div_ceil(3).checked_mul(4) {
         Some(len) => len,
@@ -208,6 +243,15 @@ fn encode_core(bytes: &[u8], out: &mut [u8]) -> usize {
 /// Encodes `bytes` into the start of `out`; returns the number of bytes
 /// written ([`encoded_len`]`(bytes.len())`), or `None` (writing nothing) if
 /// `out` is too short.
+///
+/// ```
+/// use ossa_events_core::base64::encode_to_slice;
+/// let mut out = [0u8; 8];
+/// let n = encode_to_slice(b"hello", &mut out).ok_or("too short")?;
+/// assert_eq!(&out[..n], b"aGVsbG8=");
+/// assert_eq!(encode_to_slice(b"hello", &mut [0u8; 7]), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode_to_slice(bytes: &[u8], out: &mut [u8]) -> Option<usize> {
     let len = encoded_len(bytes.len());
     let out = out.get_mut(..len)?;
@@ -232,6 +276,16 @@ fn write_fully<W: Write + ?Sized>(
 /// Encodes `bytes` to `w` in chunks through a 256-byte stack buffer. Never
 /// uses `write_all` (which panics when a writer returns `Ok(0)`): a writer
 /// that accepts nothing yields [`EncodeToError::WriteZero`]. Does not flush.
+///
+/// ```
+/// use ossa_events_core::{base64::encode_to, io::SliceWriter};
+/// let mut buf = [0u8; 64];
+/// let mut w = SliceWriter::new(&mut buf);
+/// encode_to(&[0xff; 30], &mut w)?;
+/// assert_eq!(w.len(), 40);
+/// assert!(w.written().starts_with(b"////"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode_to<W: Write + ?Sized>(
     bytes: &[u8],
     w: &mut W,
@@ -375,6 +429,13 @@ fn decode_chunks(
 /// Validates `s` as canonical padded Base64 and returns its decoded length:
 /// the length must be a multiple of 4, every byte in the alphabet, `=` only as
 /// one or two final padding characters, and the unused trailing bits zero.
+///
+/// ```
+/// use ossa_events_core::base64::{decoded_len, Base64Error};
+/// assert_eq!(decoded_len(b"aGVsbG8="), Ok(5));
+/// assert_eq!(decoded_len(b""), Ok(0));
+/// assert_eq!(decoded_len(b"aGVs bG8="), Err(Base64Error::Length)); // no whitespace allowed
+/// ```
 pub fn decoded_len(s: &[u8]) -> Result<usize, Base64Error> {
     decode_chunks(s, |_| true).map(|n| n.unwrap_or(0))
 }
@@ -383,6 +444,14 @@ pub fn decoded_len(s: &[u8]) -> Result<usize, Base64Error> {
 /// Validation is as for [`decoded_len`]; a short `out` gives
 /// [`Base64Error::OutputTooSmall`] (unless the input is invalid, which is
 /// reported first). On error the contents of `out` are unspecified.
+///
+/// ```
+/// use ossa_events_core::base64::{decode_to_slice, Base64Error};
+/// let mut out = [0u8; 5];
+/// assert_eq!(decode_to_slice(b"aGVsbG8=", &mut out), Ok(5));
+/// assert_eq!(&out, b"hello");
+/// assert_eq!(decode_to_slice(b"aGVsbG8=", &mut [0u8; 4]), Err(Base64Error::OutputTooSmall));
+/// ```
 pub fn decode_to_slice(s: &[u8], out: &mut [u8]) -> Result<usize, Base64Error> {
     if !s.len().is_multiple_of(4) {
         return Err(Base64Error::Length);
@@ -404,6 +473,15 @@ pub fn decode_to_slice(s: &[u8], out: &mut [u8]) -> Result<usize, Base64Error> {
 /// validated first (as for [`decoded_len`]), so invalid input writes nothing.
 /// A writer that accepts nothing yields [`DecodeToError::WriteZero`]. Does not
 /// flush.
+///
+/// ```
+/// use ossa_events_core::{base64::decode_to, io::SliceWriter};
+/// let mut buf = [0u8; 16];
+/// let mut w = SliceWriter::new(&mut buf);
+/// decode_to(b"aGVsbG8=", &mut w)?;
+/// assert_eq!(w.written(), b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn decode_to<W: Write + ?Sized>(s: &[u8], w: &mut W) -> Result<(), DecodeToError<W::Error>> {
     decoded_len(s)?;
     let mut result = Ok(());
@@ -419,6 +497,13 @@ pub fn decode_to<W: Write + ?Sized>(s: &[u8], w: &mut W) -> Result<(), DecodeToE
 
 /// Whether `s` is canonical padded Base64 that decodes to exactly `bytes`
 /// (no output buffer needed).
+///
+/// ```
+/// use ossa_events_core::base64::decoded_eq;
+/// assert!(decoded_eq(b"aGVsbG8=", b"hello"));
+/// assert!(!decoded_eq(b"aGVsbG8=", b"hell"));
+/// assert!(!decoded_eq(b"aGVsbG8", b"hello")); // not valid Base64
+/// ```
 pub fn decoded_eq(s: &[u8], bytes: &[u8]) -> bool {
     if !s.len().is_multiple_of(4) || s.len() / 4 != bytes.len().div_ceil(3) {
         return false;

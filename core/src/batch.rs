@@ -27,6 +27,21 @@ use crate::event::Event;
 use crate::io::{write_all, WriteError};
 
 /// How a drained batch is framed.
+///
+/// ```
+/// use ossa_events_core::{io::SliceWriter, Batch, BatchFormat, Event};
+/// let a = Event::builder().id("1").source("/s").ty("t").build()?;
+/// let b = Event::builder().id("2").source("/s").ty("t").build()?;
+/// let mut batch: Batch<4, 512> = Batch::new(BatchFormat::JsonBatch);
+/// batch.push_ref(&a)?;
+/// batch.push_ref(&b)?;
+/// let mut buf = [0u8; 512];
+/// let mut w = SliceWriter::new(&mut buf);
+/// batch.write_to(&mut w)?;
+/// assert!(w.written().starts_with(br#"[{"specversion":"1.0","id":"1""#));
+/// assert!(w.written().ends_with(b"}]"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum BatchFormat {
@@ -39,6 +54,12 @@ pub enum BatchFormat {
 
 impl BatchFormat {
     /// The media type of the drained bytes.
+    ///
+    /// ```
+    /// use ossa_events_core::BatchFormat;
+    /// assert_eq!(BatchFormat::JsonBatch.content_type(), "application/cloudevents-batch+json");
+    /// assert_eq!(BatchFormat::JsonLines.content_type(), "application/jsonl");
+    /// ```
     pub const fn content_type(self) -> &'static str {
         match self {
             BatchFormat::JsonBatch => crate::format::json::BATCH_CONTENT_TYPE,
@@ -48,6 +69,18 @@ impl BatchFormat {
 }
 
 /// Why [`Batch::push`] did not take an event.
+///
+/// ```
+/// use ossa_events_core::{batch::PushErrorKind, Batch, Event};
+/// let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+/// let mut tiny: Batch<4, 32> = Batch::default();
+/// // This event is 55 bytes of JSON: it can never fit a 32-byte arena.
+/// assert_eq!(tiny.push_ref(&ev), Err(PushErrorKind::TooLarge));
+/// let mut one: Batch<1, 512> = Batch::default();
+/// one.push_ref(&ev)?;
+/// assert_eq!(one.push_ref(&ev), Err(PushErrorKind::FullCount));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PushErrorKind {
@@ -75,6 +108,17 @@ impl fmt::Display for PushErrorKind {
 impl core::error::Error for PushErrorKind {}
 
 /// [`Batch::push`] refused an event; here it is back.
+///
+/// ```
+/// use ossa_events_core::{batch::PushErrorKind, Batch, Event};
+/// let mut batch: Batch<1, 512> = Batch::default();
+/// batch.push(Event::builder().id("1").source("/s").ty("t").build()?).map_err(|e| e.kind)?;
+/// let err = batch.push(Event::builder().id("2").source("/s").ty("t").build()?).unwrap_err();
+/// assert_eq!(err.kind, PushErrorKind::FullCount);
+/// let returned = err.event; // not lost: drain the batch and push it again
+/// assert_eq!(returned.id(), "2");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct PushError<'a> {
     /// Why.
@@ -85,6 +129,15 @@ pub struct PushError<'a> {
 
 impl PushError<'_> {
     /// Whether draining the batch would make room for the event.
+    ///
+    /// ```
+    /// use ossa_events_core::{Batch, Event};
+    /// let mut batch: Batch<1, 512> = Batch::default();
+    /// batch.push(Event::builder().id("1").source("/s").ty("t").build()?).map_err(|e| e.kind)?;
+    /// let err = batch.push(Event::builder().id("2").source("/s").ty("t").build()?).unwrap_err();
+    /// assert!(err.is_full()); // flushing the batch would make room
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(
             self.kind,
@@ -100,6 +153,16 @@ impl fmt::Display for PushError<'_> {
 }
 
 /// Writing a batch failed; the events stay in the batch.
+///
+/// ```
+/// use ossa_events_core::{batch::DrainError, io::{SliceFull, SliceWriter}, Batch, Event};
+/// let mut batch: Batch<4, 512> = Batch::default();
+/// batch.push_ref(&Event::builder().id("1").source("/s").ty("t").build()?)?;
+/// let mut small = [0u8; 8];
+/// assert_eq!(batch.write_to(&mut SliceWriter::new(&mut small)), Err(DrainError::Io(SliceFull)));
+/// assert_eq!(batch.len(), 1); // kept for the next try
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DrainError<E> {
@@ -179,6 +242,21 @@ impl<const B: usize> Write for Arena<'_, B> {
 }
 
 /// Up to `N` events encoded as compact JSON in a `B`-byte arena.
+///
+/// ```
+/// use ossa_events_core::{io::SliceWriter, Batch, BatchFormat, Event};
+/// // 8 events or 1 KiB of JSON, whichever comes first; no heap.
+/// let mut batch: Batch<8, 1024> = Batch::new(BatchFormat::JsonLines);
+/// for id in ["1", "2", "3"] {
+///     batch.push(Event::builder().id(id).source("/s").ty("t").build()?).map_err(|e| e.kind)?;
+/// }
+/// let mut buf = [0u8; 1024];
+/// let mut w = SliceWriter::new(&mut buf);
+/// assert_eq!(batch.write_to(&mut w)?, 3);
+/// assert_eq!(w.written().split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 3);
+/// assert!(batch.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Batch<const N: usize, const B: usize> {
     bytes: heapless::Vec<u8, B>,
     /// End offset of each event in `bytes` (after its `\n` in JSON Lines).
@@ -208,6 +286,13 @@ impl<const N: usize, const B: usize> Default for Batch<N, B> {
 
 impl<const N: usize, const B: usize> Batch<N, B> {
     /// An empty batch drained in `format`.
+    ///
+    /// ```
+    /// use ossa_events_core::{Batch, BatchFormat};
+    /// // `const`: a batch can live in a `static` buffer.
+    /// const EMPTY: Batch<16, 4096> = Batch::new(BatchFormat::JsonBatch);
+    /// assert!(EMPTY.is_empty());
+    /// ```
     pub const fn new(format: BatchFormat) -> Self {
         Batch {
             bytes: heapless::Vec::new(),
@@ -218,30 +303,96 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     }
 
     /// The framing used when draining.
+    ///
+    /// ```
+    /// use ossa_events_core::{Batch, BatchFormat};
+    /// let batch: Batch<4, 256> = Batch::default();
+    /// assert_eq!(batch.format(), BatchFormat::JsonLines); // the default framing
+    /// ```
     pub fn format(&self) -> BatchFormat {
         self.format
     }
     /// Events held.
+    ///
+    /// ```
+    /// # use ossa_events_core::{Batch, BatchFormat, Event};
+    /// # let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+    /// let mut batch: Batch<4, 512> = Batch::new(BatchFormat::JsonLines);
+    /// batch.push_ref(&ev)?;
+    /// batch.push_ref(&ev)?;
+    /// assert_eq!(batch.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.ends.len()
     }
     /// Whether no event is held.
+    ///
+    /// ```
+    /// # use ossa_events_core::{Batch, BatchFormat, Event};
+    /// # let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+    /// let mut batch: Batch<4, 512> = Batch::new(BatchFormat::JsonLines);
+    /// assert!(batch.is_empty());
+    /// batch.push_ref(&ev)?;
+    /// assert!(!batch.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
     /// Whether the count limit `N` is reached.
+    ///
+    /// ```
+    /// # use ossa_events_core::{Batch, BatchFormat, Event};
+    /// # let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+    /// let mut batch: Batch<2, 512> = Batch::new(BatchFormat::JsonLines);
+    /// batch.push_ref(&ev)?;
+    /// batch.push_ref(&ev)?;
+    /// assert!(batch.is_full()); // `N` = 2 events reached
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_full(&self) -> bool {
         self.ends.is_full()
     }
     /// Encoded bytes held (without framing).
+    ///
+    /// ```
+    /// # use ossa_events_core::{Batch, BatchFormat, Event};
+    /// # let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+    /// let mut batch: Batch<4, 512> = Batch::new(BatchFormat::JsonBatch);
+    /// batch.push_ref(&ev)?;
+    /// assert_eq!(batch.bytes_len(), ossa_events_core::format::json::encoded_len(&ev)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn bytes_len(&self) -> usize {
         self.bytes.len()
     }
     /// Bytes of arena left.
+    ///
+    /// ```
+    /// # use ossa_events_core::{Batch, BatchFormat, Event};
+    /// # let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+    /// let mut batch: Batch<4, 512> = Batch::new(BatchFormat::JsonLines);
+    /// batch.push_ref(&ev)?;
+    /// assert_eq!(batch.bytes_free(), 512 - batch.bytes_len());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn bytes_free(&self) -> usize {
         B - self.bytes.len()
     }
     /// The encoded events, each as its compact JSON.
+    ///
+    /// ```
+    /// use ossa_events_core::{parse, Batch, Event, Scratch};
+    /// let mut batch: Batch<4, 512> = Batch::default();
+    /// batch.push_ref(&Event::builder().id("7").source("/s").ty("t").build()?)?;
+    /// for json in batch.events() {
+    ///     let mut buf = [0u8; 64];
+    ///     let ev = parse::json::parse_event(json, &mut Scratch::new(&mut buf))?; // no `\n`
+    ///     assert_eq!(ev.id(), "7");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn events(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let mut start = 0;
         let lines = self.format == BatchFormat::JsonLines;
@@ -258,6 +409,23 @@ impl<const N: usize, const B: usize> Batch<N, B> {
 
     /// Encodes `event` into the arena. On failure the batch is unchanged and the
     /// event comes back in the error.
+    ///
+    /// ```
+    /// use ossa_events_core::{io::SliceWriter, Batch, Event};
+    /// let mut batch: Batch<2, 512> = Batch::default();
+    /// let mut out = [0u8; 1024];
+    /// let mut w = SliceWriter::new(&mut out);
+    /// for id in ["1", "2", "3"] {
+    ///     let ev = Event::builder().id(id).source("/s").ty("t").build()?;
+    ///     if let Err(full) = batch.push(ev) {
+    ///         assert!(full.is_full());
+    ///         batch.write_to(&mut w)?; // make room, then retry the same event
+    ///         batch.push(full.event).map_err(|e| e.kind)?;
+    ///     }
+    /// }
+    /// assert_eq!(batch.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[allow(clippy::result_large_err)]
     pub fn push<'a>(&mut self, event: Event<'a>) -> Result<(), PushError<'a>> {
         match self.push_ref(&event) {
@@ -267,6 +435,16 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     }
 
     /// Like [`push`](Self::push), borrowing the event.
+    ///
+    /// ```
+    /// # use ossa_events_core::{Batch, BatchFormat, Event};
+    /// # let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+    /// let mut batch: Batch<4, 512> = Batch::new(BatchFormat::JsonLines);
+    /// batch.push_ref(&ev)?; // the event is encoded now; `ev` stays usable
+    /// batch.push_ref(&ev)?;
+    /// assert_eq!(batch.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     // The error hands the event back (heapless style); no_std has no Box to shrink it.
     pub fn push_ref(&mut self, event: &Event<'_>) -> Result<(), PushErrorKind> {
         if self.ends.is_full() {
@@ -307,6 +485,16 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     }
 
     /// Drops every event.
+    ///
+    /// ```
+    /// # use ossa_events_core::{Batch, BatchFormat, Event};
+    /// # let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+    /// let mut batch: Batch<4, 512> = Batch::new(BatchFormat::JsonLines);
+    /// batch.push_ref(&ev)?;
+    /// batch.clear();
+    /// assert_eq!((batch.len(), batch.bytes_free()), (0, 512));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
@@ -314,6 +502,21 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     }
 
     /// Size of the framed output [`write_to`](Self::write_to) would write.
+    ///
+    /// ```
+    /// # use ossa_events_core::{Batch, BatchFormat, Event};
+    /// # let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+    /// let mut batch: Batch<4, 512> = Batch::new(BatchFormat::JsonBatch);
+    /// batch.push_ref(&ev)?;
+    /// batch.push_ref(&ev)?;
+    /// let framed = batch.framed_len();
+    /// assert_eq!(framed, batch.bytes_len() + 3); // `[`, `,` and `]`
+    /// let mut out = [0u8; 512];
+    /// let mut w = ossa_events_core::io::SliceWriter::new(&mut out);
+    /// batch.write_to(&mut w)?;
+    /// assert_eq!(w.len(), framed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn framed_len(&self) -> usize {
         let n = self.ends.len();
         match self.format {
@@ -332,6 +535,21 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     /// drain starts with a `\n`, so bytes of a torn line that did reach the
     /// other side end up on a line of their own instead of fused with the
     /// retried event.
+    ///
+    /// ```
+    /// use ossa_events_core::{batch::DrainError, io::SliceWriter, Batch, Event};
+    /// let mut batch: Batch<4, 512> = Batch::default();
+    /// batch.push_ref(&Event::builder().id("1").source("/s").ty("t").build()?)?;
+    /// // A failed write keeps the events...
+    /// let mut small = [0u8; 10];
+    /// assert!(matches!(batch.write_to(&mut SliceWriter::new(&mut small)), Err(DrainError::Io(_))));
+    /// assert_eq!(batch.len(), 1);
+    /// // ...and the retry delivers them (at-least-once).
+    /// let mut big = [0u8; 512];
+    /// assert_eq!(batch.write_to(&mut SliceWriter::new(&mut big))?, 1);
+    /// assert!(batch.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write_to<W: Write + ?Sized>(
         &mut self,
         w: &mut W,
@@ -351,6 +569,24 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     }
 
     /// [`write_to`](Self::write_to) over an [`embedded_io_async::Write`].
+    ///
+    /// ```
+    /// # fn block_on<F: core::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = core::pin::pin!(f);
+    /// #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    /// #     loop {
+    /// #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #     }
+    /// # }
+    /// use ossa_events_core::{Batch, Event};
+    /// let mut batch: Batch<4, 512> = Batch::default();
+    /// batch.push_ref(&Event::builder().id("1").source("/s").ty("t").build()?)?;
+    /// let mut out = [0u8; 512];
+    /// let mut w: &mut [u8] = &mut out; // any `embedded_io_async::Write`, e.g. an embassy UART
+    /// let written = block_on(batch.write_to_async(&mut w))?;
+    /// assert_eq!(written, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "async")]
     #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn write_to_async<W: embedded_io_async::Write + ?Sized>(

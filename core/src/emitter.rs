@@ -40,6 +40,15 @@ pub const DEFAULT_BATCH_SIZE: usize = 16;
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
 
 /// Emitter settings.
+///
+/// ```
+/// use ossa_events_core::{batch::BatchFormat, emitter::Config};
+/// let config = Config::new("/devices/sensor-7")
+///     .batch_size(32)
+///     .flush_interval_ms(5_000)
+///     .format(BatchFormat::JsonBatch);
+/// assert_eq!(config.source(), "/devices/sensor-7");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config<'a> {
     source: &'a str,
@@ -50,6 +59,15 @@ pub struct Config<'a> {
 
 impl<'a> Config<'a> {
     /// Settings for events from `source` (a URI-reference).
+    ///
+    /// ```
+    /// use ossa_events_core::emitter::{Config, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS};
+    /// // `const`: settings can be a constant of the firmware.
+    /// const CONFIG: Config<'static> = Config::new("/devices/sensor-7");
+    /// assert_eq!(CONFIG, Config::new("/devices/sensor-7")
+    ///     .batch_size(DEFAULT_BATCH_SIZE)
+    ///     .flush_interval_ms(DEFAULT_FLUSH_INTERVAL_MS));
+    /// ```
     pub const fn new(source: &'a str) -> Self {
         Config {
             source,
@@ -60,28 +78,94 @@ impl<'a> Config<'a> {
     }
     /// Flush when this many events are pending (capped at the batch's `N`, at least 1).
     /// Defaults to [`DEFAULT_BATCH_SIZE`].
+    ///
+    /// ```
+    /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut out = [0u8; 2048];
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// let config = Config::new("/s").batch_size(2);
+    /// let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(config, SliceWriter::new(&mut out), ids, clock);
+    /// em.emit(Event::builder().ty("t"))?;
+    /// assert_eq!(em.counters().delivered, 0);
+    /// em.emit(Event::builder().ty("t"))?; // the second event triggers the flush
+    /// assert_eq!(em.counters().delivered, 2);
+    /// assert_eq!(Config::new("/s").batch_size(0), Config::new("/s").batch_size(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = if n == 0 { 1 } else { n };
         self
     }
     /// [`Emitter::poll`] flushes once the oldest pending event is this old.
     /// Defaults to [`DEFAULT_FLUSH_INTERVAL_MS`].
+    ///
+    /// ```
+    /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut out = [0u8; 2048];
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// let config = Config::new("/s").flush_interval_ms(500);
+    /// let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(config, SliceWriter::new(&mut out), ids, clock);
+    /// em.emit(Event::builder().ty("t"))?; // at the clock's time, the epoch
+    /// let at = |ms| Timestamp::from_unix_millis(ms).ok_or("range");
+    /// assert_eq!(em.poll(at(499)?)?, 0);
+    /// assert_eq!(em.poll(at(500)?)?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn flush_interval_ms(mut self, ms: u64) -> Self {
         self.flush_interval_ms = ms;
         self
     }
     /// Framing of each flush. Defaults to JSON Lines.
+    ///
+    /// ```
+    /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut out = [0u8; 2048];
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// use ossa_events_core::batch::BatchFormat;
+    /// let config = Config::new("/s").format(BatchFormat::JsonBatch);
+    /// let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(config, SliceWriter::new(&mut out), ids, clock);
+    /// em.emit(Event::builder().ty("t"))?;
+    /// em.flush()?;
+    /// assert!(em.writer().written().starts_with(b"[{"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn format(mut self, format: BatchFormat) -> Self {
         self.format = format;
         self
     }
     /// The `source` attribute.
+    ///
+    /// ```
+    /// use ossa_events_core::emitter::Config;
+    /// assert_eq!(Config::new("urn:device:7").source(), "urn:device:7");
+    /// ```
     pub const fn source(&self) -> &'a str {
         self.source
     }
 }
 
 /// What the emitter has done so far.
+///
+/// ```
+/// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+/// # let mut out = [0u8; 2048];
+/// # let mut n = 0u8;
+/// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+/// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+/// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+/// em.emit(Event::builder().ty("t"))?;
+/// let _ = em.emit(Event::builder().ty("")); // rejected: empty type
+/// em.flush()?;
+/// let c = em.counters();
+/// assert_eq!((c.emitted, c.delivered, c.rejected, c.failed_writes, c.dropped), (1, 1, 1, 0, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Events accepted into the batch.
@@ -97,6 +181,23 @@ pub struct Counters {
 }
 
 /// Why [`Emitter::emit`] did not accept an event. Every case is also counted.
+///
+/// ```
+/// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+/// # let mut out = [0u8; 2048];
+/// # let mut n = 0u8;
+/// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+/// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+/// use ossa_events_core::{batch::DrainError, emitter::EmitError, io::SliceFull};
+/// let mut broken = [0u8; 0]; // a writer that always fails
+/// let mut em: Emitter<'_, _, _, _, 1, 512> = Emitter::new(Config::new("/s"), SliceWriter::new(&mut broken), ids, clock);
+/// em.emit(Event::builder().ty("a"))?; // accepted; its flush failed and was counted
+/// assert_eq!(em.counters().failed_writes, 1);
+/// let err = em.emit(Event::builder().ty("b")).unwrap_err();
+/// assert_eq!(err, EmitError::Full(DrainError::Io(SliceFull)));
+/// assert_eq!(em.counters().dropped, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EmitError<E> {
@@ -265,39 +366,167 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
 macro_rules! common_methods {
     () => {
         /// Sets the OSSA extensions added to every event that does not set them itself.
+        ///
+        /// ```
+        /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+        /// # let mut out = [0u8; 2048];
+        /// # let mut n = 0u8;
+        /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+        /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+        /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+        /// use ossa_events_core::ossa;
+        /// em.set_context(ossa::Context { agent_id: Some("thermo"), ..Default::default() });
+        /// em.emit(Event::builder().ty("a"))?;
+        /// em.emit(Event::builder().ty("b").ossa_agent_id("override"))?; // its own value wins
+        /// em.flush()?;
+        /// let text = std::str::from_utf8(em.writer().written())?;
+        /// assert_eq!(text.matches(r#""ossaagentid":"thermo""#).count(), 1);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn set_context(&mut self, context: ossa::Context<'a>) {
             self.inner.context = context;
         }
         /// The OSSA context.
+        ///
+        /// ```
+        /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+        /// # let mut out = [0u8; 2048];
+        /// # let mut n = 0u8;
+        /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+        /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+        /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+        /// use ossa_events_core::ossa;
+        /// assert_eq!(em.context(), &ossa::Context::default());
+        /// em.set_context(ossa::Context { trace_id: Some("t-1"), ..Default::default() });
+        /// assert_eq!(em.context().trace_id, Some("t-1"));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn context(&self) -> &ossa::Context<'a> {
             &self.inner.context
         }
         /// The counters so far.
+        ///
+        /// ```
+        /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+        /// # let mut out = [0u8; 2048];
+        /// # let mut n = 0u8;
+        /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+        /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+        /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+        /// em.emit(Event::builder().ty("t"))?;
+        /// assert_eq!(em.counters().emitted, 1);
+        /// assert_eq!(em.counters().delivered, 0); // still pending
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn counters(&self) -> Counters {
             self.inner.counters
         }
         /// Events waiting in the batch.
+        ///
+        /// ```
+        /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+        /// # let mut out = [0u8; 2048];
+        /// # let mut n = 0u8;
+        /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+        /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+        /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+        /// em.emit(Event::builder().ty("t"))?;
+        /// assert_eq!(em.pending(), 1);
+        /// em.flush()?;
+        /// assert_eq!(em.pending(), 0);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn pending(&self) -> usize {
             self.inner.batch.len()
         }
         /// The batch (read-only).
+        ///
+        /// ```
+        /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+        /// # let mut out = [0u8; 2048];
+        /// # let mut n = 0u8;
+        /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+        /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+        /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+        /// em.emit(Event::builder().ty("t"))?;
+        /// assert_eq!(em.batch().len(), 1);
+        /// assert!(em.batch().bytes_len() > 0);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn batch(&self) -> &Batch<N, B> {
             &self.inner.batch
         }
         /// The writer.
+        ///
+        /// ```
+        /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+        /// # let mut out = [0u8; 2048];
+        /// # let mut n = 0u8;
+        /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+        /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+        /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+        /// em.emit(Event::builder().ty("t"))?;
+        /// em.flush()?;
+        /// assert!(em.writer().written().ends_with(b"}\n")); // JSON Lines by default
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn writer(&self) -> &W {
             &self.writer
         }
         /// The writer, mutably (e.g. to repair a connection).
+        ///
+        /// ```
+        /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+        /// # let mut out = [0u8; 2048];
+        /// # let mut n = 0u8;
+        /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+        /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+        /// let mut broken = [0u8; 0];
+        /// let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/s"), SliceWriter::new(&mut broken), ids, clock);
+        /// em.emit(Event::builder().ty("t"))?;
+        /// assert!(em.flush().is_err()); // the event stays pending
+        /// *em.writer_mut() = SliceWriter::new(&mut out); // e.g. reconnect
+        /// assert_eq!(em.flush()?, 1);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn writer_mut(&mut self) -> &mut W {
             &mut self.writer
         }
         /// Gives back the writer; pending events are dropped (flush first).
+        ///
+        /// ```
+        /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+        /// # let mut out = [0u8; 2048];
+        /// # let mut n = 0u8;
+        /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+        /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+        /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+        /// em.emit(Event::builder().ty("t"))?;
+        /// em.flush()?; // first, or the pending event is lost
+        /// let w = em.into_writer();
+        /// assert_eq!(w.written().iter().filter(|&&b| b == b'\n').count(), 1);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn into_writer(self) -> W {
             self.writer
         }
         /// Milliseconds until `poll` would flush (0 if due now), or `None` when
         /// nothing is pending: how long a superloop may sleep.
+        ///
+        /// ```
+        /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+        /// # let mut out = [0u8; 2048];
+        /// # let mut n = 0u8;
+        /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+        /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+        /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+        /// let at = |ms| Timestamp::from_unix_millis(ms).ok_or("range");
+        /// assert_eq!(em.next_flush_in_ms(at(0)?), None); // nothing pending: sleep until the next event
+        /// em.emit(Event::builder().ty("t"))?; // at the epoch
+        /// assert_eq!(em.next_flush_in_ms(at(400)?), Some(600)); // default interval: 1000 ms
+        /// assert_eq!(em.next_flush_in_ms(at(5_000)?), Some(0));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn next_flush_in_ms(&self, now: Timestamp) -> Option<u64> {
             self.inner.next_flush_in_ms(now)
         }
@@ -305,6 +534,20 @@ macro_rules! common_methods {
 }
 
 /// Batches events and writes them to `W`; `N` events and `B` bytes at most pending.
+///
+/// ```
+/// use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, ossa, FixedClock, RandomIds, Timestamp};
+/// let mut out = [0u8; 4096]; // stands in for a UART or socket
+/// let ids = RandomIds(|b: &mut [u8; 16]| b.fill(0x42)); // use a real RNG
+/// let clock = FixedClock(Timestamp::UNIX_EPOCH);       // use a real clock
+/// let mut em: Emitter<'_, _, _, _, 16, 4096> =
+///     Emitter::new(Config::new("/agents/thermo"), SliceWriter::new(&mut out), ids, clock);
+/// em.emit_ossa(&ossa::TurnStarted { turn: 1, input: None })?;
+/// // Superloop: sleep `next_flush_in_ms`, then `poll` with the current time.
+/// let later = Timestamp::from_unix(2, 0).ok_or("range")?;
+/// assert_eq!(em.poll(later)?, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Emitter<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize> {
     inner: Inner<'a, I, C, N, B>,
     writer: W,
@@ -326,6 +569,18 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
     Emitter<'a, W, I, C, N, B>
 {
     /// An emitter writing to `writer`, with ids from `ids` and times from `clock`.
+    ///
+    /// ```
+    /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut out = [0u8; 2048];
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// let config = Config::new("/sensors/7");
+    /// let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(config, SliceWriter::new(&mut out), ids, clock);
+    /// assert_eq!((em.pending(), em.counters().emitted), (0, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(config: Config<'a>, writer: W, ids: I, clock: C) -> Self {
         Emitter {
             inner: Inner::new(config, ids, clock),
@@ -336,6 +591,21 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
     common_methods!();
 
     /// Emits an OSSA event from its typed payload.
+    ///
+    /// ```
+    /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut out = [0u8; 2048];
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+    /// use ossa_events_core::ossa;
+    /// em.emit_ossa(&ossa::ToolCalled { tool: "read_sensor", ..Default::default() })?;
+    /// em.flush()?;
+    /// let text = std::str::from_utf8(em.writer().written())?;
+    /// assert!(text.contains(r#""type":"dev.ossa.tool.called","datacontenttype":"application/json","subject":"read_sensor""#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn emit_ossa<P: ossa::Payload>(&mut self, payload: &P) -> Result<(), EmitError<W::Error>> {
         self.emit(EventBuilder::new().ossa(payload))
     }
@@ -345,6 +615,25 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
     /// when the batch reaches the configured size. A full batch is flushed first
     /// to make room. A flush failure after the event was accepted is counted in
     /// `failed_writes` and does not fail the emit: the events wait for the next flush.
+    ///
+    /// ```
+    /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut out = [0u8; 2048];
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+    /// use ossa_events_core::{emitter::EmitError, Rule};
+    /// em.emit(Event::builder().ty("com.example.reading").data_json(r#"{"celsius":21}"#))?;
+    /// // Invalid events are refused with the rule they break, and counted.
+    /// let err = em.emit(Event::builder().ty("t").subject("")).unwrap_err();
+    /// assert!(matches!(err, EmitError::Invalid(ref v) if v.rule == Rule::Empty));
+    /// em.flush()?;
+    /// // id, source and time were filled in.
+    /// let text = std::str::from_utf8(em.writer().written())?;
+    /// assert!(text.contains(r#""source":"/sensors/7","type":"com.example.reading","datacontenttype":"application/json","time":"1970-01-01T00:00:00Z""#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn emit(&mut self, event: EventBuilder<'_>) -> Result<(), EmitError<W::Error>> {
         let id = self.inner.ids.next_id();
         let now = self.inner.clock.now();
@@ -368,6 +657,20 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
 
     /// Flushes when the oldest pending event has waited at least the flush
     /// interval at `now`. Returns the events written (0 when nothing was due).
+    ///
+    /// ```
+    /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut out = [0u8; 2048];
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+    /// em.emit(Event::builder().ty("t"))?; // at the epoch; default interval 1000 ms
+    /// assert_eq!(em.poll(Timestamp::from_unix(0, 999_000_000).ok_or("range")?)?, 0);
+    /// assert_eq!(em.poll(Timestamp::from_unix(1, 0).ok_or("range")?)?, 1);
+    /// assert_eq!(em.pending(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn poll(&mut self, now: Timestamp) -> Result<usize, DrainError<W::Error>> {
         if self.inner.due(now) {
             self.flush()
@@ -378,6 +681,21 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
 
     /// Writes every pending event now and flushes the writer. On failure the
     /// events stay pending and the failure is counted.
+    ///
+    /// ```
+    /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut out = [0u8; 2048];
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
+    /// assert_eq!(em.flush()?, 0); // nothing pending: nothing written
+    /// em.emit(Event::builder().ty("t"))?;
+    /// em.emit(Event::builder().ty("t"))?;
+    /// assert_eq!(em.flush()?, 2);
+    /// assert_eq!(em.counters().delivered, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn flush(&mut self) -> Result<usize, DrainError<W::Error>> {
         let r = self.inner.batch.write_to(&mut self.writer);
         self.inner.drained(r)
@@ -386,6 +704,30 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
 
 /// [`Emitter`] over an [`embedded_io_async::Write`] (embassy and other async
 /// executors): the same batching, counters and guarantees, with `async` I/O.
+///
+/// ```
+/// # fn block_on<F: core::future::Future>(f: F) -> F::Output {
+/// #     let mut f = core::pin::pin!(f);
+/// #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+/// #     loop {
+/// #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+/// #     }
+/// # }
+/// # use ossa_events_core::{emitter::{AsyncEmitter, Config}, ossa, Event, FixedClock, RandomIds, Timestamp};
+/// # let mut n = 0u8;
+/// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+/// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+/// # let mut out = [0u8; 2048];
+/// # let uart: &mut [u8] = &mut out;
+/// let mut em: AsyncEmitter<'_, _, _, _, 8, 2048> = AsyncEmitter::new(Config::new("/sensors/7"), uart, ids, clock);
+/// block_on(async {
+///     em.emit_ossa(&ossa::AgentStarted { agent_id: "thermo", ..Default::default() }).await?;
+///     em.flush().await?;
+///     Ok::<(), Box<dyn std::error::Error>>(())
+/// })?;
+/// assert_eq!(em.counters().delivered, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(feature = "async")]
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub struct AsyncEmitter<
@@ -418,6 +760,25 @@ impl<'a, W: embedded_io_async::Write, I: IdSource, C: Clock, const N: usize, con
     AsyncEmitter<'a, W, I, C, N, B>
 {
     /// An emitter writing to `writer`, with ids from `ids` and times from `clock`.
+    ///
+    /// ```
+    /// # fn block_on<F: core::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = core::pin::pin!(f);
+    /// #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    /// #     loop {
+    /// #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #     }
+    /// # }
+    /// # use ossa_events_core::{emitter::{AsyncEmitter, Config}, ossa, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// # let mut out = [0u8; 2048];
+    /// # let uart: &mut [u8] = &mut out;
+    /// // `N` = 8 events, `B` = 2048 bytes of batch arena, inline in the emitter.
+    /// let em: AsyncEmitter<'_, _, _, _, 8, 2048> = AsyncEmitter::new(Config::new("/sensors/7"), uart, ids, clock);
+    /// assert_eq!(em.pending(), 0);
+    /// ```
     pub fn new(config: Config<'a>, writer: W, ids: I, clock: C) -> Self {
         AsyncEmitter {
             inner: Inner::new(config, ids, clock),
@@ -428,6 +789,26 @@ impl<'a, W: embedded_io_async::Write, I: IdSource, C: Clock, const N: usize, con
     common_methods!();
 
     /// Emits an OSSA event from its typed payload (see [`Emitter::emit_ossa`]).
+    ///
+    /// ```
+    /// # fn block_on<F: core::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = core::pin::pin!(f);
+    /// #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    /// #     loop {
+    /// #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #     }
+    /// # }
+    /// # use ossa_events_core::{emitter::{AsyncEmitter, Config}, ossa, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// # let mut out = [0u8; 2048];
+    /// # let uart: &mut [u8] = &mut out;
+    /// # let mut em: AsyncEmitter<'_, _, _, _, 8, 2048> = AsyncEmitter::new(Config::new("/sensors/7"), uart, ids, clock);
+    /// block_on(em.emit_ossa(&ossa::TurnStarted { turn: 1, input: None }))?;
+    /// assert_eq!(em.pending(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn emit_ossa<P: ossa::Payload>(
         &mut self,
         payload: &P,
@@ -436,6 +817,26 @@ impl<'a, W: embedded_io_async::Write, I: IdSource, C: Clock, const N: usize, con
     }
 
     /// See [`Emitter::emit`].
+    ///
+    /// ```
+    /// # fn block_on<F: core::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = core::pin::pin!(f);
+    /// #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    /// #     loop {
+    /// #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #     }
+    /// # }
+    /// # use ossa_events_core::{emitter::{AsyncEmitter, Config}, ossa, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// # let mut out = [0u8; 2048];
+    /// # let uart: &mut [u8] = &mut out;
+    /// # let mut em: AsyncEmitter<'_, _, _, _, 8, 2048> = AsyncEmitter::new(Config::new("/sensors/7"), uart, ids, clock);
+    /// block_on(em.emit(Event::builder().ty("com.example.reading")))?;
+    /// assert_eq!(em.counters().emitted, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn emit(&mut self, event: EventBuilder<'_>) -> Result<(), EmitError<W::Error>> {
         let id = self.inner.ids.next_id();
         let now = self.inner.clock.now();
@@ -457,6 +858,27 @@ impl<'a, W: embedded_io_async::Write, I: IdSource, C: Clock, const N: usize, con
     }
 
     /// See [`Emitter::poll`].
+    ///
+    /// ```
+    /// # fn block_on<F: core::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = core::pin::pin!(f);
+    /// #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    /// #     loop {
+    /// #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #     }
+    /// # }
+    /// # use ossa_events_core::{emitter::{AsyncEmitter, Config}, ossa, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// # let mut out = [0u8; 2048];
+    /// # let uart: &mut [u8] = &mut out;
+    /// # let mut em: AsyncEmitter<'_, _, _, _, 8, 2048> = AsyncEmitter::new(Config::new("/sensors/7"), uart, ids, clock);
+    /// block_on(em.emit(Event::builder().ty("t")))?; // at the epoch
+    /// let now = Timestamp::from_unix(1, 0).ok_or("range")?; // one interval later
+    /// assert_eq!(block_on(em.poll(now))?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn poll(&mut self, now: Timestamp) -> Result<usize, DrainError<W::Error>> {
         if self.inner.due(now) {
             self.flush().await
@@ -466,6 +888,26 @@ impl<'a, W: embedded_io_async::Write, I: IdSource, C: Clock, const N: usize, con
     }
 
     /// See [`Emitter::flush`].
+    ///
+    /// ```
+    /// # fn block_on<F: core::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = core::pin::pin!(f);
+    /// #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    /// #     loop {
+    /// #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #     }
+    /// # }
+    /// # use ossa_events_core::{emitter::{AsyncEmitter, Config}, ossa, Event, FixedClock, RandomIds, Timestamp};
+    /// # let mut n = 0u8;
+    /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// # let mut out = [0u8; 2048];
+    /// # let uart: &mut [u8] = &mut out;
+    /// # let mut em: AsyncEmitter<'_, _, _, _, 8, 2048> = AsyncEmitter::new(Config::new("/sensors/7"), uart, ids, clock);
+    /// block_on(em.emit(Event::builder().ty("t")))?;
+    /// assert_eq!(block_on(em.flush())?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn flush(&mut self) -> Result<usize, DrainError<W::Error>> {
         let r = self.inner.batch.write_to_async(&mut self.writer).await;
         self.inner.drained(r)

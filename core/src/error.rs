@@ -11,6 +11,16 @@ use crate::time::TimeError;
 pub const MAX_ERROR_NAME: usize = 32;
 
 /// The attribute (or data member) that an error is about.
+///
+/// ```
+/// use ossa_events_core::{Attribute, Event, ExtValue, Rule};
+/// let err = Event::builder().id("1").source("/s").ty("t")
+///     .extension("deadline", ExtValue::Uri("tomorrow"))
+///     .build().unwrap_err();
+/// assert_eq!(err.attribute, Attribute::named("deadline"));
+/// assert!(matches!(&err.attribute, Attribute::Extension(name) if name == "deadline"));
+/// assert_eq!(err.rule, Rule::NotAbsoluteUri);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Attribute {
@@ -40,6 +50,15 @@ pub enum Attribute {
 
 impl Attribute {
     /// The attribute for `name`: a core attribute when it is one, else an extension.
+    ///
+    /// ```
+    /// use ossa_events_core::Attribute;
+    /// assert_eq!(Attribute::named("time"), Attribute::Time);
+    /// assert_eq!(Attribute::named("data_base64"), Attribute::DataBase64);
+    /// assert_eq!(Attribute::named("ossaagentid").name(), "ossaagentid");
+    /// // Long extension names are cut to fit the error.
+    /// assert_eq!(Attribute::named(&"x".repeat(40)).name(), format!("{}…", "x".repeat(29)));
+    /// ```
     pub fn named(name: &str) -> Attribute {
         match name {
             "id" => Attribute::Id,
@@ -57,6 +76,12 @@ impl Attribute {
     }
 
     /// The attribute's name as it appears in the JSON format.
+    ///
+    /// ```
+    /// use ossa_events_core::Attribute;
+    /// assert_eq!(Attribute::DataContentType.name(), "datacontenttype");
+    /// assert_eq!(Attribute::Type.to_string(), "type"); // Display is the name
+    /// ```
     pub fn name(&self) -> &str {
         match self {
             Attribute::Id => "id",
@@ -98,6 +123,16 @@ impl fmt::Display for Attribute {
 }
 
 /// The rule of the CloudEvents specification that a value breaks.
+///
+/// ```
+/// use ossa_events_core::{Event, Rule};
+/// let err = Event::builder().id("1").source("/s").ty("t").subject("line\nbreak").build().unwrap_err();
+/// assert_eq!(err.rule, Rule::InvalidCharacter);
+/// assert_eq!(
+///     err.to_string(),
+///     "attribute `subject`: contains a control character or Unicode noncharacter, not allowed in a String"
+/// );
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rule {
@@ -182,6 +217,17 @@ impl fmt::Display for Rule {
 }
 
 /// An event breaks a rule of the CloudEvents specification.
+///
+/// ```
+/// use ossa_events_core::{Attribute, Event, Rule, ValidationError};
+/// let err: ValidationError = Event::builder().id("1").source("/s").ty("t")
+///     .datacontenttype("text").build().unwrap_err();
+/// match (&err.attribute, err.rule) {
+///     (Attribute::DataContentType, Rule::NotMediaType) => {}
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// assert_eq!(err.to_string(), "attribute `datacontenttype`: must be a media type (RFC 2046), e.g. application/json");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationError {
     /// The attribute at fault.
@@ -192,6 +238,13 @@ pub struct ValidationError {
 
 impl ValidationError {
     /// A new error for `attribute` breaking `rule`.
+    ///
+    /// ```
+    /// use ossa_events_core::{Attribute, Rule, ValidationError};
+    /// // For code that checks its own rules and reports them like the crate does.
+    /// let err = ValidationError::new(Attribute::named("tenant"), Rule::Empty);
+    /// assert_eq!(err.to_string(), "attribute `tenant`: must be a non-empty string");
+    /// ```
     pub fn new(attribute: Attribute, rule: Rule) -> Self {
         ValidationError { attribute, rule }
     }
@@ -206,6 +259,15 @@ impl fmt::Display for ValidationError {
 impl core::error::Error for ValidationError {}
 
 /// Why writing an event failed.
+///
+/// ```
+/// use ossa_events_core::{format::json, io::SliceFull, EncodeError, Event};
+/// let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+/// let mut small = [0u8; 16];
+/// // The slice writer fails cleanly instead of writing half an event.
+/// assert_eq!(json::to_slice(&ev, &mut small), Err(EncodeError::Io(SliceFull)));
+/// # Ok::<(), ossa_events_core::ValidationError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EncodeError<E> {
@@ -218,6 +280,18 @@ pub enum EncodeError<E> {
 }
 
 /// Why a `T: Serialize` payload could not be written as JSON.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use ossa_events_core::{format::json, EncodeError, Event, PayloadError};
+/// // JSON object keys must be strings; a tuple key cannot be written.
+/// let counts: HashMap<(u8, u8), u32> = HashMap::from([((1, 2), 3)]);
+/// let ev = Event::builder().id("1").source("/s").ty("t").data_serialize(&counts).build()?;
+/// let mut buf = [0u8; 256];
+/// let err = json::to_slice(&ev, &mut buf).unwrap_err();
+/// assert_eq!(err, EncodeError::Payload(PayloadError::KeyMustBeString));
+/// # Ok::<(), ossa_events_core::ValidationError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PayloadError {
@@ -278,6 +352,19 @@ impl<E: fmt::Debug + core::error::Error + 'static> core::error::Error for Encode
 }
 
 /// Why input could not be parsed into events.
+///
+/// ```
+/// use ossa_events_core::{parse, Attribute, ParseError, Rule, Scratch};
+/// let mut buf = [0u8; 64];
+/// let err = parse::json::parse_event(br#"{"specversion":"0.3","id":"1"}"#, &mut Scratch::new(&mut buf))
+///     .unwrap_err();
+/// match err {
+///     ParseError::Invalid(v) => assert_eq!((v.attribute, v.rule), (Attribute::SpecVersion, Rule::UnsupportedSpecVersion)),
+///     other => panic!("unexpected {other}"),
+/// }
+/// let err = parse::json::parse_event(b"[1]", &mut Scratch::new(&mut buf)).unwrap_err();
+/// assert_eq!(err, ParseError::NotAnObject);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ParseError {
@@ -310,6 +397,17 @@ pub enum ParseError {
 }
 
 /// What is wrong with one element of a batch.
+///
+/// ```
+/// use ossa_events_core::{parse::json::BatchParser, InBatchError, ParseError};
+/// let input = br#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"}, 42]"#;
+/// let mut events = BatchParser::new(input)?;
+/// let mut buf = [0u8; 64];
+/// assert!(events.next_event(&mut buf).is_some_and(|r| r.is_ok()));
+/// let err = events.next_event(&mut buf).and_then(Result::err);
+/// assert_eq!(err, Some(ParseError::InBatch { index: 1, error: InBatchError::NotAnObject }));
+/// # Ok::<(), ParseError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InBatchError {
@@ -379,6 +477,17 @@ impl core::error::Error for ParseError {
 
 impl ParseError {
     /// The validation error inside, if the input broke a CloudEvents rule.
+    ///
+    /// ```
+    /// use ossa_events_core::{parse, Attribute, Scratch};
+    /// let mut buf = [0u8; 64];
+    /// let err = parse::json::parse_event(br#"{"specversion":"1.0","id":"1","type":"t"}"#, &mut Scratch::new(&mut buf))
+    ///     .unwrap_err();
+    /// assert_eq!(err.validation().map(|v| &v.attribute), Some(&Attribute::Source));
+    /// // Malformed JSON breaks no CloudEvents rule.
+    /// let err = parse::json::parse_event(b"{", &mut Scratch::new(&mut buf)).unwrap_err();
+    /// assert!(err.validation().is_none());
+    /// ```
     pub fn validation(&self) -> Option<&ValidationError> {
         match self {
             ParseError::Invalid(v) => Some(v),

@@ -14,6 +14,18 @@ use crate::time::Timestamp;
 pub const MAX_DATA_DEPTH: usize = 128;
 
 /// The event payload.
+///
+/// ```
+/// use ossa_events_core::{format::json, Event};
+/// let ev = Event::builder().id("1").source("/s").ty("t")
+///     .data_binary("application/octet-stream", &[0xde, 0xad, 0xbe, 0xef])
+///     .build()?;
+/// // Binary data travels as `data_base64` in the JSON format.
+/// let mut buf = [0u8; 256];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data_base64":"3q2+7w=="}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy)]
 #[non_exhaustive]
 pub enum Data<'a> {
@@ -43,6 +55,13 @@ impl fmt::Debug for Data<'_> {
 
 impl Data<'_> {
     /// Whether the payload is binary (`data_base64` in the JSON format).
+    ///
+    /// ```
+    /// use ossa_events_core::Data;
+    /// assert!(Data::Binary(&[0, 1]).is_binary());
+    /// assert!(Data::Base64("AAE=").is_binary());
+    /// assert!(!Data::Text("hello").is_binary());
+    /// ```
     pub fn is_binary(&self) -> bool {
         matches!(self, Data::Binary(_) | Data::Base64(_))
     }
@@ -50,6 +69,14 @@ impl Data<'_> {
     /// Compares two payloads by content: `Binary` equals `Base64` of the same bytes,
     /// JSON equals JSON ignoring insignificant whitespace, `Text` equals `Text` or
     /// `Binary` of the same bytes. `Serialize` payloads compare unequal.
+    ///
+    /// ```
+    /// use ossa_events_core::Data;
+    /// assert!(Data::Binary(b"hi").same_content(&Data::Base64("aGk=")));
+    /// assert!(Data::Json(r#"{ "a": 1 }"#).same_content(&Data::Json(r#"{"a":1}"#)));
+    /// // A JSON number is not the text "1".
+    /// assert!(!Data::Text("1").same_content(&Data::Json("1")));
+    /// ```
     pub fn same_content(&self, other: &Data<'_>) -> bool {
         use crate::base64::decoded_eq;
         match (self, other) {
@@ -106,11 +133,29 @@ pub struct Event<'a> {
 
 impl<'a> Event<'a> {
     /// Starts building an event.
+    ///
+    /// ```
+    /// use ossa_events_core::{Attribute, Event, Rule};
+    /// let ev = Event::builder().id("1").source("/agents/a").ty("com.example.ping").build()?;
+    /// assert_eq!(ev.specversion(), "1.0");
+    /// // A missing required attribute is named in the error.
+    /// let err = Event::builder().id("2").ty("com.example.ping").build().unwrap_err();
+    /// assert_eq!((err.attribute, err.rule), (Attribute::Source, Rule::Missing));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn builder() -> EventBuilder<'a> {
         EventBuilder::new()
     }
 
     /// A builder holding this event's attributes and data, to derive a new event.
+    ///
+    /// ```
+    /// use ossa_events_core::Event;
+    /// let first = Event::builder().id("1").source("/s").ty("t").subject("a").build()?;
+    /// let next = first.to_builder().id("2").subject("b").build()?;
+    /// assert_eq!((next.id(), next.source(), next.subject()), ("2", "/s", Some("b")));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn to_builder(&self) -> EventBuilder<'a> {
         EventBuilder {
             ev: self.clone(),
@@ -121,46 +166,132 @@ impl<'a> Event<'a> {
     }
 
     /// `id`
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("A234-1234").source("/s").ty("t").build()?;
+    /// assert_eq!(ev.id(), "A234-1234");
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn id(&self) -> &'a str {
         self.id
     }
     /// `source` (a URI-reference)
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("urn:agent:planner").ty("t").build()?;
+    /// assert_eq!(ev.source(), "urn:agent:planner");
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn source(&self) -> &'a str {
         self.source
     }
     /// `specversion`: always `"1.0"`.
+    ///
+    /// ```
+    /// # use ossa_events_core::{Event, SPEC_VERSION};
+    /// # let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+    /// assert_eq!(ev.specversion(), SPEC_VERSION);
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn specversion(&self) -> &'static str {
         SPEC_VERSION
     }
     /// `type`
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("com.example.ping").build()?;
+    /// assert_eq!(ev.ty(), "com.example.ping");
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn ty(&self) -> &'a str {
         self.ty
     }
     /// `datacontenttype`, as set (see [`Event::effective_content_type`]).
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").data_text("text/plain", "hi").build()?;
+    /// assert_eq!(ev.datacontenttype(), Some("text/plain"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn datacontenttype(&self) -> Option<&'a str> {
         self.datacontenttype
     }
     /// `dataschema` (an absolute URI)
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t")
+    ///     .dataschema("https://example.com/schemas/ping.json")
+    ///     .build()?;
+    /// assert_eq!(ev.dataschema(), Some("https://example.com/schemas/ping.json"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn dataschema(&self) -> Option<&'a str> {
         self.dataschema
     }
     /// `subject`
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").subject("web_search").build()?;
+    /// assert_eq!(ev.subject(), Some("web_search"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn subject(&self) -> Option<&'a str> {
         self.subject
     }
     /// `time`
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, Timestamp};
+    /// let ev = Event::builder().id("1").source("/s").ty("t").time_str("2026-01-02T03:04:05Z").build()?;
+    /// assert_eq!(ev.time(), Some(Timestamp::parse("2026-01-02T03:04:05Z")?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn time(&self) -> Option<Timestamp> {
         self.time
     }
     /// The payload.
+    ///
+    /// ```
+    /// use ossa_events_core::{Data, Event};
+    /// let ev = Event::builder().id("1").source("/s").ty("t").data_text("text/plain", "hi").build()?;
+    /// assert!(matches!(ev.data(), Some(Data::Text("hi"))));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn data(&self) -> Option<&Data<'a>> {
         self.data.as_ref()
     }
     /// All extension attributes, in the order they were set or read.
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, ExtValue};
+    /// let ev = Event::builder().id("1").source("/s").ty("t")
+    ///     .extension("priority", ExtValue::Integer(3))
+    ///     .ossa_agent_id("planner")
+    ///     .build()?;
+    /// let names: Vec<&str> = ev.extensions().iter().map(|e| e.name).collect();
+    /// assert_eq!(names, ["priority", "ossaagentid"]);
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn extensions(&self) -> &[Extension<'a>] {
         &self.extensions
     }
     /// The value of extension `name`.
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, ExtValue};
+    /// let ev = Event::builder().id("1").source("/s").ty("t")
+    ///     .extension("priority", ExtValue::Integer(3))
+    ///     .build()?;
+    /// assert_eq!(ev.extension("priority"), Some(ExtValue::Integer(3)));
+    /// assert_eq!(ev.extension("missing"), None);
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn extension(&self, name: &str) -> Option<ExtValue<'a>> {
         self.extensions
             .iter()
@@ -172,18 +303,46 @@ impl<'a> Event<'a> {
         self.extension(name).and_then(|v| v.as_str())
     }
     /// The OSSA `ossaagentid` extension.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").ossa_agent_id("planner").build()?;
+    /// assert_eq!(ev.ossa_agent_id(), Some("planner"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn ossa_agent_id(&self) -> Option<&'a str> {
         self.ext_str(ossa::EXT_AGENT_ID)
     }
     /// The OSSA `ossainteractionid` extension.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").ossa_interaction_id("chat-42").build()?;
+    /// assert_eq!(ev.ossa_interaction_id(), Some("chat-42"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn ossa_interaction_id(&self) -> Option<&'a str> {
         self.ext_str(ossa::EXT_INTERACTION_ID)
     }
     /// The OSSA `ossatraceid` extension.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").ossa_trace_id("4bf92f35").build()?;
+    /// assert_eq!(ev.ossa_trace_id(), Some("4bf92f35"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn ossa_trace_id(&self) -> Option<&'a str> {
         self.ext_str(ossa::EXT_TRACE_ID)
     }
     /// The OSSA `ossaspanid` extension.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+    /// assert_eq!(ev.ossa_span_id(), None); // never set
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn ossa_span_id(&self) -> Option<&'a str> {
         self.ext_str(ossa::EXT_SPAN_ID)
     }
@@ -191,6 +350,17 @@ impl<'a> Event<'a> {
     /// The content type of `data` as a binding must state it: `datacontenttype`
     /// when set; `application/json` when unset and the data is JSON or text (the
     /// JSON format's implied type); none for binary data without a type.
+    ///
+    /// ```
+    /// use ossa_events_core::{Data, Event};
+    /// let json = Event::builder().id("1").source("/s").ty("t").data(Data::Json("{}")).build()?;
+    /// assert_eq!(json.datacontenttype(), None);
+    /// assert_eq!(json.effective_content_type(), Some("application/json"));
+    /// // Bytes without a declared type have none.
+    /// let bytes = Event::builder().id("2").source("/s").ty("t").data(Data::Binary(&[1, 2])).build()?;
+    /// assert_eq!(bytes.effective_content_type(), None);
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn effective_content_type(&self) -> Option<&'a str> {
         match (self.datacontenttype, &self.data) {
             (Some(ct), _) => Some(ct),
@@ -202,6 +372,15 @@ impl<'a> Event<'a> {
     }
 
     /// Whether `data` is to be read as JSON: `datacontenttype` absent or a JSON media type.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let json = Event::builder().id("1").source("/s").ty("t").data_json("[1, 2]").build()?;
+    /// assert!(json.data_is_json());
+    /// let text = Event::builder().id("2").source("/s").ty("t").data_text("text/plain", "hi").build()?;
+    /// assert!(!text.data_is_json());
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn data_is_json(&self) -> bool {
         self.datacontenttype
             .is_none_or(crate::uri::is_json_media_type)
@@ -211,6 +390,18 @@ impl<'a> Event<'a> {
     /// canonical string when `typed` is false (how binary modes carry them) and
     /// by type and value when true; data compares by content
     /// ([`Data::same_content`]).
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, ExtValue};
+    /// let sent = Event::builder().id("1").source("/s").ty("t")
+    ///     .extension("retries", ExtValue::Integer(7)).build()?;
+    /// // What a binary-mode receiver reads back: every extension as a String.
+    /// let received = Event::builder().id("1").source("/s").ty("t")
+    ///     .extension_str("retries", "7").build()?;
+    /// assert!(sent.same_as(&received, false));
+    /// assert!(!sent.same_as(&received, true));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn same_as(&self, other: &Event<'_>, typed: bool) -> bool {
         let data_eq = match (&self.data, &other.data) {
             (None, None) => true,
@@ -241,6 +432,13 @@ impl<'a> Event<'a> {
     /// Checks every rule of the specification. Events from the builder and the
     /// parsers already passed it; this is for code that assembles attributes by
     /// other means.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+    /// assert_eq!(ev.validate(), Ok(()));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.check(true, true)
     }
@@ -352,8 +550,23 @@ fn check_required(attribute: Attribute, s: &str) -> Result<(), ValidationError> 
 
 /// Builds an [`Event`]; [`EventBuilder::build`] checks every rule.
 ///
-/// Setters never fail; the first problem (such as an 17th extension) is kept
+/// Setters never fail; the first problem (such as a 17th extension) is kept
 /// and returned by `build`.
+///
+/// ```
+/// use ossa_events_core::{Attribute, Event, Rule};
+/// let ev = Event::builder()
+///     .id("evt-1")
+///     .source("/agents/planner")
+///     .ty("com.example.plan.ready")
+///     .data_json(r#"{"steps":3}"#)
+///     .build()?;
+/// assert_eq!(ev.datacontenttype(), Some("application/json"));
+/// // A bad value does not fail the setter; `build` reports it.
+/// let err = Event::builder().id("evt-2").source("not a uri").ty("t").build().unwrap_err();
+/// assert_eq!((err.attribute, err.rule), (Attribute::Source, Rule::NotUriReference));
+/// # Ok::<(), ossa_events_core::ValidationError>(())
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "call .build() to get the event"]
 pub struct EventBuilder<'a> {
@@ -376,6 +589,12 @@ impl Default for EventBuilder<'_> {
 
 impl<'a> EventBuilder<'a> {
     /// An empty builder; `id`, `source` and `type` must be set before `build`.
+    ///
+    /// ```
+    /// use ossa_events_core::{Attribute, EventBuilder, Rule};
+    /// let err = EventBuilder::new().id("1").source("/s").build().unwrap_err();
+    /// assert_eq!((err.attribute, err.rule), (Attribute::Type, Rule::Missing));
+    /// ```
     #[inline]
     pub fn new() -> Self {
         EventBuilder {
@@ -397,6 +616,16 @@ impl<'a> EventBuilder<'a> {
     }
 
     /// Sets `id`. Defaults to unset (required).
+    ///
+    /// ```
+    /// use ossa_events_core::{Attribute, Event, Rule};
+    /// let ev = Event::builder().id("evt-1").source("/s").ty("t").build()?;
+    /// assert_eq!(ev.id(), "evt-1");
+    /// // Set but empty is a different error from missing.
+    /// let err = Event::builder().id("").source("/s").ty("t").build().unwrap_err();
+    /// assert_eq!((err.attribute, err.rule), (Attribute::Id, Rule::Empty));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn id(mut self, id: &'a str) -> Self {
         self.ev.id = id;
@@ -404,6 +633,15 @@ impl<'a> EventBuilder<'a> {
         self
     }
     /// Sets `source` (a URI-reference). Defaults to unset (required).
+    ///
+    /// ```
+    /// use ossa_events_core::{Attribute, Event, Rule};
+    /// let ev = Event::builder().id("1").source("https://agents.example.com/planner").ty("t").build()?;
+    /// assert_eq!(ev.source(), "https://agents.example.com/planner");
+    /// let err = Event::builder().id("1").source("has spaces").ty("t").build().unwrap_err();
+    /// assert_eq!((err.attribute, err.rule), (Attribute::Source, Rule::NotUriReference));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn source(mut self, source: &'a str) -> Self {
         self.ev.source = source;
@@ -411,6 +649,13 @@ impl<'a> EventBuilder<'a> {
         self
     }
     /// Sets `type`. Defaults to unset (required).
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("com.example.order.created").build()?;
+    /// assert_eq!(ev.ty(), "com.example.order.created");
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn ty(mut self, ty: &'a str) -> Self {
         self.ev.ty = ty;
@@ -418,24 +663,59 @@ impl<'a> EventBuilder<'a> {
         self
     }
     /// Sets `datacontenttype` (a media type). Defaults to unset.
+    ///
+    /// ```
+    /// use ossa_events_core::{Attribute, Event, Rule};
+    /// let ev = Event::builder().id("1").source("/s").ty("t")
+    ///     .datacontenttype("application/xml").data_text("application/xml", "<a/>").build()?;
+    /// assert_eq!(ev.datacontenttype(), Some("application/xml"));
+    /// let err = Event::builder().id("1").source("/s").ty("t").datacontenttype("json").build().unwrap_err();
+    /// assert_eq!((err.attribute, err.rule), (Attribute::DataContentType, Rule::NotMediaType));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn datacontenttype(mut self, ct: &'a str) -> Self {
         self.ev.datacontenttype = Some(ct);
         self
     }
     /// Sets `dataschema` (an absolute URI). Defaults to unset.
+    ///
+    /// ```
+    /// use ossa_events_core::{Attribute, Event, Rule};
+    /// let ev = Event::builder().id("1").source("/s").ty("t").dataschema("urn:schema:ping:v1").build()?;
+    /// assert_eq!(ev.dataschema(), Some("urn:schema:ping:v1"));
+    /// // A relative reference is not enough: the schema must be an absolute URI.
+    /// let err = Event::builder().id("1").source("/s").ty("t").dataschema("/schemas/ping").build().unwrap_err();
+    /// assert_eq!((err.attribute, err.rule), (Attribute::DataSchema, Rule::NotAbsoluteUri));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn dataschema(mut self, uri: &'a str) -> Self {
         self.ev.dataschema = Some(uri);
         self
     }
     /// Sets `subject`. Defaults to unset.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/repos/spec").ty("t").subject("pull/123").build()?;
+    /// assert_eq!(ev.subject(), Some("pull/123"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn subject(mut self, subject: &'a str) -> Self {
         self.ev.subject = Some(subject);
         self
     }
     /// Sets `time`. Defaults to unset.
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, Timestamp};
+    /// let now = Timestamp::from_unix_millis(1_764_000_000_250).ok_or("out of range")?;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").time(now).build()?;
+    /// assert_eq!(ev.time().map(|t| t.to_string()).as_deref(), Some("2025-11-24T16:00:00.250Z"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn time(mut self, time: Timestamp) -> Self {
         self.ev.time = Some(time);
@@ -443,24 +723,61 @@ impl<'a> EventBuilder<'a> {
         self
     }
     /// Sets `time` from an RFC 3339 string, checked by `build`. Defaults to unset.
+    ///
+    /// ```
+    /// use ossa_events_core::{Attribute, Event, Rule, TimeError};
+    /// let ev = Event::builder().id("1").source("/s").ty("t").time_str("2026-03-01T09:30:00+01:00").build()?;
+    /// assert_eq!(ev.time().map(|t| t.hour()), Some(9));
+    /// let err = Event::builder().id("1").source("/s").ty("t").time_str("2026-13-01T00:00:00Z").build().unwrap_err();
+    /// assert_eq!((err.attribute, err.rule), (Attribute::Time, Rule::InvalidTimestamp(TimeError::Month)));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn time_str(mut self, time: &'a str) -> Self {
         self.time_str = Some(time);
         self
     }
     /// Sets `time` from a [`crate::Clock`].
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, FixedClock, Timestamp};
+    /// let clock = FixedClock(Timestamp::parse("2026-01-01T00:00:00Z")?);
+    /// let ev = Event::builder().id("1").source("/s").ty("t").time_from(&clock).build()?;
+    /// assert_eq!(ev.time(), Some(clock.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn time_from<C: crate::Clock + ?Sized>(self, clock: &C) -> Self {
         self.time(clock.now())
     }
 
     /// Sets the payload directly (see the `data_*` shorthands).
+    ///
+    /// ```
+    /// use ossa_events_core::{Data, Event};
+    /// let ev = Event::builder().id("1").source("/s").ty("t").data(Data::Json("[1,2,3]")).build()?;
+    /// assert!(matches!(ev.data(), Some(Data::Json("[1,2,3]"))));
+    /// assert_eq!(ev.datacontenttype(), None); // `data` alone sets no content type
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn data(mut self, data: Data<'a>) -> Self {
         self.ev.data = Some(data);
         self
     }
     /// Sets a `T: Serialize` payload with `datacontenttype: application/json`.
+    ///
+    /// ```
+    /// use ossa_events_core::{format::json, Event};
+    /// #[derive(serde::Serialize)]
+    /// struct Reading { sensor: &'static str, celsius: i32 }
+    /// let reading = Reading { sensor: "t1", celsius: 21 };
+    /// let ev = Event::builder().id("1").source("/s").ty("t").data_serialize(&reading).build()?;
+    /// let mut buf = [0u8; 256];
+    /// let n = json::to_slice(&ev, &mut buf)?; // serialized here, into the buffer
+    /// assert!(buf[..n].ends_with(br#""data":{"sensor":"t1","celsius":21}}"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn data_serialize(self, payload: &'a dyn JsonPayload) -> Self {
         self.datacontenttype("application/json")
@@ -468,22 +785,56 @@ impl<'a> EventBuilder<'a> {
     }
     /// Sets raw JSON text as the payload with `datacontenttype: application/json`;
     /// `build` checks that it is well-formed.
+    ///
+    /// ```
+    /// use ossa_events_core::{Attribute, Event, Rule};
+    /// let ev = Event::builder().id("1").source("/s").ty("t").data_json(r#"{"ok":true}"#).build()?;
+    /// assert_eq!(ev.datacontenttype(), Some("application/json"));
+    /// let err = Event::builder().id("1").source("/s").ty("t").data_json("{ok:true}").build().unwrap_err();
+    /// assert_eq!(err.attribute, Attribute::Data);
+    /// assert!(matches!(err.rule, Rule::InvalidJson(_)));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn data_json(self, raw: &'a str) -> Self {
         self.datacontenttype("application/json")
             .data(Data::Json(raw))
     }
     /// Sets a text payload and its content type (e.g. `text/plain`).
+    ///
+    /// ```
+    /// use ossa_events_core::{Data, Event};
+    /// let ev = Event::builder().id("1").source("/s").ty("t").data_text("text/csv", "a,b\n1,2").build()?;
+    /// assert_eq!(ev.datacontenttype(), Some("text/csv"));
+    /// assert!(matches!(ev.data(), Some(Data::Text("a,b\n1,2"))));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn data_text(self, content_type: &'a str, text: &'a str) -> Self {
         self.datacontenttype(content_type).data(Data::Text(text))
     }
     /// Sets a binary payload (`data_base64` in JSON) and its content type.
+    ///
+    /// ```
+    /// use ossa_events_core::{Data, Event};
+    /// let png = [0x89, b'P', b'N', b'G'];
+    /// let ev = Event::builder().id("1").source("/s").ty("t").data_binary("image/png", &png).build()?;
+    /// assert!(ev.data().is_some_and(Data::is_binary));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn data_binary(self, content_type: &'a str, bytes: &'a [u8]) -> Self {
         self.datacontenttype(content_type).data(Data::Binary(bytes))
     }
     /// Removes the payload and `datacontenttype`.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").data_json("{}").build()?;
+    /// let bare = ev.to_builder().no_data().build()?;
+    /// assert!(bare.data().is_none() && bare.datacontenttype().is_none());
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn no_data(mut self) -> Self {
         self.ev.data = None;
@@ -493,6 +844,21 @@ impl<'a> EventBuilder<'a> {
 
     /// Sets extension `name` (replacing an earlier value of the same name).
     /// `build` checks the name (`[a-z0-9]+`, not reserved) and the value.
+    ///
+    /// ```
+    /// use ossa_events_core::{Attribute, Event, ExtValue, Rule};
+    /// let ev = Event::builder().id("1").source("/s").ty("t")
+    ///     .extension("retries", ExtValue::Integer(1))
+    ///     .extension("retries", ExtValue::Integer(2)) // replaces the first
+    ///     .build()?;
+    /// assert_eq!(ev.extension("retries"), Some(ExtValue::Integer(2)));
+    /// let err = Event::builder().id("1").source("/s").ty("t")
+    ///     .extension("Retries", ExtValue::Integer(1)).build().unwrap_err();
+    /// assert_eq!(err.rule, Rule::InvalidName);
+    /// let err = Event::builder().id("1").source("/s").ty("t").extension_str("subject", "x").build().unwrap_err();
+    /// assert_eq!((err.attribute, err.rule), (Attribute::Subject, Rule::ReservedName));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn extension(self, name: &'a str, value: ExtValue<'a>) -> Self {
         self.push_ext(name, value, false)
@@ -526,36 +892,88 @@ impl<'a> EventBuilder<'a> {
         }
     }
     /// Whether extension `name` is set.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let b = Event::builder().ossa_agent_id("planner");
+    /// assert!(b.has_extension("ossaagentid"));
+    /// assert!(!b.has_extension("ossatraceid"));
+    /// ```
     #[inline]
     pub fn has_extension(&self, name: &str) -> bool {
         self.ev.extensions.iter().any(|e| e.name == name)
     }
     /// Sets a String extension.
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, ExtValue};
+    /// let ev = Event::builder().id("1").source("/s").ty("t").extension_str("tenant", "acme").build()?;
+    /// assert_eq!(ev.extension("tenant"), Some(ExtValue::String("acme")));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn extension_str(self, name: &'a str, value: &'a str) -> Self {
         self.extension(name, ExtValue::String(value))
     }
     /// Sets the OSSA `ossaagentid` extension.
+    ///
+    /// ```
+    /// use ossa_events_core::{ossa, Event, ExtValue};
+    /// let ev = Event::builder().id("1").source("/s").ty("t").ossa_agent_id("planner").build()?;
+    /// assert_eq!(ev.extension(ossa::EXT_AGENT_ID), Some(ExtValue::String("planner")));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn ossa_agent_id(self, id: &'a str) -> Self {
         self.push_ext(ossa::EXT_AGENT_ID, ExtValue::String(id), true)
     }
     /// Sets the OSSA `ossainteractionid` extension.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").ossa_interaction_id("session-9").build()?;
+    /// assert_eq!(ev.ossa_interaction_id(), Some("session-9"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn ossa_interaction_id(self, id: &'a str) -> Self {
         self.push_ext(ossa::EXT_INTERACTION_ID, ExtValue::String(id), true)
     }
     /// Sets the OSSA `ossatraceid` extension.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t")
+    ///     .ossa_trace_id("4bf92f3577b34da6a3ce929d0e0e4736").build()?;
+    /// assert_eq!(ev.ossa_trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn ossa_trace_id(self, id: &'a str) -> Self {
         self.push_ext(ossa::EXT_TRACE_ID, ExtValue::String(id), true)
     }
     /// Sets the OSSA `ossaspanid` extension.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").ossa_span_id("00f067aa0ba902b7").build()?;
+    /// assert_eq!(ev.ossa_span_id(), Some("00f067aa0ba902b7"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn ossa_span_id(self, id: &'a str) -> Self {
         self.push_ext(ossa::EXT_SPAN_ID, ExtValue::String(id), true)
     }
     /// Sets the four OSSA extensions that are `Some` in `ctx`.
+    ///
+    /// ```
+    /// use ossa_events_core::{ossa, Event};
+    /// let ctx = ossa::Context { agent_id: Some("planner"), trace_id: Some("t-1"), ..Default::default() };
+    /// let ev = Event::builder().id("1").source("/s").ty("t").ossa_context(&ctx).build()?;
+    /// assert_eq!((ev.ossa_agent_id(), ev.ossa_trace_id()), (Some("planner"), Some("t-1")));
+    /// assert_eq!(ev.extensions().len(), 2); // `None` fields add nothing
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn ossa_context(mut self, ctx: &ossa::Context<'a>) -> Self {
         if let Some(v) = ctx.agent_id {
@@ -575,6 +993,15 @@ impl<'a> EventBuilder<'a> {
 
     /// Fills in `id`, `source` and `time` where they are not set yet (how an
     /// emitter completes the events handed to it).
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, Timestamp};
+    /// let now = Timestamp::parse("2026-01-01T00:00:00Z")?;
+    /// // `source` was set, so only `id` and `time` are filled in.
+    /// let ev = Event::builder().source("/mine").ty("t").defaults("id-1", "/default", now).build()?;
+    /// assert_eq!((ev.id(), ev.source(), ev.time()), ("id-1", "/mine", Some(now)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn defaults(mut self, id: &'a str, source: &'a str, time: Timestamp) -> Self {
         self.fill_defaults(id, source, time);
@@ -605,6 +1032,17 @@ impl<'a> EventBuilder<'a> {
     }
 
     /// Checks every rule and returns the event.
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, Rule, MAX_EXTENSIONS};
+    /// let names: Vec<String> = (0..=MAX_EXTENSIONS).map(|i| format!("x{i}")).collect();
+    /// let mut b = Event::builder().id("1").source("/s").ty("t");
+    /// for name in &names {
+    ///     b = b.extension_str(name, "v");
+    /// }
+    /// // The 17th extension did not fit; the error waited for `build`.
+    /// assert_eq!(b.build().unwrap_err().rule, Rule::TooManyExtensions);
+    /// ```
     pub fn build(mut self) -> Result<Event<'a>, ValidationError> {
         if let Some(e) = self.error {
             return Err(e);

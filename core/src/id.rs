@@ -16,6 +16,16 @@ pub struct EventId {
 
 impl EventId {
     /// A UUID v4 from 16 random bytes (version and variant bits are set here).
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, EventId};
+    /// // On a device: fill the bytes from the hardware RNG.
+    /// let id = EventId::from_random_bytes([0xab; 16]);
+    /// assert_eq!(id.as_str(), "abababab-abab-4bab-abab-abababababab");
+    /// let ev = Event::builder().id(id.as_str()).source("/s").ty("t").build()?;
+    /// assert_eq!(ev.id().len(), 36);
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     pub fn from_random_bytes(bytes: [u8; 16]) -> Self {
         let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
         let mut buf = [0u8; 36];
@@ -24,6 +34,13 @@ impl EventId {
     }
 
     /// The id as text.
+    ///
+    /// ```
+    /// # use ossa_events_core::EventId;
+    /// let id = EventId::from_random_bytes([0; 16]);
+    /// assert_eq!(id.as_str(), "00000000-0000-4000-8000-000000000000");
+    /// assert_eq!(id.to_string(), id.as_str()); // Display writes the same text
+    /// ```
     pub fn as_str(&self) -> &str {
         // The buffer only ever holds ASCII hex digits and hyphens.
         core::str::from_utf8(&self.buf).unwrap_or("")
@@ -43,8 +60,28 @@ impl fmt::Display for EventId {
 }
 
 /// A source of event ids, implemented by the caller (no_std has no randomness of its own).
+///
+/// ```
+/// use ossa_events_core::{EventId, IdSource};
+/// /// Sequential ids for tests (not random: fine for a replay, not for production).
+/// struct Counter(u128);
+/// impl IdSource for Counter {
+///     fn next_id(&mut self) -> EventId {
+///         self.0 += 1;
+///         EventId::from_random_bytes(self.0.to_be_bytes())
+///     }
+/// }
+/// let mut ids = Counter(0);
+/// assert_ne!(ids.next_id(), ids.next_id());
+/// ```
 pub trait IdSource {
     /// The next id; every call must give a new one.
+    ///
+    /// ```
+    /// use ossa_events_core::{IdSource, RandomIds};
+    /// let mut ids = RandomIds(|b: &mut [u8; 16]| b.fill(1));
+    /// assert_eq!(ids.next_id().as_str(), "01010101-0101-4101-8101-010101010101");
+    /// ```
     fn next_id(&mut self) -> EventId;
 }
 
@@ -56,6 +93,21 @@ impl<T: IdSource + ?Sized> IdSource for &mut T {
 
 /// UUID v4 ids from any function that fills 16 bytes with randomness
 /// (a hardware RNG, a seeded CSPRNG, a host call).
+///
+/// ```
+/// use ossa_events_core::{IdSource, RandomIds};
+/// // Any RNG will do; here a tiny xorshift standing in for a hardware RNG.
+/// let mut state = 0x2545_f491_4f6c_dd1d_u64;
+/// let mut ids = RandomIds(move |b: &mut [u8; 16]| {
+///     for chunk in b.chunks_mut(8) {
+///         state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+///         chunk.copy_from_slice(&state.to_le_bytes());
+///     }
+/// });
+/// let (a, b) = (ids.next_id(), ids.next_id());
+/// assert_ne!(a, b);
+/// assert_eq!(&a.as_str()[14..15], "4"); // UUID version 4
+/// ```
 pub struct RandomIds<F: FnMut(&mut [u8; 16])>(pub F);
 
 impl<F: FnMut(&mut [u8; 16])> fmt::Debug for RandomIds<F> {

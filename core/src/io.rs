@@ -7,6 +7,13 @@
 use core::fmt;
 
 /// Why writing to an [`embedded_io::Write`] failed.
+///
+/// ```
+/// use ossa_events_core::io::{write_all, SliceFull, SliceWriter, WriteError};
+/// let mut buf = [0u8; 4];
+/// let mut w = SliceWriter::new(&mut buf);
+/// assert_eq!(write_all(&mut w, b"hello"), Err(WriteError::Io(SliceFull)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WriteError<E> {
@@ -106,6 +113,24 @@ impl<W: embedded_io::Write + ?Sized> embedded_io::Write for Gather<'_, W> {
 }
 
 /// Writes all of `buf`, looping on short writes; `Ok(0)` becomes [`WriteError::WriteZero`].
+///
+/// ```
+/// # use ossa_events_core::embedded_io;
+/// # struct Stuck; // a writer that accepts nothing
+/// # impl embedded_io::ErrorType for Stuck { type Error = core::convert::Infallible; }
+/// # impl embedded_io::Write for Stuck {
+/// #     fn write(&mut self, _: &[u8]) -> Result<usize, Self::Error> { Ok(0) }
+/// #     fn flush(&mut self) -> Result<(), Self::Error> { Ok(()) }
+/// # }
+/// use ossa_events_core::io::{write_all, WriteError};
+/// let mut out = [0u8; 8];
+/// let mut w: &mut [u8] = &mut out;
+/// write_all(&mut w, b"abc")?;
+/// assert_eq!(&out[..3], b"abc");
+/// // `embedded_io::Write::write_all` would panic here; this returns an error.
+/// assert_eq!(write_all(&mut Stuck, b"abc"), Err(WriteError::WriteZero));
+/// # Ok::<(), WriteError<ossa_events_core::embedded_io::SliceWriteError>>(())
+/// ```
 #[inline]
 pub fn write_all<W: embedded_io::Write + ?Sized>(
     w: &mut W,
@@ -122,6 +147,15 @@ pub fn write_all<W: embedded_io::Write + ?Sized>(
 }
 
 /// A writer that only counts the bytes written to it (for sizing output before writing it).
+///
+/// ```
+/// use ossa_events_core::{format::json, io::Counter, Event};
+/// let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+/// let mut c = Counter::default();
+/// json::write_json(&ev, &mut c)?;
+/// assert_eq!(c.count, json::encoded_len(&ev)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counter {
     /// Bytes written so far.
@@ -145,6 +179,17 @@ impl embedded_io::Write for Counter {
 }
 
 /// A writer over a fixed slice that fails with [`SliceFull`] instead of writing part of a buffer.
+///
+/// ```
+/// use ossa_events_core::{format::json, io::SliceWriter, Event};
+/// let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+/// let mut buf = [0u8; 128];
+/// let mut w = SliceWriter::new(&mut buf);
+/// json::write_jsonl(&ev, &mut w)?;
+/// json::write_jsonl(&ev, &mut w)?;
+/// assert_eq!(w.written().iter().filter(|&&b| b == b'\n').count(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct SliceWriter<'a> {
     buf: &'a mut [u8],
@@ -152,6 +197,15 @@ pub struct SliceWriter<'a> {
 }
 
 /// The slice given to a [`SliceWriter`] is too small for the output.
+///
+/// ```
+/// use ossa_events_core::{io::{SliceFull, SliceWriter}, embedded_io::Write};
+/// let mut buf = [0u8; 4];
+/// let mut w = SliceWriter::new(&mut buf);
+/// // Unlike `&mut [u8]`, a slice writer never takes part of a write.
+/// assert_eq!(w.write(b"hello"), Err(SliceFull));
+/// assert!(w.is_empty());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SliceFull;
 
@@ -171,22 +225,67 @@ impl embedded_io::Error for SliceFull {
 
 impl<'a> SliceWriter<'a> {
     /// A writer that fills `buf` from its start.
+    ///
+    /// ```
+    /// use ossa_events_core::{embedded_io::Write, io::SliceWriter};
+    /// let mut buf = [0u8; 16];
+    /// let mut w = SliceWriter::new(&mut buf);
+    /// w.write_all(b"ok")?;
+    /// assert_eq!(w.written(), b"ok");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(buf: &'a mut [u8]) -> Self {
         SliceWriter { buf, len: 0 }
     }
     /// Bytes written so far.
+    ///
+    /// ```
+    /// # use ossa_events_core::{embedded_io::Write, io::SliceWriter};
+    /// let mut buf = [0u8; 16];
+    /// let mut w = SliceWriter::new(&mut buf);
+    /// w.write_all(b"abc")?;
+    /// assert_eq!(w.len(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.len
     }
     /// Whether nothing was written yet.
+    ///
+    /// ```
+    /// # use ossa_events_core::io::SliceWriter;
+    /// let mut buf = [0u8; 16];
+    /// assert!(SliceWriter::new(&mut buf).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
     /// The bytes written so far.
+    ///
+    /// ```
+    /// # use ossa_events_core::{embedded_io::Write, io::SliceWriter};
+    /// let mut buf = [0u8; 16];
+    /// let mut w = SliceWriter::new(&mut buf);
+    /// w.write_all(b"[1,2]")?;
+    /// assert_eq!(w.written(), b"[1,2]"); // not the 11 unused bytes
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn written(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or(&[])
     }
     /// Gives back the written part of the buffer with the buffer's lifetime.
+    ///
+    /// ```
+    /// # use ossa_events_core::{embedded_io::Write, io::SliceWriter};
+    /// fn render(buf: &mut [u8]) -> Result<&[u8], ossa_events_core::io::SliceFull> {
+    ///     let mut w = SliceWriter::new(buf);
+    ///     w.write_all(b"hi")?;
+    ///     Ok(w.into_written()) // outlives the writer
+    /// }
+    /// let mut buf = [0u8; 16];
+    /// assert_eq!(render(&mut buf)?, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_written(self) -> &'a mut [u8] {
         let len = self.len;
         self.buf.get_mut(..len).unwrap_or(&mut [])

@@ -76,6 +76,19 @@ pub const EXT_TRACE_ID: &str = "ossatraceid";
 pub const EXT_SPAN_ID: &str = "ossaspanid";
 
 /// The OSSA context attached to events as the four extensions.
+///
+/// ```
+/// use ossa_events_core::{ossa, Event};
+/// let ctx = ossa::Context {
+///     agent_id: Some("researcher"),
+///     interaction_id: Some("chat-42"),
+///     ..Default::default()
+/// };
+/// let ev = Event::builder().id("1").source("/s").ty("t").ossa_context(&ctx).build()?;
+/// assert_eq!(ev.ossa_interaction_id(), Some("chat-42"));
+/// assert_eq!(ev.ossa_span_id(), None);
+/// # Ok::<(), ossa_events_core::ValidationError>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Context<'a> {
     /// `ossaagentid`
@@ -89,6 +102,15 @@ pub struct Context<'a> {
 }
 
 /// A piece of JSON text checked to be one well-formed JSON value.
+///
+/// ```
+/// use ossa_events_core::{json::JsonErrorKind, RawJson};
+/// let args = RawJson::new(r#"{"query": "rust"}"#)?;
+/// assert_eq!(args.as_str(), r#"{"query": "rust"}"#);
+/// let err = RawJson::new(r#"{"query": }"#).unwrap_err();
+/// assert_eq!(err.kind, JsonErrorKind::UnexpectedByte(b'}'));
+/// # Ok::<(), ossa_events_core::JsonError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawJson<'a> {
     json: &'a str,
@@ -98,26 +120,65 @@ pub struct RawJson<'a> {
 
 impl<'a> RawJson<'a> {
     /// Checks `json` (one JSON value, nesting up to [`crate::MAX_DATA_DEPTH`]).
+    ///
+    /// ```
+    /// use ossa_events_core::{json::JsonErrorKind, RawJson};
+    /// assert!(RawJson::new("[1, 2, 3]").is_ok());
+    /// // Exactly one value: a second one is an error, with its byte offset.
+    /// let err = RawJson::new("1 2").unwrap_err();
+    /// assert_eq!((err.offset, err.kind), (2, JsonErrorKind::TrailingCharacters));
+    /// ```
     pub fn new(json: &'a str) -> Result<Self, JsonError> {
         let compact = crate::json::validate_compact(json.as_bytes(), crate::event::MAX_DATA_DEPTH)?;
         Ok(RawJson { json, compact })
     }
     /// The JSON text as given.
+    ///
+    /// ```
+    /// # use ossa_events_core::RawJson;
+    /// let raw = RawJson::new(" true ")?;
+    /// assert_eq!(raw.as_str(), " true "); // as given; encoders write it compact
+    /// # Ok::<(), ossa_events_core::JsonError>(())
+    /// ```
     pub fn as_str(&self) -> &'a str {
         self.json
     }
 }
 
 /// An OSSA event payload: knows its event type and subject.
+///
+/// ```
+/// use ossa_events_core::ossa::{self, Payload};
+/// let call = ossa::ToolCalled { tool: "web_search", ..Default::default() };
+/// assert_eq!(ossa::ToolCalled::TYPE, ossa::TOOL_CALLED);
+/// assert_eq!(call.subject(), Some("web_search"));
+/// assert_eq!(ossa::TurnStarted::default().subject(), None);
+/// ```
 pub trait Payload: JsonPayload {
     /// The OSSA event type, one of [`EVENT_TYPES`].
     const TYPE: &'static str;
     /// The `subject` attribute for this event (the tool, agent, workflow or state key).
+    ///
+    /// ```
+    /// use ossa_events_core::ossa::{self, Payload};
+    /// let update = ossa::StateUpdated { key: "memory.goal", value: None };
+    /// assert_eq!(update.subject(), Some("memory.goal"));
+    /// ```
     fn subject(&self) -> Option<&str>;
 }
 
 impl<'a> EventBuilder<'a> {
     /// Sets `type`, `subject`, `datacontenttype: application/json` and `data` from an OSSA payload.
+    ///
+    /// ```
+    /// use ossa_events_core::{ossa, Event};
+    /// let started = ossa::AgentStarted { agent_id: "planner", version: Some("1.2.0"), ..Default::default() };
+    /// let ev = Event::builder().id("1").source("/agents/planner").ossa(&started).build()?;
+    /// assert_eq!(ev.ty(), ossa::AGENT_STARTED);
+    /// assert_eq!(ev.subject(), Some("planner"));
+    /// assert_eq!(ev.datacontenttype(), Some("application/json"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline]
     pub fn ossa<P: Payload>(self, payload: &'a P) -> Self {
         let b = self.ty(P::TYPE).data_serialize(payload);
@@ -129,6 +190,22 @@ impl<'a> EventBuilder<'a> {
 }
 
 /// An error reported by an agent, workflow or tool.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event};
+///
+/// let p = ossa::ToolFailed {
+///     tool: "fetch",
+///     error: ossa::ErrorInfo { message: "timed out", code: Some("timeout"), retryable: Some(true) },
+///     ..Default::default()
+/// };
+/// let ev = Event::builder().id("1").source("/agents/a").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::TOOL_FAILED, Some("fetch")));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"tool":"fetch","error":{"message":"timed out","code":"timeout","retryable":true}}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ErrorInfo<'a> {
     /// Human-readable message.
@@ -140,6 +217,19 @@ pub struct ErrorInfo<'a> {
 }
 
 /// Token counts of a model turn.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event};
+///
+/// let usage = ossa::TokenUsage { input_tokens: 812, output_tokens: 64 };
+/// let p = ossa::TurnCompleted { turn: 1, usage: Some(usage), ..Default::default() };
+/// let ev = Event::builder().id("1").source("/agents/a").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::TURN_COMPLETED, None));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"turn":1,"usage":{"input_tokens":812,"output_tokens":64}}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenUsage {
     /// Prompt tokens.
@@ -263,6 +353,22 @@ macro_rules! payload {
 }
 
 /// Payload of `dev.ossa.workflow.started`; subject = `workflow_id`.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event, RawJson};
+///
+/// let p = ossa::WorkflowStarted {
+///     workflow_id: "wf-7",
+///     name: Some("nightly-report"),
+///     input: Some(RawJson::new(r#"{"day": "2026-01-01"}"#)?),
+/// };
+/// let ev = Event::builder().id("1").source("/workflows").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::WORKFLOW_STARTED, Some("wf-7")));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"workflow_id":"wf-7","name":"nightly-report","input":{"day":"2026-01-01"}}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkflowStarted<'a> {
     /// The workflow run.
@@ -279,6 +385,23 @@ payload!(WorkflowStarted, WORKFLOW_STARTED, workflow_id, |s, o| {
 });
 
 /// Payload of `dev.ossa.workflow.completed`; subject = `workflow_id`.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event};
+///
+/// let p = ossa::WorkflowCompleted {
+///     workflow_id: "wf-7",
+///     status: "success",
+///     duration_ms: Some(1200),
+///     ..Default::default()
+/// };
+/// let ev = Event::builder().id("1").source("/workflows").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::WORKFLOW_COMPLETED, Some("wf-7")));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"workflow_id":"wf-7","status":"success","duration_ms":1200}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkflowCompleted<'a> {
     /// The workflow run.
@@ -303,6 +426,18 @@ payload!(
 );
 
 /// Payload of `dev.ossa.agent.started`; subject = `agent_id`.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event};
+///
+/// let p = ossa::AgentStarted { agent_id: "planner", name: Some("Planner"), ..Default::default() };
+/// let ev = Event::builder().id("1").source("/agents/planner").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::AGENT_STARTED, Some("planner")));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"agent_id":"planner","name":"Planner"}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AgentStarted<'a> {
     /// The agent.
@@ -322,6 +457,23 @@ payload!(AgentStarted, AGENT_STARTED, agent_id, |s, o| {
 });
 
 /// Payload of `dev.ossa.agent.completed`; subject = `agent_id`.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event, RawJson};
+///
+/// let p = ossa::AgentCompleted {
+///     agent_id: "planner",
+///     status: "success",
+///     output: Some(RawJson::new(r#"{"plan": ["a", "b"]}"#)?),
+///     duration_ms: None,
+/// };
+/// let ev = Event::builder().id("1").source("/agents/planner").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::AGENT_COMPLETED, Some("planner")));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"agent_id":"planner","status":"success","output":{"plan":["a","b"]}}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AgentCompleted<'a> {
     /// The agent.
@@ -341,6 +493,22 @@ payload!(AgentCompleted, AGENT_COMPLETED, agent_id, |s, o| {
 });
 
 /// Payload of `dev.ossa.agent.failed`; subject = `agent_id`.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event};
+///
+/// let p = ossa::AgentFailed {
+///     agent_id: "planner",
+///     error: ossa::ErrorInfo { message: "no model", ..Default::default() },
+///     duration_ms: Some(5),
+/// };
+/// let ev = Event::builder().id("1").source("/agents/planner").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::AGENT_FAILED, Some("planner")));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"agent_id":"planner","error":{"message":"no model"},"duration_ms":5}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AgentFailed<'a> {
     /// The agent.
@@ -357,6 +525,18 @@ payload!(AgentFailed, AGENT_FAILED, agent_id, |s, o| {
 });
 
 /// Payload of `dev.ossa.turn.started`; no subject.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event, RawJson};
+///
+/// let p = ossa::TurnStarted { turn: 3, input: Some(RawJson::new(r#""hi""#)?) };
+/// let ev = Event::builder().id("1").source("/agents/a").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::TURN_STARTED, None));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"turn":3,"input":"hi"}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TurnStarted<'a> {
     /// Turn number within the interaction, from 1.
@@ -370,6 +550,23 @@ payload!(TurnStarted, TURN_STARTED, none, |s, o| {
 });
 
 /// Payload of `dev.ossa.turn.completed`; no subject.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event, RawJson};
+///
+/// let p = ossa::TurnCompleted {
+///     turn: 3,
+///     output: Some(RawJson::new(r#""hello""#)?),
+///     usage: None,
+///     duration_ms: Some(870),
+/// };
+/// let ev = Event::builder().id("1").source("/agents/a").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::TURN_COMPLETED, None));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"turn":3,"output":"hello","duration_ms":870}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TurnCompleted<'a> {
     /// Turn number within the interaction.
@@ -395,6 +592,22 @@ payload!(TurnCompleted, TURN_COMPLETED, none, |s, o| {
 });
 
 /// Payload of `dev.ossa.tool.called`; subject = `tool`.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event, RawJson};
+///
+/// let p = ossa::ToolCalled {
+///     tool: "web_search",
+///     call_id: Some("call-1"),
+///     arguments: Some(RawJson::new(r#"{ "query": "no_std" }"#)?), // written compact
+/// };
+/// let ev = Event::builder().id("1").source("/agents/a").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::TOOL_CALLED, Some("web_search")));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"tool":"web_search","call_id":"call-1","arguments":{"query":"no_std"}}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ToolCalled<'a> {
     /// Tool name.
@@ -411,6 +624,23 @@ payload!(ToolCalled, TOOL_CALLED, tool, |s, o| {
 });
 
 /// Payload of `dev.ossa.tool.completed`; subject = `tool`.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event, RawJson};
+///
+/// let p = ossa::ToolCompleted {
+///     tool: "web_search",
+///     call_id: Some("call-1"),
+///     result: Some(RawJson::new("[]")?),
+///     duration_ms: Some(230),
+/// };
+/// let ev = Event::builder().id("1").source("/agents/a").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::TOOL_COMPLETED, Some("web_search")));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"tool":"web_search","call_id":"call-1","result":[],"duration_ms":230}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ToolCompleted<'a> {
     /// Tool name.
@@ -430,6 +660,23 @@ payload!(ToolCompleted, TOOL_COMPLETED, tool, |s, o| {
 });
 
 /// Payload of `dev.ossa.tool.failed`; subject = `tool`.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event};
+///
+/// let p = ossa::ToolFailed {
+///     tool: "web_search",
+///     call_id: Some("call-1"),
+///     error: ossa::ErrorInfo { message: "rate limited", code: Some("429"), retryable: Some(true) },
+///     duration_ms: None,
+/// };
+/// let ev = Event::builder().id("1").source("/agents/a").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::TOOL_FAILED, Some("web_search")));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"tool":"web_search","call_id":"call-1","error":{"message":"rate limited","code":"429","retryable":true}}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ToolFailed<'a> {
     /// Tool name.
@@ -449,6 +696,18 @@ payload!(ToolFailed, TOOL_FAILED, tool, |s, o| {
 });
 
 /// Payload of `dev.ossa.state.updated`; subject = `key`.
+///
+/// ```
+/// use ossa_events_core::{format::json, ossa, Event, RawJson};
+///
+/// let p = ossa::StateUpdated { key: "memory.goal", value: Some(RawJson::new(r#""ship v1""#)?) };
+/// let ev = Event::builder().id("1").source("/agents/a").ossa(&p).build()?;
+/// assert_eq!((ev.ty(), ev.subject()), (ossa::STATE_UPDATED, Some("memory.goal")));
+/// let mut buf = [0u8; 512];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":{"key":"memory.goal","value":"ship v1"}}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StateUpdated<'a> {
     /// Which piece of agent state changed.

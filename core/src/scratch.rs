@@ -27,12 +27,33 @@ pub struct Scratch<'a> {
 
 impl<'a> Scratch<'a> {
     /// Uses all of `buf` as scratch space.
+    ///
+    /// ```
+    /// use ossa_events_core::{parse, Scratch};
+    /// // `\u00e9` must be unescaped, so `subject` is written into the scratch buffer.
+    /// let input = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","subject":"caf\u00e9"}"#;
+    /// let mut buf = [0u8; 64];
+    /// let mut scratch = Scratch::new(&mut buf);
+    /// let ev = parse::json::parse_event(input, &mut scratch)?;
+    /// assert_eq!(ev.subject(), Some("café"));
+    /// # Ok::<(), ossa_events_core::ParseError>(())
+    /// ```
     #[inline]
     pub fn new(buf: &'a mut [u8]) -> Self {
         Scratch { rest: buf, used: 0 }
     }
 
     /// Bytes still free.
+    ///
+    /// ```
+    /// use ossa_events_core::{parse, Scratch};
+    /// let input = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","subject":"say \"hi\""}"#;
+    /// let mut buf = [0u8; 64];
+    /// let mut scratch = Scratch::new(&mut buf);
+    /// parse::json::parse_event(input, &mut scratch)?;
+    /// assert_eq!(scratch.remaining(), 64 - 8); // `say "hi"` took eight bytes
+    /// # Ok::<(), ossa_events_core::ParseError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn remaining(&self) -> usize {
@@ -40,6 +61,17 @@ impl<'a> Scratch<'a> {
     }
 
     /// Bytes handed out so far.
+    ///
+    /// ```
+    /// use ossa_events_core::{parse, Scratch};
+    /// // Nothing escaped: every string borrows from the input, no scratch used.
+    /// let input = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#;
+    /// let mut buf = [0u8; 64];
+    /// let mut scratch = Scratch::new(&mut buf);
+    /// parse::json::parse_event(input, &mut scratch)?;
+    /// assert_eq!(scratch.used(), 0);
+    /// # Ok::<(), ossa_events_core::ParseError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn used(&self) -> usize {
@@ -157,6 +189,14 @@ impl<'a> Piece<'_, 'a> {
 }
 
 /// The [`Scratch`] buffer is too small for the strings that must be decoded into it.
+///
+/// ```
+/// use ossa_events_core::{parse, ParseError, Scratch};
+/// let input = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","subject":"caf\u00e9"}"#;
+/// let mut buf = [0u8; 2]; // too small for "café"
+/// let err = parse::json::parse_event(input, &mut Scratch::new(&mut buf)).unwrap_err();
+/// assert_eq!(err, ParseError::ScratchFull); // parsers turn `ScratchFull` into this
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScratchFull;
 

@@ -70,6 +70,14 @@ pub struct Timestamp {
 }
 
 /// The UTC offset of a [`Timestamp`] (RFC 3339 §4.2, §4.3).
+///
+/// ```
+/// use ossa_events_core::{Offset, Timestamp};
+/// assert_eq!(Timestamp::parse("2026-01-01T00:00:00Z")?.offset(), Offset::Utc);
+/// assert_eq!(Timestamp::parse("2026-01-01T00:00:00+05:30")?.offset(), Offset::Minutes(330));
+/// assert_eq!(Timestamp::parse("2026-01-01T00:00:00-00:00")?.offset(), Offset::Unknown);
+/// # Ok::<(), ossa_events_core::TimeError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Offset {
@@ -85,6 +93,12 @@ pub enum Offset {
 
 impl Offset {
     /// Minutes east of UTC (0 for [`Offset::Utc`] and [`Offset::Unknown`]).
+    ///
+    /// ```
+    /// use ossa_events_core::Offset;
+    /// assert_eq!(Offset::Minutes(-480).minutes(), -480); // -08:00
+    /// assert_eq!(Offset::Unknown.minutes(), 0);
+    /// ```
     #[inline]
     pub const fn minutes(self) -> i16 {
         match self {
@@ -96,6 +110,13 @@ impl Offset {
 
 /// Why a string is not an RFC 3339 `date-time`, or why timestamp fields are
 /// out of range.
+///
+/// ```
+/// use ossa_events_core::{TimeError, Timestamp};
+/// assert_eq!(Timestamp::parse("2026-02-29T00:00:00Z"), Err(TimeError::Day)); // not a leap year
+/// assert_eq!(Timestamp::parse("2026-01-01 00:00:00Z"), Err(TimeError::Syntax { at: 10 }));
+/// assert_eq!(Timestamp::parse("2026-01-01T00:00:00"), Err(TimeError::Syntax { at: 19 })); // offset required
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TimeError {
@@ -250,6 +271,14 @@ impl Timestamp {
     /// Builds a timestamp from its fields, validating them like
     /// [`parse`](Self::parse) does. `frac_digits` is 0 when `nanos` is 0 and
     /// otherwise the fewest digits (up to 9) that show `nanos` exactly.
+    ///
+    /// ```
+    /// use ossa_events_core::{Offset, TimeError, Timestamp};
+    /// let t = Timestamp::new(2026, 3, 1, 9, 30, 0, 500_000_000, Offset::Minutes(60))?;
+    /// assert_eq!(t.to_string(), "2026-03-01T09:30:00.5+01:00");
+    /// assert_eq!(Timestamp::new(2026, 4, 31, 0, 0, 0, 0, Offset::Utc), Err(TimeError::Day));
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         year: u16,
@@ -299,11 +328,30 @@ impl Timestamp {
     /// fraction of one or more digits (digits past the ninth are truncated),
     /// `Z`/`z` or `+hh:mm`/`-hh:mm`. Second 60 is accepted only when the time
     /// in UTC is 23:59 (RFC 3339 §5.7). Nothing may follow the offset.
+    ///
+    /// ```
+    /// use ossa_events_core::{TimeError, Timestamp};
+    /// let t = Timestamp::parse("1985-04-12T23:20:50.52Z")?;
+    /// assert_eq!((t.year(), t.nanos(), t.frac_digits()), (1985, 520_000_000, 2));
+    /// // Leap seconds only at 23:59 UTC.
+    /// assert!(Timestamp::parse("1990-12-31T23:59:60Z").is_ok());
+    /// assert_eq!(Timestamp::parse("1990-12-31T12:59:60Z"), Err(TimeError::LeapSecond));
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     pub fn parse(s: &str) -> Result<Timestamp, TimeError> {
         Self::parse_bytes(s.as_bytes())
     }
 
     /// [`parse`](Self::parse) on bytes (non-ASCII bytes are syntax errors).
+    ///
+    /// ```
+    /// use ossa_events_core::{TimeError, Timestamp};
+    /// // E.g. straight from a `ce-time` header value.
+    /// let header: &[u8] = b"2026-01-01T12:00:00Z";
+    /// assert_eq!(Timestamp::parse_bytes(header)?.hour(), 12);
+    /// assert_eq!(Timestamp::parse_bytes(b"2026-01-01T12:00:00\xff"), Err(TimeError::Syntax { at: 19 }));
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     pub fn parse_bytes(b: &[u8]) -> Result<Timestamp, TimeError> {
         let year = u16::from(two(b, 0)?) * 100 + u16::from(two(b, 2)?);
         expect(b, 4, b'-', b'-')?;
@@ -415,6 +463,16 @@ impl Timestamp {
     /// 1970-01-01T00:00:00Z, written with 0 fraction digits when `nanos` is 0
     /// and 9 otherwise. `None` when the year would fall outside 0000-9999 or
     /// `nanos >= 1_000_000_000`.
+    ///
+    /// ```
+    /// use ossa_events_core::Timestamp;
+    /// let t = Timestamp::from_unix(1_700_000_000, 0).ok_or("out of range")?;
+    /// assert_eq!(t.to_string(), "2023-11-14T22:13:20Z");
+    /// let t = Timestamp::from_unix(0, 1).ok_or("out of range")?;
+    /// assert_eq!(t.to_string(), "1970-01-01T00:00:00.000000001Z");
+    /// assert!(Timestamp::from_unix(i64::MAX, 0).is_none()); // past year 9999
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_unix(secs: i64, nanos: u32) -> Option<Timestamp> {
         if !(MIN_UNIX..=MAX_UNIX).contains(&secs) || nanos >= 1_000_000_000 {
             return None;
@@ -438,6 +496,14 @@ impl Timestamp {
     /// The UTC timestamp `ms` milliseconds after the Unix epoch, written with
     /// 3 fraction digits (0 when it is a whole second). `None` outside years
     /// 0000-9999.
+    ///
+    /// ```
+    /// use ossa_events_core::Timestamp;
+    /// // E.g. from a monotonic tick counter plus a boot-time offset.
+    /// let t = Timestamp::from_unix_millis(1_700_000_000_042).ok_or("out of range")?;
+    /// assert_eq!(t.to_string(), "2023-11-14T22:13:20.042Z");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_unix_millis(ms: i64) -> Option<Timestamp> {
         let millis = ms.rem_euclid(1000) as u32;
         let t = Self::from_unix(ms.div_euclid(1000), millis * 1_000_000)?;
@@ -447,6 +513,15 @@ impl Timestamp {
     /// The same timestamp written with `d` fraction digits (clamped to
     /// 0..=9). Reducing the digit count truncates the stored nanoseconds, so
     /// the value always equals what it displays.
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// let t = Timestamp::parse("2026-01-01T00:00:00.123456789Z")?;
+    /// assert_eq!(t.with_frac_digits(3).to_string(), "2026-01-01T00:00:00.123Z");
+    /// assert_eq!(t.with_frac_digits(0).nanos(), 0); // truncated, not rounded
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[must_use]
     pub fn with_frac_digits(mut self, d: u8) -> Self {
         let d = d.min(9);
@@ -459,6 +534,15 @@ impl Timestamp {
     /// Writes the canonical RFC 3339 form into `buf` and returns it: upper
     /// case `T` and `Z`, exactly [`frac_digits`](Self::frac_digits) fraction
     /// digits, `-00:00` for [`Offset::Unknown`].
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// let t = Timestamp::parse("2026-01-01t08:00:00z")?;
+    /// let mut buf = [0u8; Timestamp::MAX_LEN]; // no allocation
+    /// assert_eq!(t.write_to(&mut buf), "2026-01-01T08:00:00Z"); // canonical upper case
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     pub fn write_to<'b>(&self, buf: &'b mut [u8; Timestamp::MAX_LEN]) -> &'b str {
         let n = self.encode(buf);
         match buf.get(..n).map(core::str::from_utf8) {
@@ -520,6 +604,15 @@ impl Timestamp {
     }
 
     /// Length in bytes of the canonical form ([`write_to`](Self::write_to)).
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// let t = Timestamp::parse("2026-01-01T08:00:00.25+02:00")?;
+    /// assert_eq!(t.encoded_len(), t.to_string().len());
+    /// assert_eq!(t.encoded_len(), 28);
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[inline]
     pub fn encoded_len(&self) -> usize {
         let frac = match self.frac_digits {
@@ -533,6 +626,15 @@ impl Timestamp {
     /// Whole seconds since 1970-01-01T00:00:00Z (negative before), with the
     /// offset applied. A leap second `23:59:60` counts as the following
     /// `00:00:00`, as in POSIX time.
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// let a = Timestamp::parse("1970-01-01T01:00:00+01:00")?;
+    /// assert_eq!(a.unix_seconds(), 0);
+    /// assert_eq!(Timestamp::parse("1969-12-31T23:59:59Z")?.unix_seconds(), -1);
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     pub fn unix_seconds(&self) -> i64 {
         let days = days_from_civil(
             i64::from(self.year),
@@ -547,54 +649,118 @@ impl Timestamp {
     }
 
     /// Nanoseconds within the second (0..1 000 000 000).
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::parse("2026-01-01T00:00:00.000250Z")?.nanos(), 250_000);
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[inline]
     pub fn nanos(&self) -> u32 {
         self.nanos
     }
 
     /// The year, 0-9999 (local, i.e. as written).
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::parse("2025-12-31T23:00:00-02:00")?.year(), 2025); // 2026 in UTC
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[inline]
     pub fn year(&self) -> u16 {
         self.year
     }
 
     /// The month, 1-12.
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::parse("2026-07-04T00:00:00Z")?.month(), 7);
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[inline]
     pub fn month(&self) -> u8 {
         self.month
     }
 
     /// The day of the month, 1-31.
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::parse("2026-07-04T00:00:00Z")?.day(), 4);
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[inline]
     pub fn day(&self) -> u8 {
         self.day
     }
 
     /// The hour, 0-23.
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::parse("2026-07-04T18:30:00+02:00")?.hour(), 18); // as written
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[inline]
     pub fn hour(&self) -> u8 {
         self.hour
     }
 
     /// The minute, 0-59.
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::parse("2026-07-04T18:30:00Z")?.minute(), 30);
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[inline]
     pub fn minute(&self) -> u8 {
         self.minute
     }
 
     /// The second, 0-60 (60 only for a leap second).
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::parse("2016-12-31T23:59:60Z")?.second(), 60); // a leap second
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[inline]
     pub fn second(&self) -> u8 {
         self.second
     }
 
     /// The UTC offset as written.
+    ///
+    /// ```
+    /// # use ossa_events_core::{Offset, Timestamp};
+    /// assert_eq!(Timestamp::parse("2026-07-04T18:30:00-04:00")?.offset(), Offset::Minutes(-240));
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[inline]
     pub fn offset(&self) -> Offset {
         self.offset
     }
 
     /// Number of fraction-of-second digits in the canonical form (0-9).
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// let t = Timestamp::parse("2026-07-04T18:30:00.100Z")?;
+    /// assert_eq!(t.frac_digits(), 3); // trailing zeros are kept
+    /// assert_eq!(t.to_string(), "2026-07-04T18:30:00.100Z");
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     #[inline]
     pub fn frac_digits(&self) -> u8 {
         self.frac_digits
@@ -602,6 +768,16 @@ impl Timestamp {
 
     /// Whether both denote the same instant (compares the UTC time, ignoring
     /// offsets and how many fraction digits are written).
+    ///
+    /// ```
+    /// # use ossa_events_core::Timestamp;
+    ///
+    /// let a = Timestamp::parse("2026-01-01T12:00:00Z")?;
+    /// let b = Timestamp::parse("2026-01-01T13:00:00.000+01:00")?;
+    /// assert!(a.same_instant(&b));
+    /// assert_ne!(a, b); // `==` compares the written form
+    /// # Ok::<(), ossa_events_core::TimeError>(())
+    /// ```
     pub fn same_instant(&self, other: &Self) -> bool {
         self.unix_seconds() == other.unix_seconds() && self.nanos == other.nanos
     }
@@ -624,8 +800,30 @@ impl FromStr for Timestamp {
 
 /// A source of the current time, implemented by the caller (`no_std` has no
 /// clock).
+///
+/// ```
+/// use ossa_events_core::{Clock, Timestamp};
+/// /// A clock from a millisecond counter set once from NTP or an RTC.
+/// struct Millis { boot_unix_ms: i64, uptime_ms: i64 }
+/// impl Clock for Millis {
+///     fn now(&self) -> Timestamp {
+///         Timestamp::from_unix_millis(self.boot_unix_ms + self.uptime_ms).unwrap_or(Timestamp::UNIX_EPOCH)
+///     }
+/// }
+/// let clock = Millis { boot_unix_ms: 1_700_000_000_000, uptime_ms: 1_500 };
+/// assert_eq!(clock.now().to_string(), "2023-11-14T22:13:21.500Z");
+/// ```
 pub trait Clock {
     /// The current time.
+    ///
+    /// ```
+    /// use ossa_events_core::{Clock, Event, FixedClock, Timestamp};
+    /// let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// assert_eq!(clock.now(), Timestamp::UNIX_EPOCH);
+    /// let ev = Event::builder().id("1").source("/s").ty("t").time_from(&clock).build()?;
+    /// assert_eq!(ev.time(), Some(clock.now()));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     fn now(&self) -> Timestamp;
 }
 
@@ -637,6 +835,13 @@ impl<C: Clock + ?Sized> Clock for &C {
 }
 
 /// A clock that always returns the same instant (tests, replay).
+///
+/// ```
+/// use ossa_events_core::{Clock, FixedClock, Timestamp};
+/// let clock = FixedClock(Timestamp::parse("2026-01-01T00:00:00Z")?);
+/// assert_eq!(clock.now(), clock.now()); // always the same instant
+/// # Ok::<(), ossa_events_core::TimeError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FixedClock(pub Timestamp);
 

@@ -318,6 +318,16 @@ fn is_tail(s: &[u8], has_scheme: bool) -> bool {
 /// fragment, and `%` followed by two hex digits). The empty string, which
 /// RFC 3986 allows, is rejected because CloudEvents requires a non-empty
 /// value; any non-ASCII byte is rejected.
+///
+/// ```
+/// use ossa_events_core::uri::is_uri_reference;
+/// assert!(is_uri_reference("https://github.com/cloudevents"));
+/// assert!(is_uri_reference("/agents/planner"));
+/// assert!(is_uri_reference("urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"));
+/// assert!(!is_uri_reference(""));            // CloudEvents needs a value
+/// assert!(!is_uri_reference("/a b"));        // space must be %20
+/// assert!(!is_uri_reference("/caf\u{e9}"));  // non-ASCII
+/// ```
 pub fn is_uri_reference(s: &str) -> bool {
     let b = s.as_bytes();
     if b.is_empty() {
@@ -348,6 +358,13 @@ pub fn is_uri_reference(s: &str) -> bool {
 /// The scheme is required. A fragment is accepted: this reads CloudEvents'
 /// "absolute URI" (type `URI`) the way its JSON schema's `format: uri` does,
 /// rather than as the stricter RFC 3986 §4.3 `absolute-URI`.
+///
+/// ```
+/// use ossa_events_core::uri::is_absolute_uri;
+/// assert!(is_absolute_uri("https://example.com/schema.json#v1"));
+/// assert!(is_absolute_uri("urn:x:y"));
+/// assert!(!is_absolute_uri("/schemas/v1")); // no scheme
+/// ```
 pub fn is_absolute_uri(s: &str) -> bool {
     let b = s.as_bytes();
     match scheme_len(b) {
@@ -449,6 +466,14 @@ fn parse_media_type<'a>(
 /// where type, subtype and attribute are `token`s and a value is a token or a
 /// quoted-string with `\` escapes. Optional SP / HTAB is allowed around `;`
 /// and at both ends; nothing else. Non-ASCII is rejected.
+///
+/// ```
+/// use ossa_events_core::uri::is_media_type;
+/// assert!(is_media_type("application/json"));
+/// assert!(is_media_type("text/plain; charset=\"utf-8\""));
+/// assert!(!is_media_type("json"));
+/// assert!(!is_media_type("text/plain;"));
+/// ```
 pub fn is_media_type(s: &str) -> bool {
     if s == "application/json" {
         return true;
@@ -479,6 +504,14 @@ fn ends_with_ignore_case(s: &[u8], suffix: &[u8]) -> bool {
 /// `APPLICATION/JSON`, `application/cloudevents+json; charset=utf-8`. Only the
 /// `type/subtype` before any `;` is examined (surrounding whitespace allowed);
 /// use [`is_media_type`] to validate the parameters too.
+///
+/// ```
+/// use ossa_events_core::uri::is_json_media_type;
+/// assert!(is_json_media_type("application/json"));
+/// assert!(is_json_media_type("application/vnd.api+JSON; charset=utf-8"));
+/// assert!(!is_json_media_type("application/jsonl"));
+/// assert!(!is_json_media_type("text/plain"));
+/// ```
 pub fn is_json_media_type(s: &str) -> bool {
     if s == "application/json" {
         return true;
@@ -492,6 +525,14 @@ pub fn is_json_media_type(s: &str) -> bool {
 /// Whether data of this media type is text: `text/*`, `*/xml`, `*/*+xml`,
 /// `application/javascript`, or any valid media type with a `charset`
 /// parameter. Case-insensitive.
+///
+/// ```
+/// use ossa_events_core::uri::is_text_media_type;
+/// assert!(is_text_media_type("text/csv"));
+/// assert!(is_text_media_type("application/atom+xml"));
+/// assert!(is_text_media_type("application/octet-stream; charset=utf-8"));
+/// assert!(!is_text_media_type("image/png"));
+/// ```
 pub fn is_text_media_type(s: &str) -> bool {
     let b = s.as_bytes();
     if let Some((t, sub)) = essence(b) {
@@ -513,6 +554,12 @@ pub fn is_text_media_type(s: &str) -> bool {
 /// Whether `s`'s `type/subtype` equals `essence`, ignoring ASCII case,
 /// parameters and surrounding whitespace; e.g.
 /// `media_type_essence_eq("Application/JSON; charset=utf-8", "application/json")`.
+///
+/// ```
+/// use ossa_events_core::uri::media_type_essence_eq;
+/// assert!(media_type_essence_eq(" Application/JSON; charset=utf-8", "application/json"));
+/// assert!(!media_type_essence_eq("application/json-seq", "application/json"));
+/// ```
 pub fn media_type_essence_eq(s: &str, essence: &str) -> bool {
     let (e, _) = split_once(s.as_bytes(), b';');
     let e = trim_ows(e);
@@ -520,6 +567,12 @@ pub fn media_type_essence_eq(s: &str, essence: &str) -> bool {
 }
 
 /// Whether `s` starts with `prefix`, ignoring ASCII case.
+///
+/// ```
+/// use ossa_events_core::uri::starts_with_ignore_ascii_case;
+/// assert!(starts_with_ignore_ascii_case("Application/CloudEvents+json", "application/cloudevents"));
+/// assert!(!starts_with_ignore_ascii_case("app", "application"));
+/// ```
 pub fn starts_with_ignore_ascii_case(s: &str, prefix: &str) -> bool {
     s.as_bytes()
         .get(..prefix.len())

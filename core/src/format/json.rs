@@ -64,6 +64,16 @@ fn ungather<E>(e: EncodeError<WriteError<E>>) -> EncodeError<E> {
 ///
 /// The pieces of the event are gathered in a small stack buffer, so `w` sees
 /// a few large writes rather than one per key and value.
+///
+/// ```
+/// use ossa_events_core::{format::json, io::SliceWriter, Event};
+/// let ev = Event::builder().id("1").source("/s").ty("t").subject("a \"quoted\" word").build()?;
+/// let mut buf = [0u8; 256];
+/// let mut w = SliceWriter::new(&mut buf); // or a UART, a socket: any embedded_io::Write
+/// json::write_json(&ev, &mut w)?;
+/// assert_eq!(w.written(), br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","subject":"a \"quoted\" word"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[inline]
 pub fn write_json<W: Write + ?Sized>(
     ev: &Event<'_>,
@@ -158,6 +168,19 @@ fn write_data<W: Write + ?Sized>(w: &mut W, data: &Data<'_>) -> Result<(), Encod
 }
 
 /// Writes `ev` followed by `\n` (one JSON Lines record).
+///
+/// ```
+/// use ossa_events_core::{format::json, io::SliceWriter, Event};
+/// let a = Event::builder().id("1").source("/s").ty("t").build()?;
+/// let b = Event::builder().id("2").source("/s").ty("t").build()?;
+/// let mut buf = [0u8; 256];
+/// let mut w = SliceWriter::new(&mut buf);
+/// json::write_jsonl(&a, &mut w)?;
+/// json::write_jsonl(&b, &mut w)?;
+/// assert_eq!(w.written().iter().filter(|&&c| c == b'\n').count(), 2);
+/// assert!(w.written().ends_with(b"\"id\":\"2\",\"source\":\"/s\",\"type\":\"t\"}\n"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn write_jsonl<W: Write + ?Sized>(
     ev: &Event<'_>,
     w: &mut W,
@@ -170,6 +193,20 @@ pub fn write_jsonl<W: Write + ?Sized>(
 }
 
 /// Writes `events` as a JSON batch (`application/cloudevents-batch+json`).
+///
+/// ```
+/// use ossa_events_core::{format::json, io::SliceWriter, Event};
+/// let events = [
+///     Event::builder().id("1").source("/s").ty("t").build()?,
+///     Event::builder().id("2").source("/s").ty("t").build()?,
+/// ];
+/// let mut buf = [0u8; 256];
+/// let mut w = SliceWriter::new(&mut buf);
+/// json::write_batch(&events, &mut w)?;
+/// assert!(w.written().starts_with(b"[{") && w.written().ends_with(b"}]"));
+/// json::write_batch([], &mut SliceWriter::new(&mut buf))?; // writes `[]`
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn write_batch<'e, 'a: 'e, W, I>(events: I, w: &mut W) -> Result<(), EncodeError<W::Error>>
 where
     W: Write + ?Sized,
@@ -191,6 +228,17 @@ where
 }
 
 /// Writes `ev` into `buf`, returning the number of bytes written.
+///
+/// ```
+/// use ossa_events_core::{format::json, io::SliceFull, EncodeError, Event};
+/// let ev = Event::builder().id("1").source("/s").ty("t").data_text("text/plain", "hi").build()?;
+/// let mut buf = [0u8; 256];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""datacontenttype":"text/plain","data":"hi"}"#));
+/// // Too small: an error, never a truncated event.
+/// assert_eq!(json::to_slice(&ev, &mut [0u8; 32]), Err(EncodeError::Io(SliceFull)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn to_slice(ev: &Event<'_>, buf: &mut [u8]) -> Result<usize, EncodeError<SliceFull>> {
     let mut w = SliceWriter::new(buf);
     write_json(ev, &mut w)?;
@@ -198,6 +246,15 @@ pub fn to_slice(ev: &Event<'_>, buf: &mut [u8]) -> Result<usize, EncodeError<Sli
 }
 
 /// Writes `ev` into a new `heapless::Vec` of capacity `N`.
+///
+/// ```
+/// use ossa_events_core::{format::json, Event};
+/// let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+/// let bytes: ossa_events_core::heapless::Vec<u8, 128> = json::to_heapless(&ev)?;
+/// assert_eq!(bytes.len(), json::encoded_len(&ev)?);
+/// assert!(json::to_heapless::<16>(&ev).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn to_heapless<const N: usize>(
     ev: &Event<'_>,
 ) -> Result<heapless::Vec<u8, N>, EncodeError<SliceFull>> {
@@ -207,6 +264,15 @@ pub fn to_heapless<const N: usize>(
 }
 
 /// The exact size of `ev` in compact JSON.
+///
+/// ```
+/// use ossa_events_core::{format::json, Event};
+/// let ev = Event::builder().id("1").source("/s").ty("t").data_json("{ \"a\" : 1 }").build()?;
+/// let n = json::encoded_len(&ev)?; // compact: the spaces in `data` do not count
+/// let mut buf = [0u8; 256];
+/// assert_eq!(json::to_slice(&ev, &mut buf)?, n);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encoded_len(ev: &Event<'_>) -> Result<usize, PayloadError> {
     let mut c = Counter::default();
     match write_json(ev, &mut c) {
@@ -217,6 +283,14 @@ pub fn encoded_len(ev: &Event<'_>) -> Result<usize, PayloadError> {
 }
 
 /// Writes `ev` into a new `Vec<u8>`.
+///
+/// ```
+/// use ossa_events_core::{format::json, Event};
+/// let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+/// let bytes: Vec<u8> = json::to_vec(&ev)?;
+/// assert_eq!(bytes, br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(feature = "alloc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
 pub fn to_vec(ev: &Event<'_>) -> Result<alloc::vec::Vec<u8>, PayloadError> {

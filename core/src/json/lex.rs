@@ -15,6 +15,13 @@ use crate::scratch::{Scratch, ScratchFull};
 pub(crate) const MAX_DEPTH: usize = 256;
 
 /// Where and why JSON input is malformed.
+///
+/// ```
+/// use ossa_events_core::{json::{JsonError, JsonErrorKind}, RawJson};
+/// let err: JsonError = RawJson::new(r#"{"a": tru}"#).unwrap_err();
+/// assert_eq!((err.offset, err.kind), (9, JsonErrorKind::InvalidLiteral));
+/// assert_eq!(err.to_string(), "invalid JSON at byte 9: invalid literal");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsonError {
     /// Byte offset in the input where the problem was found.
@@ -24,6 +31,15 @@ pub struct JsonError {
 }
 
 /// What is wrong with malformed JSON input.
+///
+/// ```
+/// use ossa_events_core::json::{validate, JsonErrorKind};
+/// let kind = |s: &str| validate(s.as_bytes(), 16).unwrap_err().kind;
+/// assert_eq!(kind("   "), JsonErrorKind::Empty);
+/// assert_eq!(kind(r#"{"a":1"#), JsonErrorKind::UnexpectedEnd);
+/// assert_eq!(kind(r#""\ud800""#), JsonErrorKind::LoneSurrogate);
+/// assert_eq!(kind("[1,]"), JsonErrorKind::UnexpectedByte(b']'));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JsonErrorKind {

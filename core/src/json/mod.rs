@@ -10,6 +10,13 @@ pub use ser::{to_writer, JsonPayload, PayloadWriter};
 
 /// Checks that `input` is exactly one JSON value (surrounding whitespace allowed),
 /// nested at most `max_depth` deep.
+///
+/// ```
+/// use ossa_events_core::json::{validate, JsonErrorKind};
+/// assert!(validate(br#" {"a": [1, 2.5e3, null]} "#, 8).is_ok());
+/// assert_eq!(validate(b"[[1]]", 1).map_err(|e| e.kind), Err(JsonErrorKind::TooDeep));
+/// assert_eq!(validate(b"01", 8).map_err(|e| e.kind), Err(JsonErrorKind::InvalidNumber));
+/// ```
 pub fn validate(input: &[u8], max_depth: usize) -> Result<(), JsonError> {
     let mut lex = lex::Lexer::new(input);
     lex.value(max_depth)?;
@@ -27,6 +34,12 @@ pub(crate) fn validate_compact(input: &[u8], max_depth: usize) -> Result<bool, J
 
 /// Whether two well-formed JSON texts are the same text once insignificant
 /// whitespace is removed.
+///
+/// ```
+/// use ossa_events_core::json::eq_ignoring_ws;
+/// assert!(eq_ignoring_ws("{ \"a\" : [1, 2] }", r#"{"a":[1,2]}"#));
+/// assert!(!eq_ignoring_ws(r#"{"a b":1}"#, r#"{"ab":1}"#)); // whitespace in strings counts
+/// ```
 pub fn eq_ignoring_ws(a: &str, b: &str) -> bool {
     let mut x = Compact::new(a.as_bytes());
     let mut y = Compact::new(b.as_bytes());

@@ -31,6 +31,13 @@ use crate::io::{write_all, WriteError};
 use crate::json::escape::{write_str, write_str_body};
 
 /// Why serialization failed.
+///
+/// ```
+/// use ossa_events_core::{io::{SliceFull, SliceWriter, WriteError}, json::{ser::SerError, to_writer}};
+/// let mut buf = [0u8; 4];
+/// let err = to_writer(&mut SliceWriter::new(&mut buf), &["too", "long"]).unwrap_err();
+/// assert_eq!(err, SerError::Write(WriteError::Io(SliceFull)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SerError<E> {
@@ -114,6 +121,17 @@ impl fmt::Write for Truncating {
 ///
 /// The output equals `serde_json::to_vec(value)` except, possibly, for the form of floats (see
 /// the [module docs](self)). On error, part of the JSON may already have been written.
+///
+/// ```
+/// use ossa_events_core::{io::SliceWriter, json::to_writer};
+/// #[derive(serde::Serialize)]
+/// struct Call<'a> { tool: &'a str, args: Option<&'a [u32]> }
+/// let mut buf = [0u8; 64];
+/// let mut w = SliceWriter::new(&mut buf);
+/// to_writer(&mut w, &Call { tool: "sum", args: Some(&[1, 2]) })?;
+/// assert_eq!(w.written(), br#"{"tool":"sum","args":[1,2]}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn to_writer<W, T>(w: &mut W, value: &T) -> Result<(), SerError<W::Error>>
 where
     W: embedded_io::Write + ?Sized,
@@ -127,8 +145,37 @@ where
 ///
 /// Every `T: Serialize` is a `JsonPayload`; use [`write_payload`] to write one and get the
 /// writer's real error back.
+///
+/// ```
+/// use ossa_events_core::{format::json, Event, JsonPayload};
+/// // Any `T: Serialize` already is one; an event holds it as `&dyn JsonPayload`.
+/// let scores = [0.5_f64, 1.0];
+/// let payload: &dyn JsonPayload = &scores;
+/// let ev = Event::builder().id("1").source("/s").ty("t").data_serialize(payload).build()?;
+/// let mut buf = [0u8; 256];
+/// let n = json::to_slice(&ev, &mut buf)?;
+/// assert!(buf[..n].ends_with(br#""data":[0.5,1.0]}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait JsonPayload {
     /// Writes the payload as compact JSON.
+    ///
+    /// ```
+    /// use ossa_events_core::{embedded_io::Write, json::{ser::{Erased, SerError}, JsonPayload, PayloadWriter}};
+    /// use ossa_events_core::{format::json, io::WriteError, Event};
+    /// /// A payload written by hand, without serde.
+    /// struct Ping;
+    /// impl JsonPayload for Ping {
+    ///     fn write_json(&self, w: &mut PayloadWriter<'_>) -> Result<(), SerError<Erased>> {
+    ///         w.write_all(br#"{"ping":true}"#).map_err(|e| SerError::Write(WriteError::Io(e)))
+    ///     }
+    /// }
+    /// let ev = Event::builder().id("1").source("/s").ty("t").data_serialize(&Ping).build()?;
+    /// let mut buf = [0u8; 256];
+    /// let n = json::to_slice(&ev, &mut buf)?;
+    /// assert!(buf[..n].ends_with(br#""data":{"ping":true}}"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn write_json(&self, w: &mut PayloadWriter<'_>) -> Result<(), SerError<Erased>>;
 }
 
@@ -141,6 +188,22 @@ impl<T: Serialize + ?Sized> JsonPayload for T {
 /// The writer a [`JsonPayload`] writes to: a small buffer in front of the
 /// type-erased destination, so the many small writes of a payload are plain
 /// copies and only whole buffers cross the dynamic call.
+///
+/// ```
+/// use ossa_events_core::{embedded_io::Write, json::{ser::{Erased, SerError}, to_writer, JsonPayload, PayloadWriter}};
+/// /// Writes a `[lo, hi]` pair through serde, into the payload writer.
+/// struct Range(u32, u32);
+/// impl JsonPayload for Range {
+///     fn write_json(&self, w: &mut PayloadWriter<'_>) -> Result<(), SerError<Erased>> {
+///         to_writer(w, &[self.0, self.1])
+///     }
+/// }
+/// # let mut buf = [0u8; 16];
+/// # let mut out = ossa_events_core::io::SliceWriter::new(&mut buf);
+/// # ossa_events_core::json::ser::write_payload(&mut out, &Range(1, 9))?;
+/// # assert_eq!(out.written(), b"[1,9]");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct PayloadWriter<'a> {
     sink: &'a mut dyn embedded_io::Write<Error = Erased>,
     buf: [u8; 128],
@@ -219,6 +282,14 @@ impl embedded_io::Write for PayloadWriter<'_> {
 }
 
 /// Placeholder error of the type-erased writer; the real error is kept by [`write_payload`].
+///
+/// ```
+/// use ossa_events_core::{io::{SliceFull, SliceWriter, WriteError}, json::ser::{write_payload, SerError}};
+/// // Inside a payload the writer's error is `Erased`; `write_payload` gives back the real one.
+/// let mut buf = [0u8; 2];
+/// let err = write_payload(&mut SliceWriter::new(&mut buf), &"a longer string").unwrap_err();
+/// assert_eq!(err, SerError::Write(WriteError::Io(SliceFull)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Erased;
 
@@ -237,6 +308,15 @@ impl embedded_io::Error for Erased {
 }
 
 /// Writes `payload` to `w`, giving back the writer's real error.
+///
+/// ```
+/// use ossa_events_core::{io::SliceWriter, json::ser::write_payload};
+/// let mut buf = [0u8; 32];
+/// let mut w = SliceWriter::new(&mut buf);
+/// write_payload(&mut w, &(1, "two", [3.5]))?;
+/// assert_eq!(w.written(), br#"[1,"two",[3.5]]"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn write_payload<W: embedded_io::Write + ?Sized>(
     w: &mut W,
     payload: &dyn JsonPayload,

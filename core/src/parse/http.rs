@@ -28,6 +28,14 @@ use crate::uri::starts_with_ignore_ascii_case;
 use super::binary::{body_data, lower_name, BinaryReader};
 
 /// How an HTTP message carries its event(s), from its `Content-Type`.
+///
+/// ```
+/// use ossa_events_core::parse::http::{content_mode, ContentMode};
+/// assert_eq!(content_mode(Some("application/cloudevents+json; charset=utf-8"))?, ContentMode::Structured);
+/// assert_eq!(content_mode(Some("application/cloudevents-batch+json"))?, ContentMode::Batched);
+/// assert_eq!(content_mode(Some("text/plain"))?, ContentMode::Binary);
+/// # Ok::<(), ossa_events_core::ParseError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ContentMode {
@@ -43,6 +51,14 @@ pub enum ContentMode {
 /// `application/cloudevents-batch` → batched, `application/cloudevents` →
 /// structured, anything else or none → binary. An event format other than
 /// JSON (e.g. `application/cloudevents+avro`) is [`ParseError::UnsupportedFormat`].
+///
+/// ```
+/// use ossa_events_core::{parse::http::{content_mode, ContentMode}, ParseError};
+/// assert_eq!(content_mode(None)?, ContentMode::Binary);
+/// assert_eq!(content_mode(Some("Application/CloudEvents+JSON"))?, ContentMode::Structured);
+/// assert_eq!(content_mode(Some("application/cloudevents+avro")), Err(ParseError::UnsupportedFormat));
+/// # Ok::<(), ossa_events_core::ParseError>(())
+/// ```
 pub fn content_mode(content_type: Option<&str>) -> Result<ContentMode, ParseError> {
     let Some(ct) = content_type else {
         return Ok(ContentMode::Binary);
@@ -75,6 +91,27 @@ pub fn content_mode(content_type: Option<&str>) -> Result<ContentMode, ParseErro
 }
 
 /// What an HTTP message holds.
+///
+/// ```
+/// use ossa_events_core::{parse::http, Scratch};
+/// let body = br#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"}]"#;
+/// let headers: [(&str, &[u8]); 1] = [("content-type", b"application/cloudevents-batch+json")];
+/// let mut buf = [0u8; 128];
+/// let mut n = 0;
+/// match http::parse(headers, body, &mut Scratch::new(&mut buf))? {
+///     http::Message::Event(_) => unreachable!("batched mode"),
+///     http::Message::Batch(mut events) => {
+///         let mut scratch = [0u8; 128];
+///         while let Some(ev) = events.next_event(&mut scratch) {
+///             ev?;
+///             n += 1;
+///         }
+///     }
+///     _ => {} // `#[non_exhaustive]`
+/// }
+/// assert_eq!(n, 1);
+/// # Ok::<(), ossa_events_core::ParseError>(())
+/// ```
 // An event is the common case and no_std has no Box: the size gap is accepted.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -88,6 +125,18 @@ pub enum Message<'a> {
 
 /// Parses an HTTP request or response from its headers and body, in whichever
 /// content mode its `Content-Type` selects.
+///
+/// ```
+/// use ossa_events_core::{parse::http, Scratch};
+/// let headers: [(&str, &[u8]); 1] = [("Content-Type", b"application/cloudevents+json")];
+/// let body = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"ok":true}}"#;
+/// let mut buf = [0u8; 128];
+/// let http::Message::Event(ev) = http::parse(headers, body, &mut Scratch::new(&mut buf))? else {
+///     unreachable!("structured mode");
+/// };
+/// assert_eq!(ev.data_is_json(), true);
+/// # Ok::<(), ossa_events_core::ParseError>(())
+/// ```
 pub fn parse<'a, I>(
     headers: I,
     body: &'a [u8],
@@ -122,6 +171,24 @@ fn find_content_type<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
 /// Parses a binary-mode message: `ce-` headers (names case-insensitive, values
 /// unquoted then percent-decoded), `Content-Type` as `datacontenttype`, the
 /// body as data. Other headers are ignored.
+///
+/// ```
+/// use ossa_events_core::{parse::http, Attribute, ParseError, Rule, Scratch};
+/// let headers: [(&str, &[u8]); 5] = [
+///     ("CE-SpecVersion", b"1.0"),
+///     ("ce-id", b"1"),
+///     ("ce-source", b"/s"),
+///     ("ce-type", b"t"),
+///     ("ce-subject", b"Gr%C3%BC%C3%9Fe"), // percent-decoded into the scratch buffer
+/// ];
+/// let mut buf = [0u8; 64];
+/// let ev = http::parse_binary(headers, b"", &mut Scratch::new(&mut buf))?;
+/// assert_eq!(ev.subject(), Some("Grüße"));
+/// let bad: [(&str, &[u8]); 1] = [("ce-subject", b"%zz")];
+/// let err = http::parse_binary(bad, b"", &mut Scratch::new(&mut [0u8; 64])).unwrap_err();
+/// assert!(matches!(err, ParseError::Invalid(v) if v.attribute == Attribute::Subject && v.rule == Rule::InvalidEncoding));
+/// # Ok::<(), ossa_events_core::ParseError>(())
+/// ```
 pub fn parse_binary<'a, I>(
     headers: I,
     body: &'a [u8],

@@ -27,6 +27,20 @@ use crate::scratch::Scratch;
 use super::Assembler;
 
 /// Parses one structured JSON event (`application/cloudevents+json`).
+///
+/// ```
+/// use ossa_events_core::{parse, Attribute, ParseError, Rule, Scratch};
+/// let input = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","retries":3}"#;
+/// let mut buf = [0u8; 128];
+/// let ev = parse::json::parse_event(input, &mut Scratch::new(&mut buf))?;
+/// assert_eq!(ev.extension("retries"), Some(ossa_events_core::ExtValue::Integer(3)));
+/// // Every rule is checked; the error names the attribute.
+/// let bad = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","time":"yesterday"}"#;
+/// let mut buf2 = [0u8; 128];
+/// let err = parse::json::parse_event(bad, &mut Scratch::new(&mut buf2)).unwrap_err();
+/// assert!(matches!(err, ParseError::Invalid(v) if v.attribute == Attribute::Time && matches!(v.rule, Rule::InvalidTimestamp(_))));
+/// # Ok::<(), ossa_events_core::ParseError>(())
+/// ```
 pub fn parse_event<'a>(
     input: &'a [u8],
     scratch: &mut Scratch<'a>,
@@ -167,6 +181,27 @@ fn parse_object<'i: 'a, 'a>(
 
 /// Reads the events of a JSON batch (`application/cloudevents-batch+json`) one
 /// at a time, each into a scratch buffer that the next one may reuse.
+///
+/// ```
+/// use ossa_events_core::{parse::json::BatchParser, InBatchError, ParseError};
+/// let input = br#"[
+///   {"specversion":"1.0","id":"1","source":"/s","type":"t"},
+///   {"specversion":"1.0","id":"2","source":"/s"}
+/// ]"#;
+/// let mut events = BatchParser::new(input)?;
+/// let mut scratch = [0u8; 256]; // reused for every event
+/// {
+///     // An event borrows `scratch` until it is dropped.
+///     let first = events.next_event(&mut scratch).ok_or("empty")??;
+///     assert_eq!(first.id(), "1");
+/// }
+/// match events.next_event(&mut scratch) {
+///     Some(Err(ParseError::InBatch { index: 1, error: InBatchError::Invalid(v) })) => assert_eq!(v.attribute.name(), "type"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// assert!(events.next_event(&mut scratch).is_none()); // stops after an error
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct BatchParser<'a> {
     lex: Lexer<'a>,
@@ -177,6 +212,12 @@ pub struct BatchParser<'a> {
 
 impl<'a> BatchParser<'a> {
     /// Starts reading `input`, which must be a JSON array.
+    ///
+    /// ```
+    /// use ossa_events_core::{parse::json::BatchParser, ParseError};
+    /// assert!(BatchParser::new(b" []").is_ok());
+    /// assert_eq!(BatchParser::new(b"{}").unwrap_err(), ParseError::NotAnArray);
+    /// ```
     pub fn new(input: &'a [u8]) -> Result<Self, ParseError> {
         let mut lex = Lexer::new(input);
         match lex.peek() {
@@ -197,11 +238,34 @@ impl<'a> BatchParser<'a> {
     }
 
     /// Index of the next event.
+    ///
+    /// ```
+    /// use ossa_events_core::parse::json::BatchParser;
+    /// let mut events = BatchParser::new(br#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"}]"#)?;
+    /// assert_eq!(events.index(), 0);
+    /// let mut buf = [0u8; 64];
+    /// while let Some(ev) = events.next_event(&mut buf) {
+    ///     ev?;
+    /// }
+    /// assert_eq!(events.index(), 1);
+    /// # Ok::<(), ossa_events_core::ParseError>(())
+    /// ```
     pub fn index(&self) -> usize {
         self.index
     }
 
     /// The next event, `None` after the last one. After an error, `None`.
+    ///
+    /// ```
+    /// use ossa_events_core::{parse::json::BatchParser, ParseError};
+    /// let mut events = BatchParser::new(br#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"}] x"#)?;
+    /// let mut buf = [0u8; 64];
+    /// assert!(events.next_event(&mut buf).is_some_and(|r| r.is_ok()));
+    /// // Trailing bytes after the array are reported at the end.
+    /// assert!(matches!(events.next_event(&mut buf), Some(Err(ParseError::Json(_)))));
+    /// assert!(events.next_event(&mut buf).is_none());
+    /// # Ok::<(), ossa_events_core::ParseError>(())
+    /// ```
     pub fn next_event<'s>(&mut self, scratch: &'s mut [u8]) -> Option<Result<Event<'s>, ParseError>>
     where
         'a: 's,
@@ -258,6 +322,13 @@ impl<'a> BatchParser<'a> {
 }
 
 /// Tells a structured event from a batch by the first non-whitespace byte.
+///
+/// ```
+/// use ossa_events_core::parse::json::looks_like_batch;
+/// assert!(looks_like_batch(b"  [{}]"));
+/// assert!(!looks_like_batch(b"{}"));
+/// assert!(!looks_like_batch(b"")); // neither: the parser will report it
+/// ```
 pub fn looks_like_batch(input: &[u8]) -> bool {
     let mut lex = Lexer::new(input);
     lex.peek() == Some(b'[')

@@ -25,6 +25,17 @@ use crate::uri::starts_with_ignore_ascii_case;
 use super::binary::{body_data, BinaryReader};
 
 /// A Kafka record read as a CloudEvent.
+///
+/// ```
+/// use ossa_events_core::{parse::kafka, Scratch};
+/// // Structured mode: the whole event is the record value.
+/// let headers: [(&str, &[u8]); 1] = [("content-type", b"application/cloudevents+json")];
+/// let value = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#;
+/// let mut buf = [0u8; 64];
+/// let rec = kafka::parse(headers, Some(b"agent-7"), Some(value), &mut Scratch::new(&mut buf))?;
+/// assert_eq!((rec.event.id(), rec.key), ("1", Some(&b"agent-7"[..])));
+/// # Ok::<(), ossa_events_core::ParseError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Record<'a> {
@@ -36,6 +47,23 @@ pub struct Record<'a> {
 
 /// Parses a Kafka record: structured when its `content-type` header starts with
 /// `application/cloudevents` (matched case-insensitively), binary otherwise.
+/// A batch (`application/cloudevents-batch…`) or an event format other than
+/// JSON is [`ParseError::UnsupportedFormat`]: the Kafka binding has no batched mode.
+///
+/// ```
+/// use ossa_events_core::{parse::kafka, ParseError, Scratch};
+/// let headers: [(&str, &[u8]); 4] = [
+///     ("ce_specversion", b"1.0"), ("ce_id", b"1"), ("ce_source", b"/s"), ("ce_type", b"t"),
+/// ];
+/// let mut buf = [0u8; 64];
+/// let rec = kafka::parse(headers, None, None, &mut Scratch::new(&mut buf))?; // binary mode, no data
+/// assert!(rec.event.data().is_none());
+/// // Batches are an HTTP feature; the Kafka binding has none.
+/// let batch: [(&str, &[u8]); 1] = [("content-type", b"application/cloudevents-batch+json")];
+/// let err = kafka::parse(batch, None, Some(b"[]"), &mut Scratch::new(&mut [0u8; 64])).unwrap_err();
+/// assert_eq!(err, ParseError::UnsupportedFormat);
+/// # Ok::<(), ossa_events_core::ParseError>(())
+/// ```
 pub fn parse<'a, I>(
     headers: I,
     key: Option<&'a [u8]>,

@@ -6,6 +6,20 @@
 //! bounded by [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH), and nothing recurses.
 //! Every violation of the specification is a [`ParseError`](crate::ParseError)
 //! naming the attribute and rule.
+//!
+//! ```
+//! use ossa_events_core::{format::json, parse, Event, Scratch};
+//! // A round trip: encode into a buffer, parse back borrowing from it. The
+//! // backslash is escaped on the wire, so parsing unescapes it into `scratch`.
+//! let sent = Event::builder().id("1").source("/s").ty("t").subject("tab\\there").build()?;
+//! let mut wire = [0u8; 256];
+//! let n = json::to_slice(&sent, &mut wire)?;
+//! let mut scratch = [0u8; 64];
+//! let got = parse::json::parse_event(&wire[..n], &mut Scratch::new(&mut scratch))?;
+//! assert!(got.same_as(&sent, true));
+//! assert_eq!(got.subject(), Some(r"tab\there"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod binary;
 pub mod http;
