@@ -6,6 +6,13 @@ use std::time::Duration;
 use ossa_events_core::ValidationError;
 
 /// Where a time limit was hit.
+///
+/// ```
+/// use ossa_events::{Error, Phase};
+/// // A deadline hit while waiting for a flush:
+/// let err = Error::Timeout(Phase::Flush);
+/// assert_eq!(err.to_string(), "timed out during flush");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Phase {
@@ -31,6 +38,23 @@ impl fmt::Display for Phase {
 }
 
 /// Everything that can go wrong in the std crate.
+///
+/// Match the causes you handle; it is `#[non_exhaustive]`, so keep a
+/// catch-all arm:
+///
+/// ```
+/// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
+/// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+/// match emitter.emit(EventBuilder::new()) {
+///     Ok(()) => unreachable!("an event needs a type"),
+///     Err(Error::Invalid(why)) => assert!(why.to_string().contains("type")),
+///     Err(Error::QueueFull | Error::ShutDown) => { /* back off, or drop it */ }
+///     Err(other) => return Err(other),
+/// }
+/// // Every error says what went wrong in a short lowercase line.
+/// assert_eq!(Error::QueueFull.to_string(), "queue full: event dropped");
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -59,7 +83,7 @@ pub enum Error {
     /// is an [`Error::Timeout`] instead.
     #[cfg(feature = "kafka")]
     #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
-    Kafka(rdkafka::error::KafkaError),
+    Kafka(Box<rdkafka::error::KafkaError>),
     /// The emitter is shut down.
     ShutDown,
     /// The queue is at its capacity (events or bytes) and the overflow policy
@@ -93,7 +117,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Invalid(e) => Some(&**e),
             #[cfg(feature = "kafka")]
-            Error::Kafka(e) => Some(e),
+            Error::Kafka(e) => Some(&**e),
             _ => None,
         }
     }
@@ -112,6 +136,15 @@ impl From<ValidationError> for Error {
 }
 
 /// A failed delivery, as a sink reports it to the worker.
+///
+/// ```
+/// use std::time::Duration;
+/// use ossa_events::{Error, Retry, SendError};
+/// // 3 events of the batch went through; the collector asked to wait 2 s.
+/// let err = SendError::retryable(3, Error::HttpStatus { status: 503, body: String::new() }, Some(Duration::from_secs(2)));
+/// assert_eq!(err.to_string(), "http status 503 (3 delivered before it)");
+/// assert_eq!(err.retry, Retry::Yes { after: Some(Duration::from_secs(2)) });
+/// ```
 #[derive(Debug)]
 pub struct SendError {
     /// How many events from the front of the batch were delivered before the failure.
@@ -123,6 +156,14 @@ pub struct SendError {
 }
 
 /// Whether a failed send may succeed later.
+///
+/// ```
+/// use ossa_events::{Error, Retry, SendError};
+/// let bad_request = SendError::fatal(0, Error::HttpStatus { status: 400, body: "no type".into() });
+/// assert_eq!(bad_request.retry, Retry::No);
+/// let reset = SendError::retryable(0, Error::Transport("connection reset".into()), None);
+/// assert!(matches!(reset.retry, Retry::Yes { after: None }));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Retry {
@@ -138,6 +179,13 @@ pub enum Retry {
 
 impl SendError {
     /// A failure worth retrying.
+    ///
+    /// ```
+    /// use ossa_events::{Error, Phase, SendError};
+    /// // A timeout: nothing confirmed, try again after the usual backoff.
+    /// let err = SendError::retryable(0, Error::Timeout(Phase::Send), None);
+    /// assert_eq!(err.delivered, 0);
+    /// ```
     pub fn retryable(delivered: usize, error: Error, after: Option<Duration>) -> Self {
         SendError {
             delivered,
@@ -146,6 +194,13 @@ impl SendError {
         }
     }
     /// A failure not worth retrying.
+    ///
+    /// ```
+    /// use ossa_events::{Error, Retry, SendError};
+    /// // The collector refused the 2nd event for good: the 1st was delivered.
+    /// let err = SendError::fatal(1, Error::HttpStatus { status: 422, body: "bad data".into() });
+    /// assert_eq!((err.delivered, err.retry), (1, Retry::No));
+    /// ```
     pub fn fatal(delivered: usize, error: Error) -> Self {
         SendError {
             delivered,

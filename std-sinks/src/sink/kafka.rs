@@ -33,14 +33,14 @@
 //! [Kafka protocol binding]: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/kafka-protocol-binding.md
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
 };
 use rdkafka::ClientContext;
 
@@ -66,9 +66,9 @@ pub const DEFAULT_CLIENT_ID: &str = "ossa-events";
 const STRUCTURED_CT: &str = "application/cloudevents+json; charset=UTF-8";
 /// The extension the binding maps to the record key.
 const PARTITION_KEY_HEADER: &str = "ce_partitionkey";
-/// How long one wait for delivery reports or queue room lasts before the
-/// sink checks its counts again.
-const POLL_STEP: Duration = Duration::from_millis(1);
+/// Longest wait for the next delivery report (or queue room) before the sink
+/// checks its deadlines again; a report ends the wait at once.
+const WAIT_STEP: Duration = Duration::from_millis(20);
 /// Extra time, past the delivery timeout, that [`Sink::send`] waits for the
 /// reports librdkafka owes: it reports every message by then.
 const REPORT_GRACE: Duration = Duration::from_secs(5);
@@ -77,6 +77,28 @@ const REPORT_GRACE: Duration = Duration::from_secs(5);
 const ABANDON_GRACE: Duration = Duration::from_millis(200);
 
 /// How events are put into Kafka records.
+///
+/// Both modes round-trip every event; `Binary` keeps the data as the record
+/// value as is (consumers that only want the payload read it directly),
+/// `Structured` keeps the whole event in the value. Against librdkafka's
+/// in-process mock cluster:
+///
+/// ```
+/// use ossa_events::sink::{KafkaMode, KafkaSink};
+/// use ossa_events::{Emitter, EventBuilder};
+/// let cluster = rdkafka::mocking::MockCluster::new(1)?;
+/// cluster.create_topic("agent-events", 1, 1)?;
+/// for mode in [KafkaMode::Binary, KafkaMode::Structured] {
+///     let sink = KafkaSink::builder(cluster.bootstrap_servers(), "agent-events")
+///         .mode(mode)
+///         .build()?;
+///     let emitter = Emitter::builder("/agents/a").sink(sink).build()?;
+///     emitter.emit(EventBuilder::new().ty("dev.example.tick").data_json(r#"{"n":1}"#))?;
+///     // Delivered means: the broker acknowledged it (its delivery report).
+///     assert_eq!(emitter.shutdown()?.delivered, 1);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum KafkaMode {
@@ -92,11 +114,23 @@ pub enum KafkaMode {
 /// What a delivery report said, by the sequence number given at produce.
 type Report = (usize, Result<(), KafkaError>);
 
-/// Collects delivery reports; they are handed over on the sink's own thread
-/// (inside `poll`), so the lock is never contended.
+/// Collects delivery reports. librdkafka hands them over on the producer's
+/// polling thread ([`ThreadedProducer`]), which wakes the sink's thread as
+/// each arrives: no busy polling, no added latency.
 #[derive(Default)]
 struct Reports {
     done: Mutex<Vec<Report>>,
+    arrived: Condvar,
+}
+
+impl Reports {
+    /// Waits until a report is in or `step` has passed.
+    fn wait(&self, step: Duration) {
+        let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        if done.is_empty() {
+            let _ = self.arrived.wait_timeout(done, step);
+        }
+    }
 }
 
 impl ClientContext for Reports {}
@@ -113,13 +147,14 @@ impl ProducerContext for Reports {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((seq, r));
+        self.arrived.notify_all();
     }
 }
 
 /// Sends events to a Kafka topic. Built by [`KafkaSink::builder`].
 ///
-/// The producer is idempotent with `acks=all` unless configured otherwise
-/// through [`KafkaSinkBuilder::set`]. The record key is the event's
+/// The producer is idempotent with `acks=all` and `linger.ms=0` unless
+/// configured otherwise through [`KafkaSinkBuilder::set`]. The record key is the event's
 /// `partitionkey` extension when it has one (as the binding says), else the
 /// attribute named by [`KafkaSinkBuilder::key_field`], else none. Dropping
 /// the sink waits for what librdkafka still holds (up to the delivery
@@ -138,7 +173,7 @@ impl ProducerContext for Reports {
 /// # Ok::<(), ossa_events::Error>(())
 /// ```
 pub struct KafkaSink {
-    producer: BaseProducer<Reports>,
+    producer: ThreadedProducer<Reports>,
     /// Kept to make a new producer after a fatal producer error.
     config: ClientConfig,
     topic: String,
@@ -174,6 +209,20 @@ impl fmt::Debug for KafkaSink {
 }
 
 /// Configures a [`KafkaSink`]; from [`KafkaSink::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use ossa_events::sink::{KafkaMode, KafkaSink};
+/// let config = KafkaSink::builder("127.0.0.1:9092", "agent-events")
+///     .mode(KafkaMode::Structured)
+///     .delivery_timeout(Duration::from_secs(10));
+/// let sink = config.clone().build()?; // connects in the background, not here
+/// assert_eq!(sink.topic(), "agent-events");
+/// // Values stay out of Debug output: they may hold credentials.
+/// let secret = config.set("sasl.password", "s3cret");
+/// assert!(!format!("{secret:?}").contains("s3cret"));
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct KafkaSinkBuilder {
     bootstrap_servers: String,
@@ -205,6 +254,13 @@ impl fmt::Debug for KafkaSinkBuilder {
 impl KafkaSink {
     /// Starts configuring a sink that produces to `topic` through the
     /// brokers `bootstrap_servers` (`host:port[,host:port…]`).
+    ///
+    /// ```
+    /// use ossa_events::sink::{KafkaMode, KafkaSink};
+    /// let sink = KafkaSink::builder("broker1:9092,broker2:9092", "agent-events").build()?;
+    /// assert_eq!(sink.mode(), KafkaMode::Binary);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn builder(
         bootstrap_servers: impl Into<String>,
         topic: impl Into<String>,
@@ -222,11 +278,26 @@ impl KafkaSink {
     }
 
     /// The topic.
+    ///
+    /// ```
+    /// use ossa_events::sink::KafkaSink;
+    /// let sink = KafkaSink::builder("127.0.0.1:9092", "agent-events").build()?;
+    /// assert_eq!(sink.topic(), "agent-events");
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn topic(&self) -> &str {
         &self.topic
     }
 
     /// The content mode.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoding, KafkaMode, KafkaSink, Sink};
+    /// let sink = KafkaSink::builder("127.0.0.1:9092", "agent-events").build()?;
+    /// assert_eq!(sink.mode(), KafkaMode::Binary);
+    /// assert_eq!(sink.encoding(), Encoding::KafkaBinary);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn mode(&self) -> KafkaMode {
         self.mode
     }
@@ -234,12 +305,31 @@ impl KafkaSink {
 
 impl KafkaSinkBuilder {
     /// The content mode. Defaults to [`KafkaMode::Binary`] ([`DEFAULT_MODE`]).
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoding, KafkaMode, KafkaSink, Sink};
+    /// let sink = KafkaSink::builder("127.0.0.1:9092", "agent-events")
+    ///     .mode(KafkaMode::Structured)
+    ///     .build()?;
+    /// assert_eq!(sink.encoding(), Encoding::Json);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn mode(mut self, mode: KafkaMode) -> Self {
         self.mode = mode;
         self
     }
 
     /// The producer's `client.id`. Defaults to `ossa-events` ([`DEFAULT_CLIENT_ID`]).
+    ///
+    /// ```
+    /// use ossa_events::sink::KafkaSink;
+    /// // Name the service in broker logs and quotas.
+    /// let sink = KafkaSink::builder("127.0.0.1:9092", "agent-events")
+    ///     .client_id("researcher-agent")
+    ///     .build()?;
+    /// # drop(sink);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
         self.client_id = id.into();
         self
@@ -248,6 +338,19 @@ impl KafkaSinkBuilder {
     /// The attribute (e.g. `ossaagentid`, `subject`, `source`) whose value is
     /// the record key of events without a `partitionkey` extension; events
     /// with neither have no key. Defaults to none.
+    ///
+    /// Keyed by agent, each agent's events stay in order on one partition:
+    ///
+    /// ```
+    /// use ossa_events::sink::KafkaSink;
+    /// let sink = KafkaSink::builder("127.0.0.1:9092", "agent-events")
+    ///     .key_field("ossaagentid")
+    ///     .build()?;
+    /// # drop(sink);
+    /// // An empty attribute name is refused.
+    /// assert!(KafkaSink::builder("127.0.0.1:9092", "agent-events").key_field("").build().is_err());
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn key_field(mut self, attribute: impl Into<String>) -> Self {
         self.key_field = Some(attribute.into());
         self
@@ -259,6 +362,22 @@ impl KafkaSinkBuilder {
     /// plus a few seconds. Keep it below the emitter's shutdown timeout for a
     /// shutdown that ends with every event settled. Defaults to 30 seconds
     /// ([`DEFAULT_DELIVERY_TIMEOUT`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::sink::KafkaSink;
+    /// use ossa_events::Emitter;
+    /// // Below the emitter's shutdown timeout: shutdown sees every report.
+    /// let sink = KafkaSink::builder("127.0.0.1:9092", "agent-events")
+    ///     .delivery_timeout(Duration::from_secs(4))
+    ///     .build()?;
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(sink)
+    ///     .shutdown_timeout(Duration::from_secs(5))
+    ///     .build()?;
+    /// # drop(emitter);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
         self.delivery_timeout = timeout;
         self
@@ -266,6 +385,13 @@ impl KafkaSinkBuilder {
 
     /// Most events per [`Sink::send`]; 0 counts as 1. Defaults to 1 000
     /// ([`DEFAULT_MAX_BATCH`]).
+    ///
+    /// ```
+    /// use ossa_events::sink::{KafkaSink, Sink};
+    /// let sink = KafkaSink::builder("127.0.0.1:9092", "agent-events").max_batch(0).build()?;
+    /// assert_eq!(sink.max_batch(), 1); // 0 counts as 1
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn max_batch(mut self, n: usize) -> Self {
         self.max_batch = n.max(1);
         self
@@ -273,10 +399,27 @@ impl KafkaSinkBuilder {
 
     /// Sets any librdkafka producer property (`compression.type`,
     /// `security.protocol`, `sasl.username`, `linger.ms`…), over the sink's
-    /// own defaults (`enable.idempotence=true`, `acks=all`,
+    /// own defaults (`enable.idempotence=true`, `acks=all`, `linger.ms=0`,
     /// `message.timeout.ms` from [`delivery_timeout`](Self::delivery_timeout),
     /// `bootstrap.servers`, `client.id`); checked by [`build`](Self::build).
     /// Defaults to none.
+    ///
+    /// ```
+    /// use ossa_events::sink::KafkaSink;
+    /// let sink = KafkaSink::builder("broker1:9093", "agent-events")
+    ///     .set("security.protocol", "sasl_plaintext")
+    ///     .set("sasl.mechanism", "PLAIN")
+    ///     .set("sasl.username", "agent")
+    ///     .set("sasl.password", "s3cret")
+    ///     .set("compression.type", "lz4")
+    ///     .set("linger.ms", "5")
+    ///     .build()?;
+    /// # drop(sink);
+    /// // A property librdkafka does not know is refused at build, by name.
+    /// let refused = KafkaSink::builder("127.0.0.1:9092", "t").set("no.such.property", "1").build();
+    /// assert!(matches!(refused, Err(ossa_events::Error::Kafka(e)) if e.to_string().contains("no.such.property")));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.push((key.into(), value.into()));
         self
@@ -285,7 +428,20 @@ impl KafkaSinkBuilder {
     /// Checks the configuration and makes the producer (which connects in the
     /// background). Fails with [`Error::Io`] of kind
     /// [`InvalidInput`](std::io::ErrorKind::InvalidInput) for an empty topic or
-    /// server list, an empty key field, or a property librdkafka refuses.
+    /// server list or an empty key field, and with [`Error::Kafka`] for a
+    /// property librdkafka refuses (the message names it).
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use ossa_events::sink::KafkaSink;
+    /// use ossa_events::Error;
+    /// // No broker needed to build: the producer connects in the background.
+    /// let sink = KafkaSink::builder("127.0.0.1:9092", "agent-events").build()?;
+    /// # drop(sink);
+    /// let empty_topic = KafkaSink::builder("127.0.0.1:9092", "").build();
+    /// assert!(matches!(empty_topic, Err(Error::Io(e)) if e.kind() == ErrorKind::InvalidInput));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn build(self) -> Result<KafkaSink, Error> {
         if self.topic.is_empty() {
             return Err(invalid("kafka: empty topic".into()));
@@ -303,6 +459,10 @@ impl KafkaSinkBuilder {
             .set("client.id", &self.client_id)
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            // `send` produces a whole batch, then waits for its reports:
+            // lingering would only delay them (measured: 5-10x fewer events/s
+            // at the emitter's default batch of 100).
+            .set("linger.ms", "0")
             .set("message.timeout.ms", timeout_ms.to_string());
         for (k, v) in &self.properties {
             config.set(k, v);
@@ -330,10 +490,10 @@ impl KafkaSinkBuilder {
     }
 }
 
-fn make_producer(config: &ClientConfig) -> Result<BaseProducer<Reports>, Error> {
+fn make_producer(config: &ClientConfig) -> Result<ThreadedProducer<Reports>, Error> {
     config
         .create_with_context(Reports::default())
-        .map_err(Error::Kafka)
+        .map_err(|e| Error::Kafka(Box::new(e)))
 }
 
 fn invalid(msg: String) -> Error {
@@ -373,7 +533,7 @@ fn retryable(e: &KafkaError) -> bool {
 fn report_error(e: &KafkaError) -> Error {
     match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::MessageTimedOut) => Error::Timeout(Phase::Send),
-        _ => Error::Kafka(e.clone()),
+        _ => Error::Kafka(Box::new(e.clone())),
     }
 }
 
@@ -498,7 +658,7 @@ impl KafkaSink {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // Backpressure: serve reports to make room, then again.
+                    // Backpressure: wait for reports to make room, then again.
                     if outer.passed() {
                         let e = Error::Timeout(Phase::Shutdown);
                         return Err(SendError::retryable(0, e, None));
@@ -506,7 +666,7 @@ impl KafkaSink {
                     if Instant::now() >= deadline {
                         return Err(SendError::retryable(0, Error::Timeout(Phase::Send), None));
                     }
-                    self.producer.poll(POLL_STEP);
+                    self.producer.context().wait(Duration::from_millis(1));
                     record = back;
                 }
                 Err((err, _)) => {
@@ -574,7 +734,10 @@ impl KafkaSink {
             .count();
         let mut cut_short = false;
         while waiting > 0 {
-            self.producer.poll(POLL_STEP);
+            let step = deadline
+                .saturating_duration_since(Instant::now())
+                .min(WAIT_STEP);
+            self.producer.context().wait(step);
             waiting -= self.take_reports(base, &mut outcomes);
             if waiting == 0 {
                 break;
@@ -589,7 +752,7 @@ impl KafkaSink {
                     .purge(PurgeConfig::default().queue().non_blocking());
                 let end = Instant::now() + Duration::from_millis(20);
                 while waiting > 0 && Instant::now() < end {
-                    self.producer.poll(POLL_STEP);
+                    self.producer.context().wait(Duration::from_millis(5));
                     waiting -= self.take_reports(base, &mut outcomes);
                 }
                 break;
