@@ -5,6 +5,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ossa_events_core::{Clock, Timestamp};
 
 /// The operating system's wall clock, in UTC with microsecond precision.
+///
+/// ```
+/// use ossa_events::{Clock, Event, SystemClock};
+/// let now = SystemClock.now();
+/// assert_eq!(now.frac_digits(), 6); // microseconds
+/// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.example.tick").time_from(&SystemClock).build()?;
+/// assert!(ev.time().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SystemClock;
 

@@ -23,6 +23,19 @@ use ossa_events_core::{Clock, Event, IdSource, RawJson, ValidationError};
 pub const EVENT_COUNT: usize = 15;
 
 /// Why the demo run stopped.
+///
+/// The `emit` callback's own error comes back as `Emit`, and the run stops:
+///
+/// ```
+/// use ossa_events::{demo::{self, DemoError}, FastIds, SystemClock};
+/// let mut sent = 0;
+/// let r = demo::agent_run("/ossa/demo", &SystemClock, &mut FastIds, |_| {
+///     sent += 1;
+///     if sent == 3 { Err("collector down") } else { Ok(()) }
+/// });
+/// assert!(matches!(r, Err(DemoError::Emit("collector down"))));
+/// assert_eq!(sent, 3);
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum DemoError<E> {
@@ -54,6 +67,16 @@ fn json(s: &'static str) -> Option<RawJson<'static>> {
 
 /// Emits the demo run through `emit`, one event at a time, with ids from
 /// `ids` and times from `clock`; returns the number of events emitted.
+///
+/// Through an emitter, as `ossa-events emit --demo` does:
+///
+/// ```
+/// use ossa_events::{demo, sink::NullSink, Emitter, FastIds, SystemClock};
+/// let emitter = Emitter::builder("/ossa/demo/researcher").sink(NullSink::new()).build()?;
+/// let n = demo::agent_run("/ossa/demo/researcher", &SystemClock, &mut FastIds, |ev| emitter.emit_event(ev))?;
+/// assert_eq!(emitter.flush()?.delivered, n as u64);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn agent_run<C, I, E, F>(
     source: &str,
     clock: &C,

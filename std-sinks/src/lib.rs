@@ -1,10 +1,37 @@
-//! CloudEvents v1.0 for OSSA agents on std.
+//! CloudEvents v1.0 for OSSA agents on std: a background [`Emitter`] that
+//! delivers events to stdout, a file, an HTTP collector or Kafka, an HTTP
+//! [`receiver`], and the `ossa-events` command line tool.
 //!
 //! This crate re-exports everything of [`ossa_events_core`] (the `no_std`
-//! event model, formats and parsers) and adds what a server process has: a
-//! real clock ([`SystemClock`]), fast random event ids ([`new_id`],
-//! [`FastIds`]), the demo agent run ([`demo`]) and the `ossa-events` command
-//! line tool.
+//! event model, formats and parsers: [`Event`], [`EventBuilder`], the
+//! [`ossa`] payloads, [`format`](mod@format) and [`parse`]) and adds what a server
+//! process has: a real clock ([`SystemClock`]), fast random event ids
+//! ([`new_id`], [`FastIds`]), threads and sockets.
+//!
+//! # Quick start
+//!
+//! Build an emitter once, emit from anywhere (it is `Clone + Send + Sync`),
+//! and flush or shut down before the process exits:
+//!
+//! ```
+//! use ossa_events::{ossa, sink::WriterSink, Emitter, RawJson};
+//!
+//! let emitter = Emitter::builder("/agents/researcher")
+//!     .sink(WriterSink::new(Vec::new())) // or WriterSink::stdout(), HttpSink, KafkaSink
+//!     .agent_id("researcher")
+//!     .build()?;
+//! emitter.emit_ossa(&ossa::AgentStarted { agent_id: "researcher", ..Default::default() })?;
+//! emitter.emit_ossa(&ossa::ToolCalled {
+//!     tool: "web_search",
+//!     call_id: Some("c1"),
+//!     arguments: Some(RawJson::new(r#"{"q":"rust"}"#)?),
+//! })?;
+//! let report = emitter.shutdown()?; // delivers what is queued, then stops
+//! assert_eq!((report.delivered, report.failed, report.pending), (2, 0, 0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! An event can also be built and encoded by hand, without an emitter:
 //!
 //! ```
 //! use ossa_events::{format::json, ossa, Event, RawJson, SystemClock};
@@ -20,6 +47,174 @@
 //! assert!(line.starts_with(br#"{"specversion":"1.0""#));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # The emitter and its delivery contract
+//!
+//! [`Emitter::emit`] completes the event (id, `source`, time, the OSSA
+//! context set on the builder), validates it and encodes it **on the calling
+//! thread**, then queues it and returns; one background worker thread per
+//! emitter sends the queue to the [`Sink`](sink::Sink) in batches: when
+//! [`batch_size`](EmitterBuilder::batch_size) events wait, when the oldest has
+//! waited [`flush_interval`](EmitterBuilder::flush_interval), on
+//! [`flush`](Emitter::flush) and at shutdown.
+//!
+//! Delivery is **at least once**: an event counts as delivered when the sink
+//! says so (a 2xx answer, a Kafka delivery report, a completed write). A
+//! retried batch may reach a collector that had already taken it, so
+//! receivers should deduplicate by `source` + `id` where it matters. Every
+//! event ends up in exactly one of the [`Metrics`] counters:
+//!
+//! | counter | meaning | [`Reason`] given to `on_undelivered` |
+//! | --- | --- | --- |
+//! | `emitted` | accepted into the queue | — |
+//! | `delivered` | the sink confirmed it | — |
+//! | `failed` | queued, then given up on: a non-retryable error, retries exhausted, or still waiting when shutdown's time ran out | [`Failed`](Reason::Failed), [`ShutdownTimeout`](Reason::ShutdownTimeout) |
+//! | `dropped` | refused at emit: queue full ([`Error::QueueFull`]) or emitter shut down ([`Error::ShutDown`]) | [`Dropped`](Reason::Dropped) |
+//! | `rejected` | refused at emit: breaks a CloudEvents rule ([`Error::Invalid`]) or cannot be encoded | [`Rejected`](Reason::Rejected) |
+//!
+//! so `emitted == delivered + failed + queue_depth` at any time.
+//!
+//! **When the collector is down**, a failed send is classified by the sink
+//! ([`SendError`]: how many were delivered, and [`Retry`] or not). Retryable
+//! failures are retried with exponential backoff and full jitter
+//! ([`RetryPolicy`]), honouring a collector's `Retry-After`; after
+//! [`BreakerConfig`]'s threshold of failures in a row the circuit breaker
+//! stops sending for a while, then probes with one attempt. Meanwhile events
+//! keep queueing, up to [`queue_capacity`](EmitterBuilder::queue_capacity)
+//! events and [`queue_bytes`](EmitterBuilder::queue_bytes) bytes; past that
+//! the [`Overflow`] policy applies: `DropNewest` refuses new events at once,
+//! `Block(d)` makes `emit` wait up to `d` for room. Memory stays bounded
+//! whatever the collector does.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ossa_events::{sink::HttpSink, BreakerConfig, Emitter, Error, EventBuilder, Overflow, RetryPolicy};
+//!
+//! // Nothing listens on port 9: every send fails, fast.
+//! let emitter = Emitter::builder("/agents/a")
+//!     .sink(HttpSink::builder("http://127.0.0.1:9/events").build()?)
+//!     .queue_capacity(2)
+//!     .overflow(Overflow::DropNewest)
+//!     .retry(RetryPolicy::default().max_attempts(2).base(Duration::from_millis(1)))
+//!     .circuit_breaker(BreakerConfig::default().threshold(10))
+//!     .flush_interval(Duration::from_secs(60))
+//!     .build()?;
+//! emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+//! emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+//! // The queue holds two: the third is refused, not buffered without bound.
+//! let third = emitter.emit(EventBuilder::new().ty("dev.example.tick"));
+//! assert!(matches!(third, Err(Error::QueueFull)));
+//! let report = emitter.flush()?; // two attempts each, then given up on
+//! assert_eq!((report.delivered, report.failed), (0, 2));
+//! let m = emitter.metrics();
+//! assert_eq!((m.emitted, m.failed, m.dropped), (2, 2, 1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Sinks
+//!
+//! A sink is anything that implements [`sink::Sink`] (one method, `send`).
+//! Those that come with the crate:
+//!
+//! - [`WriterSink`](sink::WriterSink): JSON Lines to stdout (the default), stderr, a file
+//!   or any `std::io::Write`:
+//!   ```
+//!   # use ossa_events::sink::WriterSink;
+//!   let to_stdout = WriterSink::stdout();
+//!   let pretty = WriterSink::stderr().pretty(true);
+//!   let log = WriterSink::append_to(std::env::temp_dir().join("agent-events.jsonl"))?;
+//!   # let _ = (to_stdout, pretty, log);
+//!   # Ok::<(), std::io::Error>(())
+//!   ```
+//! - `HttpSink` (feature `http`, on by default): CloudEvents over HTTP,
+//!   structured, binary or batched, gzip, custom headers and roots:
+//!   ```
+//!   # #[cfg(feature = "http")] {
+//!   use std::time::Duration;
+//!   use ossa_events::sink::{HttpMode, HttpSink};
+//!   let sink = HttpSink::builder("https://collector.example/events")
+//!       .mode(HttpMode::Batched)
+//!       .header("Authorization", "Bearer t0ken")
+//!       .timeout(Duration::from_secs(5))
+//!       .gzip(true)
+//!       .build()?;
+//!   # let _ = sink; }
+//!   # Ok::<(), ossa_events::Error>(())
+//!   ```
+//! - `KafkaSink` (feature `kafka`): CloudEvents over Kafka, binary or
+//!   structured, an idempotent producer, counted delivered on its delivery
+//!   report; any librdkafka property passes through `set`:
+//!   ```no_run
+//!   # #[cfg(feature = "kafka")] {
+//!   use ossa_events::sink::{KafkaMode, KafkaSink};
+//!   let sink = KafkaSink::builder("broker1:9092,broker2:9092", "agent-events")
+//!       .mode(KafkaMode::Binary)
+//!       .key_field("ossaagentid")
+//!       .set("compression.type", "lz4")
+//!       .build()?;
+//!   # let _ = sink; }
+//!   # Ok::<(), ossa_events::Error>(())
+//!   ```
+//! - [`NullSink`](sink::NullSink): accepts everything, keeps nothing.
+//!
+//! # Metrics and the `on_undelivered` callback
+//!
+//! [`Emitter::metrics`] returns a [`Metrics`] snapshot at any time (cheap:
+//! atomic counters), for a health endpoint or a periodic log line.
+//! [`EmitterBuilder::on_undelivered`] is called once for each event that is
+//! not delivered, with the [`Reason`], the event's id, its encoded form when
+//! it got that far (to store it for a later replay) and the [`Error`]:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex, PoisonError};
+//! use ossa_events::{sink::NullSink, Emitter, EventBuilder, Reason};
+//!
+//! let lost = Arc::new(Mutex::new(Vec::new()));
+//! let log = lost.clone();
+//! let emitter = Emitter::builder("/agents/a")
+//!     .sink(NullSink::new())
+//!     .on_undelivered(move |u| {
+//!         log.lock().unwrap_or_else(PoisonError::into_inner).push((u.reason, u.error.to_string()))
+//!     })
+//!     .build()?;
+//! // A type is required: this one is rejected at emit, and reported.
+//! assert!(emitter.emit(EventBuilder::new()).is_err());
+//! assert_eq!(emitter.metrics().rejected, 1);
+//! assert_eq!(lost.lock().unwrap_or_else(PoisonError::into_inner)[0].0, Reason::Rejected);
+//! # Ok::<(), ossa_events::Error>(())
+//! ```
+//!
+//! # Flush and shutdown
+//!
+//! [`Emitter::flush`] waits (up to [`flush_timeout`](EmitterBuilder::flush_timeout))
+//! until everything emitted before it is delivered or given up on.
+//! [`Emitter::shutdown`] — or dropping the last handle — delivers what is
+//! pending within [`shutdown_timeout`](EmitterBuilder::shutdown_timeout),
+//! counts and reports what is left as failed
+//! ([`Reason::ShutdownTimeout`]), and stops the worker; later emits get
+//! [`Error::ShutDown`]. Call `shutdown` (or `flush`) before `main` returns:
+//! the drop is the same, but its outcome is only in the metrics.
+//!
+//! # Cargo features
+//!
+//! - `http` (default): `HttpSink` on ureq + rustls, and gzip request bodies
+//!   for the sink and the receiver. Without it: no HTTP client, and the
+//!   receiver answers gzipped bodies `415`.
+//! - `kafka`: `KafkaSink` on rdkafka; compiles the bundled librdkafka (needs
+//!   a C toolchain, make and zlib).
+//! - `cloudevents-sdk`: the `sdk` module, conversions between this crate's
+//!   [`Event`] and the official CloudEvents SDK's `cloudevents::Event`.
+//!
+//! # The `ossa-events` command line tool
+//!
+//! The binary (feature `http`) wraps the same pieces: `demo` prints a
+//! realistic agent run ([`demo`]) as JSON Lines; `validate` checks events
+//! (a JSON event, a batch or JSON Lines) and prints them canonically;
+//! `listen` runs the [`receiver`] and prints what arrives; `emit` delivers
+//! JSON Lines from stdin (or the demo run) to stdout, HTTP or Kafka through an
+//! [`Emitter`]; `consume` prints the events of a Kafka topic. Run
+//! `ossa-events help <COMMAND>` for the options; the exit status is `0` on
+//! success, `1` for invalid input or an I/O error, `2` for bad arguments.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]

@@ -3,6 +3,22 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A snapshot of an emitter's counters.
+///
+/// Read it at any time, e.g. for a health check or a periodic log line:
+///
+/// ```
+/// use ossa_events::{sink::NullSink, Emitter, EventBuilder, Metrics};
+/// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+/// assert_eq!(emitter.metrics(), Metrics::default());
+/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+/// let _ = emitter.emit(EventBuilder::new()); // no type: rejected
+/// emitter.flush()?;
+/// let m = emitter.metrics();
+/// assert_eq!((m.emitted, m.delivered, m.rejected, m.batches), (1, 1, 1, 1));
+/// // Every emitted event is delivered, failed or still waiting.
+/// assert_eq!(m.emitted, m.delivered + m.failed + m.queue_depth);
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metrics {

@@ -117,6 +117,14 @@ impl Default for ReceiverConfig {
 
 impl ReceiverConfig {
     /// The default configuration (the `DEFAULT_*` constants of this module).
+    ///
+    /// ```
+    /// use ossa_events::receiver::{self, ReceiverConfig};
+    /// let cfg = ReceiverConfig::new();
+    /// assert_eq!(cfg, ReceiverConfig::default());
+    /// assert_eq!(cfg.get_max_body_bytes(), receiver::DEFAULT_MAX_BODY_BYTES);
+    /// assert_eq!(cfg.get_read_timeout(), receiver::DEFAULT_READ_TIMEOUT);
+    /// ```
     pub fn new() -> Self {
         ReceiverConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -135,6 +143,29 @@ impl ReceiverConfig {
     /// `Content-Length` is answered `413` before any of the body is read; a
     /// chunked body is refused with `413` as soon as it grows past the limit.
     /// See [`DEFAULT_MAX_BODY_BYTES`]. Defaults to `1 MiB`.
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::Event;
+    /// # use std::io::{Read, Write};
+    /// # /// Sends one POST with `extra` headers; returns the status line.
+    /// # fn post(addr: std::net::SocketAddr, extra: &str, body: &str) -> std::io::Result<String> {
+    /// #     let mut tcp = std::net::TcpStream::connect(addr)?;
+    /// #     write!(tcp, "POST /events HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\
+    /// #         Content-Type: application/cloudevents+json\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len())?;
+    /// #     let mut response = String::new();
+    /// #     let _ = tcp.read_to_string(&mut response); // the receiver may close first
+    /// #     Ok(response.lines().next().unwrap_or_default().to_owned())
+    /// # }
+    /// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new().max_body_bytes(200))?
+    ///     .spawn(|_: &Event<'_>| {})?;
+    /// let event = r#"{"specversion":"1.0","id":"e-1","source":"/agents/a","type":"dev.example.tick"}"#;
+    /// assert_eq!(post(rx.local_addr(), "", event)?, "HTTP/1.1 202 Accepted");
+    /// // Refused from the Content-Length alone, before the body is read.
+    /// let big = format!("{{\"data\":\"{}\"}}", "x".repeat(300));
+    /// assert!(post(rx.local_addr(), "", &big)?.starts_with("HTTP/1.1 413"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
@@ -145,6 +176,28 @@ impl ReceiverConfig {
     /// one is answered `431` and the connection closed.
     /// Values below 64 count as 64; see [`DEFAULT_MAX_HEADER_BYTES`].
     /// Defaults to `16 KiB`.
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::Event;
+    /// # use std::io::{Read, Write};
+    /// # /// Sends one POST with `extra` headers; returns the status line.
+    /// # fn post(addr: std::net::SocketAddr, extra: &str, body: &str) -> std::io::Result<String> {
+    /// #     let mut tcp = std::net::TcpStream::connect(addr)?;
+    /// #     write!(tcp, "POST /events HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\
+    /// #         Content-Type: application/cloudevents+json\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len())?;
+    /// #     let mut response = String::new();
+    /// #     let _ = tcp.read_to_string(&mut response); // the receiver may close first
+    /// #     Ok(response.lines().next().unwrap_or_default().to_owned())
+    /// # }
+    /// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new().max_header_bytes(512))?
+    ///     .spawn(|_: &Event<'_>| {})?;
+    /// let cookie = format!("Cookie: {}\r\n", "c".repeat(600));
+    /// assert!(post(rx.local_addr(), &cookie, r#"{"specversion":"1.0","id":"e-1","source":"/agents/a","type":"dev.example.tick"}"#)?.starts_with("HTTP/1.1 431"));
+    /// // Values below 64 count as 64.
+    /// assert_eq!(ReceiverConfig::new().max_header_bytes(0), ReceiverConfig::new().max_header_bytes(64));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
         self.max_header_bytes = bytes.max(64);
@@ -154,6 +207,28 @@ impl ReceiverConfig {
     /// Largest number of headers in a request; more are answered `431` and the
     /// connection closed. At least 1; see
     /// [`DEFAULT_MAX_HEADERS`]. Defaults to `64`.
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::Event;
+    /// # use std::io::{Read, Write};
+    /// # /// Sends one POST with `extra` headers; returns the status line.
+    /// # fn post(addr: std::net::SocketAddr, extra: &str, body: &str) -> std::io::Result<String> {
+    /// #     let mut tcp = std::net::TcpStream::connect(addr)?;
+    /// #     write!(tcp, "POST /events HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\
+    /// #         Content-Type: application/cloudevents+json\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len())?;
+    /// #     let mut response = String::new();
+    /// #     let _ = tcp.read_to_string(&mut response); // the receiver may close first
+    /// #     Ok(response.lines().next().unwrap_or_default().to_owned())
+    /// # }
+    /// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new().max_headers(8))?
+    ///     .spawn(|_: &Event<'_>| {})?;
+    /// let event = r#"{"specversion":"1.0","id":"e-1","source":"/agents/a","type":"dev.example.tick"}"#;
+    /// assert_eq!(post(rx.local_addr(), "", event)?, "HTTP/1.1 202 Accepted"); // 4 headers
+    /// let many: String = (0..10).map(|i| format!("X-Trace-{i}: {i}\r\n")).collect();
+    /// assert!(post(rx.local_addr(), &many, event)?.starts_with("HTTP/1.1 431"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn max_headers(mut self, count: usize) -> Self {
         self.max_headers = count.max(1);
@@ -163,6 +238,25 @@ impl ReceiverConfig {
     /// Longest wait for more bytes once a request has started (the socket read
     /// timeout). At least 1 ms; see
     /// [`DEFAULT_READ_TIMEOUT`]. Defaults to `10 s`.
+    ///
+    /// A client that stops sending in the middle of a request is answered
+    /// `408` once it has been silent this long:
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::Event;
+    /// let config = ReceiverConfig::new().read_timeout(Duration::from_millis(50));
+    /// let rx = Receiver::bind("127.0.0.1:0", config)?.spawn(|_: &Event<'_>| {})?;
+    /// let mut tcp = std::net::TcpStream::connect(rx.local_addr())?;
+    /// tcp.write_all(b"POST /events HTTP/1.1\r\nHost: coll")?; // ... and nothing more
+    /// let mut response = String::new();
+    /// let _ = tcp.read_to_string(&mut response);
+    /// assert!(response.starts_with("HTTP/1.1 408"));
+    /// assert_eq!(rx.shutdown().timeouts, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = nonzero(timeout);
@@ -173,6 +267,24 @@ impl ReceiverConfig {
     /// a new one or one kept alive after a response — before it is closed
     /// quietly. At least 1 ms; see
     /// [`DEFAULT_IDLE_TIMEOUT`]. Defaults to `10 s`.
+    ///
+    /// An idle connection is closed without a response (no request, nothing to
+    /// answer):
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::Event;
+    /// let config = ReceiverConfig::new().idle_timeout(Duration::from_millis(50));
+    /// let rx = Receiver::bind("127.0.0.1:0", config)?.spawn(|_: &Event<'_>| {})?;
+    /// let mut idle = std::net::TcpStream::connect(rx.local_addr())?;
+    /// let mut response = Vec::new();
+    /// let _ = idle.read_to_end(&mut response); // returns when the receiver closes
+    /// assert!(response.is_empty());
+    /// assert_eq!(rx.shutdown().timeouts, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = nonzero(timeout);
@@ -183,6 +295,33 @@ impl ReceiverConfig {
     /// first byte: a client trickling bytes just under the read timeout is cut
     /// off with `408` here. At least 1 ms; see
     /// [`DEFAULT_REQUEST_TIMEOUT`]. Defaults to `30 s`.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::time::{Duration, Instant};
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::Event;
+    /// let config = ReceiverConfig::new()
+    ///     .read_timeout(Duration::from_secs(5))
+    ///     .request_timeout(Duration::from_millis(100));
+    /// let rx = Receiver::bind("127.0.0.1:0", config)?.spawn(|_: &Event<'_>| {})?;
+    /// let mut tcp = std::net::TcpStream::connect(rx.local_addr())?;
+    /// // A byte every 20 ms keeps the read timeout at bay, not the request deadline.
+    /// let started = Instant::now();
+    /// let mut response = [0u8; 12];
+    /// for &b in b"POST /events HTTP/1.1\r\nHost: collector\r\n".iter() {
+    ///     if tcp.write_all(&[b]).is_err() {
+    ///         break; // closed after the 408
+    ///     }
+    ///     std::thread::sleep(Duration::from_millis(20));
+    ///     if started.elapsed() > Duration::from_millis(300) {
+    ///         break;
+    ///     }
+    /// }
+    /// tcp.read_exact(&mut response)?;
+    /// assert_eq!(&response, b"HTTP/1.1 408");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = nonzero(timeout);
@@ -192,6 +331,18 @@ impl ReceiverConfig {
     /// Longest a response write may block on a client that does not read.
     /// At least 1 ms; see [`DEFAULT_WRITE_TIMEOUT`].
     /// Defaults to `10 s`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::receiver::ReceiverConfig;
+    /// let config = ReceiverConfig::new().write_timeout(Duration::from_secs(2));
+    /// # let _ = config;
+    /// // Zero would mean "block forever" to the socket: it counts as 1 ms.
+    /// assert_eq!(
+    ///     ReceiverConfig::new().write_timeout(Duration::ZERO),
+    ///     ReceiverConfig::new().write_timeout(Duration::from_millis(1)),
+    /// );
+    /// ```
     #[must_use]
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = nonzero(timeout);
@@ -203,6 +354,21 @@ impl ReceiverConfig {
     /// `Retry-After: 1` and closed at once (it does not wait for a slot).
     /// At least 1; see [`DEFAULT_MAX_CONNECTIONS`].
     /// Defaults to `64`.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::Event;
+    /// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new().max_connections(1))?
+    ///     .spawn(|_: &Event<'_>| {})?;
+    /// let _first = std::net::TcpStream::connect(rx.local_addr())?; // holds the only slot
+    /// let mut second = std::net::TcpStream::connect(rx.local_addr())?;
+    /// let mut response = String::new();
+    /// second.read_to_string(&mut response)?;
+    /// assert!(response.starts_with("HTTP/1.1 503"));
+    /// assert!(response.contains("Retry-After: 1\r\n"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn max_connections(mut self, count: usize) -> Self {
         self.max_connections = count.max(1);
@@ -213,6 +379,24 @@ impl ReceiverConfig {
     /// answered `413` and none of its events is handed over.
     /// See [`DEFAULT_MAX_BATCH_EVENTS`].
     /// Defaults to `10_000`.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::Event;
+    /// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new().max_batch_events(2))?
+    ///     .spawn(|_: &Event<'_>| {})?;
+    /// let ev = |id| format!(r#"{{"specversion":"1.0","id":"{id}","source":"/a","type":"dev.example.tick"}}"#);
+    /// let batch = format!("[{},{},{}]", ev(1), ev(2), ev(3));
+    /// let mut tcp = std::net::TcpStream::connect(rx.local_addr())?;
+    /// write!(tcp, "POST /events HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\
+    ///     Content-Type: application/cloudevents-batch+json\r\nContent-Length: {}\r\n\r\n{batch}", batch.len())?;
+    /// let mut response = String::new();
+    /// let _ = tcp.read_to_string(&mut response);
+    /// assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    /// assert_eq!(rx.shutdown().events, 0); // none of the batch is handed over
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn max_batch_events(mut self, count: usize) -> Self {
         self.max_batch_events = count;
@@ -220,16 +404,35 @@ impl ReceiverConfig {
     }
 
     /// The body limit set with [`max_body_bytes`](Self::max_body_bytes).
+    ///
+    /// ```
+    /// use ossa_events::receiver::ReceiverConfig;
+    /// let config = ReceiverConfig::new().max_body_bytes(64 * 1024);
+    /// assert_eq!(config.get_max_body_bytes(), 64 * 1024);
+    /// ```
     pub fn get_max_body_bytes(&self) -> usize {
         self.max_body_bytes
     }
 
     /// The connection cap set with [`max_connections`](Self::max_connections).
+    ///
+    /// ```
+    /// use ossa_events::receiver::ReceiverConfig;
+    /// assert_eq!(ReceiverConfig::new().max_connections(16).get_max_connections(), 16);
+    /// assert_eq!(ReceiverConfig::new().max_connections(0).get_max_connections(), 1); // at least 1
+    /// ```
     pub fn get_max_connections(&self) -> usize {
         self.max_connections
     }
 
     /// The read timeout set with [`read_timeout`](Self::read_timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::receiver::ReceiverConfig;
+    /// let config = ReceiverConfig::new().read_timeout(Duration::ZERO);
+    /// assert_eq!(config.get_read_timeout(), Duration::from_millis(1)); // at least 1 ms
+    /// ```
     pub fn get_read_timeout(&self) -> Duration {
         self.read_timeout
     }
@@ -248,13 +451,83 @@ fn nonzero(d: Duration) -> Duration {
 /// learn where a request ends (e.g. to flush output before the client is
 /// answered) and pass it to [`Receiver::serve_with`] / [`Receiver::spawn_with`].
 /// Methods are called from connection threads, concurrently.
+///
+/// ```
+/// use std::io::Write;
+/// use std::sync::{Mutex, PoisonError};
+/// use ossa_events::receiver::{Handler, Receiver, ReceiverConfig};
+/// use ossa_events::sink::HttpSink;
+/// use ossa_events::{format::json, Emitter, Event, EventBuilder};
+///
+/// /// Appends events as JSON Lines; flushes before the client is answered,
+/// /// so an accepted request is on disk (here: in the buffer).
+/// struct JsonLines(Mutex<std::io::BufWriter<Vec<u8>>>);
+/// impl Handler for JsonLines {
+///     fn on_event(&self, ev: &Event<'_>) {
+///         let mut out = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+///         if let Ok(line) = json::to_vec(ev) {
+///             let _ = out.write_all(&line).and_then(|()| out.write_all(b"\n"));
+///         }
+///     }
+///     fn on_request_done(&self, _events: usize) {
+///         let _ = self.0.lock().unwrap_or_else(PoisonError::into_inner).flush();
+///     }
+/// }
+///
+/// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?;
+/// let url = format!("http://{}/events", rx.local_addr()?);
+/// let handle = rx.spawn_with(JsonLines(Mutex::new(std::io::BufWriter::new(Vec::new()))))?;
+/// let emitter = Emitter::builder("/agents/a").sink(HttpSink::builder(url).build()?).build()?;
+/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+/// assert_eq!(emitter.flush()?.delivered, 1);
+/// assert_eq!(handle.shutdown().events, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Handler: Send + Sync + 'static {
     /// Called once for each event of a request, in order, only after every
     /// event of the request was found valid.
+    ///
+    /// A request with one invalid event hands over none of its events:
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use ossa_events::receiver::Handler;
+    /// use ossa_events::Event;
+    /// struct Count(AtomicUsize);
+    /// impl Handler for Count {
+    ///     fn on_event(&self, ev: &Event<'_>) {
+    ///         debug_assert!(ev.validate().is_ok()); // always valid here
+    ///         self.0.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    /// let count = Count(AtomicUsize::new(0));
+    /// let ev = Event::builder().id("e-1").source("/a").ty("dev.example.tick").build()?;
+    /// count.on_event(&ev);
+    /// assert_eq!(count.0.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn on_event(&self, event: &Event<'_>);
 
     /// Called after the last `on_event` of a request (also when it held no
     /// events, e.g. an empty batch), before the response is sent.
+    ///
+    /// `events` is how many `on_event` calls the request made. The default does
+    /// nothing:
+    ///
+    /// ```
+    /// use ossa_events::receiver::Handler;
+    /// use ossa_events::Event;
+    /// struct Print;
+    /// impl Handler for Print {
+    ///     fn on_event(&self, ev: &Event<'_>) {
+    ///         println!("{}", ev.id());
+    ///     }
+    ///     fn on_request_done(&self, events: usize) {
+    ///         println!("-- {events} events");
+    ///     }
+    /// }
+    /// Print.on_request_done(0); // an empty batch
+    /// ```
     fn on_request_done(&self, events: usize) {
         let _ = events;
     }
@@ -273,6 +546,24 @@ where
 }
 
 /// What a receiver has done so far (a snapshot; see [`ReceiverHandle::stats`]).
+///
+/// ```
+/// use ossa_events::receiver::{Receiver, ReceiverConfig};
+/// use ossa_events::sink::HttpSink;
+/// use ossa_events::{Emitter, Event, EventBuilder};
+/// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?.spawn(|_: &Event<'_>| {})?;
+/// let emitter = Emitter::builder("/agents/a")
+///     .sink(HttpSink::builder(format!("http://{}/events", rx.local_addr())).build()?)
+///     .build()?;
+/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+/// emitter.shutdown()?;
+/// let stats = rx.shutdown();
+/// assert_eq!((stats.requests, stats.accepted, stats.events), (2, 2, 1 + 1));
+/// assert_eq!(stats.connections, 1); // the sink keeps its connection alive
+/// assert_eq!(stats.rejected_4xx + stats.rejected_5xx, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReceiverStats {
@@ -351,6 +642,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A bound CloudEvents HTTP receiver, not yet serving.
+///
+/// Bind first, then serve: the address (with port `0`, the port picked) is
+/// known before any request can arrive.
+///
+/// ```
+/// use ossa_events::receiver::{Receiver, ReceiverConfig};
+/// use ossa_events::Event;
+/// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?;
+/// let addr = rx.local_addr()?;
+/// assert_ne!(addr.port(), 0);
+/// let handle = rx.spawn(|ev: &Event<'_>| println!("{} {}", ev.ty(), ev.id()))?;
+/// assert_eq!(handle.local_addr(), addr);
+/// handle.shutdown();
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Receiver {
     listener: TcpListener,
     config: ReceiverConfig,
@@ -369,6 +675,15 @@ impl fmt::Debug for Receiver {
 impl Receiver {
     /// Binds a TCP listener to `addr` (port `0` picks a free port; see
     /// [`local_addr`](Self::local_addr)).
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?;
+    /// // A port that is taken is an error at bind, not later.
+    /// let taken = rx.local_addr()?;
+    /// assert!(Receiver::bind(taken, ReceiverConfig::new()).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn bind<A: ToSocketAddrs>(addr: A, config: ReceiverConfig) -> io::Result<Receiver> {
         let listener = TcpListener::bind(addr)?;
         Ok(Receiver {
@@ -379,17 +694,46 @@ impl Receiver {
     }
 
     /// The address the listener is bound to.
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?;
+    /// let addr = rx.local_addr()?;
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0); // the port the system picked
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
     /// What this receiver has done so far (all zero before it serves).
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig, ReceiverStats};
+    /// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?;
+    /// assert_eq!(rx.stats(), ReceiverStats::default());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stats(&self) -> ReceiverStats {
         self.counters.snapshot()
     }
 
     /// Serves connections on the calling thread, forever, calling `handler`
     /// for each event of each valid request.
+    ///
+    /// For a process that only receives (as `ossa-events listen` does); it never
+    /// returns, so this example is not run:
+    ///
+    /// ```no_run
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::Event;
+    /// let rx = Receiver::bind("0.0.0.0:8080", ReceiverConfig::new())?;
+    /// eprintln!("listening on http://{}", rx.local_addr()?);
+    /// rx.serve(|ev: &Event<'_>| println!("{} {}", ev.ty(), ev.id()));
+    /// # #[allow(unreachable_code)]
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn serve<F>(self, handler: F) -> !
     where
         F: Fn(&Event<'_>) + Send + Sync + 'static,
@@ -399,6 +743,30 @@ impl Receiver {
 
     /// Like [`serve`](Self::serve), with a [`Handler`] that also learns where
     /// each request ends.
+    ///
+    /// Never returns, so this example is not run:
+    ///
+    /// ```no_run
+    /// use std::io::Write;
+    /// use ossa_events::receiver::{Handler, Receiver, ReceiverConfig};
+    /// use ossa_events::{format::json, Event};
+    ///
+    /// /// JSON Lines on stdout, flushed before each client is answered.
+    /// struct Stdout;
+    /// impl Handler for Stdout {
+    ///     fn on_event(&self, ev: &Event<'_>) {
+    ///         if let Ok(line) = json::to_vec(ev) {
+    ///             let _ = std::io::stdout().lock().write_all(&[&line[..], b"\n"].concat());
+    ///         }
+    ///     }
+    ///     fn on_request_done(&self, _events: usize) {
+    ///         let _ = std::io::stdout().flush();
+    ///     }
+    /// }
+    /// Receiver::bind("0.0.0.0:8080", ReceiverConfig::new())?.serve_with(Stdout);
+    /// # #[allow(unreachable_code)]
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn serve_with<H: Handler>(self, handler: H) -> ! {
         let shared = Arc::new(self.shared(Arc::new(handler), Arc::new(AtomicBool::new(false))));
         loop {
@@ -408,6 +776,29 @@ impl Receiver {
 
     /// Serves connections on a background thread; the returned handle reads
     /// the stats and shuts the receiver down.
+    ///
+    /// The handler is called from connection threads: share what it collects
+    /// through an `Arc<Mutex<…>>` (or send it down a channel).
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::sink::HttpSink;
+    /// use ossa_events::{Emitter, Event, EventBuilder};
+    ///
+    /// let (tx, events) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?.spawn(move |ev: &Event<'_>| {
+    ///     let _ = tx.lock().map(|tx| tx.send(ev.ty().to_owned()));
+    /// })?;
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(HttpSink::builder(format!("http://{}/events", rx.local_addr())).build()?)
+    ///     .build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// emitter.flush()?;
+    /// assert_eq!(events.try_recv()?, "dev.example.tick");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spawn<F>(self, handler: F) -> io::Result<ReceiverHandle>
     where
         F: Fn(&Event<'_>) + Send + Sync + 'static,
@@ -417,6 +808,41 @@ impl Receiver {
 
     /// Like [`spawn`](Self::spawn), with a [`Handler`] that also learns where
     /// each request ends.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use ossa_events::receiver::{Handler, Receiver, ReceiverConfig};
+    /// use ossa_events::sink::{HttpMode, HttpSink};
+    /// use ossa_events::{Emitter, Event, EventBuilder};
+    ///
+    /// #[derive(Default)]
+    /// struct Counts { requests: AtomicUsize, events: AtomicUsize }
+    /// /// Counts requests and events where the caller can read them.
+    /// struct Count(Arc<Counts>);
+    /// impl Handler for Count {
+    ///     fn on_event(&self, _: &Event<'_>) {
+    ///         self.0.events.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    ///     fn on_request_done(&self, _events: usize) {
+    ///         self.0.requests.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let counts = Arc::new(Counts::default());
+    /// let handle = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?
+    ///     .spawn_with(Count(counts.clone()))?;
+    /// let sink = HttpSink::builder(format!("http://{}/events", handle.local_addr()))
+    ///     .mode(HttpMode::Batched)
+    ///     .build()?;
+    /// let emitter = Emitter::builder("/agents/a").sink(sink).build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// emitter.flush()?;
+    /// assert_eq!(counts.requests.load(Ordering::Relaxed), 1); // one batch
+    /// assert_eq!(counts.events.load(Ordering::Relaxed), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spawn_with<H: Handler>(self, handler: H) -> io::Result<ReceiverHandle> {
         let addr = self.listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -449,6 +875,16 @@ impl Receiver {
 /// A receiver serving on a background thread (from [`Receiver::spawn`]).
 ///
 /// Dropping the handle shuts the receiver down, like [`shutdown`](Self::shutdown).
+///
+/// ```
+/// use ossa_events::receiver::{Receiver, ReceiverConfig};
+/// use ossa_events::Event;
+/// let handle = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?.spawn(|_: &Event<'_>| {})?;
+/// let addr = handle.local_addr();
+/// drop(handle); // shuts the receiver down
+/// assert!(std::net::TcpStream::connect(addr).is_err());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct ReceiverHandle {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -467,11 +903,38 @@ impl fmt::Debug for ReceiverHandle {
 
 impl ReceiverHandle {
     /// The address the receiver listens on.
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::sink::HttpSink;
+    /// use ossa_events::Event;
+    /// let handle = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?.spawn(|_: &Event<'_>| {})?;
+    /// let sink = HttpSink::builder(format!("http://{}/events", handle.local_addr())).build()?;
+    /// assert!(sink.url().starts_with("http://127.0.0.1:"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// What the receiver has done so far.
+    ///
+    /// A snapshot while it serves; requests still in progress are not in it yet.
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::sink::HttpSink;
+    /// use ossa_events::{Emitter, Event, EventBuilder};
+    /// let handle = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?.spawn(|_: &Event<'_>| {})?;
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(HttpSink::builder(format!("http://{}/events", handle.local_addr())).build()?)
+    ///     .build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// emitter.flush()?;
+    /// // Handed over before the response was sent, so counted by now.
+    /// assert_eq!(handle.stats().events, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> ReceiverStats {
         self.counters.snapshot()
     }
@@ -479,6 +942,26 @@ impl ReceiverHandle {
     /// Stops accepting connections, ends the open ones (a request whose
     /// handler is running is still answered; one still being read is dropped)
     /// and waits for all receiver threads to finish. Returns the final stats.
+    ///
+    /// A request already handed to the handler is still answered, so a client
+    /// never sees an accepted event it was told failed:
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::sink::HttpSink;
+    /// use ossa_events::{Emitter, Event, EventBuilder};
+    /// let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?.spawn(|_: &Event<'_>| {})?;
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(HttpSink::builder(format!("http://{}/events", rx.local_addr())).build()?)
+    ///     .build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// emitter.flush()?;
+    /// // Returns the final counts once every receiver thread has ended,
+    /// // the sink's kept-alive connection included.
+    /// let stats = rx.shutdown();
+    /// assert_eq!(stats.events, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown(mut self) -> ReceiverStats {
         self.stop_and_join();
         self.stats()

@@ -4,6 +4,18 @@
 use std::time::{Duration, Instant};
 
 /// How the worker retries a batch that failed with a retryable error.
+///
+/// ```
+/// use std::time::Duration;
+/// use ossa_events::RetryPolicy;
+/// let policy = RetryPolicy::default()
+///     .max_attempts(5)
+///     .base(Duration::from_millis(200))
+///     .cap(Duration::from_secs(5));
+/// assert_eq!(policy.attempts(), 5);
+/// // The 3rd retry waits at most 200 ms × 2² (a random share of it).
+/// assert!(policy.backoff(3, None, u64::MAX) <= Duration::from_millis(800));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     max_attempts: u32,
@@ -23,6 +35,11 @@ impl RetryPolicy {
     pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 
     /// Never retry: a failed batch is counted failed at once.
+    ///
+    /// ```
+    /// use ossa_events::RetryPolicy;
+    /// assert_eq!(RetryPolicy::none().attempts(), 1);
+    /// ```
     pub const fn none() -> Self {
         RetryPolicy {
             max_attempts: 1,
@@ -38,26 +55,59 @@ impl RetryPolicy {
     };
 
     /// Attempts per batch, the first included (at least 1). Defaults to `10`.
+    ///
+    /// ```
+    /// use ossa_events::RetryPolicy;
+    /// assert_eq!(RetryPolicy::default().max_attempts(3).attempts(), 3);
+    /// assert_eq!(RetryPolicy::default().max_attempts(0).attempts(), 1); // at least 1
+    /// ```
     pub const fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = if n == 0 { 1 } else { n };
         self
     }
     /// The first backoff; each retry doubles it, up to the cap. Defaults to `100 ms`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::RetryPolicy;
+    /// let p = RetryPolicy::default().base(Duration::from_millis(50));
+    /// assert!(p.backoff(1, None, u64::MAX) <= Duration::from_millis(50));
+    /// ```
     pub const fn base(mut self, d: Duration) -> Self {
         self.base = d;
         self
     }
     /// The longest backoff. Defaults to `10 s`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::RetryPolicy;
+    /// let p = RetryPolicy::default().cap(Duration::from_secs(1));
+    /// assert!(p.backoff(30, None, u64::MAX) <= Duration::from_secs(1)); // no overflow either
+    /// ```
     pub const fn cap(mut self, d: Duration) -> Self {
         self.cap = d;
         self
     }
     /// The longest `Retry-After` honoured. Defaults to `60 s`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::RetryPolicy;
+    /// let p = RetryPolicy::default().retry_after_cap(Duration::from_secs(30));
+    /// // A collector asking for an hour gets 30 s.
+    /// assert_eq!(p.backoff(1, Some(Duration::from_secs(3600)), 0), Duration::from_secs(30));
+    /// ```
     pub const fn retry_after_cap(mut self, d: Duration) -> Self {
         self.retry_after_cap = d;
         self
     }
     /// Attempts per batch.
+    ///
+    /// ```
+    /// use ossa_events::RetryPolicy;
+    /// assert_eq!(RetryPolicy::default().attempts(), RetryPolicy::DEFAULT_MAX_ATTEMPTS);
+    /// ```
     pub const fn attempts(&self) -> u32 {
         self.max_attempts
     }
@@ -65,6 +115,16 @@ impl RetryPolicy {
     /// The wait before retry number `retry` (1 = the first retry): a uniformly
     /// random duration in `[0, min(cap, base * 2^(retry-1))]` ("full jitter"),
     /// or the collector's `Retry-After` (capped) when it asked for longer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::RetryPolicy;
+    /// let p = RetryPolicy::default(); // base 100 ms
+    /// assert_eq!(p.backoff(1, None, 0), Duration::ZERO); // full jitter: can be 0
+    /// assert_eq!(p.backoff(3, None, 400_000_000), Duration::from_millis(400));
+    /// // Retry-After wins when longer than the jittered wait.
+    /// assert_eq!(p.backoff(1, Some(Duration::from_secs(2)), 0), Duration::from_secs(2));
+    /// ```
     pub fn backoff(&self, retry: u32, retry_after: Option<Duration>, rand: u64) -> Duration {
         let exp = self
             .base
@@ -91,6 +151,18 @@ impl Default for RetryPolicy {
 /// Circuit breaker settings: after `threshold` failed attempts in a row the
 /// worker stops sending for `open_for` (doubling on each failed probe, up to
 /// `max_open_for`), then probes with one attempt.
+///
+/// ```
+/// use std::time::Duration;
+/// use ossa_events::{sink::NullSink, BreakerConfig, Emitter};
+/// let breaker = BreakerConfig::default()
+///     .threshold(3)
+///     .open_for(Duration::from_secs(1))
+///     .max_open_for(Duration::from_secs(30));
+/// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).circuit_breaker(breaker).build()?;
+/// # drop(emitter);
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
     threshold: u32,
@@ -107,16 +179,37 @@ impl BreakerConfig {
     pub const DEFAULT_MAX_OPEN_FOR: Duration = Duration::from_secs(300);
 
     /// Failures in a row that open the breaker (at least 1). Defaults to `5`.
+    ///
+    /// ```
+    /// use ossa_events::BreakerConfig;
+    /// // 0 counts as 1: open on the first failure.
+    /// assert_eq!(BreakerConfig::default().threshold(0), BreakerConfig::default().threshold(1));
+    /// ```
     pub const fn threshold(mut self, n: u32) -> Self {
         self.threshold = if n == 0 { 1 } else { n };
         self
     }
     /// How long the breaker stays open before the first probe. Defaults to `5 s`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::BreakerConfig;
+    /// let b = BreakerConfig::default().open_for(Duration::from_millis(500));
+    /// assert_ne!(b, BreakerConfig::default());
+    /// ```
     pub const fn open_for(mut self, d: Duration) -> Self {
         self.open_for = d;
         self
     }
     /// The longest open period (it doubles after each failed probe). Defaults to `300 s`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::BreakerConfig;
+    /// // A dead collector is probed at least once a minute.
+    /// let b = BreakerConfig::default().max_open_for(Duration::from_secs(60));
+    /// assert_ne!(b, BreakerConfig::default());
+    /// ```
     pub const fn max_open_for(mut self, d: Duration) -> Self {
         self.max_open_for = d;
         self

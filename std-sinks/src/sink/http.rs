@@ -148,18 +148,20 @@ impl fmt::Debug for HttpSink {
 
 /// Configures an [`HttpSink`]; from [`HttpSink::builder`].
 ///
-/// It is `Clone`: configure once, then point copies at several collectors.
+/// It is `Clone`: keep a configured builder and build several sinks with
+/// the same settings, each with its own connection pool.
 ///
 /// ```
+/// use std::time::Duration;
 /// use ossa_events::sink::{HttpMode, HttpSink};
-/// let common = HttpSink::builder("https://eu.collector.example/events")
+/// let config = HttpSink::builder("https://collector.example/events")
 ///     .mode(HttpMode::Batched)
-///     .header("Authorization", "Bearer t0ken");
-/// let eu = common.clone().build()?;
-/// let us = HttpSink::builder("https://us.collector.example/events");
-/// # let _ = us;
-/// assert_eq!(eu.url(), "https://eu.collector.example/events");
-/// assert_eq!(eu.mode(), HttpMode::Batched);
+///     .header("Authorization", "Bearer t0ken")
+///     .timeout(Duration::from_secs(5));
+/// let audit = config.clone().build()?; // one per emitter
+/// let traces = config.build()?;
+/// assert_eq!(audit.url(), traces.url());
+/// assert_eq!(traces.mode(), HttpMode::Batched);
 /// # Ok::<(), ossa_events::Error>(())
 /// ```
 #[derive(Clone)]

@@ -8,10 +8,41 @@ use crate::sink::{Encoded, Encoding, Sink};
 /// Writes each event as one line of JSON (JSON Lines), or pretty-printed
 /// (one indented JSON document per event, separated by a newline).
 ///
+/// A write that fails is retried by the emitter's worker (a broken pipe is
+/// not: the reader is gone); a retried batch starts on a new line, so a line
+/// torn by the failed write stays on its own and the retried events parse.
+///
+/// The emitter owns its sink, so to read what it wrote give it a writer that
+/// shares its buffer:
+///
 /// ```
-/// use ossa_events::sink::WriterSink;
-/// let sink = WriterSink::new(Vec::<u8>::new()).pretty(true);
-/// # let _ = sink;
+/// use std::io::Write;
+/// use std::sync::{Arc, Mutex, PoisonError};
+/// use ossa_events::{ossa, sink::WriterSink, Emitter};
+///
+/// /// A `Vec<u8>` the emitter writes into while we keep a handle to it.
+/// #[derive(Clone, Default)]
+/// struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+/// impl Write for SharedBuf {
+///     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+///         self.0.lock().unwrap_or_else(PoisonError::into_inner).write(buf)
+///     }
+///     fn flush(&mut self) -> std::io::Result<()> {
+///         Ok(())
+///     }
+/// }
+///
+/// let buf = SharedBuf::default();
+/// let emitter = Emitter::builder("/agents/researcher")
+///     .sink(WriterSink::new(buf.clone()))
+///     .build()?;
+/// emitter.emit_ossa(&ossa::AgentStarted { agent_id: "researcher", ..Default::default() })?;
+/// emitter.emit_ossa(&ossa::AgentCompleted { agent_id: "researcher", ..Default::default() })?;
+/// emitter.flush()?;
+/// let out = String::from_utf8(buf.0.lock().unwrap_or_else(PoisonError::into_inner).clone())?;
+/// assert_eq!(out.lines().count(), 2);
+/// assert!(out.contains(r#""type":"dev.ossa.agent.completed""#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct WriterSink<W: Write + Send + 'static> {
@@ -24,6 +55,19 @@ pub struct WriterSink<W: Write + Send + 'static> {
 
 impl WriterSink<std::io::Stdout> {
     /// JSON Lines on standard output.
+    ///
+    /// The emitter's default sink; naming it says so in the code.
+    ///
+    /// ```
+    /// use ossa_events::{ossa, sink::WriterSink, Emitter};
+    /// let emitter = Emitter::builder("/agents/researcher")
+    ///     .sink(WriterSink::stdout())
+    ///     .build()?;
+    /// emitter.emit_ossa(&ossa::AgentStarted { agent_id: "researcher", ..Default::default() })?;
+    /// // One line of JSON on stdout, once the worker has written it.
+    /// assert_eq!(emitter.shutdown()?.delivered, 1);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn stdout() -> Self {
         WriterSink::new(std::io::stdout())
     }
@@ -31,6 +75,18 @@ impl WriterSink<std::io::Stdout> {
 
 impl WriterSink<std::io::Stderr> {
     /// JSON Lines on standard error.
+    ///
+    /// For a program whose stdout is its own output (a filter, a CLI): the
+    /// events go to stderr, out of its way.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding, Sink, WriterSink};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.ossa.agent.started").build()?;
+    /// let mut sink = WriterSink::stderr();
+    /// sink.send(&[Encoded::new(&ev, Encoding::Json)?])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stderr() -> Self {
         WriterSink::new(std::io::stderr())
     }
@@ -38,6 +94,22 @@ impl WriterSink<std::io::Stderr> {
 
 impl WriterSink<std::fs::File> {
     /// JSON Lines appended to the file at `path` (created if missing).
+    ///
+    /// Every open appends, so a restarted process adds to the same log:
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding, Sink, WriterSink};
+    /// use ossa_events::Event;
+    /// let path = std::env::temp_dir().join(format!("ossa-events-doc-{}.jsonl", std::process::id()));
+    /// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.ossa.agent.started").build()?;
+    /// let batch = [Encoded::new(&ev, Encoding::Json)?];
+    /// WriterSink::append_to(&path)?.send(&batch)?;
+    /// WriterSink::append_to(&path)?.send(&batch)?; // a second run
+    /// let log = std::fs::read_to_string(&path)?;
+    /// std::fs::remove_file(&path)?;
+    /// assert_eq!(log.lines().count(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn append_to(path: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -49,6 +121,21 @@ impl WriterSink<std::fs::File> {
 
 impl<W: Write + Send + 'static> WriterSink<W> {
     /// JSON Lines to `out`.
+    ///
+    /// Any writer: a `Vec<u8>`, a socket, a `BufWriter`. Each
+    /// [`send`](Sink::send) writes the whole batch, then flushes the writer.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding, Sink, WriterSink};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.ossa.agent.started").build()?;
+    /// let mut sink = WriterSink::new(Vec::new());
+    /// sink.send(&[Encoded::new(&ev, Encoding::Json)?])?;
+    /// let out = String::from_utf8(sink.into_inner())?;
+    /// assert!(out.starts_with(r#"{"specversion":"1.0","id":"e-1""#));
+    /// assert!(out.ends_with("}\n")); // one event, one line
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(out: W) -> Self {
         WriterSink {
             out,
@@ -59,15 +146,56 @@ impl<W: Write + Send + 'static> WriterSink<W> {
     }
     /// Pretty-print each event (2-space indent) instead of one line each.
     /// Defaults to `false`.
+    ///
+    /// For people reading along; the output is still one JSON document per event,
+    /// but no longer one per line (not JSON Lines).
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding, Sink, WriterSink};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.ossa.agent.started").build()?;
+    /// let mut sink = WriterSink::new(Vec::new()).pretty(true);
+    /// sink.send(&[Encoded::new(&ev, Encoding::Json)?])?;
+    /// let out = String::from_utf8(sink.into_inner())?;
+    /// assert!(out.starts_with("{\n  \"specversion\": \"1.0\",\n  \"id\": \"e-1\",\n"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pretty(mut self, pretty: bool) -> Self {
         self.pretty = pretty;
         self
     }
     /// The writer.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding, Sink, WriterSink};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.ossa.agent.started").build()?;
+    /// let mut sink = WriterSink::new(Vec::new());
+    /// assert!(sink.get_ref().is_empty());
+    /// sink.send(&[Encoded::new(&ev, Encoding::Json)?])?;
+    /// assert_eq!(sink.get_ref().iter().filter(|&&b| b == b'\n').count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_ref(&self) -> &W {
         &self.out
     }
     /// Gives back the writer.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding, Sink, WriterSink};
+    /// use ossa_events::Event;
+    /// let a = Event::builder().id("a").source("/agents/a").ty("dev.ossa.agent.started").build()?;
+    /// let b = Event::builder().id("b").source("/agents/a").ty("dev.ossa.agent.completed").build()?;
+    /// let mut sink = WriterSink::new(Vec::new());
+    /// sink.send(&[Encoded::new(&a, Encoding::Json)?, Encoded::new(&b, Encoding::Json)?])?;
+    /// let lines = String::from_utf8(sink.into_inner())?;
+    /// let ids: Vec<_> = lines
+    ///     .lines()
+    ///     .map(|l| ossa_events::parse::json::parse_event(l.as_bytes(), &mut ossa_events::Scratch::new(&mut [0; 256])).map(|e| e.id().to_owned()))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(ids, ["a", "b"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_inner(self) -> W {
         self.out
     }
