@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod kafka_events;
+pub(crate) mod tansu;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

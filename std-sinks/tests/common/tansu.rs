@@ -1,0 +1,145 @@
+//! A real Kafka-protocol broker for tests: `tansu` with in-memory storage,
+//! started on a free loopback port and killed when its guard drops.
+//!
+//! tansu is found through `OSSA_TANSU`, then
+//! `$HOME/.cache/ossa-events-tools/bin/tansu`, then `PATH`; when it is
+//! missing the test fails (it does not skip), telling how to install it:
+//! `bash scripts/test.sh` builds it there.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The broker accepting connections, a topic being created.
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The tansu binary: `OSSA_TANSU`, the tools folder of `scripts/test.sh`, or `PATH`.
+pub(crate) fn tansu_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("OSSA_TANSU").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "OSSA_TANSU={} is not a file; `bash scripts/test.sh` installs tansu",
+            p.display()
+        );
+        return p;
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let p = PathBuf::from(home).join(".cache/ossa-events-tools/bin/tansu");
+        if p.is_file() {
+            return p;
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("tansu");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "the tansu broker was not found (OSSA_TANSU, $HOME/.cache/ossa-events-tools/bin/tansu, \
+         PATH): `bash scripts/test.sh` installs it"
+    );
+}
+
+/// A running tansu broker; killed when dropped.
+pub(crate) struct Tansu {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Tansu {
+    /// Starts tansu on a free loopback port and waits until it accepts connections.
+    pub(crate) fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!(
+            "ossa-events-tansu-{}-{port}.log",
+            std::process::id()
+        ));
+        let child = Command::new(tansu_path())
+            .args(["broker", "--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut t = Tansu { child, port, log };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let end = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return t;
+            }
+            if let Some(st) = t.child.try_wait().unwrap() {
+                panic!("tansu exited ({st}) before listening:\n{}", t.log_text());
+            }
+            assert!(
+                Instant::now() < end,
+                "tansu did not listen on {addr} within {START_TIMEOUT:?}:\n{}",
+                t.log_text()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    pub(crate) fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What tansu wrote on stderr so far.
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `tansu topic create NAME --partitions N`, within [`START_TIMEOUT`].
+    pub(crate) fn create_topic(&self, name: &str, partitions: u32) {
+        let mut c = Command::new(tansu_path())
+            .args(["topic", "create", name])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .args(["--partitions", &partitions.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let st = wait_within(&mut c, START_TIMEOUT, "tansu topic create");
+        assert!(st.success(), "tansu topic create {name}: {st}");
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Waits for `c` within `limit`, killing it (and failing) past that.
+pub(crate) fn wait_within(c: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() >= end {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
