@@ -33,6 +33,7 @@
 //! [Kafka protocol binding]: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/kafka-protocol-binding.md
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -121,13 +122,17 @@ type Report = (usize, Result<(), KafkaError>);
 struct Reports {
     done: Mutex<Vec<Report>>,
     arrived: Condvar,
+    /// How many reports the sink waits for: it is woken only when that many
+    /// are in, not once per report.
+    want: AtomicUsize,
 }
 
 impl Reports {
-    /// Waits until a report is in or `step` has passed.
-    fn wait(&self, step: Duration) {
+    /// Waits until `want` reports are in or `step` has passed.
+    fn wait(&self, want: usize, step: Duration) {
         let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        if done.is_empty() {
+        if done.len() < want {
+            self.want.store(want, Ordering::Relaxed);
             let _ = self.arrived.wait_timeout(done, step);
         }
     }
@@ -143,11 +148,11 @@ impl ProducerContext for Reports {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(e.clone()),
         };
-        self.done
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((seq, r));
-        self.arrived.notify_all();
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        done.push((seq, r));
+        if done.len() >= self.want.load(Ordering::Relaxed) {
+            self.arrived.notify_all();
+        }
     }
 }
 
@@ -666,7 +671,7 @@ impl KafkaSink {
                     if Instant::now() >= deadline {
                         return Err(SendError::retryable(0, Error::Timeout(Phase::Send), None));
                     }
-                    self.producer.context().wait(Duration::from_millis(1));
+                    self.producer.context().wait(1, Duration::from_millis(1));
                     record = back;
                 }
                 Err((err, _)) => {
@@ -737,7 +742,7 @@ impl KafkaSink {
             let step = deadline
                 .saturating_duration_since(Instant::now())
                 .min(WAIT_STEP);
-            self.producer.context().wait(step);
+            self.producer.context().wait(waiting, step);
             waiting -= self.take_reports(base, &mut outcomes);
             if waiting == 0 {
                 break;
@@ -752,7 +757,9 @@ impl KafkaSink {
                     .purge(PurgeConfig::default().queue().non_blocking());
                 let end = Instant::now() + Duration::from_millis(20);
                 while waiting > 0 && Instant::now() < end {
-                    self.producer.context().wait(Duration::from_millis(5));
+                    self.producer
+                        .context()
+                        .wait(waiting, Duration::from_millis(5));
                     waiting -= self.take_reports(base, &mut outcomes);
                 }
                 break;

@@ -1,0 +1,1039 @@
+//! The `KafkaSink` (std crate, feature `kafka`): events/s against raw
+//! librdkafka, and the caller-thread cost of `emit()`.
+//!
+//! ```sh
+//! cargo bench -p ossa-events-tests --features kafka --bench kafka_sink
+//! ```
+//!
+//! Two measurements, printed in one summary table at the end:
+//!
+//! 1. **Events/s through our sink vs a raw `rdkafka` `BaseProducer`** on two
+//!    brokers: a real `tansu` process (in-memory storage, started by the bench
+//!    on a free loopback port; skipped, with the reason printed, when the
+//!    binary is missing) and librdkafka's in-process `MockCluster` (faster, so
+//!    it shows our own overhead more). Topic with 3 partitions, no record key.
+//!    * Ours: `Emitter` + `KafkaSink` in binary mode, default settings except
+//!      a queue large enough for a round (100 000 events, `Overflow::Block`):
+//!      the emitter's default batch (100) and batches of 1 000. N events of
+//!      the typical `dev.ossa.tool.called` (`ossa_events_tests::typical`, a
+//!      new id each) are emitted, then `flush`ed until all N are delivered
+//!      (delivery reports in). Events/s = N / (first emit → flush returned).
+//!    * Raw: one `BaseProducer` with the sink's configuration
+//!      (`enable.idempotence=true`, `acks=all`, `linger.ms=0`,
+//!      `message.timeout.ms=30000`), sending N records with the
+//!      headers, `content-type` and value of
+//!      `Encoded::new(&event, Encoding::KafkaBinary)` built before the clock
+//!      starts (the headers as one `OwnedHeaders`, cloned per record, since
+//!      `send` takes them by value), `poll(0)` every 64 sends, then polling
+//!      until N successful delivery reports came. (Not `Producer::flush`:
+//!      in rdkafka 0.39 its inner `poll(100 ms)` runs the full 100 ms, which
+//!      would add up to 100 ms to every raw round.)
+//!    * Diagnostics, same rounds: ours in batches of 10 000, and with
+//!      librdkafka's own `linger.ms=5` (batches of 100 and 1 000); raw rebuilding the `OwnedHeaders` per record from
+//!      the `Encoded` (as the sink does); raw building and encoding a new
+//!      event per record on the sending thread (what `emit()` does, so the
+//!      baseline pays for encoding too); raw in stop-and-wait batches of 100
+//!      and 1 000 (produce a batch, wait for all its reports, then the next —
+//!      what `Sink::send` does). Then, on the mock cluster, ours again with
+//!      the sink's `send` timed inside the worker: events per send, time per
+//!      send, share of the round spent in it, time of the emit loop.
+//!
+//!    Rounds alternate the configurations (the order rotates each round) so
+//!    load drifting on a shared machine hits all; the figure is the median of
+//!    5 rounds of 50 000 events, the ratio ours/raw is taken between those
+//!    medians of the same run (the spread of the per-round ratios is printed
+//!    too).
+//! 2. **`emit()` on the caller thread with a `KafkaSink`** (to the mock
+//!    cluster, emitter defaults, worker sending as in production) and, in the
+//!    same run, with a discarding sink: median of 31 runs × 10 000 emits,
+//!    p50/p99 from 200 000 individually timed calls, allocations per event
+//!    counted by `stats_alloc` on the caller thread alone (worker idle) and
+//!    on all threads amortized (librdkafka's own C allocations are not
+//!    seen). Targets: ≤ 1 µs median, ≤ 1 allocation per event; the sink
+//!    should make no difference on the caller (encoding happens at emit,
+//!    sending on the worker). No criterion here: its iteration counts would
+//!    need flushes outside the clock that dwarf the measured time.
+//!
+//! tansu is found through `OSSA_TANSU`, then
+//! `$HOME/.cache/ossa-events-tools/bin/tansu`, then `PATH`
+//! (`bash scripts/test.sh` installs it). Without `--bench` (as
+//! `cargo test --benches` runs it) everything runs once with small counts,
+//! as a smoke test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ossa_events::sink::{Encoded, Encoding, KafkaSink, SendDeadline, Sink};
+use ossa_events::{Clock as _, Emitter, EmitterBuilder, Event, Overflow, SendError, SystemClock};
+use ossa_events_tests::median;
+use ossa_events_tests::typical::{
+    fixed_event, tool_called, AGENT_ID, INTERACTION_ID, SOURCE, SPAN_ID, TRACE_ID,
+};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Partitions of the bench topic (as `kafka_with_tansu.rs` creates them).
+const PARTITIONS: u32 = 3;
+/// The bench topic on both brokers.
+const TOPIC: &str = "ossa-bench";
+/// The sink's default delivery timeout, for the raw producer's config.
+const MESSAGE_TIMEOUT_MS: &str = "30000";
+
+// ---------------------------------------------------------------------------
+// The broker: tansu (copied from std-sinks/tests/common/tansu.rs; a bench
+// skips instead of failing when the binary is missing)
+
+/// The broker accepting connections, a topic being created.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The tansu binary: `OSSA_TANSU`, the tools folder of `scripts/test.sh`, or `PATH`.
+fn tansu_path() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("OSSA_TANSU").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("OSSA_TANSU={} is not a file", p.display()))
+        };
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let p = PathBuf::from(home).join(".cache/ossa-events-tools/bin/tansu");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("tansu");
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(
+        "not found (OSSA_TANSU, $HOME/.cache/ossa-events-tools/bin/tansu, PATH); \
+         `bash scripts/test.sh` installs it"
+            .into(),
+    )
+}
+
+/// A running tansu broker; killed when dropped.
+struct Tansu {
+    bin: PathBuf,
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Tansu {
+    /// Starts tansu on a free loopback port and waits until it accepts
+    /// connections; `Err` says why it could not.
+    fn start() -> Result<Self, String> {
+        let bin = tansu_path()?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!(
+            "ossa-events-tansu-bench-{}-{port}.log",
+            std::process::id()
+        ));
+        let child = Command::new(&bin)
+            .args(["broker", "--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).map_err(|e| format!("log file: {e}"))?)
+            .spawn()
+            .map_err(|e| format!("{} did not start: {e}", bin.display()))?;
+        let mut t = Tansu {
+            bin,
+            child,
+            port,
+            log,
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let end = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(t);
+            }
+            if let Some(st) = t.child.try_wait().unwrap() {
+                return Err(format!(
+                    "tansu exited ({st}) before listening:\n{}",
+                    t.log_text()
+                ));
+            }
+            if Instant::now() >= end {
+                return Err(format!(
+                    "tansu did not listen on {addr} within {START_TIMEOUT:?}:\n{}",
+                    t.log_text()
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What tansu wrote on stderr so far.
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `tansu topic create NAME --partitions N`, within [`START_TIMEOUT`].
+    fn create_topic(&self, name: &str, partitions: u32) -> Result<(), String> {
+        let mut c = Command::new(&self.bin)
+            .args(["topic", "create", name])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .args(["--partitions", &partitions.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("tansu topic create: {e}"))?;
+        let st = wait_within(&mut c, START_TIMEOUT, "tansu topic create")?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("tansu topic create {name}: {st}"))
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Waits for `c` within `limit`, killing it past that.
+fn wait_within(c: &mut Child, limit: Duration, what: &str) -> Result<ExitStatus, String> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            return Ok(st);
+        }
+        if Instant::now() >= end {
+            let _ = c.kill();
+            let _ = c.wait();
+            return Err(format!("{what} did not finish within {limit:?}"));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The fixture
+
+/// An emitter builder for the fixture's source and OSSA context.
+fn builder() -> EmitterBuilder {
+    Emitter::builder(SOURCE)
+        .agent_id(AGENT_ID)
+        .interaction_id(INTERACTION_ID)
+        .trace_id(TRACE_ID)
+        .span_id(SPAN_ID)
+}
+
+/// A sink that accepts every batch and keeps nothing.
+struct Discard;
+
+impl Sink for Discard {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        black_box(events.len());
+        Ok(())
+    }
+}
+
+/// The typical event in the Kafka binary mode, encoded once: what the raw
+/// producer sends.
+struct PreEncoded {
+    /// The `ce_` headers and `content-type`, as `Encoded` gives them.
+    pairs: Vec<(String, String)>,
+    /// The same, ready to clone.
+    headers: OwnedHeaders,
+    body: Vec<u8>,
+    /// The event as the emitter hands it to the sink.
+    encoded: Encoded,
+}
+
+impl PreEncoded {
+    fn new() -> Self {
+        let call = tool_called();
+        let enc = Encoded::new(&fixed_event(&call), Encoding::KafkaBinary).unwrap();
+        let mut pairs: Vec<(String, String)> = enc
+            .headers()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        if let Some(ct) = enc.content_type() {
+            pairs.push(("content-type".into(), ct.to_owned()));
+        }
+        let body = enc.body().to_vec();
+        let mut pre = PreEncoded {
+            pairs,
+            headers: OwnedHeaders::new(),
+            body,
+            encoded: enc,
+        };
+        pre.headers = pre.build_headers();
+        pre
+    }
+
+    /// A new `OwnedHeaders` with every pair (what the sink does per record).
+    fn build_headers(&self) -> OwnedHeaders {
+        let mut h = OwnedHeaders::new_with_capacity(12);
+        for (name, value) in &self.pairs {
+            h = h.insert(Header {
+                key: name.as_str(),
+                value: Some(value.as_bytes()),
+            });
+        }
+        h
+    }
+
+    fn header_bytes(&self) -> usize {
+        self.pairs.iter().map(|(n, v)| n.len() + v.len()).sum()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The mock cluster: one broker, the bench topic with [`PARTITIONS`].
+fn mock_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let c = MockCluster::new(1).unwrap();
+    c.create_topic(TOPIC, PARTITIONS as i32, 1).unwrap();
+    c
+}
+
+// ---------------------------------------------------------------------------
+// 1. Events/s: ours vs raw
+
+/// Counts the raw producer's delivery reports.
+#[derive(Default)]
+struct Counting {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ClientContext for Counting {}
+
+impl ProducerContext for Counting {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// The raw producer, configured as `KafkaSink::build` configures its own.
+fn raw_producer(bootstrap: &str) -> BaseProducer<Counting> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("client.id", "ossa-events-bench-raw")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
+        .create_with_context(Counting::default())
+        .unwrap()
+}
+
+/// Where the raw producer's record headers come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Headers {
+    /// One pre-built `OwnedHeaders`, cloned.
+    Clone,
+    /// Built per record from the pre-encoded pairs, as our sink builds them.
+    Rebuild,
+    /// A new event per record (new id, current time, the emitter's context),
+    /// encoded with `Encoded::new` and its headers built, on the sending
+    /// thread: the work `emit()` and the sink do per event, with no emitter.
+    EncodeEach,
+}
+
+/// How the raw producer sends a round.
+#[derive(Clone, Copy)]
+enum RawMode {
+    /// Everything produced back to back, then the reports awaited.
+    Pipelined(Headers),
+    /// Batches of this many: produce, wait for all reports, next batch.
+    StopAndWait(usize),
+}
+
+/// One record; a full queue is served and retried.
+fn raw_send_one(p: &BaseProducer<Counting>, pre: &PreEncoded, how: Headers) {
+    let call;
+    let enc;
+    let (headers, body) = match how {
+        Headers::Clone => (pre.headers.clone(), pre.body.as_slice()),
+        Headers::Rebuild => (pre.build_headers(), pre.body.as_slice()),
+        Headers::EncodeEach => {
+            call = tool_called();
+            let id = ossa_events::new_id();
+            let ev = Event::builder()
+                .id(id.as_str())
+                .source(SOURCE)
+                .time(SystemClock.now())
+                .ossa(&call)
+                .ossa_agent_id(AGENT_ID)
+                .ossa_interaction_id(INTERACTION_ID)
+                .ossa_trace_id(TRACE_ID)
+                .ossa_span_id(SPAN_ID)
+                .build()
+                .unwrap();
+            enc = Encoded::new(&ev, Encoding::KafkaBinary).unwrap();
+            let mut h = OwnedHeaders::new_with_capacity(12);
+            for (name, value) in enc.headers() {
+                h = h.insert(Header {
+                    key: name,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            if let Some(ct) = enc.content_type() {
+                h = h.insert(Header {
+                    key: "content-type",
+                    value: Some(ct.as_bytes()),
+                });
+            }
+            (h, enc.body())
+        }
+    };
+    let mut record: BaseRecord<'_, [u8], [u8]> =
+        BaseRecord::to(TOPIC).headers(headers).payload(body);
+    loop {
+        match p.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                p.poll(Duration::from_millis(1));
+                record = back;
+            }
+            Err((e, _)) => panic!("raw send: {e}"),
+        }
+    }
+}
+
+/// Polls until the producer's successful reports reach `target`.
+fn raw_wait(p: &BaseProducer<Counting>, target: u64) {
+    let end = Instant::now() + Duration::from_secs(120);
+    while p.context().ok.load(Ordering::Relaxed) < target {
+        assert_eq!(
+            p.context().failed.load(Ordering::Relaxed),
+            0,
+            "raw: failed delivery reports"
+        );
+        assert!(Instant::now() < end, "raw: reports missing after 120 s");
+        p.poll(Duration::from_millis(1));
+    }
+}
+
+/// Raw: `n` records of the pre-encoded event, all reports successful.
+fn raw_send(p: &BaseProducer<Counting>, pre: &PreEncoded, n: usize, mode: RawMode) {
+    let before = p.context().ok.load(Ordering::Relaxed);
+    match mode {
+        RawMode::Pipelined(how) => {
+            for i in 0..n {
+                raw_send_one(p, pre, how);
+                if i % 64 == 63 {
+                    p.poll(Duration::ZERO);
+                }
+            }
+            raw_wait(p, before + n as u64);
+        }
+        RawMode::StopAndWait(b) => {
+            let mut sent = 0;
+            while sent < n {
+                let k = b.min(n - sent);
+                for _ in 0..k {
+                    raw_send_one(p, pre, Headers::Clone);
+                }
+                sent += k;
+                raw_wait(p, before + sent as u64);
+            }
+        }
+    }
+    assert_eq!(
+        p.context().ok.load(Ordering::Relaxed) - before,
+        n as u64,
+        "raw: every record reported delivered once"
+    );
+}
+
+/// Ours: an emitter with a `KafkaSink` (binary mode) to the bench topic;
+/// `batch` past the sink's own maximum (1 000) raises that too.
+fn kafka_emitter(bootstrap: &str, batch: Option<usize>, linger5: bool) -> Emitter {
+    kafka_emitter_with(bootstrap, batch, linger5, |s| s)
+}
+
+/// [`kafka_emitter`] with the sink wrapped by `wrap`.
+fn kafka_emitter_with<S: Sink>(
+    bootstrap: &str,
+    batch: Option<usize>,
+    linger5: bool,
+    wrap: impl FnOnce(KafkaSink) -> S,
+) -> Emitter {
+    let mut sink = KafkaSink::builder(bootstrap, TOPIC);
+    if linger5 {
+        sink = sink.set("linger.ms", "5");
+    }
+    if let Some(n) = batch.filter(|&n| n > ossa_events::sink::kafka::DEFAULT_MAX_BATCH) {
+        sink = sink.max_batch(n);
+    }
+    let mut b = builder()
+        .sink(wrap(sink.build().unwrap()))
+        .queue_capacity(100_000)
+        .queue_bytes(256 << 20)
+        .overflow(Overflow::Block(Duration::from_secs(60)))
+        .flush_timeout(Duration::from_secs(120));
+    if let Some(n) = batch {
+        b = b.batch_size(n);
+    }
+    b.build().unwrap()
+}
+
+/// Ours: `n` emits, then flushes until all `n` are delivered. Returns how
+/// long the emits took and the whole.
+fn ours_send(
+    em: &Emitter,
+    call: &ossa_events::ossa::ToolCalled<'_>,
+    n: usize,
+) -> (Duration, Duration) {
+    let m = em.metrics();
+    let t = Instant::now();
+    for _ in 0..n {
+        em.emit_ossa(call).unwrap();
+    }
+    let emits = t.elapsed();
+    loop {
+        let r = em.flush().unwrap();
+        assert_eq!(r.failed, m.failed, "ours: no event failed");
+        if r.delivered - m.delivered >= n as u64 {
+            assert_eq!(r.delivered - m.delivered, n as u64, "ours: all delivered");
+            return (emits, t.elapsed());
+        }
+    }
+}
+
+/// One configuration of the throughput rounds.
+struct Contender<'a> {
+    name: &'static str,
+    /// Compared with the target (the two main configurations of ours).
+    main: bool,
+    send: Box<dyn FnMut(usize) + 'a>,
+    samples: Vec<f64>,
+}
+
+/// Figures of one configuration on one broker.
+struct Rate {
+    name: &'static str,
+    main: bool,
+    per_sec: f64,
+    /// Per-round ratio to the raw baseline of the same round, min and max.
+    ratio_spread: (f64, f64),
+}
+
+/// Alternating rounds of every contender (the first is the raw baseline):
+/// a warm-up of each, then `rounds` rounds of `n` events, the order rotating
+/// by one each round.
+fn rounds(contenders: &mut [Contender<'_>], rounds: usize, n: usize) -> Vec<Rate> {
+    for c in contenders.iter_mut() {
+        (c.send)(n.min(2_000)); // connection, metadata, producer id, buffers
+    }
+    let k = contenders.len();
+    let mut per_round = vec![vec![0.0; k]; rounds];
+    for (r, row) in per_round.iter_mut().enumerate() {
+        for j in 0..k {
+            let i = (r + j) % k;
+            let c = &mut contenders[i];
+            let t = Instant::now();
+            (c.send)(n);
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            c.samples.push(rate);
+            row[i] = rate;
+        }
+    }
+    contenders
+        .iter_mut()
+        .enumerate()
+        .map(|(i, c)| {
+            let ratios: Vec<f64> = per_round.iter().map(|row| row[i] / row[0]).collect();
+            let lo = ratios.iter().copied().fold(f64::MAX, f64::min);
+            let hi = ratios.iter().copied().fold(f64::MIN, f64::max);
+            Rate {
+                name: c.name,
+                main: c.main,
+                per_sec: median(&mut c.samples),
+                ratio_spread: (lo, hi),
+            }
+        })
+        .collect()
+}
+
+/// Every contender against the broker at `bootstrap`.
+fn throughput(bootstrap: &str, pre: &PreEncoded, n_rounds: usize, n: usize) -> Vec<Rate> {
+    let call = tool_called();
+    let raw = raw_producer(bootstrap);
+    let em_default = kafka_emitter(bootstrap, None, false);
+    let em_1000 = kafka_emitter(bootstrap, Some(1000), false);
+    let em_10000 = kafka_emitter(bootstrap, Some(10_000), false);
+    let em_default_l5 = kafka_emitter(bootstrap, None, true);
+    let em_1000_l5 = kafka_emitter(bootstrap, Some(1000), true);
+    let raw_mode = |m| {
+        let raw = &raw;
+        Box::new(move |n| raw_send(raw, pre, n, m)) as Box<dyn FnMut(usize)>
+    };
+    let ours = |em| {
+        let call = &call;
+        Box::new(move |n| {
+            ours_send(em, call, n);
+        }) as Box<dyn FnMut(usize)>
+    };
+    // Our sink alone, as the issue's comparison reads: `Sink::send` of the
+    // same pre-encoded event, in batches, as the worker calls it.
+    let sink_alone = |batch: usize| {
+        let mut sink = KafkaSink::builder(bootstrap, TOPIC)
+            .max_batch(batch)
+            .build()
+            .unwrap();
+        let events: Vec<Encoded> = vec![pre.encoded.clone(); n];
+        Box::new(move |n: usize| {
+            for chunk in events[..n.min(events.len())].chunks(batch) {
+                sink.send(chunk).unwrap();
+            }
+        }) as Box<dyn FnMut(usize)>
+    };
+    let c = |name, main, send| Contender {
+        name,
+        main,
+        send,
+        samples: Vec::with_capacity(n_rounds),
+    };
+    let mut contenders = [
+        c(
+            "raw BaseProducer (baseline)",
+            false,
+            raw_mode(RawMode::Pipelined(Headers::Clone)),
+        ),
+        c("our sink alone, send() of 1000", true, sink_alone(1000)),
+        c("our sink alone, send() of 10000", true, sink_alone(10_000)),
+        c("ours, batch 100 (default)", true, ours(&em_default)),
+        c("ours, batch 1000", true, ours(&em_1000)),
+        c("ours, batch 10000", true, ours(&em_10000)),
+        c("ours, batch 100, linger.ms=5", false, ours(&em_default_l5)),
+        c("ours, batch 1000, linger.ms=5", false, ours(&em_1000_l5)),
+        c(
+            "raw, headers rebuilt per record",
+            false,
+            raw_mode(RawMode::Pipelined(Headers::Rebuild)),
+        ),
+        c(
+            "raw, new event encoded per record",
+            false,
+            raw_mode(RawMode::Pipelined(Headers::EncodeEach)),
+        ),
+        c(
+            "raw, stop-and-wait 100",
+            false,
+            raw_mode(RawMode::StopAndWait(100)),
+        ),
+        c(
+            "raw, stop-and-wait 1000",
+            false,
+            raw_mode(RawMode::StopAndWait(1000)),
+        ),
+    ];
+    let rates = rounds(&mut contenders, n_rounds, n);
+    drop(contenders);
+    for em in [em_default, em_1000, em_10000, em_default_l5, em_1000_l5] {
+        let m = em.metrics();
+        assert_eq!((m.failed, m.dropped, m.rejected), (0, 0, 0));
+        em.shutdown().unwrap();
+    }
+    rates
+}
+
+// ---------------------------------------------------------------------------
+// 1b. Where our time goes: the sink's `send` timed inside the worker
+
+/// Times every `send` of the sink it wraps (the worker calls `send_by`).
+struct Timed<S> {
+    inner: S,
+    /// (time inside `send`, events in the batch) per call.
+    log: Arc<Mutex<Vec<(Duration, usize)>>>,
+}
+
+impl<S: Sink> Sink for Timed<S> {
+    fn encoding(&self) -> Encoding {
+        self.inner.encoding()
+    }
+    fn max_batch(&self) -> usize {
+        self.inner.max_batch()
+    }
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        let t = Instant::now();
+        let r = self.inner.send(events);
+        self.log.lock().unwrap().push((t.elapsed(), events.len()));
+        r
+    }
+    fn send_by(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+        let t = Instant::now();
+        let r = self.inner.send_by(events, deadline);
+        self.log.lock().unwrap().push((t.elapsed(), events.len()));
+        r
+    }
+    fn flush(&mut self) -> Result<(), SendError> {
+        self.inner.flush()
+    }
+}
+
+/// One configuration of ours, timed from inside.
+struct Probe {
+    name: &'static str,
+    per_sec: f64,
+    /// Median events per `send`.
+    batch: usize,
+    /// Median time of one `send`, ms.
+    send_ms: f64,
+    /// Median time per event inside `send`, µs.
+    send_us_per_event: f64,
+    /// Share of the round's wall time the worker spent inside `send`.
+    in_send: f64,
+    /// Median time of the emit loop alone (caller thread), ms; and of the round.
+    emit_ms: f64,
+    round_ms: f64,
+}
+
+/// Ours in several configurations, `rounds` rounds of `n` each, the sink timed.
+fn probe(bootstrap: &str, rounds: usize, n: usize) -> Vec<Probe> {
+    let call = tool_called();
+    let configs: [(&'static str, Option<usize>, bool); 5] = [
+        ("batch 100 (default)", None, false),
+        ("batch 100, linger.ms=5", None, true),
+        ("batch 1000", Some(1000), false),
+        ("batch 1000, linger.ms=5", Some(1000), true),
+        ("batch 10000", Some(10_000), false),
+    ];
+    configs
+        .iter()
+        .map(|&(name, batch, linger5)| {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let em = kafka_emitter_with(bootstrap, batch, linger5, |s| Timed {
+                inner: s,
+                log: log.clone(),
+            });
+            ours_send(&em, &call, n.min(2_000));
+            log.lock().unwrap().clear();
+            let (mut rates, mut emit_ms, mut round_ms) = (vec![], vec![], vec![]);
+            let mut wall = Duration::ZERO;
+            for _ in 0..rounds {
+                let (emits, total) = ours_send(&em, &call, n);
+                wall += total;
+                rates.push(n as f64 / total.as_secs_f64());
+                emit_ms.push(emits.as_secs_f64() * 1e3);
+                round_ms.push(total.as_secs_f64() * 1e3);
+            }
+            em.shutdown().unwrap();
+            let log = log.lock().unwrap();
+            let inside: Duration = log.iter().map(|(d, _)| *d).sum();
+            let mut sizes: Vec<f64> = log.iter().map(|(_, k)| *k as f64).collect();
+            let mut ms: Vec<f64> = log.iter().map(|(d, _)| d.as_secs_f64() * 1e3).collect();
+            let mut us_per: Vec<f64> = log
+                .iter()
+                .map(|(d, k)| d.as_secs_f64() * 1e6 / (*k).max(1) as f64)
+                .collect();
+            Probe {
+                name,
+                per_sec: median(&mut rates),
+                batch: median(&mut sizes) as usize,
+                send_ms: median(&mut ms),
+                send_us_per_event: median(&mut us_per),
+                in_send: inside.as_secs_f64() / wall.as_secs_f64(),
+                emit_ms: median(&mut emit_ms),
+                round_ms: median(&mut round_ms),
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// 2. emit() on the caller thread
+
+struct EmitFigures {
+    median_ns: f64,
+    p50_ns: u64,
+    p99_ns: u64,
+    p999_ns: u64,
+    allocs_caller: f64,
+    allocs_all: f64,
+}
+
+/// As `http_emitter.rs` measures it, with the sink `make` gives.
+fn measure_emit<S: Sink>(
+    make: &dyn Fn() -> S,
+    runs: usize,
+    per_run: usize,
+    timed_calls: usize,
+) -> EmitFigures {
+    let call = tool_called();
+
+    // Worker sending as in production, emitter defaults but a queue that
+    // holds a run (no drops, no blocking).
+    let em = builder()
+        .sink(make())
+        .queue_capacity(2_000_000)
+        .queue_bytes(2 << 30)
+        .flush_timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    for _ in 0..per_run {
+        em.emit_ossa(&call).unwrap();
+    }
+    em.flush().unwrap();
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        for _ in 0..per_run {
+            em.emit_ossa(black_box(&call)).unwrap();
+        }
+        samples.push(t.elapsed().as_nanos() as f64 / per_run as f64);
+        em.flush().unwrap();
+    }
+    let median_ns = median(&mut samples);
+
+    // Per-call latency (each call between two `Instant::now()`).
+    let mut lat = Vec::with_capacity(timed_calls);
+    for i in 0..timed_calls {
+        let t = Instant::now();
+        em.emit_ossa(black_box(&call)).unwrap();
+        lat.push(t.elapsed().as_nanos() as u64);
+        if i % 50_000 == 49_999 {
+            em.flush().unwrap();
+        }
+    }
+    em.flush().unwrap();
+    lat.sort_unstable();
+
+    // All threads, amortized: the worker's sends included (for Kafka: the
+    // Rust side only; librdkafka allocates with C malloc, not counted).
+    let region = Region::new(GLOBAL);
+    for _ in 0..per_run {
+        em.emit_ossa(black_box(&call)).unwrap();
+    }
+    em.flush().unwrap();
+    let s = region.change();
+    let allocs_all = (s.allocations + s.reallocations) as f64 / per_run as f64;
+    let m = em.metrics();
+    assert_eq!((m.dropped, m.failed, m.rejected), (0, 0, 0));
+    em.shutdown().unwrap();
+    drop(em);
+
+    // Caller thread only: the worker idle (the batch never fills and the
+    // flush interval never passes during the count); the queue grown first.
+    let em = builder()
+        .sink(make())
+        .batch_size(1_000_000)
+        .flush_interval(Duration::from_secs(3600))
+        .queue_capacity(2_000_000)
+        .queue_bytes(2 << 30)
+        .flush_timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    for _ in 0..per_run {
+        em.emit_ossa(&call).unwrap();
+    }
+    em.flush().unwrap();
+    let region = Region::new(GLOBAL);
+    for _ in 0..per_run {
+        em.emit_ossa(black_box(&call)).unwrap();
+    }
+    let s = region.change();
+    em.flush().unwrap();
+    let allocs_caller = (s.allocations + s.reallocations) as f64 / per_run as f64;
+    let m = em.metrics();
+    assert_eq!((m.dropped, m.failed, m.rejected), (0, 0, 0));
+    em.shutdown().unwrap();
+
+    EmitFigures {
+        median_ns,
+        p50_ns: percentile(&lat, 0.50),
+        p99_ns: percentile(&lat, 0.99),
+        p999_ns: percentile(&lat, 0.999),
+        allocs_caller,
+        allocs_all,
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+fn main() {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let started = Instant::now();
+    let pre = PreEncoded::new();
+
+    // --- 1. Throughput ---------------------------------------------------------
+    let (n_rounds, n) = if bench_mode { (5, 50_000) } else { (1, 2_000) };
+    let mock = mock_cluster();
+    let mock_rates = throughput(&mock.bootstrap_servers(), &pre, n_rounds, n);
+    let probes = probe(&mock.bootstrap_servers(), n_rounds.min(3), n);
+    println!(
+        "mock cluster: done ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+
+    let tansu_rates = match Tansu::start().and_then(|t| {
+        t.create_topic(TOPIC, PARTITIONS)?;
+        Ok(t)
+    }) {
+        Ok(t) => {
+            let r = throughput(&t.bootstrap(), &pre, n_rounds, n);
+            println!("tansu: done ({:.1} s)", started.elapsed().as_secs_f64());
+            Ok(r)
+        }
+        Err(why) => {
+            println!("tansu: skipped, {why}");
+            Err(why)
+        }
+    };
+
+    // --- 2. emit() ------------------------------------------------------------------
+    let (runs, per_run, timed) = if bench_mode {
+        (31, 10_000, 200_000)
+    } else {
+        (3, 1_000, 2_000)
+    };
+    let bootstrap = mock.bootstrap_servers();
+    let ef_discard = measure_emit(&|| Discard, runs, per_run, timed);
+    let ef_kafka = measure_emit(
+        &|| KafkaSink::builder(&bootstrap, TOPIC).build().unwrap(),
+        runs,
+        per_run,
+        timed,
+    );
+    let timer_ns = {
+        let t = Instant::now();
+        for _ in 0..10_000 {
+            black_box(Instant::now());
+        }
+        t.elapsed().as_nanos() as f64 / 10_000.0
+    };
+
+    // --- Summary table ---------------------------------------------------------------
+    let flag = |ok: bool| if ok { "" } else { "  MISSES target" };
+    println!();
+    println!(
+        "summary (own loops, {:.0} s in all; a 2-core machine where other builds may run: noisy)",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "events/s: dev.ossa.tool.called in Kafka binary mode ({} ce_/content-type headers, \
+         {} header bytes, {}-byte value), topic of {PARTITIONS} partitions, no key;",
+        pre.pairs.len(),
+        pre.header_bytes(),
+        pre.body.len()
+    );
+    println!(
+        "  median of {n_rounds} alternating rounds of {n} events (first emit/send -> all reports in); \
+         ratio = median / raw median, [per-round ratios min..max]"
+    );
+    let print_rates = |broker: &str, rates: &[Rate]| {
+        let raw = rates[0].per_sec;
+        for r in rates {
+            let ratio = r.per_sec / raw;
+            let target = if r.main {
+                format!("(target >= 0.9x){}", flag(ratio >= 0.9))
+            } else {
+                String::new()
+            };
+            println!(
+                "  {broker:<12} {:<33} {:>9.0} events/s {:>6.2}x [{:.2}..{:.2}] {target}",
+                r.name, r.per_sec, ratio, r.ratio_spread.0, r.ratio_spread.1
+            );
+        }
+    };
+    print_rates("MockCluster", &mock_rates);
+    match &tansu_rates {
+        Ok(r) => print_rates("tansu", r),
+        Err(why) => println!("  tansu        skipped: {why}"),
+    }
+    println!(
+        "where our time goes (MockCluster, median of {} rounds of {n}; `send` timed inside the worker):",
+        n_rounds.min(3)
+    );
+    println!(
+        "  {:<26} {:>9} {:>7} {:>9} {:>11} {:>8} {:>9} {:>9}",
+        "ours,", "events/s", "batch", "send ms", "us/event", "in send", "emits ms", "round ms"
+    );
+    for p in &probes {
+        println!(
+            "  {:<26} {:>9.0} {:>7} {:>9.2} {:>11.2} {:>7.0}% {:>9.1} {:>9.1}",
+            p.name,
+            p.per_sec,
+            p.batch,
+            p.send_ms,
+            p.send_us_per_event,
+            p.in_send * 100.0,
+            p.emit_ms,
+            p.round_ms
+        );
+    }
+    println!(
+        "emit() on the caller thread (emitter defaults; the worker sending meanwhile):      \
+         discarding sink   KafkaSink -> MockCluster"
+    );
+    println!(
+        "  median of {runs} runs x {per_run} emits, ns/emit (target <= 1000)   {:>15.0}   {:>10.0}{}",
+        ef_discard.median_ns,
+        ef_kafka.median_ns,
+        flag(ef_discard.median_ns <= 1000.0 && ef_kafka.median_ns <= 1000.0)
+    );
+    println!(
+        "  per call over {timed} calls, p50 / p99 / p99.9 ns (~{timer_ns:.0} ns timer)   {:>5} / {} / {}   {:>5} / {} / {}",
+        ef_discard.p50_ns,
+        ef_discard.p99_ns,
+        ef_discard.p999_ns,
+        ef_kafka.p50_ns,
+        ef_kafka.p99_ns,
+        ef_kafka.p999_ns
+    );
+    println!(
+        "  allocations per event, caller thread (target <= 1)          {:>15.3}   {:>10.3}{}",
+        ef_discard.allocs_caller,
+        ef_kafka.allocs_caller,
+        flag(ef_discard.allocs_caller <= 1.0 && ef_kafka.allocs_caller <= 1.0)
+    );
+    println!(
+        "  allocations per event, all threads (Rust heap only)         {:>15.3}   {:>10.3}",
+        ef_discard.allocs_all, ef_kafka.allocs_all
+    );
+}
