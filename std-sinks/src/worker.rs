@@ -33,7 +33,7 @@ use ossa_events_core::{ossa, Clock, Event, EventBuilder};
 use crate::errors::{Error, Phase, Retry, SendError};
 use crate::metrics::{Counters, Metrics};
 use crate::retry::{Breaker, BreakerConfig, RetryPolicy};
-use crate::sink::{Encoded, Encoding, SendDeadline, Sink, WriterSink};
+use crate::sink::{Encoded, Encoding, LiveDeadline, SendDeadline, Sink, WriterSink};
 use crate::SystemClock;
 
 /// What to do with an event when the queue is full.
@@ -1096,12 +1096,18 @@ fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
     let exit = WorkerExit(sh);
     let cfg = &sh.config;
     let max_batch = sink.max_batch().max(1).min(cfg.batch_size.max(1));
+    // Batches started and not yet settled (sinks with a pipeline), oldest first.
+    let depth = sink.pipeline().max(1);
+    let mut pending: VecDeque<Vec<Encoded>> = VecDeque::new();
     loop {
-        // Wait for something to do.
+        // Wait for something to do: a batch to send, or one to settle.
         let mut st = sh.lock();
-        let batch: Vec<Encoded> = loop {
+        let next: Option<Vec<Encoded>> = loop {
             let now = Instant::now();
             if st.queue.is_empty() {
+                if !pending.is_empty() {
+                    break None;
+                }
                 if st.shutdown {
                     st.worker_done = true;
                     sh.done.notify_all();
@@ -1131,14 +1137,14 @@ fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
                 st = sh.lock();
                 continue;
             }
-            let flush_wanted = st.settled < st.flush_target;
+            let flush_wanted = st.settled + pending_len(&pending) < st.flush_target;
             let interval_due = st
                 .oldest
                 .is_some_and(|t| now.duration_since(t) >= cfg.flush_interval);
             let due =
                 st.queue.len() >= cfg.batch_size || flush_wanted || st.shutdown || interval_due;
             let held_back = breaker.wait_until();
-            if let (true, None) = (due, held_back) {
+            if let (true, None, true) = (due, held_back, pending.len() < depth) {
                 let n = st.queue.len().min(max_batch);
                 let batch: Vec<Encoded> = st.queue.drain(..n).collect();
                 st.in_flight += batch.len();
@@ -1147,7 +1153,11 @@ fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
                 if st.queue.is_empty() {
                     st.oldest = None;
                 }
-                break batch;
+                break Some(batch);
+            }
+            if !pending.is_empty() {
+                // Nothing to start now: settle the oldest batch in flight.
+                break None;
             }
             // Sleep until the interval, the breaker or the shutdown deadline.
             let mut until = st.oldest.and_then(|t| t.checked_add(cfg.flush_interval));
@@ -1165,17 +1175,74 @@ fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
         };
         drop(st);
 
-        deliver(sh, &mut *sink, &mut breaker, &batch);
+        let done = match next {
+            // One batch at a time: send it (and retry) to the end.
+            Some(batch) if depth == 1 => {
+                deliver(sh, &mut *sink, &mut breaker, &batch, None);
+                batch
+            }
+            // Start it; it is settled later, in order.
+            Some(batch) => match guarded(|| sink.start(&batch, live_deadline(sh))) {
+                Ok(()) => {
+                    pending.push_back(batch);
+                    continue;
+                }
+                Err(e) => {
+                    deliver(sh, &mut *sink, &mut breaker, &batch, Some(Err(e)));
+                    batch
+                }
+            },
+            None => {
+                let Some(batch) = pending.pop_front() else {
+                    continue;
+                };
+                let r = guarded(|| {
+                    sink.settle(&batch, live_deadline(sh))
+                        .and_then(|()| sink.flush())
+                });
+                deliver(sh, &mut *sink, &mut breaker, &batch, Some(r));
+                batch
+            }
+        };
 
         let mut st = sh.lock();
-        st.in_flight -= batch.len();
-        st.settled += batch.len() as u64;
+        st.in_flight -= done.len();
+        st.settled += done.len() as u64;
         st.bytes = st
             .bytes
-            .saturating_sub(batch.iter().map(Encoded::size).sum());
+            .saturating_sub(done.iter().map(Encoded::size).sum());
         sh.space.notify_all();
         sh.done.notify_all();
     }
+}
+
+/// Events in the batches started and not yet settled.
+fn pending_len(pending: &VecDeque<Vec<Encoded>>) -> u64 {
+    pending.iter().map(|b| b.len() as u64).sum()
+}
+
+/// The shutdown deadline as a sink sees it: read afresh at each look, since
+/// shutdown can begin while a send waits.
+fn live_deadline(sh: &Shared) -> SendDeadline<'_> {
+    SendDeadline::live(sh)
+}
+
+impl LiveDeadline for Shared {
+    fn now(&self) -> Option<Instant> {
+        let st = self.lock();
+        st.deadline.filter(|_| st.shutdown)
+    }
+}
+
+/// Runs a sink call; a panicking sink fails the batch instead of killing
+/// the worker.
+fn guarded(f: impl FnOnce() -> Result<(), SendError>) -> Result<(), SendError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(SendError::fatal(
+            0,
+            Error::Transport("sink panicked".into()),
+        ))
+    })
 }
 
 /// Counts and reports events given up on.
@@ -1187,7 +1254,16 @@ fn give_up(sh: &Shared, events: &[Encoded], reason: Reason, error: &Error) {
 }
 
 /// Sends one batch, retrying per the policy; settles every event of it.
-fn deliver(sh: &Shared, sink: &mut dyn Sink, breaker: &mut Breaker, batch: &[Encoded]) {
+/// Delivers `batch` through `sink`, retrying under the policy, and counts
+/// the outcome. `first` is the outcome of a first attempt made already (a
+/// pipelined start and settle); without it, the first attempt is a send.
+fn deliver(
+    sh: &Shared,
+    sink: &mut dyn Sink,
+    breaker: &mut Breaker,
+    batch: &[Encoded],
+    mut first: Option<Result<(), SendError>>,
+) {
     let cfg = &sh.config;
     let mut done = 0usize;
     let mut attempt = 0u32;
@@ -1197,32 +1273,26 @@ fn deliver(sh: &Shared, sink: &mut dyn Sink, breaker: &mut Breaker, batch: &[Enc
             let st = sh.lock();
             (st.shutdown, st.deadline)
         };
-        if shutting && deadline.is_some_and(|d| Instant::now() >= d) {
-            give_up(
-                sh,
-                rest,
-                Reason::ShutdownTimeout,
-                &Error::Timeout(Phase::Shutdown),
-            );
-            return;
-        }
+        let r = match first.take() {
+            Some(r) => r,
+            None => {
+                if shutting && deadline.is_some_and(|d| Instant::now() >= d) {
+                    give_up(
+                        sh,
+                        rest,
+                        Reason::ShutdownTimeout,
+                        &Error::Timeout(Phase::Shutdown),
+                    );
+                    return;
+                }
+                // Once shutdown begins, a sink that waits sees its deadline.
+                guarded(|| {
+                    sink.send_by(rest, live_deadline(sh))
+                        .and_then(|()| sink.flush())
+                })
+            }
+        };
         attempt += 1;
-        // A panicking sink fails the batch instead of killing the worker.
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // Once shutdown begins, a sink that waits sees its deadline.
-            let now = || {
-                let st = sh.lock();
-                st.deadline.filter(|_| st.shutdown)
-            };
-            sink.send_by(rest, SendDeadline::live(&now))
-                .and_then(|()| sink.flush())
-        }))
-        .unwrap_or_else(|_| {
-            Err(SendError::fatal(
-                0,
-                Error::Transport("sink panicked".into()),
-            ))
-        });
         match r {
             Ok(()) => {
                 breaker.success();

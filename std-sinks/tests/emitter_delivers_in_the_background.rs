@@ -597,3 +597,94 @@ fn the_writer_sink_never_fuses_a_torn_line_with_its_retry() {
     }
     assert_eq!(parsed, 3);
 }
+
+/// A sink with a pipeline of 4: `start` records the batch, `settle` answers
+/// for the oldest (slowly, so that the queue fills meanwhile), and the one
+/// settle told to fail delivers its first event and fails the rest
+/// retryably, which the worker then retries through `send`.
+#[derive(Clone, Default)]
+struct Piped {
+    started: Arc<Mutex<VecDeque<Vec<String>>>>,
+    max_in_flight: Arc<Mutex<usize>>,
+    delivered: Arc<Mutex<Vec<String>>>,
+    settles: Arc<Mutex<usize>>,
+    sends: Arc<Mutex<usize>>,
+}
+
+impl Sink for Piped {
+    fn pipeline(&self) -> usize {
+        4
+    }
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        *self.sends.lock().unwrap() += 1;
+        let ids = events.iter().map(|e| e.id().to_owned());
+        self.delivered.lock().unwrap().extend(ids);
+        Ok(())
+    }
+    fn start(
+        &mut self,
+        events: &[Encoded],
+        _: ossa_events::sink::SendDeadline<'_>,
+    ) -> Result<(), SendError> {
+        let mut started = self.started.lock().unwrap();
+        started.push_back(events.iter().map(|e| e.id().to_owned()).collect());
+        let mut max = self.max_in_flight.lock().unwrap();
+        *max = (*max).max(started.len());
+        Ok(())
+    }
+    fn settle(
+        &mut self,
+        events: &[Encoded],
+        _: ossa_events::sink::SendDeadline<'_>,
+    ) -> Result<(), SendError> {
+        std::thread::sleep(Duration::from_millis(2));
+        let oldest = self.started.lock().unwrap().pop_front().unwrap();
+        let ids: Vec<String> = events.iter().map(|e| e.id().to_owned()).collect();
+        assert_eq!(oldest, ids, "settled out of start order");
+        let n = {
+            let mut s = self.settles.lock().unwrap();
+            *s += 1;
+            *s
+        };
+        if n == 3 {
+            self.delivered.lock().unwrap().push(ids[0].clone());
+            let err = Error::Transport("test: lost the tail".into());
+            return Err(SendError::retryable(1, err, None));
+        }
+        self.delivered.lock().unwrap().extend(ids);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_pipelined_sink_has_several_batches_in_flight_and_loses_none() {
+    let sink = Piped::default();
+    let em = Emitter::builder("/agents/piped")
+        .sink(sink.clone())
+        .batch_size(10)
+        .flush_interval(Duration::from_millis(5))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    for i in 0..1000 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    let report = em.flush().unwrap();
+    assert_eq!((report.delivered, report.failed), (1000, 0), "{report:?}");
+    assert_eq!(*sink.max_in_flight.lock().unwrap(), 4, "never pipelined");
+    // The failed settle's tail went out again through `send`, once.
+    assert_eq!(*sink.sends.lock().unwrap(), 1);
+    let m = em.metrics();
+    assert_eq!((m.delivered, m.retried, m.failed), (1000, 9, 0), "{m:?}");
+    let got = sink.delivered.lock().unwrap().clone();
+    assert_eq!(got.len(), 1000);
+    assert_eq!(got.iter().collect::<HashSet<_>>().len(), 1000, "duplicates");
+    // Shutdown settles whatever is still in flight.
+    for i in 0..25 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    let report = em.shutdown().unwrap();
+    assert_eq!(report.failed, 0);
+    assert_eq!(sink.delivered.lock().unwrap().len(), 1025);
+    assert!(sink.started.lock().unwrap().is_empty());
+}

@@ -32,6 +32,7 @@
 //!
 //! [Kafka protocol binding]: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/kafka-protocol-binding.md
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -58,6 +59,8 @@ use crate::sink::{Encoded, Encoding, SendDeadline, Sink};
 pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most events per [`Sink::send`]. 1 000.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
+/// Most batches in flight at once: 8.
+pub const DEFAULT_PIPELINE: usize = 8;
 /// The content mode: [`KafkaMode::Binary`], the binding's compact form.
 pub const DEFAULT_MODE: KafkaMode = KafkaMode::Binary;
 /// The `client.id` the producer gives the brokers. `ossa-events`.
@@ -114,6 +117,22 @@ pub enum KafkaMode {
 
 /// What a delivery report said, by the sequence number given at produce.
 type Report = (usize, Result<(), KafkaError>);
+
+/// One batch produced and not yet settled.
+struct Flight {
+    /// Sequence number of its first event; its events follow in order.
+    base: usize,
+    /// What each event's report said (`None`: none yet).
+    outcomes: Vec<Option<Result<(), KafkaError>>>,
+    /// Events handed to librdkafka (or already delivered), from the front.
+    produced: usize,
+    /// Produced events whose report is not in yet.
+    waiting: usize,
+    /// Why producing stopped at `produced`, if it did.
+    local: Option<SendError>,
+    /// When to stop waiting for its reports.
+    deadline: Instant,
+}
 
 /// Collects delivery reports. librdkafka hands them over on the producer's
 /// polling thread ([`ThreadedProducer`]), which wakes the sink's thread as
@@ -194,8 +213,10 @@ pub struct KafkaSink {
     delivered_tail: Vec<(String, bool)>,
     /// Reused: the structured-mode parse scratch.
     scratch: Vec<u8>,
-    /// Reused: what each event's report said (`None`: none yet).
-    outcomes: Vec<Option<Result<(), KafkaError>>>,
+    /// Batches produced and not yet settled, oldest first.
+    flights: VecDeque<Flight>,
+    /// Most batches in flight at once ([`KafkaSinkBuilder::pipeline`]).
+    pipeline: usize,
     /// A send gave up at the emitter's shutdown deadline: drop waits briefly.
     abandoned: bool,
 }
@@ -237,6 +258,7 @@ pub struct KafkaSinkBuilder {
     key_field: Option<String>,
     delivery_timeout: Duration,
     max_batch: usize,
+    pipeline: usize,
     properties: Vec<(String, String)>,
 }
 
@@ -251,6 +273,7 @@ impl fmt::Debug for KafkaSinkBuilder {
             .field("key_field", &self.key_field)
             .field("delivery_timeout", &self.delivery_timeout)
             .field("max_batch", &self.max_batch)
+            .field("pipeline", &self.pipeline)
             .field("properties", &names)
             .finish()
     }
@@ -278,6 +301,7 @@ impl KafkaSink {
             key_field: None,
             delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
             max_batch: DEFAULT_MAX_BATCH,
+            pipeline: DEFAULT_PIPELINE,
             properties: Vec::new(),
         }
     }
@@ -388,6 +412,24 @@ impl KafkaSinkBuilder {
         self
     }
 
+    /// Most batches the emitter's worker keeps in flight at once: it hands
+    /// the sink the next batch ([`Sink::start`]) while earlier ones still
+    /// wait for their delivery reports, and counts each batch when its
+    /// reports are in ([`Sink::settle`]), oldest first. `1` makes every send
+    /// wait for its reports before the next. 0 counts as 1. Defaults to 8
+    /// ([`DEFAULT_PIPELINE`]).
+    ///
+    /// ```
+    /// use ossa_events::sink::{KafkaSink, Sink};
+    /// let sink = KafkaSink::builder("127.0.0.1:9092", "agent-events").pipeline(1).build()?;
+    /// assert_eq!(sink.pipeline(), 1);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn pipeline(mut self, batches: usize) -> Self {
+        self.pipeline = batches.max(1);
+        self
+    }
+
     /// Most events per [`Sink::send`]; 0 counts as 1. Defaults to 1 000
     /// ([`DEFAULT_MAX_BATCH`]).
     ///
@@ -489,7 +531,8 @@ impl KafkaSinkBuilder {
             next_seq: 0,
             delivered_tail: Vec::new(),
             scratch: Vec::new(),
-            outcomes: Vec::new(),
+            flights: VecDeque::new(),
+            pipeline: self.pipeline,
             abandoned: false,
         })
     }
@@ -568,52 +611,72 @@ impl Sink for KafkaSink {
     }
 
     fn flush(&mut self) -> Result<(), SendError> {
-        // `send` returns only once every report is in: nothing is held.
+        // `send` and `settle` return only once every report is in: nothing
+        // is held that the emitter counts as delivered.
         Ok(())
+    }
+
+    fn pipeline(&self) -> usize {
+        self.pipeline
+    }
+
+    fn start(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+        let want = self.encoding();
+        if events.is_empty() || events.iter().any(|e| e.encoding() != want) {
+            // Settled here and now (refused in part, or nothing to do): an
+            // empty flight keeps `settle`'s order.
+            let r = self.send_by(events, deadline);
+            if r.is_ok() {
+                let base = self.next_seq;
+                self.launch(&[], false, deadline);
+                debug_assert!(self.flights.back().is_some_and(|f| f.base == base));
+            }
+            return r;
+        }
+        self.launch(events, false, deadline);
+        Ok(())
+    }
+
+    fn settle(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+        let Some(base) = self.flights.front().map(|f| f.base) else {
+            return Ok(());
+        };
+        match self.land(base, deadline) {
+            Some((flight, phase)) if flight.outcomes.len() == events.len() => {
+                self.conclude(events, flight, phase)
+            }
+            // An empty flight of a batch `start` settled already.
+            Some(_) | None => Ok(()),
+        }
     }
 }
 
 impl KafkaSink {
-    /// The record key of `e`: `partitionkey`, else the key field, else none.
+    /// The record key of structured event `e`: `partitionkey`, else the key
+    /// field, else none (binary mode finds it among the headers it builds).
     fn key_of(&mut self, e: &Encoded) -> Result<Option<String>, Error> {
-        match self.mode {
-            KafkaMode::Binary => {
-                let mut field = None;
-                for (name, value) in e.headers() {
-                    if name == PARTITION_KEY_HEADER {
-                        return Ok(Some(value.to_owned()));
-                    }
-                    if self.key_header.as_deref() == Some(name) {
-                        field = Some(value.to_owned());
-                    }
-                }
-                Ok(field)
+        let json = e.json();
+        if self.key_header.is_none() && !contains(json, b"\"partitionkey\"") {
+            return Ok(None);
+        }
+        // Unescaped strings never outgrow their JSON.
+        self.scratch.clear();
+        self.scratch.resize(json.len() + 64, 0);
+        let mut scratch = Scratch::new(&mut self.scratch);
+        let ev = parse_event(json, &mut scratch).map_err(|err| {
+            Error::Encode(format!("kafka: event {:?} for its key: {err}", e.id()))
+        })?;
+        let mut field = None;
+        for h in binary::headers(&ev, Binding::Kafka) {
+            let name = h.name().to_string();
+            if name == PARTITION_KEY_HEADER {
+                return Ok(Some(h.value().to_string()));
             }
-            KafkaMode::Structured => {
-                let json = e.json();
-                if self.key_header.is_none() && !contains(json, b"\"partitionkey\"") {
-                    return Ok(None);
-                }
-                // Unescaped strings never outgrow their JSON.
-                self.scratch.clear();
-                self.scratch.resize(json.len() + 64, 0);
-                let mut scratch = Scratch::new(&mut self.scratch);
-                let ev = parse_event(json, &mut scratch).map_err(|err| {
-                    Error::Encode(format!("kafka: event {:?} for its key: {err}", e.id()))
-                })?;
-                let mut field = None;
-                for h in binary::headers(&ev, Binding::Kafka) {
-                    let name = h.name().to_string();
-                    if name == PARTITION_KEY_HEADER {
-                        return Ok(Some(h.value().to_string()));
-                    }
-                    if self.key_header.as_deref() == Some(name.as_str()) {
-                        field = Some(h.value().to_string());
-                    }
-                }
-                Ok(field)
+            if self.key_header.as_deref() == Some(name.as_str()) {
+                field = Some(h.value().to_string());
             }
         }
+        Ok(field)
     }
 
     /// Produces `e` as record number `seq`, waiting out a full queue.
@@ -624,17 +687,26 @@ impl KafkaSink {
         deadline: Instant,
         outer: SendDeadline<'_>,
     ) -> Result<(), SendError> {
-        let key = self.key_of(e).map_err(|err| SendError::fatal(0, err))?;
         let mut headers;
+        let parsed_key;
+        let key: Option<&[u8]>;
         let payload: Option<&[u8]> = match self.mode {
             KafkaMode::Binary => {
+                // One pass: the headers, and the key among them.
                 headers = OwnedHeaders::new_with_capacity(12);
-                for (name, value) in e.headers() {
+                let (mut partition_key, mut field) = (None, None);
+                for (name, value) in e.header_bytes() {
+                    if name == PARTITION_KEY_HEADER {
+                        partition_key = Some(value);
+                    } else if self.key_header.as_deref() == Some(name) {
+                        field = Some(value);
+                    }
                     headers = headers.insert(Header {
                         key: name,
-                        value: Some(value.as_bytes()),
+                        value: Some(value),
                     });
                 }
+                key = partition_key.or(field);
                 if let Some(ct) = e.content_type() {
                     headers = headers.insert(Header {
                         key: "content-type",
@@ -644,6 +716,8 @@ impl KafkaSink {
                 Some(e.body()).filter(|b| !b.is_empty())
             }
             KafkaMode::Structured => {
+                parsed_key = self.key_of(e).map_err(|err| SendError::fatal(0, err))?;
+                key = parsed_key.as_deref().map(str::as_bytes);
                 headers = OwnedHeaders::new_with_capacity(1).insert(Header {
                     key: "content-type",
                     value: Some(STRUCTURED_CT.as_bytes()),
@@ -653,8 +727,8 @@ impl KafkaSink {
         };
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(&self.topic, seq).headers(headers);
-        if let Some(k) = &key {
-            record = record.key(k.as_bytes());
+        if let Some(k) = key {
+            record = record.key(k);
         }
         if let Some(p) = payload {
             record = record.payload(p);
@@ -671,6 +745,7 @@ impl KafkaSink {
                     if Instant::now() >= deadline {
                         return Err(SendError::retryable(0, Error::Timeout(Phase::Send), None));
                     }
+                    route(self.producer.context(), &mut self.flights);
                     self.producer.context().wait(1, Duration::from_millis(1));
                     record = back;
                 }
@@ -689,6 +764,95 @@ impl KafkaSink {
         }
     }
 
+    /// Produces `events` (those after `skip_delivered` that a previous failed
+    /// send already got delivered are marked done, not produced again) as a
+    /// new flight at the back of the queue of flights.
+    fn launch(&mut self, events: &[Encoded], skip_delivered: bool, outer: SendDeadline<'_>) {
+        let base = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(events.len());
+        let deadline = Instant::now() + self.delivery_timeout + REPORT_GRACE;
+        let mut outcomes: Vec<Option<Result<(), KafkaError>>> =
+            std::iter::repeat_with(|| None).take(events.len()).collect();
+        let tail = std::mem::take(&mut self.delivered_tail);
+        // Events the previous send got delivered behind its failure.
+        let same_tail = skip_delivered
+            && tail.len() <= events.len()
+            && tail.iter().zip(events).all(|((id, _), e)| id == e.id());
+        if same_tail {
+            for (o, (_, ok)) in outcomes.iter_mut().zip(&tail) {
+                if *ok {
+                    *o = Some(Ok(()));
+                }
+            }
+        }
+        let mut produced = 0;
+        let mut waiting = 0;
+        let mut local = None;
+        for (i, e) in events.iter().enumerate() {
+            if outcomes.get(i).is_some_and(Option::is_some) {
+                produced = i + 1;
+                continue;
+            }
+            if let Err(err) = self.produce(e, base.wrapping_add(i), deadline, outer) {
+                local = Some(err);
+                break;
+            }
+            produced = i + 1;
+            waiting += 1;
+        }
+        self.flights.push_back(Flight {
+            base,
+            outcomes,
+            produced,
+            waiting,
+            local,
+            deadline,
+        });
+    }
+
+    /// Waits until the flight that starts at `base` has every report it is
+    /// owed, or its deadline or `outer` passes (then purges what librdkafka
+    /// has not sent, at shutdown); removes it and returns it with the phase
+    /// a missing report is put down to.
+    fn land(&mut self, base: usize, outer: SendDeadline<'_>) -> Option<(Flight, Phase)> {
+        loop {
+            self.take_reports();
+            let pos = self.flights.iter().position(|f| f.base == base)?;
+            let (waiting, deadline) = self.flights.get(pos).map(|f| (f.waiting, f.deadline))?;
+            if waiting == 0 {
+                let f = self.flights.remove(pos)?;
+                return Some((f, Phase::Send));
+            }
+            if outer.passed() {
+                // Shutdown's deadline: what librdkafka has not sent yet is
+                // certainly not delivered; purge it and collect the reports
+                // that say so, then let the emitter count the rest.
+                self.abandoned = true;
+                self.producer
+                    .purge(PurgeConfig::default().queue().non_blocking());
+                let end = Instant::now() + Duration::from_millis(20);
+                while Instant::now() < end {
+                    self.producer
+                        .context()
+                        .wait(waiting, Duration::from_millis(5));
+                    self.take_reports();
+                    if self.flights.get(pos).is_none_or(|f| f.waiting == 0) {
+                        break;
+                    }
+                }
+                let f = self.flights.remove(pos)?;
+                return Some((f, Phase::Shutdown));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let f = self.flights.remove(pos)?;
+                return Some((f, Phase::Send));
+            }
+            let step = deadline.saturating_duration_since(now).min(WAIT_STEP);
+            self.producer.context().wait(waiting, step);
+        }
+    }
+
     fn send_checked(
         &mut self,
         events: &[Encoded],
@@ -697,100 +861,28 @@ impl KafkaSink {
         if events.is_empty() {
             return Ok(());
         }
-        // Reports of an earlier send that timed out are of no use now.
-        self.reports().clear();
         let base = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(events.len());
-        let deadline = Instant::now() + self.delivery_timeout + REPORT_GRACE;
-
-        let tail = std::mem::take(&mut self.delivered_tail);
-        let mut outcomes = std::mem::take(&mut self.outcomes);
-        outcomes.clear();
-        outcomes.resize_with(events.len(), || None);
-        // Events the previous send got delivered behind its failure.
-        let same_tail =
-            tail.len() <= events.len() && tail.iter().zip(events).all(|((id, _), e)| id == e.id());
-        if same_tail {
-            for (o, (_, ok)) in outcomes.iter_mut().zip(&tail) {
-                if *ok {
-                    *o = Some(Ok(()));
-                }
-            }
+        self.launch(events, true, outer);
+        match self.land(base, outer) {
+            Some((flight, phase)) => self.conclude(events, flight, phase),
+            None => Ok(()),
         }
-
-        let mut produced = 0;
-        let mut local = None;
-        for (i, e) in events.iter().enumerate() {
-            if outcomes.get(i).is_some_and(Option::is_some) {
-                produced = i + 1;
-                continue;
-            }
-            if let Err(err) = self.produce(e, base.wrapping_add(i), deadline, outer) {
-                local = Some((i, err));
-                break;
-            }
-            produced = i + 1;
-        }
-        // Everything produced gets its report (or the deadline passes).
-        let mut waiting = outcomes
-            .iter()
-            .take(produced)
-            .filter(|o| o.is_none())
-            .count();
-        let mut cut_short = false;
-        while waiting > 0 {
-            let step = deadline
-                .saturating_duration_since(Instant::now())
-                .min(WAIT_STEP);
-            self.producer.context().wait(waiting, step);
-            waiting -= self.take_reports(base, &mut outcomes);
-            if waiting == 0 {
-                break;
-            }
-            if outer.passed() {
-                // Shutdown's deadline: what librdkafka has not sent yet is
-                // certainly not delivered; purge it and collect the reports
-                // that says so, then let the emitter count the rest.
-                cut_short = true;
-                self.abandoned = true;
-                self.producer
-                    .purge(PurgeConfig::default().queue().non_blocking());
-                let end = Instant::now() + Duration::from_millis(20);
-                while waiting > 0 && Instant::now() < end {
-                    self.producer
-                        .context()
-                        .wait(waiting, Duration::from_millis(5));
-                    waiting -= self.take_reports(base, &mut outcomes);
-                }
-                break;
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
-        }
-
-        let phase = if cut_short
-            || matches!(&local, Some((_, e)) if matches!(e.error, Error::Timeout(Phase::Shutdown)))
-        {
-            Phase::Shutdown
-        } else {
-            Phase::Send
-        };
-        let result = self.settle(events, &outcomes, produced, local, phase);
-        self.outcomes = outcomes;
-        result
     }
 
-    /// Turns the outcomes into the result of `send` and remembers the
-    /// delivered events behind a failure.
-    fn settle(
+    /// Turns a flight's outcomes into the result of its send and remembers
+    /// the delivered events behind a failure.
+    fn conclude(
         &mut self,
         events: &[Encoded],
-        outcomes: &[Option<Result<(), KafkaError>>],
-        produced: usize,
-        local: Option<(usize, SendError)>,
+        flight: Flight,
         phase: Phase,
     ) -> Result<(), SendError> {
+        let Flight {
+            outcomes,
+            produced,
+            local,
+            ..
+        } = flight;
         let prefix = outcomes
             .iter()
             .take(produced)
@@ -828,7 +920,7 @@ impl KafkaSink {
             }
             // Never produced: the local failure.
             _ => match local {
-                Some((_, mut e)) => {
+                Some(mut e) => {
                     e.delivered = prefix;
                     e
                 }
@@ -837,7 +929,7 @@ impl KafkaSink {
         };
         self.delivered_tail = events
             .iter()
-            .zip(outcomes)
+            .zip(&outcomes)
             .skip(prefix)
             .map(|(e, o)| (e.id().to_owned(), matches!(o, Some(Ok(())))))
             .collect();
@@ -847,27 +939,9 @@ impl KafkaSink {
         Err(err)
     }
 
-    /// Moves the reports that came in into `outcomes`; returns how many
-    /// filled an empty slot.
-    fn take_reports(&self, base: usize, outcomes: &mut [Option<Result<(), KafkaError>>]) -> usize {
-        let got = std::mem::take(&mut *self.reports());
-        let mut filled = 0;
-        for (seq, r) in got {
-            let i = seq.wrapping_sub(base);
-            if let Some(slot) = outcomes.get_mut(i).filter(|s| s.is_none()) {
-                *slot = Some(r);
-                filled += 1;
-            }
-        }
-        filled
-    }
-
-    fn reports(&self) -> std::sync::MutexGuard<'_, Vec<Report>> {
-        self.producer
-            .context()
-            .done
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    /// Hands the reports that came in to their flights.
+    fn take_reports(&mut self) {
+        route(self.producer.context(), &mut self.flights);
     }
 
     /// After librdkafka's fatal error (the idempotent producer cannot go on):
@@ -877,6 +951,24 @@ impl KafkaSink {
             let old = std::mem::replace(&mut self.producer, p);
             // Its messages all failed with the fatal error already.
             let _ = old.flush(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Hands the reports in `reports` to their flights. Reports of flights
+/// already landed (timed out) are of no use now and are dropped.
+fn route(reports: &Reports, flights: &mut VecDeque<Flight>) {
+    let got = std::mem::take(&mut *reports.done.lock().unwrap_or_else(|p| p.into_inner()));
+    for (seq, r) in got {
+        let flight = flights
+            .iter_mut()
+            .find(|f| seq.wrapping_sub(f.base) < f.outcomes.len());
+        if let Some(f) = flight {
+            let i = seq.wrapping_sub(f.base);
+            if let Some(slot) = f.outcomes.get_mut(i).filter(|s| s.is_none()) {
+                *slot = Some(r);
+                f.waiting = f.waiting.saturating_sub(1);
+            }
         }
     }
 }

@@ -267,6 +267,23 @@ impl Encoded {
             ))
         })
     }
+    /// [`headers`](Self::headers) with the values as bytes, not checked
+    /// again for UTF-8 (they were written as UTF-8 by [`Encoded::new`]): the
+    /// form a Kafka record takes them in.
+    pub(crate) fn header_bytes(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        let end = match (self.encoding, self.content_type) {
+            (Encoding::Json, _) => self.id_end as usize,
+            (_, Some((start, _))) => start as usize,
+            _ => self.head_end as usize,
+        };
+        let part = self.buf.get(self.id_end as usize..end).unwrap_or(&[]);
+        let mut fields = part.split(|&b| b == 0);
+        std::iter::from_fn(move || {
+            let name = fields.next().filter(|n| !n.is_empty())?;
+            let value = fields.next()?;
+            Some((std::str::from_utf8(name).unwrap_or(""), value))
+        })
+    }
     /// The content type of the body (binary modes), if any.
     ///
     /// ```
@@ -576,6 +593,57 @@ pub trait Sink: Send + 'static {
         let _ = deadline;
         self.send(events)
     }
+    /// Most batches the emitter's worker may have [`start`](Self::start)ed
+    /// and not yet [`settle`](Self::settle)d. Defaults to `1`: the worker
+    /// then calls only [`send_by`](Self::send_by), one batch at a time.
+    ///
+    /// A sink whose acknowledgements come back on their own (Kafka's
+    /// delivery reports) returns more, so that the next batch is on its way
+    /// while the previous one waits: the worker starts up to this many
+    /// batches, then settles the oldest, and counts each batch as delivered
+    /// only when `settle` says so. A batch whose settle fails is retried
+    /// through `send_by`, under the emitter's retry policy.
+    ///
+    /// ```
+    /// use ossa_events::sink::{NullSink, Sink};
+    /// assert_eq!(NullSink::new().pipeline(), 1);
+    /// ```
+    fn pipeline(&self) -> usize {
+        1
+    }
+    /// Starts delivering `events` without waiting for their
+    /// acknowledgement; [`settle`](Self::settle) gives the outcome, in the
+    /// order batches were started. `Err` means the batch is settled already
+    /// (failed at once, as `send_by` would have): the worker does not call
+    /// `settle` for it. Called only when [`pipeline`](Self::pipeline) is
+    /// more than 1.
+    ///
+    /// Defaults to [`send_by`](Self::send_by), which settles the batch
+    /// here; the default [`settle`](Self::settle) then has nothing to wait for.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding, NullSink, SendDeadline, Sink};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.example.tick").build()?;
+    /// let batch = [Encoded::new(&ev, Encoding::Json)?];
+    /// let mut sink = NullSink::new();
+    /// sink.start(&batch, SendDeadline::NONE)?;
+    /// sink.settle(&batch, SendDeadline::NONE)?; // the outcome of that batch
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn start(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+        self.send_by(events, deadline)
+    }
+    /// Waits for the outcome of the oldest batch [`start`](Self::start)ed
+    /// and not settled yet, which is `events`; `Err` says how many of them,
+    /// from the front, were delivered, and whether a retry may help.
+    /// Defaults to `Ok(())` (the default `start` delivered it already).
+    ///
+    /// See [`start`](Self::start) for an example.
+    fn settle(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+        let _ = (events, deadline);
+        Ok(())
+    }
 }
 
 /// When the send in progress must be over, as [`Sink::send_by`] sees it: no
@@ -618,7 +686,13 @@ pub trait Sink: Send + 'static {
 #[derive(Clone, Copy)]
 pub struct SendDeadline<'a> {
     fixed: Option<Instant>,
-    live: Option<&'a (dyn Fn() -> Option<Instant> + Sync)>,
+    live: Option<&'a dyn LiveDeadline>,
+}
+
+/// Where a live deadline comes from (the emitter's worker state).
+pub(crate) trait LiveDeadline: Sync {
+    /// The deadline as it stands now.
+    fn now(&self) -> Option<Instant>;
 }
 
 impl fmt::Debug for SendDeadline<'_> {
@@ -654,7 +728,7 @@ impl SendDeadline<'static> {
 
 impl<'a> SendDeadline<'a> {
     /// A deadline that `now` reads afresh each time (the worker's shutdown deadline).
-    pub(crate) fn live(now: &'a (dyn Fn() -> Option<Instant> + Sync)) -> Self {
+    pub(crate) fn live(now: &'a dyn LiveDeadline) -> Self {
         SendDeadline {
             fixed: None,
             live: Some(now),
@@ -676,7 +750,7 @@ impl<'a> SendDeadline<'a> {
     /// assert_eq!(SendDeadline::NONE.get(), None);
     /// ```
     pub fn get(&self) -> Option<Instant> {
-        let live = self.live.and_then(|f| f());
+        let live = self.live.and_then(|l| l.now());
         match (self.fixed, live) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -713,6 +787,15 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
     fn send_by(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
         (**self).send_by(events, deadline)
+    }
+    fn pipeline(&self) -> usize {
+        (**self).pipeline()
+    }
+    fn start(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+        (**self).start(events, deadline)
+    }
+    fn settle(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+        (**self).settle(events, deadline)
     }
 }
 
