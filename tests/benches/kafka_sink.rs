@@ -19,7 +19,7 @@
 //!      new id each) are emitted, then `flush`ed until all N are delivered
 //!      (delivery reports in). Events/s = N / (first emit → flush returned).
 //!    * Raw: one `BaseProducer` with the sink's configuration
-//!      (`enable.idempotence=true`, `acks=all`, `linger.ms=0`,
+//!      (`enable.idempotence=true`, `acks=all`, `linger.ms=1`,
 //!      `message.timeout.ms=30000`), sending N records with the
 //!      headers, `content-type` and value of
 //!      `Encoded::new(&event, Encoding::KafkaBinary)` built before the clock
@@ -35,7 +35,7 @@
 //!      baseline pays for encoding too); raw in stop-and-wait batches of 100
 //!      and 1 000 (produce a batch, wait for all its reports, then the next —
 //!      what `Sink::send` does). Then, on the mock cluster, ours again with
-//!      the sink's `send` timed inside the worker: events per send, time per
+//!      the time in the sink (`send`, or `start` + `settle`) timed inside the worker: events per batch, time per
 //!      send, share of the round spent in it, time of the emit loop.
 //!
 //!    Rounds alternate the configurations (the order rotates each round) so
@@ -364,7 +364,7 @@ fn raw_producer(bootstrap: &str) -> BaseProducer<Counting> {
         .set("client.id", "ossa-events-bench-raw")
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "0")
+        .set("linger.ms", "1")
         .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
         .create_with_context(Counting::default())
         .unwrap()
@@ -696,13 +696,15 @@ fn throughput(bootstrap: &str, pre: &PreEncoded, n_rounds: usize, n: usize) -> V
 }
 
 // ---------------------------------------------------------------------------
-// 1b. Where our time goes: the sink's `send` timed inside the worker
+// 1b. Where our time goes: time in the sink (`send`, or `start` + `settle`) inside the worker
 
 /// Times every `send` of the sink it wraps (the worker calls `send_by`).
 struct Timed<S> {
     inner: S,
-    /// (time inside `send`, events in the batch) per call.
+    /// (time inside `send`, or `start` + `settle`, events in the batch) per batch.
     log: Arc<Mutex<Vec<(Duration, usize)>>>,
+    /// Time inside `start` of the batches not settled yet.
+    started: std::collections::VecDeque<Duration>,
 }
 
 impl<S: Sink> Sink for Timed<S> {
@@ -726,6 +728,26 @@ impl<S: Sink> Sink for Timed<S> {
     }
     fn flush(&mut self) -> Result<(), SendError> {
         self.inner.flush()
+    }
+    fn pipeline(&self) -> usize {
+        self.inner.pipeline()
+    }
+    fn start(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+        let t = Instant::now();
+        let r = self.inner.start(events, deadline);
+        self.started.push_back(t.elapsed());
+        r
+    }
+    // A pipelined batch's time in the sink: its `start` plus its `settle`.
+    fn settle(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+        let t = Instant::now();
+        let r = self.inner.settle(events, deadline);
+        let start = self.started.pop_front().unwrap_or_default();
+        self.log
+            .lock()
+            .unwrap()
+            .push((start + t.elapsed(), events.len()));
+        r
     }
 }
 
@@ -763,6 +785,7 @@ fn probe(bootstrap: &str, rounds: usize, n: usize) -> Vec<Probe> {
             let em = kafka_emitter_with(bootstrap, batch, linger5, |s| Timed {
                 inner: s,
                 log: log.clone(),
+                started: std::collections::VecDeque::new(),
             });
             ours_send(&em, &call, n.min(2_000));
             log.lock().unwrap().clear();
@@ -999,12 +1022,12 @@ fn main() {
         Err(why) => println!("  tansu        skipped: {why}"),
     }
     println!(
-        "where our time goes (MockCluster, median of {} rounds of {n}; `send` timed inside the worker):",
+        "where our time goes (MockCluster, median of {} rounds of {n}; time in the sink per batch: `send`, or `start` + `settle`):",
         n_rounds.min(3)
     );
     println!(
         "  {:<26} {:>9} {:>7} {:>9} {:>11} {:>8} {:>9} {:>9}",
-        "ours,", "events/s", "batch", "send ms", "us/event", "in send", "emits ms", "round ms"
+        "ours,", "events/s", "batch", "sink ms", "us/event", "in sink", "emits ms", "round ms"
     );
     for p in &probes {
         println!(
