@@ -1,7 +1,8 @@
 //! `KafkaSink` against librdkafka's mock cluster (`rdkafka::mocking`): the
 //! real Kafka protocol over real loopback sockets, in process. Events are
 //! read back with an rdkafka consumer and parsed with our Kafka binding
-//! parser; faults (broker down, request errors) are the mock cluster's.
+//! parser; faults (broker down, leader moves, slow round trips, request errors)
+//! are the mock cluster's.
 #![cfg(feature = "kafka")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -320,6 +321,59 @@ fn broker_down_mid_stream_then_back_loses_nothing_and_duplicates_nothing() {
     let want: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
     let got: Vec<&str> = ids.iter().map(String::as_str).collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn leader_moves_slow_broker_and_transient_errors_lose_nothing_duplicate_nothing() {
+    const N: usize = 3000;
+    let topic = "failover";
+    let mock = cluster(3, topic, 1);
+    let bootstrap = mock.bootstrap_servers();
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .delivery_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let emitter = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .batch_size(100)
+        .flush_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let all = specs("failover", N, true);
+    for (i, s) in all.iter().enumerate() {
+        emitter.emit_event(&event(s)).unwrap();
+        if i == N / 4 {
+            // The partition's leader moves to another broker mid-stream.
+            mock.partition_leader(topic, 0, Some(2)).unwrap();
+        }
+        if i == N / 2 {
+            // A slow broker (throttled round trips), then transient errors.
+            mock.broker_round_trip_time(2, Duration::from_millis(40))
+                .unwrap();
+            mock.request_errors(
+                RDKafkaApiKey::Produce,
+                &[
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                ],
+            );
+        }
+        if i == 3 * N / 4 {
+            mock.broker_round_trip_time(2, Duration::ZERO).unwrap();
+            mock.partition_leader(topic, 0, Some(3)).unwrap();
+        }
+    }
+    let report = emitter.flush().unwrap();
+    assert_eq!(
+        (report.delivered, report.failed),
+        (N as u64, 0),
+        "{report:?}"
+    );
+    emitter.shutdown().unwrap();
+    let recs = read_back(&bootstrap, topic, 1, N, Duration::from_secs(20));
+    let ids = check_records(&recs, &all, KafkaMode::Binary, false);
+    assert_exactly_once(&ids, &all);
 }
 
 #[test]

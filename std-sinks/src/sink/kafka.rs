@@ -419,6 +419,12 @@ impl KafkaSinkBuilder {
     /// wait for its reports before the next. 0 counts as 1. Defaults to 8
     /// ([`DEFAULT_PIPELINE`]).
     ///
+    /// Order: librdkafka keeps records in order per partition through its
+    /// own retries (idempotent producer). Only a batch that fails for good
+    /// within the delivery timeout and is then retried by the emitter can
+    /// land after batches started behind it; use `pipeline(1)` when order
+    /// must hold even across such an outage.
+    ///
     /// ```
     /// use ossa_events::sink::{KafkaSink, Sink};
     /// let sink = KafkaSink::builder("127.0.0.1:9092", "agent-events").pipeline(1).build()?;
