@@ -21,9 +21,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -35,151 +33,12 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 mod common;
 
 use common::kafka_events::{event, expected_key, specs, Spec};
+use common::tansu::{free_port, wait_within, Tansu};
 use ossa_events::sink::{Encoded, Encoding, KafkaMode, KafkaSink};
 use ossa_events::{Emitter, Overflow, Reason, RetryPolicy, Scratch};
 
 const STRUCTURED_CT: &[u8] = b"application/cloudevents+json; charset=UTF-8";
-/// The broker accepting connections, a topic being created.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-// ---------------------------------------------------------------------------
-// The broker
-// ---------------------------------------------------------------------------
-
-/// The tansu binary: `OSSA_TANSU`, the tools folder of `scripts/test.sh`, or `PATH`.
-fn tansu_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("OSSA_TANSU").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "OSSA_TANSU={} is not a file; `bash scripts/test.sh` installs tansu",
-            p.display()
-        );
-        return p;
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        let p = PathBuf::from(home).join(".cache/ossa-events-tools/bin/tansu");
-        if p.is_file() {
-            return p;
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join("tansu");
-            if p.is_file() {
-                return p;
-            }
-        }
-    }
-    panic!(
-        "the tansu broker was not found (OSSA_TANSU, $HOME/.cache/ossa-events-tools/bin/tansu, \
-         PATH): `bash scripts/test.sh` installs it"
-    );
-}
-
-/// A loopback port nothing listens on (bound, read, closed).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running tansu broker; killed when dropped.
-struct Tansu {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Tansu {
-    fn start() -> Self {
-        Self::start_on(free_port())
-    }
-
-    /// Starts tansu on `port` and waits until it accepts connections.
-    fn start_on(port: u16) -> Self {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::env::temp_dir().join(format!(
-            "ossa-events-tansu-{}-{port}.log",
-            std::process::id()
-        ));
-        let child = Command::new(tansu_path())
-            .args(["broker", "--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut t = Tansu { child, port, log };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let end = Instant::now() + START_TIMEOUT;
-        loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return t;
-            }
-            if let Some(st) = t.child.try_wait().unwrap() {
-                panic!("tansu exited ({st}) before listening:\n{}", t.log_text());
-            }
-            assert!(
-                Instant::now() < end,
-                "tansu did not listen on {addr} within {START_TIMEOUT:?}:\n{}",
-                t.log_text()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `tansu topic create NAME --partitions N`, within [`START_TIMEOUT`].
-    fn create_topic(&self, name: &str, partitions: u32) {
-        let mut c = Command::new(tansu_path())
-            .args(["topic", "create", name])
-            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
-            .args(["--partitions", &partitions.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let st = wait_within(&mut c, START_TIMEOUT, "tansu topic create");
-        assert!(st.success(), "tansu topic create {name}: {st}");
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-/// Waits for `c` within `limit`, killing it (and failing) past that.
-fn wait_within(c: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(st) = c.try_wait().unwrap() {
-            return st;
-        }
-        if Instant::now() >= end {
-            let _ = c.kill();
-            let _ = c.wait();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
+// The broker: `common::tansu` (shared with the examples test).
 
 // ---------------------------------------------------------------------------
 // Events

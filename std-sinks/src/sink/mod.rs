@@ -251,21 +251,8 @@ impl Encoded {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        let end = match (self.encoding, self.content_type) {
-            (Encoding::Json, _) => self.id_end as usize,
-            (_, Some((start, _))) => start as usize,
-            _ => self.head_end as usize,
-        };
-        let part = self.buf.get(self.id_end as usize..end).unwrap_or(&[]);
-        let mut fields = part.split(|&b| b == 0);
-        std::iter::from_fn(move || {
-            let name = fields.next().filter(|n| !n.is_empty())?;
-            let value = fields.next()?;
-            Some((
-                std::str::from_utf8(name).unwrap_or(""),
-                std::str::from_utf8(value).unwrap_or(""),
-            ))
-        })
+        self.header_bytes()
+            .map(|(name, value)| (name, std::str::from_utf8(value).unwrap_or("")))
     }
     /// [`headers`](Self::headers) with the values as bytes, not checked
     /// again for UTF-8 (they were written as UTF-8 by [`Encoded::new`]): the

@@ -47,6 +47,16 @@ pub(crate) fn tansu_path() -> PathBuf {
 }
 
 /// A running tansu broker; killed when dropped.
+/// A loopback port nothing listens on (bound, read, closed).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running tansu broker; killed when dropped.
 pub(crate) struct Tansu {
     child: Child,
     port: u16,
@@ -56,11 +66,11 @@ pub(crate) struct Tansu {
 impl Tansu {
     /// Starts tansu on a free loopback port and waits until it accepts connections.
     pub(crate) fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Self::start_on(free_port())
+    }
+
+    /// Starts tansu on `port` and waits until it accepts connections.
+    pub(crate) fn start_on(port: u16) -> Self {
         let url = format!("tcp://127.0.0.1:{port}");
         let log = std::env::temp_dir().join(format!(
             "ossa-events-tansu-{}-{port}.log",
