@@ -59,8 +59,8 @@ use crate::sink::{Encoded, Encoding, SendDeadline, Sink};
 pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most events per [`Sink::send`]. 1 000.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
-/// Most batches in flight at once: 8.
-pub const DEFAULT_PIPELINE: usize = 8;
+/// Most batches in flight at once: 64 (the emitter's queue bounds the memory, not this).
+pub const DEFAULT_PIPELINE: usize = 64;
 /// The content mode: [`KafkaMode::Binary`], the binding's compact form.
 pub const DEFAULT_MODE: KafkaMode = KafkaMode::Binary;
 /// The `client.id` the producer gives the brokers. `ossa-events`.
@@ -416,7 +416,7 @@ impl KafkaSinkBuilder {
     /// the sink the next batch ([`Sink::start`]) while earlier ones still
     /// wait for their delivery reports, and counts each batch when its
     /// reports are in ([`Sink::settle`]), oldest first. `1` makes every send
-    /// wait for its reports before the next. 0 counts as 1. Defaults to 8
+    /// wait for its reports before the next. 0 counts as 1. Defaults to 64
     /// ([`DEFAULT_PIPELINE`]).
     ///
     /// Order: librdkafka keeps records in order per partition through its
