@@ -1137,7 +1137,8 @@ fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
                 st = sh.lock();
                 continue;
             }
-            let flush_wanted = st.settled + pending_len(&pending) < st.flush_target;
+            // Events taken and not settled are the pending batches'.
+            let flush_wanted = st.settled + (st.in_flight as u64) < st.flush_target;
             let interval_due = st
                 .oldest
                 .is_some_and(|t| now.duration_since(t) >= cfg.flush_interval);
@@ -1214,11 +1215,6 @@ fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
         sh.space.notify_all();
         sh.done.notify_all();
     }
-}
-
-/// Events in the batches started and not yet settled.
-fn pending_len(pending: &VecDeque<Vec<Encoded>>) -> u64 {
-    pending.iter().map(|b| b.len() as u64).sum()
 }
 
 /// The shutdown deadline as a sink sees it: read afresh at each look, since

@@ -20,11 +20,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 mod common;
 
-use common::kafka_events::{event, expected_key, specs, Spec};
+use common::kafka_events::{check_record, event, specs, Spec};
 use ossa_events::sink::{Encoded, Encoding, KafkaMode, KafkaSink, SendDeadline, Sink};
-use ossa_events::{Emitter, Error, Phase, Reason, RetryPolicy, Scratch};
-
-const STRUCTURED_CT: &[u8] = b"application/cloudevents+json; charset=UTF-8";
+use ossa_events::{Emitter, Error, Phase, Reason, RetryPolicy};
 
 /// One record read back.
 #[derive(Debug, Clone)]
@@ -99,66 +97,16 @@ fn read_back(
 /// spec: the same event, key and headers. Returns the ids in read order.
 fn check_records(recs: &[Rec], specs: &[Spec], mode: KafkaMode, key_field: bool) -> Vec<String> {
     let by_id: HashMap<&str, &Spec> = specs.iter().map(|s| (s.id.as_str(), s)).collect();
-    let mut ids = Vec::new();
-    let mut scratch = vec![0u8; 4096];
-    for r in recs {
-        let headers: Vec<(&str, &[u8])> = r
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-            .collect();
-        let back = ossa_events::parse::kafka::parse(
-            headers.iter().copied(),
-            r.key.as_deref(),
-            r.value.as_deref(),
-            &mut Scratch::new(&mut scratch),
-        )
-        .unwrap();
-        let spec = by_id[back.event.id()];
-        let ev = event(spec);
-        assert!(
-            back.event.same_as(&ev, false),
-            "{:?} vs {:?}",
-            back.event,
-            ev
-        );
-        let want_key = if key_field {
-            expected_key(spec)
-        } else {
-            spec.partitionkey.clone()
-        };
-        assert_eq!(
-            r.key.as_deref(),
-            want_key.as_deref().map(str::as_bytes),
-            "key of {}",
-            spec.id
-        );
-        match mode {
-            KafkaMode::Binary => {
-                let enc = Encoded::new(&ev, Encoding::KafkaBinary).unwrap();
-                let mut want: Vec<(String, Vec<u8>)> = enc
-                    .headers()
-                    .map(|(n, v)| (n.to_owned(), v.as_bytes().to_vec()))
-                    .collect();
-                if let Some(ct) = enc.content_type() {
-                    want.push(("content-type".into(), ct.as_bytes().to_vec()));
-                }
-                assert_eq!(r.headers, want, "headers of {}", spec.id);
-                let body = enc.body();
-                assert_eq!(r.value.as_deref(), (!body.is_empty()).then_some(body));
-            }
-            _ => {
-                assert_eq!(
-                    r.headers,
-                    vec![("content-type".to_owned(), STRUCTURED_CT.to_vec())]
-                );
-                let enc = Encoded::new(&ev, Encoding::Json).unwrap();
-                assert_eq!(r.value.as_deref(), Some(enc.json()));
-            }
-        }
-        ids.push(spec.id.clone());
-    }
-    ids
+    recs.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let at = format!("record {i}");
+            let (key, value) = (r.key.as_deref(), r.value.as_deref());
+            check_record(&r.headers, key, value, &by_id, mode, key_field, &at)
+                .id
+                .clone()
+        })
+        .collect()
 }
 
 fn assert_exactly_once(ids: &[String], specs: &[Spec]) {

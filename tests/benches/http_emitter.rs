@@ -45,13 +45,13 @@ use std::time::{Duration, Instant};
 use cloudevents::{EventBuilder as _, EventBuilderV10};
 use criterion::{Criterion, Throughput};
 use ossa_events::receiver::{Receiver, ReceiverConfig, ReceiverHandle};
-use ossa_events::sink::{Encoded, HttpMode, HttpSink, Sink};
-use ossa_events::{ossa, Emitter, EmitterBuilder, Overflow, SendError};
+use ossa_events::sink::{HttpMode, HttpSink};
+use ossa_events::{ossa, Emitter, EmitterBuilder, Overflow};
 use ossa_events_tests::typical::{
     self, fixed_event, tool_called, AGENT_ID, INTERACTION_ID, SOURCE, SPAN_ID, TOOL, TRACE_ID,
 };
 use ossa_events_tests::{dead_port, median};
-use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -60,32 +60,8 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 // The fixture: the typical `dev.ossa.tool.called` event of core_vs_sdk.rs
 // (`ossa_events_tests::typical`).
 
-/// An emitter builder for the fixture's source and OSSA context.
-fn builder() -> EmitterBuilder {
-    Emitter::builder(SOURCE)
-        .agent_id(AGENT_ID)
-        .interaction_id(INTERACTION_ID)
-        .trace_id(TRACE_ID)
-        .span_id(SPAN_ID)
-}
-
-/// A sink that accepts every batch and keeps nothing.
-struct Discard;
-
-impl Sink for Discard {
-    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
-        black_box(events.len());
-        Ok(())
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Helpers
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 /// `VmRSS` and `VmHWM` (peak) of this process, in KiB; 0 where unknown.
 fn rss_kib() -> (u64, u64) {
@@ -115,114 +91,9 @@ fn mib(bytes: f64) -> f64 {
 // ---------------------------------------------------------------------------
 // 1. emit() on the caller thread
 
-struct EmitFigures {
-    median_ns: f64,
-    p50_ns: u64,
-    p99_ns: u64,
-    p999_ns: u64,
-    timer_ns: f64,
-    allocs_caller: f64,
-    allocs_all: f64,
-    event_bytes: usize,
-}
-
-fn measure_emit(runs: usize, per_run: usize, timed_calls: usize) -> EmitFigures {
-    let call = tool_called();
-    let event_bytes = {
-        let ev = fixed_event(&call);
-        ossa_events::format::json::to_vec(&ev).unwrap().len()
-    };
-
-    // Worker draining as in production: batches of 100 to the discarding sink.
-    let em = builder()
-        .sink(Discard)
-        .queue_capacity(2_000_000)
-        .queue_bytes(2 << 30)
-        .build()
-        .unwrap();
-    for _ in 0..per_run {
-        em.emit_ossa(&call).unwrap();
-    }
-    em.flush().unwrap();
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        for _ in 0..per_run {
-            em.emit_ossa(black_box(&call)).unwrap();
-        }
-        samples.push(t.elapsed().as_nanos() as f64 / per_run as f64);
-        em.flush().unwrap();
-    }
-    let median_ns = median(&mut samples);
-
-    // Per-call latency (each call between two `Instant::now()`).
-    let timer_ns = {
-        let t = Instant::now();
-        for _ in 0..10_000 {
-            black_box(Instant::now());
-        }
-        t.elapsed().as_nanos() as f64 / 10_000.0
-    };
-    let mut lat = Vec::with_capacity(timed_calls);
-    for i in 0..timed_calls {
-        let t = Instant::now();
-        em.emit_ossa(black_box(&call)).unwrap();
-        lat.push(t.elapsed().as_nanos() as u64);
-        if i % 100_000 == 99_999 {
-            em.flush().unwrap();
-        }
-    }
-    em.flush().unwrap();
-    lat.sort_unstable();
-
-    // All threads, amortized: the worker's batches included.
-    let region = Region::new(GLOBAL);
-    for _ in 0..per_run {
-        em.emit_ossa(black_box(&call)).unwrap();
-    }
-    em.flush().unwrap();
-    let s = region.change();
-    let allocs_all = (s.allocations + s.reallocations) as f64 / per_run as f64;
-    let m = em.metrics();
-    assert_eq!((m.dropped, m.failed, m.rejected), (0, 0, 0));
-    drop(em);
-
-    // Caller thread only: the worker is idle (the batch never fills and the
-    // flush interval never passes during the count), so the counting
-    // allocator sees the caller's allocations alone. The queue is grown
-    // beforehand, so its own growth is not counted.
-    let em = builder()
-        .sink(Discard)
-        .batch_size(1_000_000)
-        .flush_interval(Duration::from_secs(3600))
-        .queue_capacity(2_000_000)
-        .queue_bytes(2 << 30)
-        .build()
-        .unwrap();
-    for _ in 0..per_run {
-        em.emit_ossa(&call).unwrap();
-    }
-    em.flush().unwrap();
-    let region = Region::new(GLOBAL);
-    for _ in 0..per_run {
-        em.emit_ossa(black_box(&call)).unwrap();
-    }
-    let s = region.change();
-    em.flush().unwrap();
-    let allocs_caller = (s.allocations + s.reallocations) as f64 / per_run as f64;
-    drop(em);
-
-    EmitFigures {
-        median_ns,
-        p50_ns: percentile(&lat, 0.50),
-        p99_ns: percentile(&lat, 0.99),
-        p999_ns: percentile(&lat, 0.999),
-        timer_ns,
-        allocs_caller,
-        allocs_all,
-        event_bytes,
-    }
-}
+#[path = "shared/emit_cost.rs"]
+mod emit_cost;
+use emit_cost::{builder, measure_emit, Discard};
 
 // ---------------------------------------------------------------------------
 // 2. Events/s to a loopback receiver
@@ -470,7 +341,7 @@ fn main() {
     } else {
         (3, 1_000, 2_000)
     };
-    let ef = measure_emit(runs, per_run, timed);
+    let ef = measure_emit(GLOBAL, &|| Discard, runs, per_run, timed);
 
     // --- 2. Loopback throughput -----------------------------------------------
     let (rx, count) = receiver();
@@ -562,7 +433,9 @@ fn main() {
     println!("summary (own loops; noisy under load)");
     println!(
         "emit() on the caller thread, dev.ossa.tool.called ({} bytes of JSON), discarding sink:",
-        ef.event_bytes
+        ossa_events::format::json::to_vec(&fixed_event(&tool_called()))
+            .unwrap()
+            .len()
     );
     let flag = |ok: bool| if ok { "" } else { "  MISSES target" };
     println!(

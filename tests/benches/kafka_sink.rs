@@ -62,7 +62,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::alloc::System;
-use std::hint::black_box;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -72,7 +71,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ossa_events::sink::{Encoded, Encoding, KafkaSink, SendDeadline, Sink};
-use ossa_events::{Clock as _, Emitter, EmitterBuilder, Event, Overflow, SendError, SystemClock};
+use ossa_events::{Clock as _, Emitter, Event, Overflow, SendError, SystemClock};
 use ossa_events_tests::median;
 use ossa_events_tests::typical::{
     fixed_event, tool_called, AGENT_ID, INTERACTION_ID, SOURCE, SPAN_ID, TRACE_ID,
@@ -83,7 +82,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
-use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -249,25 +248,6 @@ fn wait_within(c: &mut Child, limit: Duration, what: &str) -> Result<ExitStatus,
 // ---------------------------------------------------------------------------
 // The fixture
 
-/// An emitter builder for the fixture's source and OSSA context.
-fn builder() -> EmitterBuilder {
-    Emitter::builder(SOURCE)
-        .agent_id(AGENT_ID)
-        .interaction_id(INTERACTION_ID)
-        .trace_id(TRACE_ID)
-        .span_id(SPAN_ID)
-}
-
-/// A sink that accepts every batch and keeps nothing.
-struct Discard;
-
-impl Sink for Discard {
-    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
-        black_box(events.len());
-        Ok(())
-    }
-}
-
 /// The typical event in the Kafka binary mode, encoded once: what the raw
 /// producer sends.
 struct PreEncoded {
@@ -321,11 +301,6 @@ impl PreEncoded {
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 /// The mock cluster: one broker, the bench topic with [`PARTITIONS`].
 fn mock_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
@@ -824,110 +799,12 @@ fn probe(bootstrap: &str, rounds: usize, n: usize) -> Vec<Probe> {
 // ---------------------------------------------------------------------------
 // 2. emit() on the caller thread
 
-struct EmitFigures {
-    median_ns: f64,
-    p50_ns: u64,
-    p99_ns: u64,
-    p999_ns: u64,
-    allocs_caller: f64,
-    allocs_all: f64,
-}
+// ---------------------------------------------------------------------------
+// 2. emit() on the caller thread: `shared/emit_cost.rs`, as `http_emitter.rs` measures it.
 
-/// As `http_emitter.rs` measures it, with the sink `make` gives.
-fn measure_emit<S: Sink>(
-    make: &dyn Fn() -> S,
-    runs: usize,
-    per_run: usize,
-    timed_calls: usize,
-) -> EmitFigures {
-    let call = tool_called();
-
-    // Worker sending as in production, emitter defaults but a queue that
-    // holds a run (no drops, no blocking).
-    let em = builder()
-        .sink(make())
-        .queue_capacity(2_000_000)
-        .queue_bytes(2 << 30)
-        .flush_timeout(Duration::from_secs(300))
-        .build()
-        .unwrap();
-    for _ in 0..per_run {
-        em.emit_ossa(&call).unwrap();
-    }
-    em.flush().unwrap();
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        for _ in 0..per_run {
-            em.emit_ossa(black_box(&call)).unwrap();
-        }
-        samples.push(t.elapsed().as_nanos() as f64 / per_run as f64);
-        em.flush().unwrap();
-    }
-    let median_ns = median(&mut samples);
-
-    // Per-call latency (each call between two `Instant::now()`).
-    let mut lat = Vec::with_capacity(timed_calls);
-    for i in 0..timed_calls {
-        let t = Instant::now();
-        em.emit_ossa(black_box(&call)).unwrap();
-        lat.push(t.elapsed().as_nanos() as u64);
-        if i % 50_000 == 49_999 {
-            em.flush().unwrap();
-        }
-    }
-    em.flush().unwrap();
-    lat.sort_unstable();
-
-    // All threads, amortized: the worker's sends included (for Kafka: the
-    // Rust side only; librdkafka allocates with C malloc, not counted).
-    let region = Region::new(GLOBAL);
-    for _ in 0..per_run {
-        em.emit_ossa(black_box(&call)).unwrap();
-    }
-    em.flush().unwrap();
-    let s = region.change();
-    let allocs_all = (s.allocations + s.reallocations) as f64 / per_run as f64;
-    let m = em.metrics();
-    assert_eq!((m.dropped, m.failed, m.rejected), (0, 0, 0));
-    em.shutdown().unwrap();
-    drop(em);
-
-    // Caller thread only: the worker idle (the batch never fills and the
-    // flush interval never passes during the count); the queue grown first.
-    let em = builder()
-        .sink(make())
-        .batch_size(1_000_000)
-        .flush_interval(Duration::from_secs(3600))
-        .queue_capacity(2_000_000)
-        .queue_bytes(2 << 30)
-        .flush_timeout(Duration::from_secs(300))
-        .build()
-        .unwrap();
-    for _ in 0..per_run {
-        em.emit_ossa(&call).unwrap();
-    }
-    em.flush().unwrap();
-    let region = Region::new(GLOBAL);
-    for _ in 0..per_run {
-        em.emit_ossa(black_box(&call)).unwrap();
-    }
-    let s = region.change();
-    em.flush().unwrap();
-    let allocs_caller = (s.allocations + s.reallocations) as f64 / per_run as f64;
-    let m = em.metrics();
-    assert_eq!((m.dropped, m.failed, m.rejected), (0, 0, 0));
-    em.shutdown().unwrap();
-
-    EmitFigures {
-        median_ns,
-        p50_ns: percentile(&lat, 0.50),
-        p99_ns: percentile(&lat, 0.99),
-        p999_ns: percentile(&lat, 0.999),
-        allocs_caller,
-        allocs_all,
-    }
-}
+#[path = "shared/emit_cost.rs"]
+mod emit_cost;
+use emit_cost::{builder, measure_emit, Discard};
 
 // ---------------------------------------------------------------------------
 
@@ -968,20 +845,15 @@ fn main() {
         (3, 1_000, 2_000)
     };
     let bootstrap = mock.bootstrap_servers();
-    let ef_discard = measure_emit(&|| Discard, runs, per_run, timed);
+    let ef_discard = measure_emit(GLOBAL, &|| Discard, runs, per_run, timed);
     let ef_kafka = measure_emit(
+        GLOBAL,
         &|| KafkaSink::builder(&bootstrap, TOPIC).build().unwrap(),
         runs,
         per_run,
         timed,
     );
-    let timer_ns = {
-        let t = Instant::now();
-        for _ in 0..10_000 {
-            black_box(Instant::now());
-        }
-        t.elapsed().as_nanos() as f64 / 10_000.0
-    };
+    let timer_ns = ef_discard.timer_ns;
 
     // --- Summary table ---------------------------------------------------------------
     let flag = |ok: bool| if ok { "" } else { "  MISSES target" };

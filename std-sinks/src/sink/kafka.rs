@@ -630,31 +630,30 @@ impl Sink for KafkaSink {
 
     fn start(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
         let want = self.encoding();
-        if events.is_empty() || events.iter().any(|e| e.encoding() != want) {
-            // Settled here and now (refused in part, or nothing to do): an
-            // empty flight keeps `settle`'s order.
-            let r = self.send_by(events, deadline);
-            if r.is_ok() {
-                let base = self.next_seq;
-                self.launch(&[], false, deadline);
-                debug_assert!(self.flights.back().is_some_and(|f| f.base == base));
-            }
-            return r;
+        if events.iter().any(|e| e.encoding() != want) {
+            // Refused from the first such event on: settled here, as `send`
+            // settles it (the events before it are sent and waited for).
+            return self.send_by(events, deadline);
         }
         self.launch(events, false, deadline);
         Ok(())
     }
 
     fn settle(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
-        let Some(base) = self.flights.front().map(|f| f.base) else {
-            return Ok(());
+        let landed = match self.flights.front().map(|f| f.base) {
+            Some(base) => self.land(base, deadline),
+            None => None,
         };
-        match self.land(base, deadline) {
+        match landed {
             Some((flight, phase)) if flight.outcomes.len() == events.len() => {
                 self.conclude(events, flight, phase)
             }
-            // An empty flight of a batch `start` settled already.
-            Some(_) | None => Ok(()),
+            // Not the oldest started batch: a sink driven out of order
+            // cannot say what became of these events.
+            _ => Err(SendError::fatal(
+                0,
+                Error::Transport("kafka: settle of a batch that was not started".into()),
+            )),
         }
     }
 }
