@@ -99,6 +99,7 @@ impl<'a> Config<'a> {
         self
     }
     /// [`Emitter::poll`] flushes once the oldest pending event is this old.
+    /// Any `u64` is honoured as written (`u64::MAX`: never by time).
     /// Defaults to [`DEFAULT_FLUSH_INTERVAL_MS`].
     ///
     /// ```
@@ -336,13 +337,21 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
         ))
     }
 
+    /// How long the oldest pending event has waited at `now` (0 if the clock
+    /// went back), compared as `u64` with the interval: an interval above
+    /// `i64::MAX` must not wrap negative.
+    fn waited_ms(&self, now: Timestamp) -> Option<u64> {
+        let t = self.oldest_ms?;
+        Some(u64::try_from(millis(now).saturating_sub(t)).unwrap_or(0))
+    }
+
     fn due(&self, now: Timestamp) -> bool {
-        matches!(self.oldest_ms, Some(t) if millis(now).saturating_sub(t) >= self.config.flush_interval_ms as i64)
+        self.waited_ms(now)
+            .is_some_and(|waited| waited >= self.config.flush_interval_ms)
     }
 
     fn next_flush_in_ms(&self, now: Timestamp) -> Option<u64> {
-        let t = self.oldest_ms?;
-        let waited = millis(now).saturating_sub(t).max(0) as u64;
+        let waited = self.waited_ms(now)?;
         Some(self.config.flush_interval_ms.saturating_sub(waited))
     }
 
