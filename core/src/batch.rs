@@ -1,10 +1,11 @@
 //! A fixed-capacity batch: events encoded once, at push, into a byte arena.
 //!
 //! [`Batch<N, B>`] holds at most `N` events in at most `B` bytes of encoded
-//! JSON. Draining it ([`Batch::write_to`]) frames the stored events as a JSON
-//! batch (`[e1,e2]`) or as JSON Lines (`e1\ne2\n`) and writes them to any
-//! [`embedded_io::Write`]; only when the writer and its `flush` both succeed
-//! are the events removed. A failed write keeps every event for the next try.
+//! JSON. Draining it ([`Batch::write_to`], [`Batch::write_to_async`]) frames
+//! the stored events as JSON Lines (`e1\ne2\n`) or as a JSON batch on a line of
+//! its own (`[e1,e2]\n`) and writes them to a byte pipe; only when every byte
+//! is written and the writer's `flush` succeeds are the events removed and
+//! counted. A failed drain keeps every event for the next one.
 //!
 //! ```
 //! use ossa_events_core::{batch::{Batch, BatchFormat}, Event};
@@ -17,6 +18,60 @@
 //! assert!(batch.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # A drain's life
+//!
+//! The progress of a drain is kept in the batch, not in the drain's stack
+//! frame, so an error return and a dropped future (embassy `select`, a
+//! timeout) leave the same record. One framing routine (`next_chunk`,
+//! `wrote`, `flushed`, `recovered`) decides every byte; `write_to` and
+//! `write_to_async` only call it around the I/O. Before every `write` the
+//! batch is marked torn; the mark is cleared when the write returns `Ok(n)`,
+//! so a write that fails or never returns leaves it set.
+//!
+//! ```text
+//!             drain            every byte taken            flush Ok
+//!   clean ------------> writing ----------------> flushing ---------> clean
+//!     ^                 |  ^  |                      |           (delivered,
+//!     |      Ok(n): on  +--+  | write Err, or the    | flush Err   removed)
+//!    push                     | future dropped while | (the writer may have
+//!                             | a write was in flight| lost what it took)
+//!                             v                      v
+//!                           torn                  rewound
+//!                             |  next drain          |  next drain
+//!                             v                      v
+//!                    recovered: `\n` ends the reader's line, then the cut
+//!                    event (JSON Lines) or the whole array (JSON batch),
+//!                    or, if rewound, every event ---------------> writing
+//! ```
+//!
+//! What a reader of the byte pipe sees, reading line by line:
+//!
+//! - **JSON Lines**: every event is one line. A drain cut short resumes after
+//!   the last line the writer took whole: those lines are not written again.
+//!   If the cut fell inside a line, the reader holds a fragment of that one
+//!   event; the next drain writes `\n` first (ending the fragment's line: it
+//!   does not parse, skip it) and then the event whole. If the cut fell on a
+//!   line boundary the reader gets an empty line instead, and if only an
+//!   event's `\n` was missing that `\n` completes it. A short write (`Ok(n)`)
+//!   is not a cut: the drain continues at the exact byte.
+//! - **JSON batch**: every drain is one array on one line, `[e1,e2]\n`. A
+//!   drain cut inside the array leaves an unterminated `[…` fragment; the next
+//!   drain writes `\n` and the whole array again (with any events pushed
+//!   since): the torn line does not parse as an array, drop it whole; the next
+//!   line holds every event of it. A cut after the closing `]` only owes the
+//!   `\n`.
+//! - **Duplicates** never come from a cut the writer reported truthfully: a
+//!   failed `write` that passed nothing on (what `std::io::Write` promises),
+//!   a dropped future of a cancel-safe async writer (what `embedded-io-async`
+//!   asks for), a short write. They come only from (a) a failed `flush`, (b)
+//!   a [`rewind`](Batch::rewind) (the emitter's writer replaced mid-drain), both
+//!   of which write every event again because the writer may have lost what
+//!   it took, and (c) a writer that passes on part of a write it then fails
+//!   or whose future is dropped (a DMA transfer): the events that part held
+//!   whole arrive again. In every case nothing is counted delivered that was
+//!   not written whole and flushed, nothing is lost, order is kept, and no two
+//!   events ever share a line.
 
 use core::fmt;
 
@@ -24,7 +79,7 @@ use embedded_io::Write;
 
 use crate::error::{EncodeError, PayloadError};
 use crate::event::Event;
-use crate::io::{write_all, WriteError};
+use crate::io::WriteError;
 
 /// How a drained batch is framed.
 ///
@@ -39,13 +94,15 @@ use crate::io::{write_all, WriteError};
 /// let mut w = SliceWriter::new(&mut buf);
 /// batch.write_to(&mut w)?;
 /// assert!(w.written().starts_with(br#"[{"specversion":"1.0","id":"1""#));
-/// assert!(w.written().ends_with(b"}]"));
+/// assert!(w.written().ends_with(b"}]\n")); // one array per line
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum BatchFormat {
-    /// A JSON batch: `[event,event,…]` (`application/cloudevents-batch+json`).
+    /// A JSON batch: `[event,event,…]` (`application/cloudevents-batch+json`),
+    /// each drain's array ending in `\n`, so that a stream of them can be read
+    /// line by line and a torn one dropped.
     JsonBatch,
     /// JSON Lines: one event per line, each ending in `\n`.
     #[default]
@@ -53,6 +110,15 @@ pub enum BatchFormat {
 }
 
 impl BatchFormat {
+    /// What follows each event in the arena: its line's `\n`, or the `,`
+    /// before the next array element (the last one is left out when writing).
+    const fn terminator(self) -> &'static [u8] {
+        match self {
+            BatchFormat::JsonBatch => b",",
+            BatchFormat::JsonLines => b"\n",
+        }
+    }
+
     /// The media type of the drained bytes.
     ///
     /// ```
@@ -192,22 +258,6 @@ impl<E: fmt::Debug> fmt::Display for DrainError<E> {
 
 impl<E: fmt::Debug> core::error::Error for DrainError<E> {}
 
-/// `write_all` over an async writer that reports `Ok(0)` instead of panicking.
-#[cfg(feature = "async")]
-async fn write_all_async<W: embedded_io_async::Write + ?Sized>(
-    w: &mut W,
-    mut buf: &[u8],
-) -> Result<(), DrainError<W::Error>> {
-    while !buf.is_empty() {
-        match w.write(buf).await {
-            Ok(0) => return Err(DrainError::WriteZero),
-            Ok(n) => buf = buf.get(n..).unwrap_or(&[]),
-            Err(e) => return Err(DrainError::Io(e)),
-        }
-    }
-    Ok(())
-}
-
 /// Appends to the arena, refusing (rather than splitting) a write that does not fit.
 struct Arena<'v, const B: usize>(&'v mut heapless::Vec<u8, B>);
 
@@ -241,7 +291,11 @@ impl<const B: usize> Write for Arena<'_, B> {
     }
 }
 
-/// Up to `N` events encoded as compact JSON in a `B`-byte arena.
+/// Up to `N` events encoded as compact JSON in a `B`-byte arena (each event
+/// takes its JSON's length and one byte for the `\n` or `,` after it).
+///
+/// A drain that fails or is cancelled part-way keeps its place in the batch;
+/// the module docs show what the next drain writes and what a reader sees.
 ///
 /// ```
 /// use ossa_events_core::{io::SliceWriter, Batch, BatchFormat, Event};
@@ -258,13 +312,40 @@ impl<const B: usize> Write for Arena<'_, B> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Batch<const N: usize, const B: usize> {
+    /// Each event's JSON followed by its terminator (`\n` or `,`).
     bytes: heapless::Vec<u8, B>,
-    /// End offset of each event in `bytes` (after its `\n` in JSON Lines).
+    /// End offset of each event in `bytes`, after its terminator.
     ends: heapless::Vec<usize, N>,
     format: BatchFormat,
-    /// A write failed after possibly writing part of the batch: the next
-    /// JSON Lines drain starts with `\n`, so a torn line stays on a line of its own.
+    progress: Progress,
+}
+
+/// How far the drain in hand got. It lives in the batch, so an error return
+/// and a dropped future leave the same record (see the module docs).
+///
+/// The drain writes the *document* of the events after `done`: in JSON Lines
+/// their lines, in JSON batch `[`, their JSON joined by `,`, `]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Progress {
+    /// Events the writer took whole in this unfinished drain; they wait for
+    /// the flush (and are not written again unless it fails).
+    done: usize,
+    /// Bytes of the document the writer took (`Ok(n)`).
+    pos: usize,
+    /// A `\n` goes out before anything else: it ends a torn fragment, or the
+    /// line of a JSON batch array whose `]` was taken.
+    newline: bool,
+    /// Set before every `write` call and cleared when it returns `Ok`: still
+    /// set means the call failed or its future was dropped, and an unknown
+    /// part of it may have reached the reader.
     torn: bool,
+}
+
+impl Progress {
+    /// Nothing of the events held has been written.
+    fn is_clean(self) -> bool {
+        self == Progress::default()
+    }
 }
 
 impl<const N: usize, const B: usize> fmt::Debug for Batch<N, B> {
@@ -273,7 +354,7 @@ impl<const N: usize, const B: usize> fmt::Debug for Batch<N, B> {
             .field("events", &self.ends.len())
             .field("bytes", &self.bytes.len())
             .field("format", &self.format)
-            .field("torn", &self.torn)
+            .field("progress", &self.progress)
             .finish()
     }
 }
@@ -298,7 +379,12 @@ impl<const N: usize, const B: usize> Batch<N, B> {
             bytes: heapless::Vec::new(),
             ends: heapless::Vec::new(),
             format,
-            torn: false,
+            progress: Progress {
+                done: 0,
+                pos: 0,
+                newline: false,
+                torn: false,
+            },
         }
     }
 
@@ -354,14 +440,15 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     pub fn is_full(&self) -> bool {
         self.ends.is_full()
     }
-    /// Encoded bytes held (without framing).
+    /// Encoded bytes held: each event's JSON and what follows it (its line's
+    /// `\n` in JSON Lines, a `,` in JSON batch).
     ///
     /// ```
     /// # use ossa_events_core::{Batch, BatchFormat, Event};
     /// # let ev = Event::builder().id("1").source("/s").ty("t").build()?;
     /// let mut batch: Batch<4, 512> = Batch::new(BatchFormat::JsonBatch);
     /// batch.push_ref(&ev)?;
-    /// assert_eq!(batch.bytes_len(), ossa_events_core::format::json::encoded_len(&ev)?);
+    /// assert_eq!(batch.bytes_len(), ossa_events_core::format::json::encoded_len(&ev)? + 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn bytes_len(&self) -> usize {
@@ -395,15 +482,11 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     /// ```
     pub fn events(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let mut start = 0;
-        let lines = self.format == BatchFormat::JsonLines;
+        let terminator = self.format.terminator();
         self.ends.iter().map(move |&end| {
             let ev = self.bytes.get(start..end).unwrap_or(&[]);
             start = end;
-            if lines {
-                ev.strip_suffix(b"\n").unwrap_or(ev)
-            } else {
-                ev
-            }
+            ev.strip_suffix(terminator).unwrap_or(ev)
         })
     }
 
@@ -453,8 +536,9 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         let start = self.bytes.len();
         let mut arena = Arena(&mut self.bytes);
         let mut written = crate::format::json::write_json(event, &mut arena);
-        if written.is_ok() && self.format == BatchFormat::JsonLines {
-            written = crate::io::write_all(&mut arena, b"\n").map_err(Into::into);
+        if written.is_ok() {
+            written =
+                crate::io::write_all(&mut arena, self.format.terminator()).map_err(Into::into);
         }
         match written {
             Ok(()) => {
@@ -474,7 +558,9 @@ impl<const N: usize, const B: usize> Batch<N, B> {
                     _ => {
                         // Would it fit in an empty arena? Measure without storing.
                         match crate::format::json::encoded_len(event) {
-                            Ok(n) if n > B => PushErrorKind::TooLarge,
+                            Ok(n) if n.saturating_add(self.format.terminator().len()) > B => {
+                                PushErrorKind::TooLarge
+                            }
                             Ok(_) => PushErrorKind::FullBytes,
                             Err(p) => PushErrorKind::Payload(p),
                         }
@@ -484,7 +570,9 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         }
     }
 
-    /// Drops every event.
+    /// Drops every event. If a drain was cut short, the next one still starts
+    /// with `\n`, so whatever the reader got of the dropped events stays on a
+    /// line of its own.
     ///
     /// ```
     /// # use ossa_events_core::{Batch, BatchFormat, Event};
@@ -498,10 +586,68 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
-        self.torn = false;
+        self.rewind();
     }
 
-    /// Size of the framed output [`write_to`](Self::write_to) would write.
+    /// Forgets how far an unfinished drain got: the next drain writes every
+    /// event again, after a `\n`. Call it when the writer is replaced or
+    /// reconnected in the middle of a drain: bytes the old one took but never
+    /// flushed may be lost, and at-least-once means writing them again (what
+    /// the old one did pass on then arrives twice). A batch with no drain in
+    /// progress is left as it is.
+    ///
+    /// ```
+    /// use ossa_events_core::{io::SliceWriter, Batch, Event};
+    /// let mut batch: Batch<4, 512> = Batch::default();
+    /// for id in ["1", "2"] {
+    ///     batch.push_ref(&Event::builder().id(id).source("/s").ty("t").build()?)?;
+    /// }
+    /// // The first line fits, the second does not: the drain stops after one line.
+    /// let first = batch.events().next().map_or(0, |e| e.len() + 1);
+    /// let mut small = vec![0u8; first + 10];
+    /// assert!(batch.write_to(&mut SliceWriter::new(&mut small)).is_err());
+    /// // A new connection never saw the first line: send both again.
+    /// batch.rewind();
+    /// let mut out = [0u8; 512];
+    /// let mut w = SliceWriter::new(&mut out);
+    /// assert_eq!(batch.write_to(&mut w)?, 2);
+    /// assert_eq!(w.written().iter().filter(|&&b| b == b'\n').count(), 3); // `\n` first
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rewind(&mut self) {
+        if !self.progress.is_clean() {
+            self.progress = Progress {
+                newline: true,
+                ..Progress::default()
+            };
+        }
+    }
+
+    /// Whether a drain stopped part-way through a line of the reader's: a
+    /// write failed or its future was dropped (the flag is set before every
+    /// write and cleared only when the write returns), or a JSON batch array
+    /// still lacks its `\n`. The next drain then starts with `\n`.
+    ///
+    /// ```
+    /// use ossa_events_core::{io::SliceWriter, Batch, Event};
+    /// let mut batch: Batch<4, 512> = Batch::default();
+    /// batch.push_ref(&Event::builder().id("1").source("/s").ty("t").build()?)?;
+    /// let mut small = [0u8; 10];
+    /// assert!(batch.write_to(&mut SliceWriter::new(&mut small)).is_err());
+    /// assert!(batch.is_torn()); // the reader may hold 10 bytes of the line
+    /// let mut out = [0u8; 512];
+    /// let mut w = SliceWriter::new(&mut out);
+    /// assert_eq!(batch.write_to(&mut w)?, 1);
+    /// assert!(w.written().starts_with(b"\n{")); // the fragment's line ends first
+    /// assert!(!batch.is_torn());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_torn(&self) -> bool {
+        self.recovered().newline
+    }
+
+    /// Size of the output the next [`write_to`](Self::write_to) would write:
+    /// the framed events not yet written, and the `\n` that ends a torn line.
     ///
     /// ```
     /// # use ossa_events_core::{Batch, BatchFormat, Event};
@@ -510,7 +656,8 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     /// batch.push_ref(&ev)?;
     /// batch.push_ref(&ev)?;
     /// let framed = batch.framed_len();
-    /// assert_eq!(framed, batch.bytes_len() + 3); // `[`, `,` and `]`
+    /// // `[`, `]` and the line's `\n`; each event's `,` is stored with it (the last one is left out).
+    /// assert_eq!(framed, batch.bytes_len() + 2);
     /// let mut out = [0u8; 512];
     /// let mut w = ossa_events_core::io::SliceWriter::new(&mut out);
     /// batch.write_to(&mut w)?;
@@ -518,23 +665,33 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn framed_len(&self) -> usize {
-        let n = self.ends.len();
-        match self.format {
-            BatchFormat::JsonLines => self.bytes.len() + usize::from(self.torn),
-            BatchFormat::JsonBatch => self.bytes.len() + 2 + n.saturating_sub(1),
+        if self.is_empty() {
+            return 0;
         }
+        let p = self.recovered();
+        let document: usize = self.document(p.done).iter().map(|piece| piece.len()).sum();
+        let line_end = usize::from(self.format == BatchFormat::JsonBatch && document > 0);
+        usize::from(p.newline) + document.saturating_sub(p.pos) + line_end
     }
 
-    /// Writes every event, framed, then flushes the writer. On success the batch
-    /// is emptied and the number of events written is returned; on failure
-    /// every event stays (the next call writes them again: at-least-once).
-    /// An empty batch writes nothing and does not flush.
+    /// Writes every event, framed, then flushes the writer. On success the
+    /// batch is emptied and the number of events written is returned; on
+    /// failure every event stays, and the next call goes on from where this one
+    /// stopped (see the module docs for what a reader sees):
     ///
-    /// In JSON Lines the stored events are one contiguous buffer written with
-    /// as few `write` calls as the writer allows; after a failure, the next
-    /// drain starts with a `\n`, so bytes of a torn line that did reach the
-    /// other side end up on a line of their own instead of fused with the
-    /// retried event.
+    /// - a short write (`Ok(n)`) is followed exactly; so is `Ok(0)`, which
+    ///   fails the drain with [`DrainError::WriteZero`];
+    /// - a write error (or, async, a dropped future) cuts the drain: in JSON
+    ///   Lines the lines the writer took whole are not written again, the cut
+    ///   event is, after a `\n`; in JSON batch the whole array is, after a `\n`;
+    /// - a flush error means the writer may have lost what it took: everything
+    ///   is written again, after a `\n` (what it had passed on arrives twice).
+    ///
+    /// Give the next call the same writer, or call [`rewind`](Self::rewind).
+    /// An empty batch writes nothing and does not flush. In JSON Lines the
+    /// events are one contiguous buffer, written with as few `write` calls as
+    /// the writer allows; a JSON batch takes three (`[`, the events, `]`) and
+    /// one for its `\n`.
     ///
     /// ```
     /// use ossa_events_core::{batch::DrainError, io::SliceWriter, Batch, Event};
@@ -557,18 +714,21 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         if self.is_empty() {
             return Ok(0);
         }
-        let r = self.write_framed(w).map_err(DrainError::from);
-        let r = r.and_then(|()| w.flush().map_err(DrainError::Io));
-        if let Err(e) = r {
-            self.torn = true;
-            return Err(e);
+        self.progress = self.recovered();
+        while let Some(chunk) = self.next_chunk() {
+            let asked = chunk.len();
+            let r = w.write(chunk);
+            self.wrote(asked, r)?;
         }
-        let n = self.len();
-        self.clear();
-        Ok(n)
+        let r = w.flush();
+        self.flushed(r)
     }
 
-    /// [`write_to`](Self::write_to) over an [`embedded_io_async::Write`].
+    /// [`write_to`](Self::write_to) over an [`embedded_io_async::Write`]: the
+    /// same framing routine, with `.await` on the I/O. Dropping the future
+    /// (a `select`, a timeout) at any await point loses nothing and glues
+    /// nothing: the batch records that the write in flight may have been cut,
+    /// and the next drain recovers as from a write error.
     ///
     /// ```
     /// # fn block_on<F: core::future::Future>(f: F) -> F::Output {
@@ -596,64 +756,150 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         if self.is_empty() {
             return Ok(0);
         }
-        let r = self.write_framed_async(w).await;
-        let r = match r {
-            Ok(()) => w.flush().await.map_err(DrainError::Io),
-            Err(e) => Err(e),
+        self.progress = self.recovered();
+        while let Some(chunk) = self.next_chunk() {
+            let asked = chunk.len();
+            let r = w.write(chunk).await;
+            self.wrote(asked, r)?;
+        }
+        let r = w.flush().await;
+        self.flushed(r)
+    }
+
+    // The framing routine shared by `write_to` and `write_to_async`.
+
+    /// The progress to go on from. After a cut write (`torn`) the reader
+    /// holds what the writer confirmed, and perhaps part of the cut write:
+    /// end that line with `\n`, then write the cut event (JSON Lines) or the
+    /// whole array (JSON batch) again. An event whose JSON was confirmed
+    /// whole, only its `\n` missing, is not written again: the `\n` ends it.
+    fn recovered(&self) -> Progress {
+        let p = self.progress;
+        if !p.torn {
+            return p;
+        }
+        let cut = Progress {
+            pos: 0,
+            newline: true,
+            torn: false,
+            ..p
         };
-        if let Err(e) = r {
-            self.torn = true;
-            return Err(e);
-        }
-        let n = self.len();
-        self.clear();
-        Ok(n)
-    }
-
-    #[cfg(feature = "async")]
-    async fn write_framed_async<W: embedded_io_async::Write + ?Sized>(
-        &self,
-        w: &mut W,
-    ) -> Result<(), DrainError<W::Error>> {
-        match self.format {
-            BatchFormat::JsonLines => {
-                if self.torn {
-                    write_all_async(w, b"\n").await?;
+        match (self.format, self.ends.get(p.done)) {
+            (BatchFormat::JsonLines, Some(&end)) if !p.newline => {
+                let json_end = end.saturating_sub(1);
+                if self.start_of(p.done) + p.pos >= json_end {
+                    return Progress {
+                        done: p.done + 1,
+                        ..cut
+                    };
                 }
-                write_all_async(w, &self.bytes).await
+                cut
             }
-            BatchFormat::JsonBatch => {
-                write_all_async(w, b"[").await?;
-                for (i, ev) in self.events().enumerate() {
-                    if i > 0 {
-                        write_all_async(w, b",").await?;
-                    }
-                    write_all_async(w, ev).await?;
-                }
-                write_all_async(w, b"]").await
-            }
+            _ => cut,
         }
     }
 
-    fn write_framed<W: Write + ?Sized>(&self, w: &mut W) -> Result<(), WriteError<W::Error>> {
-        match self.format {
-            BatchFormat::JsonLines => {
-                if self.torn {
-                    write_all(w, b"\n")?;
-                }
-                write_all(w, &self.bytes)?;
+    /// Where event `i` starts in the arena.
+    fn start_of(&self, i: usize) -> usize {
+        i.checked_sub(1)
+            .and_then(|j| self.ends.get(j))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The document of the events after `done`, in the pieces it is written
+    /// in: JSON Lines, their lines; JSON batch, `[`, their JSON joined by `,`
+    /// (the last event's `,` left out), `]`. Empty when no event is left.
+    fn document(&self, done: usize) -> [&[u8]; 3] {
+        let rest = self.bytes.get(self.start_of(done)..).unwrap_or(&[]);
+        match (self.format, rest.split_last()) {
+            (_, None) => [&[], &[], &[]],
+            (BatchFormat::JsonLines, Some(_)) => [&[], rest, &[]],
+            (BatchFormat::JsonBatch, Some((_, events))) => [b"[", events, b"]"],
+        }
+    }
+
+    /// The bytes to write next, `None` once every byte is written (flush
+    /// then). Marks the batch torn until [`wrote`](Self::wrote) hears back, so
+    /// a write that never returns (its future dropped) leaves the mark.
+    fn next_chunk(&mut self) -> Option<&[u8]> {
+        let p = self.progress;
+        let [a, b, c] = self.document(p.done);
+        let newline: &[u8] = if p.newline { b"\n" } else { &[] };
+        let pieces = [newline, a, b, c];
+        let mut at = if p.newline { 0 } else { p.pos };
+        let k = pieces.iter().position(|piece| {
+            let here = at < piece.len();
+            if !here {
+                at -= piece.len();
             }
-            BatchFormat::JsonBatch => {
-                write_all(w, b"[")?;
-                for (i, ev) in self.events().enumerate() {
-                    if i > 0 {
-                        write_all(w, b",")?;
-                    }
-                    write_all(w, ev)?;
+            here
+        })?;
+        self.progress.torn = true;
+        let [a, b, c] = self.document(p.done);
+        let piece = [newline, a, b, c].get(k).copied().unwrap_or_default();
+        // `at` is inside `piece`; were it not, an empty write fails the drain
+        // (`WriteZero`) rather than flushing what was not written.
+        Some(piece.get(at..).unwrap_or_default())
+    }
+
+    /// Records what a `write` of `asked` bytes returned.
+    fn wrote<E>(&mut self, asked: usize, r: Result<usize, E>) -> Result<(), DrainError<E>> {
+        // An error leaves `torn` set: the call may have passed bytes on.
+        let n = r.map_err(DrainError::Io)?.min(asked);
+        self.progress.torn = false;
+        if n == 0 {
+            return Err(DrainError::WriteZero);
+        }
+        let mut p = self.progress;
+        if p.newline {
+            p.newline = false;
+        } else {
+            p.pos += n;
+            match self.format {
+                BatchFormat::JsonLines => {
+                    // Lines taken whole wait for the flush, never to be written again.
+                    let reached = self.start_of(p.done) + p.pos;
+                    let done = self.ends.partition_point(|&end| end <= reached);
+                    p.pos = reached.saturating_sub(self.start_of(done));
+                    p.done = done;
                 }
-                write_all(w, b"]")?;
+                BatchFormat::JsonBatch => {
+                    let document: usize = self.document(p.done).iter().map(|x| x.len()).sum();
+                    if document > 0 && p.pos >= document {
+                        // The array is whole at the reader; its line owes a `\n`.
+                        p = Progress {
+                            done: self.len(),
+                            pos: 0,
+                            newline: true,
+                            torn: false,
+                        };
+                    }
+                }
             }
         }
+        self.progress = p;
         Ok(())
+    }
+
+    /// Records what the `flush` after the last write returned.
+    fn flushed<E>(&mut self, r: Result<(), E>) -> Result<usize, DrainError<E>> {
+        match r {
+            Ok(()) => {
+                let n = self.len();
+                self.bytes.clear();
+                self.ends.clear();
+                self.progress = Progress::default();
+                Ok(n)
+            }
+            Err(e) => {
+                // The writer may have lost what it took: all of it again.
+                self.progress = Progress {
+                    newline: true,
+                    ..Progress::default()
+                };
+                Err(DrainError::Io(e))
+            }
+        }
     }
 }

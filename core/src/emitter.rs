@@ -5,6 +5,17 @@
 //! No heap, no OS, no clock of its own: ids come from an [`IdSource`], times
 //! from a [`Clock`], both supplied by the caller.
 //!
+//! An event counts as delivered once its bytes were all written and the
+//! writer's `flush` succeeded, never before. A flush cut short (a write error,
+//! or an [`AsyncEmitter`] future dropped by a `select` or a timeout) keeps its
+//! place in the batch; the next one goes on from there without gluing a line
+//! or repeating one the writer took whole. The [`batch`](crate::batch) module
+//! shows the states and what a reader sees; in short, what a reader parses is
+//! what [`Counters::delivered`] counts, with one documented exception: a
+//! failed `flush`, a replaced writer, or a writer that passes on part of a
+//! write it fails (or whose future is dropped, e.g. DMA) can make the events
+//! concerned arrive twice.
+//!
 //! ```
 //! use ossa_events_core::emitter::{Config, Emitter};
 //! use ossa_events_core::{batch::BatchFormat, ossa, FixedClock, RandomIds, Timestamp};
@@ -171,7 +182,7 @@ impl<'a> Config<'a> {
 pub struct Counters {
     /// Events accepted into the batch.
     pub emitted: u64,
-    /// Events written and flushed to the writer.
+    /// Events written whole and flushed to the writer: what a reader parses.
     pub delivered: u64,
     /// Flushes that failed (the events stayed in the batch).
     pub failed_writes: u64,
@@ -482,7 +493,11 @@ macro_rules! common_methods {
         pub fn writer(&self) -> &W {
             &self.writer
         }
-        /// The writer, mutably (e.g. to repair a connection).
+        /// The writer, mutably (e.g. to repair a connection). If a flush was
+        /// cut short (an error, or its future dropped), the batch is
+        /// [rewound](Batch::rewind): the writer may be a new connection that
+        /// never got the lines the old one took, so the next flush writes every
+        /// pending event again (at-least-once; see [`crate::batch`]).
         ///
         /// ```
         /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
@@ -499,6 +514,7 @@ macro_rules! common_methods {
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         pub fn writer_mut(&mut self) -> &mut W {
+            self.inner.batch.rewind();
             &mut self.writer
         }
         /// Gives back the writer; pending events are dropped (flush first).
@@ -713,6 +729,12 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
 
 /// [`Emitter`] over an [`embedded_io_async::Write`] (embassy and other async
 /// executors): the same batching, counters and guarantees, with `async` I/O.
+///
+/// Every future it returns may be dropped at any await point (`select`, a
+/// timeout) without losing, gluing or over-counting an event: an `emit`
+/// dropped before its event went in leaves `emitted` unchanged, and a flush
+/// dropped mid-write leaves the batch torn, recovered by the next flush (see
+/// [`crate::batch`]).
 ///
 /// ```
 /// # fn block_on<F: core::future::Future>(f: F) -> F::Output {
