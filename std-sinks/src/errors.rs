@@ -135,21 +135,51 @@ impl From<ValidationError> for Error {
     }
 }
 
-/// A failed delivery, as a sink reports it to the worker.
+/// What became of the events of a batch that a sink could not deliver: one
+/// entry per run of events that share an outcome, each with its own error.
+///
+/// A sink answers for every event it was handed: an event named in no
+/// [`Failure`] was delivered. A collector that refuses one event of forty
+/// fails that one; the other thirty-nine are delivered, and a retry sends
+/// only what is marked [`Retry::Yes`]:
 ///
 /// ```
 /// use std::time::Duration;
 /// use ossa_events::{Error, Retry, SendError};
-/// // 3 events of the batch went through; the collector asked to wait 2 s.
-/// let err = SendError::retryable(3, Error::HttpStatus { status: 503, body: String::new() }, Some(Duration::from_secs(2)));
-/// assert_eq!(err.to_string(), "http status 503 (3 delivered before it)");
-/// assert_eq!(err.retry, Retry::Yes { after: Some(Duration::from_secs(2)) });
+/// // Of a batch of 40: the 6th refused for good, the last 10 to try again in 2 s.
+/// let err = SendError::fatal_at(5..6, Error::HttpStatus { status: 400, body: "bad id".into() })
+///     .and(30..40, Retry::Yes { after: Some(Duration::from_secs(2)) }, Error::HttpStatus { status: 503, body: String::new() });
+/// assert_eq!(err.failures().len(), 2);
+/// assert!(err.failure_of(5).is_some_and(|f| f.retry == Retry::No));
+/// assert!(err.failure_of(6).is_none()); // delivered
+/// assert!(err.failure_of(35).is_some_and(|f| matches!(f.retry, Retry::Yes { .. })));
+/// assert_eq!(err.to_string(), "http status 400: bad id (events 5..6; 1 more failure)");
 /// ```
 #[derive(Debug)]
 pub struct SendError {
-    /// How many events from the front of the batch were delivered before the failure.
-    pub delivered: usize,
-    /// Whether trying again may help.
+    /// Never empty.
+    failures: Vec<Failure>,
+}
+
+/// Events of a batch, by position, that share an outcome: to be retried, or
+/// failed for good; part of a [`SendError`].
+///
+/// ```
+/// use ossa_events::{Error, Retry, SendError};
+/// let err = SendError::retryable(Error::Transport("connection refused".into()), None);
+/// let f = &err.failures()[0];
+/// // The whole batch, whatever its length.
+/// assert!(f.events.contains(&0) && f.events.contains(&1_000_000));
+/// assert!(matches!(f.retry, Retry::Yes { after: None }));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Failure {
+    /// Positions in the batch handed to the sink (`start..end`, `end`
+    /// clamped to the batch's length; [`SendError::retryable`] and
+    /// [`SendError::fatal`] name `0..usize::MAX`, the whole batch).
+    pub events: std::ops::Range<usize>,
+    /// Whether trying these events again may help.
     pub retry: Retry,
     /// What went wrong.
     pub error: Error,
@@ -159,10 +189,10 @@ pub struct SendError {
 ///
 /// ```
 /// use ossa_events::{Error, Retry, SendError};
-/// let bad_request = SendError::fatal(0, Error::HttpStatus { status: 400, body: "no type".into() });
-/// assert_eq!(bad_request.retry, Retry::No);
-/// let reset = SendError::retryable(0, Error::Transport("connection reset".into()), None);
-/// assert!(matches!(reset.retry, Retry::Yes { after: None }));
+/// let bad_request = SendError::fatal(Error::HttpStatus { status: 400, body: "no type".into() });
+/// assert_eq!(bad_request.failures()[0].retry, Retry::No);
+/// let reset = SendError::retryable(Error::Transport("connection reset".into()), None);
+/// assert!(matches!(reset.failures()[0].retry, Retry::Yes { after: None }));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -177,48 +207,168 @@ pub enum Retry {
     No,
 }
 
+impl Retry {
+    /// Try again after the usual backoff: `Retry::Yes { after: None }`.
+    pub const LATER: Retry = Retry::Yes { after: None };
+}
+
+const WHOLE: std::ops::Range<usize> = 0..usize::MAX;
+
 impl SendError {
-    /// A failure worth retrying.
+    /// Every event of the batch failed, and a retry may help.
     ///
     /// ```
     /// use ossa_events::{Error, Phase, SendError};
     /// // A timeout: nothing confirmed, try again after the usual backoff.
-    /// let err = SendError::retryable(0, Error::Timeout(Phase::Send), None);
-    /// assert_eq!(err.delivered, 0);
+    /// let err = SendError::retryable(Error::Timeout(Phase::Send), None);
+    /// assert!(err.failure_of(0).is_some());
     /// ```
-    pub fn retryable(delivered: usize, error: Error, after: Option<Duration>) -> Self {
-        SendError {
-            delivered,
-            retry: Retry::Yes { after },
-            error,
-        }
+    pub fn retryable(error: Error, after: Option<Duration>) -> Self {
+        Self::at(WHOLE, Retry::Yes { after }, error)
     }
-    /// A failure not worth retrying.
+    /// Every event of the batch failed for good.
     ///
     /// ```
     /// use ossa_events::{Error, Retry, SendError};
-    /// // The collector refused the 2nd event for good: the 1st was delivered.
-    /// let err = SendError::fatal(1, Error::HttpStatus { status: 422, body: "bad data".into() });
-    /// assert_eq!((err.delivered, err.retry), (1, Retry::No));
+    /// let err = SendError::fatal(Error::HttpStatus { status: 422, body: "bad data".into() });
+    /// assert_eq!(err.failure_of(3).map(|f| f.retry), Some(Retry::No));
     /// ```
-    pub fn fatal(delivered: usize, error: Error) -> Self {
+    pub fn fatal(error: Error) -> Self {
+        Self::at(WHOLE, Retry::No, error)
+    }
+    /// The events at `events` (positions in the batch) failed; the others
+    /// of the batch were delivered (unless [`and`](Self::and) names them).
+    ///
+    /// ```
+    /// use ossa_events::{Error, Retry, SendError};
+    /// // The first of three delivered, the other two to retry.
+    /// let err = SendError::at(1..3, Retry::LATER, Error::Transport("reset".into()));
+    /// assert!(err.failure_of(0).is_none());
+    /// assert!(err.failure_of(2).is_some());
+    /// ```
+    pub fn at(events: std::ops::Range<usize>, retry: Retry, error: Error) -> Self {
         SendError {
-            delivered,
-            retry: Retry::No,
-            error,
+            failures: vec![Failure {
+                events,
+                retry,
+                error,
+            }],
         }
+    }
+    /// [`at`](Self::at) with [`Retry::No`].
+    ///
+    /// ```
+    /// use ossa_events::{Error, Retry, SendError};
+    /// let err = SendError::fatal_at(4..5, Error::HttpStatus { status: 400, body: String::new() });
+    /// assert_eq!(err.failure_of(4).map(|f| f.retry), Some(Retry::No));
+    /// ```
+    pub fn fatal_at(events: std::ops::Range<usize>, error: Error) -> Self {
+        Self::at(events, Retry::No, error)
+    }
+    /// Adds the events at `events`: an event named twice keeps its first
+    /// failure.
+    ///
+    /// ```
+    /// use ossa_events::{Error, Retry, SendError};
+    /// let err = SendError::fatal_at(0..1, Error::Transport("a".into()))
+    ///     .and(0..3, Retry::LATER, Error::Transport("b".into()));
+    /// assert_eq!(err.failure_of(0).map(|f| f.retry), Some(Retry::No));
+    /// assert_eq!(err.failure_of(2).map(|f| f.retry), Some(Retry::LATER));
+    /// ```
+    pub fn and(mut self, events: std::ops::Range<usize>, retry: Retry, error: Error) -> Self {
+        self.failures.push(Failure {
+            events,
+            retry,
+            error,
+        });
+        self
+    }
+    /// Every run of failed events, in the order the sink named them.
+    ///
+    /// ```
+    /// use ossa_events::{Error, SendError};
+    /// let err = SendError::fatal(Error::Transport("gone".into()));
+    /// assert_eq!(err.failures()[0].error.to_string(), "transport: gone");
+    /// ```
+    pub fn failures(&self) -> &[Failure] {
+        &self.failures
+    }
+    /// The failure of the event at position `index`, or `None` when it was delivered.
+    ///
+    /// ```
+    /// use ossa_events::{Error, Retry, SendError};
+    /// let err = SendError::at(2..usize::MAX, Retry::LATER, Error::Transport("reset".into()));
+    /// assert!(err.failure_of(1).is_none());
+    /// assert!(err.failure_of(2).is_some());
+    /// ```
+    pub fn failure_of(&self, index: usize) -> Option<&Failure> {
+        self.failures.iter().find(|f| f.events.contains(&index))
+    }
+    /// The first failure's error: what went wrong, for a log line.
+    ///
+    /// ```
+    /// use ossa_events::{Error, Phase, SendError};
+    /// let err = SendError::retryable(Error::Timeout(Phase::Send), None);
+    /// assert!(matches!(err.error(), Error::Timeout(Phase::Send)));
+    /// ```
+    pub fn error(&self) -> &Error {
+        // `failures` is never empty; the fallback is for the type system only.
+        static NONE: Error = Error::ShutDown;
+        self.failures.first().map_or(&NONE, |f| &f.error)
+    }
+    /// Moves every position up by `by`: what a sink that sends a batch in
+    /// parts does with the error of a part that starts at `by`.
+    pub(crate) fn shifted(mut self, by: usize) -> Self {
+        for f in &mut self.failures {
+            f.events = f.events.start.saturating_add(by)..f.events.end.saturating_add(by);
+        }
+        self
+    }
+    /// Cuts every range to a batch of `len` events (drops what falls outside).
+    pub(crate) fn clamped(mut self, len: usize) -> Self {
+        for f in &mut self.failures {
+            f.events = f.events.start.min(len)..f.events.end.min(len);
+        }
+        if self.failures.iter().all(|f| f.events.is_empty()) {
+            // A sink that named no event of the batch failed all of it.
+            if let Some(f) = self.failures.first_mut() {
+                f.events = 0..len;
+            }
+        }
+        self
+    }
+    /// Appends the failures of `other`.
+    pub(crate) fn merge(mut self, other: SendError) -> Self {
+        self.failures.extend(other.failures);
+        self
     }
 }
 
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({} delivered before it)", self.error, self.delivered)
+        match self.failures.first() {
+            Some(first) if first.events == WHOLE => write!(f, "{}", first.error)?,
+            Some(first) => write!(
+                f,
+                "{} (events {}..{}",
+                first.error, first.events.start, first.events.end
+            )?,
+            None => return f.write_str("send failed"),
+        }
+        let more = self.failures.len() - 1;
+        let whole = self.failures.first().is_some_and(|x| x.events == WHOLE);
+        match (whole, more) {
+            (true, 0) => Ok(()),
+            (true, n) => write!(f, " ({n} more failure{})", if n == 1 { "" } else { "s" }),
+            (false, 0) => f.write_str(")"),
+            (false, n) => write!(f, "; {n} more failure{})", if n == 1 { "" } else { "s" }),
+        }
     }
 }
 
 impl std::error::Error for SendError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
+        Some(self.error())
     }
 }
 

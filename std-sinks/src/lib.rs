@@ -227,6 +227,7 @@ pub use ossa_events_core as core;
 mod clock;
 pub mod demo;
 mod errors;
+mod handle;
 mod ids;
 mod metrics;
 pub mod receiver;
@@ -240,11 +241,11 @@ pub mod sink;
 mod worker;
 
 pub use clock::SystemClock;
-pub use errors::{Error, Phase, Retry, SendError};
+pub use errors::{Error, Failure, Phase, Retry, SendError};
+pub use handle::{Emitter, EmitterBuilder, FlushReport, Overflow, Reason, Undelivered};
 pub use ids::{new_id, FastIds};
 pub use metrics::Metrics;
 pub use retry::{BreakerConfig, RetryPolicy};
-pub use worker::{Emitter, EmitterBuilder, FlushReport, Overflow, Reason, Undelivered};
 
 /// The workspace README's Rust blocks, compiled and run as doc tests so the
 /// quick start cannot rot.

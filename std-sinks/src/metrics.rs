@@ -28,9 +28,12 @@ pub struct Metrics {
     pub delivered: u64,
     /// Event sends retried (an event retried twice counts twice).
     pub retried: u64,
-    /// Events given up on: a non-retryable error, retries exhausted, or still
-    /// undelivered when shutdown's time ran out.
+    /// Events given up on: a non-retryable error, or retries exhausted.
     pub failed: u64,
+    /// Events still unconfirmed when shutdown's time ran out. Every accepted
+    /// event ends in exactly one of `delivered`, `failed` or this, or is still
+    /// in `queue_depth`.
+    pub shutdown_timeout: u64,
     /// Events refused at emit: the queue was full, or the emitter was shut down.
     pub dropped: u64,
     /// Events refused at emit because they broke a CloudEvents rule or could not be encoded.
@@ -39,7 +42,7 @@ pub struct Metrics {
     pub queue_depth: u64,
     /// Bytes those events hold.
     pub queue_bytes: u64,
-    /// Successful sends.
+    /// Sink calls that delivered at least one event.
     pub batches: u64,
     /// Bytes of events delivered, in their wire form.
     pub bytes: u64,
@@ -51,6 +54,7 @@ pub(crate) struct Counters {
     pub(crate) delivered: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) failed: AtomicU64,
+    pub(crate) shutdown_timeout: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) batches: AtomicU64,
@@ -68,6 +72,7 @@ impl Counters {
             delivered: self.delivered.load(Relaxed),
             retried: self.retried.load(Relaxed),
             failed: self.failed.load(Relaxed),
+            shutdown_timeout: self.shutdown_timeout.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
             queue_depth,

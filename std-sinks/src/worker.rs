@@ -1,647 +1,134 @@
-//! The std emitter: a cheap, cloneable handle that encodes events on the
-//! caller's thread and hands them to one background worker per emitter,
-//! which delivers them to a [`Sink`] in batches.
+//! The emitter's background worker: takes batches from the queue, hands
+//! them to the [`Sink`], settles every event exactly once, retries what may
+//! succeed later and gives up on the rest.
 //!
-//! The worker sends when a batch fills, when the flush interval has passed
-//! since the oldest waiting event (whether or not anything else is emitted),
-//! on [`Emitter::flush`], and on [`Emitter::shutdown`] or the drop of the
-//! last handle. Memory is bounded by the queue capacity (events and bytes);
-//! every event that is not delivered is counted in [`Metrics`] and reported
-//! to the [`EmitterBuilder::on_undelivered`] callback.
+//! # The life of an event
 //!
+//! ```text
+//!  emit() ──► rejected (invalid)      ─┐
+//!     │  └──► dropped (queue full)     │  ends counted at emit
+//!     ▼                                ─┘
+//!   queued ──take_batch──► in flight ──send/settle──► delivered
+//!     │                      │   ▲                 ├─► failed (Retry::No, or retries spent)
+//!     │                      │   └──wait_retry─────┘   (Retry::Yes: only these go again)
+//!     │                      ▼
+//!     └──────────────────► shutdown-timeout (deadline passed: give_up_all)
 //! ```
-//! use ossa_events::{ossa, sink::WriterSink, Emitter};
-//! let emitter = Emitter::builder("/agents/researcher")
-//!     .sink(WriterSink::new(Vec::<u8>::new()))
-//!     .agent_id("researcher")
-//!     .batch_size(50)
-//!     .build()?;
-//! emitter.emit_ossa(&ossa::AgentStarted { agent_id: "researcher", ..Default::default() })?;
-//! let report = emitter.flush()?;
-//! assert_eq!(report.delivered, 1);
-//! # Ok::<(), ossa_events::Error>(())
+//!
+//! Every end goes through [`Shared::settle`] (or [`Shared::give_up_all`],
+//! which uses the same per-event `open` flags under the same lock): an event
+//! is closed once, counted once in [`Metrics`](crate::Metrics), and reported
+//! once to `on_undelivered`, after the lock is released.
+//!
+//! # Who waits on what
+//!
+//! ```text
+//!  condvar  waited on by                    notified when
+//!  wake     the worker (take_batch,         an event is queued into an empty queue or
+//!           wait_retry)                     fills a batch, flush() asks, shutdown begins
+//!  space    emit() under Overflow::Block    events settle, shutdown begins, the worker ends
+//!  done     flush(), shutdown()             events settle, the worker ends
 //! ```
+//!
+//! The shutdown state (`shutdown`, `deadline`) is read afresh after every
+//! sink call and every wait; a sink sees the deadline live through
+//! [`SendDeadline`]. When the worker is stuck in a sink past the deadline,
+//! [`Shared::shutdown`] gives up on everything still open itself,
+//! [`SHUTDOWN_GRACE`] after the deadline; the worker's later settles then
+//! find those events closed and count nothing twice.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ossa_events_core::{ossa, Clock, Event, EventBuilder};
-
 use crate::errors::{Error, Phase, Retry, SendError};
+use crate::handle::{Callback, Overflow, OwnedContext, Reason, Undelivered};
 use crate::metrics::{Counters, Metrics};
-use crate::retry::{Breaker, BreakerConfig, RetryPolicy};
-use crate::sink::{Encoded, Encoding, LiveDeadline, SendDeadline, Sink, WriterSink};
-use crate::SystemClock;
+use crate::retry::{Breaker, RetryPolicy};
+use crate::sink::{Encoded, Encoding, LiveDeadline, SendDeadline, Sink, Ticket};
 
-/// What to do with an event when the queue is full.
-///
-/// ```
-/// use std::time::Duration;
-/// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder, Overflow};
-/// let emitter = Emitter::builder("/agents/a")
-///     .sink(NullSink::new())
-///     .queue_capacity(1)
-///     .flush_interval(Duration::from_secs(60))
-///     .overflow(Overflow::Block(Duration::from_millis(20)))
-///     .build()?;
-/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-/// // No room, and nothing sends in 20 ms: refused after waiting.
-/// let second = emitter.emit(EventBuilder::new().ty("dev.example.tick"));
-/// assert!(matches!(second, Err(Error::QueueFull)));
-/// assert_eq!(emitter.metrics().dropped, 1);
-/// # Ok::<(), ossa_events::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Overflow {
-    /// Refuse it at once ([`Error::QueueFull`]), counted in `dropped`.
-    DropNewest,
-    /// Wait up to this long for room, then refuse it as with `DropNewest`.
-    Block(Duration),
+/// How long past its deadline [`Shared::shutdown`] waits for a worker that
+/// is stuck in a sink before it gives up on the open events itself.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_millis(50);
+
+/// The emitter's settings, fixed at build.
+pub(crate) struct Config {
+    pub(crate) source: String,
+    pub(crate) batch_size: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) queue_events: usize,
+    pub(crate) queue_bytes: usize,
+    pub(crate) overflow: Overflow,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) flush_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) context: OwnedContext,
 }
 
-/// Why an event was not delivered, as told to the
-/// [`on_undelivered`](EmitterBuilder::on_undelivered) callback.
-///
-/// ```
-/// use std::sync::{Arc, Mutex, PoisonError};
-/// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder, Reason};
-/// let reasons = Arc::new(Mutex::new(Vec::new()));
-/// let log = reasons.clone();
-/// let emitter = Emitter::builder("/agents/a")
-///     .sink(NullSink::new())
-///     .on_undelivered(move |u| log.lock().unwrap_or_else(PoisonError::into_inner).push(u.reason))
-///     .build()?;
-/// emitter.shutdown()?;
-/// let late = emitter.emit(EventBuilder::new().ty("dev.example.tick"));
-/// assert!(matches!(late, Err(Error::ShutDown)));
-/// assert_eq!(*reasons.lock().unwrap_or_else(PoisonError::into_inner), [Reason::Dropped]);
-/// # Ok::<(), ossa_events::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Reason {
-    /// The queue was full at emit.
-    Dropped,
-    /// The event broke a CloudEvents rule or could not be encoded.
-    Rejected,
-    /// The sink refused it for good, or every retry failed.
-    Failed,
-    /// It was still waiting when shutdown's time ran out.
-    ShutdownTimeout,
+/// An event in the queue, with its place in emit order.
+struct Queued {
+    seq: u64,
+    event: Encoded,
 }
 
-/// An event that was not delivered.
-///
-/// Keep what was lost, to replay it later:
-///
-/// ```
-/// use std::sync::{Arc, Mutex, PoisonError};
-/// use ossa_events::sink::{Encoded, Sink};
-/// use ossa_events::{Emitter, Error, EventBuilder, SendError};
-///
-/// /// A collector that refuses everything for good.
-/// struct Refuses;
-/// impl Sink for Refuses {
-///     fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
-///         Err(SendError::fatal(0, Error::HttpStatus { status: 400, body: "bad".into() }))
-///     }
-/// }
-/// let dead_letters = Arc::new(Mutex::new(Vec::new()));
-/// let keep = dead_letters.clone();
-/// let emitter = Emitter::builder("/agents/a")
-///     .sink(Refuses)
-///     .on_undelivered(move |u| {
-///         if let Some(ev) = u.event {
-///             keep.lock().unwrap_or_else(PoisonError::into_inner).push(ev.json().to_vec());
-///         }
-///     })
-///     .build()?;
-/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-/// assert_eq!(emitter.flush()?.failed, 1);
-/// let lines = dead_letters.lock().unwrap_or_else(PoisonError::into_inner);
-/// assert!(lines[0].starts_with(br#"{"specversion":"1.0""#));
-/// # Ok::<(), ossa_events::Error>(())
-/// ```
-#[derive(Debug)]
-pub struct Undelivered<'a> {
-    /// Why.
-    pub reason: Reason,
-    /// The event's `id` (empty if it never got one).
-    pub id: &'a str,
-    /// The encoded event, when it got that far (to log or store it).
-    pub event: Option<&'a Encoded>,
-    /// The error behind it.
-    pub error: &'a Error,
-}
-
-type Callback = Arc<dyn Fn(&Undelivered<'_>) + Send + Sync>;
-
-/// The outcome of a [`flush`](Emitter::flush) or [`shutdown`](Emitter::shutdown).
-///
-/// ```
-/// use ossa_events::{sink::NullSink, Emitter, EventBuilder, FlushReport};
-/// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
-/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-/// let FlushReport { delivered, failed, pending, .. } = emitter.flush()?;
-/// // Totals since the start, not just this flush.
-/// assert_eq!((delivered, failed, pending), (1, 0, 0));
-/// # Ok::<(), ossa_events::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct FlushReport {
-    /// Events delivered since the emitter started.
-    pub delivered: u64,
-    /// Events given up on since the emitter started.
-    pub failed: u64,
-    /// Events still waiting.
-    pub pending: u64,
-}
-
-/// Settings for [`Emitter`]; start with [`Emitter::builder`].
-///
-/// Every setting has a default (the `DEFAULT_*` constants); a typical
-/// service sets the sink, the context and the limits it cares about:
-///
-/// ```
-/// use std::time::Duration;
-/// use ossa_events::{sink::WriterSink, Emitter, EmitterBuilder, Overflow};
-/// let emitter = Emitter::builder("/agents/researcher")
-///     .sink(WriterSink::new(Vec::new()))
-///     .agent_id("researcher")
-///     .batch_size(200)
-///     .flush_interval(Duration::from_millis(500))
-///     .queue_capacity(50_000)
-///     .overflow(Overflow::Block(Duration::from_millis(10)))
-///     .shutdown_timeout(Duration::from_secs(2))
-///     .build()?;
-/// assert_eq!(EmitterBuilder::DEFAULT_BATCH_SIZE, 100);
-/// # drop(emitter);
-/// # Ok::<(), ossa_events::Error>(())
-/// ```
-#[must_use = "call .build() to start the emitter"]
-pub struct EmitterBuilder {
-    source: String,
-    sink: Option<Box<dyn Sink>>,
-    batch_size: usize,
-    flush_interval: Duration,
-    queue_events: usize,
-    queue_bytes: usize,
-    overflow: Overflow,
-    retry: RetryPolicy,
-    breaker: BreakerConfig,
-    flush_timeout: Duration,
-    shutdown_timeout: Duration,
-    context: OwnedContext,
-    callback: Option<Callback>,
-}
-
-impl fmt::Debug for EmitterBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmitterBuilder")
-            .field("source", &self.source)
-            .field("batch_size", &self.batch_size)
-            .field("flush_interval", &self.flush_interval)
-            .field("queue_events", &self.queue_events)
-            .field("queue_bytes", &self.queue_bytes)
-            .field("overflow", &self.overflow)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The OSSA context, owned.
-#[derive(Debug, Clone, Default)]
-struct OwnedContext {
-    agent_id: Option<String>,
-    interaction_id: Option<String>,
-    trace_id: Option<String>,
-    span_id: Option<String>,
-}
-
-impl OwnedContext {
-    fn borrow(&self) -> ossa::Context<'_> {
-        ossa::Context {
-            agent_id: self.agent_id.as_deref(),
-            interaction_id: self.interaction_id.as_deref(),
-            trace_id: self.trace_id.as_deref(),
-            span_id: self.span_id.as_deref(),
-        }
-    }
-}
-
-impl EmitterBuilder {
-    /// Default events per batch.
-    pub const DEFAULT_BATCH_SIZE: usize = 100;
-    /// Default flush interval.
-    pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-    /// Default queue capacity in events.
-    pub const DEFAULT_QUEUE_EVENTS: usize = 10_000;
-    /// Default queue capacity in bytes.
-    pub const DEFAULT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
-    /// Default time [`Emitter::flush`] waits.
-    pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
-    /// Default time shutdown (and the drop of the last handle) waits for delivery.
-    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
-
-    fn new(source: String) -> Self {
-        EmitterBuilder {
-            source,
-            sink: None,
-            batch_size: Self::DEFAULT_BATCH_SIZE,
-            flush_interval: Self::DEFAULT_FLUSH_INTERVAL,
-            queue_events: Self::DEFAULT_QUEUE_EVENTS,
-            queue_bytes: Self::DEFAULT_QUEUE_BYTES,
-            overflow: Overflow::DropNewest,
-            retry: RetryPolicy::default(),
-            breaker: BreakerConfig::default(),
-            flush_timeout: Self::DEFAULT_FLUSH_TIMEOUT,
-            shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
-            context: OwnedContext::default(),
-            callback: None,
-        }
-    }
-
-    /// Where events go. Defaults to JSON Lines on stdout ([`WriterSink::stdout`]).
-    ///
-    /// ```
-    /// use ossa_events::{sink::{NullSink, Sink, WriterSink}, Emitter};
-    /// let quiet = std::env::var_os("EVENTS_OFF").is_some();
-    /// // One emitter type whatever the sink: box it to choose at run time.
-    /// let sink: Box<dyn Sink> = if quiet { Box::new(NullSink::new()) } else { Box::new(WriterSink::new(Vec::new())) };
-    /// let emitter = Emitter::builder("/agents/a").sink(sink).build()?;
-    /// # drop(emitter);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn sink(mut self, sink: impl Sink) -> Self {
-        self.sink = Some(Box::new(sink));
-        self
-    }
-    /// Events per batch; a full batch is sent at once. Defaults to `100`.
-    ///
-    /// A full batch goes out at once, without waiting for the flush interval:
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .batch_size(2)
-    ///     .flush_interval(Duration::from_secs(60))
-    ///     .build()?;
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-    /// let start = Instant::now();
-    /// while emitter.metrics().delivered < 2 && start.elapsed() < Duration::from_secs(1) {
-    ///     std::thread::sleep(Duration::from_millis(1));
-    /// }
-    /// assert_eq!(emitter.metrics().delivered, 2);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n.max(1);
-        self
-    }
-    /// Longest wait of the oldest queued event before its batch is sent. Defaults to `1 s`.
-    ///
-    /// A lone event goes out after this long even if nothing else is emitted:
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .flush_interval(Duration::from_millis(20))
-    ///     .build()?;
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-    /// let start = Instant::now();
-    /// while emitter.metrics().delivered < 1 && start.elapsed() < Duration::from_secs(1) {
-    ///     std::thread::sleep(Duration::from_millis(5));
-    /// }
-    /// assert_eq!(emitter.metrics().delivered, 1);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn flush_interval(mut self, d: Duration) -> Self {
-        self.flush_interval = d;
-        self
-    }
-    /// Most events waiting (queued or being sent). Defaults to `10 000`.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .queue_capacity(1)
-    ///     .flush_interval(Duration::from_secs(60))
-    ///     .build()?;
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-    /// assert!(matches!(emitter.emit(EventBuilder::new().ty("dev.example.tick")), Err(Error::QueueFull)));
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn queue_capacity(mut self, events: usize) -> Self {
-        self.queue_events = events.max(1);
-        self
-    }
-    /// Most bytes of encoded events waiting. Defaults to `16 MiB`.
-    ///
-    /// One event is always let in, however large, when the queue is empty:
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .queue_bytes(1)
-    ///     .flush_interval(Duration::from_secs(60))
-    ///     .build()?;
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-    /// assert!(matches!(emitter.emit(EventBuilder::new().ty("dev.example.tick")), Err(Error::QueueFull)));
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn queue_bytes(mut self, bytes: usize) -> Self {
-        self.queue_bytes = bytes.max(1);
-        self
-    }
-    /// What happens when the queue is full. Defaults to [`Overflow::DropNewest`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ossa_events::{sink::NullSink, Emitter, Overflow};
-    /// // Backpressure: slow the agent down rather than lose events.
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .overflow(Overflow::Block(Duration::from_millis(100)))
-    ///     .build()?;
-    /// # drop(emitter);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn overflow(mut self, o: Overflow) -> Self {
-        self.overflow = o;
-        self
-    }
-    /// How failed batches are retried. Defaults to [`RetryPolicy::default`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ossa_events::{sink::NullSink, Emitter, RetryPolicy};
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .retry(RetryPolicy::default().max_attempts(5).cap(Duration::from_secs(2)))
-    ///     .build()?;
-    /// # drop(emitter);
-    /// // Or count failures at once, e.g. in a CLI that reports them itself:
-    /// let strict = Emitter::builder("/agents/a").sink(NullSink::new()).retry(RetryPolicy::none()).build()?;
-    /// # drop(strict);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn retry(mut self, p: RetryPolicy) -> Self {
-        self.retry = p;
-        self
-    }
-    /// When to stop sending to a failing sink for a while. Defaults to [`BreakerConfig::default`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ossa_events::{sink::NullSink, BreakerConfig, Emitter};
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .circuit_breaker(BreakerConfig::default().threshold(3).open_for(Duration::from_secs(1)))
-    ///     .build()?;
-    /// # drop(emitter);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn circuit_breaker(mut self, b: BreakerConfig) -> Self {
-        self.breaker = b;
-        self
-    }
-    /// How long [`Emitter::flush`] waits. Defaults to `30 s`.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ossa_events::{sink::NullSink, Emitter};
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .flush_timeout(Duration::from_secs(2))
-    ///     .build()?;
-    /// assert_eq!(emitter.flush()?.pending, 0);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn flush_timeout(mut self, d: Duration) -> Self {
-        self.flush_timeout = d;
-        self
-    }
-    /// How long shutdown (or the drop of the last handle) waits for pending
-    /// events to be delivered. Defaults to `5 s`.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ossa_events::{sink::NullSink, Emitter};
-    /// // A short-lived CLI: never hold the exit up more than a second.
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .shutdown_timeout(Duration::from_secs(1))
-    ///     .build()?;
-    /// emitter.shutdown()?;
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
-        self.shutdown_timeout = d;
-        self
-    }
-    /// `ossaagentid` for events that do not set it. Defaults to none.
-    ///
-    /// ```
-    /// use ossa_events::{sink::{Encoded, Sink}, Emitter, EventBuilder, SendError};
-    /// # use std::sync::{Arc, Mutex, PoisonError};
-    /// # struct Keep(Arc<Mutex<Vec<String>>>);
-    /// # impl Sink for Keep {
-    /// #     fn send(&mut self, e: &[Encoded]) -> Result<(), SendError> {
-    /// #         let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-    /// #         v.extend(e.iter().map(|e| String::from_utf8_lossy(e.json()).into_owned()));
-    /// #         Ok(())
-    /// #     }
-    /// # }
-    /// # let out = Arc::new(Mutex::new(Vec::new()));
-    /// let emitter = Emitter::builder("/agents/a").sink(Keep(out.clone())).agent_id("researcher").build()?;
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-    /// // An event that sets it keeps its own.
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick").ossa_agent_id("critic"))?;
-    /// emitter.flush()?;
-    /// let out = out.lock().unwrap_or_else(PoisonError::into_inner);
-    /// assert!(out[0].contains(r#""ossaagentid":"researcher""#));
-    /// assert!(out[1].contains(r#""ossaagentid":"critic""#));
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn agent_id(mut self, v: impl Into<String>) -> Self {
-        self.context.agent_id = Some(v.into());
-        self
-    }
-    /// `ossainteractionid` for events that do not set it. Defaults to none.
-    ///
-    /// One emitter per conversation, say:
-    ///
-    /// ```
-    /// use ossa_events::{sink::NullSink, Emitter};
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .interaction_id("int-42")
-    ///     .build()?;
-    /// # drop(emitter);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn interaction_id(mut self, v: impl Into<String>) -> Self {
-        self.context.interaction_id = Some(v.into());
-        self
-    }
-    /// `ossatraceid` for events that do not set it. Defaults to none.
-    ///
-    /// ```
-    /// use ossa_events::{sink::NullSink, Emitter};
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
-    ///     .build()?;
-    /// # drop(emitter);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn trace_id(mut self, v: impl Into<String>) -> Self {
-        self.context.trace_id = Some(v.into());
-        self
-    }
-    /// `ossaspanid` for events that do not set it. Defaults to none.
-    ///
-    /// ```
-    /// use ossa_events::{sink::NullSink, Emitter};
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
-    ///     .span_id("00f067aa0ba902b7")
-    ///     .build()?;
-    /// # drop(emitter);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn span_id(mut self, v: impl Into<String>) -> Self {
-        self.context.span_id = Some(v.into());
-        self
-    }
-    /// Called (on the emitting thread or the worker) for every event that is
-    /// not delivered. Defaults to none (the counters still count).
-    ///
-    /// Keep it short and do not emit or flush from it: on the worker thread
-    /// that would wait for the worker itself. A callback that holds an
-    /// [`Emitter`] keeps the emitter alive (call [`Emitter::shutdown`]).
-    ///
-    /// ```
-    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
-    /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
-    ///     .on_undelivered(|u| eprintln!("event {} not delivered ({:?}): {}", u.id, u.reason, u.error))
-    ///     .build()?;
-    /// assert!(emitter.emit(EventBuilder::new()).is_err()); // no type: rejected, and logged
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn on_undelivered(mut self, f: impl Fn(&Undelivered<'_>) + Send + Sync + 'static) -> Self {
-        self.callback = Some(Arc::new(f));
-        self
-    }
-
-    /// Starts the worker thread and returns the first handle.
-    ///
-    /// ```
-    /// use ossa_events::{Emitter, Error};
-    /// let emitter = Emitter::builder("/agents/a").build()?; // JSON Lines on stdout
-    /// # drop(emitter);
-    /// // The source must be a URI-reference.
-    /// assert!(matches!(Emitter::builder("not a uri").build(), Err(Error::Invalid(_))));
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn build(self) -> Result<Emitter, Error> {
-        if !ossa_events_core::uri::is_uri_reference(&self.source) {
-            return Err(Error::Invalid(Box::new(
-                ossa_events_core::ValidationError::new(
-                    ossa_events_core::Attribute::Source,
-                    ossa_events_core::Rule::NotUriReference,
-                ),
-            )));
-        }
-        let sink = self.sink.unwrap_or_else(|| Box::new(WriterSink::stdout()));
-        let shared = Arc::new(Shared {
-            encoding: sink.encoding(),
-            state: Mutex::new(State::default()),
-            wake: Condvar::new(),
-            space: Condvar::new(),
-            done: Condvar::new(),
-            counters: Counters::default(),
-            config: Config {
-                source: self.source,
-                batch_size: self.batch_size,
-                flush_interval: self.flush_interval,
-                queue_events: self.queue_events,
-                queue_bytes: self.queue_bytes,
-                overflow: self.overflow,
-                retry: self.retry,
-                flush_timeout: self.flush_timeout,
-                shutdown_timeout: self.shutdown_timeout,
-                context: self.context,
-            },
-            callback: self.callback,
-        });
-        let worker_shared = shared.clone();
-        let breaker = Breaker::new(self.breaker);
-        let handle = std::thread::Builder::new()
-            .name("ossa-events-worker".into())
-            .spawn(move || worker(worker_shared, sink, breaker))?;
-        Ok(Emitter {
-            shared: shared.clone(),
-            guard: Arc::new(Guard {
-                shared,
-                worker: Mutex::new(Some(handle)),
-            }),
-        })
-    }
-}
-
-struct Config {
-    source: String,
-    batch_size: usize,
-    flush_interval: Duration,
-    queue_events: usize,
-    queue_bytes: usize,
-    overflow: Overflow,
-    retry: RetryPolicy,
-    flush_timeout: Duration,
-    shutdown_timeout: Duration,
-    context: OwnedContext,
+/// A batch the worker took from the queue and has not settled in full.
+struct Flight {
+    id: u64,
+    /// `seq` of its first event; the others follow without gaps.
+    first_seq: u64,
+    events: Arc<[Encoded]>,
+    /// Which events are not settled yet.
+    open: Vec<bool>,
+    open_count: usize,
 }
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<Encoded>,
-    /// Events taken by the worker and not yet settled.
+    queue: VecDeque<Queued>,
+    /// Batches in flight, oldest first (so in `seq` order).
+    flights: VecDeque<Flight>,
+    next_flight: u64,
+    /// Open events in `flights`.
     in_flight: usize,
-    /// Bytes of queued and in-flight events.
+    /// Bytes of queued and open in-flight events.
     bytes: usize,
     /// When the oldest queued event arrived.
     oldest: Option<Instant>,
-    /// Events ever queued, and ever settled (delivered or given up on).
-    /// Events settle in queue order, so a flush waits for `settled` to reach
-    /// the `enqueued` it saw: later emits cannot starve it.
-    enqueued: u64,
-    settled: u64,
-    /// The highest `enqueued` a pending flush waits for.
+    /// The `seq` the next queued event gets (= events ever queued).
+    next_seq: u64,
+    /// A flush waits for every event below this `seq` to settle.
     flush_target: u64,
     shutdown: bool,
     /// When shutdown must be over (`None`: no limit).
     deadline: Option<Instant>,
     worker_done: bool,
+    /// Settles whose `on_undelivered` reports are being made: a flush
+    /// returns only after the reports of what it waited for.
+    reporting: usize,
+}
+
+impl State {
+    /// The lowest `seq` not settled yet: every event below it has ended.
+    /// A flush compares positions, not counts: later events that settle
+    /// first cannot make it return early.
+    fn low_water(&self) -> u64 {
+        for f in &self.flights {
+            if let Some(i) = f.open.iter().position(|&o| o) {
+                return f.first_seq + i as u64;
+            }
+        }
+        self.queue.front().map_or(self.next_seq, |q| q.seq)
+    }
+
+    fn out_of_time(&self) -> bool {
+        self.shutdown && self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
 }
 
 /// `now + d`, or `None` when that is past what an `Instant` can hold (no limit).
-fn after(d: Duration) -> Option<Instant> {
+pub(crate) fn after(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
 }
 
@@ -665,8 +152,15 @@ fn wait_on<'a>(
     }
 }
 
-struct Shared {
-    encoding: Encoding,
+/// An event's end, as [`Shared::settle`] takes it.
+enum End<'e> {
+    Delivered,
+    Undelivered(Reason, &'e Error),
+}
+
+/// What the handles and the worker share.
+pub(crate) struct Shared {
+    pub(crate) encoding: Encoding,
     state: Mutex<State>,
     /// Wakes the worker.
     wake: Condvar,
@@ -674,168 +168,75 @@ struct Shared {
     space: Condvar,
     /// Wakes flush and shutdown waiters.
     done: Condvar,
-    counters: Counters,
+    pub(crate) counters: Counters,
+    pub(crate) config: Config,
+    callback: Option<Callback>,
+    worker_thread: Mutex<Option<std::thread::ThreadId>>,
+}
+
+/// Starts the worker thread for `sink`.
+pub(crate) fn spawn(
+    sink: Box<dyn Sink>,
     config: Config,
     callback: Option<Callback>,
+    breaker: Breaker,
+) -> Result<(Arc<Shared>, JoinHandle<()>), Error> {
+    let shared = Arc::new(Shared {
+        encoding: sink.encoding(),
+        state: Mutex::new(State::default()),
+        wake: Condvar::new(),
+        space: Condvar::new(),
+        done: Condvar::new(),
+        counters: Counters::default(),
+        config,
+        callback,
+        worker_thread: Mutex::new(None),
+    });
+    let worker_shared = shared.clone();
+    let handle = std::thread::Builder::new()
+        .name("ossa-events-worker".into())
+        .spawn(move || run(&worker_shared, sink, breaker))?;
+    *shared
+        .worker_thread
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some(handle.thread().id());
+    Ok((shared, handle))
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the state inconsistent
-        // in a way that matters more than losing the emitter: keep going.
+        // Nothing runs user code under this lock, and every change to the
+        // state is made whole before it is released: keep going after a
+        // poisoning panic elsewhere.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn report(&self, reason: Reason, id: &str, event: Option<&Encoded>, error: &Error) {
+    /// Tells the `on_undelivered` callback, if any; a panicking callback is
+    /// contained (the event is counted already; the worker goes on).
+    pub(crate) fn report(&self, reason: Reason, id: &str, event: Option<&Encoded>, error: &Error) {
         if let Some(cb) = &self.callback {
-            cb(&Undelivered {
+            let u = Undelivered {
                 reason,
                 id,
                 event,
                 error,
-            });
+            };
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&u)));
         }
     }
-}
 
-/// Signals shutdown and joins the worker when the last handle goes.
-struct Guard {
-    shared: Arc<Shared>,
-    worker: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = shutdown(&self.shared, &self.worker);
-    }
-}
-
-/// A handle to an emitter: `Clone + Send + Sync`, cheap to clone. The worker
-/// stops, after delivering what is pending (bounded by the shutdown timeout),
-/// when [`shutdown`](Self::shutdown) is called or the last handle is dropped.
-///
-/// ```
-/// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
-/// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
-/// let threads: Vec<_> = (0..4)
-///     .map(|_| {
-///         let emitter = emitter.clone();
-///         std::thread::spawn(move || emitter.emit(EventBuilder::new().ty("dev.example.tick")))
-///     })
-///     .collect();
-/// for t in threads {
-///     t.join().expect("thread")?;
-/// }
-/// assert_eq!(emitter.shutdown()?.delivered, 4);
-/// # Ok::<(), ossa_events::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct Emitter {
-    shared: Arc<Shared>,
-    guard: Arc<Guard>,
-}
-
-impl fmt::Debug for Emitter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Emitter")
-            .field("source", &self.shared.config.source)
-            .field("metrics", &self.metrics())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Emitter {
-    /// Settings for an emitter of events from `source` (a URI-reference).
-    ///
-    /// ```
-    /// use ossa_events::{sink::NullSink, Emitter};
-    /// let emitter = Emitter::builder("https://agents.example.com/researcher")
-    ///     .sink(NullSink::new())
-    ///     .build()?;
-    /// # drop(emitter);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn builder(source: impl Into<String>) -> EmitterBuilder {
-        EmitterBuilder::new(source.into())
+    /// Counts a refusal at emit (queue full, shut down) and reports it.
+    fn refuse(&self, e: &Encoded, err: Error) -> Error {
+        Counters::add(&self.counters.dropped, 1);
+        self.report(Reason::Dropped, e.id(), Some(e), &err);
+        err
     }
 
-    /// Emits an OSSA event from its typed payload.
-    ///
-    /// ```
-    /// use ossa_events::{ossa, sink::NullSink, Emitter};
-    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
-    /// emitter.emit_ossa(&ossa::ToolCalled { tool: "web_search", call_id: Some("c1"), arguments: None })?;
-    /// assert_eq!(emitter.flush()?.delivered, 1);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn emit_ossa<P: ossa::Payload>(&self, payload: &P) -> Result<(), Error> {
-        self.emit(EventBuilder::new().ossa(payload))
-    }
-
-    /// Completes `event` (a new id, this emitter's `source`, the current
-    /// time and the OSSA context, where the event does not set them),
-    /// validates and encodes it on this thread, and queues it.
-    ///
-    /// An invalid event is refused here, on the caller's thread, not later:
-    ///
-    /// ```
-    /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
-    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick").subject("job-7").data_json(r#"{"n":1}"#))?;
-    /// let bad = emitter.emit(EventBuilder::new().ty("dev.example.tick").id("")); // empty id
-    /// assert!(matches!(bad, Err(Error::Invalid(_))));
-    /// assert_eq!(emitter.metrics().rejected, 1);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn emit(&self, event: EventBuilder<'_>) -> Result<(), Error> {
-        let id = crate::new_id();
-        let cfg = &self.shared.config;
-        let ctx = cfg.context.borrow();
-        let b = event.defaults(id.as_str(), &cfg.source, SystemClock.now());
-        let b = fill_context(b, &ctx);
-        let r = match b.build() {
-            Ok(ev) => self.emit_event(&ev),
-            Err(e) => {
-                Counters::add(&self.shared.counters.rejected, 1);
-                let err = Error::Invalid(Box::new(e));
-                self.shared
-                    .report(Reason::Rejected, id.as_str(), None, &err);
-                Err(err)
-            }
-        };
-        r
-    }
-
-    /// Queues an event exactly as it is (attributes, extensions and data
-    /// unchanged): how `ossa-events emit` forwards events it read.
-    ///
-    /// ```
-    /// use ossa_events::{parse::json::parse_event, sink::NullSink, Emitter, Scratch};
-    /// let emitter = Emitter::builder("/agents/forwarder").sink(NullSink::new()).build()?;
-    /// let line = br#"{"specversion":"1.0","id":"e-1","source":"/agents/a","type":"dev.example.tick"}"#;
-    /// let mut buf = [0u8; 256];
-    /// let ev = parse_event(line, &mut Scratch::new(&mut buf))?;
-    /// emitter.emit_event(&ev)?; // keeps id "e-1" and source "/agents/a"
-    /// assert_eq!(emitter.flush()?.delivered, 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn emit_event(&self, ev: &Event<'_>) -> Result<(), Error> {
-        let encoded = match Encoded::new(ev, self.shared.encoding) {
-            Ok(e) => e,
-            Err(err) => {
-                Counters::add(&self.shared.counters.rejected, 1);
-                self.shared.report(Reason::Rejected, ev.id(), None, &err);
-                return Err(err);
-            }
-        };
-        self.enqueue(encoded)
-    }
-
-    fn enqueue(&self, e: Encoded) -> Result<(), Error> {
-        let sh = &*self.shared;
-        let cfg = &sh.config;
+    /// Queues `e`, waiting for room under [`Overflow::Block`].
+    pub(crate) fn enqueue(&self, e: Encoded) -> Result<(), Error> {
+        let cfg = &self.config;
         let size = e.size();
-        let mut st = sh.lock();
+        let mut st = self.lock();
         let fits = |st: &State| {
             st.queue.len() + st.in_flight < cfg.queue_events
                 && (st.bytes + size <= cfg.queue_bytes || st.bytes == 0)
@@ -847,318 +248,380 @@ impl Emitter {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         break;
                     }
-                    st = wait_on(&sh.space, st, deadline);
+                    st = wait_on(&self.space, st, deadline);
                 }
             }
         }
         if st.shutdown || st.worker_done {
             drop(st);
-            let err = Error::ShutDown;
-            Counters::add(&sh.counters.dropped, 1);
-            sh.report(Reason::Dropped, e.id(), Some(&e), &err);
-            return Err(err);
+            return Err(self.refuse(&e, Error::ShutDown));
         }
         if !fits(&st) {
             drop(st);
-            let err = Error::QueueFull;
-            Counters::add(&sh.counters.dropped, 1);
-            sh.report(Reason::Dropped, e.id(), Some(&e), &err);
-            return Err(err);
+            return Err(self.refuse(&e, Error::QueueFull));
         }
         st.bytes += size;
-        st.enqueued += 1;
-        st.queue.push_back(e);
-        Counters::add(&sh.counters.emitted, 1);
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.queue.push_back(Queued { seq, event: e });
+        Counters::add(&self.counters.emitted, 1);
         if st.oldest.is_none() {
             st.oldest = Some(Instant::now());
             // The worker may be sleeping without a deadline.
-            sh.wake.notify_one();
+            self.wake.notify_one();
         }
         // Wake the worker when a batch just filled; past that it is busy
         // sending and looks at the queue again before it sleeps.
         if st.queue.len() == cfg.batch_size {
-            sh.wake.notify_one();
+            self.wake.notify_one();
         }
-        drop(st);
         Ok(())
     }
 
-    /// Sends everything queued now and waits until it is delivered (or given
-    /// up on), at most the flush timeout. On timeout the events stay queued.
-    ///
-    /// ```
-    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
-    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-    /// let report = emitter.flush()?;
-    /// assert_eq!((report.delivered, report.pending), (1, 0));
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn flush(&self) -> Result<FlushReport, Error> {
-        self.flush_within(self.shared.config.flush_timeout)
-    }
-
-    /// [`flush`](Self::flush) with its own time limit.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ossa_events::sink::{Encoded, Sink};
-    /// use ossa_events::{Emitter, Error, EventBuilder, Phase, SendError};
-    /// /// Takes 200 ms per send.
-    /// struct Slow;
-    /// impl Sink for Slow {
-    ///     fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
-    ///         std::thread::sleep(Duration::from_millis(200));
-    ///         Ok(())
-    ///     }
-    /// }
-    /// let emitter = Emitter::builder("/agents/a").sink(Slow).build()?;
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-    /// let r = emitter.flush_within(Duration::from_millis(10));
-    /// assert!(matches!(r, Err(Error::Timeout(Phase::Flush)))); // still being sent
-    /// assert_eq!(emitter.flush_within(Duration::from_secs(1))?.delivered, 1);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn flush_within(&self, limit: Duration) -> Result<FlushReport, Error> {
-        let sh = &*self.shared;
-        let mut st = sh.lock();
-        let target = st.enqueued;
+    /// Waits until every event queued before the call has ended, at most
+    /// `limit`; returns the events still waiting then.
+    pub(crate) fn flush_within(&self, limit: Duration) -> Result<u64, Error> {
+        let mut st = self.lock();
+        let target = st.next_seq;
         st.flush_target = st.flush_target.max(target);
-        sh.wake.notify_one();
+        self.wake.notify_one();
         let deadline = after(limit);
-        while st.settled < target && !st.worker_done {
+        while (st.low_water() < target || st.reporting > 0) && !st.worker_done {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Timeout(Phase::Flush));
             }
-            st = wait_on(&sh.done, st, deadline);
+            st = wait_on(&self.done, st, deadline);
         }
-        let pending = (st.queue.len() + st.in_flight) as u64;
-        drop(st);
-        let m = self.metrics();
-        Ok(FlushReport {
-            delivered: m.delivered,
-            failed: m.failed,
-            pending,
-        })
+        Ok((st.queue.len() + st.in_flight) as u64)
     }
 
-    /// Stops the worker after delivering what is pending, within the shutdown
-    /// timeout; what is left then is counted failed and reported. Later emits
-    /// are refused with [`Error::ShutDown`]. Dropping the last handle does the same.
-    ///
-    /// ```
-    /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
-    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
-    /// let handle = emitter.clone();
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-    /// assert_eq!(emitter.shutdown()?.delivered, 1);
-    /// // Every handle sees it.
-    /// assert!(matches!(handle.emit(EventBuilder::new().ty("dev.example.tick")), Err(Error::ShutDown)));
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn shutdown(&self) -> Result<FlushReport, Error> {
-        shutdown(&self.shared, &self.guard.worker)?;
-        let m = self.metrics();
-        Ok(FlushReport {
-            delivered: m.delivered,
-            failed: m.failed,
-            pending: m.queue_depth,
-        })
-    }
-
-    /// The counters now.
-    ///
-    /// ```
-    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
-    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
-    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-    /// emitter.flush()?;
-    /// let m = emitter.metrics();
-    /// assert_eq!((m.emitted, m.delivered, m.queue_depth), (1, 1, 0));
-    /// assert!(m.bytes > 0);
-    /// # Ok::<(), ossa_events::Error>(())
-    /// ```
-    pub fn metrics(&self) -> Metrics {
-        let st = self.shared.lock();
-        let (depth, bytes) = ((st.queue.len() + st.in_flight) as u64, st.bytes as u64);
-        drop(st);
-        self.shared.counters.snapshot(depth, bytes)
-    }
-}
-
-fn fill_context<'a>(mut b: EventBuilder<'a>, ctx: &ossa::Context<'a>) -> EventBuilder<'a> {
-    let have = |b: &EventBuilder<'a>, name: &str| b.has_extension(name);
-    if let Some(v) = ctx.agent_id.filter(|_| !have(&b, ossa::EXT_AGENT_ID)) {
-        b = b.ossa_agent_id(v);
-    }
-    if let Some(v) = ctx
-        .interaction_id
-        .filter(|_| !have(&b, ossa::EXT_INTERACTION_ID))
-    {
-        b = b.ossa_interaction_id(v);
-    }
-    if let Some(v) = ctx.trace_id.filter(|_| !have(&b, ossa::EXT_TRACE_ID)) {
-        b = b.ossa_trace_id(v);
-    }
-    if let Some(v) = ctx.span_id.filter(|_| !have(&b, ossa::EXT_SPAN_ID)) {
-        b = b.ossa_span_id(v);
-    }
-    b
-}
-
-fn shutdown(shared: &Shared, worker: &Mutex<Option<JoinHandle<()>>>) -> Result<(), Error> {
-    let limit = shared.config.shutdown_timeout;
-    {
-        let mut st = shared.lock();
+    /// Begins shutdown and waits for the worker; past the deadline (plus
+    /// [`SHUTDOWN_GRACE`]) gives up on every open event itself.
+    pub(crate) fn shutdown(
+        &self,
+        worker: &Mutex<Option<JoinHandle<()>>>,
+        limit: Duration,
+    ) -> Result<(), Error> {
+        let on_worker = self
+            .worker_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|id| id == std::thread::current().id());
+        let mut st = self.lock();
         if !st.shutdown {
             st.shutdown = true;
             st.deadline = after(limit);
         }
-        shared.wake.notify_all();
-        shared.space.notify_all();
-        // Wait for the worker, a little past its own deadline.
-        let hard = st
-            .deadline
-            .and_then(|d| d.checked_add(Duration::from_millis(500)));
+        self.wake.notify_all();
+        self.space.notify_all();
+        if on_worker {
+            // Dropped from a callback on the worker itself: it stops on its
+            // own once this call returns; waiting here would wait for itself.
+            return Ok(());
+        }
+        let hard = st.deadline.and_then(|d| d.checked_add(SHUTDOWN_GRACE));
         while !st.worker_done {
             if hard.is_some_and(|h| Instant::now() >= h) {
-                // The worker is stuck in a send that outlasts the deadline:
-                // give up on what is still queued here, so nothing is left
-                // uncounted when the process exits. (The batch in flight is
-                // settled by the worker when its send returns.)
-                let left: Vec<Encoded> = st.queue.drain(..).collect();
-                st.bytes = st
-                    .bytes
-                    .saturating_sub(left.iter().map(Encoded::size).sum());
-                st.settled += left.len() as u64;
-                drop(st);
-                give_up(
-                    shared,
-                    &left,
+                // The worker is stuck in a sink call that outlasts the
+                // deadline: end what is open here, so nothing is left
+                // uncounted when the process exits.
+                self.give_up_all(
+                    st,
                     Reason::ShutdownTimeout,
                     &Error::Timeout(Phase::Shutdown),
                 );
-                shared.done.notify_all();
                 return Err(Error::Timeout(Phase::Shutdown));
             }
-            st = wait_on(&shared.done, st, hard);
+            st = wait_on(&self.done, st, hard);
         }
+        drop(st);
+        let handle = worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        Ok(())
     }
-    let handle = worker.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(h) = handle {
-        let _ = h.join();
+
+    /// The counters now.
+    pub(crate) fn metrics(&self) -> Metrics {
+        let st = self.lock();
+        let (depth, bytes) = ((st.queue.len() + st.in_flight) as u64, st.bytes as u64);
+        drop(st);
+        self.counters.snapshot(depth, bytes)
     }
-    Ok(())
+
+    /// Ends the open events of flight `id` named in `ends` (positions in
+    /// `events`): each at most once, counted under the lock, reported after.
+    fn settle(&self, id: u64, events: &[Encoded], ends: &[(usize, End<'_>)]) {
+        let mut reports: Vec<(usize, Reason, &Error)> = Vec::new();
+        {
+            let mut st = self.lock();
+            let Some(pos) = st.flights.iter().position(|f| f.id == id) else {
+                return; // given up on already (shutdown's hard limit)
+            };
+            let (mut closed, mut freed) = (0usize, 0usize);
+            let (mut delivered, mut wire) = (0u64, 0u64);
+            let (mut failed, mut timed_out) = (0u64, 0u64);
+            if let Some(f) = st.flights.get_mut(pos) {
+                for (i, end) in ends {
+                    match f.open.get_mut(*i) {
+                        Some(open) if *open => *open = false,
+                        _ => continue,
+                    }
+                    let Some(e) = events.get(*i) else { continue };
+                    closed += 1;
+                    freed += e.size();
+                    match end {
+                        End::Delivered => {
+                            delivered += 1;
+                            wire += e.wire_len() as u64;
+                        }
+                        End::Undelivered(reason, error) => {
+                            if *reason == Reason::ShutdownTimeout {
+                                timed_out += 1;
+                            } else {
+                                failed += 1;
+                            }
+                            reports.push((*i, *reason, error));
+                        }
+                    }
+                }
+                f.open_count -= closed;
+                if f.open_count == 0 {
+                    st.flights.remove(pos);
+                }
+            }
+            st.in_flight -= closed;
+            st.bytes = st.bytes.saturating_sub(freed);
+            let c = &self.counters;
+            Counters::add(&c.delivered, delivered);
+            Counters::add(&c.bytes, wire);
+            Counters::add(&c.failed, failed);
+            Counters::add(&c.shutdown_timeout, timed_out);
+            if !reports.is_empty() {
+                st.reporting += 1;
+            }
+            if closed > 0 {
+                self.space.notify_all();
+                self.done.notify_all();
+            }
+        }
+        if reports.is_empty() {
+            return;
+        }
+        for (i, reason, error) in reports {
+            if let Some(e) = events.get(i) {
+                self.report(reason, e.id(), Some(e), error);
+            }
+        }
+        self.reported();
+    }
+
+    /// The reports of one settle are made: wake a flush that waits for them.
+    fn reported(&self) {
+        let mut st = self.lock();
+        st.reporting = st.reporting.saturating_sub(1);
+        self.done.notify_all();
+    }
+
+    /// Ends every queued and open in-flight event with `reason`: the
+    /// shutdown deadline passed, or the worker is gone.
+    fn give_up_all(&self, mut st: MutexGuard<'_, State>, reason: Reason, error: &Error) {
+        let queued: Vec<Encoded> = st.queue.drain(..).map(|q| q.event).collect();
+        st.oldest = None;
+        let mut open: Vec<(Arc<[Encoded]>, Vec<usize>)> = Vec::new();
+        for f in st.flights.drain(..) {
+            let idx: Vec<usize> = (0..f.open.len())
+                .filter(|&i| f.open.get(i).copied().unwrap_or(false))
+                .collect();
+            open.push((f.events, idx));
+        }
+        let n = queued.len() + open.iter().map(|(_, i)| i.len()).sum::<usize>();
+        st.in_flight = 0;
+        st.bytes = 0;
+        let c = &self.counters;
+        if reason == Reason::ShutdownTimeout {
+            Counters::add(&c.shutdown_timeout, n as u64);
+        } else {
+            Counters::add(&c.failed, n as u64);
+        }
+        self.space.notify_all();
+        self.done.notify_all();
+        if n == 0 {
+            return;
+        }
+        st.reporting += 1;
+        drop(st);
+        for e in &queued {
+            self.report(reason, e.id(), Some(e), error);
+        }
+        for (events, idx) in &open {
+            for e in idx.iter().filter_map(|&i| events.get(i)) {
+                self.report(reason, e.id(), Some(e), error);
+            }
+        }
+        self.reported();
+    }
 }
 
-/// A fast random number for jitter.
-fn jitter_rand() -> u64 {
-    let id = crate::new_id();
-    let b = id.as_str().as_bytes();
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for &c in b {
-        h = (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
+/// The shutdown deadline as a sink sees it: read afresh at each look, since
+/// shutdown can begin while a send waits.
+impl LiveDeadline for Shared {
+    fn now(&self) -> Option<Instant> {
+        let st = self.lock();
+        st.deadline.filter(|_| st.shutdown)
     }
-    h
 }
 
-/// Marks the worker gone however it ends (a panic included): whatever is
-/// still queued is given up on and counted, and every waiter is woken.
+/// Marks the worker gone however it ends (a panic in our own code
+/// included): whatever is still open is given up on, once, and every waiter
+/// is woken.
 struct WorkerExit<'a>(&'a Shared);
 
 impl Drop for WorkerExit<'_> {
     fn drop(&mut self) {
         let sh = self.0;
         let mut st = sh.lock();
-        if st.worker_done {
-            return;
-        }
         st.worker_done = true;
-        let left: Vec<Encoded> = st.queue.drain(..).collect();
-        let lost_in_flight = st.in_flight;
-        st.in_flight = 0;
-        st.bytes = 0;
-        st.settled += (left.len() + lost_in_flight) as u64;
-        sh.done.notify_all();
-        sh.space.notify_all();
-        drop(st);
-        if !left.is_empty() || lost_in_flight > 0 {
-            let err = Error::Transport("emitter worker stopped".into());
-            Counters::add(&sh.counters.failed, lost_in_flight as u64);
-            give_up(sh, &left, Reason::Failed, &err);
-        }
+        let err = Error::Transport("emitter worker stopped".into());
+        sh.give_up_all(st, Reason::Failed, &err);
     }
 }
 
-/// The worker thread.
-fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
-    let sh = &*shared;
+/// A batch taken from the queue: its flight id and its events.
+struct Taken {
+    id: u64,
+    events: Arc<[Encoded]>,
+}
+
+/// What the worker does next.
+enum Step {
+    /// Send a batch, to the end (sinks without a pipeline).
+    Send(Taken),
+    /// Start a batch and go on (pipelined sinks).
+    Start(Taken),
+    /// Settle the oldest started batch.
+    Settle,
+    /// Nothing is left and shutdown was asked for.
+    Stop,
+}
+
+struct Worker<'a> {
+    sh: &'a Shared,
+    sink: Box<dyn Sink>,
+    breaker: Breaker,
+    max_batch: usize,
+    depth: usize,
+    /// Batches started and not settled, oldest first (pipelined sinks).
+    started: VecDeque<(Ticket, Taken)>,
+}
+
+/// The worker thread: named phases in a loop.
+fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
     let exit = WorkerExit(sh);
-    let cfg = &sh.config;
-    let max_batch = sink.max_batch().max(1).min(cfg.batch_size.max(1));
-    // Batches started and not yet settled (sinks with a pipeline), oldest first.
+    let max_batch = sink.max_batch().max(1).min(sh.config.batch_size.max(1));
     let depth = sink.pipeline().max(1);
-    let mut pending: VecDeque<Vec<Encoded>> = VecDeque::new();
+    let mut w = Worker {
+        sh,
+        sink,
+        breaker,
+        max_batch,
+        depth,
+        started: VecDeque::new(),
+    };
     loop {
-        // Wait for something to do: a batch to send, or one to settle.
-        let mut st = sh.lock();
-        let next: Option<Vec<Encoded>> = loop {
-            let now = Instant::now();
-            if st.queue.is_empty() {
-                if !pending.is_empty() {
-                    break None;
-                }
-                if st.shutdown {
-                    st.worker_done = true;
-                    sh.done.notify_all();
-                    sh.space.notify_all();
-                    drop(st);
-                    drop(exit);
-                    return;
-                }
-                st = wait_on(&sh.wake, st, None);
-                continue;
+        match w.take_batch() {
+            Step::Send(t) => {
+                let all = (0..t.events.len()).collect();
+                w.deliver(&t, all, None);
             }
-            if st.shutdown && st.deadline.is_some_and(|d| now >= d) {
-                // Out of time: give up on what is left.
-                let left: Vec<Encoded> = st.queue.drain(..).collect();
-                st.bytes = st
-                    .bytes
-                    .saturating_sub(left.iter().map(Encoded::size).sum());
-                st.settled += left.len() as u64;
-                sh.done.notify_all();
-                drop(st);
-                give_up(
-                    sh,
-                    &left,
+            Step::Start(t) => w.start(t),
+            Step::Settle => w.settle_oldest(),
+            Step::Stop => break,
+        }
+    }
+    drop(exit);
+}
+
+impl Worker<'_> {
+    /// Phase 1: wait until there is something to do, and take the batch.
+    fn take_batch(&mut self) -> Step {
+        let sh = self.sh;
+        let cfg = &sh.config;
+        let mut st = sh.lock();
+        loop {
+            if st.out_of_time() {
+                // Out of time: give up on everything still open.
+                self.started.clear();
+                sh.give_up_all(
+                    st,
                     Reason::ShutdownTimeout,
                     &Error::Timeout(Phase::Shutdown),
                 );
                 st = sh.lock();
                 continue;
             }
-            // Events taken and not settled are the pending batches'.
-            let flush_wanted = st.settled + (st.in_flight as u64) < st.flush_target;
+            if st.queue.is_empty() {
+                if !self.started.is_empty() {
+                    return Step::Settle;
+                }
+                if st.shutdown {
+                    return Step::Stop;
+                }
+                st = wait_on(&sh.wake, st, None);
+                continue;
+            }
+            let now = Instant::now();
+            let flush_wanted = st.low_water() < st.flush_target;
             let interval_due = st
                 .oldest
                 .is_some_and(|t| now.duration_since(t) >= cfg.flush_interval);
             let due =
                 st.queue.len() >= cfg.batch_size || flush_wanted || st.shutdown || interval_due;
-            let held_back = breaker.wait_until();
-            if let (true, None, true) = (due, held_back, pending.len() < depth) {
-                let n = st.queue.len().min(max_batch);
-                let batch: Vec<Encoded> = st.queue.drain(..n).collect();
-                st.in_flight += batch.len();
+            let held_back = self.breaker.wait_until();
+            if let (true, Some(b), Some(d)) = (st.shutdown, held_back, st.deadline) {
+                if b >= d {
+                    // The breaker stays open past the deadline: no send
+                    // can happen in time.
+                    self.started.clear();
+                    sh.give_up_all(
+                        st,
+                        Reason::ShutdownTimeout,
+                        &Error::Timeout(Phase::Shutdown),
+                    );
+                    st = sh.lock();
+                    continue;
+                }
+            }
+            if due && held_back.is_none() && self.started.len() < self.depth {
+                let n = st.queue.len().min(self.max_batch);
+                let first_seq = st.queue.front().map_or(st.next_seq, |q| q.seq);
+                let events: Vec<Encoded> = st.queue.drain(..n).map(|q| q.event).collect();
+                let events: Arc<[Encoded]> = Arc::from(events);
+                let id = st.next_flight;
+                st.next_flight += 1;
+                st.in_flight += events.len();
+                st.flights.push_back(Flight {
+                    id,
+                    first_seq,
+                    open: vec![true; events.len()],
+                    open_count: events.len(),
+                    events: events.clone(),
+                });
                 // Events left behind are no younger than the oldest was: keep
                 // its time, so they go out no later than its interval.
                 if st.queue.is_empty() {
                     st.oldest = None;
                 }
-                break Some(batch);
+                let t = Taken { id, events };
+                return if self.depth == 1 {
+                    Step::Send(t)
+                } else {
+                    Step::Start(t)
+                };
             }
-            if !pending.is_empty() {
-                // Nothing to start now: settle the oldest batch in flight.
-                break None;
+            if !self.started.is_empty() {
+                return Step::Settle;
             }
             // Sleep until the interval, the breaker or the shutdown deadline.
             let mut until = st.oldest.and_then(|t| t.checked_add(cfg.flush_interval));
@@ -1173,190 +636,273 @@ fn worker(shared: Arc<Shared>, mut sink: Box<dyn Sink>, mut breaker: Breaker) {
                 until = Some(until.map_or(d, |u| u.min(d)));
             }
             st = wait_on(&sh.wake, st, until);
-        };
-        drop(st);
+        }
+    }
 
-        let done = match next {
-            // One batch at a time: send it (and retry) to the end.
-            Some(batch) if depth == 1 => {
-                deliver(sh, &mut *sink, &mut breaker, &batch, None);
-                batch
+    /// Phase 2 (pipelined): start a batch; a start that fails is settled now.
+    fn start(&mut self, t: Taken) {
+        let sink = &mut self.sink;
+        let r = guarded(|| sink.start(&t.events, SendDeadline::live(self.sh)));
+        match r {
+            Ok(ticket) => self.started.push_back((ticket, t)),
+            Err(e) => {
+                let all = (0..t.events.len()).collect();
+                self.deliver(&t, all, Some(Err(e)));
             }
-            // Start it; it is settled later, in order.
-            Some(batch) => match guarded(|| sink.start(&batch, live_deadline(sh))) {
-                Ok(()) => {
-                    pending.push_back(batch);
-                    continue;
-                }
-                Err(e) => {
-                    deliver(sh, &mut *sink, &mut breaker, &batch, Some(Err(e)));
-                    batch
-                }
-            },
-            None => {
-                let Some(batch) = pending.pop_front() else {
-                    continue;
-                };
-                let r = guarded(|| {
-                    sink.settle(&batch, live_deadline(sh))
-                        .and_then(|()| sink.flush())
-                });
-                deliver(sh, &mut *sink, &mut breaker, &batch, Some(r));
-                batch
-            }
+        }
+    }
+
+    /// Phase 3 (pipelined): settle the oldest started batch by its ticket.
+    fn settle_oldest(&mut self) {
+        let Some((ticket, t)) = self.started.pop_front() else {
+            return;
         };
-
-        let mut st = sh.lock();
-        st.in_flight -= done.len();
-        st.settled += done.len() as u64;
-        st.bytes = st
-            .bytes
-            .saturating_sub(done.iter().map(Encoded::size).sum());
-        sh.space.notify_all();
-        sh.done.notify_all();
+        let sink = &mut self.sink;
+        let r = guarded(|| sink.settle(ticket, &t.events, SendDeadline::live(self.sh)));
+        let r = self.flush_after(r, t.events.len());
+        let all = (0..t.events.len()).collect();
+        self.deliver(&t, all, Some(r));
     }
-}
 
-/// The shutdown deadline as a sink sees it: read afresh at each look, since
-/// shutdown can begin while a send waits.
-fn live_deadline(sh: &Shared) -> SendDeadline<'_> {
-    SendDeadline::live(sh)
-}
-
-impl LiveDeadline for Shared {
-    fn now(&self) -> Option<Instant> {
-        let st = self.lock();
-        st.deadline.filter(|_| st.shutdown)
-    }
-}
-
-/// Runs a sink call; a panicking sink fails the batch instead of killing
-/// the worker.
-fn guarded(f: impl FnOnce() -> Result<(), SendError>) -> Result<(), SendError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        Err(SendError::fatal(
-            0,
-            Error::Transport("sink panicked".into()),
-        ))
-    })
-}
-
-/// Counts and reports events given up on.
-fn give_up(sh: &Shared, events: &[Encoded], reason: Reason, error: &Error) {
-    Counters::add(&sh.counters.failed, events.len() as u64);
-    for e in events {
-        sh.report(reason, e.id(), Some(e), error);
-    }
-}
-
-/// Sends one batch, retrying per the policy; settles every event of it.
-/// Delivers `batch` through `sink`, retrying under the policy, and counts
-/// the outcome. `first` is the outcome of a first attempt made already (a
-/// pipelined start and settle); without it, the first attempt is a send.
-fn deliver(
-    sh: &Shared,
-    sink: &mut dyn Sink,
-    breaker: &mut Breaker,
-    batch: &[Encoded],
-    mut first: Option<Result<(), SendError>>,
-) {
-    let cfg = &sh.config;
-    let mut done = 0usize;
-    let mut attempt = 0u32;
-    while done < batch.len() {
-        let rest = batch.get(done..).unwrap_or(&[]);
-        let (shutting, deadline) = {
-            let st = sh.lock();
-            (st.shutdown, st.deadline)
+    /// Calls the sink's `flush` after a send that delivered something; a
+    /// failed flush fails what the send delivered.
+    fn flush_after(&mut self, r: Result<(), SendError>, n: usize) -> Result<(), SendError> {
+        let delivered_some = match &r {
+            Ok(()) => n > 0,
+            Err(e) => (0..n).any(|i| e.failure_of(i).is_none()),
         };
-        let r = match first.take() {
-            Some(r) => r,
-            None => {
-                if shutting && deadline.is_some_and(|d| Instant::now() >= d) {
-                    give_up(
-                        sh,
-                        rest,
-                        Reason::ShutdownTimeout,
-                        &Error::Timeout(Phase::Shutdown),
-                    );
-                    return;
-                }
-                // Once shutdown begins, a sink that waits sees its deadline.
-                guarded(|| {
-                    sink.send_by(rest, live_deadline(sh))
-                        .and_then(|()| sink.flush())
+        if !delivered_some {
+            return r;
+        }
+        let sink = &mut self.sink;
+        match guarded(|| sink.flush()) {
+            Ok(()) => r,
+            Err(fe) => {
+                let fe = fe.clamped(n);
+                Err(match r {
+                    Ok(()) => fe,
+                    Err(e) => e.merge(fe),
                 })
             }
-        };
-        attempt += 1;
-        match r {
-            Ok(()) => {
-                breaker.success();
-                Counters::add(&sh.counters.batches, 1);
-                Counters::add(&sh.counters.delivered, rest.len() as u64);
-                Counters::add(
-                    &sh.counters.bytes,
-                    rest.iter().map(|e| e.wire_len() as u64).sum(),
-                );
-                return;
-            }
-            Err(e) => {
-                let got = e.delivered.min(rest.len());
-                if got > 0 {
-                    breaker.success();
-                    Counters::add(&sh.counters.delivered, got as u64);
-                    Counters::add(
-                        &sh.counters.bytes,
-                        rest.iter().take(got).map(|e| e.wire_len() as u64).sum(),
-                    );
-                    done += got;
-                }
-                let rest = batch.get(done..).unwrap_or(&[]);
-                if rest.is_empty() {
-                    return;
-                }
-                let after = match e.retry {
-                    Retry::No => {
-                        give_up(sh, rest, Reason::Failed, &e.error);
+        }
+    }
+
+    /// Phases 2–4 for one batch: send the events at `todo` (positions in
+    /// `t.events`), settle what the sink answered, wait and retry what may
+    /// succeed later. `first` is the answer of an attempt made already (a
+    /// pipelined start or settle).
+    fn deliver(
+        &mut self,
+        t: &Taken,
+        mut todo: Vec<usize>,
+        mut first: Option<Result<(), SendError>>,
+    ) {
+        let sh = self.sh;
+        let cfg = &sh.config;
+        let mut attempt = 0u32;
+        while !todo.is_empty() {
+            let r = match first.take() {
+                Some(r) => r,
+                None => {
+                    let st = sh.lock();
+                    if st.out_of_time() {
+                        self.started.clear();
+                        sh.give_up_all(st, Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT);
                         return;
                     }
-                    Retry::Yes { after } => after,
-                };
-                breaker.failure();
-                if attempt >= cfg.retry.attempts() {
-                    give_up(sh, rest, Reason::Failed, &e.error);
+                    drop(st);
+                    let part = subset(&t.events, &todo);
+                    let sink = &mut self.sink;
+                    let r = guarded(|| sink.send_by(&part, SendDeadline::live(sh)));
+                    self.flush_after(r, part.len())
+                }
+            };
+            attempt += 1;
+            let err = match r {
+                Ok(()) => {
+                    self.breaker.success();
+                    Counters::add(&sh.counters.batches, 1);
+                    let ends: Vec<(usize, End<'_>)> =
+                        todo.iter().map(|&i| (i, End::Delivered)).collect();
+                    sh.settle(t.id, &t.events, &ends);
                     return;
                 }
-                let mut wait = cfg.retry.backoff(attempt, after, jitter_rand());
-                if let Some(b) = breaker.wait_until() {
+                Err(e) => e,
+            };
+            // Shutdown may have begun while the sink worked: read it now.
+            let (shutting, deadline) = {
+                let st = sh.lock();
+                (st.shutdown, st.deadline)
+            };
+            let exhausted = attempt >= cfg.retry.attempts();
+            let mut ends: Vec<(usize, End<'_>)> = Vec::with_capacity(todo.len());
+            let mut again = Vec::new();
+            let mut after: Option<Duration> = None;
+            for (j, &i) in todo.iter().enumerate() {
+                match err.failure_of(j) {
+                    None => ends.push((i, End::Delivered)),
+                    Some(f) => match f.retry {
+                        Retry::No => ends.push((i, End::Undelivered(Reason::Failed, &f.error))),
+                        Retry::Yes { .. } if exhausted => {
+                            ends.push((i, End::Undelivered(Reason::Failed, &f.error)));
+                        }
+                        Retry::Yes { after: a } => {
+                            after = after.max(a);
+                            again.push((i, &f.error));
+                        }
+                    },
+                }
+            }
+            let delivered_some = ends.iter().any(|(_, e)| matches!(e, End::Delivered));
+            if delivered_some {
+                self.breaker.success();
+                Counters::add(&sh.counters.batches, 1);
+            }
+            if !again.is_empty() {
+                self.breaker.failure();
+            }
+            // Phase 4: how long until the next attempt; give up now on what
+            // could only go out after the shutdown deadline.
+            let mut wait = Duration::ZERO;
+            if !again.is_empty() {
+                wait = cfg.retry.backoff(attempt, after, jitter_rand());
+                if let Some(b) = self.breaker.wait_until() {
                     wait = wait.max(b.saturating_duration_since(Instant::now()));
                 }
-                if shutting {
-                    let left = deadline.map_or(Duration::ZERO, |d| {
-                        d.saturating_duration_since(Instant::now())
-                    });
-                    if wait >= left {
-                        give_up(sh, rest, Reason::ShutdownTimeout, &e.error);
-                        return;
-                    }
+                let too_late = shutting
+                    && deadline
+                        .is_none_or(|d| Instant::now().checked_add(wait).is_none_or(|w| w >= d));
+                if too_late {
+                    ends.extend(
+                        again
+                            .drain(..)
+                            .map(|(i, e)| (i, End::Undelivered(Reason::ShutdownTimeout, e))),
+                    );
                 }
-                Counters::add(&sh.counters.retried, rest.len() as u64);
-                sleep_unless_shutdown(sh, wait);
             }
+            sh.settle(t.id, &t.events, &ends);
+            if again.is_empty() {
+                return;
+            }
+            todo = again.iter().map(|&(i, _)| i).collect();
+            drop(ends);
+            drop(err);
+            Counters::add(&sh.counters.retried, todo.len() as u64);
+            if !self.wait_retry(wait) {
+                let ends: Vec<(usize, End<'_>)> = todo
+                    .iter()
+                    .map(|&i| {
+                        (
+                            i,
+                            End::Undelivered(Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT),
+                        )
+                    })
+                    .collect();
+                sh.settle(t.id, &t.events, &ends);
+                return;
+            }
+        }
+    }
+
+    /// Phase 4: sleeps `wait` before a retry. Returns `false` as soon as
+    /// shutdown has begun and its deadline comes before the retry would
+    /// (shutdown can begin during the wait: it wakes this one).
+    fn wait_retry(&self, wait: Duration) -> bool {
+        let sh = self.sh;
+        let until = after(wait);
+        let mut st = sh.lock();
+        loop {
+            if st.shutdown {
+                let before_deadline = match (until, st.deadline) {
+                    (_, None) => true,
+                    (None, Some(_)) => false,
+                    (Some(u), Some(d)) => u < d,
+                };
+                if !before_deadline {
+                    return false;
+                }
+            }
+            if until.is_some_and(|u| Instant::now() >= u) {
+                return true;
+            }
+            st = wait_on(&sh.wake, st, until);
         }
     }
 }
 
-/// Sleeps `d`, waking early when shutdown begins (the retry loop then
-/// re-checks the shutdown deadline).
-fn sleep_unless_shutdown(sh: &Shared, d: Duration) {
-    let deadline = after(d);
-    let mut st = sh.lock();
-    let started_shutdown = st.shutdown;
-    loop {
-        if deadline.is_some_and(|t| Instant::now() >= t) || (st.shutdown && !started_shutdown) {
-            return;
+/// The error shutdown-timeout events are reported with when shutdown began
+/// during their retry wait.
+static SHUTDOWN_TIMEOUT: Error = Error::Timeout(Phase::Shutdown);
+
+/// The events at `todo`: a slice when they are contiguous (the common
+/// case), else copies.
+fn subset<'e>(events: &'e [Encoded], todo: &[usize]) -> Cow<'e, [Encoded]> {
+    let (Some(&a), Some(&b)) = (todo.first(), todo.last()) else {
+        return Cow::Borrowed(&[]);
+    };
+    if b >= a && b - a + 1 == todo.len() {
+        if let Some(s) = events.get(a..=b) {
+            return Cow::Borrowed(s);
         }
-        st = wait_on(&sh.wake, st, deadline);
+    }
+    Cow::Owned(
+        todo.iter()
+            .filter_map(|&i| events.get(i).cloned())
+            .collect(),
+    )
+}
+
+/// Runs a call into a sink; a panicking sink fails the events of that call
+/// for good instead of killing the worker.
+fn guarded<T>(f: impl FnOnce() -> Result<T, SendError>) -> Result<T, SendError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(SendError::fatal(Error::Transport("sink panicked".into()))))
+}
+
+/// A fast random number for jitter.
+fn jitter_rand() -> u64 {
+    let id = crate::new_id();
+    let b = id.as_str().as_bytes();
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for &c in b {
+        h = (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_borrows_runs_and_copies_gaps() {
+        let ev = ossa_events_core::Event::builder()
+            .id("e")
+            .source("/s")
+            .ty("t")
+            .build()
+            .unwrap();
+        let e = Encoded::new(&ev, Encoding::Json).unwrap();
+        let all = vec![e.clone(), e.clone(), e.clone(), e];
+        assert!(matches!(subset(&all, &[1, 2, 3]), Cow::Borrowed(s) if s.len() == 3));
+        assert!(matches!(subset(&all, &[0, 2]), Cow::Owned(v) if v.len() == 2));
+        assert!(subset(&all, &[]).is_empty());
+    }
+
+    #[test]
+    fn low_water_is_the_oldest_open_event() {
+        let mut st = State {
+            next_seq: 10,
+            ..State::default()
+        };
+        assert_eq!(st.low_water(), 10);
+        st.flights.push_back(Flight {
+            id: 0,
+            first_seq: 4,
+            events: Arc::from(Vec::new()),
+            open: vec![false, false, true],
+            open_count: 1,
+        });
+        assert_eq!(st.low_water(), 6);
     }
 }

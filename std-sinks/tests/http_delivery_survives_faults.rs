@@ -742,7 +742,7 @@ fn a_collector_down_for_good_opens_the_breaker_and_memory_stays_at_the_cap() {
             m.emitted,
             m.dropped,
             m.delivered,
-            m.failed,
+            m.failed + m.shutdown_timeout,
             m.queue_depth,
             m.queue_bytes
         ),
@@ -845,7 +845,7 @@ fn a_dead_port_keeps_memory_at_the_byte_cap() {
     assert_eq!(
         (
             after.delivered,
-            after.failed,
+            after.failed + after.shutdown_timeout,
             after.queue_depth,
             after.queue_bytes
         ),
@@ -1028,7 +1028,13 @@ fn round_trips(name: &str, mode: HttpMode) {
         (N as u64, N as u64, 0, 0, retried as u64),
         "{name}: {m:?}"
     );
-    assert_eq!(m.batches, (N / WIRE_BATCH) as u64, "{name}: {m:?}");
+    // A batch counts once per sink call that delivered some of it: a 503
+    // after part of a batch went through makes two.
+    let split = faulted
+        .iter()
+        .filter(|f| position(&f.ids[0]) % WIRE_BATCH != 0)
+        .count();
+    assert_eq!(m.batches, (N / WIRE_BATCH + split) as u64, "{name}: {m:?}");
     assert!(reports.lock().unwrap().is_empty());
 
     // What went over the wire parses back to the event emitted.

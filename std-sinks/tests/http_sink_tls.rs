@@ -301,10 +301,10 @@ fn assert_refused(server: &TlsServer, mut sink: HttpSink) {
     let err = sink
         .send(&encode(&sink, &events(&["x-1", "x-2"])))
         .unwrap_err();
-    assert_eq!(err.delivered, 0);
-    let msg = err.error.to_string();
+    assert_eq!(err.failures()[0].events.start, 0);
+    let msg = err.error().to_string();
     assert!(
-        matches!(err.error, Error::Transport(_)),
+        matches!(*err.error(), Error::Transport(_)),
         "a transport error: {msg}"
     );
     assert!(
@@ -315,7 +315,7 @@ fn assert_refused(server: &TlsServer, mut sink: HttpSink) {
     // certificate as `ureq::Error::Io` (InvalidData) wrapping the rustls
     // error, not as a variant of its own, so the sink does not tell it apart
     // from other I/O failures. Pinned here so that a change is deliberate.
-    assert_eq!(err.retry, Retry::Yes { after: None }, "{msg}");
+    assert_eq!(err.failures()[0].retry, Retry::Yes { after: None }, "{msg}");
     assert!(server.bodies().is_empty(), "nothing was delivered");
     // The client alerted the server and closed before sending a request.
     let end = std::time::Instant::now() + IO_LIMIT;

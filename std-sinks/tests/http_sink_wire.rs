@@ -480,12 +480,12 @@ fn retryable_statuses_carry_retry_after() {
         };
         server.script([reply]);
         let e = expect_err(sink.send(&one));
-        assert_eq!(e.delivered, 0);
-        match e.error {
+        assert_eq!(e.failures()[0].events.start, 0);
+        match *e.error() {
             Error::HttpStatus { status, .. } => assert_eq!(status, code),
             ref other => panic!("{code}: {other:?}"),
         }
-        let Retry::Yes { after } = e.retry else {
+        let Retry::Yes { after } = e.failures()[0].retry else {
             panic!("{code} must be retryable: {e:?}")
         };
         match (after, want_after) {
@@ -501,7 +501,9 @@ fn retryable_statuses_carry_retry_after() {
     // The error body excerpt is kept for retryable statuses too.
     server.script([Reply::Status(503, Vec::new(), b"overloaded".to_vec())]);
     let e = expect_err(sink.send(&one));
-    assert!(matches!(e.error, Error::HttpStatus { status: 503, ref body } if body == "overloaded"));
+    assert!(
+        matches!(*e.error(), Error::HttpStatus { status: 503, ref body } if body == "overloaded")
+    );
     // One connection throughout: error answers were drained and kept alive.
     assert_eq!(server.connections(), 1);
 }
@@ -524,9 +526,13 @@ fn fatal_statuses_report_the_status_and_a_body_excerpt() {
             msg.as_bytes().to_vec(),
         )]);
         let e = expect_err(sink.send(&one));
-        assert_eq!(e.retry, Retry::No, "{code} must not be retried");
-        assert_eq!(e.delivered, 0);
-        match e.error {
+        assert_eq!(
+            e.failures()[0].retry,
+            Retry::No,
+            "{code} must not be retried"
+        );
+        assert_eq!(e.failures()[0].events.start, 0);
+        match *e.error() {
             Error::HttpStatus { status, ref body } => {
                 assert_eq!(status, code);
                 assert_eq!(body, msg);
@@ -544,7 +550,7 @@ fn fatal_statuses_report_the_status_and_a_body_excerpt() {
     // A long body is cut to an excerpt.
     server.script([Reply::Status(400, Vec::new(), vec![b'x'; 100_000])]);
     let e = expect_err(sink.send(&one));
-    let Error::HttpStatus { status: 400, body } = e.error else {
+    let Error::HttpStatus { status: 400, body } = e.error() else {
         panic!("{e:?}")
     };
     assert!(body.len() <= 256 && body.len() >= 100, "{}", body.len());
@@ -570,17 +576,27 @@ fn delivered_counts_the_requests_that_succeeded() {
     let evs = plain(5, &s);
     server.script([status(200), status(200), status(503)]);
     let e = expect_err(s.send(&evs));
-    assert_eq!((e.delivered, e.retry), (2, Retry::Yes { after: None }));
+    assert_eq!(
+        (e.failures()[0].events.start, e.failures()[0].retry),
+        (2, Retry::Yes { after: None })
+    );
     assert_eq!(server.requests().len(), 3, "no request after the failure");
 
-    // Binary: a fatal status after one success.
+    // Binary: a fatal status concerns its own event only; the rest are sent.
     let server = Server::start();
     let mut s = sink(&server, HttpMode::Binary);
     let evs = plain(5, &s);
     server.script([status(200), Reply::Status(400, Vec::new(), b"no".to_vec())]);
     let e = expect_err(s.send(&evs));
-    assert_eq!((e.delivered, e.retry), (1, Retry::No));
-    assert_eq!(server.requests().len(), 2);
+    assert_eq!(e.failures().len(), 1, "{e:?}");
+    assert_eq!(
+        (e.failures()[0].events.clone(), e.failures()[0].retry),
+        (1..2, Retry::No)
+    );
+    assert!((0..5)
+        .filter(|&i| i != 1)
+        .all(|i| e.failure_of(i).is_none()));
+    assert_eq!(server.requests().len(), 5);
 
     // Batched: counts whole requests.
     let server = Server::start();
@@ -593,7 +609,10 @@ fn delivered_counts_the_requests_that_succeeded() {
     let evs = plain(5, &s);
     server.script([status(200), status(500)]);
     let e = expect_err(s.send(&evs));
-    assert_eq!((e.delivered, e.retry), (2, Retry::Yes { after: None }));
+    assert_eq!(
+        (e.failures()[0].events.start, e.failures()[0].retry),
+        (2, Retry::Yes { after: None })
+    );
     assert_eq!(server.requests().len(), 2);
     // Then the rest goes through.
     s.send(&evs[2..]).unwrap();
@@ -613,8 +632,11 @@ fn events_in_the_wrong_encoding_are_refused_not_sent() {
         .unwrap();
     evs.push(Encoded::new(&ev, ossa_events::sink::Encoding::Json).unwrap());
     let e = expect_err(s.send(&evs));
-    assert_eq!((e.delivered, e.retry), (2, Retry::No));
-    assert!(matches!(e.error, Error::Encode(_)), "{e:?}");
+    assert_eq!(
+        (e.failures()[0].events.start, e.failures()[0].retry),
+        (2, Retry::No)
+    );
+    assert!(matches!(*e.error(), Error::Encode(_)), "{e:?}");
     assert_eq!(server.requests().len(), 2);
 }
 
@@ -631,8 +653,11 @@ fn a_hang_times_out_and_is_retryable() {
     let t0 = Instant::now();
     let e = expect_err(s.send(&one));
     let took = t0.elapsed();
-    assert!(matches!(e.error, Error::Timeout(Phase::Send)), "{e:?}");
-    assert_eq!((e.delivered, e.retry), (0, Retry::Yes { after: None }));
+    assert!(matches!(*e.error(), Error::Timeout(Phase::Send)), "{e:?}");
+    assert_eq!(
+        (e.failures()[0].events.start, e.failures()[0].retry),
+        (0, Retry::Yes { after: None })
+    );
     assert!(took >= timeout - Duration::from_millis(50), "{took:?}");
     assert!(took < timeout + Duration::from_millis(1500), "{took:?}");
     // The sink recovers on a new connection.
@@ -654,9 +679,9 @@ fn send_by_cuts_each_request_to_the_deadline_and_starts_none_after_it() {
     let t0 = Instant::now();
     let e = expect_err(s.send_by(&evs, SendDeadline::at(t0 + Duration::from_millis(600))));
     let took = t0.elapsed();
-    assert_eq!(e.delivered, 1, "{e:?}");
-    assert_eq!(e.retry, Retry::Yes { after: None });
-    assert!(matches!(e.error, Error::Timeout(_)), "{e:?}");
+    assert_eq!(e.failures()[0].events.start, 1, "{e:?}");
+    assert_eq!(e.failures()[0].retry, Retry::Yes { after: None });
+    assert!(matches!(*e.error(), Error::Timeout(_)), "{e:?}");
     assert!(
         took < Duration::from_secs(5),
         "the request outlived its deadline: {took:?}"
@@ -664,8 +689,11 @@ fn send_by_cuts_each_request_to_the_deadline_and_starts_none_after_it() {
     // A deadline already past: nothing is sent at all.
     let before = server.requests().len();
     let e = expect_err(s.send_by(&evs[1..], SendDeadline::at(Instant::now())));
-    assert_eq!(e.delivered, 0);
-    assert!(matches!(e.error, Error::Timeout(Phase::Shutdown)), "{e:?}");
+    assert_eq!(e.failures()[0].events.start, 0);
+    assert!(
+        matches!(*e.error(), Error::Timeout(Phase::Shutdown)),
+        "{e:?}"
+    );
     assert_eq!(server.requests().len(), before);
     // Without a deadline the sink works as before.
     server.script([status(200), status(200)]);
@@ -679,8 +707,11 @@ fn a_reset_is_a_retryable_transport_error() {
     let evs = plain(3, &s);
     server.script([status(200), Reply::Reset]);
     let e = expect_err(s.send(&evs));
-    assert!(matches!(e.error, Error::Transport(_)), "{e:?}");
-    assert_eq!((e.delivered, e.retry), (1, Retry::Yes { after: None }));
+    assert!(matches!(*e.error(), Error::Transport(_)), "{e:?}");
+    assert_eq!(
+        (e.failures()[0].events.start, e.failures()[0].retry),
+        (1, Retry::Yes { after: None })
+    );
     // And the next attempt goes out on a fresh connection.
     s.send(&evs[1..]).unwrap();
     assert_eq!(server.requests().len(), 4);
@@ -699,12 +730,15 @@ fn a_refused_connection_is_a_retryable_transport_error() {
     let e = expect_err(s.send(&one));
     assert!(
         matches!(
-            e.error,
+            *e.error(),
             Error::Transport(_) | Error::Timeout(Phase::Connect)
         ),
         "{e:?}"
     );
-    assert_eq!((e.delivered, e.retry), (0, Retry::Yes { after: None }));
+    assert_eq!(
+        (e.failures()[0].events.start, e.failures()[0].retry),
+        (0, Retry::Yes { after: None })
+    );
     assert!(t0.elapsed() < Duration::from_secs(3));
 }
 
@@ -739,8 +773,12 @@ fn many_sends_share_one_keep_alive_connection() {
             Reply::Status(400, Vec::new(), b"bad".to_vec()),
             Reply::Status(503, vec![("Retry-After", "1".into())], b"later".to_vec()),
         ]);
+        // One event per request: the 400 fails one event, the 503 stops the
+        // send; a batch takes one answer per send.
         assert!(s.send(&evs).is_err());
-        assert!(s.send(&evs).is_err());
+        if mode == HttpMode::Batched {
+            assert!(s.send(&evs).is_err());
+        }
         s.send(&evs).unwrap();
         assert_eq!(server.connections() - before, 1, "{mode:?}");
     }

@@ -383,10 +383,10 @@ fn authorization_failure_is_fatal_reported_and_not_retried_forever() {
     let err = sink
         .send(&encode_all(&all, Encoding::KafkaBinary))
         .unwrap_err();
-    assert_eq!(err.retry, ossa_events::Retry::No, "{err}");
-    assert_eq!(err.delivered, 0);
+    assert_eq!(err.failures()[0].retry, ossa_events::Retry::No, "{err}");
+    assert_eq!(err.failures()[0].events.start, 0);
     assert!(
-        matches!(&err.error, Error::Kafka(e) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed)),
+        matches!(err.error(), Error::Kafka(e) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed)),
         "{err}"
     );
     assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
@@ -475,11 +475,20 @@ fn shutdown_with_pending_events_delivers_or_counts_every_one() {
     assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
     // Shutdown may return before the worker's last (bounded) send ends: wait for it.
     let end = Instant::now() + Duration::from_secs(10);
-    while emitter.metrics().delivered + emitter.metrics().failed < 50 && Instant::now() < end {
+    while emitter.metrics().delivered
+        + emitter.metrics().failed
+        + emitter.metrics().shutdown_timeout
+        < 50
+        && Instant::now() < end
+    {
         thread::sleep(Duration::from_millis(10));
     }
     let m = emitter.metrics();
-    assert_eq!(m.delivered + m.failed, 50, "{r:?} {m:?}");
+    assert_eq!(
+        m.delivered + m.failed + m.shutdown_timeout,
+        50,
+        "{r:?} {m:?}"
+    );
     assert_eq!(m.delivered, 0);
     assert_eq!(*reported.lock().unwrap(), 50);
     drop(emitter);
@@ -506,9 +515,9 @@ fn shutdown_deadline_cuts_a_long_delivery_wait_short_and_counts_every_event() {
         )
         .unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-    assert_eq!(err.delivered, 0);
+    assert_eq!(err.failures()[0].events.start, 0);
     assert!(
-        matches!(err.error, Error::Timeout(Phase::Shutdown)),
+        matches!(*err.error(), Error::Timeout(Phase::Shutdown)),
         "{err}"
     );
     let t = Instant::now();
@@ -545,7 +554,7 @@ fn shutdown_deadline_cuts_a_long_delivery_wait_short_and_counts_every_event() {
     let took = t.elapsed();
     let m = emitter.metrics();
     assert_eq!(m.delivered, 0, "{m:?}");
-    assert_eq!(m.delivered + m.failed, 50, "{m:?}");
+    assert_eq!(m.delivered + m.failed + m.shutdown_timeout, 50, "{m:?}");
     let got = reported.lock().unwrap().clone();
     assert_eq!(got.len(), 50, "{got:?} after {took:?}");
     assert!(got.iter().all(|r| *r == Reason::ShutdownTimeout), "{got:?}");

@@ -70,7 +70,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ossa_events::sink::{Encoded, Encoding, KafkaSink, SendDeadline, Sink};
+use ossa_events::sink::{Encoded, Encoding, KafkaSink, SendDeadline, Sink, Ticket};
 use ossa_events::{Clock as _, Emitter, Event, Overflow, SendError, SystemClock};
 use ossa_events_tests::median;
 use ossa_events_tests::typical::{
@@ -609,14 +609,14 @@ fn throughput(bootstrap: &str, pre: &PreEncoded, n_rounds: usize, n: usize) -> V
             let mut started = std::collections::VecDeque::new();
             for chunk in events[..n.min(events.len())].chunks(batch) {
                 if started.len() == depth {
-                    let oldest = started.pop_front().unwrap();
-                    sink.settle(oldest, SendDeadline::NONE).unwrap();
+                    let (ticket, oldest) = started.pop_front().unwrap();
+                    sink.settle(ticket, oldest, SendDeadline::NONE).unwrap();
                 }
-                sink.start(chunk, SendDeadline::NONE).unwrap();
-                started.push_back(chunk);
+                let ticket = sink.start(chunk, SendDeadline::NONE).unwrap();
+                started.push_back((ticket, chunk));
             }
-            for chunk in started {
-                sink.settle(chunk, SendDeadline::NONE).unwrap();
+            for (ticket, chunk) in started {
+                sink.settle(ticket, chunk, SendDeadline::NONE).unwrap();
             }
         }) as Box<dyn FnMut(usize)>
     };
@@ -707,16 +707,25 @@ impl<S: Sink> Sink for Timed<S> {
     fn pipeline(&self) -> usize {
         self.inner.pipeline()
     }
-    fn start(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+    fn start(
+        &mut self,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<Ticket, SendError> {
         let t = Instant::now();
         let r = self.inner.start(events, deadline);
         self.started.push_back(t.elapsed());
         r
     }
     // A pipelined batch's time in the sink: its `start` plus its `settle`.
-    fn settle(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+    fn settle(
+        &mut self,
+        ticket: Ticket,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<(), SendError> {
         let t = Instant::now();
-        let r = self.inner.settle(events, deadline);
+        let r = self.inner.settle(ticket, events, deadline);
         let start = self.started.pop_front().unwrap_or_default();
         self.log
             .lock()

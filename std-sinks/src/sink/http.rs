@@ -21,8 +21,9 @@ use std::time::{Duration, SystemTime};
 
 use ureq::http::{HeaderName, HeaderValue, Uri};
 
-use crate::errors::{Error, Phase, SendError};
+use crate::errors::{Error, Phase, Retry, SendError};
 use crate::retry_after;
+use crate::sink::writer::KEEP_BUF;
 use crate::sink::{Encoded, Encoding, SendDeadline, Sink};
 
 /// The time limit of one request, connecting included. 10 seconds.
@@ -313,8 +314,8 @@ impl HttpSinkBuilder {
     /// let Err(err) = sink.send(&[Encoded::new(&ev, Encoding::Json)?]) else {
     ///     panic!("no collector answered");
     /// };
-    /// assert!(matches!(err.error, Error::Timeout(_)));
-    /// assert!(matches!(err.retry, Retry::Yes { .. }));
+    /// assert!(matches!(err.error(), Error::Timeout(_)));
+    /// assert!(err.failure_of(0).is_some_and(|f| matches!(f.retry, Retry::Yes { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -517,12 +518,14 @@ struct Failure {
 }
 
 impl Failure {
-    fn into_send_error(self, delivered: usize) -> SendError {
-        if self.retry {
-            SendError::retryable(delivered, self.error, self.after)
+    /// The failure of the events at `events`.
+    fn at(self, events: std::ops::Range<usize>) -> SendError {
+        let retry = if self.retry {
+            Retry::Yes { after: self.after }
         } else {
-            SendError::fatal(delivered, self.error)
-        }
+            Retry::No
+        };
+        SendError::at(events, retry, self.error)
     }
 }
 
@@ -569,51 +572,76 @@ impl HttpSink {
         Ok((left < self.timeout).then_some(left))
     }
 
+    /// Sends `events`, one request per event (structured, binary) or per
+    /// chunk (batched), and answers per event: a request refused for good
+    /// (a 4xx) fails only its own events and the next request goes on; a
+    /// failure a retry may fix (connect error, timeout, 408, 429, 5xx) stops
+    /// the send there, and that request's events and the rest are retried.
     fn send_checked(
         &mut self,
         events: &[Encoded],
         deadline: SendDeadline<'_>,
     ) -> Result<(), SendError> {
-        let mut delivered = 0;
-        match self.mode {
-            HttpMode::Batched => {
-                for chunk in events.chunks(self.max_batch) {
-                    self.buf.clear();
-                    self.buf.push(b'[');
-                    for (i, e) in chunk.iter().enumerate() {
-                        if i > 0 {
-                            self.buf.push(b',');
-                        }
-                        self.buf.extend_from_slice(e.json());
-                    }
-                    self.buf.push(b']');
-                    let body = std::mem::take(&mut self.buf);
-                    let r = self
-                        .limit(deadline)
-                        .and_then(|limit| self.post(&body, Some(BATCH_CT), None, limit));
-                    self.buf = body;
-                    r.map_err(|f| f.into_send_error(delivered))?;
-                    delivered += chunk.len();
+        let per_request = match self.mode {
+            HttpMode::Batched => self.max_batch.max(1),
+            HttpMode::Structured | HttpMode::Binary => 1,
+        };
+        let mut failed: Option<SendError> = None;
+        let mut start = 0;
+        for chunk in events.chunks(per_request) {
+            let end = start + chunk.len();
+            let r = self
+                .limit(deadline)
+                .and_then(|limit| self.post_chunk(chunk, limit));
+            if let Err(f) = r {
+                let stop = f.retry;
+                let here = if stop {
+                    start..events.len()
+                } else {
+                    start..end
+                };
+                let err = f.at(here);
+                failed = Some(match failed {
+                    Some(prev) => prev.merge(err),
+                    None => err,
+                });
+                if stop {
+                    break;
                 }
             }
-            HttpMode::Structured => {
-                for e in events {
-                    self.limit(deadline)
-                        .and_then(|limit| self.post(e.json(), Some(STRUCTURED_CT), None, limit))
-                        .map_err(|f| f.into_send_error(delivered))?;
-                    delivered += 1;
-                }
-            }
-            HttpMode::Binary => {
-                for e in events {
-                    self.limit(deadline)
-                        .and_then(|limit| self.post(e.body(), e.content_type(), Some(e), limit))
-                        .map_err(|f| f.into_send_error(delivered))?;
-                    delivered += 1;
-                }
-            }
+            start = end;
         }
-        Ok(())
+        if self.buf.capacity() > KEEP_BUF {
+            self.buf = Vec::new();
+        }
+        if self.gz.capacity() > KEEP_BUF {
+            self.gz = Vec::new();
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// One request for `chunk` in this sink's mode.
+    fn post_chunk(&mut self, chunk: &[Encoded], limit: Option<Duration>) -> Result<(), Failure> {
+        match (self.mode, chunk) {
+            (HttpMode::Batched, _) => {
+                self.buf.clear();
+                self.buf.push(b'[');
+                for (i, e) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(b',');
+                    }
+                    self.buf.extend_from_slice(e.json());
+                }
+                self.buf.push(b']');
+                let body = std::mem::take(&mut self.buf);
+                let r = self.post(&body, Some(BATCH_CT), None, limit);
+                self.buf = body;
+                r
+            }
+            (HttpMode::Structured, [e]) => self.post(e.json(), Some(STRUCTURED_CT), None, limit),
+            (HttpMode::Binary, [e]) => self.post(e.body(), e.content_type(), Some(e), limit),
+            _ => Ok(()),
+        }
     }
 
     /// One POST: `body` (gzipped if configured), `content_type`, the

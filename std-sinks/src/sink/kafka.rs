@@ -25,10 +25,20 @@
 //! ([`Reason::ShutdownTimeout`](crate::Reason::ShutdownTimeout)). Dropping
 //! the sink after that waits only briefly for records already on the wire.
 //!
-//! `delivered` in a failure is the number of events, from the front of the
-//! batch, whose reports all succeeded. Events behind a failed one whose own
-//! reports succeeded are remembered: when the worker retries that tail, they
-//! are not produced again.
+//! Every event gets its own outcome from its own report: in a batch where
+//! one record fails, the records whose reports succeeded are delivered and
+//! only the failed ones are retried or failed. Pipelined batches are settled
+//! by the [`Ticket`] that [`Sink::start`] handed out; a ticket the sink does
+//! not know, or events that are not that batch's, fail the call for good.
+//!
+//! **Duplicates.** librdkafka's own retries within the delivery timeout are
+//! deduplicated by the broker (idempotent producer). A record whose report
+//! says *timed out* (or that got no report in time) may still have been
+//! stored: when the emitter retries it, it is produced again as a new record,
+//! and the topic can hold it twice (same CloudEvents `id`). Set a delivery
+//! timeout of 0 (no limit: librdkafka retries until delivered, and the sink
+//! waits as long, up to the emitter's shutdown deadline) to rule that out at
+//! the cost of waiting out long outages.
 //!
 //! [Kafka protocol binding]: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/kafka-protocol-binding.md
 
@@ -50,8 +60,8 @@ use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::parse::json::parse_event;
 use ossa_events_core::Scratch;
 
-use crate::errors::{Error, Phase, SendError};
-use crate::sink::{Encoded, Encoding, SendDeadline, Sink};
+use crate::errors::{Error, Phase, Retry, SendError};
+use crate::sink::{Encoded, Encoding, SendDeadline, Sink, Ticket};
 
 /// The delivery timeout (librdkafka's `message.timeout.ms`): how long
 /// librdkafka keeps trying to deliver one event before reporting it failed.
@@ -130,8 +140,10 @@ struct Flight {
     waiting: usize,
     /// Why producing stopped at `produced`, if it did.
     local: Option<SendError>,
-    /// When to stop waiting for its reports.
-    deadline: Instant,
+    /// When to stop waiting for its reports (`None`: no limit).
+    deadline: Option<Instant>,
+    /// A fingerprint of its events' ids, to check `settle` is given them.
+    check: u64,
 }
 
 /// Collects delivery reports. librdkafka hands them over on the producer's
@@ -204,13 +216,11 @@ pub struct KafkaSink {
     mode: KafkaMode,
     /// `ce_<key_field>`.
     key_header: Option<String>,
-    delivery_timeout: Duration,
+    /// librdkafka's delivery timeout; `None`: no limit (`0`).
+    delivery_timeout: Option<Duration>,
     max_batch: usize,
     /// Sequence number of the next record produced.
     next_seq: usize,
-    /// Events after the first failure of the last failed send whose own
-    /// reports succeeded, by id, in order: skipped when the same tail is retried.
-    delivered_tail: Vec<(String, bool)>,
     /// Reused: the structured-mode parse scratch.
     scratch: Vec<u8>,
     /// Batches produced and not yet settled, oldest first.
@@ -505,7 +515,7 @@ impl KafkaSinkBuilder {
         if self.key_field.as_deref() == Some("") {
             return Err(invalid("kafka: empty key field".into()));
         }
-        let timeout_ms = self.delivery_timeout.as_millis().clamp(1, i32::MAX as u128);
+        let timeout_ms = self.delivery_timeout.as_millis().min(i32::MAX as u128);
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
@@ -522,11 +532,29 @@ impl KafkaSinkBuilder {
         for (k, v) in &self.properties {
             config.set(k, v);
         }
-        // What librdkafka will use, whoever set it.
-        let delivery_timeout = config
-            .get("message.timeout.ms")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(self.delivery_timeout, Duration::from_millis);
+        // `delivery.timeout.ms` is librdkafka's alias of
+        // `message.timeout.ms`: keep one key, so the value librdkafka uses is
+        // the one the sink waits by (the map's order would pick one at random).
+        let last = self
+            .properties
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "delivery.timeout.ms" || n == "message.timeout.ms");
+        if let Some((_, v)) = last {
+            config.remove("delivery.timeout.ms");
+            config.set("message.timeout.ms", v.as_str());
+        }
+        // What librdkafka will use, whoever set it; 0 is "no limit".
+        let ms = config.get("message.timeout.ms").unwrap_or("").trim();
+        let delivery_timeout = match ms.parse::<u64>() {
+            Ok(0) => None,
+            Ok(ms) => Some(Duration::from_millis(ms)),
+            Err(_) => {
+                return Err(invalid(format!(
+                    "kafka: message.timeout.ms {ms:?} is not a number of milliseconds"
+                )))
+            }
+        };
         let producer = make_producer(&config)?;
         Ok(KafkaSink {
             producer,
@@ -537,7 +565,6 @@ impl KafkaSinkBuilder {
             delivery_timeout,
             max_batch: self.max_batch,
             next_seq: 0,
-            delivered_tail: Vec::new(),
             scratch: Vec::new(),
             flights: VecDeque::new(),
             pipeline: self.pipeline,
@@ -628,34 +655,56 @@ impl Sink for KafkaSink {
         self.pipeline
     }
 
-    fn start(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+    fn start(
+        &mut self,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<Ticket, SendError> {
         let want = self.encoding();
         if events.iter().any(|e| e.encoding() != want) {
-            // Refused from the first such event on: settled here, as `send`
-            // settles it (the events before it are sent and waited for).
-            return self.send_by(events, deadline);
+            // Settled here, as `send` settles it: the misencoded events fail,
+            // the others are sent and waited for.
+            return self.send_by(events, deadline).map(|()| Ticket::new(0));
         }
-        self.launch(events, false, deadline);
-        Ok(())
+        let base = self.launch(events, deadline);
+        Ok(Ticket::new(base as u64))
     }
 
-    fn settle(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
-        let landed = match self.flights.front().map(|f| f.base) {
-            Some(base) => self.land(base, deadline),
-            None => None,
-        };
-        match landed {
-            Some((flight, phase)) if flight.outcomes.len() == events.len() => {
-                self.conclude(events, flight, phase)
-            }
-            // Not the oldest started batch: a sink driven out of order
-            // cannot say what became of these events.
-            _ => Err(SendError::fatal(
-                0,
-                Error::Transport("kafka: settle of a batch that was not started".into()),
-            )),
+    fn settle(
+        &mut self,
+        ticket: Ticket,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<(), SendError> {
+        let known = self
+            .flights
+            .iter()
+            .find(|f| f.base as u64 == ticket.get())
+            .map(|f| f.outcomes.len() == events.len() && f.check == id_check(events));
+        match known {
+            Some(true) => match self.land(ticket.get() as usize, deadline) {
+                Some((flight, phase)) => self.conclude(flight, phase),
+                None => Ok(()),
+            },
+            Some(false) => Err(SendError::fatal(Error::Transport(
+                "kafka: settle with events that are not the batch of its ticket".into(),
+            ))),
+            None => Err(SendError::fatal(Error::Transport(
+                "kafka: settle of a ticket this sink did not hand out".into(),
+            ))),
         }
     }
+}
+
+/// A fingerprint of the ids of `events`, in order.
+fn id_check(events: &[Encoded]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for e in events {
+        for &b in e.id().as_bytes().iter().chain(&[0u8]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
 }
 
 impl KafkaSink {
@@ -691,7 +740,7 @@ impl KafkaSink {
         &mut self,
         e: &Encoded,
         seq: usize,
-        deadline: Instant,
+        deadline: Option<Instant>,
         outer: SendDeadline<'_>,
     ) -> Result<(), SendError> {
         let mut headers;
@@ -723,7 +772,7 @@ impl KafkaSink {
                 Some(e.body()).filter(|b| !b.is_empty())
             }
             KafkaMode::Structured => {
-                parsed_key = self.key_of(e).map_err(|err| SendError::fatal(0, err))?;
+                parsed_key = self.key_of(e).map_err(SendError::fatal)?;
                 key = parsed_key.as_deref().map(str::as_bytes);
                 headers = OwnedHeaders::new_with_capacity(1).insert(Header {
                     key: "content-type",
@@ -747,10 +796,10 @@ impl KafkaSink {
                     // Backpressure: wait for reports to make room, then again.
                     if outer.passed() {
                         let e = Error::Timeout(Phase::Shutdown);
-                        return Err(SendError::retryable(0, e, None));
+                        return Err(SendError::retryable(e, None));
                     }
-                    if Instant::now() >= deadline {
-                        return Err(SendError::retryable(0, Error::Timeout(Phase::Send), None));
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(SendError::retryable(Error::Timeout(Phase::Send), None));
                     }
                     route(self.producer.context(), &mut self.flights);
                     self.producer.context().wait(1, Duration::from_millis(1));
@@ -762,59 +811,44 @@ impl KafkaSink {
                         self.reset_producer();
                     }
                     return Err(if retryable(&err) {
-                        SendError::retryable(0, error, None)
+                        SendError::retryable(error, None)
                     } else {
-                        SendError::fatal(0, error)
+                        SendError::fatal(error)
                     });
                 }
             }
         }
     }
 
-    /// Produces `events` (those after `skip_delivered` that a previous failed
-    /// send already got delivered are marked done, not produced again) as a
-    /// new flight at the back of the queue of flights.
-    fn launch(&mut self, events: &[Encoded], skip_delivered: bool, outer: SendDeadline<'_>) {
+    /// Produces `events` as a new flight at the back of the queue of
+    /// flights; returns its base sequence number (its ticket).
+    fn launch(&mut self, events: &[Encoded], outer: SendDeadline<'_>) -> usize {
         let base = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(events.len());
-        let deadline = Instant::now() + self.delivery_timeout + REPORT_GRACE;
-        let mut outcomes: Vec<Option<Result<(), KafkaError>>> =
+        let deadline = self
+            .delivery_timeout
+            .and_then(|t| Instant::now().checked_add(t + REPORT_GRACE));
+        let outcomes: Vec<Option<Result<(), KafkaError>>> =
             std::iter::repeat_with(|| None).take(events.len()).collect();
-        let tail = std::mem::take(&mut self.delivered_tail);
-        // Events the previous send got delivered behind its failure.
-        let same_tail = skip_delivered
-            && tail.len() <= events.len()
-            && tail.iter().zip(events).all(|((id, _), e)| id == e.id());
-        if same_tail {
-            for (o, (_, ok)) in outcomes.iter_mut().zip(&tail) {
-                if *ok {
-                    *o = Some(Ok(()));
-                }
-            }
-        }
         let mut produced = 0;
-        let mut waiting = 0;
         let mut local = None;
         for (i, e) in events.iter().enumerate() {
-            if outcomes.get(i).is_some_and(Option::is_some) {
-                produced = i + 1;
-                continue;
-            }
             if let Err(err) = self.produce(e, base.wrapping_add(i), deadline, outer) {
                 local = Some(err);
                 break;
             }
             produced = i + 1;
-            waiting += 1;
         }
         self.flights.push_back(Flight {
             base,
             outcomes,
             produced,
-            waiting,
+            waiting: produced,
             local,
             deadline,
+            check: id_check(events),
         });
+        base
     }
 
     /// Waits until the flight that starts at `base` has every report it is
@@ -851,11 +885,19 @@ impl KafkaSink {
                 return Some((f, Phase::Shutdown));
             }
             let now = Instant::now();
-            if now >= deadline {
+            if deadline.is_some_and(|d| now >= d) {
                 let f = self.flights.remove(pos)?;
                 return Some((f, Phase::Send));
             }
-            let step = deadline.saturating_duration_since(now).min(WAIT_STEP);
+            let mut step = deadline.map_or(WAIT_STEP, |d| {
+                d.saturating_duration_since(now).min(WAIT_STEP)
+            });
+            if let Some(o) = outer.get() {
+                step = step.min(
+                    o.saturating_duration_since(now)
+                        .max(Duration::from_millis(1)),
+                );
+            }
             self.producer.context().wait(waiting, step);
         }
     }
@@ -868,82 +910,87 @@ impl KafkaSink {
         if events.is_empty() {
             return Ok(());
         }
-        let base = self.next_seq;
-        self.launch(events, true, outer);
+        let base = self.launch(events, outer);
         match self.land(base, outer) {
-            Some((flight, phase)) => self.conclude(events, flight, phase),
+            Some((flight, phase)) => self.conclude(flight, phase),
             None => Ok(()),
         }
     }
 
-    /// Turns a flight's outcomes into the result of its send and remembers
-    /// the delivered events behind a failure.
-    fn conclude(
-        &mut self,
-        events: &[Encoded],
-        flight: Flight,
-        phase: Phase,
-    ) -> Result<(), SendError> {
+    /// Turns a flight's reports into one outcome per event: runs of events
+    /// with the same outcome share one failure.
+    fn conclude(&mut self, flight: Flight, phase: Phase) -> Result<(), SendError> {
         let Flight {
             outcomes,
             produced,
-            local,
+            mut local,
             ..
         } = flight;
-        let prefix = outcomes
-            .iter()
-            .take(produced)
-            .take_while(|o| matches!(o, Some(Ok(()))))
-            .count();
-        if prefix == events.len() {
-            return Ok(());
-        }
-        // The first event not delivered says what happened.
-        let err = match outcomes.get(prefix) {
-            // Purged by the sink itself when shutdown's deadline passed.
-            Some(Some(Err(e)))
-                if phase == Phase::Shutdown
-                    && matches!(
-                        e.rdkafka_error_code(),
-                        Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
-                    ) =>
-            {
-                SendError::retryable(prefix, Error::Timeout(Phase::Shutdown), None)
-            }
-            Some(Some(Err(e))) => {
-                let error = report_error(e);
-                if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
-                    self.reset_producer();
-                }
-                if retryable(e) {
-                    SendError::retryable(prefix, error, None)
-                } else {
-                    SendError::fatal(prefix, error)
-                }
-            }
-            // Produced, no report in time.
-            Some(None) if prefix < produced => {
-                SendError::retryable(prefix, Error::Timeout(phase), None)
-            }
-            // Never produced: the local failure.
-            _ => match local {
-                Some(mut e) => {
-                    e.delivered = prefix;
-                    e
-                }
-                None => SendError::retryable(prefix, Error::Timeout(phase), None),
-            },
+        let n = outcomes.len();
+        let mut failed: Option<SendError> = None;
+        let mut add = |range: std::ops::Range<usize>, retry: Retry, error: Error| {
+            failed = Some(match failed.take() {
+                Some(f) => f.and(range, retry, error),
+                None => SendError::at(range, retry, error),
+            });
         };
-        self.delivered_tail = events
-            .iter()
-            .zip(&outcomes)
-            .skip(prefix)
-            .map(|(e, o)| (e.id().to_owned(), matches!(o, Some(Ok(())))))
-            .collect();
-        if !self.delivered_tail.iter().any(|(_, ok)| *ok) {
-            self.delivered_tail.clear();
+        let mut reset = false;
+        let mut i = 0;
+        while i < produced.min(n) {
+            let Some(o) = outcomes.get(i) else { break };
+            // The run of events from `i` with the same kind of outcome.
+            let same = |x: &Option<Result<(), KafkaError>>| match (o, x) {
+                (Some(Ok(())), Some(Ok(()))) | (None, None) => true,
+                (Some(Err(a)), Some(Err(b))) => a.rdkafka_error_code() == b.rdkafka_error_code(),
+                _ => false,
+            };
+            let run = outcomes
+                .get(i..produced.min(n))
+                .map_or(1, |r| r.iter().take_while(|x| same(x)).count().max(1));
+            let range = i..i + run;
+            match o {
+                Some(Ok(())) => {}
+                // Purged by the sink itself when shutdown's deadline passed.
+                Some(Err(e))
+                    if phase == Phase::Shutdown
+                        && matches!(
+                            e.rdkafka_error_code(),
+                            Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+                        ) =>
+                {
+                    add(range, Retry::LATER, Error::Timeout(Phase::Shutdown));
+                }
+                Some(Err(e)) => {
+                    reset |= matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal));
+                    let retry = if retryable(e) {
+                        Retry::LATER
+                    } else {
+                        Retry::No
+                    };
+                    add(range, retry, report_error(e));
+                }
+                // Produced, no report in time.
+                None => add(range, Retry::LATER, Error::Timeout(phase)),
+            }
+            i += run;
         }
-        Err(err)
+        if produced < n {
+            // Never produced: the local failure says why.
+            match local.take() {
+                Some(e) => {
+                    let e = e.clamped(n - produced).shifted(produced);
+                    failed = Some(match failed {
+                        Some(f) => f.merge(e),
+                        None => e,
+                    });
+                }
+                None => add(produced..n, Retry::LATER, Error::Timeout(phase)),
+            }
+        }
+        if reset {
+            self.reset_producer();
+        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// Hands the reports that came in to their flights.
@@ -987,10 +1034,10 @@ impl Drop for KafkaSink {
         // cut short by shutdown, those events are already counted as not
         // delivered: wait only briefly, then purge.
         if self.producer.in_flight_count() > 0 {
-            let limit = if self.abandoned {
-                ABANDON_GRACE
-            } else {
-                self.delivery_timeout
+            let limit = match (self.abandoned, self.delivery_timeout) {
+                (true, _) => ABANDON_GRACE,
+                (false, Some(t)) => t,
+                (false, None) => DEFAULT_DELIVERY_TIMEOUT,
             };
             if self.producer.flush(limit).is_err() {
                 self.producer

@@ -354,29 +354,68 @@ impl Encoded {
     }
 }
 
-/// Sends the events that are in `want`, in order, through `send`. An event in
-/// another encoding (a sink misused by hand; the emitter never does it) and
-/// everything after it are failed, not sent: they could not be read back.
+/// Sends the events that are in `want` through `send`; an event in another
+/// encoding (a sink misused by hand; the emitter never does it) is failed for
+/// good, not sent: it could not be read back. The others are sent, in order.
 pub(crate) fn send_in_encoding(
     events: &[Encoded],
     want: Encoding,
     sink: &str,
-    send: impl FnOnce(&[Encoded]) -> Result<(), SendError>,
+    mut send: impl FnMut(&[Encoded]) -> Result<(), SendError>,
 ) -> Result<(), SendError> {
-    let Some(pos) = events.iter().position(|e| e.encoding() != want) else {
-        return send(events);
+    let mut failed: Option<SendError> = None;
+    let mut add = |e: SendError| {
+        failed = Some(match failed.take() {
+            Some(f) => f.merge(e),
+            None => e,
+        });
     };
-    let (good, bad) = events.split_at(pos);
-    let err = match bad.first() {
-        Some(b) => Error::Encode(format!(
-            "event {:?} is encoded as {:?}, the {sink} sink sends {want:?}",
-            b.id(),
-            b.encoding(),
-        )),
-        None => Error::Encode(String::new()),
-    };
-    send(good)?;
-    Err(SendError::fatal(pos, err))
+    let mut start = 0;
+    while start < events.len() {
+        let rest = events.get(start..).unwrap_or(&[]);
+        let good = rest.iter().take_while(|e| e.encoding() == want).count();
+        if good > 0 {
+            if let Err(e) = send(rest.get(..good).unwrap_or(&[])) {
+                add(e.clamped(good).shifted(start));
+            }
+        }
+        start += good;
+        if let Some(b) = events.get(start) {
+            add(SendError::fatal_at(
+                start..start + 1,
+                Error::Encode(format!(
+                    "event {:?} is encoded as {:?}, the {sink} sink sends {want:?}",
+                    b.id(),
+                    b.encoding(),
+                )),
+            ));
+            start += 1;
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// A pipelined batch, as [`Sink::start`] hands it out and [`Sink::settle`]
+/// takes it back: the sink says which of its batches the worker means, so
+/// nothing is paired by position.
+///
+/// ```
+/// use ossa_events::sink::Ticket;
+/// let t = Ticket::new(7);
+/// assert_eq!(t.get(), 7);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ticket(u64);
+
+impl Ticket {
+    /// A ticket with the sink's own number for the batch.
+    pub const fn new(n: u64) -> Self {
+        Ticket(n)
+    }
+    /// The sink's number for the batch.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
 }
 
 /// A destination for events. Implement it to send events anywhere; the
@@ -467,18 +506,19 @@ pub trait Sink: Send + 'static {
     fn max_batch(&self) -> usize {
         usize::MAX
     }
-    /// Delivers `events`, in order. On failure, say how many from the front
-    /// were delivered and whether a retry may help; the worker retries the
-    /// rest according to its [`RetryPolicy`](crate::RetryPolicy).
-    ///
-    /// A sink that delivers part of a batch says how much: the worker counts
-    /// those delivered and retries only the rest, so nothing is sent twice.
+    /// Delivers `events`, in order, and answers for each: `Ok(())` when
+    /// every one was delivered, else a [`SendError`] naming the events that
+    /// were not, each with its error and whether a retry may help. The
+    /// worker counts the others delivered, fails for good those marked
+    /// [`Retry::No`](crate::Retry::No), and retries only those marked
+    /// [`Retry::Yes`](crate::Retry::Yes) under its
+    /// [`RetryPolicy`](crate::RetryPolicy), so nothing delivered is sent twice.
     ///
     /// ```
-    /// use std::sync::{Arc, Mutex, PoisonError};
     /// use std::time::Duration;
+    /// use std::sync::{Arc, Mutex, PoisonError};
     /// use ossa_events::sink::{Encoded, Sink};
-    /// use ossa_events::{Emitter, Error, EventBuilder, RetryPolicy, SendError};
+    /// use ossa_events::{Emitter, Error, EventBuilder, Retry, RetryPolicy, SendError};
     ///
     /// /// Delivers the first event of its first batch, then loses the connection.
     /// struct Flaky {
@@ -492,7 +532,7 @@ pub trait Sink: Send + 'static {
     ///             self.failed = true;
     ///             ids.push(events[0].id().to_owned());
     ///             let err = Error::Transport("connection reset".into());
-    ///             return Err(SendError::retryable(1, err, None));
+    ///             return Err(SendError::at(1..events.len(), Retry::LATER, err));
     ///         }
     ///         ids.extend(events.iter().map(|e| e.id().to_owned()));
     ///         Ok(())
@@ -518,8 +558,9 @@ pub trait Sink: Send + 'static {
     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError>;
     /// Pushes out anything the sink buffers itself. Defaults to nothing.
     ///
-    /// The worker calls it after every successful [`send`](Self::send); a failed
-    /// flush fails the batch (and is retried like a failed send).
+    /// The worker calls it after every [`send`](Self::send) that delivered
+    /// something; a failed flush fails the events that send delivered (with
+    /// the flush's first error; retried when it says a retry may help).
     ///
     /// ```
     /// use std::sync::{Arc, Mutex, PoisonError};
@@ -587,9 +628,9 @@ pub trait Sink: Send + 'static {
     /// A sink whose acknowledgements come back on their own (Kafka's
     /// delivery reports) returns more, so that the next batch is on its way
     /// while the previous one waits: the worker starts up to this many
-    /// batches, then settles the oldest, and counts each batch as delivered
-    /// only when `settle` says so. A batch whose settle fails is retried
-    /// through `send_by`, under the emitter's retry policy.
+    /// batches, then settles the oldest by its [`Ticket`], and counts each
+    /// event as `settle` answers for it. Events of a batch whose settle says
+    /// retry are sent again through `send_by`, under the emitter's retry policy.
     ///
     /// ```
     /// use ossa_events::sink::{NullSink, Sink};
@@ -599,11 +640,11 @@ pub trait Sink: Send + 'static {
         1
     }
     /// Starts delivering `events` without waiting for their
-    /// acknowledgement; [`settle`](Self::settle) gives the outcome, in the
-    /// order batches were started. `Err` means the batch is settled already
-    /// (failed at once, as `send_by` would have): the worker does not call
-    /// `settle` for it. Called only when [`pipeline`](Self::pipeline) is
-    /// more than 1.
+    /// acknowledgement, and hands out the [`Ticket`] that
+    /// [`settle`](Self::settle) takes back for this batch. `Err` means the
+    /// batch is settled already (as `send_by` would answer): the worker does
+    /// not call `settle` for it. Called only when [`pipeline`](Self::pipeline)
+    /// is more than 1.
     ///
     /// Defaults to [`send_by`](Self::send_by), which settles the batch
     /// here; the default [`settle`](Self::settle) then has nothing to wait for.
@@ -614,21 +655,32 @@ pub trait Sink: Send + 'static {
     /// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.example.tick").build()?;
     /// let batch = [Encoded::new(&ev, Encoding::Json)?];
     /// let mut sink = NullSink::new();
-    /// sink.start(&batch, SendDeadline::NONE)?;
-    /// sink.settle(&batch, SendDeadline::NONE)?; // the outcome of that batch
+    /// let ticket = sink.start(&batch, SendDeadline::NONE)?;
+    /// sink.settle(ticket, &batch, SendDeadline::NONE)?; // the outcome of that batch
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn start(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
-        self.send_by(events, deadline)
+    fn start(
+        &mut self,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<Ticket, SendError> {
+        self.send_by(events, deadline).map(|()| Ticket::new(0))
     }
-    /// Waits for the outcome of the oldest batch [`start`](Self::start)ed
-    /// and not settled yet, which is `events`; `Err` says how many of them,
-    /// from the front, were delivered, and whether a retry may help.
+    /// Waits for the outcome of the batch that [`start`](Self::start)
+    /// handed out `ticket` for, which is `events`, and answers for each
+    /// event as [`send`](Self::send) does. A ticket the sink does not know,
+    /// or events that are not that batch's, fail the call for good (a bug in
+    /// the caller: the sink cannot say what became of them).
     /// Defaults to `Ok(())` (the default `start` delivered it already).
     ///
     /// See [`start`](Self::start) for an example.
-    fn settle(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
-        let _ = (events, deadline);
+    fn settle(
+        &mut self,
+        ticket: Ticket,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<(), SendError> {
+        let _ = (ticket, events, deadline);
         Ok(())
     }
 }
@@ -656,18 +708,18 @@ pub trait Sink: Send + 'static {
 ///         let own_limit = Instant::now() + Duration::from_secs(10);
 ///         while Instant::now() < own_limit {
 ///             if deadline.passed() {
-///                 return Err(SendError::retryable(0, Error::Timeout(Phase::Shutdown), None));
+///                 return Err(SendError::retryable(Error::Timeout(Phase::Shutdown), None));
 ///             }
 ///             std::thread::sleep(Duration::from_millis(1));
 ///         }
-///         Err(SendError::retryable(0, Error::Timeout(Phase::Send), None))
+///         Err(SendError::retryable(Error::Timeout(Phase::Send), None))
 ///     }
 /// }
 ///
 /// let started = Instant::now();
 /// let soon = SendDeadline::at(Instant::now() + Duration::from_millis(20));
 /// let err = SlowAck.send_by(&[], soon).unwrap_err();
-/// assert!(matches!(err.error, Error::Timeout(Phase::Shutdown)));
+/// assert!(matches!(err.error(), Error::Timeout(Phase::Shutdown)));
 /// assert!(started.elapsed() < Duration::from_secs(1));
 /// ```
 #[derive(Clone, Copy)]
@@ -778,11 +830,20 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     fn pipeline(&self) -> usize {
         (**self).pipeline()
     }
-    fn start(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+    fn start(
+        &mut self,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<Ticket, SendError> {
         (**self).start(events, deadline)
     }
-    fn settle(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
-        (**self).settle(events, deadline)
+    fn settle(
+        &mut self,
+        ticket: Ticket,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<(), SendError> {
+        (**self).settle(ticket, events, deadline)
     }
 }
 

@@ -2,15 +2,17 @@
 
 use std::io::Write;
 
-use crate::errors::{Error, SendError};
+use crate::errors::{Error, Retry, SendError};
 use crate::sink::{Encoded, Encoding, Sink};
 
 /// Writes each event as one line of JSON (JSON Lines), or pretty-printed
 /// (one indented JSON document per event, separated by a newline).
 ///
-/// A write that fails is retried by the emitter's worker (a broken pipe is
-/// not: the reader is gone); a retried batch starts on a new line, so a line
-/// torn by the failed write stays on its own and the retried events parse.
+/// Each event's outcome is its own: the lines a failing writer took whole
+/// are not written again; the line a failed write tore and those after it
+/// are retried by the emitter's worker (a broken pipe is not: the reader is
+/// gone), starting on a new line, so the torn part stays on its own and the
+/// retried events parse. See [`send`](Sink::send) for the details.
 ///
 /// The emitter owns its sink, so to read what it wrote give it a writer that
 /// shares its buffer:
@@ -49,8 +51,11 @@ pub struct WriterSink<W: Write + Send + 'static> {
     out: W,
     pretty: bool,
     buf: Vec<u8>,
-    /// The last write failed, possibly after writing part of a line.
+    /// The last write failed part-way through a line.
     torn: bool,
+    /// (length, fingerprint) of the events the last send wrote but could
+    /// not flush, in order.
+    unflushed: Vec<(usize, u64)>,
 }
 
 impl WriterSink<std::io::Stdout> {
@@ -142,6 +147,7 @@ impl<W: Write + Send + 'static> WriterSink<W> {
             pretty: false,
             buf: Vec::new(),
             torn: false,
+            unflushed: Vec::new(),
         }
     }
     /// Pretty-print each event (2-space indent) instead of one line each.
@@ -201,48 +207,132 @@ impl<W: Write + Send + 'static> WriterSink<W> {
     }
 }
 
+/// Buffers above this size are given back after a send, so one huge batch
+/// does not hold its memory for the life of the sink.
+pub(crate) const KEEP_BUF: usize = 256 * 1024;
+
+/// A cheap fingerprint of an event's bytes, to know a retried event again.
+fn fingerprint(e: &Encoded) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for &b in e.json() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+impl<W: Write + Send + 'static> WriterSink<W> {
+    /// Writes `buf` with as many `write` calls as it takes; returns how many
+    /// bytes the writer accepted, and the error that stopped it.
+    fn write_counted(&mut self) -> (usize, Option<std::io::Error>) {
+        let mut written = 0;
+        while written < self.buf.len() {
+            match self.out.write(self.buf.get(written..).unwrap_or(&[])) {
+                Ok(0) => {
+                    let e =
+                        std::io::Error::new(std::io::ErrorKind::WriteZero, "writer took no bytes");
+                    return (written, Some(e));
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return (written, Some(e)),
+            }
+        }
+        (written, None)
+    }
+}
+
 impl<W: Write + Send + 'static> Sink for WriterSink<W> {
     fn encoding(&self) -> Encoding {
         Encoding::Json
     }
 
+    /// Writes the batch, then flushes the writer, and answers per event:
+    ///
+    /// - an event whose line the writer took whole, and whose flush
+    ///   succeeded, is delivered;
+    /// - a write that fails part-way leaves the lines before it with the
+    ///   writer: they are flushed (delivered if that works), the line it
+    ///   tore and those after it are retried (not a broken pipe: the reader
+    ///   is gone), and the retry starts with a newline so the torn part stays
+    ///   on a line of its own;
+    /// - lines the writer took but could not flush are not written again
+    ///   when the emitter retries them: the retry only flushes (a
+    ///   `BufWriter` still holds them), so no line is written twice.
     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
-        // The whole batch goes out in one write, then a flush; a failure
-        // retries the whole batch. A write that failed part-way may have left
-        // a torn line behind: the retry starts with a newline so that line
-        // stays on its own and the retried events parse.
+        // Events written by the last send whose flush failed, met again.
+        let skip = {
+            let held = &self.unflushed;
+            let n = held
+                .iter()
+                .zip(events)
+                .take_while(|(&(id, fp), e)| id == fp_id(e) && fp == fingerprint(e))
+                .count();
+            if n == held.len() {
+                n
+            } else {
+                0
+            }
+        };
+        self.unflushed.clear();
         self.buf.clear();
         if self.torn {
             self.buf.push(b'\n');
         }
-        for e in events {
+        let mut ends = Vec::with_capacity(events.len());
+        for e in events.iter().skip(skip) {
             if self.pretty {
                 pretty(e.json(), &mut self.buf);
             } else {
                 self.buf.extend_from_slice(e.json());
             }
             self.buf.push(b'\n');
+            ends.push(self.buf.len());
         }
-        let r = self
-            .out
-            .write_all(&self.buf)
-            .and_then(|()| self.out.flush());
-        self.torn = r.is_err();
-        r.map_err(|e| {
-            let retry = !matches!(e.kind(), std::io::ErrorKind::BrokenPipe);
-            if retry {
-                SendError::retryable(0, Error::Io(e), None)
+        let (written, write_err) = self.write_counted();
+        // Lines the writer took whole (the skipped ones were taken before).
+        let taken = skip + ends.iter().take_while(|&&end| end <= written).count();
+        // Torn: the write stopped inside a line (or before the newline
+        // that ends a line torn earlier).
+        let start = usize::from(self.torn);
+        self.torn = write_err.is_some() && written != start && !ends.contains(&written);
+        if self.buf.capacity() > KEEP_BUF {
+            self.buf = Vec::new();
+        }
+        let flush_err = if taken > 0 {
+            self.out.flush().err()
+        } else {
+            None
+        };
+        let mut result: Option<SendError> = None;
+        if let Some(e) = flush_err {
+            // Taken, not confirmed: retried by flushing only.
+            self.unflushed = events
+                .iter()
+                .take(taken)
+                .map(|e| (fp_id(e), fingerprint(e)))
+                .collect();
+            result = Some(SendError::at(0..taken, Retry::LATER, Error::Io(e)));
+        }
+        if let Some(e) = write_err {
+            let retry = if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Retry::No
             } else {
-                SendError::fatal(0, Error::Io(e))
-            }
-        })
+                Retry::LATER
+            };
+            let rest = SendError::at(taken..events.len(), retry, Error::Io(e));
+            result = Some(match result {
+                Some(r) => r.merge(rest),
+                None => rest,
+            });
+        }
+        result.map_or(Ok(()), Err)
     }
+}
 
-    fn flush(&mut self) -> Result<(), SendError> {
-        self.out
-            .flush()
-            .map_err(|e| SendError::retryable(0, Error::Io(e), None))
-    }
+/// The part of an event's identity the unflushed list keeps beside its
+/// fingerprint: its length.
+fn fp_id(e: &Encoded) -> usize {
+    e.json().len()
 }
 
 /// Re-indents compact JSON (as our encoder writes it) with two spaces.

@@ -1,0 +1,864 @@
+//! The std emitter: a cheap, cloneable handle that encodes events on the
+//! caller's thread and hands them to one background worker per emitter,
+//! which delivers them to a [`Sink`] in batches.
+//!
+//! The worker sends when a batch fills, when the flush interval has passed
+//! since the oldest waiting event (whether or not anything else is emitted),
+//! on [`Emitter::flush`], and on [`Emitter::shutdown`] or the drop of the
+//! last handle. Memory is bounded by the queue capacity (events and bytes);
+//! every event that is not delivered is counted in [`Metrics`] and reported
+//! to the [`EmitterBuilder::on_undelivered`] callback.
+//!
+//! ```
+//! use ossa_events::{ossa, sink::WriterSink, Emitter};
+//! let emitter = Emitter::builder("/agents/researcher")
+//!     .sink(WriterSink::new(Vec::<u8>::new()))
+//!     .agent_id("researcher")
+//!     .batch_size(50)
+//!     .build()?;
+//! emitter.emit_ossa(&ossa::AgentStarted { agent_id: "researcher", ..Default::default() })?;
+//! let report = emitter.flush()?;
+//! assert_eq!(report.delivered, 1);
+//! # Ok::<(), ossa_events::Error>(())
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ossa_events_core::{ossa, Clock, Event, EventBuilder};
+
+use crate::errors::Error;
+use crate::metrics::{Counters, Metrics};
+use crate::retry::{Breaker, BreakerConfig, RetryPolicy};
+use crate::sink::{Encoded, Sink, WriterSink};
+use crate::worker::{self, Config, Shared};
+use crate::SystemClock;
+/// What to do with an event when the queue is full.
+///
+/// ```
+/// use std::time::Duration;
+/// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder, Overflow};
+/// let emitter = Emitter::builder("/agents/a")
+///     .sink(NullSink::new())
+///     .queue_capacity(1)
+///     .flush_interval(Duration::from_secs(60))
+///     .overflow(Overflow::Block(Duration::from_millis(20)))
+///     .build()?;
+/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+/// // No room, and nothing sends in 20 ms: refused after waiting.
+/// let second = emitter.emit(EventBuilder::new().ty("dev.example.tick"));
+/// assert!(matches!(second, Err(Error::QueueFull)));
+/// assert_eq!(emitter.metrics().dropped, 1);
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Refuse it at once ([`Error::QueueFull`]), counted in `dropped`.
+    DropNewest,
+    /// Wait up to this long for room, then refuse it as with `DropNewest`.
+    Block(Duration),
+}
+
+/// Why an event was not delivered, as told to the
+/// [`on_undelivered`](EmitterBuilder::on_undelivered) callback.
+///
+/// ```
+/// use std::sync::{Arc, Mutex, PoisonError};
+/// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder, Reason};
+/// let reasons = Arc::new(Mutex::new(Vec::new()));
+/// let log = reasons.clone();
+/// let emitter = Emitter::builder("/agents/a")
+///     .sink(NullSink::new())
+///     .on_undelivered(move |u| log.lock().unwrap_or_else(PoisonError::into_inner).push(u.reason))
+///     .build()?;
+/// emitter.shutdown()?;
+/// let late = emitter.emit(EventBuilder::new().ty("dev.example.tick"));
+/// assert!(matches!(late, Err(Error::ShutDown)));
+/// assert_eq!(*reasons.lock().unwrap_or_else(PoisonError::into_inner), [Reason::Dropped]);
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The queue was full at emit.
+    Dropped,
+    /// The event broke a CloudEvents rule or could not be encoded.
+    Rejected,
+    /// The sink refused it for good, or every retry failed.
+    Failed,
+    /// It was still waiting when shutdown's time ran out.
+    ShutdownTimeout,
+}
+
+/// An event that was not delivered.
+///
+/// Keep what was lost, to replay it later:
+///
+/// ```
+/// use std::sync::{Arc, Mutex, PoisonError};
+/// use ossa_events::sink::{Encoded, Sink};
+/// use ossa_events::{Emitter, Error, EventBuilder, SendError};
+///
+/// /// A collector that refuses everything for good.
+/// struct Refuses;
+/// impl Sink for Refuses {
+///     fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+///         Err(SendError::fatal(Error::HttpStatus { status: 400, body: "bad".into() }))
+///     }
+/// }
+/// let dead_letters = Arc::new(Mutex::new(Vec::new()));
+/// let keep = dead_letters.clone();
+/// let emitter = Emitter::builder("/agents/a")
+///     .sink(Refuses)
+///     .on_undelivered(move |u| {
+///         if let Some(ev) = u.event {
+///             keep.lock().unwrap_or_else(PoisonError::into_inner).push(ev.json().to_vec());
+///         }
+///     })
+///     .build()?;
+/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+/// assert_eq!(emitter.flush()?.failed, 1);
+/// let lines = dead_letters.lock().unwrap_or_else(PoisonError::into_inner);
+/// assert!(lines[0].starts_with(br#"{"specversion":"1.0""#));
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Undelivered<'a> {
+    /// Why.
+    pub reason: Reason,
+    /// The event's `id` (empty if it never got one).
+    pub id: &'a str,
+    /// The encoded event, when it got that far (to log or store it).
+    pub event: Option<&'a Encoded>,
+    /// The error behind it.
+    pub error: &'a Error,
+}
+
+pub(crate) type Callback = Arc<dyn Fn(&Undelivered<'_>) + Send + Sync>;
+
+/// The outcome of a [`flush`](Emitter::flush) or [`shutdown`](Emitter::shutdown).
+///
+/// ```
+/// use ossa_events::{sink::NullSink, Emitter, EventBuilder, FlushReport};
+/// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+/// let FlushReport { delivered, failed, pending, .. } = emitter.flush()?;
+/// // Totals since the start, not just this flush.
+/// assert_eq!((delivered, failed, pending), (1, 0, 0));
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct FlushReport {
+    /// Events delivered since the emitter started.
+    pub delivered: u64,
+    /// Events given up on since the emitter started (refused for good, or
+    /// every retry failed).
+    pub failed: u64,
+    /// Events still unconfirmed when shutdown's time ran out, since the
+    /// emitter started (zero until a shutdown).
+    pub shutdown_timeout: u64,
+    /// Events still waiting.
+    pub pending: u64,
+}
+
+/// Settings for [`Emitter`]; start with [`Emitter::builder`].
+///
+/// Every setting has a default (the `DEFAULT_*` constants); a typical
+/// service sets the sink, the context and the limits it cares about:
+///
+/// ```
+/// use std::time::Duration;
+/// use ossa_events::{sink::WriterSink, Emitter, EmitterBuilder, Overflow};
+/// let emitter = Emitter::builder("/agents/researcher")
+///     .sink(WriterSink::new(Vec::new()))
+///     .agent_id("researcher")
+///     .batch_size(200)
+///     .flush_interval(Duration::from_millis(500))
+///     .queue_capacity(50_000)
+///     .overflow(Overflow::Block(Duration::from_millis(10)))
+///     .shutdown_timeout(Duration::from_secs(2))
+///     .build()?;
+/// assert_eq!(EmitterBuilder::DEFAULT_BATCH_SIZE, 100);
+/// # drop(emitter);
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
+#[must_use = "call .build() to start the emitter"]
+pub struct EmitterBuilder {
+    source: String,
+    sink: Option<Box<dyn Sink>>,
+    batch_size: usize,
+    flush_interval: Duration,
+    queue_events: usize,
+    queue_bytes: usize,
+    overflow: Overflow,
+    retry: RetryPolicy,
+    breaker: BreakerConfig,
+    flush_timeout: Duration,
+    shutdown_timeout: Duration,
+    context: OwnedContext,
+    callback: Option<Callback>,
+}
+
+impl fmt::Debug for EmitterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmitterBuilder")
+            .field("source", &self.source)
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval", &self.flush_interval)
+            .field("queue_events", &self.queue_events)
+            .field("queue_bytes", &self.queue_bytes)
+            .field("overflow", &self.overflow)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The OSSA context, owned.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OwnedContext {
+    agent_id: Option<String>,
+    interaction_id: Option<String>,
+    trace_id: Option<String>,
+    span_id: Option<String>,
+}
+
+impl OwnedContext {
+    pub(crate) fn borrow(&self) -> ossa::Context<'_> {
+        ossa::Context {
+            agent_id: self.agent_id.as_deref(),
+            interaction_id: self.interaction_id.as_deref(),
+            trace_id: self.trace_id.as_deref(),
+            span_id: self.span_id.as_deref(),
+        }
+    }
+}
+
+impl EmitterBuilder {
+    /// Default events per batch.
+    pub const DEFAULT_BATCH_SIZE: usize = 100;
+    /// Default flush interval.
+    pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+    /// Default queue capacity in events.
+    pub const DEFAULT_QUEUE_EVENTS: usize = 10_000;
+    /// Default queue capacity in bytes.
+    pub const DEFAULT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+    /// Default time [`Emitter::flush`] waits.
+    pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default time shutdown (and the drop of the last handle) waits for delivery.
+    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn new(source: String) -> Self {
+        EmitterBuilder {
+            source,
+            sink: None,
+            batch_size: Self::DEFAULT_BATCH_SIZE,
+            flush_interval: Self::DEFAULT_FLUSH_INTERVAL,
+            queue_events: Self::DEFAULT_QUEUE_EVENTS,
+            queue_bytes: Self::DEFAULT_QUEUE_BYTES,
+            overflow: Overflow::DropNewest,
+            retry: RetryPolicy::default(),
+            breaker: BreakerConfig::default(),
+            flush_timeout: Self::DEFAULT_FLUSH_TIMEOUT,
+            shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
+            context: OwnedContext::default(),
+            callback: None,
+        }
+    }
+
+    /// Where events go. Defaults to JSON Lines on stdout ([`WriterSink::stdout`]).
+    ///
+    /// ```
+    /// use ossa_events::{sink::{NullSink, Sink, WriterSink}, Emitter};
+    /// let quiet = std::env::var_os("EVENTS_OFF").is_some();
+    /// // One emitter type whatever the sink: box it to choose at run time.
+    /// let sink: Box<dyn Sink> = if quiet { Box::new(NullSink::new()) } else { Box::new(WriterSink::new(Vec::new())) };
+    /// let emitter = Emitter::builder("/agents/a").sink(sink).build()?;
+    /// # drop(emitter);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sink = Some(Box::new(sink));
+        self
+    }
+    /// Events per batch; a full batch is sent at once. Defaults to `100`.
+    ///
+    /// A full batch goes out at once, without waiting for the flush interval:
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .batch_size(2)
+    ///     .flush_interval(Duration::from_secs(60))
+    ///     .build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// let start = Instant::now();
+    /// while emitter.metrics().delivered < 2 && start.elapsed() < Duration::from_secs(1) {
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// }
+    /// assert_eq!(emitter.metrics().delivered, 2);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+    /// Longest wait of the oldest queued event before its batch is sent. Defaults to `1 s`.
+    ///
+    /// A lone event goes out after this long even if nothing else is emitted:
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .flush_interval(Duration::from_millis(20))
+    ///     .build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// let start = Instant::now();
+    /// while emitter.metrics().delivered < 1 && start.elapsed() < Duration::from_secs(1) {
+    ///     std::thread::sleep(Duration::from_millis(5));
+    /// }
+    /// assert_eq!(emitter.metrics().delivered, 1);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn flush_interval(mut self, d: Duration) -> Self {
+        self.flush_interval = d;
+        self
+    }
+    /// Most events waiting (queued or being sent). Defaults to `10 000`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .queue_capacity(1)
+    ///     .flush_interval(Duration::from_secs(60))
+    ///     .build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// assert!(matches!(emitter.emit(EventBuilder::new().ty("dev.example.tick")), Err(Error::QueueFull)));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn queue_capacity(mut self, events: usize) -> Self {
+        self.queue_events = events.max(1);
+        self
+    }
+    /// Most bytes of encoded events waiting. Defaults to `16 MiB`.
+    ///
+    /// One event is always let in, however large, when the queue is empty:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .queue_bytes(1)
+    ///     .flush_interval(Duration::from_secs(60))
+    ///     .build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// assert!(matches!(emitter.emit(EventBuilder::new().ty("dev.example.tick")), Err(Error::QueueFull)));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes.max(1);
+        self
+    }
+    /// What happens when the queue is full. Defaults to [`Overflow::DropNewest`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::{sink::NullSink, Emitter, Overflow};
+    /// // Backpressure: slow the agent down rather than lose events.
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .overflow(Overflow::Block(Duration::from_millis(100)))
+    ///     .build()?;
+    /// # drop(emitter);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn overflow(mut self, o: Overflow) -> Self {
+        self.overflow = o;
+        self
+    }
+    /// How failed batches are retried. Defaults to [`RetryPolicy::default`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::{sink::NullSink, Emitter, RetryPolicy};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .retry(RetryPolicy::default().max_attempts(5).cap(Duration::from_secs(2)))
+    ///     .build()?;
+    /// # drop(emitter);
+    /// // Or count failures at once, e.g. in a CLI that reports them itself:
+    /// let strict = Emitter::builder("/agents/a").sink(NullSink::new()).retry(RetryPolicy::none()).build()?;
+    /// # drop(strict);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn retry(mut self, p: RetryPolicy) -> Self {
+        self.retry = p;
+        self
+    }
+    /// When to stop sending to a failing sink for a while. Defaults to [`BreakerConfig::default`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::{sink::NullSink, BreakerConfig, Emitter};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .circuit_breaker(BreakerConfig::default().threshold(3).open_for(Duration::from_secs(1)))
+    ///     .build()?;
+    /// # drop(emitter);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn circuit_breaker(mut self, b: BreakerConfig) -> Self {
+        self.breaker = b;
+        self
+    }
+    /// How long [`Emitter::flush`] waits. Defaults to `30 s`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::{sink::NullSink, Emitter};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .flush_timeout(Duration::from_secs(2))
+    ///     .build()?;
+    /// assert_eq!(emitter.flush()?.pending, 0);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn flush_timeout(mut self, d: Duration) -> Self {
+        self.flush_timeout = d;
+        self
+    }
+    /// How long shutdown (or the drop of the last handle) waits for pending
+    /// events to be delivered. Defaults to `5 s`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::{sink::NullSink, Emitter};
+    /// // A short-lived CLI: never hold the exit up more than a second.
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .shutdown_timeout(Duration::from_secs(1))
+    ///     .build()?;
+    /// emitter.shutdown()?;
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.shutdown_timeout = d;
+        self
+    }
+    /// `ossaagentid` for events that do not set it. Defaults to none.
+    ///
+    /// ```
+    /// use ossa_events::{sink::{Encoded, Sink}, Emitter, EventBuilder, SendError};
+    /// # use std::sync::{Arc, Mutex, PoisonError};
+    /// # struct Keep(Arc<Mutex<Vec<String>>>);
+    /// # impl Sink for Keep {
+    /// #     fn send(&mut self, e: &[Encoded]) -> Result<(), SendError> {
+    /// #         let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+    /// #         v.extend(e.iter().map(|e| String::from_utf8_lossy(e.json()).into_owned()));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # let out = Arc::new(Mutex::new(Vec::new()));
+    /// let emitter = Emitter::builder("/agents/a").sink(Keep(out.clone())).agent_id("researcher").build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// // An event that sets it keeps its own.
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick").ossa_agent_id("critic"))?;
+    /// emitter.flush()?;
+    /// let out = out.lock().unwrap_or_else(PoisonError::into_inner);
+    /// assert!(out[0].contains(r#""ossaagentid":"researcher""#));
+    /// assert!(out[1].contains(r#""ossaagentid":"critic""#));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn agent_id(mut self, v: impl Into<String>) -> Self {
+        self.context.agent_id = Some(v.into());
+        self
+    }
+    /// `ossainteractionid` for events that do not set it. Defaults to none.
+    ///
+    /// One emitter per conversation, say:
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .interaction_id("int-42")
+    ///     .build()?;
+    /// # drop(emitter);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn interaction_id(mut self, v: impl Into<String>) -> Self {
+        self.context.interaction_id = Some(v.into());
+        self
+    }
+    /// `ossatraceid` for events that do not set it. Defaults to none.
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+    ///     .build()?;
+    /// # drop(emitter);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn trace_id(mut self, v: impl Into<String>) -> Self {
+        self.context.trace_id = Some(v.into());
+        self
+    }
+    /// `ossaspanid` for events that do not set it. Defaults to none.
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+    ///     .span_id("00f067aa0ba902b7")
+    ///     .build()?;
+    /// # drop(emitter);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn span_id(mut self, v: impl Into<String>) -> Self {
+        self.context.span_id = Some(v.into());
+        self
+    }
+    /// Called (on the emitting thread or the worker) for every event that is
+    /// not delivered. Defaults to none (the counters still count).
+    ///
+    /// Keep it short and do not emit or flush from it: on the worker thread
+    /// that would wait for the worker itself. A callback that holds an
+    /// [`Emitter`] keeps the emitter alive (call [`Emitter::shutdown`]).
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .on_undelivered(|u| eprintln!("event {} not delivered ({:?}): {}", u.id, u.reason, u.error))
+    ///     .build()?;
+    /// assert!(emitter.emit(EventBuilder::new()).is_err()); // no type: rejected, and logged
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn on_undelivered(mut self, f: impl Fn(&Undelivered<'_>) + Send + Sync + 'static) -> Self {
+        self.callback = Some(Arc::new(f));
+        self
+    }
+
+    /// Starts the worker thread and returns the first handle.
+    ///
+    /// ```
+    /// use ossa_events::{Emitter, Error};
+    /// let emitter = Emitter::builder("/agents/a").build()?; // JSON Lines on stdout
+    /// # drop(emitter);
+    /// // The source must be a URI-reference.
+    /// assert!(matches!(Emitter::builder("not a uri").build(), Err(Error::Invalid(_))));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn build(self) -> Result<Emitter, Error> {
+        if !ossa_events_core::uri::is_uri_reference(&self.source) {
+            return Err(Error::Invalid(Box::new(
+                ossa_events_core::ValidationError::new(
+                    ossa_events_core::Attribute::Source,
+                    ossa_events_core::Rule::NotUriReference,
+                ),
+            )));
+        }
+        let sink = self.sink.unwrap_or_else(|| Box::new(WriterSink::stdout()));
+        let config = Config {
+            source: self.source,
+            batch_size: self.batch_size,
+            flush_interval: self.flush_interval,
+            queue_events: self.queue_events,
+            queue_bytes: self.queue_bytes,
+            overflow: self.overflow,
+            retry: self.retry,
+            flush_timeout: self.flush_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            context: self.context,
+        };
+        let (shared, handle) =
+            worker::spawn(sink, config, self.callback, Breaker::new(self.breaker))?;
+        Ok(Emitter {
+            shared: shared.clone(),
+            guard: Arc::new(Guard {
+                shared,
+                worker: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+}
+
+/// Signals shutdown and joins the worker when the last handle goes.
+struct Guard {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self
+            .shared
+            .shutdown(&self.worker, self.shared.config.shutdown_timeout);
+    }
+}
+
+/// A handle to an emitter: `Clone + Send + Sync`, cheap to clone. The worker
+/// stops, after delivering what is pending (bounded by the shutdown timeout),
+/// when [`shutdown`](Self::shutdown) is called or the last handle is dropped.
+///
+/// ```
+/// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
+/// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+/// let threads: Vec<_> = (0..4)
+///     .map(|_| {
+///         let emitter = emitter.clone();
+///         std::thread::spawn(move || emitter.emit(EventBuilder::new().ty("dev.example.tick")))
+///     })
+///     .collect();
+/// for t in threads {
+///     t.join().expect("thread")?;
+/// }
+/// assert_eq!(emitter.shutdown()?.delivered, 4);
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Emitter {
+    shared: Arc<Shared>,
+    guard: Arc<Guard>,
+}
+
+impl fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emitter")
+            .field("source", &self.shared.config.source)
+            .field("metrics", &self.metrics())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emitter {
+    /// Settings for an emitter of events from `source` (a URI-reference).
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter};
+    /// let emitter = Emitter::builder("https://agents.example.com/researcher")
+    ///     .sink(NullSink::new())
+    ///     .build()?;
+    /// # drop(emitter);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn builder(source: impl Into<String>) -> EmitterBuilder {
+        EmitterBuilder::new(source.into())
+    }
+
+    /// Emits an OSSA event from its typed payload.
+    ///
+    /// ```
+    /// use ossa_events::{ossa, sink::NullSink, Emitter};
+    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+    /// emitter.emit_ossa(&ossa::ToolCalled { tool: "web_search", call_id: Some("c1"), arguments: None })?;
+    /// assert_eq!(emitter.flush()?.delivered, 1);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn emit_ossa<P: ossa::Payload>(&self, payload: &P) -> Result<(), Error> {
+        self.emit(EventBuilder::new().ossa(payload))
+    }
+
+    /// Completes `event` (a new id, this emitter's `source`, the current
+    /// time and the OSSA context, where the event does not set them),
+    /// validates and encodes it on this thread, and queues it.
+    ///
+    /// An invalid event is refused here, on the caller's thread, not later:
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick").subject("job-7").data_json(r#"{"n":1}"#))?;
+    /// let bad = emitter.emit(EventBuilder::new().ty("dev.example.tick").id("")); // empty id
+    /// assert!(matches!(bad, Err(Error::Invalid(_))));
+    /// assert_eq!(emitter.metrics().rejected, 1);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn emit(&self, event: EventBuilder<'_>) -> Result<(), Error> {
+        let id = crate::new_id();
+        let cfg = &self.shared.config;
+        let ctx = cfg.context.borrow();
+        let b = event.defaults(id.as_str(), &cfg.source, SystemClock.now());
+        let b = fill_context(b, &ctx);
+        let r = match b.build() {
+            Ok(ev) => self.emit_event(&ev),
+            Err(e) => {
+                Counters::add(&self.shared.counters.rejected, 1);
+                let err = Error::Invalid(Box::new(e));
+                self.shared
+                    .report(Reason::Rejected, id.as_str(), None, &err);
+                Err(err)
+            }
+        };
+        r
+    }
+
+    /// Queues an event exactly as it is (attributes, extensions and data
+    /// unchanged): how `ossa-events emit` forwards events it read.
+    ///
+    /// ```
+    /// use ossa_events::{parse::json::parse_event, sink::NullSink, Emitter, Scratch};
+    /// let emitter = Emitter::builder("/agents/forwarder").sink(NullSink::new()).build()?;
+    /// let line = br#"{"specversion":"1.0","id":"e-1","source":"/agents/a","type":"dev.example.tick"}"#;
+    /// let mut buf = [0u8; 256];
+    /// let ev = parse_event(line, &mut Scratch::new(&mut buf))?;
+    /// emitter.emit_event(&ev)?; // keeps id "e-1" and source "/agents/a"
+    /// assert_eq!(emitter.flush()?.delivered, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn emit_event(&self, ev: &Event<'_>) -> Result<(), Error> {
+        let encoded = match Encoded::new(ev, self.shared.encoding) {
+            Ok(e) => e,
+            Err(err) => {
+                Counters::add(&self.shared.counters.rejected, 1);
+                self.shared.report(Reason::Rejected, ev.id(), None, &err);
+                return Err(err);
+            }
+        };
+        self.enqueue(encoded)
+    }
+
+    fn enqueue(&self, e: Encoded) -> Result<(), Error> {
+        self.shared.enqueue(e)
+    }
+
+    /// Sends everything queued now and waits until it is delivered (or given
+    /// up on), at most the flush timeout. On timeout the events stay queued.
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// let report = emitter.flush()?;
+    /// assert_eq!((report.delivered, report.pending), (1, 0));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn flush(&self) -> Result<FlushReport, Error> {
+        self.flush_within(self.shared.config.flush_timeout)
+    }
+
+    /// [`flush`](Self::flush) with its own time limit.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::sink::{Encoded, Sink};
+    /// use ossa_events::{Emitter, Error, EventBuilder, Phase, SendError};
+    /// /// Takes 200 ms per send.
+    /// struct Slow;
+    /// impl Sink for Slow {
+    ///     fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+    ///         std::thread::sleep(Duration::from_millis(200));
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let emitter = Emitter::builder("/agents/a").sink(Slow).build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// let r = emitter.flush_within(Duration::from_millis(10));
+    /// assert!(matches!(r, Err(Error::Timeout(Phase::Flush)))); // still being sent
+    /// assert_eq!(emitter.flush_within(Duration::from_secs(1))?.delivered, 1);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn flush_within(&self, limit: Duration) -> Result<FlushReport, Error> {
+        let pending = self.shared.flush_within(limit)?;
+        let m = self.metrics();
+        Ok(FlushReport {
+            delivered: m.delivered,
+            failed: m.failed,
+            shutdown_timeout: m.shutdown_timeout,
+            pending,
+        })
+    }
+
+    /// Stops the worker after delivering what is pending, within the shutdown
+    /// timeout; what is left then is counted in `shutdown_timeout` and reported. Later emits
+    /// are refused with [`Error::ShutDown`]. Dropping the last handle does the same.
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+    /// let handle = emitter.clone();
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// assert_eq!(emitter.shutdown()?.delivered, 1);
+    /// // Every handle sees it.
+    /// assert!(matches!(handle.emit(EventBuilder::new().ty("dev.example.tick")), Err(Error::ShutDown)));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn shutdown(&self) -> Result<FlushReport, Error> {
+        self.shutdown_within(self.shared.config.shutdown_timeout)
+    }
+
+    /// [`shutdown`](Self::shutdown) with its own time limit instead of the
+    /// configured shutdown timeout: what a program that was asked to stop
+    /// (a signal, a deploy) gives its events. A limit set by an earlier
+    /// shutdown call is kept. Returns [`Error::Timeout`] when a sink call
+    /// outlasted the limit; every event is counted all the same.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// let report = emitter.shutdown_within(Duration::from_secs(2))?;
+    /// assert_eq!((report.delivered, report.pending), (1, 0));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn shutdown_within(&self, limit: Duration) -> Result<FlushReport, Error> {
+        self.shared.shutdown(&self.guard.worker, limit)?;
+        let m = self.metrics();
+        Ok(FlushReport {
+            delivered: m.delivered,
+            failed: m.failed,
+            shutdown_timeout: m.shutdown_timeout,
+            pending: m.queue_depth,
+        })
+    }
+
+    /// The counters now.
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// emitter.flush()?;
+    /// let m = emitter.metrics();
+    /// assert_eq!((m.emitted, m.delivered, m.queue_depth), (1, 1, 0));
+    /// assert!(m.bytes > 0);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        self.shared.metrics()
+    }
+}
+
+fn fill_context<'a>(mut b: EventBuilder<'a>, ctx: &ossa::Context<'a>) -> EventBuilder<'a> {
+    let have = |b: &EventBuilder<'a>, name: &str| b.has_extension(name);
+    if let Some(v) = ctx.agent_id.filter(|_| !have(&b, ossa::EXT_AGENT_ID)) {
+        b = b.ossa_agent_id(v);
+    }
+    if let Some(v) = ctx
+        .interaction_id
+        .filter(|_| !have(&b, ossa::EXT_INTERACTION_ID))
+    {
+        b = b.ossa_interaction_id(v);
+    }
+    if let Some(v) = ctx.trace_id.filter(|_| !have(&b, ossa::EXT_TRACE_ID)) {
+        b = b.ossa_trace_id(v);
+    }
+    if let Some(v) = ctx.span_id.filter(|_| !have(&b, ossa::EXT_SPAN_ID)) {
+        b = b.ossa_span_id(v);
+    }
+    b
+}
