@@ -154,7 +154,9 @@ fn consume(a: &Args) -> ExitCode {
     use super::progress::{note, Progress, Snapshot};
 
     use ossa_events::{format::json, Scratch};
-    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+
+    use super::signals;
     use rdkafka::message::{Headers, Message};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -253,12 +255,30 @@ fn consume(a: &Args) -> ExitCode {
             }
         })
     };
+    // SIGINT/SIGTERM: stop at the next poll, commit, print the summary; a
+    // second signal exits at once with the counts so far.
+    let stop = {
+        let counts = counts.clone();
+        signals::watch::<()>(None, move |sig| {
+            eprintln!(
+                "consume: printed {}, invalid {}",
+                counts.0.load(Ordering::Relaxed),
+                counts.1.load(Ordering::Relaxed)
+            );
+            eprintln!("consume: stopped by {}", signals::name(sig));
+        })
+    };
+    let mut stopped_by = None;
     let mut scratch: Vec<u8> = Vec::new();
     let mut line: Vec<u8> = Vec::with_capacity(1024);
     let mut last_record = Instant::now();
     let mut last_error: Option<String> = None;
     let stdout = std::io::stdout();
     let code = loop {
+        if let Some(sig) = stop.as_ref().and_then(signals::Stop::signal) {
+            stopped_by = Some(sig);
+            break ExitCode::from(signals::exit_code(sig));
+        }
         if a.max_events.is_some_and(|n| printed >= n) {
             break ExitCode::SUCCESS;
         }
@@ -320,7 +340,17 @@ fn consume(a: &Args) -> ExitCode {
             }
         }
     };
+    if a.group.is_some() {
+        // What was printed is committed before the exit (auto-commit would
+        // only get to it on its next interval).
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            note!("ossa-events: consume: commit: {e}");
+        }
+    }
     progress.finish();
     eprintln!("consume: printed {printed}, invalid {invalid}");
+    if let Some(sig) = stopped_by {
+        eprintln!("consume: stopped by {}", signals::name(sig));
+    }
     code
 }

@@ -12,6 +12,7 @@ use ossa_events::{demo, Emitter, EmitterBuilder, Overflow, Scratch, SystemClock}
 
 use super::args::{parse_count, parse_secs, Command, Opt, Parsed};
 use super::progress::{note, Progress, Snapshot, NO_PROGRESS_OPT, PROGRESS_OPT};
+use super::signals;
 
 /// The default `--source` (with `--demo`).
 const DEFAULT_SOURCE: &str = "/ossa/demo/researcher";
@@ -334,7 +335,24 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             }
         })
     };
-    let mut invalid = 0u64;
+    let invalid = Arc::new(AtomicU64::new(0));
+    // A second SIGINT/SIGTERM exits at once with the counts known so far.
+    let (tx, rx) = signals::channel::<Input>(256);
+    let stop = {
+        let (em, read, invalid) = (em.clone(), read.clone(), invalid.clone());
+        signals::watch(
+            Some((tx.clone(), Input::Signal as fn(i32) -> Input)),
+            move |sig| {
+                summary(
+                    &em,
+                    read.load(Ordering::Relaxed),
+                    invalid.load(Ordering::Relaxed),
+                    Some(sig),
+                );
+            },
+        )
+    };
+    let mut stopped_by = None;
     if a.demo {
         let r = demo::agent_run(&a.source, &SystemClock, &mut ossa_events::FastIds, |ev| {
             read.fetch_add(1, Ordering::Relaxed);
@@ -344,21 +362,25 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             note!("ossa-events: emit: {e}");
         }
     } else {
-        let stdin = std::io::stdin();
-        let mut input = stdin.lock();
-        let mut line = Vec::new();
+        // Lines are read on a thread of their own, so that a signal stops
+        // the emitting at once even while stdin blocks.
+        let reader = std::thread::Builder::new()
+            .name("ossa-events-stdin".into())
+            .spawn(move || read_lines(&tx));
+        if let Err(e) = reader {
+            note!("ossa-events: emit: cannot start the stdin reader: {e}");
+        }
         let mut scratch = Vec::new();
         let mut lineno = 0u64;
-        loop {
-            line.clear();
-            match input.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    note!("ossa-events: emit: <stdin>: {e}");
+        for msg in rx.iter() {
+            let line = match msg {
+                Input::Line(line) => line,
+                Input::End => break,
+                Input::Signal(sig) => {
+                    stopped_by = Some(sig);
                     break;
                 }
-            }
+            };
             lineno += 1;
             let text = line.strip_suffix(b"\n").unwrap_or(&line);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
@@ -373,29 +395,88 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
                     let _ = em.emit_event(&ev);
                 }
                 Err(e) => {
-                    invalid += 1;
+                    invalid.fetch_add(1, Ordering::Relaxed);
                     note!("ossa-events: emit: <stdin>:{lineno}: {e}");
                 }
+            };
+        }
+    }
+    let signalled = || stop.as_ref().and_then(signals::Stop::signal);
+    let mut stopped_by = stopped_by.or_else(signalled);
+    if stopped_by.is_none() {
+        let _ = em.flush();
+        let _ = em.shutdown();
+        stopped_by = signalled();
+    } else {
+        // Stopped by a signal: what is in hand gets `--deadline`, then is
+        // counted as not delivered (never claimed delivered).
+        let _ = em.shutdown_within(a.deadline);
+    }
+    progress.finish();
+    let read = read.load(Ordering::Relaxed);
+    let invalid = invalid.load(Ordering::Relaxed);
+    let m = summary(&em, read, invalid, stopped_by);
+    if let Some(sig) = stopped_by {
+        return ExitCode::from(signals::exit_code(sig));
+    }
+    let undelivered = m.failed + m.shutdown_timeout + m.dropped + m.rejected;
+    if invalid == 0 && m.delivered == read && undelivered == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_FAILURE)
+    }
+}
+
+/// What the stdin reader and the signal watcher tell `emit`'s main loop.
+enum Input {
+    Line(Vec<u8>),
+    End,
+    Signal(i32),
+}
+
+/// Reads stdin line by line into `tx` until its end (or a read error, said once).
+fn read_lines(tx: &std::sync::mpsc::SyncSender<Input>) {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    loop {
+        let mut line = Vec::new();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                if tx.send(Input::Line(line)).is_err() {
+                    return; // the main loop stopped
+                }
+            }
+            Err(e) => {
+                note!("ossa-events: emit: <stdin>: {e}");
+                break;
             }
         }
     }
-    let _ = em.flush();
-    let _ = em.shutdown();
-    progress.finish();
-    let read = read.load(Ordering::Relaxed);
+    let _ = tx.send(Input::End);
+}
+
+/// Prints `emit`'s summary line (and, when a signal stopped it, what was
+/// left unconfirmed); returns the metrics it printed.
+fn summary(em: &Emitter, read: u64, invalid: u64, signal: Option<i32>) -> ossa_events::Metrics {
     let m = em.metrics();
     eprintln!(
         "emit: read {read}, delivered {}, retried {}, failed {}, dropped {}, invalid {invalid}",
         m.delivered,
         m.retried,
-        m.failed,
+        m.failed + m.shutdown_timeout,
         m.dropped + m.rejected
     );
-    if invalid == 0 && m.delivered == read && m.failed == 0 && m.dropped == 0 && m.rejected == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(super::EXIT_FAILURE)
+    if let Some(sig) = signal {
+        eprintln!(
+            "emit: stopped by {}: {} not confirmed delivered ({} given up at the deadline, {} still in hand)",
+            signals::name(sig),
+            m.shutdown_timeout + m.queue_depth,
+            m.shutdown_timeout,
+            m.queue_depth
+        );
     }
+    m
 }
 
 /// The Kafka sink `a` asks for.

@@ -148,7 +148,35 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(super::EXIT_FAILURE);
         }
     }
-    receiver.serve_with(PrintEvents)
+    // SIGINT/SIGTERM: stop accepting, answer the requests in progress, print
+    // the counts and exit 130/143; a second signal exits at once.
+    let (tx, rx) = super::signals::channel::<i32>(1);
+    let stop = super::signals::watch(Some((tx, (|sig| sig) as fn(i32) -> i32)), |sig| {
+        eprintln!(
+            "listen: stopped by {} before requests in progress ended",
+            super::signals::name(sig)
+        );
+    });
+    if stop.is_none() {
+        receiver.serve_with(PrintEvents)
+    }
+    let handle = match receiver.spawn_with(PrintEvents) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("ossa-events: listen: {addr}: {e}");
+            return ExitCode::from(super::EXIT_FAILURE);
+        }
+    };
+    let sig = rx.recv().unwrap_or(signal_hook::consts::SIGTERM);
+    let stats = handle.shutdown();
+    let _ = std::io::stdout().lock().flush();
+    eprintln!(
+        "listen: stopped by {}: {} requests, {} events accepted",
+        super::signals::name(sig),
+        stats.requests,
+        stats.events
+    );
+    ExitCode::from(super::signals::exit_code(sig))
 }
 
 /// Prints each event as one JSON line on stdout; flushes at the end of each
