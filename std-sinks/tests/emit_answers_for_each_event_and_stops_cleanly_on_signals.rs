@@ -11,6 +11,8 @@
 //!   more delivered than the collector confirmed; a second signal exits at
 //!   once with the counts so far; `listen` finishes and exits 143.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;
