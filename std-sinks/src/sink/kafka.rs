@@ -1046,3 +1046,118 @@ impl Drop for KafkaSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ossa_events_core::Event;
+
+    fn sink(props: &[(&str, &str)]) -> KafkaSink {
+        let mut b = KafkaSink::builder("127.0.0.1:9", "t").delivery_timeout(Duration::from_secs(7));
+        for (k, v) in props {
+            b = b.set(*k, *v);
+        }
+        b.build().unwrap()
+    }
+
+    fn events(n: usize) -> Vec<Encoded> {
+        (0..n)
+            .map(|i| {
+                let id = format!("e{i}");
+                let ev = Event::builder()
+                    .id(&id)
+                    .source("/s")
+                    .ty("t")
+                    .build()
+                    .unwrap();
+                Encoded::new(&ev, Encoding::KafkaBinary).unwrap()
+            })
+            .collect()
+    }
+
+    /// Issue 11, problem 3: the sink waits by the value librdkafka uses,
+    /// whichever of the two names set it, and 0 means no limit.
+    #[test]
+    fn the_delivery_timeout_is_read_from_either_name_and_zero_is_no_limit() {
+        assert_eq!(sink(&[]).delivery_timeout, Some(Duration::from_secs(7)));
+        let s = sink(&[("delivery.timeout.ms", "1500")]);
+        assert_eq!(s.delivery_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(s.config.get("message.timeout.ms"), Some("1500"));
+        assert_eq!(s.config.get("delivery.timeout.ms"), None);
+        // The last one set wins, as in librdkafka.
+        let s = sink(&[
+            ("delivery.timeout.ms", "1500"),
+            ("message.timeout.ms", "2500"),
+        ]);
+        assert_eq!(s.delivery_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(sink(&[("delivery.timeout.ms", "0")]).delivery_timeout, None);
+        assert_eq!(sink(&[("message.timeout.ms", "0")]).delivery_timeout, None);
+        let bad = KafkaSink::builder("127.0.0.1:9", "t")
+            .set("message.timeout.ms", "soon")
+            .build();
+        assert!(bad.is_err());
+    }
+
+    /// Issue 11, problems 4 and 10: each record's report is its event's
+    /// outcome (records delivered behind a failed one are delivered), and a
+    /// batch is settled by its ticket, checked against its events.
+    #[test]
+    fn each_record_gets_its_own_outcome_and_settle_goes_by_ticket() {
+        let mut s = sink(&[]);
+        let evs = events(5);
+        let auth = KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed);
+        let down = KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas);
+        let flight = Flight {
+            base: 0,
+            outcomes: vec![
+                Some(Ok(())),
+                Some(Err(auth)),
+                Some(Ok(())),
+                Some(Err(down)),
+                None,
+            ],
+            produced: 5,
+            waiting: 1,
+            local: None,
+            deadline: None,
+            check: id_check(&evs),
+        };
+        let err = s.conclude(flight, Phase::Send).unwrap_err();
+        assert!(err.failure_of(0).is_none());
+        assert_eq!(err.failure_of(1).map(|f| f.retry), Some(Retry::No));
+        assert!(
+            err.failure_of(2).is_none(),
+            "delivered behind a failure: {err:?}"
+        );
+        assert_eq!(err.failure_of(3).map(|f| f.retry), Some(Retry::LATER));
+        assert!(matches!(
+            err.failure_of(4).map(|f| &f.error),
+            Some(Error::Timeout(Phase::Send))
+        ));
+
+        // Tickets: an unknown one, or events that are not its batch, fail.
+        let unknown = s
+            .settle(Ticket::new(99), &evs, SendDeadline::NONE)
+            .unwrap_err();
+        assert!(
+            unknown.to_string().contains("did not hand out"),
+            "{unknown}"
+        );
+        s.flights.push_back(Flight {
+            base: 40,
+            outcomes: vec![None, None],
+            produced: 0,
+            waiting: 0,
+            local: None,
+            deadline: None,
+            check: id_check(&evs[..2]),
+        });
+        let wrong = s
+            .settle(Ticket::new(40), &evs[2..4], SendDeadline::NONE)
+            .unwrap_err();
+        assert!(
+            wrong.to_string().contains("not the batch of its ticket"),
+            "{wrong}"
+        );
+    }
+}

@@ -406,3 +406,27 @@ mod tests {
         assert!(text.contains("\"c\": []"), "{text}");
     }
 }
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+    use ossa_events_core::Event;
+
+    /// Issue 11, problem 11: one huge batch does not keep its buffer.
+    #[test]
+    fn a_huge_batch_gives_its_buffer_back() {
+        let data = format!("\"{}\"", "x".repeat(2 * KEEP_BUF));
+        let ev = Event::builder()
+            .id("big")
+            .source("/s")
+            .ty("t")
+            .data_json(&data)
+            .build()
+            .unwrap();
+        let enc = Encoded::new(&ev, Encoding::Json).unwrap();
+        let mut sink = WriterSink::new(Vec::new());
+        sink.send(&[enc]).unwrap();
+        assert!(sink.buf.capacity() <= KEEP_BUF, "{}", sink.buf.capacity());
+        assert!(sink.get_ref().len() > 2 * KEEP_BUF);
+    }
+}
