@@ -59,24 +59,29 @@
 //! [`flush`](Emitter::flush) and at shutdown.
 //!
 //! Delivery is **at least once**: an event counts as delivered when the sink
-//! says so (a 2xx answer, a Kafka delivery report, a completed write). A
-//! retried batch may reach a collector that had already taken it, so
-//! receivers should deduplicate by `source` + `id` where it matters. Every
-//! event ends up in exactly one of the [`Metrics`] counters:
+//! says so for that event (a 2xx answer to its request, its Kafka delivery
+//! report, a completed write and flush). A retried event may reach a
+//! collector that had already taken it (the README's delivery contract says
+//! exactly when, per sink), so receivers should deduplicate by `source` +
+//! `id` where it matters. Every event ends up in exactly one of the
+//! [`Metrics`] counters, counted once and reported once:
 //!
 //! | counter | meaning | [`Reason`] given to `on_undelivered` |
 //! | --- | --- | --- |
 //! | `emitted` | accepted into the queue | — |
 //! | `delivered` | the sink confirmed it | — |
-//! | `failed` | queued, then given up on: a non-retryable error, retries exhausted, or still waiting when shutdown's time ran out | [`Failed`](Reason::Failed), [`ShutdownTimeout`](Reason::ShutdownTimeout) |
+//! | `failed` | queued, then given up on: a non-retryable error, or retries exhausted | [`Failed`](Reason::Failed) |
+//! | `shutdown_timeout` | queued, and not confirmed when shutdown's time ran out | [`ShutdownTimeout`](Reason::ShutdownTimeout) |
 //! | `dropped` | refused at emit: queue full ([`Error::QueueFull`]) or emitter shut down ([`Error::ShutDown`]) | [`Dropped`](Reason::Dropped) |
 //! | `rejected` | refused at emit: breaks a CloudEvents rule ([`Error::Invalid`]) or cannot be encoded | [`Rejected`](Reason::Rejected) |
 //!
-//! so `emitted == delivered + failed + queue_depth` at any time.
+//! so `emitted == delivered + failed + shutdown_timeout + queue_depth` at any time.
 //!
-//! **When the collector is down**, a failed send is classified by the sink
-//! ([`SendError`]: how many were delivered, and [`Retry`] or not). Retryable
-//! failures are retried with exponential backoff and full jitter
+//! **When the collector is down**, a failed send is classified by the sink,
+//! event by event ([`SendError`]: which events were not delivered, each with
+//! its error and [`Retry`] or not): the others count as delivered, those
+//! refused for good fail, and only the retryable ones are sent again. They
+//! are retried with exponential backoff and full jitter
 //! ([`RetryPolicy`]), honouring a collector's `Retry-After`; after
 //! [`BreakerConfig`]'s threshold of failures in a row the circuit breaker
 //! stops sending for a while, then probes with one attempt. Meanwhile events

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// emitter.flush()?;
 /// let m = emitter.metrics();
 /// assert_eq!((m.emitted, m.delivered, m.rejected, m.batches), (1, 1, 1, 1));
-/// // Every emitted event is delivered, failed or still waiting.
-/// assert_eq!(m.emitted, m.delivered + m.failed + m.queue_depth);
+/// // Every emitted event is delivered, failed, timed out at shutdown or still waiting.
+/// assert_eq!(m.emitted, m.delivered + m.failed + m.shutdown_timeout + m.queue_depth);
 /// # Ok::<(), ossa_events::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

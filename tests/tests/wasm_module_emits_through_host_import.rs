@@ -328,14 +328,12 @@ fn a_host_that_accepts_a_few_bytes_per_write_gets_the_same_events() {
 }
 
 /// The host's `write` fails for the first calls, then recovers. The emitter
-/// keeps a batch whose write failed and writes it again, whole, at the next
-/// flush (on the next full batch, `poll` or the final flush in `run`).
-///
-/// That is at-least-once in general: a batch that fails after the host
-/// accepted part of it is written again from its first event. Here every
-/// failure is the first `host.write` of a flush attempt (the calls that fail
-/// are the first ones, and an attempt stops at its first failure), so no
-/// failed attempt left any bytes behind and each event arrives exactly once.
+/// keeps the place of a flush whose write failed and goes on from there at
+/// the next flush (on the next full batch, `poll` or the final flush in
+/// `run`): lines the host took whole are not written again, and a cut event
+/// is written whole on a line of its own. Here every failure is the first
+/// `host.write` of a flush attempt, so no failed attempt left any bytes
+/// behind and each event arrives exactly once.
 #[test]
 fn a_host_write_that_fails_then_recovers_loses_and_duplicates_nothing() {
     for fail_first in [1, 3, 6, 12] {

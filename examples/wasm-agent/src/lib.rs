@@ -14,12 +14,11 @@
 //! negative error code (see [`ERR_INVALID`] and friends). Everything lives on
 //! the stack of that one call; the module keeps no state between calls.
 //!
-//! Delivery is at-least-once: a batch whose write fails stays in the emitter
-//! and is written again, whole, by the next flush. If the host had already
-//! accepted part of that batch, that part arrives twice (and if the failure
-//! fell between an event and its newline, that event is glued to the start of
-//! the rewritten batch on one line). A host that fails a `write` should
-//! therefore drop what it took since the last complete line.
+//! Delivery is at-least-once: a flush whose write fails keeps its place in
+//! the emitter. The next flush does not write again the lines the host took
+//! whole; it ends a line the failure cut with a newline, then writes the cut
+//! event whole, so a host that parses line by line and skips a line that does
+//! not parse gets each delivered event once, never two on one line.
 #![no_std]
 
 use embedded_io::{ErrorKind, ErrorType, Write};

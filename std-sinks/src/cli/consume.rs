@@ -24,7 +24,7 @@ offsets, and --from-beginning applies where G has no committed offset.
 
 A record that is not a valid CloudEvent is reported on stderr as
 'partition P offset O: <error>' and skipped; it does not count toward
---max-events. Without --max-events and --timeout it runs until killed.
+--max-events. Without --max-events and --timeout it runs until stopped (SIGINT or SIGTERM).
 
 While it runs, a progress line on stderr shows the events printed, the invalid
 records and the rate (redrawn every 250 ms, cleared at the end), when stderr is
@@ -58,9 +58,13 @@ a terminal. At the end a summary line goes to stderr:
     positional: None,
     conflicts: &[("--progress", "--no-progress")],
     footer: "\
+SIGINT or SIGTERM stops it at the next poll: offsets are committed (with
+--group), the summary printed, and it exits 130 (143 for SIGTERM); a second
+signal exits at once.
+
 Exit status: 0 when stopped by --max-events or --timeout; 1 when the topic
 cannot be read or stdout is closed; 2 on bad arguments (or a build without
-the kafka feature).
+the kafka feature); 130/143 when stopped by SIGINT/SIGTERM.
 
 Examples:
   ossa-events consume --kafka 127.0.0.1:9092 --topic agent-events

@@ -125,9 +125,14 @@ At the end a summary line goes to stderr:
 Environment: with --sink http, HTTPS_PROXY, HTTP_PROXY, ALL_PROXY (or their
 lower-case forms) name a proxy and NO_PROXY the hosts that bypass it.
 
+SIGINT or SIGTERM stops reading: what is in hand gets --deadline, then the
+summary is printed (delivered counts only what the sink confirmed) and emit
+exits 130 (143 for SIGTERM). A second signal exits at once with the counts
+so far.
+
 Exit status: 0 only when every event was delivered; 1 otherwise (invalid
 lines, events failed or dropped); 2 on bad arguments (or --sink kafka in a
-build without the kafka feature).
+build without the kafka feature); 130/143 when stopped by SIGINT/SIGTERM.
 
 Examples:
   ossa-events emit --demo

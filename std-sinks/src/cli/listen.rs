@@ -38,7 +38,7 @@ headers), 408 (request not received in time), 503 with Retry-After: 1 (over
 --max-connections).
 
 Once bound, prints 'listening on http://HOST:PORT' (the real port) on stderr.
-Runs until killed.",
+Runs until stopped (SIGINT or SIGTERM).",
     opts: &[
         Opt::value(
             "--http",
@@ -70,7 +70,9 @@ Runs until killed.",
 Numbers may use '_' between digits (--max-body 4_194_304).
 
 Exit status: 1 when ADDR cannot be bound or stdout is closed, 2 on bad
-arguments; otherwise it runs until killed.
+arguments; otherwise it runs until SIGINT or SIGTERM, then stops accepting,
+answers the requests in progress, prints its counts and exits 130 (143 for
+SIGTERM); a second signal exits at once.
 
 Examples:
   ossa-events listen --http 127.0.0.1:8080
