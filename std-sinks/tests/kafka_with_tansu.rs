@@ -544,6 +544,82 @@ mod cli {
         }
     }
 
+    /// Issue 11: SIGINT stops `consume` at its next poll, commits its group's
+    /// offsets and exits 130: a second consumer of the group starts after
+    /// what the first printed.
+    #[test]
+    fn consume_stops_on_sigint_commits_and_exits_130() {
+        use std::io::BufRead;
+        let broker = Tansu::start();
+        let bootstrap = broker.bootstrap();
+        broker.create_topic("signals", 1);
+        let (code, _, err) = run(
+            &[
+                "emit",
+                "--demo",
+                "--sink",
+                "kafka",
+                "--brokers",
+                &bootstrap,
+                "--topic",
+                "signals",
+            ],
+            Duration::from_secs(60),
+        );
+        assert_eq!(code, Some(0), "{err}");
+        let consume = |limit: Option<&str>| {
+            let mut args = vec![
+                "consume",
+                "--kafka",
+                &bootstrap,
+                "--topic",
+                "signals",
+                "--group",
+                "g",
+                "--from-beginning",
+            ];
+            if let Some(t) = limit {
+                args.extend(["--timeout", t]);
+            }
+            args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ossa-events"))
+            .args(consume(None))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        for _ in 0..15 {
+            let mut line = String::new();
+            assert!(out.read_line(&mut line).unwrap() > 0, "consume ended early");
+        }
+        let ok = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let st = wait_within(&mut child, Duration::from_secs(10), "consume after SIGINT");
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(st.code(), Some(130), "{err}");
+        assert!(err.contains("consume: printed 15, invalid 0"), "{err}");
+        assert!(err.contains("stopped by SIGINT"), "{err}");
+        // Committed: the group goes on after the 15 events.
+        let args = consume(Some("2"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = run(&args, Duration::from_secs(30));
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.is_empty(), "read again after the commit: {out}");
+    }
+
     #[test]
     fn consume_stops_after_the_timeout_and_refuses_bad_arguments() {
         let broker = Tansu::start();
