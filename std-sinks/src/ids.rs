@@ -73,6 +73,17 @@ impl IdSource for FastIds {
     }
 }
 
+/// Where an FNV-1a hash starts.
+pub(crate) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `bytes`, going on from `h`: a cheap fingerprint (to know a
+/// batch or an event again), not a defence against crafted input.
+pub(crate) fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

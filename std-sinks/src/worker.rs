@@ -550,14 +550,16 @@ impl Worker<'_> {
         let cfg = &sh.config;
         let mut st = sh.lock();
         loop {
-            if st.out_of_time() {
-                // Out of time: give up on everything still open.
+            // Out of time, or the breaker stays open past the deadline (no
+            // send can happen in time): give up on everything still open.
+            let breaker_past_deadline = match (st.shutdown, self.breaker.wait_until(), st.deadline)
+            {
+                (true, Some(b), Some(d)) => b >= d,
+                _ => false,
+            };
+            if st.out_of_time() || breaker_past_deadline && !st.queue.is_empty() {
                 self.started.clear();
-                sh.give_up_all(
-                    st,
-                    Reason::ShutdownTimeout,
-                    &Error::Timeout(Phase::Shutdown),
-                );
+                sh.give_up_all(st, Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT);
                 st = sh.lock();
                 continue;
             }
@@ -579,20 +581,6 @@ impl Worker<'_> {
             let due =
                 st.queue.len() >= cfg.batch_size || flush_wanted || st.shutdown || interval_due;
             let held_back = self.breaker.wait_until();
-            if let (true, Some(b), Some(d)) = (st.shutdown, held_back, st.deadline) {
-                if b >= d {
-                    // The breaker stays open past the deadline: no send
-                    // can happen in time.
-                    self.started.clear();
-                    sh.give_up_all(
-                        st,
-                        Reason::ShutdownTimeout,
-                        &Error::Timeout(Phase::Shutdown),
-                    );
-                    st = sh.lock();
-                    continue;
-                }
-            }
             if due && held_back.is_none() && self.started.len() < self.depth {
                 let n = st.queue.len().min(self.max_batch);
                 let first_seq = st.queue.front().map_or(st.next_seq, |q| q.seq);
@@ -861,13 +849,7 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, SendError>) -> Result<T, SendError> 
 
 /// A fast random number for jitter.
 fn jitter_rand() -> u64 {
-    let id = crate::new_id();
-    let b = id.as_str().as_bytes();
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for &c in b {
-        h = (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
-    }
-    h
+    crate::ids::fnv1a(crate::ids::FNV_START, crate::new_id().as_str().as_bytes())
 }
 
 #[cfg(test)]

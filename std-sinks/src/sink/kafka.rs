@@ -698,13 +698,9 @@ impl Sink for KafkaSink {
 
 /// A fingerprint of the ids of `events`, in order.
 fn id_check(events: &[Encoded]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for e in events {
-        for &b in e.id().as_bytes().iter().chain(&[0u8]) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    h
+    events.iter().fold(crate::ids::FNV_START, |h, e| {
+        crate::ids::fnv1a(crate::ids::fnv1a(h, e.id().as_bytes()), &[0])
+    })
 }
 
 impl KafkaSink {

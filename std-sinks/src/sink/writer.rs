@@ -213,11 +213,7 @@ pub(crate) const KEEP_BUF: usize = 256 * 1024;
 
 /// A cheap fingerprint of an event's bytes, to know a retried event again.
 fn fingerprint(e: &Encoded) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for &b in e.json() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-    }
-    h
+    crate::ids::fnv1a(crate::ids::FNV_START, e.json())
 }
 
 impl<W: Write + Send + 'static> WriterSink<W> {
