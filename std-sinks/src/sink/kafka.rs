@@ -61,6 +61,7 @@ use ossa_events_core::parse::json::parse_event;
 use ossa_events_core::Scratch;
 
 use crate::errors::{Error, Phase, Retry, SendError};
+use crate::sink::writer::KEEP_BUF;
 use crate::sink::{Encoded, Encoding, SendDeadline, Sink, Ticket};
 
 /// The delivery timeout (librdkafka's `message.timeout.ms`): how long
@@ -834,6 +835,10 @@ impl KafkaSink {
                 break;
             }
             produced = i + 1;
+        }
+        if self.scratch.capacity() > KEEP_BUF {
+            // One huge structured event does not keep its parse buffer.
+            self.scratch = Vec::new();
         }
         self.flights.push_back(Flight {
             base,
