@@ -2,10 +2,15 @@
 //! structured, binary or batched content mode, one keep-alive connection pool
 //! per sink, https through rustls with the webpki roots.
 //!
-//! The sink makes **one attempt** per [`Sink::send`] and classifies what
-//! happened; retries, backoff and the circuit breaker are the emitter's worker's.
+//! The sink makes **one attempt** per request of a [`Sink::send`] and
+//! classifies each request's answer for the events it carried (one event in
+//! structured and binary mode, a chunk in batched mode); retries, backoff and
+//! the circuit breaker are the emitter's worker's. A request refused for good
+//! fails only its own events and the send goes on with the next request; a
+//! failure a retry may fix stops the send there, and that request's events and
+//! the ones after it are answered "retry".
 //!
-//! | outcome | [`Retry`](crate::Retry) | [`Error`] |
+//! | outcome | [`Retry`] | [`Error`] |
 //! | --- | --- | --- |
 //! | 2xx | — (delivered) | — |
 //! | 408, 429, 5xx except 501 | `Yes { after: Retry-After }` | [`Error::HttpStatus`] |

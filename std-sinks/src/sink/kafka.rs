@@ -10,7 +10,7 @@
 //! The sink then classifies what happened; further retries, backoff and the
 //! circuit breaker are the emitter's worker's.
 //!
-//! | delivery report | [`Retry`](crate::Retry) | [`Error`] |
+//! | delivery report | [`Retry`] | [`Error`] |
 //! | --- | --- | --- |
 //! | every report successful | — (delivered) | — |
 //! | message timed out, or no report within the delivery timeout | `Yes { after: None }` | [`Error::Timeout`] ([`Phase::Send`]) |
