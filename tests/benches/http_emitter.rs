@@ -274,8 +274,8 @@ fn collector_down(total: usize, every: usize) -> (Vec<MemSample>, Duration, u64)
     );
     // What is still queued is given up on when shutdown's time runs out.
     let _ = em.shutdown();
-    let failed = em.metrics().failed;
-    (samples, elapsed, failed)
+    let m = em.metrics();
+    (samples, elapsed, m.failed + m.shutdown_timeout)
 }
 
 // ---------------------------------------------------------------------------
@@ -482,7 +482,7 @@ fn main() {
     println!(
         "  queue bytes after each {mem_every} emits: {:.2}..{:.2} MiB (max depth {max_depth}); \
          live heap {:.2}..{:.2} MiB; RSS {:.1}..{:.1} MiB; peak RSS {:.1} MiB; \
-         {} dropped, {} failed at shutdown",
+         {} dropped, {} given up at shutdown",
         mib(q_min),
         mib(q_max),
         mib(h_min),
