@@ -903,6 +903,20 @@ impl<'a> EventBuilder<'a> {
     pub fn has_extension(&self, name: &str) -> bool {
         self.ev.extensions.iter().any(|e| e.name == name)
     }
+    /// The `id` set so far, if any: what a caller reports a rejected
+    /// event under.
+    ///
+    /// ```
+    /// use ossa_events_core::Event;
+    /// let b = Event::builder().id("mine-1").subject("");
+    /// assert_eq!(b.id_set(), Some("mine-1"));
+    /// assert!(b.build().is_err()); // an empty subject: rejected, still "mine-1"
+    /// assert_eq!(Event::builder().id_set(), None);
+    /// ```
+    #[inline]
+    pub fn id_set(&self) -> Option<&'a str> {
+        (self.set & SET_ID != 0).then_some(self.ev.id)
+    }
     /// Sets a String extension.
     ///
     /// ```

@@ -693,13 +693,15 @@ impl Emitter {
         let ctx = cfg.context.borrow();
         let b = event.defaults(id.as_str(), &cfg.source, SystemClock.now());
         let b = fill_context(b, &ctx);
+        // Reported under the event's own id when it set one.
+        let own_id = b.id_set();
         let r = match b.build() {
             Ok(ev) => self.emit_event(&ev),
             Err(e) => {
                 Counters::add(&self.shared.counters.rejected, 1);
                 let err = Error::Invalid(Box::new(e));
-                self.shared
-                    .report(Reason::Rejected, id.as_str(), None, &err);
+                let rid = own_id.unwrap_or(id.as_str());
+                self.shared.report(Reason::Rejected, rid, None, &err);
                 Err(err)
             }
         };

@@ -352,12 +352,14 @@ impl Shared {
 
     /// Ends the open events of flight `id` named in `ends` (positions in
     /// `events`): each at most once, counted under the lock, reported after.
-    fn settle(&self, id: u64, events: &[Encoded], ends: &[(usize, End<'_>)]) {
+    /// Returns `false` when the flight was given up on already (shutdown's
+    /// hard limit): then nothing is counted, a late answer changes nothing.
+    fn settle(&self, id: u64, events: &[Encoded], ends: &[(usize, End<'_>)]) -> bool {
         let mut reports: Vec<(usize, Reason, &Error)> = Vec::new();
         {
             let mut st = self.lock();
             let Some(pos) = st.flights.iter().position(|f| f.id == id) else {
-                return; // given up on already (shutdown's hard limit)
+                return false;
             };
             let (mut closed, mut freed) = (0usize, 0usize);
             let (mut delivered, mut wire) = (0u64, 0u64);
@@ -394,6 +396,9 @@ impl Shared {
             st.in_flight -= closed;
             st.bytes = st.bytes.saturating_sub(freed);
             let c = &self.counters;
+            if delivered > 0 {
+                Counters::add(&c.batches, 1);
+            }
             Counters::add(&c.delivered, delivered);
             Counters::add(&c.bytes, wire);
             Counters::add(&c.failed, failed);
@@ -407,7 +412,7 @@ impl Shared {
             }
         }
         if reports.is_empty() {
-            return;
+            return true;
         }
         for (i, reason, error) in reports {
             if let Some(e) = events.get(i) {
@@ -415,6 +420,7 @@ impl Shared {
             }
         }
         self.reported();
+        true
     }
 
     /// The reports of one settle are made: wake a flush that waits for them.
@@ -558,10 +564,10 @@ impl Worker<'_> {
                 _ => false,
             };
             if st.out_of_time() || breaker_past_deadline && !st.queue.is_empty() {
+                // Shutdown is under way (both need it): nothing is left to do.
                 self.started.clear();
                 sh.give_up_all(st, Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT);
-                st = sh.lock();
-                continue;
+                return Step::Stop;
             }
             if st.queue.is_empty() {
                 if !self.started.is_empty() {
@@ -634,8 +640,10 @@ impl Worker<'_> {
         match r {
             Ok(ticket) => self.started.push_back((ticket, t)),
             Err(e) => {
+                // Settled at once; what it delivered is flushed like any send.
+                let r = self.flush_after(Err(e), t.events.len());
                 let all = (0..t.events.len()).collect();
-                self.deliver(&t, all, Some(Err(e)));
+                self.deliver(&t, all, Some(r));
             }
         }
     }
@@ -693,6 +701,14 @@ impl Worker<'_> {
                 Some(r) => r,
                 None => {
                     let st = sh.lock();
+                    if attempt > 0 && !st.out_of_time() {
+                        // A retry that happens: counted once it is sure to,
+                        // and only for a batch still in flight.
+                        if !st.flights.iter().any(|f| f.id == t.id) {
+                            return;
+                        }
+                        Counters::add(&sh.counters.retried, todo.len() as u64);
+                    }
                     if st.out_of_time() {
                         self.started.clear();
                         sh.give_up_all(st, Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT);
@@ -709,7 +725,6 @@ impl Worker<'_> {
             let err = match r {
                 Ok(()) => {
                     self.breaker.success();
-                    Counters::add(&sh.counters.batches, 1);
                     let ends: Vec<(usize, End<'_>)> =
                         todo.iter().map(|&i| (i, End::Delivered)).collect();
                     sh.settle(t.id, &t.events, &ends);
@@ -744,7 +759,6 @@ impl Worker<'_> {
             let delivered_some = ends.iter().any(|(_, e)| matches!(e, End::Delivered));
             if delivered_some {
                 self.breaker.success();
-                Counters::add(&sh.counters.batches, 1);
             }
             if !again.is_empty() {
                 self.breaker.failure();
@@ -757,9 +771,10 @@ impl Worker<'_> {
                 if let Some(b) = self.breaker.wait_until() {
                     wait = wait.max(b.saturating_duration_since(Instant::now()));
                 }
+                // No deadline (an unlimited shutdown): never too late.
                 let too_late = shutting
                     && deadline
-                        .is_none_or(|d| Instant::now().checked_add(wait).is_none_or(|w| w >= d));
+                        .is_some_and(|d| Instant::now().checked_add(wait).is_none_or(|w| w >= d));
                 if too_late {
                     ends.extend(
                         again
@@ -768,14 +783,13 @@ impl Worker<'_> {
                     );
                 }
             }
-            sh.settle(t.id, &t.events, &ends);
-            if again.is_empty() {
+            let open = sh.settle(t.id, &t.events, &ends);
+            if again.is_empty() || !open {
                 return;
             }
             todo = again.iter().map(|&(i, _)| i).collect();
             drop(ends);
             drop(err);
-            Counters::add(&sh.counters.retried, todo.len() as u64);
             if !self.wait_retry(wait) {
                 let ends: Vec<(usize, End<'_>)> = todo
                     .iter()
