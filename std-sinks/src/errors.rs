@@ -139,7 +139,9 @@ impl From<ValidationError> for Error {
 /// entry per run of events that share an outcome, each with its own error.
 ///
 /// A sink answers for every event it was handed: an event named in no
-/// [`Failure`] was delivered. A collector that refuses one event of forty
+/// [`Failure`] was delivered (but an error whose ranges name no event of the
+/// batch at all, empty or past its end, counts for every event of it: the
+/// emitter never counts delivered what a sink did not confirm). A collector that refuses one event of forty
 /// fails that one; the other thirty-nine are delivered, and a retry sends
 /// only what is marked [`Retry::Yes`]:
 ///
@@ -336,6 +338,13 @@ impl SendError {
             }
         }
         self
+    }
+    /// The first failure's error, by value.
+    pub(crate) fn into_error(self) -> Error {
+        self.failures
+            .into_iter()
+            .next()
+            .map_or(Error::ShutDown, |f| f.error)
     }
     /// Appends the failures of `other`.
     pub(crate) fn merge(mut self, other: SendError) -> Self {

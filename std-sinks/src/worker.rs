@@ -335,18 +335,28 @@ impl Shared {
             st = wait_on(&self.done, st, hard);
         }
         drop(st);
+        // Every event has ended; the worker thread may still be dropping the
+        // sink (a Kafka producer waits for what it holds): join it when it
+        // is done by the hard limit, else leave it to finish on its own.
         let handle = worker.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
-            let _ = h.join();
+            while !h.is_finished() && hard.is_none_or(|t| Instant::now() < t) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
         }
         Ok(())
     }
 
     /// The counters now.
     pub(crate) fn metrics(&self) -> Metrics {
+        // Under the lock: settles count under it too, so `emitted ==
+        // delivered + failed + shutdown_timeout + queue_depth` holds in
+        // every snapshot.
         let st = self.lock();
         let (depth, bytes) = ((st.queue.len() + st.in_flight) as u64, st.bytes as u64);
-        drop(st);
         self.counters.snapshot(depth, bytes)
     }
 
@@ -525,8 +535,14 @@ struct Worker<'a> {
 /// The worker thread: named phases in a loop.
 fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
     let exit = WorkerExit(sh);
-    let max_batch = sink.max_batch().max(1).min(sh.config.batch_size.max(1));
-    let depth = sink.pipeline().max(1);
+    // User code: a panic here is contained like any other sink call.
+    let caught = |f: &dyn Fn() -> usize, fallback: usize| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(fallback)
+    };
+    let max_batch = caught(&|| sink.max_batch(), usize::MAX)
+        .max(1)
+        .min(sh.config.batch_size.max(1));
+    let depth = caught(&|| sink.pipeline(), 1).max(1);
     let mut w = Worker {
         sh,
         sink,
@@ -636,7 +652,9 @@ impl Worker<'_> {
     /// Phase 2 (pipelined): start a batch; a start that fails is settled now.
     fn start(&mut self, t: Taken) {
         let sink = &mut self.sink;
-        let r = guarded(|| sink.start(&t.events, SendDeadline::live(self.sh)));
+        let n = t.events.len();
+        let r = guarded(|| sink.start(&t.events, SendDeadline::live(self.sh)))
+            .map_err(|e| e.clamped(n));
         match r {
             Ok(ticket) => self.started.push_back((ticket, t)),
             Err(e) => {
@@ -654,7 +672,9 @@ impl Worker<'_> {
             return;
         };
         let sink = &mut self.sink;
-        let r = guarded(|| sink.settle(ticket, &t.events, SendDeadline::live(self.sh)));
+        let n = t.events.len();
+        let r = guarded(|| sink.settle(ticket, &t.events, SendDeadline::live(self.sh)))
+            .map_err(|e| e.clamped(n));
         let r = self.flush_after(r, t.events.len());
         let all = (0..t.events.len()).collect();
         self.deliver(&t, all, Some(r));
@@ -717,7 +737,9 @@ impl Worker<'_> {
                     drop(st);
                     let part = subset(&t.events, &todo);
                     let sink = &mut self.sink;
-                    let r = guarded(|| sink.send_by(&part, SendDeadline::live(sh)));
+                    // An answer that names no event of the call fails all of it.
+                    let r = guarded(|| sink.send_by(&part, SendDeadline::live(sh)))
+                        .map_err(|e| e.clamped(part.len()));
                     self.flush_after(r, part.len())
                 }
             };

@@ -328,3 +328,64 @@ fn listen_finishes_and_exits_143_on_sigterm() {
     assert_eq!(ids.len(), 1, "{out}");
     assert!(out.contains(r#""id":"l-1""#), "{out}");
 }
+
+/// The queue is full and `emit` waits for room (`Overflow::Block` for
+/// `--deadline`) when the signal comes: the wait ends at once, what is in
+/// hand gets `--deadline`, and every event read is counted.
+#[test]
+fn sigint_stops_an_emit_that_waits_for_room_in_a_full_queue() {
+    // A collector that holds each request 10 s: nothing is confirmed in time.
+    let (addr, seen) = collector("none", Duration::from_secs(10));
+    let mut child = bin()
+        .args([
+            "emit",
+            "--sink",
+            "http",
+            "--mode",
+            "structured",
+            "--deadline",
+            "4",
+            "--url",
+        ])
+        .arg(format!("http://{addr}/events"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = stderr_of(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    // More than the default queue (10 000 events): the last ones wait for room.
+    let input: String = (0..12_000).map(|i| event_line(&format!("q-{i}"))).collect();
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+        stdin // kept open: emit never sees the end of its input
+    });
+    thread::sleep(Duration::from_secs(2));
+    signal(&child, "INT");
+    let t = Instant::now();
+    let status = wait_within(&mut child, Duration::from_secs(20));
+    let took = t.elapsed();
+    let stderr = err.join().unwrap();
+    drop(writer);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    // --deadline (4 s), not what is left of a wait for room (up to 4 s:
+    // it began 2 s before the signal) and then --deadline.
+    assert!(took < Duration::from_secs(5), "{took:?}: {stderr}");
+    let (read, delivered) = (
+        summary_field(&stderr, "read"),
+        summary_field(&stderr, "delivered"),
+    );
+    let failed = summary_field(&stderr, "failed");
+    let dropped = summary_field(&stderr, "dropped");
+    assert!(read > 10_000, "{stderr}");
+    assert_eq!(
+        delivered + failed + dropped,
+        read,
+        "every event read is counted: {stderr}"
+    );
+    assert!(
+        delivered <= seen.lock().unwrap().accepted.len() as u64,
+        "{stderr}"
+    );
+}

@@ -415,7 +415,14 @@ impl Scripted {
                     });
                 }
                 let named = |i: usize| runs.iter().any(|&(s, l, _)| (s..s + l).contains(&i));
-                let delivered = (0..ids.len()).filter(|&i| !named(i)).collect();
+                // An answer that names no event of the call (runs past its
+                // end, or empty) fails all of it: the worker never counts
+                // delivered what the sink did not confirm.
+                let delivered = if (0..ids.len()).any(named) {
+                    (0..ids.len()).filter(|&i| !named(i)).collect()
+                } else {
+                    Vec::new()
+                };
                 (Err(err.expect("at least one run")), delivered)
             }
         };

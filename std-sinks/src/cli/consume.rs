@@ -263,14 +263,17 @@ fn consume(a: &Args) -> ExitCode {
     // second signal exits at once with the counts so far.
     let stop = {
         let counts = counts.clone();
-        signals::watch::<()>(None, move |sig| {
-            eprintln!(
-                "consume: printed {}, invalid {}",
-                counts.0.load(Ordering::Relaxed),
-                counts.1.load(Ordering::Relaxed)
-            );
-            eprintln!("consume: stopped by {}", signals::name(sig));
-        })
+        signals::watch(
+            |_| {},
+            move |sig| {
+                eprintln!(
+                    "consume: printed {}, invalid {}",
+                    counts.0.load(Ordering::Relaxed),
+                    counts.1.load(Ordering::Relaxed)
+                );
+                eprintln!("consume: stopped by {}", signals::name(sig));
+            },
+        )
     };
     let mut stopped_by = None;
     let mut scratch: Vec<u8> = Vec::new();
@@ -344,7 +347,7 @@ fn consume(a: &Args) -> ExitCode {
             }
         }
     };
-    if a.group.is_some() {
+    if a.group.is_some() && printed + invalid > 0 {
         // What was printed is committed before the exit (auto-commit would
         // only get to it on its next interval).
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {

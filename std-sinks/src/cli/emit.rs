@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::io::BufRead;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -343,20 +343,34 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
     let invalid = Arc::new(AtomicU64::new(0));
     // A second SIGINT/SIGTERM exits at once with the counts known so far.
     let (tx, rx) = signals::channel::<Input>(256);
+    let summarized = Arc::new(AtomicBool::new(false));
     let stop = {
         let (em, read, invalid) = (em.clone(), read.clone(), invalid.clone());
+        let (em1, tx1, deadline) = (em.clone(), tx.clone(), a.deadline);
+        let done = summarized.clone();
         signals::watch(
-            Some((tx.clone(), Input::Signal as fn(i32) -> Input)),
             move |sig| {
-                summary(
-                    &em,
-                    read.load(Ordering::Relaxed),
-                    invalid.load(Ordering::Relaxed),
-                    Some(sig),
-                );
+                // Wake the main loop, and begin shutdown at once: emits
+                // blocked on a full queue are refused, the worker delivers
+                // what is in hand within --deadline.
+                let _ = tx1.try_send(Input::Signal(sig));
+                let em = em1.clone();
+                let _ = std::thread::Builder::new()
+                    .name("ossa-events-stop".into())
+                    .spawn(move || em.shutdown_within(deadline));
+            },
+            move |sig| {
+                if !done.swap(true, Ordering::SeqCst) {
+                    let (r, i) = (
+                        read.load(Ordering::Relaxed),
+                        invalid.load(Ordering::Relaxed),
+                    );
+                    summary(&em, r, i, Some(sig));
+                }
             },
         )
     };
+    let signalled = || stop.as_ref().and_then(signals::Stop::signal);
     let mut stopped_by = None;
     if a.demo {
         let r = demo::agent_run(&a.source, &SystemClock, &mut ossa_events::FastIds, |ev| {
@@ -378,6 +392,10 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         let mut scratch = Vec::new();
         let mut lineno = 0u64;
         for msg in rx.iter() {
+            if let Some(sig) = signalled() {
+                stopped_by = Some(sig);
+                break;
+            }
             let line = match msg {
                 Input::Line(line) => line,
                 Input::End => break,
@@ -406,7 +424,6 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             };
         }
     }
-    let signalled = || stop.as_ref().and_then(signals::Stop::signal);
     let mut stopped_by = stopped_by.or_else(signalled);
     if stopped_by.is_none() {
         let _ = em.flush();
@@ -420,6 +437,10 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
     progress.finish();
     let read = read.load(Ordering::Relaxed);
     let invalid = invalid.load(Ordering::Relaxed);
+    if summarized.swap(true, Ordering::SeqCst) {
+        // A second signal printed the summary and is ending the process.
+        std::thread::park();
+    }
     let m = summary(&em, read, invalid, stopped_by);
     if let Some(sig) = stopped_by {
         return ExitCode::from(signals::exit_code(sig));

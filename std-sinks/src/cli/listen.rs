@@ -71,8 +71,9 @@ Numbers may use '_' between digits (--max-body 4_194_304).
 
 Exit status: 1 when ADDR cannot be bound or stdout is closed, 2 on bad
 arguments; otherwise it runs until SIGINT or SIGTERM, then stops accepting,
-answers the requests in progress, prints its counts and exits 130 (143 for
-SIGTERM); a second signal exits at once.
+answers the requests whose events are being handled (a request still being
+read is dropped), prints its counts and exits 130 (143 for SIGTERM); a
+second signal exits at once.
 
 Examples:
   ossa-events listen --http 127.0.0.1:8080
@@ -150,10 +151,13 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(super::EXIT_FAILURE);
         }
     }
-    // SIGINT/SIGTERM: stop accepting, answer the requests in progress, print
+    // SIGINT/SIGTERM: stop accepting, answer the requests being handled, print
     // the counts and exit 130/143; a second signal exits at once.
     let (tx, rx) = super::signals::channel::<i32>(1);
-    let stop = super::signals::watch(Some((tx, (|sig| sig) as fn(i32) -> i32)), |sig| {
+    let first = move |sig| {
+        let _ = tx.try_send(sig);
+    };
+    let stop = super::signals::watch(first, |sig| {
         eprintln!(
             "listen: stopped by {} before requests in progress ended",
             super::signals::name(sig)

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
+
 use std::sync::Arc;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -37,17 +38,13 @@ impl Stop {
     }
 }
 
-/// Where the first signal goes: a channel, and how to wrap the signal's
-/// number into its message.
-pub(crate) type FirstTo<T> = (SyncSender<T>, fn(i32) -> T);
-
 /// Watches SIGINT and SIGTERM on a thread of its own: the first is recorded
-/// in the returned [`Stop`] and sent on `first` (when given); on a second,
-/// `on_second` runs (it prints what is known) and the process exits with
-/// 128 + that signal's number. `None` when the handlers cannot be installed
-/// (the command then runs as before: the default action ends it).
-pub(crate) fn watch<T: Send + 'static>(
-    first: Option<FirstTo<T>>,
+/// in the returned [`Stop`] and `on_first` runs (it wakes the command); on a
+/// second, `on_second` runs (it prints what is known) and the process exits
+/// with 128 + that signal's number. `None` when the handlers cannot be
+/// installed (the command then runs as before: the default action ends it).
+pub(crate) fn watch(
+    on_first: impl Fn(i32) + Send + 'static,
     on_second: impl Fn(i32) + Send + 'static,
 ) -> Option<Stop> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).ok()?;
@@ -57,14 +54,12 @@ pub(crate) fn watch<T: Send + 'static>(
         .name("ossa-events-signals".into())
         .spawn(move || {
             for sig in signals.forever() {
-                if seen
+                let first = seen
                     .0
                     .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-                {
-                    if let Some((tx, wrap)) = &first {
-                        let _ = tx.try_send(wrap(sig));
-                    }
+                    .is_ok();
+                if first {
+                    on_first(sig);
                     continue;
                 }
                 on_second(sig);

@@ -645,7 +645,12 @@ impl HttpSink {
             }
             (HttpMode::Structured, [e]) => self.post(e.json(), Some(STRUCTURED_CT), None, limit),
             (HttpMode::Binary, [e]) => self.post(e.body(), e.content_type(), Some(e), limit),
-            _ => Ok(()),
+            // Never: one event per request in these modes. Not sent, so not delivered.
+            _ => Err(Failure {
+                retry: false,
+                after: None,
+                error: Error::Transport("http: a request without its one event".into()),
+            }),
         }
     }
 

@@ -141,6 +141,9 @@ struct Flight {
     waiting: usize,
     /// Why producing stopped at `produced`, if it did.
     local: Option<SendError>,
+    /// Events before `produced` refused for good before they were produced
+    /// (too large, no key): their own outcome; the others went on.
+    refused: Vec<(usize, Error)>,
     /// When to stop waiting for its reports (`None`: no limit).
     deadline: Option<Instant>,
     /// A fingerprint of its events' ids, to check `settle` is given them.
@@ -516,7 +519,12 @@ impl KafkaSinkBuilder {
         if self.key_field.as_deref() == Some("") {
             return Err(invalid("kafka: empty key field".into()));
         }
-        let timeout_ms = self.delivery_timeout.as_millis().min(i32::MAX as u128);
+        // Milliseconds, rounded up: a sub-millisecond timeout is not 0 ("no limit").
+        let timeout_ms = self
+            .delivery_timeout
+            .as_nanos()
+            .div_ceil(1_000_000)
+            .min(i32::MAX as u128);
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
@@ -685,7 +693,7 @@ impl Sink for KafkaSink {
         match known {
             Some(true) => match self.land(ticket.get() as usize, deadline) {
                 Some((flight, phase)) => self.conclude(flight, phase),
-                None => Ok(()),
+                None => Err(lost_flight()),
             },
             Some(false) => Err(SendError::fatal(Error::Transport(
                 "kafka: settle with events that are not the batch of its ticket".into(),
@@ -695,6 +703,11 @@ impl Sink for KafkaSink {
             ))),
         }
     }
+}
+
+/// A flight the sink cannot find again (a bug): nothing can be said of its events.
+fn lost_flight() -> SendError {
+    SendError::fatal(Error::Transport("kafka: a started batch was lost".into()))
 }
 
 /// A fingerprint of the ids of `events`, in order.
@@ -828,11 +841,21 @@ impl KafkaSink {
         let outcomes: Vec<Option<Result<(), KafkaError>>> =
             std::iter::repeat_with(|| None).take(events.len()).collect();
         let mut produced = 0;
+        let mut waiting = 0;
         let mut local = None;
+        let mut refused = Vec::new();
         for (i, e) in events.iter().enumerate() {
-            if let Err(err) = self.produce(e, base.wrapping_add(i), deadline, outer) {
-                local = Some(err);
-                break;
+            match self.produce(e, base.wrapping_add(i), deadline, outer) {
+                Ok(()) => waiting += 1,
+                // Refused for good: this event's outcome; the next ones go on.
+                Err(err) if err.failures().iter().all(|f| f.retry == Retry::No) => {
+                    refused.push((i, err.into_error()));
+                }
+                // Full queue past the deadline, a retryable error: stop here.
+                Err(err) => {
+                    local = Some(err);
+                    break;
+                }
             }
             produced = i + 1;
         }
@@ -844,8 +867,9 @@ impl KafkaSink {
             base,
             outcomes,
             produced,
-            waiting: produced,
+            waiting,
             local,
+            refused,
             deadline,
             check: id_check(events),
         });
@@ -914,7 +938,7 @@ impl KafkaSink {
         let base = self.launch(events, outer);
         match self.land(base, outer) {
             Some((flight, phase)) => self.conclude(flight, phase),
-            None => Ok(()),
+            None => Err(lost_flight()),
         }
     }
 
@@ -925,6 +949,7 @@ impl KafkaSink {
             outcomes,
             produced,
             mut local,
+            mut refused,
             ..
         } = flight;
         let n = outcomes.len();
@@ -938,6 +963,12 @@ impl KafkaSink {
         let mut reset = false;
         let mut i = 0;
         while i < produced.min(n) {
+            if let Some(pos) = refused.iter().position(|(j, _)| *j == i) {
+                let (_, error) = refused.swap_remove(pos);
+                add(i..i + 1, Retry::No, error);
+                i += 1;
+                continue;
+            }
             let Some(o) = outcomes.get(i) else { break };
             // The run of events from `i` with the same kind of outcome.
             let same = |x: &Option<Result<(), KafkaError>>| match (o, x) {
@@ -945,9 +976,14 @@ impl KafkaSink {
                 (Some(Err(a)), Some(Err(b))) => a.rdkafka_error_code() == b.rdkafka_error_code(),
                 _ => false,
             };
-            let run = outcomes
-                .get(i..produced.min(n))
-                .map_or(1, |r| r.iter().take_while(|x| same(x)).count().max(1));
+            let is_refused = |j: usize| refused.iter().any(|(r, _)| *r == j);
+            let run = outcomes.get(i..produced.min(n)).map_or(1, |r| {
+                r.iter()
+                    .enumerate()
+                    .take_while(|&(k, x)| !is_refused(i + k) && same(x))
+                    .count()
+                    .max(1)
+            });
             let range = i..i + run;
             match o {
                 Some(Ok(())) => {}
@@ -1004,8 +1040,23 @@ impl KafkaSink {
     fn reset_producer(&mut self) {
         if let Ok(p) = make_producer(&self.config) {
             let old = std::mem::replace(&mut self.producer, p);
-            // Its messages all failed with the fatal error already.
+            // Its messages all failed with the fatal error already; their
+            // reports go to their flights, and a record of the old producer
+            // that still has none never will: it is put down to a timeout
+            // (retried), not waited for.
             let _ = old.flush(Duration::from_millis(100));
+            route(old.context(), &mut self.flights);
+            for f in &mut self.flights {
+                let produced = f.produced;
+                for slot in f.outcomes.iter_mut().take(produced) {
+                    if slot.is_none() {
+                        *slot = Some(Err(KafkaError::MessageProduction(
+                            RDKafkaErrorCode::MessageTimedOut,
+                        )));
+                    }
+                }
+                f.waiting = 0;
+            }
         }
     }
 }
@@ -1051,6 +1102,7 @@ impl Drop for KafkaSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::Failure;
     use ossa_events_core::Event;
 
     fn sink(props: &[(&str, &str)]) -> KafkaSink {
@@ -1105,7 +1157,7 @@ mod tests {
     #[test]
     fn each_record_gets_its_own_outcome_and_settle_goes_by_ticket() {
         let mut s = sink(&[]);
-        let evs = events(5);
+        let evs = events(6);
         let auth = KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed);
         let down = KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas);
         let flight = Flight {
@@ -1116,10 +1168,13 @@ mod tests {
                 Some(Ok(())),
                 Some(Err(down)),
                 None,
+                None,
             ],
-            produced: 5,
+            produced: 6,
             waiting: 1,
             local: None,
+            // Refused before it was produced (too large): its own outcome.
+            refused: vec![(5, Error::Encode("too large".into()))],
             deadline: None,
             check: id_check(&evs),
         };
@@ -1134,6 +1189,14 @@ mod tests {
         assert!(matches!(
             err.failure_of(4).map(|f| &f.error),
             Some(Error::Timeout(Phase::Send))
+        ));
+        assert!(matches!(
+            err.failure_of(5),
+            Some(Failure {
+                retry: Retry::No,
+                error: Error::Encode(_),
+                ..
+            })
         ));
 
         // Tickets: an unknown one, or events that are not its batch, fail.
@@ -1150,6 +1213,7 @@ mod tests {
             produced: 0,
             waiting: 0,
             local: None,
+            refused: Vec::new(),
             deadline: None,
             check: id_check(&evs[..2]),
         });

@@ -252,8 +252,11 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
     ///   is gone), and the retry starts with a newline so the torn part stays
     ///   on a line of its own;
     /// - lines the writer took but could not flush are not written again
-    ///   when the emitter retries them: the retry only flushes (a
-    ///   `BufWriter` still holds them), so no line is written twice.
+    ///   when the emitter retries them: the retry only flushes, so no line is
+    ///   written twice. This relies on the writer keeping what it took when
+    ///   its `flush` fails, as `BufWriter`, `LineWriter`, files, sockets and
+    ///   stdout do; a writer that drops its buffer on a failed flush loses
+    ///   those lines (they count delivered once a later flush succeeds).
     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
         // Events written by the last send whose flush failed, met again.
         let skip = {
@@ -286,7 +289,14 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
         }
         let (written, write_err) = self.write_counted();
         // Lines the writer took whole (the skipped ones were taken before).
-        let taken = skip + ends.iter().take_while(|&&end| end <= written).count();
+        // A line cut just before its newline is whole too: the newline the
+        // next write starts with (it is torn) ends it; writing it again
+        // would put it on the wire twice.
+        let taken = skip
+            + ends
+                .iter()
+                .take_while(|&&end| end <= written.saturating_add(1))
+                .count();
         // Torn: the write stopped inside a line (or before the newline
         // that ends a line torn earlier).
         let start = usize::from(self.torn);
@@ -424,5 +434,80 @@ mod buffer_tests {
         sink.send(&[enc]).unwrap();
         assert!(sink.buf.capacity() <= KEEP_BUF, "{}", sink.buf.capacity());
         assert!(sink.get_ref().len() > 2 * KEEP_BUF);
+    }
+}
+
+#[cfg(test)]
+mod torn_tests {
+    use super::*;
+    use ossa_events_core::Event;
+
+    /// Takes `cut` bytes, then fails once, then takes everything.
+    struct CutOnce {
+        out: Vec<u8>,
+        cut: Option<usize>,
+    }
+
+    impl Write for CutOnce {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Some(cut) = self.cut {
+                let room = cut - self.out.len();
+                if room == 0 {
+                    self.cut = None;
+                    return Err(std::io::Error::other("reset"));
+                }
+                let n = room.min(buf.len());
+                self.out.extend_from_slice(&buf[..n]);
+                return Ok(n);
+            }
+            self.out.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A write cut at every offset of two lines: each event ends up on its
+    /// own line exactly once (a cut just before a newline included), and the
+    /// events the first send answered delivered are not sent again.
+    #[test]
+    fn a_cut_at_any_offset_puts_each_line_on_the_wire_once() {
+        let evs: Vec<Encoded> = ["a", "b"]
+            .iter()
+            .map(|id| {
+                let ev = Event::builder()
+                    .id(id)
+                    .source("/s")
+                    .ty("t")
+                    .build()
+                    .unwrap();
+                Encoded::new(&ev, Encoding::Json).unwrap()
+            })
+            .collect();
+        let total = evs.iter().map(|e| e.json().len() + 1).sum::<usize>();
+        for cut in 0..total {
+            let mut sink = WriterSink::new(CutOnce {
+                out: Vec::new(),
+                cut: Some(cut),
+            });
+            let retry: Vec<Encoded> = match sink.send(&evs) {
+                Ok(()) => Vec::new(),
+                Err(e) => (0..evs.len())
+                    .filter(|&i| e.failure_of(i).is_some())
+                    .map(|i| evs[i].clone())
+                    .collect(),
+            };
+            if !retry.is_empty() {
+                sink.send(&retry).unwrap();
+            }
+            let out = String::from_utf8(sink.into_inner().out).unwrap();
+            let ids: Vec<&str> = out
+                .lines()
+                .filter(|l| l.ends_with('}') && l.starts_with('{'))
+                .map(|l| if l.contains(r#""id":"a""#) { "a" } else { "b" })
+                .collect();
+            assert_eq!(ids, ["a", "b"], "cut at {cut}: {out:?}");
+        }
     }
 }
