@@ -593,3 +593,52 @@ fn build_refuses_a_bad_configuration() {
     assert_eq!(sink.topic(), "t");
     assert!(format!("{sink:?}").contains("Structured"));
 }
+
+/// Issue 11: one record librdkafka refuses before it is produced (larger
+/// than `message.max.bytes`) fails alone; the records around it are
+/// produced, delivered and read back.
+#[test]
+fn one_oversized_record_fails_alone_and_its_neighbours_are_delivered() {
+    use ossa_events::{Event, Retry};
+    let c = cluster(1, "sizes", 1);
+    let bootstrap = c.bootstrap_servers();
+    let mut sink = KafkaSink::builder(&bootstrap, "sizes")
+        .set("message.max.bytes", "2000")
+        .build()
+        .unwrap();
+    let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(5000));
+    let evs: Vec<Encoded> = (0..5)
+        .map(|i| {
+            let id = format!("s-{i}");
+            let data = if i == 2 { big.as_str() } else { r#"{"n":1}"# };
+            let ev = Event::builder()
+                .id(&id)
+                .source("/s")
+                .ty("dev.example.tick")
+                .data_json(data)
+                .build()
+                .unwrap();
+            Encoded::new(&ev, Encoding::KafkaBinary).unwrap()
+        })
+        .collect();
+    let err = sink.send(&evs).unwrap_err();
+    assert_eq!(
+        err.failure_of(2).map(|f| f.retry),
+        Some(Retry::No),
+        "{err:?}"
+    );
+    for i in [0, 1, 3, 4] {
+        assert!(err.failure_of(i).is_none(), "s-{i}: {err:?}");
+    }
+    let recs = read_back(&bootstrap, "sizes", 1, 4, Duration::from_secs(10));
+    let ids: Vec<String> = recs
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n == "ce_id")
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        })
+        .collect();
+    assert_eq!(ids, ["s-0", "s-1", "s-3", "s-4"]);
+}
