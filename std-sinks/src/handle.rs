@@ -165,6 +165,17 @@ pub struct FlushReport {
     pub pending: u64,
 }
 
+impl FlushReport {
+    fn from_metrics(m: &Metrics, pending: u64) -> Self {
+        FlushReport {
+            delivered: m.delivered,
+            failed: m.failed,
+            shutdown_timeout: m.shutdown_timeout,
+            pending,
+        }
+    }
+}
+
 /// Settings for [`Emitter`]; start with [`Emitter::builder`].
 ///
 /// Every setting has a default (the `DEFAULT_*` constants); a typical
@@ -775,13 +786,7 @@ impl Emitter {
     /// ```
     pub fn flush_within(&self, limit: Duration) -> Result<FlushReport, Error> {
         let pending = self.shared.flush_within(limit)?;
-        let m = self.metrics();
-        Ok(FlushReport {
-            delivered: m.delivered,
-            failed: m.failed,
-            shutdown_timeout: m.shutdown_timeout,
-            pending,
-        })
+        Ok(FlushReport::from_metrics(&self.metrics(), pending))
     }
 
     /// Stops the worker after delivering what is pending, within the shutdown
@@ -820,12 +825,7 @@ impl Emitter {
     pub fn shutdown_within(&self, limit: Duration) -> Result<FlushReport, Error> {
         self.shared.shutdown(&self.guard.worker, limit)?;
         let m = self.metrics();
-        Ok(FlushReport {
-            delivered: m.delivered,
-            failed: m.failed,
-            shutdown_timeout: m.shutdown_timeout,
-            pending: m.queue_depth,
-        })
+        Ok(FlushReport::from_metrics(&m, m.queue_depth))
     }
 
     /// The counters now.

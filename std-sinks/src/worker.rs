@@ -652,14 +652,11 @@ impl Worker<'_> {
     /// Phase 2 (pipelined): start a batch; a start that fails is settled now.
     fn start(&mut self, t: Taken) {
         let sink = &mut self.sink;
-        let n = t.events.len();
-        let r = guarded(|| sink.start(&t.events, SendDeadline::live(self.sh)))
-            .map_err(|e| e.clamped(n));
-        match r {
+        match guarded(|| sink.start(&t.events, SendDeadline::live(self.sh))) {
             Ok(ticket) => self.started.push_back((ticket, t)),
             Err(e) => {
-                // Settled at once; what it delivered is flushed like any send.
-                let r = self.flush_after(Err(e), t.events.len());
+                // Settled at once, like any send.
+                let r = self.answered(Err(e), t.events.len());
                 let all = (0..t.events.len()).collect();
                 self.deliver(&t, all, Some(r));
             }
@@ -672,17 +669,18 @@ impl Worker<'_> {
             return;
         };
         let sink = &mut self.sink;
-        let n = t.events.len();
-        let r = guarded(|| sink.settle(ticket, &t.events, SendDeadline::live(self.sh)))
-            .map_err(|e| e.clamped(n));
-        let r = self.flush_after(r, t.events.len());
+        let r = guarded(|| sink.settle(ticket, &t.events, SendDeadline::live(self.sh)));
+        let r = self.answered(r, t.events.len());
         let all = (0..t.events.len()).collect();
         self.deliver(&t, all, Some(r));
     }
 
-    /// Calls the sink's `flush` after a send that delivered something; a
-    /// failed flush fails what the send delivered.
-    fn flush_after(&mut self, r: Result<(), SendError>, n: usize) -> Result<(), SendError> {
+    /// The sink's answer `r` for a call of `n` events, made whole: an answer
+    /// that names no event of the call fails all of it, and after a call that
+    /// delivered something the sink's `flush` runs (a failed flush fails what
+    /// the call delivered).
+    fn answered(&mut self, r: Result<(), SendError>, n: usize) -> Result<(), SendError> {
+        let r = r.map_err(|e| e.clamped(n));
         let delivered_some = match &r {
             Ok(()) => n > 0,
             Err(e) => (0..n).any(|i| e.failure_of(i).is_none()),
@@ -737,10 +735,8 @@ impl Worker<'_> {
                     drop(st);
                     let part = subset(&t.events, &todo);
                     let sink = &mut self.sink;
-                    // An answer that names no event of the call fails all of it.
-                    let r = guarded(|| sink.send_by(&part, SendDeadline::live(sh)))
-                        .map_err(|e| e.clamped(part.len()));
-                    self.flush_after(r, part.len())
+                    let r = guarded(|| sink.send_by(&part, SendDeadline::live(sh)));
+                    self.answered(r, part.len())
                 }
             };
             attempt += 1;

@@ -85,6 +85,20 @@ fn event_line(id: &str) -> String {
     ) + "\n"
 }
 
+/// `ossa-events emit --sink http --url http://ADDR/events EXTRA`, stdin
+/// and stderr piped.
+fn spawn_emit(addr: SocketAddr, extra: &[&str]) -> Child {
+    bin()
+        .args(["emit", "--sink", "http", "--url"])
+        .arg(format!("http://{addr}/events"))
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// `emit: read N, delivered N, retried N, failed N, dropped N, invalid N`.
 fn summary_field(stderr: &str, name: &str) -> u64 {
     let line = stderr
@@ -148,14 +162,7 @@ fn one_refused_event_does_not_sink_its_neighbours() {
                 })
             })
             .collect();
-        let mut child = bin()
-            .args(["emit", "--sink", "http", "--mode", mode, "--url"])
-            .arg(format!("http://{addr}/events"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_emit(addr, &["--mode", mode]);
         let err = stderr_of(&mut child);
         child
             .stdin
@@ -197,23 +204,7 @@ fn slow_emit(
     deadline: &str,
 ) -> (Child, std::process::ChildStdin, Arc<Mutex<Seen>>) {
     let (addr, seen) = collector("none", delay);
-    let mut child = bin()
-        .args([
-            "emit",
-            "--sink",
-            "http",
-            "--mode",
-            "structured",
-            "--deadline",
-            deadline,
-            "--url",
-        ])
-        .arg(format!("http://{addr}/events"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_emit(addr, &["--mode", "structured", "--deadline", deadline]);
     let mut stdin = child.stdin.take().unwrap();
     let input: String = (0..events).map(|i| event_line(&format!("e-{i}"))).collect();
     stdin.write_all(input.as_bytes()).unwrap();
@@ -336,23 +327,7 @@ fn listen_finishes_and_exits_143_on_sigterm() {
 fn sigint_stops_an_emit_that_waits_for_room_in_a_full_queue() {
     // A collector that holds each request 10 s: nothing is confirmed in time.
     let (addr, seen) = collector("none", Duration::from_secs(10));
-    let mut child = bin()
-        .args([
-            "emit",
-            "--sink",
-            "http",
-            "--mode",
-            "structured",
-            "--deadline",
-            "4",
-            "--url",
-        ])
-        .arg(format!("http://{addr}/events"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_emit(addr, &["--mode", "structured", "--deadline", "4"]);
     let err = stderr_of(&mut child);
     let mut stdin = child.stdin.take().unwrap();
     // More than the default queue (10 000 events): the last ones wait for room.

@@ -28,7 +28,7 @@ use ureq::http::{HeaderName, HeaderValue, Uri};
 
 use crate::errors::{Error, Phase, Retry, SendError};
 use crate::retry_after;
-use crate::sink::writer::KEEP_BUF;
+use crate::sink::writer::trim;
 use crate::sink::{Encoded, Encoding, SendDeadline, Sink};
 
 /// The time limit of one request, connecting included. 10 seconds.
@@ -616,12 +616,8 @@ impl HttpSink {
             }
             start = end;
         }
-        if self.buf.capacity() > KEEP_BUF {
-            self.buf = Vec::new();
-        }
-        if self.gz.capacity() > KEEP_BUF {
-            self.gz = Vec::new();
-        }
+        trim(&mut self.buf);
+        trim(&mut self.gz);
         failed.map_or(Ok(()), Err)
     }
 

@@ -61,7 +61,7 @@ use ossa_events_core::parse::json::parse_event;
 use ossa_events_core::Scratch;
 
 use crate::errors::{Error, Phase, Retry, SendError};
-use crate::sink::writer::KEEP_BUF;
+use crate::sink::writer::trim;
 use crate::sink::{Encoded, Encoding, SendDeadline, Sink, Ticket};
 
 /// The delivery timeout (librdkafka's `message.timeout.ms`): how long
@@ -859,10 +859,8 @@ impl KafkaSink {
             }
             produced = i + 1;
         }
-        if self.scratch.capacity() > KEEP_BUF {
-            // One huge structured event does not keep its parse buffer.
-            self.scratch = Vec::new();
-        }
+        // One huge structured event does not keep its parse buffer.
+        trim(&mut self.scratch);
         self.flights.push_back(Flight {
             base,
             outcomes,

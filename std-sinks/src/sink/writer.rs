@@ -211,6 +211,13 @@ impl<W: Write + Send + 'static> WriterSink<W> {
 /// does not hold its memory for the life of the sink.
 pub(crate) const KEEP_BUF: usize = 256 * 1024;
 
+/// Gives `buf` back when it outgrew [`KEEP_BUF`].
+pub(crate) fn trim(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_BUF {
+        *buf = Vec::new();
+    }
+}
+
 /// A cheap fingerprint of an event's bytes, to know a retried event again.
 fn fingerprint(e: &Encoded) -> u64 {
     crate::ids::fnv1a(crate::ids::FNV_START, e.json())
@@ -301,9 +308,7 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
         // that ends a line torn earlier).
         let start = usize::from(self.torn);
         self.torn = write_err.is_some() && written != start && !ends.contains(&written);
-        if self.buf.capacity() > KEEP_BUF {
-            self.buf = Vec::new();
-        }
+        trim(&mut self.buf);
         let flush_err = if taken > 0 {
             self.out.flush().err()
         } else {
