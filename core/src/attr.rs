@@ -157,11 +157,16 @@ impl<'a> ExtValue<'a> {
     /// assert!(ExtValue::Uri("https://example.com/policy").validate("policy").is_ok());
     /// let err = ExtValue::Uri("/policy").validate("policy").unwrap_err();
     /// assert_eq!((err.attribute.name(), err.rule), ("policy", Rule::NotAbsoluteUri));
+    /// let err = ExtValue::Uri("https://example.com/p#v2").validate("policy").unwrap_err();
+    /// assert_eq!(err.rule, Rule::UriFragment);
     /// ```
     pub fn validate(&self, name: &str) -> Result<(), ValidationError> {
         let rule = match self {
             ExtValue::String(s) if !is_valid_string(s) => Rule::InvalidCharacter,
-            ExtValue::Uri(s) if !crate::uri::is_absolute_uri(s) => Rule::NotAbsoluteUri,
+            ExtValue::Uri(s) => match crate::uri::absolute_uri_rule(s) {
+                Some(rule) => rule,
+                None => return Ok(()),
+            },
             ExtValue::UriRef(s) if !crate::uri::is_uri_reference(s) => Rule::NotUriReference,
             _ => return Ok(()),
         };

@@ -148,10 +148,16 @@ pub enum Rule {
     NotUriReference,
     /// Not an absolute URI (RFC 3986 §4.3: a scheme is required).
     NotAbsoluteUri,
+    /// A URI with a fragment (`#…`) where the CloudEvents type `URI` is
+    /// required: RFC 3986 §4.3 `absolute-URI` has no fragment.
+    UriFragment,
     /// Not an RFC 3339 timestamp.
     InvalidTimestamp(TimeError),
     /// Not a media type (RFC 2046).
     NotMediaType,
+    /// A media type with whitespace before or after it: RFC 9110 §8.3.1
+    /// allows whitespace only around the `;` between parameters.
+    MediaTypeWhitespace,
     /// An attribute name with characters other than `a`–`z` and `0`–`9`, or empty.
     InvalidName,
     /// An extension named like a core attribute or `data`.
@@ -192,8 +198,14 @@ impl fmt::Display for Rule {
             }
             Rule::NotUriReference => "must be a URI-reference (RFC 3986 section 4.1)",
             Rule::NotAbsoluteUri => "must be an absolute URI with a scheme (RFC 3986)",
+            Rule::UriFragment => {
+                "must be an absolute URI without a fragment (RFC 3986 section 4.3 absolute-URI)"
+            }
             Rule::InvalidTimestamp(e) => return write!(f, "must be an RFC 3339 timestamp: {e}"),
             Rule::NotMediaType => "must be a media type (RFC 2046), e.g. application/json",
+            Rule::MediaTypeWhitespace => {
+                "must be a media type without leading or trailing whitespace (RFC 9110 section 8.3.1)"
+            }
             Rule::InvalidName => "attribute names must be 1+ characters of a-z and 0-9",
             Rule::ReservedName => "name is reserved for a core attribute or data",
             Rule::Duplicate => "attribute appears more than once",

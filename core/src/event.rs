@@ -462,29 +462,15 @@ impl<'a> Event<'a> {
                 Rule::NotUriReference,
             ));
         }
-        if let Some(ct) = self.datacontenttype {
-            if ct.is_empty() {
-                return Err(ValidationError::new(
-                    Attribute::DataContentType,
-                    Rule::Empty,
-                ));
-            }
-            if !crate::uri::is_media_type(ct) {
-                return Err(ValidationError::new(
-                    Attribute::DataContentType,
-                    Rule::NotMediaType,
-                ));
-            }
+        if let Some(rule) = self.datacontenttype.and_then(crate::uri::content_type_rule) {
+            return Err(ValidationError::new(Attribute::DataContentType, rule));
         }
         if let Some(s) = self.dataschema {
             if s.is_empty() {
                 return Err(ValidationError::new(Attribute::DataSchema, Rule::Empty));
             }
-            if !crate::uri::is_absolute_uri(s) {
-                return Err(ValidationError::new(
-                    Attribute::DataSchema,
-                    Rule::NotAbsoluteUri,
-                ));
+            if let Some(rule) = crate::uri::absolute_uri_rule(s) {
+                return Err(ValidationError::new(Attribute::DataSchema, rule));
             }
         }
         if let Some(s) = self.subject {

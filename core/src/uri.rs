@@ -351,25 +351,92 @@ pub fn is_uri_reference(s: &str) -> bool {
     }
 }
 
-/// Whether `s` is an RFC 3986 `URI` (§3):
-/// `scheme ":" hier-part [ "?" query ] [ "#" fragment ]`, e.g.
-/// `http://example.com/schema` or `urn:x:y`.
+/// Whether `s` is an RFC 3986 §4.3 `absolute-URI`:
+/// `scheme ":" hier-part [ "?" query ]`, e.g. `http://example.com/schema` or
+/// `urn:x:y`: the CloudEvents type `URI` ("Absolute uniform resource
+/// identifier", spec "Type System").
 ///
-/// The scheme is required. A fragment is accepted: this reads CloudEvents'
-/// "absolute URI" (type `URI`) the way its JSON schema's `format: uri` does,
-/// rather than as the stricter RFC 3986 §4.3 `absolute-URI`.
+/// The scheme is required and a fragment (`#…`) is not allowed: a `#`
+/// anywhere rejects the value, since the grammar has no other place for it.
+/// Use [`is_uri_with_fragment`] to tell that case apart for an error message.
 ///
 /// ```
 /// use ossa_events_core::uri::is_absolute_uri;
-/// assert!(is_absolute_uri("https://example.com/schema.json#v1"));
+/// assert!(is_absolute_uri("https://example.com/schema.json?v=1"));
 /// assert!(is_absolute_uri("urn:x:y"));
 /// assert!(!is_absolute_uri("/schemas/v1")); // no scheme
+/// assert!(!is_absolute_uri("https://example.com/schema.json#v1")); // fragment
 /// ```
 pub fn is_absolute_uri(s: &str) -> bool {
     let b = s.as_bytes();
+    if b.contains(&b'#') {
+        return false;
+    }
     match scheme_len(b) {
         Some(n) => b.get(n + 1..).is_some_and(|t| is_tail(t, true)),
         None => false,
+    }
+}
+
+/// Whether `s` is an RFC 3986 `URI` (§3) that has a fragment:
+/// `scheme ":" hier-part [ "?" query ] "#" fragment`. Such a value is a valid
+/// URI but not an `absolute-URI` ([`is_absolute_uri`]), so it is not a value
+/// of the CloudEvents type `URI`.
+///
+/// ```
+/// use ossa_events_core::uri::is_uri_with_fragment;
+/// assert!(is_uri_with_fragment("https://example.com/schema.json#v1"));
+/// assert!(is_uri_with_fragment("http:#//example.com"));
+/// assert!(!is_uri_with_fragment("https://example.com/schema.json"));
+/// assert!(!is_uri_with_fragment("/schema.json#v1")); // no scheme
+/// ```
+pub fn is_uri_with_fragment(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.contains(&b'#')
+        && match scheme_len(b) {
+            Some(n) => b.get(n + 1..).is_some_and(|t| is_tail(t, true)),
+            None => false,
+        }
+}
+
+/// The rule a value of the CloudEvents type `URI` breaks, if any:
+/// [`Rule::UriFragment`] for a URI with a fragment, else
+/// [`Rule::NotAbsoluteUri`].
+///
+/// [`Rule::UriFragment`]: crate::Rule::UriFragment
+/// [`Rule::NotAbsoluteUri`]: crate::Rule::NotAbsoluteUri
+pub(crate) fn absolute_uri_rule(s: &str) -> Option<crate::Rule> {
+    if is_absolute_uri(s) {
+        None
+    } else if is_uri_with_fragment(s) {
+        Some(crate::Rule::UriFragment)
+    } else {
+        Some(crate::Rule::NotAbsoluteUri)
+    }
+}
+
+/// The rule a `datacontenttype` value breaks, if any: [`Rule::Empty`];
+/// [`Rule::InvalidCharacter`] for a tab (a media type may have one around
+/// `;`, a CloudEvents String may not: it is a control character);
+/// [`Rule::MediaTypeWhitespace`] for a media type with spaces around it; else
+/// [`Rule::NotMediaType`].
+///
+/// [`Rule::Empty`]: crate::Rule::Empty
+/// [`Rule::InvalidCharacter`]: crate::Rule::InvalidCharacter
+/// [`Rule::MediaTypeWhitespace`]: crate::Rule::MediaTypeWhitespace
+/// [`Rule::NotMediaType`]: crate::Rule::NotMediaType
+pub(crate) fn content_type_rule(s: &str) -> Option<crate::Rule> {
+    if s.is_empty() {
+        Some(crate::Rule::Empty)
+    } else if is_media_type(s) {
+        // The grammar admits no control character other than HTAB.
+        s.contains('\t').then_some(crate::Rule::InvalidCharacter)
+    } else if !crate::attr::is_valid_string(s) {
+        Some(crate::Rule::InvalidCharacter)
+    } else if is_media_type(s.trim_matches(' ')) {
+        Some(crate::Rule::MediaTypeWhitespace)
+    } else {
+        Some(crate::Rule::NotMediaType)
     }
 }
 
@@ -410,7 +477,7 @@ fn parse_media_type<'a>(
     s: &'a [u8],
     mut on_param: impl FnMut(&'a [u8], &'a [u8]),
 ) -> Option<(&'a [u8], &'a [u8])> {
-    let t0 = skip_ows(s, 0);
+    let t0 = 0;
     let t1 = token_end(s, t0);
     if t1 == t0 || s.get(t1) != Some(&b'/') {
         return None;
@@ -423,13 +490,14 @@ fn parse_media_type<'a>(
     let essence = (s.get(t0..t1)?, s.get(s0..s1)?);
     let mut i = s1;
     loop {
-        i = skip_ows(s, i);
-        match s.get(i) {
-            None => return Some(essence),
+        // OWS is allowed only around the `;` (RFC 9110 §8.3.1), not at the end.
+        let semi = skip_ows(s, i);
+        match s.get(semi) {
+            None if semi == i => return Some(essence),
             Some(b';') => {}
-            Some(_) => return None,
+            _ => return None,
         }
-        let a0 = skip_ows(s, i + 1);
+        let a0 = skip_ows(s, semi + 1);
         let a1 = token_end(s, a0);
         if a1 == a0 || s.get(a1) != Some(&b'=') {
             return None;
@@ -464,8 +532,9 @@ fn parse_media_type<'a>(
 /// Whether `s` is a media type per RFC 2045 §5.1 (as used by CloudEvents'
 /// `datacontenttype`): `type "/" subtype *( OWS ";" OWS attribute "=" value )`
 /// where type, subtype and attribute are `token`s and a value is a token or a
-/// quoted-string with `\` escapes. Optional SP / HTAB is allowed around `;`
-/// and at both ends; nothing else. Non-ASCII is rejected.
+/// quoted-string with `\` escapes. Optional SP / HTAB is allowed around each
+/// `;` (RFC 9110 §8.3.1 `media-type`) and nowhere else: a value that starts or
+/// ends with whitespace is not a media type. Non-ASCII is rejected.
 ///
 /// ```
 /// use ossa_events_core::uri::is_media_type;
@@ -473,6 +542,8 @@ fn parse_media_type<'a>(
 /// assert!(is_media_type("text/plain; charset=\"utf-8\""));
 /// assert!(!is_media_type("json"));
 /// assert!(!is_media_type("text/plain;"));
+/// assert!(!is_media_type(" application/json")); // whitespace around it
+/// assert!(!is_media_type("text/plain;charset=utf-8 "));
 /// ```
 pub fn is_media_type(s: &str) -> bool {
     if s == "application/json" {
@@ -695,7 +766,7 @@ mod tests {
         for s in [
             "http://example.com/schema",
             "urn:x:y",
-            "https://h:8080/p?q#f",
+            "https://h:8080/p?q",
             "http://[2001:db8::7]/c=GB?objectClass?one",
             "HTTP://EXAMPLE.COM",
             "file:///etc/hosts",
@@ -710,8 +781,31 @@ mod tests {
             ":x",
             "#f",
             "http://[x]/",
+            "https://h:8080/p?q#f",
+            "http://ex.com/s.json#frag",
+            "http:#//ex.com/s.json",
+            "http://e#x.com/s.json",
+            "urn:x#",
         ] {
             assert!(!is_absolute_uri(s), "{s}");
+        }
+        for s in [
+            "https://h:8080/p?q#f",
+            "http://ex.com/s.json#frag",
+            "http:#//ex.com/s.json",
+            "http://e#x.com/s.json",
+            "urn:x#",
+        ] {
+            assert!(is_uri_with_fragment(s), "{s}");
+        }
+        for s in [
+            "/p#f",
+            "http://ex.com/",
+            "http://h/#a#b",
+            "#f",
+            "http://[x]/#f",
+        ] {
+            assert!(!is_uri_with_fragment(s), "{s}");
         }
     }
 
@@ -722,8 +816,7 @@ mod tests {
             "application/json; charset=utf-8",
             "text/plain;charset=\"utf-8\"",
             "application/cloudevents+json",
-            " text/plain ",
-            "text/plain ;\tcharset=us-ascii ; format=flowed ",
+            "text/plain ;\tcharset=us-ascii ; format=flowed",
             "multipart/mixed; boundary=\"a \\\" b; c\"",
             "application/vnd.api+json",
             "x-foo/x-bar",
@@ -734,6 +827,11 @@ mod tests {
         for s in [
             "",
             " ",
+            " text/plain",
+            "text/plain ",
+            "text/plain\t",
+            "text/plain; a=b ",
+            "text/plain ;\tcharset=us-ascii ; format=flowed ",
             "application",
             "application/",
             "/json",

@@ -1,4 +1,5 @@
-//! URI and media type validators never panic and agree with each other;
+//! URI and media type validators never panic and agree with each other (an
+//! absolute URI has no fragment, a media type no whitespace around it);
 //! canonical Base64 decodes and re-encodes to itself; any bytes encode and
 //! decode back.
 #![no_main]
@@ -12,6 +13,17 @@ fuzz_target!(|data: &[u8]| {
             !uri::is_absolute_uri(s) || uri::is_uri_reference(s),
             "absolute but not a reference"
         );
+        assert!(
+            !uri::is_absolute_uri(s) || !s.contains('#'),
+            "absolute-URI with a fragment"
+        );
+        assert!(
+            !uri::is_uri_with_fragment(s) || uri::is_uri_reference(s),
+            "URI with a fragment but not a reference"
+        );
+        if uri::is_media_type(s) {
+            assert_eq!(s.trim(), s, "media type with whitespace around it");
+        }
         let _ = (
             uri::is_media_type(s),
             uri::is_json_media_type(s),

@@ -340,6 +340,7 @@ impl SendError {
         self
     }
     /// The first failure's error, by value.
+    #[cfg(feature = "kafka")]
     pub(crate) fn into_error(self) -> Error {
         self.failures
             .into_iter()

@@ -244,3 +244,30 @@ fn help_is_available_for_every_command() {
         assert!(stdout(&o).contains("Usage: ossa-events"), "{args:?}");
     }
 }
+
+#[test]
+fn jsonl_rejects_a_uri_fragment_null_data_beside_base64_and_a_padded_media_type() {
+    let bad = [
+        r##"{"specversion":"1.0","id":"1","source":"/s","type":"t","dataschema":"http://ex.com/s.json#frag"}"##,
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"aGVsbG8=","data":null}"#,
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":" application/json"}"#,
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain;charset=utf-8 "}"#,
+    ];
+    let input = format!("{EV}\n{}\n", bad.join("\n"));
+    let o = run_stdin(&["validate", "--format", "jsonl"], input.as_bytes());
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o).lines().count(),
+        1,
+        "only the valid line is printed"
+    );
+    let e = stderr(&o);
+    for want in [
+        "<stdin>:2: attribute `dataschema`: must be an absolute URI without a fragment",
+        "<stdin>:3: attribute `data`: data and data_base64 are mutually exclusive",
+        "<stdin>:4: attribute `datacontenttype`: must be a media type without leading or trailing whitespace",
+        "<stdin>:5: attribute `datacontenttype`: must be a media type without leading or trailing whitespace",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in\n{e}");
+    }
+}

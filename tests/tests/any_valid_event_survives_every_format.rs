@@ -198,27 +198,43 @@ fn path_absolute() -> impl Strategy<Value = String> {
 
 /// `[ "?" query ] [ "#" fragment ]`
 fn query_fragment() -> impl Strategy<Value = String> {
-    (
-        prop::option::of(chars_of(QCHAR, true, 0, 12)),
-        prop::option::of(chars_of(QCHAR, true, 0, 12)),
-    )
-        .prop_map(|(q, f)| {
-            let mut s = String::new();
-            if let Some(q) = q {
-                s.push('?');
-                s.push_str(&q);
-            }
-            if let Some(f) = f {
-                s.push('#');
-                s.push_str(&f);
-            }
-            s
-        })
+    query_then(prop::option::of(chars_of(QCHAR, true, 0, 12)))
 }
 
-/// An RFC 3986 `URI` (scheme required; a fragment allowed, as the type `URI` of
-/// the CloudEvents JSON schema allows).
+/// `[ "?" query ]`: no fragment.
+fn query_only() -> impl Strategy<Value = String> {
+    query_then(Just(None))
+}
+
+/// `[ "?" query ]` then the fragment `fragment` gives, if any.
+fn query_then(fragment: impl Strategy<Value = Option<String>>) -> impl Strategy<Value = String> {
+    (prop::option::of(chars_of(QCHAR, true, 0, 12)), fragment).prop_map(|(q, f)| {
+        let mut s = String::new();
+        if let Some(q) = q {
+            s.push('?');
+            s.push_str(&q);
+        }
+        if let Some(f) = f {
+            s.push('#');
+            s.push_str(&f);
+        }
+        s
+    })
+}
+
+/// An RFC 3986 §4.3 `absolute-URI` (scheme required, no fragment): the
+/// CloudEvents type `URI`.
 fn absolute_uri() -> impl Strategy<Value = String> {
+    uri_with(query_only())
+}
+
+/// An RFC 3986 `URI` (scheme required, a fragment allowed).
+fn uri() -> impl Strategy<Value = String> {
+    uri_with(query_fragment())
+}
+
+/// `scheme ":" hier-part` followed by what `tail` gives.
+fn uri_with(tail: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
     let hier = prop_oneof![
         3 => (authority(), path_abempty()).prop_map(|(a, p)| a + &p),
         1 => path_absolute(),
@@ -230,7 +246,7 @@ fn absolute_uri() -> impl Strategy<Value = String> {
         chars_of(SCHEME_CHARS, false, 0, 7),
     )
         .prop_map(|(a, b)| a + &b);
-    (scheme, hier, query_fragment()).prop_map(|(s, h, qf)| format!("{s}:{h}{qf}"))
+    (scheme, hier, tail).prop_map(|(s, h, qf)| format!("{s}:{h}{qf}"))
 }
 
 /// A non-empty RFC 3986 `URI-reference`: a URI or a relative reference.
@@ -251,7 +267,7 @@ fn uri_reference() -> impl Strategy<Value = String> {
             "/agents/researcher", "https://github.com/cloudevents/spec/pull", "urn:event:from:myapi/resource/123",
             "mailto:cncf-wg-serverless@lists.cncf.io", "#", "?", "//", ".", "..", "a",
         ]).prop_map(String::from),
-        2 => absolute_uri(),
+        2 => uri(),
         3 => relative,
     ]
 }

@@ -960,24 +960,24 @@ fn explicit_null_data_is_a_payload_not_an_absence() {
         let out = String::from_utf8(to_vec(ev).unwrap()).unwrap();
         assert!(out.ends_with(r#","data":null}"#), "{out}");
     });
-    // With a non-JSON content type there is no JSON null to keep: unset.
-    parse_ok(
+    // With a non-JSON content type, data must be a string (§3.1.2 MAY fail):
+    // a null is not one, and is not silently dropped either.
+    assert_rejects(
         &with(r#","datacontenttype":"text/plain","data":null"#),
-        |ev| {
-            assert!(ev.data().is_none());
-        },
+        Attribute::Data,
+        Rule::DataNotString,
     );
 }
 
 #[test]
-fn null_data_beside_data_base64_is_not_a_conflict() {
-    parse_ok(&with(r#","data":null,"data_base64":"Zm9v""#), |ev| {
-        assert!(
-            matches!(ev.data(), Some(Data::Base64("Zm9v"))),
-            "{:?}",
-            ev.data()
-        );
-    });
+fn null_data_beside_data_base64_is_a_conflict() {
+    // §3.1.1: the members are mutually exclusive and a null `data` is present.
+    assert_rejects(
+        &with(r#","data":null,"data_base64":"Zm9v""#),
+        Attribute::Data,
+        Rule::DataConflict,
+    );
+    // A null `data_base64` is an unset member (§2.2: null means unset).
     parse_ok(&with(r#","data_base64":null,"data":{"a":1}"#), |ev| {
         assert!(matches!(ev.data(), Some(Data::Json(_))), "{:?}", ev.data());
     });

@@ -52,6 +52,11 @@ pub(crate) fn body_data<'a>(
     let Some(ct) = ct else {
         return Ok(Some(Data::Binary(body)));
     };
+    // The content type decides how the body is read: report a bad one as
+    // itself, not as the body failing to be what it seemed to say.
+    if let Some(rule) = crate::uri::content_type_rule(ct) {
+        return Err(ValidationError::new(Attribute::DataContentType, rule).into());
+    }
     if crate::uri::is_json_media_type(ct) {
         crate::json::validate(body, MAX_DATA_DEPTH)
             .map_err(|e| ValidationError::new(Attribute::Data, Rule::InvalidJson(e)))?;

@@ -206,6 +206,8 @@ where
                     ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into(),
                 );
             }
+            // An HTTP field value excludes the whitespace around it (RFC 9110
+            // §5.5): `Content-Type: text/plain ` carries `text/plain`.
             ct = Some(
                 core::str::from_utf8(value)
                     .map_err(|_| ParseError::InvalidHeader)?

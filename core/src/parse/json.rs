@@ -113,8 +113,8 @@ fn parse_object<'i: 'a, 'a>(
         let core = asm.see(name)?;
         if name == "data" {
             // An explicit `null` payload is kept (JSON format §3.1.1: distinct
-            // from no `data` member), unless data_base64 or a non-JSON content
-            // type says otherwise (see below).
+            // from no `data` member): beside data_base64 it is a conflict, and
+            // with a non-JSON content type it is data that is not a string.
             raw_data = Some(lex.value(MAX_DATA_DEPTH)?);
             continue;
         }
@@ -151,12 +151,6 @@ fn parse_object<'i: 'a, 'a>(
             }
             _ => return Err(ValidationError::new(attr(), Rule::WrongType).into()),
         }
-    }
-    let is_json = asm
-        .datacontenttype()
-        .is_none_or(crate::uri::is_json_media_type);
-    if raw_data == Some(b"null") && (asm.data.is_some() || !is_json) {
-        raw_data = None;
     }
     if let Some(raw) = raw_data {
         if asm.data.is_some() {

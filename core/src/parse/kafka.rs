@@ -83,11 +83,10 @@ where
                     ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into(),
                 );
             }
-            ct = Some(
-                core::str::from_utf8(v)
-                    .map_err(|_| ParseError::InvalidHeader)?
-                    .trim(),
-            );
+            // Kafka header values are raw bytes: unlike an HTTP field value
+            // (RFC 9110 §5.5), there is no surrounding whitespace to strip,
+            // so " application/json" is a datacontenttype with a space in it.
+            ct = Some(core::str::from_utf8(v).map_err(|_| ParseError::InvalidHeader)?);
         }
     }
     if let Some(c) = ct {
