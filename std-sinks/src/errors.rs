@@ -320,6 +320,7 @@ impl SendError {
     }
     /// Moves every position up by `by`: what a sink that sends a batch in
     /// parts does with the error of a part that starts at `by`.
+    #[cfg(any(feature = "http", feature = "kafka"))]
     pub(crate) fn shifted(mut self, by: usize) -> Self {
         for f in &mut self.failures {
             f.events = f.events.start.saturating_add(by)..f.events.end.saturating_add(by);

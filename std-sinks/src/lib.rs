@@ -209,6 +209,9 @@
 //!   a C toolchain, make and zlib).
 //! - `cloudevents-sdk`: the `sdk` module, conversions between this crate's
 //!   [`Event`] and the official CloudEvents SDK's `cloudevents::Event`.
+//! - `http-types`: the `http_types` module, events parsed from and built into
+//!   the `http` crate's `Request`, `Response` and `HeaderMap` (the types of
+//!   hyper, axum, reqwest and tonic), in every content mode.
 //!
 //! # The `ossa-events` command line tool
 //!
@@ -233,6 +236,9 @@ mod clock;
 pub mod demo;
 mod errors;
 mod handle;
+#[cfg(feature = "http-types")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http-types")))]
+pub mod http_types;
 mod ids;
 mod metrics;
 pub mod receiver;

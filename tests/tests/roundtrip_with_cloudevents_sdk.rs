@@ -17,6 +17,7 @@ use cloudevents::event::ExtensionValue;
 use cloudevents::{
     AttributesReader, Data as SdkData, Event as SdkEvent, EventBuilder as _, EventBuilderV10,
 };
+use ossa_events::http_types;
 use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::format::json;
 use ossa_events_core::parse::{self, json::BatchParser};
@@ -561,23 +562,14 @@ fn our_batch_is_read_by_the_sdk() {
         .is_empty());
 }
 
-/// Our binary-mode HTTP message: headers as an `http::HeaderMap`, and the body.
+/// Our binary-mode HTTP message, from `http_types::encode`: headers as an
+/// `http::HeaderMap`, and the body.
 fn our_http_message(ev: &Event<'_>) -> (http::HeaderMap, Vec<u8>) {
     let mut map = http::HeaderMap::new();
-    for h in binary::headers(ev, Binding::Http) {
-        let name = http::HeaderName::from_bytes(h.name().to_string().as_bytes()).unwrap();
-        let value = http::HeaderValue::from_str(&h.value().to_string())
-            .unwrap_or_else(|e| panic!("header {name}: value not a valid HTTP header value: {e}"));
-        assert!(map.insert(name, value).is_none(), "duplicate header");
-    }
-    if let Some(ct) = binary::content_type(ev) {
-        map.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_str(ct).unwrap(),
-        );
-    }
-    let mut body = Vec::new();
-    binary::write_body(ev, &mut body).unwrap();
+    let body = http_types::encode(ev, http_types::ContentMode::Binary, &mut map).unwrap();
+    let names = binary::headers(ev, Binding::Http).count()
+        + usize::from(binary::content_type(ev).is_some());
+    assert_eq!(map.len(), names, "one header per attribute, none repeated");
     if let Some(b) = binary::body_slice(ev) {
         assert_eq!(b, &body[..], "body_slice agrees with write_body");
     }
@@ -880,22 +872,13 @@ fn sdk_batch_is_read_by_us() {
     assert_eq!(n, sdk.len());
 }
 
-/// Parses an HTTP request made by the sdk with our `parse::http::parse`
+/// Parses an HTTP request made by the sdk with our `http_types::parse`
 /// (headers, body and scratch space are leaked: this is a test).
 fn parse_sdk_request(req: &http::Request<Option<Vec<u8>>>) -> Result<Event<'static>, ParseError> {
-    let pairs: &'static [(String, Vec<u8>)] = Vec::leak(
-        req.headers()
-            .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
-            .collect(),
-    );
+    let headers: &'static http::HeaderMap = Box::leak(Box::new(req.headers().clone()));
     let body: &'static [u8] = Vec::leak(req.body().clone().unwrap_or_default());
     let buf: &'static mut [u8] = Vec::leak(vec![0u8; 1024]);
-    match parse::http::parse(
-        pairs.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
-        body,
-        &mut Scratch::new(buf),
-    )? {
+    match http_types::parse(headers, body, &mut Scratch::new(buf))? {
         parse::http::Message::Event(ev) => Ok(ev),
         other => panic!("expected one event, got {other:?}"),
     }
@@ -1116,4 +1099,100 @@ fn ossa_event_with_generated_id_is_read_by_the_sdk() {
             "tool": "web_search", "call_id": "call-1", "arguments": {"query": "rust no_std"}
         })))
     );
+}
+
+#[test]
+fn http_types_requests_in_every_mode_round_trip_and_the_sdk_reads_them() {
+    use http_types::{ContentMode, Message};
+    let cases = our_cases();
+    for (name, sent, _) in &cases {
+        // What a receiver reads (a `T: Serialize` payload comes back as JSON
+        // text): the event through structured JSON, leaked for the test.
+        let wire: &'static [u8] = Vec::leak(encode(sent));
+        let buf: &'static mut [u8] = Vec::leak(vec![0u8; 1 << 14]);
+        let ev = &parse::json::parse_event(wire, &mut Scratch::new(buf)).unwrap();
+        for mode in [
+            ContentMode::Structured,
+            ContentMode::Binary,
+            ContentMode::Batched,
+        ] {
+            let req = http_types::to_request(sent, mode, "http://collector.test/events").unwrap();
+            assert_eq!(req.method(), http::Method::POST);
+            assert_eq!(req.uri(), "http://collector.test/events");
+            let mut buf = vec![0u8; 1 << 14];
+            let got = http_types::parse_request(&req, &mut Scratch::new(&mut buf))
+                .unwrap_or_else(|e| panic!("{name} {mode:?}: {e}"));
+            let mut scratch = vec![0u8; 1 << 14];
+            match got {
+                Message::Event(got) => {
+                    // Binary mode carries extensions as strings.
+                    assert!(
+                        got.same_as(ev, mode == ContentMode::Structured),
+                        "{name} {mode:?}"
+                    );
+                }
+                Message::Batch(mut events) => {
+                    assert_eq!(mode, ContentMode::Batched);
+                    {
+                        let got = events.next_event(&mut scratch).unwrap().unwrap();
+                        assert!(got.same_as(ev, true), "{name} batched");
+                    }
+                    assert!(events.next_event(&mut scratch).is_none());
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+            if mode != ContentMode::Batched {
+                let sdk = cloudevents::binding::http::to_event(req.headers(), req.body().clone())
+                    .unwrap_or_else(|e| panic!("{name} {mode:?}: sdk rejected: {e}"));
+                // SDK DEVIATION: no percent-decoding of binary-mode headers.
+                assert_eq!(percent_decode(sdk.id()), ev.id(), "{name} {mode:?}");
+                assert_eq!(percent_decode(sdk.ty()), ev.ty(), "{name} {mode:?}");
+            }
+        }
+    }
+    // The whole set as one batch: every event back, in order.
+    let events: Vec<&Event<'_>> = cases.iter().map(|(_, ev, _)| ev).collect();
+    let req = http_types::batch_request(events.iter().copied(), "/events").unwrap();
+    let mut buf = vec![0u8; 64];
+    let Message::Batch(mut parsed) =
+        http_types::parse_request(&req, &mut Scratch::new(&mut buf)).unwrap()
+    else {
+        panic!("batched mode")
+    };
+    let mut scratch = vec![0u8; 1 << 14];
+    let mut n = 0;
+    while let Some(got) = parsed.next_event(&mut scratch) {
+        // Our JSON is byte-reproducible: the element reads back as it was written.
+        assert_eq!(
+            encode(&got.unwrap()),
+            encode(events[n]),
+            "batch element {n}"
+        );
+        n += 1;
+    }
+    assert_eq!(n, events.len());
+}
+
+#[test]
+fn http_types_reports_bad_messages_as_typed_errors() {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("ce-specversion", http::HeaderValue::from_static("1.0"));
+    headers.insert("ce-id", http::HeaderValue::from_static("1"));
+    headers.insert("ce-type", http::HeaderValue::from_static("t"));
+    let mut buf = [0u8; 256];
+    let err = http_types::parse(&headers, b"", &mut Scratch::new(&mut buf)).unwrap_err();
+    let v = err.validation().expect("a validation error");
+    assert_eq!(v.attribute.name(), "source");
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/cloudevents+avro"),
+    );
+    let err = http_types::parse(&headers, b"x", &mut Scratch::new(&mut buf)).unwrap_err();
+    assert_eq!(err, ParseError::UnsupportedFormat);
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_bytes(b"application/cloudevents+json\xff").unwrap(),
+    );
+    let err = http_types::parse(&headers, b"{}", &mut Scratch::new(&mut buf)).unwrap_err();
+    assert_eq!(err, ParseError::InvalidHeader);
 }

@@ -357,6 +357,7 @@ impl Encoded {
 /// Sends the events that are in `want` through `send`; an event in another
 /// encoding (a sink misused by hand; the emitter never does it) is failed for
 /// good, not sent: it could not be read back. The others are sent, in order.
+#[cfg(any(feature = "http", feature = "kafka"))]
 pub(crate) fn send_in_encoding(
     events: &[Encoded],
     want: Encoding,

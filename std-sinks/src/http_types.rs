@@ -1,0 +1,315 @@
+//! CloudEvents in the [`http`] crate's types, which hyper, axum, reqwest,
+//! tonic and (through `actix-http`'s conversions) actix share: parse an event
+//! or a batch from an [`http::Request`], an [`http::Response`] or a
+//! [`HeaderMap`] and body bytes, and put an event or a batch into a request or
+//! a response, in each content mode of the HTTP protocol binding.
+//!
+//! Parsing is the core's [`parse::http`](crate::parse::http) (zero-copy:
+//! events borrow the headers and body, escapes go into a [`Scratch`] buffer),
+//! with the header map adapted to it; nothing here allocates but the bodies
+//! that are built.
+//!
+//! ```
+//! use ossa_events::http_types::{self, Message};
+//! use ossa_events::parse::http::ContentMode;
+//! use ossa_events::{Event, Scratch};
+//!
+//! let ev = Event::builder().id("1").source("/agents/a").ty("dev.ossa.agent.started")
+//!     .data_json(r#"{"ok":true}"#).build()?;
+//! // A producer: one event as a binary-mode POST.
+//! let req = http_types::to_request(&ev, ContentMode::Binary, "http://collector/events")?;
+//! assert_eq!(req.headers()["ce-id"], "1");
+//! assert_eq!(req.headers()["content-type"], "application/json");
+//!
+//! // A receiver (a hyper service, an axum handler…): the same request back.
+//! let mut buf = [0u8; 256];
+//! match http_types::parse_request(&req, &mut Scratch::new(&mut buf))? {
+//!     Message::Event(got) => assert!(got.same_as(&ev, false)),
+//!     other => unreachable!("{other:?}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::io;
+
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use ossa_events_core::format::binary::{self, Binding};
+use ossa_events_core::format::json;
+use ossa_events_core::{Event, ParseError, Scratch};
+
+pub use ossa_events_core::parse::http::{ContentMode, Message};
+
+use crate::Error;
+
+/// `Content-Type` of a structured-mode message.
+pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json; charset=utf-8";
+/// `Content-Type` of a batched-mode message.
+pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json; charset=utf-8";
+
+/// Parses the message that `headers` and `body` carry, in the content mode
+/// its `Content-Type` selects: one event (binary or structured mode) or a
+/// batch to read event by event.
+///
+/// ```
+/// use http::HeaderMap;
+/// use ossa_events::http_types::{self, Message};
+/// use ossa_events::Scratch;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("ce-specversion", "1.0".parse()?);
+/// headers.insert("ce-id", "42".parse()?);
+/// headers.insert("ce-source", "/agents/a".parse()?);
+/// headers.insert("ce-type", "dev.ossa.turn.started".parse()?);
+/// let mut buf = [0u8; 64];
+/// let Message::Event(ev) = http_types::parse(&headers, b"", &mut Scratch::new(&mut buf))? else {
+///     unreachable!("binary mode")
+/// };
+/// assert_eq!(ev.id(), "42");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn parse<'a>(
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    scratch: &mut Scratch<'a>,
+) -> Result<Message<'a>, ParseError> {
+    use ossa_events_core::parse::{http as core_http, json as core_json};
+    // The core's `parse` reads the headers twice (a `Clone` iterator), which
+    // a `HeaderMap` iterator is not: pick the mode here, as it does.
+    let ct = match headers.get(CONTENT_TYPE) {
+        Some(v) => Some(
+            std::str::from_utf8(v.as_bytes())
+                .map_err(|_| ParseError::InvalidHeader)?
+                .trim_matches([' ', '\t']),
+        ),
+        None => None,
+    };
+    match core_http::content_mode(ct)? {
+        ContentMode::Structured => Ok(Message::Event(core_json::parse_event(body, scratch)?)),
+        ContentMode::Batched => Ok(Message::Batch(core_json::BatchParser::new(body)?)),
+        _ => Ok(Message::Event(core_http::parse_binary(
+            headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+            body,
+            scratch,
+        )?)),
+    }
+}
+
+/// Parses a request: [`parse`] on its headers and body. The method and URI
+/// are not looked at: a server routes before it parses.
+///
+/// ```
+/// use ossa_events::http_types::{self, Message};
+/// use ossa_events::Scratch;
+///
+/// let body = r#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"},
+///                {"specversion":"1.0","id":"2","source":"/s","type":"t"}]"#;
+/// let req = http::Request::post("/events")
+///     .header("content-type", "application/cloudevents-batch+json")
+///     .body(body.as_bytes())?;
+/// let mut buf = [0u8; 64];
+/// let Message::Batch(mut events) = http_types::parse_request(&req, &mut Scratch::new(&mut buf))? else {
+///     unreachable!("batched mode")
+/// };
+/// let mut ids = Vec::new();
+/// let mut scratch = [0u8; 64];
+/// while let Some(ev) = events.next_event(&mut scratch) {
+///     ids.push(ev?.id().to_owned());
+/// }
+/// assert_eq!(ids, ["1", "2"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn parse_request<'a, B: AsRef<[u8]>>(
+    req: &'a Request<B>,
+    scratch: &mut Scratch<'a>,
+) -> Result<Message<'a>, ParseError> {
+    parse(req.headers(), req.body().as_ref(), scratch)
+}
+
+/// Parses a response (a webhook's answer, an event pulled from a server):
+/// [`parse`] on its headers and body.
+///
+/// ```
+/// use ossa_events::http_types::{self, Message};
+/// use ossa_events::Scratch;
+///
+/// let res = http::Response::builder()
+///     .header("content-type", "application/cloudevents+json")
+///     .body(br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#.to_vec())?;
+/// let mut buf = [0u8; 64];
+/// assert!(matches!(
+///     http_types::parse_response(&res, &mut Scratch::new(&mut buf))?,
+///     Message::Event(ev) if ev.id() == "1"
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn parse_response<'a, B: AsRef<[u8]>>(
+    res: &'a Response<B>,
+    scratch: &mut Scratch<'a>,
+) -> Result<Message<'a>, ParseError> {
+    parse(res.headers(), res.body().as_ref(), scratch)
+}
+
+/// Writes `ev` in `mode` into `headers` (the `Content-Type` and, in binary
+/// mode, the `ce-` headers; existing ones of those names are replaced) and
+/// returns the body. [`ContentMode::Batched`] gives a batch of one event.
+///
+/// For a request or a response that the caller builds: [`to_request`] and
+/// [`to_response`] are this with the rest filled in.
+///
+/// ```
+/// use http::HeaderMap;
+/// use ossa_events::http_types::{self, ContentMode};
+/// use ossa_events::Event;
+///
+/// let ev = Event::builder().id("1").source("/s").ty("t").data_text("text/plain", "hi").build()?;
+/// let mut headers = HeaderMap::new();
+/// let body = http_types::encode(&ev, ContentMode::Binary, &mut headers)?;
+/// assert_eq!(body, b"hi");
+/// assert_eq!(headers["content-type"], "text/plain");
+/// assert_eq!(headers["ce-type"], "t");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn encode(
+    ev: &Event<'_>,
+    mode: ContentMode,
+    headers: &mut HeaderMap,
+) -> Result<Vec<u8>, Error> {
+    match mode {
+        ContentMode::Binary => {
+            let mut body = Vec::new();
+            for h in binary::headers(ev, Binding::Http) {
+                let name = HeaderName::try_from(h.name().to_string()).map_err(invalid)?;
+                let value = HeaderValue::try_from(h.value().to_string()).map_err(invalid)?;
+                headers.insert(name, value);
+            }
+            match binary::content_type(ev) {
+                Some(ct) => {
+                    headers.insert(CONTENT_TYPE, HeaderValue::try_from(ct).map_err(invalid)?);
+                }
+                None => {
+                    headers.remove(CONTENT_TYPE);
+                }
+            }
+            binary::write_body(ev, &mut body).map_err(|e| Error::Encode(e.to_string()))?;
+            Ok(body)
+        }
+        ContentMode::Batched => encode_batch([ev], headers),
+        // `ContentMode` is non-exhaustive: a mode added later is written as
+        // the one every receiver accepts.
+        _ => {
+            let body = json::to_vec(ev).map_err(|e| Error::Encode(e.to_string()))?;
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(STRUCTURED_CONTENT_TYPE),
+            );
+            Ok(body)
+        }
+    }
+}
+
+/// Writes `events` as one batched-mode body (a JSON array) and sets the
+/// batch `Content-Type` in `headers`.
+///
+/// ```
+/// use http::HeaderMap;
+/// use ossa_events::{http_types, Event};
+///
+/// let a = Event::builder().id("1").source("/s").ty("t").build()?;
+/// let b = Event::builder().id("2").source("/s").ty("t").build()?;
+/// let mut headers = HeaderMap::new();
+/// let body = http_types::encode_batch([&a, &b], &mut headers)?;
+/// assert!(body.starts_with(b"[{") && body.ends_with(b"}]"));
+/// assert_eq!(headers["content-type"], http_types::BATCH_CONTENT_TYPE);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn encode_batch<'e, 'a: 'e>(
+    events: impl IntoIterator<Item = &'e Event<'a>>,
+    headers: &mut HeaderMap,
+) -> Result<Vec<u8>, Error> {
+    let mut body = Vec::new();
+    json::write_batch(events, &mut body).map_err(|e| Error::Encode(e.to_string()))?;
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(BATCH_CONTENT_TYPE));
+    Ok(body)
+}
+
+/// A `POST` request to `uri` carrying `ev` in `mode`.
+///
+/// Errors: [`Error::Encode`] when the event's `T: Serialize` payload fails,
+/// [`Error::Io`] with [`InvalidInput`](io::ErrorKind::InvalidInput) for a URI
+/// that is not one.
+///
+/// ```
+/// use ossa_events::http_types::{self, ContentMode};
+/// use ossa_events::Event;
+///
+/// let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+/// let req = http_types::to_request(&ev, ContentMode::Structured, "https://collector.example/e")?;
+/// assert_eq!(req.method(), http::Method::POST);
+/// assert_eq!(req.headers()["content-type"], http_types::STRUCTURED_CONTENT_TYPE);
+/// assert!(http_types::to_request(&ev, ContentMode::Structured, "not a uri").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn to_request<U>(ev: &Event<'_>, mode: ContentMode, uri: U) -> Result<Request<Vec<u8>>, Error>
+where
+    U: TryInto<Uri>,
+    U::Error: std::fmt::Display,
+{
+    let mut req = Request::new(Vec::new());
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = uri.try_into().map_err(invalid)?;
+    *req.body_mut() = encode(ev, mode, req.headers_mut())?;
+    Ok(req)
+}
+
+/// A `POST` request to `uri` carrying `events` as one batch.
+///
+/// ```
+/// use ossa_events::{http_types, Event};
+///
+/// let evs: Vec<Event<'_>> = (0..3)
+///     .map(|i| Event::builder().id(if i == 0 { "a" } else { "b" }).source("/s").ty("t").build())
+///     .collect::<Result<_, _>>()?;
+/// let req = http_types::batch_request(&evs, "http://collector/events")?;
+/// assert_eq!(req.headers()["content-type"], http_types::BATCH_CONTENT_TYPE);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn batch_request<'e, 'a: 'e, U>(
+    events: impl IntoIterator<Item = &'e Event<'a>>,
+    uri: U,
+) -> Result<Request<Vec<u8>>, Error>
+where
+    U: TryInto<Uri>,
+    U::Error: std::fmt::Display,
+{
+    let mut req = Request::new(Vec::new());
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = uri.try_into().map_err(invalid)?;
+    *req.body_mut() = encode_batch(events, req.headers_mut())?;
+    Ok(req)
+}
+
+/// A `200 OK` response carrying `ev` in `mode` (a webhook answering with an
+/// event).
+///
+/// ```
+/// use ossa_events::http_types::{self, ContentMode};
+/// use ossa_events::Event;
+///
+/// let ev = Event::builder().id("1").source("/s").ty("t").build()?;
+/// let res = http_types::to_response(&ev, ContentMode::Binary)?;
+/// assert_eq!(res.status(), http::StatusCode::OK);
+/// assert_eq!(res.headers()["ce-source"], "/s");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn to_response(ev: &Event<'_>, mode: ContentMode) -> Result<Response<Vec<u8>>, Error> {
+    let mut res = Response::new(Vec::new());
+    *res.status_mut() = StatusCode::OK;
+    *res.body_mut() = encode(ev, mode, res.headers_mut())?;
+    Ok(res)
+}
+
+/// An [`Error::Io`] of kind `InvalidInput` saying what was wrong.
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::Io(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+}
