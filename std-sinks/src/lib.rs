@@ -209,6 +209,8 @@
 //!   a C toolchain, make and zlib).
 //! - `cloudevents-sdk`: the `sdk` module, conversions between this crate's
 //!   [`Event`] and the official CloudEvents SDK's `cloudevents::Event`.
+//! - `axum`: the `axum` module, an extractor that hands an axum handler the
+//!   checked events of a request in any content mode (implies `http-types`).
 //! - `http-types`: the `http_types` module, events parsed from and built into
 //!   the `http` crate's `Request`, `Response` and `HeaderMap` (the types of
 //!   hyper, axum, reqwest and tonic), in every content mode.
@@ -232,6 +234,9 @@ pub use ossa_events_core::*;
 /// The `no_std` core crate, for naming its items by their original paths.
 pub use ossa_events_core as core;
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 mod clock;
 pub mod demo;
 mod errors;

@@ -73,8 +73,9 @@
 //!   included (the JSON format keeps an explicit `null` payload).
 //! - `Data::Json` under a non-JSON `datacontenttype` is what the JSON format
 //!   allows there and what our JSON parser does with the sdk's JSON of it: a
-//!   JSON string becomes [`Data::Text`], `null` becomes no data, anything else
-//!   is [`Rule::DataNotString`] on `data`.
+//!   JSON string becomes [`Data::Text`], anything else (`null` included: an
+//!   explicit null payload is not a string) is [`Rule::DataNotString`] on
+//!   `data`.
 //! - `Data::String` becomes [`Data::Text`] and `Data::Binary` [`Data::Binary`],
 //!   both borrowed.
 //! - Extensions are added in name order (the sdk keeps them in a `HashMap`),
@@ -396,7 +397,6 @@ pub fn from_sdk<'a>(
             let is_json = content_type.is_none_or(ossa_events_core::uri::is_json_media_type);
             match value {
                 serde_json::Value::String(text) if !is_json => b = b.data(Data::Text(text)),
-                serde_json::Value::Null if !is_json => {}
                 _ if !is_json => {
                     return Err(ValidationError::new(Attribute::Data, Rule::DataNotString).into())
                 }

@@ -1,0 +1,195 @@
+//! An [axum](https://docs.rs/axum) extractor for CloudEvents requests in any
+//! content mode (binary, structured, batched).
+//!
+//! [`CloudEvents`] reads the body (under axum's `DefaultBodyLimit`, 2 MiB
+//! unless the router says otherwise), checks every event of the request
+//! against the spec, and only then runs the handler: an invalid request is
+//! answered `400 Bad Request` with the reason as text (`415` for an event
+//! format other than JSON, `413` for a body over the limit), and the handler
+//! never sees part of a batch. The events are then visited with
+//! [`CloudEvents::for_each`], each borrowing the request body (zero-copy).
+//!
+//! ```
+//! use axum::{routing::post, Router};
+//! use ossa_events::axum::CloudEvents;
+//!
+//! async fn collect(events: CloudEvents) -> &'static str {
+//!     events.for_each(|ev| println!("{} {} from {}", ev.ty(), ev.id(), ev.source()));
+//!     "ok"
+//! }
+//!
+//! let app: Router = Router::new().route("/events", post(collect));
+//! # drop(app);
+//! ```
+
+use std::fmt;
+
+use axum_core::extract::{FromRequest, Request};
+use axum_core::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use ossa_events_core::parse::http::Message;
+use ossa_events_core::{Event, ParseError, Scratch};
+
+/// The events of one CloudEvents HTTP request, all valid.
+///
+/// Extract it in an axum handler (it reads the body, so it must be the last
+/// extractor). [`len`](Self::len) tells how many events the request held,
+/// [`for_each`](Self::for_each) visits them in order.
+#[derive(Clone)]
+pub struct CloudEvents {
+    headers: HeaderMap,
+    body: Bytes,
+    len: usize,
+    batched: bool,
+}
+
+impl fmt::Debug for CloudEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloudEvents")
+            .field("len", &self.len)
+            .field("batched", &self.batched)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
+}
+
+/// Why a request is not CloudEvents: answered as a response by axum.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CloudEventsRejection {
+    /// The body could not be read, or is over the body limit (`413`).
+    Body(axum_core::extract::rejection::BytesRejection),
+    /// An event (or the batch, or the headers) breaks the CloudEvents spec:
+    /// `400`, or `415` for [`ParseError::UnsupportedFormat`]. `index` is the
+    /// batch element, for a batch.
+    Invalid(ParseError),
+}
+
+impl fmt::Display for CloudEventsRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloudEventsRejection::Body(e) => write!(f, "request body: {e}"),
+            CloudEventsRejection::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for CloudEventsRejection {}
+
+impl IntoResponse for CloudEventsRejection {
+    fn into_response(self) -> Response {
+        match self {
+            CloudEventsRejection::Body(e) => e.into_response(),
+            CloudEventsRejection::Invalid(e) => {
+                let status = match e {
+                    ParseError::UnsupportedFormat => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                let mut res = (status, format!("{e}\n")).into_response();
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                res
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for CloudEvents {
+    type Rejection = CloudEventsRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(CloudEventsRejection::Body)?;
+        let mut events = CloudEvents {
+            headers,
+            body,
+            len: 0,
+            batched: false,
+        };
+        let mut n = 0;
+        let batched = events
+            .visit(|_| n += 1)
+            .map_err(CloudEventsRejection::Invalid)?;
+        events.len = n;
+        events.batched = batched;
+        Ok(events)
+    }
+}
+
+impl CloudEvents {
+    /// How many events the request held (1 in binary and structured mode).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the request held no event (an empty batch).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the request was in batched mode.
+    pub fn is_batch(&self) -> bool {
+        self.batched
+    }
+
+    /// The request's headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The request's body, as received.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Calls `f` with each event, in order. The events were checked when the
+    /// request was extracted; each borrows the body and a scratch buffer for
+    /// its escaped strings, so it lives for the call only.
+    pub fn for_each<F: FnMut(&Event<'_>)>(&self, mut f: F) {
+        // Checked at extraction: the same bytes parse the same way again.
+        let _ = self.visit(|ev| f(ev));
+    }
+
+    /// Parses the request and calls `f` with each event. `Ok(true)` for a
+    /// batch. Nothing is visited unless every event is valid: a batch is
+    /// checked whole before the first call.
+    fn visit(&self, mut f: impl FnMut(&Event<'_>)) -> Result<bool, ParseError> {
+        // Unescaping never makes a string longer: the body's size is enough.
+        let mut buf = vec![0u8; self.body.len() + header_bytes(&self.headers)];
+        let mut scratch = Scratch::new(&mut buf);
+        let message = crate::http_types::parse(&self.headers, &self.body, &mut scratch)?;
+        let batched = match message {
+            Message::Event(ev) => {
+                f(&ev);
+                Ok(false)
+            }
+            Message::Batch(mut check) => {
+                let mut scratch = vec![0u8; self.body.len()];
+                while let Some(ev) = check.next_event(&mut scratch) {
+                    ev?;
+                }
+                let mut batch = ossa_events_core::parse::json::BatchParser::new(&self.body)?;
+                while let Some(ev) = batch.next_event(&mut scratch) {
+                    f(&ev?);
+                }
+                Ok(true)
+            }
+            // `Message` is non-exhaustive: a kind added later is not ours to guess.
+            _ => Err(ParseError::UnsupportedFormat),
+        };
+        batched
+    }
+}
+
+/// The bytes of the header values: room for what binary mode decodes.
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum()
+}

@@ -1,0 +1,219 @@
+//! `ossa_events::axum::CloudEvents` in a real axum server on loopback: our
+//! `HttpSink` delivers to it in all three content modes, and bad requests
+//! sent by a plain HTTP client get the documented answers without the
+//! handler ever seeing an event of them.
+#![cfg(all(feature = "axum", feature = "http"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use ossa_events::axum::CloudEvents;
+use ossa_events::sink::{HttpMode, HttpSink};
+use ossa_events::{Emitter, EventBuilder};
+
+/// One request as the handler saw it: `(batched, [(id, type, data)])`.
+type Request = (bool, Vec<(String, String, Option<String>)>);
+/// Every request the handler saw.
+type Seen = Arc<Mutex<Vec<Request>>>;
+
+/// An axum server on a free loopback port, stopped on drop.
+struct Server {
+    addr: SocketAddr,
+    seen: Seen,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+async fn collect(State(seen): State<Seen>, events: CloudEvents) -> StatusCode {
+    let mut got = Vec::new();
+    events.for_each(|ev| {
+        let data = match ev.data() {
+            Some(ossa_events::Data::Json(raw)) => Some(raw.to_string()),
+            Some(other) => Some(format!("{other:?}")),
+            None => None,
+        };
+        got.push((ev.id().to_owned(), ev.ty().to_owned(), data));
+    });
+    assert_eq!(got.len(), events.len());
+    seen.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push((events.is_batch(), got));
+    StatusCode::ACCEPTED
+}
+
+impl Server {
+    fn start(body_limit: usize) -> Server {
+        let seen: Seen = Arc::default();
+        let app = Router::new()
+            .route("/events", post(collect))
+            .layer(DefaultBodyLimit::max(body_limit))
+            .with_state(seen.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        Server {
+            addr: rx.recv().unwrap(),
+            seen,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/events", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Request> {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn our_http_sink_delivers_to_an_axum_handler_in_every_mode() {
+    let server = Server::start(2 * 1024 * 1024);
+    for mode in [HttpMode::Structured, HttpMode::Binary, HttpMode::Batched] {
+        let emitter = Emitter::builder("/agents/a")
+            .sink(HttpSink::builder(server.url()).mode(mode).build().unwrap())
+            .build()
+            .unwrap();
+        for i in 0..5 {
+            emitter
+                .emit(
+                    EventBuilder::new()
+                        .id(&format!("{mode:?}-{i}"))
+                        .ty("dev.ossa.tool.called")
+                        .data_json(r#"{"tool":"search \"q\""}"#),
+                )
+                .unwrap();
+        }
+        let report = emitter.shutdown().unwrap();
+        assert_eq!(report.delivered, 5, "{mode:?}: {report:?}");
+    }
+    let seen = server.seen();
+    let ids: Vec<&str> = seen
+        .iter()
+        .flat_map(|(_, evs)| evs.iter().map(|(id, _, _)| id.as_str()))
+        .collect();
+    let want: Vec<String> = ["Structured", "Binary", "Batched"]
+        .iter()
+        .flat_map(|m| (0..5).map(move |i| format!("{m}-{i}")))
+        .collect();
+    assert_eq!(ids, want, "every event exactly once, in order");
+    // 5 + 5 single-event requests, then the batch in one or more requests.
+    assert!(seen[..10]
+        .iter()
+        .all(|(batched, evs)| !batched && evs.len() == 1));
+    assert!(seen[10..].iter().all(|(batched, _)| *batched));
+    for (_, evs) in &seen {
+        for (_, ty, data) in evs {
+            assert_eq!(ty, "dev.ossa.tool.called");
+            assert_eq!(data.as_deref(), Some(r#"{"tool":"search \"q\""}"#));
+        }
+    }
+}
+
+fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Sends `body` with `headers`; the status and the response text.
+fn send(url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let mut req = client().post(url);
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let mut res = req.send(body).unwrap();
+    let status = res.status().as_u16();
+    (status, res.body_mut().read_to_string().unwrap())
+}
+
+#[test]
+fn bad_requests_get_their_status_and_reason_and_reach_no_handler() {
+    let server = Server::start(1024);
+    let url = server.url();
+    let binary = [("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-type", "t")];
+    // No ce-source: 400 naming the attribute.
+    let (status, text) = send(&url, &binary, b"");
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("source"), "{text}");
+    // One bad element in a batch: the whole request refused, nothing handed over.
+    let batch = r#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"},
+                    {"specversion":"1.0","id":"2","source":"/s","type":"t","dataschema":"http://x/s#f"}]"#;
+    let (status, text) = send(
+        &url,
+        &[("content-type", "application/cloudevents-batch+json")],
+        batch.as_bytes(),
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("dataschema"), "{text}");
+    // Another event format: 415.
+    let (status, _) = send(
+        &url,
+        &[("content-type", "application/cloudevents+avro")],
+        b"\x00",
+    );
+    assert_eq!(status, 415);
+    // Over the router's body limit: 413.
+    let big = format!(
+        r#"{{"specversion":"1.0","id":"1","source":"/s","type":"t","data":"{}"}}"#,
+        "x".repeat(2048)
+    );
+    let (status, _) = send(
+        &url,
+        &[("content-type", "application/cloudevents+json")],
+        big.as_bytes(),
+    );
+    assert_eq!(status, 413);
+    assert!(server.seen().is_empty(), "{:?}", server.seen());
+    // And a valid one still goes through, with its escapes decoded.
+    let (status, text) = send(
+        &url,
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", "caf%C3%A9"),
+            ("ce-source", "/s"),
+            ("ce-type", "t"),
+        ],
+        b"",
+    );
+    assert_eq!(status, 202, "{text}");
+    assert_eq!(server.seen()[0].1[0].0, "café");
+}
