@@ -61,8 +61,8 @@ pub enum CloudEventsRejection {
     /// The body could not be read, or is over the body limit (`413`).
     Body(axum_core::extract::rejection::BytesRejection),
     /// An event (or the batch, or the headers) breaks the CloudEvents spec:
-    /// `400`, or `415` for [`ParseError::UnsupportedFormat`]. `index` is the
-    /// batch element, for a batch.
+    /// `400`, or `415` for [`ParseError::UnsupportedFormat`]. In a batch,
+    /// [`ParseError::InBatch`] names the element.
     Invalid(ParseError),
 }
 
