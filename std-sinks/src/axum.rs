@@ -150,14 +150,14 @@ impl CloudEvents {
     /// Calls `f` with each event, in order. The events were checked when the
     /// request was extracted; each borrows the body and a scratch buffer for
     /// its escaped strings, so it lives for the call only.
-    pub fn for_each<F: FnMut(&Event<'_>)>(&self, mut f: F) {
-        // Checked at extraction: the same bytes parse the same way again.
-        let _ = self.visit(|ev| f(ev));
+    pub fn for_each<F: FnMut(&Event<'_>)>(&self, f: F) {
+        // Checked whole at extraction: the same bytes parse the same way again.
+        let _ = self.visit(f);
     }
 
-    /// Parses the request and calls `f` with each event. `Ok(true)` for a
-    /// batch. Nothing is visited unless every event is valid: a batch is
-    /// checked whole before the first call.
+    /// Parses the request and calls `f` with each event as it is read.
+    /// `Ok(true)` for a batch. Extraction calls it with a counter, so every
+    /// event is checked before [`for_each`](Self::for_each) hands one over.
     fn visit(&self, mut f: impl FnMut(&Event<'_>)) -> Result<bool, ParseError> {
         // Unescaping never makes a string longer: the body's size is enough.
         let mut buf = vec![0u8; self.body.len() + header_bytes(&self.headers)];
@@ -168,12 +168,8 @@ impl CloudEvents {
                 f(&ev);
                 Ok(false)
             }
-            Message::Batch(mut check) => {
+            Message::Batch(mut batch) => {
                 let mut scratch = vec![0u8; self.body.len()];
-                while let Some(ev) = check.next_event(&mut scratch) {
-                    ev?;
-                }
-                let mut batch = ossa_events_core::parse::json::BatchParser::new(&self.body)?;
                 while let Some(ev) = batch.next_event(&mut scratch) {
                     f(&ev?);
                 }

@@ -73,26 +73,14 @@ pub fn parse<'a>(
     body: &'a [u8],
     scratch: &mut Scratch<'a>,
 ) -> Result<Message<'a>, ParseError> {
-    use ossa_events_core::parse::{http as core_http, json as core_json};
-    // The core's `parse` reads the headers twice (a `Clone` iterator), which
-    // a `HeaderMap` iterator is not: pick the mode here, as it does.
-    let ct = match headers.get(CONTENT_TYPE) {
-        Some(v) => Some(
-            std::str::from_utf8(v.as_bytes())
-                .map_err(|_| ParseError::InvalidHeader)?
-                .trim_matches([' ', '\t']),
-        ),
-        None => None,
-    };
-    match core_http::content_mode(ct)? {
-        ContentMode::Structured => Ok(Message::Event(core_json::parse_event(body, scratch)?)),
-        ContentMode::Batched => Ok(Message::Batch(core_json::BatchParser::new(body)?)),
-        _ => Ok(Message::Event(core_http::parse_binary(
-            headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
-            body,
-            scratch,
-        )?)),
-    }
+    // A `HeaderMap` iterator is not `Clone`: the map looks up the
+    // `Content-Type` itself.
+    ossa_events_core::parse::http::parse_with_content_type(
+        headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+        body,
+        scratch,
+    )
 }
 
 /// Parses a request: [`parse`] on its headers and body. The method and URI
@@ -255,11 +243,7 @@ where
     U: TryInto<Uri>,
     U::Error: std::fmt::Display,
 {
-    let mut req = Request::new(Vec::new());
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = uri.try_into().map_err(invalid)?;
-    *req.body_mut() = encode(ev, mode, req.headers_mut())?;
-    Ok(req)
+    post(uri, |headers| encode(ev, mode, headers))
 }
 
 /// A `POST` request to `uri` carrying `events` as one batch.
@@ -282,10 +266,22 @@ where
     U: TryInto<Uri>,
     U::Error: std::fmt::Display,
 {
+    post(uri, |headers| encode_batch(events, headers))
+}
+
+/// A `POST` to `uri` whose headers and body `fill` writes.
+fn post<U>(
+    uri: U,
+    fill: impl FnOnce(&mut HeaderMap) -> Result<Vec<u8>, Error>,
+) -> Result<Request<Vec<u8>>, Error>
+where
+    U: TryInto<Uri>,
+    U::Error: std::fmt::Display,
+{
     let mut req = Request::new(Vec::new());
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri.try_into().map_err(invalid)?;
-    *req.body_mut() = encode_batch(events, req.headers_mut())?;
+    *req.body_mut() = fill(req.headers_mut())?;
     Ok(req)
 }
 

@@ -52,16 +52,16 @@ pub(crate) fn body_data<'a>(
     let Some(ct) = ct else {
         return Ok(Some(Data::Binary(body)));
     };
-    // The content type decides how the body is read: report a bad one as
-    // itself, not as the body failing to be what it seemed to say.
-    if let Some(rule) = crate::uri::content_type_rule(ct) {
-        return Err(ValidationError::new(Attribute::DataContentType, rule).into());
-    }
     if crate::uri::is_json_media_type(ct) {
-        crate::json::validate(body, MAX_DATA_DEPTH)
-            .map_err(|e| ValidationError::new(Attribute::Data, Rule::InvalidJson(e)))?;
-        let s = core::str::from_utf8(body)
-            .map_err(|_| ValidationError::new(Attribute::Data, Rule::InvalidEncoding))?;
+        // The content type decided how the body is read: when the body is
+        // not what it says, a bad content type is the error to report (the
+        // event's validation checks it on the way that succeeds).
+        let blame = |rule| match crate::uri::content_type_rule(ct) {
+            Some(ct_rule) => ValidationError::new(Attribute::DataContentType, ct_rule),
+            None => ValidationError::new(Attribute::Data, rule),
+        };
+        crate::json::validate(body, MAX_DATA_DEPTH).map_err(|e| blame(Rule::InvalidJson(e)))?;
+        let s = core::str::from_utf8(body).map_err(|_| blame(Rule::InvalidEncoding))?;
         return Ok(Some(Data::Json(s)));
     }
     if crate::uri::is_text_media_type(ct) {

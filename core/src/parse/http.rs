@@ -147,24 +147,48 @@ where
     I::IntoIter: Clone,
 {
     let headers = headers.into_iter();
-    let ct = find_content_type(headers.clone())?;
+    let ct = headers
+        .clone()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v);
+    parse_with_content_type(ct, headers, body, scratch)
+}
+
+/// [`parse`] for headers that can be walked only once (a map's iterator that
+/// is not `Clone`): the caller looks up the raw `Content-Type` value (the
+/// first one), which selects the content mode.
+///
+/// ```
+/// use ossa_events_core::{parse::http, Scratch};
+/// let headers: Vec<(&str, &[u8])> = vec![("content-type", b"application/cloudevents+json")];
+/// let body = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#;
+/// let mut buf = [0u8; 64];
+/// let ct = Some(&b"application/cloudevents+json"[..]);
+/// let msg = http::parse_with_content_type(ct, headers, body, &mut Scratch::new(&mut buf))?;
+/// assert!(matches!(msg, http::Message::Event(ev) if ev.id() == "1"));
+/// # Ok::<(), ossa_events_core::ParseError>(())
+/// ```
+pub fn parse_with_content_type<'a, I>(
+    content_type: Option<&'a [u8]>,
+    headers: I,
+    body: &'a [u8],
+    scratch: &mut Scratch<'a>,
+) -> Result<Message<'a>, ParseError>
+where
+    I: IntoIterator<Item = (&'a str, &'a [u8])>,
+{
+    let ct = match content_type {
+        Some(v) => Some(
+            core::str::from_utf8(v)
+                .map_err(|_| ParseError::InvalidHeader)?
+                .trim_matches([' ', '\t']),
+        ),
+        None => None,
+    };
     match content_mode(ct)? {
         ContentMode::Structured => Ok(Message::Event(super::json::parse_event(body, scratch)?)),
         ContentMode::Batched => Ok(Message::Batch(BatchParser::new(body)?)),
         ContentMode::Binary => Ok(Message::Event(parse_binary(headers, body, scratch)?)),
-    }
-}
-
-fn find_content_type<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
-    mut headers: I,
-) -> Result<Option<&'a str>, ParseError> {
-    match headers.find(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
-        Some((_, v)) => Ok(Some(
-            core::str::from_utf8(v)
-                .map_err(|_| ParseError::InvalidHeader)?
-                .trim_matches([' ', '\t']),
-        )),
-        None => Ok(None),
     }
 }
 
