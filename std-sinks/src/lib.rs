@@ -228,6 +228,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+// docs.rs builds with `--cfg docsrs` on nightly: mark feature-gated items.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use ossa_events_core::*;
 
@@ -268,3 +270,8 @@ pub use retry::{BreakerConfig, RetryPolicy};
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The crate README's (its crates.io page) Rust blocks, as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct CrateReadmeDoctests;

@@ -1,4 +1,4 @@
-//! Runs each program of the top-level `examples/` folder as built by cargo
+//! Runs each program of `std-sinks/examples/` as built by cargo
 //! and checks what it prints, parsing every JSON line with the crate's own
 //! parser:
 //!
@@ -61,7 +61,7 @@ fn example(name: &str) -> PathBuf {
         bin.display()
     );
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
+        .join("examples")
         .join(format!("{name}.rs"));
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if let (Some(b), Some(s)) = (modified(&bin), modified(&src)) {
