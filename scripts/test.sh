@@ -9,8 +9,9 @@
 # binutils-arm-none-eabi (Debian packages, for the firmware example), kcat
 # (Debian package, a second Kafka client for the Kafka tests), a nightly
 # toolchain (for cargo-fuzz), and cargo-fuzz itself into $OSSA_TOOLS (outside
-# the clone, reused when present). Then: fmt, clippy, rustdoc, the no_std
-# builds, every test (unit, integration, doc; the firmware example runs under
+# the clone, reused when present). Then: fmt, clippy, rustdoc (also as
+# docs.rs runs it), ossa-events without default features, `cargo package` of
+# the published crates, the no_std builds, every test (unit, integration, doc; the firmware example runs under
 # QEMU, the WASM example under wasmi), and each fuzz target for $FUZZ_SECONDS.
 set -euo pipefail
 
@@ -75,6 +76,22 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
+
+# docs.rs builds the published crates on nightly with `--cfg docsrs` and every
+# feature (package.metadata.docs.rs); so does this (stable with
+# RUSTC_BOOTSTRAP where no nightly could be installed), in its own target dir.
+step "rustdoc as docs.rs runs it (--cfg docsrs, ${FUZZ_TOOLCHAIN})"
+RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo "+$FUZZ_TOOLCHAIN" doc \
+  --no-deps --all-features -p ossa-events-core -p ossa-events --target-dir "$ROOT/target/docsrs"
+
+step "ossa-events without default features (no HTTP client), and with only http-types"
+cargo clippy -p ossa-events --no-default-features -- -D warnings
+cargo clippy -p ossa-events --no-default-features --features http-types -- -D warnings
+
+step "cargo package: the published crates build from what they ship"
+cargo package --workspace --exclude ossa-events-tests --allow-dirty 2>&1 \
+  | grep -v "^warning: ignoring test .* is not included in the published package$"
+[ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
 
 # --- no_std builds ----------------------------------------------------------
 step "core for thumbv7em-none-eabihf and wasm32-unknown-unknown (default features)"
