@@ -881,7 +881,7 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, SendError>) -> Result<T, SendError> 
 
 /// A fast random number for jitter.
 fn jitter_rand() -> u64 {
-    crate::ids::fnv1a(crate::ids::FNV_START, crate::new_id().as_str().as_bytes())
+    fastrand::u64(..)
 }
 
 #[cfg(test)]
