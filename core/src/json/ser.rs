@@ -5,15 +5,10 @@
 //! data model that `serde_json` can serialize (integers, strings, bytes, options, unit and
 //! newtype values, every enum variant kind, sequences, tuples, maps and structs).
 //!
-//! Floats: finite `f32`/`f64` values are written as the shortest text that parses back to the
-//! same value. The digits come from `core::fmt`'s shortest round-trip formatting (`{:e}`), laid
-//! out the way `serde_json` 1.0.154 (its `zmij` formatter) lays them out (`1.0`, `-0.0`,
-//! `0.30000000000000004`, `0.00001`, `1e-6`, `1.5e+300`), with exact ties rounded to even as
-//! `zmij` does; this matched `serde_json` on tens of millions of sampled values, but the two
-//! implementations are independent, so the text may in principle differ in form from
-//! `serde_json`'s (older `serde_json` releases, which used `ryu`, print e.g. `1e300`). It
-//! always parses back to the same value. NaN and infinities are written as `null`, as
-//! `serde_json` does.
+//! Floats: finite `f32`/`f64` values are written by `zmij`, the formatter `serde_json` itself
+//! uses, so the text is `serde_json`'s by construction (`1.0`, `-0.0`, `0.30000000000000004`,
+//! `1e-6`, `1.5e+300`): the shortest that parses back to the same value. NaN and infinities are
+//! written as `null`, as `serde_json` does.
 //!
 //! Map keys follow `serde_json`'s rules: strings and chars are written as strings; integers,
 //! bools and finite floats are quoted (`"1"`, `"true"`, `"1.5"`); unit variants become their
@@ -489,217 +484,24 @@ fn write_u128<W: embedded_io::Write + ?Sized>(
     Ok(write_all(w, t.bytes())?)
 }
 
-/// A small fixed buffer implementing [`fmt::Write`]; fails when full.
-struct StackBuf<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> StackBuf<N> {
-    fn new() -> Self {
-        StackBuf {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, bytes: &[u8]) -> fmt::Result {
-        let end = self.len.checked_add(bytes.len()).ok_or(fmt::Error)?;
-        self.buf
-            .get_mut(self.len..end)
-            .ok_or(fmt::Error)?
-            .copy_from_slice(bytes);
-        self.len = end;
-        Ok(())
-    }
-
-    fn push_zeros(&mut self, count: usize) -> fmt::Result {
-        for _ in 0..count {
-            self.push(b"0")?;
-        }
-        Ok(())
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or(&[])
-    }
-}
-
-impl<const N: usize> fmt::Write for StackBuf<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.push(s.as_bytes())
-    }
-}
-
-/// What the float layout needs to know about `f32` and `f64`.
-trait JsonFloat: fmt::LowerExp + Copy {
-    /// Decimal exponents `serde_json` writes without exponent notation.
-    const FIXED: (i32, i32);
-    /// The binary exponent of the lowest set bit of the value (`None` for zero).
-    fn lowest_bit(self) -> Option<i32>;
-    /// Whether `text` parses to exactly the magnitude of this value.
-    fn parses_from(self, text: &str) -> bool;
-}
-
-impl JsonFloat for f64 {
-    const FIXED: (i32, i32) = (-5, 15);
-    fn lowest_bit(self) -> Option<i32> {
-        let bits = self.to_bits();
-        let biased = ((bits >> 52) & 0x7ff) as i32;
-        let frac = bits & ((1 << 52) - 1);
-        let (mantissa, exp) = if biased == 0 {
-            (frac, -1074)
-        } else {
-            (frac | (1 << 52), biased - 1075)
-        };
-        (mantissa != 0).then(|| exp + mantissa.trailing_zeros() as i32)
-    }
-    fn parses_from(self, text: &str) -> bool {
-        text.parse::<f64>()
-            .is_ok_and(|v| v.to_bits() == self.to_bits() & !(1 << 63))
-    }
-}
-
-impl JsonFloat for f32 {
-    const FIXED: (i32, i32) = (-6, 12);
-    fn lowest_bit(self) -> Option<i32> {
-        let bits = self.to_bits();
-        let biased = ((bits >> 23) & 0xff) as i32;
-        let frac = bits & ((1 << 23) - 1);
-        let (mantissa, exp) = if biased == 0 {
-            (frac, -149)
-        } else {
-            (frac | (1 << 23), biased - 150)
-        };
-        (mantissa != 0).then(|| exp + mantissa.trailing_zeros() as i32)
-    }
-    fn parses_from(self, text: &str) -> bool {
-        text.parse::<f32>()
-            .is_ok_and(|v| v.to_bits() == self.to_bits() & !(1 << 31))
-    }
-}
-
-/// Writes a finite float like `serde_json` does: the shortest digits that round-trip (from
-/// `core::fmt`'s `{:e}`), as plain decimal when the decimal exponent is in `F::FIXED`, else
-/// as `d.ddde±x`.
-fn write_float<W: embedded_io::Write + ?Sized, F: JsonFloat>(
+/// Writes a finite float as `serde_json` does, with the formatter it uses
+/// (`zmij`): the shortest digits that round-trip, as plain decimal or as
+/// `d.ddde±x`. Quoted for a map key.
+fn write_float<W: embedded_io::Write + ?Sized, F: zmij::Float>(
     w: &mut W,
     value: F,
     quoted: bool,
 ) -> Result<(), SerError<W::Error>> {
-    match layout_float(value, quoted) {
-        Ok(text) => Ok(write_all(w, text.bytes())?),
-        Err(fmt::Error) => Err(SerError::message("float formatting failed")),
-    }
-}
-
-fn layout_float<F: JsonFloat>(value: F, quoted: bool) -> Result<StackBuf<40>, fmt::Error> {
-    // `{:e}` gives e.g. `-1.2345e-7`, `5e0`, `0e0`: at most 24 bytes for an f64.
-    let mut sci = StackBuf::<32>::new();
-    write!(sci, "{value:e}")?;
-    let sci = sci.bytes();
-
-    let (negative, rest) = match sci.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, sci),
-    };
-    let e_at = rest.iter().position(|&b| b == b'e').ok_or(fmt::Error)?;
-    let (mantissa, exp) = rest.split_at_checked(e_at).ok_or(fmt::Error)?;
-    let exp = exp.get(1..).ok_or(fmt::Error)?;
-    let mut digits = StackBuf::<24>::new();
-    for &b in mantissa {
-        match b {
-            b'0'..=b'9' => digits.push(&[b])?,
-            b'.' => {}
-            _ => return Err(fmt::Error),
-        }
-    }
-    let (exp_negative, exp_digits) = match exp.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, exp),
-    };
-    let mut e: i32 = 0;
-    for &b in exp_digits {
-        if !b.is_ascii_digit() || e > 10_000 {
-            return Err(fmt::Error);
-        }
-        e = e * 10 + i32::from(b - b'0');
-    }
-    if exp_negative {
-        e = -e;
-    }
-    let len = digits.len as i32;
-
-    // When the value lies exactly halfway between the two shortest candidates, `core::fmt`
-    // rounds the last digit up while `serde_json` keeps the even one. The value is such a tie
-    // exactly when its lowest set bit is 2^-(q+1), q being the number of decimals written. The
-    // even candidate is taken only if it parses back to the value: next to a power of two the
-    // interval below the value is half as wide, and it may not.
-    let decimals = len - 1 - e;
-    let last = digits.len.checked_sub(1);
-    if decimals > 0
-        && value.lowest_bit() == Some(-(decimals + 1))
-        && last
-            .and_then(|i| digits.buf.get(i))
-            .is_some_and(|d| d % 2 == 1)
-    {
-        let mut even = StackBuf::<40>::new();
-        even.push(digits.bytes())?;
-        if let Some(d) = last.and_then(|i| even.buf.get_mut(i)) {
-            *d -= 1; // odd, so at least `1`
-        }
-        write!(even, "e{}", -decimals)?;
-        if core::str::from_utf8(even.bytes()).is_ok_and(|t| value.parses_from(t)) {
-            if let Some(d) = last.and_then(|i| digits.buf.get_mut(i)) {
-                *d -= 1;
-            }
-        }
-    }
-
-    let d = digits.bytes();
-    let (first, tail) = d.split_first().ok_or(fmt::Error)?;
-    let (lo, hi) = F::FIXED;
-    let mut out = StackBuf::<40>::new();
+    let mut buf = zmij::Buffer::new();
+    let text = buf.format_finite(value);
     if quoted {
-        out.push(b"\"")?;
+        write_all(w, b"\"")?;
     }
-    if negative {
-        out.push(b"-")?;
-    }
-    if lo <= e && e <= hi {
-        if len - 1 <= e {
-            // 1234e7 -> 12340000000.0
-            out.push(d)?;
-            out.push_zeros((e + 1 - len) as usize)?;
-            out.push(b".0")?;
-        } else if e >= 0 {
-            // 1234e-2 -> 12.34
-            let (int, frac) = d.split_at_checked((e + 1) as usize).ok_or(fmt::Error)?;
-            out.push(int)?;
-            out.push(b".")?;
-            out.push(frac)?;
-        } else {
-            // 1234e-6 -> 0.001234
-            out.push(b"0.")?;
-            out.push_zeros((-e - 1) as usize)?;
-            out.push(d)?;
-        }
-    } else {
-        // 1234e30 -> 1.234e+33
-        out.push(&[*first])?;
-        if !tail.is_empty() {
-            out.push(b".")?;
-            out.push(tail)?;
-        }
-        out.push(if e < 0 { b"e-" } else { b"e+" })?;
-        let mut t = IntText::new(false);
-        t.push_u64(u64::from(e.unsigned_abs()), 0);
-        out.push(t.bytes())?;
-    }
+    write_all(w, text.as_bytes())?;
     if quoted {
-        out.push(b"\"")?;
+        write_all(w, b"\"")?;
     }
-    Ok(out)
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
