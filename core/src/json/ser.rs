@@ -365,123 +365,23 @@ impl<W: embedded_io::Write + ?Sized> embedded_io::Write for EraseWriter<'_, W> {
 // ---------------------------------------------------------------------------------------------
 // Numbers
 
-const DIGIT_PAIRS: &[u8; 200] = b"\
-0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
-/// Room for `"-170141183460469231731687303715884105728"` (39 digits, sign and quotes).
-const INT_BUF: usize = 42;
-
-/// Integer text built right to left in a stack buffer.
-struct IntText {
-    buf: [u8; INT_BUF],
-    start: usize,
-}
-
-impl IntText {
-    #[inline]
-    fn new(quoted: bool) -> Self {
-        let mut t = IntText {
-            buf: [0; INT_BUF],
-            start: INT_BUF,
-        };
-        if quoted {
-            t.push(b'"');
-        }
-        t
-    }
-
-    #[inline]
-    fn push(&mut self, b: u8) {
-        if let Some(i) = self.start.checked_sub(1) {
-            if let Some(slot) = self.buf.get_mut(i) {
-                *slot = b;
-                self.start = i;
-            }
-        }
-    }
-
-    #[inline]
-    fn push_pair(&mut self, n: usize) {
-        let pair = DIGIT_PAIRS.get(2 * n..2 * n + 2).unwrap_or(b"00");
-        if let (Some(i), Some(&[hi, lo])) = (self.start.checked_sub(2), pair.get(..2)) {
-            if let Some(slot) = self.buf.get_mut(i..i + 2) {
-                slot.copy_from_slice(&[hi, lo]);
-                self.start = i;
-            }
-        }
-    }
-
-    /// Pushes the digits of `n`, zero-padded to `min_digits`.
-    #[inline]
-    fn push_u64(&mut self, mut n: u64, min_digits: usize) {
-        let before = self.start;
-        while n >= 100 {
-            self.push_pair((n % 100) as usize);
-            n /= 100;
-        }
-        if n >= 10 {
-            self.push_pair(n as usize);
-        } else {
-            self.push(b'0' + n as u8);
-        }
-        let written = before - self.start;
-        for _ in written..min_digits {
-            self.push(b'0');
-        }
-    }
-
-    fn push_u128(&mut self, mut n: u128) {
-        const E19: u128 = 10_000_000_000_000_000_000;
-        while n > u128::from(u64::MAX) {
-            self.push_u64((n % E19) as u64, 19);
-            n /= E19;
-        }
-        self.push_u64(n as u64, 0);
-    }
-
-    #[inline]
-    fn bytes(&self) -> &[u8] {
-        self.buf.get(self.start..).unwrap_or(&[])
-    }
-}
-
+/// Writes an integer as `serde_json` does (with `itoa`, as it does); quoted
+/// for a map key.
 #[inline]
-fn write_u64<W: embedded_io::Write + ?Sized>(
+fn write_int<W: embedded_io::Write + ?Sized, I: itoa::Integer>(
     w: &mut W,
-    n: u64,
-    negative: bool,
+    n: I,
     quoted: bool,
 ) -> Result<(), SerError<W::Error>> {
-    let mut t = IntText::new(quoted);
-    t.push_u64(n, 0);
-    if negative {
-        t.push(b'-');
-    }
+    let mut buf = itoa::Buffer::new();
+    let text = buf.format(n).as_bytes();
     if quoted {
-        t.push(b'"');
+        write_all(w, b"\"")?;
+        write_all(w, text)?;
+        Ok(write_all(w, b"\"")?)
+    } else {
+        Ok(write_all(w, text)?)
     }
-    Ok(write_all(w, t.bytes())?)
-}
-
-fn write_u128<W: embedded_io::Write + ?Sized>(
-    w: &mut W,
-    n: u128,
-    negative: bool,
-    quoted: bool,
-) -> Result<(), SerError<W::Error>> {
-    let mut t = IntText::new(quoted);
-    t.push_u128(n);
-    if negative {
-        t.push(b'-');
-    }
-    if quoted {
-        t.push(b'"');
-    }
-    Ok(write_all(w, t.bytes())?)
 }
 
 /// Writes a finite float as `serde_json` does, with the formatter it uses
@@ -616,43 +516,43 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
     }
 
     fn serialize_i8(self, v: i8) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, false)
+        write_int(self.w, v, false)
     }
 
     fn serialize_i16(self, v: i16) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, false)
+        write_int(self.w, v, false)
     }
 
     fn serialize_i32(self, v: i32) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, false)
+        write_int(self.w, v, false)
     }
 
     fn serialize_i64(self, v: i64) -> Result<(), Self::Error> {
-        write_u64(self.w, v.unsigned_abs(), v < 0, false)
+        write_int(self.w, v, false)
     }
 
     fn serialize_i128(self, v: i128) -> Result<(), Self::Error> {
-        write_u128(self.w, v.unsigned_abs(), v < 0, false)
+        write_int(self.w, v, false)
     }
 
     fn serialize_u8(self, v: u8) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v), false, false)
+        write_int(self.w, v, false)
     }
 
     fn serialize_u16(self, v: u16) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v), false, false)
+        write_int(self.w, v, false)
     }
 
     fn serialize_u32(self, v: u32) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v), false, false)
+        write_int(self.w, v, false)
     }
 
     fn serialize_u64(self, v: u64) -> Result<(), Self::Error> {
-        write_u64(self.w, v, false, false)
+        write_int(self.w, v, false)
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), Self::Error> {
-        write_u128(self.w, v, false, false)
+        write_int(self.w, v, false)
     }
 
     fn serialize_f32(self, v: f32) -> Result<(), Self::Error> {
@@ -682,12 +582,10 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Self::Error> {
         self.raw(b"[")?;
         for (i, &b) in v.iter().enumerate() {
-            let mut t = IntText::new(false);
-            t.push_u64(u64::from(b), 0);
             if i > 0 {
-                t.push(b',');
+                self.raw(b",")?;
             }
-            self.raw(t.bytes())?;
+            write_int(self.w, b, false)?;
         }
         self.raw(b"]")
     }
@@ -949,43 +847,43 @@ impl<W: embedded_io::Write + ?Sized> ser::Serializer for KeySer<'_, W> {
     }
 
     fn serialize_i8(self, v: i8) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, true)
+        write_int(self.w, v, true)
     }
 
     fn serialize_i16(self, v: i16) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, true)
+        write_int(self.w, v, true)
     }
 
     fn serialize_i32(self, v: i32) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v.unsigned_abs()), v < 0, true)
+        write_int(self.w, v, true)
     }
 
     fn serialize_i64(self, v: i64) -> Result<(), Self::Error> {
-        write_u64(self.w, v.unsigned_abs(), v < 0, true)
+        write_int(self.w, v, true)
     }
 
     fn serialize_i128(self, v: i128) -> Result<(), Self::Error> {
-        write_u128(self.w, v.unsigned_abs(), v < 0, true)
+        write_int(self.w, v, true)
     }
 
     fn serialize_u8(self, v: u8) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v), false, true)
+        write_int(self.w, v, true)
     }
 
     fn serialize_u16(self, v: u16) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v), false, true)
+        write_int(self.w, v, true)
     }
 
     fn serialize_u32(self, v: u32) -> Result<(), Self::Error> {
-        write_u64(self.w, u64::from(v), false, true)
+        write_int(self.w, v, true)
     }
 
     fn serialize_u64(self, v: u64) -> Result<(), Self::Error> {
-        write_u64(self.w, v, false, true)
+        write_int(self.w, v, true)
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), Self::Error> {
-        write_u128(self.w, v, false, true)
+        write_int(self.w, v, true)
     }
 
     fn serialize_f32(self, v: f32) -> Result<(), Self::Error> {
