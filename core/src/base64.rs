@@ -7,6 +7,13 @@
 //! breaks. Nothing allocates; the streaming functions go through a small stack
 //! buffer.
 //!
+//! Why not the `base64` crate: with its `STANDARD` engine behind these same
+//! functions (`encode_slice` / `decode_slice` per stack chunk), the firmware
+//! example's `.text` grew from 43 836 to 48 584 bytes (+4.6 KiB,
+//! `arm-none-eabi-size`, thumbv7em-none-eabihf, release); the bar for a
+//! crate on the device is 1 KiB. The tests check this module against the
+//! crate's strict decoder instead.
+//!
 //! ```
 //! use ossa_events_core::base64;
 //!
