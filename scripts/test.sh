@@ -10,7 +10,8 @@
 # (Debian package, a second Kafka client for the Kafka tests), a nightly
 # toolchain (for cargo-fuzz), and cargo-fuzz itself into $OSSA_TOOLS (outside
 # the clone, reused when present). Then: fmt, clippy, rustdoc (also as
-# docs.rs runs it), ossa-events without default features, `cargo package` of
+# docs.rs runs it), ossa-events without default features, the published
+# crates on their declared rust-version, `cargo package` of
 # the published crates, the no_std builds, every test (unit, integration, doc; the firmware example runs under
 # QEMU, the WASM example under wasmi), and each fuzz target for $FUZZ_SECONDS.
 set -euo pipefail
@@ -34,6 +35,14 @@ components=$(rustup component list --installed)
 for c in clippy rustfmt; do
   grep -q "^$c" <<<"$components" || rustup component add "$c"
 done
+# The toolchain of the declared `rust-version` (with the firmware target): the
+# published crates are checked on it, so the claim in Cargo.toml holds.
+MSRV=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+if ! rustup run "$MSRV" rustc --version >/dev/null 2>&1; then
+  rustup toolchain install "$MSRV" --profile minimal
+fi
+rustup target list --toolchain "$MSRV" --installed | grep -qx thumbv7em-none-eabihf \
+  || rustup target add --toolchain "$MSRV" thumbv7em-none-eabihf
 # QEMU (Cortex-M4, mps2-an386) and binutils for the firmware example test;
 # kcat, a second Kafka client that reads back what the Kafka tests wrote.
 if ! command -v qemu-system-arm >/dev/null 2>&1 || ! command -v arm-none-eabi-size >/dev/null 2>&1 \
@@ -87,6 +96,10 @@ RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo "+$FUZZ_TOOLCHAI
 step "ossa-events without default features (no HTTP client), and with only http-types"
 cargo clippy -p ossa-events --no-default-features -- -D warnings
 cargo clippy -p ossa-events --no-default-features --features http-types -- -D warnings
+
+step "the published crates on their rust-version ($MSRV), every feature; the core for the firmware target"
+cargo "+$MSRV" check -p ossa-events-core -p ossa-events --all-features --target-dir "$ROOT/target/msrv"
+cargo "+$MSRV" check -p ossa-events-core --target thumbv7em-none-eabihf --target-dir "$ROOT/target/msrv"
 
 step "cargo package: the published crates build from what they ship"
 cargo package --workspace --exclude ossa-events-tests --allow-dirty 2>&1 \
