@@ -426,8 +426,10 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
     }
     let mut stopped_by = stopped_by.or_else(signalled);
     if stopped_by.is_none() {
-        let _ = em.flush();
-        let _ = em.shutdown();
+        // Everything is read: deliver what is pending within --deadline (a
+        // flush then a shutdown would allow --deadline plus the shutdown
+        // timeout).
+        let _ = em.shutdown_within(a.deadline);
         stopped_by = signalled();
     } else {
         // Stopped by a signal: what is in hand gets `--deadline`, then is
