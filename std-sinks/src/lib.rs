@@ -200,8 +200,20 @@
 //! [`Error::ShutDown`]. Call `shutdown` (or `flush`) before `main` returns:
 //! the drop is the same, but its outcome is only in the metrics.
 //!
+//! # Diagnostics
+//!
+//! The emitter, its sinks and the receiver report what goes wrong as
+//! [`tracing`](https://docs.rs/tracing) events (target `ossa_events::…`):
+//! retries at `debug`, the circuit breaker opening at `warn` and closing at
+//! `info`, undelivered events at `warn` (one line per batch), the worker's
+//! end at `debug` (a panic at `error`), the receiver's refusals at `debug`.
+//! A delivered event logs nothing. Install any subscriber to see them; the
+//! CLI does with `-v` or `RUST_LOG`.
+//!
 //! # Cargo features
 //!
+//! - `cli` (default): the `ossa-events` binary (implies `http`; adds
+//!   `tracing-subscriber` for its `-v` / `RUST_LOG` output).
 //! - `http` (default): `HttpSink` on ureq + rustls, and gzip request bodies
 //!   for the sink and the receiver. Without it: no HTTP client, and the
 //!   receiver answers gzipped bodies `415`.

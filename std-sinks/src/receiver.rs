@@ -1015,8 +1015,9 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
                 s
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => {
+            Err(e) => {
                 // Out of file descriptors and the like: wait and retry.
+                tracing::warn!(error = %e, ?backoff, "accept failed; retrying");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
@@ -1025,6 +1026,11 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         threads.retain(|t| !t.is_finished());
         if shared.active.load(Ordering::SeqCst) >= shared.config.max_connections {
             add(&shared.counters.connections_refused, 1);
+            tracing::warn!(
+                peer = ?stream.peer_addr().ok(),
+                max = shared.config.max_connections,
+                "connection cap reached: 503"
+            );
             refuse(stream, &shared.counters);
             continue;
         }
@@ -1280,6 +1286,13 @@ impl Conn<'_> {
             400..=499 => add(&c.rejected_4xx, 1),
             500..=599 => add(&c.rejected_5xx, 1),
             _ => {}
+        }
+        if resp.status >= 400 {
+            tracing::debug!(
+                status = resp.status,
+                reason = resp.body.trim_end(),
+                "request refused"
+            );
         }
         let out = resp.to_bytes(head_only);
         match self.stream.write_all(&out) {
@@ -1905,7 +1918,10 @@ where
                 add(&counters.events, n as u64);
                 Response::empty(202)
             }
-            Err(_) => Response::text(500, "event handler failed").closing(),
+            Err(_) => {
+                tracing::error!("event handler panicked: 500");
+                Response::text(500, "event handler failed").closing()
+            }
         }
     };
     match mode {

@@ -258,13 +258,16 @@ impl Breaker {
         self.open_until.filter(|t| *t > Instant::now())
     }
 
-    /// Whether the breaker is open (attempts are being held back).
-    #[cfg(test)]
+    /// Whether the breaker is open (attempts are held back, or the next one is
+    /// a probe).
     pub(crate) fn is_open(&self) -> bool {
         self.open_until.is_some()
     }
 
     pub(crate) fn success(&mut self) {
+        if self.open_until.is_some() {
+            tracing::info!("sink answering again: circuit breaker closed");
+        }
         self.failures = 0;
         self.open_until = None;
         self.current_open_for = self.config.open_for;

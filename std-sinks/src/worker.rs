@@ -227,6 +227,7 @@ impl Shared {
 
     /// Counts a refusal at emit (queue full, shut down) and reports it.
     fn refuse(&self, e: &Encoded, err: Error) -> Error {
+        tracing::debug!(id = e.id(), %err, "event dropped at emit");
         Counters::add(&self.counters.dropped, 1);
         self.report(Reason::Dropped, e.id(), Some(e), &err);
         err
@@ -424,6 +425,14 @@ impl Shared {
         if reports.is_empty() {
             return true;
         }
+        if let Some(&(_, reason, error)) = reports.first() {
+            tracing::warn!(
+                events = reports.len(),
+                ?reason,
+                %error,
+                "events not delivered"
+            );
+        }
         for (i, reason, error) in reports {
             if let Some(e) = events.get(i) {
                 self.report(reason, e.id(), Some(e), error);
@@ -453,6 +462,9 @@ impl Shared {
             open.push((f.events, idx));
         }
         let n = queued.len() + open.iter().map(|(_, i)| i.len()).sum::<usize>();
+        if n > 0 {
+            tracing::warn!(events = n, ?reason, %error, "giving up on every open event");
+        }
         st.in_flight = 0;
         st.bytes = 0;
         let c = &self.counters;
@@ -499,6 +511,11 @@ impl Drop for WorkerExit<'_> {
         let sh = self.0;
         let mut st = sh.lock();
         st.worker_done = true;
+        if std::thread::panicking() {
+            tracing::error!("emitter worker panicked; its open events fail");
+        } else {
+            tracing::debug!("emitter worker stopped");
+        }
         let err = Error::Transport("emitter worker stopped".into());
         sh.give_up_all(st, Reason::Failed, &err);
     }
@@ -779,7 +796,16 @@ impl Worker<'_> {
                 self.breaker.success();
             }
             if !again.is_empty() {
+                let was_open = self.breaker.is_open();
                 self.breaker.failure();
+                if let Some(until) = self.breaker.wait_until() {
+                    let open_for = until.saturating_duration_since(Instant::now());
+                    if was_open {
+                        tracing::debug!(?open_for, "probe failed: circuit breaker stays open");
+                    } else {
+                        tracing::warn!(?open_for, "sink failing: circuit breaker open");
+                    }
+                }
             }
             // Phase 4: how long until the next attempt; give up now on what
             // could only go out after the shutdown deadline.
@@ -804,6 +830,9 @@ impl Worker<'_> {
             let open = sh.settle(t.id, &t.events, &ends);
             if again.is_empty() || !open {
                 return;
+            }
+            if let Some(&(_, error)) = again.first() {
+                tracing::debug!(attempt, events = again.len(), ?wait, %error, "retrying");
             }
             todo = again.iter().map(|&(i, _)| i).collect();
             drop(ends);

@@ -17,7 +17,7 @@ use args::Command;
 const USAGE: &str = "\
 ossa-events — CloudEvents v1.0 for OSSA agents
 
-Usage: ossa-events <COMMAND> [OPTIONS] [ARGS]
+Usage: ossa-events [-v...] <COMMAND> [OPTIONS] [ARGS]
        ossa-events help [COMMAND]
        ossa-events --version
 
@@ -32,6 +32,10 @@ Commands:
 Options:
   -h, --help     Show this help (after a command: that command's help)
   -V, --version  Show the version
+  -v, --verbose  Before the command: log diagnostics on stderr (retries, the
+                 circuit breaker, undelivered events, refused requests);
+                 -vv and -vvv for more. RUST_LOG (e.g. RUST_LOG=debug) sets
+                 the filter instead
 
 An option's value goes after it or after '=': '--topic T' or '--topic=T'.
 Events go to stdout; errors, reports and summaries to stderr.
@@ -84,7 +88,13 @@ pub(crate) fn parse(cmd: &'static Command, args: Vec<OsString>) -> Result<args::
 }
 
 pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let mut it = args.into_iter();
+    let mut it = args.into_iter().peekable();
+    let mut verbosity = 0u8;
+    while let Some(v) = it.peek().and_then(|a| a.to_str()).and_then(verbose_level) {
+        verbosity = verbosity.saturating_add(v);
+        it.next();
+    }
+    init_logging(verbosity);
     let Some(first) = it.next() else {
         return usage_error(
             None,
@@ -135,6 +145,51 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             &format!("no such command '{other}': use demo, validate, listen, emit or consume"),
         ),
     }
+}
+
+/// How much `arg` raises the log level: `-v` 1, `-vv` 2, `--verbose` 1;
+/// `None` for anything else.
+fn verbose_level(arg: &str) -> Option<u8> {
+    if arg == "--verbose" {
+        return Some(1);
+    }
+    let vs = arg.strip_prefix('-')?;
+    (!vs.is_empty() && vs.bytes().all(|b| b == b'v'))
+        .then(|| u8::try_from(vs.len()).unwrap_or(u8::MAX))
+}
+
+/// Diagnostics on stderr: off unless `-v` was given or `RUST_LOG` is set.
+/// `-v` shows this crate's info and everyone's warnings, `-vv` this crate's
+/// debug, `-vvv` everything; `RUST_LOG` replaces the filter. The `log`
+/// records of ureq and librdkafka come along.
+fn init_logging(verbosity: u8) {
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::EnvFilter;
+    let from_env = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    if verbosity == 0 && !from_env {
+        return;
+    }
+    let fallback = match verbosity {
+        0 | 1 => "warn,ossa_events=info",
+        2 => "info,ossa_events=debug",
+        _ => "trace",
+    };
+    let filter = if from_env {
+        EnvFilter::try_from_default_env().unwrap_or_else(|e| {
+            eprintln!("ossa-events: RUST_LOG ignored: {e}");
+            EnvFilter::new(fallback)
+        })
+    } else {
+        EnvFilter::new(fallback)
+    };
+    let color = std::io::stderr().is_terminal()
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .try_init();
 }
 
 fn run_command(name: &str, rest: Vec<OsString>) -> ExitCode {
