@@ -210,6 +210,7 @@ pub struct EmitterBuilder {
     breaker: BreakerConfig,
     flush_timeout: Duration,
     shutdown_timeout: Duration,
+    wait_on_drop: bool,
     context: OwnedContext,
     callback: Option<Callback>,
 }
@@ -274,6 +275,7 @@ impl EmitterBuilder {
             breaker: BreakerConfig::default(),
             flush_timeout: Self::DEFAULT_FLUSH_TIMEOUT,
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
+            wait_on_drop: true,
             context: OwnedContext::default(),
             callback: None,
         }
@@ -466,6 +468,37 @@ impl EmitterBuilder {
         self.shutdown_timeout = d;
         self
     }
+
+    /// Whether dropping the last handle waits for the worker (up to the
+    /// shutdown timeout) to deliver what is pending. Defaults to `true`: a
+    /// program that ends by dropping its emitter loses nothing.
+    ///
+    /// Set it to `false` in async code, where a drop must not block the
+    /// runtime thread: the drop then only begins the shutdown, the worker
+    /// delivers what is pending within the shutdown timeout on its own, and
+    /// [`Emitter::shutdown_async`] (awaited before the program ends) is how
+    /// to wait for that. Either way every event ends in exactly one place and
+    /// is counted and reported; only the waiting differs.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ossa_events::{sink::HttpSink, Emitter, EventBuilder};
+    /// // Nothing listens on port 9: every attempt fails and is retried.
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(HttpSink::builder("http://127.0.0.1:9/events").build()?)
+    ///     .shutdown_timeout(Duration::from_secs(5))
+    ///     .wait_on_drop(false)
+    ///     .build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// let started = Instant::now();
+    /// drop(emitter); // the worker gives up on its own within 5 s
+    /// assert!(started.elapsed() < Duration::from_millis(100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_on_drop(mut self, wait: bool) -> Self {
+        self.wait_on_drop = wait;
+        self
+    }
     /// `ossaagentid` for events that do not set it. Defaults to none.
     ///
     /// ```
@@ -602,22 +635,29 @@ impl EmitterBuilder {
             guard: Arc::new(Guard {
                 shared,
                 worker: Mutex::new(Some(handle)),
+                wait: self.wait_on_drop,
             }),
         })
     }
 }
 
-/// Signals shutdown and joins the worker when the last handle goes.
+/// Signals shutdown when the last handle goes, and joins the worker unless
+/// [`EmitterBuilder::wait_on_drop`] said not to.
 struct Guard {
     shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    wait: bool,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = self
-            .shared
-            .shutdown(&self.worker, self.shared.config.shutdown_timeout);
+        let limit = self.shared.config.shutdown_timeout;
+        if self.wait {
+            let _ = self.shared.shutdown(&self.worker, limit);
+        } else {
+            // The worker drains within `limit` and ends on its own.
+            self.shared.begin_shutdown(limit);
+        }
     }
 }
 
@@ -826,6 +866,49 @@ impl Emitter {
         self.shared.shutdown(&self.guard.worker, limit)?;
         let m = self.metrics();
         Ok(FlushReport::from_metrics(&m, m.queue_depth))
+    }
+
+    /// [`flush`](Self::flush) for async code: a future that resolves when
+    /// every event emitted before the call has ended (or the flush timeout
+    /// passed), without blocking the task's thread. Runtime-agnostic: the
+    /// wait runs on a short-lived helper thread that wakes the task.
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// // Any executor; here the simplest one.
+    /// let report = futures_lite_block_on(emitter.flush_async())?;
+    /// assert_eq!(report.delivered, 1);
+    /// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Wake, Waker};
+    /// #     struct T(std::thread::Thread);
+    /// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn flush_async(
+        &self,
+    ) -> impl std::future::Future<Output = Result<FlushReport, Error>> + Send + 'static {
+        let em = self.clone();
+        crate::completion::run_off_thread("ossa-events-flush", move || em.flush())
+    }
+
+    /// [`shutdown`](Self::shutdown) for async code: a future that resolves
+    /// once the worker has delivered what is pending and stopped (bounded by
+    /// the shutdown timeout), without blocking the task's thread. Await it
+    /// before an async program ends; see [`EmitterBuilder::wait_on_drop`].
+    pub fn shutdown_async(
+        &self,
+    ) -> impl std::future::Future<Output = Result<FlushReport, Error>> + Send + 'static {
+        let em = self.clone();
+        crate::completion::run_off_thread("ossa-events-shutdown", move || em.shutdown())
     }
 
     /// The counters now.

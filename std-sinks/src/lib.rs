@@ -252,6 +252,7 @@ pub use ossa_events_core as core;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 mod clock;
+mod completion;
 pub mod demo;
 mod errors;
 mod handle;

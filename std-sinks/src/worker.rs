@@ -296,6 +296,23 @@ impl Shared {
         Ok((st.queue.len() + st.in_flight) as u64)
     }
 
+    /// Begins shutdown (the first call sets the deadline) and returns: the
+    /// worker delivers what it can by then and stops on its own.
+    pub(crate) fn begin_shutdown(&self, limit: Duration) {
+        drop(self.begin_shutdown_locked(limit));
+    }
+
+    fn begin_shutdown_locked(&self, limit: Duration) -> MutexGuard<'_, State> {
+        let mut st = self.lock();
+        if !st.shutdown {
+            st.shutdown = true;
+            st.deadline = after(limit);
+        }
+        self.wake.notify_all();
+        self.space.notify_all();
+        st
+    }
+
     /// Begins shutdown and waits for the worker; past the deadline (plus
     /// [`SHUTDOWN_GRACE`]) gives up on every open event itself.
     pub(crate) fn shutdown(
@@ -308,13 +325,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|id| id == std::thread::current().id());
-        let mut st = self.lock();
-        if !st.shutdown {
-            st.shutdown = true;
-            st.deadline = after(limit);
-        }
-        self.wake.notify_all();
-        self.space.notify_all();
+        let mut st = self.begin_shutdown_locked(limit);
         if on_worker {
             // Dropped from a callback on the worker itself: it stops on its
             // own once this call returns; waiting here would wait for itself.

@@ -382,6 +382,32 @@ fn agent_workflow_links_every_event_by_trace_and_nested_spans() {
 }
 
 #[test]
+fn tokio_agent_reports_concurrent_tools_without_blocking() {
+    let r = run_ok("tokio_agent", &[]);
+    let evs = events(&r.stdout);
+    assert_eq!(evs.len(), 8, "{}", r.stdout);
+    assert_eq!(evs[0]["type"], ossa::AGENT_STARTED);
+    assert_eq!(evs[7]["type"], ossa::AGENT_COMPLETED);
+    assert_eq!(shared(&evs, "ossaagentid"), "planner");
+    // Each tool's call comes before its completion; the calls of all three
+    // come before any completion (they run concurrently).
+    for call in ["call-0", "call-1", "call-2"] {
+        let pos = |ty: &str| {
+            evs.iter()
+                .position(|e| e["type"] == ty && e["data"]["call_id"] == call)
+                .unwrap_or_else(|| panic!("{ty} {call} missing"))
+        };
+        assert!(pos(ossa::TOOL_CALLED) < pos(ossa::TOOL_COMPLETED), "{call}");
+        assert!(pos(ossa::TOOL_CALLED) <= 3, "{call}");
+    }
+    assert!(
+        r.stderr.contains("flushed 7, delivered 8 events, 0 failed"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn custom_events_carry_the_users_types_payloads_and_extensions() {
     let r = run_ok("custom_events", &[]);
     let evs = events(&r.stdout);

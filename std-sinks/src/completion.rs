@@ -1,0 +1,71 @@
+//! A runtime-agnostic future for work that blocks: the work runs on a
+//! short-lived helper thread, which stores the result and wakes the task.
+//! No executor is assumed (tokio, async-std, smol and a hand-written
+//! `block_on` all poll it the same way).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use crate::Error;
+
+/// What the helper thread and the future share.
+struct Slot<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+}
+
+/// The future of [`run_off_thread`].
+pub(crate) struct Completion<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> Future for Completion<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                // The latest waker: a task may move between threads.
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Runs `work` on a new thread named `name`; the future resolves to its
+/// result. A thread that cannot be started resolves it to [`Error::Io`] at
+/// once; a `work` that panics resolves it to [`Error::Transport`].
+pub(crate) fn run_off_thread<T, F>(name: &str, work: F) -> Completion<Result<T, Error>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+    }));
+    let theirs = slot.clone();
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|_| Err(Error::Transport("emitter call panicked".into())));
+            let waker = {
+                let mut s = theirs.lock().unwrap_or_else(PoisonError::into_inner);
+                s.value = Some(result);
+                s.waker.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        });
+    if let Err(e) = spawned {
+        slot.lock().unwrap_or_else(PoisonError::into_inner).value = Some(Err(Error::Io(e)));
+    }
+    Completion { slot }
+}
