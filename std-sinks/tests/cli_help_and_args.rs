@@ -269,7 +269,11 @@ fn top_level_help_lists_every_command() {
     assert_eq!(v.status.code(), Some(0));
     assert_eq!(
         text(&v.stdout),
-        format!("ossa-events {}\n", env!("CARGO_PKG_VERSION"))
+        format!(
+            "ossa-events {}\nfeatures: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            built_features().join(", ")
+        )
     );
     assert_eq!(text(&run(&["-V"]).stdout), text(&v.stdout));
     // Every help states its exit status and gives examples.
@@ -567,4 +571,23 @@ fn bad_arguments_give_one_line_and_exit_2() {
         COMMANDS.len(),
         "a command has no rows: {seen:?}"
     );
+}
+
+/// The features this test binary's crate was built with, as `--version`
+/// lists them.
+fn built_features() -> Vec<&'static str> {
+    let mut f = vec!["cli", "http"];
+    if cfg!(feature = "kafka") {
+        f.push("kafka");
+    }
+    if cfg!(feature = "http-types") {
+        f.push("http-types");
+    }
+    if cfg!(feature = "axum") {
+        f.push("axum");
+    }
+    if cfg!(feature = "cloudevents-sdk") {
+        f.push("cloudevents-sdk");
+    }
+    f
 }

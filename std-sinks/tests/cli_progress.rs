@@ -236,3 +236,23 @@ fn consume_shows_a_progress_line_on_a_terminal_only() {
     assert!(!err.contains('\r') && !err.contains("ev/s"), "{err:?}");
     assert!(err.ends_with("consume: printed 0, invalid 0\n"), "{err:?}");
 }
+
+#[test]
+fn a_dumb_terminal_gets_no_line_unless_asked_and_then_no_escape_codes() {
+    // TERM=dumb on a terminal: no progress line by default.
+    let (tty, code, _) = on_a_terminal(&format!("export TERM=dumb; {}", emit_pipeline("")));
+    assert_eq!(code, Some(0), "{tty:?}");
+    assert!(!tty.contains(" ev/s · "), "{tty:?}");
+    assert!(!tty.contains('\x1b'), "{tty:?}");
+    // Asked for: the line, redrawn with a carriage return and blanks only.
+    let (tty, code, _) = on_a_terminal(&format!(
+        "export TERM=dumb; {}",
+        emit_pipeline("--progress")
+    ));
+    assert_eq!(code, Some(0), "{tty:?}");
+    assert!(tty.contains(" ev/s · "), "{tty:?}");
+    assert!(
+        !tty.contains('\x1b'),
+        "no escape codes on a dumb terminal: {tty:?}"
+    );
+}

@@ -118,7 +118,10 @@ fn parse_args(p: &Parsed) -> Result<Args, String> {
         })
         .transpose()?;
     if !cfg!(feature = "kafka") {
-        return Err("consume: this build has no kafka feature".into());
+        return Err(
+            "consume: this build has no kafka feature (build or install it with the cargo feature `kafka`)"
+                .into(),
+        );
     }
     Ok(Args {
         brokers,
@@ -145,7 +148,10 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
 /// Without the `kafka` feature there is no consumer (refused by `parse_args`).
 #[cfg(not(feature = "kafka"))]
 fn consume(_: &Args) -> ExitCode {
-    super::usage_error(Some(&CMD), "consume: this build has no kafka feature")
+    super::usage_error(
+        Some(&CMD),
+        "consume: this build has no kafka feature (build or install it with the cargo feature `kafka`)",
+    )
 }
 
 #[cfg(feature = "kafka")]

@@ -226,7 +226,7 @@ fn parse_args(p: &Parsed) -> Result<Args, String> {
             return Err("emit: --sink kafka needs --brokers and --topic".into())
         }
         "kafka" if !cfg!(feature = "kafka") => {
-            return Err("emit: --sink kafka: this build has no kafka feature".into())
+            return Err("emit: --sink kafka: this build has no kafka feature (build or install it with the cargo feature `kafka`)".into())
         }
         "kafka" => {}
         s => {
@@ -538,7 +538,7 @@ fn kafka_sink(a: &Args) -> Result<ossa_events::sink::KafkaSink, ExitCode> {
 fn kafka_sink(_: &Args) -> Result<WriterSink<std::io::Stdout>, ExitCode> {
     Err(super::usage_error(
         Some(&CMD),
-        "emit: --sink kafka: this build has no kafka feature",
+        "emit: --sink kafka: this build has no kafka feature (build or install it with the cargo feature `kafka`)",
     ))
 }
 

@@ -31,7 +31,7 @@ Commands:
 
 Options:
   -h, --help     Show this help (after a command: that command's help)
-  -V, --version  Show the version
+  -V, --version  Show the version and the cargo features built in
   -v, --verbose  Before the command: log diagnostics on stderr (retries, the
                  circuit breaker, undelivered events, refused requests);
                  -vv and -vvv for more. RUST_LOG (e.g. RUST_LOG=debug) sets
@@ -48,6 +48,21 @@ Examples:
   ossa-events listen --http 127.0.0.1:8080 > events.jsonl
   ossa-events emit --demo --sink http --url http://127.0.0.1:8080/
 ";
+
+/// The cargo features this binary was built with (`--version` says them:
+/// a build without `kafka` has no `emit --sink kafka` and no `consume`).
+const FEATURES: &[&str] = &[
+    "cli",
+    "http",
+    #[cfg(feature = "kafka")]
+    "kafka",
+    #[cfg(feature = "http-types")]
+    "http-types",
+    #[cfg(feature = "axum")]
+    "axum",
+    #[cfg(feature = "cloudevents-sdk")]
+    "cloudevents-sdk",
+];
 
 /// Every command, in the order of the top-level help.
 const COMMANDS: [&Command; 5] = [
@@ -135,6 +150,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         "-V" | "--version" => match extra {
             None => {
                 println!("ossa-events {}", env!("CARGO_PKG_VERSION"));
+                println!("features: {}", FEATURES.join(", "));
                 ExitCode::SUCCESS
             }
             Some(a) => usage_error(None, &format!("unexpected argument '{a}'")),

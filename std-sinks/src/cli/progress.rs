@@ -17,7 +17,24 @@ pub(crate) const INTERVAL: Duration = Duration::from_millis(250);
 /// The span the rate is measured over.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Carriage return and "erase to end of line".
-const CLEAR: &str = "\r\x1b[K";
+const CLEAR_ANSI: &str = "\r\x1b[K";
+/// The same without escape codes, for `TERM=dumb`: blank the line by hand.
+const CLEAR_DUMB: &str =
+    "\r                                                                               \r";
+
+/// Whether the terminal says it understands no escape codes (`TERM=dumb`).
+fn dumb_terminal() -> bool {
+    std::env::var_os("TERM").is_some_and(|t| t == "dumb")
+}
+
+/// What clears the progress line on this terminal.
+fn clear() -> &'static str {
+    if dumb_terminal() {
+        CLEAR_DUMB
+    } else {
+        CLEAR_ANSI
+    }
+}
 
 /// `--progress`, for the option tables of `emit` and `consume`.
 pub(crate) const PROGRESS_OPT: Opt = Opt::switch(
@@ -27,7 +44,7 @@ pub(crate) const PROGRESS_OPT: Opt = Opt::switch(
 /// `--no-progress`, for the option tables of `emit` and `consume`.
 pub(crate) const NO_PROGRESS_OPT: Opt = Opt::switch(
     "--no-progress",
-    "Never show the progress line [default: shown when stderr\nis a terminal]",
+    "Never show the progress line [default: shown when stderr\nis a terminal and TERM is not dumb]",
 );
 
 /// Whether a progress line is on screen now (other stderr output clears it first).
@@ -38,7 +55,8 @@ pub(crate) fn wanted(p: &Parsed) -> bool {
     if p.has("--no-progress") {
         false
     } else {
-        p.has("--progress") || std::io::stderr().is_terminal()
+        // A dumb terminal gets the line only when asked for (`--progress`).
+        p.has("--progress") || std::io::stderr().is_terminal() && !dumb_terminal()
     }
 }
 
@@ -47,7 +65,7 @@ pub(crate) fn wanted(p: &Parsed) -> bool {
 pub(crate) fn note_line(msg: &str) {
     let mut err = std::io::stderr().lock();
     if SHOWN.swap(false, Ordering::Relaxed) {
-        let _ = err.write_all(CLEAR.as_bytes());
+        let _ = err.write_all(clear().as_bytes());
     }
     let _ = writeln!(err, "{msg}");
 }
@@ -124,13 +142,13 @@ impl Progress {
                         now.duration_since(started).as_secs_f64()
                     );
                     let mut err = std::io::stderr().lock();
-                    let _ = write!(err, "{CLEAR}{line}");
+                    let _ = write!(err, "{}{line}", clear());
                     let _ = err.flush();
                     SHOWN.store(true, Ordering::Relaxed);
                 }
                 let mut err = std::io::stderr().lock();
                 if SHOWN.swap(false, Ordering::Relaxed) {
-                    let _ = err.write_all(CLEAR.as_bytes());
+                    let _ = err.write_all(clear().as_bytes());
                     let _ = err.flush();
                 }
             });
