@@ -93,9 +93,10 @@ step "rustdoc as docs.rs runs it (--cfg docsrs, ${FUZZ_TOOLCHAIN})"
 RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo "+$FUZZ_TOOLCHAIN" doc \
   --no-deps --all-features -p ossa-events-core -p ossa-events --target-dir "$ROOT/target/docsrs"
 
-step "ossa-events without default features (no HTTP client), and with only http-types"
+step "ossa-events without default features (no HTTP client, no server), with only http-types, only the receiver"
 cargo clippy -p ossa-events --no-default-features -- -D warnings
 cargo clippy -p ossa-events --no-default-features --features http-types -- -D warnings
+cargo clippy -p ossa-events --no-default-features --features receiver -- -D warnings
 
 step "the published crates on their rust-version ($MSRV), every feature; the core for the firmware target"
 cargo "+$MSRV" check -p ossa-events-core -p ossa-events --all-features --target-dir "$ROOT/target/msrv"

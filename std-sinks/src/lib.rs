@@ -223,6 +223,8 @@
 //!   [`Event`] and the official CloudEvents SDK's `cloudevents::Event`.
 //! - `axum`: the `axum` module, an extractor that hands an axum handler the
 //!   checked events of a request in any content mode (implies `http-types`).
+//! - `receiver` (default, through `cli`): the [`receiver`] module, a
+//!   blocking CloudEvents HTTP receiver.
 //! - `http-types`: the `http_types` module, events parsed from and built into
 //!   the `http` crate's `Request`, `Response` and `HeaderMap` (the types of
 //!   hyper, axum, reqwest and tonic), in every content mode.
@@ -261,6 +263,8 @@ mod handle;
 pub mod http_types;
 mod ids;
 mod metrics;
+#[cfg(feature = "receiver")]
+#[cfg_attr(docsrs, doc(cfg(feature = "receiver")))]
 pub mod receiver;
 mod retry;
 #[cfg(feature = "http")]

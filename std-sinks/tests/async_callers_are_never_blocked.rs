@@ -3,7 +3,7 @@
 //! (`wait_on_drop(false)`), `flush_async` and `shutdown_async` leave another
 //! task's timer firing on time, and every event still ends in exactly one
 //! place, counted and reported.
-#![cfg(feature = "http")]
+#![cfg(all(feature = "http", feature = "receiver"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;

@@ -1,5 +1,6 @@
 //! The CloudEvents HTTP receiver behind `ossa-events listen`, over real
 //! sockets on 127.0.0.1: raw bytes in, status codes and handed-over events out.
+#![cfg(feature = "receiver")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
