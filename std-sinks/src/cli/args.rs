@@ -17,6 +17,12 @@ pub(crate) struct Opt {
     pub(crate) repeatable: bool,
     /// Help text; `\n` starts a continuation line.
     pub(crate) help: &'static str,
+    /// The environment variable read when the option is not given (where
+    /// the command applies it: see [`Parsed::value_or_env`]).
+    pub(crate) env: Option<&'static str>,
+    /// Other names accepted for the option, not shown in the help (an old
+    /// name kept working).
+    pub(crate) aliases: &'static [&'static str],
 }
 
 impl Opt {
@@ -28,6 +34,8 @@ impl Opt {
             value: None,
             repeatable: false,
             help,
+            env: None,
+            aliases: &[],
         }
     }
 
@@ -39,6 +47,8 @@ impl Opt {
             value: Some(value),
             repeatable: false,
             help,
+            env: None,
+            aliases: &[],
         }
     }
 
@@ -51,6 +61,18 @@ impl Opt {
     /// The same option, allowed more than once.
     pub(crate) const fn repeatable(mut self) -> Opt {
         self.repeatable = true;
+        self
+    }
+
+    /// The same option, read from environment variable `var` when not given.
+    pub(crate) const fn env(mut self, var: &'static str) -> Opt {
+        self.env = Some(var);
+        self
+    }
+
+    /// The same option, also accepted (unlisted) under `names`.
+    pub(crate) const fn aliases(mut self, names: &'static [&'static str]) -> Opt {
+        self.aliases = names;
         self
     }
 }
@@ -127,6 +149,9 @@ impl Command {
             for l in lines {
                 let _ = writeln!(s, "  {:<width$}{l}", "");
             }
+            if let Some(var) = o.env {
+                let _ = writeln!(s, "  {:<width$}[env: {var}]", "");
+            }
         }
         if !self.footer.trim().is_empty() {
             s.push('\n');
@@ -140,7 +165,7 @@ impl Command {
         self.opts
             .iter()
             .chain(std::iter::once(&HELP_OPT))
-            .find(|o| o.long == name || o.short == Some(name))
+            .find(|o| o.long == name || o.short == Some(name) || o.aliases.contains(&name))
     }
 
     /// Parses `args`: `Ok(None)` when help was asked for, `Err` with a
@@ -198,10 +223,16 @@ impl Command {
             let Some(opt) = self.find(name) else {
                 return Err(err(unknown_option(self, name)));
             };
+            // Errors name the option as typed when it was an old alias.
+            let shown = if opt.aliases.contains(&name) {
+                name
+            } else {
+                opt.long
+            };
             let value = match (opt.value, inline) {
                 (None, None) => None,
                 (None, Some(_)) => {
-                    return Err(err(format!("{} takes no value", opt.long)));
+                    return Err(err(format!("{shown} takes no value")));
                 }
                 (Some(_), Some(v)) => Some(v),
                 (Some(placeholder), None) => {
@@ -221,9 +252,7 @@ impl Command {
                                 )))
                             }
                         },
-                        None => {
-                            return Err(err(format!("{} needs a value {placeholder}", opt.long)))
-                        }
+                        None => return Err(err(format!("{shown} needs a value {placeholder}"))),
                     }
                 }
             };
@@ -301,6 +330,16 @@ impl Parsed {
     /// The value of option `long`, when given.
     pub(crate) fn value(&self, long: &str) -> Option<&str> {
         self.values(long).pop()
+    }
+
+    /// The value of option `long` when given, else the non-empty value of its
+    /// environment variable (see [`Opt::env`]).
+    pub(crate) fn value_or_env(&self, long: &str) -> Option<String> {
+        if let Some(v) = self.value(long) {
+            return Some(v.to_string());
+        }
+        let var = self.cmd.opts.iter().find(|o| o.long == long)?.env?;
+        std::env::var(var).ok().filter(|v| !v.trim().is_empty())
     }
 
     /// Every value of a repeatable option `long`, in order.

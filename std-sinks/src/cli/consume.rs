@@ -15,7 +15,7 @@ pub(crate) static CMD: Command = Command {
 Read CloudEvents from a Kafka topic (binary and structured records, per the
 Kafka binding) and print each valid event as one line of canonical structured
 JSON on stdout.",
-    usage: &["consume --kafka BROKERS --topic T [--group G] [--from-beginning] [--max-events N] [--timeout SECS]"],
+    usage: &["consume --brokers BROKERS --topic T [--group G] [--from-beginning] [--max-events N] [--timeout SECS]"],
     details: "\
 Without --group, every partition of the topic is assigned directly (no consumer
 group, nothing committed) and reading starts at the end, or at the beginning
@@ -32,11 +32,13 @@ a terminal. At the end a summary line goes to stderr:
   consume: printed N, invalid N",
     opts: &[
         Opt::value(
-            "--kafka",
+            "--brokers",
             "BROKERS",
             "Bootstrap servers, e.g. 127.0.0.1:9092 (required)",
-        ),
-        Opt::value("--topic", "T", "Topic to read (required)"),
+        )
+        .env("OSSA_KAFKA_BROKERS")
+        .aliases(&["--kafka"]),
+        Opt::value("--topic", "T", "Topic to read (required)").env("OSSA_KAFKA_TOPIC"),
         Opt::value(
             "--group",
             "G",
@@ -67,9 +69,9 @@ cannot be read or stdout is closed; 2 on bad arguments (or a build without
 the kafka feature); 130/143 when stopped by SIGINT/SIGTERM.
 
 Examples:
-  ossa-events consume --kafka 127.0.0.1:9092 --topic agent-events
-  ossa-events consume --kafka 127.0.0.1:9092 --topic agent-events --from-beginning --timeout 5
-  ossa-events consume --kafka 127.0.0.1:9092 --topic agent-events --group audit --max-events 100",
+  ossa-events consume --brokers 127.0.0.1:9092 --topic agent-events
+  ossa-events consume --brokers 127.0.0.1:9092 --topic agent-events --from-beginning --timeout 5
+  ossa-events consume --brokers 127.0.0.1:9092 --topic agent-events --group audit --max-events 100",
 };
 
 /// Largest `--timeout` accepted, in seconds (one day).
@@ -89,14 +91,14 @@ struct Args {
 /// The checked arguments, or a one-line error.
 fn parse_args(p: &Parsed) -> Result<Args, String> {
     let non_empty = |name: &str| -> Result<Option<String>, String> {
-        match p.value(name) {
+        match p.value_or_env(name) {
             Some(v) if v.trim().is_empty() => {
                 Err(format!("consume: {name} needs a non-empty value"))
             }
-            v => Ok(v.map(str::to_string)),
+            v => Ok(v),
         }
     };
-    let brokers = non_empty("--kafka")?.ok_or("consume: --kafka BROKERS is required")?;
+    let brokers = non_empty("--brokers")?.ok_or("consume: --brokers BROKERS is required")?;
     let topic = non_empty("--topic")?.ok_or("consume: --topic T is required")?;
     let group = non_empty("--group")?;
     let max_events = p

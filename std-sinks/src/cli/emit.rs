@@ -59,7 +59,8 @@ At the end a summary line goes to stderr:
             "--url",
             "URL",
             "Collector URL, http:// or https://\n(required with --sink http)",
-        ),
+        )
+        .env("OSSA_COLLECTOR_URL"),
         Opt::value(
             "--mode",
             "MODE",
@@ -71,16 +72,27 @@ At the end a summary line goes to stderr:
             "--header",
             "HEADER",
             "Extra HTTP header 'Name: value' (repeatable),\n\
-             e.g. --header 'Authorization: Bearer …'",
+             e.g. --header 'Authorization: Bearer …'; when none\n\
+             is given the variable is read, one header a line (a\n\
+             token there stays out of ps and shell history)",
         )
-        .repeatable(),
+        .repeatable()
+        .env("OSSA_HTTP_HEADERS"),
+        Opt::value(
+            "--header-file",
+            "FILE",
+            "HTTP headers from FILE, one 'Name: value' a line\n\
+             (blank lines and lines starting with # skipped)",
+        ),
         Opt::switch("--gzip", "Gzip HTTP request bodies"),
         Opt::value(
             "--brokers",
             "BROKERS",
             "Kafka bootstrap servers, e.g. 127.0.0.1:9092\n(required with --sink kafka)",
-        ),
-        Opt::value("--topic", "T", "Kafka topic (required with --sink kafka)"),
+        )
+        .env("OSSA_KAFKA_BROKERS"),
+        Opt::value("--topic", "T", "Kafka topic (required with --sink kafka)")
+            .env("OSSA_KAFKA_TOPIC"),
         Opt::value(
             "--key-field",
             "ATTR",
@@ -163,12 +175,54 @@ struct Args {
 /// The checked arguments, or a one-line error.
 fn parse_args(p: &Parsed) -> Result<Args, String> {
     let opt = |n: &str| p.value(n).map(str::to_string);
+    let sink = opt("--sink").unwrap_or_else(|| "stdout".into());
+    // Environment variables stand in for the options of the sink in use only:
+    // a collector URL in the environment does not make `--sink stdout` fail.
+    let for_sink = |name: &str, wanted: &str| {
+        if sink == wanted {
+            p.value_or_env(name)
+        } else {
+            opt(name)
+        }
+    };
+    let mut header_lines: Vec<(String, String)> = p
+        .values("--header")
+        .into_iter()
+        .map(|h| ("--header".to_string(), h.to_string()))
+        .collect();
+    if sink == "http" && !p.has("--header") {
+        if let Ok(env) = std::env::var("OSSA_HTTP_HEADERS") {
+            header_lines.extend(
+                env.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| ("OSSA_HTTP_HEADERS".to_string(), l.to_string())),
+            );
+        }
+    }
+    if let Some(file) = p.value("--header-file") {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("emit: --header-file '{file}': {e}"))?;
+        for (i, l) in text.lines().enumerate() {
+            let t = l.trim();
+            if !t.is_empty() && !t.starts_with('#') {
+                header_lines.push((format!("{file}:{}", i + 1), t.to_string()));
+            }
+        }
+    }
     let mut headers = Vec::new();
-    for h in p.values("--header") {
+    for (from, h) in header_lines {
         let (n, v) = h
             .split_once(':')
             .filter(|(n, _)| !n.trim().is_empty())
-            .ok_or_else(|| format!("emit: --header '{h}' is not 'Name: value'"))?;
+            .ok_or_else(|| {
+                // A file or variable line may hold a secret: name where it
+                // is, not what it says.
+                if from == "--header" {
+                    format!("emit: --header '{h}' is not 'Name: value'")
+                } else {
+                    format!("emit: header at {from} is not 'Name: value'")
+                }
+            })?;
         headers.push((n.trim().to_string(), v.trim().to_string()));
     }
     let batch_size = match p.value("--batch-size") {
@@ -191,11 +245,11 @@ fn parse_args(p: &Parsed) -> Result<Args, String> {
             .transpose()
     };
     let a = Args {
-        sink: opt("--sink").unwrap_or_else(|| "stdout".into()),
-        url: opt("--url"),
+        url: for_sink("--url", "http"),
         mode: opt("--mode"),
-        brokers: opt("--brokers"),
-        topic: opt("--topic"),
+        brokers: for_sink("--brokers", "kafka"),
+        topic: for_sink("--topic", "kafka"),
+        sink,
         key_field: opt("--key-field"),
         headers,
         gzip: p.has("--gzip"),
@@ -236,7 +290,7 @@ fn parse_args(p: &Parsed) -> Result<Args, String> {
         }
     }
     if a.sink != "http" && (a.url.is_some() || !a.headers.is_empty() || a.gzip) {
-        return Err("emit: --url, --header and --gzip go with --sink http".into());
+        return Err("emit: --url, --header, --header-file and --gzip go with --sink http".into());
     }
     if a.sink != "kafka" && (a.brokers.is_some() || a.topic.is_some() || a.key_field.is_some()) {
         return Err("emit: --brokers, --topic and --key-field go with --sink kafka".into());
