@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::attr::{
-    check_extension_name, is_valid_string, ExtValue, Extension, Extensions, SPEC_VERSION,
+    ExtValue, Extension, Extensions, SPEC_VERSION, check_extension_name, is_valid_string,
 };
 use crate::error::{Attribute, Rule, ValidationError};
 use crate::json::ser::JsonPayload;
@@ -864,11 +864,9 @@ impl<'a> EventBuilder<'a> {
             e.value = value;
             return;
         }
-        if !known {
-            if let Err(e) = check_extension_name(name) {
-                self.error.get_or_insert(e);
-                return;
-            }
+        if !known && let Err(e) = check_extension_name(name) {
+            self.error.get_or_insert(e);
+            return;
         }
         if self.ev.extensions.push(Extension { name, value }).is_err() && self.error.is_none() {
             self.error = Some(ValidationError::new(

@@ -210,11 +210,7 @@ fn is_ipv6(s: &[u8]) -> bool {
             return false;
         }
     }
-    if elided {
-        groups <= 7
-    } else {
-        groups == 8
-    }
+    if elided { groups <= 7 } else { groups == 8 }
 }
 
 /// `IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )`.
@@ -279,16 +275,16 @@ fn is_authority(a: &[u8]) -> bool {
 /// `hier-part` / `relative-part`, then `[ "?" query ] [ "#" fragment ]`.
 fn is_tail(s: &[u8], has_scheme: bool) -> bool {
     let (s, fragment) = split_once(s, b'#');
-    if let Some(f) = fragment {
-        if !all_in(f, QCHAR) {
-            return false;
-        }
+    if let Some(f) = fragment
+        && !all_in(f, QCHAR)
+    {
+        return false;
     }
     let (s, query) = split_once(s, b'?');
-    if let Some(q) = query {
-        if !all_in(q, QCHAR) {
-            return false;
-        }
+    if let Some(q) = query
+        && !all_in(q, QCHAR)
+    {
+        return false;
     }
     if let Some(rest) = s.strip_prefix(b"//") {
         // "//" authority path-abempty
@@ -606,14 +602,13 @@ pub fn is_json_media_type(s: &str) -> bool {
 /// ```
 pub fn is_text_media_type(s: &str) -> bool {
     let b = s.as_bytes();
-    if let Some((t, sub)) = essence(b) {
-        if t.eq_ignore_ascii_case(b"text")
+    if let Some((t, sub)) = essence(b)
+        && (t.eq_ignore_ascii_case(b"text")
             || sub.eq_ignore_ascii_case(b"xml")
             || ends_with_ignore_case(sub, b"+xml")
-            || (t.eq_ignore_ascii_case(b"application") && sub.eq_ignore_ascii_case(b"javascript"))
-        {
-            return true;
-        }
+            || (t.eq_ignore_ascii_case(b"application") && sub.eq_ignore_ascii_case(b"javascript")))
+    {
+        return true;
     }
     let mut charset = false;
     let valid = parse_media_type(b, |name, _| {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{poll_or_drop, read, Act, FlushAct, Scripted};
+use common::{Act, FlushAct, Scripted, poll_or_drop, read};
 use ossa_events_core::batch::BatchFormat;
 use ossa_events_core::emitter::{AsyncEmitter, Config};
 use ossa_events_core::{Event, FixedClock, RandomIds, Timestamp};
@@ -38,8 +38,8 @@ fn framed(format: BatchFormat) -> usize {
     let mut em = emitter(format, w.clone());
     three(&mut em);
     poll_or_drop(em.flush(), 10).unwrap().unwrap();
-    let n = w.wire.borrow().wire.len();
-    n
+
+    w.wire.borrow().wire.len()
 }
 
 #[test]

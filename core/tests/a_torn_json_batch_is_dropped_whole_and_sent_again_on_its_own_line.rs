@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{read, Act, Scripted};
+use common::{Act, Scripted, read};
 use ossa_events_core::batch::{Batch, BatchFormat};
 use ossa_events_core::emitter::{Config, Emitter};
 use ossa_events_core::{Event, FixedClock, RandomIds, Timestamp};
@@ -48,8 +48,8 @@ fn a_write_failing_at_any_byte_is_dropped_whole_and_written_again() {
     let clean = {
         let w = Scripted::default();
         three().write_to(&mut w.clone()).unwrap();
-        let n = w.wire.borrow().all().len();
-        n
+
+        w.wire.borrow().all().len()
     };
     for cut in 0..clean {
         for passed in [0, 1, 5] {

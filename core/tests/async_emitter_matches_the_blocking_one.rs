@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 use ossa_events_core::batch::{BatchFormat, DrainError};
 use ossa_events_core::emitter::{AsyncEmitter, Config, EmitError};
 use ossa_events_core::parse::json::BatchParser;
-use ossa_events_core::{ossa, FixedClock, RandomIds, Timestamp};
+use ossa_events_core::{FixedClock, RandomIds, Timestamp, ossa};
 
 /// Polls a future to completion; the fake writer is always ready, but it
 /// returns Pending once per write to prove the emitter copes with suspension.

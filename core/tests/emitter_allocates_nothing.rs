@@ -5,7 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use ossa_events_core::emitter::{Config, Emitter};
-use ossa_events_core::{ossa, Clock, Event, RandomIds, RawJson, Timestamp};
+use ossa_events_core::{Clock, Event, RandomIds, RawJson, Timestamp, ossa};
 
 struct Counting;
 

@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use ossa_events_core::batch::{Batch, BatchFormat, DrainError, PushErrorKind};
 use ossa_events_core::emitter::{Config, EmitError, Emitter};
-use ossa_events_core::parse::json::{parse_event, BatchParser};
-use ossa_events_core::{ossa, Clock, Event, ExtValue, RandomIds, Rule, Scratch, Timestamp};
+use ossa_events_core::parse::json::{BatchParser, parse_event};
+use ossa_events_core::{Clock, Event, ExtValue, RandomIds, Rule, Scratch, Timestamp, ossa};
 
 /// What the fake writer does next.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{read, Act, FlushAct, Scripted};
+use common::{Act, FlushAct, Scripted, read};
 use ossa_events_core::batch::{Batch, BatchFormat};
 use ossa_events_core::emitter::{Config, Emitter};
 use ossa_events_core::{Event, FixedClock, RandomIds, Timestamp};

@@ -13,7 +13,7 @@ mod common;
 
 use std::cell::Cell;
 
-use common::{read, Act, FlushAct, Scripted};
+use common::{Act, FlushAct, Scripted, read};
 use ossa_events_core::batch::BatchFormat;
 use ossa_events_core::emitter::{Config, Counters, EmitError, Emitter};
 use ossa_events_core::{Clock, Event, RandomIds, Timestamp};

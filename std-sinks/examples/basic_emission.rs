@@ -13,7 +13,7 @@
 
 use std::error::Error;
 
-use ossa_events::{ossa, Emitter, RawJson};
+use ossa_events::{Emitter, RawJson, ossa};
 
 fn main() -> Result<(), Box<dyn Error>> {
     // Without `.sink(…)` the emitter writes JSON Lines to stdout. `agent_id`

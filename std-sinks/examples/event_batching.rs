@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ossa_events::sink::{Encoded, Encoding, Sink, WriterSink};
-use ossa_events::{ossa, Emitter, RawJson, SendError};
+use ossa_events::{Emitter, RawJson, SendError, ossa};
 
 const BATCH_SIZE: usize = 5;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(250);

@@ -25,7 +25,7 @@ use std::time::Duration;
 use ossa_events::format::json;
 use ossa_events::receiver::{Receiver, ReceiverConfig};
 use ossa_events::sink::{HttpMode, HttpSink};
-use ossa_events::{demo, Emitter, Event, FastIds, SystemClock};
+use ossa_events::{Emitter, Event, FastIds, SystemClock, demo};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let given = std::env::args()

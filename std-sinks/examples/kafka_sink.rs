@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use ossa_events::sink::{KafkaMode, KafkaSink};
-use ossa_events::{demo, Emitter, FastIds, RetryPolicy, SystemClock};
+use ossa_events::{Emitter, FastIds, RetryPolicy, SystemClock, demo};
 
 const DEFAULT_TOPIC: &str = "ossa-events";
 

@@ -15,7 +15,7 @@
 use std::error::Error;
 use std::time::Duration;
 
-use ossa_events::{ossa, Emitter, RawJson};
+use ossa_events::{Emitter, RawJson, ossa};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let rt = tokio::runtime::Builder::new_current_thread()

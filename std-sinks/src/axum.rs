@@ -27,7 +27,7 @@ use std::fmt;
 use axum_core::extract::{FromRequest, Request};
 use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use ossa_events_core::parse::http::Message;
 use ossa_events_core::{Event, ParseError, Scratch};
 
@@ -163,7 +163,8 @@ impl CloudEvents {
         let mut buf = vec![0u8; self.body.len() + header_bytes(&self.headers)];
         let mut scratch = Scratch::new(&mut buf);
         let message = crate::http_types::parse(&self.headers, &self.body, &mut scratch)?;
-        let batched = match message {
+
+        match message {
             Message::Event(ev) => {
                 f(&ev);
                 Ok(false)
@@ -177,8 +178,7 @@ impl CloudEvents {
             }
             // `Message` is non-exhaustive: a kind added later is not ours to guess.
             _ => Err(ParseError::UnsupportedFormat),
-        };
-        batched
+        }
     }
 }
 

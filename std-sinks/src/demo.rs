@@ -98,7 +98,7 @@ where
     let mut count = 0usize;
 
     macro_rules! send {
-        ($span:expr, $with_agent:expr, $payload:expr) => {{
+        ($span:expr_2021, $with_agent:expr_2021, $payload:expr_2021) => {{
             let id = ids.next_id();
             let payload = $payload;
             let mut b = Event::builder()

@@ -27,14 +27,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ossa_events_core::{ossa, Clock, Event, EventBuilder};
+use ossa_events_core::{Clock, Event, EventBuilder, ossa};
 
+use crate::SystemClock;
 use crate::errors::Error;
 use crate::metrics::{Counters, Metrics};
 use crate::retry::{Breaker, BreakerConfig, RetryPolicy};
 use crate::sink::{Encoded, Sink, WriterSink};
 use crate::worker::{self, Config, Shared};
-use crate::SystemClock;
 /// What to do with an event when the queue is full.
 ///
 /// ```
@@ -746,7 +746,8 @@ impl Emitter {
         let b = fill_context(b, &ctx);
         // Reported under the event's own id when it set one.
         let own_id = b.id_set();
-        let r = match b.build() {
+
+        match b.build() {
             Ok(ev) => self.emit_event(&ev),
             Err(e) => {
                 Counters::add(&self.shared.counters.rejected, 1);
@@ -755,8 +756,7 @@ impl Emitter {
                 self.shared.report(Reason::Rejected, rid, None, &err);
                 Err(err)
             }
-        };
-        r
+        }
     }
 
     /// Queues an event exactly as it is (attributes, extensions and data
@@ -895,7 +895,8 @@ impl Emitter {
     /// ```
     pub fn flush_async(
         &self,
-    ) -> impl std::future::Future<Output = Result<FlushReport, Error>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Result<FlushReport, Error>> + Send + 'static + use<>
+    {
         let em = self.clone();
         crate::completion::run_off_thread("ossa-events-flush", move || em.flush())
     }
@@ -906,7 +907,8 @@ impl Emitter {
     /// before an async program ends; see [`EmitterBuilder::wait_on_drop`].
     pub fn shutdown_async(
         &self,
-    ) -> impl std::future::Future<Output = Result<FlushReport, Error>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Result<FlushReport, Error>> + Send + 'static + use<>
+    {
         let em = self.clone();
         crate::completion::run_off_thread("ossa-events-shutdown", move || em.shutdown())
     }

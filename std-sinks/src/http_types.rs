@@ -32,7 +32,7 @@
 
 use std::io;
 
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::format::json;

@@ -278,7 +278,7 @@ mod worker;
 pub use clock::SystemClock;
 pub use errors::{Error, Failure, Phase, Retry, SendError};
 pub use handle::{Emitter, EmitterBuilder, FlushReport, Overflow, Reason, Undelivered};
-pub use ids::{new_id, FastIds};
+pub use ids::{FastIds, new_id};
 pub use metrics::Metrics;
 pub use retry::{BreakerConfig, RetryPolicy};
 

@@ -45,13 +45,13 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::ToSocketAddrs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ossa_events_core::parse::http::{self, content_mode, ContentMode, Message};
+use ossa_events_core::parse::http::{self, ContentMode, Message, content_mode};
 use ossa_events_core::parse::json::BatchParser;
 use ossa_events_core::{Event, ParseError, Scratch};
 
@@ -1557,7 +1557,7 @@ fn inspect(req: &httparse::Request<'_, '_>) -> Result<Head, Response> {
             .closing());
         }
         (true, None) if http10 => {
-            return Err(Response::text(400, "chunked encoding in an HTTP/1.0 request").closing())
+            return Err(Response::text(400, "chunked encoding in an HTTP/1.0 request").closing());
         }
         (true, None) => Framing::Chunked,
         (false, n) => Framing::Length(n.unwrap_or(0)),
@@ -1868,12 +1868,12 @@ fn read_head(conn: &mut Conn<'_>, deadline: Instant) -> HeadRead {
             Err(httparse::Error::Version) => {
                 return HeadRead::Reject(
                     Response::text(505, "only HTTP/1.0 and HTTP/1.1").closing(),
-                )
+                );
             }
             Err(e) => {
                 return HeadRead::Reject(
                     Response::text(400, format!("malformed request: {e}")).closing(),
-                )
+                );
             }
         }
         match conn.fill(deadline, cfg.read_timeout) {
@@ -1881,7 +1881,7 @@ fn read_head(conn: &mut Conn<'_>, deadline: Instant) -> HeadRead {
             Err(Stop::Timeout) => {
                 return HeadRead::Reject(
                     Response::text(408, "request head not received in time").closing(),
-                )
+                );
             }
             Err(_) => return HeadRead::Close,
         }

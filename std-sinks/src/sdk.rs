@@ -112,11 +112,11 @@ use std::fmt;
 /// ```
 pub use cloudevents;
 
+use cloudevents::EventBuilderV10;
 use cloudevents::event::{
     AttributesReader, AttributesWriter, EventBuilder as _, EventBuilderError, ExtensionValue,
     TryIntoTime, TryIntoUrl,
 };
-use cloudevents::EventBuilderV10;
 use ossa_events_core::json::ser::SerError;
 use ossa_events_core::time::{Offset, TimeError};
 use ossa_events_core::{
@@ -398,7 +398,7 @@ pub fn from_sdk<'a>(
             match value {
                 serde_json::Value::String(text) if !is_json => b = b.data(Data::Text(text)),
                 _ if !is_json => {
-                    return Err(ValidationError::new(Attribute::Data, Rule::DataNotString).into())
+                    return Err(ValidationError::new(Attribute::Data, Rule::DataNotString).into());
                 }
                 _ => {
                     let mut buf = std::mem::take(scratch).into_bytes();

@@ -242,15 +242,17 @@ impl Shared {
             st.queue.len() + st.in_flight < cfg.queue_events
                 && (st.bytes + size <= cfg.queue_bytes || st.bytes == 0)
         };
-        if !fits(&st) && !st.shutdown && !st.worker_done {
-            if let Overflow::Block(limit) = cfg.overflow {
-                let deadline = after(limit);
-                while !fits(&st) && !st.shutdown && !st.worker_done {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        break;
-                    }
-                    st = wait_on(&self.space, st, deadline);
+        if !fits(&st)
+            && !st.shutdown
+            && !st.worker_done
+            && let Overflow::Block(limit) = cfg.overflow
+        {
+            let deadline = after(limit);
+            while !fits(&st) && !st.shutdown && !st.worker_done {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
                 }
+                st = wait_on(&self.space, st, deadline);
             }
         }
         if st.shutdown || st.worker_done {
@@ -900,10 +902,11 @@ fn subset<'e>(events: &'e [Encoded], todo: &[usize]) -> Cow<'e, [Encoded]> {
     let (Some(&a), Some(&b)) = (todo.first(), todo.last()) else {
         return Cow::Borrowed(&[]);
     };
-    if b >= a && b - a + 1 == todo.len() {
-        if let Some(s) = events.get(a..=b) {
-            return Cow::Borrowed(s);
-        }
+    if b >= a
+        && b - a + 1 == todo.len()
+        && let Some(s) = events.get(a..=b)
+    {
+        return Cow::Borrowed(s);
     }
     Cow::Owned(
         todo.iter()

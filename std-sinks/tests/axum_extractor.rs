@@ -8,10 +8,10 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use axum::Router;
 use ossa_events::axum::CloudEvents;
 use ossa_events::sink::{HttpMode, HttpSink};
 use ossa_events::{Emitter, EventBuilder};
@@ -135,9 +135,11 @@ fn our_http_sink_delivers_to_an_axum_handler_in_every_mode() {
         .collect();
     assert_eq!(ids, want, "every event exactly once, in order");
     // 5 + 5 single-event requests, then the batch in one or more requests.
-    assert!(seen[..10]
-        .iter()
-        .all(|(batched, evs)| !batched && evs.len() == 1));
+    assert!(
+        seen[..10]
+            .iter()
+            .all(|(batched, evs)| !batched && evs.len() == 1)
+    );
     assert!(seen[10..].iter().all(|(batched, _)| *batched));
     for (_, evs) in &seen {
         for (_, ty, data) in evs {

@@ -18,9 +18,9 @@ use ossa_events::sdk::cloudevents::{
     AttributesReader, AttributesWriter, Data as SdkData, Event as SdkEvent, EventBuilder as _,
     EventBuilderV10,
 };
-use ossa_events::sdk::{from_sdk, to_sdk, SdkError, ToSdk};
+use ossa_events::sdk::{SdkError, ToSdk, from_sdk, to_sdk};
 use ossa_events::time::Offset;
-use ossa_events::{parse, Attribute, Data, Event, ExtValue, Rule, Scratch, Timestamp};
+use ossa_events::{Attribute, Data, Event, ExtValue, Rule, Scratch, Timestamp, parse};
 use proptest::prelude::*;
 use serde_json::json;
 

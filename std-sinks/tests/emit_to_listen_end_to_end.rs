@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{bin, ev, post, Listen};
+use common::{Listen, bin, ev, post};
 
 /// Socket reads and writes, the `listening on` line, each printed line.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ossa_events::sink::{Encoded, Sink, WriterSink};
 use ossa_events::{
-    ossa, BreakerConfig, Emitter, Error, Event, Overflow, Reason, RetryPolicy, SendError,
+    BreakerConfig, Emitter, Error, Event, Overflow, Reason, RetryPolicy, SendError, ossa,
 };
 
 use common::wait_for;
@@ -226,9 +226,11 @@ fn a_fatal_error_fails_the_batch_and_reports_each_event() {
     assert_eq!((report.delivered, report.failed), (1, 3));
     let reported = reported.lock().unwrap();
     assert_eq!(reported.len(), 3);
-    assert!(reported
-        .iter()
-        .all(|(r, _, e)| *r == Reason::Failed && e.contains("400") && e.contains("bad event")));
+    assert!(
+        reported
+            .iter()
+            .all(|(r, _, e)| *r == Reason::Failed && e.contains("400") && e.contains("bad event"))
+    );
     assert_eq!(*rec.sends.lock().unwrap(), 2, "not retried");
 }
 

@@ -726,7 +726,9 @@ fn emitting_thread(t: usize, em: &Emitter, book: &SharedBook, acts: &[Act]) {
                         if !open.is_empty() {
                             violation(
                                 book,
-                                format!("{act:?} returned Ok with {open:?} (accepted before it) not ended"),
+                                format!(
+                                    "{act:?} returned Ok with {open:?} (accepted before it) not ended"
+                                ),
                             );
                         }
                         if counted < before.len() as u64 {

@@ -32,10 +32,10 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use ossa_events::parse::json::parse_event;
-use ossa_events::{demo, ossa, ExtValue, FastIds, Scratch, SystemClock};
+use ossa_events::{ExtValue, FastIds, Scratch, SystemClock, demo, ossa};
 
 /// One example run, start to exit.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);

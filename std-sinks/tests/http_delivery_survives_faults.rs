@@ -303,7 +303,7 @@ struct Report {
 
 type Reports = Arc<Mutex<Vec<Report>>>;
 
-fn recorder(reports: &Reports) -> impl Fn(&Undelivered<'_>) + Send + Sync + 'static {
+fn recorder(reports: &Reports) -> impl Fn(&Undelivered<'_>) + Send + Sync + 'static + use<> {
     let reports = Arc::clone(reports);
     move |u| {
         reports.lock().unwrap().push(Report {
@@ -754,9 +754,11 @@ fn a_collector_down_for_good_opens_the_breaker_and_memory_stays_at_the_cap() {
         .iter()
         .filter(|r| r.reason != Reason::Dropped)
         .collect();
-    assert!(given_up
-        .iter()
-        .all(|r| matches!(r.reason, Reason::ShutdownTimeout | Reason::Failed)));
+    assert!(
+        given_up
+            .iter()
+            .all(|r| matches!(r.reason, Reason::ShutdownTimeout | Reason::Failed))
+    );
     let mut given_up_ids: Vec<&String> = given_up.iter().map(|r| &r.id).collect();
     given_up_ids.sort();
     assert_eq!(given_up_ids, kept.iter().collect::<Vec<_>>());
@@ -1064,9 +1066,11 @@ fn round_trips(name: &str, mode: HttpMode) {
                 assert_eq!(header(&r.headers, "ce-id"), Some(r.ids[0].as_str()));
                 assert_eq!(header(&r.headers, "ce-specversion"), Some("1.0"));
                 assert!(header(&r.headers, "ce-source").is_some());
-                assert!(header(&r.headers, "ce-subject")
-                    .unwrap()
-                    .contains("%E2%82%AC"));
+                assert!(
+                    header(&r.headers, "ce-subject")
+                        .unwrap()
+                        .contains("%E2%82%AC")
+                );
             }
         }
         let n = parse_events(&r.headers, &r.body, |_, back| {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use ossa_events::parse::json::{parse_event, BatchParser};
+use ossa_events::parse::json::{BatchParser, parse_event};
 use ossa_events::sink::{Encoded, HttpMode, HttpSink, Sink};
 use ossa_events::{Emitter, Error, Event, Retry, Scratch};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -372,8 +372,10 @@ fn bad_pem_fails_the_build() {
         );
     }
     // The good one builds; so does the default (webpki) sink.
-    assert!(HttpSink::builder("https://localhost:1/")
-        .root_certificates_pem(&cert.pem)
-        .build()
-        .is_ok());
+    assert!(
+        HttpSink::builder("https://localhost:1/")
+            .root_certificates_pem(&cert.pem)
+            .build()
+            .is_ok()
+    );
 }

@@ -325,10 +325,11 @@ fn structured_mode_sends_one_json_event_per_request() {
         assert_eq!(req.header("authorization"), Some("Bearer t0ken"));
         assert_eq!(req.header("x-tenant"), Some("acme"));
         assert_eq!(req.header("content-encoding"), None);
-        assert!(req
-            .header("user-agent")
-            .unwrap()
-            .starts_with("ossa-events/"));
+        assert!(
+            req.header("user-agent")
+                .unwrap()
+                .starts_with("ossa-events/")
+        );
         assert!(!req.headers.iter().any(|(n, _)| n.starts_with("ce-")));
         // The bytes encoded at emit, unchanged.
         assert_eq!(req.body, enc[i].json());
@@ -593,9 +594,11 @@ fn delivered_counts_the_requests_that_succeeded() {
         (e.failures()[0].events.clone(), e.failures()[0].retry),
         (1..2, Retry::No)
     );
-    assert!((0..5)
-        .filter(|&i| i != 1)
-        .all(|i| e.failure_of(i).is_none()));
+    assert!(
+        (0..5)
+            .filter(|&i| i != 1)
+            .all(|i| e.failure_of(i).is_none())
+    );
     assert_eq!(server.requests().len(), 5);
 
     // Batched: counts whole requests.
@@ -749,9 +752,11 @@ fn an_https_url_builds_a_tls_agent() {
         .build()
         .unwrap();
     assert_eq!(s.url(), "https://collector.example:8443/v1/events");
-    assert!(HttpSink::builder("ftp://collector.example/")
-        .build()
-        .is_err());
+    assert!(
+        HttpSink::builder("ftp://collector.example/")
+            .build()
+            .is_err()
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 mod common;
 
-use common::kafka_events::{check_record, event, specs, Spec};
+use common::kafka_events::{Spec, check_record, event, specs};
 use ossa_events::sink::{Encoded, Encoding, KafkaMode, KafkaSink, SendDeadline, Sink};
 use ossa_events::{Emitter, Error, Phase, Reason, RetryPolicy};
 
@@ -180,14 +180,12 @@ fn round_trip(mode: KafkaMode) {
         Duration::from_secs(20),
     );
     let (direct_recs, via_recs): (Vec<Rec>, Vec<Rec>) = recs.into_iter().partition(|r| {
-        let v = r
-            .headers
+        r.headers
             .iter()
             .any(|(n, v)| n == "ce_id" && v.starts_with(b"direct"))
             || r.value
                 .as_deref()
-                .is_some_and(|v| String::from_utf8_lossy(v).contains(r#""id":"direct"#));
-        v
+                .is_some_and(|v| String::from_utf8_lossy(v).contains(r#""id":"direct"#))
     });
     let ids = check_records(&direct_recs, &direct, mode, false);
     assert_exactly_once(&ids, &direct);

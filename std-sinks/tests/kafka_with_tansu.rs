@@ -32,8 +32,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 mod common;
 
-use common::kafka_events::{check_record, event, specs, Spec};
-use common::tansu::{free_port, wait_within, Tansu};
+use common::kafka_events::{Spec, check_record, event, specs};
+use common::tansu::{Tansu, free_port, wait_within};
 use ossa_events::sink::{KafkaMode, KafkaSink};
 use ossa_events::{Emitter, Overflow, Reason, RetryPolicy};
 

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{bin, ev, post, Listen};
+use common::{Listen, bin, ev, post};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -8,9 +8,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ossa_events::Event;
 use ossa_events::format::json;
 use ossa_events::receiver::{Receiver, ReceiverConfig, ReceiverHandle};
-use ossa_events::Event;
 
 /// Longest any socket operation of a test may block.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -339,9 +339,10 @@ fn invalid_events_get_400_with_the_reason_and_nothing_is_handed_over() {
     );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("type"), "{}", r.body);
-    assert!(r
-        .header("content-type")
-        .is_some_and(|v| v.starts_with("text/plain")));
+    assert!(
+        r.header("content-type")
+            .is_some_and(|v| v.starts_with("text/plain"))
+    );
     // Not JSON at all.
     let r = roundtrip(addr, &post("application/cloudevents+json", "", "{nope"));
     assert_eq!(r.status, 400);
@@ -898,7 +899,7 @@ fn shutdown_is_prompt_with_idle_connections_open() {
 #[cfg(feature = "http")]
 #[test]
 fn gzip_bodies_are_decompressed_within_the_body_limit() {
-    use flate2::{write::GzEncoder, Compression};
+    use flate2::{Compression, write::GzEncoder};
     let gz = |data: &[u8]| {
         let mut e = GzEncoder::new(Vec::new(), Compression::default());
         e.write_all(data).unwrap();
@@ -1030,10 +1031,22 @@ fn request_heads_with_bare_lf_line_endings_are_refused() {
     );
     // One bare LF among CRLFs, in a header line, the request line or the end.
     for req in [
-        format!("POST / HTTP/1.1\r\nHost: x\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{event}", event.len()),
-        format!("POST / HTTP/1.1\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{event}", event.len()),
-        format!("POST / HTTP/1.1\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\n{event}", event.len()),
-        format!("\nPOST / HTTP/1.1\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{event}", event.len()),
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{event}",
+            event.len()
+        ),
+        format!(
+            "POST / HTTP/1.1\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{event}",
+            event.len()
+        ),
+        format!(
+            "POST / HTTP/1.1\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\n{event}",
+            event.len()
+        ),
+        format!(
+            "\nPOST / HTTP/1.1\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{event}",
+            event.len()
+        ),
     ] {
         expect_400_and_close(addr, req.as_bytes());
     }

@@ -27,16 +27,16 @@ use cloudevents::{AttributesReader as _, EventBuilder as _, EventBuilderV10};
 use criterion::{BatchSize, Criterion};
 use ossa_events::format::binary::{self, Binding};
 use ossa_events::format::json;
-use ossa_events::io::{write_all, SliceWriter};
+use ossa_events::io::{SliceWriter, write_all};
 use ossa_events::ossa::{self, ToolCalled};
 use ossa_events::parse::json::parse_event;
 use ossa_events::{Event, RawJson, Scratch, SystemClock};
 use ossa_events_tests::median;
 use ossa_events_tests::typical::{
-    self, fixed_event, tool_called, AGENT_ID, ARGUMENTS, CALL_ID, INTERACTION_ID, SOURCE, SPAN_ID,
-    TOOL, TRACE_ID,
+    self, AGENT_ID, ARGUMENTS, CALL_ID, INTERACTION_ID, SOURCE, SPAN_ID, TOOL, TRACE_ID,
+    fixed_event, tool_called,
 };
-use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;

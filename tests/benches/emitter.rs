@@ -6,10 +6,10 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use ossa_events::emitter::{Config, Emitter};
 use ossa_events::io::Counter;
-use ossa_events::{format::json, ossa, Event, FixedClock, IdSource, RandomIds, RawJson, Timestamp};
+use ossa_events::{Event, FixedClock, IdSource, RandomIds, RawJson, Timestamp, format::json, ossa};
 
 const ARGS: &str = r#"{"query":"cloudevents no_std embedded","max_results":5,"filters":{"lang":"en","since":"2025-01-01"}}"#;
 

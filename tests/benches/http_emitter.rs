@@ -38,20 +38,20 @@
 use std::alloc::System;
 use std::hint::black_box;
 use std::io::Read as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cloudevents::{EventBuilder as _, EventBuilderV10};
 use criterion::{Criterion, Throughput};
 use ossa_events::receiver::{Receiver, ReceiverConfig, ReceiverHandle};
 use ossa_events::sink::{HttpMode, HttpSink};
-use ossa_events::{ossa, Emitter, EmitterBuilder, Overflow};
+use ossa_events::{Emitter, EmitterBuilder, Overflow, ossa};
 use ossa_events_tests::typical::{
-    self, fixed_event, tool_called, AGENT_ID, INTERACTION_ID, SOURCE, SPAN_ID, TOOL, TRACE_ID,
+    self, AGENT_ID, INTERACTION_ID, SOURCE, SPAN_ID, TOOL, TRACE_ID, fixed_event, tool_called,
 };
 use ossa_events_tests::{dead_port, median};
-use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -93,7 +93,7 @@ fn mib(bytes: f64) -> f64 {
 
 #[path = "shared/emit_cost.rs"]
 mod emit_cost;
-use emit_cost::{builder, measure_emit, Discard};
+use emit_cost::{Discard, builder, measure_emit};
 
 // ---------------------------------------------------------------------------
 // 2. Events/s to a loopback receiver

@@ -74,15 +74,15 @@ use ossa_events::sink::{Encoded, Encoding, KafkaSink, SendDeadline, Sink, Ticket
 use ossa_events::{Clock as _, Emitter, Event, Overflow, SendError, SystemClock};
 use ossa_events_tests::median;
 use ossa_events_tests::typical::{
-    fixed_event, tool_called, AGENT_ID, INTERACTION_ID, SOURCE, SPAN_ID, TRACE_ID,
+    AGENT_ID, INTERACTION_ID, SOURCE, SPAN_ID, TRACE_ID, fixed_event, tool_called,
 };
+use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::ClientContext;
-use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -813,7 +813,7 @@ fn probe(bootstrap: &str, rounds: usize, n: usize) -> Vec<Probe> {
 
 #[path = "shared/emit_cost.rs"]
 mod emit_cost;
-use emit_cost::{builder, measure_emit, Discard};
+use emit_cost::{Discard, builder, measure_emit};
 
 // ---------------------------------------------------------------------------
 

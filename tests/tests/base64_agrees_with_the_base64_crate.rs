@@ -3,8 +3,8 @@
 //! same verdict on any input, the same bytes decoded, the same text encoded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use ossa_events_core::base64 as ours;
 use proptest::prelude::*;
 

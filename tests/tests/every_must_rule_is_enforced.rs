@@ -9,8 +9,8 @@ use ossa_events::format::binary::{self, Binding};
 use ossa_events::format::json::to_vec;
 use ossa_events::parse::{http, json, kafka};
 use ossa_events::{
-    Attribute, Data, Event, EventBuilder, ExtValue, InBatchError, JsonErrorKind, ParseError, Rule,
-    Scratch, TimeError, Timestamp, ValidationError, MAX_EXTENSIONS,
+    Attribute, Data, Event, EventBuilder, ExtValue, InBatchError, JsonErrorKind, MAX_EXTENSIONS,
+    ParseError, Rule, Scratch, TimeError, Timestamp, ValidationError,
 };
 use serde_json::Value;
 

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ossa_events::parse::json::parse_event;
-use ossa_events::{ossa, Data, Scratch};
+use ossa_events::{Data, Scratch, ossa};
 
 const QEMU: &str = "qemu-system-arm";
 const QEMU_TIMEOUT: Duration = Duration::from_secs(120);

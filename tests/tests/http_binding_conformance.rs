@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use ossa_events::format::json::{BATCH_CONTENT_TYPE, CONTENT_TYPE};
 use ossa_events::parse::http::{self, ContentMode, Message};
 use ossa_events::{Data, Event, ParseError, Scratch};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 // ------------------------------------------------------------ raw requests
 

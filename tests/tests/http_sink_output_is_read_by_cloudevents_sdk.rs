@@ -28,8 +28,8 @@ use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader as _, Data as SdkData, Event as SdkEvent};
 use ossa_events::parse::http::{self as http_parse, Message};
 use ossa_events::sink::{Encoded, HttpMode, HttpSink, Sink};
-use ossa_events::{ossa, Data, Emitter, Event, ExtValue, RawJson, Scratch, Timestamp};
-use ossa_events_tests::{ext_kind, percent_decode, EXT_KINDS};
+use ossa_events::{Data, Emitter, Event, ExtValue, RawJson, Scratch, Timestamp, ossa};
+use ossa_events_tests::{EXT_KINDS, ext_kind, percent_decode};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 

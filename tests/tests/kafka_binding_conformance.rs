@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use ossa_events::format::binary::{self, Binding};
 use ossa_events::parse::kafka;
 use ossa_events::{Data, Event, ParseError, Scratch};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// A Kafka record as a client library hands it over.
 struct Record {

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ossa_events::format::json::{to_vec, write_batch, write_json, write_jsonl};
-use ossa_events::parse::json::{parse_event, BatchParser};
-use ossa_events::{ossa, Data, Event, EventBuilder, ExtValue, RawJson, Scratch, Timestamp};
-use serde_json::{json, Value};
+use ossa_events::parse::json::{BatchParser, parse_event};
+use ossa_events::{Data, Event, EventBuilder, ExtValue, RawJson, Scratch, Timestamp, ossa};
+use serde_json::{Value, json};
 
 const SCHEMA: &str = include_str!("../fixtures/cloudevents.schema.json");
 

@@ -361,12 +361,12 @@ fn agree(members: &[(String, String)]) -> Result<(), TestCaseError> {
         (Verdict::Valid, Err(e)) => {
             return Err(TestCaseError::fail(format!(
                 "rejected a valid event: {e}\n{input}"
-            )))
+            )));
         }
         (Verdict::Invalid(why), Ok(ev)) => {
             return Err(TestCaseError::fail(format!(
                 "accepted an invalid event ({why:?}): {ev:?}\n{input}"
-            )))
+            )));
         }
         (Verdict::Invalid(why), Err(ParseError::Invalid(v))) => {
             let named = v.attribute.name();

@@ -22,9 +22,9 @@ use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::format::json;
 use ossa_events_core::parse::{self, json::BatchParser};
 use ossa_events_core::{
-    ossa, Data, Event, EventId, ExtValue, ParseError, RawJson, Rule, Scratch, Timestamp,
+    Data, Event, EventId, ExtValue, ParseError, RawJson, Rule, Scratch, Timestamp, ossa,
 };
-use ossa_events_tests::{ext_kind, percent_decode, EXT_KINDS};
+use ossa_events_tests::{EXT_KINDS, ext_kind, percent_decode};
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -557,9 +557,11 @@ fn our_batch_is_read_by_the_sdk() {
     let mut out = Vec::new();
     json::write_batch(std::iter::empty::<&Event<'_>>(), &mut out).unwrap();
     assert_eq!(out, b"[]");
-    assert!(serde_json::from_slice::<Vec<SdkEvent>>(&out)
-        .unwrap()
-        .is_empty());
+    assert!(
+        serde_json::from_slice::<Vec<SdkEvent>>(&out)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Our binary-mode HTTP message, from `http_types::encode`: headers as an

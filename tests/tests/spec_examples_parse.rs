@@ -290,10 +290,11 @@ fn data_base64_without_datacontenttype_is_not_assumed_json() {
         Some(Data::Base64(b)) => assert_eq!(*b, "eyAieHl6IjogMTIzIH0="),
         other => panic!("expected Data::Base64, got {other:?}"),
     }
-    assert!(ev
-        .data()
-        .unwrap()
-        .same_content(&Data::Binary(br#"{ "xyz": 123 }"#)));
+    assert!(
+        ev.data()
+            .unwrap()
+            .same_content(&Data::Binary(br#"{ "xyz": 123 }"#))
+    );
     // No content type is inferred for binary data.
     assert_eq!(ev.effective_content_type(), None);
     assert_eq!(ossa_events::format::binary::content_type(&ev), None);

@@ -202,10 +202,12 @@ fn uri_typed_extension_with_a_fragment_is_rejected_by_the_builder() {
             "{uri}"
         );
         // A URI-reference keeps its fragment.
-        assert!(base()
-            .extension("ref", ExtValue::UriRef(uri))
-            .build()
-            .is_ok());
+        assert!(
+            base()
+                .extension("ref", ExtValue::UriRef(uri))
+                .build()
+                .is_ok()
+        );
     }
     assert_eq!(
         ExtValue::Uri("/rel#f").validate("x").unwrap_err().rule,

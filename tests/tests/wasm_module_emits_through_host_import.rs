@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use ossa_events::parse::json::parse_event;
-use ossa_events::{ossa, Data, Scratch};
-use serde_json::{json, Value};
+use ossa_events::{Data, Scratch, ossa};
+use serde_json::{Value, json};
 use wasmi::{Caller, Engine, Extern, Linker, Module, Store};
 
 /// Where the simulated clock starts: 2025-11-25T12:00:00Z.

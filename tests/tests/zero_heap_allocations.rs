@@ -16,7 +16,7 @@ use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::format::json;
 use ossa_events_core::io::SliceWriter;
 use ossa_events_core::parse::{self, json::BatchParser};
-use ossa_events_core::{ossa, Data, Event, EventId, ExtValue, RawJson, Scratch, Timestamp};
+use ossa_events_core::{Data, Event, EventId, ExtValue, RawJson, Scratch, Timestamp, ossa};
 
 struct Counting;
 

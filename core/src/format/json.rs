@@ -19,10 +19,10 @@
 
 use embedded_io::Write;
 
-use crate::attr::{fmt_i32, ExtValue};
+use crate::attr::{ExtValue, fmt_i32};
 use crate::error::{EncodeError, PayloadError};
 use crate::event::{Data, Event};
-use crate::io::{write_all, Counter, Gather, SliceFull, SliceWriter, WriteError};
+use crate::io::{Counter, Gather, SliceFull, SliceWriter, WriteError, write_all};
 use crate::json::escape::write_str;
 use crate::time::Timestamp;
 

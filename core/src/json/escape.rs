@@ -1,6 +1,6 @@
 //! JSON string escaping: scan for the bytes that need it, copy whole runs between them.
 
-use crate::io::{write_all, WriteError};
+use crate::io::{WriteError, write_all};
 
 /// For each byte: 0 = copy as is, otherwise the escape letter (`u` = `\u00XX`).
 static ESCAPE: [u8; 256] = {

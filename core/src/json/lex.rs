@@ -8,7 +8,7 @@
 
 use core::fmt;
 
-use crate::io::{write_all, WriteError};
+use crate::io::{WriteError, write_all};
 use crate::scratch::{Scratch, ScratchFull};
 
 /// Deepest nesting [`Lexer::value`] accepts, whatever depth it is asked for.
@@ -628,7 +628,7 @@ fn check_escape(input: &[u8], i: usize) -> Result<usize, JsonError> {
                     match (input.get(i + 6), input.get(i + 7)) {
                         (Some(b'\\'), Some(b'u')) => {}
                         (None, _) | (Some(b'\\'), None) => {
-                            return err(input.len(), JsonErrorKind::UnexpectedEnd)
+                            return err(input.len(), JsonErrorKind::UnexpectedEnd);
                         }
                         _ => return err(i, JsonErrorKind::LoneSurrogate),
                     }
@@ -695,14 +695,15 @@ fn decode_escape(raw: &[u8], i: usize) -> (char, usize) {
             let Ok(unit) = hex4(raw, i + 2) else {
                 return (char::REPLACEMENT_CHARACTER, i + 1);
             };
-            if (0xD800..=0xDBFF).contains(&unit) && raw.get(i + 6..i + 8) == Some(b"\\u") {
-                if let Ok(low @ 0xDC00..=0xDFFF) = hex4(raw, i + 8) {
-                    let c = 0x10000 + (((unit as u32) - 0xD800) << 10) + ((low as u32) - 0xDC00);
-                    return (
-                        char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER),
-                        i + 12,
-                    );
-                }
+            if (0xD800..=0xDBFF).contains(&unit)
+                && raw.get(i + 6..i + 8) == Some(b"\\u")
+                && let Ok(low @ 0xDC00..=0xDFFF) = hex4(raw, i + 8)
+            {
+                let c = 0x10000 + (((unit as u32) - 0xD800) << 10) + ((low as u32) - 0xDC00);
+                return (
+                    char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER),
+                    i + 12,
+                );
             }
             (
                 char::from_u32(unit as u32).unwrap_or(char::REPLACEMENT_CHARACTER),

@@ -6,7 +6,7 @@ pub(crate) mod lex;
 pub mod ser;
 
 pub use lex::{JsonError, JsonErrorKind};
-pub use ser::{to_writer, JsonPayload, PayloadWriter};
+pub use ser::{JsonPayload, PayloadWriter, to_writer};
 
 /// Checks that `input` is exactly one JSON value (surrounding whitespace allowed),
 /// nested at most `max_depth` deep.

@@ -22,7 +22,7 @@ use core::fmt::{self, Write as _};
 
 use serde::ser::{self, Serialize};
 
-use crate::io::{write_all, WriteError};
+use crate::io::{WriteError, write_all};
 use crate::json::escape::{write_str, write_str_body};
 
 /// Why serialization failed.
@@ -1019,8 +1019,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use serde::ser::{Error as _, SerializeMap};
     use serde::Serialize;
+    use serde::ser::{Error as _, SerializeMap};
     use std::collections::{BTreeMap, HashMap};
     use std::string::String;
     use std::vec::Vec;

@@ -64,10 +64,10 @@ pub(crate) fn body_data<'a>(
         let s = core::str::from_utf8(body).map_err(|_| blame(Rule::InvalidEncoding))?;
         return Ok(Some(Data::Json(s)));
     }
-    if crate::uri::is_text_media_type(ct) {
-        if let Ok(s) = core::str::from_utf8(body) {
-            return Ok(Some(Data::Text(s)));
-        }
+    if crate::uri::is_text_media_type(ct)
+        && let Ok(s) = core::str::from_utf8(body)
+    {
+        return Ok(Some(Data::Text(s)));
     }
     Ok(Some(Data::Binary(body)))
 }

@@ -25,7 +25,7 @@ use crate::parse::json::BatchParser;
 use crate::scratch::Scratch;
 use crate::uri::starts_with_ignore_ascii_case;
 
-use super::binary::{body_data, lower_name, BinaryReader};
+use super::binary::{BinaryReader, body_data, lower_name};
 
 /// How an HTTP message carries its event(s), from its `Content-Type`.
 ///

@@ -20,7 +20,7 @@ use crate::attr::ExtValue;
 use crate::error::{Attribute, InBatchError, ParseError, Rule, ValidationError};
 use crate::event::{Data, Event, MAX_DATA_DEPTH};
 use crate::json::lex::{
-    next_element, next_member, parse_integer, IntegerValue, JsonStr, Lexer, Scalar,
+    IntegerValue, JsonStr, Lexer, Scalar, next_element, next_member, parse_integer,
 };
 use crate::scratch::Scratch;
 
@@ -136,11 +136,11 @@ fn parse_object<'i: 'a, 'a>(
                 Some(IntegerValue::Int(i)) => match i32::try_from(i) {
                     Ok(i) => asm.set_ext(name, ExtValue::Integer(i))?,
                     Err(_) => {
-                        return Err(ValidationError::new(attr(), Rule::IntegerOutOfRange).into())
+                        return Err(ValidationError::new(attr(), Rule::IntegerOutOfRange).into());
                     }
                 },
                 Some(IntegerValue::Overflow) => {
-                    return Err(ValidationError::new(attr(), Rule::IntegerOutOfRange).into())
+                    return Err(ValidationError::new(attr(), Rule::IntegerOutOfRange).into());
                 }
                 None => return Err(ValidationError::new(attr(), Rule::NotInteger).into()),
             },
@@ -284,7 +284,7 @@ impl<'a> BatchParser<'a> {
                 return match self.lex.finish() {
                     Ok(()) => None,
                     Err(e) => Some(Err(e.into())),
-                }
+                };
             }
             Ok(true) => {}
         }

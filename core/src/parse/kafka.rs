@@ -22,7 +22,7 @@ use crate::event::Event;
 use crate::scratch::Scratch;
 use crate::uri::starts_with_ignore_ascii_case;
 
-use super::binary::{body_data, BinaryReader};
+use super::binary::{BinaryReader, body_data};
 
 /// A Kafka record read as a CloudEvent.
 ///
@@ -89,17 +89,17 @@ where
             ct = Some(core::str::from_utf8(v).map_err(|_| ParseError::InvalidHeader)?);
         }
     }
-    if let Some(c) = ct {
-        if starts_with_ignore_ascii_case(c, "application/cloudevents") {
-            if starts_with_ignore_ascii_case(c, "application/cloudevents-batch") {
-                return Err(ParseError::UnsupportedFormat);
-            }
-            if super::http::content_mode(Some(c))? != super::http::ContentMode::Structured {
-                return Err(ParseError::UnsupportedFormat);
-            }
-            let event = super::json::parse_event(value.unwrap_or(&[]), scratch)?;
-            return Ok(Record { event, key });
+    if let Some(c) = ct
+        && starts_with_ignore_ascii_case(c, "application/cloudevents")
+    {
+        if starts_with_ignore_ascii_case(c, "application/cloudevents-batch") {
+            return Err(ParseError::UnsupportedFormat);
         }
+        if super::http::content_mode(Some(c))? != super::http::ContentMode::Structured {
+            return Err(ParseError::UnsupportedFormat);
+        }
+        let event = super::json::parse_event(value.unwrap_or(&[]), scratch)?;
+        return Ok(Record { event, key });
     }
     let mut r = BinaryReader::new();
     for (name, v) in headers {

@@ -26,7 +26,7 @@ pub mod http;
 pub mod json;
 pub mod kafka;
 
-use crate::attr::{is_valid_name, ExtValue, Extension, Extensions, MAX_EXTENSIONS, SPEC_VERSION};
+use crate::attr::{ExtValue, Extension, Extensions, MAX_EXTENSIONS, SPEC_VERSION, is_valid_name};
 use crate::error::{Attribute, Rule, ValidationError};
 use crate::event::{Data, Event};
 use crate::time::Timestamp;

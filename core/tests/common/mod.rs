@@ -9,9 +9,9 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use ossa_events_core::batch::BatchFormat;
-use ossa_events_core::parse::json::{parse_event, BatchParser};
 use ossa_events_core::Scratch;
+use ossa_events_core::batch::BatchFormat;
+use ossa_events_core::parse::json::{BatchParser, parse_event};
 
 /// What a line-oriented reader gets from the stream.
 #[derive(Debug, Default)]

@@ -249,7 +249,7 @@ impl Command {
                                     "{} value '{}' is not valid UTF-8",
                                     opt.long,
                                     v.to_string_lossy()
-                                )))
+                                )));
                             }
                         },
                         None => return Err(err(format!("{shown} needs a value {placeholder}"))),

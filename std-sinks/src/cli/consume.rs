@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::args::{parse_count, parse_secs, Command, Opt, Parsed};
+use super::args::{Command, Opt, Parsed, parse_count, parse_secs};
 use super::progress::{NO_PROGRESS_OPT, PROGRESS_OPT};
 
 /// `consume`'s arguments and help.
@@ -15,7 +15,9 @@ pub(crate) static CMD: Command = Command {
 Read CloudEvents from a Kafka topic (binary and structured records, per the
 Kafka binding) and print each valid event as one line of canonical structured
 JSON on stdout.",
-    usage: &["consume --brokers BROKERS --topic T [--group G] [--from-beginning] [--max-events N] [--timeout SECS]"],
+    usage: &[
+        "consume --brokers BROKERS --topic T [--group G] [--from-beginning] [--max-events N] [--timeout SECS]",
+    ],
     details: "\
 Without --group, every partition of the topic is assigned directly (no consumer
 group, nothing committed) and reading starts at the end, or at the beginning
@@ -159,13 +161,13 @@ fn consume(_: &Args) -> ExitCode {
 #[cfg(feature = "kafka")]
 fn consume(a: &Args) -> ExitCode {
     use std::io::Write;
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-    use super::progress::{note, Progress, Snapshot};
+    use super::progress::{Progress, Snapshot, note};
 
-    use ossa_events::{format::json, Scratch};
+    use ossa_events::{Scratch, format::json};
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 
     use super::signals;

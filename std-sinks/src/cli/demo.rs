@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use ossa_events::{demo, format::json, FastIds, SystemClock};
+use ossa_events::{FastIds, SystemClock, demo, format::json};
 
 use super::args::{Command, Opt};
 

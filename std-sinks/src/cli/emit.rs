@@ -3,15 +3,15 @@
 use std::ffi::OsString;
 use std::io::BufRead;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ossa_events::sink::{HttpMode, HttpSink, WriterSink};
-use ossa_events::{demo, Emitter, EmitterBuilder, Overflow, Scratch, SystemClock};
+use ossa_events::{Emitter, EmitterBuilder, Overflow, Scratch, SystemClock, demo};
 
-use super::args::{parse_count, parse_secs, Command, Opt, Parsed};
-use super::progress::{note, Progress, Snapshot, NO_PROGRESS_OPT, PROGRESS_OPT};
+use super::args::{Command, Opt, Parsed, parse_count, parse_secs};
+use super::progress::{NO_PROGRESS_OPT, PROGRESS_OPT, Progress, Snapshot, note};
 use super::signals;
 
 /// The default `--source` (with `--demo`).
@@ -190,14 +190,15 @@ fn parse_args(p: &Parsed) -> Result<Args, String> {
         .into_iter()
         .map(|h| ("--header".to_string(), h.to_string()))
         .collect();
-    if sink == "http" && !p.has("--header") {
-        if let Ok(env) = std::env::var("OSSA_HTTP_HEADERS") {
-            header_lines.extend(
-                env.lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| ("OSSA_HTTP_HEADERS".to_string(), l.to_string())),
-            );
-        }
+    if sink == "http"
+        && !p.has("--header")
+        && let Ok(env) = std::env::var("OSSA_HTTP_HEADERS")
+    {
+        header_lines.extend(
+            env.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| ("OSSA_HTTP_HEADERS".to_string(), l.to_string())),
+        );
     }
     if let Some(file) = p.value("--header-file") {
         let text = std::fs::read_to_string(file)
@@ -306,12 +307,12 @@ fn parse_args(p: &Parsed) -> Result<Args, String> {
             ("http", m) => {
                 return Err(format!(
                     "emit: unknown mode '{m}': use structured, binary or batched"
-                ))
+                ));
             }
             ("kafka", m) => {
                 return Err(format!(
                     "emit: unknown mode '{m}': use binary or structured"
-                ))
+                ));
             }
             _ => return Err("emit: --mode goes with --sink http or kafka".into()),
         }

@@ -6,9 +6,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use ossa_events::receiver::{Handler, Receiver, ReceiverConfig};
-use ossa_events::{format::json, Event};
+use ossa_events::{Event, format::json};
 
-use super::args::{parse_count, parse_secs, Command, Opt};
+use super::args::{Command, Opt, parse_count, parse_secs};
 
 /// `listen`'s arguments and help.
 pub(crate) static CMD: Command = Command {
@@ -101,7 +101,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             None => {
                 return bad(format!(
                     "listen: --max-body must be a number of bytes from 1 to {MAX_BODY_LIMIT}, not '{v}'"
-                ))
+                ));
             }
         }
     }
@@ -111,7 +111,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             None => {
                 return bad(format!(
                     "listen: --max-connections must be a number from 1 to {MAX_CONNECTIONS_LIMIT}, not '{v}'"
-                ))
+                ));
             }
         }
     }
@@ -127,7 +127,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             None => {
                 return bad(format!(
                     "listen: --timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}, not '{v}'"
-                ))
+                ));
             }
         }
     }

@@ -4,8 +4,8 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use ossa_events::parse::json::{parse_event, BatchParser};
-use ossa_events::{format::json, Event, ParseError, Scratch};
+use ossa_events::parse::json::{BatchParser, parse_event};
+use ossa_events::{Event, ParseError, Scratch, format::json};
 
 use super::args::{Command, Opt};
 
@@ -71,7 +71,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             return super::usage_error(
                 Some(&CMD),
                 &format!("validate: unknown format '{other}': use auto, event, batch or jsonl"),
-            )
+            );
         }
     };
     let mut files = p.positionals;

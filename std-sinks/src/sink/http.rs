@@ -742,11 +742,11 @@ fn drain(mut body: impl Read, keep: bool) -> String {
             Err(_) => break,
         }
     }
-    if let Err(e) = std::str::from_utf8(&head) {
-        if e.error_len().is_none() {
-            // Cut inside a character by the limit: drop its first bytes.
-            head.truncate(e.valid_up_to());
-        }
+    if let Err(e) = std::str::from_utf8(&head)
+        && e.error_len().is_none()
+    {
+        // Cut inside a character by the limit: drop its first bytes.
+        head.truncate(e.valid_up_to());
     }
     String::from_utf8_lossy(&head).trim().to_owned()
 }
@@ -794,9 +794,11 @@ mod tests {
             assert!(HttpSink::builder(bad).build().is_err(), "{bad:?}");
         }
         assert!(HttpSink::builder("http://127.0.0.1:1/x").build().is_ok());
-        assert!(HttpSink::builder("https://collector.example/events")
-            .build()
-            .is_ok());
+        assert!(
+            HttpSink::builder("https://collector.example/events")
+                .build()
+                .is_ok()
+        );
         for (n, v) in [
             ("bad name", "v"),
             ("x", "bad\nvalue"),

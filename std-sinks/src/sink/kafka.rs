@@ -48,17 +48,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
 };
-use rdkafka::ClientContext;
 
+use ossa_events_core::Scratch;
 use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::parse::json::parse_event;
-use ossa_events_core::Scratch;
 
 use crate::errors::{Error, Phase, Retry, SendError};
 use crate::sink::writer::trim;
@@ -561,7 +561,7 @@ impl KafkaSinkBuilder {
             Err(_) => {
                 return Err(invalid(format!(
                     "kafka: message.timeout.ms {ms:?} is not a number of milliseconds"
-                )))
+                )));
             }
         };
         let producer = make_producer(&config)?;

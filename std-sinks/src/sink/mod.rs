@@ -24,9 +24,9 @@ pub use writer::WriterSink;
 use std::fmt;
 use std::time::Instant;
 
+use ossa_events_core::Event;
 use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::format::json;
-use ossa_events_core::Event;
 
 use crate::errors::{Error, SendError};
 
@@ -375,10 +375,10 @@ pub(crate) fn send_in_encoding(
     while start < events.len() {
         let rest = events.get(start..).unwrap_or(&[]);
         let good = rest.iter().take_while(|e| e.encoding() == want).count();
-        if good > 0 {
-            if let Err(e) = send(rest.get(..good).unwrap_or(&[])) {
-                add(e.clamped(good).shifted(start));
-            }
+        if good > 0
+            && let Err(e) = send(rest.get(..good).unwrap_or(&[]))
+        {
+            add(e.clamped(good).shifted(start));
         }
         start += good;
         if let Some(b) = events.get(start) {

@@ -271,13 +271,9 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
             let n = held
                 .iter()
                 .zip(events)
-                .take_while(|(&(id, fp), e)| id == fp_id(e) && fp == fingerprint(e))
+                .take_while(|&(&(id, fp), e)| id == fp_id(e) && fp == fingerprint(e))
                 .count();
-            if n == held.len() {
-                n
-            } else {
-                0
-            }
+            if n == held.len() { n } else { 0 }
         };
         self.unflushed.clear();
         self.buf.clear();

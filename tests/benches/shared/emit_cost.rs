@@ -10,7 +10,7 @@ use ossa_events::sink::{Encoded, Sink};
 use ossa_events::{Emitter, EmitterBuilder, SendError};
 use ossa_events_tests::median;
 use ossa_events_tests::typical::{
-    tool_called, AGENT_ID, INTERACTION_ID, SOURCE, SPAN_ID, TRACE_ID,
+    AGENT_ID, INTERACTION_ID, SOURCE, SPAN_ID, TRACE_ID, tool_called,
 };
 use stats_alloc::{Region, StatsAlloc};
 
