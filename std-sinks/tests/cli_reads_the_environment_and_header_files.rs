@@ -51,6 +51,17 @@ fn collector() -> (String, Arc<Mutex<Vec<String>>>) {
     (url, heads)
 }
 
+/// Asserts `o` exited 0, showing its stderr otherwise.
+#[track_caller]
+fn assert_ok(o: &std::process::Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn emit(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ossa-events"));
     for v in [
@@ -80,12 +91,7 @@ fn url_and_headers_come_from_the_environment() {
             ),
         ],
     );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     let heads = heads.lock().unwrap().clone();
     assert!(!heads.is_empty());
     for h in &heads {
@@ -98,12 +104,7 @@ fn url_and_headers_come_from_the_environment() {
         &["--sink", "http", "--url", &url2],
         &[("OSSA_COLLECTOR_URL", "http://127.0.0.1:9/not-this")],
     );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     assert!(!heads2.lock().unwrap().is_empty());
 }
 
@@ -117,12 +118,7 @@ fn variables_for_another_sink_are_ignored() {
             ("OSSA_KAFKA_BROKERS", "x:1"),
         ],
     );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 15);
 }
 
@@ -148,12 +144,7 @@ fn a_header_file_is_read_and_a_bad_line_is_named_not_shown() {
         ],
         &[],
     );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     let heads = heads.lock().unwrap().clone();
     assert!(
         heads
