@@ -612,3 +612,35 @@ fn hidden_aliases_are_accepted_as_their_option() {
         assert!(!help_of(cmd).contains(alias), "{cmd}: {alias} is listed");
     }
 }
+
+#[test]
+fn completions_cover_every_command_and_option() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = run(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", text(&o.stderr));
+        let script = text(&o.stdout);
+        for cmd in COMMANDS {
+            assert!(script.contains(cmd), "{shell}: no {cmd}");
+            // Every option of the command's help is completed.
+            for opt in options_of(&help_of(cmd)) {
+                if opt.long == "--help" {
+                    continue;
+                }
+                let bare = opt.long.trim_start_matches('-');
+                assert!(script.contains(bare), "{shell}: {cmd} {}", opt.long);
+            }
+        }
+    }
+    let o = run(&["completions", "bash"]);
+    assert!(text(&o.stdout).contains("--header-file"));
+    assert_usage_error(
+        &["completions"],
+        &run(&["completions"]),
+        "completions: name a shell",
+    );
+    assert_usage_error(
+        &["completions", "tcsh"],
+        &run(&["completions", "tcsh"]),
+        "completions: unknown shell 'tcsh'",
+    );
+}

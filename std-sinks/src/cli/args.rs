@@ -1,5 +1,6 @@
-//! One table per command drives both its argument parser and the Options
-//! section of its `--help`, so the two cannot drift apart.
+//! One table per command drives its argument parser (clap, built from the
+//! table), its shell completions and the Options section of its `--help`, so
+//! the three cannot drift apart.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -168,109 +169,217 @@ impl Command {
             .find(|o| o.long == name || o.short == Some(name) || o.aliases.contains(&name))
     }
 
-    /// Parses `args`: `Ok(None)` when help was asked for, `Err` with a
-    /// one-line message (prefixed with the command's name) on bad arguments.
-    pub(crate) fn parse(&'static self, args: Vec<OsString>) -> Result<Option<Parsed>, String> {
-        let err = |m: String| format!("{}: {m}", self.name);
-        let mut p = Parsed {
-            cmd: self,
-            given: Vec::new(),
-            positionals: Vec::new(),
-        };
-        let mut it = args.into_iter().peekable();
-        let mut only_positionals = false;
-        while let Some(arg) = it.next() {
-            let is_option = !only_positionals
-                && arg.as_encoded_bytes().first() == Some(&b'-')
-                && arg.as_encoded_bytes() != b"-";
-            if !is_option {
-                if self.positional.is_none() {
-                    return Err(err(format!(
-                        "unexpected argument '{}'",
-                        arg.to_string_lossy()
-                    )));
-                }
-                p.positionals.push(arg);
-                continue;
+    /// The clap command for this table: the same names, values, aliases,
+    /// repetition and conflicts. It parses (and generates completions);
+    /// [`Command::help`] stays the help, from the same table.
+    pub(crate) fn clap(&'static self) -> clap::Command {
+        use clap::{Arg, ArgAction};
+        let mut c = clap::Command::new(self.name)
+            .about(self.about.lines().next().unwrap_or(""))
+            .disable_help_flag(true)
+            .disable_version_flag(true);
+        for o in self.opts.iter().chain(std::iter::once(&HELP_OPT)) {
+            let id = arg_id(o.long);
+            let mut a = Arg::new(id)
+                .long(id)
+                .help(o.help.lines().next().unwrap_or(""));
+            if let Some(sh) = o.short.and_then(|s| s.chars().nth(1)) {
+                a = a.short(sh);
             }
-            let Some(s) = arg.to_str() else {
-                return Err(err(format!(
-                    "option '{}' is not valid UTF-8",
-                    arg.to_string_lossy()
-                )));
-            };
-            if s == "--" {
-                if self.positional.is_none() {
-                    return Err(err("unexpected argument '--'".into()));
-                }
-                only_positionals = true;
-                continue;
+            for alias in o.aliases {
+                a = a.alias(arg_id(alias));
             }
-            // `--name=value`, `-xVALUE` or a bare name.
-            let (name, inline) = if s.starts_with("--") {
-                match s.split_once('=') {
-                    Some((n, v)) => (n, Some(v.to_string())),
-                    None => (s, None),
-                }
-            } else if s.len() > 2
-                && s.is_char_boundary(2)
-                && self.opts.iter().any(|o| o.short == Some(&s[..2]))
-            {
-                (&s[..2], Some(s[2..].to_string()))
-            } else {
-                (s, None)
+            a = match o.value {
+                None => a.action(ArgAction::SetTrue),
+                Some(v) => a
+                    .value_name(v)
+                    .num_args(1)
+                    // `--max-connections -3` is a bad number, not an option.
+                    .allow_negative_numbers(true)
+                    .action(if o.repeatable {
+                        ArgAction::Append
+                    } else {
+                        ArgAction::Set
+                    }),
             };
-            let Some(opt) = self.find(name) else {
-                return Err(err(unknown_option(self, name)));
-            };
-            // Errors name the option as typed when it was an old alias.
-            let shown = if opt.aliases.contains(&name) {
-                name
-            } else {
-                opt.long
-            };
-            let value = match (opt.value, inline) {
-                (None, None) => None,
-                (None, Some(_)) => {
-                    return Err(err(format!("{shown} takes no value")));
-                }
-                (Some(_), Some(v)) => Some(v),
-                (Some(placeholder), None) => {
-                    // A following option is a forgotten value, not the value;
-                    // `--name=--value` passes a value that starts with `--`.
-                    let next_is_value = it
-                        .peek()
-                        .is_some_and(|n| !n.as_encoded_bytes().starts_with(b"--"));
-                    match it.next().filter(|_| next_is_value) {
-                        Some(v) => match v.into_string() {
-                            Ok(v) => Some(v),
-                            Err(v) => {
-                                return Err(err(format!(
-                                    "{} value '{}' is not valid UTF-8",
-                                    opt.long,
-                                    v.to_string_lossy()
-                                )));
-                            }
-                        },
-                        None => return Err(err(format!("{shown} needs a value {placeholder}"))),
-                    }
-                }
-            };
-            if opt.long == HELP_OPT.long {
-                return Ok(None);
-            }
-            if !opt.repeatable && p.given.iter().any(|(o, _)| o == &opt.long) {
-                return Err(err(format!("{} given more than once", opt.long)));
-            }
-            p.given.push((opt.long, value));
+            c = c.arg(a);
+        }
+        if let Some(p) = self.positional {
+            c = c.arg(
+                Arg::new(POSITIONAL)
+                    .value_name(p)
+                    .num_args(0..)
+                    .action(ArgAction::Append)
+                    .value_parser(clap::value_parser!(OsString)),
+            );
         }
         for (a, b) in self.conflicts {
-            if p.has(a) && p.has(b) {
-                return Err(err(format!("{a} and {b} cannot be used together")));
+            c = c.mut_arg(arg_id(a), |x| x.conflicts_with(arg_id(b)));
+        }
+        c
+    }
+
+    /// Parses `args` (with clap): `Ok(None)` when help was asked for, `Err`
+    /// with a one-line message (prefixed with the command's name) on bad
+    /// arguments.
+    pub(crate) fn parse(&'static self, args: Vec<OsString>) -> Result<Option<Parsed>, String> {
+        // Help wins wherever it is asked for (before `--`), even among
+        // arguments that are otherwise wrong.
+        let asks_help = args
+            .iter()
+            .take_while(|a| a.as_encoded_bytes() != b"--")
+            .any(|a| a == "--help" || a == "-h");
+        if asks_help {
+            return Ok(None);
+        }
+        let typed = args.clone();
+        let m = self
+            .clap()
+            .no_binary_name(true)
+            .try_get_matches_from(args)
+            .map_err(|e| format!("{}: {}", self.name, self.one_line(&e, &typed)))?;
+        if m.get_flag(arg_id(HELP_OPT.long)) {
+            return Ok(None);
+        }
+        let mut given: Vec<(usize, &'static str, Option<String>)> = Vec::new();
+        for o in self.opts {
+            let id = arg_id(o.long);
+            let Some(indices) = m.indices_of(id) else {
+                continue;
+            };
+            match o.value {
+                None => {
+                    if m.get_flag(id) {
+                        given.extend(indices.map(|i| (i, o.long, None)));
+                    }
+                }
+                Some(_) => {
+                    let values = m.get_many::<String>(id).into_iter().flatten();
+                    given.extend(
+                        indices
+                            .zip(values)
+                            .map(|(i, v)| (i, o.long, Some(v.clone()))),
+                    );
+                }
             }
         }
-        Ok(Some(p))
+        given.sort_by_key(|(i, _, _)| *i);
+        Ok(Some(Parsed {
+            cmd: self,
+            given: given.into_iter().map(|(_, o, v)| (o, v)).collect(),
+            positionals: m
+                .try_get_many::<OsString>(POSITIONAL)
+                .ok()
+                .flatten()
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+        }))
     }
+
+    /// The option as the user typed it, for a message about `id`: an alias
+    /// when that is what was given, else the long name.
+    fn as_typed(&self, o: &'static Opt, typed: &[OsString]) -> &'static str {
+        o.aliases
+            .iter()
+            .find(|a| {
+                typed.iter().any(|t| {
+                    t.to_str()
+                        .is_some_and(|t| t == **a || t.starts_with(&format!("{a}=")))
+                })
+            })
+            .copied()
+            .unwrap_or(o.long)
+    }
+
+    /// clap's error as this tool's one-line message (the wording the tests
+    /// and users know: "unknown option '--x'; did you mean '--y'?").
+    fn one_line(&'static self, e: &clap::Error, typed: &[OsString]) -> String {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        let ctx = |k: ContextKind| match e.get(k) {
+            Some(ContextValue::String(s)) => Some(s.clone()),
+            Some(ContextValue::Strings(v)) => v.first().cloned(),
+            _ => None,
+        };
+        // "--format <FORMAT>" -> the table's option.
+        let opt_of = |s: &str| self.find(s.split([' ', '=']).next().unwrap_or(s));
+        match e.kind() {
+            ErrorKind::UnknownArgument => {
+                let arg = ctx(ContextKind::InvalidArg).unwrap_or_default();
+                if arg.starts_with('-') && arg != "-" {
+                    let name = arg.split('=').next().unwrap_or(&arg);
+                    match opt_of(&arg) {
+                        // `--gzip=yes`: a switch given a value.
+                        Some(o) if o.value.is_none() => format!("{} takes no value", o.long),
+                        _ => unknown_option(self, name),
+                    }
+                } else {
+                    format!("unexpected argument '{arg}'")
+                }
+            }
+            ErrorKind::InvalidValue | ErrorKind::NoEquals => {
+                match ctx(ContextKind::InvalidArg).as_deref().and_then(opt_of) {
+                    Some(o) => format!(
+                        "{} needs a value {}",
+                        self.as_typed(o, typed),
+                        o.value.unwrap_or("VALUE")
+                    ),
+                    None => first_line(e),
+                }
+            }
+            ErrorKind::TooManyValues => {
+                match ctx(ContextKind::InvalidArg).as_deref().and_then(opt_of) {
+                    Some(o) if o.value.is_none() => format!("{} takes no value", o.long),
+                    _ => first_line(e),
+                }
+            }
+            ErrorKind::ArgumentConflict => {
+                let a = ctx(ContextKind::InvalidArg).as_deref().and_then(opt_of);
+                let b = ctx(ContextKind::PriorArg).as_deref().and_then(opt_of);
+                match (a, b) {
+                    (Some(a), Some(b)) if a.long == b.long => {
+                        format!("{} given more than once", a.long)
+                    }
+                    (Some(a), None) => format!("{} given more than once", a.long),
+                    (Some(a), Some(b)) => {
+                        // In table order, as the conflicts list them.
+                        let (x, y) = if self
+                            .conflicts
+                            .iter()
+                            .any(|(p, q)| *p == b.long && *q == a.long)
+                        {
+                            (b.long, a.long)
+                        } else {
+                            (a.long, b.long)
+                        };
+                        format!("{x} and {y} cannot be used together")
+                    }
+                    _ => first_line(e),
+                }
+            }
+            ErrorKind::InvalidUtf8 => {
+                let name = ctx(ContextKind::InvalidArg).unwrap_or_default();
+                format!("{name} value is not valid UTF-8")
+            }
+            _ => first_line(e),
+        }
+    }
+}
+
+/// The clap id of an option: its long name without the dashes.
+fn arg_id(long: &str) -> &str {
+    long.trim_start_matches('-')
+}
+
+/// The clap id of the positional arguments.
+const POSITIONAL: &str = "positional";
+
+/// The first line of clap's message, without its `error: ` prefix.
+fn first_line(e: &clap::Error) -> String {
+    let s = e.to_string();
+    let line = s.lines().next().unwrap_or("bad arguments");
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
 /// "unknown option", with the nearest known one when it is close.
