@@ -140,3 +140,43 @@ fn listen_help_and_bad_arguments() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// `listen` raises its soft open-files limit to the hard one at start: read
+/// back from `/proc/PID/limits` of a `listen` started with a soft limit of 256.
+#[cfg(target_os = "linux")]
+#[test]
+fn listen_raises_its_open_files_limit_to_the_hard_limit() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let script = format!(
+        "ulimit -Sn 256 && exec '{}' listen --http 127.0.0.1:0",
+        env!("CARGO_BIN_EXE_ossa-events")
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it says where it listens, the limit is set.
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on "), "{line:?}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let row = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<&str> = row.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(nums.len(), 2, "{row}");
+    assert_eq!(
+        nums[0], nums[1],
+        "soft limit not raised to the hard one: {row}"
+    );
+    if nums[1] != "256" {
+        assert_ne!(nums[0], "256", "{row}");
+    }
+}

@@ -37,6 +37,8 @@ Content-Encoding other than gzip), 431 (request head over 16 KiB or 64
 headers), 408 (request not received in time), 503 with Retry-After: 1 (over
 --max-connections).
 
+At start it raises its soft limit of open files to the hard limit (each
+connection is a file descriptor), and says so on stderr when it could not.
 Once bound, prints 'listening on http://HOST:PORT' (the real port) on stderr.
 Runs until stopped (SIGINT or SIGTERM).",
     opts: &[
@@ -85,6 +87,15 @@ Examples:
 const MAX_BODY_LIMIT: u64 = 1 << 30;
 /// Largest `--max-connections` accepted.
 const MAX_CONNECTIONS_LIMIT: u64 = 100_000;
+/// Raises the soft limit of open files to the hard one: a receiver holds a
+/// descriptor per connection, and distributions start processes at 1 024.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open files limit"),
+        Err(e) => eprintln!("ossa-events: listen: could not raise the open files limit: {e}"),
+    }
+}
+
 /// Largest `--timeout` accepted, in seconds (one day).
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
@@ -94,6 +105,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         Err(code) => return code,
     };
     let bad = |msg: String| super::usage_error(Some(&CMD), &msg);
+    raise_open_files_limit();
     let mut config = ReceiverConfig::new();
     if let Some(v) = p.value("--max-body") {
         match parse_count(v, 1, MAX_BODY_LIMIT).and_then(|n| usize::try_from(n).ok()) {
