@@ -231,9 +231,17 @@ fn broker_down_mid_stream_then_back_loses_nothing_and_duplicates_nothing() {
     for (i, s) in all.iter().enumerate() {
         emitter.emit_event(&event(s)).unwrap();
         if i == N / 4 {
-            // Some delivered, then the broker goes away for a while.
+            // What was emitted so far delivered, then the broker goes away
+            // for a while; everything after is produced into the outage.
+            // (Taken down with a produce request in flight, librdkafka's
+            // MockCluster once acknowledged a record it did not keep: one
+            // missing record in ~10 CI runs, its delivery report a success.
+            // That is the mock's storage, not a broker's contract; a real
+            // broker is held to exactly once in kafka_with_tansu.rs.)
             let t = Instant::now();
-            while emitter.metrics().delivered == 0 && t.elapsed() < Duration::from_secs(10) {
+            while emitter.metrics().delivered < (i + 1) as u64
+                && t.elapsed() < Duration::from_secs(10)
+            {
                 thread::sleep(Duration::from_millis(5));
             }
             mock.broker_down(1).unwrap();
