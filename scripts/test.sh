@@ -97,6 +97,7 @@ step "ossa-events without default features (no HTTP client, no server), with onl
 cargo clippy -p ossa-events --no-default-features -- -D warnings
 cargo clippy -p ossa-events --no-default-features --features http-types -- -D warnings
 cargo clippy -p ossa-events --no-default-features --features receiver -- -D warnings
+cargo clippy -p ossa-events --no-default-features --features receiver-tls -- -D warnings
 
 step "the published crates on their rust-version ($MSRV), every feature; the core for the firmware target"
 cargo "+$MSRV" check -p ossa-events-core -p ossa-events --all-features --target-dir "$ROOT/target/msrv"

@@ -87,6 +87,9 @@ fn listen_connection_cap_from_the_command_line() {
     let n = held.read(&mut buf).unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 202"));
     assert_eq!(l.line(), ev("held"));
+    // Mid-request, so not idle: it is not closed to make room.
+    held.write_all(b"POST / HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     let mut extra = TcpStream::connect_timeout(&l.addr, IO_TIMEOUT).unwrap();
     extra.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     let mut all = Vec::new();

@@ -748,8 +748,14 @@ impl Client {
     }
 }
 
+/// The first `n` bytes of a structured request: the connection is in the
+/// middle of a request head, so not idle.
+fn half_head(id: &str) -> Vec<u8> {
+    structured(id)[..20].to_vec()
+}
+
 #[test]
-fn connections_over_the_cap_get_503_and_the_server_recovers() {
+fn connections_over_the_cap_get_503_when_none_is_idle_and_the_server_recovers() {
     let (rx, seen_events) = start(
         ReceiverConfig::new()
             .max_connections(2)
@@ -758,11 +764,11 @@ fn connections_over_the_cap_get_503_and_the_server_recovers() {
     let addr = rx.local_addr();
     let mut a = Client::connect(addr);
     let mut b = Client::connect(addr);
-    // Make sure both are being served (accepted, counted).
-    a.send(&structured("a"));
-    assert_eq!(a.response().unwrap().status, 202);
-    b.send(&structured("b"));
-    assert_eq!(b.response().unwrap().status, 202);
+    // Both in the middle of a request: none idle, nothing to close for room.
+    let (ra, rb) = (structured("a"), structured("b"));
+    a.send(&half_head("a"));
+    b.send(&half_head("b"));
+    std::thread::sleep(Duration::from_millis(100));
     for _ in 0..3 {
         let mut extra = Client::connect(addr);
         let r = extra.response().expect("a 503");
@@ -770,7 +776,11 @@ fn connections_over_the_cap_get_503_and_the_server_recovers() {
         assert_eq!(r.header("retry-after"), Some("1"));
         extra.expect_closed(Duration::from_secs(2));
     }
-    // The served connections still work.
+    // The busy connections were kept and finish their requests.
+    a.send(&ra[20..]);
+    assert_eq!(a.response().unwrap().status, 202);
+    b.send(&rb[20..]);
+    assert_eq!(b.response().unwrap().status, 202);
     a.send(&structured("a2"));
     assert_eq!(a.response().unwrap().status, 202);
     // Free a slot: new connections are served again.
@@ -792,6 +802,64 @@ fn connections_over_the_cap_get_503_and_the_server_recovers() {
     let got = seen(&seen_events);
     assert_eq!(&got[..3], &[ev_json("a"), ev_json("b"), ev_json("a2")]);
     assert!(got[3..].iter().all(|l| *l == ev_json("c")));
+}
+
+#[test]
+fn at_the_cap_the_oldest_idle_connection_makes_room() {
+    let (rx, seen_events) = start(ReceiverConfig::new().max_connections(3));
+    let addr = rx.local_addr();
+    // `old` and `newer` are idle keep-alive connections; `busy` is mid-request.
+    let mut old = Client::connect(addr);
+    old.send(&structured("old"));
+    assert_eq!(old.response().unwrap().status, 202);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut newer = Client::connect(addr);
+    newer.send(&structured("newer"));
+    assert_eq!(newer.response().unwrap().status, 202);
+    let mut busy = Client::connect(addr);
+    let req = structured("busy");
+    busy.send(&req[..20]);
+    std::thread::sleep(Duration::from_millis(100));
+    // A fourth connection is served: the oldest idle one was closed for it.
+    let mut fresh = Client::connect(addr);
+    fresh.send(&structured("fresh"));
+    assert_eq!(fresh.response().unwrap().status, 202);
+    old.expect_closed(Duration::from_secs(2));
+    // The others were left alone.
+    busy.send(&req[20..]);
+    assert_eq!(busy.response().unwrap().status, 202);
+    newer.send(&structured("newer2"));
+    assert_eq!(newer.response().unwrap().status, 202);
+    let stats = rx.shutdown();
+    assert_eq!(stats.connections_evicted, 1, "{stats:?}");
+    assert_eq!(stats.connections_refused, 0, "{stats:?}");
+    let mut got = seen(&seen_events);
+    got.sort();
+    let mut want: Vec<String> = ["old", "newer", "fresh", "busy", "newer2"]
+        .iter()
+        .map(|i| ev_json(i))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn one_address_cannot_take_more_than_its_share() {
+    let (rx, _) = start(ReceiverConfig::new().max_connections_per_peer(2));
+    let addr = rx.local_addr();
+    let mut a = Client::connect(addr);
+    let mut b = Client::connect(addr);
+    a.send(&half_head("a"));
+    b.send(&half_head("b"));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut third = Client::connect(addr);
+    let r = third.response().expect("a 503");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // Even idle ones are not closed for a peer over its own cap.
+    let stats = rx.shutdown();
+    assert_eq!(stats.connections_refused, 1, "{stats:?}");
+    assert_eq!(stats.connections_evicted, 0, "{stats:?}");
 }
 
 #[test]
@@ -1101,7 +1169,12 @@ fn many_one_byte_chunks_split_across_reads_are_decoded() {
         "[{}]",
         ids.iter().map(|i| ev_json(i)).collect::<Vec<_>>().join(",")
     );
-    let req = chunked(body.as_bytes(), 1);
+    // Without extensions: hyper caps a body's chunk extensions at 16 KiB in
+    // all (below).
+    let req = String::from_utf8(chunked(body.as_bytes(), 1))
+        .unwrap()
+        .replace(";ext=1\r\n", "\r\n")
+        .into_bytes();
     assert!(req.len() > 6 * 64 * 1024);
     let mut c = Client::connect(rx.local_addr());
     // Odd-sized writes, so that lines and CRLFs straddle reads.
@@ -1115,4 +1188,11 @@ fn many_one_byte_chunks_split_across_reads_are_decoded() {
     assert_eq!(got.len(), 2001);
     assert_eq!(got[1999], ev_json("c1999"));
     assert_eq!(got[2000], ev_json("after"));
+
+    // More than 16 KiB of chunk extensions in one body (a cheap way to make a
+    // server parse without receiving data) is refused.
+    let r = roundtrip(rx.local_addr(), &chunked(body.as_bytes(), 1));
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("extensions"), "{r:?}");
+    assert_eq!(seen(&seen_events).len(), 2001);
 }

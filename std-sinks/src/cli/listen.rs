@@ -35,7 +35,8 @@ Other answers: 405 (method other than POST/PUT), 413 (body over --max-body,
 refused before it is read), 415 (event format other than JSON, or a
 Content-Encoding other than gzip), 431 (request head over 16 KiB or 64
 headers), 408 (request not received in time), 503 with Retry-After: 1 (over
---max-connections).
+--max-connections with no idle connection to close, or over 1000 connections
+from one address).
 
 At start it raises its soft limit of open files to the hard limit (each
 connection is a file descriptor), and says so on stderr when it could not.
@@ -55,7 +56,9 @@ Runs until stopped (SIGINT or SIGTERM).",
         Opt::value(
             "--max-connections",
             "N",
-            "Connections served at once, 1 to 100000\n[default: 64]",
+            "Connections open at once, 1 to 100000; at the cap\n\
+             the one idle the longest is closed for a new one\n\
+             [default: 10000]",
         ),
         Opt::value(
             "--timeout",

@@ -1,0 +1,851 @@
+//! What sits between a connection's socket (or TLS stream) and hyper.
+//!
+//! hyper parses and answers the requests; this wrapper makes two promises
+//! hyper does not:
+//!
+//! - **Time.** A client that starts a request head must keep sending (at
+//!   most `read_timeout` between reads) and finish it within
+//!   `request_timeout`, or it is answered `408` and closed; a connection with
+//!   no request in progress is closed after `idle_timeout`; a write that
+//!   cannot progress for `write_timeout` fails. While the service reads a body
+//!   it applies the body's own timeouts (see `service.rs`).
+//! - **Strict framing.** Every request's head and chunked framing is read by a
+//!   small lexer before hyper sees a byte of it. A head is held back until it
+//!   is complete and valid, so hyper never starts on a head we refuse. What
+//!   hyper (and RFC 9112 for an origin server) would tolerate but a proxy in
+//!   front of us might read differently is refused: bare-LF line ends (§2.2),
+//!   both `Content-Length` and `Transfer-Encoding` (§6.3), conflicting
+//!   lengths, a coding other than `chunked`, a chunk-size line without
+//!   digits, with control bytes, or not ended by CRLF (§7.1), heads over the
+//!   byte or header-count limit (`431`), versions other than 1.0 and 1.1
+//!   (`505`). A refused head is answered here (hyper has not seen it); a fault
+//!   inside a body is reported to hyper as a read error, which the service
+//!   turns into `400`.
+//!
+//! Closing lingers: before the socket is closed its write side is shut and
+//! unread bytes are drained for a moment, so an error response is not
+//! destroyed by a TCP reset when the client is still sending.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use super::server::{ConnCtl, Shared};
+use super::{add, reason};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Longest chunk-size line (with extensions) of a chunked body.
+const MAX_CHUNK_LINE: usize = 4096;
+/// Bytes read and discarded before closing (so a response is not destroyed
+/// by a TCP reset), and the longest time spent doing so.
+const LINGER_BYTES: usize = 256 * 1024;
+const LINGER_TIME: Duration = Duration::from_millis(500);
+/// Capacity kept in the hand-over buffer between requests.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// A request the lexer refuses from its head: answered here, then closed.
+#[derive(Debug)]
+pub(super) struct Refusal {
+    pub(super) status: u16,
+    pub(super) reason: &'static str,
+}
+
+/// What the lexer found wrong.
+#[derive(Debug)]
+enum Fault {
+    /// In a head: answer with this status and close.
+    Head(Refusal),
+    /// Inside a chunked body: fail hyper's read (the service answers with
+    /// this [`BodyFault`]'s status).
+    Body(BodyFault),
+}
+
+/// A fault inside a body, carried to the service inside the `io::Error` of
+/// hyper's failed read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BodyFault {
+    pub(super) status: u16,
+    pub(super) reason: &'static str,
+}
+
+impl std::fmt::Display for BodyFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason)
+    }
+}
+
+impl std::error::Error for BodyFault {}
+
+fn malformed(reason: &'static str) -> Fault {
+    Fault::Body(BodyFault {
+        status: 400,
+        reason,
+    })
+}
+
+fn refuse(status: u16, reason: &'static str) -> Fault {
+    Fault::Head(Refusal { status, reason })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Between requests (nothing buffered) or inside a head.
+    Head,
+    /// A `Content-Length` body with this many bytes left.
+    Body(u64),
+    /// Reading a chunk-size line.
+    ChunkSize,
+    /// Inside a chunk's data, this many bytes left.
+    ChunkData(u64),
+    /// After a chunk's data: the CR, then the LF.
+    ChunkCr,
+    ChunkLf,
+    /// Reading the trailer section.
+    Trailer,
+}
+
+/// The strict reader of request framing (see the module doc).
+#[derive(Debug)]
+pub(super) struct Lexer {
+    state: State,
+    /// The head read so far (held back from hyper until complete and valid),
+    /// or the chunk-size / trailer line read so far.
+    held: Vec<u8>,
+    trailer_bytes: usize,
+    /// Sum of the chunk sizes announced so far in this body.
+    chunked_total: u64,
+    max_header_bytes: usize,
+    max_headers: usize,
+    max_body_bytes: u64,
+}
+
+impl Lexer {
+    pub(super) fn new(max_header_bytes: usize, max_headers: usize, max_body_bytes: usize) -> Lexer {
+        Lexer {
+            state: State::Head,
+            held: Vec::new(),
+            trailer_bytes: 0,
+            chunked_total: 0,
+            max_header_bytes,
+            max_headers,
+            max_body_bytes: max_body_bytes as u64,
+        }
+    }
+
+    /// Whether no request is in progress (nothing of a next one read yet).
+    fn idle(&self) -> bool {
+        self.state == State::Head && self.held.is_empty()
+    }
+
+    /// Whether a request head has started and is not complete yet.
+    fn in_head(&self) -> bool {
+        self.state == State::Head && !self.held.is_empty()
+    }
+
+    /// Reads `data`, appending what hyper may see to `out`.
+    fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), Fault> {
+        let mut i = 0;
+        while i < data.len() {
+            match self.state {
+                State::Head => {
+                    let b = data[i];
+                    i += 1;
+                    self.held.push(b);
+                    if b == b'\n' {
+                        self.head_line(out)?;
+                    } else if self.held.len() > self.max_header_bytes {
+                        return Err(too_large_head());
+                    }
+                }
+                State::Body(left) | State::ChunkData(left) => {
+                    let take = usize::try_from(left)
+                        .unwrap_or(usize::MAX)
+                        .min(data.len() - i);
+                    out.extend_from_slice(&data[i..i + take]);
+                    i += take;
+                    let left = left - take as u64;
+                    self.state = match (self.state, left) {
+                        (State::Body(_), 0) => State::Head,
+                        (State::Body(_), n) => State::Body(n),
+                        (_, 0) => State::ChunkCr,
+                        (_, n) => State::ChunkData(n),
+                    };
+                }
+                State::ChunkCr | State::ChunkLf => {
+                    let want = if self.state == State::ChunkCr {
+                        b'\r'
+                    } else {
+                        b'\n'
+                    };
+                    if data[i] != want {
+                        return Err(malformed("chunk data not followed by CRLF"));
+                    }
+                    out.push(want);
+                    i += 1;
+                    self.state = if want == b'\r' {
+                        State::ChunkLf
+                    } else {
+                        State::ChunkSize
+                    };
+                }
+                State::ChunkSize | State::Trailer => {
+                    let b = data[i];
+                    i += 1;
+                    self.held.push(b);
+                    if b == b'\n' {
+                        if self.state == State::ChunkSize {
+                            self.chunk_size_line(out)?;
+                        } else {
+                            self.trailer_line(out)?;
+                        }
+                    } else if self.state == State::ChunkSize && self.held.len() > MAX_CHUNK_LINE {
+                        return Err(malformed("chunk size line too long"));
+                    } else if self.state == State::Trailer
+                        && self.trailer_bytes + self.held.len() > self.max_header_bytes
+                    {
+                        return Err(malformed("trailer section too large"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A head line ended (the LF is the last held byte).
+    fn head_line(&mut self, out: &mut Vec<u8>) -> Result<(), Fault> {
+        let n = self.held.len();
+        if n < 2 || self.held[n - 2] != b'\r' {
+            return Err(refuse(400, "request head lines must end in CRLF"));
+        }
+        if n == 2 {
+            // An empty line before the request line (RFC 9112 section 2.2).
+            self.held.clear();
+            return Ok(());
+        }
+        if !self.held.ends_with(b"\r\n\r\n") {
+            return Ok(());
+        }
+        let next = self.head_complete()?;
+        out.extend_from_slice(&self.held);
+        self.held.clear();
+        if self.held.capacity() > 4 * 1024 {
+            self.held.shrink_to(1024);
+        }
+        self.state = next;
+        Ok(())
+    }
+
+    /// The held bytes are a whole head: checks it and says how its body is framed.
+    fn head_complete(&mut self) -> Result<State, Fault> {
+        let mut slots = vec![httparse::EMPTY_HEADER; self.max_headers];
+        let mut req = httparse::Request::new(&mut slots);
+        match req.parse(&self.held) {
+            Ok(httparse::Status::Complete(n)) if n == self.held.len() => {}
+            Err(httparse::Error::TooManyHeaders) => return Err(too_large_head()),
+            Err(httparse::Error::Version) => {
+                return Err(refuse(505, "only HTTP/1.0 and HTTP/1.1"));
+            }
+            _ => return Err(refuse(400, "malformed request head")),
+        }
+        let http10 = req.version == Some(0);
+        let mut length: Option<u64> = None;
+        let mut chunked = false;
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                let v = h.value.trim_ascii();
+                let n = std::str::from_utf8(v)
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok());
+                let Some(n) = n else {
+                    return Err(refuse(400, "invalid Content-Length"));
+                };
+                if length.is_some_and(|l| l != n) {
+                    return Err(refuse(400, "conflicting Content-Length headers"));
+                }
+                length = Some(n);
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                if chunked || !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                    return Err(refuse(501, "only Transfer-Encoding: chunked is supported"));
+                }
+                chunked = true;
+            }
+        }
+        match (chunked, length) {
+            // Both framings at once is the classic request-smuggling shape.
+            (true, Some(_)) => Err(refuse(
+                400,
+                "both Transfer-Encoding and Content-Length are present",
+            )),
+            (true, None) if http10 => Err(refuse(400, "chunked encoding in an HTTP/1.0 request")),
+            (true, None) => {
+                self.chunked_total = 0;
+                Ok(State::ChunkSize)
+            }
+            (false, None | Some(0)) => Ok(State::Head),
+            (false, Some(n)) => Ok(State::Body(n)),
+        }
+    }
+
+    /// A chunk-size line ended.
+    fn chunk_size_line(&mut self, out: &mut Vec<u8>) -> Result<(), Fault> {
+        let n = self.held.len();
+        if n < 2 || self.held[n - 2] != b'\r' {
+            return Err(malformed("chunk size line not ended by CRLF"));
+        }
+        let line = &self.held[..n - 2];
+        let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let rest = &line[digits..];
+        let visible = |b: &u8| *b == b'\t' || (b' '..=b'~').contains(b);
+        let ext = rest.trim_ascii_start();
+        if digits == 0 || !rest.iter().all(visible) || !(ext.is_empty() || ext[0] == b';') {
+            return Err(malformed("invalid chunk size line"));
+        }
+        // Leading zeros are allowed; the value must fit in 64 bits.
+        let significant = line[..digits]
+            .iter()
+            .skip_while(|&&b| b == b'0')
+            .collect::<Vec<_>>();
+        if significant.len() > 16 {
+            return Err(malformed("chunk size too large"));
+        }
+        let size = significant.iter().fold(0u64, |acc, &&b| {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => b - b'A' + 10,
+            };
+            (acc << 4) | u64::from(d)
+        });
+        // A chunk announced past the body limit is refused before its data
+        // arrives (the service answers 413).
+        self.chunked_total = self.chunked_total.saturating_add(size);
+        if self.chunked_total > self.max_body_bytes {
+            return Err(Fault::Body(BodyFault {
+                status: 413,
+                reason: "request body larger than the limit",
+            }));
+        }
+        out.extend_from_slice(&self.held);
+        self.held.clear();
+        if size == 0 {
+            self.trailer_bytes = 0;
+            self.state = State::Trailer;
+        } else {
+            self.state = State::ChunkData(size);
+        }
+        Ok(())
+    }
+
+    /// A trailer line (or the empty line ending the body) ended.
+    fn trailer_line(&mut self, out: &mut Vec<u8>) -> Result<(), Fault> {
+        let n = self.held.len();
+        // Lines end in CRLF, and a CR never stands alone inside one.
+        if n < 2 || self.held[n - 2] != b'\r' || self.held[..n - 2].contains(&b'\r') {
+            return Err(malformed("trailer line not ended by CRLF"));
+        }
+        out.extend_from_slice(&self.held);
+        self.trailer_bytes += n;
+        self.held.clear();
+        if n == 2 {
+            self.state = State::Head;
+        }
+        Ok(())
+    }
+}
+
+fn too_large_head() -> Fault {
+    refuse(431, "request head too large or too many headers")
+}
+
+/// What the wrapper is doing besides passing bytes.
+enum Mode {
+    Open,
+    /// Answering a refused head ourselves: the response, how much is
+    /// written, since when a write has waited for the socket.
+    Refusing(Vec<u8>, usize, Option<Instant>),
+    /// Shutting the write side, then draining until `.0` (or EOF).
+    Lingering(Instant, usize),
+    /// Reads end (hyper sees end of stream).
+    Eof,
+    /// A fault inside a body: every read fails with this.
+    Failed(BodyFault),
+}
+
+/// A connection's I/O as hyper sees it (see the module doc).
+pub(super) struct Guard<S> {
+    io: S,
+    lexer: Lexer,
+    /// Bytes checked and not yet handed to hyper, from `out_pos`.
+    out: Vec<u8>,
+    out_pos: usize,
+    ctl: Arc<ConnCtl>,
+    shared: Arc<Shared>,
+    mode: Mode,
+    sleep: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    /// When the current request's first byte arrived.
+    started: Option<Instant>,
+    last_read: Instant,
+    /// Since when a write has been waiting for the socket.
+    write_wait: Option<Instant>,
+    /// Whether `poll_shutdown` has shut the write side already.
+    shut: bool,
+}
+
+impl<S> Guard<S> {
+    pub(super) fn new(io: S, ctl: Arc<ConnCtl>, shared: Arc<Shared>) -> Guard<S> {
+        let cfg = &shared.config;
+        let now = Instant::now();
+        Guard {
+            io,
+            lexer: Lexer::new(cfg.max_header_bytes, cfg.max_headers, cfg.max_body_bytes),
+            out: Vec::new(),
+            out_pos: 0,
+            ctl,
+            mode: Mode::Open,
+            sleep: Box::pin(tokio::time::sleep_until(now.into())),
+            armed: None,
+            started: None,
+            last_read: now,
+            write_wait: None,
+            shut: false,
+            shared,
+        }
+    }
+
+    /// Polls the timer for `deadline`: ready when it has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+        if self.armed != Some(deadline) {
+            self.sleep.as_mut().reset(deadline.into());
+            self.armed = Some(deadline);
+        }
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
+    /// Reads once from the socket into the lexer. `Ready(Ok(false))` at end
+    /// of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut rb = ReadBuf::new(&mut chunk);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+        let data = rb.filled();
+        if data.is_empty() {
+            return Poll::Ready(Ok(false));
+        }
+        let now = Instant::now();
+        add(&self.shared.counters.bytes_received, data.len() as u64);
+        self.last_read = now;
+        self.ctl.mark_busy();
+        if self.lexer.idle() {
+            self.started = Some(now);
+        }
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+        match self.lexer.feed(data, &mut self.out) {
+            Ok(()) => {}
+            Err(Fault::Head(r)) => {
+                // The bytes of earlier, complete requests still go to hyper
+                // first; this one is answered once they are.
+                self.mode = Mode::Refusing(self.refusal_bytes(&r), 0, None);
+            }
+            Err(Fault::Body(fault)) => self.mode = Mode::Failed(fault),
+        }
+        if self.lexer.idle() {
+            self.started = None;
+        } else if self.started.is_none() {
+            self.started = Some(now);
+        }
+        Poll::Ready(Ok(true))
+    }
+
+    fn refusal_bytes(&self, r: &Refusal) -> Vec<u8> {
+        let c = &self.shared.counters;
+        add(&c.requests, 1);
+        add(
+            if r.status >= 500 {
+                &c.rejected_5xx
+            } else {
+                &c.rejected_4xx
+            },
+            1,
+        );
+        tracing::debug!(status = r.status, reason = r.reason, "request refused");
+        format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}\n",
+            r.status,
+            reason(r.status),
+            r.reason.len() + 1,
+            r.reason
+        )
+        .into_bytes()
+    }
+
+    /// Writes our own refusal once nothing of hyper's is in flight, then lingers.
+    fn poll_refusing(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.ctl.in_service() || self.write_wait.is_some() {
+            // A response to an earlier request is still to be written: ours
+            // goes after it. The service's end wakes us.
+            self.ctl.wake_on_idle(cx.waker());
+            if !self.ctl.in_service() && self.write_wait.is_none() {
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
+        }
+        loop {
+            let Mode::Refusing(bytes, pos, waiting) = &mut self.mode else {
+                return Poll::Ready(Ok(()));
+            };
+            if *pos == bytes.len() {
+                let _ = ready!(Pin::new(&mut self.io).poll_flush(cx));
+                self.mode = Mode::Lingering(Instant::now() + LINGER_TIME, 0);
+                return Poll::Ready(Ok(()));
+            }
+            match Pin::new(&mut self.io).poll_write(cx, &bytes[*pos..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    self.mode = Mode::Eof;
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Ok(n)) => {
+                    *pos += n;
+                    *waiting = None;
+                    add(&self.shared.counters.bytes_sent, n as u64);
+                }
+                Poll::Pending => {
+                    let since = *waiting.get_or_insert_with(Instant::now);
+                    let deadline = since + self.shared.config.write_timeout;
+                    if self.poll_deadline(cx, deadline).is_ready() {
+                        self.mode = Mode::Eof;
+                        return Poll::Ready(Ok(()));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// Shuts the write side and drains what the client still sends, for at
+    /// most [`LINGER_TIME`] and [`LINGER_BYTES`]. Ready when done.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.shut {
+            let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+            self.shut = true;
+        }
+        loop {
+            let (until, drained) = match self.mode {
+                Mode::Lingering(u, d) => (u, d),
+                _ => {
+                    let until = Instant::now() + LINGER_TIME;
+                    self.mode = Mode::Lingering(until, 0);
+                    (until, 0)
+                }
+            };
+            if drained >= LINGER_BYTES {
+                break;
+            }
+            let mut chunk = [0u8; 4096];
+            let mut rb = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if !rb.filled().is_empty() => {
+                    let n = rb.filled().len();
+                    add(&self.shared.counters.bytes_received, n as u64);
+                    self.mode = Mode::Lingering(until, drained + n);
+                }
+                Poll::Ready(_) => break,
+                Poll::Pending => {
+                    if self.poll_deadline(cx, until).is_ready() {
+                        break;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.mode = Mode::Eof;
+        Poll::Ready(())
+    }
+
+    /// The deadline for the next bytes, and what happens when it passes.
+    fn read_deadline(&self) -> Option<(Instant, Expiry)> {
+        if self.ctl.in_service() {
+            // The service reads the body under its own timeouts.
+            return None;
+        }
+        let cfg = &self.shared.config;
+        if self.lexer.idle() && self.out_pos == self.out.len() {
+            let since = self.ctl.idle_since().unwrap_or(self.last_read);
+            return Some((since + cfg.idle_timeout, Expiry::Idle));
+        }
+        let started = self.started.unwrap_or(self.last_read);
+        let deadline = (started + cfg.request_timeout).min(self.last_read + cfg.read_timeout);
+        let expiry = if self.lexer.in_head() {
+            Expiry::Head
+        } else {
+            Expiry::Body
+        };
+        Some((deadline, expiry))
+    }
+}
+
+/// What a passed read deadline means.
+#[derive(Clone, Copy)]
+enum Expiry {
+    /// No request in progress: close quietly.
+    Idle,
+    /// Inside a head: answer `408`.
+    Head,
+    /// Inside a body nobody reads any more: close.
+    Body,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guard<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.out_pos < this.out.len() {
+                let n = buf.remaining().min(this.out.len() - this.out_pos);
+                buf.put_slice(&this.out[this.out_pos..this.out_pos + n]);
+                this.out_pos += n;
+                if this.out_pos == this.out.len() && this.lexer.idle() {
+                    this.out.clear();
+                    this.out_pos = 0;
+                    if this.out.capacity() > KEEP_CAPACITY {
+                        this.out = Vec::new();
+                    }
+                }
+                return Poll::Ready(Ok(()));
+            }
+            match this.mode {
+                Mode::Open => {}
+                Mode::Refusing(..) => {
+                    ready!(this.poll_refusing(cx))?;
+                    continue;
+                }
+                Mode::Lingering(..) => {
+                    ready!(this.poll_linger(cx));
+                    continue;
+                }
+                Mode::Eof => return Poll::Ready(Ok(())),
+                Mode::Failed(fault) => {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, fault)));
+                }
+            }
+            match this.poll_fill(cx) {
+                Poll::Ready(Ok(true)) => {
+                    this.armed = None;
+                    continue;
+                }
+                Poll::Ready(Ok(false)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+            let Some((deadline, expiry)) = this.read_deadline() else {
+                return Poll::Pending;
+            };
+            ready!(this.poll_deadline(cx, deadline));
+            this.armed = None;
+            match expiry {
+                Expiry::Idle => {
+                    add(&this.shared.counters.timeouts, 1);
+                    this.mode = Mode::Eof;
+                }
+                Expiry::Head => {
+                    add(&this.shared.counters.timeouts, 1);
+                    let r = Refusal {
+                        status: 408,
+                        reason: "request not received in time",
+                    };
+                    this.mode = Mode::Refusing(this.refusal_bytes(&r), 0, None);
+                }
+                Expiry::Body => this.mode = Mode::Eof,
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guard<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                this.write_wait = None;
+                add(&this.shared.counters.bytes_sent, n as u64);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => this.poll_write_deadline(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                this.write_wait = None;
+                add(&this.shared.counters.bytes_sent, n as u64);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => this.poll_write_deadline(cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_flush(cx) {
+            Poll::Pending => this.poll_write_deadline(cx).map_ok(|_| ()),
+            r => {
+                this.write_wait = None;
+                r
+            }
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_linger(cx));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S> Guard<S> {
+    /// A write is waiting for the socket: fails it after `write_timeout`.
+    fn poll_write_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let since = *self.write_wait.get_or_insert_with(Instant::now);
+        let deadline = since + self.shared.config.write_timeout;
+        ready!(self.poll_deadline(cx, deadline));
+        self.armed = None;
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client did not read the response in time",
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lex(input: &[u8]) -> Result<Vec<u8>, Fault> {
+        let mut l = Lexer::new(16 * 1024, 64, 1 << 20);
+        let mut out = Vec::new();
+        // One byte at a time: every split point must give the same answer.
+        for b in input {
+            l.feed(std::slice::from_ref(b), &mut out)?;
+        }
+        let mut l2 = Lexer::new(16 * 1024, 64, 1 << 20);
+        let mut out2 = Vec::new();
+        l2.feed(input, &mut out2)?;
+        assert_eq!(out, out2);
+        Ok(out)
+    }
+
+    #[test]
+    fn valid_requests_pass_unchanged() {
+        let reqs: &[&[u8]] = &[
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;a=\"b c\"\r\nabc\r\n0\r\nX-T: 1\r\n\r\n",
+            b"\r\nPOST / HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+        ];
+        for r in reqs {
+            let out = lex(r).unwrap();
+            let want = r.strip_prefix(b"\r\n").unwrap_or(r);
+            assert_eq!(out, want);
+        }
+    }
+
+    #[test]
+    fn heads_are_held_back_until_complete() {
+        let mut l = Lexer::new(1024, 8, 1 << 20);
+        let mut out = Vec::new();
+        l.feed(b"POST / HTTP/1.1\r\nContent-Len", &mut out).unwrap();
+        assert!(out.is_empty() && l.in_head());
+        l.feed(b"gth: 2\r\n\r\nab", &mut out).unwrap();
+        assert_eq!(out, b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab");
+        assert!(l.idle());
+    }
+
+    #[test]
+    fn refusals_carry_their_status() {
+        let status = |r: &[u8]| match lex(r) {
+            Err(Fault::Head(h)) => h.status,
+            other => panic!("{other:?} for {:?}", String::from_utf8_lossy(r)),
+        };
+        assert_eq!(status(b"POST / HTTP/1.1\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status(b"POST / HTTP/2.0\r\n\r\n"), 505);
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            501
+        );
+        let long = format!("POST / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+        assert_eq!(status(long.as_bytes()), 431);
+        let many: String = (0..65).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(
+            status(format!("POST / HTTP/1.1\r\n{many}\r\n").as_bytes()),
+            431
+        );
+    }
+
+    #[test]
+    fn bad_chunk_lines_fail_the_body() {
+        let head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for line in [
+            "\r\n",
+            ";x\r\n",
+            " 3\r\n",
+            "x3\r\n",
+            "3;x\nQ\r\n",
+            "3;a=\x01\r\n",
+            "3\n",
+            "3 x\r\n",
+            "11111111111111111\r\n",
+        ] {
+            match lex(format!("{head}{line}abc\r\n0\r\n\r\n").as_bytes()) {
+                Err(Fault::Body(_)) => {}
+                other => panic!("{other:?} for {line:?}"),
+            }
+        }
+        match lex(format!("{head}3\r\nabcX").as_bytes()) {
+            Err(Fault::Body(_)) => {}
+            other => panic!("{other:?}"),
+        }
+        match lex(format!("{head}0\r\nX: a\n\r\n").as_bytes()) {
+            Err(Fault::Body(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}

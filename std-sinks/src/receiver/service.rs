@@ -1,0 +1,362 @@
+//! The hyper service: one request in, one response out.
+//!
+//! Refusals decided from the head come first (nothing of the body is read,
+//! so `413` is sent before a large body is); then the body is read under its
+//! timeouts and size limit, decompressed, parsed and validated whole, and
+//! only then are its events handed to the handler, on a blocking thread
+//! (the handler may write to a pipe or lock a file).
+
+use std::convert::Infallible;
+use std::io::Read as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Incoming};
+
+use ossa_events_core::parse::http::{self as parse_http, ContentMode, Message, content_mode};
+use ossa_events_core::parse::json::BatchParser;
+use ossa_events_core::{ParseError, Scratch};
+
+use super::add;
+use super::guard::BodyFault;
+use super::server::{ConnCtl, Shared};
+
+/// A response before it becomes an `http::Response`.
+pub(super) struct Reply {
+    status: u16,
+    body: String,
+    allow: bool,
+    close: bool,
+}
+
+impl Reply {
+    fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            body: String::new(),
+            allow: false,
+            close: false,
+        }
+    }
+
+    fn text(status: u16, body: impl Into<String>) -> Reply {
+        let mut body = body.into();
+        if !body.ends_with('\n') {
+            body.push('\n');
+        }
+        Reply {
+            body,
+            ..Reply::empty(status)
+        }
+    }
+
+    fn closing(mut self) -> Reply {
+        self.close = true;
+        self
+    }
+
+    fn into_http(self) -> Response<Full<Bytes>> {
+        let text = !self.body.is_empty();
+        let mut res = Response::new(Full::new(Bytes::from(self.body)));
+        *res.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let h = res.headers_mut();
+        if text {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+        }
+        if self.allow {
+            h.insert(header::ALLOW, HeaderValue::from_static("POST, PUT"));
+        }
+        if self.close {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        res
+    }
+}
+
+/// The service hyper calls for each request of a connection.
+pub(super) async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    ctl: Arc<ConnCtl>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let _in_service = ctl.service();
+    let reply = respond(req, &shared).await;
+    let c = &shared.counters;
+    add(&c.requests, 1);
+    match reply.status {
+        200..=299 => add(&c.accepted, 1),
+        400..=499 => add(&c.rejected_4xx, 1),
+        500..=599 => add(&c.rejected_5xx, 1),
+        _ => {}
+    }
+    if reply.status >= 400 {
+        tracing::debug!(
+            status = reply.status,
+            reason = reply.body.trim_end(),
+            "request refused"
+        );
+    }
+    Ok(reply.into_http())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+}
+
+/// Refusals decided from the head alone.
+fn inspect(req: &Request<Incoming>, shared: &Shared) -> Result<(ContentMode, Encoding), Reply> {
+    let cfg = &shared.config;
+    let h = req.headers();
+    if req.method() != Method::POST && req.method() != Method::PUT {
+        let mut r = Reply::text(405, "only POST and PUT carry events");
+        r.allow = true;
+        return Err(r);
+    }
+    if let Some(v) = h.get(header::EXPECT)
+        && !v
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"100-continue")
+    {
+        return Err(Reply::text(417, "only Expect: 100-continue is supported"));
+    }
+    let mut encodings = h.get_all(header::CONTENT_ENCODING).iter();
+    let encoding = match (encodings.next(), encodings.next()) {
+        (None, _) => Encoding::Identity,
+        (Some(v), None) => {
+            let v = v.as_bytes().trim_ascii();
+            if v.eq_ignore_ascii_case(b"identity") {
+                Encoding::Identity
+            } else if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") {
+                Encoding::Gzip
+            } else {
+                return Err(Reply::text(
+                    415,
+                    "only Content-Encoding: gzip or identity is supported",
+                ));
+            }
+        }
+        // More than one encoding header: not worth supporting.
+        (Some(_), Some(_)) => {
+            return Err(Reply::text(
+                415,
+                "only Content-Encoding: gzip or identity is supported",
+            ));
+        }
+    };
+    if req
+        .body()
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n > cfg.max_body_bytes as u64)
+    {
+        return Err(Reply::text(
+            413,
+            format!("request body larger than {} bytes", cfg.max_body_bytes),
+        ));
+    }
+    let mut types = h.get_all(header::CONTENT_TYPE).iter();
+    let mode = match (types.next(), types.next()) {
+        (None, _) => content_mode(None),
+        (Some(v), None) => match v.to_str() {
+            Ok(s) => content_mode(Some(s)),
+            Err(_) => Err(ParseError::InvalidHeader),
+        },
+        (Some(_), Some(_)) => return Err(Reply::text(400, "more than one Content-Type header")),
+    };
+    match mode {
+        Ok(m) => Ok((m, encoding)),
+        Err(e) => Err(response_for(&e)),
+    }
+}
+
+async fn respond(req: Request<Incoming>, shared: &Arc<Shared>) -> Reply {
+    let cfg = &shared.config;
+    let (mode, encoding) = match inspect(&req, shared) {
+        Ok(x) => x,
+        Err(mut r) => {
+            // The body was not read: the connection cannot carry another request.
+            r.close |= req.body().size_hint().exact() != Some(0);
+            return r;
+        }
+    };
+    let (parts, mut body) = req.into_parts();
+    let deadline = tokio::time::Instant::now() + cfg.request_timeout;
+    let hint = usize::try_from(body.size_hint().lower()).unwrap_or(0);
+    let mut buf: Vec<u8> = Vec::with_capacity(hint.min(cfg.max_body_bytes));
+    loop {
+        let wait = (tokio::time::Instant::now() + cfg.read_timeout).min(deadline);
+        match tokio::time::timeout_at(wait, body.frame()).await {
+            Err(_) => {
+                add(&shared.counters.timeouts, 1);
+                return Reply::text(408, "request not received in time").closing();
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                // The innermost cause says what was wrong: the guard's
+                // `BodyFault` (a bad chunk line, a chunk past the limit) or
+                // hyper's own finding.
+                let mut cause: &(dyn std::error::Error + 'static) = &e;
+                while let Some(next) = cause.source() {
+                    cause = next;
+                }
+                let fault = cause
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .and_then(|inner| inner.downcast_ref::<BodyFault>());
+                return match fault {
+                    Some(f) if f.status == 413 => Reply::text(
+                        413,
+                        format!("request body larger than {} bytes", cfg.max_body_bytes),
+                    ),
+                    Some(f) => Reply::text(f.status, format!("malformed request body: {f}")),
+                    None => Reply::text(400, format!("malformed request body: {cause}")),
+                }
+                .closing();
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if data.len() > cfg.max_body_bytes - buf.len().min(cfg.max_body_bytes) {
+                        return Reply::text(
+                            413,
+                            format!("request body larger than {} bytes", cfg.max_body_bytes),
+                        )
+                        .closing();
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+    let worker = shared.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let body = match encoding {
+            Encoding::Identity => buf,
+            Encoding::Gzip => match gunzip(&buf, worker.config.max_body_bytes) {
+                Ok(b) => b,
+                Err(r) => return r,
+            },
+        };
+        let pairs: Vec<(&str, &[u8])> = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        let head_len: usize = pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
+        // Decoded strings never outgrow their source (body or headers).
+        let mut scratch = vec![0u8; body.len() + head_len + 64];
+        handle_request(mode, pairs.iter().copied(), &body, &mut scratch, &worker)
+    })
+    .await;
+    done.unwrap_or_else(|_| Reply::text(500, "event handler failed").closing())
+}
+
+fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, Reply> {
+    let mut out = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    let mut dec = flate2::read::MultiGzDecoder::new(body).take(limit);
+    if let Err(e) = dec.read_to_end(&mut out) {
+        return Err(Reply::text(400, format!("invalid gzip body: {e}")));
+    }
+    if out.len() > max {
+        return Err(Reply::text(
+            413,
+            format!("decompressed request body larger than {max} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
+fn response_for(e: &ParseError) -> Reply {
+    match e {
+        ParseError::UnsupportedFormat => Reply::text(415, e.to_string()),
+        ParseError::TooLarge { .. } => Reply::text(413, e.to_string()),
+        // The scratch is sized so this cannot happen.
+        ParseError::ScratchFull => Reply::text(500, e.to_string()),
+        _ => Reply::text(400, e.to_string()),
+    }
+}
+
+/// Parses and validates the whole request, then hands its events over.
+fn handle_request<'a, I>(
+    mode: ContentMode,
+    headers: I,
+    body: &'a [u8],
+    scratch: &'a mut [u8],
+    shared: &Shared,
+) -> Reply
+where
+    I: Iterator<Item = (&'a str, &'a [u8])> + Clone,
+{
+    let handler = &*shared.handler;
+    let counters = &shared.counters;
+    let run = |f: &mut dyn FnMut() -> usize| -> Reply {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(n) => {
+                add(&counters.events, n as u64);
+                Reply::empty(202)
+            }
+            Err(_) => {
+                tracing::error!("event handler panicked: 500");
+                Reply::text(500, "event handler failed").closing()
+            }
+        }
+    };
+    match mode {
+        ContentMode::Batched => {
+            // First pass: validate every element, so that a bad one anywhere
+            // rejects the whole batch before anything is handed over.
+            let mut batch = match BatchParser::new(body) {
+                Ok(b) => b,
+                Err(e) => return response_for(&e),
+            };
+            let mut count = 0usize;
+            while let Some(r) = batch.next_event(scratch) {
+                if let Err(e) = r {
+                    return response_for(&e);
+                }
+                count += 1;
+                if count > shared.config.max_batch_events {
+                    return Reply::text(
+                        413,
+                        format!(
+                            "batch has more than {} events",
+                            shared.config.max_batch_events
+                        ),
+                    );
+                }
+            }
+            // Second pass: hand the (now known valid) events over.
+            run(&mut || {
+                let mut n = 0;
+                if let Ok(mut batch) = BatchParser::new(body) {
+                    while let Some(Ok(ev)) = batch.next_event(scratch) {
+                        handler.on_event(&ev);
+                        n += 1;
+                    }
+                }
+                handler.on_request_done(n);
+                n
+            })
+        }
+        _ => match parse_http::parse(headers, body, &mut Scratch::new(scratch)) {
+            Ok(Message::Event(ev)) => run(&mut || {
+                handler.on_event(&ev);
+                handler.on_request_done(1);
+                1
+            }),
+            Ok(_) => Reply::text(500, "unexpected message kind"),
+            Err(e) => response_for(&e),
+        },
+    }
+}
