@@ -47,8 +47,15 @@ pub(super) struct Shared {
 struct Registry {
     conns: HashMap<u64, Arc<ConnCtl>>,
     per_peer: HashMap<IpAddr, usize>,
+    /// Connections asked to close that have not closed yet.
+    evicting: usize,
     next_id: u64,
 }
+
+/// At the cap, the oldest idle connections are closed in batches of up to
+/// this many (at least one, at most 1/64 of the cap), so that the scan for
+/// them is paid once per batch rather than once per new connection.
+const EVICT_BATCH: usize = 64;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -103,8 +110,11 @@ impl Shared {
         if reg.per_peer.get(&peer).copied().unwrap_or(0) >= cfg.max_connections_per_peer {
             return Admit::Refuse("connection cap for this address reached");
         }
-        if reg.conns.len() >= cfg.max_connections && !evict_oldest_idle(&reg, &self.counters) {
-            return Admit::Refuse("connection cap reached, none idle");
+        if reg.conns.len() - reg.evicting >= cfg.max_connections {
+            let batch = (cfg.max_connections / 64).clamp(1, EVICT_BATCH);
+            if evict_oldest_idle(&mut reg, batch, &self.counters) == 0 {
+                return Admit::Refuse("connection cap reached, none idle");
+            }
         }
         let id = reg.next_id;
         reg.next_id = reg.next_id.wrapping_add(1);
@@ -118,6 +128,9 @@ impl Shared {
     fn release(&self, ctl: &ConnCtl) {
         let mut reg = lock(&self.registry);
         reg.conns.remove(&ctl.id);
+        if ctl.evicting.load(Ordering::Relaxed) {
+            reg.evicting -= 1;
+        }
         if let Some(n) = reg.per_peer.get_mut(&ctl.peer) {
             *n -= 1;
             if *n == 0 {
@@ -130,25 +143,33 @@ impl Shared {
     }
 }
 
-/// Asks the connection idle the longest (not already asked) to close.
-/// `false` when no connection is idle.
-fn evict_oldest_idle(reg: &Registry, counters: &Counters) -> bool {
-    let victim = reg
+/// Asks the (at most) `n` connections idle the longest, and not asked
+/// already, to close. Returns how many were asked: 0 when none is idle.
+fn evict_oldest_idle(reg: &mut Registry, n: usize, counters: &Counters) -> usize {
+    let mut idle: Vec<(u64, &Arc<ConnCtl>)> = reg
         .conns
         .values()
         .filter(|c| !c.evicting.load(Ordering::Relaxed))
         .filter_map(|c| c.idle_ms().map(|ms| (ms, c)))
-        .min_by_key(|(ms, _)| *ms);
-    match victim {
-        Some((_, c)) => {
-            c.evicting.store(true, Ordering::Relaxed);
-            c.evict.notify_one();
-            add(&counters.connections_evicted, 1);
-            tracing::debug!(peer = %c.peer, "connection cap reached: closing the oldest idle connection");
-            true
-        }
-        None => false,
+        .collect();
+    let n = n.min(idle.len());
+    if n == 0 {
+        return 0;
     }
+    if n < idle.len() {
+        idle.select_nth_unstable_by_key(n - 1, |(ms, _)| *ms);
+    }
+    for (_, c) in &idle[..n] {
+        c.evicting.store(true, Ordering::Relaxed);
+        c.evict.notify_one();
+    }
+    tracing::debug!(
+        n,
+        "connection cap reached: closing the oldest idle connections"
+    );
+    reg.evicting += n;
+    add(&counters.connections_evicted, n as u64);
+    n
 }
 
 /// One connection as the registry, its [`Guard`] and its service see it.
@@ -269,7 +290,7 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 // Out of file descriptors and the like: close an idle
                 // connection to free one, wait, retry.
                 tracing::warn!(error = %e, ?backoff, "accept failed; retrying");
-                evict_oldest_idle(&lock(&shared.registry), &shared.counters);
+                evict_oldest_idle(&mut lock(&shared.registry), 1, &shared.counters);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
@@ -324,8 +345,11 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, ctl: Arc<ConnCtl>) {
     let mut stop = shared.stop.subscribe();
     // Until its first byte a connection costs its socket and this task.
     let idle = shared.config.idle_timeout;
+    // (`peek`, not `readable`: readiness may be reported falsely, and an idle
+    // connection must not get hyper's buffers for nothing.)
+    let mut first = [0u8; 1];
     tokio::select! {
-        r = stream.readable() => if r.is_err() { return },
+        r = stream.peek(&mut first) => if !matches!(r, Ok(1..)) { return },
         () = tokio::time::sleep(idle) => {
             add(&shared.counters.timeouts, 1);
             return;
@@ -335,7 +359,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, ctl: Arc<ConnCtl>) {
     }
     #[cfg(feature = "receiver-tls")]
     if let Some(acceptor) = shared.tls.clone() {
-        let handshake = acceptor.accept(stream);
+        let handshake = Box::pin(acceptor.accept(stream));
         let tls = match tokio::time::timeout(shared.config.request_timeout, handshake).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
@@ -349,9 +373,11 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, ctl: Arc<ConnCtl>) {
                 return;
             }
         };
-        return serve_http(shared, ctl, tls, stop).await;
+        return Box::pin(serve_http(shared, ctl, tls, stop)).await;
     }
-    serve_http(shared, ctl, stream, stop).await;
+    // Boxed: the waiting task above stays small (a few hundred bytes) while
+    // hyper's connection state is only allocated once bytes arrive.
+    Box::pin(serve_http(shared, ctl, stream, stop)).await;
 }
 
 async fn serve_http<S>(

@@ -251,6 +251,11 @@ impl Listen {
         }
     }
 
+    /// The process id of the `listen` process.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn url(&self) -> String {
         format!("http://{}/", self.addr)
     }
