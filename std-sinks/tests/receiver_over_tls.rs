@@ -1,0 +1,162 @@
+//! The receiver (and `listen`) over TLS: a certificate made at test time,
+//! written as PEM files, loaded with `tls_config_from_pem`, and real rustls
+//! handshakes from our own HTTP sink and from clients that should fail.
+#![cfg(all(feature = "receiver-tls", feature = "http"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ossa_events::receiver::{self, Receiver, ReceiverConfig};
+use ossa_events::sink::{HttpMode, HttpSink};
+use ossa_events::{Emitter, Event, EventBuilder, RetryPolicy};
+
+const IO_LIMIT: Duration = Duration::from_secs(5);
+
+/// A certificate for localhost and 127.0.0.1: its PEM text and the paths of
+/// its certificate and key files.
+struct Pem {
+    cert: String,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+}
+
+fn pem_files(name: &str) -> Pem {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("receiver_tls_{name}_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, ck.cert.pem()).unwrap();
+    std::fs::write(&key_path, ck.signing_key.serialize_pem()).unwrap();
+    Pem {
+        cert: ck.cert.pem(),
+        cert_path,
+        key_path,
+    }
+}
+
+fn tls_receiver(pem: &Pem) -> (receiver::ReceiverHandle, Arc<Mutex<Vec<String>>>) {
+    let tls = receiver::tls_config_from_pem(&pem.cert_path, &pem.key_path).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    let handle = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
+        .unwrap()
+        .tls(tls)
+        .spawn(move |ev: &Event<'_>| keep.lock().unwrap().push(ev.id().to_string()))
+        .unwrap();
+    (handle, seen)
+}
+
+fn emitter(url: String, root_pem: Option<&str>, mode: HttpMode) -> Emitter {
+    let mut b = HttpSink::builder(url).timeout(IO_LIMIT).mode(mode);
+    if let Some(pem) = root_pem {
+        b = b.root_certificates_pem(pem);
+    }
+    Emitter::builder("/agents/tls")
+        .sink(b.build().unwrap())
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn events_arrive_over_https_in_every_mode() {
+    let pem = pem_files("modes");
+    let (rx, seen) = tls_receiver(&pem);
+    let port = rx.local_addr().port();
+    for (host, mode, n) in [
+        ("localhost", HttpMode::Structured, 2),
+        ("127.0.0.1", HttpMode::Binary, 2),
+        ("localhost", HttpMode::Batched, 3),
+    ] {
+        let em = emitter(
+            format!("https://{host}:{port}/events"),
+            Some(&pem.cert),
+            mode,
+        );
+        for i in 0..n {
+            let id = format!("{mode:?}-{i}");
+            em.emit(EventBuilder::new().ty("dev.example.tick").id(&id))
+                .unwrap();
+        }
+        let report = em.flush().unwrap();
+        assert_eq!((report.delivered, report.failed), (n as u64, 0), "{mode:?}");
+    }
+    let stats = rx.shutdown();
+    assert_eq!(stats.events, 7, "{stats:?}");
+    assert_eq!(stats.tls_failures, 0, "{stats:?}");
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 7);
+    assert!(got.contains(&"Batched-2".to_string()), "{got:?}");
+}
+
+#[test]
+fn clients_that_do_not_speak_tls_or_do_not_trust_the_certificate_deliver_nothing() {
+    let pem = pem_files("refused");
+    let (rx, seen) = tls_receiver(&pem);
+    let addr = rx.local_addr();
+
+    // Plain HTTP to the TLS port: no HTTP response, the connection closes.
+    let mut plain = TcpStream::connect_timeout(&addr, IO_LIMIT).unwrap();
+    plain.set_read_timeout(Some(IO_LIMIT)).unwrap();
+    let body = r#"{"specversion":"1.0","id":"plain","source":"/s","type":"t"}"#;
+    write!(
+        plain,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    let _ = plain.read_to_end(&mut resp);
+    assert!(
+        !resp.starts_with(b"HTTP/"),
+        "{:?}",
+        String::from_utf8_lossy(&resp)
+    );
+
+    // A client with the webpki roots does not trust a self-signed certificate.
+    let em = emitter(
+        format!("https://localhost:{}/events", addr.port()),
+        None,
+        HttpMode::Structured,
+    );
+    em.emit(EventBuilder::new().ty("dev.example.tick")).unwrap();
+    assert_eq!(em.flush().unwrap().failed, 1);
+
+    let stats = rx.shutdown();
+    assert_eq!(stats.events, 0, "{stats:?}");
+    assert!(stats.tls_failures >= 2, "{stats:?}");
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[test]
+fn pem_errors_name_the_file_and_the_problem() {
+    let a = pem_files("errors_a");
+    let b = pem_files("errors_b");
+    // A key that belongs to another certificate.
+    let err = receiver::tls_config_from_pem(&a.cert_path, &b.key_path).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(b.key_path.to_str().unwrap()), "{msg}");
+    assert!(msg.contains("does not fit"), "{msg}");
+    // A key file given as the certificate: no certificate in it.
+    let err = receiver::tls_config_from_pem(&a.key_path, &a.key_path).unwrap_err();
+    assert!(err.to_string().contains("no PEM certificate"), "{err}");
+    // A certificate file given as the key.
+    let err = receiver::tls_config_from_pem(&a.cert_path, &a.cert_path).unwrap_err();
+    assert!(
+        err.to_string().contains(a.cert_path.to_str().unwrap()),
+        "{err}"
+    );
+    // A file that is not there.
+    let err =
+        receiver::tls_config_from_pem("/nonexistent/c.pem".as_ref(), &a.key_path).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
+}
