@@ -364,3 +364,79 @@ fn sigint_stops_an_emit_that_waits_for_room_in_a_full_queue() {
         "{stderr}"
     );
 }
+
+#[test]
+fn listen_on_sigint_refuses_new_connections_and_finishes_the_request_in_progress() {
+    let mut child = bin()
+        .args(["listen", "--http", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    let addr: SocketAddr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let post = |id: &str| {
+        let body = event_line(id);
+        format!(
+            "POST /events HTTP/1.1\r\nhost: x\r\ncontent-type: application/cloudevents+json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    // An idle keep-alive connection, and one in the middle of a request body.
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    idle.write_all(&post("before")).unwrap();
+    let mut resp = [0u8; 12];
+    idle.read_exact(&mut resp).unwrap();
+    assert_eq!(&resp, b"HTTP/1.1 202");
+    let mut busy = TcpStream::connect(addr).unwrap();
+    busy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = post("in-progress");
+    let half = req.len() - 10;
+    busy.write_all(&req[..half]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(300));
+    // No new connections.
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+        "still accepting after SIGINT"
+    );
+    // The idle one is closed (after its pending bytes, if any: none here).
+    let mut rest = Vec::new();
+    let _ = idle.read_to_end(&mut rest);
+    // The request in progress is finished and answered, then closed.
+    busy.write_all(&req[half..]).unwrap();
+    let mut answer = Vec::new();
+    let _ = busy.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+
+    let status = wait_within(&mut child, Duration::from_secs(10));
+    let mut err = String::new();
+    let _ = stderr.read_to_string(&mut err);
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("listen: stopped by SIGINT: 2 requests, 2 events"),
+        "{err}"
+    );
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains(r#""id":"in-progress""#), "{out}");
+}
