@@ -10,8 +10,6 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::args::{Opt, Parsed};
-
 /// How often the line is redrawn (and how long a run is before it shows).
 pub(crate) const INTERVAL: Duration = Duration::from_millis(250);
 /// The span the rate is measured over.
@@ -36,29 +34,32 @@ fn clear() -> &'static str {
     }
 }
 
-/// `--progress`, for the option tables of `emit` and `consume`.
-pub(crate) const PROGRESS_OPT: Opt = Opt::switch(
-    "--progress",
-    "Show the progress line even when stderr is not a terminal",
-);
-/// `--no-progress`, for the option tables of `emit` and `consume`.
-pub(crate) const NO_PROGRESS_OPT: Opt = Opt::switch(
-    "--no-progress",
-    "Never show the progress line [default: shown when stderr\nis a terminal and TERM is not dumb]",
-);
+/// `--progress` and `--no-progress`, flattened into `emit` and `consume`.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct ProgressFlags {
+    /// Show the progress line even when stderr is not a terminal
+    #[arg(long, conflicts_with = "no_progress")]
+    progress: bool,
+    /// Never show the progress line [default: shown when stderr
+    /// is a terminal and TERM is not dumb]
+    #[arg(long, verbatim_doc_comment)]
+    no_progress: bool,
+}
+
+impl ProgressFlags {
+    /// Whether the flags (and stderr) ask for the line.
+    pub(crate) fn wanted(self) -> bool {
+        if self.no_progress {
+            false
+        } else {
+            // A dumb terminal gets the line only when asked for (`--progress`).
+            self.progress || std::io::stderr().is_terminal() && !dumb_terminal()
+        }
+    }
+}
 
 /// Whether a progress line is on screen now (other stderr output clears it first).
 static SHOWN: AtomicBool = AtomicBool::new(false);
-
-/// Whether `p` (which has `--progress` and `--no-progress`) asks for the line.
-pub(crate) fn wanted(p: &Parsed) -> bool {
-    if p.has("--no-progress") {
-        false
-    } else {
-        // A dumb terminal gets the line only when asked for (`--progress`).
-        p.has("--progress") || std::io::stderr().is_terminal() && !dumb_terminal()
-    }
-}
 
 /// Prints `msg` as a line on stderr, first clearing the progress line if one
 /// is shown (it is drawn again at the next tick).
