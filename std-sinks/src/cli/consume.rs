@@ -26,6 +26,8 @@ use super::progress::ProgressFlags;
 /// records and the rate (redrawn every 250 ms, cleared at the end), when stderr is
 /// a terminal. At the end a summary line goes to stderr:
 ///   consume: printed N, invalid N
+// This doc comment is the command's help, plain text rather than Markdown.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "consume",

@@ -26,6 +26,8 @@ use super::args::HelpFlag;
 /// Every invalid event is reported on stderr with where it is (file, line, batch
 /// element) and which attribute broke which rule; validation goes on with the next
 /// line of JSON Lines input but stops at the first error of an event or batch.
+// This doc comment is the command's help, plain text rather than Markdown.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "validate",
