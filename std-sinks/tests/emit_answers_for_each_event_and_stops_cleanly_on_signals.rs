@@ -420,7 +420,10 @@ fn listen_on_sigint_refuses_new_connections_and_finishes_the_request_in_progress
     let _ = busy.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
 
     let status = wait_within(&mut child, Duration::from_secs(10));
     let mut err = String::new();

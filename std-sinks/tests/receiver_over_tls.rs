@@ -160,3 +160,66 @@ fn pem_errors_name_the_file_and_the_problem() {
         receiver::tls_config_from_pem("/nonexistent/c.pem".as_ref(), &a.key_path).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
 }
+
+/// `ossa-events listen --tls-cert --tls-key`: HTTPS from the command line.
+#[cfg(feature = "cli")]
+#[test]
+fn listen_serves_https_with_pem_files_from_the_command_line() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let pem = pem_files("cli");
+    let bin = env!("CARGO_BIN_EXE_ossa-events");
+    let mut child = Command::new(bin)
+        .args(["listen", "--http", "127.0.0.1:0", "--tls-cert"])
+        .arg(&pem.cert_path)
+        .arg("--tls-key")
+        .arg(&pem.key_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on https://")
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .to_string();
+    let port = addr.rsplit(':').next().unwrap();
+    let em = emitter(
+        format!("https://localhost:{port}/events"),
+        Some(&pem.cert),
+        HttpMode::Batched,
+    );
+    em.emit(EventBuilder::new().ty("dev.example.tick").id("cli-1"))
+        .unwrap();
+    em.emit(EventBuilder::new().ty("dev.example.tick").id("cli-2"))
+        .unwrap();
+    assert_eq!(em.flush().unwrap().delivered, 2);
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        lines.push(l);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(lines[0].contains(r#""id":"cli-1""#), "{lines:?}");
+    assert!(lines[1].contains(r#""id":"cli-2""#), "{lines:?}");
+
+    // A key that does not fit the certificate: exit 2 at start, naming the file.
+    let other = pem_files("cli_other");
+    let out = Command::new(bin)
+        .args(["listen", "--http", "127.0.0.1:0", "--tls-cert"])
+        .arg(&pem.cert_path)
+        .arg("--tls-key")
+        .arg(&other.key_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains(other.key_path.to_str().unwrap()), "{msg}");
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+}

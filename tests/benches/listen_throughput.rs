@@ -39,7 +39,10 @@ const EVENTS_PER_REQUEST: usize = 100;
 const BASELINE_COMMIT: &str = "f67fc1c";
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -53,7 +56,14 @@ fn current_binary() -> PathBuf {
     }
     let ok = cargo()
         .current_dir(workspace())
-        .args(["build", "--release", "-p", "ossa-events", "--bin", "ossa-events"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "ossa-events",
+            "--bin",
+            "ossa-events",
+        ])
         .status()
         .unwrap()
         .success();
@@ -78,7 +88,10 @@ fn baseline_binary() -> Option<PathBuf> {
     }
     let src = dir.join("src");
     std::fs::create_dir_all(&src).ok()?;
-    eprintln!("building the baseline listen ({BASELINE_COMMIT}) into {}", dir.display());
+    eprintln!(
+        "building the baseline listen ({BASELINE_COMMIT}) into {}",
+        dir.display()
+    );
     let archive = Command::new("git")
         .current_dir(workspace())
         .args(["archive", BASELINE_COMMIT])
@@ -98,7 +111,14 @@ fn baseline_binary() -> Option<PathBuf> {
     let ok = cargo()
         .current_dir(&src)
         .env("CARGO_TARGET_DIR", dir.join("target"))
-        .args(["build", "--release", "-p", "ossa-events", "--bin", "ossa-events"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "ossa-events",
+            "--bin",
+            "ossa-events",
+        ])
         .status()
         .ok()?
         .success();
@@ -156,8 +176,8 @@ fn listen(bin: &Path) -> Listen {
 }
 
 fn request() -> Vec<u8> {
-    let ev = std::fs::read_to_string(workspace().join("../shared/bench/sdk-shaped-event.json"))
-        .unwrap();
+    let ev =
+        std::fs::read_to_string(workspace().join("../shared/bench/sdk-shaped-event.json")).unwrap();
     let ev = ev.trim();
     let body = format!("[{}]", vec![ev; EVENTS_PER_REQUEST].join(","));
     let mut req = format!(
@@ -179,7 +199,9 @@ fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> u16 {
                 .headers
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .map_or(0, |h| std::str::from_utf8(h.value).unwrap().parse().unwrap());
+                .map_or(0, |h| {
+                    std::str::from_utf8(h.value).unwrap().parse().unwrap()
+                });
             let code = r.code.unwrap();
             while buf.len() < n + len {
                 let mut chunk = [0u8; 4096];
@@ -228,7 +250,11 @@ fn run(addr: SocketAddr, req: &[u8], per_client: usize) -> (Duration, Vec<Durati
 fn wait_printed(l: &Listen, n: u64) {
     let end = Instant::now() + Duration::from_secs(30);
     while l.lines.load(Ordering::Relaxed) < n {
-        assert!(Instant::now() < end, "printed {} of {n}", l.lines.load(Ordering::Relaxed));
+        assert!(
+            Instant::now() < end,
+            "printed {} of {n}",
+            l.lines.load(Ordering::Relaxed)
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -275,10 +301,7 @@ fn main() {
         }
     }
     let (runs, per_client) = if bench_mode { (5, 250) } else { (1, 5) };
-    let listens: Vec<(String, Listen)> = bins
-        .iter()
-        .map(|(n, b)| (n.clone(), listen(b)))
-        .collect();
+    let listens: Vec<(String, Listen)> = bins.iter().map(|(n, b)| (n.clone(), listen(b))).collect();
     let summaries: Vec<Summary> = listens
         .iter()
         .map(|(n, l)| own_loop(n, l, &req, runs, per_client))
@@ -314,7 +337,10 @@ fn main() {
         "\nlisten, batched: {EVENTS_PER_REQUEST} events/request, {CLIENTS} keep-alive clients, {runs} runs x {} requests",
         CLIENTS * per_client
     );
-    println!("  {:<22} {:>12} {:>10} {:>10}", "receiver", "events/s", "p50", "p99");
+    println!(
+        "  {:<22} {:>12} {:>10} {:>10}",
+        "receiver", "events/s", "p50", "p99"
+    );
     for s in &summaries {
         println!(
             "  {:<22} {:>12.0} {:>10.2?} {:>10.2?}",

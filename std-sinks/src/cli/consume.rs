@@ -1,67 +1,39 @@
 //! `ossa-events consume`: read CloudEvents from a Kafka topic and print each
 //! valid one as a canonical JSON line.
 
-use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::args::{Command, Opt, Parsed, parse_count, parse_secs};
-use super::progress::{NO_PROGRESS_OPT, PROGRESS_OPT};
+use clap::ArgMatches;
 
-/// `consume`'s arguments and help.
-pub(crate) static CMD: Command = Command {
-    name: "consume",
-    about: "\
-Read CloudEvents from a Kafka topic (binary and structured records, per the
-Kafka binding) and print each valid event as one line of canonical structured
-JSON on stdout.",
-    usage: &[
-        "consume --brokers BROKERS --topic T [--group G] [--from-beginning] [--max-events N] [--timeout SECS]",
-    ],
-    details: "\
-Without --group, every partition of the topic is assigned directly (no consumer
-group, nothing committed) and reading starts at the end, or at the beginning
-with --from-beginning. With --group, the consumer joins group G, commits its
-offsets, and --from-beginning applies where G has no committed offset.
+use super::args::{HelpFlag, positive, secs, unless_blank_env};
+use super::progress::ProgressFlags;
 
-A record that is not a valid CloudEvent is reported on stderr as
-'partition P offset O: <error>' and skipped; it does not count toward
---max-events. Without --max-events and --timeout it runs until stopped (SIGINT or SIGTERM).
-
-While it runs, a progress line on stderr shows the events printed, the invalid
-records and the rate (redrawn every 250 ms, cleared at the end), when stderr is
-a terminal. At the end a summary line goes to stderr:
-  consume: printed N, invalid N",
-    opts: &[
-        Opt::value(
-            "--brokers",
-            "BROKERS",
-            "Bootstrap servers, e.g. 127.0.0.1:9092 (required)",
-        )
-        .env("OSSA_KAFKA_BROKERS")
-        .aliases(&["--kafka"]),
-        Opt::value("--topic", "T", "Topic to read (required)").env("OSSA_KAFKA_TOPIC"),
-        Opt::value(
-            "--group",
-            "G",
-            "Consumer group [default: none, partitions assigned]",
-        ),
-        Opt::switch(
-            "--from-beginning",
-            "Start at the earliest offset instead of the end",
-        ),
-        Opt::value("--max-events", "N", "Stop after N valid events (N ≥ 1)"),
-        Opt::value(
-            "--timeout",
-            "SECS",
-            "Stop after SECS without a record (fractions allowed,\nat most 86400)",
-        ),
-        PROGRESS_OPT,
-        NO_PROGRESS_OPT,
-    ],
-    positional: None,
-    conflicts: &[("--progress", "--no-progress")],
-    footer: "\
+/// Read CloudEvents from a Kafka topic (binary and structured records, per the
+/// Kafka binding) and print each valid event as one line of canonical structured
+/// JSON on stdout.
+///
+/// Without --group, every partition of the topic is assigned directly (no consumer
+/// group, nothing committed) and reading starts at the end, or at the beginning
+/// with --from-beginning. With --group, the consumer joins group G, commits its
+/// offsets, and --from-beginning applies where G has no committed offset.
+///
+/// A record that is not a valid CloudEvent is reported on stderr as
+/// 'partition P offset O: <error>' and skipped; it does not count toward
+/// --max-events. Without --max-events and --timeout it runs until stopped (SIGINT or SIGTERM).
+///
+/// While it runs, a progress line on stderr shows the events printed, the invalid
+/// records and the rate (redrawn every 250 ms, cleared at the end), when stderr is
+/// a terminal. At the end a summary line goes to stderr:
+///   consume: printed N, invalid N
+// This doc comment is the command's help, plain text rather than Markdown.
+#[allow(rustdoc::invalid_html_tags)]
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "consume",
+    verbatim_doc_comment,
+    override_usage = "consume --brokers BROKERS --topic T [--group G] [--from-beginning] [--max-events N] [--timeout SECS]",
+    after_help = "\
 SIGINT or SIGTERM stops it at the next poll: offsets are committed (with
 --group), the summary printed, and it exits 130 (143 for SIGTERM); a second
 signal exits at once.
@@ -73,14 +45,62 @@ the kafka feature); 130/143 when stopped by SIGINT/SIGTERM.
 Examples:
   ossa-events consume --brokers 127.0.0.1:9092 --topic agent-events
   ossa-events consume --brokers 127.0.0.1:9092 --topic agent-events --from-beginning --timeout 5
-  ossa-events consume --brokers 127.0.0.1:9092 --topic agent-events --group audit --max-events 100",
-};
+  ossa-events consume --brokers 127.0.0.1:9092 --topic agent-events --group audit --max-events 100"
+)]
+pub(crate) struct Args {
+    /// Bootstrap servers, e.g. 127.0.0.1:9092 (required)
+    #[arg(
+        long,
+        value_name = "BROKERS",
+        alias = "kafka",
+        env = "OSSA_KAFKA_BROKERS",
+        hide_env_values = true
+    )]
+    brokers: Option<String>,
+    /// Topic to read (required)
+    #[arg(
+        long,
+        value_name = "T",
+        env = "OSSA_KAFKA_TOPIC",
+        hide_env_values = true
+    )]
+    topic: Option<String>,
+    /// Consumer group [default: none, partitions assigned]
+    #[arg(long, value_name = "G")]
+    group: Option<String>,
+    /// Start at the earliest offset instead of the end
+    #[arg(long)]
+    from_beginning: bool,
+    /// Stop after N valid events (N ≥ 1)
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = positive
+    )]
+    max_events: Option<u64>,
+    /// Stop after SECS without a record (fractions allowed,
+    /// at most 86400)
+    #[arg(
+        long,
+        value_name = "SECS",
+        verbatim_doc_comment,
+        allow_negative_numbers = true,
+        value_parser = secs(MAX_TIMEOUT_SECS)
+    )]
+    timeout: Option<Duration>,
+    #[command(flatten)]
+    progress: ProgressFlags,
+    #[command(flatten)]
+    pub(super) help: HelpFlag,
+}
 
 /// Largest `--timeout` accepted, in seconds (one day).
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
+/// `consume`'s arguments, checked.
 #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-struct Args {
+struct Settings {
     brokers: String,
     topic: String,
     group: Option<String>,
@@ -90,76 +110,59 @@ struct Args {
     progress: bool,
 }
 
-/// The checked arguments, or a one-line error.
-fn parse_args(p: &Parsed) -> Result<Args, String> {
-    let non_empty = |name: &str| -> Result<Option<String>, String> {
-        match p.value_or_env(name) {
+/// The checked arguments, or a one-line error (`m` tells which values came
+/// from the environment: a blank one counts as unset).
+fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
+    let non_empty = |name: &str, v: Option<String>| -> Result<Option<String>, String> {
+        match v {
             Some(v) if v.trim().is_empty() => {
                 Err(format!("consume: {name} needs a non-empty value"))
             }
             v => Ok(v),
         }
     };
-    let brokers = non_empty("--brokers")?.ok_or("consume: --brokers BROKERS is required")?;
-    let topic = non_empty("--topic")?.ok_or("consume: --topic T is required")?;
-    let group = non_empty("--group")?;
-    let max_events = p
-        .value("--max-events")
-        .map(|v| {
-            parse_count(v, 1, u64::MAX).ok_or_else(|| {
-                format!("consume: --max-events must be a positive number, not '{v}'")
-            })
-        })
-        .transpose()?;
-    let timeout = p
-        .value("--timeout")
-        .map(|v| {
-            parse_secs(v, MAX_TIMEOUT_SECS).ok_or_else(|| {
-                format!(
-                    "consume: --timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}, not '{v}'"
-                )
-            })
-        })
-        .transpose()?;
+    let brokers = non_empty("--brokers", unless_blank_env(m, "brokers", a.brokers))?
+        .ok_or("consume: --brokers BROKERS is required")?;
+    let topic = non_empty("--topic", unless_blank_env(m, "topic", a.topic))?
+        .ok_or("consume: --topic T is required")?;
+    let group = non_empty("--group", a.group)?;
     if !cfg!(feature = "kafka") {
         return Err(
             "consume: this build has no kafka feature (build or install it with the cargo feature `kafka`)"
                 .into(),
         );
     }
-    Ok(Args {
+    Ok(Settings {
         brokers,
         topic,
         group,
-        from_beginning: p.has("--from-beginning"),
-        max_events,
-        timeout,
-        progress: super::progress::wanted(p),
+        from_beginning: a.from_beginning,
+        max_events: a.max_events,
+        timeout: a.timeout,
+        progress: a.progress.wanted(),
     })
 }
 
-pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let p = match super::parse(&CMD, args) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    match parse_args(&p) {
+/// Runs `consume` with its parsed arguments; `m` is their matches (see
+/// [`settings`]).
+pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
+    match settings(a, m) {
         Ok(a) => consume(&a),
-        Err(e) => super::usage_error(Some(&CMD), &e),
+        Err(e) => super::usage_error(Some("consume"), &e),
     }
 }
 
 /// Without the `kafka` feature there is no consumer (refused by `parse_args`).
 #[cfg(not(feature = "kafka"))]
-fn consume(_: &Args) -> ExitCode {
+fn consume(_: &Settings) -> ExitCode {
     super::usage_error(
-        Some(&CMD),
+        Some("consume"),
         "consume: this build has no kafka feature (build or install it with the cargo feature `kafka`)",
     )
 }
 
 #[cfg(feature = "kafka")]
-fn consume(a: &Args) -> ExitCode {
+fn consume(a: &Settings) -> ExitCode {
     use std::io::Write;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -216,7 +219,7 @@ fn consume(a: &Args) -> ExitCode {
     }
     let consumer: BaseConsumer = match config.create() {
         Ok(c) => c,
-        Err(e) => return super::usage_error(Some(&CMD), &format!("consume: {e}")),
+        Err(e) => return super::usage_error(Some("consume"), &format!("consume: {e}")),
     };
 
     if a.group.is_some() {

@@ -1,49 +1,45 @@
 //! `ossa-events demo`: the demo agent run as JSON Lines on stdout.
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
 use ossa_events::{FastIds, SystemClock, demo, format::json};
 
-use super::args::{Command, Opt};
+use super::args::HelpFlag;
 
 /// The default `--source`.
 pub(crate) const DEFAULT_SOURCE: &str = "/ossa/demo/researcher";
 
-/// `demo`'s arguments and help.
-pub(crate) static CMD: Command = Command {
-    name: "demo",
-    about: "\
-Emit a realistic OSSA agent run as JSON Lines (one CloudEvent per line) on stdout.",
-    usage: &["demo [--source URI-REF]"],
-    details: "\
-The run: workflow started → agent started → turn 1 (web_search succeeds,
-fetch_url fails with a timeout, state updated) → turn 2 (summarize) → agent
-completed → workflow completed; 15 events linked by ossatraceid, ossaspanid and
-ossainteractionid. Ids and times are new on every run.",
-    opts: &[Opt::value(
-        "--source",
-        "URI-REF",
-        "The events' source attribute [default: /ossa/demo/researcher]",
-    )],
-    positional: None,
-    conflicts: &[],
-    footer: "\
+/// Emit a realistic OSSA agent run as JSON Lines (one CloudEvent per line) on stdout.
+///
+/// The run: workflow started → agent started → turn 1 (web_search succeeds,
+/// fetch_url fails with a timeout, state updated) → turn 2 (summarize) → agent
+/// completed → workflow completed; 15 events linked by ossatraceid, ossaspanid and
+/// ossainteractionid. Ids and times are new on every run.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "demo",
+    verbatim_doc_comment,
+    override_usage = "demo [--source URI-REF]",
+    after_help = "\
 Exit status: 0 on success (also when stdout is closed early, e.g. by 'head');
 1 when stdout cannot be written; 2 on bad arguments.
 
 Examples:
   ossa-events demo
-  ossa-events demo --source /agents/researcher-7 | ossa-events validate",
-};
+  ossa-events demo --source /agents/researcher-7 | ossa-events validate"
+)]
+pub(crate) struct Args {
+    /// The events' source attribute [default: /ossa/demo/researcher]
+    #[arg(long, value_name = "URI-REF")]
+    source: Option<String>,
+    #[command(flatten)]
+    pub(super) help: HelpFlag,
+}
 
-pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let p = match super::parse(&CMD, args) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let source = p.value("--source").unwrap_or(DEFAULT_SOURCE).to_string();
+/// Runs `demo` with its parsed arguments.
+pub(crate) fn run(a: Args) -> ExitCode {
+    let source = a.source.unwrap_or_else(|| DEFAULT_SOURCE.to_string());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut line = Vec::with_capacity(1024);

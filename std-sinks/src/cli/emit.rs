@@ -1,17 +1,17 @@
 //! `ossa-events emit`: deliver JSON Lines events (or the demo run) to a sink.
 
-use std::ffi::OsString;
 use std::io::BufRead;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use clap::ArgMatches;
 use ossa_events::sink::{HttpMode, HttpSink, WriterSink};
 use ossa_events::{Emitter, EmitterBuilder, Overflow, Scratch, SystemClock, demo};
 
-use super::args::{Command, Opt, Parsed, parse_count, parse_secs};
-use super::progress::{NO_PROGRESS_OPT, PROGRESS_OPT, Progress, Snapshot, note};
+use super::args::{HelpFlag, count, from_env, secs, unless_blank_env};
+use super::progress::{Progress, ProgressFlags, Snapshot, note};
 use super::signals;
 
 /// The default `--source` (with `--demo`).
@@ -28,109 +28,27 @@ const MAX_BATCH_SIZE: u64 = EmitterBuilder::DEFAULT_QUEUE_EVENTS as u64;
 /// Largest `--timeout` and `--deadline`, in seconds (one day).
 const MAX_SECS: f64 = 86_400.0;
 
-/// `emit`'s arguments and help.
-pub(crate) static CMD: Command = Command {
-    name: "emit",
-    about: "\
-Deliver CloudEvents to a sink: JSON Lines read from stdin (one event per line,
-attributes, extensions and data sent as given), or the demo agent run.",
-    usage: &[
-        "emit [--sink stdout] [OPTIONS] < events.jsonl",
-        "emit --sink http --url URL [--mode structured|binary|batched] [--header HEADER]... [--gzip] [OPTIONS]",
-        "emit --sink kafka --brokers BROKERS --topic T [--mode binary|structured] [--key-field ATTR] [OPTIONS]",
-        "emit --demo [--source URI-REF] [--sink ...] [OPTIONS]",
-    ],
-    details: "\
-Invalid input lines are reported on stderr with their line number, counted and
-not sent; blank lines are skipped. Events not delivered are reported on stderr
-(the first 10) with their id and reason.
-
-While it runs, a progress line on stderr shows what was read and delivered and
-the rate (redrawn every 250 ms, cleared at the end), when stderr is a terminal.
-At the end a summary line goes to stderr:
-  emit: read N, delivered N, retried N, failed N, dropped N, invalid N",
-    opts: &[
-        Opt::value(
-            "--sink",
-            "SINK",
-            "stdout (JSON Lines), http or kafka [default: stdout]",
-        ),
-        Opt::value(
-            "--url",
-            "URL",
-            "Collector URL, http:// or https://\n(required with --sink http)",
-        )
-        .env("OSSA_COLLECTOR_URL"),
-        Opt::value(
-            "--mode",
-            "MODE",
-            "Content mode; http: structured, binary or batched\n\
-             [default: batched]; kafka: binary or structured\n\
-             [default: binary]",
-        ),
-        Opt::value(
-            "--header",
-            "HEADER",
-            "Extra HTTP header 'Name: value' (repeatable),\n\
-             e.g. --header 'Authorization: Bearer …'; when none\n\
-             is given the variable is read, one header a line (a\n\
-             token there stays out of ps and shell history)",
-        )
-        .repeatable()
-        .env("OSSA_HTTP_HEADERS"),
-        Opt::value(
-            "--header-file",
-            "FILE",
-            "HTTP headers from FILE, one 'Name: value' a line\n\
-             (blank lines and lines starting with # skipped)",
-        ),
-        Opt::switch("--gzip", "Gzip HTTP request bodies"),
-        Opt::value(
-            "--brokers",
-            "BROKERS",
-            "Kafka bootstrap servers, e.g. 127.0.0.1:9092\n(required with --sink kafka)",
-        )
-        .env("OSSA_KAFKA_BROKERS"),
-        Opt::value("--topic", "T", "Kafka topic (required with --sink kafka)")
-            .env("OSSA_KAFKA_TOPIC"),
-        Opt::value(
-            "--key-field",
-            "ATTR",
-            "Kafka record key: this attribute's value when the event\n\
-             has no partitionkey extension (which is used first)",
-        ),
-        Opt::value(
-            "--batch-size",
-            "N",
-            "Events per batch, 1 to 10000 [default: 100]",
-        ),
-        Opt::value(
-            "--timeout",
-            "SECS",
-            "http: request timeout [default: 10]; kafka: delivery\n\
-             timeout [default: 30] (fractions allowed, at most 86400)",
-        ),
-        Opt::value(
-            "--deadline",
-            "SECS",
-            "Give up on what is not delivered after this long\n\
-             (fractions allowed, at most 86400) [default: 300]",
-        ),
-        Opt::switch(
-            "--demo",
-            "Send the demo agent run (15 events) instead of\nreading stdin",
-        ),
-        Opt::value(
-            "--source",
-            "URI-REF",
-            "Source of the demo events (with --demo)\n[default: /ossa/demo/researcher]",
-        ),
-        PROGRESS_OPT,
-        NO_PROGRESS_OPT,
-    ],
-    positional: None,
-    conflicts: &[("--progress", "--no-progress")],
-    footer: "\
+/// Deliver CloudEvents to a sink: JSON Lines read from stdin (one event per line,
+/// attributes, extensions and data sent as given), or the demo agent run.
+///
+/// Invalid input lines are reported on stderr with their line number, counted and
+/// not sent; blank lines are skipped. Events not delivered are reported on stderr
+/// (the first 10) with their id and reason.
+///
+/// While it runs, a progress line on stderr shows what was read and delivered and
+/// the rate (redrawn every 250 ms, cleared at the end), when stderr is a terminal.
+/// At the end a summary line goes to stderr:
+///   emit: read N, delivered N, retried N, failed N, dropped N, invalid N
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "emit",
+    verbatim_doc_comment,
+    override_usage = "\
+emit [--sink stdout] [OPTIONS] < events.jsonl
+emit --sink http --url URL [--mode structured|binary|batched] [--header HEADER]... [--gzip] [OPTIONS]
+emit --sink kafka --brokers BROKERS --topic T [--mode binary|structured] [--key-field ATTR] [OPTIONS]
+emit --demo [--source URI-REF] [--sink ...] [OPTIONS]",
+    after_help = "\
 --url, --header and --gzip go with --sink http; --brokers, --topic and
 --key-field with --sink kafka; --mode with http or kafka.
 
@@ -151,11 +69,113 @@ Examples:
   ossa-events emit --sink http --url http://127.0.0.1:8080/ < events.jsonl
   ossa-events emit --sink http --url https://collector.example/events --mode binary \\
       --header 'Authorization: Bearer TOKEN' --gzip < events.jsonl
-  ossa-events emit --sink kafka --brokers 127.0.0.1:9092 --topic agent-events --demo",
-};
+  ossa-events emit --sink kafka --brokers 127.0.0.1:9092 --topic agent-events --demo"
+)]
+pub(crate) struct Args {
+    /// stdout (JSON Lines), http or kafka [default: stdout]
+    #[arg(long, value_name = "SINK")]
+    sink: Option<String>,
+    /// Collector URL, http:// or https://
+    /// (required with --sink http)
+    #[arg(
+        long,
+        value_name = "URL",
+        verbatim_doc_comment,
+        env = "OSSA_COLLECTOR_URL",
+        hide_env_values = true
+    )]
+    url: Option<String>,
+    /// Content mode; http: structured, binary or batched
+    /// [default: batched]; kafka: binary or structured
+    /// [default: binary]
+    #[arg(long, value_name = "MODE", verbatim_doc_comment)]
+    mode: Option<String>,
+    /// Extra HTTP header 'Name: value' (repeatable),
+    /// e.g. --header 'Authorization: Bearer …'; when none
+    /// is given the variable is read, one header a line (a
+    /// token there stays out of ps and shell history)
+    #[arg(
+        long,
+        value_name = "HEADER",
+        verbatim_doc_comment,
+        env = "OSSA_HTTP_HEADERS",
+        hide_env_values = true
+    )]
+    header: Vec<String>,
+    /// HTTP headers from FILE, one 'Name: value' a line
+    /// (blank lines and lines starting with # skipped)
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
+    header_file: Option<String>,
+    /// Gzip HTTP request bodies
+    #[arg(long)]
+    gzip: bool,
+    /// Kafka bootstrap servers, e.g. 127.0.0.1:9092
+    /// (required with --sink kafka)
+    #[arg(
+        long,
+        value_name = "BROKERS",
+        verbatim_doc_comment,
+        env = "OSSA_KAFKA_BROKERS",
+        hide_env_values = true
+    )]
+    brokers: Option<String>,
+    /// Kafka topic (required with --sink kafka)
+    #[arg(
+        long,
+        value_name = "T",
+        env = "OSSA_KAFKA_TOPIC",
+        hide_env_values = true
+    )]
+    topic: Option<String>,
+    /// Kafka record key: this attribute's value when the event
+    /// has no partitionkey extension (which is used first)
+    #[arg(long, value_name = "ATTR", verbatim_doc_comment)]
+    key_field: Option<String>,
+    /// Events per batch, 1 to 10000 [default: 100]
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = count::<usize>(1, MAX_BATCH_SIZE, "a number")
+    )]
+    batch_size: Option<usize>,
+    /// http: request timeout [default: 10]; kafka: delivery
+    /// timeout [default: 30] (fractions allowed, at most 86400)
+    #[arg(
+        long,
+        value_name = "SECS",
+        verbatim_doc_comment,
+        allow_negative_numbers = true,
+        value_parser = secs(MAX_SECS)
+    )]
+    timeout: Option<Duration>,
+    /// Give up on what is not delivered after this long
+    /// (fractions allowed, at most 86400) [default: 300]
+    #[arg(
+        long,
+        value_name = "SECS",
+        verbatim_doc_comment,
+        allow_negative_numbers = true,
+        value_parser = secs(MAX_SECS)
+    )]
+    deadline: Option<Duration>,
+    /// Send the demo agent run (15 events) instead of
+    /// reading stdin
+    #[arg(long, verbatim_doc_comment)]
+    demo: bool,
+    /// Source of the demo events (with --demo)
+    /// [default: /ossa/demo/researcher]
+    #[arg(long, value_name = "URI-REF", verbatim_doc_comment)]
+    source: Option<String>,
+    #[command(flatten)]
+    progress: ProgressFlags,
+    #[command(flatten)]
+    pub(super) help: HelpFlag,
+}
 
+/// `emit`'s arguments, checked against each other.
 #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-struct Args {
+struct Settings {
     sink: String,
     url: Option<String>,
     mode: Option<String>,
@@ -172,35 +192,39 @@ struct Args {
     progress: bool,
 }
 
-/// The checked arguments, or a one-line error.
-fn parse_args(p: &Parsed) -> Result<Args, String> {
-    let opt = |n: &str| p.value(n).map(str::to_string);
-    let sink = opt("--sink").unwrap_or_else(|| "stdout".into());
-    // Environment variables stand in for the options of the sink in use only:
-    // a collector URL in the environment does not make `--sink stdout` fail.
-    let for_sink = |name: &str, wanted: &str| {
-        if sink == wanted {
-            p.value_or_env(name)
+/// The checked arguments, or a one-line error. `m` tells which values came
+/// from the environment: those stand in for the options of the sink in use
+/// only (a collector URL in the environment does not make `--sink stdout`
+/// fail), and a blank one counts as unset.
+fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
+    let sink = a.sink.unwrap_or_else(|| "stdout".into());
+    let for_sink = |id: &str, wanted: &str, v: Option<String>| {
+        if sink != wanted && from_env(m, id) {
+            None
         } else {
-            opt(name)
+            unless_blank_env(m, id, v)
         }
     };
-    let mut header_lines: Vec<(String, String)> = p
-        .values("--header")
-        .into_iter()
-        .map(|h| ("--header".to_string(), h.to_string()))
-        .collect();
-    if sink == "http"
-        && !p.has("--header")
-        && let Ok(env) = std::env::var("OSSA_HTTP_HEADERS")
-    {
-        header_lines.extend(
-            env.lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| ("OSSA_HTTP_HEADERS".to_string(), l.to_string())),
-        );
-    }
-    if let Some(file) = p.value("--header-file") {
+    let url = for_sink("url", "http", a.url);
+    let brokers = for_sink("brokers", "kafka", a.brokers);
+    let topic = for_sink("topic", "kafka", a.topic);
+    let mut header_lines: Vec<(String, String)> = if !from_env(m, "header") {
+        a.header
+            .into_iter()
+            .map(|h| ("--header".to_string(), h))
+            .collect()
+    } else if sink == "http" {
+        // OSSA_HTTP_HEADERS: one header a line.
+        a.header
+            .iter()
+            .flat_map(|v| v.lines())
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| ("OSSA_HTTP_HEADERS".to_string(), l.to_string()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(file) = &a.header_file {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("emit: --header-file '{file}': {e}"))?;
         for (i, l) in text.lines().enumerate() {
@@ -226,83 +250,67 @@ fn parse_args(p: &Parsed) -> Result<Args, String> {
             })?;
         headers.push((n.trim().to_string(), v.trim().to_string()));
     }
-    let batch_size = match p.value("--batch-size") {
-        None => EmitterBuilder::DEFAULT_BATCH_SIZE,
-        Some(v) => parse_count(v, 1, MAX_BATCH_SIZE)
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| {
-                format!("emit: --batch-size must be a number from 1 to {MAX_BATCH_SIZE}, not '{v}'")
-            })?,
-    };
-    let secs = |name: &str| -> Result<Option<Duration>, String> {
-        p.value(name)
-            .map(|v| {
-                parse_secs(v, MAX_SECS).ok_or_else(|| {
-                    format!(
-                        "emit: {name} must be a number of seconds above 0 and at most {MAX_SECS}, not '{v}'"
-                    )
-                })
-            })
-            .transpose()
-    };
-    let a = Args {
-        url: for_sink("--url", "http"),
-        mode: opt("--mode"),
-        brokers: for_sink("--brokers", "kafka"),
-        topic: for_sink("--topic", "kafka"),
+    let source_given = a.source.is_some();
+    let s = Settings {
+        url,
+        mode: a.mode,
+        brokers,
+        topic,
         sink,
-        key_field: opt("--key-field"),
+        key_field: a.key_field,
         headers,
-        gzip: p.has("--gzip"),
-        batch_size,
-        timeout: secs("--timeout")?,
-        deadline: secs("--deadline")?.unwrap_or(Duration::from_secs(DEFAULT_DEADLINE_SECS)),
-        demo: p.has("--demo"),
-        source: opt("--source").unwrap_or_else(|| DEFAULT_SOURCE.into()),
-        progress: super::progress::wanted(p),
+        gzip: a.gzip,
+        batch_size: a.batch_size.unwrap_or(EmitterBuilder::DEFAULT_BATCH_SIZE),
+        timeout: a.timeout,
+        deadline: a
+            .deadline
+            .unwrap_or(Duration::from_secs(DEFAULT_DEADLINE_SECS)),
+        demo: a.demo,
+        source: a.source.unwrap_or_else(|| DEFAULT_SOURCE.into()),
+        progress: a.progress.wanted(),
     };
-    let empty = |v: &Option<String>| v.as_deref().is_some_and(|v| v.trim().is_empty());
+    let empty = |v: Option<&str>| v.is_some_and(|v| v.trim().is_empty());
     for (name, v) in [
-        ("--url", &a.url),
-        ("--brokers", &a.brokers),
-        ("--topic", &a.topic),
-        ("--key-field", &a.key_field),
-        ("--source", &opt("--source")),
+        ("--url", s.url.as_deref()),
+        ("--brokers", s.brokers.as_deref()),
+        ("--topic", s.topic.as_deref()),
+        ("--key-field", s.key_field.as_deref()),
+        ("--source", Some(s.source.as_str())),
     ] {
         if empty(v) {
             return Err(format!("emit: {name} needs a non-empty value"));
         }
     }
-    match a.sink.as_str() {
+    match s.sink.as_str() {
         "stdout" => {}
-        "http" if a.url.is_some() => {}
+        "http" if s.url.is_some() => {}
         "http" => return Err("emit: --sink http needs --url".into()),
-        "kafka" if a.brokers.is_none() || a.topic.is_none() => {
+        "kafka" if s.brokers.is_none() || s.topic.is_none() => {
             return Err("emit: --sink kafka needs --brokers and --topic".into())
         }
         "kafka" if !cfg!(feature = "kafka") => {
             return Err("emit: --sink kafka: this build has no kafka feature (build or install it with the cargo feature `kafka`)".into())
         }
         "kafka" => {}
-        s => {
+        other => {
             return Err(format!(
-                "emit: unknown sink '{s}': use stdout, http or kafka"
+                "emit: unknown sink '{other}': use stdout, http or kafka"
             ))
         }
     }
-    if a.sink != "http" && (a.url.is_some() || !a.headers.is_empty() || a.gzip) {
+    if s.sink != "http" && (s.url.is_some() || !s.headers.is_empty() || s.gzip) {
         return Err("emit: --url, --header, --header-file and --gzip go with --sink http".into());
     }
-    if a.sink != "kafka" && (a.brokers.is_some() || a.topic.is_some() || a.key_field.is_some()) {
+    if s.sink != "kafka" && (s.brokers.is_some() || s.topic.is_some() || s.key_field.is_some()) {
         return Err("emit: --brokers, --topic and --key-field go with --sink kafka".into());
     }
-    if p.has("--source") && !a.demo {
+    if source_given && !s.demo {
         return Err(
             "emit: --source goes with --demo (events read from stdin keep their own source)".into(),
         );
     }
-    if let Some(m) = &a.mode {
-        match (a.sink.as_str(), m.as_str()) {
+    if let Some(m) = &s.mode {
+        match (s.sink.as_str(), m.as_str()) {
             ("http", "structured" | "binary" | "batched") | ("kafka", "structured" | "binary") => {}
             ("http", m) => {
                 return Err(format!(
@@ -317,17 +325,15 @@ fn parse_args(p: &Parsed) -> Result<Args, String> {
             _ => return Err("emit: --mode goes with --sink http or kafka".into()),
         }
     }
-    Ok(a)
+    Ok(s)
 }
 
-pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let p = match super::parse(&CMD, args) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let a = match parse_args(&p) {
+/// Runs `emit` with its parsed arguments; `m` is their matches (see
+/// [`settings`]).
+pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
+    let a = match settings(a, m) {
         Ok(a) => a,
-        Err(e) => return super::usage_error(Some(&CMD), &e),
+        Err(e) => return super::usage_error(Some("emit"), &e),
     };
     let failures = Arc::new(AtomicU64::new(0));
     let f2 = failures.clone();
@@ -371,14 +377,14 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         }
         match hs.build() {
             Ok(s) => builder.sink(s),
-            Err(e) => return super::usage_error(Some(&CMD), &format!("emit: {e}")),
+            Err(e) => return super::usage_error(Some("emit"), &format!("emit: {e}")),
         }
     } else {
         builder.sink(WriterSink::stdout())
     };
     let em = match builder.build() {
         Ok(em) => em,
-        Err(e) => return super::usage_error(Some(&CMD), &format!("emit: {e}")),
+        Err(e) => return super::usage_error(Some("emit"), &format!("emit: {e}")),
     };
 
     let read = Arc::new(AtomicU64::new(0));
@@ -564,7 +570,7 @@ fn summary(em: &Emitter, read: u64, invalid: u64, signal: Option<i32>) -> ossa_e
 
 /// The Kafka sink `a` asks for.
 #[cfg(feature = "kafka")]
-fn kafka_sink(a: &Args) -> Result<ossa_events::sink::KafkaSink, ExitCode> {
+fn kafka_sink(a: &Settings) -> Result<ossa_events::sink::KafkaSink, ExitCode> {
     use ossa_events::sink::{KafkaMode, KafkaSink};
     let mode = match a.mode.as_deref() {
         Some("structured") => KafkaMode::Structured,
@@ -585,14 +591,14 @@ fn kafka_sink(a: &Args) -> Result<ossa_events::sink::KafkaSink, ExitCode> {
             .unwrap_or(Duration::from_secs(DEFAULT_KAFKA_TIMEOUT_SECS)),
     );
     ks.build()
-        .map_err(|e| super::usage_error(Some(&CMD), &format!("emit: {e}")))
+        .map_err(|e| super::usage_error(Some("emit"), &format!("emit: {e}")))
 }
 
 /// Without the `kafka` feature there is no Kafka sink (refused by `parse_args`).
 #[cfg(not(feature = "kafka"))]
-fn kafka_sink(_: &Args) -> Result<WriterSink<std::io::Stdout>, ExitCode> {
+fn kafka_sink(_: &Settings) -> Result<WriterSink<std::io::Stdout>, ExitCode> {
     Err(super::usage_error(
-        Some(&CMD),
+        Some("emit"),
         "emit: --sink kafka: this build has no kafka feature (build or install it with the cargo feature `kafka`)",
     ))
 }
@@ -604,7 +610,7 @@ mod tests {
     /// The defaults the help states are the ones used.
     #[test]
     fn help_defaults_match_the_library() {
-        let h = CMD.help();
+        let h = super::super::help_of("emit");
         assert!(h.contains(&format!(
             "[default: {}]",
             EmitterBuilder::DEFAULT_BATCH_SIZE

@@ -1,90 +1,126 @@
 //! `ossa-events listen`: a CloudEvents HTTP receiver that prints each valid
 //! event as a canonical JSON line.
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use ossa_events::receiver::{Handler, Receiver, ReceiverConfig};
 use ossa_events::{Event, format::json};
 
-use super::args::{Command, Opt, parse_count, parse_secs};
+use super::args::{HelpFlag, count, secs};
 
-/// `listen`'s arguments and help.
-pub(crate) static CMD: Command = Command {
-    name: "listen",
-    about: "\
-Receive CloudEvents v1.0 over HTTP and print each valid event as one line of
-canonical structured JSON on stdout.",
-    usage: &["listen --http ADDR [--max-body BYTES] [--max-connections N] [--timeout SECS]"],
-    details: "\
-Listens on ADDR (host:port; port 0 picks a free one) and accepts POST or PUT
-requests on any path, in all three content modes of the HTTP binding, told apart
-by Content-Type:
-  application/cloudevents+json        structured: one event in the body
-  application/cloudevents-batch+json  batched: a JSON array of events
-  anything else (or none)             binary: attributes in ce-* headers
-                                      (percent-encoded, possibly quoted), the
-                                      body is the data, Content-Type its type
-A body may be gzip-compressed (Content-Encoding: gzip).
-
-A request whose events are all valid is answered 202 Accepted after its events
-were printed (and stdout flushed); if any event of it is invalid the answer is
-400 Bad Request with the reason in the body, and none of its events is printed.
-Other answers: 405 (method other than POST/PUT), 413 (body over --max-body,
-refused before it is read), 415 (event format other than JSON, or a
-Content-Encoding other than gzip), 431 (request head over 16 KiB or 64
-headers), 408 (request not received in time), 503 with Retry-After: 1 (over
---max-connections with no idle connection to close, or over 1000 connections
-from one address).
-
-At start it raises its soft limit of open files to the hard limit (each
-connection is a file descriptor), and says so on stderr when it could not.
-Once bound, prints 'listening on http://HOST:PORT' (the real port) on stderr.
-Runs until stopped (SIGINT or SIGTERM).",
-    opts: &[
-        Opt::value(
-            "--http",
-            "ADDR",
-            "Address to listen on, e.g. 127.0.0.1:8080 (required)",
-        ),
-        Opt::value(
-            "--max-body",
-            "BYTES",
-            "Largest request body accepted, 1 to 1073741824\n[default: 1048576]",
-        ),
-        Opt::value(
-            "--max-connections",
-            "N",
-            "Connections open at once, 1 to 100000; at the cap\n\
-             the one idle the longest is closed for a new one\n\
-             [default: 10000]",
-        ),
-        Opt::value(
-            "--timeout",
-            "SECS",
-            "Seconds a client may stay silent, mid-request or\n\
-             idle between requests (fractions allowed, at most\n\
-             86400); a whole request must arrive within 3 times\n\
-             this [default: 10]",
-        ),
-    ],
-    positional: None,
-    conflicts: &[],
-    footer: "\
+/// Receive CloudEvents v1.0 over HTTP and print each valid event as one line of
+/// canonical structured JSON on stdout.
+///
+/// Listens on ADDR (host:port; port 0 picks a free one), over HTTP or, with
+/// --tls-cert and --tls-key, HTTPS, and accepts POST or PUT
+/// requests on any path, in all three content modes of the HTTP binding, told apart
+/// by Content-Type:
+///   application/cloudevents+json        structured: one event in the body
+///   application/cloudevents-batch+json  batched: a JSON array of events
+///   anything else (or none)             binary: attributes in ce-* headers
+///                                       (percent-encoded, possibly quoted), the
+///                                       body is the data, Content-Type its type
+/// A body may be gzip-compressed (Content-Encoding: gzip).
+///
+/// A request whose events are all valid is answered 202 Accepted after its events
+/// were printed (and stdout flushed); if any event of it is invalid the answer is
+/// 400 Bad Request with the reason in the body, and none of its events is printed.
+/// Other answers: 405 (method other than POST/PUT), 413 (body over --max-body,
+/// refused before it is read), 415 (event format other than JSON, or a
+/// Content-Encoding other than gzip), 431 (request head over 16 KiB or 64
+/// headers), 408 (request not received in time), 503 with Retry-After: 1 (over
+/// --max-connections with no idle connection to close, or over
+/// --max-connections-per-peer from one address).
+///
+/// Hostile clients are cheap: an idle connection costs about 2 KiB, not a
+/// thread. A request must keep arriving (--timeout between reads, 3 times that
+/// in all); at --max-connections the connection idle the longest is closed
+/// to make room, one in the middle of a request never is.
+///
+/// At start it raises its soft limit of open files to the hard limit (each
+/// connection is a file descriptor), and says so on stderr when it could not.
+/// Once bound, prints 'listening on http://HOST:PORT' (the real port) on stderr.
+/// Runs until stopped (SIGINT or SIGTERM).
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "listen",
+    verbatim_doc_comment,
+    override_usage = "listen --http ADDR [--max-body BYTES] [--max-connections N] [--timeout SECS]\nlisten --http ADDR --tls-cert FILE --tls-key FILE [OPTIONS]",
+    after_help = "\
 Numbers may use '_' between digits (--max-body 4_194_304).
 
 Exit status: 1 when ADDR cannot be bound or stdout is closed, 2 on bad
-arguments; otherwise it runs until SIGINT or SIGTERM, then stops accepting,
-answers the requests whose events are being handled (a request still being
-read is dropped), prints its counts and exits 130 (143 for SIGTERM); a
-second signal exits at once.
+arguments or a TLS file that cannot be used; otherwise it runs until SIGINT
+or SIGTERM, then stops accepting, closes idle connections, finishes the
+requests in progress (for up to 10 s), prints its counts and exits 130 (143
+for SIGTERM); a second signal exits at once.
 
 Examples:
   ossa-events listen --http 127.0.0.1:8080
   ossa-events listen --http 0.0.0.0:8080 --max-body 4_194_304 --timeout 30 > events.jsonl
-  ossa-events listen --http 127.0.0.1:0 | ossa-events validate",
-};
+  ossa-events listen --http 127.0.0.1:0 | ossa-events validate
+  ossa-events listen --http 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem"
+)]
+pub(crate) struct Args {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (required)
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Largest request body accepted, 1 to 1073741824
+    /// [default: 1048576]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        verbatim_doc_comment,
+        allow_negative_numbers = true,
+        value_parser = count::<usize>(1, MAX_BODY_LIMIT, "a number of bytes")
+    )]
+    max_body: Option<usize>,
+    /// Connections open at once, 1 to 100000; at the cap
+    /// the one idle the longest is closed for a new one
+    /// [default: 10000]
+    #[arg(
+        long,
+        value_name = "N",
+        verbatim_doc_comment,
+        allow_negative_numbers = true,
+        value_parser = count::<usize>(1, MAX_CONNECTIONS_LIMIT, "a number")
+    )]
+    max_connections: Option<usize>,
+    /// Connections open at once from one IP address, 1 to
+    /// 100000 (behind a proxy: raise it) [default: 1000]
+    #[arg(
+        long,
+        value_name = "N",
+        verbatim_doc_comment,
+        allow_negative_numbers = true,
+        value_parser = count::<usize>(1, MAX_CONNECTIONS_LIMIT, "a number")
+    )]
+    max_connections_per_peer: Option<usize>,
+    /// Serve HTTPS with this PEM certificate chain (leaf
+    /// first); needs --tls-key
+    #[arg(long, value_name = "FILE", verbatim_doc_comment, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or
+    /// SEC1); needs --tls-cert
+    #[arg(long, value_name = "FILE", verbatim_doc_comment, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Seconds a client may stay silent, mid-request or
+    /// idle between requests (fractions allowed, at most
+    /// 86400); a whole request must arrive within 3 times
+    /// this [default: 10]
+    #[arg(
+        long,
+        value_name = "SECS",
+        verbatim_doc_comment,
+        allow_negative_numbers = true,
+        value_parser = secs(MAX_TIMEOUT_SECS)
+    )]
+    timeout: Option<Duration>,
+    #[command(flatten)]
+    pub(super) help: HelpFlag,
+}
 
 /// Largest `--max-body` accepted (memory per connection grows with it).
 const MAX_BODY_LIMIT: u64 = 1 << 30;
@@ -102,65 +138,60 @@ fn raise_open_files_limit() {
 /// Largest `--timeout` accepted, in seconds (one day).
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
-pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let p = match super::parse(&CMD, args) {
-        Ok(p) => p,
-        Err(code) => return code,
+/// Runs `listen` with its parsed arguments.
+pub(crate) fn run(a: Args) -> ExitCode {
+    let bad = |msg: &str| super::usage_error(Some("listen"), msg);
+    let addr = match a.http {
+        Some(a) if !a.trim().is_empty() => a,
+        Some(_) => return bad("listen: --http needs an address like 127.0.0.1:8080"),
+        None => return bad("listen: --http ADDR is required, e.g. --http 127.0.0.1:8080"),
     };
-    let bad = |msg: String| super::usage_error(Some(&CMD), &msg);
     raise_open_files_limit();
     let mut config = ReceiverConfig::new();
-    if let Some(v) = p.value("--max-body") {
-        match parse_count(v, 1, MAX_BODY_LIMIT).and_then(|n| usize::try_from(n).ok()) {
-            Some(n) => config = config.max_body_bytes(n),
-            None => {
-                return bad(format!(
-                    "listen: --max-body must be a number of bytes from 1 to {MAX_BODY_LIMIT}, not '{v}'"
-                ));
-            }
-        }
+    if let Some(n) = a.max_body {
+        config = config.max_body_bytes(n);
     }
-    if let Some(v) = p.value("--max-connections") {
-        match parse_count(v, 1, MAX_CONNECTIONS_LIMIT).and_then(|n| usize::try_from(n).ok()) {
-            Some(n) => config = config.max_connections(n),
-            None => {
-                return bad(format!(
-                    "listen: --max-connections must be a number from 1 to {MAX_CONNECTIONS_LIMIT}, not '{v}'"
-                ));
-            }
-        }
+    if let Some(n) = a.max_connections {
+        config = config.max_connections(n);
     }
-    if let Some(v) = p.value("--timeout") {
-        match parse_secs(v, MAX_TIMEOUT_SECS) {
-            Some(t) => {
-                config = config
-                    .read_timeout(t)
-                    .idle_timeout(t)
-                    .request_timeout(t.saturating_mul(3))
-                    .write_timeout(t);
-            }
-            None => {
-                return bad(format!(
-                    "listen: --timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}, not '{v}'"
-                ));
-            }
-        }
+    if let Some(n) = a.max_connections_per_peer {
+        config = config.max_connections_per_peer(n);
     }
-    let addr = match p.value("--http") {
-        Some(a) if !a.trim().is_empty() => a.to_string(),
-        Some(_) => return bad("listen: --http needs an address like 127.0.0.1:8080".into()),
-        None => return bad("listen: --http ADDR is required, e.g. --http 127.0.0.1:8080".into()),
+    // Read before binding: a certificate that cannot be used is an error
+    // at once, not at the first client.
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => match ossa_events::receiver::tls_config_from_pem(cert, key) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("ossa-events: listen: TLS: {e}");
+                return ExitCode::from(super::EXIT_USAGE);
+            }
+        },
+        _ => None,
     };
+    if let Some(t) = a.timeout {
+        config = config
+            .read_timeout(t)
+            .idle_timeout(t)
+            .request_timeout(t.saturating_mul(3))
+            .write_timeout(t);
+    }
 
     let receiver = match Receiver::bind(addr.as_str(), config) {
-        Ok(r) => r,
+        Ok(r) => match tls.clone() {
+            Some(t) => r.tls(t),
+            None => r,
+        },
         Err(e) => {
             eprintln!("ossa-events: listen: cannot listen on {addr}: {e}");
             return ExitCode::from(super::EXIT_FAILURE);
         }
     };
     match receiver.local_addr() {
-        Ok(local) => eprintln!("listening on http://{local}"),
+        Ok(local) => eprintln!(
+            "listening on {}://{local}",
+            if tls.is_some() { "https" } else { "http" }
+        ),
         Err(e) => {
             eprintln!("ossa-events: listen: {addr}: {e}");
             return ExitCode::from(super::EXIT_FAILURE);
@@ -240,11 +271,16 @@ mod tests {
     /// The defaults and limits the help states are the library's and the parser's.
     #[test]
     fn help_defaults_match_the_library() {
-        let h = CMD.help();
+        let h = super::super::help_of("listen");
         let secs = receiver::DEFAULT_READ_TIMEOUT.as_secs();
         for want in [
             format!("[default: {}]", receiver::DEFAULT_MAX_BODY_BYTES),
             format!("[default: {}]", receiver::DEFAULT_MAX_CONNECTIONS),
+            format!("[default: {}]", receiver::DEFAULT_MAX_CONNECTIONS_PER_PEER),
+            format!(
+                "(for up to {} s)",
+                receiver::DEFAULT_SHUTDOWN_TIMEOUT.as_secs()
+            ),
             format!("this [default: {secs}]"),
             format!("1 to {MAX_BODY_LIMIT}"),
             format!("1 to {MAX_CONNECTIONS_LIMIT}"),

@@ -12,7 +12,7 @@ mod validate;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use args::Command;
+use clap::{CommandFactory, FromArgMatches};
 
 const USAGE: &str = "\
 ossa-events — CloudEvents v1.0 for OSSA agents
@@ -51,6 +51,81 @@ Examples:
   ossa-events emit --demo --sink http --url http://127.0.0.1:8080/
 ";
 
+/// The `ossa-events` command line: the `-v` flags, then a command. The
+/// parser (clap, derived) and the completion scripts come from it; the
+/// tool's own `--help` and `--version` are answered before it (see [`run`]).
+///
+/// clap's help flag and `help` subcommand are off: the help is ours (see
+/// [`args::help`]), and clap would add its own when its `help` feature is
+/// on (which feature unification in a workspace can do).
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "ossa-events",
+    about = "CloudEvents v1.0 for OSSA agents",
+    disable_help_flag = true,
+    disable_version_flag = true,
+    disable_help_subcommand = true
+)]
+pub(crate) struct Cli {
+    /// Log diagnostics on stderr (-vv, -vvv for more)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// The commands of [`Cli`]. Those that take a struct get their about,
+/// details and options from its doc comments (a doc comment here would
+/// replace its about).
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Cmd {
+    #[command(name = "demo")]
+    Demo(demo::Args),
+    #[command(name = "validate")]
+    Validate(validate::Args),
+    #[command(name = "listen")]
+    Listen(listen::Args),
+    #[command(name = "emit")]
+    Emit(emit::Args),
+    #[command(name = "consume")]
+    Consume(consume::Args),
+    /// Print a shell completion script
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        #[arg(value_name = "SHELL")]
+        shell: Option<clap_complete::Shell>,
+    },
+    /// Show the help of the tool or of a command
+    Help {
+        /// The command
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
+}
+
+impl Cmd {
+    /// Whether the command's `-h`/`--help` was given (in a form that
+    /// [`args::asks_help`] does not see, such as `-fh`).
+    fn asks_help(&self) -> bool {
+        match self {
+            Cmd::Demo(a) => a.help.help,
+            Cmd::Validate(a) => a.help.help,
+            Cmd::Listen(a) => a.help.help,
+            Cmd::Emit(a) => a.help.help,
+            Cmd::Consume(a) => a.help.help,
+            Cmd::Completions { .. } | Cmd::Help { .. } => false,
+        }
+    }
+}
+
+/// The names of the commands that do the work, in the order of the
+/// top-level help.
+const COMMANDS: [&str; 5] = ["demo", "validate", "listen", "emit", "consume"];
+
+/// The shells `completions` knows.
+const SHELLS: &str = "bash, zsh, fish, elvish or powershell";
+
 /// The cargo features this binary was built with (`--version` says them:
 /// a build without `kafka` has no `emit --sink kafka` and no `consume`).
 const FEATURES: &[&str] = &[
@@ -66,15 +141,6 @@ const FEATURES: &[&str] = &[
     "cloudevents-sdk",
 ];
 
-/// Every command, in the order of the top-level help.
-const COMMANDS: [&Command; 5] = [
-    &demo::CMD,
-    &validate::CMD,
-    &listen::CMD,
-    &emit::CMD,
-    &consume::CMD,
-];
-
 /// Exit code for bad command-line arguments.
 pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code for invalid input or I/O failure.
@@ -82,87 +148,141 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 
 /// Prints a one-line usage error for command `cmd` (`None`: the tool) and
 /// returns exit code 2. `msg` starts with the command's name.
-pub(crate) fn usage_error(cmd: Option<&Command>, msg: &str) -> ExitCode {
+pub(crate) fn usage_error(cmd: Option<&str>, msg: &str) -> ExitCode {
     let msg = msg.replace(['\n', '\r'], " ");
     match cmd {
-        Some(c) => eprintln!("ossa-events: {msg} (see 'ossa-events {} --help')", c.name),
+        Some(c) => eprintln!("ossa-events: {msg} (see 'ossa-events {c} --help')"),
         None => eprintln!("ossa-events: {msg} (see 'ossa-events --help')"),
     }
     ExitCode::from(EXIT_USAGE)
 }
 
-/// Parses `args` for `cmd`: the parsed arguments, or the exit code when help
-/// was printed or the arguments are bad.
-pub(crate) fn parse(cmd: &'static Command, args: Vec<OsString>) -> Result<args::Parsed, ExitCode> {
-    match cmd.parse(args) {
-        Ok(Some(p)) => Ok(p),
-        Ok(None) => {
-            print!("{}", cmd.help());
-            Err(ExitCode::SUCCESS)
-        }
-        Err(e) => Err(usage_error(Some(cmd), &e)),
-    }
+/// The derived command `name` of [`Cli`] (one of [`COMMANDS`]).
+fn command_of(name: &str) -> Option<clap::Command> {
+    Cli::command().find_subcommand(name).cloned()
 }
 
+/// The `--help` text of command `name`.
+#[cfg(test)]
+pub(crate) fn help_of(name: &str) -> String {
+    command_of(name).map(|c| args::help(&c)).unwrap_or_default()
+}
+
+/// Runs the tool on `args` (without the program name).
 pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let mut it = args.into_iter().peekable();
-    let mut verbosity = 0u8;
-    while let Some(v) = it.peek().and_then(|a| a.to_str()).and_then(verbose_level) {
-        verbosity = verbosity.saturating_add(v);
-        it.next();
-    }
-    init_logging(verbosity);
-    let Some(first) = it.next() else {
+    // The command is the first argument after the -v flags.
+    let at = args
+        .iter()
+        .position(|a| a.to_str().and_then(verbose_level).is_none());
+    let Some(at) = at else {
         return usage_error(
             None,
             "no command given: use demo, validate, listen, emit or consume",
         );
     };
-    let rest: Vec<OsString> = it.collect();
-    let Some(first) = first.to_str() else {
+    let rest = &args[at + 1..];
+    let Some(first) = args[at].to_str() else {
         return usage_error(None, "command is not valid UTF-8");
     };
-    if let Some(cmd) = COMMANDS.iter().find(|c| c.name == first) {
-        return run_command(cmd.name, rest);
-    }
-    let extra = rest.first().map(|a| a.to_string_lossy().into_owned());
     match first {
-        "completions" => completions(&rest),
-        "help" => match rest.first().map(|s| s.to_str()) {
-            None => {
-                print!("{USAGE}");
-                ExitCode::SUCCESS
-            }
-            Some(Some(name)) => match COMMANDS.iter().find(|c| c.name == name) {
-                Some(c) if rest.len() == 1 => {
-                    print!("{}", c.help());
+        "-h" | "--help" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        "-V" | "--version" => {
+            return match rest.first() {
+                None => {
+                    println!("ossa-events {}", env!("CARGO_PKG_VERSION"));
+                    println!("features: {}", FEATURES.join(", "));
                     ExitCode::SUCCESS
                 }
-                Some(_) => usage_error(
+                Some(a) => usage_error(
                     None,
-                    &format!("help: unexpected argument '{}'", rest[1].to_string_lossy()),
+                    &format!("unexpected argument '{}'", a.to_string_lossy()),
                 ),
-                None => usage_error(None, &format!("help: no such command '{name}'")),
-            },
-            Some(None) => usage_error(None, "help: command is not valid UTF-8"),
-        },
-        "-h" | "--help" => {
+            };
+        }
+        other if other.starts_with('-') => {
+            return usage_error(None, &format!("unknown option '{other}'"));
+        }
+        _ => {}
+    }
+    let top = Cli::command();
+    let Some(sub) = top.find_subcommand(first) else {
+        // clap's suggestion for a misspelled command.
+        let near = top
+            .clone()
+            .try_get_matches_from(["ossa-events", first])
+            .err()
+            .and_then(
+                |e| match e.get(clap::error::ContextKind::SuggestedSubcommand) {
+                    Some(clap::error::ContextValue::Strings(v)) => v.first().cloned(),
+                    _ => None,
+                },
+            );
+        let msg = match near {
+            Some(n) => format!("no such command '{first}'; did you mean '{n}'?"),
+            None => {
+                format!("no such command '{first}': use demo, validate, listen, emit or consume")
+            }
+        };
+        return usage_error(None, &msg);
+    };
+    let is_command = COMMANDS.contains(&first);
+    if is_command && args::asks_help(rest) {
+        print!("{}", args::help(sub));
+        return ExitCode::SUCCESS;
+    }
+    let m = top.clone().try_get_matches_from(
+        std::iter::once(OsString::from("ossa-events")).chain(args.iter().cloned()),
+    );
+    let parsed = m.and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, m) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = args::one_line(sub, &e, rest);
+            return if is_command {
+                usage_error(Some(first), &format!("{first}: {msg}"))
+            } else if first == "completions" && e.kind() == clap::error::ErrorKind::InvalidValue {
+                let shell = rest
+                    .first()
+                    .map(|s| s.to_string_lossy())
+                    .unwrap_or_default();
+                usage_error(
+                    None,
+                    &format!("completions: unknown shell '{shell}': use {SHELLS}"),
+                )
+            } else {
+                usage_error(None, &format!("{first}: {msg}"))
+            };
+        }
+    };
+    if cli.command.asks_help() {
+        print!("{}", args::help(sub));
+        return ExitCode::SUCCESS;
+    }
+    init_logging(cli.verbose);
+    let sub_m = m.subcommand().map_or(&m, |(_, m)| m);
+    match cli.command {
+        Cmd::Demo(a) => demo::run(a),
+        Cmd::Validate(a) => validate::run(a),
+        Cmd::Listen(a) => listen::run(a),
+        Cmd::Emit(a) => emit::run(a, sub_m),
+        Cmd::Consume(a) => consume::run(a, sub_m),
+        Cmd::Completions { shell } => completions(shell),
+        Cmd::Help { command: None } => {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
-        "-V" | "--version" => match extra {
-            None => {
-                println!("ossa-events {}", env!("CARGO_PKG_VERSION"));
-                println!("features: {}", FEATURES.join(", "));
+        Cmd::Help {
+            command: Some(name),
+        } => match command_of(&name) {
+            Some(c) if COMMANDS.contains(&name.as_str()) => {
+                print!("{}", args::help(&c));
                 ExitCode::SUCCESS
             }
-            Some(a) => usage_error(None, &format!("unexpected argument '{a}'")),
+            _ => usage_error(None, &format!("help: no such command '{name}'")),
         },
-        other if other.starts_with('-') => usage_error(None, &format!("unknown option '{other}'")),
-        other => usage_error(
-            None,
-            &format!("no such command '{other}': use demo, validate, listen, emit or consume"),
-        ),
     }
 }
 
@@ -212,117 +332,93 @@ fn init_logging(verbosity: u8) {
 }
 
 /// `ossa-events completions SHELL`: the completion script, generated by
-/// clap_complete from the same option tables the commands parse with.
-fn completions(rest: &[OsString]) -> ExitCode {
-    use clap_complete::Shell;
-    let shells = "bash, zsh, fish, elvish or powershell";
-    let shell = match rest {
-        [s] => match s.to_str().and_then(|s| s.parse::<Shell>().ok()) {
-            Some(sh) => sh,
-            None => {
-                return usage_error(
-                    None,
-                    &format!(
-                        "completions: unknown shell '{}': use {shells}",
-                        s.to_string_lossy()
-                    ),
-                );
-            }
-        },
-        [] => return usage_error(None, &format!("completions: name a shell: {shells}")),
-        [_, extra, ..] => {
-            return usage_error(
-                None,
-                &format!(
-                    "completions: unexpected argument '{}'",
-                    extra.to_string_lossy()
-                ),
-            );
-        }
+/// clap_complete from the derived [`Cli`].
+fn completions(shell: Option<clap_complete::Shell>) -> ExitCode {
+    let Some(shell) = shell else {
+        return usage_error(None, &format!("completions: name a shell: {SHELLS}"));
     };
-    // Our own `help` subcommand: clap adds one too when its `help` feature is
-    // on (feature unification can turn it on), and two would clash.
-    let mut top = clap::Command::new("ossa-events")
-        .about("CloudEvents v1.0 for OSSA agents")
-        .disable_help_subcommand(true)
-        .disable_help_flag(true)
-        .disable_version_flag(true)
-        .arg(
-            clap::Arg::new("verbose")
-                .short('v')
-                .long("verbose")
-                .action(clap::ArgAction::Count)
-                .help("Log diagnostics on stderr"),
-        )
-        .subcommands(COMMANDS.iter().map(|c| c.clap()))
-        .subcommand(clap::Command::new("help").about("Show the help of a command"));
-    clap_complete::generate(shell, &mut top, "ossa-events", &mut std::io::stdout());
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "ossa-events",
+        &mut std::io::stdout(),
+    );
     ExitCode::SUCCESS
-}
-
-fn run_command(name: &str, rest: Vec<OsString>) -> ExitCode {
-    match name {
-        "demo" => demo::run(rest),
-        "validate" => validate::run(rest),
-        "listen" => listen::run(rest),
-        "emit" => emit::run(rest),
-        _ => consume::run(rest),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every command's options are listed by its help, and the top-level help
+    /// clap's own checks of the derived command (duplicate names, bad
+    /// conflicts, ...), which it otherwise runs only in debug builds on use.
+    #[test]
+    fn the_derived_command_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command's options are listed by its help with their value,
+    /// the help states exit status and examples, and the top-level help
     /// lists every command.
     #[test]
     fn help_lists_every_option_and_command() {
-        for c in COMMANDS {
-            let h = c.help();
-            for o in c.opts {
-                assert!(h.contains(o.long), "{}: {}", c.name, o.long);
-                if let Some(v) = o.value {
-                    assert!(
-                        h.contains(&format!("{} {v}", o.long)),
-                        "{}: {}",
-                        c.name,
-                        o.long
-                    );
+        let top = Cli::command();
+        let names: Vec<&str> = top.get_subcommands().map(|c| c.get_name()).collect();
+        assert_eq!(names[..5], COMMANDS);
+        for name in COMMANDS {
+            let c = command_of(name).unwrap();
+            let h = help_of(name);
+            for a in c.get_arguments().filter(|a| !a.is_positional()) {
+                let long = format!("--{}", a.get_long().unwrap());
+                match args::value_name(a) {
+                    Some(v) => assert!(h.contains(&format!("{long} {v}")), "{name}: {long}"),
+                    None => assert!(h.contains(&long), "{name}: {long}"),
+                }
+                assert!(a.get_help().is_some(), "{name}: {long} has no help");
+                if let Some(var) = a.get_env() {
+                    let var = var.to_string_lossy();
+                    assert!(h.contains(&format!("[env: {var}]")), "{name}: {var}");
+                }
+                // Hidden aliases stay hidden.
+                for al in a.get_all_aliases().unwrap_or_default() {
+                    assert!(!h.contains(&format!("--{al}")), "{name}: --{al}");
                 }
             }
-            assert!(h.contains("Exit status:"), "{}", c.name);
-            assert!(h.contains("Examples:"), "{}", c.name);
-            assert!(USAGE.contains(&format!("\n  {:<11}", c.name)), "{}", c.name);
-            for u in c.usage {
-                assert!(u.starts_with(c.name), "{}: {u}", c.name);
+            assert!(h.contains("Exit status:"), "{name}");
+            assert!(h.contains("Examples:"), "{name}");
+            assert!(USAGE.contains(&format!("\n  {name:<11}")), "{name}");
+            let usage = c.get_overridden_usage().unwrap().to_string();
+            for u in usage.lines() {
+                assert!(u.starts_with(name), "{name}: {u}");
             }
         }
     }
 
-    /// No two options of a command share a name, and every conflict names
-    /// options of the command.
+    /// No two options of a command share a name (long, short or alias), and
+    /// `-h, --help` is every command's.
     #[test]
-    fn option_tables_are_consistent() {
-        for c in COMMANDS {
-            let mut names: Vec<&str> = c.opts.iter().map(|o| o.long).collect();
-            names.extend(c.opts.iter().filter_map(|o| o.short));
+    fn no_duplicate_option_names() {
+        for name in COMMANDS {
+            let c = command_of(name).unwrap();
+            let mut names: Vec<String> = Vec::new();
+            for a in c.get_arguments().filter(|a| !a.is_positional()) {
+                names.extend(a.get_long().map(|l| format!("--{l}")));
+                names.extend(a.get_short().map(|s| format!("-{s}")));
+                names.extend(
+                    a.get_all_aliases()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|al| format!("--{al}")),
+                );
+            }
             let n = names.len();
             names.sort_unstable();
             names.dedup();
-            assert_eq!(names.len(), n, "{}", c.name);
+            assert_eq!(names.len(), n, "{name}: {names:?}");
             assert!(
-                !names.contains(&"--help") && !names.contains(&"-h"),
-                "{}",
-                c.name
+                names.contains(&"--help".to_string()) && names.contains(&"-h".to_string()),
+                "{name}"
             );
-            for (a, b) in c.conflicts {
-                assert!(
-                    names.contains(a) && names.contains(b),
-                    "{}: {a} {b}",
-                    c.name
-                );
-            }
         }
     }
 }

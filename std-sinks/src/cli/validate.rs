@@ -7,47 +7,51 @@ use std::process::ExitCode;
 use ossa_events::parse::json::{BatchParser, parse_event};
 use ossa_events::{Event, ParseError, Scratch, format::json};
 
-use super::args::{Command, Opt};
+use super::args::HelpFlag;
 
-/// `validate`'s arguments and help.
-pub(crate) static CMD: Command = Command {
-    name: "validate",
-    about: "\
-Check CloudEvents v1.0 in the JSON format and print each valid event as one line
-of canonical structured JSON on stdout.",
-    usage: &["validate [--format auto|event|batch|jsonl] [FILE]..."],
-    details: "\
-Reads each FILE in turn, or stdin when none is given (or FILE is '-'); after
-'--' every argument is a FILE, even one that starts with '-'.
-
-Formats:
-  event   one structured event (application/cloudevents+json)
-  batch   a JSON batch (application/cloudevents-batch+json): a JSON array of events
-  jsonl   JSON Lines: one event per line (blank lines are skipped)
-  auto    tell them apart from the content [default]: '[' starts a batch; a first
-          line that is a whole JSON value followed by more lines is JSON Lines;
-          anything else is one event
-
-Every invalid event is reported on stderr with where it is (file, line, batch
-element) and which attribute broke which rule; validation goes on with the next
-line of JSON Lines input but stops at the first error of an event or batch.",
-    opts: &[Opt::value(
-        "--format",
-        "FORMAT",
-        "Input format: auto, event, batch or jsonl [default: auto]",
-    )
-    .short("-f")],
-    positional: Some("FILE"),
-    conflicts: &[],
-    footer: "\
+/// Check CloudEvents v1.0 in the JSON format and print each valid event as one line
+/// of canonical structured JSON on stdout.
+///
+/// Reads each FILE in turn, or stdin when none is given (or FILE is '-'); after
+/// '--' every argument is a FILE, even one that starts with '-'.
+///
+/// Formats:
+///   event   one structured event (application/cloudevents+json)
+///   batch   a JSON batch (application/cloudevents-batch+json): a JSON array of events
+///   jsonl   JSON Lines: one event per line (blank lines are skipped)
+///   auto    tell them apart from the content [default]: '[' starts a batch; a first
+///           line that is a whole JSON value followed by more lines is JSON Lines;
+///           anything else is one event
+///
+/// Every invalid event is reported on stderr with where it is (file, line, batch
+/// element) and which attribute broke which rule; validation goes on with the next
+/// line of JSON Lines input but stops at the first error of an event or batch.
+// This doc comment is the command's help, plain text rather than Markdown.
+#[allow(rustdoc::broken_intra_doc_links)]
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "validate",
+    verbatim_doc_comment,
+    override_usage = "validate [--format auto|event|batch|jsonl] [FILE]...",
+    after_help = "\
 Exit status: 0 when every event is valid, 1 when any input is invalid or
 unreadable, 2 on bad arguments.
 
 Examples:
   ossa-events demo | ossa-events validate
   ossa-events validate --format batch batch.json
-  ossa-events validate -f jsonl events-1.jsonl events-2.jsonl",
-};
+  ossa-events validate -f jsonl events-1.jsonl events-2.jsonl"
+)]
+pub(crate) struct Args {
+    /// Input format: auto, event, batch or jsonl [default: auto]
+    #[arg(short, long, value_name = "FORMAT")]
+    format: Option<String>,
+    #[command(flatten)]
+    pub(super) help: HelpFlag,
+    /// The inputs (stdin when none, or '-')
+    #[arg(value_name = "FILE")]
+    files: Vec<OsString>,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Format {
@@ -57,24 +61,21 @@ enum Format {
     Jsonl,
 }
 
-pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
-    let p = match super::parse(&CMD, args) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let format = match p.value("--format").unwrap_or("auto") {
+/// Runs `validate` with its parsed arguments.
+pub(crate) fn run(a: Args) -> ExitCode {
+    let format = match a.format.as_deref().unwrap_or("auto") {
         "auto" => Format::Auto,
         "event" => Format::Event,
         "batch" => Format::Batch,
         "jsonl" => Format::Jsonl,
         other => {
             return super::usage_error(
-                Some(&CMD),
+                Some("validate"),
                 &format!("validate: unknown format '{other}': use auto, event, batch or jsonl"),
             );
         }
     };
-    let mut files = p.positionals;
+    let mut files = a.files;
     if files.is_empty() {
         files.push("-".into());
     }
