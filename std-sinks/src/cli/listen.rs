@@ -231,9 +231,21 @@ pub(crate) fn run(a: Args) -> ExitCode {
     ExitCode::from(super::signals::exit_code(sig))
 }
 
-/// Prints each event as one JSON line on stdout; flushes at the end of each
-/// request, before the client is answered.
+/// Prints each event as one JSON line on stdout: a request's lines are
+/// gathered and written with one locked write (lines of concurrent requests
+/// never interleave; one system call per request, not per event), and
+/// stdout is flushed, before the client is answered.
 struct PrintEvents;
+
+thread_local! {
+    /// The lines of the request this thread is handling. The receiver calls
+    /// `on_event` for each of a request's events, then `on_request_done`, on
+    /// one thread.
+    static LINES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Capacity kept for the next request's lines (a larger batch's is freed).
+const KEEP_LINES: usize = 1 << 20;
 
 impl PrintEvents {
     fn stdout_failed(e: &std::io::Error) -> ! {
@@ -246,20 +258,25 @@ impl PrintEvents {
 
 impl Handler for PrintEvents {
     fn on_event(&self, event: &Event<'_>) {
-        let mut line = Vec::with_capacity(512);
-        // Writing to a Vec cannot fail, and parsed events carry no serde payloads.
-        if json::write_jsonl(event, &mut line).is_ok() {
-            // One locked write per event: lines never interleave.
-            if let Err(e) = std::io::stdout().lock().write_all(&line) {
-                Self::stdout_failed(&e);
-            }
-        }
+        LINES.with(|lines| {
+            let mut lines = lines.borrow_mut();
+            // Writing to a Vec cannot fail, and parsed events carry no serde payloads.
+            let _ = json::write_jsonl(event, &mut *lines);
+        });
     }
 
     fn on_request_done(&self, _events: usize) {
-        if let Err(e) = std::io::stdout().lock().flush() {
-            Self::stdout_failed(&e);
-        }
+        LINES.with(|lines| {
+            let mut lines = lines.borrow_mut();
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(&lines).and_then(|()| out.flush()) {
+                Self::stdout_failed(&e);
+            }
+            lines.clear();
+            if lines.capacity() > KEEP_LINES {
+                *lines = Vec::new();
+            }
+        });
     }
 }
 

@@ -28,6 +28,7 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -147,6 +148,26 @@ impl Lexer {
     /// Whether a request head has started and is not complete yet.
     fn in_head(&self) -> bool {
         self.state == State::Head && !self.held.is_empty()
+    }
+
+    /// Bytes of body data that may pass unread (inside a `Content-Length`
+    /// body or a chunk's data), if that is where the lexer is.
+    fn passable(&self) -> Option<u64> {
+        match self.state {
+            State::Body(n) | State::ChunkData(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// `n` bytes (at most [`passable`](Self::passable)) went by unread.
+    fn pass(&mut self, n: u64) {
+        self.state = match self.state {
+            State::Body(left) if left > n => State::Body(left - n),
+            State::Body(_) => State::Head,
+            State::ChunkData(left) if left > n => State::ChunkData(left - n),
+            State::ChunkData(_) => State::ChunkCr,
+            other => other,
+        };
     }
 
     /// Reads `data`, appending what hyper may see to `out`.
@@ -432,20 +453,34 @@ impl<S> Guard<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
-    /// Reads once from the socket into the lexer. `Ready(Ok(false))` at end
-    /// of stream.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        let mut chunk = [0u8; READ_CHUNK];
-        let mut rb = ReadBuf::new(&mut chunk);
+    /// Reads once from the socket: body data straight into hyper's `buf`
+    /// (nothing to check in it), anything else through the lexer.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<Fill>> {
+        if let Some(left) = self.lexer.passable() {
+            let limit = usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(buf.remaining());
+            if limit > 0 {
+                let mut rb = ReadBuf::new(buf.initialize_unfilled_to(limit));
+                ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Ok(Fill::Eof));
+                }
+                buf.advance(n);
+                self.lexer.pass(n as u64);
+                self.read_some(n);
+                return Poll::Ready(Ok(Fill::Direct));
+            }
+        }
+        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut rb = ReadBuf::uninit(&mut chunk);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
         let data = rb.filled();
         if data.is_empty() {
-            return Poll::Ready(Ok(false));
+            return Poll::Ready(Ok(Fill::Eof));
         }
-        let now = Instant::now();
-        add(&self.shared.counters.bytes_received, data.len() as u64);
-        self.last_read = now;
-        self.ctl.mark_busy();
+        let now = self.read_some(data.len());
         if self.lexer.idle() {
             self.started = Some(now);
         }
@@ -467,7 +502,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
         } else if self.started.is_none() {
             self.started = Some(now);
         }
-        Poll::Ready(Ok(true))
+        Poll::Ready(Ok(Fill::Lexed))
+    }
+
+    /// Counts `n` bytes read; the time they arrived.
+    fn read_some(&mut self, n: usize) -> Instant {
+        let now = Instant::now();
+        add(&self.shared.counters.bytes_received, n as u64);
+        self.last_read = now;
+        self.ctl.mark_busy();
+        now
     }
 
     fn refusal_bytes(&self, r: &Refusal) -> Vec<u8> {
@@ -597,6 +641,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
     }
 }
 
+/// What one read from the socket did.
+enum Fill {
+    /// End of stream.
+    Eof,
+    /// Body bytes went straight into hyper's buffer.
+    Direct,
+    /// Bytes went through the lexer (some may be waiting in `out`).
+    Lexed,
+}
+
 /// What a passed read deadline means.
 #[derive(Clone, Copy)]
 enum Expiry {
@@ -644,12 +698,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guard<S> {
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, fault)));
                 }
             }
-            match this.poll_fill(cx) {
-                Poll::Ready(Ok(true)) => {
+            match this.poll_fill(cx, buf) {
+                Poll::Ready(Ok(Fill::Lexed)) => {
                     this.armed = None;
                     continue;
                 }
-                Poll::Ready(Ok(false)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(Fill::Direct)) => {
+                    this.armed = None;
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Ok(Fill::Eof)) => return Poll::Ready(Ok(())),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
             }

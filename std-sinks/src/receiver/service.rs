@@ -25,6 +25,14 @@ use super::add;
 use super::guard::BodyFault;
 use super::server::{ConnCtl, Shared};
 
+thread_local! {
+    /// The parser's scratch space, kept per blocking thread between requests.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Scratch kept between requests at most (larger is freed after use).
+const KEEP_SCRATCH: usize = 4 << 20;
+
 /// A response before it becomes an `http::Response`.
 pub(super) struct Reply {
     status: u16,
@@ -254,8 +262,31 @@ async fn respond(req: Request<Incoming>, shared: &Arc<Shared>) -> Reply {
             .collect();
         let head_len: usize = pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
         // Decoded strings never outgrow their source (body or headers).
-        let mut scratch = vec![0u8; body.len() + head_len + 64];
-        handle_request(mode, pairs.iter().copied(), &body, &mut scratch, &worker)
+        let need = body.len() + head_len + 64;
+        SCRATCH.with(|cell| {
+            // Reused by this blocking thread's next request (no allocation,
+            // no zeroing); a handler that re-enters the receiver gets its own.
+            let mut own = Vec::new();
+            let mut borrowed = cell.try_borrow_mut();
+            let scratch = match borrowed.as_deref_mut() {
+                Ok(s) => s,
+                Err(_) => &mut own,
+            };
+            if scratch.len() < need {
+                scratch.resize(need, 0);
+            }
+            let reply = handle_request(
+                mode,
+                pairs.iter().copied(),
+                &body,
+                &mut scratch[..need],
+                &worker,
+            );
+            if scratch.len() > KEEP_SCRATCH {
+                *scratch = Vec::new();
+            }
+            reply
+        })
     })
     .await;
     done.unwrap_or_else(|_| Reply::text(500, "event handler failed").closing())
