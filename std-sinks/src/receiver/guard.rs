@@ -824,6 +824,72 @@ mod tests {
         Ok(out)
     }
 
+    /// The lexer's answer for `input` fed in pieces cut at `cuts`.
+    fn lex_split(input: &[u8], cuts: &[usize]) -> (Result<(), String>, Vec<u8>) {
+        let mut l = Lexer::new(1024, 16, 4096);
+        let mut out = Vec::new();
+        let mut at = 0;
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        points.sort_unstable();
+        points.push(input.len());
+        for p in points {
+            if let Err(f) = l.feed(&input[at..p], &mut out) {
+                return (Err(format!("{f:?}")), out);
+            }
+            at = p;
+        }
+        (Ok(()), out)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any bytes, cut anywhere: no panic, and the same verdict and the
+        /// same bytes handed on as in one piece. What is handed on is never
+        /// more than what came in.
+        #[test]
+        fn any_input_any_split_same_answer(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            cuts in proptest::collection::vec(0usize..700, 0..6),
+        ) {
+            let whole = lex_split(&input, &[]);
+            let split = lex_split(&input, &cuts);
+            proptest::prop_assert_eq!(&whole, &split);
+            proptest::prop_assert!(whole.1.len() <= input.len());
+        }
+
+        /// Well-formed requests (a head, then a length or chunked body)
+        /// mutated in one byte: same answer whole or split, no panic.
+        #[test]
+        fn mutated_requests_same_answer(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            chunked in proptest::prelude::any::<bool>(),
+            at in 0usize..400,
+            to in proptest::prelude::any::<u8>(),
+            cuts in proptest::collection::vec(0usize..500, 0..6),
+        ) {
+            let mut req = if chunked {
+                let mut r = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                for part in body.chunks(7) {
+                    r.extend_from_slice(format!("{:x};e=1\r\n", part.len()).as_bytes());
+                    r.extend_from_slice(part);
+                    r.extend_from_slice(b"\r\n");
+                }
+                r.extend_from_slice(b"0\r\nT: 1\r\n\r\n");
+                r
+            } else {
+                let mut r = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+                r.extend_from_slice(&body);
+                r
+            };
+            let unmutated = lex_split(&req, &[]);
+            proptest::prop_assert_eq!(&unmutated, &(Ok(()), req.clone()));
+            let i = at % req.len();
+            req[i] = to;
+            proptest::prop_assert_eq!(lex_split(&req, &[]), lex_split(&req, &cuts));
+        }
+    }
+
     #[test]
     fn valid_requests_pass_unchanged() {
         let reqs: &[&[u8]] = &[
