@@ -214,9 +214,8 @@
 //!
 //! - `cli` (default): the `ossa-events` binary (implies `http`; adds
 //!   `tracing-subscriber` for its `-v` / `RUST_LOG` output).
-//! - `http` (default): `HttpSink` on ureq + rustls, and gzip request bodies
-//!   for the sink and the receiver. Without it: no HTTP client, and the
-//!   receiver answers gzipped bodies `415`.
+//! - `http` (default): `HttpSink` on ureq + rustls, with gzip request bodies.
+//!   Without it: no HTTP client.
 //! - `kafka`: `KafkaSink` on rdkafka; compiles the bundled librdkafka (needs
 //!   a C toolchain, make and zlib).
 //! - `cloudevents-sdk`: the `sdk` module, conversions between this crate's
@@ -224,7 +223,11 @@
 //! - `axum`: the `axum` module, an extractor that hands an axum handler the
 //!   checked events of a request in any content mode (implies `http-types`).
 //! - `receiver` (default, through `cli`): the [`receiver`] module, a
-//!   blocking CloudEvents HTTP receiver.
+//!   CloudEvents HTTP receiver on hyper with a blocking API (it owns its
+//!   tokio runtime), hardened for clients it does not trust; gzip bodies.
+//!   Implies `http-types`.
+//! - `receiver-tls` (default, through `cli`): the receiver over HTTPS
+//!   (rustls), `Receiver::tls` and `receiver::tls_config_from_pem`.
 //! - `http-types`: the `http_types` module, events parsed from and built into
 //!   the `http` crate's `Request`, `Response` and `HeaderMap` (the types of
 //!   hyper, axum, reqwest and tonic), in every content mode.
