@@ -1196,3 +1196,40 @@ fn many_one_byte_chunks_split_across_reads_are_decoded() {
     assert!(r.body.contains("extensions"), "{r:?}");
     assert_eq!(seen(&seen_events).len(), 2001);
 }
+
+#[test]
+fn a_body_trickled_inside_the_read_timeout_is_cut_off_by_the_request_deadline() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let body = ev_json("trickled");
+    let req = post("application/cloudevents+json", "", &body);
+    let head_len = req.len() - body.len();
+    let started = Instant::now();
+    let mut slow = Client::connect(addr);
+    slow.send(&req[..head_len]);
+    // One body byte every 150 ms: each read is within the 300 ms read
+    // timeout, the whole body never within the 900 ms request deadline.
+    let mut answered = false;
+    for b in &req[head_len..] {
+        if slow.stream.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        slow.stream
+            .set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        let mut peek = [0u8; 1];
+        if matches!(slow.stream.peek(&mut peek), Ok(n) if n > 0) {
+            answered = true;
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "never cut off");
+    }
+    assert!(answered, "the whole body arrived before any deadline");
+    slow.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let r = slow.response().expect("a 408");
+    assert_eq!(r.status, 408, "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    assert!(seen(&seen_events).is_empty());
+    assert!(rx.shutdown().timeouts >= 1);
+}
