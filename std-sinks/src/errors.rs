@@ -89,6 +89,10 @@ pub enum Error {
     /// The queue is at its capacity (events or bytes) and the overflow policy
     /// dropped the event.
     QueueFull,
+    /// The spool is at its byte cap ([`WhenFull`](crate::spool::WhenFull)):
+    /// the event was dropped (the newest, or with `DropOldest` an old one
+    /// that was never sent).
+    SpoolFull,
 }
 
 impl fmt::Display for Error {
@@ -107,6 +111,7 @@ impl fmt::Display for Error {
             Error::Kafka(e) => write!(f, "kafka: {e}"),
             Error::ShutDown => f.write_str("emitter is shut down"),
             Error::QueueFull => f.write_str("queue full: event dropped"),
+            Error::SpoolFull => f.write_str("spool full: event dropped"),
         }
     }
 }

@@ -211,6 +211,7 @@ pub struct EmitterBuilder {
     flush_timeout: Duration,
     shutdown_timeout: Duration,
     wait_on_drop: bool,
+    spool: Option<crate::spool::SpoolConfig>,
     context: OwnedContext,
     callback: Option<Callback>,
 }
@@ -276,6 +277,7 @@ impl EmitterBuilder {
             flush_timeout: Self::DEFAULT_FLUSH_TIMEOUT,
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
             wait_on_drop: true,
+            spool: None,
             context: OwnedContext::default(),
             callback: None,
         }
@@ -499,6 +501,36 @@ impl EmitterBuilder {
         self.wait_on_drop = wait;
         self
     }
+
+    /// Keeps every accepted event in a disk spool until the sink confirms
+    /// it (see [`spool`](crate::spool)): events survive `kill -9`, restarts
+    /// and outages longer than the in-memory queue holds, and what an earlier
+    /// emitter left in the directory is sent first. Off by default.
+    ///
+    /// [`build`](Self::build) fails when the directory cannot be created or
+    /// another emitter (in any process) has it open.
+    ///
+    /// ```
+    /// use ossa_events::spool::SpoolConfig;
+    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
+    /// let dir = std::env::temp_dir().join(format!("spool-builder-{}", std::process::id()));
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .spool(SpoolConfig::new(&dir))
+    ///     .build()?;
+    /// // One spool, one emitter: a second one is refused.
+    /// assert!(Emitter::builder("/agents/b").spool(SpoolConfig::new(&dir)).build().is_err());
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// emitter.flush()?;
+    /// assert_eq!(emitter.metrics().delivered, 1);
+    /// # drop(emitter);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn spool(mut self, config: crate::spool::SpoolConfig) -> Self {
+        self.spool = Some(config);
+        self
+    }
     /// `ossaagentid` for events that do not set it. Defaults to none.
     ///
     /// ```
@@ -627,6 +659,7 @@ impl EmitterBuilder {
             flush_timeout: self.flush_timeout,
             shutdown_timeout: self.shutdown_timeout,
             context: self.context,
+            spool: self.spool,
         };
         let (shared, handle) =
             worker::spawn(sink, config, self.callback, Breaker::new(self.breaker))?;

@@ -276,6 +276,7 @@ mod retry_after;
 #[cfg_attr(docsrs, doc(cfg(feature = "cloudevents-sdk")))]
 pub mod sdk;
 pub mod sink;
+pub mod spool;
 mod worker;
 
 pub use clock::SystemClock;

@@ -46,6 +46,22 @@ pub struct Metrics {
     pub batches: u64,
     /// Bytes of events delivered, in their wire form.
     pub bytes: u64,
+    /// Events read back from the spool at start (left unconfirmed by an
+    /// earlier emitter) and sent again. With a spool,
+    /// `emitted + replayed == delivered + failed + shutdown_timeout +
+    /// spooled + queue_depth`.
+    pub replayed: u64,
+    /// Events still in the spool when this emitter stopped (not delivered in
+    /// time): the next emitter on the spool sends them. Not reported to
+    /// `on_undelivered`: they are not lost.
+    pub spooled: u64,
+    /// Spool writes or reads that failed (disk full, I/O error, read-only):
+    /// those events went to the in-memory queue instead.
+    pub spool_errors: u64,
+    /// Corrupt spool records skipped (found at start or while reading).
+    pub spool_corrupt: u64,
+    /// Bytes of spool segment files on disk.
+    pub spool_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +75,10 @@ pub(crate) struct Counters {
     pub(crate) rejected: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) bytes: AtomicU64,
+    pub(crate) replayed: AtomicU64,
+    pub(crate) spooled: AtomicU64,
+    pub(crate) spool_errors: AtomicU64,
+    pub(crate) spool_corrupt: AtomicU64,
 }
 
 impl Counters {
@@ -66,7 +86,7 @@ impl Counters {
         c.fetch_add(n, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, queue_depth: u64, queue_bytes: u64) -> Metrics {
+    pub(crate) fn snapshot(&self, queue_depth: u64, queue_bytes: u64, spool_bytes: u64) -> Metrics {
         Metrics {
             emitted: self.emitted.load(Relaxed),
             delivered: self.delivered.load(Relaxed),
@@ -79,6 +99,11 @@ impl Counters {
             queue_bytes,
             batches: self.batches.load(Relaxed),
             bytes: self.bytes.load(Relaxed),
+            replayed: self.replayed.load(Relaxed),
+            spooled: self.spooled.load(Relaxed),
+            spool_errors: self.spool_errors.load(Relaxed),
+            spool_corrupt: self.spool_corrupt.load(Relaxed),
+            spool_bytes,
         }
     }
 }

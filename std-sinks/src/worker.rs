@@ -48,6 +48,7 @@ use crate::handle::{Callback, Overflow, OwnedContext, Reason, Undelivered};
 use crate::metrics::{Counters, Metrics};
 use crate::retry::{Breaker, RetryPolicy};
 use crate::sink::{Encoded, Encoding, LiveDeadline, SendDeadline, Sink, Ticket};
+use crate::spool::{Spool, SpoolConfig, SyncPolicy, WhenFull};
 
 /// How long past its deadline [`Shared::shutdown`] waits for a worker that
 /// is stuck in a sink before it gives up on the open events itself.
@@ -65,12 +66,15 @@ pub(crate) struct Config {
     pub(crate) flush_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) context: OwnedContext,
+    pub(crate) spool: Option<SpoolConfig>,
 }
 
 /// An event in the queue, with its place in emit order.
 struct Queued {
     seq: u64,
     event: Encoded,
+    /// Its sequence number in the spool, if it is in one.
+    spooled: Option<u64>,
 }
 
 /// A batch the worker took from the queue and has not settled in full.
@@ -79,6 +83,8 @@ struct Flight {
     /// `seq` of its first event; the others follow without gaps.
     first_seq: u64,
     events: Arc<[Encoded]>,
+    /// Their spool sequence numbers (where spooled).
+    spooled: Vec<Option<u64>>,
     /// Which events are not settled yet.
     open: Vec<bool>,
     open_count: usize,
@@ -107,6 +113,13 @@ struct State {
     /// Settles whose `on_undelivered` reports are being made: a flush
     /// returns only after the reports of what it waited for.
     reporting: usize,
+    /// The disk spool, if the emitter has one.
+    spool: Option<Spool>,
+    /// Events only in the spool, not in `queue`: replayed ones not read back
+    /// yet, and new ones that came while others waited on disk. They have
+    /// the queue `seq`s `spill_seq..spill_seq + spilled`.
+    spilled: u64,
+    spill_seq: u64,
 }
 
 impl State {
@@ -119,7 +132,16 @@ impl State {
                 return f.first_seq + i as u64;
             }
         }
-        self.queue.front().map_or(self.next_seq, |q| q.seq)
+        match self.queue.front() {
+            Some(q) => q.seq,
+            None if self.spilled > 0 => self.spill_seq,
+            None => self.next_seq,
+        }
+    }
+
+    /// Events waiting: queued, in flight, or only in the spool.
+    fn depth(&self) -> u64 {
+        (self.queue.len() + self.in_flight) as u64 + self.spilled
     }
 
     fn out_of_time(&self) -> bool {
@@ -152,6 +174,16 @@ fn wait_on<'a>(
     }
 }
 
+/// What writing an event to the spool came to.
+enum Spooled {
+    /// Written, with this sequence number.
+    At(u64),
+    /// Not written: the disk failed (the event goes to memory).
+    Failed,
+    /// Not written and not to be queued: the spool is full.
+    Refused(Error),
+}
+
 /// An event's end, as [`Shared::settle`] takes it.
 enum End<'e> {
     Delivered,
@@ -181,13 +213,28 @@ pub(crate) fn spawn(
     callback: Option<Callback>,
     breaker: Breaker,
 ) -> Result<(Arc<Shared>, JoinHandle<()>), Error> {
+    let counters = Counters::default();
+    let mut state = State::default();
+    if let Some(cfg) = config.spool.clone() {
+        let (spool, rec) = Spool::open(cfg).map_err(Error::Io)?;
+        if rec.pending > 0 {
+            tracing::info!(
+                events = rec.pending,
+                "spool: replaying events an earlier emitter left"
+            );
+        }
+        Counters::add(&counters.replayed, rec.pending);
+        state.spilled = rec.pending;
+        state.next_seq = rec.pending;
+        state.spool = Some(spool);
+    }
     let shared = Arc::new(Shared {
         encoding: sink.encoding(),
-        state: Mutex::new(State::default()),
+        state: Mutex::new(state),
         wake: Condvar::new(),
         space: Condvar::new(),
         done: Condvar::new(),
-        counters: Counters::default(),
+        counters,
         config,
         callback,
         worker_thread: Mutex::new(None),
@@ -233,7 +280,9 @@ impl Shared {
         err
     }
 
-    /// Queues `e`, waiting for room under [`Overflow::Block`].
+    /// Queues `e`, waiting for room under [`Overflow::Block`]. With a spool
+    /// the event is written there first; when the in-memory queue is full
+    /// (or events wait on disk already) it stays only on disk.
     pub(crate) fn enqueue(&self, e: Encoded) -> Result<(), Error> {
         let cfg = &self.config;
         let size = e.size();
@@ -242,6 +291,38 @@ impl Shared {
             st.queue.len() + st.in_flight < cfg.queue_events
                 && (st.bytes + size <= cfg.queue_bytes || st.bytes == 0)
         };
+        if st.spool.is_some() && !st.shutdown && !st.worker_done {
+            let (spooled, st2) = self.spool_append(st, &e);
+            st = st2;
+            match spooled {
+                Spooled::Refused(err) => {
+                    drop(st);
+                    return Err(self.refuse(&e, err));
+                }
+                Spooled::At(sseq) => {
+                    if st.spilled == 0 && fits(&st) {
+                        if let Some(sp) = st.spool.as_mut() {
+                            sp.skip_to_end();
+                        }
+                        self.push(&mut st, e, Some(sseq));
+                    } else {
+                        if st.spilled == 0 {
+                            st.spill_seq = st.next_seq;
+                        }
+                        st.spilled += 1;
+                        st.next_seq += 1;
+                        Counters::add(&self.counters.emitted, 1);
+                        if st.queue.is_empty() {
+                            self.wake.notify_one();
+                        }
+                    }
+                    return Ok(());
+                }
+                // The disk failed: the in-memory queue takes it, as without
+                // a spool.
+                Spooled::Failed => {}
+            }
+        }
         if !fits(&st)
             && !st.shutdown
             && !st.worker_done
@@ -263,10 +344,20 @@ impl Shared {
             drop(st);
             return Err(self.refuse(&e, Error::QueueFull));
         }
-        st.bytes += size;
+        self.push(&mut st, e, None);
+        Ok(())
+    }
+
+    /// Puts `e` in the in-memory queue.
+    fn push(&self, st: &mut State, e: Encoded, spooled: Option<u64>) {
+        st.bytes += e.size();
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.queue.push_back(Queued { seq, event: e });
+        st.queue.push_back(Queued {
+            seq,
+            event: e,
+            spooled,
+        });
         Counters::add(&self.counters.emitted, 1);
         if st.oldest.is_none() {
             st.oldest = Some(Instant::now());
@@ -275,10 +366,97 @@ impl Shared {
         }
         // Wake the worker when a batch just filled; past that it is busy
         // sending and looks at the queue again before it sleeps.
-        if st.queue.len() == cfg.batch_size {
+        if st.queue.len() == self.config.batch_size {
             self.wake.notify_one();
         }
-        Ok(())
+    }
+
+    /// Writes `e` to the spool, making room first as its [`WhenFull`] says.
+    fn spool_append<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        e: &Encoded,
+    ) -> (Spooled, MutexGuard<'a, State>) {
+        let size = e.size();
+        let mut lost: Vec<Encoded> = Vec::new();
+        let when_full = st
+            .spool
+            .as_ref()
+            .map_or(WhenFull::DropNewest, |sp| sp.config().when_full);
+        if st.spool.as_ref().is_some_and(|sp| sp.would_overflow(size)) {
+            match when_full {
+                WhenFull::DropNewest => return (Spooled::Refused(Error::SpoolFull), st),
+                WhenFull::Block(limit) => {
+                    let deadline = after(limit);
+                    while st.spool.as_ref().is_some_and(|sp| sp.would_overflow(size))
+                        && !st.shutdown
+                    {
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return (Spooled::Refused(Error::SpoolFull), st);
+                        }
+                        // The worker deletes confirmed segments and says so.
+                        self.wake.notify_one();
+                        st = wait_on(&self.space, st, deadline);
+                    }
+                }
+                WhenFull::DropOldest => {
+                    while st.spool.as_ref().is_some_and(|sp| sp.would_overflow(size)) {
+                        let Some(sp) = st.spool.as_mut() else { break };
+                        match sp.drop_oldest() {
+                            Ok((_, range)) if range.is_empty() => {
+                                // Nothing left to drop but the segment being
+                                // written: the new event goes.
+                                return (Spooled::Refused(Error::SpoolFull), st);
+                            }
+                            Ok((gone, range)) => {
+                                let n = gone.len() as u64;
+                                // They were the oldest of those only on disk.
+                                st.spilled = st.spilled.saturating_sub(n);
+                                st.spill_seq += n;
+                                lost.extend(gone);
+                                // Those of its events that are in memory are
+                                // still sent, but are no longer on disk.
+                                let off_disk = |s: &mut Option<u64>| {
+                                    if s.is_some_and(|x| range.contains(&x)) {
+                                        *s = None;
+                                    }
+                                };
+                                for q in &mut st.queue {
+                                    off_disk(&mut q.spooled);
+                                }
+                                for f in &mut st.flights {
+                                    f.spooled.iter_mut().for_each(off_disk);
+                                }
+                            }
+                            Err(err) => {
+                                tracing::warn!(error = %err, "spool: dropping the oldest segment failed");
+                                return (Spooled::Refused(Error::SpoolFull), st);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !lost.is_empty() {
+            Counters::add(&self.counters.dropped, lost.len() as u64);
+            drop(st);
+            tracing::warn!(events = lost.len(), "spool full: oldest events dropped");
+            for old in &lost {
+                self.report(Reason::Dropped, old.id(), Some(old), &Error::SpoolFull);
+            }
+            st = self.lock();
+        }
+        let Some(sp) = st.spool.as_mut() else {
+            return (Spooled::Failed, st);
+        };
+        match sp.append(e) {
+            Ok(sseq) => (Spooled::At(sseq), st),
+            Err(err) => {
+                Counters::add(&self.counters.spool_errors, 1);
+                tracing::warn!(error = %err, "spool write failed: event kept in memory only");
+                (Spooled::Failed, st)
+            }
+        }
     }
 
     /// Waits until every event queued before the call has ended, at most
@@ -370,8 +548,14 @@ impl Shared {
         // delivered + failed + shutdown_timeout + queue_depth` holds in
         // every snapshot.
         let st = self.lock();
-        let (depth, bytes) = ((st.queue.len() + st.in_flight) as u64, st.bytes as u64);
-        self.counters.snapshot(depth, bytes)
+        let spool_bytes = st.spool.as_ref().map_or(0, Spool::bytes);
+        let mut m = self
+            .counters
+            .snapshot(st.depth(), st.bytes as u64, spool_bytes);
+        if let Some(sp) = &st.spool {
+            m.spool_corrupt = sp.corrupt;
+        }
+        m
     }
 
     /// Ends the open events of flight `id` named in `ends` (positions in
@@ -387,7 +571,8 @@ impl Shared {
             };
             let (mut closed, mut freed) = (0usize, 0usize);
             let (mut delivered, mut wire) = (0u64, 0u64);
-            let (mut failed, mut timed_out) = (0u64, 0u64);
+            let (mut failed, mut timed_out, mut kept) = (0u64, 0u64, 0u64);
+            let mut acks: Vec<u64> = Vec::new();
             if let Some(f) = st.flights.get_mut(pos) {
                 for (i, end) in ends {
                     match f.open.get_mut(*i) {
@@ -395,18 +580,26 @@ impl Shared {
                         _ => continue,
                     }
                     let Some(e) = events.get(*i) else { continue };
+                    let spooled = f.spooled.get(*i).copied().flatten();
                     closed += 1;
                     freed += e.size();
                     match end {
                         End::Delivered => {
                             delivered += 1;
                             wire += e.wire_len() as u64;
+                            acks.extend(spooled);
+                        }
+                        // Out of time, but on disk: the next emitter on the
+                        // spool sends it. Not lost, so not reported.
+                        End::Undelivered(Reason::ShutdownTimeout, _) if spooled.is_some() => {
+                            kept += 1;
                         }
                         End::Undelivered(reason, error) => {
                             if *reason == Reason::ShutdownTimeout {
                                 timed_out += 1;
                             } else {
                                 failed += 1;
+                                acks.extend(spooled);
                             }
                             reports.push((*i, *reason, error));
                         }
@@ -419,7 +612,13 @@ impl Shared {
             }
             st.in_flight -= closed;
             st.bytes = st.bytes.saturating_sub(freed);
+            if let Some(sp) = st.spool.as_mut() {
+                for a in acks {
+                    sp.ack(a);
+                }
+            }
             let c = &self.counters;
+            Counters::add(&c.spooled, kept);
             if delivered > 0 {
                 Counters::add(&c.batches, 1);
             }
@@ -465,22 +664,41 @@ impl Shared {
     /// Ends every queued and open in-flight event with `reason`: the
     /// shutdown deadline passed, or the worker is gone.
     fn give_up_all(&self, mut st: MutexGuard<'_, State>, reason: Reason, error: &Error) {
-        let queued: Vec<Encoded> = st.queue.drain(..).map(|q| q.event).collect();
+        // What is in the spool is not lost: the next emitter on it sends it.
+        let mut kept = st.spilled;
+        st.spill_seq += st.spilled;
+        st.spilled = 0;
+        let mut queued: Vec<Encoded> = Vec::new();
+        for q in st.queue.drain(..) {
+            if q.spooled.is_some() {
+                kept += 1;
+            } else {
+                queued.push(q.event);
+            }
+        }
         st.oldest = None;
         let mut open: Vec<(Arc<[Encoded]>, Vec<usize>)> = Vec::new();
         for f in st.flights.drain(..) {
             let idx: Vec<usize> = (0..f.open.len())
                 .filter(|&i| f.open.get(i).copied().unwrap_or(false))
                 .collect();
-            open.push((f.events, idx));
+            let (on_disk, lost): (Vec<usize>, Vec<usize>) = idx
+                .into_iter()
+                .partition(|&i| f.spooled.get(i).copied().flatten().is_some());
+            kept += on_disk.len() as u64;
+            open.push((f.events, lost));
         }
         let n = queued.len() + open.iter().map(|(_, i)| i.len()).sum::<usize>();
         if n > 0 {
             tracing::warn!(events = n, ?reason, %error, "giving up on every open event");
         }
+        if kept > 0 {
+            tracing::info!(events = kept, "left in the spool for the next emitter");
+        }
         st.in_flight = 0;
         st.bytes = 0;
         let c = &self.counters;
+        Counters::add(&c.spooled, kept);
         if reason == Reason::ShutdownTimeout {
             Counters::add(&c.shutdown_timeout, n as u64);
         } else {
@@ -530,7 +748,19 @@ impl Drop for WorkerExit<'_> {
             tracing::debug!("emitter worker stopped");
         }
         let err = Error::Transport("emitter worker stopped".into());
+        if let Some(sp) = st.spool.as_mut() {
+            // Synced, ledger written, confirmed segments deleted.
+            sp.close();
+        }
         sh.give_up_all(st, Reason::Failed, &err);
+    }
+}
+
+/// How often the worker syncs the spool and writes its ledger.
+fn upkeep_every(spool: Option<&Spool>) -> Duration {
+    match spool.map(|s| s.config().sync) {
+        Some(SyncPolicy::Every(d)) => d.clamp(Duration::from_millis(1), Duration::from_secs(1)),
+        _ => Duration::from_secs(1),
     }
 }
 
@@ -554,6 +784,8 @@ enum Step {
 
 struct Worker<'a> {
     sh: &'a Shared,
+    /// When the spool is next synced and cleaned up.
+    next_upkeep: Instant,
     sink: Box<dyn Sink>,
     breaker: Breaker,
     max_batch: usize,
@@ -575,6 +807,7 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
     let depth = caught(&|| sink.pipeline(), 1).max(1);
     let mut w = Worker {
         sh,
+        next_upkeep: Instant::now(),
         sink,
         breaker,
         max_batch,
@@ -595,13 +828,14 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
     drop(exit);
 }
 
-impl Worker<'_> {
+impl<'w> Worker<'w> {
     /// Phase 1: wait until there is something to do, and take the batch.
     fn take_batch(&mut self) -> Step {
         let sh = self.sh;
         let cfg = &sh.config;
         let mut st = sh.lock();
         loop {
+            st = self.spool_upkeep(st);
             // Out of time, or the breaker stays open past the deadline (no
             // send can happen in time): give up on everything still open.
             let breaker_past_deadline = match (st.shutdown, self.breaker.wait_until(), st.deadline)
@@ -636,7 +870,8 @@ impl Worker<'_> {
             if due && held_back.is_none() && self.started.len() < self.depth {
                 let n = st.queue.len().min(self.max_batch);
                 let first_seq = st.queue.front().map_or(st.next_seq, |q| q.seq);
-                let events: Vec<Encoded> = st.queue.drain(..n).map(|q| q.event).collect();
+                let (events, spooled): (Vec<Encoded>, Vec<Option<u64>>) =
+                    st.queue.drain(..n).map(|q| (q.event, q.spooled)).unzip();
                 let events: Arc<[Encoded]> = Arc::from(events);
                 let id = st.next_flight;
                 st.next_flight += 1;
@@ -644,6 +879,7 @@ impl Worker<'_> {
                 st.flights.push_back(Flight {
                     id,
                     first_seq,
+                    spooled,
                     open: vec![true; events.len()],
                     open_count: events.len(),
                     events: events.clone(),
@@ -675,8 +911,79 @@ impl Worker<'_> {
             if let Some(d) = st.deadline {
                 until = Some(until.map_or(d, |u| u.min(d)));
             }
+            if st.spool.is_some() {
+                until = Some(until.map_or(self.next_upkeep, |u| u.min(self.next_upkeep)));
+            }
             st = wait_on(&sh.wake, st, until);
         }
+    }
+
+    /// With a spool: reads events back from disk into the queue while there
+    /// is room, and now and then syncs, writes the ledger and deletes
+    /// confirmed segments (the file work outside the lock).
+    fn spool_upkeep(&mut self, mut st: MutexGuard<'w, State>) -> MutexGuard<'w, State> {
+        let sh = self.sh;
+        let cfg = &sh.config;
+        if st.spool.is_none() {
+            return st;
+        }
+        while st.spilled > 0
+            && !st.out_of_time()
+            && st.queue.len() < cfg.batch_size.max(self.max_batch)
+            && st.queue.len() + st.in_flight < cfg.queue_events
+        {
+            let Some(sp) = st.spool.as_mut() else { break };
+            match sp.read_next() {
+                Ok(Some(rec)) => {
+                    let seq = st.spill_seq;
+                    st.spill_seq += 1;
+                    st.spilled -= 1;
+                    st.bytes += rec.event.size();
+                    st.queue.push_back(Queued {
+                        seq,
+                        event: rec.event,
+                        spooled: Some(rec.seq),
+                    });
+                    if st.oldest.is_none() {
+                        st.oldest = Some(Instant::now());
+                    }
+                }
+                other => {
+                    // Fewer records on disk than expected (destroyed after
+                    // the spool was opened), or the disk fails: those events
+                    // are gone.
+                    let n = st.spilled;
+                    if let Err(e) = other {
+                        Counters::add(&sh.counters.spool_errors, 1);
+                        tracing::error!(error = %e, events = n, "spool read failed: events lost");
+                    } else {
+                        tracing::error!(events = n, "spool: events missing from disk");
+                    }
+                    Counters::add(&sh.counters.failed, n);
+                    st.spill_seq += n;
+                    st.spilled = 0;
+                    sh.done.notify_all();
+                    break;
+                }
+            }
+        }
+        if Instant::now() < self.next_upkeep && !st.shutdown {
+            return st;
+        }
+        self.next_upkeep = Instant::now() + upkeep_every(st.spool.as_ref());
+        let Some(m) = st.spool.as_mut().map(Spool::maintenance) else {
+            return st;
+        };
+        drop(st);
+        let removed = m.run();
+        let mut st = sh.lock();
+        if !removed.is_empty() {
+            if let Some(sp) = st.spool.as_mut() {
+                sp.removed(&removed);
+            }
+            sh.space.notify_all();
+        }
+        st
     }
 
     /// Phase 2 (pipelined): start a batch; a start that fails is settled now.
@@ -957,9 +1264,15 @@ mod tests {
             id: 0,
             first_seq: 4,
             events: Arc::from(Vec::new()),
+            spooled: vec![None; 3],
             open: vec![false, false, true],
             open_count: 1,
         });
         assert_eq!(st.low_water(), 6);
+        // Events waiting only in the spool come after the flights.
+        st.flights.clear();
+        st.spilled = 3;
+        st.spill_seq = 7;
+        assert_eq!(st.low_water(), 7);
     }
 }

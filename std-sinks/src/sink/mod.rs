@@ -175,6 +175,60 @@ impl Encoded {
         })
     }
 
+    /// Appends the spool form of this event to `out`: the encoding, the
+    /// offsets and the buffer, as [`from_spool`](Self::from_spool) reads them.
+    pub(crate) fn write_spool(&self, out: &mut Vec<u8>) {
+        out.push(match self.encoding {
+            Encoding::Json => 0,
+            Encoding::HttpBinary => 1,
+            Encoding::KafkaBinary => 2,
+        });
+        out.extend_from_slice(&self.id_end.to_le_bytes());
+        out.extend_from_slice(&self.head_end.to_le_bytes());
+        let (a, b) = self.content_type.unwrap_or((u32::MAX, u32::MAX));
+        out.extend_from_slice(&a.to_le_bytes());
+        out.extend_from_slice(&b.to_le_bytes());
+        out.extend_from_slice(&self.buf);
+    }
+
+    /// An event from its spool form; `None` when the bytes cannot be one
+    /// (offsets outside the buffer, an id that is not UTF-8).
+    pub(crate) fn from_spool(b: &[u8]) -> Option<Encoded> {
+        let u32_at = |i: usize| {
+            b.get(i..i + 4)
+                .and_then(|x| x.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
+        let encoding = match b.first()? {
+            0 => Encoding::Json,
+            1 => Encoding::HttpBinary,
+            2 => Encoding::KafkaBinary,
+            _ => return None,
+        };
+        let (id_end, head_end) = (u32_at(1)?, u32_at(5)?);
+        let (ct_a, ct_b) = (u32_at(9)?, u32_at(13)?);
+        let buf = b.get(17..)?.to_vec();
+        let n = buf.len() as u64;
+        if id_end > head_end || u64::from(head_end) > n {
+            return None;
+        }
+        std::str::from_utf8(&buf[..id_end as usize]).ok()?;
+        let content_type = if (ct_a, ct_b) == (u32::MAX, u32::MAX) {
+            None
+        } else if ct_a <= ct_b && u64::from(ct_b) <= u64::from(head_end) {
+            Some((ct_a, ct_b))
+        } else {
+            return None;
+        };
+        Some(Encoded {
+            buf,
+            id_end,
+            head_end,
+            content_type,
+            encoding,
+        })
+    }
+
     /// The event's `id`.
     ///
     /// ```

@@ -1,0 +1,891 @@
+//! A disk spool for the [`Emitter`](crate::Emitter): encoded events survive
+//! `kill -9`, restarts and long outages.
+//!
+//! Turn it on with [`EmitterBuilder::spool`](crate::EmitterBuilder::spool):
+//!
+//! ```
+//! use ossa_events::spool::{SpoolConfig, SyncPolicy};
+//! use ossa_events::{Emitter, EventBuilder};
+//! # let dir = std::env::temp_dir().join(format!("spool-doc-{}", std::process::id()));
+//! let emitter = Emitter::builder("/agents/a")
+//!     .spool(SpoolConfig::new(&dir).sync(SyncPolicy::Every(std::time::Duration::from_millis(100))))
+//!     .build()?;
+//! emitter.emit(EventBuilder::new().ty("dev.ossa.agent.started"))?;
+//! emitter.shutdown()?;
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What is on disk
+//!
+//! `DIR/lock` (held while an emitter has the spool open: a second process
+//! gets [`Error::SpoolLocked`](crate::Error)), segment files
+//! `DIR/NNNNNNNNNNNNNNNNNNNN.seg` named by their first record's sequence
+//! number, and `DIR/ledger`. Each record is
+//!
+//! ```text
+//! magic "OSSP" | length u32 | crc32 u32 | seq u64 | encoded event (length bytes)
+//! ```
+//!
+//! (little endian; the CRC covers the sequence number and the event). `emit()`
+//! appends the record with one `write(2)` before it returns `Ok`: the bytes are
+//! in the kernel then, and a killed process loses nothing. What a power cut
+//! can lose is set by the [`SyncPolicy`]: with `Always` nothing that `emit()`
+//! accepted, with `Every(d)` what arrived in the last `d`, with `Never`
+//! whatever the kernel had not written back.
+//!
+//! The ledger holds the lowest sequence number not yet confirmed and the
+//! confirmed ones above it (events settle out of order). An event is
+//! confirmed when the sink delivered it or refused it for good (it was then
+//! reported as failed); an event left when the emitter shuts down stays in
+//! the spool and is sent again, with the same `id`, by the next emitter that
+//! opens it — before any new event. A segment is deleted once every record in
+//! it is confirmed, after the ledger saying so is synced. A lost or stale
+//! ledger only means events are sent again (receivers deduplicate by `source`
+//! + `id`), never lost.
+//!
+//! On open, a torn record at the end (a write cut short) is cut off; a
+//! corrupt record elsewhere is skipped, counted in
+//! [`Metrics::spool_corrupt`](crate::Metrics) and logged, and reading resumes
+//! at the next intact record. A corrupt or missing ledger never stops the
+//! emitter from starting.
+//!
+//! The spool holds at most [`SpoolConfig::max_bytes`] of segments; what
+//! happens past that is [`WhenFull`]. A write that fails (disk full, I/O
+//! error, read-only file system) is counted in `spool_errors`, logged, and the
+//! event goes to the in-memory queue instead, as without a spool.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::sink::Encoded;
+
+/// When the spool's data is forced to the disk (`fsync`), which decides what
+/// a power cut (not a killed process) can lose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// After every event: a power cut loses nothing `emit()` accepted; each
+    /// `emit()` waits for the disk.
+    Always,
+    /// At most this long after an event arrived (the emitter's worker syncs):
+    /// a power cut loses at most the last interval.
+    Every(Duration),
+    /// Never forced: the kernel writes back when it likes (typically within
+    /// 30 s on Linux); a killed process still loses nothing.
+    Never,
+}
+
+/// What the spool does when a new event would take it over its byte cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// `emit()` waits up to this long for confirmed segments to be deleted,
+    /// then drops the new event (counted and reported as dropped).
+    Block(Duration),
+    /// The oldest segment is deleted; its events not yet sent are counted and
+    /// reported as dropped.
+    DropOldest,
+    /// The new event is dropped (counted and reported).
+    DropNewest,
+}
+
+/// Where and how the spool keeps events (see the [module](self) doc).
+///
+/// ```
+/// use std::time::Duration;
+/// use ossa_events::spool::{SpoolConfig, SyncPolicy, WhenFull};
+/// let cfg = SpoolConfig::new("/var/spool/my-agent")
+///     .max_bytes(256 << 20)
+///     .sync(SyncPolicy::Every(Duration::from_millis(100)))
+///     .when_full(WhenFull::DropOldest);
+/// assert_eq!(cfg.get_max_bytes(), 256 << 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    pub(crate) dir: PathBuf,
+    pub(crate) max_bytes: u64,
+    pub(crate) segment_bytes: u64,
+    pub(crate) sync: SyncPolicy,
+    pub(crate) when_full: WhenFull,
+}
+
+/// Default byte cap of a spool (1 GiB).
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+/// Default size at which a segment is closed and a new one begun (8 MiB).
+pub const DEFAULT_SEGMENT_BYTES: u64 = 8 << 20;
+/// Default sync policy: every 100 ms.
+pub const DEFAULT_SYNC: SyncPolicy = SyncPolicy::Every(Duration::from_millis(100));
+
+impl SpoolConfig {
+    /// A spool in `dir` (created if missing), with the defaults: 1 GiB cap,
+    /// 8 MiB segments, sync every 100 ms, [`WhenFull::DropOldest`].
+    pub fn new(dir: impl AsRef<Path>) -> SpoolConfig {
+        SpoolConfig {
+            dir: dir.as_ref().to_path_buf(),
+            max_bytes: DEFAULT_MAX_BYTES,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            sync: DEFAULT_SYNC,
+            when_full: WhenFull::DropOldest,
+        }
+    }
+
+    /// The most bytes of segment files the spool keeps (at least two
+    /// segments' worth is used: the cap is raised to that).
+    #[must_use]
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// The size at which a segment is closed (at least 4 KiB). Smaller
+    /// segments free disk sooner after an outage; larger ones mean fewer files.
+    #[must_use]
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes.max(4096);
+        self
+    }
+
+    /// When data is forced to the disk (what a power cut can lose).
+    #[must_use]
+    pub fn sync(mut self, policy: SyncPolicy) -> Self {
+        self.sync = policy;
+        self
+    }
+
+    /// What happens at the byte cap.
+    #[must_use]
+    pub fn when_full(mut self, policy: WhenFull) -> Self {
+        self.when_full = policy;
+        self
+    }
+
+    /// The byte cap.
+    pub fn get_max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// The cap actually applied: at least two segments.
+    fn cap(&self) -> u64 {
+        self.max_bytes.max(2 * self.segment_bytes)
+    }
+}
+
+const MAGIC: [u8; 4] = *b"OSSP";
+const HEADER: usize = 4 + 4 + 4 + 8;
+/// Largest record accepted when reading (an event is far smaller).
+const MAX_RECORD: u32 = 64 << 20;
+const LEDGER_MAGIC: [u8; 8] = *b"OSSALDG1";
+
+/// One segment file.
+#[derive(Debug)]
+struct Segment {
+    first_seq: u64,
+    path: PathBuf,
+    len: u64,
+    /// Bytes checked (and corrupt records counted) when the spool opened.
+    checked: u64,
+}
+
+/// A record read back.
+pub(crate) struct Record {
+    pub(crate) seq: u64,
+    pub(crate) event: Encoded,
+}
+
+/// What opening found, for the emitter to count and report.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Recovery {
+    /// Records not confirmed, to be sent again.
+    pub(crate) pending: u64,
+    /// Corrupt records skipped.
+    pub(crate) corrupt: u64,
+    /// Bytes cut off a torn tail.
+    pub(crate) truncated: u64,
+    /// Whether the ledger was missing or unreadable (all records kept count
+    /// as unconfirmed).
+    pub(crate) ledger_lost: bool,
+}
+
+/// The open spool. Not thread-safe by itself: the emitter keeps it under its
+/// state lock.
+pub(crate) struct Spool {
+    cfg: SpoolConfig,
+    _lock: File,
+    segments: VecDeque<Segment>,
+    /// The last segment, open for appending.
+    current: Option<File>,
+    total: u64,
+    next_seq: u64,
+    /// Every seq below `low` is confirmed.
+    low: u64,
+    /// Confirmed seqs at or above `low`.
+    acked: BTreeSet<u64>,
+    /// Where reading (replay / spilled events) goes on.
+    cursor: Cursor,
+    /// Whether there are unsynced appends.
+    dirty: bool,
+    /// `low` as the ledger on disk has it.
+    ledger_low: u64,
+    pub(crate) corrupt: u64,
+    buf: Vec<u8>,
+    /// The segment being read, positioned at `.1` bytes.
+    reader: Option<(u64, u64, io::BufReader<File>)>,
+}
+
+/// The next record to read: a segment (by first seq) and an offset in it.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    segment_first: u64,
+    offset: u64,
+}
+
+fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.seg")
+}
+
+fn io_err(path: &Path, e: &io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `cfg.dir`: locks it, reads the
+    /// ledger, checks every segment, cuts a torn tail.
+    pub(crate) fn open(cfg: SpoolConfig) -> io::Result<(Spool, Recovery)> {
+        std::fs::create_dir_all(&cfg.dir).map_err(|e| io_err(&cfg.dir, &e))?;
+        let lock_path = cfg.dir.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_err(&lock_path, &e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{}: spool in use by another emitter", cfg.dir.display()),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, &e)),
+        }
+        let mut rec = Recovery::default();
+        let (low, acked) = match read_ledger(&cfg.dir.join("ledger")) {
+            Ok(Some(l)) => l,
+            Ok(None) => (0, BTreeSet::new()),
+            Err(e) => {
+                tracing::warn!(error = %e, "spool ledger unreadable: every record is sent again");
+                rec.ledger_lost = true;
+                (0, BTreeSet::new())
+            }
+        };
+        let mut firsts: Vec<u64> = Vec::new();
+        for entry in std::fs::read_dir(&cfg.dir).map_err(|e| io_err(&cfg.dir, &e))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(n) = name
+                .strip_suffix(".seg")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                firsts.push(n);
+            }
+        }
+        firsts.sort_unstable();
+        let mut spool = Spool {
+            _lock: lock,
+            segments: VecDeque::new(),
+            current: None,
+            total: 0,
+            next_seq: 0,
+            low,
+            acked,
+            cursor: Cursor {
+                segment_first: 0,
+                offset: 0,
+            },
+            dirty: false,
+            ledger_low: low,
+            corrupt: 0,
+            buf: Vec::new(),
+            reader: None,
+            cfg,
+        };
+        // Check every segment: count what is pending, find the last seq, cut
+        // a torn tail of the last one.
+        let last_index = firsts.len().checked_sub(1);
+        for (i, first) in firsts.into_iter().enumerate() {
+            let path = spool.cfg.dir.join(segment_name(first));
+            let mut f = File::open(&path).map_err(|e| io_err(&path, &e))?;
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).map_err(|e| io_err(&path, &e))?;
+            let mut pos = 0usize;
+            let mut good_end = 0usize;
+            let mut short_tail = false;
+            while pos < data.len() {
+                match parse_record(&data[pos..]) {
+                    Parsed::Ok { seq, len } => {
+                        spool.next_seq = spool.next_seq.max(seq + 1);
+                        if seq >= spool.low && !spool.acked.contains(&seq) {
+                            rec.pending += 1;
+                        }
+                        pos += len;
+                        good_end = pos;
+                    }
+                    Parsed::Short => {
+                        short_tail = true;
+                        break;
+                    }
+                    Parsed::Bad => {
+                        rec.corrupt += 1;
+                        let next = pos + 1 + resync(&data[pos + 1..]);
+                        if next >= data.len() {
+                            // Nothing intact after it.
+                            break;
+                        }
+                        pos = next;
+                        good_end = pos;
+                    }
+                }
+            }
+            let mut len = data.len() as u64;
+            if good_end < data.len() {
+                if Some(i) == last_index {
+                    // A write cut short: cut it off.
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| io_err(&path, &e))?;
+                    f.set_len(good_end as u64).map_err(|e| io_err(&path, &e))?;
+                    rec.truncated += (data.len() - good_end) as u64;
+                    len = good_end as u64;
+                } else if short_tail {
+                    // A short record inside an older segment: destroyed.
+                    rec.corrupt += 1;
+                }
+            }
+            spool.next_seq = spool.next_seq.max(first);
+            spool.total += len;
+            spool.segments.push_back(Segment {
+                first_seq: first,
+                path,
+                len,
+                checked: len,
+            });
+        }
+        spool.next_seq = spool.next_seq.max(spool.low);
+        spool.corrupt = rec.corrupt;
+        if let Some(s) = spool.segments.front() {
+            spool.cursor = Cursor {
+                segment_first: s.first_seq,
+                offset: 0,
+            };
+        }
+        if rec.corrupt > 0 || rec.truncated > 0 {
+            tracing::warn!(
+                corrupt = rec.corrupt,
+                truncated_bytes = rec.truncated,
+                "spool: corrupt records skipped"
+            );
+        }
+        Ok((spool, rec))
+    }
+
+    /// Bytes of segment files.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether `extra` more bytes would take the spool over its cap.
+    pub(crate) fn would_overflow(&self, extra: usize) -> bool {
+        self.total + (HEADER + extra) as u64 > self.cfg.cap()
+    }
+
+    pub(crate) fn config(&self) -> &SpoolConfig {
+        &self.cfg
+    }
+
+    /// Appends `e` with one write; its sequence number. With
+    /// [`SyncPolicy::Always`] the data is synced before this returns.
+    pub(crate) fn append(&mut self, e: &Encoded) -> io::Result<u64> {
+        let seq = self.next_seq;
+        self.buf.clear();
+        self.buf.extend_from_slice(&MAGIC);
+        self.buf.extend_from_slice(&[0; 8]);
+        self.buf.extend_from_slice(&seq.to_le_bytes());
+        e.write_spool(&mut self.buf);
+        let len = (self.buf.len() - HEADER) as u32;
+        let crc = crc32fast::hash(&self.buf[12..]);
+        self.buf[4..8].copy_from_slice(&len.to_le_bytes());
+        self.buf[8..12].copy_from_slice(&crc.to_le_bytes());
+        let need_new = match self.segments.back() {
+            None => true,
+            Some(s) => s.len > 0 && s.len + self.buf.len() as u64 > self.cfg.segment_bytes,
+        };
+        if need_new || self.current.is_none() {
+            self.roll(need_new, seq)?;
+        }
+        let (Some(f), Some(seg)) = (self.current.as_mut(), self.segments.back_mut()) else {
+            return Err(io::Error::other("spool has no open segment"));
+        };
+        if let Err(e) = f.write_all(&self.buf) {
+            // Whatever part was written is cut off again, so the next record
+            // starts where a reader expects it.
+            let _ = f.set_len(seg.len);
+            let _ = f.seek(SeekFrom::Start(seg.len));
+            return Err(io_err(&seg.path, &e));
+        }
+        seg.len += self.buf.len() as u64;
+        self.total += self.buf.len() as u64;
+        self.next_seq += 1;
+        if self.cfg.sync == SyncPolicy::Always {
+            f.sync_data().map_err(|e| io_err(&seg.path, &e))?;
+        } else {
+            self.dirty = true;
+        }
+        Ok(seq)
+    }
+
+    /// Starts a new segment (or reopens the last one for appending).
+    fn roll(&mut self, new: bool, first_seq: u64) -> io::Result<()> {
+        if let Some(f) = self.current.take()
+            && self.dirty
+        {
+            let _ = f.sync_data();
+        }
+        if new {
+            let path = self.cfg.dir.join(segment_name(first_seq));
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| io_err(&path, &e))?;
+            if self.segments.is_empty() {
+                self.cursor = Cursor {
+                    segment_first: first_seq,
+                    offset: 0,
+                };
+            }
+            self.segments.push_back(Segment {
+                first_seq,
+                path,
+                len: 0,
+                checked: 0,
+            });
+            self.current = Some(f);
+            // The new file's name must survive a power cut too.
+            sync_dir(&self.cfg.dir);
+        } else if let Some(s) = self.segments.back() {
+            let f = OpenOptions::new()
+                .append(true)
+                .open(&s.path)
+                .map_err(|e| io_err(&s.path, &e))?;
+            self.current = Some(f);
+        }
+        Ok(())
+    }
+
+    /// The cursor moves past every record appended so far (they are in
+    /// memory already): nothing is spilled.
+    pub(crate) fn skip_to_end(&mut self) {
+        if let Some(s) = self.segments.back() {
+            self.cursor = Cursor {
+                segment_first: s.first_seq,
+                offset: s.len,
+            };
+        }
+    }
+
+    /// Reads the next record not confirmed yet (replayed or spilled events,
+    /// in order). `Ok(None)` at the end.
+    pub(crate) fn read_next(&mut self) -> io::Result<Option<Record>> {
+        loop {
+            let Some(idx) = self
+                .segments
+                .iter()
+                .position(|s| s.first_seq >= self.cursor.segment_first)
+            else {
+                return Ok(None);
+            };
+            let (first, path, len, checked) = {
+                let s = &self.segments[idx];
+                (s.first_seq, s.path.clone(), s.len, s.checked)
+            };
+            // Damage found at open was counted then.
+            let fresh = self.cursor.offset >= checked;
+            if first > self.cursor.segment_first {
+                self.cursor = Cursor {
+                    segment_first: first,
+                    offset: 0,
+                };
+            }
+            if self.cursor.offset >= len {
+                match self.segments.get(idx + 1) {
+                    Some(next) => {
+                        self.cursor = Cursor {
+                            segment_first: next.first_seq,
+                            offset: 0,
+                        };
+                        continue;
+                    }
+                    None => return Ok(None),
+                }
+            }
+            let offset = self.cursor.offset;
+            let reuse =
+                matches!(&self.reader, Some((seg, at, _)) if *seg == first && *at == offset);
+            if !reuse {
+                let mut f = File::open(&path).map_err(|e| io_err(&path, &e))?;
+                f.seek(SeekFrom::Start(offset))
+                    .map_err(|e| io_err(&path, &e))?;
+                self.reader = Some((first, offset, io::BufReader::with_capacity(64 * 1024, f)));
+            }
+            let Some((_, at, r)) = self.reader.as_mut() else {
+                continue;
+            };
+            let mut head = [0u8; HEADER];
+            let avail = len - offset;
+            if avail < HEADER as u64 || r.read_exact(&mut head).is_err() {
+                self.reader = None;
+                self.skip_corrupt_to(idx + 1);
+                continue;
+            }
+            let rlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+            if head[..4] != MAGIC || rlen > MAX_RECORD || (HEADER as u64 + u64::from(rlen)) > avail
+            {
+                // Rare (checked at open): resync by scanning the rest.
+                self.reader = None;
+                let mut rest = Vec::new();
+                let mut f = File::open(&path).map_err(|e| io_err(&path, &e))?;
+                f.seek(SeekFrom::Start(offset))?;
+                f.read_to_end(&mut rest)?;
+                self.corrupt += u64::from(fresh);
+                self.cursor.offset += 1 + resync(rest.get(1..).unwrap_or(&[])) as u64;
+                continue;
+            }
+            let mut body = vec![0u8; rlen as usize + 8];
+            body[..8].copy_from_slice(&head[12..20]);
+            if r.read_exact(&mut body[8..]).is_err() {
+                self.reader = None;
+                self.skip_corrupt_to(idx + 1);
+                continue;
+            }
+            *at = offset + HEADER as u64 + u64::from(rlen);
+            let crc = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+            self.cursor.offset += HEADER as u64 + u64::from(rlen);
+            if crc32fast::hash(&body) != crc {
+                self.corrupt += u64::from(fresh);
+                continue;
+            }
+            let seq = u64::from_le_bytes([
+                body[0], body[1], body[2], body[3], body[4], body[5], body[6], body[7],
+            ]);
+            if seq < self.low || self.acked.contains(&seq) {
+                continue;
+            }
+            match Encoded::from_spool(&body[8..]) {
+                Some(event) => return Ok(Some(Record { seq, event })),
+                None => {
+                    self.corrupt += u64::from(fresh);
+                    continue;
+                }
+            }
+        }
+    }
+
+    fn skip_corrupt_to(&mut self, next_idx: usize) {
+        self.corrupt += 1;
+        match self.segments.get(next_idx) {
+            Some(s) => {
+                self.cursor = Cursor {
+                    segment_first: s.first_seq,
+                    offset: 0,
+                }
+            }
+            None => self.skip_to_end(),
+        }
+    }
+
+    /// `seq` was delivered, or failed for good: it is not sent again.
+    pub(crate) fn ack(&mut self, seq: u64) {
+        if seq < self.low {
+            return;
+        }
+        self.acked.insert(seq);
+        while self.acked.first() == Some(&self.low) {
+            self.acked.pop_first();
+            self.low += 1;
+        }
+    }
+
+    /// Work the worker does now and then, outside the emitter's lock where
+    /// it can: what it needs is taken here.
+    pub(crate) fn maintenance(&mut self) -> Maintenance {
+        let removable: Vec<PathBuf> = self
+            .segments
+            .iter()
+            .zip(self.segments.iter().skip(1))
+            .filter(|(_, next)| next.first_seq <= self.low)
+            .map(|(s, _)| s.path.clone())
+            .collect();
+        let sync = if self.dirty {
+            self.dirty = false;
+            self.current.as_ref().and_then(|f| f.try_clone().ok())
+        } else {
+            None
+        };
+        let ledger = (self.low != self.ledger_low || !removable.is_empty()).then(|| {
+            self.ledger_low = self.low;
+            ledger_bytes(self.low, &self.acked)
+        });
+        Maintenance {
+            dir: self.cfg.dir.clone(),
+            sync,
+            ledger,
+            removable,
+        }
+    }
+
+    /// Forgets the segments `m` deleted.
+    pub(crate) fn removed(&mut self, paths: &[PathBuf]) {
+        for p in paths {
+            if let Some(i) = self.segments.iter().position(|s| &s.path == p)
+                && let Some(s) = self.segments.remove(i)
+            {
+                self.total -= s.len;
+            }
+        }
+        if let Some(s) = self.segments.front()
+            && self.cursor.segment_first < s.first_seq
+        {
+            self.cursor = Cursor {
+                segment_first: s.first_seq,
+                offset: 0,
+            };
+        }
+    }
+
+    /// Deletes the oldest segment at once (the cap under
+    /// [`WhenFull::DropOldest`]): the records in it not confirmed and not
+    /// read yet (so only on disk) are returned, to be counted and reported
+    /// as dropped, with the range of sequence numbers the segment held (those
+    /// of its records that are in memory are no longer on disk).
+    pub(crate) fn drop_oldest(&mut self) -> io::Result<(Vec<Encoded>, std::ops::Range<u64>)> {
+        if self.segments.len() < 2 {
+            return Ok((Vec::new(), 0..0));
+        }
+        let Some(s) = self.segments.pop_front() else {
+            return Ok((Vec::new(), 0..0));
+        };
+        let next_first = self.segments.front().map_or(self.next_seq, |n| n.first_seq);
+        let mut lost = Vec::new();
+        let unread_from = if self.cursor.segment_first == s.first_seq {
+            Some(self.cursor.offset)
+        } else if self.cursor.segment_first < s.first_seq {
+            Some(0)
+        } else {
+            None
+        };
+        if let Some(from) = unread_from
+            && let Ok(data) = std::fs::read(&s.path)
+        {
+            let mut pos = usize::try_from(from).unwrap_or(usize::MAX);
+            while pos < data.len() {
+                match parse_record(&data[pos..]) {
+                    Parsed::Ok { seq, len } => {
+                        if seq >= self.low && !self.acked.contains(&seq) {
+                            let body = &data[pos + HEADER..pos + len];
+                            if let Some(e) = Encoded::from_spool(body) {
+                                lost.push(e);
+                            }
+                        }
+                        pos += len;
+                    }
+                    Parsed::Short => break,
+                    Parsed::Bad => pos += 1 + resync(&data[pos + 1..]),
+                }
+            }
+        }
+        // Everything in it counts as confirmed now (dropped is an end).
+        for seq in s.first_seq..next_first {
+            self.ack(seq);
+        }
+        self.total -= s.len;
+        if self.cursor.segment_first <= s.first_seq {
+            self.cursor = Cursor {
+                segment_first: next_first,
+                offset: 0,
+            };
+        }
+        let bytes = ledger_bytes(self.low, &self.acked);
+        write_ledger(&self.cfg.dir, &bytes)?;
+        self.ledger_low = self.low;
+        std::fs::remove_file(&s.path).map_err(|e| io_err(&s.path, &e))?;
+        Ok((lost, s.first_seq..next_first))
+    }
+
+    /// Syncs and writes the ledger (at shutdown).
+    pub(crate) fn close(&mut self) {
+        if let Some(f) = &self.current {
+            let _ = f.sync_data();
+        }
+        let m = self.maintenance();
+        let removed = m.run();
+        self.removed(&removed);
+    }
+}
+
+/// File work taken from the spool under the lock, done outside it.
+pub(crate) struct Maintenance {
+    dir: PathBuf,
+    sync: Option<File>,
+    ledger: Option<Vec<u8>>,
+    removable: Vec<PathBuf>,
+}
+
+impl Maintenance {
+    /// Syncs, writes the ledger, then deletes the confirmed segments (only
+    /// after the ledger saying so is on disk). Returns the deleted paths.
+    pub(crate) fn run(self) -> Vec<PathBuf> {
+        if let Some(f) = self.sync
+            && let Err(e) = f.sync_data()
+        {
+            tracing::warn!(error = %e, "spool: sync failed");
+        }
+        let Some(ledger) = self.ledger else {
+            return Vec::new();
+        };
+        if let Err(e) = write_ledger(&self.dir, &ledger) {
+            tracing::warn!(error = %e, "spool: ledger not written; segments kept");
+            return Vec::new();
+        }
+        let mut removed = Vec::new();
+        for p in self.removable {
+            match std::fs::remove_file(&p) {
+                Ok(()) => removed.push(p),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => removed.push(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %p.display(), "spool: segment not deleted")
+                }
+            }
+        }
+        removed
+    }
+}
+
+enum Parsed {
+    Ok {
+        seq: u64,
+        len: usize,
+    },
+    /// Not enough bytes for the record (a torn tail).
+    Short,
+    Bad,
+}
+
+fn parse_record(d: &[u8]) -> Parsed {
+    if d.len() < HEADER {
+        return if MAGIC.starts_with(&d[..d.len().min(4)]) {
+            Parsed::Short
+        } else {
+            Parsed::Bad
+        };
+    }
+    if d[..4] != MAGIC {
+        return Parsed::Bad;
+    }
+    let len = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
+    if len > MAX_RECORD {
+        return Parsed::Bad;
+    }
+    let total = HEADER + len as usize;
+    if d.len() < total {
+        return Parsed::Short;
+    }
+    let crc = u32::from_le_bytes([d[8], d[9], d[10], d[11]]);
+    if crc32fast::hash(&d[12..total]) != crc || Encoded::from_spool(&d[HEADER..total]).is_none() {
+        return Parsed::Bad;
+    }
+    let seq = u64::from_le_bytes([d[12], d[13], d[14], d[15], d[16], d[17], d[18], d[19]]);
+    Parsed::Ok { seq, len: total }
+}
+
+/// Offset in `d` of the next place a valid record starts (or `d.len()`).
+fn resync(d: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 4 <= d.len() {
+        if d[i..i + 4] == MAGIC
+            && matches!(parse_record(&d[i..]), Parsed::Ok { .. } | Parsed::Short)
+        {
+            return i;
+        }
+        i += 1;
+    }
+    d.len()
+}
+
+fn ledger_bytes(low: u64, acked: &BTreeSet<u64>) -> Vec<u8> {
+    let mut b = Vec::with_capacity(24 + 8 * acked.len());
+    b.extend_from_slice(&LEDGER_MAGIC);
+    b.extend_from_slice(&low.to_le_bytes());
+    b.extend_from_slice(&(acked.len() as u64).to_le_bytes());
+    for s in acked {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// The ledger: `Ok(None)` when there is none.
+fn read_ledger(path: &Path) -> io::Result<Option<(u64, BTreeSet<u64>)>> {
+    let d = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path, &e)),
+    };
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: corrupt ledger", path.display()),
+        )
+    };
+    if d.len() < 28 || d[..8] != LEDGER_MAGIC {
+        return Err(bad());
+    }
+    let (body, crc) = d.split_at(d.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err(bad());
+    }
+    let u64_at = |i: usize| {
+        body.get(i..i + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    let low = u64_at(8).ok_or_else(bad)?;
+    let n = u64_at(16).ok_or_else(bad)?;
+    if body.len() as u64 != 24 + 8 * n {
+        return Err(bad());
+    }
+    let acked = (0..n as usize).filter_map(|i| u64_at(24 + 8 * i)).collect();
+    Ok(Some((low, acked)))
+}
+
+fn write_ledger(dir: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join("ledger.tmp");
+    let path = dir.join("ledger");
+    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, &e))?;
+    f.write_all(bytes).map_err(|e| io_err(&tmp, &e))?;
+    f.sync_data().map_err(|e| io_err(&tmp, &e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, &e))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

@@ -1,0 +1,372 @@
+//! The disk spool (`EmitterBuilder::spool`): events a stopped emitter could
+//! not deliver are sent by the next one on the same directory, in order and
+//! before new ones; the spool holds what the in-memory queue cannot; a
+//! second emitter cannot open it; corruption, a lost ledger and a full cap
+//! lose only what they must, and say so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ossa_events::sink::{Encoded, Sink};
+use ossa_events::spool::{SpoolConfig, SyncPolicy, WhenFull};
+use ossa_events::{Emitter, Error, EventBuilder, Reason, RetryPolicy, SendError};
+
+/// A collector that is up or down: while down every send fails, retryably.
+#[derive(Clone, Default)]
+struct Gate {
+    up: Arc<AtomicBool>,
+    got: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sink for Gate {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        if !self.up.load(Ordering::SeqCst) {
+            return Err(SendError::retryable(
+                Error::Transport("collector down".into()),
+                None,
+            ));
+        }
+        let mut got = self.got.lock().unwrap();
+        got.extend(events.iter().map(|e| e.id().to_owned()));
+        Ok(())
+    }
+}
+
+impl Gate {
+    fn up(up: bool) -> Gate {
+        let g = Gate::default();
+        g.up.store(up, Ordering::SeqCst);
+        g
+    }
+    fn got(&self) -> Vec<String> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("spool_{name}_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+type Reports = Arc<Mutex<Vec<(Reason, String)>>>;
+
+fn emitter(
+    d: &Path,
+    sink: Gate,
+    cfg: impl FnOnce(SpoolConfig) -> SpoolConfig,
+) -> (Emitter, Reports) {
+    emitter_with(d, sink, cfg, 10_000)
+}
+
+fn emitter_with(
+    d: &Path,
+    sink: Gate,
+    cfg: impl FnOnce(SpoolConfig) -> SpoolConfig,
+    queue: usize,
+) -> (Emitter, Reports) {
+    let reports: Reports = Arc::default();
+    let r = reports.clone();
+    let em = Emitter::builder("/agents/spool")
+        .queue_capacity(queue)
+        .sink(sink)
+        .spool(cfg(SpoolConfig::new(d)))
+        .flush_interval(Duration::from_millis(5))
+        .retry(
+            RetryPolicy::default()
+                .base(Duration::from_millis(5))
+                .cap(Duration::from_millis(20)),
+        )
+        .shutdown_timeout(Duration::from_millis(300))
+        .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
+        .build()
+        .unwrap();
+    (em, reports)
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
+}
+
+fn emit_all(em: &Emitter, ids: &[String]) {
+    for id in ids {
+        em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
+            .unwrap();
+    }
+}
+
+#[test]
+fn what_one_emitter_could_not_deliver_the_next_sends_first_in_order() {
+    let d = dir("restart");
+    let first = ids("a", 300);
+    {
+        let (em, reports) = emitter(&d, Gate::up(false), |c| c);
+        emit_all(&em, &first);
+        em.shutdown().unwrap_or_default();
+        let m = em.metrics();
+        // Not delivered in time, but not lost: kept, not reported.
+        assert_eq!((m.emitted, m.delivered, m.spooled), (300, 0, 300), "{m:?}");
+        assert_eq!(m.shutdown_timeout + m.failed, 0, "{m:?}");
+        assert!(reports.lock().unwrap().is_empty());
+    }
+    let gate = Gate::up(true);
+    let (em, reports) = emitter(&d, gate.clone(), |c| c);
+    let second = ids("b", 50);
+    emit_all(&em, &second);
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(
+        (m.replayed, m.emitted, m.delivered),
+        (300, 50, 350),
+        "{m:?}"
+    );
+    let want: Vec<String> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(
+        gate.got(),
+        want,
+        "replayed first, in order, then the new ones"
+    );
+    assert!(reports.lock().unwrap().is_empty());
+    drop(em);
+    // Everything was confirmed: a third emitter has nothing to send.
+    let gate = Gate::up(true);
+    let (em, _) = emitter(&d, gate.clone(), |c| c);
+    em.flush().unwrap();
+    assert_eq!(em.metrics().replayed, 0);
+    assert!(gate.got().is_empty());
+}
+
+#[test]
+fn the_spool_holds_what_the_memory_queue_cannot() {
+    let d = dir("spill");
+    let gate = Gate::up(false);
+    let reports: Reports = Arc::default();
+    let r = reports.clone();
+    let em = Emitter::builder("/agents/spool")
+        .sink(gate.clone())
+        .spool(SpoolConfig::new(&d))
+        .queue_capacity(16)
+        .batch_size(8)
+        .flush_interval(Duration::from_millis(5))
+        .retry(
+            RetryPolicy::default()
+                .base(Duration::from_millis(5))
+                .cap(Duration::from_millis(20)),
+        )
+        .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
+        .build()
+        .unwrap();
+    let all = ids("s", 5_000);
+    // 5 000 accepted with room for 16 in memory: the rest waits on disk.
+    emit_all(&em, &all);
+    let m = em.metrics();
+    assert_eq!((m.emitted, m.dropped), (5_000, 0), "{m:?}");
+    assert!(m.spool_bytes > 5_000 * 100, "{m:?}");
+    gate.up.store(true, Ordering::SeqCst);
+    em.flush().unwrap();
+    assert_eq!(gate.got(), all);
+    let m = em.metrics();
+    assert_eq!((m.delivered, m.queue_depth), (5_000, 0), "{m:?}");
+    assert!(reports.lock().unwrap().is_empty());
+}
+
+#[test]
+fn two_emitters_cannot_share_a_spool() {
+    let d = dir("lock");
+    let (em, _) = emitter(&d, Gate::up(true), |c| c);
+    let err = Emitter::builder("/b")
+        .sink(Gate::up(true))
+        .spool(SpoolConfig::new(&d))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("in use"), "{err}");
+    drop(em);
+    // Free again once the first is gone.
+    let (em, _) = emitter(&d, Gate::up(true), |c| c);
+    drop(em);
+}
+
+/// Spools `n` events with the collector down; the segment files.
+fn spooled(d: &Path, prefix: &str, n: usize, segment: u64) -> Vec<PathBuf> {
+    let (em, _) = emitter(d, Gate::up(false), |c| c.segment_bytes(segment));
+    emit_all(&em, &ids(prefix, n));
+    em.shutdown().unwrap_or_default();
+    assert_eq!(em.metrics().spooled, n as u64);
+    drop(em);
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    segs
+}
+
+/// Opens the spool with the collector up and delivers what it holds.
+fn drain(d: &Path) -> (Vec<String>, ossa_events::Metrics) {
+    let gate = Gate::up(true);
+    let (em, _) = emitter(d, gate.clone(), |c| c);
+    em.flush().unwrap();
+    let m = em.metrics();
+    drop(em);
+    (gate.got(), m)
+}
+
+#[test]
+fn a_flipped_byte_loses_that_event_only() {
+    let d = dir("flip");
+    let segs = spooled(&d, "f", 200, 1 << 20);
+    let seg = &segs[0];
+    let mut bytes = std::fs::read(seg).unwrap();
+    // Inside the 101st record's payload (records are the same size).
+    let rec = bytes.len() / 200;
+    bytes[100 * rec + rec / 2] ^= 0x55;
+    std::fs::write(seg, &bytes).unwrap();
+    let (got, m) = drain(&d);
+    let mut want = ids("f", 200);
+    want.remove(100);
+    assert_eq!(got, want);
+    assert_eq!(m.spool_corrupt, 1, "{m:?}");
+    assert_eq!(m.replayed, 199, "{m:?}");
+}
+
+#[test]
+fn a_torn_tail_is_cut_off_and_the_rest_is_sent() {
+    let d = dir("torn");
+    let segs = spooled(&d, "t", 100, 1 << 20);
+    let seg = segs.last().unwrap();
+    let len = std::fs::metadata(seg).unwrap().len();
+    // Half of the last record: a write cut short by a power cut.
+    let f = std::fs::OpenOptions::new().write(true).open(seg).unwrap();
+    f.set_len(len - 40).unwrap();
+    drop(f);
+    let (got, m) = drain(&d);
+    assert_eq!(got, ids("t", 99));
+    assert_eq!(m.spool_corrupt, 0, "a torn tail is not corruption: {m:?}");
+}
+
+#[test]
+fn a_deleted_segment_loses_its_events_only() {
+    let d = dir("deleted");
+    let segs = spooled(&d, "d", 300, 8192);
+    assert!(segs.len() >= 3, "{segs:?}");
+    std::fs::remove_file(&segs[1]).unwrap();
+    let (got, _) = drain(&d);
+    let all = ids("d", 300);
+    assert!(got.len() < 300 && got.len() > 100, "{}", got.len());
+    // What is left arrives in order, and nothing is invented.
+    let mut it = all.iter();
+    for g in &got {
+        assert!(it.any(|a| a == g), "{g} out of order or unknown");
+    }
+    assert_eq!(got.first(), all.first());
+    assert_eq!(got.last(), all.last());
+}
+
+#[test]
+fn a_lost_or_corrupt_ledger_means_sending_again_never_failing_to_start() {
+    let d = dir("ledger");
+    let segs = spooled(&d, "l", 50, 1 << 20);
+    assert_eq!(segs.len(), 1);
+    // A corrupt ledger: starts, sends everything.
+    std::fs::write(d.join("ledger"), b"garbage").unwrap();
+    let (got, m) = drain(&d);
+    assert_eq!(got, ids("l", 50));
+    assert_eq!(m.replayed, 50);
+    // A missing ledger after everything was confirmed: sent again
+    // (duplicates a receiver removes by id), nothing lost.
+    std::fs::remove_file(d.join("ledger")).unwrap();
+    let (got, _) = drain(&d);
+    assert_eq!(got, ids("l", 50));
+}
+
+#[test]
+fn at_the_cap_drop_newest_refuses_and_drop_oldest_reports_what_it_dropped() {
+    let d = dir("cap_newest");
+    let (em, reports) = emitter(&d, Gate::up(false), |c| {
+        c.segment_bytes(4096)
+            .max_bytes(16 * 1024)
+            .when_full(WhenFull::DropNewest)
+    });
+    let mut refused = 0;
+    for id in ids("n", 500) {
+        match em.emit(EventBuilder::new().ty("dev.example.tick").id(&id)) {
+            Ok(()) => {}
+            Err(Error::SpoolFull) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let m = em.metrics();
+    assert!(refused > 0 && m.dropped == refused, "{m:?}");
+    assert!(m.spool_bytes <= 16 * 1024, "{m:?}");
+    assert_eq!(
+        reports
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(r, _)| *r == Reason::Dropped)
+            .count() as u64,
+        refused
+    );
+    drop(em);
+
+    // With room for 16 in memory, most events are only on disk: dropping
+    // the oldest segment drops them (events in memory are still sent).
+    let d = dir("cap_oldest");
+    let (em, reports) = emitter_with(
+        &d,
+        Gate::up(false),
+        |c| {
+            c.segment_bytes(4096)
+                .max_bytes(16 * 1024)
+                .when_full(WhenFull::DropOldest)
+        },
+        16,
+    );
+    emit_all(&em, &ids("o", 500));
+    let m = em.metrics();
+    assert!(m.dropped > 0, "{m:?}");
+    assert!(m.spool_bytes <= 16 * 1024, "{m:?}");
+    assert_eq!(reports.lock().unwrap().len() as u64, m.dropped);
+    em.shutdown().unwrap_or_default();
+    // Events still in memory whose segment was dropped are no longer on
+    // disk: at shutdown they time out and are reported, not kept.
+    let m = em.metrics();
+    let dropped: Vec<String> = reports
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert_eq!(
+        dropped.len() as u64,
+        m.dropped + m.shutdown_timeout,
+        "{m:?}"
+    );
+    drop(em);
+    // What was kept is the newest, and every event is either reported
+    // (dropped or timed out) or delivered now.
+    let (got, _) = drain(&d);
+    let mut all: Vec<String> = dropped.iter().chain(&got).cloned().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 500, "every event is dropped or delivered");
+    assert_eq!(got.last().map(String::as_str), Some("o-00499"));
+}
+
+#[test]
+fn sync_always_and_never_both_keep_events_across_a_restart() {
+    for (name, sync) in [("always", SyncPolicy::Always), ("never", SyncPolicy::Never)] {
+        let d = dir(name);
+        let (em, _) = emitter(&d, Gate::up(false), |c| c.sync(sync));
+        emit_all(&em, &ids(name, 20));
+        em.shutdown().unwrap_or_default();
+        drop(em);
+        let (got, _) = drain(&d);
+        assert_eq!(got, ids(name, 20), "{name}");
+    }
+}
