@@ -25,9 +25,10 @@
 
 mod common;
 
+use common::example;
+
 use std::collections::HashSet;
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -39,41 +40,6 @@ use ossa_events::{ExtValue, FastIds, Scratch, SystemClock, demo, ossa};
 
 /// One example run, start to exit.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The built example `name`, checked to exist and to be newer than its source.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/examples_run-<hash> → target/<profile>/examples/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("unexpected test binary path {}", exe.display()));
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    let build = "`cargo test` builds the examples before the integration tests, but not \
-                 when targets are selected (`--test examples_run`; `--examples` builds them \
-                 as tests, elsewhere): run `cargo test -p ossa-events --all-features`, or \
-                 `cargo build -p ossa-events --all-features --examples` first";
-    assert!(
-        bin.is_file(),
-        "example binary {} is missing: {build}",
-        bin.display()
-    );
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(format!("{name}.rs"));
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(b), Some(s)) = (modified(&bin), modified(&src)) {
-        assert!(
-            b >= s,
-            "example binary {} is older than {}: {build}",
-            bin.display(),
-            src.display()
-        );
-    }
-    bin
-}
 
 /// What a program did.
 struct Run {

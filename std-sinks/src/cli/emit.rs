@@ -60,13 +60,16 @@ summary is printed (delivered counts only what the sink confirmed) and emit
 exits 130 (143 for SIGTERM). A second signal exits at once with the counts
 so far.
 
-Exit status: 0 only when every event was delivered; 1 otherwise (invalid
-lines, events failed or dropped); 2 on bad arguments (or --sink kafka in a
-build without the kafka feature); 130/143 when stopped by SIGINT/SIGTERM.
+Exit status: 0 only when every event was delivered (with --spool: also
+those an earlier run left); 1 otherwise (invalid lines, events failed,
+dropped or left in the spool, a spool directory in use); 2 on bad arguments
+(or --sink kafka in a build without the kafka feature); 130/143 when stopped
+by SIGINT/SIGTERM.
 
 Examples:
   ossa-events emit --demo
   ossa-events emit --sink http --url http://127.0.0.1:8080/ < events.jsonl
+  ossa-events emit --sink http --url http://127.0.0.1:8080/ --spool /var/spool/agent < events.jsonl
   ossa-events emit --sink http --url https://collector.example/events --mode binary \\
       --header 'Authorization: Bearer TOKEN' --gzip < events.jsonl
   ossa-events emit --sink kafka --brokers 127.0.0.1:9092 --topic agent-events --demo"
@@ -167,6 +170,11 @@ pub(crate) struct Args {
     /// [default: /ossa/demo/researcher]
     #[arg(long, value_name = "URI-REF", verbatim_doc_comment)]
     source: Option<String>,
+    /// Keep every event in a disk spool in DIR until it is
+    /// delivered: a killed or stopped run leaves what it could
+    /// not deliver there, and the next run on DIR sends it first
+    #[arg(long, value_name = "DIR", verbatim_doc_comment)]
+    spool: Option<std::path::PathBuf>,
     #[command(flatten)]
     progress: ProgressFlags,
     #[command(flatten)]
@@ -190,6 +198,7 @@ struct Settings {
     demo: bool,
     source: String,
     progress: bool,
+    spool: Option<std::path::PathBuf>,
 }
 
 /// The checked arguments, or a one-line error. `m` tells which values came
@@ -268,6 +277,7 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         demo: a.demo,
         source: a.source.unwrap_or_else(|| DEFAULT_SOURCE.into()),
         progress: a.progress.wanted(),
+        spool: a.spool,
     };
     let empty = |v: Option<&str>| v.is_some_and(|v| v.trim().is_empty());
     for (name, v) in [
@@ -382,8 +392,17 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
     } else {
         builder.sink(WriterSink::stdout())
     };
+    let builder = match &a.spool {
+        Some(dir) => builder.spool(ossa_events::spool::SpoolConfig::new(dir)),
+        None => builder,
+    };
     let em = match builder.build() {
         Ok(em) => em,
+        // The spool directory cannot be used (in use, not writable).
+        Err(ossa_events::Error::Io(e)) => {
+            eprintln!("ossa-events: emit: spool: {e}");
+            return ExitCode::from(super::EXIT_FAILURE);
+        }
         Err(e) => return super::usage_error(Some("emit"), &format!("emit: {e}")),
     };
 
@@ -508,8 +527,8 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
     if let Some(sig) = stopped_by {
         return ExitCode::from(signals::exit_code(sig));
     }
-    let undelivered = m.failed + m.shutdown_timeout + m.dropped + m.rejected;
-    if invalid == 0 && m.delivered == read && undelivered == 0 {
+    let undelivered = m.failed + m.shutdown_timeout + m.dropped + m.rejected + m.spooled;
+    if invalid == 0 && m.delivered == read + m.replayed && undelivered == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(super::EXIT_FAILURE)
@@ -556,6 +575,12 @@ fn summary(em: &Emitter, read: u64, invalid: u64, signal: Option<i32>) -> ossa_e
         m.failed + m.shutdown_timeout,
         m.dropped + m.rejected
     );
+    if m.replayed > 0 || m.spooled > 0 || m.spool_errors > 0 || m.spool_corrupt > 0 {
+        eprintln!(
+            "emit: spool: replayed {} from an earlier run, {} left for the next run, {} write errors, {} corrupt records skipped",
+            m.replayed, m.spooled, m.spool_errors, m.spool_corrupt
+        );
+    }
     if let Some(sig) = signal {
         eprintln!(
             "emit: stopped by {}: {} not confirmed delivered ({} given up at the deadline, {} still in hand)",

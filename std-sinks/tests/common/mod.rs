@@ -177,6 +177,41 @@ pub(crate) fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ossa-events"))
 }
 
+/// The built example `name`, checked to exist and to be newer than its source.
+pub(crate) fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/examples_run-<hash> → target/<profile>/examples/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap_or_else(|| panic!("unexpected test binary path {}", exe.display()));
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let build = "`cargo test` builds the examples before the integration tests, but not \
+                 when targets are selected (`--test examples_run`; `--examples` builds them \
+                 as tests, elsewhere): run `cargo test -p ossa-events --all-features`, or \
+                 `cargo build -p ossa-events --all-features --examples` first";
+    assert!(
+        bin.is_file(),
+        "example binary {} is missing: {build}",
+        bin.display()
+    );
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(format!("{name}.rs"));
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(b), Some(s)) = (modified(&bin), modified(&src)) {
+        assert!(
+            b >= s,
+            "example binary {} is older than {}: {build}",
+            bin.display(),
+            src.display()
+        );
+    }
+    bin
+}
+
 /// How long [`Listen::no_more_lines`] waits for output that must not come.
 const QUIET: Duration = Duration::from_millis(300);
 

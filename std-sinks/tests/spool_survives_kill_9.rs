@@ -1,0 +1,209 @@
+//! A real agent process (`examples/spool_agent.rs`) emitting 100 000 events
+//! through a disk spool to a collector is killed with SIGKILL three times at
+//! random moments, twice while the collector is down. After the last run
+//! drains, the collector holds every id that any run's `emit()` accepted: 0
+//! lost. Duplicates are allowed (batches in flight at a kill are sent again)
+//! and counted; the spool stays under its cap throughout.
+#![cfg(all(unix, feature = "http", feature = "receiver"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::example;
+use ossa_events::Event;
+use ossa_events::receiver::{Receiver, ReceiverConfig, ReceiverHandle};
+
+const TOTAL: u64 = 100_000;
+/// The agent's spool cap (see the example) plus one segment of slack for the
+/// segment being written.
+const CAP: u64 = (64 << 20) + (1 << 20);
+
+type Seen = Arc<Mutex<HashMap<String, u32>>>;
+
+fn collector(addr: &str, seen: &Seen) -> ReceiverHandle {
+    let seen = seen.clone();
+    Receiver::bind(addr, ReceiverConfig::new())
+        .unwrap()
+        .spawn(move |ev: &Event<'_>| {
+            *seen.lock().unwrap().entry(ev.id().to_owned()).or_default() += 1;
+        })
+        .unwrap()
+}
+
+/// Starts the agent for ids `first..first+count`; a thread collects the
+/// ids it says `emit()` accepted.
+fn agent(dir: &Path, addr: SocketAddr, first: u64, count: u64) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = Command::new(example("spool_agent"))
+        .arg(dir)
+        .arg(format!("http://{addr}/events"))
+        .arg(first.to_string())
+        .arg(count.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let acc = accepted.clone();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if let Some(id) = line.strip_prefix("accepted ") {
+                acc.lock().unwrap().push(id.to_owned());
+            } else {
+                acc.lock().unwrap().push(line);
+            }
+        }
+    });
+    (child, accepted)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits for the stdout thread to have read everything the killed child wrote.
+fn settled(acc: &Mutex<Vec<String>>) -> Vec<String> {
+    let mut last = usize::MAX;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let n = acc.lock().unwrap().len();
+        if n == last {
+            return acc.lock().unwrap().clone();
+        }
+        last = n;
+    }
+}
+
+#[test]
+fn every_accepted_event_arrives_through_three_kill_9s_and_an_outage() {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("spool_kill9_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let seen: Seen = Arc::default();
+    let rx = collector("127.0.0.1:0", &seen);
+    let addr = rx.local_addr();
+    let mut collector_up = Some(rx);
+
+    // The spool's size, sampled all along.
+    let stop = Arc::new(AtomicBool::new(false));
+    let max_disk = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (stop, max_disk, dir) = (stop.clone(), max_disk.clone(), dir.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                max_disk.fetch_max(dir_bytes(&dir), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+
+    let mut rng = fastrand::Rng::with_seed(
+        std::env::var("SPOOL_KILL_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| fastrand::u64(..)),
+    );
+    eprintln!("seed {} (SPOOL_KILL_SEED to repeat)", rng.get_seed());
+    let mut accepted: HashSet<String> = HashSet::new();
+    let mut next = 0u64;
+    // Run 1 with the collector up; runs 2 and 3 with it down (the spool
+    // fills), brought back before run 3 is killed; run 4 drains.
+    for run in 0..3 {
+        if run == 1 {
+            collector_up.take().unwrap().shutdown();
+        }
+        let (mut child, acc) = agent(&dir, addr, next, TOTAL - next);
+        let kill_after = Duration::from_millis(rng.u64(200..900));
+        std::thread::sleep(kill_after);
+        if run == 2 {
+            // Up again mid-run: replay and new events flow, then the kill.
+            collector_up = Some(collector(&addr.to_string(), &seen));
+            std::thread::sleep(Duration::from_millis(rng.u64(50..400)));
+        }
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        let ids = settled(&acc);
+        let n = ids.len() as u64;
+        eprintln!("run {run}: killed after {kill_after:?}, {n} accepted");
+        assert!(n > 0, "run {run} accepted nothing before the kill");
+        next += n;
+        accepted.extend(ids);
+        assert!(
+            next < TOTAL,
+            "the agent finished before it was killed; slow it down"
+        );
+    }
+    let collector = match collector_up {
+        Some(c) => c,
+        None => collector(&addr.to_string(), &seen),
+    };
+    // The last run: the rest, then drain and exit.
+    let (mut child, acc) = agent(&dir, addr, next, TOTAL - next);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "last run hangs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let lines = settled(&acc);
+    assert!(status.success(), "{status:?}: {:?}", lines.last());
+    let done = lines.last().cloned().unwrap_or_default();
+    assert!(done.starts_with("done "), "{done}");
+    accepted.extend(lines.into_iter().filter(|l| !l.starts_with("done ")));
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let stats = collector.shutdown();
+
+    assert_eq!(
+        accepted.len() as u64,
+        TOTAL,
+        "every id was accepted by some run"
+    );
+    let seen = seen.lock().unwrap();
+    let lost: Vec<&String> = accepted
+        .iter()
+        .filter(|id| !seen.contains_key(*id))
+        .collect();
+    let dups: u32 = seen.values().map(|c| c - 1).sum();
+    eprintln!(
+        "{} ids accepted, {} received, {} lost, {dups} duplicates, {} requests; spool at most {} KiB; {done}",
+        accepted.len(),
+        seen.len(),
+        lost.len(),
+        stats.requests,
+        max_disk.load(Ordering::Relaxed) / 1024
+    );
+    assert!(
+        lost.is_empty(),
+        "{} lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert!(
+        seen.keys().all(|id| accepted.contains(id)),
+        "an id nobody emitted"
+    );
+    assert!(max_disk.load(Ordering::Relaxed) <= CAP);
+    let _ = std::fs::remove_dir_all(&dir);
+}
