@@ -35,7 +35,11 @@
 //! whatever the kernel had not written back.
 //!
 //! The ledger holds the lowest sequence number not yet confirmed and the
-//! confirmed ones above it (events settle out of order). An event is
+//! confirmed ones above it (events settle out of order); between ledger
+//! writes, each settled batch's confirmations are appended to `DIR/acks.N`
+//! with one `write(2)` (so a killed process sends again only the batches it
+//! had in flight), and the log is started afresh once a ledger covering it
+//! is synced. An event is
 //! confirmed when the sink delivered it or refused it for good (it was then
 //! reported as failed); an event left when the emitter shuts down stays in
 //! the spool and is sent again, with the same `id`, by the next emitter that
@@ -177,6 +181,7 @@ const HEADER: usize = 4 + 4 + 4 + 8;
 /// Largest record accepted when reading (an event is far smaller).
 const MAX_RECORD: u32 = 64 << 20;
 const LEDGER_MAGIC: [u8; 8] = *b"OSSALDG1";
+const ACK_MAGIC: [u8; 4] = *b"OSSA";
 
 /// One segment file.
 #[derive(Debug)]
@@ -232,6 +237,8 @@ pub(crate) struct Spool {
     buf: Vec<u8>,
     /// The segment being read, positioned at `.1` bytes.
     reader: Option<(u64, u64, io::BufReader<File>)>,
+    /// The confirmation log being appended (`acks.N`) and its `N`.
+    acklog: Option<(u64, File)>,
 }
 
 /// The next record to read: a segment (by first seq) and an offset in it.
@@ -282,6 +289,7 @@ impl Spool {
             }
         };
         let mut firsts: Vec<u64> = Vec::new();
+        let mut ack_logs: Vec<u64> = Vec::new();
         for entry in std::fs::read_dir(&cfg.dir).map_err(|e| io_err(&cfg.dir, &e))? {
             let entry = entry?;
             let name = entry.file_name();
@@ -291,9 +299,27 @@ impl Spool {
                 .and_then(|n| n.parse::<u64>().ok())
             {
                 firsts.push(n);
+            } else if let Some(n) = name
+                .strip_prefix("acks.")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                ack_logs.push(n);
             }
         }
         firsts.sort_unstable();
+        ack_logs.sort_unstable();
+        let (mut low, mut acked) = (low, acked);
+        for g in &ack_logs {
+            for seq in read_ack_log(&cfg.dir.join(format!("acks.{g}"))) {
+                if seq >= low {
+                    acked.insert(seq);
+                }
+            }
+            while acked.first() == Some(&low) {
+                acked.pop_first();
+                low += 1;
+            }
+        }
         let mut spool = Spool {
             _lock: lock,
             segments: VecDeque::new(),
@@ -311,6 +337,7 @@ impl Spool {
             corrupt: 0,
             buf: Vec::new(),
             reader: None,
+            acklog: None,
             cfg,
         };
         // Check every segment: count what is pending, find the last seq, cut
@@ -383,6 +410,8 @@ impl Spool {
                 offset: 0,
             };
         }
+        // A ledger that covers the confirmation logs read, then a new log.
+        spool.checkpoint(ack_logs.last().map_or(0, |g| g + 1), &ack_logs)?;
         if rec.corrupt > 0 || rec.truncated > 0 {
             tracing::warn!(
                 corrupt = rec.corrupt,
@@ -608,6 +637,51 @@ impl Spool {
         }
     }
 
+    /// These were delivered, or failed for good: they are not sent again.
+    /// Logged with one write, so a killed process does not send them again.
+    pub(crate) fn ack_all(&mut self, seqs: &[u64]) {
+        if seqs.is_empty() {
+            return;
+        }
+        for &s in seqs {
+            self.ack(s);
+        }
+        if let Some((_, f)) = self.acklog.as_mut() {
+            let mut b = Vec::with_capacity(12 + 8 * seqs.len());
+            b.extend_from_slice(&ACK_MAGIC);
+            b.extend_from_slice(&(seqs.len() as u32).to_le_bytes());
+            b.extend_from_slice(&[0; 4]);
+            for s in seqs {
+                b.extend_from_slice(&s.to_le_bytes());
+            }
+            let crc = crc32fast::hash(&b[12..]);
+            b[8..12].copy_from_slice(&crc.to_le_bytes());
+            if let Err(e) = f.write_all(&b) {
+                // Only costs resending after a crash.
+                tracing::warn!(error = %e, "spool: confirmation log not written");
+            }
+        }
+    }
+
+    /// Writes the ledger of what is confirmed now (synced), starts
+    /// confirmation log `generation`, and deletes the logs `old` (all covered).
+    fn checkpoint(&mut self, generation: u64, old: &[u64]) -> io::Result<()> {
+        write_ledger(&self.cfg.dir, &ledger_bytes(self.low, &self.acked))?;
+        self.ledger_low = self.low;
+        let path = self.cfg.dir.join(format!("acks.{generation}"));
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, &e))?;
+        self.acklog = Some((generation, f));
+        for g in old.iter().filter(|&&g| g != generation) {
+            let _ = std::fs::remove_file(self.cfg.dir.join(format!("acks.{g}")));
+        }
+        Ok(())
+    }
+
     /// `seq` was delivered, or failed for good: it is not sent again.
     pub(crate) fn ack(&mut self, seq: u64) {
         if seq < self.low {
@@ -640,11 +714,30 @@ impl Spool {
             self.ledger_low = self.low;
             ledger_bytes(self.low, &self.acked)
         });
+        // Confirmations from now on go to a new log; the old one is deleted
+        // once the ledger (which covers it) is on disk.
+        let mut old_log = None;
+        if ledger.is_some()
+            && let Some((g, _)) = &self.acklog
+        {
+            let next = g + 1;
+            let path = self.cfg.dir.join(format!("acks.{next}"));
+            if let Ok(f) = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&path)
+            {
+                old_log = Some(self.cfg.dir.join(format!("acks.{g}")));
+                self.acklog = Some((next, f));
+            }
+        }
         Maintenance {
             dir: self.cfg.dir.clone(),
             sync,
             ledger,
             removable,
+            old_log,
         }
     }
 
@@ -719,9 +812,8 @@ impl Spool {
                 offset: 0,
             };
         }
-        let bytes = ledger_bytes(self.low, &self.acked);
-        write_ledger(&self.cfg.dir, &bytes)?;
-        self.ledger_low = self.low;
+        let generation = self.acklog.as_ref().map_or(0, |(g, _)| *g);
+        self.checkpoint(generation + 1, &[generation])?;
         std::fs::remove_file(&s.path).map_err(|e| io_err(&s.path, &e))?;
         Ok((lost, s.first_seq..next_first))
     }
@@ -743,6 +835,8 @@ pub(crate) struct Maintenance {
     sync: Option<File>,
     ledger: Option<Vec<u8>>,
     removable: Vec<PathBuf>,
+    /// The confirmation log the ledger covers.
+    old_log: Option<PathBuf>,
 }
 
 impl Maintenance {
@@ -760,6 +854,9 @@ impl Maintenance {
         if let Err(e) = write_ledger(&self.dir, &ledger) {
             tracing::warn!(error = %e, "spool: ledger not written; segments kept");
             return Vec::new();
+        }
+        if let Some(p) = self.old_log {
+            let _ = std::fs::remove_file(p);
         }
         let mut removed = Vec::new();
         for p in self.removable {
@@ -824,6 +921,31 @@ fn resync(d: &[u8]) -> usize {
         i += 1;
     }
     d.len()
+}
+
+/// The sequence numbers in a confirmation log, up to its first torn or
+/// corrupt record.
+fn read_ack_log(path: &Path) -> Vec<u64> {
+    let Ok(d) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 12 <= d.len() && d[pos..pos + 4] == ACK_MAGIC {
+        let n = u32::from_le_bytes([d[pos + 4], d[pos + 5], d[pos + 6], d[pos + 7]]) as usize;
+        let crc = u32::from_le_bytes([d[pos + 8], d[pos + 9], d[pos + 10], d[pos + 11]]);
+        let end = pos + 12 + 8 * n;
+        if end > d.len() || crc32fast::hash(&d[pos + 12..end]) != crc {
+            break;
+        }
+        out.extend(
+            d[pos + 12..end]
+                .chunks_exact(8)
+                .filter_map(|c| c.try_into().ok().map(u64::from_le_bytes)),
+        );
+        pos = end;
+    }
+    out
 }
 
 fn ledger_bytes(low: u64, acked: &BTreeSet<u64>) -> Vec<u8> {

@@ -613,9 +613,7 @@ impl Shared {
             st.in_flight -= closed;
             st.bytes = st.bytes.saturating_sub(freed);
             if let Some(sp) = st.spool.as_mut() {
-                for a in acks {
-                    sp.ack(a);
-                }
+                sp.ack_all(&acks);
             }
             let c = &self.counters;
             Counters::add(&c.spooled, kept);
