@@ -239,6 +239,10 @@ pub(crate) struct Spool {
     reader: Option<(u64, u64, io::BufReader<File>)>,
     /// The confirmation log being appended (`acks.N`) and its `N`.
     acklog: Option<(u64, File)>,
+    /// Closed segments with writes not synced yet.
+    unsynced: Vec<File>,
+    /// Whether a segment was created since the directory was last synced.
+    dir_dirty: bool,
 }
 
 /// The next record to read: a segment (by first seq) and an offset in it.
@@ -338,6 +342,8 @@ impl Spool {
             buf: Vec::new(),
             reader: None,
             acklog: None,
+            unsynced: Vec::new(),
+            dir_dirty: false,
             cfg,
         };
         // Check every segment: count what is pending, find the last seq, cut
@@ -479,10 +485,13 @@ impl Spool {
 
     /// Starts a new segment (or reopens the last one for appending).
     fn roll(&mut self, new: bool, first_seq: u64) -> io::Result<()> {
+        let always = self.cfg.sync == SyncPolicy::Always;
         if let Some(f) = self.current.take()
             && self.dirty
         {
-            let _ = f.sync_data();
+            // Synced by the next upkeep (not here: emit() would wait for a
+            // whole segment to reach the disk).
+            self.unsynced.push(f);
         }
         if new {
             let path = self.cfg.dir.join(segment_name(first_seq));
@@ -504,8 +513,13 @@ impl Spool {
                 checked: 0,
             });
             self.current = Some(f);
-            // The new file's name must survive a power cut too.
-            sync_dir(&self.cfg.dir);
+            // The new file's name must survive a power cut too: now under
+            // `Always`, else with the next upkeep.
+            if always {
+                sync_dir(&self.cfg.dir);
+            } else {
+                self.dir_dirty = true;
+            }
         } else if let Some(s) = self.segments.back() {
             let f = OpenOptions::new()
                 .append(true)
@@ -704,12 +718,12 @@ impl Spool {
             .filter(|(_, next)| next.first_seq <= self.low)
             .map(|(s, _)| s.path.clone())
             .collect();
-        let sync = if self.dirty {
+        let mut sync: Vec<File> = std::mem::take(&mut self.unsynced);
+        if self.dirty {
             self.dirty = false;
-            self.current.as_ref().and_then(|f| f.try_clone().ok())
-        } else {
-            None
-        };
+            sync.extend(self.current.as_ref().and_then(|f| f.try_clone().ok()));
+        }
+        let sync_dir_too = std::mem::take(&mut self.dir_dirty);
         let ledger = (self.low != self.ledger_low || !removable.is_empty()).then(|| {
             self.ledger_low = self.low;
             ledger_bytes(self.low, &self.acked)
@@ -735,6 +749,7 @@ impl Spool {
         Maintenance {
             dir: self.cfg.dir.clone(),
             sync,
+            sync_dir: sync_dir_too,
             ledger,
             removable,
             old_log,
@@ -832,7 +847,8 @@ impl Spool {
 /// File work taken from the spool under the lock, done outside it.
 pub(crate) struct Maintenance {
     dir: PathBuf,
-    sync: Option<File>,
+    sync: Vec<File>,
+    sync_dir: bool,
     ledger: Option<Vec<u8>>,
     removable: Vec<PathBuf>,
     /// The confirmation log the ledger covers.
@@ -843,10 +859,13 @@ impl Maintenance {
     /// Syncs, writes the ledger, then deletes the confirmed segments (only
     /// after the ledger saying so is on disk). Returns the deleted paths.
     pub(crate) fn run(self) -> Vec<PathBuf> {
-        if let Some(f) = self.sync
-            && let Err(e) = f.sync_data()
-        {
-            tracing::warn!(error = %e, "spool: sync failed");
+        for f in self.sync {
+            if let Err(e) = f.sync_data() {
+                tracing::warn!(error = %e, "spool: sync failed");
+            }
+        }
+        if self.sync_dir {
+            sync_dir(&self.dir);
         }
         let Some(ledger) = self.ledger else {
             return Vec::new();

@@ -204,6 +204,9 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     callback: Option<Callback>,
     worker_thread: Mutex<Option<std::thread::ThreadId>>,
+    /// Held while the spool's file upkeep (sync, ledger, deletions) runs:
+    /// one at a time, so a ledger never goes back.
+    upkeep: Mutex<()>,
 }
 
 /// Starts the worker thread for `sink`.
@@ -238,6 +241,7 @@ pub(crate) fn spawn(
         config,
         callback,
         worker_thread: Mutex::new(None),
+        upkeep: Mutex::new(()),
     });
     let worker_shared = shared.clone();
     let handle = std::thread::Builder::new()
@@ -247,6 +251,14 @@ pub(crate) fn spawn(
         .worker_thread
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = Some(handle.thread().id());
+    if shared.lock().spool.is_some() {
+        // The fsyncs and the ledger on a thread of their own: the worker
+        // keeps sending while the disk catches up.
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("ossa-events-spool".into())
+            .spawn(move || spool_syncer(&weak))?;
+    }
     Ok((shared, handle))
 }
 
@@ -738,6 +750,7 @@ struct WorkerExit<'a>(&'a Shared);
 impl Drop for WorkerExit<'_> {
     fn drop(&mut self) {
         let sh = self.0;
+        let _one = sh.upkeep.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = sh.lock();
         st.worker_done = true;
         if std::thread::panicking() {
@@ -754,7 +767,42 @@ impl Drop for WorkerExit<'_> {
     }
 }
 
-/// How often the worker syncs the spool and writes its ledger.
+/// Every sync interval: syncs the spool, writes its ledger and deletes
+/// confirmed segments, the file work outside the emitter's lock. Ends with
+/// the worker (whose exit does the last round).
+fn spool_syncer(sh: &std::sync::Weak<Shared>) {
+    loop {
+        let every = {
+            let Some(sh) = sh.upgrade() else { return };
+            let st = sh.lock();
+            if st.worker_done {
+                return;
+            }
+            upkeep_every(st.spool.as_ref())
+        };
+        std::thread::sleep(every);
+        let Some(sh) = sh.upgrade() else { return };
+        let _one = sh.upkeep.lock().unwrap_or_else(|p| p.into_inner());
+        let m = {
+            let mut st = sh.lock();
+            if st.worker_done {
+                return;
+            }
+            st.spool.as_mut().map(Spool::maintenance)
+        };
+        let Some(m) = m else { return };
+        let removed = m.run();
+        if !removed.is_empty() {
+            let mut st = sh.lock();
+            if let Some(sp) = st.spool.as_mut() {
+                sp.removed(&removed);
+            }
+            sh.space.notify_all();
+        }
+    }
+}
+
+/// How often the spool is synced and its ledger written.
 fn upkeep_every(spool: Option<&Spool>) -> Duration {
     match spool.map(|s| s.config().sync) {
         Some(SyncPolicy::Every(d)) => d.clamp(Duration::from_millis(1), Duration::from_secs(1)),
@@ -782,8 +830,6 @@ enum Step {
 
 struct Worker<'a> {
     sh: &'a Shared,
-    /// When the spool is next synced and cleaned up.
-    next_upkeep: Instant,
     sink: Box<dyn Sink>,
     breaker: Breaker,
     max_batch: usize,
@@ -805,7 +851,6 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
     let depth = caught(&|| sink.pipeline(), 1).max(1);
     let mut w = Worker {
         sh,
-        next_upkeep: Instant::now(),
         sink,
         breaker,
         max_batch,
@@ -909,16 +954,12 @@ impl<'w> Worker<'w> {
             if let Some(d) = st.deadline {
                 until = Some(until.map_or(d, |u| u.min(d)));
             }
-            if st.spool.is_some() {
-                until = Some(until.map_or(self.next_upkeep, |u| u.min(self.next_upkeep)));
-            }
             st = wait_on(&sh.wake, st, until);
         }
     }
 
     /// With a spool: reads events back from disk into the queue while there
-    /// is room, and now and then syncs, writes the ledger and deletes
-    /// confirmed segments (the file work outside the lock).
+    /// is room.
     fn spool_upkeep(&mut self, mut st: MutexGuard<'w, State>) -> MutexGuard<'w, State> {
         let sh = self.sh;
         let cfg = &sh.config;
@@ -964,22 +1005,6 @@ impl<'w> Worker<'w> {
                     break;
                 }
             }
-        }
-        if Instant::now() < self.next_upkeep && !st.shutdown {
-            return st;
-        }
-        self.next_upkeep = Instant::now() + upkeep_every(st.spool.as_ref());
-        let Some(m) = st.spool.as_mut().map(Spool::maintenance) else {
-            return st;
-        };
-        drop(st);
-        let removed = m.run();
-        let mut st = sh.lock();
-        if !removed.is_empty() {
-            if let Some(sp) = st.spool.as_mut() {
-                sp.removed(&removed);
-            }
-            sh.space.notify_all();
         }
         st
     }

@@ -63,11 +63,25 @@ pub(crate) fn measure_emit<S: Sink>(
     per_run: usize,
     timed_calls: usize,
 ) -> EmitFigures {
+    measure_emit_with(alloc, make, &|b| b, runs, per_run, timed_calls)
+}
+
+/// [`measure_emit`] with `configure` applied to both emitters' builders
+/// (e.g. a spool).
+#[allow(dead_code)] // not every bench that includes this file uses it
+pub(crate) fn measure_emit_with<S: Sink>(
+    alloc: &'static StatsAlloc<System>,
+    make: &dyn Fn() -> S,
+    configure: &dyn Fn(EmitterBuilder) -> EmitterBuilder,
+    runs: usize,
+    per_run: usize,
+    timed_calls: usize,
+) -> EmitFigures {
     let call = tool_called();
 
     // Worker sending as in production, emitter defaults but a queue that
     // holds a run (no drops, no blocking).
-    let em = builder()
+    let em = configure(builder())
         .sink(make())
         .queue_capacity(2_000_000)
         .queue_bytes(2 << 30)
@@ -126,7 +140,7 @@ pub(crate) fn measure_emit<S: Sink>(
     // Caller thread only: the worker idle (the batch never fills and the
     // flush interval never passes during the count); the queue grown first,
     // so its own growth is not counted.
-    let em = builder()
+    let em = configure(builder())
         .sink(make())
         .batch_size(1_000_000)
         .flush_interval(Duration::from_secs(3600))
