@@ -565,7 +565,7 @@ impl Shared {
             .counters
             .snapshot(st.depth(), st.bytes as u64, spool_bytes);
         if let Some(sp) = &st.spool {
-            m.spool_corrupt = sp.corrupt;
+            m.spool_corrupt += sp.corrupt;
         }
         m
     }
@@ -752,6 +752,14 @@ impl Drop for WorkerExit<'_> {
         let sh = self.0;
         let _one = sh.upkeep.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = sh.lock();
+        if let Some(mut sp) = st.spool.take() {
+            // Synced, ledger written, confirmed segments deleted, and the
+            // directory's lock released before anyone is told the worker is
+            // done: a shutdown that returns leaves the spool free for the
+            // next emitter. (Under the lock: emits wait, briefly, at exit.)
+            sp.close();
+            Counters::add(&sh.counters.spool_corrupt, sp.corrupt);
+        }
         st.worker_done = true;
         if std::thread::panicking() {
             tracing::error!("emitter worker panicked; its open events fail");
@@ -759,10 +767,6 @@ impl Drop for WorkerExit<'_> {
             tracing::debug!("emitter worker stopped");
         }
         let err = Error::Transport("emitter worker stopped".into());
-        if let Some(sp) = st.spool.as_mut() {
-            // Synced, ledger written, confirmed segments deleted.
-            sp.close();
-        }
         sh.give_up_all(st, Reason::Failed, &err);
     }
 }
