@@ -370,3 +370,62 @@ fn sync_always_and_never_both_keep_events_across_a_restart() {
         assert_eq!(got, ids(name, 20), "{name}");
     }
 }
+
+/// A disk that refuses writes (here: a file-size limit, `ulimit -f`): the
+/// spool counts each failed write and the event goes to the in-memory queue;
+/// nothing is lost and the process is not killed by SIGXFSZ.
+#[cfg(all(unix, feature = "cli"))]
+#[test]
+fn a_full_disk_falls_back_to_memory_and_loses_nothing() {
+    use ossa_events::receiver::{Receiver, ReceiverConfig};
+    use std::io::Write;
+    let d = dir("fsize");
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let g = got.clone();
+    let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
+        .unwrap()
+        .spawn(move |ev: &ossa_events::Event<'_>| g.lock().unwrap().push(ev.id().to_owned()))
+        .unwrap();
+    let pad = "x".repeat(100);
+    let input: String = (0..400)
+        .map(|i| {
+            format!(
+                "{{\"specversion\":\"1.0\",\"id\":\"fs-{i:03}\",\"source\":\"/s\",\"type\":\"t\",\"data\":{{\"pad\":\"{pad}\"}}}}\n"
+            )
+        })
+        .collect();
+    // 32 KiB of file at most: the first segment fills after ~200 events.
+    let mut child = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 32; exec '{}' emit --sink http --url http://{}/ --spool '{}'",
+            env!("CARGO_BIN_EXE_ossa-events"),
+            rx.local_addr(),
+            d.display()
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("delivered 400"), "{err}");
+    let errors: u64 = err
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" write errors"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(errors > 100, "the limit was hit: {err}");
+    rx.shutdown();
+    let mut got = got.lock().unwrap().clone();
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 400);
+}

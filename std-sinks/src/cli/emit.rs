@@ -393,7 +393,18 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         builder.sink(WriterSink::stdout())
     };
     let builder = match &a.spool {
-        Some(dir) => builder.spool(ossa_events::spool::SpoolConfig::new(dir)),
+        Some(dir) => {
+            // Past a file-size limit (`ulimit -f`) a write fails with EFBIG
+            // and the kernel sends SIGXFSZ, whose default ends the process:
+            // a handler (that does nothing) lets the spool see the error and
+            // keep the event in memory instead.
+            #[cfg(unix)]
+            let _ = signal_hook::flag::register(
+                signal_hook::consts::SIGXFSZ,
+                Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            );
+            builder.spool(ossa_events::spool::SpoolConfig::new(dir))
+        }
         None => builder,
     };
     let em = match builder.build() {
