@@ -270,8 +270,13 @@ fn sigterm_exits_143_and_a_second_signal_exits_at_once() {
     assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
 }
 
-#[test]
-fn listen_finishes_and_exits_143_on_sigterm() {
+/// `ossa-events listen` on a free port: the process, its stderr (past the
+/// `listening on` line) and its address.
+fn spawn_listen() -> (
+    std::process::Child,
+    BufReader<std::process::ChildStderr>,
+    SocketAddr,
+) {
     let mut child = bin()
         .args(["listen", "--http", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -282,12 +287,41 @@ fn listen_finishes_and_exits_143_on_sigterm() {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut first = String::new();
     std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
-    let url = first
+    let addr: SocketAddr = first
         .trim()
-        .strip_prefix("listening on ")
+        .strip_prefix("listening on http://")
         .unwrap()
-        .to_string();
-    let addr: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
+        .parse()
+        .unwrap();
+    (child, stderr, addr)
+}
+
+/// Waits for `listen` to exit with `code` after saying `said` on stderr;
+/// what it printed on stdout.
+fn listen_ended(
+    mut child: std::process::Child,
+    mut stderr: BufReader<std::process::ChildStderr>,
+    code: i32,
+    said: &str,
+) -> String {
+    let status = wait_within(&mut child, Duration::from_secs(10));
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    assert_eq!(status.code(), Some(code), "{rest}");
+    assert!(rest.contains(said), "{rest}");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn listen_finishes_and_exits_143_on_sigterm() {
+    let (child, stderr, addr) = spawn_listen();
     let mut s = TcpStream::connect(addr).unwrap();
     let body = event_line("l-1");
     let req = format!(
@@ -300,21 +334,12 @@ fn listen_finishes_and_exits_143_on_sigterm() {
     assert_eq!(&resp, b"HTTP/1.1 202");
     drop(s);
     signal(&child, "TERM");
-    let status = wait_within(&mut child, Duration::from_secs(10));
-    let mut rest = String::new();
-    let _ = stderr.read_to_string(&mut rest);
-    assert_eq!(status.code(), Some(143), "{rest}");
-    assert!(
-        rest.contains("listen: stopped by SIGTERM: 1 requests, 1 events"),
-        "{rest}"
+    let out = listen_ended(
+        child,
+        stderr,
+        143,
+        "listen: stopped by SIGTERM: 1 requests, 1 events",
     );
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
     let ids: HashMap<&str, usize> = out.lines().map(|l| (l, 1)).collect();
     assert_eq!(ids.len(), 1, "{out}");
     assert!(out.contains(r#""id":"l-1""#), "{out}");
@@ -367,21 +392,7 @@ fn sigint_stops_an_emit_that_waits_for_room_in_a_full_queue() {
 
 #[test]
 fn listen_on_sigint_refuses_new_connections_and_finishes_the_request_in_progress() {
-    let mut child = bin()
-        .args(["listen", "--http", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
-    let addr: SocketAddr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (child, stderr, addr) = spawn_listen();
     let post = |id: &str| {
         let body = event_line(id);
         format!(
@@ -425,21 +436,12 @@ fn listen_on_sigint_refuses_new_connections_and_finishes_the_request_in_progress
         "{answer}"
     );
 
-    let status = wait_within(&mut child, Duration::from_secs(10));
-    let mut err = String::new();
-    let _ = stderr.read_to_string(&mut err);
-    assert_eq!(status.code(), Some(130), "{err}");
-    assert!(
-        err.contains("listen: stopped by SIGINT: 2 requests, 2 events"),
-        "{err}"
+    let out = listen_ended(
+        child,
+        stderr,
+        130,
+        "listen: stopped by SIGINT: 2 requests, 2 events",
     );
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
     assert_eq!(out.lines().count(), 2, "{out}");
     assert!(out.contains(r#""id":"in-progress""#), "{out}");
 }

@@ -49,25 +49,33 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// `cargo build --release` of the `ossa-events` binary in workspace `dir`
+/// (into `target`, when given); whether it worked.
+fn build_release(dir: &Path, target: Option<&Path>) -> bool {
+    let mut cmd = cargo();
+    cmd.current_dir(dir).args([
+        "build",
+        "--release",
+        "-p",
+        "ossa-events",
+        "--bin",
+        "ossa-events",
+    ]);
+    if let Some(t) = target {
+        cmd.env("CARGO_TARGET_DIR", t);
+    }
+    cmd.status().is_ok_and(|s| s.success())
+}
+
 /// This tree's release `ossa-events` binary.
 fn current_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("OSSA_LISTEN_BIN") {
         return p.into();
     }
-    let ok = cargo()
-        .current_dir(workspace())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "ossa-events",
-            "--bin",
-            "ossa-events",
-        ])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "building the release ossa-events binary failed");
+    assert!(
+        build_release(&workspace(), None),
+        "building the release ossa-events binary failed"
+    );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace().join("target"), PathBuf::from);
     target.join("release").join("ossa-events")
@@ -108,21 +116,7 @@ fn baseline_binary() -> Option<PathBuf> {
     if !untar.success() {
         return None;
     }
-    let ok = cargo()
-        .current_dir(&src)
-        .env("CARGO_TARGET_DIR", dir.join("target"))
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "ossa-events",
-            "--bin",
-            "ossa-events",
-        ])
-        .status()
-        .ok()?
-        .success();
-    ok.then_some(bin)
+    build_release(&src, Some(&dir.join("target"))).then_some(bin)
 }
 
 /// A running `listen`, its stdout drained and its lines counted.
