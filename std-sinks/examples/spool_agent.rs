@@ -9,8 +9,9 @@
 //! (batched HTTP), spooled in `DIR`, and prints `accepted ID` on stdout as
 //! soon as `emit()` has returned `Ok` for it (the event is in the spool by
 //! then). At the end it waits for delivery and prints `done` and the counts.
-//! The spool's crash test kills it at random moments and checks that the
-//! collector got every id it printed.
+//! Events carry the `sequence` extension, numbered on across runs. The
+//! spool's crash test kills it at random moments and checks that the
+//! collector got every id it printed, with numbers 1 to N and no gap.
 
 use std::io::Write;
 use std::time::Duration;
@@ -47,6 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .cap(Duration::from_millis(200)),
         )
         .shutdown_timeout(Duration::from_secs(60))
+        // Numbered 1, 2, … across every run on this spool: the collector
+        // can tell a lost event (a gap) from a duplicate (a repeat).
+        .sequence(true)
         .build()?;
     let mut out = std::io::stdout().lock();
     for i in first..first + count {

@@ -180,7 +180,7 @@ const MAGIC: [u8; 4] = *b"OSSP";
 const HEADER: usize = 4 + 4 + 4 + 8;
 /// Largest record accepted when reading (an event is far smaller).
 const MAX_RECORD: u32 = 64 << 20;
-const LEDGER_MAGIC: [u8; 8] = *b"OSSALDG1";
+const LEDGER_MAGIC: [u8; 8] = *b"OSSALDG2";
 const ACK_MAGIC: [u8; 4] = *b"OSSA";
 
 /// One segment file.
@@ -241,6 +241,11 @@ pub(crate) struct Spool {
     acklog: Option<(u64, File)>,
     /// Closed segments with writes not synced yet.
     unsynced: Vec<File>,
+    /// The next `sequence` number per source: after the highest written to
+    /// this spool (from the ledger and the records at open, then as events
+    /// are appended).
+    sequences: Vec<(String, u64)>,
+    sequences_dirty: bool,
     /// Whether a segment was created since the directory was last synced.
     dir_dirty: bool,
 }
@@ -283,15 +288,16 @@ impl Spool {
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, &e)),
         }
         let mut rec = Recovery::default();
-        let (low, acked) = match read_ledger(&cfg.dir.join("ledger")) {
+        let (low, acked, ledger_seqs) = match read_ledger(&cfg.dir.join("ledger")) {
             Ok(Some(l)) => l,
-            Ok(None) => (0, BTreeSet::new()),
+            Ok(None) => (0, BTreeSet::new(), Vec::new()),
             Err(e) => {
                 tracing::warn!(error = %e, "spool ledger unreadable: every record is sent again");
                 rec.ledger_lost = true;
-                (0, BTreeSet::new())
+                (0, BTreeSet::new(), Vec::new())
             }
         };
+        let mut seqs: std::collections::HashMap<String, u64> = ledger_seqs.into_iter().collect();
         let mut firsts: Vec<u64> = Vec::new();
         let mut ack_logs: Vec<u64> = Vec::new();
         for entry in std::fs::read_dir(&cfg.dir).map_err(|e| io_err(&cfg.dir, &e))? {
@@ -344,6 +350,8 @@ impl Spool {
             acklog: None,
             unsynced: Vec::new(),
             dir_dirty: false,
+            sequences: Vec::new(),
+            sequences_dirty: false,
             cfg,
         };
         // Check every segment: count what is pending, find the last seq, cut
@@ -363,6 +371,14 @@ impl Spool {
                         spool.next_seq = spool.next_seq.max(seq + 1);
                         if seq >= spool.low && !spool.acked.contains(&seq) {
                             rec.pending += 1;
+                        }
+                        if let Some((source, n)) =
+                            Encoded::from_spool(&data[pos + HEADER..pos + len])
+                                .as_ref()
+                                .and_then(sequence_of)
+                        {
+                            let next = seqs.entry(source).or_insert(1);
+                            *next = (*next).max(n.saturating_add(1));
                         }
                         pos += len;
                         good_end = pos;
@@ -416,6 +432,7 @@ impl Spool {
                 offset: 0,
             };
         }
+        spool.sequences = seqs.into_iter().collect();
         // A ledger that covers the confirmation logs read, then a new log.
         spool.checkpoint(ack_logs.last().map_or(0, |g| g + 1), &ack_logs)?;
         if rec.corrupt > 0 || rec.truncated > 0 {
@@ -680,7 +697,10 @@ impl Spool {
     /// Writes the ledger of what is confirmed now (synced), starts
     /// confirmation log `generation`, and deletes the logs `old` (all covered).
     fn checkpoint(&mut self, generation: u64, old: &[u64]) -> io::Result<()> {
-        write_ledger(&self.cfg.dir, &ledger_bytes(self.low, &self.acked))?;
+        write_ledger(
+            &self.cfg.dir,
+            &ledger_bytes(self.low, &self.acked, &self.sequences),
+        )?;
         self.ledger_low = self.low;
         let path = self.cfg.dir.join(format!("acks.{generation}"));
         let f = OpenOptions::new()
@@ -711,6 +731,10 @@ impl Spool {
     /// Work the worker does now and then, outside the emitter's lock where
     /// it can: what it needs is taken here.
     pub(crate) fn maintenance(&mut self) -> Maintenance {
+        if std::mem::take(&mut self.sequences_dirty) {
+            // A new number is worth a ledger even when nothing was confirmed.
+            self.ledger_low = u64::MAX;
+        }
         let removable: Vec<PathBuf> = self
             .segments
             .iter()
@@ -726,7 +750,7 @@ impl Spool {
         let sync_dir_too = std::mem::take(&mut self.dir_dirty);
         let ledger = (self.low != self.ledger_low || !removable.is_empty()).then(|| {
             self.ledger_low = self.low;
-            ledger_bytes(self.low, &self.acked)
+            ledger_bytes(self.low, &self.acked, &self.sequences)
         });
         // Confirmations from now on go to a new log; the old one is deleted
         // once the ledger (which covers it) is on disk.
@@ -841,6 +865,23 @@ impl Spool {
         let m = self.maintenance();
         let removed = m.run();
         self.removed(&removed);
+    }
+
+    /// The next `sequence` number per source, as found at open.
+    pub(crate) fn sequences(&self) -> std::collections::HashMap<String, u64> {
+        self.sequences.iter().cloned().collect()
+    }
+
+    /// The event just appended carries `sequence` number `n` of `source`:
+    /// the next emitter on this spool goes on after it.
+    pub(crate) fn numbered(&mut self, source: &str, n: u64) {
+        match self.sequences.iter_mut().find(|(s, _)| s == source) {
+            Some((_, next)) => *next = (*next).max(n.saturating_add(1)),
+            None => self
+                .sequences
+                .push((source.to_owned(), n.saturating_add(1))),
+        }
+        self.sequences_dirty = true;
     }
 }
 
@@ -967,7 +1008,38 @@ fn read_ack_log(path: &Path) -> Vec<u64> {
     out
 }
 
-fn ledger_bytes(low: u64, acked: &BTreeSet<u64>) -> Vec<u8> {
+/// The `source` and `sequence` number of an event that carries one.
+fn sequence_of(e: &Encoded) -> Option<(String, u64)> {
+    use ossa_events_core::parse::json::parse_event;
+    let number = |v: &str| v.parse::<u64>().ok();
+    match e.encoding() {
+        crate::sink::Encoding::Json => {
+            let json = e.json();
+            if !json.windows(11).any(|w| w == b"\"sequence\":") {
+                return None;
+            }
+            let mut scratch = vec![0u8; json.len()];
+            let ev = parse_event(json, &mut ossa_events_core::Scratch::new(&mut scratch)).ok()?;
+            let n = number(ev.extension("sequence")?.as_str()?)?;
+            Some((ev.source().to_owned(), n))
+        }
+        _ => {
+            let mut source = None;
+            let mut n = None;
+            for (name, value) in e.headers() {
+                let name = name.to_ascii_lowercase();
+                if name == "ce-source" || name == "ce_source" {
+                    source = Some(value.to_owned());
+                } else if name == "ce-sequence" || name == "ce_sequence" {
+                    n = number(value);
+                }
+            }
+            Some((source?, n?))
+        }
+    }
+}
+
+fn ledger_bytes(low: u64, acked: &BTreeSet<u64>, sequences: &[(String, u64)]) -> Vec<u8> {
     let mut b = Vec::with_capacity(24 + 8 * acked.len());
     b.extend_from_slice(&LEDGER_MAGIC);
     b.extend_from_slice(&low.to_le_bytes());
@@ -975,13 +1047,23 @@ fn ledger_bytes(low: u64, acked: &BTreeSet<u64>) -> Vec<u8> {
     for s in acked {
         b.extend_from_slice(&s.to_le_bytes());
     }
+    b.extend_from_slice(&(sequences.len() as u64).to_le_bytes());
+    for (source, next) in sequences {
+        b.extend_from_slice(&(source.len() as u64).to_le_bytes());
+        b.extend_from_slice(source.as_bytes());
+        b.extend_from_slice(&next.to_le_bytes());
+    }
     let crc = crc32fast::hash(&b);
     b.extend_from_slice(&crc.to_le_bytes());
     b
 }
 
+/// What a ledger holds: the low-water seq, the confirmed seqs above it, the
+/// next `sequence` number per source.
+type Ledger = (u64, BTreeSet<u64>, Vec<(String, u64)>);
+
 /// The ledger: `Ok(None)` when there is none.
-fn read_ledger(path: &Path) -> io::Result<Option<(u64, BTreeSet<u64>)>> {
+fn read_ledger(path: &Path) -> io::Result<Option<Ledger>> {
     let d = match std::fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -993,7 +1075,7 @@ fn read_ledger(path: &Path) -> io::Result<Option<(u64, BTreeSet<u64>)>> {
             format!("{}: corrupt ledger", path.display()),
         )
     };
-    if d.len() < 28 || d[..8] != LEDGER_MAGIC {
+    if d.len() < 36 || d[..8] != LEDGER_MAGIC {
         return Err(bad());
     }
     let (body, crc) = d.split_at(d.len() - 4);
@@ -1006,12 +1088,32 @@ fn read_ledger(path: &Path) -> io::Result<Option<(u64, BTreeSet<u64>)>> {
             .map(u64::from_le_bytes)
     };
     let low = u64_at(8).ok_or_else(bad)?;
-    let n = u64_at(16).ok_or_else(bad)?;
-    if body.len() as u64 != 24 + 8 * n {
+    let n = usize::try_from(u64_at(16).ok_or_else(bad)?).map_err(|_| bad())?;
+    let mut pos = 24usize
+        .checked_add(n.checked_mul(8).ok_or_else(bad)?)
+        .ok_or_else(bad)?;
+    let acked = (0..n)
+        .map(|i| u64_at(24 + 8 * i).ok_or_else(bad))
+        .collect::<io::Result<_>>()?;
+    let sources = u64_at(pos).ok_or_else(bad)?;
+    pos += 8;
+    let mut sequences = Vec::new();
+    for _ in 0..sources {
+        let len = usize::try_from(u64_at(pos).ok_or_else(bad)?).map_err(|_| bad())?;
+        pos += 8;
+        let name = body
+            .get(pos..pos.checked_add(len).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+        let name = std::str::from_utf8(name).map_err(|_| bad())?.to_owned();
+        pos += len;
+        let next = u64_at(pos).ok_or_else(bad)?;
+        pos += 8;
+        sequences.push((name, next));
+    }
+    if pos != body.len() {
         return Err(bad());
     }
-    let acked = (0..n as usize).filter_map(|i| u64_at(24 + 8 * i)).collect();
-    Ok(Some((low, acked)))
+    Ok(Some((low, acked, sequences)))
 }
 
 fn write_ledger(dir: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -67,6 +67,7 @@ pub(crate) struct Config {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) context: OwnedContext,
     pub(crate) spool: Option<SpoolConfig>,
+    pub(crate) sequence: bool,
 }
 
 /// An event in the queue, with its place in emit order.
@@ -207,6 +208,8 @@ pub(crate) struct Shared {
     /// Held while the spool's file upkeep (sync, ledger, deletions) runs:
     /// one at a time, so a ledger never goes back.
     upkeep: Mutex<()>,
+    /// The next `sequence` number per source.
+    sequences: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// Starts the worker thread for `sink`.
@@ -218,8 +221,10 @@ pub(crate) fn spawn(
 ) -> Result<(Arc<Shared>, JoinHandle<()>), Error> {
     let counters = Counters::default();
     let mut state = State::default();
+    let mut sequences = std::collections::HashMap::new();
     if let Some(cfg) = config.spool.clone() {
         let (spool, rec) = Spool::open(cfg).map_err(Error::Io)?;
+        sequences = spool.sequences();
         if rec.pending > 0 {
             tracing::info!(
                 events = rec.pending,
@@ -242,6 +247,7 @@ pub(crate) fn spawn(
         callback,
         worker_thread: Mutex::new(None),
         upkeep: Mutex::new(()),
+        sequences: Mutex::new(sequences),
     });
     let worker_shared = shared.clone();
     let handle = std::thread::Builder::new()
@@ -284,6 +290,21 @@ impl Shared {
         }
     }
 
+    /// Takes the next `sequence` number of `source`.
+    pub(crate) fn next_sequence(&self, source: &str) -> u64 {
+        let mut m = self.sequences.lock().unwrap_or_else(|p| p.into_inner());
+        let next = m.entry(source.to_owned()).or_insert(1);
+        let n = *next;
+        *next += 1;
+        n
+    }
+
+    /// The next `sequence` number of `source`, not taken.
+    pub(crate) fn peek_sequence(&self, source: &str) -> u64 {
+        let m = self.sequences.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(source).copied().unwrap_or(1)
+    }
+
     /// Counts a refusal at emit (queue full, shut down) and reports it.
     fn refuse(&self, e: &Encoded, err: Error) -> Error {
         tracing::debug!(id = e.id(), %err, "event dropped at emit");
@@ -295,7 +316,7 @@ impl Shared {
     /// Queues `e`, waiting for room under [`Overflow::Block`]. With a spool
     /// the event is written there first; when the in-memory queue is full
     /// (or events wait on disk already) it stays only on disk.
-    pub(crate) fn enqueue(&self, e: Encoded) -> Result<(), Error> {
+    pub(crate) fn enqueue(&self, e: Encoded, numbered: Option<(&str, u64)>) -> Result<(), Error> {
         let cfg = &self.config;
         let size = e.size();
         let mut st = self.lock();
@@ -304,7 +325,7 @@ impl Shared {
                 && (st.bytes + size <= cfg.queue_bytes || st.bytes == 0)
         };
         if st.spool.is_some() && !st.shutdown && !st.worker_done {
-            let (spooled, st2) = self.spool_append(st, &e);
+            let (spooled, st2) = self.spool_append(st, &e, numbered);
             st = st2;
             match spooled {
                 Spooled::Refused(err) => {
@@ -388,6 +409,7 @@ impl Shared {
         &'a self,
         mut st: MutexGuard<'a, State>,
         e: &Encoded,
+        numbered: Option<(&str, u64)>,
     ) -> (Spooled, MutexGuard<'a, State>) {
         let size = e.size();
         let mut lost: Vec<Encoded> = Vec::new();
@@ -462,7 +484,12 @@ impl Shared {
             return (Spooled::Failed, st);
         };
         match sp.append(e) {
-            Ok(sseq) => (Spooled::At(sseq), st),
+            Ok(sseq) => {
+                if let Some((source, n)) = numbered {
+                    sp.numbered(source, n);
+                }
+                (Spooled::At(sseq), st)
+            }
             Err(err) => {
                 Counters::add(&self.counters.spool_errors, 1);
                 tracing::warn!(error = %err, "spool write failed: event kept in memory only");

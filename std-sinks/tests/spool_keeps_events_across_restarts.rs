@@ -429,3 +429,39 @@ fn a_full_disk_falls_back_to_memory_and_loses_nothing() {
     got.dedup();
     assert_eq!(got.len(), 400);
 }
+
+#[test]
+fn sequence_numbers_go_on_across_restarts_on_one_spool() {
+    let d = dir("sequence");
+    let numbers = |gate: &Gate| -> Vec<String> { gate.got() };
+    let make = |gate: Gate| {
+        Emitter::builder("/agents/seq")
+            .sink(gate)
+            .spool(SpoolConfig::new(&d))
+            .sequence(true)
+            .flush_interval(Duration::from_millis(5))
+            .shutdown_timeout(Duration::from_millis(100))
+            .build()
+            .unwrap()
+    };
+    let em = make(Gate::up(true));
+    emit_all(&em, &ids("q", 5));
+    assert_eq!(em.next_sequence("/agents/seq"), 6);
+    em.shutdown().unwrap();
+    drop(em);
+    // A new emitter on the spool goes on at 6, even with everything
+    // delivered and deleted.
+    let gate = Gate::up(true);
+    let em = make(gate.clone());
+    assert_eq!(em.next_sequence("/agents/seq"), 6);
+    emit_all(&em, &ids("r", 2));
+    em.flush().unwrap();
+    assert_eq!(numbers(&gate), ids("r", 2));
+    assert_eq!(em.next_sequence("/agents/seq"), 8);
+    // A corrupt ledger: the numbers still go on past what is on disk.
+    em.shutdown().unwrap();
+    drop(em);
+    std::fs::write(d.join("ledger"), b"garbage").unwrap();
+    let em = make(Gate::up(true));
+    assert!(em.next_sequence("/agents/seq") >= 6);
+}

@@ -271,3 +271,74 @@ fn jsonl_rejects_a_uri_fragment_null_data_beside_base64_and_a_padded_media_type(
         assert!(e.contains(want), "missing {want:?} in\n{e}");
     }
 }
+
+/// `validate --sequence`: per source, the numbers' range, what is missing
+/// (lost events), repeated on the same id (duplicates, fine) or on another
+/// id (a conflict), and what is not a number.
+#[test]
+fn sequence_reports_gaps_duplicates_and_conflicts_per_source() {
+    let line = |src: &str, id: &str, seq: Option<&str>| match seq {
+        Some(n) => format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"{src}","type":"t","sequence":"{n}"}}"#
+        ),
+        None => format!(r#"{{"specversion":"1.0","id":"{id}","source":"{src}","type":"t"}}"#),
+    };
+    // /a: 1..=6 with 4 missing and 2 delivered twice; /b: complete.
+    let mut input = String::new();
+    for (src, id, seq) in [
+        ("/a", "a1", "00000000000000000001"),
+        ("/a", "a2", "00000000000000000002"),
+        ("/a", "a2", "00000000000000000002"),
+        ("/a", "a3", "00000000000000000003"),
+        ("/a", "a5", "00000000000000000005"),
+        ("/a", "a6", "00000000000000000006"),
+        ("/b", "b1", "1"),
+        ("/b", "b2", "2"),
+    ] {
+        input.push_str(&line(src, id, Some(seq)));
+        input.push('\n');
+    }
+    input.push_str(&line("/b", "b-none", None));
+    input.push('\n');
+    let o = run_stdin(&["validate", "--sequence"], input.as_bytes());
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("sequence /a: 1..=6, 6 numbered, 1 missing, 1 duplicates, 0 conflicts"),
+        "{err}"
+    );
+    assert!(err.contains("sequence /a: missing 4..=4 (1)"), "{err}");
+    assert!(
+        err.contains(
+            "sequence /b: 1..=2, 2 numbered, 0 missing, 0 duplicates, 0 conflicts, 1 unnumbered"
+        ),
+        "{err}"
+    );
+    // Every event is still printed.
+    assert_eq!(stdout(&o).lines().count(), 9);
+
+    // Complete: exit 0. A number on two ids, or one that is not a number: 1.
+    let ok = format!(
+        "{}\n{}\n",
+        line("/c", "c1", Some("1")),
+        line("/c", "c2", Some("2"))
+    );
+    assert_eq!(
+        run_stdin(&["validate", "--sequence"], ok.as_bytes())
+            .status
+            .code(),
+        Some(0)
+    );
+    let conflict = format!(
+        "{}\n{}\n",
+        line("/c", "c1", Some("1")),
+        line("/c", "c2", Some("1"))
+    );
+    let o = run_stdin(&["validate", "--sequence"], conflict.as_bytes());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("1 conflicts"), "{}", stderr(&o));
+    let nan = format!("{}\n", line("/c", "c1", Some("one")));
+    let o = run_stdin(&["validate", "--sequence"], nan.as_bytes());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("1 not a number"), "{}", stderr(&o));
+}

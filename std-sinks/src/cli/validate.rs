@@ -35,17 +35,25 @@ use super::args::HelpFlag;
     override_usage = "validate [--format auto|event|batch|jsonl] [FILE]...",
     after_help = "\
 Exit status: 0 when every event is valid, 1 when any input is invalid or
-unreadable, 2 on bad arguments.
+unreadable (or, with --sequence, when a number is missing, conflicting or
+not a number), 2 on bad arguments.
 
 Examples:
   ossa-events demo | ossa-events validate
   ossa-events validate --format batch batch.json
-  ossa-events validate -f jsonl events-1.jsonl events-2.jsonl"
+  ossa-events validate -f jsonl events-1.jsonl events-2.jsonl
+  ossa-events validate --sequence received.jsonl"
 )]
 pub(crate) struct Args {
     /// Input format: auto, event, batch or jsonl [default: auto]
     #[arg(short, long, value_name = "FORMAT")]
     format: Option<String>,
+    /// Also check each source's 'sequence' numbers (as emitters
+    /// number them with EmitterBuilder::sequence): report the
+    /// range, the numbers missing (events lost) and repeated
+    /// (duplicates; a number on two different ids is a conflict)
+    #[arg(long, verbatim_doc_comment)]
+    sequence: bool,
     #[command(flatten)]
     pub(super) help: HelpFlag,
     /// The inputs (stdin when none, or '-')
@@ -85,6 +93,7 @@ pub(crate) fn run(a: Args) -> ExitCode {
         w: std::io::BufWriter::new(stdout.lock()),
         line: Vec::with_capacity(1024),
         broken: false,
+        sequences: a.sequence.then(Sequences::default),
     };
     let mut ok = true;
     for f in &files {
@@ -115,6 +124,9 @@ pub(crate) fn run(a: Args) -> ExitCode {
     if out.w.flush().is_err() {
         out.broken = true;
     }
+    if let Some(seqs) = &out.sequences {
+        ok &= seqs.report();
+    }
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -126,10 +138,91 @@ struct Output<W: Write> {
     w: W,
     line: Vec<u8>,
     broken: bool,
+    sequences: Option<Sequences>,
+}
+
+/// The `sequence` numbers seen per source (`--sequence`).
+#[derive(Default)]
+struct Sequences {
+    /// Per source: (number, hash of the id) of each numbered event, and how
+    /// many events had no number or one that is not a number.
+    by_source: std::collections::BTreeMap<String, SourceSeqs>,
+}
+
+#[derive(Default)]
+struct SourceSeqs {
+    numbers: Vec<(u64, u64)>,
+    unnumbered: u64,
+    not_numbers: u64,
+}
+
+impl Sequences {
+    fn see(&mut self, ev: &Event<'_>) {
+        use std::hash::{Hash, Hasher};
+        let entry = self.by_source.entry(ev.source().to_owned()).or_default();
+        match ev
+            .extension("sequence")
+            .map(|v| v.as_str().and_then(|s| s.parse::<u64>().ok()))
+        {
+            None => entry.unnumbered += 1,
+            Some(None) => entry.not_numbers += 1,
+            Some(Some(n)) => {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                ev.id().hash(&mut h);
+                entry.numbers.push((n, h.finish()));
+            }
+        }
+    }
+
+    /// Prints one line per source (and the missing ranges) on stderr;
+    /// `false` when a number is missing, conflicting or not a number.
+    fn report(&self) -> bool {
+        let mut ok = true;
+        for (source, s) in &self.by_source {
+            let mut v = s.numbers.clone();
+            v.sort_unstable();
+            let (mut dups, mut conflicts, mut missing) = (0u64, 0u64, 0u64);
+            let mut gaps: Vec<(u64, u64)> = Vec::new();
+            for w in v.windows(2) {
+                let ((a, ida), (b, idb)) = (w[0], w[1]);
+                if a == b {
+                    if ida == idb {
+                        dups += 1;
+                    } else {
+                        conflicts += 1;
+                    }
+                } else if b > a + 1 {
+                    missing += b - a - 1;
+                    gaps.push((a + 1, b - 1));
+                }
+            }
+            let range = match (v.first(), v.last()) {
+                (Some(f), Some(l)) => format!("{}..={}", f.0, l.0),
+                _ => "none".into(),
+            };
+            eprintln!(
+                "sequence {source}: {range}, {} numbered, {missing} missing, {dups} duplicates, {conflicts} conflicts, {} unnumbered, {} not a number",
+                v.len(),
+                s.unnumbered,
+                s.not_numbers
+            );
+            for (a, b) in gaps.iter().take(10) {
+                eprintln!("sequence {source}: missing {a}..={b} ({})", b - a + 1);
+            }
+            if gaps.len() > 10 {
+                eprintln!("sequence {source}: … and {} more gaps", gaps.len() - 10);
+            }
+            ok &= missing == 0 && conflicts == 0 && s.not_numbers == 0;
+        }
+        ok
+    }
 }
 
 impl<W: Write> Output<W> {
     fn event(&mut self, ev: &Event<'_>) {
+        if let Some(seqs) = &mut self.sequences {
+            seqs.see(ev);
+        }
         if self.broken {
             return;
         }
