@@ -465,3 +465,72 @@ fn sequence_numbers_go_on_across_restarts_on_one_spool() {
     let em = make(Gate::up(true));
     assert!(em.next_sequence("/agents/seq") >= 6);
 }
+
+#[test]
+fn at_the_cap_block_waits_for_room_then_drops_the_newest() {
+    let d = dir("cap_block");
+    let gate = Gate::up(false);
+    let (em, reports) = emitter_with(
+        &d,
+        gate.clone(),
+        |c| {
+            c.segment_bytes(4096)
+                .max_bytes(16 * 1024)
+                .when_full(WhenFull::Block(Duration::from_millis(300)))
+        },
+        16,
+    );
+    // The collector is down: the spool fills, then an emit waits 300 ms and
+    // gives up on its event.
+    let mut i = 0;
+    let refused_after = loop {
+        let id = format!("k-{i:05}");
+        i += 1;
+        let t = std::time::Instant::now();
+        match em.emit(EventBuilder::new().ty("dev.example.tick").id(&id)) {
+            Ok(()) => assert!(i < 10_000, "the cap never bit"),
+            Err(Error::SpoolFull) => break t.elapsed(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(
+        refused_after >= Duration::from_millis(250),
+        "{refused_after:?}"
+    );
+    assert_eq!(em.metrics().dropped, 1);
+    assert_eq!(reports.lock().unwrap().len(), 1);
+    em.shutdown().unwrap_or_default();
+    drop(em);
+    // A new emitter on the full spool (its breaker closed) waits up to 10 s;
+    // the collector comes back meanwhile: the replayed events are delivered,
+    // their segments deleted, and the waiting emits get their room.
+    let gate = Gate::up(false);
+    let (em, _) = emitter_with(
+        &d,
+        gate.clone(),
+        |c| {
+            c.segment_bytes(4096)
+                .max_bytes(16 * 1024)
+                .when_full(WhenFull::Block(Duration::from_secs(10)))
+        },
+        16,
+    );
+    let g = gate.clone();
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        g.up.store(true, Ordering::SeqCst);
+    });
+    let more = ids("m", 50);
+    let t = std::time::Instant::now();
+    for id in &more {
+        em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
+            .unwrap();
+    }
+    assert!(t.elapsed() >= Duration::from_millis(150), "did not wait");
+    opener.join().unwrap();
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(m.dropped, 0, "{m:?}");
+    assert_eq!(m.delivered, m.emitted + m.replayed, "{m:?}");
+    assert!(gate.got().ends_with(&more));
+}
