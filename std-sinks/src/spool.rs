@@ -597,7 +597,18 @@ impl Spool {
             let reuse =
                 matches!(&self.reader, Some((seg, at, _)) if *seg == first && *at == offset);
             if !reuse {
-                let mut f = File::open(&path).map_err(|e| io_err(&path, &e))?;
+                let mut f = match File::open(&path) {
+                    Ok(f) => f,
+                    // Deleted behind our back: its events are gone (the
+                    // emitter counts what it cannot read as failed); the
+                    // next segments are still read.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        tracing::error!(path = %path.display(), "spool segment missing");
+                        self.skip_corrupt_to(idx + 1);
+                        continue;
+                    }
+                    Err(e) => return Err(io_err(&path, &e)),
+                };
                 f.seek(SeekFrom::Start(offset))
                     .map_err(|e| io_err(&path, &e))?;
                 self.reader = Some((first, offset, io::BufReader::with_capacity(64 * 1024, f)));

@@ -534,3 +534,37 @@ fn at_the_cap_block_waits_for_room_then_drops_the_newest() {
     assert_eq!(m.delivered, m.emitted + m.replayed, "{m:?}");
     assert!(gate.got().ends_with(&more));
 }
+
+/// A segment deleted while its events wait on disk: those events are
+/// counted failed (their ids are gone with the file, so they cannot be
+/// reported one by one), every other event is delivered, and flush ends.
+#[test]
+fn a_segment_deleted_while_running_loses_its_events_only() {
+    let d = dir("deleted_live");
+    let gate = Gate::up(false);
+    let (em, _) = emitter_with(&d, gate.clone(), |c| c.segment_bytes(4096), 16);
+    let all = ids("z", 2000);
+    emit_all(&em, &all);
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    assert!(segs.len() > 20, "{}", segs.len());
+    // A segment in the middle: full of records of equal size.
+    let victim = &segs[10];
+    let record = std::fs::metadata(&segs[0]).unwrap().len() / {
+        // Records per full segment: count them in the first one.
+        let data = std::fs::read(&segs[0]).unwrap();
+        data.windows(4).filter(|w| *w == b"OSSP").count() as u64
+    };
+    let lost = std::fs::metadata(victim).unwrap().len() / record;
+    std::fs::remove_file(victim).unwrap();
+    gate.up.store(true, Ordering::SeqCst);
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(m.failed, lost, "{m:?}");
+    assert_eq!(m.delivered + m.failed, 2000, "{m:?}");
+    assert_eq!(gate.got().len() as u64, 2000 - lost);
+}
