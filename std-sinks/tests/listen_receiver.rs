@@ -1233,3 +1233,24 @@ fn a_body_trickled_inside_the_read_timeout_is_cut_off_by_the_request_deadline() 
     assert!(seen(&seen_events).is_empty());
     assert!(rx.shutdown().timeouts >= 1);
 }
+
+/// Bound, spawned, dropped — all inside an async runtime (an async test, an
+/// axum app): no "cannot drop a runtime" panic, and the port is freed.
+#[test]
+fn a_receiver_made_and_dropped_inside_an_async_runtime_does_not_panic() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let unserved = Receiver::bind("127.0.0.1:0", ReceiverConfig::new()).unwrap();
+        drop(unserved);
+        let handle = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
+            .unwrap()
+            .spawn(|_: &Event<'_>| {})
+            .unwrap();
+        let addr = handle.local_addr();
+        drop(handle);
+        assert!(std::net::TcpStream::connect(addr).is_err());
+    });
+}

@@ -727,7 +727,7 @@ impl Counters {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Receiver {
-    runtime: tokio::runtime::Runtime,
+    runtime: OwnedRuntime,
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
     config: ReceiverConfig,
@@ -772,7 +772,7 @@ impl Receiver {
         };
         let local_addr = listener.local_addr()?;
         Ok(Receiver {
-            runtime,
+            runtime: OwnedRuntime(Some(runtime)),
             listener,
             local_addr,
             config,
@@ -881,7 +881,9 @@ impl Receiver {
             runtime, listener, ..
         } = self;
         // Nothing stops this receiver: the accept loop never returns.
-        runtime.block_on(server::accept_loop(shared, listener));
+        if let Some(rt) = runtime.take() {
+            rt.block_on(server::accept_loop(shared, listener));
+        }
         loop {
             std::thread::park();
         }
@@ -965,6 +967,9 @@ impl Receiver {
             counters,
             ..
         } = self;
+        let runtime = runtime
+            .take()
+            .ok_or_else(|| io::Error::other("receiver runtime already taken"))?;
         runtime.spawn(server::accept_loop(shared.clone(), listener));
         Ok(ReceiverHandle {
             addr: local_addr,
@@ -1111,6 +1116,27 @@ impl ReceiverHandle {
 impl Drop for ReceiverHandle {
     fn drop(&mut self) {
         self.stop_and_join();
+    }
+}
+
+/// The receiver's runtime while it is not serving yet. Dropping a tokio
+/// runtime inside an async context panics; a `Receiver` bound (say, in an
+/// async test) and dropped unserved shuts its runtime down in the background
+/// instead.
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnedRuntime {
+    fn take(mut self) -> Option<tokio::runtime::Runtime> {
+        self.0.take()
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            // Nothing was spawned on it: nothing to wait for.
+            rt.shutdown_background();
+        }
     }
 }
 
