@@ -160,7 +160,7 @@ impl CloudEvents {
     /// event is checked before [`for_each`](Self::for_each) hands one over.
     fn visit(&self, mut f: impl FnMut(&Event<'_>)) -> Result<bool, ParseError> {
         // Unescaping never makes a string longer: the body's size is enough.
-        let mut buf = vec![0u8; self.body.len() + header_bytes(&self.headers)];
+        let mut buf = vec![0u8; self.body.len() + crate::http_types::header_bytes(&self.headers)];
         let mut scratch = Scratch::new(&mut buf);
         let message = crate::http_types::parse(&self.headers, &self.body, &mut scratch)?;
 
@@ -180,12 +180,4 @@ impl CloudEvents {
             _ => Err(ParseError::UnsupportedFormat),
         }
     }
-}
-
-/// The bytes of the header values: room for what binary mode decodes.
-fn header_bytes(headers: &HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len())
-        .sum()
 }

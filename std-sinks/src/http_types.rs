@@ -83,6 +83,16 @@ pub fn parse<'a>(
     )
 }
 
+/// The bytes of the header names and values: room enough for what binary
+/// mode decodes from them (decoding never makes a string longer).
+#[cfg_attr(not(any(feature = "axum", feature = "receiver")), allow(dead_code))]
+pub(crate) fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum()
+}
+
 /// Parses a request: [`parse`] on its headers and body. The method and URI
 /// are not looked at: a server routes before it parses.
 ///

@@ -57,7 +57,11 @@
 //! The spool holds at most [`SpoolConfig::max_bytes`] of segments; what
 //! happens past that is [`WhenFull`]. A write that fails (disk full, I/O
 //! error, read-only file system) is counted in `spool_errors`, logged, and the
-//! event goes to the in-memory queue instead, as without a spool.
+//! event goes to the in-memory queue instead, as without a spool. Past a
+//! file-size limit (`ulimit -f`) the kernel also sends `SIGXFSZ`, whose
+//! default ends the process: a program that may run under one should handle
+//! or ignore that signal (`ossa-events emit --spool` does), as the library
+//! does not change signal dispositions.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -208,9 +212,6 @@ pub(crate) struct Recovery {
     pub(crate) corrupt: u64,
     /// Bytes cut off a torn tail.
     pub(crate) truncated: u64,
-    /// Whether the ledger was missing or unreadable (all records kept count
-    /// as unconfirmed).
-    pub(crate) ledger_lost: bool,
 }
 
 /// The open spool. Not thread-safe by itself: the emitter keeps it under its
@@ -293,7 +294,6 @@ impl Spool {
             Ok(None) => (0, BTreeSet::new(), Vec::new()),
             Err(e) => {
                 tracing::warn!(error = %e, "spool ledger unreadable: every record is sent again");
-                rec.ledger_lost = true;
                 (0, BTreeSet::new(), Vec::new())
             }
         };
@@ -372,10 +372,17 @@ impl Spool {
                         if seq >= spool.low && !spool.acked.contains(&seq) {
                             rec.pending += 1;
                         }
-                        if let Some((source, n)) =
-                            Encoded::from_spool(&data[pos + HEADER..pos + len])
-                                .as_ref()
-                                .and_then(sequence_of)
+                        // Only a record that mentions `sequence` can carry one
+                        // (a JSON member or a `ce-`/`ce_` header): the others
+                        // are not decoded.
+                        let raw = &data[pos + HEADER..pos + len];
+                        if let Some((source, n)) = raw
+                            .windows(8)
+                            .any(|w| w == b"sequence")
+                            .then(|| Encoded::from_spool(raw))
+                            .flatten()
+                            .as_ref()
+                            .and_then(sequence_of)
                         {
                             let next = seqs.entry(source).or_insert(1);
                             *next = (*next).max(n.saturating_add(1));
@@ -656,7 +663,7 @@ impl Spool {
             if seq < self.low || self.acked.contains(&seq) {
                 continue;
             }
-            match Encoded::from_spool(&body[8..]) {
+            match Encoded::from_spool_vec(body, 8) {
                 Some(event) => return Ok(Some(Record { seq, event })),
                 None => {
                     self.corrupt += u64::from(fresh);
@@ -742,10 +749,9 @@ impl Spool {
     /// Work the worker does now and then, outside the emitter's lock where
     /// it can: what it needs is taken here.
     pub(crate) fn maintenance(&mut self) -> Maintenance {
-        if std::mem::take(&mut self.sequences_dirty) {
-            // A new number is worth a ledger even when nothing was confirmed.
-            self.ledger_low = u64::MAX;
-        }
+        // A new `sequence` number is worth a ledger even when nothing new
+        // was confirmed.
+        let numbered = std::mem::take(&mut self.sequences_dirty);
         let removable: Vec<PathBuf> = self
             .segments
             .iter()
@@ -759,10 +765,11 @@ impl Spool {
             sync.extend(self.current.as_ref().and_then(|f| f.try_clone().ok()));
         }
         let sync_dir_too = std::mem::take(&mut self.dir_dirty);
-        let ledger = (self.low != self.ledger_low || !removable.is_empty()).then(|| {
-            self.ledger_low = self.low;
-            ledger_bytes(self.low, &self.acked, &self.sequences)
-        });
+        let ledger =
+            (numbered || self.low != self.ledger_low || !removable.is_empty()).then(|| {
+                self.ledger_low = self.low;
+                ledger_bytes(self.low, &self.acked, &self.sequences)
+            });
         // Confirmations from now on go to a new log; the old one is deleted
         // once the ledger (which covers it) is on disk.
         let mut old_log = None;
@@ -973,7 +980,7 @@ fn parse_record(d: &[u8]) -> Parsed {
         return Parsed::Short;
     }
     let crc = u32::from_le_bytes([d[8], d[9], d[10], d[11]]);
-    if crc32fast::hash(&d[12..total]) != crc || Encoded::from_spool(&d[HEADER..total]).is_none() {
+    if crc32fast::hash(&d[12..total]) != crc || !Encoded::is_spool_form(&d[HEADER..total]) {
         return Parsed::Bad;
     }
     let seq = u64::from_le_bytes([d[12], d[13], d[14], d[15], d[16], d[17], d[18], d[19]]);
@@ -1026,9 +1033,6 @@ fn sequence_of(e: &Encoded) -> Option<(String, u64)> {
     match e.encoding() {
         crate::sink::Encoding::Json => {
             let json = e.json();
-            if !json.windows(11).any(|w| w == b"\"sequence\":") {
-                return None;
-            }
             let mut scratch = vec![0u8; json.len()];
             let ev = parse_event(json, &mut ossa_events_core::Scratch::new(&mut scratch)).ok()?;
             let n = number(ev.extension("sequence")?.as_str()?)?;

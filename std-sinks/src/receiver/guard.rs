@@ -493,7 +493,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
             Err(Fault::Head(r)) => {
                 // The bytes of earlier, complete requests still go to hyper
                 // first; this one is answered once they are.
-                self.mode = Mode::Refusing(self.refusal_bytes(&r), 0, None);
+                self.mode = Mode::Refusing(self.count_refusal(&r), 0, None);
             }
             Err(Fault::Body(fault)) => self.mode = Mode::Failed(fault),
         }
@@ -514,7 +514,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
         now
     }
 
-    fn refusal_bytes(&self, r: &Refusal) -> Vec<u8> {
+    /// Counts the refused request and renders its response.
+    fn count_refusal(&self, r: &Refusal) -> Vec<u8> {
         let c = &self.shared.counters;
         add(&c.requests, 1);
         add(
@@ -727,7 +728,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guard<S> {
                         status: 408,
                         reason: "request not received in time",
                     };
-                    this.mode = Mode::Refusing(this.refusal_bytes(&r), 0, None);
+                    this.mode = Mode::Refusing(this.count_refusal(&r), 0, None);
                 }
                 Expiry::Body => this.mode = Mode::Eof,
             }

@@ -17,7 +17,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 
-use ossa_events_core::parse::http::{self as parse_http, ContentMode, Message, content_mode};
+use ossa_events_core::parse::http::{ContentMode, Message, content_mode};
 use ossa_events_core::parse::json::BatchParser;
 use ossa_events_core::{ParseError, Scratch};
 
@@ -255,14 +255,8 @@ async fn respond(req: Request<Incoming>, shared: &Arc<Shared>) -> Reply {
                 Err(r) => return r,
             },
         };
-        let pairs: Vec<(&str, &[u8])> = parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_bytes()))
-            .collect();
-        let head_len: usize = pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
         // Decoded strings never outgrow their source (body or headers).
-        let need = body.len() + head_len + 64;
+        let need = body.len() + crate::http_types::header_bytes(&parts.headers) + 64;
         SCRATCH.with(|cell| {
             // Reused by this blocking thread's next request (no allocation,
             // no zeroing); a handler that re-enters the receiver gets its own.
@@ -275,13 +269,7 @@ async fn respond(req: Request<Incoming>, shared: &Arc<Shared>) -> Reply {
             if scratch.len() < need {
                 scratch.resize(need, 0);
             }
-            let reply = handle_request(
-                mode,
-                pairs.iter().copied(),
-                &body,
-                &mut scratch[..need],
-                &worker,
-            );
+            let reply = handle_request(mode, &parts.headers, &body, &mut scratch[..need], &worker);
             if scratch.len() > KEEP_SCRATCH {
                 *scratch = Vec::new();
             }
@@ -319,16 +307,13 @@ fn response_for(e: &ParseError) -> Reply {
 }
 
 /// Parses and validates the whole request, then hands its events over.
-fn handle_request<'a, I>(
+fn handle_request<'a>(
     mode: ContentMode,
-    headers: I,
+    headers: &'a http::HeaderMap,
     body: &'a [u8],
     scratch: &'a mut [u8],
     shared: &Shared,
-) -> Reply
-where
-    I: Iterator<Item = (&'a str, &'a [u8])> + Clone,
-{
+) -> Reply {
     let handler = &*shared.handler;
     let counters = &shared.counters;
     let run = |f: &mut dyn FnMut() -> usize| -> Reply {
@@ -380,7 +365,7 @@ where
                 n
             })
         }
-        _ => match parse_http::parse(headers, body, &mut Scratch::new(scratch)) {
+        _ => match crate::http_types::parse(headers, body, &mut Scratch::new(scratch)) {
             Ok(Message::Event(ev)) => run(&mut || {
                 handler.on_event(&ev);
                 handler.on_request_done(1);

@@ -103,6 +103,65 @@ impl fmt::Debug for Encoded {
     }
 }
 
+/// The fixed part of an event's spool form (see [`Encoded::write_spool`]),
+/// checked against the buffer that follows it.
+struct SpoolLayout {
+    encoding: Encoding,
+    id_end: u32,
+    head_end: u32,
+    content_type: Option<(u32, u32)>,
+}
+
+impl SpoolLayout {
+    /// Bytes before the buffer: the encoding and four offsets.
+    const LEN: usize = 17;
+
+    fn of(b: &[u8]) -> Option<SpoolLayout> {
+        let u32_at = |i: usize| {
+            b.get(i..i + 4)
+                .and_then(|x| x.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
+        let encoding = match b.first()? {
+            0 => Encoding::Json,
+            1 => Encoding::HttpBinary,
+            2 => Encoding::KafkaBinary,
+            _ => return None,
+        };
+        let (id_end, head_end) = (u32_at(1)?, u32_at(5)?);
+        let (ct_a, ct_b) = (u32_at(9)?, u32_at(13)?);
+        let buf = b.get(Self::LEN..)?;
+        if id_end > head_end || u64::from(head_end) > buf.len() as u64 {
+            return None;
+        }
+        std::str::from_utf8(&buf[..id_end as usize]).ok()?;
+        let content_type = if (ct_a, ct_b) == (u32::MAX, u32::MAX) {
+            None
+        } else if ct_a <= ct_b && ct_b <= head_end {
+            Some((ct_a, ct_b))
+        } else {
+            return None;
+        };
+        Some(SpoolLayout {
+            encoding,
+            id_end,
+            head_end,
+            content_type,
+        })
+    }
+
+    /// The event over `buf` (the bytes this layout was checked against).
+    fn with(self, buf: Vec<u8>) -> Encoded {
+        Encoded {
+            buf,
+            id_end: self.id_end,
+            head_end: self.head_end,
+            content_type: self.content_type,
+            encoding: self.encoding,
+        }
+    }
+}
+
 fn slice_str(buf: &[u8], from: usize, to: usize) -> &str {
     buf.get(from..to)
         .and_then(|b| std::str::from_utf8(b).ok())
@@ -194,39 +253,21 @@ impl Encoded {
     /// An event from its spool form; `None` when the bytes cannot be one
     /// (offsets outside the buffer, an id that is not UTF-8).
     pub(crate) fn from_spool(b: &[u8]) -> Option<Encoded> {
-        let u32_at = |i: usize| {
-            b.get(i..i + 4)
-                .and_then(|x| x.try_into().ok())
-                .map(u32::from_le_bytes)
-        };
-        let encoding = match b.first()? {
-            0 => Encoding::Json,
-            1 => Encoding::HttpBinary,
-            2 => Encoding::KafkaBinary,
-            _ => return None,
-        };
-        let (id_end, head_end) = (u32_at(1)?, u32_at(5)?);
-        let (ct_a, ct_b) = (u32_at(9)?, u32_at(13)?);
-        let buf = b.get(17..)?.to_vec();
-        let n = buf.len() as u64;
-        if id_end > head_end || u64::from(head_end) > n {
-            return None;
-        }
-        std::str::from_utf8(&buf[..id_end as usize]).ok()?;
-        let content_type = if (ct_a, ct_b) == (u32::MAX, u32::MAX) {
-            None
-        } else if ct_a <= ct_b && u64::from(ct_b) <= u64::from(head_end) {
-            Some((ct_a, ct_b))
-        } else {
-            return None;
-        };
-        Some(Encoded {
-            buf,
-            id_end,
-            head_end,
-            content_type,
-            encoding,
-        })
+        let layout = SpoolLayout::of(b)?;
+        Some(layout.with(b[SpoolLayout::LEN..].to_vec()))
+    }
+
+    /// [`from_spool`](Self::from_spool) of `v[start..]`, reusing `v`'s
+    /// allocation (the bytes before the event are cut off in place).
+    pub(crate) fn from_spool_vec(mut v: Vec<u8>, start: usize) -> Option<Encoded> {
+        let layout = SpoolLayout::of(v.get(start..)?)?;
+        v.drain(..start + SpoolLayout::LEN);
+        Some(layout.with(v))
+    }
+
+    /// Whether `b` is a valid spool form (nothing allocated).
+    pub(crate) fn is_spool_form(b: &[u8]) -> bool {
+        SpoolLayout::of(b).is_some()
     }
 
     /// The event's `id`.
