@@ -570,6 +570,66 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         }
     }
 
+    /// Appends an event's JSON as it was encoded before (read back from a
+    /// spool), with its terminator. On failure the batch is unchanged.
+    #[cfg(feature = "flash-spool")]
+    pub(crate) fn push_encoded(&mut self, json: &[u8]) -> Result<(), PushErrorKind> {
+        if self.ends.is_full() {
+            return Err(PushErrorKind::FullCount);
+        }
+        let start = self.bytes.len();
+        let terminator = self.format.terminator();
+        if self.bytes.extend_from_slice(json).is_err()
+            || self.bytes.extend_from_slice(terminator).is_err()
+            || self.ends.push(self.bytes.len()).is_err()
+        {
+            self.bytes.truncate(start);
+            return Err(PushErrorKind::FullBytes);
+        }
+        Ok(())
+    }
+
+    /// The JSON of event `i` (without its terminator).
+    #[cfg(feature = "flash-spool")]
+    pub(crate) fn event(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let ev = self.bytes.get(self.start_of(i)..end)?;
+        Some(ev.strip_suffix(self.format.terminator()).unwrap_or(ev))
+    }
+
+    /// Removes the last event. It must not be part of a drain in progress
+    /// (it was pushed after the last one); if it were, the drain starts over.
+    #[cfg(feature = "flash-spool")]
+    pub(crate) fn pop_last(&mut self) {
+        if self.ends.pop().is_some() {
+            let start = self.ends.last().copied().unwrap_or(0);
+            self.bytes.truncate(start);
+            if self.progress.done > self.ends.len() {
+                self.rewind();
+            }
+        }
+    }
+
+    /// Removes the first `k` events. A drain in progress starts over, after a
+    /// `\n` (as after [`rewind`](Self::rewind)).
+    #[cfg(feature = "flash-spool")]
+    pub(crate) fn remove_front(&mut self, k: usize) {
+        let k = k.min(self.len());
+        if k == 0 {
+            return;
+        }
+        let cut = self.start_of(k);
+        let len = self.bytes.len();
+        self.bytes.copy_within(cut..len, 0);
+        self.bytes.truncate(len - cut);
+        let left = self.ends.len() - k;
+        for i in 0..left {
+            self.ends[i] = self.ends[i + k] - cut;
+        }
+        self.ends.truncate(left);
+        self.rewind();
+    }
+
     /// Drops every event. If a drain was cut short, the next one still starts
     /// with `\n`, so whatever the reader got of the dropped events stays on a
     /// line of its own.

@@ -63,8 +63,8 @@ pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config<'a> {
     source: &'a str,
-    batch_size: usize,
-    flush_interval_ms: u64,
+    pub(crate) batch_size: usize,
+    pub(crate) flush_interval_ms: u64,
     format: BatchFormat,
 }
 
@@ -221,6 +221,10 @@ pub enum EmitError<E> {
     TooLarge,
     /// The batch was full and flushing it failed (counted in `dropped`): retry later.
     Full(DrainError<E>),
+    /// The flash spool of a `spool::SpoolEmitter` (feature `flash-spool`)
+    /// could not take the event: full with `WhenFull::DropNewest`, or failing
+    /// while the RAM batch was full too (counted in `dropped`).
+    SpoolFull,
 }
 
 impl<E: fmt::Debug> fmt::Display for EmitError<E> {
@@ -230,6 +234,7 @@ impl<E: fmt::Debug> fmt::Display for EmitError<E> {
             EmitError::Payload(p) => write!(f, "event rejected: {p}"),
             EmitError::TooLarge => f.write_str("event rejected: larger than the batch capacity"),
             EmitError::Full(e) => write!(f, "event dropped: batch full and flush failed: {e}"),
+            EmitError::SpoolFull => f.write_str("event dropped: the flash spool is full"),
         }
     }
 }
@@ -238,33 +243,33 @@ impl<E: fmt::Debug> core::error::Error for EmitError<E> {}
 
 /// Everything an emitter holds but its writer: shared by [`Emitter`] and
 /// [`AsyncEmitter`], which only add the I/O.
-struct Inner<'a, I: IdSource, C: Clock, const N: usize, const B: usize> {
-    config: Config<'a>,
-    context: ossa::Context<'a>,
-    batch: Batch<N, B>,
-    ids: I,
-    clock: C,
+pub(crate) struct Inner<'a, I: IdSource, C: Clock, const N: usize, const B: usize> {
+    pub(crate) config: Config<'a>,
+    pub(crate) context: ossa::Context<'a>,
+    pub(crate) batch: Batch<N, B>,
+    pub(crate) ids: I,
+    pub(crate) clock: C,
     /// Unix milliseconds of the oldest pending event's emit.
-    oldest_ms: Option<i64>,
-    counters: Counters,
+    pub(crate) oldest_ms: Option<i64>,
+    pub(crate) counters: Counters,
 }
 
 /// What staging an event into the batch led to.
-enum Staged {
+pub(crate) enum Staged {
     /// Stored; `true` when the batch reached the configured size.
     Stored(bool),
     /// The batch has no room: flush, then [`Inner::push_again`].
     NoRoom,
 }
 
-fn millis(t: Timestamp) -> i64 {
+pub(crate) fn millis(t: Timestamp) -> i64 {
     t.unix_seconds()
         .saturating_mul(1000)
         .saturating_add(i64::from(t.nanos() / 1_000_000))
 }
 
 impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, N, B> {
-    fn new(config: Config<'a>, ids: I, clock: C) -> Self {
+    pub(crate) fn new(config: Config<'a>, ids: I, clock: C) -> Self {
         Inner {
             batch: Batch::new(config.format),
             config,
@@ -277,7 +282,7 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
     }
 
     /// Completes and checks the event; counts a rejection.
-    fn complete<'e, E>(
+    pub(crate) fn complete<'e, E>(
         &mut self,
         event: EventBuilder<'e>,
         id: &'e str,
@@ -306,7 +311,11 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
     }
 
     /// Encodes the event into the batch.
-    fn stage<E>(&mut self, ev: &Event<'_>, now: Timestamp) -> Result<Staged, EmitError<E>> {
+    pub(crate) fn stage<E>(
+        &mut self,
+        ev: &Event<'_>,
+        now: Timestamp,
+    ) -> Result<Staged, EmitError<E>> {
         match self.batch.push_ref(ev) {
             Err(PushErrorKind::FullCount | PushErrorKind::FullBytes) => Ok(Staged::NoRoom),
             r => self.accepted(r, now),
@@ -314,7 +323,11 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
     }
 
     /// After a flush made room: encodes the event again (no room now means too large).
-    fn push_again<E>(&mut self, ev: &Event<'_>, now: Timestamp) -> Result<bool, EmitError<E>> {
+    pub(crate) fn push_again<E>(
+        &mut self,
+        ev: &Event<'_>,
+        now: Timestamp,
+    ) -> Result<bool, EmitError<E>> {
         let r = self.batch.push_ref(ev);
         match self.accepted(r, now)? {
             Staged::Stored(due) => Ok(due),
@@ -348,25 +361,39 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
         ))
     }
 
+    /// Takes back the event just staged (the batch's last): it is no longer
+    /// counted as emitted.
+    #[cfg(feature = "flash-spool")]
+    pub(crate) fn unaccept_last(&mut self) {
+        self.batch.pop_last();
+        self.counters.emitted = self.counters.emitted.saturating_sub(1);
+        if self.batch.is_empty() {
+            self.oldest_ms = None;
+        }
+    }
+
     /// How long the oldest pending event has waited at `now` (0 if the clock
     /// went back), compared as `u64` with the interval: an interval above
     /// `i64::MAX` must not wrap negative.
-    fn waited_ms(&self, now: Timestamp) -> Option<u64> {
+    pub(crate) fn waited_ms(&self, now: Timestamp) -> Option<u64> {
         let t = self.oldest_ms?;
         Some(u64::try_from(millis(now).saturating_sub(t)).unwrap_or(0))
     }
 
-    fn due(&self, now: Timestamp) -> bool {
+    pub(crate) fn due(&self, now: Timestamp) -> bool {
         self.waited_ms(now)
             .is_some_and(|waited| waited >= self.config.flush_interval_ms)
     }
 
-    fn next_flush_in_ms(&self, now: Timestamp) -> Option<u64> {
+    pub(crate) fn next_flush_in_ms(&self, now: Timestamp) -> Option<u64> {
         let waited = self.waited_ms(now)?;
         Some(self.config.flush_interval_ms.saturating_sub(waited))
     }
 
-    fn drained<E>(&mut self, r: Result<usize, DrainError<E>>) -> Result<usize, DrainError<E>> {
+    pub(crate) fn drained<E>(
+        &mut self,
+        r: Result<usize, DrainError<E>>,
+    ) -> Result<usize, DrainError<E>> {
         match r {
             Ok(n) => {
                 self.counters.delivered += n as u64;

@@ -216,6 +216,9 @@ pub mod json;
 pub mod ossa;
 pub mod parse;
 pub mod scratch;
+#[cfg(feature = "flash-spool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flash-spool")))]
+pub mod spool;
 mod swar;
 pub mod time;
 pub mod uri;
