@@ -2,6 +2,9 @@
 //! and writers (blocking and async) that fail, write short or hang on a script.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(feature = "flash-spool")]
+pub(crate) mod flash;
+
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
