@@ -610,26 +610,6 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         }
     }
 
-    /// Removes the first `k` events. A drain in progress starts over, after a
-    /// `\n` (as after [`rewind`](Self::rewind)).
-    #[cfg(feature = "flash-spool")]
-    pub(crate) fn remove_front(&mut self, k: usize) {
-        let k = k.min(self.len());
-        if k == 0 {
-            return;
-        }
-        let cut = self.start_of(k);
-        let len = self.bytes.len();
-        self.bytes.copy_within(cut..len, 0);
-        self.bytes.truncate(len - cut);
-        let left = self.ends.len() - k;
-        for i in 0..left {
-            self.ends[i] = self.ends[i + k] - cut;
-        }
-        self.ends.truncate(left);
-        self.rewind();
-    }
-
     /// Drops every event. If a drain was cut short, the next one still starts
     /// with `\n`, so whatever the reader got of the dropped events stays on a
     /// line of its own.

@@ -423,6 +423,8 @@ struct Aligned<const R: usize>([u8; R]);
 pub struct FlashSpool<F: MultiwriteNorFlash, C: CacheImpl<()>, const R: usize> {
     queue: QueueStorage<F, C>,
     buf: Aligned<R>,
+    /// Bytes of the event staged in `buf`.
+    staged: usize,
     len: usize,
     mode: SpoolMode,
     when_full: WhenFull,
@@ -475,6 +477,7 @@ impl<F: MultiwriteNorFlash, C: CacheImpl<()>, const R: usize> FlashSpool<F, C, R
         let mut spool = FlashSpool {
             queue: QueueStorage::new(flash, config, cache),
             buf: Aligned([0; R]),
+            staged: 0,
             len: 0,
             mode: SpoolMode::default(),
             when_full: WhenFull::default(),
@@ -587,16 +590,24 @@ impl<F: MultiwriteNorFlash, C: CacheImpl<()>, const R: usize> FlashSpool<F, C, R
         Ok(n)
     }
 
-    /// Appends one event (copied into the aligned buffer first: some
-    /// drivers refuse unaligned sources).
-    fn push(&mut self, event: &[u8]) -> Result<(), SpoolError<F::Error>> {
-        let buf = self
-            .buf
-            .0
-            .get_mut(..event.len())
-            .ok_or(SpoolError::StoredEventTooLarge { len: event.len() })?;
+    /// Copies an event into the aligned buffer (some drivers refuse
+    /// unaligned sources), ready for [`push_staged`](Self::push_staged).
+    fn stage(&mut self, event: &[u8]) -> Result<(), ()> {
+        let buf = self.buf.0.get_mut(..event.len()).ok_or(())?;
         buf.copy_from_slice(event);
-        block_on(self.queue.push(buf, false))?;
+        self.staged = event.len();
+        Ok(())
+    }
+
+    /// The event staged last.
+    fn staged(&self) -> &[u8] {
+        self.buf.0.get(..self.staged).unwrap_or_default()
+    }
+
+    /// Appends the staged event.
+    fn push_staged(&mut self) -> Result<(), SpoolError<F::Error>> {
+        let event = self.buf.0.get(..self.staged).unwrap_or_default();
+        block_on(self.queue.push(event, false))?;
         self.len += 1;
         Ok(())
     }
@@ -1082,7 +1093,7 @@ impl<
         let to_flash = self.spool.mode == SpoolMode::Always
             || (!self.spool.is_empty() && last == self.mirrored);
         if to_flash {
-            self.spool_last()?;
+            self.spool_last(now)?;
         }
         let size = self.inner.config.batch_size.min(N);
         let due = self.ram_only() >= size || self.spool.len() >= size;
@@ -1181,19 +1192,21 @@ impl<
     /// in the batch as a copy when every event in flash is one; otherwise it
     /// leaves RAM. A full spool drops per the policy; a failing flash leaves
     /// it in RAM.
-    fn spool_last(&mut self) -> Result<(), EmitError<W::Error>> {
-        let Some(last) = self.inner.batch.len().checked_sub(1) else {
+    fn spool_last(&mut self, now: Timestamp) -> Result<(), EmitError<W::Error>> {
+        let Some(mut last) = self.inner.batch.len().checked_sub(1) else {
             return Ok(());
         };
         loop {
-            let Some(ev) = self.inner.batch.event(last) else {
-                return Ok(());
-            };
-            let mirrored_all = self.spool.len() == self.mirrored && last == self.mirrored;
-            match self.spool.push(ev) {
+            // (Staged again on every pass: an eviction reads through the buffer.)
+            let staged = self.inner.batch.event(last).map(|ev| self.spool.stage(ev));
+            if staged != Some(Ok(())) {
+                return Ok(()); // longer than R: refused before this point
+            }
+            let keep = self.spool.len() == self.mirrored && last == self.mirrored;
+            match self.spool.push_staged() {
                 Ok(()) => {
                     self.spool_counters.spooled += 1;
-                    if mirrored_all {
+                    if keep {
                         self.mirrored += 1;
                     } else {
                         self.inner.batch.pop_last();
@@ -1206,8 +1219,29 @@ impl<
                 Err(SpoolError::Full)
                     if self.spool.when_full == WhenFull::DropOldest && !self.spool.is_empty() =>
                 {
+                    if self.mirrored > 0 {
+                        if last > self.mirrored {
+                            // Events only in RAM come before it: it waits
+                            // with them, in RAM.
+                            return Ok(());
+                        }
+                        // The batch holds copies and this event: the copies
+                        // can go (the oldest is about to leave flash); the
+                        // event moves to the front, from the staging buffer.
+                        self.inner.batch.clear();
+                        self.mirrored = 0;
+                        last = 0;
+                        if self.inner.batch.push_encoded(self.spool.staged()).is_err() {
+                            // Cannot happen: it fitted before, and the batch is empty.
+                            self.inner.counters.emitted =
+                                self.inner.counters.emitted.saturating_sub(1);
+                            self.inner.counters.dropped += 1;
+                            return Err(EmitError::SpoolFull);
+                        }
+                        self.inner.oldest_ms = Some(millis(now));
+                    }
                     if !self.evict_oldest() {
-                        return Ok(()); // the flash failed: the event stays in RAM
+                        return Ok(()); // the flash failed: it waits in RAM
                     }
                 }
                 Err(SpoolError::Full) => {
@@ -1223,17 +1257,13 @@ impl<
         }
     }
 
-    /// Drops the oldest event in flash (and its copy in the batch, if any)
-    /// to make room. `false` if the flash failed.
+    /// Drops the oldest event in flash (it has no copy in the batch) to make
+    /// room. `false` if the flash failed.
     fn evict_oldest(&mut self) -> bool {
         match self.spool.pop(1) {
             (1, _) => {
                 self.inner.counters.dropped += 1;
                 self.spool_counters.evicted += 1;
-                if self.mirrored > 0 {
-                    self.inner.batch.remove_front(1);
-                    self.mirrored -= 1;
-                }
                 true
             }
             _ => {
@@ -1244,25 +1274,21 @@ impl<
     }
 
     /// After a failed write: the events only in RAM go to flash (in order,
-    /// after what flash holds), and become copies.
+    /// after what flash holds), and become copies. A full flash leaves the
+    /// rest in RAM (no eviction here: they are older than what it holds).
     fn spill(&mut self) {
         while self.ram_only() > 0 && self.spool.len() == self.mirrored {
             let Some(ev) = self.inner.batch.event(self.mirrored) else {
                 return;
             };
-            match self.spool.push(ev) {
+            if self.spool.stage(ev).is_err() {
+                return;
+            }
+            match self.spool.push_staged() {
                 Ok(()) => {
                     self.spool_counters.spooled += 1;
                     self.mirrored += 1;
                 }
-                Err(SpoolError::Full)
-                    if self.spool.when_full == WhenFull::DropOldest && self.mirrored > 0 =>
-                {
-                    if !self.evict_oldest() {
-                        return;
-                    }
-                }
-                // Full with nothing to evict (or DropNewest): they wait in RAM.
                 Err(SpoolError::Full) => return,
                 Err(_) => {
                     self.flash_failed();

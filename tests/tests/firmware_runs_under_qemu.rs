@@ -62,12 +62,23 @@ fn require_qemu() {
 
 /// `cargo build --release` in examples/firmware, in its own workspace and
 /// target dir (no fight over the outer build's lock), with none of the outer
-/// build's flags (they would replace the example's `-Tlink.x`).
-fn build_firmware() -> PathBuf {
+/// build's flags (they would replace the example's `-Tlink.x`). With
+/// `features`, in a target dir of its own (`target/<features>`), so the two
+/// builds never overwrite each other's binary.
+fn build_firmware(features: Option<&str>) -> PathBuf {
     let dir = firmware_dir();
+    let target_dir = match features {
+        None => dir.join("target"),
+        Some(f) => dir.join("target").join(f),
+    };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "--release"])
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--target-dir"])
+        .arg(&target_dir);
+    if let Some(f) = features {
+        cmd.args(["--features", f]);
+    }
+    let out = cmd
         .current_dir(&dir)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET_DIR")
@@ -85,7 +96,7 @@ fn build_firmware() -> PathBuf {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let elf = dir.join("target").join(TARGET).join("release").join(BIN);
+    let elf = target_dir.join(TARGET).join("release").join(BIN);
     assert!(elf.is_file(), "no firmware at {}", elf.display());
     elf
 }
@@ -138,10 +149,12 @@ fn field(line: &str, key: &str) -> Option<u64> {
         .map(|v| v.parse().expect("a number"))
 }
 
-#[test]
-fn firmware_emits_the_agent_run_under_qemu() {
+/// Boots the firmware built with `features`, checks that it exits 0 and
+/// wrote the agent run exactly (every event once, in order, with its context
+/// and a rising time), and that its summary counts them. Returns the `#` lines.
+fn run_and_check(features: Option<&str>) -> (String, Vec<String>) {
     require_qemu();
-    let elf = build_firmware();
+    let elf = build_firmware(features);
     let (status, stdout, stderr) = run_qemu(&elf);
     assert!(
         status.success(),
@@ -210,6 +223,18 @@ fn firmware_emits_the_agent_run_under_qemu() {
     assert_eq!(field(summary, "emitted"), Some(n), "{summary}");
     assert_eq!(field(summary, "delivered"), Some(n), "{summary}");
     assert_eq!(field(summary, "rejected"), Some(0), "{summary}");
+    let comments = comments.into_iter().map(str::to_owned).collect();
+    (stdout, comments)
+}
+
+#[test]
+fn firmware_emits_the_agent_run_under_qemu() {
+    let (stdout, comments) = run_and_check(None);
+    let n = EXPECTED.len() as u64;
+    let summary = comments
+        .iter()
+        .find(|l| l.starts_with("# emitted="))
+        .unwrap();
     assert_eq!(field(summary, "failed_writes"), Some(0), "{summary}");
 
     // Both flush triggers fired: the batch size (3) and the interval (1 s, via poll).
@@ -226,4 +251,49 @@ fn firmware_emits_the_agent_run_under_qemu() {
     assert!(flushes.iter().any(|(t, _)| t == "size"), "{stdout}");
     assert!(flushes.iter().any(|(t, _)| t == "interval"), "{stdout}");
     assert_eq!(flushes.iter().map(|(_, n)| n).sum::<u64>(), n, "{stdout}");
+}
+
+/// The firmware built with `--features spool`: its "UART" is unplugged from
+/// the tool call until the turn completes. The writes of that outage fail,
+/// the events wait in the flash spool, and once the UART is back they are
+/// written out first: the reader still gets the whole run, once, in order.
+#[test]
+fn firmware_with_a_flash_spool_drains_it_after_its_uart_comes_back_under_qemu() {
+    let (stdout, comments) = run_and_check(Some("spool"));
+    let at = |what: &str| {
+        comments
+            .iter()
+            .position(|l| l == what)
+            .unwrap_or_else(|| panic!("no `{what}` line:\n{stdout}"))
+    };
+    assert!(at("# uart down") < at("# uart up"), "{stdout}");
+    let summary = comments
+        .iter()
+        .find(|l| l.starts_with("# emitted="))
+        .unwrap();
+    assert!(
+        field(summary, "failed_writes").unwrap() > 0,
+        "writes failed while unplugged: {summary}"
+    );
+    let spool = comments
+        .iter()
+        .find(|l| l.starts_with("# spooled="))
+        .unwrap_or_else(|| panic!("no spool summary:\n{stdout}"));
+    let spooled = field(spool, "spooled").unwrap();
+    assert!(spooled >= 3, "the outage's events went to flash: {spool}");
+    assert_eq!(
+        field(spool, "replayed"),
+        Some(spooled),
+        "and came back out: {spool}"
+    );
+    assert_eq!(field(spool, "flash_errors"), Some(0), "{spool}");
+    // Nothing was written while unplugged: every event line comes before
+    // `# uart down` or after `# uart up`.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let down = lines.iter().position(|l| *l == "# uart down").unwrap();
+    let up = lines.iter().position(|l| *l == "# uart up").unwrap();
+    assert!(
+        lines[down..up].iter().all(|l| l.starts_with('#')),
+        "{stdout}"
+    );
 }

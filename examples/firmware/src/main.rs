@@ -19,6 +19,13 @@
 //! it) and a final summary of the emitter's counters. The firmware then ends
 //! QEMU through semihosting with status 0, or prints the error and exits with
 //! status 1.
+//!
+//! With `--features spool` the emitter is a `SpoolEmitter` over a NOR flash
+//! (emulated in RAM here; on a device, the HAL's flash driver): the "UART"
+//! is unplugged from the tool call until the turn completes, the events of
+//! that outage wait in flash, and when it is plugged back in they are written
+//! out first, in order (`# uart down` / `# uart up` mark the outage; the
+//! summary adds the spool's counters).
 
 #![no_std]
 #![no_main]
@@ -29,8 +36,12 @@ use core::fmt::{self, Write as _};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hio};
 use ossa_events_core::batch::BatchFormat;
-use ossa_events_core::emitter::{Config, EmitError, Emitter};
+#[cfg(not(feature = "spool"))]
+use ossa_events_core::emitter::Emitter;
+use ossa_events_core::emitter::{Config, EmitError};
 use ossa_events_core::ossa::{self, ErrorInfo, TokenUsage};
+#[cfg(feature = "spool")]
+use ossa_events_core::spool::{cache, BlockingFlash, FlashSpool, RamFlash, SpoolEmitter};
 use ossa_events_core::{Clock, EventId, IdSource, RawJson, Timestamp};
 
 /// Events pending at most.
@@ -51,9 +62,10 @@ const ID_SEED: u64 = 0x0553_A0E7_0F1A_2026;
 // --- the "UART" ---------------------------------------------------------------
 
 /// A UART transmitter stand-in: every byte goes to the host's stdout through
-/// semihosting (`SYS_WRITE`).
-struct Uart {
+/// semihosting (`SYS_WRITE`). While `unplugged` is set, writes fail.
+struct Uart<'a> {
     host: hio::HostStream,
+    unplugged: &'a Cell<bool>,
 }
 
 /// The host refused a semihosting write.
@@ -74,17 +86,23 @@ impl embedded_io::Error for UartError {
     }
 }
 
-impl embedded_io::ErrorType for Uart {
+impl embedded_io::ErrorType for Uart<'_> {
     type Error = UartError;
 }
 
-impl embedded_io::Write for Uart {
+impl embedded_io::Write for Uart<'_> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, UartError> {
+        if self.unplugged.get() {
+            return Err(UartError);
+        }
         self.host.write_all(buf).map_err(|()| UartError)?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> Result<(), UartError> {
         // SYS_WRITE returns once the host has the bytes: nothing is buffered here.
+        if self.unplugged.get() {
+            return Err(UartError);
+        }
         Ok(())
     }
 }
@@ -180,13 +198,38 @@ const AGENT_SPAN: &str = "a3ce929d0e0e4736";
 const TURN_SPAN: &str = "53995c3f42cd8ad8";
 const TOOL_SPAN: &str = "1f2e3d4c5b6a7988";
 
-type Em<'a> = Emitter<'a, Uart, XorShiftIds, &'a TickClock, MAX_EVENTS, ARENA_BYTES>;
+#[cfg(not(feature = "spool"))]
+type Em<'a> = Emitter<'a, Uart<'a>, XorShiftIds, &'a TickClock, MAX_EVENTS, ARENA_BYTES>;
+
+/// The spool's flash: 8 pages of 2 KiB (emulated in RAM under QEMU).
+#[cfg(feature = "spool")]
+type Flash = BlockingFlash<RamFlash<FLASH_BYTES, FLASH_PAGE>>;
+#[cfg(feature = "spool")]
+const FLASH_BYTES: usize = 8 * 2048;
+#[cfg(feature = "spool")]
+const FLASH_PAGE: usize = 2048;
+/// The largest event the spool takes.
+#[cfg(feature = "spool")]
+const MAX_EVENT: usize = 1024;
+#[cfg(feature = "spool")]
+type Em<'a> = SpoolEmitter<
+    'a,
+    Uart<'a>,
+    Flash,
+    cache::Cache<cache::Uncached, cache::Uncached, cache::Uncached>,
+    XorShiftIds,
+    &'a TickClock,
+    MAX_EVENTS,
+    ARENA_BYTES,
+    MAX_EVENT,
+>;
 
 /// The superloop: emits, lets time pass, polls, and reports each flush.
 struct Run<'a> {
     em: Em<'a>,
     clock: &'a TickClock,
     console: hio::HostStream,
+    unplugged: &'a Cell<bool>,
 }
 
 impl<'a> Run<'a> {
@@ -204,7 +247,7 @@ impl<'a> Run<'a> {
         let before = self.em.counters().delivered;
         self.em.emit_ossa(p).map_err(|e| RunError::Emit(what, e))?;
         let c = self.em.counters();
-        if c.failed_writes != 0 {
+        if c.failed_writes != 0 && !cfg!(feature = "spool") {
             return Err(RunError::Flush("size-triggered"));
         }
         if c.delivered > before {
@@ -218,15 +261,29 @@ impl<'a> Run<'a> {
     fn wait(&mut self, ticks: u32) -> Result<(), RunError> {
         for _ in 0..ticks {
             self.clock.tick();
-            let n = self
-                .em
-                .poll(self.clock.now())
-                .map_err(|_| RunError::Flush("interval-triggered"))?;
+            let n = match self.em.poll(self.clock.now()) {
+                Ok(n) => n,
+                // With a spool, a failed write while unplugged is expected:
+                // the events wait in flash.
+                Err(_) if cfg!(feature = "spool") && self.unplugged.get() => 0,
+                Err(_) => return Err(RunError::Flush("interval-triggered")),
+            };
             if n > 0 {
                 self.note("interval", n as u64);
             }
         }
         Ok(())
+    }
+
+    /// Unplugs (`true`) or plugs back in the UART. Without a spool the
+    /// outage is not simulated: the plain emitter would drop what it cannot
+    /// write once its batch is full.
+    fn unplug(&mut self, unplugged: bool) {
+        if cfg!(feature = "spool") {
+            self.unplugged.set(unplugged);
+            let what = if unplugged { "down" } else { "up" };
+            let _ = writeln!(self.console, "# uart {what}");
+        }
     }
 
     fn note(&mut self, trigger: &str, events: u64) {
@@ -281,6 +338,7 @@ fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
     run.wait(1)?;
 
     run.span(TOOL_SPAN);
+    run.unplug(true);
     let tool_t0 = run.clock.now_ms();
     run.emit(
         "tool.called",
@@ -326,6 +384,7 @@ fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
     )?;
     run.wait(1)?;
 
+    run.unplug(false);
     // Third pending event again: size-triggered flush.
     run.span(AGENT_SPAN);
     run.emit(
@@ -373,23 +432,34 @@ fn main() -> ! {
         .batch_size(BATCH_SIZE)
         .flush_interval_ms(FLUSH_INTERVAL_MS)
         .format(BatchFormat::JsonLines);
-    let em: Em<'_> = Emitter::new(
-        config,
-        Uart { host: uart_host },
-        XorShiftIds::new(ID_SEED),
-        &clock,
-    );
+    let unplugged = Cell::new(false);
+    let uart = Uart {
+        host: uart_host,
+        unplugged: &unplugged,
+    };
+    #[cfg(not(feature = "spool"))]
+    let em: Em<'_> = Emitter::new(config, uart, XorShiftIds::new(ID_SEED), &clock);
+    #[cfg(feature = "spool")]
+    let em: Em<'_> = {
+        let flash = BlockingFlash(RamFlash::new());
+        let range = 0..FLASH_BYTES as u32;
+        match FlashSpool::open(flash, range, cache::Cache::new_uncached()) {
+            Ok(spool) => SpoolEmitter::new(config, uart, spool, XorShiftIds::new(ID_SEED), &clock),
+            Err(_) => halt_with("the spool's flash cannot be opened"),
+        }
+    };
     let mut run = Run {
         em,
         clock: &clock,
         console,
+        unplugged: &unplugged,
     };
 
     let result = agent_run(&mut run).and_then(|()| {
         let c = run.em.counters();
         let ok = c.rejected == 0
             && c.dropped == 0
-            && c.failed_writes == 0
+            && (c.failed_writes == 0 || cfg!(feature = "spool"))
             && c.delivered == c.emitted
             && run.em.pending() == 0;
         if ok {
@@ -405,6 +475,15 @@ fn main() -> ! {
         "# emitted={} delivered={} rejected={} failed_writes={}",
         c.emitted, c.delivered, c.rejected, c.failed_writes
     );
+    #[cfg(feature = "spool")]
+    {
+        let s = run.em.spool_counters();
+        let _ = writeln!(
+            run.console,
+            "# spooled={} replayed={} flash_errors={}",
+            s.spooled, s.replayed, s.flash_errors
+        );
+    }
     match result {
         Ok(()) => exit(true),
         Err(e) => {
