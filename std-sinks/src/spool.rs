@@ -235,6 +235,9 @@ pub(crate) struct Spool {
     /// `low` as the ledger on disk has it.
     ledger_low: u64,
     pub(crate) corrupt: u64,
+    /// Segments that could not be read (an I/O error, not damage): skipped
+    /// whole; taken by the emitter into `spool_errors`.
+    read_errors: u64,
     buf: Vec<u8>,
     /// The segment being read, positioned at `.1` bytes.
     reader: Option<(u64, u64, io::BufReader<File>)>,
@@ -345,6 +348,7 @@ impl Spool {
             dirty: false,
             ledger_low: low,
             corrupt: 0,
+            read_errors: 0,
             buf: Vec::new(),
             reader: None,
             acklog: None,
@@ -614,10 +618,17 @@ impl Spool {
                         self.skip_corrupt_to(idx + 1);
                         continue;
                     }
-                    Err(e) => return Err(io_err(&path, &e)),
+                    // Cannot be opened (EIO, EACCES, a loop...): that
+                    // segment's events are lost, not the later ones'.
+                    Err(e) => {
+                        self.skip_unreadable(&path, &e, idx + 1);
+                        continue;
+                    }
                 };
-                f.seek(SeekFrom::Start(offset))
-                    .map_err(|e| io_err(&path, &e))?;
+                if let Err(e) = f.seek(SeekFrom::Start(offset)) {
+                    self.skip_unreadable(&path, &e, idx + 1);
+                    continue;
+                }
                 self.reader = Some((first, offset, io::BufReader::with_capacity(64 * 1024, f)));
             }
             let Some((_, at, r)) = self.reader.as_mut() else {
@@ -625,9 +636,14 @@ impl Spool {
             };
             let mut head = [0u8; HEADER];
             let avail = len - offset;
-            if avail < HEADER as u64 || r.read_exact(&mut head).is_err() {
+            if avail < HEADER as u64 {
                 self.reader = None;
                 self.skip_corrupt_to(idx + 1);
+                continue;
+            }
+            if let Err(e) = r.read_exact(&mut head) {
+                self.reader = None;
+                self.skip_after_read_error(&path, &e, idx + 1);
                 continue;
             }
             let rlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
@@ -636,18 +652,23 @@ impl Spool {
                 // Rare (checked at open): resync by scanning the rest.
                 self.reader = None;
                 let mut rest = Vec::new();
-                let mut f = File::open(&path).map_err(|e| io_err(&path, &e))?;
-                f.seek(SeekFrom::Start(offset))?;
-                f.read_to_end(&mut rest)?;
+                let read = File::open(&path).and_then(|mut f| {
+                    f.seek(SeekFrom::Start(offset))?;
+                    f.read_to_end(&mut rest)
+                });
+                if let Err(e) = read {
+                    self.skip_unreadable(&path, &e, idx + 1);
+                    continue;
+                }
                 self.corrupt += u64::from(fresh);
                 self.cursor.offset += 1 + resync(rest.get(1..).unwrap_or(&[])) as u64;
                 continue;
             }
             let mut body = vec![0u8; rlen as usize + 8];
             body[..8].copy_from_slice(&head[12..20]);
-            if r.read_exact(&mut body[8..]).is_err() {
+            if let Err(e) = r.read_exact(&mut body[8..]) {
                 self.reader = None;
-                self.skip_corrupt_to(idx + 1);
+                self.skip_after_read_error(&path, &e, idx + 1);
                 continue;
             }
             *at = offset + HEADER as u64 + u64::from(rlen);
@@ -673,8 +694,37 @@ impl Spool {
         }
     }
 
+    /// A read that failed: a file shorter than its length said (damage,
+    /// counted corrupt) or an I/O error (counted a read error). Either way
+    /// the rest of the segment is skipped.
+    fn skip_after_read_error(&mut self, path: &Path, e: &io::Error, next_idx: usize) {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            self.skip_corrupt_to(next_idx);
+        } else {
+            self.skip_unreadable(path, e, next_idx);
+        }
+    }
+
+    /// A segment that cannot be read: logged, counted, and skipped; the
+    /// emitter counts its events failed (they never come back from it).
+    fn skip_unreadable(&mut self, path: &Path, e: &io::Error, next_idx: usize) {
+        tracing::error!(path = %path.display(), error = %e, "spool segment unreadable: its events are lost");
+        self.read_errors += 1;
+        self.skip_to(next_idx);
+    }
+
+    /// Read errors since the last call (for `spool_errors`).
+    pub(crate) fn take_read_errors(&mut self) -> u64 {
+        std::mem::take(&mut self.read_errors)
+    }
+
     fn skip_corrupt_to(&mut self, next_idx: usize) {
         self.corrupt += 1;
+        self.skip_to(next_idx);
+    }
+
+    /// Reading goes on at segment `next_idx` (or the end).
+    fn skip_to(&mut self, next_idx: usize) {
         match self.segments.get(next_idx) {
             Some(s) => {
                 self.cursor = Cursor {

@@ -1003,7 +1003,12 @@ impl<'w> Worker<'w> {
             && st.queue.len() + st.in_flight < cfg.queue_events
         {
             let Some(sp) = st.spool.as_mut() else { break };
-            match sp.read_next() {
+            let next = sp.read_next();
+            let read_errors = sp.take_read_errors();
+            if read_errors > 0 {
+                Counters::add(&sh.counters.spool_errors, read_errors);
+            }
+            match next {
                 Ok(Some(rec)) => {
                     let seq = st.spill_seq;
                     st.spill_seq += 1;

@@ -568,3 +568,43 @@ fn a_segment_deleted_while_running_loses_its_events_only() {
     assert_eq!(m.delivered + m.failed, 2000, "{m:?}");
     assert_eq!(gate.got().len() as u64, 2000 - lost);
 }
+
+/// Segments that cannot be read while their events wait on disk (an I/O
+/// error, not damage): one cannot be opened (a symlink loop: `ELOOP`), one
+/// fails every read (a directory in its place: `EISDIR`). Each costs its
+/// own events only, counted failed and reported as spool errors; the
+/// segments after them are still read and delivered, and flush ends.
+#[test]
+fn a_segment_that_cannot_be_read_loses_its_events_only_and_is_reported() {
+    let d = dir("unreadable_live");
+    let gate = Gate::up(false);
+    let (em, _) = emitter_with(&d, gate.clone(), |c| c.segment_bytes(4096), 16);
+    let all = ids("u", 2000);
+    emit_all(&em, &all);
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    assert!(segs.len() > 20, "{}", segs.len());
+    let count = |p: &Path| {
+        let data = std::fs::read(p).unwrap();
+        data.windows(4).filter(|w| *w == b"OSSP").count() as u64
+    };
+    let lost = count(&segs[8]) + count(&segs[12]);
+    std::fs::remove_file(&segs[8]).unwrap();
+    std::os::unix::fs::symlink(&segs[8], &segs[8]).unwrap();
+    std::fs::remove_file(&segs[12]).unwrap();
+    std::fs::create_dir(&segs[12]).unwrap();
+    gate.up.store(true, Ordering::SeqCst);
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(m.failed, lost, "{m:?}");
+    assert_eq!(m.delivered + m.failed, 2000, "{m:?}");
+    assert_eq!(m.spool_errors, 2, "one per unreadable segment: {m:?}");
+    let got = gate.got();
+    assert_eq!(got.len() as u64, 2000 - lost);
+    assert_eq!(got.last(), all.last(), "the segments after them were read");
+    drop(em);
+}
