@@ -102,6 +102,7 @@ cargo clippy -p ossa-events --no-default-features --features receiver-tls -- -D 
 step "the published crates on their rust-version ($MSRV), every feature; the core for the firmware target"
 cargo "+$MSRV" check -p ossa-events-core -p ossa-events --all-features --target-dir "$ROOT/target/msrv"
 cargo "+$MSRV" check -p ossa-events-core --target thumbv7em-none-eabihf --target-dir "$ROOT/target/msrv"
+cargo "+$MSRV" check -p ossa-events-core --features flash-spool --target thumbv7em-none-eabihf --target-dir "$ROOT/target/msrv"
 
 step "cargo package: the published crates build from what they ship"
 cargo package --workspace --exclude ossa-events-tests --allow-dirty 2>&1 \
@@ -109,14 +110,17 @@ cargo package --workspace --exclude ossa-events-tests --allow-dirty 2>&1 \
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
 
 # --- no_std builds ----------------------------------------------------------
-step "core for thumbv7em-none-eabihf and wasm32-unknown-unknown (default features)"
+step "core for thumbv7em-none-eabihf and wasm32-unknown-unknown (default features, and with the flash spool)"
 cargo build -p ossa-events-core --target thumbv7em-none-eabihf
 cargo build -p ossa-events-core --target wasm32-unknown-unknown
+cargo build -p ossa-events-core --features flash-spool --target thumbv7em-none-eabihf
+cargo build -p ossa-events-core --features flash-spool --target wasm32-unknown-unknown
 
 step "examples outside the workspace (firmware, wasm): fmt and clippy"
 for ex in examples/firmware examples/wasm-agent; do
   (cd "$ex" && cargo fmt --check && cargo clippy --release -- -D warnings)
 done
+(cd examples/firmware && cargo clippy --release --features spool --target-dir target/spool -- -D warnings)
 (cd fuzz && cargo fmt --check)
 
 # --- tests --------------------------------------------------------------------
