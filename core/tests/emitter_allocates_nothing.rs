@@ -99,3 +99,53 @@ fn emit_poll_flush_allocate_nothing() {
     }
     assert_eq!(allocs() - before, 0);
 }
+
+/// The same with the flash spool in `Always` mode (every event through NOR
+/// flash, emulated in RAM), and an outage in the middle: still no heap.
+#[cfg(feature = "flash-spool")]
+#[test]
+fn the_spool_emitter_allocates_nothing_through_an_outage() {
+    use ossa_events_core::io::SliceWriter;
+    use ossa_events_core::spool::{
+        BlockingFlash, FlashSpool, RamFlash, SpoolEmitter, SpoolMode, cache::Cache,
+    };
+
+    let clock = Tick(Cell::new(1_764_000_000_000));
+    let mut n = 0u128;
+    let ids = RandomIds(|b: &mut [u8; 16]| {
+        n += 1;
+        *b = n.to_le_bytes();
+    });
+    let mut down = [0u8; 0];
+    let mut out = vec![0u8; 64 * 1024];
+    let before = allocs();
+    {
+        let flash = BlockingFlash(RamFlash::<16384, 2048>::new());
+        let spool = FlashSpool::<_, _, 1024>::open(flash, 0..16384, Cache::new_uncached())
+            .unwrap()
+            .mode(SpoolMode::Always);
+        let mut em: SpoolEmitter<'_, _, _, _, _, _, 8, 4096, 1024> = SpoolEmitter::new(
+            Config::new("/dev/1").batch_size(4).flush_interval_ms(100),
+            SliceWriter::new(&mut down),
+            spool,
+            ids,
+            &clock,
+        );
+        for _ in 0..10 {
+            em.emit(
+                Event::builder()
+                    .ty("x.reading")
+                    .data_text("text/plain", "21.5"),
+            )
+            .unwrap();
+            clock.0.set(clock.0.get() + 60);
+            let _ = em.poll((&clock).now());
+        }
+        assert_eq!(em.spool().len(), 10, "the outage's events are in flash");
+        em.replace_writer(SliceWriter::new(&mut out));
+        em.flush().unwrap();
+        assert_eq!(em.counters().delivered, 10);
+        assert!(em.spool().is_empty());
+    }
+    assert_eq!(allocs() - before, 0);
+}
