@@ -161,6 +161,12 @@ impl<'a> ExtValue<'a> {
     /// assert_eq!(err.rule, Rule::UriFragment);
     /// ```
     pub fn validate(&self, name: &str) -> Result<(), ValidationError> {
+        if matches!(
+            name,
+            crate::trace::EXT_TRACEPARENT | crate::trace::EXT_TRACESTATE
+        ) {
+            check_trace_ext(name, self)?;
+        }
         let rule = match self {
             ExtValue::String(s) if !is_valid_string(s) => Rule::InvalidCharacter,
             ExtValue::Uri(s) => match crate::uri::absolute_uri_rule(s) {
@@ -389,6 +395,26 @@ pub const MAX_EXTENSIONS: usize = 16;
 
 /// The fixed-capacity list of an event's extensions.
 pub type Extensions<'a> = heapless::Vec<Extension<'a>, MAX_EXTENSIONS>;
+
+/// The distributed-tracing extension's attributes are Strings in W3C form
+/// (kept out of line: most events have neither).
+#[inline(never)]
+fn check_trace_ext(name: &str, value: &ExtValue<'_>) -> Result<(), ValidationError> {
+    let ExtValue::String(s) = value else {
+        return Err(ValidationError::new(
+            Attribute::named(name),
+            Rule::WrongType,
+        ));
+    };
+    let r = if name == crate::trace::EXT_TRACEPARENT {
+        crate::trace::TraceParent::parse(s)
+            .map(|_| ())
+            .map_err(Rule::InvalidTraceParent)
+    } else {
+        crate::trace::check_tracestate(s).map_err(Rule::InvalidTraceState)
+    };
+    r.map_err(|rule| ValidationError::new(Attribute::named(name), rule))
+}
 
 #[cfg(test)]
 mod tests {

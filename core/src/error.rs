@@ -185,6 +185,13 @@ pub enum Rule {
     InvalidEncoding,
     /// `ce-datacontenttype` given in binary mode, where `Content-Type` carries it.
     NotAllowedInBinaryMode,
+    /// `traceparent` is not W3C Trace Context (or not a String).
+    InvalidTraceParent(crate::trace::TraceContextError),
+    /// `tracestate` is not W3C Trace Context (or not a String).
+    InvalidTraceState(crate::trace::TraceContextError),
+    /// `traceparent` names another trace or span than `ossatraceid` /
+    /// `ossaspanid` (checked on events built, not on events parsed).
+    TraceContextConflict,
 }
 
 impl fmt::Display for Rule {
@@ -222,6 +229,13 @@ impl fmt::Display for Rule {
             Rule::InvalidEncoding => "invalid percent-encoding, quoting or UTF-8 in header value",
             Rule::NotAllowedInBinaryMode => {
                 "must not be a ce- header in binary mode (Content-Type carries it)"
+            }
+            Rule::InvalidTraceParent(e) => {
+                return write!(f, "must be a W3C traceparent: {e}");
+            }
+            Rule::InvalidTraceState(e) => return write!(f, "must be a W3C tracestate: {e}"),
+            Rule::TraceContextConflict => {
+                "traceparent must carry ossatraceid as its trace-id and ossaspanid as its parent-id"
             }
         };
         f.write_str(s)

@@ -346,6 +346,31 @@ impl<'a> Event<'a> {
     pub fn ossa_span_id(&self) -> Option<&'a str> {
         self.ext_str(ossa::EXT_SPAN_ID)
     }
+    /// The `traceparent` (W3C Trace Context) of the distributed-tracing
+    /// extension, parsed; `None` when absent.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t")
+    ///     .traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    ///     .build()?;
+    /// assert_eq!(ev.traceparent().map(|tp| tp.parent_id()), Some("00f067aa0ba902b7"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
+    pub fn traceparent(&self) -> Option<crate::trace::TraceParent<'a>> {
+        crate::trace::TraceParent::parse(self.ext_str(crate::trace::EXT_TRACEPARENT)?).ok()
+    }
+    /// The `tracestate` of the distributed-tracing extension.
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let ev = Event::builder().id("1").source("/s").ty("t").tracestate("rojo=00f067aa0ba902b7").build()?;
+    /// assert_eq!(ev.tracestate(), Some("rojo=00f067aa0ba902b7"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
+    pub fn tracestate(&self) -> Option<&'a str> {
+        self.ext_str(crate::trace::EXT_TRACESTATE)
+    }
 
     /// The content type of `data` as a binding must state it: `datacontenttype`
     /// when set; `application/json` when unset and the data is JSON or text (the
@@ -507,6 +532,26 @@ impl<'a> Event<'a> {
                 })?;
             }
             _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Event<'_> {
+    /// An event we build: `traceparent` agrees with `ossatraceid` and
+    /// `ossaspanid` where those are set.
+    #[inline(never)]
+    fn check_trace_context(&self) -> Result<(), ValidationError> {
+        let Some(tp) = self.traceparent() else {
+            return Ok(());
+        };
+        let trace = self.ossa_trace_id().is_some_and(|t| t != tp.trace_id());
+        let span = self.ossa_span_id().is_some_and(|s| s != tp.parent_id());
+        if trace || span {
+            return Err(ValidationError::new(
+                Attribute::named(crate::trace::EXT_TRACEPARENT),
+                Rule::TraceContextConflict,
+            ));
         }
         Ok(())
     }
@@ -962,6 +1007,86 @@ impl<'a> EventBuilder<'a> {
     pub fn ossa_span_id(self, id: &'a str) -> Self {
         self.push_ext(ossa::EXT_SPAN_ID, ExtValue::String(id), true)
     }
+    /// Sets `traceparent` (W3C Trace Context; checked by `build`, and
+    /// against `ossatraceid` / `ossaspanid` when those are set).
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, Rule};
+    /// let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let b = Event::builder().id("1").source("/s").ty("t").traceparent(tp);
+    /// assert!(b.clone().build().is_ok());
+    /// // Another trace than the OSSA context's: refused.
+    /// let err = b.ossa_trace_id("0af7651916cd43dd8448eb211c80319c").build().unwrap_err();
+    /// assert_eq!(err.rule, Rule::TraceContextConflict);
+    /// ```
+    #[inline]
+    pub fn traceparent(self, value: &'a str) -> Self {
+        self.push_ext(crate::trace::EXT_TRACEPARENT, ExtValue::String(value), true)
+    }
+    /// Sets `tracestate` (W3C Trace Context list; checked by `build`).
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, Rule};
+    /// let err = Event::builder().id("1").source("/s").ty("t").tracestate("=").build().unwrap_err();
+    /// assert!(matches!(err.rule, Rule::InvalidTraceState(_)));
+    /// ```
+    #[inline]
+    pub fn tracestate(self, value: &'a str) -> Self {
+        self.push_ext(crate::trace::EXT_TRACESTATE, ExtValue::String(value), true)
+    }
+    /// Writes `traceparent` from the OSSA extensions when the event has none:
+    /// `ossatraceid` as the trace id, `ossaspanid` as the parent id, flags
+    /// `01` (sampled). Nothing happens unless both are set and are W3C ids
+    /// (32 and 16 lowercase hex digits, not all zeros). The emitters do this
+    /// for every event; `buf` holds the text.
+    ///
+    /// ```
+    /// use ossa_events_core::{trace::TraceParentText, Event};
+    /// let mut buf = TraceParentText::new();
+    /// let ev = Event::builder().id("1").source("/s").ty("t")
+    ///     .ossa_trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+    ///     .ossa_span_id("00f067aa0ba902b7")
+    ///     .derive_traceparent(&mut buf)
+    ///     .build()?;
+    /// assert_eq!(
+    ///     ev.extension("traceparent").and_then(|v| v.as_str()),
+    ///     Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    /// );
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
+    pub fn derive_traceparent(mut self, buf: &'a mut crate::trace::TraceParentText) -> Self {
+        self.fill_traceparent(buf);
+        self
+    }
+
+    /// [`derive_traceparent`](Self::derive_traceparent) in place (out of
+    /// line: the emitters' `emit` stays small on firmware).
+    #[inline(never)]
+    pub(crate) fn fill_traceparent(&mut self, buf: &'a mut crate::trace::TraceParentText) {
+        if self.has_extension(crate::trace::EXT_TRACEPARENT) {
+            return;
+        }
+        let (Some(trace), Some(span)) = (
+            self.ext_value(ossa::EXT_TRACE_ID),
+            self.ext_value(ossa::EXT_SPAN_ID),
+        ) else {
+            return;
+        };
+        if let Ok(tp) = crate::trace::TraceParent::new(trace, span, crate::trace::FLAG_SAMPLED) {
+            let text = buf.write(&tp);
+            self.put_ext(crate::trace::EXT_TRACEPARENT, ExtValue::String(text), true);
+        }
+    }
+
+    /// The String value of extension `name` set so far.
+    fn ext_value(&self, name: &str) -> Option<&'a str> {
+        self.ev
+            .extensions
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.as_str())
+    }
+
     /// Sets the four OSSA extensions that are `Some` in `ctx`.
     ///
     /// ```
@@ -1061,6 +1186,7 @@ impl<'a> EventBuilder<'a> {
                 })?);
         }
         self.ev.check(false, true)?;
+        self.ev.check_trace_context()?;
         Ok(self.ev)
     }
 }

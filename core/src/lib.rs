@@ -221,6 +221,7 @@ pub mod scratch;
 pub mod spool;
 mod swar;
 pub mod time;
+pub mod trace;
 pub mod uri;
 
 pub use attr::{ExtValue, Extension, Extensions, MAX_EXTENSIONS, SPEC_VERSION};

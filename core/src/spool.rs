@@ -1074,7 +1074,8 @@ impl<
     pub fn emit(&mut self, event: EventBuilder<'_>) -> Result<(), EmitError<W::Error>> {
         let id = self.inner.ids.next_id();
         let now = self.inner.clock.now();
-        let ev = self.inner.complete(event, id.as_str(), now)?;
+        let mut tp = crate::trace::TraceParentText::new();
+        let ev = self.inner.complete(event, id.as_str(), now, &mut tp)?;
         if let Staged::NoRoom = self.inner.stage(&ev, now)? {
             self.make_room(now);
             if let Staged::NoRoom = self.inner.stage(&ev, now)? {

@@ -4,7 +4,8 @@
 //! search tool that succeeds and a fetch tool that fails (timeout), the agent
 //! updates its state, the second turn summarises, and everything completes.
 //! All events share one `ossatraceid` and `ossainteractionid`; each operation
-//! (workflow, agent, turn, tool call) has its own `ossaspanid`.
+//! (workflow, agent, turn, tool call) has its own `ossaspanid`, and every
+//! event carries the W3C `traceparent` of its span (the same ids).
 //!
 //! ```
 //! use ossa_events::{demo, format::json, FastIds, SystemClock};
@@ -108,10 +109,12 @@ where
             if $with_agent {
                 b = b.ossa_agent_id(agent);
             }
+            let mut traceparent = crate::trace::TraceParentText::new();
             let ev = b
                 .ossa_interaction_id(&interaction)
                 .ossa_trace_id(&trace)
                 .ossa_span_id($span)
+                .derive_traceparent(&mut traceparent)
                 .ossa(&payload)
                 .build()
                 .map_err(DemoError::Invalid)?;

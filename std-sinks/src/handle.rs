@@ -213,6 +213,7 @@ pub struct EmitterBuilder {
     wait_on_drop: bool,
     spool: Option<crate::spool::SpoolConfig>,
     sequence: bool,
+    traceparent: bool,
     context: OwnedContext,
     callback: Option<Callback>,
 }
@@ -280,6 +281,7 @@ impl EmitterBuilder {
             wait_on_drop: true,
             spool: None,
             sequence: false,
+            traceparent: true,
             context: OwnedContext::default(),
             callback: None,
         }
@@ -560,6 +562,30 @@ impl EmitterBuilder {
         self.sequence = on;
         self
     }
+
+    /// Whether events get a W3C `traceparent` (the CloudEvents
+    /// distributed-tracing extension) written from their `ossatraceid` and
+    /// `ossaspanid` when they have none and both are W3C ids (32 and 16
+    /// lowercase hex digits). On by default. An event whose own
+    /// `traceparent` names another trace or span than its OSSA context is
+    /// refused ([`Rule::TraceContextConflict`](crate::Rule::TraceContextConflict)).
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+    ///     .span_id("00f067aa0ba902b7")
+    ///     .build()?;
+    /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?; // gets 00-4bf9…-00f0…-01
+    /// let off = Emitter::builder("/agents/b").sink(NullSink::new()).traceparent(false).build()?;
+    /// off.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn traceparent(mut self, on: bool) -> Self {
+        self.traceparent = on;
+        self
+    }
     /// `ossaagentid` for events that do not set it. Defaults to none.
     ///
     /// ```
@@ -690,6 +716,7 @@ impl EmitterBuilder {
             context: self.context,
             spool: self.spool,
             sequence: self.sequence,
+            traceparent: self.traceparent,
         };
         let (shared, handle) =
             worker::spawn(sink, config, self.callback, Breaker::new(self.breaker))?;
@@ -806,7 +833,13 @@ impl Emitter {
         let cfg = &self.shared.config;
         let ctx = cfg.context.borrow();
         let b = event.defaults(id.as_str(), &cfg.source, SystemClock.now());
+        let mut tp = crate::trace::TraceParentText::new();
         let b = fill_context(b, &ctx);
+        let b = if cfg.traceparent {
+            b.derive_traceparent(&mut tp)
+        } else {
+            b
+        };
         // Reported under the event's own id when it set one.
         let own_id = b.id_set();
         let numbered = cfg.sequence && !b.has_extension(SEQUENCE);

@@ -68,6 +68,8 @@ pub(crate) struct Config {
     pub(crate) context: OwnedContext,
     pub(crate) spool: Option<SpoolConfig>,
     pub(crate) sequence: bool,
+    /// Write `traceparent` from the OSSA context.
+    pub(crate) traceparent: bool,
 }
 
 /// An event in the queue, with its place in emit order.

@@ -165,12 +165,13 @@ const MODES: [&str; 3] = ["structured", "binary", "batched"];
 // ---------------------------------------------------------------------------
 
 /// The attributes that differ from one demo run to the next.
-const PER_RUN: [&str; 5] = [
+const PER_RUN: [&str; 6] = [
     "id",
     "time",
     "ossatraceid",
     "ossainteractionid",
     "ossaspanid",
+    "traceparent",
 ];
 
 /// The demo run made in this process, as `listen` would print it.
@@ -357,6 +358,13 @@ fn emit_demo_reaches_listen_in_every_content_mode() {
             assert_eq!(e["source"], "/ossa/demo/researcher", "{mode}");
             assert!(e["time"].is_string(), "{mode}: time");
             assert_eq!(e["ossatraceid"], got[0]["ossatraceid"], "{mode}: one trace");
+            // W3C trace context of the event's own span, through every mode.
+            let tp = format!(
+                "00-{}-{}-01",
+                e["ossatraceid"].as_str().unwrap(),
+                e["ossaspanid"].as_str().unwrap()
+            );
+            assert_eq!(e["traceparent"], tp.as_str(), "{mode}: traceparent");
             assert_eq!(
                 e["ossainteractionid"], got[0]["ossainteractionid"],
                 "{mode}: one interaction"

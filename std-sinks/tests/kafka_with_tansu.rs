@@ -401,12 +401,13 @@ mod cli {
     use std::io::Read;
 
     /// The attributes that differ from one demo run to the next.
-    const PER_RUN: [&str; 5] = [
+    const PER_RUN: [&str; 6] = [
         "id",
         "time",
         "ossatraceid",
         "ossainteractionid",
         "ossaspanid",
+        "traceparent",
     ];
 
     fn strip_per_run(ev: &Value) -> Value {

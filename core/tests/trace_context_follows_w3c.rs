@@ -1,0 +1,378 @@
+//! The distributed-tracing extension: `traceparent` and `tracestate` are
+//! checked as W3C Trace Context wherever an event is built or parsed (JSON,
+//! HTTP binary headers); the emitters write `traceparent` from the OSSA
+//! context, and an event we build never lets the two disagree.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use ossa_events_core::emitter::{Config, Emitter};
+use ossa_events_core::io::SliceWriter;
+use ossa_events_core::parse::json::parse_event;
+use ossa_events_core::trace::{
+    TraceContextError as E, TraceParent, TraceParentText, check_tracestate,
+};
+use ossa_events_core::{Attribute, Event, FixedClock, RandomIds, Rule, Scratch, Timestamp, ossa};
+use proptest::prelude::*;
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const SPAN: &str = "00f067aa0ba902b7";
+const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+#[test]
+fn traceparent_values_from_the_w3c_spec_and_its_mistakes() {
+    let ok = [
+        (TP, 0, TRACE, SPAN, 1),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            0,
+            TRACE,
+            SPAN,
+            0,
+        ),
+        // Unknown flag bits are kept, not refused.
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff",
+            0,
+            TRACE,
+            SPAN,
+            0xff,
+        ),
+        // A later version: its first four fields, more after a '-'.
+        (
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            0xcc,
+            TRACE,
+            SPAN,
+            1,
+        ),
+        (
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-anything",
+            1,
+            TRACE,
+            SPAN,
+            1,
+        ),
+    ];
+    for (s, version, trace, span, flags) in ok {
+        let tp = TraceParent::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(
+            (tp.version(), tp.trace_id(), tp.parent_id(), tp.flags()),
+            (version, trace, span, flags),
+            "{s}"
+        );
+    }
+    let bad = [
+        ("", E::Length),
+        ("00", E::Length),
+        (
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            E::Version,
+        ),
+        (
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            E::Version,
+        ),
+        (
+            "0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            E::Version,
+        ),
+        // Version 00 is exactly 55 characters.
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            E::Length,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            E::Length,
+        ),
+        (
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            E::Length,
+        ),
+        (
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            E::Separator,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01",
+            E::Separator,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7_01",
+            E::Separator,
+        ),
+        (
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            E::TraceId,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            E::TraceId,
+        ),
+        (
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            E::ZeroTraceId,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+            E::ParentId,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            E::ZeroParentId,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+            E::Flags,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A",
+            E::Flags,
+        ),
+        // 55 bytes, the last two a non-ASCII character.
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-\u{e9}",
+            E::Flags,
+        ),
+    ];
+    for (s, want) in bad {
+        assert_eq!(TraceParent::parse(s), Err(want), "{s:?}");
+    }
+}
+
+#[test]
+fn tracestate_values_follow_the_w3c_list_grammar() {
+    let members: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
+    let thirty_two = members.join(",");
+    let thirty_three = format!("{thirty_two},k32=v");
+    let long_key = format!("a{}=v", "b".repeat(255));
+    let too_long_key = format!("a{}=v", "b".repeat(256));
+    let ok = [
+        "rojo=00f067aa0ba902b7",
+        "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+        " rojo=1 ,\tcongo=2\t",
+        "rojo=1,,congo=2",
+        "",
+        "tenant1@vendor=x",
+        "0tenant@vendor=x",
+        "a_-*/z=v w",
+        // Whitespace around a member is OWS (an HTTP header loses it anyway).
+        "rojo=trailing ",
+        thirty_two.as_str(),
+        long_key.as_str(),
+    ];
+    for s in ok {
+        assert_eq!(check_tracestate(s), Ok(()), "{s:?}");
+    }
+    let bad = [
+        ("Rojo=1", E::StateMember),
+        ("1rojo=1", E::StateMember),
+        ("rojo", E::StateMember),
+        ("rojo=", E::StateMember),
+        ("rojo=a,b", E::StateMember),
+        ("rojo=a=b", E::StateMember),
+        ("rojo=\u{e9}", E::StateMember),
+        ("t@1vendor=x", E::StateMember),
+        ("t@vendorvendorvendor=x", E::StateMember),
+        ("a=1,b=2,a=3", E::StateDuplicateKey),
+        (thirty_three.as_str(), E::StateTooLong),
+        (too_long_key.as_str(), E::StateMember),
+    ];
+    for (s, want) in bad {
+        assert_eq!(check_tracestate(s), Err(want), "{s:?}");
+    }
+}
+
+fn parse(json: &str) -> Result<String, (Attribute, Rule)> {
+    let mut buf = [0u8; 2048];
+    match parse_event(json.as_bytes(), &mut Scratch::new(&mut buf)) {
+        Ok(ev) => Ok(ev
+            .traceparent()
+            .map(|t| t.trace_id().to_owned())
+            .unwrap_or_default()),
+        Err(ossa_events_core::ParseError::Invalid(v)) => Err((v.attribute, v.rule)),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn the_json_parser_reads_and_checks_both_attributes() {
+    let ev =
+        |ext: &str| format!(r#"{{"specversion":"1.0","id":"1","source":"/s","type":"t",{ext}}}"#);
+    assert_eq!(
+        parse(&ev(&format!(r#""traceparent":"{TP}""#))),
+        Ok(TRACE.to_owned())
+    );
+    let (attr, rule) = parse(&ev(r#""traceparent":"00-abc""#)).unwrap_err();
+    assert_eq!(
+        (attr, rule),
+        (
+            Attribute::named("traceparent"),
+            Rule::InvalidTraceParent(E::Length)
+        )
+    );
+    let (_, rule) = parse(&ev(r#""traceparent":42"#)).unwrap_err();
+    assert_eq!(rule, Rule::WrongType);
+    let (attr, rule) = parse(&ev(r#""tracestate":"Bad=1""#)).unwrap_err();
+    assert_eq!(
+        (attr, rule),
+        (
+            Attribute::named("tracestate"),
+            Rule::InvalidTraceState(E::StateMember)
+        )
+    );
+    // A received event may carry a traceparent of another span than its
+    // OSSA context: the parser reads what it is given.
+    let other = ev(&format!(
+        r#""traceparent":"{TP}","ossaspanid":"a3ce929d0e0e4736""#
+    ));
+    assert_eq!(parse(&other), Ok(TRACE.to_owned()));
+}
+
+#[test]
+fn http_binary_headers_are_checked_too() {
+    use ossa_events_core::parse::http::parse_binary;
+    let headers = |tp: &'static str| {
+        vec![
+            ("ce-specversion", "1.0".as_bytes()),
+            ("ce-id", b"1".as_slice()),
+            ("ce-source", b"/s".as_slice()),
+            ("ce-type", b"t".as_slice()),
+            ("ce-traceparent", tp.as_bytes()),
+        ]
+    };
+    let mut buf = [0u8; 1024];
+    let ev = parse_binary(headers(TP), b"", &mut Scratch::new(&mut buf)).unwrap();
+    assert_eq!(ev.traceparent().unwrap().parent_id(), SPAN);
+    let mut buf = [0u8; 1024];
+    let bad = "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01";
+    let err = parse_binary(headers(bad), b"", &mut Scratch::new(&mut buf)).unwrap_err();
+    assert!(
+        err.to_string().contains("parent-id must not be all zeros"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_built_event_never_lets_traceparent_and_the_ossa_context_disagree() {
+    let base = || Event::builder().id("1").source("/s").ty("t");
+    assert!(
+        base()
+            .traceparent(TP)
+            .ossa_trace_id(TRACE)
+            .ossa_span_id(SPAN)
+            .build()
+            .is_ok()
+    );
+    for b in [
+        base()
+            .traceparent(TP)
+            .ossa_trace_id("0af7651916cd43dd8448eb211c80319c"),
+        base().traceparent(TP).ossa_span_id("b7ad6b7169203331"),
+        base().traceparent(TP).ossa_trace_id("not-w3c"),
+    ] {
+        let err = b.build().unwrap_err();
+        assert_eq!(
+            (err.attribute, err.rule),
+            (Attribute::named("traceparent"), Rule::TraceContextConflict)
+        );
+    }
+    // Derived: only from W3C-shaped ids, never over the event's own.
+    let mut buf = TraceParentText::new();
+    let ev = base()
+        .ossa_trace_id("t-1")
+        .ossa_span_id("s-1")
+        .derive_traceparent(&mut buf)
+        .build()
+        .unwrap();
+    assert!(
+        ev.traceparent().is_none(),
+        "OSSA ids that are not W3C give no traceparent"
+    );
+    let mut buf = TraceParentText::new();
+    let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    let ev = base()
+        .traceparent(own)
+        .derive_traceparent(&mut buf)
+        .build()
+        .unwrap();
+    assert_eq!(
+        ev.extension("traceparent").and_then(|v| v.as_str()),
+        Some(own)
+    );
+}
+
+#[test]
+fn the_emitter_writes_traceparent_from_its_context_and_counts_a_conflict_rejected() {
+    let mut out = [0u8; 8192];
+    let ids = RandomIds(|b: &mut [u8; 16]| b.fill(3));
+    let mut em: Emitter<'_, _, _, _, 8, 4096> = Emitter::new(
+        Config::new("/agents/a"),
+        SliceWriter::new(&mut out),
+        ids,
+        FixedClock(Timestamp::UNIX_EPOCH),
+    );
+    em.set_context(ossa::Context {
+        trace_id: Some(TRACE),
+        span_id: Some(SPAN),
+        ..Default::default()
+    });
+    em.emit_ossa(&ossa::TurnStarted {
+        turn: 1,
+        input: None,
+    })
+    .unwrap();
+    // The event's own span: the traceparent follows it.
+    em.emit(Event::builder().ty("t").ossa_span_id("b7ad6b7169203331"))
+        .unwrap();
+    // Its own traceparent, of another trace than the context's: refused.
+    let err = em
+        .emit(
+            Event::builder()
+                .ty("t")
+                .traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("traceparent must carry ossatraceid"),
+        "{err}"
+    );
+    em.flush().unwrap();
+    assert_eq!((em.counters().delivered, em.counters().rejected), (2, 1));
+    let text = std::str::from_utf8(em.writer().written()).unwrap();
+    let mut lines = text.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .contains(&format!(r#""traceparent":"{TP}""#))
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .contains(r#""traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01""#)
+    );
+}
+
+proptest! {
+    /// Any W3C-shaped OSSA context: the derived traceparent parses back to
+    /// the same ids, and the event builds.
+    #[test]
+    fn derived_traceparents_round_trip(trace in "[0-9a-f]{32}", span in "[0-9a-f]{16}") {
+        prop_assume!(trace.bytes().any(|b| b != b'0') && span.bytes().any(|b| b != b'0'));
+        let mut buf = TraceParentText::new();
+        let ev = Event::builder().id("1").source("/s").ty("t")
+            .ossa_trace_id(&trace).ossa_span_id(&span)
+            .derive_traceparent(&mut buf).build().unwrap();
+        let tp = ev.traceparent().unwrap();
+        prop_assert_eq!((tp.trace_id(), tp.parent_id(), tp.sampled()), (trace.as_str(), span.as_str(), true));
+    }
+
+    /// Checking never panics, whatever the text.
+    #[test]
+    fn any_text_is_checked_without_panicking(s in "\\PC{0,80}") {
+        let _ = TraceParent::parse(&s);
+        let _ = check_tracestate(&s);
+    }
+}
