@@ -105,6 +105,14 @@ cargo "+$MSRV" check -p ossa-events-core --target thumbv7em-none-eabihf --target
 cargo "+$MSRV" check -p ossa-events-core --features flash-spool --target thumbv7em-none-eabihf --target-dir "$ROOT/target/msrv"
 
 step "cargo package: the published crates build from what they ship"
+# cargo verifies ossa-events against the ossa-events-core just packaged, via a
+# temporary registry; it extracts that crate into its registry cache by name
+# and version only, so a copy extracted by an earlier run (older sources,
+# same 0.1.0) would be used instead. Drop such copies (never crates.io's).
+for d in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ossa-events-core-* \
+         "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ossa-events-[0-9]*; do
+  case "$d" in */index.crates.io-*) ;; *) [ -e "$d" ] && rm -rf "$d" ;; esac
+done
 cargo package --workspace --exclude ossa-events-tests --allow-dirty 2>&1 \
   | grep -v "^warning: ignoring test .* is not included in the published package$"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1

@@ -197,6 +197,11 @@ fn spooled(d: &Path, prefix: &str, n: usize, segment: u64) -> Vec<PathBuf> {
     em.shutdown().unwrap_or_default();
     assert_eq!(em.metrics().spooled, n as u64);
     drop(em);
+    segment_files(d)
+}
+
+/// The spool's segment files, in order.
+fn segment_files(d: &Path) -> Vec<PathBuf> {
     let mut segs: Vec<PathBuf> = std::fs::read_dir(d)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -545,12 +550,7 @@ fn a_segment_deleted_while_running_loses_its_events_only() {
     let (em, _) = emitter_with(&d, gate.clone(), |c| c.segment_bytes(4096), 16);
     let all = ids("z", 2000);
     emit_all(&em, &all);
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(&d)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    segs.sort();
+    let segs = segment_files(&d);
     assert!(segs.len() > 20, "{}", segs.len());
     // A segment in the middle: full of records of equal size.
     let victim = &segs[10];
@@ -581,12 +581,7 @@ fn a_segment_that_cannot_be_read_loses_its_events_only_and_is_reported() {
     let (em, _) = emitter_with(&d, gate.clone(), |c| c.segment_bytes(4096), 16);
     let all = ids("u", 2000);
     emit_all(&em, &all);
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(&d)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    segs.sort();
+    let segs = segment_files(&d);
     assert!(segs.len() > 20, "{}", segs.len());
     let count = |p: &Path| {
         let data = std::fs::read(p).unwrap();
