@@ -213,8 +213,8 @@
 //! The other way round, with the `tracing` feature, an agent instrumented
 //! with `tracing` spans named per the OpenTelemetry GenAI conventions
 //! (`invoke_agent`, `chat`, `execute_tool`, `invoke_workflow`, as rig and
-//! others write them) gets its OSSA events from [`OssaLayer`](tracing_layer::OssaLayer),
-//! and [`EmitterBuilder::context_from_tracing`] gives the events it emits
+//! others write them) gets its OSSA events from `tracing_layer::OssaLayer`,
+//! and `EmitterBuilder::context_from_tracing` gives the events it emits
 //! itself the ids of the span they are emitted in.
 //!
 //! # Cargo features

@@ -248,6 +248,8 @@ impl Fields {
         match name {
             "gen_ai.usage.input_tokens" => self.input_tokens = Some(n),
             "gen_ai.usage.output_tokens" => self.output_tokens = Some(n),
+            // A number where text is read (a numeric call id, say).
+            _ if Fields::reads(name) => self.set_str(name, &n.to_string()),
             _ => {}
         }
     }
@@ -266,8 +268,10 @@ impl Visit for Fields {
         self.set_u64(field.name(), value);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if let Ok(n) = u64::try_from(value) {
-            self.set_u64(field.name(), n);
+        match u64::try_from(value) {
+            Ok(n) => self.set_u64(field.name(), n),
+            Err(_) if Fields::reads(field.name()) => self.set_str(field.name(), &value.to_string()),
+            Err(_) => {}
         }
     }
     fn record_bool(&mut self, _: &Field, _: bool) {}
