@@ -249,7 +249,21 @@ impl Fields {
             "gen_ai.usage.input_tokens" => self.input_tokens = Some(n),
             "gen_ai.usage.output_tokens" => self.output_tokens = Some(n),
             // A number where text is read (a numeric call id, say).
-            _ if Fields::reads(name) => self.set_str(name, &n.to_string()),
+            _ if Fields::reads(name) => {
+                let mut buf = [0u8; 20];
+                let mut i = buf.len();
+                let mut v = n;
+                loop {
+                    i -= 1;
+                    buf[i] = b'0' + (v % 10) as u8;
+                    v /= 10;
+                    if v == 0 {
+                        break;
+                    }
+                }
+                // Only ASCII digits were written.
+                self.set_str(name, std::str::from_utf8(&buf[i..]).unwrap_or_default());
+            }
             _ => {}
         }
     }

@@ -551,3 +551,26 @@ fn context_from_tracing_is_off_by_default() {
     let note = events.iter().find(|e| ty(e) == "dev.example.note").unwrap();
     assert_eq!(ext(note, "ossatraceid"), None);
 }
+
+#[test]
+fn numbers_where_text_is_read_become_text() {
+    let out = Shared::default();
+    let emitter = emitter_with(&out, |b| b);
+    traced(&emitter, || {
+        tracing::info_span!(
+            "execute_tool",
+            gen_ai.tool.name = "t",
+            gen_ai.tool.call.id = 42u64
+        )
+        .in_scope(|| {});
+        tracing::info_span!(
+            "execute_tool",
+            gen_ai.tool.name = "t",
+            gen_ai.tool.call.id = -7i64
+        )
+        .in_scope(|| {});
+    });
+    let events = out.events();
+    assert_eq!(events[0]["data"]["call_id"], "42");
+    assert_eq!(events[2]["data"]["call_id"], "-7");
+}
