@@ -712,20 +712,19 @@ impl OssaLayer {
     /// Emits `payload` with the span's OSSA context. A refusal is counted and
     /// reported by the emitter; nothing more to do here.
     fn emit<P: ossa::Payload>(&self, payload: &P, c: &Core) {
-        let mut b = EventBuilder::new()
-            .ossa(payload)
-            .ossa_trace_id(c.ids.trace_id())
-            .ossa_span_id(c.ids.span_id());
-        if let Some(a) = c.agent() {
-            b = b.ossa_agent_id(a);
-        }
-        if let Some(i) = c.conversation() {
-            b = b.ossa_interaction_id(i);
-        }
-        if let Some(t) = c.entered_time {
-            b = b.time(t);
-        }
-        let _ = self.emitter.emit(b);
+        // One `ossa_context` call, not a builder call per extension: each
+        // by-value builder call that is not inlined copies the builder.
+        let ctx = ossa::Context {
+            agent_id: c.agent().map(|a| &**a),
+            interaction_id: c.conversation().map(|i| &**i),
+            trace_id: Some(c.ids.trace_id()),
+            span_id: Some(c.ids.span_id()),
+        };
+        let b = EventBuilder::new().ossa(payload).ossa_context(&ctx);
+        let _ = match c.entered_time {
+            Some(t) => self.emitter.emit(b.time(t)),
+            None => self.emitter.emit(b),
+        };
     }
 }
 
