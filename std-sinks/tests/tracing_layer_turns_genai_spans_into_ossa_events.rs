@@ -574,3 +574,39 @@ fn numbers_where_text_is_read_become_text() {
     assert_eq!(events[0]["data"]["call_id"], "42");
     assert_eq!(events[2]["data"]["call_id"], "-7");
 }
+
+#[test]
+fn odd_field_values_are_escaped_or_counted_never_a_panic() {
+    let out = Shared::default();
+    let emitter = emitter_with(&out, |b| b);
+    traced(&emitter, || {
+        // Arguments that are not JSON go as a JSON string; control
+        // characters in a name make an event CloudEvents refuses.
+        let tool = tracing::info_span!(
+            "execute_tool",
+            gen_ai.tool.name = "web\u{0}search",
+            gen_ai.tool.call.arguments = "{not json",
+            gen_ai.tool.call.result = Empty
+        );
+        tool.in_scope(|| {});
+        tool.record("gen_ai.tool.call.result", "\u{1}\"quoted\"\\");
+        drop(tool);
+        let ok = tracing::info_span!(
+            "execute_tool",
+            gen_ai.tool.name = "fine",
+            gen_ai.tool.call.arguments = "{not json"
+        );
+        ok.in_scope(|| {});
+    });
+    let events = out.events();
+    let m = emitter.metrics();
+    // The two events of the tool with a NUL in its name are refused and
+    // counted; the other tool's two go out.
+    assert_eq!((m.rejected, m.emitted), (2, 2), "{m:?}");
+    assert_eq!(events.len(), 2);
+    let called = events
+        .iter()
+        .find(|e| ty(e) == ossa::TOOL_CALLED && e["subject"] == "fine")
+        .unwrap();
+    assert_eq!(called["data"]["arguments"], "{not json");
+}
