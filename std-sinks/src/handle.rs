@@ -214,6 +214,8 @@ pub struct EmitterBuilder {
     spool: Option<crate::spool::SpoolConfig>,
     sequence: bool,
     traceparent: bool,
+    #[cfg(feature = "tracing")]
+    context_from_tracing: bool,
     context: OwnedContext,
     callback: Option<Callback>,
 }
@@ -282,6 +284,8 @@ impl EmitterBuilder {
             spool: None,
             sequence: false,
             traceparent: true,
+            #[cfg(feature = "tracing")]
+            context_from_tracing: false,
             context: OwnedContext::default(),
             callback: None,
         }
@@ -586,6 +590,38 @@ impl EmitterBuilder {
         self.traceparent = on;
         self
     }
+    /// Whether `emit()` gives an event that sets neither `ossatraceid` nor
+    /// `ossaspanid` the ids of the `tracing` span it is emitted in (and so a
+    /// matching `traceparent`): those [`OssaLayer`](crate::tracing_layer::OssaLayer)
+    /// gave the nearest GenAI span around it or, with the `opentelemetry`
+    /// feature, those of the OpenTelemetry span `tracing-opentelemetry`
+    /// keeps for it ([`current_span_ids`](crate::tracing_layer::current_span_ids)).
+    /// Outside any span the configured [`trace_id`](Self::trace_id) and
+    /// [`span_id`](Self::span_id) apply as before. Off by default; the
+    /// lookup allocates nothing.
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, tracing_layer::OssaLayer, Emitter, EventBuilder};
+    /// use tracing_subscriber::layer::SubscriberExt;
+    ///
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .context_from_tracing(true)
+    ///     .build()?;
+    /// let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let agent = tracing::info_span!("invoke_agent", gen_ai.agent.name = "researcher");
+    ///     // Gets the agent span's ossatraceid, ossaspanid and traceparent.
+    ///     agent.in_scope(|| emitter.emit(EventBuilder::new().ty("dev.example.note")))
+    /// })?;
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    #[cfg(feature = "tracing")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+    pub fn context_from_tracing(mut self, on: bool) -> Self {
+        self.context_from_tracing = on;
+        self
+    }
     /// `ossaagentid` for events that do not set it. Defaults to none.
     ///
     /// ```
@@ -717,6 +753,8 @@ impl EmitterBuilder {
             spool: self.spool,
             sequence: self.sequence,
             traceparent: self.traceparent,
+            #[cfg(feature = "tracing")]
+            context_from_tracing: self.context_from_tracing,
         };
         let (shared, handle) =
             worker::spawn(sink, config, self.callback, Breaker::new(self.breaker))?;
@@ -832,6 +870,21 @@ impl Emitter {
         let id = crate::new_id();
         let cfg = &self.shared.config;
         let ctx = cfg.context.borrow();
+        // The current `tracing` span's ids, for an event that names no span
+        // of its own (before the configured context, which they override).
+        #[cfg(feature = "tracing")]
+        let span_ids = (cfg.context_from_tracing
+            && !event.has_extension(ossa::EXT_TRACE_ID)
+            && !event.has_extension(ossa::EXT_SPAN_ID))
+        .then(crate::span_ids::current_span_ids)
+        .flatten();
+        #[cfg(feature = "tracing")]
+        let event = match &span_ids {
+            Some(ids) => event
+                .ossa_trace_id(ids.trace_id())
+                .ossa_span_id(ids.span_id()),
+            None => event,
+        };
         let b = event.defaults(id.as_str(), &cfg.source, SystemClock.now());
         let mut tp = crate::trace::TraceParentText::new();
         let b = fill_context(b, &ctx);

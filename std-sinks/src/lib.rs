@@ -210,6 +210,13 @@
 //! A delivered event logs nothing. Install any subscriber to see them; the
 //! CLI does with `-v` or `RUST_LOG`.
 //!
+//! The other way round, with the `tracing` feature, an agent instrumented
+//! with `tracing` spans named per the OpenTelemetry GenAI conventions
+//! (`invoke_agent`, `chat`, `execute_tool`, `invoke_workflow`, as rig and
+//! others write them) gets its OSSA events from `tracing_layer::OssaLayer`,
+//! and `EmitterBuilder::context_from_tracing` gives the events it emits
+//! itself the ids of the span they are emitted in.
+//!
 //! # Cargo features
 //!
 //! - `cli` (default): the `ossa-events` binary (implies `http`; adds
@@ -228,6 +235,13 @@
 //!   Implies `http-types`.
 //! - `receiver-tls` (default, through `cli`): the receiver over HTTPS
 //!   (rustls), `Receiver::tls` and `receiver::tls_config_from_pem`.
+//! - `tracing`: the `tracing_layer` module: `OssaLayer`, a
+//!   `tracing_subscriber` layer that turns GenAI spans into OSSA events, and
+//!   `EmitterBuilder::context_from_tracing` (adds tracing-subscriber's
+//!   `registry`).
+//! - `opentelemetry` (implies `tracing`): span ids from the OpenTelemetry
+//!   spans that a `tracing_opentelemetry` layer keeps (tracing-opentelemetry
+//!   0.34, opentelemetry 0.33).
 //! - `http-types`: the `http_types` module, events parsed from and built into
 //!   the `http` crate's `Request`, `Response` and `HeaderMap` (the types of
 //!   hyper, axum, reqwest and tonic), in every content mode.
@@ -276,7 +290,12 @@ mod retry_after;
 #[cfg_attr(docsrs, doc(cfg(feature = "cloudevents-sdk")))]
 pub mod sdk;
 pub mod sink;
+#[cfg(feature = "tracing")]
+mod span_ids;
 pub mod spool;
+#[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+pub mod tracing_layer;
 mod worker;
 
 pub use clock::SystemClock;
@@ -285,6 +304,9 @@ pub use handle::{Emitter, EmitterBuilder, FlushReport, Overflow, Reason, Undeliv
 pub use ids::{FastIds, new_id};
 pub use metrics::Metrics;
 pub use retry::{BreakerConfig, RetryPolicy};
+#[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+pub use tracing_layer::OssaLayer;
 
 /// The workspace README's Rust blocks, compiled and run as doc tests so the
 /// quick start cannot rot.

@@ -70,6 +70,9 @@ pub(crate) struct Config {
     pub(crate) sequence: bool,
     /// Write `traceparent` from the OSSA context.
     pub(crate) traceparent: bool,
+    /// Take `ossatraceid`/`ossaspanid` from the current `tracing` span.
+    #[cfg(feature = "tracing")]
+    pub(crate) context_from_tracing: bool,
 }
 
 /// An event in the queue, with its place in emit order.

@@ -1,0 +1,784 @@
+//! [`OssaLayer`]: OSSA lifecycle events from `tracing` spans named per the
+//! OpenTelemetry GenAI conventions, and the ids of the current span for
+//! events emitted inside one ([`current_span_ids`],
+//! [`EmitterBuilder::context_from_tracing`](crate::EmitterBuilder::context_from_tracing)).
+//!
+//! | span (name, or `gen_ai.operation.name`) | first enter | close | close with an error |
+//! | --- | --- | --- | --- |
+//! | `invoke_workflow` | `workflow.started` | `workflow.completed` (`success`) | `workflow.completed` (`failed`) |
+//! | `invoke_agent` | `agent.started` | `agent.completed` | `agent.failed` |
+//! | `chat` (also `text_completion`, `generate_content`) | `turn.started` | `turn.completed` (token usage) | `turn.completed` |
+//! | `execute_tool` | `tool.called` | `tool.completed` | `tool.failed` |
+//!
+//! A span name may carry a suffix after a space, as the conventions write
+//! them (`chat gpt-4o`, `execute_tool web_search`). The fields read, whether
+//! set at creation or recorded later with `Span::record`:
+//!
+//! | field | goes to |
+//! | --- | --- |
+//! | `gen_ai.agent.id`, else `gen_ai.agent.name` | `agent_id` of the agent events; `ossaagentid` of every event in the agent span |
+//! | `gen_ai.agent.name` | `name` of `agent.started` |
+//! | `gen_ai.prompt`, `gen_ai.completion` | `input` of `agent.started`, `output` of `agent.completed` |
+//! | `gen_ai.conversation.id` (any span) | `ossainteractionid` of its events and those of the spans in it |
+//! | `gen_ai.workflow.id`, `gen_ai.workflow.name` | `workflow_id` (else the span id) and `name` of the workflow events |
+//! | `gen_ai.tool.name`, `gen_ai.tool.call.id` | `tool`, `call_id` |
+//! | `gen_ai.tool.call.arguments`, `gen_ai.tool.call.result` | `arguments`, `result` (JSON as it is; other text as a JSON string) |
+//! | `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens` | `usage` of `turn.completed` |
+//! | `error.type`, `gen_ai.tool.error.type`, `otel.status_code = "ERROR"` | the span failed: `error.code` |
+//!
+//! An ERROR-level event inside a span (or inside a plain span within it)
+//! fails it too; its message becomes `error.message`. Turns are numbered
+//! 1, 2, … per agent span, in the order they start.
+//!
+//! # A span's life
+//!
+//! ```text
+//!   new ──(first enter)──▶ started ──(close)──▶ ended: completed | failed
+//!    │                       ▲  (more enters and exits: nothing)
+//!    │                       │
+//!    └──(close, never entered: no event)
+//! ```
+//!
+//! Started means the start event was emitted, on the first enter. One
+//! exception: an `execute_tool` span entered before it has a tool name (rig
+//! creates it empty and records `gen_ai.tool.name`, the call id and the
+//! arguments right after entering it) is started at its first exit instead,
+//! or at its close, with the time of its first enter. A span that is never
+//! closed (its handle leaked) never ends: it emits no end event, and its
+//! state, kept in the span's extensions, is freed with the span by the
+//! registry, like the span itself.
+//!
+//! # Ids
+//!
+//! Every GenAI span gets W3C ids ([`SpanIds`]), used as the `ossatraceid` and
+//! `ossaspanid` (and so the `traceparent`) of its events: the trace id of the
+//! nearest GenAI span around it, else a new random one; a random span id.
+//! With the `opentelemetry` feature and a `tracing_opentelemetry` layer added
+//! to the subscriber **before** `OssaLayer` (so it sees each span first),
+//! the ids are those of the span's OpenTelemetry span instead, so the events
+//! and the exported spans name the same trace and span.
+//!
+//! # Cost and failure
+//!
+//! The hot path (first enter, close) builds an event and hands it to
+//! [`Emitter::emit`], which encodes it on the calling thread and queues it;
+//! the other callbacks only update the span's state. An event the emitter
+//! refuses (queue full, shut down, invalid) is counted and reported by the
+//! emitter as usual; the layer never panics and never blocks longer than
+//! the emitter's [`Overflow`](crate::Overflow) policy lets `emit` block.
+//!
+//! ```
+//! use ossa_events::{sink::WriterSink, tracing_layer::OssaLayer, Emitter};
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let emitter = Emitter::builder("/agents/researcher").sink(WriterSink::new(Vec::new())).build()?;
+//! let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let agent = tracing::info_span!("invoke_agent", gen_ai.agent.name = "researcher");
+//!     let _a = agent.enter(); // agent.started
+//!     let tool = tracing::info_span!("execute_tool", gen_ai.tool.name = "web_search", gen_ai.tool.call.id = "c1");
+//!     tool.in_scope(|| {}); // tool.called
+//!     tool.record("gen_ai.tool.call.result", r#"{"hits":3}"#);
+//!     drop(tool); // tool.completed
+//! }); // agent.completed
+//! assert_eq!(emitter.flush()?.delivered, 4);
+//! # Ok::<(), ossa_events::Error>(())
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use ossa_events_core::{Clock, EventBuilder, RawJson, Timestamp, ossa};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::{Emitter, SystemClock};
+
+pub use crate::span_ids::{SpanIds, current_span_ids};
+
+/// A `tracing_subscriber` layer that turns GenAI spans into OSSA events
+/// through an [`Emitter`] (see the [module docs](self) for the mapping).
+///
+/// Add it to a subscriber built on tracing-subscriber's `Registry` (the
+/// layer keeps its per-span state in the registry's span extensions):
+///
+/// ```
+/// use ossa_events::{sink::NullSink, tracing_layer::OssaLayer, Emitter};
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+/// let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter));
+/// # drop(subscriber);
+/// // then tracing::subscriber::set_global_default(subscriber)
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
+pub struct OssaLayer {
+    emitter: Emitter,
+    /// The subscriber this layer is part of, to ask the OpenTelemetry layer
+    /// for a span's context (a scoped dispatcher is not reachable from
+    /// inside a callback through `get_default`).
+    #[cfg(feature = "opentelemetry")]
+    dispatch: std::sync::OnceLock<tracing::dispatcher::WeakDispatch>,
+}
+
+impl fmt::Debug for OssaLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OssaLayer")
+            .field("emitter", &self.emitter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OssaLayer {
+    /// A layer emitting through `emitter` (a clone of it: the emitter stays
+    /// usable for other events).
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, tracing_layer::OssaLayer, Emitter};
+    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+    /// let layer = OssaLayer::new(emitter.clone());
+    /// assert_eq!(layer.emitter().metrics().emitted, 0);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn new(emitter: Emitter) -> Self {
+        OssaLayer {
+            emitter,
+            #[cfg(feature = "opentelemetry")]
+            dispatch: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The emitter events go through (for its metrics, `flush`, `shutdown`).
+    pub fn emitter(&self) -> &Emitter {
+        &self.emitter
+    }
+}
+
+/// What kind of GenAI operation a span is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Workflow,
+    Agent,
+    Chat,
+    Tool,
+}
+
+impl Kind {
+    /// From an operation name, or a span name whose first word is one.
+    fn parse(name: &str) -> Option<Kind> {
+        let op = name.split_once(' ').map_or(name, |(op, _)| op);
+        match op {
+            "invoke_workflow" => Some(Kind::Workflow),
+            "invoke_agent" => Some(Kind::Agent),
+            "chat" | "text_completion" | "generate_content" => Some(Kind::Chat),
+            "execute_tool" => Some(Kind::Tool),
+            _ => None,
+        }
+    }
+}
+
+const OPERATION: &str = "gen_ai.operation.name";
+
+/// The fields of a span the layer reads (see the module docs).
+#[derive(Debug, Clone, Default)]
+struct Fields {
+    operation: Option<Kind>,
+    agent_name: Option<Arc<str>>,
+    agent_id: Option<Arc<str>>,
+    conversation: Option<Arc<str>>,
+    workflow_name: Option<Arc<str>>,
+    workflow_id: Option<Arc<str>>,
+    tool: Option<Arc<str>>,
+    call_id: Option<Arc<str>>,
+    arguments: Option<Arc<str>>,
+    result: Option<Arc<str>>,
+    prompt: Option<Arc<str>>,
+    completion: Option<Arc<str>>,
+    error_type: Option<Arc<str>>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+}
+
+impl Fields {
+    fn set_str(&mut self, name: &str, v: &str) {
+        let slot = match name {
+            OPERATION => {
+                // An unknown operation leaves the span as its name says.
+                if let Some(k) = Kind::parse(v) {
+                    self.operation = Some(k);
+                }
+                return;
+            }
+            "gen_ai.agent.name" => &mut self.agent_name,
+            "gen_ai.agent.id" => &mut self.agent_id,
+            "gen_ai.conversation.id" => &mut self.conversation,
+            "gen_ai.workflow.name" => &mut self.workflow_name,
+            "gen_ai.workflow.id" => &mut self.workflow_id,
+            "gen_ai.tool.name" => &mut self.tool,
+            "gen_ai.tool.call.id" => &mut self.call_id,
+            "gen_ai.tool.call.arguments" => &mut self.arguments,
+            "gen_ai.tool.call.result" => &mut self.result,
+            "gen_ai.prompt" => &mut self.prompt,
+            "gen_ai.completion" => &mut self.completion,
+            "error.type" | "gen_ai.tool.error.type" => &mut self.error_type,
+            "otel.status_code" => {
+                if v.eq_ignore_ascii_case("error") && self.error_type.is_none() {
+                    self.error_type = Some(Arc::from("error"));
+                }
+                return;
+            }
+            "gen_ai.usage.input_tokens" | "gen_ai.usage.output_tokens" => {
+                if let Ok(n) = v.trim().parse::<u64>() {
+                    self.set_u64(name, n);
+                }
+                return;
+            }
+            _ => return,
+        };
+        // Empty text is no value (CloudEvents refuses an empty `subject`).
+        *slot = (!v.is_empty()).then(|| Arc::from(v));
+    }
+
+    fn set_u64(&mut self, name: &str, n: u64) {
+        match name {
+            "gen_ai.usage.input_tokens" => self.input_tokens = Some(n),
+            "gen_ai.usage.output_tokens" => self.output_tokens = Some(n),
+            // A number where text is read (a numeric call id, say).
+            _ if Fields::reads(name) => {
+                let mut buf = [0u8; 20];
+                let mut i = buf.len();
+                let mut v = n;
+                loop {
+                    i -= 1;
+                    buf[i] = b'0' + (v % 10) as u8;
+                    v /= 10;
+                    if v == 0 {
+                        break;
+                    }
+                }
+                // Only ASCII digits were written.
+                self.set_str(name, std::str::from_utf8(&buf[i..]).unwrap_or_default());
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `name` is a field this layer reads.
+    fn reads(name: &str) -> bool {
+        name.starts_with("gen_ai.") || name == "error.type" || name == "otel.status_code"
+    }
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.set_str(field.name(), value);
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.set_u64(field.name(), value);
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        match u64::try_from(value) {
+            Ok(n) => self.set_u64(field.name(), n),
+            Err(_) if Fields::reads(field.name()) => self.set_str(field.name(), &value.to_string()),
+            Err(_) => {}
+        }
+    }
+    fn record_bool(&mut self, _: &Field, _: bool) {}
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `%value` and `?value` fields: formatted only when read.
+        if Fields::reads(field.name()) {
+            self.set_str(field.name(), &format!("{value:?}"));
+        }
+    }
+}
+
+/// The message of an ERROR event.
+#[derive(Default)]
+struct Message(Option<String>);
+
+impl Visit for Message {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+/// What an event of a span is made from: cloned (reference counts only)
+/// out of the span's state, so no lock is held while emitting.
+#[derive(Debug, Clone)]
+struct Core {
+    /// The kind its name gives (`Fields::operation` overrides it).
+    named: Option<Kind>,
+    ids: SpanIds,
+    fields: Fields,
+    /// `ossaagentid` from the agent span around it.
+    agent: Option<Arc<str>>,
+    /// `ossainteractionid` from a span around it.
+    conversation: Option<Arc<str>>,
+    /// Its turn number (chat spans), given when it starts.
+    turn: u64,
+    /// When it was first entered, if its start event was put off.
+    entered_time: Option<Timestamp>,
+}
+
+impl Core {
+    fn kind(&self) -> Option<Kind> {
+        self.fields.operation.or(self.named)
+    }
+    /// This agent span's own `ossaagentid`.
+    fn own_agent(&self) -> Option<&Arc<str>> {
+        self.fields
+            .agent_id
+            .as_ref()
+            .or(self.fields.agent_name.as_ref())
+    }
+    /// `ossaagentid` of its events and of the spans in it.
+    fn agent(&self) -> Option<&Arc<str>> {
+        match self.kind() {
+            Some(Kind::Agent) => self.own_agent().or(self.agent.as_ref()),
+            _ => self.agent.as_ref(),
+        }
+    }
+    fn conversation(&self) -> Option<&Arc<str>> {
+        self.fields
+            .conversation
+            .as_ref()
+            .or(self.conversation.as_ref())
+    }
+}
+
+/// The layer's state of one GenAI span, in its extensions.
+#[derive(Debug)]
+pub(crate) struct SpanState {
+    /// Its W3C ids.
+    pub(crate) ids: SpanIds,
+    core: Core,
+    /// The turn counter of the agent span around it (its own for an agent).
+    turns: Option<Arc<AtomicU64>>,
+    entered: Option<Instant>,
+    started: bool,
+    /// The message of the first ERROR event inside it.
+    error: Option<Box<str>>,
+}
+
+impl SpanState {
+    /// Marks it started and returns what its start event is made from.
+    fn start(&mut self) -> Core {
+        self.started = true;
+        if self.core.kind() == Some(Kind::Chat) {
+            self.core.turn = match &self.turns {
+                Some(t) => t.fetch_add(1, Ordering::Relaxed).saturating_add(1),
+                None => 1,
+            };
+        }
+        self.core.clone()
+    }
+}
+
+/// How a span ended.
+struct End {
+    duration_ms: Option<u64>,
+    error: Option<Box<str>>,
+}
+
+impl<S> Layer<S> for OssaLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    #[cfg(feature = "opentelemetry")]
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        let _ = self.dispatch.set(subscriber.downgrade());
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let meta = attrs.metadata();
+        let named = Kind::parse(meta.name());
+        if named.is_none() && meta.fields().field(OPERATION).is_none() {
+            return; // not a GenAI span
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+
+        // What it takes from the GenAI span around it.
+        let parent = span.scope().skip(1).find_map(|s| inherit(&s));
+        let ids = self.ids_for(id, parent.as_ref().map(|p| &p.ids));
+        let (agent, conversation, turns) = match parent {
+            Some(p) => (p.agent, p.conversation, p.turns),
+            None => (None, None, None),
+        };
+        let kind = fields.operation.or(named);
+        let turns = match kind {
+            Some(Kind::Agent) => Some(Arc::new(AtomicU64::new(0))),
+            _ => turns,
+        };
+        let state = SpanState {
+            ids,
+            core: Core {
+                named,
+                ids,
+                fields,
+                agent,
+                conversation,
+                turn: 0,
+                entered_time: None,
+            },
+            turns,
+            entered: None,
+            started: false,
+            error: None,
+        };
+        span.extensions_mut().insert(state);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(state) = ext.get_mut::<SpanState>() {
+            values.record(&mut state.core.fields);
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        if *event.metadata().level() != Level::ERROR {
+            return;
+        }
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        let mut message = Message::default();
+        event.record(&mut message);
+        let text = message.0.unwrap_or_else(|| "error".to_owned());
+        for s in span.scope() {
+            let mut ext = s.extensions_mut();
+            if let Some(state) = ext.get_mut::<SpanState>() {
+                if state.error.is_none() {
+                    state.error = Some(text.into_boxed_str());
+                }
+                return;
+            }
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let core = {
+            let mut ext = span.extensions_mut();
+            let Some(state) = ext.get_mut::<SpanState>() else {
+                return;
+            };
+            if state.started {
+                return;
+            }
+            let first = state.entered.is_none();
+            if first {
+                state.entered = Some(Instant::now());
+            }
+            match state.core.kind() {
+                None => return,
+                // A tool span that does not know its tool yet: started at
+                // its first exit (see the module docs), dated now.
+                Some(Kind::Tool) if state.core.fields.tool.is_none() => {
+                    if first {
+                        state.core.entered_time = Some(SystemClock.now());
+                    }
+                    return;
+                }
+                Some(_) => state.start(),
+            }
+        };
+        self.emit_start(&core);
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let core = {
+            let mut ext = span.extensions_mut();
+            let Some(state) = ext.get_mut::<SpanState>() else {
+                return;
+            };
+            if state.started || state.entered.is_none() || state.core.kind().is_none() {
+                return;
+            }
+            state.start()
+        };
+        self.emit_start(&core);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(mut state) = span.extensions_mut().remove::<SpanState>() else {
+            return;
+        };
+        let Some(entered) = state.entered else {
+            return; // never entered: never started
+        };
+        if state.core.kind().is_none() {
+            return;
+        }
+        if !state.started {
+            let core = state.start();
+            self.emit_start(&core);
+        }
+        let end = End {
+            duration_ms: Some(u64::try_from(entered.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            error: state.error.take(),
+        };
+        self.emit_end(&state.core, &end);
+    }
+}
+
+/// What a new span takes from the GenAI span around it.
+struct Inherited {
+    ids: SpanIds,
+    agent: Option<Arc<str>>,
+    conversation: Option<Arc<str>>,
+    turns: Option<Arc<AtomicU64>>,
+}
+
+fn inherit<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> Option<Inherited> {
+    let ext = span.extensions();
+    let s = ext.get::<SpanState>()?;
+    Some(Inherited {
+        ids: s.ids,
+        agent: s.core.agent().cloned(),
+        conversation: s.core.conversation().cloned(),
+        turns: s.turns.clone(),
+    })
+}
+
+impl OssaLayer {
+    /// The ids of new span `id`: OpenTelemetry's when it knows the span,
+    /// else a new span id in the parent's trace (or a new trace).
+    fn ids_for(&self, id: &Id, parent: Option<&SpanIds>) -> SpanIds {
+        #[cfg(feature = "opentelemetry")]
+        if let Some(dispatch) = self.dispatch.get().and_then(|d| d.upgrade())
+            && let Some(ids) = crate::span_ids::otel_ids(&dispatch, id)
+            // A no-op OpenTelemetry tracer hands a child its parent's
+            // context: keep the trace, not the span id.
+            && parent.is_none_or(|p| p.span_id() != ids.span_id())
+        {
+            return ids;
+        }
+        #[cfg(not(feature = "opentelemetry"))]
+        let _ = id;
+        match parent {
+            Some(p) => p.child(),
+            None => SpanIds::random(),
+        }
+    }
+
+    fn emit_start(&self, c: &Core) {
+        let mut buf = String::new();
+        match c.kind() {
+            Some(Kind::Workflow) => self.emit(
+                &ossa::WorkflowStarted {
+                    workflow_id: c.fields.workflow_id.as_deref().unwrap_or(c.ids.span_id()),
+                    name: c.fields.workflow_name.as_deref(),
+                    input: None,
+                },
+                c,
+            ),
+            Some(Kind::Agent) => self.emit(
+                &ossa::AgentStarted {
+                    agent_id: c.own_agent().map_or("unknown", |a| a),
+                    name: c.fields.agent_name.as_deref(),
+                    version: None,
+                    input: json(c.fields.prompt.as_deref(), &mut buf),
+                },
+                c,
+            ),
+            Some(Kind::Chat) => self.emit(
+                &ossa::TurnStarted {
+                    turn: c.turn,
+                    input: None,
+                },
+                c,
+            ),
+            Some(Kind::Tool) => self.emit(
+                &ossa::ToolCalled {
+                    tool: c.fields.tool.as_deref().unwrap_or("unknown"),
+                    call_id: c.fields.call_id.as_deref(),
+                    arguments: json(c.fields.arguments.as_deref(), &mut buf),
+                },
+                c,
+            ),
+            None => {}
+        }
+    }
+
+    fn emit_end(&self, c: &Core, end: &End) {
+        let mut buf = String::new();
+        let failed = end.error.is_some() || c.fields.error_type.is_some();
+        let error = ossa::ErrorInfo {
+            message: end
+                .error
+                .as_deref()
+                .or(c.fields.error_type.as_deref())
+                .unwrap_or("error"),
+            code: c.fields.error_type.as_deref(),
+            retryable: None,
+        };
+        let duration_ms = end.duration_ms;
+        match c.kind() {
+            Some(Kind::Workflow) => self.emit(
+                &ossa::WorkflowCompleted {
+                    workflow_id: c.fields.workflow_id.as_deref().unwrap_or(c.ids.span_id()),
+                    status: if failed { "failed" } else { "success" },
+                    output: None,
+                    duration_ms,
+                },
+                c,
+            ),
+            Some(Kind::Agent) => {
+                let agent_id = c.own_agent().map_or("unknown", |a| a);
+                if failed {
+                    self.emit(
+                        &ossa::AgentFailed {
+                            agent_id,
+                            error,
+                            duration_ms,
+                        },
+                        c,
+                    );
+                } else {
+                    self.emit(
+                        &ossa::AgentCompleted {
+                            agent_id,
+                            status: "success",
+                            output: json(c.fields.completion.as_deref(), &mut buf),
+                            duration_ms,
+                        },
+                        c,
+                    );
+                }
+            }
+            Some(Kind::Chat) => {
+                let usage = (c.fields.input_tokens.is_some() || c.fields.output_tokens.is_some())
+                    .then(|| ossa::TokenUsage {
+                        input_tokens: c.fields.input_tokens.unwrap_or(0),
+                        output_tokens: c.fields.output_tokens.unwrap_or(0),
+                    });
+                self.emit(
+                    &ossa::TurnCompleted {
+                        turn: c.turn,
+                        output: None,
+                        usage,
+                        duration_ms,
+                    },
+                    c,
+                );
+            }
+            Some(Kind::Tool) => {
+                let tool = c.fields.tool.as_deref().unwrap_or("unknown");
+                let call_id = c.fields.call_id.as_deref();
+                if failed {
+                    self.emit(
+                        &ossa::ToolFailed {
+                            tool,
+                            call_id,
+                            error,
+                            duration_ms,
+                        },
+                        c,
+                    );
+                } else {
+                    self.emit(
+                        &ossa::ToolCompleted {
+                            tool,
+                            call_id,
+                            result: json(c.fields.result.as_deref(), &mut buf),
+                            duration_ms,
+                        },
+                        c,
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Emits `payload` with the span's OSSA context. A refusal is counted and
+    /// reported by the emitter; nothing more to do here.
+    fn emit<P: ossa::Payload>(&self, payload: &P, c: &Core) {
+        // One `ossa_context` call, not a builder call per extension: each
+        // by-value builder call that is not inlined copies the builder.
+        let ctx = ossa::Context {
+            agent_id: c.agent().map(|a| &**a),
+            interaction_id: c.conversation().map(|i| &**i),
+            trace_id: Some(c.ids.trace_id()),
+            span_id: Some(c.ids.span_id()),
+        };
+        let b = EventBuilder::new().ossa(payload).ossa_context(&ctx);
+        let _ = match c.entered_time {
+            Some(t) => self.emitter.emit(b.time(t)),
+            None => self.emitter.emit(b),
+        };
+    }
+}
+
+/// `text` as a JSON value: as it is when it is JSON, else as a JSON string
+/// (written into `buf`).
+fn json<'a>(text: Option<&'a str>, buf: &'a mut String) -> Option<RawJson<'a>> {
+    let text = text?;
+    if let Ok(raw) = RawJson::new(text) {
+        return Some(raw);
+    }
+    buf.reserve(text.len() + 2);
+    buf.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => buf.push_str("\\\""),
+            '\\' => buf.push_str("\\\\"),
+            '\n' => buf.push_str("\\n"),
+            '\r' => buf.push_str("\\r"),
+            '\t' => buf.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                use fmt::Write as _;
+                let _ = write!(buf, "\\u{:04x}", u32::from(c));
+            }
+            c => buf.push(c),
+        }
+    }
+    buf.push('"');
+    RawJson::new(buf).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_names_and_operations() {
+        assert_eq!(Kind::parse("invoke_agent"), Some(Kind::Agent));
+        assert_eq!(Kind::parse("chat gpt-4o"), Some(Kind::Chat));
+        assert_eq!(Kind::parse("execute_tool web_search"), Some(Kind::Tool));
+        assert_eq!(Kind::parse("invoke_workflow"), Some(Kind::Workflow));
+        assert_eq!(Kind::parse("chat_streaming"), None);
+        assert_eq!(Kind::parse("embeddings"), None);
+    }
+
+    #[test]
+    fn text_that_is_not_json_becomes_a_json_string() {
+        let mut buf = String::new();
+        let raw = json(Some("say \"hi\"\n\u{1}"), &mut buf).unwrap();
+        assert_eq!(raw.as_str(), r#""say \"hi\"\n\u0001""#);
+        let mut buf = String::new();
+        assert_eq!(
+            json(Some(r#"{"a":1}"#), &mut buf).unwrap().as_str(),
+            r#"{"a":1}"#
+        );
+        assert!(buf.is_empty());
+    }
+}
