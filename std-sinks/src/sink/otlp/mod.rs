@@ -93,8 +93,8 @@ pub use spans::PARENT_EXT;
 
 use std::fmt;
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use ossa_events_core::Scratch;
@@ -385,6 +385,9 @@ struct Counters {
     evicted: AtomicU64,
     lost: AtomicU64,
     open: AtomicU64,
+    /// Set when the sink has been dropped and its last request is over.
+    closed: Mutex<bool>,
+    closed_cv: Condvar,
 }
 
 /// What an [`OtlpSink`] has done so far.
@@ -424,6 +427,44 @@ impl OtlpStats {
             lost: l(&c.lost),
             open: l(&c.open),
         }
+    }
+
+    /// Waits until the sink has been dropped and has sent (or given up on)
+    /// its open spans, at most `limit`; whether it has. The emitter drops its
+    /// sink after its last event has ended, so the counts are final only then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::sink::OtlpSink;
+    /// let sink = OtlpSink::to_writer(std::io::sink()).build()?;
+    /// let stats = sink.stats();
+    /// assert!(!stats.wait_closed(Duration::ZERO));
+    /// drop(sink);
+    /// assert!(stats.wait_closed(Duration::from_secs(1)));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn wait_closed(&self, limit: Duration) -> bool {
+        let until = Instant::now().checked_add(limit);
+        let mut closed = self.0.closed.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*closed {
+            let left = until.map_or(Duration::from_secs(3600), |u| {
+                u.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return false;
+            }
+            closed = self
+                .0
+                .closed_cv
+                .wait_timeout(closed, left)
+                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        }
+        true
+    }
+
+    fn set_closed(&self) {
+        *self.0.closed.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.0.closed_cv.notify_all();
     }
 
     fn add(a: &AtomicU64, n: usize) {
@@ -648,5 +689,6 @@ impl Drop for OtlpSink {
     /// Sends every span still open as unfinished, within the shutdown timeout.
     fn drop(&mut self) {
         self.close();
+        self.stats.set_closed();
     }
 }
