@@ -323,6 +323,18 @@ fn a_503_is_retried_and_every_span_goes_out_once() {
 }
 
 #[test]
+fn a_400_fails_the_end_events_and_counts_the_spans_lost() {
+    let lines = demo_lines();
+    // Every request refused for good.
+    let (spans, m, c) = export(&lines, vec![400; 8]);
+    assert!(spans.is_empty());
+    // Started events and the state update were held (delivered); the
+    // seven end events failed with the 400, not retried.
+    assert_eq!((m.delivered, m.failed, m.retried), (8, 7, 0));
+    assert_eq!((c.spans, c.lost, c.open), (0, 7, 0));
+}
+
+#[test]
 fn spans_open_at_shutdown_go_out_unfinished_with_a_reason() {
     const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
     let (addr, seen) = collector(vec![]);

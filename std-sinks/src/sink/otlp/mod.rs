@@ -406,7 +406,10 @@ pub struct OtlpCounts {
     pub unfinished: u64,
     /// Spans evicted from the full open-span table.
     pub evicted: u64,
-    /// Unfinished spans that could not be sent (no event answers for them).
+    /// Spans holding a delivered started event that could not be sent:
+    /// unfinished ones not sent at shutdown or past the waiting bound, and
+    /// spans of a request the collector refused for good (its end events
+    /// are reported failed).
     pub lost: u64,
     /// Spans open now.
     pub open: u64,
@@ -608,9 +611,15 @@ impl OtlpSink {
                         OtlpStats::add(&self.stats.0.evicted, evicted.len());
                         evicted.extend(req.unfinished);
                         self.keep_pending(evicted);
-                    } else if !req.unfinished.is_empty() {
-                        OtlpStats::add(&self.stats.0.lost, req.unfinished.len());
-                        tracing::error!(spans = req.unfinished.len(), error = %f.error, "otlp: unfinished spans refused by the collector");
+                    } else {
+                        // Refused for good: the end events fail (reported);
+                        // the started events inside were delivered already.
+                        let lost = req.unfinished.len()
+                            + req.spans.iter().filter(|(s, _)| s.holds_delivered()).count();
+                        if lost > 0 {
+                            OtlpStats::add(&self.stats.0.lost, lost);
+                            tracing::error!(spans = lost, error = %f.error, "otlp: spans refused by the collector");
+                        }
                     }
                 }
             }

@@ -638,6 +638,16 @@ impl Span {
         self.events.len()
     }
 
+    /// Whether this span holds an event already answered delivered (a
+    /// started event): losing it then loses that event's record.
+    pub(crate) fn holds_delivered(&self) -> bool {
+        self.op.is_some()
+            && !self
+                .attrs
+                .iter()
+                .any(|(k, _)| *k == "ossa.span.incomplete")
+    }
+
     /// Whether this span went out without its end event.
     pub(crate) fn is_unfinished(&self) -> bool {
         self.attrs.iter().any(|(k, _)| *k == "ossa.span.unfinished")
