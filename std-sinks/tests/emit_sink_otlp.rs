@@ -15,6 +15,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use common::{bin, dead_port, read_request, serve_loopback};
 
+/// Each request's path and body, as the collector read them.
+type Bodies = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 fn spans_in(body: &[u8]) -> usize {
     let req: ExportTraceServiceRequest = serde_json::from_slice(body).unwrap();
     req.resource_spans
@@ -26,7 +29,7 @@ fn spans_in(body: &[u8]) -> usize {
 
 #[test]
 fn emit_demo_to_an_otlp_collector() {
-    let bodies: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let bodies: Bodies = Arc::default();
     let b2 = bodies.clone();
     let addr = serve_loopback(None, move |stream| {
         let mut r = BufReader::new(stream.try_clone().unwrap());
@@ -43,8 +46,14 @@ fn emit_demo_to_an_otlp_collector() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("emit: read 15, delivered 15, retried 0, failed 0"), "{err}");
-    assert!(err.contains("emit: otlp: spans 7 (unfinished 0, evicted 0), span events 1, lost 0"), "{err}");
+    assert!(
+        err.contains("emit: read 15, delivered 15, retried 0, failed 0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("emit: otlp: spans 7 (unfinished 0, evicted 0), span events 1, lost 0"),
+        "{err}"
+    );
     let bodies = bodies.lock().unwrap();
     assert!(bodies.iter().all(|(p, _)| p == "/v1/traces"));
     assert_eq!(bodies.iter().map(|(_, b)| spans_in(b)).sum::<usize>(), 7);
@@ -77,7 +86,10 @@ fn emit_a_capture_into_an_otlp_file() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("emit: otlp: spans 7 (unfinished 1, evicted 0), span events 1, lost 0"), "{err}");
+    assert!(
+        err.contains("emit: otlp: spans 7 (unfinished 1, evicted 0), span events 1, lost 0"),
+        "{err}"
+    );
     let written = std::fs::read_to_string(&file).unwrap();
     let total: usize = written.lines().map(|l| spans_in(l.as_bytes())).sum();
     assert_eq!(total, 7);
@@ -88,7 +100,15 @@ fn emit_a_capture_into_an_otlp_file() {
 #[test]
 fn emit_otlp_unreachable_counts_the_lost_spans_and_fails() {
     let out = bin()
-        .args(["emit", "--demo", "--sink", "otlp", "--deadline", "0.5", "--url"])
+        .args([
+            "emit",
+            "--demo",
+            "--sink",
+            "otlp",
+            "--deadline",
+            "0.5",
+            "--url",
+        ])
         .arg(format!("http://127.0.0.1:{}", dead_port()))
         .output()
         .unwrap();
@@ -104,11 +124,26 @@ fn emit_otlp_unreachable_counts_the_lost_spans_and_fails() {
 #[test]
 fn emit_otlp_argument_errors() {
     for (args, msg) in [
-        (&["--sink", "otlp"][..], "--sink otlp needs --url or --otlp-file"),
-        (&["--sink", "otlp", "--url", "http://x", "--otlp-file", "f"], "--sink otlp needs --url or --otlp-file"),
-        (&["--sink", "http", "--url", "http://x", "--otlp-file", "f"], "--otlp-file goes with --sink otlp"),
-        (&["--sink", "otlp", "--otlp-file", "f", "--gzip"], "go with --url, not --otlp-file"),
-        (&["--sink", "otlp", "--url", "http://x", "--mode", "binary"], "--mode goes with --sink http or kafka"),
+        (
+            &["--sink", "otlp"][..],
+            "--sink otlp needs --url or --otlp-file",
+        ),
+        (
+            &["--sink", "otlp", "--url", "http://x", "--otlp-file", "f"],
+            "--sink otlp needs --url or --otlp-file",
+        ),
+        (
+            &["--sink", "http", "--url", "http://x", "--otlp-file", "f"],
+            "--otlp-file goes with --sink otlp",
+        ),
+        (
+            &["--sink", "otlp", "--otlp-file", "f", "--gzip"],
+            "go with --url, not --otlp-file",
+        ),
+        (
+            &["--sink", "otlp", "--url", "http://x", "--mode", "binary"],
+            "--mode goes with --sink http or kafka",
+        ),
     ] {
         let out = bin().arg("emit").args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

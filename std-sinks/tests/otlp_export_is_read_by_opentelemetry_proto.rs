@@ -41,9 +41,17 @@ fn collector(script: Vec<u16>) -> (SocketAddr, Seen) {
         let mut w = stream;
         while let Ok(Some(req)) = read_request(&mut r) {
             let status = script.lock().unwrap().next().unwrap_or(200);
-            let ct = header(&req.headers, "content-type").unwrap_or("").to_owned();
-            s2.lock().unwrap().push((status, req.path.clone(), ct, req.body));
-            let extra = if status == 200 { "" } else { "Retry-After: 0\r\n" };
+            let ct = header(&req.headers, "content-type")
+                .unwrap_or("")
+                .to_owned();
+            s2.lock()
+                .unwrap()
+                .push((status, req.path.clone(), ct, req.body));
+            let extra = if status == 200 {
+                ""
+            } else {
+                "Retry-After: 0\r\n"
+            };
             let resp = format!(
                 "HTTP/1.1 {status} X\r\n{extra}Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
             );
@@ -68,7 +76,10 @@ fn accepted_spans(seen: &Seen) -> Vec<Span> {
         }
         for rs in req.resource_spans {
             let res = rs.resource.unwrap();
-            assert_eq!(str_attr(&res.attributes, "service.name"), Some("ossa-events".into()));
+            assert_eq!(
+                str_attr(&res.attributes, "service.name"),
+                Some("ossa-events".into())
+            );
             for ss in rs.scope_spans {
                 assert_eq!(ss.scope.unwrap().name, "ossa-events");
                 assert_eq!(ss.schema_url, ossa_events::sink::otlp::SCHEMA_URL);
@@ -79,7 +90,10 @@ fn accepted_spans(seen: &Seen) -> Vec<Span> {
     out
 }
 
-fn str_attr(attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue], key: &str) -> Option<String> {
+fn str_attr(
+    attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+    key: &str,
+) -> Option<String> {
     attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
         match kv.value.as_ref()?.value.as_ref()? {
             Value::StringValue(s) => Some(s.clone()),
@@ -132,7 +146,14 @@ fn read(lines: &[String]) -> Vec<Ev> {
 }
 
 /// Emits `lines` through an OTLP sink to a collector answering `script`.
-fn export(lines: &[String], script: Vec<u16>) -> (Vec<Span>, ossa_events::Metrics, ossa_events::sink::otlp::OtlpCounts) {
+fn export(
+    lines: &[String],
+    script: Vec<u16>,
+) -> (
+    Vec<Span>,
+    ossa_events::Metrics,
+    ossa_events::sink::otlp::OtlpCounts,
+) {
     let (addr, seen) = collector(script);
     let sink = OtlpSink::builder(format!("http://{addr}")).build().unwrap();
     let stats = sink.stats();
@@ -155,7 +176,8 @@ fn demo_lines() -> Vec<String> {
     let mut lines = Vec::new();
     demo::agent_run("/ossa/demo/researcher", &SystemClock, &mut FastIds, |ev| {
         let mut v = Vec::new();
-        ossa_events::format::json::write_json(ev, &mut v).map(|()| lines.push(String::from_utf8(v).unwrap()))
+        ossa_events::format::json::write_json(ev, &mut v)
+            .map(|()| lines.push(String::from_utf8(v).unwrap()))
     })
     .unwrap();
     lines
@@ -186,13 +208,19 @@ fn the_demo_run_is_one_span_tree_with_genai_attributes() {
         let e = evs.iter().filter(|e| e.ty == ty).nth(nth).unwrap();
         let s = spans[&e.span];
         assert_eq!(s.start_time_unix_nano, e.time_ns, "{ty} start");
-        assert_eq!(str_attr(&s.attributes, "cloudevents.event_id"), Some(e.id.clone()));
+        assert_eq!(
+            str_attr(&s.attributes, "cloudevents.event_id"),
+            Some(e.id.clone())
+        );
         s
     };
     let end_of = |ty: &str, nth: usize| evs.iter().filter(|e| e.ty == ty).nth(nth).unwrap().clone();
     let wf = span_of(ossa::WORKFLOW_STARTED, 0);
     let agent = span_of(ossa::AGENT_STARTED, 0);
-    let turns = [span_of(ossa::TURN_STARTED, 0), span_of(ossa::TURN_STARTED, 1)];
+    let turns = [
+        span_of(ossa::TURN_STARTED, 0),
+        span_of(ossa::TURN_STARTED, 1),
+    ];
     let tools = [
         span_of(ossa::TOOL_CALLED, 0),
         span_of(ossa::TOOL_CALLED, 1),
@@ -207,46 +235,116 @@ fn the_demo_run_is_one_span_tree_with_genai_attributes() {
     assert_eq!(tools[1].parent_span_id, turns[0].span_id);
     assert_eq!(tools[2].parent_span_id, turns[1].span_id);
     // End times from the end events.
-    assert_eq!(wf.end_time_unix_nano, end_of(ossa::WORKFLOW_COMPLETED, 0).time_ns);
-    assert_eq!(agent.end_time_unix_nano, end_of(ossa::AGENT_COMPLETED, 0).time_ns);
-    assert_eq!(turns[0].end_time_unix_nano, end_of(ossa::TURN_COMPLETED, 0).time_ns);
-    assert_eq!(tools[1].end_time_unix_nano, end_of(ossa::TOOL_FAILED, 0).time_ns);
+    assert_eq!(
+        wf.end_time_unix_nano,
+        end_of(ossa::WORKFLOW_COMPLETED, 0).time_ns
+    );
+    assert_eq!(
+        agent.end_time_unix_nano,
+        end_of(ossa::AGENT_COMPLETED, 0).time_ns
+    );
+    assert_eq!(
+        turns[0].end_time_unix_nano,
+        end_of(ossa::TURN_COMPLETED, 0).time_ns
+    );
+    assert_eq!(
+        tools[1].end_time_unix_nano,
+        end_of(ossa::TOOL_FAILED, 0).time_ns
+    );
     assert_eq!(
         str_attr(&tools[1].attributes, "ossa.end_event_id"),
         Some(end_of(ossa::TOOL_FAILED, 0).id)
     );
     // Names, operations, GenAI attributes.
     let op = |s: &Span| str_attr(&s.attributes, "gen_ai.operation.name").unwrap();
-    assert_eq!((wf.name.as_str(), op(wf).as_str()), ("invoke_workflow research-report", "invoke_workflow"));
-    assert_eq!((agent.name.as_str(), op(agent).as_str()), ("invoke_agent Research Agent", "invoke_agent"));
-    assert_eq!((turns[0].name.as_str(), op(turns[0]).as_str()), ("chat", "chat"));
-    assert_eq!((tools[0].name.as_str(), op(tools[0]).as_str()), ("execute_tool web_search", "execute_tool"));
-    assert_eq!(str_attr(&agent.attributes, "gen_ai.agent.name"), Some("Research Agent".into()));
-    assert_eq!(str_attr(&agent.attributes, "gen_ai.agent.id"), Some("researcher".into()));
-    assert_eq!(str_attr(&tools[2].attributes, "gen_ai.agent.id"), Some("researcher".into()));
-    assert_eq!(str_attr(&tools[1].attributes, "gen_ai.tool.name"), Some("fetch_url".into()));
-    assert_eq!(str_attr(&tools[1].attributes, "gen_ai.tool.call.id"), Some("call-2".into()));
+    assert_eq!(
+        (wf.name.as_str(), op(wf).as_str()),
+        ("invoke_workflow research-report", "invoke_workflow")
+    );
+    assert_eq!(
+        (agent.name.as_str(), op(agent).as_str()),
+        ("invoke_agent Research Agent", "invoke_agent")
+    );
+    assert_eq!(
+        (turns[0].name.as_str(), op(turns[0]).as_str()),
+        ("chat", "chat")
+    );
+    assert_eq!(
+        (tools[0].name.as_str(), op(tools[0]).as_str()),
+        ("execute_tool web_search", "execute_tool")
+    );
+    assert_eq!(
+        str_attr(&agent.attributes, "gen_ai.agent.name"),
+        Some("Research Agent".into())
+    );
+    assert_eq!(
+        str_attr(&agent.attributes, "gen_ai.agent.id"),
+        Some("researcher".into())
+    );
+    assert_eq!(
+        str_attr(&tools[2].attributes, "gen_ai.agent.id"),
+        Some("researcher".into())
+    );
+    assert_eq!(
+        str_attr(&tools[1].attributes, "gen_ai.tool.name"),
+        Some("fetch_url".into())
+    );
+    assert_eq!(
+        str_attr(&tools[1].attributes, "gen_ai.tool.call.id"),
+        Some("call-2".into())
+    );
     for s in spans.values() {
-        assert_eq!(str_attr(&s.attributes, "gen_ai.conversation.id"), evs[0].interaction);
+        assert_eq!(
+            str_attr(&s.attributes, "gen_ai.conversation.id"),
+            evs[0].interaction
+        );
     }
-    assert_eq!(int_attr(&turns[0].attributes, "gen_ai.usage.input_tokens"), Some(1812));
-    assert_eq!(int_attr(&turns[0].attributes, "gen_ai.usage.output_tokens"), Some(264));
-    assert_eq!(int_attr(&turns[1].attributes, "gen_ai.usage.input_tokens"), Some(2930));
+    assert_eq!(
+        int_attr(&turns[0].attributes, "gen_ai.usage.input_tokens"),
+        Some(1812)
+    );
+    assert_eq!(
+        int_attr(&turns[0].attributes, "gen_ai.usage.output_tokens"),
+        Some(264)
+    );
+    assert_eq!(
+        int_attr(&turns[1].attributes, "gen_ai.usage.input_tokens"),
+        Some(2930)
+    );
     // The failed tool call: status ERROR with its message and error.type.
     let st = tools[1].status.as_ref().unwrap();
-    assert_eq!((st.code, st.message.as_str()), (2, "upstream did not answer within 10 s"));
-    assert_eq!(str_attr(&tools[1].attributes, "error.type"), Some("timeout".into()));
+    assert_eq!(
+        (st.code, st.message.as_str()),
+        (2, "upstream did not answer within 10 s")
+    );
+    assert_eq!(
+        str_attr(&tools[1].attributes, "error.type"),
+        Some("timeout".into())
+    );
     for s in [wf, agent, turns[0], turns[1], tools[0], tools[2]] {
-        assert!(s.status.as_ref().is_none_or(|st| st.code == 0), "{}", s.name);
+        assert!(
+            s.status.as_ref().is_none_or(|st| st.code == 0),
+            "{}",
+            s.name
+        );
         assert_eq!(str_attr(&s.attributes, "error.type"), None);
     }
     // state.updated: a span event on the first turn, at its time.
     let state = end_of(ossa::STATE_UPDATED, 0);
     assert_eq!(turns[0].events.len(), 1);
     let se = &turns[0].events[0];
-    assert_eq!((se.name.as_str(), se.time_unix_nano), (ossa::STATE_UPDATED, state.time_ns));
-    assert_eq!(str_attr(&se.attributes, "cloudevents.event_id"), Some(state.id));
-    assert_eq!(str_attr(&se.attributes, "ossa.state.key"), Some("sources".into()));
+    assert_eq!(
+        (se.name.as_str(), se.time_unix_nano),
+        (ossa::STATE_UPDATED, state.time_ns)
+    );
+    assert_eq!(
+        str_attr(&se.attributes, "cloudevents.event_id"),
+        Some(state.id)
+    );
+    assert_eq!(
+        str_attr(&se.attributes, "ossa.state.key"),
+        Some("sources".into())
+    );
 }
 
 /// The firmware example's run (examples/firmware: the same ids, the agent id
@@ -255,14 +353,38 @@ fn the_demo_run_is_one_span_tree_with_genai_attributes() {
 fn the_firmware_run_is_one_span_tree() {
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     let steps: [(&str, &str); 8] = [
-        ("00f067aa0ba902b7", r#"{"type":"dev.ossa.workflow.started","data":{"workflow_id":"wf-greenhouse-0001","name":"greenhouse-climate"}}"#),
-        ("a3ce929d0e0e4736", r#"{"type":"dev.ossa.agent.started","data":{"agent_id":"thermo-agent","name":"Thermostat agent","version":"0.1.0"}}"#),
-        ("53995c3f42cd8ad8", r#"{"type":"dev.ossa.turn.started","data":{"turn":1}}"#),
-        ("1f2e3d4c5b6a7988", r#"{"type":"dev.ossa.tool.called","data":{"tool":"set_heater","call_id":"call-1"}}"#),
-        ("1f2e3d4c5b6a7988", r#"{"type":"dev.ossa.tool.failed","data":{"tool":"set_heater","call_id":"call-1","error":{"message":"heater relay did not acknowledge within 1000 ms","code":"timeout","retryable":true}}}"#),
-        ("53995c3f42cd8ad8", r#"{"type":"dev.ossa.turn.completed","data":{"turn":1,"usage":{"input_tokens":182,"output_tokens":41}}}"#),
-        ("a3ce929d0e0e4736", r#"{"type":"dev.ossa.agent.completed","data":{"agent_id":"thermo-agent","status":"failed"}}"#),
-        ("00f067aa0ba902b7", r#"{"type":"dev.ossa.workflow.completed","data":{"workflow_id":"wf-greenhouse-0001","status":"failed"}}"#),
+        (
+            "00f067aa0ba902b7",
+            r#"{"type":"dev.ossa.workflow.started","data":{"workflow_id":"wf-greenhouse-0001","name":"greenhouse-climate"}}"#,
+        ),
+        (
+            "a3ce929d0e0e4736",
+            r#"{"type":"dev.ossa.agent.started","data":{"agent_id":"thermo-agent","name":"Thermostat agent","version":"0.1.0"}}"#,
+        ),
+        (
+            "53995c3f42cd8ad8",
+            r#"{"type":"dev.ossa.turn.started","data":{"turn":1}}"#,
+        ),
+        (
+            "1f2e3d4c5b6a7988",
+            r#"{"type":"dev.ossa.tool.called","data":{"tool":"set_heater","call_id":"call-1"}}"#,
+        ),
+        (
+            "1f2e3d4c5b6a7988",
+            r#"{"type":"dev.ossa.tool.failed","data":{"tool":"set_heater","call_id":"call-1","error":{"message":"heater relay did not acknowledge within 1000 ms","code":"timeout","retryable":true}}}"#,
+        ),
+        (
+            "53995c3f42cd8ad8",
+            r#"{"type":"dev.ossa.turn.completed","data":{"turn":1,"usage":{"input_tokens":182,"output_tokens":41}}}"#,
+        ),
+        (
+            "a3ce929d0e0e4736",
+            r#"{"type":"dev.ossa.agent.completed","data":{"agent_id":"thermo-agent","status":"failed"}}"#,
+        ),
+        (
+            "00f067aa0ba902b7",
+            r#"{"type":"dev.ossa.workflow.completed","data":{"workflow_id":"wf-greenhouse-0001","status":"failed"}}"#,
+        ),
     ];
     let lines: Vec<String> = steps
         .iter()
@@ -284,7 +406,11 @@ fn the_firmware_run_is_one_span_tree() {
     assert_eq!(m.delivered, 8);
     let spans = by_span(&spans);
     assert_eq!(spans.len(), 4);
-    let id = |s: &str| (0..8).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect::<Vec<u8>>();
+    let id = |s: &str| {
+        (0..8)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+    };
     let wf = spans["00f067aa0ba902b7"];
     let agent = spans["a3ce929d0e0e4736"];
     let turn = spans["53995c3f42cd8ad8"];
@@ -294,12 +420,22 @@ fn the_firmware_run_is_one_span_tree() {
     assert_eq!(turn.parent_span_id, id("a3ce929d0e0e4736"));
     assert_eq!(tool.parent_span_id, id("53995c3f42cd8ad8"));
     assert_eq!(tool.status.as_ref().unwrap().code, 2);
-    assert_eq!(str_attr(&tool.attributes, "error.type"), Some("timeout".into()));
-    assert_eq!(str_attr(&agent.attributes, "ossa.status"), Some("failed".into()));
+    assert_eq!(
+        str_attr(&tool.attributes, "error.type"),
+        Some("timeout".into())
+    );
+    assert_eq!(
+        str_attr(&agent.attributes, "ossa.status"),
+        Some("failed".into())
+    );
     assert_eq!(tool.start_time_unix_nano, 1_767_225_603_250_000_000);
     assert_eq!(tool.end_time_unix_nano, 1_767_225_604_250_000_000);
     assert_eq!(wf.name, "invoke_workflow greenhouse-climate");
-    assert_eq!(str_attr(&wf.attributes, "gen_ai.agent.id"), None, "a workflow is not an agent");
+    assert_eq!(
+        str_attr(&wf.attributes, "gen_ai.agent.id"),
+        None,
+        "a workflow is not an agent"
+    );
 }
 
 #[test]
@@ -338,15 +474,50 @@ fn a_400_fails_the_end_events_and_counts_the_spans_lost() {
 fn spans_open_at_shutdown_go_out_unfinished_with_a_reason() {
     const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
     let (addr, seen) = collector(vec![]);
-    let sink = OtlpSink::builder(format!("http://{addr}/")).build().unwrap();
+    let sink = OtlpSink::builder(format!("http://{addr}/"))
+        .build()
+        .unwrap();
     let stats = sink.stats();
     let emitter = Emitter::builder("/agents/a").sink(sink).build().unwrap();
-    let wf = ossa::WorkflowStarted { workflow_id: "wf-1", ..Default::default() };
-    let agent = ossa::AgentStarted { agent_id: "a", ..Default::default() };
-    let tool = ossa::ToolCalled { tool: "search", call_id: Some("c1"), ..Default::default() };
-    emitter.emit(EventBuilder::new().ossa(&wf).ossa_trace_id(TRACE).ossa_span_id("00000000000000a1")).unwrap();
-    emitter.emit(EventBuilder::new().ossa(&agent).ossa_agent_id("a").ossa_trace_id(TRACE).ossa_span_id("00000000000000a2")).unwrap();
-    emitter.emit(EventBuilder::new().ossa(&tool).ossa_agent_id("a").ossa_trace_id(TRACE).ossa_span_id("00000000000000a3")).unwrap();
+    let wf = ossa::WorkflowStarted {
+        workflow_id: "wf-1",
+        ..Default::default()
+    };
+    let agent = ossa::AgentStarted {
+        agent_id: "a",
+        ..Default::default()
+    };
+    let tool = ossa::ToolCalled {
+        tool: "search",
+        call_id: Some("c1"),
+        ..Default::default()
+    };
+    emitter
+        .emit(
+            EventBuilder::new()
+                .ossa(&wf)
+                .ossa_trace_id(TRACE)
+                .ossa_span_id("00000000000000a1"),
+        )
+        .unwrap();
+    emitter
+        .emit(
+            EventBuilder::new()
+                .ossa(&agent)
+                .ossa_agent_id("a")
+                .ossa_trace_id(TRACE)
+                .ossa_span_id("00000000000000a2"),
+        )
+        .unwrap();
+    emitter
+        .emit(
+            EventBuilder::new()
+                .ossa(&tool)
+                .ossa_agent_id("a")
+                .ossa_trace_id(TRACE)
+                .ossa_span_id("00000000000000a3"),
+        )
+        .unwrap();
     let report = emitter.shutdown().unwrap();
     assert_eq!(report.delivered, 3);
     let c = stats.get();
@@ -359,7 +530,13 @@ fn spans_open_at_shutdown_go_out_unfinished_with_a_reason() {
         assert!(why.starts_with("shutdown"), "{why}");
         assert!(s.end_time_unix_nano >= s.start_time_unix_nano);
     }
-    assert_eq!(spans["00000000000000a3"].parent_span_id, spans["00000000000000a2"].span_id);
-    assert_eq!(spans["00000000000000a2"].parent_span_id, spans["00000000000000a1"].span_id);
+    assert_eq!(
+        spans["00000000000000a3"].parent_span_id,
+        spans["00000000000000a2"].span_id
+    );
+    assert_eq!(
+        spans["00000000000000a2"].parent_span_id,
+        spans["00000000000000a1"].span_id
+    );
     assert_eq!(spans["00000000000000a3"].name, "execute_tool search");
 }

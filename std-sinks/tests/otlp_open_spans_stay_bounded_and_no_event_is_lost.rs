@@ -47,11 +47,31 @@ impl Write for Flaky {
 type Step = (u8, u8, u8, u8, u8);
 
 const TYPES: [[&str; 3]; 5] = [
-    ["dev.ossa.workflow.started", "dev.ossa.workflow.completed", "dev.ossa.workflow.completed"],
-    ["dev.ossa.agent.started", "dev.ossa.agent.completed", "dev.ossa.agent.failed"],
-    ["dev.ossa.turn.started", "dev.ossa.turn.completed", "dev.ossa.turn.completed"],
-    ["dev.ossa.tool.called", "dev.ossa.tool.completed", "dev.ossa.tool.failed"],
-    ["dev.ossa.state.updated", "dev.ossa.state.updated", "dev.ossa.state.updated"],
+    [
+        "dev.ossa.workflow.started",
+        "dev.ossa.workflow.completed",
+        "dev.ossa.workflow.completed",
+    ],
+    [
+        "dev.ossa.agent.started",
+        "dev.ossa.agent.completed",
+        "dev.ossa.agent.failed",
+    ],
+    [
+        "dev.ossa.turn.started",
+        "dev.ossa.turn.completed",
+        "dev.ossa.turn.completed",
+    ],
+    [
+        "dev.ossa.tool.called",
+        "dev.ossa.tool.completed",
+        "dev.ossa.tool.failed",
+    ],
+    [
+        "dev.ossa.state.updated",
+        "dev.ossa.state.updated",
+        "dev.ossa.state.updated",
+    ],
 ];
 
 fn encode(i: usize, (trace, span, op, phase, key): Step) -> Encoded {
@@ -87,7 +107,10 @@ fn ids_in(output: &[u8]) -> HashMap<String, usize> {
     let mut count = HashMap::new();
     for line in output.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let req: serde_json::Value = serde_json::from_slice(line).unwrap();
-        for span in req["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap() {
+        for span in req["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap()
+        {
             let mut ids = std::collections::BTreeSet::new();
             let mut take = |attrs: &serde_json::Value| {
                 for a in attrs.as_array().into_iter().flatten() {

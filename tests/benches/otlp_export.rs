@@ -73,8 +73,7 @@ fn collector() -> (String, Arc<AtomicU64>) {
                         return;
                     }
                     count.fetch_add(1, Ordering::Relaxed);
-                    if w
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                         .is_err()
                     {
                         return;

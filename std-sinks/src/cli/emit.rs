@@ -342,7 +342,9 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         );
     }
     if s.sink == "otlp" && s.otlp_file.is_some() && (!s.headers.is_empty() || s.gzip) {
-        return Err("emit: --header, --header-file and --gzip go with --url, not --otlp-file".into());
+        return Err(
+            "emit: --header, --header-file and --gzip go with --url, not --otlp-file".into(),
+        );
     }
     if s.sink != "otlp" && s.otlp_file.is_some() {
         return Err("emit: --otlp-file goes with --sink otlp".into());

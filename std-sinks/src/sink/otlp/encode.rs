@@ -18,7 +18,12 @@ pub(crate) fn write_request<'s>(
     spans: impl Iterator<Item = &'s Span>,
 ) {
     out.extend_from_slice(br#"{"resourceSpans":[{"resource":{"attributes":["#);
-    attr(out, "service.name", &Val::Str(service_name.to_owned()), true);
+    attr(
+        out,
+        "service.name",
+        &Val::Str(service_name.to_owned()),
+        true,
+    );
     out.extend_from_slice(br#"]},"scopeSpans":[{"scope":{"name":"ossa-events","version":""#);
     out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
     out.extend_from_slice(br#""},"schemaUrl":"#);

@@ -62,10 +62,11 @@
 //! [`shutdown_timeout`](OtlpSinkBuilder::shutdown_timeout), retried three
 //! times). When a request fails and will be retried, the spans it closed
 //! are open again, so the retried end event closes them again; when its end
-//! event is never delivered, the span goes out unfinished later. What no
-//! event answers for (unfinished spans that could not be sent) is counted
-//! in [`OtlpCounts::lost`] and logged. Retries, backoff and the circuit
-//! breaker are the emitter's, as for [`HttpSink`](crate::sink::HttpSink),
+//! event is never delivered, the span goes out unfinished later. A span
+//! holding a delivered started event that cannot be sent (the collector
+//! down at shutdown, a request refused for good) is counted in
+//! [`OtlpCounts::lost`] and logged: never silently. Retries, backoff and the circuit
+//! breaker are the emitter's, as for [`HttpSink`],
 //! whose request code, TLS, gzip and headers this sink uses.
 //!
 //! ```
@@ -549,7 +550,11 @@ impl OtlpSink {
         }
     }
 
-    fn send_checked(&mut self, events: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), SendError> {
+    fn send_checked(
+        &mut self,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<(), SendError> {
         let now = now_ns();
         let mut req = Request::default();
         req.unfinished.append(&mut self.pending);
@@ -566,7 +571,9 @@ impl OtlpSink {
             let mut sc = Scratch::new(&mut scratch);
             let fate = match ossa_events_core::parse::json::parse_event(e.json(), &mut sc) {
                 Ok(ev) => self.table.apply(&Input::new(&ev, now), i, &mut req),
-                Err(err) => Fate::Refused(format!("otlp: event {:?} cannot be read: {err}", e.id())),
+                Err(err) => {
+                    Fate::Refused(format!("otlp: event {:?} cannot be read: {err}", e.id()))
+                }
             };
             if let Fate::Refused(why) = fate {
                 refused.push((i, why));
@@ -615,7 +622,11 @@ impl OtlpSink {
                         // Refused for good: the end events fail (reported);
                         // the started events inside were delivered already.
                         let lost = req.unfinished.len()
-                            + req.spans.iter().filter(|(s, _)| s.holds_delivered()).count();
+                            + req
+                                .spans
+                                .iter()
+                                .filter(|(s, _)| s.holds_delivered())
+                                .count();
                         if lost > 0 {
                             OtlpStats::add(&self.stats.0.lost, lost);
                             tracing::error!(spans = lost, error = %f.error, "otlp: spans refused by the collector");

@@ -172,18 +172,38 @@ const fn r(ops: u8, phases: u8, attr: &'static str, from: From) -> Rule {
 /// is the other output: ERROR on `*.failed`, its message `data.error.message`.
 pub(crate) const RULES: &[Rule] = &[
     r(ALL_OPS, PAIR, "gen_ai.operation.name", From::Operation),
-    r(ALL_OPS, EVERY_PHASE, "gen_ai.conversation.id", From::Ext(ossa::EXT_INTERACTION_ID)),
+    r(
+        ALL_OPS,
+        EVERY_PHASE,
+        "gen_ai.conversation.id",
+        From::Ext(ossa::EXT_INTERACTION_ID),
+    ),
     r(WF, START, "ossa.workflow.id", From::Str(&["workflow_id"])),
     r(WF, START, "ossa.workflow.name", From::Str(&["name"])),
     r(WF, PAIR, "ossa.workflow.name", From::Str(&["workflow_id"])),
     r(AGENT, START, "gen_ai.agent.name", From::Str(&["name"])),
     r(AGENT, PAIR, "gen_ai.agent.name", From::Str(&["agent_id"])),
-    r(AGENT | TURN | TOOL, PAIR, "gen_ai.agent.id", From::Ext(ossa::EXT_AGENT_ID)),
+    r(
+        AGENT | TURN | TOOL,
+        PAIR,
+        "gen_ai.agent.id",
+        From::Ext(ossa::EXT_AGENT_ID),
+    ),
     r(AGENT, PAIR, "gen_ai.agent.id", From::Str(&["agent_id"])),
     r(AGENT, START, "ossa.agent.version", From::Str(&["version"])),
     r(TURN, PAIR, "ossa.turn", From::Int(&["turn"])),
-    r(TURN, CLOSE, "gen_ai.usage.input_tokens", From::Int(&["usage", "input_tokens"])),
-    r(TURN, CLOSE, "gen_ai.usage.output_tokens", From::Int(&["usage", "output_tokens"])),
+    r(
+        TURN,
+        CLOSE,
+        "gen_ai.usage.input_tokens",
+        From::Int(&["usage", "input_tokens"]),
+    ),
+    r(
+        TURN,
+        CLOSE,
+        "gen_ai.usage.output_tokens",
+        From::Int(&["usage", "output_tokens"]),
+    ),
     r(TOOL, PAIR, "gen_ai.tool.name", From::Str(&["tool"])),
     r(TOOL, PAIR, "gen_ai.tool.call.id", From::Str(&["call_id"])),
     r(ALL_OPS, CLOSE, "ossa.status", From::Str(&["status"])),
@@ -195,7 +215,12 @@ pub(crate) const RULES: &[Rule] = &[
     r(ALL_OPS, LONE, "cloudevents.event_id", From::EventId),
     r(ALL_OPS, LONE, "cloudevents.event_type", From::Type),
     r(ALL_OPS, LONE, "cloudevents.event_source", From::Source),
-    r(ALL_OPS, LONE, "gen_ai.agent.id", From::Ext(ossa::EXT_AGENT_ID)),
+    r(
+        ALL_OPS,
+        LONE,
+        "gen_ai.agent.id",
+        From::Ext(ossa::EXT_AGENT_ID),
+    ),
     r(ALL_OPS, LONE, "ossa.state.key", From::Str(&["key"])),
 ];
 

@@ -132,11 +132,17 @@ impl<'e> Input<'e> {
         let span = ev
             .ossa_span_id()
             .and_then(hex::<8>)
-            .or_else(|| tp.as_ref().and_then(|t: &TraceParent<'_>| hex::<8>(t.parent_id())))
+            .or_else(|| {
+                tp.as_ref()
+                    .and_then(|t: &TraceParent<'_>| hex::<8>(t.parent_id()))
+            })
             .unwrap_or_else(|| match ev.ossa_span_id() {
                 Some(s) => hash8(&[s.as_bytes()]),
                 // No span id at all: the operation's own key stands in.
-                None => hash8(&[ev.ty().as_bytes(), ev.ossa_agent_id().unwrap_or("").as_bytes()]),
+                None => hash8(&[
+                    ev.ty().as_bytes(),
+                    ev.ossa_agent_id().unwrap_or("").as_bytes(),
+                ]),
             });
         let parent_hint = match ev.extension(PARENT_EXT) {
             Some(ossa_events_core::ExtValue::String(s)) => hex::<8>(s),
@@ -358,7 +364,8 @@ impl Table {
             };
             if let Some(mut s) = self.remove(&oldest) {
                 s.end_ns = s.end_ns.max(input.time_ns);
-                req.unfinished.push(finish_unfinished(s, Unfinished::Evicted, self.max_open));
+                req.unfinished
+                    .push(finish_unfinished(s, Unfinished::Evicted, self.max_open));
             }
         }
         self.insert(key, span);
@@ -391,10 +398,7 @@ impl Table {
                 let parent = input
                     .parent_hint
                     .or_else(|| self.parent_of(key.trace, op, agent.as_deref()));
-                let attrs = vec![(
-                    "ossa.span.incomplete",
-                    Val::Str("no started event".into()),
-                )];
+                let attrs = vec![("ossa.span.incomplete", Val::Str("no started event".into()))];
                 Span {
                     trace: key.trace,
                     id: self.free_id(&key),
@@ -641,11 +645,7 @@ impl Span {
     /// Whether this span holds an event already answered delivered (a
     /// started event): losing it then loses that event's record.
     pub(crate) fn holds_delivered(&self) -> bool {
-        self.op.is_some()
-            && !self
-                .attrs
-                .iter()
-                .any(|(k, _)| *k == "ossa.span.incomplete")
+        self.op.is_some() && !self.attrs.iter().any(|(k, _)| *k == "ossa.span.incomplete")
     }
 
     /// Whether this span went out without its end event.
@@ -655,7 +655,11 @@ impl Span {
 }
 
 fn finish_unfinished(mut s: Span, why: Unfinished, max_open: usize) -> Span {
-    set(&mut s.attrs, "ossa.span.unfinished", Val::Str(why.reason(max_open)));
+    set(
+        &mut s.attrs,
+        "ossa.span.unfinished",
+        Val::Str(why.reason(max_open)),
+    );
     if let Some(op) = s.op {
         s.name = span_name(op, &s.attrs);
     }
