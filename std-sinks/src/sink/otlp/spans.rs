@@ -705,6 +705,281 @@ pub(crate) fn hex_str(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ossa_events_core::Scratch;
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    /// Applies events `(type, span id, agent, data, extra JSON members)` in
+    /// order; the spans that went out, and the table.
+    fn run(max_open: usize, evs: &[(&str, &str, &str, &str, &str)]) -> (Vec<Span>, Table) {
+        let mut t = Table::new(max_open, 8);
+        let mut req = Request::default();
+        for (i, (ty, span, agent, data, extra)) in evs.iter().enumerate() {
+            let line = format!(
+                r#"{{"specversion":"1.0","id":"e{i}","source":"/s","type":"{ty}","time":"2026-01-01T00:00:{i:02}Z","ossatraceid":"{TRACE}","ossaspanid":"{span}","ossaagentid":"{agent}"{extra},"data":{data}}}"#
+            );
+            let mut buf = vec![0u8; line.len()];
+            let ev = ossa_events_core::parse::json::parse_event(
+                line.as_bytes(),
+                &mut Scratch::new(&mut buf),
+            )
+            .unwrap();
+            let _ = t.apply(&Input::new(&ev, 0), i, &mut req);
+        }
+        let mut out: Vec<Span> = req.spans.into_iter().map(|(s, _)| s).collect();
+        out.extend(req.unfinished);
+        (out, t)
+    }
+
+    fn id(s: &str) -> [u8; 8] {
+        hex::<8>(s).unwrap()
+    }
+
+    fn find<'s>(spans: &'s [Span], span: &str) -> &'s Span {
+        spans.iter().find(|s| s.id == id(span)).unwrap()
+    }
+
+    fn attr<'s>(s: &'s Span, key: &str) -> Option<&'s Val> {
+        s.attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    #[test]
+    fn tool_calls_go_under_their_own_agents_turn() {
+        let (spans, t) = run(
+            16,
+            &[
+                (
+                    "dev.ossa.workflow.started",
+                    "00000000000000a0",
+                    "",
+                    r#"{"workflow_id":"w"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.agent.started",
+                    "00000000000000a1",
+                    "a",
+                    r#"{"agent_id":"a"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.agent.started",
+                    "00000000000000b1",
+                    "b",
+                    r#"{"agent_id":"b"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.turn.started",
+                    "00000000000000a2",
+                    "a",
+                    r#"{"turn":1}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.turn.started",
+                    "00000000000000b2",
+                    "b",
+                    r#"{"turn":1}"#,
+                    "",
+                ),
+                // Agent a's tool call, after b's turn opened.
+                (
+                    "dev.ossa.tool.called",
+                    "00000000000000a3",
+                    "a",
+                    r#"{"tool":"x","call_id":"c"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.tool.completed",
+                    "00000000000000a3",
+                    "a",
+                    r#"{"tool":"x","call_id":"c"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.turn.completed",
+                    "00000000000000b2",
+                    "b",
+                    r#"{"turn":1}"#,
+                    "",
+                ),
+            ],
+        );
+        assert_eq!(spans.len(), 2);
+        assert_eq!(
+            find(&spans, "00000000000000a3").parent,
+            Some(id("00000000000000a2"))
+        );
+        assert_eq!(
+            find(&spans, "00000000000000b2").parent,
+            Some(id("00000000000000b1"))
+        );
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn an_explicit_parent_wins_and_an_end_alone_spans_its_duration() {
+        let (spans, _) = run(
+            16,
+            &[
+                (
+                    "dev.ossa.agent.started",
+                    "00000000000000a1",
+                    "a",
+                    r#"{"agent_id":"a"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.turn.started",
+                    "00000000000000a2",
+                    "a",
+                    r#"{"turn":1}"#,
+                    r#","ossaparentspanid":"00000000000000ff""#,
+                ),
+                (
+                    "dev.ossa.turn.completed",
+                    "00000000000000a2",
+                    "a",
+                    r#"{"turn":1}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.tool.failed",
+                    "00000000000000a4",
+                    "a",
+                    r#"{"tool":"x","call_id":"z","duration_ms":2500,"error":{"message":"m"}}"#,
+                    "",
+                ),
+            ],
+        );
+        assert_eq!(
+            find(&spans, "00000000000000a2").parent,
+            Some(id("00000000000000ff"))
+        );
+        let tool = find(&spans, "00000000000000a4");
+        assert_eq!(tool.parent, Some(id("00000000000000a1")));
+        assert_eq!(tool.end_ns - tool.start_ns, 2_500_000_000);
+        assert_eq!(tool.error.as_deref(), Some("m"));
+        assert_eq!(
+            attr(tool, "ossa.span.incomplete"),
+            Some(&Val::Str("no started event".into()))
+        );
+        assert_eq!(attr(tool, "error.type"), Some(&Val::Str("_OTHER".into())));
+    }
+
+    #[test]
+    fn a_second_end_is_a_span_event_and_a_second_start_too() {
+        let (spans, t) = run(
+            16,
+            &[
+                (
+                    "dev.ossa.agent.started",
+                    "00000000000000a1",
+                    "a",
+                    r#"{"agent_id":"a"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.agent.started",
+                    "00000000000000a1",
+                    "a",
+                    r#"{"agent_id":"a"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.turn.started",
+                    "00000000000000a2",
+                    "a",
+                    r#"{"turn":1}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.turn.completed",
+                    "00000000000000a2",
+                    "a",
+                    r#"{"turn":1}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.turn.completed",
+                    "00000000000000a2",
+                    "a",
+                    r#"{"turn":1}"#,
+                    "",
+                ),
+            ],
+        );
+        // The turn went out once; the duplicates are span events on the agent.
+        assert_eq!(spans.len(), 1);
+        assert_eq!(t.len(), 1);
+        let mut t = t;
+        let mut drained = t.drain_unfinished(0);
+        let agent = drained.remove(0);
+        let reasons: Vec<_> = agent
+            .events
+            .iter()
+            .map(|e| {
+                e.attrs
+                    .iter()
+                    .find(|(k, _)| *k == "ossa.lone.reason")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                Some(Val::Str("duplicate started event".into())),
+                Some(Val::Str("duplicate end event".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn the_oldest_open_span_is_evicted_at_the_bound() {
+        let evs: Vec<(&str, String)> = (1..=5)
+            .map(|n| ("dev.ossa.turn.started", format!("{n:016x}")))
+            .collect();
+        let datas: Vec<String> = (1..=5).map(|n| format!(r#"{{"turn":{n}}}"#)).collect();
+        let rows: Vec<(&str, &str, &str, &str, &str)> = evs
+            .iter()
+            .zip(&datas)
+            .map(|((ty, span), d)| (*ty, span.as_str(), "a", d.as_str(), ""))
+            .collect();
+        let (spans, t) = run(2, &rows);
+        assert_eq!(t.len(), 2);
+        let evicted: Vec<[u8; 8]> = spans.iter().map(|s| s.id).collect();
+        assert_eq!(
+            evicted,
+            [
+                id("0000000000000001"),
+                id("0000000000000002"),
+                id("0000000000000003")
+            ]
+        );
+        assert!(spans.iter().all(Span::is_unfinished));
+    }
+
+    #[test]
+    fn ids_that_are_not_w3c_shaped_still_pair() {
+        let (spans, _) = run(
+            16,
+            &[
+                ("dev.ossa.tool.called", "span-1", "a", r#"{"tool":"x"}"#, ""),
+                (
+                    "dev.ossa.tool.completed",
+                    "span-1",
+                    "a",
+                    r#"{"tool":"x"}"#,
+                    "",
+                ),
+            ],
+        );
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].id, hash8(&[b"span-1"]));
+        assert_eq!(spans[0].name, "execute_tool x");
+    }
 
     #[test]
     fn hex_ids_are_w3c_shaped_or_none() {
