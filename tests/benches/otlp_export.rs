@@ -16,6 +16,9 @@
 //!   OTLP JSON alone, no I/O).
 //! - `http_batched` (baseline): the same events as CloudEvents with
 //!   `HttpSink` in batched mode (500 per request) to the same collector.
+//! - `sink_alone`: `OtlpSink::send` to `io::sink()` on the pre-encoded
+//!   events in batches of 500, no emitter (a new sink each iteration): the
+//!   sink's own cost per event.
 //!
 //! Criterion reports elements/s for each; the README gives the ratio.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -26,8 +29,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput};
-use ossa_events::sink::{HttpMode, HttpSink, OtlpSink, Sink};
+use criterion::{BatchSize, Criterion, Throughput};
+use ossa_events::sink::{Encoded, Encoding, HttpMode, HttpSink, OtlpSink, Sink};
 use ossa_events::{Emitter, Event, FastIds, Scratch, SystemClock, demo};
 
 const RUNS: usize = 100;
@@ -141,6 +144,22 @@ fn main() {
             .unwrap(),
     );
     g.bench_function("http_batched", |b| b.iter(|| run(&http, &events)));
+    let encoded: Vec<Encoded> = events
+        .iter()
+        .map(|e| Encoded::new(e, Encoding::Json).unwrap())
+        .collect();
+    g.bench_function("sink_alone", |b| {
+        b.iter_batched(
+            || OtlpSink::to_writer(std::io::sink()).build().unwrap(),
+            |mut sink| {
+                for chunk in encoded.chunks(500) {
+                    sink.send(chunk).unwrap();
+                }
+                sink
+            },
+            BatchSize::SmallInput,
+        );
+    });
     g.finish();
     for em in [otlp, file, http] {
         assert_eq!(em.shutdown().unwrap().failed, 0);

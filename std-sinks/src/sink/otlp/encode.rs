@@ -3,8 +3,10 @@
 //! (span kind, status code) as integers, 64-bit integers (times, `intValue`)
 //! as decimal strings, field names in lowerCamelCase.
 
+use std::io::Write as _;
+
 use super::semconv::SCHEMA_URL;
-use super::spans::{Attrs, Span, Val, hex_str};
+use super::spans::{Attrs, Span, Val};
 
 /// `SPAN_KIND_INTERNAL`.
 const KIND_INTERNAL: u8 = 1;
@@ -40,9 +42,9 @@ pub(crate) fn write_request<'s>(
 
 fn span(out: &mut Vec<u8>, s: &Span) {
     out.extend_from_slice(br#"{"traceId":""#);
-    out.extend_from_slice(hex_str(&s.trace).as_bytes());
+    hex(out, &s.trace);
     out.extend_from_slice(br#"","spanId":""#);
-    out.extend_from_slice(hex_str(&s.id).as_bytes());
+    hex(out, &s.id);
     out.push(b'"');
     if let Some(ts) = &s.trace_state {
         out.extend_from_slice(br#","traceState":"#);
@@ -50,12 +52,12 @@ fn span(out: &mut Vec<u8>, s: &Span) {
     }
     if let Some(p) = &s.parent {
         out.extend_from_slice(br#","parentSpanId":""#);
-        out.extend_from_slice(hex_str(p).as_bytes());
+        hex(out, p);
         out.push(b'"');
     }
     out.extend_from_slice(br#","name":"#);
     string(out, &s.name);
-    out.extend_from_slice(format!(",\"kind\":{KIND_INTERNAL}").as_bytes());
+    let _ = write!(out, ",\"kind\":{KIND_INTERNAL}");
     time(out, "startTimeUnixNano", s.start_ns);
     time(out, "endTimeUnixNano", s.end_ns);
     attrs(out, &s.attrs);
@@ -65,9 +67,7 @@ fn span(out: &mut Vec<u8>, s: &Span) {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(br#"{"timeUnixNano":""#);
-            out.extend_from_slice(e.time_ns.to_string().as_bytes());
-            out.extend_from_slice(br#"","name":"#);
+            let _ = write!(out, "{{\"timeUnixNano\":\"{}\",\"name\":", e.time_ns);
             string(out, &e.name);
             attrs(out, &e.attrs);
             out.push(b'}');
@@ -77,13 +77,23 @@ fn span(out: &mut Vec<u8>, s: &Span) {
     if let Some(msg) = &s.error {
         out.extend_from_slice(br#","status":{"message":"#);
         string(out, msg);
-        out.extend_from_slice(format!(",\"code\":{STATUS_ERROR}}}").as_bytes());
+        let _ = write!(out, ",\"code\":{STATUS_ERROR}}}");
     }
     out.push(b'}');
 }
 
 fn time(out: &mut Vec<u8>, name: &str, ns: u64) {
-    out.extend_from_slice(format!(",\"{name}\":\"{ns}\"").as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, ",\"{name}\":\"{ns}\"");
+}
+
+/// Lowercase hex of `b`.
+fn hex(out: &mut Vec<u8>, b: &[u8]) {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    for &x in b {
+        out.push(H[usize::from(x >> 4)]);
+        out.push(H[usize::from(x & 15)]);
+    }
 }
 
 fn attrs(out: &mut Vec<u8>, a: &Attrs) {
@@ -110,7 +120,7 @@ fn attr(out: &mut Vec<u8>, key: &str, v: &Val, first: bool) {
             out.extend_from_slice(b"}}");
         }
         Val::Int(n) => {
-            out.extend_from_slice(format!(",\"value\":{{\"intValue\":\"{n}\"}}}}").as_bytes());
+            let _ = write!(out, ",\"value\":{{\"intValue\":\"{n}\"}}}}");
         }
     }
 }
@@ -119,6 +129,12 @@ fn attr(out: &mut Vec<u8>, key: &str, v: &Val, first: bool) {
 fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let b = s.as_bytes();
+    // Most strings need no escape: copy them whole.
+    if !b.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20) {
+        out.extend_from_slice(b);
+        out.push(b'"');
+        return;
+    }
     let mut run = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: Option<&[u8]> = match c {
@@ -133,7 +149,9 @@ fn string(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(b.get(run..i).unwrap_or(&[]));
         match esc {
             Some(e) => out.extend_from_slice(e),
-            None => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+            None => {
+                let _ = write!(out, "\\u{c:04x}");
+            }
         }
         run = i + 1;
     }
@@ -151,5 +169,8 @@ mod tests {
         string(&mut out, "a\"b\\c\nd\u{1}é");
         let back: String = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, "a\"b\\c\nd\u{1}é");
+        let mut plain = Vec::new();
+        string(&mut plain, "plain é");
+        assert_eq!(plain, "\"plain é\"".as_bytes());
     }
 }

@@ -692,7 +692,7 @@ fn span_name(op: Op, attrs: &Attrs) -> String {
 }
 
 /// Lowercase hex of `b`.
-pub(crate) fn hex_str(b: &[u8]) -> String {
+fn hex_str(b: &[u8]) -> String {
     const H: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
     for &x in b {
