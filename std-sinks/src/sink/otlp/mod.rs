@@ -106,6 +106,11 @@ use crate::sink::{Encoded, Encoding, SendDeadline, Sink};
 use spans::{Fate, Input, Request, Span, Table};
 
 /// Most open spans the sink keeps. 4096.
+///
+/// ```
+/// use ossa_events::sink::otlp::{DEFAULT_MAX_OPEN_SPANS, DEFAULT_MAX_SPAN_EVENTS, DEFAULT_MAX_BATCH};
+/// assert_eq!((DEFAULT_MAX_OPEN_SPANS, DEFAULT_MAX_SPAN_EVENTS, DEFAULT_MAX_BATCH), (4096, 128, 512));
+/// ```
 pub const DEFAULT_MAX_OPEN_SPANS: usize = 4096;
 /// Most span events on one span. 128.
 pub const DEFAULT_MAX_SPAN_EVENTS: usize = 128;
@@ -113,8 +118,17 @@ pub const DEFAULT_MAX_SPAN_EVENTS: usize = 128;
 /// plus unfinished ones). 512.
 pub const DEFAULT_MAX_BATCH: usize = 512;
 /// How long the sink's drop may take to send the spans still open. 5 s.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(ossa_events::sink::otlp::DEFAULT_SHUTDOWN_TIMEOUT, Duration::from_secs(5));
+/// ```
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The `service.name` of the resource. `"ossa-events"`.
+///
+/// ```
+/// assert_eq!(ossa_events::sink::otlp::DEFAULT_SERVICE_NAME, "ossa-events");
+/// ```
 pub const DEFAULT_SERVICE_NAME: &str = "ossa-events";
 
 /// Attempts at the last request when the sink is dropped.
@@ -146,6 +160,25 @@ enum Output {
 
 /// The OTLP sink: lifecycle events in, spans out. See the [module
 /// docs](self) for the mapping, the parent rules and what "delivered" means.
+///
+/// ```
+/// use ossa_events::sink::OtlpSink;
+/// use ossa_events::{ossa, Emitter, EventBuilder};
+/// let sink = OtlpSink::to_writer(std::io::sink()).build()?;
+/// let stats = sink.stats();
+/// let emitter = Emitter::builder("/agents/a")
+///     .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+///     .span_id("00f067aa0ba902b7")
+///     .sink(sink)
+///     .build()?;
+/// let call = ossa::ToolCalled { tool: "search", call_id: Some("c1"), ..Default::default() };
+/// let done = ossa::ToolCompleted { tool: "search", call_id: Some("c1"), ..Default::default() };
+/// emitter.emit(EventBuilder::new().ossa(&call))?;
+/// emitter.emit(EventBuilder::new().ossa(&done))?;
+/// assert_eq!(emitter.shutdown()?.delivered, 2);
+/// assert_eq!((stats.get().spans, stats.get().unfinished), (1, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct OtlpSink {
     out: Output,
     table: Table,
@@ -238,6 +271,13 @@ impl OtlpSink {
     }
 
     /// The traces URL posted to (`None` when writing to a writer).
+    ///
+    /// ```
+    /// use ossa_events::sink::OtlpSink;
+    /// let sink = OtlpSink::builder("https://otel.example:4318/").build()?;
+    /// assert_eq!(sink.url(), Some("https://otel.example:4318/v1/traces"));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn url(&self) -> Option<&str> {
         match &self.out {
             Output::Http(h) => Some(h.url()),
@@ -248,7 +288,14 @@ impl OtlpSink {
     /// A handle to this sink's span counters, readable after the sink has
     /// moved into an emitter (and after it is dropped).
     ///
-    /// See the [module docs](self) for an example.
+    /// ```
+    /// use ossa_events::sink::OtlpSink;
+    /// let sink = OtlpSink::to_writer(std::io::sink()).build()?;
+    /// let stats = sink.stats();
+    /// drop(sink);
+    /// assert_eq!(stats.get().spans, 0);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn stats(&self) -> OtlpStats {
         self.stats.clone()
     }
@@ -273,29 +320,80 @@ impl OtlpSinkBuilder {
     }
 
     /// An extra HTTP header on every request (e.g. an API key). Ignored when
-    /// writing to a writer.
+    /// writing to a writer. A header the sink sets itself (`Content-Type`…)
+    /// fails [`build`](Self::build).
+    ///
+    /// ```
+    /// use ossa_events::sink::OtlpSink;
+    /// assert!(OtlpSink::builder("http://127.0.0.1:4318").header("x-api-key", "k").build().is_ok());
+    /// assert!(OtlpSink::builder("http://127.0.0.1:4318").header("Content-Type", "x").build().is_err());
+    /// ```
     pub fn header(self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.with_http(|h| h.header(name, value))
     }
 
     /// The time limit of one request. Defaults to
     /// [`http::DEFAULT_TIMEOUT`](crate::sink::http::DEFAULT_TIMEOUT).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ossa_events::sink::OtlpSink;
+    /// let sink = OtlpSink::builder("http://127.0.0.1:4318").timeout(Duration::from_secs(2)).build()?;
+    /// # let _ = sink;
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn timeout(self, timeout: Duration) -> Self {
         self.with_http(|h| h.timeout(timeout))
     }
 
     /// Gzip request bodies (`Content-Encoding: gzip`). Defaults to `false`.
+    ///
+    /// ```
+    /// use ossa_events::sink::OtlpSink;
+    /// let sink = OtlpSink::builder("http://127.0.0.1:4318").gzip(true).build()?;
+    /// # let _ = sink;
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn gzip(self, gzip: bool) -> Self {
         self.with_http(|h| h.gzip(gzip))
     }
 
     /// Trust only these PEM root certificates for https. Defaults to the
-    /// webpki roots.
+    /// webpki roots. PEM without a certificate fails [`build`](Self::build).
+    ///
+    /// ```
+    /// use ossa_events::sink::OtlpSink;
+    /// let r = OtlpSink::builder("https://otel.example").root_certificates_pem("no PEM here").build();
+    /// assert!(r.is_err());
+    /// ```
     pub fn root_certificates_pem(self, pem: impl AsRef<[u8]>) -> Self {
         self.with_http(|h| h.root_certificates_pem(pem))
     }
 
     /// The resource's `service.name`. Defaults to `"ossa-events"`.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex, PoisonError};
+    /// use ossa_events::sink::OtlpSink;
+    /// use ossa_events::{ossa, Emitter, EventBuilder};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Shared(Arc<Mutex<Vec<u8>>>);
+    /// impl std::io::Write for Shared {
+    ///     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+    ///         self.0.lock().unwrap_or_else(PoisonError::into_inner).write(b)
+    ///     }
+    ///     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// }
+    /// let out = Shared::default();
+    /// let sink = OtlpSink::to_writer(out.clone()).service_name("researcher").build()?;
+    /// let emitter = Emitter::builder("/agents/a").sink(sink).build()?;
+    /// emitter.emit(EventBuilder::new().ossa(&ossa::StateUpdated { key: "k", ..Default::default() }))?;
+    /// emitter.shutdown()?;
+    /// let text = String::from_utf8(out.0.lock().unwrap_or_else(PoisonError::into_inner).clone())?;
+    /// assert!(text.contains(r#"{"key":"service.name","value":{"stringValue":"researcher"}}"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = name.into();
         self
@@ -327,12 +425,37 @@ impl OtlpSinkBuilder {
 
     /// Most span events on one span; a lone event past it fails. Defaults
     /// to [`DEFAULT_MAX_SPAN_EVENTS`].
+    ///
+    /// ```
+    /// use ossa_events::sink::OtlpSink;
+    /// use ossa_events::{ossa, Emitter, EventBuilder};
+    /// let sink = OtlpSink::to_writer(std::io::sink()).max_span_events(1).build()?;
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+    ///     .span_id("00f067aa0ba902b7")
+    ///     .sink(sink)
+    ///     .build()?;
+    /// emitter.emit(EventBuilder::new().ossa(&ossa::TurnStarted { turn: 1, ..Default::default() }))?;
+    /// for key in ["a", "b"] {
+    ///     emitter.emit(EventBuilder::new().ossa(&ossa::StateUpdated { key, ..Default::default() }))?;
+    /// }
+    /// let m = emitter.shutdown()?;
+    /// assert_eq!((m.delivered, m.failed), (2, 1)); // the second state update had no room
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_span_events(mut self, n: usize) -> Self {
         self.max_events = n;
         self
     }
 
     /// Most events per send. Defaults to [`DEFAULT_MAX_BATCH`].
+    ///
+    /// ```
+    /// use ossa_events::sink::{OtlpSink, Sink};
+    /// let sink = OtlpSink::to_writer(std::io::sink()).max_batch(100).build()?;
+    /// assert_eq!(sink.max_batch(), 100);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
     pub fn max_batch(mut self, n: usize) -> Self {
         self.max_batch = n.max(1);
         self
@@ -340,6 +463,25 @@ impl OtlpSinkBuilder {
 
     /// How long dropping the sink may take to send the spans still open.
     /// Defaults to [`DEFAULT_SHUTDOWN_TIMEOUT`].
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ossa_events::sink::OtlpSink;
+    /// use ossa_events::{ossa, Emitter, EventBuilder};
+    /// // A collector nothing listens on: the open span cannot go out.
+    /// let sink = OtlpSink::builder("http://127.0.0.1:9")
+    ///     .shutdown_timeout(Duration::from_millis(300))
+    ///     .build()?;
+    /// let stats = sink.stats();
+    /// let emitter = Emitter::builder("/agents/a").sink(sink).build()?;
+    /// emitter.emit(EventBuilder::new().ossa(&ossa::AgentStarted { agent_id: "a", ..Default::default() }))?;
+    /// let t = Instant::now();
+    /// emitter.shutdown()?;
+    /// assert!(stats.wait_closed(Duration::from_secs(5)));
+    /// assert!(t.elapsed() < Duration::from_secs(5));
+    /// assert_eq!(stats.get().lost, 1); // counted, and logged
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown_timeout(mut self, d: Duration) -> Self {
         self.shutdown_timeout = d;
         self
@@ -372,7 +514,15 @@ impl OtlpSinkBuilder {
     }
 }
 
-/// A handle to an [`OtlpSink`]'s counters.
+/// A handle to an [`OtlpSink`]'s counters (see [`OtlpSink::stats`]).
+///
+/// ```
+/// use ossa_events::sink::OtlpSink;
+/// let stats = OtlpSink::to_writer(std::io::sink()).build()?.stats();
+/// let c = stats.get();
+/// assert_eq!((c.requests, c.spans, c.lost), (0, 0, 0));
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct OtlpStats(Arc<Counters>);
 
@@ -392,6 +542,11 @@ struct Counters {
 }
 
 /// What an [`OtlpSink`] has done so far.
+///
+/// ```
+/// use ossa_events::sink::otlp::OtlpCounts;
+/// assert_eq!(OtlpCounts::default().unfinished, 0);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OtlpCounts {
@@ -417,7 +572,7 @@ pub struct OtlpCounts {
 }
 
 impl OtlpStats {
-    /// The counts now.
+    /// The counts now (see [`OtlpStats`] for an example).
     pub fn get(&self) -> OtlpCounts {
         let c = &self.0;
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -216,6 +216,20 @@ impl<'e> Input<'e> {
 
 /// The extension that names a span's parent outright (16 hex digits);
 /// without it the parent is found by the rules in the sink's docs.
+///
+/// ```
+/// use ossa_events::sink::otlp::PARENT_EXT;
+/// use ossa_events::{ossa, Event, ExtValue};
+/// let p = ossa::TurnStarted { turn: 1, ..Default::default() };
+/// let ev = Event::builder()
+///     .id("e-1")
+///     .source("/agents/a")
+///     .ossa(&p)
+///     .extension(PARENT_EXT, ExtValue::String("00f067aa0ba902b7"))
+///     .build()?;
+/// assert!(ev.extension("ossaparentspanid").is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const PARENT_EXT: &str = "ossaparentspanid";
 
 fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
