@@ -12,7 +12,7 @@
 //!             └─► no open span: a log-like span ──► request
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use ossa_events_core::Event;
 use ossa_events_core::trace::TraceParent;
@@ -302,10 +302,11 @@ pub(crate) struct Table {
     /// Open keys of each trace, in open order.
     by_trace: HashMap<[u8; 16], Vec<Key>>,
     next: u64,
-    /// Recently closed operations (a second end is a duplicate), bounded
-    /// by `max_open`, with the span id they were exported under.
+    /// Recently closed or evicted operations (a later end is a lone
+    /// event), bounded by `max_open`, with the span id they were exported
+    /// under; `true` in `closed_set` when evicted.
     closed: VecDeque<(Key, [u8; 8])>,
-    closed_set: HashSet<Key>,
+    closed_set: HashMap<Key, bool>,
 }
 
 impl Table {
@@ -318,7 +319,7 @@ impl Table {
             by_trace: HashMap::new(),
             next: 0,
             closed: VecDeque::new(),
-            closed_set: HashSet::new(),
+            closed_set: HashMap::new(),
         }
     }
 
@@ -377,6 +378,7 @@ impl Table {
                 break;
             };
             if let Some(mut s) = self.remove(&oldest) {
+                self.remember_closed(oldest, s.id, true);
                 s.end_ns = s.end_ns.max(input.time_ns);
                 req.unfinished
                     .push(finish_unfinished(s, Unfinished::Evicted, self.max_open));
@@ -396,10 +398,16 @@ impl Table {
     ) -> Fate {
         let key = input.key(op);
         let phase = if error.is_some() { FAIL } else { END };
+        let gone = self.closed_set.get(&key).copied();
         let mut span = match self.remove(&key) {
             Some(s) => s,
-            None if self.closed_set.contains(&key) => {
-                return self.lone(input, Some("duplicate end event"), pos, req);
+            None if gone.is_some() => {
+                let why = if gone == Some(true) {
+                    "end event after its span was evicted"
+                } else {
+                    "duplicate end event"
+                };
+                return self.lone(input, Some(why), pos, req);
             }
             None => {
                 // An end without its start: a span from the end alone,
@@ -434,7 +442,7 @@ impl Table {
         span.end_ns = input.time_ns.max(span.start_ns);
         span.error = error;
         span.name = span_name(op, &span.attrs);
-        self.remember_closed(key, span.id);
+        self.remember_closed(key, span.id, false);
         req.spans.push((span, pos));
         Fate::InRequest
     }
@@ -581,8 +589,8 @@ impl Table {
         Some(span)
     }
 
-    fn remember_closed(&mut self, key: Key, id: [u8; 8]) {
-        if self.closed_set.insert(key) {
+    fn remember_closed(&mut self, key: Key, id: [u8; 8], evicted: bool) {
+        if self.closed_set.insert(key, evicted).is_none() {
             self.closed.push_back((key, id));
         }
         while self.closed.len() > self.max_open {
@@ -624,6 +632,7 @@ impl Table {
                 break;
             };
             if let Some(s) = self.remove(&oldest) {
+                self.remember_closed(oldest, s.id, true);
                 evicted.push(finish_unfinished(s, Unfinished::Evicted, self.max_open));
             }
         }
@@ -631,7 +640,7 @@ impl Table {
     }
 
     fn forget_closed(&mut self, key: &Key) {
-        if self.closed_set.remove(key) {
+        if self.closed_set.remove(key).is_some() {
             self.closed.retain(|(k, _)| k != key);
         }
     }
@@ -973,6 +982,40 @@ mod tests {
             ]
         );
         assert!(spans.iter().all(Span::is_unfinished));
+    }
+
+    #[test]
+    fn an_end_after_its_span_was_evicted_is_a_lone_event() {
+        let (spans, _) = run(
+            1,
+            &[
+                (
+                    "dev.ossa.tool.called",
+                    "0000000000000001",
+                    "a",
+                    r#"{"tool":"x","call_id":"1"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.tool.called",
+                    "0000000000000002",
+                    "a",
+                    r#"{"tool":"x","call_id":"2"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.tool.completed",
+                    "0000000000000001",
+                    "a",
+                    r#"{"tool":"x","call_id":"1"}"#,
+                    "",
+                ),
+            ],
+        );
+        // The first call went out unfinished; its late end is a span event
+        // on the open span of its trace, not a second span with its id.
+        assert_eq!(spans.len(), 1);
+        assert!(spans[0].is_unfinished());
     }
 
     #[test]
