@@ -32,7 +32,7 @@
 //! out as one tree (workflow → agent → turns → tool calls).
 //!
 //! **Lone events** (`state.updated`, other types, a second started event of
-//! an open operation, a second end): a span event on the open span whose id
+//! an open operation, a second end, an end whose span was evicted): a span event on the open span whose id
 //! the event carries, else on the innermost open span of its trace. With no
 //! open span to hold it, a log-like span of its own (zero length, named
 //! after the event type, the event as its span event). An end without a
