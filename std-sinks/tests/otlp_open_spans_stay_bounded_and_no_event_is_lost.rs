@@ -203,3 +203,61 @@ proptest! {
         prop_assert!(missing == 0 || c.lost > 0, "{} delivered events missing, {:?}", missing, c);
     }
 }
+
+/// A writer that takes half of its first write and fails the next one (a
+/// disk that fills mid-request), then works.
+#[derive(Clone, Default)]
+struct Tearing {
+    out: Arc<Mutex<Vec<u8>>>,
+    calls: Arc<Mutex<u32>>,
+}
+
+impl Write for Tearing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let call = {
+            let mut c = self.calls.lock().unwrap();
+            *c += 1;
+            *c
+        };
+        let n = match call {
+            1 => buf.len() / 2,
+            2 => return Err(std::io::Error::other("disk full")),
+            _ => buf.len(),
+        };
+        self.out.lock().unwrap().extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_torn_write_leaves_its_part_on_a_line_of_its_own() {
+    let w = Tearing::default();
+    let mut sink = OtlpSink::to_writer(w.clone()).build().unwrap();
+    // A lone event with no open span: a log-like span, sent at once.
+    let ev = encode(0, (0, 0, 4, 0, 0));
+    let err = sink.send(std::slice::from_ref(&ev)).unwrap_err();
+    assert!(matches!(
+        err.failure_of(0).unwrap().retry,
+        Retry::Yes { .. }
+    ));
+    sink.send(std::slice::from_ref(&ev)).unwrap();
+    drop(sink);
+    let out = w.out.lock().unwrap().clone();
+    let lines: Vec<&[u8]> = out
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        serde_json::from_slice::<serde_json::Value>(lines[0]).is_err(),
+        "the torn part"
+    );
+    assert_eq!(
+        ids_in(lines[1]).get("e0"),
+        Some(&1),
+        "the retried request, whole"
+    );
+}

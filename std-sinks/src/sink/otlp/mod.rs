@@ -155,7 +155,8 @@ pub fn traces_url(endpoint: &str) -> String {
 /// Where the requests go.
 enum Output {
     Http(Box<HttpSink>),
-    Writer(Box<dyn Write + Send>),
+    /// With whether a failed write may have left a torn line.
+    Writer(Box<dyn Write + Send>, bool),
 }
 
 /// The OTLP sink: lifecycle events in, spans out. See the [module
@@ -196,7 +197,7 @@ impl fmt::Debug for OtlpSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let out = match &self.out {
             Output::Http(h) => h.url().to_owned(),
-            Output::Writer(_) => "writer".into(),
+            Output::Writer(..) => "writer".into(),
         };
         f.debug_struct("OtlpSink")
             .field("out", &out)
@@ -281,7 +282,7 @@ impl OtlpSink {
     pub fn url(&self) -> Option<&str> {
         match &self.out {
             Output::Http(h) => Some(h.url()),
-            Output::Writer(_) => None,
+            Output::Writer(..) => None,
         }
     }
 
@@ -496,7 +497,7 @@ impl OtlpSinkBuilder {
     /// ```
     pub fn build(self) -> Result<OtlpSink, Error> {
         let out = match (self.http, self.writer) {
-            (_, Some(w)) => Output::Writer(w),
+            (_, Some(w)) => Output::Writer(w, false),
             (Some(h), None) => Output::Http(Box::new(h.build()?)),
             (None, None) => return Err(Error::Transport("otlp: no output".into())),
         };
@@ -669,10 +670,15 @@ impl OtlpSink {
                 let limit = h.limit(deadline)?;
                 h.post(&self.body, Some("application/json"), None, limit)
             }
-            Output::Writer(w) => {
+            Output::Writer(w, torn) => {
+                // After a failed write, end the line it may have torn, so
+                // that the request goes on a line of its own.
                 self.body.push(b'\n');
-                let r = w.write_all(&self.body).and_then(|()| w.flush());
+                let r = (if *torn { w.write_all(b"\n") } else { Ok(()) })
+                    .and_then(|()| w.write_all(&self.body))
+                    .and_then(|()| w.flush());
                 self.body.pop();
+                *torn = r.is_err();
                 r.map_err(|e| Failure {
                     retry: e.kind() != std::io::ErrorKind::BrokenPipe,
                     after: None,
