@@ -98,6 +98,7 @@ cargo clippy -p ossa-events --no-default-features -- -D warnings
 cargo clippy -p ossa-events --no-default-features --features http-types -- -D warnings
 cargo clippy -p ossa-events --no-default-features --features receiver -- -D warnings
 cargo clippy -p ossa-events --no-default-features --features receiver-tls -- -D warnings
+cargo clippy -p ossa-events --no-default-features --features otlp -- -D warnings
 
 step "the published crates on their rust-version ($MSRV), every feature; the core for the firmware target"
 cargo "+$MSRV" check -p ossa-events-core -p ossa-events --all-features --target-dir "$ROOT/target/msrv"

@@ -580,7 +580,7 @@ fn bad_arguments_give_one_line_and_exit_2() {
 /// The features this test binary's crate was built with, as `--version`
 /// lists them.
 fn built_features() -> Vec<&'static str> {
-    let mut f = vec!["cli", "http"];
+    let mut f = vec!["cli", "http", "otlp"];
     if cfg!(feature = "kafka") {
         f.push("kafka");
     }

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::ArgMatches;
-use ossa_events::sink::{HttpMode, HttpSink, WriterSink};
+use ossa_events::sink::otlp::OtlpStats;
+use ossa_events::sink::{HttpMode, HttpSink, OtlpSink, WriterSink};
 use ossa_events::{Emitter, EmitterBuilder, Overflow, Scratch, SystemClock, demo};
 
 use super::args::{HelpFlag, count, from_env, secs, unless_blank_env};
@@ -47,10 +48,19 @@ const MAX_SECS: f64 = 86_400.0;
 emit [--sink stdout] [OPTIONS] < events.jsonl
 emit --sink http --url URL [--mode structured|binary|batched] [--header HEADER]... [--gzip] [OPTIONS]
 emit --sink kafka --brokers BROKERS --topic T [--mode binary|structured] [--key-field ATTR] [OPTIONS]
+emit --sink otlp (--url URL | --otlp-file FILE) [--header HEADER]... [--gzip] [OPTIONS]
 emit --demo [--source URI-REF] [--sink ...] [OPTIONS]",
     after_help = "\
---url, --header and --gzip go with --sink http; --brokers, --topic and
---key-field with --sink kafka; --mode with http or kafka.
+--url, --header and --gzip go with --sink http or otlp; --otlp-file with
+--sink otlp; --brokers, --topic and --key-field with --sink kafka; --mode
+with http or kafka.
+
+--sink otlp turns lifecycle events into OpenTelemetry spans (GenAI semantic
+conventions) and posts them with OTLP/HTTP JSON to URL/v1/traces (URL as
+given when it ends in /v1/traces), or writes them to FILE, one
+ExportTraceServiceRequest a line. Spans still open at the end are sent
+unfinished. A second summary line counts the spans:
+  emit: otlp: spans N (unfinished N, evicted N), span events N, lost N
 
 Environment: with --sink http, HTTPS_PROXY, HTTP_PROXY, ALL_PROXY (or their
 lower-case forms) name a proxy and NO_PROXY the hosts that bypass it.
@@ -72,14 +82,16 @@ Examples:
   ossa-events emit --sink http --url http://127.0.0.1:8080/ --spool /var/spool/agent < events.jsonl
   ossa-events emit --sink http --url https://collector.example/events --mode binary \\
       --header 'Authorization: Bearer TOKEN' --gzip < events.jsonl
-  ossa-events emit --sink kafka --brokers 127.0.0.1:9092 --topic agent-events --demo"
+  ossa-events emit --sink kafka --brokers 127.0.0.1:9092 --topic agent-events --demo
+  ossa-events emit --sink otlp --url http://127.0.0.1:4318 --demo
+  ossa-events emit --sink otlp --otlp-file spans.jsonl < events.jsonl"
 )]
 pub(crate) struct Args {
-    /// stdout (JSON Lines), http or kafka [default: stdout]
+    /// stdout (JSON Lines), http, kafka or otlp [default: stdout]
     #[arg(long, value_name = "SINK")]
     sink: Option<String>,
-    /// Collector URL, http:// or https://
-    /// (required with --sink http)
+    /// Collector URL, http:// or https:// (required with --sink
+    /// http; the OTLP/HTTP endpoint with --sink otlp)
     #[arg(
         long,
         value_name = "URL",
@@ -112,6 +124,11 @@ pub(crate) struct Args {
     /// Gzip HTTP request bodies
     #[arg(long)]
     gzip: bool,
+    /// With --sink otlp: write the OTLP JSON to FILE
+    /// (one ExportTraceServiceRequest a line) instead of
+    /// posting it
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
+    otlp_file: Option<std::path::PathBuf>,
     /// Kafka bootstrap servers, e.g. 127.0.0.1:9092
     /// (required with --sink kafka)
     #[arg(
@@ -142,7 +159,7 @@ pub(crate) struct Args {
         value_parser = count::<usize>(1, MAX_BATCH_SIZE, "a number")
     )]
     batch_size: Option<usize>,
-    /// http: request timeout [default: 10]; kafka: delivery
+    /// http, otlp: request timeout [default: 10]; kafka: delivery
     /// timeout [default: 30] (fractions allowed, at most 86400)
     #[arg(
         long,
@@ -192,6 +209,7 @@ struct Settings {
     key_field: Option<String>,
     headers: Vec<(String, String)>,
     gzip: bool,
+    otlp_file: Option<std::path::PathBuf>,
     batch_size: usize,
     timeout: Option<Duration>,
     deadline: Duration,
@@ -214,7 +232,11 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
             unless_blank_env(m, id, v)
         }
     };
-    let url = for_sink("url", "http", a.url);
+    let url = if sink == "otlp" {
+        for_sink("url", "otlp", a.url)
+    } else {
+        for_sink("url", "http", a.url)
+    };
     let brokers = for_sink("brokers", "kafka", a.brokers);
     let topic = for_sink("topic", "kafka", a.topic);
     let mut header_lines: Vec<(String, String)> = if !from_env(m, "header") {
@@ -222,7 +244,7 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
             .into_iter()
             .map(|h| ("--header".to_string(), h))
             .collect()
-    } else if sink == "http" {
+    } else if sink == "http" || sink == "otlp" {
         // OSSA_HTTP_HEADERS: one header a line.
         a.header
             .iter()
@@ -269,6 +291,7 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         key_field: a.key_field,
         headers,
         gzip: a.gzip,
+        otlp_file: a.otlp_file,
         batch_size: a.batch_size.unwrap_or(EmitterBuilder::DEFAULT_BATCH_SIZE),
         timeout: a.timeout,
         deadline: a
@@ -302,14 +325,29 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
             return Err("emit: --sink kafka: this build has no kafka feature (build or install it with the cargo feature `kafka`)".into())
         }
         "kafka" => {}
+        "otlp" if s.url.is_some() == s.otlp_file.is_some() => {
+            return Err("emit: --sink otlp needs --url or --otlp-file (one of them)".into())
+        }
+        "otlp" => {}
         other => {
             return Err(format!(
-                "emit: unknown sink '{other}': use stdout, http or kafka"
+                "emit: unknown sink '{other}': use stdout, http, kafka or otlp"
             ))
         }
     }
-    if s.sink != "http" && (s.url.is_some() || !s.headers.is_empty() || s.gzip) {
-        return Err("emit: --url, --header, --header-file and --gzip go with --sink http".into());
+    let http_like = s.sink == "http" || s.sink == "otlp";
+    if !http_like && (s.url.is_some() || !s.headers.is_empty() || s.gzip) {
+        return Err(
+            "emit: --url, --header, --header-file and --gzip go with --sink http or otlp".into(),
+        );
+    }
+    if s.sink == "otlp" && s.otlp_file.is_some() && (!s.headers.is_empty() || s.gzip) {
+        return Err(
+            "emit: --header, --header-file and --gzip go with --url, not --otlp-file".into(),
+        );
+    }
+    if s.sink != "otlp" && s.otlp_file.is_some() {
+        return Err("emit: --otlp-file goes with --sink otlp".into());
     }
     if s.sink != "kafka" && (s.brokers.is_some() || s.topic.is_some() || s.key_field.is_some()) {
         return Err("emit: --brokers, --topic and --key-field go with --sink kafka".into());
@@ -363,6 +401,7 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
                 );
             }
         });
+    let mut otlp_stats: Option<OtlpStats> = None;
     let builder = if a.sink == "kafka" {
         match kafka_sink(&a) {
             Ok(b) => builder.sink(b),
@@ -388,6 +427,14 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         match hs.build() {
             Ok(s) => builder.sink(s),
             Err(e) => return super::usage_error(Some("emit"), &format!("emit: {e}")),
+        }
+    } else if a.sink == "otlp" {
+        match otlp_sink(&a) {
+            Ok(s) => {
+                otlp_stats = Some(s.stats());
+                builder.sink(s)
+            }
+            Err(e) => return e,
         }
     } else {
         builder.sink(WriterSink::stdout())
@@ -535,11 +582,22 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         std::thread::park();
     }
     let m = summary(&em, read, invalid, stopped_by);
+    // The OTLP sink sends its open spans when the emitter drops it, within
+    // its shutdown timeout.
+    let lost_spans = otlp_stats.map_or(0, |st| {
+        st.wait_closed(otlp_close_limit(a.deadline) + Duration::from_secs(1));
+        let c = st.get();
+        eprintln!(
+            "emit: otlp: spans {} (unfinished {}, evicted {}), span events {}, lost {}",
+            c.spans, c.unfinished, c.evicted, c.span_events, c.lost
+        );
+        c.lost
+    });
     if let Some(sig) = stopped_by {
         return ExitCode::from(signals::exit_code(sig));
     }
     let undelivered = m.failed + m.shutdown_timeout + m.dropped + m.rejected + m.spooled;
-    if invalid == 0 && m.delivered == read + m.replayed && undelivered == 0 {
+    if invalid == 0 && m.delivered == read + m.replayed && undelivered == 0 && lost_spans == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(super::EXIT_FAILURE)
@@ -602,6 +660,41 @@ fn summary(em: &Emitter, read: u64, invalid: u64, signal: Option<i32>) -> ossa_e
         );
     }
     m
+}
+
+/// How long the OTLP sink may take at the end to send the spans still open:
+/// its default, or `--deadline` when that is shorter.
+fn otlp_close_limit(deadline: Duration) -> Duration {
+    deadline.min(ossa_events::sink::otlp::DEFAULT_SHUTDOWN_TIMEOUT)
+}
+
+/// The OTLP sink `a` asks for: to `--url`, or into `--otlp-file`.
+fn otlp_sink(a: &Settings) -> Result<OtlpSink, ExitCode> {
+    let b = match &a.otlp_file {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => OtlpSink::to_writer(std::io::BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("ossa-events: emit: --otlp-file '{}': {e}", path.display());
+                return Err(ExitCode::from(super::EXIT_FAILURE));
+            }
+        },
+        None => {
+            let mut b = OtlpSink::builder(a.url.as_deref().unwrap_or_default())
+                .timeout(
+                    a.timeout
+                        .unwrap_or(Duration::from_secs(DEFAULT_HTTP_TIMEOUT_SECS)),
+                )
+                .gzip(a.gzip);
+            for (n, v) in &a.headers {
+                b = b.header(n.clone(), v.clone());
+            }
+            b
+        }
+    };
+    b.max_batch(a.batch_size)
+        .shutdown_timeout(otlp_close_limit(a.deadline))
+        .build()
+        .map_err(|e| super::usage_error(Some("emit"), &format!("emit: {e}")))
 }
 
 /// The Kafka sink `a` asks for.

@@ -131,6 +131,7 @@ const SHELLS: &str = "bash, zsh, fish, elvish or powershell";
 const FEATURES: &[&str] = &[
     "cli",
     "http",
+    "otlp",
     #[cfg(feature = "kafka")]
     "kafka",
     #[cfg(feature = "http-types")]

@@ -515,11 +515,14 @@ fn invalid(msg: String) -> Error {
     Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))
 }
 
-/// Why one request failed.
-struct Failure {
-    retry: bool,
-    after: Option<Duration>,
-    error: Error,
+/// Why one request failed (also what the OTLP sink, which posts through an
+/// `HttpSink`, classifies its requests by).
+pub(crate) struct Failure {
+    /// Whether a retry may succeed (408, 429, 5xx except 501, transport).
+    pub(crate) retry: bool,
+    /// The collector's `Retry-After`, when it gave one.
+    pub(crate) after: Option<Duration>,
+    pub(crate) error: Error,
 }
 
 impl Failure {
@@ -562,7 +565,7 @@ impl Sink for HttpSink {
 impl HttpSink {
     /// The time limit of the next request, or the failure when `deadline`
     /// has passed already.
-    fn limit(&self, deadline: SendDeadline<'_>) -> Result<Option<Duration>, Failure> {
+    pub(crate) fn limit(&self, deadline: SendDeadline<'_>) -> Result<Option<Duration>, Failure> {
         let Some(d) = deadline.get() else {
             return Ok(None);
         };
@@ -654,7 +657,7 @@ impl HttpSink {
     /// configured headers and, in binary mode, the `ce-` headers of `binary`
     /// (in wire form already); within `limit` when that is shorter than the
     /// sink's timeout.
-    fn post(
+    pub(crate) fn post(
         &mut self,
         body: &[u8],
         content_type: Option<&str>,

@@ -11,6 +11,9 @@ pub mod http;
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub mod kafka;
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub mod otlp;
 pub mod writer;
 
 #[cfg(feature = "http")]
@@ -19,6 +22,9 @@ pub use http::{HttpMode, HttpSink, HttpSinkBuilder};
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub use kafka::{KafkaMode, KafkaSink, KafkaSinkBuilder};
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub use otlp::{OtlpSink, OtlpSinkBuilder};
 pub use writer::WriterSink;
 
 use std::fmt;
