@@ -272,6 +272,9 @@ pub mod receiver;
 mod retry;
 #[cfg(feature = "http")]
 mod retry_after;
+#[cfg(feature = "schemas")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemas")))]
+pub mod schema;
 #[cfg(feature = "cloudevents-sdk")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cloudevents-sdk")))]
 pub mod sdk;
