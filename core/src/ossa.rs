@@ -770,7 +770,11 @@ mod tests {
     fn every_type_has_a_schema_uri_under_the_base() {
         for ty in EVENT_TYPES {
             let uri = schema_uri(ty).unwrap();
-            assert_eq!(uri.strip_prefix(SCHEMA_BASE).and_then(|r| r.strip_suffix(".json")), Some(ty));
+            assert_eq!(
+                uri.strip_prefix(SCHEMA_BASE)
+                    .and_then(|r| r.strip_suffix(".json")),
+                Some(ty)
+            );
         }
     }
 

@@ -31,7 +31,12 @@ fn full_payloads() -> Vec<(&'static str, Value)> {
     macro_rules! add {
         ($p:expr) => {{
             let p = $p;
-            let ev = Event::builder().id("1").source("/a").ossa(&p).build().unwrap();
+            let ev = Event::builder()
+                .id("1")
+                .source("/a")
+                .ossa(&p)
+                .build()
+                .unwrap();
             let v: Value = serde_json::from_slice(&json::to_vec(&ev).unwrap()).unwrap();
             let ty = *ossa::EVENT_TYPES.iter().find(|t| **t == ev.ty()).unwrap();
             out.push((ty, v["data"].clone()));
@@ -220,7 +225,10 @@ fn each_schema_refuses_a_wrong_type_in_every_typed_member_with_its_path() {
 #[test]
 fn the_issue_s_example_is_refused_and_an_event_without_data_too() {
     let v = violation(check(ossa::TOOL_CALLED, &json!({"tol": 3})));
-    assert_eq!((v.instance_path.as_str(), v.keyword.as_str()), ("", "required"));
+    assert_eq!(
+        (v.instance_path.as_str(), v.keyword.as_str()),
+        ("", "required")
+    );
     assert!(v.message.contains("\"tool\""), "{}", v.message);
     let ev = Event::builder()
         .id("1")
@@ -285,7 +293,9 @@ fn every_ossa_example_in_the_repository_validates() {
             let rest = &text[i..];
             let mut de = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
             let Some(Ok(v)) = de.next() else { continue };
-            let Some(ty) = v["type"].as_str() else { continue };
+            let Some(ty) = v["type"].as_str() else {
+                continue;
+            };
             if !ty.starts_with("dev.ossa.") {
                 continue;
             }

@@ -161,7 +161,10 @@ fn a_remote_schema_is_fetched_once_in_the_background_then_checks_every_event() {
     for _ in 0..100 {
         match r.check(&event(r#"{"order":7}"#, None)) {
             Err(SchemaError::Violation(v)) => {
-                assert_eq!((v.instance_path.as_str(), v.keyword.as_str()), ("/order", "type"))
+                assert_eq!(
+                    (v.instance_path.as_str(), v.keyword.as_str()),
+                    ("/order", "type")
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -191,7 +194,10 @@ fn emit_never_waits_for_the_registry_and_never_lets_an_unchecked_event_pass() {
         e.to_string().contains("schema unavailable") && e.to_string().contains("being fetched"),
         "{e}"
     );
-    assert!(!s.state.0.lock().unwrap().open, "emit returned before the answer");
+    assert!(
+        !s.state.0.lock().unwrap().open,
+        "emit returned before the answer"
+    );
     s.open_gate();
     schemas.prefetch(&[TY], &[], WAIT).unwrap();
     emitter.emit(ev()).unwrap();

@@ -73,7 +73,12 @@ fn validate_reports_each_payload_that_breaks_its_schema_and_prints_the_others() 
         line("2", "com.acme.order.placed", "", r#"{"order":7}"#),
         line("3", "com.acme.order.placed", sku, r#"{"sku":"s"}"#),
         line("4", "com.acme.order.placed", sku, r#"{"order":"o"}"#),
-        line("5", "com.acme.tool.retried", "", r#"{"tool":"t","attempt":2}"#),
+        line(
+            "5",
+            "com.acme.tool.retried",
+            "",
+            r#"{"tool":"t","attempt":2}"#,
+        ),
         line("6", "com.acme.tool.retried", "", r#"{"attempt":2}"#),
         line("7", "dev.ossa.tool.called", "", r#"{"tol":3}"#),
         line("8", "com.other", "", "{}"),
@@ -122,7 +127,10 @@ fn validate_refuses_a_schema_source_it_cannot_use_as_a_usage_error() {
         "{err}"
     );
     for (args, want) in [
-        (&["--schemas", "/nonexistent/dir"][..], "cannot load schemas"),
+        (
+            &["--schemas", "/nonexistent/dir"][..],
+            "cannot load schemas",
+        ),
         (
             &["--schemas", "builtin", "--schema-api", "confluent"],
             "needs --schemas URL",
@@ -135,7 +143,11 @@ fn validate_refuses_a_schema_source_it_cannot_use_as_a_usage_error() {
     ] {
         let out = validate(args, "{}");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(text(&out.stderr).contains(want), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(want),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -169,10 +181,7 @@ fn listen_answers_400_with_the_pointer_and_keyword_and_prints_nothing_of_that_re
     let (code, body) = l.send(req.as_bytes());
     assert_eq!(code, 400);
     assert!(body.contains(r#"at "/error" (required)"#), "{body}");
-    assert_eq!(
-        l.send(&post("application/cloudevents+json", &good)).0,
-        202
-    );
+    assert_eq!(l.send(&post("application/cloudevents+json", &good)).0, 202);
     assert_eq!(l.line(), good);
     l.no_more_lines();
 }

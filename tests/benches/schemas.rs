@@ -289,7 +289,11 @@ fn run(addr: SocketAddr, req: &[u8], per_client: usize) -> Duration {
 fn wait_printed(l: &Listen, n: u64) {
     let end = Instant::now() + Duration::from_secs(60);
     while l.lines.load(Ordering::Relaxed) < n {
-        assert!(Instant::now() < end, "printed {} of {n}", l.lines.load(Ordering::Relaxed));
+        assert!(
+            Instant::now() < end,
+            "printed {} of {n}",
+            l.lines.load(Ordering::Relaxed)
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -386,8 +390,12 @@ fn main() {
     }
     c.final_summary();
 
-    println!("\npayload schemas, the 551-byte dev.ossa.tool.called event ({runs} runs x {per_run})");
-    println!("  SchemaRegistry::check alone          {check_ns:>9.0} ns   {check_allocs:.1} allocations");
+    println!(
+        "\npayload schemas, the 551-byte dev.ossa.tool.called event ({runs} runs x {per_run})"
+    );
+    println!(
+        "  SchemaRegistry::check alone          {check_ns:>9.0} ns   {check_allocs:.1} allocations"
+    );
     println!(
         "  emit(): without / with schemas       {emit_plain:>9.0} / {emit_checked:.0} ns   added {:+.0} ns (target <= 1000)",
         emit_checked - emit_plain

@@ -341,7 +341,10 @@ mod tests {
     #[test]
     fn urls_by_api() {
         let f = Fetcher::new(HttpRegistry::new("http://h:1/s")).unwrap();
-        assert_eq!(f.url(super::super::Side::Type, "a.b"), "http://h:1/s/a.b.json");
+        assert_eq!(
+            f.url(super::super::Side::Type, "a.b"),
+            "http://h:1/s/a.b.json"
+        );
         assert!(f.serves("http://h:1/s/x.json") && !f.serves("http://other/x.json"));
         let f = Fetcher::new(HttpRegistry::confluent("http://h:1").version("2")).unwrap();
         assert_eq!(
@@ -353,7 +356,8 @@ mod tests {
 
     #[test]
     fn confluent_envelope() {
-        let v = serde_json::json!({"subject":"t","version":1,"id":3,"schema":"{\"type\":\"object\"}"});
+        let v =
+            serde_json::json!({"subject":"t","version":1,"id":3,"schema":"{\"type\":\"object\"}"});
         assert_eq!(
             unwrap_confluent(v).unwrap(),
             serde_json::json!({"type":"object"})

@@ -350,9 +350,7 @@ impl SchemaRegistryBuilder {
                 reason,
             })?;
             let c = Arc::new(c);
-            by_uri
-                .entry(c.uri.to_string())
-                .or_insert_with(|| c.clone());
+            by_uri.entry(c.uri.to_string()).or_insert_with(|| c.clone());
             by_type.entry(ty).or_insert(c);
         }
         let remote = fetcher.map(|f| Remote::start(f, refs));
@@ -463,7 +461,10 @@ impl fmt::Debug for SchemaRegistry {
         f.debug_struct("SchemaRegistry")
             .field("types", &self.inner.by_type.len())
             .field("require_schema", &self.inner.require)
-            .field("http", &self.inner.remote.as_ref().map(|r| r.fetcher.base()))
+            .field(
+                "http",
+                &self.inner.remote.as_ref().map(|r| r.fetcher.base()),
+            )
             .finish()
     }
 }
@@ -579,7 +580,12 @@ impl SchemaRegistry {
     /// schemas.prefetch(&["com.acme.order.placed"], &[], Duration::from_secs(2))?;
     /// # Ok::<(), ossa_events::schema::SchemaError>(())
     /// ```
-    pub fn prefetch(&self, types: &[&str], uris: &[&str], wait: Duration) -> Result<(), SchemaError> {
+    pub fn prefetch(
+        &self,
+        types: &[&str],
+        uris: &[&str],
+        wait: Duration,
+    ) -> Result<(), SchemaError> {
         let deadline = Instant::now() + wait;
         let mut first_err = None;
         let pending = |this: &Self| {
@@ -695,12 +701,14 @@ fn data_value(ev: &Event<'_>, schema: &str) -> Result<Value, SchemaError> {
     };
     // The event was validated: its JSON data is well-formed, so a parse
     // failure here is a limit of serde_json (e.g. a number it cannot hold).
-    let unparsable = |e: serde_json::Error| SchemaError::Violation(Violation {
-        schema: schema.to_owned(),
-        instance_path: String::new(),
-        keyword: "type".into(),
-        message: short(&format!("data cannot be read as JSON: {e}")),
-    });
+    let unparsable = |e: serde_json::Error| {
+        SchemaError::Violation(Violation {
+            schema: schema.to_owned(),
+            instance_path: String::new(),
+            keyword: "type".into(),
+            message: short(&format!("data cannot be read as JSON: {e}")),
+        })
+    };
     match ev.data() {
         None => Ok(Value::Null),
         Some(Data::Json(s)) => serde_json::from_str(s).map_err(unparsable),
@@ -846,7 +854,11 @@ impl Remote {
                 }
         };
         let seen = {
-            let maps = self.cache.maps.read().unwrap_or_else(PoisonError::into_inner);
+            let maps = self
+                .cache
+                .maps
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
             let map = match side {
                 Side::Type => &maps.types,
                 Side::Uri => &maps.uris,
@@ -855,14 +867,21 @@ impl Remote {
         };
         let state = match seen {
             Some((state, false)) => state,
-            other => {
-                let mut maps = self.cache.maps.write().unwrap_or_else(PoisonError::into_inner);
+            _ => {
+                let mut maps = self
+                    .cache
+                    .maps
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
                 let e = maps.side(side).entry(key.to_owned()).or_insert(Entry {
                     state: State::Fetching,
                     at: Instant::now(),
                     queued: false,
                 });
-                if other.is_none() || due(e) {
+                // A new entry, or one due again (another thread may have
+                // queued it between the read and this write).
+                let fresh = matches!(e.state, State::Fetching) && !e.queued;
+                if fresh || due(e) {
                     e.queued = true;
                     let sent = self
                         .jobs
@@ -871,7 +890,8 @@ impl Remote {
                         .send((side, key.to_owned()));
                     if sent.is_err() {
                         e.queued = false;
-                        e.state = State::Failed(Arc::from("the schema fetch thread is not running"));
+                        e.state =
+                            State::Failed(Arc::from("the schema fetch thread is not running"));
                     }
                 }
                 e.state.clone()
@@ -887,7 +907,11 @@ impl Remote {
 
     /// The compiled schema of `key` if it is in the cache now.
     fn ready(&self, side: Side, key: &str) -> Option<Arc<Compiled>> {
-        let maps = self.cache.maps.read().unwrap_or_else(PoisonError::into_inner);
+        let maps = self
+            .cache
+            .maps
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let map = match side {
             Side::Type => &maps.types,
             Side::Uri => &maps.uris,
@@ -900,7 +924,11 @@ impl Remote {
 
     /// Waits until a fetch ends or `deadline` passes.
     fn wait(&self, deadline: Instant) {
-        let gen_now = self.cache.changed.lock().unwrap_or_else(PoisonError::into_inner);
+        let gen_now = self
+            .cache
+            .changed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let seen = *gen_now;
         let left = deadline.saturating_duration_since(Instant::now());
         // Short slices: a fetch that ended between our lookup and this lock
@@ -922,14 +950,19 @@ fn fetch_loop(
 ) {
     while let Ok((side, key)) = rx.recv() {
         let url = fetcher.url(side, &key);
-        let state = match fetcher.get(&url) {
-            Ok(Some(v)) => match compile(&v, &url, refs) {
-                Ok(c) => State::Ready(Arc::new(c)),
+        // A panic in the client or the compiler fails this schema, not the
+        // thread every later fetch needs.
+        let fetched =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match fetcher.get(&url) {
+                Ok(Some(v)) => match compile(&v, &url, refs) {
+                    Ok(c) => State::Ready(Arc::new(c)),
+                    Err(reason) => State::Failed(Arc::from(reason)),
+                },
+                Ok(None) => State::Missing,
                 Err(reason) => State::Failed(Arc::from(reason)),
-            },
-            Ok(None) => State::Missing,
-            Err(reason) => State::Failed(Arc::from(reason)),
-        };
+            }));
+        let state = fetched
+            .unwrap_or_else(|_| State::Failed(Arc::from("fetching or compiling it panicked")));
         if let State::Failed(reason) = &state {
             tracing::warn!(schema = %url, reason = %reason, "schema fetch failed");
         }
@@ -941,10 +974,7 @@ fn fetch_loop(
                 queued: true,
             });
             // A failed refresh keeps the schema it had.
-            let keep_old = matches!(
-                (&e.state, &state),
-                (State::Ready(_), State::Failed(_))
-            );
+            let keep_old = matches!((&e.state, &state), (State::Ready(_), State::Failed(_)));
             if !keep_old {
                 e.state = state;
             }
