@@ -9,11 +9,11 @@ use ossa_events::schema::{HttpRegistry, SchemaRegistry};
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct SchemaArgs {
     /// Also check each event's data against its JSON
-    /// Schema: the 11 built-in OSSA schemas, plus every
-    /// TYPE.json file of DIR, or the schemas of the HTTP
-    /// registry at URL (fetched once, cached); 'builtin'
-    /// for the built-in ones only
-    #[arg(long, value_name = "DIR|URL", verbatim_doc_comment)]
+    /// Schema. SOURCE is a directory DIR, a URL or 'builtin':
+    /// the 11 built-in OSSA schemas, plus every TYPE.json
+    /// file of DIR, or the schemas of the HTTP registry at
+    /// URL (fetched once, cached)
+    #[arg(long, value_name = "SOURCE", verbatim_doc_comment)]
     pub(crate) schemas: Option<String>,
     /// How the registry at --schemas URL names a type's
     /// schema: plain (URL/TYPE.json) or confluent
