@@ -387,3 +387,26 @@ fn a_refresh_replaces_the_schema_in_the_background_and_a_failed_one_keeps_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn made_up_types_cannot_grow_the_cache_or_the_requests_past_the_cap() {
+    let s = Server::start();
+    let r = registry(&s, HttpRegistry::new(&s.base).max_schemas(2));
+    let ev = |ty: &'static str| {
+        Event::builder()
+            .id("1")
+            .source("/s")
+            .ty(ty)
+            .data_json("{}")
+            .build()
+            .unwrap()
+    };
+    for ty in ["com.a", "com.b"] {
+        assert_eq!(r.check_within(&ev(ty), WAIT).unwrap(), Checked::NoSchema);
+    }
+    let reason = unavailable(r.check_within(&ev("com.c"), WAIT));
+    assert!(reason.contains("schema cache full"), "{reason}");
+    assert_eq!(s.hits("/com.c.json"), 0, "not asked of the registry");
+    // Those already known still answer.
+    assert_eq!(r.check(&ev("com.a")).unwrap(), Checked::NoSchema);
+}

@@ -60,6 +60,7 @@ pub struct HttpRegistry {
     timeout: Duration,
     refresh: Duration,
     retry_after: Duration,
+    max_schemas: usize,
     headers: Vec<(String, String)>,
 }
 
@@ -85,6 +86,9 @@ impl HttpRegistry {
     pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
     /// Largest schema body accepted.
     pub const MAX_SCHEMA_BYTES: u64 = 1 << 20;
+    /// Default cap on the types and URIs the registry keeps (fetched, not
+    /// found or failed).
+    pub const DEFAULT_MAX_SCHEMAS: usize = 10_000;
 
     /// A plain registry: the schema of type `T` is at `{base}/T.json`.
     ///
@@ -120,6 +124,7 @@ impl HttpRegistry {
             timeout: Self::DEFAULT_TIMEOUT,
             refresh: Self::DEFAULT_REFRESH,
             retry_after: Self::DEFAULT_RETRY_AFTER,
+            max_schemas: Self::DEFAULT_MAX_SCHEMAS,
             headers: Vec::new(),
         }
     }
@@ -173,6 +178,22 @@ impl HttpRegistry {
     /// ```
     pub fn retry_after(mut self, d: Duration) -> Self {
         self.retry_after = d;
+        self
+    }
+    /// Most types and URIs kept in the cache (schemas, "no schema" answers
+    /// and failures alike). Event types come from whoever sends the events:
+    /// past the cap, a type or URI not seen yet is refused with reason
+    /// "schema cache full" instead of being fetched, so a stream of made-up
+    /// types costs neither memory nor requests to the registry. Defaults to
+    /// `10 000`.
+    ///
+    /// ```
+    /// use ossa_events::schema::HttpRegistry;
+    /// let r = HttpRegistry::new("http://localhost:8000").max_schemas(500);
+    /// # drop(r);
+    /// ```
+    pub fn max_schemas(mut self, n: usize) -> Self {
+        self.max_schemas = n.max(1);
         self
     }
     /// A header sent with every fetch (an `Authorization` token; kept out of
@@ -243,6 +264,9 @@ impl Fetcher {
     }
     pub(super) fn refresh(&self) -> Duration {
         self.config.refresh
+    }
+    pub(super) fn max_schemas(&self) -> usize {
+        self.config.max_schemas
     }
     pub(super) fn retry_after(&self) -> Duration {
         self.config.retry_after

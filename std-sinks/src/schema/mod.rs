@@ -865,14 +865,24 @@ impl Remote {
             };
             map.get(key).map(|e| (e.state.clone(), due(e)))
         };
-        let state = match seen {
-            Some((state, false)) => state,
+        let state = match &seen {
+            Some((state, false)) => state.clone(),
             _ => {
                 let mut maps = self
                     .cache
                     .maps
                     .write()
                     .unwrap_or_else(PoisonError::into_inner);
+                // Types and URIs come from the events, which a collector does
+                // not control: the cache (and what it asks the registry) is
+                // bounded.
+                let full = maps.types.len() + maps.uris.len() >= f.max_schemas();
+                if seen.is_none() && full && !maps.side(side).contains_key(key) {
+                    return Found::Failed(
+                        what(),
+                        Arc::from("schema cache full (HttpRegistry::max_schemas)"),
+                    );
+                }
                 let e = maps.side(side).entry(key.to_owned()).or_insert(Entry {
                     state: State::Fetching,
                     at: Instant::now(),
