@@ -334,6 +334,14 @@ fn main() {
     }
     let s = region.change();
     let check_allocs = (s.allocations + s.reallocations) as f64 / 1000.0;
+    // Of which: reading the data into the `serde_json::Value` the validator takes.
+    let data = match ev.data() {
+        Some(ossa_events::Data::Json(d)) => *d,
+        other => panic!("{other:?}"),
+    };
+    let parse_ns = per_call(runs, per_run, || {
+        black_box(serde_json::from_str::<serde_json::Value>(black_box(data)).unwrap());
+    });
     // 2. emit() with and without.
     let (emit_plain, emit_checked) = emit_pair(&ev, runs, per_run);
     let (ossa_plain, ossa_checked) = emit_ossa_pair(runs, per_run);
@@ -396,6 +404,7 @@ fn main() {
     println!(
         "  SchemaRegistry::check alone          {check_ns:>9.0} ns   {check_allocs:.1} allocations"
     );
+    println!("    of which data -> serde_json::Value {parse_ns:>9.0} ns");
     println!(
         "  emit(): without / with schemas       {emit_plain:>9.0} / {emit_checked:.0} ns   added {:+.0} ns (target <= 1000)",
         emit_checked - emit_plain
