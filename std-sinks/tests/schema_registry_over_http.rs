@@ -336,6 +336,18 @@ fn confluent_subject_versions_api() {
         .build()
         .unwrap();
     assert!(unavailable(r.check_within(&avro, WAIT)).contains("AVRO"));
+    // A pinned version that is not there is an error, not "no schema".
+    s.route(
+        &format!("/subjects/{TY}/versions/9"),
+        Answer::Raw(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 56\r\nConnection: close\r\n\r\n{\"error_code\":40402,\"message\":\"Version 9 not found.\"}   ",
+        ),
+    );
+    let missing = registry(
+        &s,
+        HttpRegistry::confluent(s.base.trim_end_matches('/')).version("9"),
+    );
+    assert!(unavailable(missing.check_within(&event("{}", None), WAIT)).contains("40402"));
     // A pinned version is another URL.
     s.route(
         &format!("/subjects/{TY}/versions/2"),

@@ -40,7 +40,8 @@ pub enum RegistryApi {
 /// (with [`RegistryApi::Confluent`], an answer in the Confluent envelope is
 /// unwrapped); otherwise the schema of its type is fetched as the
 /// [`RegistryApi`] says. A 404 for a type means "no schema" (cached like a
-/// schema); any other failure is an error, tried again after
+/// schema), except Confluent's "version not found" (`40402`) for a pinned
+/// version; any other failure is an error, tried again after
 /// [`retry_after`](Self::retry_after).
 ///
 /// ```
@@ -312,6 +313,17 @@ impl Fetcher {
             .limit(HttpRegistry::MAX_SCHEMA_BYTES)
             .read_to_vec();
         if status == 404 {
+            // Confluent tells "no such subject" (40401: the type has no
+            // schema) from "no such version" (40402: a pinned version that
+            // is not there, which must not make every event pass).
+            let code = body
+                .as_deref()
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+                .and_then(|v| v.get("error_code").and_then(Value::as_u64));
+            if let (RegistryApi::Confluent { version }, Some(40402)) = (&self.config.api, code) {
+                return Err(format!("version {version} not found (40402)"));
+            }
             return Ok(None);
         }
         if !(200..300).contains(&status) {
