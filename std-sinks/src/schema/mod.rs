@@ -74,6 +74,111 @@ use serde_json::Value;
 struct Compiled {
     uri: Arc<str>,
     validator: jsonschema::Validator,
+    /// The only members of an object that the schema can look at, when it
+    /// says no more than `type`, `required` and `properties` at its root
+    /// (see [`members_looked_at`]): the others are skipped when the data is
+    /// read, not built into the `Value` (most of a check's cost).
+    looks_at: Option<Box<[String]>>,
+}
+
+/// Keywords at a schema's root that constrain nothing.
+const INERT: [&str; 11] = [
+    "$schema",
+    "$id",
+    "$comment",
+    "$defs",
+    "definitions",
+    "title",
+    "description",
+    "examples",
+    "default",
+    "deprecated",
+    "readOnly",
+];
+
+/// The members of an object `schema` can look at: those of `properties`
+/// and `required`, when its root has no other constraining keyword (no
+/// `additionalProperties`, `patternProperties`, `$ref`, `allOf`, …: any of
+/// them, or one we do not know, means `None`, the whole value is built).
+/// Then validating an object with only those members gives the same result
+/// as validating it whole.
+fn members_looked_at(schema: &Value) -> Option<Box<[String]>> {
+    let root = schema.as_object()?;
+    let mut keep = Vec::new();
+    for (k, v) in root {
+        match k.as_str() {
+            "type" => {}
+            "properties" => keep.extend(v.as_object()?.keys().cloned()),
+            "required" => {
+                for name in v.as_array()? {
+                    keep.push(name.as_str()?.to_owned());
+                }
+            }
+            k if INERT.contains(&k) => {}
+            _ => return None,
+        }
+    }
+    Some(keep.into_boxed_slice())
+}
+
+/// Reads JSON text as a `Value`, keeping of a top-level object only the
+/// members in `looks_at` (the others are skipped without being built).
+fn read_data(text: &str, looks_at: Option<&[String]>) -> Result<Value, serde_json::Error> {
+    let Some(keep) = looks_at.filter(|_| text.trim_start().starts_with('{')) else {
+        return serde_json::from_str(text);
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = serde::Deserializer::deserialize_map(&mut de, Members(keep))?;
+    de.end()?;
+    Ok(v)
+}
+
+/// Builds an object of the members named in `.0`.
+struct Members<'k>(&'k [String]);
+
+impl<'de> serde::de::Visitor<'de> for Members<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = m.next_key_seed(Key)? {
+            if self.0.iter().any(|k| *k == *key) {
+                let v: Value = m.next_value()?;
+                out.insert(key.into_owned(), v);
+            } else {
+                m.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// A member name, borrowed from the text unless it had escapes.
+struct Key;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v))
+    }
 }
 
 /// What a check found: see the [module docs](self).
@@ -404,7 +509,11 @@ fn compile(schema: &Value, fallback: &str, refs: &Arc<Refs>) -> Result<Compiled,
         .with_retriever(RefsHandle(refs.clone()))
         .build(schema)
         .map_err(|e| format!("not a valid JSON Schema: {}", short(&e.to_string())))?;
-    Ok(Compiled { uri, validator })
+    Ok(Compiled {
+        uri,
+        validator,
+        looks_at: members_looked_at(schema),
+    })
 }
 
 /// Resolves `$ref`s to other schemas: the built-in and directory ones by
@@ -695,7 +804,9 @@ thread_local! {
 }
 
 /// The event's data as a JSON value (as the JSON format carries it).
-fn data_value(ev: &Event<'_>, schema: &str) -> Result<Value, SchemaError> {
+fn data_value(ev: &Event<'_>, c: &Compiled) -> Result<Value, SchemaError> {
+    let schema: &str = &c.uri;
+    let looks_at = c.looks_at.as_deref();
     let not_json = || SchemaError::NotJson {
         schema: schema.to_owned(),
     };
@@ -711,7 +822,7 @@ fn data_value(ev: &Event<'_>, schema: &str) -> Result<Value, SchemaError> {
     };
     match ev.data() {
         None => Ok(Value::Null),
-        Some(Data::Json(s)) => serde_json::from_str(s).map_err(unparsable),
+        Some(Data::Json(s)) => read_data(s, looks_at).map_err(unparsable),
         Some(Data::Text(s)) => Ok(Value::String((*s).to_owned())),
         Some(Data::Serialize(p)) => PAYLOAD.with(|cell| {
             let mut own = Vec::new();
@@ -729,7 +840,12 @@ fn data_value(ev: &Event<'_>, schema: &str) -> Result<Value, SchemaError> {
                     message: short(&format!("payload cannot be serialized: {e}")),
                 })
             })?;
-            let v = serde_json::from_slice(buf).map_err(unparsable);
+            // Payloads write UTF-8 JSON; anything else is read (and refused) whole.
+            let v = match std::str::from_utf8(buf) {
+                Ok(text) => read_data(text, looks_at),
+                Err(_) => serde_json::from_slice(buf),
+            }
+            .map_err(unparsable);
             if buf.capacity() > 1 << 20 {
                 *buf = Vec::new();
             }
@@ -740,7 +856,7 @@ fn data_value(ev: &Event<'_>, schema: &str) -> Result<Value, SchemaError> {
 }
 
 fn validate(c: &Compiled, ev: &Event<'_>) -> Result<(), SchemaError> {
-    let v = data_value(ev, &c.uri)?;
+    let v = data_value(ev, c)?;
     // The boolean path first (no error locations kept): the common case.
     if c.validator.is_valid(&v) {
         return Ok(());
@@ -1013,6 +1129,35 @@ mod tests {
             assert!(builtin_schema(ty).is_some(), "{ty}");
         }
         assert_eq!(r.inner.by_type.len(), 11);
+    }
+
+    #[test]
+    fn only_schemas_that_look_at_named_members_skip_the_others() {
+        let open = serde_json::json!({"type":"object","title":"t","required":["a"],"properties":{"b":{"type":"string"}}});
+        assert_eq!(
+            members_looked_at(&open).as_deref(),
+            Some(&["b".to_string(), "a".to_string()][..])
+        );
+        for closed in [
+            serde_json::json!({"type":"object","additionalProperties":false}),
+            serde_json::json!({"allOf":[{"$ref":"x"}]}),
+            serde_json::json!({"minProperties":3}),
+            serde_json::json!(true),
+        ] {
+            assert_eq!(members_looked_at(&closed), None, "{closed}");
+        }
+        let keep = ["tool".to_string()];
+        let v = read_data(
+            r#" {"x":[1,{"y":2}],"tool":"s","t\u006fol":"t","z":"w"}"#,
+            Some(&keep),
+        )
+        .unwrap();
+        assert_eq!(v, serde_json::json!({"tool":"t"}));
+        assert_eq!(
+            read_data("[1]", Some(&keep)).unwrap(),
+            serde_json::json!([1])
+        );
+        assert!(read_data(r#"{"tool":1} x"#, Some(&keep)).is_err());
     }
 
     #[test]
