@@ -78,7 +78,17 @@ struct Compiled {
     /// says no more than `type`, `required` and `properties` at its root
     /// (see [`members_looked_at`]): the others are skipped when the data is
     /// read, not built into the `Value` (most of a check's cost).
-    looks_at: Option<Box<[String]>>,
+    looks_at: Option<Box<[Member]>>,
+}
+
+/// A member a schema can look at.
+#[derive(Debug, PartialEq, Eq)]
+struct Member {
+    name: String,
+    /// Whether its value is checked; when not (its subschema constrains
+    /// nothing, as `arguments` and `input` of the OSSA schemas), only its
+    /// presence counts: it is read as `null`.
+    checked: bool,
 }
 
 /// Keywords at a schema's root that constrain nothing.
@@ -102,28 +112,47 @@ const INERT: [&str; 11] = [
 /// them, or one we do not know, means `None`, the whole value is built).
 /// Then validating an object with only those members gives the same result
 /// as validating it whole.
-fn members_looked_at(schema: &Value) -> Option<Box<[String]>> {
+fn members_looked_at(schema: &Value) -> Option<Box<[Member]>> {
     let root = schema.as_object()?;
-    let mut keep = Vec::new();
+    let mut keep: Vec<Member> = Vec::new();
+    let inert = |s: &Value| match s {
+        Value::Bool(true) => true,
+        Value::Object(o) => o.keys().all(|k| INERT.contains(&k.as_str())),
+        _ => false,
+    };
     for (k, v) in root {
         match k.as_str() {
             "type" => {}
-            "properties" => keep.extend(v.as_object()?.keys().cloned()),
+            "properties" => keep.extend(v.as_object()?.iter().map(|(name, sub)| Member {
+                name: name.clone(),
+                checked: !inert(sub),
+            })),
             "required" => {
                 for name in v.as_array()? {
-                    keep.push(name.as_str()?.to_owned());
+                    keep.push(Member {
+                        name: name.as_str()?.to_owned(),
+                        checked: false,
+                    });
                 }
             }
             k if INERT.contains(&k) => {}
             _ => return None,
         }
     }
-    Some(keep.into_boxed_slice())
+    // A member both required and in `properties`: checked if either says so.
+    let mut merged: Vec<Member> = Vec::with_capacity(keep.len());
+    for m in keep {
+        match merged.iter_mut().find(|x| x.name == m.name) {
+            Some(x) => x.checked |= m.checked,
+            None => merged.push(m),
+        }
+    }
+    Some(merged.into_boxed_slice())
 }
 
 /// Reads JSON text as a `Value`, keeping of a top-level object only the
 /// members in `looks_at` (the others are skipped without being built).
-fn read_data(text: &str, looks_at: Option<&[String]>) -> Result<Value, serde_json::Error> {
+fn read_data(text: &str, looks_at: Option<&[Member]>) -> Result<Value, serde_json::Error> {
     let Some(keep) = looks_at.filter(|_| text.trim_start().starts_with('{')) else {
         return serde_json::from_str(text);
     };
@@ -134,7 +163,7 @@ fn read_data(text: &str, looks_at: Option<&[String]>) -> Result<Value, serde_jso
 }
 
 /// Builds an object of the members named in `.0`.
-struct Members<'k>(&'k [String]);
+struct Members<'k>(&'k [Member]);
 
 impl<'de> serde::de::Visitor<'de> for Members<'_> {
     type Value = Value;
@@ -144,11 +173,18 @@ impl<'de> serde::de::Visitor<'de> for Members<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Value, A::Error> {
         let mut out = serde_json::Map::new();
         while let Some(key) = m.next_key_seed(Key)? {
-            if self.0.iter().any(|k| *k == *key) {
-                let v: Value = m.next_value()?;
-                out.insert(key.into_owned(), v);
-            } else {
-                m.next_value::<serde::de::IgnoredAny>()?;
+            match self.0.iter().find(|k| k.name == *key) {
+                Some(k) if k.checked => {
+                    let v: Value = m.next_value()?;
+                    out.insert(key.into_owned(), v);
+                }
+                Some(_) => {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                    out.insert(key.into_owned(), Value::Null);
+                }
+                None => {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                }
             }
         }
         Ok(Value::Object(out))
@@ -1133,10 +1169,15 @@ mod tests {
 
     #[test]
     fn only_schemas_that_look_at_named_members_skip_the_others() {
-        let open = serde_json::json!({"type":"object","title":"t","required":["a"],"properties":{"b":{"type":"string"}}});
+        let open = serde_json::json!({"type":"object","title":"t","required":["a","b"],
+            "properties":{"b":{"type":"string"},"c":{"description":"any"},"a":true}});
+        let m = |name: &str, checked| Member {
+            name: name.into(),
+            checked,
+        };
         assert_eq!(
             members_looked_at(&open).as_deref(),
-            Some(&["b".to_string(), "a".to_string()][..])
+            Some(&[m("a", false), m("b", true), m("c", false)][..])
         );
         for closed in [
             serde_json::json!({"type":"object","additionalProperties":false}),
@@ -1146,13 +1187,13 @@ mod tests {
         ] {
             assert_eq!(members_looked_at(&closed), None, "{closed}");
         }
-        let keep = ["tool".to_string()];
+        let keep = [m("tool", true), m("arguments", false)];
         let v = read_data(
-            r#" {"x":[1,{"y":2}],"tool":"s","t\u006fol":"t","z":"w"}"#,
+            r#" {"x":[1,{"y":2}],"tool":"s","t\u006fol":"t","arguments":{"q":[1]},"z":"w"}"#,
             Some(&keep),
         )
         .unwrap();
-        assert_eq!(v, serde_json::json!({"tool":"t"}));
+        assert_eq!(v, serde_json::json!({"tool":"t","arguments":null}));
         assert_eq!(
             read_data("[1]", Some(&keep)).unwrap(),
             serde_json::json!([1])
