@@ -946,6 +946,30 @@ impl<'a> EventBuilder<'a> {
     pub fn id_set(&self) -> Option<&'a str> {
         (self.set & SET_ID != 0).then_some(self.ev.id)
     }
+    /// The `type` set so far, if any (an emitter looks up its schema
+    /// before the event is built).
+    ///
+    /// ```
+    /// use ossa_events_core::Event;
+    /// assert_eq!(Event::builder().ty("dev.example.tick").ty_set(), Some("dev.example.tick"));
+    /// assert_eq!(Event::builder().ty_set(), None);
+    /// ```
+    #[inline]
+    pub fn ty_set(&self) -> Option<&'a str> {
+        (self.set & SET_TYPE != 0).then_some(self.ev.ty)
+    }
+    /// The `dataschema` set so far, if any.
+    ///
+    /// ```
+    /// use ossa_events_core::Event;
+    /// let b = Event::builder().dataschema("urn:schema:ping:v1");
+    /// assert_eq!(b.dataschema_set(), Some("urn:schema:ping:v1"));
+    /// assert_eq!(Event::builder().dataschema_set(), None);
+    /// ```
+    #[inline]
+    pub fn dataschema_set(&self) -> Option<&'a str> {
+        self.ev.dataschema
+    }
     /// Sets a String extension.
     ///
     /// ```

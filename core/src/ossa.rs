@@ -66,6 +66,47 @@ pub const EVENT_TYPES: [&str; 11] = [
     WORKFLOW_COMPLETED,
 ];
 
+/// Where the JSON Schemas (draft 2020-12) of the OSSA payloads live: the
+/// schema of type `T` has the `$id` `SCHEMA_BASE` + `T` + `.json`, e.g.
+/// `https://ossa.dev/schemas/events/v1/dev.ossa.tool.called.json`. The `v1`
+/// changes only with an incompatible change to a payload.
+pub const SCHEMA_BASE: &str = "https://ossa.dev/schemas/events/v1/";
+
+/// The schema URI (`$id`) of an OSSA event type's payload, for the
+/// `dataschema` attribute; `None` for a type that is not one of [`EVENT_TYPES`].
+///
+/// ```
+/// use ossa_events_core::ossa;
+/// assert_eq!(
+///     ossa::schema_uri(ossa::TOOL_CALLED),
+///     Some("https://ossa.dev/schemas/events/v1/dev.ossa.tool.called.json")
+/// );
+/// assert_eq!(ossa::schema_uri("com.example.custom"), None);
+/// ```
+pub fn schema_uri(ty: &str) -> Option<&'static str> {
+    macro_rules! uris {
+        ($($t:literal),*) => {
+            match ty {
+                $($t => Some(concat!("https://ossa.dev/schemas/events/v1/", $t, ".json")),)*
+                _ => None,
+            }
+        };
+    }
+    uris!(
+        "dev.ossa.agent.started",
+        "dev.ossa.agent.completed",
+        "dev.ossa.agent.failed",
+        "dev.ossa.tool.called",
+        "dev.ossa.tool.completed",
+        "dev.ossa.tool.failed",
+        "dev.ossa.turn.started",
+        "dev.ossa.turn.completed",
+        "dev.ossa.state.updated",
+        "dev.ossa.workflow.started",
+        "dev.ossa.workflow.completed"
+    )
+}
+
 /// Extension `ossaagentid`: the agent that emitted the event.
 pub const EXT_AGENT_ID: &str = "ossaagentid";
 /// Extension `ossainteractionid`: the conversation or session.
@@ -724,6 +765,18 @@ payload!(StateUpdated, STATE_UPDATED, key, |s, o| {
 mod tests {
     use super::*;
     use crate::Event;
+
+    #[test]
+    fn every_type_has_a_schema_uri_under_the_base() {
+        for ty in EVENT_TYPES {
+            let uri = schema_uri(ty).unwrap();
+            assert_eq!(
+                uri.strip_prefix(SCHEMA_BASE)
+                    .and_then(|r| r.strip_suffix(".json")),
+                Some(ty)
+            );
+        }
+    }
 
     #[test]
     fn raw_json_is_written_compact_whatever_its_spacing() {

@@ -84,6 +84,11 @@ pub enum Error {
     #[cfg(feature = "kafka")]
     #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
     Kafka(Box<rdkafka::error::KafkaError>),
+    /// The event's data breaks its JSON Schema, or its schema cannot be had
+    /// now (see [`crate::schema`] and [`EmitterBuilder::schemas`](crate::EmitterBuilder::schemas)).
+    #[cfg(feature = "schemas")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "schemas")))]
+    Schema(Box<crate::schema::SchemaError>),
     /// The emitter is shut down.
     ShutDown,
     /// The queue is at its capacity (events or bytes) and the overflow policy
@@ -109,6 +114,8 @@ impl fmt::Display for Error {
             Error::Encode(e) => write!(f, "encode: {e}"),
             #[cfg(feature = "kafka")]
             Error::Kafka(e) => write!(f, "kafka: {e}"),
+            #[cfg(feature = "schemas")]
+            Error::Schema(e) => write!(f, "invalid payload: {e}"),
             Error::ShutDown => f.write_str("emitter is shut down"),
             Error::QueueFull => f.write_str("queue full: event dropped"),
             Error::SpoolFull => f.write_str("spool full: event dropped"),
@@ -121,6 +128,8 @@ impl std::error::Error for Error {
         match self {
             Error::Io(e) => Some(e),
             Error::Invalid(e) => Some(&**e),
+            #[cfg(feature = "schemas")]
+            Error::Schema(e) => Some(&**e),
             #[cfg(feature = "kafka")]
             Error::Kafka(e) => Some(&**e),
             _ => None,

@@ -85,7 +85,9 @@ pub enum Overflow {
 pub enum Reason {
     /// The queue was full at emit.
     Dropped,
-    /// The event broke a CloudEvents rule or could not be encoded.
+    /// The event broke a CloudEvents rule, could not be encoded, or (with
+    /// [`EmitterBuilder::schemas`]) its data broke its schema or the schema
+    /// could not be had.
     Rejected,
     /// The sink refused it for good, or every retry failed.
     Failed,
@@ -216,6 +218,9 @@ pub struct EmitterBuilder {
     traceparent: bool,
     #[cfg(feature = "tracing")]
     context_from_tracing: bool,
+    dataschema: bool,
+    #[cfg(feature = "schemas")]
+    schemas: Option<crate::schema::SchemaRegistry>,
     context: OwnedContext,
     callback: Option<Callback>,
 }
@@ -286,6 +291,9 @@ impl EmitterBuilder {
             traceparent: true,
             #[cfg(feature = "tracing")]
             context_from_tracing: false,
+            dataschema: false,
+            #[cfg(feature = "schemas")]
+            schemas: None,
             context: OwnedContext::default(),
             callback: None,
         }
@@ -622,6 +630,76 @@ impl EmitterBuilder {
         self.context_from_tracing = on;
         self
     }
+    /// Sets `dataschema` on events that do not set their own, to the URI of
+    /// their type's schema: the built-in OSSA schemas'
+    /// (`https://ossa.dev/schemas/events/v1/TYPE.json`, see
+    /// [`ossa::schema_uri`]), and with [`schemas`](Self::schemas) any type
+    /// whose schema the registry holds now. Events of other types get none.
+    /// Off by default.
+    ///
+    /// ```
+    /// use ossa_events::{ossa, sink::{Encoded, Sink}, Emitter, EventBuilder, SendError};
+    /// # use std::sync::{Arc, Mutex, PoisonError};
+    /// # struct Keep(Arc<Mutex<Vec<String>>>);
+    /// # impl Sink for Keep {
+    /// #     fn send(&mut self, e: &[Encoded]) -> Result<(), SendError> {
+    /// #         let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+    /// #         v.extend(e.iter().map(|e| String::from_utf8_lossy(e.json()).into_owned()));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # let out = Arc::new(Mutex::new(Vec::new()));
+    /// let emitter = Emitter::builder("/agents/a").sink(Keep(out.clone())).dataschema(true).build()?;
+    /// emitter.emit_ossa(&ossa::ToolCalled { tool: "search", ..Default::default() })?;
+    /// emitter.emit(EventBuilder::new().ty("com.example.tick"))?;
+    /// emitter.flush()?;
+    /// let out = out.lock().unwrap_or_else(PoisonError::into_inner);
+    /// assert!(out[0].contains(r#""dataschema":"https://ossa.dev/schemas/events/v1/dev.ossa.tool.called.json""#));
+    /// assert!(!out[1].contains("dataschema"));
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn dataschema(mut self, on: bool) -> Self {
+        self.dataschema = on;
+        self
+    }
+
+    /// Checks each event's data against its JSON Schema at emit, on the
+    /// caller's thread (see [`crate::schema`]): an event whose data breaks
+    /// its schema is refused with [`Error::Schema`], counted in `rejected`
+    /// and reported to [`on_undelivered`](Self::on_undelivered) with
+    /// [`Reason::Rejected`], like an event that breaks a CloudEvents rule.
+    /// Off by default.
+    ///
+    /// `emit` never waits for a schema: one that an HTTP registry is still
+    /// fetching (the first events of a type), or that could not be fetched,
+    /// refuses the event the same way with reason "schema unavailable" —
+    /// never a silent pass. Call
+    /// [`SchemaRegistry::prefetch`](crate::schema::SchemaRegistry::prefetch)
+    /// before emitting to have the remote schemas at hand. Events of types
+    /// with no schema pass unless the registry
+    /// [requires one](crate::schema::SchemaRegistryBuilder::require_schema).
+    ///
+    /// ```
+    /// use ossa_events::schema::SchemaRegistry;
+    /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
+    /// let emitter = Emitter::builder("/agents/a")
+    ///     .sink(NullSink::new())
+    ///     .schemas(SchemaRegistry::builtin())
+    ///     .build()?;
+    /// let bad = emitter.emit(EventBuilder::new().ty("dev.ossa.tool.called").data_json(r#"{"tol":3}"#));
+    /// assert!(matches!(bad, Err(Error::Schema(_))));
+    /// assert_eq!(emitter.metrics().rejected, 1);
+    /// emitter.emit(EventBuilder::new().ty("dev.ossa.tool.called").data_json(r#"{"tool":"search"}"#))?;
+    /// assert_eq!(emitter.flush()?.delivered, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "schemas")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "schemas")))]
+    pub fn schemas(mut self, registry: crate::schema::SchemaRegistry) -> Self {
+        self.schemas = Some(registry);
+        self
+    }
+
     /// `ossaagentid` for events that do not set it. Defaults to none.
     ///
     /// ```
@@ -759,6 +837,9 @@ impl EmitterBuilder {
         let (shared, handle) =
             worker::spawn(sink, config, self.callback, Breaker::new(self.breaker))?;
         Ok(Emitter {
+            dataschema: self.dataschema,
+            #[cfg(feature = "schemas")]
+            schemas: self.schemas,
             shared: shared.clone(),
             guard: Arc::new(Guard {
                 shared,
@@ -812,6 +893,9 @@ impl Drop for Guard {
 pub struct Emitter {
     shared: Arc<Shared>,
     guard: Arc<Guard>,
+    dataschema: bool,
+    #[cfg(feature = "schemas")]
+    schemas: Option<crate::schema::SchemaRegistry>,
 }
 
 impl fmt::Debug for Emitter {
@@ -893,6 +977,11 @@ impl Emitter {
         } else {
             b
         };
+        let uri = self.dataschema_for(&b);
+        let b = match &uri {
+            Some(u) => b.dataschema(u.as_str()),
+            None => b,
+        };
         // Reported under the event's own id when it set one.
         let own_id = b.id_set();
         let numbered = cfg.sequence && !b.has_extension(SEQUENCE);
@@ -900,8 +989,9 @@ impl Emitter {
 
         match b.build() {
             // Numbered only once known valid: a refused event leaves no gap.
-            Ok(ev) => match again {
-                Some(b) => {
+            Ok(ev) => match self.check_payload(&ev).map(|()| again) {
+                Err(e) => Err(e),
+                Ok(Some(b)) => {
                     let n = self.shared.next_sequence(ev.source());
                     let text = format!("{n:020}");
                     match b.extension_str(SEQUENCE, &text).build() {
@@ -909,7 +999,7 @@ impl Emitter {
                         Err(e) => Err(Error::Invalid(Box::new(e))),
                     }
                 }
-                None => self.emit_event(&ev),
+                Ok(None) => self.encode_and_queue(&ev, None),
             },
             Err(e) => {
                 Counters::add(&self.shared.counters.rejected, 1);
@@ -935,7 +1025,45 @@ impl Emitter {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn emit_event(&self, ev: &Event<'_>) -> Result<(), Error> {
+        self.check_payload(ev)?;
         self.encode_and_queue(ev, None)
+    }
+
+    /// The `dataschema` to add to `b` (see [`EmitterBuilder::dataschema`]).
+    fn dataschema_for(&self, b: &EventBuilder<'_>) -> Option<SchemaUri> {
+        if !self.dataschema || b.dataschema_set().is_some() {
+            return None;
+        }
+        let ty = b.ty_set()?;
+        #[cfg(feature = "schemas")]
+        if let Some(r) = &self.schemas {
+            return r.schema_uri(ty).map(SchemaUri::Shared);
+        }
+        ossa::schema_uri(ty).map(SchemaUri::Static)
+    }
+
+    /// Checks `ev`'s data against its schema when the emitter was built
+    /// with [`EmitterBuilder::schemas`]; a refusal is counted and reported.
+    #[cfg(feature = "schemas")]
+    fn check_payload(&self, ev: &Event<'_>) -> Result<(), Error> {
+        let Some(r) = &self.schemas else {
+            return Ok(());
+        };
+        match r.check(ev) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                Counters::add(&self.shared.counters.rejected, 1);
+                let err = Error::Schema(Box::new(e));
+                self.shared.report(Reason::Rejected, ev.id(), None, &err);
+                Err(err)
+            }
+        }
+    }
+
+    #[cfg(not(feature = "schemas"))]
+    #[inline]
+    fn check_payload(&self, _: &Event<'_>) -> Result<(), Error> {
+        Ok(())
     }
 
     /// Encodes and queues `ev`; `number` is the `sequence` this emitter gave
@@ -1107,6 +1235,23 @@ impl Emitter {
     /// ```
     pub fn metrics(&self) -> Metrics {
         self.shared.metrics()
+    }
+}
+
+/// A `dataschema` URI the emitter adds (see [`EmitterBuilder::dataschema`]).
+enum SchemaUri {
+    Static(&'static str),
+    #[cfg(feature = "schemas")]
+    Shared(Arc<str>),
+}
+
+impl SchemaUri {
+    fn as_str(&self) -> &str {
+        match self {
+            SchemaUri::Static(s) => s,
+            #[cfg(feature = "schemas")]
+            SchemaUri::Shared(s) => s,
+        }
     }
 }
 

@@ -73,7 +73,7 @@
 //! | `failed` | queued, then given up on: a non-retryable error, or retries exhausted | [`Failed`](Reason::Failed) |
 //! | `shutdown_timeout` | queued, and not confirmed when shutdown's time ran out | [`ShutdownTimeout`](Reason::ShutdownTimeout) |
 //! | `dropped` | refused at emit: queue full ([`Error::QueueFull`]) or emitter shut down ([`Error::ShutDown`]) | [`Dropped`](Reason::Dropped) |
-//! | `rejected` | refused at emit: breaks a CloudEvents rule ([`Error::Invalid`]) or cannot be encoded | [`Rejected`](Reason::Rejected) |
+//! | `rejected` | refused at emit: breaks a CloudEvents rule ([`Error::Invalid`]), cannot be encoded, or (with [`EmitterBuilder::schemas`]) its payload breaks its schema or the schema cannot be had | [`Rejected`](Reason::Rejected) |
 //!
 //! so `emitted == delivered + failed + shutdown_timeout + queue_depth` at any time.
 //!
@@ -219,8 +219,14 @@
 //!
 //! # Cargo features
 //!
-//! - `cli` (default): the `ossa-events` binary (implies `http`; adds
-//!   `tracing-subscriber` for its `-v` / `RUST_LOG` output).
+//! - `cli` (default): the `ossa-events` binary (implies `http`, `receiver`,
+//!   `receiver-tls` and `schemas`; adds `tracing-subscriber` for its `-v` /
+//!   `RUST_LOG` output).
+//! - `schemas` (default, through `cli`): the [`schema`] module, each event's
+//!   data checked against its JSON Schema (the built-in OSSA schemas, a
+//!   directory, an HTTP or Confluent-compatible registry), at emit
+//!   ([`EmitterBuilder::schemas`]) and in a receiver ([`receiver::Handler::check`]).
+//!   Implies `http`.
 //! - `http` (default): `HttpSink` on ureq + rustls, with gzip request bodies.
 //!   Without it: no HTTP client.
 //! - `kafka`: `KafkaSink` on rdkafka; compiles the bundled librdkafka (needs
@@ -286,6 +292,9 @@ pub mod receiver;
 mod retry;
 #[cfg(feature = "http")]
 mod retry_after;
+#[cfg(feature = "schemas")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemas")))]
+pub mod schema;
 #[cfg(feature = "cloudevents-sdk")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cloudevents-sdk")))]
 pub mod sdk;

@@ -116,14 +116,19 @@ fn run_ok(name: &str, args: &[&str]) -> Run {
 }
 
 /// Each line of `out`, checked with our parser (every CloudEvents rule) and
-/// returned as JSON for the field checks.
+/// against its payload schema (the built-in OSSA ones), and returned as JSON
+/// for the field checks.
 fn events(out: &str) -> Vec<Value> {
     let mut scratch = vec![0u8; 16 * 1024];
+    let schemas = ossa_events::schema::SchemaRegistry::builtin();
     out.lines()
         .enumerate()
         .map(|(i, line)| {
-            parse_event(line.as_bytes(), &mut Scratch::new(&mut scratch))
+            let ev = parse_event(line.as_bytes(), &mut Scratch::new(&mut scratch))
                 .unwrap_or_else(|e| panic!("line {}: not a valid CloudEvent ({e}): {line}", i + 1));
+            if let Err(e) = schemas.check(&ev) {
+                panic!("line {}: payload breaks its schema ({e}): {line}", i + 1);
+            }
             serde_json::from_str(line).unwrap()
         })
         .collect()

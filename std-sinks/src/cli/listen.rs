@@ -5,10 +5,11 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ossa_events::receiver::{Handler, Receiver, ReceiverConfig};
+use ossa_events::receiver::{Handler, Receiver, ReceiverConfig, Refusal};
 use ossa_events::{Event, format::json};
 
 use super::args::{HelpFlag, count, secs};
+use super::schemas::{FETCH_WAIT, SchemaArgs};
 
 /// Receive CloudEvents v1.0 over HTTP and print each valid event as one line of
 /// canonical structured JSON on stdout.
@@ -39,6 +40,12 @@ use super::args::{HelpFlag, count, secs};
 /// in all); at --max-connections the connection idle the longest is closed
 /// to make room, one in the middle of a request never is.
 ///
+/// With --schemas, each event's data is also checked against the JSON Schema of
+/// its type (or of its 'dataschema' URI) before the request is accepted: a
+/// payload that breaks it gets 400 with the JSON pointer of the bad value and the
+/// schema keyword in the body; a schema the registry cannot deliver, 503 with
+/// Retry-After: 1.
+///
 /// At start it raises its soft limit of open files to the hard limit (each
 /// connection is a file descriptor), and says so on stderr when it could not.
 /// Once bound, prints 'listening on http://HOST:PORT' (the real port) on stderr.
@@ -47,7 +54,7 @@ use super::args::{HelpFlag, count, secs};
 #[command(
     name = "listen",
     verbatim_doc_comment,
-    override_usage = "listen --http ADDR [--max-body BYTES] [--max-connections N] [--timeout SECS]\nlisten --http ADDR --tls-cert FILE --tls-key FILE [OPTIONS]",
+    override_usage = "listen --http ADDR [--max-body BYTES] [--max-connections N] [--timeout SECS] [--schemas DIR|URL]\nlisten --http ADDR --tls-cert FILE --tls-key FILE [OPTIONS]",
     after_help = "\
 Numbers may use '_' between digits (--max-body 4_194_304).
 
@@ -61,7 +68,8 @@ Examples:
   ossa-events listen --http 127.0.0.1:8080
   ossa-events listen --http 0.0.0.0:8080 --max-body 4_194_304 --timeout 30 > events.jsonl
   ossa-events listen --http 127.0.0.1:0 | ossa-events validate
-  ossa-events listen --http 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem"
+  ossa-events listen --http 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem
+  ossa-events listen --http 127.0.0.1:8080 --schemas ./schemas --require-schema"
 )]
 pub(crate) struct Args {
     /// Address to listen on, e.g. 127.0.0.1:8080 (required)
@@ -119,6 +127,8 @@ pub(crate) struct Args {
     )]
     timeout: Option<Duration>,
     #[command(flatten)]
+    schemas: SchemaArgs,
+    #[command(flatten)]
     pub(super) help: HelpFlag,
 }
 
@@ -145,6 +155,10 @@ pub(crate) fn run(a: Args) -> ExitCode {
         Some(a) if !a.trim().is_empty() => a,
         Some(_) => return bad("listen: --http needs an address like 127.0.0.1:8080"),
         None => return bad("listen: --http ADDR is required, e.g. --http 127.0.0.1:8080"),
+    };
+    let schemas = match a.schemas.registry() {
+        Ok(r) => r,
+        Err(e) => return bad(&format!("listen: {e}")),
     };
     raise_open_files_limit();
     let mut config = ReceiverConfig::new();
@@ -209,10 +223,11 @@ pub(crate) fn run(a: Args) -> ExitCode {
             super::signals::name(sig)
         );
     });
+    let print = PrintEvents { schemas };
     if stop.is_none() {
-        receiver.serve_with(PrintEvents)
+        receiver.serve_with(print)
     }
-    let handle = match receiver.spawn_with(PrintEvents) {
+    let handle = match receiver.spawn_with(print) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("ossa-events: listen: {addr}: {e}");
@@ -235,7 +250,10 @@ pub(crate) fn run(a: Args) -> ExitCode {
 /// gathered and written with one locked write (lines of concurrent requests
 /// never interleave; one system call per request, not per event), and
 /// stdout is flushed, before the client is answered.
-struct PrintEvents;
+struct PrintEvents {
+    /// `--schemas`: each event's payload is checked before the request is accepted.
+    schemas: Option<ossa_events::schema::SchemaRegistry>,
+}
 
 thread_local! {
     /// The lines of the request this thread is handling. The receiver calls
@@ -257,6 +275,25 @@ impl PrintEvents {
 }
 
 impl Handler for PrintEvents {
+    fn check(&self, event: &Event<'_>) -> Result<(), Refusal> {
+        use ossa_events::schema::SchemaError;
+        let Some(r) = &self.schemas else {
+            return Ok(());
+        };
+        // On a blocking thread of the receiver: waiting for a schema being
+        // fetched holds this request only.
+        match r.check_within(event, FETCH_WAIT) {
+            Ok(_) => Ok(()),
+            Err(e @ SchemaError::Unavailable { .. }) => {
+                Err(Refusal::unavailable(format!("event {}: {e}", event.id())))
+            }
+            Err(e) => Err(Refusal::bad_request(format!(
+                "event {}: invalid payload: {e}",
+                event.id()
+            ))),
+        }
+    }
+
     fn on_event(&self, event: &Event<'_>) {
         LINES.with(|lines| {
             let mut lines = lines.borrow_mut();

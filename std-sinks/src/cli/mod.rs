@@ -6,6 +6,7 @@ mod demo;
 mod emit;
 mod listen;
 mod progress;
+mod schemas;
 mod signals;
 mod validate;
 

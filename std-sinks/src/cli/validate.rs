@@ -8,6 +8,7 @@ use ossa_events::parse::json::{BatchParser, parse_event};
 use ossa_events::{Event, ParseError, Scratch, format::json};
 
 use super::args::HelpFlag;
+use super::schemas::{FETCH_WAIT, SchemaArgs};
 
 /// Check CloudEvents v1.0 in the JSON format and print each valid event as one line
 /// of canonical structured JSON on stdout.
@@ -26,13 +27,17 @@ use super::args::HelpFlag;
 /// Every invalid event is reported on stderr with where it is (file, line, batch
 /// element) and which attribute broke which rule; validation goes on with the next
 /// line of JSON Lines input but stops at the first error of an event or batch.
+///
+/// With --schemas, each event's data is also checked against the JSON Schema of
+/// its type (or of its 'dataschema' URI): a payload that breaks it is reported
+/// with the JSON pointer of the bad value and the schema keyword, and not printed.
 // This doc comment is the command's help, plain text rather than Markdown.
 #[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "validate",
     verbatim_doc_comment,
-    override_usage = "validate [--format auto|event|batch|jsonl] [FILE]...",
+    override_usage = "validate [--format auto|event|batch|jsonl] [--schemas DIR|URL] [FILE]...",
     after_help = "\
 Exit status: 0 when every event is valid, 1 when any input is invalid or
 unreadable (or, with --sequence, when a number is missing, conflicting or
@@ -42,7 +47,10 @@ Examples:
   ossa-events demo | ossa-events validate
   ossa-events validate --format batch batch.json
   ossa-events validate -f jsonl events-1.jsonl events-2.jsonl
-  ossa-events validate --sequence received.jsonl"
+  ossa-events validate --sequence received.jsonl
+  ossa-events demo | ossa-events validate --schemas builtin
+  ossa-events validate --schemas ./schemas --require-schema events.jsonl
+  ossa-events validate --schemas http://registry:8081 --schema-api confluent events.jsonl"
 )]
 pub(crate) struct Args {
     /// Input format: auto, event, batch or jsonl [default: auto]
@@ -54,6 +62,8 @@ pub(crate) struct Args {
     /// (duplicates; a number on two different ids is a conflict)
     #[arg(long, verbatim_doc_comment)]
     sequence: bool,
+    #[command(flatten)]
+    schemas: SchemaArgs,
     #[command(flatten)]
     pub(super) help: HelpFlag,
     /// The inputs (stdin when none, or '-')
@@ -83,6 +93,10 @@ pub(crate) fn run(a: Args) -> ExitCode {
             );
         }
     };
+    let schemas = match a.schemas.registry() {
+        Ok(r) => r,
+        Err(e) => return super::usage_error(Some("validate"), &format!("validate: {e}")),
+    };
     let mut files = a.files;
     if files.is_empty() {
         files.push("-".into());
@@ -94,6 +108,7 @@ pub(crate) fn run(a: Args) -> ExitCode {
         line: Vec::with_capacity(1024),
         broken: false,
         sequences: a.sequence.then(Sequences::default),
+        schemas,
     };
     let mut ok = true;
     for f in &files {
@@ -139,6 +154,7 @@ struct Output<W: Write> {
     line: Vec<u8>,
     broken: bool,
     sequences: Option<Sequences>,
+    schemas: Option<ossa_events::schema::SchemaRegistry>,
 }
 
 /// The `sequence` numbers seen per source (`--sequence`).
@@ -219,6 +235,19 @@ impl Sequences {
 }
 
 impl<W: Write> Output<W> {
+    /// Checks `ev`'s payload (with `--schemas`) and prints it; `false`, with
+    /// the reason on stderr under `at()`, when its payload breaks its schema.
+    fn checked(&mut self, ev: &Event<'_>, at: impl FnOnce() -> String) -> bool {
+        if let Some(r) = &self.schemas
+            && let Err(e) = r.check_within(ev, FETCH_WAIT)
+        {
+            eprintln!("ossa-events: validate: {}: invalid payload: {e}", at());
+            return false;
+        }
+        self.event(ev);
+        true
+    }
+
     fn event(&mut self, ev: &Event<'_>) {
         if let Some(seqs) = &mut self.sequences {
             seqs.see(ev);
@@ -300,10 +329,7 @@ fn validate_input<W: Write>(name: &str, bytes: &[u8], format: Format, out: &mut 
     let mut scratch = vec![0u8; bytes.len()];
     match format {
         Format::Event | Format::Auto => match parse_event(bytes, &mut Scratch::new(&mut scratch)) {
-            Ok(ev) => {
-                out.event(&ev);
-                true
-            }
+            Ok(ev) => out.checked(&ev, || name.to_string()),
             Err(e) => {
                 report(name, bytes, 1, &e);
                 false
@@ -317,16 +343,19 @@ fn validate_input<W: Write>(name: &str, bytes: &[u8], format: Format, out: &mut 
                     return false;
                 }
             };
+            let mut ok = true;
+            let mut i = 0usize;
             while let Some(r) = batch.next_event(&mut scratch) {
+                i += 1;
                 match r {
-                    Ok(ev) => out.event(&ev),
+                    Ok(ev) => ok &= out.checked(&ev, || format!("{name}: batch event {i}")),
                     Err(e) => {
                         report(name, bytes, 1, &e);
                         return false;
                     }
                 }
             }
-            true
+            ok
         }
         Format::Jsonl => {
             let mut ok = true;
@@ -336,7 +365,7 @@ fn validate_input<W: Write>(name: &str, bytes: &[u8], format: Format, out: &mut 
                     continue;
                 }
                 match parse_event(line, &mut Scratch::new(&mut scratch)) {
-                    Ok(ev) => out.event(&ev),
+                    Ok(ev) => ok &= out.checked(&ev, || format!("{name}:{}", i + 1)),
                     Err(e) => {
                         report(name, line, i + 1, &e);
                         ok = false;

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | every event valid, handler called for each | `202 Accepted`, empty body |
 //! | an invalid event (or any event of a batch invalid) | `400 Bad Request`, the reason as `text/plain` |
+//! | an event refused by [`Handler::check`] (e.g. a payload that breaks its schema) | its [`Refusal`]'s status (`400`, or `503` with `Retry-After: 1`) and reason |
 //! | a malformed request: bare-LF line ends, both `Content-Length` and `Transfer-Encoding`, conflicting lengths, a bad chunk-size line | `400`, then close |
 //! | unsupported event format (`application/cloudevents+avro`), or a `Content-Encoding` other than `identity` and `gzip` | `415 Unsupported Media Type` |
 //! | method other than `POST`/`PUT` | `405 Method Not Allowed` (`Allow: POST, PUT`) |
@@ -605,6 +606,96 @@ pub trait Handler: Send + Sync + 'static {
     /// ```
     fn on_request_done(&self, events: usize) {
         let _ = events;
+    }
+
+    /// Called for each event of a request, after it passed every
+    /// CloudEvents rule and before any `on_event` of the request: a
+    /// [`Refusal`] refuses the whole request with its status and reason, and
+    /// none of its events is handed over. The place for checks of your own,
+    /// such as a payload's JSON Schema (what `ossa-events listen --schemas`
+    /// does). The default accepts every event.
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Handler, Refusal};
+    /// use ossa_events::Event;
+    /// struct OnlyOssa;
+    /// impl Handler for OnlyOssa {
+    ///     fn on_event(&self, _: &Event<'_>) {}
+    ///     fn check(&self, ev: &Event<'_>) -> Result<(), Refusal> {
+    ///         if ev.ty().starts_with("dev.ossa.") {
+    ///             Ok(())
+    ///         } else {
+    ///             Err(Refusal::bad_request(format!("type {} is not an OSSA type", ev.ty())))
+    ///         }
+    ///     }
+    /// }
+    /// let ev = Event::builder().id("1").source("/a").ty("com.example.tick").build()?;
+    /// assert_eq!(OnlyOssa.check(&ev).unwrap_err().status(), 400);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn check(&self, event: &Event<'_>) -> Result<(), Refusal> {
+        let _ = event;
+        Ok(())
+    }
+}
+
+/// Why a [`Handler::check`] refused an event: the status the request is
+/// answered with (`400` or `503`) and the reason sent in its body.
+///
+/// ```
+/// use ossa_events::receiver::Refusal;
+/// let r = Refusal::unavailable("schema registry unreachable");
+/// assert_eq!((r.status(), r.reason()), (503, "schema registry unreachable"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    status: u16,
+    reason: String,
+}
+
+impl Refusal {
+    /// The event is wrong: `400 Bad Request` (the client should not retry it).
+    ///
+    /// ```
+    /// use ossa_events::receiver::Refusal;
+    /// assert_eq!(Refusal::bad_request("no").status(), 400);
+    /// ```
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Refusal {
+            status: 400,
+            reason: reason.into(),
+        }
+    }
+    /// The event cannot be judged now (e.g. its schema cannot be fetched):
+    /// `503 Service Unavailable` with `Retry-After: 1`, so the sender retries.
+    ///
+    /// ```
+    /// use ossa_events::receiver::Refusal;
+    /// assert_eq!(Refusal::unavailable("later").status(), 503);
+    /// ```
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Refusal {
+            status: 503,
+            reason: reason.into(),
+        }
+    }
+    /// The status the request is answered with.
+    ///
+    /// ```
+    /// use ossa_events::receiver::Refusal;
+    /// assert_eq!(Refusal::bad_request("x").status(), 400);
+    /// ```
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+    /// The reason, sent as the response body.
+    ///
+    /// ```
+    /// use ossa_events::receiver::Refusal;
+    /// assert_eq!(Refusal::bad_request("bad tool").reason(), "bad tool");
+    /// ```
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 }
 

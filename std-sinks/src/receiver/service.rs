@@ -39,6 +39,7 @@ pub(super) struct Reply {
     body: String,
     allow: bool,
     close: bool,
+    retry_after: bool,
 }
 
 impl Reply {
@@ -48,6 +49,7 @@ impl Reply {
             body: String::new(),
             allow: false,
             close: false,
+            retry_after: false,
         }
     }
 
@@ -84,6 +86,9 @@ impl Reply {
         }
         if self.close {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res
     }
@@ -296,6 +301,12 @@ fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, Reply> {
     Ok(out)
 }
 
+fn refused(r: &super::Refusal) -> Reply {
+    let mut reply = Reply::text(r.status(), r.reason());
+    reply.retry_after = r.status() == 503;
+    reply
+}
+
 fn response_for(e: &ParseError) -> Reply {
     match e {
         ParseError::UnsupportedFormat => Reply::text(415, e.to_string()),
@@ -338,8 +349,13 @@ fn handle_request<'a>(
             };
             let mut count = 0usize;
             while let Some(r) = batch.next_event(scratch) {
-                if let Err(e) = r {
-                    return response_for(&e);
+                match r {
+                    Err(e) => return response_for(&e),
+                    Ok(ev) => {
+                        if let Err(r) = handler.check(&ev) {
+                            return refused(&r);
+                        }
+                    }
                 }
                 count += 1;
                 if count > shared.config.max_batch_events {
@@ -366,11 +382,14 @@ fn handle_request<'a>(
             })
         }
         _ => match crate::http_types::parse(headers, body, &mut Scratch::new(scratch)) {
-            Ok(Message::Event(ev)) => run(&mut || {
-                handler.on_event(&ev);
-                handler.on_request_done(1);
-                1
-            }),
+            Ok(Message::Event(ev)) => match handler.check(&ev) {
+                Err(r) => refused(&r),
+                Ok(()) => run(&mut || {
+                    handler.on_event(&ev);
+                    handler.on_request_done(1);
+                    1
+                }),
+            },
             Ok(_) => Reply::text(500, "unexpected message kind"),
             Err(e) => response_for(&e),
         },

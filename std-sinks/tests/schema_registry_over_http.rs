@@ -1,0 +1,424 @@
+//! The HTTP schema registry against a real HTTP server on loopback: fetched
+//! once, off the caller's thread, cached and refreshed; 404, slow, broken
+//! and failing answers give an error with a reason, never a pass; the
+//! Confluent subject/version API.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use ossa_events::schema::{Checked, HttpRegistry, SchemaError, SchemaRegistry};
+use ossa_events::sink::NullSink;
+use ossa_events::{Emitter, Error, Event, EventBuilder};
+
+/// What the server answers on a path.
+#[derive(Clone)]
+enum Answer {
+    Json(String),
+    Status(u16),
+    /// Waits this long, then answers.
+    Slow(Duration, String),
+    /// Waits until the gate opens, then answers.
+    Held(String),
+    /// Writes these bytes and closes the connection.
+    Raw(&'static str),
+}
+
+#[derive(Default)]
+struct State {
+    routes: HashMap<String, Answer>,
+    hits: HashMap<String, usize>,
+    open: bool,
+}
+
+/// A real HTTP/1.1 server on a free loopback port, one thread per connection.
+struct Server {
+    base: String,
+    state: Arc<(Mutex<State>, Condvar)>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}/", l.local_addr().unwrap());
+        let state: Arc<(Mutex<State>, Condvar)> = Arc::default();
+        let s = state.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(conn) = conn else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || serve(conn, &s));
+            }
+        });
+        Server { base, state }
+    }
+    fn route(&self, path: &str, a: Answer) {
+        self.state
+            .0
+            .lock()
+            .unwrap()
+            .routes
+            .insert(path.to_string(), a);
+    }
+    fn hits(&self, path: &str) -> usize {
+        *self.state.0.lock().unwrap().hits.get(path).unwrap_or(&0)
+    }
+    fn open_gate(&self) {
+        self.state.0.lock().unwrap().open = true;
+        self.state.1.notify_all();
+    }
+}
+
+fn serve(mut conn: TcpStream, state: &(Mutex<State>, Condvar)) {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+    let answer = {
+        let mut st = state.0.lock().unwrap();
+        *st.hits.entry(path.clone()).or_default() += 1;
+        st.routes.get(&path).cloned().unwrap_or(Answer::Status(404))
+    };
+    let ok = |body: &str| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let text = match answer {
+        Answer::Json(b) => ok(&b),
+        Answer::Status(s) => {
+            format!("HTTP/1.1 {s} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}")
+        }
+        Answer::Slow(d, b) => {
+            std::thread::sleep(d);
+            ok(&b)
+        }
+        Answer::Held(b) => {
+            let mut st = state.0.lock().unwrap();
+            while !st.open {
+                st = state.1.wait(st).unwrap();
+            }
+            ok(&b)
+        }
+        Answer::Raw(r) => r.to_string(),
+    };
+    let _ = conn.write_all(text.as_bytes());
+}
+
+const ORDER: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["order"],"properties":{"order":{"type":"string"}}}"#;
+const SKU: &str = r#"{"type":"object","required":["sku"]}"#;
+const TY: &str = "com.acme.order.placed";
+
+fn event<'a>(data: &'a str, dataschema: Option<&'a str>) -> Event<'a> {
+    let mut b = Event::builder()
+        .id("1")
+        .source("/shop")
+        .ty(TY)
+        .data_json(data);
+    if let Some(u) = dataschema {
+        b = b.dataschema(u);
+    }
+    b.build().unwrap()
+}
+
+fn registry(s: &Server, h: HttpRegistry) -> SchemaRegistry {
+    let _ = s;
+    SchemaRegistry::builder().http(h).build().unwrap()
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn unavailable(r: Result<Checked, SchemaError>) -> String {
+    match r {
+        Err(SchemaError::Unavailable { reason, .. }) => reason,
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_remote_schema_is_fetched_once_in_the_background_then_checks_every_event() {
+    let s = Server::start();
+    s.route(&format!("/{TY}.json"), Answer::Json(ORDER.into()));
+    let r = registry(&s, HttpRegistry::new(&s.base));
+    // The first check does not wait: the schema is being fetched.
+    let reason = unavailable(r.check(&event(r#"{"order":"o-1"}"#, None)));
+    assert!(reason.contains("being fetched"), "{reason}");
+    let good = r.check_within(&event(r#"{"order":"o-1"}"#, None), WAIT);
+    let Ok(Checked::Valid { schema }) = good else {
+        panic!("{good:?}")
+    };
+    assert_eq!(&*schema, format!("{}{TY}.json", s.base));
+    for _ in 0..100 {
+        match r.check(&event(r#"{"order":7}"#, None)) {
+            Err(SchemaError::Violation(v)) => {
+                assert_eq!(
+                    (v.instance_path.as_str(), v.keyword.as_str()),
+                    ("/order", "type")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(s.hits(&format!("/{TY}.json")), 1, "cached: fetched once");
+    assert_eq!(r.schema_uri(TY).as_deref(), Some(&*schema));
+}
+
+#[test]
+fn emit_never_waits_for_the_registry_and_never_lets_an_unchecked_event_pass() {
+    let s = Server::start();
+    s.route(&format!("/{TY}.json"), Answer::Held(ORDER.into()));
+    let schemas = registry(&s, HttpRegistry::new(&s.base));
+    let emitter = Emitter::builder("/shop")
+        .sink(NullSink::new())
+        .schemas(schemas.clone())
+        .build()
+        .unwrap();
+    let ev = || EventBuilder::new().ty(TY).data_json(r#"{"order":"o-1"}"#);
+    // The registry holds its answer until the gate opens: emit returns
+    // anyway, refusing the event with the reason.
+    let r = emitter.emit(ev());
+    let Err(Error::Schema(e)) = r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        e.to_string().contains("schema unavailable") && e.to_string().contains("being fetched"),
+        "{e}"
+    );
+    assert!(
+        !s.state.0.lock().unwrap().open,
+        "emit returned before the answer"
+    );
+    s.open_gate();
+    schemas.prefetch(&[TY], &[], WAIT).unwrap();
+    emitter.emit(ev()).unwrap();
+    let m = emitter.metrics();
+    assert_eq!((m.rejected, m.emitted), (1, 1));
+    assert_eq!(emitter.flush().unwrap().delivered, 1);
+}
+
+#[test]
+fn a_404_for_a_type_means_no_schema_and_for_a_declared_schema_an_error() {
+    let s = Server::start();
+    let r = registry(&s, HttpRegistry::new(&s.base));
+    assert_eq!(
+        r.check_within(&event("{}", None), WAIT).unwrap(),
+        Checked::NoSchema
+    );
+    let strict = SchemaRegistry::builder()
+        .http(HttpRegistry::new(&s.base))
+        .require_schema(true)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        strict.check_within(&event("{}", None), WAIT),
+        Err(SchemaError::NoSchema { .. })
+    ));
+    // A dataschema under the registry's URL must be there.
+    let declared = format!("{}orders/v2.json", s.base);
+    let reason = unavailable(r.check_within(&event("{}", Some(&declared)), WAIT));
+    assert!(reason.contains("404"), "{reason}");
+    // Served: then it is the one that applies (not the type's).
+    s.route("/orders/v2.json", Answer::Json(SKU.into()));
+    let r = registry(&s, HttpRegistry::new(&s.base));
+    let e = r.check_within(&event(r#"{"order":"o"}"#, Some(&declared)), WAIT);
+    assert!(
+        matches!(&e, Err(SchemaError::Violation(v)) if v.keyword == "required" && v.schema == declared),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn slow_broken_and_failing_answers_are_errors_with_a_reason_then_retried() {
+    let s = Server::start();
+    let cases: [(&str, Answer, &str); 6] = [
+        (
+            "com.slow",
+            Answer::Slow(Duration::from_secs(3), ORDER.into()),
+            "timed out",
+        ),
+        ("com.err", Answer::Status(500), "answered 500"),
+        ("com.text", Answer::Json("<html>".into()), "not JSON"),
+        (
+            "com.cut",
+            Answer::Raw(
+                "HTTP/1.1 200 OK\r\nContent-Length: 500\r\nConnection: close\r\n\r\n{\"type\":",
+            ),
+            "reading the answer failed",
+        ),
+        (
+            "com.garbage",
+            Answer::Raw("HTTP/9 what\r\n\r\n"),
+            "fetch failed",
+        ),
+        (
+            "com.badschema",
+            Answer::Json(r#"{"type":3}"#.into()),
+            "not a valid JSON Schema",
+        ),
+    ];
+    let r = registry(
+        &s,
+        HttpRegistry::new(&s.base)
+            .timeout(Duration::from_millis(300))
+            .retry_after(Duration::from_millis(200)),
+    );
+    for (ty, answer, want) in &cases {
+        s.route(&format!("/{ty}.json"), answer.clone());
+        let ev = Event::builder()
+            .id("1")
+            .source("/s")
+            .ty(ty)
+            .data_json("{}")
+            .build()
+            .unwrap();
+        let reason = unavailable(r.check_within(&ev, WAIT));
+        assert!(reason.contains(want), "{ty}: {reason}");
+    }
+    // Fixed on the server: tried again after `retry_after`, then used.
+    s.route("/com.err.json", Answer::Json(SKU.into()));
+    let ev = Event::builder()
+        .id("1")
+        .source("/s")
+        .ty("com.err")
+        .data_json(r#"{"sku":"x"}"#)
+        .build()
+        .unwrap();
+    let until = Instant::now() + WAIT;
+    loop {
+        match r.check_within(&ev, Duration::from_millis(50)) {
+            Ok(Checked::Valid { .. }) => break,
+            Err(SchemaError::Unavailable { .. }) if Instant::now() < until => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(s.hits("/com.err.json") >= 2);
+}
+
+#[test]
+fn confluent_subject_versions_api() {
+    let s = Server::start();
+    let envelope = serde_json::json!({
+        "subject": TY, "version": 3, "id": 17, "schemaType": "JSON", "schema": ORDER
+    })
+    .to_string();
+    s.route(
+        &format!("/subjects/{TY}/versions/latest"),
+        Answer::Json(envelope),
+    );
+    s.route(
+        "/subjects/com.avro/versions/latest",
+        Answer::Json(r#"{"schemaType":"AVRO","schema":"{}"}"#.into()),
+    );
+    let r = registry(&s, HttpRegistry::confluent(s.base.trim_end_matches('/')));
+    assert!(matches!(
+        r.check_within(&event(r#"{"order":"o"}"#, None), WAIT),
+        Ok(Checked::Valid { .. })
+    ));
+    assert!(matches!(
+        r.check(&event("{}", None)),
+        Err(SchemaError::Violation(v)) if v.keyword == "required"
+    ));
+    let avro = Event::builder()
+        .id("1")
+        .source("/s")
+        .ty("com.avro")
+        .data_json("{}")
+        .build()
+        .unwrap();
+    assert!(unavailable(r.check_within(&avro, WAIT)).contains("AVRO"));
+    // A pinned version that is not there is an error, not "no schema".
+    s.route(
+        &format!("/subjects/{TY}/versions/9"),
+        Answer::Raw(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 56\r\nConnection: close\r\n\r\n{\"error_code\":40402,\"message\":\"Version 9 not found.\"}   ",
+        ),
+    );
+    let missing = registry(
+        &s,
+        HttpRegistry::confluent(s.base.trim_end_matches('/')).version("9"),
+    );
+    assert!(unavailable(missing.check_within(&event("{}", None), WAIT)).contains("40402"));
+    // A pinned version is another URL.
+    s.route(
+        &format!("/subjects/{TY}/versions/2"),
+        Answer::Json(serde_json::json!({ "schema": SKU }).to_string()),
+    );
+    let pinned = registry(
+        &s,
+        HttpRegistry::confluent(s.base.trim_end_matches('/')).version("2"),
+    );
+    assert!(matches!(
+        pinned.check_within(&event(r#"{"order":"o"}"#, None), WAIT),
+        Err(SchemaError::Violation(v)) if v.message.contains("sku")
+    ));
+}
+
+#[test]
+fn a_refresh_replaces_the_schema_in_the_background_and_a_failed_one_keeps_it() {
+    let s = Server::start();
+    let path = format!("/{TY}.json");
+    s.route(&path, Answer::Json(ORDER.into()));
+    let r = registry(
+        &s,
+        HttpRegistry::new(&s.base)
+            .refresh(Duration::from_millis(100))
+            .retry_after(Duration::from_millis(100)),
+    );
+    let data = r#"{"order":"o"}"#;
+    assert!(matches!(
+        r.check_within(&event(data, None), WAIT),
+        Ok(Checked::Valid { .. })
+    ));
+    // A new version on the server: picked up by a background refresh.
+    s.route(&path, Answer::Json(SKU.into()));
+    let until = Instant::now() + WAIT;
+    while r.check(&event(data, None)).is_ok() {
+        assert!(Instant::now() < until, "never refreshed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The registry fails from now on: the schema it had stays in use.
+    s.route(&path, Answer::Status(503));
+    let hits = s.hits(&path);
+    while s.hits(&path) < hits + 2 {
+        let e = r.check(&event(data, None));
+        assert!(
+            matches!(&e, Err(SchemaError::Violation(v)) if v.message.contains("sku")),
+            "{e:?}"
+        );
+        assert!(Instant::now() < until, "no refresh tried");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn made_up_types_cannot_grow_the_cache_or_the_requests_past_the_cap() {
+    let s = Server::start();
+    let r = registry(&s, HttpRegistry::new(&s.base).max_schemas(2));
+    let ev = |ty: &'static str| {
+        Event::builder()
+            .id("1")
+            .source("/s")
+            .ty(ty)
+            .data_json("{}")
+            .build()
+            .unwrap()
+    };
+    for ty in ["com.a", "com.b"] {
+        assert_eq!(r.check_within(&ev(ty), WAIT).unwrap(), Checked::NoSchema);
+    }
+    let reason = unavailable(r.check_within(&ev("com.c"), WAIT));
+    assert!(reason.contains("schema cache full"), "{reason}");
+    assert_eq!(s.hits("/com.c.json"), 0, "not asked of the registry");
+    // Those already known still answer.
+    assert_eq!(r.check(&ev("com.a")).unwrap(), Checked::NoSchema);
+}
