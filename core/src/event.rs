@@ -542,11 +542,15 @@ impl Event<'_> {
     /// `ossaspanid` where those are set.
     #[inline(never)]
     fn check_trace_context(&self) -> Result<(), ValidationError> {
-        let Some(tp) = self.traceparent() else {
+        // Checked as W3C by `check` just before: the ids are read by position.
+        let Some((tp_trace, tp_parent)) = self
+            .ext_str(crate::trace::EXT_TRACEPARENT)
+            .and_then(crate::trace::TraceParent::ids_of_checked)
+        else {
             return Ok(());
         };
-        let trace = self.ossa_trace_id().is_some_and(|t| t != tp.trace_id());
-        let span = self.ossa_span_id().is_some_and(|s| s != tp.parent_id());
+        let trace = self.ossa_trace_id().is_some_and(|t| t != tp_trace);
+        let span = self.ossa_span_id().is_some_and(|s| s != tp_parent);
         if trace || span {
             return Err(ValidationError::new(
                 Attribute::named(crate::trace::EXT_TRACEPARENT),

@@ -95,9 +95,30 @@ impl fmt::Display for TraceContextError {
 
 impl core::error::Error for TraceContextError {}
 
-fn is_lower_hex(s: &[u8]) -> bool {
-    s.iter()
-        .all(|&b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// `true` at the lowercase hex digits.
+const LOWER_HEX: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = matches!(c as u8, b'0'..=b'9' | b'a'..=b'f');
+        c += 1;
+    }
+    t
+};
+
+/// Whether `id` is `len` lowercase hex digits (`Some`), and whether they
+/// are not all zeros (the `bool`): one branch-free pass (this runs for
+/// every event an emitter gives a `traceparent`).
+fn hex_id(id: &[u8], len: usize) -> Option<bool> {
+    if id.len() != len {
+        return None;
+    }
+    let (mut ok, mut nonzero) = (true, 0u8);
+    for &c in id {
+        ok &= LOWER_HEX[usize::from(c)];
+        nonzero |= c ^ b'0';
+    }
+    ok.then_some(nonzero != 0)
 }
 
 fn hex_byte(s: &[u8]) -> Option<u8> {
@@ -120,14 +141,11 @@ fn hex_byte(s: &[u8]) -> Option<u8> {
 /// assert_eq!(check_trace_id("4BF92F3577B34DA6A3CE929D0E0E4736"), Err(TraceContextError::TraceId));
 /// ```
 pub fn check_trace_id(id: &str) -> Result<(), TraceContextError> {
-    let b = id.as_bytes();
-    if b.len() != 32 || !is_lower_hex(b) {
-        return Err(TraceContextError::TraceId);
+    match hex_id(id.as_bytes(), 32) {
+        None => Err(TraceContextError::TraceId),
+        Some(false) => Err(TraceContextError::ZeroTraceId),
+        Some(true) => Ok(()),
     }
-    if b.iter().all(|&c| c == b'0') {
-        return Err(TraceContextError::ZeroTraceId);
-    }
-    Ok(())
 }
 
 /// Checks a span (parent) id: 16 lowercase hex digits, not all zeros.
@@ -138,14 +156,11 @@ pub fn check_trace_id(id: &str) -> Result<(), TraceContextError> {
 /// assert_eq!(check_span_id("0000000000000000"), Err(TraceContextError::ZeroParentId));
 /// ```
 pub fn check_span_id(id: &str) -> Result<(), TraceContextError> {
-    let b = id.as_bytes();
-    if b.len() != 16 || !is_lower_hex(b) {
-        return Err(TraceContextError::ParentId);
+    match hex_id(id.as_bytes(), 16) {
+        None => Err(TraceContextError::ParentId),
+        Some(false) => Err(TraceContextError::ZeroParentId),
+        Some(true) => Ok(()),
     }
-    if b.iter().all(|&c| c == b'0') {
-        return Err(TraceContextError::ZeroParentId);
-    }
-    Ok(())
 }
 
 /// A parsed `traceparent`, borrowing its ids from the text.
@@ -234,6 +249,12 @@ impl<'a> TraceParent<'a> {
             parent_id,
             flags,
         })
+    }
+
+    /// The trace and parent ids of a value already checked by
+    /// [`parse`](Self::parse) (by position: no second check).
+    pub(crate) fn ids_of_checked(s: &str) -> Option<(&str, &str)> {
+        Some((s.get(3..35)?, s.get(36..52)?))
     }
 
     /// The version (`0` for what this crate writes).
