@@ -105,7 +105,7 @@ fn parse_object<'i: 'a, 'a>(
 ) -> Result<Event<'a>, ObjError> {
     lex.eat(b'{')?;
     let mut asm = Assembler::new();
-    let mut raw_data: Option<&'a [u8]> = None;
+    let mut raw_data: Option<&'a str> = None;
     let mut first = true;
     while let Some(key) = next_member(lex, &mut first)? {
         let key: JsonStr<'a> = key;
@@ -115,7 +115,7 @@ fn parse_object<'i: 'a, 'a>(
             // An explicit `null` payload is kept (JSON format §3.1.1: distinct
             // from no `data` member): beside data_base64 it is a conflict, and
             // with a non-JSON content type it is data that is not a string.
-            raw_data = Some(lex.value(MAX_DATA_DEPTH)?);
+            raw_data = Some(lex.value_str(MAX_DATA_DEPTH)?);
             continue;
         }
         let attr = || Attribute::named(name);
@@ -159,15 +159,11 @@ fn parse_object<'i: 'a, 'a>(
         let is_json = asm
             .datacontenttype()
             .is_none_or(crate::uri::is_json_media_type);
-        asm.data = Some(if !is_json && raw.first() == Some(&b'"') {
-            let mut l = Lexer::new(raw);
+        asm.data = Some(if !is_json && raw.starts_with('"') {
+            let mut l = Lexer::new(raw.as_bytes());
             Data::Text(l.string()?.unescape_into(scratch)?)
         } else {
-            // Validated by `value`, so it is UTF-8.
-            Data::Json(
-                core::str::from_utf8(raw)
-                    .map_err(|_| ValidationError::new(Attribute::Data, Rule::InvalidEncoding))?,
-            )
+            Data::Json(raw)
         });
     }
     Ok(asm.finish()?)
