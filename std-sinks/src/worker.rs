@@ -88,7 +88,7 @@ struct Flight {
     id: u64,
     /// `seq` of its first event; the others follow without gaps.
     first_seq: u64,
-    events: Arc<[Encoded]>,
+    events: Arc<Vec<Encoded>>,
     /// Their spool sequence numbers (where spooled).
     spooled: Vec<Option<u64>>,
     /// Which events are not settled yet.
@@ -342,7 +342,10 @@ impl Shared {
                         if let Some(sp) = st.spool.as_mut() {
                             sp.skip_to_end();
                         }
-                        self.push(&mut st, e, Some(sseq));
+                        if self.push(&mut st, e, Some(sseq)) {
+                            drop(st);
+                            self.wake.notify_one();
+                        }
                     } else {
                         if st.spilled == 0 {
                             st.spill_seq = st.next_seq;
@@ -382,12 +385,19 @@ impl Shared {
             drop(st);
             return Err(self.refuse(&e, Error::QueueFull));
         }
-        self.push(&mut st, e, None);
+        if self.push(&mut st, e, None) {
+            drop(st);
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
-    /// Puts `e` in the in-memory queue.
-    fn push(&self, st: &mut State, e: Encoded, spooled: Option<u64>) {
+    /// Puts `e` in the in-memory queue. Returns whether the worker must be
+    /// woken, which the caller does after releasing the lock: a wake is a
+    /// futex syscall, and made under the lock it kept the other emitting
+    /// threads waiting for it (issue 16's `emit()` tail).
+    #[must_use = "wake the worker after unlocking when this says so"]
+    fn push(&self, st: &mut State, e: Encoded, spooled: Option<u64>) -> bool {
         st.bytes += e.size();
         let seq = st.next_seq;
         st.next_seq += 1;
@@ -397,16 +407,14 @@ impl Shared {
             spooled,
         });
         Counters::add(&self.counters.emitted, 1);
-        if st.oldest.is_none() {
+        // The worker may be sleeping without a deadline when the queue was
+        // empty; past a full batch it is busy sending and looks at the
+        // queue again before it sleeps.
+        let first = st.oldest.is_none();
+        if first {
             st.oldest = Some(Instant::now());
-            // The worker may be sleeping without a deadline.
-            self.wake.notify_one();
         }
-        // Wake the worker when a batch just filled; past that it is busy
-        // sending and looks at the queue again before it sleeps.
-        if st.queue.len() == self.config.batch_size {
-            self.wake.notify_one();
-        }
+        first || st.queue.len() == self.config.batch_size
     }
 
     /// Writes `e` to the spool, making room first as its [`WhenFull`] says.
@@ -608,12 +616,17 @@ impl Shared {
     /// hard limit): then nothing is counted, a late answer changes nothing.
     fn settle(&self, id: u64, events: &[Encoded], ends: &[(usize, End<'_>)]) -> bool {
         let mut reports: Vec<(usize, Reason, &Error)> = Vec::new();
+        // A settled flight is freed, and waiters are woken, after the lock
+        // is released: emitting threads wait for it (issue 16's tail).
+        let mut finished: Option<Flight> = None;
+        let closed;
         {
             let mut st = self.lock();
             let Some(pos) = st.flights.iter().position(|f| f.id == id) else {
                 return false;
             };
-            let (mut closed, mut freed) = (0usize, 0usize);
+            let mut freed = 0usize;
+            let mut closed_here = 0usize;
             let (mut delivered, mut wire) = (0u64, 0u64);
             let (mut failed, mut timed_out, mut kept) = (0u64, 0u64, 0u64);
             let mut acks: Vec<u64> = Vec::new();
@@ -625,7 +638,7 @@ impl Shared {
                     }
                     let Some(e) = events.get(*i) else { continue };
                     let spooled = f.spooled.get(*i).copied().flatten();
-                    closed += 1;
+                    closed_here += 1;
                     freed += e.size();
                     match end {
                         End::Delivered => {
@@ -649,12 +662,12 @@ impl Shared {
                         }
                     }
                 }
-                f.open_count -= closed;
+                f.open_count -= closed_here;
                 if f.open_count == 0 {
-                    st.flights.remove(pos);
+                    finished = st.flights.remove(pos);
                 }
             }
-            st.in_flight -= closed;
+            st.in_flight -= closed_here;
             st.bytes = st.bytes.saturating_sub(freed);
             if let Some(sp) = st.spool.as_mut() {
                 sp.ack_all(&acks);
@@ -671,10 +684,12 @@ impl Shared {
             if !reports.is_empty() {
                 st.reporting += 1;
             }
-            if closed > 0 {
-                self.space.notify_all();
-                self.done.notify_all();
-            }
+            closed = closed_here;
+        }
+        drop(finished);
+        if closed > 0 {
+            self.space.notify_all();
+            self.done.notify_all();
         }
         if reports.is_empty() {
             return true;
@@ -719,7 +734,7 @@ impl Shared {
             }
         }
         st.oldest = None;
-        let mut open: Vec<(Arc<[Encoded]>, Vec<usize>)> = Vec::new();
+        let mut open: Vec<(Arc<Vec<Encoded>>, Vec<usize>)> = Vec::new();
         for f in st.flights.drain(..) {
             let idx: Vec<usize> = (0..f.open.len())
                 .filter(|&i| f.open.get(i).copied().unwrap_or(false))
@@ -849,7 +864,7 @@ fn upkeep_every(spool: Option<&Spool>) -> Duration {
 /// A batch taken from the queue: its flight id and its events.
 struct Taken {
     id: u64,
-    events: Arc<[Encoded]>,
+    events: Arc<Vec<Encoded>>,
 }
 
 /// What the worker does next.
@@ -912,6 +927,13 @@ impl<'w> Worker<'w> {
     fn take_batch(&mut self) -> Step {
         let sh = self.sh;
         let cfg = &sh.config;
+        // The batch's buffers are made before the lock is taken: the
+        // emitting threads wait for this lock, so under it the batch is
+        // only moved, never allocated (issue 16's `emit()` tail).
+        let cap = cfg.batch_size.min(self.max_batch).max(1);
+        let mut events: Vec<Encoded> = Vec::with_capacity(cap);
+        let mut spooled: Vec<Option<u64>> = Vec::with_capacity(cap);
+        let mut open: Vec<bool> = vec![true; cap];
         let mut st = sh.lock();
         loop {
             st = self.spool_upkeep(st);
@@ -949,18 +971,21 @@ impl<'w> Worker<'w> {
             if due && held_back.is_none() && self.started.len() < self.depth {
                 let n = st.queue.len().min(self.max_batch);
                 let first_seq = st.queue.front().map_or(st.next_seq, |q| q.seq);
-                let (events, spooled): (Vec<Encoded>, Vec<Option<u64>>) =
-                    st.queue.drain(..n).map(|q| (q.event, q.spooled)).unzip();
-                let events: Arc<[Encoded]> = Arc::from(events);
+                for q in st.queue.drain(..n) {
+                    events.push(q.event);
+                    spooled.push(q.spooled);
+                }
+                open.resize(n, true);
+                let events = Arc::new(events);
                 let id = st.next_flight;
                 st.next_flight += 1;
-                st.in_flight += events.len();
+                st.in_flight += n;
                 st.flights.push_back(Flight {
                     id,
                     first_seq,
                     spooled,
-                    open: vec![true; events.len()],
-                    open_count: events.len(),
+                    open,
+                    open_count: n,
                     events: events.clone(),
                 });
                 // Events left behind are no younger than the oldest was: keep
@@ -1327,7 +1352,7 @@ mod tests {
         st.flights.push_back(Flight {
             id: 0,
             first_seq: 4,
-            events: Arc::from(Vec::new()),
+            events: Arc::new(Vec::new()),
             spooled: vec![None; 3],
             open: vec![false, false, true],
             open_count: 1,
