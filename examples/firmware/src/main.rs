@@ -31,7 +31,7 @@
 #![no_main]
 
 use core::cell::Cell;
-use core::fmt::{self, Write as _};
+use core::fmt;
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hio};
@@ -177,15 +177,64 @@ enum RunError {
     Counters,
 }
 
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::Emit(what, e) => write!(f, "emitting {what}: {e}"),
-            RunError::Flush(when) => write!(f, "{when} flush failed"),
-            RunError::Json(what) => write!(f, "invalid JSON in {what}"),
-            RunError::Counters => f.write_str("events were rejected, dropped or not delivered"),
+impl RunError {
+    /// Writes `# error: …` to `out` without `core::fmt` (which would cost
+    /// several KiB of flash): the step and a short reason.
+    fn report(&self, out: &mut hio::HostStream) {
+        let (what, reason) = match self {
+            RunError::Emit(what, e) => (*what, emit_reason(e)),
+            RunError::Flush(when) => (*when, "flush failed"),
+            RunError::Json(what) => (*what, "invalid JSON"),
+            RunError::Counters => ("", "events were rejected, dropped or not delivered"),
+        };
+        line(
+            out,
+            &[
+                "# error: ",
+                what,
+                if what.is_empty() { "" } else { ": " },
+                reason,
+            ],
+        );
+        if let RunError::Emit(_, EmitError::Invalid(v)) = self {
+            line(out, &["# error: attribute `", v.attribute.name(), "`"]);
         }
     }
+}
+
+/// What went wrong with an emit, in a few words.
+fn emit_reason<E>(e: &EmitError<E>) -> &'static str {
+    match e {
+        EmitError::Invalid(_) => "event rejected: it breaks a CloudEvents rule",
+        EmitError::Payload(_) => "event rejected: its payload failed",
+        EmitError::TooLarge => "event rejected: larger than the batch capacity",
+        EmitError::Full(_) => "event dropped: batch full and flush failed",
+        _ => "event dropped",
+    }
+}
+
+/// Writes `parts` and a newline to `out`. Console output is best effort; the
+/// events themselves go through the emitter.
+fn line(out: &mut hio::HostStream, parts: &[&str]) {
+    for p in parts {
+        let _ = out.write_all(p.as_bytes());
+    }
+    let _ = out.write_all(b"\n");
+}
+
+/// `n` in decimal, in `buf`.
+fn decimal(buf: &mut [u8; 20], mut n: u64) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        // Below 10: the cast cannot truncate.
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    core::str::from_utf8(&buf[i..]).unwrap_or("?")
 }
 
 const WORKFLOW_ID: &str = "wf-greenhouse-0001";
@@ -282,13 +331,17 @@ impl<'a> Run<'a> {
         if cfg!(feature = "spool") {
             self.unplugged.set(unplugged);
             let what = if unplugged { "down" } else { "up" };
-            let _ = writeln!(self.console, "# uart {what}");
+            line(&mut self.console, &["# uart ", what]);
         }
     }
 
     fn note(&mut self, trigger: &str, events: u64) {
-        // Console output is best effort; the events themselves went through the emitter.
-        let _ = writeln!(self.console, "# flush trigger={trigger} events={events}");
+        let mut n = [0u8; 20];
+        let events = decimal(&mut n, events);
+        line(
+            &mut self.console,
+            &["# flush trigger=", trigger, " events=", events],
+        );
     }
 }
 
@@ -470,24 +523,41 @@ fn main() -> ! {
     });
 
     let c = run.em.counters();
-    let _ = writeln!(
-        run.console,
-        "# emitted={} delivered={} rejected={} failed_writes={}",
-        c.emitted, c.delivered, c.rejected, c.failed_writes
+    let mut n = [[0u8; 20]; 4];
+    let [a, b, d, e] = &mut n;
+    line(
+        &mut run.console,
+        &[
+            "# emitted=",
+            decimal(a, c.emitted),
+            " delivered=",
+            decimal(b, c.delivered),
+            " rejected=",
+            decimal(d, c.rejected),
+            " failed_writes=",
+            decimal(e, c.failed_writes),
+        ],
     );
     #[cfg(feature = "spool")]
     {
         let s = run.em.spool_counters();
-        let _ = writeln!(
-            run.console,
-            "# spooled={} replayed={} flash_errors={}",
-            s.spooled, s.replayed, s.flash_errors
+        let [a, b, d, _] = &mut n;
+        line(
+            &mut run.console,
+            &[
+                "# spooled=",
+                decimal(a, s.spooled),
+                " replayed=",
+                decimal(b, s.replayed),
+                " flash_errors=",
+                decimal(d, s.flash_errors),
+            ],
         );
     }
     match result {
         Ok(()) => exit(true),
         Err(e) => {
-            let _ = writeln!(run.console, "# error: {e}");
+            e.report(&mut run.console);
             exit(false)
         }
     }
@@ -509,16 +579,22 @@ fn exit(success: bool) -> ! {
 /// Prints `# error: {msg}` if it can and exits with failure.
 fn halt_with(msg: &str) -> ! {
     if let Ok(mut out) = hio::hstdout() {
-        let _ = writeln!(out, "# error: {msg}");
+        line(&mut out, &["# error: ", msg]);
     }
     exit(false)
 }
 
-/// Reports the panic on the console, exits QEMU with failure, then halts.
+/// Reports the panic's location on the console, exits QEMU with failure,
+/// then halts. (Its message would need `core::fmt`: several KiB of flash.)
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     if let Ok(mut out) = hio::hstdout() {
-        let _ = writeln!(out, "# panic: {info}");
+        let mut n = [0u8; 20];
+        let (file, at) = match info.location() {
+            Some(l) => (l.file(), decimal(&mut n, u64::from(l.line()))),
+            None => ("?", "?"),
+        };
+        line(&mut out, &["# panic at ", file, ":", at]);
     }
     debug::exit(debug::EXIT_FAILURE);
     loop {
