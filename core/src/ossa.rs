@@ -321,17 +321,7 @@ impl<'w, 'x> Obj<'w, 'x> {
     fn u64(&mut self, k: &str, v: u64) -> R {
         self.key(k)?;
         let mut buf = [0u8; 20];
-        let mut i = buf.len();
-        let mut n = v;
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        put(self.w, buf.get(i..).unwrap_or(&[]))
+        put(self.w, crate::num::write_u64(&mut buf, v))
     }
     fn opt_u64(&mut self, k: &str, v: Option<u64>) -> R {
         match v {

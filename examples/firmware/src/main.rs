@@ -222,19 +222,28 @@ fn line(out: &mut hio::HostStream, parts: &[&str]) {
     let _ = out.write_all(b"\n");
 }
 
-/// `n` in decimal, in `buf`.
+/// `n` in decimal, in `buf`: by subtracting powers of ten, since a 64-bit
+/// division is a software routine on a Cortex-M (about 1 KiB of flash).
 fn decimal(buf: &mut [u8; 20], mut n: u64) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        // Below 10: the cast cannot truncate.
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+    let mut len = 0;
+    let mut p = 1u64;
+    let mut powers = [0u64; 20];
+    for slot in powers.iter_mut().rev() {
+        *slot = p;
+        p = p.wrapping_mul(10);
+    }
+    for p in powers {
+        let mut digit = b'0';
+        while n >= p {
+            n -= p;
+            digit += 1;
+        }
+        if digit != b'0' || len > 0 || p == 1 {
+            buf[len] = digit;
+            len += 1;
         }
     }
-    core::str::from_utf8(&buf[i..]).unwrap_or("?")
+    core::str::from_utf8(&buf[..len]).unwrap_or("?")
 }
 
 const WORKFLOW_ID: &str = "wf-greenhouse-0001";
