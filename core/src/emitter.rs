@@ -42,6 +42,7 @@ use crate::batch::{Batch, BatchFormat, DrainError, PushErrorKind};
 use crate::error::{PayloadError, ValidationError};
 use crate::event::{Event, EventBuilder};
 use crate::id::IdSource;
+use crate::json::ser::JsonPayload;
 use crate::ossa;
 use crate::time::{Clock, Timestamp};
 use crate::trace::TraceParentText;
@@ -692,7 +693,19 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn emit_ossa<P: ossa::Payload>(&mut self, payload: &P) -> Result<(), EmitError<W::Error>> {
-        self.emit(EventBuilder::new().ossa(payload))
+        self.emit_ossa_parts(P::TYPE, payload.subject(), payload)
+    }
+
+    /// [`emit_ossa`](Self::emit_ossa) past the payload's type: compiled once
+    /// per emitter, not once per payload type (flash on firmware).
+    #[inline(never)]
+    fn emit_ossa_parts(
+        &mut self,
+        ty: &'static str,
+        subject: Option<&str>,
+        payload: &dyn JsonPayload,
+    ) -> Result<(), EmitError<W::Error>> {
+        self.emit(EventBuilder::new().ossa_parts(ty, subject, payload))
     }
 
     /// Completes `event` (id, `source`, `time` and the OSSA extensions where it
@@ -905,7 +918,20 @@ impl<'a, W: embedded_io_async::Write, I: IdSource, C: Clock, const N: usize, con
         &mut self,
         payload: &P,
     ) -> Result<(), EmitError<W::Error>> {
-        self.emit(EventBuilder::new().ossa(payload)).await
+        self.emit_ossa_parts(P::TYPE, payload.subject(), payload)
+            .await
+    }
+
+    /// [`emit_ossa`](Self::emit_ossa) past the payload's type: compiled once
+    /// per emitter, not once per payload type (flash on firmware).
+    async fn emit_ossa_parts(
+        &mut self,
+        ty: &'static str,
+        subject: Option<&str>,
+        payload: &dyn JsonPayload,
+    ) -> Result<(), EmitError<W::Error>> {
+        self.emit(EventBuilder::new().ossa_parts(ty, subject, payload))
+            .await
     }
 
     /// See [`Emitter::emit`].

@@ -222,8 +222,20 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn ossa<P: Payload>(self, payload: &'a P) -> Self {
-        let b = self.ty(P::TYPE).data_serialize(payload);
-        match payload.subject() {
+        self.ossa_parts(P::TYPE, payload.subject(), payload)
+    }
+
+    /// [`ossa`](Self::ossa) without the payload's type: what the emitters'
+    /// `emit_ossa` build, so their code is compiled once, not per payload type.
+    #[inline]
+    pub(crate) fn ossa_parts(
+        self,
+        ty: &'static str,
+        subject: Option<&'a str>,
+        payload: &'a dyn JsonPayload,
+    ) -> Self {
+        let b = self.ty(ty).data_serialize(payload);
+        match subject {
             Some(s) => b.subject(s),
             None => b,
         }
