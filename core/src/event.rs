@@ -8,7 +8,7 @@ use crate::attr::{
 use crate::error::{Attribute, Rule, ValidationError};
 use crate::json::ser::JsonPayload;
 use crate::ossa;
-use crate::time::Timestamp;
+use crate::time::{TimeError, Timestamp};
 
 /// Deepest nesting accepted inside raw JSON `data`.
 pub const MAX_DATA_DEPTH: usize = 128;
@@ -160,6 +160,8 @@ impl<'a> Event<'a> {
         EventBuilder {
             ev: self.clone(),
             time_str: None,
+            // An event's data was checked when it was built or parsed.
+            data_rule: None,
             error: None,
             set: SET_ID | SET_SOURCE | SET_TYPE,
         }
@@ -465,19 +467,21 @@ impl<'a> Event<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.check(true, true)
+        self.check_attributes(true)?;
+        self.check_data(true)
     }
 
     /// [`validate`](Self::validate) for the parsers, which already checked
     /// extension names, duplicates and JSON data while reading.
     pub(crate) fn validate_parsed(&self) -> Result<(), ValidationError> {
-        self.check(false, false)
+        self.check_attributes(false)?;
+        self.check_data(false)
     }
 
-    /// Every rule; extension names and duplicates only when `names` (the
-    /// builder and the parsers check them as they add extensions), JSON data
-    /// only when `data` (the parsers check it while reading).
-    fn check(&self, names: bool, data: bool) -> Result<(), ValidationError> {
+    /// Every rule but those of [`check_data`](Self::check_data); extension
+    /// names and duplicates only when `names` (the builder and the parsers
+    /// check them as they add extensions).
+    fn check_attributes(&self, names: bool) -> Result<(), ValidationError> {
         check_required(Attribute::Id, self.id)?;
         check_required(Attribute::Source, self.source)?;
         check_required(Attribute::Type, self.ty)?;
@@ -521,8 +525,15 @@ impl<'a> Event<'a> {
         if matches!(self.data, Some(Data::Json(_) | Data::Serialize(_))) && !self.data_is_json() {
             return Err(ValidationError::new(Attribute::Data, Rule::DataNotString));
         }
+        Ok(())
+    }
+
+    /// The data's own rules, checked after every other: Base64 always, JSON
+    /// text only when `json` (the parsers check it while reading; the
+    /// builder when it is set).
+    fn check_data(&self, json: bool) -> Result<(), ValidationError> {
         match self.data {
-            Some(Data::Json(raw)) if data => {
+            Some(Data::Json(raw)) if json => {
                 crate::json::validate(raw.as_bytes(), MAX_DATA_DEPTH)
                     .map_err(|e| ValidationError::new(Attribute::Data, Rule::InvalidJson(e)))?;
             }
@@ -573,6 +584,20 @@ fn ext_same(a: &ExtValue<'_>, b: &ExtValue<'_>, typed: bool) -> bool {
     }
 }
 
+/// What is wrong with JSON data text, if anything.
+fn json_rule(raw: &str) -> Option<Rule> {
+    crate::json::validate(raw.as_bytes(), MAX_DATA_DEPTH)
+        .err()
+        .map(Rule::InvalidJson)
+}
+
+/// What is wrong with `data_base64` text, if anything.
+fn base64_rule(b: &str) -> Option<Rule> {
+    crate::base64::decoded_len(b.as_bytes())
+        .err()
+        .map(Rule::InvalidBase64)
+}
+
 fn check_required(attribute: Attribute, s: &str) -> Result<(), ValidationError> {
     if s.is_empty() {
         return Err(ValidationError::new(attribute, Rule::Empty));
@@ -606,7 +631,13 @@ fn check_required(attribute: Attribute, s: &str) -> Result<(), ValidationError> 
 #[must_use = "call .build() to get the event"]
 pub struct EventBuilder<'a> {
     ev: Event<'a>,
-    time_str: Option<&'a str>,
+    /// `time_str`, parsed when it was set (reported by `build`): code that
+    /// never calls `time_str` carries no timestamp parser.
+    time_str: Option<Result<Timestamp, TimeError>>,
+    /// What is wrong with JSON or Base64 data, found when it was set
+    /// (reported by `build`, where the check used to run): an emitter of
+    /// OSSA payloads carries no JSON validator or Base64 decoder.
+    data_rule: Option<Rule>,
     error: Option<ValidationError>,
     /// Which of id, source, type were set (to tell "missing" from "empty").
     set: u8,
@@ -645,6 +676,7 @@ impl<'a> EventBuilder<'a> {
                 extensions: Extensions::new(),
             },
             time_str: None,
+            data_rule: None,
             error: None,
             set: 0,
         }
@@ -757,7 +789,8 @@ impl<'a> EventBuilder<'a> {
         self.time_str = None;
         self
     }
-    /// Sets `time` from an RFC 3339 string, checked by `build`. Defaults to unset.
+    /// Sets `time` from an RFC 3339 string, checked by `build` (parsed here,
+    /// reported there). Defaults to unset.
     ///
     /// ```
     /// use ossa_events_core::{Attribute, Event, Rule, TimeError};
@@ -769,7 +802,7 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn time_str(mut self, time: &'a str) -> Self {
-        self.time_str = Some(time);
+        self.time_str = Some(Timestamp::parse(time));
         self
     }
     /// Sets `time` from a [`crate::Clock`].
@@ -796,8 +829,20 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     #[inline]
-    pub fn data(mut self, data: Data<'a>) -> Self {
+    pub fn data(self, data: Data<'a>) -> Self {
+        let rule = match data {
+            Data::Json(raw) => json_rule(raw),
+            Data::Base64(b) => base64_rule(b),
+            Data::Text(_) | Data::Binary(_) | Data::Serialize(_) => None,
+        };
+        self.set_data(data, rule)
+    }
+
+    /// Sets the payload and what its check found (see `data_rule`).
+    #[inline]
+    fn set_data(mut self, data: Data<'a>, rule: Option<Rule>) -> Self {
         self.ev.data = Some(data);
+        self.data_rule = rule;
         self
     }
     /// Sets a `T: Serialize` payload with `datacontenttype: application/json`.
@@ -816,7 +861,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn data_serialize(self, payload: &'a dyn JsonPayload) -> Self {
         self.datacontenttype("application/json")
-            .data(Data::Serialize(payload))
+            .set_data(Data::Serialize(payload), None)
     }
     /// Sets raw JSON text as the payload with `datacontenttype: application/json`;
     /// `build` checks that it is well-formed.
@@ -832,8 +877,9 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn data_json(self, raw: &'a str) -> Self {
+        let rule = json_rule(raw);
         self.datacontenttype("application/json")
-            .data(Data::Json(raw))
+            .set_data(Data::Json(raw), rule)
     }
     /// Sets a text payload and its content type (e.g. `text/plain`).
     ///
@@ -846,7 +892,8 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn data_text(self, content_type: &'a str, text: &'a str) -> Self {
-        self.datacontenttype(content_type).data(Data::Text(text))
+        self.datacontenttype(content_type)
+            .set_data(Data::Text(text), None)
     }
     /// Sets a binary payload (`data_base64` in JSON) and its content type.
     ///
@@ -859,7 +906,8 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn data_binary(self, content_type: &'a str, bytes: &'a [u8]) -> Self {
-        self.datacontenttype(content_type).data(Data::Binary(bytes))
+        self.datacontenttype(content_type)
+            .set_data(Data::Binary(bytes), None)
     }
     /// Removes the payload and `datacontenttype`.
     ///
@@ -873,6 +921,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn no_data(mut self) -> Self {
         self.ev.data = None;
+        self.data_rule = None;
         self.ev.datacontenttype = None;
         self
     }
@@ -1209,11 +1258,19 @@ impl<'a> EventBuilder<'a> {
         }
         if let Some(t) = self.time_str {
             self.ev.time =
-                Some(Timestamp::parse(t).map_err(|e| {
+                Some(t.map_err(|e| {
                     ValidationError::new(Attribute::Time, Rule::InvalidTimestamp(e))
                 })?);
         }
-        self.ev.check(false, true)?;
+        self.ev.check_attributes(false)?;
+        // Where `check_data` would report it (it is the last check).
+        if let Some(rule) = self.data_rule {
+            let attribute = match rule {
+                Rule::InvalidBase64(_) => Attribute::DataBase64,
+                _ => Attribute::Data,
+            };
+            return Err(ValidationError::new(attribute, rule));
+        }
         self.ev.check_trace_context()?;
         Ok(self.ev)
     }

@@ -173,6 +173,30 @@ impl<'a> RawJson<'a> {
         let compact = crate::json::validate_compact(json.as_bytes(), crate::event::MAX_DATA_DEPTH)?;
         Ok(RawJson { json, compact })
     }
+    /// JSON text the caller vouches for, not checked: for literals in
+    /// firmware, where [`new`](Self::new) would link a JSON validator (about
+    /// 4 KiB of flash on a Cortex-M) only to check constants. Check them once
+    /// in a host test with `new`. Encoders still write the text compact;
+    /// text that is not one well-formed JSON value makes the events that
+    /// carry it malformed (a receiver rejects them), nothing worse.
+    ///
+    /// ```
+    /// use ossa_events_core::{format::json, ossa, Event, RawJson};
+    /// const ARGS: RawJson<'static> = RawJson::trusted(r#"{ "power_pct": 60 }"#);
+    /// assert_eq!(RawJson::new(ARGS.as_str())?.as_str(), ARGS.as_str()); // the host test
+    /// let call = ossa::ToolCalled { tool: "set_heater", call_id: None, arguments: Some(ARGS) };
+    /// let ev = Event::builder().id("1").source("/s").ossa(&call).build()?;
+    /// let mut buf = [0u8; 256];
+    /// let n = json::to_slice(&ev, &mut buf)?;
+    /// assert!(buf[..n].ends_with(br#""arguments":{"power_pct":60}}}"#)); // compact
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub const fn trusted(json: &'a str) -> Self {
+        RawJson {
+            json,
+            compact: false,
+        }
+    }
     /// The JSON text as given.
     ///
     /// ```

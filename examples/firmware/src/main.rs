@@ -173,7 +173,6 @@ impl IdSource for XorShiftIds {
 enum RunError {
     Emit(&'static str, EmitError<UartError>),
     Flush(&'static str),
-    Json(&'static str),
     Counters,
 }
 
@@ -184,7 +183,6 @@ impl RunError {
         let (what, reason) = match self {
             RunError::Emit(what, e) => (*what, emit_reason(e)),
             RunError::Flush(when) => (*when, "flush failed"),
-            RunError::Json(what) => (*what, "invalid JSON"),
             RunError::Counters => ("", "events were rejected, dropped or not delivered"),
         };
         line(
@@ -354,9 +352,15 @@ impl<'a> Run<'a> {
     }
 }
 
-fn json(what: &'static str, text: &'static str) -> Result<RawJson<'static>, RunError> {
-    RawJson::new(text).map_err(|_| RunError::Json(what))
-}
+// The payloads' JSON literals. `RawJson::trusted`, not `RawJson::new`: a
+// JSON validator would cost ~4 KiB of flash only to check constants. The
+// QEMU test (tests/tests/firmware_runs_under_qemu.rs) parses every event
+// this firmware writes, so a typo here fails it.
+const WORKFLOW_INPUT: RawJson<'static> = RawJson::trusted(r#"{"zone":"north","target_c":21.5}"#);
+const TURN_INPUT: RawJson<'static> = RawJson::trusted(r#"{"reading_c":17.2}"#);
+const TOOL_ARGUMENTS: RawJson<'static> = RawJson::trusted(r#"{"power_pct":60}"#);
+const TURN_OUTPUT: RawJson<'static> =
+    RawJson::trusted(r#"{"action":"none","reason":"tool failed"}"#);
 
 /// The agent run, one event per step, with time passing between steps.
 fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
@@ -368,10 +372,7 @@ fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
         &ossa::WorkflowStarted {
             workflow_id: WORKFLOW_ID,
             name: Some("greenhouse-climate"),
-            input: Some(json(
-                "workflow input",
-                r#"{"zone":"north","target_c":21.5}"#,
-            )?),
+            input: Some(WORKFLOW_INPUT),
         },
     )?;
     run.wait(1)?;
@@ -394,7 +395,7 @@ fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
         "turn.started",
         &ossa::TurnStarted {
             turn: 1,
-            input: Some(json("turn input", r#"{"reading_c":17.2}"#)?),
+            input: Some(TURN_INPUT),
         },
     )?;
     run.wait(1)?;
@@ -407,7 +408,7 @@ fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
         &ossa::ToolCalled {
             tool: "set_heater",
             call_id: Some("call-1"),
-            arguments: Some(json("tool arguments", r#"{"power_pct":60}"#)?),
+            arguments: Some(TOOL_ARGUMENTS),
         },
     )?;
     // The tool does not answer for 4 ticks (1 s): the flush interval passes
@@ -433,10 +434,7 @@ fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
         "turn.completed",
         &ossa::TurnCompleted {
             turn: 1,
-            output: Some(json(
-                "turn output",
-                r#"{"action":"none","reason":"tool failed"}"#,
-            )?),
+            output: Some(TURN_OUTPUT),
             usage: Some(TokenUsage {
                 input_tokens: 182,
                 output_tokens: 41,

@@ -1,0 +1,94 @@
+//! The builder checks JSON data, `data_base64` text and `time_str` when they
+//! are set (so code that never sets them carries no validator), but `build`
+//! reports what it found where it always did: after a missing attribute,
+//! after the other attributes' rules, and the last setter wins.
+#![allow(clippy::unwrap_used)]
+
+use ossa_events_core::{Attribute, Data, Event, Rule};
+
+#[test]
+fn a_missing_attribute_comes_before_bad_data_or_time() {
+    let err = Event::builder()
+        .id("1")
+        .source("/s")
+        .data_json("{")
+        .build()
+        .unwrap_err();
+    assert_eq!((err.attribute, err.rule), (Attribute::Type, Rule::Missing));
+    let err = Event::builder()
+        .id("1")
+        .ty("t")
+        .time_str("yesterday")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        (err.attribute, err.rule),
+        (Attribute::Source, Rule::Missing)
+    );
+}
+
+#[test]
+fn attribute_rules_come_before_bad_data_and_bad_time_before_both() {
+    let b = || Event::builder().id("1").ty("t");
+    let err = b().source("not a uri").data_json("{").build().unwrap_err();
+    assert_eq!(
+        (err.attribute, err.rule),
+        (Attribute::Source, Rule::NotUriReference)
+    );
+    let err = b()
+        .source("/s")
+        .subject("")
+        .data(Data::Base64("%%"))
+        .build()
+        .unwrap_err();
+    assert_eq!((err.attribute, err.rule), (Attribute::Subject, Rule::Empty));
+    let err = b()
+        .source("not a uri")
+        .time_str("yesterday")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.attribute, Attribute::Time);
+    assert!(matches!(err.rule, Rule::InvalidTimestamp(_)));
+}
+
+#[test]
+fn bad_data_is_reported_under_its_member() {
+    let b = || Event::builder().id("1").source("/s").ty("t");
+    let err = b().data_json("{").build().unwrap_err();
+    assert_eq!(err.attribute, Attribute::Data);
+    assert!(matches!(err.rule, Rule::InvalidJson(_)));
+    let err = b().data(Data::Json("[1,")).build().unwrap_err();
+    assert!(matches!(err.rule, Rule::InvalidJson(_)));
+    let err = b().data(Data::Base64("%%")).build().unwrap_err();
+    assert_eq!(err.attribute, Attribute::DataBase64);
+    assert!(matches!(err.rule, Rule::InvalidBase64(_)));
+}
+
+#[test]
+fn the_last_setter_wins() {
+    let b = || Event::builder().id("1").source("/s").ty("t");
+    assert!(b().data_json("{").data_json("{}").build().is_ok());
+    assert!(
+        b().data_json("{")
+            .data_text("text/plain", "{")
+            .build()
+            .is_ok()
+    );
+    assert!(b().data_json("{").no_data().build().is_ok());
+    assert!(
+        b().data(Data::Base64("%%"))
+            .data_binary("image/png", &[1])
+            .build()
+            .is_ok()
+    );
+    assert!(b().data_json("{}").data_json("{").build().is_err());
+    let t = ossa_events_core::Timestamp::UNIX_EPOCH;
+    assert_eq!(
+        b().time_str("yesterday").time(t).build().unwrap().time(),
+        Some(t)
+    );
+    assert!(b().time(t).time_str("yesterday").build().is_err());
+    // An event's own data was checked when it was built.
+    let ev = b().data_json(r#"{"a":1}"#).build().unwrap();
+    assert!(ev.to_builder().id("2").build().is_ok());
+}
