@@ -237,11 +237,13 @@ fn decimal(buf: &mut [u8; 20], mut n: u64) -> &str {
             digit += 1;
         }
         if digit != b'0' || len > 0 || p == 1 {
-            buf[len] = digit;
+            if let Some(b) = buf.get_mut(len) {
+                *b = digit;
+            }
             len += 1;
         }
     }
-    core::str::from_utf8(&buf[..len]).unwrap_or("?")
+    core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("?")
 }
 
 const WORKFLOW_ID: &str = "wf-greenhouse-0001";
