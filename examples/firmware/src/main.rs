@@ -303,7 +303,20 @@ impl<'a> Run<'a> {
     /// Emits one event; notes a flush that the batch size triggered.
     fn emit<P: ossa::Payload>(&mut self, what: &'static str, p: &P) -> Result<(), RunError> {
         let before = self.em.counters().delivered;
-        self.em.emit_ossa(p).map_err(|e| RunError::Emit(what, e))?;
+        let r = self.em.emit_ossa(p);
+        self.emitted(what, before, r)
+    }
+
+    /// What `emit` does after the emit: out of line, so it is in flash once
+    /// rather than once per payload type.
+    #[inline(never)]
+    fn emitted(
+        &mut self,
+        what: &'static str,
+        before: u64,
+        r: Result<(), EmitError<UartError>>,
+    ) -> Result<(), RunError> {
+        r.map_err(|e| RunError::Emit(what, e))?;
         let c = self.em.counters();
         if c.failed_writes != 0 && !cfg!(feature = "spool") {
             return Err(RunError::Flush("size-triggered"));
