@@ -162,6 +162,7 @@ impl<'a> Event<'a> {
             time_str: None,
             // An event's data was checked when it was built or parsed.
             data_rule: None,
+            content_type_rule: None,
             error: None,
             set: SET_ID | SET_SOURCE | SET_TYPE,
         }
@@ -467,21 +468,30 @@ impl<'a> Event<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.check_attributes(true)?;
+        self.check_attributes(true, crate::uri::content_type_rule)?;
         self.check_data(true)
     }
 
     /// [`validate`](Self::validate) for the parsers, which already checked
     /// extension names, duplicates and JSON data while reading.
     pub(crate) fn validate_parsed(&self) -> Result<(), ValidationError> {
-        self.check_attributes(false)?;
+        self.check_attributes(false, crate::uri::content_type_rule)?;
         self.check_data(false)
     }
 
     /// Every rule but those of [`check_data`](Self::check_data); extension
     /// names and duplicates only when `names` (the builder and the parsers
     /// check them as they add extensions).
-    fn check_attributes(&self, names: bool) -> Result<(), ValidationError> {
+    ///
+    /// `content_type_rule` checks `datacontenttype`: the media-type grammar
+    /// for [`validate`](Self::validate) and the parsers, what the setter
+    /// found for the builder (so an emitter that only sets
+    /// `application/json` carries no media-type parser).
+    fn check_attributes(
+        &self,
+        names: bool,
+        content_type_rule: impl FnOnce(&str) -> Option<Rule>,
+    ) -> Result<(), ValidationError> {
         check_required(Attribute::Id, self.id)?;
         check_required(Attribute::Source, self.source)?;
         check_required(Attribute::Type, self.ty)?;
@@ -491,7 +501,7 @@ impl<'a> Event<'a> {
                 Rule::NotUriReference,
             ));
         }
-        if let Some(rule) = self.datacontenttype.and_then(crate::uri::content_type_rule) {
+        if let Some(rule) = self.datacontenttype.and_then(content_type_rule) {
             return Err(ValidationError::new(Attribute::DataContentType, rule));
         }
         if let Some(s) = self.dataschema {
@@ -638,6 +648,9 @@ pub struct EventBuilder<'a> {
     /// (reported by `build`, where the check used to run): an emitter of
     /// OSSA payloads carries no JSON validator or Base64 decoder.
     data_rule: Option<Rule>,
+    /// What is wrong with `datacontenttype`, found when it was set (reported
+    /// by `build` where the check used to run).
+    content_type_rule: Option<Rule>,
     error: Option<ValidationError>,
     /// Which of id, source, type were set (to tell "missing" from "empty").
     set: u8,
@@ -677,6 +690,7 @@ impl<'a> EventBuilder<'a> {
             },
             time_str: None,
             data_rule: None,
+            content_type_rule: None,
             error: None,
             set: 0,
         }
@@ -743,6 +757,15 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn datacontenttype(mut self, ct: &'a str) -> Self {
         self.ev.datacontenttype = Some(ct);
+        self.content_type_rule = crate::uri::content_type_rule(ct);
+        self
+    }
+
+    /// Sets `datacontenttype: application/json` (known good: not checked).
+    #[inline]
+    fn json_content_type(mut self) -> Self {
+        self.ev.datacontenttype = Some("application/json");
+        self.content_type_rule = None;
         self
     }
     /// Sets `dataschema` (an absolute URI). Defaults to unset.
@@ -860,7 +883,7 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn data_serialize(self, payload: &'a dyn JsonPayload) -> Self {
-        self.datacontenttype("application/json")
+        self.json_content_type()
             .set_data(Data::Serialize(payload), None)
     }
     /// Sets raw JSON text as the payload with `datacontenttype: application/json`;
@@ -878,8 +901,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn data_json(self, raw: &'a str) -> Self {
         let rule = json_rule(raw);
-        self.datacontenttype("application/json")
-            .set_data(Data::Json(raw), rule)
+        self.json_content_type().set_data(Data::Json(raw), rule)
     }
     /// Sets a text payload and its content type (e.g. `text/plain`).
     ///
@@ -923,6 +945,7 @@ impl<'a> EventBuilder<'a> {
         self.ev.data = None;
         self.data_rule = None;
         self.ev.datacontenttype = None;
+        self.content_type_rule = None;
         self
     }
 
@@ -1262,7 +1285,8 @@ impl<'a> EventBuilder<'a> {
                     ValidationError::new(Attribute::Time, Rule::InvalidTimestamp(e))
                 })?);
         }
-        self.ev.check_attributes(false)?;
+        let content_type_rule = self.content_type_rule;
+        self.ev.check_attributes(false, |_| content_type_rule)?;
         // Where `check_data` would report it (it is the last check).
         if let Some(rule) = self.data_rule {
             let attribute = match rule {

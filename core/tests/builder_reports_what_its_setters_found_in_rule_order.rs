@@ -1,5 +1,6 @@
-//! The builder checks JSON data, `data_base64` text and `time_str` when they
-//! are set (so code that never sets them carries no validator), but `build`
+//! The builder checks JSON data, `data_base64` text, `time_str` and
+//! `datacontenttype` when they are set (so code that never sets them carries
+//! no validator), but `build`
 //! reports what it found where it always did: after a missing attribute,
 //! after the other attributes' rules, and the last setter wins.
 #![allow(clippy::unwrap_used)]
@@ -91,4 +92,63 @@ fn the_last_setter_wins() {
     // An event's own data was checked when it was built.
     let ev = b().data_json(r#"{"a":1}"#).build().unwrap();
     assert!(ev.to_builder().id("2").build().is_ok());
+}
+
+#[test]
+fn a_content_type_is_reported_between_source_and_subject() {
+    let b = || Event::builder().id("1").ty("t");
+    let err = b()
+        .source("not a uri")
+        .datacontenttype("json")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        (err.attribute, err.rule),
+        (Attribute::Source, Rule::NotUriReference)
+    );
+    let err = b()
+        .source("/s")
+        .datacontenttype("json")
+        .subject("")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        (err.attribute, err.rule),
+        (Attribute::DataContentType, Rule::NotMediaType)
+    );
+    let err = b()
+        .source("/s")
+        .datacontenttype(" text/plain")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.rule, Rule::MediaTypeWhitespace);
+    // Replaced or removed: the last setter wins.
+    assert!(
+        b().source("/s")
+            .datacontenttype("json")
+            .data_json("{}")
+            .build()
+            .is_ok()
+    );
+    assert!(
+        b().source("/s")
+            .datacontenttype("json")
+            .no_data()
+            .build()
+            .is_ok()
+    );
+    let ev = b()
+        .source("/s")
+        .datacontenttype("json")
+        .data_text("text/plain", "x")
+        .build()
+        .unwrap();
+    assert_eq!(ev.datacontenttype(), Some("text/plain"));
+    assert!(
+        b().source("/s")
+            .data_json("{}")
+            .datacontenttype("json")
+            .build()
+            .is_err()
+    );
 }
