@@ -163,6 +163,8 @@ impl<'a> Event<'a> {
             // An event's data was checked when it was built or parsed.
             data_rule: None,
             content_type_rule: None,
+            ext_bad: 0,
+            ext_check: check_ossa_ext,
             error: None,
             set: SET_ID | SET_SOURCE | SET_TYPE,
         }
@@ -468,14 +470,18 @@ impl<'a> Event<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.check_attributes(true, crate::uri::content_type_rule)?;
+        self.check_attributes(true, crate::uri::content_type_rule, |_, e| {
+            e.value.validate(e.name)
+        })?;
         self.check_data(true)
     }
 
     /// [`validate`](Self::validate) for the parsers, which already checked
     /// extension names, duplicates and JSON data while reading.
     pub(crate) fn validate_parsed(&self) -> Result<(), ValidationError> {
-        self.check_attributes(false, crate::uri::content_type_rule)?;
+        self.check_attributes(false, crate::uri::content_type_rule, |_, e| {
+            e.value.validate(e.name)
+        })?;
         self.check_data(false)
     }
 
@@ -491,6 +497,7 @@ impl<'a> Event<'a> {
         &self,
         names: bool,
         content_type_rule: impl FnOnce(&str) -> Option<Rule>,
+        ext_rule: impl Fn(usize, &Extension<'_>) -> Result<(), ValidationError>,
     ) -> Result<(), ValidationError> {
         check_required(Attribute::Id, self.id)?;
         check_required(Attribute::Source, self.source)?;
@@ -516,7 +523,7 @@ impl<'a> Event<'a> {
             check_required(Attribute::Subject, s)?;
         }
         for (i, e) in self.extensions.iter().enumerate() {
-            e.value.validate(e.name)?;
+            ext_rule(i, e)?;
             if !names {
                 continue;
             }
@@ -608,6 +615,25 @@ fn base64_rule(b: &str) -> Option<Rule> {
         .map(Rule::InvalidBase64)
 }
 
+/// How the builder reproduces an extension's failed check (see `ext_check`).
+type ExtCheck = fn(&ExtValue<'_>, &str) -> Result<(), ValidationError>;
+
+/// The check of an OSSA extension: a String without control characters.
+fn check_ossa_ext(value: &ExtValue<'_>, name: &str) -> Result<(), ValidationError> {
+    match value {
+        ExtValue::String(s) if !is_valid_string(s) => Err(ValidationError::new(
+            Attribute::named(name),
+            Rule::InvalidCharacter,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The check of any extension value.
+fn check_ext(value: &ExtValue<'_>, name: &str) -> Result<(), ValidationError> {
+    value.validate(name)
+}
+
 fn check_required(attribute: Attribute, s: &str) -> Result<(), ValidationError> {
     if s.is_empty() {
         return Err(ValidationError::new(attribute, Rule::Empty));
@@ -651,6 +677,15 @@ pub struct EventBuilder<'a> {
     /// What is wrong with `datacontenttype`, found when it was set (reported
     /// by `build` where the check used to run).
     content_type_rule: Option<Rule>,
+    /// Bit `i`: extension `i` failed the check of its setter (reported by
+    /// `build` where the check used to run, in extension order).
+    ext_bad: u16,
+    /// What reproduces that failure: the OSSA String check, or
+    /// `ExtValue::validate` once any setter that needs it has run (the same
+    /// answer for the OSSA extensions). An emitter whose extensions are only
+    /// the OSSA context and the `traceparent` it derives never links the
+    /// URI and trace-context checks.
+    ext_check: ExtCheck,
     error: Option<ValidationError>,
     /// Which of id, source, type were set (to tell "missing" from "empty").
     set: u8,
@@ -691,6 +726,8 @@ impl<'a> EventBuilder<'a> {
             time_str: None,
             data_rule: None,
             content_type_rule: None,
+            ext_bad: 0,
+            ext_check: check_ossa_ext,
             error: None,
             set: 0,
         }
@@ -979,21 +1016,60 @@ impl<'a> EventBuilder<'a> {
         self
     }
 
-    /// [`push_ext`](Self::push_ext) in place.
+    /// [`push_ext`](Self::push_ext) in place: the value is checked with
+    /// [`ExtValue::validate`].
     fn put_ext(&mut self, name: &'a str, value: ExtValue<'a>, known: bool) {
-        if let Some(e) = self.ev.extensions.iter_mut().find(|e| e.name == name) {
-            e.value = value;
-            return;
-        }
-        if !known && let Err(e) = check_extension_name(name) {
+        if !known
+            && !self.ev.extensions.iter().any(|e| e.name == name)
+            && let Err(e) = check_extension_name(name)
+        {
             self.error.get_or_insert(e);
             return;
         }
-        if self.ev.extensions.push(Extension { name, value }).is_err() && self.error.is_none() {
-            self.error = Some(ValidationError::new(
-                Attribute::named(name),
-                Rule::TooManyExtensions,
-            ));
+        let bad = value.validate(name).is_err();
+        self.ext_check = check_ext;
+        self.store_ext(name, value, bad);
+    }
+
+    /// Sets OSSA extension `name` (a constant) to a String, checked as one.
+    fn put_ossa_ext(&mut self, name: &'static str, value: &'a str) {
+        self.store_ext(name, ExtValue::String(value), !is_valid_string(value));
+    }
+
+    /// Sets extension `name` (a constant) to a value that is valid by
+    /// construction.
+    fn put_trusted_ext(&mut self, name: &'static str, value: ExtValue<'a>) {
+        self.store_ext(name, value, false);
+    }
+
+    /// Replaces or appends extension `name`, noting whether its check failed.
+    fn store_ext(&mut self, name: &'a str, value: ExtValue<'a>, bad: bool) {
+        let i = match self.ev.extensions.iter().position(|e| e.name == name) {
+            Some(i) => {
+                if let Some(e) = self.ev.extensions.get_mut(i) {
+                    e.value = value;
+                }
+                i
+            }
+            None => {
+                if self.ev.extensions.push(Extension { name, value }).is_err() {
+                    if self.error.is_none() {
+                        self.error = Some(ValidationError::new(
+                            Attribute::named(name),
+                            Rule::TooManyExtensions,
+                        ));
+                    }
+                    return;
+                }
+                self.ev.extensions.len() - 1
+            }
+        };
+        // i < MAX_EXTENSIONS = 16
+        let bit = 1u16 << (i % 16);
+        if bad {
+            self.ext_bad |= bit;
+        } else {
+            self.ext_bad &= !bit;
         }
     }
     /// Whether extension `name` is set.
@@ -1067,8 +1143,9 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     #[inline]
-    pub fn ossa_agent_id(self, id: &'a str) -> Self {
-        self.push_ext(ossa::EXT_AGENT_ID, ExtValue::String(id), true)
+    pub fn ossa_agent_id(mut self, id: &'a str) -> Self {
+        self.put_ossa_ext(ossa::EXT_AGENT_ID, id);
+        self
     }
     /// Sets the OSSA `ossainteractionid` extension.
     ///
@@ -1079,8 +1156,9 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     #[inline]
-    pub fn ossa_interaction_id(self, id: &'a str) -> Self {
-        self.push_ext(ossa::EXT_INTERACTION_ID, ExtValue::String(id), true)
+    pub fn ossa_interaction_id(mut self, id: &'a str) -> Self {
+        self.put_ossa_ext(ossa::EXT_INTERACTION_ID, id);
+        self
     }
     /// Sets the OSSA `ossatraceid` extension.
     ///
@@ -1092,8 +1170,9 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     #[inline]
-    pub fn ossa_trace_id(self, id: &'a str) -> Self {
-        self.push_ext(ossa::EXT_TRACE_ID, ExtValue::String(id), true)
+    pub fn ossa_trace_id(mut self, id: &'a str) -> Self {
+        self.put_ossa_ext(ossa::EXT_TRACE_ID, id);
+        self
     }
     /// Sets the OSSA `ossaspanid` extension.
     ///
@@ -1104,8 +1183,9 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     #[inline]
-    pub fn ossa_span_id(self, id: &'a str) -> Self {
-        self.push_ext(ossa::EXT_SPAN_ID, ExtValue::String(id), true)
+    pub fn ossa_span_id(mut self, id: &'a str) -> Self {
+        self.put_ossa_ext(ossa::EXT_SPAN_ID, id);
+        self
     }
     /// Sets `traceparent` (W3C Trace Context; checked by `build`, and
     /// against `ossatraceid` / `ossaspanid` when those are set).
@@ -1174,7 +1254,8 @@ impl<'a> EventBuilder<'a> {
         };
         if let Ok(tp) = crate::trace::TraceParent::new(trace, span, crate::trace::FLAG_SAMPLED) {
             let text = buf.write(&tp);
-            self.put_ext(crate::trace::EXT_TRACEPARENT, ExtValue::String(text), true);
+            // Valid by construction: `TraceParent::new` checked the ids.
+            self.put_trusted_ext(crate::trace::EXT_TRACEPARENT, ExtValue::String(text));
         }
     }
 
@@ -1250,7 +1331,7 @@ impl<'a> EventBuilder<'a> {
     /// it is already set.
     pub(crate) fn fill_ossa(&mut self, name: &'static str, value: &'a str) {
         if !self.ev.extensions.iter().any(|e| e.name == name) {
-            self.put_ext(name, ExtValue::String(value), true);
+            self.put_ossa_ext(name, value);
         }
     }
 
@@ -1286,7 +1367,18 @@ impl<'a> EventBuilder<'a> {
                 })?);
         }
         let content_type_rule = self.content_type_rule;
-        self.ev.check_attributes(false, |_| content_type_rule)?;
+        let (bad, check) = (self.ext_bad, self.ext_check);
+        self.ev.check_attributes(
+            false,
+            |_| content_type_rule,
+            |i, e| {
+                if bad & (1 << i) != 0 {
+                    check(&e.value, e.name)
+                } else {
+                    Ok(())
+                }
+            },
+        )?;
         // Where `check_data` would report it (it is the last check).
         if let Some(rule) = self.data_rule {
             let attribute = match rule {

@@ -152,3 +152,67 @@ fn a_content_type_is_reported_between_source_and_subject() {
             .is_err()
     );
 }
+
+#[test]
+fn extensions_are_reported_in_their_order_and_replacing_one_clears_its_failure() {
+    use ossa_events_core::ExtValue;
+    let b = || Event::builder().id("1").source("/s").ty("t");
+    let err = b()
+        .extension_str("first", "a\nb")
+        .ossa_agent_id("bad\u{1}")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        (err.attribute.name(), err.rule),
+        ("first", Rule::InvalidCharacter)
+    );
+    let err = b()
+        .ossa_agent_id("bad\u{1}")
+        .extension("policy", ExtValue::Uri("/relative"))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        (err.attribute.name(), err.rule),
+        ("ossaagentid", Rule::InvalidCharacter)
+    );
+    let err = b()
+        .ossa_agent_id("fine")
+        .extension("policy", ExtValue::Uri("/relative"))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        (err.attribute.name(), err.rule),
+        ("policy", Rule::NotAbsoluteUri)
+    );
+    // A subject rule comes first, as before.
+    let err = b()
+        .ossa_agent_id("bad\u{1}")
+        .subject("")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.attribute, Attribute::Subject);
+    // Replaced by a good value: no failure left.
+    assert!(
+        b().ossa_agent_id("bad\u{1}")
+            .ossa_agent_id("good")
+            .build()
+            .is_ok()
+    );
+    assert!(
+        b().extension("policy", ExtValue::Uri("/relative"))
+            .extension("policy", ExtValue::Uri("https://example.com/p"))
+            .build()
+            .is_ok()
+    );
+    // ...and the other way round.
+    assert!(
+        b().ossa_trace_id("t")
+            .extension_str("ossatraceid", "x\ny")
+            .build()
+            .is_err()
+    );
+    let err = b().traceparent("00-zz").build().unwrap_err();
+    assert!(matches!(err.rule, Rule::InvalidTraceParent(_)));
+    let err = b().extension_str("tracestate", "=").build().unwrap_err();
+    assert!(matches!(err.rule, Rule::InvalidTraceState(_)));
+}
