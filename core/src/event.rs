@@ -470,18 +470,14 @@ impl<'a> Event<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.check_attributes(true, crate::uri::content_type_rule, |_, e| {
-            e.value.validate(e.name)
-        })?;
+        self.check_attributes(true, crate::uri::content_type_rule, check_ext_at)?;
         self.check_data(true)
     }
 
     /// [`validate`](Self::validate) for the parsers, which already checked
     /// extension names, duplicates and JSON data while reading.
     pub(crate) fn validate_parsed(&self) -> Result<(), ValidationError> {
-        self.check_attributes(false, crate::uri::content_type_rule, |_, e| {
-            e.value.validate(e.name)
-        })?;
+        self.check_attributes(false, crate::uri::content_type_rule, check_ext_at)?;
         self.check_data(false)
     }
 
@@ -632,6 +628,12 @@ fn check_ossa_ext(value: &ExtValue<'_>, name: &str) -> Result<(), ValidationErro
 /// The check of any extension value.
 fn check_ext(value: &ExtValue<'_>, name: &str) -> Result<(), ValidationError> {
     value.validate(name)
+}
+
+/// [`check_ext`] for `check_attributes` (a fn item: `validate` and the
+/// parsers share one instance).
+fn check_ext_at(_: usize, e: &Extension<'_>) -> Result<(), ValidationError> {
+    e.value.validate(e.name)
 }
 
 fn check_required(attribute: Attribute, s: &str) -> Result<(), ValidationError> {
@@ -924,7 +926,7 @@ impl<'a> EventBuilder<'a> {
             .set_data(Data::Serialize(payload), None)
     }
     /// Sets raw JSON text as the payload with `datacontenttype: application/json`;
-    /// `build` checks that it is well-formed.
+    /// checked here to be well-formed, reported by `build`.
     ///
     /// ```
     /// use ossa_events_core::{Attribute, Event, Rule};
