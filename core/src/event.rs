@@ -165,6 +165,9 @@ impl<'a> Event<'a> {
             content_type_rule: None,
             ext_bad: 0,
             ext_check: check_ossa_ext,
+            // An event's source was checked when it was built or parsed.
+            source_is_uri: true,
+            dataschema_rule: None,
             error: None,
             set: SET_ID | SET_SOURCE | SET_TYPE,
         }
@@ -470,14 +473,26 @@ impl<'a> Event<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.check_attributes(true, crate::uri::content_type_rule, check_ext_at)?;
+        self.check_attributes(
+            true,
+            crate::uri::is_uri_reference,
+            crate::uri::content_type_rule,
+            self::dataschema_rule,
+            check_ext_at,
+        )?;
         self.check_data(true)
     }
 
     /// [`validate`](Self::validate) for the parsers, which already checked
     /// extension names, duplicates and JSON data while reading.
     pub(crate) fn validate_parsed(&self) -> Result<(), ValidationError> {
-        self.check_attributes(false, crate::uri::content_type_rule, check_ext_at)?;
+        self.check_attributes(
+            false,
+            crate::uri::is_uri_reference,
+            crate::uri::content_type_rule,
+            self::dataschema_rule,
+            check_ext_at,
+        )?;
         self.check_data(false)
     }
 
@@ -492,13 +507,15 @@ impl<'a> Event<'a> {
     fn check_attributes(
         &self,
         names: bool,
+        source_is_uri: impl FnOnce(&str) -> bool,
         content_type_rule: impl FnOnce(&str) -> Option<Rule>,
+        dataschema_rule: impl FnOnce(&str) -> Option<Rule>,
         ext_rule: impl Fn(usize, &Extension<'_>) -> Result<(), ValidationError>,
     ) -> Result<(), ValidationError> {
         check_required(Attribute::Id, self.id)?;
         check_required(Attribute::Source, self.source)?;
         check_required(Attribute::Type, self.ty)?;
-        if !crate::uri::is_uri_reference(self.source) {
+        if !source_is_uri(self.source) {
             return Err(ValidationError::new(
                 Attribute::Source,
                 Rule::NotUriReference,
@@ -507,13 +524,8 @@ impl<'a> Event<'a> {
         if let Some(rule) = self.datacontenttype.and_then(content_type_rule) {
             return Err(ValidationError::new(Attribute::DataContentType, rule));
         }
-        if let Some(s) = self.dataschema {
-            if s.is_empty() {
-                return Err(ValidationError::new(Attribute::DataSchema, Rule::Empty));
-            }
-            if let Some(rule) = crate::uri::absolute_uri_rule(s) {
-                return Err(ValidationError::new(Attribute::DataSchema, rule));
-            }
+        if let Some(rule) = self.dataschema.and_then(dataschema_rule) {
+            return Err(ValidationError::new(Attribute::DataSchema, rule));
         }
         if let Some(s) = self.subject {
             check_required(Attribute::Subject, s)?;
@@ -594,6 +606,15 @@ fn ext_same(a: &ExtValue<'_>, b: &ExtValue<'_>, typed: bool) -> bool {
         a == b
     } else {
         a.canonical_eq(b)
+    }
+}
+
+/// What is wrong with a `dataschema` value, if anything.
+fn dataschema_rule(s: &str) -> Option<Rule> {
+    if s.is_empty() {
+        Some(Rule::Empty)
+    } else {
+        crate::uri::absolute_uri_rule(s)
     }
 }
 
@@ -688,6 +709,11 @@ pub struct EventBuilder<'a> {
     /// the OSSA context and the `traceparent` it derives never links the
     /// URI and trace-context checks.
     ext_check: ExtCheck,
+    /// Whether `source` is a URI-reference, found when it was set (by
+    /// `source`, or from a constant `emitter::Config` at compile time).
+    source_is_uri: bool,
+    /// What is wrong with `dataschema`, found when it was set.
+    dataschema_rule: Option<Rule>,
     error: Option<ValidationError>,
     /// Which of id, source, type were set (to tell "missing" from "empty").
     set: u8,
@@ -730,6 +756,8 @@ impl<'a> EventBuilder<'a> {
             content_type_rule: None,
             ext_bad: 0,
             ext_check: check_ossa_ext,
+            source_is_uri: true,
+            dataschema_rule: None,
             error: None,
             set: 0,
         }
@@ -765,6 +793,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn source(mut self, source: &'a str) -> Self {
         self.ev.source = source;
+        self.source_is_uri = crate::uri::is_uri_reference(source);
         self.set |= SET_SOURCE;
         self
     }
@@ -821,6 +850,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn dataschema(mut self, uri: &'a str) -> Self {
         self.ev.dataschema = Some(uri);
+        self.dataschema_rule = dataschema_rule(uri);
         self
     }
     /// Sets `subject`. Defaults to unset.
@@ -1310,18 +1340,28 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn defaults(mut self, id: &'a str, source: &'a str, time: Timestamp) -> Self {
-        self.fill_defaults(id, source, time);
+        let source_is_uri = self.set & SET_SOURCE != 0 || crate::uri::is_uri_reference(source);
+        self.fill_defaults(id, source, source_is_uri, time);
         self
     }
 
     /// [`defaults`](Self::defaults) in place (the emitter's path: no copies of the builder).
-    pub(crate) fn fill_defaults(&mut self, id: &'a str, source: &'a str, time: Timestamp) {
+    /// `source_is_uri`: whether `source` is a URI-reference (the emitters
+    /// know it from their `Config`).
+    pub(crate) fn fill_defaults(
+        &mut self,
+        id: &'a str,
+        source: &'a str,
+        source_is_uri: bool,
+        time: Timestamp,
+    ) {
         if self.set & SET_ID == 0 {
             self.ev.id = id;
             self.set |= SET_ID;
         }
         if self.set & SET_SOURCE == 0 {
             self.ev.source = source;
+            self.source_is_uri = source_is_uri;
             self.set |= SET_SOURCE;
         }
         if self.ev.time.is_none() && self.time_str.is_none() {
@@ -1370,9 +1410,13 @@ impl<'a> EventBuilder<'a> {
         }
         let content_type_rule = self.content_type_rule;
         let (bad, check) = (self.ext_bad, self.ext_check);
+        let source_is_uri = self.source_is_uri;
+        let dataschema_rule = self.dataschema_rule;
         self.ev.check_attributes(
             false,
+            |_| source_is_uri,
             |_| content_type_rule,
+            |_| dataschema_rule,
             |i, e| {
                 if bad & (1 << i) != 0 {
                     check(&e.value, e.name)

@@ -216,3 +216,73 @@ fn extensions_are_reported_in_their_order_and_replacing_one_clears_its_failure()
     let err = b().extension_str("tracestate", "=").build().unwrap_err();
     assert!(matches!(err.rule, Rule::InvalidTraceState(_)));
 }
+
+#[test]
+fn source_and_dataschema_are_checked_where_they_always_were() {
+    let b = || Event::builder().id("1").ty("t");
+    let err = b().source("a b").dataschema("rel").build().unwrap_err();
+    assert_eq!(
+        (err.attribute, err.rule),
+        (Attribute::Source, Rule::NotUriReference)
+    );
+    let err = b()
+        .source("/s")
+        .dataschema("rel")
+        .subject("")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        (err.attribute, err.rule),
+        (Attribute::DataSchema, Rule::NotAbsoluteUri)
+    );
+    let err = b().source("/s").dataschema("").build().unwrap_err();
+    assert_eq!(
+        (err.attribute, err.rule),
+        (Attribute::DataSchema, Rule::Empty)
+    );
+    let err = b()
+        .source("/s")
+        .dataschema("https://x/s#v1")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.rule, Rule::UriFragment);
+    assert!(b().source("a b").source("/s").build().is_ok());
+    assert!(
+        b().source("/s")
+            .dataschema("rel")
+            .dataschema("urn:x:y")
+            .build()
+            .is_ok()
+    );
+    // `defaults` checks a source it fills in; one already set stays checked.
+    let now = ossa_events_core::Timestamp::UNIX_EPOCH;
+    let err = b().defaults("1", "a b", now).build().unwrap_err();
+    assert_eq!(err.rule, Rule::NotUriReference);
+    assert!(b().source("/s").defaults("1", "a b", now).build().is_ok());
+    assert!(b().source("a b").defaults("1", "/s", now).build().is_err());
+}
+
+#[test]
+fn an_emitter_rejects_events_of_a_config_source_that_is_not_a_uri_reference() {
+    use ossa_events_core::emitter::{Config, EmitError, Emitter};
+    use ossa_events_core::{FixedClock, RandomIds, Timestamp, io::SliceWriter};
+    let mut out = [0u8; 1024];
+    let ids = RandomIds(|b: &mut [u8; 16]| b.fill(7));
+    let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    let mut em: Emitter<'_, _, _, _, 4, 1024> = Emitter::new(
+        Config::new("not a uri"),
+        SliceWriter::new(&mut out),
+        ids,
+        clock,
+    );
+    let err = em.emit(Event::builder().ty("t")).unwrap_err();
+    assert!(matches!(err, EmitError::Invalid(ref v) if v.rule == Rule::NotUriReference));
+    // Its own source wins, and is checked.
+    assert!(em.emit(Event::builder().ty("t").source("/s")).is_ok());
+    const CONFIG: Config<'static> = Config::new("/devices/7");
+    let mut out = [0u8; 1024];
+    let ids = RandomIds(|b: &mut [u8; 16]| b.fill(7));
+    let mut em: Emitter<'_, _, _, _, 4, 1024> =
+        Emitter::new(CONFIG, SliceWriter::new(&mut out), ids, clock);
+    assert!(em.emit(Event::builder().ty("t")).is_ok());
+}

@@ -44,6 +44,13 @@ use ossa_events_core::ossa::{self, ErrorInfo, TokenUsage};
 use ossa_events_core::spool::{cache, BlockingFlash, FlashSpool, RamFlash, SpoolEmitter};
 use ossa_events_core::{Clock, EventId, IdSource, RawJson, Timestamp};
 
+/// The emitter's settings: a `const`, so `Config::new` checks the source
+/// (a URI-reference) at compile time, and the firmware does not carry the
+/// RFC 3986 grammar to check it on every event.
+const CONFIG: Config<'static> = Config::new("/devices/greenhouse-7/agents/thermo-agent")
+    .batch_size(BATCH_SIZE)
+    .flush_interval_ms(FLUSH_INTERVAL_MS)
+    .format(BatchFormat::JsonLines);
 /// Events pending at most.
 const MAX_EVENTS: usize = 4;
 /// Bytes pending at most (the batch arena, inside the emitter on the stack).
@@ -503,10 +510,7 @@ fn main() -> ! {
     };
 
     let clock = TickClock::new();
-    let config = Config::new("/devices/greenhouse-7/agents/thermo-agent")
-        .batch_size(BATCH_SIZE)
-        .flush_interval_ms(FLUSH_INTERVAL_MS)
-        .format(BatchFormat::JsonLines);
+    let config = CONFIG;
     let unplugged = Cell::new(false);
     let uart = Uart {
         host: uart_host,

@@ -54,6 +54,12 @@ const MAX_BYTES: usize = 8 * 1024;
 const FLUSH_ATTEMPTS: u32 = 16;
 
 const SOURCE: &str = "/agents/wasm-researcher";
+/// The emitter's settings: a `const`, so `Config::new` checks `SOURCE` at
+/// compile time and the module does not carry the URI grammar.
+const CONFIG: Config<'static> = Config::new(SOURCE)
+    .batch_size(BATCH_SIZE)
+    .flush_interval_ms(1000)
+    .format(BatchFormat::JsonLines);
 const AGENT_ID: &str = "wasm-researcher";
 const WORKFLOW_ID: &str = "wf-wasm-1";
 
@@ -175,10 +181,7 @@ const fn json(s: &'static str) -> RawJson<'static> {
 }
 
 fn agent(turns: u32) -> Result<u64, i32> {
-    let config = Config::new(SOURCE)
-        .batch_size(BATCH_SIZE)
-        .flush_interval_ms(1000)
-        .format(BatchFormat::JsonLines);
+    let config = CONFIG;
     let mut em: HostEmitter<'_, _> =
         Emitter::new(config, HostWriter, RandomIds(host_random), HostClock);
     em.set_context(ossa::Context {
