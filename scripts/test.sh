@@ -12,7 +12,8 @@
 # the clone, reused when present). Then: fmt, clippy, rustdoc (also as
 # docs.rs runs it), ossa-events without default features, the published
 # crates on their declared rust-version, `cargo package` of
-# the published crates, the no_std builds, every test (unit, integration, doc; the firmware example runs under
+# the published crates, the no_std builds, the code size of the firmware and
+# WASM examples against their budgets (scripts/size.sh), every test (unit, integration, doc; the firmware example runs under
 # QEMU, the WASM example under wasmi), and each fuzz target for $FUZZ_SECONDS.
 set -euo pipefail
 
@@ -131,6 +132,9 @@ for ex in examples/firmware examples/wasm-agent; do
 done
 (cd examples/firmware && cargo clippy --release --features spool --target-dir target/spool -- -D warnings)
 (cd fuzz && cargo fmt --check)
+
+step "code size: firmware .text and the WASM module against their budgets (fails above +5 %)"
+bash scripts/size.sh
 
 # --- tests --------------------------------------------------------------------
 step "cargo test (unit, integration, doc tests)"

@@ -356,20 +356,26 @@ impl fmt::Display for Canonical<'_> {
 /// Formats an `i32` into `buf`, returning the digits.
 #[inline]
 pub(crate) fn fmt_i32(v: i32, buf: &mut [u8; 11]) -> &[u8] {
+    // 10 digits and a sign fit in 11 bytes; `get_mut` rather than indexing
+    // keeps a panic (and the formatting it links) out of firmware.
     let neg = v < 0;
     let mut n = v.unsigned_abs();
     let mut i = buf.len();
     loop {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
+        if let Some(b) = buf.get_mut(i) {
+            *b = b'0' + (n % 10) as u8;
+        }
         n /= 10;
-        if n == 0 {
+        if n == 0 || i == 0 {
             break;
         }
     }
-    if neg {
+    if neg && i > 0 {
         i -= 1;
-        buf[i] = b'-';
+        if let Some(b) = buf.get_mut(i) {
+            *b = b'-';
+        }
     }
     buf.get(i..).unwrap_or(&[])
 }

@@ -258,37 +258,58 @@ impl<E: fmt::Debug> fmt::Display for DrainError<E> {
 
 impl<E: fmt::Debug> core::error::Error for DrainError<E> {}
 
-/// Appends to the arena, refusing (rather than splitting) a write that does not fit.
-struct Arena<'v, const B: usize>(&'v mut heapless::Vec<u8, B>);
-
-#[derive(Debug)]
-struct ArenaFull;
-
-impl fmt::Display for ArenaFull {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("arena full")
-    }
-}
-impl core::error::Error for ArenaFull {}
-impl embedded_io::Error for ArenaFull {
-    fn kind(&self) -> embedded_io::ErrorKind {
-        embedded_io::ErrorKind::OutOfMemory
-    }
+/// Appends to the arena until a write does not fit; from then on it only
+/// counts the bytes it is given (`over`), so one encoding pass both stores an
+/// event that fits and measures one that does not. It works on the arena's
+/// [`VecView`](heapless::vec::VecView), so the encoder is compiled once for
+/// every batch size.
+struct Arena<'v> {
+    bytes: &'v mut heapless::vec::VecView<u8>,
+    over: usize,
 }
 
-impl<const B: usize> embedded_io::ErrorType for Arena<'_, B> {
-    type Error = ArenaFull;
+impl embedded_io::ErrorType for Arena<'_> {
+    type Error = core::convert::Infallible;
 }
 
-impl<const B: usize> Write for Arena<'_, B> {
+impl Write for Arena<'_> {
     #[inline]
-    fn write(&mut self, buf: &[u8]) -> Result<usize, ArenaFull> {
-        self.0.extend_from_slice(buf).map_err(|_| ArenaFull)?;
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        if self.over != 0 || self.bytes.extend_from_slice(buf).is_err() {
+            self.over = self.over.saturating_add(buf.len());
+        }
         Ok(buf.len())
     }
-    fn flush(&mut self) -> Result<(), ArenaFull> {
+    fn flush(&mut self) -> Result<(), Self::Error> {
         Ok(())
     }
+}
+
+/// Encodes `event` and `terminator` at the end of `bytes` (of capacity `B`);
+/// on failure `bytes` is as it was. Not generic: one copy of the encoder.
+fn encode_into(
+    bytes: &mut heapless::vec::VecView<u8>,
+    event: &Event<'_>,
+    terminator: &[u8],
+) -> Result<(), PushErrorKind> {
+    let start = bytes.len();
+    let mut arena = Arena { bytes, over: 0 };
+    let written = crate::format::json::write_json_unbuffered(event, &mut arena)
+        .and_then(|()| crate::io::write_all(&mut arena, terminator).map_err(Into::into));
+    let over = arena.over;
+    let err = match written {
+        Err(EncodeError::Payload(p)) => PushErrorKind::Payload(p),
+        // The arena never fails a write.
+        Err(_) => PushErrorKind::TooLarge,
+        Ok(()) if over == 0 => return Ok(()),
+        // Would it fit in an empty arena?
+        Ok(()) if (bytes.len() - start).saturating_add(over) > bytes.capacity() => {
+            PushErrorKind::TooLarge
+        }
+        Ok(()) => PushErrorKind::FullBytes,
+    };
+    bytes.truncate(start);
+    Err(err)
 }
 
 /// Up to `N` events encoded as compact JSON in a `B`-byte arena (each event
@@ -534,40 +555,14 @@ impl<const N: usize, const B: usize> Batch<N, B> {
             return Err(PushErrorKind::FullCount);
         }
         let start = self.bytes.len();
-        let mut arena = Arena(&mut self.bytes);
-        let mut written = crate::format::json::write_json(event, &mut arena);
-        if written.is_ok() {
-            written =
-                crate::io::write_all(&mut arena, self.format.terminator()).map_err(Into::into);
+        encode_into(self.bytes.as_mut_view(), event, self.format.terminator())?;
+        let end = self.bytes.len();
+        // Cannot fail: checked not full above.
+        if self.ends.push(end).is_err() {
+            self.bytes.truncate(start);
+            return Err(PushErrorKind::FullCount);
         }
-        match written {
-            Ok(()) => {
-                let end = self.bytes.len();
-                // Cannot fail: checked not full above.
-                if self.ends.push(end).is_err() {
-                    self.bytes.truncate(start);
-                    return Err(PushErrorKind::FullCount);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                self.bytes.truncate(start);
-                Err(match e {
-                    EncodeError::Payload(p) => PushErrorKind::Payload(p),
-                    _ if start == 0 => PushErrorKind::TooLarge,
-                    _ => {
-                        // Would it fit in an empty arena? Measure without storing.
-                        match crate::format::json::encoded_len(event) {
-                            Ok(n) if n.saturating_add(self.format.terminator().len()) > B => {
-                                PushErrorKind::TooLarge
-                            }
-                            Ok(_) => PushErrorKind::FullBytes,
-                            Err(p) => PushErrorKind::Payload(p),
-                        }
-                    }
-                })
-            }
-        }
+        Ok(())
     }
 
     /// Appends an event's JSON as it was encoded before (read back from a

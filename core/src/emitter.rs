@@ -42,6 +42,7 @@ use crate::batch::{Batch, BatchFormat, DrainError, PushErrorKind};
 use crate::error::{PayloadError, ValidationError};
 use crate::event::{Event, EventBuilder};
 use crate::id::IdSource;
+use crate::json::ser::JsonPayload;
 use crate::ossa;
 use crate::time::{Clock, Timestamp};
 use crate::trace::TraceParentText;
@@ -64,6 +65,10 @@ pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config<'a> {
     source: &'a str,
+    /// Whether `source` is a URI-reference, found by `new`: at compile time
+    /// for a constant `Config`, so its emitter does not carry the RFC 3986
+    /// grammar (about 1.6 KiB on a Cortex-M) to check it on every event.
+    source_is_uri: bool,
     pub(crate) batch_size: usize,
     pub(crate) flush_interval_ms: u64,
     format: BatchFormat,
@@ -71,7 +76,9 @@ pub struct Config<'a> {
 }
 
 impl<'a> Config<'a> {
-    /// Settings for events from `source` (a URI-reference).
+    /// Settings for events from `source` (a URI-reference; checked here, an
+    /// event from a `source` that is not one is rejected at emit). Make it a
+    /// `const` on firmware: the check then runs at compile time.
     ///
     /// ```
     /// use ossa_events_core::emitter::{Config, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS};
@@ -84,6 +91,7 @@ impl<'a> Config<'a> {
     pub const fn new(source: &'a str) -> Self {
         Config {
             source,
+            source_is_uri: crate::uri::is_uri_reference(source),
             batch_size: DEFAULT_BATCH_SIZE,
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             format: BatchFormat::JsonLines,
@@ -322,7 +330,7 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
         'a: 'e,
     {
         let mut b = event;
-        b.fill_defaults(id, self.config.source, now);
+        b.fill_defaults(id, self.config.source, self.config.source_is_uri, now);
         let ctx = self.context;
         for (name, value) in [
             (ossa::EXT_AGENT_ID, ctx.agent_id),
@@ -692,7 +700,19 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn emit_ossa<P: ossa::Payload>(&mut self, payload: &P) -> Result<(), EmitError<W::Error>> {
-        self.emit(EventBuilder::new().ossa(payload))
+        self.emit_ossa_parts(P::TYPE, payload.subject(), payload)
+    }
+
+    /// [`emit_ossa`](Self::emit_ossa) past the payload's type: compiled once
+    /// per emitter, not once per payload type (flash on firmware).
+    #[inline(never)]
+    fn emit_ossa_parts(
+        &mut self,
+        ty: &'static str,
+        subject: Option<&str>,
+        payload: &dyn JsonPayload,
+    ) -> Result<(), EmitError<W::Error>> {
+        self.emit(EventBuilder::new().ossa_parts(ty, subject, payload))
     }
 
     /// Completes `event` (id, `source`, `time` and the OSSA extensions where it
@@ -905,7 +925,20 @@ impl<'a, W: embedded_io_async::Write, I: IdSource, C: Clock, const N: usize, con
         &mut self,
         payload: &P,
     ) -> Result<(), EmitError<W::Error>> {
-        self.emit(EventBuilder::new().ossa(payload)).await
+        self.emit_ossa_parts(P::TYPE, payload.subject(), payload)
+            .await
+    }
+
+    /// [`emit_ossa`](Self::emit_ossa) past the payload's type: compiled once
+    /// per emitter, not once per payload type (flash on firmware).
+    async fn emit_ossa_parts(
+        &mut self,
+        ty: &'static str,
+        subject: Option<&str>,
+        payload: &dyn JsonPayload,
+    ) -> Result<(), EmitError<W::Error>> {
+        self.emit(EventBuilder::new().ossa_parts(ty, subject, payload))
+            .await
     }
 
     /// See [`Emitter::emit`].

@@ -105,14 +105,14 @@ fn cut_name(name: &str) -> heapless::String<MAX_ERROR_NAME> {
         let _ = out.push_str(name);
         return out;
     }
-    // Leave room for the 3-byte ellipsis.
-    for c in name.chars() {
-        if out.len() + c.len_utf8() > MAX_ERROR_NAME - 3 {
-            break;
-        }
-        let _ = out.push(c);
+    // Leave room for the 3-byte ellipsis; cut at a char boundary (slicing,
+    // not a char-by-char copy: smaller on firmware).
+    let mut cut = MAX_ERROR_NAME - 3;
+    while !name.is_char_boundary(cut) {
+        cut -= 1; // `is_char_boundary(0)` is true, so this stops
     }
-    let _ = out.push('…');
+    let _ = out.push_str(name.get(..cut).unwrap_or(""));
+    let _ = out.push_str("…");
     out
 }
 

@@ -8,7 +8,7 @@ use crate::attr::{
 use crate::error::{Attribute, Rule, ValidationError};
 use crate::json::ser::JsonPayload;
 use crate::ossa;
-use crate::time::Timestamp;
+use crate::time::{TimeError, Timestamp};
 
 /// Deepest nesting accepted inside raw JSON `data`.
 pub const MAX_DATA_DEPTH: usize = 128;
@@ -160,6 +160,14 @@ impl<'a> Event<'a> {
         EventBuilder {
             ev: self.clone(),
             time_str: None,
+            // An event's data was checked when it was built or parsed.
+            data_rule: None,
+            content_type_rule: None,
+            ext_bad: 0,
+            ext_check: check_ossa_ext,
+            // An event's source was checked when it was built or parsed.
+            source_is_uri: true,
+            dataschema_rule: None,
             error: None,
             set: SET_ID | SET_SOURCE | SET_TYPE,
         }
@@ -465,44 +473,65 @@ impl<'a> Event<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.check(true, true)
+        self.check_attributes(
+            true,
+            crate::uri::is_uri_reference,
+            crate::uri::content_type_rule,
+            self::dataschema_rule,
+            check_ext_at,
+        )?;
+        self.check_data(true)
     }
 
     /// [`validate`](Self::validate) for the parsers, which already checked
     /// extension names, duplicates and JSON data while reading.
     pub(crate) fn validate_parsed(&self) -> Result<(), ValidationError> {
-        self.check(false, false)
+        self.check_attributes(
+            false,
+            crate::uri::is_uri_reference,
+            crate::uri::content_type_rule,
+            self::dataschema_rule,
+            check_ext_at,
+        )?;
+        self.check_data(false)
     }
 
-    /// Every rule; extension names and duplicates only when `names` (the
-    /// builder and the parsers check them as they add extensions), JSON data
-    /// only when `data` (the parsers check it while reading).
-    fn check(&self, names: bool, data: bool) -> Result<(), ValidationError> {
+    /// Every rule but those of [`check_data`](Self::check_data); extension
+    /// names and duplicates only when `names` (the builder and the parsers
+    /// check them as they add extensions).
+    ///
+    /// `content_type_rule` checks `datacontenttype`: the media-type grammar
+    /// for [`validate`](Self::validate) and the parsers, what the setter
+    /// found for the builder (so an emitter that only sets
+    /// `application/json` carries no media-type parser).
+    fn check_attributes(
+        &self,
+        names: bool,
+        source_is_uri: impl FnOnce(&str) -> bool,
+        content_type_rule: impl FnOnce(&str) -> Option<Rule>,
+        dataschema_rule: impl FnOnce(&str) -> Option<Rule>,
+        ext_rule: impl Fn(usize, &Extension<'_>) -> Result<(), ValidationError>,
+    ) -> Result<(), ValidationError> {
         check_required(Attribute::Id, self.id)?;
         check_required(Attribute::Source, self.source)?;
         check_required(Attribute::Type, self.ty)?;
-        if !crate::uri::is_uri_reference(self.source) {
+        if !source_is_uri(self.source) {
             return Err(ValidationError::new(
                 Attribute::Source,
                 Rule::NotUriReference,
             ));
         }
-        if let Some(rule) = self.datacontenttype.and_then(crate::uri::content_type_rule) {
+        if let Some(rule) = self.datacontenttype.and_then(content_type_rule) {
             return Err(ValidationError::new(Attribute::DataContentType, rule));
         }
-        if let Some(s) = self.dataschema {
-            if s.is_empty() {
-                return Err(ValidationError::new(Attribute::DataSchema, Rule::Empty));
-            }
-            if let Some(rule) = crate::uri::absolute_uri_rule(s) {
-                return Err(ValidationError::new(Attribute::DataSchema, rule));
-            }
+        if let Some(rule) = self.dataschema.and_then(dataschema_rule) {
+            return Err(ValidationError::new(Attribute::DataSchema, rule));
         }
         if let Some(s) = self.subject {
             check_required(Attribute::Subject, s)?;
         }
         for (i, e) in self.extensions.iter().enumerate() {
-            e.value.validate(e.name)?;
+            ext_rule(i, e)?;
             if !names {
                 continue;
             }
@@ -521,8 +550,15 @@ impl<'a> Event<'a> {
         if matches!(self.data, Some(Data::Json(_) | Data::Serialize(_))) && !self.data_is_json() {
             return Err(ValidationError::new(Attribute::Data, Rule::DataNotString));
         }
+        Ok(())
+    }
+
+    /// The data's own rules, checked after every other: Base64 always, JSON
+    /// text only when `json` (the parsers check it while reading; the
+    /// builder when it is set).
+    fn check_data(&self, json: bool) -> Result<(), ValidationError> {
         match self.data {
-            Some(Data::Json(raw)) if data => {
+            Some(Data::Json(raw)) if json => {
                 crate::json::validate(raw.as_bytes(), MAX_DATA_DEPTH)
                     .map_err(|e| ValidationError::new(Attribute::Data, Rule::InvalidJson(e)))?;
             }
@@ -573,6 +609,54 @@ fn ext_same(a: &ExtValue<'_>, b: &ExtValue<'_>, typed: bool) -> bool {
     }
 }
 
+/// What is wrong with a `dataschema` value, if anything.
+fn dataschema_rule(s: &str) -> Option<Rule> {
+    if s.is_empty() {
+        Some(Rule::Empty)
+    } else {
+        crate::uri::absolute_uri_rule(s)
+    }
+}
+
+/// What is wrong with JSON data text, if anything.
+fn json_rule(raw: &str) -> Option<Rule> {
+    crate::json::validate(raw.as_bytes(), MAX_DATA_DEPTH)
+        .err()
+        .map(Rule::InvalidJson)
+}
+
+/// What is wrong with `data_base64` text, if anything.
+fn base64_rule(b: &str) -> Option<Rule> {
+    crate::base64::decoded_len(b.as_bytes())
+        .err()
+        .map(Rule::InvalidBase64)
+}
+
+/// How the builder reproduces an extension's failed check (see `ext_check`).
+type ExtCheck = fn(&ExtValue<'_>, &str) -> Result<(), ValidationError>;
+
+/// The check of an OSSA extension: a String without control characters.
+fn check_ossa_ext(value: &ExtValue<'_>, name: &str) -> Result<(), ValidationError> {
+    match value {
+        ExtValue::String(s) if !is_valid_string(s) => Err(ValidationError::new(
+            Attribute::named(name),
+            Rule::InvalidCharacter,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The check of any extension value.
+fn check_ext(value: &ExtValue<'_>, name: &str) -> Result<(), ValidationError> {
+    value.validate(name)
+}
+
+/// [`check_ext`] for `check_attributes` (a fn item: `validate` and the
+/// parsers share one instance).
+fn check_ext_at(_: usize, e: &Extension<'_>) -> Result<(), ValidationError> {
+    e.value.validate(e.name)
+}
+
 fn check_required(attribute: Attribute, s: &str) -> Result<(), ValidationError> {
     if s.is_empty() {
         return Err(ValidationError::new(attribute, Rule::Empty));
@@ -606,7 +690,30 @@ fn check_required(attribute: Attribute, s: &str) -> Result<(), ValidationError> 
 #[must_use = "call .build() to get the event"]
 pub struct EventBuilder<'a> {
     ev: Event<'a>,
-    time_str: Option<&'a str>,
+    /// `time_str`, parsed when it was set (reported by `build`): code that
+    /// never calls `time_str` carries no timestamp parser.
+    time_str: Option<Result<Timestamp, TimeError>>,
+    /// What is wrong with JSON or Base64 data, found when it was set
+    /// (reported by `build`, where the check used to run): an emitter of
+    /// OSSA payloads carries no JSON validator or Base64 decoder.
+    data_rule: Option<Rule>,
+    /// What is wrong with `datacontenttype`, found when it was set (reported
+    /// by `build` where the check used to run).
+    content_type_rule: Option<Rule>,
+    /// Bit `i`: extension `i` failed the check of its setter (reported by
+    /// `build` where the check used to run, in extension order).
+    ext_bad: u16,
+    /// What reproduces that failure: the OSSA String check, or
+    /// `ExtValue::validate` once any setter that needs it has run (the same
+    /// answer for the OSSA extensions). An emitter whose extensions are only
+    /// the OSSA context and the `traceparent` it derives never links the
+    /// URI and trace-context checks.
+    ext_check: ExtCheck,
+    /// Whether `source` is a URI-reference, found when it was set (by
+    /// `source`, or from a constant `emitter::Config` at compile time).
+    source_is_uri: bool,
+    /// What is wrong with `dataschema`, found when it was set.
+    dataschema_rule: Option<Rule>,
     error: Option<ValidationError>,
     /// Which of id, source, type were set (to tell "missing" from "empty").
     set: u8,
@@ -645,6 +752,12 @@ impl<'a> EventBuilder<'a> {
                 extensions: Extensions::new(),
             },
             time_str: None,
+            data_rule: None,
+            content_type_rule: None,
+            ext_bad: 0,
+            ext_check: check_ossa_ext,
+            source_is_uri: true,
+            dataschema_rule: None,
             error: None,
             set: 0,
         }
@@ -680,6 +793,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn source(mut self, source: &'a str) -> Self {
         self.ev.source = source;
+        self.source_is_uri = crate::uri::is_uri_reference(source);
         self.set |= SET_SOURCE;
         self
     }
@@ -711,6 +825,15 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn datacontenttype(mut self, ct: &'a str) -> Self {
         self.ev.datacontenttype = Some(ct);
+        self.content_type_rule = crate::uri::content_type_rule(ct);
+        self
+    }
+
+    /// Sets `datacontenttype: application/json` (known good: not checked).
+    #[inline]
+    fn json_content_type(mut self) -> Self {
+        self.ev.datacontenttype = Some("application/json");
+        self.content_type_rule = None;
         self
     }
     /// Sets `dataschema` (an absolute URI). Defaults to unset.
@@ -727,6 +850,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn dataschema(mut self, uri: &'a str) -> Self {
         self.ev.dataschema = Some(uri);
+        self.dataschema_rule = dataschema_rule(uri);
         self
     }
     /// Sets `subject`. Defaults to unset.
@@ -757,7 +881,8 @@ impl<'a> EventBuilder<'a> {
         self.time_str = None;
         self
     }
-    /// Sets `time` from an RFC 3339 string, checked by `build`. Defaults to unset.
+    /// Sets `time` from an RFC 3339 string, checked by `build` (parsed here,
+    /// reported there). Defaults to unset.
     ///
     /// ```
     /// use ossa_events_core::{Attribute, Event, Rule, TimeError};
@@ -769,7 +894,7 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn time_str(mut self, time: &'a str) -> Self {
-        self.time_str = Some(time);
+        self.time_str = Some(Timestamp::parse(time));
         self
     }
     /// Sets `time` from a [`crate::Clock`].
@@ -796,8 +921,20 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     #[inline]
-    pub fn data(mut self, data: Data<'a>) -> Self {
+    pub fn data(self, data: Data<'a>) -> Self {
+        let rule = match data {
+            Data::Json(raw) => json_rule(raw),
+            Data::Base64(b) => base64_rule(b),
+            Data::Text(_) | Data::Binary(_) | Data::Serialize(_) => None,
+        };
+        self.set_data(data, rule)
+    }
+
+    /// Sets the payload and what its check found (see `data_rule`).
+    #[inline]
+    fn set_data(mut self, data: Data<'a>, rule: Option<Rule>) -> Self {
         self.ev.data = Some(data);
+        self.data_rule = rule;
         self
     }
     /// Sets a `T: Serialize` payload with `datacontenttype: application/json`.
@@ -815,11 +952,11 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn data_serialize(self, payload: &'a dyn JsonPayload) -> Self {
-        self.datacontenttype("application/json")
-            .data(Data::Serialize(payload))
+        self.json_content_type()
+            .set_data(Data::Serialize(payload), None)
     }
     /// Sets raw JSON text as the payload with `datacontenttype: application/json`;
-    /// `build` checks that it is well-formed.
+    /// checked here to be well-formed, reported by `build`.
     ///
     /// ```
     /// use ossa_events_core::{Attribute, Event, Rule};
@@ -832,8 +969,8 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn data_json(self, raw: &'a str) -> Self {
-        self.datacontenttype("application/json")
-            .data(Data::Json(raw))
+        let rule = json_rule(raw);
+        self.json_content_type().set_data(Data::Json(raw), rule)
     }
     /// Sets a text payload and its content type (e.g. `text/plain`).
     ///
@@ -846,7 +983,8 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn data_text(self, content_type: &'a str, text: &'a str) -> Self {
-        self.datacontenttype(content_type).data(Data::Text(text))
+        self.datacontenttype(content_type)
+            .set_data(Data::Text(text), None)
     }
     /// Sets a binary payload (`data_base64` in JSON) and its content type.
     ///
@@ -859,7 +997,8 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn data_binary(self, content_type: &'a str, bytes: &'a [u8]) -> Self {
-        self.datacontenttype(content_type).data(Data::Binary(bytes))
+        self.datacontenttype(content_type)
+            .set_data(Data::Binary(bytes), None)
     }
     /// Removes the payload and `datacontenttype`.
     ///
@@ -873,7 +1012,9 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn no_data(mut self) -> Self {
         self.ev.data = None;
+        self.data_rule = None;
         self.ev.datacontenttype = None;
+        self.content_type_rule = None;
         self
     }
 
@@ -907,21 +1048,60 @@ impl<'a> EventBuilder<'a> {
         self
     }
 
-    /// [`push_ext`](Self::push_ext) in place.
+    /// [`push_ext`](Self::push_ext) in place: the value is checked with
+    /// [`ExtValue::validate`].
     fn put_ext(&mut self, name: &'a str, value: ExtValue<'a>, known: bool) {
-        if let Some(e) = self.ev.extensions.iter_mut().find(|e| e.name == name) {
-            e.value = value;
-            return;
-        }
-        if !known && let Err(e) = check_extension_name(name) {
+        if !known
+            && !self.ev.extensions.iter().any(|e| e.name == name)
+            && let Err(e) = check_extension_name(name)
+        {
             self.error.get_or_insert(e);
             return;
         }
-        if self.ev.extensions.push(Extension { name, value }).is_err() && self.error.is_none() {
-            self.error = Some(ValidationError::new(
-                Attribute::named(name),
-                Rule::TooManyExtensions,
-            ));
+        let bad = value.validate(name).is_err();
+        self.ext_check = check_ext;
+        self.store_ext(name, value, bad);
+    }
+
+    /// Sets OSSA extension `name` (a constant) to a String, checked as one.
+    fn put_ossa_ext(&mut self, name: &'static str, value: &'a str) {
+        self.store_ext(name, ExtValue::String(value), !is_valid_string(value));
+    }
+
+    /// Sets extension `name` (a constant) to a value that is valid by
+    /// construction.
+    fn put_trusted_ext(&mut self, name: &'static str, value: ExtValue<'a>) {
+        self.store_ext(name, value, false);
+    }
+
+    /// Replaces or appends extension `name`, noting whether its check failed.
+    fn store_ext(&mut self, name: &'a str, value: ExtValue<'a>, bad: bool) {
+        let i = match self.ev.extensions.iter().position(|e| e.name == name) {
+            Some(i) => {
+                if let Some(e) = self.ev.extensions.get_mut(i) {
+                    e.value = value;
+                }
+                i
+            }
+            None => {
+                if self.ev.extensions.push(Extension { name, value }).is_err() {
+                    if self.error.is_none() {
+                        self.error = Some(ValidationError::new(
+                            Attribute::named(name),
+                            Rule::TooManyExtensions,
+                        ));
+                    }
+                    return;
+                }
+                self.ev.extensions.len() - 1
+            }
+        };
+        // i < MAX_EXTENSIONS = 16
+        let bit = 1u16 << (i % 16);
+        if bad {
+            self.ext_bad |= bit;
+        } else {
+            self.ext_bad &= !bit;
         }
     }
     /// Whether extension `name` is set.
@@ -995,8 +1175,9 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     #[inline]
-    pub fn ossa_agent_id(self, id: &'a str) -> Self {
-        self.push_ext(ossa::EXT_AGENT_ID, ExtValue::String(id), true)
+    pub fn ossa_agent_id(mut self, id: &'a str) -> Self {
+        self.put_ossa_ext(ossa::EXT_AGENT_ID, id);
+        self
     }
     /// Sets the OSSA `ossainteractionid` extension.
     ///
@@ -1007,8 +1188,9 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     #[inline]
-    pub fn ossa_interaction_id(self, id: &'a str) -> Self {
-        self.push_ext(ossa::EXT_INTERACTION_ID, ExtValue::String(id), true)
+    pub fn ossa_interaction_id(mut self, id: &'a str) -> Self {
+        self.put_ossa_ext(ossa::EXT_INTERACTION_ID, id);
+        self
     }
     /// Sets the OSSA `ossatraceid` extension.
     ///
@@ -1020,8 +1202,9 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     #[inline]
-    pub fn ossa_trace_id(self, id: &'a str) -> Self {
-        self.push_ext(ossa::EXT_TRACE_ID, ExtValue::String(id), true)
+    pub fn ossa_trace_id(mut self, id: &'a str) -> Self {
+        self.put_ossa_ext(ossa::EXT_TRACE_ID, id);
+        self
     }
     /// Sets the OSSA `ossaspanid` extension.
     ///
@@ -1032,8 +1215,9 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     #[inline]
-    pub fn ossa_span_id(self, id: &'a str) -> Self {
-        self.push_ext(ossa::EXT_SPAN_ID, ExtValue::String(id), true)
+    pub fn ossa_span_id(mut self, id: &'a str) -> Self {
+        self.put_ossa_ext(ossa::EXT_SPAN_ID, id);
+        self
     }
     /// Sets `traceparent` (W3C Trace Context; checked by `build`, and
     /// against `ossatraceid` / `ossaspanid` when those are set).
@@ -1102,7 +1286,8 @@ impl<'a> EventBuilder<'a> {
         };
         if let Ok(tp) = crate::trace::TraceParent::new(trace, span, crate::trace::FLAG_SAMPLED) {
             let text = buf.write(&tp);
-            self.put_ext(crate::trace::EXT_TRACEPARENT, ExtValue::String(text), true);
+            // Valid by construction: `TraceParent::new` checked the ids.
+            self.put_trusted_ext(crate::trace::EXT_TRACEPARENT, ExtValue::String(text));
         }
     }
 
@@ -1155,18 +1340,28 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn defaults(mut self, id: &'a str, source: &'a str, time: Timestamp) -> Self {
-        self.fill_defaults(id, source, time);
+        let source_is_uri = self.set & SET_SOURCE != 0 || crate::uri::is_uri_reference(source);
+        self.fill_defaults(id, source, source_is_uri, time);
         self
     }
 
     /// [`defaults`](Self::defaults) in place (the emitter's path: no copies of the builder).
-    pub(crate) fn fill_defaults(&mut self, id: &'a str, source: &'a str, time: Timestamp) {
+    /// `source_is_uri`: whether `source` is a URI-reference (the emitters
+    /// know it from their `Config`).
+    pub(crate) fn fill_defaults(
+        &mut self,
+        id: &'a str,
+        source: &'a str,
+        source_is_uri: bool,
+        time: Timestamp,
+    ) {
         if self.set & SET_ID == 0 {
             self.ev.id = id;
             self.set |= SET_ID;
         }
         if self.set & SET_SOURCE == 0 {
             self.ev.source = source;
+            self.source_is_uri = source_is_uri;
             self.set |= SET_SOURCE;
         }
         if self.ev.time.is_none() && self.time_str.is_none() {
@@ -1178,7 +1373,7 @@ impl<'a> EventBuilder<'a> {
     /// it is already set.
     pub(crate) fn fill_ossa(&mut self, name: &'static str, value: &'a str) {
         if !self.ev.extensions.iter().any(|e| e.name == name) {
-            self.put_ext(name, ExtValue::String(value), true);
+            self.put_ossa_ext(name, value);
         }
     }
 
@@ -1209,11 +1404,35 @@ impl<'a> EventBuilder<'a> {
         }
         if let Some(t) = self.time_str {
             self.ev.time =
-                Some(Timestamp::parse(t).map_err(|e| {
+                Some(t.map_err(|e| {
                     ValidationError::new(Attribute::Time, Rule::InvalidTimestamp(e))
                 })?);
         }
-        self.ev.check(false, true)?;
+        let content_type_rule = self.content_type_rule;
+        let (bad, check) = (self.ext_bad, self.ext_check);
+        let source_is_uri = self.source_is_uri;
+        let dataschema_rule = self.dataschema_rule;
+        self.ev.check_attributes(
+            false,
+            |_| source_is_uri,
+            |_| content_type_rule,
+            |_| dataschema_rule,
+            |i, e| {
+                if bad & (1 << i) != 0 {
+                    check(&e.value, e.name)
+                } else {
+                    Ok(())
+                }
+            },
+        )?;
+        // Where `check_data` would report it (it is the last check).
+        if let Some(rule) = self.data_rule {
+            let attribute = match rule {
+                Rule::InvalidBase64(_) => Attribute::DataBase64,
+                _ => Attribute::Data,
+            };
+            return Err(ValidationError::new(attribute, rule));
+        }
         self.ev.check_trace_context()?;
         Ok(self.ev)
     }

@@ -213,6 +213,7 @@ pub mod format;
 pub mod id;
 pub mod io;
 pub mod json;
+mod num;
 pub mod ossa;
 pub mod parse;
 pub mod scratch;

@@ -173,6 +173,30 @@ impl<'a> RawJson<'a> {
         let compact = crate::json::validate_compact(json.as_bytes(), crate::event::MAX_DATA_DEPTH)?;
         Ok(RawJson { json, compact })
     }
+    /// JSON text the caller vouches for, not checked: for literals in
+    /// firmware, where [`new`](Self::new) would link a JSON validator (about
+    /// 4 KiB of flash on a Cortex-M) only to check constants. Check them once
+    /// in a host test with `new`. Encoders still write the text compact;
+    /// text that is not one well-formed JSON value makes the events that
+    /// carry it malformed (a receiver rejects them), nothing worse.
+    ///
+    /// ```
+    /// use ossa_events_core::{format::json, ossa, Event, RawJson};
+    /// const ARGS: RawJson<'static> = RawJson::trusted(r#"{ "power_pct": 60 }"#);
+    /// assert_eq!(RawJson::new(ARGS.as_str())?.as_str(), ARGS.as_str()); // the host test
+    /// let call = ossa::ToolCalled { tool: "set_heater", call_id: None, arguments: Some(ARGS) };
+    /// let ev = Event::builder().id("1").source("/s").ossa(&call).build()?;
+    /// let mut buf = [0u8; 256];
+    /// let n = json::to_slice(&ev, &mut buf)?;
+    /// assert!(buf[..n].ends_with(br#""arguments":{"power_pct":60}}}"#)); // compact
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub const fn trusted(json: &'a str) -> Self {
+        RawJson {
+            json,
+            compact: false,
+        }
+    }
     /// The JSON text as given.
     ///
     /// ```
@@ -222,8 +246,20 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn ossa<P: Payload>(self, payload: &'a P) -> Self {
-        let b = self.ty(P::TYPE).data_serialize(payload);
-        match payload.subject() {
+        self.ossa_parts(P::TYPE, payload.subject(), payload)
+    }
+
+    /// [`ossa`](Self::ossa) without the payload's type: what the emitters'
+    /// `emit_ossa` build, so their code is compiled once, not per payload type.
+    #[inline]
+    pub(crate) fn ossa_parts(
+        self,
+        ty: &'static str,
+        subject: Option<&'a str>,
+        payload: &'a dyn JsonPayload,
+    ) -> Self {
+        let b = self.ty(ty).data_serialize(payload);
+        match subject {
             Some(s) => b.subject(s),
             None => b,
         }
@@ -321,17 +357,7 @@ impl<'w, 'x> Obj<'w, 'x> {
     fn u64(&mut self, k: &str, v: u64) -> R {
         self.key(k)?;
         let mut buf = [0u8; 20];
-        let mut i = buf.len();
-        let mut n = v;
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        put(self.w, buf.get(i..).unwrap_or(&[]))
+        put(self.w, crate::num::write_u64(&mut buf, v))
     }
     fn opt_u64(&mut self, k: &str, v: Option<u64>) -> R {
         match v {
@@ -352,8 +378,8 @@ impl<'w, 'x> Obj<'w, 'x> {
             None => Ok(()),
         }
     }
-    fn error(&mut self, e: &ErrorInfo<'_>) -> R {
-        self.key(k!("error"))?;
+    fn error(&mut self, k: &str, e: &ErrorInfo<'_>) -> R {
+        self.key(k)?;
         let mut o = Obj::start(self.w)?;
         o.str(k!("message"), e.message)?;
         o.opt_str(k!("code"), e.code)?;
@@ -361,6 +387,14 @@ impl<'w, 'x> Obj<'w, 'x> {
             o.key(k!("retryable"))?;
             put(o.w, if r { b"true" } else { b"false" })?;
         }
+        o.end()
+    }
+    fn usage(&mut self, k: &str, u: Option<TokenUsage>) -> R {
+        let Some(u) = u else { return Ok(()) };
+        self.key(k)?;
+        let mut o = Obj::start(self.w)?;
+        o.u64(k!("input_tokens"), u.input_tokens)?;
+        o.u64(k!("output_tokens"), u.output_tokens)?;
         o.end()
     }
     fn end(self) -> R {
@@ -372,14 +406,44 @@ fn put(w: &mut DynW<'_>, b: &[u8]) -> R {
     crate::io::write_all(w, b).map_err(|e: WriteError<Erased>| SerError::Write(e))
 }
 
+/// One member of a payload object, by kind; [`write_members`] writes a
+/// list of them. Each payload's `write_json` only lists its members, so the
+/// writing code is compiled once, not once per payload type.
+#[derive(Clone, Copy)]
+enum Member<'a> {
+    Str(&'a str),
+    OptStr(Option<&'a str>),
+    U64(u64),
+    OptU64(Option<u64>),
+    Raw(Option<RawJson<'a>>),
+    Error(&'a ErrorInfo<'a>),
+    Usage(Option<TokenUsage>),
+}
+
+/// Writes `members` as a JSON object, leaving out the `None`s.
+#[inline(never)]
+fn write_members(w: &mut DynW<'_>, members: &[(&str, Member<'_>)]) -> R {
+    let mut o = Obj::start(w)?;
+    for &(k, m) in members {
+        match m {
+            Member::Str(v) => o.str(k, v)?,
+            Member::OptStr(v) => o.opt_str(k, v)?,
+            Member::U64(v) => o.u64(k, v)?,
+            Member::OptU64(v) => o.opt_u64(k, v)?,
+            Member::Raw(v) => o.raw(k, v)?,
+            Member::Error(e) => o.error(k, e)?,
+            Member::Usage(u) => o.usage(k, u)?,
+        }
+    }
+    o.end()
+}
+
 macro_rules! payload {
-    ($ty:ident, $const:ident, $subject:ident, |$s:ident, $o:ident| $body:block) => {
+    ($ty:ident, $const:ident, $subject:ident, |$s:ident| $members:expr) => {
         impl JsonPayload for $ty<'_> {
             fn write_json(&self, w: &mut DynW<'_>) -> R {
                 let $s = self;
-                let mut $o = Obj::start(w)?;
-                $body
-                $o.end()
+                write_members(w, &$members)
             }
         }
         impl Payload for $ty<'_> {
@@ -419,11 +483,11 @@ pub struct WorkflowStarted<'a> {
     /// Input given to the workflow.
     pub input: Option<RawJson<'a>>,
 }
-payload!(WorkflowStarted, WORKFLOW_STARTED, workflow_id, |s, o| {
-    o.str(k!("workflow_id"), s.workflow_id)?;
-    o.opt_str(k!("name"), s.name)?;
-    o.raw(k!("input"), s.input)?;
-});
+payload!(WorkflowStarted, WORKFLOW_STARTED, workflow_id, |s| [
+    (k!("workflow_id"), Member::Str(s.workflow_id)),
+    (k!("name"), Member::OptStr(s.name)),
+    (k!("input"), Member::Raw(s.input)),
+]);
 
 /// Payload of `dev.ossa.workflow.completed`; subject = `workflow_id`.
 ///
@@ -454,17 +518,12 @@ pub struct WorkflowCompleted<'a> {
     /// Wall time in milliseconds.
     pub duration_ms: Option<u64>,
 }
-payload!(
-    WorkflowCompleted,
-    WORKFLOW_COMPLETED,
-    workflow_id,
-    |s, o| {
-        o.str(k!("workflow_id"), s.workflow_id)?;
-        o.str(k!("status"), s.status)?;
-        o.raw(k!("output"), s.output)?;
-        o.opt_u64(k!("duration_ms"), s.duration_ms)?;
-    }
-);
+payload!(WorkflowCompleted, WORKFLOW_COMPLETED, workflow_id, |s| [
+    (k!("workflow_id"), Member::Str(s.workflow_id)),
+    (k!("status"), Member::Str(s.status)),
+    (k!("output"), Member::Raw(s.output)),
+    (k!("duration_ms"), Member::OptU64(s.duration_ms)),
+]);
 
 /// Payload of `dev.ossa.agent.started`; subject = `agent_id`.
 ///
@@ -490,12 +549,12 @@ pub struct AgentStarted<'a> {
     /// Input given to the agent.
     pub input: Option<RawJson<'a>>,
 }
-payload!(AgentStarted, AGENT_STARTED, agent_id, |s, o| {
-    o.str(k!("agent_id"), s.agent_id)?;
-    o.opt_str(k!("name"), s.name)?;
-    o.opt_str(k!("version"), s.version)?;
-    o.raw(k!("input"), s.input)?;
-});
+payload!(AgentStarted, AGENT_STARTED, agent_id, |s| [
+    (k!("agent_id"), Member::Str(s.agent_id)),
+    (k!("name"), Member::OptStr(s.name)),
+    (k!("version"), Member::OptStr(s.version)),
+    (k!("input"), Member::Raw(s.input)),
+]);
 
 /// Payload of `dev.ossa.agent.completed`; subject = `agent_id`.
 ///
@@ -526,12 +585,12 @@ pub struct AgentCompleted<'a> {
     /// Wall time in milliseconds.
     pub duration_ms: Option<u64>,
 }
-payload!(AgentCompleted, AGENT_COMPLETED, agent_id, |s, o| {
-    o.str(k!("agent_id"), s.agent_id)?;
-    o.str(k!("status"), s.status)?;
-    o.raw(k!("output"), s.output)?;
-    o.opt_u64(k!("duration_ms"), s.duration_ms)?;
-});
+payload!(AgentCompleted, AGENT_COMPLETED, agent_id, |s| [
+    (k!("agent_id"), Member::Str(s.agent_id)),
+    (k!("status"), Member::Str(s.status)),
+    (k!("output"), Member::Raw(s.output)),
+    (k!("duration_ms"), Member::OptU64(s.duration_ms)),
+]);
 
 /// Payload of `dev.ossa.agent.failed`; subject = `agent_id`.
 ///
@@ -559,11 +618,11 @@ pub struct AgentFailed<'a> {
     /// Wall time in milliseconds.
     pub duration_ms: Option<u64>,
 }
-payload!(AgentFailed, AGENT_FAILED, agent_id, |s, o| {
-    o.str(k!("agent_id"), s.agent_id)?;
-    o.error(&s.error)?;
-    o.opt_u64(k!("duration_ms"), s.duration_ms)?;
-});
+payload!(AgentFailed, AGENT_FAILED, agent_id, |s| [
+    (k!("agent_id"), Member::Str(s.agent_id)),
+    (k!("error"), Member::Error(&s.error)),
+    (k!("duration_ms"), Member::OptU64(s.duration_ms)),
+]);
 
 /// Payload of `dev.ossa.turn.started`; no subject.
 ///
@@ -585,10 +644,10 @@ pub struct TurnStarted<'a> {
     /// The turn's input (user message, prompt…).
     pub input: Option<RawJson<'a>>,
 }
-payload!(TurnStarted, TURN_STARTED, none, |s, o| {
-    o.u64(k!("turn"), s.turn)?;
-    o.raw(k!("input"), s.input)?;
-});
+payload!(TurnStarted, TURN_STARTED, none, |s| [
+    (k!("turn"), Member::U64(s.turn)),
+    (k!("input"), Member::Raw(s.input)),
+]);
 
 /// Payload of `dev.ossa.turn.completed`; no subject.
 ///
@@ -619,18 +678,12 @@ pub struct TurnCompleted<'a> {
     /// Wall time in milliseconds.
     pub duration_ms: Option<u64>,
 }
-payload!(TurnCompleted, TURN_COMPLETED, none, |s, o| {
-    o.u64(k!("turn"), s.turn)?;
-    o.raw(k!("output"), s.output)?;
-    if let Some(u) = s.usage {
-        o.key(k!("usage"))?;
-        let mut uo = Obj::start(o.w)?;
-        uo.u64(k!("input_tokens"), u.input_tokens)?;
-        uo.u64(k!("output_tokens"), u.output_tokens)?;
-        uo.end()?;
-    }
-    o.opt_u64(k!("duration_ms"), s.duration_ms)?;
-});
+payload!(TurnCompleted, TURN_COMPLETED, none, |s| [
+    (k!("turn"), Member::U64(s.turn)),
+    (k!("output"), Member::Raw(s.output)),
+    (k!("usage"), Member::Usage(s.usage)),
+    (k!("duration_ms"), Member::OptU64(s.duration_ms)),
+]);
 
 /// Payload of `dev.ossa.tool.called`; subject = `tool`.
 ///
@@ -658,11 +711,11 @@ pub struct ToolCalled<'a> {
     /// Arguments passed to the tool.
     pub arguments: Option<RawJson<'a>>,
 }
-payload!(ToolCalled, TOOL_CALLED, tool, |s, o| {
-    o.str(k!("tool"), s.tool)?;
-    o.opt_str(k!("call_id"), s.call_id)?;
-    o.raw(k!("arguments"), s.arguments)?;
-});
+payload!(ToolCalled, TOOL_CALLED, tool, |s| [
+    (k!("tool"), Member::Str(s.tool)),
+    (k!("call_id"), Member::OptStr(s.call_id)),
+    (k!("arguments"), Member::Raw(s.arguments)),
+]);
 
 /// Payload of `dev.ossa.tool.completed`; subject = `tool`.
 ///
@@ -693,12 +746,12 @@ pub struct ToolCompleted<'a> {
     /// Wall time in milliseconds.
     pub duration_ms: Option<u64>,
 }
-payload!(ToolCompleted, TOOL_COMPLETED, tool, |s, o| {
-    o.str(k!("tool"), s.tool)?;
-    o.opt_str(k!("call_id"), s.call_id)?;
-    o.raw(k!("result"), s.result)?;
-    o.opt_u64(k!("duration_ms"), s.duration_ms)?;
-});
+payload!(ToolCompleted, TOOL_COMPLETED, tool, |s| [
+    (k!("tool"), Member::Str(s.tool)),
+    (k!("call_id"), Member::OptStr(s.call_id)),
+    (k!("result"), Member::Raw(s.result)),
+    (k!("duration_ms"), Member::OptU64(s.duration_ms)),
+]);
 
 /// Payload of `dev.ossa.tool.failed`; subject = `tool`.
 ///
@@ -729,12 +782,12 @@ pub struct ToolFailed<'a> {
     /// Wall time in milliseconds.
     pub duration_ms: Option<u64>,
 }
-payload!(ToolFailed, TOOL_FAILED, tool, |s, o| {
-    o.str(k!("tool"), s.tool)?;
-    o.opt_str(k!("call_id"), s.call_id)?;
-    o.error(&s.error)?;
-    o.opt_u64(k!("duration_ms"), s.duration_ms)?;
-});
+payload!(ToolFailed, TOOL_FAILED, tool, |s| [
+    (k!("tool"), Member::Str(s.tool)),
+    (k!("call_id"), Member::OptStr(s.call_id)),
+    (k!("error"), Member::Error(&s.error)),
+    (k!("duration_ms"), Member::OptU64(s.duration_ms)),
+]);
 
 /// Payload of `dev.ossa.state.updated`; subject = `key`.
 ///
@@ -756,10 +809,10 @@ pub struct StateUpdated<'a> {
     /// Its new value.
     pub value: Option<RawJson<'a>>,
 }
-payload!(StateUpdated, STATE_UPDATED, key, |s, o| {
-    o.str(k!("key"), s.key)?;
-    o.raw(k!("value"), s.value)?;
-});
+payload!(StateUpdated, STATE_UPDATED, key, |s| [
+    (k!("key"), Member::Str(s.key)),
+    (k!("value"), Member::Raw(s.value)),
+]);
 
 #[cfg(test)]
 mod tests {

@@ -70,6 +70,7 @@ use crate::batch::{Batch, DrainError};
 use crate::emitter::{Config, Counters, EmitError, Inner, Staged, millis};
 use crate::event::EventBuilder;
 use crate::id::IdSource;
+use crate::json::ser::JsonPayload;
 use crate::ossa;
 use crate::time::{Clock, Timestamp};
 
@@ -1045,7 +1046,19 @@ impl<
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn emit_ossa<P: ossa::Payload>(&mut self, payload: &P) -> Result<(), EmitError<W::Error>> {
-        self.emit(EventBuilder::new().ossa(payload))
+        self.emit_ossa_parts(P::TYPE, payload.subject(), payload)
+    }
+
+    /// [`emit_ossa`](Self::emit_ossa) past the payload's type: compiled once
+    /// per emitter, not once per payload type (flash on firmware).
+    #[inline(never)]
+    fn emit_ossa_parts(
+        &mut self,
+        ty: &'static str,
+        subject: Option<&str>,
+        payload: &dyn JsonPayload,
+    ) -> Result<(), EmitError<W::Error>> {
+        self.emit(EventBuilder::new().ossa_parts(ty, subject, payload))
     }
 
     /// Completes, validates and encodes `event` as the `Emitter` does, then:

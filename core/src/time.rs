@@ -204,10 +204,19 @@ const fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// The proleptic Gregorian date `(year, month, day)` of a day count since
 /// 1970-01-01 (H. Hinnant's `civil_from_days`).
+///
+/// `days` is within years 0000-9999 (what `from_unix` accepts), so the
+/// arithmetic fits `i32`: no 64-bit division routine on 32-bit targets.
 #[inline]
 const fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
+    // days >= -719_528 (0000-01-01): z >= -60; era = -1 only for the
+    // first 60 days of year 0000 (a floor division).
+    let z = (days + 719_468) as i32;
+    let era = if z >= 0 {
+        z / 146_097
+    } else {
+        (z - 146_096) / 146_097
+    };
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
@@ -215,7 +224,7 @@ const fn civil_from_days(days: i64) -> (i64, u8, u8) {
     let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
     let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    (year, month, day)
+    (year as i64, month, day)
 }
 
 /// The ASCII digit at `i`, or a syntax error pointing at `i`.
@@ -477,8 +486,11 @@ impl Timestamp {
         if !(MIN_UNIX..=MAX_UNIX).contains(&secs) || nanos >= 1_000_000_000 {
             return None;
         }
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400) as u32;
+        // 86 400 = 128 * 675: floor division by each in turn (a shift and a
+        // 16-bit divisor), so no 64-bit division routine on 32-bit targets.
+        let days = crate::num::div_rem_euclid_i64(secs >> 7, 675).0;
+        // In 0..86_400.
+        let sod = (secs - days * 86_400) as u32;
         let (year, month, day) = civil_from_days(days);
         Some(Timestamp {
             year: year as u16,
@@ -505,8 +517,8 @@ impl Timestamp {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_unix_millis(ms: i64) -> Option<Timestamp> {
-        let millis = ms.rem_euclid(1000) as u32;
-        let t = Self::from_unix(ms.div_euclid(1000), millis * 1_000_000)?;
+        let (secs, millis) = crate::num::div_rem_euclid_i64(ms, 1000);
+        let t = Self::from_unix(secs, millis * 1_000_000)?;
         Some(t.with_frac_digits(if millis == 0 { 0 } else { 3 }))
     }
 
@@ -856,6 +868,24 @@ impl Clock for FixedClock {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Every day of years 0000-9999 maps to its date and back, and every
+    /// second of a day boundary to that day (the 32-bit arithmetic of
+    /// `civil_from_days` and `from_unix`).
+    #[test]
+    fn every_day_of_the_range_round_trips() {
+        let first = MIN_UNIX.div_euclid(86_400);
+        let last = MAX_UNIX.div_euclid(86_400);
+        for days in first..=last {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), days);
+            for secs in [days * 86_400, days * 86_400 + 86_399] {
+                let t = Timestamp::from_unix(secs, 0).unwrap();
+                assert_eq!((i64::from(t.year), t.month, t.day), (y, m, d), "{secs}");
+                assert_eq!(t.unix_seconds(), secs);
+            }
+        }
+    }
 
     fn p(s: &str) -> Result<Timestamp, TimeError> {
         Timestamp::parse(s)

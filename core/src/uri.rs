@@ -95,22 +95,25 @@ const REG_NAME: u8 = UNRESERVED | SUB_DELIM;
 
 /// Class flags of `b`.
 #[inline]
-fn class(b: u8) -> u8 {
-    CLASS[usize::from(b)]
+const fn class(b: u8) -> u8 {
+    CLASS[b as usize]
 }
+
+// The grammar below is `const fn` (loops over slice patterns, no indexing
+// that could panic), so a constant `emitter::Config` checks its `source` at
+// compile time and a firmware does not carry this code.
 
 /// Whether every byte of `s` is in `allowed` or part of a `pct-encoded`
 /// triplet (`"%" HEXDIG HEXDIG`).
-fn all_in(s: &[u8], allowed: u8) -> bool {
-    let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        if class(b) & allowed != 0 {
-            i += 1;
-        } else if b == b'%' {
-            match (s.get(i + 1), s.get(i + 2)) {
-                (Some(&h), Some(&l)) if class(h) & class(l) & HEX != 0 => i += 3,
-                _ => return false,
-            }
+const fn all_in(s: &[u8], allowed: u8) -> bool {
+    let mut rest = s;
+    while let [b, tail @ ..] = rest {
+        if class(*b) & allowed != 0 {
+            rest = tail;
+        } else if let [b'%', h, l, tail @ ..] = rest
+            && class(*h) & class(*l) & HEX != 0
+        {
+            rest = tail;
         } else {
             return false;
         }
@@ -118,47 +121,111 @@ fn all_in(s: &[u8], allowed: u8) -> bool {
     true
 }
 
+/// Whether every byte of `s` is an ASCII hex digit.
+const fn all_hex(s: &[u8]) -> bool {
+    let mut rest = s;
+    while let [b, tail @ ..] = rest {
+        if !b.is_ascii_hexdigit() {
+            return false;
+        }
+        rest = tail;
+    }
+    true
+}
+
+/// Whether every byte of `s` is an ASCII digit.
+const fn all_digits(s: &[u8]) -> bool {
+    let mut rest = s;
+    while let [b, tail @ ..] = rest {
+        if !b.is_ascii_digit() {
+            return false;
+        }
+        rest = tail;
+    }
+    true
+}
+
+/// Position of the first `c` in `s`.
+const fn find(s: &[u8], c: u8) -> Option<usize> {
+    let mut i = 0;
+    let mut rest = s;
+    while let [b, tail @ ..] = rest {
+        if *b == c {
+            return Some(i);
+        }
+        i += 1;
+        rest = tail;
+    }
+    None
+}
+
+/// `s` split at `mid` (`mid` <= `s.len()`; else all of `s` and nothing).
+const fn split(s: &[u8], mid: usize) -> (&[u8], &[u8]) {
+    match s.split_at_checked(mid) {
+        Some(parts) => parts,
+        None => (s, &[]),
+    }
+}
+
 /// Splits `s` at the first `c`: `(before, Some(after))` or `(s, None)`.
 #[inline]
-fn split_once(s: &[u8], c: u8) -> (&[u8], Option<&[u8]>) {
-    match s.iter().position(|&b| b == c) {
-        Some(i) => (s.get(..i).unwrap_or(s), s.get(i + 1..)),
+const fn split_once(s: &[u8], c: u8) -> (&[u8], Option<&[u8]>) {
+    match find(s, c) {
+        Some(i) => {
+            let (before, at) = split(s, i);
+            match at {
+                [_, after @ ..] => (before, Some(after)),
+                [] => (before, None),
+            }
+        }
         None => (s, None),
     }
 }
 
 /// Length of a `scheme` prefix (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`)
 /// followed by `":"`, if `s` starts with one.
-fn scheme_len(s: &[u8]) -> Option<usize> {
+const fn scheme_len(s: &[u8]) -> Option<usize> {
     match s.first() {
         Some(b) if b.is_ascii_alphabetic() => {}
         _ => return None,
     }
-    let n = s
-        .iter()
-        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))?;
-    (s.get(n) == Some(&b':')).then_some(n)
+    let mut n = 0;
+    let mut rest = s;
+    while let [b, tail @ ..] = rest {
+        if !(b.is_ascii_alphanumeric() || matches!(*b, b'+' | b'-' | b'.')) {
+            return if *b == b':' { Some(n) } else { None };
+        }
+        n += 1;
+        rest = tail;
+    }
+    None
 }
 
 /// `dec-octet "." dec-octet "." dec-octet "." dec-octet` (no leading zeros).
-fn is_ipv4(s: &[u8]) -> bool {
+const fn is_ipv4(s: &[u8]) -> bool {
     let mut parts = 0;
-    for part in s.split(|&b| b == b'.') {
+    let mut rest = s;
+    loop {
+        let (part, tail) = split_once(rest, b'.');
         parts += 1;
         let ok = match *part {
             [a] => a.is_ascii_digit(),
-            [a, b] => (b'1'..=b'9').contains(&a) && b.is_ascii_digit(),
+            [a, b] => a >= b'1' && a <= b'9' && b.is_ascii_digit(),
             [a, b, c] => {
                 a.is_ascii_digit()
                     && b.is_ascii_digit()
                     && c.is_ascii_digit()
                     && a != b'0'
-                    && (a, b, c) <= (b'2', b'5', b'5')
+                    && (a < b'2' || (a == b'2' && (b < b'5' || (b == b'5' && c <= b'5'))))
             }
             _ => false,
         };
         if !ok || parts > 4 {
             return false;
+        }
+        match tail {
+            Some(t) => rest = t,
+            None => break,
         }
     }
     parts == 4
@@ -166,11 +233,11 @@ fn is_ipv4(s: &[u8]) -> bool {
 
 /// RFC 3986 `IPv6address` (all nine forms, including a trailing IPv4
 /// `ls32`).
-fn is_ipv6(s: &[u8]) -> bool {
+const fn is_ipv6(s: &[u8]) -> bool {
     let mut rest = s;
     let mut groups = 0u32;
     let mut elided = false;
-    if let Some(r) = rest.strip_prefix(b"::") {
+    if let [b':', b':', r @ ..] = rest {
         elided = true;
         rest = r;
         if rest.is_empty() {
@@ -178,16 +245,19 @@ fn is_ipv6(s: &[u8]) -> bool {
         }
     }
     loop {
-        let end = rest.iter().position(|&b| b == b':').unwrap_or(rest.len());
-        let (group, tail) = rest.split_at(end);
-        if tail.is_empty() && group.contains(&b'.') {
+        let end = match find(rest, b':') {
+            Some(i) => i,
+            None => rest.len(),
+        };
+        let (group, tail) = split(rest, end);
+        if tail.is_empty() && find(group, b'.').is_some() {
             if !is_ipv4(group) {
                 return false;
             }
             groups += 2;
             break;
         }
-        if group.is_empty() || group.len() > 4 || !group.iter().all(u8::is_ascii_hexdigit) {
+        if group.is_empty() || group.len() > 4 || !all_hex(group) {
             return false;
         }
         groups += 1;
@@ -214,26 +284,29 @@ fn is_ipv6(s: &[u8]) -> bool {
 }
 
 /// `IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )`.
-fn is_ipvfuture(s: &[u8]) -> bool {
-    let Some((b'v' | b'V', rest)) = s.split_first() else {
+const fn is_ipvfuture(s: &[u8]) -> bool {
+    let [b'v' | b'V', rest @ ..] = s else {
         return false;
     };
     let (ver, tail) = split_once(rest, b'.');
-    match tail {
-        Some(tail) => {
-            !ver.is_empty()
-                && ver.iter().all(u8::is_ascii_hexdigit)
-                && !tail.is_empty()
-                && tail
-                    .iter()
-                    .all(|&b| class(b) & (UNRESERVED | SUB_DELIM) != 0 || b == b':')
-        }
-        None => false,
+    let Some(tail) = tail else {
+        return false;
+    };
+    if ver.is_empty() || !all_hex(ver) || tail.is_empty() {
+        return false;
     }
+    let mut rest = tail;
+    while let [b, t @ ..] = rest {
+        if class(*b) & (UNRESERVED | SUB_DELIM) == 0 && *b != b':' {
+            return false;
+        }
+        rest = t;
+    }
+    true
 }
 
 /// `authority = [ userinfo "@" ] host [ ":" port ]`.
-fn is_authority(a: &[u8]) -> bool {
+const fn is_authority(a: &[u8]) -> bool {
     let hostport = match split_once(a, b'@') {
         (userinfo, Some(hostport)) => {
             if !all_in(userinfo, USERINFO) {
@@ -243,7 +316,7 @@ fn is_authority(a: &[u8]) -> bool {
         }
         (hostport, None) => hostport,
     };
-    let port = if let Some(lit) = hostport.strip_prefix(b"[") {
+    let port = if let [b'[', lit @ ..] = hostport {
         // IP-literal = "[" ( IPv6address / IPvFuture ) "]"
         let (inner, after) = split_once(lit, b']');
         let Some(after) = after else {
@@ -252,10 +325,10 @@ fn is_authority(a: &[u8]) -> bool {
         if !(is_ipv6(inner) || is_ipvfuture(inner)) {
             return false;
         }
-        match after.split_first() {
-            None => return true,
-            Some((b':', port)) => port,
-            Some(_) => return false,
+        match after {
+            [] => return true,
+            [b':', port @ ..] => port,
+            _ => return false,
         }
     } else {
         // IPv4address is a subset of reg-name.
@@ -268,12 +341,12 @@ fn is_authority(a: &[u8]) -> bool {
             None => return true,
         }
     };
-    port.iter().all(u8::is_ascii_digit)
+    all_digits(port)
 }
 
 /// Checks a URI (`has_scheme`) or relative reference after any scheme:
 /// `hier-part` / `relative-part`, then `[ "?" query ] [ "#" fragment ]`.
-fn is_tail(s: &[u8], has_scheme: bool) -> bool {
+const fn is_tail(s: &[u8], has_scheme: bool) -> bool {
     let (s, fragment) = split_once(s, b'#');
     if let Some(f) = fragment
         && !all_in(f, QCHAR)
@@ -286,18 +359,24 @@ fn is_tail(s: &[u8], has_scheme: bool) -> bool {
     {
         return false;
     }
-    if let Some(rest) = s.strip_prefix(b"//") {
+    if let [b'/', b'/', rest @ ..] = s {
         // "//" authority path-abempty
-        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(end);
+        let end = match find(rest, b'/') {
+            Some(i) => i,
+            None => rest.len(),
+        };
+        let (authority, path) = split(rest, end);
         return is_authority(authority) && all_in(path, PCHAR | SLASH_QMARK);
     }
     // path-absolute / path-rootless / path-noscheme / path-empty. The `?`
     // of SLASH_QMARK cannot occur here: the query was split off above.
-    if !has_scheme && s.first() != Some(&b'/') {
+    if !has_scheme && !matches!(s, [b'/', ..]) {
         // path-noscheme: the first segment has no ":".
-        let end = s.iter().position(|&b| b == b'/').unwrap_or(s.len());
-        if s.get(..end).is_some_and(|seg| seg.contains(&b':')) {
+        let end = match find(s, b'/') {
+            Some(i) => i,
+            None => s.len(),
+        };
+        if find(split(s, end).0, b':').is_some() {
             return false;
         }
     }
@@ -324,7 +403,7 @@ fn is_tail(s: &[u8], has_scheme: bool) -> bool {
 /// assert!(!is_uri_reference("/a b"));        // space must be %20
 /// assert!(!is_uri_reference("/caf\u{e9}"));  // non-ASCII
 /// ```
-pub fn is_uri_reference(s: &str) -> bool {
+pub const fn is_uri_reference(s: &str) -> bool {
     let b = s.as_bytes();
     if b.is_empty() {
         return false;
@@ -332,17 +411,28 @@ pub fn is_uri_reference(s: &str) -> bool {
     // Fast path for the common `/agents/x`, `a/b-c_d.e~f`: only unreserved
     // characters and `/`, not starting with `//` (an authority) — always a
     // path-absolute, path-noscheme or path-rootless relative reference.
-    if !b.starts_with(b"//")
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'.' | b'_' | b'~'))
-    {
-        return true;
+    if !matches!(b, [b'/', b'/', ..]) {
+        let mut rest = b;
+        let mut simple = true;
+        while let [c, tail @ ..] = rest {
+            if !(c.is_ascii_alphanumeric() || matches!(*c, b'/' | b'-' | b'.' | b'_' | b'~')) {
+                simple = false;
+                break;
+            }
+            rest = tail;
+        }
+        if simple {
+            return true;
+        }
     }
     match scheme_len(b) {
         // A leading `scheme ":"` can only be a URI: in a relative-ref that
         // ":" would fall into the first path segment, which path-noscheme
         // forbids.
-        Some(n) => b.get(n + 1..).is_some_and(|t| is_tail(t, true)),
+        Some(n) => match b.split_at_checked(n + 1) {
+            Some((_, t)) => is_tail(t, true),
+            None => false,
+        },
         None => is_tail(b, false),
     }
 }

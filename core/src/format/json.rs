@@ -84,6 +84,16 @@ pub fn write_json<W: Write + ?Sized>(
     g.finish().map_err(Into::into)
 }
 
+/// [`write_json`] without gathering: for writers that are memory already
+/// (the batch arena), where gathering would copy every byte twice.
+#[inline]
+pub(crate) fn write_json_unbuffered<W: Write + ?Sized>(
+    ev: &Event<'_>,
+    w: &mut W,
+) -> Result<(), EncodeError<W::Error>> {
+    write_json_direct(ev, w)
+}
+
 fn write_json_direct<W: Write + ?Sized>(
     ev: &Event<'_>,
     w: &mut W,

@@ -200,7 +200,7 @@ impl<T: Serialize + ?Sized> JsonPayload for T {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct PayloadWriter<'a> {
-    sink: &'a mut dyn embedded_io::Write<Error = Erased>,
+    sink: &'a mut dyn ErasedSink,
     buf: [u8; 128],
     len: usize,
     /// The destination accepted zero bytes.
@@ -216,7 +216,7 @@ impl fmt::Debug for PayloadWriter<'_> {
 }
 
 impl<'a> PayloadWriter<'a> {
-    fn new(sink: &'a mut dyn embedded_io::Write<Error = Erased>) -> Self {
+    fn new(sink: &'a mut dyn ErasedSink) -> Self {
         PayloadWriter {
             sink,
             buf: [0; 128],
@@ -337,17 +337,22 @@ pub fn write_payload<W: embedded_io::Write + ?Sized>(
     }
 }
 
+/// The destination of a [`PayloadWriter`], type-erased: only the two calls
+/// it makes. (A `dyn embedded_io::Write` vtable also holds `write_fmt`, which
+/// brings `core::fmt` into every binary that writes a payload: about 1 KiB
+/// of flash.)
+trait ErasedSink {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Erased>;
+    fn flush(&mut self) -> Result<(), Erased>;
+}
+
 /// Forwards to `w`, keeping its error and reporting [`Erased`] instead.
 struct EraseWriter<'a, W: embedded_io::Write + ?Sized> {
     w: &'a mut W,
     err: Option<W::Error>,
 }
 
-impl<W: embedded_io::Write + ?Sized> embedded_io::ErrorType for EraseWriter<'_, W> {
-    type Error = Erased;
-}
-
-impl<W: embedded_io::Write + ?Sized> embedded_io::Write for EraseWriter<'_, W> {
+impl<W: embedded_io::Write + ?Sized> ErasedSink for EraseWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Erased> {
         self.w.write(buf).map_err(|e| {
             self.err = Some(e);

@@ -31,7 +31,7 @@
 #![no_main]
 
 use core::cell::Cell;
-use core::fmt::{self, Write as _};
+use core::fmt;
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hio};
@@ -44,6 +44,13 @@ use ossa_events_core::ossa::{self, ErrorInfo, TokenUsage};
 use ossa_events_core::spool::{cache, BlockingFlash, FlashSpool, RamFlash, SpoolEmitter};
 use ossa_events_core::{Clock, EventId, IdSource, RawJson, Timestamp};
 
+/// The emitter's settings: a `const`, so `Config::new` checks the source
+/// (a URI-reference) at compile time, and the firmware does not carry the
+/// RFC 3986 grammar to check it on every event.
+const CONFIG: Config<'static> = Config::new("/devices/greenhouse-7/agents/thermo-agent")
+    .batch_size(BATCH_SIZE)
+    .flush_interval_ms(FLUSH_INTERVAL_MS)
+    .format(BatchFormat::JsonLines);
 /// Events pending at most.
 const MAX_EVENTS: usize = 4;
 /// Bytes pending at most (the batch arena, inside the emitter on the stack).
@@ -173,19 +180,77 @@ impl IdSource for XorShiftIds {
 enum RunError {
     Emit(&'static str, EmitError<UartError>),
     Flush(&'static str),
-    Json(&'static str),
     Counters,
 }
 
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::Emit(what, e) => write!(f, "emitting {what}: {e}"),
-            RunError::Flush(when) => write!(f, "{when} flush failed"),
-            RunError::Json(what) => write!(f, "invalid JSON in {what}"),
-            RunError::Counters => f.write_str("events were rejected, dropped or not delivered"),
+impl RunError {
+    /// Writes `# error: …` to `out` without `core::fmt` (which would cost
+    /// several KiB of flash): the step and a short reason.
+    fn report(&self, out: &mut hio::HostStream) {
+        let (what, reason) = match self {
+            RunError::Emit(what, e) => (*what, emit_reason(e)),
+            RunError::Flush(when) => (*when, "flush failed"),
+            RunError::Counters => ("", "events were rejected, dropped or not delivered"),
+        };
+        line(
+            out,
+            &[
+                "# error: ",
+                what,
+                if what.is_empty() { "" } else { ": " },
+                reason,
+            ],
+        );
+        if let RunError::Emit(_, EmitError::Invalid(v)) = self {
+            line(out, &["# error: attribute `", v.attribute.name(), "`"]);
         }
     }
+}
+
+/// What went wrong with an emit, in a few words.
+fn emit_reason<E>(e: &EmitError<E>) -> &'static str {
+    match e {
+        EmitError::Invalid(_) => "event rejected: it breaks a CloudEvents rule",
+        EmitError::Payload(_) => "event rejected: its payload failed",
+        EmitError::TooLarge => "event rejected: larger than the batch capacity",
+        EmitError::Full(_) => "event dropped: batch full and flush failed",
+        _ => "event dropped",
+    }
+}
+
+/// Writes `parts` and a newline to `out`. Console output is best effort; the
+/// events themselves go through the emitter.
+fn line(out: &mut hio::HostStream, parts: &[&str]) {
+    for p in parts {
+        let _ = out.write_all(p.as_bytes());
+    }
+    let _ = out.write_all(b"\n");
+}
+
+/// `n` in decimal, in `buf`: by subtracting powers of ten, since a 64-bit
+/// division is a software routine on a Cortex-M (about 1 KiB of flash).
+fn decimal(buf: &mut [u8; 20], mut n: u64) -> &str {
+    let mut len = 0;
+    let mut p = 1u64;
+    let mut powers = [0u64; 20];
+    for slot in powers.iter_mut().rev() {
+        *slot = p;
+        p = p.wrapping_mul(10);
+    }
+    for p in powers {
+        let mut digit = b'0';
+        while n >= p {
+            n -= p;
+            digit += 1;
+        }
+        if digit != b'0' || len > 0 || p == 1 {
+            if let Some(b) = buf.get_mut(len) {
+                *b = digit;
+            }
+            len += 1;
+        }
+    }
+    core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("?")
 }
 
 const WORKFLOW_ID: &str = "wf-greenhouse-0001";
@@ -245,7 +310,20 @@ impl<'a> Run<'a> {
     /// Emits one event; notes a flush that the batch size triggered.
     fn emit<P: ossa::Payload>(&mut self, what: &'static str, p: &P) -> Result<(), RunError> {
         let before = self.em.counters().delivered;
-        self.em.emit_ossa(p).map_err(|e| RunError::Emit(what, e))?;
+        let r = self.em.emit_ossa(p);
+        self.emitted(what, before, r)
+    }
+
+    /// What `emit` does after the emit: out of line, so it is in flash once
+    /// rather than once per payload type.
+    #[inline(never)]
+    fn emitted(
+        &mut self,
+        what: &'static str,
+        before: u64,
+        r: Result<(), EmitError<UartError>>,
+    ) -> Result<(), RunError> {
+        r.map_err(|e| RunError::Emit(what, e))?;
         let c = self.em.counters();
         if c.failed_writes != 0 && !cfg!(feature = "spool") {
             return Err(RunError::Flush("size-triggered"));
@@ -282,19 +360,29 @@ impl<'a> Run<'a> {
         if cfg!(feature = "spool") {
             self.unplugged.set(unplugged);
             let what = if unplugged { "down" } else { "up" };
-            let _ = writeln!(self.console, "# uart {what}");
+            line(&mut self.console, &["# uart ", what]);
         }
     }
 
     fn note(&mut self, trigger: &str, events: u64) {
-        // Console output is best effort; the events themselves went through the emitter.
-        let _ = writeln!(self.console, "# flush trigger={trigger} events={events}");
+        let mut n = [0u8; 20];
+        let events = decimal(&mut n, events);
+        line(
+            &mut self.console,
+            &["# flush trigger=", trigger, " events=", events],
+        );
     }
 }
 
-fn json(what: &'static str, text: &'static str) -> Result<RawJson<'static>, RunError> {
-    RawJson::new(text).map_err(|_| RunError::Json(what))
-}
+// The payloads' JSON literals. `RawJson::trusted`, not `RawJson::new`: a
+// JSON validator would cost ~4 KiB of flash only to check constants. The
+// QEMU test (tests/tests/firmware_runs_under_qemu.rs) parses every event
+// this firmware writes, so a typo here fails it.
+const WORKFLOW_INPUT: RawJson<'static> = RawJson::trusted(r#"{"zone":"north","target_c":21.5}"#);
+const TURN_INPUT: RawJson<'static> = RawJson::trusted(r#"{"reading_c":17.2}"#);
+const TOOL_ARGUMENTS: RawJson<'static> = RawJson::trusted(r#"{"power_pct":60}"#);
+const TURN_OUTPUT: RawJson<'static> =
+    RawJson::trusted(r#"{"action":"none","reason":"tool failed"}"#);
 
 /// The agent run, one event per step, with time passing between steps.
 fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
@@ -306,10 +394,7 @@ fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
         &ossa::WorkflowStarted {
             workflow_id: WORKFLOW_ID,
             name: Some("greenhouse-climate"),
-            input: Some(json(
-                "workflow input",
-                r#"{"zone":"north","target_c":21.5}"#,
-            )?),
+            input: Some(WORKFLOW_INPUT),
         },
     )?;
     run.wait(1)?;
@@ -332,7 +417,7 @@ fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
         "turn.started",
         &ossa::TurnStarted {
             turn: 1,
-            input: Some(json("turn input", r#"{"reading_c":17.2}"#)?),
+            input: Some(TURN_INPUT),
         },
     )?;
     run.wait(1)?;
@@ -345,7 +430,7 @@ fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
         &ossa::ToolCalled {
             tool: "set_heater",
             call_id: Some("call-1"),
-            arguments: Some(json("tool arguments", r#"{"power_pct":60}"#)?),
+            arguments: Some(TOOL_ARGUMENTS),
         },
     )?;
     // The tool does not answer for 4 ticks (1 s): the flush interval passes
@@ -371,10 +456,7 @@ fn agent_run(run: &mut Run<'_>) -> Result<(), RunError> {
         "turn.completed",
         &ossa::TurnCompleted {
             turn: 1,
-            output: Some(json(
-                "turn output",
-                r#"{"action":"none","reason":"tool failed"}"#,
-            )?),
+            output: Some(TURN_OUTPUT),
             usage: Some(TokenUsage {
                 input_tokens: 182,
                 output_tokens: 41,
@@ -428,10 +510,7 @@ fn main() -> ! {
     };
 
     let clock = TickClock::new();
-    let config = Config::new("/devices/greenhouse-7/agents/thermo-agent")
-        .batch_size(BATCH_SIZE)
-        .flush_interval_ms(FLUSH_INTERVAL_MS)
-        .format(BatchFormat::JsonLines);
+    let config = CONFIG;
     let unplugged = Cell::new(false);
     let uart = Uart {
         host: uart_host,
@@ -470,24 +549,41 @@ fn main() -> ! {
     });
 
     let c = run.em.counters();
-    let _ = writeln!(
-        run.console,
-        "# emitted={} delivered={} rejected={} failed_writes={}",
-        c.emitted, c.delivered, c.rejected, c.failed_writes
+    let mut n = [[0u8; 20]; 4];
+    let [a, b, d, e] = &mut n;
+    line(
+        &mut run.console,
+        &[
+            "# emitted=",
+            decimal(a, c.emitted),
+            " delivered=",
+            decimal(b, c.delivered),
+            " rejected=",
+            decimal(d, c.rejected),
+            " failed_writes=",
+            decimal(e, c.failed_writes),
+        ],
     );
     #[cfg(feature = "spool")]
     {
         let s = run.em.spool_counters();
-        let _ = writeln!(
-            run.console,
-            "# spooled={} replayed={} flash_errors={}",
-            s.spooled, s.replayed, s.flash_errors
+        let [a, b, d, _] = &mut n;
+        line(
+            &mut run.console,
+            &[
+                "# spooled=",
+                decimal(a, s.spooled),
+                " replayed=",
+                decimal(b, s.replayed),
+                " flash_errors=",
+                decimal(d, s.flash_errors),
+            ],
         );
     }
     match result {
         Ok(()) => exit(true),
         Err(e) => {
-            let _ = writeln!(run.console, "# error: {e}");
+            e.report(&mut run.console);
             exit(false)
         }
     }
@@ -509,16 +605,22 @@ fn exit(success: bool) -> ! {
 /// Prints `# error: {msg}` if it can and exits with failure.
 fn halt_with(msg: &str) -> ! {
     if let Ok(mut out) = hio::hstdout() {
-        let _ = writeln!(out, "# error: {msg}");
+        line(&mut out, &["# error: ", msg]);
     }
     exit(false)
 }
 
-/// Reports the panic on the console, exits QEMU with failure, then halts.
+/// Reports the panic's location on the console, exits QEMU with failure,
+/// then halts. (Its message would need `core::fmt`: several KiB of flash.)
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     if let Ok(mut out) = hio::hstdout() {
-        let _ = writeln!(out, "# panic: {info}");
+        let mut n = [0u8; 20];
+        let (file, at) = match info.location() {
+            Some(l) => (l.file(), decimal(&mut n, u64::from(l.line()))),
+            None => ("?", "?"),
+        };
+        line(&mut out, &["# panic at ", file, ":", at]);
     }
     debug::exit(debug::EXIT_FAILURE);
     loop {
