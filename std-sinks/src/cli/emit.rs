@@ -25,6 +25,10 @@ const DEFAULT_HTTP_TIMEOUT_SECS: u64 = 10;
 const DEFAULT_KAFKA_TIMEOUT_SECS: u64 = 30;
 /// Largest `--batch-size`: the emitter's queue, which a batch must fit in.
 const MAX_BATCH_SIZE: u64 = EmitterBuilder::DEFAULT_QUEUE_EVENTS as u64;
+/// The default `--in-flight` of `--sink http`.
+const DEFAULT_IN_FLIGHT: usize = 1;
+/// Largest `--in-flight`.
+const MAX_IN_FLIGHT: u64 = ossa_events::sink::http::MAX_PIPELINE as u64;
 /// Largest `--timeout` and `--deadline`, in seconds (one day).
 const MAX_SECS: f64 = 86_400.0;
 
@@ -50,7 +54,8 @@ emit --sink kafka --brokers BROKERS --topic T [--mode binary|structured] [--key-
 emit --sink otlp (--url URL | --otlp-file FILE) [--header HEADER]... [--gzip] [OPTIONS]
 emit --demo [--source URI-REF] [--sink ...] [OPTIONS]",
     after_help = "\
---url, --header and --gzip go with --sink http or otlp; --otlp-file with
+--url, --header and --gzip go with --sink http or otlp; --in-flight with
+--sink http; --otlp-file with
 --sink otlp; --brokers, --topic and --key-field with --sink kafka; --mode
 with http or kafka.
 
@@ -123,6 +128,17 @@ pub(crate) struct Args {
     /// Gzip HTTP request bodies
     #[arg(long)]
     gzip: bool,
+    /// With --sink http: requests in flight at once, each on
+    /// its own connection, 1 to 64; above 1 the collector may
+    /// get batches out of the order read [default: 1]
+    #[arg(
+        long,
+        value_name = "N",
+        verbatim_doc_comment,
+        allow_negative_numbers = true,
+        value_parser = count::<usize>(1, MAX_IN_FLIGHT, "a number")
+    )]
+    in_flight: Option<usize>,
     /// With --sink otlp: write the OTLP JSON to FILE
     /// (one ExportTraceServiceRequest a line) instead of
     /// posting it
@@ -208,6 +224,7 @@ struct Settings {
     key_field: Option<String>,
     headers: Vec<(String, String)>,
     gzip: bool,
+    in_flight: Option<usize>,
     otlp_file: Option<std::path::PathBuf>,
     batch_size: usize,
     timeout: Option<Duration>,
@@ -290,6 +307,7 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         key_field: a.key_field,
         headers,
         gzip: a.gzip,
+        in_flight: a.in_flight,
         otlp_file: a.otlp_file,
         batch_size: a.batch_size.unwrap_or(EmitterBuilder::DEFAULT_BATCH_SIZE),
         timeout: a.timeout,
@@ -339,6 +357,9 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         return Err(
             "emit: --url, --header, --header-file and --gzip go with --sink http or otlp".into(),
         );
+    }
+    if s.sink != "http" && s.in_flight.is_some() {
+        return Err("emit: --in-flight goes with --sink http".into());
     }
     if s.sink == "otlp" && s.otlp_file.is_some() && (!s.headers.is_empty() || s.gzip) {
         return Err(
@@ -419,7 +440,8 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
                     .unwrap_or(Duration::from_secs(DEFAULT_HTTP_TIMEOUT_SECS)),
             )
             .gzip(a.gzip)
-            .max_batch(a.batch_size);
+            .max_batch(a.batch_size)
+            .pipeline(a.in_flight.unwrap_or(DEFAULT_IN_FLIGHT));
         for (n, v) in &a.headers {
             hs = hs.header(n.clone(), v.clone());
         }
@@ -793,6 +815,8 @@ mod tests {
         assert!(h.contains(&format!("[default: {DEFAULT_HTTP_TIMEOUT_SECS}]")));
         assert!(h.contains(&format!("[default: {DEFAULT_KAFKA_TIMEOUT_SECS}]")));
         assert!(h.contains(&format!("[default: {DEFAULT_SOURCE}]")));
+        assert!(h.contains(&format!("[default: {DEFAULT_IN_FLIGHT}]")));
+        assert!(h.contains(&format!("1 to {MAX_IN_FLIGHT}")));
         assert!(h.contains(&format!("1 to {MAX_BATCH_SIZE}")));
         #[cfg(feature = "http")]
         assert_eq!(
