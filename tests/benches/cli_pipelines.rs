@@ -4,8 +4,9 @@
 //! - `ossa-events validate events.jsonl | (count)`
 //! - `ossa-events emit < events.jsonl | (count)` (the stdout sink)
 //! - `ossa-events emit --sink http --mode batched --in-flight N < events.jsonl`
-//!   into `ossa-events listen --http 127.0.0.1:0 | (count)`, for N = 1 and 4
-//!   (a baseline without `--in-flight` runs the second one with 1 too)
+//!   into `ossa-events listen --http 127.0.0.1:0 | (count)`, for N = 1 and 4,
+//!   and N = 4 with `--batch-size 500` (a baseline without `--in-flight`
+//!   runs these with 1 in flight)
 //!
 //! ```sh
 //! cargo bench -p ossa-events-tests --bench cli_pipelines
@@ -21,7 +22,7 @@
 //! pipelines (and binaries) interleaved in each, median wall time per
 //! pipeline; events/s = events / median. Targets on 2 cores: `validate` and
 //! `emit` to stdout ≥ 1 000 000 events/s, `emit` → `listen` ≥ 300 000
-//! events/s with several requests in flight. About 30 s (60 s with a baseline).
+//! events/s with several requests in flight. About 35 s (70 s with a baseline).
 //!
 //! Without `--bench` (as `cargo test --benches` runs it) every pipeline runs
 //! once on 2 000 events, as a check that each delivers every event.
@@ -137,7 +138,12 @@ fn timed_run(mut cmd: Command, stdin: Option<&Path>, n: usize) -> Duration {
     let mut child = cmd.spawn().unwrap();
     let (lines, counter) = count_lines(child.stdout.take().unwrap());
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = child.wait().unwrap();
     counter.join().unwrap();
     let took = t.elapsed();
@@ -187,12 +193,24 @@ fn listen(bin: &Path) -> Listen {
 
 /// `emit --sink http` from `file` into `l` (started with the same binary):
 /// the wall time until emit exited with all `n` delivered and printed.
-fn emit_to_listen(bin: &Path, l: &Listen, file: &Path, n: usize, in_flight: usize) -> Duration {
+fn emit_to_listen(
+    bin: &Path,
+    l: &Listen,
+    file: &Path,
+    n: usize,
+    in_flight: usize,
+    batch: usize,
+) -> Duration {
     let before = l.lines.load(Ordering::Relaxed);
     let mut cmd = Command::new(bin);
-    cmd.args(["emit", "--sink", "http", "--mode", "batched", "--url", &l.url]);
+    cmd.args([
+        "emit", "--sink", "http", "--mode", "batched", "--url", &l.url,
+    ]);
     if in_flight > 1 && has_in_flight(bin) {
         cmd.args(["--in-flight", &in_flight.to_string()]);
+    }
+    if batch != 100 {
+        cmd.args(["--batch-size", &batch.to_string()]);
     }
     let t = Instant::now();
     let out = cmd
@@ -223,11 +241,12 @@ fn has_in_flight(bin: &Path) -> bool {
 }
 
 /// The pipelines measured, by name.
-const PIPELINES: [&str; 4] = [
+const PIPELINES: [&str; 5] = [
     "validate FILE",
     "emit < FILE (stdout)",
     "emit --sink http -> listen",
-    "emit --sink http --in-flight 4 -> listen",
+    "  --in-flight 4",
+    "  --in-flight 4 --batch-size 500",
 ];
 
 fn run_pipeline(p: usize, bin: &Path, l: &Listen, file: &Path, n: usize) -> Duration {
@@ -242,8 +261,9 @@ fn run_pipeline(p: usize, bin: &Path, l: &Listen, file: &Path, n: usize) -> Dura
             c.arg("emit");
             timed_run(c, Some(file), n)
         }
-        2 => emit_to_listen(bin, l, file, n, 1),
-        _ => emit_to_listen(bin, l, file, n, 4),
+        2 => emit_to_listen(bin, l, file, n, 1, 100),
+        3 => emit_to_listen(bin, l, file, n, 4, 100),
+        _ => emit_to_listen(bin, l, file, n, 4, 500),
     }
 }
 
@@ -254,7 +274,11 @@ fn median(v: &mut [Duration]) -> Duration {
 
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
-    let (n, rounds) = if bench_mode { (EVENTS, ROUNDS) } else { (2_000, 1) };
+    let (n, rounds) = if bench_mode {
+        (EVENTS, ROUNDS)
+    } else {
+        (2_000, 1)
+    };
     let current = current_binary();
     let mut bins = vec![("this tree", current)];
     if let Some(b) = std::env::var_os("OSSA_CLI_BASELINE") {
