@@ -803,6 +803,44 @@ fn kafka_sink(_: &Settings) -> Result<WriterSink<std::io::Stdout>, ExitCode> {
 mod tests {
     use super::*;
 
+    /// A reader that gives at most `step` bytes per read.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            let (head, rest) = self.0.split_at(n);
+            buf[..n].copy_from_slice(head);
+            self.0 = rest;
+            Ok(n)
+        }
+    }
+
+    /// Every line arrives whole, once, in order, whatever the reads cut,
+    /// and a last line without a newline is kept.
+    #[test]
+    fn chunks_hold_whole_lines() {
+        let mut input = Vec::new();
+        for i in 0..3_000 {
+            input.extend_from_slice(format!("line {i} {}\n", "y".repeat(i % 500)).as_bytes());
+        }
+        input.extend_from_slice(b"last without newline");
+        for step in [1, 7, 4096, READ_CHUNK, usize::MAX] {
+            let mut lines: Vec<Vec<u8>> = Vec::new();
+            read_chunks(&mut Trickle(&input, step), |chunk| {
+                assert!(
+                    chunk.ends_with(b"\n") || chunk.ends_with(b"newline"),
+                    "a chunk ends inside a line"
+                );
+                lines.extend(lines_of(&chunk).map(<[u8]>::to_vec));
+                true
+            });
+            assert_eq!(lines.concat(), input, "step {step}");
+            assert_eq!(lines.len(), 3_001, "step {step}");
+        }
+        assert_eq!(lines_of(b"").count(), 0);
+        assert_eq!(lines_of(b"\n\n").collect::<Vec<_>>(), [b"\n", b"\n"]);
+    }
+
     /// The defaults the help states are the ones used.
     #[test]
     fn help_defaults_match_the_library() {
