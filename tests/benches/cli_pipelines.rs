@@ -292,9 +292,11 @@ fn main() {
     let mut times = vec![vec![Vec::new(); PIPELINES.len()]; bins.len()];
     for _ in 0..rounds {
         for p in 0..PIPELINES.len() {
-            for (b, (_, bin)) in bins.iter().enumerate() {
-                let t = run_pipeline(p, bin, &listens[b], &file, n);
-                times[b][p].push(t);
+            for ((_, bin), (l, t)) in bins.iter().zip(listens.iter().zip(&mut times)) {
+                let took = run_pipeline(p, bin, l, &file, n);
+                if let Some(v) = t.get_mut(p) {
+                    v.push(took);
+                }
             }
         }
     }
