@@ -156,3 +156,66 @@ fn pipelined_sink_delivers_everything_to_the_receiver() {
     assert_eq!(got.len(), 5_000);
     assert!(got.values().all(|&n| n == 1));
 }
+
+/// A slow collector and a shutdown deadline: the requests in flight end by
+/// it, what the collector confirmed by then may count delivered (never
+/// more), the rest is counted given up on, and shutdown keeps to its time.
+#[test]
+fn pipelined_shutdown_keeps_to_its_deadline_and_never_overcounts() {
+    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let a2 = accepted.clone();
+    let addr = serve_loopback(None, move |stream: TcpStream| {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+        let Ok(mut w) = stream.try_clone() else {
+            return;
+        };
+        let mut r = BufReader::new(stream);
+        while let Ok(Some(req)) = read_request(&mut r) {
+            let mut ids = Vec::new();
+            let _ = parse_events(&req.headers, &req.body, |_, ev| {
+                ids.push(ev.id().to_owned())
+            });
+            thread::sleep(Duration::from_millis(100));
+            // Counted before answering: the client may count no more.
+            a2.lock().unwrap().extend(ids);
+            if w.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let sink = HttpSink::builder(format!("http://{addr}/events"))
+        .mode(HttpMode::Structured)
+        .max_batch(10)
+        .pipeline(4)
+        .build()
+        .unwrap();
+    let emitter = Emitter::builder("/agents/t")
+        .sink(sink)
+        .batch_size(10)
+        .queue_capacity(1_000)
+        .build()
+        .unwrap();
+    for i in 0..200 {
+        let id = format!("d-{i}");
+        emitter
+            .emit(EventBuilder::new().id(id.as_str()).ty("dev.example.tick"))
+            .unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    let _ = emitter.shutdown_within(Duration::from_millis(500));
+    let took = t.elapsed();
+    let m = emitter.metrics();
+    let confirmed = accepted.lock().unwrap().len() as u64;
+    // The deadline, the settle grace (0.5 s) and some slack for a busy machine.
+    assert!(took < Duration::from_millis(2_000), "{took:?}");
+    assert!(m.delivered > 0, "{m:?}");
+    assert!(m.delivered <= confirmed, "{m:?}, collector {confirmed}");
+    assert_eq!(
+        m.delivered + m.failed + m.shutdown_timeout + m.dropped,
+        200,
+        "{m:?}"
+    );
+}
