@@ -104,41 +104,35 @@ pub(crate) fn run(a: Args) -> ExitCode {
 
     let stdout = std::io::stdout();
     let mut out = Output {
-        w: std::io::BufWriter::new(stdout.lock()),
-        line: Vec::with_capacity(1024),
+        w: stdout.lock(),
+        buf: Vec::with_capacity(OUT_CHUNK + 1024),
         broken: false,
         sequences: a.sequence.then(Sequences::default),
         schemas,
     };
     let mut ok = true;
     for f in &files {
-        let (name, bytes) = if f == "-" {
-            let mut v = Vec::new();
-            if let Err(e) = std::io::stdin().lock().read_to_end(&mut v) {
-                eprintln!("ossa-events: validate: <stdin>: {e}");
-                ok = false;
-                continue;
-            }
-            ("<stdin>".to_string(), v)
+        let r = if f == "-" {
+            validate_stream("<stdin>", &mut std::io::stdin().lock(), format, &mut out)
         } else {
             let name = f.to_string_lossy().into_owned();
-            match std::fs::read(f) {
-                Ok(v) => (name, v),
-                Err(e) => {
-                    eprintln!("ossa-events: validate: {name}: {e}");
-                    ok = false;
-                    continue;
-                }
+            match std::fs::File::open(f) {
+                Ok(mut file) => validate_stream(&name, &mut file, format, &mut out),
+                Err(e) => Err((name, e)),
             }
         };
-        ok &= validate_input(&name, &bytes, format, &mut out);
+        match r {
+            Ok(valid) => ok &= valid,
+            Err((name, e)) => {
+                eprintln!("ossa-events: validate: {name}: {e}");
+                ok = false;
+            }
+        }
         if out.broken {
             break;
         }
     }
-    if out.w.flush().is_err() {
-        out.broken = true;
-    }
+    out.write_out();
     if let Some(seqs) = &out.sequences {
         ok &= seqs.report();
     }
@@ -149,9 +143,18 @@ pub(crate) fn run(a: Args) -> ExitCode {
     }
 }
 
+/// Bytes of output gathered before they are written: one `write` per
+/// 64 KiB (about 150 events), not one per line.
+const OUT_CHUNK: usize = 64 * 1024;
+/// Bytes of input read at a time. JSON Lines are checked as they arrive, in
+/// one buffer of about this size, so a large input neither waits to be read
+/// whole nor costs its size in memory (and in fresh pages).
+const IN_CHUNK: usize = 256 * 1024;
+
 struct Output<W: Write> {
     w: W,
-    line: Vec<u8>,
+    /// Lines not yet written.
+    buf: Vec<u8>,
     broken: bool,
     sequences: Option<Sequences>,
     schemas: Option<ossa_events::schema::SchemaRegistry>,
@@ -255,13 +258,153 @@ impl<W: Write> Output<W> {
         if self.broken {
             return;
         }
-        self.line.clear();
         // Writing to a Vec cannot fail, and parsed events carry no serde payloads.
-        if json::write_jsonl(ev, &mut self.line).is_ok() && self.w.write_all(&self.line).is_err() {
-            // stdout closed (e.g. piped into `head`): stop writing, keep validating.
-            self.broken = true;
+        let _ = json::write_jsonl(ev, &mut self.buf);
+        if self.buf.len() >= OUT_CHUNK {
+            self.write_out();
         }
     }
+
+    /// Writes the lines gathered so far (and flushes `w`); stdout closed
+    /// (e.g. piped into `head`) stops the writing, validation goes on.
+    fn write_out(&mut self) {
+        if !self.broken
+            && self
+                .w
+                .write_all(&self.buf)
+                .and_then(|()| self.w.flush())
+                .is_err()
+        {
+            self.broken = true;
+        }
+        self.buf.clear();
+    }
+}
+
+/// Validates what `input` holds, named `name` in messages: JSON Lines (given,
+/// or found by `auto`) line by line as they are read, every line printed
+/// before the next read waits for input; an event or a batch once it is read
+/// whole. `Err` with `name` when reading fails (what was read is checked).
+fn validate_stream<W: Write>(
+    name: &str,
+    input: &mut impl Read,
+    format: Format,
+    out: &mut Output<W>,
+) -> Result<bool, (String, std::io::Error)> {
+    let mut buf: Vec<u8> = Vec::with_capacity(IN_CHUNK);
+    let mut eof = false;
+    let mut read_more = |buf: &mut Vec<u8>, eof: &mut bool| {
+        let len = buf.len();
+        buf.resize(len + IN_CHUNK, 0);
+        let r = loop {
+            match input.read(buf.get_mut(len..).unwrap_or(&mut [])) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                r => break r,
+            }
+        };
+        let n = *r.as_ref().unwrap_or(&0);
+        buf.truncate(len + n);
+        *eof = n == 0;
+        r.map(|_| ()).map_err(|e| (name.to_string(), e))
+    };
+    // Read until the format is known.
+    let format = loop {
+        match format {
+            Format::Jsonl => break Format::Jsonl,
+            Format::Auto if eof || decided(&buf) => break detect(&buf),
+            Format::Auto => {}
+            // One event or one batch: it is read whole.
+            Format::Event | Format::Batch if eof => break format,
+            Format::Event | Format::Batch => {}
+        }
+        read_more(&mut buf, &mut eof)?;
+    };
+    if format != Format::Jsonl {
+        while !eof {
+            read_more(&mut buf, &mut eof)?;
+        }
+        return Ok(validate_input(name, &buf, format, out));
+    }
+    let mut ok = true;
+    let mut seen = false;
+    let mut line = 1usize;
+    let mut scratch = Vec::new();
+    loop {
+        // The whole lines in hand (all of it at the end).
+        let whole = if eof {
+            buf.len()
+        } else {
+            memchr::memrchr(b'\n', &buf).map_or(0, |nl| nl + 1)
+        };
+        let lines = buf.get(..whole).unwrap_or(&[]);
+        seen |= !is_blank(lines);
+        ok &= validate_lines(name, lines, line, &mut scratch, out);
+        line += memchr::memchr_iter(b'\n', lines).count();
+        buf.drain(..whole);
+        if eof {
+            break;
+        }
+        // What this input gave so far is printed before waiting for more.
+        if !out.buf.is_empty() {
+            out.write_out();
+        }
+        read_more(&mut buf, &mut eof)?;
+    }
+    if !seen {
+        eprintln!("ossa-events: validate: {name}: empty input: expected a CloudEvent");
+        return Ok(false);
+    }
+    Ok(ok)
+}
+
+/// Whether the start of an input, `bytes`, tells its format as [`detect`]
+/// would on the whole: it starts with `[`, or its first line is followed by
+/// more that is not blank.
+fn decided(bytes: &[u8]) -> bool {
+    let Some(start) = bytes
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+    else {
+        return false;
+    };
+    let rest = bytes.get(start..).unwrap_or(&[]);
+    rest.first() == Some(&b'[')
+        || memchr::memchr(b'\n', rest).is_some_and(|nl| !is_blank(rest.get(nl..).unwrap_or(&[])))
+}
+
+/// Validates JSON Lines `bytes` whose first line is line `first_line` of
+/// the input: each event printed, each invalid line reported.
+fn validate_lines<W: Write>(
+    name: &str,
+    bytes: &[u8],
+    first_line: usize,
+    scratch: &mut Vec<u8>,
+    out: &mut Output<W>,
+) -> bool {
+    let mut ok = true;
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+    for (i, end) in ends.enumerate() {
+        let line = bytes.get(start..end).unwrap_or(&[]);
+        start = end + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if is_blank(line) {
+            continue;
+        }
+        // Unescaped strings are never longer than the input.
+        if scratch.len() < line.len() {
+            scratch.resize(line.len(), 0);
+        }
+        let n = first_line + i;
+        match parse_event(line, &mut Scratch::new(scratch)) {
+            Ok(ev) => ok &= out.checked(&ev, || format!("{name}:{n}")),
+            Err(e) => {
+                report(name, line, n, &e);
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 /// Line and column (1-based) of byte `offset`.
@@ -357,22 +500,6 @@ fn validate_input<W: Write>(name: &str, bytes: &[u8], format: Format, out: &mut 
             }
             ok
         }
-        Format::Jsonl => {
-            let mut ok = true;
-            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                if is_blank(line) {
-                    continue;
-                }
-                match parse_event(line, &mut Scratch::new(&mut scratch)) {
-                    Ok(ev) => ok &= out.checked(&ev, || format!("{name}:{}", i + 1)),
-                    Err(e) => {
-                        report(name, line, i + 1, &e);
-                        ok = false;
-                    }
-                }
-            }
-            ok
-        }
+        Format::Jsonl => validate_lines(name, bytes, 1, &mut scratch, out),
     }
 }

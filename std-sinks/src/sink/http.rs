@@ -29,13 +29,18 @@ use ureq::http::{HeaderName, HeaderValue, Uri};
 use crate::errors::{Error, Phase, Retry, SendError};
 use crate::retry_after;
 use crate::sink::writer::trim;
-use crate::sink::{Encoded, Encoding, SendDeadline, Sink};
+use crate::sink::{Encoded, Encoding, SendDeadline, Sink, Ticket};
 
 /// The time limit of one request, connecting included. 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events per request in [`HttpMode::Batched`], and per [`Sink::send`] in
 /// every mode. 100.
 pub const DEFAULT_MAX_BATCH: usize = 100;
+/// Requests in flight at once ([`HttpSinkBuilder::pipeline`]): 1, each
+/// send waits for its answers before the next starts.
+pub const DEFAULT_PIPELINE: usize = 1;
+/// Largest [`HttpSinkBuilder::pipeline`]: 64 requests (connections, threads).
+pub const MAX_PIPELINE: usize = 64;
 /// The content mode: [`HttpMode::Structured`], which every CloudEvents HTTP
 /// receiver accepts.
 pub const DEFAULT_MODE: HttpMode = HttpMode::Structured;
@@ -136,6 +141,11 @@ pub struct HttpSink {
     buf: Vec<u8>,
     /// The gzipped body, reused.
     gz: Vec<u8>,
+    /// Batches in flight at once ([`HttpSinkBuilder::pipeline`]).
+    pipeline: usize,
+    /// With `pipeline > 1`: the connection threads, once the first batch
+    /// is started.
+    lanes: Option<Lanes>,
 }
 
 impl fmt::Debug for HttpSink {
@@ -148,6 +158,7 @@ impl fmt::Debug for HttpSink {
             .field("headers", &names)
             .field("gzip", &self.gzip)
             .field("max_batch", &self.max_batch)
+            .field("pipeline", &self.pipeline)
             .finish_non_exhaustive()
     }
 }
@@ -178,6 +189,7 @@ pub struct HttpSinkBuilder {
     timeout: Duration,
     gzip: bool,
     max_batch: usize,
+    pipeline: usize,
     /// PEM text given to [`HttpSinkBuilder::root_certificates_pem`], checked
     /// by [`HttpSinkBuilder::build`]; `None` for the webpki roots.
     root_pem: Option<Vec<u8>>,
@@ -193,6 +205,7 @@ impl fmt::Debug for HttpSinkBuilder {
             .field("timeout", &self.timeout)
             .field("gzip", &self.gzip)
             .field("max_batch", &self.max_batch)
+            .field("pipeline", &self.pipeline)
             .field("custom_roots", &self.root_pem.is_some())
             .finish()
     }
@@ -226,6 +239,7 @@ impl HttpSink {
             timeout: DEFAULT_TIMEOUT,
             gzip: false,
             max_batch: DEFAULT_MAX_BATCH,
+            pipeline: DEFAULT_PIPELINE,
             root_pem: None,
         }
     }
@@ -388,6 +402,46 @@ impl HttpSinkBuilder {
         self
     }
 
+    /// Most requests in flight at once, each on its own keep-alive
+    /// connection and thread: the emitter's worker hands the sink its next
+    /// batch ([`Sink::start`]) while earlier ones wait for their answers, and
+    /// counts each batch, oldest first, once its answers are in
+    /// ([`Sink::settle`]). 0 counts as 1, more than [`MAX_PIPELINE`] as
+    /// that. Defaults to 1 ([`DEFAULT_PIPELINE`]): every send waits for its
+    /// answers before the next starts.
+    ///
+    /// Each event is still answered for by its own request: delivered,
+    /// failed for good, or retried (a retry is sent on the worker's thread,
+    /// under the emitter's retry policy). Order: batches in flight at once
+    /// can reach the collector in any order among themselves (the events
+    /// of one batch keep theirs); keep 1 when the collector needs the
+    /// order of emission.
+    ///
+    /// ```
+    /// use ossa_events::receiver::{Receiver, ReceiverConfig};
+    /// use ossa_events::sink::{HttpMode, HttpSink, Sink};
+    /// use ossa_events::{Emitter, Event, EventBuilder};
+    ///
+    /// let collector = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())?.spawn(|_: &Event<'_>| {})?;
+    /// let sink = HttpSink::builder(format!("http://{}/events", collector.local_addr()))
+    ///     .mode(HttpMode::Batched)
+    ///     .max_batch(10)
+    ///     .pipeline(4)
+    ///     .build()?;
+    /// assert_eq!(sink.pipeline(), 4);
+    /// let emitter = Emitter::builder("/agents/a").sink(sink).batch_size(10).build()?;
+    /// for _ in 0..100 {
+    ///     emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// }
+    /// assert_eq!(emitter.shutdown()?.delivered, 100);
+    /// assert_eq!(collector.shutdown().events, 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pipeline(mut self, requests: usize) -> Self {
+        self.pipeline = requests.clamp(1, MAX_PIPELINE);
+        self
+    }
+
     /// Trusts the certificates in `pem` (one or more `CERTIFICATE` blocks;
     /// other blocks, such as keys, are skipped) as the roots for `https`:
     /// a private CA, or a collector's self-signed certificate. When given,
@@ -476,10 +530,17 @@ impl HttpSinkBuilder {
             .max_redirects(0)
             .timeout_global(Some(self.timeout))
             .timeout_connect(Some(self.timeout))
+            // A connection per request in flight stays open for the next.
+            .max_idle_connections(self.pipeline.max(10))
+            .max_idle_connections_per_host(self.pipeline.max(3))
             .user_agent(concat!("ossa-events/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(HttpSink {
-            agent: ureq::Agent::new_with_config(config),
+            agent: ureq::Agent::with_parts(
+                config,
+                ureq::unversioned::transport::DefaultConnector::new(),
+                Resolve::default(),
+            ),
             uri,
             url: self.url,
             mode: self.mode,
@@ -489,7 +550,70 @@ impl HttpSinkBuilder {
             timeout: self.timeout,
             buf: Vec::new(),
             gz: Vec::new(),
+            pipeline: self.pipeline,
+            lanes: None,
         })
+    }
+}
+
+/// How long a host name's addresses are used before it is looked up again.
+const RESOLVE_TTL: Duration = Duration::from_secs(5);
+
+/// ureq's resolver, minus the thread per request: ureq looks the host up
+/// before every request, even one that goes out on a pooled connection,
+/// and with a time limit set it does so on a new thread (2 003 `clone3`
+/// for 2 000 requests of `emit --sink http`, with the signal-mask and
+/// stack calls around each). An IP address is used as it is; a name's
+/// addresses are kept for [`RESOLVE_TTL`] (a failed lookup is not kept).
+#[derive(Debug, Default)]
+struct Resolve {
+    inner: ureq::unversioned::resolver::DefaultResolver,
+    /// The last name looked up (`host:port`), when, and its addresses.
+    last: std::sync::Mutex<Option<(String, std::time::Instant, ResolvedAddrs)>>,
+}
+
+type ResolvedAddrs = ureq::unversioned::resolver::ResolvedSocketAddrs;
+
+impl ureq::unversioned::resolver::Resolver for Resolve {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ResolvedAddrs, ureq::Error> {
+        use ureq::unversioned::resolver::DefaultResolver;
+        let key = uri
+            .scheme()
+            .zip(uri.authority())
+            .and_then(|(s, a)| DefaultResolver::host_and_port(s, a));
+        let Some(key) = key else {
+            return self.inner.resolve(uri, config, timeout);
+        };
+        if let Ok(addr) = key.parse::<std::net::SocketAddr>() {
+            let mut v = self.empty();
+            for a in config.ip_family().keep_wanted([addr].into_iter()) {
+                v.push(a);
+            }
+            if v.is_empty() {
+                return Err(ureq::Error::HostNotFound);
+            }
+            return Ok(v);
+        }
+        let now = std::time::Instant::now();
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((k, at, addrs)) = &*last
+            && *k == key
+            && now.duration_since(*at) < RESOLVE_TTL
+        {
+            return Ok(addrs.clone());
+        }
+        // Looked up under the lock: requests at once wait for one lookup.
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        *last = Some((key, now, addrs.clone()));
+        Ok(addrs)
     }
 }
 
@@ -560,9 +684,228 @@ impl Sink for HttpSink {
         let want = self.encoding();
         super::send_in_encoding(events, want, "HTTP", |ev| self.send_checked(ev, deadline))
     }
+
+    fn pipeline(&self) -> usize {
+        self.pipeline
+    }
+
+    /// Hands `events` to a connection thread, which sends them as
+    /// [`send_by`](Sink::send_by) would, within `deadline` as `start` and
+    /// `settle` last saw it; `settle` waits for its answer.
+    fn start(
+        &mut self,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<Ticket, SendError> {
+        if self.pipeline <= 1 {
+            return self.send_by(events, deadline).map(|()| Ticket::new(0));
+        }
+        let lanes = match &mut self.lanes {
+            Some(l) => l,
+            None => self
+                .lanes
+                .insert(Lanes::start(self.lane_copy(), self.pipeline)),
+        };
+        lanes.deadline.set(deadline.get());
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let job = Job {
+            events: events.to_vec(),
+            reply,
+        };
+        if lanes.jobs.send(job).is_err() {
+            // No connection thread is left (one cannot be started): sent
+            // here instead, settled now.
+            return self.send_by(events, deadline).map(|()| Ticket::new(0));
+        }
+        let ticket = lanes.next;
+        lanes.next += 1;
+        lanes.waiting.push((ticket, events.len(), answer));
+        Ok(Ticket::new(ticket))
+    }
+
+    /// Waits for the answer of the batch of `ticket`, passing `deadline` on
+    /// to the connection threads: their requests end by it, and the events
+    /// delivered by then are answered for as delivered. An answer still
+    /// missing shortly after it counts its events timed out (retryable:
+    /// the emitter, shutting down, gives up on them; a request may still
+    /// arrive).
+    fn settle(
+        &mut self,
+        ticket: Ticket,
+        events: &[Encoded],
+        deadline: SendDeadline<'_>,
+    ) -> Result<(), SendError> {
+        let Some(lanes) = self.lanes.as_mut().filter(|_| ticket.get() != 0) else {
+            // `start` sent it already (ticket 0: on the worker's thread).
+            return Ok(());
+        };
+        let Some(at) = lanes.waiting.iter().position(|w| w.0 == ticket.get()) else {
+            return Err(SendError::fatal(Error::Transport(
+                "http: settle of a ticket this sink did not hand out".into(),
+            )));
+        };
+        let (_, n, answer) = lanes.waiting.swap_remove(at);
+        if n != events.len() {
+            return Err(SendError::fatal(Error::Transport(
+                "http: settle with events that are not the batch of its ticket".into(),
+            )));
+        }
+        loop {
+            // Woken now and then to pass on a shutdown deadline set
+            // meanwhile: the connection threads cut their requests to it,
+            // and answer for what they could deliver by then.
+            let d = deadline.get();
+            lanes.deadline.set(d);
+            if d.is_some_and(|d| std::time::Instant::now() > d + SETTLE_GRACE) {
+                // The answer should have come by now: its events are not
+                // confirmed (the request may still arrive).
+                return Err(SendError::at(
+                    0..n,
+                    Retry::LATER,
+                    Error::Timeout(Phase::Shutdown),
+                ));
+            }
+            match answer.recv_timeout(SETTLE_POLL) {
+                Ok(r) => return r,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    // The connection thread ended without an answer (it panicked).
+                    return Err(SendError::at(
+                        0..n,
+                        Retry::LATER,
+                        Error::Transport("http: the request's connection thread ended".into()),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// How long past the shutdown deadline [`HttpSink::settle`] waits for a
+/// connection thread's answer (its requests end at the deadline).
+const SETTLE_GRACE: Duration = Duration::from_millis(500);
+
+/// The emitter's shutdown deadline as the worker last passed it on, read by
+/// the connection threads at each request.
+#[derive(Default)]
+struct DeadlineCell(std::sync::Mutex<Option<std::time::Instant>>);
+
+impl DeadlineCell {
+    fn set(&self, d: Option<std::time::Instant>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = d;
+    }
+}
+
+impl super::LiveDeadline for DeadlineCell {
+    fn now(&self) -> Option<std::time::Instant> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How often [`HttpSink::settle`] looks at the shutdown deadline while it waits.
+const SETTLE_POLL: Duration = Duration::from_millis(50);
+
+/// Where a started batch's answer arrives.
+type Answer = std::sync::mpsc::Receiver<Result<(), SendError>>;
+
+/// A batch for a connection thread, and where its answer goes.
+struct Job {
+    events: Vec<Encoded>,
+    reply: std::sync::mpsc::SyncSender<Result<(), SendError>>,
+}
+
+/// The connection threads of a pipelined sink: each takes the next batch,
+/// sends it on its own connection (from the shared pool) and answers.
+///
+/// ```text
+///  worker ── start ──▶ jobs ──▶ lane 1..N ── requests ──▶ collector
+///     ▲                            │
+///     └──── settle (oldest first) ◀┘ one answer per batch
+/// ```
+struct Lanes {
+    jobs: std::sync::mpsc::Sender<Job>,
+    /// The shutdown deadline, passed on to the connection threads.
+    deadline: std::sync::Arc<DeadlineCell>,
+    /// (ticket, events, answer) of each batch started and not settled.
+    waiting: Vec<(u64, usize, Answer)>,
+    next: u64,
+}
+
+impl Lanes {
+    /// Starts `n` connection threads, each with its copy of `sink`. The
+    /// threads end when the sink (and with it `jobs`) is dropped, after the
+    /// request they are in, if any.
+    fn start(sink: HttpSink, n: usize) -> Lanes {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let deadline = std::sync::Arc::new(DeadlineCell::default());
+        for i in 0..n {
+            let (rx, cell) = (rx.clone(), deadline.clone());
+            let mut sink = sink.lane_copy();
+            // A thread that cannot start leaves its jobs to the others; with
+            // none, `start` sends on the worker's thread.
+            let _ = std::thread::Builder::new()
+                .name(format!("ossa-events-http-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = {
+                            let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            rx.recv()
+                        };
+                        let Ok(job) = job else { break };
+                        let r = sink.send_by(&job.events, SendDeadline::live(&*cell));
+                        // The worker may have stopped waiting (shutdown).
+                        let _ = job.reply.send(r);
+                    }
+                });
+        }
+        Lanes {
+            jobs,
+            deadline,
+            waiting: Vec::new(),
+            next: 1,
+        }
+    }
 }
 
 impl HttpSink {
+    /// Requests in flight at once (see [`HttpSinkBuilder::pipeline`]).
+    ///
+    /// ```
+    /// use ossa_events::sink::{HttpSink, Sink};
+    /// let sink = HttpSink::builder("http://127.0.0.1:8080/events").pipeline(8).build()?;
+    /// assert_eq!(Sink::pipeline(&sink), 8);
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn pipeline(&self) -> usize {
+        self.pipeline
+    }
+
+    /// A sink for one connection thread: this one's settings and
+    /// connection pool, one request at a time.
+    fn lane_copy(&self) -> HttpSink {
+        HttpSink {
+            agent: self.agent.clone(),
+            uri: self.uri.clone(),
+            url: self.url.clone(),
+            mode: self.mode,
+            headers: self.headers.clone(),
+            gzip: self.gzip,
+            max_batch: self.max_batch,
+            timeout: self.timeout,
+            buf: Vec::new(),
+            gz: Vec::new(),
+            pipeline: 1,
+            lanes: None,
+        }
+    }
+
     /// The time limit of the next request, or the failure when `deadline`
     /// has passed already.
     pub(crate) fn limit(&self, deadline: SendDeadline<'_>) -> Result<Option<Duration>, Failure> {

@@ -1,0 +1,216 @@
+//! `emit` to stdout and `validate` write their lines in large pieces, not one
+//! `write` per line: what they report is still what came out. `emit` stopped
+//! by SIGTERM has printed exactly the events its summary counts delivered,
+//! each a whole line; stdout closed early (piped into `head`) ends in a
+//! report, not a panic; `validate` of a large input prints every event once,
+//! in order, and keeps its line numbers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::bin;
+
+fn line(i: usize) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"s-{i}","source":"/agents/t","type":"dev.ossa.tool.called","data":{{"n":{i},"pad":"{}"}}}}"#,
+        "x".repeat(300)
+    ) + "\n"
+}
+
+/// `emit: read N, delivered N, …`: the number after `name`.
+fn field(stderr: &str, name: &str) -> u64 {
+    let l = stderr
+        .lines()
+        .find(|l| l.starts_with("emit: read "))
+        .unwrap_or_else(|| panic!("no summary in {stderr:?}"));
+    let at = l.find(&format!("{name} ")).unwrap() + name.len() + 1;
+    l[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[test]
+fn emit_stopped_by_sigterm_has_printed_what_it_counts_delivered() {
+    let mut child = bin()
+        .arg("emit")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        out.read_to_end(&mut v).unwrap();
+        v
+    });
+    let mut err = child.stderr.take().unwrap();
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    // A stream of events, stdin kept open: the signal comes mid-run.
+    let writer = thread::spawn(move || {
+        let mut i = 0;
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            let chunk: String = (i..i + 250).map(line).collect();
+            if stdin.write_all(chunk.as_bytes()).is_err() {
+                break;
+            }
+            i += 250;
+            thread::sleep(Duration::from_millis(5));
+        }
+        i
+    });
+    thread::sleep(Duration::from_millis(800));
+    signal(child.id(), "TERM");
+    let status = child.wait().unwrap();
+    let stdout = reader.join().unwrap();
+    let stderr = err_reader.join().unwrap();
+    let _ = writer.join();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    let text = String::from_utf8(stdout).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "a torn last line");
+    let lines: Vec<&str> = text.lines().collect();
+    let delivered = field(&stderr, "delivered");
+    assert!(delivered > 0, "{stderr}");
+    assert_eq!(lines.len() as u64, delivered, "{stderr}");
+    // Every line whole and in order, none twice.
+    for (i, l) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["id"], format!("s-{i}"));
+    }
+    // Nothing vanished: what was read is delivered or counted not delivered.
+    let read = field(&stderr, "read");
+    let (failed, dropped) = (field(&stderr, "failed"), field(&stderr, "dropped"));
+    assert_eq!(read, delivered + failed + dropped, "{stderr}");
+}
+
+#[test]
+fn emit_into_a_closed_pipe_reports_and_does_not_panic() {
+    let mut child = bin()
+        .arg("emit")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        let all: String = (0..20_000).map(line).collect();
+        let _ = stdin.write_all(all.as_bytes());
+    });
+    // `| head -1`: one line, then the pipe is closed.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    drop(out);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    writer.join().unwrap();
+    assert!(first.contains(r#""id":"s-0""#), "{first}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    // Every event is accounted for: delivered (before the pipe closed) or failed.
+    let read = field(&stderr, "read");
+    let (delivered, failed, dropped) = (
+        field(&stderr, "delivered"),
+        field(&stderr, "failed"),
+        field(&stderr, "dropped"),
+    );
+    assert_eq!(read, delivered + failed + dropped, "{stderr}");
+    assert!(failed + dropped > 0, "{stderr}");
+}
+
+#[test]
+fn validate_prints_a_large_input_whole_and_keeps_line_numbers() {
+    let n = 20_000;
+    let mut input: String = (0..n).map(line).collect();
+    // An invalid line far into the input (line n + 1), then one more event.
+    input.push_str("{\"specversion\":\"1.0\"}\n");
+    input.push_str(&line(n));
+    let mut child = bin()
+        .arg("validate")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        // In small pieces, as a slow pipe delivers them.
+        for piece in input.as_bytes().chunks(7_001) {
+            stdin.write_all(piece).unwrap();
+        }
+    });
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("<stdin>:{}:", n + 1)), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let text = String::from_utf8(o.stdout).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let want: Vec<String> = (0..=n).map(|i| format!("s-{i}")).collect();
+    assert_eq!(ids, want);
+}
+
+#[test]
+fn validate_into_a_closed_pipe_keeps_validating() {
+    let input: String = (0..20_000).map(line).collect();
+    let mut child = bin()
+        .arg("validate")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    drop(out);
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(first.contains(r#""id":"s-0""#));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Every event was valid: closing stdout is not an invalid input.
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+}
