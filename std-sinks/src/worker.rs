@@ -126,6 +126,10 @@ struct State {
     /// the queue `seq`s `spill_seq..spill_seq + spilled`.
     spilled: u64,
     spill_seq: u64,
+    /// The worker waits in `take_batch` for events: only then does a new
+    /// event need to wake it (a wake is a syscall on the emitting thread;
+    /// a busy worker looks at the queue again before it waits).
+    worker_idle: bool,
 }
 
 impl State {
@@ -414,7 +418,7 @@ impl Shared {
         if first {
             st.oldest = Some(Instant::now());
         }
-        first || st.queue.len() == self.config.batch_size
+        st.worker_idle && (first || st.queue.len() == self.config.batch_size)
     }
 
     /// Writes `e` to the spool, making room first as its [`WhenFull`] says.
@@ -957,7 +961,9 @@ impl<'w> Worker<'w> {
                 if st.shutdown {
                     return Step::Stop;
                 }
+                st.worker_idle = true;
                 st = wait_on(&sh.wake, st, None);
+                st.worker_idle = false;
                 continue;
             }
             let now = Instant::now();
@@ -1015,7 +1021,9 @@ impl<'w> Worker<'w> {
             if let Some(d) = st.deadline {
                 until = Some(until.map_or(d, |u| u.min(d)));
             }
+            st.worker_idle = true;
             st = wait_on(&sh.wake, st, until);
+            st.worker_idle = false;
         }
     }
 
