@@ -59,6 +59,26 @@ pub(crate) fn printable_prefix(s: &[u8], space: bool) -> usize {
     n
 }
 
+/// Length of the prefix of `s` (a multiple of 8) that an HTTP header value
+/// carries as it is: printable ASCII 0x21..=0x7e other than `"` and `%`
+/// (what `format::binary::needs_percent` leaves alone).
+#[inline]
+pub(crate) fn header_plain_prefix(s: &[u8]) -> usize {
+    let mut n = 0;
+    for chunk in s.chunks_exact(8) {
+        let v = word(chunk);
+        if has_less_than(v, 0x21)
+            || (v | v.wrapping_add(ONES)) & HIGHS != 0
+            || has_zero(v ^ (ONES * u64::from(b'"')))
+            || has_zero(v ^ (ONES * u64::from(b'%')))
+        {
+            break;
+        }
+        n += 8;
+    }
+    n
+}
+
 /// Whether `s` has no byte at or below 0x20 (no JSON whitespace, no control).
 #[inline]
 pub(crate) fn no_space_or_control(s: &[u8]) -> bool {
@@ -91,6 +111,7 @@ mod tests {
                             1 => b'\\',
                             2 => (seed >> 8) as u8 % 0x20,
                             3 => 0x7f,
+                            6 => b'%',
                             4 => 0x80 | (seed >> 8) as u8,
                             5 => b' ',
                             _ => 0x21 + (seed >> 8) as u8 % 0x5e,
@@ -111,6 +132,11 @@ mod tests {
                     assert_eq!(printable_prefix(&s, space), p / 8 * 8, "{s:?}");
                 }
                 assert_eq!(no_space_or_control(&s), s.iter().all(|&b| b > 0x20));
+                let h = s
+                    .iter()
+                    .position(|&b| b <= 0x20 || b >= 0x7f || b == b'"' || b == b'%')
+                    .unwrap_or(s.len());
+                assert_eq!(header_plain_prefix(&s), h / 8 * 8, "{s:?}");
             }
         }
     }

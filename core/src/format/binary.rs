@@ -417,8 +417,13 @@ impl<'a> HeaderValue<'a> {
             return write_all(w, s.as_bytes()).map_err(Into::into);
         }
         let bytes = s.as_bytes();
+        // Eight bytes at a time through the common case: nothing to encode.
+        let plain = crate::swar::header_plain_prefix(bytes);
+        if plain == bytes.len() {
+            return write_all(w, bytes).map_err(Into::into);
+        }
         let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
+        for (i, &b) in bytes.iter().enumerate().skip(plain) {
             if needs_percent(b) {
                 if start < i {
                     write_all(w, bytes.get(start..i).unwrap_or(&[]))?;
