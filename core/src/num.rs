@@ -38,14 +38,16 @@ pub(crate) fn div_rem_u64(n: u64, d: u16) -> (u64, u32) {
 #[inline]
 pub(crate) fn div_rem_euclid_i64(n: i64, d: u16) -> (i64, u32) {
     let (q, r) = div_rem_u64(n.unsigned_abs(), d);
-    // |n| / d <= 2^63 / 2 fits an i64.
+    // The true quotient fits an i64; only |i64::MIN| / 1 = 2^63 does not
+    // as a positive number, and wraps to i64::MIN, which negated (wrapping)
+    // is the answer again. With a remainder, d >= 2 and |q| < 2^62.
     let q = q as i64;
     if n >= 0 {
         (q, r)
     } else if r == 0 {
-        (-q, 0)
+        (q.wrapping_neg(), 0)
     } else {
-        (-q - 1, u32::from(d) - r)
+        (q.wrapping_neg() - 1, u32::from(d) - r)
     }
 }
 
@@ -111,6 +113,20 @@ mod tests {
                 assert_eq!(
                     div_rem_u64(n, d),
                     (n / u64::from(d), (n % u64::from(d)) as u32)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn euclidean_division_at_the_ends_of_i64() {
+        for n in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX] {
+            for d in [1u16, 2, 3, 65535] {
+                let (q, r) = div_rem_euclid_i64(n, d);
+                assert_eq!(
+                    (q, i64::from(r)),
+                    (n.div_euclid(i64::from(d)), n.rem_euclid(i64::from(d))),
+                    "{n} / {d}"
                 );
             }
         }

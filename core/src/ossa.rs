@@ -176,9 +176,15 @@ impl<'a> RawJson<'a> {
     /// JSON text the caller vouches for, not checked: for literals in
     /// firmware, where [`new`](Self::new) would link a JSON validator (about
     /// 4 KiB of flash on a Cortex-M) only to check constants. Check them once
-    /// in a host test with `new`. Encoders still write the text compact;
-    /// text that is not one well-formed JSON value makes the events that
-    /// carry it malformed (a receiver rejects them), nothing worse.
+    /// in a host test with `new`. Only `'static` text is taken, so input read
+    /// at run time cannot reach it by accident.
+    ///
+    /// The encoders copy the text as it is (compacted outside strings), so
+    /// text that is not exactly one well-formed JSON value is written into
+    /// the event unchecked: it can make the event malformed, and crafted text
+    /// can add members to the event (`1},"id":"x`) or, with a raw newline in
+    /// a string, split a JSON Lines record in two. Never pass it anything
+    /// but a literal you have checked.
     ///
     /// ```
     /// use ossa_events_core::{format::json, ossa, Event, RawJson};
@@ -191,7 +197,7 @@ impl<'a> RawJson<'a> {
     /// assert!(buf[..n].ends_with(br#""arguments":{"power_pct":60}}}"#)); // compact
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub const fn trusted(json: &'a str) -> Self {
+    pub const fn trusted(json: &'static str) -> Self {
         RawJson {
             json,
             compact: false,

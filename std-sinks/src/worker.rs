@@ -891,7 +891,12 @@ struct Worker<'a> {
     depth: usize,
     /// Batches started and not settled, oldest first (pipelined sinks).
     started: VecDeque<(Ticket, Taken)>,
+    /// The next batch's buffers (events, spool numbers, open flags), made
+    /// before the queue lock is taken and kept when no batch was taken.
+    spare: Option<BatchBuffers>,
 }
+
+type BatchBuffers = (Vec<Encoded>, Vec<Option<u64>>, Vec<bool>);
 
 /// The worker thread: named phases in a loop.
 fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
@@ -911,6 +916,7 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
         max_batch,
         depth,
         started: VecDeque::new(),
+        spare: None,
     };
     loop {
         match w.take_batch() {
@@ -934,10 +940,14 @@ impl<'w> Worker<'w> {
         // The batch's buffers are made before the lock is taken: the
         // emitting threads wait for this lock, so under it the batch is
         // only moved, never allocated (issue 16's `emit()` tail).
-        let cap = cfg.batch_size.min(self.max_batch).max(1);
-        let mut events: Vec<Encoded> = Vec::with_capacity(cap);
-        let mut spooled: Vec<Option<u64>> = Vec::with_capacity(cap);
-        let mut open: Vec<bool> = vec![true; cap];
+        if self.spare.is_none() {
+            let cap = cfg.batch_size.min(self.max_batch).max(1);
+            self.spare = Some((
+                Vec::with_capacity(cap),
+                Vec::with_capacity(cap),
+                Vec::with_capacity(cap),
+            ));
+        }
         let mut st = sh.lock();
         loop {
             st = self.spool_upkeep(st);
@@ -977,6 +987,8 @@ impl<'w> Worker<'w> {
             if due && held_back.is_none() && self.started.len() < self.depth {
                 let n = st.queue.len().min(self.max_batch);
                 let first_seq = st.queue.front().map_or(st.next_seq, |q| q.seq);
+                // Made above; empty (no allocation) in the case that cannot be.
+                let (mut events, mut spooled, mut open) = self.spare.take().unwrap_or_default();
                 for q in st.queue.drain(..n) {
                     events.push(q.event);
                     spooled.push(q.spooled);

@@ -214,3 +214,53 @@ fn validate_into_a_closed_pipe_keeps_validating() {
     // Every event was valid: closing stdout is not an invalid input.
     assert_eq!(o.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn validate_takes_lines_longer_than_its_reads_whole() {
+    // Events of ~1 MiB each (four times validate's 256 KiB read), between
+    // short ones, written in pieces: each is read in several reads and only
+    // the fresh bytes are searched for its end; every line keeps its number.
+    let big = |i: usize| {
+        format!(
+            r#"{{"specversion":"1.0","id":"big-{i}","source":"/agents/t","type":"t","data":{{"pad":"{}"}}}}"#,
+            "y".repeat(1 << 20)
+        ) + "\n"
+    };
+    let mut input = String::new();
+    input.push_str(&line(0));
+    input.push_str(&big(1));
+    input.push_str(&line(2));
+    input.push_str(&big(3));
+    input.push_str("{\"specversion\":\"1.0\",\"id\":\"x\"}\n"); // line 5: no source
+    input.push_str(&big(5));
+    let mut child = bin()
+        .arg("validate")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        for piece in input.as_bytes().chunks(100_003) {
+            stdin.write_all(piece).unwrap();
+        }
+    });
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("<stdin>:5:"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let text = String::from_utf8(o.stdout).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, ["s-0", "big-1", "s-2", "big-3", "big-5"]);
+}

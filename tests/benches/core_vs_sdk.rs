@@ -21,7 +21,7 @@
 
 use std::alloc::System;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cloudevents::{AttributesReader as _, EventBuilder as _, EventBuilderV10};
 use criterion::{BatchSize, Criterion};
@@ -31,12 +31,16 @@ use ossa_events::io::{SliceWriter, write_all};
 use ossa_events::ossa::{self, ToolCalled};
 use ossa_events::parse::json::parse_event;
 use ossa_events::{Event, RawJson, Scratch, SystemClock};
-use ossa_events_tests::median;
+use ossa_events_tests::{interleaved, run_ns, run_ns_batched};
+
+#[path = "shared/allocs.rs"]
+mod allocs;
+use allocs::{allocs_per_op, allocs_per_op_batched};
 use ossa_events_tests::typical::{
     self, AGENT_ID, ARGUMENTS, CALL_ID, INTERACTION_ID, SOURCE, SPAN_ID, TOOL, TRACE_ID,
     fixed_event, tool_called,
 };
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -218,80 +222,8 @@ fn sdk_http_binary(ev: cloudevents::Event) -> SdkRequest {
 }
 
 // ---------------------------------------------------------------------------
-// Own measurement: allocations and a median-of-runs timer.
-
-/// Allocations (allocs + reallocs) per call of `f`, after one warm-up call.
-fn allocs_per_op<O>(n: usize, mut f: impl FnMut() -> O) -> f64 {
-    black_box(f());
-    let region = Region::new(GLOBAL);
-    for _ in 0..n {
-        black_box(f());
-    }
-    let s = region.change();
-    (s.allocations + s.reallocations) as f64 / n as f64
-}
-
-/// Allocations per call of `routine`, inputs made by `setup` outside the count
-/// and outputs dropped outside it.
-fn allocs_per_op_batched<I, O>(
-    n: usize,
-    mut setup: impl FnMut() -> I,
-    mut routine: impl FnMut(I) -> O,
-) -> f64 {
-    black_box(routine(setup()));
-    let inputs: Vec<I> = (0..n).map(|_| setup()).collect();
-    let mut outputs = Vec::with_capacity(n);
-    let region = Region::new(GLOBAL);
-    for i in inputs {
-        outputs.push(routine(i));
-    }
-    let s = region.change();
-    drop(outputs);
-    (s.allocations + s.reallocations) as f64 / n as f64
-}
-
-/// Mean ns per call of `f` over `iters` calls (one run).
-fn run_ns<O>(iters: usize, mut f: impl FnMut() -> O) -> f64 {
-    let t = Instant::now();
-    for _ in 0..iters {
-        black_box(f());
-    }
-    t.elapsed().as_nanos() as f64 / iters as f64
-}
-
-/// As [`run_ns`], with inputs made by `setup` before the clock starts and the
-/// outputs dropped after it stops (what criterion's `iter_batched` does).
-fn run_ns_batched<I, O>(
-    iters: usize,
-    mut setup: impl FnMut() -> I,
-    mut routine: impl FnMut(I) -> O,
-) -> f64 {
-    let inputs: Vec<I> = (0..iters).map(|_| setup()).collect();
-    let mut outputs = Vec::with_capacity(iters);
-    let t = Instant::now();
-    for i in inputs {
-        outputs.push(routine(i));
-    }
-    let ns = t.elapsed().as_nanos() as f64 / iters as f64;
-    drop(black_box(outputs));
-    ns
-}
-
-/// Runs each timer `runs` times, interleaved (ours and the SDK's runs
-/// alternate, so drifting load on a shared machine hits both alike), after
-/// one discarded warm-up round; returns the median of each.
-fn interleaved<const K: usize>(runs: usize, mut timers: [&mut dyn FnMut() -> f64; K]) -> [f64; K] {
-    for t in timers.iter_mut() {
-        t();
-    }
-    let mut samples: [Vec<f64>; K] = std::array::from_fn(|_| Vec::with_capacity(runs));
-    for _ in 0..runs {
-        for (t, s) in timers.iter_mut().zip(samples.iter_mut()) {
-            s.push(t());
-        }
-    }
-    samples.map(|mut s| median(&mut s))
-}
+// Own measurement: the summary rows (timers in `ossa_events_tests`,
+// allocation counts in `shared/allocs.rs`).
 
 struct Row {
     name: &'static str,
@@ -368,18 +300,20 @@ fn main() {
 
     // --- Allocations per operation ---------------------------------------
     const N: usize = 200;
-    let a_build_ossa = allocs_per_op(N, || ours_build_encode_ossa(&mut buf));
-    let a_build_raw = allocs_per_op(N, || ours_build_encode_raw(&data_text, &mut buf));
-    let a_build_sdk = allocs_per_op(N, || sdk_build_encode(&mut sdk_out));
-    let a_enc = allocs_per_op(N, || ours_encode(&built, &mut buf));
-    let a_enc_sdk = allocs_per_op(N, || sdk_encode(&sdk_built, &mut sdk_out));
-    let a_parse = allocs_per_op(N, || ours_parse(&input));
-    let a_parse_e = allocs_per_op(N, || ours_parse(&input_escaped));
-    let a_parse_sdk = allocs_per_op(N, || sdk_parse(&input));
-    let a_parse_sdk_e = allocs_per_op(N, || sdk_parse(&input_escaped));
-    let a_http_parsed = allocs_per_op(N, || ours_http_binary(&parsed, &mut head, &mut body));
-    let a_http_built = allocs_per_op(N, || ours_http_binary(&built, &mut head, &mut body));
-    let a_http_sdk = allocs_per_op_batched(N, || sdk_event.clone(), sdk_http_binary);
+    let a_build_ossa = allocs_per_op(GLOBAL, N, || ours_build_encode_ossa(&mut buf));
+    let a_build_raw = allocs_per_op(GLOBAL, N, || ours_build_encode_raw(&data_text, &mut buf));
+    let a_build_sdk = allocs_per_op(GLOBAL, N, || sdk_build_encode(&mut sdk_out));
+    let a_enc = allocs_per_op(GLOBAL, N, || ours_encode(&built, &mut buf));
+    let a_enc_sdk = allocs_per_op(GLOBAL, N, || sdk_encode(&sdk_built, &mut sdk_out));
+    let a_parse = allocs_per_op(GLOBAL, N, || ours_parse(&input));
+    let a_parse_e = allocs_per_op(GLOBAL, N, || ours_parse(&input_escaped));
+    let a_parse_sdk = allocs_per_op(GLOBAL, N, || sdk_parse(&input));
+    let a_parse_sdk_e = allocs_per_op(GLOBAL, N, || sdk_parse(&input_escaped));
+    let a_http_parsed = allocs_per_op(GLOBAL, N, || {
+        ours_http_binary(&parsed, &mut head, &mut body)
+    });
+    let a_http_built = allocs_per_op(GLOBAL, N, || ours_http_binary(&built, &mut head, &mut body));
+    let a_http_sdk = allocs_per_op_batched(GLOBAL, N, || sdk_event.clone(), sdk_http_binary);
     println!("allocations per operation (allocs + reallocs):");
     for (name, a) in [
         ("build_encode/ours_ossa_payload", a_build_ossa),

@@ -27,7 +27,7 @@
 
 use std::alloc::System;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cloudevents::{EventBuilder as _, EventBuilderV10};
 use criterion::{BatchSize, Criterion};
@@ -36,9 +36,13 @@ use ossa_events::format::json;
 use ossa_events::io::{SliceWriter, write_all};
 use ossa_events::parse::json::parse_event;
 use ossa_events::{Event, Scratch, Timestamp};
-use ossa_events_tests::median;
+use ossa_events_tests::{interleaved, run_ns, run_ns_batched};
+
+#[path = "shared/allocs.rs"]
+mod allocs;
+use allocs::allocs_per_op;
 use serde::{Deserialize, Serialize};
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -282,57 +286,6 @@ fn sdk_headers(ev: cloudevents::Event, out: &mut Vec<u8>) -> usize {
 }
 
 // ---------------------------------------------------------------------------
-// Own measurement
-
-fn allocs_per_op<O>(n: usize, mut f: impl FnMut() -> O) -> f64 {
-    black_box(f());
-    let region = Region::new(GLOBAL);
-    for _ in 0..n {
-        black_box(f());
-    }
-    let s = region.change();
-    (s.allocations + s.reallocations) as f64 / n as f64
-}
-
-fn run_ns<O>(iters: usize, mut f: impl FnMut() -> O) -> f64 {
-    let t = Instant::now();
-    for _ in 0..iters {
-        black_box(f());
-    }
-    t.elapsed().as_nanos() as f64 / iters as f64
-}
-
-fn run_ns_batched<I, O>(
-    iters: usize,
-    mut setup: impl FnMut() -> I,
-    mut routine: impl FnMut(I) -> O,
-) -> f64 {
-    let inputs: Vec<I> = (0..iters).map(|_| setup()).collect();
-    let mut outputs = Vec::with_capacity(iters);
-    let t = Instant::now();
-    for i in inputs {
-        outputs.push(routine(i));
-    }
-    let ns = t.elapsed().as_nanos() as f64 / iters as f64;
-    drop(black_box(outputs));
-    ns
-}
-
-/// Runs each timer `runs` times, interleaved, after a discarded warm-up
-/// round; the median of each.
-fn interleaved<const K: usize>(runs: usize, mut timers: [&mut dyn FnMut() -> f64; K]) -> [f64; K] {
-    for t in timers.iter_mut() {
-        t();
-    }
-    let mut samples: [Vec<f64>; K] = std::array::from_fn(|_| Vec::with_capacity(runs));
-    for _ in 0..runs {
-        for (t, s) in timers.iter_mut().zip(samples.iter_mut()) {
-            s.push(t());
-        }
-    }
-    samples.map(|mut s| median(&mut s))
-}
-
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let (iters, runs) = if bench_mode { (2000, 15) } else { (20, 3) };
@@ -375,25 +328,25 @@ fn main() {
     let allocs = [
         (
             "build_encode/ours",
-            allocs_per_op(N, || ours_build_encode(&p, &mut buf)),
+            allocs_per_op(GLOBAL, N, || ours_build_encode(&p, &mut buf)),
         ),
         (
             "build_encode/sdk",
-            allocs_per_op(N, || sdk_build_encode(&p)),
+            allocs_per_op(GLOBAL, N, || sdk_build_encode(&p)),
         ),
         (
             "build_encode/floor",
-            allocs_per_op(N, || floor_encode(&p, &mut buf)),
+            allocs_per_op(GLOBAL, N, || floor_encode(&p, &mut buf)),
         ),
-        ("parse/ours", allocs_per_op(N, || ours_parse(input))),
-        ("parse/sdk", allocs_per_op(N, || sdk_parse(input))),
+        ("parse/ours", allocs_per_op(GLOBAL, N, || ours_parse(input))),
+        ("parse/sdk", allocs_per_op(GLOBAL, N, || sdk_parse(input))),
         (
             "parse/serde_borrowed",
-            allocs_per_op(N, || serde_borrowed_parse(input)),
+            allocs_per_op(GLOBAL, N, || serde_borrowed_parse(input)),
         ),
         (
             "http_headers/ours",
-            allocs_per_op(N, || ours_headers(&from_input, &mut head)),
+            allocs_per_op(GLOBAL, N, || ours_headers(&from_input, &mut head)),
         ),
     ];
     println!("allocations per operation (allocs + reallocs):");

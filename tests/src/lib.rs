@@ -141,3 +141,50 @@ pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
+
+/// Mean ns per call of `f` over `iters` calls (one run of a bench's own
+/// timing loop).
+pub fn run_ns<O>(iters: usize, mut f: impl FnMut() -> O) -> f64 {
+    let t = std::time::Instant::now();
+    for _ in 0..iters {
+        std::hint::black_box(f());
+    }
+    t.elapsed().as_nanos() as f64 / iters as f64
+}
+
+/// As [`run_ns`], with inputs made by `setup` before the clock starts and the
+/// outputs dropped after it stops (what criterion's `iter_batched` does).
+pub fn run_ns_batched<I, O>(
+    iters: usize,
+    mut setup: impl FnMut() -> I,
+    mut routine: impl FnMut(I) -> O,
+) -> f64 {
+    let inputs: Vec<I> = (0..iters).map(|_| setup()).collect();
+    let mut outputs = Vec::with_capacity(iters);
+    let t = std::time::Instant::now();
+    for i in inputs {
+        outputs.push(routine(i));
+    }
+    let ns = t.elapsed().as_nanos() as f64 / iters as f64;
+    drop(std::hint::black_box(outputs));
+    ns
+}
+
+/// Runs each timer `runs` times, interleaved (the runs of every side
+/// alternate, so load drifting on a shared machine hits all alike), after
+/// one discarded warm-up round; returns the median of each.
+pub fn interleaved<const K: usize>(
+    runs: usize,
+    mut timers: [&mut dyn FnMut() -> f64; K],
+) -> [f64; K] {
+    for t in timers.iter_mut() {
+        t();
+    }
+    let mut samples: [Vec<f64>; K] = std::array::from_fn(|_| Vec::with_capacity(runs));
+    for _ in 0..runs {
+        for (t, s) in timers.iter_mut().zip(samples.iter_mut()) {
+            s.push(t());
+        }
+    }
+    samples.map(|mut s| median(&mut s))
+}

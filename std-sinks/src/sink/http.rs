@@ -600,19 +600,28 @@ impl ureq::unversioned::resolver::Resolver for Resolve {
             return Ok(v);
         }
         let now = std::time::Instant::now();
-        let mut last = self
+        {
+            let last = self
+                .last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((k, at, addrs)) = &*last
+                && *k == key
+                && now.duration_since(*at) < RESOLVE_TTL
+            {
+                return Ok(addrs.clone());
+            }
+        }
+        // Looked up without the lock: each request's lookup is bounded by
+        // its own timeout, and a resolver that does not answer cannot queue
+        // the pipeline's requests behind one another (64 lanes waiting 10 s
+        // each outlasted any shutdown deadline). Lanes that miss at once may
+        // each look up; the last answer is kept.
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        *self
             .last
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((k, at, addrs)) = &*last
-            && *k == key
-            && now.duration_since(*at) < RESOLVE_TTL
-        {
-            return Ok(addrs.clone());
-        }
-        // Looked up under the lock: requests at once wait for one lookup.
-        let addrs = self.inner.resolve(uri, config, timeout)?;
-        *last = Some((key, now, addrs.clone()));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((key, now, addrs.clone()));
         Ok(addrs)
     }
 }
@@ -724,11 +733,13 @@ impl Sink for HttpSink {
     }
 
     /// Waits for the answer of the batch of `ticket`, passing `deadline` on
-    /// to the connection threads: their requests end by it, and the events
-    /// delivered by then are answered for as delivered. An answer still
-    /// missing shortly after it counts its events timed out (retryable:
-    /// the emitter, shutting down, gives up on them; a request may still
-    /// arrive).
+    /// to the connection threads: requests they start after it is known end
+    /// by it, and the events delivered by then are answered for as
+    /// delivered. A request already under way when shutdown began keeps its
+    /// own `timeout`. An answer still missing shortly after the deadline
+    /// counts its events timed out (retryable: the emitter, shutting down,
+    /// gives up on them), so a collector may still receive events that were
+    /// reported as shutdown-timeout: at-least-once, as the retries are.
     fn settle(
         &mut self,
         ticket: Ticket,
@@ -782,7 +793,8 @@ impl Sink for HttpSink {
 }
 
 /// How long past the shutdown deadline [`HttpSink::settle`] waits for a
-/// connection thread's answer (its requests end at the deadline).
+/// connection thread's answer (requests started once the deadline is known
+/// end at it).
 const SETTLE_GRACE: Duration = Duration::from_millis(500);
 
 /// The emitter's shutdown deadline as the worker last passed it on, read by
