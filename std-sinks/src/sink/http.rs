@@ -871,7 +871,16 @@ impl Lanes {
                             rx.recv()
                         };
                         let Ok(job) = job else { break };
-                        let r = sink.send_by(&job.events, SendDeadline::live(&*cell));
+                        // A panic is the request's fatal answer, as the
+                        // worker's own sink calls get, and the lane lives on.
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            sink.send_by(&job.events, SendDeadline::live(&*cell))
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(SendError::fatal(Error::Transport(
+                                "HTTP connection thread panicked".into(),
+                            )))
+                        });
                         // The worker may have stopped waiting (shutdown).
                         let _ = job.reply.send(r);
                     }
