@@ -23,6 +23,40 @@ fn line(i: usize) -> String {
     ) + "\n"
 }
 
+/// `validate` of `input` written to its stdin in pieces of `piece` bytes.
+fn validate_in_pieces(input: String, piece: usize) -> std::process::Output {
+    let mut child = bin()
+        .arg("validate")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        for p in input.as_bytes().chunks(piece) {
+            stdin.write_all(p).unwrap();
+        }
+    });
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    o
+}
+
+/// The `id` of each JSON line of `stdout`, in order.
+fn ids_of(stdout: &[u8]) -> Vec<String> {
+    std::str::from_utf8(stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// `emit: read N, delivered N, …`: the number after `name`.
 fn field(stderr: &str, name: &str) -> u64 {
     let l = stderr
@@ -156,36 +190,13 @@ fn validate_prints_a_large_input_whole_and_keeps_line_numbers() {
     // An invalid line far into the input (line n + 1), then one more event.
     input.push_str("{\"specversion\":\"1.0\"}\n");
     input.push_str(&line(n));
-    let mut child = bin()
-        .arg("validate")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = thread::spawn(move || {
-        // In small pieces, as a slow pipe delivers them.
-        for piece in input.as_bytes().chunks(7_001) {
-            stdin.write_all(piece).unwrap();
-        }
-    });
-    let o = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    // In small pieces, as a slow pipe delivers them.
+    let o = validate_in_pieces(input, 7_001);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("<stdin>:{}:", n + 1)), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    let text = String::from_utf8(o.stdout).unwrap();
-    let ids: Vec<String> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let ids = ids_of(&o.stdout);
     let want: Vec<String> = (0..=n).map(|i| format!("s-{i}")).collect();
     assert_eq!(ids, want);
 }
@@ -233,34 +244,11 @@ fn validate_takes_lines_longer_than_its_reads_whole() {
     input.push_str(&big(3));
     input.push_str("{\"specversion\":\"1.0\",\"id\":\"x\"}\n"); // line 5: no source
     input.push_str(&big(5));
-    let mut child = bin()
-        .arg("validate")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = thread::spawn(move || {
-        for piece in input.as_bytes().chunks(100_003) {
-            stdin.write_all(piece).unwrap();
-        }
-    });
-    let o = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let o = validate_in_pieces(input, 100_003);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("<stdin>:5:"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    let text = String::from_utf8(o.stdout).unwrap();
-    let ids: Vec<String> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let ids = ids_of(&o.stdout);
     assert_eq!(ids, ["s-0", "big-1", "s-2", "big-3", "big-5"]);
 }

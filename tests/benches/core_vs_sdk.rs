@@ -27,11 +27,11 @@ use cloudevents::{AttributesReader as _, EventBuilder as _, EventBuilderV10};
 use criterion::{BatchSize, Criterion};
 use ossa_events::format::binary::{self, Binding};
 use ossa_events::format::json;
-use ossa_events::io::{SliceWriter, write_all};
+use ossa_events::io::SliceWriter;
 use ossa_events::ossa::{self, ToolCalled};
 use ossa_events::parse::json::parse_event;
 use ossa_events::{Event, RawJson, Scratch, SystemClock};
-use ossa_events_tests::{interleaved, run_ns, run_ns_batched};
+use ossa_events_tests::{interleaved, run_ns, run_ns_batched, write_http_header_lines};
 
 #[path = "shared/allocs.rs"]
 mod allocs;
@@ -188,18 +188,7 @@ fn sdk_parse(input: &[u8]) -> cloudevents::Event {
 /// reused buffer (an `.ossa(&payload)` event serializes its payload here).
 /// Returns header bytes + body bytes.
 fn ours_http_binary(ev: &Event<'_>, head: &mut [u8; 1024], body: &mut [u8; 1024]) -> usize {
-    let mut w = SliceWriter::new(head);
-    for h in binary::headers(ev, Binding::Http) {
-        h.name().write_to(&mut w).unwrap();
-        write_all(&mut w, b": ").unwrap();
-        h.value().write_to(&mut w).unwrap();
-        write_all(&mut w, b"\r\n").unwrap();
-    }
-    if let Some(ct) = binary::content_type(ev) {
-        write_all(&mut w, b"Content-Type: ").unwrap();
-        write_all(&mut w, ct.as_bytes()).unwrap();
-        write_all(&mut w, b"\r\n").unwrap();
-    }
+    let head_len = write_http_header_lines(ev, head);
     let body_len = match binary::body_slice(ev) {
         Some(b) => black_box(b).len(),
         None => {
@@ -208,7 +197,7 @@ fn ours_http_binary(ev: &Event<'_>, head: &mut [u8; 1024], body: &mut [u8; 1024]
             bw.len()
         }
     };
-    w.len() + body_len
+    head_len + body_len
 }
 
 type SdkRequest = http::Request<Option<Vec<u8>>>;

@@ -31,12 +31,10 @@ use std::time::Duration;
 
 use cloudevents::{EventBuilder as _, EventBuilderV10};
 use criterion::{BatchSize, Criterion};
-use ossa_events::format::binary::{self, Binding};
 use ossa_events::format::json;
-use ossa_events::io::{SliceWriter, write_all};
 use ossa_events::parse::json::parse_event;
 use ossa_events::{Event, Scratch, Timestamp};
-use ossa_events_tests::{interleaved, run_ns, run_ns_batched};
+use ossa_events_tests::{interleaved, run_ns, run_ns_batched, write_http_header_lines};
 
 #[path = "shared/allocs.rs"]
 mod allocs;
@@ -255,19 +253,7 @@ fn serde_borrowed_parse(input: &[u8]) -> usize {
 
 /// Ours: every `ce-` header and `Content-Type`, names and values written out.
 fn ours_headers(ev: &Event<'_>, head: &mut [u8; 1024]) -> usize {
-    let mut w = SliceWriter::new(head);
-    for h in binary::headers(ev, Binding::Http) {
-        h.name().write_to(&mut w).unwrap();
-        write_all(&mut w, b": ").unwrap();
-        h.value().write_to(&mut w).unwrap();
-        write_all(&mut w, b"\r\n").unwrap();
-    }
-    if let Some(ct) = binary::content_type(ev) {
-        write_all(&mut w, b"Content-Type: ").unwrap();
-        write_all(&mut w, ct.as_bytes()).unwrap();
-        write_all(&mut w, b"\r\n").unwrap();
-    }
-    w.len()
+    write_http_header_lines(ev, head)
 }
 
 /// The sdk: `http::Request::try_from(event)` (0.9 `http-binding`), then its
