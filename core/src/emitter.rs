@@ -283,6 +283,10 @@ impl<E: fmt::Debug> core::error::Error for EmitError<E> {}
 pub(crate) struct Inner<'a, I: IdSource, C: Clock, const N: usize, const B: usize> {
     pub(crate) config: Config<'a>,
     pub(crate) context: ossa::Context<'a>,
+    /// The `traceparent` of `context`'s ids (empty when it has none, or
+    /// they are not W3C ids): copied into each event's, so an event with
+    /// the context's ids has it without the ids being checked again.
+    traceparent: TraceParentText,
     pub(crate) batch: Batch<N, B>,
     pub(crate) ids: I,
     pub(crate) clock: C,
@@ -311,10 +315,22 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
             batch: Batch::new(config.format),
             config,
             context: ossa::Context::default(),
+            traceparent: TraceParentText::new(),
             ids,
             clock,
             oldest_ms: None,
             counters: Counters::default(),
+        }
+    }
+
+    /// Sets the OSSA context and derives its `traceparent` once.
+    pub(crate) fn set_context(&mut self, context: ossa::Context<'a>) {
+        self.context = context;
+        self.traceparent = TraceParentText::new();
+        if let (Some(t), Some(s)) = (context.trace_id, context.span_id)
+            && let Ok(tp) = crate::trace::TraceParent::new(t, s, crate::trace::FLAG_SAMPLED)
+        {
+            self.traceparent.write(&tp);
         }
     }
 
@@ -343,6 +359,7 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
             }
         }
         if self.config.traceparent {
+            traceparent.clone_from(&self.traceparent);
             b.fill_traceparent(traceparent);
         }
         b.build().map_err(|e| {
@@ -472,7 +489,7 @@ macro_rules! common_methods {
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         pub fn set_context(&mut self, context: ossa::Context<'a>) {
-            self.inner.context = context;
+            self.inner.set_context(context);
         }
         /// The OSSA context.
         ///

@@ -129,6 +129,11 @@ pub struct Event<'a> {
     pub(crate) time: Option<Timestamp>,
     pub(crate) data: Option<Data<'a>>,
     pub(crate) extensions: Extensions<'a>,
+    /// Bit `i`: extension `i` is the `traceparent` an emitter derived (a
+    /// String of hex digits and `-`), which the JSON writer copies without
+    /// scanning it. Only `EventBuilder::fill_traceparent` sets a bit, and
+    /// setting the extension again clears it.
+    pub(crate) derived_tp: u16,
 }
 
 impl<'a> Event<'a> {
@@ -170,6 +175,7 @@ impl<'a> Event<'a> {
             dataschema_rule: None,
             error: None,
             set: SET_ID | SET_SOURCE | SET_TYPE,
+            tp_derived: false,
         }
     }
 
@@ -717,6 +723,9 @@ pub struct EventBuilder<'a> {
     error: Option<ValidationError>,
     /// Which of id, source, type were set (to tell "missing" from "empty").
     set: u8,
+    /// `traceparent` was derived from `ossatraceid`/`ossaspanid`, and none
+    /// of the three has been set since: they agree by construction.
+    tp_derived: bool,
 }
 
 const SET_ID: u8 = 1;
@@ -750,6 +759,7 @@ impl<'a> EventBuilder<'a> {
                 time: None,
                 data: None,
                 extensions: Extensions::new(),
+                derived_tp: 0,
             },
             time_str: None,
             data_rule: None,
@@ -760,6 +770,7 @@ impl<'a> EventBuilder<'a> {
             dataschema_rule: None,
             error: None,
             set: 0,
+            tp_derived: false,
         }
     }
 
@@ -1068,14 +1079,16 @@ impl<'a> EventBuilder<'a> {
         self.store_ext(name, ExtValue::String(value), !is_valid_string(value));
     }
 
-    /// Sets extension `name` (a constant) to a value that is valid by
-    /// construction.
-    fn put_trusted_ext(&mut self, name: &'static str, value: ExtValue<'a>) {
-        self.store_ext(name, value, false);
-    }
-
     /// Replaces or appends extension `name`, noting whether its check failed.
     fn store_ext(&mut self, name: &'a str, value: ExtValue<'a>, bad: bool) {
+        if self.tp_derived
+            && matches!(
+                name,
+                crate::trace::EXT_TRACEPARENT | ossa::EXT_TRACE_ID | ossa::EXT_SPAN_ID
+            )
+        {
+            self.tp_derived = false;
+        }
         let i = match self.ev.extensions.iter().position(|e| e.name == name) {
             Some(i) => {
                 if let Some(e) = self.ev.extensions.get_mut(i) {
@@ -1083,26 +1096,34 @@ impl<'a> EventBuilder<'a> {
                 }
                 i
             }
-            None => {
-                if self.ev.extensions.push(Extension { name, value }).is_err() {
-                    if self.error.is_none() {
-                        self.error = Some(ValidationError::new(
-                            Attribute::named(name),
-                            Rule::TooManyExtensions,
-                        ));
-                    }
-                    return;
-                }
-                self.ev.extensions.len() - 1
-            }
+            None => match self.push_new_ext(name, value) {
+                Some(i) => i,
+                None => return,
+            },
         };
         // i < MAX_EXTENSIONS = 16
         let bit = 1u16 << (i % 16);
+        self.ev.derived_tp &= !bit;
         if bad {
             self.ext_bad |= bit;
         } else {
             self.ext_bad &= !bit;
         }
+    }
+
+    /// Appends extension `name`, known not to be set yet; returns its index
+    /// (`None`, with the error noted, when there is no room).
+    fn push_new_ext(&mut self, name: &'a str, value: ExtValue<'a>) -> Option<usize> {
+        if self.ev.extensions.push(Extension { name, value }).is_err() {
+            if self.error.is_none() {
+                self.error = Some(ValidationError::new(
+                    Attribute::named(name),
+                    Rule::TooManyExtensions,
+                ));
+            }
+            return None;
+        }
+        Some(self.ev.extensions.len() - 1)
     }
     /// Whether extension `name` is set.
     ///
@@ -1272,32 +1293,44 @@ impl<'a> EventBuilder<'a> {
     }
 
     /// [`derive_traceparent`](Self::derive_traceparent) in place (out of
-    /// line: the emitters' `emit` stays small on firmware).
+    /// line: the emitters' `emit` stays small on firmware). An emitter hands
+    /// in a copy of the text it derived from its own context, which is
+    /// reused as it is when the event carries those ids (issue 15: the
+    /// `traceparent` must add at most 5 % to build + encode).
     #[inline(never)]
     pub(crate) fn fill_traceparent(&mut self, buf: &'a mut crate::trace::TraceParentText) {
-        if self.has_extension(crate::trace::EXT_TRACEPARENT) {
-            return;
+        // One pass over the extensions for all three names.
+        let (mut trace, mut span) = (None, None);
+        for e in self.ev.extensions.iter() {
+            match e.name {
+                crate::trace::EXT_TRACEPARENT => return,
+                ossa::EXT_TRACE_ID => trace = e.value.as_str(),
+                ossa::EXT_SPAN_ID => span = e.value.as_str(),
+                _ => {}
+            }
         }
-        let (Some(trace), Some(span)) = (
-            self.ext_value(ossa::EXT_TRACE_ID),
-            self.ext_value(ossa::EXT_SPAN_ID),
-        ) else {
+        let (Some(trace), Some(span)) = (trace, span) else {
             return;
         };
-        if let Ok(tp) = crate::trace::TraceParent::new(trace, span, crate::trace::FLAG_SAMPLED) {
-            let text = buf.write(&tp);
-            // Valid by construction: `TraceParent::new` checked the ids.
-            self.put_trusted_ext(crate::trace::EXT_TRACEPARENT, ExtValue::String(text));
+        let text = if buf.holds_sampled(trace, span) {
+            // Written from these very ids, checked then.
+            buf.as_str()
+        } else {
+            match crate::trace::TraceParent::new(trace, span, crate::trace::FLAG_SAMPLED) {
+                Ok(tp) => buf.write(&tp),
+                Err(_) => return,
+            }
+        };
+        // Valid by construction (not set yet: the loop above returned if it
+        // was), agreeing with the ids it was derived from (`build` skips the
+        // conflict check unless they change) and needing no JSON escaping.
+        if let Some(i) = self.push_new_ext(crate::trace::EXT_TRACEPARENT, ExtValue::String(text)) {
+            // i < MAX_EXTENSIONS = 16
+            let bit = 1u16 << (i % 16);
+            self.ext_bad &= !bit;
+            self.ev.derived_tp |= bit;
+            self.tp_derived = true;
         }
-    }
-
-    /// The String value of extension `name` set so far.
-    fn ext_value(&self, name: &str) -> Option<&'a str> {
-        self.ev
-            .extensions
-            .iter()
-            .find(|e| e.name == name)
-            .and_then(|e| e.value.as_str())
     }
 
     /// Sets the four OSSA extensions that are `Some` in `ctx`.
@@ -1372,8 +1405,17 @@ impl<'a> EventBuilder<'a> {
     /// Sets OSSA extension `name` (one of the `ossa::EXT_*` constants) unless
     /// it is already set.
     pub(crate) fn fill_ossa(&mut self, name: &'static str, value: &'a str) {
-        if !self.ev.extensions.iter().any(|e| e.name == name) {
-            self.put_ossa_ext(name, value);
+        if self.ev.extensions.iter().any(|e| e.name == name) {
+            return;
+        }
+        // Not set: appended without `store_ext`'s second search. A new index
+        // has no `ext_bad`/`derived_tp` bit yet (extensions are never
+        // removed), and `tp_derived` cannot be on (it needs both ids set).
+        if let Some(i) = self.push_new_ext(name, ExtValue::String(value))
+            && !is_valid_string(value)
+        {
+            // i < MAX_EXTENSIONS = 16
+            self.ext_bad |= 1u16 << (i % 16);
         }
     }
 
@@ -1433,7 +1475,9 @@ impl<'a> EventBuilder<'a> {
             };
             return Err(ValidationError::new(attribute, rule));
         }
-        self.ev.check_trace_context()?;
+        if !self.tp_derived {
+            self.ev.check_trace_context()?;
+        }
         Ok(self.ev)
     }
 }

@@ -826,7 +826,7 @@ impl<
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_context(&mut self, context: ossa::Context<'a>) {
-        self.inner.context = context;
+        self.inner.set_context(context);
     }
 
     /// The OSSA context set with [`set_context`](Self::set_context).

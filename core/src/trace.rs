@@ -297,43 +297,67 @@ impl fmt::Display for TraceParent<'_> {
 /// let tp = TraceParent::new("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", 1)?;
 /// let mut text = TraceParentText::new();
 /// assert_eq!(text.write(&tp), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// assert_eq!(text.as_str(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
 /// # Ok::<(), ossa_events_core::trace::TraceContextError>(())
 /// ```
-#[derive(Clone, Copy)]
+///
+/// It only ever holds nothing or a `traceparent` written from a checked
+/// [`TraceParent`], so an emitter can keep one for its context and hand a
+/// copy to every event: [`EventBuilder::derive_traceparent`](crate::EventBuilder::derive_traceparent)
+/// reuses the text when it already holds the event's ids, without checking
+/// or writing them again.
+#[derive(Clone, Default)]
 pub struct TraceParentText {
-    buf: [u8; LEN],
+    text: heapless::String<LEN>,
 }
 
 impl fmt::Debug for TraceParentText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TraceParentText").finish_non_exhaustive()
-    }
-}
-
-impl Default for TraceParentText {
-    fn default() -> Self {
-        Self::new()
+        f.debug_tuple("TraceParentText")
+            .field(&self.as_str())
+            .finish()
     }
 }
 
 impl TraceParentText {
     /// Empty room.
     pub const fn new() -> Self {
-        TraceParentText { buf: [0; LEN] }
+        TraceParentText {
+            text: heapless::String::new(),
+        }
     }
 
     /// Writes `tp` as version `00` and returns the text.
     pub fn write(&mut self, tp: &TraceParent<'_>) -> &str {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        self.buf[..3].copy_from_slice(b"00-");
-        self.buf[3..35].copy_from_slice(tp.trace_id.as_bytes());
-        self.buf[35] = b'-';
-        self.buf[52] = b'-';
-        self.buf[36..52].copy_from_slice(tp.parent_id.as_bytes());
-        self.buf[53] = HEX[usize::from(tp.flags >> 4)];
-        self.buf[54] = HEX[usize::from(tp.flags & 0x0f)];
-        // Every byte is ASCII: the ids were checked as hex.
-        core::str::from_utf8(&self.buf).unwrap_or_default()
+        let t = &mut self.text;
+        t.clear();
+        // 3 + 32 + 1 + 16 + 1 + 2 = LEN bytes: every push fits (the ids
+        // were checked for their lengths).
+        let _ = t.push_str("00-");
+        let _ = t.push_str(tp.trace_id);
+        let _ = t.push('-');
+        let _ = t.push_str(tp.parent_id);
+        let _ = t.push('-');
+        let _ = t.push(char::from(HEX[usize::from(tp.flags >> 4)]));
+        let _ = t.push(char::from(HEX[usize::from(tp.flags & 0x0f)]));
+        t.as_str()
+    }
+
+    /// The text written last (empty before the first write).
+    pub fn as_str(&self) -> &str {
+        self.text.as_str()
+    }
+
+    /// Whether it holds the sampled `traceparent` of `trace_id` and
+    /// `parent_id` (compared as text, so unchecked ids only match a text
+    /// that was written from the same, checked, ids).
+    pub(crate) fn holds_sampled(&self, trace_id: &str, parent_id: &str) -> bool {
+        let b = self.text.as_bytes();
+        b.len() == LEN
+            && b.get(3..35) == Some(trace_id.as_bytes())
+            && b.get(36..52) == Some(parent_id.as_bytes())
+            && b.get(53..55) == Some(b"01".as_slice())
     }
 }
 

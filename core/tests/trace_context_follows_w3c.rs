@@ -376,3 +376,107 @@ proptest! {
         let _ = check_tracestate(&s);
     }
 }
+
+/// What is set after `derive_traceparent` in [`a_derived_traceparent_is_the_one_a_checked_builder_would_write`].
+#[derive(Debug, Clone)]
+enum After {
+    Nothing,
+    TraceId(String),
+    SpanId(String),
+    TraceParent(String),
+    /// The same names through the generic setter.
+    ByName(&'static str, String),
+}
+
+fn id_text(len: usize) -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => proptest::string::string_regex(&format!("[0-9a-f]{{{len}}}")).unwrap(),
+        1 => Just("0".repeat(len)),
+        1 => "[0-9a-fA-F-]{0,40}",
+    ]
+}
+
+fn after() -> impl Strategy<Value = After> {
+    prop_oneof![
+        3 => Just(After::Nothing),
+        1 => id_text(32).prop_map(After::TraceId),
+        1 => id_text(16).prop_map(After::SpanId),
+        1 => (id_text(32), id_text(16), "0[01]")
+            .prop_map(|(t, s, f)| After::TraceParent(format!("00-{t}-{s}-{f}"))),
+        1 => (
+            prop_oneof![Just("ossatraceid"), Just("ossaspanid"), Just("traceparent")],
+            prop_oneof![id_text(32), id_text(16), Just(TP.to_owned())],
+        )
+            .prop_map(|(n, v)| After::ByName(n, v)),
+    ]
+}
+
+fn json_of(ev: &Event<'_>) -> String {
+    let mut buf = [0u8; 1024];
+    let mut w = SliceWriter::new(&mut buf);
+    ossa_events_core::format::json::write_json(ev, &mut w).unwrap();
+    String::from_utf8(w.written().to_vec()).unwrap()
+}
+
+proptest! {
+    /// An emitter hands `derive_traceparent` a copy of the text it derived
+    /// from its own context (`held`), which is reused without checking when
+    /// it holds the event's ids, and `build` then skips the conflict check
+    /// (issue 15's 5 % budget). Whatever the buffer held and whatever is set
+    /// afterwards, the result is the one a builder given the same final
+    /// extensions explicitly (every check run) produces: the same verdict,
+    /// and for a valid event the same JSON bytes.
+    #[test]
+    fn a_derived_traceparent_is_the_one_a_checked_builder_would_write(
+        trace in id_text(32),
+        span in id_text(16),
+        held in prop_oneof![
+            2 => Just(None),
+            3 => Just(Some((String::new(), String::new(), 1u8))),
+            1 => (id_text(32), id_text(16), 0u8..2).prop_map(Some),
+        ],
+        after in after(),
+    ) {
+        let mut buf = TraceParentText::new();
+        if let Some((t, s, flags)) = &held {
+            // Empty ids: the same ids as the event's (the emitter's case).
+            let (t, s) = if t.is_empty() { (&trace, &span) } else { (t, s) };
+            if let Ok(tp) = TraceParent::new(t, s, *flags) {
+                buf.write(&tp);
+            }
+        }
+        let base = || Event::builder().id("1").source("/s").ty("t");
+        let mut b = base().ossa_trace_id(&trace).ossa_span_id(&span).derive_traceparent(&mut buf);
+        b = match &after {
+            After::Nothing => b,
+            After::TraceId(v) => b.ossa_trace_id(v),
+            After::SpanId(v) => b.ossa_span_id(v),
+            After::TraceParent(v) => b.traceparent(v),
+            After::ByName(n, v) => b.extension_str(n, v),
+        };
+        let got = b.build();
+        // The same extensions, in the same order, each set by its setter.
+        let (mut t, mut s) = (trace.clone(), span.clone());
+        let derived = TraceParent::new(&trace, &span, 1).ok().map(|tp| tp.to_string());
+        let mut p = derived.clone();
+        match &after {
+            After::Nothing => {}
+            After::TraceId(v) | After::ByName("ossatraceid", v) => t = v.clone(),
+            After::SpanId(v) | After::ByName("ossaspanid", v) => s = v.clone(),
+            After::TraceParent(v) | After::ByName(_, v) => {
+                // Replaces a derived one in place, or comes after the ids.
+                p = Some(v.clone());
+            }
+        }
+        let mut e = base().ossa_trace_id(&t).ossa_span_id(&s);
+        if let Some(p) = &p {
+            e = e.traceparent(p);
+        }
+        let expected = e.build();
+        match (&got, &expected) {
+            (Ok(g), Ok(x)) => prop_assert_eq!(json_of(g), json_of(x)),
+            (Err(g), Err(x)) => prop_assert_eq!((&g.attribute, &g.rule), (&x.attribute, &x.rule)),
+            _ => prop_assert!(false, "derived {:?} vs checked {:?}", got.map(|e| json_of(&e)), expected.map(|e| json_of(&e))),
+        }
+    }
+}

@@ -817,6 +817,13 @@ impl EmitterBuilder {
             )));
         }
         let sink = self.sink.unwrap_or_else(|| Box::new(WriterSink::stdout()));
+        let mut traceparent_text = crate::trace::TraceParentText::new();
+        let ctx = self.context.borrow();
+        if let (Some(t), Some(s)) = (ctx.trace_id, ctx.span_id)
+            && let Ok(tp) = crate::trace::TraceParent::new(t, s, crate::trace::FLAG_SAMPLED)
+        {
+            traceparent_text.write(&tp);
+        }
         let config = Config {
             source: self.source,
             batch_size: self.batch_size,
@@ -831,6 +838,7 @@ impl EmitterBuilder {
             spool: self.spool,
             sequence: self.sequence,
             traceparent: self.traceparent,
+            traceparent_text,
             #[cfg(feature = "tracing")]
             context_from_tracing: self.context_from_tracing,
         };
@@ -970,7 +978,11 @@ impl Emitter {
             None => event,
         };
         let b = event.defaults(id.as_str(), &cfg.source, SystemClock.now());
-        let mut tp = crate::trace::TraceParentText::new();
+        let mut tp = if cfg.traceparent {
+            cfg.traceparent_text.clone()
+        } else {
+            crate::trace::TraceParentText::new()
+        };
         let b = fill_context(b, &ctx);
         let b = if cfg.traceparent {
             b.derive_traceparent(&mut tp)

@@ -116,12 +116,25 @@ fn write_json_direct<W: Write + ?Sized>(
         put(w, t.write_to(&mut buf).as_bytes())?;
         put(w, b"\"")?;
     }
+    let mut derived = ev.derived_tp;
     for e in ev.extensions.iter() {
-        // Extension names are [a-z0-9]+: no escaping needed.
-        put(w, b",\"")?;
-        put(w, e.name.as_bytes())?;
-        put(w, b"\":")?;
-        write_ext_value(w, &e.value)?;
+        // The `traceparent` an emitter derived: its name is known and its
+        // value (hex digits and `-`) needs no escaping, so it is copied,
+        // not scanned.
+        if derived & 1 != 0
+            && let ExtValue::String(s) = e.value
+        {
+            put(w, b",\"traceparent\":\"")?;
+            put(w, s.as_bytes())?;
+            put(w, b"\"")?;
+        } else {
+            // Extension names are [a-z0-9]+: no escaping needed.
+            put(w, b",\"")?;
+            put(w, e.name.as_bytes())?;
+            put(w, b"\":")?;
+            write_ext_value(w, &e.value)?;
+        }
+        derived >>= 1;
     }
     if let Some(data) = &ev.data {
         write_data(w, data)?;

@@ -188,6 +188,7 @@ impl<'a> Assembler<'a> {
             time: self.time,
             data: self.data,
             extensions: self.extensions,
+            derived_tp: 0,
         };
         ev.validate_parsed()?;
         Ok(ev)
