@@ -65,7 +65,8 @@ fn clock() -> FixedClock {
     FixedClock(Timestamp::parse("2026-11-25T12:00:00.123Z").unwrap())
 }
 
-type Em = Emitter<'static, Counter, RandomIds<Box<dyn FnMut(&mut [u8; 16])>>, FixedClock, 32, 32768>;
+type Em =
+    Emitter<'static, Counter, RandomIds<Box<dyn FnMut(&mut [u8; 16])>>, FixedClock, 32, 32768>;
 
 fn emitter(traceparent: bool) -> Em {
     let mut ids = ids();
@@ -111,7 +112,11 @@ fn main() {
             em.emit_ossa(&call).unwrap();
         }
         em.flush().unwrap();
-        println!("{} events, {} bytes", em.counters().delivered, em.writer().count);
+        println!(
+            "{} events, {} bytes",
+            em.counters().delivered,
+            em.writer().count
+        );
         return;
     }
 
