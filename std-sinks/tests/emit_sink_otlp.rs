@@ -56,6 +56,14 @@ fn emit_demo_to_an_otlp_collector() {
     );
     let bodies = bodies.lock().unwrap();
     assert!(bodies.iter().all(|(p, _)| p == "/v1/traces"));
+    // Without --service-name, the sink's default names the service.
+    let named = br#"{"key":"service.name","value":{"stringValue":"ossa-events"}}"#;
+    assert!(
+        bodies
+            .iter()
+            .all(|(_, b)| b.windows(named.len()).any(|w| w == named)),
+        "service.name ossa-events in every request"
+    );
     assert_eq!(bodies.iter().map(|(_, b)| spans_in(b)).sum::<usize>(), 7);
 }
 
@@ -71,7 +79,8 @@ fn emit_a_capture_into_an_otlp_file() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 15);
     let mut child = bin()
-        .args(["emit", "--sink", "otlp", "--otlp-file"])
+        .args(["emit", "--sink", "otlp", "--service-name", "researcher"])
+        .arg("--otlp-file")
         .arg(&file)
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
@@ -94,6 +103,9 @@ fn emit_a_capture_into_an_otlp_file() {
     let total: usize = written.lines().map(|l| spans_in(l.as_bytes())).sum();
     assert_eq!(total, 7);
     assert!(written.contains(r#""key":"ossa.span.unfinished","value":{"stringValue":"shutdown: "#));
+    // The resource names the service given, in every request.
+    let named = r#"{"key":"service.name","value":{"stringValue":"researcher"}}"#;
+    assert!(written.lines().all(|l| l.contains(named)), "{written}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -143,6 +155,14 @@ fn emit_otlp_argument_errors() {
         (
             &["--sink", "otlp", "--url", "http://x", "--mode", "binary"],
             "--mode goes with --sink http or kafka",
+        ),
+        (
+            &["--sink", "http", "--url", "http://x", "--service-name", "a"],
+            "--service-name goes with --sink otlp",
+        ),
+        (
+            &["--sink", "otlp", "--otlp-file", "f", "--service-name", " "],
+            "--service-name must not be empty",
         ),
     ] {
         let out = bin().arg("emit").args(args).output().unwrap();

@@ -51,11 +51,11 @@ const MAX_SECS: f64 = 86_400.0;
 emit [--sink stdout] [OPTIONS] < events.jsonl
 emit --sink http --url URL [--mode structured|binary|batched] [--header HEADER]... [--gzip] [OPTIONS]
 emit --sink kafka --brokers BROKERS --topic T [--mode binary|structured] [--key-field ATTR] [OPTIONS]
-emit --sink otlp (--url URL | --otlp-file FILE) [--header HEADER]... [--gzip] [OPTIONS]
+emit --sink otlp (--url URL | --otlp-file FILE) [--service-name NAME] [--header HEADER]... [--gzip] [OPTIONS]
 emit --demo [--source URI-REF] [--sink ...] [OPTIONS]",
     after_help = "\
 --url, --header and --gzip go with --sink http or otlp; --in-flight with
---sink http; --otlp-file with
+--sink http; --otlp-file and --service-name with
 --sink otlp; --brokers, --topic and --key-field with --sink kafka; --mode
 with http or kafka.
 
@@ -144,6 +144,11 @@ pub(crate) struct Args {
     /// posting it
     #[arg(long, value_name = "FILE", verbatim_doc_comment)]
     otlp_file: Option<std::path::PathBuf>,
+    /// With --sink otlp: the service.name of the spans'
+    /// resource (the agent or service they come from)
+    /// [default: ossa-events]
+    #[arg(long, value_name = "NAME", verbatim_doc_comment)]
+    service_name: Option<String>,
     /// Kafka bootstrap servers, e.g. 127.0.0.1:9092
     /// (required with --sink kafka)
     #[arg(
@@ -226,6 +231,7 @@ struct Settings {
     gzip: bool,
     in_flight: Option<usize>,
     otlp_file: Option<std::path::PathBuf>,
+    service_name: Option<String>,
     batch_size: usize,
     timeout: Option<Duration>,
     deadline: Duration,
@@ -309,6 +315,7 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         gzip: a.gzip,
         in_flight: a.in_flight,
         otlp_file: a.otlp_file,
+        service_name: a.service_name,
         batch_size: a.batch_size.unwrap_or(EmitterBuilder::DEFAULT_BATCH_SIZE),
         timeout: a.timeout,
         deadline: a
@@ -365,6 +372,15 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         return Err(
             "emit: --header, --header-file and --gzip go with --url, not --otlp-file".into(),
         );
+    }
+    if s.sink != "otlp" && s.service_name.is_some() {
+        return Err("emit: --service-name goes with --sink otlp".into());
+    }
+    if s.service_name
+        .as_deref()
+        .is_some_and(|n| n.trim().is_empty())
+    {
+        return Err("emit: --service-name must not be empty".into());
     }
     if s.sink != "otlp" && s.otlp_file.is_some() {
         return Err("emit: --otlp-file goes with --sink otlp".into());
@@ -757,6 +773,10 @@ fn otlp_sink(a: &Settings) -> Result<OtlpSink, ExitCode> {
             }
             b
         }
+    };
+    let b = match &a.service_name {
+        Some(name) => b.service_name(name.clone()),
+        None => b,
     };
     b.max_batch(a.batch_size)
         .shutdown_timeout(otlp_close_limit(a.deadline))
