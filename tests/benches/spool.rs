@@ -8,6 +8,10 @@
 //!    100 ms, the default), against the same emitter without a spool in the
 //!    same run: median of runs, per-call p50/p99, allocations per event
 //!    (caller thread; all threads amortized). Target ≤ 2 µs, ≤ 1 allocation.
+//!    Beside them, the floor of any spool that makes an event survive
+//!    SIGKILL before `emit` returns without shared memory: one `write(2)` of
+//!    a record of the same size appended to a file in the same directory
+//!    (median of the same runs), and that plus the emit without a spool.
 //! 2. **Sustained events/s to a loopback receiver** (our `Receiver`,
 //!    `HttpSink` batched 100) with and without the spool. Target ≥ 0.8×.
 //! 3. **Replay after a restart**: 100 000 events left in a spool by an
@@ -147,6 +151,33 @@ fn replay(n: usize) -> (f64, u64) {
     (n as f64 / took.as_secs_f64(), bytes)
 }
 
+/// Median ns of one `write(2)` appending `len` bytes to a file in a spool
+/// directory: `runs` runs of `per_run` writes.
+fn write_floor(len: usize, runs: usize, per_run: usize) -> f64 {
+    use std::io::Write as _;
+    let dir = fresh_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("floor");
+    let record = vec![b'x'; len];
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let t = Instant::now();
+        for _ in 0..per_run {
+            f.write_all(&record).unwrap();
+        }
+        samples.push(t.elapsed().as_nanos() as f64 / per_run as f64);
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    median(&mut samples)
+}
+
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let (runs, per_run, timed) = if bench_mode {
@@ -156,6 +187,16 @@ fn main() {
     };
     let plain = measure_emit(GLOBAL, &|| Discard, runs, per_run, timed);
     let spooled = measure_emit_with(GLOBAL, &|| Discard, &with_spool, runs, per_run, timed);
+    // A spool record: the encoded event and its 20-byte frame (length,
+    // checksum, sequence number).
+    let record_len = ossa_events::sink::Encoded::new(
+        &ossa_events_tests::typical::fixed_event(&tool_called()),
+        ossa_events::sink::Encoding::Json,
+    )
+    .unwrap()
+    .size()
+        + 20;
+    let floor = write_floor(record_len, runs, per_run);
 
     let (rx, count) = receiver();
     let url = format!("http://{}/", rx.local_addr());
@@ -209,6 +250,11 @@ fn main() {
             name, f.median_ns, f.p50_ns, f.p99_ns, f.p999_ns, f.allocs_caller, f.allocs_all
         );
     }
+    println!(
+        "  floor: one write(2) of a {record_len}-byte record {floor:.0} ns; \
+         + emit() without a spool = {:.0} ns (no spool that writes before emit() returns beats it)",
+        floor + plain.median_ns
+    );
     println!("  (one Instant::now() costs {:.0} ns)", plain.timer_ns);
     println!(
         "  spool / no spool: {:.2}x the median",

@@ -25,6 +25,8 @@
 //! `traceparent` member.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use ossa_events::ossa;
 use ossa_events_core::emitter::{Config, Emitter};
 use ossa_events_core::io::{Counter, SliceWriter};
@@ -65,18 +67,22 @@ fn clock() -> FixedClock {
     FixedClock(Timestamp::parse("2026-11-25T12:00:00.123Z").unwrap())
 }
 
-type Em =
-    Emitter<'static, Counter, RandomIds<Box<dyn FnMut(&mut [u8; 16])>>, FixedClock, 32, 32768>;
+/// A new id per event for the timed emitters (a counter: both sides draw
+/// ids the same way).
+fn next_id(b: &mut [u8; 16]) {
+    static N: AtomicU64 = AtomicU64::new(0);
+    *b = u128::from(N.fetch_add(1, Ordering::Relaxed) + 1).to_le_bytes();
+}
+
+type Em = Emitter<'static, Counter, RandomIds<fn(&mut [u8; 16])>, FixedClock, 32, 32768>;
 
 fn emitter(traceparent: bool) -> Em {
-    let mut ids = ids();
-    let ids: Box<dyn FnMut(&mut [u8; 16])> = Box::new(move |b| (ids.0)(b));
     let mut em = Emitter::new(
         Config::new("/agents/researcher")
             .batch_size(32)
             .traceparent(traceparent),
         Counter::default(),
-        RandomIds(ids),
+        RandomIds(next_id as fn(&mut [u8; 16])),
         clock(),
     );
     em.set_context(context());

@@ -608,3 +608,74 @@ fn timestamps_ids_and_comparisons() {
     assert!(same);
     assert_eq!(len, "1985-04-12T23:20:50.52-00:00".len());
 }
+
+/// The std crate's side: `Encoded::new` (what `emit()` does after building)
+/// makes one allocation an event, the event's own exact-size buffer, in
+/// every encoding and whatever the event's size; before, a first guess of
+/// 640 bytes cost a reallocation for every larger event (the typical
+/// `tool.called` with its `traceparent` is one).
+#[test]
+fn the_std_encoded_form_is_one_allocation_an_event() {
+    use ossa_events::sink::{Encoded, Encoding};
+    let big_text = "x".repeat(5_000);
+    let data = [
+        Data::Json(r#"{"n":1}"#),
+        Data::Json(ARGS),
+        Data::Text(&big_text),
+    ];
+    for encoding in [Encoding::Json, Encoding::HttpBinary, Encoding::KafkaBinary] {
+        for d in &data {
+            let ev = Event::builder()
+                .id("42424242-4242-4242-8242-424242424242")
+                .source("/agents/researcher")
+                .ty("dev.example.note")
+                .ossa_trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+                .ossa_span_id("00f067aa0ba902b7")
+                .traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+                .extension_str("note", "a \"quoted\" value, a \\ and ünïcode")
+                .data(*d)
+                .build()
+                .unwrap();
+            // This thread's scratch grows on its first events.
+            Encoded::new(&ev, Encoding::Json).unwrap();
+            Encoded::new(&ev, encoding).unwrap();
+            let (enc, allocs) = allocations(|| Encoded::new(&ev, encoding).unwrap());
+            assert_eq!(allocs, 1, "{encoding:?}, {} bytes", enc.size());
+            let again = Encoded::new(&ev, encoding).unwrap();
+            assert_eq!(enc.body(), again.body());
+            assert_eq!(enc.size(), again.size());
+        }
+    }
+}
+
+/// `Emitter::emit` on the caller's thread: one allocation an event (the
+/// encoded event), the worker idle so that nothing it does is counted.
+#[test]
+fn std_emit_is_one_allocation_an_event_on_the_callers_thread() {
+    use std::time::Duration;
+    let emitter = ossa_events::Emitter::builder("/agents/researcher")
+        .sink(ossa_events::sink::NullSink::new())
+        .batch_size(100_000)
+        .flush_interval(Duration::from_secs(3600))
+        .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+        .span_id("00f067aa0ba902b7")
+        .build()
+        .unwrap();
+    let call = ossa::ToolCalled {
+        tool: "web_search",
+        call_id: Some("call-0001"),
+        arguments: Some(RawJson::new(ARGS).unwrap()),
+    };
+    // The queue grows to its size on the first round, not in the count.
+    for _ in 0..200 {
+        emitter.emit_ossa(&call).unwrap();
+    }
+    emitter.flush().unwrap();
+    let (_, allocs) = allocations(|| {
+        for _ in 0..100 {
+            emitter.emit_ossa(&call).unwrap();
+        }
+    });
+    assert_eq!(allocs, 100);
+    assert_eq!(emitter.flush().unwrap().delivered, 300);
+}

@@ -109,8 +109,9 @@ impl fmt::Debug for Encoded {
     }
 }
 
-/// The fixed part of an event's spool form (see [`Encoded::write_spool`]),
-/// checked against the buffer that follows it.
+/// Where an encoded event's parts are in its buffer: the fixed part of its
+/// spool form (see [`Encoded::write_spool`], checked against the buffer that
+/// follows it), and what [`Encoded::new`] found while writing it.
 struct SpoolLayout {
     encoding: Encoding,
     id_end: u32,
@@ -168,6 +169,15 @@ impl SpoolLayout {
     }
 }
 
+/// Scratch capacity [`Encoded::new`] keeps between events (past it, the
+/// buffer is let go after the event).
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    /// Where [`Encoded::new`] writes an event before copying it out.
+    static ENCODE_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn slice_str(buf: &[u8], from: usize, to: usize) -> &str {
     buf.get(from..to)
         .and_then(|b| std::str::from_utf8(b).ok())
@@ -197,7 +207,44 @@ impl Encoded {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(ev: &Event<'_>, encoding: Encoding) -> Result<Encoded, Error> {
-        let mut buf = Vec::with_capacity(640);
+        // Written into this thread's scratch (grown once), then copied into
+        // a buffer of its exact size: one allocation per event whatever its
+        // size (a first guess of 640 bytes was a second one, a reallocation,
+        // for every event past it, as the typical event with its
+        // `traceparent` is), and no spare capacity held while it is queued.
+        let scratch = ENCODE_SCRATCH.try_with(|cell| {
+            let Ok(mut buf) = cell.try_borrow_mut() else {
+                // Encoding inside an encoding (a payload's `Serialize` that
+                // emits): not through the scratch in use.
+                return Self::encode_fresh(ev, encoding);
+            };
+            buf.clear();
+            let layout = Self::encode_into(ev, encoding, &mut buf);
+            let out = layout.map(|l| l.with(buf.as_slice().to_vec()));
+            if buf.capacity() > SCRATCH_KEEP {
+                // One huge event does not keep its buffer for the thread's life.
+                *buf = Vec::new();
+            }
+            out
+        });
+        // The thread is ending and its scratch is gone.
+        scratch.unwrap_or_else(|_| Self::encode_fresh(ev, encoding))
+    }
+
+    /// [`new`](Self::new) into a buffer of its own.
+    fn encode_fresh(ev: &Event<'_>, encoding: Encoding) -> Result<Encoded, Error> {
+        let mut buf = Vec::with_capacity(1024);
+        let layout = Self::encode_into(ev, encoding, &mut buf)?;
+        Ok(layout.with(buf))
+    }
+
+    /// Writes the id, then `ev` in `encoding`, into `buf` (empty); returns
+    /// where the parts are.
+    fn encode_into(
+        ev: &Event<'_>,
+        encoding: Encoding,
+        buf: &mut Vec<u8>,
+    ) -> Result<SpoolLayout, Error> {
         buf.extend_from_slice(ev.id().as_bytes());
         let id_end = buf.len();
         let mut content_type = None;
@@ -206,7 +253,7 @@ impl Encoded {
         };
         let head_end = match encoding {
             Encoding::Json => {
-                json::write_json(ev, &mut buf).map_err(enc_err)?;
+                json::write_json(ev, buf).map_err(enc_err)?;
                 buf.len()
             }
             Encoding::HttpBinary | Encoding::KafkaBinary => {
@@ -216,9 +263,9 @@ impl Encoded {
                     Binding::Kafka
                 };
                 for h in binary::headers(ev, binding) {
-                    h.name().write_to(&mut buf).map_err(enc_err)?;
+                    h.name().write_to(buf).map_err(enc_err)?;
                     buf.push(0);
-                    h.value().write_to(&mut buf).map_err(enc_err)?;
+                    h.value().write_to(buf).map_err(enc_err)?;
                     buf.push(0);
                 }
                 if let Some(ct) = binary::content_type(ev) {
@@ -227,16 +274,15 @@ impl Encoded {
                     content_type = Some((start as u32, buf.len() as u32));
                 }
                 let head_end = buf.len();
-                binary::write_body(ev, &mut buf).map_err(enc_err)?;
+                binary::write_body(ev, buf).map_err(enc_err)?;
                 head_end
             }
         };
-        Ok(Encoded {
-            buf,
+        Ok(SpoolLayout {
+            encoding,
             id_end: id_end as u32,
             head_end: head_end as u32,
             content_type,
-            encoding,
         })
     }
 
