@@ -821,10 +821,11 @@ fn a_dead_port_keeps_memory_at_the_byte_cap() {
     }
     let m = em.metrics();
     assert!(m.emitted > 0 && m.queue_depth == m.emitted, "{m:?}");
-    // Same-shaped events hold the same bytes: the cap is full to the event.
+    // The cap is full to the event: what is left could not hold one more.
+    // An event holds its exact size, and these differ by a few bytes at
+    // most (the digits of `seq`, the time's fraction).
     let each = m.queue_bytes / m.queue_depth;
-    assert_eq!(m.queue_bytes, each * m.queue_depth, "{m:?}");
-    assert_eq!(m.emitted, BYTES as u64 / each, "{m:?}");
+    assert!(BYTES as u64 - m.queue_bytes < each + 16, "{m:?}");
     assert_eq!(m.dropped, 1000 - m.emitted, "{m:?}");
     assert_eq!(m.dropped, refused);
     assert_eq!(
