@@ -171,6 +171,24 @@ pub(crate) fn help_of(name: &str) -> String {
 }
 
 /// Runs the tool on `args` (without the program name).
+/// What [`grow_stdout_pipe`] asks for: `/proc/sys/fs/pipe-max-size`'s
+/// default, so any user gets it.
+const STDOUT_PIPE_BYTES: usize = 1 << 20;
+
+/// When stdout is a pipe, makes it hold [`STDOUT_PIPE_BYTES`] instead of
+/// 64 KiB, so that the program reading the events (`| jq`, `| wc -l`, a
+/// collector) is woken once a megabyte, not once every 64 KiB: `validate`
+/// and `emit` write faster than a reader drains a small pipe. Anything
+/// else (a file, a terminal, a kernel that says no) stays as it is.
+fn grow_stdout_pipe() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsFd as _;
+        let out = std::io::stdout();
+        let _ = rustix::pipe::fcntl_setpipe_size(out.as_fd(), STDOUT_PIPE_BYTES);
+    }
+}
+
 pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
     // The command is the first argument after the -v flags.
     let at = args
@@ -209,6 +227,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         }
         _ => {}
     }
+    grow_stdout_pipe();
     let top = Cli::command();
     let Some(sub) = top.find_subcommand(first) else {
         // clap's suggestion for a misspelled command.
