@@ -184,22 +184,68 @@ impl Kind {
 
 const OPERATION: &str = "gen_ai.operation.name";
 
+/// Text kept inline up to this many bytes.
+const INLINE: usize = 30;
+
+/// A field's text: inline when short (tool names, call ids such as
+/// `call_…` and `toolu_…`, short results), else shared, so the common span
+/// allocates nothing for its fields and an event's copy of them costs no
+/// allocation either (a reference count at most).
+#[derive(Clone)]
+enum Text {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Shared(Arc<str>),
+}
+
+impl Text {
+    fn new(s: &str) -> Text {
+        let mut buf = [0u8; INLINE];
+        match (buf.get_mut(..s.len()), u8::try_from(s.len())) {
+            (Some(dst), Ok(len)) => {
+                dst.copy_from_slice(s.as_bytes());
+                Text::Inline { len, buf }
+            }
+            _ => Text::Shared(Arc::from(s)),
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            // Copied whole from a `&str`: always UTF-8.
+            Text::Inline { len, buf } => buf
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Text::Shared(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 /// The fields of a span the layer reads (see the module docs).
 #[derive(Debug, Clone, Default)]
 struct Fields {
     operation: Option<Kind>,
-    agent_name: Option<Arc<str>>,
-    agent_id: Option<Arc<str>>,
-    conversation: Option<Arc<str>>,
-    workflow_name: Option<Arc<str>>,
-    workflow_id: Option<Arc<str>>,
-    tool: Option<Arc<str>>,
-    call_id: Option<Arc<str>>,
-    arguments: Option<Arc<str>>,
-    result: Option<Arc<str>>,
-    prompt: Option<Arc<str>>,
-    completion: Option<Arc<str>>,
-    error_type: Option<Arc<str>>,
+    agent_name: Option<Text>,
+    agent_id: Option<Text>,
+    conversation: Option<Text>,
+    workflow_name: Option<Text>,
+    workflow_id: Option<Text>,
+    tool: Option<Text>,
+    call_id: Option<Text>,
+    arguments: Option<Text>,
+    result: Option<Text>,
+    prompt: Option<Text>,
+    completion: Option<Text>,
+    error_type: Option<Text>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
 }
@@ -228,7 +274,7 @@ impl Fields {
             "error.type" | "gen_ai.tool.error.type" => &mut self.error_type,
             "otel.status_code" => {
                 if v.eq_ignore_ascii_case("error") && self.error_type.is_none() {
-                    self.error_type = Some(Arc::from("error"));
+                    self.error_type = Some(Text::new("error"));
                 }
                 return;
             }
@@ -241,7 +287,7 @@ impl Fields {
             _ => return,
         };
         // Empty text is no value (CloudEvents refuses an empty `subject`).
-        *slot = (!v.is_empty()).then(|| Arc::from(v));
+        *slot = (!v.is_empty()).then(|| Text::new(v));
     }
 
     fn set_u64(&mut self, name: &str, n: u64) {
@@ -323,12 +369,12 @@ struct Core {
     ids: SpanIds,
     fields: Fields,
     /// `ossaagentid` from the agent span around it.
-    agent: Option<Arc<str>>,
+    agent: Option<Text>,
     /// `ossainteractionid` from a span around it.
-    conversation: Option<Arc<str>>,
+    conversation: Option<Text>,
     /// Its turn number (chat spans), given when it starts.
     turn: u64,
-    /// When it was first entered, if its start event was put off.
+    /// When it was first entered: its start event's `time`.
     entered_time: Option<Timestamp>,
 }
 
@@ -337,20 +383,20 @@ impl Core {
         self.fields.operation.or(self.named)
     }
     /// This agent span's own `ossaagentid`.
-    fn own_agent(&self) -> Option<&Arc<str>> {
+    fn own_agent(&self) -> Option<&Text> {
         self.fields
             .agent_id
             .as_ref()
             .or(self.fields.agent_name.as_ref())
     }
     /// `ossaagentid` of its events and of the spans in it.
-    fn agent(&self) -> Option<&Arc<str>> {
+    fn agent(&self) -> Option<&Text> {
         match self.kind() {
             Some(Kind::Agent) => self.own_agent().or(self.agent.as_ref()),
             _ => self.agent.as_ref(),
         }
     }
-    fn conversation(&self) -> Option<&Arc<str>> {
+    fn conversation(&self) -> Option<&Text> {
         self.fields
             .conversation
             .as_ref()
@@ -387,9 +433,34 @@ impl SpanState {
 }
 
 /// How a span ended.
+#[derive(Debug)]
 struct End {
+    /// When it closed: its end event's `time`.
+    time: Timestamp,
     duration_ms: Option<u64>,
     error: Option<Box<str>>,
+}
+
+/// An event of a span, put off: what it is built from, taken on the
+/// caller's thread when it happened (its time included); built, encoded
+/// and queued later by the emitter (see [`crate::deferred`]).
+#[derive(Debug)]
+pub(crate) struct Later(Put);
+
+#[derive(Debug)]
+enum Put {
+    Start(Core),
+    End(Core, End),
+}
+
+impl Later {
+    /// Builds the event and hands it to `emit` (once).
+    pub(crate) fn emit(self, emit: &mut dyn FnMut(EventBuilder<'_>)) {
+        match self.0 {
+            Put::Start(c) => emit_start(&c, emit),
+            Put::End(c, end) => emit_end(&c, &end, emit),
+        }
+    }
 }
 
 impl<S> Layer<S> for OssaLayer
@@ -481,24 +552,19 @@ where
             if state.started {
                 return;
             }
-            let first = state.entered.is_none();
-            if first {
+            if state.entered.is_none() {
                 state.entered = Some(Instant::now());
+                state.core.entered_time = Some(SystemClock.now());
             }
             match state.core.kind() {
                 None => return,
                 // A tool span that does not know its tool yet: started at
                 // its first exit (see the module docs), dated now.
-                Some(Kind::Tool) if state.core.fields.tool.is_none() => {
-                    if first {
-                        state.core.entered_time = Some(SystemClock.now());
-                    }
-                    return;
-                }
+                Some(Kind::Tool) if state.core.fields.tool.is_none() => return,
                 Some(_) => state.start(),
             }
         };
-        self.emit_start(&core);
+        self.emitter.defer(Later(Put::Start(core)));
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
@@ -513,7 +579,7 @@ where
             }
             state.start()
         };
-        self.emit_start(&core);
+        self.emitter.defer(Later(Put::Start(core)));
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -529,21 +595,22 @@ where
         }
         if !state.started {
             let core = state.start();
-            self.emit_start(&core);
+            self.emitter.defer(Later(Put::Start(core)));
         }
         let end = End {
+            time: SystemClock.now(),
             duration_ms: Some(u64::try_from(entered.elapsed().as_millis()).unwrap_or(u64::MAX)),
             error: state.error.take(),
         };
-        self.emit_end(&state.core, &end);
+        self.emitter.defer(Later(Put::End(state.core, end)));
     }
 }
 
 /// What a new span takes from the GenAI span around it.
 struct Inherited {
     ids: SpanIds,
-    agent: Option<Arc<str>>,
-    conversation: Option<Arc<str>>,
+    agent: Option<Text>,
+    conversation: Option<Text>,
     turns: Option<Arc<AtomicU64>>,
 }
 
@@ -578,154 +645,185 @@ impl OssaLayer {
             None => SpanIds::random(),
         }
     }
+}
 
-    fn emit_start(&self, c: &Core) {
-        let mut buf = String::new();
-        match c.kind() {
-            Some(Kind::Workflow) => self.emit(
-                &ossa::WorkflowStarted {
-                    workflow_id: c.fields.workflow_id.as_deref().unwrap_or(c.ids.span_id()),
-                    name: c.fields.workflow_name.as_deref(),
-                    input: None,
-                },
-                c,
-            ),
-            Some(Kind::Agent) => self.emit(
-                &ossa::AgentStarted {
-                    agent_id: c.own_agent().map_or("unknown", |a| a),
-                    name: c.fields.agent_name.as_deref(),
-                    version: None,
-                    input: json(c.fields.prompt.as_deref(), &mut buf),
-                },
-                c,
-            ),
-            Some(Kind::Chat) => self.emit(
-                &ossa::TurnStarted {
-                    turn: c.turn,
-                    input: None,
-                },
-                c,
-            ),
-            Some(Kind::Tool) => self.emit(
-                &ossa::ToolCalled {
-                    tool: c.fields.tool.as_deref().unwrap_or("unknown"),
-                    call_id: c.fields.call_id.as_deref(),
-                    arguments: json(c.fields.arguments.as_deref(), &mut buf),
-                },
-                c,
-            ),
-            None => {}
-        }
+/// Hands `c`'s start event to `out`, dated when the span was first entered.
+fn emit_start(c: &Core, out: &mut dyn FnMut(EventBuilder<'_>)) {
+    let t = c.entered_time;
+    let mut buf = String::new();
+    match c.kind() {
+        Some(Kind::Workflow) => emit(
+            out,
+            &ossa::WorkflowStarted {
+                workflow_id: c.fields.workflow_id.as_deref().unwrap_or(c.ids.span_id()),
+                name: c.fields.workflow_name.as_deref(),
+                input: None,
+            },
+            c,
+            t,
+        ),
+        Some(Kind::Agent) => emit(
+            out,
+            &ossa::AgentStarted {
+                agent_id: c.own_agent().map_or("unknown", |a| a),
+                name: c.fields.agent_name.as_deref(),
+                version: None,
+                input: json(c.fields.prompt.as_deref(), &mut buf),
+            },
+            c,
+            t,
+        ),
+        Some(Kind::Chat) => emit(
+            out,
+            &ossa::TurnStarted {
+                turn: c.turn,
+                input: None,
+            },
+            c,
+            t,
+        ),
+        Some(Kind::Tool) => emit(
+            out,
+            &ossa::ToolCalled {
+                tool: c.fields.tool.as_deref().unwrap_or("unknown"),
+                call_id: c.fields.call_id.as_deref(),
+                arguments: json(c.fields.arguments.as_deref(), &mut buf),
+            },
+            c,
+            t,
+        ),
+        None => {}
     }
+}
 
-    fn emit_end(&self, c: &Core, end: &End) {
-        let mut buf = String::new();
-        let failed = end.error.is_some() || c.fields.error_type.is_some();
-        let error = ossa::ErrorInfo {
-            message: end
-                .error
-                .as_deref()
-                .or(c.fields.error_type.as_deref())
-                .unwrap_or("error"),
-            code: c.fields.error_type.as_deref(),
-            retryable: None,
-        };
-        let duration_ms = end.duration_ms;
-        match c.kind() {
-            Some(Kind::Workflow) => self.emit(
-                &ossa::WorkflowCompleted {
-                    workflow_id: c.fields.workflow_id.as_deref().unwrap_or(c.ids.span_id()),
-                    status: if failed { "failed" } else { "success" },
-                    output: None,
-                    duration_ms,
-                },
-                c,
-            ),
-            Some(Kind::Agent) => {
-                let agent_id = c.own_agent().map_or("unknown", |a| a);
-                if failed {
-                    self.emit(
-                        &ossa::AgentFailed {
-                            agent_id,
-                            error,
-                            duration_ms,
-                        },
-                        c,
-                    );
-                } else {
-                    self.emit(
-                        &ossa::AgentCompleted {
-                            agent_id,
-                            status: "success",
-                            output: json(c.fields.completion.as_deref(), &mut buf),
-                            duration_ms,
-                        },
-                        c,
-                    );
-                }
-            }
-            Some(Kind::Chat) => {
-                let usage = (c.fields.input_tokens.is_some() || c.fields.output_tokens.is_some())
-                    .then(|| ossa::TokenUsage {
-                        input_tokens: c.fields.input_tokens.unwrap_or(0),
-                        output_tokens: c.fields.output_tokens.unwrap_or(0),
-                    });
-                self.emit(
-                    &ossa::TurnCompleted {
-                        turn: c.turn,
-                        output: None,
-                        usage,
+/// Hands `c`'s end event to `out`, dated when the span closed.
+fn emit_end(c: &Core, end: &End, out: &mut dyn FnMut(EventBuilder<'_>)) {
+    let t = Some(end.time);
+    let mut buf = String::new();
+    let failed = end.error.is_some() || c.fields.error_type.is_some();
+    let error = ossa::ErrorInfo {
+        message: end
+            .error
+            .as_deref()
+            .or(c.fields.error_type.as_deref())
+            .unwrap_or("error"),
+        code: c.fields.error_type.as_deref(),
+        retryable: None,
+    };
+    let duration_ms = end.duration_ms;
+    match c.kind() {
+        Some(Kind::Workflow) => emit(
+            out,
+            &ossa::WorkflowCompleted {
+                workflow_id: c.fields.workflow_id.as_deref().unwrap_or(c.ids.span_id()),
+                status: if failed { "failed" } else { "success" },
+                output: None,
+                duration_ms,
+            },
+            c,
+            t,
+        ),
+        Some(Kind::Agent) => {
+            let agent_id = c.own_agent().map_or("unknown", |a| a);
+            if failed {
+                emit(
+                    out,
+                    &ossa::AgentFailed {
+                        agent_id,
+                        error,
                         duration_ms,
                     },
                     c,
+                    t,
+                );
+            } else {
+                emit(
+                    out,
+                    &ossa::AgentCompleted {
+                        agent_id,
+                        status: "success",
+                        output: json(c.fields.completion.as_deref(), &mut buf),
+                        duration_ms,
+                    },
+                    c,
+                    t,
                 );
             }
-            Some(Kind::Tool) => {
-                let tool = c.fields.tool.as_deref().unwrap_or("unknown");
-                let call_id = c.fields.call_id.as_deref();
-                if failed {
-                    self.emit(
-                        &ossa::ToolFailed {
-                            tool,
-                            call_id,
-                            error,
-                            duration_ms,
-                        },
-                        c,
-                    );
-                } else {
-                    self.emit(
-                        &ossa::ToolCompleted {
-                            tool,
-                            call_id,
-                            result: json(c.fields.result.as_deref(), &mut buf),
-                            duration_ms,
-                        },
-                        c,
-                    );
-                }
-            }
-            None => {}
         }
+        Some(Kind::Chat) => {
+            let usage =
+                (c.fields.input_tokens.is_some() || c.fields.output_tokens.is_some()).then(|| {
+                    ossa::TokenUsage {
+                        input_tokens: c.fields.input_tokens.unwrap_or(0),
+                        output_tokens: c.fields.output_tokens.unwrap_or(0),
+                    }
+                });
+            emit(
+                out,
+                &ossa::TurnCompleted {
+                    turn: c.turn,
+                    output: None,
+                    usage,
+                    duration_ms,
+                },
+                c,
+                t,
+            );
+        }
+        Some(Kind::Tool) => {
+            let tool = c.fields.tool.as_deref().unwrap_or("unknown");
+            let call_id = c.fields.call_id.as_deref();
+            if failed {
+                emit(
+                    out,
+                    &ossa::ToolFailed {
+                        tool,
+                        call_id,
+                        error,
+                        duration_ms,
+                    },
+                    c,
+                    t,
+                );
+            } else {
+                emit(
+                    out,
+                    &ossa::ToolCompleted {
+                        tool,
+                        call_id,
+                        result: json(c.fields.result.as_deref(), &mut buf),
+                        duration_ms,
+                    },
+                    c,
+                    t,
+                );
+            }
+        }
+        None => {}
     }
+}
 
-    /// Emits `payload` with the span's OSSA context. A refusal is counted and
-    /// reported by the emitter; nothing more to do here.
-    fn emit<P: ossa::Payload>(&self, payload: &P, c: &Core) {
-        // One `ossa_context` call, not a builder call per extension: each
-        // by-value builder call that is not inlined copies the builder.
-        let ctx = ossa::Context {
-            agent_id: c.agent().map(|a| &**a),
-            interaction_id: c.conversation().map(|i| &**i),
-            trace_id: Some(c.ids.trace_id()),
-            span_id: Some(c.ids.span_id()),
-        };
-        let b = EventBuilder::new().ossa(payload).ossa_context(&ctx);
-        let _ = match c.entered_time {
-            Some(t) => self.emitter.emit(b.time(t)),
-            None => self.emitter.emit(b),
-        };
-    }
+/// The event of `payload` with the span's OSSA context and time, handed to
+/// `out` (the emit pipeline: a refusal is counted and reported there).
+fn emit<P: ossa::Payload>(
+    out: &mut dyn FnMut(EventBuilder<'_>),
+    payload: &P,
+    c: &Core,
+    time: Option<Timestamp>,
+) {
+    // One `ossa_context` call, not a builder call per extension: each
+    // by-value builder call that is not inlined copies the builder.
+    let ctx = ossa::Context {
+        agent_id: c.agent().map(|a| &**a),
+        interaction_id: c.conversation().map(|i| &**i),
+        trace_id: Some(c.ids.trace_id()),
+        span_id: Some(c.ids.span_id()),
+    };
+    let b = EventBuilder::new().ossa(payload).ossa_context(&ctx);
+    out(match time {
+        Some(t) => b.time(t),
+        None => b,
+    });
 }
 
 /// `text` as a JSON value: as it is when it is JSON, else as a JSON string
