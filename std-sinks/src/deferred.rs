@@ -46,20 +46,20 @@ const WAITS_UNTIL: u8 = 1;
 /// The worker sleeps until woken: only a push can tell it about new items.
 const WAITS_FOR_EVENTS: u8 = 2;
 
-/// Items taken off the queue per lock by a drainer.
-const CHUNK: usize = 64;
-
-/// One item put off.
-enum Item {
-    /// What an event of the layer is built from.
-    Later(Later),
+/// What the one drainer at a time holds: what it took from the queue and
+/// has not built yet, older than anything in the queue.
+#[derive(Default)]
+struct Taken {
     /// Built and encoded already, and handed back by a queue without room
     /// (the worker does not wait for room): the first to go next time.
-    Held(Held),
+    held: Option<Held>,
+    /// Taken from the queue all at once (a swap of two buffers, so a push
+    /// never waits for more than that).
+    later: VecDeque<Later>,
 }
 
 struct Items {
-    queue: VecDeque<Item>,
+    queue: VecDeque<Later>,
     /// Shutdown has begun: later pushes are emitted at once (and refused).
     closed: bool,
 }
@@ -71,7 +71,7 @@ pub(crate) struct Deferred {
     /// included): 0 means every push so far has been queued or refused.
     len: AtomicUsize,
     /// Held by the one drainer at a time.
-    drain: Mutex<()>,
+    drain: Mutex<Taken>,
     /// What the worker is doing ([`BUSY`], [`WAITS_UNTIL`],
     /// [`WAITS_FOR_EVENTS`]), for the push to know when to wake it.
     worker: AtomicU8,
@@ -115,7 +115,7 @@ impl Deferred {
                 closed: false,
             }),
             len: AtomicUsize::new(0),
-            drain: Mutex::new(()),
+            drain: Mutex::new(Taken::default()),
             worker: AtomicU8::new(BUSY),
         }
     }
@@ -131,30 +131,21 @@ impl Deferred {
     /// that sleeps until woken when this is the first item, and one that
     /// sleeps at all when the items fill a batch; never under a lock.
     pub(crate) fn push(&self, sh: &Shared, later: Later) {
-        let cap = sh.config.queue_events;
-        let mut later = Some(later);
-        let mut drained = false;
-        let n = loop {
-            let mut items = lock(&self.items);
-            if items.closed {
-                drop(items);
-                if let Some(l) = later.take() {
-                    self.drain(sh, Room::Policy(None), usize::MAX);
-                    let _ = sh.answered_at_emit(build(sh, l, How::EMIT));
-                }
-                return;
-            }
-            if items.queue.len() >= cap && !drained {
-                drop(items);
-                self.drain(sh, Room::Policy(None), usize::MAX);
-                drained = true;
-                continue;
-            }
-            if let Some(l) = later.take() {
-                items.queue.push_back(Item::Later(l));
-            }
-            break self.len.fetch_add(1, Ordering::SeqCst) + 1;
-        };
+        if self.len.load(Ordering::Relaxed) >= sh.config.queue_events {
+            // At capacity: this caller builds what waits (bounded by the
+            // threads that find it full at once).
+            self.drain(sh, Room::Policy(None), usize::MAX);
+        }
+        let mut items = lock(&self.items);
+        if items.closed {
+            drop(items);
+            self.drain(sh, Room::Policy(None), usize::MAX);
+            let _ = sh.answered_at_emit(build(sh, later, How::EMIT));
+            return;
+        }
+        items.queue.push_back(later);
+        let n = self.len.fetch_add(1, Ordering::SeqCst) + 1;
+        drop(items);
         // Against the worker's check (it sets its state, then reads `len`):
         // one of the two sees the other.
         let worker = self.worker.load(Ordering::SeqCst);
@@ -203,7 +194,7 @@ impl Deferred {
         if Draining::is_draining(self) {
             return Drained::Busy;
         }
-        let _one = match room {
+        let mut taken = match room {
             Room::Hold => match self.drain.try_lock() {
                 Ok(g) => g,
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
@@ -214,43 +205,39 @@ impl Deferred {
         let _mark = Draining::enter(self);
         let how = How { room, late: true };
         let mut done = 0usize;
-        let mut chunk: VecDeque<Item> = VecDeque::new();
-        loop {
-            if chunk.is_empty() {
-                if done >= budget {
-                    return Drained::Budget;
-                }
-                let mut items = lock(&self.items);
-                let n = items.queue.len().min(CHUNK).min(budget - done);
-                if n == 0 {
-                    return Drained::Empty;
-                }
-                chunk.extend(items.queue.drain(..n));
+        let end = loop {
+            if done >= budget {
+                break Drained::Budget;
             }
-            let Some(item) = chunk.pop_front() else {
-                continue;
-            };
-            let r = match item {
-                Item::Later(l) => build(sh, l, how),
-                Item::Held(h) => sh.enqueue_held(h, how),
+            let r = if let Some(h) = taken.held.take() {
+                sh.enqueue_held(h, how)
+            } else {
+                if taken.later.is_empty() {
+                    let mut items = lock(&self.items);
+                    if items.queue.is_empty() {
+                        break Drained::Empty;
+                    }
+                    // `taken.later` is empty: its buffer goes to the pushers.
+                    std::mem::swap(&mut items.queue, &mut taken.later);
+                }
+                let Some(later) = taken.later.pop_front() else {
+                    continue;
+                };
+                build(sh, later, how)
             };
             match r {
                 Err(Refused::Held(h)) => {
-                    // Back to the front, in order, ahead of the rest.
-                    let mut items = lock(&self.items);
-                    while let Some(rest) = chunk.pop_back() {
-                        items.queue.push_front(rest);
-                    }
-                    items.queue.push_front(Item::Held(h));
-                    return Drained::Full;
+                    // First again next time.
+                    taken.held = Some(h);
+                    break Drained::Full;
                 }
                 // Queued, or refused and counted by the pipeline.
-                Ok(()) | Err(Refused::Error(_)) => {
-                    self.len.fetch_sub(1, Ordering::Release);
-                    done += 1;
-                }
+                Ok(()) | Err(Refused::Error(_)) => done += 1,
             }
-        }
+        };
+        // Once per drain, not per item: the pushers write `len` too.
+        self.len.fetch_sub(done, Ordering::Release);
+        end
     }
 }
 
@@ -272,6 +259,7 @@ impl Shared {
     }
 
     /// Puts an event of the layer off.
+    #[inline]
     pub(crate) fn defer(&self, later: Later) {
         self.deferred.push(self, later);
     }

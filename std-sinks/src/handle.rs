@@ -980,6 +980,7 @@ impl Emitter {
     /// Puts off an event of `OssaLayer`'s: it is built, encoded and queued
     /// later, off the caller's thread (see [`crate::deferred`]).
     #[cfg(feature = "tracing")]
+    #[inline]
     pub(crate) fn defer(&self, later: crate::tracing_layer::Later) {
         self.shared.defer(later);
     }

@@ -276,6 +276,10 @@ pub(crate) enum Drained {
     Busy,
 }
 
+/// Events put off the worker builds at most before it looks at its queue
+/// again (and lets a caller that waits to emit after them have the drain).
+const DRAIN_BUDGET: usize = 32;
+
 /// How long the worker sleeps at most while another thread builds events
 /// that were put off (it is told about what they queue, not about the end
 /// of their drain).
@@ -1174,7 +1178,7 @@ impl<'w> Worker<'w> {
             // without the state lock (the emit pipeline takes it); when the
             // queue is full the built event waits at the front and the
             // worker sends first.
-            let drained = sh.drain_deferred(Room::Hold, cfg.batch_size.max(1));
+            let drained = sh.drain_deferred(Room::Hold, cfg.batch_size.clamp(1, DRAIN_BUDGET));
             let mut st = sh.lock();
             st = self.spool_upkeep(st);
             // Out of time, or the breaker stays open past the deadline (no
