@@ -2,10 +2,10 @@
 //! what each needs to be built later, in the order the spans made them,
 //! off the thread that made them.
 //!
-//! A span's start and end events cost the layer only a push here (its
-//! state's reference counts and a clock read, taken when it happened). The
-//! events are built, validated, encoded and queued by the normal emit
-//! pipeline later, by whoever drains first:
+//! A span's start and end events cost the layer only a push here (a
+//! snapshot of what the event reads, taken with a monotonic-clock read when
+//! it happened). The events are built, validated, encoded and queued by the
+//! normal emit pipeline later, by whoever drains first:
 //!
 //! ```text
 //!  span enter/close ──push──► deferred ──drain──► emit pipeline ──► queue ──► worker …
@@ -13,7 +13,7 @@
 //!      full: the pusher drains ─┘  │                 sequence, spool, counters)
 //!                                  │
 //!   drainers: the worker, before it takes a batch (never waits: when the
-//!             queue is full it keeps the built event at the front and sends);
+//!             queue is full it keeps the built event first in line and sends);
 //!             emit()/emit_event() when something is put off (an event made
 //!             inside a span goes after that span's start);
 //!             flush(), shutdown(), the drop of the last handle (so they count
@@ -21,14 +21,23 @@
 //! ```
 //!
 //! One drainer at a time (the `drain` lock), taking items in order: a
-//! span's start is queued before its end, and before what the same thread
-//! emits after it. Until drained, an event is not `emitted` in
-//! [`Metrics`](crate::Metrics). Nothing is dropped here: at most
-//! `queue_capacity` events wait (a push past that drains first, on the
-//! pusher's thread), and events put off before shutdown began are built
-//! and queued during it (until its deadline, like queued ones), then
-//! refused with [`Error::ShutDown`](crate::Error::ShutDown), counted and
-//! reported like a late `emit`.
+//! span's start is queued before its end, and before what any thread emits
+//! after it. Until drained, an event is not `emitted` in
+//! [`Metrics`](crate::Metrics). Nothing is dropped here: about
+//! `queue_capacity` events wait at most (a push past that drains first, on
+//! the pusher's thread). Events put off before shutdown began are built and
+//! queued during it (until its deadline, like queued ones); those still
+//! here then, and those made after it began, are refused with
+//! [`Error::ShutDown`](crate::Error::ShutDown), counted and reported like a
+//! late `emit`.
+//!
+//! Waking the worker: a push wakes it only when it sleeps until woken (its
+//! queue was empty) and this is the first item, or when the items fill a
+//! batch; else it finds them when it next wakes, within the flush interval.
+//! The worker sets its state, then reads the item count; a push adds to the
+//! count, then reads the state (both sequentially consistent): one of the
+//! two sees the other, and the pusher takes the worker's lock before it
+//! notifies, so the worker is asleep by then or will look again.
 
 use std::cell::Cell;
 use std::collections::VecDeque;

@@ -934,7 +934,10 @@ impl Emitter {
 
     /// Completes `event` (a new id, this emitter's `source`, the current
     /// time and the OSSA context, where the event does not set them),
-    /// validates and encodes it on this thread, and queues it.
+    /// validates and encodes it on this thread, and queues it. Events the
+    /// `tracing` layer has put off and nobody has built yet are built and
+    /// queued first, on this thread (so an event emitted inside a span
+    /// comes after the span's start event).
     ///
     /// An invalid event is refused here, on the caller's thread, not later:
     ///
@@ -1002,6 +1005,8 @@ impl Emitter {
 
     /// Sends everything queued now and waits until it is delivered (or given
     /// up on), at most the flush timeout. On timeout the events stay queued.
+    /// Events the `tracing` layer has put off are built and queued first, on
+    /// this thread, and waited for too.
     ///
     /// ```
     /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};

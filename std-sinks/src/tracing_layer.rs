@@ -60,12 +60,27 @@
 //!
 //! # Cost and failure
 //!
-//! The hot path (first enter, close) builds an event and hands it to
-//! [`Emitter::emit`], which encodes it on the calling thread and queues it;
-//! the other callbacks only update the span's state. An event the emitter
-//! refuses (queue full, shut down, invalid) is counted and reported by the
-//! emitter as usual; the layer never panics and never blocks longer than
-//! the emitter's [`Overflow`](crate::Overflow) policy lets `emit` block.
+//! The hot path (first enter, close) does not build the event: it copies
+//! what the event reads out of the span's state (short text inline, long
+//! text shared) with the time it happened, and puts that off in the
+//! emitter ([`crate::deferred`]); the other callbacks only update the
+//! span's state. The emitter's worker builds, validates, encodes and queues
+//! the events, in the order they happened, before it takes each batch;
+//! [`Emitter::emit`] builds those still waiting first (so an event emitted
+//! inside a span follows the span's start), and [`Emitter::flush`],
+//! [`Emitter::shutdown`] and the drop of the last handle build them all
+//! before they wait, so they count every event of a span that has ended
+//! (or started). Until it is built an event is not in
+//! [`Metrics`](crate::Metrics) (`emitted`, `queue_depth`): the counters lag
+//! the spans by what waits. At most the emitter's
+//! [`queue_capacity`](crate::EmitterBuilder::queue_capacity) events wait; a
+//! span that finds that many waiting builds them on its own thread first.
+//!
+//! An event the emitter refuses (queue full, shut down, invalid) is counted
+//! and reported by the emitter as usual, when it is built; the layer never
+//! panics and never blocks longer than the emitter's
+//! [`Overflow`](crate::Overflow) policy lets `emit` block (per event it
+//! builds).
 //!
 //! ```
 //! use ossa_events::{sink::WriterSink, tracing_layer::OssaLayer, Emitter};

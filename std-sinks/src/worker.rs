@@ -1024,6 +1024,13 @@ impl Drop for WorkerExit<'_> {
     fn drop(&mut self) {
         let sh = self.0;
         let _one = sh.upkeep.lock().unwrap_or_else(|p| p.into_inner());
+        // What `OssaLayer` put off and nobody queued: built now (refused
+        // when shutdown's time is up), before the worker is marked done, so
+        // a shutdown that returns has counted them; what it makes from now
+        // on is refused at once.
+        #[cfg(feature = "tracing")]
+        sh.deferred.close();
+        sh.drain_deferred(Room::Hold, usize::MAX);
         let mut st = sh.lock();
         if let Some(mut sp) = st.spool.take() {
             // Synced, ledger written, confirmed segments deleted, and the
@@ -1041,8 +1048,8 @@ impl Drop for WorkerExit<'_> {
         }
         let err = Error::Transport("emitter worker stopped".into());
         sh.give_up_all(st, Reason::Failed, &err);
-        // What `OssaLayer` put off and nobody queued: refused now (the
-        // worker is done), counted and reported.
+        // Any left (another thread was draining, or the queue was full):
+        // refused now, counted and reported.
         sh.drain_deferred(Room::Policy(None), usize::MAX);
     }
 }
