@@ -354,3 +354,49 @@ fn at_shutdown_every_event_put_off_is_delivered_or_refused_and_reported() {
         assert_eq!(ids.len(), all.len());
     }
 }
+
+#[test]
+fn dropping_the_last_handle_without_waiting_leaves_the_worker_to_end_every_event_put_off() {
+    // (shutdown timeout, whether all are delivered)
+    for (limit, all_delivered) in [
+        (Duration::from_secs(30), true),
+        (Duration::from_millis(20), false),
+    ] {
+        // A slow sink and batches of one: the worker builds one event at a
+        // time, so most wait, put off, when the last handle goes.
+        let rec = Record::slow(Duration::from_millis(4));
+        let reports = Reports::default();
+        let log = reports.clone();
+        let emitter = Emitter::builder("/agents/t")
+            .sink(rec.clone())
+            .batch_size(1)
+            .shutdown_timeout(limit)
+            .wait_on_drop(false)
+            .on_undelivered(move |u| {
+                log.0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((u.reason, u.id.to_owned()));
+            })
+            .build()
+            .unwrap();
+        let d = layered(&emitter);
+        tracing::dispatcher::with_default(&d, || (0..50).for_each(tool_span));
+        let start = Instant::now();
+        drop(d); // the layer's handle
+        drop(emitter); // the last one: shutdown begins, nothing waits
+        assert!(start.elapsed() < Duration::from_millis(500));
+        assert!(
+            eventually(Duration::from_secs(20), || rec.len() + reports.count()
+                == 100),
+            "{limit:?}: {} delivered, {} reported, of 100",
+            rec.len(),
+            reports.count()
+        );
+        if all_delivered {
+            assert_eq!((rec.len(), reports.count()), (100, 0), "{limit:?}");
+        } else {
+            assert!(reports.count() > 0, "{limit:?}");
+        }
+    }
+}
