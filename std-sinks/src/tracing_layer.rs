@@ -63,18 +63,22 @@
 //! The hot path (first enter, close) does not build the event: it copies
 //! what the event reads out of the span's state (short text inline, long
 //! text shared) with the time it happened, and puts that off in the
-//! emitter ([`crate::deferred`]); the other callbacks only update the
-//! span's state. The emitter's worker builds, validates, encodes and queues
-//! the events, in the order they happened, before it takes each batch;
-//! [`Emitter::emit`] builds those still waiting first (so an event emitted
-//! inside a span follows the span's start), and [`Emitter::flush`],
-//! [`Emitter::shutdown`] and the drop of the last handle build them all
-//! before they wait, so they count every event of a span that has ended
-//! (or started). Until it is built an event is not in
-//! [`Metrics`](crate::Metrics) (`emitted`, `queue_depth`): the counters lag
-//! the spans by what waits. At most the emitter's
-//! [`queue_capacity`](crate::EmitterBuilder::queue_capacity) events wait; a
-//! span that finds that many waiting builds them on its own thread first.
+//! emitter; the other callbacks only update the span's state. The
+//! emitter's worker builds, validates, encodes and queues the events, in
+//! the order they happened, before it takes each batch (a span that puts
+//! the first one off wakes it when it sleeps with an empty queue; else it
+//! finds them within the flush interval). [`Emitter::emit`] builds those
+//! still waiting first, on its caller's thread (so an event emitted inside
+//! a span follows the span's start); [`Emitter::flush`],
+//! [`Emitter::shutdown`] and a drop of the last handle that waits build
+//! them before they wait, so they count every event of a span that ended
+//! (or started) before them; a drop that does not wait leaves them to the
+//! worker, which queues them during shutdown, until its deadline. Until it
+//! is built an event is not in [`Metrics`](crate::Metrics) (`emitted`,
+//! `queue_depth`): the counters lag the spans by what waits. About the
+//! emitter's [`queue_capacity`](crate::EmitterBuilder::queue_capacity)
+//! events wait at most; a span that finds that many waiting builds them on
+//! its own thread first.
 //!
 //! An event the emitter refuses (queue full, shut down, invalid) is counted
 //! and reported by the emitter as usual, when it is built; the layer never
@@ -310,10 +314,10 @@ impl Recorder<'_> {
             "gen_ai.tool.call.result" => self.outcome.result = text(),
             "gen_ai.completion" => self.outcome.completion = text(),
             "error.type" | "gen_ai.tool.error.type" => self.outcome.error_type = text(),
-            "otel.status_code" => {
-                if v.eq_ignore_ascii_case("error") && self.outcome.error_type.is_none() {
-                    self.outcome.error_type = Some(Text::new("error"));
-                }
+            "otel.status_code"
+                if v.eq_ignore_ascii_case("error") && self.outcome.error_type.is_none() =>
+            {
+                self.outcome.error_type = Some(Text::new("error"));
             }
             "gen_ai.usage.input_tokens" | "gen_ai.usage.output_tokens" => {
                 if let Ok(n) = v.trim().parse::<u64>() {
@@ -468,7 +472,7 @@ impl Core {
             let d = closed.saturating_duration_since(e);
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
         });
-        let failure = (end.error.is_some() || o.error_type.is_some()).then(|| Failure {
+        let failure = (end.error.is_some() || o.error_type.is_some()).then_some(Failure {
             message: end.error,
             code: o.error_type,
         });

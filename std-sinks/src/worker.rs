@@ -449,7 +449,7 @@ impl Shared {
         };
         // No more events: the worker is gone, or shutdown has begun (an
         // event made before it is let in until its deadline).
-        let closed = |st: &State| st.worker_done || st.shutdown && !(how.late && !st.out_of_time());
+        let closed = |st: &State| st.worker_done || st.shutdown && (!how.late || st.out_of_time());
         let held = |e: Encoded| {
             Refused::Held(Held {
                 event: e,
