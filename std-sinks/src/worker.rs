@@ -775,10 +775,16 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|id| id == std::thread::current().id());
+        let mut limit = limit;
         if !on_worker {
             // What `OssaLayer` put off is queued on this thread first, as by
-            // a flush; the worker queues what is left during shutdown.
-            self.drain_deferred(Room::Policy(after(limit)), usize::MAX);
+            // a flush, within the limit; the worker queues what is left
+            // during shutdown, which has the rest of the limit.
+            let until = after(limit);
+            self.drain_deferred(Room::Policy(until), usize::MAX);
+            if let Some(u) = until {
+                limit = u.saturating_duration_since(Instant::now());
+            }
         }
         let mut st = self.begin_shutdown_locked(limit);
         if on_worker {
