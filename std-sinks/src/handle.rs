@@ -34,7 +34,7 @@ use crate::errors::Error;
 use crate::metrics::{Counters, Metrics};
 use crate::retry::{Breaker, BreakerConfig, RetryPolicy};
 use crate::sink::{Encoded, Sink, WriterSink};
-use crate::worker::{self, Config, Shared};
+use crate::worker::{self, Config, How, Refused, Shared};
 /// What to do with an event when the queue is full.
 ///
 /// ```
@@ -841,13 +841,13 @@ impl EmitterBuilder {
             traceparent_text,
             #[cfg(feature = "tracing")]
             context_from_tracing: self.context_from_tracing,
+            dataschema: self.dataschema,
+            #[cfg(feature = "schemas")]
+            schemas: self.schemas,
         };
         let (shared, handle) =
             worker::spawn(sink, config, self.callback, Breaker::new(self.breaker))?;
         Ok(Emitter {
-            dataschema: self.dataschema,
-            #[cfg(feature = "schemas")]
-            schemas: self.schemas,
             shared: shared.clone(),
             guard: Arc::new(Guard {
                 shared,
@@ -901,9 +901,6 @@ impl Drop for Guard {
 pub struct Emitter {
     shared: Arc<Shared>,
     guard: Arc<Guard>,
-    dataschema: bool,
-    #[cfg(feature = "schemas")]
-    schemas: Option<crate::schema::SchemaRegistry>,
 }
 
 impl fmt::Debug for Emitter {
@@ -945,7 +942,10 @@ impl Emitter {
 
     /// Completes `event` (a new id, this emitter's `source`, the current
     /// time and the OSSA context, where the event does not set them),
-    /// validates and encodes it on this thread, and queues it.
+    /// validates and encodes it on this thread, and queues it. Events the
+    /// `tracing` layer has put off and nobody has built yet are built and
+    /// queued first, on this thread (so an event emitted inside a span
+    /// comes after the span's start event).
     ///
     /// An invalid event is refused here, on the caller's thread, not later:
     ///
@@ -959,68 +959,12 @@ impl Emitter {
     /// # Ok::<(), ossa_events::Error>(())
     /// ```
     pub fn emit(&self, event: EventBuilder<'_>) -> Result<(), Error> {
-        let id = crate::new_id();
-        let cfg = &self.shared.config;
-        let ctx = cfg.context.borrow();
-        // The current `tracing` span's ids, for an event that names no span
-        // of its own (before the configured context, which they override).
+        // Events `OssaLayer` put off go first: an event emitted inside a
+        // span comes after that span's start event.
         #[cfg(feature = "tracing")]
-        let span_ids = (cfg.context_from_tracing
-            && !event.has_extension(ossa::EXT_TRACE_ID)
-            && !event.has_extension(ossa::EXT_SPAN_ID))
-        .then(crate::span_ids::current_span_ids)
-        .flatten();
-        #[cfg(feature = "tracing")]
-        let event = match &span_ids {
-            Some(ids) => event
-                .ossa_trace_id(ids.trace_id())
-                .ossa_span_id(ids.span_id()),
-            None => event,
-        };
-        let b = event.defaults(id.as_str(), &cfg.source, SystemClock.now());
-        let mut tp = if cfg.traceparent {
-            cfg.traceparent_text.clone()
-        } else {
-            crate::trace::TraceParentText::new()
-        };
-        let b = fill_context(b, &ctx);
-        let b = if cfg.traceparent {
-            b.derive_traceparent(&mut tp)
-        } else {
-            b
-        };
-        let uri = self.dataschema_for(&b);
-        let b = match &uri {
-            Some(u) => b.dataschema(u.as_str()),
-            None => b,
-        };
-        // Reported under the event's own id when it set one.
-        let own_id = b.id_set();
-        let numbered = cfg.sequence && !b.has_extension(SEQUENCE);
-        let again = numbered.then(|| b.clone());
-
-        match b.build() {
-            // Numbered only once known valid: a refused event leaves no gap.
-            Ok(ev) => match self.check_payload(&ev).map(|()| again) {
-                Err(e) => Err(e),
-                Ok(Some(b)) => {
-                    let n = self.shared.next_sequence(ev.source());
-                    let text = format!("{n:020}");
-                    match b.extension_str(SEQUENCE, &text).build() {
-                        Ok(ev) => self.encode_and_queue(&ev, Some(n)),
-                        Err(e) => Err(Error::Invalid(Box::new(e))),
-                    }
-                }
-                Ok(None) => self.encode_and_queue(&ev, None),
-            },
-            Err(e) => {
-                Counters::add(&self.shared.counters.rejected, 1);
-                let err = Error::Invalid(Box::new(e));
-                let rid = own_id.unwrap_or(id.as_str());
-                self.shared.report(Reason::Rejected, rid, None, &err);
-                Err(err)
-            }
-        }
+        self.shared.drain_deferred_first();
+        let r = emit_on(&self.shared, event, How::EMIT);
+        self.shared.answered_at_emit(r)
     }
 
     /// Queues an event exactly as it is (attributes, extensions and data
@@ -1037,60 +981,19 @@ impl Emitter {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn emit_event(&self, ev: &Event<'_>) -> Result<(), Error> {
-        self.check_payload(ev)?;
-        self.encode_and_queue(ev, None)
+        #[cfg(feature = "tracing")]
+        self.shared.drain_deferred_first();
+        check_payload(&self.shared, ev)?;
+        let r = encode_and_queue(&self.shared, ev, None, How::EMIT);
+        self.shared.answered_at_emit(r)
     }
 
-    /// The `dataschema` to add to `b` (see [`EmitterBuilder::dataschema`]).
-    fn dataschema_for(&self, b: &EventBuilder<'_>) -> Option<SchemaUri> {
-        if !self.dataschema || b.dataschema_set().is_some() {
-            return None;
-        }
-        let ty = b.ty_set()?;
-        #[cfg(feature = "schemas")]
-        if let Some(r) = &self.schemas {
-            return r.schema_uri(ty).map(SchemaUri::Shared);
-        }
-        ossa::schema_uri(ty).map(SchemaUri::Static)
-    }
-
-    /// Checks `ev`'s data against its schema when the emitter was built
-    /// with [`EmitterBuilder::schemas`]; a refusal is counted and reported.
-    #[cfg(feature = "schemas")]
-    fn check_payload(&self, ev: &Event<'_>) -> Result<(), Error> {
-        let Some(r) = &self.schemas else {
-            return Ok(());
-        };
-        match r.check(ev) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                Counters::add(&self.shared.counters.rejected, 1);
-                let err = Error::Schema(Box::new(e));
-                self.shared.report(Reason::Rejected, ev.id(), None, &err);
-                Err(err)
-            }
-        }
-    }
-
-    #[cfg(not(feature = "schemas"))]
+    /// Puts off an event of `OssaLayer`'s: it is built, encoded and queued
+    /// later, off the caller's thread (see [`crate::deferred`]).
+    #[cfg(feature = "tracing")]
     #[inline]
-    fn check_payload(&self, _: &Event<'_>) -> Result<(), Error> {
-        Ok(())
-    }
-
-    /// Encodes and queues `ev`; `number` is the `sequence` this emitter gave
-    /// it (the spool keeps the highest it wrote, per source).
-    fn encode_and_queue(&self, ev: &Event<'_>, number: Option<u64>) -> Result<(), Error> {
-        let encoded = match Encoded::new(ev, self.shared.encoding) {
-            Ok(e) => e,
-            Err(err) => {
-                Counters::add(&self.shared.counters.rejected, 1);
-                self.shared.report(Reason::Rejected, ev.id(), None, &err);
-                return Err(err);
-            }
-        };
-        self.shared
-            .enqueue(encoded, number.map(|n| (ev.source(), n)))
+    pub(crate) fn defer(&self, later: crate::tracing_layer::Later) {
+        self.shared.defer(later);
     }
 
     /// The `sequence` number the next event of `source` gets (see
@@ -1110,6 +1013,8 @@ impl Emitter {
 
     /// Sends everything queued now and waits until it is delivered (or given
     /// up on), at most the flush timeout. On timeout the events stay queued.
+    /// Events the `tracing` layer has put off are built and queued first, on
+    /// this thread, and waited for too.
     ///
     /// ```
     /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
@@ -1248,6 +1153,133 @@ impl Emitter {
     pub fn metrics(&self) -> Metrics {
         self.shared.metrics()
     }
+}
+
+/// The emit pipeline, on whichever thread calls it (a caller's `emit`, or
+/// whoever builds the events `OssaLayer` put off): completes `event` (a new
+/// id, the emitter's `source`, the current time and the OSSA context, where
+/// the event does not set them), validates and encodes it, and queues it
+/// as `how` says. A refusal is counted and reported here.
+pub(crate) fn emit_on(sh: &Shared, event: EventBuilder<'_>, how: How) -> Result<(), Refused> {
+    let id = crate::new_id();
+    let cfg = &sh.config;
+    let ctx = cfg.context.borrow();
+    // The current `tracing` span's ids, for an event that names no span
+    // of its own (before the configured context, which they override).
+    #[cfg(feature = "tracing")]
+    let span_ids = (cfg.context_from_tracing
+        && !event.has_extension(ossa::EXT_TRACE_ID)
+        && !event.has_extension(ossa::EXT_SPAN_ID))
+    .then(crate::span_ids::current_span_ids)
+    .flatten();
+    #[cfg(feature = "tracing")]
+    let event = match &span_ids {
+        Some(ids) => event
+            .ossa_trace_id(ids.trace_id())
+            .ossa_span_id(ids.span_id()),
+        None => event,
+    };
+    let b = event.defaults(id.as_str(), &cfg.source, SystemClock.now());
+    // The context's own traceparent, reused when the event has its ids.
+    let mut tp = if cfg.traceparent {
+        cfg.traceparent_text.clone()
+    } else {
+        crate::trace::TraceParentText::new()
+    };
+    let b = fill_context(b, &ctx);
+    let b = if cfg.traceparent {
+        b.derive_traceparent(&mut tp)
+    } else {
+        b
+    };
+    let uri = dataschema_for(cfg, &b);
+    let b = match &uri {
+        Some(u) => b.dataschema(u.as_str()),
+        None => b,
+    };
+    // Reported under the event's own id when it set one.
+    let own_id = b.id_set();
+    let numbered = cfg.sequence && !b.has_extension(SEQUENCE);
+    let again = numbered.then(|| b.clone());
+
+    match b.build() {
+        // Numbered only once known valid: a refused event leaves no gap.
+        Ok(ev) => match check_payload(sh, &ev).map(|()| again) {
+            Err(e) => Err(Refused::Error(e)),
+            Ok(Some(b)) => {
+                let n = sh.next_sequence(ev.source());
+                let text = format!("{n:020}");
+                match b.extension_str(SEQUENCE, &text).build() {
+                    Ok(ev) => encode_and_queue(sh, &ev, Some(n), how),
+                    Err(e) => Err(Refused::Error(Error::Invalid(Box::new(e)))),
+                }
+            }
+            Ok(None) => encode_and_queue(sh, &ev, None, how),
+        },
+        Err(e) => {
+            Counters::add(&sh.counters.rejected, 1);
+            let err = Error::Invalid(Box::new(e));
+            let rid = own_id.unwrap_or(id.as_str());
+            sh.report(Reason::Rejected, rid, None, &err);
+            Err(Refused::Error(err))
+        }
+    }
+}
+
+/// The `dataschema` to add to `b` (see [`EmitterBuilder::dataschema`]).
+fn dataschema_for(cfg: &Config, b: &EventBuilder<'_>) -> Option<SchemaUri> {
+    if !cfg.dataschema || b.dataschema_set().is_some() {
+        return None;
+    }
+    let ty = b.ty_set()?;
+    #[cfg(feature = "schemas")]
+    if let Some(r) = &cfg.schemas {
+        return r.schema_uri(ty).map(SchemaUri::Shared);
+    }
+    ossa::schema_uri(ty).map(SchemaUri::Static)
+}
+
+/// Checks `ev`'s data against its schema when the emitter was built with
+/// [`EmitterBuilder::schemas`]; a refusal is counted and reported.
+#[cfg(feature = "schemas")]
+fn check_payload(sh: &Shared, ev: &Event<'_>) -> Result<(), Error> {
+    let Some(r) = &sh.config.schemas else {
+        return Ok(());
+    };
+    match r.check(ev) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            Counters::add(&sh.counters.rejected, 1);
+            let err = Error::Schema(Box::new(e));
+            sh.report(Reason::Rejected, ev.id(), None, &err);
+            Err(err)
+        }
+    }
+}
+
+#[cfg(not(feature = "schemas"))]
+#[inline]
+fn check_payload(_: &Shared, _: &Event<'_>) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Encodes and queues `ev`; `number` is the `sequence` this emitter gave it
+/// (the spool keeps the highest it wrote, per source).
+fn encode_and_queue(
+    sh: &Shared,
+    ev: &Event<'_>,
+    number: Option<u64>,
+    how: How,
+) -> Result<(), Refused> {
+    let encoded = match Encoded::new(ev, sh.encoding) {
+        Ok(e) => e,
+        Err(err) => {
+            Counters::add(&sh.counters.rejected, 1);
+            sh.report(Reason::Rejected, ev.id(), None, &err);
+            return Err(Refused::Error(err));
+        }
+    };
+    sh.enqueue(encoded, number.map(|n| (ev.source(), n)), how)
 }
 
 /// A `dataschema` URI the emitter adds (see [`EmitterBuilder::dataschema`]).

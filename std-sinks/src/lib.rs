@@ -278,6 +278,8 @@ pub use ossa_events_core as core;
 pub mod axum;
 mod clock;
 mod completion;
+#[cfg(feature = "tracing")]
+mod deferred;
 pub mod demo;
 mod errors;
 mod handle;

@@ -22,7 +22,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metrics {
-    /// Events accepted into the queue.
+    /// Events accepted into the queue. Events the `tracing` layer
+    /// (`OssaLayer`, feature `tracing`) has put off are counted
+    /// once they are built (by the worker before it takes a batch, or by
+    /// `emit`, `flush`, `shutdown`), not when their span starts or ends:
+    /// after [`Emitter::flush`](crate::Emitter::flush) every event of a span
+    /// that ended before it is counted.
     pub emitted: u64,
     /// Events the sink confirmed delivered.
     pub delivered: u64,
@@ -38,7 +43,8 @@ pub struct Metrics {
     pub dropped: u64,
     /// Events refused at emit because they broke a CloudEvents rule or could not be encoded.
     pub rejected: u64,
-    /// Events waiting (queued or being sent).
+    /// Events waiting (queued or being sent); not those `OssaLayer` has put
+    /// off and not built yet.
     pub queue_depth: u64,
     /// Bytes those events hold.
     pub queue_bytes: u64,

@@ -60,12 +60,31 @@
 //!
 //! # Cost and failure
 //!
-//! The hot path (first enter, close) builds an event and hands it to
-//! [`Emitter::emit`], which encodes it on the calling thread and queues it;
-//! the other callbacks only update the span's state. An event the emitter
-//! refuses (queue full, shut down, invalid) is counted and reported by the
-//! emitter as usual; the layer never panics and never blocks longer than
-//! the emitter's [`Overflow`](crate::Overflow) policy lets `emit` block.
+//! The hot path (first enter, close) does not build the event: it copies
+//! what the event reads out of the span's state (short text inline, long
+//! text shared) with the time it happened, and puts that off in the
+//! emitter; the other callbacks only update the span's state. The
+//! emitter's worker builds, validates, encodes and queues the events, in
+//! the order they happened, before it takes each batch (a span that puts
+//! the first one off wakes it when it sleeps with an empty queue; else it
+//! finds them within the flush interval). [`Emitter::emit`] builds those
+//! still waiting first, on its caller's thread (so an event emitted inside
+//! a span follows the span's start); [`Emitter::flush`],
+//! [`Emitter::shutdown`] and a drop of the last handle that waits build
+//! them before they wait, so they count every event of a span that ended
+//! (or started) before them; a drop that does not wait leaves them to the
+//! worker, which queues them during shutdown, until its deadline. Until it
+//! is built an event is not in [`Metrics`](crate::Metrics) (`emitted`,
+//! `queue_depth`): the counters lag the spans by what waits. About the
+//! emitter's [`queue_capacity`](crate::EmitterBuilder::queue_capacity)
+//! events wait at most; a span that finds that many waiting builds them on
+//! its own thread first.
+//!
+//! An event the emitter refuses (queue full, shut down, invalid) is counted
+//! and reported by the emitter as usual, when it is built; the layer never
+//! panics and never blocks longer than the emitter's
+//! [`Overflow`](crate::Overflow) policy lets `emit` block (per event it
+//! builds).
 //!
 //! ```
 //! use ossa_events::{sink::WriterSink, tracing_layer::OssaLayer, Emitter};
@@ -90,14 +109,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use ossa_events_core::{Clock, EventBuilder, RawJson, Timestamp, ossa};
+use ossa_events_core::{EventBuilder, RawJson, ossa};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::{Emitter, SystemClock};
+use crate::Emitter;
 
 pub use crate::span_ids::{SpanIds, current_span_ids};
 
@@ -184,72 +203,137 @@ impl Kind {
 
 const OPERATION: &str = "gen_ai.operation.name";
 
-/// The fields of a span the layer reads (see the module docs).
+/// Text kept inline up to this many bytes.
+const INLINE: usize = 30;
+
+/// A field's text: inline when short (tool names, call ids such as
+/// `call_…` and `toolu_…`, short results), else shared, so the common span
+/// allocates nothing for its fields and an event's copy of them costs no
+/// allocation either (a reference count at most).
+#[derive(Clone)]
+enum Text {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Shared(Arc<str>),
+}
+
+impl Text {
+    fn new(s: &str) -> Text {
+        let mut buf = [0u8; INLINE];
+        match (buf.get_mut(..s.len()), u8::try_from(s.len())) {
+            (Some(dst), Ok(len)) => {
+                dst.copy_from_slice(s.as_bytes());
+                Text::Inline { len, buf }
+            }
+            _ => Text::Shared(Arc::from(s)),
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            // Copied whole from a `&str`: always UTF-8.
+            Text::Inline { len, buf } => buf
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Text::Shared(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// The fields of a span its start event is made from (its end event reads
+/// them too).
 #[derive(Debug, Clone, Default)]
 struct Fields {
     operation: Option<Kind>,
-    agent_name: Option<Arc<str>>,
-    agent_id: Option<Arc<str>>,
-    conversation: Option<Arc<str>>,
-    workflow_name: Option<Arc<str>>,
-    workflow_id: Option<Arc<str>>,
-    tool: Option<Arc<str>>,
-    call_id: Option<Arc<str>>,
-    arguments: Option<Arc<str>>,
-    result: Option<Arc<str>>,
-    prompt: Option<Arc<str>>,
-    completion: Option<Arc<str>>,
-    error_type: Option<Arc<str>>,
+    agent_name: Option<Text>,
+    agent_id: Option<Text>,
+    conversation: Option<Text>,
+    workflow_name: Option<Text>,
+    workflow_id: Option<Text>,
+    tool: Option<Text>,
+    call_id: Option<Text>,
+    arguments: Option<Text>,
+    prompt: Option<Text>,
+}
+
+/// The fields only a span's end event reads (rig records them late: a
+/// tool's result, token usage).
+#[derive(Debug, Default)]
+struct Outcome {
+    result: Option<Text>,
+    completion: Option<Text>,
+    error_type: Option<Text>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
 }
 
-impl Fields {
+/// Whether `name` is a field this layer reads.
+fn reads(name: &str) -> bool {
+    name.starts_with("gen_ai.") || name == "error.type" || name == "otel.status_code"
+}
+
+/// Records field values into a span's state (see the module docs).
+struct Recorder<'a> {
+    core: &'a mut Core,
+    outcome: &'a mut Outcome,
+}
+
+impl Recorder<'_> {
+    fn fields(&mut self) -> &mut Fields {
+        &mut self.core.fields
+    }
+
     fn set_str(&mut self, name: &str, v: &str) {
-        let slot = match name {
+        // Empty text is no value (CloudEvents refuses an empty `subject`).
+        let text = || (!v.is_empty()).then(|| Text::new(v));
+        match name {
             OPERATION => {
                 // An unknown operation leaves the span as its name says.
                 if let Some(k) = Kind::parse(v) {
-                    self.operation = Some(k);
+                    self.fields().operation = Some(k);
                 }
-                return;
             }
-            "gen_ai.agent.name" => &mut self.agent_name,
-            "gen_ai.agent.id" => &mut self.agent_id,
-            "gen_ai.conversation.id" => &mut self.conversation,
-            "gen_ai.workflow.name" => &mut self.workflow_name,
-            "gen_ai.workflow.id" => &mut self.workflow_id,
-            "gen_ai.tool.name" => &mut self.tool,
-            "gen_ai.tool.call.id" => &mut self.call_id,
-            "gen_ai.tool.call.arguments" => &mut self.arguments,
-            "gen_ai.tool.call.result" => &mut self.result,
-            "gen_ai.prompt" => &mut self.prompt,
-            "gen_ai.completion" => &mut self.completion,
-            "error.type" | "gen_ai.tool.error.type" => &mut self.error_type,
-            "otel.status_code" => {
-                if v.eq_ignore_ascii_case("error") && self.error_type.is_none() {
-                    self.error_type = Some(Arc::from("error"));
-                }
-                return;
+            "gen_ai.agent.name" => self.fields().agent_name = text(),
+            "gen_ai.agent.id" => self.fields().agent_id = text(),
+            "gen_ai.conversation.id" => self.fields().conversation = text(),
+            "gen_ai.workflow.name" => self.fields().workflow_name = text(),
+            "gen_ai.workflow.id" => self.fields().workflow_id = text(),
+            "gen_ai.tool.name" => self.fields().tool = text(),
+            "gen_ai.tool.call.id" => self.fields().call_id = text(),
+            "gen_ai.tool.call.arguments" => self.fields().arguments = text(),
+            "gen_ai.prompt" => self.fields().prompt = text(),
+            "gen_ai.tool.call.result" => self.outcome.result = text(),
+            "gen_ai.completion" => self.outcome.completion = text(),
+            "error.type" | "gen_ai.tool.error.type" => self.outcome.error_type = text(),
+            "otel.status_code"
+                if v.eq_ignore_ascii_case("error") && self.outcome.error_type.is_none() =>
+            {
+                self.outcome.error_type = Some(Text::new("error"));
             }
             "gen_ai.usage.input_tokens" | "gen_ai.usage.output_tokens" => {
                 if let Ok(n) = v.trim().parse::<u64>() {
                     self.set_u64(name, n);
                 }
-                return;
             }
-            _ => return,
-        };
-        // Empty text is no value (CloudEvents refuses an empty `subject`).
-        *slot = (!v.is_empty()).then(|| Arc::from(v));
+            _ => {}
+        }
     }
 
     fn set_u64(&mut self, name: &str, n: u64) {
         match name {
-            "gen_ai.usage.input_tokens" => self.input_tokens = Some(n),
-            "gen_ai.usage.output_tokens" => self.output_tokens = Some(n),
+            "gen_ai.usage.input_tokens" => self.outcome.input_tokens = Some(n),
+            "gen_ai.usage.output_tokens" => self.outcome.output_tokens = Some(n),
             // A number where text is read (a numeric call id, say).
-            _ if Fields::reads(name) => {
+            _ if reads(name) => {
                 let mut buf = [0u8; 20];
                 let mut i = buf.len();
                 let mut v = n;
@@ -267,14 +351,9 @@ impl Fields {
             _ => {}
         }
     }
-
-    /// Whether `name` is a field this layer reads.
-    fn reads(name: &str) -> bool {
-        name.starts_with("gen_ai.") || name == "error.type" || name == "otel.status_code"
-    }
 }
 
-impl Visit for Fields {
+impl Visit for Recorder<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.set_str(field.name(), value);
     }
@@ -284,14 +363,14 @@ impl Visit for Fields {
     fn record_i64(&mut self, field: &Field, value: i64) {
         match u64::try_from(value) {
             Ok(n) => self.set_u64(field.name(), n),
-            Err(_) if Fields::reads(field.name()) => self.set_str(field.name(), &value.to_string()),
+            Err(_) if reads(field.name()) => self.set_str(field.name(), &value.to_string()),
             Err(_) => {}
         }
     }
     fn record_bool(&mut self, _: &Field, _: bool) {}
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         // `%value` and `?value` fields: formatted only when read.
-        if Fields::reads(field.name()) {
+        if reads(field.name()) {
             self.set_str(field.name(), &format!("{value:?}"));
         }
     }
@@ -314,22 +393,19 @@ impl Visit for Message {
     }
 }
 
-/// What an event of a span is made from: cloned (reference counts only)
-/// out of the span's state, so no lock is held while emitting.
-#[derive(Debug, Clone)]
+/// What a span's events are made from, in its state.
+#[derive(Debug)]
 struct Core {
     /// The kind its name gives (`Fields::operation` overrides it).
     named: Option<Kind>,
     ids: SpanIds,
     fields: Fields,
     /// `ossaagentid` from the agent span around it.
-    agent: Option<Arc<str>>,
+    agent: Option<Text>,
     /// `ossainteractionid` from a span around it.
-    conversation: Option<Arc<str>>,
-    /// Its turn number (chat spans), given when it starts.
-    turn: u64,
-    /// When it was first entered, if its start event was put off.
-    entered_time: Option<Timestamp>,
+    conversation: Option<Text>,
+    /// When it was first entered.
+    entered: Option<Instant>,
 }
 
 impl Core {
@@ -337,24 +413,106 @@ impl Core {
         self.fields.operation.or(self.named)
     }
     /// This agent span's own `ossaagentid`.
-    fn own_agent(&self) -> Option<&Arc<str>> {
+    fn own_agent(&self) -> Option<&Text> {
         self.fields
             .agent_id
             .as_ref()
             .or(self.fields.agent_name.as_ref())
     }
     /// `ossaagentid` of its events and of the spans in it.
-    fn agent(&self) -> Option<&Arc<str>> {
+    fn agent(&self) -> Option<&Text> {
         match self.kind() {
             Some(Kind::Agent) => self.own_agent().or(self.agent.as_ref()),
             _ => self.agent.as_ref(),
         }
     }
-    fn conversation(&self) -> Option<&Arc<str>> {
+    fn conversation(&self) -> Option<&Text> {
         self.fields
             .conversation
             .as_ref()
             .or(self.conversation.as_ref())
+    }
+    /// The workflow's id: its own, else the span id.
+    fn workflow_id(&self) -> Text {
+        match &self.fields.workflow_id {
+            Some(id) => id.clone(),
+            None => Text::new(self.ids.span_id()),
+        }
+    }
+
+    /// What its start event is made from, dated at its first enter
+    /// (`turn`: its turn number, for a chat span).
+    fn start(&self, kind: Kind, turn: u64) -> Snap {
+        let f = &self.fields;
+        let what = match kind {
+            Kind::Workflow => What::WorkflowStarted {
+                id: self.workflow_id(),
+                name: f.workflow_name.clone(),
+            },
+            Kind::Agent => What::AgentStarted {
+                id: self.own_agent().cloned(),
+                name: f.agent_name.clone(),
+                input: f.prompt.clone(),
+            },
+            Kind::Chat => What::TurnStarted { turn },
+            Kind::Tool => What::ToolCalled {
+                tool: f.tool.clone(),
+                call_id: f.call_id.clone(),
+                arguments: f.arguments.clone(),
+            },
+        };
+        self.snap(self.entered.unwrap_or_else(Instant::now), what)
+    }
+
+    /// What its end event is made from, dated `closed`.
+    fn end(&self, kind: Kind, turn: u64, closed: Instant, end: End) -> Snap {
+        let f = &self.fields;
+        let o = end.outcome;
+        let duration_ms = self.entered.map(|e| {
+            let d = closed.saturating_duration_since(e);
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+        });
+        let failure = (end.error.is_some() || o.error_type.is_some()).then_some(Failure {
+            message: end.error,
+            code: o.error_type,
+        });
+        let what = match kind {
+            Kind::Workflow => What::WorkflowCompleted {
+                id: self.workflow_id(),
+                failed: failure.is_some(),
+                duration_ms,
+            },
+            Kind::Agent => What::AgentEnded {
+                id: self.own_agent().cloned(),
+                output: o.completion,
+                failure,
+                duration_ms,
+            },
+            Kind::Chat => What::TurnCompleted {
+                turn,
+                input_tokens: o.input_tokens,
+                output_tokens: o.output_tokens,
+                duration_ms,
+            },
+            Kind::Tool => What::ToolEnded {
+                tool: f.tool.clone(),
+                call_id: f.call_id.clone(),
+                result: o.result,
+                failure,
+                duration_ms,
+            },
+        };
+        self.snap(closed, what)
+    }
+
+    fn snap(&self, at: Instant, what: What) -> Snap {
+        Snap {
+            ids: self.ids,
+            at,
+            agent: self.agent().cloned(),
+            conversation: self.conversation().cloned(),
+            what,
+        }
     }
 }
 
@@ -364,9 +522,11 @@ pub(crate) struct SpanState {
     /// Its W3C ids.
     pub(crate) ids: SpanIds,
     core: Core,
+    outcome: Outcome,
     /// The turn counter of the agent span around it (its own for an agent).
     turns: Option<Arc<AtomicU64>>,
-    entered: Option<Instant>,
+    /// Its turn number (chat spans), given when it starts.
+    turn: u64,
     started: bool,
     /// The message of the first ERROR event inside it.
     error: Option<Box<str>>,
@@ -374,22 +534,105 @@ pub(crate) struct SpanState {
 
 impl SpanState {
     /// Marks it started and returns what its start event is made from.
-    fn start(&mut self) -> Core {
+    fn start(&mut self, kind: Kind) -> Snap {
         self.started = true;
-        if self.core.kind() == Some(Kind::Chat) {
-            self.core.turn = match &self.turns {
+        if kind == Kind::Chat {
+            self.turn = match &self.turns {
                 Some(t) => t.fetch_add(1, Ordering::Relaxed).saturating_add(1),
                 None => 1,
             };
         }
-        self.core.clone()
+        self.core.start(kind, self.turn)
     }
 }
 
 /// How a span ended.
+#[derive(Debug)]
 struct End {
-    duration_ms: Option<u64>,
     error: Option<Box<str>>,
+    outcome: Outcome,
+}
+
+/// Why a span failed.
+#[derive(Debug)]
+struct Failure {
+    /// The message of an ERROR event inside it.
+    message: Option<Box<str>>,
+    /// Its `error.type`.
+    code: Option<Text>,
+}
+
+/// An event of a span, put off: what it is built from, copied out of the
+/// span's state on the caller's thread when it happened (only what that
+/// event reads: text up to 30 bytes inline, longer text shared), and built,
+/// encoded and queued later by the emitter (see [`crate::deferred`]).
+#[derive(Debug)]
+pub(crate) struct Later(Snap);
+
+/// What one event of a span is made from.
+#[derive(Debug)]
+struct Snap {
+    ids: SpanIds,
+    /// When it happened: the event's `time` (the wall clock is read when
+    /// the event is built, less the time since).
+    at: Instant,
+    /// `ossaagentid` and `ossainteractionid`.
+    agent: Option<Text>,
+    conversation: Option<Text>,
+    what: What,
+}
+
+/// The event and its payload's inputs (see the module docs' table).
+#[derive(Debug)]
+enum What {
+    WorkflowStarted {
+        id: Text,
+        name: Option<Text>,
+    },
+    AgentStarted {
+        id: Option<Text>,
+        name: Option<Text>,
+        input: Option<Text>,
+    },
+    TurnStarted {
+        turn: u64,
+    },
+    ToolCalled {
+        tool: Option<Text>,
+        call_id: Option<Text>,
+        arguments: Option<Text>,
+    },
+    WorkflowCompleted {
+        id: Text,
+        failed: bool,
+        duration_ms: Option<u64>,
+    },
+    AgentEnded {
+        id: Option<Text>,
+        output: Option<Text>,
+        failure: Option<Failure>,
+        duration_ms: Option<u64>,
+    },
+    TurnCompleted {
+        turn: u64,
+        input_tokens: Option<u64>,
+        output_tokens: Option<u64>,
+        duration_ms: Option<u64>,
+    },
+    ToolEnded {
+        tool: Option<Text>,
+        call_id: Option<Text>,
+        result: Option<Text>,
+        failure: Option<Failure>,
+        duration_ms: Option<u64>,
+    },
+}
+
+impl Later {
+    /// Builds the event and hands it to `emit` (once).
+    pub(crate) fn emit(self, emit: &mut dyn FnMut(EventBuilder<'_>)) {
+        self.0.emit(emit);
+    }
 }
 
 impl<S> Layer<S> for OssaLayer
@@ -408,8 +651,6 @@ where
             return; // not a GenAI span
         }
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = Fields::default();
-        attrs.record(&mut fields);
 
         // What it takes from the GenAI span around it.
         let parent = span.scope().skip(1).find_map(|s| inherit(&s));
@@ -418,24 +659,29 @@ where
             Some(p) => (p.agent, p.conversation, p.turns),
             None => (None, None, None),
         };
-        let kind = fields.operation.or(named);
-        let turns = match kind {
+        let mut core = Core {
+            named,
+            ids,
+            fields: Fields::default(),
+            agent,
+            conversation,
+            entered: None,
+        };
+        let mut outcome = Outcome::default();
+        attrs.record(&mut Recorder {
+            core: &mut core,
+            outcome: &mut outcome,
+        });
+        let turns = match core.kind() {
             Some(Kind::Agent) => Some(Arc::new(AtomicU64::new(0))),
             _ => turns,
         };
         let state = SpanState {
             ids,
-            core: Core {
-                named,
-                ids,
-                fields,
-                agent,
-                conversation,
-                turn: 0,
-                entered_time: None,
-            },
+            core,
+            outcome,
             turns,
-            entered: None,
+            turn: 0,
             started: false,
             error: None,
         };
@@ -446,7 +692,10 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         if let Some(state) = ext.get_mut::<SpanState>() {
-            values.record(&mut state.core.fields);
+            values.record(&mut Recorder {
+                core: &mut state.core,
+                outcome: &mut state.outcome,
+            });
         }
     }
 
@@ -473,7 +722,7 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let core = {
+        let start = {
             let mut ext = span.extensions_mut();
             let Some(state) = ext.get_mut::<SpanState>() else {
                 return;
@@ -481,39 +730,36 @@ where
             if state.started {
                 return;
             }
-            let first = state.entered.is_none();
-            if first {
-                state.entered = Some(Instant::now());
+            if state.core.entered.is_none() {
+                state.core.entered = Some(Instant::now());
             }
             match state.core.kind() {
                 None => return,
                 // A tool span that does not know its tool yet: started at
                 // its first exit (see the module docs), dated now.
-                Some(Kind::Tool) if state.core.fields.tool.is_none() => {
-                    if first {
-                        state.core.entered_time = Some(SystemClock.now());
-                    }
-                    return;
-                }
-                Some(_) => state.start(),
+                Some(Kind::Tool) if state.core.fields.tool.is_none() => return,
+                Some(kind) => state.start(kind),
             }
         };
-        self.emit_start(&core);
+        self.emitter.defer(Later(start));
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let core = {
+        let start = {
             let mut ext = span.extensions_mut();
             let Some(state) = ext.get_mut::<SpanState>() else {
                 return;
             };
-            if state.started || state.entered.is_none() || state.core.kind().is_none() {
+            if state.started || state.core.entered.is_none() {
                 return;
             }
-            state.start()
+            let Some(kind) = state.core.kind() else {
+                return;
+            };
+            state.start(kind)
         };
-        self.emit_start(&core);
+        self.emitter.defer(Later(start));
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -521,29 +767,28 @@ where
         let Some(mut state) = span.extensions_mut().remove::<SpanState>() else {
             return;
         };
-        let Some(entered) = state.entered else {
+        let (Some(_), Some(kind)) = (state.core.entered, state.core.kind()) else {
             return; // never entered: never started
         };
-        if state.core.kind().is_none() {
-            return;
-        }
+        let closed = Instant::now();
         if !state.started {
-            let core = state.start();
-            self.emit_start(&core);
+            let start = state.start(kind);
+            self.emitter.defer(Later(start));
         }
         let end = End {
-            duration_ms: Some(u64::try_from(entered.elapsed().as_millis()).unwrap_or(u64::MAX)),
-            error: state.error.take(),
+            error: state.error,
+            outcome: state.outcome,
         };
-        self.emit_end(&state.core, &end);
+        let end = state.core.end(kind, state.turn, closed, end);
+        self.emitter.defer(Later(end));
     }
 }
 
 /// What a new span takes from the GenAI span around it.
 struct Inherited {
     ids: SpanIds,
-    agent: Option<Arc<str>>,
-    conversation: Option<Arc<str>>,
+    agent: Option<Text>,
+    conversation: Option<Text>,
     turns: Option<Arc<AtomicU64>>,
 }
 
@@ -578,153 +823,169 @@ impl OssaLayer {
             None => SpanIds::random(),
         }
     }
+}
 
-    fn emit_start(&self, c: &Core) {
+impl Snap {
+    /// Builds its event and hands it to `out` (the emit pipeline: a refusal
+    /// is counted and reported there).
+    fn emit(self, out: &mut dyn FnMut(EventBuilder<'_>)) {
         let mut buf = String::new();
-        match c.kind() {
-            Some(Kind::Workflow) => self.emit(
+        match &self.what {
+            What::WorkflowStarted { id, name } => self.out(
+                out,
                 &ossa::WorkflowStarted {
-                    workflow_id: c.fields.workflow_id.as_deref().unwrap_or(c.ids.span_id()),
-                    name: c.fields.workflow_name.as_deref(),
+                    workflow_id: id,
+                    name: name.as_deref(),
                     input: None,
                 },
-                c,
             ),
-            Some(Kind::Agent) => self.emit(
+            What::AgentStarted { id, name, input } => self.out(
+                out,
                 &ossa::AgentStarted {
-                    agent_id: c.own_agent().map_or("unknown", |a| a),
-                    name: c.fields.agent_name.as_deref(),
+                    agent_id: unknown(id),
+                    name: name.as_deref(),
                     version: None,
-                    input: json(c.fields.prompt.as_deref(), &mut buf),
+                    input: json(input.as_deref(), &mut buf),
                 },
-                c,
             ),
-            Some(Kind::Chat) => self.emit(
+            What::TurnStarted { turn } => self.out(
+                out,
                 &ossa::TurnStarted {
-                    turn: c.turn,
+                    turn: *turn,
                     input: None,
                 },
-                c,
             ),
-            Some(Kind::Tool) => self.emit(
+            What::ToolCalled {
+                tool,
+                call_id,
+                arguments,
+            } => self.out(
+                out,
                 &ossa::ToolCalled {
-                    tool: c.fields.tool.as_deref().unwrap_or("unknown"),
-                    call_id: c.fields.call_id.as_deref(),
-                    arguments: json(c.fields.arguments.as_deref(), &mut buf),
+                    tool: unknown(tool),
+                    call_id: call_id.as_deref(),
+                    arguments: json(arguments.as_deref(), &mut buf),
                 },
-                c,
             ),
-            None => {}
-        }
-    }
-
-    fn emit_end(&self, c: &Core, end: &End) {
-        let mut buf = String::new();
-        let failed = end.error.is_some() || c.fields.error_type.is_some();
-        let error = ossa::ErrorInfo {
-            message: end
-                .error
-                .as_deref()
-                .or(c.fields.error_type.as_deref())
-                .unwrap_or("error"),
-            code: c.fields.error_type.as_deref(),
-            retryable: None,
-        };
-        let duration_ms = end.duration_ms;
-        match c.kind() {
-            Some(Kind::Workflow) => self.emit(
+            What::WorkflowCompleted {
+                id,
+                failed,
+                duration_ms,
+            } => self.out(
+                out,
                 &ossa::WorkflowCompleted {
-                    workflow_id: c.fields.workflow_id.as_deref().unwrap_or(c.ids.span_id()),
-                    status: if failed { "failed" } else { "success" },
+                    workflow_id: id,
+                    status: if *failed { "failed" } else { "success" },
                     output: None,
-                    duration_ms,
+                    duration_ms: *duration_ms,
                 },
-                c,
             ),
-            Some(Kind::Agent) => {
-                let agent_id = c.own_agent().map_or("unknown", |a| a);
-                if failed {
-                    self.emit(
-                        &ossa::AgentFailed {
-                            agent_id,
-                            error,
-                            duration_ms,
-                        },
-                        c,
-                    );
-                } else {
-                    self.emit(
-                        &ossa::AgentCompleted {
-                            agent_id,
-                            status: "success",
-                            output: json(c.fields.completion.as_deref(), &mut buf),
-                            duration_ms,
-                        },
-                        c,
-                    );
-                }
-            }
-            Some(Kind::Chat) => {
-                let usage = (c.fields.input_tokens.is_some() || c.fields.output_tokens.is_some())
-                    .then(|| ossa::TokenUsage {
-                        input_tokens: c.fields.input_tokens.unwrap_or(0),
-                        output_tokens: c.fields.output_tokens.unwrap_or(0),
-                    });
-                self.emit(
-                    &ossa::TurnCompleted {
-                        turn: c.turn,
-                        output: None,
-                        usage,
-                        duration_ms,
+            What::AgentEnded {
+                id,
+                output,
+                failure,
+                duration_ms,
+            } => match failure {
+                Some(f) => self.out(
+                    out,
+                    &ossa::AgentFailed {
+                        agent_id: unknown(id),
+                        error: f.info(),
+                        duration_ms: *duration_ms,
                     },
-                    c,
-                );
-            }
-            Some(Kind::Tool) => {
-                let tool = c.fields.tool.as_deref().unwrap_or("unknown");
-                let call_id = c.fields.call_id.as_deref();
-                if failed {
-                    self.emit(
-                        &ossa::ToolFailed {
-                            tool,
-                            call_id,
-                            error,
-                            duration_ms,
-                        },
-                        c,
-                    );
-                } else {
-                    self.emit(
-                        &ossa::ToolCompleted {
-                            tool,
-                            call_id,
-                            result: json(c.fields.result.as_deref(), &mut buf),
-                            duration_ms,
-                        },
-                        c,
-                    );
-                }
-            }
-            None => {}
+                ),
+                None => self.out(
+                    out,
+                    &ossa::AgentCompleted {
+                        agent_id: unknown(id),
+                        status: "success",
+                        output: json(output.as_deref(), &mut buf),
+                        duration_ms: *duration_ms,
+                    },
+                ),
+            },
+            What::TurnCompleted {
+                turn,
+                input_tokens,
+                output_tokens,
+                duration_ms,
+            } => self.out(
+                out,
+                &ossa::TurnCompleted {
+                    turn: *turn,
+                    output: None,
+                    usage: (input_tokens.is_some() || output_tokens.is_some()).then(|| {
+                        ossa::TokenUsage {
+                            input_tokens: input_tokens.unwrap_or(0),
+                            output_tokens: output_tokens.unwrap_or(0),
+                        }
+                    }),
+                    duration_ms: *duration_ms,
+                },
+            ),
+            What::ToolEnded {
+                tool,
+                call_id,
+                result,
+                failure,
+                duration_ms,
+            } => match failure {
+                Some(f) => self.out(
+                    out,
+                    &ossa::ToolFailed {
+                        tool: unknown(tool),
+                        call_id: call_id.as_deref(),
+                        error: f.info(),
+                        duration_ms: *duration_ms,
+                    },
+                ),
+                None => self.out(
+                    out,
+                    &ossa::ToolCompleted {
+                        tool: unknown(tool),
+                        call_id: call_id.as_deref(),
+                        result: json(result.as_deref(), &mut buf),
+                        duration_ms: *duration_ms,
+                    },
+                ),
+            },
         }
     }
 
-    /// Emits `payload` with the span's OSSA context. A refusal is counted and
-    /// reported by the emitter; nothing more to do here.
-    fn emit<P: ossa::Payload>(&self, payload: &P, c: &Core) {
+    /// The event of `payload` with the span's OSSA context and time.
+    fn out<P: ossa::Payload>(&self, out: &mut dyn FnMut(EventBuilder<'_>), payload: &P) {
         // One `ossa_context` call, not a builder call per extension: each
         // by-value builder call that is not inlined copies the builder.
         let ctx = ossa::Context {
-            agent_id: c.agent().map(|a| &**a),
-            interaction_id: c.conversation().map(|i| &**i),
-            trace_id: Some(c.ids.trace_id()),
-            span_id: Some(c.ids.span_id()),
+            agent_id: self.agent.as_deref(),
+            interaction_id: self.conversation.as_deref(),
+            trace_id: Some(self.ids.trace_id()),
+            span_id: Some(self.ids.span_id()),
         };
-        let b = EventBuilder::new().ossa(payload).ossa_context(&ctx);
-        let _ = match c.entered_time {
-            Some(t) => self.emitter.emit(b.time(t)),
-            None => self.emitter.emit(b),
-        };
+        let time = crate::clock::wall_time(self.at);
+        out(EventBuilder::new()
+            .ossa(payload)
+            .ossa_context(&ctx)
+            .time(time));
+    }
+}
+
+/// `t`, or "unknown" when the span did not say.
+fn unknown(t: &Option<Text>) -> &str {
+    t.as_deref().unwrap_or("unknown")
+}
+
+impl Failure {
+    fn info(&self) -> ossa::ErrorInfo<'_> {
+        ossa::ErrorInfo {
+            message: self
+                .message
+                .as_deref()
+                .or(self.code.as_deref())
+                .unwrap_or("error"),
+            code: self.code.as_deref(),
+            retryable: None,
+        }
     }
 }
 

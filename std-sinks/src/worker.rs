@@ -77,6 +77,11 @@ pub(crate) struct Config {
     /// Take `ossatraceid`/`ossaspanid` from the current `tracing` span.
     #[cfg(feature = "tracing")]
     pub(crate) context_from_tracing: bool,
+    /// Add `dataschema` to events that set none.
+    pub(crate) dataschema: bool,
+    /// Check each event's data against its schema.
+    #[cfg(feature = "schemas")]
+    pub(crate) schemas: Option<crate::schema::SchemaRegistry>,
 }
 
 /// An event in the queue, with its place in emit order.
@@ -168,6 +173,14 @@ pub(crate) fn after(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
 }
 
+/// The earlier of two times (`None`: never).
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Waits on `cv` until notified or `until` (forever when `None`).
 fn wait_on<'a>(
     cv: &Condvar,
@@ -196,6 +209,9 @@ enum Spooled {
     Failed,
     /// Not written and not to be queued: the spool is full.
     Refused(Error),
+    /// Not written, for want of room, by a caller that does not wait (or
+    /// no longer): to be handed back.
+    Later,
 }
 
 /// An event's end, as [`Shared::settle`] takes it.
@@ -203,6 +219,75 @@ enum End<'e> {
     Delivered,
     Undelivered(Reason, &'e Error),
 }
+
+/// How an event waits for room in the queue, and whether shutdown still
+/// lets it in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct How {
+    pub(crate) room: Room,
+    /// An event that was made before now and is queued late (one
+    /// `OssaLayer` put off): let in during shutdown until its deadline,
+    /// like the events queued already.
+    pub(crate) late: bool,
+}
+
+impl How {
+    /// A caller's `emit`.
+    pub(crate) const EMIT: How = How {
+        room: Room::Policy(None),
+        late: false,
+    };
+}
+
+/// What an event does when the queue has no room.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Room {
+    /// What the [`Overflow`] policy says, but waiting no later than this:
+    /// then the event is handed back ([`Refused::Held`]) instead.
+    Policy(Option<Instant>),
+    /// Never wait, whatever the policy: hand the event back (the worker,
+    /// which makes room by sending, building events put off).
+    Hold,
+}
+
+/// An event built and encoded, handed back for want of room.
+pub(crate) struct Held {
+    event: Encoded,
+    /// Its `sequence` number and source, for the spool.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    numbered: Option<(String, u64)>,
+}
+
+/// Why an event was not queued.
+pub(crate) enum Refused {
+    /// Refused, counted and reported.
+    Error(Error),
+    /// Not queued for want of room, and not counted: to be queued later.
+    Held(Held),
+}
+
+/// How a drain of the events `OssaLayer` put off ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drained {
+    /// Nothing is left (as far as this drainer saw).
+    Empty,
+    /// It stopped at its budget; more is left.
+    Budget,
+    /// The queue had no room: the built event is held at the front.
+    Full,
+    /// Another drainer is at work (or this thread is draining already).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    Busy,
+}
+
+/// Events put off the worker builds at most before it looks at its queue
+/// again (and lets a caller that waits to emit after them have the drain).
+const DRAIN_BUDGET: usize = 32;
+
+/// How long the worker sleeps at most while another thread builds events
+/// that were put off (it is told about what they queue, not about the end
+/// of their drain).
+const DRAIN_POLL: Duration = Duration::from_millis(1);
 
 /// What the handles and the worker share.
 pub(crate) struct Shared {
@@ -223,6 +308,9 @@ pub(crate) struct Shared {
     upkeep: Mutex<()>,
     /// The next `sequence` number per source.
     sequences: Mutex<std::collections::HashMap<String, u64>>,
+    /// The events `OssaLayer` put off, not built yet.
+    #[cfg(feature = "tracing")]
+    pub(crate) deferred: crate::deferred::Deferred,
 }
 
 /// Starts the worker thread for `sink`.
@@ -261,6 +349,8 @@ pub(crate) fn spawn(
         worker_thread: Mutex::new(None),
         upkeep: Mutex::new(()),
         sequences: Mutex::new(sequences),
+        #[cfg(feature = "tracing")]
+        deferred: crate::deferred::Deferred::new(),
     });
     let worker_shared = shared.clone();
     let handle = std::thread::Builder::new()
@@ -326,10 +416,34 @@ impl Shared {
         err
     }
 
-    /// Queues `e`, waiting for room under [`Overflow::Block`]. With a spool
-    /// the event is written there first; when the in-memory queue is full
-    /// (or events wait on disk already) it stays only on disk.
-    pub(crate) fn enqueue(&self, e: Encoded, numbered: Option<(&str, u64)>) -> Result<(), Error> {
+    /// A caller's answer from the emit pipeline. `Held` cannot come of
+    /// [`How::EMIT`]; were it to, the event is refused as the queue was full.
+    pub(crate) fn answered_at_emit(&self, r: Result<(), Refused>) -> Result<(), Error> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(Refused::Error(e)) => Err(e),
+            Err(Refused::Held(h)) => Err(self.refuse(&h.event, Error::QueueFull)),
+        }
+    }
+
+    /// Queues an event handed back earlier ([`Refused::Held`]).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn enqueue_held(&self, h: Held, how: How) -> Result<(), Refused> {
+        let Held { event, numbered } = h;
+        let numbered = numbered.as_ref().map(|(s, n)| (s.as_str(), *n));
+        self.enqueue(event, numbered, how)
+    }
+
+    /// Queues `e`, waiting for room as `how` says (under [`Overflow::Block`]
+    /// for a caller). With a spool the event is written there first; when
+    /// the in-memory queue is full (or events wait on disk already) it stays
+    /// only on disk.
+    pub(crate) fn enqueue(
+        &self,
+        e: Encoded,
+        numbered: Option<(&str, u64)>,
+        how: How,
+    ) -> Result<(), Refused> {
         let cfg = &self.config;
         let size = e.size();
         let mut st = self.lock();
@@ -337,13 +451,26 @@ impl Shared {
             st.queue.len() + st.in_flight < cfg.queue_events
                 && (st.bytes + size <= cfg.queue_bytes || st.bytes == 0)
         };
-        if st.spool.is_some() && !st.shutdown && !st.worker_done {
-            let (spooled, st2) = self.spool_append(st, &e, numbered);
+        // No more events: the worker is gone, or shutdown has begun (an
+        // event made before it is let in until its deadline).
+        let closed = |st: &State| st.worker_done || st.shutdown && (!how.late || st.out_of_time());
+        let held = |e: Encoded| {
+            Refused::Held(Held {
+                event: e,
+                numbered: numbered.map(|(s, n)| (s.to_owned(), n)),
+            })
+        };
+        if st.spool.is_some() && !closed(&st) {
+            let (spooled, st2) = self.spool_append(st, &e, numbered, how.room);
             st = st2;
             match spooled {
                 Spooled::Refused(err) => {
                     drop(st);
-                    return Err(self.refuse(&e, err));
+                    return Err(Refused::Error(self.refuse(&e, err)));
+                }
+                Spooled::Later => {
+                    drop(st);
+                    return Err(held(e));
                 }
                 Spooled::At(sseq) => {
                     if st.spilled == 0 && fits(&st) {
@@ -372,32 +499,102 @@ impl Shared {
                 Spooled::Failed => {}
             }
         }
-        if !fits(&st)
-            && !st.shutdown
-            && !st.worker_done
-            && let Overflow::Block(limit) = cfg.overflow
-        {
-            let deadline = after(limit);
-            while !fits(&st) && !st.shutdown && !st.worker_done {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
+        if !fits(&st) && !closed(&st) {
+            match (how.room, cfg.overflow) {
+                (Room::Hold, _) => {
+                    drop(st);
+                    return Err(held(e));
                 }
-                st = wait_on(&self.space, st, deadline);
+                (Room::Policy(cap), Overflow::Block(limit)) => {
+                    let deadline = after(limit);
+                    let until = earliest(deadline, cap);
+                    while !fits(&st) && !closed(&st) {
+                        if until.is_some_and(|d| Instant::now() >= d) {
+                            break;
+                        }
+                        // A late event also wakes at the shutdown deadline.
+                        let wake_at = earliest(until, st.deadline.filter(|_| st.shutdown));
+                        st = wait_on(&self.space, st, wake_at);
+                    }
+                    let now = Instant::now();
+                    if !fits(&st)
+                        && !closed(&st)
+                        && cap.is_some_and(|c| now >= c)
+                        && deadline.is_none_or(|d| now < d)
+                    {
+                        // The caller's own time ran out before the policy's.
+                        drop(st);
+                        return Err(held(e));
+                    }
+                }
+                (Room::Policy(_), _) => {}
             }
         }
-        if st.shutdown || st.worker_done {
+        if closed(&st) {
             drop(st);
-            return Err(self.refuse(&e, Error::ShutDown));
+            return Err(Refused::Error(self.refuse(&e, Error::ShutDown)));
         }
         if !fits(&st) {
             drop(st);
-            return Err(self.refuse(&e, Error::QueueFull));
+            return Err(Refused::Error(self.refuse(&e, Error::QueueFull)));
         }
         if self.push(&mut st, e, None) {
             drop(st);
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Builds and queues what `OssaLayer` put off (see [`crate::deferred`]).
+    #[cfg(feature = "tracing")]
+    fn drain_deferred(&self, room: Room, budget: usize) -> Drained {
+        self.deferred.drain(self, room, budget)
+    }
+
+    #[cfg(not(feature = "tracing"))]
+    #[inline]
+    fn drain_deferred(&self, _: Room, _: usize) -> Drained {
+        Drained::Empty
+    }
+
+    /// The worker's state, for a push to know whether to wake it (see
+    /// [`crate::deferred`]). Before a sleep with no end: whether it may
+    /// (nothing is put off).
+    #[inline]
+    fn deferred_waits_for_events(&self) -> bool {
+        #[cfg(feature = "tracing")]
+        return self.deferred.worker_waits_for_events();
+        #[cfg(not(feature = "tracing"))]
+        true
+    }
+
+    #[inline]
+    fn deferred_waits_until(&self) {
+        #[cfg(feature = "tracing")]
+        self.deferred.worker_waits_until();
+    }
+
+    #[inline]
+    fn deferred_busy(&self) {
+        #[cfg(feature = "tracing")]
+        self.deferred.worker_busy();
+    }
+
+    /// Events `OssaLayer` put off and nobody has queued yet.
+    #[inline]
+    fn put_off(&self) -> usize {
+        #[cfg(feature = "tracing")]
+        return self.deferred.len();
+        #[cfg(not(feature = "tracing"))]
+        0
+    }
+
+    /// Wakes the worker (after taking and releasing the state lock: the
+    /// worker decides to sleep under it, so it is asleep or will look again).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn wake_worker(&self) {
+        drop(self.lock());
+        self.wake.notify_one();
     }
 
     /// Puts `e` in the in-memory queue. Returns whether the worker must be
@@ -431,6 +628,7 @@ impl Shared {
         mut st: MutexGuard<'a, State>,
         e: &Encoded,
         numbered: Option<(&str, u64)>,
+        room: Room,
     ) -> (Spooled, MutexGuard<'a, State>) {
         let size = e.size();
         let mut lost: Vec<Encoded> = Vec::new();
@@ -442,16 +640,23 @@ impl Shared {
             match when_full {
                 WhenFull::DropNewest => return (Spooled::Refused(Error::SpoolFull), st),
                 WhenFull::Block(limit) => {
+                    let Room::Policy(cap) = room else {
+                        return (Spooled::Later, st);
+                    };
                     let deadline = after(limit);
                     while st.spool.as_ref().is_some_and(|sp| sp.would_overflow(size))
                         && !st.shutdown
                     {
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                        let now = Instant::now();
+                        if deadline.is_some_and(|d| now >= d) {
                             return (Spooled::Refused(Error::SpoolFull), st);
+                        }
+                        if cap.is_some_and(|c| now >= c) {
+                            return (Spooled::Later, st);
                         }
                         // The worker deletes confirmed segments and says so.
                         self.wake.notify_one();
-                        st = wait_on(&self.space, st, deadline);
+                        st = wait_on(&self.space, st, earliest(deadline, cap));
                     }
                 }
                 WhenFull::DropOldest => {
@@ -522,11 +727,16 @@ impl Shared {
     /// Waits until every event queued before the call has ended, at most
     /// `limit`; returns the events still waiting then.
     pub(crate) fn flush_within(&self, limit: Duration) -> Result<u64, Error> {
+        let deadline = after(limit);
+        // What `OssaLayer` put off is queued first, on this thread: the
+        // flush waits for it too.
+        if self.drain_deferred(Room::Policy(deadline), usize::MAX) == Drained::Full {
+            return Err(Error::Timeout(Phase::Flush));
+        }
         let mut st = self.lock();
         let target = st.next_seq;
         st.flush_target = st.flush_target.max(target);
         self.wake.notify_one();
-        let deadline = after(limit);
         while (st.low_water() < target || st.reporting > 0) && !st.worker_done {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Timeout(Phase::Flush));
@@ -548,6 +758,10 @@ impl Shared {
             st.shutdown = true;
             st.deadline = after(limit);
         }
+        // Events `OssaLayer` makes from now on are refused like a late
+        // `emit`; those it put off before go out until the deadline.
+        #[cfg(feature = "tracing")]
+        self.deferred.close();
         self.wake.notify_all();
         self.space.notify_all();
         st
@@ -565,6 +779,17 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|id| id == std::thread::current().id());
+        let mut limit = limit;
+        if !on_worker {
+            // What `OssaLayer` put off is queued on this thread first, as by
+            // a flush, within the limit; the worker queues what is left
+            // during shutdown, which has the rest of the limit.
+            let until = after(limit);
+            self.drain_deferred(Room::Policy(until), usize::MAX);
+            if let Some(u) = until {
+                limit = u.saturating_duration_since(Instant::now());
+            }
+        }
         let mut st = self.begin_shutdown_locked(limit);
         if on_worker {
             // Dropped from a callback on the worker itself: it stops on its
@@ -582,6 +807,9 @@ impl Shared {
                     Reason::ShutdownTimeout,
                     &Error::Timeout(Phase::Shutdown),
                 );
+                // Past the deadline: what `OssaLayer` put off is refused,
+                // counted and reported (unless a drainer is at it already).
+                self.drain_deferred(Room::Hold, usize::MAX);
                 return Err(Error::Timeout(Phase::Shutdown));
             }
             st = wait_on(&self.done, st, hard);
@@ -806,6 +1034,13 @@ impl Drop for WorkerExit<'_> {
     fn drop(&mut self) {
         let sh = self.0;
         let _one = sh.upkeep.lock().unwrap_or_else(|p| p.into_inner());
+        // What `OssaLayer` put off and nobody queued: built now (refused
+        // when shutdown's time is up), before the worker is marked done, so
+        // a shutdown that returns has counted them; what it makes from now
+        // on is refused at once.
+        #[cfg(feature = "tracing")]
+        sh.deferred.close();
+        sh.drain_deferred(Room::Hold, usize::MAX);
         let mut st = sh.lock();
         if let Some(mut sp) = st.spool.take() {
             // Synced, ledger written, confirmed segments deleted, and the
@@ -823,6 +1058,9 @@ impl Drop for WorkerExit<'_> {
         }
         let err = Error::Transport("emitter worker stopped".into());
         sh.give_up_all(st, Reason::Failed, &err);
+        // Any left (another thread was draining, or the queue was full):
+        // refused now, counted and reported.
+        sh.drain_deferred(Room::Policy(None), usize::MAX);
     }
 }
 
@@ -952,8 +1190,13 @@ impl<'w> Worker<'w> {
                 Vec::with_capacity(cap),
             ));
         }
-        let mut st = sh.lock();
         loop {
+            // First what `OssaLayer` put off, a batch's worth at a time and
+            // without the state lock (the emit pipeline takes it); when the
+            // queue is full the built event waits at the front and the
+            // worker sends first.
+            let drained = sh.drain_deferred(Room::Hold, cfg.batch_size.clamp(1, DRAIN_BUDGET));
+            let mut st = sh.lock();
             st = self.spool_upkeep(st);
             // Out of time, or the breaker stays open past the deadline (no
             // send can happen in time): give up on everything still open.
@@ -968,16 +1211,32 @@ impl<'w> Worker<'w> {
                 sh.give_up_all(st, Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT);
                 return Step::Stop;
             }
+            let put_off = sh.put_off();
             if st.queue.is_empty() {
                 if !self.started.is_empty() {
                     return Step::Settle;
                 }
-                if st.shutdown {
+                if st.shutdown && put_off == 0 {
                     return Step::Stop;
                 }
+                if drained == Drained::Budget {
+                    continue; // more to build before anything is due
+                }
+                // Sleep until woken by an event; while another thread
+                // builds events put off, look again soon (its drain ends
+                // without a word when it queues nothing).
+                let until = if put_off > 0 {
+                    sh.deferred_waits_until();
+                    after(DRAIN_POLL)
+                } else if sh.deferred_waits_for_events() {
+                    None
+                } else {
+                    continue; // something was put off meanwhile
+                };
                 st.worker_idle = true;
-                st = wait_on(&sh.wake, st, None);
+                st = wait_on(&sh.wake, st, until);
                 st.worker_idle = false;
+                sh.deferred_busy();
                 continue;
             }
             let now = Instant::now();
@@ -985,8 +1244,13 @@ impl<'w> Worker<'w> {
             let interval_due = st
                 .oldest
                 .is_some_and(|t| now.duration_since(t) >= cfg.flush_interval);
-            let due =
-                st.queue.len() >= cfg.batch_size || flush_wanted || st.shutdown || interval_due;
+            // A queue too full for the events put off: send, to make room.
+            let pressed = drained == Drained::Full;
+            let due = st.queue.len() >= cfg.batch_size
+                || flush_wanted
+                || st.shutdown
+                || interval_due
+                || pressed;
             let held_back = self.breaker.wait_until();
             if due && held_back.is_none() && self.started.len() < self.depth {
                 let n = st.queue.len().min(self.max_batch);
@@ -1025,6 +1289,9 @@ impl<'w> Worker<'w> {
             if !self.started.is_empty() {
                 return Step::Settle;
             }
+            if drained == Drained::Budget {
+                continue; // more to build before sleeping
+            }
             // Sleep until the interval, the breaker or the shutdown deadline.
             let mut until = st.oldest.and_then(|t| t.checked_add(cfg.flush_interval));
             if let Some(b) = held_back {
@@ -1038,8 +1305,10 @@ impl<'w> Worker<'w> {
                 until = Some(until.map_or(d, |u| u.min(d)));
             }
             st.worker_idle = true;
+            sh.deferred_waits_until();
             st = wait_on(&sh.wake, st, until);
             st.worker_idle = false;
+            sh.deferred_busy();
         }
     }
 

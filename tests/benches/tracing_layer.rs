@@ -9,13 +9,20 @@
 //!    a tool call (`execute_tool` with the tool name and call id at
 //!    creation, the result recorded late) created, entered, exited and
 //!    closed, under a `tracing_subscriber::Registry` alone and under the
-//!    same registry with an `OssaLayer` on an emitter whose sink discards
-//!    (the worker drains as in production). Each span costs the layer two
-//!    events (`tool.called`, `tool.completed`), each built, encoded and
-//!    queued by `Emitter::emit` on this thread. Own loop: median of 31 runs
-//!    × 10 000 spans of each, interleaved; allocations per span on the
-//!    caller's thread (`stats_alloc`, worker idle). Target: ≤ 1 µs added
-//!    per span (median). Criterion: `span/*`.
+//!    same registry with an `OssaLayer` on an emitter whose sink discards.
+//!    Each span makes two events (`tool.called`, `tool.completed`); the
+//!    layer only puts them off on this thread (a snapshot of what each
+//!    reads and a monotonic-clock read), and the emitter builds, encodes
+//!    and queues them later: (a) on its worker, meanwhile, as in
+//!    production (on 2 cores the worker and this thread share them with
+//!    whatever else runs, so wall time here depends on the machine's load;
+//!    on-CPU time is this thread's own work); (b) with the worker held in a
+//!    sink call, so nothing builds them until the flush after each run:
+//!    this thread's part alone. Own loop: median of 31 runs × 10 000 spans
+//!    of each, interleaved, wall and on-CPU time (`CLOCK_THREAD_CPUTIME_ID`);
+//!    allocations per span on this thread (`stats_alloc`, the worker
+//!    held). Target: ≤ 1 µs added per span (median). Criterion: `span/*`
+//!    (the emitter flushed after each sample, outside the timing).
 //! 2. **Per event.** `emit_ossa` of the typical tool call inside an
 //!    `OssaLayer` span with `context_from_tracing(true)` vs an emitter with
 //!    the same kind of ids configured (`trace_id`/`span_id`, so both events
@@ -27,6 +34,7 @@
 
 use std::alloc::System;
 use std::hint::black_box;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -52,20 +60,51 @@ impl Sink for Discard {
     }
 }
 
-fn emitter(context: bool, idle_worker: bool) -> Emitter {
-    let b = Emitter::builder(SOURCE)
+/// A sink that, while held, waits in `send` until let go: the worker then
+/// builds nothing the layer put off.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<(bool, bool)>, Condvar)>);
+
+impl Gate {
+    fn hold(&self, on: bool) {
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap();
+        *g = (on, false);
+        cv.notify_all();
+    }
+    /// Until the worker is in `send`.
+    fn wait_entered(&self) {
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap();
+        while !g.1 {
+            g = cv.wait(g).unwrap();
+        }
+    }
+}
+
+impl Sink for Gate {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap();
+        g.1 = true;
+        cv.notify_all();
+        while g.0 {
+            g = cv.wait(g).unwrap();
+        }
+        black_box(events.len());
+        Ok(())
+    }
+}
+
+fn emitter(context: bool) -> Emitter {
+    Emitter::builder(SOURCE)
         .sink(Discard)
         .context_from_tracing(context)
         .queue_capacity(2_000_000)
         .queue_bytes(2 << 30)
-        .flush_timeout(Duration::from_secs(300));
-    let b = if idle_worker {
-        b.batch_size(1_000_000)
-            .flush_interval(Duration::from_secs(3600))
-    } else {
-        b
-    };
-    b.build().unwrap()
+        .flush_timeout(Duration::from_secs(300))
+        .build()
+        .unwrap()
 }
 
 /// One tool span's life: create (name, call id), enter, record the result,
@@ -86,13 +125,33 @@ fn one_span(i: u64) {
 }
 
 fn spans(dispatch: &Dispatch, n: u64) -> f64 {
+    timed_spans(dispatch, n).0
+}
+
+/// Wall-clock and on-CPU ns per span of `n` spans on this thread (on-CPU:
+/// what the thread ran, not the time other threads and processes had the
+/// core).
+fn timed_spans(dispatch: &Dispatch, n: u64) -> (f64, f64) {
     tracing::dispatcher::with_default(dispatch, || {
+        let cpu = thread_cpu_ns();
         let t = Instant::now();
         for i in 0..n {
             one_span(black_box(i));
         }
-        t.elapsed().as_nanos() as f64 / n as f64
+        let wall = t.elapsed().as_nanos() as f64 / n as f64;
+        let cpu = match (cpu, thread_cpu_ns()) {
+            (Some(a), Some(b)) => (b - a) as f64 / n as f64,
+            _ => f64::NAN,
+        };
+        (wall, cpu)
     })
+}
+
+/// This thread's CPU time so far, in ns (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu_ns() -> Option<u64> {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    let ns = i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+    u64::try_from(ns).ok()
 }
 
 fn main() {
@@ -101,27 +160,64 @@ fn main() {
 
     // --- 1. Per span -------------------------------------------------------
     let plain = Dispatch::new(tracing_subscriber::registry());
-    let em = emitter(false, false);
+    // (a) The worker builds the events meanwhile.
+    let em = emitter(false);
     let layered = Dispatch::new(tracing_subscriber::registry().with(OssaLayer::new(em.clone())));
-    spans(&plain, per_run);
-    spans(&layered, per_run);
-    em.flush().unwrap();
-    let (mut base, mut with) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        base.push(spans(&plain, per_run));
-        with.push(spans(&layered, per_run));
+    // (b) The worker held in a sink call: nothing builds them until the
+    // flush after each run (one event takes the worker into the sink).
+    let gate = Gate::default();
+    let held = Emitter::builder(SOURCE)
+        .sink(gate.clone())
+        .batch_size(1)
+        .queue_capacity(2_000_000)
+        .queue_bytes(2 << 30)
+        .flush_timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let counted = Dispatch::new(tracing_subscriber::registry().with(OssaLayer::new(held.clone())));
+    let hold = |on: bool| {
+        gate.hold(on);
+        if on {
+            held.emit(ossa_events::EventBuilder::new().ty("dev.example.hold"))
+                .unwrap();
+            gate.wait_entered();
+        }
+    };
+    let alone = || {
+        hold(true);
+        let t = timed_spans(&counted, per_run);
+        hold(false);
+        held.flush().unwrap(); // the queues keep their grown capacity
+        t
+    };
+    let with = || {
+        let t = timed_spans(&layered, per_run);
         em.flush().unwrap();
+        t
+    };
+    timed_spans(&plain, per_run);
+    with();
+    alone();
+    let (mut base, mut conc, mut solo) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        base.push(timed_spans(&plain, per_run));
+        conc.push(with());
+        solo.push(alone());
     }
-    let (base_ns, with_ns) = (median(&mut base), median(&mut with));
+    let medians = |v: &mut Vec<(f64, f64)>| {
+        let mut wall: Vec<f64> = v.iter().map(|s| s.0).collect();
+        let mut cpu: Vec<f64> = v.iter().map(|s| s.1).collect();
+        (median(&mut wall), median(&mut cpu))
+    };
+    let (base_ns, base_cpu) = medians(&mut base);
+    let (with_ns, with_cpu) = medians(&mut conc);
+    let (alone_ns, alone_cpu) = medians(&mut solo);
     let m = em.metrics();
     assert_eq!((m.dropped, m.rejected), (0, 0));
     assert_eq!(m.emitted, 2 * per_run * (runs as u64 + 1));
 
-    // Allocations on the caller's thread (worker idle, queue grown first).
-    let idle = emitter(false, true);
-    let counted = Dispatch::new(tracing_subscriber::registry().with(OssaLayer::new(idle.clone())));
-    spans(&counted, per_run);
-    idle.flush().unwrap(); // the queue keeps its grown capacity
+    // Allocations on this thread, the worker held.
+    hold(true);
     let region = Region::new(GLOBAL);
     spans(&counted, per_run);
     let s = region.change();
@@ -130,7 +226,9 @@ fn main() {
     spans(&plain, per_run);
     let s = region.change();
     let allocs_base = (s.allocations + s.reallocations) as f64 / per_run as f64;
-    idle.shutdown().unwrap();
+    hold(false);
+    let m = held.shutdown().unwrap();
+    assert_eq!(m.delivered, (runs as u64 + 2) * (2 * per_run + 1));
 
     // --- 2. Per event: context_from_tracing ------------------------------
     let call = tool_called();
@@ -138,7 +236,7 @@ fn main() {
         // Off: the same ids configured on the builder, so both events carry
         // the same extensions and only the lookup differs.
         let em = if context {
-            emitter(true, false)
+            emitter(true)
         } else {
             Emitter::builder(SOURCE)
                 .sink(Discard)
@@ -189,11 +287,26 @@ fn main() {
         .sample_size(50);
     {
         let mut g = c.benchmark_group("span");
+        // The emitter flushed after each sample, outside the timing (else
+        // the events put off pile up while the worker builds them).
+        let timed = |d: &Dispatch, iters: u64| {
+            tracing::dispatcher::with_default(d, || {
+                let t = Instant::now();
+                for i in 0..iters {
+                    one_span(black_box(i));
+                }
+                t.elapsed()
+            })
+        };
         g.bench_function("registry_only", |b| {
-            tracing::dispatcher::with_default(&plain, || b.iter(|| one_span(black_box(7))))
+            b.iter_custom(|iters| timed(&plain, iters))
         });
         g.bench_function("with_ossa_layer", |b| {
-            tracing::dispatcher::with_default(&layered, || b.iter(|| one_span(black_box(7))))
+            b.iter_custom(|iters| {
+                let t = timed(&layered, iters);
+                em.flush().unwrap();
+                t
+            })
         });
         g.finish();
     }
@@ -215,8 +328,17 @@ fn main() {
     println!();
     println!("tracing_layer summary (caller thread, medians of {runs} runs x {per_run})");
     println!(
-        "  span (create, enter, record, exit, close): registry alone {base_ns:.0} ns, with OssaLayer {with_ns:.0} ns: +{:.0} ns per span (target <= 1000), 2 events per span",
-        with_ns - base_ns
+        "  span (create, enter, record, exit, close), 2 events per span: registry alone {base_ns:.0} ns (on-CPU {base_cpu:.0} ns)"
+    );
+    println!(
+        "  with OssaLayer, the worker building the events meanwhile: {with_ns:.0} ns: +{:.0} ns per span (target <= 1000); on-CPU {with_cpu:.0} ns: +{:.0} ns",
+        with_ns - base_ns,
+        with_cpu - base_cpu
+    );
+    println!(
+        "  with OssaLayer, the worker held (this thread's part alone): {alone_ns:.0} ns: +{:.0} ns per span; on-CPU {alone_cpu:.0} ns: +{:.0} ns",
+        alone_ns - base_ns,
+        alone_cpu - base_cpu
     );
     println!(
         "  allocations per span on the caller thread: {allocs_base:.2} without, {allocs_with:.2} with the layer"

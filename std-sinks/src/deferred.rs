@@ -1,0 +1,275 @@
+//! The events [`OssaLayer`](crate::tracing_layer::OssaLayer) has put off:
+//! what each needs to be built later, in the order the spans made them,
+//! off the thread that made them.
+//!
+//! A span's start and end events cost the layer only a push here (a
+//! snapshot of what the event reads, taken with a monotonic-clock read when
+//! it happened). The events are built, validated, encoded and queued by the
+//! normal emit pipeline later, by whoever drains first:
+//!
+//! ```text
+//!  span enter/close ──push──► deferred ──drain──► emit pipeline ──► queue ──► worker …
+//!                               │  ▲                (ids, traceparent, schemas,
+//!      full: the pusher drains ─┘  │                 sequence, spool, counters)
+//!                                  │
+//!   drainers: the worker, before it takes a batch (never waits: when the
+//!             queue is full it keeps the built event first in line and sends);
+//!             emit()/emit_event() when something is put off (an event made
+//!             inside a span goes after that span's start);
+//!             flush(), shutdown(), the drop of the last handle (so they count
+//!             every event made before them)
+//! ```
+//!
+//! One drainer at a time (the `drain` lock), taking items in order: a
+//! span's start is queued before its end, and before what any thread emits
+//! after it. Until drained, an event is not `emitted` in
+//! [`Metrics`](crate::Metrics). Nothing is dropped here: about
+//! `queue_capacity` events wait at most (a push past that drains first, on
+//! the pusher's thread). Events put off before shutdown began are built and
+//! queued during it (until its deadline, like queued ones); those still
+//! here then, and those made after it began, are refused with
+//! [`Error::ShutDown`](crate::Error::ShutDown), counted and reported like a
+//! late `emit`.
+//!
+//! Waking the worker: a push wakes it only when it sleeps until woken (its
+//! queue was empty) and this is the first item, or when the items fill a
+//! batch; else it finds them when it next wakes, within the flush interval.
+//! The worker sets its state, then reads the item count; a push adds to the
+//! count, then reads the state (both sequentially consistent): one of the
+//! two sees the other, and the pusher takes the worker's lock before it
+//! notifies, so the worker is asleep by then or will look again.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
+use crate::handle::emit_on;
+use crate::tracing_layer::Later;
+use crate::worker::{Drained, Held, How, Refused, Room, Shared};
+
+/// The worker is working (sending, settling, draining).
+const BUSY: u8 = 0;
+/// The worker sleeps until a time it knows (the interval, the breaker).
+const WAITS_UNTIL: u8 = 1;
+/// The worker sleeps until woken: only a push can tell it about new items.
+const WAITS_FOR_EVENTS: u8 = 2;
+
+/// What the one drainer at a time holds: what it took from the queue and
+/// has not built yet, older than anything in the queue.
+#[derive(Default)]
+struct Taken {
+    /// Built and encoded already, and handed back by a queue without room
+    /// (the worker does not wait for room): the first to go next time.
+    held: Option<Held>,
+    /// Taken from the queue all at once (a swap of two buffers, so a push
+    /// never waits for more than that).
+    later: VecDeque<Later>,
+}
+
+struct Items {
+    queue: VecDeque<Later>,
+    /// Shutdown has begun: later pushes are emitted at once (and refused).
+    closed: bool,
+}
+
+/// The deferred queue, in the emitter's shared state.
+pub(crate) struct Deferred {
+    items: Mutex<Items>,
+    /// Items pushed and not yet through the emit pipeline (being drained
+    /// included): 0 means every push so far has been queued or refused.
+    len: AtomicUsize,
+    /// Held by the one drainer at a time.
+    drain: Mutex<Taken>,
+    /// What the worker is doing ([`BUSY`], [`WAITS_UNTIL`],
+    /// [`WAITS_FOR_EVENTS`]), for the push to know when to wake it.
+    worker: AtomicU8,
+}
+
+thread_local! {
+    /// The deferred queue this thread is draining (its address), if any: an
+    /// `on_undelivered` callback that emits from inside a drain must not
+    /// wait for the drain lock its own thread holds.
+    static DRAINING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks this thread as draining `d` until dropped.
+struct Draining(usize);
+
+impl Draining {
+    fn enter(d: &Deferred) -> Draining {
+        Draining(DRAINING.with(|c| c.replace(std::ptr::from_ref(d) as usize)))
+    }
+    fn is_draining(d: &Deferred) -> bool {
+        DRAINING.with(Cell::get) == std::ptr::from_ref(d) as usize
+    }
+}
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        DRAINING.with(|c| c.set(self.0));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every change under these locks is whole before release.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Deferred {
+    pub(crate) fn new() -> Self {
+        Deferred {
+            items: Mutex::new(Items {
+                queue: VecDeque::new(),
+                closed: false,
+            }),
+            len: AtomicUsize::new(0),
+            drain: Mutex::new(Taken::default()),
+            worker: AtomicU8::new(BUSY),
+        }
+    }
+
+    /// Items waiting (or being drained).
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Puts `later` off. At capacity the caller drains first (it pays,
+    /// nothing is dropped); after shutdown began it is emitted at once (and
+    /// refused, counted and reported like a late `emit`). Wakes a worker
+    /// that sleeps until woken when this is the first item, and one that
+    /// sleeps at all when the items fill a batch; never under a lock.
+    pub(crate) fn push(&self, sh: &Shared, later: Later) {
+        if self.len.load(Ordering::Relaxed) >= sh.config.queue_events {
+            // At capacity: this caller builds what waits (bounded by the
+            // threads that find it full at once).
+            self.drain(sh, Room::Policy(None), usize::MAX);
+        }
+        let mut items = lock(&self.items);
+        if items.closed {
+            drop(items);
+            self.drain(sh, Room::Policy(None), usize::MAX);
+            let _ = sh.answered_at_emit(build(sh, later, How::EMIT));
+            return;
+        }
+        items.queue.push_back(later);
+        let n = self.len.fetch_add(1, Ordering::SeqCst) + 1;
+        drop(items);
+        // Against the worker's check (it sets its state, then reads `len`):
+        // one of the two sees the other.
+        let worker = self.worker.load(Ordering::SeqCst);
+        if worker == WAITS_FOR_EVENTS && n == 1
+            || worker != BUSY && n == sh.config.batch_size.max(1)
+        {
+            sh.wake_worker();
+        }
+    }
+
+    /// The worker, before it sleeps until woken: whether it may (nothing is
+    /// put off). Called under the worker's state lock, which a waking
+    /// pusher takes before it notifies, so no wake is lost.
+    pub(crate) fn worker_waits_for_events(&self) -> bool {
+        self.worker.store(WAITS_FOR_EVENTS, Ordering::SeqCst);
+        if self.len.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        self.worker.store(WAITS_UNTIL, Ordering::SeqCst);
+        false
+    }
+
+    /// The worker sleeps until a time it knows.
+    pub(crate) fn worker_waits_until(&self) {
+        self.worker.store(WAITS_UNTIL, Ordering::SeqCst);
+    }
+
+    /// The worker is at work again.
+    pub(crate) fn worker_busy(&self) {
+        self.worker.store(BUSY, Ordering::Relaxed);
+    }
+
+    /// Shutdown has begun: from now on a push emits at once.
+    pub(crate) fn close(&self) {
+        lock(&self.items).closed = true;
+    }
+
+    /// Builds and queues up to `budget` items in order, waiting for room as
+    /// `room` says (the worker: never; it then holds the built event at the
+    /// front and stops). With [`Room::Hold`] it does not wait for another
+    /// drainer either.
+    pub(crate) fn drain(&self, sh: &Shared, room: Room, budget: usize) -> Drained {
+        if self.len() == 0 {
+            return Drained::Empty;
+        }
+        if Draining::is_draining(self) {
+            return Drained::Busy;
+        }
+        let mut taken = match room {
+            Room::Hold => match self.drain.try_lock() {
+                Ok(g) => g,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return Drained::Busy,
+            },
+            Room::Policy(_) => lock(&self.drain),
+        };
+        let _mark = Draining::enter(self);
+        let how = How { room, late: true };
+        let mut done = 0usize;
+        let end = loop {
+            if done >= budget {
+                break Drained::Budget;
+            }
+            let r = if let Some(h) = taken.held.take() {
+                sh.enqueue_held(h, how)
+            } else {
+                if taken.later.is_empty() {
+                    let mut items = lock(&self.items);
+                    if items.queue.is_empty() {
+                        break Drained::Empty;
+                    }
+                    // `taken.later` is empty: its buffer goes to the pushers.
+                    std::mem::swap(&mut items.queue, &mut taken.later);
+                }
+                let Some(later) = taken.later.pop_front() else {
+                    continue;
+                };
+                build(sh, later, how)
+            };
+            match r {
+                Err(Refused::Held(h)) => {
+                    // First again next time.
+                    taken.held = Some(h);
+                    break Drained::Full;
+                }
+                // Queued, or refused and counted by the pipeline.
+                Ok(()) | Err(Refused::Error(_)) => done += 1,
+            }
+        };
+        // Once per drain, not per item: the pushers write `len` too.
+        self.len.fetch_sub(done, Ordering::Release);
+        end
+    }
+}
+
+/// Builds the event `later` describes and sends it through the emit
+/// pipeline (a `Later` makes exactly one event).
+fn build(sh: &Shared, later: Later, how: How) -> Result<(), Refused> {
+    let mut r = Ok(());
+    later.emit(&mut |b| r = emit_on(sh, b, how));
+    r
+}
+
+impl Shared {
+    /// Before a caller's `emit`: what the layer put off goes first.
+    #[inline]
+    pub(crate) fn drain_deferred_first(&self) {
+        if self.deferred.len() != 0 {
+            self.deferred.drain(self, Room::Policy(None), usize::MAX);
+        }
+    }
+
+    /// Puts an event of the layer off.
+    #[inline]
+    pub(crate) fn defer(&self, later: Later) {
+        self.deferred.push(self, later);
+    }
+}

@@ -1,0 +1,276 @@
+//! Property: whatever the interleaving of span creation, enters, exits,
+//! closes, events emitted inside spans, flushes and pauses (the worker
+//! building what was put off meanwhile), on a queue of a few events that
+//! drops (`Overflow::DropNewest`) or blocks (`Overflow::Block`), every event
+//! the layer made (a start per entered GenAI span, an end per closed one)
+//! and every event emitted by hand is counted once: queued (`emitted`) or
+//! refused (`dropped`, `rejected`); every queued one ends (delivered,
+//! failed, timed out) and every undelivered one is reported once; and in
+//! the sink a span's start comes before what was emitted inside it, which
+//! comes before its end.
+#![cfg(feature = "tracing")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ossa_events::sink::{Encoded, Sink};
+use ossa_events::tracing_layer::OssaLayer;
+use ossa_events::{Emitter, EventBuilder, Overflow, SendError, ossa};
+use proptest::prelude::*;
+use serde_json::Value;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// Keeps the events it is sent, in order, after `delay`.
+#[derive(Clone, Default)]
+struct Record {
+    events: Arc<Mutex<Vec<Value>>>,
+    delay: Duration,
+}
+
+impl Sink for Record {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        std::thread::sleep(self.delay);
+        let mut v = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        v.extend(
+            events
+                .iter()
+                .map(|e| serde_json::from_slice(e.json()).unwrap()),
+        );
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// A new span of kind `0..3`, inside the live span at this index (if
+    /// any).
+    New(u8, Option<usize>),
+    Enter(usize),
+    Exit(usize),
+    /// Drops its handle and enter guards (it closes once the spans inside
+    /// it have).
+    Close(usize),
+    /// An event emitted inside a live span that has started.
+    Emit(usize),
+    Flush,
+    /// Lets the worker build what waits.
+    Pause(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..3, proptest::option::of(0usize..8)).prop_map(|(k, p)| Op::New(k, p)),
+        3 => (0usize..8).prop_map(Op::Enter),
+        1 => (0usize..8).prop_map(Op::Exit),
+        2 => (0usize..8).prop_map(Op::Close),
+        2 => (0usize..8).prop_map(Op::Emit),
+        1 => Just(Op::Flush),
+        1 => (0u8..3).prop_map(Op::Pause),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Setup {
+    queue: usize,
+    batch: usize,
+    block: bool,
+    delay_ms: u64,
+}
+
+fn setup() -> impl Strategy<Value = Setup> {
+    (1usize..6, 1usize..4, any::<bool>(), 0u64..2).prop_map(|(queue, batch, block, delay_ms)| {
+        Setup {
+            queue,
+            batch,
+            block,
+            delay_ms,
+        }
+    })
+}
+
+struct Live {
+    n: usize,
+    span: tracing::Span,
+    entered: Vec<tracing::span::EnteredSpan>,
+}
+
+fn new_span(kind: u8, n: usize, parent: Option<&tracing::Span>) -> tracing::Span {
+    let key = format!("s{n}");
+    let parent = parent.and_then(|p| p.id());
+    match kind {
+        0 => {
+            tracing::info_span!(parent: parent, "invoke_agent", gen_ai.agent.name = "a", gen_ai.conversation.id = key.as_str())
+        }
+        1 => tracing::info_span!(parent: parent, "chat", gen_ai.conversation.id = key.as_str()),
+        _ => {
+            tracing::info_span!(parent: parent, "execute_tool", gen_ai.tool.name = "t", gen_ai.conversation.id = key.as_str())
+        }
+    }
+}
+
+fn run(s: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
+    let rec = Record {
+        delay: Duration::from_millis(s.delay_ms),
+        ..Record::default()
+    };
+    let reported = Arc::new(Mutex::new(0u64));
+    let count = reported.clone();
+    let overflow = if s.block {
+        Overflow::Block(Duration::from_millis(5))
+    } else {
+        Overflow::DropNewest
+    };
+    let emitter = Emitter::builder("/agents/prop")
+        .sink(rec.clone())
+        .queue_capacity(s.queue)
+        .batch_size(s.batch)
+        .flush_interval(Duration::from_millis(2))
+        .overflow(overflow)
+        .on_undelivered(move |_| *count.lock().unwrap_or_else(PoisonError::into_inner) += 1)
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
+    // Per span: entered; events emitted by hand (and whether each was taken).
+    let mut entered: Vec<bool> = Vec::new();
+    let (mut by_hand, mut taken) = (0u64, 0u64);
+    tracing::subscriber::with_default(subscriber, || {
+        let mut live: Vec<Live> = Vec::new();
+        let pick = |i: usize, live: &Vec<Live>| (!live.is_empty()).then(|| i % live.len());
+        for op in ops {
+            match *op {
+                Op::New(kind, parent) => {
+                    let n = entered.len();
+                    let p = parent.and_then(|i| pick(i, &live)).map(|i| &live[i].span);
+                    let span = new_span(kind, n, p);
+                    entered.push(false);
+                    live.push(Live {
+                        n,
+                        span,
+                        entered: Vec::new(),
+                    });
+                }
+                Op::Enter(i) => {
+                    if let Some(i) = pick(i, &live) {
+                        let l = &mut live[i];
+                        l.entered.push(l.span.clone().entered());
+                        entered[l.n] = true;
+                    }
+                }
+                Op::Exit(i) => {
+                    if let Some(i) = pick(i, &live) {
+                        drop(live[i].entered.pop());
+                    }
+                }
+                Op::Close(i) => {
+                    if let Some(i) = pick(i, &live) {
+                        let l = live.swap_remove(i);
+                        drop(l.entered);
+                        drop(l.span);
+                    }
+                }
+                Op::Emit(i) => {
+                    if let Some(i) = pick(i, &live).filter(|&i| entered[live[i].n]) {
+                        let key = format!("s{}", live[i].n);
+                        by_hand += 1;
+                        let r = live[i].span.in_scope(|| {
+                            emitter.emit(
+                                EventBuilder::new()
+                                    .ty("dev.example.note")
+                                    .ossa_interaction_id(&key),
+                            )
+                        });
+                        taken += u64::from(r.is_ok());
+                    }
+                }
+                Op::Flush => {
+                    let _ = emitter.flush();
+                }
+                Op::Pause(ms) => std::thread::sleep(Duration::from_millis(u64::from(ms))),
+            }
+        }
+        // The rest close here.
+        for l in live.drain(..) {
+            drop(l.entered);
+            drop(l.span);
+        }
+    });
+    let made = 2 * entered.iter().filter(|&&e| e).count() as u64;
+    let report = emitter.shutdown().unwrap();
+    let m = emitter.metrics();
+    let sunk = rec.events.lock().unwrap().clone();
+    let reported = *reported.lock().unwrap();
+
+    // Counted once: queued or refused.
+    prop_assert_eq!(
+        m.emitted + m.dropped + m.rejected,
+        made + by_hand,
+        "{:?}",
+        m
+    );
+    prop_assert_eq!(m.rejected, 0);
+    // What emit() answered Ok to is what it queued, beside the layer's.
+    prop_assert!(m.emitted >= taken);
+    // Every queued one ended; every undelivered one reported once.
+    prop_assert_eq!(report.pending, 0);
+    prop_assert_eq!(
+        m.emitted,
+        m.delivered + m.failed + m.shutdown_timeout,
+        "{:?}",
+        m
+    );
+    prop_assert_eq!(m.delivered, sunk.len() as u64);
+    prop_assert_eq!(
+        reported,
+        m.dropped + m.failed + m.shutdown_timeout,
+        "{:?}",
+        m
+    );
+    if !s.block {
+        prop_assert_eq!(m.shutdown_timeout, 0);
+    }
+
+    // Order in the sink, per span: start, notes, end.
+    let mut by_span: HashMap<&str, Vec<&str>> = HashMap::new();
+    for e in &sunk {
+        let key = e["ossainteractionid"].as_str().unwrap();
+        by_span
+            .entry(key)
+            .or_default()
+            .push(e["type"].as_str().unwrap());
+    }
+    let starts = [ossa::AGENT_STARTED, ossa::TURN_STARTED, ossa::TOOL_CALLED];
+    for (key, types) in &by_span {
+        let rank = |t: &str| {
+            if starts.contains(&t) {
+                0
+            } else if t == "dev.example.note" {
+                1
+            } else {
+                2
+            }
+        };
+        let ranks: Vec<u8> = types.iter().map(|t| rank(t)).collect();
+        prop_assert!(
+            ranks.windows(2).all(|w| w[0] <= w[1]),
+            "{}: {:?}",
+            key,
+            types
+        );
+        prop_assert!(ranks.iter().filter(|&&r| r == 0).count() <= 1);
+        prop_assert!(ranks.iter().filter(|&&r| r == 2).count() <= 1);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #[test]
+    fn every_event_put_off_is_counted_once_and_keeps_its_order(
+        s in setup(),
+        ops in proptest::collection::vec(op(), 1..50),
+    ) {
+        run(&s, &ops)?;
+    }
+}

@@ -1,0 +1,402 @@
+//! `OssaLayer` puts its events off (the span's thread only pushes what an
+//! event is made from; the emitter builds it later): the events still reach
+//! the sink without a flush, a flush counts them, they keep their order
+//! (a span's start before its end, before what is emitted inside it, and
+//! before what is emitted after it, with threads making spans at once), a
+//! full queue under `Overflow::Block` makes the worker send rather than
+//! wait on itself, and at shutdown every event ends delivered or refused
+//! and reported, none lost.
+#![cfg(feature = "tracing")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ossa_events::sink::{Encoded, Sink};
+use ossa_events::tracing_layer::OssaLayer;
+use ossa_events::{Emitter, EventBuilder, Overflow, Reason, SendError, ossa};
+use serde_json::Value;
+use tracing::Dispatch;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// A sink that keeps every event it is sent, in order, after `delay`.
+#[derive(Clone, Default)]
+struct Record {
+    events: Arc<Mutex<Vec<Value>>>,
+    delay: Duration,
+}
+
+impl Sink for Record {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        std::thread::sleep(self.delay);
+        let mut v = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        v.extend(
+            events
+                .iter()
+                .map(|e| serde_json::from_slice(e.json()).unwrap()),
+        );
+        Ok(())
+    }
+}
+
+impl Record {
+    fn slow(delay: Duration) -> Self {
+        Record {
+            delay,
+            ..Record::default()
+        }
+    }
+    fn len(&self) -> usize {
+        self.events.lock().unwrap().len()
+    }
+    fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+fn layered(emitter: &Emitter) -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry().with(OssaLayer::new(emitter.clone())))
+}
+
+/// One tool span, entered once and closed: two events.
+fn tool_span(call: u64) {
+    tracing::info_span!(
+        "execute_tool",
+        gen_ai.tool.name = "search",
+        gen_ai.tool.call.id = call
+    )
+    .in_scope(|| {});
+}
+
+fn ty(e: &Value) -> &str {
+    e["type"].as_str().unwrap()
+}
+
+/// Waits up to `limit` for `f`; whether it came true.
+fn eventually(limit: Duration, f: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    f()
+}
+
+#[test]
+fn events_reach_the_sink_without_a_flush() {
+    let rec = Record::default();
+    let emitter = Emitter::builder("/agents/t")
+        .sink(rec.clone())
+        .flush_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let d = layered(&emitter);
+    for round in 1..=3u64 {
+        // The worker's queue is empty: it sleeps until woken, and only the
+        // span's push can tell it there is something to build.
+        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        tracing::dispatcher::with_default(&d, || tool_span(round));
+        let want = 2 * round as usize;
+        assert!(
+            eventually(Duration::from_secs(10), || rec.len() == want),
+            "round {round}: {} of {want} events after {:?}, no flush",
+            rec.len(),
+            start.elapsed()
+        );
+        assert_eq!(emitter.metrics().delivered, want as u64);
+    }
+    // And while the worker sleeps until the interval (its queue not empty):
+    // a user event queued first, then a span.
+    emitter
+        .emit(EventBuilder::new().ty("dev.example.first"))
+        .unwrap();
+    tracing::dispatcher::with_default(&d, || tool_span(9));
+    assert!(eventually(Duration::from_secs(10), || rec.len() == 9));
+    let types: Vec<String> = rec.events().iter().map(|e| ty(e).to_owned()).collect();
+    assert_eq!(
+        types[6..],
+        ["dev.example.first", ossa::TOOL_CALLED, ossa::TOOL_COMPLETED]
+    );
+}
+
+#[test]
+fn a_flush_counts_and_delivers_every_event_of_the_spans_before_it() {
+    let rec = Record::default();
+    // The worker would not send on its own for a minute.
+    let emitter = Emitter::builder("/agents/t")
+        .sink(rec.clone())
+        .batch_size(100_000)
+        .flush_interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let d = layered(&emitter);
+    for round in 1..=3u64 {
+        tracing::dispatcher::with_default(&d, || (0..300).for_each(tool_span));
+        let report = emitter.flush().unwrap();
+        let want = 600 * round;
+        assert_eq!((report.delivered, report.pending), (want, 0));
+        assert_eq!(rec.len() as u64, want);
+        let m = emitter.metrics();
+        assert_eq!((m.emitted, m.delivered, m.queue_depth), (want, want, 0));
+    }
+    // A shutdown counts them too.
+    tracing::dispatcher::with_default(&d, || (0..300).for_each(tool_span));
+    assert_eq!(emitter.shutdown().unwrap().delivered, 2400);
+    assert_eq!(rec.len(), 2400);
+}
+
+#[test]
+fn order_is_kept_per_span_and_per_thread_with_threads_making_spans_at_once() {
+    let rec = Record::default();
+    let emitter = Emitter::builder("/agents/t")
+        .sink(rec.clone())
+        .context_from_tracing(true)
+        .batch_size(7)
+        .flush_interval(Duration::from_millis(1))
+        .queue_capacity(1_000_000)
+        .build()
+        .unwrap();
+    let d = layered(&emitter);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (d, emitter) = (d.clone(), emitter.clone());
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&d, || {
+                    for i in 0..150u64 {
+                        let key = format!("t{t}-{i}");
+                        let note = |what: &str| {
+                            emitter
+                                .emit(EventBuilder::new().ty(what).ossa_interaction_id(&key))
+                                .unwrap();
+                        };
+                        let agent = tracing::info_span!(
+                            "invoke_agent",
+                            gen_ai.agent.name = "a",
+                            gen_ai.conversation.id = key.as_str()
+                        );
+                        agent.in_scope(|| {
+                            note("dev.example.in_agent");
+                            let tool = tracing::info_span!(
+                                "execute_tool",
+                                gen_ai.tool.name = "search",
+                                gen_ai.tool.call.id = i
+                            );
+                            tool.in_scope(|| note("dev.example.in_tool"));
+                            drop(tool);
+                            note("dev.example.after_tool");
+                        });
+                        drop(agent);
+                        note("dev.example.after_agent");
+                    }
+                });
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let report = emitter.flush().unwrap();
+    assert_eq!(report.delivered, 4 * 150 * 8);
+    let m = emitter.metrics();
+    assert_eq!((m.dropped, m.rejected, m.failed), (0, 0, 0));
+
+    // Each key's events, in the order the sink got them.
+    let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
+    for e in rec.events() {
+        let key = e["ossainteractionid"].as_str().unwrap().to_owned();
+        by_key.entry(key).or_default().push(ty(&e).to_owned());
+    }
+    assert_eq!(by_key.len(), 600);
+    let want = [
+        ossa::AGENT_STARTED,
+        "dev.example.in_agent",
+        ossa::TOOL_CALLED,
+        "dev.example.in_tool",
+        ossa::TOOL_COMPLETED,
+        "dev.example.after_tool",
+        ossa::AGENT_COMPLETED,
+        "dev.example.after_agent",
+    ];
+    for (key, types) in &by_key {
+        assert_eq!(types, &want, "{key}");
+    }
+}
+
+#[test]
+fn a_full_queue_under_block_makes_the_worker_send_not_wait_on_itself() {
+    let rec = Record::slow(Duration::from_millis(1));
+    let emitter = Emitter::builder("/agents/t")
+        .sink(rec.clone())
+        .queue_capacity(2)
+        .batch_size(2)
+        .flush_interval(Duration::from_millis(1))
+        // Were the worker to wait for room it makes itself, each event
+        // would take this long and then be dropped.
+        .overflow(Overflow::Block(Duration::from_secs(30)))
+        .build()
+        .unwrap();
+    let d = layered(&emitter);
+    let start = Instant::now();
+    tracing::dispatcher::with_default(&d, || (0..100).for_each(tool_span));
+    // Without a flush: the worker builds them all, two at a time.
+    assert!(eventually(Duration::from_secs(20), || rec.len() == 200));
+    assert!(start.elapsed() < Duration::from_secs(20));
+    let m = emitter.metrics();
+    assert_eq!((m.emitted, m.delivered, m.dropped), (200, 200, 0));
+    let calls = rec
+        .events()
+        .iter()
+        .filter(|e| ty(e) == ossa::TOOL_CALLED)
+        .count();
+    assert_eq!(calls, 100);
+}
+
+/// What `on_undelivered` was told, by reason.
+#[derive(Clone, Default)]
+struct Reports(Arc<Mutex<Vec<(Reason, String)>>>);
+
+impl Reports {
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+#[test]
+fn at_shutdown_every_event_put_off_is_delivered_or_refused_and_reported() {
+    for overflow in [
+        Overflow::DropNewest,
+        Overflow::Block(Duration::from_millis(20)),
+    ] {
+        // A slow sink: events pile up, queued and put off, when shutdown
+        // begins with a deadline too short for them all.
+        let rec = Record::slow(Duration::from_millis(3));
+        let reports = Reports::default();
+        let log = reports.clone();
+        let emitter = Emitter::builder("/agents/t")
+            .sink(rec.clone())
+            .batch_size(5)
+            .flush_interval(Duration::from_millis(1))
+            .queue_capacity(40)
+            .overflow(overflow)
+            .shutdown_timeout(Duration::from_millis(60))
+            .on_undelivered(move |u| {
+                log.0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((u.reason, u.id.to_owned()));
+            })
+            .build()
+            .unwrap();
+        let d = layered(&emitter);
+        let stop = Arc::new(AtomicBool::new(false));
+        let spans = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (d, stop, spans) = (d.clone(), stop.clone(), spans.clone());
+                std::thread::spawn(move || {
+                    tracing::dispatcher::with_default(&d, || {
+                        // Spans before, during and after the shutdown.
+                        let mut i = 0u64;
+                        while !stop.load(Ordering::Relaxed) || i < 50 {
+                            tool_span(i);
+                            spans.fetch_add(1, Ordering::Relaxed);
+                            i += 1;
+                        }
+                    });
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(30));
+        let _ = emitter.shutdown();
+        std::thread::sleep(Duration::from_millis(20));
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Spans made after the shutdown returned: refused at once.
+        tracing::dispatcher::with_default(&d, || tool_span(7));
+        spans.fetch_add(1, Ordering::Relaxed);
+
+        let made = 2 * spans.load(Ordering::Relaxed);
+        let m = emitter.metrics();
+        let delivered = rec.len() as u64;
+        let reported = reports.count() as u64;
+        assert_eq!(m.delivered, delivered, "{overflow:?} {m:?}");
+        // Every event the layer made went through emit: queued or refused.
+        assert_eq!(
+            m.emitted + m.dropped + m.rejected,
+            made,
+            "{overflow:?} {m:?}"
+        );
+        // Every queued one ended.
+        assert_eq!(m.queue_depth, 0, "{overflow:?} {m:?}");
+        assert_eq!(
+            m.emitted,
+            m.delivered + m.failed + m.shutdown_timeout,
+            "{overflow:?} {m:?}"
+        );
+        // Every one not delivered was reported, once.
+        assert_eq!(
+            reported,
+            m.dropped + m.rejected + m.failed + m.shutdown_timeout,
+            "{overflow:?} {m:?}"
+        );
+        assert_eq!(delivered + reported, made, "{overflow:?} {m:?}");
+        assert!(m.dropped > 0, "spans after the shutdown: {m:?}");
+        // Each event reported once (ids are unique).
+        let all = reports.0.lock().unwrap();
+        let ids: std::collections::HashSet<&str> = all.iter().map(|(_, id)| id.as_str()).collect();
+        assert_eq!(ids.len(), all.len());
+    }
+}
+
+#[test]
+fn dropping_the_last_handle_without_waiting_leaves_the_worker_to_end_every_event_put_off() {
+    // (shutdown timeout, whether all are delivered)
+    for (limit, all_delivered) in [
+        (Duration::from_secs(30), true),
+        (Duration::from_millis(20), false),
+    ] {
+        // A slow sink and batches of one: the worker builds one event at a
+        // time, so most wait, put off, when the last handle goes.
+        let rec = Record::slow(Duration::from_millis(4));
+        let reports = Reports::default();
+        let log = reports.clone();
+        let emitter = Emitter::builder("/agents/t")
+            .sink(rec.clone())
+            .batch_size(1)
+            .shutdown_timeout(limit)
+            .wait_on_drop(false)
+            .on_undelivered(move |u| {
+                log.0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((u.reason, u.id.to_owned()));
+            })
+            .build()
+            .unwrap();
+        let d = layered(&emitter);
+        tracing::dispatcher::with_default(&d, || (0..50).for_each(tool_span));
+        let start = Instant::now();
+        drop(d); // the layer's handle
+        drop(emitter); // the last one: shutdown begins, nothing waits
+        assert!(start.elapsed() < Duration::from_millis(500));
+        assert!(
+            eventually(Duration::from_secs(20), || rec.len() + reports.count()
+                == 100),
+            "{limit:?}: {} delivered, {} reported, of 100",
+            rec.len(),
+            reports.count()
+        );
+        if all_delivered {
+            assert_eq!((rec.len(), reports.count()), (100, 0), "{limit:?}");
+        } else {
+            assert!(reports.count() > 0, "{limit:?}");
+        }
+    }
+}
