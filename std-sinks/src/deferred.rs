@@ -23,9 +23,14 @@
 //! One drainer at a time (the `drain` lock), taking items in order: a
 //! span's start is queued before its end, and before what any thread emits
 //! after it. Until drained, an event is not `emitted` in
-//! [`Metrics`](crate::Metrics). Nothing is dropped here: about
-//! `queue_capacity` events wait at most (a push past that drains first, on
-//! the pusher's thread). Events put off before shutdown began are built and
+//! [`Metrics`](crate::Metrics). At most `queue_capacity` events wait here;
+//! a push past that follows the emitter's [`Overflow`] policy: `DropNewest`
+//! refuses the new event (counted in `dropped`, reported under a new id, as
+//! it was never built), `Block` builds what waits on the pusher's thread,
+//! waiting for room at most its limit in all, then refuses it. A caller's
+//! `emit` that drains first waits for room at most that limit in all too.
+//! With a spool nothing is put off: the layer's events are built on the
+//! span's thread, so they are on disk when the span call returns. Events put off before shutdown began are built and
 //! queued during it (until its deadline, like queued ones); those still
 //! here then, and those made after it began, are refused with
 //! [`Error::ShutDown`](crate::Error::ShutDown), counted and reported like a
@@ -44,7 +49,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
-use crate::handle::emit_on;
+use crate::errors::Error;
+use crate::handle::{Overflow, Reason, emit_on};
+use crate::metrics::Counters;
 use crate::tracing_layer::Later;
 use crate::worker::{Drained, Held, How, Refused, Room, Shared};
 
@@ -141,9 +148,17 @@ impl Deferred {
     /// sleeps at all when the items fill a batch; never under a lock.
     pub(crate) fn push(&self, sh: &Shared, later: Later) {
         if self.len.load(Ordering::Relaxed) >= sh.config.queue_events {
-            // At capacity: this caller builds what waits (bounded by the
-            // threads that find it full at once).
-            self.drain(sh, Room::Policy(None), usize::MAX);
+            // At capacity the emitter's `Overflow` policy decides, as for a
+            // full queue: `DropNewest` refuses this event at once; `Block`
+            // builds what waits on this thread, waiting for room at most
+            // its limit in all (not per event), then refuses it.
+            if let Overflow::Block(_) = sh.config.overflow {
+                self.drain(sh, caller_room(sh), usize::MAX);
+            }
+            if self.len.load(Ordering::Relaxed) >= sh.config.queue_events {
+                refuse_new(sh);
+                return;
+            }
         }
         let mut items = lock(&self.items);
         if items.closed {
@@ -250,6 +265,28 @@ impl Deferred {
     }
 }
 
+/// How long a caller's drain (its `emit`, or a push at capacity) may wait
+/// for room: the `Block` limit once for the whole drain, not once for each
+/// event it builds; what is left when it runs out stays for the worker.
+fn caller_room(sh: &Shared) -> Room {
+    match sh.config.overflow {
+        Overflow::Block(limit) => Room::Policy(crate::worker::after(limit)),
+        Overflow::DropNewest => Room::Policy(None),
+    }
+}
+
+/// A put-off event refused for want of room: counted in `dropped` and
+/// reported, under a new id (it was never built, so it has none yet).
+fn refuse_new(sh: &Shared) {
+    Counters::add(&sh.counters.dropped, 1);
+    sh.report(
+        Reason::Dropped,
+        crate::new_id().as_str(),
+        None,
+        &Error::QueueFull,
+    );
+}
+
 /// Builds the event `later` describes and sends it through the emit
 /// pipeline (a `Later` makes exactly one event).
 fn build(sh: &Shared, later: Later, how: How) -> Result<(), Refused> {
@@ -263,13 +300,22 @@ impl Shared {
     #[inline]
     pub(crate) fn drain_deferred_first(&self) {
         if self.deferred.len() != 0 {
-            self.deferred.drain(self, Room::Policy(None), usize::MAX);
+            self.deferred.drain(self, caller_room(self), usize::MAX);
         }
     }
 
-    /// Puts an event of the layer off.
+    /// Puts an event of the layer off; with a spool, builds it now.
     #[inline]
     pub(crate) fn defer(&self, later: Later) {
+        if self.config.spool.is_some() {
+            // With a spool, an event is on disk when the call that made it
+            // returns (it survives `kill -9`); one put off would live in
+            // memory only, for as long as the worker is in a send or a
+            // retry wait. So it is built here, as `emit` builds one.
+            self.drain_deferred_first();
+            let _ = self.answered_at_emit(build(self, later, How::EMIT));
+            return;
+        }
         self.deferred.push(self, later);
     }
 }

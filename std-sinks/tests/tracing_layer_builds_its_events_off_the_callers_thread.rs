@@ -400,3 +400,110 @@ fn dropping_the_last_handle_without_waiting_leaves_the_worker_to_end_every_event
         }
     }
 }
+
+/// A sink whose sends hang until `release` is set (a collector that stopped
+/// answering), counting what it was sent.
+#[derive(Clone, Default)]
+struct Stuck {
+    release: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+}
+
+impl Sink for Stuck {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        while !self.release.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.sent.fetch_add(events.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// With a spool nothing is put off: when the span's call returns, its
+/// events are queued (and on disk), even while the worker is stuck in a
+/// send and could not build them (a `kill -9` then would lose them).
+#[test]
+fn with_a_spool_the_events_are_queued_before_the_span_returns() {
+    let dir = std::env::temp_dir().join(format!("ossa-layer-spool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sink = Stuck::default();
+    let emitter = Emitter::builder("/agents/t")
+        .sink(sink.clone())
+        .batch_size(1)
+        .spool(ossa_events::spool::SpoolConfig::new(&dir))
+        .shutdown_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    // The worker takes this one and hangs in the send.
+    emitter
+        .emit(EventBuilder::new().ty("dev.example.first"))
+        .unwrap();
+    assert!(eventually(Duration::from_secs(10), || emitter
+        .metrics()
+        .queue_depth
+        == 1));
+    let d = layered(&emitter);
+    tracing::dispatcher::with_default(&d, || tool_span(1));
+    // Queued (counted) at once, not waiting for the stuck worker.
+    assert_eq!(emitter.metrics().emitted, 3);
+    sink.release.store(true, Ordering::Relaxed);
+    assert_eq!(emitter.flush().unwrap().delivered, 3);
+    assert_eq!(sink.sent.load(Ordering::Relaxed), 3);
+    emitter.shutdown().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Put-off events past the queue's capacity follow the `Overflow` policy,
+/// as a full queue does: `DropNewest` refuses them at once and `Block`
+/// waits its limit once, not once for every event waiting; either way a
+/// span's call returns in about that limit, and every event is accounted
+/// for (delivered, or dropped and reported).
+#[test]
+fn a_full_deferred_queue_follows_the_overflow_policy_without_long_stalls() {
+    for overflow in [
+        Overflow::DropNewest,
+        Overflow::Block(Duration::from_millis(50)),
+    ] {
+        let sink = Stuck::default();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let d2 = dropped.clone();
+        let emitter = Emitter::builder("/agents/t")
+            .sink(sink.clone())
+            .batch_size(5)
+            .queue_capacity(20)
+            .overflow(overflow)
+            .on_undelivered(move |u| {
+                if u.reason == Reason::Dropped {
+                    d2.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build()
+            .unwrap();
+        let d = layered(&emitter);
+        let mut slowest = Duration::ZERO;
+        const SPANS: u64 = 40;
+        for i in 0..SPANS {
+            let t = Instant::now();
+            tracing::dispatcher::with_default(&d, || tool_span(i));
+            slowest = slowest.max(t.elapsed());
+        }
+        // Before: a push at capacity built all 20 waiting events itself,
+        // each waiting out the Block limit (about a second a span).
+        assert!(
+            slowest < Duration::from_millis(500),
+            "{overflow:?}: a span took {slowest:?}"
+        );
+        sink.release.store(true, Ordering::Relaxed);
+        let r = emitter.flush().unwrap();
+        let m = emitter.metrics();
+        assert!(m.dropped > 0, "{overflow:?}: {m:?}");
+        assert_eq!(
+            r.delivered + m.dropped,
+            2 * SPANS,
+            "{overflow:?}: every event delivered or dropped: {m:?}"
+        );
+        assert_eq!(dropped.load(Ordering::Relaxed), m.dropped, "{overflow:?}");
+        assert_eq!(sink.sent.load(Ordering::Relaxed), r.delivered);
+        emitter.shutdown().unwrap();
+    }
+}
