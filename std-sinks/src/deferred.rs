@@ -23,7 +23,8 @@
 //! One drainer at a time (the `drain` lock), taking items in order: a
 //! span's start is queued before its end, and before what any thread emits
 //! after it. Until drained, an event is not `emitted` in
-//! [`Metrics`](crate::Metrics). At most `queue_capacity` events wait here;
+//! [`Metrics`](crate::Metrics). At most `queue_capacity` events, holding at
+//! most `queue_bytes` (snapshots and their text), wait here;
 //! a push past that follows the emitter's [`Overflow`] policy: `DropNewest`
 //! refuses the new event (counted in `dropped`, reported under a new id, as
 //! it was never built), `Block` builds what waits on the pusher's thread,
@@ -54,6 +55,10 @@ use crate::handle::{Overflow, Reason, emit_on};
 use crate::metrics::Counters;
 use crate::tracing_layer::Later;
 use crate::worker::{Drained, Held, How, Refused, Room, Shared};
+
+/// Room for this many items is kept between drains (~1 MB); a buffer a
+/// burst grew past it is let go once drained.
+const KEEP_ITEMS: usize = 4096;
 
 /// The worker is working (sending, settling, draining).
 const BUSY: u8 = 0;
@@ -86,6 +91,9 @@ pub(crate) struct Deferred {
     /// Items pushed and not yet through the emit pipeline (being drained
     /// included): 0 means every push so far has been queued or refused.
     len: AtomicUsize,
+    /// Memory the waiting items hold ([`Later::size`]), bounded by the
+    /// emitter's `queue_bytes` as `len` is by `queue_capacity`.
+    bytes: AtomicUsize,
     /// Held by the one drainer at a time.
     drain: Mutex<Taken>,
     /// What the worker is doing ([`BUSY`], [`WAITS_UNTIL`],
@@ -131,6 +139,7 @@ impl Deferred {
                 closed: false,
             }),
             len: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
             drain: Mutex::new(Taken::default()),
             worker: AtomicU8::new(BUSY),
         }
@@ -146,8 +155,18 @@ impl Deferred {
     /// refused, counted and reported like a late `emit`). Wakes a worker
     /// that sleeps until woken when this is the first item, and one that
     /// sleeps at all when the items fill a batch; never under a lock.
+    /// Whether an item of `size` bytes finds no room (by count, or by
+    /// bytes unless nothing waits: one item always fits, as in the queue).
+    fn full(&self, sh: &Shared, size: usize) -> bool {
+        let len = self.len.load(Ordering::Relaxed);
+        len >= sh.config.queue_events
+            || len > 0
+                && self.bytes.load(Ordering::Relaxed).saturating_add(size) > sh.config.queue_bytes
+    }
+
     pub(crate) fn push(&self, sh: &Shared, later: Later) {
-        if self.len.load(Ordering::Relaxed) >= sh.config.queue_events {
+        let size = later.size();
+        if self.full(sh, size) {
             // At capacity the emitter's `Overflow` policy decides, as for a
             // full queue: `DropNewest` refuses this event at once; `Block`
             // builds what waits on this thread, waiting for room at most
@@ -155,7 +174,7 @@ impl Deferred {
             if let Overflow::Block(_) = sh.config.overflow {
                 self.drain(sh, caller_room(sh), usize::MAX);
             }
-            if self.len.load(Ordering::Relaxed) >= sh.config.queue_events {
+            if self.full(sh, size) {
                 refuse_new(sh);
                 return;
             }
@@ -168,6 +187,7 @@ impl Deferred {
             return;
         }
         items.queue.push_back(later);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
         let n = self.len.fetch_add(1, Ordering::SeqCst) + 1;
         drop(items);
         // Against the worker's check (it sets its state, then reads `len`):
@@ -229,6 +249,7 @@ impl Deferred {
         let _mark = Draining::enter(self);
         let how = How { room, late: true };
         let mut done = 0usize;
+        let mut freed = 0usize;
         let end = loop {
             if done >= budget {
                 break Drained::Budget;
@@ -241,12 +262,17 @@ impl Deferred {
                     if items.queue.is_empty() {
                         break Drained::Empty;
                     }
-                    // `taken.later` is empty: its buffer goes to the pushers.
+                    // `taken.later` is empty: its buffer goes to the pushers
+                    // (not kept at a burst's size).
+                    if taken.later.capacity() > KEEP_ITEMS {
+                        taken.later = VecDeque::new();
+                    }
                     std::mem::swap(&mut items.queue, &mut taken.later);
                 }
                 let Some(later) = taken.later.pop_front() else {
                     continue;
                 };
+                freed += later.size();
                 build(sh, later, how)
             };
             match r {
@@ -260,6 +286,7 @@ impl Deferred {
             }
         };
         // Once per drain, not per item: the pushers write `len` too.
+        self.bytes.fetch_sub(freed, Ordering::Relaxed);
         self.len.fetch_sub(done, Ordering::Release);
         end
     }

@@ -229,6 +229,22 @@ impl Text {
     }
 }
 
+impl Text {
+    /// Bytes it holds beyond itself (shared text, counted whole: once the
+    /// span is gone the snapshot may be the only holder).
+    fn heap(&self) -> usize {
+        match self {
+            Text::Inline { .. } => 0,
+            Text::Shared(s) => s.len(),
+        }
+    }
+}
+
+/// [`Text::heap`] of an optional field.
+fn heap(t: Option<&Text>) -> usize {
+    t.map_or(0, Text::heap)
+}
+
 impl std::ops::Deref for Text {
     type Target = str;
     fn deref(&self) -> &str {
@@ -629,6 +645,49 @@ enum What {
 }
 
 impl Later {
+    /// Memory it holds while it waits, in bytes: itself and its shared
+    /// text (what the deferred queue counts against `queue_bytes`).
+    pub(crate) fn size(&self) -> usize {
+        let s = &self.0;
+        let failure = |f: Option<&Failure>| {
+            f.map_or(0, |f| {
+                f.message.as_deref().map_or(0, str::len) + heap(f.code.as_ref())
+            })
+        };
+        let what = match &s.what {
+            What::WorkflowStarted { id, name } => id.heap() + heap(name.as_ref()),
+            What::AgentStarted { id, name, input } => {
+                heap(id.as_ref()) + heap(name.as_ref()) + heap(input.as_ref())
+            }
+            What::TurnStarted { .. } | What::TurnCompleted { .. } => 0,
+            What::ToolCalled {
+                tool,
+                call_id,
+                arguments,
+            } => heap(tool.as_ref()) + heap(call_id.as_ref()) + heap(arguments.as_ref()),
+            What::WorkflowCompleted { id, .. } => id.heap(),
+            What::AgentEnded {
+                id,
+                output,
+                failure: f,
+                ..
+            } => heap(id.as_ref()) + heap(output.as_ref()) + failure(f.as_ref()),
+            What::ToolEnded {
+                tool,
+                call_id,
+                result,
+                failure: f,
+                ..
+            } => {
+                heap(tool.as_ref())
+                    + heap(call_id.as_ref())
+                    + heap(result.as_ref())
+                    + failure(f.as_ref())
+            }
+        };
+        std::mem::size_of::<Later>() + heap(s.agent.as_ref()) + heap(s.conversation.as_ref()) + what
+    }
+
     /// Builds the event and hands it to `emit` (once).
     pub(crate) fn emit(self, emit: &mut dyn FnMut(EventBuilder<'_>)) {
         self.0.emit(emit);

@@ -507,3 +507,42 @@ fn a_full_deferred_queue_follows_the_overflow_policy_without_long_stalls() {
         emitter.shutdown().unwrap();
     }
 }
+
+/// The events put off count against `queue_bytes` too, text fields
+/// included: spans with 16 KB results, while the sink hangs, are refused
+/// (and reported) once what waits reaches the byte cap, long before the
+/// count cap; nothing is lost uncounted.
+#[test]
+fn put_off_events_are_bounded_by_queue_bytes() {
+    let sink = Stuck::default();
+    let emitter = Emitter::builder("/agents/t")
+        .sink(sink.clone())
+        .batch_size(1)
+        .queue_capacity(10_000)
+        .queue_bytes(64 * 1024)
+        .overflow(Overflow::DropNewest)
+        .build()
+        .unwrap();
+    let d = layered(&emitter);
+    let big = "r".repeat(16 * 1024);
+    const SPANS: u64 = 20;
+    tracing::dispatcher::with_default(&d, || {
+        for i in 0..SPANS {
+            tracing::info_span!(
+                "execute_tool",
+                gen_ai.tool.name = "search",
+                gen_ai.tool.call.id = i,
+                gen_ai.tool.call.result = big.as_str()
+            )
+            .in_scope(|| {});
+        }
+    });
+    let m = emitter.metrics();
+    // 20 ends of ~16 KB each against 64 KiB: most are refused now.
+    assert!(m.dropped >= 10, "{m:?}");
+    sink.release.store(true, Ordering::Relaxed);
+    let r = emitter.flush().unwrap();
+    let m = emitter.metrics();
+    assert_eq!(r.delivered + m.dropped, 2 * SPANS, "{m:?}");
+    emitter.shutdown().unwrap();
+}
