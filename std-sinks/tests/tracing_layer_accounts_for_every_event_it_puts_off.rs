@@ -15,32 +15,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ossa_events::sink::{Encoded, Sink};
 use ossa_events::tracing_layer::OssaLayer;
-use ossa_events::{Emitter, EventBuilder, Overflow, SendError, ossa};
+use ossa_events::{Emitter, EventBuilder, Overflow, ossa};
 use proptest::prelude::*;
-use serde_json::Value;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-/// Keeps the events it is sent, in order, after `delay`.
-#[derive(Clone, Default)]
-struct Record {
-    events: Arc<Mutex<Vec<Value>>>,
-    delay: Duration,
-}
-
-impl Sink for Record {
-    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
-        std::thread::sleep(self.delay);
-        let mut v = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-        v.extend(
-            events
-                .iter()
-                .map(|e| serde_json::from_slice(e.json()).unwrap()),
-        );
-        Ok(())
-    }
-}
+mod common;
+use common::Record;
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -21,40 +21,8 @@ use serde_json::Value;
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-/// A sink that keeps every event it is sent, in order, after `delay`.
-#[derive(Clone, Default)]
-struct Record {
-    events: Arc<Mutex<Vec<Value>>>,
-    delay: Duration,
-}
-
-impl Sink for Record {
-    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
-        std::thread::sleep(self.delay);
-        let mut v = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-        v.extend(
-            events
-                .iter()
-                .map(|e| serde_json::from_slice(e.json()).unwrap()),
-        );
-        Ok(())
-    }
-}
-
-impl Record {
-    fn slow(delay: Duration) -> Self {
-        Record {
-            delay,
-            ..Record::default()
-        }
-    }
-    fn len(&self) -> usize {
-        self.events.lock().unwrap().len()
-    }
-    fn events(&self) -> Vec<Value> {
-        self.events.lock().unwrap().clone()
-    }
-}
+mod common;
+use common::{Record, wait_for};
 
 fn layered(emitter: &Emitter) -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(OssaLayer::new(emitter.clone())))
@@ -74,18 +42,6 @@ fn ty(e: &Value) -> &str {
     e["type"].as_str().unwrap()
 }
 
-/// Waits up to `limit` for `f`; whether it came true.
-fn eventually(limit: Duration, f: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    f()
-}
-
 #[test]
 fn events_reach_the_sink_without_a_flush() {
     let rec = Record::default();
@@ -103,7 +59,7 @@ fn events_reach_the_sink_without_a_flush() {
         tracing::dispatcher::with_default(&d, || tool_span(round));
         let want = 2 * round as usize;
         assert!(
-            eventually(Duration::from_secs(10), || rec.len() == want),
+            wait_for(|| rec.len() == want, Duration::from_secs(10)),
             "round {round}: {} of {want} events after {:?}, no flush",
             rec.len(),
             start.elapsed()
@@ -116,7 +72,7 @@ fn events_reach_the_sink_without_a_flush() {
         .emit(EventBuilder::new().ty("dev.example.first"))
         .unwrap();
     tracing::dispatcher::with_default(&d, || tool_span(9));
-    assert!(eventually(Duration::from_secs(10), || rec.len() == 9));
+    assert!(wait_for(|| rec.len() == 9, Duration::from_secs(10)));
     let types: Vec<String> = rec.events().iter().map(|e| ty(e).to_owned()).collect();
     assert_eq!(
         types[6..],
@@ -244,7 +200,7 @@ fn a_full_queue_under_block_makes_the_worker_send_not_wait_on_itself() {
     let start = Instant::now();
     tracing::dispatcher::with_default(&d, || (0..100).for_each(tool_span));
     // Without a flush: the worker builds them all, two at a time.
-    assert!(eventually(Duration::from_secs(20), || rec.len() == 200));
+    assert!(wait_for(|| rec.len() == 200, Duration::from_secs(20)));
     assert!(start.elapsed() < Duration::from_secs(20));
     let m = emitter.metrics();
     assert_eq!((m.emitted, m.delivered, m.dropped), (200, 200, 0));
@@ -263,6 +219,15 @@ struct Reports(Arc<Mutex<Vec<(Reason, String)>>>);
 impl Reports {
     fn count(&self) -> usize {
         self.0.lock().unwrap().len()
+    }
+    /// An `on_undelivered` callback that records into these.
+    fn recorder(self) -> impl Fn(&ossa_events::Undelivered<'_>) + Send + Sync + 'static {
+        move |u| {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((u.reason, u.id.to_owned()));
+        }
     }
 }
 
@@ -284,12 +249,7 @@ fn at_shutdown_every_event_put_off_is_delivered_or_refused_and_reported() {
             .queue_capacity(40)
             .overflow(overflow)
             .shutdown_timeout(Duration::from_millis(60))
-            .on_undelivered(move |u| {
-                log.0
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((u.reason, u.id.to_owned()));
-            })
+            .on_undelivered(log.recorder())
             .build()
             .unwrap();
         let d = layered(&emitter);
@@ -372,12 +332,7 @@ fn dropping_the_last_handle_without_waiting_leaves_the_worker_to_end_every_event
             .batch_size(1)
             .shutdown_timeout(limit)
             .wait_on_drop(false)
-            .on_undelivered(move |u| {
-                log.0
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((u.reason, u.id.to_owned()));
-            })
+            .on_undelivered(log.recorder())
             .build()
             .unwrap();
         let d = layered(&emitter);
@@ -387,8 +342,10 @@ fn dropping_the_last_handle_without_waiting_leaves_the_worker_to_end_every_event
         drop(emitter); // the last one: shutdown begins, nothing waits
         assert!(start.elapsed() < Duration::from_millis(500));
         assert!(
-            eventually(Duration::from_secs(20), || rec.len() + reports.count()
-                == 100),
+            wait_for(
+                || rec.len() + reports.count() == 100,
+                Duration::from_secs(20)
+            ),
             "{limit:?}: {} delivered, {} reported, of 100",
             rec.len(),
             reports.count()
@@ -438,10 +395,10 @@ fn with_a_spool_the_events_are_queued_before_the_span_returns() {
     emitter
         .emit(EventBuilder::new().ty("dev.example.first"))
         .unwrap();
-    assert!(eventually(Duration::from_secs(10), || emitter
-        .metrics()
-        .queue_depth
-        == 1));
+    assert!(wait_for(
+        || emitter.metrics().queue_depth == 1,
+        Duration::from_secs(10)
+    ));
     let d = layered(&emitter);
     tracing::dispatcher::with_default(&d, || tool_span(1));
     // Queued (counted) at once, not waiting for the stuck worker.

@@ -387,3 +387,52 @@ pub(crate) fn wait_for(mut f: impl FnMut() -> bool, limit: Duration) -> bool {
     }
     f()
 }
+
+// ---------------------------------------------------------------------------
+// A recording sink
+// ---------------------------------------------------------------------------
+
+/// A sink that keeps every event it is sent (as JSON), in order, after
+/// sleeping `delay` per batch.
+#[derive(Clone, Default)]
+pub(crate) struct Record {
+    pub(crate) events: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    pub(crate) delay: Duration,
+}
+
+impl ossa_events::sink::Sink for Record {
+    fn send(
+        &mut self,
+        events: &[ossa_events::sink::Encoded],
+    ) -> Result<(), ossa_events::SendError> {
+        thread::sleep(self.delay);
+        let mut v = self
+            .events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        v.extend(
+            events
+                .iter()
+                .map(|e| serde_json::from_slice(e.json()).unwrap()),
+        );
+        Ok(())
+    }
+}
+
+impl Record {
+    /// One that takes `delay` for every batch.
+    pub(crate) fn slow(delay: Duration) -> Self {
+        Record {
+            delay,
+            ..Record::default()
+        }
+    }
+    /// Events received so far.
+    pub(crate) fn len(&self) -> usize {
+        self.events.lock().unwrap().len()
+    }
+    /// The events received so far.
+    pub(crate) fn events(&self) -> Vec<serde_json::Value> {
+        self.events.lock().unwrap().clone()
+    }
+}
