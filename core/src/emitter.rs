@@ -326,12 +326,7 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
     /// Sets the OSSA context and derives its `traceparent` once.
     pub(crate) fn set_context(&mut self, context: ossa::Context<'a>) {
         self.context = context;
-        self.traceparent = TraceParentText::new();
-        if let (Some(t), Some(s)) = (context.trace_id, context.span_id)
-            && let Ok(tp) = crate::trace::TraceParent::new(t, s, crate::trace::FLAG_SAMPLED)
-        {
-            self.traceparent.write(&tp);
-        }
+        self.traceparent = TraceParentText::of_context(&context);
     }
 
     /// Completes and checks the event; counts a rejection.

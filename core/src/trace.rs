@@ -344,6 +344,31 @@ impl TraceParentText {
         t.as_str()
     }
 
+    /// The sampled `traceparent` of an OSSA context's ids, for an emitter
+    /// to derive once and hand a copy of to every event; empty when the
+    /// context lacks either id or they are not W3C ids.
+    ///
+    /// ```
+    /// use ossa_events_core::{ossa, trace::TraceParentText};
+    /// let ctx = ossa::Context {
+    ///     trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+    ///     span_id: Some("00f067aa0ba902b7"),
+    ///     ..Default::default()
+    /// };
+    /// let tp = TraceParentText::of_context(&ctx);
+    /// assert_eq!(tp.as_str(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    /// assert_eq!(TraceParentText::of_context(&ossa::Context::default()).as_str(), "");
+    /// ```
+    pub fn of_context(ctx: &crate::ossa::Context<'_>) -> Self {
+        let mut text = Self::new();
+        if let (Some(t), Some(s)) = (ctx.trace_id, ctx.span_id)
+            && let Ok(tp) = TraceParent::new(t, s, FLAG_SAMPLED)
+        {
+            text.write(&tp);
+        }
+        text
+    }
+
     /// The text written last (empty before the first write).
     pub fn as_str(&self) -> &str {
         self.text.as_str()

@@ -817,13 +817,12 @@ impl EmitterBuilder {
             )));
         }
         let sink = self.sink.unwrap_or_else(|| Box::new(WriterSink::stdout()));
-        let mut traceparent_text = crate::trace::TraceParentText::new();
-        let ctx = self.context.borrow();
-        if let (Some(t), Some(s)) = (ctx.trace_id, ctx.span_id)
-            && let Ok(tp) = crate::trace::TraceParent::new(t, s, crate::trace::FLAG_SAMPLED)
-        {
-            traceparent_text.write(&tp);
-        }
+        // Empty when traceparent is off: each event's copy then stays empty.
+        let traceparent_text = if self.traceparent {
+            crate::trace::TraceParentText::of_context(&self.context.borrow())
+        } else {
+            crate::trace::TraceParentText::new()
+        };
         let config = Config {
             source: self.source,
             batch_size: self.batch_size,
@@ -1181,11 +1180,7 @@ pub(crate) fn emit_on(sh: &Shared, event: EventBuilder<'_>, how: How) -> Result<
     };
     let b = event.defaults(id.as_str(), &cfg.source, SystemClock.now());
     // The context's own traceparent, reused when the event has its ids.
-    let mut tp = if cfg.traceparent {
-        cfg.traceparent_text.clone()
-    } else {
-        crate::trace::TraceParentText::new()
-    };
+    let mut tp = cfg.traceparent_text.clone();
     let b = fill_context(b, &ctx);
     let b = if cfg.traceparent {
         b.derive_traceparent(&mut tp)

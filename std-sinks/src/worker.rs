@@ -70,8 +70,8 @@ pub(crate) struct Config {
     pub(crate) sequence: bool,
     /// Write `traceparent` from the OSSA context.
     pub(crate) traceparent: bool,
-    /// The `traceparent` of `context`'s own ids (empty without both, or when
-    /// they are not W3C ids): each event's starts as a copy, so an event
+    /// The `traceparent` of `context`'s own ids (empty without both, when
+    /// they are not W3C ids, or when `traceparent` is off): each event's starts as a copy, so an event
     /// with these ids gets it without the ids being checked again.
     pub(crate) traceparent_text: crate::trace::TraceParentText,
     /// Take `ossatraceid`/`ossaspanid` from the current `tracing` span.

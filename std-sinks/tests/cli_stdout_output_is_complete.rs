@@ -10,7 +10,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,15 +23,20 @@ fn line(i: usize) -> String {
     ) + "\n"
 }
 
-/// `validate` of `input` written to its stdin in pieces of `piece` bytes.
-fn validate_in_pieces(input: String, piece: usize) -> std::process::Output {
-    let mut child = bin()
-        .arg("validate")
+/// `ossa-events <command>` with stdin, stdout and stderr piped.
+fn piped(command: &str) -> Child {
+    bin()
+        .arg(command)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// `validate` of `input` written to its stdin in pieces of `piece` bytes.
+fn validate_in_pieces(input: String, piece: usize) -> std::process::Output {
+    let mut child = piped("validate");
     let mut stdin = child.stdin.take().unwrap();
     let writer = thread::spawn(move || {
         for p in input.as_bytes().chunks(piece) {
@@ -83,13 +88,7 @@ fn signal(pid: u32, sig: &str) {
 
 #[test]
 fn emit_stopped_by_sigterm_has_printed_what_it_counts_delivered() {
-    let mut child = bin()
-        .arg("emit")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = piped("emit");
     let mut stdin = child.stdin.take().unwrap();
     let mut out = child.stdout.take().unwrap();
     let reader = thread::spawn(move || {
@@ -143,13 +142,7 @@ fn emit_stopped_by_sigterm_has_printed_what_it_counts_delivered() {
 
 #[test]
 fn emit_into_a_closed_pipe_reports_and_does_not_panic() {
-    let mut child = bin()
-        .arg("emit")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = piped("emit");
     let mut stdin = child.stdin.take().unwrap();
     let writer = thread::spawn(move || {
         let all: String = (0..20_000).map(line).collect();
@@ -204,13 +197,7 @@ fn validate_prints_a_large_input_whole_and_keeps_line_numbers() {
 #[test]
 fn validate_into_a_closed_pipe_keeps_validating() {
     let input: String = (0..20_000).map(line).collect();
-    let mut child = bin()
-        .arg("validate")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = piped("validate");
     let mut stdin = child.stdin.take().unwrap();
     let writer = thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
     let mut out = BufReader::new(child.stdout.take().unwrap());
