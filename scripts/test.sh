@@ -115,7 +115,17 @@ for d in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ossa-events-core-* \
          "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ossa-events-[0-9]*; do
   case "$d" in */index.crates.io-*) ;; *) [ -e "$d" ] && rm -rf "$d" ;; esac
 done
-cargo package --workspace --exclude ossa-events-tests --allow-dirty 2>&1 \
+# cargo also takes a registry crate to be immutable: a build of an older
+# ossa-events-core 0.1.0 left in the target directory by an earlier run (a
+# reused CI cache) would be linked instead of the one just packaged, and a
+# core API the std crate now uses would be "not found". Verify in a target
+# directory of its own and drop our two crates' artifacts there first
+# (their dependencies stay cached).
+PKG_TARGET="${CARGO_TARGET_DIR:-$ROOT/target}/package-verify"
+if [ -d "$PKG_TARGET" ]; then
+  find "$PKG_TARGET" \( -name 'ossa-events*' -o -name 'ossa_events*' -o -name 'libossa_events*' \) -prune -exec rm -rf {} +
+fi
+cargo package --workspace --exclude ossa-events-tests --allow-dirty --target-dir "$PKG_TARGET" 2>&1 \
   | grep -v "^warning: ignoring test .* is not included in the published package$"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
 
