@@ -2,7 +2,7 @@
 //! spool, so what one run could not deliver the next run sends first.
 //!
 //! ```sh
-//! cargo run -p ossa-events --example spool_agent -- DIR URL FIRST COUNT
+//! cargo run -p ossa-events --example spool_agent -- DIR URL FIRST COUNT [mapped]
 //! ```
 //!
 //! Emits `COUNT` events with ids `agent-FIRST` … to the collector at `URL`
@@ -12,6 +12,8 @@
 //! Events carry the `sequence` extension, numbered on across runs. The
 //! spool's crash test kills it at random moments and checks that the
 //! collector got every id it printed, with numbers 1 to N and no gap.
+//! With `mapped` the spool writes through a memory map
+//! (`SpoolConfig::mapped`); the test changes mode between runs.
 
 use std::io::Write;
 use std::time::Duration;
@@ -22,9 +24,13 @@ use ossa_events::{Emitter, EventBuilder, RetryPolicy};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [dir, url, first, count] = args.as_slice() else {
-        eprintln!("usage: spool_agent DIR URL FIRST COUNT");
-        std::process::exit(2);
+    let (dir, url, first, count, mapped) = match args.as_slice() {
+        [dir, url, first, count] => (dir, url, first, count, false),
+        [dir, url, first, count, m] if m == "mapped" => (dir, url, first, count, true),
+        _ => {
+            eprintln!("usage: spool_agent DIR URL FIRST COUNT [mapped]");
+            std::process::exit(2);
+        }
     };
     let (first, count): (u64, u64) = (first.parse()?, count.parse()?);
     let emitter = Emitter::builder("/agents/spool-agent")
@@ -39,7 +45,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .max_bytes(64 << 20)
                 .segment_bytes(1 << 20)
                 .sync(SyncPolicy::Every(Duration::from_millis(100)))
-                .when_full(WhenFull::Block(Duration::from_secs(30))),
+                .when_full(WhenFull::Block(Duration::from_secs(30)))
+                .mapped(mapped),
         )
         // The spool keeps what the collector does not take: never give up.
         .retry(

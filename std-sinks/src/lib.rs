@@ -262,7 +262,7 @@
 //! [`Emitter`]; `consume` prints the events of a Kafka topic. Run
 //! `ossa-events help <COMMAND>` for the options; the exit status is `0` on
 //! success, `1` for invalid input or an I/O error, `2` for bad arguments.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 // docs.rs builds with `--cfg docsrs` on nightly: mark feature-gated items.

@@ -632,6 +632,9 @@ impl Shared {
     ) -> (Spooled, MutexGuard<'a, State>) {
         let size = e.size();
         let mut lost: Vec<Encoded> = Vec::new();
+        if let Some(sp) = st.spool.as_mut() {
+            sp.make_room(size);
+        }
         let when_full = st
             .spool
             .as_ref()

@@ -5,6 +5,8 @@
 //! `emit()` accepted was delivered at least once, or reported to
 //! `on_undelivered` as failed or dropped — and every reported one was
 //! refused by the sink for good (nothing else is given up on with a spool).
+//! Each emitter writes the spool through a memory map or with `write(2)`,
+//! at random: one reads what the other left.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
@@ -32,7 +34,8 @@ enum Behaviour {
 enum Op {
     Emit(u32),
     Behave(Behaviour),
-    Restart,
+    /// A new emitter, writing the spool through a memory map or not.
+    Restart(bool),
     Flush,
 }
 
@@ -91,11 +94,11 @@ impl Sink for TestSink {
     }
 }
 
-fn emitter(dir: &PathBuf, w: &World) -> Emitter {
+fn emitter(dir: &PathBuf, w: &World, mapped: bool) -> Emitter {
     let r = w.reported.clone();
     Emitter::builder("/agents/prop")
         .sink(TestSink(w.clone()))
-        .spool(SpoolConfig::new(dir).segment_bytes(4096))
+        .spool(SpoolConfig::new(dir).segment_bytes(4096).mapped(mapped))
         .queue_capacity(8)
         .batch_size(4)
         .flush_interval(Duration::from_millis(2))
@@ -121,7 +124,7 @@ fn op() -> impl Strategy<Value = Op> {
             (2u32..6).prop_map(Behaviour::Refuse),
         ]
         .prop_map(Op::Behave),
-        1 => Just(Op::Restart),
+        1 => any::<bool>().prop_map(Op::Restart),
         1 => Just(Op::Flush),
     ]
 }
@@ -132,7 +135,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn every_accepted_id_is_delivered_or_reported_with_its_reason(ops in proptest::collection::vec(op(), 1..25)) {
+    fn every_accepted_id_is_delivered_or_reported_with_its_reason(
+        mapped in any::<bool>(),
+        ops in proptest::collection::vec(op(), 1..25),
+    ) {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "spool_prop_{}_{}",
             std::process::id(),
@@ -140,7 +146,7 @@ proptest! {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let w = World::default();
-        let mut em = emitter(&dir, &w);
+        let mut em = emitter(&dir, &w, mapped);
         let mut accepted: Vec<String> = Vec::new();
         let mut next = 1u32;
         for op in &ops {
@@ -155,10 +161,10 @@ proptest! {
                     }
                 }
                 Op::Behave(b) => *w.behaviour.lock().unwrap() = Some(*b),
-                Op::Restart => {
+                Op::Restart(mapped) => {
                     let _ = em.shutdown();
                     drop(em);
-                    em = emitter(&dir, &w);
+                    em = emitter(&dir, &w, *mapped);
                 }
                 Op::Flush => {
                     let _ = em.flush();
@@ -169,7 +175,7 @@ proptest! {
         let _ = em.shutdown();
         drop(em);
         *w.behaviour.lock().unwrap() = Some(Behaviour::Deliver);
-        let em = emitter(&dir, &w);
+        let em = emitter(&dir, &w, !mapped);
         em.flush().unwrap();
         let m = em.metrics();
         prop_assert_eq!(m.queue_depth, 0, "{:?}", m);

@@ -3,7 +3,9 @@
 //! random moments, twice while the collector is down. After the last run
 //! drains, the collector holds every id that any run's `emit()` accepted: 0
 //! lost. Duplicates come only from the batch in flight at each kill (at
-//! most 3 × 100); the spool stays under its cap throughout.
+//! most 3 × 100); the spool stays under its cap throughout. The runs
+//! alternate between a spool written through a memory map and one written
+//! with `write(2)`, so each reads what the other left.
 #![cfg(all(unix, feature = "http", feature = "receiver"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -51,12 +53,19 @@ fn collector(addr: &str, seen: &Seen) -> ReceiverHandle {
 
 /// Starts the agent for ids `first..first+count`; a thread collects the
 /// ids it says `emit()` accepted.
-fn agent(dir: &Path, addr: SocketAddr, first: u64, count: u64) -> (Child, Arc<Mutex<Vec<String>>>) {
+fn agent(
+    dir: &Path,
+    addr: SocketAddr,
+    first: u64,
+    count: u64,
+    mapped: bool,
+) -> (Child, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(example("spool_agent"))
         .arg(dir)
         .arg(format!("http://{addr}/events"))
         .arg(first.to_string())
         .arg(count.to_string())
+        .args(mapped.then_some("mapped"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -133,13 +142,26 @@ fn every_accepted_event_arrives_through_three_kill_9s_and_an_outage() {
     let mut accepted: HashSet<String> = HashSet::new();
     let mut next = 0u64;
     // Run 1 with the collector up; runs 2 and 3 with it down (the spool
-    // fills), brought back before run 3 is killed; run 4 drains.
+    // fills), brought back before run 3 is killed; run 4 drains. Runs 1
+    // and 3 write the spool through a memory map, runs 2 and 4 with
+    // `write(2)`: each reads what the other way left when it was killed.
+    let mapped = |run: u32| run.is_multiple_of(2);
     for run in 0..3 {
         if run == 1 {
             collector_up.take().unwrap().shutdown();
         }
-        let (mut child, acc) = agent(&dir, addr, next, TOTAL - next);
-        let kill_after = Duration::from_millis(rng.u64(200..900));
+        let (mut child, acc) = agent(&dir, addr, next, TOTAL - next, mapped(run));
+        // Opening a spool reads all of it (longer the more an earlier run
+        // left): the random moment counts from the first accepted event.
+        let opened = Instant::now();
+        while acc.lock().unwrap().is_empty() {
+            assert!(
+                opened.elapsed() < Duration::from_secs(120),
+                "run {run} accepted nothing in 2 minutes"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let kill_after = Duration::from_millis(rng.u64(0..700));
         std::thread::sleep(kill_after);
         if run == 2 {
             // Up again mid-run: replay and new events flow, then the kill.
@@ -150,7 +172,11 @@ fn every_accepted_event_arrives_through_three_kill_9s_and_an_outage() {
         let _ = child.wait();
         let ids = settled(&acc);
         let n = ids.len() as u64;
-        eprintln!("run {run}: killed after {kill_after:?}, {n} accepted");
+        eprintln!(
+            "run {run} ({}): opened in {:?}, killed {kill_after:?} after its first event, {n} accepted",
+            if mapped(run) { "mapped" } else { "write(2)" },
+            opened.elapsed().saturating_sub(kill_after)
+        );
         assert!(n > 0, "run {run} accepted nothing before the kill");
         next += n;
         accepted.extend(ids);
@@ -164,7 +190,7 @@ fn every_accepted_event_arrives_through_three_kill_9s_and_an_outage() {
         None => collector(&addr.to_string(), &seen),
     };
     // The last run: the rest, then drain and exit.
-    let (mut child, acc) = agent(&dir, addr, next, TOTAL - next);
+    let (mut child, acc) = agent(&dir, addr, next, TOTAL - next, mapped(3));
     let started = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {

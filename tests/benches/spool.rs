@@ -12,6 +12,8 @@
 //!    SIGKILL before `emit` returns without shared memory: one `write(2)` of
 //!    a record of the same size appended to a file in the same directory
 //!    (median of the same runs), and that plus the emit without a spool.
+//!    The same with the spool written through a memory map
+//!    (`SpoolConfig::mapped`), which has no system call per event.
 //! 2. **Sustained events/s to a loopback receiver** (our `Receiver`,
 //!    `HttpSink` batched 100) with and without the spool. Target ≥ 0.8×.
 //! 3. **Replay after a restart**: 100 000 events left in a spool by an
@@ -63,6 +65,11 @@ fn with_spool(b: EmitterBuilder) -> EmitterBuilder {
     b.spool(SpoolConfig::new(fresh_dir()))
 }
 
+/// The spool writing its segments through a memory map.
+fn with_mapped_spool(b: EmitterBuilder) -> EmitterBuilder {
+    b.spool(SpoolConfig::new(fresh_dir()).mapped(true))
+}
+
 fn receiver() -> (ReceiverHandle, Arc<AtomicU64>) {
     let count = Arc::new(AtomicU64::new(0));
     let c = count.clone();
@@ -76,7 +83,7 @@ fn receiver() -> (ReceiverHandle, Arc<AtomicU64>) {
     (h, count)
 }
 
-fn http_emitter(url: &str, spool: bool) -> Emitter {
+fn http_emitter(url: &str, spool: Option<bool>) -> Emitter {
     let sink = HttpSink::builder(url)
         .mode(HttpMode::Batched)
         .max_batch(100)
@@ -89,7 +96,11 @@ fn http_emitter(url: &str, spool: bool) -> Emitter {
         .queue_bytes(256 << 20)
         .overflow(Overflow::Block(Duration::from_secs(60)))
         .flush_timeout(Duration::from_secs(120));
-    let b = if spool { with_spool(b) } else { b };
+    let b = match spool {
+        None => b,
+        Some(false) => with_spool(b),
+        Some(true) => with_mapped_spool(b),
+    };
     b.build().unwrap()
 }
 
@@ -187,6 +198,14 @@ fn main() {
     };
     let plain = measure_emit(GLOBAL, &|| Discard, runs, per_run, timed);
     let spooled = measure_emit_with(GLOBAL, &|| Discard, &with_spool, runs, per_run, timed);
+    let mapped = measure_emit_with(
+        GLOBAL,
+        &|| Discard,
+        &with_mapped_spool,
+        runs,
+        per_run,
+        timed,
+    );
     // A spool record: the encoded event and its 20-byte frame (length,
     // checksum, sequence number).
     let record_len = ossa_events::sink::Encoded::new(
@@ -201,10 +220,12 @@ fn main() {
     let (rx, count) = receiver();
     let url = format!("http://{}/", rx.local_addr());
     let (tp_runs, n) = if bench_mode { (5, 50_000) } else { (1, 1_000) };
-    let em_plain = http_emitter(&url, false);
-    let em_spool = http_emitter(&url, true);
+    let em_plain = http_emitter(&url, None);
+    let em_spool = http_emitter(&url, Some(false));
+    let em_mapped = http_emitter(&url, Some(true));
     let r_plain = rate(&em_plain, &count, tp_runs, n);
     let r_spool = rate(&em_spool, &count, tp_runs, n);
+    let r_mapped = rate(&em_mapped, &count, tp_runs, n);
 
     let replay_n = if bench_mode { 100_000 } else { 2_000 };
     let (replay_rate, _) = replay(replay_n);
@@ -225,6 +246,7 @@ fn main() {
         };
         let no_spool = big(builder());
         let spool = big(with_spool(builder()));
+        let mapped = big(with_mapped_spool(builder()));
         let mut g = c.benchmark_group("emit_spool");
         g.throughput(Throughput::Elements(1));
         g.bench_function("emit_ossa (no spool)", |b| {
@@ -233,9 +255,13 @@ fn main() {
         g.bench_function("emit_ossa (spool, sync every 100 ms)", |b| {
             b.iter(|| spool.emit_ossa(black_box(&call)))
         });
+        g.bench_function("emit_ossa (mapped spool, sync every 100 ms)", |b| {
+            b.iter(|| mapped.emit_ossa(black_box(&call)))
+        });
         g.finish();
         no_spool.flush().unwrap();
         spool.flush().unwrap();
+        mapped.flush().unwrap();
     }
     c.final_summary();
 
@@ -244,7 +270,11 @@ fn main() {
         "  {:<28} {:>10} {:>8} {:>8} {:>9} {:>14} {:>12}",
         "", "median", "p50", "p99", "p99.9", "allocs/caller", "allocs/all"
     );
-    for (name, f) in [("no spool", &plain), ("spool, sync every 100 ms", &spooled)] {
+    for (name, f) in [
+        ("no spool", &plain),
+        ("spool, sync every 100 ms", &spooled),
+        ("mapped spool, same sync", &mapped),
+    ] {
         println!(
             "  {:<28} {:>8.0}ns {:>6}ns {:>6}ns {:>7}ns {:>14.2} {:>12.2}",
             name, f.median_ns, f.p50_ns, f.p99_ns, f.p999_ns, f.allocs_caller, f.allocs_all
@@ -257,15 +287,17 @@ fn main() {
     );
     println!("  (one Instant::now() costs {:.0} ns)", plain.timer_ns);
     println!(
-        "  spool / no spool: {:.2}x the median",
-        spooled.median_ns / plain.median_ns
+        "  spool / no spool: {:.2}x the median; mapped spool / no spool: {:.2}x",
+        spooled.median_ns / plain.median_ns,
+        mapped.median_ns / plain.median_ns
     );
     println!(
         "\nevents/s to a loopback receiver, HttpSink batched 100, {n} events, median of {tp_runs}"
     );
     println!(
-        "  no spool {r_plain:.0}  spool {r_spool:.0}  ratio {:.2}x",
-        r_spool / r_plain
+        "  no spool {r_plain:.0}  spool {r_spool:.0}  ratio {:.2}x  mapped spool {r_mapped:.0}  ratio {:.2}x",
+        r_spool / r_plain,
+        r_mapped / r_plain
     );
     println!("\nreplay after a restart: {replay_n} events at {replay_rate:.0} events/s");
 }

@@ -212,6 +212,11 @@ pub(crate) struct Args {
     /// not deliver there, and the next run on DIR sends it first
     #[arg(long, value_name = "DIR", verbatim_doc_comment)]
     spool: Option<std::path::PathBuf>,
+    /// With --spool: write the spool through a memory map
+    /// (Linux): no system call per event, but a disk that
+    /// fails under it ends the run (SIGBUS), not an error
+    #[arg(long, requires = "spool", verbatim_doc_comment)]
+    spool_mapped: bool,
     #[command(flatten)]
     progress: ProgressFlags,
     #[command(flatten)]
@@ -239,6 +244,7 @@ struct Settings {
     source: String,
     progress: bool,
     spool: Option<std::path::PathBuf>,
+    spool_mapped: bool,
 }
 
 /// The checked arguments, or a one-line error. `m` tells which values came
@@ -325,6 +331,7 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         source: a.source.unwrap_or_else(|| DEFAULT_SOURCE.into()),
         progress: a.progress.wanted(),
         spool: a.spool,
+        spool_mapped: a.spool_mapped,
     };
     let empty = |v: Option<&str>| v.is_some_and(|v| v.trim().is_empty());
     for (name, v) in [
@@ -487,7 +494,7 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
                 signal_hook::consts::SIGXFSZ,
                 Arc::new(std::sync::atomic::AtomicBool::new(false)),
             );
-            builder.spool(ossa_events::spool::SpoolConfig::new(dir))
+            builder.spool(ossa_events::spool::SpoolConfig::new(dir).mapped(a.spool_mapped))
         }
         None => builder,
     };

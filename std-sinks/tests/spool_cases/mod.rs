@@ -1,0 +1,668 @@
+//! The cases of `spool_keeps_events_across_restarts` and its `_mapped`
+//! twin, run once per way of writing a segment.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ossa_events::sink::{Encoded, Sink};
+use ossa_events::spool::{SpoolConfig, SyncPolicy, WhenFull};
+use ossa_events::{Emitter, Error, EventBuilder, Reason, RetryPolicy, SendError};
+
+/// A collector that is up or down: while down every send fails, retryably.
+#[derive(Clone, Default)]
+struct Gate {
+    up: Arc<AtomicBool>,
+    got: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sink for Gate {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        if !self.up.load(Ordering::SeqCst) {
+            return Err(SendError::retryable(
+                Error::Transport("collector down".into()),
+                None,
+            ));
+        }
+        let mut got = self.got.lock().unwrap();
+        got.extend(events.iter().map(|e| e.id().to_owned()));
+        Ok(())
+    }
+}
+
+impl Gate {
+    fn up(up: bool) -> Gate {
+        let g = Gate::default();
+        g.up.store(up, Ordering::SeqCst);
+        g
+    }
+    fn got(&self) -> Vec<String> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+/// A spool in `d`, written through a map when the test file says so.
+fn spool_config(d: impl AsRef<Path>) -> SpoolConfig {
+    SpoolConfig::new(d).mapped(super::MAPPED)
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "spool_{name}_{}_{}",
+        std::process::id(),
+        if super::MAPPED { "mapped" } else { "plain" }
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+type Reports = Arc<Mutex<Vec<(Reason, String)>>>;
+
+fn emitter(
+    d: &Path,
+    sink: Gate,
+    cfg: impl FnOnce(SpoolConfig) -> SpoolConfig,
+) -> (Emitter, Reports) {
+    emitter_with(d, sink, cfg, 10_000)
+}
+
+fn emitter_with(
+    d: &Path,
+    sink: Gate,
+    cfg: impl FnOnce(SpoolConfig) -> SpoolConfig,
+    queue: usize,
+) -> (Emitter, Reports) {
+    let reports: Reports = Arc::default();
+    let r = reports.clone();
+    let em = Emitter::builder("/agents/spool")
+        .queue_capacity(queue)
+        .sink(sink)
+        .spool(cfg(spool_config(d)))
+        .flush_interval(Duration::from_millis(5))
+        .retry(
+            RetryPolicy::default()
+                .base(Duration::from_millis(5))
+                .cap(Duration::from_millis(20)),
+        )
+        .shutdown_timeout(Duration::from_millis(300))
+        .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
+        .build()
+        .unwrap();
+    (em, reports)
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
+}
+
+fn emit_all(em: &Emitter, ids: &[String]) {
+    for id in ids {
+        em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
+            .unwrap();
+    }
+}
+
+#[test]
+fn what_one_emitter_could_not_deliver_the_next_sends_first_in_order() {
+    let d = dir("restart");
+    let first = ids("a", 300);
+    {
+        let (em, reports) = emitter(&d, Gate::up(false), |c| c);
+        emit_all(&em, &first);
+        em.shutdown().unwrap_or_default();
+        let m = em.metrics();
+        // Not delivered in time, but not lost: kept, not reported.
+        assert_eq!((m.emitted, m.delivered, m.spooled), (300, 0, 300), "{m:?}");
+        assert_eq!(m.shutdown_timeout + m.failed, 0, "{m:?}");
+        assert!(reports.lock().unwrap().is_empty());
+    }
+    let gate = Gate::up(true);
+    let (em, reports) = emitter(&d, gate.clone(), |c| c);
+    let second = ids("b", 50);
+    emit_all(&em, &second);
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(
+        (m.replayed, m.emitted, m.delivered),
+        (300, 50, 350),
+        "{m:?}"
+    );
+    let want: Vec<String> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(
+        gate.got(),
+        want,
+        "replayed first, in order, then the new ones"
+    );
+    assert!(reports.lock().unwrap().is_empty());
+    drop(em);
+    // Everything was confirmed: a third emitter has nothing to send.
+    let gate = Gate::up(true);
+    let (em, _) = emitter(&d, gate.clone(), |c| c);
+    em.flush().unwrap();
+    assert_eq!(em.metrics().replayed, 0);
+    assert!(gate.got().is_empty());
+}
+
+#[test]
+fn the_spool_holds_what_the_memory_queue_cannot() {
+    let d = dir("spill");
+    let gate = Gate::up(false);
+    let reports: Reports = Arc::default();
+    let r = reports.clone();
+    let em = Emitter::builder("/agents/spool")
+        .sink(gate.clone())
+        .spool(spool_config(&d))
+        .queue_capacity(16)
+        .batch_size(8)
+        .flush_interval(Duration::from_millis(5))
+        .retry(
+            RetryPolicy::default()
+                .base(Duration::from_millis(5))
+                .cap(Duration::from_millis(20)),
+        )
+        .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
+        .build()
+        .unwrap();
+    let all = ids("s", 5_000);
+    // 5 000 accepted with room for 16 in memory: the rest waits on disk.
+    emit_all(&em, &all);
+    let m = em.metrics();
+    assert_eq!((m.emitted, m.dropped), (5_000, 0), "{m:?}");
+    assert!(m.spool_bytes > 5_000 * 100, "{m:?}");
+    gate.up.store(true, Ordering::SeqCst);
+    em.flush().unwrap();
+    assert_eq!(gate.got(), all);
+    let m = em.metrics();
+    assert_eq!((m.delivered, m.queue_depth), (5_000, 0), "{m:?}");
+    assert!(reports.lock().unwrap().is_empty());
+}
+
+#[test]
+fn two_emitters_cannot_share_a_spool() {
+    let d = dir("lock");
+    let (em, _) = emitter(&d, Gate::up(true), |c| c);
+    let err = Emitter::builder("/b")
+        .sink(Gate::up(true))
+        .spool(spool_config(&d))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("in use"), "{err}");
+    drop(em);
+    // Free again once the first is gone.
+    let (em, _) = emitter(&d, Gate::up(true), |c| c);
+    drop(em);
+}
+
+/// Spools `n` events with the collector down; the segment files.
+fn spooled(d: &Path, prefix: &str, n: usize, segment: u64) -> Vec<PathBuf> {
+    let (em, _) = emitter(d, Gate::up(false), |c| c.segment_bytes(segment));
+    emit_all(&em, &ids(prefix, n));
+    em.shutdown().unwrap_or_default();
+    assert_eq!(em.metrics().spooled, n as u64);
+    drop(em);
+    segment_files(d)
+}
+
+/// The spool's segment files, in order.
+fn segment_files(d: &Path) -> Vec<PathBuf> {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    segs
+}
+
+/// Opens the spool with the collector up and delivers what it holds.
+fn drain(d: &Path) -> (Vec<String>, ossa_events::Metrics) {
+    let gate = Gate::up(true);
+    let (em, _) = emitter(d, gate.clone(), |c| c);
+    em.flush().unwrap();
+    let m = em.metrics();
+    drop(em);
+    (gate.got(), m)
+}
+
+#[test]
+fn a_flipped_byte_loses_that_event_only() {
+    let d = dir("flip");
+    let segs = spooled(&d, "f", 200, 1 << 20);
+    let seg = &segs[0];
+    let mut bytes = std::fs::read(seg).unwrap();
+    // Inside the 101st record's payload (records are the same size).
+    let rec = bytes.len() / 200;
+    bytes[100 * rec + rec / 2] ^= 0x55;
+    std::fs::write(seg, &bytes).unwrap();
+    let (got, m) = drain(&d);
+    let mut want = ids("f", 200);
+    want.remove(100);
+    assert_eq!(got, want);
+    assert_eq!(m.spool_corrupt, 1, "{m:?}");
+    assert_eq!(m.replayed, 199, "{m:?}");
+}
+
+#[test]
+fn a_torn_tail_is_cut_off_and_the_rest_is_sent() {
+    let d = dir("torn");
+    let segs = spooled(&d, "t", 100, 1 << 20);
+    let seg = segs.last().unwrap();
+    let len = std::fs::metadata(seg).unwrap().len();
+    // Half of the last record: a write cut short by a power cut.
+    let f = std::fs::OpenOptions::new().write(true).open(seg).unwrap();
+    f.set_len(len - 40).unwrap();
+    drop(f);
+    let (got, m) = drain(&d);
+    assert_eq!(got, ids("t", 99));
+    assert_eq!(m.spool_corrupt, 0, "a torn tail is not corruption: {m:?}");
+}
+
+#[test]
+fn a_deleted_segment_loses_its_events_only() {
+    let d = dir("deleted");
+    let segs = spooled(&d, "d", 300, 8192);
+    assert!(segs.len() >= 3, "{segs:?}");
+    std::fs::remove_file(&segs[1]).unwrap();
+    let (got, _) = drain(&d);
+    let all = ids("d", 300);
+    assert!(got.len() < 300 && got.len() > 100, "{}", got.len());
+    // What is left arrives in order, and nothing is invented.
+    let mut it = all.iter();
+    for g in &got {
+        assert!(it.any(|a| a == g), "{g} out of order or unknown");
+    }
+    assert_eq!(got.first(), all.first());
+    assert_eq!(got.last(), all.last());
+}
+
+#[test]
+fn a_lost_or_corrupt_ledger_means_sending_again_never_failing_to_start() {
+    let d = dir("ledger");
+    let segs = spooled(&d, "l", 50, 1 << 20);
+    assert_eq!(segs.len(), 1);
+    // A corrupt ledger: starts, sends everything.
+    std::fs::write(d.join("ledger"), b"garbage").unwrap();
+    let (got, m) = drain(&d);
+    assert_eq!(got, ids("l", 50));
+    assert_eq!(m.replayed, 50);
+    // A missing ledger after everything was confirmed: sent again
+    // (duplicates a receiver removes by id), nothing lost.
+    std::fs::remove_file(d.join("ledger")).unwrap();
+    let (got, _) = drain(&d);
+    assert_eq!(got, ids("l", 50));
+}
+
+#[test]
+fn at_the_cap_drop_newest_refuses_and_drop_oldest_reports_what_it_dropped() {
+    let d = dir("cap_newest");
+    let (em, reports) = emitter(&d, Gate::up(false), |c| {
+        c.segment_bytes(4096)
+            .max_bytes(16 * 1024)
+            .when_full(WhenFull::DropNewest)
+    });
+    let mut refused = 0;
+    for id in ids("n", 500) {
+        match em.emit(EventBuilder::new().ty("dev.example.tick").id(&id)) {
+            Ok(()) => {}
+            Err(Error::SpoolFull) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let m = em.metrics();
+    assert!(refused > 0 && m.dropped == refused, "{m:?}");
+    assert!(m.spool_bytes <= 16 * 1024, "{m:?}");
+    assert_eq!(
+        reports
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(r, _)| *r == Reason::Dropped)
+            .count() as u64,
+        refused
+    );
+    drop(em);
+
+    // With room for 16 in memory, most events are only on disk: dropping
+    // the oldest segment drops them (events in memory are still sent).
+    let d = dir("cap_oldest");
+    let (em, reports) = emitter_with(
+        &d,
+        Gate::up(false),
+        |c| {
+            c.segment_bytes(4096)
+                .max_bytes(16 * 1024)
+                .when_full(WhenFull::DropOldest)
+        },
+        16,
+    );
+    emit_all(&em, &ids("o", 500));
+    let m = em.metrics();
+    assert!(m.dropped > 0, "{m:?}");
+    assert!(m.spool_bytes <= 16 * 1024, "{m:?}");
+    assert_eq!(reports.lock().unwrap().len() as u64, m.dropped);
+    em.shutdown().unwrap_or_default();
+    // Events still in memory whose segment was dropped are no longer on
+    // disk: at shutdown they time out and are reported, not kept.
+    let m = em.metrics();
+    let dropped: Vec<String> = reports
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert_eq!(
+        dropped.len() as u64,
+        m.dropped + m.shutdown_timeout,
+        "{m:?}"
+    );
+    drop(em);
+    // What was kept is the newest, and every event is either reported
+    // (dropped or timed out) or delivered now.
+    let (got, _) = drain(&d);
+    let mut all: Vec<String> = dropped.iter().chain(&got).cloned().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 500, "every event is dropped or delivered");
+    assert_eq!(got.last().map(String::as_str), Some("o-00499"));
+}
+
+#[test]
+fn sync_always_and_never_both_keep_events_across_a_restart() {
+    for (name, sync) in [("always", SyncPolicy::Always), ("never", SyncPolicy::Never)] {
+        let d = dir(name);
+        let (em, _) = emitter(&d, Gate::up(false), |c| c.sync(sync));
+        emit_all(&em, &ids(name, 20));
+        em.shutdown().unwrap_or_default();
+        drop(em);
+        let (got, _) = drain(&d);
+        assert_eq!(got, ids(name, 20), "{name}");
+    }
+}
+
+/// A disk that refuses writes (here: a file-size limit, `ulimit -f`): the
+/// spool counts each failed write and the event goes to the in-memory queue;
+/// nothing is lost and the process is not killed by SIGXFSZ.
+#[cfg(all(unix, feature = "cli"))]
+#[test]
+fn a_full_disk_falls_back_to_memory_and_loses_nothing() {
+    use ossa_events::receiver::{Receiver, ReceiverConfig};
+    use std::io::Write;
+    let d = dir("fsize");
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let g = got.clone();
+    let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
+        .unwrap()
+        .spawn(move |ev: &ossa_events::Event<'_>| g.lock().unwrap().push(ev.id().to_owned()))
+        .unwrap();
+    let pad = "x".repeat(100);
+    let input: String = (0..400)
+        .map(|i| {
+            format!(
+                "{{\"specversion\":\"1.0\",\"id\":\"fs-{i:03}\",\"source\":\"/s\",\"type\":\"t\",\"data\":{{\"pad\":\"{pad}\"}}}}\n"
+            )
+        })
+        .collect();
+    // 32 KiB of file at most: the first segment fills after ~200 events.
+    let mut child = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 32; exec '{}' emit --sink http --url http://{}/ --spool '{}' {}",
+            env!("CARGO_BIN_EXE_ossa-events"),
+            rx.local_addr(),
+            d.display(),
+            // Mapped, no segment can reserve its blocks: the spool writes
+            // the plain way and meets the limit the same.
+            if super::MAPPED { "--spool-mapped" } else { "" }
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("delivered 400"), "{err}");
+    let errors: u64 = err
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" write errors"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(errors > 100, "the limit was hit: {err}");
+    rx.shutdown();
+    let mut got = got.lock().unwrap().clone();
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 400);
+}
+
+#[test]
+fn sequence_numbers_go_on_across_restarts_on_one_spool() {
+    let d = dir("sequence");
+    let numbers = |gate: &Gate| -> Vec<String> { gate.got() };
+    let make = |gate: Gate| {
+        Emitter::builder("/agents/seq")
+            .sink(gate)
+            .spool(spool_config(&d))
+            .sequence(true)
+            .flush_interval(Duration::from_millis(5))
+            .shutdown_timeout(Duration::from_millis(100))
+            .build()
+            .unwrap()
+    };
+    let em = make(Gate::up(true));
+    emit_all(&em, &ids("q", 5));
+    assert_eq!(em.next_sequence("/agents/seq"), 6);
+    em.shutdown().unwrap();
+    drop(em);
+    // A new emitter on the spool goes on at 6, even with everything
+    // delivered and deleted.
+    let gate = Gate::up(true);
+    let em = make(gate.clone());
+    assert_eq!(em.next_sequence("/agents/seq"), 6);
+    emit_all(&em, &ids("r", 2));
+    em.flush().unwrap();
+    assert_eq!(numbers(&gate), ids("r", 2));
+    assert_eq!(em.next_sequence("/agents/seq"), 8);
+    // A corrupt ledger: the numbers still go on past what is on disk.
+    em.shutdown().unwrap();
+    drop(em);
+    std::fs::write(d.join("ledger"), b"garbage").unwrap();
+    let em = make(Gate::up(true));
+    assert!(em.next_sequence("/agents/seq") >= 6);
+}
+
+#[test]
+fn at_the_cap_block_waits_for_room_then_drops_the_newest() {
+    let d = dir("cap_block");
+    let gate = Gate::up(false);
+    let (em, reports) = emitter_with(
+        &d,
+        gate.clone(),
+        |c| {
+            c.segment_bytes(4096)
+                .max_bytes(16 * 1024)
+                .when_full(WhenFull::Block(Duration::from_millis(300)))
+        },
+        16,
+    );
+    // The collector is down: the spool fills, then an emit waits 300 ms and
+    // gives up on its event.
+    let mut i = 0;
+    let refused_after = loop {
+        let id = format!("k-{i:05}");
+        i += 1;
+        let t = std::time::Instant::now();
+        match em.emit(EventBuilder::new().ty("dev.example.tick").id(&id)) {
+            Ok(()) => assert!(i < 10_000, "the cap never bit"),
+            Err(Error::SpoolFull) => break t.elapsed(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(
+        refused_after >= Duration::from_millis(250),
+        "{refused_after:?}"
+    );
+    assert_eq!(em.metrics().dropped, 1);
+    assert_eq!(reports.lock().unwrap().len(), 1);
+    em.shutdown().unwrap_or_default();
+    drop(em);
+    // A new emitter on the full spool (its breaker closed) waits up to 10 s;
+    // the collector comes back meanwhile: the replayed events are delivered,
+    // their segments deleted, and the waiting emits get their room.
+    let gate = Gate::up(false);
+    let (em, _) = emitter_with(
+        &d,
+        gate.clone(),
+        |c| {
+            c.segment_bytes(4096)
+                .max_bytes(16 * 1024)
+                .when_full(WhenFull::Block(Duration::from_secs(10)))
+        },
+        16,
+    );
+    let g = gate.clone();
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        g.up.store(true, Ordering::SeqCst);
+    });
+    let more = ids("m", 50);
+    let t = std::time::Instant::now();
+    for id in &more {
+        em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
+            .unwrap();
+    }
+    assert!(t.elapsed() >= Duration::from_millis(150), "did not wait");
+    opener.join().unwrap();
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(m.dropped, 0, "{m:?}");
+    assert_eq!(m.delivered, m.emitted + m.replayed, "{m:?}");
+    assert!(gate.got().ends_with(&more));
+}
+
+/// A segment deleted while its events wait on disk: those events are
+/// counted failed (their ids are gone with the file, so they cannot be
+/// reported one by one), every other event is delivered, and flush ends.
+#[test]
+fn a_segment_deleted_while_running_loses_its_events_only() {
+    let d = dir("deleted_live");
+    let gate = Gate::up(false);
+    let (em, _) = emitter_with(&d, gate.clone(), |c| c.segment_bytes(4096), 16);
+    let all = ids("z", 2000);
+    emit_all(&em, &all);
+    let segs = segment_files(&d);
+    assert!(segs.len() > 20, "{}", segs.len());
+    // A segment in the middle: full of records of equal size.
+    let victim = &segs[10];
+    let record = std::fs::metadata(&segs[0]).unwrap().len() / {
+        // Records per full segment: count them in the first one.
+        let data = std::fs::read(&segs[0]).unwrap();
+        data.windows(4).filter(|w| *w == b"OSSP").count() as u64
+    };
+    let lost = std::fs::metadata(victim).unwrap().len() / record;
+    std::fs::remove_file(victim).unwrap();
+    gate.up.store(true, Ordering::SeqCst);
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(m.failed, lost, "{m:?}");
+    assert_eq!(m.delivered + m.failed, 2000, "{m:?}");
+    assert_eq!(gate.got().len() as u64, 2000 - lost);
+}
+
+/// Segments that cannot be read while their events wait on disk (an I/O
+/// error, not damage): one cannot be opened (a symlink loop: `ELOOP`), one
+/// fails every read (a directory in its place: `EISDIR`). Each costs its
+/// own events only, counted failed and reported as spool errors; the
+/// segments after them are still read and delivered, and flush ends.
+#[test]
+fn a_segment_that_cannot_be_read_loses_its_events_only_and_is_reported() {
+    let d = dir("unreadable_live");
+    let gate = Gate::up(false);
+    let (em, _) = emitter_with(&d, gate.clone(), |c| c.segment_bytes(4096), 16);
+    let all = ids("u", 2000);
+    emit_all(&em, &all);
+    let segs = segment_files(&d);
+    assert!(segs.len() > 20, "{}", segs.len());
+    let count = |p: &Path| {
+        let data = std::fs::read(p).unwrap();
+        data.windows(4).filter(|w| *w == b"OSSP").count() as u64
+    };
+    let lost = count(&segs[8]) + count(&segs[12]);
+    std::fs::remove_file(&segs[8]).unwrap();
+    std::os::unix::fs::symlink(&segs[8], &segs[8]).unwrap();
+    std::fs::remove_file(&segs[12]).unwrap();
+    std::fs::create_dir(&segs[12]).unwrap();
+    gate.up.store(true, Ordering::SeqCst);
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(m.failed, lost, "{m:?}");
+    assert_eq!(m.delivered + m.failed, 2000, "{m:?}");
+    assert_eq!(m.spool_errors, 2, "one per unreadable segment: {m:?}");
+    let got = gate.got();
+    assert_eq!(got.len() as u64, 2000 - lost);
+    assert_eq!(got.last(), all.last(), "the segments after them were read");
+    drop(em);
+}
+
+/// What a process killed while writing through a map leaves: the segment at
+/// its reserved size, zeros after the last record, and a record cut short
+/// whose magic (written last) is still zero. Whichever way the next emitter
+/// writes, every whole record is sent, nothing counts as corrupt, and the
+/// file is cut back to its records.
+#[test]
+fn a_killed_mapped_writers_unwritten_rest_and_cut_record_are_not_corruption() {
+    let d = dir("mapped_tail");
+    let segs = spooled(&d, "z", 50, 1 << 20);
+    let seg = segs.last().unwrap();
+    let mut bytes = std::fs::read(seg).unwrap();
+    let len = bytes.len() as u64;
+    let rec = bytes.len() / 50;
+    let mut torn = bytes[..rec / 2].to_vec();
+    torn[..4].fill(0);
+    bytes.extend_from_slice(&torn);
+    bytes.resize(1 << 20, 0);
+    std::fs::write(seg, &bytes).unwrap();
+    // Opened and closed with the collector down: cut back, nothing lost.
+    let (em, _) = emitter(&d, Gate::up(false), |c| c);
+    assert_eq!(em.metrics().spool_corrupt, 0);
+    em.shutdown().unwrap_or_default();
+    drop(em);
+    assert_eq!(std::fs::metadata(seg).unwrap().len(), len);
+    let (got, m) = drain(&d);
+    assert_eq!(got, ids("z", 50));
+    assert_eq!(m.spool_corrupt, 0, "{m:?}");
+    assert_eq!(m.replayed, 50, "{m:?}");
+}
+
+/// A mapped segment holds its whole size on disk while it is written (its
+/// blocks reserved, so a write into the map never meets a full disk) and is
+/// cut to its records when closed; a plain one grows record by record.
+#[test]
+fn the_segment_being_written_is_reserved_only_when_mapped() {
+    let d = dir("reserved");
+    let segment = 64 << 10;
+    let (em, _) = emitter(&d, Gate::up(false), |c| c.segment_bytes(segment));
+    emit_all(&em, &ids("r", 10));
+    let segs = segment_files(&d);
+    assert_eq!(segs.len(), 1);
+    let open_len = std::fs::metadata(&segs[0]).unwrap().len();
+    em.shutdown().unwrap_or_default();
+    drop(em);
+    let closed_len = std::fs::metadata(&segs[0]).unwrap().len();
+    assert!(closed_len > 0 && closed_len < segment, "{closed_len}");
+    if super::MAPPED {
+        assert_eq!(open_len, segment);
+    } else {
+        assert_eq!(open_len, closed_len);
+    }
+    let (got, _) = drain(&d);
+    assert_eq!(got, ids("r", 10));
+}
