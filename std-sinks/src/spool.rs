@@ -315,22 +315,9 @@ const SPARE: &str = "spare";
 /// Makes `path` a segment of `size` bytes, reserved, mapped and faulted in.
 #[cfg(target_os = "linux")]
 fn prepare_spare(path: &Path, size: u64) -> io::Result<mapped::Mapped> {
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(path)?;
-    match mapped::Mapped::new(f, size) {
-        Ok(m) => {
-            m.prefault();
-            Ok(m)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(path);
-            Err(e)
-        }
-    }
+    let m = mapped::Mapped::create(path, size)?;
+    m.prefault();
+    Ok(m)
 }
 
 /// The segment being written.
@@ -843,16 +830,7 @@ impl Spool {
             {
                 return Ok(c);
             }
-            let f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .read(true)
-                .write(true)
-                .open(path)?;
-            match f
-                .try_clone()
-                .and_then(|m| mapped::Mapped::new(m, need.max(self.cfg.segment_bytes)))
-            {
+            match mapped::Mapped::create(path, need.max(self.cfg.segment_bytes)) {
                 Ok(m) => {
                     m.prefault_in_background();
                     return Ok(Current::Mapped(m));
@@ -861,7 +839,6 @@ impl Spool {
                     // No space, a file-size limit, no `fallocate`: written
                     // the plain way (whose failures are counted).
                     tracing::debug!(error = %e, path = %path.display(), "spool: segment not mapped");
-                    let _ = f.set_len(0);
                 }
             }
         }

@@ -30,8 +30,9 @@
 //! error. That is why mapping is off by default.
 #![allow(unsafe_code)]
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, compiler_fence};
 
@@ -49,10 +50,25 @@ pub(super) struct Mapped {
 }
 
 impl Mapped {
+    /// Creates `path` (emptied if it exists) as a segment of `size` bytes,
+    /// reserved and mapped. `Err` when the blocks cannot be reserved or
+    /// mapped, the file removed again: the caller writes the segment with
+    /// `write(2)` then.
+    pub(super) fn create(path: &Path, size: u64) -> io::Result<Mapped> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(path)?;
+        Mapped::new(f, size).inspect_err(|_| {
+            let _ = std::fs::remove_file(path);
+        })
+    }
+
     /// Reserves `size` bytes of disk for `file` (opened for reading and
-    /// writing) and maps them. `Err` when the blocks cannot be reserved or
-    /// mapped: the caller writes the segment with `write(2)` then.
-    pub(super) fn new(file: File, size: u64) -> io::Result<Mapped> {
+    /// writing) and maps them.
+    fn new(file: File, size: u64) -> io::Result<Mapped> {
         let len =
             usize::try_from(size).map_err(|_| io::Error::other("segment too large to map"))?;
         rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size)?;
