@@ -31,7 +31,7 @@
 //! appends the record with one `write(2)` before it returns `Ok` (or, with
 //! [`SpoolConfig::mapped`], copies it into the mapped segment, magic last):
 //! the bytes are in the kernel then, and a killed process loses nothing. A
-//! mapped spool also has `DIR/spare`, its next segment made ahead of time;
+//! mapped spool also has `DIR/spare.N`, its next segment made ahead of time;
 //! a killed mapped writer leaves zeros after its last record, cut off at the
 //! next open like a torn tail. What a power cut
 //! can lose is set by the [`SyncPolicy`]: with `Always` nothing that `emit()`
@@ -189,7 +189,11 @@ impl SpoolConfig {
     /// Each segment's blocks are reserved (`fallocate`) before it is mapped,
     /// so a full disk or a file-size limit shows as before: the segment is
     /// written with `write(2)` instead, and its failures are counted in
-    /// `spool_errors` with the event kept in memory. What changes is the
+    /// `spool_errors` with the event kept in memory. The same happens on a
+    /// file system where a reservation does not cover a later write (only
+    /// ext4, XFS and tmpfs are mapped: btrfs and ZFS allocate on write, so a
+    /// full disk there would be `SIGBUS`). A file-size limit is checked
+    /// before reserving, as passing it raises `SIGXFSZ`. What changes is the
     /// worst case: a disk that fails to read back a page the kernel dropped
     /// from its cache, a file system that turns read-only under a mapped
     /// segment, or another process truncating a segment ends the process
@@ -199,8 +203,11 @@ impl SpoolConfig {
     ///
     /// The segment being written occupies its whole
     /// [`segment_bytes`](Self::segment_bytes) on disk (it is cut to its
-    /// records when it is closed), and counts so against
-    /// [`max_bytes`](Self::max_bytes).
+    /// records when it is closed), and so does the next one, prepared ahead
+    /// by a helper thread (`DIR/spare.N`) so that starting a segment costs
+    /// `emit()` a rename: both count against [`max_bytes`](Self::max_bytes),
+    /// and the spare is given back first at the cap. Its pages are faulted
+    /// in ahead (dirty, but only what is written is synced).
     ///
     /// ```
     /// use ossa_events::spool::SpoolConfig;
@@ -303,21 +310,37 @@ pub(crate) struct Spool {
     /// Whether a segment was created since the directory was last synced.
     dir_dirty: bool,
     /// The next segment of a mapped spool, being prepared (created,
-    /// reserved, mapped, faulted in) by a helper thread as `DIR/spare`.
+    /// reserved, mapped, faulted in) by a helper thread as `DIR/spare.N`.
     #[cfg(target_os = "linux")]
-    spare: Option<std::sync::mpsc::Receiver<io::Result<mapped::Mapped>>>,
+    spare: Option<std::sync::mpsc::Receiver<Spare>>,
+    /// The `N` of the next `DIR/spare.N`.
+    #[cfg(target_os = "linux")]
+    spares_made: u64,
 }
 
-/// The name of a mapped spool's segment prepared ahead.
+/// A segment prepared ahead: its file and its mapping.
+#[cfg(target_os = "linux")]
+type Spare = io::Result<(PathBuf, mapped::Mapped)>;
+
+/// The name (before `.N`) of a mapped spool's segments prepared ahead.
 #[cfg(target_os = "linux")]
 const SPARE: &str = "spare";
 
 /// Makes `path` a segment of `size` bytes, reserved, mapped and faulted in.
 #[cfg(target_os = "linux")]
-fn prepare_spare(path: &Path, size: u64) -> io::Result<mapped::Mapped> {
-    let m = mapped::Mapped::create(path, size)?;
+fn prepare_spare(path: PathBuf, size: u64) -> Spare {
+    let m = mapped::Mapped::create(&path, size)?;
     m.prefault();
-    Ok(m)
+    Ok((path, m))
+}
+
+/// A fsync to do outside the emitter's lock.
+enum SyncJob {
+    /// The whole file's data.
+    File(File),
+    /// The written start of a mapped segment.
+    #[cfg(target_os = "linux")]
+    Range(mapped::RangeSync),
 }
 
 /// The segment being written.
@@ -330,20 +353,32 @@ enum Current {
 }
 
 impl Current {
-    fn file(&self) -> &File {
+    /// Makes the first `len` bytes durable, outside the lock (`None`: the
+    /// file could not be shared).
+    fn sync_job(&self, len: u64) -> Option<SyncJob> {
         match self {
-            Current::Append(f) => f,
+            Current::Append(f) => f.try_clone().ok().map(SyncJob::File),
             #[cfg(target_os = "linux")]
-            Current::Mapped(m) => m.file(),
+            Current::Mapped(m) => Some(SyncJob::Range(m.range_sync(len))),
         }
     }
 
-    /// Bytes reserved on disk beyond the `len` written.
-    fn reserved(&self, len: u64) -> u64 {
+    /// The same, now (`SyncPolicy::Always`).
+    fn sync_now(&self, len: u64) -> io::Result<()> {
         match self {
-            Current::Append(_) => 0,
+            Current::Append(f) => f.sync_data(),
             #[cfg(target_os = "linux")]
-            Current::Mapped(m) => (m.bytes().len() as u64).saturating_sub(len),
+            Current::Mapped(m) => m.range_sync(len).run(),
+        }
+    }
+
+    /// Bytes reserved on disk beyond the `len` written (`None`: appended
+    /// with `write(2)`, nothing reserved).
+    fn reserved(&self, len: u64) -> Option<u64> {
+        match self {
+            Current::Append(_) => None,
+            #[cfg(target_os = "linux")]
+            Current::Mapped(m) => Some(m.len().saturating_sub(len)),
         }
     }
 
@@ -470,11 +505,24 @@ impl Spool {
             sequences_dirty: false,
             #[cfg(target_os = "linux")]
             spare: None,
+            #[cfg(target_os = "linux")]
+            spares_made: 0,
             cfg,
         };
-        // A segment prepared by an emitter that was killed.
+        // Segments prepared by an emitter that was killed.
         #[cfg(target_os = "linux")]
-        let _ = std::fs::remove_file(spool.cfg.dir.join(SPARE));
+        for entry in std::fs::read_dir(&spool.cfg.dir)
+            .map_err(|e| io_err(&spool.cfg.dir, &e))?
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(SPARE))
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         // Check every segment: count what is pending, find the last seq, cut
         // a torn tail of the last one.
         let last_index = firsts.len().checked_sub(1);
@@ -602,17 +650,18 @@ impl Spool {
     /// counting what a mapped segment reserves on disk.
     pub(crate) fn would_overflow(&self, extra: usize) -> bool {
         let need = (HEADER + extra) as u64;
-        let reserved = match (&self.current, self.segments.back()) {
-            (Some(c), Some(s)) => c.reserved(s.len),
-            _ => 0,
-        };
-        let after = if reserved >= need {
-            self.total + reserved
-        } else if self.cfg.mapped {
-            // The segment is cut to its records and a new one reserved.
-            self.total + need.max(self.cfg.segment_bytes)
-        } else {
-            self.total + need
+        let fits = |s: &Segment| s.len + need <= self.cfg.segment_bytes;
+        let after = match (&self.current, self.segments.back()) {
+            // Into what the mapped segment reserved already.
+            (Some(c), Some(s)) if c.reserved(s.len).is_some_and(|r| r >= need) => {
+                self.total + c.reserved(s.len).unwrap_or(0)
+            }
+            // Appended with `write(2)`: only its own bytes.
+            (Some(Current::Append(_)), Some(s)) if fits(s) => self.total + need,
+            _ if !self.cfg.mapped => self.total + need,
+            // A new segment, reserved whole (the current one is cut to its
+            // records first).
+            _ => self.total + need.max(self.cfg.segment_bytes),
         };
         after + self.spare_bytes() > self.cfg.cap()
     }
@@ -642,24 +691,38 @@ impl Spool {
             if !self.cfg.mapped || self.spare.is_some() {
                 return;
             }
+            // Only while mapping works: after a segment that could not be
+            // mapped, the next roll tries again on its own.
             let reserved = match (&self.current, self.segments.back()) {
-                (Some(c), Some(s)) => c.reserved(s.len),
+                (Some(c), Some(s)) => match c.reserved(s.len) {
+                    Some(r) => r,
+                    None => return,
+                },
                 _ => 0,
             };
             if self.total + reserved + 2 * self.cfg.segment_bytes > self.cfg.cap() {
                 return;
             }
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            let (path, size) = (self.cfg.dir.join(SPARE), self.cfg.segment_bytes);
+            let path = self.cfg.dir.join(format!("{SPARE}.{}", self.spares_made));
+            self.spares_made += 1;
+            let size = self.cfg.segment_bytes;
             if !background {
-                let _ = tx.send(prepare_spare(&path, size));
+                let _ = tx.send(prepare_spare(path, size));
                 self.spare = Some(rx);
                 return;
             }
             let spawned = std::thread::Builder::new()
                 .name("ossa-events-spare".into())
                 .spawn(move || {
-                    let _ = tx.send(prepare_spare(&path, size));
+                    // Nobody wants it any more (given back at the cap, or
+                    // the spool closed): its disk goes back at once.
+                    if let Err(std::sync::mpsc::SendError(Ok((path, m)))) =
+                        tx.send(prepare_spare(path, size))
+                    {
+                        drop(m);
+                        let _ = std::fs::remove_file(path);
+                    }
                 });
             if spawned.is_ok() {
                 self.spare = Some(rx);
@@ -676,9 +739,8 @@ impl Spool {
         let ready = self.spare.as_ref()?.try_recv();
         match ready {
             Err(TryRecvError::Empty) => None,
-            Ok(Ok(m)) => {
+            Ok(Ok((spare, m))) => {
                 self.spare = None;
-                let spare = self.cfg.dir.join(SPARE);
                 match std::fs::rename(&spare, path) {
                     Ok(()) => Some(Current::Mapped(m)),
                     Err(e) => {
@@ -694,23 +756,24 @@ impl Spool {
                 tracing::debug!(error = %e, "spool: no segment prepared ahead");
                 None
             }
+            // The helper panicked: the next open removes what it left.
             Err(TryRecvError::Disconnected) => {
                 self.spare = None;
-                let _ = std::fs::remove_file(self.cfg.dir.join(SPARE));
                 None
             }
         }
     }
 
-    /// Deletes the segment prepared ahead (at the cap, at close), waiting
-    /// for it if it is still being made.
+    /// Gives back the segment prepared ahead (at the cap, at close); one
+    /// still being made is deleted by its helper when done (never waited
+    /// for under the emitter's lock).
     fn discard_spare(&mut self) {
         #[cfg(target_os = "linux")]
-        if let Some(rx) = self.spare.take() {
-            if let Ok(Ok(m)) = rx.recv() {
-                drop(m);
-            }
-            let _ = std::fs::remove_file(self.cfg.dir.join(SPARE));
+        if let Some(rx) = self.spare.take()
+            && let Ok(Ok((path, m))) = rx.try_recv()
+        {
+            drop(m);
+            let _ = std::fs::remove_file(path);
         }
     }
 
@@ -771,7 +834,7 @@ impl Spool {
         self.total += self.buf.len() as u64;
         self.next_seq += 1;
         if self.cfg.sync == SyncPolicy::Always {
-            cur.file().sync_data().map_err(|e| io_err(&seg.path, &e))?;
+            cur.sync_now(seg.len).map_err(|e| io_err(&seg.path, &e))?;
         } else {
             self.dirty = true;
         }
@@ -811,11 +874,21 @@ impl Spool {
                 self.dir_dirty = true;
             }
         } else if let Some(s) = self.segments.back() {
-            let f = OpenOptions::new()
-                .append(true)
-                .open(&s.path)
-                .map_err(|e| io_err(&s.path, &e))?;
-            self.current = Some(Current::Append(f));
+            let path = s.path.clone();
+            if self.cfg.mapped && s.len == 0 {
+                // Left empty: mapped (and given a spare) like a new one.
+                let c = self
+                    .create_segment(&path, need)
+                    .map_err(|e| io_err(&path, &e))?;
+                self.current = Some(c);
+                self.start_spare(true);
+            } else {
+                let f = OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| io_err(&path, &e))?;
+                self.current = Some(Current::Append(f));
+            }
         }
         Ok(())
     }
@@ -1138,14 +1211,14 @@ impl Spool {
             .filter(|(_, next)| next.first_seq <= self.low)
             .map(|(s, _)| s.path.clone())
             .collect();
-        let mut sync: Vec<File> = std::mem::take(&mut self.unsynced);
+        let mut sync: Vec<SyncJob> = std::mem::take(&mut self.unsynced)
+            .into_iter()
+            .map(SyncJob::File)
+            .collect();
         if self.dirty {
             self.dirty = false;
-            sync.extend(
-                self.current
-                    .as_ref()
-                    .and_then(|c| c.file().try_clone().ok()),
-            );
+            let len = self.segments.back().map_or(0, |s| s.len);
+            sync.extend(self.current.as_ref().and_then(|c| c.sync_job(len)));
         }
         let sync_dir_too = std::mem::take(&mut self.dir_dirty);
         let ledger =
@@ -1260,9 +1333,8 @@ impl Spool {
 
     /// Syncs and writes the ledger (at shutdown).
     pub(crate) fn close(&mut self) {
-        if let Some(c) = &self.current {
-            let _ = c.file().sync_data();
-        }
+        // Cut to its records (a mapped one), then synced by the upkeep.
+        self.dirty |= self.current.is_some();
         self.close_current();
         self.discard_spare();
         let m = self.maintenance();
@@ -1291,7 +1363,7 @@ impl Spool {
 /// File work taken from the spool under the lock, done outside it.
 pub(crate) struct Maintenance {
     dir: PathBuf,
-    sync: Vec<File>,
+    sync: Vec<SyncJob>,
     sync_dir: bool,
     ledger: Option<Vec<u8>>,
     removable: Vec<PathBuf>,
@@ -1303,8 +1375,13 @@ impl Maintenance {
     /// Syncs, writes the ledger, then deletes the confirmed segments (only
     /// after the ledger saying so is on disk). Returns the deleted paths.
     pub(crate) fn run(self) -> Vec<PathBuf> {
-        for f in self.sync {
-            if let Err(e) = f.sync_data() {
+        for job in self.sync {
+            let synced = match job {
+                SyncJob::File(f) => f.sync_data(),
+                #[cfg(target_os = "linux")]
+                SyncJob::Range(r) => r.run(),
+            };
+            if let Err(e) = synced {
                 tracing::warn!(error = %e, "spool: sync failed");
             }
         }

@@ -263,3 +263,45 @@ fn every_accepted_event_arrives_through_three_kill_9s_and_an_outage() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A file-size limit (`ulimit -f`) below the segment size, in a program
+/// that, like most, leaves SIGXFSZ at its default (which ends the process):
+/// a mapped spool must not reserve past the limit (that raises the signal
+/// too), but write its segments as the `write(2)` spool does, which works
+/// until a segment reaches the limit. 100 events stay well under it.
+#[test]
+fn a_mapped_spool_under_a_file_size_limit_below_a_segment_is_not_killed() {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("spool_fsize_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let seen: Seen = Arc::default();
+    let rx = collector("127.0.0.1:0", &seen);
+    // 512 KiB: half the agent's 1 MiB segments.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -f 512; exec \"$0\" \"$@\"")
+        .arg(example("spool_agent"))
+        .arg(&dir)
+        .arg(format!("http://{}/events", rx.local_addr()))
+        .args(["0", "100", "mapped"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        out.status,
+        stdout.lines().last().unwrap_or_default(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("accepted "))
+            .count(),
+        100
+    );
+    rx.shutdown();
+    assert_eq!(seen.lock().unwrap().len(), 100);
+    let _ = std::fs::remove_dir_all(&dir);
+}
