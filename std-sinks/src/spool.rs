@@ -352,6 +352,8 @@ enum Current {
     Mapped(mapped::Mapped),
 }
 
+// Elsewhere than Linux only `Append` exists, which needs no length.
+#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
 impl Current {
     /// Makes the first `len` bytes durable, outside the lock (`None`: the
     /// file could not be shared).
