@@ -313,9 +313,6 @@ pub(crate) struct Spool {
     /// reserved, mapped, faulted in) by a helper thread as `DIR/spare.N`.
     #[cfg(target_os = "linux")]
     spare: Option<std::sync::mpsc::Receiver<Spare>>,
-    /// The `N` of the next `DIR/spare.N`.
-    #[cfg(target_os = "linux")]
-    spares_made: u64,
 }
 
 /// A segment prepared ahead: its file and its mapping.
@@ -361,16 +358,17 @@ impl Current {
         match self {
             Current::Append(f) => f.try_clone().ok().map(SyncJob::File),
             #[cfg(target_os = "linux")]
-            Current::Mapped(m) => Some(SyncJob::Range(m.range_sync(len))),
+            Current::Mapped(m) => Some(SyncJob::Range(m.range_sync(0, len))),
         }
     }
 
-    /// The same, now (`SyncPolicy::Always`).
-    fn sync_now(&self, len: u64) -> io::Result<()> {
+    /// Makes bytes `from..to` durable now (`SyncPolicy::Always`; a file
+    /// written with `write(2)` is synced whole).
+    fn sync_now(&self, from: u64, to: u64) -> io::Result<()> {
         match self {
             Current::Append(f) => f.sync_data(),
             #[cfg(target_os = "linux")]
-            Current::Mapped(m) => m.range_sync(len).run(),
+            Current::Mapped(m) => m.range_sync(from, to).run(),
         }
     }
 
@@ -507,8 +505,6 @@ impl Spool {
             sequences_dirty: false,
             #[cfg(target_os = "linux")]
             spare: None,
-            #[cfg(target_os = "linux")]
-            spares_made: 0,
             cfg,
         };
         // Segments prepared by an emitter that was killed.
@@ -706,8 +702,11 @@ impl Spool {
                 return;
             }
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            let path = self.cfg.dir.join(format!("{SPARE}.{}", self.spares_made));
-            self.spares_made += 1;
+            // Unique in the process: a helper of an emitter that closed may
+            // still be making (then deleting) its own.
+            static SPARES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = SPARES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = self.cfg.dir.join(format!("{SPARE}.{n}"));
             let size = self.cfg.segment_bytes;
             if !background {
                 let _ = tx.send(prepare_spare(path, size));
@@ -836,7 +835,9 @@ impl Spool {
         self.total += self.buf.len() as u64;
         self.next_seq += 1;
         if self.cfg.sync == SyncPolicy::Always {
-            cur.sync_now(seg.len).map_err(|e| io_err(&seg.path, &e))?;
+            // The records before it were synced as they came.
+            cur.sync_now(seg.len - self.buf.len() as u64, seg.len)
+                .map_err(|e| io_err(&seg.path, &e))?;
         } else {
             self.dirty = true;
         }

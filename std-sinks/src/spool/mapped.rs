@@ -146,13 +146,15 @@ impl Mapped {
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
     }
 
-    /// What makes the first `len` bytes durable (`msync`), to run outside
-    /// the emitter's lock. Not `fsync` of the file: that would also write
+    /// What makes bytes `from..to` durable (`msync`), to run outside the
+    /// emitter's lock or now. Not `fsync` of the file: that would also write
     /// back the prefaulted, still empty rest of the segment.
-    pub(super) fn range_sync(&self, len: u64) -> RangeSync {
+    pub(super) fn range_sync(&self, from: u64, to: u64) -> RangeSync {
+        let at = |n: u64| usize::try_from(n).unwrap_or(usize::MAX).min(self.map.len());
         RangeSync {
             map: Arc::clone(&self.map),
-            len: usize::try_from(len).unwrap_or(usize::MAX),
+            from: at(from),
+            to: at(to),
         }
     }
 
@@ -214,16 +216,17 @@ fn populate(map: &MmapRaw) {
 /// [`Mapped::range_sync`]).
 pub(super) struct RangeSync {
     map: Arc<MmapRaw>,
-    len: usize,
+    from: usize,
+    to: usize,
 }
 
 impl RangeSync {
     /// `msync(MS_SYNC)` of the range: on Linux the same as `fdatasync` of
     /// those bytes.
     pub(super) fn run(&self) -> io::Result<()> {
-        if self.len == 0 {
+        if self.to <= self.from {
             return Ok(());
         }
-        self.map.flush_range(0, self.len.min(self.map.len()))
+        self.map.flush_range(self.from, self.to - self.from)
     }
 }
