@@ -198,8 +198,11 @@ impl SpoolConfig {
     /// from its cache, a file system that turns read-only under a mapped
     /// segment, or another process truncating a segment ends the process
     /// with `SIGBUS` instead of being counted (the events already accepted
-    /// are still on disk for the next start). Turn it on where that trade is
-    /// right: an agent that emits a lot, on a local disk.
+    /// are still on disk for the next start). It also costs CPU elsewhere:
+    /// a helper thread faults each segment's pages in (~10 ms per 8 MiB),
+    /// which on a machine short of cores lowers what the whole pipeline
+    /// sustains (the README has the figures). Turn it on where that trade
+    /// is right: callers that must not wait on the disk, on a local disk.
     ///
     /// The segment being written occupies its whole
     /// [`segment_bytes`](Self::segment_bytes) on disk (it is cut to its
