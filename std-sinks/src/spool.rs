@@ -550,9 +550,8 @@ impl Spool {
                         // (a JSON member or a `ce-`/`ce_` header): the others
                         // are not decoded.
                         let raw = &data[pos + HEADER..pos + len];
-                        if let Some((source, n)) = raw
-                            .windows(8)
-                            .any(|w| w == b"sequence")
+                        if let Some((source, n)) = memchr::memmem::find(raw, b"sequence")
+                            .is_some()
                             .then(|| Encoded::from_spool(raw))
                             .flatten()
                             .as_ref()
