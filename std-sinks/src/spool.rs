@@ -323,7 +323,6 @@ pub(crate) struct Spool {
 type Spare = io::Result<(PathBuf, mapped::Mapped)>;
 
 /// The name (before `.N`) of a mapped spool's segments prepared ahead.
-#[cfg(target_os = "linux")]
 const SPARE: &str = "spare";
 
 /// Makes `path` a segment of `size` bytes, reserved, mapped and faulted in.
@@ -467,6 +466,9 @@ impl Spool {
                 .and_then(|n| n.parse::<u64>().ok())
             {
                 ack_logs.push(n);
+            } else if name.starts_with(SPARE) {
+                // A segment prepared by a mapped emitter that was killed.
+                let _ = std::fs::remove_file(entry.path());
             }
         }
         firsts.sort_unstable();
@@ -510,20 +512,6 @@ impl Spool {
             spare: None,
             cfg,
         };
-        // Segments prepared by an emitter that was killed.
-        #[cfg(target_os = "linux")]
-        for entry in std::fs::read_dir(&spool.cfg.dir)
-            .map_err(|e| io_err(&spool.cfg.dir, &e))?
-            .flatten()
-        {
-            if entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(SPARE))
-            {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
         // Check every segment: count what is pending, find the last seq, cut
         // a torn tail of the last one.
         let last_index = firsts.len().checked_sub(1);
@@ -651,19 +639,27 @@ impl Spool {
     pub(crate) fn would_overflow(&self, extra: usize) -> bool {
         let need = (HEADER + extra) as u64;
         let fits = |s: &Segment| s.len + need <= self.cfg.segment_bytes;
-        let after = match (&self.current, self.segments.back()) {
+        let appending = matches!(self.current, Some(Current::Append(_)));
+        let after = match self.reserved() {
             // Into what the mapped segment reserved already.
-            (Some(c), Some(s)) if c.reserved(s.len).is_some_and(|r| r >= need) => {
-                self.total + c.reserved(s.len).unwrap_or(0)
-            }
+            Some(r) if r >= need => self.total + r,
             // Appended with `write(2)`: only its own bytes.
-            (Some(Current::Append(_)), Some(s)) if fits(s) => self.total + need,
+            _ if appending && self.segments.back().is_some_and(fits) => self.total + need,
             _ if !self.cfg.mapped => self.total + need,
             // A new segment, reserved whole (the current one is cut to its
             // records first).
             _ => self.total + need.max(self.cfg.segment_bytes),
         };
         after + self.spare_bytes() > self.cfg.cap()
+    }
+
+    /// Bytes the mapped segment being written has reserved beyond its
+    /// records (`None`: none is being written, or it is a `write(2)` one).
+    fn reserved(&self) -> Option<u64> {
+        match (&self.current, self.segments.back()) {
+            (Some(c), Some(s)) => c.reserved(s.len),
+            _ => None,
+        }
     }
 
     /// Disk held by the segment prepared ahead.
@@ -693,13 +689,10 @@ impl Spool {
             }
             // Only while mapping works: after a segment that could not be
             // mapped, the next roll tries again on its own.
-            let reserved = match (&self.current, self.segments.back()) {
-                (Some(c), Some(s)) => match c.reserved(s.len) {
-                    Some(r) => r,
-                    None => return,
-                },
-                _ => 0,
-            };
+            if matches!(self.current, Some(Current::Append(_))) {
+                return;
+            }
+            let reserved = self.reserved().unwrap_or(0);
             if self.total + reserved + 2 * self.cfg.segment_bytes > self.cfg.cap() {
                 return;
             }
@@ -847,15 +840,29 @@ impl Spool {
     }
 
     /// Starts a new segment with room for a first record of `need` bytes
-    /// (or reopens the last one for appending).
+    /// (or reopens the last one for appending; a mapped spool maps one left
+    /// empty by a restart as it would a new one).
     fn roll(&mut self, new: bool, first_seq: u64, need: u64) -> io::Result<()> {
         let always = self.cfg.sync == SyncPolicy::Always;
         self.close_current();
-        if new {
-            let path = self.cfg.dir.join(segment_name(first_seq));
-            let f = self
-                .create_segment(&path, need)
+        let path = match self.segments.back() {
+            Some(s) if !new => s.path.clone(),
+            None if !new => return Ok(()),
+            _ => self.cfg.dir.join(segment_name(first_seq)),
+        };
+        let fresh = new || (self.cfg.mapped && self.segments.back().is_some_and(|s| s.len == 0));
+        if !fresh {
+            let f = OpenOptions::new()
+                .append(true)
+                .open(&path)
                 .map_err(|e| io_err(&path, &e))?;
+            self.current = Some(Current::Append(f));
+            return Ok(());
+        }
+        let c = self
+            .create_segment(&path, need)
+            .map_err(|e| io_err(&path, &e))?;
+        if new {
             if self.segments.is_empty() {
                 self.cursor = Cursor {
                     segment_first: first_seq,
@@ -868,9 +875,6 @@ impl Spool {
                 len: 0,
                 checked: 0,
             });
-            self.current = Some(f);
-            // The one after it, ahead of time.
-            self.start_spare(true);
             // The new file's name must survive a power cut too: now under
             // `Always`, else with the next upkeep.
             if always {
@@ -878,23 +882,10 @@ impl Spool {
             } else {
                 self.dir_dirty = true;
             }
-        } else if let Some(s) = self.segments.back() {
-            let path = s.path.clone();
-            if self.cfg.mapped && s.len == 0 {
-                // Left empty: mapped (and given a spare) like a new one.
-                let c = self
-                    .create_segment(&path, need)
-                    .map_err(|e| io_err(&path, &e))?;
-                self.current = Some(c);
-                self.start_spare(true);
-            } else {
-                let f = OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(|e| io_err(&path, &e))?;
-                self.current = Some(Current::Append(f));
-            }
         }
+        self.current = Some(c);
+        // The one after it, ahead of time.
+        self.start_spare(true);
         Ok(())
     }
 
