@@ -106,9 +106,7 @@ fn emit_poll_flush_allocate_nothing() {
 #[test]
 fn the_spool_emitter_allocates_nothing_through_an_outage() {
     use ossa_events_core::io::SliceWriter;
-    use ossa_events_core::spool::{
-        BlockingFlash, FlashSpool, RamFlash, SpoolEmitter, SpoolMode, cache::Cache,
-    };
+    use ossa_events_core::spool::{FlashSpool, RamFlash, SpoolEmitter, SpoolMode};
 
     let clock = Tick(Cell::new(1_764_000_000_000));
     let mut n = 0u128;
@@ -120,11 +118,11 @@ fn the_spool_emitter_allocates_nothing_through_an_outage() {
     let mut out = vec![0u8; 64 * 1024];
     let before = allocs();
     {
-        let flash = BlockingFlash(RamFlash::<16384, 2048>::new());
-        let spool = FlashSpool::<_, _, 1024>::open(flash, 0..16384, Cache::new_uncached())
+        let flash = RamFlash::<16384, 2048>::new();
+        let spool = FlashSpool::<_, 1024>::open(flash, 0..16384)
             .unwrap()
             .mode(SpoolMode::Always);
-        let mut em: SpoolEmitter<'_, _, _, _, _, _, 8, 4096, 1024> = SpoolEmitter::new(
+        let mut em: SpoolEmitter<'_, _, _, _, _, 8, 4096, 1024> = SpoolEmitter::new(
             Config::new("/dev/1").batch_size(4).flush_interval_ms(100),
             SliceWriter::new(&mut down),
             spool,

@@ -90,14 +90,14 @@ fn a_restart_writes_what_the_last_run_left_in_flash_before_new_events() {
     // The process ends with the link down: the events stay in flash.
     let (_link, spool) = em.into_parts();
     assert_eq!(spool.len(), 8);
-    let (flash, _cache) = spool.into_flash();
+    let flash = spool.into_flash();
     let power = Rc::new(Power::default());
     let link = Link {
         power: power.clone(),
         ..Link::default()
     };
     let mut em = open(
-        flash.0.ram,
+        flash.ram,
         8,
         power,
         SpoolMode::Always,
@@ -340,7 +340,7 @@ proptest! {
                 let c = em.counters();
                 dropped_accepted += c.dropped;
                 let (_l, spool) = em.into_parts();
-                let ram = spool.into_flash().0.0.ram;
+                let ram = spool.into_flash().ram;
                 power = Rc::new(Power::default());
                 link = Link { out: out.clone(), power: power.clone(), down: link.down.clone() };
                 em = open(ram, pages, power.clone(), mode, when_full, link.clone(), clock.clone());

@@ -11,9 +11,7 @@ use embedded_storage::nor_flash::{
 };
 use ossa_events_core::batch::BatchFormat;
 use ossa_events_core::emitter::Config;
-use ossa_events_core::spool::{
-    BlockingFlash, FlashSpool, RamFlash, SpoolEmitter, SpoolMode, WhenFull, cache::Cache,
-};
+use ossa_events_core::spool::{FlashSpool, RamFlash, SpoolEmitter, SpoolMode, WhenFull};
 use ossa_events_core::{Clock, Event, EventBuilder, RandomIds, Timestamp};
 
 pub(crate) const PAGE: usize = 1024;
@@ -187,21 +185,8 @@ impl Clock for TestClock {
     }
 }
 
-pub(crate) type Em = SpoolEmitter<
-    'static,
-    Link,
-    BlockingFlash<CutFlash>,
-    Cache<
-        sequential_storage::cache::Uncached,
-        sequential_storage::cache::Uncached,
-        sequential_storage::cache::Uncached,
-    >,
-    RandomIds<fn(&mut [u8; 16])>,
-    TestClock,
-    4,
-    1024,
-    512,
->;
+pub(crate) type Em =
+    SpoolEmitter<'static, Link, CutFlash, RandomIds<fn(&mut [u8; 16])>, TestClock, 4, 1024, 512>;
 
 pub(crate) fn fill_ids(b: &mut [u8; 16]) {
     b.fill(9);
@@ -216,8 +201,8 @@ pub(crate) fn open(
     link: Link,
     clock: TestClock,
 ) -> Em {
-    let flash = BlockingFlash(CutFlash { ram, power });
-    let spool = FlashSpool::open(flash, 0..pages * PAGE as u32, Cache::new_uncached())
+    let flash = CutFlash { ram, power };
+    let spool = FlashSpool::open(flash, 0..pages * PAGE as u32)
         .expect("the spool opens whatever the cut left")
         .mode(mode)
         .when_full(when_full);

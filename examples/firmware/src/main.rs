@@ -41,7 +41,7 @@ use ossa_events_core::emitter::Emitter;
 use ossa_events_core::emitter::{Config, EmitError};
 use ossa_events_core::ossa::{self, ErrorInfo, TokenUsage};
 #[cfg(feature = "spool")]
-use ossa_events_core::spool::{cache, BlockingFlash, FlashSpool, RamFlash, SpoolEmitter};
+use ossa_events_core::spool::{FlashSpool, RamFlash, SpoolEmitter};
 use ossa_events_core::{Clock, EventId, IdSource, RawJson, Timestamp};
 
 /// The emitter's settings: a `const`, so `Config::new` checks the source
@@ -268,7 +268,7 @@ type Em<'a> = Emitter<'a, Uart<'a>, XorShiftIds, &'a TickClock, MAX_EVENTS, AREN
 
 /// The spool's flash: 8 pages of 2 KiB (emulated in RAM under QEMU).
 #[cfg(feature = "spool")]
-type Flash = BlockingFlash<RamFlash<FLASH_BYTES, FLASH_PAGE>>;
+type Flash = RamFlash<FLASH_BYTES, FLASH_PAGE>;
 #[cfg(feature = "spool")]
 const FLASH_BYTES: usize = 8 * 2048;
 #[cfg(feature = "spool")]
@@ -281,7 +281,6 @@ type Em<'a> = SpoolEmitter<
     'a,
     Uart<'a>,
     Flash,
-    cache::Cache<cache::Uncached, cache::Uncached, cache::Uncached>,
     XorShiftIds,
     &'a TickClock,
     MAX_EVENTS,
@@ -520,9 +519,8 @@ fn main() -> ! {
     let em: Em<'_> = Emitter::new(config, uart, XorShiftIds::new(ID_SEED), &clock);
     #[cfg(feature = "spool")]
     let em: Em<'_> = {
-        let flash = BlockingFlash(RamFlash::new());
         let range = 0..FLASH_BYTES as u32;
-        match FlashSpool::open(flash, range, cache::Cache::new_uncached()) {
+        match FlashSpool::open(RamFlash::new(), range) {
             Ok(spool) => SpoolEmitter::new(config, uart, spool, XorShiftIds::new(ID_SEED), &clock),
             Err(_) => halt_with("the spool's flash cannot be opened"),
         }
