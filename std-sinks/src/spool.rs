@@ -210,7 +210,8 @@ impl SpoolConfig {
     /// by a helper thread (`DIR/spare.N`) so that starting a segment costs
     /// `emit()` a rename: both count against [`max_bytes`](Self::max_bytes),
     /// and the spare is given back first at the cap. Its pages are faulted
-    /// in ahead (dirty, but only what is written is synced).
+    /// in ahead, read-only: each page's first write still takes a small
+    /// fault in `emit()` (about one call in seven).
     ///
     /// ```
     /// use ossa_events::spool::SpoolConfig;

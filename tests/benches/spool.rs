@@ -223,7 +223,11 @@ fn main() {
 
     let (rx, count) = receiver();
     let url = format!("http://{}/", rx.local_addr());
-    let (tp_runs, n) = if bench_mode { (7, 50_000) } else { (1, 1_000) };
+    let (tp_runs, n) = if bench_mode {
+        (15, 100_000)
+    } else {
+        (1, 1_000)
+    };
     let em_plain = http_emitter(&url, None);
     let em_spool = http_emitter(&url, Some(false));
     let em_mapped = http_emitter(&url, Some(true));
