@@ -19,15 +19,14 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use common::flash::{
-    CutFlash, FLASH, Link, PAGE, Power, Ram, TestClock, check, fill_ids, open, reading,
+    CutFlash, EmOn, FLASH, Link, PAGE, Power, Ram, TestClock, check, emitter, open, reading,
 };
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
+use ossa_events_core::Clock;
 use ossa_events_core::batch::BatchFormat;
-use ossa_events_core::emitter::Config;
-use ossa_events_core::spool::{FlashSpool, SpoolEmitter, SpoolError, SpoolMode, WhenFull};
-use ossa_events_core::{Clock, RandomIds};
+use ossa_events_core::spool::{FlashSpool, SpoolError, SpoolMode, WhenFull};
 use proptest::prelude::*;
 
 fn ids(n: usize) -> Vec<String> {
@@ -256,16 +255,7 @@ impl<const WS: usize, const RS: usize> NorFlash for StrictFlash<WS, RS> {
 
 const RING_PAGES: usize = 6;
 
-type StrictEm<const WS: usize, const RS: usize> = SpoolEmitter<
-    'static,
-    Link,
-    StrictFlash<WS, RS>,
-    RandomIds<fn(&mut [u8; 16])>,
-    TestClock,
-    4,
-    1024,
-    512,
->;
+type StrictEm<const WS: usize, const RS: usize> = EmOn<StrictFlash<WS, RS>>;
 
 fn strict_emitter<const WS: usize, const RS: usize>(
     flash: StrictFlash<WS, RS>,
@@ -276,20 +266,10 @@ fn strict_emitter<const WS: usize, const RS: usize>(
         .unwrap()
         .mode(SpoolMode::Always)
         .when_full(WhenFull::DropNewest);
-    let config = Config::new("/devices/greenhouse-7")
-        .batch_size(2)
-        .flush_interval_ms(1000)
-        .format(BatchFormat::JsonLines);
-    SpoolEmitter::new(
-        config,
-        link,
-        spool,
-        RandomIds(fill_ids as fn(&mut [u8; 16])),
-        clock,
-    )
+    emitter(spool, link, clock)
 }
 
-/// 1 500 events; the link is down for 12 of every 30 (the flash holds the
+/// 1 500 events; the link is down for 8 of every 30 (the flash holds the
 /// outage); the device restarts every 97 events (the spool reopens on the
 /// flash as it is). Returns the erases of each page.
 fn many_turns<const WS: usize, const RS: usize>() -> Vec<u32> {

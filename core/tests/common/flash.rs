@@ -185,8 +185,11 @@ impl Clock for TestClock {
     }
 }
 
-pub(crate) type Em =
-    SpoolEmitter<'static, Link, CutFlash, RandomIds<fn(&mut [u8; 16])>, TestClock, 4, 1024, 512>;
+/// The tests' emitter over a flash `F`.
+pub(crate) type EmOn<F> =
+    SpoolEmitter<'static, Link, F, RandomIds<fn(&mut [u8; 16])>, TestClock, 4, 1024, 512>;
+
+pub(crate) type Em = EmOn<CutFlash>;
 
 pub(crate) fn fill_ids(b: &mut [u8; 16]) {
     b.fill(9);
@@ -206,6 +209,16 @@ pub(crate) fn open(
         .expect("the spool opens whatever the cut left")
         .mode(mode)
         .when_full(when_full);
+    emitter(spool, link, clock)
+}
+
+/// The tests' emitter over any flash: batches of 2, JSON Lines, a flush
+/// interval of 1 s, ids given per event.
+pub(crate) fn emitter<F: NorFlash>(
+    spool: FlashSpool<F, 512>,
+    link: Link,
+    clock: TestClock,
+) -> EmOn<F> {
     let config = Config::new("/devices/greenhouse-7")
         .batch_size(2)
         .flush_interval_ms(1000)
