@@ -98,6 +98,11 @@ pub enum Error {
     /// the event was dropped (the newest, or with `DropOldest` an old one
     /// that was never sent).
     SpoolFull,
+    /// The spool directory is held by another emitter, in this process or
+    /// another (its `lock` file): two writers would interleave their
+    /// records. An emitter whose shutdown timed out holds it until its
+    /// worker's last send returns.
+    SpoolLocked(std::path::PathBuf),
 }
 
 impl fmt::Display for Error {
@@ -119,6 +124,9 @@ impl fmt::Display for Error {
             Error::ShutDown => f.write_str("emitter is shut down"),
             Error::QueueFull => f.write_str("queue full: event dropped"),
             Error::SpoolFull => f.write_str("spool full: event dropped"),
+            Error::SpoolLocked(dir) => {
+                write!(f, "{}: spool in use by another emitter", dir.display())
+            }
         }
     }
 }

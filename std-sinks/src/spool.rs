@@ -19,7 +19,7 @@
 //! # What is on disk
 //!
 //! `DIR/lock` (held while an emitter has the spool open: a second process
-//! gets [`Error::SpoolLocked`](crate::Error)), segment files
+//! gets [`Error::SpoolLocked`](crate::Error::SpoolLocked)), segment files
 //! `DIR/NNNNNNNNNNNNNNNNNNNN.seg` named by their first record's sequence
 //! number, and `DIR/ledger`. Each record is
 //!

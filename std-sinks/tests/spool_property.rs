@@ -94,7 +94,22 @@ impl Sink for TestSink {
     }
 }
 
+/// A new emitter on the spool. An emitter whose shutdown timed out (20 ms,
+/// with a sink that retries) keeps the spool locked until its worker's send
+/// returns: the restart waits for it, as a supervisor would.
 fn emitter(dir: &PathBuf, w: &World, mapped: bool) -> Emitter {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match try_emitter(dir, w, mapped) {
+            Err(ossa_events::Error::SpoolLocked(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => return r.unwrap(),
+        }
+    }
+}
+
+fn try_emitter(dir: &PathBuf, w: &World, mapped: bool) -> Result<Emitter, ossa_events::Error> {
     let r = w.reported.clone();
     Emitter::builder("/agents/prop")
         .sink(TestSink(w.clone()))
@@ -112,7 +127,6 @@ fn emitter(dir: &PathBuf, w: &World, mapped: bool) -> Emitter {
         .shutdown_timeout(Duration::from_millis(20))
         .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
         .build()
-        .unwrap()
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -188,6 +188,10 @@ fn two_emitters_cannot_share_a_spool() {
         .spool(spool_config(&d))
         .build()
         .unwrap_err();
+    assert!(
+        matches!(&err, ossa_events::Error::SpoolLocked(p) if p == &d),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("in use"), "{err}");
     drop(em);
     // Free again once the first is gone.
