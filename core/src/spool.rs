@@ -639,7 +639,9 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
     // whose check fails (set aside at the next open). Removing writes zeros
     // over the removal mark: a cut there leaves at worst a record that is
     // written out again (at least once). Every word is written once between
-    // erases, so any `NorFlash` works (no multiwrite needed).
+    // erases (no multiwrite needed), new records after an open start a new
+    // page; the one exception is a removal mark a cut left partly
+    // programmed yet reading as erased, programmed again after the restart.
 
     fn addr(&self, page: u32, off: u32) -> u32 {
         self.start + page * Self::PAGE + off
@@ -768,8 +770,9 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
     fn recover(&mut self) -> Result<(), SpoolError<F::Error>> {
         let mut newest: Option<(u32, u32)> = None;
         for page in 0..self.pages {
+            // Newer in serial-number order (RFC 1982), so the numbers wrap.
             if let Some(seq) = self.page_seq(page).map_err(SpoolError::Flash)?
-                && newest.is_none_or(|(_, s)| seq > s)
+                && newest.is_none_or(|(_, s)| (seq.wrapping_sub(s) as i32) > 0)
             {
                 newest = Some((page, seq));
             }
@@ -804,7 +807,6 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             }
         }
         let head = (tail + self.pages - back) % self.pages;
-        let mut tail_off = Self::PAGE;
         let mut page = head;
         loop {
             let mut lost = u64::from(self.page_seq(page).map_err(fl)?.is_none());
@@ -815,10 +817,8 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                     Slot::End { erased: true } => {
                         // The records end here if the rest of the page is
                         // erased; if not, a length word was lost (the rest
-                        // cannot be read, and is not written over).
-                        if self.rest_erased(page, off).map_err(fl)? {
-                            tail_off = off;
-                        } else {
+                        // cannot be read).
+                        if !self.rest_erased(page, off).map_err(fl)? {
                             lost += 1;
                         }
                         break;
@@ -868,12 +868,15 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                 break;
             }
             page = self.next_page(page);
-            tail_off = Self::PAGE;
         }
+        // New records go to a new page, never after the last one found: a
+        // cut in the write of a length word can leave it looking erased
+        // while it is partly programmed, and a word is never programmed
+        // twice between erases.
         self.tail = Some(Tail {
             page: tail,
             seq,
-            off: tail_off,
+            off: Self::PAGE,
         });
         (self.head, self.head_off) = (head, Self::PAGE_HEADER);
         self.settle().map_err(SpoolError::Flash)
@@ -968,11 +971,17 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         self.write_word(at, len | (!len << 16))
             .map_err(SpoolError::Flash)?;
         let data = self.buf.0.get(..padded).unwrap_or_default();
-        self.flash
-            .write(at + Self::RECORD_HEADER, data)
-            .map_err(SpoolError::Flash)?;
-        self.write_word(at + Self::W as u32, crc)
-            .map_err(SpoolError::Flash)?;
+        let written = match self.flash.write(at + Self::RECORD_HEADER, data) {
+            Ok(()) => self.write_word(at + Self::W as u32, crc),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            // The length is there: the walks would take the slot for a
+            // record (whole, if the driver failed after writing it). The
+            // event stays in RAM; mark the slot removed (best effort).
+            let _ = self.remove_at(tail.page, tail.off);
+            return Err(SpoolError::Flash(e));
+        }
         self.tail = Some(Tail {
             off: tail.off + size,
             ..tail
@@ -989,18 +998,27 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
     }
 
     fn pop_counted(&mut self, n: usize, popped: &mut usize) -> Result<(), F::Error> {
+        let mut failed = None;
         while *popped < n && self.len > 0 {
             self.settle()?;
             let (page, off) = (self.head, self.head_off);
             let Slot::Record { len, .. } = self.slot(page, off)? else {
                 break;
             };
-            self.remove_at(page, off)?;
+            // Gone from the count first: a removal mark the driver failed
+            // to write whole may read as removed (or not: then it is
+            // written out again after a restart, at least once).
             self.head_off += Self::RECORD_HEADER + Self::padded(len);
             self.len -= 1;
             *popped += 1;
+            // A mark that fails is counted by the caller; the others are
+            // still written (the events went out: not again in this run).
+            if let Err(e) = self.remove_at(page, off) {
+                failed.get_or_insert(e);
+            }
         }
-        self.settle()
+        self.settle()?;
+        failed.map_or(Ok(()), Err)
     }
 
     /// Copies the oldest events into `batch`, as many as fit; returns how
@@ -1035,7 +1053,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             if let State::Written(crc) = state {
                 if !self.read_back(page, off, len, crc)? {
                     // Changed in flash since it was counted: set aside.
-                    self.len -= 1;
+                    self.len = self.len.saturating_sub(1);
                     self.damaged += 1;
                     self.remove_at(page, off)?;
                 } else if batch
@@ -1049,7 +1067,8 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             }
             off += Self::RECORD_HEADER + Self::padded(len);
         }
-        Ok(())
+        // A record set aside may have been the last waiting in its page.
+        self.settle()
     }
 }
 
@@ -1654,7 +1673,10 @@ impl<
     /// room. `false` if the flash failed.
     fn evict_oldest(&mut self) -> bool {
         match self.spool.pop(1) {
-            (1, _) => {
+            (1, r) => {
+                if r.is_err() {
+                    self.flash_failed(); // its mark: it may come back after a restart
+                }
                 self.inner.counters.dropped += 1;
                 self.spool_counters.evicted += 1;
                 true
@@ -1728,7 +1750,8 @@ impl<
                     let (popped, r) = self.spool.pop(copies);
                     self.spool_counters.replayed += popped as u64;
                     if r.is_err() {
-                        // Delivered but still in flash: written again later.
+                        // A removal mark failed: written again after a
+                        // restart (at least once).
                         self.flash_failed();
                     }
                 }

@@ -445,3 +445,131 @@ proptest! {
         prop_assert_eq!(delivered(&link), want);
     }
 }
+
+// --- a driver that fails one write (the power stays on) ---------------------------
+
+/// A flash whose write number `fail_at` programs part of its bits (those
+/// of `mask` stay set) and then reports an error.
+struct Flaky {
+    ram: Ram,
+    ops: Rc<Cell<u64>>,
+    fail_at: Rc<Cell<Option<u64>>>,
+    mask: u8,
+}
+
+impl ErrorType for Flaky {
+    type Error = Refused;
+}
+
+impl ReadNorFlash for Flaky {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Refused> {
+        self.ram.read(offset, bytes).map_err(|_| Refused)
+    }
+    fn capacity(&self) -> usize {
+        FLASH
+    }
+}
+
+impl NorFlash for Flaky {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = PAGE;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Refused> {
+        self.ops.set(self.ops.get() + 1);
+        self.ram.erase(from, to).map_err(|_| Refused)
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Refused> {
+        let k = self.ops.get();
+        self.ops.set(k + 1);
+        if self.fail_at.get() == Some(k) {
+            let partial: Vec<u8> = bytes.iter().map(|b| b | self.mask).collect();
+            self.ram.write(offset, &partial).map_err(|_| Refused)?;
+            return Err(Refused);
+        }
+        self.ram.write(offset, bytes).map_err(|_| Refused)
+    }
+}
+
+type Shared<T> = Rc<Cell<T>>;
+
+/// A [`Flaky`] flash, its write count and the write to fail.
+fn flaky(mask: u8) -> (Flaky, Shared<u64>, Shared<Option<u64>>) {
+    let ops = Rc::new(Cell::new(0));
+    let fail_at = Rc::new(Cell::new(None));
+    let f = Flaky {
+        ram: Ram::new(),
+        ops: ops.clone(),
+        fail_at: fail_at.clone(),
+        mask,
+    };
+    (f, ops, fail_at)
+}
+
+#[test]
+fn a_write_that_fails_inside_a_record_loses_and_repeats_nothing() {
+    // The CRC word of the third event fails: half programmed (0xF0), or
+    // written whole before the driver reports the error (0x00).
+    for mask in [0xF0u8, 0x00] {
+        let (f, ops, fail_at) = flaky(mask);
+        let spool = FlashSpool::open(f, 0..FLASH as u32)
+            .unwrap()
+            .mode(SpoolMode::Always);
+        let link = Link::default();
+        let clock = TestClock::default();
+        let mut em = emitter(spool, link.clone(), clock.clone());
+        link.down.set(true);
+        let all = ids(12);
+        for (i, id) in all.iter().enumerate().take(8) {
+            // Writes of a record: length word, JSON, CRC word.
+            fail_at.set((i == 2).then(|| ops.get() + 2));
+            em.emit(reading(id)).unwrap();
+        }
+        fail_at.set(None);
+        assert_eq!(em.spool_counters().flash_errors, 1, "mask {mask:#x}");
+        link.down.set(false);
+        em.flush().unwrap();
+        for id in &all[8..] {
+            em.emit(reading(id)).unwrap();
+        }
+        em.flush().unwrap();
+        assert_eq!(em.spool().len(), 0, "mask {mask:#x}");
+        assert_eq!(em.pending(), 0, "mask {mask:#x}");
+        // A restart finds nothing waiting.
+        let flash = em.into_parts().1.into_flash();
+        let spool = FlashSpool::open(flash, 0..FLASH as u32).unwrap();
+        assert_eq!(spool.len(), 0, "mask {mask:#x}");
+        let mut em = emitter(spool, link.clone(), clock.clone());
+        em.flush().unwrap();
+        assert_eq!(delivered(&link), all, "mask {mask:#x}: each once, in order");
+    }
+}
+
+#[test]
+fn a_removal_mark_that_fails_half_written_leaves_nothing_waiting() {
+    let (f, ops, fail_at) = flaky(0xF0);
+    let spool = FlashSpool::open(f, 0..FLASH as u32)
+        .unwrap()
+        .mode(SpoolMode::Always);
+    let link = Link::default();
+    let clock = TestClock::default();
+    let mut em = emitter(spool, link.clone(), clock.clone());
+    link.down.set(true);
+    let all = ids(3);
+    for id in &all {
+        em.emit(reading(id)).unwrap();
+    }
+    link.down.set(false);
+    // The next flash write is the first removal mark, after the write out.
+    fail_at.set(Some(ops.get()));
+    let _ = em.flush();
+    fail_at.set(None);
+    let _ = em.flush();
+    assert_eq!(delivered(&link), all);
+    assert_eq!(em.spool().len(), 0);
+    assert_eq!(em.pending(), 0);
+    assert_eq!(
+        em.next_flush_in_ms(clock.now()),
+        None,
+        "nothing to poll for"
+    );
+}
