@@ -492,8 +492,17 @@ impl NorFlash for Flaky {
 
 type Shared<T> = Rc<Cell<T>>;
 
-/// A [`Flaky`] flash, its write count and the write to fail.
-fn flaky(mask: u8) -> (Flaky, Shared<u64>, Shared<Option<u64>>) {
+/// An `Always` emitter on a [`Flaky`] flash with its link down; the
+/// flash's write count and the write to fail, the link, the clock.
+fn flaky_emitter(
+    mask: u8,
+) -> (
+    EmOn<Flaky>,
+    Shared<u64>,
+    Shared<Option<u64>>,
+    Link,
+    TestClock,
+) {
     let ops = Rc::new(Cell::new(0));
     let fail_at = Rc::new(Cell::new(None));
     let f = Flaky {
@@ -502,7 +511,14 @@ fn flaky(mask: u8) -> (Flaky, Shared<u64>, Shared<Option<u64>>) {
         fail_at: fail_at.clone(),
         mask,
     };
-    (f, ops, fail_at)
+    let spool = FlashSpool::open(f, 0..FLASH as u32)
+        .unwrap()
+        .mode(SpoolMode::Always);
+    let link = Link::default();
+    let clock = TestClock::default();
+    let em = emitter(spool, link.clone(), clock.clone());
+    link.down.set(true);
+    (em, ops, fail_at, link, clock)
 }
 
 #[test]
@@ -510,14 +526,7 @@ fn a_write_that_fails_inside_a_record_loses_and_repeats_nothing() {
     // The CRC word of the third event fails: half programmed (0xF0), or
     // written whole before the driver reports the error (0x00).
     for mask in [0xF0u8, 0x00] {
-        let (f, ops, fail_at) = flaky(mask);
-        let spool = FlashSpool::open(f, 0..FLASH as u32)
-            .unwrap()
-            .mode(SpoolMode::Always);
-        let link = Link::default();
-        let clock = TestClock::default();
-        let mut em = emitter(spool, link.clone(), clock.clone());
-        link.down.set(true);
+        let (mut em, ops, fail_at, link, clock) = flaky_emitter(mask);
         let all = ids(12);
         for (i, id) in all.iter().enumerate().take(8) {
             // Writes of a record: length word, JSON, CRC word.
@@ -546,14 +555,7 @@ fn a_write_that_fails_inside_a_record_loses_and_repeats_nothing() {
 
 #[test]
 fn a_removal_mark_that_fails_half_written_leaves_nothing_waiting() {
-    let (f, ops, fail_at) = flaky(0xF0);
-    let spool = FlashSpool::open(f, 0..FLASH as u32)
-        .unwrap()
-        .mode(SpoolMode::Always);
-    let link = Link::default();
-    let clock = TestClock::default();
-    let mut em = emitter(spool, link.clone(), clock.clone());
-    link.down.set(true);
+    let (mut em, ops, fail_at, link, clock) = flaky_emitter(0xF0);
     let all = ids(3);
     for id in &all {
         em.emit(reading(id)).unwrap();
