@@ -809,7 +809,9 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         let head = (tail + self.pages - back) % self.pages;
         let mut page = head;
         loop {
-            let mut lost = u64::from(self.page_seq(page).map_err(fl)?.is_none());
+            let header = self.header_seq(page).map_err(fl)?;
+            let named = header.is_some() || self.seq_at(page, Self::END).map_err(fl)?.is_some();
+            let mut lost = u64::from(!named);
             let mut waiting = false;
             let mut off = Self::PAGE_HEADER;
             loop {
@@ -856,11 +858,8 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             // alone, with no event waiting: the page a cut stopped erasing
             // (every event in it was removed before). Its unreadable rest
             // is not counted.
-            let quiet = page == head
-                && back + 1 == self.pages
-                && !waiting
-                && self.header_seq(page).map_err(fl)?.is_none()
-                && self.page_seq(page).map_err(fl)?.is_some();
+            let quiet =
+                page == head && back + 1 == self.pages && !waiting && header.is_none() && named;
             if !quiet {
                 self.damaged += lost;
             }
@@ -879,25 +878,26 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             off: Self::PAGE,
         });
         (self.head, self.head_off) = (head, Self::PAGE_HEADER);
-        self.settle().map_err(SpoolError::Flash)
+        self.settle().map(drop).map_err(SpoolError::Flash)
     }
 
     /// Moves the head past removed records and past pages with nothing
-    /// waiting (but not past the newest page).
-    fn settle(&mut self) -> Result<(), F::Error> {
+    /// waiting (but not past the newest page); the length of the record
+    /// waiting at the head, if one is.
+    fn settle(&mut self) -> Result<Option<u32>, F::Error> {
         let Some(tail) = self.tail else {
-            return Ok(());
+            return Ok(None);
         };
         loop {
             match self.slot(self.head, self.head_off)? {
                 Slot::Record {
+                    len,
                     state: State::Written(_),
-                    ..
-                } => return Ok(()),
+                } => return Ok(Some(len)),
                 Slot::Record { len, .. } => {
                     self.head_off += Self::RECORD_HEADER + Self::padded(len);
                 }
-                Slot::End { .. } if self.head == tail.page => return Ok(()),
+                Slot::End { .. } if self.head == tail.page => return Ok(None),
                 Slot::End { .. } => {
                     // Erased when it is used again (one erase per turn).
                     self.head = self.next_page(self.head);
@@ -1000,11 +1000,10 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
     fn pop_counted(&mut self, n: usize, popped: &mut usize) -> Result<(), F::Error> {
         let mut failed = None;
         while *popped < n && self.len > 0 {
-            self.settle()?;
-            let (page, off) = (self.head, self.head_off);
-            let Slot::Record { len, .. } = self.slot(page, off)? else {
+            let Some(len) = self.settle()? else {
                 break;
             };
+            let (page, off) = (self.head, self.head_off);
             // Gone from the count first: a removal mark the driver failed
             // to write whole may read as removed (or not: then it is
             // written out again after a restart, at least once).
@@ -1068,7 +1067,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             off += Self::RECORD_HEADER + Self::padded(len);
         }
         // A record set aside may have been the last waiting in its page.
-        self.settle()
+        self.settle().map(drop)
     }
 }
 

@@ -422,7 +422,7 @@ fn io_err(path: &Path, e: &io::Error) -> io::Error {
 impl Spool {
     /// Opens (or creates) the spool in `cfg.dir`: locks it, reads the
     /// ledger, checks every segment, cuts a torn tail.
-    pub(crate) fn open(cfg: SpoolConfig) -> io::Result<(Spool, Recovery)> {
+    pub(crate) fn open(cfg: SpoolConfig) -> Result<(Spool, Recovery), crate::Error> {
         std::fs::create_dir_all(&cfg.dir).map_err(|e| io_err(&cfg.dir, &e))?;
         let lock_path = cfg.dir.join("lock");
         let lock = OpenOptions::new()
@@ -434,12 +434,9 @@ impl Spool {
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    format!("{}: spool in use by another emitter", cfg.dir.display()),
-                ));
+                return Err(crate::Error::SpoolLocked(cfg.dir.clone()));
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, &e)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, &e).into()),
         }
         let mut rec = Recovery::default();
         let (low, acked, ledger_seqs) = match read_ledger(&cfg.dir.join("ledger")) {

@@ -324,12 +324,7 @@ pub(crate) fn spawn(
     let mut state = State::default();
     let mut sequences = std::collections::HashMap::new();
     if let Some(cfg) = config.spool.clone() {
-        let dir = cfg.dir.clone();
-        let (spool, rec) = Spool::open(cfg).map_err(|e| match e.kind() {
-            // (The one `WouldBlock` open gives: the lock is taken.)
-            std::io::ErrorKind::WouldBlock => Error::SpoolLocked(dir),
-            _ => Error::Io(e),
-        })?;
+        let (spool, rec) = Spool::open(cfg)?;
         sequences = spool.sequences();
         if rec.pending > 0 {
             tracing::info!(
