@@ -24,22 +24,55 @@ fn word(chunk: &[u8]) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Length of the prefix of `s` (a multiple of 8) in which no byte is `"`,
-/// `\` or below 0x20: bytes a JSON string can hold as they are.
+/// Whether the word has a `"`, a `\` or a byte below 0x20.
+#[inline(always)]
+fn json_special(v: u64) -> bool {
+    // The three tests of `has_less_than` and `has_zero`, their high bits
+    // or-ed before the one branch.
+    let q = v ^ (ONES * u64::from(b'"'));
+    let b = v ^ (ONES * u64::from(b'\\'));
+    let lt = v.wrapping_sub(ONES * 0x20);
+    let zq = q.wrapping_sub(ONES) & !q;
+    let zb = b.wrapping_sub(ONES) & !b;
+    (lt | zq | zb) & !v & HIGHS != 0
+}
+
+/// Length of the prefix of `s` in which no byte is `"`, `\` or below 0x20:
+/// bytes a JSON string can hold as they are. It is `s.len()` when all of
+/// `s` is plain (the common case, a string written in one piece), else a
+/// multiple of 8 at or before the first special byte.
 #[inline]
 pub(crate) fn json_plain_prefix(s: &[u8]) -> usize {
     let mut n = 0;
-    for chunk in s.chunks_exact(8) {
-        let v = word(chunk);
-        if has_less_than(v, 0x20)
-            || has_zero(v ^ (ONES * u64::from(b'"')))
-            || has_zero(v ^ (ONES * u64::from(b'\\')))
-        {
-            break;
+    let mut chunks = s.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        if json_special(word(chunk)) {
+            return n;
         }
         n += 8;
     }
-    n
+    let rest = chunks.remainder();
+    if rest.is_empty() {
+        return n;
+    }
+    // The tail as one word: the last 8 bytes (overlapping bytes already
+    // checked), or for a shorter string its bytes over plain padding (built
+    // with shifts: a loop that copied them into an array became a call to
+    // `memcpy`). On a 32-bit device, where 64-bit shifts are calls, a byte
+    // loop is 200 bytes smaller.
+    #[cfg(target_pointer_width = "64")]
+    let special = json_special(match s.len().checked_sub(8).and_then(|at| s.get(at..)) {
+        Some(last) => word(last),
+        None => rest
+            .iter()
+            .enumerate()
+            .fold(ONES * u64::from(b'a'), |v, (i, &b)| {
+                v & !(0xff << (8 * i)) | u64::from(b) << (8 * i)
+            }),
+    });
+    #[cfg(not(target_pointer_width = "64"))]
+    let special = rest.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    if special { n } else { s.len() }
 }
 
 /// Length of the prefix of `s` (a multiple of 8) made of printable ASCII
@@ -122,7 +155,12 @@ mod tests {
                     .iter()
                     .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
                     .unwrap_or(s.len());
-                assert_eq!(json_plain_prefix(&s), plain / 8 * 8, "{s:?}");
+                let want = if plain == s.len() {
+                    plain
+                } else {
+                    plain / 8 * 8
+                };
+                assert_eq!(json_plain_prefix(&s), want, "{s:?}");
                 for space in [false, true] {
                     let lo = if space { 0x20 } else { 0x21 };
                     let p = s

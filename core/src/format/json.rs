@@ -263,8 +263,9 @@ where
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn to_slice(ev: &Event<'_>, buf: &mut [u8]) -> Result<usize, EncodeError<SliceFull>> {
+    // The slice is memory already: no gathering (it would copy every byte twice).
     let mut w = SliceWriter::new(buf);
-    write_json(ev, &mut w)?;
+    write_json_direct(ev, &mut w)?;
     Ok(w.len())
 }
 
