@@ -341,18 +341,8 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
         'a: 'e,
     {
         let mut b = event;
-        b.fill_defaults(id, self.config.source, self.config.source_is_uri, now);
-        let ctx = self.context;
-        for (name, value) in [
-            (ossa::EXT_AGENT_ID, ctx.agent_id),
-            (ossa::EXT_INTERACTION_ID, ctx.interaction_id),
-            (ossa::EXT_TRACE_ID, ctx.trace_id),
-            (ossa::EXT_SPAN_ID, ctx.span_id),
-        ] {
-            if let Some(v) = value {
-                b.fill_ossa(name, v);
-            }
-        }
+        b.fill_defaults_checked(id, self.config.source, self.config.source_is_uri, now);
+        b.fill_ossa_context(&self.context);
         if self.config.traceparent {
             traceparent.clone_from(&self.traceparent);
             b.fill_traceparent(traceparent);

@@ -860,6 +860,20 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn dataschema(mut self, uri: &'a str) -> Self {
+        self.set_dataschema(uri);
+        self
+    }
+    /// [`dataschema`](Self::dataschema) in place (see [`fill_defaults`](Self::fill_defaults)).
+    ///
+    /// ```
+    /// # use ossa_events_core::Event;
+    /// let mut b = Event::builder().id("1").source("/s").ty("t");
+    /// b.set_dataschema("urn:schema:ping:v1");
+    /// assert_eq!(b.build()?.dataschema(), Some("urn:schema:ping:v1"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
+    #[inline]
+    pub fn set_dataschema(&mut self, uri: &'a str) -> &mut Self {
         self.ev.dataschema = Some(uri);
         self.dataschema_rule = dataschema_rule(uri);
         self
@@ -1292,13 +1306,25 @@ impl<'a> EventBuilder<'a> {
         self
     }
 
-    /// [`derive_traceparent`](Self::derive_traceparent) in place (out of
-    /// line: the emitters' `emit` stays small on firmware). An emitter hands
-    /// in a copy of the text it derived from its own context, which is
-    /// reused as it is when the event carries those ids (issue 15: the
-    /// `traceparent` must add at most 5 % to build + encode).
+    /// [`derive_traceparent`](Self::derive_traceparent) in place (see
+    /// [`fill_defaults`](Self::fill_defaults); out of line, so an emitter's
+    /// `emit` stays small on firmware). An emitter may hand in a copy of the
+    /// text it derived from its own context: it is reused as it is when the
+    /// event carries those ids.
+    ///
+    /// ```
+    /// use ossa_events_core::{trace::TraceParentText, Event};
+    /// let mut tp = TraceParentText::new();
+    /// let mut b = Event::builder().id("1").source("/s").ty("t")
+    ///     .ossa_trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+    ///     .ossa_span_id("00f067aa0ba902b7");
+    /// b.fill_traceparent(&mut tp);
+    /// let ev = b.build()?;
+    /// assert_eq!(ev.traceparent(), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
     #[inline(never)]
-    pub(crate) fn fill_traceparent(&mut self, buf: &'a mut crate::trace::TraceParentText) {
+    pub fn fill_traceparent(&mut self, buf: &'a mut crate::trace::TraceParentText) {
         // One pass over the extensions for all three names.
         let (mut trace, mut span) = (None, None);
         for e in self.ev.extensions.iter() {
@@ -1373,15 +1399,36 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn defaults(mut self, id: &'a str, source: &'a str, time: Timestamp) -> Self {
-        let source_is_uri = self.set & SET_SOURCE != 0 || crate::uri::is_uri_reference(source);
-        self.fill_defaults(id, source, source_is_uri, time);
+        self.fill_defaults(id, source, time);
         self
     }
 
-    /// [`defaults`](Self::defaults) in place (the emitter's path: no copies of the builder).
-    /// `source_is_uri`: whether `source` is a URI-reference (the emitters
-    /// know it from their `Config`).
-    pub(crate) fn fill_defaults(
+    /// [`defaults`](Self::defaults) in place.
+    ///
+    /// The `fill_*` and `set_*` methods change the builder where it is, for
+    /// code that completes an event in steps, as an emitter does: each
+    /// by-value setter moves the builder, which holds room for every
+    /// extension (about 900 bytes on a 64-bit target), and a chain of them
+    /// in a function that branches is a chain of copies.
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, Timestamp};
+    /// let now = Timestamp::from_unix(1_700_000_000, 0).ok_or("out of range")?;
+    /// let mut b = Event::builder().ty("dev.ossa.agent.started").source("/mine");
+    /// b.fill_defaults("id-1", "/emitter", now);
+    /// let ev = b.build()?;
+    /// assert_eq!((ev.id(), ev.source(), ev.time()), ("id-1", "/mine", Some(now)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fill_defaults(&mut self, id: &'a str, source: &'a str, time: Timestamp) -> &mut Self {
+        let source_is_uri = self.set & SET_SOURCE != 0 || crate::uri::is_uri_reference(source);
+        self.fill_defaults_checked(id, source, source_is_uri, time);
+        self
+    }
+
+    /// [`fill_defaults`](Self::fill_defaults) with `source_is_uri`: whether
+    /// `source` is a URI-reference (the no_std emitter knows it from its `Config`).
+    pub(crate) fn fill_defaults_checked(
         &mut self,
         id: &'a str,
         source: &'a str,
@@ -1400,6 +1447,33 @@ impl<'a> EventBuilder<'a> {
         if self.ev.time.is_none() && self.time_str.is_none() {
             self.ev.time = Some(time);
         }
+    }
+
+    /// Sets each OSSA extension that is `Some` in `ctx` and not set on the
+    /// builder yet (unlike [`ossa_context`](Self::ossa_context), which
+    /// replaces them), in place (see [`fill_defaults`](Self::fill_defaults)).
+    ///
+    /// ```
+    /// use ossa_events_core::{ossa, Event};
+    /// let ctx = ossa::Context { agent_id: Some("planner"), trace_id: Some("t-1"), ..Default::default() };
+    /// let mut b = Event::builder().id("1").source("/s").ty("t").ossa_agent_id("own");
+    /// b.fill_ossa_context(&ctx);
+    /// let ev = b.build()?;
+    /// assert_eq!((ev.ossa_agent_id(), ev.ossa_trace_id()), (Some("own"), Some("t-1")));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
+    pub fn fill_ossa_context(&mut self, ctx: &ossa::Context<'a>) -> &mut Self {
+        for (name, value) in [
+            (ossa::EXT_AGENT_ID, ctx.agent_id),
+            (ossa::EXT_INTERACTION_ID, ctx.interaction_id),
+            (ossa::EXT_TRACE_ID, ctx.trace_id),
+            (ossa::EXT_SPAN_ID, ctx.span_id),
+        ] {
+            if let Some(v) = value {
+                self.fill_ossa(name, v);
+            }
+        }
+        self
     }
 
     /// Sets OSSA extension `name` (one of the `ossa::EXT_*` constants) unless

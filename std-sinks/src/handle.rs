@@ -1178,20 +1178,20 @@ pub(crate) fn emit_on(sh: &Shared, event: EventBuilder<'_>, how: How) -> Result<
             .ossa_span_id(ids.span_id()),
         None => event,
     };
-    let b = event.defaults(id.as_str(), &cfg.source, SystemClock.now());
     // The context's own traceparent, reused when the event has its ids.
     let mut tp = cfg.traceparent_text.clone();
-    let b = fill_context(b, &ctx);
-    let b = if cfg.traceparent {
-        b.derive_traceparent(&mut tp)
-    } else {
-        b
-    };
-    let uri = dataschema_for(cfg, &b);
-    let b = match &uri {
-        Some(u) => b.dataschema(u.as_str()),
-        None => b,
-    };
+    let uri = dataschema_for(cfg, &event);
+    // Completed in place: each by-value setter would copy the builder
+    // (~900 bytes; nine copies were 15 % of `emit()`).
+    let mut b = event;
+    b.fill_defaults(id.as_str(), &cfg.source, SystemClock.now());
+    b.fill_ossa_context(&ctx);
+    if cfg.traceparent {
+        b.fill_traceparent(&mut tp);
+    }
+    if let Some(u) = &uri {
+        b.set_dataschema(u.as_str());
+    }
     // Reported under the event's own id when it set one.
     let own_id = b.id_set();
     let numbered = cfg.sequence && !b.has_extension(SEQUENCE);
@@ -1296,23 +1296,3 @@ impl SchemaUri {
 
 /// The CloudEvents `sequence` extension (see [`EmitterBuilder::sequence`]).
 pub(crate) const SEQUENCE: &str = "sequence";
-
-fn fill_context<'a>(mut b: EventBuilder<'a>, ctx: &ossa::Context<'a>) -> EventBuilder<'a> {
-    let have = |b: &EventBuilder<'a>, name: &str| b.has_extension(name);
-    if let Some(v) = ctx.agent_id.filter(|_| !have(&b, ossa::EXT_AGENT_ID)) {
-        b = b.ossa_agent_id(v);
-    }
-    if let Some(v) = ctx
-        .interaction_id
-        .filter(|_| !have(&b, ossa::EXT_INTERACTION_ID))
-    {
-        b = b.ossa_interaction_id(v);
-    }
-    if let Some(v) = ctx.trace_id.filter(|_| !have(&b, ossa::EXT_TRACE_ID)) {
-        b = b.ossa_trace_id(v);
-    }
-    if let Some(v) = ctx.span_id.filter(|_| !have(&b, ossa::EXT_SPAN_ID)) {
-        b = b.ossa_span_id(v);
-    }
-    b
-}
