@@ -289,6 +289,51 @@ const DRAIN_BUDGET: usize = 32;
 /// of their drain).
 const DRAIN_POLL: Duration = Duration::from_millis(1);
 
+/// While full batches come faster than this, the worker is busy: it naps
+/// between looks at the queue instead of asking the emitting threads to wake
+/// it (see [`Pace`]).
+const BUSY_FILL: Duration = Duration::from_millis(5);
+
+/// The shortest and the longest nap of a busy worker. The longest bounds how
+/// late a full batch goes out; the shortest, how often a worker looks.
+const NAP_MIN: Duration = Duration::from_micros(50);
+const NAP_MAX: Duration = Duration::from_millis(1);
+
+/// How fast full batches come, for the worker to choose between sleeping
+/// until an emitting thread wakes it and napping.
+///
+/// A wake is a futex syscall made by the emitting thread that queues the
+/// first event or fills a batch: 5-8 µs on a VM, in a call that otherwise
+/// takes 1 µs, and with batches of 100 it is 1 % of calls, so it alone was
+/// a single emitting thread's `emit()` p99 (issue 16). Under load (a full
+/// batch at least every [`BUSY_FILL`]) the worker instead sleeps for a
+/// while it chooses, about half the time the last batch took to fill
+/// ([`NAP_MIN`]..[`NAP_MAX`]), and no caller wakes it; `flush()` and
+/// shutdown still do. When full batches stop for [`BUSY_FILL`], it sleeps
+/// until woken again.
+#[derive(Debug, Default)]
+struct Pace {
+    /// When the last full batch was taken.
+    last_full: Option<Instant>,
+    /// How long the batch before it took to fill.
+    fill: Option<Duration>,
+}
+
+impl Pace {
+    /// A batch of `queued >= batch size` events was taken at `now`.
+    fn full_batch(&mut self, now: Instant) {
+        self.fill = self.last_full.map(|t| now.saturating_duration_since(t));
+        self.last_full = Some(now);
+    }
+
+    /// How long to nap at `now`, when busy.
+    fn nap(&self, now: Instant) -> Option<Duration> {
+        let fill = self.fill?;
+        let since = now.saturating_duration_since(self.last_full?);
+        (fill < BUSY_FILL && since < BUSY_FILL).then(|| (fill / 2).clamp(NAP_MIN, NAP_MAX))
+    }
+}
+
 /// What the handles and the worker share.
 pub(crate) struct Shared {
     pub(crate) encoding: Encoding,
@@ -1136,6 +1181,8 @@ struct Worker<'a> {
     depth: usize,
     /// Batches started and not settled, oldest first (pipelined sinks).
     started: VecDeque<(Ticket, Taken)>,
+    /// How fast full batches come (nap or sleep until woken).
+    pace: Pace,
     /// The next batch's buffers (events, spool numbers, open flags), made
     /// before the queue lock is taken and kept when no batch was taken.
     spare: Option<BatchBuffers>,
@@ -1162,6 +1209,7 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
         depth,
         started: VecDeque::new(),
         spare: None,
+        pace: Pace::default(),
     };
     loop {
         match w.take_batch() {
@@ -1228,6 +1276,19 @@ impl<'w> Worker<'w> {
                 // Sleep until woken by an event; while another thread
                 // builds events put off, look again soon (its drain ends
                 // without a word when it queues nothing).
+                if let Some(nap) = self.pace.nap(Instant::now()) {
+                    // Busy: events are due soon; look again without
+                    // making the next caller wake this thread.
+                    sh.deferred_waits_until();
+                    let until = after(if put_off > 0 {
+                        nap.min(DRAIN_POLL)
+                    } else {
+                        nap
+                    });
+                    st = wait_on(&sh.wake, st, until);
+                    sh.deferred_busy();
+                    continue;
+                }
                 let until = if put_off > 0 {
                     sh.deferred_waits_until();
                     after(DRAIN_POLL)
@@ -1256,6 +1317,9 @@ impl<'w> Worker<'w> {
                 || pressed;
             let held_back = self.breaker.wait_until();
             if due && held_back.is_none() && self.started.len() < self.depth {
+                if st.queue.len() >= cfg.batch_size {
+                    self.pace.full_batch(now);
+                }
                 let n = st.queue.len().min(self.max_batch);
                 let first_seq = st.queue.front().map_or(st.next_seq, |q| q.seq);
                 // Made above; empty (no allocation) in the case that cannot be.
@@ -1307,7 +1371,17 @@ impl<'w> Worker<'w> {
             if let Some(d) = st.deadline {
                 until = Some(until.map_or(d, |u| u.min(d)));
             }
-            st.worker_idle = true;
+            // Busy, and the batch is not due only because it is not full
+            // yet: nap, and let the callers that fill it not wake this thread.
+            let nap = if held_back.is_none() {
+                self.pace.nap(now)
+            } else {
+                None
+            };
+            if let Some(nap) = nap {
+                until = earliest(until, after(nap));
+            }
+            st.worker_idle = nap.is_none();
             sh.deferred_waits_until();
             st = wait_on(&sh.wake, st, until);
             st.worker_idle = false;

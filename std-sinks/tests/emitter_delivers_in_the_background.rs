@@ -151,6 +151,63 @@ fn a_full_batch_is_sent_at_once() {
     assert_eq!((report.delivered, report.pending), (25, 0));
 }
 
+/// Under load the worker naps instead of being woken by the callers that
+/// fill a batch: every full batch still goes out (within its naps, not at
+/// the interval), a partial one still waits, and once the load stops a
+/// full batch wakes the worker again.
+#[test]
+fn full_batches_go_out_while_the_worker_naps_and_after() {
+    let rec = Recorder::default();
+    let em = Emitter::builder("/t")
+        .sink(rec.clone())
+        .batch_size(10)
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let mut i = 0;
+    let mut emit = |n: u64, gap: Duration| {
+        for _ in 0..n {
+            em.emit_ossa(&turn(i)).unwrap();
+            i += 1;
+            if !gap.is_zero() {
+                std::thread::sleep(gap);
+            }
+        }
+    };
+    // Busy: a full batch every few microseconds.
+    emit(2_000, Duration::ZERO);
+    assert!(
+        wait_for(|| rec.ids().len() == 2_000, Duration::from_secs(3)),
+        "full batches under load: {} of 2000 sent",
+        rec.ids().len()
+    );
+    // Slower, right after: the worker may still be napping.
+    emit(10, Duration::from_micros(300));
+    assert!(
+        wait_for(|| rec.ids().len() == 2_010, Duration::from_secs(3)),
+        "a batch filled while the worker naps was not sent"
+    );
+    // A partial batch waits for the interval or a flush, napping or not.
+    emit(5, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(rec.ids().len(), 2_010, "a partial batch went out early");
+    // The load is over: the worker sleeps until a full batch wakes it.
+    std::thread::sleep(Duration::from_millis(50));
+    emit(5, Duration::ZERO);
+    assert!(
+        wait_for(|| rec.ids().len() == 2_020, Duration::from_secs(3)),
+        "a full batch after the load did not wake the worker"
+    );
+    let report = em.flush().unwrap();
+    assert_eq!((report.delivered, report.pending), (2_020, 0));
+    let ids = rec.ids();
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        2_020,
+        "an event sent twice"
+    );
+}
+
 #[test]
 fn dropping_the_last_handle_delivers_what_is_pending() {
     let rec = Recorder::default();
