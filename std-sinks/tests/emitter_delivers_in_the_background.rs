@@ -128,15 +128,20 @@ fn the_timer_flushes_without_further_emits() {
     assert_eq!(em.metrics().delivered, 3);
 }
 
-#[test]
-fn a_full_batch_is_sent_at_once() {
-    let rec = Recorder::default();
-    let em = Emitter::builder("/t")
+/// An emitter that sends only full batches of 10 (the interval is an hour).
+fn batches_of_ten(rec: &Recorder) -> Emitter {
+    Emitter::builder("/t")
         .sink(rec.clone())
         .batch_size(10)
         .flush_interval(Duration::from_secs(3600))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_full_batch_is_sent_at_once() {
+    let rec = Recorder::default();
+    let em = batches_of_ten(&rec);
     for i in 0..25 {
         em.emit_ossa(&turn(i)).unwrap();
     }
@@ -158,12 +163,7 @@ fn a_full_batch_is_sent_at_once() {
 #[test]
 fn full_batches_go_out_while_the_worker_naps_and_after() {
     let rec = Recorder::default();
-    let em = Emitter::builder("/t")
-        .sink(rec.clone())
-        .batch_size(10)
-        .flush_interval(Duration::from_secs(3600))
-        .build()
-        .unwrap();
+    let em = batches_of_ten(&rec);
     let mut i = 0;
     let mut emit = |n: u64, gap: Duration| {
         for _ in 0..n {
