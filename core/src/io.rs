@@ -118,6 +118,12 @@ impl<W: embedded_io::Write + ?Sized> embedded_io::Write for Gather<'_, W> {
 /// call and size dispatch cost more than the copy itself; longer ones go to
 /// `copy_from_slice`. On a 32-bit device every piece goes to `memcpy`, which
 /// is smaller there.
+///
+/// For the buffers the JSON encoder writes its pieces into ([`Gather`], the
+/// payload writer), where inlining makes most lengths constants and the size
+/// tests fold away. [`SliceWriter`] keeps `copy_from_slice`: the HTTP header
+/// writer hands it names and values of every length, and the size tests
+/// made that 16 % slower (240 → 280 ns for the sdk-shaped event).
 #[inline(always)]
 pub(crate) fn copy_into(dst: &mut [u8], src: &[u8]) {
     #[cfg(target_pointer_width = "64")]
@@ -355,7 +361,7 @@ impl embedded_io::Write for SliceWriter<'_> {
     fn write(&mut self, data: &[u8]) -> Result<usize, Self::Error> {
         let end = self.len.checked_add(data.len()).ok_or(SliceFull)?;
         let dst = self.buf.get_mut(self.len..end).ok_or(SliceFull)?;
-        copy_into(dst, data);
+        dst.copy_from_slice(data);
         self.len = end;
         Ok(data.len())
     }
