@@ -1320,11 +1320,21 @@ impl<'a> EventBuilder<'a> {
     ///     .ossa_span_id("00f067aa0ba902b7");
     /// b.fill_traceparent(&mut tp);
     /// let ev = b.build()?;
-    /// assert_eq!(ev.traceparent(), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    /// assert_eq!(
+    ///     ev.extension("traceparent").and_then(|v| v.as_str()),
+    ///     Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    /// );
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
+    #[inline]
+    pub fn fill_traceparent(&mut self, buf: &'a mut crate::trace::TraceParentText) -> &mut Self {
+        self.put_traceparent(buf);
+        self
+    }
+
+    /// The work of [`fill_traceparent`](Self::fill_traceparent), out of line.
     #[inline(never)]
-    pub fn fill_traceparent(&mut self, buf: &'a mut crate::trace::TraceParentText) {
+    fn put_traceparent(&mut self, buf: &'a mut crate::trace::TraceParentText) {
         // One pass over the extensions for all three names.
         let (mut trace, mut span) = (None, None);
         for e in self.ev.extensions.iter() {

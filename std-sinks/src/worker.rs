@@ -307,10 +307,11 @@ const NAP_MAX: Duration = Duration::from_millis(1);
 /// takes 1 µs, and with batches of 100 it is 1 % of calls, so it alone was
 /// a single emitting thread's `emit()` p99 (issue 16). Under load (a full
 /// batch at least every [`BUSY_FILL`]) the worker instead sleeps for a
-/// while it chooses, about half the time the last batch took to fill
-/// ([`NAP_MIN`]..[`NAP_MAX`]), and no caller wakes it; `flush()` and
-/// shutdown still do. When full batches stop for [`BUSY_FILL`], it sleeps
-/// until woken again.
+/// while it chooses, about until the batch is full at the rate the last
+/// one filled ([`NAP_MIN`]..[`NAP_MAX`]), and no `emit()` wakes it;
+/// `flush()` and shutdown still do (and so does an `OssaLayer` push that
+/// fills a batch of events put off, as for any timed wait). When full
+/// batches stop for [`BUSY_FILL`], it sleeps until woken again.
 #[derive(Debug, Default)]
 struct Pace {
     /// When the last full batch was taken.
@@ -326,11 +327,19 @@ impl Pace {
         self.last_full = Some(now);
     }
 
-    /// How long to nap at `now`, when busy.
-    fn nap(&self, now: Instant) -> Option<Duration> {
+    /// How long to nap at `now` with `queued` of a batch of `batch`
+    /// events waiting, when busy: about until the batch is full, at the
+    /// rate the last one filled.
+    fn nap(&self, now: Instant, queued: usize, batch: usize) -> Option<Duration> {
         let fill = self.fill?;
         let since = now.saturating_duration_since(self.last_full?);
-        (fill < BUSY_FILL && since < BUSY_FILL).then(|| (fill / 2).clamp(NAP_MIN, NAP_MAX))
+        if fill >= BUSY_FILL || since >= BUSY_FILL {
+            return None;
+        }
+        let batch = batch.max(1);
+        let left = fill.as_nanos() * batch.saturating_sub(queued) as u128 / batch as u128;
+        let left = Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX));
+        Some(left.clamp(NAP_MIN, NAP_MAX))
     }
 }
 
@@ -1276,9 +1285,9 @@ impl<'w> Worker<'w> {
                 // Sleep until woken by an event; while another thread
                 // builds events put off, look again soon (its drain ends
                 // without a word when it queues nothing).
-                if let Some(nap) = self.pace.nap(Instant::now()) {
+                if let Some(nap) = self.pace.nap(Instant::now(), 0, cfg.batch_size) {
                     // Busy: events are due soon; look again without
-                    // making the next caller wake this thread.
+                    // making the next `emit()` wake this thread.
                     sh.deferred_waits_until();
                     let until = after(if put_off > 0 {
                         nap.min(DRAIN_POLL)
@@ -1374,7 +1383,7 @@ impl<'w> Worker<'w> {
             // Busy, and the batch is not due only because it is not full
             // yet: nap, and let the callers that fill it not wake this thread.
             let nap = if held_back.is_none() {
-                self.pace.nap(now)
+                self.pace.nap(now, st.queue.len(), cfg.batch_size)
             } else {
                 None
             };
@@ -1696,6 +1705,39 @@ fn jitter_rand() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_worker_naps_only_while_full_batches_come_fast() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut p = Pace::default();
+        // One full batch says nothing about the rate yet.
+        assert_eq!(p.nap(t0, 0, 100), None);
+        p.full_batch(t0);
+        assert_eq!(p.nap(t0, 0, 100), None);
+        // A full batch every 400 µs: nap until about the next one is full.
+        let t1 = t0 + Duration::from_micros(400);
+        p.full_batch(t1);
+        assert_eq!(p.nap(t1, 0, 100), Some(Duration::from_micros(400)));
+        assert_eq!(p.nap(t1, 75, 100), Some(Duration::from_micros(100)));
+        // Never shorter than NAP_MIN (a full queue, or a faster rate) ...
+        assert_eq!(p.nap(t1, 100, 100), Some(NAP_MIN));
+        assert_eq!(p.nap(t1, 250, 100), Some(NAP_MIN));
+        // ... nor longer than NAP_MAX.
+        let t2 = t1 + ms(3);
+        p.full_batch(t2);
+        assert_eq!(p.nap(t2, 0, 100), Some(NAP_MAX));
+        // Batches BUSY_FILL apart, or none for BUSY_FILL: sleep until woken.
+        let t3 = t2 + BUSY_FILL;
+        assert_eq!(p.nap(t3, 0, 100), None);
+        p.full_batch(t3);
+        assert_eq!(p.nap(t3, 0, 100), None);
+        // A batch of 0 is taken as 1, and a clock that went back as no time.
+        let t4 = t3 + ms(1);
+        p.full_batch(t4);
+        assert_eq!(p.nap(t4, 0, 0), Some(NAP_MAX));
+        assert_eq!(p.nap(t0, 0, 100), Some(NAP_MAX));
+    }
 
     #[test]
     fn subset_borrows_runs_and_copies_gaps() {
