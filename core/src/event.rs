@@ -1089,11 +1089,18 @@ impl<'a> EventBuilder<'a> {
     }
 
     /// Sets OSSA extension `name` (a constant) to a String, checked as one.
+    #[inline]
     fn put_ossa_ext(&mut self, name: &'static str, value: &'a str) {
         self.store_ext(name, ExtValue::String(value), !is_valid_string(value));
     }
 
     /// Replaces or appends extension `name`, noting whether its check failed.
+    ///
+    /// Inlined into each setter: out of line it took the builder by address
+    /// in every by-value setter that calls it, and build + encode of the
+    /// sdk-shaped event (four OSSA setters) ran 440 → 410 ns inlined. The
+    /// emitters' in-place path does not call it (firmware unchanged).
+    #[inline(always)]
     fn store_ext(&mut self, name: &'a str, value: ExtValue<'a>, bad: bool) {
         if self.tp_derived
             && matches!(
