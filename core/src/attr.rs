@@ -34,7 +34,7 @@ pub const RESERVED_NAMES: [&str; 10] = [
 /// ```
 #[inline]
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9'))
+    !name.is_empty() && crate::swar::all_lower_alnum(name.as_bytes())
 }
 
 /// Whether `name` is a core attribute name or `data`/`data_base64`.

@@ -124,6 +124,46 @@ pub(crate) fn no_space_or_control(s: &[u8]) -> bool {
     chunks.remainder().iter().all(|&b| b > 0x20)
 }
 
+/// Whether every byte of the word is `a`–`z` or `0`–`9`.
+#[inline(always)]
+fn lower_alnum(v: u64) -> bool {
+    // Each byte with its high bit cleared is at most 0x7f, and no constant
+    // below is above 0x50, so no sum carries into the next byte: the high
+    // bit of each sum says on which side of a bound its byte lies.
+    let low = v & !HIGHS;
+    let above_z = low.wrapping_add(ONES * u64::from(0x7f - b'z'));
+    let from_a = low.wrapping_add(ONES * u64::from(0x80 - b'a'));
+    let above_9 = low.wrapping_add(ONES * u64::from(0x7f - b'9'));
+    let from_0 = low.wrapping_add(ONES * u64::from(0x80 - b'0'));
+    ((from_a & !above_z) | (from_0 & !above_9)) & !v & HIGHS == HIGHS
+}
+
+/// Whether every byte of `s` is `a`–`z` or `0`–`9` (the attribute naming
+/// rule; `true` for an empty `s`). On 64-bit targets eight bytes at a time,
+/// the tail as one overlapping word; on 32-bit devices a byte loop, which is
+/// smaller there.
+#[inline]
+pub(crate) fn all_lower_alnum(s: &[u8]) -> bool {
+    let byte = |b: &u8| matches!(b, b'a'..=b'z' | b'0'..=b'9');
+    #[cfg(target_pointer_width = "64")]
+    {
+        let mut chunks = s.chunks_exact(8);
+        for chunk in chunks.by_ref() {
+            if !lower_alnum(word(chunk)) {
+                return false;
+            }
+        }
+        let rest = chunks.remainder();
+        match s.len().checked_sub(8).and_then(|at| s.get(at..)) {
+            _ if rest.is_empty() => true,
+            Some(last) => lower_alnum(word(last)),
+            None => rest.iter().all(byte),
+        }
+    }
+    #[cfg(not(target_pointer_width = "64"))]
+    s.iter().all(byte)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +216,25 @@ mod tests {
                     .unwrap_or(s.len());
                 assert_eq!(header_plain_prefix(&s), h / 8 * 8, "{s:?}");
             }
+        }
+    }
+
+    #[test]
+    fn lower_alnum_agrees_with_a_byte_loop() {
+        let byte = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        // Every byte value at every position of names of every length to
+        // 24, the rest of the name valid: each bound of both ranges, the
+        // high bit, and the overlapping tail word.
+        for len in 0..24usize {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut s: Vec<u8> = (0..len).map(|i| b"az09mq5"[i % 7]).collect();
+                    s[at] = b;
+                    assert_eq!(all_lower_alnum(&s), byte(b), "{s:?}");
+                }
+            }
+            let s: Vec<u8> = (0..len).map(|i| b"z0a9"[i % 4]).collect();
+            assert!(all_lower_alnum(&s), "{s:?}");
         }
     }
 }
