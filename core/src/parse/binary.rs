@@ -20,8 +20,8 @@ impl<'a> BinaryReader<'a> {
 
     /// Sets attribute `name` (lower-case, no prefix) from its header value.
     pub(crate) fn set(&mut self, name: &'a str, value: &'a str) -> Result<(), ValidationError> {
-        self.asm.see(name)?;
-        self.asm.set_str(name, value)
+        let key = self.asm.see(name)?;
+        self.asm.set_str(key, name, value)
     }
 
     /// Adds `Content-Type` and the body, checks and returns the event.
@@ -31,8 +31,8 @@ impl<'a> BinaryReader<'a> {
         data: Option<Data<'a>>,
     ) -> Result<Event<'a>, ValidationError> {
         if let Some(ct) = ct {
-            self.asm.see("datacontenttype")?;
-            self.asm.set_str("datacontenttype", ct)?;
+            let key = self.asm.see("datacontenttype")?;
+            self.asm.set_str(key, "datacontenttype", ct)?;
         }
         self.asm.data = data;
         self.asm.finish()

@@ -24,7 +24,7 @@ use crate::json::lex::{
 };
 use crate::scratch::Scratch;
 
-use super::Assembler;
+use super::{Assembler, Key};
 
 /// Parses one structured JSON event (`application/cloudevents+json`).
 ///
@@ -59,50 +59,26 @@ pub fn parse_event<'a>(
             return Err(ParseError::NotAnObject);
         }
     }
-    let ev = parse_object(&mut lex, scratch)?;
-    lex.finish()?;
-    Ok(ev)
-}
-
-/// An error while reading an object: JSON syntax, scratch space, or a rule.
-enum ObjError {
-    Parse(ParseError),
-    Invalid(ValidationError),
-    ScratchFull,
-}
-
-impl From<crate::json::lex::JsonError> for ObjError {
-    fn from(e: crate::json::lex::JsonError) -> Self {
-        ObjError::Parse(ParseError::Json(e))
+    // The event is built in the result it is returned in: `?` and `Ok(ev)`
+    // moved its ~800 bytes twice more.
+    let r = parse_object(&mut lex, scratch);
+    if r.is_ok()
+        && let Err(e) = lex.finish()
+    {
+        return Err(e.into());
     }
-}
-impl From<ValidationError> for ObjError {
-    fn from(e: ValidationError) -> Self {
-        ObjError::Invalid(e)
-    }
-}
-impl From<crate::scratch::ScratchFull> for ObjError {
-    fn from(_: crate::scratch::ScratchFull) -> Self {
-        ObjError::ScratchFull
-    }
-}
-
-impl From<ObjError> for ParseError {
-    fn from(e: ObjError) -> Self {
-        match e {
-            ObjError::Parse(p) => p,
-            ObjError::Invalid(v) => ParseError::Invalid(v),
-            ObjError::ScratchFull => ParseError::ScratchFull,
-        }
-    }
+    r
 }
 
 /// Reads one object. The input may outlive the scratch buffer (`'i: 'a`): the
 /// event borrows from both for the shorter of the two.
+///
+/// Its only errors are [`ParseError::Json`], [`ParseError::Invalid`] and
+/// [`ParseError::ScratchFull`] ([`BatchParser`] tells the last two apart).
 fn parse_object<'i: 'a, 'a>(
     lex: &mut Lexer<'i>,
     scratch: &mut Scratch<'a>,
-) -> Result<Event<'a>, ObjError> {
+) -> Result<Event<'a>, ParseError> {
     lex.eat(b'{')?;
     let mut asm = Assembler::new();
     let mut raw_data: Option<&'a str> = None;
@@ -110,8 +86,9 @@ fn parse_object<'i: 'a, 'a>(
     while let Some(key) = next_member(lex, &mut first)? {
         let key: JsonStr<'a> = key;
         let name = key.unescape_into(scratch)?;
-        let core = asm.see(name)?;
-        if name == "data" {
+        let key = asm.see(name)?;
+        let core = key.is_core();
+        if key == Key::Data {
             // An explicit `null` payload is kept (JSON format §3.1.1: distinct
             // from no `data` member): beside data_base64 it is a conflict, and
             // with a non-JSON content type it is data that is not a string.
@@ -125,10 +102,10 @@ fn parse_object<'i: 'a, 'a>(
             Scalar::Str(s) => {
                 let s: JsonStr<'a> = s;
                 let value = s.unescape_into(scratch)?;
-                if name == "data_base64" {
+                if key == Key::DataBase64 {
                     asm.data = Some(Data::Base64(value));
                 } else {
-                    asm.set_str(name, value)?;
+                    asm.set_str(key, name, value)?;
                 }
             }
             Scalar::Bool(b) if !core => asm.set_ext(name, ExtValue::Boolean(b))?,
@@ -166,7 +143,7 @@ fn parse_object<'i: 'a, 'a>(
             Data::Json(raw)
         });
     }
-    Ok(asm.finish()?)
+    asm.finish()
 }
 
 /// Reads the events of a JSON batch (`application/cloudevents-batch+json`) one
@@ -298,15 +275,15 @@ impl<'a> BatchParser<'a> {
         let mut sc = Scratch::new(scratch);
         let r = parse_object(&mut self.lex, &mut sc);
         Some(r.map_err(|e| match e {
-            ObjError::Parse(p) => p,
-            ObjError::Invalid(v) => ParseError::InBatch {
+            ParseError::Invalid(v) => ParseError::InBatch {
                 index,
                 error: InBatchError::Invalid(v),
             },
-            ObjError::ScratchFull => ParseError::InBatch {
+            ParseError::ScratchFull => ParseError::InBatch {
                 index,
                 error: InBatchError::ScratchFull,
             },
+            e => e,
         }))
     }
 }

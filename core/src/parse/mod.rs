@@ -31,17 +31,66 @@ use crate::error::{Attribute, Rule, ValidationError};
 use crate::event::{Data, Event};
 use crate::time::Timestamp;
 
-/// Bits of the core attributes seen so far (duplicate and missing checks).
-const SPECVERSION: u16 = 1;
-const ID: u16 = 1 << 1;
-const SOURCE: u16 = 1 << 2;
-const TYPE: u16 = 1 << 3;
-const DATACONTENTTYPE: u16 = 1 << 4;
-const DATASCHEMA: u16 = 1 << 5;
-const SUBJECT: u16 = 1 << 6;
-const TIME: u16 = 1 << 7;
-const DATA: u16 = 1 << 8;
-const DATA_BASE64: u16 = 1 << 9;
+/// What a member or header name is: one of the core attributes, a data
+/// member, or an extension. Found once per name by [`Assembler::see`], then
+/// used to store the value without matching the name again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Key {
+    SpecVersion,
+    Id,
+    Source,
+    Type,
+    DataContentType,
+    DataSchema,
+    Subject,
+    Time,
+    Data,
+    DataBase64,
+    Extension,
+}
+
+impl Key {
+    /// The key of `name`.
+    #[inline]
+    fn of(name: &str) -> Key {
+        match name {
+            "specversion" => Key::SpecVersion,
+            "id" => Key::Id,
+            "source" => Key::Source,
+            "type" => Key::Type,
+            "datacontenttype" => Key::DataContentType,
+            "dataschema" => Key::DataSchema,
+            "subject" => Key::Subject,
+            "time" => Key::Time,
+            "data" => Key::Data,
+            "data_base64" => Key::DataBase64,
+            _ => Key::Extension,
+        }
+    }
+
+    /// Whether this is a core attribute or a data member (not an extension).
+    #[inline]
+    pub(crate) fn is_core(self) -> bool {
+        self != Key::Extension
+    }
+
+    /// The attribute a core key names (`None` for an extension).
+    fn attribute(self) -> Option<Attribute> {
+        Some(match self {
+            Key::SpecVersion => Attribute::SpecVersion,
+            Key::Id => Attribute::Id,
+            Key::Source => Attribute::Source,
+            Key::Type => Attribute::Type,
+            Key::DataContentType => Attribute::DataContentType,
+            Key::DataSchema => Attribute::DataSchema,
+            Key::Subject => Attribute::Subject,
+            Key::Time => Attribute::Time,
+            Key::Data => Attribute::Data,
+            Key::DataBase64 => Attribute::DataBase64,
+            Key::Extension => return None,
+        })
+    }
+}
 
 /// Collects attributes from any format, with duplicate checks, then checks the event.
 pub(crate) struct Assembler<'a> {
@@ -82,33 +131,18 @@ impl<'a> Assembler<'a> {
         }
     }
 
-    /// The bit of core attribute `name`, if it is one.
-    fn bit(name: &str) -> Option<(u16, Attribute)> {
-        Some(match name {
-            "specversion" => (SPECVERSION, Attribute::SpecVersion),
-            "id" => (ID, Attribute::Id),
-            "source" => (SOURCE, Attribute::Source),
-            "type" => (TYPE, Attribute::Type),
-            "datacontenttype" => (DATACONTENTTYPE, Attribute::DataContentType),
-            "dataschema" => (DATASCHEMA, Attribute::DataSchema),
-            "subject" => (SUBJECT, Attribute::Subject),
-            "time" => (TIME, Attribute::Time),
-            "data" => (DATA, Attribute::Data),
-            "data_base64" => (DATA_BASE64, Attribute::DataBase64),
-            _ => return None,
-        })
-    }
-
-    /// Marks `name` as seen; a second sighting is a duplicate. Returns whether
-    /// `name` is a core attribute (or data member).
-    pub(crate) fn see(&mut self, name: &str) -> Result<bool, ValidationError> {
-        match Self::bit(name) {
-            Some((bit, attr)) => {
+    /// Marks `name` as seen and returns its [`Key`]; a second sighting is a
+    /// duplicate, an extension name that breaks the naming rule an error.
+    pub(crate) fn see(&mut self, name: &str) -> Result<Key, ValidationError> {
+        let key = Key::of(name);
+        match key.attribute() {
+            Some(attr) => {
+                // One bit per core key (11 keys fit a u16).
+                let bit = 1u16 << key as u16;
                 if self.seen & bit != 0 {
                     return Err(err(attr, Rule::Duplicate));
                 }
                 self.seen |= bit;
-                Ok(true)
             }
             None => {
                 // Core names were matched above, so only the character rule is left.
@@ -119,9 +153,9 @@ impl<'a> Assembler<'a> {
                 {
                     return Err(err(Attribute::named(name), Rule::Duplicate));
                 }
-                Ok(false)
             }
         }
+        Ok(key)
     }
 
     /// Records that extension `name` (already [`see`](Self::see)n) was `null`.
@@ -131,29 +165,37 @@ impl<'a> Assembler<'a> {
             .map_err(|_| err(Attribute::named(name), Rule::TooManyExtensions))
     }
 
-    /// Sets attribute `name` (already [`see`](Self::see)n) from its canonical string.
-    pub(crate) fn set_str(&mut self, name: &'a str, value: &'a str) -> Result<(), ValidationError> {
-        match name {
-            "specversion" => {
+    /// Sets attribute `name`, already [`see`](Self::see)n as `key`, from its
+    /// canonical string.
+    pub(crate) fn set_str(
+        &mut self,
+        key: Key,
+        name: &'a str,
+        value: &'a str,
+    ) -> Result<(), ValidationError> {
+        match key {
+            Key::SpecVersion => {
                 if value != SPEC_VERSION {
                     return Err(err(Attribute::SpecVersion, Rule::UnsupportedSpecVersion));
                 }
                 self.specversion = true;
             }
-            "id" => self.id = Some(value),
-            "source" => self.source = Some(value),
-            "type" => self.ty = Some(value),
-            "datacontenttype" => self.datacontenttype = Some(value),
-            "dataschema" => self.dataschema = Some(value),
-            "subject" => self.subject = Some(value),
-            "time" => {
+            Key::Id => self.id = Some(value),
+            Key::Source => self.source = Some(value),
+            Key::Type => self.ty = Some(value),
+            Key::DataContentType => self.datacontenttype = Some(value),
+            Key::DataSchema => self.dataschema = Some(value),
+            Key::Subject => self.subject = Some(value),
+            Key::Time => {
                 self.time = Some(
                     Timestamp::parse(value)
                         .map_err(|e| err(Attribute::Time, Rule::InvalidTimestamp(e)))?,
                 )
             }
-            "data" | "data_base64" => return Err(err(Attribute::named(name), Rule::ReservedName)),
-            _ => self.set_ext(name, ExtValue::String(value))?,
+            Key::Data | Key::DataBase64 => {
+                return Err(err(Attribute::named(name), Rule::ReservedName));
+            }
+            Key::Extension => self.set_ext(name, ExtValue::String(value))?,
         }
         Ok(())
     }
@@ -173,15 +215,21 @@ impl<'a> Assembler<'a> {
         self.datacontenttype
     }
 
-    /// Checks presence, then every rule, and returns the event.
-    pub(crate) fn finish(self) -> Result<Event<'a>, ValidationError> {
-        if !self.specversion {
-            return Err(err(Attribute::SpecVersion, Rule::Missing));
-        }
-        let ev = Event {
-            id: self.id.ok_or(err(Attribute::Id, Rule::Missing))?,
-            source: self.source.ok_or(err(Attribute::Source, Rule::Missing))?,
-            ty: self.ty.ok_or(err(Attribute::Type, Rule::Missing))?,
+    /// Checks presence, then every rule, and returns the event, in the
+    /// caller's result type: the event is built where it is returned (a
+    /// `Result<Event, ValidationError>` converted by the caller was one more
+    /// move of its ~800 bytes).
+    #[inline]
+    pub(crate) fn finish<E: From<ValidationError>>(self) -> Result<Event<'a>, E> {
+        let (Some(id), Some(source), Some(ty), true) =
+            (self.id, self.source, self.ty, self.specversion)
+        else {
+            return Err(self.missing().into());
+        };
+        let r = Ok(Event {
+            id,
+            source,
+            ty,
             datacontenttype: self.datacontenttype,
             dataschema: self.dataschema,
             subject: self.subject,
@@ -189,8 +237,28 @@ impl<'a> Assembler<'a> {
             data: self.data,
             extensions: self.extensions,
             derived_tp: 0,
+        });
+        if let Ok(ev) = &r
+            && let Err(e) = ev.validate_parsed()
+        {
+            return Err(e.into());
+        }
+        r
+    }
+
+    /// The first required attribute that is missing (in the order
+    /// `specversion`, `id`, `source`, `type`).
+    #[cold]
+    fn missing(&self) -> ValidationError {
+        let attr = if !self.specversion {
+            Attribute::SpecVersion
+        } else if self.id.is_none() {
+            Attribute::Id
+        } else if self.source.is_none() {
+            Attribute::Source
+        } else {
+            Attribute::Type
         };
-        ev.validate_parsed()?;
-        Ok(ev)
+        err(attr, Rule::Missing)
     }
 }
