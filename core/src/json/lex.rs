@@ -220,6 +220,18 @@ impl<'a> Lexer<'a> {
     /// Skips whitespace and returns the next byte, if any.
     #[inline(always)]
     fn skip_ws(&mut self) -> Option<u8> {
+        // Compact input: the next byte is the token. Every byte above 0x20
+        // is not whitespace; the loop handles the rest.
+        match self.input.get(self.pos) {
+            Some(&b) if b > b' ' => Some(b),
+            _ => self.skip_ws_loop(),
+        }
+    }
+
+    /// [`skip_ws`](Self::skip_ws) past whitespace (or at the end, or at a
+    /// control byte, which is returned for the caller to reject).
+    #[inline]
+    fn skip_ws_loop(&mut self) -> Option<u8> {
         while let Some(&b) = self.input.get(self.pos) {
             if !is_ws(b) {
                 return Some(b);
