@@ -269,7 +269,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// Skips whitespace and consumes `b`, which must come next.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn eat(&mut self, b: u8) -> Result<(), JsonError> {
         match self.skip_ws() {
             Some(c) if c == b => {
@@ -435,15 +435,18 @@ impl<'a> Lexer<'a> {
             }
             i = skip_digits(i + 1);
         }
-        let text = input.get(start..i).unwrap_or(&[]);
-        match core::str::from_utf8(text) {
-            Ok(s) => {
-                self.pos = i;
-                Ok(s)
-            }
-            // Unreachable: the bytes are ASCII.
-            Err(_) => err(start, JsonErrorKind::InvalidNumber),
-        }
+        // The bytes are ASCII: sliced from the input checked as UTF-8 when
+        // there is one (checking them again was a call per number).
+        let text = match self.text.and_then(|t| t.get(start..i)) {
+            Some(s) => s,
+            None => match core::str::from_utf8(input.get(start..i).unwrap_or(&[])) {
+                Ok(s) => s,
+                // Unreachable: the bytes are ASCII.
+                Err(_) => return err(start, JsonErrorKind::InvalidNumber),
+            },
+        };
+        self.pos = i;
+        Ok(text)
     }
 
     #[cold]
