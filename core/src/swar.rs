@@ -125,6 +125,7 @@ pub(crate) fn no_space_or_control(s: &[u8]) -> bool {
 }
 
 /// Whether every byte of the word is `a`–`z` or `0`–`9`.
+#[cfg(target_pointer_width = "64")]
 #[inline(always)]
 fn lower_alnum(v: u64) -> bool {
     // Each byte with its high bit cleared is at most 0x7f, and no constant
