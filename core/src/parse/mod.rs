@@ -133,6 +133,7 @@ impl<'a> Assembler<'a> {
 
     /// Marks `name` as seen and returns its [`Key`]; a second sighting is a
     /// duplicate, an extension name that breaks the naming rule an error.
+    #[inline]
     pub(crate) fn see(&mut self, name: &str) -> Result<Key, ValidationError> {
         let key = Key::of(name);
         match key.attribute() {
