@@ -134,6 +134,10 @@ pub struct Event<'a> {
     /// scanning it. Only `EventBuilder::fill_traceparent` sets a bit, and
     /// setting the extension again clears it.
     pub(crate) derived_tp: u16,
+    /// `data` is JSON text known to have no whitespace outside strings
+    /// (found when it was checked, set or parsed), which the JSON writer
+    /// copies as it is instead of compacting it.
+    pub(crate) data_compact: bool,
 }
 
 impl<'a> Event<'a> {
@@ -625,10 +629,13 @@ fn dataschema_rule(s: &str) -> Option<Rule> {
 }
 
 /// What is wrong with JSON data text, if anything.
-fn json_rule(raw: &str) -> Option<Rule> {
-    crate::json::validate(raw.as_bytes(), MAX_DATA_DEPTH)
-        .err()
-        .map(Rule::InvalidJson)
+/// What is wrong with JSON data text, if anything, and whether it is
+/// compact (no whitespace outside strings: written as it is).
+fn json_rule(raw: &str) -> (Option<Rule>, bool) {
+    match crate::json::validate_compact(raw.as_bytes(), MAX_DATA_DEPTH) {
+        Ok(compact) => (None, compact),
+        Err(e) => (Some(Rule::InvalidJson(e)), false),
+    }
 }
 
 /// What is wrong with `data_base64` text, if anything.
@@ -760,6 +767,7 @@ impl<'a> EventBuilder<'a> {
                 data: None,
                 extensions: Extensions::new(),
                 derived_tp: 0,
+                data_compact: false,
             },
             time_str: None,
             data_rule: None,
@@ -947,18 +955,20 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn data(self, data: Data<'a>) -> Self {
-        let rule = match data {
+        let (rule, compact) = match data {
             Data::Json(raw) => json_rule(raw),
-            Data::Base64(b) => base64_rule(b),
-            Data::Text(_) | Data::Binary(_) | Data::Serialize(_) => None,
+            Data::Base64(b) => (base64_rule(b), false),
+            Data::Text(_) | Data::Binary(_) | Data::Serialize(_) => (None, false),
         };
-        self.set_data(data, rule)
+        self.set_data(data, rule, compact)
     }
 
-    /// Sets the payload and what its check found (see `data_rule`).
+    /// Sets the payload, what its check found (see `data_rule`) and whether
+    /// it is compact JSON text.
     #[inline]
-    fn set_data(mut self, data: Data<'a>, rule: Option<Rule>) -> Self {
+    fn set_data(mut self, data: Data<'a>, rule: Option<Rule>, compact: bool) -> Self {
         self.ev.data = Some(data);
+        self.ev.data_compact = compact;
         self.data_rule = rule;
         self
     }
@@ -978,7 +988,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn data_serialize(self, payload: &'a dyn JsonPayload) -> Self {
         self.json_content_type()
-            .set_data(Data::Serialize(payload), None)
+            .set_data(Data::Serialize(payload), None, false)
     }
     /// Sets raw JSON text as the payload with `datacontenttype: application/json`;
     /// checked here to be well-formed, reported by `build`.
@@ -994,8 +1004,9 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn data_json(self, raw: &'a str) -> Self {
-        let rule = json_rule(raw);
-        self.json_content_type().set_data(Data::Json(raw), rule)
+        let (rule, compact) = json_rule(raw);
+        self.json_content_type()
+            .set_data(Data::Json(raw), rule, compact)
     }
     /// Sets a text payload and its content type (e.g. `text/plain`).
     ///
@@ -1009,7 +1020,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn data_text(self, content_type: &'a str, text: &'a str) -> Self {
         self.datacontenttype(content_type)
-            .set_data(Data::Text(text), None)
+            .set_data(Data::Text(text), None, false)
     }
     /// Sets a binary payload (`data_base64` in JSON) and its content type.
     ///
@@ -1023,7 +1034,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn data_binary(self, content_type: &'a str, bytes: &'a [u8]) -> Self {
         self.datacontenttype(content_type)
-            .set_data(Data::Binary(bytes), None)
+            .set_data(Data::Binary(bytes), None, false)
     }
     /// Removes the payload and `datacontenttype`.
     ///
@@ -1037,6 +1048,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn no_data(mut self) -> Self {
         self.ev.data = None;
+        self.ev.data_compact = false;
         self.data_rule = None;
         self.ev.datacontenttype = None;
         self.content_type_rule = None;

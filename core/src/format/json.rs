@@ -137,7 +137,7 @@ fn write_json_direct<W: Write + ?Sized>(
         derived >>= 1;
     }
     if let Some(data) = &ev.data {
-        write_data(w, data)?;
+        write_data(w, data, ev.data_compact)?;
     }
     put(w, b"}")
 }
@@ -163,8 +163,18 @@ fn write_ext_value<W: Write + ?Sized>(
     }
 }
 
-fn write_data<W: Write + ?Sized>(w: &mut W, data: &Data<'_>) -> Result<(), EncodeError<W::Error>> {
+/// Writes the data member; JSON text known to be compact (`compact`) as it
+/// is, other JSON text compacted.
+fn write_data<W: Write + ?Sized>(
+    w: &mut W,
+    data: &Data<'_>,
+    compact: bool,
+) -> Result<(), EncodeError<W::Error>> {
     match data {
+        Data::Json(raw) if compact => {
+            put(w, b",\"data\":")?;
+            put(w, raw.as_bytes())
+        }
         Data::Json(raw) => {
             put(w, b",\"data\":")?;
             crate::json::lex::write_compact(w, raw.as_bytes()).map_err(Into::into)

@@ -508,6 +508,21 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// [`value_str`](Self::value_str), also telling whether the value is
+    /// compact (no whitespace outside its strings).
+    #[inline]
+    pub(crate) fn value_str_compact(
+        &mut self,
+        max_depth: usize,
+    ) -> Result<(&'a str, bool), JsonError> {
+        self.skip_ws();
+        let ws_before = core::mem::replace(&mut self.ws_seen, false);
+        let r = self.value_str(max_depth);
+        let compact = !self.ws_seen;
+        self.ws_seen |= ws_before;
+        r.map(|s| (s, compact))
+    }
+
     /// As [`value`](Self::value), as text: borrowed from the input checked
     /// once as UTF-8 when the lexer was made, so the value is not checked
     /// again (a 300-byte `data` member cost ~300 instructions more).

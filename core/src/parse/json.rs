@@ -81,7 +81,7 @@ fn parse_object<'i: 'a, 'a>(
 ) -> Result<Event<'a>, ParseError> {
     lex.eat(b'{')?;
     let mut asm = Assembler::new();
-    let mut raw_data: Option<&'a str> = None;
+    let mut raw_data: Option<(&'a str, bool)> = None;
     let mut first = true;
     while let Some(key) = next_member(lex, &mut first)? {
         let key: JsonStr<'a> = key;
@@ -92,7 +92,7 @@ fn parse_object<'i: 'a, 'a>(
             // An explicit `null` payload is kept (JSON format §3.1.1: distinct
             // from no `data` member): beside data_base64 it is a conflict, and
             // with a non-JSON content type it is data that is not a string.
-            raw_data = Some(lex.value_str(MAX_DATA_DEPTH)?);
+            raw_data = Some(lex.value_str_compact(MAX_DATA_DEPTH)?);
             continue;
         }
         let attr = || Attribute::named(name);
@@ -129,7 +129,7 @@ fn parse_object<'i: 'a, 'a>(
             _ => return Err(ValidationError::new(attr(), Rule::WrongType).into()),
         }
     }
-    if let Some(raw) = raw_data {
+    if let Some((raw, compact)) = raw_data {
         if asm.data.is_some() {
             return Err(ValidationError::new(Attribute::Data, Rule::DataConflict).into());
         }
@@ -140,6 +140,7 @@ fn parse_object<'i: 'a, 'a>(
             let mut l = Lexer::new(raw.as_bytes());
             Data::Text(l.string()?.unescape_into(scratch)?)
         } else {
+            asm.data_compact = compact;
             Data::Json(raw)
         });
     }

@@ -102,6 +102,8 @@ pub(crate) struct Assembler<'a> {
     subject: Option<&'a str>,
     time: Option<Timestamp>,
     pub(crate) data: Option<Data<'a>>,
+    /// `data` is JSON text without whitespace outside strings.
+    pub(crate) data_compact: bool,
     specversion: bool,
     extensions: Extensions<'a>,
     /// Extension names that were `null` (unset, but still seen once).
@@ -124,6 +126,7 @@ impl<'a> Assembler<'a> {
             subject: None,
             time: None,
             data: None,
+            data_compact: false,
             specversion: false,
             extensions: Extensions::new(),
             null_names: heapless::Vec::new(),
@@ -238,6 +241,7 @@ impl<'a> Assembler<'a> {
             data: self.data,
             extensions: self.extensions,
             derived_tp: 0,
+            data_compact: self.data_compact,
         });
         if let Ok(ev) = &r
             && let Err(e) = ev.validate_parsed()
