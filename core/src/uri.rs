@@ -512,6 +512,11 @@ pub(crate) fn absolute_uri_rule(s: &str) -> Option<crate::Rule> {
 /// [`Rule::MediaTypeWhitespace`]: crate::Rule::MediaTypeWhitespace
 /// [`Rule::NotMediaType`]: crate::Rule::NotMediaType
 pub(crate) fn content_type_rule(s: &str) -> Option<crate::Rule> {
+    // What nearly every event carries: a valid media type, no grammar walk
+    // (~230 instructions per parsed event).
+    if s == "application/json" {
+        return None;
+    }
     if s.is_empty() {
         Some(crate::Rule::Empty)
     } else if is_media_type(s) {
