@@ -2058,26 +2058,9 @@ mod tests {
         out
     }
 
-    /// Whether `raw` has whitespace outside strings, checked the slow way (via serde_json tokens).
+    /// Whether `raw` has whitespace outside strings, checked the slow way.
     fn has_outside_ws(raw: &[u8]) -> bool {
-        let mut in_str = false;
-        let mut esc = false;
-        for &b in raw {
-            if in_str {
-                if esc {
-                    esc = false;
-                } else if b == b'\\' {
-                    esc = true;
-                } else if b == b'"' {
-                    in_str = false;
-                }
-            } else if b == b'"' {
-                in_str = true;
-            } else if is_ws(b) {
-                return true;
-            }
-        }
-        false
+        compact_slowly(raw) != raw
     }
 
     #[test]
