@@ -146,40 +146,64 @@ const fn hex_val(b: u8) -> Option<u16> {
     }
 }
 
-/// Index of the first byte of `bytes` at or after `from` whose [`STR_CLASS`] is
-/// not 0 (`"`, `\` or a control byte), or `bytes.len()`.
+/// Index of the first byte of `bytes` at or after `from` that `stop`
+/// accepts, or `bytes.len()`. Eight bytes at a time: `flags` sets the high
+/// bit of (at least) every stopping byte of a word and of none below the
+/// first one, so the lowest flagged byte is the first stopping byte; the
+/// tail shorter than a word goes through `stop`.
 #[inline(always)]
-fn scan_plain(bytes: &[u8], from: usize) -> usize {
-    const LO: u64 = u64::from_le_bytes([0x01; 8]);
+fn scan_words(
+    bytes: &[u8],
+    from: usize,
+    flags: impl Fn(u64) -> u64,
+    stop: impl Fn(u8) -> bool,
+) -> usize {
     const HI: u64 = u64::from_le_bytes([0x80; 8]);
-    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
-    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
-    const SPACES: u64 = u64::from_le_bytes([0x20; 8]);
     let mut i = from;
-    // Eight bytes at a time: for each kind of special byte, the lowest byte
-    // flagged by the zero-byte test is exactly the first special one (false
-    // positives only appear above a true one), so the lowest flagged byte of
-    // the union is the first special byte.
     while let Some(chunk) = bytes.get(i..i + 8) {
         let Ok(word) = <[u8; 8]>::try_from(chunk) else {
             break;
         };
-        let w = u64::from_le_bytes(word);
-        let q = w ^ QUOTES;
-        let b = w ^ BACKSLASHES;
-        let flags =
-            ((q.wrapping_sub(LO) & !q) | (b.wrapping_sub(LO) & !b) | (w.wrapping_sub(SPACES) & !w))
-                & HI;
-        if flags != 0 {
-            return i + (flags.trailing_zeros() / 8) as usize;
+        let f = flags(u64::from_le_bytes(word)) & HI;
+        if f != 0 {
+            return i + (f.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
     let tail = bytes.get(i..).unwrap_or(&[]);
-    match tail.iter().position(|&b| STR_CLASS[b as usize] != 0) {
+    match tail.iter().position(|&b| stop(b)) {
         Some(n) => i + n,
         None => bytes.len().max(i),
     }
+}
+
+/// The high bit of each byte of `w` that is zero, and maybe of bytes above
+/// the lowest such byte (the classic zero-byte test: false positives only
+/// above a true one).
+#[inline(always)]
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(u64::from_le_bytes([0x01; 8])) & !w
+}
+
+/// The high bit of each byte of `w` below `n` (for `n` <= 0x80), and maybe
+/// of bytes above the lowest such byte.
+#[inline(always)]
+fn bytes_below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(u64::from_le_bytes([n; 8])) & !w
+}
+
+/// Index of the first byte of `bytes` at or after `from` whose [`STR_CLASS`] is
+/// not 0 (`"`, `\` or a control byte), or `bytes.len()`.
+#[inline(always)]
+fn scan_plain(bytes: &[u8], from: usize) -> usize {
+    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
+    scan_words(
+        bytes,
+        from,
+        |w| zero_bytes(w ^ QUOTES) | zero_bytes(w ^ BACKSLASHES) | bytes_below(w, 0x20),
+        |b| STR_CLASS[b as usize] != 0,
+    )
 }
 
 /// A JSON lexer over untrusted input.
@@ -1000,36 +1024,23 @@ fn skip_string(raw: &[u8], i: usize) -> usize {
 /// most 0x20, or `bytes.len()`.
 #[inline]
 fn scan_quote_or_space(bytes: &[u8], from: usize) -> usize {
-    // As in `scan_plain`: the lowest flagged byte is the first stopping one.
-    // 64-bit targets only: on a 32-bit device the byte loop below is ~100
-    // bytes smaller, and a device does not compact large documents.
+    let stop = |b: u8| b == b'"' || b <= b' ';
+    // Words on 64-bit targets only: on a 32-bit device the byte loop is
+    // ~100 bytes smaller, and a device does not compact large documents.
     #[cfg(target_pointer_width = "64")]
-    let i = {
-        const LO: u64 = u64::from_le_bytes([0x01; 8]);
-        const HI: u64 = u64::from_le_bytes([0x80; 8]);
-        const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
-        const ABOVE_SPACE: u64 = u64::from_le_bytes([0x21; 8]);
-        let mut i = from;
-        while let Some(chunk) = bytes.get(i..i + 8) {
-            let Ok(word) = <[u8; 8]>::try_from(chunk) else {
-                break;
-            };
-            let w = u64::from_le_bytes(word);
-            let q = w ^ QUOTES;
-            let flags = ((q.wrapping_sub(LO) & !q) | (w.wrapping_sub(ABOVE_SPACE) & !w)) & HI;
-            if flags != 0 {
-                return i + (flags.trailing_zeros() / 8) as usize;
-            }
-            i += 8;
-        }
-        i
-    };
+    return scan_words(
+        bytes,
+        from,
+        |w| zero_bytes(w ^ u64::from_le_bytes([b'"'; 8])) | bytes_below(w, 0x21),
+        stop,
+    );
     #[cfg(not(target_pointer_width = "64"))]
-    let i = from;
-    let tail = bytes.get(i..).unwrap_or(&[]);
-    match tail.iter().position(|&b| b == b'"' || b <= b' ') {
-        Some(n) => i + n,
-        None => bytes.len().max(i),
+    match bytes
+        .get(from..)
+        .and_then(|t| t.iter().position(|&b| stop(b)))
+    {
+        Some(n) => from + n,
+        None => bytes.len().max(from),
     }
 }
 
