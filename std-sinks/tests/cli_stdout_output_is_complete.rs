@@ -272,3 +272,92 @@ fn the_output_pipe_is_grown_to_a_megabyte() {
         max.min(1 << 20)
     );
 }
+
+#[test]
+fn validate_reports_bad_lines_in_input_order_from_all_its_threads() {
+    // Chunks of a large input are checked on every core at once: what they
+    // print still comes out in input order, on both streams, from a pipe
+    // (64 KiB reads) and from a file (256 KiB reads).
+    let n = 30_000;
+    let bad = |i: usize| i % 997 == 3;
+    let mut input = String::new();
+    for i in 0..n {
+        if bad(i) {
+            input.push_str(&format!("{{\"specversion\":\"1.0\",\"id\":\"bad-{i}\"}}\n"));
+        } else {
+            input.push_str(&line(i).replacen(
+                r#""data""#,
+                &format!(r#""sequence":"{i}","data""#),
+                1,
+            ));
+        }
+    }
+    let want_ids: Vec<String> = (0..n)
+        .filter(|&i| !bad(i))
+        .map(|i| format!("s-{i}"))
+        .collect();
+    let want_lines: Vec<usize> = (0..n).filter(|&i| bad(i)).map(|i| i + 1).collect();
+    let file =
+        std::env::temp_dir().join(format!("ossa-validate-order-{}.jsonl", std::process::id()));
+    std::fs::write(&file, &input).unwrap();
+    let from_file = bin()
+        .args(["validate", "--sequence"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let from_pipe = validate_in_pieces(input, 65_536);
+    for (how, o) in [("file", from_file), ("pipe", from_pipe)] {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{how}: {stderr}");
+        assert_eq!(ids_of(&o.stdout), want_ids, "{how}");
+        let lines: Vec<usize> = stderr
+            .lines()
+            .filter(|l| !l.starts_with("sequence "))
+            .map(|l| {
+                // `ossa-events: validate: <input>:<line>: <what>`
+                let at = l.split(": ").nth(2).and_then(|w| w.rsplit_once(':'));
+                let at = at.unwrap_or_else(|| panic!("{how}: {l}")).1;
+                at.parse().unwrap_or_else(|_| panic!("{how}: {l}"))
+            })
+            .collect();
+        assert_eq!(lines, want_lines, "{how}: {stderr}");
+        if how == "file" {
+            // The numbers seen by every thread are gathered in one report:
+            // the bad lines are the missing ones.
+            let missing = want_lines.len();
+            assert!(
+                stderr.contains(&format!(
+                    "sequence /agents/t: 0..={}, {} numbered, {missing} missing, 0 duplicates",
+                    n - 1,
+                    want_ids.len()
+                )),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn validate_prints_each_line_before_waiting_for_the_next() {
+    // JSON Lines said: `auto` would wait for a second line to tell.
+    let mut child = bin()
+        .args(["validate", "--format", "jsonl"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for i in 0..3 {
+        stdin.write_all(line(i).as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        // stdin stays open: the line must come out on its own.
+        let mut got = String::new();
+        out.read_line(&mut got).unwrap();
+        assert!(got.contains(&format!(r#""id":"s-{i}""#)), "{got}");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

@@ -4,6 +4,7 @@ mod args;
 mod consume;
 mod demo;
 mod emit;
+mod lanes;
 mod listen;
 mod progress;
 mod schemas;

@@ -3,6 +3,8 @@
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ossa_events::parse::json::{BatchParser, parse_event};
 use ossa_events::{Event, ParseError, Scratch, format::json};
@@ -104,20 +106,25 @@ pub(crate) fn run(a: Args) -> ExitCode {
 
     let stdout = std::io::stdout();
     let mut out = Output {
-        w: stdout.lock(),
+        // Not locked: the threads checking the input print from their turns.
+        w: stdout,
         buf: Vec::with_capacity(OUT_CHUNK + 1024),
         broken: false,
         sequences: a.sequence.then(Sequences::default),
-        schemas,
+    };
+    let check = Check {
+        schemas: schemas.as_ref(),
+        sequence: a.sequence,
+        lanes: super::lanes::lanes(),
     };
     let mut ok = true;
     for f in &files {
         let r = if f == "-" {
-            validate_stream("<stdin>", &mut std::io::stdin().lock(), format, &mut out)
+            validate_stream("<stdin>", &mut std::io::stdin(), format, check, &mut out)
         } else {
             let name = f.to_string_lossy().into_owned();
             match std::fs::File::open(f) {
-                Ok(mut file) => validate_stream(&name, &mut file, format, &mut out),
+                Ok(mut file) => validate_stream(&name, &mut file, format, check, &mut out),
                 Err(e) => Err((name, e)),
             }
         };
@@ -157,7 +164,71 @@ struct Output<W: Write> {
     buf: Vec<u8>,
     broken: bool,
     sequences: Option<Sequences>,
-    schemas: Option<ossa_events::schema::SchemaRegistry>,
+}
+
+/// What each event is checked against, and on how many threads.
+#[derive(Clone, Copy)]
+struct Check<'r> {
+    /// `--schemas`: each payload against its type's schema.
+    schemas: Option<&'r ossa_events::schema::SchemaRegistry>,
+    /// `--sequence`: the numbers are gathered.
+    sequence: bool,
+    /// Threads checking JSON Lines input (see [`super::lanes`]).
+    lanes: usize,
+}
+
+/// What checking a piece of the input gave, kept until it is its turn to
+/// be printed: pieces of JSON Lines are checked on several threads at once
+/// and printed in input order.
+struct Part {
+    /// The valid events, as canonical lines.
+    out: Vec<u8>,
+    /// The messages for stderr, in input order.
+    errs: String,
+    /// Whether every event was valid.
+    ok: bool,
+    /// The `--sequence` numbers seen.
+    sequences: Option<Sequences>,
+}
+
+impl Part {
+    fn new(check: Check<'_>) -> Part {
+        Part {
+            out: Vec::new(),
+            errs: String::new(),
+            ok: true,
+            sequences: check.sequence.then(Sequences::default),
+        }
+    }
+
+    /// Checks `ev`'s payload (with `--schemas`) and keeps its line; `false`,
+    /// with the reason under `at()`, when its payload breaks its schema.
+    fn checked(&mut self, check: Check<'_>, ev: &Event<'_>, at: impl FnOnce() -> String) -> bool {
+        if let Some(r) = check.schemas
+            && let Err(e) = r.check_within(ev, FETCH_WAIT)
+        {
+            self.say(format_args!("{}: invalid payload: {e}", at()));
+            return false;
+        }
+        if let Some(seqs) = &mut self.sequences {
+            seqs.see(ev);
+        }
+        // Writing to a Vec cannot fail, and parsed events carry no serde payloads.
+        let _ = json::write_jsonl(ev, &mut self.out);
+        true
+    }
+
+    /// Keeps a message for stderr.
+    fn say(&mut self, msg: std::fmt::Arguments<'_>) {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.errs, "ossa-events: validate: {msg}");
+    }
+
+    /// Keeps the report of a parse error.
+    fn report(&mut self, name: &str, bytes: &[u8], base_line: usize, e: &ParseError) {
+        self.ok = false;
+        self.say(format_args!("{}: {e}", locate(name, bytes, base_line, e)));
+    }
 }
 
 /// The `sequence` numbers seen per source (`--sequence`).
@@ -176,6 +247,16 @@ struct SourceSeqs {
 }
 
 impl Sequences {
+    /// Adds what `other` saw.
+    fn merge(&mut self, other: Sequences) {
+        for (source, s) in other.by_source {
+            let e = self.by_source.entry(source).or_default();
+            e.numbers.extend(s.numbers);
+            e.unnumbered += s.unnumbered;
+            e.not_numbers += s.not_numbers;
+        }
+    }
+
     fn see(&mut self, ev: &Event<'_>) {
         use std::hash::{Hash, Hasher};
         let entry = self.by_source.entry(ev.source().to_owned()).or_default();
@@ -238,31 +319,26 @@ impl Sequences {
 }
 
 impl<W: Write> Output<W> {
-    /// Checks `ev`'s payload (with `--schemas`) and prints it; `false`, with
-    /// the reason on stderr under `at()`, when its payload breaks its schema.
-    fn checked(&mut self, ev: &Event<'_>, at: impl FnOnce() -> String) -> bool {
-        if let Some(r) = &self.schemas
-            && let Err(e) = r.check_within(ev, FETCH_WAIT)
-        {
-            eprintln!("ossa-events: validate: {}: invalid payload: {e}", at());
-            return false;
+    /// Prints `part`: its messages on stderr, its lines on stdout (once
+    /// 64 KiB are gathered, or at once with `now`); `part.ok`.
+    fn commit(&mut self, part: Part, now: bool) -> bool {
+        if !part.errs.is_empty() {
+            let _ = std::io::stderr().lock().write_all(part.errs.as_bytes());
         }
-        self.event(ev);
-        true
-    }
-
-    fn event(&mut self, ev: &Event<'_>) {
-        if let Some(seqs) = &mut self.sequences {
-            seqs.see(ev);
+        if let (Some(all), Some(seen)) = (&mut self.sequences, part.sequences) {
+            all.merge(seen);
         }
-        if self.broken {
-            return;
+        if !self.broken {
+            if self.buf.is_empty() {
+                self.buf = part.out;
+            } else {
+                self.buf.extend_from_slice(&part.out);
+            }
+            if now || self.buf.len() >= OUT_CHUNK {
+                self.write_out();
+            }
         }
-        // Writing to a Vec cannot fail, and parsed events carry no serde payloads.
-        let _ = json::write_jsonl(ev, &mut self.buf);
-        if self.buf.len() >= OUT_CHUNK {
-            self.write_out();
-        }
+        part.ok
     }
 
     /// Writes the lines gathered so far (and flushes `w`); stdout closed
@@ -282,13 +358,15 @@ impl<W: Write> Output<W> {
 }
 
 /// Validates what `input` holds, named `name` in messages: JSON Lines (given,
-/// or found by `auto`) line by line as they are read, every line printed
-/// before the next read waits for input; an event or a batch once it is read
-/// whole. `Err` with `name` when reading fails (what was read is checked).
-fn validate_stream<W: Write>(
+/// or found by `auto`) as they are read, in chunks checked on `check.lanes`
+/// threads and printed in input order, every line printed before the next
+/// read waits for input; an event or a batch once it is read whole. `Err`
+/// with `name` when reading fails (what was read is checked).
+fn validate_stream<W: Write + Send>(
     name: &str,
-    input: &mut impl Read,
+    input: &mut (impl Read + Send),
     format: Format,
+    check: Check<'_>,
     out: &mut Output<W>,
 ) -> Result<bool, (String, std::io::Error)> {
     let mut buf: Vec<u8> = Vec::with_capacity(IN_CHUNK);
@@ -323,45 +401,66 @@ fn validate_stream<W: Write>(
         while !eof {
             read_more(&mut buf, &mut eof)?;
         }
-        return Ok(validate_input(name, &buf, format, out));
+        return Ok(validate_input(name, &buf, format, check, out));
     }
-    let mut ok = true;
     let mut seen = false;
     let mut line = 1usize;
-    let mut scratch = Vec::new();
+    let mut failed = None;
     // Bytes at the start of `buf` known to hold no newline: what is left
     // of a line after the whole ones are taken. Only what was read after
     // them is searched, so a line longer than a read costs no rescans
     // (a 100 MiB line was 400 reads and ~20 GB scanned).
     let mut no_newline = 0usize;
-    loop {
-        // The whole lines in hand (all of it at the end).
-        let whole = if eof {
-            buf.len()
-        } else {
-            let fresh = buf.get(no_newline..).unwrap_or(&[]);
-            memchr::memrchr(b'\n', fresh).map_or(0, |nl| no_newline + nl + 1)
-        };
-        let lines = buf.get(..whole).unwrap_or(&[]);
-        seen |= !is_blank(lines);
-        ok &= validate_lines(name, lines, line, &mut scratch, out);
-        line += memchr::memchr_iter(b'\n', lines).count();
-        buf.drain(..whole);
-        no_newline = buf.len();
-        if eof {
-            break;
+    let mut done = false;
+    // The whole lines in hand, and the number of the first.
+    let next = || {
+        while !done {
+            // The whole lines in hand (all of it at the end).
+            let whole = if eof {
+                buf.len()
+            } else {
+                let fresh = buf.get(no_newline..).unwrap_or(&[]);
+                memchr::memrchr(b'\n', fresh).map_or(0, |nl| no_newline + nl + 1)
+            };
+            no_newline = buf.len() - whole;
+            if whole > 0 {
+                // Handed out before reading on: a line is checked and printed
+                // without waiting for the next to arrive.
+                let rest = buf.get(whole..).unwrap_or(&[]).to_vec();
+                let mut lines = std::mem::replace(&mut buf, rest);
+                lines.truncate(whole);
+                seen |= !is_blank(&lines);
+                let first = line;
+                line += memchr::memchr_iter(b'\n', &lines).count();
+                return Some((first, lines));
+            }
+            done = eof;
+            if !done && let Err(e) = read_more(&mut buf, &mut eof) {
+                failed = Some(e);
+                done = true;
+            }
         }
+        None
+    };
+    let out = Mutex::new(out);
+    let ok = AtomicBool::new(true);
+    super::lanes::in_order(check.lanes, next, |(first, lines): (usize, Vec<u8>), w| {
+        let mut scratch = Vec::new();
+        let mut part = Part::new(check);
+        validate_lines(name, &lines, first, &mut scratch, check, &mut part);
+        let _turn = w.turn();
         // What this input gave so far is printed before waiting for more.
-        if !out.buf.is_empty() {
-            out.write_out();
-        }
-        read_more(&mut buf, &mut eof)?;
+        let fine = super::lanes::lock(&out).commit(part, true);
+        ok.fetch_and(fine, Ordering::Relaxed);
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
     if !seen {
         eprintln!("ossa-events: validate: {name}: empty input: expected a CloudEvent");
         return Ok(false);
     }
-    Ok(ok)
+    Ok(ok.into_inner())
 }
 
 /// Whether the start of an input, `bytes`, tells its format as [`detect`]
@@ -380,15 +479,15 @@ fn decided(bytes: &[u8]) -> bool {
 }
 
 /// Validates JSON Lines `bytes` whose first line is line `first_line` of
-/// the input: each event printed, each invalid line reported.
-fn validate_lines<W: Write>(
+/// the input into `part`: each event kept, each invalid line reported.
+fn validate_lines(
     name: &str,
     bytes: &[u8],
     first_line: usize,
     scratch: &mut Vec<u8>,
-    out: &mut Output<W>,
-) -> bool {
-    let mut ok = true;
+    check: Check<'_>,
+    part: &mut Part,
+) {
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
     for (i, end) in ends.enumerate() {
@@ -404,14 +503,10 @@ fn validate_lines<W: Write>(
         }
         let n = first_line + i;
         match parse_event(line, &mut Scratch::new(scratch)) {
-            Ok(ev) => ok &= out.checked(&ev, || format!("{name}:{n}")),
-            Err(e) => {
-                report(name, line, n, &e);
-                ok = false;
-            }
+            Ok(ev) => part.ok &= part.checked(check, &ev, || format!("{name}:{n}")),
+            Err(e) => part.report(name, line, n, &e),
         }
     }
-    ok
 }
 
 /// Line and column (1-based) of byte `offset`.
@@ -431,13 +526,6 @@ fn locate(name: &str, bytes: &[u8], base_line: usize, e: &ParseError) -> String 
         }
         _ => format!("{name}:{base_line}"),
     }
-}
-
-fn report(name: &str, bytes: &[u8], base_line: usize, e: &ParseError) {
-    eprintln!(
-        "ossa-events: validate: {}: {e}",
-        locate(name, bytes, base_line, e)
-    );
 }
 
 fn is_blank(b: &[u8]) -> bool {
@@ -465,7 +553,13 @@ fn detect(bytes: &[u8]) -> Format {
     }
 }
 
-fn validate_input<W: Write>(name: &str, bytes: &[u8], format: Format, out: &mut Output<W>) -> bool {
+fn validate_input<W: Write>(
+    name: &str,
+    bytes: &[u8],
+    format: Format,
+    check: Check<'_>,
+    out: &mut Output<W>,
+) -> bool {
     if is_blank(bytes) {
         eprintln!("ossa-events: validate: {name}: empty input: expected a CloudEvent");
         return false;
@@ -477,36 +571,32 @@ fn validate_input<W: Write>(name: &str, bytes: &[u8], format: Format, out: &mut 
     };
     // Unescaped strings are never longer than the input.
     let mut scratch = vec![0u8; bytes.len()];
+    let mut part = Part::new(check);
     match format {
         Format::Event | Format::Auto => match parse_event(bytes, &mut Scratch::new(&mut scratch)) {
-            Ok(ev) => out.checked(&ev, || name.to_string()),
-            Err(e) => {
-                report(name, bytes, 1, &e);
-                false
-            }
+            Ok(ev) => part.ok = part.checked(check, &ev, || name.to_string()),
+            Err(e) => part.report(name, bytes, 1, &e),
         },
-        Format::Batch => {
-            let mut batch = match BatchParser::new(bytes) {
-                Ok(b) => b,
-                Err(e) => {
-                    report(name, bytes, 1, &e);
-                    return false;
-                }
-            };
-            let mut ok = true;
-            let mut i = 0usize;
-            while let Some(r) = batch.next_event(&mut scratch) {
-                i += 1;
-                match r {
-                    Ok(ev) => ok &= out.checked(&ev, || format!("{name}: batch event {i}")),
-                    Err(e) => {
-                        report(name, bytes, 1, &e);
-                        return false;
+        Format::Batch => match BatchParser::new(bytes) {
+            Ok(mut batch) => {
+                let mut i = 0usize;
+                while let Some(r) = batch.next_event(&mut scratch) {
+                    i += 1;
+                    match r {
+                        Ok(ev) => {
+                            part.ok &=
+                                part.checked(check, &ev, || format!("{name}: batch event {i}"));
+                        }
+                        Err(e) => {
+                            part.report(name, bytes, 1, &e);
+                            break;
+                        }
                     }
                 }
             }
-            ok
-        }
-        Format::Jsonl => validate_lines(name, bytes, 1, &mut scratch, out),
+            Err(e) => part.report(name, bytes, 1, &e),
+        },
+        Format::Jsonl => validate_lines(name, bytes, 1, &mut scratch, check, &mut part),
     }
+    out.commit(part, false)
 }
