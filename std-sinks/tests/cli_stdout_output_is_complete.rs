@@ -36,7 +36,12 @@ fn piped(command: &str) -> Child {
 
 /// `validate` of `input` written to its stdin in pieces of `piece` bytes.
 fn validate_in_pieces(input: String, piece: usize) -> std::process::Output {
-    let mut child = piped("validate");
+    in_pieces("validate", input, piece)
+}
+
+/// `ossa-events <command>` given `input` on stdin in pieces of `piece` bytes.
+fn in_pieces(command: &str, input: String, piece: usize) -> std::process::Output {
+    let mut child = piped(command);
     let mut stdin = child.stdin.take().unwrap();
     let writer = thread::spawn(move || {
         for p in input.as_bytes().chunks(piece) {
@@ -58,6 +63,19 @@ fn ids_of(stdout: &[u8]) -> Vec<String> {
                 .as_str()
                 .unwrap()
                 .to_owned()
+        })
+        .collect()
+}
+
+/// The line numbers `<command>: <input>:<line>: <what>` lines of `stderr`
+/// name, in order (lines not of that shape are left out).
+fn line_numbers(stderr: &str, prefix: &str) -> Vec<usize> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|l| {
+            let at = l.split(": ").next().and_then(|w| w.rsplit_once(':'));
+            at.unwrap_or_else(|| panic!("{l}")).1.parse().unwrap()
         })
         .collect()
 }
@@ -311,16 +329,7 @@ fn validate_reports_bad_lines_in_input_order_from_all_its_threads() {
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{how}: {stderr}");
         assert_eq!(ids_of(&o.stdout), want_ids, "{how}");
-        let lines: Vec<usize> = stderr
-            .lines()
-            .filter(|l| !l.starts_with("sequence "))
-            .map(|l| {
-                // `ossa-events: validate: <input>:<line>: <what>`
-                let at = l.split(": ").nth(2).and_then(|w| w.rsplit_once(':'));
-                let at = at.unwrap_or_else(|| panic!("{how}: {l}")).1;
-                at.parse().unwrap_or_else(|_| panic!("{how}: {l}"))
-            })
-            .collect();
+        let lines = line_numbers(&stderr, "ossa-events: validate: ");
         assert_eq!(lines, want_lines, "{how}: {stderr}");
         if how == "file" {
             // The numbers seen by every thread are gathered in one report:
@@ -360,4 +369,46 @@ fn validate_prints_each_line_before_waiting_for_the_next() {
     }
     drop(stdin);
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn emit_sends_events_and_reports_bad_lines_in_input_order_from_all_its_threads() {
+    // Chunks are parsed on every core at once: the events still go out in
+    // input order, and bad lines are named by their numbers (blank lines
+    // counted), in order.
+    let n = 30_000;
+    let bad = |i: usize| i % 997 == 3;
+    let blank = |i: usize| i % 1_499 == 7;
+    let mut input = String::new();
+    for i in 0..n {
+        if bad(i) {
+            input.push_str(&format!("{{\"specversion\":\"1.0\",\"id\":\"bad-{i}\"}}\n"));
+        } else if blank(i) {
+            input.push_str(" \r\n");
+        } else {
+            input.push_str(&line(i));
+        }
+    }
+    let good = |i: &usize| !bad(*i) && !blank(*i);
+    let want_ids: Vec<String> = (0..n).filter(good).map(|i| format!("s-{i}")).collect();
+    let want_lines: Vec<usize> = (0..n).filter(|&i| bad(i)).map(|i| i + 1).collect();
+    let o = in_pieces("emit", input, 65_536);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert_eq!(ids_of(&o.stdout), want_ids);
+    assert_eq!(
+        line_numbers(&stderr, "ossa-events: emit: "),
+        want_lines,
+        "{stderr}"
+    );
+    assert_eq!(
+        field(&stderr, "read"),
+        (want_ids.len() + want_lines.len()) as u64
+    );
+    assert_eq!(field(&stderr, "delivered"), want_ids.len() as u64);
+    assert_eq!(
+        field(&stderr, "invalid"),
+        want_lines.len() as u64,
+        "{stderr}"
+    );
 }
