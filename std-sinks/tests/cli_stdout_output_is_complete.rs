@@ -23,10 +23,10 @@ fn line(i: usize) -> String {
     ) + "\n"
 }
 
-/// `ossa-events <command>` with stdin, stdout and stderr piped.
-fn piped(command: &str) -> Child {
+/// `ossa-events <args>` with stdin, stdout and stderr piped.
+fn piped(args: &[&str]) -> Child {
     bin()
-        .arg(command)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -41,7 +41,7 @@ fn validate_in_pieces(input: String, piece: usize) -> std::process::Output {
 
 /// `ossa-events <command>` given `input` on stdin in pieces of `piece` bytes.
 fn in_pieces(command: &str, input: String, piece: usize) -> std::process::Output {
-    let mut child = piped(command);
+    let mut child = piped(&[command]);
     let mut stdin = child.stdin.take().unwrap();
     let writer = thread::spawn(move || {
         for p in input.as_bytes().chunks(piece) {
@@ -106,7 +106,7 @@ fn signal(pid: u32, sig: &str) {
 
 #[test]
 fn emit_stopped_by_sigterm_has_printed_what_it_counts_delivered() {
-    let mut child = piped("emit");
+    let mut child = piped(&["emit"]);
     let mut stdin = child.stdin.take().unwrap();
     let mut out = child.stdout.take().unwrap();
     let reader = thread::spawn(move || {
@@ -160,7 +160,7 @@ fn emit_stopped_by_sigterm_has_printed_what_it_counts_delivered() {
 
 #[test]
 fn emit_into_a_closed_pipe_reports_and_does_not_panic() {
-    let mut child = piped("emit");
+    let mut child = piped(&["emit"]);
     let mut stdin = child.stdin.take().unwrap();
     let writer = thread::spawn(move || {
         let all: String = (0..20_000).map(line).collect();
@@ -215,7 +215,7 @@ fn validate_prints_a_large_input_whole_and_keeps_line_numbers() {
 #[test]
 fn validate_into_a_closed_pipe_keeps_validating() {
     let input: String = (0..20_000).map(line).collect();
-    let mut child = piped("validate");
+    let mut child = piped(&["validate"]);
     let mut stdin = child.stdin.take().unwrap();
     let writer = thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -350,13 +350,7 @@ fn validate_reports_bad_lines_in_input_order_from_all_its_threads() {
 #[test]
 fn validate_prints_each_line_before_waiting_for_the_next() {
     // JSON Lines said: `auto` would wait for a second line to tell.
-    let mut child = bin()
-        .args(["validate", "--format", "jsonl"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = piped(&["validate", "--format", "jsonl"]);
     let mut stdin = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     for i in 0..3 {
