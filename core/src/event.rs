@@ -180,6 +180,7 @@ impl<'a> Event<'a> {
             error: None,
             set: SET_ID | SET_SOURCE | SET_TYPE,
             tp_derived: false,
+            ossa_at: ossa_positions(&self.extensions),
         }
     }
 
@@ -733,6 +734,42 @@ pub struct EventBuilder<'a> {
     /// `traceparent` was derived from `ossatraceid`/`ossaspanid`, and none
     /// of the three has been set since: they agree by construction.
     tp_derived: bool,
+    /// Where each OSSA extension sits in `ev.extensions`, as index + 1 (0:
+    /// not set), in [`OSSA_NAMES`] order. Extensions are only ever appended
+    /// or replaced, so an index stays true. The OSSA setters look their
+    /// slot up here instead of searching the list: a search loop in an
+    /// inlined by-value setter kept LLVM from merging its stack slots, and
+    /// each of the four setters copied the 976-byte builder.
+    ossa_at: [u8; 4],
+}
+
+/// The OSSA extensions' names, in the order of `EventBuilder::ossa_at`.
+const OSSA_NAMES: [&str; 4] = [
+    ossa::EXT_AGENT_ID,
+    ossa::EXT_INTERACTION_ID,
+    ossa::EXT_TRACE_ID,
+    ossa::EXT_SPAN_ID,
+];
+const OSSA_AGENT: usize = 0;
+const OSSA_INTERACTION: usize = 1;
+const OSSA_TRACE: usize = 2;
+const OSSA_SPAN: usize = 3;
+
+/// `name`'s slot in [`OSSA_NAMES`], if it is an OSSA extension.
+fn ossa_slot(name: &str) -> Option<usize> {
+    OSSA_NAMES.iter().position(|n| *n == name)
+}
+
+/// `EventBuilder::ossa_at` for an event's extensions.
+fn ossa_positions(extensions: &Extensions<'_>) -> [u8; 4] {
+    let mut at = [0; 4];
+    for (i, e) in extensions.iter().enumerate() {
+        if let Some(a) = ossa_slot(e.name).and_then(|k| at.get_mut(k)) {
+            // i < MAX_EXTENSIONS = 16
+            *a = (i + 1) as u8;
+        }
+    }
+    at
 }
 
 const SET_ID: u8 = 1;
@@ -743,6 +780,15 @@ impl Default for EventBuilder<'_> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The error for one extension more than [`MAX_EXTENSIONS`]: out of line
+/// and taking only the name, so the setters that inline the push keep the
+/// builder's address to themselves.
+#[cold]
+#[inline(never)]
+fn too_many_extensions(name: &str) -> ValidationError {
+    ValidationError::new(Attribute::named(name), Rule::TooManyExtensions)
 }
 
 impl<'a> EventBuilder<'a> {
@@ -779,6 +825,7 @@ impl<'a> EventBuilder<'a> {
             error: None,
             set: 0,
             tp_derived: false,
+            ossa_at: [0; 4],
         }
     }
 
@@ -1100,18 +1147,61 @@ impl<'a> EventBuilder<'a> {
         self.store_ext(name, value, bad);
     }
 
-    /// Sets OSSA extension `name` (a constant) to a String, checked as one.
-    #[inline]
-    fn put_ossa_ext(&mut self, name: &'static str, value: &'a str) {
-        self.store_ext(name, ExtValue::String(value), !is_valid_string(value));
+    /// Sets the OSSA extension in `slot` (see [`OSSA_NAMES`]) to a String,
+    /// checked as one: `store_ext` with the slot table in place of the
+    /// search (no loop, so the by-value setters move no builder copies).
+    #[inline(always)]
+    fn put_ossa_ext(&mut self, slot: usize, value: &'a str) {
+        let bad = !is_valid_string(value);
+        if slot == OSSA_TRACE || slot == OSSA_SPAN {
+            self.tp_derived = false;
+        }
+        let value = ExtValue::String(value);
+        let at = self.ossa_at.get(slot).copied().unwrap_or(0);
+        let i = if at == 0 {
+            let name = OSSA_NAMES.get(slot).copied().unwrap_or(ossa::EXT_AGENT_ID);
+            if self.ev.extensions.push(Extension { name, value }).is_err() {
+                if self.error.is_none() {
+                    self.error = Some(too_many_extensions(name));
+                }
+                return;
+            }
+            let i = self.ev.extensions.len() - 1;
+            if let Some(at) = self.ossa_at.get_mut(slot) {
+                // i < MAX_EXTENSIONS = 16
+                *at = (i + 1) as u8;
+            }
+            i
+        } else {
+            let i = usize::from(at - 1);
+            if let Some(e) = self.ev.extensions.get_mut(i) {
+                e.value = value;
+            }
+            i
+        };
+        self.note_ext_check(i, bad);
+    }
+
+    /// Notes extension `i`'s check result; its value was just set, so it no
+    /// longer is a derived `traceparent`.
+    #[inline(always)]
+    fn note_ext_check(&mut self, i: usize, bad: bool) {
+        // i < MAX_EXTENSIONS = 16
+        let bit = 1u16 << (i % 16);
+        self.ev.derived_tp &= !bit;
+        if bad {
+            self.ext_bad |= bit;
+        } else {
+            self.ext_bad &= !bit;
+        }
     }
 
     /// Replaces or appends extension `name`, noting whether its check failed.
     ///
     /// Inlined into each setter: out of line it took the builder by address
-    /// in every by-value setter that calls it, and build + encode of the
-    /// sdk-shaped event (four OSSA setters) ran 440 → 410 ns inlined. The
-    /// emitters' in-place path does not call it (firmware unchanged).
+    /// in every by-value setter that calls it (the OSSA setters, which
+    /// measured that, now use `put_ossa_ext`). An OSSA name set through
+    /// here is recorded in `ossa_at` too.
     #[inline(always)]
     fn store_ext(&mut self, name: &'a str, value: ExtValue<'a>, bad: bool) {
         if self.tp_derived
@@ -1130,18 +1220,17 @@ impl<'a> EventBuilder<'a> {
                 i
             }
             None => match self.push_new_ext(name, value) {
-                Some(i) => i,
+                Some(i) => {
+                    if let Some(at) = ossa_slot(name).and_then(|k| self.ossa_at.get_mut(k)) {
+                        // i < MAX_EXTENSIONS = 16
+                        *at = (i + 1) as u8;
+                    }
+                    i
+                }
                 None => return,
             },
         };
-        // i < MAX_EXTENSIONS = 16
-        let bit = 1u16 << (i % 16);
-        self.ev.derived_tp &= !bit;
-        if bad {
-            self.ext_bad |= bit;
-        } else {
-            self.ext_bad &= !bit;
-        }
+        self.note_ext_check(i, bad);
     }
 
     /// Appends extension `name`, known not to be set yet; returns its index
@@ -1149,10 +1238,7 @@ impl<'a> EventBuilder<'a> {
     fn push_new_ext(&mut self, name: &'a str, value: ExtValue<'a>) -> Option<usize> {
         if self.ev.extensions.push(Extension { name, value }).is_err() {
             if self.error.is_none() {
-                self.error = Some(ValidationError::new(
-                    Attribute::named(name),
-                    Rule::TooManyExtensions,
-                ));
+                self.error = Some(too_many_extensions(name));
             }
             return None;
         }
@@ -1230,7 +1316,7 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn ossa_agent_id(mut self, id: &'a str) -> Self {
-        self.put_ossa_ext(ossa::EXT_AGENT_ID, id);
+        self.put_ossa_ext(OSSA_AGENT, id);
         self
     }
     /// Sets the OSSA `ossainteractionid` extension.
@@ -1243,7 +1329,7 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn ossa_interaction_id(mut self, id: &'a str) -> Self {
-        self.put_ossa_ext(ossa::EXT_INTERACTION_ID, id);
+        self.put_ossa_ext(OSSA_INTERACTION, id);
         self
     }
     /// Sets the OSSA `ossatraceid` extension.
@@ -1257,7 +1343,7 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn ossa_trace_id(mut self, id: &'a str) -> Self {
-        self.put_ossa_ext(ossa::EXT_TRACE_ID, id);
+        self.put_ossa_ext(OSSA_TRACE, id);
         self
     }
     /// Sets the OSSA `ossaspanid` extension.
@@ -1270,7 +1356,7 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn ossa_span_id(mut self, id: &'a str) -> Self {
-        self.put_ossa_ext(ossa::EXT_SPAN_ID, id);
+        self.put_ossa_ext(OSSA_SPAN, id);
         self
     }
     /// Sets `traceparent` (W3C Trace Context; checked by `build`, and
@@ -1492,33 +1578,38 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     pub fn fill_ossa_context(&mut self, ctx: &ossa::Context<'a>) -> &mut Self {
-        for (name, value) in [
-            (ossa::EXT_AGENT_ID, ctx.agent_id),
-            (ossa::EXT_INTERACTION_ID, ctx.interaction_id),
-            (ossa::EXT_TRACE_ID, ctx.trace_id),
-            (ossa::EXT_SPAN_ID, ctx.span_id),
+        for (slot, value) in [
+            (OSSA_AGENT, ctx.agent_id),
+            (OSSA_INTERACTION, ctx.interaction_id),
+            (OSSA_TRACE, ctx.trace_id),
+            (OSSA_SPAN, ctx.span_id),
         ] {
             if let Some(v) = value {
-                self.fill_ossa(name, v);
+                self.fill_ossa(slot, v);
             }
         }
         self
     }
 
-    /// Sets OSSA extension `name` (one of the `ossa::EXT_*` constants) unless
-    /// it is already set.
-    pub(crate) fn fill_ossa(&mut self, name: &'static str, value: &'a str) {
-        if self.ev.extensions.iter().any(|e| e.name == name) {
+    /// Sets the OSSA extension in `slot` (see [`OSSA_NAMES`]) unless it is
+    /// already set.
+    fn fill_ossa(&mut self, slot: usize, value: &'a str) {
+        if self.ossa_at.get(slot).is_none_or(|&at| at != 0) {
             return;
         }
-        // Not set: appended without `store_ext`'s second search. A new index
-        // has no `ext_bad`/`derived_tp` bit yet (extensions are never
-        // removed), and `tp_derived` cannot be on (it needs both ids set).
-        if let Some(i) = self.push_new_ext(name, ExtValue::String(value))
-            && !is_valid_string(value)
-        {
-            // i < MAX_EXTENSIONS = 16
-            self.ext_bad |= 1u16 << (i % 16);
+        // Not set: appended through the shared `push_new_ext` (smaller than
+        // `put_ossa_ext` on a device). A new index has no `ext_bad` or
+        // `derived_tp` bit yet (extensions are never removed), and
+        // `tp_derived` cannot be on (it needs both ids set).
+        let name = OSSA_NAMES.get(slot).copied().unwrap_or(ossa::EXT_AGENT_ID);
+        if let Some(i) = self.push_new_ext(name, ExtValue::String(value)) {
+            if let Some(at) = self.ossa_at.get_mut(slot) {
+                // i < MAX_EXTENSIONS = 16
+                *at = (i + 1) as u8;
+            }
+            if !is_valid_string(value) {
+                self.ext_bad |= 1u16 << (i % 16);
+            }
         }
     }
 
