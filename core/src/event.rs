@@ -486,6 +486,7 @@ impl<'a> Event<'a> {
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.check_attributes(
             true,
+            false,
             crate::uri::is_uri_reference,
             crate::uri::content_type_rule,
             self::dataschema_rule,
@@ -496,13 +497,33 @@ impl<'a> Event<'a> {
 
     /// [`validate`](Self::validate) for the parsers, which already checked
     /// extension names, duplicates and JSON data while reading.
-    pub(crate) fn validate_parsed(&self) -> Result<(), ValidationError> {
+    ///
+    /// `plain_strings`: every string value is known to be printable ASCII
+    /// (see `Assembler::plain_strings`), so the `String` character checks
+    /// are skipped; every other rule runs.
+    pub(crate) fn validate_parsed(&self, plain_strings: bool) -> Result<(), ValidationError> {
         self.check_attributes(
             false,
+            plain_strings,
             crate::uri::is_uri_reference,
             crate::uri::content_type_rule,
             self::dataschema_rule,
-            check_ext_at,
+            |_, e| match e.value {
+                // Only the character check is known to pass: the trace
+                // context extensions have rules of their own (the first
+                // byte spares the OSSA names, of the same lengths, a memcmp).
+                ExtValue::String(_)
+                    if plain_strings
+                        && !(e.name.starts_with('t')
+                            && matches!(
+                                e.name,
+                                crate::trace::EXT_TRACEPARENT | crate::trace::EXT_TRACESTATE
+                            )) =>
+                {
+                    Ok(())
+                }
+                v => v.validate(e.name),
+            },
         )?;
         self.check_data(false)
     }
@@ -518,14 +539,15 @@ impl<'a> Event<'a> {
     fn check_attributes(
         &self,
         names: bool,
+        plain_strings: bool,
         source_is_uri: impl FnOnce(&str) -> bool,
         content_type_rule: impl FnOnce(&str) -> Option<Rule>,
         dataschema_rule: impl FnOnce(&str) -> Option<Rule>,
         ext_rule: impl Fn(usize, &Extension<'_>) -> Result<(), ValidationError>,
     ) -> Result<(), ValidationError> {
-        check_required(Attribute::Id, self.id)?;
-        check_required(Attribute::Source, self.source)?;
-        check_required(Attribute::Type, self.ty)?;
+        check_required(Attribute::Id, self.id, plain_strings)?;
+        check_required(Attribute::Source, self.source, plain_strings)?;
+        check_required(Attribute::Type, self.ty, plain_strings)?;
         if !source_is_uri(self.source) {
             return Err(ValidationError::new(
                 Attribute::Source,
@@ -539,7 +561,7 @@ impl<'a> Event<'a> {
             return Err(ValidationError::new(Attribute::DataSchema, rule));
         }
         if let Some(s) = self.subject {
-            check_required(Attribute::Subject, s)?;
+            check_required(Attribute::Subject, s, plain_strings)?;
         }
         for (i, e) in self.extensions.iter().enumerate() {
             ext_rule(i, e)?;
@@ -671,11 +693,14 @@ fn check_ext_at(_: usize, e: &Extension<'_>) -> Result<(), ValidationError> {
     e.value.validate(e.name)
 }
 
-fn check_required(attribute: Attribute, s: &str) -> Result<(), ValidationError> {
+/// `s` is not empty and (unless `plain`, known printable ASCII) a valid
+/// `String`.
+#[inline(always)]
+fn check_required(attribute: Attribute, s: &str, plain: bool) -> Result<(), ValidationError> {
     if s.is_empty() {
         return Err(ValidationError::new(attribute, Rule::Empty));
     }
-    if !is_valid_string(s) {
+    if !plain && !is_valid_string(s) {
         return Err(ValidationError::new(attribute, Rule::InvalidCharacter));
     }
     Ok(())
@@ -1649,6 +1674,7 @@ impl<'a> EventBuilder<'a> {
         let source_is_uri = self.source_is_uri;
         let dataschema_rule = self.dataschema_rule;
         self.ev.check_attributes(
+            false,
             false,
             |_| source_is_uri,
             |_| content_type_rule,

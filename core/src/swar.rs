@@ -75,6 +75,21 @@ pub(crate) fn json_plain_prefix(s: &[u8]) -> usize {
     if special { n } else { s.len() }
 }
 
+/// Whether every byte of `s` is below 0x7f: ASCII with no DEL. No early
+/// exit, so the loop is branch-free (the parsers ask it once per input).
+#[inline]
+pub(crate) fn all_below_del(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    let mut acc = 0u64;
+    for chunk in chunks.by_ref() {
+        let v = word(chunk);
+        // A byte >= 0x7f sets its high bit in v or in v + 1 (below 0x80
+        // everywhere, the + 1 carries into no other byte).
+        acc |= v | v.wrapping_add(ONES);
+    }
+    acc & HIGHS == 0 && chunks.remainder().iter().all(|&b| b < 0x7f)
+}
+
 /// Length of the prefix of `s` (a multiple of 8) made of printable ASCII
 /// (0x21..=0x7e when `space` is false, 0x20..=0x7e when true).
 #[inline]
@@ -170,6 +185,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn all_below_del_finds_every_high_byte_at_every_position() {
+        for len in 1..24 {
+            for at in 0..len {
+                for b in 0x7e..=0xffu8 {
+                    let mut s = vec![b'a'; len];
+                    s[at] = b;
+                    assert_eq!(all_below_del(&s), b < 0x7f, "{b:#x} at {at} of {len}");
+                    // Next to a byte that would carry (0xff + 1) and to the
+                    // largest plain byte.
+                    if at + 1 < len {
+                        s[at + 1] = 0x7e;
+                        assert_eq!(all_below_del(&s), b < 0x7f, "{b:#x} at {at} of {len}");
+                    }
+                }
+            }
+        }
+        assert!(all_below_del(b""));
+    }
+
+    #[test]
     fn scans_agree_with_byte_loops() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for len in 0..64 {
@@ -202,6 +237,7 @@ mod tests {
                     plain / 8 * 8
                 };
                 assert_eq!(json_plain_prefix(&s), want, "{s:?}");
+                assert_eq!(all_below_del(&s), s.iter().all(|&b| b < 0x7f), "{s:?}");
                 for space in [false, true] {
                     let lo = if space { 0x20 } else { 0x21 };
                     let p = s

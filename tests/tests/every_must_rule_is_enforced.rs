@@ -718,6 +718,40 @@ fn control_characters_in_string_attributes_are_rejected() {
 }
 
 #[test]
+fn raw_del_and_c1_controls_in_string_attributes_are_rejected() {
+    // Given as they are, not escaped: DEL is ASCII (the parser skips the
+    // character check for inputs with no byte at or above 0x7f, so one DEL
+    // anywhere must turn the check back on), U+0085 is UTF-8 `c2 85`.
+    for raw in ["\u{7f}", "\u{80}", "\u{85}", "\u{9f}"] {
+        let id = format!(r#"{{"specversion":"1.0","id":"a{raw}b","source":"/s","type":"t"}}"#);
+        assert_rejects(&id, Attribute::Id, Rule::InvalidCharacter);
+        let src = format!(r#"{{"specversion":"1.0","id":"1","source":"/s{raw}","type":"t"}}"#);
+        assert_rejects(&src, Attribute::Source, Rule::InvalidCharacter);
+        assert_rejects(
+            &with(&format!(r#","subject":"a{raw}b""#)),
+            Attribute::Subject,
+            Rule::InvalidCharacter,
+        );
+        assert_rejects(
+            &with(&format!(r#","ext":"a{raw}b""#)),
+            ext("ext"),
+            Rule::InvalidCharacter,
+        );
+    }
+    // An escaped control character in one string of an otherwise plain
+    // ASCII input, after other strings and before others.
+    assert_rejects(
+        &with(r#","a":"plain","ext":"x\u0007","z":"plain""#),
+        ext("ext"),
+        Rule::InvalidCharacter,
+    );
+    // Plain printable ASCII everywhere: accepted.
+    parse_ok(&with(r#","subject":" !~","ext":"a b""#), |ev| {
+        assert_eq!(ev.subject(), Some(" !~"));
+    });
+}
+
+#[test]
 fn unicode_noncharacters_in_string_attributes_are_rejected() {
     for esc in [
         r"\ufdd0",

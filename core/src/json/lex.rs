@@ -216,6 +216,10 @@ pub(crate) struct Lexer<'a> {
     pos: usize,
     /// Whitespace outside strings was skipped (the input is not compact).
     ws_seen: bool,
+    /// No byte of `input` is 0x7f or above. A string without escapes then
+    /// is printable ASCII (raw bytes below 0x20 are a JSON error): a valid
+    /// CloudEvents `String` without checking it again.
+    printable: bool,
 }
 
 impl<'a> Lexer<'a> {
@@ -231,7 +235,14 @@ impl<'a> Lexer<'a> {
             text: core::str::from_utf8(input).ok(),
             pos: 0,
             ws_seen: false,
+            printable: crate::swar::all_below_del(input),
         }
+    }
+
+    /// Whether the input has no byte at or above 0x7f (see the field).
+    #[inline]
+    pub(crate) fn printable(&self) -> bool {
+        self.printable
     }
 
     /// Offset of the next byte to read.

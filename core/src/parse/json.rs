@@ -81,6 +81,7 @@ fn parse_object<'i: 'a, 'a>(
 ) -> Result<Event<'a>, ParseError> {
     lex.eat(b'{')?;
     let mut asm = Assembler::new();
+    asm.plain_strings = lex.printable();
     let mut raw_data: Option<(&'a str, bool)> = None;
     let mut first = true;
     while let Some(key) = next_member(lex, &mut first)? {
@@ -101,6 +102,9 @@ fn parse_object<'i: 'a, 'a>(
             Scalar::Null => {}
             Scalar::Str(s) => {
                 let s: JsonStr<'a> = s;
+                if s.has_escapes() {
+                    asm.plain_strings = false;
+                }
                 let value = s.unescape_into(scratch)?;
                 if key == Key::DataBase64 {
                     asm.data = Some(Data::Base64(value));

@@ -109,6 +109,11 @@ pub(crate) struct Assembler<'a> {
     /// Extension names that were `null` (unset, but still seen once).
     null_names: heapless::Vec<&'a str, MAX_EXTENSIONS>,
     seen: u16,
+    /// Every string value set is known to be printable ASCII (the JSON
+    /// parser's input has no byte at or above 0x7f and the value had no
+    /// escapes): a valid CloudEvents `String` without the check. False
+    /// unless a parser says so.
+    pub(crate) plain_strings: bool,
 }
 
 fn err(attribute: Attribute, rule: Rule) -> ValidationError {
@@ -131,6 +136,7 @@ impl<'a> Assembler<'a> {
             extensions: Extensions::new(),
             null_names: heapless::Vec::new(),
             seen: 0,
+            plain_strings: false,
         }
     }
 
@@ -244,7 +250,7 @@ impl<'a> Assembler<'a> {
             data_compact: self.data_compact,
         });
         if let Ok(ev) = &r
-            && let Err(e) = ev.validate_parsed()
+            && let Err(e) = ev.validate_parsed(self.plain_strings)
         {
             return Err(e.into());
         }
