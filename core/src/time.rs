@@ -563,8 +563,8 @@ impl Timestamp {
         }
     }
 
-    /// Writes the canonical form into `buf`, returning its length.
-    fn encode(&self, buf: &mut [u8; Timestamp::MAX_LEN]) -> usize {
+    /// Writes the canonical form (ASCII) into `buf`, returning its length.
+    pub(crate) fn encode(&self, buf: &mut [u8; Timestamp::MAX_LEN]) -> usize {
         let y = self.year;
         put2(&mut buf[0..2], (y / 100 % 100) as u8);
         put2(&mut buf[2..4], (y % 100) as u8);

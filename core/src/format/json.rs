@@ -111,10 +111,20 @@ fn write_json_direct<W: Write + ?Sized>(
         member(w, b",\"subject\":\"", v)?;
     }
     if let Some(t) = ev.time {
-        let mut buf = [0u8; Timestamp::MAX_LEN];
-        put(w, b",\"time\":\"")?;
-        put(w, t.write_to(&mut buf).as_bytes())?;
-        put(w, b"\"")?;
+        // Key, timestamp and closing quote in one write; the timestamp is
+        // ASCII by construction (no UTF-8 check, no escaping).
+        const KEY: &[u8; 9] = b",\"time\":\"";
+        let mut buf = [0u8; KEY.len() + Timestamp::MAX_LEN + 1];
+        let (key, rest) = buf.split_at_mut(KEY.len());
+        key.copy_from_slice(KEY);
+        let n = match rest.first_chunk_mut::<{ Timestamp::MAX_LEN }>() {
+            Some(ts) => t.encode(ts),
+            None => 0,
+        };
+        if let Some(q) = rest.get_mut(n) {
+            *q = b'"';
+        }
+        put(w, buf.get(..KEY.len() + n + 1).unwrap_or(&[]))?;
     }
     let mut derived = ev.derived_tp;
     for e in ev.extensions.iter() {
