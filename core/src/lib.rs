@@ -217,6 +217,8 @@ mod num;
 pub mod ossa;
 pub mod parse;
 pub mod scratch;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod simd;
 #[cfg(feature = "flash-spool")]
 #[cfg_attr(docsrs, doc(cfg(feature = "flash-spool")))]
 pub mod spool;

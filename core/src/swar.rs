@@ -43,6 +43,10 @@ fn json_special(v: u64) -> bool {
 /// multiple of 8 at or before the first special byte.
 #[inline]
 pub(crate) fn json_plain_prefix(s: &[u8]) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if let Some(last) = s.last_chunk::<16>() {
+        return sse_prefix(s, last, crate::simd::json_special);
+    }
     let mut n = 0;
     let mut chunks = s.chunks_exact(8);
     for chunk in chunks.by_ref() {
@@ -90,10 +94,40 @@ pub(crate) fn all_below_del(s: &[u8]) -> bool {
     acc & HIGHS == 0 && chunks.remainder().iter().all(|&b| b < 0x7f)
 }
 
+/// The SSE2 form of the prefix scans for `s` of 16 bytes or more (`last`:
+/// its last 16): `s.len()` when `stop` flags no byte, else the first
+/// flagged byte's offset rounded down to a multiple of 8.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn sse_prefix(s: &[u8], last: &[u8; 16], stop: impl Fn(&[u8; 16]) -> u32) -> usize {
+    let mut n = 0;
+    while let Some(chunk) = s.get(n..).and_then(|r| r.first_chunk::<16>()) {
+        let m = stop(chunk);
+        if m != 0 {
+            return (n + m.trailing_zeros() as usize) / 8 * 8;
+        }
+        n += 16;
+    }
+    if n == s.len() {
+        return n;
+    }
+    // The tail as the last 16 bytes (the overlapping ones already passed).
+    match stop(last) {
+        0 => s.len(),
+        m => (s.len() - 16 + m.trailing_zeros() as usize) / 8 * 8,
+    }
+}
+
 /// Length of the prefix of `s` (a multiple of 8) made of printable ASCII
 /// (0x21..=0x7e when `space` is false, 0x20..=0x7e when true).
 #[inline]
 pub(crate) fn printable_prefix(s: &[u8], space: bool) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if let Some(last) = s.last_chunk::<16>() {
+        let n = sse_prefix(s, last, |c| crate::simd::not_printable(c, space));
+        // Whole words only, as below (the callers check the rest).
+        return if n == s.len() { n / 8 * 8 } else { n };
+    }
     let low = if space { 0x20 } else { 0x21 };
     let mut n = 0;
     for chunk in s.chunks_exact(8) {

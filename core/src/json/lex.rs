@@ -198,6 +198,16 @@ fn bytes_below(w: u64, n: u8) -> u64 {
 fn scan_plain(bytes: &[u8], from: usize) -> usize {
     const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
     const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
+    #[allow(unused_mut)]
+    let mut from = from;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while let Some(chunk) = bytes.get(from..).and_then(|b| b.first_chunk::<16>()) {
+        let m = crate::simd::json_special(chunk);
+        if m != 0 {
+            return from + m.trailing_zeros() as usize;
+        }
+        from += 16;
+    }
     scan_words(
         bytes,
         from,

@@ -1,0 +1,81 @@
+//! Sixteen-bytes-at-a-time scans on x86-64, where SSE2 is always there.
+//!
+//! The same questions as [`crate::swar`] asks of a word, asked of 16 bytes
+//! with SSE2 compares through `safe_arch`'s safe wrappers (no `unsafe` here).
+//! Each function returns a mask with bit `i` set when byte `i` is one the
+//! caller stops at, exactly (no false positives, unlike the SWAR tests), so
+//! `trailing_zeros` is the first such byte.
+
+use safe_arch::{
+    bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, m128i, max_u8_m128i, min_u8_m128i,
+    move_mask_i8_m128i, set_splat_i8_m128i,
+};
+
+#[inline(always)]
+fn splat(b: u8) -> m128i {
+    set_splat_i8_m128i(b as i8)
+}
+
+/// Bytes `<= n`.
+#[inline(always)]
+fn at_most(v: m128i, n: u8) -> m128i {
+    cmp_eq_mask_i8_m128i(min_u8_m128i(v, splat(n)), v)
+}
+
+/// Bytes `>= n`.
+#[inline(always)]
+fn at_least(v: m128i, n: u8) -> m128i {
+    cmp_eq_mask_i8_m128i(max_u8_m128i(v, splat(n)), v)
+}
+
+#[inline(always)]
+fn mask(v: m128i) -> u32 {
+    // Only the low 16 bits can be set.
+    move_mask_i8_m128i(v) as u32
+}
+
+/// The bytes a JSON string cannot hold as they are: `"`, `\` and those below
+/// 0x20.
+#[inline(always)]
+pub(crate) fn json_special(chunk: &[u8; 16]) -> u32 {
+    let v = load_unaligned_m128i(chunk);
+    let q = cmp_eq_mask_i8_m128i(v, splat(b'"'));
+    let b = cmp_eq_mask_i8_m128i(v, splat(b'\\'));
+    mask(bitor_m128i(bitor_m128i(q, b), at_most(v, 0x1f)))
+}
+
+/// The bytes outside printable ASCII: below 0x21 (0x20 when `space`) or
+/// at and above 0x7f.
+#[inline(always)]
+pub(crate) fn not_printable(chunk: &[u8; 16], space: bool) -> u32 {
+    let v = load_unaligned_m128i(chunk);
+    let low = if space { 0x1f } else { 0x20 };
+    mask(bitor_m128i(at_most(v, low), at_least(v, 0x7f)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_agree_with_byte_tests_for_every_byte_at_every_lane() {
+        for b in 0..=255u8 {
+            for lane in 0..16 {
+                let mut c = [b'a'; 16];
+                c[lane] = b;
+                let bit = 1u32 << lane;
+                let special = b == b'"' || b == b'\\' || b < 0x20;
+                assert_eq!(json_special(&c), if special { bit } else { 0 }, "{b:#x}");
+                for space in [false, true] {
+                    let lo = if space { 0x20 } else { 0x21 };
+                    let bad = b < lo || b >= 0x7f;
+                    assert_eq!(
+                        not_printable(&c, space),
+                        if bad { bit } else { 0 },
+                        "{b:#x}"
+                    );
+                }
+            }
+        }
+    }
+}
