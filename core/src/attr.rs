@@ -98,13 +98,12 @@ pub fn check_extension_name(name: &str) -> Result<(), ValidationError> {
 /// ```
 #[inline]
 pub fn is_valid_string(s: &str) -> bool {
-    // Fast path: printable ASCII only, 8 bytes at a time.
+    // Fast path: printable ASCII only, a word or 16 bytes at a time.
     let bytes = s.as_bytes();
-    let start = crate::swar::printable_prefix(bytes, true);
-    let rest = bytes.get(start..).unwrap_or(&[]);
-    if rest.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+    if crate::swar::all_printable(bytes) {
         return true;
     }
+    let start = crate::swar::printable_prefix(bytes, true);
     // `start` is a char boundary: everything before it is ASCII.
     s.get(start..).unwrap_or(s).chars().all(|c| {
         let u = c as u32;

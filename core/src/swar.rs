@@ -47,6 +47,16 @@ pub(crate) fn json_plain_prefix(s: &[u8]) -> usize {
     if let Some(last) = s.last_chunk::<16>() {
         return sse_prefix(s, last, crate::simd::json_special);
     }
+    // Shorter than 16 bytes: at most two words cover it (most attribute
+    // values and payload keys), so no loop and no byte-by-byte tail.
+    #[cfg(target_pointer_width = "64")]
+    if s.len() <= 16 {
+        return if short_any(s, json_special) {
+            0
+        } else {
+            s.len()
+        };
+    }
     let mut n = 0;
     let mut chunks = s.chunks_exact(8);
     for chunk in chunks.by_ref() {
@@ -77,6 +87,48 @@ pub(crate) fn json_plain_prefix(s: &[u8]) -> usize {
     #[cfg(not(target_pointer_width = "64"))]
     let special = rest.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
     if special { n } else { s.len() }
+}
+
+/// Whether `test` holds for a word made of bytes of `s` (at most 16 long):
+/// the first and last 8 bytes; for fewer than 8, the first and last 4, or
+/// the first, middle and last byte, repeated to fill the word. Every byte
+/// of `s` is in a word tested, and only bytes of `s` are, so a test for
+/// "some byte is special" answers for `s` exactly.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn short_any(s: &[u8], test: impl Fn(u64) -> bool) -> bool {
+    let n = s.len();
+    if let (Some(a), Some(b)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+        return test(u64::from_le_bytes(*a)) || test(u64::from_le_bytes(*b));
+    }
+    if let (Some(a), Some(b)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+        return test(u64::from(u32::from_le_bytes(*a)) | u64::from(u32::from_le_bytes(*b)) << 32);
+    }
+    match (s.first(), s.get(n / 2), s.last()) {
+        (Some(&a), Some(&m), Some(&z)) => test(u64::from_le_bytes([a, m, z, a, a, a, a, a])),
+        _ => false,
+    }
+}
+
+/// Whether the word has a byte outside printable ASCII: below 0x20, or at
+/// or above 0x7f.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn not_printable_word(v: u64) -> bool {
+    has_less_than(v, 0x20) || (v | v.wrapping_add(ONES)) & HIGHS != 0
+}
+
+/// Whether all of `s` is printable ASCII (0x20..=0x7e): the fast path of
+/// the `String` check, which looks closer only when this says no.
+#[inline]
+pub(crate) fn all_printable(s: &[u8]) -> bool {
+    #[cfg(target_pointer_width = "64")]
+    if s.len() <= 16 {
+        return !short_any(s, not_printable_word);
+    }
+    let start = printable_prefix(s, true);
+    s.get(start..)
+        .is_some_and(|rest| rest.iter().all(|&b| (0x20..0x7f).contains(&b)))
 }
 
 /// Whether every byte of `s` is below 0x7f: ASCII with no DEL. No early
@@ -239,6 +291,34 @@ mod tests {
     }
 
     #[test]
+    fn short_strings_are_covered_at_every_position() {
+        for len in 1..=33 {
+            for at in 0..len {
+                for b in [
+                    0x00, 0x1f, 0x20, 0x21, b'"', b'\\', 0x5b, 0x7e, 0x7f, 0x80, 0xff,
+                ] {
+                    let mut s = vec![b'k'; len];
+                    s[at] = b;
+                    let special = b == b'"' || b == b'\\' || b < 0x20;
+                    let got = json_plain_prefix(&s);
+                    if special {
+                        assert!(
+                            got.is_multiple_of(8) && got <= at,
+                            "{b:#x} at {at} of {len}: {got}"
+                        );
+                    } else {
+                        assert_eq!(got, len, "{b:#x} at {at} of {len}");
+                    }
+                    let printable = (0x20..0x7f).contains(&b);
+                    assert_eq!(all_printable(&s), printable, "{b:#x} at {at} of {len}");
+                }
+            }
+        }
+        assert_eq!(json_plain_prefix(b""), 0);
+        assert!(all_printable(b""));
+    }
+
+    #[test]
     fn scans_agree_with_byte_loops() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for len in 0..64 {
@@ -265,13 +345,20 @@ mod tests {
                     .iter()
                     .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
                     .unwrap_or(s.len());
-                let want = if plain == s.len() {
-                    plain
+                // The contract: all of `s` when it is plain, else a
+                // multiple of 8 at or before the first special byte.
+                let got = json_plain_prefix(&s);
+                if plain == s.len() {
+                    assert_eq!(got, plain, "{s:?}");
                 } else {
-                    plain / 8 * 8
-                };
-                assert_eq!(json_plain_prefix(&s), want, "{s:?}");
+                    assert!(got.is_multiple_of(8) && got <= plain, "{got} for {s:?}");
+                }
                 assert_eq!(all_below_del(&s), s.iter().all(|&b| b < 0x7f), "{s:?}");
+                assert_eq!(
+                    all_printable(&s),
+                    s.iter().all(|&b| (0x20..0x7f).contains(&b)),
+                    "{s:?}"
+                );
                 for space in [false, true] {
                     let lo = if space { 0x20 } else { 0x21 };
                     let p = s
