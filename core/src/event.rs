@@ -780,6 +780,15 @@ const OSSA_INTERACTION: usize = 1;
 const OSSA_TRACE: usize = 2;
 const OSSA_SPAN: usize = 3;
 
+/// [`is_valid_string`] kept out of line for the OSSA setters: inlined into
+/// one, its loops kept LLVM from merging the by-value setters' stack slots,
+/// and the 984-byte builder was copied again (twice in the sdk-shaped
+/// chain).
+#[inline(never)]
+fn string_is_valid(s: &str) -> bool {
+    is_valid_string(s)
+}
+
 /// `name`'s slot in [`OSSA_NAMES`], if it is an OSSA extension.
 fn ossa_slot(name: &str) -> Option<usize> {
     OSSA_NAMES.iter().position(|n| *n == name)
@@ -1177,7 +1186,7 @@ impl<'a> EventBuilder<'a> {
     /// search (no loop, so the by-value setters move no builder copies).
     #[inline(always)]
     fn put_ossa_ext(&mut self, slot: usize, value: &'a str) {
-        let bad = !is_valid_string(value);
+        let bad = !string_is_valid(value);
         if slot == OSSA_TRACE || slot == OSSA_SPAN {
             self.tp_derived = false;
         }
