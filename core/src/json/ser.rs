@@ -1765,6 +1765,39 @@ mod tests {
         );
     }
 
+    #[derive(Serialize)]
+    struct Keys {
+        #[serde(rename = "k234567890123456")]
+        sixteen: u8,
+        #[serde(rename = "k2345678901234567")]
+        seventeen: u8,
+        #[serde(rename = "q\"uote")]
+        quote: u8,
+        #[serde(rename = "new\nline\\")]
+        escapes: u8,
+        #[serde(rename = "")]
+        empty: u8,
+        #[serde(rename = "é")]
+        unicode: u8,
+    }
+
+    #[test]
+    fn struct_keys_of_every_kind_match_serde_json() {
+        let v = Keys {
+            sixteen: 1,
+            seventeen: 2,
+            quote: 3,
+            escapes: 4,
+            empty: 5,
+            unicode: 6,
+        };
+        let want = serde_json::to_vec(&v).unwrap();
+        assert_eq!(ours(&v), want);
+        let mut w = VecWriter::default();
+        write_payload(&mut w, &v).unwrap();
+        assert_eq!(w.0, want, "through the payload writer");
+    }
+
     // ---- type-erased payloads ---------------------------------------------------------------
 
     #[test]
