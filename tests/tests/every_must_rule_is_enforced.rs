@@ -1831,6 +1831,31 @@ fn batch_errors(input: &str) -> (usize, ParseError) {
 }
 
 #[test]
+fn a_raw_del_in_one_event_of_a_batch_is_rejected_there() {
+    // The batch parser learns once whether the whole input is below 0x7f;
+    // one DEL in the second event must still reach that event's check.
+    let input = format!(
+        r#"[{VALID},{{"specversion":"1.0","id":"a{}b","source":"/s","type":"t"}},{VALID}]"#,
+        '\u{7f}'
+    );
+    match batch_errors(&input) {
+        (
+            1,
+            ParseError::InBatch {
+                index: 1,
+                error: InBatchError::Invalid(v),
+            },
+        ) => {
+            assert_eq!(
+                (v.attribute, v.rule),
+                (Attribute::Id, Rule::InvalidCharacter)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn batch_must_be_a_json_array() {
     for input in [VALID, "{}", "\"x\"", "5", "null", "true"] {
         let (_, e) = batch_errors(input);

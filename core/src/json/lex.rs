@@ -226,9 +226,10 @@ pub(crate) struct Lexer<'a> {
     pos: usize,
     /// Whitespace outside strings was skipped (the input is not compact).
     ws_seen: bool,
-    /// No byte of `input` is 0x7f or above. A string without escapes then
-    /// is printable ASCII (raw bytes below 0x20 are a JSON error): a valid
-    /// CloudEvents `String` without checking it again.
+    /// No byte of `input` is 0x7f or above (known only when made by
+    /// [`for_events`](Self::for_events); false otherwise). A string without
+    /// escapes then is printable ASCII (raw bytes below 0x20 are a JSON
+    /// error): a valid CloudEvents `String` without checking it again.
     printable: bool,
 }
 
@@ -245,7 +246,19 @@ impl<'a> Lexer<'a> {
             text: core::str::from_utf8(input).ok(),
             pos: 0,
             ws_seen: false,
+            printable: false,
+        }
+    }
+
+    /// [`new`](Self::new) for the event parsers, which also learn whether
+    /// the input has no byte at or above 0x7f ([`printable`](Self::printable)):
+    /// one more pass over it, which the other users of the lexer (the
+    /// `RawJson` checks a device runs) do not pay.
+    #[inline]
+    pub(crate) fn for_events(input: &'a [u8]) -> Self {
+        Lexer {
             printable: crate::swar::all_below_del(input),
+            ..Self::new(input)
         }
     }
 

@@ -45,7 +45,7 @@ pub fn parse_event<'a>(
     input: &'a [u8],
     scratch: &mut Scratch<'a>,
 ) -> Result<Event<'a>, ParseError> {
-    let mut lex = Lexer::new(input);
+    let mut lex = Lexer::for_events(input);
     match lex.peek() {
         Some(b'{') => {}
         Some(_) => {
@@ -191,7 +191,7 @@ impl<'a> BatchParser<'a> {
     /// assert_eq!(BatchParser::new(b"{}").unwrap_err(), ParseError::NotAnArray);
     /// ```
     pub fn new(input: &'a [u8]) -> Result<Self, ParseError> {
-        let mut lex = Lexer::new(input);
+        let mut lex = Lexer::for_events(input);
         match lex.peek() {
             Some(b'[') => {}
             _ => {
