@@ -694,26 +694,35 @@ fn boolean_and_string_extensions_keep_their_type() {
 
 // ------------------------------------------------------- String characters
 
+/// `a{piece}b` as the id, the type, the source (after `/s`), the subject
+/// and an extension: each rejected with `InvalidCharacter`.
+#[track_caller]
+fn assert_string_attributes_reject(piece: &str) {
+    let id = format!(r#"{{"specversion":"1.0","id":"a{piece}b","source":"/s","type":"t"}}"#);
+    assert_rejects(&id, Attribute::Id, Rule::InvalidCharacter);
+    let ty = format!(r#"{{"specversion":"1.0","id":"1","source":"/s","type":"a{piece}b"}}"#);
+    assert_rejects(&ty, Attribute::Type, Rule::InvalidCharacter);
+    let src = format!(r#"{{"specversion":"1.0","id":"1","source":"/s{piece}","type":"t"}}"#);
+    assert_rejects(&src, Attribute::Source, Rule::InvalidCharacter);
+    assert_rejects(
+        &with(&format!(r#","subject":"a{piece}b""#)),
+        Attribute::Subject,
+        Rule::InvalidCharacter,
+    );
+    assert_rejects(
+        &with(&format!(r#","ext":"a{piece}b""#)),
+        ext("ext"),
+        Rule::InvalidCharacter,
+    );
+}
+
 #[test]
 fn control_characters_in_string_attributes_are_rejected() {
     for esc in [
         r"\u0000", r"\u0001", r"\u001f", r"\n", r"\t", r"\r", r"\u007f", r"\u0080", r"\u0085",
         r"\u009f",
     ] {
-        let id = format!(r#"{{"specversion":"1.0","id":"a{esc}b","source":"/s","type":"t"}}"#);
-        assert_rejects(&id, Attribute::Id, Rule::InvalidCharacter);
-        let ty = format!(r#"{{"specversion":"1.0","id":"1","source":"/s","type":"a{esc}b"}}"#);
-        assert_rejects(&ty, Attribute::Type, Rule::InvalidCharacter);
-        assert_rejects(
-            &with(&format!(r#","subject":"a{esc}b""#)),
-            Attribute::Subject,
-            Rule::InvalidCharacter,
-        );
-        assert_rejects(
-            &with(&format!(r#","ext":"a{esc}b""#)),
-            ext("ext"),
-            Rule::InvalidCharacter,
-        );
+        assert_string_attributes_reject(esc);
     }
 }
 
@@ -723,20 +732,7 @@ fn raw_del_and_c1_controls_in_string_attributes_are_rejected() {
     // character check for inputs with no byte at or above 0x7f, so one DEL
     // anywhere must turn the check back on), U+0085 is UTF-8 `c2 85`.
     for raw in ["\u{7f}", "\u{80}", "\u{85}", "\u{9f}"] {
-        let id = format!(r#"{{"specversion":"1.0","id":"a{raw}b","source":"/s","type":"t"}}"#);
-        assert_rejects(&id, Attribute::Id, Rule::InvalidCharacter);
-        let src = format!(r#"{{"specversion":"1.0","id":"1","source":"/s{raw}","type":"t"}}"#);
-        assert_rejects(&src, Attribute::Source, Rule::InvalidCharacter);
-        assert_rejects(
-            &with(&format!(r#","subject":"a{raw}b""#)),
-            Attribute::Subject,
-            Rule::InvalidCharacter,
-        );
-        assert_rejects(
-            &with(&format!(r#","ext":"a{raw}b""#)),
-            ext("ext"),
-            Rule::InvalidCharacter,
-        );
+        assert_string_attributes_reject(raw);
     }
     // An escaped control character in one string of an otherwise plain
     // ASCII input, after other strings and before others.
