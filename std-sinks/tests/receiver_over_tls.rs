@@ -108,12 +108,22 @@ fn clients_that_do_not_speak_tls_or_do_not_trust_the_certificate_deliver_nothing
     let mut plain = TcpStream::connect_timeout(&addr, IO_LIMIT).unwrap();
     plain.set_read_timeout(Some(IO_LIMIT)).unwrap();
     let body = r#"{"specversion":"1.0","id":"plain","source":"/s","type":"t"}"#;
-    write!(
-        plain,
+    let request = format!(
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    );
+    // The server may refuse the handshake and close after the first bytes,
+    // before the rest is written: the write then fails (EPIPE or a reset),
+    // which is the connection closing as it should, not a test failure.
+    if let Err(e) = plain.write_all(request.as_bytes()) {
+        assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ),
+            "{e:?}"
+        );
+    }
     let mut resp = Vec::new();
     let _ = plain.read_to_end(&mut resp);
     assert!(
