@@ -99,11 +99,9 @@ pub fn check_extension_name(name: &str) -> Result<(), ValidationError> {
 #[inline]
 pub fn is_valid_string(s: &str) -> bool {
     // Fast path: printable ASCII only, a word or 16 bytes at a time.
-    let bytes = s.as_bytes();
-    if crate::swar::all_printable(bytes) {
+    let Some(start) = crate::swar::printable_until(s.as_bytes()) else {
         return true;
-    }
-    let start = crate::swar::printable_prefix(bytes, true);
+    };
     // `start` is a char boundary: everything before it is ASCII.
     s.get(start..).unwrap_or(s).chars().all(|c| {
         let u = c as u32;

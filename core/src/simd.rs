@@ -53,9 +53,54 @@ pub(crate) fn not_printable(chunk: &[u8; 16], space: bool) -> u32 {
     mask(bitor_m128i(at_most(v, low), at_least(v, 0x7f)))
 }
 
+/// The offset of the first byte of `s` at or after `from` that `stop`
+/// flags, looking 16 bytes at a time: `Ok(offset)`, or `Err(at)` with `at`
+/// the first offset from which fewer than 16 bytes are left (the caller
+/// checks those its own way).
+#[inline(always)]
+pub(crate) fn first_flagged(
+    s: &[u8],
+    from: usize,
+    stop: impl Fn(&[u8; 16]) -> u32,
+) -> Result<usize, usize> {
+    let mut at = from;
+    while let Some(chunk) = s.get(at..).and_then(|r| r.first_chunk::<16>()) {
+        let m = stop(chunk);
+        if m != 0 {
+            return Ok(at + m.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    Err(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_flagged_finds_the_first_flagged_byte_or_where_whole_chunks_end() {
+        for len in 0..50 {
+            for from in 0..=len {
+                let clean = vec![b'a'; len];
+                let end = from + (len - from) / 16 * 16;
+                assert_eq!(first_flagged(&clean, from, json_special), Err(end));
+                for at in from..len {
+                    let mut s = clean.clone();
+                    s[at] = b'"';
+                    if at < len - 1 {
+                        s[len - 1] = b'\\'; // a later flagged byte is not the answer
+                    }
+                    let want = if at < end { Ok(at) } else { Err(end) };
+                    assert_eq!(
+                        first_flagged(&s, from, json_special),
+                        want,
+                        "{len} {from} {at}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn masks_agree_with_byte_tests_for_every_byte_at_every_lane() {

@@ -118,17 +118,21 @@ fn not_printable_word(v: u64) -> bool {
     has_less_than(v, 0x20) || (v | v.wrapping_add(ONES)) & HIGHS != 0
 }
 
-/// Whether all of `s` is printable ASCII (0x20..=0x7e): the fast path of
-/// the `String` check, which looks closer only when this says no.
+/// The fast path of the `String` check: `None` when all of `s` is
+/// printable ASCII (0x20..=0x7e), else where the check must look closer,
+/// an offset at or before the first byte that is not (everything before
+/// it is printable ASCII, so it is a char boundary).
 #[inline]
-pub(crate) fn all_printable(s: &[u8]) -> bool {
+pub(crate) fn printable_until(s: &[u8]) -> Option<usize> {
     #[cfg(target_pointer_width = "64")]
     if s.len() <= 16 {
-        return !short_any(s, not_printable_word);
+        return short_any(s, not_printable_word).then_some(0);
     }
     let start = printable_prefix(s, true);
-    s.get(start..)
-        .is_some_and(|rest| rest.iter().all(|&b| (0x20..0x7f).contains(&b)))
+    let rest_printable = s
+        .get(start..)
+        .is_some_and(|rest| rest.iter().all(|&b| (0x20..0x7f).contains(&b)));
+    (!rest_printable).then_some(start)
 }
 
 /// Whether every byte of `s` is below 0x7f: ASCII with no DEL. No early
@@ -152,16 +156,10 @@ pub(crate) fn all_below_del(s: &[u8]) -> bool {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 fn sse_prefix(s: &[u8], last: &[u8; 16], stop: impl Fn(&[u8; 16]) -> u32) -> usize {
-    let mut n = 0;
-    while let Some(chunk) = s.get(n..).and_then(|r| r.first_chunk::<16>()) {
-        let m = stop(chunk);
-        if m != 0 {
-            return (n + m.trailing_zeros() as usize) / 8 * 8;
-        }
-        n += 16;
-    }
-    if n == s.len() {
-        return n;
+    match crate::simd::first_flagged(s, 0, &stop) {
+        Ok(at) => return at / 8 * 8,
+        Err(at) if at == s.len() => return at,
+        Err(_) => {}
     }
     // The tail as the last 16 bytes (the overlapping ones already passed).
     match stop(last) {
@@ -309,13 +307,23 @@ mod tests {
                     } else {
                         assert_eq!(got, len, "{b:#x} at {at} of {len}");
                     }
-                    let printable = (0x20..0x7f).contains(&b);
-                    assert_eq!(all_printable(&s), printable, "{b:#x} at {at} of {len}");
+                    assert_printable_until(&s);
                 }
             }
         }
         assert_eq!(json_plain_prefix(b""), 0);
-        assert!(all_printable(b""));
+        assert_eq!(printable_until(b""), None);
+    }
+
+    /// `printable_until`'s contract: `None` exactly when all of `s` is
+    /// printable ASCII, else an offset at or before the first other byte.
+    fn assert_printable_until(s: &[u8]) {
+        let first = s.iter().position(|b| !(0x20..0x7f).contains(b));
+        match (printable_until(s), first) {
+            (None, None) => {}
+            (Some(at), Some(first)) => assert!(at <= first, "{at} > {first} in {s:?}"),
+            (got, _) => panic!("{got:?} for {s:?}"),
+        }
     }
 
     #[test]
@@ -354,11 +362,7 @@ mod tests {
                     assert!(got.is_multiple_of(8) && got <= plain, "{got} for {s:?}");
                 }
                 assert_eq!(all_below_del(&s), s.iter().all(|&b| b < 0x7f), "{s:?}");
-                assert_eq!(
-                    all_printable(&s),
-                    s.iter().all(|&b| (0x20..0x7f).contains(&b)),
-                    "{s:?}"
-                );
+                assert_printable_until(&s);
                 for space in [false, true] {
                     let lo = if space { 0x20 } else { 0x21 };
                     let p = s

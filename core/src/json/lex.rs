@@ -131,7 +131,7 @@ static STR_CLASS: [u8; 256] = {
 
 /// Whether `b` is JSON whitespace (SP, HT, LF, CR).
 #[inline]
-const fn is_ws(b: u8) -> bool {
+pub(crate) const fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
@@ -201,12 +201,9 @@ fn scan_plain(bytes: &[u8], from: usize) -> usize {
     #[allow(unused_mut)]
     let mut from = from;
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    while let Some(chunk) = bytes.get(from..).and_then(|b| b.first_chunk::<16>()) {
-        let m = crate::simd::json_special(chunk);
-        if m != 0 {
-            return from + m.trailing_zeros() as usize;
-        }
-        from += 16;
+    match crate::simd::first_flagged(bytes, from, crate::simd::json_special) {
+        Ok(at) => return at,
+        Err(at) => from = at,
     }
     scan_words(
         bytes,

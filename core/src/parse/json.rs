@@ -302,6 +302,6 @@ impl<'a> BatchParser<'a> {
 /// assert!(!looks_like_batch(b"")); // neither: the parser will report it
 /// ```
 pub fn looks_like_batch(input: &[u8]) -> bool {
-    let mut lex = Lexer::new(input);
-    lex.peek() == Some(b'[')
+    // Only the first token's byte: no UTF-8 check of the whole input.
+    input.iter().find(|&&b| !crate::json::lex::is_ws(b)) == Some(&b'[')
 }
