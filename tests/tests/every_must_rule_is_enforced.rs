@@ -1920,6 +1920,24 @@ fn trailing_garbage_is_rejected() {
             JsonErrorKind::TrailingCharacters,
         );
     }
+    // Errors come in input order: the rules of the whole object (a missing
+    // id, data beside data_base64) are checked once the input is known to
+    // be JSON, so garbage after it is the error; a member that breaks a rule
+    // is reported where it is read, before the garbage.
+    for object in [
+        r#"{"specversion":"1.0","source":"/s","type":"t"}"#,
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":1,"data_base64":"AA=="}"#,
+    ] {
+        assert_json_error(
+            format!("{object} x").as_bytes(),
+            JsonErrorKind::TrailingCharacters,
+        );
+    }
+    let bad_time = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","time":"x"} x"#;
+    assert!(
+        matches!(parse_err(bad_time.as_bytes()), ParseError::Invalid(v) if v.attribute == Attribute::Time),
+        "{bad_time}"
+    );
     // Trailing whitespace is fine.
     parse_ok(&format!("{VALID} \n\t\r"), |_| ());
     // Batches too.

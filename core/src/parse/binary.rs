@@ -34,8 +34,9 @@ impl<'a> BinaryReader<'a> {
             let key = self.asm.see("datacontenttype")?;
             self.asm.set_str(key, "datacontenttype", ct)?;
         }
-        self.asm.data = data;
-        self.asm.finish()
+        self.asm.set_data(data, false);
+        self.asm.check()?;
+        Ok(self.asm.ev)
     }
 }
 

@@ -60,14 +60,8 @@ pub fn parse_event<'a>(
         }
     }
     // The event is built in the result it is returned in: `?` and `Ok(ev)`
-    // moved its ~800 bytes twice more.
-    let r = parse_object(&mut lex, scratch);
-    if r.is_ok()
-        && let Err(e) = lex.finish()
-    {
-        return Err(e.into());
-    }
-    r
+    // moved its ~800 bytes twice more, and a check of the result here once.
+    parse_object(&mut lex, scratch, true)
 }
 
 /// Reads one object. The input may outlive the scratch buffer (`'i: 'a`): the
@@ -75,9 +69,13 @@ pub fn parse_event<'a>(
 ///
 /// Its only errors are [`ParseError::Json`], [`ParseError::Invalid`] and
 /// [`ParseError::ScratchFull`] ([`BatchParser`] tells the last two apart).
+///
+/// `whole`: the object is the whole input, so nothing but whitespace may
+/// follow it (checked before the event's rules: such input is not JSON).
 fn parse_object<'i: 'a, 'a>(
     lex: &mut Lexer<'i>,
     scratch: &mut Scratch<'a>,
+    whole: bool,
 ) -> Result<Event<'a>, ParseError> {
     lex.eat(b'{')?;
     let mut asm = Assembler::new();
@@ -107,7 +105,7 @@ fn parse_object<'i: 'a, 'a>(
                 }
                 let value = s.unescape_into(scratch)?;
                 if key == Key::DataBase64 {
-                    asm.data = Some(Data::Base64(value));
+                    asm.set_data(Some(Data::Base64(value)), false);
                 } else {
                     asm.set_str(key, name, value)?;
                 }
@@ -133,22 +131,25 @@ fn parse_object<'i: 'a, 'a>(
             _ => return Err(ValidationError::new(attr(), Rule::WrongType).into()),
         }
     }
+    if whole {
+        lex.finish()?;
+    }
     if let Some((raw, compact)) = raw_data {
-        if asm.data.is_some() {
+        if asm.has_data() {
             return Err(ValidationError::new(Attribute::Data, Rule::DataConflict).into());
         }
         let is_json = asm
             .datacontenttype()
             .is_none_or(crate::uri::is_json_media_type);
-        asm.data = Some(if !is_json && raw.starts_with('"') {
+        if !is_json && raw.starts_with('"') {
             let mut l = Lexer::new(raw.as_bytes());
-            Data::Text(l.string()?.unescape_into(scratch)?)
+            asm.set_data(Some(Data::Text(l.string()?.unescape_into(scratch)?)), false);
         } else {
-            asm.data_compact = compact;
-            Data::Json(raw)
-        });
+            asm.set_data(Some(Data::Json(raw)), compact);
+        }
     }
-    asm.finish()
+    asm.check()?;
+    Ok(asm.ev)
 }
 
 /// Reads the events of a JSON batch (`application/cloudevents-batch+json`) one
@@ -278,7 +279,7 @@ impl<'a> BatchParser<'a> {
             }));
         }
         let mut sc = Scratch::new(scratch);
-        let r = parse_object(&mut self.lex, &mut sc);
+        let r = parse_object(&mut self.lex, &mut sc, false);
         Some(r.map_err(|e| match e {
             ParseError::Invalid(v) => ParseError::InBatch {
                 index,
