@@ -156,6 +156,25 @@ impl<'a> Event<'a> {
         EventBuilder::new()
     }
 
+    /// An event with nothing set, for the builder and the parsers to fill
+    /// in (not valid as it is: `id`, `source` and `type` are empty).
+    #[inline(always)]
+    pub(crate) fn unset() -> Self {
+        Event {
+            id: "",
+            source: "",
+            ty: "",
+            datacontenttype: None,
+            dataschema: None,
+            subject: None,
+            time: None,
+            data: None,
+            extensions: Extensions::new(),
+            derived_tp: 0,
+            data_compact: false,
+        }
+    }
+
     /// A builder holding this event's attributes and data, to derive a new event.
     ///
     /// ```
@@ -836,19 +855,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn new() -> Self {
         EventBuilder {
-            ev: Event {
-                id: "",
-                source: "",
-                ty: "",
-                datacontenttype: None,
-                dataschema: None,
-                subject: None,
-                time: None,
-                data: None,
-                extensions: Extensions::new(),
-                derived_tp: 0,
-                data_compact: false,
-            },
+            ev: Event::unset(),
             time_str: None,
             data_rule: None,
             content_type_rule: None,

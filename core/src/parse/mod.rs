@@ -26,7 +26,7 @@ pub mod http;
 pub mod json;
 pub mod kafka;
 
-use crate::attr::{ExtValue, Extension, Extensions, MAX_EXTENSIONS, SPEC_VERSION, is_valid_name};
+use crate::attr::{ExtValue, Extension, MAX_EXTENSIONS, SPEC_VERSION, is_valid_name};
 use crate::error::{Attribute, Rule, ValidationError};
 use crate::event::{Data, Event};
 use crate::time::Timestamp;
@@ -125,19 +125,7 @@ fn err(attribute: Attribute, rule: Rule) -> ValidationError {
 impl<'a> Assembler<'a> {
     pub(crate) fn new() -> Self {
         Assembler {
-            ev: Event {
-                id: "",
-                source: "",
-                ty: "",
-                datacontenttype: None,
-                dataschema: None,
-                subject: None,
-                time: None,
-                data: None,
-                extensions: Extensions::new(),
-                derived_tp: 0,
-                data_compact: false,
-            },
+            ev: Event::unset(),
             set: 0,
             specversion: false,
             null_names: None,
