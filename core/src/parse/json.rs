@@ -60,7 +60,8 @@ pub fn parse_event<'a>(
         }
     }
     // The event is built in the result it is returned in: `?` and `Ok(ev)`
-    // moved its ~800 bytes twice more, and a check of the result here once.
+    // here moved its ~800 bytes twice more, and checking the result for
+    // trailing input once (so `parse_object` does that).
     parse_object(&mut lex, scratch, true)
 }
 
@@ -71,7 +72,10 @@ pub fn parse_event<'a>(
 /// [`ParseError::ScratchFull`] ([`BatchParser`] tells the last two apart).
 ///
 /// `whole`: the object is the whole input, so nothing but whitespace may
-/// follow it (checked before the event's rules: such input is not JSON).
+/// follow it. That is checked before the rules of the whole object (the
+/// required attributes, data beside `data_base64`): input that is not JSON
+/// is reported as such. A member that breaks a rule is reported where it is
+/// read, before anything after it.
 fn parse_object<'i: 'a, 'a>(
     lex: &mut Lexer<'i>,
     scratch: &mut Scratch<'a>,

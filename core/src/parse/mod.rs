@@ -96,8 +96,8 @@ impl Key {
 pub(crate) struct Assembler<'a> {
     /// The event as it is read; `id`, `source` and `type` count only once
     /// their bits in `set` are on (`"id": null` is no id). Kept whole, so
-    /// `finish` moves it out once instead of copying its extensions into a
-    /// new one.
+    /// the parser moves it out once, after `check`, instead of copying its
+    /// extensions into a new one.
     ev: Event<'a>,
     /// `SET_ID`, `SET_SOURCE`, `SET_TYPE`: which of them were given.
     set: u8,
