@@ -89,6 +89,15 @@ pub(crate) fn json_plain_prefix(s: &[u8]) -> usize {
     if special { n } else { s.len() }
 }
 
+/// Whether `s`, at most 16 bytes, is a JSON string's contents as they are
+/// (no `"`, `\` or byte below 0x20); `false` for longer strings. Small
+/// enough to inline where strings are written.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+pub(crate) fn short_json_plain(s: &[u8]) -> bool {
+    s.len() <= 16 && !short_any(s, json_special)
+}
+
 /// Whether `test` holds for a word made of bytes of `s` (at most 16 long):
 /// the first and last 8 bytes; for fewer than 8, the first and last 4, or
 /// the first, middle and last byte, repeated to fill the word. Every byte
