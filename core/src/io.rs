@@ -356,6 +356,31 @@ impl embedded_io::ErrorType for SliceWriter<'_> {
     type Error = SliceFull;
 }
 
+/// A [`SliceWriter`] that copies short pieces with [`copy_into`]: for the
+/// JSON encoder's many short writes of known small sizes (`to_slice`),
+/// where a `memcpy` call per piece cost more than the copy.
+pub(crate) struct ShortCopySlice<'a>(pub(crate) SliceWriter<'a>);
+
+impl embedded_io::ErrorType for ShortCopySlice<'_> {
+    type Error = SliceFull;
+}
+
+impl embedded_io::Write for ShortCopySlice<'_> {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> Result<usize, Self::Error> {
+        let w = &mut self.0;
+        let end = w.len.checked_add(data.len()).ok_or(SliceFull)?;
+        let dst = w.buf.get_mut(w.len..end).ok_or(SliceFull)?;
+        copy_into(dst, data);
+        w.len = end;
+        Ok(data.len())
+    }
+    #[inline]
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
 impl embedded_io::Write for SliceWriter<'_> {
     #[inline]
     fn write(&mut self, data: &[u8]) -> Result<usize, Self::Error> {

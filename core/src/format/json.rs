@@ -284,9 +284,9 @@ where
 /// ```
 pub fn to_slice(ev: &Event<'_>, buf: &mut [u8]) -> Result<usize, EncodeError<SliceFull>> {
     // The slice is memory already: no gathering (it would copy every byte twice).
-    let mut w = SliceWriter::new(buf);
+    let mut w = crate::io::ShortCopySlice(SliceWriter::new(buf));
     write_json_direct(ev, &mut w)?;
-    Ok(w.len())
+    Ok(w.0.len())
 }
 
 /// Writes `ev` into a new `heapless::Vec` of capacity `N`.
