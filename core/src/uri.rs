@@ -415,7 +415,10 @@ pub const fn is_uri_reference(s: &str) -> bool {
         let mut rest = b;
         let mut simple = true;
         while let [c, tail @ ..] = rest {
-            if !(c.is_ascii_alphanumeric() || matches!(*c, b'/' | b'-' | b'.' | b'_' | b'~')) {
+            // One table load per byte (alphanumerics and `-._~` are
+            // `unreserved`): the chain of range tests cost ~13 instructions
+            // a byte.
+            if class(*c) & UNRESERVED == 0 && *c != b'/' {
                 simple = false;
                 break;
             }
