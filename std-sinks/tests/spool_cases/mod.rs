@@ -93,6 +93,39 @@ fn emitter_with(
     (em, reports)
 }
 
+/// Shuts `em` down (the tests' short limit), drops it, and waits until its
+/// worker has closed the spool. A shutdown that reaches its limit returns
+/// while the worker may still be closing (sync, ledger, lock); on a loaded
+/// machine (CI runs the suites side by side) the next emitter then found
+/// the spool locked, or its files still changing under the test.
+fn stop(em: Emitter, d: &Path) {
+    em.shutdown().unwrap_or_default();
+    drop(em);
+    wait_until_unlocked(d);
+}
+
+/// Waits (up to 30 s) until no emitter holds the spool in `d`: takes its
+/// lock, as the next emitter will, and lets it go.
+fn wait_until_unlocked(d: &Path) {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("lock"))
+        .unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match f.try_lock() {
+            Ok(()) => {
+                f.unlock().unwrap();
+                return;
+            }
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("the spool in {} stayed locked: {e:?}", d.display()),
+        }
+    }
+}
+
 fn ids(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
 }
@@ -118,6 +151,7 @@ fn what_one_emitter_could_not_deliver_the_next_sends_first_in_order() {
         assert_eq!(m.shutdown_timeout + m.failed, 0, "{m:?}");
         assert!(reports.lock().unwrap().is_empty());
     }
+    wait_until_unlocked(&d);
     let gate = Gate::up(true);
     let (em, reports) = emitter(&d, gate.clone(), |c| c);
     let second = ids("b", 50);
@@ -206,6 +240,7 @@ fn spooled(d: &Path, prefix: &str, n: usize, segment: u64) -> Vec<PathBuf> {
     em.shutdown().unwrap_or_default();
     assert_eq!(em.metrics().spooled, n as u64);
     drop(em);
+    wait_until_unlocked(d);
     segment_files(d)
 }
 
@@ -226,7 +261,7 @@ fn drain(d: &Path) -> (Vec<String>, ossa_events::Metrics) {
     let (em, _) = emitter(d, gate.clone(), |c| c);
     em.flush().unwrap();
     let m = em.metrics();
-    drop(em);
+    stop(em, d);
     (gate.got(), m)
 }
 
@@ -362,6 +397,7 @@ fn at_the_cap_drop_newest_refuses_and_drop_oldest_reports_what_it_dropped() {
         "{m:?}"
     );
     drop(em);
+    wait_until_unlocked(&d);
     // What was kept is the newest, and every event is either reported
     // (dropped or timed out) or delivered now.
     let (got, _) = drain(&d);
@@ -378,8 +414,7 @@ fn sync_always_and_never_both_keep_events_across_a_restart() {
         let d = dir(name);
         let (em, _) = emitter(&d, Gate::up(false), |c| c.sync(sync));
         emit_all(&em, &ids(name, 20));
-        em.shutdown().unwrap_or_default();
-        drop(em);
+        stop(em, &d);
         let (got, _) = drain(&d);
         assert_eq!(got, ids(name, 20), "{name}");
     }
@@ -516,8 +551,7 @@ fn at_the_cap_block_waits_for_room_then_drops_the_newest() {
     );
     assert_eq!(em.metrics().dropped, 1);
     assert_eq!(reports.lock().unwrap().len(), 1);
-    em.shutdown().unwrap_or_default();
-    drop(em);
+    stop(em, &d);
     // A new emitter on the full spool (its breaker closed) waits up to 10 s;
     // the collector comes back meanwhile: the replayed events are delivered,
     // their segments deleted, and the waiting emits get their room.
@@ -637,8 +671,7 @@ fn a_killed_mapped_writers_unwritten_rest_and_cut_record_are_not_corruption() {
     // Opened and closed with the collector down: cut back, nothing lost.
     let (em, _) = emitter(&d, Gate::up(false), |c| c);
     assert_eq!(em.metrics().spool_corrupt, 0);
-    em.shutdown().unwrap_or_default();
-    drop(em);
+    stop(em, &d);
     assert_eq!(std::fs::metadata(seg).unwrap().len(), len);
     let (got, m) = drain(&d);
     assert_eq!(got, ids("z", 50));
@@ -658,8 +691,7 @@ fn the_segment_being_written_is_reserved_only_when_mapped() {
     let segs = segment_files(&d);
     assert_eq!(segs.len(), 1);
     let open_len = std::fs::metadata(&segs[0]).unwrap().len();
-    em.shutdown().unwrap_or_default();
-    drop(em);
+    stop(em, &d);
     let closed_len = std::fs::metadata(&segs[0]).unwrap().len();
     assert!(closed_len > 0 && closed_len < segment, "{closed_len}");
     if super::MAPPED && reserves_blocks(&d) {
