@@ -611,9 +611,6 @@ impl Table {
             return;
         }
         self.forget_closed(&key);
-        if self.open.contains_key(&key) {
-            return;
-        }
         // Back to what the started event made: the end's attributes go.
         span.error = None;
         span.name.clear();
@@ -627,6 +624,14 @@ impl Table {
                     | "gen_ai.usage.output_tokens"
             )
         });
+        if self.open.contains_key(&key) {
+            // A later start in the same failed request opened the span
+            // again. This one holds a start that was answered delivered: it
+            // goes out unfinished, as an evicted span, not nowhere (it was
+            // dropped here, and its start event was silently lost).
+            evicted.push(finish_unfinished(span, Unfinished::Evicted, self.max_open));
+            return;
+        }
         while self.open.len() >= self.max_open {
             let Some(oldest) = self.order.first_key_value().map(|(_, k)| *k) else {
                 break;
