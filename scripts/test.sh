@@ -22,6 +22,9 @@ ROOT=$(pwd)
 TOOLS=${OSSA_TOOLS:-$HOME/.cache/ossa-events-tools}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# One run builds ~110 test targets once; incremental caches for each would add
+# gigabytes to the target directory and save nothing on the next clean run.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 mkdir -p "$TOOLS"
 
 step() { printf '\n==> %s\n' "$*"; }
