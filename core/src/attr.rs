@@ -226,8 +226,10 @@ impl<'a> ExtValue<'a> {
             }
             ExtValue::Boolean(b) => write_all(w, if *b { b"true" } else { b"false" }),
             ExtValue::Timestamp(t) => {
+                // The ASCII bytes as they are: no `&str` (and no UTF-8 check) needed.
                 let mut buf = [0u8; Timestamp::MAX_LEN];
-                write_all(w, t.write_to(&mut buf).as_bytes())
+                let n = t.encode(&mut buf);
+                write_all(w, buf.get(..n).unwrap_or(&[]))
             }
             ExtValue::Binary(b) => crate::base64::encode_to(b, w).map_err(|e| match e {
                 crate::base64::EncodeToError::Write(e) => crate::io::WriteError::Io(e),

@@ -3,7 +3,9 @@
 use crate::io::{WriteError, write_all};
 
 /// For each byte: 0 = copy as is, otherwise the escape letter (`u` = `\u00XX`).
-static ESCAPE: [u8; 256] = {
+/// The lexer's string scan reads it too (non-zero: a byte a string cannot
+/// hold as is).
+pub(crate) static ESCAPE: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
     while i < 0x20 {

@@ -116,19 +116,6 @@ const fn err<T>(offset: usize, kind: JsonErrorKind) -> Result<T, JsonError> {
     Err(JsonError { offset, kind })
 }
 
-/// String scanning classes: 0 = plain byte, 1 = `"`, 2 = `\`, 3 = control byte.
-static STR_CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = 3;
-        i += 1;
-    }
-    t[b'"' as usize] = 1;
-    t[b'\\' as usize] = 2;
-    t
-};
-
 /// Whether `b` is JSON whitespace (SP, HT, LF, CR).
 #[inline]
 pub(crate) const fn is_ws(b: u8) -> bool {
@@ -192,8 +179,10 @@ fn bytes_below(w: u64, n: u8) -> u64 {
     w.wrapping_sub(u64::from_le_bytes([n; 8])) & !w
 }
 
-/// Index of the first byte of `bytes` at or after `from` whose [`STR_CLASS`] is
-/// not 0 (`"`, `\` or a control byte), or `bytes.len()`.
+/// Index of the first byte of `bytes` at or after `from` that a JSON string
+/// cannot hold as is (`"`, `\` or a control byte), or `bytes.len()`. The
+/// byte-at-a-time tail reads the writer's escape table, which flags exactly
+/// those bytes: one 256-byte table in the image instead of two.
 #[inline(always)]
 fn scan_plain(bytes: &[u8], from: usize) -> usize {
     const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
@@ -209,7 +198,7 @@ fn scan_plain(bytes: &[u8], from: usize) -> usize {
         bytes,
         from,
         |w| zero_bytes(w ^ QUOTES) | zero_bytes(w ^ BACKSLASHES) | bytes_below(w, 0x20),
-        |b| STR_CLASS[b as usize] != 0,
+        |b| super::escape::ESCAPE[b as usize] != 0,
     )
 }
 
@@ -379,7 +368,7 @@ impl<'a> Lexer<'a> {
         loop {
             i = scan_plain(input, i);
             let e = match input.get(i) {
-                // The byte itself, not its `STR_CLASS`: the table load
+                // The byte itself, not its escape-table entry: the table load
                 // waited on the byte load, which waited on the scan (the
                 // longest chain per string, ~11 % of `Lexer::value`'s cycles).
                 Some(&b) => match b {
