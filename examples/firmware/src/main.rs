@@ -66,6 +66,26 @@ const BOOT_UNIX_MS: i64 = 1_795_608_000_000;
 /// Seed of the id generator (fixed: deterministic output).
 const ID_SEED: u64 = 0x0553_A0E7_0F1A_2026;
 
+// --- the vector table's interrupts -------------------------------------------
+
+/// External interrupts of the chip: the AN386 image's NVIC has 32 (QEMU
+/// configures `num-irq` 32 for it in `hw/arm/mps2.c`).
+const IRQS: usize = 32;
+
+extern "C" {
+    /// cortex-m-rt's handler for every interrupt nobody claims.
+    fn DefaultHandler();
+}
+
+/// The interrupt part of the vector table, right after the 16 core
+/// exception entries. On a real board the device crate (PAC) provides it,
+/// one entry per interrupt of the chip; without one, cortex-m-rt would place
+/// a 240-entry placeholder (960 B of flash, 832 B more than this chip has
+/// interrupts for). The example enables none, so every entry is the default.
+#[unsafe(link_section = ".vector_table.interrupts")]
+#[unsafe(no_mangle)]
+static __INTERRUPTS: [unsafe extern "C" fn(); IRQS] = [DefaultHandler; IRQS];
+
 // --- the "UART" ---------------------------------------------------------------
 
 /// A UART transmitter stand-in: every byte goes to the host's stdout through
