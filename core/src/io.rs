@@ -352,6 +352,23 @@ impl<'a> SliceWriter<'a> {
     }
 }
 
+impl SliceWriter<'_> {
+    /// Appends all of `data` with `copy` (same-length slices), or nothing
+    /// when it does not fit.
+    #[inline(always)]
+    fn put(
+        &mut self,
+        data: &[u8],
+        copy: impl FnOnce(&mut [u8], &[u8]),
+    ) -> Result<usize, SliceFull> {
+        let end = self.len.checked_add(data.len()).ok_or(SliceFull)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(SliceFull)?;
+        copy(dst, data);
+        self.len = end;
+        Ok(data.len())
+    }
+}
+
 impl embedded_io::ErrorType for SliceWriter<'_> {
     type Error = SliceFull;
 }
@@ -368,12 +385,7 @@ impl embedded_io::ErrorType for ShortCopySlice<'_> {
 impl embedded_io::Write for ShortCopySlice<'_> {
     #[inline]
     fn write(&mut self, data: &[u8]) -> Result<usize, Self::Error> {
-        let w = &mut self.0;
-        let end = w.len.checked_add(data.len()).ok_or(SliceFull)?;
-        let dst = w.buf.get_mut(w.len..end).ok_or(SliceFull)?;
-        copy_into(dst, data);
-        w.len = end;
-        Ok(data.len())
+        self.0.put(data, copy_into)
     }
     #[inline]
     fn flush(&mut self) -> Result<(), Self::Error> {
@@ -384,11 +396,7 @@ impl embedded_io::Write for ShortCopySlice<'_> {
 impl embedded_io::Write for SliceWriter<'_> {
     #[inline]
     fn write(&mut self, data: &[u8]) -> Result<usize, Self::Error> {
-        let end = self.len.checked_add(data.len()).ok_or(SliceFull)?;
-        let dst = self.buf.get_mut(self.len..end).ok_or(SliceFull)?;
-        dst.copy_from_slice(data);
-        self.len = end;
-        Ok(data.len())
+        self.put(data, <[u8]>::copy_from_slice)
     }
     #[inline]
     fn flush(&mut self) -> Result<(), Self::Error> {
