@@ -128,7 +128,10 @@ PKG_TARGET="${CARGO_TARGET_DIR:-$ROOT/target}/package-verify"
 if [ -d "$PKG_TARGET" ]; then
   find "$PKG_TARGET" \( -name 'ossa-events*' -o -name 'ossa_events*' -o -name 'libossa_events*' \) -prune -exec rm -rf {} +
 fi
-cargo package --workspace --exclude ossa-events-tests --allow-dirty --target-dir "$PKG_TARGET" 2>&1 \
+# The packaged crates carry no [profile] of the workspace: their verify build
+# would link full debug info (see [profile.dev] in Cargo.toml).
+CARGO_PROFILE_DEV_DEBUG=false \
+  cargo package --workspace --exclude ossa-events-tests --allow-dirty --target-dir "$PKG_TARGET" 2>&1 \
   | grep -v "^warning: ignoring test .* is not included in the published package$"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
 
