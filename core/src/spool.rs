@@ -743,6 +743,33 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         Ok(false)
     }
 
+    /// A free page that neither its header nor its footer names (or a page
+    /// when none is named): if records that were not removed are in it, or
+    /// records that cannot be read, its names were damaged while it was in
+    /// use, and what it held is lost: counted once in `damaged` (how many
+    /// events it held cannot be told). A page with nothing in its records'
+    /// room, or only removed records, is free as it looks: erased, or named
+    /// by a cut in the writing of its names before any record.
+    fn count_nameless(&mut self, page: u32) -> Result<(), F::Error> {
+        if self.page_seq(page)?.is_some() {
+            return Ok(());
+        }
+        let mut off = Self::PAGE_HEADER;
+        let lost = loop {
+            match self.slot(page, off)? {
+                Slot::End { erased: true } => break !self.rest_erased(page, off)?,
+                Slot::End { erased: false } => break off + Self::RECORD_HEADER <= Self::END,
+                Slot::Record {
+                    state: State::Removed,
+                    len,
+                } => off += Self::RECORD_HEADER + Self::padded(len),
+                Slot::Record { .. } => break true,
+            }
+        };
+        self.damaged += u64::from(lost);
+        Ok(())
+    }
+
     /// Whether the page is erased from `off` to its end.
     fn rest_erased(&mut self, page: u32, mut off: u32) -> Result<bool, F::Error> {
         while off < Self::END {
@@ -777,10 +804,15 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                 newest = Some((page, seq));
             }
         }
+        let fl = SpoolError::Flash;
         let Some((mut tail, mut seq)) = newest else {
+            // No page is named: every page is free, but one whose header
+            // and footer were both damaged may still hold records.
+            for page in 0..self.pages {
+                self.count_nameless(page).map_err(fl)?;
+            }
             return Ok(());
         };
-        let fl = SpoolError::Flash;
         // A page after the newest with a damaged header but events in it
         // is the newest. (A page a cut left half erased has none: a page
         // is reused only once every event in it was removed.)
@@ -807,6 +839,14 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             }
         }
         let head = (tail + self.pages - back) % self.pages;
+        // The free pages, after the newest up to the oldest: one with
+        // neither name but records in it was in use (a page gets its
+        // records only after both names are written), its names damaged.
+        let mut free = self.next_page(tail);
+        while free != head {
+            self.count_nameless(free).map_err(fl)?;
+            free = self.next_page(free);
+        }
         let mut page = head;
         loop {
             let header = self.header_seq(page).map_err(fl)?;

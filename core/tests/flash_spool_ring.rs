@@ -134,6 +134,52 @@ fn a_broken_length_word_loses_only_the_rest_of_its_page() {
     assert_eq!(delivered(&link), want);
 }
 
+/// Erases (sets to 0xFF) both names of `page`, header and footer, and the
+/// first byte of the length word of its first record, so nothing on the
+/// page says it was in use but the records themselves.
+fn unname(ram: &mut Ram, page: usize) {
+    let bytes = ram.as_bytes_mut();
+    bytes[page * PAGE..page * PAGE + 9].fill(0xFF);
+    bytes[(page + 1) * PAGE - 8..(page + 1) * PAGE].fill(0xFF);
+}
+
+#[test]
+fn a_page_that_lost_both_names_is_counted_when_it_is_the_newest() {
+    let (mut ram, all) = stored(12);
+    let pages: Vec<usize> = all
+        .iter()
+        .map(|id| find(ram.as_bytes(), id.as_bytes()).unwrap() / PAGE)
+        .collect();
+    let newest = *pages.last().unwrap();
+    assert!(newest > 0, "the events fill more than one page");
+    unname(&mut ram, newest);
+    let (em, link) = reopen_and_drain(ram);
+    // Its events cannot be told from the free pages after it: lost, and
+    // counted (once: how many there were is not known).
+    assert_eq!(em.spool_counters().damaged, 1);
+    let want: Vec<String> = all
+        .iter()
+        .zip(&pages)
+        .filter(|&(_, &p)| p != newest)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(delivered(&link), want);
+}
+
+#[test]
+fn a_spool_whose_only_page_lost_both_names_counts_its_events_lost() {
+    let (mut ram, all) = stored(2);
+    assert!(
+        all.iter()
+            .all(|id| find(ram.as_bytes(), id.as_bytes()).unwrap() < PAGE),
+        "both events on page 0"
+    );
+    unname(&mut ram, 0);
+    let (em, link) = reopen_and_drain(ram);
+    assert_eq!(em.spool_counters().damaged, 1);
+    assert!(delivered(&link).is_empty());
+}
+
 #[test]
 fn an_event_stored_under_a_larger_limit_is_a_typed_error_at_open() {
     let (ram, _) = stored(3);
