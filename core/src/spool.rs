@@ -757,8 +757,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         let mut off = Self::PAGE_HEADER;
         let lost = loop {
             match self.slot(page, off)? {
-                Slot::End { erased: true } => break !self.rest_erased(page, off)?,
-                Slot::End { erased: false } => break off + Self::RECORD_HEADER <= Self::END,
+                Slot::End { erased } => break self.lost_from(page, off, erased)?,
                 Slot::Record {
                     state: State::Removed,
                     len,
@@ -768,6 +767,20 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         };
         self.damaged += u64::from(lost);
         Ok(())
+    }
+
+    /// Where a page's records end at `off` (a slot that is no record):
+    /// whether something there was lost. If the length word reads erased,
+    /// the records end there when the rest of the page is erased too; if
+    /// not, a length word was lost. A length a cut left half written, or
+    /// damaged, leaves the rest of the page unreadable (unless no record
+    /// fits there).
+    fn lost_from(&mut self, page: u32, off: u32, erased: bool) -> Result<bool, F::Error> {
+        if erased {
+            Ok(!self.rest_erased(page, off)?)
+        } else {
+            Ok(off + Self::RECORD_HEADER <= Self::END)
+        }
     }
 
     /// Whether the page is erased from `off` to its end.
@@ -856,21 +869,8 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             let mut off = Self::PAGE_HEADER;
             loop {
                 let (len, state) = match self.slot(page, off).map_err(fl)? {
-                    Slot::End { erased: true } => {
-                        // The records end here if the rest of the page is
-                        // erased; if not, a length word was lost (the rest
-                        // cannot be read).
-                        if !self.rest_erased(page, off).map_err(fl)? {
-                            lost += 1;
-                        }
-                        break;
-                    }
-                    Slot::End { erased: false } => {
-                        // A length a cut left half written, or damaged:
-                        // the rest of the page cannot be read.
-                        if off + Self::RECORD_HEADER <= Self::END {
-                            lost += 1;
-                        }
+                    Slot::End { erased } => {
+                        lost += u64::from(self.lost_from(page, off, erased).map_err(fl)?);
                         break;
                     }
                     Slot::Record { len, state } => (len, state),
