@@ -9,9 +9,12 @@ use core::fmt;
 /// let id = EventId::from_random_bytes([7; 16]);
 /// assert_eq!(id.as_str(), "07070707-0707-4707-8707-070707070707");
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct EventId {
-    buf: [u8; 36],
+    // Text already known to be UTF-8 (uuid writes it as a `&mut str`), so
+    // `as_str` needs no UTF-8 check: `core::str::from_utf8` is ~620 B of
+    // firmware flash (code and its table) that nothing else on the emit path uses.
+    text: heapless::String<36>,
 }
 
 impl EventId {
@@ -29,8 +32,10 @@ impl EventId {
     pub fn from_random_bytes(bytes: [u8; 16]) -> Self {
         let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
         let mut buf = [0u8; 36];
-        uuid.hyphenated().encode_lower(&mut buf);
-        EventId { buf }
+        let mut text = heapless::String::new();
+        // 36 characters into a 36-byte string: cannot fail.
+        let _ = text.push_str(uuid.hyphenated().encode_lower(&mut buf));
+        EventId { text }
     }
 
     /// The id as text.
@@ -42,8 +47,7 @@ impl EventId {
     /// assert_eq!(id.to_string(), id.as_str()); // Display writes the same text
     /// ```
     pub fn as_str(&self) -> &str {
-        // The buffer only ever holds ASCII hex digits and hyphens.
-        core::str::from_utf8(&self.buf).unwrap_or("")
+        self.text.as_str()
     }
 }
 

@@ -247,30 +247,30 @@ fn line(out: &mut hio::HostStream, parts: &[&str]) {
     let _ = out.write_all(b"\n");
 }
 
-/// `n` in decimal, in `buf`: by subtracting powers of ten, since a 64-bit
-/// division is a software routine on a Cortex-M (about 1 KiB of flash).
-fn decimal(buf: &mut [u8; 20], mut n: u64) -> &str {
-    let mut len = 0;
-    let mut p = 1u64;
-    let mut powers = [0u64; 20];
-    for slot in powers.iter_mut().rev() {
-        *slot = p;
-        p = p.wrapping_mul(10);
+/// `n` in decimal, in a `heapless::String` (whose `as_str` needs no
+/// UTF-8 check: `core::str::from_utf8` would add ~600 B of flash).
+fn decimal(n: u64) -> heapless::String<20> {
+    let mut text = heapless::String::new();
+    push_decimal(&mut text, n);
+    text
+}
+
+/// Appends the digits of `n`, most significant first (recursing once per
+/// digit: at most 20 deep). A `u64` division is a software routine on a
+/// Cortex-M (about 1 KiB of flash), so `n` is divided by ten 16 bits at a
+/// time with the core's 32-bit divider.
+fn push_decimal(text: &mut heapless::String<20>, n: u64) {
+    let (mut q, mut r) = (0u64, 0u32);
+    for shift in [48, 32, 16, 0] {
+        let cur = (r << 16) | ((n >> shift) as u32 & 0xffff);
+        q |= u64::from(cur / 10) << shift;
+        r = cur % 10;
     }
-    for p in powers {
-        let mut digit = b'0';
-        while n >= p {
-            n -= p;
-            digit += 1;
-        }
-        if digit != b'0' || len > 0 || p == 1 {
-            if let Some(b) = buf.get_mut(len) {
-                *b = digit;
-            }
-            len += 1;
-        }
+    if q > 0 {
+        push_decimal(text, q);
     }
-    core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("?")
+    // At most 20 digits into a 20-byte string: cannot fail.
+    let _ = text.push(char::from(b'0' + r as u8));
 }
 
 const WORKFLOW_ID: &str = "wf-greenhouse-0001";
@@ -384,11 +384,10 @@ impl<'a> Run<'a> {
     }
 
     fn note(&mut self, trigger: &str, events: u64) {
-        let mut n = [0u8; 20];
-        let events = decimal(&mut n, events);
+        let events = decimal(events);
         line(
             &mut self.console,
-            &["# flush trigger=", trigger, " events=", events],
+            &["# flush trigger=", trigger, " events=", &events],
         );
     }
 }
@@ -567,34 +566,31 @@ fn main() -> ! {
     });
 
     let c = run.em.counters();
-    let mut n = [[0u8; 20]; 4];
-    let [a, b, d, e] = &mut n;
     line(
         &mut run.console,
         &[
             "# emitted=",
-            decimal(a, c.emitted),
+            &decimal(c.emitted),
             " delivered=",
-            decimal(b, c.delivered),
+            &decimal(c.delivered),
             " rejected=",
-            decimal(d, c.rejected),
+            &decimal(c.rejected),
             " failed_writes=",
-            decimal(e, c.failed_writes),
+            &decimal(c.failed_writes),
         ],
     );
     #[cfg(feature = "spool")]
     {
         let s = run.em.spool_counters();
-        let [a, b, d, _] = &mut n;
         line(
             &mut run.console,
             &[
                 "# spooled=",
-                decimal(a, s.spooled),
+                &decimal(s.spooled),
                 " replayed=",
-                decimal(b, s.replayed),
+                &decimal(s.replayed),
                 " flash_errors=",
-                decimal(d, s.flash_errors),
+                &decimal(s.flash_errors),
             ],
         );
     }
@@ -633,12 +629,11 @@ fn halt_with(msg: &str) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     if let Ok(mut out) = hio::hstdout() {
-        let mut n = [0u8; 20];
         let (file, at) = match info.location() {
-            Some(l) => (l.file(), decimal(&mut n, u64::from(l.line()))),
-            None => ("?", "?"),
+            Some(l) => (l.file(), decimal(u64::from(l.line()))),
+            None => ("?", heapless::String::new()),
         };
-        line(&mut out, &["# panic at ", file, ":", at]);
+        line(&mut out, &["# panic at ", file, ":", &at]);
     }
     debug::exit(debug::EXIT_FAILURE);
     loop {
