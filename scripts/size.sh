@@ -10,7 +10,8 @@
 # examples/firmware/size-budget.txt. The per-module table groups the ELF's
 # symbols (`arm-none-eabi-nm -S`) by the module they come from; read-only
 # data that has no symbol of its own (string literals, panic locations) is
-# one row.
+# one row. Each build must link no panic path (no `core::panicking`
+# symbol).
 #
 # WASM (examples/wasm-agent, wasm32-unknown-unknown, release profile): the
 # bytes of the .wasm module. Budget in examples/wasm-agent/size-budget.txt.
@@ -111,6 +112,20 @@ firmware() {
   modules "$elf"
   printf '| **total .text** | **%d** |\n\n' "$text"
   check "$label" examples/firmware/size-budget.txt "$name" "$text"
+  # No panic path: every bound the library checks is an error it returns, so
+  # the image links no panic machinery (the example's #[panic_handler] and
+  # what it formats are dropped). A symbol of core::panicking is a new
+  # panic site (an index, a `%`, a `copy_from_slice`, an `unwrap`): find it
+  # with `arm-none-eabi-objdump -d` and `addr2line`, and make it an error.
+  local panics
+  panics=$(arm-none-eabi-nm -C "$elf" | grep -E 'core::panicking|rust_begin_unwind' || true)
+  if [ -n "$panics" ]; then
+    echo "FAIL $label links a panic path:"
+    echo "$panics"
+    failed=1
+  else
+    echo "$label: no panic path linked"
+  fi
 }
 
 firmware "firmware" plain target

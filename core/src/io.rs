@@ -117,7 +117,7 @@ impl<W: embedded_io::Write + ?Sized> embedded_io::Write for Gather<'_, W> {
 /// with two overlapping word moves instead of a call into `memcpy`, whose
 /// call and size dispatch cost more than the copy itself; longer ones go to
 /// `copy_from_slice`. On a 32-bit device every piece goes to `memcpy`, which
-/// is smaller there.
+/// is smaller there, through [`copy_min`] (no length check: no panic path).
 ///
 /// For the buffers the JSON encoder writes its pieces into ([`Gather`], the
 /// payload writer), where inlining makes most lengths constants and the size
@@ -133,8 +133,22 @@ pub(crate) fn copy_into(dst: &mut [u8], src: &[u8]) {
             copy_short(dst, src);
             return;
         }
+        dst.copy_from_slice(src);
     }
-    dst.copy_from_slice(src);
+    #[cfg(not(target_pointer_width = "64"))]
+    copy_min(dst, src);
+}
+
+/// Copies `min(dst.len(), src.len())` bytes (the callers pass equal
+/// lengths). The compiler turns the loop into a `memcpy` call; unlike
+/// `copy_from_slice` it has no length check, which would be a panic path
+/// (and the panic handler behind it) in the firmware.
+#[cfg(any(not(target_pointer_width = "64"), feature = "flash-spool"))]
+#[inline(always)]
+pub(crate) fn copy_min(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
+    }
 }
 
 /// [`copy_into`] for `src.len() == dst.len() <= 32`.

@@ -213,7 +213,7 @@ impl<const BYTES: usize, const PAGE: usize> blocking::ReadNorFlash for RamFlash<
     const READ_SIZE: usize = 1;
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), RamFlashError> {
         let r = self.range(offset, bytes.len(), 1)?;
-        bytes.copy_from_slice(self.bytes.get(r).ok_or(RamFlashError::OutOfBounds)?);
+        crate::io::copy_min(bytes, self.bytes.get(r).ok_or(RamFlashError::OutOfBounds)?);
         Ok(())
     }
     fn capacity(&self) -> usize {
@@ -651,6 +651,15 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         if page + 1 >= self.pages { 0 } else { page + 1 }
     }
 
+    /// The page `back` pages before `page` in the ring (`back <= pages`).
+    /// `checked_rem`: `open` refuses fewer than two pages, which the compiler
+    /// does not see, and a `%` would link a division-by-zero panic.
+    fn page_before(&self, page: u32, back: u32) -> u32 {
+        (page + self.pages - back)
+            .checked_rem(self.pages)
+            .unwrap_or(0)
+    }
+
     fn padded(len: u32) -> u32 {
         let w = Self::W as u32;
         len.div_ceil(w) * w
@@ -840,18 +849,18 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         // header but events in it.
         let mut back = 0;
         for k in 1..self.pages {
-            let page = (tail + self.pages - k) % self.pages;
+            let page = self.page_before(tail, k);
             if self.page_seq(page).map_err(fl)? == Some(seq.wrapping_sub(k)) {
                 back = k;
             }
         }
         if back + 1 < self.pages {
-            let page = (tail + self.pages - back - 1) % self.pages;
+            let page = self.page_before(tail, back + 1);
             if self.page_seq(page).map_err(fl)?.is_none() && self.holds_events(page).map_err(fl)? {
                 back += 1;
             }
         }
-        let head = (tail + self.pages - back) % self.pages;
+        let head = self.page_before(tail, back);
         // The free pages, after the newest up to the oldest: one with
         // neither name but records in it was in use (a page gets its
         // records only after both names are written), its names damaged.
@@ -951,7 +960,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
     /// unaligned sources), ready for [`push_staged`](Self::push_staged).
     fn stage(&mut self, event: &[u8]) -> Result<(), ()> {
         let buf = self.buf.0.get_mut(..event.len()).ok_or(())?;
-        buf.copy_from_slice(event);
+        crate::io::copy_min(buf, event);
         self.staged = event.len();
         Ok(())
     }

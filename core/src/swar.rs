@@ -19,9 +19,9 @@ fn has_less_than(v: u64, n: u8) -> bool {
 
 #[inline(always)]
 fn word(chunk: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(chunk);
-    u64::from_le_bytes(a)
+    // Every caller passes 8 bytes; `try_from` rather than `copy_from_slice`,
+    // whose length check is a panic path in the firmware.
+    <[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes)
 }
 
 /// Whether the word has a `"`, a `\` or a byte below 0x20.

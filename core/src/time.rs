@@ -583,8 +583,9 @@ impl Timestamp {
         if fd > 0 {
             buf[19] = b'.';
             let mut n = self.nanos / POW10[9 - fd];
-            let digits = &mut buf[20..20 + fd];
-            for slot in digits.iter_mut().rev() {
+            // `get_mut`, not indexing: 20 + 9 < MAX_LEN, but the compiler
+            // does not see it and would link a panic path into the firmware.
+            for slot in buf.get_mut(20..20 + fd).into_iter().flatten().rev() {
                 *slot = b'0' + (n % 10) as u8;
                 n /= 10;
             }
@@ -604,7 +605,10 @@ impl Timestamp {
                 m.unsigned_abs()
             }
         };
-        let tail = &mut buf[pos + 1..pos + 6];
+        // pos <= 29, so the tail fits (`get_mut`: see the fraction above).
+        let Some(tail) = buf.get_mut(pos + 1..pos + 6) else {
+            return pos + 1;
+        };
         put2(tail, (m / 60 % 100) as u8);
         if let Some(c) = tail.get_mut(2) {
             *c = b':';

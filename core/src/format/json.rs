@@ -114,9 +114,20 @@ fn write_json_direct<W: Write + ?Sized>(
         // Key, timestamp and closing quote in one write; the timestamp is
         // ASCII by construction (no UTF-8 check, no escaping).
         const KEY: &[u8; 9] = b",\"time\":\"";
-        let mut buf = [0u8; KEY.len() + Timestamp::MAX_LEN + 1];
-        let (key, rest) = buf.split_at_mut(KEY.len());
-        key.copy_from_slice(KEY);
+        // Copied from one template (key, then zeros) rather than zeroed and
+        // then keyed: on a Cortex-M the zeroing of an unaligned tail is
+        // `__aeabi_memclr`, 208 B of flash that nothing else uses.
+        const TEMPLATE: [u8; KEY.len() + Timestamp::MAX_LEN + 1] = {
+            let mut t = [0u8; KEY.len() + Timestamp::MAX_LEN + 1];
+            let mut i = 0;
+            while i < KEY.len() {
+                t[i] = KEY[i];
+                i += 1;
+            }
+            t
+        };
+        let mut buf = TEMPLATE;
+        let (_, rest) = buf.split_at_mut(KEY.len());
         let n = match rest.first_chunk_mut::<{ Timestamp::MAX_LEN }>() {
             Some(ts) => t.encode(ts),
             None => 0,

@@ -256,7 +256,7 @@ impl embedded_io::Write for PayloadWriter<'_> {
         }
         self.drain()?;
         if let Some(dst) = self.buf.get_mut(..b.len()) {
-            dst.copy_from_slice(b);
+            crate::io::copy_into(dst, b);
             self.len = b.len();
             return Ok(b.len());
         }
