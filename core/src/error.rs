@@ -60,18 +60,20 @@ impl Attribute {
     /// assert_eq!(Attribute::named(&"x".repeat(40)).name(), format!("{}…", "x".repeat(29)));
     /// ```
     pub fn named(name: &str) -> Attribute {
-        match name {
-            "id" => Attribute::Id,
-            "source" => Attribute::Source,
-            "specversion" => Attribute::SpecVersion,
-            "type" => Attribute::Type,
-            "datacontenttype" => Attribute::DataContentType,
-            "dataschema" => Attribute::DataSchema,
-            "subject" => Attribute::Subject,
-            "time" => Attribute::Time,
-            "data" => Attribute::Data,
-            "data_base64" => Attribute::DataBase64,
-            other => Attribute::Extension(cut_name(other)),
+        // One table of names for both directions (smaller on a device than
+        // two string `match`es; an error path, so the scan's cost is moot).
+        match STANDARD.iter().position(|n| *n == name) {
+            Some(0) => Attribute::Id,
+            Some(1) => Attribute::Source,
+            Some(2) => Attribute::SpecVersion,
+            Some(3) => Attribute::Type,
+            Some(4) => Attribute::DataContentType,
+            Some(5) => Attribute::DataSchema,
+            Some(6) => Attribute::Subject,
+            Some(7) => Attribute::Time,
+            Some(8) => Attribute::Data,
+            Some(9) => Attribute::DataBase64,
+            _ => Attribute::Extension(cut_name(name)),
         }
     }
 
@@ -83,21 +85,37 @@ impl Attribute {
     /// assert_eq!(Attribute::Type.to_string(), "type"); // Display is the name
     /// ```
     pub fn name(&self) -> &str {
-        match self {
-            Attribute::Id => "id",
-            Attribute::Source => "source",
-            Attribute::SpecVersion => "specversion",
-            Attribute::Type => "type",
-            Attribute::DataContentType => "datacontenttype",
-            Attribute::DataSchema => "dataschema",
-            Attribute::Subject => "subject",
-            Attribute::Time => "time",
-            Attribute::Data => "data",
-            Attribute::DataBase64 => "data_base64",
-            Attribute::Extension(n) => n.as_str(),
-        }
+        let i = match self {
+            Attribute::Id => 0,
+            Attribute::Source => 1,
+            Attribute::SpecVersion => 2,
+            Attribute::Type => 3,
+            Attribute::DataContentType => 4,
+            Attribute::DataSchema => 5,
+            Attribute::Subject => 6,
+            Attribute::Time => 7,
+            Attribute::Data => 8,
+            Attribute::DataBase64 => 9,
+            Attribute::Extension(n) => return n.as_str(),
+        };
+        STANDARD.get(i).copied().unwrap_or("")
     }
 }
+
+/// The names of the context attributes and `data`/`data_base64`, in the
+/// order of [`Attribute`]'s variants.
+const STANDARD: [&str; 10] = [
+    "id",
+    "source",
+    "specversion",
+    "type",
+    "datacontenttype",
+    "dataschema",
+    "subject",
+    "time",
+    "data",
+    "data_base64",
+];
 
 fn cut_name(name: &str) -> heapless::String<MAX_ERROR_NAME> {
     let mut out = heapless::String::new();
@@ -536,6 +554,30 @@ mod tests {
         assert!(a.name().ends_with('…'));
         assert!(a.name().len() <= MAX_ERROR_NAME);
         assert_eq!(Attribute::named("source"), Attribute::Source);
+    }
+
+    #[test]
+    fn standard_names_map_both_ways() {
+        let all = [
+            (Attribute::Id, "id"),
+            (Attribute::Source, "source"),
+            (Attribute::SpecVersion, "specversion"),
+            (Attribute::Type, "type"),
+            (Attribute::DataContentType, "datacontenttype"),
+            (Attribute::DataSchema, "dataschema"),
+            (Attribute::Subject, "subject"),
+            (Attribute::Time, "time"),
+            (Attribute::Data, "data"),
+            (Attribute::DataBase64, "data_base64"),
+        ];
+        for (a, n) in all {
+            assert_eq!(a.name(), n);
+            assert_eq!(Attribute::named(n), a);
+        }
+        // Case matters: not a context attribute, an extension name.
+        assert_eq!(Attribute::named("ID").name(), "ID");
+        assert!(matches!(Attribute::named("ID"), Attribute::Extension(_)));
+        assert!(matches!(Attribute::named(""), Attribute::Extension(_)));
     }
 
     #[test]
