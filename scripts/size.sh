@@ -76,7 +76,7 @@ modules() {
     $3 ~ /^[tTrR]$/ {
       size = $2 + 0
       name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name)
-      m = "core: panics, fmt, str, slices"
+      m = "core: str, slices, iterators (and panics, fmt: none linked today)"
       if (name ~ /ossa_events_core::emitter|ossa_events_core::batch|ossa_events_core::io|ossa_events_core::spool/) m = "ossa-events-core: emitter, batch, spool (emitter, batch, spool, io)"
       else if (name ~ /ossa_events_core::(format|json::escape|json::ser|ossa|num)/) m = "ossa-events-core: JSON writer, OSSA payloads (format, json::escape, json::ser, ossa, num)"
       else if (name ~ /ossa_events_core::(json::lex|swar|json::)/) m = "ossa-events-core: JSON lexer (RawJson and data checks, compacting) (json::lex, swar)"
