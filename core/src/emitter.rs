@@ -329,25 +329,25 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
         self.traceparent = TraceParentText::of_context(&context);
     }
 
-    /// Completes and checks the event; counts a rejection.
-    pub(crate) fn complete<'e, E>(
+    /// Completes and checks the event in place (it is encoded from the
+    /// builder, not moved out of it); counts a rejection.
+    pub(crate) fn complete<'b, 'e, E>(
         &mut self,
-        event: EventBuilder<'e>,
+        b: &'b mut EventBuilder<'e>,
         id: &'e str,
         now: Timestamp,
         traceparent: &'e mut TraceParentText,
-    ) -> Result<Event<'e>, EmitError<E>>
+    ) -> Result<&'b Event<'e>, EmitError<E>>
     where
         'a: 'e,
     {
-        let mut b = event;
         b.fill_defaults_checked(id, self.config.source, self.config.source_is_uri, now);
         b.fill_ossa_context(&self.context);
         if self.config.traceparent {
             traceparent.clone_from(&self.traceparent);
             b.fill_traceparent(traceparent);
         }
-        b.build().map_err(|e| {
+        b.check().map_err(|e| {
             self.counters.rejected += 1;
             EmitError::Invalid(e)
         })
@@ -745,7 +745,8 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
         let id = self.inner.ids.next_id();
         let now = self.inner.clock.now();
         let mut tp = TraceParentText::new();
-        let ev = self.inner.complete(event, id.as_str(), now, &mut tp)?;
+        let mut event = event;
+        let ev = self.inner.complete(&mut event, id.as_str(), now, &mut tp)?;
         let due = match self.inner.stage(&ev, now)? {
             Staged::Stored(due) => due,
             Staged::NoRoom => {
@@ -968,7 +969,8 @@ impl<'a, W: embedded_io_async::Write, I: IdSource, C: Clock, const N: usize, con
         let id = self.inner.ids.next_id();
         let now = self.inner.clock.now();
         let mut tp = TraceParentText::new();
-        let ev = self.inner.complete(event, id.as_str(), now, &mut tp)?;
+        let mut event = event;
+        let ev = self.inner.complete(&mut event, id.as_str(), now, &mut tp)?;
         let due = match self.inner.stage(&ev, now)? {
             Staged::Stored(due) => due,
             Staged::NoRoom => {

@@ -1667,8 +1667,17 @@ impl<'a> EventBuilder<'a> {
     /// assert_eq!(b.build().unwrap_err().rule, Rule::TooManyExtensions);
     /// ```
     pub fn build(mut self) -> Result<Event<'a>, ValidationError> {
-        if let Some(e) = self.error {
-            return Err(e);
+        self.check()?;
+        Ok(self.ev)
+    }
+
+    /// [`build`](Self::build) without moving the event out: checks every
+    /// rule (completing `time` from a `time_str` setter) and lends the
+    /// event. The emitters encode it from here, which saves copying the
+    /// event (~400 B) twice per emit, and on a device the code that moves it.
+    pub(crate) fn check(&mut self) -> Result<&Event<'a>, ValidationError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
         }
         for (bit, attribute) in [
             (SET_ID, Attribute::Id),
@@ -1714,6 +1723,6 @@ impl<'a> EventBuilder<'a> {
         if !self.tp_derived {
             self.ev.check_trace_context()?;
         }
-        Ok(self.ev)
+        Ok(&self.ev)
     }
 }

@@ -1534,7 +1534,8 @@ impl<
         let id = self.inner.ids.next_id();
         let now = self.inner.clock.now();
         let mut tp = crate::trace::TraceParentText::new();
-        let ev = self.inner.complete(event, id.as_str(), now, &mut tp)?;
+        let mut event = event;
+        let ev = self.inner.complete(&mut event, id.as_str(), now, &mut tp)?;
         if let Staged::NoRoom = self.inner.stage(&ev, now)? {
             self.make_room(now);
             if let Staged::NoRoom = self.inner.stage(&ev, now)? {
