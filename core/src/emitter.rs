@@ -747,14 +747,14 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
         let mut tp = TraceParentText::new();
         let mut event = event;
         let ev = self.inner.complete(&mut event, id.as_str(), now, &mut tp)?;
-        let due = match self.inner.stage(&ev, now)? {
+        let due = match self.inner.stage(ev, now)? {
             Staged::Stored(due) => due,
             Staged::NoRoom => {
                 if let Err(e) = self.flush() {
                     self.inner.counters.dropped += 1;
                     return Err(EmitError::Full(e));
                 }
-                self.inner.push_again(&ev, now)?
+                self.inner.push_again(ev, now)?
             }
         };
         if due {
@@ -971,14 +971,14 @@ impl<'a, W: embedded_io_async::Write, I: IdSource, C: Clock, const N: usize, con
         let mut tp = TraceParentText::new();
         let mut event = event;
         let ev = self.inner.complete(&mut event, id.as_str(), now, &mut tp)?;
-        let due = match self.inner.stage(&ev, now)? {
+        let due = match self.inner.stage(ev, now)? {
             Staged::Stored(due) => due,
             Staged::NoRoom => {
                 if let Err(e) = self.flush().await {
                     self.inner.counters.dropped += 1;
                     return Err(EmitError::Full(e));
                 }
-                self.inner.push_again(&ev, now)?
+                self.inner.push_again(ev, now)?
             }
         };
         if due {

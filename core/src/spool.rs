@@ -1536,9 +1536,9 @@ impl<
         let mut tp = crate::trace::TraceParentText::new();
         let mut event = event;
         let ev = self.inner.complete(&mut event, id.as_str(), now, &mut tp)?;
-        if let Staged::NoRoom = self.inner.stage(&ev, now)? {
+        if let Staged::NoRoom = self.inner.stage(ev, now)? {
             self.make_room(now);
-            if let Staged::NoRoom = self.inner.stage(&ev, now)? {
+            if let Staged::NoRoom = self.inner.stage(ev, now)? {
                 self.inner.counters.dropped += 1;
                 return Err(EmitError::SpoolFull);
             }
