@@ -347,7 +347,7 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
             traceparent.clone_from(&self.traceparent);
             b.fill_traceparent(traceparent);
         }
-        b.check().map_err(|e| {
+        b.build_ref().map_err(|e| {
             self.counters.rejected += 1;
             EmitError::Invalid(e)
         })

@@ -1667,15 +1667,31 @@ impl<'a> EventBuilder<'a> {
     /// assert_eq!(b.build().unwrap_err().rule, Rule::TooManyExtensions);
     /// ```
     pub fn build(mut self) -> Result<Event<'a>, ValidationError> {
-        self.check()?;
+        self.build_ref()?;
         Ok(self.ev)
     }
 
-    /// [`build`](Self::build) without moving the event out: checks every
-    /// rule (completing `time` from a `time_str` setter) and lends the
-    /// event. The emitters encode it from here, which saves copying the
-    /// event (~400 B) twice per emit, and on a device the code that moves it.
-    pub(crate) fn check(&mut self) -> Result<&Event<'a>, ValidationError> {
+    /// [`build`](Self::build) without moving the event out of the builder:
+    /// checks every rule the same way and lends the event. For code that
+    /// only encodes or inspects the event: it saves copying it (an
+    /// [`Event`] is several hundred bytes, held inline), and on a device the
+    /// code that moves it. The emitters encode from here.
+    ///
+    /// The builder stays usable: more setters and another `build_ref` or
+    /// `build` check the event again.
+    ///
+    /// ```
+    /// use ossa_events_core::{format::json, Event, Rule};
+    /// let mut b = Event::builder().id("1").source("/s").ty("t");
+    /// let mut buf = [0u8; 256];
+    /// let n = json::to_slice(b.build_ref()?, &mut buf)?;
+    /// assert_eq!(&buf[..n], br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#);
+    /// // The same rules as `build`:
+    /// let mut bad = Event::builder().id("1").source("/s").ty("");
+    /// assert_eq!(bad.build_ref().unwrap_err().rule, Rule::Empty);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build_ref(&mut self) -> Result<&Event<'a>, ValidationError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }

@@ -146,6 +146,14 @@ proptest! {
                 }
             }
         }
+        // `build_ref` (what the emitters use) and `build` agree, and a
+        // `build_ref` leaves the builder as it was for `build`.
+        // (`Event` has no `PartialEq`: its `Debug` shows every attribute.)
+        let mut lent = b.clone();
+        let by_ref = format!("{:?}", lent.build_ref());
+        prop_assert_eq!(&by_ref, &format!("{:?}", lent.build_ref()));
+        prop_assert_eq!(&by_ref, &format!("{:?}", b.clone().build().as_ref()));
+        prop_assert_eq!(&by_ref, &format!("{:?}", lent.build().as_ref()));
         match b.build() {
             Ok(ev) => {
                 prop_assert!(m.valid());

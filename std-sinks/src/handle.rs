@@ -1205,9 +1205,10 @@ pub(crate) fn emit_on(sh: &Shared, event: EventBuilder<'_>, how: How) -> Result<
     let numbered = cfg.sequence && !b.has_extension(SEQUENCE);
     let again = numbered.then(|| b.clone());
 
-    match b.build() {
+    // `build_ref`: encoded from the builder, not copied out of it.
+    match b.build_ref() {
         // Numbered only once known valid: a refused event leaves no gap.
-        Ok(ev) => match check_payload(sh, &ev).map(|()| again) {
+        Ok(ev) => match check_payload(sh, ev).map(|()| again) {
             Err(e) => Err(Refused::Error(e)),
             Ok(Some(b)) => {
                 let n = sh.next_sequence(ev.source());
@@ -1217,7 +1218,7 @@ pub(crate) fn emit_on(sh: &Shared, event: EventBuilder<'_>, how: How) -> Result<
                     Err(e) => Err(Refused::Error(Error::Invalid(Box::new(e)))),
                 }
             }
-            Ok(None) => encode_and_queue(sh, &ev, None, how),
+            Ok(None) => encode_and_queue(sh, ev, None, how),
         },
         Err(e) => {
             Counters::add(&sh.counters.rejected, 1);
