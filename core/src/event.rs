@@ -1691,6 +1691,7 @@ impl<'a> EventBuilder<'a> {
     /// assert_eq!(bad.build_ref().unwrap_err().rule, Rule::Empty);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn build_ref(&mut self) -> Result<&Event<'a>, ValidationError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
