@@ -106,6 +106,23 @@ fn ours_build_encode(p: &Payload<'_>, buf: &mut [u8; 1024]) -> usize {
     json::to_slice(&ev, buf).unwrap()
 }
 
+/// Ours with [`ossa_events::EventBuilder::build_ref`]: the same checks, the event
+/// encoded from the builder instead of moved out of it (what the emitters do).
+fn ours_build_ref_encode(p: &Payload<'_>, buf: &mut [u8; 1024]) -> usize {
+    let mut b = Event::builder()
+        .id(ID)
+        .ty(TY)
+        .source(SOURCE)
+        .subject(SUBJECT)
+        .time(Timestamp::parse(TIME).unwrap())
+        .data_serialize(p)
+        .ossa_agent_id(AGENT)
+        .ossa_trace_id(TRACE)
+        .ossa_interaction_id(INTERACTION)
+        .ossa_span_id(SPAN);
+    json::to_slice(b.build_ref().unwrap(), buf).unwrap()
+}
+
 /// The sdk: `EventBuilderV10` with the same strings, the time parsed by
 /// chrono, the payload through `serde_json::to_value`, `serde_json::to_vec`.
 fn sdk_build_encode(p: &Payload<'_>) -> Vec<u8> {
@@ -285,6 +302,9 @@ fn main() {
     assert_eq!(&buf[..n], input, "the floor writes the sdk's bytes");
     let n = ours_build_encode(&p, &mut buf);
     assert_eq!(n, input.len());
+    let mut by_ref = [0u8; 1024];
+    assert_eq!(ours_build_ref_encode(&p, &mut by_ref), n);
+    assert_eq!(by_ref[..n], buf[..n], "build_ref encodes what build does");
     let mut scratch2 = [0u8; 256];
     let from_input = parse_event(input, &mut Scratch::new(&mut scratch2)).unwrap();
     {
@@ -317,6 +337,10 @@ fn main() {
             allocs_per_op(GLOBAL, N, || ours_build_encode(&p, &mut buf)),
         ),
         (
+            "build_encode/ours_build_ref",
+            allocs_per_op(GLOBAL, N, || ours_build_ref_encode(&p, &mut buf)),
+        ),
+        (
             "build_encode/sdk",
             allocs_per_op(GLOBAL, N, || sdk_build_encode(&p)),
         ),
@@ -343,10 +367,12 @@ fn main() {
     // --- Own timing -------------------------------------------------------------
     let mut buf2 = [0u8; 1024];
     let mut head2 = [0u8; 1024];
-    let [t_enc, t_enc_sdk, t_floor] = interleaved(
+    let mut buf3 = [0u8; 1024];
+    let [t_enc, t_enc_ref, t_enc_sdk, t_floor] = interleaved(
         runs,
         [
             &mut || run_ns(iters, || ours_build_encode(black_box(&p), &mut buf)),
+            &mut || run_ns(iters, || ours_build_ref_encode(black_box(&p), &mut buf3)),
             &mut || run_ns(iters, || sdk_build_encode(black_box(&p))),
             &mut || run_ns(iters, || floor_encode(black_box(&p), &mut buf2)),
         ],
@@ -383,6 +409,9 @@ fn main() {
         let mut g = c.benchmark_group("sdk_shaped/build_encode");
         g.bench_function("ours", |b| {
             b.iter(|| ours_build_encode(black_box(&p), &mut buf))
+        });
+        g.bench_function("ours_build_ref", |b| {
+            b.iter(|| ours_build_ref_encode(black_box(&p), &mut buf))
         });
         g.bench_function("sdk", |b| b.iter(|| sdk_build_encode(black_box(&p))));
         g.bench_function("floor", |b| {
@@ -424,6 +453,12 @@ fn main() {
          sdk/ours {:>4.1}x (target >= 5x)   ours/floor {:>4.2}x (target <= 1.5x)",
         t_enc_sdk / t_enc,
         t_enc / t_floor
+    );
+    println!(
+        "  ... build_ref  ours {t_enc_ref:>6.0}                             \
+         sdk/ours {:>4.1}x                  ours/floor {:>4.2}x",
+        t_enc_sdk / t_enc_ref,
+        t_enc_ref / t_floor
     );
     println!(
         "  parse          ours {t_parse:>6.0}  sdk {t_parse_sdk:>6.0}  serde {t_parse_serde:>5.0}   \
