@@ -191,15 +191,21 @@ const fn days_in_month(year: u16, month: u8) -> u8 {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
 /// `days_from_civil`).
+///
+/// `year` is within 0000-10000 (what a [`Timestamp`] holds, and one past
+/// it for the range's end), so the arithmetic fits `i32`: no 64-bit
+/// division routine on 32-bit targets.
 #[inline]
 const fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let (year, month, day) = (year as i32, month as i32, day as i32);
     let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
+    // y >= -1: a floor division only for y = -1 (January/February of 0000).
+    let era = if y >= 0 { y / 400 } else { (y - 399) / 400 };
     let yoe = y - era * 400;
     let mp = (month + 9) % 12;
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    (era * 146_097 + doe - 719_468) as i64
 }
 
 /// The proleptic Gregorian date `(year, month, day)` of a day count since
