@@ -9,7 +9,7 @@
 # code and read-only data), plain and with `--features spool`. Budgets in
 # examples/firmware/size-budget.txt. The per-module table groups the ELF's
 # symbols (`arm-none-eabi-nm -S`) by the module they come from; read-only
-# data that has no symbol of its own (string literals, panic locations) is
+# data that has no symbol of its own (string literals, tables) is
 # one row. Each build must link no panic path (no `core::panicking`
 # symbol).
 #
@@ -118,7 +118,11 @@ firmware() {
   # panic site (an index, a `%`, a `copy_from_slice`, an `unwrap`): find it
   # with `arm-none-eabi-objdump -d` and `addr2line`, and make it an error.
   local panics
-  panics=$(arm-none-eabi-nm -C "$elf" | grep -E 'core::panicking|rust_begin_unwind' || true)
+  # Raw (mangled) names: legacy and v0 manglings both contain `panicking`,
+  # whatever binutils can demangle.
+  local syms
+  syms=$(arm-none-eabi-nm "$elf")
+  panics=$(grep -E 'panicking|rust_begin_unwind' <<<"$syms" || true)
   if [ -n "$panics" ]; then
     echo "FAIL $label links a panic path:"
     echo "$panics"

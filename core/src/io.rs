@@ -117,7 +117,7 @@ impl<W: embedded_io::Write + ?Sized> embedded_io::Write for Gather<'_, W> {
 /// with two overlapping word moves instead of a call into `memcpy`, whose
 /// call and size dispatch cost more than the copy itself; longer ones go to
 /// `copy_from_slice`. On a 32-bit device every piece goes to `memcpy`, which
-/// is smaller there, through [`copy_min`] (no length check: no panic path).
+/// is smaller there, through `copy_min` (no length check: no panic path).
 ///
 /// For the buffers the JSON encoder writes its pieces into ([`Gather`], the
 /// payload writer), where inlining makes most lengths constants and the size
@@ -146,6 +146,7 @@ pub(crate) fn copy_into(dst: &mut [u8], src: &[u8]) {
 #[cfg(any(not(target_pointer_width = "64"), feature = "flash-spool"))]
 #[inline(always)]
 pub(crate) fn copy_min(dst: &mut [u8], src: &[u8]) {
+    debug_assert_eq!(dst.len(), src.len(), "copy_min: callers pass equal lengths");
     for (d, s) in dst.iter_mut().zip(src) {
         *d = *s;
     }
