@@ -103,19 +103,9 @@ impl Attribute {
 }
 
 /// The names of the context attributes and `data`/`data_base64`, in the
-/// order of [`Attribute`]'s variants.
-const STANDARD: [&str; 10] = [
-    "id",
-    "source",
-    "specversion",
-    "type",
-    "datacontenttype",
-    "dataschema",
-    "subject",
-    "time",
-    "data",
-    "data_base64",
-];
+/// order of [`Attribute`]'s variants (the reserved names are that list;
+/// `standard_names_map_both_ways` checks the order).
+const STANDARD: [&str; 10] = crate::attr::RESERVED_NAMES;
 
 fn cut_name(name: &str) -> heapless::String<MAX_ERROR_NAME> {
     let mut out = heapless::String::new();
