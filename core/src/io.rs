@@ -143,9 +143,9 @@ pub(crate) fn copy_into(dst: &mut [u8], src: &[u8]) {
 /// lengths). The compiler turns the loop into a `memcpy` call; unlike
 /// `copy_from_slice` it has no length check, which would be a panic path
 /// (and the panic handler behind it) in the firmware.
-#[cfg(any(not(target_pointer_width = "64"), feature = "flash-spool"))]
+#[cfg(not(target_pointer_width = "64"))]
 #[inline(always)]
-pub(crate) fn copy_min(dst: &mut [u8], src: &[u8]) {
+fn copy_min(dst: &mut [u8], src: &[u8]) {
     debug_assert_eq!(dst.len(), src.len(), "copy_min: callers pass equal lengths");
     for (d, s) in dst.iter_mut().zip(src) {
         *d = *s;

@@ -213,7 +213,7 @@ impl<const BYTES: usize, const PAGE: usize> blocking::ReadNorFlash for RamFlash<
     const READ_SIZE: usize = 1;
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), RamFlashError> {
         let r = self.range(offset, bytes.len(), 1)?;
-        crate::io::copy_min(bytes, self.bytes.get(r).ok_or(RamFlashError::OutOfBounds)?);
+        crate::io::copy_into(bytes, self.bytes.get(r).ok_or(RamFlashError::OutOfBounds)?);
         Ok(())
     }
     fn capacity(&self) -> usize {
@@ -960,7 +960,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
     /// unaligned sources), ready for [`push_staged`](Self::push_staged).
     fn stage(&mut self, event: &[u8]) -> Result<(), ()> {
         let buf = self.buf.0.get_mut(..event.len()).ok_or(())?;
-        crate::io::copy_min(buf, event);
+        crate::io::copy_into(buf, event);
         self.staged = event.len();
         Ok(())
     }
