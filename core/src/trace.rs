@@ -95,17 +95,6 @@ impl fmt::Display for TraceContextError {
 
 impl core::error::Error for TraceContextError {}
 
-/// `true` at the lowercase hex digits.
-const LOWER_HEX: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        t[c] = matches!(c as u8, b'0'..=b'9' | b'a'..=b'f');
-        c += 1;
-    }
-    t
-};
-
 /// Whether `id` is `len` lowercase hex digits (`Some`), and whether they
 /// are not all zeros (the `bool`): one branch-free pass (this runs for
 /// every event an emitter gives a `traceparent`).
@@ -115,7 +104,9 @@ fn hex_id(id: &[u8], len: usize) -> Option<bool> {
     }
     let (mut ok, mut nonzero) = (true, 0u8);
     for &c in id {
-        ok &= LOWER_HEX[usize::from(c)];
+        // Lowercase hex, branch-free and without a 256-byte table (flash
+        // on a device): `0`-`9` or `a`-`f`.
+        ok &= (c.wrapping_sub(b'0') < 10) | (c.wrapping_sub(b'a') < 6);
         nonzero |= c ^ b'0';
     }
     ok.then_some(nonzero != 0)

@@ -480,3 +480,30 @@ proptest! {
         }
     }
 }
+
+/// Every byte at every position of a trace id and a parent id: taken
+/// exactly when it is a lowercase hex digit (the check is arithmetic, not
+/// a table).
+#[test]
+fn ids_take_exactly_the_lowercase_hex_digits() {
+    use ossa_events_core::trace::{check_span_id, check_trace_id};
+    for b in 0..=255u8 {
+        let hex = b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        for at in [0, 7, 15] {
+            let mut id = *b"1111111111111111";
+            id[at] = b;
+            let id = String::from_utf8_lossy(&id).into_owned();
+            assert_eq!(
+                check_span_id(&id).is_ok(),
+                hex && id.len() == 16,
+                "{b:#04x} at {at}"
+            );
+            let trace = format!("{id}{id}");
+            assert_eq!(
+                check_trace_id(&trace).is_ok(),
+                hex && trace.len() == 32,
+                "{b:#04x} at {at}"
+            );
+        }
+    }
+}

@@ -2,25 +2,56 @@
 
 use crate::io::{WriteError, write_all};
 
-/// For each byte: 0 = copy as is, otherwise the escape letter (`u` = `\u00XX`).
-/// The lexer's string scan reads it too (non-zero: a byte a string cannot
-/// hold as is).
-pub(crate) static ESCAPE: [u8; 256] = {
-    let mut t = [0u8; 256];
+/// Bytes [`ESCAPE`] has an entry for: every byte on 64-bit targets (no
+/// bound to check in the scans' byte loops), the bytes up to `\\` on the
+/// others (the last byte that needs escaping; every byte after it is copied
+/// as is): 93 bytes of a device's flash rather than 256.
+const ESCAPE_LEN: usize = if cfg!(target_pointer_width = "64") {
+    256
+} else {
+    b'\\' as usize + 1
+};
+
+/// For each byte: 0 = copy as is, otherwise the escape letter (`u` =
+/// `\u00XX`). Read it through [`escape`].
+static ESCAPE: [u8; ESCAPE_LEN] = escape_table();
+
+/// The escape letters of the first `N` bytes.
+const fn escape_table<const N: usize>() -> [u8; N] {
+    let mut t = [0u8; N];
     let mut i = 0;
-    while i < 0x20 {
-        t[i] = b'u';
+    while i < N {
+        t[i] = match i as u8 {
+            0x08 => b'b',
+            0x09 => b't',
+            0x0a => b'n',
+            0x0c => b'f',
+            0x0d => b'r',
+            0..0x20 => b'u',
+            b'"' => b'"',
+            b'\\' => b'\\',
+            _ => 0,
+        };
         i += 1;
     }
-    t[0x08] = b'b';
-    t[0x09] = b't';
-    t[0x0a] = b'n';
-    t[0x0c] = b'f';
-    t[0x0d] = b'r';
-    t[b'"' as usize] = b'"';
-    t[b'\\' as usize] = b'\\';
     t
-};
+}
+
+/// The escape letter of `b` (see [`ESCAPE`]), 0 for a byte copied as is.
+/// The lexer's string scan reads it too (non-zero: a byte a string cannot
+/// hold as is).
+#[inline(always)]
+pub(crate) fn escape(b: u8) -> u8 {
+    lookup(&ESCAPE, b)
+}
+
+#[inline(always)]
+fn lookup(table: &[u8], b: u8) -> u8 {
+    match table.get(usize::from(b)) {
+        Some(&e) => e,
+        None => 0,
+    }
+}
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -65,7 +96,7 @@ fn write_str_body_any<W: embedded_io::Write + ?Sized>(
     }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate().skip(plain) {
-        let esc = ESCAPE[b as usize];
+        let esc = escape(b);
         if esc == 0 {
             continue;
         }
@@ -101,6 +132,22 @@ mod tests {
         let mut v: Vec<u8> = Vec::new();
         write_str(&mut v, s).unwrap();
         String::from_utf8(v).unwrap()
+    }
+
+    /// The device's short table (up to `\\`) escapes every byte as the
+    /// whole one does, whichever of the two this target built.
+    #[test]
+    fn short_table_agrees_with_the_whole_one() {
+        let (short, whole) = (
+            escape_table::<{ b'\\' as usize + 1 }>(),
+            escape_table::<256>(),
+        );
+        for b in 0..=255u8 {
+            assert_eq!(lookup(&short, b), lookup(&whole, b), "{b:#04x}");
+            assert_eq!(escape(b), lookup(&whole, b), "{b:#04x}");
+            let needs = b < 0x20 || b == b'"' || b == b'\\';
+            assert_eq!(escape(b) != 0, needs, "{b:#04x}");
+        }
     }
 
     #[test]

@@ -182,7 +182,7 @@ fn bytes_below(w: u64, n: u8) -> u64 {
 /// Index of the first byte of `bytes` at or after `from` that a JSON string
 /// cannot hold as is (`"`, `\` or a control byte), or `bytes.len()`. The
 /// byte-at-a-time tail reads the writer's escape table, which flags exactly
-/// those bytes: one 256-byte table in the image instead of two.
+/// those bytes: one table in the image instead of two.
 #[inline(always)]
 fn scan_plain(bytes: &[u8], from: usize) -> usize {
     const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
@@ -198,7 +198,7 @@ fn scan_plain(bytes: &[u8], from: usize) -> usize {
         bytes,
         from,
         |w| zero_bytes(w ^ QUOTES) | zero_bytes(w ^ BACKSLASHES) | bytes_below(w, 0x20),
-        |b| super::escape::ESCAPE[b as usize] != 0,
+        |b| super::escape::escape(b) != 0,
     )
 }
 
