@@ -152,6 +152,7 @@ impl<'a> Event<'a> {
     /// assert_eq!((err.attribute, err.rule), (Attribute::Source, Rule::Missing));
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
+    #[inline]
     pub fn builder() -> EventBuilder<'a> {
         EventBuilder::new()
     }
@@ -200,6 +201,7 @@ impl<'a> Event<'a> {
             set: SET_ID | SET_SOURCE | SET_TYPE,
             tp_derived: false,
             ossa_at: ossa_positions(&self.extensions),
+            pending: PendingOssa::default(),
         }
     }
 
@@ -780,11 +782,55 @@ pub struct EventBuilder<'a> {
     tp_derived: bool,
     /// Where each OSSA extension sits in `ev.extensions`, as index + 1 (0:
     /// not set), in [`OSSA_NAMES`] order. Extensions are only ever appended
-    /// or replaced, so an index stays true. The OSSA setters look their
-    /// slot up here instead of searching the list: a search loop in an
-    /// inlined by-value setter kept LLVM from merging its stack slots, and
-    /// each of the four setters copied the 976-byte builder.
+    /// or replaced, so an index stays true (placing `pending` looks a slot
+    /// up here rather than searching the list).
     ossa_at: [u8; 4],
+    /// OSSA extensions set by their setters and not placed in
+    /// `ev.extensions` yet (see [`place_pending`](Self::place_pending)).
+    /// Writing the list in the setter, at an index known only at run time,
+    /// kept LLVM from merging the by-value setter's stack slots however the
+    /// index was found: each of the four setters still copied the 984-byte
+    /// builder. These are fixed fields.
+    pending: PendingOssa<'a>,
+}
+
+/// OSSA extensions waiting to be placed (see `EventBuilder::pending`).
+#[derive(Debug, Clone, Copy, Default)]
+struct PendingOssa<'a> {
+    /// Bit `slot` ([`OSSA_NAMES`] order): `values[slot]` is waiting.
+    set: u8,
+    /// The waiting slots in the order they were first set, two bits each,
+    /// the first in the lowest bits.
+    order: u8,
+    /// Bit `slot`: `values[slot]` failed the String check.
+    bad: u8,
+    values: [&'a str; 4],
+}
+
+impl<'a> PendingOssa<'a> {
+    /// Sets the value waiting in `slot`; a slot set again keeps its place.
+    #[inline(always)]
+    fn put(&mut self, slot: usize, value: &'a str, bad: bool) {
+        // slot < 4
+        let bit = 1u8 << (slot % 4);
+        if self.set & bit == 0 {
+            self.order |= ((slot % 4) as u8) << (2 * self.set.count_ones());
+            self.set |= bit;
+        }
+        if let Some(v) = self.values.get_mut(slot) {
+            *v = value;
+        }
+        if bad {
+            self.bad |= bit;
+        } else {
+            self.bad &= !bit;
+        }
+    }
+
+    /// Whether `name` is waiting.
+    fn has(&self, name: &str) -> bool {
+        ossa_slot(name).is_some_and(|slot| self.set & (1 << slot) != 0)
+    }
 }
 
 /// The OSSA extensions' names, in the order of `EventBuilder::ossa_at`.
@@ -867,6 +913,7 @@ impl<'a> EventBuilder<'a> {
             set: 0,
             tp_derived: false,
             ossa_at: [0; 4],
+            pending: PendingOssa::default(),
         }
     }
 
@@ -1176,6 +1223,7 @@ impl<'a> EventBuilder<'a> {
     /// [`push_ext`](Self::push_ext) in place: the value is checked with
     /// [`ExtValue::validate`].
     fn put_ext(&mut self, name: &'a str, value: ExtValue<'a>, known: bool) {
+        self.place_pending();
         if !known
             && !self.ev.extensions.iter().any(|e| e.name == name)
             && let Err(e) = check_extension_name(name)
@@ -1189,38 +1237,58 @@ impl<'a> EventBuilder<'a> {
     }
 
     /// Sets the OSSA extension in `slot` (see [`OSSA_NAMES`]) to a String,
-    /// checked as one: `store_ext` with the slot table in place of the
-    /// search (no loop, so the by-value setters move no builder copies).
+    /// checked as one. The value waits in `pending` until
+    /// [`place_pending`](Self::place_pending) puts it in the list: the
+    /// by-value setters write fixed fields only and move no builder copies.
     #[inline(always)]
     fn put_ossa_ext(&mut self, slot: usize, value: &'a str) {
         let bad = !string_is_valid(value);
         if slot == OSSA_TRACE || slot == OSSA_SPAN {
             self.tp_derived = false;
         }
-        let value = ExtValue::String(value);
-        let at = self.ossa_at.get(slot).copied().unwrap_or(0);
-        let i = if at == 0 {
-            let name = OSSA_NAMES.get(slot).copied().unwrap_or(ossa::EXT_AGENT_ID);
-            if self.ev.extensions.push(Extension { name, value }).is_err() {
-                if self.error.is_none() {
-                    self.error = Some(too_many_extensions(name));
+        self.pending.put(slot, value, bad);
+    }
+
+    /// Puts the OSSA extensions waiting in `pending` in the list, in the
+    /// order they were first set, as the setters did when they wrote the
+    /// list themselves: one already in the list gets its new value where it
+    /// is, a new one is appended. So that no one sees the difference, every
+    /// method that reads or changes `ev.extensions` calls this first, and
+    /// only `has_extension` (`&self`) looks at `pending` itself.
+    #[inline(always)]
+    fn place_pending(&mut self) {
+        if self.pending.set != 0 {
+            self.place_pending_now();
+        }
+    }
+
+    #[inline(never)]
+    fn place_pending_now(&mut self) {
+        let p = core::mem::take(&mut self.pending);
+        for k in 0..p.set.count_ones() {
+            let slot = usize::from((p.order >> (2 * k)) & 3);
+            let value = ExtValue::String(p.values.get(slot).copied().unwrap_or(""));
+            let at = self.ossa_at.get(slot).copied().unwrap_or(0);
+            let i = if at == 0 {
+                let name = OSSA_NAMES.get(slot).copied().unwrap_or(ossa::EXT_AGENT_ID);
+                // No room: `push_new_ext` notes the error, as the setter did.
+                let Some(i) = self.push_new_ext(name, value) else {
+                    continue;
+                };
+                if let Some(at) = self.ossa_at.get_mut(slot) {
+                    // i < MAX_EXTENSIONS = 16
+                    *at = (i + 1) as u8;
                 }
-                return;
-            }
-            let i = self.ev.extensions.len() - 1;
-            if let Some(at) = self.ossa_at.get_mut(slot) {
-                // i < MAX_EXTENSIONS = 16
-                *at = (i + 1) as u8;
-            }
-            i
-        } else {
-            let i = usize::from(at - 1);
-            if let Some(e) = self.ev.extensions.get_mut(i) {
-                e.value = value;
-            }
-            i
-        };
-        self.note_ext_check(i, bad);
+                i
+            } else {
+                let i = usize::from(at - 1);
+                if let Some(e) = self.ev.extensions.get_mut(i) {
+                    e.value = value;
+                }
+                i
+            };
+            self.note_ext_check(i, p.bad & (1 << slot) != 0);
+        }
     }
 
     /// Notes extension `i`'s check result; its value was just set, so it no
@@ -1245,6 +1313,7 @@ impl<'a> EventBuilder<'a> {
     /// here is recorded in `ossa_at` too.
     #[inline(always)]
     fn store_ext(&mut self, name: &'a str, value: ExtValue<'a>, bad: bool) {
+        self.place_pending();
         if self.tp_derived
             && matches!(
                 name,
@@ -1295,7 +1364,7 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn has_extension(&self, name: &str) -> bool {
-        self.ev.extensions.iter().any(|e| e.name == name)
+        self.pending.has(name) || self.ev.extensions.iter().any(|e| e.name == name)
     }
     /// The `id` set so far, if any: what a caller reports a rejected
     /// event under.
@@ -1481,6 +1550,7 @@ impl<'a> EventBuilder<'a> {
     /// The work of [`fill_traceparent`](Self::fill_traceparent), out of line.
     #[inline(never)]
     fn put_traceparent(&mut self, buf: &'a mut crate::trace::TraceParentText) {
+        self.place_pending();
         // One pass over the extensions for all three names.
         let (mut trace, mut span) = (None, None);
         for e in self.ev.extensions.iter() {
@@ -1635,6 +1705,7 @@ impl<'a> EventBuilder<'a> {
     /// Sets the OSSA extension in `slot` (see [`OSSA_NAMES`]) unless it is
     /// already set.
     fn fill_ossa(&mut self, slot: usize, value: &'a str) {
+        self.place_pending();
         if self.ossa_at.get(slot).is_none_or(|&at| at != 0) {
             return;
         }
@@ -1693,6 +1764,7 @@ impl<'a> EventBuilder<'a> {
     /// ```
     #[inline]
     pub fn build_ref(&mut self) -> Result<&Event<'a>, ValidationError> {
+        self.place_pending();
         if let Some(e) = &self.error {
             return Err(e.clone());
         }

@@ -1,5 +1,5 @@
-//! The OSSA setters find their extension through a slot table instead of a
-//! search of the list (so the by-value chain moves no builder copies). Any
+//! The OSSA setters keep a new value aside and the list gets it when it is
+//! next read or changed (so the by-value chain moves no builder copies). Any
 //! mix of OSSA setters, generic `extension_str` calls on the same names,
 //! `ossa_context`, `fill_ossa_context` and `to_builder` must still end with
 //! the extensions a plain ordered list says: a name set again is replaced in
@@ -144,6 +144,11 @@ proptest! {
                         b = b.build().unwrap().to_builder();
                     }
                 }
+            }
+            // OSSA values may wait outside the list until it is read:
+            // `has_extension` sees them all the same.
+            for name in OSSA.iter().chain(&OTHER) {
+                prop_assert_eq!(b.has_extension(name), m.exts.iter().any(|e| e.0 == *name), "{}", name);
             }
         }
         // `build_ref` (what the emitters use) and `build` agree, and a
