@@ -881,9 +881,10 @@ impl Default for EventBuilder<'_> {
     }
 }
 
-/// The error for one extension more than [`MAX_EXTENSIONS`]: out of line
-/// and taking only the name, so the setters that inline the push keep the
-/// builder's address to themselves.
+/// The error for one extension more than
+/// [`MAX_EXTENSIONS`](crate::MAX_EXTENSIONS): out of line and taking only
+/// the name, so the setters that inline the push keep the builder's
+/// address to themselves.
 #[cold]
 #[inline(never)]
 fn too_many_extensions(name: &str) -> ValidationError {

@@ -34,7 +34,7 @@
 //! span's thread, so they are on disk when the span call returns. Events put off before shutdown began are built and
 //! queued during it (until its deadline, like queued ones); those still
 //! here then, and those made after it began, are refused with
-//! [`Error::ShutDown`](crate::Error::ShutDown), counted and reported like a
+//! [`Error::ShutDown`], counted and reported like a
 //! late `emit`.
 //!
 //! Waking the worker: a push wakes it only when it sleeps until woken (its

@@ -17,7 +17,7 @@
 //!
 //! Every end goes through [`Shared::settle`] (or [`Shared::give_up_all`],
 //! which uses the same per-event `open` flags under the same lock): an event
-//! is closed once, counted once in [`Metrics`](crate::Metrics), and reported
+//! is closed once, counted once in [`Metrics`], and reported
 //! once to `on_undelivered`, after the lock is released.
 //!
 //! # Who waits on what
