@@ -51,7 +51,7 @@ pub(crate) fn json_plain_prefix(s: &[u8]) -> usize {
     // values and payload keys), so no loop and no byte-by-byte tail.
     #[cfg(target_pointer_width = "64")]
     if s.len() <= 16 {
-        return if short_any(s, json_special) {
+        return if short_any(s, json_special, sse_json_special) {
             0
         } else {
             s.len()
@@ -95,7 +95,7 @@ pub(crate) fn json_plain_prefix(s: &[u8]) -> usize {
 #[cfg(target_pointer_width = "64")]
 #[inline(always)]
 pub(crate) fn short_json_plain(s: &[u8]) -> bool {
-    s.len() <= 16 && !short_any(s, json_special)
+    s.len() <= 16 && !short_any(s, json_special, sse_json_special)
 }
 
 /// Whether `test` holds for a word made of bytes of `s` (at most 16 long):
@@ -103,9 +103,12 @@ pub(crate) fn short_json_plain(s: &[u8]) -> bool {
 /// the first, middle and last byte, repeated to fill the word. Every byte
 /// of `s` is in a word tested, and only bytes of `s` are, so a test for
 /// "some byte is special" answers for `s` exactly.
-#[cfg(target_pointer_width = "64")]
+#[cfg(all(
+    target_pointer_width = "64",
+    not(all(target_arch = "x86_64", target_feature = "sse2"))
+))]
 #[inline(always)]
-fn short_any(s: &[u8], test: impl Fn(u64) -> bool) -> bool {
+fn short_any(s: &[u8], test: impl Fn(u64) -> bool, _: impl Fn(&[u8; 16]) -> u32) -> bool {
     let n = s.len();
     if let (Some(a), Some(b)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
         return test(u64::from_le_bytes(*a)) || test(u64::from_le_bytes(*b));
@@ -117,6 +120,57 @@ fn short_any(s: &[u8], test: impl Fn(u64) -> bool) -> bool {
         (Some(&a), Some(&m), Some(&z)) => test(u64::from_le_bytes([a, m, z, a, a, a, a, a])),
         _ => false,
     }
+}
+
+/// The SSE2 tests [`short_any`] takes on x86-64. Other 64-bit targets
+/// use the word tests and never call these; their byte loops only say what
+/// the SSE2 masks mean.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn sse_json_special(c: &[u8; 16]) -> u32 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    return crate::simd::json_special(c);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    return u32::from(c.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\'));
+}
+
+/// See [`sse_json_special`]: the bytes outside 0x20..=0x7e.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn sse_not_printable(c: &[u8; 16]) -> u32 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    return crate::simd::not_printable(c, true);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    return u32::from(c.iter().any(|&b| !(0x20..0x7f).contains(&b)));
+}
+
+/// [`short_any`] on x86-64: the same bytes of `s` (at most 16 long), in
+/// one 16-byte chunk given to the SSE2 form of the test. Two word tests
+/// and their `||` were about 25 instructions; one SSE2 test is about 10,
+/// and the encoder asks it of every key and short value.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn short_any(s: &[u8], _: impl Fn(u64) -> bool, test: impl Fn(&[u8; 16]) -> u32) -> bool {
+    let halves = |a: u64, b: u64| {
+        let mut c = [0u8; 16];
+        let (lo, hi) = c.split_at_mut(8);
+        lo.copy_from_slice(&a.to_le_bytes());
+        hi.copy_from_slice(&b.to_le_bytes());
+        c
+    };
+    let n = s.len();
+    let chunk = if let (Some(a), Some(b)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+        halves(u64::from_le_bytes(*a), u64::from_le_bytes(*b))
+    } else if let (Some(a), Some(b)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+        let w = u64::from(u32::from_le_bytes(*a)) | u64::from(u32::from_le_bytes(*b)) << 32;
+        halves(w, w)
+    } else if let (Some(&a), Some(&m), Some(&z)) = (s.first(), s.get(n / 2), s.last()) {
+        let w = u64::from_le_bytes([a, m, z, a, a, a, a, a]);
+        halves(w, w)
+    } else {
+        return false;
+    };
+    test(&chunk) != 0
 }
 
 /// Whether the word has a byte outside printable ASCII: below 0x20, or at
@@ -135,7 +189,7 @@ fn not_printable_word(v: u64) -> bool {
 pub(crate) fn printable_until(s: &[u8]) -> Option<usize> {
     #[cfg(target_pointer_width = "64")]
     if s.len() <= 16 {
-        return short_any(s, not_printable_word).then_some(0);
+        return short_any(s, not_printable_word, sse_not_printable).then_some(0);
     }
     let start = printable_prefix(s, true);
     let rest_printable = s
