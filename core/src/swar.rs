@@ -191,6 +191,13 @@ pub(crate) fn printable_until(s: &[u8]) -> Option<usize> {
     if s.len() <= 16 {
         return short_any(s, not_printable_word, sse_not_printable).then_some(0);
     }
+    // 16 bytes or more on x86-64: the SSE2 scan covers the tail too (its
+    // last 16 bytes), so no byte loop over it.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if let Some(last) = s.last_chunk::<16>() {
+        let n = sse_prefix(s, last, |c| crate::simd::not_printable(c, true));
+        return (n != s.len()).then_some(n);
+    }
     let start = printable_prefix(s, true);
     let rest_printable = s
         .get(start..)
