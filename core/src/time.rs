@@ -607,19 +607,7 @@ impl Timestamp {
 
     /// Writes the canonical form (ASCII) into `buf`, returning its length.
     pub(crate) fn encode(&self, buf: &mut [u8; Timestamp::MAX_LEN]) -> usize {
-        let y = self.year;
-        put2(&mut buf[0..2], (y / 100 % 100) as u8);
-        put2(&mut buf[2..4], (y % 100) as u8);
-        buf[4] = b'-';
-        put2(&mut buf[5..7], self.month);
-        buf[7] = b'-';
-        put2(&mut buf[8..10], self.day);
-        buf[10] = b'T';
-        put2(&mut buf[11..13], self.hour);
-        buf[13] = b':';
-        put2(&mut buf[14..16], self.minute);
-        buf[16] = b':';
-        put2(&mut buf[17..19], self.second);
+        self.encode_date_time(buf);
         let mut pos = 19;
         let fd = usize::from(self.frac_digits.min(9));
         if fd > 0 {
@@ -659,6 +647,71 @@ impl Timestamp {
             put2(t, (m % 60) as u8);
         }
         pos + 6
+    }
+
+    /// Writes `YYYY-MM-DDTHH:MM:SS` into `buf[..19]`, two digits at a time.
+    #[cfg(not(target_pointer_width = "64"))]
+    #[inline]
+    fn encode_date_time(&self, buf: &mut [u8; Timestamp::MAX_LEN]) {
+        let y = self.year;
+        put2(&mut buf[0..2], (y / 100 % 100) as u8);
+        put2(&mut buf[2..4], (y % 100) as u8);
+        buf[4] = b'-';
+        put2(&mut buf[5..7], self.month);
+        buf[7] = b'-';
+        put2(&mut buf[8..10], self.day);
+        buf[10] = b'T';
+        put2(&mut buf[11..13], self.hour);
+        buf[13] = b':';
+        put2(&mut buf[14..16], self.minute);
+        buf[16] = b':';
+        put2(&mut buf[17..19], self.second);
+    }
+
+    /// Writes `YYYY-MM-DDTHH:MM:SS` into `buf[..19]`: on 64-bit targets the
+    /// seven two-digit fields split into digits four at a time, one 16-bit
+    /// lane each (`v * 103 >> 10` is `v / 10` for `v < 179`; every field is
+    /// below 100, so no lane carries into the next), and the text is three
+    /// stores. About 40 instructions rather than 14 divisions by ten.
+    #[cfg(target_pointer_width = "64")]
+    #[inline]
+    fn encode_date_time(&self, buf: &mut [u8; Timestamp::MAX_LEN]) {
+        const LANES: u64 = 0x000f_000f_000f_000f;
+        /// Each 16-bit lane's value `v` as the ASCII pair of its digits.
+        fn pairs(x: u64) -> u64 {
+            let tens = ((x * 103) >> 10) & LANES;
+            let units = x - tens * 10;
+            (tens | units << 8) + 0x3030_3030_3030_3030
+        }
+        let lanes = |a: u8, b: u8, c: u8, d: u8| {
+            u64::from(a) | u64::from(b) << 16 | u64::from(c) << 32 | u64::from(d) << 48
+        };
+        let y = self.year;
+        let date = pairs(lanes(
+            (y / 100 % 100) as u8,
+            (y % 100) as u8,
+            self.month,
+            self.day,
+        ));
+        let time = pairs(lanes(self.hour, self.minute, self.second, 0));
+        // "YYYY-MM-", "DD", "T", "HH:MM:SS".
+        let ymm = date & 0xffff_ffff
+            | u64::from(b'-') << 32
+            | (date >> 32 & 0xffff) << 40
+            | u64::from(b'-') << 56;
+        let hms = time & 0xffff
+            | u64::from(b':') << 16
+            | (time >> 16 & 0xffff) << 24
+            | u64::from(b':') << 40
+            | (time >> 32 & 0xffff) << 48;
+        let (head, rest) = buf.split_at_mut(8);
+        head.copy_from_slice(&ymm.to_le_bytes());
+        if let Some((dd, rest)) = rest.split_first_chunk_mut::<3>() {
+            *dd = [(date >> 48) as u8, (date >> 56) as u8, b'T'];
+            if let Some(t) = rest.first_chunk_mut::<8>() {
+                *t = hms.to_le_bytes();
+            }
+        }
     }
 
     /// Length in bytes of the canonical form ([`write_to`](Self::write_to)).
@@ -913,6 +966,49 @@ impl Clock for FixedClock {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
+    /// The date and time digits, every value of each field with the
+    /// others at their smallest and largest: the lanes of the 64-bit
+    /// encoder do not disturb each other, and each agrees with `format!`.
+    #[test]
+    fn date_time_digits_for_every_field_value() {
+        let check = |y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8| {
+            let t = Timestamp {
+                year: y,
+                month: mo,
+                day: d,
+                hour: h,
+                minute: mi,
+                second: s,
+                ..Timestamp::UNIX_EPOCH
+            };
+            let mut buf = [0u8; Timestamp::MAX_LEN];
+            let n = t.encode(&mut buf);
+            let want = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
+            assert_eq!(core::str::from_utf8(&buf[..n]).unwrap(), want);
+        };
+        for (y0, mo0, d0, h0, mi0, s0) in [(0, 1, 1, 0, 0, 0), (9999, 12, 31, 23, 59, 60)] {
+            for y in 0..=9999 {
+                check(y, mo0, d0, h0, mi0, s0);
+            }
+            for mo in 1..=12 {
+                check(y0, mo, d0, h0, mi0, s0);
+            }
+            for d in 1..=31 {
+                check(y0, mo0, d, h0, mi0, s0);
+            }
+            for h in 0..=23 {
+                check(y0, mo0, d0, h, mi0, s0);
+            }
+            for mi in 0..=59 {
+                check(y0, mo0, d0, h0, mi, s0);
+            }
+            for s in 0..=60 {
+                check(y0, mo0, d0, h0, mi0, s);
+            }
+        }
+    }
+
     use super::*;
 
     /// The branch-free form and the byte-by-byte one agree on every single
