@@ -170,7 +170,7 @@ impl<'a> ExtValue<'a> {
                 Some(rule) => rule,
                 None => return Ok(()),
             },
-            ExtValue::UriRef(s) if !crate::uri::is_uri_reference(s) => Rule::NotUriReference,
+            ExtValue::UriRef(s) if !crate::uri::is_uri_reference_rt(s) => Rule::NotUriReference,
             _ => return Ok(()),
         };
         Err(ValidationError::new(Attribute::named(name), rule))

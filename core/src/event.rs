@@ -508,7 +508,7 @@ impl<'a> Event<'a> {
         self.check_attributes(
             true,
             false,
-            crate::uri::is_uri_reference,
+            crate::uri::is_uri_reference_rt,
             crate::uri::content_type_rule,
             self::dataschema_rule,
             check_ext_at,
@@ -526,7 +526,7 @@ impl<'a> Event<'a> {
         self.check_attributes(
             false,
             plain_strings,
-            crate::uri::is_uri_reference,
+            crate::uri::is_uri_reference_rt,
             crate::uri::content_type_rule,
             self::dataschema_rule,
             |_, e| match e.value {
@@ -948,7 +948,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn source(mut self, source: &'a str) -> Self {
         self.ev.source = source;
-        self.source_is_uri = crate::uri::is_uri_reference(source);
+        self.source_is_uri = crate::uri::is_uri_reference_rt(source);
         self.set |= SET_SOURCE;
         self
     }
@@ -1648,7 +1648,7 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn fill_defaults(&mut self, id: &'a str, source: &'a str, time: Timestamp) -> &mut Self {
-        let source_is_uri = self.set & SET_SOURCE != 0 || crate::uri::is_uri_reference(source);
+        let source_is_uri = self.set & SET_SOURCE != 0 || crate::uri::is_uri_reference_rt(source);
         self.fill_defaults_checked(id, source, source_is_uri, time);
         self
     }

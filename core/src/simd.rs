@@ -8,7 +8,7 @@
 
 use safe_arch::{
     bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, m128i, max_u8_m128i, min_u8_m128i,
-    move_mask_i8_m128i, set_splat_i8_m128i,
+    move_mask_i8_m128i, set_splat_i8_m128i, sub_i8_m128i,
 };
 
 #[inline(always)]
@@ -51,6 +51,26 @@ pub(crate) fn not_printable(chunk: &[u8; 16], space: bool) -> u32 {
     let v = load_unaligned_m128i(chunk);
     let low = if space { 0x1f } else { 0x20 };
     mask(bitor_m128i(at_most(v, low), at_least(v, 0x7f)))
+}
+
+/// The bytes outside `unreserved` (RFC 3986: ASCII letters and digits,
+/// `-._~`) and `/`.
+#[inline(always)]
+pub(crate) fn not_path_simple(chunk: &[u8; 16]) -> u32 {
+    let v = load_unaligned_m128i(chunk);
+    // `-./0-9` is one run (0x2d..=0x39); then A-Z, a-z, `_` and `~`.
+    let within = |lo: u8, hi: u8| at_most(sub_i8_m128i(v, splat(lo)), hi - lo);
+    let ok = bitor_m128i(
+        bitor_m128i(within(b'-', b'9'), within(b'A', b'Z')),
+        bitor_m128i(
+            within(b'a', b'z'),
+            bitor_m128i(
+                cmp_eq_mask_i8_m128i(v, splat(b'_')),
+                cmp_eq_mask_i8_m128i(v, splat(b'~')),
+            ),
+        ),
+    );
+    !mask(ok) & 0xffff
 }
 
 /// The offset of the first byte of `s` at or after `from` that `stop`

@@ -151,6 +151,17 @@ fn sse_not_printable(c: &[u8; 16]) -> u32 {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 fn short_any(s: &[u8], _: impl Fn(u64) -> bool, test: impl Fn(&[u8; 16]) -> u32) -> bool {
+    short_chunk(s).is_some_and(|c| test(&c) != 0)
+}
+
+/// The bytes of `s` (1 to 16 long) in one 16-byte chunk: the first and
+/// last 8; for fewer than 8, the first and last 4, or the first, middle
+/// and last byte, repeated. Every byte of the chunk is a byte of `s` and
+/// every byte of `s` is in it, so "some byte is flagged" and "every byte
+/// is allowed" answer for `s` exactly. `None` for an empty or longer `s`.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+pub(crate) fn short_chunk(s: &[u8]) -> Option<[u8; 16]> {
     let halves = |a: u64, b: u64| {
         let mut c = [0u8; 16];
         let (lo, hi) = c.split_at_mut(8);
@@ -159,18 +170,22 @@ fn short_any(s: &[u8], _: impl Fn(u64) -> bool, test: impl Fn(&[u8; 16]) -> u32)
         c
     };
     let n = s.len();
-    let chunk = if let (Some(a), Some(b)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
-        halves(u64::from_le_bytes(*a), u64::from_le_bytes(*b))
-    } else if let (Some(a), Some(b)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
-        let w = u64::from(u32::from_le_bytes(*a)) | u64::from(u32::from_le_bytes(*b)) << 32;
-        halves(w, w)
-    } else if let (Some(&a), Some(&m), Some(&z)) = (s.first(), s.get(n / 2), s.last()) {
-        let w = u64::from_le_bytes([a, m, z, a, a, a, a, a]);
-        halves(w, w)
-    } else {
-        return false;
-    };
-    test(&chunk) != 0
+    if n > 16 {
+        return None;
+    }
+    Some(
+        if let (Some(a), Some(b)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+            halves(u64::from_le_bytes(*a), u64::from_le_bytes(*b))
+        } else if let (Some(a), Some(b)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+            let w = u64::from(u32::from_le_bytes(*a)) | u64::from(u32::from_le_bytes(*b)) << 32;
+            halves(w, w)
+        } else if let (Some(&a), Some(&m), Some(&z)) = (s.first(), s.get(n / 2), s.last()) {
+            let w = u64::from_le_bytes([a, m, z, a, a, a, a, a]);
+            halves(w, w)
+        } else {
+            return None;
+        },
+    )
 }
 
 /// Whether the word has a byte outside printable ASCII: below 0x20, or at

@@ -454,6 +454,41 @@ pub const fn is_uri_reference(s: &str) -> bool {
     }
 }
 
+/// [`is_uri_reference`] at run time: on x86-64 its fast path (only
+/// `unreserved` characters and `/`, not starting with `//`) is asked of 16
+/// bytes at a time with SSE2 rather than a byte at a time (~10
+/// instructions rather than ~120 for `ossa/my-agent`); anything else goes
+/// to the full grammar.
+#[inline]
+pub(crate) fn is_uri_reference_rt(s: &str) -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if simple_path(s.as_bytes()) {
+        return true;
+    }
+    is_uri_reference(s)
+}
+
+/// Whether `b` is non-empty, does not start with `//` and has only
+/// `unreserved` characters and `/`: a relative reference that is all path.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn simple_path(b: &[u8]) -> bool {
+    if matches!(b, [b'/', b'/', ..]) {
+        return false;
+    }
+    if let Some(c) = crate::swar::short_chunk(b) {
+        return crate::simd::not_path_simple(&c) == 0;
+    }
+    let Some(last) = b.last_chunk::<16>() else {
+        return false;
+    };
+    match crate::simd::first_flagged(b, 0, crate::simd::not_path_simple) {
+        Ok(_) => false,
+        // The tail as the last 16 bytes (the overlapping ones already passed).
+        Err(at) => at == b.len() || crate::simd::not_path_simple(last) == 0,
+    }
+}
+
 /// Whether `s` is an RFC 3986 §4.3 `absolute-URI`:
 /// `scheme ":" hier-part [ "?" query ]`, e.g. `http://example.com/schema` or
 /// `urn:x:y`: the CloudEvents type `URI` ("Absolute uniform resource
@@ -1025,6 +1060,49 @@ mod tests {
         assert!(!starts_with_ignore_ascii_case("é", "e"));
     }
 
+    /// The run-time form (SSE2 fast path on x86-64) agrees with the const
+    /// one for every byte at every position of short and long paths, and
+    /// at the `//` and empty edges.
+    #[test]
+    fn run_time_form_agrees_with_the_grammar() {
+        for len in 0..=40 {
+            for at in 0..len.max(1) {
+                for b in 0..=255u8 {
+                    let mut v = vec![b'p'; len];
+                    if len > 0 {
+                        v[at] = b;
+                    }
+                    let Ok(s) = core::str::from_utf8(&v) else {
+                        continue;
+                    };
+                    assert_eq!(is_uri_reference_rt(s), is_uri_reference(s), "{s:?}");
+                    let mut rooted = String::from("/");
+                    rooted.push_str(s);
+                    assert_eq!(
+                        is_uri_reference_rt(&rooted),
+                        is_uri_reference(&rooted),
+                        "{rooted:?}"
+                    );
+                }
+            }
+        }
+        for s in [
+            "",
+            "/",
+            "//",
+            "//a",
+            "///",
+            "a//b",
+            "~",
+            "-._~/AZaz09",
+            "a:b",
+            "%41",
+            "a b",
+        ] {
+            assert_eq!(is_uri_reference_rt(s), is_uri_reference(s), "{s:?}");
+        }
+    }
+
     #[test]
     fn fuzz_never_panics() {
         let alphabet = b"ab1:/?#[]@%.fF:v -\"=;\\\t\xc3\xa9";
@@ -1040,6 +1118,7 @@ mod tests {
             }
             let s = String::from_utf8_lossy(&buf[..len]);
             let r = is_uri_reference(&s);
+            assert_eq!(is_uri_reference_rt(&s), r, "{s:?}");
             if is_absolute_uri(&s) {
                 assert!(r, "{s:?}");
             }
