@@ -97,7 +97,8 @@ step "rustdoc as docs.rs runs it (--cfg docsrs, ${FUZZ_TOOLCHAIN})"
 RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo "+$FUZZ_TOOLCHAIN" doc \
   --no-deps --all-features -p ossa-events-core -p ossa-events --target-dir "$ROOT/target/docsrs"
 
-step "ossa-events without default features (no HTTP client, no server), with only http-types, only the receiver"
+step "ossa-events-core without traceparent; ossa-events without default features (no HTTP client, no server), with only http-types, only the receiver"
+cargo clippy -p ossa-events-core --no-default-features --features std,async,flash-spool --all-targets -- -D warnings
 cargo clippy -p ossa-events --no-default-features -- -D warnings
 cargo clippy -p ossa-events --no-default-features --features http-types -- -D warnings
 cargo clippy -p ossa-events --no-default-features --features receiver -- -D warnings
@@ -156,6 +157,10 @@ bash scripts/size.sh
 step "cargo test (unit, integration, doc tests)"
 log=$(mktemp)
 cargo test --workspace --all-features 2>&1 | tee "$log"
+test_status=${PIPESTATUS[0]}
+[ "$test_status" -eq 0 ] || exit "$test_status"
+# The core as a firmware builds it, without `traceparent` (a default feature).
+cargo test -p ossa-events-core --no-default-features --features std,async,flash-spool 2>&1 | tee -a "$log"
 test_status=${PIPESTATUS[0]}
 [ "$test_status" -eq 0 ] || exit "$test_status"
 

@@ -72,6 +72,7 @@ pub struct Config<'a> {
     pub(crate) batch_size: usize,
     pub(crate) flush_interval_ms: u64,
     format: BatchFormat,
+    #[cfg(feature = "traceparent")]
     traceparent: bool,
 }
 
@@ -95,6 +96,7 @@ impl<'a> Config<'a> {
             batch_size: DEFAULT_BATCH_SIZE,
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             format: BatchFormat::JsonLines,
+            #[cfg(feature = "traceparent")]
             traceparent: true,
         }
     }
@@ -167,6 +169,10 @@ impl<'a> Config<'a> {
     /// [`EventBuilder::derive_traceparent`]). On by default; off saves 70
     /// bytes an event on a link that no tracing backend reads.
     ///
+    /// With the crate's `traceparent` feature (a default one). A firmware
+    /// that never writes it leaves the feature out: its emitters then carry
+    /// no code to derive it (about 0.8 KiB of flash on a Cortex-M4).
+    ///
     /// ```
     /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, ossa, FixedClock, RandomIds, Timestamp};
     /// # let mut out = [0u8; 2048];
@@ -184,6 +190,8 @@ impl<'a> Config<'a> {
     /// assert!(!std::str::from_utf8(em.writer().written())?.contains("traceparent"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(feature = "traceparent")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "traceparent")))]
     pub const fn traceparent(mut self, on: bool) -> Self {
         self.traceparent = on;
         self
@@ -286,6 +294,7 @@ pub(crate) struct Inner<'a, I: IdSource, C: Clock, const N: usize, const B: usiz
     /// The `traceparent` of `context`'s ids (empty when it has none, or
     /// they are not W3C ids): copied into each event's, so an event with
     /// the context's ids has it without the ids being checked again.
+    #[cfg(feature = "traceparent")]
     traceparent: TraceParentText,
     pub(crate) batch: Batch<N, B>,
     pub(crate) ids: I,
@@ -315,6 +324,7 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
             batch: Batch::new(config.format),
             config,
             context: ossa::Context::default(),
+            #[cfg(feature = "traceparent")]
             traceparent: TraceParentText::new(),
             ids,
             clock,
@@ -326,7 +336,10 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
     /// Sets the OSSA context and derives its `traceparent` once.
     pub(crate) fn set_context(&mut self, context: ossa::Context<'a>) {
         self.context = context;
-        self.traceparent = TraceParentText::of_context(&context);
+        #[cfg(feature = "traceparent")]
+        {
+            self.traceparent = TraceParentText::of_context(&context);
+        }
     }
 
     /// Completes and checks the event in place (it is encoded from the
@@ -343,10 +356,13 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
     {
         b.fill_defaults_checked(id, self.config.source, self.config.source_is_uri, now);
         b.fill_ossa_context(&self.context);
+        #[cfg(feature = "traceparent")]
         if self.config.traceparent {
             traceparent.clone_from(&self.traceparent);
             b.fill_traceparent(traceparent);
         }
+        #[cfg(not(feature = "traceparent"))]
+        let _ = traceparent;
         b.build_ref().map_err(|e| {
             self.counters.rejected += 1;
             EmitError::Invalid(e)

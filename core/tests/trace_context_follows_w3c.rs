@@ -301,6 +301,7 @@ fn a_built_event_never_lets_traceparent_and_the_ossa_context_disagree() {
     );
 }
 
+#[cfg(feature = "traceparent")]
 #[test]
 fn the_emitter_writes_traceparent_from_its_context_and_counts_a_conflict_rejected() {
     let mut out = [0u8; 8192];
@@ -353,6 +354,52 @@ fn the_emitter_writes_traceparent_from_its_context_and_counts_a_conflict_rejecte
             .unwrap()
             .contains(r#""traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01""#)
     );
+}
+
+/// Built without the `traceparent` feature (a firmware's choice), the
+/// emitters write none, and the trace-context rules still hold: an event's
+/// own `traceparent` must carry its `ossatraceid`.
+#[cfg(not(feature = "traceparent"))]
+#[test]
+fn without_the_feature_the_emitter_writes_no_traceparent_and_still_checks_one() {
+    let mut out = [0u8; 8192];
+    let ids = RandomIds(|b: &mut [u8; 16]| b.fill(3));
+    let mut em: Emitter<'_, _, _, _, 8, 4096> = Emitter::new(
+        Config::new("/agents/a"),
+        SliceWriter::new(&mut out),
+        ids,
+        FixedClock(Timestamp::UNIX_EPOCH),
+    );
+    em.set_context(ossa::Context {
+        trace_id: Some(TRACE),
+        span_id: Some(SPAN),
+        ..Default::default()
+    });
+    em.emit_ossa(&ossa::TurnStarted {
+        turn: 1,
+        input: None,
+    })
+    .unwrap();
+    let err = em
+        .emit(
+            Event::builder()
+                .ty("t")
+                .traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("traceparent must carry ossatraceid"),
+        "{err}"
+    );
+    em.flush().unwrap();
+    assert_eq!((em.counters().delivered, em.counters().rejected), (1, 1));
+    let text = std::str::from_utf8(em.writer().written()).unwrap();
+    assert!(
+        text.contains(&format!(r#""ossatraceid":"{TRACE}""#)),
+        "{text}"
+    );
+    assert!(!text.contains("traceparent"), "{text}");
 }
 
 proptest! {

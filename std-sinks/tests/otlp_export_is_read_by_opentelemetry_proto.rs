@@ -348,7 +348,9 @@ fn the_demo_run_is_one_span_tree_with_genai_attributes() {
 }
 
 /// The firmware example's run (examples/firmware: the same ids, the agent id
-/// on every event, the workflow's included; the tool call fails).
+/// on every event, the workflow's included; the tool call fails). The
+/// firmware writes no `traceparent` (its core is built without that
+/// feature): the tree comes from `ossatraceid` and `ossaspanid` alone.
 #[test]
 fn the_firmware_run_is_one_span_tree() {
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -396,7 +398,6 @@ fn the_firmware_run_is_one_span_tree() {
                 "type": v["type"], "time": format!("2026-01-01T00:00:0{i}.250Z"),
                 "ossaagentid": "thermo-agent", "ossainteractionid": "int-7f3a",
                 "ossatraceid": TRACE, "ossaspanid": span,
-                "traceparent": format!("00-{TRACE}-{span}-01"),
                 "datacontenttype": "application/json", "data": v["data"],
             })
             .to_string()

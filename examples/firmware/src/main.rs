@@ -26,6 +26,11 @@
 //! that outage wait in flash, and when it is plugged back in they are written
 //! out first, in order (`# uart down` / `# uart up` mark the outage; the
 //! summary adds the spool's counters).
+//!
+//! The core is built without its `traceparent` feature: the events carry
+//! their trace in `ossatraceid` and `ossaspanid`, and the flash does not
+//! carry the code that derives a W3C `traceparent` from them (820 B);
+//! `--features traceparent` puts it back.
 
 #![no_std]
 #![no_main]
