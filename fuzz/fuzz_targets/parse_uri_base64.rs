@@ -1,11 +1,12 @@
 //! URI and media type validators never panic and agree with each other (an
 //! absolute URI has no fragment, a media type no whitespace around it);
 //! canonical Base64 decodes and re-encodes to itself; any bytes encode and
-//! decode back.
+//! decode back. The builder's `source` check (the run-time form, with its
+//! SSE2 fast path on x86-64) agrees with `uri::is_uri_reference`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ossa_events_core::{base64, uri};
+use ossa_events_core::{base64, uri, Attribute, Event};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = core::str::from_utf8(data) {
@@ -24,6 +25,12 @@ fuzz_target!(|data: &[u8]| {
         if uri::is_media_type(s) {
             assert_eq!(s.trim(), s, "media type with whitespace around it");
         }
+        let built = Event::builder().id("1").ty("t").source(s).build();
+        assert_eq!(
+            built.is_err_and(|e| e.attribute == Attribute::Source),
+            !uri::is_uri_reference(s),
+            "the builder and the grammar disagree on source {s:?}"
+        );
         let _ = (
             uri::is_media_type(s),
             uri::is_json_media_type(s),
