@@ -301,15 +301,16 @@ fn a_built_event_never_lets_traceparent_and_the_ossa_context_disagree() {
     );
 }
 
-#[cfg(feature = "traceparent")]
-#[test]
-fn the_emitter_writes_traceparent_from_its_context_and_counts_a_conflict_rejected() {
-    let mut out = [0u8; 8192];
-    let ids = RandomIds(|b: &mut [u8; 16]| b.fill(3));
-    let mut em: Emitter<'_, _, _, _, 8, 4096> = Emitter::new(
+type CtxEmitter<'a> =
+    Emitter<'a, SliceWriter<'a>, RandomIds<fn(&mut [u8; 16])>, FixedClock, 8, 4096>;
+
+/// An emitter whose OSSA context has `TRACE` and `SPAN`, and a first
+/// event from it.
+fn context_emitter(out: &mut [u8]) -> CtxEmitter<'_> {
+    let mut em: CtxEmitter<'_> = Emitter::new(
         Config::new("/agents/a"),
-        SliceWriter::new(&mut out),
-        ids,
+        SliceWriter::new(out),
+        RandomIds(|b: &mut [u8; 16]| b.fill(3)),
         FixedClock(Timestamp::UNIX_EPOCH),
     );
     em.set_context(ossa::Context {
@@ -322,10 +323,12 @@ fn the_emitter_writes_traceparent_from_its_context_and_counts_a_conflict_rejecte
         input: None,
     })
     .unwrap();
-    // The event's own span: the traceparent follows it.
-    em.emit(Event::builder().ty("t").ossa_span_id("b7ad6b7169203331"))
-        .unwrap();
-    // Its own traceparent, of another trace than the context's: refused.
+    em
+}
+
+/// An event's own `traceparent` of another trace than the context's is
+/// refused, with the rule it breaks.
+fn assert_other_trace_refused(em: &mut CtxEmitter<'_>) {
     let err = em
         .emit(
             Event::builder()
@@ -338,6 +341,17 @@ fn the_emitter_writes_traceparent_from_its_context_and_counts_a_conflict_rejecte
             .contains("traceparent must carry ossatraceid"),
         "{err}"
     );
+}
+
+#[cfg(feature = "traceparent")]
+#[test]
+fn the_emitter_writes_traceparent_from_its_context_and_counts_a_conflict_rejected() {
+    let mut out = [0u8; 8192];
+    let mut em = context_emitter(&mut out);
+    // The event's own span: the traceparent follows it.
+    em.emit(Event::builder().ty("t").ossa_span_id("b7ad6b7169203331"))
+        .unwrap();
+    assert_other_trace_refused(&mut em);
     em.flush().unwrap();
     assert_eq!((em.counters().delivered, em.counters().rejected), (2, 1));
     let text = std::str::from_utf8(em.writer().written()).unwrap();
@@ -363,35 +377,8 @@ fn the_emitter_writes_traceparent_from_its_context_and_counts_a_conflict_rejecte
 #[test]
 fn without_the_feature_the_emitter_writes_no_traceparent_and_still_checks_one() {
     let mut out = [0u8; 8192];
-    let ids = RandomIds(|b: &mut [u8; 16]| b.fill(3));
-    let mut em: Emitter<'_, _, _, _, 8, 4096> = Emitter::new(
-        Config::new("/agents/a"),
-        SliceWriter::new(&mut out),
-        ids,
-        FixedClock(Timestamp::UNIX_EPOCH),
-    );
-    em.set_context(ossa::Context {
-        trace_id: Some(TRACE),
-        span_id: Some(SPAN),
-        ..Default::default()
-    });
-    em.emit_ossa(&ossa::TurnStarted {
-        turn: 1,
-        input: None,
-    })
-    .unwrap();
-    let err = em
-        .emit(
-            Event::builder()
-                .ty("t")
-                .traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-        )
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("traceparent must carry ossatraceid"),
-        "{err}"
-    );
+    let mut em = context_emitter(&mut out);
+    assert_other_trace_refused(&mut em);
     em.flush().unwrap();
     assert_eq!((em.counters().delivered, em.counters().rejected), (1, 1));
     let text = std::str::from_utf8(em.writer().written()).unwrap();
