@@ -967,49 +967,39 @@ impl Clock for FixedClock {
 #[allow(clippy::unwrap_used)]
 mod tests {
 
+    use super::*;
+
     /// The date and time digits, every value of each field with the
     /// others at their smallest and largest: the lanes of the 64-bit
     /// encoder do not disturb each other, and each agrees with `format!`.
     #[test]
     fn date_time_digits_for_every_field_value() {
-        let check = |y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8| {
-            let t = Timestamp {
-                year: y,
-                month: mo,
-                day: d,
-                hour: h,
-                minute: mi,
-                second: s,
-                ..Timestamp::UNIX_EPOCH
-            };
-            let mut buf = [0u8; Timestamp::MAX_LEN];
-            let n = t.encode(&mut buf);
-            let want = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
-            assert_eq!(core::str::from_utf8(&buf[..n]).unwrap(), want);
-        };
-        for (y0, mo0, d0, h0, mi0, s0) in [(0, 1, 1, 0, 0, 0), (9999, 12, 31, 23, 59, 60)] {
-            for y in 0..=9999 {
-                check(y, mo0, d0, h0, mi0, s0);
-            }
-            for mo in 1..=12 {
-                check(y0, mo, d0, h0, mi0, s0);
-            }
-            for d in 1..=31 {
-                check(y0, mo0, d, h0, mi0, s0);
-            }
-            for h in 0..=23 {
-                check(y0, mo0, d0, h, mi0, s0);
-            }
-            for mi in 0..=59 {
-                check(y0, mo0, d0, h0, mi, s0);
-            }
-            for s in 0..=60 {
-                check(y0, mo0, d0, h0, mi0, s);
+        // year, month, day, hour, minute, second: smallest, largest.
+        const RANGES: [(u16, u16); 6] = [(0, 9999), (1, 12), (1, 31), (0, 23), (0, 59), (0, 60)];
+        for largest in [false, true] {
+            let base = RANGES.map(|(lo, hi)| if largest { hi } else { lo });
+            for (field, &(lo, hi)) in RANGES.iter().enumerate() {
+                for v in lo..=hi {
+                    let mut f = base;
+                    f[field] = v;
+                    let [y, mo, d, h, mi, s] = f;
+                    let t = Timestamp {
+                        year: y,
+                        month: mo as u8,
+                        day: d as u8,
+                        hour: h as u8,
+                        minute: mi as u8,
+                        second: s as u8,
+                        ..Timestamp::UNIX_EPOCH
+                    };
+                    let mut buf = [0u8; Timestamp::MAX_LEN];
+                    let n = t.encode(&mut buf);
+                    let want = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
+                    assert_eq!(core::str::from_utf8(&buf[..n]).unwrap(), want);
+                }
             }
         }
     }
-
-    use super::*;
 
     /// The branch-free form and the byte-by-byte one agree on every single
     /// byte changed anywhere in a date-time, and the fast one declines only
