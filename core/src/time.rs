@@ -672,7 +672,8 @@ impl Timestamp {
     /// seven two-digit fields split into digits four at a time, one 16-bit
     /// lane each (`v * 103 >> 10` is `v / 10` for `v < 179`; every field is
     /// below 100, so no lane carries into the next), and the text is three
-    /// stores. About 40 instructions rather than 14 divisions by ten.
+    /// stores rather than 14 divisions by ten (callgrind: `encode` of a
+    /// whole-second UTC time, 145 -> 88 instructions).
     #[cfg(target_pointer_width = "64")]
     #[inline]
     fn encode_date_time(&self, buf: &mut [u8; Timestamp::MAX_LEN]) {
@@ -966,7 +967,6 @@ impl Clock for FixedClock {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-
     use super::*;
 
     /// The date and time digits, every value of each field with the
