@@ -124,7 +124,10 @@ fn short_any(s: &[u8], test: impl Fn(u64) -> bool, _: impl Fn(&[u8; 16]) -> u32)
 
 /// The SSE2 tests [`short_any`] takes on x86-64. Other 64-bit targets
 /// use the word tests and never call these; their byte loops only say what
-/// the SSE2 masks mean.
+/// the SSE2 masks mean. (Two tidier shapes without them, a two-word helper
+/// shared with [`short_chunk`] and one `cfg`'d wrapper per test, changed
+/// what the inliner kept in line in the encoder: +5.5 % and +48 %
+/// instructions in build + encode, callgrind.)
 #[cfg(target_pointer_width = "64")]
 #[inline(always)]
 fn sse_json_special(c: &[u8; 16]) -> u32 {
@@ -240,7 +243,7 @@ pub(crate) fn all_below_del(s: &[u8]) -> bool {
 /// flagged byte's offset rounded down to a multiple of 8.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
-fn sse_prefix(s: &[u8], last: &[u8; 16], stop: impl Fn(&[u8; 16]) -> u32) -> usize {
+pub(crate) fn sse_prefix(s: &[u8], last: &[u8; 16], stop: impl Fn(&[u8; 16]) -> u32) -> usize {
     match crate::simd::first_flagged(s, 0, &stop) {
         Ok(at) => return at / 8 * 8,
         Err(at) if at == s.len() => return at,

@@ -479,14 +479,9 @@ fn simple_path(b: &[u8]) -> bool {
     if let Some(c) = crate::swar::short_chunk(b) {
         return crate::simd::not_path_simple(&c) == 0;
     }
-    let Some(last) = b.last_chunk::<16>() else {
-        return false;
-    };
-    match crate::simd::first_flagged(b, 0, crate::simd::not_path_simple) {
-        Ok(_) => false,
-        // The tail as the last 16 bytes (the overlapping ones already passed).
-        Err(at) => at == b.len() || crate::simd::not_path_simple(last) == 0,
-    }
+    b.last_chunk::<16>().is_some_and(|last| {
+        crate::swar::sse_prefix(b, last, crate::simd::not_path_simple) == b.len()
+    })
 }
 
 /// Whether `s` is an RFC 3986 §4.3 `absolute-URI`:
