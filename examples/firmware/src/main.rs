@@ -49,6 +49,8 @@ use ossa_events_core::ossa::{self, ErrorInfo, TokenUsage};
 use ossa_events_core::spool::{FlashSpool, RamFlash, SpoolEmitter};
 use ossa_events_core::{Clock, EventId, IdSource, RawJson, Timestamp};
 
+mod mem;
+
 /// The emitter's settings: a `const`, so `Config::new` checks the source
 /// (a URI-reference) at compile time, and the firmware does not carry the
 /// RFC 3986 grammar to check it on every event.
