@@ -280,6 +280,17 @@ fn write_fully<W: Write + ?Sized>(
     Ok(())
 }
 
+/// Encodes `bytes` in chunks through a 256-byte stack buffer, handing each
+/// chunk's text to `sink`; stops, returning `false`, once `sink` does. What
+/// an event holds to write its binary values (see [`crate::io::Transcode`]).
+pub(crate) fn encode_runs(bytes: &[u8], sink: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    let mut buf = [0u8; CHUNK_ENC];
+    bytes.chunks(CHUNK_RAW).all(|chunk| {
+        let n = encode_core(chunk, &mut buf);
+        sink(buf.get(..n).unwrap_or(&[]))
+    })
+}
+
 /// Encodes `bytes` to `w` in chunks through a 256-byte stack buffer. Never
 /// uses `write_all` (which panics when a writer returns `Ok(0)`): a writer
 /// that accepts nothing yields [`EncodeToError::WriteZero`]. Does not flush.

@@ -134,10 +134,16 @@ pub struct Event<'a> {
     /// scanning it. Only `EventBuilder::fill_traceparent` sets a bit, and
     /// setting the extension again clears it.
     pub(crate) derived_tp: u16,
-    /// `data` is JSON text known to have no whitespace outside strings
-    /// (found when it was checked, set or parsed), which the JSON writer
-    /// copies as it is instead of compacting it.
-    pub(crate) data_compact: bool,
+    /// How the JSON writer copies `data` when it is JSON text: `None` when
+    /// the text is known to have no whitespace outside strings (found when
+    /// it was checked, set or parsed), else the compacting copy (see
+    /// [`crate::json::lex::compactor`]). Every setter of `Data::Json` sets it.
+    pub(crate) data_compact: Option<crate::json::lex::Compact>,
+    /// The Base64 encoder, for the JSON writer's `data_base64` and binary
+    /// extension values: set by every setter that stores `Data::Binary` or
+    /// an `ExtValue::Binary` (see [`crate::io::Transcode`]), `None` while the
+    /// event holds no bytes to encode.
+    pub(crate) base64: Option<crate::io::Transcode>,
 }
 
 impl<'a> Event<'a> {
@@ -172,7 +178,8 @@ impl<'a> Event<'a> {
             data: None,
             extensions: Extensions::new(),
             derived_tp: 0,
-            data_compact: false,
+            data_compact: None,
+            base64: None,
         }
     }
 
@@ -1092,22 +1099,40 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn data(self, data: Data<'a>) -> Self {
         let (rule, compact) = match data {
-            Data::Json(raw) => json_rule(raw),
-            Data::Base64(b) => (base64_rule(b), false),
-            Data::Text(_) | Data::Binary(_) | Data::Serialize(_) => (None, false),
+            Data::Json(raw) => {
+                let (rule, compact) = json_rule(raw);
+                (rule, crate::json::lex::compactor(compact))
+            }
+            Data::Base64(b) => (base64_rule(b), None),
+            Data::Binary(_) => return self.set_binary(data),
+            Data::Text(_) | Data::Serialize(_) => (None, None),
         };
         self.set_data(data, rule, compact)
     }
 
-    /// Sets the payload, what its check found (see `data_rule`) and whether
-    /// it is compact JSON text.
+    /// Sets the payload, what its check found (see `data_rule`) and how
+    /// JSON text is copied (see `Event::data_compact`).
     #[inline]
-    fn set_data(mut self, data: Data<'a>, rule: Option<Rule>, compact: bool) -> Self {
+    fn set_data(
+        mut self,
+        data: Data<'a>,
+        rule: Option<Rule>,
+        compact: Option<crate::json::lex::Compact>,
+    ) -> Self {
         self.ev.data = Some(data);
         self.ev.data_compact = compact;
         self.data_rule = rule;
         self
     }
+
+    /// [`set_data`](Self::set_data) for bytes, with the Base64 encoder the
+    /// JSON writer needs for them.
+    #[inline]
+    fn set_binary(mut self, data: Data<'a>) -> Self {
+        self.ev.base64 = Some(crate::base64::encode_runs);
+        self.set_data(data, None, None)
+    }
+
     /// Sets a `T: Serialize` payload with `datacontenttype: application/json`.
     ///
     /// ```
@@ -1124,7 +1149,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn data_serialize(self, payload: &'a dyn JsonPayload) -> Self {
         self.json_content_type()
-            .set_data(Data::Serialize(payload), None, false)
+            .set_data(Data::Serialize(payload), None, None)
     }
     /// Sets raw JSON text as the payload with `datacontenttype: application/json`;
     /// checked here to be well-formed, reported by `build`.
@@ -1141,8 +1166,11 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn data_json(self, raw: &'a str) -> Self {
         let (rule, compact) = json_rule(raw);
-        self.json_content_type()
-            .set_data(Data::Json(raw), rule, compact)
+        self.json_content_type().set_data(
+            Data::Json(raw),
+            rule,
+            crate::json::lex::compactor(compact),
+        )
     }
     /// Sets a text payload and its content type (e.g. `text/plain`).
     ///
@@ -1156,7 +1184,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn data_text(self, content_type: &'a str, text: &'a str) -> Self {
         self.datacontenttype(content_type)
-            .set_data(Data::Text(text), None, false)
+            .set_data(Data::Text(text), None, None)
     }
     /// Sets a binary payload (`data_base64` in JSON) and its content type.
     ///
@@ -1170,7 +1198,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn data_binary(self, content_type: &'a str, bytes: &'a [u8]) -> Self {
         self.datacontenttype(content_type)
-            .set_data(Data::Binary(bytes), None, false)
+            .set_binary(Data::Binary(bytes))
     }
     /// Removes the payload and `datacontenttype`.
     ///
@@ -1184,7 +1212,7 @@ impl<'a> EventBuilder<'a> {
     #[inline]
     pub fn no_data(mut self) -> Self {
         self.ev.data = None;
-        self.ev.data_compact = false;
+        self.ev.data_compact = None;
         self.data_rule = None;
         self.ev.datacontenttype = None;
         self.content_type_rule = None;
@@ -1315,6 +1343,9 @@ impl<'a> EventBuilder<'a> {
     #[inline(always)]
     fn store_ext(&mut self, name: &'a str, value: ExtValue<'a>, bad: bool) {
         self.place_pending();
+        if let ExtValue::Binary(_) = value {
+            self.ev.base64 = Some(crate::base64::encode_runs);
+        }
         if self.tp_derived
             && matches!(
                 name,

@@ -221,6 +221,35 @@ pub fn write_all<W: embedded_io::Write + ?Sized>(
     Ok(())
 }
 
+/// A copy that turns bytes into the runs an encoder writes (JSON text
+/// without its whitespace, bytes as Base64): it hands each run to the sink
+/// in order, and stops, returning `false`, as soon as the sink does.
+///
+/// Held as a function pointer by the value it applies to, set where that
+/// value comes in (the builder's setters, the parsers), rather than called
+/// by name from the encoder: an encoder that never meets such a value calls
+/// nothing, so a firmware that has none does not link the copy (on the
+/// firmware example, 556 B for JSON compaction and 424 B for Base64).
+pub(crate) type Transcode = fn(&[u8], &mut dyn FnMut(&[u8]) -> bool) -> bool;
+
+/// Writes what `transcode` makes of `bytes` to `w`; a write error is
+/// returned as the writer gave it.
+pub(crate) fn write_transcoded<W: embedded_io::Write + ?Sized>(
+    w: &mut W,
+    bytes: &[u8],
+    transcode: Transcode,
+) -> Result<(), WriteError<W::Error>> {
+    let mut failed = None;
+    transcode(bytes, &mut |run| match write_all(w, run) {
+        Ok(()) => true,
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    });
+    failed.map_or(Ok(()), Err)
+}
+
 /// A writer that only counts the bytes written to it (for sizing output before writing it).
 ///
 /// ```

@@ -22,6 +22,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use core::fmt;
+
 use crate::event::EventBuilder;
 use crate::io::WriteError;
 use crate::json::escape::write_str;
@@ -152,12 +154,29 @@ pub struct Context<'a> {
 /// assert_eq!(err.kind, JsonErrorKind::UnexpectedByte(b'}'));
 /// # Ok::<(), ossa_events_core::JsonError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct RawJson<'a> {
     json: &'a str,
-    /// No whitespace outside strings: written as it is, without a compacting pass.
-    compact: bool,
+    /// How the encoders copy it: `None` when it has no whitespace outside
+    /// strings (written as it is), else the compacting copy (see
+    /// [`crate::json::lex::compactor`]).
+    compact: Option<crate::json::lex::Compact>,
 }
+
+impl fmt::Debug for RawJson<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawJson").field("json", &self.json).finish()
+    }
+}
+
+/// Equal when the texts are: how a text is copied follows from the text.
+impl PartialEq for RawJson<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+impl Eq for RawJson<'_> {}
 
 impl<'a> RawJson<'a> {
     /// Checks `json` (one JSON value, nesting up to [`crate::MAX_DATA_DEPTH`]).
@@ -171,7 +190,10 @@ impl<'a> RawJson<'a> {
     /// ```
     pub fn new(json: &'a str) -> Result<Self, JsonError> {
         let compact = crate::json::validate_compact(json.as_bytes(), crate::event::MAX_DATA_DEPTH)?;
-        Ok(RawJson { json, compact })
+        Ok(RawJson {
+            json,
+            compact: crate::json::lex::compactor(compact),
+        })
     }
     /// JSON text the caller vouches for, not checked: for literals in
     /// firmware, where [`new`](Self::new) would link a JSON validator (about
@@ -200,7 +222,7 @@ impl<'a> RawJson<'a> {
     pub const fn trusted(json: &'static str) -> Self {
         RawJson {
             json,
-            compact: false,
+            compact: crate::json::lex::compactor(has_no_space_outside_strings(json.as_bytes())),
         }
     }
     /// The JSON text as given.
@@ -214,6 +236,32 @@ impl<'a> RawJson<'a> {
     pub fn as_str(&self) -> &'a str {
         self.json
     }
+}
+
+/// Whether JSON text has no whitespace outside its strings, byte by byte:
+/// for [`RawJson::trusted`], where it runs when the constant is compiled, so
+/// the firmware carries neither this loop nor, for compact constants, the
+/// compacting copy.
+const fn has_no_space_outside_strings(b: &[u8]) -> bool {
+    let mut i = 0;
+    let mut in_string = false;
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            if c == b'\\' {
+                // The escaped byte cannot end the string.
+                i += 1;
+            } else if c == b'"' {
+                in_string = false;
+            }
+        } else if c == b'"' {
+            in_string = true;
+        } else if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// An OSSA event payload: knows its event type and subject.
@@ -373,13 +421,10 @@ impl<'w, 'x> Obj<'w, 'x> {
     }
     fn raw(&mut self, k: &str, v: Option<RawJson<'_>>) -> R {
         match v {
-            Some(v) if v.compact => {
-                self.key(k)?;
-                put(self.w, v.json.as_bytes())
-            }
             Some(v) => {
                 self.key(k)?;
-                crate::json::lex::write_compact(self.w, v.json.as_bytes()).map_err(SerError::Write)
+                crate::json::lex::write_json_text(self.w, v.json.as_bytes(), v.compact)
+                    .map_err(SerError::Write)
             }
             None => Ok(()),
         }
@@ -839,14 +884,20 @@ mod tests {
 
     #[test]
     fn raw_json_is_written_compact_whatever_its_spacing() {
+        const SPACED: RawJson<'static> = RawJson::trusted("{ \"q\" : \"a b\",\n \"n\": [1, 2] }\n");
+        const COMPACT: RawJson<'static> = RawJson::trusted(r#"{"q":"a b","n":[1,2]}"#);
+        // Compiled in: the compacting copy only for the spaced constant.
+        assert!(SPACED.compact.is_some() && COMPACT.compact.is_none());
         for args in [
-            r#"{"q":"a b","n":[1,2]}"#,
-            "{ \"q\" : \"a b\",\n \"n\": [1, 2] }\n",
+            RawJson::new(r#"{"q":"a b","n":[1,2]}"#).unwrap(),
+            RawJson::new("{ \"q\" : \"a b\",\n \"n\": [1, 2] }\n").unwrap(),
+            SPACED,
+            COMPACT,
         ] {
             let call = ToolCalled {
                 tool: "t",
                 call_id: None,
-                arguments: Some(RawJson::new(args).unwrap()),
+                arguments: Some(args),
             };
             let ev = Event::builder()
                 .id("1")
@@ -908,5 +959,27 @@ mod tests {
             out.ends_with(r#""data":{"agent_id":"a","error":{"message":"m","code":"c","retryable":false},"duration_ms":3}}"#),
             "{out}"
         );
+    }
+
+    proptest::proptest! {
+        /// `trusted`'s compile-time scan finds whitespace outside strings
+        /// exactly where the lexer does, on JSON that serde_json writes
+        /// pretty or compact (strings with spaces, escaped quotes and
+        /// backslashes included).
+        #[test]
+        fn trusted_scan_agrees_with_the_lexer(
+            words in proptest::collection::vec("[ a-z\\\\\"\\n\\t]{0,6}", 0..6),
+            pretty in proptest::bool::ANY,
+        ) {
+            let value = serde_json::json!({ "w": words, "n": [1, 2.5, null, true] });
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                serde_json::to_string(&value).unwrap()
+            };
+            let lexer = crate::json::validate_compact(text.as_bytes(), 8).unwrap();
+            proptest::prop_assert_eq!(has_no_space_outside_strings(text.as_bytes()), lexer);
+            proptest::prop_assert_eq!(lexer, !pretty);
+        }
     }
 }

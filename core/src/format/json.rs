@@ -22,7 +22,9 @@ use embedded_io::Write;
 use crate::attr::{ExtValue, fmt_i32};
 use crate::error::{EncodeError, PayloadError};
 use crate::event::{Data, Event};
-use crate::io::{Counter, Gather, SliceFull, SliceWriter, WriteError, write_all};
+use crate::io::{
+    Counter, Gather, SliceFull, SliceWriter, Transcode, WriteError, write_all, write_transcoded,
+};
 use crate::json::escape::write_str;
 use crate::time::Timestamp;
 
@@ -153,12 +155,12 @@ fn write_json_direct<W: Write + ?Sized>(
             put(w, b",\"")?;
             put(w, e.name.as_bytes())?;
             put(w, b"\":")?;
-            write_ext_value(w, &e.value)?;
+            write_ext_value(w, &e.value, ev.base64)?;
         }
         derived >>= 1;
     }
     if let Some(data) = &ev.data {
-        write_data(w, data, ev.data_compact)?;
+        write_data(w, data, ev.data_compact, ev.base64)?;
     }
     put(w, b"}")
 }
@@ -166,6 +168,7 @@ fn write_json_direct<W: Write + ?Sized>(
 fn write_ext_value<W: Write + ?Sized>(
     w: &mut W,
     v: &ExtValue<'_>,
+    base64: Option<Transcode>,
 ) -> Result<(), EncodeError<W::Error>> {
     match v {
         ExtValue::String(s) | ExtValue::Uri(s) | ExtValue::UriRef(s) => {
@@ -176,37 +179,56 @@ fn write_ext_value<W: Write + ?Sized>(
             put(w, fmt_i32(*i, &mut buf))
         }
         ExtValue::Boolean(b) => put(w, if *b { b"true" } else { b"false" }),
-        ExtValue::Timestamp(_) | ExtValue::Binary(_) => {
+        ExtValue::Timestamp(t) => {
+            // ASCII by construction: no escaping.
+            let mut buf = [0u8; Timestamp::MAX_LEN];
+            let n = t.encode(&mut buf);
             put(w, b"\"")?;
-            v.write_canonical(w)?;
+            put(w, buf.get(..n).unwrap_or(&[]))?;
+            put(w, b"\"")
+        }
+        ExtValue::Binary(b) => {
+            put(w, b"\"")?;
+            put_base64(w, b, base64)?;
             put(w, b"\"")
         }
     }
 }
 
-/// Writes the data member; JSON text known to be compact (`compact`) as it
-/// is, other JSON text compacted.
+/// Writes `bytes` as Base64 with the event's encoder (see `Event::base64`:
+/// every setter of a binary value sets it, so it is there whenever there
+/// are bytes to encode; were it not, the write fails rather than write the
+/// bytes unencoded).
+fn put_base64<W: Write + ?Sized>(
+    w: &mut W,
+    bytes: &[u8],
+    base64: Option<Transcode>,
+) -> Result<(), EncodeError<W::Error>> {
+    match base64 {
+        Some(encode) => write_transcoded(w, bytes, encode).map_err(Into::into),
+        None if bytes.is_empty() => Ok(()),
+        None => Err(EncodeError::WriteZero),
+    }
+}
+
+/// Writes the data member; JSON text as it is or through its compacting
+/// copy (`compact`, see [`crate::json::lex::compactor`]), bytes through the
+/// event's Base64 encoder.
 fn write_data<W: Write + ?Sized>(
     w: &mut W,
     data: &Data<'_>,
-    compact: bool,
+    compact: Option<crate::json::lex::Compact>,
+    base64: Option<Transcode>,
 ) -> Result<(), EncodeError<W::Error>> {
     match data {
-        Data::Json(raw) if compact => {
-            put(w, b",\"data\":")?;
-            put(w, raw.as_bytes())
-        }
         Data::Json(raw) => {
             put(w, b",\"data\":")?;
-            crate::json::lex::write_compact(w, raw.as_bytes()).map_err(Into::into)
+            crate::json::lex::write_json_text(w, raw.as_bytes(), compact).map_err(Into::into)
         }
         Data::Text(s) => member(w, b",\"data\":\"", s),
         Data::Binary(b) => {
             put(w, b",\"data_base64\":\"")?;
-            crate::base64::encode_to(b, w).map_err(|e| match e {
-                crate::base64::EncodeToError::Write(e) => EncodeError::Io(e),
-                _ => EncodeError::WriteZero,
-            })?;
+            put_base64(w, b, base64)?;
             put(w, b"\"")
         }
         Data::Base64(s) => {

@@ -1064,15 +1064,26 @@ fn scan_quote_or_space(bytes: &[u8], from: usize) -> usize {
     }
 }
 
-/// Copies valid JSON (already validated by [`Lexer::value`]) to `w` without
-/// insignificant whitespace, copying whole runs.
-pub(crate) fn write_compact<W: embedded_io::Write + ?Sized>(
-    w: &mut W,
-    raw: &[u8],
-) -> Result<(), WriteError<W::Error>> {
+/// The compacting copy of a JSON text, as its value holds it (see
+/// [`crate::io::Transcode`]).
+pub(crate) type Compact = crate::io::Transcode;
+
+/// What a JSON text holds for its encoders: `None` when it is known compact
+/// (written as it is), else the compacting copy [`compact_runs`]. Chosen
+/// where the text comes in (`RawJson`, the builder's `data_json`, the
+/// parsers), so a firmware whose JSON is all compact constants does not
+/// link the compacting copy (see [`crate::io::Transcode`]).
+pub(crate) const fn compactor(compact: bool) -> Option<Compact> {
+    if compact { None } else { Some(compact_runs) }
+}
+
+/// Copies valid JSON (already validated by [`Lexer::value`]) without its
+/// insignificant whitespace: `sink` gets each whole run between whitespace.
+/// Returns `false` once `sink` does, having stopped there.
+pub(crate) fn compact_runs(raw: &[u8], sink: &mut dyn FnMut(&[u8]) -> bool) -> bool {
     // Valid JSON without any byte <= 0x20 has no whitespace to drop.
     if crate::swar::no_space_or_control(raw) {
-        return write_all(w, raw);
+        return sink(raw);
     }
     let mut run_start = 0;
     let mut i = 0;
@@ -1084,8 +1095,8 @@ pub(crate) fn write_compact<W: embedded_io::Write + ?Sized>(
         match raw.get(i) {
             Some(b'"') => i = skip_string(raw, i),
             Some(_) => {
-                if run_start < i {
-                    write_all(w, raw.get(run_start..i).unwrap_or(&[]))?;
+                if run_start < i && !sink(raw.get(run_start..i).unwrap_or(&[])) {
+                    return false;
                 }
                 i += 1;
                 while raw.get(i).is_some_and(|&b| is_ws(b)) {
@@ -1096,10 +1107,30 @@ pub(crate) fn write_compact<W: embedded_io::Write + ?Sized>(
             None => break,
         }
     }
-    if run_start < raw.len() {
-        write_all(w, raw.get(run_start..).unwrap_or(&[]))?;
+    run_start >= raw.len() || sink(raw.get(run_start..).unwrap_or(&[]))
+}
+
+/// Writes JSON text to `w`: as it is when `compact` is `None`, else through
+/// it (see [`compactor`]). A write error is returned as the writer gave it.
+pub(crate) fn write_json_text<W: embedded_io::Write + ?Sized>(
+    w: &mut W,
+    raw: &[u8],
+    compact: Option<Compact>,
+) -> Result<(), WriteError<W::Error>> {
+    match compact {
+        None => write_all(w, raw),
+        Some(compact) => crate::io::write_transcoded(w, raw, compact),
     }
-    Ok(())
+}
+
+/// Copies valid JSON (already validated by [`Lexer::value`]) to `w` without
+/// insignificant whitespace, copying whole runs.
+#[cfg(test)]
+pub(crate) fn write_compact<W: embedded_io::Write + ?Sized>(
+    w: &mut W,
+    raw: &[u8],
+) -> Result<(), WriteError<W::Error>> {
+    write_json_text(w, raw, Some(compact_runs))
 }
 
 /// Whether valid JSON (already validated) contains no insignificant whitespace.

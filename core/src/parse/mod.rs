@@ -136,8 +136,11 @@ impl<'a> Assembler<'a> {
 
     /// Sets the data and whether it is compact JSON text.
     pub(crate) fn set_data(&mut self, data: Option<Data<'a>>, compact: bool) {
+        if let Some(Data::Binary(_)) = data {
+            self.ev.base64 = Some(crate::base64::encode_runs);
+        }
         self.ev.data = data;
-        self.ev.data_compact = compact;
+        self.ev.data_compact = crate::json::lex::compactor(compact);
     }
 
     /// Whether data (or `data_base64`) was set.
