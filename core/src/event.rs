@@ -199,6 +199,7 @@ impl<'a> Event<'a> {
             // An event's data was checked when it was built or parsed.
             data_rule: None,
             content_type_rule: None,
+            content_type_json: self.data_is_json(),
             ext_bad: 0,
             ext_check: check_ossa_ext,
             // An event's source was checked when it was built or parsed.
@@ -519,6 +520,7 @@ impl<'a> Event<'a> {
             crate::uri::content_type_rule,
             self::dataschema_rule,
             check_ext_at,
+            Event::data_is_json,
         )?;
         self.check_data(true)
     }
@@ -552,6 +554,7 @@ impl<'a> Event<'a> {
                 }
                 v => v.validate(e.name),
             },
+            Event::data_is_json,
         )?;
         self.check_data(false)
     }
@@ -563,7 +566,11 @@ impl<'a> Event<'a> {
     /// `content_type_rule` checks `datacontenttype`: the media-type grammar
     /// for [`validate`](Self::validate) and the parsers, what the setter
     /// found for the builder (so an emitter that only sets
-    /// `application/json` carries no media-type parser).
+    /// `application/json` carries no media-type parser); `data_is_json`
+    /// likewise.
+    // One closure per precomputed check (builder) or check to run (parsers,
+    // `validate`): grouping them would only move the count into a struct.
+    #[allow(clippy::too_many_arguments)]
     fn check_attributes(
         &self,
         names: bool,
@@ -572,6 +579,7 @@ impl<'a> Event<'a> {
         content_type_rule: impl FnOnce(&str) -> Option<Rule>,
         dataschema_rule: impl FnOnce(&str) -> Option<Rule>,
         ext_rule: impl Fn(usize, &Extension<'_>) -> Result<(), ValidationError>,
+        data_is_json: impl FnOnce(&Self) -> bool,
     ) -> Result<(), ValidationError> {
         check_required(Attribute::Id, self.id, plain_strings)?;
         check_required(Attribute::Source, self.source, plain_strings)?;
@@ -608,7 +616,7 @@ impl<'a> Event<'a> {
                 ));
             }
         }
-        if matches!(self.data, Some(Data::Json(_) | Data::Serialize(_))) && !self.data_is_json() {
+        if matches!(self.data, Some(Data::Json(_) | Data::Serialize(_))) && !data_is_json(self) {
             return Err(ValidationError::new(Attribute::Data, Rule::DataNotString));
         }
         Ok(())
@@ -767,6 +775,10 @@ pub struct EventBuilder<'a> {
     /// What is wrong with `datacontenttype`, found when it was set (reported
     /// by `build` where the check used to run).
     content_type_rule: Option<Rule>,
+    /// Whether `datacontenttype` is unset or a JSON media type, found when it
+    /// was set: `build` asks it of JSON data without a media-type parser
+    /// (which an emitter that only sets `application/json` does not carry).
+    content_type_json: bool,
     /// Bit `i`: extension `i` failed the check of its setter (reported by
     /// `build` where the check used to run, in extension order).
     ext_bad: u16,
@@ -913,6 +925,7 @@ impl<'a> EventBuilder<'a> {
             time_str: None,
             data_rule: None,
             content_type_rule: None,
+            content_type_json: true,
             ext_bad: 0,
             ext_check: check_ossa_ext,
             source_is_uri: true,
@@ -988,6 +1001,7 @@ impl<'a> EventBuilder<'a> {
     pub fn datacontenttype(mut self, ct: &'a str) -> Self {
         self.ev.datacontenttype = Some(ct);
         self.content_type_rule = crate::uri::content_type_rule(ct);
+        self.content_type_json = crate::uri::is_json_media_type(ct);
         self
     }
 
@@ -996,6 +1010,7 @@ impl<'a> EventBuilder<'a> {
     fn json_content_type(mut self) -> Self {
         self.ev.datacontenttype = Some("application/json");
         self.content_type_rule = None;
+        self.content_type_json = true;
         self
     }
     /// Sets `dataschema` (an absolute URI). Defaults to unset.
@@ -1216,6 +1231,7 @@ impl<'a> EventBuilder<'a> {
         self.data_rule = None;
         self.ev.datacontenttype = None;
         self.content_type_rule = None;
+        self.content_type_json = true;
         self
     }
 
@@ -1815,7 +1831,8 @@ impl<'a> EventBuilder<'a> {
                     ValidationError::new(Attribute::Time, Rule::InvalidTimestamp(e))
                 })?);
         }
-        let content_type_rule = self.content_type_rule;
+        let (content_type_rule, content_type_json) =
+            (self.content_type_rule, self.content_type_json);
         let (bad, check) = (self.ext_bad, self.ext_check);
         let source_is_uri = self.source_is_uri;
         let dataschema_rule = self.dataschema_rule;
@@ -1832,6 +1849,7 @@ impl<'a> EventBuilder<'a> {
                     Ok(())
                 }
             },
+            |_| content_type_json,
         )?;
         // Where `check_data` would report it (it is the last check).
         if let Some(rule) = self.data_rule {

@@ -286,3 +286,75 @@ fn an_emitter_rejects_events_of_a_config_source_that_is_not_a_uri_reference() {
         Emitter::new(CONFIG, SliceWriter::new(&mut out), ids, clock);
     assert!(em.emit(Event::builder().ty("t")).is_ok());
 }
+
+/// JSON data needs a JSON media type (or none). The builder learns whether
+/// `datacontenttype` is one when it is set, not at `build`: every order of
+/// setters, and a builder made from an event, gives what the media-type
+/// check says.
+#[test]
+fn json_data_under_a_content_type_that_is_not_json_is_refused_in_any_order() {
+    use ossa_events_core::uri::is_json_media_type;
+    let types = [
+        "application/json",
+        "APPLICATION/JSON; charset=utf-8",
+        "application/cloudevents+json",
+        "text/plain",
+        "application/jsonl",
+        "application/octet-stream",
+    ];
+    let b = || Event::builder().id("1").source("/s").ty("t");
+    let verdict = |r: Result<Event<'_>, ossa_events_core::ValidationError>| {
+        r.map(|_| ()).map_err(|e| (e.attribute, e.rule))
+    };
+    for ct in types {
+        let want = if is_json_media_type(ct) {
+            Ok(())
+        } else {
+            Err((Attribute::Data, Rule::DataNotString))
+        };
+        // The content type before the data, after it, on a builder made
+        // from an event, and set back to JSON or removed.
+        assert_eq!(
+            verdict(b().datacontenttype(ct).data(Data::Json("1")).build()),
+            want,
+            "{ct}"
+        );
+        assert_eq!(
+            verdict(b().data_json("1").datacontenttype(ct).build()),
+            want,
+            "{ct}"
+        );
+        let ev = b().data_json("1").build().unwrap();
+        assert_eq!(
+            verdict(ev.to_builder().datacontenttype(ct).build()),
+            want,
+            "{ct}"
+        );
+        let text = b().data_text(ct, "1").build().unwrap();
+        assert_eq!(
+            verdict(text.to_builder().data(Data::Json("1")).build()),
+            want,
+            "{ct}"
+        );
+        assert_eq!(
+            verdict(text.to_builder().data_json("1").build()),
+            Ok(()),
+            "{ct}"
+        );
+        assert_eq!(
+            verdict(
+                b().datacontenttype(ct)
+                    .no_data()
+                    .data(Data::Json("1"))
+                    .build()
+            ),
+            Ok(()),
+            "{ct}"
+        );
+        // Text data is fine under any media type.
+        assert_eq!(
+            verdict(b().datacontenttype(ct).data(Data::Text("1")).build()),
+            Ok(())
+        );
+    }
+}
