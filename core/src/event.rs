@@ -208,6 +208,11 @@ impl<'a> Event<'a> {
             error: None,
             set: SET_ID | SET_SOURCE | SET_TYPE,
             tp_derived: false,
+            tp_check: self
+                .extensions
+                .iter()
+                .any(|e| e.name == crate::trace::EXT_TRACEPARENT)
+                .then_some(check_trace_context as EventCheck),
             ossa_at: ossa_positions(&self.extensions),
             pending: PendingOssa::default(),
         }
@@ -642,28 +647,27 @@ impl<'a> Event<'a> {
     }
 }
 
-impl Event<'_> {
-    /// An event we build: `traceparent` agrees with `ossatraceid` and
-    /// `ossaspanid` where those are set.
-    #[inline(never)]
-    fn check_trace_context(&self) -> Result<(), ValidationError> {
-        // Checked as W3C by `check` just before: the ids are read by position.
-        let Some((tp_trace, tp_parent)) = self
-            .ext_str(crate::trace::EXT_TRACEPARENT)
-            .and_then(crate::trace::TraceParent::ids_of_checked)
-        else {
-            return Ok(());
-        };
-        let trace = self.ossa_trace_id().is_some_and(|t| t != tp_trace);
-        let span = self.ossa_span_id().is_some_and(|s| s != tp_parent);
-        if trace || span {
-            return Err(ValidationError::new(
-                Attribute::named(crate::trace::EXT_TRACEPARENT),
-                Rule::TraceContextConflict,
-            ));
-        }
-        Ok(())
+/// An event we build: `traceparent` agrees with `ossatraceid` and
+/// `ossaspanid` where those are set (a free function, so the builder can
+/// hold it as an [`EventCheck`]).
+#[inline(never)]
+fn check_trace_context(ev: &Event<'_>) -> Result<(), ValidationError> {
+    // Checked as W3C by `check` just before: the ids are read by position.
+    let Some((tp_trace, tp_parent)) = ev
+        .ext_str(crate::trace::EXT_TRACEPARENT)
+        .and_then(crate::trace::TraceParent::ids_of_checked)
+    else {
+        return Ok(());
+    };
+    let trace = ev.ossa_trace_id().is_some_and(|t| t != tp_trace);
+    let span = ev.ossa_span_id().is_some_and(|s| s != tp_parent);
+    if trace || span {
+        return Err(ValidationError::new(
+            Attribute::named(crate::trace::EXT_TRACEPARENT),
+            Rule::TraceContextConflict,
+        ));
     }
+    Ok(())
 }
 
 /// Extension equality for [`Event::same_as`]. The JSON format keeps Integer and
@@ -703,6 +707,10 @@ fn base64_rule(b: &str) -> Option<Rule> {
         .err()
         .map(Rule::InvalidBase64)
 }
+
+/// A check of a whole event, held by the builder only when it can fail
+/// (see `tp_check`).
+type EventCheck = for<'e> fn(&Event<'e>) -> Result<(), ValidationError>;
 
 /// How the builder reproduces an extension's failed check (see `ext_check`).
 type ExtCheck = fn(&ExtValue<'_>, &str) -> Result<(), ValidationError>;
@@ -799,6 +807,12 @@ pub struct EventBuilder<'a> {
     /// `traceparent` was derived from `ossatraceid`/`ossaspanid`, and none
     /// of the three has been set since: they agree by construction.
     tp_derived: bool,
+    /// The check that `traceparent` agrees with the OSSA trace and span ids
+    /// (`check_trace_context`), held once the event has a
+    /// `traceparent` (set by `store_ext`, `fill_traceparent`, `to_builder`;
+    /// extensions are never removed). Without one there is nothing to
+    /// check, and an emitter that never sets one does not link the check.
+    tp_check: Option<EventCheck>,
     /// Where each OSSA extension sits in `ev.extensions`, as index + 1 (0:
     /// not set), in [`OSSA_NAMES`] order. Extensions are only ever appended
     /// or replaced, so an index stays true (placing `pending` looks a slot
@@ -933,6 +947,7 @@ impl<'a> EventBuilder<'a> {
             error: None,
             set: 0,
             tp_derived: false,
+            tp_check: None,
             ossa_at: [0; 4],
             pending: PendingOssa::default(),
         }
@@ -1359,6 +1374,9 @@ impl<'a> EventBuilder<'a> {
     #[inline(always)]
     fn store_ext(&mut self, name: &'a str, value: ExtValue<'a>, bad: bool) {
         self.place_pending();
+        if name == crate::trace::EXT_TRACEPARENT {
+            self.tp_check = Some(check_trace_context);
+        }
         if let ExtValue::Binary(_) = value {
             self.ev.base64 = Some(crate::base64::encode_runs);
         }
@@ -1630,6 +1648,7 @@ impl<'a> EventBuilder<'a> {
             self.ext_bad &= !bit;
             self.ev.derived_tp |= bit;
             self.tp_derived = true;
+            self.tp_check = Some(check_trace_context);
         }
     }
 
@@ -1859,8 +1878,10 @@ impl<'a> EventBuilder<'a> {
             };
             return Err(ValidationError::new(attribute, rule));
         }
-        if !self.tp_derived {
-            self.ev.check_trace_context()?;
+        if !self.tp_derived
+            && let Some(check) = self.tp_check
+        {
+            check(&self.ev)?;
         }
         Ok(&self.ev)
     }

@@ -269,6 +269,18 @@ fn a_built_event_never_lets_traceparent_and_the_ossa_context_disagree() {
             .ossa_trace_id("0af7651916cd43dd8448eb211c80319c"),
         base().traceparent(TP).ossa_span_id("b7ad6b7169203331"),
         base().traceparent(TP).ossa_trace_id("not-w3c"),
+        // Set by the generic setter, or carried by an event made into a
+        // builder again: checked the same.
+        base()
+            .extension("traceparent", ossa_events_core::ExtValue::String(TP))
+            .ossa_span_id("b7ad6b7169203331"),
+        base()
+            .traceparent(TP)
+            .ossa_trace_id(TRACE)
+            .build()
+            .unwrap()
+            .to_builder()
+            .ossa_trace_id("0af7651916cd43dd8448eb211c80319c"),
     ] {
         let err = b.build().unwrap_err();
         assert_eq!(
