@@ -1275,7 +1275,7 @@ fn encode_and_queue(
     number: Option<u64>,
     how: How,
 ) -> Result<(), Refused> {
-    let encoded = match Encoded::new(ev, sh.encoding) {
+    let encoded = match Encoded::new_pooled(ev, sh.encoding) {
         Ok(e) => e,
         Err(err) => {
             Counters::add(&sh.counters.rejected, 1);

@@ -1170,6 +1170,16 @@ struct Taken {
     events: Arc<Vec<Encoded>>,
 }
 
+/// A batch the worker is done with gives its buffers back to the emitting
+/// threads (see `sink::pool`), once no flight or sink holds it any more.
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if let Some(events) = Arc::get_mut(&mut self.events) {
+            crate::sink::recycle(std::mem::take(events));
+        }
+    }
+}
+
 /// What the worker does next.
 enum Step {
     /// Send a batch, to the end (sinks without a pipeline).

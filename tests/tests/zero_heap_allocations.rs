@@ -649,33 +649,47 @@ fn the_std_encoded_form_is_one_allocation_an_event() {
 }
 
 /// `Emitter::emit` on the caller's thread: one allocation an event (the
-/// encoded event), the worker idle so that nothing it does is counted.
+/// encoded event) while no batch has come back, none once the worker has
+/// sent some: their buffers are reused (`sink::pool`). The worker is idle
+/// while the calls are counted, so that nothing it does is counted. Only
+/// this test in the binary emits, so nothing else takes from the pool.
 #[test]
-fn std_emit_is_one_allocation_an_event_on_the_callers_thread() {
+fn std_emit_is_one_allocation_an_event_and_none_once_buffers_come_back() {
     use std::time::Duration;
-    let emitter = ossa_events::Emitter::builder("/agents/researcher")
-        .sink(ossa_events::sink::NullSink::new())
-        .batch_size(100_000)
-        .flush_interval(Duration::from_secs(3600))
-        .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
-        .span_id("00f067aa0ba902b7")
-        .build()
-        .unwrap();
+    let emitter = || {
+        ossa_events::Emitter::builder("/agents/researcher")
+            .sink(ossa_events::sink::NullSink::new())
+            .batch_size(100_000)
+            .flush_interval(Duration::from_secs(3600))
+            .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+            .span_id("00f067aa0ba902b7")
+            .build()
+            .unwrap()
+    };
     let call = ossa::ToolCalled {
         tool: "web_search",
         call_id: Some("call-0001"),
         arguments: Some(RawJson::new(ARGS).unwrap()),
     };
-    // The queue grows to its size on the first round, not in the count.
+    let measured = emitter();
+    // Its queue grows to its size on a first round, not in the count.
     for _ in 0..200 {
-        emitter.emit_ossa(&call).unwrap();
+        measured.emit_ossa(&call).unwrap();
     }
-    emitter.flush().unwrap();
-    let (_, allocs) = allocations(|| {
+    measured.flush().unwrap();
+    // A second emitter sends 200 events and stops: once its worker has
+    // ended, their buffers are in the pool.
+    let other = emitter();
+    for _ in 0..200 {
+        other.emit_ossa(&call).unwrap();
+    }
+    assert_eq!(other.shutdown().unwrap().delivered, 200);
+    let (_, reused) = allocations(|| {
         for _ in 0..100 {
-            emitter.emit_ossa(&call).unwrap();
+            measured.emit_ossa(&call).unwrap();
         }
     });
-    assert_eq!(allocs, 100);
-    assert_eq!(emitter.flush().unwrap().delivered, 300);
+    // At most the stash this thread keeps buffers in.
+    assert!(reused <= 1, "{reused} allocations for 100 emits");
+    assert_eq!(measured.flush().unwrap().delivered, 300);
 }

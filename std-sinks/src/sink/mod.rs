@@ -27,6 +27,9 @@ pub use kafka::{KafkaMode, KafkaSink, KafkaSinkBuilder};
 pub use otlp::{OtlpSink, OtlpSinkBuilder};
 pub use writer::WriterSink;
 
+mod pool;
+pub(crate) use pool::recycle;
+
 use std::fmt;
 use std::time::Instant;
 
@@ -185,6 +188,13 @@ fn slice_str(buf: &[u8], from: usize, to: usize) -> &str {
 }
 
 impl Encoded {
+    /// The buffer, for the next event to be written into (see `pool`).
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+impl Encoded {
     /// Encodes `ev` for `encoding`.
     ///
     /// The emitter does this for you; a sink's tests do it by hand. The event is
@@ -207,11 +217,26 @@ impl Encoded {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(ev: &Event<'_>, encoding: Encoding) -> Result<Encoded, Error> {
-        // Written into this thread's scratch (grown once), then copied into
-        // a buffer of its exact size: one allocation per event whatever its
-        // size (a first guess of 640 bytes was a second one, a reallocation,
-        // for every event past it, as the typical event with its
-        // `traceparent` is), and no spare capacity held while it is queued.
+        Self::encode(ev, encoding, <[u8]>::to_vec)
+    }
+
+    /// [`new`](Self::new) into a buffer of an event the emitter sent, when
+    /// this thread has one that fits (see `pool`): what `emit()` does, so
+    /// that in steady state it allocates nothing.
+    pub(crate) fn new_pooled(ev: &Event<'_>, encoding: Encoding) -> Result<Encoded, Error> {
+        Self::encode(ev, encoding, pool::buffer_for)
+    }
+
+    /// Writes `ev` into this thread's scratch (grown once), then copies it
+    /// out with `copy_out`: one allocation per event whatever its size (a
+    /// first guess of 640 bytes was a second one, a reallocation, for every
+    /// event past it, as the typical event with its `traceparent` is), and
+    /// no more capacity held while it is queued than `copy_out` gives.
+    fn encode(
+        ev: &Event<'_>,
+        encoding: Encoding,
+        copy_out: fn(&[u8]) -> Vec<u8>,
+    ) -> Result<Encoded, Error> {
         let scratch = ENCODE_SCRATCH.try_with(|cell| {
             let Ok(mut buf) = cell.try_borrow_mut() else {
                 // Encoding inside an encoding (a payload's `Serialize` that
@@ -220,7 +245,7 @@ impl Encoded {
             };
             buf.clear();
             let layout = Self::encode_into(ev, encoding, &mut buf);
-            let out = layout.map(|l| l.with(buf.as_slice().to_vec()));
+            let out = layout.map(|l| l.with(copy_out(buf.as_slice())));
             if buf.capacity() > SCRATCH_KEEP {
                 // One huge event does not keep its buffer for the thread's life.
                 *buf = Vec::new();
