@@ -142,7 +142,7 @@ pub struct Event<'a> {
     /// The Base64 encoder, for the JSON writer's `data_base64` and binary
     /// extension values: set by every setter that stores `Data::Binary` or
     /// an `ExtValue::Binary` (see [`crate::io::Transcode`]), `None` while the
-    /// event holds no bytes to encode.
+    /// event has never held bytes to encode (once set it stays).
     pub(crate) base64: Option<crate::io::Transcode>,
 }
 
@@ -811,7 +811,9 @@ pub struct EventBuilder<'a> {
     /// (`check_trace_context`), held once the event has a
     /// `traceparent` (set by `store_ext`, `fill_traceparent`, `to_builder`;
     /// extensions are never removed). Without one there is nothing to
-    /// check, and an emitter that never sets one does not link the check.
+    /// check, and code that never calls a setter that can add one (the
+    /// generic extension setters, `fill_traceparent`, `to_builder`; the OSSA
+    /// setters cannot) does not link the check.
     tp_check: Option<EventCheck>,
     /// Where each OSSA extension sits in `ev.extensions`, as index + 1 (0:
     /// not set), in [`OSSA_NAMES`] order. Extensions are only ever appended

@@ -684,7 +684,9 @@ impl Shared {
         numbered: Option<(&str, u64)>,
         room: Room,
     ) -> (Spooled, MutexGuard<'a, State>) {
-        let size = e.size();
+        // What the record holds on disk: the bytes written, not the memory
+        // the buffer holds (a reused buffer can be larger; see `sink::pool`).
+        let size = e.stored_len();
         let mut lost: Vec<Encoded> = Vec::new();
         if let Some(sp) = st.spool.as_mut() {
             sp.make_room(size);

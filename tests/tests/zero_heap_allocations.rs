@@ -609,8 +609,9 @@ fn timestamps_ids_and_comparisons() {
     assert_eq!(len, "1985-04-12T23:20:50.52-00:00".len());
 }
 
-/// The std crate's side: `Encoded::new` (what `emit()` does after building)
-/// makes one allocation an event, the event's own exact-size buffer, in
+/// The std crate's side: `Encoded::new` (what `emit()` does after building,
+/// with a sent event's buffer when it has one: see the next test) makes one
+/// allocation an event, the event's own exact-size buffer, in
 /// every encoding and whatever the event's size; before, a first guess of
 /// 640 bytes cost a reallocation for every larger event (the typical
 /// `tool.called` with its `traceparent` is one).

@@ -502,6 +502,11 @@ impl Encoded {
     pub fn size(&self) -> usize {
         self.buf.capacity()
     }
+    /// Bytes written: the id and the wire form (what a spool record holds
+    /// besides its framing). [`size`](Self::size) is at least this.
+    pub(crate) fn stored_len(&self) -> usize {
+        self.buf.len()
+    }
     /// Bytes of the event in its wire form (JSON, or headers plus body).
     ///
     /// What [`Metrics::bytes`](crate::Metrics::bytes) adds up for delivered events.

@@ -14,9 +14,12 @@
 //! thread-local stash ([`buffer_for`]). Neither ever waits: both use
 //! `try_lock`, and when the pool is busy the worker lets the buffers go and
 //! the emitting thread allocates, as before. Bounded: the pool holds at most
-//! [`POOL_BYTES`] of capacity, a stash [`STASH`] buffers, and a buffer is
-//! reused only for an event that fills at least half of it, so a queued
-//! event holds at most about twice its size.
+//! [`POOL_BYTES`] of capacity for the whole process; each thread that has
+//! emitted keeps at most [`STASH`] buffers of at most [`MAX_BUF`] (128 KiB)
+//! until it ends; a buffer is reused only for an event that fills at least
+//! half of it, so a queued event holds at most twice its size in memory
+//! (what `Encoded::size`, and so the queue's byte limit, counts; a spool
+//! counts the bytes written).
 
 use std::cell::RefCell;
 use std::sync::Mutex;
@@ -25,8 +28,8 @@ use super::Encoded;
 
 /// Capacity the shared pool keeps at most (all emitters of the process).
 pub(crate) const POOL_BYTES: usize = 1 << 20;
-/// Buffers larger than this are not kept.
-const MAX_BUF: usize = 16 * 1024;
+/// Buffers larger than this are not kept (an OSSA event is well under it).
+const MAX_BUF: usize = 4 * 1024;
 /// Buffers a thread takes from the pool at once, and keeps at most.
 const STASH: usize = 32;
 
@@ -61,10 +64,18 @@ pub(crate) fn buffer_for(bytes: &[u8]) -> Vec<u8> {
             if stash.is_empty() {
                 refill(&mut stash);
             }
-            // The most recently stashed buffer first; one that does not fit
-            // goes (the stash is small: no search).
-            let buf = stash.pop()?;
-            fits(buf.capacity(), bytes.len()).then_some(buf)
+            // The most recently stashed buffer that fits. When none does,
+            // the oldest goes, so that a stash of sizes this thread no
+            // longer writes empties and is refilled.
+            match stash.iter().rposition(|b| fits(b.capacity(), bytes.len())) {
+                Some(i) => Some(stash.swap_remove(i)),
+                None => {
+                    if !stash.is_empty() {
+                        drop(stash.remove(0));
+                    }
+                    None
+                }
+            }
         })
         .ok()
         .flatten();
@@ -125,11 +136,19 @@ mod tests {
         let new = b"new bytes, longer than the old, 40 bytes";
         let buf = buffer_for(new);
         assert_eq!((buf.as_slice(), buf.capacity()), (&new[..], 64));
-        // One the event would fill less than half of goes; the event gets
-        // a buffer of its own size.
-        STASH_BUFS.with(|s| *s.borrow_mut() = vec![buf]);
+        // The one that fits is found behind one that does not.
+        STASH_BUFS.with(|s| *s.borrow_mut() = vec![buf, Vec::with_capacity(1000)]);
+        let again = buffer_for(new);
+        assert_eq!(again.capacity(), 64);
+        // None fits a small event: it gets a buffer of its own size, and the
+        // oldest stashed buffer goes.
+        STASH_BUFS.with(|s| s.borrow_mut().insert(0, again));
         let small = buffer_for(b"small");
         assert_eq!((small.as_slice(), small.capacity()), (&b"small"[..], 5));
-        STASH_BUFS.with(|s| assert!(s.borrow().is_empty()));
+        STASH_BUFS.with(|s| {
+            let caps: Vec<usize> = s.borrow().iter().map(Vec::capacity).collect();
+            assert_eq!(caps, [1000]);
+        });
+        STASH_BUFS.with(|s| s.borrow_mut().clear());
     }
 }
