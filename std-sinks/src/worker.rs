@@ -914,12 +914,52 @@ impl Shared {
         // A settled flight is freed, and waiters are woken, after the lock
         // is released: emitting threads wait for it (issue 16's tail).
         let mut finished: Option<Flight> = None;
+        // The common case, a whole batch delivered by its first send: what
+        // it adds up is added up before the lock is taken, so that the
+        // emitting threads do not wait for a loop over the batch.
+        let whole = (ends.len() == events.len()
+            && ends
+                .iter()
+                .enumerate()
+                .all(|(k, (i, end))| *i == k && matches!(end, End::Delivered)))
+        .then(|| {
+            let freed: usize = events.iter().map(Encoded::size).sum();
+            let wire: u64 = events.iter().map(|e| e.wire_len() as u64).sum();
+            (freed, wire)
+        });
         let closed;
         {
             let mut st = self.lock();
             let Some(pos) = st.flights.iter().position(|f| f.id == id) else {
                 return false;
             };
+            if let Some((freed, wire)) = whole
+                && st.spool.is_none()
+                && st
+                    .flights
+                    .get(pos)
+                    .is_some_and(|f| f.open_count == events.len() && f.open.len() == events.len())
+            {
+                // Every event of the flight is open (none settled before)
+                // and delivered now: the flight ends whole.
+                finished = st.flights.remove(pos);
+                let n = events.len();
+                st.in_flight -= n;
+                st.bytes = st.bytes.saturating_sub(freed);
+                let c = &self.counters;
+                if n > 0 {
+                    Counters::add(&c.batches, 1);
+                }
+                Counters::add(&c.delivered, n as u64);
+                Counters::add(&c.bytes, wire);
+                drop(st);
+                drop(finished);
+                if n > 0 {
+                    self.space.notify_all();
+                    self.done.notify_all();
+                }
+                return true;
+            }
             let mut freed = 0usize;
             let mut closed_here = 0usize;
             let (mut delivered, mut wire) = (0u64, 0u64);
