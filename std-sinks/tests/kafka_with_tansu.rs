@@ -35,7 +35,7 @@ mod common;
 use common::kafka_events::{Spec, check_record, event, specs};
 use common::tansu::{Tansu, free_port, wait_within};
 use ossa_events::sink::{KafkaMode, KafkaSink};
-use ossa_events::{Emitter, Overflow, Reason, RetryPolicy};
+use ossa_events::{BreakerConfig, Emitter, Overflow, Reason, RetryPolicy};
 
 // The broker: `common::tansu` (shared with the examples test).
 
@@ -310,12 +310,25 @@ fn broker_not_running_at_start_then_started_gets_every_event() {
     // A delivery timeout shorter than the broker's absence: librdkafka gives
     // the events up, and the emitter's retries (not librdkafka holding them)
     // must deliver them.
+    //
+    // Neither side may back off for long once the broker is there: by
+    // default librdkafka waits up to 10 s between reconnects and the
+    // emitter's circuit breaker doubles its wait from 5 s after each failed
+    // probe, so a probe that landed in librdkafka's wait could push the
+    // delivery past the flush timeout (a CI run failed so, once, with
+    // `Timeout(Flush)` after 40 s; 8 runs here passed in 3-16 s).
     let sink = KafkaSink::builder(&bootstrap, topic)
         .delivery_timeout(Duration::from_millis(800))
+        .set("reconnect.backoff.max.ms", "200")
         .build()
         .unwrap();
     let em = Emitter::builder("/agents/kafka-test")
         .sink(sink)
+        .circuit_breaker(
+            BreakerConfig::default()
+                .open_for(Duration::from_millis(200))
+                .max_open_for(Duration::from_secs(1)),
+        )
         .flush_interval(Duration::from_millis(10))
         .flush_timeout(Duration::from_secs(40))
         .retry(
