@@ -933,39 +933,27 @@ impl Shared {
             let Some(pos) = st.flights.iter().position(|f| f.id == id) else {
                 return false;
             };
-            if let Some((freed, wire)) = whole
-                && st.spool.is_none()
-                && st
-                    .flights
-                    .get(pos)
-                    .is_some_and(|f| f.open_count == events.len() && f.open.len() == events.len())
-            {
-                // Every event of the flight is open (none settled before)
-                // and delivered now: the flight ends whole.
-                finished = st.flights.remove(pos);
-                let n = events.len();
-                st.in_flight -= n;
-                st.bytes = st.bytes.saturating_sub(freed);
-                let c = &self.counters;
-                if n > 0 {
-                    Counters::add(&c.batches, 1);
-                }
-                Counters::add(&c.delivered, n as u64);
-                Counters::add(&c.bytes, wire);
-                drop(st);
-                drop(finished);
-                if n > 0 {
-                    self.space.notify_all();
-                    self.done.notify_all();
-                }
-                return true;
-            }
             let mut freed = 0usize;
             let mut closed_here = 0usize;
             let (mut delivered, mut wire) = (0u64, 0u64);
             let (mut failed, mut timed_out, mut kept) = (0u64, 0u64, 0u64);
             let mut acks: Vec<u64> = Vec::new();
-            if let Some(f) = st.flights.get_mut(pos) {
+            let spool = st.spool.is_some();
+            let flight = st.flights.get_mut(pos);
+            if let Some((all_bytes, all_wire)) = whole
+                && !spool
+                && flight
+                    .as_ref()
+                    .is_some_and(|f| f.open_count == events.len() && f.open.len() == events.len())
+            {
+                // Every event of the flight is open (none settled before)
+                // and delivered now (no spool to acknowledge to): it ends
+                // whole, with what was added up before the lock.
+                closed_here = events.len();
+                delivered = closed_here as u64;
+                (freed, wire) = (all_bytes, all_wire);
+                finished = st.flights.remove(pos);
+            } else if let Some(f) = flight {
                 for (i, end) in ends {
                     match f.open.get_mut(*i) {
                         Some(open) if *open => *open = false,
