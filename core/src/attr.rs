@@ -225,12 +225,7 @@ impl<'a> ExtValue<'a> {
                 write_all(w, fmt_i32(*i, &mut buf))
             }
             ExtValue::Boolean(b) => write_all(w, if *b { b"true" } else { b"false" }),
-            ExtValue::Timestamp(t) => {
-                // The ASCII bytes as they are: no `&str` (and no UTF-8 check) needed.
-                let mut buf = [0u8; Timestamp::MAX_LEN];
-                let n = t.encode(&mut buf);
-                write_all(w, buf.get(..n).unwrap_or(&[]))
-            }
+            ExtValue::Timestamp(t) => t.write_ascii(w),
             ExtValue::Binary(b) => crate::base64::encode_to(b, w).map_err(|e| match e {
                 crate::base64::EncodeToError::Write(e) => crate::io::WriteError::Io(e),
                 _ => crate::io::WriteError::WriteZero,

@@ -605,6 +605,17 @@ impl Timestamp {
         }
     }
 
+    /// Writes the canonical form to `w`, as the ASCII bytes it is (no
+    /// `&str`, so no UTF-8 check).
+    pub(crate) fn write_ascii<W: embedded_io::Write + ?Sized>(
+        &self,
+        w: &mut W,
+    ) -> Result<(), crate::io::WriteError<W::Error>> {
+        let mut buf = [0u8; Timestamp::MAX_LEN];
+        let n = self.encode(&mut buf);
+        crate::io::write_all(w, buf.get(..n).unwrap_or(&[]))
+    }
+
     /// Writes the canonical form (ASCII) into `buf`, returning its length.
     pub(crate) fn encode(&self, buf: &mut [u8; Timestamp::MAX_LEN]) -> usize {
         self.encode_date_time(buf);

@@ -181,10 +181,8 @@ fn write_ext_value<W: Write + ?Sized>(
         ExtValue::Boolean(b) => put(w, if *b { b"true" } else { b"false" }),
         ExtValue::Timestamp(t) => {
             // ASCII by construction: no escaping.
-            let mut buf = [0u8; Timestamp::MAX_LEN];
-            let n = t.encode(&mut buf);
             put(w, b"\"")?;
-            put(w, buf.get(..n).unwrap_or(&[]))?;
+            t.write_ascii(w)?;
             put(w, b"\"")
         }
         ExtValue::Binary(b) => {
