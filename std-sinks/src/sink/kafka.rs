@@ -44,8 +44,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
@@ -53,7 +52,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
 
 use ossa_events_core::Scratch;
@@ -81,9 +80,14 @@ pub const DEFAULT_CLIENT_ID: &str = "ossa-events";
 const STRUCTURED_CT: &str = "application/cloudevents+json; charset=UTF-8";
 /// The extension the binding maps to the record key.
 const PARTITION_KEY_HEADER: &str = "ce_partitionkey";
-/// Longest wait for the next delivery report (or queue room) before the sink
-/// checks its deadlines again; a report ends the wait at once.
-const WAIT_STEP: Duration = Duration::from_millis(20);
+/// How long the sink serves librdkafka's events (delivery reports) at a
+/// time while it waits for a batch's reports or for queue room, before it
+/// looks at its flights and deadlines again. rdkafka's `BaseProducer::poll`
+/// returns only when its timeout has passed, so this is also the most a
+/// settle waits past its last report.
+const WAIT_STEP: Duration = Duration::from_millis(1);
+/// Records produced between two looks at the delivery reports already in.
+const SERVE_EVERY: usize = 64;
 /// Extra time, past the delivery timeout, that [`Sink::send`] waits for the
 /// reports librdkafka owes: it reports every message by then.
 const REPORT_GRACE: Duration = Duration::from_secs(5);
@@ -150,27 +154,15 @@ struct Flight {
     check: u64,
 }
 
-/// Collects delivery reports. librdkafka hands them over on the producer's
-/// polling thread ([`ThreadedProducer`]), which wakes the sink's thread as
-/// each arrives: no busy polling, no added latency.
+/// Collects delivery reports. librdkafka hands them over on the sink's own
+/// thread, when it polls the producer (a [`BaseProducer`], as the raw
+/// producer it is measured against): a record is allocated and freed by one
+/// thread, and no polling thread of its own competes for the cores.
+/// (With rdkafka's `ThreadedProducer` the reports came on its polling
+/// thread, which freed the records the sink's thread had allocated.)
 #[derive(Default)]
 struct Reports {
     done: Mutex<Vec<Report>>,
-    arrived: Condvar,
-    /// How many reports the sink waits for: it is woken only when that many
-    /// are in, not once per report.
-    want: AtomicUsize,
-}
-
-impl Reports {
-    /// Waits until `want` reports are in or `step` has passed.
-    fn wait(&self, want: usize, step: Duration) {
-        let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        if done.len() < want {
-            self.want.store(want, Ordering::Relaxed);
-            let _ = self.arrived.wait_timeout(done, step);
-        }
-    }
 }
 
 impl ClientContext for Reports {}
@@ -185,9 +177,6 @@ impl ProducerContext for Reports {
         };
         let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
         done.push((seq, r));
-        if done.len() >= self.want.load(Ordering::Relaxed) {
-            self.arrived.notify_all();
-        }
     }
 }
 
@@ -213,7 +202,7 @@ impl ProducerContext for Reports {
 /// # Ok::<(), ossa_events::Error>(())
 /// ```
 pub struct KafkaSink {
-    producer: ThreadedProducer<Reports>,
+    producer: BaseProducer<Reports>,
     /// Kept to make a new producer after a fatal producer error.
     config: ClientConfig,
     topic: String,
@@ -582,7 +571,7 @@ impl KafkaSinkBuilder {
     }
 }
 
-fn make_producer(config: &ClientConfig) -> Result<ThreadedProducer<Reports>, Error> {
+fn make_producer(config: &ClientConfig) -> Result<BaseProducer<Reports>, Error> {
     config
         .create_with_context(Reports::default())
         .map_err(|e| Error::Kafka(Box::new(e)))
@@ -811,8 +800,8 @@ impl KafkaSink {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(SendError::retryable(Error::Timeout(Phase::Send), None));
                     }
+                    self.producer.poll(WAIT_STEP);
                     route(self.producer.context(), &mut self.flights);
-                    self.producer.context().wait(1, Duration::from_millis(1));
                     record = back;
                 }
                 Err((err, _)) => {
@@ -858,6 +847,12 @@ impl KafkaSink {
                 }
             }
             produced = i + 1;
+            if produced % SERVE_EVERY == 0 {
+                // The reports already in, as a producer that polls itself
+                // does: librdkafka counts a record against its queue until
+                // its report is served.
+                self.producer.poll(Duration::ZERO);
+            }
         }
         // One huge structured event does not keep its parse buffer.
         trim(&mut self.scratch);
@@ -896,9 +891,7 @@ impl KafkaSink {
                     .purge(PurgeConfig::default().queue().non_blocking());
                 let end = Instant::now() + Duration::from_millis(20);
                 while Instant::now() < end {
-                    self.producer
-                        .context()
-                        .wait(waiting, Duration::from_millis(5));
+                    self.producer.poll(WAIT_STEP);
                     self.take_reports();
                     if self.flights.get(pos).is_none_or(|f| f.waiting == 0) {
                         break;
@@ -921,7 +914,7 @@ impl KafkaSink {
                         .max(Duration::from_millis(1)),
                 );
             }
-            self.producer.context().wait(waiting, step);
+            self.producer.poll(step);
         }
     }
 
