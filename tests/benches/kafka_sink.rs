@@ -25,9 +25,14 @@
 //!      `Encoded::new(&event, Encoding::KafkaBinary)` built before the clock
 //!      starts (the headers as one `OwnedHeaders`, cloned per record, since
 //!      `send` takes them by value), `poll(0)` every 64 sends, then polling
-//!      until N successful delivery reports came. (Not `Producer::flush`:
-//!      in rdkafka 0.39 its inner `poll(100 ms)` runs the full 100 ms, which
-//!      would add up to 100 ms to every raw round.)
+//!      until N successful delivery reports came: `poll(0)` while reports
+//!      come, a 100 µs sleep when none did, as our sink waits. (Not
+//!      `Producer::flush`: in rdkafka 0.39 its inner `poll(100 ms)` runs the
+//!      full 100 ms, which would add up to 100 ms to every raw round. Not
+//!      `poll(1 ms)` either: once an event came it polls librdkafka's queue
+//!      with 0 whole milliseconds left, in a loop that spins to the end,
+//!      taking the core the broker needs; with it the raw baseline on tansu
+//!      ran slower than raw encoding each event in some runs.)
 //!    * Diagnostics, same rounds: ours in batches of 10 000, and with
 //!      librdkafka's own `linger.ms=5` (batches of 100 and 1 000); raw rebuilding the `OwnedHeaders` per record from
 //!      the `Encoded` (as the sink does); raw building and encoding a new
@@ -417,7 +422,7 @@ fn raw_send_one(p: &BaseProducer<Counting>, pre: &PreEncoded, how: Headers) {
         match p.send(record) {
             Ok(()) => return,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                p.poll(Duration::from_millis(1));
+                raw_serve(p);
                 record = back;
             }
             Err((e, _)) => panic!("raw send: {e}"),
@@ -435,7 +440,30 @@ fn raw_wait(p: &BaseProducer<Counting>, target: u64) {
             "raw: failed delivery reports"
         );
         assert!(Instant::now() < end, "raw: reports missing after 120 s");
-        p.poll(Duration::from_millis(1));
+        raw_serve(p);
+    }
+}
+
+/// Serves the delivery reports that are ready (`poll(0)` serves one
+/// librdkafka event), or sleeps 100 µs when there were none: without
+/// spinning, as `KafkaSink` waits.
+fn raw_serve(p: &BaseProducer<Counting>) {
+    let reports = || {
+        let c = p.context();
+        c.ok.load(Ordering::Relaxed) + c.failed.load(Ordering::Relaxed)
+    };
+    let first = reports();
+    let mut before = first;
+    for _ in 0..64 {
+        p.poll(Duration::ZERO);
+        let now = reports();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+    if before == first {
+        thread::sleep(Duration::from_micros(100));
     }
 }
 
