@@ -288,6 +288,7 @@ mod handle;
 pub mod http_types;
 mod ids;
 mod metrics;
+mod queue;
 #[cfg(feature = "receiver")]
 #[cfg_attr(docsrs, doc(cfg(feature = "receiver")))]
 pub mod receiver;

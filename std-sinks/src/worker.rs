@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 use crate::errors::{Error, Phase, Retry, SendError};
 use crate::handle::{Callback, Overflow, OwnedContext, Reason, Undelivered};
 use crate::metrics::{Counters, Metrics};
+use crate::queue::{Queue, Run};
 use crate::retry::{Breaker, RetryPolicy};
 use crate::sink::{Encoded, Encoding, LiveDeadline, SendDeadline, Sink, Ticket};
 use crate::spool::{Spool, SpoolConfig, SyncPolicy, WhenFull};
@@ -84,14 +85,6 @@ pub(crate) struct Config {
     pub(crate) schemas: Option<crate::schema::SchemaRegistry>,
 }
 
-/// An event in the queue, with its place in emit order.
-struct Queued {
-    seq: u64,
-    event: Encoded,
-    /// Its sequence number in the spool, if it is in one.
-    spooled: Option<u64>,
-}
-
 /// A batch the worker took from the queue and has not settled in full.
 struct Flight {
     id: u64,
@@ -107,7 +100,7 @@ struct Flight {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<Queued>,
+    queue: Queue,
     /// Batches in flight, oldest first (so in `seq` order).
     flights: VecDeque<Flight>,
     next_flight: u64,
@@ -151,8 +144,8 @@ impl State {
                 return f.first_seq + i as u64;
             }
         }
-        match self.queue.front() {
-            Some(q) => q.seq,
+        match self.queue.front_seq() {
+            Some(seq) => seq,
             None if self.spilled > 0 => self.spill_seq,
             None => self.next_seq,
         }
@@ -376,6 +369,7 @@ pub(crate) fn spawn(
 ) -> Result<(Arc<Shared>, JoinHandle<()>), Error> {
     let counters = Counters::default();
     let mut state = State::default();
+    state.queue.set_cap(config.batch_size);
     let mut sequences = std::collections::HashMap::new();
     if let Some(cfg) = config.spool.clone() {
         let (spool, rec) = Spool::open(cfg)?;
@@ -660,11 +654,7 @@ impl Shared {
         st.bytes += e.size();
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.queue.push_back(Queued {
-            seq,
-            event: e,
-            spooled,
-        });
+        st.queue.push(seq, e, spooled);
         Counters::add(&self.counters.emitted, 1);
         // The worker may be sleeping without a deadline when the queue was
         // empty; past a full batch it is busy sending and looks at the
@@ -740,9 +730,7 @@ impl Shared {
                                         *s = None;
                                     }
                                 };
-                                for q in &mut st.queue {
-                                    off_disk(&mut q.spooled);
-                                }
+                                st.queue.spooled_mut().for_each(off_disk);
                                 for f in &mut st.flights {
                                     f.spooled.iter_mut().for_each(off_disk);
                                 }
@@ -1049,11 +1037,11 @@ impl Shared {
         st.spill_seq += st.spilled;
         st.spilled = 0;
         let mut queued: Vec<Encoded> = Vec::new();
-        for q in st.queue.drain(..) {
-            if q.spooled.is_some() {
+        for (event, spooled) in st.queue.drain_all() {
+            if spooled.is_some() {
                 kept += 1;
             } else {
-                queued.push(q.event);
+                queued.push(event);
             }
         }
         st.oldest = None;
@@ -1232,12 +1220,19 @@ struct Worker<'a> {
     started: VecDeque<(Ticket, Taken)>,
     /// How fast full batches come (nap or sleep until woken).
     pace: Pace,
-    /// The next batch's buffers (events, spool numbers, open flags), made
-    /// before the queue lock is taken and kept when no batch was taken.
-    spare: Option<BatchBuffers>,
+    /// What the next batch takes from the queue needs, made before the
+    /// queue lock is taken and kept when no batch was taken: an empty run
+    /// for the queue (the emitting threads start runs with it), the batch's
+    /// shared handle and its open flags.
+    spare: Option<Spare>,
 }
 
-type BatchBuffers = (Vec<Encoded>, Vec<Option<u64>>, Vec<bool>);
+/// See [`Worker::spare`].
+struct Spare {
+    run: Option<Run>,
+    events: Arc<Vec<Encoded>>,
+    open: Vec<bool>,
+}
 
 /// The worker thread: named phases in a loop.
 fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
@@ -1250,6 +1245,8 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
         .max(1)
         .min(sh.config.batch_size.max(1));
     let depth = caught(&|| sink.pipeline(), 1).max(1);
+    // Runs of the queue hold what one send takes.
+    sh.lock().queue.set_cap(max_batch);
     let mut w = Worker {
         sh,
         sink,
@@ -1282,13 +1279,14 @@ impl<'w> Worker<'w> {
         // The batch's buffers are made before the lock is taken: the
         // emitting threads wait for this lock, so under it the batch is
         // only moved, never allocated (issue 16's `emit()` tail).
-        if self.spare.is_none() {
-            let cap = cfg.batch_size.min(self.max_batch).max(1);
-            self.spare = Some((
-                Vec::with_capacity(cap),
-                Vec::with_capacity(cap),
-                Vec::with_capacity(cap),
-            ));
+        let cap = cfg.batch_size.min(self.max_batch).max(1);
+        let spare = self.spare.get_or_insert_with(|| Spare {
+            run: None,
+            events: Arc::new(Vec::new()),
+            open: Vec::with_capacity(cap),
+        });
+        if spare.run.is_none() {
+            spare.run = Some(Run::with_capacity(cap));
         }
         loop {
             // First what `OssaLayer` put off, a batch's worth at a time and
@@ -1369,16 +1367,32 @@ impl<'w> Worker<'w> {
                 if st.queue.len() >= cfg.batch_size {
                     self.pace.full_batch(now);
                 }
-                let n = st.queue.len().min(self.max_batch);
-                let first_seq = st.queue.front().map_or(st.next_seq, |q| q.seq);
                 // Made above; empty (no allocation) in the case that cannot be.
-                let (mut events, mut spooled, mut open) = self.spare.take().unwrap_or_default();
-                for q in st.queue.drain(..n) {
-                    events.push(q.event);
-                    spooled.push(q.spooled);
+                let Spare {
+                    run: spare_run,
+                    mut events,
+                    mut open,
+                } = self.spare.take().unwrap_or_else(|| Spare {
+                    run: None,
+                    events: Arc::new(Vec::new()),
+                    open: Vec::new(),
+                });
+                if let Some(r) = spare_run.filter(|_| st.queue.wants_spare()) {
+                    st.queue.give_spare(r);
                 }
+                // The front run, moved whole: the queue is not empty here.
+                let Run {
+                    first_seq,
+                    events: taken,
+                    spooled,
+                } = st.queue.take_front(self.max_batch).unwrap_or_default();
+                let n = taken.len();
+                match Arc::get_mut(&mut events) {
+                    Some(v) => *v = taken,
+                    None => events = Arc::new(taken),
+                }
+                open.clear();
                 open.resize(n, true);
-                let events = Arc::new(events);
                 let id = st.next_flight;
                 st.next_flight += 1;
                 st.in_flight += n;
@@ -1463,11 +1477,7 @@ impl<'w> Worker<'w> {
                     st.spill_seq += 1;
                     st.spilled -= 1;
                     st.bytes += rec.event.size();
-                    st.queue.push_back(Queued {
-                        seq,
-                        event: rec.event,
-                        spooled: Some(rec.seq),
-                    });
+                    st.queue.push(seq, rec.event, Some(rec.seq));
                     if st.oldest.is_none() {
                         st.oldest = Some(Instant::now());
                     }
