@@ -132,6 +132,11 @@ struct State {
     /// event need to wake it (a wake is a syscall on the emitting thread;
     /// a busy worker looks at the queue again before it waits).
     worker_idle: bool,
+    /// Threads waiting on `Shared::space` and on `Shared::done`: a settle
+    /// wakes them only when there are any (a `notify_all` is a futex
+    /// syscall whether anyone waits or not; two per batch on the worker).
+    space_waiters: usize,
+    done_waiters: usize,
 }
 
 impl State {
@@ -420,6 +425,32 @@ pub(crate) fn spawn(
 }
 
 impl Shared {
+    /// Waits on `space` until notified or `until`, counted (see
+    /// [`State::space_waiters`]).
+    fn wait_for_space<'a>(
+        &self,
+        mut st: MutexGuard<'a, State>,
+        until: Option<Instant>,
+    ) -> MutexGuard<'a, State> {
+        st.space_waiters += 1;
+        let mut st = wait_on(&self.space, st, until);
+        st.space_waiters -= 1;
+        st
+    }
+
+    /// Waits on `done` until notified or `until`, counted (see
+    /// [`State::done_waiters`]).
+    fn wait_for_done<'a>(
+        &self,
+        mut st: MutexGuard<'a, State>,
+        until: Option<Instant>,
+    ) -> MutexGuard<'a, State> {
+        st.done_waiters += 1;
+        let mut st = wait_on(&self.done, st, until);
+        st.done_waiters -= 1;
+        st
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing runs user code under this lock, and every change to the
         // state is made whole before it is released: keep going after a
@@ -562,7 +593,7 @@ impl Shared {
                         }
                         // A late event also wakes at the shutdown deadline.
                         let wake_at = earliest(until, st.deadline.filter(|_| st.shutdown));
-                        st = wait_on(&self.space, st, wake_at);
+                        st = self.wait_for_space(st, wake_at);
                     }
                     let now = Instant::now();
                     if !fits(&st)
@@ -705,7 +736,7 @@ impl Shared {
                         }
                         // The worker deletes confirmed segments and says so.
                         self.wake.notify_one();
-                        st = wait_on(&self.space, st, earliest(deadline, cap));
+                        st = self.wait_for_space(st, earliest(deadline, cap));
                     }
                 }
                 WhenFull::DropOldest => {
@@ -788,7 +819,7 @@ impl Shared {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Timeout(Phase::Flush));
             }
-            st = wait_on(&self.done, st, deadline);
+            st = self.wait_for_done(st, deadline);
         }
         Ok((st.queue.len() + st.in_flight) as u64)
     }
@@ -859,7 +890,7 @@ impl Shared {
                 self.drain_deferred(Room::Hold, usize::MAX);
                 return Err(Error::Timeout(Phase::Shutdown));
             }
-            st = wait_on(&self.done, st, hard);
+            st = self.wait_for_done(st, hard);
         }
         drop(st);
         // Every event has ended; the worker thread may still be dropping the
@@ -916,6 +947,7 @@ impl Shared {
             (freed, wire)
         });
         let closed;
+        let waiters;
         {
             let mut st = self.lock();
             let Some(pos) = st.flights.iter().position(|f| f.id == id) else {
@@ -996,11 +1028,16 @@ impl Shared {
                 st.reporting += 1;
             }
             closed = closed_here;
+            waiters = (st.space_waiters > 0, st.done_waiters > 0);
         }
         drop(finished);
         if closed > 0 {
-            self.space.notify_all();
-            self.done.notify_all();
+            if waiters.0 {
+                self.space.notify_all();
+            }
+            if waiters.1 {
+                self.done.notify_all();
+            }
         }
         if reports.is_empty() {
             return true;
