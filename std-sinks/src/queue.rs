@@ -161,18 +161,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::Encoding;
-    use ossa_events_core::Event;
-
-    fn event(id: &str) -> Encoded {
-        let ev = Event::builder()
-            .id(id)
-            .source("/s")
-            .ty("t")
-            .build()
-            .unwrap();
-        Encoded::new(&ev, Encoding::Json).unwrap()
-    }
+    use crate::sink::minimal_event as event;
 
     fn ids(run: &Run) -> Vec<&str> {
         run.events.iter().map(Encoded::id).collect()

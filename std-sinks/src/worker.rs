@@ -1828,13 +1828,7 @@ mod tests {
 
     #[test]
     fn subset_borrows_runs_and_copies_gaps() {
-        let ev = ossa_events_core::Event::builder()
-            .id("e")
-            .source("/s")
-            .ty("t")
-            .build()
-            .unwrap();
-        let e = Encoded::new(&ev, Encoding::Json).unwrap();
+        let e = crate::sink::minimal_event("e");
         let all = vec![e.clone(), e.clone(), e.clone(), e];
         assert!(matches!(subset(&all, &[1, 2, 3]), Cow::Borrowed(s) if s.len() == 3));
         assert!(matches!(subset(&all, &[0, 2]), Cow::Owned(v) if v.len() == 2));

@@ -1079,6 +1079,13 @@ impl Sink for NullSink {
     }
 }
 
+/// A minimal JSON event with id `id` (source `/s`, type `t`), for tests.
+#[cfg(test)]
+pub(crate) fn minimal_event(id: &str) -> Encoded {
+    let ev = Event::builder().id(id).source("/s").ty("t").build();
+    Encoded::new(&ev.expect("a valid event"), Encoding::Json).expect("encodes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

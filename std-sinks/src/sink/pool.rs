@@ -229,6 +229,15 @@ mod tests {
         STASH_BUFS.with(|s| s.borrow_mut().0.clear());
     }
 
+    /// The capacity of the buffers `p` holds, counted one by one.
+    fn held(p: &Pool) -> usize {
+        p.chunks
+            .iter()
+            .flat_map(|(c, _)| c)
+            .map(Vec::capacity)
+            .sum()
+    }
+
     fn buffers(n: usize, capacity: usize) -> impl Iterator<Item = Vec<u8>> {
         (0..n).map(move |_| Vec::with_capacity(capacity))
     }
@@ -248,13 +257,7 @@ mod tests {
             let p = lock(&pool);
             let lens: Vec<usize> = p.chunks.iter().map(|(c, _)| c.len()).collect();
             assert_eq!(lens, [32, 32, 32, 4]);
-            let caps: usize = p
-                .chunks
-                .iter()
-                .flat_map(|(c, _)| c)
-                .map(Vec::capacity)
-                .sum();
-            assert_eq!((p.bytes, caps), (100 * 600, 100 * 600));
+            assert_eq!((p.bytes, held(&p)), (100 * 600, 100 * 600));
         }
         // A thread takes the newest chunk whole, and leaves its emptied
         // vector for the next recycle to fill.
@@ -287,13 +290,7 @@ mod tests {
         // A thread's stash that comes back when it ends is refused too.
         give(&pool, buffers(1, 64).collect());
         let p = lock(&pool);
-        let caps: usize = p
-            .chunks
-            .iter()
-            .flat_map(|(c, _)| c)
-            .map(Vec::capacity)
-            .sum();
-        assert_eq!((p.bytes, caps), (POOL_BYTES, POOL_BYTES));
+        assert_eq!((p.bytes, held(&p)), (POOL_BYTES, POOL_BYTES));
     }
 
     #[test]

@@ -441,7 +441,6 @@ mod buffer_tests {
 #[cfg(test)]
 mod torn_tests {
     use super::*;
-    use ossa_events_core::Event;
 
     /// Takes `cut` bytes, then fails once, then takes everything.
     struct CutOnce {
@@ -474,18 +473,7 @@ mod torn_tests {
     /// events the first send answered delivered are not sent again.
     #[test]
     fn a_cut_at_any_offset_puts_each_line_on_the_wire_once() {
-        let evs: Vec<Encoded> = ["a", "b"]
-            .iter()
-            .map(|id| {
-                let ev = Event::builder()
-                    .id(id)
-                    .source("/s")
-                    .ty("t")
-                    .build()
-                    .unwrap();
-                Encoded::new(&ev, Encoding::Json).unwrap()
-            })
-            .collect();
+        let evs: Vec<Encoded> = ["a", "b"].map(crate::sink::minimal_event).to_vec();
         let total = evs.iter().map(|e| e.json().len() + 1).sum::<usize>();
         for cut in 0..total {
             let mut sink = WriterSink::new(CutOnce {
