@@ -664,3 +664,46 @@ fn one_oversized_record_fails_alone_and_its_neighbours_are_delivered() {
         .collect();
     assert_eq!(ids, ["s-0", "s-1", "s-3", "s-4"]);
 }
+
+#[test]
+fn a_librdkafka_queue_smaller_than_a_batch_loses_no_report_and_resends_nothing() {
+    // librdkafka holds 10 records at most: producing a batch of 500 fills
+    // its queue again and again, and the sink serves reports to make room
+    // while that batch is still being produced. Those reports must reach
+    // their batch: dropped, the batch would wait out its delivery timeout
+    // and send delivered records again.
+    const N: usize = 2000;
+    let topic = "small-queue";
+    let mock = cluster(1, topic, 3);
+    let bootstrap = mock.bootstrap_servers();
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .set("queue.buffering.max.messages", "10")
+        .delivery_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let emitter = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .batch_size(500)
+        .build()
+        .unwrap();
+    let via = specs("small", N, false);
+    let started = Instant::now();
+    for s in &via {
+        emitter.emit_event(&event(s)).unwrap();
+    }
+    let report = emitter.flush().unwrap();
+    let m = emitter.metrics();
+    assert_eq!((report.delivered, report.failed), (N as u64, 0), "{m:?}");
+    assert_eq!(m.retried, 0, "{m:?}");
+    // Well inside one 60 s delivery timeout: no batch waited for a report
+    // that had been dropped.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    emitter.shutdown().unwrap();
+    let recs = read_back(&bootstrap, topic, 3, N, Duration::from_secs(20));
+    let ids = check_records(&recs, &via, KafkaMode::Binary, false);
+    assert_exactly_once(&ids, &via);
+}

@@ -93,6 +93,9 @@ const WAIT_STEP: Duration = Duration::from_micros(100);
 const SERVE_EVERY: usize = 64;
 /// Most librdkafka events served in one look at what is ready.
 const SERVE_MAX: usize = 64;
+/// Polls in a row that bring no delivery report before a look at what is
+/// ready ends (a log line or statistics may sit before the reports).
+const SERVE_IDLE: usize = 3;
 /// Extra time, past the delivery timeout, that [`Sink::send`] waits for the
 /// reports librdkafka owes: it reports every message by then.
 const REPORT_GRACE: Duration = Duration::from_secs(5);
@@ -853,25 +856,48 @@ impl KafkaSink {
             .and_then(|t| Instant::now().checked_add(t + REPORT_GRACE));
         let outcomes: Vec<Option<Result<(), KafkaError>>> =
             std::iter::repeat_with(|| None).take(events.len()).collect();
-        let mut produced = 0;
-        let mut waiting = 0;
-        let mut local = None;
-        let mut refused = Vec::new();
+        // The flight is in place before its first record is produced: a
+        // report served and routed while librdkafka's queue is full, or
+        // when a fatal error replaces the producer, finds it (routed with
+        // no flight to go to, it would be dropped, and the flight would
+        // wait for it until its deadline, then have a delivered record sent
+        // again). A record counts as waiting before it is handed over, so
+        // its report can never come before its count.
+        self.flights.push_back(Flight {
+            base,
+            outcomes,
+            produced: 0,
+            waiting: 0,
+            local: None,
+            refused: Vec::new(),
+            deadline,
+            check: id_check(events),
+        });
         for (i, e) in events.iter().enumerate() {
-            match self.produce(e, base.wrapping_add(i), deadline, outer) {
-                Ok(()) => waiting += 1,
+            if let Some(f) = self.flights.back_mut() {
+                f.waiting += 1;
+            }
+            let result = self.produce(e, base.wrapping_add(i), deadline, outer);
+            // Nothing adds or removes flights while one is launched.
+            let Some(f) = self.flights.back_mut().filter(|f| f.base == base) else {
+                break;
+            };
+            match result {
+                Ok(()) => {}
                 // Refused for good: this event's outcome; the next ones go on.
                 Err(err) if err.failures().iter().all(|f| f.retry == Retry::No) => {
-                    refused.push((i, err.into_error()));
+                    f.waiting = f.waiting.saturating_sub(1);
+                    f.refused.push((i, err.into_error()));
                 }
                 // Full queue past the deadline, a retryable error: stop here.
                 Err(err) => {
-                    local = Some(err);
+                    f.waiting = f.waiting.saturating_sub(1);
+                    f.local = Some(err);
                     break;
                 }
             }
-            produced = i + 1;
-            if produced % SERVE_EVERY == 0 {
+            f.produced = i + 1;
+            if f.produced % SERVE_EVERY == 0 {
                 // The reports already in, as a producer that polls itself
                 // does: librdkafka counts a record against its queue until
                 // its report is served.
@@ -880,16 +906,6 @@ impl KafkaSink {
         }
         // One huge structured event does not keep its parse buffer.
         trim(&mut self.scratch);
-        self.flights.push_back(Flight {
-            base,
-            outcomes,
-            produced,
-            waiting,
-            local,
-            refused,
-            deadline,
-            check: id_check(events),
-        });
         base
     }
 
@@ -1050,8 +1066,10 @@ impl KafkaSink {
 
     /// Serves the events librdkafka has ready (delivery reports), without
     /// waiting: `BaseProducer::poll(0)` serves one event (the reports of one
-    /// produce request), so it is called again while reports keep coming,
-    /// [`SERVE_MAX`] times at most. Returns whether any report came.
+    /// produce request, or a log line, an error, statistics: they share the
+    /// queue), so it is called again until [`SERVE_IDLE`] calls in a row
+    /// bring no report, [`SERVE_MAX`] times at most. Returns whether any
+    /// report came.
     fn serve_ready(&self) -> bool {
         let count = || {
             let done = self.producer.context().done.lock();
@@ -1059,11 +1077,17 @@ impl KafkaSink {
         };
         let first = count();
         let mut before = first;
+        let mut idle = 0;
         for _ in 0..SERVE_MAX {
             self.producer.poll(Duration::ZERO);
             let now = count();
             if now == before {
-                break;
+                idle += 1;
+                if idle == SERVE_IDLE {
+                    break;
+                }
+            } else {
+                idle = 0;
             }
             before = now;
         }
