@@ -44,11 +44,14 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
@@ -96,6 +99,9 @@ const SERVE_MAX: usize = 64;
 /// Polls in a row that bring no delivery report before a look at what is
 /// ready ends (a log line or statistics may sit before the reports).
 const SERVE_IDLE: usize = 3;
+/// How often librdkafka's ready events are served while the sink sends
+/// nothing (see [`IdleServer`]).
+const IDLE_SERVE: Duration = Duration::from_millis(100);
 /// Extra time, past the delivery timeout, that [`Sink::send`] waits for the
 /// reports librdkafka owes: it reports every message by then.
 const REPORT_GRACE: Duration = Duration::from_secs(5);
@@ -165,18 +171,110 @@ struct Flight {
 /// Collects delivery reports. librdkafka hands them over on the sink's own
 /// thread, when it polls the producer (a [`BaseProducer`], as the raw
 /// producer it is measured against): a record is allocated and freed by one
-/// thread, and no polling thread of its own competes for the cores.
-/// (With rdkafka's `ThreadedProducer` the reports came on its polling
-/// thread, which freed the records the sink's thread had allocated.)
+/// thread, and no polling thread competes for the cores while it sends
+/// ([`IdleServer`] looks ten times a second). (With rdkafka's
+/// `ThreadedProducer` the reports came on its polling thread, which freed
+/// the records the sink's thread had allocated.)
 #[derive(Default)]
 struct Reports {
     done: Mutex<Vec<Report>>,
     /// The vector `done` was last swapped for, emptied: kept, so reports do
     /// not grow a new one from nothing for every batch.
     spare: Mutex<Vec<Report>>,
+    /// librdkafka log lines served (passed on to `tracing`).
+    logs: AtomicU64,
 }
 
-impl ClientContext for Reports {}
+impl ClientContext for Reports {
+    /// librdkafka's log lines (they come through its queue, served by
+    /// [`serve`]) go to `tracing`, as the rest of this crate's, under the
+    /// target `librdkafka`.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.logs.fetch_add(1, Ordering::Relaxed);
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility = fac, "{message}");
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", facility = fac, "{message}");
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility = fac, "{message}");
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", facility = fac, "{message}");
+            }
+        }
+    }
+}
+
+/// Serves the events librdkafka has ready (delivery reports, log lines,
+/// errors, statistics: they share its queue), without waiting:
+/// `BaseProducer::poll(0)` serves one event, so it is called again until
+/// [`SERVE_IDLE`] calls in a row bring no report, [`SERVE_MAX`] times at
+/// most. Returns whether any report came.
+fn serve(producer: &BaseProducer<Reports>) -> bool {
+    let count = || {
+        let done = producer.context().done.lock();
+        done.unwrap_or_else(|p| p.into_inner()).len()
+    };
+    let first = count();
+    let mut before = first;
+    let mut idle = 0;
+    for _ in 0..SERVE_MAX {
+        producer.poll(Duration::ZERO);
+        let now = count();
+        if now == before {
+            idle += 1;
+            if idle == SERVE_IDLE {
+                break;
+            }
+        } else {
+            idle = 0;
+        }
+        before = now;
+    }
+    before != first
+}
+
+/// A thread that serves what librdkafka has ready every [`IDLE_SERVE`],
+/// for when the sink has nothing in flight and so does not poll: log lines
+/// and errors of a broker that is down would otherwise wait in librdkafka's
+/// queue, and pile up, until the next send.
+struct IdleServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl IdleServer {
+    fn start(producer: &Arc<BaseProducer<Reports>>) -> IdleServer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (producer.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("ossa-kafka-idle".into())
+            .spawn(move || {
+                while !s.load(Ordering::Acquire) {
+                    let _ = serve(&p);
+                    std::thread::park_timeout(IDLE_SERVE);
+                }
+            })
+            .ok();
+        IdleServer { stop, thread }
+    }
+
+    /// Stops the thread and waits for it (it is parked or serving what is
+    /// ready: no wait of its own to sit out).
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
 
 impl ProducerContext for Reports {
     type DeliveryOpaque = usize;
@@ -213,7 +311,9 @@ impl ProducerContext for Reports {
 /// # Ok::<(), ossa_events::Error>(())
 /// ```
 pub struct KafkaSink {
-    producer: BaseProducer<Reports>,
+    producer: Arc<BaseProducer<Reports>>,
+    /// Serves librdkafka's events while nothing is in flight.
+    idle: IdleServer,
     /// Kept to make a new producer after a fatal producer error.
     config: ClientConfig,
     topic: String,
@@ -564,9 +664,11 @@ impl KafkaSinkBuilder {
                 )));
             }
         };
-        let producer = make_producer(&config)?;
+        let producer = Arc::new(make_producer(&config)?);
+        let idle = IdleServer::start(&producer);
         Ok(KafkaSink {
             producer,
+            idle,
             config,
             topic: self.topic,
             mode: self.mode,
@@ -1064,34 +1166,9 @@ impl KafkaSink {
         failed.map_or(Ok(()), Err)
     }
 
-    /// Serves the events librdkafka has ready (delivery reports), without
-    /// waiting: `BaseProducer::poll(0)` serves one event (the reports of one
-    /// produce request, or a log line, an error, statistics: they share the
-    /// queue), so it is called again until [`SERVE_IDLE`] calls in a row
-    /// bring no report, [`SERVE_MAX`] times at most. Returns whether any
-    /// report came.
+    /// [`serve`] on this sink's producer.
     fn serve_ready(&self) -> bool {
-        let count = || {
-            let done = self.producer.context().done.lock();
-            done.unwrap_or_else(|p| p.into_inner()).len()
-        };
-        let first = count();
-        let mut before = first;
-        let mut idle = 0;
-        for _ in 0..SERVE_MAX {
-            self.producer.poll(Duration::ZERO);
-            let now = count();
-            if now == before {
-                idle += 1;
-                if idle == SERVE_IDLE {
-                    break;
-                }
-            } else {
-                idle = 0;
-            }
-            before = now;
-        }
-        before != first
+        serve(&self.producer)
     }
 
     /// Hands the reports that came in to their flights.
@@ -1103,7 +1180,9 @@ impl KafkaSink {
     /// a new producer for the next send.
     fn reset_producer(&mut self) {
         if let Ok(p) = make_producer(&self.config) {
-            let old = std::mem::replace(&mut self.producer, p);
+            self.idle.stop();
+            let old = std::mem::replace(&mut self.producer, Arc::new(p));
+            self.idle = IdleServer::start(&self.producer);
             // Its messages all failed with the fatal error already; their
             // reports go to their flights, and a record of the old producer
             // that still has none never will: it is put down to a timeout
@@ -1154,6 +1233,8 @@ fn route(reports: &Reports, flights: &mut VecDeque<Flight>) {
 
 impl Drop for KafkaSink {
     fn drop(&mut self) {
+        // The producer is this sink's own from here (the thread held it too).
+        self.idle.stop();
         // librdkafka's own drop purges: wait for what it still holds instead
         // (only after a send that timed out is there anything). After a send
         // cut short by shutdown, those events are already counted as not
@@ -1199,6 +1280,22 @@ mod tests {
                 Encoded::new(&ev, Encoding::KafkaBinary).unwrap()
             })
             .collect()
+    }
+
+    #[test]
+    fn librdkafka_log_lines_are_served_while_nothing_is_sent() {
+        // librdkafka's log lines wait in its queue until it is polled; the
+        // sink sends nothing here, so only its idle server can serve them.
+        let s = sink(&[("debug", "generic,broker")]);
+        let end = Instant::now() + Duration::from_secs(10);
+        while s.producer.context().logs.load(Ordering::Relaxed) == 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(s.producer.context().logs.load(Ordering::Relaxed) > 0);
+        // Dropping stops the server's thread (joined, not left behind).
+        let t = Instant::now();
+        drop(s);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
 
     /// Issue 11, problem 3: the sink waits by the value librdkafka uses,
