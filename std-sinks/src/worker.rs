@@ -1257,16 +1257,17 @@ struct Worker<'a> {
     started: VecDeque<(Ticket, Taken)>,
     /// How fast full batches come (nap or sleep until woken).
     pace: Pace,
-    /// What the next batch takes from the queue needs, made before the
-    /// queue lock is taken and kept when no batch was taken: an empty run
-    /// for the queue (the emitting threads start runs with it), the batch's
+    /// What the next batch taken from the queue needs, made before the
+    /// queue lock is taken and kept when no batch was taken: the batch's
     /// shared handle and its open flags.
     spare: Option<Spare>,
+    /// An empty run for the queue (the emitting threads start runs with
+    /// it), made before the lock is taken, kept while the queue has enough.
+    spare_run: Option<Run>,
 }
 
 /// See [`Worker::spare`].
 struct Spare {
-    run: Option<Run>,
     events: Arc<Vec<Encoded>>,
     open: Vec<bool>,
 }
@@ -1292,6 +1293,7 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
         depth,
         started: VecDeque::new(),
         spare: None,
+        spare_run: None,
         pace: Pace::default(),
     };
     loop {
@@ -1317,13 +1319,14 @@ impl<'w> Worker<'w> {
         // emitting threads wait for this lock, so under it the batch is
         // only moved, never allocated (issue 16's `emit()` tail).
         let cap = cfg.batch_size.min(self.max_batch).max(1);
-        let spare = self.spare.get_or_insert_with(|| Spare {
-            run: None,
-            events: Arc::new(Vec::new()),
-            open: Vec::with_capacity(cap),
-        });
-        if spare.run.is_none() {
-            spare.run = Some(Run::with_capacity(cap));
+        if self.spare.is_none() {
+            self.spare = Some(Spare {
+                events: Arc::new(Vec::new()),
+                open: Vec::with_capacity(cap),
+            });
+        }
+        if self.spare_run.is_none() {
+            self.spare_run = Some(Run::with_capacity(cap));
         }
         loop {
             // First what `OssaLayer` put off, a batch's worth at a time and
@@ -1406,15 +1409,15 @@ impl<'w> Worker<'w> {
                 }
                 // Made above; empty (no allocation) in the case that cannot be.
                 let Spare {
-                    run: spare_run,
                     mut events,
                     mut open,
                 } = self.spare.take().unwrap_or_else(|| Spare {
-                    run: None,
                     events: Arc::new(Vec::new()),
                     open: Vec::new(),
                 });
-                if let Some(r) = spare_run.filter(|_| st.queue.wants_spare()) {
+                if st.queue.wants_spare()
+                    && let Some(r) = self.spare_run.take()
+                {
                     st.queue.give_spare(r);
                 }
                 // The front run, moved whole: the queue is not empty here.

@@ -168,8 +168,12 @@ pub(crate) fn recycle(events: Vec<Encoded>) {
 }
 
 /// [`recycle`] into `pool`.
-fn recycle_into(pool: &Mutex<Pool>, mut buffers: impl Iterator<Item = Vec<u8>>) {
-    loop {
+fn recycle_into(pool: &Mutex<Pool>, buffers: impl Iterator<Item = Vec<u8>>) {
+    let mut buffers = buffers
+        .filter(|b| b.capacity() != 0 && b.capacity() <= MAX_BUF)
+        .peekable();
+    // An emptied chunk vector is taken only for buffers to put in it.
+    while buffers.peek().is_some() {
         let mut chunk = {
             let mut pool = lock(pool);
             if pool.bytes >= POOL_BYTES {
@@ -179,20 +183,8 @@ fn recycle_into(pool: &Mutex<Pool>, mut buffers: impl Iterator<Item = Vec<u8>>) 
         };
         chunk.clear();
         chunk.reserve(STASH);
-        chunk.extend(
-            buffers
-                .by_ref()
-                .filter(|b| b.capacity() != 0 && b.capacity() <= MAX_BUF)
-                .take(STASH),
-        );
-        if chunk.is_empty() {
-            return;
-        }
-        let last = chunk.len() < STASH;
+        chunk.extend(buffers.by_ref().take(STASH));
         give(pool, chunk);
-        if last {
-            return;
-        }
     }
 }
 
