@@ -230,6 +230,83 @@ mod tests {
         assert!(q.wants_spare());
     }
 
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Queue the next event; `gap` skips that many seqs first.
+        Push {
+            gap: u8,
+            spooled: bool,
+        },
+        Take(usize),
+        SetCap(usize),
+        GiveSpare,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            6 => (prop_oneof![9 => Just(0u8), 1 => 1u8..3], any::<bool>())
+                .prop_map(|(gap, spooled)| Op::Push { gap, spooled }),
+            2 => (1usize..8).prop_map(Op::Take),
+            1 => (1usize..8).prop_map(Op::SetCap),
+            1 => Just(Op::GiveSpare),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Against a plain list of (seq, id, spool number): whatever the
+        /// pushes, takes, batch sizes and spares, every batch is the oldest
+        /// events in order, no longer than asked, with consecutive seqs from
+        /// its `first_seq`, and draining gives the rest; `len` and
+        /// `front_seq` agree with the list all along.
+        #[test]
+        fn the_queue_gives_each_event_once_in_order_in_batches_of_consecutive_seqs(
+            cap in 1usize..8,
+            ops in proptest::collection::vec(op(), 0..200),
+        ) {
+            let mut q = Queue::new(cap);
+            let mut model: std::collections::VecDeque<(u64, String, Option<u64>)> =
+                std::collections::VecDeque::new();
+            let mut next = 0u64;
+            for op in ops {
+                match op {
+                    Op::Push { gap, spooled } => {
+                        next += u64::from(gap);
+                        let id = format!("e{next}");
+                        let sp = spooled.then_some(next * 10);
+                        q.push(next, event(&id), sp);
+                        model.push_back((next, id, sp));
+                        next += 1;
+                    }
+                    Op::Take(max) => {
+                        let Some(run) = q.take_front(max) else {
+                            proptest::prop_assert!(model.is_empty());
+                            continue;
+                        };
+                        proptest::prop_assert!(!run.events.is_empty() && run.events.len() <= max);
+                        proptest::prop_assert_eq!(run.events.len(), run.spooled.len());
+                        for (i, (e, sp)) in run.events.iter().zip(&run.spooled).enumerate() {
+                            let (seq, id, msp) = model.pop_front().unwrap();
+                            proptest::prop_assert_eq!(run.first_seq + i as u64, seq);
+                            proptest::prop_assert_eq!(e.id(), id.as_str());
+                            proptest::prop_assert_eq!(*sp, msp);
+                        }
+                    }
+                    Op::SetCap(c) => q.set_cap(c),
+                    Op::GiveSpare => q.give_spare(Run::with_capacity(cap)),
+                }
+                proptest::prop_assert_eq!(q.len(), model.len());
+                proptest::prop_assert_eq!(q.front_seq(), model.front().map(|m| m.0));
+            }
+            let rest: Vec<(String, Option<u64>)> =
+                q.drain_all().map(|(e, sp)| (e.id().to_owned(), sp)).collect();
+            let want: Vec<(String, Option<u64>)> =
+                model.into_iter().map(|(_, id, sp)| (id, sp)).collect();
+            proptest::prop_assert_eq!(rest, want);
+            proptest::prop_assert!(q.is_empty());
+        }
+    }
+
     #[test]
     fn draining_gives_every_event_once_in_order_and_spool_numbers_can_change() {
         let mut q = Queue::new(2);
