@@ -155,7 +155,8 @@ struct Flight {
     outcomes: Vec<Option<Result<(), KafkaError>>>,
     /// Events handed to librdkafka (or already delivered), from the front.
     produced: usize,
-    /// Produced events whose report is not in yet.
+    /// Events handed (or being handed) to librdkafka whose report is not in
+    /// yet: a record counts before it is handed over (see `launch`).
     waiting: usize,
     /// Why producing stopped at `produced`, if it did.
     local: Option<SendError>,
@@ -168,13 +169,13 @@ struct Flight {
     check: u64,
 }
 
-/// Collects delivery reports. librdkafka hands them over on the sink's own
-/// thread, when it polls the producer (a [`BaseProducer`], as the raw
-/// producer it is measured against): a record is allocated and freed by one
-/// thread, and no polling thread competes for the cores while it sends
-/// ([`IdleServer`] looks ten times a second). (With rdkafka's
-/// `ThreadedProducer` the reports came on its polling thread, which freed
-/// the records the sink's thread had allocated.)
+/// Collects delivery reports. librdkafka hands them over on the thread that
+/// polls the producer (a [`BaseProducer`], as the raw producer it is
+/// measured against): while the sink sends, that is the sink's own, so a
+/// record is mostly allocated and freed by one thread and no polling thread
+/// competes for the cores ([`IdleServer`] looks ten times a second). (With
+/// rdkafka's `ThreadedProducer` every report came on its polling thread,
+/// which freed the records the sink's thread had allocated.)
 #[derive(Default)]
 struct Reports {
     done: Mutex<Vec<Report>>,
@@ -183,6 +184,9 @@ struct Reports {
     spare: Mutex<Vec<Report>>,
     /// librdkafka log lines served (passed on to `tracing`).
     logs: AtomicU64,
+    /// Delivery reports served, ever (only grows: `done` is emptied by
+    /// `route` while another thread may serve).
+    served: AtomicU64,
 }
 
 impl ClientContext for Reports {
@@ -209,6 +213,13 @@ impl ClientContext for Reports {
             }
         }
     }
+
+    /// librdkafka's global errors (a broker down, all brokers down…), to
+    /// `tracing` as well. (rdkafka 0.39 hands each error event over twice
+    /// in `BaseProducer::poll`, so each is logged twice.)
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!(target: "librdkafka", %error, "{reason}");
+    }
 }
 
 /// Serves the events librdkafka has ready (delivery reports, log lines,
@@ -217,10 +228,7 @@ impl ClientContext for Reports {
 /// [`SERVE_IDLE`] calls in a row bring no report, [`SERVE_MAX`] times at
 /// most. Returns whether any report came.
 fn serve(producer: &BaseProducer<Reports>) -> bool {
-    let count = || {
-        let done = producer.context().done.lock();
-        done.unwrap_or_else(|p| p.into_inner()).len()
-    };
+    let count = || producer.context().served.load(Ordering::Relaxed);
     let first = count();
     let mut before = first;
     let mut idle = 0;
@@ -241,9 +249,11 @@ fn serve(producer: &BaseProducer<Reports>) -> bool {
 }
 
 /// A thread that serves what librdkafka has ready every [`IDLE_SERVE`],
-/// for when the sink has nothing in flight and so does not poll: log lines
-/// and errors of a broker that is down would otherwise wait in librdkafka's
-/// queue, and pile up, until the next send.
+/// all the time, for when the sink does not poll (it sends nothing): log
+/// lines and errors of a broker that is down would otherwise wait in
+/// librdkafka's queue, and pile up, until the next send. While the sink
+/// sends, it polls too; either thread may serve an event (librdkafka pops
+/// each under its queue's lock), and reports go through [`Reports`].
 struct IdleServer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -261,6 +271,7 @@ impl IdleServer {
                     std::thread::park_timeout(IDLE_SERVE);
                 }
             })
+            .map_err(|e| tracing::warn!(error = %e, "kafka: no idle server thread"))
             .ok();
         IdleServer { stop, thread }
     }
@@ -276,6 +287,12 @@ impl IdleServer {
     }
 }
 
+impl Drop for IdleServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 impl ProducerContext for Reports {
     type DeliveryOpaque = usize;
 
@@ -286,6 +303,7 @@ impl ProducerContext for Reports {
         };
         let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
         done.push((seq, r));
+        self.served.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -312,7 +330,8 @@ impl ProducerContext for Reports {
 /// ```
 pub struct KafkaSink {
     producer: Arc<BaseProducer<Reports>>,
-    /// Serves librdkafka's events while nothing is in flight.
+    /// Serves librdkafka's queue ten times a second, for while the sink
+    /// does not poll.
     idle: IdleServer,
     /// Kept to make a new producer after a fatal producer error.
     config: ClientConfig,
@@ -641,6 +660,7 @@ impl KafkaSinkBuilder {
         for (k, v) in &self.properties {
             config.set(k, v);
         }
+        config.set_log_level(log_level(self.properties.iter().any(|(k, _)| k == "debug")));
         // `delivery.timeout.ms` is librdkafka's alias of
         // `message.timeout.ms`: keep one key, so the value librdkafka uses is
         // the one the sink waits by (the map's order would pick one at random).
@@ -681,6 +701,24 @@ impl KafkaSinkBuilder {
             pipeline: self.pipeline,
             abandoned: false,
         })
+    }
+}
+
+/// The lowest level of the lines librdkafka writes: what `tracing` takes
+/// for the target `librdkafka` now (they go there, see [`Reports`]), or
+/// debug when librdkafka's `debug` property is set. rdkafka takes it from
+/// the `log` crate's level, which an application on `tracing` alone leaves
+/// at errors only, and applies it over `debug`'s.
+fn log_level(debug: bool) -> RDKafkaLogLevel {
+    use tracing::Level;
+    if debug || tracing::enabled!(target: "librdkafka", Level::DEBUG) {
+        RDKafkaLogLevel::Debug
+    } else if tracing::enabled!(target: "librdkafka", Level::INFO) {
+        RDKafkaLogLevel::Info
+    } else if tracing::enabled!(target: "librdkafka", Level::WARN) {
+        RDKafkaLogLevel::Warning
+    } else {
+        RDKafkaLogLevel::Error
     }
 }
 
@@ -1280,6 +1318,27 @@ mod tests {
                 Encoded::new(&ev, Encoding::KafkaBinary).unwrap()
             })
             .collect()
+    }
+
+    #[test]
+    fn librdkafka_writes_the_lines_tracing_takes() {
+        assert!(matches!(log_level(true), RDKafkaLogLevel::Debug));
+        // No subscriber: nothing is taken but errors.
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::new(), || {
+            assert!(matches!(log_level(false), RDKafkaLogLevel::Error));
+        });
+        #[cfg(feature = "tracing")]
+        {
+            use tracing_subscriber::layer::SubscriberExt as _;
+            let level = |max| {
+                let sub = tracing_subscriber::registry().with(max);
+                tracing::subscriber::with_default(sub, || log_level(false))
+            };
+            use tracing::level_filters::LevelFilter;
+            assert!(matches!(level(LevelFilter::WARN), RDKafkaLogLevel::Warning));
+            assert!(matches!(level(LevelFilter::INFO), RDKafkaLogLevel::Info));
+            assert!(matches!(level(LevelFilter::TRACE), RDKafkaLogLevel::Debug));
+        }
     }
 
     #[test]

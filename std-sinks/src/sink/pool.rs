@@ -82,7 +82,7 @@ struct Stash(Chunk);
 impl Drop for Stash {
     fn drop(&mut self) {
         if !self.0.is_empty() {
-            give(&POOL, std::mem::take(&mut self.0));
+            let _ = give(&POOL, std::mem::take(&mut self.0));
         }
     }
 }
@@ -150,14 +150,19 @@ fn refill(pool: &Mutex<Pool>, stash: &mut Chunk) {
 }
 
 /// Puts a chunk into the pool when it has room for it (else its buffers are
-/// freed). The lock is held to move the chunk only.
-fn give(pool: &Mutex<Pool>, chunk: Chunk) {
+/// freed, after the lock is released); returns whether it did. The lock is
+/// held to move the chunk only.
+fn give(pool: &Mutex<Pool>, chunk: Chunk) -> bool {
     let bytes: usize = chunk.iter().map(Vec::capacity).sum();
     let mut pool = lock(pool);
     if pool.bytes + bytes <= POOL_BYTES {
         pool.bytes += bytes;
         pool.chunks.push((chunk, bytes));
+        return true;
     }
+    drop(pool);
+    drop(chunk);
+    false
 }
 
 /// Gives the buffers of `events` to the pool, in chunks of [`STASH`], while
@@ -184,7 +189,9 @@ fn recycle_into(pool: &Mutex<Pool>, buffers: impl Iterator<Item = Vec<u8>>) {
         chunk.clear();
         chunk.reserve(STASH);
         chunk.extend(buffers.by_ref().take(STASH));
-        give(pool, chunk);
+        if !give(pool, chunk) {
+            return; // full: the rest are freed
+        }
     }
 }
 
@@ -280,7 +287,7 @@ mod tests {
         recycle_into(&pool, buffers(POOL_BYTES / per + 100, per));
         assert_eq!(lock(&pool).bytes, POOL_BYTES);
         // A thread's stash that comes back when it ends is refused too.
-        give(&pool, buffers(1, 64).collect());
+        assert!(!give(&pool, buffers(1, 64).collect()));
         let p = lock(&pool);
         assert_eq!((p.bytes, held(&p)), (POOL_BYTES, POOL_BYTES));
     }
