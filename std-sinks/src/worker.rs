@@ -425,30 +425,34 @@ pub(crate) fn spawn(
 }
 
 impl Shared {
-    /// Waits on `space` until notified or `until`, counted (see
-    /// [`State::space_waiters`]).
-    fn wait_for_space<'a>(
-        &self,
+    /// Waits on `cv` until notified or `until`, counted in the state field
+    /// `waiters` picks ([`State::space_waiters`], [`State::done_waiters`]).
+    fn wait_counted<'a>(
+        cv: &Condvar,
         mut st: MutexGuard<'a, State>,
         until: Option<Instant>,
+        waiters: fn(&mut State) -> &mut usize,
     ) -> MutexGuard<'a, State> {
-        st.space_waiters += 1;
-        let mut st = wait_on(&self.space, st, until);
-        st.space_waiters -= 1;
+        *waiters(&mut st) += 1;
+        let mut st = wait_on(cv, st, until);
+        *waiters(&mut st) -= 1;
         st
     }
 
-    /// Waits on `done` until notified or `until`, counted (see
-    /// [`State::done_waiters`]).
-    fn wait_for_done<'a>(
+    fn wait_for_space<'a>(
         &self,
-        mut st: MutexGuard<'a, State>,
+        st: MutexGuard<'a, State>,
         until: Option<Instant>,
     ) -> MutexGuard<'a, State> {
-        st.done_waiters += 1;
-        let mut st = wait_on(&self.done, st, until);
-        st.done_waiters -= 1;
-        st
+        Self::wait_counted(&self.space, st, until, |s| &mut s.space_waiters)
+    }
+
+    fn wait_for_done<'a>(
+        &self,
+        st: MutexGuard<'a, State>,
+        until: Option<Instant>,
+    ) -> MutexGuard<'a, State> {
+        Self::wait_counted(&self.done, st, until, |s| &mut s.done_waiters)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

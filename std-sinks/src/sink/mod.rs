@@ -192,9 +192,7 @@ impl Encoded {
     pub(crate) fn into_buffer(self) -> Vec<u8> {
         self.buf
     }
-}
 
-impl Encoded {
     /// Encodes `ev` for `encoding`.
     ///
     /// The emitter does this for you; a sink's tests do it by hand. The event is
@@ -423,39 +421,38 @@ impl Encoded {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.header_bytes()
-            .map(|(name, value)| (name, std::str::from_utf8(value).unwrap_or("")))
-    }
-    /// [`headers`](Self::headers) with the values as bytes: the form a Kafka
-    /// record takes them in. One UTF-8 check of the whole header part (names
-    /// and values were written as UTF-8 by [`Encoded::new`]; a part that is
-    /// not, which `Encoded` never holds, has no headers), and the fields
-    /// found by a plain byte loop, as they are a few bytes each: with a check
-    /// per name, and `split` with its `memchr`, the Kafka sink's thread spent
-    /// 9 % of its samples here under `kafka_sink`.
-    pub(crate) fn header_bytes(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
         let end = match (self.encoding, self.content_type) {
             (Encoding::Json, _) => self.id_end as usize,
             (_, Some((start, _))) => start as usize,
             _ => self.head_end as usize,
         };
+        // One UTF-8 check of the whole header part (names and values were
+        // written as UTF-8 by `Encoded::new`; a part that is not, which
+        // `Encoded` never holds, has no headers), and the fields found by a
+        // plain byte loop, as they are a few bytes each: with a check per
+        // field, and `split` with its `memchr`, the Kafka sink's thread
+        // spent 9 % of its samples here under `kafka_sink`.
         let part = self.buf.get(self.id_end as usize..end).unwrap_or(&[]);
         let text = std::str::from_utf8(part).unwrap_or("");
-        let bytes = text.as_bytes();
         let mut at = 0;
-        // The next field, as `text[start..end]`; a NUL is ASCII, so both
-        // ends are on character boundaries.
+        // The next field; a NUL is ASCII, so both ends are on character
+        // boundaries.
         let mut field = move || {
             let start = at;
-            let len = bytes.get(start..)?.iter().position(|&b| b == 0)?;
+            let len = text.as_bytes().get(start..)?.iter().position(|&b| b == 0)?;
             at = start + len + 1;
-            Some((start, start + len))
+            text.get(start..start + len)
         };
         std::iter::from_fn(move || {
-            let (ns, ne) = field().filter(|(s, e)| s < e)?;
-            let (vs, ve) = field()?;
-            Some((text.get(ns..ne)?, bytes.get(vs..ve)?))
+            let name = field().filter(|n| !n.is_empty())?;
+            Some((name, field()?))
         })
+    }
+    /// [`headers`](Self::headers) with the values as bytes: the form a Kafka
+    /// record takes them in.
+    #[cfg(any(feature = "kafka", test))]
+    pub(crate) fn header_bytes(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.headers().map(|(name, value)| (name, value.as_bytes()))
     }
     /// The content type of the body (binary modes), if any.
     ///
