@@ -17,18 +17,36 @@ pub(crate) struct Run {
     /// `seq` of the first event.
     pub(crate) first_seq: u64,
     pub(crate) events: Vec<Encoded>,
-    /// Each event's number in the spool, if it is in one.
+    /// Each event's number in the spool, if it is in one; empty while no
+    /// event of the run is (no allocation without a spool), else one per
+    /// event: read it with `get(i).copied().flatten()`.
     pub(crate) spooled: Vec<Option<u64>>,
 }
 
 impl Run {
     /// An empty run with room for `cap` events.
     pub(crate) fn with_capacity(cap: usize) -> Run {
+        Run::from_vec(Vec::with_capacity(cap))
+    }
+
+    /// An empty run in `events`' room (emptied).
+    pub(crate) fn from_vec(mut events: Vec<Encoded>) -> Run {
+        events.clear();
         Run {
             first_seq: 0,
-            events: Vec::with_capacity(cap),
-            spooled: Vec::with_capacity(cap),
+            events,
+            spooled: Vec::new(),
         }
+    }
+
+    /// Adds `event`, numbered `spooled` in the spool if it is in one.
+    fn push(&mut self, event: Encoded, spooled: Option<u64>) {
+        if spooled.is_some() || !self.spooled.is_empty() {
+            // The first spooled event: the ones before it are not.
+            self.spooled.resize(self.events.len(), None);
+            self.spooled.push(spooled);
+        }
+        self.events.push(event);
     }
 
     fn len(&self) -> usize {
@@ -117,8 +135,7 @@ impl Queue {
             self.runs.push_back(run);
         }
         if let Some(r) = self.runs.back_mut() {
-            r.events.push(event);
-            r.spooled.push(spooled);
+            r.push(event, spooled);
             self.len += 1;
         }
     }
@@ -138,7 +155,9 @@ impl Queue {
         let mut run = self.spare.pop().unwrap_or_default();
         run.first_seq = front.first_seq;
         run.events.extend(front.events.drain(..max));
-        run.spooled.extend(front.spooled.drain(..max));
+        if !front.spooled.is_empty() {
+            run.spooled.extend(front.spooled.drain(..max));
+        }
         front.first_seq += max as u64;
         self.len -= max;
         Some(run)
@@ -147,9 +166,13 @@ impl Queue {
     /// Takes every queued event, oldest first.
     pub(crate) fn drain_all(&mut self) -> impl Iterator<Item = (Encoded, Option<u64>)> + '_ {
         self.len = 0;
-        self.runs
-            .drain(..)
-            .flat_map(|r| r.events.into_iter().zip(r.spooled))
+        self.runs.drain(..).flat_map(|r| {
+            let spooled = r.spooled;
+            r.events
+                .into_iter()
+                .enumerate()
+                .map(move |(i, e)| (e, spooled.get(i).copied().flatten()))
+        })
     }
 
     /// The spool numbers of the queued events, to change.
@@ -284,12 +307,15 @@ mod tests {
                             continue;
                         };
                         proptest::prop_assert!(!run.events.is_empty() && run.events.len() <= max);
-                        proptest::prop_assert_eq!(run.events.len(), run.spooled.len());
-                        for (i, (e, sp)) in run.events.iter().zip(&run.spooled).enumerate() {
+                        // Spool numbers: none kept, or one per event.
+                        proptest::prop_assert!(
+                            run.spooled.is_empty() || run.spooled.len() == run.events.len()
+                        );
+                        for (i, e) in run.events.iter().enumerate() {
                             let (seq, id, msp) = model.pop_front().unwrap();
                             proptest::prop_assert_eq!(run.first_seq + i as u64, seq);
                             proptest::prop_assert_eq!(e.id(), id.as_str());
-                            proptest::prop_assert_eq!(*sp, msp);
+                            proptest::prop_assert_eq!(run.spooled.get(i).copied().flatten(), msp);
                         }
                     }
                     Op::SetCap(c) => q.set_cap(c),
@@ -305,6 +331,24 @@ mod tests {
             proptest::prop_assert_eq!(rest, want);
             proptest::prop_assert!(q.is_empty());
         }
+    }
+
+    #[test]
+    fn spool_numbers_are_kept_only_for_runs_with_a_spooled_event() {
+        let mut q = Queue::new(3);
+        for seq in 0..3 {
+            q.push(seq, event(&seq.to_string()), None);
+        }
+        let plain = q.take_front(3).unwrap();
+        assert!(plain.spooled.is_empty() && plain.spooled.capacity() == 0);
+        // Reused whole, vector and all, as the worker gives a retired batch.
+        q.give_spare(Run::from_vec(plain.events));
+        q.push(3, event("3"), None);
+        q.push(4, event("4"), Some(40));
+        q.push(5, event("5"), None);
+        let mixed = q.take_front(3).unwrap();
+        assert_eq!((mixed.first_seq, ids(&mixed)), (3, vec!["3", "4", "5"]));
+        assert_eq!(mixed.spooled, [None, Some(40), None]);
     }
 
     #[test]

@@ -218,6 +218,18 @@ enum End<'e> {
     Undelivered(Reason, &'e Error),
 }
 
+/// Which events of a batch a settle ends, and how.
+#[derive(Clone, Copy)]
+enum Ends<'a, 'e> {
+    /// Every event of the batch, delivered: the common case, said without
+    /// a list (no allocation per batch: a list of a batch of 100 is a large
+    /// block to glibc, whose allocation first consolidates every small
+    /// block the sink freed, such as librdkafka's per-record headers).
+    AllDelivered,
+    /// These events, by position in the batch, each its own way.
+    These(&'a [(usize, End<'e>)]),
+}
+
 /// How an event waits for room in the queue, and whether shutdown still
 /// lets it in.
 #[derive(Debug, Clone, Copy)]
@@ -932,20 +944,17 @@ impl Shared {
     /// `events`): each at most once, counted under the lock, reported after.
     /// Returns `false` when the flight was given up on already (shutdown's
     /// hard limit): then nothing is counted, a late answer changes nothing.
-    fn settle(&self, id: u64, events: &[Encoded], ends: &[(usize, End<'_>)]) -> bool {
+    fn settle(&self, id: u64, events: &[Encoded], ends: Ends<'_, '_>) -> bool {
         let mut reports: Vec<(usize, Reason, &Error)> = Vec::new();
         // A settled flight is freed, and waiters are woken, after the lock
         // is released: emitting threads wait for it (issue 16's tail).
         let mut finished: Option<Flight> = None;
         // The common case, a whole batch delivered by its first send: what
         // it adds up is added up before the lock is taken, so that the
-        // emitting threads do not wait for a loop over the batch.
-        let whole = (ends.len() == events.len()
-            && ends
-                .iter()
-                .enumerate()
-                .all(|(k, (i, end))| *i == k && matches!(end, End::Delivered)))
-        .then(|| {
+        // emitting threads do not wait for a loop over the batch. (Not with
+        // a spool: each event is acknowledged to it under the lock anyway.)
+        let all = matches!(ends, Ends::AllDelivered);
+        let whole = (all && self.config.spool.is_none()).then(|| {
             let freed: usize = events.iter().map(Encoded::size).sum();
             let wire: u64 = events.iter().map(|e| e.wire_len() as u64).sum();
             (freed, wire)
@@ -978,13 +987,18 @@ impl Shared {
                 (freed, wire) = (all_bytes, all_wire);
                 finished = st.flights.remove(pos);
             } else if let Some(f) = flight {
-                for (i, end) in ends {
-                    match f.open.get_mut(*i) {
+                let these = match ends {
+                    Ends::AllDelivered => &[][..],
+                    Ends::These(these) => these,
+                };
+                let every = (0..if all { events.len() } else { 0 }).map(|i| (i, &End::Delivered));
+                for (i, end) in every.chain(these.iter().map(|(i, end)| (*i, end))) {
+                    match f.open.get_mut(i) {
                         Some(open) if *open => *open = false,
                         _ => continue,
                     }
-                    let Some(e) = events.get(*i) else { continue };
-                    let spooled = f.spooled.get(*i).copied().flatten();
+                    let Some(e) = events.get(i) else { continue };
+                    let spooled = f.spooled.get(i).copied().flatten();
                     closed_here += 1;
                     freed += e.size();
                     match end {
@@ -1005,7 +1019,7 @@ impl Shared {
                                 failed += 1;
                                 acks.extend(spooled);
                             }
-                            reports.push((*i, *reason, error));
+                            reports.push((i, *reason, error));
                         }
                     }
                 }
@@ -1234,7 +1248,7 @@ struct Taken {
 impl Drop for Taken {
     fn drop(&mut self) {
         if let Some(events) = Arc::get_mut(&mut self.events) {
-            crate::sink::recycle(std::mem::take(events));
+            crate::sink::recycle(events);
         }
     }
 }
@@ -1305,6 +1319,7 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
             Step::Send(t) => {
                 let all = (0..t.events.len()).collect();
                 w.deliver(&t, all, None);
+                w.retire(t);
             }
             Step::Start(t) => w.start(t),
             Step::Settle => w.settle_oldest(),
@@ -1569,9 +1584,34 @@ impl<'w> Worker<'w> {
         };
         let sink = &mut self.sink;
         let r = guarded(|| sink.settle(ticket, &t.events, SendDeadline::live(self.sh)));
-        let r = self.answered(r, t.events.len());
-        let all = (0..t.events.len()).collect();
-        self.deliver(&t, all, Some(r));
+        match self.answered(r, t.events.len()) {
+            Ok(()) => self.delivered_all(&t),
+            r @ Err(_) => {
+                let all = (0..t.events.len()).collect();
+                self.deliver(&t, all, Some(r));
+            }
+        }
+        self.retire(t);
+    }
+
+    /// Done with batch `t`: its buffers go back to the emitting threads
+    /// (see `sink::pool`), and its vector, emptied, is the next run the
+    /// queue is given, so that batches do not each allocate one (a large
+    /// block to glibc: see [`Ends::AllDelivered`]).
+    fn retire(&mut self, mut t: Taken) {
+        if let Some(events) = Arc::get_mut(&mut t.events) {
+            crate::sink::recycle(events);
+            if self.spare_run.is_none() {
+                self.spare_run = Some(Run::from_vec(std::mem::take(events)));
+            }
+        }
+    }
+
+    /// The whole batch `t` was delivered (by its first send, or by a retry
+    /// of all of it).
+    fn delivered_all(&mut self, t: &Taken) {
+        self.breaker.success();
+        self.sh.settle(t.id, &t.events, Ends::AllDelivered);
     }
 
     /// The sink's answer `r` for a call of `n` events, made whole: an answer
@@ -1640,11 +1680,17 @@ impl<'w> Worker<'w> {
             };
             attempt += 1;
             let err = match r {
+                // `todo` only ever loses events, in order: as long as the
+                // batch, it is all of it.
+                Ok(()) if todo.len() == t.events.len() => {
+                    self.delivered_all(t);
+                    return;
+                }
                 Ok(()) => {
                     self.breaker.success();
                     let ends: Vec<(usize, End<'_>)> =
                         todo.iter().map(|&i| (i, End::Delivered)).collect();
-                    sh.settle(t.id, &t.events, &ends);
+                    sh.settle(t.id, &t.events, Ends::These(&ends));
                     return;
                 }
                 Err(e) => e,
@@ -1709,7 +1755,7 @@ impl<'w> Worker<'w> {
                     );
                 }
             }
-            let open = sh.settle(t.id, &t.events, &ends);
+            let open = sh.settle(t.id, &t.events, Ends::These(&ends));
             if again.is_empty() || !open {
                 return;
             }
@@ -1729,7 +1775,7 @@ impl<'w> Worker<'w> {
                         )
                     })
                     .collect();
-                sh.settle(t.id, &t.events, &ends);
+                sh.settle(t.id, &t.events, Ends::These(&ends));
                 return;
             }
         }

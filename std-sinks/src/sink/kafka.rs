@@ -348,6 +348,11 @@ pub struct KafkaSink {
     next_seq: usize,
     /// Reused: the structured-mode parse scratch.
     scratch: Vec<u8>,
+    /// Reused: the outcomes of the last flight concluded, emptied (for a
+    /// batch of 100 a large block to glibc, whose every allocation first
+    /// consolidates the small blocks freed since, such as the headers of
+    /// the records reported).
+    spare_outcomes: Vec<Option<Result<(), KafkaError>>>,
     /// Batches produced and not yet settled, oldest first.
     flights: VecDeque<Flight>,
     /// Most batches in flight at once ([`KafkaSinkBuilder::pipeline`]).
@@ -699,6 +704,7 @@ impl KafkaSinkBuilder {
             max_batch: self.max_batch,
             next_seq: 0,
             scratch: Vec::new(),
+            spare_outcomes: Vec::new(),
             flights: VecDeque::new(),
             pipeline: self.pipeline,
             abandoned: false,
@@ -860,7 +866,7 @@ fn lost_flight() -> SendError {
 fn id_check(events: &[Encoded]) -> u64 {
     let step = |h: u64, w: u64| (h ^ w).wrapping_mul(0x100_0000_01b3);
     events.iter().fold(crate::ids::FNV_START, |h, e| {
-        let id = e.id().as_bytes();
+        let id = e.id_bytes();
         let mut words = id.chunks_exact(8);
         let h = words.by_ref().fold(h, |h, w| {
             step(h, <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes))
@@ -996,8 +1002,9 @@ impl KafkaSink {
         let deadline = self
             .delivery_timeout
             .and_then(|t| Instant::now().checked_add(t + REPORT_GRACE));
-        let outcomes: Vec<Option<Result<(), KafkaError>>> =
-            std::iter::repeat_with(|| None).take(events.len()).collect();
+        let mut outcomes = std::mem::take(&mut self.spare_outcomes);
+        outcomes.clear();
+        outcomes.resize_with(events.len(), || None);
         // The flight is in place before its first record is produced: a
         // report served and routed while librdkafka's queue is full, or
         // when a fatal error replaces the producer, finds it (routed with
@@ -1122,7 +1129,7 @@ impl KafkaSink {
     /// with the same outcome share one failure.
     fn conclude(&mut self, flight: Flight, phase: Phase) -> Result<(), SendError> {
         let Flight {
-            outcomes,
+            mut outcomes,
             produced,
             mut local,
             mut refused,
@@ -1203,6 +1210,8 @@ impl KafkaSink {
         if reset {
             self.reset_producer();
         }
+        outcomes.clear();
+        self.spare_outcomes = outcomes;
         failed.map_or(Ok(()), Err)
     }
 

@@ -358,6 +358,12 @@ impl Encoded {
     pub fn id(&self) -> &str {
         slice_str(&self.buf, 0, self.id_end as usize)
     }
+    /// [`id`](Self::id)'s bytes, not checked for UTF-8 again: for a sink
+    /// that only compares them.
+    #[cfg(any(feature = "kafka", test))]
+    pub(crate) fn id_bytes(&self) -> &[u8] {
+        self.buf.get(..self.id_end as usize).unwrap_or(&[])
+    }
     /// The encoding this event is in.
     ///
     /// A sink can check what it was handed (the emitter never mixes encodings):

@@ -168,8 +168,8 @@ fn give(pool: &Mutex<Pool>, chunk: Chunk) -> bool {
 /// Gives the buffers of `events` to the pool, in chunks of [`STASH`], while
 /// it has room (the rest are freed). Run by the worker; it waits for the
 /// pool's lock, which is only ever held to move a chunk.
-pub(crate) fn recycle(events: Vec<Encoded>) {
-    recycle_into(&POOL, events.into_iter().map(Encoded::into_buffer));
+pub(crate) fn recycle(events: &mut Vec<Encoded>) {
+    recycle_into(&POOL, events.drain(..).map(Encoded::into_buffer));
 }
 
 /// [`recycle`] into `pool`.
