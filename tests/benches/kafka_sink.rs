@@ -47,7 +47,11 @@
 //!    load drifting on a shared machine hits all; the figure is the median of
 //!    5 rounds of 50 000 events, the ratio ours/raw is taken between those
 //!    medians of the same run (the spread of the per-round ratios is printed
-//!    too). Two ratios are printed for each, as issue 16 asks ("compare at
+//!    too). Beside each, the CPU time per event of this process (all its
+//!    threads, from `/proc/self/task/*/schedstat`) and of the tansu process:
+//!    on two cores the broker, librdkafka and our threads share the CPU, so
+//!    what one side spends the other cannot, and these move far less
+//!    between runs than the rates do. Two ratios are printed for each, as issue 16 asks ("compare at
 //!    equal work: raw rdkafka encoding each event itself; state both"): to
 //!    the raw producer with pre-encoded records, and to the raw producer
 //!    building and encoding a new event per record. The 0.9× target is held
@@ -561,6 +565,10 @@ struct Contender<'a> {
     main: Option<Baseline>,
     send: Box<dyn FnMut(usize) + 'a>,
     samples: Vec<f64>,
+    /// CPU per event of each round, µs: this process (every thread: the
+    /// caller, the worker, librdkafka's, the mock cluster's), the broker
+    /// process (tansu; 0 for the in-process mock cluster).
+    cpu: Vec<(f64, f64)>,
 }
 
 /// The raw producer a configuration of ours is held against for the target.
@@ -584,13 +592,38 @@ struct Rate {
     ratio_spread: (f64, f64),
     /// The same against the raw producer encoding each event.
     equal_spread: (f64, f64),
+    /// Median CPU per event, µs: this process, the broker process.
+    cpu_us: (f64, f64),
+}
+
+/// CPU time the threads of process `pid` have run, ns, from
+/// `/proc/PID/task/*/schedstat` (0 where that cannot be read: the figure
+/// is a diagnostic, not a target). Threads that end are not counted; none
+/// ends during a round.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Alternating rounds of every contender (the first is the raw baseline,
 /// contender `equal` the raw producer encoding each event): a warm-up of
 /// each, then `rounds` rounds of `n` events, the order rotating by one each
 /// round.
-fn rounds(contenders: &mut [Contender<'_>], equal: usize, rounds: usize, n: usize) -> Vec<Rate> {
+fn rounds(
+    contenders: &mut [Contender<'_>],
+    equal: usize,
+    rounds: usize,
+    n: usize,
+    broker: Option<u32>,
+) -> Vec<Rate> {
+    let me = std::process::id();
+    let broker_ns = || broker.map_or(0, cpu_ns);
     for c in contenders.iter_mut() {
         (c.send)(n.min(2_000)); // connection, metadata, producer id, buffers
     }
@@ -600,9 +633,15 @@ fn rounds(contenders: &mut [Contender<'_>], equal: usize, rounds: usize, n: usiz
         for j in 0..k {
             let i = (r + j) % k;
             let c = &mut contenders[i];
+            let (ours0, broker0) = (cpu_ns(me), broker_ns());
             let t = Instant::now();
             (c.send)(n);
             let rate = n as f64 / t.elapsed().as_secs_f64();
+            let per_event = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e3 / n as f64;
+            c.cpu.push((
+                per_event(ours0, cpu_ns(me)),
+                per_event(broker0, broker_ns()),
+            ));
             c.samples.push(rate);
             row[i] = rate;
         }
@@ -618,19 +657,28 @@ fn rounds(contenders: &mut [Contender<'_>], equal: usize, rounds: usize, n: usiz
                     ratios.fold(f64::MIN, f64::max),
                 )
             };
+            let mut ours: Vec<f64> = c.cpu.iter().map(|c| c.0).collect();
+            let mut broker: Vec<f64> = c.cpu.iter().map(|c| c.1).collect();
             Rate {
                 name: c.name,
                 main: c.main,
                 per_sec: median(&mut c.samples),
                 ratio_spread: spread(0),
                 equal_spread: spread(equal),
+                cpu_us: (median(&mut ours), median(&mut broker)),
             }
         })
         .collect()
 }
 
 /// Every contender against the broker at `bootstrap`.
-fn throughput(bootstrap: &str, pre: &PreEncoded, n_rounds: usize, n: usize) -> Vec<Rate> {
+fn throughput(
+    bootstrap: &str,
+    broker: Option<u32>,
+    pre: &PreEncoded,
+    n_rounds: usize,
+    n: usize,
+) -> Vec<Rate> {
     let call = tool_called();
     let raw = raw_producer(bootstrap);
     let em_default = kafka_emitter(bootstrap, None, false);
@@ -679,6 +727,7 @@ fn throughput(bootstrap: &str, pre: &PreEncoded, n_rounds: usize, n: usize) -> V
         main,
         send,
         samples: Vec::with_capacity(n_rounds),
+        cpu: Vec::with_capacity(n_rounds),
     };
     let (pre_encoded, encode_each) = (Some(Baseline::PreEncoded), Some(Baseline::EncodeEach));
     let mut contenders = [
@@ -723,7 +772,7 @@ fn throughput(bootstrap: &str, pre: &PreEncoded, n_rounds: usize, n: usize) -> V
             raw_mode(RawMode::StopAndWait(1000)),
         ),
     ];
-    let rates = rounds(&mut contenders, 1, n_rounds, n);
+    let rates = rounds(&mut contenders, 1, n_rounds, n, broker);
     drop(contenders);
     for em in [em_default, em_1000, em_10000, em_default_l5, em_1000_l5] {
         let m = em.metrics();
@@ -888,7 +937,7 @@ fn main() {
     // --- 1. Throughput ---------------------------------------------------------
     let (n_rounds, n) = if bench_mode { (5, 50_000) } else { (1, 2_000) };
     let mock = mock_cluster();
-    let mock_rates = throughput(&mock.bootstrap_servers(), &pre, n_rounds, n);
+    let mock_rates = throughput(&mock.bootstrap_servers(), None, &pre, n_rounds, n);
     let probes = probe(&mock.bootstrap_servers(), n_rounds.min(3), n);
     println!(
         "mock cluster: done ({:.1} s)",
@@ -900,7 +949,7 @@ fn main() {
         Ok(t)
     }) {
         Ok(t) => {
-            let r = throughput(&t.bootstrap(), &pre, n_rounds, n);
+            let r = throughput(&t.bootstrap(), Some(t.child.id()), &pre, n_rounds, n);
             println!("tansu: done ({:.1} s)", started.elapsed().as_secs_f64());
             Ok(r)
         }
@@ -945,7 +994,9 @@ fn main() {
         "  median of {n_rounds} alternating rounds of {n} events (first emit/send -> all reports in); \
          ratios = median / median of the raw producer with pre-encoded records, and / of the raw \
          producer encoding each event (equal work: what emit() does), [per-round ratios min..max]; \
-         the target is held against the first for our sink alone, the second for the emitter path"
+         the target is held against the first for our sink alone, the second for the emitter path; \
+         cpu = CPU time per event (median of the rounds) of this process (all its threads) + of the \
+         broker process (tansu; the mock cluster runs in this process)"
     );
     let print_rates = |broker: &str, rates: &[Rate]| {
         let (raw, equal) = (rates[0].per_sec, rates[1].per_sec);
@@ -961,7 +1012,7 @@ fn main() {
                 None => String::new(),
             };
             println!(
-                "  {broker:<12} {:<33} {:>9.0} events/s {:>6.2}x [{:.2}..{:.2}] {:>6.2}x [{:.2}..{:.2}] {target}",
+                "  {broker:<12} {:<33} {:>9.0} events/s {:>6.2}x [{:.2}..{:.2}] {:>6.2}x [{:.2}..{:.2}] cpu {:>4.2} + {:>4.2} us/event {target}",
                 r.name,
                 r.per_sec,
                 ratio,
@@ -969,7 +1020,9 @@ fn main() {
                 r.ratio_spread.1,
                 eq,
                 r.equal_spread.0,
-                r.equal_spread.1
+                r.equal_spread.1,
+                r.cpu_us.0,
+                r.cpu_us.1
             );
         }
     };
