@@ -908,6 +908,14 @@ pub struct Emitter {
     guard: Arc<Guard>,
 }
 
+#[cfg(test)]
+impl Emitter {
+    /// Tests: what the emitting threads and the worker share.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
 impl fmt::Debug for Emitter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Emitter")

@@ -122,27 +122,48 @@ impl Queue {
         self.spare.len() < SPARE
     }
 
-    /// Queues `event` as `seq`, which follows the last queued one.
+    /// Queues `event` as `seq`. Events come in `seq` order but in one case:
+    /// events read back from the spool after a newer event was queued in
+    /// memory (its spool write failed while they waited on disk). Those go
+    /// before it, so that the queue stays in `seq` order, its front is its
+    /// oldest event, and a flush sees them.
     pub(crate) fn push(&mut self, seq: u64, event: Encoded, spooled: Option<u64>) {
         let cap = self.cap;
-        let fits = self
-            .runs
-            .back()
-            .is_some_and(|r| r.len() < cap && r.first_seq + r.len() as u64 == seq);
-        if !fits {
-            let mut run = self.spare.pop().unwrap_or_else(|| Run::with_capacity(cap));
-            run.first_seq = seq;
-            self.runs.push_back(run);
-        }
-        if let Some(r) = self.runs.back_mut() {
+        // After the last run that starts before `seq` (the back one, but in
+        // that case).
+        let at = match self.runs.back() {
+            Some(r) if r.first_seq > seq => self
+                .runs
+                .iter()
+                .rposition(|r| r.first_seq < seq)
+                .map_or(0, |i| i + 1),
+            _ => self.runs.len(),
+        };
+        // Into that run when `seq` follows its last event and it has room.
+        let into = at.checked_sub(1).filter(|&i| {
+            self.runs
+                .get(i)
+                .is_some_and(|r| r.len() < cap && r.first_seq + r.len() as u64 == seq)
+        });
+        let i = match into {
+            Some(i) => i,
+            None => {
+                let mut run = self.spare.pop().unwrap_or_else(|| Run::with_capacity(cap));
+                run.first_seq = seq;
+                self.runs.insert(at, run);
+                at
+            }
+        };
+        if let Some(r) = self.runs.get_mut(i) {
             r.push(event, spooled);
             self.len += 1;
         }
     }
 
     /// Takes the oldest `max` events at most: the front run, whole when it
-    /// holds no more (every run but the last is full, so that is a batch),
-    /// else its first `max` events.
+    /// holds no more (every run but the last is full, so that is a batch,
+    /// unless events read back from the spool went before newer ones), else
+    /// its first `max` events.
     pub(crate) fn take_front(&mut self, max: usize) -> Option<Run> {
         let max = max.max(1);
         let front = self.runs.front_mut()?;
@@ -331,6 +352,25 @@ mod tests {
             proptest::prop_assert_eq!(rest, want);
             proptest::prop_assert!(q.is_empty());
         }
+    }
+
+    #[test]
+    fn events_read_back_from_the_spool_go_before_a_newer_one_queued_meanwhile() {
+        let mut q = Queue::new(4);
+        // 5..=7 wait on disk; 8's spool write failed, so it is queued first.
+        q.push(8, event("8"), None);
+        q.push(9, event("9"), None);
+        q.push(5, event("5"), Some(50));
+        assert_eq!(q.front_seq(), Some(5));
+        q.push(6, event("6"), Some(60));
+        q.push(7, event("7"), Some(70));
+        assert_eq!(q.len(), 5);
+        let old = q.take_front(4).unwrap();
+        assert_eq!((old.first_seq, ids(&old)), (5, vec!["5", "6", "7"]));
+        assert_eq!(old.spooled, [Some(50), Some(60), Some(70)]);
+        let new = q.take_front(4).unwrap();
+        assert_eq!((new.first_seq, ids(&new)), (8, vec!["8", "9"]));
+        assert!(q.is_empty());
     }
 
     #[test]

@@ -300,6 +300,9 @@ pub(crate) struct Spool {
     /// whole; taken by the emitter into `spool_errors`.
     read_errors: u64,
     buf: Vec<u8>,
+    /// Tests: appends fail, as on a disk that fails, while reading goes on.
+    #[cfg(test)]
+    pub(crate) fail_appends: bool,
     /// The segment being read, positioned at `.1` bytes.
     reader: Option<(u64, u64, io::BufReader<File>)>,
     /// The confirmation log being appended (`acks.N`) and its `N`.
@@ -500,6 +503,8 @@ impl Spool {
             corrupt: 0,
             read_errors: 0,
             buf: Vec::new(),
+            #[cfg(test)]
+            fail_appends: false,
             reader: None,
             acklog: None,
             unsynced: Vec::new(),
@@ -778,6 +783,10 @@ impl Spool {
     /// Appends `e` with one write; its sequence number. With
     /// [`SyncPolicy::Always`] the data is synced before this returns.
     pub(crate) fn append(&mut self, e: &Encoded) -> io::Result<u64> {
+        #[cfg(test)]
+        if self.fail_appends {
+            return Err(io::Error::other("injected: the disk fails"));
+        }
         let seq = self.next_seq;
         self.buf.clear();
         self.buf.extend_from_slice(&MAGIC);

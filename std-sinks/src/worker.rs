@@ -143,17 +143,31 @@ impl State {
     /// The lowest `seq` not settled yet: every event below it has ended.
     /// A flush compares positions, not counts: later events that settle
     /// first cannot make it return early.
+    ///
+    /// The oldest of: the first open event of each flight, the queue's
+    /// front, the first event only on disk. In the common case flights are
+    /// older than the queue, and the queue than the spill; not after a
+    /// spool write fails while events wait on disk: the event is queued in
+    /// memory with a `seq` newer than theirs, and may be sent first.
     fn low_water(&self) -> u64 {
+        let mut low = self.next_seq;
+        if let Some(seq) = self.queue.front_seq() {
+            low = low.min(seq);
+        }
+        if self.spilled > 0 {
+            low = low.min(self.spill_seq);
+        }
         for f in &self.flights {
+            // Its events are no older than its first: one compare for each
+            // flight after the oldest open one.
+            if f.first_seq >= low || f.open_count == 0 {
+                continue;
+            }
             if let Some(i) = f.open.iter().position(|&o| o) {
-                return f.first_seq + i as u64;
+                low = low.min(f.first_seq + i as u64);
             }
         }
-        match self.queue.front_seq() {
-            Some(seq) => seq,
-            None if self.spilled > 0 => self.spill_seq,
-            None => self.next_seq,
-        }
+        low
     }
 
     /// Events waiting: queued, in flight, or only in the spool.
@@ -1909,5 +1923,148 @@ mod tests {
         st.spilled = 3;
         st.spill_seq = 7;
         assert_eq!(st.low_water(), 7);
+    }
+
+    /// A sink that holds each send until the test lets one through (a
+    /// permit each), and keeps the ids it was given.
+    struct Gate {
+        permits: Arc<(Mutex<u32>, Condvar)>,
+        sent: Arc<Mutex<Vec<String>>>,
+        entered: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Sink for Gate {
+        fn encoding(&self) -> crate::sink::Encoding {
+            crate::sink::Encoding::Json
+        }
+        fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+            self.entered
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (m, c) = &*self.permits;
+            let mut permits = m.lock().unwrap_or_else(|e| e.into_inner());
+            while *permits == 0 {
+                permits = c.wait(permits).unwrap_or_else(|e| e.into_inner());
+            }
+            *permits -= 1;
+            let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+            sent.extend(events.iter().map(|e| e.id().to_owned()));
+            Ok(())
+        }
+    }
+
+    /// Polls `f` for up to 10 s.
+    fn eventually(what: &str, f: impl Fn() -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < end, "not within 10 s: {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The emitter end to end, in the case `low_water` missed: e1 waits on
+    /// disk when a spool write fails and e2, newer, is queued in memory and
+    /// sent first. A flush begun before e2 must still wait for e1.
+    #[test]
+    fn a_flush_waits_for_an_event_on_disk_when_a_newer_one_went_to_memory() {
+        let dir = std::env::temp_dir().join(format!(
+            "ossa-events-low-water-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let permits = Arc::new((Mutex::new(0u32), Condvar::new()));
+        let allow = |n: u32| {
+            let (m, c) = &*permits;
+            *m.lock().unwrap() = n;
+            c.notify_all();
+        };
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let em = crate::Emitter::builder("/agents/t")
+            .sink(Gate {
+                permits: permits.clone(),
+                sent: sent.clone(),
+                entered: entered.clone(),
+            })
+            .batch_size(1)
+            .queue_bytes(2_000)
+            .spool(SpoolConfig::new(&dir))
+            .build()
+            .unwrap();
+        let tick = |id| crate::EventBuilder::new().ty("dev.example.tick").id(id);
+        // e0 is taken and held in the sink.
+        em.emit(tick("e0")).unwrap();
+        eventually("e0 in the sink", || {
+            entered.load(std::sync::atomic::Ordering::SeqCst) == 1
+        });
+        // e1 is too large for the bytes left in memory: on disk only.
+        let big = "x".repeat(3_000);
+        em.emit(tick("e1").data_text("text/plain", &big)).unwrap();
+        assert_eq!(em.shared().lock().spilled, 1);
+        // A flush for e0 and e1.
+        let flusher = {
+            let em = em.clone();
+            std::thread::spawn(move || em.flush())
+        };
+        eventually("the flush waits", || em.shared().lock().done_waiters == 1);
+        // The disk fails: e2 goes to memory, with a seq after e1's.
+        if let Some(sp) = em.shared().lock().spool.as_mut() {
+            sp.fail_appends = true;
+        }
+        em.emit(tick("e2")).unwrap();
+        assert_eq!(em.metrics().spool_errors, 1);
+        // e0 delivered, which wakes the flush, while e2 (newer than e1) is
+        // in the sink and e1 still on disk; a flush that missed e1 would
+        // return now.
+        allow(1);
+        eventually("e2 in the sink", || {
+            entered.load(std::sync::atomic::Ordering::SeqCst) == 2
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        allow(u32::MAX);
+        let report = flusher.join().unwrap().unwrap();
+        let sent_then = sent.lock().unwrap().clone();
+        assert!(
+            sent_then.iter().any(|id| id == "e1"),
+            "the flush returned before e1 (on disk) was sent: sent {sent_then:?}, {report:?}"
+        );
+        let report = em.flush().unwrap();
+        assert_eq!((report.delivered, report.failed), (3, 0));
+        em.shutdown().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A spool write that fails while events wait on disk queues the event
+    /// in memory with a newer `seq` than theirs; it may even be sent first.
+    /// A flush must still wait for them.
+    #[test]
+    fn low_water_sees_events_on_disk_older_than_the_queue_and_the_flights() {
+        let flight = |id, first_seq, open: Vec<bool>| Flight {
+            id,
+            first_seq,
+            events: Arc::new(Vec::new()),
+            spooled: Vec::new(),
+            open_count: open.iter().filter(|&&o| o).count(),
+            open,
+        };
+        let mut st = State {
+            next_seq: 9,
+            spilled: 3,
+            spill_seq: 5,
+            ..State::default()
+        };
+        st.queue.push(8, crate::sink::minimal_event("8"), None);
+        assert_eq!(st.low_water(), 5, "on disk: older than the queue");
+        let _ = st.queue.take_front(10);
+        st.flights.push_back(flight(0, 8, vec![true]));
+        assert_eq!(st.low_water(), 5, "on disk: older than the flight");
+        // Read back and sent after it.
+        st.spilled = 0;
+        st.spill_seq = 8;
+        st.flights.push_back(flight(1, 5, vec![false, true, true]));
+        assert_eq!(st.low_water(), 6, "a later flight with older events");
+        st.flights.pop_back();
+        assert_eq!(st.low_water(), 8);
+        st.flights.clear();
+        assert_eq!(st.low_water(), 9);
     }
 }
