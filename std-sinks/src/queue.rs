@@ -17,9 +17,10 @@ pub(crate) struct Run {
     /// `seq` of the first event.
     pub(crate) first_seq: u64,
     pub(crate) events: Vec<Encoded>,
-    /// Each event's number in the spool, if it is in one; empty while no
-    /// event of the run is (no allocation without a spool), else one per
-    /// event: read it with `get(i).copied().flatten()`.
+    /// Each event's number in the spool, if it is in one. (Kept for every
+    /// event even without a spool: allocated only once a run holds a
+    /// spooled event, the 4-thread `emit()` p99 of `emit_tail` was 2.13 µs
+    /// against 2.00 µs, in medians of 12 interleaved runs.)
     pub(crate) spooled: Vec<Option<u64>>,
 }
 
@@ -34,19 +35,15 @@ impl Run {
         events.clear();
         Run {
             first_seq: 0,
+            spooled: Vec::with_capacity(events.capacity()),
             events,
-            spooled: Vec::new(),
         }
     }
 
     /// Adds `event`, numbered `spooled` in the spool if it is in one.
     fn push(&mut self, event: Encoded, spooled: Option<u64>) {
-        if spooled.is_some() || !self.spooled.is_empty() {
-            // The first spooled event: the ones before it are not.
-            self.spooled.resize(self.events.len(), None);
-            self.spooled.push(spooled);
-        }
         self.events.push(event);
+        self.spooled.push(spooled);
     }
 
     fn len(&self) -> usize {
@@ -129,8 +126,18 @@ impl Queue {
     /// oldest event, and a flush sees them.
     pub(crate) fn push(&mut self, seq: u64, event: Encoded, spooled: Option<u64>) {
         let cap = self.cap;
-        // After the last run that starts before `seq` (the back one, but in
-        // that case).
+        // The common case first (under the lock every `emit()` takes): the
+        // back run goes on.
+        if let Some(r) = self.runs.back_mut()
+            && r.len() < cap
+            && r.first_seq + r.len() as u64 == seq
+        {
+            r.push(event, spooled);
+            self.len += 1;
+            return;
+        }
+        // A new run after the last run that starts before `seq` (the back
+        // one, but for events read back late).
         let at = match self.runs.back() {
             Some(r) if r.first_seq > seq => self
                 .runs
@@ -139,11 +146,13 @@ impl Queue {
                 .map_or(0, |i| i + 1),
             _ => self.runs.len(),
         };
-        // Into that run when `seq` follows its last event and it has room.
+        // Or into that run, when `seq` follows its last event.
         let into = at.checked_sub(1).filter(|&i| {
-            self.runs
-                .get(i)
-                .is_some_and(|r| r.len() < cap && r.first_seq + r.len() as u64 == seq)
+            at < self.runs.len()
+                && self
+                    .runs
+                    .get(i)
+                    .is_some_and(|r| r.len() < cap && r.first_seq + r.len() as u64 == seq)
         });
         let i = match into {
             Some(i) => i,
@@ -176,9 +185,7 @@ impl Queue {
         let mut run = self.spare.pop().unwrap_or_default();
         run.first_seq = front.first_seq;
         run.events.extend(front.events.drain(..max));
-        if !front.spooled.is_empty() {
-            run.spooled.extend(front.spooled.drain(..max));
-        }
+        run.spooled.extend(front.spooled.drain(..max));
         front.first_seq += max as u64;
         self.len -= max;
         Some(run)
@@ -187,13 +194,9 @@ impl Queue {
     /// Takes every queued event, oldest first.
     pub(crate) fn drain_all(&mut self) -> impl Iterator<Item = (Encoded, Option<u64>)> + '_ {
         self.len = 0;
-        self.runs.drain(..).flat_map(|r| {
-            let spooled = r.spooled;
-            r.events
-                .into_iter()
-                .enumerate()
-                .map(move |(i, e)| (e, spooled.get(i).copied().flatten()))
-        })
+        self.runs
+            .drain(..)
+            .flat_map(|r| r.events.into_iter().zip(r.spooled))
     }
 
     /// The spool numbers of the queued events, to change.
@@ -328,15 +331,12 @@ mod tests {
                             continue;
                         };
                         proptest::prop_assert!(!run.events.is_empty() && run.events.len() <= max);
-                        // Spool numbers: none kept, or one per event.
-                        proptest::prop_assert!(
-                            run.spooled.is_empty() || run.spooled.len() == run.events.len()
-                        );
-                        for (i, e) in run.events.iter().enumerate() {
+                        proptest::prop_assert_eq!(run.events.len(), run.spooled.len());
+                        for (i, (e, sp)) in run.events.iter().zip(&run.spooled).enumerate() {
                             let (seq, id, msp) = model.pop_front().unwrap();
                             proptest::prop_assert_eq!(run.first_seq + i as u64, seq);
                             proptest::prop_assert_eq!(e.id(), id.as_str());
-                            proptest::prop_assert_eq!(run.spooled.get(i).copied().flatten(), msp);
+                            proptest::prop_assert_eq!(*sp, msp);
                         }
                     }
                     Op::SetCap(c) => q.set_cap(c),
@@ -371,24 +371,6 @@ mod tests {
         let new = q.take_front(4).unwrap();
         assert_eq!((new.first_seq, ids(&new)), (8, vec!["8", "9"]));
         assert!(q.is_empty());
-    }
-
-    #[test]
-    fn spool_numbers_are_kept_only_for_runs_with_a_spooled_event() {
-        let mut q = Queue::new(3);
-        for seq in 0..3 {
-            q.push(seq, event(&seq.to_string()), None);
-        }
-        let plain = q.take_front(3).unwrap();
-        assert!(plain.spooled.is_empty() && plain.spooled.capacity() == 0);
-        // Reused whole, vector and all, as the worker gives a retired batch.
-        q.give_spare(Run::from_vec(plain.events));
-        q.push(3, event("3"), None);
-        q.push(4, event("4"), Some(40));
-        q.push(5, event("5"), None);
-        let mixed = q.take_front(3).unwrap();
-        assert_eq!((mixed.first_seq, ids(&mixed)), (3, vec!["3", "4", "5"]));
-        assert_eq!(mixed.spooled, [None, Some(40), None]);
     }
 
     #[test]
