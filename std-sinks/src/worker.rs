@@ -101,7 +101,9 @@ struct Flight {
 #[derive(Default)]
 struct State {
     queue: Queue,
-    /// Batches in flight, oldest first (so in `seq` order).
+    /// Batches in flight, in the order they were taken (in `seq` order but
+    /// after a spool write failed while events waited on disk: see
+    /// `low_water`).
     flights: VecDeque<Flight>,
     next_flight: u64,
     /// Open events in `flights`.
@@ -125,9 +127,14 @@ struct State {
     spool: Option<Spool>,
     /// Events only in the spool, not in `queue`: replayed ones not read back
     /// yet, and new ones that came while others waited on disk. They have
-    /// the queue `seq`s `spill_seq..spill_seq + spilled`.
+    /// the queue `seq`s from `spill_seq` on, `spilled` of them, but for
+    /// those in `spill_skips`.
     spilled: u64,
     spill_seq: u64,
+    /// `seq`s among those of the events only on disk that went to events
+    /// kept in memory instead (their spool write failed), oldest first:
+    /// reading back passes over them, so that no two events share a `seq`.
+    spill_skips: VecDeque<u64>,
     /// The worker waits in `take_batch` for events: only then does a new
     /// event need to wake it (a wake is a syscall on the emitting thread;
     /// a busy worker looks at the queue again before it waits).
@@ -168,6 +175,23 @@ impl State {
             }
         }
         low
+    }
+
+    /// Passes over `n` events only on disk (read back, dropped or given
+    /// up on): `spill_seq` goes to the next one's `seq`.
+    fn pass_spilled(&mut self, n: u64) {
+        let n = n.min(self.spilled);
+        self.spilled -= n;
+        for _ in 0..n {
+            self.spill_seq += 1;
+            while self.spill_skips.front() == Some(&self.spill_seq) {
+                self.spill_skips.pop_front();
+                self.spill_seq += 1;
+            }
+        }
+        if self.spilled == 0 {
+            self.spill_skips.clear();
+        }
     }
 
     /// Events waiting: queued, in flight, or only in the spool.
@@ -647,6 +671,12 @@ impl Shared {
             drop(st);
             return Err(Refused::Error(self.refuse(&e, Error::QueueFull)));
         }
+        if st.spilled > 0 {
+            // Its spool write failed while others wait on disk: its `seq`
+            // is among theirs, and not one of them.
+            let seq = st.next_seq;
+            st.spill_skips.push_back(seq);
+        }
         if self.push(&mut st, e, None) {
             drop(st);
             self.wake.notify_one();
@@ -781,8 +811,7 @@ impl Shared {
                             Ok((gone, range)) => {
                                 let n = gone.len() as u64;
                                 // They were the oldest of those only on disk.
-                                st.spilled = st.spilled.saturating_sub(n);
-                                st.spill_seq += n;
+                                st.pass_spilled(n);
                                 lost.extend(gone);
                                 // Those of its events that are in memory are
                                 // still sent, but are no longer on disk.
@@ -1103,8 +1132,8 @@ impl Shared {
     fn give_up_all(&self, mut st: MutexGuard<'_, State>, reason: Reason, error: &Error) {
         // What is in the spool is not lost: the next emitter on it sends it.
         let mut kept = st.spilled;
-        st.spill_seq += st.spilled;
-        st.spilled = 0;
+        let n = st.spilled;
+        st.pass_spilled(n);
         let mut queued: Vec<Encoded> = Vec::new();
         for (event, spooled) in st.queue.drain_all() {
             if spooled.is_some() {
@@ -1547,8 +1576,7 @@ impl<'w> Worker<'w> {
             match next {
                 Ok(Some(rec)) => {
                     let seq = st.spill_seq;
-                    st.spill_seq += 1;
-                    st.spilled -= 1;
+                    st.pass_spilled(1);
                     st.bytes += rec.event.size();
                     st.queue.push(seq, rec.event, Some(rec.seq));
                     if st.oldest.is_none() {
@@ -1567,8 +1595,7 @@ impl<'w> Worker<'w> {
                         tracing::error!(events = n, "spool: events missing from disk");
                     }
                     Counters::add(&sh.counters.failed, n);
-                    st.spill_seq += n;
-                    st.spilled = 0;
+                    st.pass_spilled(n);
                     sh.done.notify_all();
                     break;
                 }
@@ -1609,9 +1636,10 @@ impl<'w> Worker<'w> {
     }
 
     /// Done with batch `t`: its buffers go back to the emitting threads
-    /// (see `sink::pool`), and its vector, emptied, is the next run the
-    /// queue is given, so that batches do not each allocate one (a large
-    /// block to glibc: see [`Ends::AllDelivered`]).
+    /// (see `sink::pool`), and its vector, emptied, holds the next run the
+    /// queue is given, so that batches do not each allocate one for their
+    /// events (a large block to glibc: see [`Ends::AllDelivered`]; the run's
+    /// spool numbers still get a new one, see `Run::spooled`).
     fn retire(&mut self, mut t: Taken) {
         if let Some(events) = Arc::get_mut(&mut t.events) {
             crate::sink::recycle(events);
@@ -1918,7 +1946,7 @@ mod tests {
             open_count: 1,
         });
         assert_eq!(st.low_water(), 6);
-        // Events waiting only in the spool come after the flights.
+        // Events waiting only in the spool, after the flights.
         st.flights.clear();
         st.spilled = 3;
         st.spill_seq = 7;
@@ -2002,8 +2030,11 @@ mod tests {
         assert_eq!(em.shared().lock().spilled, 1);
         // A flush for e0 and e1.
         let flusher = {
-            let em = em.clone();
-            std::thread::spawn(move || em.flush())
+            let (em, sent) = (em.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let r = em.flush();
+                (r, sent.lock().unwrap().clone())
+            })
         };
         eventually("the flush waits", || em.shared().lock().done_waiters == 1);
         // The disk fails: e2 goes to memory, with a seq after e1's.
@@ -2011,7 +2042,23 @@ mod tests {
             sp.fail_appends = true;
         }
         em.emit(tick("e2")).unwrap();
-        assert_eq!(em.metrics().spool_errors, 1);
+        // The disk works again for e3 (on disk, behind e1), then fails for
+        // e4: e2's and e4's seqs are among those of the events on disk,
+        // and reading back passes over them.
+        if let Some(sp) = em.shared().lock().spool.as_mut() {
+            sp.fail_appends = false;
+        }
+        em.emit(tick("e3")).unwrap();
+        if let Some(sp) = em.shared().lock().spool.as_mut() {
+            sp.fail_appends = true;
+        }
+        em.emit(tick("e4")).unwrap();
+        {
+            let st = em.shared().lock();
+            assert_eq!((st.spilled, st.spill_seq), (2, 1));
+            assert_eq!(st.spill_skips, [2, 4]);
+        }
+        assert_eq!(em.metrics().spool_errors, 2);
         // e0 delivered, which wakes the flush, while e2 (newer than e1) is
         // in the sink and e1 still on disk; a flush that missed e1 would
         // return now.
@@ -2020,17 +2067,55 @@ mod tests {
             entered.load(std::sync::atomic::Ordering::SeqCst) == 2
         });
         std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !flusher.is_finished(),
+            "the flush returned with e1 on disk: sent {:?}",
+            sent.lock().unwrap()
+        );
         allow(u32::MAX);
-        let report = flusher.join().unwrap().unwrap();
-        let sent_then = sent.lock().unwrap().clone();
+        let (report, sent_then) = flusher.join().unwrap();
+        let report = report.unwrap();
         assert!(
             sent_then.iter().any(|id| id == "e1"),
             "the flush returned before e1 (on disk) was sent: sent {sent_then:?}, {report:?}"
         );
         let report = em.flush().unwrap();
-        assert_eq!((report.delivered, report.failed), (3, 0));
+        assert_eq!((report.delivered, report.failed), (5, 0));
+        let mut all = sent.lock().unwrap().clone();
+        all.sort();
+        assert_eq!(all, ["e0", "e1", "e2", "e3", "e4"], "each sent once");
+        let st = em.shared().lock();
+        assert_eq!((st.spilled, st.spill_seq, st.next_seq), (0, 5, 5));
+        assert!(st.spill_skips.is_empty());
+        drop(st);
         em.shutdown().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Reading events back from disk passes over the `seq`s that events kept
+    /// in memory took meanwhile: e1 on disk (1), e2 in memory (2), e3 on
+    /// disk (3), e4 in memory (4).
+    #[test]
+    fn events_read_back_get_their_own_seqs_past_those_kept_in_memory() {
+        let mut st = State {
+            next_seq: 5,
+            spilled: 2,
+            spill_seq: 1,
+            spill_skips: VecDeque::from([2, 4]),
+            ..State::default()
+        };
+        assert_eq!(st.low_water(), 1);
+        st.pass_spilled(1);
+        assert_eq!((st.spilled, st.spill_seq), (1, 3), "e3 is 3, not e2's 2");
+        st.pass_spilled(1);
+        assert_eq!((st.spilled, st.spill_seq), (0, 5));
+        assert!(st.spill_skips.is_empty());
+        // Given up on or lost together: the same.
+        st.spilled = 3;
+        st.spill_seq = 5;
+        st.spill_skips = VecDeque::from([6, 7]);
+        st.pass_spilled(3);
+        assert_eq!((st.spilled, st.spill_seq), (0, 10));
     }
 
     /// A spool write that fails while events wait on disk queues the event
