@@ -76,20 +76,21 @@ fn lock(pool: &Mutex<Pool>) -> MutexGuard<'_, Pool> {
     pool.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A thread's share of the pool: one chunk, given back when the thread ends.
-struct Stash(Chunk);
+/// A thread's share of a pool (`.1`, the process's but in a test): one
+/// chunk, given back when the thread ends.
+struct Stash(Chunk, &'static Mutex<Pool>);
 
 impl Drop for Stash {
     fn drop(&mut self) {
         if !self.0.is_empty() {
-            let _ = give(&POOL, std::mem::take(&mut self.0));
+            let _ = give(self.1, std::mem::take(&mut self.0));
         }
     }
 }
 
 thread_local! {
     /// This thread's share of the pool.
-    static STASH_BUFS: RefCell<Stash> = const { RefCell::new(Stash(Vec::new())) };
+    static STASH_BUFS: RefCell<Stash> = const { RefCell::new(Stash(Vec::new(), &POOL)) };
 }
 
 /// Whether a buffer of `capacity` bytes is reused for `len` bytes: it holds
@@ -294,17 +295,24 @@ mod tests {
 
     #[test]
     fn a_thread_gives_its_stash_back_when_it_ends() {
-        // A capacity no other test's events have.
+        // A pool of this test's own: the process's is shared with the other
+        // tests of this binary (emitters among them), which could take the
+        // buffers back out, or fill it so that they are refused.
+        static MINE: Mutex<Pool> = Mutex::new(Pool::new());
+        thread_local! {
+            static STASH: RefCell<Stash> = const { RefCell::new(Stash(Vec::new(), &MINE)) };
+        }
         const ODD: usize = 4093;
-        std::thread::spawn(|| STASH_BUFS.with(|s| s.borrow_mut().0 = buffers(3, ODD).collect()))
+        std::thread::spawn(|| STASH.with(|s| s.borrow_mut().0 = buffers(3, ODD).collect()))
             .join()
             .unwrap();
-        let p = lock(&POOL);
-        let back = p
+        let p = lock(&MINE);
+        let back: Vec<usize> = p
             .chunks
             .iter()
             .flat_map(|(c, _)| c)
-            .filter(|b| b.capacity() == ODD);
-        assert_eq!(back.count(), 3);
+            .map(Vec::capacity)
+            .collect();
+        assert_eq!((back, p.bytes), (vec![ODD; 3], 3 * ODD));
     }
 }
