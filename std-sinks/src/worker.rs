@@ -1434,7 +1434,8 @@ impl<'w> Worker<'w> {
                     } else {
                         nap
                     });
-                    st = wait_on(&sh.wake, st, until);
+                    // Held until `continue`, as the next look takes it anew.
+                    let _woken = wait_on(&sh.wake, st, until);
                     sh.deferred_busy();
                     continue;
                 }

@@ -76,21 +76,28 @@ fn lock(pool: &Mutex<Pool>) -> MutexGuard<'_, Pool> {
     pool.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A thread's share of a pool (`.1`, the process's but in a test): one
-/// chunk, given back when the thread ends.
-struct Stash(Chunk, &'static Mutex<Pool>);
+/// A thread's share of a pool (the one `.1` gives: the process's, but in a
+/// test): one chunk, given back when the thread ends. (A function, not a
+/// reference: a `const` thread-local may not refer to a `static` with
+/// interior mutability before Rust 1.91, and the crates build on 1.89.)
+struct Stash(Chunk, fn() -> &'static Mutex<Pool>);
 
 impl Drop for Stash {
     fn drop(&mut self) {
         if !self.0.is_empty() {
-            let _ = give(self.1, std::mem::take(&mut self.0));
+            let _ = give((self.1)(), std::mem::take(&mut self.0));
         }
     }
 }
 
+/// [`POOL`], for a [`Stash`].
+fn process_pool() -> &'static Mutex<Pool> {
+    &POOL
+}
+
 thread_local! {
     /// This thread's share of the pool.
-    static STASH_BUFS: RefCell<Stash> = const { RefCell::new(Stash(Vec::new(), &POOL)) };
+    static STASH_BUFS: RefCell<Stash> = const { RefCell::new(Stash(Vec::new(), process_pool)) };
 }
 
 /// Whether a buffer of `capacity` bytes is reused for `len` bytes: it holds
@@ -299,8 +306,11 @@ mod tests {
         // tests of this binary (emitters among them), which could take the
         // buffers back out, or fill it so that they are refused.
         static MINE: Mutex<Pool> = Mutex::new(Pool::new());
+        fn mine() -> &'static Mutex<Pool> {
+            &MINE
+        }
         thread_local! {
-            static STASH: RefCell<Stash> = const { RefCell::new(Stash(Vec::new(), &MINE)) };
+            static STASH: RefCell<Stash> = const { RefCell::new(Stash(Vec::new(), mine)) };
         }
         const ODD: usize = 4093;
         std::thread::spawn(|| STASH.with(|s| s.borrow_mut().0 = buffers(3, ODD).collect()))
