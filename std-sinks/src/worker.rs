@@ -1014,10 +1014,10 @@ impl Shared {
             let (mut delivered, mut wire) = (0u64, 0u64);
             let (mut failed, mut timed_out, mut kept) = (0u64, 0u64, 0u64);
             let mut acks: Vec<u64> = Vec::new();
-            let spool = st.spool.is_some();
             let flight = st.flights.get_mut(pos);
+            // (`whole` is only made without a spool: `st.spool` is opened
+            // from the config's.)
             if let Some((all_bytes, all_wire)) = whole
-                && !spool
                 && flight
                     .as_ref()
                     .is_some_and(|f| f.open_count == events.len() && f.open.len() == events.len())
@@ -1615,6 +1615,7 @@ impl<'w> Worker<'w> {
                 let r = self.answered(Err(e), t.events.len());
                 let all = (0..t.events.len()).collect();
                 self.deliver(&t, all, Some(r));
+                self.retire(t);
             }
         }
     }
