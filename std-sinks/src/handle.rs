@@ -35,19 +35,29 @@ use crate::metrics::{Counters, Metrics};
 use crate::retry::{Breaker, BreakerConfig, RetryPolicy};
 use crate::sink::{Encoded, Sink, WriterSink};
 use crate::worker::{self, Config, How, Refused, Shared};
-/// What to do with an event when the queue is full.
+/// What to do with an event when the queue is full. (A full queue is
+/// sent at once, a whole batch or not: the wait is for the sink.)
 ///
 /// ```
 /// use std::time::Duration;
-/// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder, Overflow};
+/// use ossa_events::sink::{Encoded, Sink};
+/// use ossa_events::{Emitter, Error, EventBuilder, Overflow, SendError};
+/// /// A collector that takes 200 ms a request.
+/// struct Slow;
+/// impl Sink for Slow {
+///     fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+///         std::thread::sleep(Duration::from_millis(200));
+///         Ok(())
+///     }
+/// }
 /// let emitter = Emitter::builder("/agents/a")
-///     .sink(NullSink::new())
+///     .sink(Slow)
 ///     .queue_capacity(1)
-///     .flush_interval(Duration::from_secs(60))
 ///     .overflow(Overflow::Block(Duration::from_millis(20)))
 ///     .build()?;
 /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-/// // No room, and nothing sends in 20 ms: refused after waiting.
+/// // The one place is held until that event's send ends: refused after
+/// // waiting 20 ms.
 /// let second = emitter.emit(EventBuilder::new().ty("dev.example.tick"));
 /// assert!(matches!(second, Err(Error::QueueFull)));
 /// assert_eq!(emitter.metrics().dropped, 1);

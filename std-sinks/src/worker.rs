@@ -144,9 +144,24 @@ struct State {
     /// syscall whether anyone waits or not; two per batch on the worker).
     space_waiters: usize,
     done_waiters: usize,
+    /// An event found no room since the worker last took a batch (and, if
+    /// it waits for room, since a settle last freed some): the queue is
+    /// full, perhaps below a batch (its byte limit, or a capacity below
+    /// `batch_size`), and waiting for a full batch would wait for the flush
+    /// interval while emitters block, drop or spill. The worker then sends
+    /// what is queued.
+    room_wanted: bool,
 }
 
 impl State {
+    /// Notes that an event found the queue full: the worker sends what is
+    /// queued without waiting for a full batch. Returns whether that is
+    /// news (then the worker is to be woken: once per batch taken, not per
+    /// event that finds no room).
+    fn wants_room(&mut self) -> bool {
+        !std::mem::replace(&mut self.room_wanted, true)
+    }
+
     /// The lowest `seq` not settled yet: every event below it has ended.
     /// A flush compares positions, not counts: later events that settle
     /// first cannot make it return early.
@@ -423,8 +438,21 @@ pub(crate) fn spawn(
     breaker: Breaker,
 ) -> Result<(Arc<Shared>, JoinHandle<()>), Error> {
     let counters = Counters::default();
+    // What one send takes, and how many sends may be under way: asked here,
+    // before the first `emit()` can queue anything, so that the queue's
+    // runs are batches from the first event on. (Asked by the worker, an
+    // emit that came first started a run of `batch_size`, and its events
+    // went out in more, smaller batches.) User code: a panic is contained
+    // like any other sink call.
+    let caught = |f: &dyn Fn() -> usize, fallback: usize| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(fallback)
+    };
+    let max_batch = caught(&|| sink.max_batch(), usize::MAX)
+        .max(1)
+        .min(config.batch_size.max(1));
+    let depth = caught(&|| sink.pipeline(), 1).max(1);
     let mut state = State::default();
-    state.queue.set_cap(config.batch_size);
+    state.queue.set_cap(max_batch);
     let mut sequences = std::collections::HashMap::new();
     if let Some(cfg) = config.spool.clone() {
         let (spool, rec) = Spool::open(cfg)?;
@@ -458,7 +486,7 @@ pub(crate) fn spawn(
     let worker_shared = shared.clone();
     let handle = std::thread::Builder::new()
         .name("ossa-events-worker".into())
-        .spawn(move || run(&worker_shared, sink, breaker))?;
+        .spawn(move || run(&worker_shared, sink, breaker, max_batch, depth))?;
     *shared
         .worker_thread
         .lock()
@@ -621,7 +649,12 @@ impl Shared {
                         st.spilled += 1;
                         st.next_seq += 1;
                         Counters::add(&self.counters.emitted, 1);
-                        if st.queue.is_empty() {
+                        // Spilled for want of room (not only behind others
+                        // on disk): the worker sends what is queued.
+                        let pressed = !fits(&st) && !st.queue.is_empty() && st.wants_room();
+                        let wake = st.queue.is_empty() || pressed;
+                        drop(st);
+                        if wake {
                             self.wake.notify_one();
                         }
                     }
@@ -632,10 +665,17 @@ impl Shared {
                 Spooled::Failed => {}
             }
         }
+        // The worker is told (once a batch) that an event found no room:
+        // woken after the lock is released, but before a wait for room.
+        let mut wake = false;
         if !fits(&st) && !closed(&st) {
+            wake = st.wants_room();
             match (how.room, cfg.overflow) {
                 (Room::Hold, _) => {
                     drop(st);
+                    if wake {
+                        self.wake.notify_one();
+                    }
                     return Err(held(e));
                 }
                 (Room::Policy(cap), Overflow::Block(limit)) => {
@@ -645,9 +685,18 @@ impl Shared {
                         if until.is_some_and(|d| Instant::now() >= d) {
                             break;
                         }
+                        if std::mem::take(&mut wake) {
+                            // Under the lock, once a batch: the wait
+                            // below releases it.
+                            self.wake.notify_one();
+                        }
                         // A late event also wakes at the shutdown deadline.
                         let wake_at = earliest(until, st.deadline.filter(|_| st.shutdown));
                         st = self.wait_for_space(st, wake_at);
+                        // Still no room after a settle (which clears the
+                        // note when someone waits): the worker is to know
+                        // again.
+                        wake = !fits(&st) && st.wants_room();
                     }
                     let now = Instant::now();
                     if !fits(&st)
@@ -657,6 +706,9 @@ impl Shared {
                     {
                         // The caller's own time ran out before the policy's.
                         drop(st);
+                        if wake {
+                            self.wake.notify_one();
+                        }
                         return Err(held(e));
                     }
                 }
@@ -669,6 +721,9 @@ impl Shared {
         }
         if !fits(&st) {
             drop(st);
+            if wake {
+                self.wake.notify_one();
+            }
             return Err(Refused::Error(self.refuse(&e, Error::QueueFull)));
         }
         if st.spilled > 0 {
@@ -1071,8 +1126,19 @@ impl Shared {
                     finished = st.flights.remove(pos);
                 }
             }
+            // Its spool numbers' vector holds the next run's (a move).
+            if let Some(f) = finished.as_mut() {
+                st.queue.give_spooled(&mut f.spooled);
+            }
             st.in_flight -= closed_here;
             st.bytes = st.bytes.saturating_sub(freed);
+            if closed_here > 0 && st.space_waiters > 0 {
+                // Room again for the emitters waiting for it, woken below:
+                // one that still finds none says so anew. (Without them the
+                // note stays: events refused since are not coming back, and
+                // the queue is still full.)
+                st.room_wanted = false;
+            }
             if let Some(sp) = st.spool.as_mut() {
                 sp.ack_all(&acks);
             }
@@ -1333,19 +1399,10 @@ struct Spare {
     open: Vec<bool>,
 }
 
-/// The worker thread: named phases in a loop.
-fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker) {
+/// The worker thread: named phases in a loop. `max_batch` and `depth` are
+/// the sink's, asked by [`spawn`] (which made the queue's runs that long).
+fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker, max_batch: usize, depth: usize) {
     let exit = WorkerExit(sh);
-    // User code: a panic here is contained like any other sink call.
-    let caught = |f: &dyn Fn() -> usize, fallback: usize| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(fallback)
-    };
-    let max_batch = caught(&|| sink.max_batch(), usize::MAX)
-        .max(1)
-        .min(sh.config.batch_size.max(1));
-    let depth = caught(&|| sink.pipeline(), 1).max(1);
-    // Runs of the queue hold what one send takes.
-    sh.lock().queue.set_cap(max_batch);
     let mut w = Worker {
         sh,
         sink,
@@ -1458,8 +1515,9 @@ impl<'w> Worker<'w> {
             let interval_due = st
                 .oldest
                 .is_some_and(|t| now.duration_since(t) >= cfg.flush_interval);
-            // A queue too full for the events put off: send, to make room.
-            let pressed = drained == Drained::Full;
+            // A queue too full for the events put off, or for an emitted
+            // one: send, to make room.
+            let pressed = drained == Drained::Full || st.room_wanted;
             let due = st.queue.len() >= cfg.batch_size
                 || flush_wanted
                 || st.shutdown
@@ -1489,6 +1547,7 @@ impl<'w> Worker<'w> {
                     events: taken,
                     spooled,
                 } = st.queue.take_front(self.max_batch).unwrap_or_default();
+                st.room_wanted = false;
                 let n = taken.len();
                 match Arc::get_mut(&mut events) {
                     Some(v) => *v = taken,
@@ -1641,7 +1700,8 @@ impl<'w> Worker<'w> {
     /// (see `sink::pool`), and its vector, emptied, holds the next run the
     /// queue is given, so that batches do not each allocate one for their
     /// events (a large block to glibc: see [`Ends::AllDelivered`]; the run's
-    /// spool numbers still get a new one, see `Run::spooled`).
+    /// spool numbers get the vector of a settled flight, see
+    /// `Queue::give_spooled`).
     fn retire(&mut self, mut t: Taken) {
         if let Some(events) = Arc::get_mut(&mut t.events) {
             crate::sink::recycle(events);

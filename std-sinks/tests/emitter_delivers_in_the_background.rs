@@ -760,3 +760,170 @@ fn a_pipelined_sink_has_several_batches_in_flight_and_loses_none() {
     assert_eq!(sink.delivered.lock().unwrap().len(), 1025);
     assert!(sink.started.lock().unwrap().is_empty());
 }
+
+/// A sink that takes 10 events a send and is slow to say so (its
+/// `max_batch` waits 150 ms the first time); it records each batch's size.
+struct SlowToSize {
+    asked: bool,
+    sizes: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Sink for SlowToSize {
+    fn max_batch(&self) -> usize {
+        if !self.asked {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        10
+    }
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        self.asked = true;
+        self.sizes.lock().unwrap().push(events.len());
+        Ok(())
+    }
+}
+
+/// Events emitted right after `build` go out in full batches of what the
+/// sink takes: the queue's runs are that long from the first event. (When
+/// the worker thread asked the sink, an `emit` that came first started a
+/// run of `batch_size`; 15 events then and 15 later went out as 10, 5, 10,
+/// 5. Seen as a flaky `http_delivery_survives_faults` test under load.)
+#[test]
+fn events_emitted_before_the_worker_runs_still_go_in_full_batches() {
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let em = Emitter::builder("/agents/batches")
+        .sink(SlowToSize {
+            asked: false,
+            sizes: sizes.clone(),
+        })
+        .batch_size(1000)
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    for i in 0..15 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    // Long past the sink's answer, wherever it was asked.
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 15..30 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    let r = em.flush().unwrap();
+    assert_eq!(r.delivered, 30);
+    assert_eq!(*sizes.lock().unwrap(), [10, 10, 10]);
+}
+
+/// Each overflow policy, `Block` with time to spare.
+const BOTH_OVERFLOWS: [Overflow; 2] = [
+    Overflow::Block(Duration::from_secs(20)),
+    Overflow::DropNewest,
+];
+
+/// An emitter to `sink` whose queue has room for about 10 of the events
+/// [`emit_blobs`] sends (and for many small ones), batches of `batch`, and
+/// a flush interval (10 s) no test waits for.
+fn small_queue(sink: impl Sink + 'static, batch: usize, overflow: Overflow) -> Emitter {
+    Emitter::builder("/t")
+        .sink(sink)
+        .batch_size(batch)
+        .queue_bytes(45_000)
+        .flush_interval(Duration::from_secs(10))
+        .overflow(overflow)
+        .build()
+        .unwrap()
+}
+
+/// Emits `n` events of 4 KB; after a refusal, waits (up to 2 s) for the
+/// queue to move, as a caller that drops and goes on would. Returns how
+/// many were refused.
+fn emit_blobs(em: &Emitter, n: usize) -> u64 {
+    let data = format!(r#"{{"blob":"{}"}}"#, "x".repeat(4_000));
+    let mut refused = 0;
+    for _ in 0..n {
+        let before = em.metrics().delivered;
+        let ev = ossa_events::EventBuilder::new()
+            .ty("dev.example.blob")
+            .data_json(&data);
+        if em.emit(ev).is_err() {
+            refused += 1;
+            wait_for(|| em.metrics().delivered > before, Duration::from_secs(2));
+        }
+    }
+    refused
+}
+
+/// A queue that is full below a batch (its byte limit holds fewer events
+/// than `batch_size`: large events) is sent at once, not at the flush
+/// interval: under `Overflow::Block` the emitting thread waited out the
+/// interval for every queue's worth, and under `DropNewest` the events
+/// that came meanwhile were dropped.
+#[test]
+fn a_queue_full_below_a_batch_is_sent_without_waiting_for_the_interval() {
+    for overflow in BOTH_OVERFLOWS {
+        let rec = Recorder::default();
+        let em = small_queue(rec.clone(), 100, overflow);
+        let t = Instant::now();
+        // Before the fix the queue moved at the flush interval, 10 s.
+        let refused = emit_blobs(&em, 60);
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{overflow:?}: {:?} for 60 events",
+            t.elapsed()
+        );
+        let r = em.flush().unwrap();
+        let m = em.metrics();
+        assert_eq!(
+            r.delivered + m.dropped,
+            60,
+            "{overflow:?}: each event counted once"
+        );
+        assert_eq!(rec.ids().len() as u64, r.delivered);
+        assert_eq!(m.dropped, refused, "{overflow:?}");
+        if matches!(overflow, Overflow::Block(_)) {
+            assert_eq!(r.delivered, 60);
+        } else {
+            // Sent as it fills: most get in (with the bug, the first ~10).
+            assert!(r.delivered >= 30, "{overflow:?}: {} delivered", r.delivered);
+        }
+    }
+}
+
+/// A sink that records the size of each batch.
+#[derive(Clone, Default)]
+struct Sizes(Arc<Mutex<Vec<usize>>>);
+
+impl Sink for Sizes {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        self.0.lock().unwrap().push(events.len());
+        Ok(())
+    }
+}
+
+/// After the queue was full below a batch (large events), small events go
+/// out in full batches again: the worker sends early only while events
+/// find no room, not from then on.
+#[test]
+fn after_a_full_queue_small_events_go_in_full_batches_again() {
+    for overflow in BOTH_OVERFLOWS {
+        let sizes = Sizes::default();
+        // Room for about 10 large events, and for 20 small ones.
+        let em = small_queue(sizes.clone(), 20, overflow);
+        emit_blobs(&em, 30);
+        let delivered = em.flush().unwrap().delivered;
+        let first = sizes.0.lock().unwrap().clone();
+        let episode = first.len();
+        assert!(
+            episode >= 3,
+            "{overflow:?}: sent as the queue filled: {first:?}"
+        );
+        // Small events now: one batch, when the 20th is queued.
+        for i in 0..20 {
+            em.emit_ossa(&turn(i)).unwrap();
+        }
+        assert!(wait_for(
+            || em.metrics().delivered == delivered + 20,
+            Duration::from_secs(5)
+        ));
+        let all = sizes.0.lock().unwrap().clone();
+        assert_eq!(all[episode..], [20], "{overflow:?}: {all:?}");
+    }
+}
