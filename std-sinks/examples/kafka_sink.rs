@@ -69,8 +69,9 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
     let sink = KafkaSink::builder(&brokers, &topic)
         .mode(KafkaMode::Binary)
         .key_field("ossaagentid")
-        // librdkafka properties pass through as they are.
-        .set("linger.ms", "5")
+        // librdkafka properties pass through as they are (here a longer
+        // linger than the sink's default of 5 ms).
+        .set("linger.ms", "10")
         // librdkafka retries within this time; the emitter then once more.
         .delivery_timeout(Duration::from_secs(5))
         .build()?;
