@@ -46,7 +46,6 @@ pub(crate) fn tansu_path() -> PathBuf {
     );
 }
 
-/// A running tansu broker; killed when dropped.
 /// A loopback port nothing listens on (bound, read, closed).
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -54,6 +53,25 @@ pub(crate) fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A loopback port nothing listens on, for a broker a test starts only
+/// later: below the kernel's ephemeral range, where [`free_port`]'s ports
+/// come from, so that another test's broker cannot be given it meanwhile.
+/// (Once, another broker took it: the test's producer sent to that one,
+/// which then went away with its own test, and the flush timed out.)
+pub(crate) fn free_port_for_later() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (first, span) = (10_000u32, low.saturating_sub(10_000).max(1));
+    // A start of its own per process, so that runs side by side differ.
+    let start = std::process::id() % span;
+    (0..span)
+        .filter_map(|i| u16::try_from(first + (start + i) % span).ok())
+        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .unwrap_or_else(free_port)
 }
 
 /// A running tansu broker; killed when dropped.
@@ -90,6 +108,16 @@ impl Tansu {
         let end = Instant::now() + START_TIMEOUT;
         loop {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                // Another process may be the one listening: ours then
+                // exits, unable to bind.
+                thread::sleep(Duration::from_millis(100));
+                if let Some(st) = t.child.try_wait().unwrap() {
+                    panic!(
+                        "tansu exited ({st}) though {addr} answered: another process listens \
+                         there:\n{}",
+                        t.log_text()
+                    );
+                }
                 return t;
             }
             if let Some(st) = t.child.try_wait().unwrap() {
