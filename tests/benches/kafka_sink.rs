@@ -12,14 +12,19 @@
 //!    on a free loopback port; skipped, with the reason printed, when the
 //!    binary is missing) and librdkafka's in-process `MockCluster` (faster, so
 //!    it shows our own overhead more). Topic with 3 partitions, no record key.
-//!    * Ours: `Emitter` + `KafkaSink` in binary mode, default settings except
-//!      a queue large enough for a round (100 000 events, `Overflow::Block`):
-//!      the emitter's default batch (100) and batches of 1 000. N events of
+//!    * Ours: `Emitter` + `KafkaSink` in binary mode, default settings (the
+//!      emitter's default queue of 10 000 events and 16 MiB included) but
+//!      `Overflow::Block`, so that a full queue makes `emit()` wait instead
+//!      of dropping: the emitter's default batch (100) and batches of 1 000.
+//!      (A queue of 100 000, as this bench had until the 37th stop, lets the
+//!      caller run a whole round ahead of the worker, which then reads every
+//!      event from memory: 3.8–4.0 µs of CPU an event on the mock cluster
+//!      against 3.5–3.8 µs with the default queue.) N events of
 //!      the typical `dev.ossa.tool.called` (`ossa_events_tests::typical`, a
 //!      new id each) are emitted, then `flush`ed until all N are delivered
 //!      (delivery reports in). Events/s = N / (first emit → flush returned).
 //!    * Raw: one `BaseProducer` with the sink's configuration
-//!      (`enable.idempotence=true`, `acks=all`, `linger.ms=1`,
+//!      (`enable.idempotence=true`, `acks=all`, `linger.ms=5`,
 //!      `message.timeout.ms=30000`), sending N records with the
 //!      headers, `content-type` and value of
 //!      `Encoded::new(&event, Encoding::KafkaBinary)` built before the clock
@@ -34,7 +39,7 @@
 //!      taking the core the broker needs; with it the raw baseline on tansu
 //!      ran slower than raw encoding each event in some runs.)
 //!    * Diagnostics, same rounds: ours in batches of 10 000, and with
-//!      librdkafka's own `linger.ms=5` (batches of 100 and 1 000); raw rebuilding the `OwnedHeaders` per record from
+//!      `linger.ms=1`, the sink's default until the 37th stop (batches of 100 and 1 000); raw rebuilding the `OwnedHeaders` per record from
 //!      the `Encoded` (as the sink does); raw building and encoding a new
 //!      event per record on the sending thread (what `emit()` does, so the
 //!      baseline pays for encoding too); raw in stop-and-wait batches of 100
@@ -43,11 +48,19 @@
 //!      the time in the sink (`send`, or `start` + `settle`) timed inside the worker: events per batch, time per
 //!      send, share of the round spent in it, time of the emit loop.
 //!
+//!    `KAFKA_BENCH_ONLY=<text>[|<text>…]` runs only the configurations whose
+//!    name holds one of the texts, with the two raw baselines, and skips the
+//!    rest of the bench: for a profile of one of them (`perf record`, then
+//!    `perf report --sort comm,sym`).
+//!
 //!    Rounds alternate the configurations (the order rotates each round) so
 //!    load drifting on a shared machine hits all; the figure is the median of
-//!    5 rounds of 50 000 events, the ratio ours/raw is taken between those
-//!    medians of the same run (the spread of the per-round ratios is printed
-//!    too). Beside each, the CPU time per event of this process (all its
+//!    5 rounds of 50 000 events on the mock cluster and of 12 on tansu (whose
+//!    own speed moves up to 2× between rounds; there only the
+//!    configurations a target is held against run, as tansu keeps every
+//!    record in memory: ~2.5 GB by the end), the ratio ours/raw is taken
+//!    between those medians of the same run (the per-round ratios are
+//!    printed too: their minimum, median and maximum). Beside each, the CPU time per event of this process (all its
 //!    threads, from `/proc/self/task/*/schedstat`) and of the tansu process:
 //!    on two cores the broker, librdkafka and our threads share the CPU, so
 //!    what one side spends the other cannot, and these move far less
@@ -354,7 +367,7 @@ fn raw_producer(bootstrap: &str) -> BaseProducer<Counting> {
         .set("client.id", "ossa-events-bench-raw")
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "1")
+        .set("linger.ms", "5")
         .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
         .create_with_context(Counting::default())
         .unwrap()
@@ -505,28 +518,26 @@ fn raw_send(p: &BaseProducer<Counting>, pre: &PreEncoded, n: usize, mode: RawMod
 
 /// Ours: an emitter with a `KafkaSink` (binary mode) to the bench topic;
 /// `batch` past the sink's own maximum (1 000) raises that too.
-fn kafka_emitter(bootstrap: &str, batch: Option<usize>, linger5: bool) -> Emitter {
-    kafka_emitter_with(bootstrap, batch, linger5, |s| s)
+fn kafka_emitter(bootstrap: &str, batch: Option<usize>, linger1: bool) -> Emitter {
+    kafka_emitter_with(bootstrap, batch, linger1, |s| s)
 }
 
 /// [`kafka_emitter`] with the sink wrapped by `wrap`.
 fn kafka_emitter_with<S: Sink>(
     bootstrap: &str,
     batch: Option<usize>,
-    linger5: bool,
+    linger1: bool,
     wrap: impl FnOnce(KafkaSink) -> S,
 ) -> Emitter {
     let mut sink = KafkaSink::builder(bootstrap, TOPIC);
-    if linger5 {
-        sink = sink.set("linger.ms", "5");
+    if linger1 {
+        sink = sink.set("linger.ms", "1");
     }
     if let Some(n) = batch.filter(|&n| n > ossa_events::sink::kafka::DEFAULT_MAX_BATCH) {
         sink = sink.max_batch(n);
     }
     let mut b = builder()
         .sink(wrap(sink.build().unwrap()))
-        .queue_capacity(100_000)
-        .queue_bytes(256 << 20)
         .overflow(Overflow::Block(Duration::from_secs(60)))
         .flush_timeout(Duration::from_secs(120));
     if let Some(n) = batch {
@@ -588,10 +599,11 @@ struct Rate {
     name: &'static str,
     main: Option<Baseline>,
     per_sec: f64,
-    /// Per-round ratio to the pre-encoded raw baseline of the same round, min and max.
-    ratio_spread: (f64, f64),
+    /// Per-round ratio to the pre-encoded raw baseline of the same round:
+    /// min, median, max.
+    ratio_spread: (f64, f64, f64),
     /// The same against the raw producer encoding each event.
-    equal_spread: (f64, f64),
+    equal_spread: (f64, f64, f64),
     /// Median CPU per event, µs: this process, the broker process.
     cpu_us: (f64, f64),
 }
@@ -651,10 +663,12 @@ fn rounds(
         .enumerate()
         .map(|(i, c)| {
             let spread = |base: usize| {
-                let ratios = per_round.iter().map(|row| row[i] / row[base]);
+                let mut ratios: Vec<f64> = per_round.iter().map(|row| row[i] / row[base]).collect();
+                let med = median(&mut ratios);
                 (
-                    ratios.clone().fold(f64::MAX, f64::min),
-                    ratios.fold(f64::MIN, f64::max),
+                    ratios.iter().copied().fold(f64::MAX, f64::min),
+                    med,
+                    ratios.iter().copied().fold(f64::MIN, f64::max),
                 )
             };
             let mut ours: Vec<f64> = c.cpu.iter().map(|c| c.0).collect();
@@ -671,21 +685,22 @@ fn rounds(
         .collect()
 }
 
-/// Every contender against the broker at `bootstrap`.
+/// Every contender against the broker at `bootstrap` (with `diagnostics`,
+/// also those no target is held against).
 fn throughput(
     bootstrap: &str,
     broker: Option<u32>,
     pre: &PreEncoded,
-    n_rounds: usize,
-    n: usize,
+    (n_rounds, n): (usize, usize),
+    diagnostics: bool,
 ) -> Vec<Rate> {
     let call = tool_called();
     let raw = raw_producer(bootstrap);
     let em_default = kafka_emitter(bootstrap, None, false);
     let em_1000 = kafka_emitter(bootstrap, Some(1000), false);
     let em_10000 = kafka_emitter(bootstrap, Some(10_000), false);
-    let em_default_l5 = kafka_emitter(bootstrap, None, true);
-    let em_1000_l5 = kafka_emitter(bootstrap, Some(1000), true);
+    let em_default_l1 = kafka_emitter(bootstrap, None, true);
+    let em_1000_l1 = kafka_emitter(bootstrap, Some(1000), true);
     let raw_mode = |m| {
         let raw = &raw;
         Box::new(move |n| raw_send(raw, pre, n, m)) as Box<dyn FnMut(usize)>
@@ -730,7 +745,7 @@ fn throughput(
         cpu: Vec::with_capacity(n_rounds),
     };
     let (pre_encoded, encode_each) = (Some(Baseline::PreEncoded), Some(Baseline::EncodeEach));
-    let mut contenders = [
+    let contenders = [
         c(
             "raw BaseProducer (baseline)",
             None,
@@ -754,8 +769,8 @@ fn throughput(
         c("ours, batch 100 (default)", encode_each, ours(&em_default)),
         c("ours, batch 1000", encode_each, ours(&em_1000)),
         c("ours, batch 10000", encode_each, ours(&em_10000)),
-        c("ours, batch 100, linger.ms=5", None, ours(&em_default_l5)),
-        c("ours, batch 1000, linger.ms=5", None, ours(&em_1000_l5)),
+        c("ours, batch 100, linger.ms=1", None, ours(&em_default_l1)),
+        c("ours, batch 1000, linger.ms=1", None, ours(&em_1000_l1)),
         c(
             "raw, headers rebuilt per record",
             None,
@@ -772,14 +787,33 @@ fn throughput(
             raw_mode(RawMode::StopAndWait(1000)),
         ),
     ];
+    // The two raw baselines stay first: every ratio is taken to them.
+    let mut contenders: Vec<Contender<'_>> = contenders
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| *i < 2 || picked(c.name) && (diagnostics || c.main.is_some()))
+        .map(|(_, c)| c)
+        .collect();
     let rates = rounds(&mut contenders, 1, n_rounds, n, broker);
     drop(contenders);
-    for em in [em_default, em_1000, em_10000, em_default_l5, em_1000_l5] {
+    for em in [em_default, em_1000, em_10000, em_default_l1, em_1000_l1] {
         let m = em.metrics();
         assert_eq!((m.failed, m.dropped, m.rejected), (0, 0, 0));
         em.shutdown().unwrap();
     }
     rates
+}
+
+/// `KAFKA_BENCH_ONLY`, when set: the configurations to run.
+fn only() -> Option<String> {
+    std::env::var("KAFKA_BENCH_ONLY")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Whether the configuration `name` runs (see `KAFKA_BENCH_ONLY`).
+fn picked(name: &str) -> bool {
+    only().is_none_or(|o| o.split('|').any(|part| name.contains(part)))
 }
 
 // ---------------------------------------------------------------------------
@@ -869,16 +903,16 @@ fn probe(bootstrap: &str, rounds: usize, n: usize) -> Vec<Probe> {
     let call = tool_called();
     let configs: [(&'static str, Option<usize>, bool); 5] = [
         ("batch 100 (default)", None, false),
-        ("batch 100, linger.ms=5", None, true),
+        ("batch 100, linger.ms=1", None, true),
         ("batch 1000", Some(1000), false),
-        ("batch 1000, linger.ms=5", Some(1000), true),
+        ("batch 1000, linger.ms=1", Some(1000), true),
         ("batch 10000", Some(10_000), false),
     ];
     configs
         .iter()
-        .map(|&(name, batch, linger5)| {
+        .map(|&(name, batch, linger1)| {
             let log = Arc::new(Mutex::new(Vec::new()));
-            let em = kafka_emitter_with(bootstrap, batch, linger5, |s| Timed {
+            let em = kafka_emitter_with(bootstrap, batch, linger1, |s| Timed {
                 inner: s,
                 log: log.clone(),
                 started: std::collections::VecDeque::new(),
@@ -935,10 +969,21 @@ fn main() {
     let pre = PreEncoded::new();
 
     // --- 1. Throughput ---------------------------------------------------------
-    let (n_rounds, n) = if bench_mode { (5, 50_000) } else { (1, 2_000) };
+    // More rounds on tansu, whose own speed moves up to 2x between rounds,
+    // of only the configurations a target is held against: tansu keeps
+    // every record in memory (7 x 12 rounds of 50 000: ~2.5 GB).
+    let (n_rounds, tansu_rounds, n) = if bench_mode {
+        (5, 12, 50_000)
+    } else {
+        (1, 1, 2_000)
+    };
     let mock = mock_cluster();
-    let mock_rates = throughput(&mock.bootstrap_servers(), None, &pre, n_rounds, n);
-    let probes = probe(&mock.bootstrap_servers(), n_rounds.min(3), n);
+    let mock_rates = throughput(&mock.bootstrap_servers(), None, &pre, (n_rounds, n), true);
+    let probes = if only().is_none() {
+        probe(&mock.bootstrap_servers(), n_rounds.min(3), n)
+    } else {
+        Vec::new()
+    };
     println!(
         "mock cluster: done ({:.1} s)",
         started.elapsed().as_secs_f64()
@@ -949,7 +994,13 @@ fn main() {
         Ok(t)
     }) {
         Ok(t) => {
-            let r = throughput(&t.bootstrap(), Some(t.child.id()), &pre, n_rounds, n);
+            let r = throughput(
+                &t.bootstrap(),
+                Some(t.child.id()),
+                &pre,
+                (tansu_rounds, n),
+                false,
+            );
             println!("tansu: done ({:.1} s)", started.elapsed().as_secs_f64());
             Ok(r)
         }
@@ -966,15 +1017,17 @@ fn main() {
         (3, 1_000, 2_000)
     };
     let bootstrap = mock.bootstrap_servers();
-    let ef_discard = measure_emit(GLOBAL, &|| Discard, runs, per_run, timed);
-    let ef_kafka = measure_emit(
-        GLOBAL,
-        &|| KafkaSink::builder(&bootstrap, TOPIC).build().unwrap(),
-        runs,
-        per_run,
-        timed,
-    );
-    let timer_ns = ef_discard.timer_ns;
+    let emits = only().is_none().then(|| {
+        let discard = measure_emit(GLOBAL, &|| Discard, runs, per_run, timed);
+        let kafka = measure_emit(
+            GLOBAL,
+            &|| KafkaSink::builder(&bootstrap, TOPIC).build().unwrap(),
+            runs,
+            per_run,
+            timed,
+        );
+        (discard, kafka)
+    });
 
     // --- Summary table ---------------------------------------------------------------
     let flag = |ok: bool| if ok { "" } else { "  MISSES target" };
@@ -991,9 +1044,9 @@ fn main() {
         pre.body.len()
     );
     println!(
-        "  median of {n_rounds} alternating rounds of {n} events (first emit/send -> all reports in); \
+        "  median of {n_rounds} (mock cluster) / {tansu_rounds} (tansu) alternating rounds of {n} events (first emit/send -> all reports in); \
          ratios = median / median of the raw producer with pre-encoded records, and / of the raw \
-         producer encoding each event (equal work: what emit() does), [per-round ratios min..max]; \
+         producer encoding each event (equal work: what emit() does), [per-round ratios min..median..max]; \
          the target is held against the first for our sink alone, the second for the emitter path; \
          cpu = CPU time per event (median of the rounds) of this process (all its threads) + of the \
          broker process (tansu; the mock cluster runs in this process)"
@@ -1012,15 +1065,17 @@ fn main() {
                 None => String::new(),
             };
             println!(
-                "  {broker:<12} {:<33} {:>9.0} events/s {:>6.2}x [{:.2}..{:.2}] {:>6.2}x [{:.2}..{:.2}] cpu {:>4.2} + {:>4.2} us/event {target}",
+                "  {broker:<12} {:<33} {:>9.0} events/s {:>6.2}x [{:.2}..{:.2}..{:.2}] {:>6.2}x [{:.2}..{:.2}..{:.2}] cpu {:>4.2} + {:>4.2} us/event {target}",
                 r.name,
                 r.per_sec,
                 ratio,
                 r.ratio_spread.0,
                 r.ratio_spread.1,
+                r.ratio_spread.2,
                 eq,
                 r.equal_spread.0,
                 r.equal_spread.1,
+                r.equal_spread.2,
                 r.cpu_us.0,
                 r.cpu_us.1
             );
@@ -1031,6 +1086,11 @@ fn main() {
         Ok(r) => print_rates("tansu", r),
         Err(why) => println!("  tansu        skipped: {why}"),
     }
+    let Some((ef_discard, ef_kafka)) = emits else {
+        println!("(KAFKA_BENCH_ONLY: the rest of the bench skipped)");
+        return;
+    };
+    let timer_ns = ef_discard.timer_ns;
     println!(
         "where our time goes (MockCluster, median of {} rounds of {n}; time in the sink per batch: `send`, or `start` + `settle`):",
         n_rounds.min(3)
