@@ -580,6 +580,9 @@ struct Contender<'a> {
     /// caller, the worker, librdkafka's, the mock cluster's), the broker
     /// process (tansu; 0 for the in-process mock cluster).
     cpu: Vec<(f64, f64)>,
+    /// This process's CPU per event of each round by kind of thread
+    /// ([`THREAD_KINDS`]), µs.
+    cpu_kinds: Vec<[f64; 4]>,
 }
 
 /// The raw producer a configuration of ours is held against for the target.
@@ -606,6 +609,9 @@ struct Rate {
     equal_spread: (f64, f64, f64),
     /// Median CPU per event, µs: this process, the broker process.
     cpu_us: (f64, f64),
+    /// Median CPU per event in this process by kind of thread
+    /// ([`THREAD_KINDS`]), µs.
+    cpu_kinds_us: [f64; 4],
 }
 
 /// CPU time the threads of process `pid` have run, ns, from
@@ -613,14 +619,43 @@ struct Rate {
 /// is a diagnostic, not a target). Threads that end are not counted; none
 /// ends during a round.
 fn cpu_ns(pid: u32) -> u64 {
+    cpu_split(pid).iter().sum()
+}
+
+/// The kinds of thread [`cpu_split`] tells apart in this process.
+const THREAD_KINDS: [&str; 4] = ["caller", "worker", "rdk:broker", "other"];
+
+/// [`cpu_ns`] by kind of thread ([`THREAD_KINDS`]): the main thread (the
+/// caller: it emits, or produces for the raw producer), the emitters'
+/// workers, librdkafka's broker threads (which build and send the
+/// requests), the rest (librdkafka's main thread, the mock cluster's,
+/// the sinks' idle servers). For the broker process all of it is `caller`
+/// or `other`; only the sum is read of it.
+fn cpu_split(pid: u32) -> [u64; 4] {
+    let mut split = [0; 4];
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return split;
     };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    for t in tasks.filter_map(Result::ok) {
+        let Some(ns) = std::fs::read_to_string(t.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let kind = if t.file_name().to_str() == Some(&pid.to_string()) {
+            0
+        } else if comm.starts_with("ossa-events-wor") {
+            1
+        } else if comm.starts_with("rdk:broker") {
+            2
+        } else {
+            3
+        };
+        split[kind] += ns;
+    }
+    split
 }
 
 /// Alternating rounds of every contender (the first is the raw baseline,
@@ -645,15 +680,16 @@ fn rounds(
         for j in 0..k {
             let i = (r + j) % k;
             let c = &mut contenders[i];
-            let (ours0, broker0) = (cpu_ns(me), broker_ns());
+            let (ours0, broker0) = (cpu_split(me), broker_ns());
             let t = Instant::now();
             (c.send)(n);
             let rate = n as f64 / t.elapsed().as_secs_f64();
             let per_event = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e3 / n as f64;
-            c.cpu.push((
-                per_event(ours0, cpu_ns(me)),
-                per_event(broker0, broker_ns()),
-            ));
+            let ours1 = cpu_split(me);
+            let kinds: [f64; 4] = std::array::from_fn(|k| per_event(ours0[k], ours1[k]));
+            c.cpu
+                .push((kinds.iter().sum(), per_event(broker0, broker_ns())));
+            c.cpu_kinds.push(kinds);
             c.samples.push(rate);
             row[i] = rate;
         }
@@ -680,6 +716,9 @@ fn rounds(
                 ratio_spread: spread(0),
                 equal_spread: spread(equal),
                 cpu_us: (median(&mut ours), median(&mut broker)),
+                cpu_kinds_us: std::array::from_fn(|k| {
+                    median(&mut c.cpu_kinds.iter().map(|v| v[k]).collect::<Vec<_>>())
+                }),
             }
         })
         .collect()
@@ -743,6 +782,7 @@ fn throughput(
         send,
         samples: Vec::with_capacity(n_rounds),
         cpu: Vec::with_capacity(n_rounds),
+        cpu_kinds: Vec::with_capacity(n_rounds),
     };
     let (pre_encoded, encode_each) = (Some(Baseline::PreEncoded), Some(Baseline::EncodeEach));
     let contenders = [
@@ -1085,6 +1125,29 @@ fn main() {
     match &tansu_rates {
         Ok(r) => print_rates("tansu", r),
         Err(why) => println!("  tansu        skipped: {why}"),
+    }
+    // Where each side's CPU goes, for the rows a target is held against and
+    // their baselines.
+    println!(
+        "cpu per event in this process by thread, us (median of the rounds): {}",
+        THREAD_KINDS.join(" / ")
+    );
+    let print_kinds = |broker: &str, rates: &[Rate]| {
+        for r in rates
+            .iter()
+            .take(2)
+            .chain(rates.iter().filter(|r| r.main.is_some()))
+        {
+            let k = r.cpu_kinds_us;
+            println!(
+                "  {broker:<12} {:<33} {:>5.2} / {:>5.2} / {:>5.2} / {:>5.2}",
+                r.name, k[0], k[1], k[2], k[3]
+            );
+        }
+    };
+    print_kinds("MockCluster", &mock_rates);
+    if let Ok(r) = &tansu_rates {
+        print_kinds("tansu", r);
     }
     let Some((ef_discard, ef_kafka)) = emits else {
         println!("(KAFKA_BENCH_ONLY: the rest of the bench skipped)");
