@@ -39,7 +39,7 @@ impl Run {
     }
 
     /// An empty run in `events`' room (emptied), with no room for spool
-    /// numbers yet: [`Queue::give_spare`] finds it some.
+    /// numbers yet: [`Queue::give_spare`] finds it some, or hands it back.
     pub(crate) fn from_vec(mut events: Vec<Encoded>) -> Run {
         events.clear();
         Run {
@@ -70,11 +70,12 @@ pub(crate) struct Queue {
     /// Empty runs the worker made ahead (outside the lock), for the next
     /// run to start without allocating.
     spare: Vec<Run>,
-    /// A settled flight's spool numbers, emptied, for the next spare run
-    /// (a batch of 100 needs 1.6 KB: a block that large sends glibc's
-    /// `malloc` through `malloc_consolidate`, which was 4 % of the Kafka
-    /// sink's thread in `kafka_sink`, allocated and freed once a batch).
-    spare_spooled: Option<Vec<Option<u64>>>,
+    /// Settled flights' spool numbers, emptied, at most [`SPARE`], each with
+    /// room for a run, for the spare runs to come (a batch of 100 needs
+    /// 1.6 KB: a block that large sends glibc's `malloc` through
+    /// `malloc_consolidate`, which was 4 % of the Kafka sink's thread in
+    /// `kafka_sink`, allocated and freed once a batch).
+    spare_spooled: Vec<Vec<Option<u64>>>,
 }
 
 impl Default for Queue {
@@ -94,8 +95,8 @@ impl Queue {
             runs: VecDeque::new(),
             len: 0,
             cap: cap.max(1),
-            spare: Vec::new(),
-            spare_spooled: None,
+            spare: Vec::with_capacity(SPARE),
+            spare_spooled: Vec::with_capacity(SPARE),
         }
     }
 
@@ -120,31 +121,40 @@ impl Queue {
     }
 
     /// Keeps `run` (emptied) for a run to come, if fewer than [`SPARE`]
-    /// are kept.
-    pub(crate) fn give_spare(&mut self, mut run: Run) {
-        if self.spare.len() < SPARE {
-            run.events.clear();
-            run.spooled.clear();
-            // (Only into a run with none, and one as large: nothing is
-            // freed or grown under the lock.)
-            let cap = run.events.capacity();
-            if run.spooled.capacity() == 0
-                && let Some(v) = self.spare_spooled.take_if(|v| v.capacity() >= cap)
-            {
-                run.spooled = v;
-            }
-            self.spare.push(run);
+    /// are kept and it has room for its spool numbers (its own, or a
+    /// settled flight's, see [`give_spooled`](Self::give_spooled)); else
+    /// hands it back, for the worker to make that room outside the lock
+    /// (this runs under it: a run without it would grow its vector here,
+    /// in `push`, event by event).
+    #[must_use = "a run handed back is the caller's to keep or drop after the lock"]
+    pub(crate) fn give_spare(&mut self, mut run: Run) -> Option<Run> {
+        if self.spare.len() >= SPARE {
+            return Some(run);
         }
+        let cap = run.events.capacity();
+        if run.spooled.capacity() < cap {
+            // Only into a run with none (`from_vec`'s): nothing is freed here.
+            let kept = (run.spooled.capacity() == 0)
+                .then(|| self.spare_spooled.iter().position(|v| v.capacity() >= cap))
+                .flatten();
+            let Some(i) = kept else {
+                return Some(run);
+            };
+            run.spooled = self.spare_spooled.swap_remove(i);
+        }
+        run.events.clear();
+        run.spooled.clear();
+        self.spare.push(run);
+        None
     }
 
-    /// Takes `spooled` (a settled flight's spool numbers, emptied) for the
-    /// next run [`give_spare`](Self::give_spare) is given without room for
-    /// any, if none is kept yet; else leaves it, to be freed after the lock
-    /// (this runs under it).
+    /// Takes `spooled` (a settled flight's spool numbers) for a spare run
+    /// to come, if it has room for a run and fewer than [`SPARE`] are kept;
+    /// else leaves it, to be freed after the lock (this runs under it).
     pub(crate) fn give_spooled(&mut self, spooled: &mut Vec<Option<u64>>) {
-        if self.spare_spooled.is_none() && spooled.capacity() > 0 {
+        if self.spare_spooled.len() < SPARE && spooled.capacity() >= self.cap {
             spooled.clear();
-            self.spare_spooled = Some(std::mem::take(spooled));
+            self.spare_spooled.push(std::mem::take(spooled));
         }
     }
 
@@ -298,7 +308,7 @@ mod tests {
         let mut q = Queue::new(10);
         let spare = Run::with_capacity(10);
         let kept = spare.events.as_ptr();
-        q.give_spare(spare);
+        assert!(q.give_spare(spare).is_none(), "kept");
         q.push(0, event("0"), None);
         q.push(5, event("5"), None);
         let a = q.take_front(10).unwrap();
@@ -314,24 +324,67 @@ mod tests {
     #[test]
     fn a_settled_flights_spool_numbers_hold_the_next_spare_runs() {
         let mut q = Queue::new(4);
-        // A settled flight's vector, as `Shared::settle` gives it.
+        // Settled flights' vectors, as `Shared::settle` gives them.
         let mut settled: Vec<Option<u64>> = Vec::with_capacity(4);
         settled.extend([Some(7), None]);
         let kept = settled.as_ptr();
         q.give_spooled(&mut settled);
         assert_eq!(settled.capacity(), 0, "taken, not copied");
-        // Only one is kept: a second stays with its flight.
+        // One too small for a run (a part batch's) stays with its flight:
+        // kept, it could never hold a run's.
+        let mut small: Vec<Option<u64>> = Vec::with_capacity(2);
+        q.give_spooled(&mut small);
+        assert_eq!(small.capacity(), 2);
         let mut second: Vec<Option<u64>> = Vec::with_capacity(4);
         q.give_spooled(&mut second);
-        assert_eq!(second.capacity(), 4);
-        // A batch's vector, retired without room for spool numbers, gets it.
-        q.give_spare(Run::from_vec(Vec::with_capacity(4)));
+        assert_eq!(second.capacity(), 0, "two are kept");
+        // A third stays with its flight.
+        let mut third: Vec<Option<u64>> = Vec::with_capacity(4);
+        q.give_spooled(&mut third);
+        assert_eq!(third.capacity(), 4);
+        // Batches' vectors, retired without room for spool numbers, get them.
+        assert!(q.give_spare(Run::from_vec(Vec::with_capacity(4))).is_none());
+        assert!(q.give_spare(Run::from_vec(Vec::with_capacity(4))).is_none());
+        let mut seen = Vec::new();
+        for first in [0, 4] {
+            for seq in first..first + 4 {
+                q.push(seq, event(&seq.to_string()), Some(seq + 10));
+            }
+            let run = q.take_front(4).unwrap();
+            let want: Vec<Option<u64>> = (first..first + 4).map(|s| Some(s + 10)).collect();
+            assert_eq!(run.spooled, want);
+            assert!(run.spooled.capacity() >= 4);
+            seen.push(run.spooled.as_ptr());
+        }
+        assert!(seen.contains(&kept), "a settled flight's vector");
+    }
+
+    #[test]
+    fn a_spare_run_without_room_for_spool_numbers_is_handed_back() {
+        let mut q = Queue::new(4);
+        // No settled flight's vector is kept: the run would grow one in
+        // `push`, under the lock. Handed back whole, to get one outside it.
+        let back = q.give_spare(Run::from_vec(Vec::with_capacity(4)));
+        let mut back = back.expect("handed back");
+        assert_eq!(back.events.capacity(), 4);
+        assert!(q.wants_spare(), "not kept");
+        // Given room, it is kept, and a run started in it grows nothing.
+        back.spooled.reserve_exact(4);
+        let (events, spooled) = (back.events.as_ptr(), back.spooled.as_ptr());
+        assert!(q.give_spare(back).is_none());
         for seq in 0..4 {
-            q.push(seq, event(&seq.to_string()), Some(seq + 10));
+            q.push(seq, event(&seq.to_string()), Some(seq));
         }
         let run = q.take_front(4).unwrap();
-        assert_eq!(run.spooled, [Some(10), Some(11), Some(12), Some(13)]);
-        assert_eq!(run.spooled.as_ptr(), kept, "the settled flight's vector");
+        assert_eq!(
+            (run.events.as_ptr(), run.spooled.as_ptr()),
+            (events, spooled)
+        );
+        // Past SPARE runs kept, one is handed back too (to be dropped after
+        // the lock).
+        assert!(q.give_spare(Run::with_capacity(4)).is_none());
+        assert!(q.give_spare(Run::with_capacity(4)).is_none());
+        assert!(q.give_spare(Run::with_capacity(4)).is_some());
     }
 
     #[derive(Debug, Clone)]
@@ -417,7 +470,7 @@ mod tests {
                         }
                     }
                     Op::SetCap(c) => q.set_cap(c),
-                    Op::GiveSpare => q.give_spare(Run::with_capacity(cap)),
+                    Op::GiveSpare => drop(q.give_spare(Run::with_capacity(cap))),
                 }
                 proptest::prop_assert_eq!(q.len(), model.len());
                 proptest::prop_assert_eq!(q.front_seq(), model.front().map(|m| m.0));

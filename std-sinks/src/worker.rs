@@ -1397,6 +1397,9 @@ struct Worker<'a> {
     /// through `malloc_consolidate`, 7 % of the worker's samples under
     /// `kafka_sink`.)
     spare_runs: Vec<Run>,
+    /// The queue handed a spare run back for want of room for its spool
+    /// numbers ([`Queue::give_spare`]): made before the next lock.
+    spare_run_back: bool,
 }
 
 /// See [`Worker::spare_runs`].
@@ -1421,6 +1424,7 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker, max_batch: usize, dep
         started: VecDeque::new(),
         spare: None,
         spare_runs: Vec::with_capacity(SPARE_RUNS),
+        spare_run_back: false,
         pace: Pace::default(),
     };
     loop {
@@ -1455,6 +1459,17 @@ impl<'w> Worker<'w> {
         }
         if self.spare_runs.is_empty() {
             self.spare_runs.push(Run::with_capacity(cap));
+        }
+        // A run the queue handed back has no room for its spool numbers
+        // (no settled flight's vector was there for it): made here. (Only
+        // then: retired runs are offered as they are, for such a vector.)
+        if std::mem::take(&mut self.spare_run_back) {
+            for r in &mut self.spare_runs {
+                let want = r.events.capacity();
+                if r.spooled.capacity() < want {
+                    r.spooled.reserve_exact(want);
+                }
+            }
         }
         loop {
             // First what `OssaLayer` put off, a batch's worth at a time and
@@ -1547,8 +1562,12 @@ impl<'w> Worker<'w> {
                 });
                 if st.queue.wants_spare()
                     && let Some(r) = self.spare_runs.pop()
+                    && let Some(back) = st.queue.give_spare(r)
                 {
-                    st.queue.give_spare(r);
+                    // Kept for the next look (one was just taken out: no
+                    // allocation), given room first.
+                    self.spare_runs.push(back);
+                    self.spare_run_back = true;
                 }
                 // The front run, moved whole: the queue is not empty here.
                 let Run {
