@@ -565,6 +565,11 @@ impl KafkaSinkBuilder {
     /// land after batches started behind it; use `pipeline(1)` when order
     /// must hold even across such an outage.
     ///
+    /// Each batch waits at least librdkafka's `linger.ms` (5 ms by
+    /// default) for its reports: with few batches in flight that wait
+    /// bounds the throughput (one batch every 5 ms with `pipeline(1)`), so
+    /// lower it with [`set`](Self::set)`("linger.ms", "0")` there.
+    ///
     /// ```
     /// use ossa_events::sink::{KafkaSink, Sink};
     /// let sink = KafkaSink::builder("127.0.0.1:9092", "agent-events").pipeline(1).build()?;
