@@ -64,7 +64,10 @@
 //!    threads, from `/proc/self/task/*/schedstat`) and of the tansu process:
 //!    on two cores the broker, librdkafka and our threads share the CPU, so
 //!    what one side spends the other cannot, and these move far less
-//!    between runs than the rates do. Two ratios are printed for each, as issue 16 asks ("compare at
+//!    between runs than the rates do; this process's is also printed by
+//!    thread (the caller, the emitters' workers, librdkafka's broker
+//!    threads, the rest), for the baselines and the rows with a target.
+//!    Two ratios are printed for each, as issue 16 asks ("compare at
 //!    equal work: raw rdkafka encoding each event itself; state both"): to
 //!    the raw producer with pre-encoded records, and to the raw producer
 //!    building and encoding a new event per record. The 0.9× target is held
