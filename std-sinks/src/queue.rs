@@ -23,8 +23,8 @@ pub(crate) struct Run {
     /// event even without a spool. Allocating it only once a run held a
     /// spooled event was slower: the 4-thread `emit()` p99 of `emit_tail`
     /// was 2.13 µs against 2.00 µs this way, medians of 12 interleaved runs.
-    /// Nor is it allocated per batch: a settled flight gives its vector back,
-    /// see [`Queue::give_spooled`].)
+    /// Nor is it allocated per batch: a settled flight's goes round with its
+    /// batch's events vector, see [`Run::from_parts`].)
     pub(crate) spooled: Vec<Option<u64>>,
 }
 
@@ -38,14 +38,19 @@ impl Run {
         }
     }
 
-    /// An empty run in `events`' room (emptied), with no room for spool
-    /// numbers yet: [`Queue::give_spare`] finds it some, or hands it back.
-    pub(crate) fn from_vec(mut events: Vec<Encoded>) -> Run {
+    /// An empty run in the room of a settled batch's vectors (emptied):
+    /// its events' and its spool numbers' (the worker gets both back, so
+    /// that batches do not each allocate them: a batch of 100 needs 1.6 KB
+    /// of spool numbers, a block that large sends glibc's `malloc` through
+    /// `malloc_consolidate`, which was 4 % of the Kafka sink's thread in
+    /// `kafka_sink`, allocated and freed once a batch).
+    pub(crate) fn from_parts(mut events: Vec<Encoded>, mut spooled: Vec<Option<u64>>) -> Run {
         events.clear();
+        spooled.clear();
         Run {
             first_seq: 0,
-            spooled: Vec::new(),
             events,
+            spooled,
         }
     }
 
@@ -70,12 +75,6 @@ pub(crate) struct Queue {
     /// Empty runs the worker made ahead (outside the lock), for the next
     /// run to start without allocating.
     spare: Vec<Run>,
-    /// Settled flights' spool numbers, emptied, at most [`SPARE`], each with
-    /// room for a run, for the spare runs to come (a batch of 100 needs
-    /// 1.6 KB: a block that large sends glibc's `malloc` through
-    /// `malloc_consolidate`, which was 4 % of the Kafka sink's thread in
-    /// `kafka_sink`, allocated and freed once a batch).
-    spare_spooled: Vec<Vec<Option<u64>>>,
 }
 
 impl Default for Queue {
@@ -96,7 +95,6 @@ impl Queue {
             len: 0,
             cap: cap.max(1),
             spare: Vec::with_capacity(SPARE),
-            spare_spooled: Vec::with_capacity(SPARE),
         }
     }
 
@@ -121,40 +119,12 @@ impl Queue {
     }
 
     /// Keeps `run` (emptied) for a run to come, if fewer than [`SPARE`]
-    /// are kept and it has room for its spool numbers (its own, or a
-    /// settled flight's, see [`give_spooled`](Self::give_spooled)); else
-    /// hands it back, for the worker to make that room outside the lock
-    /// (this runs under it: a run without it would grow its vector here,
-    /// in `push`, event by event).
-    #[must_use = "a run handed back is the caller's to keep or drop after the lock"]
-    pub(crate) fn give_spare(&mut self, mut run: Run) -> Option<Run> {
-        if self.spare.len() >= SPARE {
-            return Some(run);
-        }
-        let cap = run.events.capacity();
-        if run.spooled.capacity() < cap {
-            // Only into a run with none (`from_vec`'s): nothing is freed here.
-            let kept = (run.spooled.capacity() == 0)
-                .then(|| self.spare_spooled.iter().position(|v| v.capacity() >= cap))
-                .flatten();
-            let Some(i) = kept else {
-                return Some(run);
-            };
-            run.spooled = self.spare_spooled.swap_remove(i);
-        }
-        run.events.clear();
-        run.spooled.clear();
-        self.spare.push(run);
-        None
-    }
-
-    /// Takes `spooled` (a settled flight's spool numbers) for a spare run
-    /// to come, if it has room for a run and fewer than [`SPARE`] are kept;
-    /// else leaves it, to be freed after the lock (this runs under it).
-    pub(crate) fn give_spooled(&mut self, spooled: &mut Vec<Option<u64>>) {
-        if self.spare_spooled.len() < SPARE && spooled.capacity() >= self.cap {
-            spooled.clear();
-            self.spare_spooled.push(std::mem::take(spooled));
+    /// are kept.
+    pub(crate) fn give_spare(&mut self, mut run: Run) {
+        if self.spare.len() < SPARE {
+            run.events.clear();
+            run.spooled.clear();
+            self.spare.push(run);
         }
     }
 
@@ -308,7 +278,7 @@ mod tests {
         let mut q = Queue::new(10);
         let spare = Run::with_capacity(10);
         let kept = spare.events.as_ptr();
-        assert!(q.give_spare(spare).is_none(), "kept");
+        q.give_spare(spare);
         q.push(0, event("0"), None);
         q.push(5, event("5"), None);
         let a = q.take_front(10).unwrap();
@@ -322,69 +292,22 @@ mod tests {
     }
 
     #[test]
-    fn a_settled_flights_spool_numbers_hold_the_next_spare_runs() {
+    fn a_run_made_of_a_settled_batchs_vectors_grows_nothing() {
         let mut q = Queue::new(4);
-        // Settled flights' vectors, as `Shared::settle` gives them.
-        let mut settled: Vec<Option<u64>> = Vec::with_capacity(4);
-        settled.extend([Some(7), None]);
-        let kept = settled.as_ptr();
-        q.give_spooled(&mut settled);
-        assert_eq!(settled.capacity(), 0, "taken, not copied");
-        // One too small for a run (a part batch's) stays with its flight:
-        // kept, it could never hold a run's.
-        let mut small: Vec<Option<u64>> = Vec::with_capacity(2);
-        q.give_spooled(&mut small);
-        assert_eq!(small.capacity(), 2);
-        let mut second: Vec<Option<u64>> = Vec::with_capacity(4);
-        q.give_spooled(&mut second);
-        assert_eq!(second.capacity(), 0, "two are kept");
-        // A third stays with its flight.
-        let mut third: Vec<Option<u64>> = Vec::with_capacity(4);
-        q.give_spooled(&mut third);
-        assert_eq!(third.capacity(), 4);
-        // Batches' vectors, retired without room for spool numbers, get them.
-        assert!(q.give_spare(Run::from_vec(Vec::with_capacity(4))).is_none());
-        assert!(q.give_spare(Run::from_vec(Vec::with_capacity(4))).is_none());
-        let mut seen = Vec::new();
-        for first in [0, 4] {
-            for seq in first..first + 4 {
-                q.push(seq, event(&seq.to_string()), Some(seq + 10));
-            }
-            let run = q.take_front(4).unwrap();
-            let want: Vec<Option<u64>> = (first..first + 4).map(|s| Some(s + 10)).collect();
-            assert_eq!(run.spooled, want);
-            assert!(run.spooled.capacity() >= 4);
-            seen.push(run.spooled.as_ptr());
-        }
-        assert!(seen.contains(&kept), "a settled flight's vector");
-    }
-
-    #[test]
-    fn a_spare_run_without_room_for_spool_numbers_is_handed_back() {
-        let mut q = Queue::new(4);
-        // No settled flight's vector is kept: the run would grow one in
-        // `push`, under the lock. Handed back whole, to get one outside it.
-        let back = q.give_spare(Run::from_vec(Vec::with_capacity(4)));
-        let mut back = back.expect("handed back");
-        assert_eq!(back.events.capacity(), 4);
-        assert!(q.wants_spare(), "not kept");
-        // Given room, it is kept, and a run started in it grows nothing.
-        back.spooled.reserve_exact(4);
-        let (events, spooled) = (back.events.as_ptr(), back.spooled.as_ptr());
-        assert!(q.give_spare(back).is_none());
+        // A settled batch's vectors, as the worker gets them back.
+        let mut events = vec![event("old")];
+        events.reserve_exact(3);
+        let mut spooled: Vec<Option<u64>> = Vec::with_capacity(4);
+        spooled.extend([Some(7), None]);
+        let (e, s) = (events.as_ptr(), spooled.as_ptr());
+        q.give_spare(Run::from_parts(events, spooled));
         for seq in 0..4 {
-            q.push(seq, event(&seq.to_string()), Some(seq));
+            q.push(seq, event(&seq.to_string()), Some(seq + 10));
         }
         let run = q.take_front(4).unwrap();
-        assert_eq!(
-            (run.events.as_ptr(), run.spooled.as_ptr()),
-            (events, spooled)
-        );
-        // Past SPARE runs kept, one is handed back too (to be dropped after
-        // the lock).
-        assert!(q.give_spare(Run::with_capacity(4)).is_none());
-        assert!(q.give_spare(Run::with_capacity(4)).is_none());
-        assert!(q.give_spare(Run::with_capacity(4)).is_some());
+        assert_eq!(ids(&run), ["0", "1", "2", "3"], "emptied first");
+        assert_eq!(run.spooled, [Some(10), Some(11), Some(12), Some(13)]);
+        assert_eq!((run.events.as_ptr(), run.spooled.as_ptr()), (e, s));
     }
 
     #[derive(Debug, Clone)]
@@ -470,7 +393,7 @@ mod tests {
                         }
                     }
                     Op::SetCap(c) => q.set_cap(c),
-                    Op::GiveSpare => drop(q.give_spare(Run::with_capacity(cap))),
+                    Op::GiveSpare => q.give_spare(Run::with_capacity(cap)),
                 }
                 proptest::prop_assert_eq!(q.len(), model.len());
                 proptest::prop_assert_eq!(q.front_seq(), model.front().map(|m| m.0));

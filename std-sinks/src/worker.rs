@@ -1042,7 +1042,16 @@ impl Shared {
     /// `events`): each at most once, counted under the lock, reported after.
     /// Returns `false` when the flight was given up on already (shutdown's
     /// hard limit): then nothing is counted, a late answer changes nothing.
-    fn settle(&self, id: u64, events: &[Encoded], ends: Ends<'_, '_>) -> bool {
+    /// A flight that ends here leaves its spool numbers' vector in
+    /// `spooled_back` (if it has room: no allocation), for the worker to
+    /// make a run of it with its batch's events vector.
+    fn settle(
+        &self,
+        id: u64,
+        events: &[Encoded],
+        ends: Ends<'_, '_>,
+        spooled_back: &mut Vec<Vec<Option<u64>>>,
+    ) -> bool {
         let mut reports: Vec<(usize, Reason, &Error)> = Vec::new();
         // A settled flight is freed, and waiters are woken, after the lock
         // is released: emitting threads wait for it (issue 16's tail).
@@ -1126,10 +1135,6 @@ impl Shared {
                     finished = st.flights.remove(pos);
                 }
             }
-            // Its spool numbers' vector holds the next run's (a move).
-            if let Some(f) = finished.as_mut() {
-                st.queue.give_spooled(&mut f.spooled);
-            }
             st.in_flight -= closed_here;
             st.bytes = st.bytes.saturating_sub(freed);
             if closed_here > 0 && st.space_waiters > 0 {
@@ -1157,7 +1162,11 @@ impl Shared {
             closed = closed_here;
             waiters = (st.space_waiters > 0, st.done_waiters > 0);
         }
-        drop(finished);
+        if let Some(f) = finished
+            && spooled_back.len() < spooled_back.capacity()
+        {
+            spooled_back.push(f.spooled);
+        }
         if closed > 0 {
             if waiters.0 {
                 self.space.notify_all();
@@ -1397,9 +1406,10 @@ struct Worker<'a> {
     /// through `malloc_consolidate`, 7 % of the worker's samples under
     /// `kafka_sink`.)
     spare_runs: Vec<Run>,
-    /// The queue handed a spare run back for want of room for its spool
-    /// numbers ([`Queue::give_spare`]): made before the next lock.
-    spare_run_back: bool,
+    /// Ended flights' spool numbers' vectors, at most [`SPARE_RUNS`] (see
+    /// [`Shared::settle`]), for [`retire`](Self::retire) to pair with
+    /// their batches' events vectors.
+    spooled_back: Vec<Vec<Option<u64>>>,
 }
 
 /// See [`Worker::spare_runs`].
@@ -1424,7 +1434,7 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker, max_batch: usize, dep
         started: VecDeque::new(),
         spare: None,
         spare_runs: Vec::with_capacity(SPARE_RUNS),
-        spare_run_back: false,
+        spooled_back: Vec::with_capacity(SPARE_RUNS),
         pace: Pace::default(),
     };
     loop {
@@ -1459,17 +1469,6 @@ impl<'w> Worker<'w> {
         }
         if self.spare_runs.is_empty() {
             self.spare_runs.push(Run::with_capacity(cap));
-        }
-        // A run the queue handed back has no room for its spool numbers
-        // (no settled flight's vector was there for it): made here. (Only
-        // then: retired runs are offered as they are, for such a vector.)
-        if std::mem::take(&mut self.spare_run_back) {
-            for r in &mut self.spare_runs {
-                let want = r.events.capacity();
-                if r.spooled.capacity() < want {
-                    r.spooled.reserve_exact(want);
-                }
-            }
         }
         loop {
             // First what `OssaLayer` put off, a batch's worth at a time and
@@ -1562,12 +1561,8 @@ impl<'w> Worker<'w> {
                 });
                 if st.queue.wants_spare()
                     && let Some(r) = self.spare_runs.pop()
-                    && let Some(back) = st.queue.give_spare(r)
                 {
-                    // Kept for the next look (one was just taken out: no
-                    // allocation), given room first.
-                    self.spare_runs.push(back);
-                    self.spare_run_back = true;
+                    st.queue.give_spare(r);
                 }
                 // The front run, moved whole: the queue is not empty here.
                 let Run {
@@ -1725,16 +1720,23 @@ impl<'w> Worker<'w> {
     }
 
     /// Done with batch `t`: its buffers go back to the emitting threads
-    /// (see `sink::pool`), and its vector, emptied, holds the next run the
-    /// queue is given, so that batches do not each allocate one for their
-    /// events (a large block to glibc: see [`Ends::AllDelivered`]; the run's
-    /// spool numbers get the vector of a settled flight, see
-    /// `Queue::give_spooled`).
+    /// (see `sink::pool`), and its vector, emptied, with its flight's spool
+    /// numbers' vector (see [`Shared::settle`]), holds the next run the
+    /// queue is given, so that batches do not each allocate them (large
+    /// blocks to glibc: see [`Ends::AllDelivered`] and [`Run::from_parts`]).
+    /// Outside the lock: a flight given up on left no vector, one is made.
     fn retire(&mut self, mut t: Taken) {
         if let Some(events) = Arc::get_mut(&mut t.events) {
             crate::sink::recycle(events);
             if self.spare_runs.len() < SPARE_RUNS {
-                self.spare_runs.push(Run::from_vec(std::mem::take(events)));
+                let cap = events.capacity();
+                let spooled = self
+                    .spooled_back
+                    .pop()
+                    .filter(|v| v.capacity() >= cap)
+                    .unwrap_or_else(|| Vec::with_capacity(cap));
+                let run = Run::from_parts(std::mem::take(events), spooled);
+                self.spare_runs.push(run);
             }
         }
     }
@@ -1743,7 +1745,8 @@ impl<'w> Worker<'w> {
     /// of all of it).
     fn delivered_all(&mut self, t: &Taken) {
         self.breaker.success();
-        self.sh.settle(t.id, &t.events, Ends::AllDelivered);
+        self.sh
+            .settle(t.id, &t.events, Ends::AllDelivered, &mut self.spooled_back);
     }
 
     /// The sink's answer `r` for a call of `n` events, made whole: an answer
@@ -1822,7 +1825,7 @@ impl<'w> Worker<'w> {
                     self.breaker.success();
                     let ends: Vec<(usize, End<'_>)> =
                         todo.iter().map(|&i| (i, End::Delivered)).collect();
-                    sh.settle(t.id, &t.events, Ends::These(&ends));
+                    sh.settle(t.id, &t.events, Ends::These(&ends), &mut self.spooled_back);
                     return;
                 }
                 Err(e) => e,
@@ -1887,7 +1890,7 @@ impl<'w> Worker<'w> {
                     );
                 }
             }
-            let open = sh.settle(t.id, &t.events, Ends::These(&ends));
+            let open = sh.settle(t.id, &t.events, Ends::These(&ends), &mut self.spooled_back);
             if again.is_empty() || !open {
                 return;
             }
@@ -1907,7 +1910,7 @@ impl<'w> Worker<'w> {
                         )
                     })
                     .collect();
-                sh.settle(t.id, &t.events, Ends::These(&ends));
+                sh.settle(t.id, &t.events, Ends::These(&ends), &mut self.spooled_back);
                 return;
             }
         }
