@@ -147,9 +147,9 @@ struct State {
     /// An event found no room since the worker last took a batch (and, if
     /// it waits for room, since a settle last freed some): the queue is
     /// full, perhaps below a batch (its byte limit, or a capacity below
-    /// `batch_size`), and waiting for a full batch would wait for the flush
-    /// interval while emitters block, drop or spill. The worker then sends
-    /// what is queued.
+    /// `batch_size`), or the spool is at its cap under `WhenFull::Block`,
+    /// and waiting for a full batch would wait for the flush interval while
+    /// emitters block, drop or spill. The worker then sends what is queued.
     room_wanted: bool,
 }
 
@@ -850,6 +850,12 @@ impl Shared {
                             return (Spooled::Later, st);
                         }
                         // The worker deletes confirmed segments and says so.
+                        // The events in memory are those it confirms next:
+                        // it is to send them now, not once they make a
+                        // batch or at the flush interval (while this emit
+                        // would wait out its limit and drop its event).
+                        // Set anew after each settle that clears it.
+                        st.room_wanted = true;
                         self.wake.notify_one();
                         st = self.wait_for_space(st, earliest(deadline, cap));
                     }

@@ -586,6 +586,43 @@ fn at_the_cap_block_waits_for_room_then_drops_the_newest() {
     assert!(gate.got().ends_with(&more));
 }
 
+/// The spool at its cap under `WhenFull::Block`, with fewer events in memory
+/// than a batch and a flush interval far off: an emit that waits for room
+/// on disk has the worker send what is queued at once (which frees the
+/// room), as an emit that waits for room in memory does. Before, the worker
+/// waited for a full batch or the flush interval while the emits blocked.
+#[test]
+fn an_emit_waiting_for_room_on_disk_has_the_queue_sent_at_once() {
+    let d = dir("cap_block_below_a_batch");
+    let gate = Gate::up(true);
+    let em = Emitter::builder("/agents/spool")
+        .sink(gate.clone())
+        .spool(
+            spool_config(&d)
+                .segment_bytes(4096)
+                .max_bytes(16 * 1024)
+                .when_full(WhenFull::Block(Duration::from_secs(60))),
+        )
+        .batch_size(1000)
+        .flush_interval(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    // Far more than the spool holds (~100 records of this size), fewer
+    // than a batch: every emit past the cap waits for the spool.
+    let all = ids("b", 600);
+    let t = std::time::Instant::now();
+    emit_all(&em, &all);
+    let took = t.elapsed();
+    // Without the worker told, the first emit to wait would have waited
+    // for the flush interval (120 s) or its own limit (60 s), and failed.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    em.flush().unwrap();
+    assert_eq!(gate.got(), all);
+    let m = em.metrics();
+    assert_eq!((m.delivered, m.dropped), (600, 0), "{m:?}");
+    stop(em, &d);
+}
+
 /// A segment deleted while its events wait on disk: those events are
 /// counted failed (their ids are gone with the file, so they cannot be
 /// reported one by one), every other event is delivered, and flush ends.
