@@ -423,6 +423,10 @@ pub(crate) struct Shared {
     /// Held while the spool's file upkeep (sync, ledger, deletions) runs:
     /// one at a time, so a ledger never goes back.
     upkeep: Mutex<()>,
+    /// The spool's upkeep thread ([`spool_syncer`]), when there is a spool:
+    /// an emit waiting for room on disk wakes it, so that confirmed
+    /// segments are deleted now, not at its next round (up to a second).
+    syncer: std::sync::OnceLock<std::thread::Thread>,
     /// The next `sequence` number per source.
     sequences: Mutex<std::collections::HashMap<String, u64>>,
     /// The events `OssaLayer` put off, not built yet.
@@ -479,6 +483,7 @@ pub(crate) fn spawn(
         callback,
         worker_thread: Mutex::new(None),
         upkeep: Mutex::new(()),
+        syncer: std::sync::OnceLock::new(),
         sequences: Mutex::new(sequences),
         #[cfg(feature = "tracing")]
         deferred: crate::deferred::Deferred::new(),
@@ -495,9 +500,10 @@ pub(crate) fn spawn(
         // The fsyncs and the ledger on a thread of their own: the worker
         // keeps sending while the disk catches up.
         let weak = Arc::downgrade(&shared);
-        std::thread::Builder::new()
+        let syncer = std::thread::Builder::new()
             .name("ossa-events-spool".into())
             .spawn(move || spool_syncer(&weak))?;
+        let _ = shared.syncer.set(syncer.thread().clone());
     }
     Ok((shared, handle))
 }
@@ -857,6 +863,13 @@ impl Shared {
                         // Set anew after each settle that clears it.
                         st.room_wanted = true;
                         self.wake.notify_one();
+                        // And the upkeep thread deletes what is confirmed
+                        // now: its rounds are up to a second apart, longer
+                        // than a short limit (with the collector up, the
+                        // emit failed at the cap for want of a deletion).
+                        if let Some(t) = self.syncer.get() {
+                            t.unpark();
+                        }
                         st = self.wait_for_space(st, earliest(deadline, cap));
                     }
                 }
@@ -1320,7 +1333,8 @@ impl Drop for WorkerExit<'_> {
 
 /// Every sync interval: syncs the spool, writes its ledger and deletes
 /// confirmed segments, the file work outside the emitter's lock. Ends with
-/// the worker (whose exit does the last round).
+/// the worker (whose exit does the last round). An emit waiting for room on
+/// disk unparks it for a round at once.
 fn spool_syncer(sh: &std::sync::Weak<Shared>) {
     loop {
         let every = {
@@ -1331,7 +1345,7 @@ fn spool_syncer(sh: &std::sync::Weak<Shared>) {
             }
             upkeep_every(st.spool.as_ref())
         };
-        std::thread::sleep(every);
+        std::thread::park_timeout(every);
         let Some(sh) = sh.upgrade() else { return };
         let _one = sh.upkeep.lock().unwrap_or_else(|p| p.into_inner());
         let m = {
@@ -1347,6 +1361,13 @@ fn spool_syncer(sh: &std::sync::Weak<Shared>) {
             let mut st = sh.lock();
             if let Some(sp) = st.spool.as_mut() {
                 sp.removed(&removed);
+            }
+            if st.space_waiters > 0 {
+                // Room on disk for the emitters waiting for it, woken below:
+                // one that still finds none says so anew (as after a settle
+                // that frees room in memory). Left set, the next event
+                // queued would go out at once in a batch of one.
+                st.room_wanted = false;
             }
             sh.space.notify_all();
         }

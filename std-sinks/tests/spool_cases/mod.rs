@@ -623,6 +623,36 @@ fn an_emit_waiting_for_room_on_disk_has_the_queue_sent_at_once() {
     stop(em, &d);
 }
 
+/// The same with the spool's upkeep rounds a second apart (`SyncPolicy::Never`
+/// or `Always`) and a limit shorter than that: the emit waiting for room
+/// has the confirmed segments deleted at once, instead of at the next round,
+/// which came after its limit (and its event was dropped, the collector up).
+#[test]
+fn an_emit_waiting_for_room_on_disk_does_not_wait_for_the_next_upkeep_round() {
+    for sync in [SyncPolicy::Never, SyncPolicy::Always] {
+        let d = dir(&format!("cap_block_short_{sync:?}"));
+        let gate = Gate::up(true);
+        let em = Emitter::builder("/agents/spool")
+            .sink(gate.clone())
+            .spool(
+                spool_config(&d)
+                    .segment_bytes(4096)
+                    .max_bytes(16 * 1024)
+                    .sync(sync)
+                    .when_full(WhenFull::Block(Duration::from_millis(500))),
+            )
+            .build()
+            .unwrap();
+        let all = ids("u", 600);
+        emit_all(&em, &all);
+        em.flush().unwrap();
+        assert_eq!(gate.got(), all, "{sync:?}");
+        let m = em.metrics();
+        assert_eq!((m.delivered, m.dropped), (600, 0), "{sync:?} {m:?}");
+        stop(em, &d);
+    }
+}
+
 /// A segment deleted while its events wait on disk: those events are
 /// counted failed (their ids are gone with the file, so they cannot be
 /// reported one by one), every other event is delivered, and flush ends.
