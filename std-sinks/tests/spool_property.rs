@@ -7,6 +7,15 @@
 //! refused by the sink for good (nothing else is given up on with a spool).
 //! Each emitter writes the spool through a memory map or with `write(2)`,
 //! at random: one reads what the other left.
+//!
+//! The second property runs the same on a spool at a small byte cap, with
+//! each of the policies at the cap (`WhenFull`), a `Block` limit of a few
+//! milliseconds: every event `emit()` refused is reported once as dropped
+//! and never delivered; every accepted one is delivered, or reported once:
+//! as failed when the sink refused it for good; as dropped, or as given up
+//! at a shutdown (a segment dropped while its events were also in memory,
+//! to be sent from there, and an emitter stopped with them unsent), only
+//! when the policy drops the oldest, and then it was not delivered.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
@@ -16,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ossa_events::sink::{Encoded, Sink};
-use ossa_events::spool::SpoolConfig;
+use ossa_events::spool::{SpoolConfig, WhenFull};
 use ossa_events::{Emitter, Error, EventBuilder, Reason, Retry, RetryPolicy, SendError};
 use proptest::prelude::*;
 
@@ -98,9 +107,20 @@ impl Sink for TestSink {
 /// with a sink that retries) keeps the spool locked until its worker's send
 /// returns: the restart waits for it, as a supervisor would.
 fn emitter(dir: &PathBuf, w: &World, mapped: bool) -> Emitter {
+    emitter_capped(dir, w, mapped, None)
+}
+
+/// [`emitter`] with the spool at a cap of `capped.0` bytes and `capped.1`
+/// there.
+fn emitter_capped(
+    dir: &PathBuf,
+    w: &World,
+    mapped: bool,
+    capped: Option<(u64, WhenFull)>,
+) -> Emitter {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match try_emitter(dir, w, mapped) {
+        match try_emitter(dir, w, mapped, capped) {
             Err(ossa_events::Error::SpoolLocked(_)) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -109,11 +129,20 @@ fn emitter(dir: &PathBuf, w: &World, mapped: bool) -> Emitter {
     }
 }
 
-fn try_emitter(dir: &PathBuf, w: &World, mapped: bool) -> Result<Emitter, ossa_events::Error> {
+fn try_emitter(
+    dir: &PathBuf,
+    w: &World,
+    mapped: bool,
+    capped: Option<(u64, WhenFull)>,
+) -> Result<Emitter, ossa_events::Error> {
     let r = w.reported.clone();
+    let mut spool = SpoolConfig::new(dir).segment_bytes(4096).mapped(mapped);
+    if let Some((bytes, when_full)) = capped {
+        spool = spool.max_bytes(bytes).when_full(when_full);
+    }
     Emitter::builder("/agents/prop")
         .sink(TestSink(w.clone()))
-        .spool(SpoolConfig::new(dir).segment_bytes(4096).mapped(mapped))
+        .spool(spool)
         .queue_capacity(8)
         .batch_size(4)
         .flush_interval(Duration::from_millis(2))
@@ -213,6 +242,110 @@ proptest! {
         }
         // Nothing delivered that was not accepted.
         prop_assert!(delivered.keys().all(|id| accepted.contains(id)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn when_full() -> impl Strategy<Value = WhenFull> {
+    prop_oneof![
+        (1u64..6).prop_map(|ms| WhenFull::Block(Duration::from_millis(ms))),
+        Just(WhenFull::DropOldest),
+        Just(WhenFull::DropNewest),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn at_the_cap_each_event_ends_delivered_or_reported_once(
+        mapped in any::<bool>(),
+        // Two to four segments of 4 KiB: a hundred or so of these events.
+        cap in 8u64..16,
+        policy in when_full(),
+        ops in proptest::collection::vec(op(), 1..25),
+    ) {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "spool_prop_cap_{}_{}",
+            std::process::id(),
+            CASE.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let capped = Some((cap * 1024, policy));
+        let w = World::default();
+        let mut em = emitter_capped(&dir, &w, mapped, capped);
+        let mut accepted: Vec<String> = Vec::new();
+        let mut refused_at_emit: Vec<String> = Vec::new();
+        let mut next = 1u32;
+        for op in &ops {
+            match op {
+                Op::Emit(n) => {
+                    for _ in 0..*n {
+                        let id = format!("p-{next}");
+                        next += 1;
+                        match em.emit(EventBuilder::new().ty("dev.example.tick").id(&id)) {
+                            Ok(()) => accepted.push(id),
+                            Err(Error::SpoolFull) => refused_at_emit.push(id),
+                            Err(e) => prop_assert!(false, "{} refused: {}", id, e),
+                        }
+                    }
+                }
+                Op::Behave(b) => *w.behaviour.lock().unwrap() = Some(*b),
+                Op::Restart(mapped) => {
+                    let _ = em.shutdown();
+                    drop(em);
+                    em = emitter_capped(&dir, &w, *mapped, capped);
+                }
+                Op::Flush => {
+                    let _ = em.flush();
+                }
+            }
+        }
+        let _ = em.shutdown();
+        drop(em);
+        *w.behaviour.lock().unwrap() = Some(Behaviour::Deliver);
+        let em = emitter_capped(&dir, &w, !mapped, capped);
+        em.flush().unwrap();
+        let m = em.metrics();
+        prop_assert_eq!(m.queue_depth, 0, "{:?}", m);
+        drop(em);
+
+        let delivered = w.delivered.lock().unwrap();
+        let reported = w.reported.lock().unwrap();
+        let refused = w.refused.lock().unwrap();
+        let reasons = |id: &str| -> Vec<Reason> {
+            reported.iter().filter(|(_, i)| i == id).map(|(r, _)| *r).collect()
+        };
+        for id in &refused_at_emit {
+            prop_assert_eq!(reasons(id), vec![Reason::Dropped], "{} refused at emit", id);
+            prop_assert!(!delivered.contains_key(id), "{} refused at emit, then delivered", id);
+        }
+        for id in &accepted {
+            let r = reasons(id);
+            prop_assert!(r.len() <= 1, "{} reported {:?}", id, r);
+            match r.first() {
+                None => prop_assert!(delivered.contains_key(id), "{} neither delivered nor reported", id),
+                Some(Reason::Failed) => prop_assert!(refused.contains(id), "{} failed, never refused", id),
+                // Dropped with the oldest segment while only on disk; or
+                // while also in memory, to be sent from there, when an
+                // emitter stopped with it unsent: nothing of it was left.
+                Some(r @ (Reason::Dropped | Reason::ShutdownTimeout)) => {
+                    prop_assert!(
+                        matches!(policy, WhenFull::DropOldest),
+                        "{} reported {:?} under {:?}", id, r, policy
+                    );
+                    prop_assert!(!delivered.contains_key(id), "{} reported {:?} and delivered", id, r);
+                }
+                Some(other) => prop_assert!(false, "{} reported {:?}", id, other),
+            }
+        }
+        // Nothing delivered that was not accepted, nothing reported that
+        // was not emitted.
+        prop_assert!(delivered.keys().all(|id| accepted.contains(id)));
+        prop_assert_eq!(
+            reported.len(),
+            refused_at_emit.len() + accepted.iter().filter(|id| !reasons(id).is_empty()).count()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
