@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ossa_events::sink::{Encoded, Sink};
-use ossa_events::spool::{SpoolConfig, WhenFull};
+use ossa_events::spool::{SpoolConfig, SyncPolicy, WhenFull};
 use ossa_events::{Emitter, Error, EventBuilder, Reason, Retry, RetryPolicy, SendError};
 use proptest::prelude::*;
 
@@ -110,14 +110,9 @@ fn emitter(dir: &PathBuf, w: &World, mapped: bool) -> Emitter {
     emitter_capped(dir, w, mapped, None)
 }
 
-/// [`emitter`] with the spool at a cap of `capped.0` bytes and `capped.1`
-/// there.
-fn emitter_capped(
-    dir: &PathBuf,
-    w: &World,
-    mapped: bool,
-    capped: Option<(u64, WhenFull)>,
-) -> Emitter {
+/// [`emitter`] with the spool at a cap of `capped.0` bytes, `capped.1`
+/// there, and `capped.2` as its sync policy.
+fn emitter_capped(dir: &PathBuf, w: &World, mapped: bool, capped: Option<Capped>) -> Emitter {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         match try_emitter(dir, w, mapped, capped) {
@@ -133,12 +128,12 @@ fn try_emitter(
     dir: &PathBuf,
     w: &World,
     mapped: bool,
-    capped: Option<(u64, WhenFull)>,
+    capped: Option<Capped>,
 ) -> Result<Emitter, ossa_events::Error> {
     let r = w.reported.clone();
     let mut spool = SpoolConfig::new(dir).segment_bytes(4096).mapped(mapped);
-    if let Some((bytes, when_full)) = capped {
-        spool = spool.max_bytes(bytes).when_full(when_full);
+    if let Some((bytes, when_full, sync)) = capped {
+        spool = spool.max_bytes(bytes).when_full(when_full).sync(sync);
     }
     Emitter::builder("/agents/prop")
         .sink(TestSink(w.clone()))
@@ -246,6 +241,9 @@ proptest! {
     }
 }
 
+/// A spool's cap in bytes, its policy there, its sync policy.
+type Capped = (u64, WhenFull, SyncPolicy);
+
 fn when_full() -> impl Strategy<Value = WhenFull> {
     prop_oneof![
         (1u64..6).prop_map(|ms| WhenFull::Block(Duration::from_millis(ms))),
@@ -263,6 +261,13 @@ proptest! {
         // Two to four segments of 4 KiB: a hundred or so of these events.
         cap in 8u64..16,
         policy in when_full(),
+        // The upkeep that deletes confirmed segments runs each sync
+        // interval, or each second with `Never` and `Always`.
+        sync in prop_oneof![
+            Just(SyncPolicy::Never),
+            Just(SyncPolicy::Always),
+            (1u64..200).prop_map(|ms| SyncPolicy::Every(Duration::from_millis(ms))),
+        ],
         ops in proptest::collection::vec(op(), 1..25),
     ) {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
@@ -271,7 +276,7 @@ proptest! {
             CASE.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let capped = Some((cap * 1024, policy));
+        let capped = Some((cap * 1024, policy, sync));
         let w = World::default();
         let mut em = emitter_capped(&dir, &w, mapped, capped);
         let mut accepted: Vec<String> = Vec::new();
