@@ -103,15 +103,11 @@ impl Sink for TestSink {
     }
 }
 
-/// A new emitter on the spool. An emitter whose shutdown timed out (20 ms,
-/// with a sink that retries) keeps the spool locked until its worker's send
-/// returns: the restart waits for it, as a supervisor would.
-fn emitter(dir: &PathBuf, w: &World, mapped: bool) -> Emitter {
-    emitter_capped(dir, w, mapped, None)
-}
-
-/// [`emitter`] with the spool at a cap of `capped.0` bytes, `capped.1`
-/// there, and `capped.2` as its sync policy.
+/// A new emitter on the spool; with `capped`, the spool at a cap of
+/// `capped.0` bytes, `capped.1` there, and `capped.2` as its sync policy.
+/// An emitter whose shutdown timed out (20 ms, with a sink that retries)
+/// keeps the spool locked until its worker's send returns: the restart
+/// waits for it, as a supervisor would.
 fn emitter_capped(dir: &PathBuf, w: &World, mapped: bool, capped: Option<Capped>) -> Emitter {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -167,6 +163,71 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// What [`run`] saw `emit()` do.
+struct Run {
+    accepted: Vec<String>,
+    /// Ids `emit()` refused, with its error.
+    refused_at_emit: Vec<(String, Error)>,
+}
+
+/// Runs `ops` on emitters over a spool in a new directory (`prefix`, the
+/// case's number), then has a last emitter drain it with a collector that
+/// takes everything; checks that it left nothing queued.
+fn run(
+    prefix: &str,
+    w: &World,
+    mapped: bool,
+    capped: Option<Capped>,
+    ops: &[Op],
+) -> Result<Run, TestCaseError> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        CASE.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut em = emitter_capped(&dir, w, mapped, capped);
+    let mut seen = Run {
+        accepted: Vec::new(),
+        refused_at_emit: Vec::new(),
+    };
+    let mut next = 1u32;
+    for op in ops {
+        match op {
+            Op::Emit(n) => {
+                for _ in 0..*n {
+                    let id = format!("p-{next}");
+                    next += 1;
+                    match em.emit(EventBuilder::new().ty("dev.example.tick").id(&id)) {
+                        Ok(()) => seen.accepted.push(id),
+                        Err(e) => seen.refused_at_emit.push((id, e)),
+                    }
+                }
+            }
+            Op::Behave(b) => *w.behaviour.lock().unwrap() = Some(*b),
+            Op::Restart(mapped) => {
+                let _ = em.shutdown();
+                drop(em);
+                em = emitter_capped(&dir, w, *mapped, capped);
+            }
+            Op::Flush => {
+                let _ = em.flush();
+            }
+        }
+    }
+    // The last emitter, with a collector that takes everything, drains.
+    let _ = em.shutdown();
+    drop(em);
+    *w.behaviour.lock().unwrap() = Some(Behaviour::Deliver);
+    let em = emitter_capped(&dir, w, !mapped, capped);
+    em.flush().unwrap();
+    let m = em.metrics();
+    prop_assert_eq!(m.queue_depth, 0, "{:?}", m);
+    drop(em);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(seen)
+}
+
 static CASE: AtomicU32 = AtomicU32::new(0);
 
 proptest! {
@@ -177,47 +238,8 @@ proptest! {
         mapped in any::<bool>(),
         ops in proptest::collection::vec(op(), 1..25),
     ) {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "spool_prop_{}_{}",
-            std::process::id(),
-            CASE.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
         let w = World::default();
-        let mut em = emitter(&dir, &w, mapped);
-        let mut accepted: Vec<String> = Vec::new();
-        let mut next = 1u32;
-        for op in &ops {
-            match op {
-                Op::Emit(n) => {
-                    for _ in 0..*n {
-                        let id = format!("p-{next}");
-                        next += 1;
-                        if em.emit(EventBuilder::new().ty("dev.example.tick").id(&id)).is_ok() {
-                            accepted.push(id);
-                        }
-                    }
-                }
-                Op::Behave(b) => *w.behaviour.lock().unwrap() = Some(*b),
-                Op::Restart(mapped) => {
-                    let _ = em.shutdown();
-                    drop(em);
-                    em = emitter(&dir, &w, *mapped);
-                }
-                Op::Flush => {
-                    let _ = em.flush();
-                }
-            }
-        }
-        // The last emitter, with a collector that takes everything, drains.
-        let _ = em.shutdown();
-        drop(em);
-        *w.behaviour.lock().unwrap() = Some(Behaviour::Deliver);
-        let em = emitter(&dir, &w, !mapped);
-        em.flush().unwrap();
-        let m = em.metrics();
-        prop_assert_eq!(m.queue_depth, 0, "{:?}", m);
-        drop(em);
+        let accepted = run("spool_prop", &w, mapped, None, &ops)?.accepted;
 
         let delivered = w.delivered.lock().unwrap();
         let reported = w.reported.lock().unwrap();
@@ -237,7 +259,6 @@ proptest! {
         }
         // Nothing delivered that was not accepted.
         prop_assert!(delivered.keys().all(|id| accepted.contains(id)));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -270,50 +291,13 @@ proptest! {
         ],
         ops in proptest::collection::vec(op(), 1..25),
     ) {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "spool_prop_cap_{}_{}",
-            std::process::id(),
-            CASE.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let capped = Some((cap * 1024, policy, sync));
         let w = World::default();
-        let mut em = emitter_capped(&dir, &w, mapped, capped);
-        let mut accepted: Vec<String> = Vec::new();
-        let mut refused_at_emit: Vec<String> = Vec::new();
-        let mut next = 1u32;
-        for op in &ops {
-            match op {
-                Op::Emit(n) => {
-                    for _ in 0..*n {
-                        let id = format!("p-{next}");
-                        next += 1;
-                        match em.emit(EventBuilder::new().ty("dev.example.tick").id(&id)) {
-                            Ok(()) => accepted.push(id),
-                            Err(Error::SpoolFull) => refused_at_emit.push(id),
-                            Err(e) => prop_assert!(false, "{} refused: {}", id, e),
-                        }
-                    }
-                }
-                Op::Behave(b) => *w.behaviour.lock().unwrap() = Some(*b),
-                Op::Restart(mapped) => {
-                    let _ = em.shutdown();
-                    drop(em);
-                    em = emitter_capped(&dir, &w, *mapped, capped);
-                }
-                Op::Flush => {
-                    let _ = em.flush();
-                }
-            }
+        let Run { accepted, refused_at_emit } =
+            run("spool_prop_cap", &w, mapped, Some((cap * 1024, policy, sync)), &ops)?;
+        for (id, e) in &refused_at_emit {
+            prop_assert!(matches!(e, Error::SpoolFull), "{} refused: {}", id, e);
         }
-        let _ = em.shutdown();
-        drop(em);
-        *w.behaviour.lock().unwrap() = Some(Behaviour::Deliver);
-        let em = emitter_capped(&dir, &w, !mapped, capped);
-        em.flush().unwrap();
-        let m = em.metrics();
-        prop_assert_eq!(m.queue_depth, 0, "{:?}", m);
-        drop(em);
+        let refused_at_emit: Vec<&str> = refused_at_emit.iter().map(|(id, _)| id.as_str()).collect();
 
         let delivered = w.delivered.lock().unwrap();
         let reported = w.reported.lock().unwrap();
@@ -321,7 +305,7 @@ proptest! {
         let reasons = |id: &str| -> Vec<Reason> {
             reported.iter().filter(|(_, i)| i == id).map(|(r, _)| *r).collect()
         };
-        for id in &refused_at_emit {
+        for &id in &refused_at_emit {
             prop_assert_eq!(reasons(id), vec![Reason::Dropped], "{} refused at emit", id);
             prop_assert!(!delivered.contains_key(id), "{} refused at emit, then delivered", id);
         }
@@ -351,6 +335,5 @@ proptest! {
             reported.len(),
             refused_at_emit.len() + accepted.iter().filter(|id| !reasons(id).is_empty()).count()
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ossa_events::sink::{Encoded, Sink};
 use ossa_events::spool::{SpoolConfig, SyncPolicy, WhenFull};
-use ossa_events::{Emitter, Error, EventBuilder, Reason, RetryPolicy, SendError};
+use ossa_events::{Emitter, EmitterBuilder, Error, EventBuilder, Reason, RetryPolicy, SendError};
 
 /// A collector that is up or down: while down every send fails, retryably.
 #[derive(Clone, Default)]
@@ -586,6 +586,36 @@ fn at_the_cap_block_waits_for_room_then_drops_the_newest() {
     assert!(gate.got().ends_with(&more));
 }
 
+/// 600 events emitted, with the collector up, through an emitter (made
+/// with `emitter`) on a spool (in `dir(name)`) of 16 KiB, which holds ~100
+/// of them, made with `spool`: every one is accepted and delivered, in
+/// order. Returns how long the emits took.
+fn past_a_16k_cap(
+    name: &str,
+    spool: impl FnOnce(SpoolConfig) -> SpoolConfig,
+    emitter: impl FnOnce(EmitterBuilder) -> EmitterBuilder,
+) -> Duration {
+    let d = dir(name);
+    let gate = Gate::up(true);
+    let em = emitter(Emitter::builder("/agents/spool"))
+        .sink(gate.clone())
+        .spool(spool(
+            spool_config(&d).segment_bytes(4096).max_bytes(16 * 1024),
+        ))
+        .build()
+        .unwrap();
+    let all = ids("b", 600);
+    let t = std::time::Instant::now();
+    emit_all(&em, &all);
+    let took = t.elapsed();
+    em.flush().unwrap();
+    assert_eq!(gate.got(), all, "{name}");
+    let m = em.metrics();
+    assert_eq!((m.delivered, m.dropped), (600, 0), "{name}: {m:?}");
+    stop(em, &d);
+    took
+}
+
 /// The spool at its cap under `WhenFull::Block`, with fewer events in memory
 /// than a batch and a flush interval far off: an emit that waits for room
 /// on disk has the worker send what is queued at once (which frees the
@@ -593,34 +623,15 @@ fn at_the_cap_block_waits_for_room_then_drops_the_newest() {
 /// waited for a full batch or the flush interval while the emits blocked.
 #[test]
 fn an_emit_waiting_for_room_on_disk_has_the_queue_sent_at_once() {
-    let d = dir("cap_block_below_a_batch");
-    let gate = Gate::up(true);
-    let em = Emitter::builder("/agents/spool")
-        .sink(gate.clone())
-        .spool(
-            spool_config(&d)
-                .segment_bytes(4096)
-                .max_bytes(16 * 1024)
-                .when_full(WhenFull::Block(Duration::from_secs(60))),
-        )
-        .batch_size(1000)
-        .flush_interval(Duration::from_secs(120))
-        .build()
-        .unwrap();
-    // Far more than the spool holds (~100 records of this size), fewer
-    // than a batch: every emit past the cap waits for the spool.
-    let all = ids("b", 600);
-    let t = std::time::Instant::now();
-    emit_all(&em, &all);
-    let took = t.elapsed();
+    // Every emit past the cap waits for the spool; 600 is below a batch.
+    let took = past_a_16k_cap(
+        "cap_block_below_a_batch",
+        |c| c.when_full(WhenFull::Block(Duration::from_secs(60))),
+        |b| b.batch_size(1000).flush_interval(Duration::from_secs(120)),
+    );
     // Without the worker told, the first emit to wait would have waited
     // for the flush interval (120 s) or its own limit (60 s), and failed.
     assert!(took < Duration::from_secs(30), "{took:?}");
-    em.flush().unwrap();
-    assert_eq!(gate.got(), all);
-    let m = em.metrics();
-    assert_eq!((m.delivered, m.dropped), (600, 0), "{m:?}");
-    stop(em, &d);
 }
 
 /// The same with the spool's upkeep rounds a second apart (`SyncPolicy::Never`
@@ -630,26 +641,14 @@ fn an_emit_waiting_for_room_on_disk_has_the_queue_sent_at_once() {
 #[test]
 fn an_emit_waiting_for_room_on_disk_does_not_wait_for_the_next_upkeep_round() {
     for sync in [SyncPolicy::Never, SyncPolicy::Always] {
-        let d = dir(&format!("cap_block_short_{sync:?}"));
-        let gate = Gate::up(true);
-        let em = Emitter::builder("/agents/spool")
-            .sink(gate.clone())
-            .spool(
-                spool_config(&d)
-                    .segment_bytes(4096)
-                    .max_bytes(16 * 1024)
-                    .sync(sync)
-                    .when_full(WhenFull::Block(Duration::from_millis(500))),
-            )
-            .build()
-            .unwrap();
-        let all = ids("u", 600);
-        emit_all(&em, &all);
-        em.flush().unwrap();
-        assert_eq!(gate.got(), all, "{sync:?}");
-        let m = em.metrics();
-        assert_eq!((m.delivered, m.dropped), (600, 0), "{sync:?} {m:?}");
-        stop(em, &d);
+        past_a_16k_cap(
+            &format!("cap_block_short_{sync:?}"),
+            |c| {
+                c.sync(sync)
+                    .when_full(WhenFull::Block(Duration::from_millis(500)))
+            },
+            |b| b,
+        );
     }
 }
 
