@@ -291,6 +291,12 @@ pub(crate) struct Spool {
     acked: BTreeSet<u64>,
     /// Where reading (replay / spilled events) goes on.
     cursor: Cursor,
+    /// The seq of the record at the cursor, as far as reading knows (past
+    /// a damaged record, the seq it would have had).
+    cursor_seq: u64,
+    /// The seq of the first record lost to damage since reading last read
+    /// one whole (see [`Spool::read_next`]).
+    lost_from: Option<u64>,
     /// Whether there are unsynced appends.
     dirty: bool,
     /// `low` as the ledger on disk has it.
@@ -498,6 +504,8 @@ impl Spool {
                 segment_first: 0,
                 offset: 0,
             },
+            cursor_seq: 0,
+            lost_from: None,
             dirty: false,
             ledger_low: low,
             corrupt: 0,
@@ -610,11 +618,13 @@ impl Spool {
         }
         spool.next_seq = spool.next_seq.max(spool.low);
         spool.corrupt = rec.corrupt;
+        spool.cursor_seq = spool.next_seq;
         if let Some(s) = spool.segments.front() {
             spool.cursor = Cursor {
                 segment_first: s.first_seq,
                 offset: 0,
             };
+            spool.cursor_seq = s.first_seq;
         }
         spool.sequences = seqs.into_iter().collect();
         // A ledger that covers the confirmation logs read, then a new log.
@@ -875,6 +885,7 @@ impl Spool {
                     segment_first: first_seq,
                     offset: 0,
                 };
+                self.cursor_seq = first_seq;
             }
             self.segments.push_back(Segment {
                 first_seq,
@@ -945,11 +956,23 @@ impl Spool {
                 segment_first: s.first_seq,
                 offset: s.len,
             };
+            self.cursor_seq = self.next_seq;
         }
     }
 
     /// Reads the next record not confirmed yet (replayed or spilled events,
     /// in order). `Ok(None)` at the end.
+    ///
+    /// Records lost to damage (a bad checksum, a record that does not
+    /// decode, a segment missing or unreadable) are confirmed once reading
+    /// is past them: the emitter counts them failed, and a seq never
+    /// confirmed would hold back the deletion of every later segment for
+    /// good (the ledger keeps the low-water mark), so that a spool at its
+    /// cap refused every event from then on under `Block` and `DropNewest`.
+    /// Reading passes over no record that is in memory (those are appended
+    /// with the cursor moved past them, [`Spool::skip_to_end`]): what it
+    /// passes over since the last record read whole, up to the next one or
+    /// to the end, is damaged or confirmed already.
     pub(crate) fn read_next(&mut self) -> io::Result<Option<Record>> {
         loop {
             let Some(idx) = self
@@ -957,7 +980,7 @@ impl Spool {
                 .iter()
                 .position(|s| s.first_seq >= self.cursor.segment_first)
             else {
-                return Ok(None);
+                return Ok(self.at_end());
             };
             let (first, path, len, checked) = {
                 let s = &self.segments[idx];
@@ -970,6 +993,12 @@ impl Spool {
                     segment_first: first,
                     offset: 0,
                 };
+                // A segment passed over whole is one that was deleted (all
+                // confirmed), or skipped for damage (then `lost_from` holds
+                // where).
+                if self.lost_from.is_none() {
+                    self.cursor_seq = self.cursor_seq.max(first);
+                }
             }
             if self.cursor.offset >= len {
                 match self.segments.get(idx + 1) {
@@ -980,7 +1009,7 @@ impl Spool {
                         };
                         continue;
                     }
-                    None => return Ok(None),
+                    None => return Ok(self.at_end()),
                 }
             }
             let offset = self.cursor.offset;
@@ -992,20 +1021,33 @@ impl Spool {
                 let at = usize::try_from(offset).unwrap_or(usize::MAX);
                 let end = usize::try_from(len).unwrap_or(usize::MAX);
                 let rec = bytes.get(at..end).unwrap_or(&[]);
-                match parse_record(rec) {
+                // What the record says, taken out of the map (borrowed from
+                // `self`) before reading moves on.
+                let read = match parse_record(rec) {
                     Parsed::Ok { seq, len: n } => {
+                        let open = seq >= self.low && !self.acked.contains(&seq);
+                        Ok((seq, n, open.then(|| Encoded::from_spool(&rec[HEADER..n]))))
+                    }
+                    Parsed::Short | Parsed::Bad => Err(1 + resync(rec.get(1..).unwrap_or(&[]))),
+                };
+                match read {
+                    Ok((seq, n, event)) => {
                         self.cursor.offset += n as u64;
-                        if seq < self.low || self.acked.contains(&seq) {
-                            continue;
-                        }
-                        match Encoded::from_spool(&rec[HEADER..n]) {
-                            Some(event) => return Ok(Some(Record { seq, event })),
-                            None => self.corrupt += u64::from(fresh),
+                        self.read_past(seq);
+                        match event {
+                            // Confirmed already.
+                            None => {}
+                            Some(Some(event)) => return Ok(Some(Record { seq, event })),
+                            Some(None) => {
+                                self.corrupt += u64::from(fresh);
+                                self.lost_at(seq);
+                            }
                         }
                     }
-                    Parsed::Short | Parsed::Bad => {
+                    Err(skip) => {
                         self.corrupt += u64::from(fresh);
-                        self.cursor.offset += 1 + resync(rec.get(1..).unwrap_or(&[])) as u64;
+                        self.lost_at(self.cursor_seq);
+                        self.cursor.offset += skip as u64;
                     }
                 }
                 continue;
@@ -1066,6 +1108,7 @@ impl Spool {
                     continue;
                 }
                 self.corrupt += u64::from(fresh);
+                self.lost_at(self.cursor_seq);
                 self.cursor.offset += 1 + resync(rest.get(1..).unwrap_or(&[])) as u64;
                 continue;
             }
@@ -1081,11 +1124,13 @@ impl Spool {
             self.cursor.offset += HEADER as u64 + u64::from(rlen);
             if crc32fast::hash(&body) != crc {
                 self.corrupt += u64::from(fresh);
+                self.lost_at(self.cursor_seq);
                 continue;
             }
             let seq = u64::from_le_bytes([
                 body[0], body[1], body[2], body[3], body[4], body[5], body[6], body[7],
             ]);
+            self.read_past(seq);
             if seq < self.low || self.acked.contains(&seq) {
                 continue;
             }
@@ -1093,6 +1138,7 @@ impl Spool {
                 Some(event) => return Ok(Some(Record { seq, event })),
                 None => {
                     self.corrupt += u64::from(fresh);
+                    self.lost_at(seq);
                     continue;
                 }
             }
@@ -1115,6 +1161,7 @@ impl Spool {
     fn skip_unreadable(&mut self, path: &Path, e: &io::Error, next_idx: usize) {
         tracing::error!(path = %path.display(), error = %e, "spool segment unreadable: its events are lost");
         self.read_errors += 1;
+        self.lost_at(self.cursor_seq);
         self.skip_to(next_idx);
     }
 
@@ -1125,7 +1172,45 @@ impl Spool {
 
     fn skip_corrupt_to(&mut self, next_idx: usize) {
         self.corrupt += 1;
+        self.lost_at(self.cursor_seq);
         self.skip_to(next_idx);
+    }
+
+    /// Reading lost the record of seq `seq` (or, damaged past knowing its
+    /// seq, the one the cursor was at): the first of a run lost, confirmed
+    /// once reading is past it.
+    fn lost_at(&mut self, seq: u64) {
+        self.lost_from.get_or_insert(seq);
+    }
+
+    /// Reading read the record of seq `seq` whole: those lost before it are
+    /// confirmed (see [`Spool::read_next`]).
+    fn read_past(&mut self, seq: u64) {
+        if let Some(from) = self.lost_from.take() {
+            self.confirm_lost(from..seq);
+        }
+        self.cursor_seq = self.cursor_seq.max(seq.saturating_add(1));
+    }
+
+    /// Reading is at the end: every record appended was read, so those
+    /// lost since the last one read whole are confirmed.
+    fn at_end(&mut self) -> Option<Record> {
+        if let Some(from) = self.lost_from.take() {
+            self.confirm_lost(from..self.next_seq);
+        }
+        None
+    }
+
+    /// Confirms the seqs of `lost` not confirmed yet (logged, as any
+    /// confirmation, so that the next open does not look for them either).
+    fn confirm_lost(&mut self, lost: std::ops::Range<u64>) {
+        let seqs: Vec<u64> = lost
+            .filter(|s| *s >= self.low && !self.acked.contains(s))
+            .collect();
+        if !seqs.is_empty() {
+            tracing::debug!(seqs = seqs.len(), "spool: records lost to damage confirmed");
+            self.ack_all(&seqs);
+        }
     }
 
     /// Reading goes on at segment `next_idx` (or the end).
@@ -1273,6 +1358,7 @@ impl Spool {
                 segment_first: s.first_seq,
                 offset: 0,
             };
+            self.cursor_seq = self.cursor_seq.max(s.first_seq);
         }
     }
 
@@ -1327,6 +1413,7 @@ impl Spool {
                 segment_first: next_first,
                 offset: 0,
             };
+            self.cursor_seq = self.cursor_seq.max(next_first);
         }
         let generation = self.acklog.as_ref().map_or(0, |(g, _)| *g);
         self.checkpoint(generation + 1, &[generation])?;

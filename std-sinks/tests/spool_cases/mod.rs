@@ -283,6 +283,51 @@ fn a_flipped_byte_loses_that_event_only() {
     assert_eq!(m.replayed, 199, "{m:?}");
 }
 
+/// A damaged record is lost, and confirmed once read past: its seq does not
+/// hold back the deletion of the later segments (it did, for good: the
+/// ledger kept the low-water mark at it, and a spool at its cap under
+/// `Block` or `DropNewest` refused every event from then on, the collector
+/// up), and the next emitter does not look for it either.
+#[test]
+fn a_damaged_record_does_not_hold_back_the_spool_at_its_cap() {
+    let d = dir("flip_cap");
+    let segs = spooled(&d, "w", 40, 4096);
+    let seg = &segs[0];
+    let mut bytes = std::fs::read(seg).unwrap();
+    // Inside the first record's payload.
+    bytes[60] ^= 0x55;
+    std::fs::write(seg, &bytes).unwrap();
+    let gate = Gate::up(true);
+    let capped = |c: SpoolConfig| {
+        c.segment_bytes(4096)
+            .max_bytes(16 * 1024)
+            .when_full(WhenFull::Block(Duration::from_millis(300)))
+    };
+    let (em, _) = emitter(&d, gate.clone(), capped);
+    // Four times what the spool holds.
+    let new = ids("n", 400);
+    let refused: Vec<&String> = new
+        .iter()
+        .filter(|id| {
+            em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
+                .is_err()
+        })
+        .collect();
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert!(refused.is_empty(), "{} refused: {m:?}", refused.len());
+    let mut want = ids("w", 40);
+    want.remove(0);
+    want.extend(new);
+    assert_eq!(gate.got(), want);
+    assert_eq!((m.spool_corrupt, m.dropped), (1, 0), "{m:?}");
+    stop(em, &d);
+    // Nothing is looked for again: the next emitter finds nothing pending.
+    let (got, m) = drain(&d);
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!((m.replayed, m.spool_corrupt), (0, 0), "{m:?}");
+}
+
 #[test]
 fn a_torn_tail_is_cut_off_and_the_rest_is_sent() {
     let d = dir("torn");
