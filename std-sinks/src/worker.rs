@@ -1566,8 +1566,13 @@ impl<'w> Worker<'w> {
                 .oldest
                 .is_some_and(|t| now.duration_since(t) >= cfg.flush_interval);
             // A queue too full for the events put off, or for an emitted
-            // one: send, to make room.
-            let pressed = drained == Drained::Full || st.room_wanted;
+            // one: send, to make room. So too with a queue at its capacity:
+            // no batch grows past it (a capacity under `batch_size`), and
+            // events read back from disk, which no emit waits for, went out
+            // a queue-full per flush interval, the collector up.
+            let at_capacity =
+                st.queue.len() + st.in_flight >= cfg.queue_events || st.bytes >= cfg.queue_bytes;
+            let pressed = drained == Drained::Full || st.room_wanted || at_capacity;
             let due = st.queue.len() >= cfg.batch_size
                 || flush_wanted
                 || st.shutdown

@@ -697,6 +697,48 @@ fn an_emit_waiting_for_room_on_disk_does_not_wait_for_the_next_upkeep_round() {
     }
 }
 
+/// A queue smaller than a batch, a flush interval far off, and events on
+/// disk (emitted while the collector was down): once it is up they go out
+/// a queue-full at a time, each as soon as the queue holds it. Before, the
+/// worker waited for a batch that could not fill, or the flush interval
+/// (60 s here), for each queue-full read back.
+#[test]
+fn events_on_disk_go_out_at_once_through_a_queue_smaller_than_a_batch() {
+    let d = dir("readback_below_a_batch");
+    let gate = Gate::up(false);
+    let em = Emitter::builder("/agents/spool")
+        .sink(gate.clone())
+        .spool(spool_config(&d))
+        .queue_capacity(10)
+        .batch_size(100)
+        .flush_interval(Duration::from_secs(60))
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(u32::MAX)
+                .base(Duration::from_millis(5))
+                .cap(Duration::from_millis(20)),
+        )
+        .build()
+        .unwrap();
+    // 10 in memory (sent, and retried), the rest on disk.
+    let all = ids("q", 50);
+    emit_all(&em, &all);
+    gate.up.store(true, Ordering::SeqCst);
+    // No flush (it would make every batch due): the worker alone.
+    let t = std::time::Instant::now();
+    while em.metrics().delivered < 50 && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "{took:?}: {:?}",
+        em.metrics()
+    );
+    assert_eq!(gate.got(), all);
+    stop(em, &d);
+}
+
 /// A segment deleted while its events wait on disk: those events are
 /// counted failed (their ids are gone with the file, so they cannot be
 /// reported one by one), every other event is delivered, and flush ends.
