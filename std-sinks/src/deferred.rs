@@ -131,6 +131,31 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// [`lock`], waiting no later than `until`: `None` then. Another drainer
+/// holds the drain lock while it waits for room (a span thread at capacity
+/// under `Overflow::Block`, up to its limit), and a flush or a shutdown
+/// that waited for it with a plain `lock` overran its own limit by the
+/// other's (9.8 s for a 200 ms `flush_within` behind a 5 s `Block`), and a
+/// shutdown could not even begin. Polled: the lock is contended only while
+/// two threads drain, and a `parking_lot` mutex (`try_lock_until`) would
+/// add a crate to the `tracing` feature for this one wait.
+fn lock_until<T>(m: &Mutex<T>, until: std::time::Instant) -> Option<MutexGuard<'_, T>> {
+    const STEP: std::time::Duration = std::time::Duration::from_micros(200);
+    loop {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                std::thread::sleep(left.min(STEP));
+            }
+        }
+    }
+}
+
 impl Deferred {
     pub(crate) fn new() -> Self {
         Deferred {
@@ -244,7 +269,12 @@ impl Deferred {
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(TryLockError::WouldBlock) => return Drained::Busy,
             },
-            Room::Policy(_) => lock(&self.drain),
+            Room::Policy(None) => lock(&self.drain),
+            // Not done by then: what is left stays put off (for the worker).
+            Room::Policy(Some(until)) => match lock_until(&self.drain, until) {
+                Some(g) => g,
+                None => return Drained::Full,
+            },
         };
         let _mark = Draining::enter(self);
         let how = How { room, late: true };

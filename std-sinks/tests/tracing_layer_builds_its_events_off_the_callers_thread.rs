@@ -385,6 +385,59 @@ impl Sink for Stuck {
     }
 }
 
+/// A span thread whose push finds the put-off events at capacity, under
+/// `Overflow::Block`, builds them on its own thread and waits for room,
+/// holding the drain: a `flush_within` or a `shutdown_within` meanwhile
+/// keeps to its own limit. (Both waited for the drain as long as the other
+/// thread did, its 5 s `Block` here: 9.8 s for a limit of 200 ms, and a
+/// shutdown could not even begin meanwhile.)
+#[test]
+fn flush_and_shutdown_keep_their_limits_while_a_span_thread_waits_for_room() {
+    for shutdown in [false, true] {
+        let stuck = Stuck::default();
+        let emitter = Emitter::builder("/agents/t")
+            .sink(stuck.clone())
+            .queue_capacity(2)
+            .batch_size(1)
+            .overflow(Overflow::Block(Duration::from_secs(5)))
+            .build()
+            .unwrap();
+        // e0 in the send that hangs, e1 queued: the queue is full.
+        emitter
+            .emit(EventBuilder::new().ty("dev.example.tick").id("e0"))
+            .unwrap();
+        // (A batch of one is due at once: the worker takes it.)
+        std::thread::sleep(Duration::from_millis(100));
+        emitter
+            .emit(EventBuilder::new().ty("dev.example.tick").id("e1"))
+            .unwrap();
+        let d = layered(&emitter);
+        // The third span's push finds two put off (the capacity) and drains
+        // on this thread, waiting for room.
+        let spans = std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&d, || (0..3).for_each(tool_span));
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        let r = if shutdown {
+            emitter
+                .shutdown_within(Duration::from_millis(200))
+                .map(|_| ())
+        } else {
+            emitter.flush_within(Duration::from_millis(200)).map(|_| ())
+        };
+        let took = t.elapsed();
+        assert!(r.is_err(), "shutdown {shutdown}: {r:?}");
+        assert!(
+            took < Duration::from_secs(2),
+            "shutdown {shutdown}: {took:?}"
+        );
+        stuck.release.store(true, Ordering::Relaxed);
+        spans.join().unwrap();
+        let _ = emitter.shutdown();
+    }
+}
+
 /// With a spool nothing is put off: when the span's call returns, its
 /// events are queued (and on disk), even while the worker is stuck in a
 /// send and could not build them (a `kill -9` then would lose them).
