@@ -845,8 +845,13 @@ impl Shared {
                         return (Spooled::Later, st);
                     };
                     let deadline = after(limit);
-                    while st.spool.as_ref().is_some_and(|sp| sp.would_overflow(size))
-                        && !st.shutdown
+                    // Room is looked for anew each time: a mapped spool's
+                    // spare segment, prepared meanwhile for another emit,
+                    // counts against the cap and is given back first.
+                    while st.spool.as_mut().is_some_and(|sp| {
+                        sp.make_room(size);
+                        sp.would_overflow(size)
+                    }) && !st.shutdown
                     {
                         let now = Instant::now();
                         if deadline.is_some_and(|d| now >= d) {
