@@ -649,6 +649,13 @@ impl Spool {
 
     /// Whether an event of `extra` bytes would take the spool over its cap,
     /// counting what a mapped segment reserves on disk.
+    /// Whether a record of `extra` bytes would take even an empty spool
+    /// over its cap: no deletion, however long waited for, and no segment
+    /// dropped makes room for it.
+    pub(crate) fn never_fits(&self, extra: usize) -> bool {
+        (HEADER + extra) as u64 > self.cfg.cap()
+    }
+
     pub(crate) fn would_overflow(&self, extra: usize) -> bool {
         let need = (HEADER + extra) as u64;
         let fits = |s: &Segment| s.len + need <= self.cfg.segment_bytes;

@@ -833,6 +833,13 @@ impl Shared {
         if let Some(sp) = st.spool.as_mut() {
             sp.make_room(size);
         }
+        // Larger than the cap: refused at once, whatever the policy (`Block`
+        // waited out its limit for room that could never come, and
+        // `DropOldest` dropped every older segment, their events with it,
+        // before it refused the event all the same).
+        if st.spool.as_ref().is_some_and(|sp| sp.never_fits(size)) {
+            return (Spooled::Refused(Error::SpoolFull), st);
+        }
         let when_full = st
             .spool
             .as_ref()

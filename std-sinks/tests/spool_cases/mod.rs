@@ -739,6 +739,57 @@ fn events_on_disk_go_out_at_once_through_a_queue_smaller_than_a_batch() {
     stop(em, &d);
 }
 
+/// An event larger than the spool's cap is refused at once, under every
+/// policy, and the events on disk stay: `Block` waited out its limit for
+/// room that could never come, and `DropOldest` dropped every older segment
+/// (their events with it) before it refused the event all the same.
+#[test]
+fn an_event_larger_than_the_cap_is_refused_at_once_and_drops_nothing() {
+    let big = "x".repeat(20_000);
+    for policy in [
+        WhenFull::Block(Duration::from_secs(5)),
+        WhenFull::DropOldest,
+        WhenFull::DropNewest,
+    ] {
+        let d = dir(&format!("too_big_{policy:?}"));
+        let gate = Gate::up(false);
+        let (em, reports) = emitter_with(
+            &d,
+            gate.clone(),
+            |c| c.segment_bytes(4096).max_bytes(16 * 1024).when_full(policy),
+            16,
+        );
+        // On disk, the collector down: three segments' worth.
+        let small = ids("s", 60);
+        emit_all(&em, &small);
+        let t = std::time::Instant::now();
+        let r = em.emit(
+            EventBuilder::new()
+                .ty("dev.example.tick")
+                .id("big")
+                .data_text("text/plain", &big),
+        );
+        assert!(matches!(r, Err(Error::SpoolFull)), "{policy:?}: {r:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{policy:?}: {:?}",
+            t.elapsed()
+        );
+        gate.up.store(true, Ordering::SeqCst);
+        em.flush().unwrap();
+        assert_eq!(gate.got(), small, "{policy:?}");
+        let m = em.metrics();
+        assert_eq!((m.delivered, m.dropped), (60, 1), "{policy:?}: {m:?}");
+        let reported = reports.lock().unwrap().clone();
+        assert_eq!(
+            reported,
+            vec![(Reason::Dropped, "big".to_owned())],
+            "{policy:?}"
+        );
+        stop(em, &d);
+    }
+}
+
 /// A segment deleted while its events wait on disk: those events are
 /// counted failed (their ids are gone with the file, so they cannot be
 /// reported one by one), every other event is delivered, and flush ends.
