@@ -971,8 +971,9 @@ impl Spool {
     /// in order). `Ok(None)` at the end.
     ///
     /// Records lost to damage (a bad checksum, a record that does not
-    /// decode, a segment missing or unreadable) are confirmed once reading
-    /// is past them: the emitter counts them failed, and a seq never
+    /// decode or is cut short, a segment missing) are confirmed once reading
+    /// is past them (not those of a segment that could not be read, see
+    /// [`Spool::skip_unreadable`]): the emitter counts them failed, and a seq never
     /// confirmed would hold back the deletion of every later segment for
     /// good (the ledger keeps the low-water mark), so that a spool at its
     /// cap refused every event from then on under `Block` and `DropNewest`.
@@ -1165,10 +1166,19 @@ impl Spool {
 
     /// A segment that cannot be read: logged, counted, and skipped; the
     /// emitter counts its events failed (they never come back from it).
+    ///
+    /// Not confirmed, unlike damage: an I/O error can pass (a full file
+    /// table, a device that recovers), and confirmed records are deleted
+    /// with their segment, so the next open would not read them again (a
+    /// spool at its open-files limit for a moment lost every event it held
+    /// for good). The records lost to damage before it are confirmed up to
+    /// where it begins.
     fn skip_unreadable(&mut self, path: &Path, e: &io::Error, next_idx: usize) {
-        tracing::error!(path = %path.display(), error = %e, "spool segment unreadable: its events are lost");
+        tracing::error!(path = %path.display(), error = %e, "spool segment unreadable: its events are not sent before the next open");
         self.read_errors += 1;
-        self.lost_at(self.cursor_seq);
+        if let Some(from) = self.lost_from.take() {
+            self.confirm_lost(from..self.cursor_seq);
+        }
         self.skip_to(next_idx);
     }
 
@@ -1227,7 +1237,8 @@ impl Spool {
                 self.cursor = Cursor {
                     segment_first: s.first_seq,
                     offset: 0,
-                }
+                };
+                self.cursor_seq = self.cursor_seq.max(s.first_seq);
             }
             None => self.skip_to_end(),
         }

@@ -328,6 +328,47 @@ fn a_damaged_record_does_not_hold_back_the_spool_at_its_cap() {
     assert_eq!((m.replayed, m.spool_corrupt), (0, 0), "{m:?}");
 }
 
+/// A segment that cannot be read for a while (here a directory where the
+/// file was, so that reading it fails with `EISDIR`; a full file table or a
+/// flaky device do the same): its events are not sent in that run, but stay
+/// on disk, unconfirmed, and the next emitter sends them. (Confirmed as
+/// lost, as damage is, they were deleted with the segment: a spool at its
+/// open-files limit for a moment lost all it held.)
+#[test]
+fn a_segment_unreadable_for_a_while_is_read_again_by_the_next_emitter() {
+    let d = dir("unreadable_for_a_while");
+    let segs = spooled(&d, "u", 300, 4096);
+    assert!(segs.len() >= 4, "{}", segs.len());
+    // The collector down: the emitter reads a queue-full (16) of the first
+    // segment back and retries it.
+    let gate = Gate::up(false);
+    let (em, _) = emitter_with(&d, gate.clone(), |c| c.segment_bytes(4096), 16);
+    let third = &segs[2];
+    let aside = third.with_extension("aside");
+    std::fs::rename(third, &aside).unwrap();
+    std::fs::create_dir(third).unwrap();
+    gate.up.store(true, Ordering::SeqCst);
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert!(m.spool_errors >= 1, "{m:?}");
+    let first_run = gate.got();
+    assert!(first_run.len() < 300, "{}", first_run.len());
+    stop(em, &d);
+    std::fs::remove_dir(third).unwrap();
+    std::fs::rename(&aside, third).unwrap();
+    // The next emitter sends what the first could not read, and only that.
+    let (got, _) = drain(&d);
+    let mut all = first_run;
+    all.extend(got);
+    all.sort();
+    let missing: Vec<String> = ids("u", 300)
+        .into_iter()
+        .filter(|id| all.binary_search(id).is_err())
+        .collect();
+    assert!(missing.is_empty(), "never sent: {missing:?}");
+    assert_eq!(all.len(), 300, "sent twice");
+}
+
 #[test]
 fn a_torn_tail_is_cut_off_and_the_rest_is_sent() {
     let d = dir("torn");
