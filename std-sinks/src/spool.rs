@@ -302,13 +302,18 @@ pub(crate) struct Spool {
     /// `low` as the ledger on disk has it.
     ledger_low: u64,
     pub(crate) corrupt: u64,
-    /// Segments that could not be read (an I/O error, not damage): skipped
-    /// whole; taken by the emitter into `spool_errors`.
-    read_errors: u64,
+    /// I/O errors since last taken by the emitter (into `spool_errors`):
+    /// segments that could not be read (skipped whole; not damage), syncs
+    /// that failed after their record was written.
+    io_errors: u64,
     buf: Vec<u8>,
     /// Tests: appends fail, as on a disk that fails, while reading goes on.
     #[cfg(test)]
     pub(crate) fail_appends: bool,
+    /// Tests: under `SyncPolicy::Always` a record is written, then its sync
+    /// fails.
+    #[cfg(test)]
+    pub(crate) fail_syncs: bool,
     /// The segment being read, positioned at `.1` bytes.
     reader: Option<(u64, u64, io::BufReader<File>)>,
     /// The confirmation log being appended (`acks.N`) and its `N`.
@@ -509,10 +514,12 @@ impl Spool {
             dirty: false,
             ledger_low: low,
             corrupt: 0,
-            read_errors: 0,
+            io_errors: 0,
             buf: Vec::new(),
             #[cfg(test)]
             fail_appends: false,
+            #[cfg(test)]
+            fail_syncs: false,
             reader: None,
             acklog: None,
             unsynced: Vec::new(),
@@ -855,8 +862,24 @@ impl Spool {
         self.next_seq += 1;
         if self.cfg.sync == SyncPolicy::Always {
             // The records before it were synced as they came.
-            cur.sync_now(seg.len - self.buf.len() as u64, seg.len)
-                .map_err(|e| io_err(&seg.path, &e))?;
+            let synced = cur.sync_now(seg.len - self.buf.len() as u64, seg.len);
+            #[cfg(test)]
+            let synced = if self.fail_syncs {
+                Err(io::Error::other("injected: the sync fails"))
+            } else {
+                synced
+            };
+            if let Err(e) = synced {
+                // The record is written (in the page cache, as under
+                // `Every`) and its seq taken: it is the event's, on disk.
+                // An `Err` here had the emitter keep the event in memory
+                // only, and the record, never confirmed nor read (the
+                // cursor moves past it), held back every deletion after
+                // it, or was read back in the place of another.
+                tracing::warn!(error = %io_err(&seg.path, &e), "spool: sync failed; the record is written, not yet on the disk for sure");
+                self.dirty = true;
+                self.io_errors += 1;
+            }
         } else {
             self.dirty = true;
         }
@@ -1175,16 +1198,16 @@ impl Spool {
     /// where it begins.
     fn skip_unreadable(&mut self, path: &Path, e: &io::Error, next_idx: usize) {
         tracing::error!(path = %path.display(), error = %e, "spool segment unreadable: its events are not sent before the next open");
-        self.read_errors += 1;
+        self.io_errors += 1;
         if let Some(from) = self.lost_from.take() {
             self.confirm_lost(from..self.cursor_seq);
         }
         self.skip_to(next_idx);
     }
 
-    /// Read errors since the last call (for `spool_errors`).
-    pub(crate) fn take_read_errors(&mut self) -> u64 {
-        std::mem::take(&mut self.read_errors)
+    /// I/O errors since the last call (for `spool_errors`).
+    pub(crate) fn take_io_errors(&mut self) -> u64 {
+        std::mem::take(&mut self.io_errors)
     }
 
     fn skip_corrupt_to(&mut self, next_idx: usize) {

@@ -937,6 +937,11 @@ impl Shared {
                 if let Some((source, n)) = numbered {
                     sp.numbered(source, n);
                 }
+                // A sync that failed after the record was written.
+                let errors = sp.take_io_errors();
+                if errors > 0 {
+                    Counters::add(&self.counters.spool_errors, errors);
+                }
                 (Spooled::At(sseq), st)
             }
             Err(err) => {
@@ -1696,9 +1701,9 @@ impl<'w> Worker<'w> {
         {
             let Some(sp) = st.spool.as_mut() else { break };
             let next = sp.read_next();
-            let read_errors = sp.take_read_errors();
-            if read_errors > 0 {
-                Counters::add(&sh.counters.spool_errors, read_errors);
+            let io_errors = sp.take_io_errors();
+            if io_errors > 0 {
+                Counters::add(&sh.counters.spool_errors, io_errors);
             }
             match next {
                 Ok(Some(rec)) => {
@@ -2288,5 +2293,127 @@ mod tests {
         assert_eq!(st.low_water(), 8);
         st.flights.clear();
         assert_eq!(st.low_water(), 9);
+    }
+
+    /// A spool directory of a test's own.
+    fn test_dir(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "ossa-events-{name}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ))
+    }
+
+    /// Under `SyncPolicy::Always`, the next appends' syncs fail (after the
+    /// record is written) while `on`.
+    fn fail_syncs(em: &crate::Emitter, on: bool) {
+        if let Some(sp) = em.shared().lock().spool.as_mut() {
+            sp.fail_syncs = on;
+        }
+    }
+
+    fn tick(id: &str) -> crate::EventBuilder<'_> {
+        crate::EventBuilder::new().ty("dev.example.tick").id(id)
+    }
+
+    /// A sync that fails after the record is written leaves the event the
+    /// record's (on disk, counted in `spool_errors`), not in memory only
+    /// with its record never confirmed: that record held back every
+    /// deletion after it, and a spool at its cap under `Block` refused 99
+    /// of the next 150 events, the collector up (the review's run).
+    #[test]
+    fn a_failed_sync_after_the_write_leaves_the_event_its_record() {
+        let dir = test_dir("failed-sync");
+        let em = crate::Emitter::builder("/agents/t")
+            .sink(Gate {
+                permits: Arc::new((Mutex::new(u32::MAX), Condvar::new())),
+                sent: Arc::default(),
+                entered: Arc::default(),
+            })
+            .flush_interval(Duration::from_millis(5))
+            .spool(
+                SpoolConfig::new(&dir)
+                    .sync(SyncPolicy::Always)
+                    .segment_bytes(4096)
+                    .max_bytes(8192)
+                    .when_full(WhenFull::Block(Duration::from_millis(200))),
+            )
+            .build()
+            .unwrap();
+        fail_syncs(&em, true);
+        em.emit(tick("e0")).unwrap();
+        fail_syncs(&em, false);
+        let mut refused = 0;
+        for i in 0..150 {
+            if em.emit(tick(&format!("n{i}"))).is_err() {
+                refused += 1;
+            }
+            em.flush().unwrap();
+        }
+        let m = em.metrics();
+        em.shutdown().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!((refused, m.delivered, m.spool_errors), (0, 151, 1), "{m:?}");
+    }
+
+    /// The same while events wait on disk: each event is sent once, in its
+    /// place (reading took the record of e2, which was in memory, for e3's,
+    /// and passed over e3's: e2 went twice, e3 not before the next open),
+    /// and the next emitter finds nothing left.
+    #[test]
+    fn a_failed_sync_while_events_wait_on_disk_sends_each_once() {
+        let dir = test_dir("failed-sync-spilled");
+        let permits = Arc::new((Mutex::new(0u32), Condvar::new()));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let build = || {
+            crate::Emitter::builder("/agents/t")
+                .sink(Gate {
+                    permits: permits.clone(),
+                    sent: sent.clone(),
+                    entered: entered.clone(),
+                })
+                .batch_size(1)
+                .queue_bytes(2_000)
+                .spool(SpoolConfig::new(&dir).sync(SyncPolicy::Always))
+                .build()
+                .unwrap()
+        };
+        let em = build();
+        em.emit(tick("e0")).unwrap();
+        eventually("e0 in the sink", || {
+            entered.load(std::sync::atomic::Ordering::SeqCst) == 1
+        });
+        // Past the queue's bytes: e1 waits on disk.
+        em.emit(tick("e1").data_text("text/plain", &"x".repeat(3_000)))
+            .unwrap();
+        fail_syncs(&em, true);
+        em.emit(tick("e2")).unwrap();
+        fail_syncs(&em, false);
+        em.emit(tick("e3")).unwrap();
+        {
+            let (m, c) = &*permits;
+            *m.lock().unwrap() = u32::MAX;
+            c.notify_all();
+        }
+        em.flush().unwrap();
+        let m = em.metrics();
+        em.shutdown().unwrap();
+        drop(em);
+        let mut first = std::mem::take(&mut *sent.lock().unwrap());
+        first.sort();
+        assert_eq!(first, ["e0", "e1", "e2", "e3"], "{m:?}");
+        assert_eq!((m.delivered, m.failed, m.spool_errors), (4, 0, 1), "{m:?}");
+        let em = build();
+        em.flush().unwrap();
+        let replayed = em.metrics().replayed;
+        em.shutdown().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(replayed, 0);
+        assert!(
+            sent.lock().unwrap().is_empty(),
+            "{:?}",
+            sent.lock().unwrap()
+        );
     }
 }
