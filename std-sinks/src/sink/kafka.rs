@@ -650,6 +650,20 @@ impl KafkaSinkBuilder {
         if self.key_field.as_deref() == Some("") {
             return Err(invalid("kafka: empty key field".into()));
         }
+        // The sink ends each event by its report: without those of
+        // successes, every delivered event would be reported timed out and
+        // sent again.
+        if let Some((k, v)) = self
+            .properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "delivery.report.only.error")
+            .filter(|(_, v)| v.trim() != "false")
+        {
+            return Err(invalid(format!(
+                "kafka: {k}={v:?}: the sink needs the delivery report of every record"
+            )));
+        }
         // Milliseconds, rounded up: a sub-millisecond timeout is not 0 ("no limit").
         let timeout_ms = self
             .delivery_timeout
@@ -1338,6 +1352,23 @@ mod tests {
                 Encoded::new(&ev, Encoding::KafkaBinary).unwrap()
             })
             .collect()
+    }
+
+    /// Without the reports of successes every delivered event would be
+    /// reported timed out and sent again: the property is refused, named.
+    #[test]
+    fn a_producer_that_reports_only_errors_is_refused() {
+        let build = |v: &str| {
+            KafkaSink::builder("127.0.0.1:9", "t")
+                .set("delivery.report.only.error", v)
+                .build()
+        };
+        let err = build("true").map(|_| ()).unwrap_err();
+        assert!(
+            err.to_string().contains("delivery.report.only.error"),
+            "{err}"
+        );
+        assert!(build("false").is_ok());
     }
 
     #[test]
