@@ -707,3 +707,58 @@ fn a_librdkafka_queue_smaller_than_a_batch_loses_no_report_and_resends_nothing()
     let ids = check_records(&recs, &via, KafkaMode::Binary, false);
     assert_exactly_once(&ids, &via);
 }
+
+/// A record handed over late (after waiting out a full librdkafka queue)
+/// gets the whole delivery timeout from then, as librdkafka gives it: the
+/// flight's deadline was taken before its first record, and a record the
+/// broker stored was reported timed out (retryable: sent again). Here the
+/// broker answers in 1.5 s, the timeout is 2 s and one record fits the
+/// queue: the send takes ~7 s, and the 5th record was reported timed out
+/// though stored. Now only records never handed over fail.
+#[test]
+fn a_record_handed_over_late_gets_the_whole_delivery_timeout() {
+    let topic = "late-anchor";
+    let mock = cluster(1, topic, 1);
+    let bootstrap = mock.bootstrap_servers();
+    let mut sink = KafkaSink::builder(&bootstrap, topic)
+        .set("queue.buffering.max.messages", "1")
+        .set("linger.ms", "0")
+        .delivery_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    // Warm up (connection, producer id) at RTT 0.
+    let warm = specs("warm", 1, false);
+    sink.send(&encode_all(&warm, Encoding::KafkaBinary))
+        .unwrap();
+    mock.broker_round_trip_time(1, Duration::from_millis(1500))
+        .unwrap();
+    let all = specs("late", 8, false);
+    let t = Instant::now();
+    let err = sink
+        .send(&encode_all(&all, Encoding::KafkaBinary))
+        .unwrap_err();
+    eprintln!("send took {:?}", t.elapsed());
+    let failed: Vec<usize> = (0..8).filter(|&i| err.failure_of(i).is_some()).collect();
+    eprintln!("failed: {failed:?}");
+    for f in err.failures() {
+        eprintln!("  {:?} {:?} {}", f.events, f.retry, f.error);
+    }
+    mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
+    thread::sleep(Duration::from_secs(2));
+    let recs = read_back(&bootstrap, topic, 1, 9, Duration::from_secs(10));
+    let ids: Vec<String> = recs
+        .iter()
+        .filter_map(|r| r.headers.iter().find(|(n, _)| n == "ce_id"))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    eprintln!("stored: {ids:?}");
+    let stored_but_failed: Vec<&String> = failed
+        .iter()
+        .map(|&i| &all[i].id)
+        .filter(|id| ids.contains(id))
+        .collect();
+    assert!(
+        stored_but_failed.is_empty(),
+        "stored, yet reported failed (retryable): {stored_but_failed:?}"
+    );
+}

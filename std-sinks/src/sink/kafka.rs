@@ -1076,6 +1076,16 @@ impl KafkaSink {
                 let _ = self.serve_ready();
             }
         }
+        // librdkafka gives each record the delivery timeout from when it
+        // was handed over: the flight waits for the last one as long. (Its
+        // deadline taken before the first, a record handed over late, after
+        // waiting out a full queue, had less, and one the broker stored
+        // was reported timed out, to be sent again.)
+        if let Some(f) = self.flights.back_mut().filter(|f| f.base == base) {
+            f.deadline = self
+                .delivery_timeout
+                .and_then(|t| Instant::now().checked_add(t + REPORT_GRACE));
+        }
         // One huge structured event does not keep its parse buffer.
         trim(&mut self.scratch);
         base
