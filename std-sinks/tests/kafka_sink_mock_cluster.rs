@@ -762,3 +762,64 @@ fn a_record_handed_over_late_gets_the_whole_delivery_timeout() {
         "stored, yet reported failed (retryable): {stored_but_failed:?}"
     );
 }
+
+/// Shutdown's deadline passes while the sink waits out a full librdkafka
+/// queue (the broker down): the worker gives up on the flights it started
+/// and counts their events `ShutdownTimeout`. The sink, dropped, purges
+/// what librdkafka still holds, instead of flushing it for the delivery
+/// timeout in the background: the broker back, those records were stored
+/// after they were reported as not delivered (10 of 100 here).
+#[test]
+fn records_counted_shutdown_timeout_are_not_delivered_after_shutdown() {
+    let topic = "after-shutdown";
+    let mock = cluster(1, topic, 1);
+    let bootstrap = mock.bootstrap_servers();
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .set("queue.buffering.max.messages", "10")
+        .delivery_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    mock.broker_down(1).unwrap();
+    let reported = Arc::new(Mutex::new(Vec::<(Reason, String)>::new()));
+    let r2 = reported.clone();
+    let emitter = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .batch_size(50)
+        .flush_interval(Duration::from_millis(10))
+        .shutdown_timeout(Duration::from_secs(1))
+        .on_undelivered(move |u| r2.lock().unwrap().push((u.reason, u.id.to_owned())))
+        .build()
+        .unwrap();
+    let all = specs("as", 100, false);
+    for s in &all {
+        emitter.emit_event(&event(s)).unwrap();
+    }
+    thread::sleep(Duration::from_millis(500)); // the worker is in the QueueFull wait
+    let _ = emitter.shutdown();
+    let m = emitter.metrics();
+    eprintln!(
+        "after shutdown: {m:?}, reported {}",
+        reported.lock().unwrap().len()
+    );
+    mock.broker_up(1).unwrap();
+    thread::sleep(Duration::from_secs(3));
+    let recs = read_back(&bootstrap, topic, 1, 1, Duration::from_secs(8));
+    let ids: Vec<String> = recs
+        .iter()
+        .filter_map(|r| r.headers.iter().find(|(n, _)| n == "ce_id"))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    let rep = reported.lock().unwrap().clone();
+    let both: Vec<&String> = ids
+        .iter()
+        .filter(|id| {
+            rep.iter()
+                .any(|(r, i)| *r == Reason::ShutdownTimeout && i == *id)
+        })
+        .collect();
+    eprintln!("stored after shutdown: {ids:?}");
+    assert!(
+        both.is_empty(),
+        "reported ShutdownTimeout, yet stored: {both:?}"
+    );
+}

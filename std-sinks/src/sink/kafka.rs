@@ -990,6 +990,8 @@ impl KafkaSink {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // Backpressure: wait for reports to make room, then again.
                     if outer.passed() {
+                        // What was produced is given up on too: purged at drop.
+                        self.abandoned = true;
                         let e = Error::Timeout(Phase::Shutdown);
                         return Err(SendError::retryable(e, None));
                     }
@@ -1320,9 +1322,13 @@ impl Drop for KafkaSink {
         // librdkafka's own drop purges: wait for what it still holds instead
         // (only after a send that timed out is there anything). After a send
         // cut short by shutdown, those events are already counted as not
-        // delivered: wait only briefly, then purge.
+        // delivered: wait only briefly, then purge. So too for flights never
+        // settled: the emitter gave up on them (at its shutdown deadline)
+        // and counted their events; delivered after, they were reported as
+        // not delivered.
+        let abandoned = self.abandoned || !self.flights.is_empty();
         if self.producer.in_flight_count() > 0 {
-            let limit = match (self.abandoned, self.delivery_timeout) {
+            let limit = match (abandoned, self.delivery_timeout) {
                 (true, _) => ABANDON_GRACE,
                 (false, Some(t)) => t,
                 (false, None) => DEFAULT_DELIVERY_TIMEOUT,
