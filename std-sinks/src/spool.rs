@@ -71,6 +71,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::sink::Encoded;
@@ -301,6 +302,12 @@ pub(crate) struct Spool {
     dirty: bool,
     /// `low` as the ledger on disk has it.
     ledger_low: u64,
+    /// The number of the last ledger made (by [`Spool::maintenance`] or
+    /// [`Spool::checkpoint`]), and that of the last one written, shared
+    /// with the upkeep, which writes its ledger outside the emitter's lock:
+    /// an older ledger is never written over a newer one.
+    ledger_made: u64,
+    ledger_written: Arc<Mutex<u64>>,
     pub(crate) corrupt: u64,
     /// I/O errors since last taken by the emitter (into `spool_errors`):
     /// segments that could not be read (skipped whole; not damage), syncs
@@ -513,6 +520,8 @@ impl Spool {
             lost_from: None,
             dirty: false,
             ledger_low: low,
+            ledger_made: 0,
+            ledger_written: Arc::new(Mutex::new(0)),
             corrupt: 0,
             io_errors: 0,
             buf: Vec::new(),
@@ -1296,10 +1305,15 @@ impl Spool {
     /// Writes the ledger of what is confirmed now (synced), starts
     /// confirmation log `generation`, and deletes the logs `old` (all covered).
     fn checkpoint(&mut self, generation: u64, old: &[u64]) -> io::Result<()> {
-        write_ledger(
-            &self.cfg.dir,
-            &ledger_bytes(self.low, &self.acked, &self.sequences),
-        )?;
+        self.ledger_made += 1;
+        {
+            let mut written = lock_ledger(&self.ledger_written);
+            write_ledger(
+                &self.cfg.dir,
+                &ledger_bytes(self.low, &self.acked, &self.sequences),
+            )?;
+            *written = self.ledger_made;
+        }
         self.ledger_low = self.low;
         let path = self.cfg.dir.join(format!("acks.{generation}"));
         let f = OpenOptions::new()
@@ -1353,7 +1367,11 @@ impl Spool {
         let ledger =
             (numbered || self.low != self.ledger_low || !removable.is_empty()).then(|| {
                 self.ledger_low = self.low;
-                ledger_bytes(self.low, &self.acked, &self.sequences)
+                self.ledger_made += 1;
+                (
+                    self.ledger_made,
+                    ledger_bytes(self.low, &self.acked, &self.sequences),
+                )
             });
         // Confirmations from now on go to a new log; the old one is deleted
         // once the ledger (which covers it) is on disk.
@@ -1378,6 +1396,7 @@ impl Spool {
             sync,
             sync_dir: sync_dir_too,
             ledger,
+            ledger_written: self.ledger_written.clone(),
             removable,
             old_log,
         }
@@ -1496,7 +1515,9 @@ pub(crate) struct Maintenance {
     dir: PathBuf,
     sync: Vec<SyncJob>,
     sync_dir: bool,
-    ledger: Option<Vec<u8>>,
+    /// The ledger to write, and its number ([`Spool::ledger_made`]).
+    ledger: Option<(u64, Vec<u8>)>,
+    ledger_written: Arc<Mutex<u64>>,
     removable: Vec<PathBuf>,
     /// The confirmation log the ledger covers.
     old_log: Option<PathBuf>,
@@ -1519,12 +1540,24 @@ impl Maintenance {
         if self.sync_dir {
             sync_dir(&self.dir);
         }
-        let Some(ledger) = self.ledger else {
+        let Some((made, ledger)) = self.ledger else {
             return Vec::new();
         };
-        if let Err(e) = write_ledger(&self.dir, &ledger) {
-            tracing::warn!(error = %e, "spool: ledger not written; segments kept");
-            return Vec::new();
+        {
+            // A ledger made after this one may be on disk already: one
+            // written by an emit at the cap that dropped the oldest segment
+            // while this ran outside the emitter's lock. It covers all this
+            // one does (the logs and segments below too), and written over
+            // it, this older one brought back seqs of a segment gone: after
+            // a kill -9 the low-water mark stopped at them for good.
+            let mut written = lock_ledger(&self.ledger_written);
+            if *written < made {
+                if let Err(e) = write_ledger(&self.dir, &ledger) {
+                    tracing::warn!(error = %e, "spool: ledger not written; segments kept");
+                    return Vec::new();
+                }
+                *written = made;
+            }
         }
         if let Some(p) = self.old_log {
             let _ = std::fs::remove_file(p);
@@ -1724,6 +1757,12 @@ fn read_ledger(path: &Path) -> io::Result<Option<Ledger>> {
     Ok(Some((low, acked, sequences)))
 }
 
+/// The number of the last ledger written, after a panic elsewhere too (it
+/// is set whole).
+fn lock_ledger(m: &Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn write_ledger(dir: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join("ledger.tmp");
     let path = dir.join("ledger");
@@ -1738,5 +1777,57 @@ fn write_ledger(dir: &Path, bytes: &[u8]) -> io::Result<()> {
 fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The upkeep makes its ledger under the emitter's lock and writes it
+    /// outside; an emit at the cap drops the oldest segment in between and
+    /// writes a newer ledger. The upkeep's older one is not written over
+    /// it: after a kill -9 (no close), the next open finds the dropped
+    /// segment's seqs confirmed, and once everything is delivered the
+    /// low-water mark reaches the end. (Written over, it stopped at a seq
+    /// of the segment gone, for good: found by a review of the spool.)
+    #[test]
+    fn an_older_ledger_is_not_written_over_a_newer_one() {
+        let dir = std::env::temp_dir().join(format!(
+            "ossa-events-ledger-order-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let cfg = SpoolConfig::new(&dir)
+            .segment_bytes(4096)
+            .sync(SyncPolicy::Never);
+        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
+        let e = crate::sink::minimal_event("e");
+        while sp.segments.len() < 3 {
+            sp.append(&e).unwrap();
+        }
+        let second = sp.segments[1].first_seq;
+        sp.ack_all(&[0]);
+        // The upkeep's round: its ledger (low 1) is made here...
+        let m = sp.maintenance();
+        // ...an emit at the cap drops the oldest segment meanwhile...
+        let (_, range) = sp.drop_oldest().unwrap();
+        assert_eq!((range, sp.low), (0..second, second));
+        // ...and the upkeep writes its ledger after.
+        let _ = m.run();
+        drop(sp); // killed: no close
+        let (mut sp, rec) = Spool::open(cfg).unwrap();
+        assert_eq!(sp.low, second, "{} pending", rec.pending);
+        while let Some(r) = sp.read_next().unwrap() {
+            sp.ack_all(&[r.seq]);
+        }
+        let last = sp.append(&crate::sink::minimal_event("new")).unwrap();
+        sp.ack_all(&[last]);
+        let removed = sp.maintenance().run();
+        sp.removed(&removed);
+        let (low, next) = (sp.low, sp.next_seq);
+        drop(sp);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(low, next, "the low-water mark stopped");
     }
 }
