@@ -554,9 +554,23 @@ impl Spool {
             // after: the unwritten end of a mapped segment (a record cut
             // short by a kill has its magic written last, so it ends here).
             let mut zero_tail = false;
+            // Damaged records since the last one intact, and that one's
+            // seq: damage whose seqs are all confirmed already (read past
+            // and confirmed in an earlier run, see `read_next`) was counted
+            // then, and is not counted again at each open.
+            let mut bad_run = 0u64;
+            let mut last_good: Option<u64> = None;
             while pos < data.len() {
                 match parse_record(&data[pos..]) {
                     Parsed::Ok { seq, len } => {
+                        if bad_run > 0 {
+                            let from = last_good.map_or(first, |p| p.saturating_add(1));
+                            if (from..seq).any(|q| q >= spool.low && !spool.acked.contains(&q)) {
+                                rec.corrupt += bad_run;
+                            }
+                            bad_run = 0;
+                        }
+                        last_good = Some(seq);
                         spool.next_seq = spool.next_seq.max(seq + 1);
                         if seq >= spool.low && !spool.acked.contains(&seq) {
                             rec.pending += 1;
@@ -590,7 +604,7 @@ impl Spool {
                         break;
                     }
                     Parsed::Bad => {
-                        rec.corrupt += 1;
+                        bad_run += 1;
                         let next = pos + 1 + resync(&data[pos + 1..]);
                         if next >= data.len() {
                             // Nothing intact after it.
@@ -601,6 +615,8 @@ impl Spool {
                     }
                 }
             }
+            // Nothing intact after it in this segment: counted.
+            rec.corrupt += bad_run;
             let mut len = data.len() as u64;
             if good_end < data.len() {
                 if zero_tail || Some(i) == last_index {

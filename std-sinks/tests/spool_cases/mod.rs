@@ -369,6 +369,27 @@ fn a_segment_unreadable_for_a_while_is_read_again_by_the_next_emitter() {
     assert_eq!(all.len(), 300, "sent twice");
 }
 
+/// A damaged record is counted once: once read past (and confirmed), the
+/// opens after do not count it again while it stays on disk (it did, at
+/// every open, with a warning each time: found by a review of the spool).
+#[test]
+fn a_damaged_record_is_counted_once_across_opens() {
+    let d = dir("flip_once");
+    let segs = spooled(&d, "f", 200, 1 << 20);
+    let seg = &segs[0];
+    let mut bytes = std::fs::read(seg).unwrap();
+    let rec = bytes.len() / 200;
+    bytes[100 * rec + rec / 2] ^= 0x55;
+    std::fs::write(seg, &bytes).unwrap();
+    let counted: Vec<(u64, u64)> = (0..3)
+        .map(|_| {
+            let (_, m) = drain(&d);
+            (m.replayed, m.spool_corrupt)
+        })
+        .collect();
+    assert_eq!(counted, [(199, 1), (0, 0), (0, 0)]);
+}
+
 #[test]
 fn a_torn_tail_is_cut_off_and_the_rest_is_sent() {
     let d = dir("torn");
