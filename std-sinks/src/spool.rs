@@ -656,7 +656,9 @@ impl Spool {
                 segment_first: s.first_seq,
                 offset: 0,
             };
-            spool.cursor_seq = s.first_seq;
+            // From the low-water mark: seqs below the first segment that
+            // are not confirmed had their segment deleted.
+            spool.cursor_seq = s.first_seq.min(spool.low);
         }
         spool.sequences = seqs.into_iter().collect();
         // A ledger that covers the confirmation logs read, then a new log.
@@ -1250,8 +1252,15 @@ impl Spool {
 
     /// Reading read the record of seq `seq` whole: those lost before it are
     /// confirmed (see [`Spool::read_next`]).
+    ///
+    /// So too the seqs between where the cursor was and `seq` with no
+    /// record at all: those of a segment file deleted (by hand, or by a
+    /// drop whose ledger could not be written) before this open found the
+    /// directory. No seq is skipped otherwise (a failed append takes none,
+    /// a torn tail's is taken again), so those records are gone.
     fn read_past(&mut self, seq: u64) {
-        if let Some(from) = self.lost_from.take() {
+        let from = self.lost_from.take().unwrap_or(self.cursor_seq);
+        if from < seq {
             self.confirm_lost(from..seq);
         }
         self.cursor_seq = self.cursor_seq.max(seq.saturating_add(1));

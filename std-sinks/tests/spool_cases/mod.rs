@@ -390,6 +390,43 @@ fn a_damaged_record_is_counted_once_across_opens() {
     assert_eq!(counted, [(199, 1), (0, 0), (0, 0)]);
 }
 
+/// A segment file deleted while no emitter runs (by hand, say, to get rid
+/// of a damaged one): its events are gone, and its seqs do not hold back
+/// the deletion of the later segments (they did, for good: the low-water
+/// mark stayed below them, and at the cap under `Block` every event was
+/// refused from then on, the collector up).
+#[test]
+fn a_segment_deleted_between_runs_does_not_hold_back_the_spool() {
+    let d = dir("deleted_between_runs");
+    let segs = spooled(&d, "g", 60, 4096);
+    assert!(segs.len() >= 3, "{}", segs.len());
+    std::fs::remove_file(&segs[0]).unwrap();
+    let gate = Gate::up(true);
+    let capped = |c: SpoolConfig| {
+        c.segment_bytes(4096)
+            .max_bytes(16 * 1024)
+            .when_full(WhenFull::Block(Duration::from_millis(300)))
+    };
+    let (em, _) = emitter(&d, gate.clone(), capped);
+    let new = ids("n", 400);
+    let refused = new
+        .iter()
+        .filter(|id| {
+            em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
+                .is_err()
+        })
+        .count();
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(refused, 0, "{m:?}");
+    let got = gate.got();
+    assert!(got.ends_with(&new), "{m:?}");
+    stop(em, &d);
+    let (again, m) = drain(&d);
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(m.replayed, 0, "{m:?}");
+}
+
 #[test]
 fn a_torn_tail_is_cut_off_and_the_rest_is_sent() {
     let d = dir("torn");
