@@ -379,16 +379,26 @@ impl EmitterBuilder {
         self
     }
     /// Most events waiting (queued or being sent). Defaults to `10 000`.
+    /// A queue at its capacity is sent at once (no batch grows past it).
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
+    /// use ossa_events::sink::{Encoded, Sink};
+    /// use ossa_events::{Emitter, Error, EventBuilder, SendError};
+    /// /// A collector that takes a second a request.
+    /// struct Slow;
+    /// impl Sink for Slow {
+    ///     fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+    ///         std::thread::sleep(Duration::from_secs(1));
+    ///         Ok(())
+    ///     }
+    /// }
     /// let emitter = Emitter::builder("/agents/a")
-    ///     .sink(NullSink::new())
+    ///     .sink(Slow)
     ///     .queue_capacity(1)
-    ///     .flush_interval(Duration::from_secs(60))
     ///     .build()?;
     /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+    /// // Queued, or being sent: the one place is held until its send ends.
     /// assert!(matches!(emitter.emit(EventBuilder::new().ty("dev.example.tick")), Err(Error::QueueFull)));
     /// # Ok::<(), ossa_events::Error>(())
     /// ```
@@ -398,18 +408,21 @@ impl EmitterBuilder {
     }
     /// Most bytes of encoded events waiting. Defaults to `16 MiB`.
     ///
-    /// One event is always let in, however large, when the queue is empty:
+    /// One event is always let in, however large, when the queue is empty;
+    /// a queue at its limit is sent at once, without waiting for a full
+    /// batch or the flush interval:
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};
+    /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
     /// let emitter = Emitter::builder("/agents/a")
     ///     .sink(NullSink::new())
     ///     .queue_bytes(1)
     ///     .flush_interval(Duration::from_secs(60))
     ///     .build()?;
     /// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
-    /// assert!(matches!(emitter.emit(EventBuilder::new().ty("dev.example.tick")), Err(Error::QueueFull)));
+    /// let report = emitter.flush_within(Duration::from_secs(10))?;
+    /// assert_eq!(report.delivered, 1);
     /// # Ok::<(), ossa_events::Error>(())
     /// ```
     pub fn queue_bytes(mut self, bytes: usize) -> Self {

@@ -95,12 +95,13 @@
 //! use std::time::Duration;
 //! use ossa_events::{sink::HttpSink, BreakerConfig, Emitter, Error, EventBuilder, Overflow, RetryPolicy};
 //!
-//! // Nothing listens on port 9: every send fails, fast.
+//! // Nothing listens on port 9: every send fails, fast, and is retried
+//! // once, up to 200 ms later (the two stay queued meanwhile).
 //! let emitter = Emitter::builder("/agents/a")
 //!     .sink(HttpSink::builder("http://127.0.0.1:9/events").build()?)
 //!     .queue_capacity(2)
 //!     .overflow(Overflow::DropNewest)
-//!     .retry(RetryPolicy::default().max_attempts(2).base(Duration::from_millis(1)))
+//!     .retry(RetryPolicy::default().max_attempts(2).base(Duration::from_millis(200)))
 //!     .circuit_breaker(BreakerConfig::default().threshold(10))
 //!     .flush_interval(Duration::from_secs(60))
 //!     .build()?;
