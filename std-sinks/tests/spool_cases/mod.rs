@@ -427,6 +427,56 @@ fn a_segment_deleted_between_runs_does_not_hold_back_the_spool() {
     assert_eq!(m.replayed, 0, "{m:?}");
 }
 
+/// A damaged length (the checksum does not cover it) in a record of an
+/// older segment loses that record only, whether the length runs past the
+/// segment's end or by one byte into the next record. (Open took the first
+/// for the segment's end and counted the records after it out of the
+/// replay: 21 intact events were passed over, then confirmed with their
+/// segment under `DropOldest`, counted nowhere. Reading skipped the second
+/// by the length it said, over the next record, which was then confirmed
+/// lost: both found by a review of this stop's spool changes.)
+#[test]
+fn a_damaged_length_loses_that_record_only() {
+    for (name, byte, bit) in [("past_the_end", 5usize, 0x10u8), ("by_one", 4, 0x01)] {
+        let d = dir(&format!("damaged_length_{name}"));
+        let segs = spooled(&d, "g", 60, 4096);
+        assert!(segs.len() >= 3, "{}", segs.len());
+        let seg = &segs[0];
+        let mut bytes = std::fs::read(seg).unwrap();
+        // The third record: past the first two (a 20-byte header each).
+        let mut at = 0usize;
+        for _ in 0..2 {
+            let n = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+            at += 20 + n;
+        }
+        bytes[at + byte] ^= bit;
+        std::fs::write(seg, &bytes).unwrap();
+        let gate = Gate::up(true);
+        let (em, reports) = emitter(&d, gate.clone(), |c| {
+            c.segment_bytes(4096)
+                .max_bytes(16 * 1024)
+                .when_full(WhenFull::DropOldest)
+        });
+        em.flush().unwrap();
+        let new = ids("n", 400);
+        emit_all(&em, &new);
+        em.flush().unwrap();
+        let m = em.metrics();
+        stop(em, &d);
+        let (again, _) = drain(&d);
+        let mut got = gate.got();
+        got.extend(again);
+        let never: Vec<String> = ids("g", 60)
+            .into_iter()
+            .chain(new)
+            .filter(|id| !got.contains(id))
+            .collect();
+        assert_eq!(never, ["g-00002"], "{name}: {m:?}");
+        assert_eq!((m.replayed, m.spool_corrupt), (59, 1), "{name}: {m:?}");
+        assert!(reports.lock().unwrap().is_empty(), "{name}");
+    }
+}
+
 #[test]
 fn a_torn_tail_is_cut_off_and_the_rest_is_sent() {
     let d = dir("torn");
