@@ -2097,6 +2097,7 @@ mod tests {
 
     /// A sink that holds each send until the test lets one through (a
     /// permit each), and keeps the ids it was given.
+    #[derive(Clone, Default)]
     struct Gate {
         permits: Arc<(Mutex<u32>, Condvar)>,
         sent: Arc<Mutex<Vec<String>>>,
@@ -2122,6 +2123,18 @@ mod tests {
         }
     }
 
+    /// An emitter on `gate` that sends one event a batch, holds 2 000 bytes
+    /// in memory (a larger event goes to disk only), and spools as `spool`.
+    fn one_at_a_time(gate: &Gate, spool: SpoolConfig) -> crate::Emitter {
+        crate::Emitter::builder("/agents/t")
+            .sink(gate.clone())
+            .batch_size(1)
+            .queue_bytes(2_000)
+            .spool(spool)
+            .build()
+            .unwrap()
+    }
+
     /// Polls `f` for up to 10 s.
     fn eventually(what: &str, f: impl Fn() -> bool) {
         let end = Instant::now() + Duration::from_secs(10);
@@ -2141,25 +2154,18 @@ mod tests {
             std::process::id(),
             fastrand::u64(..)
         ));
-        let permits = Arc::new((Mutex::new(0u32), Condvar::new()));
+        let gate = Gate::default();
+        let Gate {
+            permits,
+            sent,
+            entered,
+        } = gate.clone();
         let allow = |n: u32| {
             let (m, c) = &*permits;
             *m.lock().unwrap() = n;
             c.notify_all();
         };
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let em = crate::Emitter::builder("/agents/t")
-            .sink(Gate {
-                permits: permits.clone(),
-                sent: sent.clone(),
-                entered: entered.clone(),
-            })
-            .batch_size(1)
-            .queue_bytes(2_000)
-            .spool(SpoolConfig::new(&dir))
-            .build()
-            .unwrap();
+        let em = one_at_a_time(&gate, SpoolConfig::new(&dir));
         let tick = |id| crate::EventBuilder::new().ty("dev.example.tick").id(id);
         // e0 is taken and held in the sink.
         em.emit(tick("e0")).unwrap();
@@ -2363,22 +2369,13 @@ mod tests {
     #[test]
     fn a_failed_sync_while_events_wait_on_disk_sends_each_once() {
         let dir = test_dir("failed-sync-spilled");
-        let permits = Arc::new((Mutex::new(0u32), Condvar::new()));
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let build = || {
-            crate::Emitter::builder("/agents/t")
-                .sink(Gate {
-                    permits: permits.clone(),
-                    sent: sent.clone(),
-                    entered: entered.clone(),
-                })
-                .batch_size(1)
-                .queue_bytes(2_000)
-                .spool(SpoolConfig::new(&dir).sync(SyncPolicy::Always))
-                .build()
-                .unwrap()
-        };
+        let gate = Gate::default();
+        let Gate {
+            permits,
+            sent,
+            entered,
+        } = gate.clone();
+        let build = || one_at_a_time(&gate, SpoolConfig::new(&dir).sync(SyncPolicy::Always));
         let em = build();
         em.emit(tick("e0")).unwrap();
         eventually("e0 in the sink", || {

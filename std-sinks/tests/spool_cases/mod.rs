@@ -265,16 +265,21 @@ fn drain(d: &Path) -> (Vec<String>, ossa_events::Metrics) {
     (gate.got(), m)
 }
 
-#[test]
-fn a_flipped_byte_loses_that_event_only() {
-    let d = dir("flip");
-    let segs = spooled(&d, "f", 200, 1 << 20);
+/// Spools `f-00000`… `f-00199` in `d` (one segment), then flips a byte
+/// inside the 101st record's payload (records are the same size).
+fn spool_200_and_flip_the_101st(d: &Path) {
+    let segs = spooled(d, "f", 200, 1 << 20);
     let seg = &segs[0];
     let mut bytes = std::fs::read(seg).unwrap();
-    // Inside the 101st record's payload (records are the same size).
     let rec = bytes.len() / 200;
     bytes[100 * rec + rec / 2] ^= 0x55;
     std::fs::write(seg, &bytes).unwrap();
+}
+
+#[test]
+fn a_flipped_byte_loses_that_event_only() {
+    let d = dir("flip");
+    spool_200_and_flip_the_101st(&d);
     let (got, m) = drain(&d);
     let mut want = ids("f", 200);
     want.remove(100);
@@ -297,35 +302,42 @@ fn a_damaged_record_does_not_hold_back_the_spool_at_its_cap() {
     // Inside the first record's payload.
     bytes[60] ^= 0x55;
     std::fs::write(seg, &bytes).unwrap();
+    let (got, m) = through_a_16k_block_spool(&d);
+    let mut want = ids("w", 40);
+    want.remove(0);
+    want.extend(ids("n", 400));
+    assert_eq!(got, want);
+    assert_eq!(m.spool_corrupt, 1, "{m:?}");
+}
+
+/// Opens the spool in `d` at a 16 KiB cap under `Block` (300 ms), the
+/// collector up, and emits 400 events through it, four times what it
+/// holds: none is refused, and once they are delivered the next emitter
+/// finds nothing pending. Returns what was delivered, and the metrics.
+fn through_a_16k_block_spool(d: &Path) -> (Vec<String>, ossa_events::Metrics) {
     let gate = Gate::up(true);
     let capped = |c: SpoolConfig| {
         c.segment_bytes(4096)
             .max_bytes(16 * 1024)
             .when_full(WhenFull::Block(Duration::from_millis(300)))
     };
-    let (em, _) = emitter(&d, gate.clone(), capped);
-    // Four times what the spool holds.
-    let new = ids("n", 400);
-    let refused: Vec<&String> = new
+    let (em, _) = emitter(d, gate.clone(), capped);
+    let refused = ids("n", 400)
         .iter()
         .filter(|id| {
             em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
                 .is_err()
         })
-        .collect();
+        .count();
     em.flush().unwrap();
     let m = em.metrics();
-    assert!(refused.is_empty(), "{} refused: {m:?}", refused.len());
-    let mut want = ids("w", 40);
-    want.remove(0);
-    want.extend(new);
-    assert_eq!(gate.got(), want);
-    assert_eq!((m.spool_corrupt, m.dropped), (1, 0), "{m:?}");
-    stop(em, &d);
-    // Nothing is looked for again: the next emitter finds nothing pending.
-    let (got, m) = drain(&d);
-    assert!(got.is_empty(), "{got:?}");
-    assert_eq!((m.replayed, m.spool_corrupt), (0, 0), "{m:?}");
+    assert_eq!((refused, m.dropped), (0, 0), "{m:?}");
+    stop(em, d);
+    // Nothing is looked for again.
+    let (again, next) = drain(d);
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!((next.replayed, next.spool_corrupt), (0, 0), "{next:?}");
+    (gate.got(), m)
 }
 
 /// A segment that cannot be read for a while (here a directory where the
@@ -375,12 +387,7 @@ fn a_segment_unreadable_for_a_while_is_read_again_by_the_next_emitter() {
 #[test]
 fn a_damaged_record_is_counted_once_across_opens() {
     let d = dir("flip_once");
-    let segs = spooled(&d, "f", 200, 1 << 20);
-    let seg = &segs[0];
-    let mut bytes = std::fs::read(seg).unwrap();
-    let rec = bytes.len() / 200;
-    bytes[100 * rec + rec / 2] ^= 0x55;
-    std::fs::write(seg, &bytes).unwrap();
+    spool_200_and_flip_the_101st(&d);
     let counted: Vec<(u64, u64)> = (0..3)
         .map(|_| {
             let (_, m) = drain(&d);
@@ -401,30 +408,8 @@ fn a_segment_deleted_between_runs_does_not_hold_back_the_spool() {
     let segs = spooled(&d, "g", 60, 4096);
     assert!(segs.len() >= 3, "{}", segs.len());
     std::fs::remove_file(&segs[0]).unwrap();
-    let gate = Gate::up(true);
-    let capped = |c: SpoolConfig| {
-        c.segment_bytes(4096)
-            .max_bytes(16 * 1024)
-            .when_full(WhenFull::Block(Duration::from_millis(300)))
-    };
-    let (em, _) = emitter(&d, gate.clone(), capped);
-    let new = ids("n", 400);
-    let refused = new
-        .iter()
-        .filter(|id| {
-            em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
-                .is_err()
-        })
-        .count();
-    em.flush().unwrap();
-    let m = em.metrics();
-    assert_eq!(refused, 0, "{m:?}");
-    let got = gate.got();
-    assert!(got.ends_with(&new), "{m:?}");
-    stop(em, &d);
-    let (again, m) = drain(&d);
-    assert!(again.is_empty(), "{again:?}");
-    assert_eq!(m.replayed, 0, "{m:?}");
+    let (got, m) = through_a_16k_block_spool(&d);
+    assert!(got.ends_with(&ids("n", 400)), "{m:?}");
 }
 
 /// A damaged length (the checksum does not cover it) in a record of an
