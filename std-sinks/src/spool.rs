@@ -1050,17 +1050,21 @@ impl Spool {
     /// Reads the next record not confirmed yet (replayed or spilled events,
     /// in order). `Ok(None)` at the end.
     ///
-    /// Records lost to damage (a bad checksum, a record that does not
-    /// decode or is cut short, a segment missing) are confirmed once reading
-    /// is past them (not those of a segment that could not be read, see
-    /// [`Spool::skip_unreadable`]): the emitter counts them failed, and a seq never
-    /// confirmed would hold back the deletion of every later segment for
-    /// good (the ledger keeps the low-water mark), so that a spool at its
-    /// cap refused every event from then on under `Block` and `DropNewest`.
-    /// Reading passes over no record that is in memory (those are appended
-    /// with the cursor moved past them, [`Spool::skip_to_end`]): what it
-    /// passes over since the last record read whole, up to the next one or
-    /// to the end, is damaged or confirmed already.
+    /// A record lost to damage (a bad checksum, a record that does not
+    /// decode or is cut short) is confirmed once reading is past it, when
+    /// it is the only one between two intact records whose seqs chain
+    /// around it, and so are seqs with no record at all between two
+    /// records read one after the other (a segment deleted between runs):
+    /// the emitter counts them failed, and a seq never confirmed holds back
+    /// the deletion of every later segment for good (the ledger keeps the
+    /// low-water mark), so that a spool at its cap refused every event
+    /// from then on under `Block` and `DropNewest`. Reading passes over no
+    /// record that is in memory (those are appended with the cursor moved
+    /// past them, [`Spool::skip_to_end`]). Longer runs of damage, and an
+    /// unreadable segment ([`Spool::skip_unreadable`]), are not confirmed:
+    /// scanning past damage can land on a record held in a damaged payload,
+    /// whose seq says nothing of what was passed over; the next open reads
+    /// them again.
     pub(crate) fn read_next(&mut self) -> io::Result<Option<Record>> {
         loop {
             let Some(idx) = self
@@ -1206,8 +1210,22 @@ impl Spool {
                 // after its start, as open does. (Always scanning, a
                 // damaged body that holds a whole record, as a binary
                 // payload can, had that record read in its place.)
+                // Appends give a segment consecutive seqs: the record its
+                // length ends on is taken for the next only when its seq
+                // follows the damaged header's (a damaged length can end on
+                // a later record, past live ones).
                 let end = offset + HEADER as u64 + u64::from(rlen);
-                if end >= len || self.intact_record_at(&path, end) {
+                let header_seq = u64::from_le_bytes([
+                    head[12], head[13], head[14], head[15], head[16], head[17], head[18], head[19],
+                ]);
+                let chained = |next: Option<u64>| next == header_seq.checked_add(1);
+                let at_end = end == len
+                    && chained(
+                        self.segments
+                            .get(idx + 1)
+                            .map_or(Some(self.next_seq), |s| Some(s.first_seq)),
+                    );
+                if at_end || (end < len && chained(self.intact_record_at(&path, end, len))) {
                     self.corrupt += u64::from(fresh);
                     self.lost_at(self.cursor_seq);
                     self.cursor.offset = end;
@@ -1236,27 +1254,31 @@ impl Spool {
     }
 
     /// A damaged record at `offset` of segment `idx` (at `path`): reading
-    /// goes on at the next record magic after its first byte, as open
-    /// scans, the rest of the segment read whole (rare).
-    /// Whether an intact record begins at `offset` of the segment at `path`.
-    fn intact_record_at(&mut self, path: &Path, offset: u64) -> bool {
+    /// The seq of the intact record that begins at `offset` of the segment
+    /// at `path` (of `len` bytes), if one does.
+    fn intact_record_at(&mut self, path: &Path, offset: u64, len: u64) -> Option<u64> {
         self.reader = None;
         let mut head = [0u8; HEADER];
-        let Ok(mut f) = File::open(path) else {
-            return false;
-        };
-        if f.seek(SeekFrom::Start(offset)).is_err() || f.read_exact(&mut head).is_err() {
-            return false;
-        }
+        let mut f = File::open(path).ok()?;
+        f.seek(SeekFrom::Start(offset)).ok()?;
+        f.read_exact(&mut head).ok()?;
         let rlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        if head[..4] != MAGIC || rlen > MAX_RECORD {
-            return false;
+        // Nothing read for a length past the segment's end.
+        if head[..4] != MAGIC || offset + HEADER as u64 + u64::from(rlen) > len {
+            return None;
         }
         let mut rec = head.to_vec();
         rec.resize(HEADER + rlen as usize, 0);
-        f.read_exact(&mut rec[HEADER..]).is_ok() && matches!(parse_record(&rec), Parsed::Ok { .. })
+        f.read_exact(&mut rec[HEADER..]).ok()?;
+        match parse_record(&rec) {
+            Parsed::Ok { seq, .. } => Some(seq),
+            _ => None,
+        }
     }
 
+    /// Reading goes on at the next record magic after the first byte of the
+    /// damaged record at `offset` of segment `idx` (at `path`), as open
+    /// scans, the rest of the segment read whole (rare).
     fn resync_after_damage(&mut self, path: &Path, offset: u64, idx: usize, fresh: bool) {
         self.reader = None;
         let mut rest = Vec::new();
@@ -1314,32 +1336,51 @@ impl Spool {
     }
 
     /// Reading lost the record of seq `seq` (or, damaged past knowing its
-    /// seq, the one the cursor was at): the first of a run lost, confirmed
-    /// once reading is past it.
+    /// seq, the one the cursor was at): the first of a run lost (see
+    /// [`Spool::read_past`]).
     fn lost_at(&mut self, seq: u64) {
         self.lost_from.get_or_insert(seq);
     }
 
-    /// Reading read the record of seq `seq` whole: those lost before it are
-    /// confirmed (see [`Spool::read_next`]).
+    /// Reading read the record of seq `seq` whole: a single record lost
+    /// just before it is confirmed (see [`Spool::read_next`]).
     ///
-    /// So too the seqs between where the cursor was and `seq` with no
-    /// record at all: those of a segment file deleted (by hand, or by a
-    /// drop whose ledger could not be written) before this open found the
-    /// directory. No seq is skipped otherwise (a failed append takes none,
-    /// a torn tail's is taken again), so those records are gone.
+    /// So too, with no damage on the way, the seqs between where the cursor
+    /// was and `seq` with no record at all: those of a segment file deleted
+    /// (by hand, or by a drop whose ledger could not be written) before
+    /// this open found the directory. No seq is skipped otherwise (a failed
+    /// append takes none, a torn tail's is taken again, and open starts the
+    /// next seq past every confirmed one), so those records are gone.
     fn read_past(&mut self, seq: u64) {
-        let from = self.lost_from.take().unwrap_or(self.cursor_seq);
-        if from < seq {
-            self.confirm_lost(from..seq);
+        match self.lost_from.take() {
+            // After damage, only one lost record between two intact ones
+            // whose seqs chain around it: scanning past damage can land on
+            // a record held in a damaged payload (a binary event can hold
+            // a whole spool record), whose seq says nothing of what was
+            // passed over. Longer runs stay unconfirmed: reread by the next
+            // open, and the low-water mark waits for them meanwhile.
+            Some(from) => {
+                if seq.checked_sub(from) == Some(1) {
+                    self.confirm_lost(from..seq);
+                }
+            }
+            // No damage on the way: seqs with no record at all (a segment
+            // deleted between runs).
+            None => {
+                if self.cursor_seq < seq {
+                    self.confirm_lost(self.cursor_seq..seq);
+                }
+            }
         }
         self.cursor_seq = self.cursor_seq.max(seq.saturating_add(1));
     }
 
-    /// Reading is at the end: every record appended was read, so those
-    /// lost since the last one read whole are confirmed.
+    /// Reading is at the end: every record appended was read, so a single
+    /// record lost after the last one read whole is confirmed.
     fn at_end(&mut self) -> Option<Record> {
-        if let Some(from) = self.lost_from.take() {
+        if let Some(from) = self.lost_from.take()
+            && self.next_seq.checked_sub(from) == Some(1)
+        {
             self.confirm_lost(from..self.next_seq);
         }
         None
@@ -2122,5 +2163,74 @@ mod tests {
         let opened = Spool::open(SpoolConfig::new(&dir).sync(SyncPolicy::Never)).map(|_| ());
         let _ = std::fs::remove_dir_all(&dir);
         assert!(opened.is_ok(), "{opened:?}");
+    }
+
+    /// A damaged length that ends exactly on a later intact record (five
+    /// records of 256 bytes, one bit of a1's length): reading does not skip
+    /// to it over a2, live and intact, whose seq does not chain from a1's;
+    /// it scans on and reads a2. (Taken, a2 was passed over and confirmed
+    /// lost: found by a review of this stop's spool changes.)
+    #[test]
+    fn a_damaged_length_that_ends_on_a_later_record_skips_nothing_live() {
+        let dir = spool_dir("length-onto-a-later-record");
+        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
+        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
+        let base = record(0, &binary("a0", &[])).len();
+        let data = vec![5u8; 256 - base];
+        assert_eq!(record(0, &binary("a0", &data)).len(), 256);
+        let mut starts = Vec::new();
+        for i in 0..5 {
+            starts.push(sp.segments.back().map_or(0, |s| s.len) as usize);
+            sp.append(&binary(&format!("a{i}"), &data)).unwrap();
+        }
+        let seg = sp.segments[0].path.clone();
+        drop(sp);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        assert_eq!(bytes[starts[1] + 5], 0);
+        bytes[starts[1] + 5] ^= 0x01; // a1's length, + 256
+        std::fs::write(&seg, &bytes).unwrap();
+        let (mut sp, _) = Spool::open(cfg).unwrap();
+        let got = read_ids(&mut sp);
+        let a2_confirmed = sp.acked.contains(&2) || sp.low > 2;
+        drop(sp);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(got, ["a0", "a2", "a3", "a4"]);
+        assert!(!a2_confirmed);
+    }
+
+    /// A damaged length past the segment's end, in a record whose binary
+    /// payload holds a whole record of a higher seq: scanning finds that
+    /// record, but the seqs it passed over (live a2 to a4 among them) are
+    /// not confirmed, and a2 to a4 are read. (They were confirmed lost.)
+    #[test]
+    fn a_record_found_in_a_damaged_payload_confirms_nothing_live() {
+        let dir = spool_dir("record-found-in-a-payload");
+        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
+        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
+        let mut data = vec![1u8; 32];
+        data.extend_from_slice(&record(10, &crate::sink::minimal_event("inside")));
+        sp.append(&crate::sink::minimal_event("a0")).unwrap();
+        let at = sp.segments[0].len as usize;
+        sp.append(&binary("a1", &data)).unwrap();
+        for i in 2..5 {
+            sp.append(&crate::sink::minimal_event(&format!("a{i}")))
+                .unwrap();
+        }
+        let seg = sp.segments[0].path.clone();
+        drop(sp);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[at + 7] ^= 0x02; // a1's length, + 32 MiB
+        std::fs::write(&seg, &bytes).unwrap();
+        let (mut sp, _) = Spool::open(cfg).unwrap();
+        let got = read_ids(&mut sp);
+        let confirmed: Vec<u64> = (2..5)
+            .filter(|q| sp.acked.contains(q) || sp.low > *q)
+            .collect();
+        drop(sp);
+        let _ = std::fs::remove_dir_all(&dir);
+        for live in ["a0", "a2", "a3", "a4"] {
+            assert!(got.iter().any(|id| id == live), "{live} not read: {got:?}");
+        }
+        assert!(confirmed.is_empty(), "{confirmed:?}");
     }
 }
