@@ -2076,6 +2076,30 @@ mod tests {
         b
     }
 
+    /// A spool in a new directory (`name`) of records a0 to a4, a1 a binary
+    /// event whose payload holds a whole record of seq `inside`; then the
+    /// byte at `at` of a1's record flipped by `bit`, the process killed.
+    fn a1_holding_a_record(name: &str, inside: u64, at: usize, bit: u8) -> (PathBuf, SpoolConfig) {
+        let dir = spool_dir(name);
+        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
+        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
+        let mut data = vec![1u8; 32];
+        data.extend_from_slice(&record(inside, &crate::sink::minimal_event("inside")));
+        sp.append(&crate::sink::minimal_event("a0")).unwrap();
+        let start = sp.segments[0].len as usize;
+        sp.append(&binary("a1", &data)).unwrap();
+        for i in 2..5 {
+            sp.append(&crate::sink::minimal_event(&format!("a{i}")))
+                .unwrap();
+        }
+        let seg = sp.segments[0].path.clone();
+        drop(sp);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[start + at] ^= bit;
+        std::fs::write(&seg, &bytes).unwrap();
+        (dir, cfg)
+    }
+
     fn read_ids(sp: &mut Spool) -> Vec<String> {
         let mut ids = Vec::new();
         while let Some(r) = sp.read_next().unwrap() {
@@ -2091,23 +2115,8 @@ mod tests {
     /// next as lost: found by a review of this stop's spool changes.)
     #[test]
     fn a_damaged_record_holding_a_record_is_skipped_whole() {
-        let dir = spool_dir("record-in-a-record");
-        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
-        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
-        let mut data = vec![1u8; 32];
-        data.extend_from_slice(&record(3, &crate::sink::minimal_event("inside")));
-        sp.append(&crate::sink::minimal_event("a0")).unwrap();
-        let at = sp.segments[0].len as usize;
-        sp.append(&binary("a1", &data)).unwrap();
-        for i in 2..5 {
-            sp.append(&crate::sink::minimal_event(&format!("a{i}")))
-                .unwrap();
-        }
-        let seg = sp.segments[0].path.clone();
-        drop(sp);
-        let mut bytes = std::fs::read(&seg).unwrap();
-        bytes[at + HEADER + 40] ^= 0x01; // a1's body, before the record inside
-        std::fs::write(&seg, &bytes).unwrap();
+        // a1's body, before the record inside.
+        let (dir, cfg) = a1_holding_a_record("record-in-a-record", 3, HEADER + 40, 0x01);
         let (mut sp, _) = Spool::open(cfg).unwrap();
         let got = read_ids(&mut sp);
         drop(sp);
@@ -2204,23 +2213,8 @@ mod tests {
     /// not confirmed, and a2 to a4 are read. (They were confirmed lost.)
     #[test]
     fn a_record_found_in_a_damaged_payload_confirms_nothing_live() {
-        let dir = spool_dir("record-found-in-a-payload");
-        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
-        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
-        let mut data = vec![1u8; 32];
-        data.extend_from_slice(&record(10, &crate::sink::minimal_event("inside")));
-        sp.append(&crate::sink::minimal_event("a0")).unwrap();
-        let at = sp.segments[0].len as usize;
-        sp.append(&binary("a1", &data)).unwrap();
-        for i in 2..5 {
-            sp.append(&crate::sink::minimal_event(&format!("a{i}")))
-                .unwrap();
-        }
-        let seg = sp.segments[0].path.clone();
-        drop(sp);
-        let mut bytes = std::fs::read(&seg).unwrap();
-        bytes[at + 7] ^= 0x02; // a1's length, + 32 MiB
-        std::fs::write(&seg, &bytes).unwrap();
+        // a1's length, + 32 MiB.
+        let (dir, cfg) = a1_holding_a_record("record-found-in-a-payload", 10, 7, 0x02);
         let (mut sp, _) = Spool::open(cfg).unwrap();
         let got = read_ids(&mut sp);
         let confirmed: Vec<u64> = (2..5)
