@@ -1201,6 +1201,11 @@ impl Spool {
             }
             *at = offset + HEADER as u64 + u64::from(rlen);
             let crc = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+            // The record's seq (checked by its CRC below; when that fails,
+            // the seq the damaged header says).
+            let seq = u64::from_le_bytes([
+                head[12], head[13], head[14], head[15], head[16], head[17], head[18], head[19],
+            ]);
             if crc32fast::hash(&body) != crc {
                 // Its length is not covered by the checksum: a damaged one
                 // can reach into the next record (skipped by it, an intact
@@ -1215,10 +1220,7 @@ impl Spool {
                 // follows the damaged header's (a damaged length can end on
                 // a later record, past live ones).
                 let end = offset + HEADER as u64 + u64::from(rlen);
-                let header_seq = u64::from_le_bytes([
-                    head[12], head[13], head[14], head[15], head[16], head[17], head[18], head[19],
-                ]);
-                let chained = |next: Option<u64>| next == header_seq.checked_add(1);
+                let chained = |next: Option<u64>| next == seq.checked_add(1);
                 let at_end = end == len
                     && chained(
                         self.segments
@@ -1235,9 +1237,6 @@ impl Spool {
                 continue;
             }
             self.cursor.offset += HEADER as u64 + u64::from(rlen);
-            let seq = u64::from_le_bytes([
-                body[0], body[1], body[2], body[3], body[4], body[5], body[6], body[7],
-            ]);
             self.read_past(seq);
             if seq < self.low || self.acked.contains(&seq) {
                 continue;
@@ -1761,27 +1760,28 @@ fn parse_record(d: &[u8]) -> Parsed {
     Parsed::Ok { seq, len: total }
 }
 
-/// Offset in `d` of the next place a valid record starts (or `d.len()`).
 /// [`resync`], stopping only at an intact record (not at one cut short,
 /// which the bytes of a torn record's binary payload can look like).
 fn resync_intact(d: &[u8]) -> usize {
-    let mut i = 0;
-    while i + 4 <= d.len() {
-        if d[i..i + 4] == MAGIC && matches!(parse_record(&d[i..]), Parsed::Ok { .. }) {
-            return i;
-        }
-        i += 1;
-    }
-    d.len()
+    scan_for_record(d, false)
 }
 
+/// Offset in `d` of the next place a valid record starts (or `d.len()`).
 fn resync(d: &[u8]) -> usize {
+    scan_for_record(d, true)
+}
+
+/// Offset in `d` of the next record magic that starts an intact record,
+/// or (`cut_short_too`) one cut short by the end of `d`; `d.len()` if none.
+fn scan_for_record(d: &[u8], cut_short_too: bool) -> usize {
     let mut i = 0;
     while i + 4 <= d.len() {
-        if d[i..i + 4] == MAGIC
-            && matches!(parse_record(&d[i..]), Parsed::Ok { .. } | Parsed::Short)
-        {
-            return i;
+        if d[i..i + 4] == MAGIC {
+            match parse_record(&d[i..]) {
+                Parsed::Ok { .. } => return i,
+                Parsed::Short if cut_short_too => return i,
+                _ => {}
+            }
         }
         i += 1;
     }
@@ -1954,11 +1954,7 @@ mod tests {
     /// by a review of this stop's spool changes.)
     #[test]
     fn a_new_record_never_takes_a_confirmed_seq() {
-        let dir = std::env::temp_dir().join(format!(
-            "ossa-events-confirmed-seq-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
+        let dir = spool_dir("confirmed-seq");
         let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
         let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
         let mut offsets = Vec::new();
@@ -2004,11 +2000,7 @@ mod tests {
     /// of the segment gone, for good: found by a review of the spool.)
     #[test]
     fn an_older_ledger_is_not_written_over_a_newer_one() {
-        let dir = std::env::temp_dir().join(format!(
-            "ossa-events-ledger-order-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
+        let dir = spool_dir("ledger-order");
         let cfg = SpoolConfig::new(&dir)
             .segment_bytes(4096)
             .sync(SyncPolicy::Never);
