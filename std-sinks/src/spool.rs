@@ -300,6 +300,12 @@ pub(crate) struct Spool {
     /// The seq of the first record lost to damage since reading last read
     /// one whole (see [`Spool::read_next`]).
     lost_from: Option<u64>,
+    /// A run of records lost to damage in the segment being read that
+    /// reading could not confirm on the spot (see [`Spool::read_past`]):
+    /// confirmed whole once reading is past the segment's last record.
+    damaged: Option<Damaged>,
+    /// Where the last record appended begins (see [`Spool::skip_to_end`]).
+    appended_at: Option<Cursor>,
     /// Whether there are unsynced appends.
     dirty: bool,
     /// `low` as the ledger on disk has it.
@@ -428,10 +434,32 @@ impl Current {
 }
 
 /// The next record to read: a segment (by first seq) and an offset in it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Cursor {
     segment_first: u64,
     offset: u64,
+}
+
+/// Records lost to damage in one segment, not confirmed yet: every seq of
+/// the segment from `from` on that reading does not find whole is lost.
+#[derive(Debug)]
+struct Damaged {
+    /// The segment's first seq.
+    segment_first: u64,
+    /// The first seq lost.
+    from: u64,
+    /// The seqs past `from` read whole (or appended while reading was at
+    /// the end, so held in memory), as runs.
+    read: Vec<std::ops::Range<u64>>,
+}
+
+impl Damaged {
+    fn read(&mut self, seq: u64) {
+        match self.read.last_mut() {
+            Some(r) if r.end == seq => r.end = seq.saturating_add(1),
+            _ => self.read.push(seq..seq.saturating_add(1)),
+        }
+    }
 }
 
 fn segment_name(first_seq: u64) -> String {
@@ -520,6 +548,8 @@ impl Spool {
             },
             cursor_seq: 0,
             lost_from: None,
+            damaged: None,
+            appended_at: None,
             dirty: false,
             ledger_low: low,
             ledger_made: 0,
@@ -544,7 +574,7 @@ impl Spool {
         // Check every segment: count what is pending, find the last seq, cut
         // a torn tail of the last one.
         let last_index = firsts.len().checked_sub(1);
-        for (i, first) in firsts.into_iter().enumerate() {
+        for (i, &first) in firsts.iter().enumerate() {
             let path = spool.cfg.dir.join(segment_name(first));
             let mut f = File::open(&path).map_err(|e| io_err(&path, &e))?;
             let mut data = Vec::new();
@@ -562,12 +592,12 @@ impl Spool {
             // then, and is not counted again at each open.
             let mut bad_run = 0u64;
             let mut last_good: Option<u64> = None;
+            let lost_since = |good: Option<u64>| good.map_or(first, |p| p.saturating_add(1));
             while pos < data.len() {
                 match parse_record(&data[pos..]) {
                     Parsed::Ok { seq, len } => {
                         if bad_run > 0 {
-                            let from = last_good.map_or(first, |p| p.saturating_add(1));
-                            if (from..seq).any(|q| q >= spool.low && !spool.acked.contains(&q)) {
+                            if spool.any_open(lost_since(last_good)..seq) {
                                 rec.corrupt += bad_run;
                             }
                             bad_run = 0;
@@ -629,8 +659,12 @@ impl Spool {
                     }
                 }
             }
-            // Nothing intact after it in this segment: counted.
-            rec.corrupt += bad_run;
+            // Nothing intact after it in this segment: counted, unless
+            // reading confirmed the rest of an older segment.
+            match firsts.get(i + 1) {
+                Some(&next) if bad_run > 0 && !spool.any_open(lost_since(last_good)..next) => {}
+                _ => rec.corrupt += bad_run,
+            }
             let mut len = data.len() as u64;
             if good_end < data.len() {
                 if zero_tail || Some(i) == last_index {
@@ -704,6 +738,12 @@ impl Spool {
             );
         }
         Ok((spool, rec))
+    }
+
+    /// Whether any seq of `seqs` is not confirmed.
+    fn any_open(&self, seqs: std::ops::Range<u64>) -> bool {
+        let start = seqs.start.max(self.low);
+        start < seqs.end && (self.acked.range(start..seqs.end).count() as u64) < seqs.end - start
     }
 
     /// Bytes of segment files.
@@ -914,6 +954,10 @@ impl Spool {
                 }
             }
         }
+        self.appended_at = Some(Cursor {
+            segment_first: seg.first_seq,
+            offset: seg.len,
+        });
         seg.len += self.buf.len() as u64;
         self.total += self.buf.len() as u64;
         self.next_seq += 1;
@@ -1035,9 +1079,48 @@ impl Spool {
         }
     }
 
-    /// The cursor moves past every record appended so far (they are in
-    /// memory already): nothing is spilled.
-    pub(crate) fn skip_to_end(&mut self) {
+    /// The record of seq `appended`, just appended, is held in memory too
+    /// (nothing is spilled): the cursor moves past it. Reading was then
+    /// where that record begins, so every record before it was read whole
+    /// or lost, and what damage lost on the way is confirmed now (see
+    /// [`Spool::read_next`]). When reading was not there (it read back more
+    /// records than the emitter counted, as one found inside a damaged
+    /// payload can make it), the damage is left for the next open.
+    pub(crate) fn skip_to_end(&mut self, appended: u64) {
+        if self.lost_from.is_some() || self.damaged.is_some() {
+            if self.appended_at.is_some_and(|at| self.reading_at(at)) {
+                self.confirm_damage(appended);
+            } else {
+                self.lost_from = None;
+                self.damaged = None;
+            }
+        }
+        self.move_to_end();
+    }
+
+    /// Whether reading is at `at`, or at the end of the segment before the
+    /// one `at` begins.
+    fn reading_at(&self, at: Cursor) -> bool {
+        if self.cursor == at {
+            return true;
+        }
+        let Some(i) = self
+            .segments
+            .iter()
+            .position(|s| s.first_seq == at.segment_first)
+        else {
+            return false;
+        };
+        at.offset == 0
+            && i.checked_sub(1)
+                .and_then(|p| self.segments.get(p))
+                .is_some_and(|p| {
+                    p.first_seq == self.cursor.segment_first && self.cursor.offset >= p.len
+                })
+    }
+
+    /// The cursor goes past the last record appended.
+    fn move_to_end(&mut self) {
         if let Some(s) = self.segments.back() {
             self.cursor = Cursor {
                 segment_first: s.first_seq,
@@ -1091,12 +1174,15 @@ impl Spool {
                 if self.lost_from.is_none() {
                     self.cursor_seq = self.cursor_seq.max(first);
                 }
+                // Its seqs are all confirmed (a segment is deleted only then).
+                self.damaged = None;
             }
             if self.cursor.offset >= len {
-                match self.segments.get(idx + 1) {
+                match self.segments.get(idx + 1).map(|s| s.first_seq) {
                     Some(next) => {
+                        self.confirm_damage(next);
                         self.cursor = Cursor {
-                            segment_first: next.first_seq,
+                            segment_first: next,
                             offset: 0,
                         };
                         continue;
@@ -1318,8 +1404,9 @@ impl Spool {
         tracing::error!(path = %path.display(), error = %e, "spool segment unreadable: its events are not sent before the next open");
         self.io_errors += 1;
         if let Some(from) = self.lost_from.take() {
-            self.confirm_lost(from..self.cursor_seq);
+            self.confirm_lost(from..self.cursor_seq, &[]);
         }
+        self.damaged = None;
         self.skip_to(next_idx);
     }
 
@@ -1328,9 +1415,16 @@ impl Spool {
         std::mem::take(&mut self.io_errors)
     }
 
+    /// The rest of the segment is gone (cut short, or the file deleted):
+    /// its records not read are confirmed lost.
     fn skip_corrupt_to(&mut self, next_idx: usize) {
         self.corrupt += 1;
         self.lost_at(self.cursor_seq);
+        let next = self
+            .segments
+            .get(next_idx)
+            .map_or(self.next_seq, |s| s.first_seq);
+        self.confirm_damage(next);
         self.skip_to(next_idx);
     }
 
@@ -1358,36 +1452,70 @@ impl Spool {
             // a whole spool record), whose seq says nothing of what was
             // passed over. Longer runs stay unconfirmed: reread by the next
             // open, and the low-water mark waits for them meanwhile.
+            // Such a run is confirmed whole once reading is past the
+            // segment's last record ([`Spool::confirm_damage`]).
             Some(from) => {
                 if seq.checked_sub(from) == Some(1) {
-                    self.confirm_lost(from..seq);
+                    self.confirm_lost(from..seq, &[]);
+                } else {
+                    let segment_first = self.cursor.segment_first;
+                    let d = self.damaged.get_or_insert_with(|| Damaged {
+                        segment_first,
+                        from,
+                        read: Vec::new(),
+                    });
+                    d.from = d.from.min(from);
                 }
             }
             // No damage on the way: seqs with no record at all (a segment
             // deleted between runs).
             None => {
                 if self.cursor_seq < seq {
-                    self.confirm_lost(self.cursor_seq..seq);
+                    self.confirm_lost(self.cursor_seq..seq, &[]);
                 }
             }
+        }
+        if let Some(d) = &mut self.damaged {
+            d.read(seq);
         }
         self.cursor_seq = self.cursor_seq.max(seq.saturating_add(1));
     }
 
-    /// Reading is at the end: every record appended was read, so a single
-    /// record lost after the last one read whole is confirmed.
+    /// Reading has passed every record of the segment it is in with a seq
+    /// below `end` (it leaves the segment, whose records' seqs end below
+    /// the next one's first, or it is at the end): every seq of that
+    /// segment from the first lost to damage up to `end` that reading did
+    /// not find whole is lost, and confirmed. Appends give a segment
+    /// consecutive seqs, and scanning past damage finds every intact
+    /// record; what a damaged payload held and reading took for a record
+    /// is counted read, so nothing live is confirmed. (Confirmed only
+    /// record by record, a run of damage held the low-water mark for good:
+    /// no later segment was deleted, and a spool at its cap under `Block`
+    /// or `DropNewest` refused every event from then on.)
+    fn confirm_damage(&mut self, end: u64) {
+        let here = self.cursor.segment_first;
+        let lost_from = self.lost_from.take();
+        let damaged = self.damaged.take().filter(|d| d.segment_first == here);
+        let (from, mut read) = match (damaged, lost_from) {
+            (Some(d), l) => (l.map_or(d.from, |l| l.min(d.from)), d.read),
+            (None, Some(l)) => (l, Vec::new()),
+            (None, None) => return,
+        };
+        read.sort_unstable_by_key(|r| r.start);
+        self.confirm_lost(from..end, &read);
+    }
+
+    /// Reading is at the end: every record appended was read (or passed
+    /// over while held in memory), so what damage lost is confirmed.
     fn at_end(&mut self) -> Option<Record> {
-        if let Some(from) = self.lost_from.take()
-            && self.next_seq.checked_sub(from) == Some(1)
-        {
-            self.confirm_lost(from..self.next_seq);
-        }
+        self.confirm_damage(self.next_seq);
         None
     }
 
-    /// Confirms the seqs of `lost` not confirmed yet (logged, as any
-    /// confirmation, so that the next open does not look for them either).
-    fn confirm_lost(&mut self, lost: std::ops::Range<u64>) {
+    /// Confirms the seqs of `lost` not confirmed yet, but those in `read`
+    /// (runs sorted by their start), logged as any confirmation, so that
+    /// the next open does not look for them either.
+    fn confirm_lost(&mut self, lost: std::ops::Range<u64>, read: &[std::ops::Range<u64>]) {
         if lost.end.saturating_sub(lost.start) > MAX_LOST_RUN {
             // No spool loses that many at once (8 MiB segments of the
             // smallest events hold ~100 000): a seq from damage that still
@@ -1400,8 +1528,14 @@ impl Spool {
             );
             return;
         }
+        let was_read = |s: u64| {
+            let i = read.partition_point(|r| r.start <= s);
+            i.checked_sub(1)
+                .and_then(|i| read.get(i))
+                .is_some_and(|r| r.contains(&s))
+        };
         let seqs: Vec<u64> = lost
-            .filter(|s| *s >= self.low && !self.acked.contains(s))
+            .filter(|s| *s >= self.low && !self.acked.contains(s) && !was_read(*s))
             .collect();
         if !seqs.is_empty() {
             tracing::debug!(seqs = seqs.len(), "spool: records lost to damage confirmed");
@@ -1419,7 +1553,7 @@ impl Spool {
                 };
                 self.cursor_seq = self.cursor_seq.max(s.first_seq);
             }
-            None => self.skip_to_end(),
+            None => self.move_to_end(),
         }
     }
 
@@ -1621,6 +1755,9 @@ impl Spool {
                 offset: 0,
             };
             self.cursor_seq = self.cursor_seq.max(next_first);
+            // What reading lost in it is confirmed with it.
+            self.lost_from = None;
+            self.damaged = None;
         }
         let generation = self.acklog.as_ref().map_or(0, |(g, _)| *g);
         self.checkpoint(generation + 1, &[generation])?;
@@ -2090,6 +2227,75 @@ mod tests {
         bytes[start + at] ^= bit;
         std::fs::write(&seg, &bytes).unwrap();
         (dir, cfg)
+    }
+
+    /// A spool in a new directory (`name`) of records a0 to a5 in one
+    /// segment, bytes overwritten from inside a1 to inside a3, the process
+    /// killed; then opened again.
+    fn a1_to_a3_smeared(name: &str) -> (PathBuf, Spool) {
+        let dir = spool_dir(name);
+        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
+        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
+        let mut starts = Vec::new();
+        for i in 0..6 {
+            starts.push(sp.segments.back().map_or(0, |s| s.len) as usize);
+            sp.append(&crate::sink::minimal_event(&format!("a{i}")))
+                .unwrap();
+        }
+        let seg = sp.segments[0].path.clone();
+        drop(sp);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        for b in &mut bytes[starts[1] + 30..starts[3] + 30] {
+            *b = 0xa5;
+        }
+        std::fs::write(&seg, &bytes).unwrap();
+        let (sp, rec) = Spool::open(cfg).unwrap();
+        assert_eq!(rec.pending, 3, "{rec:?}");
+        (dir, sp)
+    }
+
+    fn confirmed(sp: &Spool, seqs: std::ops::Range<u64>) -> Vec<u64> {
+        seqs.filter(|s| *s < sp.low || sp.acked.contains(s))
+            .collect()
+    }
+
+    /// Damage over three records of the segment being written, read past,
+    /// then an event kept in memory (appended, reading moved past it): the
+    /// three are confirmed, the one in memory is not. (The three were
+    /// never confirmed: the low-water mark stayed at them for good.)
+    #[test]
+    fn a_run_of_damage_is_confirmed_and_what_memory_holds_is_not() {
+        let (dir, mut sp) = a1_to_a3_smeared("smear-last");
+        // The emitter reads as many as it counted (three), not to the end.
+        let ids: Vec<String> = (0..3)
+            .map(|_| sp.read_next().unwrap().unwrap().event.id().to_owned())
+            .collect();
+        assert_eq!(ids, ["a0", "a4", "a5"]);
+        let kept = sp.append(&crate::sink::minimal_event("n0")).unwrap();
+        sp.skip_to_end(kept);
+        assert_eq!(confirmed(&sp, 0..7), [1, 2, 3]);
+        let spilled = sp.append(&crate::sink::minimal_event("n1")).unwrap();
+        assert_eq!(read_ids(&mut sp), ["n1"]);
+        assert_eq!(confirmed(&sp, 0..spilled + 1), [1, 2, 3]);
+        drop(sp);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The same damage, but reading had not read a5 when an event kept in
+    /// memory moved it to the end (it read back more than the emitter
+    /// counted): nothing is confirmed, and the next open reads a5 again.
+    #[test]
+    fn a_run_of_damage_not_read_to_its_end_is_left_for_the_next_open() {
+        let (dir, mut sp) = a1_to_a3_smeared("smear-unread");
+        for _ in 0..2 {
+            sp.read_next().unwrap().unwrap();
+        }
+        let kept = sp.append(&crate::sink::minimal_event("n0")).unwrap();
+        sp.skip_to_end(kept);
+        assert_eq!(read_ids(&mut sp), Vec::<String>::new());
+        assert_eq!(confirmed(&sp, 0..7), Vec::<u64>::new());
+        drop(sp);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn read_ids(sp: &mut Spool) -> Vec<String> {

@@ -642,7 +642,7 @@ impl Shared {
                 Spooled::At(sseq) => {
                     if st.spilled == 0 && fits(&st) {
                         if let Some(sp) = st.spool.as_mut() {
-                            sp.skip_to_end();
+                            sp.skip_to_end(sseq);
                         }
                         if self.push(&mut st, e, Some(sseq)) {
                             drop(st);

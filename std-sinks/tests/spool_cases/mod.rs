@@ -310,6 +310,90 @@ fn a_damaged_record_does_not_hold_back_the_spool_at_its_cap() {
     assert_eq!(m.spool_corrupt, 1, "{m:?}");
 }
 
+/// Damage over several records (a run of bytes overwritten across three
+/// of them, in the middle of a segment or to its end): they are lost, and
+/// once reading is past their segment they are confirmed, all of them, so
+/// they do not hold back the deletion of the later segments, and the next
+/// open does not count them again. (Only a single lost record between two
+/// intact ones was confirmed: a longer run held the low-water mark for
+/// good, so a spool at its cap under `Block` refused every event from then
+/// on, the collector up, and every open counted the damage again.)
+#[test]
+fn damage_over_several_records_does_not_hold_back_the_spool_at_its_cap() {
+    for at_the_end in [false, true] {
+        let d = dir(&format!("smear_cap_{at_the_end}"));
+        let segs = spooled(&d, "w", 40, 4096);
+        let seg = &segs[0];
+        let mut bytes = std::fs::read(seg).unwrap();
+        // Where each record of the first segment begins.
+        let mut starts = vec![0usize];
+        while *starts.last().unwrap() < bytes.len() {
+            let at = *starts.last().unwrap();
+            let n = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+            starts.push(at + 20 + n);
+        }
+        let records = starts.len() - 1;
+        assert!(records >= 6, "{records}");
+        // From inside the second record's payload to inside the fourth's,
+        // or from inside the third-last to the segment's end.
+        let (lost, smear) = if at_the_end {
+            (records - 3..records, starts[records - 3] + 30..bytes.len())
+        } else {
+            (1..4, starts[1] + 30..starts[3] + 30)
+        };
+        for b in &mut bytes[smear] {
+            *b = 0xa5;
+        }
+        std::fs::write(seg, &bytes).unwrap();
+        let (got, m) = through_a_16k_block_spool(&d);
+        let mut want = ids("w", 40);
+        want.drain(lost.clone());
+        want.extend(ids("n", 400));
+        assert_eq!(got, want, "at the end: {at_the_end}");
+        assert!(m.spool_corrupt >= 1, "{m:?}");
+    }
+}
+
+/// Damage from inside a segment's third-last record to its end, in a
+/// segment that stays on disk (the collector down, its events are not
+/// delivered): read past once, it is not counted again by the opens after.
+/// (Open counted damage with no intact record after it in its segment at
+/// every open, confirmed or not.)
+#[test]
+fn damage_to_a_segments_end_is_counted_once_across_opens() {
+    let d = dir("smear_end_once");
+    let segs = spooled(&d, "w", 40, 4096);
+    let seg = &segs[0];
+    let mut bytes = std::fs::read(seg).unwrap();
+    let mut starts = vec![0usize];
+    while *starts.last().unwrap() < bytes.len() {
+        let at = *starts.last().unwrap();
+        let n = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        starts.push(at + 20 + n);
+    }
+    let records = starts.len() - 1;
+    let len = bytes.len();
+    for b in &mut bytes[starts[records - 3] + 30..len] {
+        *b = 0xa5;
+    }
+    std::fs::write(seg, &bytes).unwrap();
+    // The collector down: everything is read back (and the damage passed)
+    // once a send has failed; nothing is delivered.
+    let (em, _) = emitter(&d, Gate::up(false), |c| c.segment_bytes(4096));
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while em.metrics().retried == 0 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first = em.metrics();
+    stop(em, &d);
+    let (got, again) = drain(&d);
+    assert_eq!((first.replayed, first.spool_corrupt), (37, 1), "{first:?}");
+    assert_eq!((again.replayed, again.spool_corrupt), (37, 0), "{again:?}");
+    let mut want = ids("w", 40);
+    want.drain(records - 3..records);
+    assert_eq!(got, want);
+}
+
 /// Opens the spool in `d` at a 16 KiB cap under `Block` (300 ms), the
 /// collector up, and emits 400 events through it, four times what it
 /// holds: none is refused, and once they are delivered the next emitter
