@@ -16,37 +16,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ossa_events::sink::{Encoded, Sink};
 use ossa_events::spool::{SpoolConfig, WhenFull};
-use ossa_events::{Emitter, Error, EventBuilder, Metrics, RetryPolicy, SendError};
+use ossa_events::{Emitter, EventBuilder, Metrics};
 use proptest::prelude::*;
 
-/// A collector that is up or down, counting what it takes by id.
-#[derive(Clone, Default)]
-struct Gate {
-    up: Arc<AtomicBool>,
-    got: Arc<Mutex<HashMap<String, u32>>>,
-}
-
-impl Sink for Gate {
-    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
-        if !self.up.load(Ordering::SeqCst) {
-            return Err(SendError::retryable(
-                Error::Transport("collector down".into()),
-                None,
-            ));
-        }
-        let mut got = self.got.lock().unwrap();
-        for e in events {
-            *got.entry(e.id().to_owned()).or_default() += 1;
-        }
-        Ok(())
-    }
-}
+mod spool_support;
+use spool_support::{Gate, quick, record_starts, segment_files, stop};
 
 fn emitter(d: &Path, gate: &Gate, segment: u64, mapped: bool, cap: Option<u64>) -> Emitter {
     let mut spool = SpoolConfig::new(d).segment_bytes(segment).mapped(mapped);
@@ -55,33 +33,11 @@ fn emitter(d: &Path, gate: &Gate, segment: u64, mapped: bool, cap: Option<u64>) 
             .max_bytes(cap)
             .when_full(WhenFull::Block(Duration::from_millis(500)));
     }
-    Emitter::builder("/agents/damage")
+    quick("/agents/damage")
         .sink(gate.clone())
         .spool(spool)
-        .flush_interval(Duration::from_millis(5))
-        .retry(
-            RetryPolicy::default()
-                .base(Duration::from_millis(5))
-                .cap(Duration::from_millis(20)),
-        )
-        .shutdown_timeout(Duration::from_millis(300))
         .build()
         .unwrap()
-}
-
-/// Stops `em` and waits until the next emitter can open its spool.
-fn stop(em: Emitter, d: &Path) {
-    em.shutdown().unwrap_or_default();
-    drop(em);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(d.join("lock"))
-        .unwrap();
-    let until = std::time::Instant::now() + Duration::from_secs(30);
-    while f.try_lock().is_err() {
-        assert!(std::time::Instant::now() < until, "spool still locked");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn emit_all(em: &Emitter, ids: &[String]) -> usize {
@@ -91,29 +47,6 @@ fn emit_all(em: &Emitter, ids: &[String]) -> usize {
                 .is_err()
         })
         .count()
-}
-
-fn segment_files(d: &Path) -> Vec<PathBuf> {
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(d)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    segs.sort();
-    segs
-}
-
-/// Where each record of a segment file begins and ends (by the lengths in
-/// their headers, read before any damage).
-fn record_extents(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while at + 20 <= bytes.len() {
-        let n = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        out.push(at..at + 20 + n);
-        at += 20 + n;
-    }
-    out
 }
 
 /// How a run of bytes is overwritten.
@@ -172,8 +105,7 @@ fn run(
     ));
     let _ = std::fs::remove_dir_all(&d);
     let old: Vec<String> = (0..n).map(|i| format!("o-{i}")).collect();
-    let down = Gate::default();
-    let em = emitter(&d, &down, segment, mapped[0], None);
+    let em = emitter(&d, &Gate::up(false), segment, mapped[0], None);
     assert_eq!(emit_all(&em, &old), 0);
     stop(em, &d);
     // The records of each segment, with their ids (appended in order).
@@ -182,11 +114,11 @@ fn run(
     let mut layout = Vec::new();
     for s in &segs {
         let bytes = std::fs::read(s).unwrap();
-        let recs: Vec<(std::ops::Range<usize>, String)> = record_extents(&bytes)
-            .into_iter()
-            .map(|r| {
+        let recs: Vec<(std::ops::Range<usize>, String)> = record_starts(&bytes)
+            .windows(2)
+            .map(|w| {
                 next_id += 1;
-                (r, old[next_id - 1].clone())
+                (w[0]..w[1], old[next_id - 1].clone())
             })
             .collect();
         layout.push((s.clone(), bytes, recs));
@@ -221,8 +153,7 @@ fn run(
         .map(|s| std::fs::metadata(s).unwrap().len())
         .sum();
     let cap = (total + 2 * segment).max(4 * segment);
-    let up = Gate::default();
-    up.up.store(true, Ordering::SeqCst);
+    let up = Gate::up(true);
     let em = emitter(&d, &up, segment, mapped[1], Some(cap));
     let new: Vec<String> = (0..(cap / 40) as usize).map(|i| format!("n-{i}")).collect();
     // Stops at the first refused (each waits the `Block` limit).
@@ -241,7 +172,10 @@ fn run(
     let after = em.metrics();
     stop(em, &d);
     let _ = std::fs::remove_dir_all(&d);
-    let got = up.got.lock().unwrap().clone();
+    let mut got = HashMap::new();
+    for id in up.got() {
+        *got.entry(id).or_insert(0u32) += 1;
+    }
     (got, touched, through, after, refused)
 }
 

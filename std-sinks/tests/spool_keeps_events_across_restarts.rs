@@ -11,3 +11,4 @@
 const MAPPED: bool = false;
 
 mod spool_cases;
+mod spool_support;

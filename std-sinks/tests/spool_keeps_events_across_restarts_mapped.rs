@@ -6,3 +6,4 @@
 const MAPPED: bool = true;
 
 mod spool_cases;
+mod spool_support;

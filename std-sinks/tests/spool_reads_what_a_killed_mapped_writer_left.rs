@@ -17,6 +17,9 @@ use ossa_events::spool::SpoolConfig;
 use ossa_events::{Emitter, Error, EventBuilder, SendError};
 use proptest::prelude::*;
 
+mod spool_support;
+use spool_support::segment_files;
+
 /// A collector that takes everything (`up`) or nothing.
 #[derive(Clone)]
 struct Collector {
@@ -43,16 +46,6 @@ fn emitter(dir: &Path, sink: Collector, segment: u64, mapped: bool) -> Emitter {
         .shutdown_timeout(Duration::from_millis(50))
         .build()
         .unwrap()
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    v.sort();
-    v
 }
 
 static CASE: AtomicU32 = AtomicU32::new(0);
@@ -87,7 +80,7 @@ proptest! {
         drop(em);
 
         // The kill: the last segment as a mapped writer leaves it.
-        let segs = segments(&dir);
+        let segs = segment_files(&dir);
         let last = segs.last().unwrap();
         let mut bytes = std::fs::read(last).unwrap();
         let records = bytes.clone();

@@ -3,45 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ossa_events::sink::{Encoded, Sink};
 use ossa_events::spool::{SpoolConfig, SyncPolicy, WhenFull};
-use ossa_events::{Emitter, EmitterBuilder, Error, EventBuilder, Reason, RetryPolicy, SendError};
+use ossa_events::{Emitter, EmitterBuilder, Error, EventBuilder, Reason, RetryPolicy};
 
-/// A collector that is up or down: while down every send fails, retryably.
-#[derive(Clone, Default)]
-struct Gate {
-    up: Arc<AtomicBool>,
-    got: Arc<Mutex<Vec<String>>>,
-}
-
-impl Sink for Gate {
-    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
-        if !self.up.load(Ordering::SeqCst) {
-            return Err(SendError::retryable(
-                Error::Transport("collector down".into()),
-                None,
-            ));
-        }
-        let mut got = self.got.lock().unwrap();
-        got.extend(events.iter().map(|e| e.id().to_owned()));
-        Ok(())
-    }
-}
-
-impl Gate {
-    fn up(up: bool) -> Gate {
-        let g = Gate::default();
-        g.up.store(up, Ordering::SeqCst);
-        g
-    }
-    fn got(&self) -> Vec<String> {
-        self.got.lock().unwrap().clone()
-    }
-}
+use crate::spool_support::{Gate, quick, record_starts, segment_files, stop, wait_until_unlocked};
 
 /// A spool in `d`, written through a map when the test file says so.
 fn spool_config(d: impl AsRef<Path>) -> SpoolConfig {
@@ -76,54 +45,14 @@ fn emitter_with(
 ) -> (Emitter, Reports) {
     let reports: Reports = Arc::default();
     let r = reports.clone();
-    let em = Emitter::builder("/agents/spool")
+    let em = quick("/agents/spool")
         .queue_capacity(queue)
         .sink(sink)
         .spool(cfg(spool_config(d)))
-        .flush_interval(Duration::from_millis(5))
-        .retry(
-            RetryPolicy::default()
-                .base(Duration::from_millis(5))
-                .cap(Duration::from_millis(20)),
-        )
-        .shutdown_timeout(Duration::from_millis(300))
         .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
         .build()
         .unwrap();
     (em, reports)
-}
-
-/// Shuts `em` down (the tests' short limit), drops it, and waits until its
-/// worker has closed the spool. A shutdown that reaches its limit returns
-/// while the worker may still be closing (sync, ledger, lock); on a loaded
-/// machine (CI runs the suites side by side) the next emitter then found
-/// the spool locked, or its files still changing under the test.
-fn stop(em: Emitter, d: &Path) {
-    em.shutdown().unwrap_or_default();
-    drop(em);
-    wait_until_unlocked(d);
-}
-
-/// Waits (up to 30 s) until no emitter holds the spool in `d`: takes its
-/// lock, as the next emitter will, and lets it go.
-fn wait_until_unlocked(d: &Path) {
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(d.join("lock"))
-        .unwrap();
-    let until = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match f.try_lock() {
-            Ok(()) => {
-                f.unlock().unwrap();
-                return;
-            }
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("the spool in {} stayed locked: {e:?}", d.display()),
-        }
-    }
 }
 
 fn ids(prefix: &str, n: usize) -> Vec<String> {
@@ -244,17 +173,6 @@ fn spooled(d: &Path, prefix: &str, n: usize, segment: u64) -> Vec<PathBuf> {
     segment_files(d)
 }
 
-/// The spool's segment files, in order.
-fn segment_files(d: &Path) -> Vec<PathBuf> {
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(d)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    segs.sort();
-    segs
-}
-
 /// Opens the spool with the collector up and delivers what it holds.
 fn drain(d: &Path) -> (Vec<String>, ossa_events::Metrics) {
     let gate = Gate::up(true);
@@ -325,13 +243,7 @@ fn damage_over_several_records_does_not_hold_back_the_spool_at_its_cap() {
         let segs = spooled(&d, "w", 40, 4096);
         let seg = &segs[0];
         let mut bytes = std::fs::read(seg).unwrap();
-        // Where each record of the first segment begins.
-        let mut starts = vec![0usize];
-        while *starts.last().unwrap() < bytes.len() {
-            let at = *starts.last().unwrap();
-            let n = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-            starts.push(at + 20 + n);
-        }
+        let starts = record_starts(&bytes);
         let records = starts.len() - 1;
         assert!(records >= 6, "{records}");
         // From inside the second record's payload to inside the fourth's,
@@ -365,12 +277,7 @@ fn damage_to_a_segments_end_is_counted_once_across_opens() {
     let segs = spooled(&d, "w", 40, 4096);
     let seg = &segs[0];
     let mut bytes = std::fs::read(seg).unwrap();
-    let mut starts = vec![0usize];
-    while *starts.last().unwrap() < bytes.len() {
-        let at = *starts.last().unwrap();
-        let n = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        starts.push(at + 20 + n);
-    }
+    let starts = record_starts(&bytes);
     let records = starts.len() - 1;
     let len = bytes.len();
     for b in &mut bytes[starts[records - 3] + 30..len] {
