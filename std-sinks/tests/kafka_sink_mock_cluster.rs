@@ -619,6 +619,61 @@ fn build_refuses_a_bad_configuration() {
 /// Issue 11: one record librdkafka refuses before it is produced (larger
 /// than `message.max.bytes`) fails alone; the records around it are
 /// produced, delivered and read back.
+/// An event that carries events (its `datacontenttype` a CloudEvents
+/// format) goes as a structured record from a binary-mode sink, with its
+/// partition key: a consumer reads that event. (Sent binary, its content
+/// type was the record's, and a consumer read the events it carried in its
+/// place. Found by a review.)
+#[test]
+fn binary_mode_sends_an_event_that_carries_events_structured() {
+    use ossa_events::{Event, Scratch};
+    let c = cluster(1, "carried", 1);
+    let bootstrap = c.bootstrap_servers();
+    let mut sink = KafkaSink::builder(&bootstrap, "carried").build().unwrap();
+    let inner = r#"[{"specversion":"1.0","id":"inner-1","source":"/s","type":"t"}]"#;
+    let outer = Event::builder()
+        .id("outer")
+        .source("/s")
+        .ty("dev.example.forwarded")
+        .extension_str("partitionkey", "k-1")
+        .data_json(inner)
+        .datacontenttype("application/cloudevents-batch+json")
+        .build()
+        .unwrap();
+    let plain = Event::builder()
+        .id("plain")
+        .source("/s")
+        .ty("t")
+        .data_json("{}")
+        .build()
+        .unwrap();
+    let evs: Vec<Encoded> = [&plain, &outer]
+        .iter()
+        .map(|e| Encoded::new(e, sink.encoding()).unwrap())
+        .collect();
+    sink.send(&evs).unwrap();
+    let recs = read_back(&bootstrap, "carried", 1, 2, Duration::from_secs(10));
+    assert_eq!(recs.len(), 2);
+    for (r, want) in recs.iter().zip([&plain, &outer]) {
+        let pairs: Vec<(&str, &[u8])> = r
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let mut buf = vec![0u8; 4096];
+        let back = ossa_events::parse::kafka::parse(
+            pairs.iter().copied(),
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &mut Scratch::new(&mut buf),
+        )
+        .unwrap();
+        assert!(back.event.same_as(want, false), "{:?}", back.event);
+    }
+    assert_eq!(recs[1].key.as_deref(), Some(&b"k-1"[..]));
+    assert!(recs[1].headers.iter().all(|(n, _)| !n.starts_with("ce_")));
+}
+
 #[test]
 fn one_oversized_record_fails_alone_and_its_neighbours_are_delivered() {
     use ossa_events::{Event, Retry};

@@ -1007,6 +1007,10 @@ impl HttpSink {
                 r
             }
             (HttpMode::Structured, [e]) => self.post(e.json(), Some(STRUCTURED_CT), None, limit),
+            // An event that carries events goes structured (see `Encoded::new`).
+            (HttpMode::Binary, [e]) if e.encoding() == Encoding::Json => {
+                self.post(e.json(), Some(STRUCTURED_CT), None, limit)
+            }
             (HttpMode::Binary, [e]) => self.post(e.body(), e.content_type(), Some(e), limit),
             // Never: one event per request in these modes. Not sent, so not delivered.
             _ => Err(Failure {

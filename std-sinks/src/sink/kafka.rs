@@ -841,7 +841,7 @@ impl Sink for KafkaSink {
         deadline: SendDeadline<'_>,
     ) -> Result<Ticket, SendError> {
         let want = self.encoding();
-        if events.iter().any(|e| e.encoding() != want) {
+        if events.iter().any(|e| !super::takes(want, e.encoding())) {
             // Settled here, as `send` settles it: the misencoded events fail,
             // the others are sent and waited for.
             return self.send_by(events, deadline).map(|()| Ticket::new(0));
@@ -941,8 +941,10 @@ impl KafkaSink {
         let mut headers;
         let parsed_key;
         let key: Option<&[u8]>;
-        let payload: Option<&[u8]> = match self.mode {
-            KafkaMode::Binary => {
+        // An event that carries events goes structured (see `Encoded::new`).
+        let structured = self.mode == KafkaMode::Structured || e.encoding() == Encoding::Json;
+        let payload: Option<&[u8]> = match structured {
+            false => {
                 // One pass: the headers, and the key among them.
                 headers = OwnedHeaders::new_with_capacity(12);
                 let (mut partition_key, mut field) = (None, None);
@@ -966,7 +968,7 @@ impl KafkaSink {
                 }
                 Some(e.body()).filter(|b| !b.is_empty())
             }
-            KafkaMode::Structured => {
+            true => {
                 parsed_key = self.key_of(e).map_err(SendError::fatal)?;
                 key = parsed_key.as_deref().map(str::as_bytes);
                 headers = OwnedHeaders::new_with_capacity(1).insert(Header {

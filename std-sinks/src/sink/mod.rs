@@ -235,6 +235,28 @@ impl Encoded {
     /// assert_eq!(enc.body(), b"hello");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// An event whose `datacontenttype` is a CloudEvents format
+    /// (`application/cloudevents…`, an event that carries events) is encoded
+    /// as structured JSON whatever `encoding` says: in binary mode that
+    /// content type would be the message's, and a receiver takes a message
+    /// of that content type for a structured event or batch, reading the
+    /// events carried in place of this one. The binary sinks send such an
+    /// event in structured mode.
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder()
+    ///     .id("e-1")
+    ///     .source("/agents/a")
+    ///     .ty("dev.example.forwarded")
+    ///     .data_json(r#"{"specversion":"1.0","id":"in","source":"/s","type":"t"}"#)
+    ///     .datacontenttype("application/cloudevents+json")
+    ///     .build()?;
+    /// assert_eq!(Encoded::new(&ev, Encoding::HttpBinary)?.encoding(), Encoding::Json);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(ev: &Event<'_>, encoding: Encoding) -> Result<Encoded, Error> {
         Self::encode(ev, encoding, <[u8]>::to_vec)
     }
@@ -292,6 +314,11 @@ impl Encoded {
         buf.extend_from_slice(ev.id().as_bytes());
         let id_end = buf.len();
         let mut content_type = None;
+        let encoding = if encoding != Encoding::Json && names_a_format(ev.datacontenttype()) {
+            Encoding::Json
+        } else {
+            encoding
+        };
         let enc_err = |e: ossa_events_core::EncodeError<std::convert::Infallible>| {
             Error::Encode(e.to_string())
         };
@@ -571,9 +598,25 @@ impl Encoded {
     }
 }
 
+/// Whether a content type is one of CloudEvents' own formats
+/// (`application/cloudevents`, `+json`, `-batch+json`…): the prefix a
+/// receiver tells a structured message by (HTTP and Kafka bindings, 3.).
+fn names_a_format(ct: Option<&str>) -> bool {
+    const FORMAT: &[u8] = b"application/cloudevents";
+    ct.and_then(|c| c.trim_start().as_bytes().get(..FORMAT.len()))
+        .is_some_and(|p| p.eq_ignore_ascii_case(FORMAT))
+}
+
 /// Sends the events that are in `want` through `send`; an event in another
 /// encoding (a sink misused by hand; the emitter never does it) is failed for
 /// good, not sent: it could not be read back. The others are sent, in order.
+/// A binary sink also takes events in JSON ([`Encoded::new`] encodes an
+/// event that carries events so), and sends them structured.
+#[cfg(any(feature = "http", feature = "kafka"))]
+pub(crate) fn takes(want: Encoding, got: Encoding) -> bool {
+    got == want || got == Encoding::Json
+}
+
 #[cfg(any(feature = "http", feature = "kafka"))]
 pub(crate) fn send_in_encoding(
     events: &[Encoded],
@@ -591,7 +634,10 @@ pub(crate) fn send_in_encoding(
     let mut start = 0;
     while start < events.len() {
         let rest = events.get(start..).unwrap_or(&[]);
-        let good = rest.iter().take_while(|e| e.encoding() == want).count();
+        let good = rest
+            .iter()
+            .take_while(|e| takes(want, e.encoding()))
+            .count();
         if good > 0
             && let Err(e) = send(rest.get(..good).unwrap_or(&[]))
         {
