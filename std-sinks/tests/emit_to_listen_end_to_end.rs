@@ -493,10 +493,19 @@ fn an_invalid_line_is_reported_with_its_number_counted_and_not_sent() {
 
 #[test]
 fn a_request_listen_refuses_is_counted_failed_and_emit_exits_1() {
-    // Batches over listen's body limit are refused with 413: not retried,
+    // Batches over listen's body limit are answered 413 and split down to
+    // what fits: the events over the limit alone are refused, not retried,
     // counted failed, and emit's exit status says not all were delivered.
     let l = Listen::start(&["--max-body", "2000"], IO_TIMEOUT);
-    let sent: Vec<Value> = (0..40).map(generated).collect();
+    let sent: Vec<Value> = (0..40)
+        .map(|i| {
+            let mut v = generated(i);
+            if i % 10 == 7 {
+                v["subject"] = Value::String("x".repeat(3000));
+            }
+            v
+        })
+        .collect();
     let run = emit(
         &[
             "--sink",
@@ -515,9 +524,9 @@ fn a_request_listen_refuses_is_counted_failed_and_emit_exits_1() {
         run.summary,
         Summary {
             read: 40,
-            delivered: 0,
+            delivered: 36,
             retried: 0,
-            failed: 40,
+            failed: 4,
             dropped: 0,
             invalid: 0,
         },
@@ -525,6 +534,17 @@ fn a_request_listen_refuses_is_counted_failed_and_emit_exits_1() {
         run.stderr
     );
     assert!(run.stderr.contains("413"), "{}", run.stderr);
+    let mut got: Vec<String> = l
+        .events(36)
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    let want: Vec<String> = (0..40)
+        .filter(|i| i % 10 != 7)
+        .map(|i| format!("gen-{i:05}"))
+        .collect();
+    assert_eq!(got, want);
     l.no_more_lines();
 }
 

@@ -571,7 +571,8 @@ fn two_hundreds_are_delivered() {
 
 #[test]
 fn delivered_counts_the_requests_that_succeeded() {
-    // Structured: stops at the first failure.
+    // Structured: stops at a failure that says the collector cannot take
+    // more now.
     let server = Server::start();
     let mut s = sink(&server, HttpMode::Structured);
     let evs = plain(5, &s);
@@ -610,7 +611,7 @@ fn delivered_counts_the_requests_that_succeeded() {
         .build()
         .unwrap();
     let evs = plain(5, &s);
-    server.script([status(200), status(500)]);
+    server.script([status(200), status(503)]);
     let e = expect_err(s.send(&evs));
     assert_eq!(
         (e.failures()[0].events.start, e.failures()[0].retry),
@@ -620,6 +621,17 @@ fn delivered_counts_the_requests_that_succeeded() {
     // Then the rest goes through.
     s.send(&evs[2..]).unwrap();
     assert_eq!(server.requests().len(), 4);
+    // A 500 is the request's own: its events are retried, and the next
+    // request is made (a collector that chokes on one event takes the
+    // others).
+    server.script([status(200), status(500), status(200)]);
+    let e = expect_err(s.send(&evs));
+    assert_eq!(e.failures().len(), 1, "{e:?}");
+    assert_eq!(
+        (e.failures()[0].events.clone(), e.failures()[0].retry),
+        (2..4, Retry::Yes { after: None })
+    );
+    assert_eq!(server.requests().len(), 7);
 }
 
 /// An event that carries events (its `datacontenttype` a CloudEvents

@@ -6,9 +6,14 @@
 //! classifies each request's answer for the events it carried (one event in
 //! structured and binary mode, a chunk in batched mode); retries, backoff and
 //! the circuit breaker are the emitter's worker's. A request refused for good
-//! fails only its own events and the send goes on with the next request; a
-//! failure a retry may fix stops the send there, and that request's events and
-//! the ones after it are answered "retry".
+//! fails only its own events and the send goes on with the next request, as
+//! does one the collector answered with another status a retry may fix (a
+//! 500 for one event: the events after it are sent, not failed with it). A
+//! failure that says the collector cannot take more now (no answer, a
+//! timeout, 408, 429, 502, 503, 504) stops the send there, and that request's
+//! events and the ones after it are answered "retry". In batched mode, a 413
+//! splits the request in two, down to the one event too large, which fails
+//! alone.
 //!
 //! | outcome | [`Retry`] | [`Error`] |
 //! | --- | --- | --- |
@@ -659,6 +664,25 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
+    /// Whether the collector cannot take more now, so that the requests
+    /// after this one would fail as it did: no answer (a connect error, a
+    /// reset, a time limit), or an answer that says so (408, 429, 502, 503,
+    /// 504). Another status a retry may fix, a 500, can be this request's
+    /// own (an event the collector chokes on): the next requests are made.
+    fn stops(&self) -> bool {
+        match &self.error {
+            Error::HttpStatus { status, .. } => {
+                self.retry && matches!(status, 408 | 429 | 502..=504)
+            }
+            _ => self.retry,
+        }
+    }
+
+    /// Whether the collector refused the request's body as too large (413).
+    fn too_large(&self) -> bool {
+        matches!(self.error, Error::HttpStatus { status: 413, .. })
+    }
+
     /// The failure of the events at `events`.
     fn at(self, events: std::ops::Range<usize>) -> SendError {
         let retry = if self.retry {
@@ -946,9 +970,11 @@ impl HttpSink {
 
     /// Sends `events`, one request per event (structured, binary) or per
     /// chunk (batched), and answers per event: a request refused for good
-    /// (a 4xx) fails only its own events and the next request goes on; a
-    /// failure a retry may fix (connect error, timeout, 408, 429, 5xx) stops
+    /// (a 4xx), or answered with a status a retry may fix (a 500), fails
+    /// only its own events and the next request goes on; a failure that
+    /// says the collector cannot take more now ([`Failure::stops`]) stops
     /// the send there, and that request's events and the rest are retried.
+    /// A batch answered 413 is sent again in two halves (see the module).
     fn send_checked(
         &mut self,
         events: &[Encoded],
@@ -959,29 +985,32 @@ impl HttpSink {
             HttpMode::Structured | HttpMode::Binary => 1,
         };
         let mut failed: Option<SendError> = None;
-        let mut start = 0;
-        for chunk in events.chunks(per_request) {
-            let end = start + chunk.len();
+        // The requests to make, in order: a split one's halves go first.
+        let mut todo: std::collections::VecDeque<std::ops::Range<usize>> = (0..events.len())
+            .step_by(per_request)
+            .map(|s| s..(s + per_request).min(events.len()))
+            .collect();
+        while let Some(here) = todo.pop_front() {
+            let chunk = events.get(here.clone()).unwrap_or(&[]);
             let r = self
                 .limit(deadline)
                 .and_then(|limit| self.post_chunk(chunk, limit));
-            if let Err(f) = r {
-                let stop = f.retry;
-                let here = if stop {
-                    start..events.len()
-                } else {
-                    start..end
-                };
-                let err = f.at(here);
-                failed = Some(match failed {
-                    Some(prev) => prev.merge(err),
-                    None => err,
-                });
-                if stop {
-                    break;
-                }
+            let Err(f) = r else { continue };
+            if f.too_large() && here.len() > 1 {
+                let mid = here.start + here.len() / 2;
+                todo.push_front(mid..here.end);
+                todo.push_front(here.start..mid);
+                continue;
             }
-            start = end;
+            let stop = f.stops();
+            let err = f.at(if stop { here.start..events.len() } else { here });
+            failed = Some(match failed {
+                Some(prev) => prev.merge(err),
+                None => err,
+            });
+            if stop {
+                break;
+            }
         }
         trim(&mut self.buf);
         trim(&mut self.gz);

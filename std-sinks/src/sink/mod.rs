@@ -241,8 +241,9 @@ impl Encoded {
     /// as structured JSON whatever `encoding` says: in binary mode that
     /// content type would be the message's, and a receiver takes a message
     /// of that content type for a structured event or batch, reading the
-    /// events carried in place of this one. The binary sinks send such an
-    /// event in structured mode.
+    /// events carried in place of this one. So too, in HTTP binary mode, an
+    /// event whose `ce-` headers would pass [`HTTP_BINARY_HEADERS_MAX`]. The
+    /// binary sinks send such an event in structured mode.
     ///
     /// ```
     /// use ossa_events::sink::{Encoded, Encoding};
@@ -314,7 +315,7 @@ impl Encoded {
         buf.extend_from_slice(ev.id().as_bytes());
         let id_end = buf.len();
         let mut content_type = None;
-        let encoding = if encoding != Encoding::Json && names_a_format(ev.datacontenttype()) {
+        let mut encoding = if encoding != Encoding::Json && names_a_format(ev.datacontenttype()) {
             Encoding::Json
         } else {
             encoding
@@ -338,6 +339,18 @@ impl Encoded {
                     buf.push(0);
                     h.value().write_to(buf).map_err(enc_err)?;
                     buf.push(0);
+                }
+                if binding == Binding::Http && buf.len() - id_end > HTTP_BINARY_HEADERS_MAX {
+                    // Past what collectors take in headers: structured.
+                    buf.truncate(id_end);
+                    encoding = Encoding::Json;
+                    json::write_json(ev, buf).map_err(enc_err)?;
+                    return Ok(SpoolLayout {
+                        encoding,
+                        id_end: id_end as u32,
+                        head_end: buf.len() as u32,
+                        content_type: None,
+                    });
                 }
                 if let Some(ct) = binary::content_type(ev) {
                     let start = buf.len();
@@ -597,6 +610,14 @@ impl Encoded {
         self.buf.len().saturating_sub(self.id_end as usize)
     }
 }
+
+/// The most bytes of `ce-` headers (names and percent-encoded values) an
+/// event sends in HTTP binary mode: past that it goes structured
+/// ([`Encoded::new`]). Collectors cap a request's head at 8 to 16 KiB
+/// (nginx and Apache 8 KiB a line, Node.js 16 KiB, this crate's receiver 16
+/// KiB) and answer 431 or close, and ureq writes a head of at most 128 KiB;
+/// a structured body has neither limit.
+pub const HTTP_BINARY_HEADERS_MAX: usize = 8 * 1024;
 
 /// Whether a content type is one of CloudEvents' own formats
 /// (`application/cloudevents`, `+json`, `-batch+json`…): the prefix a

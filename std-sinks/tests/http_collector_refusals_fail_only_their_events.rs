@@ -1,0 +1,161 @@
+//! What a collector refuses fails only the events it refused, through the
+//! emitter and a real HTTP sink, against loopback collectors: an event the
+//! collector answers 500 for does not take the events after it down, a
+//! batch over the collector's body limit is split down to what fits, and an
+//! event whose attributes are too large for HTTP headers goes structured.
+//! (Each was found by a review of the HTTP path: the events after a 500 were
+//! never sent and failed with it when the retries ran out; a 413 failed
+//! every event of its batch; a binary event with a 200 KB `subject` was
+//! retried as a transport error, and took its batch down with it.)
+#![cfg(all(feature = "http", feature = "receiver"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ossa_events::receiver::{Receiver, ReceiverConfig};
+use ossa_events::sink::{HttpMode, HttpSink};
+use ossa_events::{BreakerConfig, Emitter, EmitterBuilder, Event, EventBuilder, RetryPolicy};
+
+use common::{header, read_request, serve_loopback};
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// An emitter on `sink` with three quick attempts, a breaker that does not
+/// open, and its undelivered reports in `log` (`id reason error`).
+fn emitter(sink: HttpSink, batch: usize, log: &Log) -> EmitterBuilder {
+    let log = log.clone();
+    Emitter::builder("/a")
+        .sink(sink)
+        .batch_size(batch)
+        .flush_interval(Duration::from_secs(60))
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(3)
+                .base(Duration::from_millis(1))
+                .cap(Duration::from_millis(5)),
+        )
+        .circuit_breaker(BreakerConfig::default().threshold(1000))
+        .on_undelivered(move |u| {
+            log.lock()
+                .unwrap()
+                .push(format!("{} {:?} {}", u.id, u.reason, u.error));
+        })
+}
+
+/// A collector that answers 500 to the event `poison` and 202 to the rest,
+/// logging their ids (from `ce-id` in binary mode, else the JSON body).
+fn collector(received: &Log) -> std::net::SocketAddr {
+    let rec = received.clone();
+    serve_loopback(None, move |s| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        while let Ok(Some(req)) = read_request(&mut r) {
+            let id = match header(&req.headers, "ce-id") {
+                Some(id) => id.to_owned(),
+                None => {
+                    let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+                    v["id"].as_str().unwrap().to_owned()
+                }
+            };
+            let resp = if id == "poison" {
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\noops"
+            } else {
+                rec.lock().unwrap().push(id);
+                "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n"
+            };
+            w.write_all(resp.as_bytes()).unwrap();
+        }
+    })
+}
+
+#[test]
+fn an_event_answered_500_does_not_fail_the_events_after_it() {
+    for mode in [HttpMode::Structured, HttpMode::Binary] {
+        let received: Log = Arc::default();
+        let addr = collector(&received);
+        let log: Log = Arc::default();
+        let sink = HttpSink::builder(format!("http://{addr}/e"))
+            .mode(mode)
+            .build()
+            .unwrap();
+        let em = emitter(sink, 5, &log).build().unwrap();
+        for id in ["a", "poison", "b", "c", "d"] {
+            em.emit(EventBuilder::new().id(id).ty("t")).unwrap();
+        }
+        em.flush().unwrap();
+        let m = em.metrics();
+        assert_eq!((m.delivered, m.failed), (4, 1), "{mode:?}: {m:?}");
+        assert_eq!(*received.lock().unwrap(), ["a", "b", "c", "d"], "{mode:?}");
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 1, "{mode:?}: {log:?}");
+        assert!(log[0].starts_with("poison Failed"), "{mode:?}: {log:?}");
+    }
+}
+
+#[test]
+fn a_batch_answered_413_is_split_down_to_what_fits() {
+    let got: Log = Arc::default();
+    let seen = got.clone();
+    let collector = Receiver::bind(
+        "127.0.0.1:0",
+        ReceiverConfig::new().max_body_bytes(16 * 1024),
+    )
+    .unwrap()
+    .spawn(move |ev: &Event<'_>| seen.lock().unwrap().push(ev.id().to_owned()))
+    .unwrap();
+    let log: Log = Arc::default();
+    let sink = HttpSink::builder(format!("http://{}/e", collector.local_addr()))
+        .mode(HttpMode::Batched)
+        .build()
+        .unwrap();
+    let em = emitter(sink, 10, &log).build().unwrap();
+    // ~3 KB an event, 30 KB a batch; e9 alone is over the limit.
+    let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(3000));
+    let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(20_000));
+    for i in 0..10 {
+        let id = format!("e{i}");
+        let d = if i == 9 { &huge } else { &data };
+        em.emit(EventBuilder::new().id(&id).ty("t").data_json(d))
+            .unwrap();
+    }
+    em.flush().unwrap();
+    let m = em.metrics();
+    let _ = collector.shutdown();
+    let mut got = got.lock().unwrap().clone();
+    got.sort();
+    let want: Vec<String> = (0..9).map(|i| format!("e{i}")).collect();
+    assert_eq!(got, want);
+    assert_eq!((m.delivered, m.failed, m.retried), (9, 1, 0), "{m:?}");
+    let log = log.lock().unwrap();
+    assert!(
+        log.len() == 1 && log[0].starts_with("e9 Failed") && log[0].contains("413"),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn an_event_too_large_for_headers_goes_structured_in_binary_mode() {
+    let received: Log = Arc::default();
+    let addr = collector(&received);
+    let log: Log = Arc::default();
+    let sink = HttpSink::builder(format!("http://{addr}/e"))
+        .mode(HttpMode::Binary)
+        .build()
+        .unwrap();
+    let em = emitter(sink, 4, &log).build().unwrap();
+    let big = "s".repeat(200_000);
+    em.emit(EventBuilder::new().id("big").ty("t").subject(&big))
+        .unwrap();
+    for id in ["b", "c", "d"] {
+        em.emit(EventBuilder::new().id(id).ty("t")).unwrap();
+    }
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!((m.delivered, m.retried, m.failed), (4, 0, 0), "{m:?}");
+    assert_eq!(*received.lock().unwrap(), ["big", "b", "c", "d"]);
+    assert!(log.lock().unwrap().is_empty());
+}
