@@ -2,17 +2,20 @@
 //! emitter and a real HTTP sink, against loopback collectors: an event the
 //! collector answers 500 for does not take the events after it down, a
 //! batch over the collector's body limit is split down to what fits, and an
-//! event whose attributes are too large for HTTP headers goes structured.
+//! event whose attributes are too large for HTTP headers goes structured;
+//! a large body waits for `100 Continue`, so a 413 answered before it is
+//! read as one.
 //! (Each was found by a review of the HTTP path: the events after a 500 were
 //! never sent and failed with it when the retries ran out; a 413 failed
 //! every event of its batch; a binary event with a 200 KB `subject` was
-//! retried as a transport error, and took its batch down with it.)
+//! retried as a transport error, and took its batch down with it; a 413
+//! sent before a 4 MB body was read was met as a reset, and retried.)
 #![cfg(all(feature = "http", feature = "receiver"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -158,4 +161,112 @@ fn an_event_too_large_for_headers_goes_structured_in_binary_mode() {
     assert_eq!((m.delivered, m.retried, m.failed), (4, 0, 0), "{m:?}");
     assert_eq!(*received.lock().unwrap(), ["big", "b", "c", "d"]);
     assert!(log.lock().unwrap().is_empty());
+}
+
+/// A collector that reads a request's head and, when it asks for `100
+/// Continue`, refuses a body over `limit` at once with 413 and closes, as
+/// servers with a body limit do; else it reads the body (answering 202).
+/// Returns its address and the number of events it took.
+fn limited_collector(limit: usize) -> (std::net::SocketAddr, Arc<Mutex<usize>>) {
+    let took = Arc::new(Mutex::new(0usize));
+    let n = took.clone();
+    let addr = serve_loopback(None, move |s| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        loop {
+            let (mut len, mut expect) = (0usize, false);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let l = line.to_ascii_lowercase();
+                if let Some(v) = l.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                expect |= l.starts_with("expect: 100-continue");
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            if len > limit {
+                // Refused before the body: closed with it unread.
+                let _ = w.write_all(
+                    b"HTTP/1.1 413 Content Too Large\r\nconnection: close\r\ncontent-length: 8\r\n\r\ntoo big\n",
+                );
+                return;
+            }
+            if expect {
+                w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+            }
+            let mut body = vec![0u8; len];
+            std::io::Read::read_exact(&mut r, &mut body).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            *n.lock().unwrap() += v.as_array().map_or(1, Vec::len);
+            w.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                .unwrap();
+        }
+    });
+    (addr, took)
+}
+
+#[test]
+fn a_413_answered_before_a_large_body_is_read_as_a_413() {
+    let (addr, took) = limited_collector(1 << 20);
+    let log: Log = Arc::default();
+    let sink = HttpSink::builder(format!("http://{addr}/e"))
+        .mode(HttpMode::Batched)
+        .build()
+        .unwrap();
+    let em = emitter(sink, 100, &log).build().unwrap();
+    // 40 KB an event: a 4 MB batch, split to batches of 25 (1 MB).
+    let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(40_000));
+    for i in 0..100 {
+        let id = format!("e{i}");
+        em.emit(EventBuilder::new().id(&id).ty("t").data_json(&data))
+            .unwrap();
+    }
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(
+        (m.delivered, m.failed, m.retried),
+        (100, 0, 0),
+        "{m:?}: {:?}",
+        log.lock().unwrap().first()
+    );
+    assert_eq!(*took.lock().unwrap(), 100);
+}
+
+/// The same against this crate's receiver (a 1 MiB body limit by default).
+#[test]
+fn our_receivers_early_413_is_read_as_a_413() {
+    let got = Arc::new(Mutex::new(0usize));
+    let seen = got.clone();
+    let collector = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
+        .unwrap()
+        .spawn(move |_: &Event<'_>| *seen.lock().unwrap() += 1)
+        .unwrap();
+    let log: Log = Arc::default();
+    let sink = HttpSink::builder(format!("http://{}/e", collector.local_addr()))
+        .mode(HttpMode::Batched)
+        .build()
+        .unwrap();
+    let em = emitter(sink, 100, &log).build().unwrap();
+    let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(40_000));
+    for i in 0..100 {
+        let id = format!("e{i}");
+        em.emit(EventBuilder::new().id(&id).ty("t").data_json(&data))
+            .unwrap();
+    }
+    em.flush().unwrap();
+    let m = em.metrics();
+    let _ = collector.shutdown();
+    assert_eq!(
+        (m.delivered, m.failed, m.retried),
+        (100, 0, 0),
+        "{m:?}: {:?}",
+        log.lock().unwrap().first()
+    );
+    assert_eq!(*got.lock().unwrap(), 100);
 }

@@ -1090,11 +1090,11 @@ impl HttpSink {
                 after: None,
                 error: Error::Io(e),
             })?;
-            let r = req.header("content-encoding", "gzip").send(&gz[..]);
+            let r = expect_continue(req.header("content-encoding", "gzip"), gz.len()).send(&gz[..]);
             self.gz = gz;
             r
         } else {
-            req.send(body)
+            expect_continue(req, body.len()).send(body)
         };
         let mut resp = result.map_err(transport_failure)?;
         let status = resp.status().as_u16();
@@ -1119,6 +1119,29 @@ impl HttpSink {
                 body: excerpt,
             },
         })
+    }
+}
+
+/// Bodies from this size on are sent after the collector says
+/// `100 Continue` (`Expect: 100-continue`): 256 KiB.
+///
+/// A collector that refuses a body as too large answers 413 and closes
+/// without reading it (this crate's receiver does, so do others); past what
+/// the sockets buffer, the rest of the body then meets a reset, and the 413
+/// was lost: the request failed as a connection reset, retried until its
+/// attempts ran out, its batch never split. Waiting for `100 Continue`, the
+/// 413 comes before the body. A collector that ignores `Expect` costs ureq's
+/// wait (1 s) before each such body; smaller bodies fit the socket buffers
+/// and never wait.
+const EXPECT_CONTINUE_FROM: usize = 256 * 1024;
+
+/// `req` with `Expect: 100-continue` for a body of `len` bytes from
+/// [`EXPECT_CONTINUE_FROM`] on.
+fn expect_continue<B>(req: ureq::RequestBuilder<B>, len: usize) -> ureq::RequestBuilder<B> {
+    if len >= EXPECT_CONTINUE_FROM {
+        req.header("expect", "100-continue")
+    } else {
+        req
     }
 }
 
