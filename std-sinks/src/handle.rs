@@ -1306,7 +1306,7 @@ fn encode_and_queue(
     number: Option<u64>,
     how: How,
 ) -> Result<(), Refused> {
-    let encoded = match Encoded::new_pooled(ev, sh.encoding) {
+    let encoded = match Encoded::new_pooled(ev, sh.form) {
         Ok(e) => e,
         Err(err) => {
             Counters::add(&sh.counters.rejected, 1);

@@ -48,7 +48,7 @@ use crate::handle::{Callback, Overflow, OwnedContext, Reason, Undelivered};
 use crate::metrics::{Counters, Metrics};
 use crate::queue::{Queue, Run};
 use crate::retry::{Breaker, RetryPolicy};
-use crate::sink::{Encoded, Encoding, LiveDeadline, SendDeadline, Sink, Ticket};
+use crate::sink::{Encoded, LiveDeadline, SendDeadline, Sink, Ticket};
 use crate::spool::{Spool, SpoolConfig, SyncPolicy, WhenFull};
 
 /// How long past its deadline [`Shared::shutdown`] waits for a worker that
@@ -408,7 +408,8 @@ impl Pace {
 
 /// What the handles and the worker share.
 pub(crate) struct Shared {
-    pub(crate) encoding: Encoding,
+    /// How events are encoded for the sink.
+    pub(crate) form: crate::sink::Form,
     state: Mutex<State>,
     /// Wakes the worker.
     wake: Condvar,
@@ -473,7 +474,7 @@ pub(crate) fn spawn(
         state.spool = Some(spool);
     }
     let shared = Arc::new(Shared {
-        encoding: sink.encoding(),
+        form: crate::sink::Form::of(&sink),
         state: Mutex::new(state),
         wake: Condvar::new(),
         space: Condvar::new(),

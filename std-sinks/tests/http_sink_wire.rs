@@ -657,7 +657,7 @@ fn binary_mode_sends_an_event_that_carries_events_structured() {
             .datacontenttype(ct)
             .build()
             .unwrap();
-        let enc = Encoded::new(&ev, s.encoding()).unwrap();
+        let enc = Encoded::for_sink(&ev, &s).unwrap();
         s.send(std::slice::from_ref(&enc)).unwrap();
         let reqs = server.requests();
         let req = reqs.last().unwrap();

@@ -649,7 +649,7 @@ fn binary_mode_sends_an_event_that_carries_events_structured() {
         .unwrap();
     let evs: Vec<Encoded> = [&plain, &outer]
         .iter()
-        .map(|e| Encoded::new(e, sink.encoding()).unwrap())
+        .map(|e| Encoded::for_sink(e, &sink).unwrap())
         .collect();
     sink.send(&evs).unwrap();
     let recs = read_back(&bootstrap, "carried", 1, 2, Duration::from_secs(10));

@@ -10,8 +10,9 @@
 //! does one the collector answered with another status a retry may fix (a
 //! 500 for one event: the events after it are sent, not failed with it). A
 //! failure that says the collector cannot take more now (no answer, a
-//! timeout, 408, 429, 502, 503, 504) stops the send there, and that request's
-//! events and the ones after it are answered "retry". In batched mode, a 413
+//! timeout, 408, 429, 502, 503, 504, `Retry-After`, or a second 500 in a
+//! row) stops the send there, and that request's events and the ones after
+//! it are answered "retry". In batched mode, a 413
 //! splits the request in two, down to the one event too large, which fails
 //! alone.
 //!
@@ -666,13 +667,20 @@ pub(crate) struct Failure {
 impl Failure {
     /// Whether the collector cannot take more now, so that the requests
     /// after this one would fail as it did: no answer (a connect error, a
-    /// reset, a time limit), or an answer that says so (408, 429, 502, 503,
-    /// 504). Another status a retry may fix, a 500, can be this request's
-    /// own (an event the collector chokes on): the next requests are made.
-    fn stops(&self) -> bool {
+    /// reset, a time limit), an answer that says so (408, 429, 502, 503,
+    /// 504, or any with `Retry-After`), or another status a retry may fix
+    /// (a 500) right after one (`after_one`: the request before failed
+    /// too). A single 500 can be this request's own (an event the
+    /// collector chokes on): the next requests are made; a second in a row
+    /// is taken for a collector that is down, which is not sent the whole
+    /// batch on every attempt.
+    fn stops(&self, after_one: bool) -> bool {
         match &self.error {
             Error::HttpStatus { status, .. } => {
-                self.retry && matches!(status, 408 | 429 | 502..=504)
+                self.retry
+                    && (after_one
+                        || self.after.is_some()
+                        || matches!(status, 408 | 429 | 502..=504))
             }
             _ => self.retry,
         }
@@ -695,6 +703,10 @@ impl Failure {
 }
 
 impl Sink for HttpSink {
+    fn takes_structured(&self) -> bool {
+        true
+    }
+
     fn encoding(&self) -> Encoding {
         match self.mode {
             HttpMode::Binary => Encoding::HttpBinary,
@@ -990,19 +1002,25 @@ impl HttpSink {
             .step_by(per_request)
             .map(|s| s..(s + per_request).min(events.len()))
             .collect();
+        // Whether the last request failed and a retry may fix it.
+        let mut failed_last = false;
         while let Some(here) = todo.pop_front() {
             let chunk = events.get(here.clone()).unwrap_or(&[]);
             let r = self
                 .limit(deadline)
                 .and_then(|limit| self.post_chunk(chunk, limit));
-            let Err(f) = r else { continue };
+            let Err(f) = r else {
+                failed_last = false;
+                continue;
+            };
             if f.too_large() && here.len() > 1 {
                 let mid = here.start + here.len() / 2;
                 todo.push_front(mid..here.end);
                 todo.push_front(here.start..mid);
                 continue;
             }
-            let stop = f.stops();
+            let stop = f.stops(failed_last);
+            failed_last = f.retry;
             let err = f.at(if stop { here.start..events.len() } else { here });
             failed = Some(match failed {
                 Some(prev) => prev.merge(err),
@@ -1061,12 +1079,56 @@ impl HttpSink {
         binary: Option<&Encoded>,
         limit: Option<Duration>,
     ) -> Result<(), Failure> {
+        let r = self.post_once(body, content_type, binary, limit, true);
+        match r {
+            // `Expect` refused (a proxy before an HTTP/1.0 server must):
+            // the body is sent without it, as curl does.
+            Err(Failure {
+                error: Error::HttpStatus { status: 417, .. },
+                ..
+            }) if body.len() >= EXPECT_CONTINUE_FROM => {
+                self.post_once(body, content_type, binary, limit, false)
+            }
+            r => r,
+        }
+    }
+
+    /// One request; with `expect`, a body from [`EXPECT_CONTINUE_FROM`] on
+    /// waits for `100 Continue`, at most a quarter of the request's time
+    /// (ureq's 1 s at most), so that a collector that ignores `Expect`
+    /// leaves the request time to send it.
+    fn post_once(
+        &mut self,
+        body: &[u8],
+        content_type: Option<&str>,
+        binary: Option<&Encoded>,
+        limit: Option<Duration>,
+        expect: bool,
+    ) -> Result<(), Failure> {
+        if self.gzip {
+            self.gz.clear();
+            let mut enc = flate2::write::GzEncoder::new(
+                std::mem::take(&mut self.gz),
+                flate2::Compression::fast(),
+            );
+            let gz = enc.write_all(body).and_then(|()| enc.finish());
+            self.gz = gz.map_err(|e| Failure {
+                retry: false,
+                after: None,
+                error: Error::Io(e),
+            })?;
+        }
+        let gz = std::mem::take(&mut self.gz);
+        let wire: &[u8] = if self.gzip { &gz } else { body };
+        let expect = expect && wire.len() >= EXPECT_CONTINUE_FROM;
         let mut req = self.agent.post(&self.uri);
-        if let Some(limit) = limit {
+        if limit.is_some() || expect {
+            let budget = limit.unwrap_or(self.timeout);
             req = req
                 .config()
-                .timeout_global(Some(limit))
-                .timeout_connect(Some(limit))
+                .timeout_global(Some(budget))
+                .timeout_connect(Some(budget))
+                .timeout_await_100(Some((budget / 4).min(Duration::from_secs(1))))
                 .build();
         }
         for (n, v) in &self.headers {
@@ -1078,24 +1140,14 @@ impl HttpSink {
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        let result = if self.gzip {
-            self.gz.clear();
-            let mut enc = flate2::write::GzEncoder::new(
-                std::mem::take(&mut self.gz),
-                flate2::Compression::fast(),
-            );
-            let gz = enc.write_all(body).and_then(|()| enc.finish());
-            let gz = gz.map_err(|e| Failure {
-                retry: false,
-                after: None,
-                error: Error::Io(e),
-            })?;
-            let r = expect_continue(req.header("content-encoding", "gzip"), gz.len()).send(&gz[..]);
-            self.gz = gz;
-            r
-        } else {
-            expect_continue(req, body.len()).send(body)
-        };
+        if self.gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        if expect {
+            req = req.header("expect", "100-continue");
+        }
+        let result = req.send(wire);
+        self.gz = gz;
         let mut resp = result.map_err(transport_failure)?;
         let status = resp.status().as_u16();
         let after = resp
@@ -1130,20 +1182,11 @@ impl HttpSink {
 /// the sockets buffer, the rest of the body then meets a reset, and the 413
 /// was lost: the request failed as a connection reset, retried until its
 /// attempts ran out, its batch never split. Waiting for `100 Continue`, the
-/// 413 comes before the body. A collector that ignores `Expect` costs ureq's
-/// wait (1 s) before each such body; smaller bodies fit the socket buffers
-/// and never wait.
+/// 413 comes before the body. A collector that ignores `Expect` costs a
+/// wait before each such body (a quarter of the request's time limit, 1 s
+/// at most), and one that refuses it (417) gets the body again without it;
+/// smaller bodies fit the socket buffers and never wait.
 const EXPECT_CONTINUE_FROM: usize = 256 * 1024;
-
-/// `req` with `Expect: 100-continue` for a body of `len` bytes from
-/// [`EXPECT_CONTINUE_FROM`] on.
-fn expect_continue<B>(req: ureq::RequestBuilder<B>, len: usize) -> ureq::RequestBuilder<B> {
-    if len >= EXPECT_CONTINUE_FROM {
-        req.header("expect", "100-continue")
-    } else {
-        req
-    }
-}
 
 /// Reads up to [`DRAIN_LIMIT`] bytes of `body`, keeping the first
 /// [`EXCERPT_LIMIT`] (when `keep`) as lossy UTF-8 without a cut character.

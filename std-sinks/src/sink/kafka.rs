@@ -805,6 +805,10 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 impl Sink for KafkaSink {
+    fn takes_structured(&self) -> bool {
+        true
+    }
+
     fn encoding(&self) -> Encoding {
         match self.mode {
             KafkaMode::Binary => Encoding::KafkaBinary,

@@ -236,37 +236,50 @@ impl Encoded {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// An event whose `datacontenttype` is a CloudEvents format
-    /// (`application/cloudevents…`, an event that carries events) is encoded
-    /// as structured JSON whatever `encoding` says: in binary mode that
-    /// content type would be the message's, and a receiver takes a message
-    /// of that content type for a structured event or batch, reading the
-    /// events carried in place of this one. So too, in HTTP binary mode, an
-    /// event whose `ce-` headers would pass [`HTTP_BINARY_HEADERS_MAX`]. The
-    /// binary sinks send such an event in structured mode.
+    /// See [`for_sink`](Self::for_sink) for what the emitter does: the same,
+    /// but as JSON where binary mode cannot carry an event and the sink
+    /// takes it structured.
+    pub fn new(ev: &Event<'_>, encoding: Encoding) -> Result<Encoded, Error> {
+        Self::encode(ev, Form::exactly(encoding), <[u8]>::to_vec)
+    }
+
+    /// `ev` encoded for `sink`, as the emitter encodes it: in the sink's
+    /// [`encoding`](Sink::encoding), but as structured JSON when the sink
+    /// [takes structured events too](Sink::takes_structured) and binary
+    /// mode cannot carry this one:
+    /// - its `datacontenttype` is a CloudEvents format
+    ///   (`application/cloudevents…`, an event that carries events): in
+    ///   binary mode that would be the message's content type, and a
+    ///   receiver takes a message of that content type for a structured
+    ///   event or batch, reading the events carried in place of this one;
+    /// - in HTTP binary mode, its `ce-` headers and content type would pass
+    ///   [`HTTP_BINARY_HEADERS_MAX`].
     ///
     /// ```
-    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::sink::{Encoded, Encoding, HttpMode, HttpSink};
     /// use ossa_events::Event;
-    /// let ev = Event::builder()
+    /// let sink = HttpSink::builder("http://127.0.0.1:9/events").mode(HttpMode::Binary).build()?;
+    /// let forwarded = Event::builder()
     ///     .id("e-1")
     ///     .source("/agents/a")
     ///     .ty("dev.example.forwarded")
     ///     .data_json(r#"{"specversion":"1.0","id":"in","source":"/s","type":"t"}"#)
     ///     .datacontenttype("application/cloudevents+json")
     ///     .build()?;
-    /// assert_eq!(Encoded::new(&ev, Encoding::HttpBinary)?.encoding(), Encoding::Json);
+    /// assert_eq!(Encoded::for_sink(&forwarded, &sink)?.encoding(), Encoding::Json);
+    /// // Asked for binary by hand, it is binary.
+    /// assert_eq!(Encoded::new(&forwarded, Encoding::HttpBinary)?.encoding(), Encoding::HttpBinary);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(ev: &Event<'_>, encoding: Encoding) -> Result<Encoded, Error> {
-        Self::encode(ev, encoding, <[u8]>::to_vec)
+    pub fn for_sink<S: Sink + ?Sized>(ev: &Event<'_>, sink: &S) -> Result<Encoded, Error> {
+        Self::encode(ev, Form::of(sink), <[u8]>::to_vec)
     }
 
     /// [`new`](Self::new) into a buffer of an event the emitter sent, when
     /// this thread has one that fits (see `pool`): what `emit()` does, so
     /// that in steady state it allocates nothing.
-    pub(crate) fn new_pooled(ev: &Event<'_>, encoding: Encoding) -> Result<Encoded, Error> {
-        Self::encode(ev, encoding, pool::buffer_for)
+    pub(crate) fn new_pooled(ev: &Event<'_>, form: Form) -> Result<Encoded, Error> {
+        Self::encode(ev, form, pool::buffer_for)
     }
 
     /// Writes `ev` into this thread's scratch (grown once), then copies it
@@ -276,17 +289,17 @@ impl Encoded {
     /// no more capacity held while it is queued than `copy_out` gives.
     fn encode(
         ev: &Event<'_>,
-        encoding: Encoding,
+        form: Form,
         copy_out: fn(&[u8]) -> Vec<u8>,
     ) -> Result<Encoded, Error> {
         let scratch = ENCODE_SCRATCH.try_with(|cell| {
             let Ok(mut buf) = cell.try_borrow_mut() else {
                 // Encoding inside an encoding (a payload's `Serialize` that
                 // emits): not through the scratch in use.
-                return Self::encode_fresh(ev, encoding);
+                return Self::encode_fresh(ev, form);
             };
             buf.clear();
-            let layout = Self::encode_into(ev, encoding, &mut buf);
+            let layout = Self::encode_into(ev, form, &mut buf);
             let out = layout.map(|l| l.with(copy_out(buf.as_slice())));
             if buf.capacity() > SCRATCH_KEEP {
                 // One huge event does not keep its buffer for the thread's life.
@@ -295,75 +308,64 @@ impl Encoded {
             out
         });
         // The thread is ending and its scratch is gone.
-        scratch.unwrap_or_else(|_| Self::encode_fresh(ev, encoding))
+        scratch.unwrap_or_else(|_| Self::encode_fresh(ev, form))
     }
 
     /// [`new`](Self::new) into a buffer of its own.
-    fn encode_fresh(ev: &Event<'_>, encoding: Encoding) -> Result<Encoded, Error> {
+    fn encode_fresh(ev: &Event<'_>, form: Form) -> Result<Encoded, Error> {
         let mut buf = Vec::with_capacity(1024);
-        let layout = Self::encode_into(ev, encoding, &mut buf)?;
+        let layout = Self::encode_into(ev, form, &mut buf)?;
         Ok(layout.with(buf))
     }
 
-    /// Writes the id, then `ev` in `encoding`, into `buf` (empty); returns
+    /// Writes the id, then `ev` in `form`, into `buf` (empty); returns
     /// where the parts are.
-    fn encode_into(
-        ev: &Event<'_>,
-        encoding: Encoding,
-        buf: &mut Vec<u8>,
-    ) -> Result<SpoolLayout, Error> {
+    fn encode_into(ev: &Event<'_>, form: Form, buf: &mut Vec<u8>) -> Result<SpoolLayout, Error> {
         buf.extend_from_slice(ev.id().as_bytes());
         let id_end = buf.len();
-        let mut content_type = None;
-        let mut encoding = if encoding != Encoding::Json && names_a_format(ev.datacontenttype()) {
-            Encoding::Json
-        } else {
-            encoding
-        };
         let enc_err = |e: ossa_events_core::EncodeError<std::convert::Infallible>| {
             Error::Encode(e.to_string())
         };
-        let head_end = match encoding {
-            Encoding::Json => {
-                json::write_json(ev, buf).map_err(enc_err)?;
-                buf.len()
-            }
-            Encoding::HttpBinary | Encoding::KafkaBinary => {
-                let binding = if encoding == Encoding::HttpBinary {
-                    Binding::Http
-                } else {
-                    Binding::Kafka
-                };
-                for h in binary::headers(ev, binding) {
-                    h.name().write_to(buf).map_err(enc_err)?;
-                    buf.push(0);
-                    h.value().write_to(buf).map_err(enc_err)?;
-                    buf.push(0);
-                }
-                if binding == Binding::Http && buf.len() - id_end > HTTP_BINARY_HEADERS_MAX {
-                    // Past what collectors take in headers: structured.
-                    buf.truncate(id_end);
-                    encoding = Encoding::Json;
-                    json::write_json(ev, buf).map_err(enc_err)?;
-                    return Ok(SpoolLayout {
-                        encoding,
-                        id_end: id_end as u32,
-                        head_end: buf.len() as u32,
-                        content_type: None,
-                    });
-                }
-                if let Some(ct) = binary::content_type(ev) {
-                    let start = buf.len();
-                    buf.extend_from_slice(ct.as_bytes());
-                    content_type = Some((start as u32, buf.len() as u32));
-                }
-                let head_end = buf.len();
-                binary::write_body(ev, buf).map_err(enc_err)?;
-                head_end
-            }
+        let json = |buf: &mut Vec<u8>| -> Result<SpoolLayout, Error> {
+            json::write_json(ev, buf).map_err(enc_err)?;
+            Ok(SpoolLayout {
+                encoding: Encoding::Json,
+                id_end: id_end as u32,
+                head_end: buf.len() as u32,
+                content_type: None,
+            })
         };
+        let binding = match form.encoding {
+            Encoding::Json => return json(buf),
+            // Its content type would make it a structured message.
+            _ if form.structured_too && names_a_format(ev.datacontenttype()) => return json(buf),
+            Encoding::HttpBinary => Binding::Http,
+            Encoding::KafkaBinary => Binding::Kafka,
+        };
+        for h in binary::headers(ev, binding) {
+            h.name().write_to(buf).map_err(enc_err)?;
+            buf.push(0);
+            h.value().write_to(buf).map_err(enc_err)?;
+            buf.push(0);
+        }
+        let mut content_type = None;
+        if let Some(ct) = binary::content_type(ev) {
+            let start = buf.len();
+            buf.extend_from_slice(ct.as_bytes());
+            content_type = Some((start as u32, buf.len() as u32));
+        }
+        if form.structured_too
+            && binding == Binding::Http
+            && buf.len() - id_end > HTTP_BINARY_HEADERS_MAX
+        {
+            // Past what collectors take in a request's head.
+            buf.truncate(id_end);
+            return json(buf);
+        }
+        let head_end = buf.len();
+        binary::write_body(ev, buf).map_err(enc_err)?;
         Ok(SpoolLayout {
-            encoding,
+            encoding: form.encoding,
             id_end: id_end as u32,
             head_end: head_end as u32,
             content_type,
@@ -611,9 +613,36 @@ impl Encoded {
     }
 }
 
-/// The most bytes of `ce-` headers (names and percent-encoded values) an
-/// event sends in HTTP binary mode: past that it goes structured
-/// ([`Encoded::new`]). Collectors cap a request's head at 8 to 16 KiB
+/// How the emitter encodes events for its sink: in the sink's encoding,
+/// or, for a binary sink that takes structured events too, as JSON where
+/// binary mode cannot carry one ([`Encoded::for_sink`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Form {
+    pub(crate) encoding: Encoding,
+    pub(crate) structured_too: bool,
+}
+
+impl Form {
+    /// In `encoding`, whatever the event.
+    pub(crate) fn exactly(encoding: Encoding) -> Form {
+        Form {
+            encoding,
+            structured_too: false,
+        }
+    }
+
+    /// As `sink` takes events.
+    pub(crate) fn of<S: Sink + ?Sized>(sink: &S) -> Form {
+        Form {
+            encoding: sink.encoding(),
+            structured_too: sink.encoding() != Encoding::Json && sink.takes_structured(),
+        }
+    }
+}
+
+/// The most bytes of `ce-` headers (names and percent-encoded values) and
+/// content type an event sends in HTTP binary mode: past that, a sink that
+/// takes structured events gets it structured ([`Encoded::for_sink`]). Collectors cap a request's head at 8 to 16 KiB
 /// (nginx and Apache 8 KiB a line, Node.js 16 KiB, this crate's receiver 16
 /// KiB) and answer 431 or close, and ureq writes a head of at most 128 KiB;
 /// a structured body has neither limit.
@@ -631,8 +660,8 @@ fn names_a_format(ct: Option<&str>) -> bool {
 /// Sends the events that are in `want` through `send`; an event in another
 /// encoding (a sink misused by hand; the emitter never does it) is failed for
 /// good, not sent: it could not be read back. The others are sent, in order.
-/// A binary sink also takes events in JSON ([`Encoded::new`] encodes an
-/// event that carries events so), and sends them structured.
+/// A binary sink that [takes structured events](Sink::takes_structured)
+/// also takes events in JSON, and sends them structured.
 #[cfg(any(feature = "http", feature = "kafka"))]
 pub(crate) fn takes(want: Encoding, got: Encoding) -> bool {
     got == want || got == Encoding::Json
@@ -754,6 +783,26 @@ pub trait Sink: Send + 'static {
     /// ```
     fn encoding(&self) -> Encoding {
         Encoding::Json
+    }
+    /// Whether this sink, when its [`encoding`](Self::encoding) is binary,
+    /// also takes events encoded as JSON, which it sends in structured
+    /// mode. Defaults to `false`: every event comes in the sink's encoding.
+    ///
+    /// With `true`, the emitter encodes as JSON an event binary mode cannot
+    /// carry ([`Encoded::for_sink`]): one whose `datacontenttype` is a
+    /// CloudEvents format, which receivers would take for a structured
+    /// message, and, in HTTP binary mode, one whose headers would outgrow a
+    /// request's head. The crate's HTTP and Kafka sinks say `true`.
+    ///
+    /// ```
+    /// use ossa_events::sink::{HttpMode, HttpSink, NullSink, Sink};
+    /// assert!(!NullSink::new().takes_structured());
+    /// let http = HttpSink::builder("http://127.0.0.1:9/e").mode(HttpMode::Binary).build()?;
+    /// assert!(http.takes_structured());
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    fn takes_structured(&self) -> bool {
+        false
     }
     /// Most events the sink takes in one [`send`](Self::send). Defaults to no limit.
     ///
@@ -1100,6 +1149,9 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     fn encoding(&self) -> Encoding {
         (**self).encoding()
     }
+    fn takes_structured(&self) -> bool {
+        (**self).takes_structured()
+    }
     fn max_batch(&self) -> usize {
         (**self).max_batch()
     }
@@ -1222,6 +1274,78 @@ fn nul_from(bytes: &[u8], from: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A binary sink of a user's, which takes only what it asks for.
+    struct Binary(Encoding);
+    impl Sink for Binary {
+        fn encoding(&self) -> Encoding {
+            self.0
+        }
+        fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+            Ok(())
+        }
+    }
+
+    /// An event that carries events, or whose HTTP headers are too large,
+    /// goes structured only to a sink that takes structured events: a
+    /// user's binary sink gets every event in its own encoding. (The
+    /// fallback applied to every sink, and a user's sink that reads
+    /// `headers()` and `body()` found them empty: found by a review.)
+    #[test]
+    fn only_a_sink_that_takes_structured_events_gets_them() {
+        let big = "s".repeat(HTTP_BINARY_HEADERS_MAX);
+        let carrier = crate::Event::builder()
+            .id("c")
+            .source("/s")
+            .ty("t")
+            .data_json(r#"{"specversion":"1.0","id":"in","source":"/s","type":"t"}"#)
+            .datacontenttype("application/cloudevents+json")
+            .build()
+            .unwrap();
+        let large = crate::Event::builder()
+            .id("l")
+            .source("/s")
+            .ty("t")
+            .subject(&big)
+            .build()
+            .unwrap();
+        let long_ct = format!("text/plain; p={big}");
+        let long_type = crate::Event::builder()
+            .id("t")
+            .source("/s")
+            .ty("t")
+            .data_text(&long_ct, "x")
+            .build()
+            .unwrap();
+        struct Taking(Encoding);
+        impl Sink for Taking {
+            fn encoding(&self) -> Encoding {
+                self.0
+            }
+            fn takes_structured(&self) -> bool {
+                true
+            }
+            fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+                Ok(())
+            }
+        }
+        for enc in [Encoding::HttpBinary, Encoding::KafkaBinary] {
+            for ev in [&carrier, &large, &long_type] {
+                let mine = Encoded::for_sink(ev, &Binary(enc)).unwrap();
+                assert_eq!(mine.encoding(), enc, "{}", ev.id());
+                assert!(mine.headers().any(|(n, _)| n.ends_with("type")));
+            }
+            let taking = |ev| Encoded::for_sink(ev, &Taking(enc)).unwrap().encoding();
+            assert_eq!(taking(&carrier), Encoding::Json);
+            let http_only = if enc == Encoding::HttpBinary {
+                Encoding::Json
+            } else {
+                enc
+            };
+            // The content type counts toward the head too.
+            assert_eq!((taking(&large), taking(&long_type)), (http_only, http_only));
+        }
+    }
 
     /// The spool form of `enc` with `edit` applied to its bytes after the
     /// layout (the offsets stay as they are).
