@@ -2401,6 +2401,26 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A spool in a new directory (`name`) of five binary events a0 to a4
+    /// of 256-byte records in one segment, the process killed: its config,
+    /// the segment's path and where each record begins.
+    fn five_of_256_bytes(name: &str) -> (PathBuf, SpoolConfig, PathBuf, Vec<usize>) {
+        let dir = spool_dir(name);
+        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
+        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
+        let base = record(0, &binary("a0", &[])).len();
+        let data = vec![5u8; 256 - base];
+        assert_eq!(record(0, &binary("a0", &data)).len(), 256);
+        let mut starts = Vec::new();
+        for i in 0..5 {
+            starts.push(sp.segments.back().map_or(0, |s| s.len) as usize);
+            sp.append(&binary(&format!("a{i}"), &data)).unwrap();
+        }
+        let seg = sp.segments[0].path.clone();
+        drop(sp);
+        (dir, cfg, seg, starts)
+    }
+
     fn read_ids(sp: &mut Spool) -> Vec<String> {
         let mut ids = Vec::new();
         while let Some(r) = sp.read_next().unwrap() {
@@ -2482,19 +2502,7 @@ mod tests {
     /// lost: found by a review of this stop's spool changes.)
     #[test]
     fn a_damaged_length_that_ends_on_a_later_record_skips_nothing_live() {
-        let dir = spool_dir("length-onto-a-later-record");
-        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
-        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
-        let base = record(0, &binary("a0", &[])).len();
-        let data = vec![5u8; 256 - base];
-        assert_eq!(record(0, &binary("a0", &data)).len(), 256);
-        let mut starts = Vec::new();
-        for i in 0..5 {
-            starts.push(sp.segments.back().map_or(0, |s| s.len) as usize);
-            sp.append(&binary(&format!("a{i}"), &data)).unwrap();
-        }
-        let seg = sp.segments[0].path.clone();
-        drop(sp);
+        let (dir, cfg, seg, starts) = five_of_256_bytes("length-onto-a-later-record");
         let mut bytes = std::fs::read(&seg).unwrap();
         assert_eq!(bytes[starts[1] + 5], 0);
         bytes[starts[1] + 5] ^= 0x01; // a1's length, + 256
@@ -2536,18 +2544,7 @@ mod tests {
     /// read: a2 lost for good. Found by a review of this stop's change.)
     #[test]
     fn a_damaged_seq_and_length_do_not_pass_over_a_live_record() {
-        let dir = spool_dir("seq-and-length");
-        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
-        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
-        let base = record(0, &binary("a0", &[])).len();
-        let data = vec![5u8; 256 - base];
-        let mut starts = Vec::new();
-        for i in 0..5 {
-            starts.push(sp.segments.back().map_or(0, |s| s.len) as usize);
-            sp.append(&binary(&format!("a{i}"), &data)).unwrap();
-        }
-        let seg = sp.segments[0].path.clone();
-        drop(sp);
+        let (dir, cfg, seg, starts) = five_of_256_bytes("seq-and-length");
         let mut bytes = std::fs::read(&seg).unwrap();
         bytes[starts[1] + 5] ^= 0x01; // length + 256: ends on a3
         bytes[starts[1] + 12] ^= 0x03; // seq 1 -> 2: a3 (seq 3) "chains"

@@ -164,33 +164,37 @@ fn an_event_too_large_for_headers_goes_structured_in_binary_mode() {
     assert!(log.lock().unwrap().is_empty());
 }
 
+/// Reads a request's head: its `Content-Length` and whether it asks for
+/// `100 Continue`; `None` at the end of the connection.
+fn read_head(r: &mut impl BufRead) -> Option<(usize, bool)> {
+    let (mut len, mut expect) = (0usize, false);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        let l = line.to_ascii_lowercase();
+        if let Some(v) = l.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+        expect |= l.starts_with("expect: 100-continue");
+        if line == "\r\n" {
+            return Some((len, expect));
+        }
+    }
+}
+
 /// A collector that reads a request's head and, when it asks for `100
 /// Continue`, refuses a body over `limit` at once with 413 and closes, as
 /// servers with a body limit do; else it reads the body (answering 202).
-/// Returns its address and the number of events it took.
-fn limited_collector(limit: usize) -> (std::net::SocketAddr, Arc<Mutex<usize>>) {
-    let took = Arc::new(Mutex::new(0usize));
-    let n = took.clone();
-    let addr = serve_loopback(None, move |s| {
+/// Counts the events it takes in `took`.
+fn limited_collector(limit: usize, took: Arc<Mutex<usize>>) -> std::net::SocketAddr {
+    let n = took;
+    serve_loopback(None, move |s| {
         let mut r = BufReader::new(s.try_clone().unwrap());
         let mut w = s;
-        loop {
-            let (mut len, mut expect) = (0usize, false);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let l = line.to_ascii_lowercase();
-                if let Some(v) = l.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                expect |= l.starts_with("expect: 100-continue");
-                if line == "\r\n" {
-                    break;
-                }
-            }
+        while let Some((len, expect)) = read_head(&mut r) {
             if len > limit {
                 // Refused before the body: closed with it unread.
                 let _ = w.write_all(
@@ -208,75 +212,53 @@ fn limited_collector(limit: usize) -> (std::net::SocketAddr, Arc<Mutex<usize>>) 
             w.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
                 .unwrap();
         }
-    });
-    (addr, took)
+    })
 }
 
+/// A collector with a 1 MiB body limit that answers 413 before reading the
+/// body (a raw one, and this crate's receiver at its default): a 4 MB batch
+/// of 100 events is split to what fits and all are delivered.
 #[test]
 fn a_413_answered_before_a_large_body_is_read_as_a_413() {
-    let (addr, took) = limited_collector(1 << 20);
-    let log: Log = Arc::default();
-    let sink = HttpSink::builder(format!("http://{addr}/e"))
-        .mode(HttpMode::Batched)
-        .build()
-        .unwrap();
-    let em = emitter(sink, 100, &log).build().unwrap();
-    // 40 KB an event: a 4 MB batch, split to batches of 25 (1 MB).
-    let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(40_000));
-    for i in 0..100 {
-        let id = format!("e{i}");
-        em.emit(EventBuilder::new().id(&id).ty("t").data_json(&data))
+    for ours in [false, true] {
+        let took = Arc::new(Mutex::new(0usize));
+        let (addr, receiver) = if ours {
+            let seen = took.clone();
+            let r = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
+                .unwrap()
+                .spawn(move |_: &Event<'_>| *seen.lock().unwrap() += 1)
+                .unwrap();
+            (r.local_addr(), Some(r))
+        } else {
+            (limited_collector(1 << 20, took.clone()), None)
+        };
+        let log: Log = Arc::default();
+        let sink = HttpSink::builder(format!("http://{addr}/e"))
+            .mode(HttpMode::Batched)
+            .build()
             .unwrap();
+        let em = emitter(sink, 100, &log).build().unwrap();
+        forty_kb_events(&em, 100);
+        em.flush().unwrap();
+        let m = em.metrics();
+        if let Some(r) = receiver {
+            let _ = r.shutdown();
+        }
+        assert_eq!(
+            (m.delivered, m.failed, m.retried),
+            (100, 0, 0),
+            "ours {ours}: {m:?}: {:?}",
+            log.lock().unwrap().first()
+        );
+        assert_eq!(*took.lock().unwrap(), 100);
     }
-    em.flush().unwrap();
-    let m = em.metrics();
-    assert_eq!(
-        (m.delivered, m.failed, m.retried),
-        (100, 0, 0),
-        "{m:?}: {:?}",
-        log.lock().unwrap().first()
-    );
-    assert_eq!(*took.lock().unwrap(), 100);
 }
 
-/// The same against this crate's receiver (a 1 MiB body limit by default).
-#[test]
-fn our_receivers_early_413_is_read_as_a_413() {
-    let got = Arc::new(Mutex::new(0usize));
-    let seen = got.clone();
-    let collector = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
-        .unwrap()
-        .spawn(move |_: &Event<'_>| *seen.lock().unwrap() += 1)
-        .unwrap();
-    let log: Log = Arc::default();
-    let sink = HttpSink::builder(format!("http://{}/e", collector.local_addr()))
-        .mode(HttpMode::Batched)
-        .build()
-        .unwrap();
-    let em = emitter(sink, 100, &log).build().unwrap();
+/// `n` events of 40 KB through `em` (10 make a 400 KB batch, past the size
+/// from which the sink asks for `100 Continue`).
+fn forty_kb_events(em: &Emitter, n: usize) {
     let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(40_000));
-    for i in 0..100 {
-        let id = format!("e{i}");
-        em.emit(EventBuilder::new().id(&id).ty("t").data_json(&data))
-            .unwrap();
-    }
-    em.flush().unwrap();
-    let m = em.metrics();
-    let _ = collector.shutdown();
-    assert_eq!(
-        (m.delivered, m.failed, m.retried),
-        (100, 0, 0),
-        "{m:?}: {:?}",
-        log.lock().unwrap().first()
-    );
-    assert_eq!(*got.lock().unwrap(), 100);
-}
-
-/// 10 events of 40 KB through `em`: a 400 KB batch, past the size from
-/// which the sink asks for `100 Continue`.
-fn a_large_batch(em: &Emitter) {
-    let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(40_000));
-    for i in 0..10 {
+    for i in 0..n {
         em.emit(
             EventBuilder::new()
                 .id(&format!("e{i}"))
@@ -295,23 +277,7 @@ fn expect_refusing_or_ignoring(ignore: bool, took: Arc<AtomicUsize>) -> std::net
     serve_loopback(None, move |s| {
         let mut r = BufReader::new(s.try_clone().unwrap());
         let mut w = s;
-        loop {
-            let (mut len, mut expect) = (0usize, false);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let l = line.to_ascii_lowercase();
-                if let Some(v) = l.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                expect |= l.starts_with("expect:");
-                if line == "\r\n" {
-                    break;
-                }
-            }
+        while let Some((len, expect)) = read_head(&mut r) {
             if expect && !ignore {
                 let _ = w.write_all(
                     b"HTTP/1.1 417 Expectation Failed\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
@@ -345,7 +311,7 @@ fn collectors_that_refuse_or_ignore_expect_get_large_bodies() {
             .build()
             .unwrap();
         let em = emitter(sink, 10, &log).build().unwrap();
-        a_large_batch(&em);
+        forty_kb_events(&em, 10);
         em.flush().unwrap();
         let m = em.metrics();
         assert_eq!(
