@@ -454,12 +454,11 @@ struct Damaged {
     read: Vec<std::ops::Range<u64>>,
 }
 
-impl Damaged {
-    fn read(&mut self, seq: u64) {
-        match self.read.last_mut() {
-            Some(r) if r.end == seq => r.end = seq.saturating_add(1),
-            _ => self.read.push(seq..seq.saturating_add(1)),
-        }
+/// Adds `seq` to `runs` (seqs as ranges, mostly one after the other).
+fn push_seq(runs: &mut Vec<std::ops::Range<u64>>, seq: u64) {
+    match runs.last_mut() {
+        Some(r) if r.end == seq => r.end = seq.saturating_add(1),
+        _ => runs.push(seq..seq.saturating_add(1)),
     }
 }
 
@@ -612,10 +611,7 @@ impl Spool {
                             bad_run = 0;
                         }
                         last_good = Some(seq);
-                        match runs.last_mut() {
-                            Some(r) if r.end == seq => r.end = seq.saturating_add(1),
-                            _ => runs.push(seq..seq.saturating_add(1)),
-                        }
+                        push_seq(&mut runs, seq);
                         spool.next_seq = spool.next_seq.max(seq.saturating_add(1));
                         if seq >= spool.low && !spool.acked.contains(&seq) {
                             rec.pending += 1;
@@ -731,7 +727,7 @@ impl Spool {
             spool.next_seq = top.saturating_add(1);
             spool.ack(top);
         }
-        spool.confirm_missing(&firsts, &found);
+        spool.confirm_missing(&firsts, found);
         spool.corrupt = rec.corrupt;
         spool.cursor_seq = spool.next_seq;
         if let Some(s) = spool.segments.front() {
@@ -768,7 +764,7 @@ impl Spool {
     /// they wedged the spool when nothing was pending: no reading, so the
     /// low-water mark stayed at them, no later segment was deleted, and at
     /// the cap under `Block` or `DropNewest` every event was refused.
-    fn confirm_missing(&mut self, firsts: &[u64], found: &[Vec<std::ops::Range<u64>>]) {
+    fn confirm_missing(&mut self, firsts: &[u64], found: Vec<Vec<std::ops::Range<u64>>>) {
         let Some(&first) = firsts.first() else {
             return;
         };
@@ -784,9 +780,8 @@ impl Spool {
         }
         let mut gone = Vec::new();
         let ends = firsts.iter().skip(1).copied().chain([self.next_seq]);
-        for ((&first, end), runs) in firsts.iter().zip(ends).zip(found) {
+        for ((&first, end), mut runs) in firsts.iter().zip(ends).zip(found) {
             // The gaps between the runs found, from the low-water mark on.
-            let mut runs: Vec<std::ops::Range<u64>> = runs.clone();
             runs.sort_unstable_by_key(|r| r.start);
             let mut at = first.max(self.low);
             let mut missing = Vec::new();
@@ -1575,7 +1570,7 @@ impl Spool {
             }
         }
         if let Some(d) = &mut self.damaged {
-            d.read(seq);
+            push_seq(&mut d.read, seq);
         }
         self.cursor_seq = self.cursor_seq.max(seq.saturating_add(1));
     }

@@ -12,9 +12,8 @@
 //! failure that says the collector cannot take more now (no answer, a
 //! timeout, 408, 429, 502, 503, 504, `Retry-After`, or a second 500 in a
 //! row) stops the send there, and that request's events and the ones after
-//! it are answered "retry". In batched mode, a 413
-//! splits the request in two, down to the one event too large, which fails
-//! alone.
+//! it are answered "retry". In batched mode, a 413 splits the request in
+//! two, down to the one event too large, which fails alone.
 //!
 //! | outcome | [`Retry`] | [`Error`] |
 //! | --- | --- | --- |
@@ -1054,7 +1053,7 @@ impl HttpSink {
                 r
             }
             (HttpMode::Structured, [e]) => self.post(e.json(), Some(STRUCTURED_CT), None, limit),
-            // An event that carries events goes structured (see `Encoded::new`).
+            // An event binary mode cannot carry (see `Encoded::for_sink`).
             (HttpMode::Binary, [e]) if e.encoding() == Encoding::Json => {
                 self.post(e.json(), Some(STRUCTURED_CT), None, limit)
             }

@@ -945,42 +945,39 @@ impl KafkaSink {
         let mut headers;
         let parsed_key;
         let key: Option<&[u8]>;
-        // An event that carries events goes structured (see `Encoded::new`).
+        // An event that carries events goes structured (see `Encoded::for_sink`).
         let structured = self.mode == KafkaMode::Structured || e.encoding() == Encoding::Json;
-        let payload: Option<&[u8]> = match structured {
-            false => {
-                // One pass: the headers, and the key among them.
-                headers = OwnedHeaders::new_with_capacity(12);
-                let (mut partition_key, mut field) = (None, None);
-                for (name, value) in e.header_bytes() {
-                    if name == PARTITION_KEY_HEADER {
-                        partition_key = Some(value);
-                    } else if self.key_header.as_deref() == Some(name) {
-                        field = Some(value);
-                    }
-                    headers = headers.insert(Header {
-                        key: name,
-                        value: Some(value),
-                    });
+        let payload: Option<&[u8]> = if structured {
+            parsed_key = self.key_of(e).map_err(SendError::fatal)?;
+            key = parsed_key.as_deref().map(str::as_bytes);
+            headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+                key: "content-type",
+                value: Some(STRUCTURED_CT.as_bytes()),
+            });
+            Some(e.json())
+        } else {
+            // One pass: the headers, and the key among them.
+            headers = OwnedHeaders::new_with_capacity(12);
+            let (mut partition_key, mut field) = (None, None);
+            for (name, value) in e.header_bytes() {
+                if name == PARTITION_KEY_HEADER {
+                    partition_key = Some(value);
+                } else if self.key_header.as_deref() == Some(name) {
+                    field = Some(value);
                 }
-                key = partition_key.or(field);
-                if let Some(ct) = e.content_type() {
-                    headers = headers.insert(Header {
-                        key: "content-type",
-                        value: Some(ct.as_bytes()),
-                    });
-                }
-                Some(e.body()).filter(|b| !b.is_empty())
-            }
-            true => {
-                parsed_key = self.key_of(e).map_err(SendError::fatal)?;
-                key = parsed_key.as_deref().map(str::as_bytes);
-                headers = OwnedHeaders::new_with_capacity(1).insert(Header {
-                    key: "content-type",
-                    value: Some(STRUCTURED_CT.as_bytes()),
+                headers = headers.insert(Header {
+                    key: name,
+                    value: Some(value),
                 });
-                Some(e.json())
             }
+            key = partition_key.or(field);
+            if let Some(ct) = e.content_type() {
+                headers = headers.insert(Header {
+                    key: "content-type",
+                    value: Some(ct.as_bytes()),
+                });
+            }
+            Some(e.body()).filter(|b| !b.is_empty())
         };
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(&self.topic, seq).headers(headers);

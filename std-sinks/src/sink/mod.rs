@@ -642,10 +642,11 @@ impl Form {
 
 /// The most bytes of `ce-` headers (names and percent-encoded values) and
 /// content type an event sends in HTTP binary mode: past that, a sink that
-/// takes structured events gets it structured ([`Encoded::for_sink`]). Collectors cap a request's head at 8 to 16 KiB
-/// (nginx and Apache 8 KiB a line, Node.js 16 KiB, this crate's receiver 16
-/// KiB) and answer 431 or close, and ureq writes a head of at most 128 KiB;
-/// a structured body has neither limit.
+/// takes structured events gets it structured ([`Encoded::for_sink`]).
+/// Collectors cap a request's head at 8 to 16 KiB (nginx and Apache 8 KiB a
+/// line, Node.js 16 KiB, this crate's receiver 16 KiB) and answer 431 or
+/// close, and ureq writes a head of at most 128 KiB; a structured body has
+/// neither limit.
 pub const HTTP_BINARY_HEADERS_MAX: usize = 8 * 1024;
 
 /// Whether a content type is one of CloudEvents' own formats
