@@ -674,6 +674,84 @@ fn binary_mode_sends_an_event_that_carries_events_structured() {
     assert!(recs[1].headers.iter().all(|(n, _)| !n.starts_with("ce_")));
 }
 
+/// Binary mode: an event with empty data is a record with an empty value,
+/// read back as empty data; one with no data has no value (3.2.2). (Empty
+/// data went as no value, a tombstone where the topic is compacted, which
+/// deletes the key's earlier records; and an empty value was read as no
+/// data. Found by a spec review.)
+#[test]
+fn empty_data_is_an_empty_value_and_no_data_no_value() {
+    use ossa_events::{Data, Event, Scratch};
+    let c = cluster(1, "empty", 1);
+    let bootstrap = c.bootstrap_servers();
+    let mut sink = KafkaSink::builder(&bootstrap, "empty").build().unwrap();
+    let base = || Event::builder().source("/s").ty("t");
+    let evs = [
+        base()
+            .id("text")
+            .data_text("text/plain", "")
+            .build()
+            .unwrap(),
+        base()
+            .id("bytes")
+            .data_binary("application/octet-stream", b"")
+            .build()
+            .unwrap(),
+        base().id("none").build().unwrap(),
+        base()
+            .id("type-only")
+            .datacontenttype("application/json")
+            .build()
+            .unwrap(),
+    ];
+    let enc: Vec<Encoded> = evs
+        .iter()
+        .map(|e| Encoded::for_sink(e, &sink).unwrap())
+        .collect();
+    sink.send(&enc).unwrap();
+    let recs = read_back(&bootstrap, "empty", 1, 4, Duration::from_secs(10));
+    let values: Vec<Option<&[u8]>> = recs.iter().map(|r| r.value.as_deref()).collect();
+    assert_eq!(values, [Some(&b""[..]), Some(&b""[..]), None, None]);
+    for (r, want) in recs.iter().zip(&evs) {
+        let pairs: Vec<(&str, &[u8])> = r
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let mut buf = vec![0u8; 1024];
+        let back = ossa_events::parse::kafka::parse(
+            pairs.iter().copied(),
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &mut Scratch::new(&mut buf),
+        )
+        .unwrap();
+        assert!(
+            back.event.same_as(want, false),
+            "{:?} vs {want:?}",
+            back.event
+        );
+    }
+    let mut buf = vec![0u8; 1024];
+    let pairs: Vec<(&str, &[u8])> = recs[0]
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
+    let text = ossa_events::parse::kafka::parse(
+        pairs.iter().copied(),
+        None,
+        recs[0].value.as_deref(),
+        &mut Scratch::new(&mut buf),
+    )
+    .unwrap();
+    assert!(
+        matches!(text.event.data(), Some(Data::Text(""))),
+        "{:?}",
+        text.event.data()
+    );
+}
+
 #[test]
 fn one_oversized_record_fails_alone_and_its_neighbours_are_delivered() {
     use ossa_events::{Event, Retry};

@@ -58,6 +58,14 @@ pub struct Record<'a> {
 /// let mut buf = [0u8; 64];
 /// let rec = kafka::parse(headers, None, None, &mut Scratch::new(&mut buf))?; // binary mode, no data
 /// assert!(rec.event.data().is_none());
+/// // An empty value is empty data (no data is no value: a tombstone).
+/// let text: [(&str, &[u8]); 5] = [
+///     ("ce_specversion", b"1.0"), ("ce_id", b"1"), ("ce_source", b"/s"), ("ce_type", b"t"),
+///     ("content-type", b"text/plain"),
+/// ];
+/// let mut buf2 = [0u8; 64];
+/// let rec = kafka::parse(text, None, Some(b""), &mut Scratch::new(&mut buf2))?;
+/// assert!(matches!(rec.event.data(), Some(ossa_events_core::Data::Text(""))));
 /// // Batches are an HTTP feature; the Kafka binding has none.
 /// let batch: [(&str, &[u8]); 1] = [("content-type", b"application/cloudevents-batch+json")];
 /// let err = kafka::parse(batch, None, Some(b"[]"), &mut Scratch::new(&mut [0u8; 64])).unwrap_err();
@@ -121,7 +129,16 @@ where
         }
         r.set(attr, v)?;
     }
-    let data = body_data(ct, value.unwrap_or(&[]))?;
+    let data = match value {
+        // No value is no data; an empty value is empty data (3.2.2), but
+        // for a JSON content type (JSON text is never empty).
+        Some([]) => match ct {
+            Some(c) if crate::uri::is_json_media_type(c) => None,
+            Some(c) if crate::uri::is_text_media_type(c) => Some(crate::Data::Text("")),
+            _ => Some(crate::Data::Binary(&[])),
+        },
+        v => body_data(ct, v.unwrap_or(&[]))?,
+    };
     Ok(Record {
         event: r.finish(ct, data)?,
         key,
