@@ -5,7 +5,9 @@
 use ossa_events_core::embedded_io::{ErrorType, Write};
 use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::format::json;
-use ossa_events_core::uri::{is_json_media_type, starts_with_ignore_ascii_case};
+use ossa_events_core::uri::{
+    is_json_media_type, is_text_media_type, starts_with_ignore_ascii_case,
+};
 use ossa_events_core::{parse, Data, Event, ParseError, Scratch};
 
 /// Scratch size the targets parse with; `ScratchFull` is a normal error.
@@ -90,7 +92,9 @@ pub fn check_json(ev: &Event<'_>) {
 /// compared by canonical strings, after what binary mode cannot carry is
 /// normalised away: the implied `application/json` content type becomes
 /// explicit, surrounding whitespace of the content type is trimmed, empty data
-/// is no data, and data is re-typed by the content type.
+/// is no data (in HTTP; in Kafka only under no or a JSON content type, else
+/// the sink sends an empty value, which is empty data), and data is re-typed
+/// by the content type.
 pub fn check_binary(ev: &Event<'_>, binding: Binding) {
     let ct = binary::content_type(ev);
     if binding == Binding::Kafka
@@ -119,9 +123,16 @@ pub fn check_binary(ev: &Event<'_>, binding: Binding) {
     let mut buf = vec![0u8; body.len() + headers.iter().map(|(_, v)| v.len()).sum::<usize>()];
     let hs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
     let mut scratch = Scratch::new(&mut buf);
+    // What the Kafka sink sends: no value for no data (an empty body under
+    // no or a JSON content type), else the body, empty or not.
+    let empty_value =
+        binding == Binding::Kafka && body.is_empty() && !ct.is_none_or(is_json_media_type);
     let back = match binding {
         Binding::Http => parse::http::parse_binary(hs, &body, &mut scratch),
-        _ => parse::kafka::parse(hs, None, Some(&body), &mut scratch).map(|r| r.event),
+        _ => {
+            let value = (!body.is_empty() || empty_value).then_some(&body[..]);
+            parse::kafka::parse(hs, None, value, &mut scratch).map(|r| r.event)
+        }
     };
     let json_ct = ct.is_some_and(is_json_media_type);
     let back = match back {
@@ -135,6 +146,8 @@ pub fn check_binary(ev: &Event<'_>, binding: Binding) {
     };
 
     let data = match ev.data() {
+        _ if empty_value && ct.is_some_and(is_text_media_type) => Some(Data::Text("")),
+        _ if empty_value => Some(Data::Binary(&[])),
         _ if body.is_empty() => None,
         Some(Data::Json(raw)) if !json_ct => Some(Data::Text(raw)),
         Some(d) if d.is_binary() && json_ct => Some(Data::Json(
