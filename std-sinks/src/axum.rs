@@ -2,11 +2,13 @@
 //! content mode (binary, structured, batched).
 //!
 //! [`CloudEvents`] reads the body (under axum's `DefaultBodyLimit`, 2 MiB
-//! unless the router says otherwise), checks every event of the request
-//! against the spec, and only then runs the handler: an invalid request is
-//! answered `400 Bad Request` with the reason as text (`415` for an event
-//! format other than JSON, `413` for a body over the limit), and the handler
-//! never sees part of a batch. The events are then visited with
+//! unless the router says otherwise), undoes a `Content-Encoding: gzip` (as
+//! [`HttpSink`](crate::sink::HttpSink)`::gzip(true)` sends, up to
+//! [`MAX_DECODED_BODY`] decoded), checks every event of the request against
+//! the spec, and only then runs the handler: an invalid request is answered
+//! `400 Bad Request` with the reason as text (`415` for an event format other
+//! than JSON or a content coding other than gzip, `413` for a body over the
+//! limit), and the handler never sees part of a batch. The events are then visited with
 //! [`CloudEvents::for_each`], each borrowing the request body (zero-copy).
 //!
 //! ```
@@ -30,6 +32,13 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use ossa_events_core::parse::http::Message;
 use ossa_events_core::{Event, ParseError, Scratch};
+
+use crate::http_types::{Coding, GunzipError, content_coding, gunzip};
+
+/// Most bytes a gzip request body may decode to: 16 MiB. axum's
+/// `DefaultBodyLimit` bounds the bytes received; this bounds what they
+/// inflate to (a few KiB of gzip can decode to gigabytes).
+pub const MAX_DECODED_BODY: usize = 16 * 1024 * 1024;
 
 /// The events of one CloudEvents HTTP request, all valid.
 ///
@@ -64,6 +73,14 @@ pub enum CloudEventsRejection {
     /// `400`, or `415` for [`ParseError::UnsupportedFormat`]. In a batch,
     /// [`ParseError::InBatch`] names the element.
     Invalid(ParseError),
+    /// The body's `Content-Encoding` is neither `gzip` (`x-gzip`) nor
+    /// `identity`, or there is more than one (`415`); the header's values.
+    UnsupportedEncoding(String),
+    /// The body says `Content-Encoding: gzip` and is not gzip, or is cut
+    /// short (`400`).
+    InvalidGzip(std::io::Error),
+    /// The gzip body decodes to more than [`MAX_DECODED_BODY`] bytes (`413`).
+    DecodedTooLarge,
 }
 
 impl fmt::Display for CloudEventsRejection {
@@ -71,6 +88,15 @@ impl fmt::Display for CloudEventsRejection {
         match self {
             CloudEventsRejection::Body(e) => write!(f, "request body: {e}"),
             CloudEventsRejection::Invalid(e) => write!(f, "{e}"),
+            CloudEventsRejection::UnsupportedEncoding(v) => write!(
+                f,
+                "Content-Encoding {v:?}: only gzip or identity is supported"
+            ),
+            CloudEventsRejection::InvalidGzip(e) => write!(f, "invalid gzip body: {e}"),
+            CloudEventsRejection::DecodedTooLarge => write!(
+                f,
+                "decompressed request body larger than {MAX_DECODED_BODY} bytes"
+            ),
         }
     }
 }
@@ -79,14 +105,22 @@ impl std::error::Error for CloudEventsRejection {}
 
 impl IntoResponse for CloudEventsRejection {
     fn into_response(self) -> Response {
-        match self {
-            CloudEventsRejection::Body(e) => e.into_response(),
-            CloudEventsRejection::Invalid(e) => {
-                let status = match e {
-                    ParseError::UnsupportedFormat => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    _ => StatusCode::BAD_REQUEST,
-                };
-                let mut res = (status, format!("{e}\n")).into_response();
+        let status = match &self {
+            CloudEventsRejection::Body(_) => None,
+            CloudEventsRejection::Invalid(ParseError::UnsupportedFormat)
+            | CloudEventsRejection::UnsupportedEncoding(_) => {
+                Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            }
+            CloudEventsRejection::Invalid(_) | CloudEventsRejection::InvalidGzip(_) => {
+                Some(StatusCode::BAD_REQUEST)
+            }
+            CloudEventsRejection::DecodedTooLarge => Some(StatusCode::PAYLOAD_TOO_LARGE),
+        };
+        match (self, status) {
+            (CloudEventsRejection::Body(e), _) => e.into_response(),
+            (other, status) => {
+                let status = status.unwrap_or(StatusCode::BAD_REQUEST);
+                let mut res = (status, format!("{other}\n")).into_response();
                 res.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -102,9 +136,24 @@ impl<S: Send + Sync> FromRequest<S> for CloudEvents {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let headers = req.headers().clone();
+        let coding = content_coding(&headers).ok_or_else(|| {
+            let values = headers.get_all(header::CONTENT_ENCODING).iter();
+            let values: Vec<_> = values
+                .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                .collect();
+            CloudEventsRejection::UnsupportedEncoding(values.join(", "))
+        })?;
         let body = Bytes::from_request(req, state)
             .await
             .map_err(CloudEventsRejection::Body)?;
+        let body = match coding {
+            Coding::Identity => body,
+            Coding::Gzip => match gunzip(&body, MAX_DECODED_BODY) {
+                Ok(decoded) => Bytes::from(decoded),
+                Err(GunzipError::Invalid(e)) => return Err(CloudEventsRejection::InvalidGzip(e)),
+                Err(GunzipError::TooLarge) => return Err(CloudEventsRejection::DecodedTooLarge),
+            },
+        };
         let mut events = CloudEvents {
             headers,
             body,
@@ -142,7 +191,9 @@ impl CloudEvents {
         &self.headers
     }
 
-    /// The request's body, as received.
+    /// The request's body, decoded: as received, or inflated when it came
+    /// with `Content-Encoding: gzip` (the events borrow these bytes; the
+    /// header is still in [`headers`](Self::headers)).
     pub fn body(&self) -> &Bytes {
         &self.body
     }

@@ -49,7 +49,9 @@ pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json; charse
 
 /// Parses the message that `headers` and `body` carry, in the content mode
 /// its `Content-Type` selects: one event (binary or structured mode) or a
-/// batch to read event by event.
+/// batch to read event by event. `body` is the content: a body sent with a
+/// `Content-Encoding` (gzip) is decoded first, as the
+/// `axum` extractor and the receiver do.
 ///
 /// ```
 /// use http::HeaderMap;
@@ -91,6 +93,65 @@ pub(crate) fn header_bytes(headers: &HeaderMap) -> usize {
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len())
         .sum()
+}
+
+/// A body's `Content-Encoding`, as the receivers read it.
+#[cfg(any(feature = "axum", feature = "receiver"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Coding {
+    /// None, or `identity`: the body is the content.
+    Identity,
+    /// `gzip` (or its old name `x-gzip`), one or more members.
+    Gzip,
+}
+
+/// The `Content-Encoding` of `headers`: `None` for a coding the receivers do
+/// not read, or for more than one header (a chain of codings).
+#[cfg(any(feature = "axum", feature = "receiver"))]
+pub(crate) fn content_coding(headers: &HeaderMap) -> Option<Coding> {
+    let mut codings = headers.get_all(http::header::CONTENT_ENCODING).iter();
+    match (codings.next(), codings.next()) {
+        (None, _) => Some(Coding::Identity),
+        (Some(v), None) => {
+            let v = v.as_bytes().trim_ascii();
+            if v.eq_ignore_ascii_case(b"identity") {
+                Some(Coding::Identity)
+            } else if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") {
+                Some(Coding::Gzip)
+            } else {
+                None
+            }
+        }
+        (Some(_), Some(_)) => None,
+    }
+}
+
+/// Why a gzip body was not decoded.
+#[cfg(any(feature = "axum", feature = "receiver"))]
+#[derive(Debug)]
+pub(crate) enum GunzipError {
+    /// Not gzip, or cut short.
+    Invalid(io::Error),
+    /// Decoded, it is over the limit it was given.
+    TooLarge,
+}
+
+/// Decodes a gzip body (every member) of at most `max` bytes once decoded;
+/// stops reading at `max + 1`, so a small body that inflates without end
+/// costs no more than that.
+#[cfg(any(feature = "axum", feature = "receiver"))]
+pub(crate) fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, GunzipError> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    flate2::read::MultiGzDecoder::new(body)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(GunzipError::Invalid)?;
+    if out.len() > max {
+        return Err(GunzipError::TooLarge);
+    }
+    Ok(out)
 }
 
 /// Parses a request: [`parse`] on its headers and body. The method and URI

@@ -105,10 +105,19 @@ impl Drop for Server {
 
 #[test]
 fn our_http_sink_delivers_to_an_axum_handler_in_every_mode() {
+    for gzip in [false, true] {
+        delivers_in_every_mode(gzip);
+    }
+}
+
+/// Our `HttpSink`, gzipping its bodies or not, in each mode: every event
+/// reaches the handler once, its data as sent (not the gzip bytes).
+fn delivers_in_every_mode(gzip: bool) {
     let server = Server::start(2 * 1024 * 1024);
     for mode in [HttpMode::Structured, HttpMode::Binary, HttpMode::Batched] {
+        let sink = HttpSink::builder(server.url()).mode(mode).gzip(gzip);
         let emitter = Emitter::builder("/agents/a")
-            .sink(HttpSink::builder(server.url()).mode(mode).build().unwrap())
+            .sink(sink.build().unwrap())
             .build()
             .unwrap();
         for i in 0..5 {
@@ -122,7 +131,7 @@ fn our_http_sink_delivers_to_an_axum_handler_in_every_mode() {
                 .unwrap();
         }
         let report = emitter.shutdown().unwrap();
-        assert_eq!(report.delivered, 5, "{mode:?}: {report:?}");
+        assert_eq!(report.delivered, 5, "{mode:?}, gzip {gzip}: {report:?}");
     }
     let seen = server.seen();
     let ids: Vec<&str> = seen
@@ -133,7 +142,7 @@ fn our_http_sink_delivers_to_an_axum_handler_in_every_mode() {
         .iter()
         .flat_map(|m| (0..5).map(move |i| format!("{m}-{i}")))
         .collect();
-    assert_eq!(ids, want, "every event exactly once, in order");
+    assert_eq!(ids, want, "gzip {gzip}: every event exactly once, in order");
     // 5 + 5 single-event requests, then the batch in one or more requests.
     assert!(
         seen[..10]
@@ -144,7 +153,11 @@ fn our_http_sink_delivers_to_an_axum_handler_in_every_mode() {
     for (_, evs) in &seen {
         for (_, ty, data) in evs {
             assert_eq!(ty, "dev.ossa.tool.called");
-            assert_eq!(data.as_deref(), Some(r#"{"tool":"search \"q\""}"#));
+            assert_eq!(
+                data.as_deref(),
+                Some(r#"{"tool":"search \"q\""}"#),
+                "gzip {gzip}"
+            );
         }
     }
 }
@@ -218,4 +231,62 @@ fn bad_requests_get_their_status_and_reason_and_reach_no_handler() {
     );
     assert_eq!(status, 202, "{text}");
     assert_eq!(server.seen()[0].1[0].0, "café");
+}
+
+fn gzipped(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+#[test]
+fn content_codings_other_than_gzip_and_bad_gzip_are_refused_before_the_handler() {
+    let server = Server::start(2 * 1024 * 1024);
+    let url = server.url();
+    let event = br#"{"specversion":"1.0","id":"z","source":"/s","type":"t","data":"x"}"#;
+    let structured = ("content-type", "application/cloudevents+json");
+    // A coding the extractor does not read: 415, naming it.
+    let (status, text) = send(&url, &[structured, ("content-encoding", "br")], event);
+    assert_eq!(status, 415, "{text}");
+    assert!(text.contains("br"), "{text}");
+    // A chain of codings: 415.
+    let (status, _) = send(
+        &url,
+        &[
+            structured,
+            ("content-encoding", "gzip"),
+            ("content-encoding", "gzip"),
+        ],
+        &gzipped(&gzipped(event)),
+    );
+    assert_eq!(status, 415);
+    // Said to be gzip, is not: 400.
+    let (status, text) = send(&url, &[structured, ("content-encoding", "gzip")], event);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("gzip"), "{text}");
+    // 17 MiB of spaces after the event, about 17 KiB gzipped: over what the
+    // extractor inflates, 413.
+    let mut bomb = event.to_vec();
+    bomb.resize(17 * 1024 * 1024, b' ');
+    let bomb = gzipped(&bomb);
+    assert!(bomb.len() < 64 * 1024, "{}", bomb.len());
+    let (status, _) = send(&url, &[structured, ("content-encoding", "gzip")], &bomb);
+    assert_eq!(status, 413);
+    assert!(server.seen().is_empty(), "{:?}", server.seen());
+    // `identity`, `x-gzip` and gzip in any case are read.
+    let (status, text) = send(&url, &[structured, ("content-encoding", "identity")], event);
+    assert_eq!(status, 202, "{text}");
+    let (status, text) = send(
+        &url,
+        &[structured, ("content-encoding", "X-GZIP")],
+        &gzipped(event),
+    );
+    assert_eq!(status, 202, "{text}");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen.iter()
+            .all(|(_, evs)| evs[0].0 == "z" && evs[0].2.as_deref() == Some("\"x\""))
+    );
 }

@@ -7,7 +7,6 @@
 //! (the handler may write to a pipe or lock a file).
 
 use std::convert::Infallible;
-use std::io::Read as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -24,6 +23,7 @@ use ossa_events_core::{ParseError, Scratch};
 use super::add;
 use super::guard::BodyFault;
 use super::server::{ConnCtl, Shared};
+use crate::http_types::{Coding, GunzipError, gunzip};
 
 thread_local! {
     /// The parser's scratch space, kept per blocking thread between requests.
@@ -120,14 +120,8 @@ pub(super) async fn handle(
     Ok(reply.into_http())
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Encoding {
-    Identity,
-    Gzip,
-}
-
 /// Refusals decided from the head alone.
-fn inspect(req: &Request<Incoming>, shared: &Shared) -> Result<(ContentMode, Encoding), Reply> {
+fn inspect(req: &Request<Incoming>, shared: &Shared) -> Result<(ContentMode, Coding), Reply> {
     let cfg = &shared.config;
     let h = req.headers();
     if req.method() != Method::POST && req.method() != Method::PUT {
@@ -143,29 +137,12 @@ fn inspect(req: &Request<Incoming>, shared: &Shared) -> Result<(ContentMode, Enc
     {
         return Err(Reply::text(417, "only Expect: 100-continue is supported"));
     }
-    let mut encodings = h.get_all(header::CONTENT_ENCODING).iter();
-    let encoding = match (encodings.next(), encodings.next()) {
-        (None, _) => Encoding::Identity,
-        (Some(v), None) => {
-            let v = v.as_bytes().trim_ascii();
-            if v.eq_ignore_ascii_case(b"identity") {
-                Encoding::Identity
-            } else if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") {
-                Encoding::Gzip
-            } else {
-                return Err(Reply::text(
-                    415,
-                    "only Content-Encoding: gzip or identity is supported",
-                ));
-            }
-        }
-        // More than one encoding header: not worth supporting.
-        (Some(_), Some(_)) => {
-            return Err(Reply::text(
-                415,
-                "only Content-Encoding: gzip or identity is supported",
-            ));
-        }
+    let Some(encoding) = crate::http_types::content_coding(h) else {
+        // One coding other than gzip, or a chain of them: not worth supporting.
+        return Err(Reply::text(
+            415,
+            "only Content-Encoding: gzip or identity is supported",
+        ));
     };
     if req
         .body()
@@ -254,10 +231,21 @@ async fn respond(req: Request<Incoming>, shared: &Arc<Shared>) -> Reply {
     let worker = shared.clone();
     let done = tokio::task::spawn_blocking(move || {
         let body = match encoding {
-            Encoding::Identity => buf,
-            Encoding::Gzip => match gunzip(&buf, worker.config.max_body_bytes) {
+            Coding::Identity => buf,
+            Coding::Gzip => match gunzip(&buf, worker.config.max_body_bytes) {
                 Ok(b) => b,
-                Err(r) => return r,
+                Err(GunzipError::Invalid(e)) => {
+                    return Reply::text(400, format!("invalid gzip body: {e}"));
+                }
+                Err(GunzipError::TooLarge) => {
+                    return Reply::text(
+                        413,
+                        format!(
+                            "decompressed request body larger than {} bytes",
+                            worker.config.max_body_bytes
+                        ),
+                    );
+                }
             },
         };
         // Decoded strings never outgrow their source (body or headers).
@@ -283,22 +271,6 @@ async fn respond(req: Request<Incoming>, shared: &Arc<Shared>) -> Reply {
     })
     .await;
     done.unwrap_or_else(|_| Reply::text(500, "event handler failed").closing())
-}
-
-fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, Reply> {
-    let mut out = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    let mut dec = flate2::read::MultiGzDecoder::new(body).take(limit);
-    if let Err(e) = dec.read_to_end(&mut out) {
-        return Err(Reply::text(400, format!("invalid gzip body: {e}")));
-    }
-    if out.len() > max {
-        return Err(Reply::text(
-            413,
-            format!("decompressed request body larger than {max} bytes"),
-        ));
-    }
-    Ok(out)
 }
 
 fn refused(r: &super::Refusal) -> Reply {
