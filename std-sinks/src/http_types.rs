@@ -212,6 +212,10 @@ pub fn parse_response<'a, B: AsRef<[u8]>>(
 /// Writes `ev` in `mode` into `headers` (the `Content-Type` and, in binary
 /// mode, the `ce-` headers; existing ones of those names are replaced) and
 /// returns the body. [`ContentMode::Batched`] gives a batch of one event.
+/// An event whose `datacontenttype` is one of CloudEvents' own formats
+/// (`application/cloudevents+json`…: it carries an event) is written
+/// structured whatever `mode` says: as a binary message its `Content-Type`
+/// would make every receiver read the body as the event (HTTP binding, 3.).
 ///
 /// For a request or a response that the caller builds: [`to_request`] and
 /// [`to_response`] are this with the rest filled in.
@@ -235,7 +239,7 @@ pub fn encode(
     headers: &mut HeaderMap,
 ) -> Result<Vec<u8>, Error> {
     match mode {
-        ContentMode::Binary => {
+        ContentMode::Binary if !crate::sink::names_a_format(ev.datacontenttype()) => {
             let mut body = Vec::new();
             for h in binary::headers(ev, Binding::Http) {
                 let name = HeaderName::try_from(h.name().to_string()).map_err(invalid)?;
@@ -254,8 +258,9 @@ pub fn encode(
             Ok(body)
         }
         ContentMode::Batched => encode_batch([ev], headers),
-        // `ContentMode` is non-exhaustive: a mode added later is written as
-        // the one every receiver accepts.
+        // An event that carries an event, and (`ContentMode` is
+        // non-exhaustive) a mode added later: written as the one every
+        // receiver accepts.
         _ => {
             let body = json::to_vec(ev).map_err(|e| Error::Encode(e.to_string()))?;
             headers.insert(

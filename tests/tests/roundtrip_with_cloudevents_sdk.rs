@@ -1104,6 +1104,47 @@ fn ossa_event_with_generated_id_is_read_by_the_sdk() {
 }
 
 #[test]
+fn http_types_writes_an_event_that_carries_an_event_structured_in_binary_mode() {
+    use http_types::{ContentMode, Message};
+    let inner = r#"{"specversion":"1.0","id":"inner","source":"/x","type":"y"}"#;
+    for ct in [
+        "application/cloudevents+json",
+        "Application/CloudEvents-Batch+JSON; charset=utf-8",
+    ] {
+        let outer = Event::builder()
+            .id("outer")
+            .source("/s")
+            .ty("dev.ossa.envelope")
+            .data_json(if ct.contains("Batch") { "[]" } else { inner })
+            .datacontenttype(ct)
+            .build()
+            .unwrap();
+        let req = http_types::to_request(&outer, ContentMode::Binary, "http://c/e").unwrap();
+        assert_eq!(
+            req.headers()["content-type"],
+            http_types::STRUCTURED_CONTENT_TYPE,
+            "{ct}"
+        );
+        assert!(req.headers().get("ce-id").is_none(), "{ct}");
+        let mut buf = vec![0u8; 1 << 12];
+        match http_types::parse_request(&req, &mut Scratch::new(&mut buf)).unwrap() {
+            Message::Event(got) => {
+                assert!(got.same_as(&outer, true), "{ct}: {got:?}");
+            }
+            other => panic!("{ct}: {other:?}"),
+        }
+        let res = http_types::to_response(&outer, ContentMode::Binary).unwrap();
+        let mut buf = vec![0u8; 1 << 12];
+        let Message::Event(got) =
+            http_types::parse_response(&res, &mut Scratch::new(&mut buf)).unwrap()
+        else {
+            panic!("{ct}: not one event")
+        };
+        assert_eq!(got.id(), "outer", "{ct}");
+    }
+}
+
+#[test]
 fn http_types_requests_in_every_mode_round_trip_and_the_sdk_reads_them() {
     use http_types::{ContentMode, Message};
     let cases = our_cases();

@@ -652,7 +652,7 @@ pub const HTTP_BINARY_HEADERS_MAX: usize = 8 * 1024;
 /// Whether a content type is one of CloudEvents' own formats
 /// (`application/cloudevents`, `+json`, `-batch+json`…): the prefix a
 /// receiver tells a structured message by (HTTP and Kafka bindings, 3.).
-fn names_a_format(ct: Option<&str>) -> bool {
+pub(crate) fn names_a_format(ct: Option<&str>) -> bool {
     const FORMAT: &[u8] = b"application/cloudevents";
     ct.and_then(|c| c.trim_start().as_bytes().get(..FORMAT.len()))
         .is_some_and(|p| p.eq_ignore_ascii_case(FORMAT))
