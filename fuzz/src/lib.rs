@@ -92,9 +92,9 @@ pub fn check_json(ev: &Event<'_>) {
 /// compared by canonical strings, after what binary mode cannot carry is
 /// normalised away: the implied `application/json` content type becomes
 /// explicit, surrounding whitespace of the content type is trimmed, empty data
-/// is no data (in HTTP; in Kafka only under no or a JSON content type, else
-/// the sink sends an empty value, which is empty data), and data is re-typed
-/// by the content type.
+/// is no data (in HTTP, and in Kafka under a JSON content type; else Kafka
+/// sends it as an empty value, which is empty data), and data is re-typed by
+/// the content type.
 pub fn check_binary(ev: &Event<'_>, binding: Binding) {
     let ct = binary::content_type(ev);
     if binding == Binding::Kafka
@@ -123,10 +123,9 @@ pub fn check_binary(ev: &Event<'_>, binding: Binding) {
     let mut buf = vec![0u8; body.len() + headers.iter().map(|(_, v)| v.len()).sum::<usize>()];
     let hs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
     let mut scratch = Scratch::new(&mut buf);
-    // What the Kafka sink sends: no value for no data (an empty body under
-    // no or a JSON content type), else the body, empty or not.
-    let empty_value =
-        binding == Binding::Kafka && body.is_empty() && !ct.is_none_or(is_json_media_type);
+    // What the Kafka sink sends: no value for no data, else the body, empty
+    // or not (`Encoded::has_data`).
+    let empty_value = binding == Binding::Kafka && body.is_empty() && ev.data().is_some();
     let back = match binding {
         Binding::Http => parse::http::parse_binary(hs, &body, &mut scratch),
         _ => {
@@ -146,6 +145,8 @@ pub fn check_binary(ev: &Event<'_>, binding: Binding) {
     };
 
     let data = match ev.data() {
+        // JSON text is never empty: the reader takes it for no data.
+        _ if empty_value && json_ct => None,
         _ if empty_value && ct.is_some_and(is_text_media_type) => Some(Data::Text("")),
         _ if empty_value => Some(Data::Binary(&[])),
         _ if body.is_empty() => None,

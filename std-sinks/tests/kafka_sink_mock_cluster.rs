@@ -692,21 +692,37 @@ fn empty_data_is_an_empty_value_and_no_data_no_value() {
             .datacontenttype("application/json")
             .build()
             .unwrap(),
+        // Helper review: these two were told apart by their body bytes
+        // (empty under a non-JSON type: a value), not by having data.
+        base()
+            .id("text-type-only")
+            .datacontenttype("text/plain")
+            .build()
+            .unwrap(),
+        base()
+            .id("untyped-bytes")
+            .data(Data::Binary(b""))
+            .build()
+            .unwrap(),
     ];
     let enc: Vec<Encoded> = evs
         .iter()
         .map(|e| Encoded::for_sink(e, &sink).unwrap())
         .collect();
     sink.send(&enc).unwrap();
-    let recs = read_back(&bootstrap, "empty", 1, 4, Duration::from_secs(10));
+    let recs = read_back(&bootstrap, "empty", 1, 6, Duration::from_secs(10));
     let values: Vec<Option<&[u8]>> = recs.iter().map(|r| r.value.as_deref()).collect();
-    assert_eq!(values, [Some(&b""[..]), Some(&b""[..]), None, None]);
+    let empty = Some(&b""[..]);
+    assert_eq!(values, [empty, empty, None, None, None, empty]);
     for (r, want) in recs.iter().zip(&evs) {
         let mut buf = vec![0u8; 1024];
         let back = parsed(r, &mut buf);
         assert!(back.same_as(want, false), "{back:?} vs {want:?}");
-        if want.id() == "text" {
-            assert!(matches!(back.data(), Some(Data::Text(""))), "{back:?}");
+        match want.id() {
+            "text" => assert!(matches!(back.data(), Some(Data::Text(""))), "{back:?}"),
+            "untyped-bytes" => assert!(matches!(back.data(), Some(Data::Binary([]))), "{back:?}"),
+            "text-type-only" => assert_eq!(back.datacontenttype(), Some("text/plain")),
+            _ => {}
         }
     }
 }

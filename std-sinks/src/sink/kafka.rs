@@ -978,11 +978,8 @@ impl KafkaSink {
                 });
             }
             // No data is no value (a tombstone where the topic is
-            // compacted); empty data, an empty value. Empty JSON is no data.
-            let no_data = e.body().is_empty()
-                && e.content_type()
-                    .is_none_or(ossa_events_core::uri::is_json_media_type);
-            (!no_data).then(|| e.body())
+            // compacted); empty data, an empty value (3.2.2).
+            e.has_data().then(|| e.body())
         };
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(&self.topic, seq).headers(headers);

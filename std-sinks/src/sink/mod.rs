@@ -101,6 +101,9 @@ pub struct Encoded {
     /// Content type, within the header part (binary modes).
     content_type: Option<(u32, u32)>,
     encoding: Encoding,
+    /// Binary modes: the event has data, and it writes no bytes (empty text
+    /// or bytes). Kafka tells it from no data (an empty value, not none).
+    data_empty: bool,
 }
 
 impl fmt::Debug for Encoded {
@@ -121,11 +124,15 @@ struct SpoolLayout {
     id_end: u32,
     head_end: u32,
     content_type: Option<(u32, u32)>,
+    data_empty: bool,
 }
 
 impl SpoolLayout {
     /// Bytes before the buffer: the encoding and four offsets.
     const LEN: usize = 17;
+    /// Set in the encoding's byte for [`Encoded::data_empty`]. (Records
+    /// written before it have an empty body for no data, and are read so.)
+    const DATA_EMPTY: u8 = 0x80;
 
     fn of(b: &[u8]) -> Option<SpoolLayout> {
         let u32_at = |i: usize| {
@@ -133,8 +140,10 @@ impl SpoolLayout {
                 .and_then(|x| x.try_into().ok())
                 .map(u32::from_le_bytes)
         };
-        let encoding = match b.first()? {
-            0 => Encoding::Json,
+        let first = *b.first()?;
+        let data_empty = first & Self::DATA_EMPTY != 0;
+        let encoding = match first & !Self::DATA_EMPTY {
+            0 if !data_empty => Encoding::Json,
             1 => Encoding::HttpBinary,
             2 => Encoding::KafkaBinary,
             _ => return None,
@@ -142,7 +151,10 @@ impl SpoolLayout {
         let (id_end, head_end) = (u32_at(1)?, u32_at(5)?);
         let (ct_a, ct_b) = (u32_at(9)?, u32_at(13)?);
         let buf = b.get(Self::LEN..)?;
-        if id_end > head_end || u64::from(head_end) > buf.len() as u64 {
+        if id_end > head_end
+            || u64::from(head_end) > buf.len() as u64
+            || (data_empty && buf.len() != head_end as usize)
+        {
             return None;
         }
         std::str::from_utf8(&buf[..id_end as usize]).ok()?;
@@ -178,6 +190,7 @@ impl SpoolLayout {
             id_end,
             head_end,
             content_type,
+            data_empty,
         })
     }
 
@@ -189,6 +202,7 @@ impl SpoolLayout {
             head_end: self.head_end,
             content_type: self.content_type,
             encoding: self.encoding,
+            data_empty: self.data_empty,
         }
     }
 }
@@ -333,6 +347,7 @@ impl Encoded {
                 id_end: id_end as u32,
                 head_end: buf.len() as u32,
                 content_type: None,
+                data_empty: false,
             })
         };
         let binding = match form.encoding {
@@ -369,17 +384,26 @@ impl Encoded {
             id_end: id_end as u32,
             head_end: head_end as u32,
             content_type,
+            data_empty: ev.data().is_some() && buf.len() == head_end,
         })
     }
 
     /// Appends the spool form of this event to `out`: the encoding, the
     /// offsets and the buffer, as [`from_spool`](Self::from_spool) reads them.
     pub(crate) fn write_spool(&self, out: &mut Vec<u8>) {
-        out.push(match self.encoding {
+        let encoding = match self.encoding {
             Encoding::Json => 0,
             Encoding::HttpBinary => 1,
             Encoding::KafkaBinary => 2,
-        });
+        };
+        out.push(
+            encoding
+                | if self.data_empty {
+                    SpoolLayout::DATA_EMPTY
+                } else {
+                    0
+                },
+        );
         out.extend_from_slice(&self.id_end.to_le_bytes());
         out.extend_from_slice(&self.head_end.to_le_bytes());
         let (a, b) = self.content_type.unwrap_or((u32::MAX, u32::MAX));
@@ -569,6 +593,27 @@ impl Encoded {
             Encoding::Json => &[],
             _ => self.buf.get(self.head_end as usize..).unwrap_or(&[]),
         }
+    }
+    /// Whether the event has data (binary modes): a body, or data that
+    /// writes no bytes (empty text or bytes), which the Kafka binding sends
+    /// as an empty value where no data is no value. Always `false` for
+    /// [`Encoding::Json`] (the data is inside the event).
+    ///
+    /// ```
+    /// use ossa_events::sink::{Encoded, Encoding};
+    /// use ossa_events::{Data, Event};
+    /// let b = || Event::builder().id("e-1").source("/agents/a").ty("dev.example.t");
+    /// let empty = b().data(Data::Binary(b"")).build()?;
+    /// let none = b().datacontenttype("text/plain").build()?;
+    /// let empty = Encoded::new(&empty, Encoding::KafkaBinary)?;
+    /// let none = Encoded::new(&none, Encoding::KafkaBinary)?;
+    /// assert!(empty.body().is_empty() && none.body().is_empty());
+    /// assert!(empty.has_data());
+    /// assert!(!none.has_data());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn has_data(&self) -> bool {
+        self.encoding != Encoding::Json && (self.data_empty || !self.body().is_empty())
     }
     /// Bytes held in memory (what the queue's byte limit counts).
     ///
@@ -1427,6 +1472,45 @@ mod tests {
             Encoded::from_spool(&ct).is_none(),
             "a content type inside the fields"
         );
+    }
+
+    #[test]
+    fn empty_data_is_told_from_no_data_through_the_spool_and_older_records_read_as_before() {
+        let b = || Event::builder().id("e-1").source("/s").ty("t");
+        let empty = b()
+            .data(ossa_events_core::Data::Binary(b""))
+            .build()
+            .unwrap();
+        let empty_text = b().data_text("text/plain", "").build().unwrap();
+        let none = b().datacontenttype("text/plain").build().unwrap();
+        let some = b().data_text("text/plain", "x").build().unwrap();
+        for encoding in [Encoding::HttpBinary, Encoding::KafkaBinary] {
+            let has = |ev: &Event<'_>| {
+                let enc = Encoded::new(ev, encoding).unwrap();
+                let back = Encoded::from_spool(&edited(&enc, |_| {})).unwrap();
+                assert_eq!(back.has_data(), enc.has_data(), "{encoding:?}: {ev:?}");
+                enc.has_data()
+            };
+            assert_eq!(
+                [has(&empty), has(&empty_text), has(&none), has(&some)],
+                [true, true, false, true],
+                "{encoding:?}"
+            );
+            // A record from before the flag (an empty body was no data).
+            let enc = Encoded::new(&empty, encoding).unwrap();
+            let mut old = edited(&enc, |_| {});
+            old[0] &= !SpoolLayout::DATA_EMPTY;
+            assert!(!Encoded::from_spool(&old).unwrap().has_data());
+            // The flag over a body, or over JSON, is not a record we write.
+            let mut over_body = edited(&Encoded::new(&some, encoding).unwrap(), |_| {});
+            over_body[0] |= SpoolLayout::DATA_EMPTY;
+            assert!(Encoded::from_spool(&over_body).is_none(), "{encoding:?}");
+        }
+        let json = Encoded::new(&empty, Encoding::Json).unwrap();
+        assert!(!json.has_data());
+        let mut flagged = edited(&json, |_| {});
+        flagged[0] |= SpoolLayout::DATA_EMPTY;
+        assert!(Encoded::from_spool(&flagged).is_none());
     }
 
     use proptest::strategy::Just;
