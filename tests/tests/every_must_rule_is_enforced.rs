@@ -1787,15 +1787,63 @@ fn kafka_content_type_maps_to_datacontenttype() {
         Some("text/plain; charset=utf-8")
     );
     assert!(matches!(rec.event.data(), Some(Data::Text("hi"))));
-    let h = kafka_base(&[("ce_datacontenttype", b"text/plain")]);
-    let mut buf = [0u8; 256];
-    let e = kafka::parse(h, None, Some(b"hi"), &mut Scratch::new(&mut buf)).unwrap_err();
-    assert_validation(
-        &e,
-        &Attribute::DataContentType,
-        Rule::NotAllowedInBinaryMode,
-        "kafka ce_datacontenttype",
-    );
+    // Every attribute may also have its `ce_` header (3.2.3), as other
+    // SDKs read it: alone, it is the content type; beside an equal
+    // `content-type` (case aside), the same; beside another, refused.
+    for (headers, want) in [
+        (
+            &[("ce_datacontenttype", &b"text/plain"[..])][..],
+            "text/plain",
+        ),
+        (
+            &[
+                ("content-type", &b"text/plain"[..]),
+                ("ce_datacontenttype", b"Text/Plain"),
+            ][..],
+            "text/plain",
+        ),
+        (
+            &[
+                ("ce_datacontenttype", &b"text/plain"[..]),
+                ("content-type", b"text/plain"),
+            ][..],
+            "text/plain",
+        ),
+    ] {
+        let h = kafka_base(headers);
+        let mut buf = [0u8; 256];
+        let rec = kafka::parse(h, None, Some(b"hi"), &mut Scratch::new(&mut buf))
+            .unwrap_or_else(|e| panic!("{headers:?}: {e}"));
+        assert_eq!(rec.event.datacontenttype(), Some(want), "{headers:?}");
+        assert!(
+            matches!(rec.event.data(), Some(Data::Text("hi"))),
+            "{headers:?}"
+        );
+    }
+    for headers in [
+        &[
+            ("content-type", &b"text/plain"[..]),
+            ("ce_datacontenttype", b"application/json"),
+        ][..],
+        &[
+            ("ce_datacontenttype", &b"application/json"[..]),
+            ("content-type", b"text/plain"),
+        ][..],
+        &[
+            ("ce_datacontenttype", &b"text/plain"[..]),
+            ("ce_datacontenttype", b"text/html"),
+        ][..],
+    ] {
+        let h = kafka_base(headers);
+        let mut buf = [0u8; 256];
+        let e = kafka::parse(h, None, Some(b"hi"), &mut Scratch::new(&mut buf)).unwrap_err();
+        assert_validation(
+            &e,
+            &Attribute::DataContentType,
+            Rule::Duplicate,
+            "kafka content-type and a different ce_datacontenttype",
+        );
+    }
 }
 
 // -------------------------------------------------------------------- batch

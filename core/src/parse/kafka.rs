@@ -121,11 +121,20 @@ where
             ))
         })?;
         if attr == "datacontenttype" {
-            return Err(ValidationError::new(
-                Attribute::DataContentType,
-                Rule::NotAllowedInBinaryMode,
-            )
-            .into());
+            // `content-type` is the binding's place for it (3.2.1), but
+            // every attribute may have its `ce_` header too (3.2.3), as
+            // other SDKs read it: taken when `content-type` is absent or
+            // says the same; two different ones are refused.
+            match ct {
+                None => ct = Some(v),
+                Some(c) if c.eq_ignore_ascii_case(v) => {}
+                Some(_) => {
+                    return Err(
+                        ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into(),
+                    );
+                }
+            }
+            continue;
         }
         r.set(attr, v)?;
     }
