@@ -397,6 +397,11 @@ async fn serve_http<S>(
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
+        // A client may shut its write side once the request is sent (`nc
+        // -N`, `printf … | nc`): it still gets its answer. (Without this,
+        // hyper dropped a connection whose read ended during the request's
+        // handling: the event printed, no answer sent, a retry duplicates.)
+        .half_close(true)
         // The guard enforces the head limits and timeouts (and answers 408
         // and 431 itself); hyper's own would only be looser.
         .header_read_timeout(None)
