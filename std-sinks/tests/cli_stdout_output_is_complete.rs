@@ -406,3 +406,71 @@ fn emit_sends_events_and_reports_bad_lines_in_input_order_from_all_its_threads()
         "{stderr}"
     );
 }
+
+/// stdin that fails to read (a directory: EISDIR) is an I/O error: said,
+/// and exit 1, not a run that read nothing and succeeded.
+#[test]
+fn emit_whose_stdin_fails_to_read_says_so_and_exits_1() {
+    let dir = std::fs::File::open(std::env::temp_dir()).unwrap();
+    let o = bin()
+        .arg("emit")
+        .stdin(Stdio::from(dir))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the rest of the input is not read"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// stdout that takes no more for another reason than a closed pipe (a
+/// full disk: `/dev/full`) loses the lines: said, and exit 1.
+#[test]
+fn validate_into_a_full_disk_says_so_and_exits_1() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut child = bin()
+        .arg("validate")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input: String = (0..500).map(line).collect();
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+}
+
+/// Blank lines are skipped by `emit` and `validate` alike, and "blank" is
+/// JSON's whitespace in both: a line of a form feed is an invalid line to
+/// each (`emit` skipped it silently, `validate` refused it).
+#[test]
+fn emit_and_validate_agree_on_what_a_blank_line_is() {
+    let input = format!("{} \t\r\n\n\u{c}\n{}", line(0), line(1));
+    for command in ["emit", "validate"] {
+        let o = in_pieces(command, input.clone(), usize::MAX);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{command}: {stderr}");
+        assert_eq!(ids_of(&o.stdout), ["s-0", "s-1"], "{command}: {stderr}");
+        // Lines 2 and 3 are blank; line 4 is the form feed.
+        assert!(stderr.contains(":4:"), "{command}: line 4 named: {stderr}");
+        assert!(
+            !stderr.contains(":2:") && !stderr.contains(":3:"),
+            "{command}: {stderr}"
+        );
+    }
+}

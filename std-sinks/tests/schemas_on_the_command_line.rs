@@ -108,6 +108,23 @@ fn validate_reports_each_payload_that_breaks_its_schema_and_prints_the_others() 
     let demo = bin().arg("demo").output().unwrap();
     let out = validate(&["--schemas", "builtin"], &text(&demo.stdout));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // In a batch the element is named from 0, as a parse error names it
+    // (it said "batch event 2" for element 1).
+    let batch = format!(
+        "[{},{}]",
+        line("b-0", "com.acme.order.placed", "", r#"{"order":"o"}"#),
+        line("b-1", "com.acme.order.placed", "", r#"{"order":7}"#)
+    );
+    let out = validate(
+        &["--schemas", dir.to_str().unwrap(), "--format", "batch"],
+        &batch,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("<stdin>: batch element 1: invalid payload"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

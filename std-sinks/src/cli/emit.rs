@@ -557,6 +557,8 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
     };
     let signalled = || stop.as_ref().and_then(signals::Stop::signal);
     let mut stopped_by = None;
+    // stdin could not be read to its end: what it still held is not counted.
+    let mut input_failed = false;
     if a.demo {
         let r = demo::agent_run(&a.source, &SystemClock, &mut ossa_events::FastIds, |ev| {
             read.fetch_add(1, Ordering::Relaxed);
@@ -579,6 +581,8 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         // so they keep the input's order.
         // The lines numbered so far, and the signal that stopped the reading.
         let state = Mutex::new((0u64, None::<i32>));
+        let read_failed = AtomicBool::new(false);
+        let failed_flag = &read_failed;
         let mut ended = false;
         let shared = &state;
         // Takes the receiver: a `&Receiver` cannot go to another thread.
@@ -589,6 +593,7 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
             match rx.recv() {
                 Ok(Input::Lines(chunk)) => return Some(chunk),
                 Ok(Input::Signal(sig)) => lock(shared).1 = Some(sig),
+                Ok(Input::ReadFailed) => failed_flag.store(true, Ordering::Relaxed),
                 Ok(Input::End) | Err(_) => {}
             }
             ended = true;
@@ -606,7 +611,7 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
             parsed.extend(lines_of(&chunk).map(|line| {
                 let text = line.strip_suffix(b"\n").unwrap_or(line);
                 let text = text.strip_suffix(b"\r").unwrap_or(text);
-                (!text.iter().all(u8::is_ascii_whitespace))
+                (!super::validate::is_blank(text))
                     .then(|| ossa_events::parse::json::parse_event(text, &mut scratch))
             }));
             let _turn = w.turn();
@@ -636,6 +641,7 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
             }
         });
         stopped_by = lock(&state).1;
+        input_failed = read_failed.load(Ordering::Relaxed);
     }
     let mut stopped_by = stopped_by.or_else(signalled);
     if stopped_by.is_none() {
@@ -672,7 +678,12 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         return ExitCode::from(signals::exit_code(sig));
     }
     let undelivered = m.failed + m.shutdown_timeout + m.dropped + m.rejected + m.spooled;
-    if invalid == 0 && m.delivered == read + m.replayed && undelivered == 0 && lost_spans == 0 {
+    if !input_failed
+        && invalid == 0
+        && m.delivered == read + m.replayed
+        && undelivered == 0
+        && lost_spans == 0
+    {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(super::EXIT_FAILURE)
@@ -685,6 +696,8 @@ enum Input {
     /// not), as many as one read of stdin brought in.
     Lines(Vec<u8>),
     End,
+    /// A read of stdin failed (said on stderr): the rest was not read.
+    ReadFailed,
     Signal(i32),
 }
 
@@ -694,20 +707,29 @@ enum Input {
 /// once per line, while a slow writer's lines still go on at once.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Reads stdin into `tx` until its end (or a read error, said once): every
-/// read's whole lines as one message, a line cut by the read kept for the next.
+/// Reads stdin into `tx` until its end (or a read error, said once, then
+/// [`Input::ReadFailed`]): every read's whole lines as one message, a line
+/// cut by the read kept for the next.
 fn read_lines(tx: &std::sync::mpsc::SyncSender<Input>) {
     let stdin = std::io::stdin();
-    read_chunks(&mut stdin.lock(), |lines| {
+    let read = read_chunks(&mut stdin.lock(), |lines| {
         tx.send(Input::Lines(lines)).is_ok()
     });
+    if let Err(e) = read {
+        note!("ossa-events: emit: <stdin>: {e}; the rest of the input is not read");
+        let _ = tx.send(Input::ReadFailed);
+    }
     let _ = tx.send(Input::End);
 }
 
 /// Reads `input` to its end, handing `send` whole lines: what each read
 /// brought up to its last `\n` (and, at the end, a last line without one).
-/// Stops early when `send` says the receiver is gone.
-fn read_chunks(input: &mut impl std::io::Read, mut send: impl FnMut(Vec<u8>) -> bool) {
+/// Stops early when `send` says the receiver is gone. A read error ends it
+/// (the line it cut is not handed over: it is not whole).
+fn read_chunks(
+    input: &mut impl std::io::Read,
+    mut send: impl FnMut(Vec<u8>) -> bool,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; READ_CHUNK];
     // The start of a line a read cut, carried to the next message.
     let mut carry: Vec<u8> = Vec::new();
@@ -716,10 +738,7 @@ fn read_chunks(input: &mut impl std::io::Read, mut send: impl FnMut(Vec<u8>) -> 
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                note!("ossa-events: emit: <stdin>: {e}");
-                break;
-            }
+            Err(e) => return Err(e),
         };
         let got = buf.get(..n).unwrap_or(&[]);
         let Some(last_nl) = memchr::memrchr(b'\n', got) else {
@@ -732,12 +751,13 @@ fn read_chunks(input: &mut impl std::io::Read, mut send: impl FnMut(Vec<u8>) -> 
         lines.extend_from_slice(whole);
         carry.extend_from_slice(rest);
         if !send(lines) {
-            return; // the main loop stopped
+            return Ok(()); // the main loop stopped
         }
     }
     if !carry.is_empty() {
         let _ = send(carry);
     }
+    Ok(())
 }
 
 /// The lines of `chunk`, each with its `\n` (the last may lack it).
@@ -889,7 +909,8 @@ mod tests {
                 );
                 lines.extend(lines_of(&chunk).map(<[u8]>::to_vec));
                 true
-            });
+            })
+            .unwrap();
             assert_eq!(lines.concat(), input, "step {step}");
             assert_eq!(lines.len(), 3_001, "step {step}");
         }

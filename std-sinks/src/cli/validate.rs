@@ -42,8 +42,9 @@ use super::schemas::{FETCH_WAIT, SchemaArgs};
     override_usage = "validate [--format auto|event|batch|jsonl] [--schemas DIR|URL] [FILE]...",
     after_help = "\
 Exit status: 0 when every event is valid, 1 when any input is invalid or
-unreadable (or, with --sequence, when a number is missing, conflicting or
-not a number), 2 on bad arguments.
+unreadable, or stdout cannot be written (a closed pipe, as with `| head`,
+is not a failure), or, with --sequence, when a number is missing,
+conflicting or not a number; 2 on bad arguments.
 
 Examples:
   ossa-events demo | ossa-events validate
@@ -110,6 +111,7 @@ pub(crate) fn run(a: Args) -> ExitCode {
         w: stdout,
         buf: Vec::with_capacity(OUT_CHUNK + 1024),
         broken: false,
+        failed: None,
         sequences: a.sequence.then(Sequences::default),
     };
     let check = Check {
@@ -140,6 +142,12 @@ pub(crate) fn run(a: Args) -> ExitCode {
         }
     }
     out.write_out();
+    if let Some(e) = &out.failed {
+        // Not a reader gone (`| head`): the lines were lost where they were
+        // to be kept (a full disk).
+        eprintln!("ossa-events: validate: cannot write to stdout: {e}");
+        ok = false;
+    }
     if let Some(seqs) = &out.sequences {
         ok &= seqs.report();
     }
@@ -162,7 +170,10 @@ struct Output<W: Write> {
     w: W,
     /// Lines not yet written.
     buf: Vec<u8>,
+    /// stdout took no more: nothing more is written.
     broken: bool,
+    /// Why, when it was not a closed pipe.
+    failed: Option<std::io::Error>,
     sequences: Option<Sequences>,
 }
 
@@ -341,17 +352,18 @@ impl<W: Write> Output<W> {
         part.ok
     }
 
-    /// Writes the lines gathered so far (and flushes `w`); stdout closed
-    /// (e.g. piped into `head`) stops the writing, validation goes on.
+    /// Writes the lines gathered so far (and flushes `w`). A failed write
+    /// stops the writing, validation goes on; stdout closed (piped into
+    /// `head`) is the reader's choice, any other failure (a full disk) is
+    /// kept for `run` to report and fail on.
     fn write_out(&mut self) {
         if !self.broken
-            && self
-                .w
-                .write_all(&self.buf)
-                .and_then(|()| self.w.flush())
-                .is_err()
+            && let Err(e) = self.w.write_all(&self.buf).and_then(|()| self.w.flush())
         {
             self.broken = true;
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                self.failed = Some(e);
+            }
         }
         self.buf.clear();
     }
@@ -528,7 +540,9 @@ fn locate(name: &str, bytes: &[u8], base_line: usize, e: &ParseError) -> String 
     }
 }
 
-fn is_blank(b: &[u8]) -> bool {
+/// Whether `b` is only JSON's whitespace (a form feed is not: a line of
+/// one is an invalid line, in `validate` and `emit` alike).
+pub(super) fn is_blank(b: &[u8]) -> bool {
     b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
@@ -579,13 +593,15 @@ fn validate_input<W: Write>(
         },
         Format::Batch => match BatchParser::new(bytes) {
             Ok(mut batch) => {
+                // Counted from 0, as a parse error names the element.
                 let mut i = 0usize;
                 while let Some(r) = batch.next_event(&mut scratch) {
+                    let element = i;
                     i += 1;
                     match r {
                         Ok(ev) => {
-                            part.ok &=
-                                part.checked(check, &ev, || format!("{name}: batch event {i}"));
+                            part.ok &= part
+                                .checked(check, &ev, || format!("{name}: batch element {element}"));
                         }
                         Err(e) => {
                             part.report(name, bytes, 1, &e);
