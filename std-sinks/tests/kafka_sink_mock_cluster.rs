@@ -944,3 +944,70 @@ fn records_counted_shutdown_timeout_are_not_delivered_after_shutdown() {
         "reported ShutdownTimeout, yet stored: {both:?}"
     );
 }
+
+/// `consume` meets a record whose header *name* is not UTF-8 (kcat writes
+/// one; rdkafka's header reader panics on it): that record is reported
+/// invalid and the ones after it are read, not a panic that ends the
+/// command (exit 101, no summary) at that offset every time.
+#[test]
+fn consume_reports_a_header_name_that_is_not_utf8_and_reads_on() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::process::{Command, Stdio};
+    let c = cluster(1, "names", 1);
+    let bootstrap = c.bootstrap_servers();
+    let ce = ["ce_specversion=1.0", "ce_source=/s", "ce_type=t"];
+    let produce = |headers: &[&[u8]], value: &str| {
+        let mut cmd = Command::new("kcat");
+        cmd.args(["-P", "-b", &bootstrap, "-t", "names"]);
+        for h in headers {
+            cmd.arg("-H").arg(std::ffi::OsStr::from_bytes(h));
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("kcat ({e}): `bash scripts/test.sh` installs it"));
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(value.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    let with_id = |id: &'static str, extra: &'static [u8]| -> Vec<Vec<u8>> {
+        let mut h: Vec<Vec<u8>> = ce.iter().map(|s| s.as_bytes().to_vec()).collect();
+        h.push(format!("ce_id={id}").into_bytes());
+        if !extra.is_empty() {
+            h.push(extra.to_vec());
+        }
+        h
+    };
+    for (id, extra) in [("a", &b""[..]), ("b", b"\xffname=v"), ("c", b"")] {
+        let h = with_id(id, extra);
+        let h: Vec<&[u8]> = h.iter().map(Vec::as_slice).collect();
+        produce(&h, "hello");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ossa-events"))
+        .args(["consume", "--brokers", &bootstrap, "--topic", "names"])
+        .args(["--from-beginning", "--timeout", "3"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("consume: printed 2, invalid 1"), "{stderr}");
+    assert!(
+        stderr.contains("offset 1: a header name is not UTF-8"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let ids: Vec<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+        .collect();
+    assert_eq!(ids, [r#""a""#, r#""c""#], "{stdout}");
+}

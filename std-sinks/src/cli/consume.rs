@@ -161,6 +161,39 @@ fn consume(_: &Settings) -> ExitCode {
     )
 }
 
+/// The headers of `m` as `(name, value)` pairs (no value is an empty
+/// one); `None` when a header's name is not UTF-8. rdkafka 0.39 reads each
+/// name with `CStr::to_str().unwrap()` (`BorrowedHeaders::try_get`), so such
+/// a record panics there: the panic is caught, kept off stderr (this thread
+/// only), and the record counted invalid instead of ending the command.
+#[cfg(feature = "kafka")]
+fn headers_of<'m>(
+    m: &'m rdkafka::message::BorrowedMessage<'_>,
+) -> Option<Vec<(&'m str, &'m [u8])>> {
+    use rdkafka::message::{Headers as _, Message as _};
+    use std::cell::Cell;
+    thread_local! {
+        static READING: Cell<bool> = const { Cell::new(false) };
+    }
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !READING.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    READING.with(|r| r.set(true));
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        m.headers()
+            .map(|h| h.iter().map(|h| (h.key, h.value.unwrap_or(&[]))).collect())
+            .unwrap_or_default()
+    }));
+    READING.with(|r| r.set(false));
+    read.ok()
+}
+
 #[cfg(feature = "kafka")]
 fn consume(a: &Settings) -> ExitCode {
     use std::io::Write;
@@ -174,7 +207,7 @@ fn consume(a: &Settings) -> ExitCode {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 
     use super::signals;
-    use rdkafka::message::{Headers, Message};
+    use rdkafka::message::Message;
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
     /// How long the topic's metadata may take to come.
@@ -320,10 +353,16 @@ fn consume(a: &Settings) -> ExitCode {
         };
         last_record = Instant::now();
         last_error = None;
-        let headers: Vec<(&str, &[u8])> = m
-            .headers()
-            .map(|h| h.iter().map(|h| (h.key, h.value.unwrap_or(&[]))).collect())
-            .unwrap_or_default();
+        let Some(headers) = headers_of(&m) else {
+            invalid += 1;
+            counts.1.store(invalid, Ordering::Relaxed);
+            note!(
+                "partition {} offset {}: a header name is not UTF-8",
+                m.partition(),
+                m.offset()
+            );
+            continue;
+        };
         let need = 1024
             + m.payload_len()
             + m.key().map_or(0, <[u8]>::len)
