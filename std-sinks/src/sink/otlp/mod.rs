@@ -19,7 +19,10 @@
 //! are hashed (FNV-1a) into ids of the right size, the same for every event
 //! that carries them. A started and an end event pair when they have the
 //! same trace id, span id, operation and key member (`workflow_id`,
-//! `agent_id`, `turn` or `call_id`).
+//! `agent_id`, `turn` or `call_id`), and from agent level down the same
+//! `ossaagentid` (two agents that share an emitter-wide context keep their
+//! own turn 1). Events with no span id at all (an emitter with no span
+//! context) use an id made of the operation and the agent.
 //!
 //! **Parents.** An event with the extension [`PARENT_EXT`]
 //! (`ossaparentspanid`, 16 hex digits) names its span's parent. Otherwise

@@ -138,11 +138,16 @@ impl<'e> Input<'e> {
             })
             .unwrap_or_else(|| match ev.ossa_span_id() {
                 Some(s) => hash8(&[s.as_bytes()]),
-                // No span id at all: the operation's own key stands in.
-                None => hash8(&[
-                    ev.ty().as_bytes(),
-                    ev.ossa_agent_id().unwrap_or("").as_bytes(),
-                ]),
+                // No span id at all (an emitter with no span context): the
+                // operation stands in, so that its started and its end event
+                // get the same one (the type differs between them).
+                None => {
+                    let what = match semconv::role(ev.ty()) {
+                        Role::Start(op) | Role::End(op) | Role::Fail(op) => op.operation(),
+                        Role::Lone => ev.ty(),
+                    };
+                    hash8(&[what.as_bytes(), ev.ossa_agent_id().unwrap_or("").as_bytes()])
+                }
             });
         let parent_hint = match ev.extension(PARENT_EXT) {
             Some(ossa_events_core::ExtValue::String(s)) => hex::<8>(s),
@@ -179,6 +184,13 @@ impl<'e> Input<'e> {
                 .str_at(&["tool"])
                 .map_or(0, |t| fnv1a(FNV_START, t.as_bytes())),
             _ => 0,
+        };
+        // From agent level down, two agents that share trace and span ids
+        // (an emitter-wide context) still have their own turn 1 and call
+        // ids: the agent is part of the key.
+        let disc = match (op, self.ev.ossa_agent_id()) {
+            (Op::Workflow, _) | (_, None) => disc,
+            (_, Some(agent)) => fnv1a(disc, agent.as_bytes()),
         };
         Key {
             trace: self.trace,
@@ -303,10 +315,19 @@ pub(crate) struct Table {
     by_trace: HashMap<[u8; 16], Vec<Key>>,
     next: u64,
     /// Recently closed or evicted operations (a later end is a lone
-    /// event), bounded by `max_open`, with the span id they were exported
-    /// under; `true` in `closed_set` when evicted.
+    /// event, and so is a start dated before their end), bounded by
+    /// `max_open`, with the span id they were exported under.
     closed: VecDeque<(Key, [u8; 8])>,
-    closed_set: HashMap<Key, bool>,
+    closed_set: HashMap<Key, Closed>,
+}
+
+/// What [`Table`] remembers of a closed operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Closed {
+    /// Evicted unfinished, not ended by its end event.
+    evicted: bool,
+    /// When its span ended.
+    end_ns: u64,
 }
 
 impl Table {
@@ -352,6 +373,17 @@ impl Table {
         if self.open.contains_key(&key) {
             return self.lone(input, Some("duplicate started event"), pos, req);
         }
+        // A start dated no later than the end of the closed span of its key
+        // is that span's (a duplicate, or out of order): not a new span with
+        // the same id left open. A later one is a new operation that reuses
+        // the key (ids set emitter-wide, a second run of the agent).
+        if self
+            .closed_set
+            .get(&key)
+            .is_some_and(|c| input.time_ns <= c.end_ns)
+        {
+            return self.lone(input, Some("started event of a closed span"), pos, req);
+        }
         let agent = input.ev.ossa_agent_id().map(str::to_owned);
         let parent = input
             .parent_hint
@@ -378,8 +410,8 @@ impl Table {
                 break;
             };
             if let Some(mut s) = self.remove(&oldest) {
-                self.remember_closed(oldest, s.id, true);
                 s.end_ns = s.end_ns.max(input.time_ns);
+                self.remember_closed(oldest, s.id, true, s.end_ns);
                 req.unfinished
                     .push(finish_unfinished(s, Unfinished::Evicted, self.max_open));
             }
@@ -398,7 +430,7 @@ impl Table {
     ) -> Fate {
         let key = input.key(op);
         let phase = if error.is_some() { FAIL } else { END };
-        let gone = self.closed_set.get(&key).copied();
+        let gone = self.closed_set.get(&key).map(|c| c.evicted);
         let mut span = match self.remove(&key) {
             Some(s) => s,
             None if gone.is_some() => {
@@ -442,7 +474,7 @@ impl Table {
         span.end_ns = input.time_ns.max(span.start_ns);
         span.error = error;
         span.name = span_name(op, &span.attrs);
-        self.remember_closed(key, span.id, false);
+        self.remember_closed(key, span.id, false, span.end_ns);
         req.spans.push((span, pos));
         Fate::InRequest
     }
@@ -589,8 +621,12 @@ impl Table {
         Some(span)
     }
 
-    fn remember_closed(&mut self, key: Key, id: [u8; 8], evicted: bool) {
-        if self.closed_set.insert(key, evicted).is_none() {
+    fn remember_closed(&mut self, key: Key, id: [u8; 8], evicted: bool, end_ns: u64) {
+        if self
+            .closed_set
+            .insert(key, Closed { evicted, end_ns })
+            .is_none()
+        {
             self.closed.push_back((key, id));
         }
         while self.closed.len() > self.max_open {
@@ -637,7 +673,7 @@ impl Table {
                 break;
             };
             if let Some(s) = self.remove(&oldest) {
-                self.remember_closed(oldest, s.id, true);
+                self.remember_closed(oldest, s.id, true, s.end_ns);
                 evicted.push(finish_unfinished(s, Unfinished::Evicted, self.max_open));
             }
         }
@@ -740,12 +776,23 @@ mod tests {
     /// Applies events `(type, span id, agent, data, extra JSON members)` in
     /// order; the spans that went out, and the table.
     fn run(max_open: usize, evs: &[(&str, &str, &str, &str, &str)]) -> (Vec<Span>, Table) {
+        let lines: Vec<String> = evs
+            .iter()
+            .enumerate()
+            .map(|(i, (ty, span, agent, data, extra))| {
+                format!(
+                    r#"{{"specversion":"1.0","id":"e{i}","source":"/s","type":"{ty}","time":"2026-01-01T00:00:{i:02}Z","ossatraceid":"{TRACE}","ossaspanid":"{span}","ossaagentid":"{agent}"{extra},"data":{data}}}"#
+                )
+            })
+            .collect();
+        run_lines(max_open, &lines)
+    }
+
+    /// [`run`] of whole JSON events.
+    fn run_lines(max_open: usize, lines: &[String]) -> (Vec<Span>, Table) {
         let mut t = Table::new(max_open, 8);
         let mut req = Request::default();
-        for (i, (ty, span, agent, data, extra)) in evs.iter().enumerate() {
-            let line = format!(
-                r#"{{"specversion":"1.0","id":"e{i}","source":"/s","type":"{ty}","time":"2026-01-01T00:00:{i:02}Z","ossatraceid":"{TRACE}","ossaspanid":"{span}","ossaagentid":"{agent}"{extra},"data":{data}}}"#
-            );
+        for (i, line) in lines.iter().enumerate() {
             let mut buf = vec![0u8; line.len()];
             let ev = ossa_events_core::parse::json::parse_event(
                 line.as_bytes(),
@@ -769,6 +816,138 @@ mod tests {
 
     fn attr<'s>(s: &'s Span, key: &str) -> Option<&'s Val> {
         s.attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// An event of `ty` for agent `agent` at second `sec`, with no trace or
+    /// span ids (an emitter with no span context).
+    fn bare(ty: &str, agent: &str, sec: u32, data: &str) -> String {
+        format!(
+            r#"{{"specversion":"1.0","id":"{ty}-{sec}","source":"/s","type":"{ty}","time":"2026-01-01T00:00:{sec:02}Z","ossaagentid":"{agent}","data":{data}}}"#
+        )
+    }
+
+    #[test]
+    fn events_without_span_ids_pair_by_their_operation() {
+        let (spans, t) = run_lines(
+            16,
+            &[
+                bare("dev.ossa.agent.started", "a", 1, r#"{"agent_id":"a"}"#),
+                bare(
+                    "dev.ossa.tool.called",
+                    "a",
+                    2,
+                    r#"{"tool":"x","call_id":"c"}"#,
+                ),
+                bare(
+                    "dev.ossa.tool.completed",
+                    "a",
+                    3,
+                    r#"{"tool":"x","call_id":"c"}"#,
+                ),
+                bare("dev.ossa.agent.completed", "a", 4, r#"{"agent_id":"a"}"#),
+            ],
+        );
+        // Before: each end made an incomplete span of its own, and each
+        // start stayed open (2 more spans, unfinished, at shutdown).
+        assert_eq!(spans.len(), 2, "{spans:#?}");
+        assert_eq!(t.len(), 0, "nothing left open");
+        assert!(
+            spans
+                .iter()
+                .all(|s| attr(s, "ossa.span.incomplete").is_none())
+        );
+        let agent = spans.iter().find(|s| s.op == Some(Op::Agent)).unwrap();
+        let tool = spans.iter().find(|s| s.op == Some(Op::Tool)).unwrap();
+        assert_eq!(tool.parent, Some(agent.id));
+        // Its start and its end: one second apart.
+        assert_eq!(tool.end_ns - tool.start_ns, 1_000_000_000);
+    }
+
+    #[test]
+    fn a_start_dated_before_its_closed_span_ended_opens_nothing() {
+        let call = r#"{"tool":"x","call_id":"c"}"#;
+        // The end first, its start late (out of order, or sent again):
+        // the start is a lone event, not a second span left open with
+        // the same id. A start after that end is a new call.
+        let (spans, t) = run_lines(
+            16,
+            &[
+                bare("dev.ossa.tool.completed", "a", 5, call),
+                bare("dev.ossa.tool.called", "a", 3, call),
+            ],
+        );
+        assert_eq!(t.len(), 0, "no phantom span left open");
+        assert_eq!(spans.len(), 2, "{spans:#?}");
+        assert!(attr(&spans[0], "ossa.span.incomplete").is_some());
+        assert_eq!(
+            attr(&spans[1], "ossa.lone.reason"),
+            Some(&Val::Str("started event of a closed span".into()))
+        );
+        let (_, t) = run_lines(
+            16,
+            &[
+                bare("dev.ossa.tool.called", "a", 1, call),
+                bare("dev.ossa.tool.completed", "a", 2, call),
+                bare("dev.ossa.tool.called", "a", 3, call),
+            ],
+        );
+        assert_eq!(t.len(), 1, "a later start of the same key opens a span");
+    }
+
+    #[test]
+    fn two_agents_sharing_span_ids_keep_their_own_turns() {
+        let shared = "00000000000000a1";
+        let (spans, t) = run(
+            16,
+            &[
+                (
+                    "dev.ossa.agent.started",
+                    shared,
+                    "a",
+                    r#"{"agent_id":"a"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.agent.started",
+                    shared,
+                    "b",
+                    r#"{"agent_id":"b"}"#,
+                    "",
+                ),
+                ("dev.ossa.turn.started", shared, "a", r#"{"turn":1}"#, ""),
+                ("dev.ossa.turn.started", shared, "b", r#"{"turn":1}"#, ""),
+                ("dev.ossa.turn.completed", shared, "a", r#"{"turn":1}"#, ""),
+                ("dev.ossa.turn.completed", shared, "b", r#"{"turn":1}"#, ""),
+                (
+                    "dev.ossa.agent.completed",
+                    shared,
+                    "a",
+                    r#"{"agent_id":"a"}"#,
+                    "",
+                ),
+                (
+                    "dev.ossa.agent.completed",
+                    shared,
+                    "b",
+                    r#"{"agent_id":"b"}"#,
+                    "",
+                ),
+            ],
+        );
+        // Before: b's turn was a "duplicate started event" and a
+        // "duplicate end event" on a's span: 3 spans.
+        assert_eq!(t.len(), 0);
+        assert_eq!(spans.len(), 4, "{spans:#?}");
+        for agent in ["a", "b"] {
+            let mine = |op| {
+                spans
+                    .iter()
+                    .find(|s| s.op == Some(op) && s.agent.as_deref() == Some(agent))
+                    .unwrap_or_else(|| panic!("{agent} {op:?}: {spans:#?}"))
+            };
+            assert_eq!(mine(Op::Turn).parent, Some(mine(Op::Agent).id), "{agent}");
+            assert!(mine(Op::Turn).events.is_empty(), "{agent}");
+        }
     }
 
     #[test]
