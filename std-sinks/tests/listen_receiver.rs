@@ -1285,3 +1285,25 @@ fn a_client_that_half_closes_after_its_request_gets_its_answer() {
     let stats = rx.shutdown();
     assert_eq!((stats.requests, stats.accepted), (n as u64, n as u64));
 }
+
+/// Timeouts given as `Duration::MAX` ("no limit") serve requests: each is
+/// added to the clock per request, which overflowed an `Instant` and
+/// panicked the request's task (the client got no answer).
+#[test]
+fn timeouts_of_duration_max_serve_requests() {
+    let (rx, seen_events) = start(
+        ReceiverConfig::new()
+            .request_timeout(Duration::MAX)
+            .read_timeout(Duration::MAX)
+            .idle_timeout(Duration::MAX)
+            .write_timeout(Duration::MAX),
+    );
+    let body = r#"{"specversion":"1.0","id":"m-1","source":"/s","type":"t"}"#;
+    let r = roundtrip(
+        rx.local_addr(),
+        &post("application/cloudevents+json", "", body),
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(seen(&seen_events).len(), 1);
+    rx.shutdown();
+}

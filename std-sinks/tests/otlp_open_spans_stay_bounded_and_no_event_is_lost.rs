@@ -261,3 +261,24 @@ fn a_torn_write_leaves_its_part_on_a_line_of_its_own() {
         "the retried request, whole"
     );
 }
+
+/// A shutdown timeout of `Duration::MAX` ("no limit") sends the spans still
+/// open when the sink is dropped: `Instant + Duration::MAX` panicked in
+/// `Drop` instead.
+#[test]
+fn a_shutdown_timeout_of_duration_max_sends_the_open_spans_at_drop() {
+    let w = Flaky::default(); // with no failures in its pattern
+    let mut sink = OtlpSink::to_writer(w.clone())
+        .shutdown_timeout(std::time::Duration::MAX)
+        .build()
+        .unwrap();
+    // An agent started (op 1, phase 0): held open.
+    sink.send(&[encode(0, (0, 0, 1, 0, 0))]).unwrap();
+    drop(sink);
+    let out = w.out.lock().unwrap().clone();
+    assert_eq!(
+        ids_in(&out).get("e0"),
+        Some(&1),
+        "the unfinished span, sent"
+    );
+}

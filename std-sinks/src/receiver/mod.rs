@@ -516,8 +516,14 @@ impl ReceiverConfig {
 
 /// A zero timeout would expire before any byte could arrive; the smallest we
 /// use is 1 ms.
+/// A receiver timeout: at least 1 ms, and at most a century (a
+/// `Duration::MAX` given for "no limit" is added to the clock per request,
+/// which overflows an `Instant` and panicked the request's task).
 fn nonzero(d: Duration) -> Duration {
-    d.max(Duration::from_millis(1))
+    d.clamp(
+        Duration::from_millis(1),
+        Duration::from_secs(100 * 365 * 86_400),
+    )
 }
 
 /// Receives the events of valid requests.

@@ -707,14 +707,17 @@ impl SchemaRegistry {
     /// use ossa_events::Event;
     /// let ev = Event::builder().id("1").source("/a").ty("com.example.tick").build()?;
     /// assert_eq!(SchemaRegistry::builtin().check_within(&ev, Duration::from_secs(1))?, Checked::NoSchema);
+    /// // `Duration::MAX` is no limit.
+    /// assert_eq!(SchemaRegistry::builtin().check_within(&ev, Duration::MAX)?, Checked::NoSchema);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check_within(&self, ev: &Event<'_>, wait: Duration) -> Result<Checked, SchemaError> {
-        let deadline = Instant::now() + wait;
+        // `None`: past what an `Instant` holds (`Duration::MAX`), no limit.
+        let deadline = crate::worker::after(wait);
         loop {
             let found = self.find(ev.ty(), ev.dataschema());
             match (&found, &self.inner.remote) {
-                (Found::Pending(_), Some(r)) if Instant::now() < deadline => r.wait(deadline),
+                (Found::Pending(_), Some(r)) if before(deadline) => r.wait(deadline),
                 _ => return self.finish(ev, found),
             }
         }
@@ -731,6 +734,7 @@ impl SchemaRegistry {
     /// use ossa_events::schema::SchemaRegistry;
     /// let schemas = SchemaRegistry::builtin();
     /// schemas.prefetch(&["com.acme.order.placed"], &[], Duration::from_secs(2))?;
+    /// schemas.prefetch(&["com.acme.order.placed"], &[], Duration::MAX)?; // no limit
     /// # Ok::<(), ossa_events::schema::SchemaError>(())
     /// ```
     pub fn prefetch(
@@ -739,7 +743,7 @@ impl SchemaRegistry {
         uris: &[&str],
         wait: Duration,
     ) -> Result<(), SchemaError> {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::worker::after(wait);
         let mut first_err = None;
         let pending = |this: &Self| {
             types
@@ -752,7 +756,7 @@ impl SchemaRegistry {
             let now = pending(self);
             let waiting = now.iter().any(|f| matches!(f, Found::Pending(_)));
             match (&self.inner.remote, waiting) {
-                (Some(r), true) if Instant::now() < deadline => r.wait(deadline),
+                (Some(r), true) if before(deadline) => r.wait(deadline),
                 _ => {
                     for f in now {
                         match f {
@@ -1097,14 +1101,16 @@ impl Remote {
     }
 
     /// Waits until a fetch ends or `deadline` passes.
-    fn wait(&self, deadline: Instant) {
+    fn wait(&self, deadline: Option<Instant>) {
         let gen_now = self
             .cache
             .changed
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let seen = *gen_now;
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
         // Short slices: a fetch that ended between our lookup and this lock
         // bumped the counter before we read it, so poll now and then too.
         let slice = left.min(Duration::from_millis(50));
@@ -1159,6 +1165,11 @@ fn fetch_loop(
         *g = g.wrapping_add(1);
         cache.cond.notify_all();
     }
+}
+
+/// Whether `deadline` (`None`: no limit) is still ahead.
+fn before(deadline: Option<Instant>) -> bool {
+    deadline.is_none_or(|d| Instant::now() < d)
 }
 
 #[cfg(test)]

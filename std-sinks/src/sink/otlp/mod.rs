@@ -812,7 +812,10 @@ impl OtlpSink {
         if spans.is_empty() {
             return;
         }
-        let until = Instant::now() + self.shutdown_timeout;
+        // `None`: a timeout past what an `Instant` holds, i.e. no limit
+        // (`Instant + Duration::MAX` panicked here, in `Drop`).
+        let until = Instant::now().checked_add(self.shutdown_timeout);
+        let deadline = until.map_or(SendDeadline::NONE, SendDeadline::at);
         let mut rest = spans;
         while !rest.is_empty() {
             let n = rest.len().min(self.max_batch);
@@ -823,7 +826,7 @@ impl OtlpSink {
             self.encode(&chunk);
             let mut attempt = 0;
             loop {
-                match self.deliver(SendDeadline::at(until)) {
+                match self.deliver(deadline) {
                     Ok(()) => {
                         self.stats.accepted(chunk.unfinished.iter());
                         break;
@@ -835,7 +838,8 @@ impl OtlpSink {
                             .after
                             .unwrap_or(Duration::from_millis(100 << attempt))
                             .min(Duration::from_secs(2));
-                        if f.retry && attempt < DROP_ATTEMPTS && Instant::now() + wait < until {
+                        let in_time = until.is_none_or(|u| Instant::now() + wait < u);
+                        if f.retry && attempt < DROP_ATTEMPTS && in_time {
                             std::thread::sleep(wait);
                             continue;
                         }
