@@ -28,7 +28,10 @@
 //!
 //! An ERROR-level event inside a span (or inside a plain span within it)
 //! fails it too; its message becomes `error.message`. Turns are numbered
-//! 1, 2, … per agent span, in the order they start.
+//! 1, 2, … per agent span, in the order they start. The operation
+//! (`gen_ai.operation.name`) and the agent id are read when the span
+//! starts: recorded after that, they change neither its end event (which
+//! must pair with its start) nor the spans in it.
 //!
 //! # A span's life
 //!
@@ -422,25 +425,59 @@ struct Core {
     conversation: Option<Text>,
     /// When it was first entered.
     entered: Option<Instant>,
+    /// What its start event said of the span, once it started: its end
+    /// event says the same (fields recorded later change neither).
+    started: Option<Identity>,
+}
+
+/// A started span's operation and agent.
+#[derive(Debug)]
+struct Identity {
+    kind: Kind,
+    own_agent: Option<Text>,
+    agent: Option<Text>,
 }
 
 impl Core {
     fn kind(&self) -> Option<Kind> {
-        self.fields.operation.or(self.named)
+        match &self.started {
+            Some(i) => Some(i.kind),
+            None => self.fields.operation.or(self.named),
+        }
     }
     /// This agent span's own `ossaagentid`.
     fn own_agent(&self) -> Option<&Text> {
-        self.fields
-            .agent_id
-            .as_ref()
-            .or(self.fields.agent_name.as_ref())
+        match &self.started {
+            Some(i) => i.own_agent.as_ref(),
+            None => self
+                .fields
+                .agent_id
+                .as_ref()
+                .or(self.fields.agent_name.as_ref()),
+        }
     }
     /// `ossaagentid` of its events and of the spans in it.
     fn agent(&self) -> Option<&Text> {
+        if let Some(i) = &self.started {
+            return i.agent.as_ref();
+        }
         match self.kind() {
             Some(Kind::Agent) => self.own_agent().or(self.agent.as_ref()),
             _ => self.agent.as_ref(),
         }
+    }
+    /// Fixes its operation and agent as its start event gives them: a
+    /// `gen_ai.agent.id` or `gen_ai.operation.name` recorded after that
+    /// would otherwise make an end event that pairs with no start (another
+    /// agent, another operation).
+    fn pin(&mut self, kind: Kind) {
+        let own_agent = self.own_agent().cloned();
+        let agent = self.agent().cloned();
+        self.started = Some(Identity {
+            kind,
+            own_agent,
+            agent,
+        });
     }
     fn conversation(&self) -> Option<&Text> {
         self.fields
@@ -558,7 +595,9 @@ impl SpanState {
                 None => 1,
             };
         }
-        self.core.start(kind, self.turn)
+        let snap = self.core.start(kind, self.turn);
+        self.core.pin(kind);
+        snap
     }
 }
 
@@ -725,6 +764,7 @@ where
             agent,
             conversation,
             entered: None,
+            started: None,
         };
         let mut outcome = Outcome::default();
         attrs.record(&mut Recorder {

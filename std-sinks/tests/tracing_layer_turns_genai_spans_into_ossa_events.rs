@@ -408,6 +408,45 @@ fn the_operation_name_field_wins_over_the_span_name_even_when_recorded_late() {
     );
 }
 
+/// What a span's start event said of its operation and agent, its end
+/// event says too: fields recorded after the start change neither (a
+/// helper review saw `agent.started` for "researcher" end as
+/// `agent.completed` for "agent-42", and `turn.started` end as
+/// `tool.completed`: ends that pair with no start).
+#[test]
+fn the_operation_and_agent_of_a_started_span_stay_what_its_start_said() {
+    let out = Shared::default();
+    let emitter = emitter_with(&out, |b| b);
+    traced(&emitter, || {
+        let agent = tracing::info_span!(
+            "invoke_agent",
+            gen_ai.agent.name = "researcher",
+            gen_ai.agent.id = Empty
+        );
+        agent.in_scope(|| {
+            tracing::Span::current().record("gen_ai.agent.id", "agent-42");
+            let chat = tracing::info_span!("chat", gen_ai.operation.name = Empty);
+            chat.in_scope(|| {});
+            chat.record("gen_ai.operation.name", "execute_tool");
+        });
+    });
+    let evs = out.events();
+    let types: Vec<&str> = evs.iter().map(ty).collect();
+    assert_eq!(
+        types,
+        [
+            ossa::AGENT_STARTED,
+            ossa::TURN_STARTED,
+            ossa::TURN_COMPLETED,
+            ossa::AGENT_COMPLETED
+        ]
+    );
+    for e in &evs {
+        assert_eq!(ext(e, "ossaagentid"), Some("researcher"), "{e}");
+    }
+    assert_eq!(evs[0]["data"]["agent_id"], evs[3]["data"]["agent_id"]);
+}
+
 #[test]
 fn the_conversation_id_is_the_interaction_of_every_span_in_it() {
     let out = Shared::default();
