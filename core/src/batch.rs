@@ -605,6 +605,42 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         }
     }
 
+    /// Drops every event (they are copies of records in flash), returning
+    /// how many of them, from the first, the writer took whole in the drain
+    /// in hand: their lines wait in the writer for its flush. A `\n` owed
+    /// to the reader stays owed, as with [`clear`](Self::clear); give the
+    /// count to [`resume`](Self::resume) once the same events are back.
+    #[cfg(feature = "flash-spool")]
+    pub(crate) fn clear_taken(&mut self) -> usize {
+        let taken = self.taken();
+        self.clear();
+        taken
+    }
+
+    /// Events the writer took whole in the drain in hand (its lines wait
+    /// for the flush).
+    #[cfg(feature = "flash-spool")]
+    pub(crate) fn taken(&self) -> usize {
+        match self.format {
+            BatchFormat::JsonLines => self.recovered().done,
+            // An array taken whole leaves nothing to resume (it is all
+            // `done`); a cut one is written again whole.
+            BatchFormat::JsonBatch => 0,
+        }
+    }
+
+    /// Goes on with a drain that [`clear_taken`](Self::clear_taken) set
+    /// aside, the same events loaded again in the same order: its first
+    /// `taken` events are not written again (they are counted when the
+    /// writer's flush succeeds). A writer whose flush failed since may have
+    /// lost them: the caller forgets `taken` then.
+    #[cfg(feature = "flash-spool")]
+    pub(crate) fn resume(&mut self, taken: usize) {
+        if taken > 0 && taken <= self.len() && self.progress.pos == 0 && !self.progress.torn {
+            self.progress.done = taken;
+        }
+    }
+
     /// Drops every event. If a drain was cut short, the next one still starts
     /// with `\n`, so whatever the reader got of the dropped events stays on a
     /// line of its own.

@@ -1149,7 +1149,8 @@ pub struct SpoolCounters {
 /// The [`Emitter`](crate::emitter::Emitter) with a [`FlashSpool`]: the
 /// same batching, validation, counters and framing, and events that cannot
 /// be written now wait in flash (see the [module](self) docs). `N` and `B`
-/// size the RAM batch, `R` the largest event (that of the spool).
+/// size the RAM batch, `R` the largest event (that of the spool); `R` must
+/// be below `B` (checked at compile time), so that any record loads.
 ///
 /// A superloop calls [`poll`](Self::poll) as it does for the `Emitter`: it
 /// flushes on the interval, and while flash holds events it writes them out,
@@ -1194,6 +1195,11 @@ pub struct SpoolEmitter<
     /// The first `mirrored` events of the batch are copies of the first
     /// `mirrored` events in flash (loaded to be written, or spilled).
     mirrored: usize,
+    /// The first `taken` events in flash are lines the writer took whole
+    /// in a drain whose batch was cleared for room (they wait for its
+    /// flush): when they are loaded again the drain goes on after them, and
+    /// until then they are not evicted.
+    taken: usize,
     /// When a write last failed: the next try waits a flush interval.
     failed_at_ms: Option<i64>,
     spool_counters: SpoolCounters,
@@ -1240,12 +1246,37 @@ impl<
     /// assert_eq!(em.pending(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// A spool whose records may not fit the batch (`R >= B`) does not
+    /// compile:
+    ///
+    /// ```compile_fail
+    /// # use ossa_events_core::emitter::Config;
+    /// # use ossa_events_core::spool::{FlashSpool, RamFlash, SpoolEmitter};
+    /// # use ossa_events_core::{io::SliceWriter, FixedClock, RandomIds, Timestamp};
+    /// let spool = FlashSpool::<_, 1024>::open(RamFlash::<8192, 2048>::new(), 0..8192)?;
+    /// let mut out = [0u8; 1024];
+    /// let em: SpoolEmitter<'_, _, _, _, _, 4, 1024, 1024> = SpoolEmitter::new(
+    ///     Config::new("/devices/7"), SliceWriter::new(&mut out), spool,
+    ///     RandomIds(|b: &mut [u8; 16]| b.fill(1)), FixedClock(Timestamp::UNIX_EPOCH));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(config: Config<'a>, writer: W, spool: FlashSpool<F, R>, ids: I, clock: K) -> Self {
+        // A record of up to `R` bytes loads into the batch with its
+        // terminator: with `R >= B` a record from a build with a larger
+        // batch would never load, and the spool would stop there for good.
+        const {
+            assert!(
+                R < B,
+                "SpoolEmitter needs R < B: a spooled record must fit the batch"
+            )
+        };
         SpoolEmitter {
             inner: Inner::new(config, ids, clock),
             writer,
             spool,
             mirrored: 0,
+            taken: 0,
             failed_at_ms: None,
             spool_counters: SpoolCounters::default(),
         }
@@ -1424,6 +1455,8 @@ impl<
     /// ```
     pub fn replace_writer(&mut self, writer: W) -> W {
         self.inner.batch.rewind();
+        // Lines the old writer held for its flush: written again.
+        self.taken = 0;
         self.failed_at_ms = None;
         core::mem::replace(&mut self.writer, writer)
     }
@@ -1633,6 +1666,16 @@ impl<
         self.inner.batch.len().saturating_sub(self.mirrored)
     }
 
+    /// Events at the head of flash whose lines the writer took whole and
+    /// holds for its flush.
+    fn taken_whole(&self) -> usize {
+        if self.mirrored > 0 {
+            self.inner.batch.taken().max(self.taken)
+        } else {
+            self.taken
+        }
+    }
+
     fn retry_in_ms(&self, now: Timestamp) -> u64 {
         let Some(t) = self.failed_at_ms else {
             return 0;
@@ -1680,6 +1723,14 @@ impl<
                 Err(SpoolError::Full)
                     if self.spool.when_full == WhenFull::DropOldest && !self.spool.is_empty() =>
                 {
+                    if self.taken_whole() > 0 {
+                        // The oldest events are lines the writer holds for
+                        // its flush: evicted, they would be delivered and
+                        // counted dropped. The new event is refused instead.
+                        self.inner.unaccept_last();
+                        self.inner.counters.dropped += 1;
+                        return Err(EmitError::SpoolFull);
+                    }
                     if self.mirrored > 0 {
                         if last > self.mirrored {
                             // Events only in RAM come before it: it waits
@@ -1771,8 +1822,9 @@ impl<
         self.spill();
         if self.ram_only() == 0 {
             // Everything in RAM is also in flash: the copies can go (a write
-            // cut short starts over from flash, after a `\n`).
-            self.inner.batch.clear();
+            // cut short goes on from flash, after a `\n`, past the lines the
+            // writer took whole: they are not written twice).
+            self.taken = self.inner.batch.clear_taken().max(self.taken);
             self.inner.oldest_ms = None;
             self.mirrored = 0;
         }
@@ -1782,14 +1834,27 @@ impl<
     /// writes the batch, and on success removes the copies from flash. On
     /// failure the events only in RAM go to flash.
     fn round(&mut self, now: Timestamp) -> Result<usize, DrainError<W::Error>> {
-        if self.inner.batch.is_empty() && !self.spool.is_empty() {
+        let from_flash = self.inner.batch.is_empty() && !self.spool.is_empty();
+        if from_flash {
+            let damaged = self.spool.damaged;
             let (loaded, r) = self.spool.load(&mut self.inner.batch);
             self.mirrored = loaded;
             if r.is_err() {
                 self.flash_failed();
             }
+            // The same events as when the batch was cleared, unless one was
+            // found damaged and set aside: then they are all written again.
+            if self.spool.damaged == damaged {
+                self.inner.batch.resume(self.taken);
+            }
+            self.taken = 0;
         }
         let r = self.inner.batch.write_to(&mut self.writer);
+        if r.is_err() && !from_flash {
+            // Events only in RAM failed to go, perhaps at the flush, which
+            // may have lost the lines the writer held: written again.
+            self.taken = 0;
+        }
         let r = self.inner.drained(r);
         match r {
             Ok(n) => {
