@@ -1011,3 +1011,28 @@ fn consume_reports_a_header_name_that_is_not_utf8_and_reads_on() {
         .collect();
     assert_eq!(ids, [r#""a""#, r#""c""#], "{stdout}");
 }
+
+/// `consume` of a topic that does not exist fails (exit 1, naming it) with
+/// a consumer group as without one: subscribed, a group consumer waited
+/// for it and `--timeout` then ended in success.
+#[test]
+fn consume_of_a_missing_topic_fails_with_or_without_a_group() {
+    use std::process::{Command, Stdio};
+    let c = cluster(1, "present", 1);
+    let bootstrap = c.bootstrap_servers();
+    for group in [&[][..], &["--group", "g"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ossa-events"))
+            .args(["consume", "--brokers", &bootstrap, "--topic", "absent"])
+            .args(group)
+            .args(["--timeout", "2"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{group:?}: {stderr}");
+        assert!(
+            stderr.contains("topic 'absent' not found"),
+            "{group:?}: {stderr}"
+        );
+    }
+}

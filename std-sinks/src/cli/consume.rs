@@ -255,24 +255,27 @@ fn consume(a: &Settings) -> ExitCode {
         Err(e) => return super::usage_error(Some("consume"), &format!("consume: {e}")),
     };
 
+    // The topic must exist, with or without a group (subscribed to a
+    // missing topic, a group consumer waited for it, and `--timeout` then
+    // ended in success).
+    let md = match consumer.fetch_metadata(Some(&a.topic), METADATA_TIMEOUT) {
+        Ok(md) => md,
+        Err(e) => return fail(format!("cannot read the metadata of {}: {e}", a.topic)),
+    };
+    let partitions: Vec<i32> = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == a.topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return fail(format!("topic '{}' not found on {}", a.topic, a.brokers));
+    }
     if a.group.is_some() {
         if let Err(e) = consumer.subscribe(&[a.topic.as_str()]) {
             return fail(format!("cannot subscribe to {}: {e}", a.topic));
         }
     } else {
-        let md = match consumer.fetch_metadata(Some(&a.topic), METADATA_TIMEOUT) {
-            Ok(md) => md,
-            Err(e) => return fail(format!("cannot read the metadata of {}: {e}", a.topic)),
-        };
-        let partitions: Vec<i32> = md
-            .topics()
-            .iter()
-            .filter(|t| t.name() == a.topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
-            return fail(format!("topic '{}' not found on {}", a.topic, a.brokers));
-        }
         let start = if a.from_beginning {
             Offset::Beginning
         } else {
