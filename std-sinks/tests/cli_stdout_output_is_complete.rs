@@ -474,3 +474,18 @@ fn emit_and_validate_agree_on_what_a_blank_line_is() {
         );
     }
 }
+
+/// A file that starts with a UTF-8 byte order mark (Windows editors write
+/// one; RFC 8259 lets a reader ignore it) is read from its first event:
+/// the BOM made line 1 invalid, and in `validate`'s auto mode the whole
+/// file then one bad event.
+#[test]
+fn a_leading_byte_order_mark_is_skipped() {
+    let input = format!("\u{feff}{}{}", line(0), line(1));
+    for command in ["emit", "validate"] {
+        let o = in_pieces(command, input.clone(), 1);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{command}: {stderr}");
+        assert_eq!(ids_of(&o.stdout), ["s-0", "s-1"], "{command}: {stderr}");
+    }
+}

@@ -712,7 +712,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// cut by the read kept for the next.
 fn read_lines(tx: &std::sync::mpsc::SyncSender<Input>) {
     let stdin = std::io::stdin();
-    let read = read_chunks(&mut stdin.lock(), |lines| {
+    let read = read_chunks(&mut super::SkipBom::new(stdin.lock()), |lines| {
         tx.send(Input::Lines(lines)).is_ok()
     });
     if let Err(e) = read {

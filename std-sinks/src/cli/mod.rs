@@ -368,8 +368,104 @@ fn completions(shell: Option<clap_complete::Shell>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Reads `R` without a UTF-8 byte order mark at its very start (editors on
+/// Windows write one; RFC 8259 §8.1 lets a JSON reader ignore it): the
+/// first line of such a file is then read as the event it is.
+pub(crate) struct SkipBom<R> {
+    inner: R,
+    /// The first bytes, kept until they are known not to be a BOM.
+    head: [u8; 3],
+    /// Bytes of `head` read so far / handed on so far; `None` once it is
+    /// settled (no BOM, or the BOM skipped, and `head` all handed on).
+    state: Option<(usize, usize)>,
+}
+
+impl<R> SkipBom<R> {
+    const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+
+    pub(crate) fn new(inner: R) -> Self {
+        SkipBom {
+            inner,
+            head: [0; 3],
+            state: Some((0, 0)),
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for SkipBom<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let Some((got, given)) = self.state else {
+                return self.inner.read(buf);
+            };
+            if got < 3 && self.head.get(..got) == Self::BOM.get(..got) {
+                // Could still be a BOM: read on until 3 bytes or the end.
+                let n = self
+                    .inner
+                    .read(self.head.get_mut(got..).unwrap_or_default())?;
+                if n > 0 {
+                    self.state = Some((got + n, 0));
+                    continue;
+                }
+            }
+            if self.head.get(..got) == Some(&Self::BOM[..]) {
+                self.state = None; // the BOM, skipped
+                continue;
+            }
+            // Not a BOM (or the end came first): hand `head` on as it is.
+            let rest = self.head.get(given..got).unwrap_or_default();
+            if rest.is_empty() {
+                self.state = None;
+                continue;
+            }
+            let n = rest.len().min(buf.len());
+            buf.get_mut(..n)
+                .unwrap_or_default()
+                .copy_from_slice(rest.get(..n).unwrap_or_default());
+            self.state = Some((got, given + n));
+            return Ok(n);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    /// A leading BOM is skipped whatever the reads cut; anything else,
+    /// also a BOM's prefix or a BOM later on, is handed on as it is.
+    #[test]
+    fn skip_bom_drops_a_leading_bom_only() {
+        use std::io::Read as _;
+        /// A reader giving at most `step` bytes per read.
+        struct Trickle<'a>(&'a [u8], usize);
+        impl std::io::Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(self.1).min(buf.len());
+                let (head, rest) = self.0.split_at(n);
+                buf[..n].copy_from_slice(head);
+                self.0 = rest;
+                Ok(n)
+            }
+        }
+        let cases: [(&[u8], &[u8]); 7] = [
+            (b"\xEF\xBB\xBF{\"a\":1}\n", b"{\"a\":1}\n"),
+            (b"\xEF\xBB\xBF", b""),
+            (b"\xEF\xBB", b"\xEF\xBB"),
+            (b"\xEF\xBBx", b"\xEF\xBBx"),
+            (b"{}\xEF\xBB\xBF", b"{}\xEF\xBB\xBF"),
+            (b"ab", b"ab"),
+            (b"", b""),
+        ];
+        for (input, want) in cases {
+            for step in [1, 2, 3, 4, 64] {
+                let mut got = Vec::new();
+                SkipBom::new(Trickle(input, step))
+                    .read_to_end(&mut got)
+                    .unwrap();
+                assert_eq!(got, want, "{input:?} step {step}");
+            }
+        }
+    }
+
     use super::*;
 
     /// clap's own checks of the derived command (duplicate names, bad

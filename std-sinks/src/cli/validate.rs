@@ -122,11 +122,15 @@ pub(crate) fn run(a: Args) -> ExitCode {
     let mut ok = true;
     for f in &files {
         let r = if f == "-" {
-            validate_stream("<stdin>", &mut std::io::stdin(), format, check, &mut out)
+            let mut stdin = super::SkipBom::new(std::io::stdin());
+            validate_stream("<stdin>", &mut stdin, format, check, &mut out)
         } else {
             let name = f.to_string_lossy().into_owned();
             match std::fs::File::open(f) {
-                Ok(mut file) => validate_stream(&name, &mut file, format, check, &mut out),
+                Ok(file) => {
+                    let mut file = super::SkipBom::new(file);
+                    validate_stream(&name, &mut file, format, check, &mut out)
+                }
                 Err(e) => Err((name, e)),
             }
         };
