@@ -1034,6 +1034,14 @@ fn more_than_max_extensions_is_rejected() {
         ext(last),
         Rule::TooManyExtensions,
     );
+    // `null` members are unset (JSON format 2.2), not extensions: any
+    // number of them beside the most extensions allowed (17 were refused).
+    let nulls: String = (0..=2 * MAX_EXTENSIONS)
+        .map(|i| format!(r#","null{i}":null"#))
+        .collect();
+    parse_ok(&with(&(members(MAX_EXTENSIONS) + &nulls)), |ev| {
+        assert_eq!(ev.extensions().len(), MAX_EXTENSIONS)
+    });
 
     // Builder.
     let mut b = base();
@@ -1925,6 +1933,17 @@ fn batch_elements_must_be_objects_and_errors_name_the_index() {
             },
             "{input}"
         );
+    }
+    // Not JSON after such an element: a JSON error, as for one event (it
+    // was called "not an object").
+    for input in [
+        format!("[{VALID}, 1x]"),
+        format!("[{VALID}, 1, ]"),
+        format!("[5, {VALID}"),
+        "[5] x".to_string(),
+    ] {
+        let (_, e) = batch_errors(&input);
+        assert!(matches!(e, ParseError::Json(_)), "{input}: {e:?}");
     }
 }
 

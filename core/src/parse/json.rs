@@ -274,13 +274,21 @@ impl<'a> BatchParser<'a> {
         let index = self.index;
         self.index += 1;
         if self.lex.peek() != Some(b'{') {
-            return Some(Err(match self.lex.value(MAX_DATA_DEPTH) {
-                Err(e) => e.into(),
-                Ok(_) => ParseError::InBatch {
-                    index,
-                    error: InBatchError::NotAnObject,
+            // Malformed JSON told apart from JSON that is not an object, as
+            // `parse_event` does: the rest of the input is checked first.
+            return Some(Err(
+                match self
+                    .lex
+                    .value(MAX_DATA_DEPTH)
+                    .and_then(|_| self.rest_is_json())
+                {
+                    Err(e) => e.into(),
+                    Ok(()) => ParseError::InBatch {
+                        index,
+                        error: InBatchError::NotAnObject,
+                    },
                 },
-            }));
+            ));
         }
         let mut sc = Scratch::new(scratch);
         let r = parse_object(&mut self.lex, &mut sc, false);
@@ -295,6 +303,16 @@ impl<'a> BatchParser<'a> {
             },
             e => e,
         }))
+    }
+}
+
+impl BatchParser<'_> {
+    /// Reads the elements left and the end of the input as JSON only.
+    fn rest_is_json(&mut self) -> Result<(), crate::json::lex::JsonError> {
+        while next_element(&mut self.lex, &mut self.first)? {
+            self.lex.value(MAX_DATA_DEPTH)?;
+        }
+        self.lex.finish()
     }
 }
 

@@ -178,11 +178,16 @@ impl<'a> Assembler<'a> {
     }
 
     /// Records that extension `name` (already [`see`](Self::see)n) was `null`.
+    /// A `null` member is unset (JSON format §2.2), not an extension: past
+    /// `MAX_EXTENSIONS` of them they are no longer recorded (an event with
+    /// 17 `null` members was refused as having too many extensions), and
+    /// only a repeat of one of those goes unnoticed.
     pub(crate) fn set_null_ext(&mut self, name: &'a str) -> Result<(), ValidationError> {
-        self.null_names
+        let _ = self
+            .null_names
             .get_or_insert_with(heapless::Vec::new)
-            .push(name)
-            .map_err(|_| err(Attribute::named(name), Rule::TooManyExtensions))
+            .push(name);
+        Ok(())
     }
 
     /// Sets attribute `name`, already [`see`](Self::see)n as `key`, from its
