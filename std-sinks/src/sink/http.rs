@@ -535,6 +535,11 @@ impl HttpSinkBuilder {
             .max_redirects(0)
             .timeout_global(Some(self.timeout))
             .timeout_connect(Some(self.timeout))
+            // The answer's body is read only to give the connection back:
+            // one that stalls is dropped (the status stands), rather than
+            // holding the send for the whole request timeout (a 2xx whose
+            // body never ended cost every request its 10 s).
+            .timeout_recv_body(Some(self.timeout.min(RECV_BODY_LIMIT)))
             // A connection per request in flight stays open for the next.
             .max_idle_connections(self.pipeline.max(10))
             .max_idle_connections_per_host(self.pipeline.max(3))
@@ -1186,6 +1191,11 @@ impl HttpSink {
 /// at most), and one that refuses it (417) gets the body again without it;
 /// smaller bodies fit the socket buffers and never wait.
 const EXPECT_CONTINUE_FROM: usize = 256 * 1024;
+
+/// Most time an answer's body is read for (it is read to give the
+/// connection back, and for an error's excerpt): 250 ms, or the request
+/// timeout when that is shorter.
+const RECV_BODY_LIMIT: Duration = Duration::from_millis(250);
 
 /// Reads up to [`DRAIN_LIMIT`] bytes of `body`, keeping the first
 /// [`EXCERPT_LIMIT`] (when `keep`) as lossy UTF-8 without a cut character.
