@@ -240,7 +240,7 @@ fn a_404_for_a_type_means_no_schema_and_for_a_declared_schema_an_error() {
 #[test]
 fn slow_broken_and_failing_answers_are_errors_with_a_reason_then_retried() {
     let s = Server::start();
-    let cases: [(&str, Answer, &str); 6] = [
+    let cases: [(&str, Answer, &str); 7] = [
         (
             "com.slow",
             Answer::Slow(Duration::from_secs(3), ORDER.into()),
@@ -264,6 +264,14 @@ fn slow_broken_and_failing_answers_are_errors_with_a_reason_then_retried() {
             "com.badschema",
             Answer::Json(r#"{"type":3}"#.into()),
             "not a valid JSON Schema",
+        ),
+        // Not followed (it was, to any host, with the registry's headers).
+        (
+            "com.moved",
+            Answer::Raw(
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/x.json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ),
+            "redirects are not followed",
         ),
     ];
     let r = registry(
@@ -302,6 +310,46 @@ fn slow_broken_and_failing_answers_are_errors_with_a_reason_then_retried() {
         }
     }
     assert!(s.hits("/com.err.json") >= 2);
+}
+
+/// A schema whose `$ref`s chain without end (each served document refers
+/// to a next one) is refused after a bounded number of them; it kept the
+/// fetch thread for good (thousands of requests), and every other type
+/// waited "being fetched" behind it.
+#[test]
+fn an_endless_chain_of_references_is_refused_and_others_still_load() {
+    let s = Server::start();
+    s.route(
+        "/com.chain.json",
+        Answer::Json(format!(r#"{{"$ref":"{}chain/0.json"}}"#, s.base)),
+    );
+    for i in 0..200 {
+        s.route(
+            &format!("/chain/{i}.json"),
+            Answer::Json(format!(r#"{{"$ref":"{}chain/{}.json"}}"#, s.base, i + 1)),
+        );
+    }
+    s.route("/com.ok.json", Answer::Json(SKU.into()));
+    let r = registry(&s, HttpRegistry::new(&s.base));
+    let ev = |ty: &'static str, data: &'static str| {
+        Event::builder()
+            .id("1")
+            .source("/s")
+            .ty(ty)
+            .data_json(data)
+            .build()
+            .unwrap()
+    };
+    let reason = unavailable(r.check_within(&ev("com.chain", "{}"), WAIT));
+    assert!(reason.contains("schemas referenced"), "{reason}");
+    assert!(
+        s.hits("/chain/100.json") == 0,
+        "the chain was followed past its bound"
+    );
+    assert!(matches!(
+        r.check_within(&ev("com.ok", r#"{"sku":"x"}"#), WAIT),
+        Ok(Checked::Valid { .. })
+    ));
 }
 
 #[test]

@@ -250,6 +250,10 @@ impl Fetcher {
         }
         let agent_config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // Schemas come from under the registry's URL only, and the
+            // configured headers (tokens) go nowhere else: a redirect is
+            // a failed fetch, not followed (it was, to any host, with them).
+            .max_redirects(0)
             .timeout_global(Some(config.timeout))
             .timeout_connect(Some(config.timeout))
             .user_agent(concat!("ossa-events/", env!("CARGO_PKG_VERSION")))
@@ -282,7 +286,12 @@ impl Fetcher {
     pub(super) fn url(&self, side: super::Side, key: &str) -> String {
         match (side, &self.config.api) {
             (super::Side::Uri, _) => key.to_owned(),
-            (super::Side::Type, RegistryApi::Plain) => format!("{}{key}.json", self.config.base),
+            // The type as one path segment: it comes from the event's
+            // sender (`../x` or `a#` left the registry's path, or named
+            // another of its resources).
+            (super::Side::Type, RegistryApi::Plain) => {
+                format!("{}{}.json", self.config.base, encode_segment(key))
+            }
             (super::Side::Type, RegistryApi::Confluent { version }) => format!(
                 "{}subjects/{}/versions/{}",
                 self.config.base,
@@ -325,6 +334,11 @@ impl Fetcher {
                 return Err(format!("version {version} not found (40402)"));
             }
             return Ok(None);
+        }
+        if (300..400).contains(&status) {
+            return Err(format!(
+                "registry answered {status} (redirects are not followed: schemas come from under its URL)"
+            ));
         }
         if !(200..300).contains(&status) {
             return Err(format!("registry answered {status}"));
@@ -382,6 +396,15 @@ mod tests {
             "http://h:1/s/a.b.json"
         );
         assert!(f.serves("http://h:1/s/x.json") && !f.serves("http://other/x.json"));
+        // A type is one path segment, whoever sent it.
+        for (ty, url) in [
+            ("../admin/secret", "http://h:1/s/..%2Fadmin%2Fsecret.json"),
+            ("com.a#", "http://h:1/s/com.a%23.json"),
+            ("com.a?x=", "http://h:1/s/com.a%3Fx%3D.json"),
+            ("com b", "http://h:1/s/com%20b.json"),
+        ] {
+            assert_eq!(f.url(super::super::Side::Type, ty), url, "{ty}");
+        }
         let f = Fetcher::new(HttpRegistry::confluent("http://h:1").version("2")).unwrap();
         assert_eq!(
             f.url(super::super::Side::Type, "a b"),

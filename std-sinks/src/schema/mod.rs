@@ -72,6 +72,7 @@ pub use http::{HttpRegistry, RegistryApi};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, mpsc};
 use std::time::{Duration, Instant};
 
@@ -548,9 +549,13 @@ fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, String, Value)>, SchemaError> {
 /// its `$id`, else `fallback`.
 fn compile(schema: &Value, fallback: &str, refs: &Arc<Refs>) -> Result<Compiled, String> {
     let uri: Arc<str> = Arc::from(id_of(schema).unwrap_or(fallback));
+    in_place_cost(schema)?;
     let validator = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
-        .with_retriever(RefsHandle(refs.clone()))
+        .with_retriever(RefsHandle {
+            refs: refs.clone(),
+            retrieved: AtomicUsize::new(0),
+        })
         .build(schema)
         .map_err(|e| format!("not a valid JSON Schema: {}", short(&e.to_string())))?;
     Ok(Compiled {
@@ -558,6 +563,84 @@ fn compile(schema: &Value, fallback: &str, refs: &Arc<Refs>) -> Result<Compiled,
         validator,
         looks_at: members_looked_at(schema),
     })
+}
+
+/// Most subschemas one check may evaluate at a value before it reads into
+/// it: `allOf`/`anyOf`/`oneOf`/`not`/`if`/`then`/`else`/
+/// `dependentSchemas` and the document's own `$ref`s, counted through.
+const MAX_IN_PLACE: u64 = 10_000;
+/// Most schemas one schema's `$ref`s may fetch or look up while it is
+/// compiled (a chain of references has an end).
+const MAX_REFERENCED: usize = 64;
+
+/// Refuses a schema whose evaluation at one value never ends or grows
+/// exponentially: a cycle of `$ref`s and in-place applicators that reads
+/// no data (`jsonschema` recursed until the stack overflowed: the process
+/// aborted on the first event), or `$ref`s that fan out (each `allOf` of two
+/// refs to the next level doubling the work: seconds per check at 18
+/// levels). Counts, memoised, the subschemas evaluated at the root value;
+/// `$ref`s to other documents count as one (they are compiled on their own
+/// and their own cost is theirs).
+fn in_place_cost(schema: &Value) -> Result<u64, String> {
+    /// `None` while being counted (a cycle if met again).
+    fn cost<'v>(
+        root: &'v Value,
+        node: &'v Value,
+        at: String,
+        memo: &mut HashMap<String, Option<u64>>,
+    ) -> Result<u64, String> {
+        match memo.get(&at) {
+            Some(Some(n)) => return Ok(*n),
+            Some(None) => {
+                return Err(format!(
+                    "a $ref cycle that reads no data, through {at:?}: its check would never end"
+                ));
+            }
+            None => {}
+        }
+        memo.insert(at.clone(), None);
+        let mut n: u64 = 1;
+        if let Value::Object(o) = node {
+            let mut add =
+                |child: &'v Value, path: String, memo: &mut HashMap<String, Option<u64>>| {
+                    cost(root, child, path, memo).map(|c| n = n.saturating_add(c))
+                };
+            for key in ["allOf", "anyOf", "oneOf"] {
+                if let Some(Value::Array(items)) = o.get(key) {
+                    for (i, item) in items.iter().enumerate() {
+                        add(item, format!("{at}/{key}/{i}"), memo)?;
+                    }
+                }
+            }
+            for key in ["not", "if", "then", "else"] {
+                if let Some(sub) = o.get(key) {
+                    add(sub, format!("{at}/{key}"), memo)?;
+                }
+            }
+            if let Some(Value::Object(deps)) = o.get("dependentSchemas") {
+                for (k, sub) in deps {
+                    add(sub, format!("{at}/dependentSchemas/{k}"), memo)?;
+                }
+            }
+            if let Some(Value::String(r)) = o.get("$ref")
+                && let Some(pointer) = r.strip_prefix('#')
+            {
+                // A pointer into this document (other documents: one).
+                let pointer = pointer.to_owned();
+                if let Some(target) = root.pointer(&pointer) {
+                    add(target, pointer, memo)?;
+                }
+            }
+        }
+        if n > MAX_IN_PLACE {
+            return Err(format!(
+                "its $refs and applicators evaluate more than {MAX_IN_PLACE} subschemas at one value"
+            ));
+        }
+        memo.insert(at, Some(n));
+        Ok(n)
+    }
+    cost(schema, schema, String::new(), &mut HashMap::new())
 }
 
 /// Resolves `$ref`s to other schemas: the built-in and directory ones by
@@ -568,7 +651,11 @@ struct Refs {
     http: Option<Arc<http::Fetcher>>,
 }
 
-struct RefsHandle(Arc<Refs>);
+/// [`Refs`] for one schema's compilation, which counts what it retrieves.
+struct RefsHandle {
+    refs: Arc<Refs>,
+    retrieved: AtomicUsize,
+}
 
 impl jsonschema::Retrieve for RefsHandle {
     fn retrieve(
@@ -577,10 +664,15 @@ impl jsonschema::Retrieve for RefsHandle {
     ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
         let s = uri.as_str();
         let s = s.split('#').next().unwrap_or(s);
-        if let Some(v) = self.0.known.get(s) {
+        if self.retrieved.fetch_add(1, Ordering::Relaxed) >= MAX_REFERENCED {
+            // An endless chain of references (each served document refers
+            // to a next one) kept the fetch thread for good.
+            return Err(format!("{s}: more than {MAX_REFERENCED} schemas referenced").into());
+        }
+        if let Some(v) = self.refs.known.get(s) {
             return Ok(v.clone());
         }
-        match &self.0.http {
+        match &self.refs.http {
             Some(h) if h.serves(s) => match h.get(s) {
                 Ok(Some(v)) => Ok(v),
                 Ok(None) => Err(format!("{s}: not found (404)").into()),
@@ -1175,6 +1267,59 @@ fn before(deadline: Option<Instant>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory holding `schema` as `com.x.json`, for `name`.
+    fn dir_with(name: &str, schema: &Value) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ossa-schema-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("com.x.json"), schema.to_string()).unwrap();
+        dir
+    }
+
+    /// Schemas whose check at one value never ends (a `$ref` cycle through
+    /// in-place applicators: the process aborted on a stack overflow at the
+    /// first event) or grows exponentially (`$ref` fan-out: 8 s a check at
+    /// 18 levels) are refused when loaded, naming why; recursion through
+    /// members (`properties`) is fine.
+    #[test]
+    fn schemas_whose_check_never_ends_or_explodes_are_refused_at_load() {
+        let cycle = serde_json::json!({"$defs":{"a":{"allOf":[{"$ref":"#/$defs/b"}]},
+            "b":{"anyOf":[{"$ref":"#/$defs/a"}]}},"$ref":"#/$defs/a"});
+        let mut defs = serde_json::Map::new();
+        for i in 0..24 {
+            let next = format!("#/$defs/d{}", i + 1);
+            defs.insert(
+                format!("d{i}"),
+                serde_json::json!({"allOf":[{"$ref":next},{"$ref":next}]}),
+            );
+        }
+        defs.insert("d24".into(), serde_json::json!({"type":"object"}));
+        let fan = serde_json::json!({"$defs": defs, "$ref": "#/$defs/d0"});
+        for (name, schema, why) in [
+            ("cycle", cycle, "cycle"),
+            ("self", serde_json::json!({"$ref":"#"}), "cycle"),
+            ("fan", fan, "more than"),
+        ] {
+            let dir = dir_with(name, &schema);
+            let err = SchemaRegistry::builder().dir(&dir).build().unwrap_err();
+            assert!(err.to_string().contains(why), "{name}: {err}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let tree = serde_json::json!({"type":"object",
+            "properties":{"children":{"type":"array","items":{"$ref":"#"}}}});
+        let dir = dir_with("tree", &tree);
+        let r = SchemaRegistry::builder().dir(&dir).build().unwrap();
+        let ev = Event::builder()
+            .id("1")
+            .source("/s")
+            .ty("com.x")
+            .data_json(r#"{"children":[{"children":[]},{"children":[{}]}]}"#)
+            .build()
+            .unwrap();
+        assert!(matches!(r.check(&ev), Ok(Checked::Valid { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn every_builtin_schema_compiles_and_has_its_id() {
