@@ -257,18 +257,27 @@ fn consume(a: &Settings) -> ExitCode {
 
     // The topic must exist, with or without a group (subscribed to a
     // missing topic, a group consumer waited for it, and `--timeout` then
-    // ended in success).
-    let md = match consumer.fetch_metadata(Some(&a.topic), METADATA_TIMEOUT) {
-        Ok(md) => md,
+    // ended in success). A group consumer whose brokers cannot be reached
+    // yet still waits for them, as a service started before them does.
+    // Within `--timeout` too: it bounds the whole run when no record comes.
+    let wait = a
+        .timeout
+        .map_or(METADATA_TIMEOUT, |t| t.min(METADATA_TIMEOUT));
+    let partitions: Option<Vec<i32>> = match consumer.fetch_metadata(Some(&a.topic), wait) {
+        Ok(md) => Some(
+            md.topics()
+                .iter()
+                .filter(|t| t.name() == a.topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect(),
+        ),
+        Err(e) if a.group.is_some() => {
+            note!("ossa-events: consume: {e}; waiting for the brokers");
+            None
+        }
         Err(e) => return fail(format!("cannot read the metadata of {}: {e}", a.topic)),
     };
-    let partitions: Vec<i32> = md
-        .topics()
-        .iter()
-        .filter(|t| t.name() == a.topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
+    if partitions.as_ref().is_some_and(Vec::is_empty) {
         return fail(format!("topic '{}' not found on {}", a.topic, a.brokers));
     }
     if a.group.is_some() {
@@ -282,7 +291,7 @@ fn consume(a: &Settings) -> ExitCode {
             Offset::End
         };
         let mut tpl = TopicPartitionList::new();
-        for p in partitions {
+        for p in partitions.unwrap_or_default() {
             if let Err(e) = tpl.add_partition_offset(&a.topic, p, start) {
                 return fail(format!("{e}"));
             }
