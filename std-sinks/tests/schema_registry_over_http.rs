@@ -171,6 +171,12 @@ fn a_remote_schema_is_fetched_once_in_the_background_then_checks_every_event() {
     }
     assert_eq!(s.hits(&format!("/{TY}.json")), 1, "cached: fetched once");
     assert_eq!(r.schema_uri(TY).as_deref(), Some(&*schema));
+    // An event that names that schema as its `dataschema` (as an emitter
+    // with `dataschema(true)` stamps it) is checked with it at once, not
+    // refused "being fetched" while the same URL is fetched again.
+    let named = r.check(&event(r#"{"order":"o-1"}"#, Some(&schema)));
+    assert!(matches!(named, Ok(Checked::Valid { .. })), "{named:?}");
+    assert_eq!(s.hits(&format!("/{TY}.json")), 1, "not fetched again");
 }
 
 #[test]

@@ -901,6 +901,13 @@ impl SchemaRegistry {
                 return Found::Schema(c.clone());
             }
             if let Some(r) = inner.remote.as_ref().filter(|r| r.fetcher.serves(uri)) {
+                // The type's own schema when it is this one: what
+                // `schema_uri` gave an emitter stamping `dataschema` (after
+                // a `prefetch` of the type, its events were refused "being
+                // fetched" while the same URL was fetched again by URI).
+                if let Some(c) = r.ready(Side::Type, ty).filter(|c| &*c.uri == uri) {
+                    return Found::Schema(c);
+                }
                 return match r.lookup(Side::Uri, uri) {
                     // A declared schema that is not there is not a pass.
                     Found::NoSchema => Found::Failed(uri.to_owned(), Arc::from("not found (404)")),
