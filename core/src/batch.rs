@@ -617,16 +617,11 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         taken
     }
 
-    /// Events the writer took whole in the drain in hand (its lines wait
-    /// for the flush).
+    /// Events the writer took whole in the drain in hand (their lines, or
+    /// their whole array, wait for the flush; a cut array counts none).
     #[cfg(feature = "flash-spool")]
     pub(crate) fn taken(&self) -> usize {
-        match self.format {
-            BatchFormat::JsonLines => self.recovered().done,
-            // An array taken whole leaves nothing to resume (it is all
-            // `done`); a cut one is written again whole.
-            BatchFormat::JsonBatch => 0,
-        }
+        self.recovered().done
     }
 
     /// Goes on with a drain that [`clear_taken`](Self::clear_taken) set
