@@ -876,11 +876,12 @@ fn kafka_sink(_: &Settings) -> Result<WriterSink<std::io::Stdout>, ExitCode> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// A reader that gives at most `step` bytes per read.
-    struct Trickle<'a>(&'a [u8], usize);
+    /// A reader that gives at most `step` bytes per read (also for the
+    /// other commands' tests).
+    pub(in crate::cli) struct Trickle<'a>(pub(in crate::cli) &'a [u8], pub(in crate::cli) usize);
     impl std::io::Read for Trickle<'_> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             let n = self.0.len().min(self.1).min(buf.len());

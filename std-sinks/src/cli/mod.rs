@@ -434,18 +434,8 @@ mod tests {
     /// also a BOM's prefix or a BOM later on, is handed on as it is.
     #[test]
     fn skip_bom_drops_a_leading_bom_only() {
+        use super::emit::tests::Trickle;
         use std::io::Read as _;
-        /// A reader giving at most `step` bytes per read.
-        struct Trickle<'a>(&'a [u8], usize);
-        impl std::io::Read for Trickle<'_> {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.0.len().min(self.1).min(buf.len());
-                let (head, rest) = self.0.split_at(n);
-                buf[..n].copy_from_slice(head);
-                self.0 = rest;
-                Ok(n)
-            }
-        }
         let cases: [(&[u8], &[u8]); 7] = [
             (b"\xEF\xBB\xBF{\"a\":1}\n", b"{\"a\":1}\n"),
             (b"\xEF\xBB\xBF", b""),
