@@ -447,7 +447,7 @@ impl Encoded {
     }
     /// [`id`](Self::id)'s bytes, not checked for UTF-8 again: for a sink
     /// that only compares them.
-    #[cfg(any(feature = "kafka", test))]
+    #[cfg(feature = "kafka")]
     pub(crate) fn id_bytes(&self) -> &[u8] {
         self.buf.get(..self.id_end as usize).unwrap_or(&[])
     }
