@@ -476,3 +476,57 @@ fn made_up_types_cannot_grow_the_cache_or_the_requests_past_the_cap() {
     // Those already known still answer.
     assert_eq!(r.check(&ev("com.a")).unwrap(), Checked::NoSchema);
 }
+
+/// A served schema without `$id` has the URL it was fetched from as the base
+/// of its relative `$ref`s (before, `"$ref": "defs/sku.json"` had no base
+/// and the schema failed to compile), and a served schema's `file:` `$ref`
+/// reads no local file, even with schema directories configured.
+#[test]
+fn a_served_schema_resolves_relative_refs_against_its_url_and_reads_no_local_file() {
+    let s = Server::start();
+    s.route(
+        "/com.rel.json",
+        Answer::Json(r#"{"type":"object","properties":{"sku":{"$ref":"defs/sku.json"}}}"#.into()),
+    );
+    s.route(
+        "/defs/sku.json",
+        Answer::Json(r#"{"type":"string","pattern":"^SKU-"}"#.into()),
+    );
+    let root = std::env::temp_dir().join(format!("ossa-schema-local-{}", std::process::id()));
+    let dir = root.join("schemas");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Outside the schema directory (its own files are schemas for anyone).
+    let secret = root.join("secret.json");
+    std::fs::write(&secret, r#"{"type":"string"}"#).unwrap();
+    s.route(
+        "/com.local.json",
+        Answer::Json(format!(
+            r#"{{"properties":{{"x":{{"$ref":"file://{}"}}}}}}"#,
+            secret.display()
+        )),
+    );
+    let r = SchemaRegistry::builder()
+        .dir(&dir)
+        .http(HttpRegistry::new(&s.base))
+        .build()
+        .unwrap();
+    let ev = |ty: &'static str, data: &'static str| {
+        Event::builder()
+            .id("1")
+            .source("/s")
+            .ty(ty)
+            .data_json(data)
+            .build()
+            .unwrap()
+    };
+    let good = r.check_within(&ev("com.rel", r#"{"sku":"SKU-1"}"#), WAIT);
+    assert!(matches!(good, Ok(Checked::Valid { .. })), "{good:?}");
+    match r.check_within(&ev("com.rel", r#"{"sku":"X"}"#), WAIT) {
+        Err(SchemaError::Violation(v)) => assert_eq!(v.instance_path, "/sku"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.hits("/defs/sku.json"), 1);
+    let reason = unavailable(r.check_within(&ev("com.local", r#"{"x":"y"}"#), WAIT));
+    assert!(reason.contains("may not read local"), "{reason}");
+    let _ = std::fs::remove_dir_all(&root);
+}

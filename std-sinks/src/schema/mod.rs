@@ -13,6 +13,11 @@
 //!   file in it, loaded and compiled when the registry is built; a file
 //!   serves the type its name says (`com.acme.order.placed.json`) and the URI
 //!   its `$id` says. A file that does not parse or compile fails the build.
+//!   A file without `$id` has its `file://` URI (absolute, percent-encoded)
+//!   as its URI and as the base of its `$ref`s, as JSON Schema says of a
+//!   document retrieved without `$id`: `"$ref": "common.json#/$defs/sku"`
+//!   finds the file beside it, `"../shared/qty.json"` the one above (read
+//!   when the registry is built, whether or not its directory is loaded).
 //! - **an HTTP registry** ([`HttpRegistry`]): fetched on first use, by a
 //!   background thread, never on the caller's thread; cached, refreshed in the
 //!   background after [`HttpRegistry::refresh`] (the old schema stays in use
@@ -470,32 +475,39 @@ impl SchemaRegistryBuilder {
             }
         }
         let mut files = Vec::new();
+        // Every directory file by its `file://` URI too: the base its own
+        // relative `$ref`s resolve against when it has no `$id`.
+        let mut local = HashMap::new();
         for dir in &self.dirs {
             for (path, ty, v) in read_dir(dir)? {
                 if let Some(id) = id_of(&v) {
                     known.entry(id.to_owned()).or_insert_with(|| v.clone());
                 }
-                files.push((path, ty, v));
+                let uri = file_uri(&path);
+                if let Some((canonical, _)) = &uri {
+                    local.entry(canonical.clone()).or_insert_with(|| v.clone());
+                }
+                files.push((path, ty, v, uri.map(|(_, u)| u)));
             }
         }
         let refs = Arc::new(Refs {
             known,
+            local,
             http: fetcher.clone(),
         });
         let mut by_type: HashMap<String, Arc<Compiled>> = HashMap::new();
         let mut by_uri: HashMap<String, Arc<Compiled>> = HashMap::new();
-        let builtin_sources = builtins
-            .into_iter()
-            .map(|(ty, v)| (format!("built-in schema of {ty}"), ty, v));
+        let builtin_sources = builtins.into_iter().map(|(ty, v)| {
+            let uri = ossa::schema_uri(&ty).map(str::to_owned);
+            (format!("built-in schema of {ty}"), ty, v, uri)
+        });
         let file_sources = files
             .into_iter()
-            .map(|(p, ty, v)| (p.display().to_string(), ty, v));
+            .map(|(p, ty, v, uri)| (p.display().to_string(), ty, v, uri));
         // Directories first: the first to name a type or URI wins.
-        for (source, ty, v) in file_sources.chain(builtin_sources) {
-            let fallback = ossa::schema_uri(&ty)
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("file://{source}"));
-            let c = compile(&v, &fallback, &refs).map_err(|reason| SchemaError::Load {
+        for (source, ty, v, uri) in file_sources.chain(builtin_sources) {
+            let base = uri.unwrap_or_else(|| format!("file://{source}"));
+            let c = compile(&v, &base, &refs, true).map_err(|reason| SchemaError::Load {
                 source: source.clone(),
                 reason,
             })?;
@@ -545,16 +557,87 @@ fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, String, Value)>, SchemaError> {
     Ok(out)
 }
 
+/// `(canonical path, file:// URI)` of `path`: absolute, symbolic links
+/// resolved, each byte outside RFC 3986's path characters percent-encoded
+/// (a name with a space or a `#` stays one path). `None` when the path
+/// cannot be resolved.
+fn file_uri(path: &Path) -> Option<(PathBuf, String)> {
+    use percent_encoding::{AsciiSet, CONTROLS, percent_encode};
+    /// What RFC 3986 does not allow as is in a path segment (`/` separates).
+    const PATH: &AsciiSet = &CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'<')
+        .add(b'>')
+        .add(b'?')
+        .add(b'[')
+        .add(b'\\')
+        .add(b']')
+        .add(b'^')
+        .add(b'`')
+        .add(b'{')
+        .add(b'|')
+        .add(b'}');
+    let canonical = std::fs::canonicalize(path).ok()?;
+    #[cfg(unix)]
+    let encoded = {
+        use std::os::unix::ffi::OsStrExt;
+        percent_encode(canonical.as_os_str().as_bytes(), PATH).to_string()
+    };
+    #[cfg(not(unix))]
+    let encoded = {
+        let s = canonical.to_str()?.replace('\\', "/");
+        let s = s.strip_prefix("//?/").unwrap_or(&s).to_owned();
+        let s = if s.starts_with('/') {
+            s
+        } else {
+            format!("/{s}")
+        };
+        percent_encode(s.as_bytes(), PATH).to_string()
+    };
+    Some((canonical, format!("file://{encoded}")))
+}
+
+/// The canonical path a `file:` URI (no host, or `localhost`) names.
+fn path_of_file_uri(uri: &str) -> Option<PathBuf> {
+    let rest = uri.strip_prefix("file://")?;
+    let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+    if !rest.starts_with('/') {
+        return None;
+    }
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(rest).collect();
+    #[cfg(unix)]
+    let path = {
+        use std::os::unix::ffi::OsStringExt;
+        PathBuf::from(std::ffi::OsString::from_vec(bytes))
+    };
+    #[cfg(not(unix))]
+    let path = PathBuf::from(String::from_utf8(bytes).ok()?.trim_start_matches('/'));
+    std::fs::canonicalize(path).ok()
+}
+
 /// Compiles `schema` (draft 2020-12 unless it says otherwise); its URI is
-/// its `$id`, else `fallback`.
-fn compile(schema: &Value, fallback: &str, refs: &Arc<Refs>) -> Result<Compiled, String> {
-    let uri: Arc<str> = Arc::from(id_of(schema).unwrap_or(fallback));
+/// its `$id`, else `base`: where it was read from, which its relative
+/// `$ref`s resolve against when it has no `$id`. `local_files`: whether its
+/// `$ref`s may read `file:` URIs from the disk (the directories' schemas,
+/// compiled at build; not the ones an HTTP registry serves).
+fn compile(
+    schema: &Value,
+    base: &str,
+    refs: &Arc<Refs>,
+    local_files: bool,
+) -> Result<Compiled, String> {
+    let uri: Arc<str> = Arc::from(id_of(schema).unwrap_or(base));
     in_place_cost(schema)?;
     let validator = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
+        .with_base_uri(base)
         .with_retriever(RefsHandle {
             refs: refs.clone(),
             retrieved: AtomicUsize::new(0),
+            local_files,
         })
         .build(schema)
         .map_err(|e| format!("not a valid JSON Schema: {}", short(&e.to_string())))?;
@@ -648,6 +731,8 @@ fn in_place_cost(schema: &Value) -> Result<u64, String> {
 /// at build, never on an emitting thread).
 struct Refs {
     known: HashMap<String, Value>,
+    /// The directories' files by canonical path.
+    local: HashMap<PathBuf, Value>,
     http: Option<Arc<http::Fetcher>>,
 }
 
@@ -655,6 +740,8 @@ struct Refs {
 struct RefsHandle {
     refs: Arc<Refs>,
     retrieved: AtomicUsize,
+    /// Whether `file:` URIs outside the directories are read from the disk.
+    local_files: bool,
 }
 
 impl jsonschema::Retrieve for RefsHandle {
@@ -671,6 +758,19 @@ impl jsonschema::Retrieve for RefsHandle {
         }
         if let Some(v) = self.refs.known.get(s) {
             return Ok(v.clone());
+        }
+        if s.starts_with("file:") {
+            let Some(path) = path_of_file_uri(s) else {
+                return Err(format!("{s}: no such file").into());
+            };
+            if let Some(v) = self.refs.local.get(&path) {
+                return Ok(v.clone());
+            }
+            if !self.local_files {
+                return Err(format!("{s}: a remote schema may not read local files").into());
+            }
+            let text = std::fs::read(&path).map_err(|e| format!("{s}: {e}"))?;
+            return serde_json::from_slice(&text).map_err(|e| format!("{s}: not JSON: {e}").into());
         }
         match &self.refs.http {
             Some(h) if h.serves(s) => match h.get(s) {
@@ -1233,7 +1333,7 @@ fn fetch_loop(
         // thread every later fetch needs.
         let fetched =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match fetcher.get(&url) {
-                Ok(Some(v)) => match compile(&v, &url, refs) {
+                Ok(Some(v)) => match compile(&v, &url, refs, false) {
                     Ok(c) => State::Ready(Arc::new(c)),
                     Err(reason) => State::Failed(Arc::from(reason)),
                 },
@@ -1326,6 +1426,77 @@ mod tests {
             .unwrap();
         assert!(matches!(r.check(&ev), Ok(Checked::Valid { .. })));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A schema file without `$id` has its file's URI as its base, as JSON
+    /// Schema says of a document retrieved without one: its relative `$ref`s
+    /// find the files beside it (and above it), in a directory whose name
+    /// needs percent-encoding, and events naming that URI as `dataschema`
+    /// are checked with it. (Before, `"$ref": "common.json"` resolved to no
+    /// source, and the registry refused to build.)
+    #[test]
+    fn relative_refs_of_schema_files_without_id_find_the_files_beside_them() {
+        let root = std::env::temp_dir().join(format!("ossa-schema-rel-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("my schemas#1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(root.join("shared")).unwrap();
+        let order = serde_json::json!({"type":"object","required":["sku","qty"],
+            "properties":{"sku":{"$ref":"common.json#/$defs/sku"},
+                          "qty":{"$ref":"../shared/qty.json"}}});
+        std::fs::write(dir.join("com.acme.order.json"), order.to_string()).unwrap();
+        let common = serde_json::json!({"$defs":{"sku":{"type":"string","pattern":"^SKU-"}}});
+        std::fs::write(dir.join("common.json"), common.to_string()).unwrap();
+        let qty = serde_json::json!({"type":"integer","minimum":1});
+        std::fs::write(root.join("shared").join("qty.json"), qty.to_string()).unwrap();
+
+        let r = SchemaRegistry::builder().dir(&dir).build().unwrap();
+        let ev = |data: &'static str| {
+            Event::builder()
+                .id("1")
+                .source("/s")
+                .ty("com.acme.order")
+                .data_json(data)
+                .build()
+                .unwrap()
+        };
+        assert!(matches!(
+            r.check(&ev(r#"{"sku":"SKU-1","qty":2}"#)),
+            Ok(Checked::Valid { .. })
+        ));
+        let err = r
+            .check(&ev(r#"{"sku":"X-1","qty":2}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/sku"), "{err}");
+        let err = r
+            .check(&ev(r#"{"sku":"SKU-1","qty":0}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/qty"), "{err}");
+
+        let uri = r.schema_uri("com.acme.order").unwrap();
+        let canon = std::fs::canonicalize(&dir).unwrap();
+        assert!(uri.starts_with("file:///"), "{uri}");
+        assert!(
+            uri.ends_with("/my%20schemas%231/com.acme.order.json"),
+            "{uri}"
+        );
+        assert!(
+            uri.contains(canon.parent().unwrap().to_str().unwrap()),
+            "{uri} {canon:?}"
+        );
+        // Named as `dataschema`, that URI picks the schema too.
+        let other = Event::builder()
+            .id("2")
+            .source("/s")
+            .ty("com.acme.other")
+            .dataschema(&uri)
+            .data_json(r#"{"sku":"nope","qty":1}"#)
+            .build()
+            .unwrap();
+        assert!(r.check(&other).is_err());
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
