@@ -630,17 +630,27 @@ fn compile(
     local_files: bool,
 ) -> Result<Compiled, String> {
     let uri: Arc<str> = Arc::from(id_of(schema).unwrap_or(base));
-    in_place_cost(schema)?;
+    // This document alone first: `jsonschema` compiles a chain of `$ref`s
+    // by recursion (300 deep overflowed a 2 MiB stack).
+    in_place_cost(schema, base, &HashMap::new())?;
+    let retrieved = Arc::new(Mutex::new(HashMap::new()));
     let validator = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .with_base_uri(base)
         .with_retriever(RefsHandle {
             refs: refs.clone(),
-            retrieved: AtomicUsize::new(0),
+            count: AtomicUsize::new(0),
+            retrieved: retrieved.clone(),
             local_files,
         })
         .build(schema)
         .map_err(|e| format!("not a valid JSON Schema: {}", short(&e.to_string())))?;
+    // Then through the documents it reached (all retrieved while it was
+    // built), before any check runs.
+    let docs = std::mem::take(&mut *retrieved.lock().unwrap_or_else(PoisonError::into_inner));
+    if !docs.is_empty() {
+        in_place_cost(schema, base, &docs)?;
+    }
     Ok(Compiled {
         uri,
         validator,
@@ -655,75 +665,139 @@ const MAX_IN_PLACE: u64 = 10_000;
 /// Most schemas one schema's `$ref`s may fetch or look up while it is
 /// compiled (a chain of references has an end).
 const MAX_REFERENCED: usize = 64;
+/// Deepest chain of `$ref`s and in-place applicators at one value.
+const MAX_IN_PLACE_DEPTH: usize = 200;
 
 /// Refuses a schema whose evaluation at one value never ends or grows
 /// exponentially: a cycle of `$ref`s and in-place applicators that reads
 /// no data (`jsonschema` recursed until the stack overflowed: the process
-/// aborted on the first event), or `$ref`s that fan out (each `allOf` of two
-/// refs to the next level doubling the work: seconds per check at 18
-/// levels). Counts, memoised, the subschemas evaluated at the root value;
-/// `$ref`s to other documents count as one (they are compiled on their own
-/// and their own cost is theirs).
-fn in_place_cost(schema: &Value) -> Result<u64, String> {
-    /// `None` while being counted (a cycle if met again).
-    fn cost<'v>(
-        root: &'v Value,
-        node: &'v Value,
-        at: String,
-        memo: &mut HashMap<String, Option<u64>>,
-    ) -> Result<u64, String> {
-        match memo.get(&at) {
-            Some(Some(n)) => return Ok(*n),
-            Some(None) => {
+/// aborted on the first event; through two documents it built an ever
+/// longer path until memory ran out), `$ref`s that fan out (each `allOf` of
+/// two refs to the next level doubling the work: seconds per check at 18
+/// levels), or a chain of them deeper than [`MAX_IN_PLACE_DEPTH`] (each
+/// level a few frames of the checking thread's stack). Counts, memoised,
+/// the subschemas evaluated at the root value, following `$ref`s into this
+/// document and into the documents its compilation `retrieved` (by URI, no
+/// fragment), relative ones resolved against the document's `$id` or
+/// `base`; a `$ref` to an anchor counts as one.
+fn in_place_cost(
+    schema: &Value,
+    base: &str,
+    retrieved: &HashMap<String, Value>,
+) -> Result<u64, String> {
+    struct Walk<'v> {
+        root: (&'v str, &'v Value),
+        retrieved: &'v HashMap<String, Value>,
+        /// By `uri#pointer`; `None` while being counted (a cycle if met again).
+        memo: HashMap<String, Option<u64>>,
+    }
+    impl<'v> Walk<'v> {
+        /// The document `uri` names, and the URI it goes by.
+        fn doc(&self, uri: &str) -> Option<(&'v str, &'v Value)> {
+            let (root_uri, root) = self.root;
+            if uri == root_uri || id_of(root) == Some(uri) {
+                return Some(self.root);
+            }
+            self.retrieved
+                .get_key_value(uri)
+                .map(|(k, v)| (k.as_str(), v))
+        }
+        /// Where `$ref` `r` in document `doc` leads: a document and a JSON
+        /// pointer into it (`None`: another document, unknown, or an anchor).
+        fn target(
+            &self,
+            doc: (&'v str, &'v Value),
+            r: &str,
+        ) -> Option<(&'v str, &'v Value, String)> {
+            let (doc, pointer) = match r.strip_prefix('#') {
+                Some(fragment) => (doc, fragment.to_owned()),
+                None => {
+                    let base = id_of(doc.1).unwrap_or(doc.0);
+                    let base = referencing::uri::from_str(base).ok()?;
+                    let to = referencing::uri::resolve_against(&base.borrow(), r).ok()?;
+                    let (uri, fragment) = to.as_str().split_once('#').unwrap_or((to.as_str(), ""));
+                    (self.doc(uri)?, fragment.to_owned())
+                }
+            };
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return None; // an anchor
+            }
+            let pointer = percent_encoding::percent_decode_str(&pointer)
+                .decode_utf8()
+                .ok()?
+                .into_owned();
+            Some((doc.0, doc.1, pointer))
+        }
+        fn cost(
+            &mut self,
+            doc: (&'v str, &'v Value),
+            node: &'v Value,
+            at: String,
+            depth: usize,
+        ) -> Result<u64, String> {
+            let key = format!("{}#{at}", doc.0);
+            match self.memo.get(&key) {
+                Some(Some(n)) => return Ok(*n),
+                Some(None) => {
+                    return Err(format!(
+                        "a $ref cycle that reads no data, through {key:?}: its check would never end"
+                    ));
+                }
+                None => {}
+            }
+            if depth > MAX_IN_PLACE_DEPTH {
                 return Err(format!(
-                    "a $ref cycle that reads no data, through {at:?}: its check would never end"
+                    "its $refs and applicators nest more than {MAX_IN_PLACE_DEPTH} deep at one value, through {key:?}"
                 ));
             }
-            None => {}
-        }
-        memo.insert(at.clone(), None);
-        let mut n: u64 = 1;
-        if let Value::Object(o) = node {
-            let mut add =
-                |child: &'v Value, path: String, memo: &mut HashMap<String, Option<u64>>| {
-                    cost(root, child, path, memo).map(|c| n = n.saturating_add(c))
-                };
-            for key in ["allOf", "anyOf", "oneOf"] {
-                if let Some(Value::Array(items)) = o.get(key) {
-                    for (i, item) in items.iter().enumerate() {
-                        add(item, format!("{at}/{key}/{i}"), memo)?;
+            self.memo.insert(key.clone(), None);
+            let mut n: u64 = 1;
+            if let Value::Object(o) = node {
+                let mut children: Vec<(&'v str, &'v Value, &'v Value, String)> = Vec::new();
+                for k in ["allOf", "anyOf", "oneOf"] {
+                    if let Some(Value::Array(items)) = o.get(k) {
+                        for (i, item) in items.iter().enumerate() {
+                            children.push((doc.0, doc.1, item, format!("{at}/{k}/{i}")));
+                        }
                     }
                 }
-            }
-            for key in ["not", "if", "then", "else"] {
-                if let Some(sub) = o.get(key) {
-                    add(sub, format!("{at}/{key}"), memo)?;
+                for k in ["not", "if", "then", "else"] {
+                    if let Some(sub) = o.get(k) {
+                        children.push((doc.0, doc.1, sub, format!("{at}/{k}")));
+                    }
+                }
+                if let Some(Value::Object(deps)) = o.get("dependentSchemas") {
+                    for (k, sub) in deps {
+                        children.push((doc.0, doc.1, sub, format!("{at}/dependentSchemas/{k}")));
+                    }
+                }
+                if let Some(Value::String(r)) = o.get("$ref")
+                    && let Some((uri, d, pointer)) = self.target(doc, r)
+                    && let Some(t) = d.pointer(&pointer)
+                {
+                    children.push((uri, d, t, pointer));
+                }
+                for (uri, d, child, path) in children {
+                    let c = self.cost((uri, d), child, path, depth + 1)?;
+                    n = n.saturating_add(c);
                 }
             }
-            if let Some(Value::Object(deps)) = o.get("dependentSchemas") {
-                for (k, sub) in deps {
-                    add(sub, format!("{at}/dependentSchemas/{k}"), memo)?;
-                }
+            if n > MAX_IN_PLACE {
+                return Err(format!(
+                    "its $refs and applicators evaluate more than {MAX_IN_PLACE} subschemas at one value"
+                ));
             }
-            if let Some(Value::String(r)) = o.get("$ref")
-                && let Some(pointer) = r.strip_prefix('#')
-            {
-                // A pointer into this document (other documents: one).
-                let pointer = pointer.to_owned();
-                if let Some(target) = root.pointer(&pointer) {
-                    add(target, pointer, memo)?;
-                }
-            }
+            self.memo.insert(key, Some(n));
+            Ok(n)
         }
-        if n > MAX_IN_PLACE {
-            return Err(format!(
-                "its $refs and applicators evaluate more than {MAX_IN_PLACE} subschemas at one value"
-            ));
-        }
-        memo.insert(at, Some(n));
-        Ok(n)
     }
-    cost(schema, schema, String::new(), &mut HashMap::new())
+    let root_uri = id_of(schema).unwrap_or(base);
+    let mut walk = Walk {
+        root: (root_uri, schema),
+        retrieved,
+        memo: HashMap::new(),
+    };
+    walk.cost((root_uri, schema), schema, String::new(), 0)
 }
 
 /// Resolves `$ref`s to other schemas: the built-in and directory ones by
@@ -739,7 +813,10 @@ struct Refs {
 /// [`Refs`] for one schema's compilation, which counts what it retrieves.
 struct RefsHandle {
     refs: Arc<Refs>,
-    retrieved: AtomicUsize,
+    count: AtomicUsize,
+    /// What it retrieved, by URI (no fragment): the documents its checks
+    /// can reach, which [`in_place_cost`] walks.
+    retrieved: Arc<Mutex<HashMap<String, Value>>>,
     /// Whether `file:` URIs outside the directories are read from the disk.
     local_files: bool,
 }
@@ -751,11 +828,23 @@ impl jsonschema::Retrieve for RefsHandle {
     ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
         let s = uri.as_str();
         let s = s.split('#').next().unwrap_or(s);
-        if self.retrieved.fetch_add(1, Ordering::Relaxed) >= MAX_REFERENCED {
+        if self.count.fetch_add(1, Ordering::Relaxed) >= MAX_REFERENCED {
             // An endless chain of references (each served document refers
             // to a next one) kept the fetch thread for good.
             return Err(format!("{s}: more than {MAX_REFERENCED} schemas referenced").into());
         }
+        let v = self.find(s)?;
+        self.retrieved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(s.to_owned(), v.clone());
+        Ok(v)
+    }
+}
+
+impl RefsHandle {
+    /// The document at `s` (a URI without fragment) from the sources.
+    fn find(&self, s: &str) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
         if let Some(v) = self.refs.known.get(s) {
             return Ok(v.clone());
         }
@@ -1497,6 +1586,102 @@ mod tests {
             .unwrap();
         assert!(r.check(&other).is_err());
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// The same across documents: two files whose `$ref`s lead to each other
+    /// at one value (by relative file name, or by `$id`) are refused when
+    /// loaded (before, the registry built, and the first check of an event
+    /// of either type built an ever longer path in `jsonschema` until
+    /// memory ran out), and so is a chain of `$ref`s deeper than
+    /// `MAX_IN_PLACE_DEPTH`; files whose `$ref`s to each other read into
+    /// the data load and check.
+    #[test]
+    fn ref_cycles_across_documents_and_deep_chains_are_refused_at_load() {
+        let dir_of = |name: &str, files: &[(&str, Value)]| {
+            let dir =
+                std::env::temp_dir().join(format!("ossa-schema-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            for (file, v) in files {
+                std::fs::write(dir.join(file), v.to_string()).unwrap();
+            }
+            dir
+        };
+        let by_file = [
+            ("com.a.json", serde_json::json!({"$ref":"com.b.json"})),
+            (
+                "com.b.json",
+                serde_json::json!({"allOf":[{"$ref":"com.a.json#"}]}),
+            ),
+        ];
+        let by_id = [
+            (
+                "com.a.json",
+                serde_json::json!({"$id":"https://x.example/a.json",
+                "$ref":"https://x.example/b.json#/$defs/loop"}),
+            ),
+            (
+                "com.b.json",
+                serde_json::json!({"$id":"https://x.example/b.json",
+                "$defs":{"loop":{"anyOf":[{"$ref":"a.json"}]}}}),
+            ),
+        ];
+        let mut defs = serde_json::Map::new();
+        for i in 0..300 {
+            defs.insert(
+                format!("d{i}"),
+                serde_json::json!({"$ref": format!("#/$defs/d{}", i + 1)}),
+            );
+        }
+        defs.insert("d300".into(), serde_json::json!({"type":"object"}));
+        let deep = [(
+            "com.a.json",
+            serde_json::json!({"$defs": defs, "$ref": "#/$defs/d0"}),
+        )];
+        for (name, files, why) in [
+            ("xcycle-file", &by_file[..], "cycle"),
+            ("xcycle-id", &by_id[..], "cycle"),
+            ("deep", &deep[..], "deep"),
+        ] {
+            let dir = dir_of(name, files);
+            let err = SchemaRegistry::builder().dir(&dir).build().unwrap_err();
+            assert!(err.to_string().contains(why), "{name}: {err}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let through_data = [
+            (
+                "com.a.json",
+                serde_json::json!({"type":"object",
+                "properties":{"b":{"$ref":"com.b.json"}}}),
+            ),
+            (
+                "com.b.json",
+                serde_json::json!({"type":"object",
+                "properties":{"a":{"$ref":"com.a.json"}}, "allOf":[{"$ref":"common.json"}]}),
+            ),
+            ("common.json", serde_json::json!({"required":["n"]})),
+        ];
+        let dir = dir_of("xdata", &through_data);
+        let r = SchemaRegistry::builder().dir(&dir).build().unwrap();
+        let ev = |data: &'static str| {
+            Event::builder()
+                .id("1")
+                .source("/s")
+                .ty("com.a")
+                .data_json(data)
+                .build()
+                .unwrap()
+        };
+        assert!(matches!(
+            r.check(&ev(r#"{"b":{"n":1,"a":{"b":{"n":2}}}}"#)),
+            Ok(Checked::Valid { .. })
+        ));
+        let err = r
+            .check(&ev(r#"{"b":{"n":1,"a":{"b":{}}}}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/b/a/b"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
