@@ -179,7 +179,20 @@ impl PartialEq for RawJson<'_> {
 impl Eq for RawJson<'_> {}
 
 impl<'a> RawJson<'a> {
-    /// Checks `json` (one JSON value, nesting up to [`crate::MAX_DATA_DEPTH`]).
+    /// The deepest nesting [`new`](Self::new) accepts: one level less than
+    /// [`crate::MAX_DATA_DEPTH`], since a payload writes the value as a
+    /// member of its own object and the parsers read `data` nested up to
+    /// that limit.
+    ///
+    /// ```
+    /// use ossa_events_core::{RawJson, MAX_DATA_DEPTH};
+    /// assert_eq!(RawJson::MAX_DEPTH, MAX_DATA_DEPTH - 1);
+    /// let deep = "[".repeat(RawJson::MAX_DEPTH + 1) + &"]".repeat(RawJson::MAX_DEPTH + 1);
+    /// assert!(RawJson::new(&deep).is_err());
+    /// ```
+    pub const MAX_DEPTH: usize = crate::event::MAX_DATA_DEPTH - 1;
+
+    /// Checks `json` (one JSON value, nesting up to [`MAX_DEPTH`](Self::MAX_DEPTH)).
     ///
     /// ```
     /// use ossa_events_core::{json::JsonErrorKind, RawJson};
@@ -189,7 +202,7 @@ impl<'a> RawJson<'a> {
     /// assert_eq!((err.offset, err.kind), (2, JsonErrorKind::TrailingCharacters));
     /// ```
     pub fn new(json: &'a str) -> Result<Self, JsonError> {
-        let compact = crate::json::validate_compact(json.as_bytes(), crate::event::MAX_DATA_DEPTH)?;
+        let compact = crate::json::validate_compact(json.as_bytes(), Self::MAX_DEPTH)?;
         Ok(RawJson {
             json,
             compact: crate::json::lex::compactor(compact),
