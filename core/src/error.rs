@@ -333,6 +333,9 @@ pub enum PayloadError {
     KeyMustBeString,
     /// The payload's `Serialize` impl failed with this message (cut to 64 bytes).
     Custom(heapless::String<64>),
+    /// The payload nests arrays and objects deeper than
+    /// [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH), which no parser of this crate reads back.
+    TooDeep,
 }
 
 impl fmt::Display for PayloadError {
@@ -340,6 +343,7 @@ impl fmt::Display for PayloadError {
         match self {
             PayloadError::KeyMustBeString => f.write_str("map key must be a string"),
             PayloadError::Custom(m) => write!(f, "payload: {m}"),
+            PayloadError::TooDeep => f.write_str("payload nested too deep"),
         }
     }
 }
@@ -361,6 +365,7 @@ impl<E> From<SerError<E>> for EncodeError<E> {
             SerError::Write(w) => w.into(),
             SerError::KeyMustBeString => EncodeError::Payload(PayloadError::KeyMustBeString),
             SerError::Custom(m) => EncodeError::Payload(PayloadError::Custom(m)),
+            SerError::TooDeep => EncodeError::Payload(PayloadError::TooDeep),
         }
     }
 }

@@ -464,6 +464,7 @@ fn data_to_sdk(data: &Data<'_>) -> Result<cloudevents::Data, SdkError> {
                 SdkError::Payload(match e {
                     SerError::KeyMustBeString => PayloadError::KeyMustBeString,
                     SerError::Custom(m) => PayloadError::Custom(m),
+                    SerError::TooDeep => PayloadError::TooDeep,
                     // A `Vec` never fails; a hand-written payload may still say so.
                     _ => PayloadError::Custom(heapless_message("writer failed")),
                 })

@@ -15,6 +15,10 @@
 //! name; newtype structs and `Some` are transparent. Any other key fails with
 //! [`SerError::KeyMustBeString`].
 //!
+//! Nesting: arrays and objects nest at most [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH) deep, as
+//! deep as the parsers of this crate read `data`; a deeper value fails with
+//! [`SerError::TooDeep`] (`serde_json` has no such limit).
+//!
 //! Nothing here panics, whatever the value or the writer does: writer errors and writers that
 //! accept zero bytes come back as [`SerError::Write`].
 
@@ -44,6 +48,9 @@ pub enum SerError<E> {
     /// `serde::ser::Error::custom` from a `Serialize` impl: the first 64 bytes of the message,
     /// truncated at a char boundary.
     Custom(heapless::String<64>),
+    /// Arrays and objects nested deeper than [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH): no
+    /// parser of this crate would read the value back.
+    TooDeep,
 }
 
 impl<E> From<WriteError<E>> for SerError<E> {
@@ -58,6 +65,7 @@ impl<E: fmt::Debug> fmt::Display for SerError<E> {
             SerError::Write(e) => fmt::Display::fmt(e, f),
             SerError::KeyMustBeString => f.write_str("map key must be a string"),
             SerError::Custom(msg) => write!(f, "payload: {msg}"),
+            SerError::TooDeep => f.write_str("payload nested too deep"),
         }
     }
 }
@@ -115,7 +123,9 @@ impl fmt::Write for Truncating {
 /// Writes `value` as compact JSON to `w`.
 ///
 /// The output equals `serde_json::to_vec(value)` except, possibly, for the form of floats (see
-/// the [module docs](self)). On error, part of the JSON may already have been written.
+/// the [module docs](self)); a value nested deeper than
+/// [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH) fails with [`SerError::TooDeep`]. On error, part of
+/// the JSON may already have been written.
 ///
 /// ```
 /// use ossa_events_core::{io::SliceWriter, json::to_writer};
@@ -132,7 +142,7 @@ where
     W: embedded_io::Write + ?Sized,
     T: Serialize + ?Sized,
 {
-    value.serialize(&mut Ser { w })
+    value.serialize(&mut Ser { w, depth: 0 })
 }
 
 /// A JSON payload writable through a type-erased writer (object-safe, so an event can hold
@@ -334,6 +344,7 @@ pub fn write_payload<W: embedded_io::Write + ?Sized>(
         Err(SerError::Write(WriteError::WriteZero)) => Err(SerError::Write(WriteError::WriteZero)),
         Err(SerError::KeyMustBeString) => Err(SerError::KeyMustBeString),
         Err(SerError::Custom(msg)) => Err(SerError::Custom(msg)),
+        Err(SerError::TooDeep) => Err(SerError::TooDeep),
     }
 }
 
@@ -454,6 +465,8 @@ where
 /// Writes JSON to `w`.
 struct Ser<'w, W: ?Sized> {
     w: &'w mut W,
+    /// Arrays and objects open around the value being written.
+    depth: usize,
 }
 
 impl<W: embedded_io::Write + ?Sized> Ser<'_, W> {
@@ -465,6 +478,24 @@ impl<W: embedded_io::Write + ?Sized> Ser<'_, W> {
     #[inline]
     fn string(&mut self, s: &str) -> Result<(), SerError<W::Error>> {
         Ok(write_str(self.w, s)?)
+    }
+
+    /// Opens `levels` arrays or objects, refusing to nest deeper than the
+    /// parsers read.
+    #[inline]
+    fn open(&mut self, levels: usize) -> Result<(), SerError<W::Error>> {
+        self.depth = self.depth.saturating_add(levels);
+        if self.depth > crate::event::MAX_DATA_DEPTH {
+            return Err(SerError::TooDeep);
+        }
+        Ok(())
+    }
+
+    /// Closes `levels` arrays or objects with `bytes`.
+    #[inline]
+    fn close(&mut self, levels: usize, bytes: &[u8]) -> Result<(), SerError<W::Error>> {
+        self.depth = self.depth.saturating_sub(levels);
+        self.raw(bytes)
     }
 }
 
@@ -588,6 +619,7 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
     }
 
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Self::Error> {
+        self.open(1)?;
         self.raw(b"[")?;
         for (i, &b) in v.iter().enumerate() {
             if i > 0 {
@@ -595,7 +627,7 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
             }
             write_int(self.w, b, false)?;
         }
-        self.raw(b"]")
+        self.close(1, b"]")
     }
 
     fn serialize_none(self) -> Result<(), Self::Error> {
@@ -638,14 +670,16 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
         variant: &'static str,
         value: &T,
     ) -> Result<(), Self::Error> {
+        self.open(1)?;
         self.raw(b"{")?;
         self.string(variant)?;
         self.raw(b":")?;
         value.serialize(&mut *self)?;
-        self.raw(b"}")
+        self.close(1, b"}")
     }
 
     fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
+        self.open(1)?;
         self.raw(b"[")?;
         Ok(Compound {
             ser: self,
@@ -672,6 +706,7 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
         variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeTupleVariant, Self::Error> {
+        self.open(2)?;
         self.raw(b"{")?;
         self.string(variant)?;
         self.raw(b":[")?;
@@ -682,6 +717,7 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
+        self.open(1)?;
         self.raw(b"{")?;
         Ok(Compound {
             ser: self,
@@ -704,6 +740,7 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
         variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStructVariant, Self::Error> {
+        self.open(2)?;
         self.raw(b"{")?;
         self.string(variant)?;
         self.raw(b":{")?;
@@ -731,7 +768,7 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeSeq for Compound<'_, '_, W> {
     }
 
     fn end(self) -> Result<(), Self::Error> {
-        self.ser.raw(b"]")
+        self.ser.close(1, b"]")
     }
 }
 
@@ -744,7 +781,7 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeTuple for Compound<'_, '_, W>
     }
 
     fn end(self) -> Result<(), Self::Error> {
-        self.ser.raw(b"]")
+        self.ser.close(1, b"]")
     }
 }
 
@@ -757,7 +794,7 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeTupleStruct for Compound<'_, 
     }
 
     fn end(self) -> Result<(), Self::Error> {
-        self.ser.raw(b"]")
+        self.ser.close(1, b"]")
     }
 }
 
@@ -770,7 +807,7 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeTupleVariant for Compound<'_,
     }
 
     fn end(self) -> Result<(), Self::Error> {
-        self.ser.raw(b"]}")
+        self.ser.close(2, b"]}")
     }
 }
 
@@ -791,7 +828,7 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeMap for Compound<'_, '_, W> {
     }
 
     fn end(self) -> Result<(), Self::Error> {
-        self.ser.raw(b"}")
+        self.ser.close(1, b"}")
     }
 }
 
@@ -808,7 +845,7 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeStruct for Compound<'_, '_, W
     }
 
     fn end(self) -> Result<(), Self::Error> {
-        self.ser.raw(b"}")
+        self.ser.close(1, b"}")
     }
 }
 
@@ -825,7 +862,7 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeStructVariant for Compound<'_
     }
 
     fn end(self) -> Result<(), Self::Error> {
-        self.ser.raw(b"}}")
+        self.ser.close(2, b"}}")
     }
 }
 
@@ -1578,6 +1615,59 @@ mod tests {
     impl Serialize for Shown {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             s.collect_str(self)
+        }
+    }
+
+    /// Every kind of container counts the levels the parsers count: at
+    /// `MAX_DATA_DEPTH` it is written (and reads back), one deeper it is
+    /// `TooDeep`.
+    #[test]
+    fn every_container_kind_nests_as_deep_as_the_parsers_read() {
+        #[derive(Serialize)]
+        enum V<T> {
+            New(T),
+            Tuple(T, u8),
+            Struct { v: T },
+        }
+        struct Bytes;
+        impl Serialize for Bytes {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(&[1, 2])
+            }
+        }
+        type Written = Result<Vec<u8>, SerError<core::convert::Infallible>>;
+        fn wrapped<T: Serialize>(levels: usize, inner: T) -> Written {
+            // `levels` arrays around `inner`, written through the serializer.
+            struct Nest<'a, T>(usize, &'a T);
+            impl<T: Serialize> Serialize for Nest<'_, T> {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    match self.0 {
+                        0 => self.1.serialize(s),
+                        n => [Nest(n - 1, self.1)].serialize(s),
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            to_writer(&mut out, &Nest(levels, &inner))?;
+            Ok(out)
+        }
+        let max = crate::MAX_DATA_DEPTH;
+        let cases: [(usize, &dyn Fn(usize) -> Written); 6] = [
+            (1, &|n| wrapped(n, [0u8; 0])),
+            (1, &|n| wrapped(n, BTreeMap::from([("k", 1)]))),
+            (1, &|n| wrapped(n, V::New(1))),
+            (2, &|n| wrapped(n, V::Tuple(1, 2))),
+            (2, &|n| wrapped(n, V::Struct { v: 1 })),
+            (1, &|n| wrapped(n, Bytes)),
+        ];
+        for (i, (levels, write)) in cases.iter().enumerate() {
+            let at_limit = write(max - levels).unwrap();
+            assert_eq!(crate::json::validate(&at_limit, max), Ok(()), "case {i}");
+            assert_eq!(
+                write(max - levels + 1).unwrap_err(),
+                SerError::TooDeep,
+                "case {i}"
+            );
         }
     }
 
