@@ -138,7 +138,7 @@ pub enum ExtValue<'a> {
     Boolean(bool),
     /// `URI` (absolute)
     Uri(&'a str),
-    /// `URI-reference`
+    /// `URI-reference` (RFC 3986 §4.1, which includes the empty reference)
     UriRef(&'a str),
     /// `Timestamp`
     Timestamp(Timestamp),
@@ -156,6 +156,7 @@ impl<'a> ExtValue<'a> {
     /// assert_eq!((err.attribute.name(), err.rule), ("policy", Rule::NotAbsoluteUri));
     /// let err = ExtValue::Uri("https://example.com/p#v2").validate("policy").unwrap_err();
     /// assert_eq!(err.rule, Rule::UriFragment);
+    /// assert!(ExtValue::UriRef("").validate("base").is_ok()); // the empty reference
     /// ```
     pub fn validate(&self, name: &str) -> Result<(), ValidationError> {
         if matches!(
@@ -170,7 +171,11 @@ impl<'a> ExtValue<'a> {
                 Some(rule) => rule,
                 None => return Ok(()),
             },
-            ExtValue::UriRef(s) if !crate::uri::is_uri_reference_rt(s) => Rule::NotUriReference,
+            // `is_uri_reference` refuses "" for `source`, which must not be
+            // empty; the type itself allows it.
+            ExtValue::UriRef(s) if !s.is_empty() && !crate::uri::is_uri_reference_rt(s) => {
+                Rule::NotUriReference
+            }
             _ => return Ok(()),
         };
         Err(ValidationError::new(Attribute::named(name), rule))

@@ -406,7 +406,9 @@ const fn is_tail(s: &[u8], has_scheme: bool) -> bool {
 /// including IPv6 and IPvFuture, reg-name and port, the path forms, query and
 /// fragment, and `%` followed by two hex digits). The empty string, which
 /// RFC 3986 allows, is rejected because CloudEvents requires a non-empty
-/// value; any non-ASCII byte is rejected.
+/// `source` (an extension of type URI-reference may be empty:
+/// [`ExtValue::validate`](crate::ExtValue::validate) allows it); any
+/// non-ASCII byte is rejected.
 ///
 /// ```
 /// use ossa_events_core::uri::is_uri_reference;
