@@ -505,9 +505,13 @@ impl Spool {
             let entry = entry?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
+            // Only the name a segment is given: `7.seg` or `+0.seg` parse
+            // too, but name no segment of ours (read as one, a missing file
+            // stopped the open, a second name for a segment read it twice).
             if let Some(n) = name
                 .strip_suffix(".seg")
                 .and_then(|n| n.parse::<u64>().ok())
+                .filter(|&n| segment_name(n) == name)
             {
                 firsts.push(n);
             } else if let Some(n) = name
@@ -2277,6 +2281,46 @@ mod tests {
         drop(sp);
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(low, next, "the low-water mark stopped");
+    }
+
+    /// A file in the directory whose name only parses as a segment's
+    /// (`0.seg`, `7.seg`: an operator's copy, a stray file) is not one.
+    /// Before, open read `7.seg` as `00000000000000000007.seg`, which does
+    /// not exist, and the emitter did not start; and `0.seg` beside
+    /// `00000000000000000000.seg` made that segment twice in the list, so
+    /// reading went from its end back to its start without end: the same
+    /// events were read back (and sent) again and again.
+    #[test]
+    fn a_file_named_almost_like_a_segment_is_not_one() {
+        let dir = spool_dir("stray-seg");
+        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
+        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
+        for i in 0..3 {
+            sp.append(&crate::sink::minimal_event(&format!("a{i}")))
+                .unwrap();
+        }
+        let seg = sp.segments[0].path.clone();
+        drop(sp);
+        std::fs::copy(&seg, dir.join("0.seg")).unwrap();
+        std::fs::write(dir.join("7.seg"), b"not a segment").unwrap();
+        let opened = Spool::open(cfg).map(|(mut sp, rec)| {
+            let mut ids = Vec::new();
+            while let Some(r) = sp.read_next().unwrap() {
+                ids.push(r.event.id().to_owned());
+                if ids.len() > 10 {
+                    break;
+                }
+            }
+            (rec.pending, ids)
+        });
+        let strays_kept = dir.join("0.seg").exists() && dir.join("7.seg").exists();
+        let _ = std::fs::remove_dir_all(&dir);
+        let (pending, ids) = opened.unwrap();
+        assert_eq!(
+            (pending, ids),
+            (3, vec!["a0".into(), "a1".into(), "a2".into()])
+        );
+        assert!(strays_kept, "files not ours are left alone");
     }
 
     fn spool_dir(name: &str) -> PathBuf {
