@@ -1819,13 +1819,14 @@ impl Spool {
     /// [`WhenFull::DropOldest`]): the records in it not confirmed and not
     /// read yet (so only on disk) are returned, to be counted and reported
     /// as dropped, with the range of sequence numbers the segment held (those
-    /// of its records that are in memory are no longer on disk).
-    pub(crate) fn drop_oldest(&mut self) -> io::Result<(Vec<Encoded>, std::ops::Range<u64>)> {
+    /// of its records that are in memory are no longer on disk). A ledger or
+    /// a deletion that fails is logged: the segment is dropped all the same.
+    pub(crate) fn drop_oldest(&mut self) -> (Vec<Encoded>, std::ops::Range<u64>) {
         if self.segments.len() < 2 {
-            return Ok((Vec::new(), 0..0));
+            return (Vec::new(), 0..0);
         }
         let Some(s) = self.segments.pop_front() else {
-            return Ok((Vec::new(), 0..0));
+            return (Vec::new(), 0..0);
         };
         let next_first = self.segments.front().map_or(self.next_seq, |n| n.first_seq);
         let mut lost = Vec::new();
@@ -1871,10 +1872,19 @@ impl Spool {
             self.lost_from = None;
             self.damaged = None;
         }
+        // The segment is gone from the spool now: its events go back to be
+        // counted and reported dropped whatever the files say. (An `Err`
+        // here lost them unreported.) Deleted without a new ledger, its seqs
+        // are below the first segment, which the next open confirms; kept,
+        // its events are sent again after the next open.
         let generation = self.acklog.as_ref().map_or(0, |(g, _)| *g);
-        self.checkpoint(generation + 1, &[generation])?;
-        std::fs::remove_file(&s.path).map_err(|e| io_err(&s.path, &e))?;
-        Ok((lost, s.first_seq..next_first))
+        if let Err(e) = self.checkpoint(generation + 1, &[generation]) {
+            tracing::warn!(error = %e, "spool: ledger not written after dropping a segment");
+        }
+        if let Err(e) = std::fs::remove_file(&s.path) {
+            tracing::warn!(error = %io_err(&s.path, &e), "spool: dropped segment not deleted; its events are sent again after the next open");
+        }
+        (lost, s.first_seq..next_first)
     }
 
     /// Syncs and writes the ledger (at shutdown).
@@ -2263,7 +2273,7 @@ mod tests {
         // The upkeep's round: its ledger (low 1) is made here...
         let m = sp.maintenance();
         // ...an emit at the cap drops the oldest segment meanwhile...
-        let (_, range) = sp.drop_oldest().unwrap();
+        let (_, range) = sp.drop_oldest();
         assert_eq!((range, sp.low), (0..second, second));
         // ...and the upkeep writes its ledger after.
         let _ = m.run();

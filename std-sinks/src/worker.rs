@@ -890,12 +890,12 @@ impl Shared {
                     while st.spool.as_ref().is_some_and(|sp| sp.would_overflow(size)) {
                         let Some(sp) = st.spool.as_mut() else { break };
                         match sp.drop_oldest() {
-                            Ok((_, range)) if range.is_empty() => {
+                            (_, range) if range.is_empty() => {
                                 // Nothing left to drop but the segment being
                                 // written: the new event goes.
                                 return (Spooled::Refused(Error::SpoolFull), st);
                             }
-                            Ok((gone, range)) => {
+                            (gone, range) => {
                                 let n = gone.len() as u64;
                                 // They were the oldest of those only on disk.
                                 st.pass_spilled(n);
@@ -911,10 +911,6 @@ impl Shared {
                                 for f in &mut st.flights {
                                     f.spooled.iter_mut().for_each(off_disk);
                                 }
-                            }
-                            Err(err) => {
-                                tracing::warn!(error = %err, "spool: dropping the oldest segment failed");
-                                return (Spooled::Refused(Error::SpoolFull), st);
                             }
                         }
                     }
@@ -2413,5 +2409,72 @@ mod tests {
             "{:?}",
             sent.lock().unwrap()
         );
+    }
+
+    /// `WhenFull::DropOldest` when the ledger cannot be written (here a
+    /// directory stands where it is written first; a full disk does the
+    /// same): the oldest segment's events that wait only on disk are still
+    /// counted and reported dropped. Before, `drop_oldest` had forgotten the
+    /// segment (and moved reading past it) when its ledger write failed,
+    /// then returned the error in the place of those events: none was
+    /// reported, and the worker later counted them failed as "missing from
+    /// disk".
+    #[test]
+    fn a_segment_dropped_at_the_cap_reports_its_events_when_the_ledger_fails() {
+        let dir = test_dir("drop-oldest-ledger");
+        let gate = Gate::default();
+        let reported = Arc::new(Mutex::new(Vec::<String>::new()));
+        let r = reported.clone();
+        let em = crate::Emitter::builder("/agents/t")
+            .sink(gate.clone())
+            .batch_size(1)
+            .queue_bytes(2_000)
+            .on_undelivered(move |u| r.lock().unwrap().push(u.id.to_owned()))
+            .spool(
+                SpoolConfig::new(&dir)
+                    .sync(SyncPolicy::Never)
+                    .segment_bytes(4096)
+                    .max_bytes(8192)
+                    .when_full(WhenFull::DropOldest),
+            )
+            .build()
+            .unwrap();
+        em.emit(tick("e0")).unwrap();
+        eventually("e0 in the sink", || {
+            gate.entered.load(std::sync::atomic::Ordering::SeqCst) == 1
+        });
+        // Each larger than the queue's bytes: they wait on disk, three a
+        // segment, two segments to the cap.
+        let big = "x".repeat(1_100);
+        let mut ids = vec!["e0".to_owned()];
+        for i in 1..=6 {
+            let id = format!("e{i}");
+            em.emit(tick(&id).data_text("text/plain", &big)).unwrap();
+            ids.push(id);
+        }
+        std::fs::create_dir(dir.join("ledger.tmp")).unwrap();
+        for i in 7..=9 {
+            let id = format!("e{i}");
+            let _ = em.emit(tick(&id).data_text("text/plain", &big));
+            ids.push(id);
+        }
+        std::fs::remove_dir(dir.join("ledger.tmp")).unwrap();
+        {
+            let (m, c) = &*gate.permits;
+            *m.lock().unwrap() = u32::MAX;
+            c.notify_all();
+        }
+        em.flush().unwrap();
+        let m = em.metrics();
+        em.shutdown().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let sent = gate.sent.lock().unwrap().clone();
+        let reported = reported.lock().unwrap().clone();
+        let unaccounted: Vec<&String> = ids
+            .iter()
+            .filter(|id| !sent.contains(id) && !reported.contains(id))
+            .collect();
+        assert!(unaccounted.is_empty(), "{unaccounted:?} {m:?}");
+        assert_eq!(m.failed, 0, "{m:?}");
     }
 }
