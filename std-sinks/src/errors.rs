@@ -96,7 +96,8 @@ pub enum Error {
     QueueFull,
     /// The spool is at its byte cap ([`WhenFull`](crate::spool::WhenFull)):
     /// the event was dropped (the newest, or with `DropOldest` an old one
-    /// that was never sent).
+    /// that was never sent); or the event is larger than the spool takes
+    /// (its cap, or 64 MiB).
     SpoolFull,
     /// The spool directory is held by another emitter, in this process or
     /// another (its `lock` file): two writers would interleave their

@@ -60,7 +60,9 @@
 //! emitter from starting.
 //!
 //! The spool holds at most [`SpoolConfig::max_bytes`] of segments; what
-//! happens past that is [`WhenFull`]. A write that fails (disk full, I/O
+//! happens past that is [`WhenFull`]. An event larger than the cap, or than
+//! 64 MiB (the largest record the spool reads back), is refused at once
+//! ([`Error::SpoolFull`](crate::Error::SpoolFull)). A write that fails (disk full, I/O
 //! error, read-only file system) is counted in `spool_errors`, logged, and the
 //! event goes to the in-memory queue instead, as without a spool. Past a
 //! file-size limit (`ulimit -f`) the kernel also sends `SIGXFSZ`, whose
@@ -247,7 +249,8 @@ const MAGIC: [u8; 4] = *b"OSSP";
 /// The most seqs confirmed as lost at once ([`Spool::confirm_lost`]).
 const MAX_LOST_RUN: u64 = 1 << 20;
 const HEADER: usize = 4 + 4 + 4 + 8;
-/// Largest record accepted when reading (an event is far smaller).
+/// Largest record accepted when reading (an event is far smaller); a larger
+/// event is refused ([`Spool::never_fits`]).
 const MAX_RECORD: u32 = 64 << 20;
 const LEDGER_MAGIC: [u8; 8] = *b"OSSALDG2";
 const ACK_MAGIC: [u8; 4] = *b"OSSA";
@@ -838,15 +841,18 @@ impl Spool {
         self.total
     }
 
-    /// Whether an event of `extra` bytes would take the spool over its cap,
-    /// counting what a mapped segment reserves on disk.
     /// Whether a record of `extra` bytes would take even an empty spool
     /// over its cap: no deletion, however long waited for, and no segment
-    /// dropped makes room for it.
+    /// dropped makes room for it. So too an event whose record would be
+    /// longer than the spool reads back ([`MAX_RECORD`]): written, it came
+    /// back as damage, lost.
     pub(crate) fn never_fits(&self, extra: usize) -> bool {
         (HEADER + extra) as u64 > self.cfg.cap()
+            || extra.saturating_add(crate::sink::SPOOL_FORM_HEAD) > MAX_RECORD as usize
     }
 
+    /// Whether an event of `extra` bytes would take the spool over its cap,
+    /// counting what a mapped segment reserves on disk.
     pub(crate) fn would_overflow(&self, extra: usize) -> bool {
         let need = (HEADER + extra) as u64;
         let fits = |s: &Segment| s.len + need <= self.cfg.segment_bytes;

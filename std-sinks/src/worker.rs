@@ -2477,4 +2477,36 @@ mod tests {
         assert!(unaccounted.is_empty(), "{unaccounted:?} {m:?}");
         assert_eq!(m.failed, 0, "{m:?}");
     }
+
+    /// An event whose spool record is larger than the spool reads back
+    /// (64 MiB), under the default 1 GiB cap: `emit()` either refuses it
+    /// (counted and reported) or the event is delivered. Before, it was
+    /// appended, and read back from disk as damage: `emit()` had said `Ok`,
+    /// and the event ended failed, counted in `spool_corrupt`.
+    #[test]
+    fn an_event_the_spool_cannot_read_back_is_refused_not_lost() {
+        let dir = test_dir("record-too-large");
+        let gate = Gate::default();
+        let em = one_at_a_time(&gate, SpoolConfig::new(&dir).sync(SyncPolicy::Never));
+        em.emit(tick("e0")).unwrap();
+        eventually("e0 in the sink", || {
+            gate.entered.load(std::sync::atomic::Ordering::SeqCst) == 1
+        });
+        // Past the queue's bytes: on disk only, read back when sent.
+        let huge = "x".repeat((64 << 20) + 1);
+        let accepted = em.emit(tick("huge").data_text("text/plain", &huge)).is_ok();
+        drop(huge);
+        {
+            let (m, c) = &*gate.permits;
+            *m.lock().unwrap() = u32::MAX;
+            c.notify_all();
+        }
+        em.flush().unwrap();
+        let m = em.metrics();
+        em.shutdown().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let sent = gate.sent.lock().unwrap().clone();
+        assert_eq!(accepted, sent.contains(&"huge".to_owned()), "{m:?}");
+        assert_eq!((m.failed, m.spool_corrupt), (0, 0), "{m:?}");
+    }
 }

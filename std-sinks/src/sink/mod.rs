@@ -116,6 +116,11 @@ impl fmt::Debug for Encoded {
     }
 }
 
+/// Bytes of an event's spool form before its buffer (see
+/// [`Encoded::write_spool`]): a spool record holds these and
+/// [`Encoded::stored_len`] bytes.
+pub(crate) const SPOOL_FORM_HEAD: usize = SpoolLayout::LEN;
+
 /// Where an encoded event's parts are in its buffer: the fixed part of its
 /// spool form (see [`Encoded::write_spool`], checked against the buffer that
 /// follows it), and what [`Encoded::new`] found while writing it.
