@@ -140,7 +140,10 @@ pub const DEFAULT_SYNC: SyncPolicy = SyncPolicy::Every(Duration::from_millis(100
 
 impl SpoolConfig {
     /// A spool in `dir` (created if missing), with the defaults: 1 GiB cap,
-    /// 8 MiB segments, sync every 100 ms, [`WhenFull::DropOldest`].
+    /// 8 MiB segments, sync every 100 ms, [`WhenFull::DropOldest`]. A
+    /// relative `dir` is resolved against the working directory when the
+    /// emitter is built, and stays that directory if the process changes
+    /// its working directory later.
     pub fn new(dir: impl AsRef<Path>) -> SpoolConfig {
         SpoolConfig {
             dir: dir.as_ref().to_path_buf(),
@@ -475,8 +478,11 @@ fn io_err(path: &Path, e: &io::Error) -> io::Error {
 
 impl Spool {
     /// Opens (or creates) the spool in `cfg.dir`: locks it, reads the
-    /// ledger, checks every segment, cuts a torn tail.
-    pub(crate) fn open(cfg: SpoolConfig) -> Result<(Spool, Recovery), crate::Error> {
+    /// ledger, checks every segment, cuts a torn tail. A relative `dir` is
+    /// taken from the working directory now: every file of the spool is
+    /// named from it later, when the process may work elsewhere.
+    pub(crate) fn open(mut cfg: SpoolConfig) -> Result<(Spool, Recovery), crate::Error> {
+        cfg.dir = std::path::absolute(&cfg.dir).map_err(|e| io_err(&cfg.dir, &e))?;
         std::fs::create_dir_all(&cfg.dir).map_err(|e| io_err(&cfg.dir, &e))?;
         let lock_path = cfg.dir.join("lock");
         let lock = OpenOptions::new()
