@@ -243,6 +243,12 @@ fn write_data<W: Write + ?Sized>(
 
 /// Writes `ev` followed by `\n` (one JSON Lines record).
 ///
+/// When a [`data_serialize`](crate::EventBuilder::data_serialize) payload
+/// fails ([`EncodeError::Payload`]) after part of the record reached `w`,
+/// that part is ended with `\n`: the next record starts a line of its own
+/// (a line reader loses the torn one only). When nothing reached `w`,
+/// nothing is written.
+///
 /// ```
 /// use ossa_events_core::{format::json, io::SliceWriter, Event};
 /// let a = Event::builder().id("1").source("/s").ty("t").build()?;
@@ -259,11 +265,42 @@ pub fn write_jsonl<W: Write + ?Sized>(
     ev: &Event<'_>,
     w: &mut W,
 ) -> Result<(), EncodeError<W::Error>> {
-    let mut g = Gather::new(w);
-    write_json_direct(ev, &mut g)
-        .and_then(|()| put(&mut g, b"\n"))
-        .map_err(ungather)?;
-    g.finish().map_err(Into::into)
+    let mut to = Reached { w, any: false };
+    let mut g = Gather::new(&mut to);
+    match write_json_direct(ev, &mut g).and_then(|()| put(&mut g, b"\n")) {
+        Ok(()) => g.finish().map_err(Into::into),
+        Err(EncodeError::Payload(p)) => {
+            // What is still gathered is dropped; what went through is ended.
+            if to.any {
+                write_all(to.w, b"\n")?;
+            }
+            Err(EncodeError::Payload(p))
+        }
+        Err(e) => Err(ungather(e)),
+    }
+}
+
+/// A writer that notes whether any byte reached `w`.
+struct Reached<'w, W: ?Sized> {
+    w: &'w mut W,
+    any: bool,
+}
+
+impl<W: Write + ?Sized> embedded_io::ErrorType for Reached<'_, W> {
+    type Error = W::Error;
+}
+
+impl<W: Write + ?Sized> Write for Reached<'_, W> {
+    #[inline]
+    fn write(&mut self, b: &[u8]) -> Result<usize, W::Error> {
+        let n = self.w.write(b)?;
+        self.any |= n > 0;
+        Ok(n)
+    }
+    #[inline]
+    fn flush(&mut self) -> Result<(), W::Error> {
+        self.w.flush()
+    }
 }
 
 /// Writes `events` as a JSON batch (`application/cloudevents-batch+json`).
