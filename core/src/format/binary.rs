@@ -87,8 +87,33 @@ impl Binding {
 /// assert_eq!(binary::content_type(&ev), None); // send no Content-Type
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// An event whose `datacontenttype` names one of CloudEvents' own formats
+/// (an event that carries an event or a batch) cannot go in binary mode:
+/// its receiver would take the message for a structured one and read the
+/// data as the event. Check [`names_a_format`] and write it structured.
 pub fn content_type<'a>(ev: &Event<'a>) -> Option<&'a str> {
     ev.effective_content_type()
+}
+
+/// Whether content type `ct` is one of CloudEvents' own formats
+/// (`application/cloudevents`, `+json`, `-batch+json`…, in any case): the
+/// prefix by which a receiver tells a structured message from a binary one
+/// (the HTTP and Kafka bindings, §3). An event with such a
+/// `datacontenttype` must be written in structured mode.
+///
+/// ```
+/// use ossa_events_core::format::binary;
+/// assert!(binary::names_a_format("application/cloudevents+json"));
+/// assert!(binary::names_a_format(" Application/CloudEvents-Batch+JSON; charset=utf-8"));
+/// assert!(!binary::names_a_format("application/json"));
+/// ```
+pub fn names_a_format(ct: &str) -> bool {
+    const FORMAT: &[u8] = b"application/cloudevents";
+    ct.trim_start()
+        .as_bytes()
+        .get(..FORMAT.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(FORMAT))
 }
 
 /// The headers of `ev` for `binding`, in a fixed order: specversion, id,

@@ -703,9 +703,7 @@ pub const HTTP_BINARY_HEADERS_MAX: usize = 8 * 1024;
 /// (`application/cloudevents`, `+json`, `-batch+json`…): the prefix a
 /// receiver tells a structured message by (HTTP and Kafka bindings, 3.).
 pub(crate) fn names_a_format(ct: Option<&str>) -> bool {
-    const FORMAT: &[u8] = b"application/cloudevents";
-    ct.and_then(|c| c.trim_start().as_bytes().get(..FORMAT.len()))
-        .is_some_and(|p| p.eq_ignore_ascii_case(FORMAT))
+    ct.is_some_and(ossa_events_core::format::binary::names_a_format)
 }
 
 /// Sends the events that are in `want` through `send`; an event in another
