@@ -27,7 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ossa_events_core::{Clock, Event, EventBuilder, ossa};
+use ossa_events_core::{
+    Attribute, Clock, Event, EventBuilder, MAX_EXTENSIONS, Rule, ValidationError, ossa,
+};
 
 use crate::SystemClock;
 use crate::errors::Error;
@@ -1241,12 +1243,18 @@ pub(crate) fn emit_on(sh: &Shared, event: EventBuilder<'_>, how: How) -> Result<
         // Numbered only once known valid: a refused event leaves no gap.
         Ok(ev) => match check_payload(sh, ev).map(|()| again) {
             Err(e) => Err(Refused::Error(e)),
+            // Every extension slot is taken: no room for the number. Refused
+            // before it takes one, so it leaves no gap.
+            Ok(Some(_)) if ev.extensions().len() >= MAX_EXTENSIONS => {
+                let e = ValidationError::new(Attribute::named(SEQUENCE), Rule::TooManyExtensions);
+                Err(reject(sh, ev.id(), Error::Invalid(Box::new(e))))
+            }
             Ok(Some(b)) => {
                 let n = sh.next_sequence(ev.source());
                 let text = format!("{n:020}");
                 match b.extension_str(SEQUENCE, &text).build() {
                     Ok(ev) => encode_and_queue(sh, &ev, Some(n), how),
-                    Err(e) => Err(Refused::Error(Error::Invalid(Box::new(e)))),
+                    Err(e) => Err(reject(sh, ev.id(), Error::Invalid(Box::new(e)))),
                 }
             }
             Ok(None) => encode_and_queue(sh, ev, None, how),
@@ -1259,6 +1267,14 @@ pub(crate) fn emit_on(sh: &Shared, event: EventBuilder<'_>, how: How) -> Result<
             Err(Refused::Error(err))
         }
     }
+}
+
+/// Counts `err`, the refusal of event `id` at emit, as rejected and
+/// reports it.
+fn reject(sh: &Shared, id: &str, err: Error) -> Refused {
+    Counters::add(&sh.counters.rejected, 1);
+    sh.report(Reason::Rejected, id, None, &err);
+    Refused::Error(err)
 }
 
 /// The `dataschema` to add to `b` (see [`EmitterBuilder::dataschema`]).
@@ -1336,3 +1352,47 @@ impl SchemaUri {
 
 /// The CloudEvents `sequence` extension (see [`EmitterBuilder::sequence`]).
 pub(crate) const SEQUENCE: &str = "sequence";
+
+#[cfg(test)]
+mod tests {
+    use std::sync::PoisonError;
+
+    use super::*;
+    use crate::sink::NullSink;
+
+    /// An event with every extension slot taken has no room for the
+    /// `sequence` number: it is rejected, counted and reported once, like
+    /// any invalid event, and takes no number.
+    #[test]
+    fn an_event_with_no_room_for_its_sequence_is_rejected_counted_and_reported() {
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let log = reports.clone();
+        let emitter = Emitter::builder("/agents/a")
+            .sink(NullSink::new())
+            .sequence(true)
+            .traceparent(false)
+            .on_undelivered(move |u| {
+                log.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((u.id.to_owned(), u.reason));
+            })
+            .build()
+            .unwrap();
+        let names: Vec<String> = (0..ossa_events_core::MAX_EXTENSIONS)
+            .map(|i| format!("x{i}"))
+            .collect();
+        let mut b = EventBuilder::new().ty("dev.example.tick").id("full");
+        for n in &names {
+            b = b.extension_str(n, "v");
+        }
+        assert!(matches!(emitter.emit(b), Err(Error::Invalid(_))));
+        let m = emitter.metrics();
+        assert_eq!((m.emitted, m.rejected), (0, 1), "{m:?}");
+        assert_eq!(
+            *reports.lock().unwrap_or_else(PoisonError::into_inner),
+            [("full".to_owned(), Reason::Rejected)]
+        );
+        // No number was taken: the next event gets 1, no gap.
+        assert_eq!(emitter.next_sequence("/agents/a"), 1);
+    }
+}
