@@ -1430,6 +1430,10 @@ struct Worker<'a> {
     breaker: Breaker,
     max_batch: usize,
     depth: usize,
+    /// Events still to go out of a batch that reached `batch_size`, when
+    /// the sink takes fewer a call: sent back to back, not left for the
+    /// flush interval.
+    owed: usize,
     /// Batches started and not settled, oldest first (pipelined sinks).
     started: VecDeque<(Ticket, Taken)>,
     /// How fast full batches come (nap or sleep until woken).
@@ -1472,6 +1476,7 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker, max_batch: usize, dep
         breaker,
         max_batch,
         depth,
+        owed: 0,
         started: VecDeque::new(),
         spare: None,
         spare_runs: Vec::with_capacity(SPARE_RUNS),
@@ -1498,10 +1503,12 @@ impl<'w> Worker<'w> {
     fn take_batch(&mut self) -> Step {
         let sh = self.sh;
         let cfg = &sh.config;
-        // The batch's buffers are made before the lock is taken: the
+        // A sink call's worth: the batch size, or fewer when the sink takes
+        // fewer a call. Its buffers are made before the lock is taken: the
         // emitting threads wait for this lock, so under it the batch is
         // only moved, never allocated (issue 16's `emit()` tail).
-        let cap = cfg.batch_size.min(self.max_batch).max(1);
+        let cap = self.max_batch;
+        let batch = cfg.batch_size.max(1);
         if self.spare.is_none() {
             self.spare = Some(Spare {
                 events: Arc::new(Vec::new()),
@@ -1546,7 +1553,8 @@ impl<'w> Worker<'w> {
                 // Sleep until woken by an event; while another thread
                 // builds events put off, look again soon (its drain ends
                 // without a word when it queues nothing).
-                if let Some(nap) = self.pace.nap(Instant::now(), 0, cfg.batch_size) {
+                self.owed = 0;
+                if let Some(nap) = self.pace.nap(Instant::now(), 0, batch) {
                     // Busy: events are due soon; look again without
                     // making the next `emit()` wake this thread.
                     sh.deferred_waits_until();
@@ -1587,14 +1595,17 @@ impl<'w> Worker<'w> {
             let at_capacity =
                 st.queue.len() + st.in_flight >= cfg.queue_events || st.bytes >= cfg.queue_bytes;
             let pressed = drained == Drained::Full || st.room_wanted || at_capacity;
-            let due = st.queue.len() >= cfg.batch_size
-                || flush_wanted
-                || st.shutdown
-                || interval_due
-                || pressed;
+            // A full batch (`batch_size` events) is owed whole, in as many
+            // sink calls as it takes: sent one call's worth at a time, the
+            // rest would wait for the flush interval.
+            let full = st.queue.len() >= batch;
+            if full && self.owed == 0 {
+                self.owed = batch;
+            }
+            let due = self.owed > 0 || flush_wanted || st.shutdown || interval_due || pressed;
             let held_back = self.breaker.wait_until();
             if due && held_back.is_none() && self.started.len() < self.depth {
-                if st.queue.len() >= cfg.batch_size {
+                if full {
                     self.pace.full_batch(now);
                 }
                 // Made above; empty (no allocation) in the case that cannot be.
@@ -1618,6 +1629,7 @@ impl<'w> Worker<'w> {
                 } = st.queue.take_front(self.max_batch).unwrap_or_default();
                 st.room_wanted = false;
                 let n = taken.len();
+                self.owed = self.owed.saturating_sub(n);
                 match Arc::get_mut(&mut events) {
                     Some(v) => *v = taken,
                     None => events = Arc::new(taken),
@@ -1668,7 +1680,7 @@ impl<'w> Worker<'w> {
             // Busy, and the batch is not due only because it is not full
             // yet: nap, and let the callers that fill it not wake this thread.
             let nap = if held_back.is_none() {
-                self.pace.nap(now, st.queue.len(), cfg.batch_size)
+                self.pace.nap(now, st.queue.len(), batch)
             } else {
                 None
             };
@@ -2508,5 +2520,46 @@ mod tests {
         let sent = gate.sent.lock().unwrap().clone();
         assert_eq!(accepted, sent.contains(&"huge".to_owned()), "{m:?}");
         assert_eq!((m.failed, m.spool_corrupt), (0, 0), "{m:?}");
+    }
+
+    /// A sink that takes `max` events a call and counts what it is given.
+    struct Small {
+        max: usize,
+        got: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Sink for Small {
+        fn max_batch(&self) -> usize {
+            self.max
+        }
+        fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+            self.got
+                .fetch_add(events.len(), std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// A sink that takes fewer events a call than the batch size: a full
+    /// batch (the configured size) goes out at once, in the sink's calls,
+    /// not one call now and the rest at the flush interval.
+    #[test]
+    fn a_full_batch_goes_out_at_once_to_a_sink_that_takes_fewer_a_call() {
+        let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let em = crate::Emitter::builder("/agents/t")
+            .sink(Small {
+                max: 10,
+                got: got.clone(),
+            })
+            .batch_size(100)
+            .flush_interval(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        for i in 0..100 {
+            em.emit(tick(&format!("e{i}"))).unwrap();
+        }
+        eventually("the full batch delivered", || {
+            got.load(std::sync::atomic::Ordering::SeqCst) == 100
+        });
+        em.shutdown().unwrap();
     }
 }
