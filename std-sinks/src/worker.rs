@@ -811,12 +811,20 @@ impl Shared {
         Counters::add(&self.counters.emitted, 1);
         // The worker may be sleeping without a deadline when the queue was
         // empty; past a full batch it is busy sending and looks at the
-        // queue again before it sleeps.
+        // queue again before it sleeps. A queue that reaches its capacity
+        // below a batch is due too (the worker sends it at once): without
+        // a wake it waited for the flush interval, or for an emit refused
+        // for want of room.
         let first = st.oldest.is_none();
         if first {
             st.oldest = Some(Instant::now());
         }
-        st.worker_idle && (first || st.queue.len() == self.config.batch_size)
+        let cfg = &self.config;
+        st.worker_idle
+            && (first
+                || st.queue.len() == self.config.batch_size
+                || st.queue.len() + st.in_flight >= cfg.queue_events
+                || st.bytes >= cfg.queue_bytes)
     }
 
     /// Writes `e` to the spool, making room first as its [`WhenFull`] says.
@@ -2559,6 +2567,33 @@ mod tests {
         }
         eventually("the full batch delivered", || {
             got.load(std::sync::atomic::Ordering::SeqCst) == 100
+        });
+        em.shutdown().unwrap();
+    }
+
+    /// A queue that reaches its capacity below a batch is sent at once, as
+    /// `queue_capacity` says: the worker is woken, not left to sleep until
+    /// the flush interval (or until an event is refused for want of room).
+    #[test]
+    fn a_queue_at_its_capacity_is_sent_at_once() {
+        let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let em = crate::Emitter::builder("/agents/t")
+            .sink(Small {
+                max: usize::MAX,
+                got: got.clone(),
+            })
+            .batch_size(100)
+            .queue_capacity(3)
+            .flush_interval(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        em.emit(tick("e0")).unwrap();
+        // The worker has looked at the one event and sleeps.
+        eventually("the worker sleeps", || em.shared().lock().worker_idle);
+        em.emit(tick("e1")).unwrap();
+        em.emit(tick("e2")).unwrap();
+        eventually("the full queue delivered", || {
+            got.load(std::sync::atomic::Ordering::SeqCst) == 3
         });
         em.shutdown().unwrap();
     }
