@@ -216,10 +216,15 @@ impl Deferred {
         let n = self.len.fetch_add(1, Ordering::SeqCst) + 1;
         drop(items);
         // Against the worker's check (it sets its state, then reads `len`):
-        // one of the two sees the other.
+        // one of the two sees the other. Items that reach the capacity
+        // below a batch wake it too, as a queue at its capacity does: left
+        // until the flush interval, the next push found no room and was
+        // refused under `DropNewest`.
         let worker = self.worker.load(Ordering::SeqCst);
+        let at_capacity = n >= sh.config.queue_events
+            || self.bytes.load(Ordering::Relaxed) >= sh.config.queue_bytes;
         if worker == WAITS_FOR_EVENTS && n == 1
-            || worker != BUSY && n == sh.config.batch_size.max(1)
+            || worker != BUSY && (n == sh.config.batch_size.max(1) || at_capacity)
         {
             sh.wake_worker();
         }
@@ -374,5 +379,76 @@ impl Shared {
             return;
         }
         self.deferred.push(self, later);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use crate::sink::{Encoded, Sink};
+    use crate::tracing_layer::OssaLayer;
+    use crate::{Emitter, SendError};
+
+    /// Counts the events it is given.
+    struct Count(Arc<AtomicU64>);
+
+    impl Sink for Count {
+        fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+            self.0.fetch_add(events.len() as u64, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn eventually(what: &str, f: impl Fn() -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < end, "not within 10 s: {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Events put off up to the queue's capacity, below a batch, wake the
+    /// sleeping worker to build and queue them (and send the queue, full
+    /// now), as a queue at its capacity does: left until the flush
+    /// interval, the next event put off found no room and was dropped
+    /// under `DropNewest`.
+    #[test]
+    fn events_put_off_up_to_the_capacity_wake_the_worker() {
+        let got = Arc::new(AtomicU64::new(0));
+        let em = Emitter::builder("/agents/t")
+            .sink(Count(got.clone()))
+            .batch_size(100)
+            .queue_capacity(4)
+            .flush_interval(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let subscriber = tracing_subscriber::registry().with(OssaLayer::new(em.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let span =
+                || tracing::info_span!("execute_tool", gen_ai.tool.name = "t").in_scope(|| ());
+            // One span (a start and an end event): built and queued by the
+            // worker, which then sleeps until the interval.
+            span();
+            eventually("the first span's events queued", || {
+                em.metrics().emitted == 2
+                    && em.shared().deferred.worker.load(Ordering::SeqCst) == super::WAITS_UNTIL
+            });
+            // Two more: four events put off, the capacity.
+            span();
+            span();
+            eventually("the events put off built and queued", || {
+                em.metrics().emitted == 6
+            });
+            // So the next ones find room.
+            span();
+        });
+        let m = em.shutdown().map(|_| em.metrics()).unwrap();
+        assert_eq!((m.emitted, m.delivered, m.dropped), (8, 8, 0), "{m:?}");
+        assert_eq!(got.load(Ordering::SeqCst), 8);
     }
 }
