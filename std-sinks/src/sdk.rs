@@ -89,6 +89,11 @@
 //! # Lossy points
 //!
 //! - `time`: offset and fraction digits, as above (the instant is exact).
+//!   A time within a day of the RFC 3339 range's ends whose offset takes
+//!   its instant past it (`9999-12-31T23:59:59-23:59` is in year 10000 in
+//!   UTC, `0000-01-01T00:00:00+01:00` before year 0) converts to the sdk,
+//!   but does not come back: `from_sdk` refuses it, naming `time`, as the
+//!   UTC form it would have to write has no four-digit year.
 //! - `dataschema`: `Url` normalisation, as above.
 //! - JSON data goes through `serde_json::Value`: object members come back in
 //!   key order (unless `serde_json`'s `preserve_order` feature is on), numbers
@@ -547,5 +552,35 @@ mod tests {
     fn years_beyond_9999_are_an_error_naming_time() {
         let e = timestamp_from_unix(253_402_300_800, 0).unwrap_err();
         assert_eq!(e.attribute, Attribute::Time);
+    }
+
+    /// What the module docs say of times at the range's ends: out to the
+    /// sdk, but not back (an error naming `time`, never a panic or a
+    /// wrong instant); one second inside comes back as the same instant.
+    #[test]
+    fn times_whose_offset_leaves_the_year_range_go_out_but_not_back() {
+        for (time, back) in [
+            ("9999-12-31T23:59:59-23:59", None),
+            ("0000-01-01T00:00:00+01:00", None),
+            ("9999-12-31T23:59:59Z", Some("9999-12-31T23:59:59Z")),
+            ("0000-01-01T00:00:00-01:00", Some("0000-01-01T01:00:00Z")),
+        ] {
+            let ev = Event::builder()
+                .id("1")
+                .source("/s")
+                .ty("t")
+                .time_str(time)
+                .build()
+                .unwrap();
+            let theirs = to_sdk(&ev).unwrap();
+            let mut scratch = String::new();
+            match (from_sdk(&theirs, &mut scratch), back) {
+                (Ok(ours), Some(want)) => {
+                    assert_eq!(ours.time().map(|t| t.to_string()).as_deref(), Some(want));
+                }
+                (Err(e), None) => assert_eq!(e.attribute(), Attribute::Time, "{time}: {e}"),
+                (got, _) => panic!("{time}: {:?}", got.map(|e| e.time())),
+            }
+        }
     }
 }
