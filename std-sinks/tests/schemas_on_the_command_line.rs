@@ -111,7 +111,7 @@ fn validate_reports_each_payload_that_breaks_its_schema_and_prints_the_others() 
     // In a batch the element is named from 0, as a parse error names it
     // (it said "batch event 2" for element 1).
     let batch = format!(
-        "[{},{}]",
+        "[{},\n{}]",
         line("b-0", "com.acme.order.placed", "", r#"{"order":"o"}"#),
         line("b-1", "com.acme.order.placed", "", r#"{"order":7}"#)
     );
@@ -122,7 +122,7 @@ fn validate_reports_each_payload_that_breaks_its_schema_and_prints_the_others() 
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("<stdin>: batch element 1: invalid payload"),
+        stderr.contains("<stdin>:2: batch element 1: invalid payload"),
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -110,6 +110,20 @@ fn batch_error_names_the_element_attribute_and_rule() {
     assert!(e.contains("URI-reference"), "{e}");
 }
 
+/// A pretty-printed batch (as `jq .` writes one): an element's error names
+/// the line the element starts on, not line 1 of the file.
+#[test]
+fn a_batch_element_error_names_the_line_the_element_starts_on() {
+    let bad = format!(
+        "[\n  {EV},\n  {{\n    \"specversion\": \"1.0\",\n    \"id\": \"2\",\n    \"source\": \"/s\"\n  }}\n]\n"
+    );
+    let o = run_stdin(&["validate", "--format", "batch"], bad.as_bytes());
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("<stdin>:3: batch element 1:"), "{e}");
+    assert!(e.contains("`type`"), "{e}");
+}
+
 #[test]
 fn jsonl_reports_each_bad_line_with_its_number_and_keeps_going() {
     let input = format!(

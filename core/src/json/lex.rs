@@ -256,7 +256,6 @@ impl<'a> Lexer<'a> {
 
     /// Offset of the next byte to read.
     #[inline]
-    #[allow(dead_code)] // part of the lexer API; not every caller uses it yet
     pub(crate) fn offset(&self) -> usize {
         self.pos
     }

@@ -183,6 +183,8 @@ fn parse_object<'i: 'a, 'a>(
 pub struct BatchParser<'a> {
     lex: Lexer<'a>,
     index: usize,
+    /// Byte offset of the last element read.
+    start: usize,
     first: bool,
     done: bool,
 }
@@ -209,6 +211,7 @@ impl<'a> BatchParser<'a> {
         Ok(BatchParser {
             lex,
             index: 0,
+            start: 0,
             first: true,
             done: false,
         })
@@ -229,6 +232,29 @@ impl<'a> BatchParser<'a> {
     /// ```
     pub fn index(&self) -> usize {
         self.index
+    }
+
+    /// The byte offset in the input where the element [`next_event`]
+    /// last read (returned, or failed on) begins: where to point a reader
+    /// at element [`index`]` - 1` of a pretty-printed batch. 0 before the
+    /// first.
+    ///
+    /// [`next_event`]: Self::next_event
+    /// [`index`]: Self::index
+    ///
+    /// ```
+    /// use ossa_events_core::{parse::json::BatchParser, ParseError};
+    /// let input = b"[\n {\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\"},\n {\"id\":\"2\"}\n]";
+    /// let mut events = BatchParser::new(input)?;
+    /// let mut buf = [0u8; 64];
+    /// assert!(events.next_event(&mut buf).is_some_and(|r| r.is_ok()));
+    /// assert_eq!(events.element_offset(), 3);
+    /// assert!(matches!(events.next_event(&mut buf), Some(Err(ParseError::InBatch { index: 1, .. }))));
+    /// assert_eq!(&input[events.element_offset()..][..6], b"{\"id\":");
+    /// # Ok::<(), ParseError>(())
+    /// ```
+    pub fn element_offset(&self) -> usize {
+        self.start
     }
 
     /// The next event, `None` after the last one. After an error, `None`.
@@ -273,7 +299,9 @@ impl<'a> BatchParser<'a> {
         }
         let index = self.index;
         self.index += 1;
-        if self.lex.peek() != Some(b'{') {
+        let first_byte = self.lex.peek();
+        self.start = self.lex.offset();
+        if first_byte != Some(b'{') {
             // Malformed JSON told apart from JSON that is not an object, as
             // `parse_event` does: the rest of the input is checked first.
             return Some(Err(

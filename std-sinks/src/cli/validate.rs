@@ -533,6 +533,29 @@ fn line_col(bytes: &[u8], offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The line of a byte offset, counted on from the last one asked for
+/// (offsets only grow): a batch whose every element fails reads its input
+/// once, not once an element.
+#[derive(Default)]
+struct Lines {
+    offset: usize,
+    newlines: usize,
+}
+
+impl Lines {
+    /// The line (from 1) that byte `offset` of `bytes` is on.
+    fn at(&mut self, bytes: &[u8], offset: usize) -> usize {
+        let offset = offset.min(bytes.len());
+        if offset < self.offset {
+            *self = Lines::default();
+        }
+        let seen = bytes.get(self.offset..offset).unwrap_or(&[]);
+        self.newlines += seen.iter().filter(|&&b| b == b'\n').count();
+        self.offset = offset;
+        self.newlines + 1
+    }
+}
+
 /// Where in the input an error is, for the message.
 fn locate(name: &str, bytes: &[u8], base_line: usize, e: &ParseError) -> String {
     match e {
@@ -597,18 +620,29 @@ fn validate_input<W: Write>(
         },
         Format::Batch => match BatchParser::new(bytes) {
             Ok(mut batch) => {
-                // Counted from 0, as a parse error names the element.
+                // Counted from 0, as a parse error names the element; an
+                // element's line is where it starts (a pretty-printed batch
+                // has one per line or more), counted on as reading goes.
                 let mut i = 0usize;
+                let mut lines = Lines::default();
                 while let Some(r) = batch.next_event(&mut scratch) {
                     let element = i;
                     i += 1;
+                    let at = batch.element_offset();
                     match r {
                         Ok(ev) => {
-                            part.ok &= part
-                                .checked(check, &ev, || format!("{name}: batch element {element}"));
+                            part.ok &= part.checked(check, &ev, || {
+                                let line = lines.at(bytes, at);
+                                format!("{name}:{line}: batch element {element}")
+                            });
+                        }
+                        // A JSON error has its own place.
+                        Err(e @ ParseError::Json(_)) => {
+                            part.report(name, bytes, 1, &e);
+                            break;
                         }
                         Err(e) => {
-                            part.report(name, bytes, 1, &e);
+                            part.report(name, bytes, lines.at(bytes, at), &e);
                             break;
                         }
                     }
