@@ -439,7 +439,15 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
         Some(u64::try_from(millis(now).saturating_sub(t)).unwrap_or(0))
     }
 
-    pub(crate) fn due(&self, now: Timestamp) -> bool {
+    /// Whether `poll` flushes at `now`. A clock that went back past the
+    /// oldest pending event's emit (an RTC reset, an NTP step) starts its
+    /// wait over at `now`: how long it waited is unknown, and waiting for
+    /// the clock to catch up could hold it for years.
+    pub(crate) fn due(&mut self, now: Timestamp) -> bool {
+        let now_ms = millis(now);
+        if let Some(t) = self.oldest_ms.as_mut() {
+            *t = (*t).min(now_ms);
+        }
         self.waited_ms(now)
             .is_some_and(|waited| waited >= self.config.flush_interval_ms)
     }
@@ -782,6 +790,8 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
 
     /// Flushes when the oldest pending event has waited at least the flush
     /// interval at `now`. Returns the events written (0 when nothing was due).
+    /// If `now` is before that event's emit (the clock went back), its wait
+    /// starts over at `now`.
     ///
     /// ```
     /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};

@@ -1601,7 +1601,8 @@ impl<
     /// Flushes when the oldest event in RAM has waited a flush interval, and,
     /// while flash holds events, writes out one batch of them (a failed
     /// writer is tried again once per flush interval). Returns the events
-    /// delivered.
+    /// delivered. A wait that `now` is before the start of (the clock went
+    /// back) starts over at `now`.
     ///
     /// ```
     /// # use ossa_events_core::emitter::Config;
@@ -1617,6 +1618,12 @@ impl<
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll(&mut self, now: Timestamp) -> Result<usize, DrainError<W::Error>> {
+        // A clock that went back past the failure starts the wait over
+        // (as `due` does for the batch), not held until it catches up.
+        let now_ms = millis(now);
+        if let Some(t) = self.failed_at_ms.as_mut() {
+            *t = (*t).min(now_ms);
+        }
         let spooled = !self.spool.is_empty() && self.retry_in_ms(now) == 0;
         if self.inner.due(now) || spooled {
             self.round(now)

@@ -1,0 +1,128 @@
+//! A clock that steps back (an RTC reset to the epoch after a brown-out, an
+//! NTP correction) must not hold pending events until it catches up with
+//! the time of their emit: that can be decades. The wait starts over at the
+//! first `poll` that sees the clock behind, so the superloop the docs show
+//! (`poll`, then sleep `next_flush_in_ms`, then `poll` again) flushes one
+//! interval later, as `next_flush_in_ms` promised.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use ossa_events_core::emitter::{Config, Emitter};
+use ossa_events_core::io::SliceWriter;
+use ossa_events_core::{Clock, Event, RandomIds, Timestamp};
+
+/// 2025-11-24, when the events are emitted.
+const SYNCED_MS: i64 = 1_764_000_000_000;
+
+#[derive(Clone, Default)]
+struct Ms(Rc<Cell<i64>>);
+
+impl Clock for Ms {
+    fn now(&self) -> Timestamp {
+        at(self.0.get())
+    }
+}
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_unix_millis(ms).unwrap()
+}
+
+#[test]
+fn the_emitter_flushes_one_interval_after_the_clock_stepped_back() {
+    let clock = Ms::default();
+    clock.0.set(SYNCED_MS);
+    let mut out = [0u8; 2048];
+    let ids: RandomIds<fn(&mut [u8; 16])> = RandomIds(|b| b.fill(3));
+    let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(
+        Config::new("/s").flush_interval_ms(1000),
+        SliceWriter::new(&mut out),
+        ids,
+        clock.clone(),
+    );
+    em.emit(Event::builder().ty("t")).unwrap();
+    // The RTC lost its time: the clock reads the epoch from now on.
+    clock.0.set(0);
+    assert_eq!(
+        em.poll(at(0)).unwrap(),
+        0,
+        "not due yet: the wait starts over"
+    );
+    let sleep = em.next_flush_in_ms(at(0)).unwrap();
+    assert_eq!(sleep, 1000);
+    assert_eq!(
+        em.poll(at(1000)).unwrap(),
+        1,
+        "next_flush_in_ms said 1000 ms; the event is still pending"
+    );
+    assert_eq!(em.counters().delivered, 1);
+}
+
+#[cfg(feature = "async")]
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    common::poll_or_drop(f, 100).expect("the writer is always ready")
+}
+
+#[cfg(feature = "async")]
+#[test]
+fn the_async_emitter_flushes_one_interval_after_the_clock_stepped_back() {
+    use ossa_events_core::emitter::AsyncEmitter;
+    let clock = Ms::default();
+    clock.0.set(SYNCED_MS);
+    let mut out = [0u8; 2048];
+    let ids: RandomIds<fn(&mut [u8; 16])> = RandomIds(|b| b.fill(3));
+    let mut em: AsyncEmitter<'_, _, _, _, 8, 2048> = AsyncEmitter::new(
+        Config::new("/s").flush_interval_ms(1000),
+        &mut out[..],
+        ids,
+        clock.clone(),
+    );
+    run(em.emit(Event::builder().ty("t"))).unwrap();
+    clock.0.set(0);
+    assert_eq!(run(em.poll(at(0))).unwrap(), 0);
+    assert_eq!(em.next_flush_in_ms(at(0)), Some(1000));
+    assert_eq!(run(em.poll(at(1000))).unwrap(), 1);
+}
+
+#[cfg(feature = "flash-spool")]
+#[test]
+fn the_spool_tries_the_writer_again_one_interval_after_the_clock_stepped_back() {
+    use common::flash::{Link, Power, Ram, TestClock, open, reading};
+    use ossa_events_core::spool::{SpoolMode, WhenFull};
+
+    let power = Rc::new(Power::default());
+    let link = Link {
+        power: power.clone(),
+        ..Link::default()
+    };
+    let clock = TestClock::default();
+    let mut em = open(
+        Ram::new(),
+        4,
+        power,
+        SpoolMode::WhenDown,
+        WhenFull::DropOldest,
+        link.clone(),
+        clock,
+    );
+    link.down.set(true);
+    em.emit(reading("ev-0")).unwrap();
+    assert!(em.flush().is_err());
+    assert_eq!(em.spool().len(), 1, "the failed batch went to flash");
+    // The link comes back; the clock has gone back to the epoch meanwhile.
+    link.down.set(false);
+    assert_eq!(
+        em.poll(at(0)).unwrap(),
+        0,
+        "a failed writer waits an interval"
+    );
+    assert_eq!(em.next_flush_in_ms(at(0)), Some(1000));
+    assert_eq!(
+        em.poll(at(1000)).unwrap(),
+        1,
+        "next_flush_in_ms said 1000 ms; the event is still in flash"
+    );
+}
