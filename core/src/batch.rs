@@ -395,7 +395,18 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     /// const EMPTY: Batch<16, 4096> = Batch::new(BatchFormat::JsonBatch);
     /// assert!(EMPTY.is_empty());
     /// ```
+    ///
+    /// A batch for no events (`N` = 0) does not compile: it could take
+    /// none, yet report each push as [`FullCount`](PushErrorKind::FullCount),
+    /// which draining never cures (nor, for an emitter, its
+    /// [`TooLarge`](crate::emitter::EmitError::TooLarge)).
+    ///
+    /// ```compile_fail,E0080
+    /// use ossa_events_core::{Batch, BatchFormat};
+    /// let batch: Batch<0, 4096> = Batch::new(BatchFormat::JsonLines);
+    /// ```
     pub const fn new(format: BatchFormat) -> Self {
+        const { assert!(N > 0, "a Batch needs room for at least one event (N > 0)") };
         Batch {
             bytes: heapless::Vec::new(),
             ends: heapless::Vec::new(),

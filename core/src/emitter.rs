@@ -652,7 +652,9 @@ macro_rules! common_methods {
     };
 }
 
-/// Batches events and writes them to `W`; `N` events and `B` bytes at most pending.
+/// Batches events and writes them to `W`; `N` events and `B` bytes at most
+/// pending. `N` is at least 1: an emitter for no events does not compile
+/// (see [`Batch::new`]).
 ///
 /// ```
 /// use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, ossa, FixedClock, RandomIds, Timestamp};
