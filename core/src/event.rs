@@ -1748,6 +1748,11 @@ impl<'a> EventBuilder<'a> {
     /// builder yet (unlike [`ossa_context`](Self::ossa_context), which
     /// replaces them), in place (see [`fill_defaults`](Self::fill_defaults)).
     ///
+    /// An event that carries its own W3C `traceparent` keeps its trace: the
+    /// context's trace and span ids are not added beside it (they would
+    /// name another trace, and the event would be refused as
+    /// [`TraceContextConflict`](crate::Rule::TraceContextConflict)).
+    ///
     /// ```
     /// use ossa_events_core::{ossa, Event};
     /// let ctx = ossa::Context { agent_id: Some("planner"), trace_id: Some("t-1"), ..Default::default() };
@@ -1758,11 +1763,19 @@ impl<'a> EventBuilder<'a> {
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     pub fn fill_ossa_context(&mut self, ctx: &ossa::Context<'a>) -> &mut Self {
+        // A `traceparent` of the event's own (a derived one agrees with the
+        // ids it came from, which are then set and not filled anyway).
+        let own_trace = self.tp_check.is_some() && !self.tp_derived;
+        let (trace, span) = if own_trace {
+            (None, None)
+        } else {
+            (ctx.trace_id, ctx.span_id)
+        };
         for (slot, value) in [
             (OSSA_AGENT, ctx.agent_id),
             (OSSA_INTERACTION, ctx.interaction_id),
-            (OSSA_TRACE, ctx.trace_id),
-            (OSSA_SPAN, ctx.span_id),
+            (OSSA_TRACE, trace),
+            (OSSA_SPAN, span),
         ] {
             if let Some(v) = value {
                 self.fill_ossa(slot, v);

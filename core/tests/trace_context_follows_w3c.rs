@@ -339,13 +339,19 @@ fn context_emitter(out: &mut [u8]) -> CtxEmitter<'_> {
 }
 
 /// An event's own `traceparent` of another trace than the context's is
-/// refused, with the rule it breaks.
-fn assert_other_trace_refused(em: &mut CtxEmitter<'_>) {
+/// kept (the context's trace and span ids are not added beside it); one
+/// that the event itself contradicts with its own `ossatraceid` is refused,
+/// with the rule it breaks.
+fn assert_own_trace_kept_and_conflict_refused(em: &mut CtxEmitter<'_>) {
+    const OTHER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    em.emit(Event::builder().ty("t").traceparent(OTHER))
+        .unwrap();
     let err = em
         .emit(
             Event::builder()
                 .ty("t")
-                .traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+                .traceparent(OTHER)
+                .ossa_trace_id(TRACE),
         )
         .unwrap_err();
     assert!(
@@ -363,9 +369,9 @@ fn the_emitter_writes_traceparent_from_its_context_and_counts_a_conflict_rejecte
     // The event's own span: the traceparent follows it.
     em.emit(Event::builder().ty("t").ossa_span_id("b7ad6b7169203331"))
         .unwrap();
-    assert_other_trace_refused(&mut em);
+    assert_own_trace_kept_and_conflict_refused(&mut em);
     em.flush().unwrap();
-    assert_eq!((em.counters().delivered, em.counters().rejected), (2, 1));
+    assert_eq!((em.counters().delivered, em.counters().rejected), (3, 1));
     let text = std::str::from_utf8(em.writer().written()).unwrap();
     let mut lines = text.lines();
     assert!(
@@ -380,25 +386,39 @@ fn the_emitter_writes_traceparent_from_its_context_and_counts_a_conflict_rejecte
             .unwrap()
             .contains(r#""traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01""#)
     );
+    let own = lines.next().unwrap();
+    assert!(
+        own.contains(r#""traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01""#)
+            && !own.contains("ossatraceid")
+            && !own.contains("ossaspanid"),
+        "{own}"
+    );
 }
 
 /// Built without the `traceparent` feature (a firmware's choice), the
 /// emitters write none, and the trace-context rules still hold: an event's
-/// own `traceparent` must carry its `ossatraceid`.
+/// own `traceparent` must carry its own `ossatraceid`.
 #[cfg(not(feature = "traceparent"))]
 #[test]
 fn without_the_feature_the_emitter_writes_no_traceparent_and_still_checks_one() {
     let mut out = [0u8; 8192];
     let mut em = context_emitter(&mut out);
-    assert_other_trace_refused(&mut em);
+    assert_own_trace_kept_and_conflict_refused(&mut em);
     em.flush().unwrap();
-    assert_eq!((em.counters().delivered, em.counters().rejected), (1, 1));
+    assert_eq!((em.counters().delivered, em.counters().rejected), (2, 1));
     let text = std::str::from_utf8(em.writer().written()).unwrap();
+    let mut lines = text.lines();
+    let ours = lines.next().unwrap();
     assert!(
-        text.contains(&format!(r#""ossatraceid":"{TRACE}""#)),
+        ours.contains(&format!(r#""ossatraceid":"{TRACE}""#)),
         "{text}"
     );
-    assert!(!text.contains("traceparent"), "{text}");
+    assert!(!ours.contains("traceparent"), "none of ours: {text}");
+    let own = lines.next().unwrap();
+    assert!(
+        own.contains("traceparent") && !own.contains("ossatraceid"),
+        "{text}"
+    );
 }
 
 proptest! {

@@ -776,7 +776,8 @@ impl EmitterBuilder {
         self.context.interaction_id = Some(v.into());
         self
     }
-    /// `ossatraceid` for events that do not set it. Defaults to none.
+    /// `ossatraceid` for events that do not set it (nor carry a
+    /// `traceparent` of their own, whose trace they keep). Defaults to none.
     ///
     /// ```
     /// use ossa_events::{sink::NullSink, Emitter};
@@ -791,7 +792,8 @@ impl EmitterBuilder {
         self.context.trace_id = Some(v.into());
         self
     }
-    /// `ossaspanid` for events that do not set it. Defaults to none.
+    /// `ossaspanid` for events that do not set it (nor carry a
+    /// `traceparent` of their own). Defaults to none.
     ///
     /// ```
     /// use ossa_events::{sink::NullSink, Emitter};
@@ -1359,6 +1361,55 @@ mod tests {
 
     use super::*;
     use crate::sink::NullSink;
+
+    /// An event with its own W3C `traceparent` is sent with it, not
+    /// refused for the emitter's trace and span ids (`TraceContextConflict`
+    /// before); events without one get the emitter's ids and the
+    /// `traceparent` made of them.
+    #[test]
+    fn an_event_with_its_own_traceparent_keeps_it_beside_the_emitters_trace() {
+        use crate::SendError;
+        use crate::sink::{Encoded, Sink};
+        struct Keep(Arc<Mutex<Vec<String>>>);
+        impl Sink for Keep {
+            fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+                let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+                kept.extend(
+                    events
+                        .iter()
+                        .map(|e| String::from_utf8_lossy(e.json()).into_owned()),
+                );
+                Ok(())
+            }
+        }
+        const THEIRS: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let emitter = Emitter::builder("/agents/a")
+            .sink(Keep(kept.clone()))
+            .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+            .span_id("00f067aa0ba902b7")
+            .build()
+            .unwrap();
+        emitter
+            .emit(EventBuilder::new().ty("t").traceparent(THEIRS))
+            .unwrap();
+        emitter.emit(EventBuilder::new().ty("t")).unwrap();
+        emitter.shutdown().unwrap();
+        let m = emitter.metrics();
+        assert_eq!((m.delivered, m.rejected), (2, 0), "{m:?}");
+        let kept = kept.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let v: Vec<serde_json::Value> = kept
+            .iter()
+            .map(|j| serde_json::from_str(j).unwrap())
+            .collect();
+        assert_eq!(v[0]["traceparent"], THEIRS);
+        assert!(v[0].get("ossatraceid").is_none(), "{}", kept[0]);
+        assert_eq!(v[1]["ossatraceid"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            v[1]["traceparent"],
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+    }
 
     /// An event with every extension slot taken has no room for the
     /// `sequence` number: it is rejected, counted and reported once, like
