@@ -442,14 +442,23 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
     /// Whether `poll` flushes at `now`. A clock that went back past the
     /// oldest pending event's emit (an RTC reset, an NTP step) starts its
     /// wait over at `now`: how long it waited is unknown, and waiting for
-    /// the clock to catch up could hold it for years.
-    pub(crate) fn due(&mut self, now: Timestamp) -> bool {
+    /// the clock to catch up could hold it for years. When it is due: `now`
+    /// in Unix milliseconds.
+    pub(crate) fn due_at(&mut self, now: Timestamp) -> Option<i64> {
         let now_ms = millis(now);
-        if let Some(t) = self.oldest_ms.as_mut() {
-            *t = (*t).min(now_ms);
+        let t = self.oldest_ms.as_mut()?;
+        *t = (*t).min(now_ms);
+        let waited = u64::try_from(now_ms.saturating_sub(*t)).unwrap_or(0);
+        (waited >= self.config.flush_interval_ms).then_some(now_ms)
+    }
+
+    /// After a `poll` whose write `failed`, the wait starts over at `now`
+    /// (the events are still pending): the next try is an interval later,
+    /// not at every call while the link is down.
+    pub(crate) fn failed_at(&mut self, failed: bool, now_ms: i64) {
+        if failed && let Some(t) = self.oldest_ms.as_mut() {
+            *t = now_ms;
         }
-        self.waited_ms(now)
-            .is_some_and(|waited| waited >= self.config.flush_interval_ms)
     }
 
     pub(crate) fn next_flush_in_ms(&self, now: Timestamp) -> Option<u64> {
@@ -793,7 +802,10 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
     /// Flushes when the oldest pending event has waited at least the flush
     /// interval at `now`. Returns the events written (0 when nothing was due).
     /// If `now` is before that event's emit (the clock went back), its wait
-    /// starts over at `now`.
+    /// starts over at `now`. When the write fails, the events stay pending
+    /// and the wait starts over at `now` too: the next try is one flush
+    /// interval later ([`next_flush_in_ms`](Self::next_flush_in_ms) says
+    /// so), not at every call; [`flush`](Self::flush) still tries at once.
     ///
     /// ```
     /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
@@ -809,8 +821,10 @@ impl<'a, W: Write, I: IdSource, C: Clock, const N: usize, const B: usize>
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll(&mut self, now: Timestamp) -> Result<usize, DrainError<W::Error>> {
-        if self.inner.due(now) {
-            self.flush()
+        if let Some(now_ms) = self.inner.due_at(now) {
+            let r = self.flush();
+            self.inner.failed_at(r.is_err(), now_ms);
+            r
         } else {
             Ok(0)
         }
@@ -1038,8 +1052,10 @@ impl<'a, W: embedded_io_async::Write, I: IdSource, C: Clock, const N: usize, con
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn poll(&mut self, now: Timestamp) -> Result<usize, DrainError<W::Error>> {
-        if self.inner.due(now) {
-            self.flush().await
+        if let Some(now_ms) = self.inner.due_at(now) {
+            let r = self.flush().await;
+            self.inner.failed_at(r.is_err(), now_ms);
+            r
         } else {
             Ok(0)
         }

@@ -1625,7 +1625,7 @@ impl<
             *t = (*t).min(now_ms);
         }
         let spooled = !self.spool.is_empty() && self.retry_in_ms(now) == 0;
-        if self.inner.due(now) || spooled {
+        if self.inner.due_at(now).is_some() || spooled {
             self.round(now)
         } else {
             Ok(0)

@@ -213,6 +213,46 @@ fn poll_flushes_after_the_interval_since_the_oldest_event() {
     assert_eq!(em.poll(clock.now_ts()).unwrap(), 0);
 }
 
+/// A writer that is down: a `poll` whose write fails starts the wait over,
+/// so the next try is one flush interval later and `next_flush_in_ms` says
+/// so. Before, it said `Some(0)` for ever after a failure and every `poll`
+/// wrote again: a superloop that sleeps what it says spun at full CPU on a
+/// link that was down. `flush()` still tries at once.
+#[test]
+fn poll_tries_a_failed_writer_again_one_interval_later() {
+    let (w, wire, mode) = fake();
+    let clock = TestClock::at(0);
+    let mut em: Emitter<'_, _, _, _, 8, 4096> = Emitter::new(
+        Config::new("/dev/1").batch_size(8).flush_interval_ms(1000),
+        w,
+        ids(),
+        &clock,
+    );
+    em.emit_ossa(&tool_call(0)).unwrap();
+    mode.set(Mode::FailWrite);
+    clock.advance(1000);
+    assert!(em.poll(clock.now_ts()).is_err());
+    assert_eq!(em.counters().failed_writes, 1);
+    assert_eq!(em.next_flush_in_ms(clock.now_ts()), Some(1000));
+    for _ in 0..5 {
+        assert_eq!(em.poll(clock.now_ts()).unwrap(), 0, "not again at once");
+    }
+    clock.advance(999);
+    assert_eq!(em.poll(clock.now_ts()).unwrap(), 0);
+    assert_eq!(em.counters().failed_writes, 1, "one try an interval");
+    clock.advance(1);
+    assert!(em.poll(clock.now_ts()).is_err());
+    assert_eq!(em.counters().failed_writes, 2);
+    // An explicit flush does not wait.
+    assert!(em.flush().is_err());
+    assert_eq!(em.counters().failed_writes, 3);
+    mode.set(Mode::Ok);
+    clock.advance(1000);
+    assert_eq!(em.poll(clock.now_ts()).unwrap(), 1);
+    assert_eq!(delivered_ids(&wire.borrow().delivered).len(), 1);
+    assert_eq!(em.next_flush_in_ms(clock.now_ts()), None);
+}
+
 #[test]
 fn a_failing_writer_loses_nothing_and_recovers() {
     let (w, wire, mode) = fake();
