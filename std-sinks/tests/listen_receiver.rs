@@ -1307,3 +1307,45 @@ fn timeouts_of_duration_max_serve_requests() {
     assert_eq!(seen(&seen_events).len(), 1);
     rx.shutdown();
 }
+
+#[test]
+fn empty_lines_before_a_request_line_do_not_keep_a_connection_open() {
+    // A server skips empty lines before a request line (RFC 9112 §2.2); a
+    // client sending nothing else, a CRLF well inside the read and idle
+    // timeouts each time, is still closed like an idle one (no request, so
+    // nothing to answer).
+    let (rx, seen_events) = start(quick());
+    let mut c = Client::connect(rx.local_addr());
+    let mut writer = c.stream.try_clone().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_writer = stop.clone();
+    let trickle = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < until && !stop_writer.load(std::sync::atomic::Ordering::Relaxed) {
+            if writer.write_all(b"\r\n").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let start = Instant::now();
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut chunk = [0u8; 4096];
+    let got = c.stream.read(&mut chunk);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    trickle.join().unwrap();
+    let elapsed = start.elapsed();
+    let text = match got {
+        Ok(n) => String::from_utf8_lossy(&chunk[..n]).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => String::new(),
+        Err(e) => panic!("still open after {elapsed:?} of empty lines: {e}"),
+    };
+    assert!(text.is_empty(), "{text:?}");
+    // The idle timeout (400 ms) from the first empty line, not renewed by each.
+    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    let stats = rx.shutdown();
+    assert_eq!(stats.timeouts, 1, "{stats:?}");
+    assert!(seen(&seen_events).is_empty());
+}

@@ -119,6 +119,10 @@ pub(super) struct Lexer {
     /// The head read so far (held back from hyper until complete and valid),
     /// or the chunk-size / trailer line read so far.
     held: Vec<u8>,
+    /// Bytes of empty lines skipped before the current request line: they
+    /// count toward the head limit, and do not renew the idle deadline,
+    /// though hyper never sees them.
+    preamble: usize,
     trailer_bytes: usize,
     /// Sum of the chunk sizes announced so far in this body.
     chunked_total: u64,
@@ -132,6 +136,7 @@ impl Lexer {
         Lexer {
             state: State::Head,
             held: Vec::new(),
+            preamble: 0,
             trailer_bytes: 0,
             chunked_total: 0,
             max_header_bytes,
@@ -142,6 +147,11 @@ impl Lexer {
 
     /// Whether no request is in progress (nothing of a next one read yet).
     fn idle(&self) -> bool {
+        self.state == State::Head && self.held.is_empty() && self.preamble == 0
+    }
+
+    /// Whether no request line has started: idle, or only empty lines read.
+    fn between_requests(&self) -> bool {
         self.state == State::Head && self.held.is_empty()
     }
 
@@ -181,7 +191,7 @@ impl Lexer {
                     self.held.push(b);
                     if b == b'\n' {
                         self.head_line(out)?;
-                    } else if self.held.len() > self.max_header_bytes {
+                    } else if self.preamble + self.held.len() > self.max_header_bytes {
                         return Err(too_large_head());
                     }
                 }
@@ -246,8 +256,14 @@ impl Lexer {
             return Err(refuse(400, "request head lines must end in CRLF"));
         }
         if n == 2 {
-            // An empty line before the request line (RFC 9112 section 2.2).
+            // An empty line before the request line (RFC 9112 section 2.2):
+            // skipped, but counted toward the head limit; the idle deadline
+            // runs from the first one (see `Guard::read_deadline`).
+            self.preamble += n;
             self.held.clear();
+            if self.preamble > self.max_header_bytes {
+                return Err(too_large_head());
+            }
             return Ok(());
         }
         if !self.held.ends_with(b"\r\n\r\n") {
@@ -256,6 +272,7 @@ impl Lexer {
         let next = self.head_complete()?;
         out.extend_from_slice(&self.held);
         self.held.clear();
+        self.preamble = 0;
         if self.held.capacity() > 4 * 1024 {
             self.held.shrink_to(1024);
         }
@@ -627,8 +644,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
             return None;
         }
         let cfg = &self.shared.config;
-        if self.lexer.idle() && self.out_pos == self.out.len() {
-            let since = self.ctl.idle_since().unwrap_or(self.last_read);
+        if self.lexer.between_requests() && self.out_pos == self.out.len() {
+            // Empty lines before a request line do not renew the wait: a
+            // client sending only those is closed like an idle one.
+            let since = if self.lexer.idle() {
+                self.ctl.idle_since().unwrap_or(self.last_read)
+            } else {
+                self.started.unwrap_or(self.last_read)
+            };
             return Some((since + cfg.idle_timeout, Expiry::Idle));
         }
         let started = self.started.unwrap_or(self.last_read);
