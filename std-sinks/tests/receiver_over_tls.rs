@@ -233,3 +233,55 @@ fn listen_serves_https_with_pem_files_from_the_command_line() {
     assert!(msg.contains(other.key_path.to_str().unwrap()), "{msg}");
     assert_eq!(msg.lines().count(), 1, "{msg}");
 }
+
+/// Whether the server closes `conn` (end of stream or reset) within `within`.
+fn closed_within(conn: &mut TcpStream, within: Duration) -> bool {
+    conn.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn a_stalled_handshake_is_closed_at_the_cap_and_on_shutdown() {
+    let pem = pem_files("stalled");
+    let tls = receiver::tls_config_from_pem(&pem.cert_path, &pem.key_path).unwrap();
+    let config = ReceiverConfig::new()
+        .max_connections(1)
+        .request_timeout(Duration::from_secs(30));
+    let rx = Receiver::bind("127.0.0.1:0", config)
+        .unwrap()
+        .tls(tls)
+        .spawn(|_: &Event<'_>| {})
+        .unwrap();
+    let addr = rx.local_addr();
+    // The first byte of a ClientHello, then nothing: an idle connection,
+    // which a new one displaces at the cap.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled.write_all(&[0x16]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut next = TcpStream::connect(addr).unwrap();
+    assert!(
+        closed_within(&mut stalled, Duration::from_secs(3)),
+        "a connection stalled in its handshake stayed open at the cap"
+    );
+    assert_eq!(rx.stats().connections_evicted, 1);
+    // Shutting down does not wait for a stalled handshake either.
+    next.write_all(&[0x16]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = std::time::Instant::now();
+    let stats = rx.shutdown();
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "shutdown waited {:?} for a stalled handshake",
+        start.elapsed()
+    );
+    assert_eq!(stats.connections, 2);
+    assert!(closed_within(&mut next, Duration::from_secs(1)));
+}

@@ -360,7 +360,14 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, ctl: Arc<ConnCtl>) {
     #[cfg(feature = "receiver-tls")]
     if let Some(acceptor) = shared.tls.clone() {
         let handshake = Box::pin(acceptor.accept(stream));
-        let tls = match tokio::time::timeout(shared.config.request_timeout, handshake).await {
+        // Still idle until the handshake ends: closed at the cap, or when the
+        // receiver stops, like a connection waiting for its first byte.
+        let shaken = tokio::select! {
+            r = tokio::time::timeout(shared.config.request_timeout, handshake) => r,
+            () = ctl.evict.notified() => return,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let tls = match shaken {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 add(&shared.counters.tls_failures, 1);
