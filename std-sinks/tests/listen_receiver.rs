@@ -1349,3 +1349,24 @@ fn empty_lines_before_a_request_line_do_not_keep_a_connection_open() {
     assert_eq!(stats.timeouts, 1, "{stats:?}");
     assert!(seen(&seen_events).is_empty());
 }
+
+#[test]
+fn chunk_extensions_with_non_ascii_quoted_values_are_accepted() {
+    // RFC 9112 §7.1.1: a chunk extension's value may be a quoted-string,
+    // whose text includes obs-text (bytes 0x80 to 0xFF); only control bytes
+    // are refused.
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let event = ev_json("obs-text");
+    let mut req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\nTransfer-Encoding: chunked\r\n\r\n{:x};name=\"",
+        event.len()
+    )
+    .into_bytes();
+    req.extend_from_slice("café".as_bytes());
+    req.extend_from_slice(b"\xff\"\r\n");
+    req.extend_from_slice(event.as_bytes());
+    req.extend_from_slice(b"\r\n0\r\n\r\n");
+    let r = roundtrip(rx.local_addr(), &req);
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(seen(&seen_events), vec![event]);
+}

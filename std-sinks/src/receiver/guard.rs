@@ -341,7 +341,9 @@ impl Lexer {
         let line = &self.held[..n - 2];
         let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
         let rest = &line[digits..];
-        let visible = |b: &u8| *b == b'\t' || (b' '..=b'~').contains(b);
+        // HTAB, SP, VCHAR and obs-text (a quoted extension value may hold
+        // bytes 0x80 to 0xFF, RFC 9112 §7.1.1): anything but a control byte.
+        let visible = |b: &u8| *b == b'\t' || (b' '..=b'~').contains(b) || *b >= 0x80;
         let ext = rest.trim_ascii_start();
         if digits == 0 || !rest.iter().all(visible) || !(ext.is_empty() || ext[0] == b';') {
             return Err(malformed("invalid chunk size line"));
