@@ -508,6 +508,10 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
             eprintln!("ossa-events: emit: spool: {e}");
             return ExitCode::from(super::EXIT_FAILURE);
         }
+        Err(e @ ossa_events::Error::SpoolLocked(_)) => {
+            eprintln!("ossa-events: emit: spool: {e}");
+            return ExitCode::from(super::EXIT_FAILURE);
+        }
         Err(e) => return super::usage_error(Some("emit"), &format!("emit: {e}")),
     };
 

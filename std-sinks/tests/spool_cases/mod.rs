@@ -162,6 +162,31 @@ fn two_emitters_cannot_share_a_spool() {
     drop(em);
 }
 
+/// `ossa-events emit --spool DIR` on a directory another emitter holds
+/// fails as its help says: exit 1 (not a usage error, exit 2), naming it.
+#[cfg(feature = "cli")]
+#[test]
+fn emit_on_a_spool_in_use_exits_1() {
+    let d = dir("lock_cli");
+    let (em, _) = emitter(&d, Gate::up(true), |c| c);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ossa-events"))
+        .args(["emit", "--demo", "--spool"])
+        .arg(&d)
+        .args(if super::MAPPED {
+            &["--spool-mapped"][..]
+        } else {
+            &[]
+        })
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("spool in use"), "{err}");
+    assert!(!err.contains("--help"), "not a usage error: {err}");
+    drop(em);
+}
+
 /// Spools `n` events with the collector down; the segment files.
 fn spooled(d: &Path, prefix: &str, n: usize, segment: u64) -> Vec<PathBuf> {
     let (em, _) = emitter(d, Gate::up(false), |c| c.segment_bytes(segment));
