@@ -580,7 +580,7 @@ fn bad_arguments_give_one_line_and_exit_2() {
 /// The features this test binary's crate was built with, as `--version`
 /// lists them.
 fn built_features() -> Vec<&'static str> {
-    let mut f = vec!["cli", "http", "otlp"];
+    let mut f = vec!["cli", "http", "otlp", "receiver", "receiver-tls", "schemas"];
     if cfg!(feature = "kafka") {
         f.push("kafka");
     }
@@ -589,6 +589,12 @@ fn built_features() -> Vec<&'static str> {
     }
     if cfg!(feature = "axum") {
         f.push("axum");
+    }
+    if cfg!(feature = "tracing") {
+        f.push("tracing");
+    }
+    if cfg!(feature = "opentelemetry") {
+        f.push("opentelemetry");
     }
     if cfg!(feature = "cloudevents-sdk") {
         f.push("cloudevents-sdk");

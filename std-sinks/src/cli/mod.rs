@@ -134,12 +134,19 @@ const FEATURES: &[&str] = &[
     "cli",
     "http",
     "otlp",
+    "receiver",
+    "receiver-tls",
+    "schemas",
     #[cfg(feature = "kafka")]
     "kafka",
     #[cfg(feature = "http-types")]
     "http-types",
     #[cfg(feature = "axum")]
     "axum",
+    #[cfg(feature = "tracing")]
+    "tracing",
+    #[cfg(feature = "opentelemetry")]
+    "opentelemetry",
     #[cfg(feature = "cloudevents-sdk")]
     "cloudevents-sdk",
 ];
@@ -500,6 +507,49 @@ mod tests {
                 assert!(u.starts_with(name), "{name}: {u}");
             }
         }
+    }
+
+    /// `--version` names every cargo feature of the package this build
+    /// has (`cli` brings `http`, `otlp`, `receiver`, `receiver-tls` and
+    /// `schemas` along), and no other.
+    #[test]
+    fn version_lists_every_feature_built_in() {
+        let built = [
+            ("cli", cfg!(feature = "cli")),
+            ("http", cfg!(feature = "http")),
+            ("otlp", cfg!(feature = "otlp")),
+            ("receiver", cfg!(feature = "receiver")),
+            ("receiver-tls", cfg!(feature = "receiver-tls")),
+            ("schemas", cfg!(feature = "schemas")),
+            ("kafka", cfg!(feature = "kafka")),
+            ("http-types", cfg!(feature = "http-types")),
+            ("axum", cfg!(feature = "axum")),
+            ("tracing", cfg!(feature = "tracing")),
+            ("opentelemetry", cfg!(feature = "opentelemetry")),
+            ("cloudevents-sdk", cfg!(feature = "cloudevents-sdk")),
+        ];
+        // The table above covers every feature the manifest declares.
+        let manifest = include_str!("../../Cargo.toml");
+        let declared: std::collections::BTreeSet<&str> = manifest
+            .split("\n[features]\n")
+            .nth(1)
+            .and_then(|t| t.split("\n[").next())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(" = ").map(|(name, _)| name.trim()))
+            .filter(|name| *name != "default")
+            .collect();
+        let known: std::collections::BTreeSet<&str> = built.iter().map(|(f, _)| *f).collect();
+        assert_eq!(known, declared);
+        let on: std::collections::BTreeSet<&str> = built
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(f, _)| *f)
+            .collect();
+        let listed: std::collections::BTreeSet<&str> = FEATURES.iter().copied().collect();
+        assert_eq!(listed, on);
+        assert_eq!(listed.len(), FEATURES.len(), "{FEATURES:?}");
     }
 
     /// No two options of a command share a name (long, short or alias), and
