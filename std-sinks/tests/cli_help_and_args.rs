@@ -619,6 +619,34 @@ fn hidden_aliases_are_accepted_as_their_option() {
     }
 }
 
+/// `completions` is listed among the commands: `help completions`,
+/// `completions --help` and `completions -h` show its help (exit 0), as for
+/// every other command, even beside a shell that is not known.
+#[test]
+fn completions_has_a_help_like_every_command() {
+    let o = run(&["help", "completions"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let h = text(&o.stdout);
+    for s in [
+        "Usage: ossa-events completions SHELL",
+        "-h, --help",
+        "Exit status:",
+        "Examples:\n  ossa-events ",
+    ] {
+        assert!(h.contains(s), "completions help lacks {s:?}:\n{h}");
+    }
+    for args in [
+        &["completions", "--help"][..],
+        &["completions", "-h"],
+        &["completions", "bash", "--help"],
+        &["completions", "tcsh", "--help"],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), h, "{args:?}");
+    }
+}
+
 #[test]
 fn completions_cover_every_command_and_option() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {

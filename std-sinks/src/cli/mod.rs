@@ -92,11 +92,27 @@ pub(crate) enum Cmd {
     Emit(emit::Args),
     #[command(name = "consume")]
     Consume(consume::Args),
-    /// Print a shell completion script
+    /// Print a shell completion script on stdout
+    ///
+    /// The script completes every command and option of this tool; it is made
+    /// from the same definitions as the help.
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "completions SHELL",
+        after_help = "\
+Exit status: 0 on success; 2 when SHELL is missing or not one of bash, zsh,
+fish, elvish or powershell.
+
+Examples:
+  ossa-events completions bash > ~/.local/share/bash-completion/completions/ossa-events
+  ossa-events completions zsh > ~/.zfunc/_ossa-events"
+    )]
     Completions {
         /// bash, zsh, fish, elvish or powershell
         #[arg(value_name = "SHELL")]
         shell: Option<clap_complete::Shell>,
+        #[command(flatten)]
+        help: args::HelpFlag,
     },
     /// Show the help of the tool or of a command
     Help {
@@ -116,7 +132,8 @@ impl Cmd {
             Cmd::Listen(a) => a.help.help,
             Cmd::Emit(a) => a.help.help,
             Cmd::Consume(a) => a.help.help,
-            Cmd::Completions { .. } | Cmd::Help { .. } => false,
+            Cmd::Completions { help, .. } => help.help,
+            Cmd::Help { .. } => false,
         }
     }
 }
@@ -124,6 +141,12 @@ impl Cmd {
 /// The names of the commands that do the work, in the order of the
 /// top-level help.
 const COMMANDS: [&str; 5] = ["demo", "validate", "listen", "emit", "consume"];
+
+/// Whether command `name` has a help of its own (`--help`, `help NAME`):
+/// the [`COMMANDS`] and `completions`.
+fn has_help(name: &str) -> bool {
+    COMMANDS.contains(&name) || name == "completions"
+}
 
 /// The shells `completions` knows.
 const SHELLS: &str = "bash, zsh, fish, elvish or powershell";
@@ -258,7 +281,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         return usage_error(None, &msg);
     };
     let is_command = COMMANDS.contains(&first);
-    if is_command && args::asks_help(rest) {
+    if has_help(first) && args::asks_help(rest) {
         print!("{}", args::help(sub));
         return ExitCode::SUCCESS;
     }
@@ -298,7 +321,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         Cmd::Listen(a) => listen::run(a),
         Cmd::Emit(a) => emit::run(a, sub_m),
         Cmd::Consume(a) => consume::run(a, sub_m),
-        Cmd::Completions { shell } => completions(shell),
+        Cmd::Completions { shell, .. } => completions(shell),
         Cmd::Help { command: None } => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -306,7 +329,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         Cmd::Help {
             command: Some(name),
         } => match command_of(&name) {
-            Some(c) if COMMANDS.contains(&name.as_str()) => {
+            Some(c) if has_help(&name) => {
                 print!("{}", args::help(&c));
                 ExitCode::SUCCESS
             }
@@ -550,6 +573,20 @@ mod tests {
         let listed: std::collections::BTreeSet<&str> = FEATURES.iter().copied().collect();
         assert_eq!(listed, on);
         assert_eq!(listed.len(), FEATURES.len(), "{FEATURES:?}");
+    }
+
+    /// `completions`, listed among the commands, has a help like theirs.
+    #[test]
+    fn completions_has_a_help() {
+        let h = help_of("completions");
+        for want in [
+            "Print a shell completion script on stdout\n\nUsage: ossa-events completions SHELL\n",
+            "  -h, --help  Show this help\n",
+            "Exit status:",
+            "Examples:\n  ossa-events completions ",
+        ] {
+            assert!(h.contains(want), "lacks {want:?}:\n{h}");
+        }
     }
 
     /// No two options of a command share a name (long, short or alias), and
