@@ -12,7 +12,8 @@ pub(crate) struct SchemaArgs {
     /// Schema. SOURCE is a directory DIR, a URL or 'builtin':
     /// the 11 built-in OSSA schemas, plus every TYPE.json
     /// file of DIR, or the schemas of the HTTP registry at
-    /// URL (fetched once, cached)
+    /// URL (fetched on first use, cached, fetched again
+    /// when 5 min old)
     #[arg(long, value_name = "SOURCE", verbatim_doc_comment)]
     pub(crate) schemas: Option<String>,
     /// How the registry at --schemas URL names a type's
@@ -63,5 +64,26 @@ impl SchemaArgs {
             b = b.dir(spec);
         }
         b.build().map(Some).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ossa_events::schema::HttpRegistry;
+
+    /// The help says how long a registry's schema is kept: the library's
+    /// refresh age, which `--schemas URL` does not change.
+    #[test]
+    fn help_states_the_registry_refresh() {
+        let want = format!(
+            "fetched again when {} min old",
+            HttpRegistry::DEFAULT_REFRESH.as_secs() / 60
+        );
+        for cmd in ["validate", "listen"] {
+            let h = super::super::help_of(cmd);
+            let words = h.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(words.contains(&want), "{cmd}:\n{h}");
+            assert!(!h.contains("fetched once"), "{cmd}:\n{h}");
+        }
     }
 }
