@@ -255,9 +255,9 @@
 //!
 //! # The `ossa-events` command line tool
 //!
-//! The binary (feature `http`) wraps the same pieces: `demo` prints a
-//! realistic agent run ([`demo`]) as JSON Lines; `validate` checks events
-//! (a JSON event, a batch or JSON Lines) and prints them canonically;
+//! The binary (feature `cli`, on by default) wraps the same pieces: `demo`
+//! prints a realistic agent run ([`demo`]) as JSON Lines; `validate` checks
+//! events (a JSON event, a batch or JSON Lines) and prints them canonically;
 //! `listen` runs the [`receiver`] and prints what arrives; `emit` delivers
 //! JSON Lines from stdin (or the demo run) to stdout, HTTP or Kafka through an
 //! [`Emitter`]; `consume` prints the events of a Kafka topic. Run

@@ -577,6 +577,24 @@ fn bad_arguments_give_one_line_and_exit_2() {
     );
 }
 
+/// The crate docs name the feature the manifest requires for the binary.
+#[test]
+fn crate_docs_name_the_feature_of_the_binary() {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let bin = manifest.split("\n[[bin]]\n").nth(1).unwrap();
+    let required = bin
+        .lines()
+        .find_map(|l| l.strip_prefix("required-features = "))
+        .unwrap();
+    assert_eq!(required, r#"["cli"]"#);
+    let lib = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/lib.rs")).unwrap();
+    assert!(
+        lib.contains("//! The binary (feature `cli`"),
+        "src/lib.rs names another feature for the binary"
+    );
+}
+
 /// The features this test binary's crate was built with, as `--version`
 /// lists them.
 fn built_features() -> Vec<&'static str> {
