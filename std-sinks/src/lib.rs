@@ -220,9 +220,9 @@
 //!
 //! # Cargo features
 //!
-//! - `cli` (default): the `ossa-events` binary (implies `http`, `receiver`,
-//!   `receiver-tls` and `schemas`; adds `tracing-subscriber` for its `-v` /
-//!   `RUST_LOG` output).
+//! - `cli` (default): the `ossa-events` binary (implies `http`, `otlp`,
+//!   `receiver`, `receiver-tls` and `schemas`; adds `tracing-subscriber` for
+//!   its `-v` / `RUST_LOG` output).
 //! - `schemas` (default, through `cli`): the [`schema`] module, each event's
 //!   data checked against its JSON Schema (the built-in OSSA schemas, a
 //!   directory, an HTTP or Confluent-compatible registry), at emit
@@ -230,6 +230,9 @@
 //!   Implies `http`.
 //! - `http` (default): `HttpSink` on ureq + rustls, with gzip request bodies.
 //!   Without it: no HTTP client.
+//! - `otlp` (default, through `cli`): `OtlpSink`, OSSA lifecycle events as
+//!   OpenTelemetry spans (GenAI semantic conventions) posted with OTLP/HTTP
+//!   JSON or written to a file. Implies `http`.
 //! - `kafka`: `KafkaSink` on rdkafka; compiles the bundled librdkafka (needs
 //!   a C toolchain, make and zlib).
 //! - `cloudevents-sdk`: the `sdk` module, conversions between this crate's

@@ -595,6 +595,31 @@ fn crate_docs_name_the_feature_of_the_binary() {
     );
 }
 
+/// The crate docs' "Cargo features" list has every feature of the manifest.
+#[test]
+fn crate_docs_list_every_feature() {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let lib = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/lib.rs")).unwrap();
+    let section = lib.split("//! # Cargo features\n").nth(1).unwrap();
+    let section = section.split("//! # ").next().unwrap();
+    let table = manifest.split("\n[features]\n").nth(1).unwrap();
+    let table = table.split("\n[").next().unwrap();
+    let features: Vec<&str> = table
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(" = ").map(|(name, _)| name.trim()))
+        .filter(|name| *name != "default")
+        .collect();
+    assert!(features.contains(&"cli"), "{features:?}");
+    for f in features {
+        assert!(
+            section.contains(&format!("//! - `{f}`")),
+            "src/lib.rs's Cargo features lack `{f}`"
+        );
+    }
+}
+
 /// The features this test binary's crate was built with, as `--version`
 /// lists them.
 fn built_features() -> Vec<&'static str> {
