@@ -356,3 +356,30 @@ fn sequence_reports_gaps_duplicates_and_conflicts_per_source() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("1 not a number"), "{}", stderr(&o));
 }
+
+/// Emitters number each source from 1, so the first events lost are
+/// missing numbers too: a stream that starts at 3 lacks 1 and 2 (exit 1).
+#[test]
+fn sequence_counts_the_numbers_before_the_first_as_missing() {
+    let line = |id: &str, n: u64| {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"/a","type":"t","sequence":"{n:020}"}}"#
+        )
+    };
+    let input = format!("{}\n{}\n{}\n", line("a3", 3), line("a4", 4), line("a6", 6));
+    let o = run_stdin(&["validate", "--sequence"], input.as_bytes());
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("sequence /a: 3..=6, 3 numbered, 3 missing, 0 duplicates"),
+        "{err}"
+    );
+    assert!(err.contains("sequence /a: missing 1..=2 (2)"), "{err}");
+    assert!(err.contains("sequence /a: missing 5..=5 (1)"), "{err}");
+    assert_eq!(stdout(&o).lines().count(), 3);
+    // Only the first lost: still a failure.
+    let input = format!("{}\n{}\n", line("a2", 2), line("a3", 3));
+    let o = run_stdin(&["validate", "--sequence"], input.as_bytes());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("missing 1..=1 (1)"), "{}", stderr(&o));
+}

@@ -60,8 +60,8 @@ pub(crate) struct Args {
     #[arg(short, long, value_name = "FORMAT")]
     format: Option<String>,
     /// Also check each source's 'sequence' numbers (as emitters
-    /// number them with EmitterBuilder::sequence): report the
-    /// range, the numbers missing (events lost) and repeated
+    /// number them with EmitterBuilder::sequence, from 1): report
+    /// the range, the numbers missing (events lost) and repeated
     /// (duplicates; a number on two different ids is a conflict)
     #[arg(long, verbatim_doc_comment)]
     sequence: bool,
@@ -298,6 +298,14 @@ impl Sequences {
             v.sort_unstable();
             let (mut dups, mut conflicts, mut missing) = (0u64, 0u64, 0u64);
             let mut gaps: Vec<(u64, u64)> = Vec::new();
+            // Emitters number each source from 1: numbers below the first
+            // one seen are events lost too.
+            if let Some(&(first, _)) = v.first()
+                && first > 1
+            {
+                missing += first - 1;
+                gaps.push((1, first - 1));
+            }
             for w in v.windows(2) {
                 let ((a, ida), (b, idb)) = (w[0], w[1]);
                 if a == b {
