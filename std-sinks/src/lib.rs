@@ -196,10 +196,35 @@
 //! until everything emitted before it is delivered or given up on.
 //! [`Emitter::shutdown`] — or dropping the last handle — delivers what is
 //! pending within [`shutdown_timeout`](EmitterBuilder::shutdown_timeout),
-//! counts and reports what is left as failed
-//! ([`Reason::ShutdownTimeout`]), and stops the worker; later emits get
+//! counts what is left in `shutdown_timeout` (not in `failed`) and reports
+//! it ([`Reason::ShutdownTimeout`]), and stops the worker; later emits get
 //! [`Error::ShutDown`]. Call `shutdown` (or `flush`) before `main` returns:
 //! the drop is the same, but its outcome is only in the metrics.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ossa_events::sink::{Encoded, Sink};
+//! use ossa_events::{Emitter, Error, EventBuilder, SendError};
+//! /// A collector that takes a second to answer.
+//! struct Slow;
+//! impl Sink for Slow {
+//!     fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+//!         std::thread::sleep(Duration::from_secs(1));
+//!         Ok(())
+//!     }
+//! }
+//! let emitter = Emitter::builder("/agents/a")
+//!     .sink(Slow)
+//!     .shutdown_timeout(Duration::from_millis(100))
+//!     .build()?;
+//! emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+//! // The send outlasts the limit: shutdown says so, and counts the event.
+//! assert!(matches!(emitter.shutdown(), Err(Error::Timeout(_))));
+//! let m = emitter.metrics();
+//! assert_eq!((m.delivered, m.failed, m.shutdown_timeout), (0, 0, 1));
+//! assert!(matches!(emitter.emit(EventBuilder::new().ty("dev.example.tick")), Err(Error::ShutDown)));
+//! # Ok::<(), ossa_events::Error>(())
+//! ```
 //!
 //! # Diagnostics
 //!
