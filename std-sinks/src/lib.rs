@@ -72,7 +72,7 @@
 //! | `delivered` | the sink confirmed it | — |
 //! | `failed` | queued, then given up on: a non-retryable error, or retries exhausted | [`Failed`](Reason::Failed) |
 //! | `shutdown_timeout` | queued, and not confirmed when shutdown's time ran out | [`ShutdownTimeout`](Reason::ShutdownTimeout) |
-//! | `dropped` | refused at emit: queue full ([`Error::QueueFull`]) or emitter shut down ([`Error::ShutDown`]) | [`Dropped`](Reason::Dropped) |
+//! | `dropped` | refused at emit: queue full ([`Error::QueueFull`]) or emitter shut down ([`Error::ShutDown`]); with a spool under `DropOldest`, also dropped from disk after it (counted in `evicted` too) | [`Dropped`](Reason::Dropped) |
 //! | `rejected` | refused at emit: breaks a CloudEvents rule ([`Error::Invalid`]), cannot be encoded, or (with [`EmitterBuilder::schemas`]) its payload breaks its schema or the schema cannot be had | [`Rejected`](Reason::Rejected) |
 //!
 //! so `emitted == delivered + failed + shutdown_timeout + queue_depth` at any time.

@@ -39,7 +39,9 @@ pub struct Metrics {
     /// event ends in exactly one of `delivered`, `failed` or this, or is still
     /// in `queue_depth`.
     pub shutdown_timeout: u64,
-    /// Events refused at emit: the queue was full, or the emitter was shut down.
+    /// Events refused at emit: the queue was full, or the emitter was shut
+    /// down. With a spool under [`WhenFull::DropOldest`](crate::spool::WhenFull),
+    /// also the accepted events dropped from disk later (see `evicted`).
     pub dropped: u64,
     /// Events refused at emit because they broke a CloudEvents rule or could not be encoded.
     pub rejected: u64,
@@ -55,7 +57,7 @@ pub struct Metrics {
     /// Events read back from the spool at start (left unconfirmed by an
     /// earlier emitter) and sent again. With a spool,
     /// `emitted + replayed == delivered + failed + shutdown_timeout +
-    /// spooled + queue_depth`.
+    /// spooled + evicted + queue_depth`.
     pub replayed: u64,
     /// Events still in the spool when this emitter stopped (not delivered in
     /// time): the next emitter on the spool sends them. Not reported to
@@ -66,6 +68,11 @@ pub struct Metrics {
     pub spool_errors: u64,
     /// Corrupt spool records skipped (found at start or while reading).
     pub spool_corrupt: u64,
+    /// Accepted events that the spool, full under
+    /// [`WhenFull::DropOldest`](crate::spool::WhenFull), dropped with their
+    /// segment while they were only on disk (also counted in `dropped`, and
+    /// reported [`Reason::Dropped`](crate::Reason::Dropped)).
+    pub evicted: u64,
     /// Bytes of spool segment files on disk.
     pub spool_bytes: u64,
 }
@@ -85,6 +92,7 @@ pub(crate) struct Counters {
     pub(crate) spooled: AtomicU64,
     pub(crate) spool_errors: AtomicU64,
     pub(crate) spool_corrupt: AtomicU64,
+    pub(crate) evicted: AtomicU64,
 }
 
 impl Counters {
@@ -109,6 +117,7 @@ impl Counters {
             spooled: self.spooled.load(Relaxed),
             spool_errors: self.spool_errors.load(Relaxed),
             spool_corrupt: self.spool_corrupt.load(Relaxed),
+            evicted: self.evicted.load(Relaxed),
             spool_bytes,
         }
     }

@@ -927,6 +927,7 @@ impl Shared {
         }
         if !lost.is_empty() {
             Counters::add(&self.counters.dropped, lost.len() as u64);
+            Counters::add(&self.counters.evicted, lost.len() as u64);
             drop(st);
             tracing::warn!(events = lost.len(), "spool full: oldest events dropped");
             for old in &lost {

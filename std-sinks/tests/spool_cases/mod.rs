@@ -162,6 +162,55 @@ fn two_emitters_cannot_share_a_spool() {
     drop(em);
 }
 
+/// Events `emit()` accepted and `DropOldest` then dropped from disk are
+/// counted in `evicted` (and `dropped`), so the spool's accounting holds:
+/// `emitted + replayed == delivered + failed + shutdown_timeout + spooled +
+/// evicted + queue_depth`, while the collector is down and after shutdown.
+#[test]
+fn drop_oldest_counts_what_it_drops_after_emit_in_evicted() {
+    let d = dir("evicted");
+    // A queue of 10: most events are only on disk.
+    let (em, reports) = emitter_with(
+        &d,
+        Gate::up(false),
+        |c| {
+            c.segment_bytes(4096)
+                .max_bytes(8192)
+                .when_full(WhenFull::DropOldest)
+        },
+        10,
+    );
+    let mut accepted = 0u64;
+    for i in 0..400 {
+        let id = format!("e-{i:03}");
+        let ev = EventBuilder::new()
+            .id(&id)
+            .ty("t")
+            .data_json(r#"{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#);
+        accepted += u64::from(em.emit(ev).is_ok());
+    }
+    let holds = |m: &ossa_events::Metrics| {
+        m.emitted + m.replayed
+            == m.delivered + m.failed + m.shutdown_timeout + m.spooled + m.evicted + m.queue_depth
+    };
+    let m = em.metrics();
+    assert_eq!(m.emitted, accepted, "{m:?}");
+    assert!(m.evicted > 0 && m.evicted <= m.dropped, "{m:?}");
+    assert!(holds(&m), "{m:?}");
+    em.shutdown().unwrap_or_default();
+    let m = em.metrics();
+    assert!(holds(&m), "{m:?}");
+    let dropped_reports = reports
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, _)| *r == Reason::Dropped)
+        .count() as u64;
+    assert_eq!(dropped_reports, m.dropped, "{m:?}");
+    drop(em);
+    wait_until_unlocked(&d);
+}
+
 /// `ossa-events emit --spool DIR` on a directory another emitter holds
 /// fails as its help says: exit 1 (not a usage error, exit 2), naming it.
 #[cfg(feature = "cli")]
