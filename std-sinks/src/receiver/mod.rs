@@ -1155,9 +1155,12 @@ impl ReceiverHandle {
         self.counters.snapshot()
     }
 
-    /// Stops accepting connections, ends the open ones (a request whose
-    /// handler is running is still answered; one still being read is dropped)
-    /// and waits for all receiver threads to finish. Returns the final stats.
+    /// Stops accepting connections, ends the open ones and waits for all
+    /// receiver threads to finish; returns the final stats. A request whose
+    /// head has arrived is still read to its end and answered, for up to
+    /// [`ReceiverConfig::shutdown_timeout`] (a client still sending its body
+    /// is not cut off mid-event); one whose head is still arriving is
+    /// dropped; what is left at the timeout is closed.
     ///
     /// A request already handed to the handler is still answered, so a client
     /// never sees an accepted event it was told failed:
