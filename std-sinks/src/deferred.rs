@@ -386,12 +386,13 @@ impl Shared {
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use crate::sink::{Encoded, Sink};
     use crate::tracing_layer::OssaLayer;
+    use crate::worker::tests::eventually;
     use crate::{Emitter, SendError};
 
     /// Counts the events it is given.
@@ -401,14 +402,6 @@ mod tests {
         fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
             self.0.fetch_add(events.len() as u64, Ordering::SeqCst);
             Ok(())
-        }
-    }
-
-    fn eventually(what: &str, f: impl Fn() -> bool) {
-        let end = Instant::now() + Duration::from_secs(10);
-        while !f() {
-            assert!(Instant::now() < end, "not within 10 s: {what}");
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
 

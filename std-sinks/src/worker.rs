@@ -2045,7 +2045,7 @@ fn jitter_rand() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -2143,6 +2143,30 @@ mod tests {
 
     /// An emitter on `gate` that sends one event a batch, holds 2 000 bytes
     /// in memory (a larger event goes to disk only), and spools as `spool`.
+    impl Gate {
+        /// Lets every send through from now on.
+        fn open(&self) {
+            let (m, c) = &*self.permits;
+            *m.lock().unwrap_or_else(|e| e.into_inner()) = u32::MAX;
+            c.notify_all();
+        }
+
+        /// Opens the gate, flushes and shuts `em` down, removes its spool
+        /// `dir`: the final metrics and the ids sent.
+        fn open_and_finish(
+            &self,
+            em: crate::Emitter,
+            dir: &std::path::Path,
+        ) -> (crate::Metrics, Vec<String>) {
+            self.open();
+            em.flush().unwrap();
+            let m = em.metrics();
+            em.shutdown().unwrap();
+            let _ = std::fs::remove_dir_all(dir);
+            (m, self.sent.lock().unwrap().clone())
+        }
+    }
+
     fn one_at_a_time(gate: &Gate, spool: SpoolConfig) -> crate::Emitter {
         crate::Emitter::builder("/agents/t")
             .sink(gate.clone())
@@ -2154,7 +2178,7 @@ mod tests {
     }
 
     /// Polls `f` for up to 10 s.
-    fn eventually(what: &str, f: impl Fn() -> bool) {
+    pub(crate) fn eventually(what: &str, f: impl Fn() -> bool) {
         let end = Instant::now() + Duration::from_secs(10);
         while !f() {
             assert!(Instant::now() < end, "not within 10 s: {what}");
@@ -2480,16 +2504,7 @@ mod tests {
             ids.push(id);
         }
         std::fs::remove_dir(dir.join("ledger.tmp")).unwrap();
-        {
-            let (m, c) = &*gate.permits;
-            *m.lock().unwrap() = u32::MAX;
-            c.notify_all();
-        }
-        em.flush().unwrap();
-        let m = em.metrics();
-        em.shutdown().unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        let sent = gate.sent.lock().unwrap().clone();
+        let (m, sent) = gate.open_and_finish(em, &dir);
         let reported = reported.lock().unwrap().clone();
         let unaccounted: Vec<&String> = ids
             .iter()
@@ -2517,16 +2532,7 @@ mod tests {
         let huge = "x".repeat((64 << 20) + 1);
         let accepted = em.emit(tick("huge").data_text("text/plain", &huge)).is_ok();
         drop(huge);
-        {
-            let (m, c) = &*gate.permits;
-            *m.lock().unwrap() = u32::MAX;
-            c.notify_all();
-        }
-        em.flush().unwrap();
-        let m = em.metrics();
-        em.shutdown().unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        let sent = gate.sent.lock().unwrap().clone();
+        let (m, sent) = gate.open_and_finish(em, &dir);
         assert_eq!(accepted, sent.contains(&"huge".to_owned()), "{m:?}");
         assert_eq!((m.failed, m.spool_corrupt), (0, 0), "{m:?}");
     }

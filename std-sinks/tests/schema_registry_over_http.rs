@@ -131,6 +131,17 @@ fn event<'a>(data: &'a str, dataschema: Option<&'a str>) -> Event<'a> {
     b.build().unwrap()
 }
 
+/// An event of type `ty` with `data`.
+fn of_type(ty: &'static str, data: &'static str) -> Event<'static> {
+    Event::builder()
+        .id("1")
+        .source("/s")
+        .ty(ty)
+        .data_json(data)
+        .build()
+        .unwrap()
+}
+
 fn registry(s: &Server, h: HttpRegistry) -> SchemaRegistry {
     let _ = s;
     SchemaRegistry::builder().http(h).build().unwrap()
@@ -337,15 +348,7 @@ fn an_endless_chain_of_references_is_refused_and_others_still_load() {
     }
     s.route("/com.ok.json", Answer::Json(SKU.into()));
     let r = registry(&s, HttpRegistry::new(&s.base));
-    let ev = |ty: &'static str, data: &'static str| {
-        Event::builder()
-            .id("1")
-            .source("/s")
-            .ty(ty)
-            .data_json(data)
-            .build()
-            .unwrap()
-    };
+    let ev = of_type;
     let reason = unavailable(r.check_within(&ev("com.chain", "{}"), WAIT));
     assert!(reason.contains("schemas referenced"), "{reason}");
     assert!(
@@ -510,15 +513,7 @@ fn a_served_schema_resolves_relative_refs_against_its_url_and_reads_no_local_fil
         .http(HttpRegistry::new(&s.base))
         .build()
         .unwrap();
-    let ev = |ty: &'static str, data: &'static str| {
-        Event::builder()
-            .id("1")
-            .source("/s")
-            .ty(ty)
-            .data_json(data)
-            .build()
-            .unwrap()
-    };
+    let ev = of_type;
     let good = r.check_within(&ev("com.rel", r#"{"sku":"SKU-1"}"#), WAIT);
     assert!(matches!(good, Ok(Checked::Valid { .. })), "{good:?}");
     match r.check_within(&ev("com.rel", r#"{"sku":"X"}"#), WAIT) {
