@@ -7,7 +7,9 @@
 # broker for the Kafka tests), and: the rustup targets thumbv7em-none-eabihf and
 # wasm32-unknown-unknown, clippy and rustfmt, qemu-system-arm and
 # binutils-arm-none-eabi (Debian packages, for the firmware example), kcat
-# (Debian package, a second Kafka client for the Kafka tests), a nightly
+# (Debian package, a second Kafka client for the Kafka tests), cmake and
+# libcurl4-openssl-dev (Debian packages, librdkafka's CMake build for the
+# cloudevents-sdk Kafka interop test), a nightly
 # toolchain (for cargo-fuzz), and cargo-fuzz itself into $OSSA_TOOLS (outside
 # the clone, reused when present). Then: fmt, clippy, rustdoc (also as
 # docs.rs runs it), ossa-events without default features, the published
@@ -49,12 +51,18 @@ rustup target list --toolchain "$MSRV" --installed | grep -qx thumbv7em-none-eab
   || rustup target add --toolchain "$MSRV" thumbv7em-none-eabihf
 # QEMU (Cortex-M4, mps2-an386) and binutils for the firmware example test;
 # kcat, a second Kafka client that reads back what the Kafka tests wrote.
+# cmake and libcurl's headers: with the tests crate's `kafka` feature,
+# cloudevents-sdk's rdkafka binding turns on rdkafka-sys' `cmake-build`, and
+# librdkafka 2.12's CMake build includes <curl/curl.h> even without curl
+# (`#ifdef` on a `#cmakedefine01` macro; nothing of curl is linked).
 if ! command -v qemu-system-arm >/dev/null 2>&1 || ! command -v arm-none-eabi-size >/dev/null 2>&1 \
-  || ! command -v kcat >/dev/null 2>&1; then
-  step "installing qemu-system-arm, binutils-arm-none-eabi and kcat"
+  || ! command -v kcat >/dev/null 2>&1 || ! command -v cmake >/dev/null 2>&1 \
+  || ! command -v curl-config >/dev/null 2>&1; then
+  step "installing qemu-system-arm, binutils-arm-none-eabi, kcat, cmake and libcurl4-openssl-dev"
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y qemu-system-arm binutils-arm-none-eabi kcat
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y qemu-system-arm binutils-arm-none-eabi kcat \
+    cmake libcurl4-openssl-dev
 fi
 # cargo-fuzz wants nightly (for AddressSanitizer). Where no nightly can be
 # installed, fuzz on stable without a sanitizer (RUSTC_BOOTSTRAP), which still

@@ -3,10 +3,12 @@
 //!
 //! A tiny HTTP/1.1 server on 127.0.0.1 (free port) records every request it
 //! gets (method, path, headers, body) and answers `202`. Events with a
-//! non-ASCII subject, extensions of every type and JSON, text, binary or no
-//! data go through the sink in each content mode — by `Sink::send` directly
-//! and through an `Emitter` followed by `flush` — and each recorded request is
-//! rebuilt as an `http::Request` and read:
+//! non-ASCII subject, `dataschema`, a `time` with fractional seconds and a
+//! `-04:00` offset, extensions of every type and JSON, text, binary or no
+//! data (and a `datacontenttype` without data) go through the sink in each
+//! content mode — by `Sink::send` directly and through an `Emitter` followed
+//! by `flush` — and each recorded request is rebuilt as an `http::Request`
+//! and read:
 //!
 //! * binary and structured mode: `cloudevents::binding::http::to_event`;
 //! * batched mode: `serde_json::from_slice::<Vec<cloudevents::Event>>` (the
@@ -175,6 +177,8 @@ const JSON_DATA: &str =
     r#" {"q":"rust \"cloudevents\"","n":[1,2.5,-3e2,true,null],"nested":{"ü":"ß 😀"}} "#;
 const TEXT_DATA: &str = "line one\nlíne two ✓ 100% \"done\"";
 const EXT_TIME: &str = "2024-02-29T23:59:59.123456789+05:30";
+/// The first event's `time`: fractional seconds and an offset other than `Z`.
+const EVENT_TIME: &str = "2024-03-01T05:29:59.987654321-04:00";
 
 static TOOL_CALLED: ossa::ToolCalled<'static> = ossa::ToolCalled {
     tool: "web_search",
@@ -193,7 +197,7 @@ fn events() -> Vec<Event<'static>> {
             .ty("ai.ossa.tool.called")
             .dataschema("https://example.com/schemas/call.json")
             .subject("Grüße € 😀 \"quoted\" 100% %20")
-            .time(t)
+            .time(Timestamp::parse(EVENT_TIME).unwrap())
             .extension(
                 "extstring",
                 ExtValue::String("naïve, ok; semi: colon \\ \"q\""),
@@ -540,6 +544,10 @@ fn fixtures_cover_every_extension_type_and_data_kind() {
         assert!(ext_kinds.contains(&k), "no {k} extension");
     }
     assert!(!evs[0].subject().unwrap().is_ascii());
+    let t = evs[0].time().unwrap();
+    assert_eq!(t.nanos(), 987_654_321);
+    assert_eq!(t.offset(), ossa_events::Offset::Minutes(-240));
+    assert!(evs[0].dataschema().is_some());
     assert!(matches!(evs[0].data(), Some(Data::Json(_))));
     assert!(matches!(evs[1].data(), Some(Data::Text(_))));
     assert!(matches!(evs[2].data(), Some(Data::Binary(_))));
@@ -708,5 +716,30 @@ fn emitter_output_in_every_mode_is_read_by_the_sdk_and_by_us() {
         sent.extend(emitted);
         check_requests(mode, &reqs, &sent);
         em.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn a_datacontenttype_without_data_reaches_the_sdk_in_every_mode() {
+    let ev = Event::builder()
+        .id("e-type-only")
+        .source("/s")
+        .ty("ai.ossa.ping")
+        .datacontenttype("application/xml")
+        .time(Timestamp::parse(EVENT_TIME).unwrap())
+        .build()
+        .unwrap();
+    for mode in [HttpMode::Binary, HttpMode::Structured, HttpMode::Batched] {
+        let server = Server::start();
+        let mut sink = sink(&server, mode, 10);
+        sink.send(&encode(&sink, std::slice::from_ref(&ev)))
+            .unwrap();
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 1, "{mode:?}");
+        if mode == HttpMode::Binary {
+            assert_eq!(reqs[0].header("content-type"), Some("application/xml"));
+            assert!(reqs[0].body.is_empty());
+        }
+        check_requests(mode, &reqs, std::slice::from_ref(&ev));
     }
 }
