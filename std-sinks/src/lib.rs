@@ -165,8 +165,11 @@
 //!
 //! # Metrics and the `on_undelivered` callback
 //!
-//! [`Emitter::metrics`] returns a [`Metrics`] snapshot at any time (cheap:
-//! atomic counters), for a health endpoint or a periodic log line.
+//! [`Emitter::metrics`] returns a [`Metrics`] snapshot at any time, for a
+//! health endpoint or a periodic log line: atomic counters read under the
+//! emitter's state lock (held for a few loads, so the sums hold in every
+//! snapshot), which `emit()` takes too: call it at a human pace, not per
+//! event.
 //! [`EmitterBuilder::on_undelivered`] is called once for each event that is
 //! not delivered, with the [`Reason`], the event's id, its encoded form when
 //! it got that far (to store it for a later replay) and the [`Error`]:
