@@ -531,6 +531,39 @@ fn oversized_heads_get_431() {
     assert_eq!(r.status, 202);
 }
 
+/// The head limit is exact: a head (request line, headers and the empty
+/// line that ends them) of `max_header_bytes` is read, one byte more is
+/// 431. Before, the size was checked on every byte but a line's LF, so a
+/// head one byte over whose last byte was that LF was accepted.
+#[test]
+fn a_head_one_byte_over_the_limit_gets_431() {
+    let (rx, seen_events) = start(ReceiverConfig::new().max_header_bytes(1024));
+    let request = |head_len: usize, id: &str| {
+        let body = ev_json(id);
+        let head = |pad: usize| {
+            format!(
+                "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\nX-Pad: {}\r\n\r\n",
+                body.len(),
+                "p".repeat(pad)
+            )
+        };
+        let pad = head_len - head(0).len();
+        let head = head(pad);
+        assert_eq!(head.len(), head_len);
+        [head.into_bytes(), body.into_bytes()].concat()
+    };
+    assert_eq!(roundtrip(rx.local_addr(), &request(1024, "at")).status, 202);
+    assert_eq!(
+        roundtrip(rx.local_addr(), &request(1025, "over")).status,
+        431
+    );
+    let ids: Vec<String> = seen(&seen_events)
+        .iter()
+        .map(|l| value(l)["id"].to_string())
+        .collect();
+    assert_eq!(ids, [r#""at""#]);
+}
+
 #[test]
 fn other_methods_get_405_and_the_connection_stays_usable() {
     let (rx, seen_events) = start(ReceiverConfig::new());

@@ -189,10 +189,13 @@ impl Lexer {
                     let b = data[i];
                     i += 1;
                     self.held.push(b);
+                    // Every byte counts, a line's LF too (a head one byte
+                    // over whose last byte was an LF passed).
+                    if self.preamble + self.held.len() > self.max_header_bytes {
+                        return Err(too_large_head());
+                    }
                     if b == b'\n' {
                         self.head_line(out)?;
-                    } else if self.preamble + self.held.len() > self.max_header_bytes {
-                        return Err(too_large_head());
                     }
                 }
                 State::Body(left) | State::ChunkData(left) => {
