@@ -22,16 +22,17 @@
 //! cannot be told from an encoded one, so the binary-mode fixtures hold none.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sdk_compare;
+
 use std::sync::{Arc, Mutex};
 
 use cloudevents::binding::http::{Builder, Serializer};
 use cloudevents::event::ExtensionValue;
 use cloudevents::message::StructuredDeserializer as _;
-use cloudevents::{
-    AttributesReader as _, Data as SdkData, Event as SdkEvent, EventBuilder as _, EventBuilderV10,
-};
+use cloudevents::{AttributesReader as _, Event as SdkEvent, EventBuilder as _, EventBuilderV10};
 use ossa_events::receiver::{Receiver, ReceiverConfig};
-use ossa_events::{Data, Event, ExtValue, Scratch, Timestamp};
+use ossa_events::{Event, ExtValue, Scratch};
+use sdk_compare::{norm_ours, norm_sdk, same_instant};
 
 const TIME: &str = "2024-02-29T23:59:59.123456789+05:30";
 const JSON_DATA: &str = r#"{"q":"grüße \"x\"","n":[1,2.5,-3e2,true,null],"nested":{"ü":"ß 😀"}}"#;
@@ -124,49 +125,6 @@ fn sdk_request(ev: &SdkEvent, binary: bool, url: &str) -> http::Request<Vec<u8>>
 // ---------------------------------------------------------------------------
 // Checks
 // ---------------------------------------------------------------------------
-
-/// Data reduced to what both sides must agree on: JSON as a value, anything
-/// else as its bytes.
-#[derive(Debug, PartialEq)]
-enum Norm {
-    Json(serde_json::Value),
-    Bytes(Vec<u8>),
-}
-
-fn is_json(ct: Option<&str>) -> bool {
-    ct.is_none_or(|c| {
-        let m = c.split(';').next().unwrap_or("").trim();
-        m == "application/json" || m.ends_with("+json")
-    })
-}
-
-fn norm_ours(ev: &Event<'_>) -> Option<Norm> {
-    Some(match ev.data()? {
-        Data::Json(s) => Norm::Json(serde_json::from_str(s).unwrap()),
-        Data::Text(t) => Norm::Bytes(t.as_bytes().to_vec()),
-        Data::Binary(b) => Norm::Bytes(b.to_vec()),
-        // `data_base64` as parsed (still encoded).
-        Data::Base64(b) => Norm::Bytes(
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).unwrap(),
-        ),
-        other => panic!("unexpected data {other:?}"),
-    })
-}
-
-fn norm_sdk(ev: &SdkEvent) -> Option<Norm> {
-    Some(match ev.data()? {
-        SdkData::Json(v) => Norm::Json(v.clone()),
-        SdkData::String(s) => Norm::Bytes(s.as_bytes().to_vec()),
-        SdkData::Binary(b) if is_json(ev.datacontenttype()) => {
-            Norm::Json(serde_json::from_slice(b).unwrap())
-        }
-        SdkData::Binary(b) => Norm::Bytes(b.clone()),
-    })
-}
-
-fn same_instant(ours: Timestamp, sdk: &chrono::DateTime<chrono::Utc>) -> bool {
-    ours.unix_seconds() == sdk.timestamp() && ours.nanos() == sdk.timestamp_subsec_nanos()
-}
 
 /// `ours` (what the receiver handed us) is the sdk's event `sdk`. `binary`:
 /// it went in binary mode, where every extension is a string.

@@ -28,20 +28,21 @@
 #[allow(dead_code)]
 mod tansu;
 
+mod sdk_compare;
+
 use std::time::{Duration, Instant};
 
 use cloudevents::binding::rdkafka::{BaseRecordExt as _, MessageExt as _, MessageRecord};
 use cloudevents::event::ExtensionValue;
 use cloudevents::message::StructuredDeserializer as _;
-use cloudevents::{
-    AttributesReader as _, Data as SdkData, Event as SdkEvent, EventBuilder as _, EventBuilderV10,
-};
+use cloudevents::{AttributesReader as _, Event as SdkEvent, EventBuilder as _, EventBuilderV10};
 use ossa_events::sink::{KafkaMode, KafkaSink};
 use ossa_events::{Data, Emitter, Event, ExtValue, Scratch, Timestamp};
 use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{Headers as _, Message as _};
 use rdkafka_sdk::consumer::Consumer as _;
 use rdkafka_sdk::producer::Producer as _;
+use sdk_compare::{norm_ours, norm_sdk, same_instant};
 use tansu::Tansu;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -160,51 +161,6 @@ fn sdk_events() -> Vec<SdkEvent> {
 // ---------------------------------------------------------------------------
 // Checks
 // ---------------------------------------------------------------------------
-
-/// Data reduced to what both sides must agree on: JSON as a value, anything
-/// else as its bytes.
-#[derive(Debug, PartialEq)]
-enum Norm {
-    Json(serde_json::Value),
-    Bytes(Vec<u8>),
-}
-
-fn is_json(ct: Option<&str>) -> bool {
-    ct.is_none_or(|c| {
-        let m = c.split(';').next().unwrap_or("").trim();
-        m == "application/json" || m.ends_with("+json")
-    })
-}
-
-fn norm_ours(ev: &Event<'_>) -> Option<Norm> {
-    Some(match ev.data()? {
-        Data::Json(s) => Norm::Json(serde_json::from_str(s).unwrap()),
-        Data::Text(t) => Norm::Bytes(t.as_bytes().to_vec()),
-        Data::Binary(b) => Norm::Bytes(b.to_vec()),
-        // `data_base64` as parsed (still encoded).
-        Data::Base64(b) => Norm::Bytes(
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).unwrap(),
-        ),
-        other => panic!("unexpected data {other:?}"),
-    })
-}
-
-fn norm_sdk(ev: &SdkEvent) -> Option<Norm> {
-    Some(match ev.data()? {
-        SdkData::Json(v) => Norm::Json(v.clone()),
-        SdkData::String(s) => Norm::Bytes(s.as_bytes().to_vec()),
-        // A binary-mode body is kept as bytes whatever its type.
-        SdkData::Binary(b) if is_json(ev.datacontenttype()) => {
-            Norm::Json(serde_json::from_slice(b).unwrap())
-        }
-        SdkData::Binary(b) => Norm::Bytes(b.clone()),
-    })
-}
-
-/// Whether our timestamp and the sdk's are the same instant.
-fn same_instant(ours: Timestamp, sdk: &chrono::DateTime<chrono::Utc>) -> bool {
-    ours.unix_seconds() == sdk.timestamp() && ours.nanos() == sdk.timestamp_subsec_nanos()
-}
 
 /// `ours` and `sdk` are the same event. `binary`: it went in binary mode,
 /// where every extension is a string and the content type is the record's
