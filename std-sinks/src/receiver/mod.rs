@@ -746,7 +746,8 @@ pub struct ReceiverStats {
     pub connections_refused: u64,
     /// Idle connections closed to make room for new ones at the cap.
     pub connections_evicted: u64,
-    /// TLS handshakes that failed or did not finish in time.
+    /// TLS handshakes that failed or did not finish (in time, or before the
+    /// connection was closed at the cap or at shutdown).
     pub tls_failures: u64,
     /// Requests answered (any status, `100 Continue` not counted).
     pub requests: u64,

@@ -361,11 +361,15 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, ctl: Arc<ConnCtl>) {
     if let Some(acceptor) = shared.tls.clone() {
         let handshake = Box::pin(acceptor.accept(stream));
         // Still idle until the handshake ends: closed at the cap, or when the
-        // receiver stops, like a connection waiting for its first byte.
+        // receiver stops, like a connection waiting for its first byte. A
+        // handshake cut off so did not finish: a TLS failure too (one whose
+        // client had just given up, its alert not read yet, was otherwise
+        // counted or not by a race with the stop).
+        let cut = || add(&shared.counters.tls_failures, 1);
         let shaken = tokio::select! {
             r = tokio::time::timeout(shared.config.request_timeout, handshake) => r,
-            () = ctl.evict.notified() => return,
-            _ = stop.wait_for(|s| *s) => return,
+            () = ctl.evict.notified() => return cut(),
+            _ = stop.wait_for(|s| *s) => return cut(),
         };
         let tls = match shaken {
             Ok(Ok(tls)) => tls,
