@@ -142,7 +142,10 @@ where
     W: embedded_io::Write + ?Sized,
     T: Serialize + ?Sized,
 {
-    value.serialize(&mut Ser { w, depth: 0 })
+    value.serialize(&mut Ser {
+        w: &mut Plain(w),
+        depth: 0,
+    })
 }
 
 /// A JSON payload writable through a type-erased writer (object-safe, so an event can hold
@@ -186,9 +189,17 @@ pub trait JsonPayload {
 
 impl<T: Serialize + ?Sized> JsonPayload for T {
     fn write_json(&self, w: &mut PayloadWriter<'_>) -> Result<(), SerError<Erased>> {
-        to_writer(w, self)
+        self.serialize(&mut Ser { w, depth: 0 })
     }
 }
+
+/// The bytes a [`PayloadWriter`] gathers before they cross the dynamic
+/// call: on 64-bit targets most agent payloads (a few hundred bytes) in one
+/// piece; devices keep their stack small.
+#[cfg(target_pointer_width = "64")]
+const PAYLOAD_BUF: usize = 256;
+#[cfg(not(target_pointer_width = "64"))]
+const PAYLOAD_BUF: usize = 128;
 
 /// The writer a [`JsonPayload`] writes to: a small buffer in front of the
 /// type-erased destination, so the many small writes of a payload are plain
@@ -211,7 +222,7 @@ impl<T: Serialize + ?Sized> JsonPayload for T {
 /// ```
 pub struct PayloadWriter<'a> {
     sink: &'a mut dyn ErasedSink,
-    buf: [u8; 128],
+    buf: [u8; PAYLOAD_BUF],
     len: usize,
     /// The destination accepted zero bytes.
     zero: bool,
@@ -229,7 +240,7 @@ impl<'a> PayloadWriter<'a> {
     fn new(sink: &'a mut dyn ErasedSink) -> Self {
         PayloadWriter {
             sink,
-            buf: [0; 128],
+            buf: [0; PAYLOAD_BUF],
             len: 0,
             zero: false,
         }
@@ -283,6 +294,152 @@ impl embedded_io::Write for PayloadWriter<'_> {
     fn flush(&mut self) -> Result<(), Erased> {
         self.drain()?;
         self.sink.flush()
+    }
+}
+
+/// The error of the writer behind an [`Out`].
+type OutError<O> = <<O as Out>::W as embedded_io::ErrorType>::Error;
+
+/// Where the serializer writes: any `embedded_io::Write` (through
+/// [`Plain`]) or a payload's [`PayloadWriter`], which puts a member's
+/// `,"key":` and a short string value into its buffer in one step each
+/// (they were three writes each, the largest part of a payload's cost).
+trait Out {
+    /// The writer the rest of the serializer (numbers, `Display` strings)
+    /// writes to.
+    type W: embedded_io::Write + ?Sized;
+
+    fn inner(&mut self) -> &mut Self::W;
+
+    /// Writes `bytes` as they are.
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) -> Result<(), WriteError<OutError<Self>>> {
+        write_all(self.inner(), bytes)
+    }
+
+    /// Writes `s` as a JSON string, quotes included.
+    #[inline(always)]
+    fn put_str(&mut self, s: &str) -> Result<(), WriteError<OutError<Self>>> {
+        write_str(self.inner(), s)
+    }
+
+    /// Writes an object member's `"key":`, after a `,` unless it is the first.
+    #[inline(always)]
+    fn put_key(&mut self, first: bool, key: &str) -> Result<(), WriteError<OutError<Self>>> {
+        put_key_any(self.inner(), first, key)
+    }
+}
+
+/// [`Out::put_key`] for any writer: the separator with the opening quote,
+/// and the closing quote with the colon.
+#[inline(always)]
+fn put_key_any<W: embedded_io::Write + ?Sized>(
+    w: &mut W,
+    first: bool,
+    key: &str,
+) -> Result<(), WriteError<W::Error>> {
+    write_all(w, if first { b"\"" } else { b",\"" })?;
+    write_str_body(w, key.as_bytes())?;
+    write_all(w, b"\":")
+}
+
+/// Any writer, written piece by piece.
+struct Plain<'a, W: ?Sized>(&'a mut W);
+
+impl<W: embedded_io::Write + ?Sized> Out for Plain<'_, W> {
+    type W = W;
+
+    #[inline(always)]
+    fn inner(&mut self) -> &mut W {
+        self.0
+    }
+}
+
+impl Out for PayloadWriter<'_> {
+    type W = Self;
+
+    #[inline(always)]
+    fn inner(&mut self) -> &mut Self {
+        self
+    }
+
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) -> Result<(), WriteError<Erased>> {
+        let end = self.len + bytes.len();
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            crate::io::copy_into(dst, bytes);
+            self.len = end;
+            return Ok(());
+        }
+        write_all(self, bytes)
+    }
+
+    #[inline(always)]
+    fn put_str(&mut self, s: &str) -> Result<(), WriteError<Erased>> {
+        #[cfg(target_pointer_width = "64")]
+        {
+            let b = s.as_bytes();
+            let at = self.len;
+            if let Some(dst) = self.buf.get_mut(at..at + b.len() + 2) {
+                let plain = if b.len() <= 16 {
+                    crate::swar::short_json_plain(b)
+                } else {
+                    crate::swar::json_plain_prefix(b) == b.len()
+                };
+                if plain {
+                    put_quoted(dst, b, 0);
+                    self.len = at + b.len() + 2;
+                    return Ok(());
+                }
+            }
+        }
+        write_str(self, s)
+    }
+
+    #[inline(always)]
+    fn put_key(&mut self, first: bool, key: &str) -> Result<(), WriteError<Erased>> {
+        #[cfg(target_pointer_width = "64")]
+        {
+            let k = key.as_bytes();
+            let at = self.len;
+            if crate::swar::short_json_plain(k) {
+                // `,"key":`, or `"key":` from the same place for the first.
+                let start = usize::from(!first);
+                if let Some(dst) = self.buf.get_mut(at..at + k.len() + 4) {
+                    if let Some(comma) = dst.first_mut() {
+                        *comma = b',';
+                    }
+                    if let Some(tail) = dst.get_mut(start..) {
+                        put_quoted(tail, k, b':');
+                    }
+                    self.len = at + start + k.len() + 3;
+                    return Ok(());
+                }
+            }
+        }
+        put_key_any(self, first, key)
+    }
+}
+
+/// Writes `"body"` at the start of `dst` (at least `body.len() + 2` long),
+/// then `after` unless it is 0.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn put_quoted(dst: &mut [u8], body: &[u8], after: u8) {
+    let n = body.len();
+    if let Some(q) = dst.first_mut() {
+        *q = b'"';
+    }
+    if let Some(d) = dst.get_mut(1..1 + n) {
+        crate::io::copy_into(d, body);
+    }
+    if let Some(q) = dst.get_mut(1 + n) {
+        *q = b'"';
+    }
+    if after != 0
+        && let Some(c) = dst.get_mut(2 + n)
+    {
+        *c = after;
     }
 }
 
@@ -469,21 +626,21 @@ struct Ser<'w, W: ?Sized> {
     depth: usize,
 }
 
-impl<W: embedded_io::Write + ?Sized> Ser<'_, W> {
+impl<W: Out + ?Sized> Ser<'_, W> {
     #[inline]
-    fn raw(&mut self, bytes: &[u8]) -> Result<(), SerError<W::Error>> {
-        Ok(write_all(self.w, bytes)?)
+    fn raw(&mut self, bytes: &[u8]) -> Result<(), SerError<OutError<W>>> {
+        Ok(self.w.put(bytes)?)
     }
 
     #[inline]
-    fn string(&mut self, s: &str) -> Result<(), SerError<W::Error>> {
-        Ok(write_str(self.w, s)?)
+    fn string(&mut self, s: &str) -> Result<(), SerError<OutError<W>>> {
+        Ok(self.w.put_str(s)?)
     }
 
     /// Opens `levels` arrays or objects, refusing to nest deeper than the
     /// parsers read.
     #[inline]
-    fn open(&mut self, levels: usize) -> Result<(), SerError<W::Error>> {
+    fn open(&mut self, levels: usize) -> Result<(), SerError<OutError<W>>> {
         self.depth = self.depth.saturating_add(levels);
         if self.depth > crate::event::MAX_DATA_DEPTH {
             return Err(SerError::TooDeep);
@@ -493,7 +650,7 @@ impl<W: embedded_io::Write + ?Sized> Ser<'_, W> {
 
     /// Closes `levels` arrays or objects with `bytes`.
     #[inline]
-    fn close(&mut self, levels: usize, bytes: &[u8]) -> Result<(), SerError<W::Error>> {
+    fn close(&mut self, levels: usize, bytes: &[u8]) -> Result<(), SerError<OutError<W>>> {
         self.depth = self.depth.saturating_sub(levels);
         self.raw(bytes)
     }
@@ -505,10 +662,10 @@ struct Compound<'a, 'w, W: ?Sized> {
     first: bool,
 }
 
-impl<W: embedded_io::Write + ?Sized> Compound<'_, '_, W> {
+impl<W: Out + ?Sized> Compound<'_, '_, W> {
     /// Writes the `,` before every element but the first.
     #[inline]
-    fn separator(&mut self) -> Result<(), SerError<W::Error>> {
+    fn separator(&mut self) -> Result<(), SerError<OutError<W>>> {
         if self.first {
             self.first = false;
             Ok(())
@@ -518,30 +675,27 @@ impl<W: embedded_io::Write + ?Sized> Compound<'_, '_, W> {
     }
 
     #[inline]
-    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError<W::Error>> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError<OutError<W>>> {
         self.separator()?;
         value.serialize(&mut *self.ser)
     }
 
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline(always))]
+    #[cfg_attr(not(target_pointer_width = "64"), inline)]
     fn field<T: Serialize + ?Sized>(
         &mut self,
         key: &str,
         value: &T,
-    ) -> Result<(), SerError<W::Error>> {
-        // The separator with the opening quote, and the closing quote with
-        // the colon: three writes where there were five.
-        self.ser.raw(if self.first { b"\"" } else { b",\"" })?;
+    ) -> Result<(), SerError<OutError<W>>> {
+        self.ser.w.put_key(self.first, key)?;
         self.first = false;
-        write_str_body(self.ser.w, key.as_bytes())?;
-        self.ser.raw(b"\":")?;
         value.serialize(&mut *self.ser)
     }
 }
 
-impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
+impl<'a, 'w, W: Out + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
     type Ok = ();
-    type Error = SerError<W::Error>;
+    type Error = SerError<OutError<W>>;
     type SerializeSeq = Compound<'a, 'w, W>;
     type SerializeTuple = Compound<'a, 'w, W>;
     type SerializeTupleStruct = Compound<'a, 'w, W>;
@@ -555,48 +709,48 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
     }
 
     fn serialize_i8(self, v: i8) -> Result<(), Self::Error> {
-        write_int(self.w, v, false)
+        write_int(self.w.inner(), v, false)
     }
 
     fn serialize_i16(self, v: i16) -> Result<(), Self::Error> {
-        write_int(self.w, v, false)
+        write_int(self.w.inner(), v, false)
     }
 
     fn serialize_i32(self, v: i32) -> Result<(), Self::Error> {
-        write_int(self.w, v, false)
+        write_int(self.w.inner(), v, false)
     }
 
     fn serialize_i64(self, v: i64) -> Result<(), Self::Error> {
-        write_int(self.w, v, false)
+        write_int(self.w.inner(), v, false)
     }
 
     fn serialize_i128(self, v: i128) -> Result<(), Self::Error> {
-        write_int(self.w, v, false)
+        write_int(self.w.inner(), v, false)
     }
 
     fn serialize_u8(self, v: u8) -> Result<(), Self::Error> {
-        write_int(self.w, v, false)
+        write_int(self.w.inner(), v, false)
     }
 
     fn serialize_u16(self, v: u16) -> Result<(), Self::Error> {
-        write_int(self.w, v, false)
+        write_int(self.w.inner(), v, false)
     }
 
     fn serialize_u32(self, v: u32) -> Result<(), Self::Error> {
-        write_int(self.w, v, false)
+        write_int(self.w.inner(), v, false)
     }
 
     fn serialize_u64(self, v: u64) -> Result<(), Self::Error> {
-        write_int(self.w, v, false)
+        write_int(self.w.inner(), v, false)
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), Self::Error> {
-        write_int(self.w, v, false)
+        write_int(self.w.inner(), v, false)
     }
 
     fn serialize_f32(self, v: f32) -> Result<(), Self::Error> {
         if v.is_finite() {
-            write_float(self.w, v, false)
+            write_float(self.w.inner(), v, false)
         } else {
             self.raw(b"null")
         }
@@ -604,7 +758,7 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
 
     fn serialize_f64(self, v: f64) -> Result<(), Self::Error> {
         if v.is_finite() {
-            write_float(self.w, v, false)
+            write_float(self.w.inner(), v, false)
         } else {
             self.raw(b"null")
         }
@@ -625,7 +779,7 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
             if i > 0 {
                 self.raw(b",")?;
             }
-            write_int(self.w, b, false)?;
+            write_int(self.w.inner(), b, false)?;
         }
         self.close(1, b"]")
     }
@@ -751,7 +905,7 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
     }
 
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), Self::Error> {
-        collect_display(self.w, value)
+        collect_display(self.w.inner(), value)
     }
 
     fn is_human_readable(&self) -> bool {
@@ -759,9 +913,9 @@ impl<'a, 'w, W: embedded_io::Write + ?Sized> ser::Serializer for &'a mut Ser<'w,
     }
 }
 
-impl<W: embedded_io::Write + ?Sized> ser::SerializeSeq for Compound<'_, '_, W> {
+impl<W: Out + ?Sized> ser::SerializeSeq for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<W::Error>;
+    type Error = SerError<OutError<W>>;
 
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
         self.element(value)
@@ -772,9 +926,9 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeSeq for Compound<'_, '_, W> {
     }
 }
 
-impl<W: embedded_io::Write + ?Sized> ser::SerializeTuple for Compound<'_, '_, W> {
+impl<W: Out + ?Sized> ser::SerializeTuple for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<W::Error>;
+    type Error = SerError<OutError<W>>;
 
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
         self.element(value)
@@ -785,9 +939,9 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeTuple for Compound<'_, '_, W>
     }
 }
 
-impl<W: embedded_io::Write + ?Sized> ser::SerializeTupleStruct for Compound<'_, '_, W> {
+impl<W: Out + ?Sized> ser::SerializeTupleStruct for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<W::Error>;
+    type Error = SerError<OutError<W>>;
 
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
         self.element(value)
@@ -798,9 +952,9 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeTupleStruct for Compound<'_, 
     }
 }
 
-impl<W: embedded_io::Write + ?Sized> ser::SerializeTupleVariant for Compound<'_, '_, W> {
+impl<W: Out + ?Sized> ser::SerializeTupleVariant for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<W::Error>;
+    type Error = SerError<OutError<W>>;
 
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
         self.element(value)
@@ -811,14 +965,14 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeTupleVariant for Compound<'_,
     }
 }
 
-impl<W: embedded_io::Write + ?Sized> ser::SerializeMap for Compound<'_, '_, W> {
+impl<W: Out + ?Sized> ser::SerializeMap for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<W::Error>;
+    type Error = SerError<OutError<W>>;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Self::Error> {
         self.separator()?;
         key.serialize(KeySer {
-            w: &mut *self.ser.w,
+            w: self.ser.w.inner(),
         })
     }
 
@@ -832,10 +986,13 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeMap for Compound<'_, '_, W> {
     }
 }
 
-impl<W: embedded_io::Write + ?Sized> ser::SerializeStruct for Compound<'_, '_, W> {
+impl<W: Out + ?Sized> ser::SerializeStruct for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<W::Error>;
+    type Error = SerError<OutError<W>>;
 
+    // In line on 64-bit targets: the key is a constant there, so its
+    // checks and its length fold away (devices keep one copy per type).
+    #[cfg_attr(target_pointer_width = "64", inline(always))]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -849,9 +1006,9 @@ impl<W: embedded_io::Write + ?Sized> ser::SerializeStruct for Compound<'_, '_, W
     }
 }
 
-impl<W: embedded_io::Write + ?Sized> ser::SerializeStructVariant for Compound<'_, '_, W> {
+impl<W: Out + ?Sized> ser::SerializeStructVariant for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<W::Error>;
+    type Error = SerError<OutError<W>>;
 
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
@@ -1926,6 +2083,92 @@ mod tests {
         let mut w = VecWriter::default();
         to_writer(&mut w, "unsized str").unwrap();
         assert_eq!(w.0, b"\"unsized str\"");
+    }
+
+    /// A struct with the given member names (serde's derive gives only
+    /// identifiers; JSON keys may hold anything).
+    struct Members(&'static [&'static str], Vec<String>);
+
+    impl Serialize for Members {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeStruct as _;
+            let mut st = s.serialize_struct("Members", self.0.len())?;
+            for (k, v) in self.0.iter().zip(&self.1) {
+                st.serialize_field(k, v)?;
+            }
+            st.end()
+        }
+    }
+
+    /// A payload's `,"key":` and short strings are written in place in its
+    /// buffer when they fit and need no escaping: the bytes must be
+    /// serde_json's wherever the buffer fills up, for every key and value
+    /// length around the 16-byte fast path, with and without escapes, first
+    /// member or not, nested or not; and a writer that fails part way gets
+    /// exactly the bytes before the failure.
+    #[test]
+    fn members_written_in_place_match_serde_json_at_every_buffer_offset() {
+        const KEYS: &[&str] = &[
+            "pad",
+            "",
+            "a",
+            "abc",
+            "abcd",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "with \"quote",
+            "tab\there",
+            "ünï",
+            "back\\slash",
+            "a key longer than the sixteen bytes of the fast path",
+        ];
+        let values = [
+            "",
+            "v",
+            "0123456789abcde",
+            "0123456789abcdef",
+            "0123456789abcdefg",
+            "quo\"te",
+            "\u{1}",
+            "é",
+            "a value longer than the sixteen bytes of the fast path, with no escapes",
+        ];
+        for pad in 0..=2 * PAYLOAD_BUF + 20 {
+            let mut vals = vec!["p".repeat(pad)];
+            vals.extend((1..KEYS.len()).map(|i| values[i % values.len()].to_string()));
+            let m = Members(KEYS, vals);
+            let nested = (vec![Members(&KEYS[1..4], vec!["x".into(); 3])], &m);
+            for (value, want) in [
+                (&m as &dyn JsonPayload, serde_json::to_vec(&m).unwrap()),
+                (&nested, serde_json::to_vec(&nested).unwrap()),
+            ] {
+                let mut w = VecWriter::default();
+                write_payload(&mut w, value).unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&w.0),
+                    String::from_utf8_lossy(&want),
+                    "pad {pad}"
+                );
+            }
+            let want = serde_json::to_vec(&m).unwrap();
+            let mut plain = VecWriter::default();
+            to_writer(&mut plain, &m).unwrap();
+            assert_eq!(plain.0, want, "to_writer, pad {pad}");
+            if pad % 37 == 0 {
+                for limit in 0..want.len() {
+                    let mut w = Limited::new(limit);
+                    assert_eq!(
+                        write_payload(&mut w, &m),
+                        Err(SerError::Write(WriteError::Io(Boom(7)))),
+                        "pad {pad}, limit {limit}"
+                    );
+                    assert_eq!(w.out, want[..limit], "pad {pad}, limit {limit}");
+                }
+            }
+        }
     }
 
     #[test]
