@@ -112,6 +112,60 @@ impl<W: embedded_io::Write + ?Sized> embedded_io::Write for Gather<'_, W> {
     }
 }
 
+/// A writer the JSON encoder can write members into in place: its buffer
+/// and how much of it is taken. `None` for writers that are not memory
+/// (the encoder then writes piece by piece).
+pub(crate) trait Room {
+    /// The writer the encoder writes to piece by piece.
+    type W: embedded_io::Write + ?Sized;
+    /// That writer.
+    fn w(&mut self) -> &mut Self::W;
+    /// The buffer and its used length, when the writer is one (64-bit
+    /// targets; devices write piece by piece: smaller).
+    #[cfg(target_pointer_width = "64")]
+    #[inline(always)]
+    fn room(&mut self) -> Option<(&mut [u8], &mut usize)> {
+        None
+    }
+}
+
+/// Any writer, written piece by piece.
+pub(crate) struct Plain<'a, W: ?Sized>(pub(crate) &'a mut W);
+
+impl<W: embedded_io::Write + ?Sized> Room for Plain<'_, W> {
+    type W = W;
+    #[inline(always)]
+    fn w(&mut self) -> &mut W {
+        self.0
+    }
+}
+
+impl<W: embedded_io::Write + ?Sized> Room for Gather<'_, W> {
+    type W = Self;
+    #[inline(always)]
+    fn w(&mut self) -> &mut Self {
+        self
+    }
+    #[cfg(target_pointer_width = "64")]
+    #[inline(always)]
+    fn room(&mut self) -> Option<(&mut [u8], &mut usize)> {
+        Some((&mut self.buf, &mut self.len))
+    }
+}
+
+impl Room for ShortCopySlice<'_> {
+    type W = Self;
+    #[inline(always)]
+    fn w(&mut self) -> &mut Self {
+        self
+    }
+    #[cfg(target_pointer_width = "64")]
+    #[inline(always)]
+    fn room(&mut self) -> Option<(&mut [u8], &mut usize)> {
+        Some((&mut *self.0.buf, &mut self.0.len))
+    }
+}
+
 /// Copies `src` into `dst` (of the same length). Pieces of up to 32 bytes,
 /// most of what an encoder writes (keys, quotes, short values), are copied
 /// with two overlapping word moves instead of a call into `memcpy`, whose

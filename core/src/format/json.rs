@@ -23,7 +23,8 @@ use crate::attr::{ExtValue, fmt_i32};
 use crate::error::{EncodeError, PayloadError};
 use crate::event::{Data, Event};
 use crate::io::{
-    Counter, Gather, SliceFull, SliceWriter, Transcode, WriteError, write_all, write_transcoded,
+    Counter, Gather, Plain, Room, SliceFull, SliceWriter, Transcode, WriteError, write_all,
+    write_transcoded,
 };
 use crate::json::escape::write_str;
 use crate::time::Timestamp;
@@ -38,6 +39,93 @@ pub const JSONL_CONTENT_TYPE: &str = "application/jsonl";
 #[inline]
 fn put<W: Write + ?Sized>(w: &mut W, b: &[u8]) -> Result<(), EncodeError<W::Error>> {
     write_all(w, b).map_err(Into::into)
+}
+
+/// The error of the writer behind a [`Room`].
+type RoomError<S> = <<S as Room>::W as embedded_io::ErrorType>::Error;
+
+/// [`member`], into the writer's buffer in one step when it is memory, the
+/// value needs no escaping and all of it fits (on 64-bit targets: three
+/// writes were most of the cost of short members).
+#[inline(always)]
+fn member_in<S: Room + ?Sized>(
+    s: &mut S,
+    key: &[u8],
+    value: &str,
+) -> Result<(), EncodeError<RoomError<S>>> {
+    #[cfg(target_pointer_width = "64")]
+    if let Some((buf, len)) = s.room() {
+        let v = value.as_bytes();
+        let at = *len;
+        if let Some(dst) = buf.get_mut(at..at + key.len() + v.len() + 1)
+            && plain(v)
+        {
+            let (k, rest) = dst.split_at_mut(key.len().min(dst.len()));
+            crate::io::copy_into(k, key);
+            if let Some(d) = rest.get_mut(..v.len()) {
+                crate::io::copy_into(d, v);
+            }
+            if let Some(q) = rest.last_mut() {
+                *q = b'"';
+            }
+            *len = at + key.len() + v.len() + 1;
+            return Ok(());
+        }
+    }
+    member(s.w(), key, value)
+}
+
+/// Whether `v` is a JSON string's contents as it is.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+fn plain(v: &[u8]) -> bool {
+    if v.len() <= 16 {
+        crate::swar::short_json_plain(v)
+    } else {
+        crate::swar::json_plain_prefix(v) == v.len()
+    }
+}
+
+/// An extension's `,"name":"value"` for a string value, in one step as
+/// [`member_in`] does (names are `[a-z0-9]+`: no escaping).
+#[inline(always)]
+fn ext_string_in<S: Room + ?Sized>(
+    s: &mut S,
+    name: &str,
+    value: &str,
+) -> Result<(), EncodeError<RoomError<S>>> {
+    #[cfg(target_pointer_width = "64")]
+    if let Some((buf, len)) = s.room() {
+        let (n, v) = (name.as_bytes(), value.as_bytes());
+        let at = *len;
+        if let Some(dst) = buf.get_mut(at..at + n.len() + v.len() + 6)
+            && plain(v)
+        {
+            // `,"` name `":"` value `"`
+            if let Some(d) = dst.get_mut(..2) {
+                d.copy_from_slice(b",\"");
+            }
+            if let Some(d) = dst.get_mut(2..2 + n.len()) {
+                crate::io::copy_into(d, n);
+            }
+            if let Some(d) = dst.get_mut(2 + n.len()..5 + n.len()) {
+                d.copy_from_slice(b"\":\"");
+            }
+            if let Some(d) = dst.get_mut(5 + n.len()..5 + n.len() + v.len()) {
+                crate::io::copy_into(d, v);
+            }
+            if let Some(q) = dst.last_mut() {
+                *q = b'"';
+            }
+            *len = at + n.len() + v.len() + 6;
+            return Ok(());
+        }
+    }
+    let w = s.w();
+    put(w, b",\"")?;
+    put(w, name.as_bytes())?;
+    put(w, b"\":")?;
+    write_str(w, value).map_err(Into::into)
 }
 
 /// Writes `key` (given with its comma, quotes, colon and the value's opening
@@ -93,24 +181,24 @@ pub(crate) fn write_json_unbuffered<W: Write + ?Sized>(
     ev: &Event<'_>,
     w: &mut W,
 ) -> Result<(), EncodeError<W::Error>> {
-    write_json_direct(ev, w)
+    write_json_direct(ev, &mut Plain(w))
 }
 
-fn write_json_direct<W: Write + ?Sized>(
+fn write_json_direct<S: Room + ?Sized>(
     ev: &Event<'_>,
-    w: &mut W,
-) -> Result<(), EncodeError<W::Error>> {
-    member(w, b"{\"specversion\":\"1.0\",\"id\":\"", ev.id)?;
-    member(w, b",\"source\":\"", ev.source)?;
-    member(w, b",\"type\":\"", ev.ty)?;
+    s: &mut S,
+) -> Result<(), EncodeError<RoomError<S>>> {
+    member_in(s, b"{\"specversion\":\"1.0\",\"id\":\"", ev.id)?;
+    member_in(s, b",\"source\":\"", ev.source)?;
+    member_in(s, b",\"type\":\"", ev.ty)?;
     if let Some(v) = ev.datacontenttype {
-        member(w, b",\"datacontenttype\":\"", v)?;
+        member_in(s, b",\"datacontenttype\":\"", v)?;
     }
     if let Some(v) = ev.dataschema {
-        member(w, b",\"dataschema\":\"", v)?;
+        member_in(s, b",\"dataschema\":\"", v)?;
     }
     if let Some(v) = ev.subject {
-        member(w, b",\"subject\":\"", v)?;
+        member_in(s, b",\"subject\":\"", v)?;
     }
     if let Some(t) = ev.time {
         // Key, timestamp and closing quote in one write; the timestamp is
@@ -137,7 +225,7 @@ fn write_json_direct<W: Write + ?Sized>(
         if let Some(q) = rest.get_mut(n) {
             *q = b'"';
         }
-        put(w, buf.get(..KEY.len() + n + 1).unwrap_or(&[]))?;
+        put(s.w(), buf.get(..KEY.len() + n + 1).unwrap_or(&[]))?;
     }
     let mut derived = ev.derived_tp;
     for e in ev.extensions.iter() {
@@ -145,13 +233,20 @@ fn write_json_direct<W: Write + ?Sized>(
         // value (hex digits and `-`) needs no escaping, so it is copied,
         // not scanned.
         if derived & 1 != 0
-            && let ExtValue::String(s) = e.value
+            && let ExtValue::String(v) = e.value
         {
+            let w = s.w();
             put(w, b",\"traceparent\":\"")?;
-            put(w, s.as_bytes())?;
+            put(w, v.as_bytes())?;
             put(w, b"\"")?;
+        } else if cfg!(target_pointer_width = "64")
+            && let ExtValue::String(v) = e.value
+        {
+            // (Devices keep the one path below: smaller.)
+            ext_string_in(s, e.name, v)?;
         } else {
             // Extension names are [a-z0-9]+: no escaping needed.
+            let w = s.w();
             put(w, b",\"")?;
             put(w, e.name.as_bytes())?;
             put(w, b"\":")?;
@@ -160,9 +255,9 @@ fn write_json_direct<W: Write + ?Sized>(
         derived >>= 1;
     }
     if let Some(data) = &ev.data {
-        write_data(w, data, ev.data_compact, ev.base64)?;
+        write_data(s.w(), data, ev.data_compact, ev.base64)?;
     }
-    put(w, b"}")
+    put(s.w(), b"}")
 }
 
 fn write_ext_value<W: Write + ?Sized>(
