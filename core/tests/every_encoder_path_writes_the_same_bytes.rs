@@ -1,5 +1,5 @@
-//! The JSON encoder writes short members into the writer's buffer in one
-//! step when it is memory (`to_slice`, and the gathering buffer of
+//! The JSON encoder writes short members and the time into the writer's
+//! buffer in one step when it is memory (`to_slice`, and the gathering buffer of
 //! `write_json` / `write_jsonl`), and piece by piece into any other writer
 //! (the batch arena). Whatever the lengths of the values, whether they need
 //! escaping, and wherever the buffers fill up, every path writes the same
@@ -9,7 +9,7 @@
 use ossa_events_core::batch::{Batch, BatchFormat};
 use ossa_events_core::format::json;
 use ossa_events_core::io::SliceWriter;
-use ossa_events_core::{Event, ExtValue, Scratch, parse};
+use ossa_events_core::{Event, ExtValue, Scratch, Timestamp, parse};
 use proptest::prelude::*;
 
 /// Strings around the 16-byte fast path and past it, with and without
@@ -56,6 +56,9 @@ proptest! {
         source in "/[a-z0-9/._~-]{0,40}",
         ty in value(),
         subject in proptest::option::of(value()),
+        time in proptest::option::of(
+            "20[0-9]{2}-0[1-9]-1[0-9]T[01][0-9]:[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,12})?(Z|[+-]0[0-9]:[0-5][0-9])"
+        ),
         // Shifts where the 256-byte gathering buffer fills.
         pad in 0usize..300,
         exts in proptest::collection::vec((ext_name(), value()), 0..6),
@@ -67,6 +70,9 @@ proptest! {
         b = b.extension_str("pad", &padding);
         if let Some(s) = &subject {
             b = b.subject(s);
+        }
+        if let Some(t) = &time {
+            b = b.time(Timestamp::parse(t).unwrap());
         }
         for (name, v) in &exts {
             if name == "pad" || names.contains(name) {

@@ -75,6 +75,37 @@ fn member_in<S: Room + ?Sized>(
     member(s.w(), key, value)
 }
 
+/// The `time` member's key.
+const TIME_KEY: &[u8; 9] = b",\"time\":\"";
+
+/// The `time` member written straight into the writer's buffer when it is
+/// memory and has room: the timestamp's digits are not staged on the stack
+/// and copied (a 16-byte load over the byte stores just made there waited
+/// for them: ~10 % of build + encode's time in `perf`). `false` when the
+/// caller must write it.
+#[inline(always)]
+fn time_in<S: Room + ?Sized>(s: &mut S, t: &Timestamp) -> bool {
+    #[cfg(target_pointer_width = "64")]
+    if let Some((buf, len)) = s.room() {
+        let at = *len;
+        let k = TIME_KEY.len();
+        if let Some(dst) = buf.get_mut(at..at + k + Timestamp::MAX_LEN + 1) {
+            let (key, rest) = dst.split_at_mut(k);
+            key.copy_from_slice(TIME_KEY);
+            if let Some(ts) = rest.first_chunk_mut::<{ Timestamp::MAX_LEN }>() {
+                let n = t.encode(ts);
+                if let Some(q) = rest.get_mut(n) {
+                    *q = b'"';
+                    *len = at + k + n + 1;
+                    return true;
+                }
+            }
+        }
+    }
+    let _ = (s, t);
+    false
+}
+
 /// Whether `v` is a JSON string's contents as it is.
 #[cfg(target_pointer_width = "64")]
 #[inline(always)]
@@ -200,13 +231,15 @@ fn write_json_direct<S: Room + ?Sized>(
     if let Some(v) = ev.subject {
         member_in(s, b",\"subject\":\"", v)?;
     }
-    if let Some(t) = ev.time {
+    if let Some(t) = ev.time
+        && !time_in(s, &t)
+    {
         // Key, timestamp and closing quote in one write; the timestamp is
         // ASCII by construction (no UTF-8 check, no escaping).
-        const KEY: &[u8; 9] = b",\"time\":\"";
         // Copied from one template (key, then zeros) rather than zeroed and
         // then keyed: on a Cortex-M the zeroing of an unaligned tail is
         // `__aeabi_memclr`, 208 B of flash that nothing else uses.
+        const KEY: &[u8; 9] = TIME_KEY;
         const TEMPLATE: [u8; KEY.len() + Timestamp::MAX_LEN + 1] = {
             let mut t = [0u8; KEY.len() + Timestamp::MAX_LEN + 1];
             let mut i = 0;
