@@ -1326,10 +1326,14 @@ impl<'a> EventBuilder<'a> {
 
     #[inline(never)]
     fn place_pending_now(&mut self) {
-        let p = core::mem::take(&mut self.pending);
-        for k in 0..p.set.count_ones() {
-            let slot = usize::from((p.order >> (2 * k)) & 3);
-            let value = ExtValue::String(p.values.get(slot).copied().unwrap_or(""));
+        // The values are read where they are, not copied out as a whole
+        // (the copy's wide loads waited on the setters' narrower stores);
+        // a slot's value is only read while its `set` bit is on.
+        let (set, order, bad) = (self.pending.set, self.pending.order, self.pending.bad);
+        (self.pending.set, self.pending.order, self.pending.bad) = (0, 0, 0);
+        for k in 0..set.count_ones() {
+            let slot = usize::from((order >> (2 * k)) & 3);
+            let value = ExtValue::String(self.pending.values.get(slot).copied().unwrap_or(""));
             let at = self.ossa_at.get(slot).copied().unwrap_or(0);
             let i = if at == 0 {
                 let name = OSSA_NAMES.get(slot).copied().unwrap_or(ossa::EXT_AGENT_ID);
@@ -1349,7 +1353,7 @@ impl<'a> EventBuilder<'a> {
                 }
                 i
             };
-            self.note_ext_check(i, p.bad & (1 << slot) != 0);
+            self.note_ext_check(i, bad & (1 << slot) != 0);
         }
     }
 
