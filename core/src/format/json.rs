@@ -23,9 +23,11 @@ use crate::attr::{ExtValue, fmt_i32};
 use crate::error::{EncodeError, PayloadError};
 use crate::event::{Data, Event};
 use crate::io::{
-    Counter, Gather, Plain, Room, SliceFull, SliceWriter, Transcode, WriteError, write_all,
-    write_transcoded,
+    Counter, Gather, Plain, Room, RoomError, SliceFull, SliceWriter, Transcode, WriteError,
+    write_all, write_transcoded,
 };
+#[cfg(target_pointer_width = "64")]
+use crate::json::escape::is_json_plain;
 use crate::json::escape::write_str;
 use crate::time::Timestamp;
 
@@ -41,9 +43,6 @@ fn put<W: Write + ?Sized>(w: &mut W, b: &[u8]) -> Result<(), EncodeError<W::Erro
     write_all(w, b).map_err(Into::into)
 }
 
-/// The error of the writer behind a [`Room`].
-type RoomError<S> = <<S as Room>::W as embedded_io::ErrorType>::Error;
-
 /// [`member`], into the writer's buffer in one step when it is memory, the
 /// value needs no escaping and all of it fits (on 64-bit targets: three
 /// writes were most of the cost of short members).
@@ -58,7 +57,7 @@ fn member_in<S: Room + ?Sized>(
         let v = value.as_bytes();
         let at = *len;
         if let Some(dst) = buf.get_mut(at..at + key.len() + v.len() + 1)
-            && plain(v)
+            && is_json_plain(v)
         {
             let (k, rest) = dst.split_at_mut(key.len().min(dst.len()));
             crate::io::copy_into(k, key);
@@ -106,17 +105,6 @@ fn time_in<S: Room + ?Sized>(s: &mut S, t: &Timestamp) -> bool {
     false
 }
 
-/// Whether `v` is a JSON string's contents as it is.
-#[cfg(target_pointer_width = "64")]
-#[inline(always)]
-fn plain(v: &[u8]) -> bool {
-    if v.len() <= 16 {
-        crate::swar::short_json_plain(v)
-    } else {
-        crate::swar::json_plain_prefix(v) == v.len()
-    }
-}
-
 /// An extension's `,"name":"value"` for a string value, in one step as
 /// [`member_in`] does (names are `[a-z0-9]+`: no escaping).
 #[inline(always)]
@@ -130,7 +118,7 @@ fn ext_string_in<S: Room + ?Sized>(
         let (n, v) = (name.as_bytes(), value.as_bytes());
         let at = *len;
         if let Some(dst) = buf.get_mut(at..at + n.len() + v.len() + 6)
-            && plain(v)
+            && is_json_plain(v)
         {
             // `,"` name `":"` value `"`
             if let Some(d) = dst.get_mut(..2) {

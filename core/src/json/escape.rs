@@ -84,6 +84,18 @@ pub(crate) fn write_str_body<W: embedded_io::Write + ?Sized>(
     write_str_body_any(w, bytes)
 }
 
+/// Whether `v` is a JSON string's contents as it is (nothing to escape):
+/// short strings in one or two words, longer ones by the word scan.
+#[cfg(target_pointer_width = "64")]
+#[inline(always)]
+pub(crate) fn is_json_plain(v: &[u8]) -> bool {
+    if v.len() <= 16 {
+        crate::swar::short_json_plain(v)
+    } else {
+        crate::swar::json_plain_prefix(v) == v.len()
+    }
+}
+
 /// [`write_str_body`] for any string.
 #[cfg_attr(target_pointer_width = "64", inline(never))]
 fn write_str_body_any<W: embedded_io::Write + ?Sized>(

@@ -26,7 +26,9 @@ use core::fmt::{self, Write as _};
 
 use serde::ser::{self, Serialize};
 
-use crate::io::{WriteError, write_all};
+use crate::io::{Plain, Room, RoomError, WriteError, write_all};
+#[cfg(target_pointer_width = "64")]
+use crate::json::escape::is_json_plain;
 use crate::json::escape::{write_str, write_str_body};
 
 /// Why serialization failed.
@@ -297,128 +299,87 @@ impl embedded_io::Write for PayloadWriter<'_> {
     }
 }
 
-/// The error of the writer behind an [`Out`].
-type OutError<O> = <<O as Out>::W as embedded_io::ErrorType>::Error;
-
-/// Where the serializer writes: any `embedded_io::Write` (through
-/// [`Plain`]) or a payload's [`PayloadWriter`], which puts a member's
-/// `,"key":` and a short string value into its buffer in one step each
-/// (they were three writes each, the largest part of a payload's cost).
-trait Out {
-    /// The writer the rest of the serializer (numbers, `Display` strings)
-    /// writes to.
-    type W: embedded_io::Write + ?Sized;
-
-    fn inner(&mut self) -> &mut Self::W;
-
-    /// Writes `bytes` as they are.
-    #[inline(always)]
-    fn put(&mut self, bytes: &[u8]) -> Result<(), WriteError<OutError<Self>>> {
-        write_all(self.inner(), bytes)
-    }
-
-    /// Writes `s` as a JSON string, quotes included.
-    #[inline(always)]
-    fn put_str(&mut self, s: &str) -> Result<(), WriteError<OutError<Self>>> {
-        write_str(self.inner(), s)
-    }
-
-    /// Writes an object member's `"key":`, after a `,` unless it is the first.
-    #[inline(always)]
-    fn put_key(&mut self, first: bool, key: &str) -> Result<(), WriteError<OutError<Self>>> {
-        put_key_any(self.inner(), first, key)
-    }
-}
-
-/// [`Out::put_key`] for any writer: the separator with the opening quote,
-/// and the closing quote with the colon.
-#[inline(always)]
-fn put_key_any<W: embedded_io::Write + ?Sized>(
-    w: &mut W,
-    first: bool,
-    key: &str,
-) -> Result<(), WriteError<W::Error>> {
-    write_all(w, if first { b"\"" } else { b",\"" })?;
-    write_str_body(w, key.as_bytes())?;
-    write_all(w, b"\":")
-}
-
-/// Any writer, written piece by piece.
-struct Plain<'a, W: ?Sized>(&'a mut W);
-
-impl<W: embedded_io::Write + ?Sized> Out for Plain<'_, W> {
-    type W = W;
-
-    #[inline(always)]
-    fn inner(&mut self) -> &mut W {
-        self.0
-    }
-}
-
-impl Out for PayloadWriter<'_> {
+impl crate::io::Room for PayloadWriter<'_> {
     type W = Self;
 
     #[inline(always)]
-    fn inner(&mut self) -> &mut Self {
+    fn w(&mut self) -> &mut Self {
         self
     }
 
+    #[cfg(target_pointer_width = "64")]
     #[inline(always)]
-    fn put(&mut self, bytes: &[u8]) -> Result<(), WriteError<Erased>> {
-        let end = self.len + bytes.len();
-        if let Some(dst) = self.buf.get_mut(self.len..end) {
+    fn room(&mut self) -> Option<(&mut [u8], &mut usize)> {
+        Some((&mut self.buf, &mut self.len))
+    }
+}
+
+/// Writes `bytes` as they are.
+#[inline(always)]
+fn put<S: Room + ?Sized>(s: &mut S, bytes: &[u8]) -> Result<(), WriteError<RoomError<S>>> {
+    #[cfg(target_pointer_width = "64")]
+    if let Some((buf, len)) = s.room() {
+        let at = *len;
+        if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
             crate::io::copy_into(dst, bytes);
-            self.len = end;
+            *len = at + bytes.len();
             return Ok(());
         }
-        write_all(self, bytes)
     }
+    write_all(s.w(), bytes)
+}
 
-    #[inline(always)]
-    fn put_str(&mut self, s: &str) -> Result<(), WriteError<Erased>> {
-        #[cfg(target_pointer_width = "64")]
+/// Writes `v` as a JSON string, quotes included: in one step when the
+/// writer has room and `v` needs no escaping.
+#[inline(always)]
+fn put_str<S: Room + ?Sized>(s: &mut S, v: &str) -> Result<(), WriteError<RoomError<S>>> {
+    #[cfg(target_pointer_width = "64")]
+    if let Some((buf, len)) = s.room() {
+        let b = v.as_bytes();
+        let at = *len;
+        if let Some(dst) = buf.get_mut(at..at + b.len() + 2)
+            && is_json_plain(b)
         {
-            let b = s.as_bytes();
-            let at = self.len;
-            if let Some(dst) = self.buf.get_mut(at..at + b.len() + 2) {
-                let plain = if b.len() <= 16 {
-                    crate::swar::short_json_plain(b)
-                } else {
-                    crate::swar::json_plain_prefix(b) == b.len()
-                };
-                if plain {
-                    put_quoted(dst, b, 0);
-                    self.len = at + b.len() + 2;
-                    return Ok(());
-                }
-            }
+            put_quoted(dst, b, 0);
+            *len = at + b.len() + 2;
+            return Ok(());
         }
-        write_str(self, s)
     }
+    write_str(s.w(), v)
+}
 
-    #[inline(always)]
-    fn put_key(&mut self, first: bool, key: &str) -> Result<(), WriteError<Erased>> {
-        #[cfg(target_pointer_width = "64")]
+/// Writes an object member's `"key":`, after a `,` unless it is the
+/// first: in one step when the writer has room and the key (16 bytes at
+/// most) needs no escaping.
+#[inline(always)]
+fn put_key<S: Room + ?Sized>(
+    s: &mut S,
+    first: bool,
+    key: &str,
+) -> Result<(), WriteError<RoomError<S>>> {
+    #[cfg(target_pointer_width = "64")]
+    if let Some((buf, len)) = s.room() {
+        let k = key.as_bytes();
+        let at = *len;
+        if crate::swar::short_json_plain(k)
+            && let Some(dst) = buf.get_mut(at..at + k.len() + 4)
         {
-            let k = key.as_bytes();
-            let at = self.len;
-            if crate::swar::short_json_plain(k) {
-                // `,"key":`, or `"key":` from the same place for the first.
-                let start = usize::from(!first);
-                if let Some(dst) = self.buf.get_mut(at..at + k.len() + 4) {
-                    if let Some(comma) = dst.first_mut() {
-                        *comma = b',';
-                    }
-                    if let Some(tail) = dst.get_mut(start..) {
-                        put_quoted(tail, k, b':');
-                    }
-                    self.len = at + start + k.len() + 3;
-                    return Ok(());
-                }
+            // `,"key":`, or `"key":` from the same place for the first.
+            let start = usize::from(!first);
+            if let Some(comma) = dst.first_mut() {
+                *comma = b',';
             }
+            if let Some(tail) = dst.get_mut(start..) {
+                put_quoted(tail, k, b':');
+            }
+            *len = at + start + k.len() + 3;
+            return Ok(());
         }
-        put_key_any(self, first, key)
     }
+    let w = s.w();
+    write_all(w, if first { b"\"" } else { b",\"" })?;
+    write_str_body(w, key.as_bytes())?;
+    write_all(w, b"\":")
 }
 
 /// Writes `"body"` at the start of `dst` (at least `body.len() + 2` long),
@@ -626,21 +587,21 @@ struct Ser<'w, W: ?Sized> {
     depth: usize,
 }
 
-impl<W: Out + ?Sized> Ser<'_, W> {
+impl<W: Room + ?Sized> Ser<'_, W> {
     #[inline]
-    fn raw(&mut self, bytes: &[u8]) -> Result<(), SerError<OutError<W>>> {
-        Ok(self.w.put(bytes)?)
+    fn raw(&mut self, bytes: &[u8]) -> Result<(), SerError<RoomError<W>>> {
+        Ok(put(self.w, bytes)?)
     }
 
     #[inline]
-    fn string(&mut self, s: &str) -> Result<(), SerError<OutError<W>>> {
-        Ok(self.w.put_str(s)?)
+    fn string(&mut self, s: &str) -> Result<(), SerError<RoomError<W>>> {
+        Ok(put_str(self.w, s)?)
     }
 
     /// Opens `levels` arrays or objects, refusing to nest deeper than the
     /// parsers read.
     #[inline]
-    fn open(&mut self, levels: usize) -> Result<(), SerError<OutError<W>>> {
+    fn open(&mut self, levels: usize) -> Result<(), SerError<RoomError<W>>> {
         self.depth = self.depth.saturating_add(levels);
         if self.depth > crate::event::MAX_DATA_DEPTH {
             return Err(SerError::TooDeep);
@@ -650,7 +611,7 @@ impl<W: Out + ?Sized> Ser<'_, W> {
 
     /// Closes `levels` arrays or objects with `bytes`.
     #[inline]
-    fn close(&mut self, levels: usize, bytes: &[u8]) -> Result<(), SerError<OutError<W>>> {
+    fn close(&mut self, levels: usize, bytes: &[u8]) -> Result<(), SerError<RoomError<W>>> {
         self.depth = self.depth.saturating_sub(levels);
         self.raw(bytes)
     }
@@ -662,10 +623,10 @@ struct Compound<'a, 'w, W: ?Sized> {
     first: bool,
 }
 
-impl<W: Out + ?Sized> Compound<'_, '_, W> {
+impl<W: Room + ?Sized> Compound<'_, '_, W> {
     /// Writes the `,` before every element but the first.
     #[inline]
-    fn separator(&mut self) -> Result<(), SerError<OutError<W>>> {
+    fn separator(&mut self) -> Result<(), SerError<RoomError<W>>> {
         if self.first {
             self.first = false;
             Ok(())
@@ -675,7 +636,7 @@ impl<W: Out + ?Sized> Compound<'_, '_, W> {
     }
 
     #[inline]
-    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError<OutError<W>>> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError<RoomError<W>>> {
         self.separator()?;
         value.serialize(&mut *self.ser)
     }
@@ -686,16 +647,16 @@ impl<W: Out + ?Sized> Compound<'_, '_, W> {
         &mut self,
         key: &str,
         value: &T,
-    ) -> Result<(), SerError<OutError<W>>> {
-        self.ser.w.put_key(self.first, key)?;
+    ) -> Result<(), SerError<RoomError<W>>> {
+        put_key(self.ser.w, self.first, key)?;
         self.first = false;
         value.serialize(&mut *self.ser)
     }
 }
 
-impl<'a, 'w, W: Out + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
+impl<'a, 'w, W: Room + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
     type Ok = ();
-    type Error = SerError<OutError<W>>;
+    type Error = SerError<RoomError<W>>;
     type SerializeSeq = Compound<'a, 'w, W>;
     type SerializeTuple = Compound<'a, 'w, W>;
     type SerializeTupleStruct = Compound<'a, 'w, W>;
@@ -709,48 +670,48 @@ impl<'a, 'w, W: Out + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
     }
 
     fn serialize_i8(self, v: i8) -> Result<(), Self::Error> {
-        write_int(self.w.inner(), v, false)
+        write_int(self.w.w(), v, false)
     }
 
     fn serialize_i16(self, v: i16) -> Result<(), Self::Error> {
-        write_int(self.w.inner(), v, false)
+        write_int(self.w.w(), v, false)
     }
 
     fn serialize_i32(self, v: i32) -> Result<(), Self::Error> {
-        write_int(self.w.inner(), v, false)
+        write_int(self.w.w(), v, false)
     }
 
     fn serialize_i64(self, v: i64) -> Result<(), Self::Error> {
-        write_int(self.w.inner(), v, false)
+        write_int(self.w.w(), v, false)
     }
 
     fn serialize_i128(self, v: i128) -> Result<(), Self::Error> {
-        write_int(self.w.inner(), v, false)
+        write_int(self.w.w(), v, false)
     }
 
     fn serialize_u8(self, v: u8) -> Result<(), Self::Error> {
-        write_int(self.w.inner(), v, false)
+        write_int(self.w.w(), v, false)
     }
 
     fn serialize_u16(self, v: u16) -> Result<(), Self::Error> {
-        write_int(self.w.inner(), v, false)
+        write_int(self.w.w(), v, false)
     }
 
     fn serialize_u32(self, v: u32) -> Result<(), Self::Error> {
-        write_int(self.w.inner(), v, false)
+        write_int(self.w.w(), v, false)
     }
 
     fn serialize_u64(self, v: u64) -> Result<(), Self::Error> {
-        write_int(self.w.inner(), v, false)
+        write_int(self.w.w(), v, false)
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), Self::Error> {
-        write_int(self.w.inner(), v, false)
+        write_int(self.w.w(), v, false)
     }
 
     fn serialize_f32(self, v: f32) -> Result<(), Self::Error> {
         if v.is_finite() {
-            write_float(self.w.inner(), v, false)
+            write_float(self.w.w(), v, false)
         } else {
             self.raw(b"null")
         }
@@ -758,7 +719,7 @@ impl<'a, 'w, W: Out + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
 
     fn serialize_f64(self, v: f64) -> Result<(), Self::Error> {
         if v.is_finite() {
-            write_float(self.w.inner(), v, false)
+            write_float(self.w.w(), v, false)
         } else {
             self.raw(b"null")
         }
@@ -779,7 +740,7 @@ impl<'a, 'w, W: Out + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
             if i > 0 {
                 self.raw(b",")?;
             }
-            write_int(self.w.inner(), b, false)?;
+            write_int(self.w.w(), b, false)?;
         }
         self.close(1, b"]")
     }
@@ -905,7 +866,7 @@ impl<'a, 'w, W: Out + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
     }
 
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), Self::Error> {
-        collect_display(self.w.inner(), value)
+        collect_display(self.w.w(), value)
     }
 
     fn is_human_readable(&self) -> bool {
@@ -913,9 +874,9 @@ impl<'a, 'w, W: Out + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
     }
 }
 
-impl<W: Out + ?Sized> ser::SerializeSeq for Compound<'_, '_, W> {
+impl<W: Room + ?Sized> ser::SerializeSeq for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<OutError<W>>;
+    type Error = SerError<RoomError<W>>;
 
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
         self.element(value)
@@ -926,9 +887,9 @@ impl<W: Out + ?Sized> ser::SerializeSeq for Compound<'_, '_, W> {
     }
 }
 
-impl<W: Out + ?Sized> ser::SerializeTuple for Compound<'_, '_, W> {
+impl<W: Room + ?Sized> ser::SerializeTuple for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<OutError<W>>;
+    type Error = SerError<RoomError<W>>;
 
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
         self.element(value)
@@ -939,9 +900,9 @@ impl<W: Out + ?Sized> ser::SerializeTuple for Compound<'_, '_, W> {
     }
 }
 
-impl<W: Out + ?Sized> ser::SerializeTupleStruct for Compound<'_, '_, W> {
+impl<W: Room + ?Sized> ser::SerializeTupleStruct for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<OutError<W>>;
+    type Error = SerError<RoomError<W>>;
 
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
         self.element(value)
@@ -952,9 +913,9 @@ impl<W: Out + ?Sized> ser::SerializeTupleStruct for Compound<'_, '_, W> {
     }
 }
 
-impl<W: Out + ?Sized> ser::SerializeTupleVariant for Compound<'_, '_, W> {
+impl<W: Room + ?Sized> ser::SerializeTupleVariant for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<OutError<W>>;
+    type Error = SerError<RoomError<W>>;
 
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
         self.element(value)
@@ -965,15 +926,13 @@ impl<W: Out + ?Sized> ser::SerializeTupleVariant for Compound<'_, '_, W> {
     }
 }
 
-impl<W: Out + ?Sized> ser::SerializeMap for Compound<'_, '_, W> {
+impl<W: Room + ?Sized> ser::SerializeMap for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<OutError<W>>;
+    type Error = SerError<RoomError<W>>;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Self::Error> {
         self.separator()?;
-        key.serialize(KeySer {
-            w: self.ser.w.inner(),
-        })
+        key.serialize(KeySer { w: self.ser.w.w() })
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
@@ -986,9 +945,9 @@ impl<W: Out + ?Sized> ser::SerializeMap for Compound<'_, '_, W> {
     }
 }
 
-impl<W: Out + ?Sized> ser::SerializeStruct for Compound<'_, '_, W> {
+impl<W: Room + ?Sized> ser::SerializeStruct for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<OutError<W>>;
+    type Error = SerError<RoomError<W>>;
 
     // In line on 64-bit targets: the key is a constant there, so its
     // checks and its length fold away (devices keep one copy per type).
@@ -1006,9 +965,9 @@ impl<W: Out + ?Sized> ser::SerializeStruct for Compound<'_, '_, W> {
     }
 }
 
-impl<W: Out + ?Sized> ser::SerializeStructVariant for Compound<'_, '_, W> {
+impl<W: Room + ?Sized> ser::SerializeStructVariant for Compound<'_, '_, W> {
     type Ok = ();
-    type Error = SerError<OutError<W>>;
+    type Error = SerError<RoomError<W>>;
 
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
