@@ -830,7 +830,7 @@ pub struct EventBuilder<'a> {
 }
 
 /// OSSA extensions waiting to be placed (see `EventBuilder::pending`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 struct PendingOssa<'a> {
     /// Bit `slot` ([`OSSA_NAMES`] order): `values[slot]` is waiting.
     set: u8,
@@ -865,6 +865,26 @@ impl<'a> PendingOssa<'a> {
     /// Whether `name` is waiting.
     fn has(&self, name: &str) -> bool {
         ossa_slot(name).is_some_and(|slot| self.set & (1 << slot) != 0)
+    }
+}
+
+/// The waiting values only: placing leaves a slot's value where it is
+/// (`place_pending_now` clears the bits, not the values), and a value
+/// placed and since replaced is no longer the builder's to show.
+impl fmt::Debug for PendingOssa<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut values = [""; 4];
+        for (slot, (shown, &v)) in values.iter_mut().zip(&self.values).enumerate() {
+            if self.set & (1 << slot) != 0 {
+                *shown = v;
+            }
+        }
+        f.debug_struct("PendingOssa")
+            .field("set", &self.set)
+            .field("order", &self.order)
+            .field("bad", &self.bad)
+            .field("values", &values)
+            .finish()
     }
 }
 

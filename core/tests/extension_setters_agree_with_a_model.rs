@@ -182,3 +182,24 @@ proptest! {
         }
     }
 }
+
+/// A value the list no longer holds is not the builder's any more: its
+/// `Debug` output (what a log of a rejected builder shows) names only the
+/// values the event has or will have, not one that was placed and then
+/// replaced.
+#[test]
+fn a_replaced_ossa_value_is_not_in_the_builders_debug_output() {
+    let mut b = Event::builder()
+        .id("1")
+        .source("/s")
+        .ty("t")
+        .ossa_agent_id("replaced-agent");
+    b.build_ref().unwrap(); // places it
+    let b = b.extension_str(ossa::EXT_AGENT_ID, "current-agent");
+    let shown = format!("{b:?}");
+    assert!(shown.contains("current-agent"), "{shown}");
+    assert!(!shown.contains("replaced-agent"), "{shown}");
+    // A value still waiting is shown.
+    let b = b.ossa_interaction_id("waiting");
+    assert!(format!("{b:?}").contains("waiting"));
+}
