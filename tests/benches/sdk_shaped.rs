@@ -23,6 +23,16 @@
 //! calls, medians), so a load drifting on a shared machine hits all sides
 //! alike, and prints the table with the issue's targets. Criterion follows
 //! with short phases. See `README.md` beside this file.
+//!
+//! Instructions of build + encode, one side at a time (`--only`: 100 000
+//! events of that side alone; `none` counts the process's fixed cost, to
+//! subtract):
+//!
+//! ```sh
+//! cargo bench -p ossa-events-tests --bench sdk_shaped --no-run
+//! B=$(ls -t target/release/deps/sdk_shaped-* | grep -v '\.d$' | head -1)
+//! for s in none build build_ref floor; do valgrind --tool=callgrind --callgrind-out-file=/dev/null "$B" --only $s 2>&1 | grep refs; done
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::alloc::System;
@@ -220,6 +230,26 @@ fn floor_encode(p: &Payload<'_>, buf: &mut [u8; 1024]) -> usize {
     o.n
 }
 
+/// `--only build|build_ref|floor|none`: 100 000 events of that side of
+/// build + encode alone (`none`: no event, the process's fixed cost), for
+/// callgrind: (side − none) / 100 000 is the side's instructions an event,
+/// the figures in the README and `HISTORY.md`.
+fn only(side: &str) {
+    let p = payload();
+    let mut buf = [0u8; 1024];
+    let mut total = 0usize;
+    let n = if side == "none" { 0 } else { 100_000 };
+    for _ in 0..n {
+        total += match side {
+            "build" => ours_build_encode(black_box(&p), &mut buf),
+            "build_ref" => ours_build_ref_encode(black_box(&p), &mut buf),
+            "floor" => floor_encode(black_box(&p), &mut buf),
+            other => panic!("--only build|build_ref|floor|none, not {other:?}"),
+        };
+    }
+    println!("{side}: {n} events, {total} bytes");
+}
+
 // ---------------------------------------------------------------------------
 // parse
 
@@ -285,7 +315,12 @@ fn sdk_headers(ev: cloudevents::Event, out: &mut Vec<u8>) -> usize {
 
 // ---------------------------------------------------------------------------
 fn main() {
-    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--only") {
+        only(args.get(i + 1).map(String::as_str).unwrap_or(""));
+        return;
+    }
+    let bench_mode = args.iter().any(|a| a == "--bench");
     let (iters, runs) = if bench_mode { (2000, 15) } else { (20, 3) };
 
     // --- The three sides agree on the bytes and the event -------------------
