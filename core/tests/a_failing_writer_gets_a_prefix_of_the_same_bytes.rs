@@ -14,25 +14,11 @@ use ossa_events_core::io::{SliceFull, SliceWriter, WriteError};
 use ossa_events_core::json::ser::{SerError, to_writer, write_payload};
 use ossa_events_core::{EncodeError, Event, ExtValue, Timestamp, ossa};
 use proptest::prelude::*;
+
+mod common;
+use common::Down;
 use serde::ser::{Serialize, SerializeStruct, SerializeStructVariant, Serializer};
 use serde_json::Value;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Boom;
-
-impl std::fmt::Display for Boom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("boom")
-    }
-}
-
-impl std::error::Error for Boom {}
-
-impl embedded_io::Error for Boom {
-    fn kind(&self) -> embedded_io::ErrorKind {
-        embedded_io::ErrorKind::Other
-    }
-}
 
 /// Takes at most `chunk` bytes a call and `limit` in all; past that it
 /// fails, or accepts zero bytes (`zero`).
@@ -55,23 +41,23 @@ impl Limited {
 }
 
 impl embedded_io::ErrorType for Limited {
-    type Error = Boom;
+    type Error = Down;
 }
 
 impl embedded_io::Write for Limited {
-    fn write(&mut self, b: &[u8]) -> Result<usize, Boom> {
+    fn write(&mut self, b: &[u8]) -> Result<usize, Down> {
         if b.is_empty() {
             return Ok(0);
         }
         let room = self.limit - self.out.len();
         if room == 0 {
-            return if self.zero { Ok(0) } else { Err(Boom) };
+            return if self.zero { Ok(0) } else { Err(Down) };
         }
         let n = b.len().min(self.chunk).min(room);
         self.out.extend_from_slice(&b[..n]);
         Ok(n)
     }
-    fn flush(&mut self) -> Result<(), Boom> {
+    fn flush(&mut self) -> Result<(), Down> {
         Ok(())
     }
 }
@@ -194,7 +180,7 @@ fn payload_case<T: Serialize>(v: &T, chunk: usize) -> Result<(), TestCaseError> 
             let err = SerError::Write(if zero {
                 WriteError::WriteZero
             } else {
-                WriteError::Io(Boom)
+                WriteError::Io(Down)
             });
             let mut w = Limited::new(limit, chunk, zero);
             prop_assert_eq!(
@@ -438,7 +424,7 @@ proptest! {
 
         // A writer that stops part way has the bytes before that point.
         for zero in [false, true] {
-            let err = || if zero { EncodeError::WriteZero } else { EncodeError::Io(Boom) };
+            let err = || if zero { EncodeError::WriteZero } else { EncodeError::Io(Down) };
             for limit in limits(line.len()) {
                 let mut w = Limited::new(limit, chunk, zero);
                 let r = json::write_json(&ev, &mut w);
