@@ -32,63 +32,7 @@ use cloudevents::message::StructuredDeserializer as _;
 use cloudevents::{AttributesReader as _, Event as SdkEvent, EventBuilder as _, EventBuilderV10};
 use ossa_events::receiver::{Receiver, ReceiverConfig};
 use ossa_events::{Event, ExtValue, Scratch};
-use sdk_compare::{norm_ours, norm_sdk, same_instant};
-
-const TIME: &str = "2024-02-29T23:59:59.123456789+05:30";
-const JSON_DATA: &str = r#"{"q":"grüße \"x\"","n":[1,2.5,-3e2,true,null],"nested":{"ü":"ß 😀"}}"#;
-const TEXT_DATA: &str = "line one\nlíne two ✓ 100% \"done\"";
-const BINARY: &[u8] = &[0, 1, 2, 0x7f, 0x80, 0xfe, 0xff, b'\r', b'\n', b'"'];
-
-/// The sdk's events: every attribute and each extension type on the first
-/// (JSON data), then text, binary and no data. No `%` in attribute values
-/// (see the module docs).
-fn sdk_events() -> Vec<SdkEvent> {
-    // The sdk keeps a time in UTC only; it takes the RFC 3339 text.
-    let t = TIME;
-    let json: serde_json::Value = serde_json::from_str(JSON_DATA).unwrap();
-    vec![
-        EventBuilderV10::new()
-            .id("s-json ✓")
-            .source("https://example.com/agents/researcher?x=1")
-            .ty("ai.ossa.tool.called")
-            .subject("Grüße € 😀 \"quoted\"")
-            .time(t)
-            .extension("extstring", "naïve ✓ \"q\"")
-            .extension("extint", -2_147_483_648i64)
-            .extension("exttrue", true)
-            .extension("extfalse", false)
-            .data_with_schema(
-                "application/json",
-                "https://example.com/schemas/call.json",
-                json,
-            )
-            .build()
-            .unwrap(),
-        EventBuilderV10::new()
-            .id("s-text")
-            .source("urn:ossa:test")
-            .ty("ai.ossa.note")
-            .time(t)
-            .extension("extint", 7i64)
-            .data("text/plain; charset=utf-8", TEXT_DATA.to_owned())
-            .build()
-            .unwrap(),
-        EventBuilderV10::new()
-            .id("s-bin")
-            .source("/s")
-            .ty("ai.ossa.blob")
-            .data("application/octet-stream", BINARY.to_vec())
-            .build()
-            .unwrap(),
-        EventBuilderV10::new()
-            .id("s-none")
-            .source("/s")
-            .ty("ai.ossa.ping")
-            .subject("ä")
-            .build()
-            .unwrap(),
-    ]
-}
+use sdk_compare::{norm_ours, norm_sdk, same_instant, sdk_events};
 
 /// The sdk's `binding::http::Builder` over an `http::request::Builder`, for
 /// its structured-mode `Serializer`.
@@ -187,7 +131,8 @@ fn sdk_requests_are_read_by_the_receiver(binary: bool) {
         })
         .unwrap();
     let url = format!("http://{}/events", handle.local_addr());
-    let sent = sdk_events();
+    // No `%` in attribute values (see the module docs).
+    let sent = sdk_events(false);
     for ev in &sent {
         let req = sdk_request(ev, binary, &url);
         let resp =

@@ -35,22 +35,19 @@ use std::time::{Duration, Instant};
 use cloudevents::binding::rdkafka::{BaseRecordExt as _, MessageExt as _, MessageRecord};
 use cloudevents::event::ExtensionValue;
 use cloudevents::message::StructuredDeserializer as _;
-use cloudevents::{AttributesReader as _, Event as SdkEvent, EventBuilder as _, EventBuilderV10};
+use cloudevents::{AttributesReader as _, Event as SdkEvent};
 use ossa_events::sink::{KafkaMode, KafkaSink};
 use ossa_events::{Data, Emitter, Event, ExtValue, Scratch, Timestamp};
 use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{Headers as _, Message as _};
 use rdkafka_sdk::consumer::Consumer as _;
 use rdkafka_sdk::producer::Producer as _;
-use sdk_compare::{norm_ours, norm_sdk, same_instant};
+use sdk_compare::{
+    BINARY, JSON_DATA, TEXT_DATA, TIME, norm_ours, norm_sdk, same_instant, sdk_events,
+};
 use tansu::Tansu;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-const TIME: &str = "2024-02-29T23:59:59.123456789+05:30";
-const JSON_DATA: &str = r#"{"q":"grüße \"x\"","n":[1,2.5,-3e2,true,null],"nested":{"ü":"ß 😀"}}"#;
-const TEXT_DATA: &str = "line one\nlíne two ✓ 100% \"done\"";
-const BINARY: &[u8] = &[0, 1, 2, 0x7f, 0x80, 0xfe, 0xff, b'\r', b'\n', b'"'];
 
 // ---------------------------------------------------------------------------
 // Fixtures
@@ -104,55 +101,6 @@ fn ours() -> Vec<Event<'static>> {
             .source("/s")
             .ty("ai.ossa.ping")
             .datacontenttype("application/xml")
-            .build()
-            .unwrap(),
-    ]
-}
-
-/// The sdk's events: the same shapes, built with `EventBuilderV10`.
-fn sdk_events() -> Vec<SdkEvent> {
-    // The sdk keeps a time in UTC only; it takes the RFC 3339 text.
-    let t = TIME;
-    let json: serde_json::Value = serde_json::from_str(JSON_DATA).unwrap();
-    vec![
-        EventBuilderV10::new()
-            .id("s-json ✓ 100%")
-            .source("https://example.com/agents/researcher?x=1")
-            .ty("ai.ossa.tool.called")
-            .subject("Grüße € 😀 \"quoted\" 100% %20")
-            .time(t)
-            .extension("extstring", "naïve ✓ \"q\" 100%")
-            .extension("extint", -2_147_483_648i64)
-            .extension("exttrue", true)
-            .extension("extfalse", false)
-            .data_with_schema(
-                "application/json",
-                "https://example.com/schemas/call.json",
-                json,
-            )
-            .build()
-            .unwrap(),
-        EventBuilderV10::new()
-            .id("s-text")
-            .source("urn:ossa:test")
-            .ty("ai.ossa.note")
-            .time(t)
-            .extension("extint", 7i64)
-            .data("text/plain; charset=utf-8", TEXT_DATA.to_owned())
-            .build()
-            .unwrap(),
-        EventBuilderV10::new()
-            .id("s-bin")
-            .source("/s")
-            .ty("ai.ossa.blob")
-            .data("application/octet-stream", BINARY.to_vec())
-            .build()
-            .unwrap(),
-        EventBuilderV10::new()
-            .id("s-none")
-            .source("/s")
-            .ty("ai.ossa.ping")
-            .subject("ä")
             .build()
             .unwrap(),
     ]
@@ -337,7 +285,7 @@ fn sdk_read_by_ours(binary: bool) {
     let broker = Tansu::start();
     let topic = "sdk-to-ours";
     broker.create_topic(topic, 1);
-    let sent = sdk_events();
+    let sent = sdk_events(true);
     let producer: rdkafka_sdk::producer::BaseProducer = rdkafka_sdk::ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
         .create()
