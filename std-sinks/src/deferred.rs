@@ -424,10 +424,15 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             let span =
                 || tracing::info_span!("execute_tool", gen_ai.tool.name = "t").in_scope(|| ());
-            // One span (a start and an end event): built and queued by the
-            // worker, which then sleeps until the interval.
-            span();
-            eventually("the first span's events queued", || {
+            // Two events queued at once (not put off), so that the worker
+            // sleeps until the interval. (A first span here raced the
+            // worker: its start woke it, and an end put off after the
+            // worker had drained waited out the 60 s interval.)
+            for _ in 0..2 {
+                em.emit(crate::EventBuilder::new().ty("dev.example.tick"))
+                    .unwrap();
+            }
+            eventually("the first two events queued", || {
                 em.metrics().emitted == 2
                     && em.shared().deferred.worker.load(Ordering::SeqCst) == super::WAITS_UNTIL
             });
