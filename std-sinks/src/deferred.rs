@@ -29,7 +29,10 @@
 //! refuses the new event (counted in `dropped`, reported under a new id, as
 //! it was never built), `Block` builds what waits on the pusher's thread,
 //! waiting for room at most its limit in all, then refuses it. A caller's
-//! `emit` that drains first waits for room at most that limit in all too.
+//! `emit` that drains first waits for room at most that limit in all too,
+//! its own event included; when the limit runs out with an event put off
+//! still unqueued (held first in line, for the worker), the caller's event
+//! is refused rather than queued ahead of it.
 //! With a spool nothing is put off: the layer's events are built on the
 //! span's thread, so they are on disk when the span call returns. Events put off before shutdown began are built and
 //! queued during it (until its deadline, like queued ones); those still
@@ -269,7 +272,7 @@ impl Deferred {
             return Drained::Busy;
         }
         let mut taken = match room {
-            Room::Hold => match self.drain.try_lock() {
+            Room::Hold | Room::Behind => match self.drain.try_lock() {
                 Ok(g) => g,
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(TryLockError::WouldBlock) => return Drained::Busy,
@@ -358,12 +361,23 @@ fn build(sh: &Shared, later: Later, how: How) -> Result<(), Refused> {
 }
 
 impl Shared {
-    /// Before a caller's `emit`: what the layer put off goes first.
+    /// Before a caller's `emit`: what the layer put off goes first. Returns
+    /// how the caller's own event is to be queued: under `Block`, within
+    /// what is left of the one limit the drain began (not a second limit
+    /// of its own), and refused outright when the drain left an event it
+    /// could not queue in time (queued, the caller's event would go before
+    /// it: before the start of the span it was emitted in).
     #[inline]
-    pub(crate) fn drain_deferred_first(&self) {
-        if self.deferred.len() != 0 {
-            self.deferred.drain(self, caller_room(self), usize::MAX);
+    pub(crate) fn drain_deferred_first(&self) -> How {
+        if self.deferred.len() == 0 {
+            return How::EMIT;
         }
+        let room = caller_room(self);
+        let room = match self.deferred.drain(self, room, usize::MAX) {
+            Drained::Full => Room::Behind,
+            _ => room,
+        };
+        How { room, late: false }
     }
 
     /// Puts an event of the layer off; with a spool, builds it now.
@@ -374,8 +388,8 @@ impl Shared {
             // returns (it survives `kill -9`); one put off would live in
             // memory only, for as long as the worker is in a send or a
             // retry wait. So it is built here, as `emit` builds one.
-            self.drain_deferred_first();
-            let _ = self.answered_at_emit(build(self, later, How::EMIT));
+            let how = self.drain_deferred_first();
+            let _ = self.answered_at_emit(build(self, later, how));
             return;
         }
         self.deferred.push(self, later);

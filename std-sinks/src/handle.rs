@@ -985,7 +985,10 @@ impl Emitter {
     /// validates and encodes it on this thread, and queues it. Events the
     /// `tracing` layer has put off and nobody has built yet are built and
     /// queued first, on this thread (so an event emitted inside a span
-    /// comes after the span's start event).
+    /// comes after the span's start event). Under [`Overflow::Block`] they
+    /// and this event share one limit: when it runs out with one of them
+    /// still unqueued, this event is refused ([`Error::QueueFull`], counted
+    /// `dropped` and reported) rather than queued ahead of it.
     ///
     /// An invalid event is refused here, on the caller's thread, not later:
     ///
@@ -1002,13 +1005,16 @@ impl Emitter {
         // Events `OssaLayer` put off go first: an event emitted inside a
         // span comes after that span's start event.
         #[cfg(feature = "tracing")]
-        self.shared.drain_deferred_first();
-        let r = emit_on(&self.shared, event, How::EMIT);
+        let how = self.shared.drain_deferred_first();
+        #[cfg(not(feature = "tracing"))]
+        let how = How::EMIT;
+        let r = emit_on(&self.shared, event, how);
         self.shared.answered_at_emit(r)
     }
 
     /// Queues an event exactly as it is (attributes, extensions and data
-    /// unchanged): how `ossa-events emit` forwards events it read.
+    /// unchanged): how `ossa-events emit` forwards events it read. Events
+    /// the `tracing` layer put off go first, as for [`emit`](Self::emit).
     ///
     /// ```
     /// use ossa_events::{parse::json::parse_event, sink::NullSink, Emitter, Scratch};
@@ -1022,9 +1028,11 @@ impl Emitter {
     /// ```
     pub fn emit_event(&self, ev: &Event<'_>) -> Result<(), Error> {
         #[cfg(feature = "tracing")]
-        self.shared.drain_deferred_first();
+        let how = self.shared.drain_deferred_first();
+        #[cfg(not(feature = "tracing"))]
+        let how = How::EMIT;
         check_payload(&self.shared, ev)?;
-        let r = encode_and_queue(&self.shared, ev, None, How::EMIT);
+        let r = encode_and_queue(&self.shared, ev, None, how);
         self.shared.answered_at_emit(r)
     }
 

@@ -311,6 +311,13 @@ pub(crate) enum Room {
     /// Never wait, whatever the policy: hand the event back (the worker,
     /// which makes room by sending, building events put off).
     Hold,
+    /// Refused as a full queue refuses it (counted `dropped`, reported),
+    /// whatever room there is now: a caller's event behind events put off
+    /// that its drain could not queue within the `Block` limit. Queued, it
+    /// would go before them (before the start of the span it was emitted
+    /// in), and wait for room a second limit.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    Behind,
 }
 
 /// An event built and encoded, handed back for want of room.
@@ -628,6 +635,15 @@ impl Shared {
                 numbered: numbered.map(|(s, n)| (s.to_owned(), n)),
             })
         };
+        if let Room::Behind = how.room {
+            let err = if closed(&st) {
+                Error::ShutDown
+            } else {
+                Error::QueueFull
+            };
+            drop(st);
+            return Err(Refused::Error(self.refuse(&e, err)));
+        }
         if st.spool.is_some() && !closed(&st) {
             let (spooled, st2) = self.spool_append(st, &e, numbered, how.room);
             st = st2;
@@ -719,7 +735,7 @@ impl Shared {
                         return Err(held(e));
                     }
                 }
-                (Room::Policy(_), _) => {}
+                (Room::Policy(_) | Room::Behind, _) => {}
             }
         }
         if closed(&st) {

@@ -192,6 +192,87 @@ fn order_is_kept_per_span_and_per_thread_with_threads_making_spans_at_once() {
     }
 }
 
+/// A recording sink whose sends wait while `closed` is set.
+#[derive(Clone, Default)]
+struct Gated {
+    rec: Record,
+    closed: Arc<AtomicBool>,
+}
+
+impl Sink for Gated {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        while self.closed.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.rec.send(events)
+    }
+}
+
+/// Under `Block`, an `emit` inside a span whose start waits to be built
+/// has one limit in all, for that start and for itself: when the start could
+/// not be queued within it (the queue full all that time), the emit is
+/// refused at once. It waited a second limit of its own, and when room came
+/// during that one it was queued before the start, which a drain that ran
+/// out of time can leave held (a stress audit's proptest seed in
+/// `tracing_layer_accounts_for_every_event_it_puts_off`).
+#[test]
+fn an_emit_behind_a_start_that_found_no_room_waits_one_limit_and_never_goes_first() {
+    const LIMIT: Duration = Duration::from_millis(300);
+    let sink = Gated::default();
+    sink.closed.store(true, Ordering::SeqCst);
+    let reports = Reports::default();
+    let emitter = Emitter::builder("/agents/t")
+        .sink(sink.clone())
+        .batch_size(1)
+        .queue_capacity(2)
+        .flush_interval(Duration::from_millis(1))
+        .overflow(Overflow::Block(LIMIT))
+        .on_undelivered(reports.clone().recorder())
+        .build()
+        .unwrap();
+    // Two events fill the queue: one in the stuck send, one waiting.
+    for _ in 0..2 {
+        emitter
+            .emit(EventBuilder::new().ty("dev.example.before"))
+            .unwrap();
+    }
+    let (note, took) = tracing::dispatcher::with_default(&layered(&emitter), || {
+        tracing::info_span!("execute_tool", gen_ai.tool.name = "t").in_scope(|| {
+            let start = Instant::now();
+            let note = emitter.emit(EventBuilder::new().ty("dev.example.note"));
+            (note, start.elapsed())
+        })
+    });
+    sink.closed.store(false, Ordering::SeqCst);
+    emitter.flush().unwrap();
+    assert!(
+        matches!(note, Err(ossa_events::Error::QueueFull)),
+        "{note:?}"
+    );
+    // Two limits were 600 ms; the slack is for a loaded machine.
+    assert!(took < LIMIT * 9 / 5, "the emit waited {took:?}");
+    // The span's start is queued late (held) or refused at the limit;
+    // either way it is not behind the note, which never went.
+    let types: Vec<String> = sink.rec.events().iter().map(|e| ty(e).to_owned()).collect();
+    let start_went = types.iter().any(|t| t == ossa::TOOL_CALLED);
+    let mut want = vec!["dev.example.before", "dev.example.before"];
+    if start_went {
+        want.push(ossa::TOOL_CALLED);
+    }
+    want.push(ossa::TOOL_COMPLETED);
+    assert_eq!(types, want);
+    let m = emitter.metrics();
+    let dropped = if start_went { 1 } else { 2 };
+    assert_eq!(
+        (m.delivered, m.dropped),
+        (want.len() as u64, dropped),
+        "{m:?}"
+    );
+    let all = reports.0.lock().unwrap();
+    assert_eq!(all.len() as u64, dropped);
+    assert!(all.iter().all(|(r, _)| *r == Reason::Dropped), "{all:?}");
+}
+
 #[test]
 fn a_full_queue_under_block_makes_the_worker_send_not_wait_on_itself() {
     let rec = Record::slow(Duration::from_millis(1));
