@@ -114,7 +114,9 @@ fn a_sink_stuck_past_the_deadline_has_its_batch_counted_once_by_shutdown() {
     let r = em.shutdown();
     let took = t.elapsed();
     assert!(matches!(r, Err(Error::Timeout(_))), "{r:?}");
-    assert!(took < Duration::from_millis(300), "{took:?}");
+    // The deadline and the grace are 250 ms; waiting for the sink would
+    // be ~750 ms. (300 ms failed on a loaded machine: 323–376 ms.)
+    assert!(took < Duration::from_millis(600), "{took:?}");
     let m = em.metrics();
     assert_eq!(
         (m.delivered, m.shutdown_timeout, m.queue_depth),

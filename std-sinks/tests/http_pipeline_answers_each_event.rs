@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use common::{parse_events, read_request, serve_loopback};
+use common::{parse_events, read_request, serve_loopback, wait_for};
 use ossa_events::receiver::{Receiver, ReceiverConfig};
 use ossa_events::sink::{HttpMode, HttpSink};
 use ossa_events::{Emitter, Event, EventBuilder, RetryPolicy};
@@ -203,7 +203,12 @@ fn pipelined_shutdown_keeps_to_its_deadline_and_never_overcounts() {
             .emit(EventBuilder::new().id(id.as_str()).ty("dev.example.tick"))
             .unwrap();
     }
-    thread::sleep(Duration::from_millis(300));
+    // Some batches answered (one takes the collector 100 ms): not a sleep,
+    // which a loaded machine outlasted with none answered yet.
+    assert!(wait_for(
+        || emitter.metrics().delivered > 0,
+        Duration::from_secs(10)
+    ));
     let t = std::time::Instant::now();
     let _ = emitter.shutdown_within(Duration::from_millis(500));
     let took = t.elapsed();
