@@ -50,6 +50,27 @@ fn emitter(dir: &Path, sink: Collector, segment: u64, mapped: bool) -> Emitter {
 
 static CASE: AtomicU32 = AtomicU32::new(0);
 
+/// Waits (up to 10 s) until no spool holds `dir`'s lock.
+fn wait_until_unlocked(dir: &Path) {
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("lock"))
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => {
+                lock.unlock().unwrap();
+                return;
+            }
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("the first spool still holds {}: {e}", dir.display()),
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
@@ -76,8 +97,12 @@ proptest! {
         for id in &ids {
             em.emit(EventBuilder::new().ty("dev.example.tick").id(id)).unwrap();
         }
+        // The collector is down: shutdown times out with the events kept on
+        // disk, and returns while the worker may still be closing the spool.
+        // Its lock is let go once it has.
         let _ = em.shutdown();
         drop(em);
+        wait_until_unlocked(&dir);
 
         // The kill: the last segment as a mapped writer leaves it.
         let segs = segment_files(&dir);
