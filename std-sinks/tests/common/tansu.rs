@@ -74,6 +74,14 @@ pub(crate) fn free_port_for_later() -> u16 {
         .unwrap_or_else(free_port)
 }
 
+/// Why a broker did not start.
+enum Start {
+    /// Another process had its port.
+    PortTaken(String),
+    /// Anything else.
+    Failed(String),
+}
+
 /// A running tansu broker; killed when dropped.
 pub(crate) struct Tansu {
     child: Child,
@@ -82,25 +90,45 @@ pub(crate) struct Tansu {
 }
 
 impl Tansu {
-    /// Starts tansu on a free loopback port and waits until it accepts connections.
+    /// Starts tansu on a free loopback port and waits until it accepts
+    /// connections. A port found free can be taken before tansu binds it
+    /// (tests start brokers side by side): then it tries another, 5 in all.
     pub(crate) fn start() -> Self {
-        Self::start_on(free_port())
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start_on(free_port()) {
+                Ok(t) => return t,
+                Err(Start::PortTaken(why)) => last = why,
+                Err(Start::Failed(why)) => panic!("{why}"),
+            }
+        }
+        panic!("5 ports were taken before tansu could bind them; the last:\n{last}");
     }
 
     /// Starts tansu on `port` and waits until it accepts connections.
     pub(crate) fn start_on(port: u16) -> Self {
+        match Self::try_start_on(port) {
+            Ok(t) => t,
+            Err(Start::PortTaken(why) | Start::Failed(why)) => panic!("{why}"),
+        }
+    }
+
+    fn try_start_on(port: u16) -> Result<Self, Start> {
         let url = format!("tcp://127.0.0.1:{port}");
         let log = std::env::temp_dir().join(format!(
             "ossa-events-tansu-{}-{port}.log",
             std::process::id()
         ));
+        let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(tansu_path())
             .args(["broker", "--listener-url", &url])
             .args(["--advertised-listener-url", &url])
             .args(["--storage-engine", "memory://tansu/"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            // Both to the log: tansu writes its errors (an address in use)
+            // on stdout.
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
             .spawn()
             .unwrap();
         let mut t = Tansu { child, port, log };
@@ -112,22 +140,28 @@ impl Tansu {
                 // exits, unable to bind.
                 thread::sleep(Duration::from_millis(100));
                 if let Some(st) = t.child.try_wait().unwrap() {
-                    panic!(
+                    return Err(Start::PortTaken(format!(
                         "tansu exited ({st}) though {addr} answered: another process listens \
                          there:\n{}",
                         t.log_text()
-                    );
+                    )));
                 }
-                return t;
+                return Ok(t);
             }
             if let Some(st) = t.child.try_wait().unwrap() {
-                panic!("tansu exited ({st}) before listening:\n{}", t.log_text());
+                let why = format!("tansu exited ({st}) before listening:\n{}", t.log_text());
+                return Err(if why.contains("in use") {
+                    Start::PortTaken(why)
+                } else {
+                    Start::Failed(why)
+                });
             }
-            assert!(
-                Instant::now() < end,
-                "tansu did not listen on {addr} within {START_TIMEOUT:?}:\n{}",
-                t.log_text()
-            );
+            if Instant::now() >= end {
+                return Err(Start::Failed(format!(
+                    "tansu did not listen on {addr} within {START_TIMEOUT:?}:\n{}",
+                    t.log_text()
+                )));
+            }
             thread::sleep(Duration::from_millis(50));
         }
     }
