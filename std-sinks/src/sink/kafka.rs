@@ -106,7 +106,8 @@ const IDLE_SERVE: Duration = Duration::from_millis(100);
 /// reports librdkafka owes: it reports every message by then.
 const REPORT_GRACE: Duration = Duration::from_secs(5);
 /// How long a sink whose send was cut short by shutdown waits, when dropped,
-/// for the records already on the wire before purging them.
+/// for the records already on the wire before purging them (those not sent
+/// yet are purged at once).
 const ABANDON_GRACE: Duration = Duration::from_millis(200);
 
 /// How events are put into Kafka records.
@@ -995,8 +996,13 @@ impl KafkaSink {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // Backpressure: wait for reports to make room, then again.
                     if outer.passed() {
-                        // What was produced is given up on too: purged at drop.
+                        // What was produced is given up on too: purged now,
+                        // before the emitter counts and reports it as not
+                        // delivered (left queued until drop, it went out when
+                        // the broker came back during drop's wait).
                         self.abandoned = true;
+                        self.producer
+                            .purge(PurgeConfig::default().queue().non_blocking());
                         let e = Error::Timeout(Phase::Shutdown);
                         return Err(SendError::retryable(e, None));
                     }
@@ -1332,6 +1338,12 @@ impl Drop for KafkaSink {
         // and counted their events; delivered after, they were reported as
         // not delivered.
         let abandoned = self.abandoned || !self.flights.is_empty();
+        if abandoned && self.producer.in_flight_count() > 0 {
+            // Not sent yet: certainly not delivered, as counted. Only the
+            // records on the wire are waited for.
+            self.producer
+                .purge(PurgeConfig::default().queue().non_blocking());
+        }
         if self.producer.in_flight_count() > 0 {
             let limit = match (abandoned, self.delivery_timeout) {
                 (true, _) => ABANDON_GRACE,
