@@ -18,7 +18,7 @@ use ossa_events::{Emitter, Error, EventBuilder, SendError};
 use proptest::prelude::*;
 
 mod spool_support;
-use spool_support::segment_files;
+use spool_support::{segment_files, wait_until_unlocked};
 
 /// A collector that takes everything (`up`) or nothing.
 #[derive(Clone)]
@@ -49,27 +49,6 @@ fn emitter(dir: &Path, sink: Collector, segment: u64, mapped: bool) -> Emitter {
 }
 
 static CASE: AtomicU32 = AtomicU32::new(0);
-
-/// Waits (up to 10 s) until no spool holds `dir`'s lock.
-fn wait_until_unlocked(dir: &Path) {
-    let lock = std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.join("lock"))
-        .unwrap();
-    let end = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match lock.try_lock() {
-            Ok(()) => {
-                lock.unlock().unwrap();
-                return;
-            }
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < end => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(e) => panic!("the first spool still holds {}: {e}", dir.display()),
-        }
-    }
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
