@@ -350,7 +350,7 @@ fn invalid_events_get_400_with_the_reason_and_nothing_is_handed_over() {
     // Binary, bad percent-encoding.
     let r = roundtrip(
         addr,
-        b"POST / HTTP/1.1\r\nce-specversion: 1.0\r\nce-id: %zz\r\nce-source: /s\r\nce-type: t\r\nContent-Length: 0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-id: %zz\r\nce-source: /s\r\nce-type: t\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("id"), "{}", r.body);
@@ -360,7 +360,7 @@ fn invalid_events_get_400_with_the_reason_and_nothing_is_handed_over() {
     // Binary with ce-datacontenttype (forbidden in binary mode).
     let r = roundtrip(
         addr,
-        b"POST / HTTP/1.1\r\nce-specversion: 1.0\r\nce-id: 1\r\nce-source: /s\r\nce-type: t\r\nce-datacontenttype: text/plain\r\nContent-Length: 0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-id: 1\r\nce-source: /s\r\nce-type: t\r\nce-datacontenttype: text/plain\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("datacontenttype"), "{}", r.body);
@@ -495,13 +495,13 @@ fn chunked_bodies_are_decoded_and_limited() {
     // Malformed chunk size.
     let r = roundtrip(
         rx.local_addr(),
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     );
     assert_eq!(r.status, 400);
     // Both framings at once.
     let r = roundtrip(
         rx.local_addr(),
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
     );
     assert_eq!(r.status, 400);
     assert_eq!(seen(&seen_events).len(), 11);
@@ -517,13 +517,13 @@ fn oversized_heads_get_431() {
     c.expect_closed(Duration::from_secs(2));
     // A head that never ends.
     let mut c = Client::connect(rx.local_addr());
-    c.send(format!("POST / HTTP/1.1\r\nX-Long: {long}").as_bytes());
+    c.send(format!("POST / HTTP/1.1\r\nHost: x\r\nX-Long: {long}").as_bytes());
     assert_eq!(c.response().unwrap().status, 431);
     // Too many headers.
     let many: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
     let r = roundtrip(
         rx.local_addr(),
-        format!("POST / HTTP/1.1\r\n{many}\r\n").as_bytes(),
+        format!("POST / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
     );
     assert_eq!(r.status, 431);
     // Eight headers are fine (and the request is then judged on its events).
@@ -562,6 +562,74 @@ fn a_head_one_byte_over_the_limit_gets_431() {
         .map(|l| value(l)["id"].to_string())
         .collect();
     assert_eq!(ids, [r#""at""#]);
+}
+
+/// RFC 9112, section 3.2: `400` for an HTTP/1.1 request without `Host`,
+/// and for any request with two of them or one that is not a host and
+/// port; HTTP/1.0 needs none, and an empty one is allowed.
+#[test]
+fn requests_without_one_valid_host_get_400_and_nothing_is_handed_over() {
+    let (rx, seen_events) = start(ReceiverConfig::new());
+    let event = |id: &str| ev_json(id);
+    let req = |line: &str, hosts: &str, id: &str| {
+        let body = event(id);
+        format!(
+            "POST /events {line}\r\n{hosts}Content-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    for (line, hosts, reason) in [
+        ("HTTP/1.1", "", "HTTP/1.1 request without a Host header"),
+        (
+            "HTTP/1.1",
+            "Host: a\r\nHost: b\r\n",
+            "more than one Host header",
+        ),
+        (
+            "HTTP/1.0",
+            "Host: a\r\nHost: a\r\n",
+            "more than one Host header",
+        ),
+        (
+            "HTTP/1.1",
+            "Host: a/b\r\n",
+            "Host header is not a host and port",
+        ),
+        (
+            "HTTP/1.1",
+            "Host: user@a\r\n",
+            "Host header is not a host and port",
+        ),
+        (
+            "HTTP/1.1",
+            "Host: a b\r\n",
+            "Host header is not a host and port",
+        ),
+    ] {
+        let r = roundtrip(rx.local_addr(), &req(line, hosts, "refused"));
+        assert_eq!(r.status, 400, "{line} {hosts:?}: {r:?}");
+        assert_eq!(r.body.trim_end(), reason, "{line} {hosts:?}");
+    }
+    for (k, (line, hosts)) in [
+        ("HTTP/1.0", ""),
+        ("HTTP/1.1", "Host: \r\n"),
+        ("HTTP/1.1", "Host: [::1]:8080\r\n"),
+        ("HTTP/1.1", "Host: collector.example.com:443\r\n"),
+        ("HTTP/1.1", "host: xn--bcher-kva.example\r\n"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = roundtrip(rx.local_addr(), &req(line, hosts, &format!("ok-{k}")));
+        assert_eq!(r.status, 202, "{line} {hosts:?}: {r:?}");
+    }
+    let ids: Vec<String> = seen(&seen_events)
+        .iter()
+        .map(|l| value(l)["id"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(ids, ["ok-0", "ok-1", "ok-2", "ok-3", "ok-4"]);
+    assert_eq!(rx.stats().rejected_4xx, 6);
 }
 
 #[test]
@@ -677,9 +745,9 @@ fn garbage_truncated_and_stalled_clients_are_dropped_and_others_still_served() {
     for i in 0..40 {
         let mut bytes = Vec::new();
         let prefix: &[u8] = match i % 4 {
-            0 => b"POST / HTTP/1.1\r\n",
-            1 => b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            2 => b"POST / HTTP/1.1\r\nContent-Type: application/cloudevents-batch+json\r\nContent-Length: 40\r\n\r\n",
+            0 => b"POST / HTTP/1.1\r\nHost: x\r\n",
+            1 => b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            2 => b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents-batch+json\r\nContent-Length: 40\r\n\r\n",
             _ => b"",
         };
         bytes.extend_from_slice(prefix);
@@ -699,7 +767,7 @@ fn garbage_truncated_and_stalled_clients_are_dropped_and_others_still_served() {
 
     // Truncated: head promising a body, then the client goes away.
     let mut c = Client::connect(addr);
-    c.send(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"specv");
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"specv");
     drop(c);
 
     // Half a head, then silence: 408 and closed after the timeout.
@@ -919,7 +987,7 @@ fn concurrent_clients_every_event_arrives_exactly_once() {
                             &format!("[{}]", ev_json(&id)),
                         ),
                         _ => format!(
-                            "POST / HTTP/1.1\r\nce-specversion: 1.0\r\nce-id: {id}\r\nce-source: /s\r\nce-type: t\r\nContent-Length: 0\r\n\r\n"
+                            "POST / HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-id: {id}\r\nce-source: /s\r\nce-type: t\r\nContent-Length: 0\r\n\r\n"
                         )
                         .into_bytes(),
                     };
@@ -1010,7 +1078,7 @@ fn gzip_bodies_are_decompressed_within_the_body_limit() {
     let addr = rx.local_addr();
     let send = |body: &[u8], encoding: &str| {
         let mut req = format!(
-            "POST / HTTP/1.1\r\nContent-Type: application/cloudevents-batch+json\r\nContent-Encoding: {encoding}\r\nContent-Length: {}\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents-batch+json\r\nContent-Encoding: {encoding}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();
@@ -1141,11 +1209,11 @@ fn request_heads_with_bare_lf_line_endings_are_refused() {
             event.len()
         ),
         format!(
-            "POST / HTTP/1.1\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\n{event}",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\n{event}",
             event.len()
         ),
         format!(
-            "\nPOST / HTTP/1.1\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{event}",
+            "\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{event}",
             event.len()
         ),
     ] {
@@ -1172,12 +1240,18 @@ fn error_responses_that_close_say_connection_close() {
     let long = "a".repeat(2000);
     // 431: head too large, never-ending head, too many headers.
     close_after(
-        format!("POST / HTTP/1.1\r\nX-Long: {long}\r\n\r\n").as_bytes(),
+        format!("POST / HTTP/1.1\r\nHost: x\r\nX-Long: {long}\r\n\r\n").as_bytes(),
         431,
     );
-    close_after(format!("POST / HTTP/1.1\r\nX-Long: {long}").as_bytes(), 431);
+    close_after(
+        format!("POST / HTTP/1.1\r\nHost: x\r\nX-Long: {long}").as_bytes(),
+        431,
+    );
     let many: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
-    close_after(format!("POST / HTTP/1.1\r\n{many}\r\n").as_bytes(), 431);
+    close_after(
+        format!("POST / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+        431,
+    );
     // 400: malformed head; 505: unknown version.
     close_after(b"\x00\x01 not http\r\n\r\n", 400);
     close_after(b"POST / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
@@ -1185,11 +1259,11 @@ fn error_responses_that_close_say_connection_close() {
     close_after(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Ty", 408);
     // 400 and 408 inside a chunked body.
     close_after(
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         400,
     );
     close_after(
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
         408,
     );
 }

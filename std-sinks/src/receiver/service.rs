@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 
@@ -124,6 +124,9 @@ pub(super) async fn handle(
 fn inspect(req: &Request<Incoming>, shared: &Shared) -> Result<(ContentMode, Coding), Reply> {
     let cfg = &shared.config;
     let h = req.headers();
+    if let Some(why) = host_fault(req.version(), h) {
+        return Err(Reply::text(400, why));
+    }
     if req.method() != Method::POST && req.method() != Method::PUT {
         let mut r = Reply::text(405, "only POST and PUT carry events");
         r.allow = true;
@@ -168,6 +171,30 @@ fn inspect(req: &Request<Incoming>, shared: &Shared) -> Result<(ContentMode, Cod
         Ok(m) => Ok((m, encoding)),
         Err(e) => Err(response_for(&e)),
     }
+}
+
+/// What is wrong with the request's `Host` header, if anything: RFC 9112
+/// (section 3.2) has a server answer `400` to an HTTP/1.1 request without
+/// one, and to any request with more than one or with a value that is not
+/// a host and optional port (`uri-host [ ":" port ]`; empty is allowed).
+fn host_fault(version: Version, h: &http::HeaderMap) -> Option<&'static str> {
+    let mut hosts = h.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if version == Version::HTTP_11 => Some("HTTP/1.1 request without a Host header"),
+        (None, _) => None,
+        (Some(_), Some(_)) => Some("more than one Host header"),
+        (Some(v), None) if !v.as_bytes().iter().all(|&b| host_byte(b)) => {
+            Some("Host header is not a host and port")
+        }
+        (Some(_), None) => None,
+    }
+}
+
+/// A byte of `uri-host [ ":" port ]` (RFC 3986: a reg-name's unreserved,
+/// percent-encoded and sub-delims bytes, an IP literal's brackets, the
+/// port's colon).
+fn host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b)
 }
 
 async fn respond(req: Request<Incoming>, shared: &Arc<Shared>) -> Reply {
