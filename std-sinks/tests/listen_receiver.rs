@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ossa_events::Event;
 use ossa_events::format::json;
-use ossa_events::receiver::{Receiver, ReceiverConfig, ReceiverHandle};
+use ossa_events::receiver::{Receiver, ReceiverConfig, ReceiverHandle, ReceiverStats};
 
 /// Longest any socket operation of a test may block.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -855,6 +855,20 @@ fn half_head(id: &str) -> Vec<u8> {
     structured(id)[..20].to_vec()
 }
 
+/// Waits (at most 5 s) until `rx`'s stats say `done`: the receiver has
+/// seen what was sent, rather than a sleep that hopes it has.
+fn wait_for(rx: &ReceiverHandle, what: &str, done: impl Fn(&ReceiverStats) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = rx.stats();
+        if done(&stats) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {stats:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
 fn connections_over_the_cap_get_503_when_none_is_idle_and_the_server_recovers() {
     let (rx, seen_events) = start(
@@ -869,7 +883,7 @@ fn connections_over_the_cap_get_503_when_none_is_idle_and_the_server_recovers() 
     let (ra, rb) = (structured("a"), structured("b"));
     a.send(&half_head("a"));
     b.send(&half_head("b"));
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for(&rx, "read both half heads", |s| s.bytes_received >= 40);
     for _ in 0..3 {
         let mut extra = Client::connect(addr);
         let r = extra.response().expect("a 503");
@@ -919,8 +933,11 @@ fn at_the_cap_the_oldest_idle_connection_makes_room() {
     assert_eq!(newer.response().unwrap().status, 202);
     let mut busy = Client::connect(addr);
     let req = structured("busy");
+    let before = rx.stats().bytes_received;
     busy.send(&req[..20]);
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for(&rx, "read busy's first bytes", |s| {
+        s.bytes_received >= before + 20
+    });
     // A fourth connection is served: the oldest idle one was closed for it.
     let mut fresh = Client::connect(addr);
     fresh.send(&structured("fresh"));
@@ -952,7 +969,7 @@ fn one_address_cannot_take_more_than_its_share() {
     let mut b = Client::connect(addr);
     a.send(&half_head("a"));
     b.send(&half_head("b"));
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for(&rx, "read both half heads", |s| s.bytes_received >= 40);
     let mut third = Client::connect(addr);
     let r = third.response().expect("a 503");
     assert_eq!(r.status, 503);
@@ -1056,7 +1073,9 @@ fn shutdown_is_prompt_with_idle_connections_open() {
     a.send(&structured("1"));
     assert_eq!(a.response().unwrap().status, 202);
     let _b = Client::connect(addr);
-    std::thread::sleep(Duration::from_millis(50));
+    wait_for(&rx, "accepted the second connection", |s| {
+        s.connections == 2
+    });
     let started = Instant::now();
     let stats = rx.shutdown();
     assert!(started.elapsed() < Duration::from_secs(2));

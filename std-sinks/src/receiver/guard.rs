@@ -530,9 +530,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
     /// Counts `n` bytes read; the time they arrived.
     fn read_some(&mut self, n: usize) -> Instant {
         let now = Instant::now();
-        add(&self.shared.counters.bytes_received, n as u64);
         self.last_read = now;
+        // Busy first, then counted (`Release`; stats load `Acquire`): whoever
+        // sees the bytes in the stats sees the connection mid-request.
         self.ctl.mark_busy();
+        self.shared
+            .counters
+            .bytes_received
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Release);
         now
     }
 

@@ -803,7 +803,9 @@ impl Counters {
             rejected_4xx: g(&self.rejected_4xx),
             rejected_5xx: g(&self.rejected_5xx),
             timeouts: g(&self.timeouts),
-            bytes_received: g(&self.bytes_received),
+            // `Acquire`: pairs with the guard's count of bytes read (see
+            // `guard::read_some`), so a connection whose bytes show is busy.
+            bytes_received: self.bytes_received.load(Ordering::Acquire),
             bytes_sent: g(&self.bytes_sent),
         }
     }
