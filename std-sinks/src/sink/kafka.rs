@@ -996,13 +996,8 @@ impl KafkaSink {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // Backpressure: wait for reports to make room, then again.
                     if outer.passed() {
-                        // What was produced is given up on too: purged now,
-                        // before the emitter counts and reports it as not
-                        // delivered (left queued until drop, it went out when
-                        // the broker came back during drop's wait).
-                        self.abandoned = true;
-                        self.producer
-                            .purge(PurgeConfig::default().queue().non_blocking());
+                        // What was produced is given up on too.
+                        self.give_up_unsent();
                         let e = Error::Timeout(Phase::Shutdown);
                         return Err(SendError::retryable(e, None));
                     }
@@ -1028,6 +1023,16 @@ impl KafkaSink {
                 }
             }
         }
+    }
+
+    /// At shutdown's deadline: purges what librdkafka has not sent yet
+    /// (certainly not delivered), before the emitter counts and reports it
+    /// as not delivered; left queued until drop, it went out if the broker
+    /// came back during drop's wait. Drop then waits only briefly.
+    fn give_up_unsent(&mut self) {
+        self.abandoned = true;
+        self.producer
+            .purge(PurgeConfig::default().queue().non_blocking());
     }
 
     /// Produces `events` as a new flight at the back of the queue of
@@ -1119,12 +1124,9 @@ impl KafkaSink {
                 return Some((f, Phase::Send));
             }
             if outer.passed() {
-                // Shutdown's deadline: what librdkafka has not sent yet is
-                // certainly not delivered; purge it and collect the reports
-                // that say so, then let the emitter count the rest.
-                self.abandoned = true;
-                self.producer
-                    .purge(PurgeConfig::default().queue().non_blocking());
+                // Shutdown's deadline: collect the reports of what is
+                // purged, then let the emitter count the rest.
+                self.give_up_unsent();
                 let end = Instant::now() + Duration::from_millis(20);
                 while Instant::now() < end {
                     if !self.serve_ready() {
