@@ -115,7 +115,11 @@ fn every_accepted_event_arrives_through_three_kill_9s_and_an_outage() {
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("spool_kill9_{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let seen: Seen = Arc::default();
-    let rx = collector("127.0.0.1:0", &seen);
+    // The collector is started again on this port after each outage: one
+    // below the ephemeral range, which no other socket can be given while
+    // it is down (an ephemeral one could, and the restart failed).
+    let port = common::tansu::free_port_for_later();
+    let rx = collector(&format!("127.0.0.1:{port}"), &seen);
     let addr = rx.local_addr();
     let mut collector_up = Some(rx);
 
