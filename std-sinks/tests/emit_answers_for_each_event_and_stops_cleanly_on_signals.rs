@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{bin, parse_events, read_request, serve_loopback};
+use common::{bin, parse_events, read_request, serve_loopback, wait_for_tcp};
 
 /// What the collector saw: ids answered 2xx (in order) and ids refused.
 #[derive(Default)]
@@ -413,10 +413,20 @@ fn listen_on_sigint_refuses_new_connections_and_finishes_the_request_in_progress
     let req = post("in-progress");
     let half = req.len() - 10;
     busy.write_all(&req[..half]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // `listen` has read the half request (the connection is mid-request),
+    // seen from the kernel's side: its socket's receive queue is empty.
+    let busy_port = busy.local_addr().unwrap().port();
+    wait_for_tcp("listen to read the half request", |socks| {
+        socks
+            .iter()
+            .any(|s| s.local == addr.port() && s.remote == busy_port && s.rx_queue == 0)
+    });
 
     signal(&child, "INT");
-    std::thread::sleep(Duration::from_millis(300));
+    // Its listening socket is closed.
+    wait_for_tcp("listen to stop listening", |socks| {
+        !socks.iter().any(|s| s.local == addr.port() && s.listening)
+    });
     // No new connections.
     assert!(
         TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Listen, bin, ev, post};
+use common::{Listen, bin, ev, post, wait_for_tcp};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -89,7 +89,13 @@ fn listen_connection_cap_from_the_command_line() {
     assert_eq!(l.line(), ev("held"));
     // Mid-request, so not idle: it is not closed to make room.
     held.write_all(b"POST / HTTP/1.1\r\n").unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    // Read by `listen` (seen from the kernel), so it knows it is busy.
+    let held_port = held.local_addr().unwrap().port();
+    wait_for_tcp("listen to read the held request's first line", |socks| {
+        socks
+            .iter()
+            .any(|s| s.local == l.addr.port() && s.remote == held_port && s.rx_queue == 0)
+    });
     let mut extra = TcpStream::connect_timeout(&l.addr, IO_TIMEOUT).unwrap();
     extra.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     let mut all = Vec::new();

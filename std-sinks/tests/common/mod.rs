@@ -436,3 +436,46 @@ impl Record {
         self.events.lock().unwrap().clone()
     }
 }
+
+/// A loopback IPv4 TCP socket as `/proc/net/tcp` lists it.
+pub(crate) struct Sock {
+    pub(crate) local: u16,
+    pub(crate) remote: u16,
+    /// Bytes received and not read yet by the socket's process.
+    pub(crate) rx_queue: u64,
+    pub(crate) listening: bool,
+}
+
+/// Polls `/proc/net/tcp` (at most 10 s) until `done` holds for its
+/// sockets: what another process has done with its sockets, seen from the
+/// kernel, rather than a sleep that hopes it is done.
+pub(crate) fn wait_for_tcp(what: &str, done: impl Fn(&[Sock]) -> bool) {
+    let port = |a: &str| {
+        a.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let socks: Vec<Sock> = table
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let (_, rx) = f.get(4)?.split_once(':')?;
+                Some(Sock {
+                    local: port(f.get(1)?)?,
+                    remote: port(f.get(2)?)?,
+                    rx_queue: u64::from_str_radix(rx, 16).ok()?,
+                    listening: *f.get(3)? == "0A",
+                })
+            })
+            .collect();
+        if done(&socks) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never saw {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
