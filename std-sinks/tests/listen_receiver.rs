@@ -974,6 +974,7 @@ fn one_address_cannot_take_more_than_its_share() {
     let r = third.response().expect("a 503");
     assert_eq!(r.status, 503);
     assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.header("date").is_some(), "{r:?}");
     // Even idle ones are not closed for a peer over its own cap.
     let stats = rx.shutdown();
     assert_eq!(stats.connections_refused, 1, "{stats:?}");
@@ -1495,4 +1496,220 @@ fn chunk_extensions_with_non_ascii_quoted_values_are_accepted() {
     let r = roundtrip(rx.local_addr(), &req);
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(seen(&seen_events), vec![event]);
+}
+
+/// A binary-mode request with these extra headers and `Content-Type`.
+fn binary_req(headers: &str, ct: Option<&str>, body: &str) -> Vec<u8> {
+    let ct = ct
+        .map(|c| format!("Content-Type: {c}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-source: /s\r\nce-type: t\r\n{headers}{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// RFC 9110 §6.6.1: "An origin server with a clock ... MUST generate a Date
+/// header field in all 1xx (Informational), 2xx (Successful), 3xx
+/// (Redirection), and 4xx (Client Error) responses".
+#[test]
+fn every_4xx_response_carries_a_date_header() {
+    let (rx, _seen) = start(quick());
+    let addr = rx.local_addr();
+    // Answered by hyper (the service): Date is there.
+    let r = roundtrip(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 405);
+    assert!(r.header("date").is_some(), "hyper's 405 lacks Date: {r:?}");
+    let r = roundtrip(addr, &post("application/cloudevents+json", "", "{}"));
+    assert_eq!(r.status, 400);
+    assert!(r.header("date").is_some(), "service 400 lacks Date: {r:?}");
+    // Answered by the guard (`guard.rs` `count_refusal`).
+    let mut missing = Vec::new();
+    let big = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    for (req, want) in [
+        (&b"POST / HTTP/1.1\nHost: x\n\n"[..], 400),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n",
+            400,
+        ),
+        (big.as_bytes(), 431),
+        (b"POST / HTTP/1.1\r\nHost: x\r\n", 408), // head never finished
+    ] {
+        let r = roundtrip(addr, req);
+        assert_eq!(r.status, want, "{r:?}");
+        if r.header("date").is_none() {
+            missing.push(r.status);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "4xx responses without Date: {missing:?}"
+    );
+}
+
+/// RFC 9110 §10.1.1: "A server that receives a 100-continue expectation in an
+/// HTTP/1.0 request MUST ignore that expectation." and §15.2: "A server MUST
+/// NOT send a 1xx response to an HTTP/1.0 client."
+#[test]
+fn no_100_continue_to_an_http_1_0_client() {
+    let (rx, seen_events) = start(quick());
+    let ev = ev_json("c10");
+    let mut c = Client::connect(rx.local_addr());
+    c.send(
+        format!(
+            "POST / HTTP/1.0\r\nContent-Type: application/cloudevents+json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            ev.len()
+        )
+        .as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(150));
+    c.send(ev.as_bytes());
+    let first = c.response().expect("a response");
+    assert_ne!(
+        first.status, 100,
+        "1xx sent to an HTTP/1.0 client: {first:?}"
+    );
+    assert_eq!(first.status, 202);
+    assert_eq!(seen(&seen_events).len(), 1);
+}
+
+#[test]
+fn empty_batches_are_accepted_and_anything_but_an_array_of_events_is_400() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let r = roundtrip(addr, &post("application/cloudevents-batch+json", "", "[]"));
+    assert_eq!(r.status, 202, "{r:?}");
+    let r = roundtrip(
+        addr,
+        &post(
+            "application/cloudevents-batch+json; charset=utf-8",
+            "",
+            " [ ] ",
+        ),
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    for body in [
+        "{}",
+        &ev_json("x"),
+        "",
+        "null",
+        "[1]",
+        "[[]]",
+        "[{}]",
+        "[",
+        "[] []",
+    ] {
+        let r = roundtrip(addr, &post("application/cloudevents-batch+json", "", body));
+        assert_eq!(r.status, 400, "{body:?} → {r:?}");
+    }
+    assert!(seen(&seen_events).is_empty());
+}
+
+#[test]
+fn structured_data_base64_is_kept_and_bad_base64_is_400() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let body = r#"{"specversion":"1.0","id":"b","source":"/s","type":"t","datacontenttype":"application/octet-stream","data_base64":"3q2+7w=="}"#;
+    let r = roundtrip(
+        addr,
+        &post("application/cloudevents+json; charset=utf-8", "", body),
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let got = seen(&seen_events);
+    assert_eq!(value(&got[0])["data_base64"], "3q2+7w==");
+    for bad in [
+        r#"{"specversion":"1.0","id":"b","source":"/s","type":"t","data_base64":"3q2+7w="}"#,
+        r#"{"specversion":"1.0","id":"b","source":"/s","type":"t","data_base64":"!!!!"}"#,
+        r#"{"specversion":"1.0","id":"b","source":"/s","type":"t","data_base64":"AA==","data":1}"#,
+        r#"{"specversion":"1.0","id":"b","source":"/s","type":"t","data_base64":1}"#,
+    ] {
+        let r = roundtrip(addr, &post("application/cloudevents+json", "", bad));
+        assert_eq!(r.status, 400, "{bad} → {r:?}");
+    }
+}
+
+#[test]
+fn binary_mode_headers_are_case_insensitive_percent_decoded_and_checked() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    // Upper-case names on the wire, charset parameter kept in datacontenttype.
+    let r = roundtrip(
+        addr,
+        &binary_req(
+            "CE-ID: up\r\nCE-MYEXT: %E2%82%ac\r\n",
+            Some("application/json; charset=utf-8"),
+            "{\"a\":1}",
+        ),
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let v = value(&seen(&seen_events)[0]);
+    assert_eq!(v["id"], "up");
+    assert_eq!(v["myext"], "\u{20ac}");
+    assert_eq!(v["datacontenttype"], "application/json; charset=utf-8");
+    assert_eq!(v["data"], serde_json::json!({"a":1}));
+    // Refusals.
+    for (h, ct) in [
+        ("ce-id: a\r\nce-id: b\r\n", None),
+        ("ce-id: a\r\nce-datacontenttype: text/plain\r\n", None),
+        ("ce-id: a\r\nce-subject: a%0Ab\r\n", None),
+        ("ce-id: a\r\nce-subject: %C0%A0\r\n", None),
+        ("ce-id: a\r\nce-subject: %zz\r\n", None),
+        ("ce-id: \r\n", None),
+        ("ce-id: a\r\nce-subject: \r\n", None),
+        ("ce-id: a\r\nce-time: \r\n", None),
+        (
+            "ce-id: a\r\n",
+            Some("text/plain\r\nContent-Type: text/html"),
+        ),
+    ] {
+        let r = roundtrip(addr, &binary_req(h, ct, "x"));
+        assert_eq!(r.status, 400, "{h:?} {ct:?} → {r:?}");
+    }
+    let r = roundtrip(
+        addr,
+        &binary_req("ce-id: a\r\n", Some("application/cloudevents+avro"), "x"),
+    );
+    assert_eq!(r.status, 415, "{r:?}");
+    assert_eq!(seen(&seen_events).len(), 1);
+}
+
+#[test]
+fn malformed_framing_is_400_and_an_unknown_expectation_417() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let ev = ev_json("f");
+    // obs-fold
+    let r = roundtrip(addr, format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\nX-A: a\r\n b\r\nContent-Length: {}\r\n\r\n{ev}", ev.len()).as_bytes());
+    assert_eq!(r.status, 400, "obs-fold {r:?}");
+    // Unknown expectation
+    let r = roundtrip(addr, format!("POST / HTTP/1.1\r\nHost: x\r\nExpect: something\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{ev}", ev.len()).as_bytes());
+    assert_eq!(r.status, 417, "{r:?}");
+    // Space before colon (RFC 9112 §5.1: MUST reject with 400)
+    let r = roundtrip(addr, format!("POST / HTTP/1.1\r\nHost : x\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{ev}", ev.len()).as_bytes());
+    assert_eq!(r.status, 400, "space before colon {r:?}");
+    // HTTP/1.0 with chunked
+    let r = roundtrip(addr, format!("POST / HTTP/1.0\r\nContent-Type: application/cloudevents+json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{ev}\r\n0\r\n\r\n", ev.len()).as_bytes());
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(seen(&seen_events).is_empty());
+}
+
+/// RFC 9112 §3: "A server that receives a request-target longer than any URI
+/// it wishes to parse MUST respond with a 414 (URI Too Long) status code".
+#[test]
+fn an_overlong_request_target_gets_414() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let ev = ev_json("u");
+    let req = format!(
+        "POST /{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{ev}",
+        "a".repeat(20_000),
+        ev.len()
+    );
+    let r = roundtrip(addr, req.as_bytes());
+    assert_eq!(r.status, 414, "{r:?}");
+    assert!(seen(&seen_events).is_empty());
 }

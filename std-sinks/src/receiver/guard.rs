@@ -192,6 +192,11 @@ impl Lexer {
                     // Every byte counts, a line's LF too (a head one byte
                     // over whose last byte was an LF passed).
                     if self.preamble + self.held.len() > self.max_header_bytes {
+                        // Still inside the request line: its target is what
+                        // is too long (RFC 9112 §3: 414, not 431).
+                        if !self.held.contains(&b'\n') {
+                            return Err(refuse(414, "request target too long"));
+                        }
                         return Err(too_large_head());
                     }
                     if b == b'\n' {
@@ -555,9 +560,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
         );
         tracing::debug!(status = r.status, reason = r.reason, "request refused");
         format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}\n",
+            "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}\n",
             r.status,
             reason(r.status),
+            // RFC 9110 §6.6.1: an origin server with a clock sends Date in
+            // every 4xx response (as hyper does in the service's).
+            httpdate::fmt_http_date(std::time::SystemTime::now()),
             r.reason.len() + 1,
             r.reason
         )

@@ -17,6 +17,7 @@
 //! | method other than `POST`/`PUT` | `405 Method Not Allowed` (`Allow: POST, PUT`) |
 //! | `Content-Length` over the body limit (checked before the body is read), chunked body growing over it, batch with too many events | `413 Content Too Large`, then close |
 //! | request head over the header byte limit or header count | `431 Request Header Fields Too Large`, then close |
+//! | request line over the header byte limit (its target too long) | `414 URI Too Long`, then close |
 //! | request head or body not complete within the deadline | `408 Request Timeout`, then close |
 //! | HTTP version other than 1.0 and 1.1 | `505 HTTP Version Not Supported`, then close |
 //! | over the connection cap with no idle connection to close, or over the per-address cap | `503 Service Unavailable` with `Retry-After: 1`, then close |
@@ -1253,6 +1254,7 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        414 => "URI Too Long",
         415 => "Unsupported Media Type",
         417 => "Expectation Failed",
         431 => "Request Header Fields Too Large",

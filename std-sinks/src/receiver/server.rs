@@ -313,7 +313,9 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 async fn refuse(mut stream: TcpStream, counters: Arc<Counters>) {
     const BODY: &str = "too many connections, retry later\n";
     let resp = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+        "HTTP/1.1 503 Service Unavailable\r\nDate: {}\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+        // As hyper's responses and the guard's have it (RFC 9110 6.6.1).
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
         BODY.len()
     );
     let t = Duration::from_secs(1);
