@@ -1785,6 +1785,29 @@ fn kafka_header_values_must_be_utf8() {
     );
 }
 
+/// spec.md: "Each context attribute MUST only appear at most once": two
+/// `ce_datacontenttype` headers are a duplicate even when they agree (as
+/// two `ce_id` headers are); one beside an agreeing `content-type` is not.
+#[test]
+fn kafka_a_repeated_attribute_header_is_a_duplicate_even_with_the_same_value() {
+    for (name, attr) in [
+        ("ce_datacontenttype", Attribute::DataContentType),
+        ("ce_subject", Attribute::Subject),
+    ] {
+        let h = kafka_base(&[(name, b"text/plain"), (name, b"text/plain")]);
+        let mut buf = [0u8; 256];
+        let e = kafka::parse(h, None, Some(b"hi"), &mut Scratch::new(&mut buf)).unwrap_err();
+        assert_validation(&e, &attr, Rule::Duplicate, name);
+    }
+    let h = kafka_base(&[
+        ("content-type", b"text/plain"),
+        ("ce_datacontenttype", b"text/plain"),
+    ]);
+    let mut buf = [0u8; 256];
+    let rec = kafka::parse(h, None, Some(b"hi"), &mut Scratch::new(&mut buf)).unwrap();
+    assert_eq!(rec.event.datacontenttype(), Some("text/plain"));
+}
+
 #[test]
 fn kafka_content_type_maps_to_datacontenttype() {
     let h = kafka_base(&[("content-type", b"text/plain; charset=utf-8")]);

@@ -110,6 +110,9 @@ where
         return Ok(Record { event, key });
     }
     let mut r = BinaryReader::new();
+    // A second `ce_datacontenttype` header is a duplicate attribute, even
+    // when it repeats the first one's value (as a second `ce_id` is).
+    let mut ce_ct_seen = false;
     for (name, v) in headers {
         let Some(attr) = name.strip_prefix("ce_") else {
             continue;
@@ -125,6 +128,11 @@ where
             // every attribute may have its `ce_` header too (3.2.3), as
             // other SDKs read it: taken when `content-type` is absent or
             // says the same; two different ones are refused.
+            if core::mem::replace(&mut ce_ct_seen, true) {
+                return Err(
+                    ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into(),
+                );
+            }
             match ct {
                 None => ct = Some(v),
                 Some(c) if c.eq_ignore_ascii_case(v) => {}
