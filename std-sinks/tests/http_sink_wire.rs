@@ -848,6 +848,50 @@ fn many_sends_share_one_keep_alive_connection() {
 // 4. gzip
 // ---------------------------------------------------------------------------
 
+/// A collector that answers 415 with an `Accept-Encoding` without gzip gets
+/// the same body again uncompressed at once, and every later request
+/// uncompressed; a 415 that does not say so (or says gzip is fine) is the
+/// request's failure, and gzip stays on.
+#[test]
+fn a_collector_that_refuses_gzip_gets_the_body_again_uncompressed_and_from_then_on() {
+    let server = Server::start();
+    let mut s = HttpSink::builder(server.url())
+        .mode(HttpMode::Batched)
+        .gzip(true)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let evs = events();
+    let enc = encode(&s, &evs);
+    let refuse = |accept: Option<&str>| {
+        let headers = accept.map(|a| vec![("Accept-Encoding", a.to_owned())]);
+        Reply::Status(415, headers.unwrap_or_default(), b"no gzip".to_vec())
+    };
+    // Not said, then said to be fine: failures of their own, gzip kept.
+    server.script([refuse(None), refuse(Some("gzip, identity"))]);
+    for _ in 0..2 {
+        let err = s.send(&enc).unwrap_err();
+        assert!(
+            matches!(err.error(), Error::HttpStatus { status: 415, .. }),
+            "{err:?}"
+        );
+    }
+    // Said: sent again uncompressed, delivered; the next send too.
+    server.script([refuse(Some("identity"))]);
+    s.send(&enc).unwrap();
+    s.send(&enc).unwrap();
+    let reqs = server.requests();
+    let codings: Vec<Option<&str>> = reqs.iter().map(|r| r.header("content-encoding")).collect();
+    assert_eq!(
+        codings,
+        [Some("gzip"), Some("gzip"), Some("gzip"), None, None],
+        "{reqs:?}"
+    );
+    // The same events each time, whatever the coding.
+    assert!(reqs.iter().all(|r| r.body == reqs[0].body));
+    assert_eq!(&reqs[3].raw_body, &reqs[3].body);
+}
+
 #[test]
 fn gzip_bodies_decode_to_the_same_bytes() {
     for mode in [HttpMode::Structured, HttpMode::Binary, HttpMode::Batched] {

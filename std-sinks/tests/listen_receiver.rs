@@ -401,6 +401,7 @@ fn unsupported_format_or_encoding_gets_415() {
         &post("application/cloudevents+avro", "", "\u{1}\u{2}"),
     );
     assert_eq!(r.status, 415);
+    assert_eq!(r.header("accept-encoding"), None, "{r:?}");
     let r = roundtrip(
         rx.local_addr(),
         &post(
@@ -410,6 +411,8 @@ fn unsupported_format_or_encoding_gets_415() {
         ),
     );
     assert_eq!(r.status, 415);
+    // Which codings would have been taken (RFC 9110, section 15.5.16).
+    assert_eq!(r.header("accept-encoding"), Some("gzip, identity"), "{r:?}");
     assert!(seen(&seen_events).is_empty());
 }
 

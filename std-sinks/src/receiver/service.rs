@@ -40,6 +40,9 @@ pub(super) struct Reply {
     allow: bool,
     close: bool,
     retry_after: bool,
+    /// A `415` for the request's content coding: `Accept-Encoding` says
+    /// which are taken (RFC 9110, section 15.5.16).
+    accept_encoding: bool,
 }
 
 impl Reply {
@@ -50,6 +53,7 @@ impl Reply {
             allow: false,
             close: false,
             retry_after: false,
+            accept_encoding: false,
         }
     }
 
@@ -89,6 +93,12 @@ impl Reply {
         }
         if self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.accept_encoding {
+            h.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("gzip, identity"),
+            );
         }
         res
     }
@@ -142,10 +152,9 @@ fn inspect(req: &Request<Incoming>, shared: &Shared) -> Result<(ContentMode, Cod
     }
     let Some(encoding) = crate::http_types::content_coding(h) else {
         // One coding other than gzip, or a chain of them: not worth supporting.
-        return Err(Reply::text(
-            415,
-            "only Content-Encoding: gzip or identity is supported",
-        ));
+        let mut r = Reply::text(415, "only Content-Encoding: gzip or identity is supported");
+        r.accept_encoding = true;
+        return Err(r);
     };
     if req
         .body()

@@ -23,10 +23,17 @@
 //! | time limit reached | `Yes { after: None }` | [`Error::Timeout`] |
 //! | 501, 3xx, other 4xx (400, 401, 403, 404, 413, 415, 422…) | `No` | [`Error::HttpStatus`] with a body excerpt |
 //!
+//! Two answers get the same request again at once instead: a `417` to
+//! `Expect: 100-continue` (without it), and a `415` to a gzip body whose
+//! `Accept-Encoding` leaves gzip out (uncompressed, and so is every later
+//! request; see [`HttpSinkBuilder::gzip`]).
+//!
 //! [HTTP protocol binding]: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/http-protocol-binding.md
 
 use std::fmt;
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ureq::http::{HeaderName, HeaderValue, Uri};
@@ -139,6 +146,9 @@ pub struct HttpSink {
     mode: HttpMode,
     headers: Vec<(HeaderName, HeaderValue)>,
     gzip: bool,
+    /// The collector said it takes no gzip (a 415): shared with the lane
+    /// copies, so that one refusal turns compression off for all of them.
+    gzip_refused: Arc<AtomicBool>,
     max_batch: usize,
     /// The configured time limit per request.
     timeout: Duration,
@@ -352,6 +362,10 @@ impl HttpSinkBuilder {
     ///
     /// Worth it for batches (JSON compresses well); the crate's
     /// [`receiver`](crate::receiver) decompresses with the `http` feature.
+    /// A collector that answers `415` with an `Accept-Encoding` that does
+    /// not take gzip (RFC 9110, section 12.5.3) gets that request again
+    /// uncompressed at once, and every later one uncompressed too (a
+    /// warning is logged once).
     ///
     /// ```
     /// use ossa_events::receiver::{Receiver, ReceiverConfig};
@@ -556,6 +570,7 @@ impl HttpSinkBuilder {
             mode: self.mode,
             headers,
             gzip: self.gzip,
+            gzip_refused: Arc::default(),
             max_batch: self.max_batch,
             timeout: self.timeout,
             buf: Vec::new(),
@@ -958,6 +973,7 @@ impl HttpSink {
             mode: self.mode,
             headers: self.headers.clone(),
             gzip: self.gzip,
+            gzip_refused: Arc::clone(&self.gzip_refused),
             max_batch: self.max_batch,
             timeout: self.timeout,
             buf: Vec::new(),
@@ -1083,6 +1099,7 @@ impl HttpSink {
         binary: Option<&Encoded>,
         limit: Option<Duration>,
     ) -> Result<(), Failure> {
+        let gzip = self.gzips();
         let r = self.post_once(body, content_type, binary, limit, true);
         match r {
             // `Expect` refused (a proxy before an HTTP/1.0 server must):
@@ -1093,8 +1110,19 @@ impl HttpSink {
             }) if body.len() >= EXPECT_CONTINUE_FROM => {
                 self.post_once(body, content_type, binary, limit, false)
             }
+            // The collector said it does not take gzip (`post_once` turned
+            // it off): the same body, uncompressed.
+            Err(Failure {
+                error: Error::HttpStatus { status: 415, .. },
+                ..
+            }) if gzip && !self.gzips() => self.post_once(body, content_type, binary, limit, true),
             r => r,
         }
+    }
+
+    /// Whether bodies go gzipped: configured, and not refused.
+    fn gzips(&self) -> bool {
+        self.gzip && !self.gzip_refused.load(Ordering::Relaxed)
     }
 
     /// One request; with `expect`, a body from [`EXPECT_CONTINUE_FROM`] on
@@ -1109,7 +1137,8 @@ impl HttpSink {
         limit: Option<Duration>,
         expect: bool,
     ) -> Result<(), Failure> {
-        if self.gzip {
+        let gzip = self.gzips();
+        if gzip {
             self.gz.clear();
             let mut enc = flate2::write::GzEncoder::new(
                 std::mem::take(&mut self.gz),
@@ -1123,7 +1152,7 @@ impl HttpSink {
             })?;
         }
         let gz = std::mem::take(&mut self.gz);
-        let wire: &[u8] = if self.gzip { &gz } else { body };
+        let wire: &[u8] = if gzip { &gz } else { body };
         let expect = expect && wire.len() >= EXPECT_CONTINUE_FROM;
         let mut req = self.agent.post(&self.uri);
         if limit.is_some() || expect {
@@ -1144,7 +1173,7 @@ impl HttpSink {
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        if self.gzip {
+        if gzip {
             req = req.header("content-encoding", "gzip");
         }
         if expect {
@@ -1160,6 +1189,19 @@ impl HttpSink {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after::parse(v, SystemTime::now()));
         let success = (200..300).contains(&status);
+        if status == 415 && gzip {
+            let accepted = resp
+                .headers()
+                .get("accept-encoding")
+                .map(|v| accepts_gzip(v.as_bytes()));
+            // Turned off once for every lane; said once.
+            if accepted == Some(false) && !self.gzip_refused.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    url = %self.url,
+                    "the collector does not take gzip bodies (415 with Accept-Encoding without gzip): sending them uncompressed"
+                );
+            }
+        }
         // Read the body (bounded) so the connection goes back to the pool;
         // a failure while reading it does not change a 2xx into an error.
         let excerpt = drain(resp.body_mut().as_reader(), !success);
@@ -1176,6 +1218,34 @@ impl HttpSink {
             },
         })
     }
+}
+
+/// Whether an `Accept-Encoding` value (RFC 9110, section 12.5.3) takes
+/// gzip: listed as `gzip` or `x-gzip`, or covered by `*`, with a weight
+/// above 0. An empty value takes no coding.
+fn accepts_gzip(value: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(value);
+    let mut named = None;
+    let mut any = None;
+    for item in text.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        if coding.is_empty() {
+            continue;
+        }
+        // `q=0` (or `0.0`, `0.000`): not acceptable.
+        let weight_zero = parts.any(|p| {
+            p.split_once('=').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("q") && v.trim().parse::<f32>() == Ok(0.0)
+            })
+        });
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            named = Some(!weight_zero);
+        } else if coding == "*" {
+            any = Some(!weight_zero);
+        }
+    }
+    named.or(any).unwrap_or(false)
 }
 
 /// Bodies from this size on are sent after the collector says
@@ -1261,6 +1331,31 @@ fn transport_failure(e: ureq::Error) -> Failure {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn accept_encoding_takes_gzip_when_listed_or_covered_with_a_weight() {
+        for yes in [
+            "gzip",
+            "identity, GZIP",
+            "x-gzip",
+            "br;q=1, gzip;q=0.5",
+            "*",
+            "identity, *;q=0.1",
+        ] {
+            assert!(super::accepts_gzip(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "",
+            "identity",
+            "br, deflate",
+            "gzip;q=0",
+            "gzip; q=0.000, identity",
+            "*, gzip;q=0",
+            "*;q=0",
+        ] {
+            assert!(!super::accepts_gzip(no.as_bytes()), "{no}");
+        }
+    }
+
     use super::*;
 
     #[test]
