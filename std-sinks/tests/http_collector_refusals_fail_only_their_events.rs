@@ -324,6 +324,65 @@ fn collectors_that_refuse_or_ignore_expect_get_large_bodies() {
     }
 }
 
+/// Whether a request asks for `100 Continue` goes by its size on the wire:
+/// gzipped bytes that do not compress grow past the threshold from just
+/// below it. A 417 to that request gets it again without `Expect`. (The
+/// resend went by the uncompressed size, so this one failed for good.)
+#[test]
+fn a_417_to_a_gzipped_body_that_grew_past_the_expect_threshold_is_sent_again() {
+    let took = Arc::new(AtomicUsize::new(0));
+    let n = took.clone();
+    let addr = serve_loopback(None, move |s| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        while let Some((len, expect)) = read_head(&mut r) {
+            if expect {
+                let _ = w.write_all(
+                    b"HTTP/1.1 417 Expectation Failed\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                );
+                return;
+            }
+            let mut body = vec![0u8; len];
+            std::io::Read::read_exact(&mut r, &mut body).unwrap();
+            n.fetch_add(1, Ordering::SeqCst);
+            w.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                .unwrap();
+        }
+    });
+    // Bytes that do not compress, 100 short of 256 KiB.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let bytes: Vec<u8> = (0..256 * 1024 - 100)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let sink = HttpSink::builder(format!("http://{addr}/e"))
+        .mode(HttpMode::Binary)
+        .gzip(true)
+        .build()
+        .unwrap();
+    let log: Log = Arc::default();
+    let em = emitter(sink, 1, &log).build().unwrap();
+    em.emit(
+        EventBuilder::new()
+            .ty("t")
+            .data_binary("application/octet-stream", &bytes),
+    )
+    .unwrap();
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(
+        (m.delivered, m.failed),
+        (1, 0),
+        "{m:?} {:?}",
+        log.lock().unwrap()
+    );
+    assert_eq!(took.load(Ordering::SeqCst), 1);
+}
+
 /// A collector that answers 500 to everything (down behind its front) is
 /// sent two requests an attempt, not one per event: a second 500 in a row
 /// stops the send. (Found by a review of the change that lets a single 500

@@ -1103,13 +1103,13 @@ impl HttpSink {
         let r = self.post_once(body, content_type, binary, limit, true);
         match r {
             // `Expect` refused (a proxy before an HTTP/1.0 server must):
-            // the body is sent without it, as curl does.
+            // the body is sent without it, as curl does. (Whether it had
+            // one depends on the size on the wire, gzipped or not; a 417
+            // to a request without one meets the same answer again.)
             Err(Failure {
                 error: Error::HttpStatus { status: 417, .. },
                 ..
-            }) if body.len() >= EXPECT_CONTINUE_FROM => {
-                self.post_once(body, content_type, binary, limit, false)
-            }
+            }) => self.post_once(body, content_type, binary, limit, false),
             // The collector said it does not take gzip (`post_once` turned
             // it off): the same body, uncompressed.
             Err(Failure {
