@@ -6,6 +6,7 @@
 //! bytes, and they read back as the event.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use ossa_events_core::attr::check_extension_name;
 use ossa_events_core::batch::{Batch, BatchFormat};
 use ossa_events_core::format::json;
 use ossa_events_core::io::SliceWriter;
@@ -75,7 +76,14 @@ proptest! {
             b = b.time(Timestamp::parse(t).unwrap());
         }
         for (name, v) in &exts {
-            if name == "pad" || names.contains(name) {
+            // Names the builder refuses for a String (a core attribute's
+            // such as `id`, a trace context's) are not this test's subject.
+            if name == "pad"
+                || names.contains(name)
+                || check_extension_name(name).is_err()
+                || name == "traceparent"
+                || name == "tracestate"
+            {
                 continue;
             }
             names.push(name.clone());
