@@ -335,15 +335,7 @@ fn a_417_to_a_gzipped_body_that_grew_past_the_expect_threshold_is_sent_again() {
     let took = Arc::new(AtomicUsize::new(0));
     let addr = expect_refusing_or_ignoring(false, took.clone());
     // Bytes that do not compress, 100 short of 256 KiB.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let bytes: Vec<u8> = (0..256 * 1024 - 100)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let bytes = common::noise(256 * 1024 - 100, 0x9E37_79B9_7F4A_7C15);
     let sink = HttpSink::builder(format!("http://{addr}/e"))
         .mode(HttpMode::Binary)
         .gzip(true)

@@ -3,6 +3,8 @@
 #![cfg(feature = "receiver")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -744,8 +746,8 @@ fn garbage_truncated_and_stalled_clients_are_dropped_and_others_still_served() {
 
     // Binary garbage in many shapes, each on its own connection: never a
     // panic, never a 2xx.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in 0..40 {
+    let noise = common::noise(40 * 40, 0x9e37_79b9_7f4a_7c15);
+    for (i, garbage) in noise.chunks(40).enumerate() {
         let mut bytes = Vec::new();
         let prefix: &[u8] = match i % 4 {
             0 => b"POST / HTTP/1.1\r\nHost: x\r\n",
@@ -754,12 +756,7 @@ fn garbage_truncated_and_stalled_clients_are_dropped_and_others_still_served() {
             _ => b"",
         };
         bytes.extend_from_slice(prefix);
-        for _ in 0..40 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            bytes.push((x >> 24) as u8);
-        }
+        bytes.extend_from_slice(garbage);
         let mut c = Client::connect(addr);
         c.send(&bytes);
         let _ = c.stream.shutdown(std::net::Shutdown::Write);
@@ -860,16 +857,9 @@ fn half_head(id: &str) -> Vec<u8> {
 
 /// Waits (at most 5 s) until `rx`'s stats say `done`: the receiver has
 /// seen what was sent, rather than a sleep that hopes it has.
-fn wait_for(rx: &ReceiverHandle, what: &str, done: impl Fn(&ReceiverStats) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let stats = rx.stats();
-        if done(&stats) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never {what}: {stats:?}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+fn wait_for_stats(rx: &ReceiverHandle, what: &str, done: impl Fn(&ReceiverStats) -> bool) {
+    let seen = common::wait_for(|| done(&rx.stats()), Duration::from_secs(5));
+    assert!(seen, "never {what}: {:?}", rx.stats());
 }
 
 #[test]
@@ -886,7 +876,7 @@ fn connections_over_the_cap_get_503_when_none_is_idle_and_the_server_recovers() 
     let (ra, rb) = (structured("a"), structured("b"));
     a.send(&half_head("a"));
     b.send(&half_head("b"));
-    wait_for(&rx, "read both half heads", |s| s.bytes_received >= 40);
+    wait_for_stats(&rx, "read both half heads", |s| s.bytes_received >= 40);
     for _ in 0..3 {
         let mut extra = Client::connect(addr);
         let r = extra.response().expect("a 503");
@@ -938,7 +928,7 @@ fn at_the_cap_the_oldest_idle_connection_makes_room() {
     let req = structured("busy");
     let before = rx.stats().bytes_received;
     busy.send(&req[..20]);
-    wait_for(&rx, "read busy's first bytes", |s| {
+    wait_for_stats(&rx, "read busy's first bytes", |s| {
         s.bytes_received >= before + 20
     });
     // A fourth connection is served: the oldest idle one was closed for it.
@@ -972,7 +962,7 @@ fn one_address_cannot_take_more_than_its_share() {
     let mut b = Client::connect(addr);
     a.send(&half_head("a"));
     b.send(&half_head("b"));
-    wait_for(&rx, "read both half heads", |s| s.bytes_received >= 40);
+    wait_for_stats(&rx, "read both half heads", |s| s.bytes_received >= 40);
     let mut third = Client::connect(addr);
     let r = third.response().expect("a 503");
     assert_eq!(r.status, 503);
@@ -1077,7 +1067,7 @@ fn shutdown_is_prompt_with_idle_connections_open() {
     a.send(&structured("1"));
     assert_eq!(a.response().unwrap().status, 202);
     let _b = Client::connect(addr);
-    wait_for(&rx, "accepted the second connection", |s| {
+    wait_for_stats(&rx, "accepted the second connection", |s| {
         s.connections == 2
     });
     let started = Instant::now();

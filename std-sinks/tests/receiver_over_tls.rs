@@ -266,11 +266,8 @@ fn a_stalled_handshake_is_closed_at_the_cap_and_on_shutdown() {
     let mut stalled = TcpStream::connect(addr).unwrap();
     stalled.write_all(&[0x16]).unwrap();
     // Admitted before the next one comes (not a sleep that hopes it was).
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while rx.stats().connections < 1 {
-        assert!(std::time::Instant::now() < deadline, "{:?}", rx.stats());
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let admitted = common::wait_for(|| rx.stats().connections >= 1, Duration::from_secs(5));
+    assert!(admitted, "{:?}", rx.stats());
     let mut next = TcpStream::connect(addr).unwrap();
     assert!(
         closed_within(&mut stalled, Duration::from_secs(3)),

@@ -376,6 +376,20 @@ pub(crate) fn ev(id: &str) -> String {
 // Waiting
 // ---------------------------------------------------------------------------
 
+/// `len` bytes of noise from `seed` (xorshift64): they do not compress, and
+/// the same seed gives the same bytes.
+pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// Polls `f` every 5 ms until it holds or `limit` has passed; its last answer.
 pub(crate) fn wait_for(mut f: impl FnMut() -> bool, limit: Duration) -> bool {
     let end = Instant::now() + limit;
@@ -450,32 +464,30 @@ pub(crate) struct Sock {
 /// sockets: what another process has done with its sockets, seen from the
 /// kernel, rather than a sleep that hopes it is done.
 pub(crate) fn wait_for_tcp(what: &str, done: impl Fn(&[Sock]) -> bool) {
+    let seen = wait_for(|| done(&tcp_sockets()), Duration::from_secs(10));
+    assert!(seen, "never saw {what}");
+}
+
+/// The loopback IPv4 TCP sockets `/proc/net/tcp` lists now.
+fn tcp_sockets() -> Vec<Sock> {
     let port = |a: &str| {
         a.rsplit(':')
             .next()
             .and_then(|p| u16::from_str_radix(p, 16).ok())
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-        let socks: Vec<Sock> = table
-            .lines()
-            .skip(1)
-            .filter_map(|line| {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                let (_, rx) = f.get(4)?.split_once(':')?;
-                Some(Sock {
-                    local: port(f.get(1)?)?,
-                    remote: port(f.get(2)?)?,
-                    rx_queue: u64::from_str_radix(rx, 16).ok()?,
-                    listening: *f.get(3)? == "0A",
-                })
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (_, rx) = f.get(4)?.split_once(':')?;
+            Some(Sock {
+                local: port(f.get(1)?)?,
+                remote: port(f.get(2)?)?,
+                rx_queue: u64::from_str_radix(rx, 16).ok()?,
+                listening: *f.get(3)? == "0A",
             })
-            .collect();
-        if done(&socks) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never saw {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        })
+        .collect()
 }
