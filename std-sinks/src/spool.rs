@@ -328,6 +328,9 @@ pub(crate) struct Spool {
     /// segments that could not be read (skipped whole; not damage), syncs
     /// that failed after their record was written.
     io_errors: u64,
+    /// Records not confirmed in segments reading skipped as unreadable
+    /// since last taken by the emitter: left on disk for the next open.
+    unreadable: u64,
     buf: Vec<u8>,
     /// Tests: appends fail, as on a disk that fails, while reading goes on.
     #[cfg(test)]
@@ -569,6 +572,7 @@ impl Spool {
             ledger_written: Arc::new(Mutex::new(0)),
             corrupt: 0,
             io_errors: 0,
+            unreadable: 0,
             buf: Vec::new(),
             #[cfg(test)]
             fail_appends: false,
@@ -1008,6 +1012,11 @@ impl Spool {
             return Err(io::Error::other("injected: the disk fails"));
         }
         let seq = self.next_seq;
+        // The last seq is never taken: a segment named with it (or a record
+        // of it) left nothing after it, and `next_seq` would overflow.
+        if seq.checked_add(1).is_none() {
+            return Err(io::Error::other("spool sequence numbers exhausted"));
+        }
         self.buf.clear();
         self.buf.extend_from_slice(&MAGIC);
         self.buf.extend_from_slice(&[0; 8]);
@@ -1344,7 +1353,8 @@ impl Spool {
                         continue;
                     }
                     // Cannot be opened (EIO, EACCES, a loop...): that
-                    // segment's events are lost, not the later ones'.
+                    // segment's events wait for the next open; the later
+                    // ones are read on.
                     Err(e) => {
                         self.skip_unreadable(&path, &e, idx + 1);
                         continue;
@@ -1496,8 +1506,10 @@ impl Spool {
         }
     }
 
-    /// A segment that cannot be read: logged, counted, and skipped; the
-    /// emitter counts its events failed (they never come back from it).
+    /// A segment that cannot be read: logged, counted, and skipped; its
+    /// records not confirmed are counted for [`Spool::take_unreadable`]
+    /// (the emitter counts those events spooled: still on disk, for the
+    /// next open, not failed).
     ///
     /// Not confirmed, unlike damage: an I/O error can pass (a full file
     /// table, a device that recovers), and confirmed records are deleted
@@ -1512,7 +1524,23 @@ impl Spool {
             self.confirm_lost(from..self.cursor_seq, &[]);
         }
         self.damaged = None;
+        // The records of it reading had not reached: those not confirmed
+        // are the events the emitter expected from it.
+        let end = self
+            .segments
+            .get(next_idx)
+            .map_or(self.next_seq, |s| s.first_seq);
+        let from = self.cursor_seq.max(self.low);
+        if from < end {
+            let confirmed = self.acked.range(from..end).count() as u64;
+            self.unreadable += (end - from).saturating_sub(confirmed);
+        }
         self.skip_to(next_idx);
+    }
+
+    /// Records left unread in unreadable segments since the last call.
+    pub(crate) fn take_unreadable(&mut self) -> u64 {
+        std::mem::take(&mut self.unreadable)
     }
 
     /// I/O errors since the last call (for `spool_errors`).

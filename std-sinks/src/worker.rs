@@ -954,11 +954,15 @@ impl Shared {
         let Some(sp) = st.spool.as_mut() else {
             return (Spooled::Failed, st);
         };
+        // The number is the spool's to keep whether or not the record is
+        // written: an event whose write fails is still sent (from memory)
+        // with it, and the next emitter on the spool must not hand it out
+        // again.
+        if let Some((source, n)) = numbered {
+            sp.numbered(source, n);
+        }
         match sp.append(e) {
             Ok(sseq) => {
-                if let Some((source, n)) = numbered {
-                    sp.numbered(source, n);
-                }
                 // A sync that failed after the record was written.
                 let errors = sp.take_io_errors();
                 if errors > 0 {
@@ -1738,6 +1742,15 @@ impl<'w> Worker<'w> {
             let io_errors = sp.take_io_errors();
             if io_errors > 0 {
                 Counters::add(&sh.counters.spool_errors, io_errors);
+            }
+            // Events of a segment that could not be read: still on disk
+            // (not confirmed), for the next emitter on the spool. Counted
+            // as left in the spool, not failed (the next open sends them).
+            let unreadable = sp.take_unreadable().min(st.spilled);
+            if unreadable > 0 {
+                Counters::add(&sh.counters.spooled, unreadable);
+                st.pass_spilled(unreadable);
+                sh.done.notify_all();
             }
             match next {
                 Ok(Some(rec)) => {

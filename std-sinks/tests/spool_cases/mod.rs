@@ -1020,11 +1020,12 @@ fn a_segment_deleted_while_running_loses_its_events_only() {
 
 /// Segments that cannot be read while their events wait on disk (an I/O
 /// error, not damage): one cannot be opened (a symlink loop: `ELOOP`), one
-/// fails every read (a directory in its place: `EISDIR`). Each costs its
-/// own events only, counted failed and reported as spool errors; the
-/// segments after them are still read and delivered, and flush ends.
+/// fails every read (a directory in its place: `EISDIR`). Each holds back
+/// its own events only, left on disk for the next open (counted spooled)
+/// and reported as spool errors; the segments after them are still read
+/// and delivered, and flush ends.
 #[test]
-fn a_segment_that_cannot_be_read_loses_its_events_only_and_is_reported() {
+fn a_segment_that_cannot_be_read_holds_back_its_events_only_and_is_reported() {
     let d = dir("unreadable_live");
     let gate = Gate::up(false);
     let (em, _) = emitter_with(&d, gate.clone(), |c| c.segment_bytes(4096), 16);
@@ -1044,8 +1045,11 @@ fn a_segment_that_cannot_be_read_loses_its_events_only_and_is_reported() {
     gate.up.store(true, Ordering::SeqCst);
     em.flush().unwrap();
     let m = em.metrics();
-    assert_eq!(m.failed, lost, "{m:?}");
-    assert_eq!(m.delivered + m.failed, 2000, "{m:?}");
+    // Not failed: they stay on disk (not confirmed) and the next emitter
+    // sends them (review: counted failed here, and delivered by the next
+    // run, they ended twice, the failure never reported).
+    assert_eq!((m.failed, m.spooled), (0, lost), "{m:?}");
+    assert_eq!(m.delivered + m.spooled, 2000, "{m:?}");
     assert_eq!(m.spool_errors, 2, "one per unreadable segment: {m:?}");
     let got = gate.got();
     assert_eq!(got.len() as u64, 2000 - lost);

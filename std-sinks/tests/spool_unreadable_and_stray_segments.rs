@@ -1,0 +1,206 @@
+//! Spool segments that cannot be read, and files named like segments that
+//! are not ones (found by an adversarial review of the spool).
+//!
+//! 1. A segment that cannot be opened for a moment while the emitter reads
+//!    it back (`EMFILE` at the open-files limit, `EIO`, here a symlink loop:
+//!    `ELOOP`) is not confirmed, on purpose: the next emitter replays it. Its
+//!    events were counted `failed` by this emitter (never reported to
+//!    `on_undelivered`) and then delivered by the next: one event, two ends.
+//!    They are counted `spooled` now (left for the next emitter), as at
+//!    shutdown.
+//! 2. An empty file named with the largest seq (`18446744073709551615.seg`):
+//!    open took its name as the next seq, and the first `emit()` overflowed
+//!    it (a panic under the emitter's lock in a debug build, a wrap to seq 0
+//!    in release). The last seq is never taken now: the event stays in
+//!    memory, counted in `spool_errors`.
+//! 3. A directory named like a segment: the emitter does not start, with an
+//!    error that names the path (left so on purpose: skipping it would hold
+//!    the spool's low-water mark at it for good).
+#![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+
+use ossa_events::sink::{Encoded, Sink};
+use ossa_events::spool::{SpoolConfig, SyncPolicy};
+use ossa_events::{EventBuilder, Reason, SendError};
+
+mod spool_support;
+use spool_support::{Gate, quick, segment_files, stop};
+
+/// A sink whose sends wait until it is opened, then deliver.
+#[derive(Clone, Default)]
+struct Held {
+    open: Arc<(Mutex<bool>, Condvar)>,
+    got: Arc<Mutex<Vec<String>>>,
+}
+
+impl Held {
+    fn release(&self) {
+        *self.open.0.lock().unwrap() = true;
+        self.open.1.notify_all();
+    }
+}
+
+impl Sink for Held {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        let (m, cv) = &*self.open;
+        let mut open = m.lock().unwrap();
+        while !*open {
+            open = cv.wait(open).unwrap();
+        }
+        self.got
+            .lock()
+            .unwrap()
+            .extend(events.iter().map(|e| e.id().to_owned()));
+        Ok(())
+    }
+}
+
+type Reports = Arc<Mutex<Vec<(Reason, String)>>>;
+
+#[test]
+fn events_of_a_segment_unreadable_for_a_moment_end_once() {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("spool_review_unreadable_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let cfg = || {
+        SpoolConfig::new(&d)
+            .segment_bytes(4096)
+            .sync(SyncPolicy::Never)
+    };
+    let ids: Vec<String> = (0..90).map(|i| format!("a-{i:05}")).collect();
+    // Run 1: the collector is down; everything stays in the spool.
+    {
+        let em = quick("/agents/u")
+            .sink(Gate::up(false))
+            .spool(cfg())
+            .build()
+            .unwrap();
+        for id in &ids {
+            em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
+                .unwrap();
+        }
+        em.shutdown().unwrap_or_default();
+        assert_eq!(em.metrics().spooled, 90);
+        stop(em, &d);
+    }
+    let segs = segment_files(&d);
+    assert!(segs.len() >= 3, "{segs:?}");
+    // Run 2: replays, a few at a time; the second segment cannot be opened
+    // when reading gets to it.
+    let sink = Held::default();
+    let reports: Reports = Arc::default();
+    let r = reports.clone();
+    let em = quick("/agents/u")
+        .queue_capacity(5)
+        .batch_size(5)
+        .sink(sink.clone())
+        .spool(cfg())
+        .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
+        .build()
+        .unwrap();
+    // Open has listed the segments; reading (held back by the sink, at
+    // most two batches ahead) has not reached the second one.
+    let aside = d.join("aside");
+    std::fs::rename(&segs[1], &aside).unwrap();
+    std::os::unix::fs::symlink(&segs[1], &segs[1]).unwrap(); // ELOOP
+    sink.release();
+    em.flush().unwrap();
+    let m2 = em.metrics();
+    stop(em, &d);
+    // The moment passes.
+    std::fs::remove_file(&segs[1]).unwrap();
+    std::fs::rename(&aside, &segs[1]).unwrap();
+    // Run 3: sends what was left.
+    let gate = Gate::up(true);
+    let em = quick("/agents/u")
+        .sink(gate.clone())
+        .spool(cfg())
+        .build()
+        .unwrap();
+    em.flush().unwrap();
+    let m3 = em.metrics();
+    stop(em, &d);
+    let _ = std::fs::remove_dir_all(&d);
+    let mut delivered = sink.got.lock().unwrap().clone();
+    delivered.extend(gate.got());
+    delivered.sort();
+    delivered.dedup();
+    let reported = reports.lock().unwrap().clone();
+    eprintln!(
+        "run 2: {m2:?}\nrun 3: {m3:?}\nreported in run 2: {}",
+        reported.len()
+    );
+    assert!(
+        m2.spool_errors >= 1 && m2.spooled > 0,
+        "the segment was read after all: {m2:?}"
+    );
+    assert_eq!(
+        m3.replayed, m2.spooled,
+        "run 3 replays what run 2 left: {m3:?}"
+    );
+    assert_eq!(delivered, ids, "every event delivered in the end");
+    // Each undelivered end is reported once.
+    assert_eq!(
+        m2.failed,
+        reported.len() as u64,
+        "failed in run 2 but never reported"
+    );
+    // Each event ends once: those delivered by run 3 did not end in run 2.
+    assert_eq!(
+        m2.delivered + m2.failed + m3.delivered,
+        90,
+        "events counted failed in run 2 and delivered in run 3"
+    );
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("spool_review_{name}_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn an_empty_segment_of_the_last_seq_does_not_make_emit_panic() {
+    let d = dir("last_seq_name");
+    std::fs::write(d.join(format!("{:020}.seg", u64::MAX)), b"").unwrap();
+    let gate = Gate::up(true);
+    let em = quick("/agents/s")
+        .sink(gate.clone())
+        .spool(SpoolConfig::new(&d).sync(SyncPolicy::Never))
+        .build()
+        .unwrap();
+    let emitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for i in 0..3 {
+            em.emit(EventBuilder::new().ty("t").id(&format!("e{i}")))
+                .unwrap();
+        }
+    }));
+    em.flush().unwrap_or_default();
+    stop(em, &d);
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(emitted.is_ok(), "emit() panicked");
+    assert_eq!(gate.got(), ["e0", "e1", "e2"]);
+}
+
+#[test]
+fn a_directory_named_like_a_segment_stops_the_emitter_starting_with_its_path() {
+    let d = dir("dir_as_segment");
+    let seg = d.join(format!("{:020}.seg", 0));
+    std::fs::create_dir(&seg).unwrap();
+    let built = quick("/agents/s")
+        .sink(Gate::up(true))
+        .spool(SpoolConfig::new(&d).sync(SyncPolicy::Never))
+        .build();
+    let r = built.as_ref().map(|_| ()).map_err(ToString::to_string);
+    if let Ok(em) = built {
+        stop(em, &d);
+    }
+    let _ = std::fs::remove_dir_all(&d);
+    let err = r.expect_err("a directory in a segment's place was taken for one");
+    assert!(err.contains(&seg.display().to_string()), "{err}");
+}
