@@ -1,5 +1,6 @@
 //! CloudEvents v1.0 for OSSA agents on std: a background [`Emitter`] that
-//! delivers events to stdout, a file, an HTTP collector or Kafka, an HTTP
+//! delivers events to stdout, a file, an HTTP collector, Kafka or an
+//! OpenTelemetry (OTLP/HTTP) collector, an HTTP
 //! [`receiver`], and the `ossa-events` command line tool.
 //!
 //! This crate re-exports everything of [`ossa_events_core`] (the `no_std`
@@ -161,6 +162,9 @@
 //!   # let _ = sink; }
 //!   # Ok::<(), ossa_events::Error>(())
 //!   ```
+//! - `OtlpSink` (feature `otlp`, on through `cli`): OSSA lifecycle events as
+//!   OpenTelemetry spans (GenAI conventions), posted with OTLP/HTTP JSON or
+//!   written to a file.
 //! - [`NullSink`](sink::NullSink): accepts everything, keeps nothing.
 //!
 //! # Metrics and the `on_undelivered` callback
@@ -290,10 +294,13 @@
 //! prints a realistic agent run ([`demo`]) as JSON Lines; `validate` checks
 //! events (a JSON event, a batch or JSON Lines) and prints them canonically;
 //! `listen` runs the [`receiver`] and prints what arrives; `emit` delivers
-//! JSON Lines from stdin (or the demo run) to stdout, HTTP or Kafka through an
-//! [`Emitter`]; `consume` prints the events of a Kafka topic. Run
-//! `ossa-events help <COMMAND>` for the options; the exit status is `0` on
-//! success, `1` for invalid input or an I/O error, `2` for bad arguments.
+//! JSON Lines from stdin (or the demo run) to stdout, HTTP, Kafka (feature
+//! `kafka`) or an OTLP collector through an [`Emitter`]; `consume` (feature
+//! `kafka`) prints the events of a Kafka topic. Run `ossa-events help
+//! <COMMAND>` for the options; the exit status is `0` on success, `1` for
+//! invalid input, an event not delivered or an I/O error, `2` for bad
+//! arguments, and 130/143 when `emit`, `consume` or `listen` is stopped by
+//! SIGINT/SIGTERM.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
