@@ -101,7 +101,9 @@ pub enum SyncPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WhenFull {
     /// `emit()` waits up to this long for confirmed segments to be deleted,
-    /// then drops the new event (counted and reported as dropped).
+    /// then drops the new event (counted and reported as dropped,
+    /// `Error::SpoolFull`). A wait that shutdown ends drops it too
+    /// (`Error::ShutDown`): the spool never goes past its cap.
     Block(Duration),
     /// The oldest segment is deleted; its events not yet sent are counted and
     /// reported as dropped.

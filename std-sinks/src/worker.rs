@@ -909,6 +909,12 @@ impl Shared {
                         }
                         st = self.wait_for_space(st, earliest(deadline, cap));
                     }
+                    // The wait ended on shutdown with no room made: refused
+                    // (written anyway, each waiting caller put one record
+                    // past the cap).
+                    if st.spool.as_ref().is_some_and(|sp| sp.would_overflow(size)) {
+                        return (Spooled::Refused(Error::ShutDown), st);
+                    }
                 }
                 WhenFull::DropOldest => {
                     while st.spool.as_ref().is_some_and(|sp| sp.would_overflow(size)) {

@@ -1121,3 +1121,71 @@ fn reserves_blocks(d: &Path) -> bool {
     let kind = String::from_utf8_lossy(&out.stdout);
     matches!(kind.trim(), "ef53" | "58465342" | "1021994")
 }
+
+/// An emit waiting for room under `WhenFull::Block` when shutdown begins is
+/// refused as shut down (and reported dropped): the spool stays within its
+/// cap. (The wait ended on shutdown and the record was written whatever the
+/// cap: one record past it per waiting caller.)
+#[test]
+fn an_emit_waiting_at_the_cap_when_shutdown_begins_is_refused_not_written_past_it() {
+    let d = dir("cap_block_at_shutdown");
+    let cap = 16 * 1024;
+    let (em, reports) = emitter_with(
+        &d,
+        Gate::up(false),
+        |c| {
+            c.segment_bytes(4096)
+                .max_bytes(cap)
+                .when_full(WhenFull::Block(Duration::from_secs(60)))
+        },
+        16,
+    );
+    let handle = em.clone();
+    let emitting = std::thread::spawn(move || {
+        for i in 0..10_000 {
+            let id = format!("c-{i:05}");
+            if let Err(e) = handle.emit(EventBuilder::new().ty("dev.example.tick").id(&id)) {
+                return Some((id, e));
+            }
+        }
+        None
+    });
+    // Until the emits stop: the one after the last is waiting for room.
+    let t = std::time::Instant::now();
+    let mut last = (u64::MAX, std::time::Instant::now());
+    loop {
+        let n = em.metrics().emitted;
+        if n != last.0 {
+            last = (n, std::time::Instant::now());
+        } else if last.1.elapsed() > Duration::from_millis(200) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the emits never waited"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!emitting.is_finished(), "the emits ended without waiting");
+    em.shutdown().unwrap_or_default();
+    let (id, err) = emitting.join().unwrap().expect("every emit was accepted");
+    assert!(matches!(err, Error::ShutDown), "{err:?}");
+    let m = em.metrics();
+    drop(em);
+    wait_until_unlocked(&d);
+    let on_disk: u64 = segment_files(&d)
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(
+        on_disk <= cap,
+        "{on_disk} bytes of segments, the cap {cap}: {m:?}"
+    );
+    assert_eq!(m.dropped, 1, "{m:?}");
+    assert_eq!(
+        reports.lock().unwrap().clone(),
+        vec![(Reason::Dropped, id)],
+        "{m:?}"
+    );
+}
