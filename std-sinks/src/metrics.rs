@@ -60,10 +60,11 @@ pub struct Metrics {
     /// spooled + evicted + queue_depth`.
     pub replayed: u64,
     /// Events still in the spool when this emitter stopped (not delivered in
-    /// time), and those of a segment that could not be read while running
-    /// (an I/O error, counted in `spool_errors` too; the segment is not
-    /// confirmed): the next emitter on the spool sends them. Not reported
-    /// to `on_undelivered`: they are not lost.
+    /// time), those of a segment that could not be read while running
+    /// included (an I/O error, counted in `spool_errors` too; the segment is
+    /// not confirmed, and until the stop they count in `queue_depth`): the
+    /// next emitter on the spool sends them. Not reported to
+    /// `on_undelivered`: they are not lost.
     pub spooled: u64,
     /// Spool writes or reads that failed (disk full, I/O error, read-only):
     /// an event whose write failed went to the in-memory queue instead; a

@@ -333,6 +333,9 @@ pub(crate) struct Spool {
     /// Records not confirmed in segments reading skipped as unreadable
     /// since last taken by the emitter: left on disk for the next open.
     unreadable: u64,
+    /// Those records' `seq` ranges, each with how many of it were not
+    /// confirmed: a segment [`Spool::drop_oldest`] drops reports them.
+    held: Vec<(std::ops::Range<u64>, u64)>,
     buf: Vec<u8>,
     /// Tests: appends fail, as on a disk that fails, while reading goes on.
     #[cfg(test)]
@@ -575,6 +578,7 @@ impl Spool {
             corrupt: 0,
             io_errors: 0,
             unreadable: 0,
+            held: Vec::new(),
             buf: Vec::new(),
             #[cfg(test)]
             fail_appends: false,
@@ -1510,8 +1514,9 @@ impl Spool {
 
     /// A segment that cannot be read: logged, counted, and skipped; its
     /// records not confirmed are counted for [`Spool::take_unreadable`]
-    /// (the emitter counts those events spooled: still on disk, for the
-    /// next open, not failed).
+    /// (the emitter holds those events for the next open, not failed, and
+    /// counts them spooled when it stops; [`Spool::drop_oldest`] reports
+    /// them if it drops their segment first).
     ///
     /// Not confirmed, unlike damage: an I/O error can pass (a full file
     /// table, a device that recovers), and confirmed records are deleted
@@ -1535,7 +1540,11 @@ impl Spool {
         let from = self.cursor_seq.max(self.low);
         if from < end {
             let confirmed = self.acked.range(from..end).count() as u64;
-            self.unreadable += (end - from).saturating_sub(confirmed);
+            let n = (end - from).saturating_sub(confirmed);
+            self.unreadable += n;
+            if n > 0 {
+                self.held.push((from..end, n));
+            }
         }
         self.skip_to(next_idx);
     }
@@ -1861,17 +1870,24 @@ impl Spool {
     /// [`WhenFull::DropOldest`]): the records in it not confirmed and not
     /// read yet (so only on disk) are returned, to be counted and reported
     /// as dropped, with the range of sequence numbers the segment held (those
-    /// of its records that are in memory are no longer on disk). A ledger or
-    /// a deletion that fails is logged: the segment is dropped all the same.
-    pub(crate) fn drop_oldest(&mut self) -> (Vec<Encoded>, std::ops::Range<u64>) {
+    /// of its records that are in memory are no longer on disk), and those
+    /// of its records reading skipped as unreadable ([`Dropped::held`]). A
+    /// ledger or a deletion that fails is logged: the segment is dropped all
+    /// the same.
+    pub(crate) fn drop_oldest(&mut self) -> Dropped {
+        let mut out = Dropped {
+            gone: Vec::new(),
+            range: 0..0,
+            held: Vec::new(),
+            held_count: 0,
+        };
         if self.segments.len() < 2 {
-            return (Vec::new(), 0..0);
+            return out;
         }
         let Some(s) = self.segments.pop_front() else {
-            return (Vec::new(), 0..0);
+            return out;
         };
         let next_first = self.segments.front().map_or(self.next_seq, |n| n.first_seq);
-        let mut lost = Vec::new();
         let unread_from = if self.cursor.segment_first == s.first_seq {
             Some(self.cursor.offset)
         } else if self.cursor.segment_first < s.first_seq {
@@ -1879,7 +1895,23 @@ impl Spool {
         } else {
             None
         };
-        if let Some(from) = unread_from
+        // Records skipped as unreadable in it: their events were passed over
+        // (left for the next open), which this deletion takes from them.
+        let mut held: Vec<std::ops::Range<u64>> = Vec::new();
+        self.held.retain(|(r, n)| {
+            let in_it = r.start >= s.first_seq && r.start < next_first;
+            if in_it {
+                held.push(r.clone());
+                out.held_count += n;
+            }
+            !in_it
+        });
+        let read_from = if held.is_empty() {
+            unread_from
+        } else {
+            Some(0)
+        };
+        if let Some(from) = read_from
             && let Ok(data) = std::fs::read(&s.path)
         {
             let mut pos = usize::try_from(from).unwrap_or(usize::MAX);
@@ -1887,9 +1919,16 @@ impl Spool {
                 match parse_record(&data[pos..]) {
                     Parsed::Ok { seq, len } => {
                         if seq >= self.low && !self.acked.contains(&seq) {
+                            let unread = unread_from.is_some_and(|f| pos as u64 >= f);
+                            let skipped = held.iter().any(|r| r.contains(&seq));
                             let body = &data[pos + HEADER..pos + len];
-                            if let Some(e) = Encoded::from_spool(body) {
-                                lost.push(e);
+                            if let Some(e) = Encoded::from_spool(body).filter(|_| unread || skipped)
+                            {
+                                if unread {
+                                    out.gone.push(e);
+                                } else {
+                                    out.held.push(e);
+                                }
                             }
                         }
                         pos += len;
@@ -1926,7 +1965,8 @@ impl Spool {
         if let Err(e) = std::fs::remove_file(&s.path) {
             tracing::warn!(error = %io_err(&s.path, &e), "spool: dropped segment not deleted; its events are sent again after the next open");
         }
-        (lost, s.first_seq..next_first)
+        out.range = s.first_seq..next_first;
+        out
     }
 
     /// Syncs and writes the ledger (at shutdown).
@@ -1956,6 +1996,21 @@ impl Spool {
         }
         self.sequences_dirty = true;
     }
+}
+
+/// What [`Spool::drop_oldest`] dropped.
+#[derive(Debug)]
+pub(crate) struct Dropped {
+    /// Its records not confirmed and not read yet (only on disk).
+    pub(crate) gone: Vec<Encoded>,
+    /// The sequence numbers it held.
+    pub(crate) range: std::ops::Range<u64>,
+    /// Those of its records reading skipped as unreadable that it could
+    /// read now (it may still fail: `held_count` says how many there were).
+    pub(crate) held: Vec<Encoded>,
+    /// How many records reading skipped in it ([`Spool::take_unreadable`]
+    /// counted them): `held` and those it could not read.
+    pub(crate) held_count: u64,
 }
 
 /// File work taken from the spool under the lock, done outside it.
@@ -2315,7 +2370,7 @@ mod tests {
         // The upkeep's round: its ledger (low 1) is made here...
         let m = sp.maintenance();
         // ...an emit at the cap drops the oldest segment meanwhile...
-        let (_, range) = sp.drop_oldest();
+        let range = sp.drop_oldest().range;
         assert_eq!((range, sp.low), (0..second, second));
         // ...and the upkeep writes its ledger after.
         let _ = m.run();

@@ -49,7 +49,7 @@ use crate::metrics::{Counters, Metrics};
 use crate::queue::{Queue, Run};
 use crate::retry::{Breaker, RetryPolicy};
 use crate::sink::{Encoded, LiveDeadline, SendDeadline, Sink, Ticket};
-use crate::spool::{Spool, SpoolConfig, SyncPolicy, WhenFull};
+use crate::spool::{Dropped, Spool, SpoolConfig, SyncPolicy, WhenFull};
 
 /// How long past its deadline [`Shared::shutdown`] waits for a worker that
 /// is stuck in a sink before it gives up on the open events itself.
@@ -131,6 +131,11 @@ struct State {
     /// those in `spill_skips`.
     spilled: u64,
     spill_seq: u64,
+    /// Events of spool segments that could not be read while running:
+    /// passed over (not in `spilled`), left on disk for the next open
+    /// (counted `spooled` when the worker stops), or dropped with their
+    /// segment by [`WhenFull::DropOldest`].
+    held_unreadable: u64,
     /// `seq`s among those of the events only on disk that went to events
     /// kept in memory instead (their spool write failed), oldest first:
     /// reading back passes over them, so that no two events share a `seq`.
@@ -211,7 +216,7 @@ impl State {
 
     /// Events waiting: queued, in flight, or only in the spool.
     fn depth(&self) -> u64 {
-        (self.queue.len() + self.in_flight) as u64 + self.spilled
+        (self.queue.len() + self.in_flight) as u64 + self.spilled + self.held_unreadable
     }
 
     fn out_of_time(&self) -> bool {
@@ -920,16 +925,36 @@ impl Shared {
                     while st.spool.as_ref().is_some_and(|sp| sp.would_overflow(size)) {
                         let Some(sp) = st.spool.as_mut() else { break };
                         match sp.drop_oldest() {
-                            (_, range) if range.is_empty() => {
+                            d if d.range.is_empty() => {
                                 // Nothing left to drop but the segment being
                                 // written: the new event goes.
                                 return (Spooled::Refused(Error::SpoolFull), st);
                             }
-                            (gone, range) => {
+                            Dropped {
+                                gone,
+                                range,
+                                held,
+                                held_count,
+                            } => {
                                 let n = gone.len() as u64;
                                 // They were the oldest of those only on disk.
                                 st.pass_spilled(n);
                                 lost.extend(gone);
+                                // Skipped as unreadable, waiting for the next
+                                // open: dropped now. Those it still cannot read
+                                // are counted, not reported (no id).
+                                let held_count = held_count.min(st.held_unreadable);
+                                st.held_unreadable -= held_count;
+                                let unnamed = held_count.saturating_sub(held.len() as u64);
+                                lost.extend(held);
+                                if unnamed > 0 {
+                                    tracing::error!(
+                                        events = unnamed,
+                                        "spool full: dropped a segment that could not be read, its events with it"
+                                    );
+                                    Counters::add(&self.counters.dropped, unnamed);
+                                    Counters::add(&self.counters.evicted, unnamed);
+                                }
                                 // Those of its events that are in memory are
                                 // still sent, but are no longer on disk.
                                 let off_disk = |s: &mut Option<u64>| {
@@ -1274,7 +1299,7 @@ impl Shared {
     /// shutdown deadline passed, or the worker is gone.
     fn give_up_all(&self, mut st: MutexGuard<'_, State>, reason: Reason, error: &Error) {
         // What is in the spool is not lost: the next emitter on it sends it.
-        let mut kept = st.spilled;
+        let mut kept = st.spilled + std::mem::take(&mut st.held_unreadable);
         let n = st.spilled;
         st.pass_spilled(n);
         let mut queued: Vec<Encoded> = Vec::new();
@@ -1750,11 +1775,13 @@ impl<'w> Worker<'w> {
                 Counters::add(&sh.counters.spool_errors, io_errors);
             }
             // Events of a segment that could not be read: still on disk
-            // (not confirmed), for the next emitter on the spool. Counted
-            // as left in the spool, not failed (the next open sends them).
+            // (not confirmed), for the next emitter on the spool. Not
+            // failed: held (counted spooled when the worker stops, as the
+            // next open sends them) and passed over, so that a flush does
+            // not wait for them.
             let unreadable = sp.take_unreadable().min(st.spilled);
             if unreadable > 0 {
-                Counters::add(&sh.counters.spooled, unreadable);
+                st.held_unreadable += unreadable;
                 st.pass_spilled(unreadable);
                 sh.done.notify_all();
             }

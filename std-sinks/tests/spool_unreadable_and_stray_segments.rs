@@ -108,6 +108,7 @@ fn events_of_a_segment_unreadable_for_a_moment_end_once() {
     std::os::unix::fs::symlink(&segs[1], &segs[1]).unwrap(); // ELOOP
     sink.release();
     em.flush().unwrap();
+    em.shutdown().unwrap_or_default();
     let m2 = em.metrics();
     stop(em, &d);
     // The moment passes.

@@ -1045,16 +1045,90 @@ fn a_segment_that_cannot_be_read_holds_back_its_events_only_and_is_reported() {
     gate.up.store(true, Ordering::SeqCst);
     em.flush().unwrap();
     let m = em.metrics();
-    // Not failed: they stay on disk (not confirmed) and the next emitter
-    // sends them (review: counted failed here, and delivered by the next
-    // run, they ended twice, the failure never reported).
-    assert_eq!((m.failed, m.spooled), (0, lost), "{m:?}");
-    assert_eq!(m.delivered + m.spooled, 2000, "{m:?}");
+    // Not failed: they stay on disk (not confirmed), waiting, and the next
+    // emitter sends them (review: counted failed here, and delivered by the
+    // next run, they ended twice, the failure never reported). The flush
+    // does not wait for them.
+    assert_eq!((m.failed, m.queue_depth, m.spooled), (0, lost, 0), "{m:?}");
+    assert_eq!(m.delivered + m.queue_depth, 2000, "{m:?}");
     assert_eq!(m.spool_errors, 2, "one per unreadable segment: {m:?}");
     let got = gate.got();
     assert_eq!(got.len() as u64, 2000 - lost);
     assert_eq!(got.last(), all.last(), "the segments after them were read");
+    em.shutdown().unwrap();
+    let m = em.metrics();
+    assert_eq!((m.failed, m.queue_depth, m.spooled), (0, 0, lost), "{m:?}");
     drop(em);
+}
+
+/// A segment reading skipped as unreadable, then dropped whole at the cap
+/// under `WhenFull::DropOldest` (the oldest, its events held for the next
+/// open): its events are counted dropped and evicted, and reported by id
+/// when it can be read by then (here it can), not left counted as waiting
+/// for a next open that will not find them.
+#[test]
+fn a_segment_skipped_as_unreadable_then_dropped_at_the_cap_has_its_events_reported() {
+    let d = dir("unreadable_then_dropped");
+    let gate = Gate::up(false);
+    let (em, reports) = emitter_with(
+        &d,
+        gate.clone(),
+        |c| c.segment_bytes(4096).max_bytes(64 * 1024),
+        16,
+    );
+    let all = ids("h", 200);
+    emit_all(&em, &all);
+    let segs = segment_files(&d);
+    assert!(segs.len() > 4, "{}", segs.len());
+    let count = |p: &Path| {
+        let data = std::fs::read(p).unwrap();
+        data.windows(4).filter(|w| *w == b"OSSP").count() as u64
+    };
+    let held = count(&segs[1]);
+    let aside = d.join("aside");
+    std::fs::rename(&segs[1], &aside).unwrap();
+    std::os::unix::fs::symlink(&segs[1], &segs[1]).unwrap();
+    gate.up.store(true, Ordering::SeqCst);
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!((m.queue_depth, m.spool_errors), (held, 1), "{m:?}");
+    // Readable again; the collector goes down and the spool fills: the
+    // oldest segment left, the skipped one, is dropped first.
+    std::fs::remove_file(&segs[1]).unwrap();
+    std::fs::rename(&aside, &segs[1]).unwrap();
+    gate.up.store(false, Ordering::SeqCst);
+    emit_all(&em, &ids("f", 600));
+    em.shutdown().unwrap_or_default();
+    let m = em.metrics();
+    let dropped: Vec<String> = reports
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, _)| *r == Reason::Dropped)
+        .map(|(_, id)| id.clone())
+        .collect();
+    drop(em);
+    wait_until_unlocked(&d);
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(m.evicted >= held, "{m:?}");
+    assert_eq!(
+        m.dropped,
+        dropped.len() as u64,
+        "each dropped event reported: {m:?}"
+    );
+    let skipped: Vec<&String> = all.iter().filter(|id| !gate.got().contains(id)).collect();
+    assert_eq!(skipped.len() as u64, held);
+    for id in skipped {
+        assert!(
+            dropped.contains(id),
+            "{id} dropped from disk unreported: {m:?}"
+        );
+    }
+    assert_eq!(
+        m.emitted,
+        m.delivered + m.failed + m.shutdown_timeout + m.spooled + m.evicted + m.queue_depth,
+        "{m:?}"
+    );
 }
 
 /// What a process killed while writing through a map leaves: the segment at
