@@ -383,3 +383,69 @@ fn sequence_counts_the_numbers_before_the_first_as_missing() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("missing 1..=1 (1)"), "{}", stderr(&o));
 }
+
+/// `auto` tells JSON Lines by a first line that is a whole JSON value; an
+/// event whose data is nested as deep as the parser allows
+/// (`MAX_DATA_DEPTH`) is such a line, one level deeper than its data. It
+/// was taken for the start of one pretty-printed event: the file of valid
+/// events was refused ("trailing characters") and nothing printed.
+#[test]
+fn auto_tells_jsonl_whose_first_event_has_the_deepest_data_allowed() {
+    let depth = ossa_events::MAX_DATA_DEPTH;
+    let data = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let line = |id: &str| {
+        format!(r#"{{"specversion":"1.0","id":"{id}","source":"/s","type":"t","data":{data}}}"#)
+    };
+    let input = format!("{}\n{}\n", line("1"), line("2"));
+    // Each line is a valid event on its own.
+    let jsonl = run_stdin(&["validate", "--format", "jsonl"], input.as_bytes());
+    assert!(jsonl.status.success(), "{}", stderr(&jsonl));
+    assert_eq!(stdout(&jsonl).lines().count(), 2);
+    let auto = run_stdin(&["validate"], input.as_bytes());
+    assert!(auto.status.success(), "{}", stderr(&auto));
+    assert_eq!(auto.stdout, jsonl.stdout);
+}
+
+/// Piped into `head -1` from an input that does not end (`tail -f`, a
+/// producer's FIFO), `validate` must end once its reader is gone, as `cat`
+/// does: it went on reading and checking forever, printing nowhere, and
+/// the pipeline never ended.
+#[test]
+fn validate_ends_when_its_reader_is_gone_even_if_the_input_does_not() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let mut child = bin()
+        .arg("validate")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // An endless input: writes until validate closes its end.
+    let writer = std::thread::spawn(move || {
+        let line = format!("{EV}\n").repeat(1000);
+        while stdin.write_all(line.as_bytes()).is_ok() {}
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert_eq!(first.trim_end(), EV);
+    drop(out); // `head -1` exits
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    writer.join().unwrap();
+    let status = status.expect("validate still running 20 s after its reader left");
+    // A reader that leaves is its choice, not a failure.
+    assert!(status.success(), "{status:?}");
+}

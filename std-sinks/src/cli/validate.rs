@@ -365,9 +365,10 @@ impl<W: Write> Output<W> {
     }
 
     /// Writes the lines gathered so far (and flushes `w`). A failed write
-    /// stops the writing, validation goes on; stdout closed (piped into
-    /// `head`) is the reader's choice, any other failure (a full disk) is
-    /// kept for `run` to report and fail on.
+    /// stops the writing; stdout closed (piped into `head`) is the reader's
+    /// choice, and stops the reading too (as SIGPIPE would), any other
+    /// failure (a full disk) is kept for `run` to report and fail on, and
+    /// validation goes on.
     fn write_out(&mut self) {
         if !self.broken
             && let Err(e) = self.w.write_all(&self.buf).and_then(|()| self.w.flush())
@@ -410,10 +411,11 @@ fn validate_stream<W: Write + Send>(
         r.map(|_| ()).map_err(|e| (name.to_string(), e))
     };
     // Read until the format is known.
+    let mut seen_start = Decided::default();
     let format = loop {
         match format {
             Format::Jsonl => break Format::Jsonl,
-            Format::Auto if eof || decided(&buf) => break detect(&buf),
+            Format::Auto if eof || decided(&buf, &mut seen_start) => break detect(&buf),
             Format::Auto => {}
             // One event or one batch: it is read whole.
             Format::Event | Format::Batch if eof => break format,
@@ -436,9 +438,15 @@ fn validate_stream<W: Write + Send>(
     // (a 100 MiB line was 400 reads and ~20 GB scanned).
     let mut no_newline = 0usize;
     let mut done = false;
+    // stdout's reader left (`| head`): nothing more can be printed, and an
+    // input that does not end (`tail -f`) would be read forever.
+    let gone = AtomicBool::new(false);
     // The whole lines in hand, and the number of the first.
     let next = || {
         while !done {
+            if gone.load(Ordering::Relaxed) {
+                break;
+            }
             // The whole lines in hand (all of it at the end).
             let whole = if eof {
                 buf.len()
@@ -474,7 +482,12 @@ fn validate_stream<W: Write + Send>(
         validate_lines(name, &lines, first, &mut scratch, check, &mut part);
         let _turn = w.turn();
         // What this input gave so far is printed before waiting for more.
-        let fine = super::lanes::lock(&out).commit(part, true);
+        let mut o = super::lanes::lock(&out);
+        let fine = o.commit(part, true);
+        if o.broken && o.failed.is_none() {
+            gone.store(true, Ordering::Relaxed);
+        }
+        drop(o);
         ok.fetch_and(fine, Ordering::Relaxed);
     });
     if let Some(e) = failed {
@@ -487,19 +500,60 @@ fn validate_stream<W: Write + Send>(
     Ok(ok.into_inner())
 }
 
+/// How far [`decided`] has looked into the input, so that each call only
+/// looks at what was read since the last one: a first line of 100 MiB was
+/// 400 reads, each scanning all of it again (~20 GB, half a minute).
+#[derive(Default)]
+struct Decided {
+    /// Bytes at the start known to be whitespace only.
+    blank: usize,
+    /// Bytes searched for the newline that ends the first line: its
+    /// offset once found, else the whole input so far.
+    newline: usize,
+    /// Whether `newline` is the first line's newline.
+    found: bool,
+    /// Bytes after that newline known to be whitespace only.
+    blank_after: usize,
+}
+
 /// Whether the start of an input, `bytes`, tells its format as [`detect`]
 /// would on the whole: it starts with `[`, or its first line is followed by
-/// more that is not blank.
-fn decided(bytes: &[u8]) -> bool {
-    let Some(start) = bytes
-        .iter()
-        .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
-    else {
+/// more that is not blank. `d` carries what earlier calls on the same
+/// (grown) input found.
+fn decided(bytes: &[u8], d: &mut Decided) -> bool {
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+    let tail = bytes.get(d.blank..).unwrap_or(&[]);
+    let Some(p) = tail.iter().position(|c| !ws(c)) else {
+        d.blank = bytes.len();
         return false;
     };
-    let rest = bytes.get(start..).unwrap_or(&[]);
-    rest.first() == Some(&b'[')
-        || memchr::memchr(b'\n', rest).is_some_and(|nl| !is_blank(rest.get(nl..).unwrap_or(&[])))
+    let start = d.blank + p;
+    d.blank = start;
+    if bytes.get(start) == Some(&b'[') {
+        return true;
+    }
+    if !d.found {
+        let from = d.newline.max(start);
+        match memchr::memchr(b'\n', bytes.get(from..).unwrap_or(&[])) {
+            Some(i) => {
+                d.newline = from + i;
+                d.found = true;
+                d.blank_after = d.newline;
+            }
+            None => {
+                d.newline = bytes.len();
+                return false;
+            }
+        }
+    }
+    let after = bytes.get(d.blank_after..).unwrap_or(&[]);
+    match after.iter().position(|c| !ws(c)) {
+        Some(_) => true,
+        None => {
+            d.blank_after = bytes.len();
+            false
+        }
+    }
 }
 
 /// Validates JSON Lines `bytes` whose first line is line `first_line` of
@@ -595,7 +649,9 @@ fn detect(bytes: &[u8]) -> Format {
     let first_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
     let first = &rest[..first_end];
     let more = !is_blank(&rest[first_end..]);
-    if more && ossa_events::json::validate(first, ossa_events::MAX_DATA_DEPTH).is_ok() {
+    // An event is one level deeper than its data: a first line whose data
+    // is nested as deep as an event may be is still a whole JSON value.
+    if more && ossa_events::json::validate(first, ossa_events::MAX_DATA_DEPTH + 1).is_ok() {
         Format::Jsonl
     } else {
         Format::Event
@@ -661,4 +717,50 @@ fn validate_input<W: Write>(
         Format::Jsonl => validate_lines(name, bytes, 1, &mut scratch, check, &mut part),
     }
     out.commit(part, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`decided`] on an input read in pieces answers as a look at the
+    /// whole of what was read so far would.
+    #[test]
+    fn decided_by_pieces_answers_as_on_the_whole() {
+        let whole = |bytes: &[u8]| {
+            let Some(start) = bytes
+                .iter()
+                .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+            else {
+                return false;
+            };
+            let rest = &bytes[start..];
+            rest[0] == b'[' || memchr::memchr(b'\n', rest).is_some_and(|nl| !is_blank(&rest[nl..]))
+        };
+        let inputs: [&[u8]; 9] = [
+            b"",
+            b"  \r\n \t",
+            b" [1]",
+            b"{\"a\":1}",
+            b"{\"a\":1}\n",
+            b"{\"a\":1}\r\n \n\t\n{}",
+            b"\n\n{}\n[",
+            b"{\n}",
+            b"x\n \n  y\n",
+        ];
+        for input in inputs {
+            for step in 1..=input.len().max(1) {
+                let mut d = Decided::default();
+                let mut end = 0;
+                loop {
+                    end = (end + step).min(input.len());
+                    let got = decided(&input[..end], &mut d);
+                    assert_eq!(got, whole(&input[..end]), "{input:?} step {step} at {end}");
+                    if got || end == input.len() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
 }
