@@ -194,6 +194,54 @@ fn emit_into_a_closed_pipe_reports_and_does_not_panic() {
     assert!(failed + dropped > 0, "{stderr}");
 }
 
+/// Piped into `head -1` from an input that does not end (`tail -f`), `emit`
+/// stops reading once its reader is gone, as `validate` does: it went on
+/// reading and failing every event (5 M failed in 20 s) and never ended.
+#[test]
+fn emit_into_a_closed_pipe_ends_even_if_its_input_does_not() {
+    let mut child = piped(&["emit"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        let chunk: String = (0..1000).map(line).collect();
+        while stdin.write_all(chunk.as_bytes()).is_ok() {}
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    drop(out);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    writer.join().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = status.unwrap_or_else(|| panic!("emit still running 30 s after its reader left"));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Not everything read was delivered: exit 1, every event accounted for.
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let read = field(&stderr, "read");
+    let (delivered, failed, dropped) = (
+        field(&stderr, "delivered"),
+        field(&stderr, "failed"),
+        field(&stderr, "dropped"),
+    );
+    assert_eq!(read, delivered + failed + dropped, "{stderr}");
+}
+
 #[test]
 fn validate_prints_a_large_input_whole_and_keeps_line_numbers() {
     let n = 20_000;

@@ -431,6 +431,10 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
     };
     let failures = Arc::new(AtomicU64::new(0));
     let f2 = failures.clone();
+    // stdout's reader left (`| head`): nothing more can be delivered, and
+    // an input that does not end (`tail -f`) would be read forever.
+    let gone = Arc::new(AtomicBool::new(false));
+    let g2 = gone.clone();
     let builder = Emitter::builder(a.source.clone())
         .batch_size(a.batch_size)
         .flush_interval(Duration::from_millis(200))
@@ -438,6 +442,9 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         .shutdown_timeout(Duration::from_secs(5))
         .flush_timeout(a.deadline)
         .on_undelivered(move |u| {
+            if matches!(u.error, ossa_events::Error::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe) {
+                g2.store(true, Ordering::Relaxed);
+            }
             if f2.fetch_add(1, Ordering::Relaxed) < 10 {
                 note!(
                     "ossa-events: emit: event {} not delivered ({:?}): {}",
@@ -590,8 +597,9 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         let mut ended = false;
         let shared = &state;
         // Takes the receiver: a `&Receiver` cannot go to another thread.
+        let gone = &*gone;
         let next = move || {
-            if ended || lock(shared).1.is_some() {
+            if ended || lock(shared).1.is_some() || gone.load(Ordering::Relaxed) {
                 return None;
             }
             match rx.recv() {
@@ -622,7 +630,7 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
             let mut st = lock(&state);
             let (lineno, stopped) = &mut *st;
             for p in parsed {
-                if stopped.is_some() {
+                if stopped.is_some() || gone.load(Ordering::Relaxed) {
                     return;
                 }
                 if let Some(sig) = signalled() {
