@@ -390,6 +390,27 @@ pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Waits up to `limit` for `child` to exit: its status, or `None` (then it
+/// is killed) if it is still running.
+pub(crate) fn exit_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let mut status = None;
+    wait_for(
+        || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        },
+        limit,
+    );
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status
+}
+
 /// Polls `f` every 5 ms until it holds or `limit` has passed; its last answer.
 pub(crate) fn wait_for(mut f: impl FnMut() -> bool, limit: Duration) -> bool {
     let end = Instant::now() + limit;
