@@ -55,6 +55,12 @@ fn emitter_with(
     (em, reports)
 }
 
+/// The records in the segment file `p` (by their magic).
+fn records_in(p: &Path) -> u64 {
+    let data = std::fs::read(p).unwrap();
+    data.windows(4).filter(|w| *w == b"OSSP").count() as u64
+}
+
 fn ids(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
 }
@@ -1003,11 +1009,8 @@ fn a_segment_deleted_while_running_loses_its_events_only() {
     assert!(segs.len() > 20, "{}", segs.len());
     // A segment in the middle: full of records of equal size.
     let victim = &segs[10];
-    let record = std::fs::metadata(&segs[0]).unwrap().len() / {
-        // Records per full segment: count them in the first one.
-        let data = std::fs::read(&segs[0]).unwrap();
-        data.windows(4).filter(|w| *w == b"OSSP").count() as u64
-    };
+    // Records per full segment: counted in the first one.
+    let record = std::fs::metadata(&segs[0]).unwrap().len() / records_in(&segs[0]);
     let lost = std::fs::metadata(victim).unwrap().len() / record;
     std::fs::remove_file(victim).unwrap();
     gate.up.store(true, Ordering::SeqCst);
@@ -1033,11 +1036,7 @@ fn a_segment_that_cannot_be_read_holds_back_its_events_only_and_is_reported() {
     emit_all(&em, &all);
     let segs = segment_files(&d);
     assert!(segs.len() > 20, "{}", segs.len());
-    let count = |p: &Path| {
-        let data = std::fs::read(p).unwrap();
-        data.windows(4).filter(|w| *w == b"OSSP").count() as u64
-    };
-    let lost = count(&segs[8]) + count(&segs[12]);
+    let lost = records_in(&segs[8]) + records_in(&segs[12]);
     std::fs::remove_file(&segs[8]).unwrap();
     std::os::unix::fs::symlink(&segs[8], &segs[8]).unwrap();
     std::fs::remove_file(&segs[12]).unwrap();
@@ -1080,11 +1079,7 @@ fn a_segment_skipped_as_unreadable_then_dropped_at_the_cap_has_its_events_report
     emit_all(&em, &all);
     let segs = segment_files(&d);
     assert!(segs.len() > 4, "{}", segs.len());
-    let count = |p: &Path| {
-        let data = std::fs::read(p).unwrap();
-        data.windows(4).filter(|w| *w == b"OSSP").count() as u64
-    };
-    let held = count(&segs[1]);
+    let held = records_in(&segs[1]);
     let aside = d.join("aside");
     std::fs::rename(&segs[1], &aside).unwrap();
     std::os::unix::fs::symlink(&segs[1], &segs[1]).unwrap();
