@@ -108,6 +108,26 @@ fn every_event_accounted_for(stderr: &str) -> (u64, u64) {
     (delivered, read)
 }
 
+/// `yes EVENT | ossa-events COMMAND | head -1`: an input that does not
+/// end, and stdout closed after its first line. Returns that line, the
+/// exit status (`None`: still running 30 s later, then killed) and the
+/// child (for its stderr).
+fn head_1_of_an_endless_input(command: &str) -> (String, Option<std::process::ExitStatus>, Child) {
+    let mut child = piped(&[command]);
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        let chunk: String = (0..1000).map(line).collect();
+        while stdin.write_all(chunk.as_bytes()).is_ok() {}
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    drop(out);
+    let status = common::exit_within(&mut child, Duration::from_secs(30));
+    writer.join().unwrap();
+    (first, status, child)
+}
+
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([&format!("-{sig}"), &pid.to_string()])
@@ -206,18 +226,7 @@ fn emit_into_a_closed_pipe_reports_and_does_not_panic() {
 /// reading and failing every event (5 M failed in 20 s) and never ended.
 #[test]
 fn emit_into_a_closed_pipe_ends_even_if_its_input_does_not() {
-    let mut child = piped(&["emit"]);
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = thread::spawn(move || {
-        let chunk: String = (0..1000).map(line).collect();
-        while stdin.write_all(chunk.as_bytes()).is_ok() {}
-    });
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    drop(out);
-    let status = common::exit_within(&mut child, Duration::from_secs(30));
-    writer.join().unwrap();
+    let (_, status, mut child) = head_1_of_an_endless_input("emit");
     let mut stderr = String::new();
     child
         .stderr
@@ -279,19 +288,8 @@ fn validate_into_a_closed_pipe_exits_0() {
 /// the pipeline never ended.
 #[test]
 fn validate_ends_when_its_reader_is_gone_even_if_the_input_does_not() {
-    let mut child = piped(&["validate"]);
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = thread::spawn(move || {
-        let chunk: String = (0..1000).map(line).collect();
-        while stdin.write_all(chunk.as_bytes()).is_ok() {}
-    });
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
+    let (first, status, _) = head_1_of_an_endless_input("validate");
     assert!(first.contains(r#""id":"s-0""#), "{first}");
-    drop(out); // `head -1` exits
-    let status = common::exit_within(&mut child, Duration::from_secs(30));
-    writer.join().unwrap();
     let status =
         status.unwrap_or_else(|| panic!("validate still running 30 s after its reader left"));
     // A reader that leaves is its choice, not a failure.
