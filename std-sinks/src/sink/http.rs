@@ -161,6 +161,10 @@ pub struct HttpSink {
     /// With `pipeline > 1`: the connection threads, once the first batch
     /// is started.
     lanes: Option<Lanes>,
+    /// When set (the OTLP sink's), a 2xx answer's body is kept here, up to
+    /// [`DRAIN_LIMIT`] bytes: OTLP answers a request taken only in part
+    /// with a 200 whose body says how many spans it rejected.
+    pub(crate) answer: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for HttpSink {
@@ -577,6 +581,7 @@ impl HttpSinkBuilder {
             gz: Vec::new(),
             pipeline: self.pipeline,
             lanes: None,
+            answer: None,
         })
     }
 }
@@ -980,6 +985,7 @@ impl HttpSink {
             gz: Vec::new(),
             pipeline: 1,
             lanes: None,
+            answer: None,
         }
     }
 
@@ -1026,9 +1032,7 @@ impl HttpSink {
         let mut failed_last = false;
         while let Some(here) = todo.pop_front() {
             let chunk = events.get(here.clone()).unwrap_or(&[]);
-            let r = self
-                .limit(deadline)
-                .and_then(|limit| self.post_chunk(chunk, limit));
+            let r = self.post_chunk(chunk, deadline);
             let Err(f) = r else {
                 failed_last = false;
                 continue;
@@ -1056,7 +1060,7 @@ impl HttpSink {
     }
 
     /// One request for `chunk` in this sink's mode.
-    fn post_chunk(&mut self, chunk: &[Encoded], limit: Option<Duration>) -> Result<(), Failure> {
+    fn post_chunk(&mut self, chunk: &[Encoded], deadline: SendDeadline<'_>) -> Result<(), Failure> {
         match (self.mode, chunk) {
             (HttpMode::Batched, _) => {
                 self.buf.clear();
@@ -1069,16 +1073,16 @@ impl HttpSink {
                 }
                 self.buf.push(b']');
                 let body = std::mem::take(&mut self.buf);
-                let r = self.post(&body, Some(BATCH_CT), None, limit);
+                let r = self.post(&body, Some(BATCH_CT), None, deadline);
                 self.buf = body;
                 r
             }
-            (HttpMode::Structured, [e]) => self.post(e.json(), Some(STRUCTURED_CT), None, limit),
+            (HttpMode::Structured, [e]) => self.post(e.json(), Some(STRUCTURED_CT), None, deadline),
             // An event binary mode cannot carry (see `Encoded::for_sink`).
             (HttpMode::Binary, [e]) if e.encoding() == Encoding::Json => {
-                self.post(e.json(), Some(STRUCTURED_CT), None, limit)
+                self.post(e.json(), Some(STRUCTURED_CT), None, deadline)
             }
-            (HttpMode::Binary, [e]) => self.post(e.body(), e.content_type(), Some(e), limit),
+            (HttpMode::Binary, [e]) => self.post(e.body(), e.content_type(), Some(e), deadline),
             // Never: one event per request in these modes. Not sent, so not delivered.
             _ => Err(Failure {
                 retry: false,
@@ -1090,33 +1094,44 @@ impl HttpSink {
 
     /// One POST: `body` (gzipped if configured), `content_type`, the
     /// configured headers and, in binary mode, the `ce-` headers of `binary`
-    /// (in wire form already); within `limit` when that is shorter than the
-    /// sink's timeout.
+    /// (in wire form already); each request (a resend after a 417 or 415
+    /// too) within what is left before `deadline` when that is shorter
+    /// than the sink's timeout, and none started after it.
     pub(crate) fn post(
         &mut self,
         body: &[u8],
         content_type: Option<&str>,
         binary: Option<&Encoded>,
-        limit: Option<Duration>,
+        deadline: SendDeadline<'_>,
     ) -> Result<(), Failure> {
-        let gzip = self.gzips();
-        let r = self.post_once(body, content_type, binary, limit, true);
-        match r {
-            // `Expect` refused (a proxy before an HTTP/1.0 server must):
-            // the body is sent without it, as curl does. (Whether it had
-            // one depends on the size on the wire, gzipped or not; a 417
-            // to a request without one meets the same answer again.)
-            Err(Failure {
-                error: Error::HttpStatus { status: 417, .. },
-                ..
-            }) => self.post_once(body, content_type, binary, limit, false),
-            // The collector said it does not take gzip (`post_once` turned
-            // it off): the same body, uncompressed.
-            Err(Failure {
-                error: Error::HttpStatus { status: 415, .. },
-                ..
-            }) if gzip && !self.gzips() => self.post_once(body, content_type, binary, limit, true),
-            r => r,
+        // Each refusal is answered once, whichever comes first: a 415 to
+        // gzip followed by a 417 to the (now larger) uncompressed body, or
+        // a 417 followed by a 415 to the gzip body sent without `Expect`,
+        // gets the request a third time (a 415 or 417 returned here would
+        // fail its events for good). `expect` only goes from true to false,
+        // and gzip, once refused, stays off: at most three requests.
+        let mut expect = true;
+        loop {
+            // Afresh for each request: a resend gets only the time left.
+            let limit = self.limit(deadline)?;
+            let gzip = self.gzips();
+            match self.post_once(body, content_type, binary, limit, expect) {
+                // `Expect` refused (a proxy before an HTTP/1.0 server must):
+                // the body is sent without it, as curl does. (Whether it had
+                // one depends on the size on the wire, gzipped or not; a 417
+                // to a request without one meets the same answer again.)
+                Err(Failure {
+                    error: Error::HttpStatus { status: 417, .. },
+                    ..
+                }) if expect => expect = false,
+                // The collector said it does not take gzip (`post_once` turned
+                // it off): the same body, uncompressed.
+                Err(Failure {
+                    error: Error::HttpStatus { status: 415, .. },
+                    ..
+                }) if gzip && !self.gzips() => {}
+                r => return r,
+            }
         }
     }
 
@@ -1204,6 +1219,13 @@ impl HttpSink {
         }
         // Read the body (bounded) so the connection goes back to the pool;
         // a failure while reading it does not change a 2xx into an error.
+        if success && let Some(kept) = &mut self.answer {
+            kept.clear();
+            let mut body = resp.body_mut().as_reader().take(DRAIN_LIMIT as u64);
+            // A failure while reading does not change the 2xx either.
+            let _ = body.read_to_end(kept);
+            return Ok(());
+        }
         let excerpt = drain(resp.body_mut().as_reader(), !success);
         if success {
             return Ok(());

@@ -501,7 +501,12 @@ impl OtlpSinkBuilder {
     pub fn build(self) -> Result<OtlpSink, Error> {
         let out = match (self.http, self.writer) {
             (_, Some(w)) => Output::Writer(w, false),
-            (Some(h), None) => Output::Http(Box::new(h.build()?)),
+            (Some(h), None) => {
+                let mut h = h.build()?;
+                // The 2xx body is read for `partialSuccess`.
+                h.answer = Some(Vec::new());
+                Output::Http(Box::new(h))
+            }
             (None, None) => return Err(Error::Transport("otlp: no output".into())),
         };
         Ok(OtlpSink {
@@ -569,7 +574,9 @@ pub struct OtlpCounts {
     /// Spans holding a delivered started event that could not be sent:
     /// unfinished ones not sent at shutdown or past the waiting bound, and
     /// spans of a request the collector refused for good (its end events
-    /// are reported failed).
+    /// are reported failed), and those a collector's 200 said it rejected
+    /// (`partialSuccess.rejectedSpans`; which ones it does not say, so
+    /// their events stay delivered).
     pub lost: u64,
     /// Spans open now.
     pub open: u64,
@@ -669,10 +676,9 @@ impl OtlpSink {
     /// Sends one request body through the output.
     fn deliver(&mut self, deadline: SendDeadline<'_>) -> Result<(), Failure> {
         match &mut self.out {
-            Output::Http(h) => {
-                let limit = h.limit(deadline)?;
-                h.post(&self.body, Some("application/json"), None, limit)
-            }
+            Output::Http(h) => h
+                .post(&self.body, Some("application/json"), None, deadline)
+                .map_err(otlp_retry),
             Output::Writer(w, torn) => {
                 // After a failed write, end the line it may have torn, so
                 // that the request goes on a line of its own.
@@ -689,6 +695,50 @@ impl OtlpSink {
                 })
             }
         }
+    }
+
+    /// Reads the `partialSuccess` of the last accepted request's answer
+    /// (OTLP/HTTP: a 200 for a request taken in part says how many spans
+    /// it rejected; not to be retried): those spans are counted lost (of
+    /// the `sent` the request carried) and logged, not dropped silently.
+    /// Which ones the answer does not say, so their events stay delivered.
+    fn partial_success(&mut self, sent: usize) {
+        let Output::Http(h) = &mut self.out else {
+            return;
+        };
+        let Some(body) = h.answer.as_mut() else {
+            return;
+        };
+        let answer = std::mem::take(body);
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&answer) else {
+            return;
+        };
+        let Some(p) = v.get("partialSuccess").or_else(|| v.get("partial_success")) else {
+            return;
+        };
+        // An int64: a string in OTLP JSON, a number from some collectors.
+        let rejected = p
+            .get("rejectedSpans")
+            .or_else(|| p.get("rejected_spans"))
+            .and_then(|r| r.as_u64().or_else(|| r.as_str()?.parse().ok()))
+            .unwrap_or(0);
+        let message = p
+            .get("errorMessage")
+            .or_else(|| p.get("error_message"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        if rejected > 0 {
+            let n = usize::try_from(rejected).unwrap_or(usize::MAX).min(sent);
+            OtlpStats::add(&self.stats.0.lost, n);
+            tracing::error!(
+                spans = n,
+                message,
+                "otlp: spans rejected by the collector (partial success)"
+            );
+        } else if !message.is_empty() {
+            tracing::warn!(message, "otlp: collector warning (partial success)");
+        }
+        *body = answer;
     }
 
     fn encode(&mut self, req: &Request) {
@@ -763,6 +813,7 @@ impl OtlpSink {
                 Ok(()) => {
                     let spans = req.spans.iter().map(|(s, _)| s);
                     self.stats.accepted(spans.chain(req.unfinished.iter()));
+                    self.partial_success(req.spans.len() + req.unfinished.len());
                 }
                 Err(f) => {
                     OtlpStats::add(&self.stats.0.requests_failed, 1);
@@ -829,6 +880,7 @@ impl OtlpSink {
                 match self.deliver(deadline) {
                     Ok(()) => {
                         self.stats.accepted(chunk.unfinished.iter());
+                        self.partial_success(chunk.unfinished.len());
                         break;
                     }
                     Err(f) => {
@@ -879,4 +931,18 @@ impl Drop for OtlpSink {
         self.close();
         self.stats.set_closed();
     }
+}
+
+/// OTLP/HTTP's retry rule (opentelemetry-proto `docs/specification.md`,
+/// "Failures"): of the statuses, only 429, 502, 503 and 504 are retried;
+/// "all other 4xx or 5xx response status codes MUST NOT be retried" (so
+/// not 408 or 500, which `HttpSink` retries for CloudEvents collectors).
+/// Errors without a status (connect, timeout, reset) stay retryable.
+fn otlp_retry(mut f: Failure) -> Failure {
+    if let Error::HttpStatus { status, .. } = &f.error
+        && !matches!(status, 429 | 502 | 503 | 504)
+    {
+        f.retry = false;
+    }
+    f
 }

@@ -1,0 +1,721 @@
+//! `HttpSink` and `OtlpSink` against hostile or broken collectors on a real
+//! loopback socket: each server here writes exactly the bytes it wants.
+#![cfg(feature = "http")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ossa_events::sink::{Encoded, Encoding, HttpMode, HttpSink, Sink};
+use ossa_events::{Emitter, Event, Reason, RetryPolicy, Undelivered};
+
+/// A request head: headers lower-cased.
+#[derive(Debug, Clone, Default)]
+struct Head {
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn len(&self) -> usize {
+        self.get("content-length").map_or(0, |v| v.parse().unwrap())
+    }
+}
+
+fn read_head(r: &mut impl BufRead) -> Option<Head> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut head = Head::default();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            return Some(head);
+        }
+        let (n, v) = l.split_once(':')?;
+        head.headers
+            .push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+}
+
+fn read_body(r: &mut impl Read, head: &Head) -> Vec<u8> {
+    let mut b = vec![0; head.len()];
+    r.read_exact(&mut b).unwrap();
+    b
+}
+
+type Handler =
+    dyn Fn(usize, &Head, &mut BufReader<TcpStream>, &mut TcpStream) -> bool + Send + Sync + 'static;
+
+/// A server that hands every request (numbered from 0, over all
+/// connections) to `handler`; `false` closes the connection.
+fn serve(
+    handler: impl Fn(usize, &Head, &mut BufReader<TcpStream>, &mut TcpStream) -> bool
+    + Send
+    + Sync
+    + 'static,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let handler: Arc<Handler> = Arc::new(handler);
+    let n = Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            let (h, n) = (handler.clone(), n.clone());
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                while let Some(head) = read_head(&mut r) {
+                    let i = n.fetch_add(1, Ordering::SeqCst);
+                    if !h(i, &head, &mut r, &mut s) {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+fn event(id: &str) -> Event<'_> {
+    Event::builder()
+        .id(id)
+        .source("/agents/a")
+        .ty("dev.example.tick")
+        .build()
+        .unwrap()
+}
+
+type Reports = Arc<Mutex<Vec<(Reason, String, String)>>>;
+
+fn recorder(reports: &Reports) -> impl Fn(&Undelivered<'_>) + Send + Sync + 'static + use<> {
+    let reports = Arc::clone(reports);
+    move |u| {
+        reports
+            .lock()
+            .unwrap()
+            .push((u.reason, u.id.to_owned(), u.error.to_string()));
+    }
+}
+
+fn fast_retry(n: u32) -> RetryPolicy {
+    RetryPolicy::default()
+        .max_attempts(n)
+        .base(Duration::from_millis(1))
+        .cap(Duration::from_millis(5))
+}
+
+/// What a bare sink's one `send` of one event makes of `answer`.
+fn classify(answer: &'static [u8]) -> String {
+    let (addr, _) = serve(move |_, head, r, s| {
+        let _ = read_body(r, head);
+        s.write_all(answer).unwrap();
+        let _ = s.flush();
+        std::thread::sleep(Duration::from_millis(300));
+        false
+    });
+    let mut sink = HttpSink::builder(format!("http://{addr}/e"))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let ev = event("e-1");
+    let r = sink.send(&[Encoded::new(&ev, Encoding::Json).unwrap()]);
+    match r {
+        Ok(()) => "delivered".into(),
+        Err(e) => format!("{:?} / {}", e.failure_of(0).map(|f| f.retry), e.error()),
+    }
+}
+
+/// Answers a client must read past (1xx), answers it must not take for
+/// success, and `Retry-After` values of every shape: how each is classified.
+#[test]
+fn odd_answers_are_classified_as_the_contract_says() {
+    let yes = |s: u64| format!("Some(Yes {{ after: Some({s}s) }})");
+    for (a, want) in [
+        (&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..], "delivered".to_owned()),
+        (b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "delivered".into()),
+        (b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 503 Busy\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n", yes(3)),
+        (b"HTTP/1.0 200 OK\r\n\r\nsome body", "delivered".into()),
+        (b"HTTP/1.1 200\r\n\r\n", "delivered".into()),
+        (b"HTTP/1.1 200 OK\n\n", "delivered".into()),
+        (b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n", "delivered".into()),
+        // A 2xx whose body breaks off or is not valid chunked: still a 2xx.
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n", "delivered".into()),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", "delivered".into()),
+        (b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n", "Some(Yes { after: None })".into()),
+        (b"HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n", "Some(No)".into()),
+        (b"HTTP/1.1 307 Moved\r\nLocation: /other\r\nContent-Length: 0\r\n\r\n", "Some(No)".into()),
+        (b"HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n", "Some(No)".into()),
+        // No answer that can be read: a transport failure, retried.
+        (b"garbage\r\n\r\n", "Some(Yes { after: None })".into()),
+        (b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", "Some(Yes { after: None })".into()),
+        (b"HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n", "Some(Yes { after: None })".into()),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n", "Some(Yes { after: None })".into()),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n", "Some(Yes { after: None })".into()),
+        // Retry-After: only delta-seconds and HTTP-dates; the first of two.
+        (b"HTTP/1.1 503 X\r\nRetry-After: -5\r\nContent-Length: 0\r\n\r\n", "Some(Yes { after: None })".into()),
+        (b"HTTP/1.1 503 X\r\nRetry-After: 1.5\r\nContent-Length: 0\r\n\r\n", "Some(Yes { after: None })".into()),
+        (b"HTTP/1.1 429 Slow\r\nRetry-After: \xff\xfe\r\nContent-Length: 0\r\n\r\n", "Some(Yes { after: None })".into()),
+        (b"HTTP/1.1 503 X\r\nRetry-After: 99999999999999999999999\r\nContent-Length: 0\r\n\r\n", yes(u64::MAX)),
+        (b"HTTP/1.1 503 X\r\nRetry-After: 2\r\nRetry-After: 9\r\nContent-Length: 0\r\n\r\n", yes(2)),
+        (b"HTTP/1.1 503 X\r\nRetry-After: Fri, 31 Dec 1999 23:59:59 GMT\r\nContent-Length: 0\r\n\r\n", "Some(Yes { after: Some(0ns) })".into()),
+    ] {
+        let got = classify(a);
+        assert!(
+            got.starts_with(&want),
+            "{:?}: {got}",
+            String::from_utf8_lossy(a)
+        );
+    }
+}
+
+fn noise(len: usize, seed: u64) -> String {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(
+                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                    [(x % 62) as usize],
+            )
+        })
+        .collect()
+}
+
+/// A collector that takes no gzip (415 with `Accept-Encoding: identity`)
+/// and refuses `Expect` (417, as a proxy before an HTTP/1.0 server must):
+/// both are handled on their own (README: "a collector that refuses
+/// `Expect` with 417 gets the body again without it"; a 415 to gzip gets
+/// it again uncompressed). Together, the second refusal is returned as the
+/// request's answer: a 417 or 415, which fails the events for good.
+fn gzip_and_expect_refusing() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let (addr, _) = serve(move |_, head, r, s| {
+        let gz = head.get("content-encoding") == Some("gzip");
+        let expect = head.get("expect").is_some();
+        log.lock()
+            .unwrap()
+            .push(format!("gzip={gz} expect={expect}"));
+        if expect {
+            s.write_all(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            return false;
+        }
+        let _ = read_body(r, head);
+        if gz {
+            s.write_all(b"HTTP/1.1 415 Unsupported Media Type\r\nAccept-Encoding: identity\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+        } else {
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+        }
+        true
+    });
+    (addr, seen)
+}
+
+fn big_batch(n: usize, data: impl Fn(usize) -> String) -> (Vec<String>, Vec<String>) {
+    let ids: Vec<String> = (0..n).map(|i| format!("e-{i}")).collect();
+    let datas: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"pad":"{}"}}"#, data(i)))
+        .collect();
+    (ids, datas)
+}
+
+fn send_batch(
+    addr: SocketAddr,
+    ids: &[String],
+    datas: &[String],
+) -> Result<(), ossa_events::SendError> {
+    let mut sink = HttpSink::builder(format!("http://{addr}/e"))
+        .mode(HttpMode::Batched)
+        .gzip(true)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let evs: Vec<Event<'_>> = ids
+        .iter()
+        .zip(datas)
+        .map(|(id, d)| {
+            Event::builder()
+                .id(id)
+                .source("/agents/a")
+                .ty("dev.example.tick")
+                .data_json(d)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let enc: Vec<Encoded> = evs
+        .iter()
+        .map(|e| Encoded::new(e, Encoding::Json).unwrap())
+        .collect();
+    sink.send(&enc)
+}
+
+#[test]
+fn a_415_to_gzip_then_a_417_to_the_uncompressed_body_is_still_delivered() {
+    let (addr, seen) = gzip_and_expect_refusing();
+    // 100 events of 3 KB of one letter: 300 KB of JSON (past the 256 KiB
+    // `Expect` threshold), a few KB gzipped (under it).
+    let (ids, datas) = big_batch(100, |_| "a".repeat(3000));
+    let r = send_batch(addr, &ids, &datas);
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        r.is_ok(),
+        "requests {seen:?}: {:?}",
+        r.as_ref().err().map(|e| e.error().to_string())
+    );
+}
+
+#[test]
+fn a_417_then_a_415_to_the_gzip_body_without_expect_is_still_delivered() {
+    let (addr, seen) = gzip_and_expect_refusing();
+    // 100 events of 4 KB noise: gzipped still past the threshold.
+    let (ids, datas) = big_batch(100, |i| noise(8000, i as u64 * 7919 + 7));
+    let r = send_batch(addr, &ids, &datas);
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        r.is_ok(),
+        "requests {seen:?}: {:?}",
+        r.as_ref().err().map(|e| e.error().to_string())
+    );
+}
+
+/// A collector that answers one request twice (a stray second response,
+/// as from a broken proxy). A client must not take the stray answer as
+/// the next request's: the next event is refused (400) by the collector,
+/// yet would be counted delivered.
+#[test]
+fn a_stray_second_answer_is_not_taken_for_the_next_requests() {
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let r2 = refused.clone();
+    let (addr, _) = serve(move |i, head, r, s| {
+        let body = read_body(r, head);
+        if i == 0 {
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+        } else {
+            r2.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 7\r\n\r\nrefused")
+                .unwrap();
+        }
+        true
+    });
+    let mut sink = HttpSink::builder(format!("http://{addr}/e"))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let (a, b) = (event("e-1"), event("e-2"));
+    sink.send(&[Encoded::new(&a, Encoding::Json).unwrap()])
+        .unwrap();
+    // Let the stray answer arrive before the next request.
+    std::thread::sleep(Duration::from_millis(100));
+    let r = sink.send(&[Encoded::new(&b, Encoding::Json).unwrap()]);
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = refused.lock().unwrap().len();
+    assert!(
+        !(r.is_ok() && refused > 0),
+        "e-2 refused with 400 by the collector ({refused} request) but the sink answered delivered"
+    );
+}
+
+/// OTLP/HTTP: a collector that takes a request only in part answers 200
+/// with `partialSuccess.rejectedSpans` (the OTLP spec: the client must not
+/// retry it, and should surface it). The sink reads no 2xx body: the
+/// rejected spans are counted sent and their events delivered, and nothing
+/// (`OtlpCounts::lost`, a log line) says they were dropped.
+#[cfg(feature = "otlp")]
+#[test]
+fn otlp_partial_success_rejected_spans_are_not_lost_silently() {
+    use ossa_events::sink::OtlpSink;
+    let (addr, requests) = serve(|_, head, r, s| {
+        let _ = read_body(r, head);
+        let body = br#"{"partialSuccess":{"rejectedSpans":"1","errorMessage":"span too old"}}"#;
+        write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        true
+    });
+    let sink = OtlpSink::builder(format!("http://{addr}"))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let stats = sink.stats();
+    let reports = Reports::default();
+    let em = Emitter::builder("/agents/a")
+        .sink(sink)
+        .retry(fast_retry(3))
+        .on_undelivered(recorder(&reports))
+        .build()
+        .unwrap();
+    // A lone event: its own span, delivered when the request is accepted.
+    em.emit(Event::builder().id("lone-1").ty("dev.example.tick"))
+        .unwrap();
+    let rep = em.shutdown().unwrap();
+    assert!(stats.wait_closed(Duration::from_secs(10)));
+    let c = stats.get();
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    // Which span was rejected the answer does not say: the event stays
+    // delivered, and the span is counted lost (and logged).
+    assert_eq!(rep.delivered, 1);
+    assert!(reports.lock().unwrap().is_empty());
+    assert_eq!(
+        c.lost, 1,
+        "one span rejected by the collector, yet delivered {} and counts {c:?}",
+        rep.delivered
+    );
+}
+
+/// A 503 whose `Retry-After` (an HTTP-date) lies past the shutdown
+/// deadline: shutdown gives up at once on its events (shutdown-timeout,
+/// each reported once), within the deadline.
+#[test]
+fn retry_after_dates_past_the_deadline_end_the_events_at_shutdown() {
+    let (addr, _) = serve(|_, head, r, s| {
+        let _ = read_body(r, head);
+        s.write_all(b"HTTP/1.1 503 Busy\r\nRetry-After: Fri, 31 Dec 9999 23:59:59 GMT\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        true
+    });
+    let reports = Reports::default();
+    let em = Emitter::builder("/agents/a")
+        .sink(
+            HttpSink::builder(format!("http://{addr}/e"))
+                .build()
+                .unwrap(),
+        )
+        .retry(fast_retry(10).retry_after_cap(Duration::from_secs(3600)))
+        .on_undelivered(recorder(&reports))
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        em.emit(
+            Event::builder()
+                .id(&format!("e-{i}"))
+                .ty("dev.example.tick"),
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let t = std::time::Instant::now();
+    let rep = em.shutdown_within(Duration::from_secs(2)).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let m = em.metrics();
+    assert_eq!(
+        m.emitted,
+        m.delivered + m.failed + m.shutdown_timeout + m.queue_depth,
+        "{m:?}"
+    );
+    assert_eq!(m.shutdown_timeout + m.failed, 5, "{m:?} {rep:?}");
+    assert_eq!(reports.lock().unwrap().len(), 5);
+}
+
+/// A collector that answers each request with the next of a rotating set
+/// of hostile answers (413, 429 with `Retry-After: 0`, 500, 400, 417, 3xx,
+/// a stray 1xx, garbage, a reset, a cut answer, `Connection: close`…), over
+/// pipelined lanes in each mode: every event ends once (counted once,
+/// each undelivered one reported once), and the identity holds.
+fn chaos(mode: HttpMode, pipeline: usize) {
+    const N: usize = 400;
+    // The ids of the events each request answered 2xx carried.
+    let ok_ids = Arc::new(Mutex::new(std::collections::HashSet::<String>::new()));
+    let ok_log = ok_ids.clone();
+    let (addr, requests) = serve(move |i, head, r, s| {
+        let expect = head.get("expect").is_some();
+        let k = (i * 5 + 3) % 14;
+        if expect {
+            // Never here: bodies are small.
+            s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+        }
+        let body = String::from_utf8(read_body(r, head)).unwrap();
+        if matches!(k, 6 | 10 | 11 | 13) {
+            let mut log = ok_log.lock().unwrap();
+            if let Some(id) = head.get("ce-id") {
+                log.insert(id.to_owned());
+            }
+            for part in body.split(r#""id":""#).skip(1) {
+                log.insert(part.split('"').next().unwrap().to_owned());
+            }
+        }
+        let answer: &[u8] = match k {
+            0 => b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n",
+            1 => b"HTTP/1.1 429 Slow\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n",
+            2 => b"HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\noops",
+            3 => b"HTTP/1.1 400 Bad\r\nContent-Length: 3\r\n\r\nbad",
+            4 => b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n",
+            5 => b"HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n",
+            6 => b"HTTP/1.1 103 Early\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n",
+            7 => b"nonsense\r\n\r\n",
+            8 => return false,
+            9 => b"HTTP/1.1 200 OK\r\nContent-Len",
+            10 => b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+            11 => b"HTTP/1.0 204 No Content\r\n\r\n",
+            12 => b"HTTP/1.1 503 Busy\r\nRetry-After: Thu, 01 Jan 1970 00:00:00 GMT\r\nContent-Length: 0\r\n\r\n",
+            _ => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        };
+        let _ = s.write_all(answer);
+        !matches!(k, 7 | 9 | 10 | 11)
+    });
+    let reports = Reports::default();
+    let em = Emitter::builder("/agents/a")
+        .sink(
+            HttpSink::builder(format!("http://{addr}/e"))
+                .mode(mode)
+                .max_batch(10)
+                .pipeline(pipeline)
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap(),
+        )
+        .batch_size(10)
+        .retry(fast_retry(4))
+        .circuit_breaker(
+            ossa_events::BreakerConfig::default()
+                .threshold(3)
+                .open_for(Duration::from_millis(5))
+                .max_open_for(Duration::from_millis(20)),
+        )
+        .on_undelivered(recorder(&reports))
+        .build()
+        .unwrap();
+    for i in 0..N {
+        em.emit(
+            Event::builder()
+                .id(&format!("e-{i}"))
+                .ty("dev.example.tick"),
+        )
+        .unwrap();
+    }
+    let rep = em.flush_within(Duration::from_secs(120)).unwrap();
+    let m = em.metrics();
+    let reports = reports.lock().unwrap().clone();
+    let mut ids: Vec<&String> = reports.iter().map(|r| &r.1).collect();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "an event reported twice: {reports:?}");
+    assert_eq!(m.emitted, N as u64);
+    assert_eq!(
+        m.emitted,
+        m.delivered + m.failed + m.shutdown_timeout + m.queue_depth,
+        "{m:?}"
+    );
+    assert_eq!(m.queue_depth, 0, "{m:?} {rep:?}");
+    assert_eq!(reports.len() as u64, m.failed + m.shutdown_timeout, "{m:?}");
+    assert!(reports.iter().all(|r| r.0 == Reason::Failed), "{reports:?}");
+    // Delivered exactly the events some 2xx answer carried.
+    let ok = ok_ids.lock().unwrap();
+    let reported: std::collections::HashSet<&String> = ids.iter().copied().collect();
+    for i in 0..N {
+        let id = format!("e-{i}");
+        assert_eq!(
+            ok.contains(&id),
+            !reported.contains(&id),
+            "{id}: answered 2xx {} / reported {}",
+            ok.contains(&id),
+            reported.contains(&id)
+        );
+    }
+    eprintln!(
+        "{mode:?} x{pipeline}: {m:?} requests {}",
+        requests.load(Ordering::SeqCst)
+    );
+}
+
+#[test]
+fn chaos_structured() {
+    chaos(HttpMode::Structured, 1);
+}
+#[test]
+fn chaos_batched() {
+    chaos(HttpMode::Batched, 1);
+}
+#[test]
+fn chaos_binary_pipelined() {
+    chaos(HttpMode::Binary, 4);
+}
+#[test]
+fn chaos_batched_pipelined() {
+    chaos(HttpMode::Batched, 8);
+}
+
+/// Shutdown in the middle of a collector that hangs now and then, refuses,
+/// and asks for long pauses: bounded, and every event ends once.
+fn chaos_shutdown(mode: HttpMode, pipeline: usize) {
+    const N: usize = 300;
+    let (addr, _) = serve(move |i, head, r, s| {
+        let k = (i * 5 + 1) % 6;
+        let _ = read_body(r, head);
+        let answer: &[u8] = match k {
+            0 => {
+                std::thread::sleep(Duration::from_secs(3));
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+            }
+            1 => b"HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n",
+            2 => b"HTTP/1.1 400 Bad\r\nContent-Length: 0\r\n\r\n",
+            3 => b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
+            4 => b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n",
+            _ => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        };
+        let _ = s.write_all(answer);
+        true
+    });
+    let reports = Reports::default();
+    let em = Emitter::builder("/agents/a")
+        .sink(
+            HttpSink::builder(format!("http://{addr}/e"))
+                .mode(mode)
+                .max_batch(10)
+                .pipeline(pipeline)
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap(),
+        )
+        .batch_size(10)
+        .retry(RetryPolicy::default().base(Duration::from_millis(50)))
+        .on_undelivered(recorder(&reports))
+        .build()
+        .unwrap();
+    for i in 0..N {
+        em.emit(
+            Event::builder()
+                .id(&format!("e-{i}"))
+                .ty("dev.example.tick"),
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    let r = em.shutdown_within(Duration::from_millis(700));
+    let took = t.elapsed();
+    // A bound on a hang, not a timing.
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    // The callbacks of what shutdown gave up on may still run: until the
+    // reports match the counts (or 10 s, then the asserts say which).
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let mut m = em.metrics();
+    while (reports.lock().unwrap().len() as u64) < m.failed + m.shutdown_timeout
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(5));
+        m = em.metrics();
+    }
+    let reports = reports.lock().unwrap().clone();
+    let mut ids: Vec<&String> = reports.iter().map(|r| &r.1).collect();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "an event reported twice: {reports:?}");
+    assert_eq!(
+        m.emitted,
+        m.delivered + m.failed + m.shutdown_timeout + m.queue_depth,
+        "{m:?}"
+    );
+    assert_eq!(m.queue_depth, 0, "{m:?}");
+    assert_eq!(reports.len() as u64, m.failed + m.shutdown_timeout, "{m:?}");
+    eprintln!("{mode:?} x{pipeline}: {r:?} {took:?} {m:?}");
+}
+
+#[test]
+fn chaos_shutdown_structured() {
+    chaos_shutdown(HttpMode::Structured, 1);
+}
+#[test]
+fn chaos_shutdown_batched_pipelined() {
+    chaos_shutdown(HttpMode::Batched, 6);
+}
+#[test]
+fn chaos_shutdown_binary_pipelined() {
+    chaos_shutdown(HttpMode::Binary, 3);
+}
+
+/// A request cut to the shutdown deadline and answered 417 late is sent
+/// again with the whole of its first time limit, not with what is left of
+/// it: the resend outlives the deadline ("an HTTP request gets only the
+/// time left"). The same for the resend after a 415 to gzip.
+#[test]
+fn a_resend_after_a_late_417_keeps_to_the_deadline() {
+    use ossa_events::sink::SendDeadline;
+    let (addr, _) = serve(|i, head, r, s| {
+        let _ = read_body(r, head);
+        if i == 0 {
+            std::thread::sleep(Duration::from_millis(2500));
+            let _ = s.write_all(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n");
+            true
+        } else {
+            std::thread::sleep(Duration::from_secs(30));
+            false
+        }
+    });
+    let mut sink = HttpSink::builder(format!("http://{addr}/e"))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let ev = event("e-1");
+    let t0 = std::time::Instant::now();
+    let r = sink.send_by(
+        &[Encoded::new(&ev, Encoding::Json).unwrap()],
+        SendDeadline::at(t0 + Duration::from_secs(3)),
+    );
+    let took = t0.elapsed();
+    assert!(r.is_err());
+    // A bound on the overrun (the resend would end 2.5 s past the deadline).
+    assert!(
+        took < Duration::from_millis(4500),
+        "the resend outlived the 3 s deadline: {took:?}"
+    );
+}
+
+/// OTLP/HTTP (opentelemetry-proto `docs/specification.md`, "Failures"):
+/// only 429, 502, 503 and 504 may be retried; "all other 4xx or 5xx
+/// response status codes MUST NOT be retried". `OtlpSink` retried 408,
+/// 500 and every 5xx but 501, as `HttpSink` does.
+#[cfg(feature = "otlp")]
+#[test]
+fn otlp_a_500_is_not_retried() {
+    use ossa_events::sink::OtlpSink;
+    let (addr, requests) = serve(|_, head, r, s| {
+        let _ = read_body(r, head);
+        s.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        true
+    });
+    let sink = OtlpSink::builder(format!("http://{addr}"))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let em = Emitter::builder("/agents/a")
+        .sink(sink)
+        .retry(fast_retry(5))
+        .build()
+        .unwrap();
+    em.emit(Event::builder().id("lone-1").ty("dev.example.tick"))
+        .unwrap();
+    let rep = em.flush().unwrap();
+    assert_eq!(rep.failed, 1);
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "a 500 was retried");
+}
