@@ -48,7 +48,7 @@
 //! two sees the other, and the pusher takes the worker's lock before it
 //! notifies, so the worker is asleep by then or will look again.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
@@ -109,6 +109,32 @@ thread_local! {
     /// `on_undelivered` callback that emits from inside a drain must not
     /// wait for the drain lock its own thread holds.
     static DRAINING: Cell<usize> = const { Cell::new(0) };
+}
+
+thread_local! {
+    /// Reports made while this thread drains (under the drain lock), made
+    /// once the lock is released: an `on_undelivered` callback that waits
+    /// for a lock that an emitting thread holds would otherwise hold up
+    /// that thread's `emit()` (which waits for the drain lock) for good.
+    static POSTPONED: RefCell<Vec<(Reason, String, Option<crate::sink::Encoded>)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// From [`Shared::report`]: whether this report is to be made after the
+/// drain this thread is in (see [`POSTPONED`]); it is kept if so.
+pub(crate) fn postpone_report(
+    d: &Deferred,
+    reason: Reason,
+    id: &str,
+    event: Option<&crate::sink::Encoded>,
+) -> bool {
+    if !Draining::is_draining(d) {
+        return false;
+    }
+    POSTPONED.with(|p| {
+        p.borrow_mut().push((reason, id.to_owned(), event.cloned()));
+    });
+    true
 }
 
 /// Marks this thread as draining `d` until dropped.
@@ -284,10 +310,12 @@ impl Deferred {
                 None => return Drained::Full,
             },
         };
-        let _mark = Draining::enter(self);
+        let mark = Draining::enter(self);
         let how = How { room, late: true };
         let mut done = 0usize;
         let mut freed = 0usize;
+        // Reports of the events refused in this drain, made after it.
+        let mut reports: Vec<(Reason, String, Option<crate::sink::Encoded>, Error)> = Vec::new();
         let end = loop {
             if done >= budget {
                 break Drained::Budget;
@@ -313,6 +341,24 @@ impl Deferred {
                 freed += later.size();
                 build(sh, later, how)
             };
+            let mut postponed = POSTPONED.with(|p| std::mem::take(&mut *p.borrow_mut()));
+            let last = match &r {
+                Err(Refused::Error(_)) => postponed.pop(),
+                _ => None,
+            };
+            // One report per refused event, with the error it returns; any
+            // other (none is made today) goes with its error's text.
+            for (reason, id, event) in postponed {
+                let err = Error::Transport(format!("{reason:?}"));
+                reports.push((reason, id, event, err));
+            }
+            let r = match (r, last) {
+                (Err(Refused::Error(e)), Some((reason, id, event))) => {
+                    reports.push((reason, id, event, e));
+                    Err(Refused::Error(Error::QueueFull))
+                }
+                (r, _) => r,
+            };
             match r {
                 Err(Refused::Held(h)) => {
                     // First again next time.
@@ -326,6 +372,11 @@ impl Deferred {
         // Once per drain, not per item: the pushers write `len` too.
         self.bytes.fetch_sub(freed, Ordering::Relaxed);
         self.len.fetch_sub(done, Ordering::Release);
+        drop(taken);
+        drop(mark);
+        for (reason, id, event, err) in reports {
+            sh.report(reason, &id, event.as_ref(), &err);
+        }
         end
     }
 }

@@ -139,8 +139,15 @@ pub use crate::span_ids::{SpanIds, current_span_ids};
 /// // then tracing::subscriber::set_global_default(subscriber)
 /// # Ok::<(), ossa_events::Error>(())
 /// ```
+///
+/// A subscriber may hold several (one emitter per destination): each keeps
+/// its own state in every span, and all give a span the same trace and
+/// span ids.
 pub struct OssaLayer {
     emitter: Emitter,
+    /// Which `OssaLayer` this is: a subscriber may have more than one (one
+    /// emitter per destination), each with its own state in every span.
+    key: usize,
     /// The subscriber this layer is part of, to ask the OpenTelemetry layer
     /// for a span's context (a scoped dispatcher is not reachable from
     /// inside a callback through `get_default`).
@@ -168,8 +175,10 @@ impl OssaLayer {
     /// # Ok::<(), ossa_events::Error>(())
     /// ```
     pub fn new(emitter: Emitter) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         OssaLayer {
             emitter,
+            key: NEXT.fetch_add(1, Ordering::Relaxed),
             #[cfg(feature = "opentelemetry")]
             dispatch: std::sync::OnceLock::new(),
         }
@@ -572,8 +581,13 @@ impl Core {
 /// The layer's state of one GenAI span, in its extensions.
 #[derive(Debug)]
 pub(crate) struct SpanState {
-    /// Its W3C ids.
+    /// Its W3C ids (the same for every `OssaLayer` on the subscriber).
     pub(crate) ids: SpanIds,
+    /// The `OssaLayer` it is of ([`OssaLayer::key`]).
+    layer: usize,
+    /// The state of the next `OssaLayer` on the subscriber, if there are
+    /// more than one: the extensions hold one value per type.
+    next: Option<Box<SpanState>>,
     core: Core,
     outcome: Outcome,
     /// The turn counter of the agent span around it (its own for an agent).
@@ -586,6 +600,63 @@ pub(crate) struct SpanState {
 }
 
 impl SpanState {
+    /// The state of layer `layer` in a span's chain.
+    fn of(mut s: &mut SpanState, layer: usize) -> Option<&mut SpanState> {
+        loop {
+            if s.layer == layer {
+                return Some(s);
+            }
+            s = s.next.as_deref_mut()?;
+        }
+    }
+
+    /// The state of layer `layer` in a span's chain.
+    fn of_ref(mut s: &SpanState, layer: usize) -> Option<&SpanState> {
+        loop {
+            if s.layer == layer {
+                return Some(s);
+            }
+            s = s.next.as_deref()?;
+        }
+    }
+
+    /// Adds `state` to the end of the chain.
+    fn append(mut s: &mut SpanState, state: SpanState) {
+        while s.next.is_some() {
+            let Some(next) = s.next.as_deref_mut() else {
+                return;
+            };
+            s = next;
+        }
+        s.next = Some(Box::new(state));
+    }
+
+    /// Takes the state of layer `layer` out of a span's extensions (the
+    /// other layers' stay).
+    fn remove(
+        ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>,
+        layer: usize,
+    ) -> Option<SpanState> {
+        let head = ext.get_mut::<SpanState>()?;
+        if head.layer == layer {
+            let mut head = ext.remove::<SpanState>()?;
+            if let Some(next) = head.next.take() {
+                ext.insert(*next);
+            }
+            return Some(head);
+        }
+        let mut s = head;
+        loop {
+            let is_next = s.next.as_ref()?.layer == layer;
+            if is_next {
+                let mut taken = s.next.take()?;
+                s.next = taken.next.take();
+                return Some(*taken);
+            }
+            s = s.next.as_deref_mut()?;
+        }
+    }
+
     /// Marks it started and returns what its start event is made from.
     fn start(&mut self, kind: Kind) -> Snap {
         self.started = true;
@@ -751,8 +822,13 @@ where
         let Some(span) = ctx.span(id) else { return };
 
         // What it takes from the GenAI span around it.
-        let parent = span.scope().skip(1).find_map(|s| inherit(&s));
-        let ids = self.ids_for(id, parent.as_ref().map(|p| &p.ids));
+        let parent = span.scope().skip(1).find_map(|s| inherit(&s, self.key));
+        // Another `OssaLayer` on the subscriber saw it first: the same ids.
+        let other = span.extensions().get::<SpanState>().map(|s| s.ids);
+        let ids = match other {
+            Some(ids) => ids,
+            None => self.ids_for(id, parent.as_ref().map(|p| &p.ids)),
+        };
         let (agent, conversation, turns) = match parent {
             Some(p) => (p.agent, p.conversation, p.turns),
             None => (None, None, None),
@@ -777,6 +853,8 @@ where
         };
         let state = SpanState {
             ids,
+            layer: self.key,
+            next: None,
             core,
             outcome,
             turns,
@@ -784,13 +862,20 @@ where
             started: false,
             error: None,
         };
-        span.extensions_mut().insert(state);
+        let mut ext = span.extensions_mut();
+        match ext.get_mut::<SpanState>() {
+            Some(first) => SpanState::append(first, state),
+            None => ext.insert(state),
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(state) = ext.get_mut::<SpanState>() {
+        if let Some(state) = ext
+            .get_mut::<SpanState>()
+            .and_then(|s| SpanState::of(s, self.key))
+        {
             values.record(&mut Recorder {
                 core: &mut state.core,
                 outcome: &mut state.outcome,
@@ -810,11 +895,19 @@ where
         let text = message.0.unwrap_or_else(|| "error".to_owned());
         for s in span.scope() {
             let mut ext = s.extensions_mut();
-            if let Some(state) = ext.get_mut::<SpanState>() {
+            if let Some(state) = ext
+                .get_mut::<SpanState>()
+                .and_then(|s| SpanState::of(s, self.key))
+            {
                 if state.error.is_none() {
-                    state.error = Some(text.into_boxed_str());
+                    state.error = Some(text.clone().into_boxed_str());
                 }
-                return;
+                // A span of an operation the layer does not map emits
+                // nothing: a plain span for this, so the GenAI span around
+                // it fails too.
+                if state.core.kind().is_some() {
+                    return;
+                }
             }
         }
     }
@@ -823,7 +916,10 @@ where
         let Some(span) = ctx.span(id) else { return };
         let start = {
             let mut ext = span.extensions_mut();
-            let Some(state) = ext.get_mut::<SpanState>() else {
+            let Some(state) = ext
+                .get_mut::<SpanState>()
+                .and_then(|s| SpanState::of(s, self.key))
+            else {
                 return;
             };
             if state.started {
@@ -847,7 +943,10 @@ where
         let Some(span) = ctx.span(id) else { return };
         let start = {
             let mut ext = span.extensions_mut();
-            let Some(state) = ext.get_mut::<SpanState>() else {
+            let Some(state) = ext
+                .get_mut::<SpanState>()
+                .and_then(|s| SpanState::of(s, self.key))
+            else {
                 return;
             };
             if state.started || state.core.entered.is_none() {
@@ -863,7 +962,7 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let Some(mut state) = span.extensions_mut().remove::<SpanState>() else {
+        let Some(mut state) = SpanState::remove(&mut span.extensions_mut(), self.key) else {
             return;
         };
         let (Some(_), Some(kind)) = (state.core.entered, state.core.kind()) else {
@@ -891,9 +990,9 @@ struct Inherited {
     turns: Option<Arc<AtomicU64>>,
 }
 
-fn inherit<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> Option<Inherited> {
+fn inherit<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, layer: usize) -> Option<Inherited> {
     let ext = span.extensions();
-    let s = ext.get::<SpanState>()?;
+    let s = SpanState::of_ref(ext.get::<SpanState>()?, layer)?;
     Some(Inherited {
         ids: s.ids,
         agent: s.core.agent().cloned(),

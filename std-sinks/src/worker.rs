@@ -563,6 +563,12 @@ impl Shared {
     /// contained (the event is counted already; the worker goes on).
     pub(crate) fn report(&self, reason: Reason, id: &str, event: Option<&Encoded>, error: &Error) {
         if let Some(cb) = &self.callback {
+            // Not under the deferred queue's drain lock: made when the
+            // drain this thread is in has released it.
+            #[cfg(feature = "tracing")]
+            if crate::deferred::postpone_report(&self.deferred, reason, id, event) {
+                return;
+            }
             let u = Undelivered {
                 reason,
                 id,
