@@ -6,9 +6,9 @@
 #![cfg(feature = "tracing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use ossa_events::sink::WriterSink;
 use ossa_events::tracing_layer::OssaLayer;
@@ -17,21 +17,7 @@ use proptest::prelude::*;
 use tracing::field::Empty;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use common::Captured as Shared;
 
 #[derive(Debug, Clone)]
 enum Op {

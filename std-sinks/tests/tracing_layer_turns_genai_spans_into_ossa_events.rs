@@ -22,6 +22,8 @@
 #![cfg(feature = "tracing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -34,33 +36,7 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-/// A writer whose bytes the test can read while the sink owns it.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Shared {
-    fn events(&self) -> Vec<Value> {
-        let bytes = self.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
+use common::Captured as Shared;
 
 fn emitter_with(out: &Shared, f: impl FnOnce(EmitterBuilder) -> EmitterBuilder) -> Emitter {
     f(Emitter::builder("/agents/rig-test").sink(WriterSink::new(out.clone())))

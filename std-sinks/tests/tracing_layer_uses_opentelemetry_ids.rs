@@ -5,8 +5,7 @@
 #![cfg(feature = "opentelemetry")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+mod common;
 
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use ossa_events::sink::WriterSink;
@@ -16,29 +15,10 @@ use serde_json::Value;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use common::Captured as Shared;
 
 fn events(out: &Shared) -> Vec<Value> {
-    let bytes = out.0.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    out.events()
 }
 
 /// The OpenTelemetry (trace id, span id) of a tracing span, as hex.

@@ -6,8 +6,7 @@
 #![cfg(feature = "tracing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+mod common;
 
 use ossa_events::sink::WriterSink;
 use ossa_events::tracing_layer::OssaLayer;
@@ -17,21 +16,7 @@ use rig_agent::test_utils::{MockAddTool, MockCompletionModel, MockTurn};
 use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use common::Captured as Shared;
 
 #[test]
 fn a_rig_agent_with_a_scripted_model_and_a_tool_becomes_ossa_events() {
