@@ -520,6 +520,48 @@ fn validate_into_a_full_disk_says_so_and_exits_1() {
     assert!(stderr.contains("cannot write to stdout"), "{stderr}");
 }
 
+/// `emit` into a full disk (`/dev/full`: ENOSPC on every write) fails each
+/// batch once, says why and exits 1, every event counted failed. It backed
+/// off before each of ten tries a batch: 200 events took 2.5 minutes.
+#[test]
+fn emit_into_a_full_disk_fails_each_batch_once_and_exits_1() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut child = bin()
+        .arg("emit")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input: String = (0..3000).map(line).collect();
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let status = common::exit_within(&mut child, Duration::from_secs(60));
+    writer.join().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = status.unwrap_or_else(|| panic!("emit into /dev/full still running after 60 s"));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let (delivered, read) = every_event_accounted_for(&stderr);
+    assert_eq!(
+        (delivered, read, field(&stderr, "failed")),
+        (0, 3000, 3000),
+        "{stderr}"
+    );
+    assert_eq!(field(&stderr, "retried"), 0, "{stderr}");
+}
+
 /// Blank lines are skipped by `emit` and `validate` alike, and "blank" is
 /// JSON's whitespace in both: a line of a form feed is an invalid line to
 /// each (`emit` skipped it silently, `validate` refused it).

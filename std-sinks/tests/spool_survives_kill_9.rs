@@ -33,9 +33,12 @@ const CAP: u64 = (64 << 20) + (1 << 20);
 type Seen = Arc<Mutex<HashMap<String, (u32, Vec<u64>)>>>;
 
 fn collector(addr: &str, seen: &Seen) -> ReceiverHandle {
+    try_collector(addr, seen).unwrap()
+}
+
+fn try_collector(addr: &str, seen: &Seen) -> std::io::Result<ReceiverHandle> {
     let seen = seen.clone();
-    Receiver::bind(addr, ReceiverConfig::new())
-        .unwrap()
+    Ok(Receiver::bind(addr, ReceiverConfig::new())?
         .spawn(move |ev: &Event<'_>| {
             let n = ev
                 .extension("sequence")
@@ -48,7 +51,7 @@ fn collector(addr: &str, seen: &Seen) -> ReceiverHandle {
                 e.1.push(n);
             }
         })
-        .unwrap()
+        .unwrap())
 }
 
 /// Starts the agent for ids `first..first+count`; a thread collects the
@@ -118,8 +121,12 @@ fn every_accepted_event_arrives_through_three_kill_9s_and_an_outage() {
     // The collector is started again on this port after each outage: one
     // below the ephemeral range, which no other socket can be given while
     // it is down (an ephemeral one could, and the restart failed).
-    let port = common::tansu::free_port_for_later();
-    let rx = collector(&format!("127.0.0.1:{port}"), &seen);
+    // (Free when looked at, it was once taken before the bind: the next.)
+    let base = common::tansu::free_port_for_later();
+    let rx = (0..64u16)
+        .filter_map(|i| base.checked_add(i))
+        .find_map(|port| try_collector(&format!("127.0.0.1:{port}"), &seen).ok())
+        .expect("no loopback port from the one found free could be bound");
     let addr = rx.local_addr();
     let mut collector_up = Some(rx);
 
