@@ -128,6 +128,18 @@ fn head_1_of_an_endless_input(command: &str) -> (String, Option<std::process::Ex
     (first, status, child)
 }
 
+/// All a child wrote to its (piped) stderr, to its end.
+fn stderr_of(child: &mut Child) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
+
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([&format!("-{sig}"), &pid.to_string()])
@@ -204,13 +216,7 @@ fn emit_into_a_closed_pipe_reports_and_does_not_panic() {
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
     drop(out);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     let status = child.wait().unwrap();
     writer.join().unwrap();
     assert!(first.contains(r#""id":"s-0""#), "{first}");
@@ -227,13 +233,7 @@ fn emit_into_a_closed_pipe_reports_and_does_not_panic() {
 #[test]
 fn emit_into_a_closed_pipe_ends_even_if_its_input_does_not() {
     let (_, status, mut child) = head_1_of_an_endless_input("emit");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     let status = status.unwrap_or_else(|| panic!("emit still running 30 s after its reader left"));
     assert!(!stderr.contains("panicked"), "{stderr}");
     // Not everything read was delivered: exit 1, every event accounted for.
@@ -493,63 +493,49 @@ fn emit_whose_stdin_fails_to_read_says_so_and_exits_1() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-/// stdout that takes no more for another reason than a closed pipe (a
-/// full disk: `/dev/full`) loses the lines: said, and exit 1.
-#[test]
-fn validate_into_a_full_disk_says_so_and_exits_1() {
+/// `ossa-events COMMAND > /dev/full` (ENOSPC on every write) with `lines`
+/// events on stdin: its exit status (`None`: still running after 60 s,
+/// then killed) and its stderr.
+fn into_a_full_disk(command: &str, lines: usize) -> (Option<std::process::ExitStatus>, String) {
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
         .unwrap();
     let mut child = bin()
-        .arg("validate")
+        .arg(command)
         .stdin(Stdio::piped())
         .stdout(Stdio::from(full))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let input: String = (0..500).map(line).collect();
-    let writer = thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    let o = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
-}
-
-/// `emit` into a full disk (`/dev/full`: ENOSPC on every write) fails each
-/// batch once, says why and exits 1, every event counted failed. It backed
-/// off before each of ten tries a batch: 200 events took 2.5 minutes.
-#[test]
-fn emit_into_a_full_disk_fails_each_batch_once_and_exits_1() {
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
-    let mut child = bin()
-        .arg("emit")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::from(full))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input: String = (0..3000).map(line).collect();
+    let input: String = (0..lines).map(line).collect();
     let writer = thread::spawn(move || {
         let _ = stdin.write_all(input.as_bytes());
     });
     let status = common::exit_within(&mut child, Duration::from_secs(60));
     writer.join().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
+    (status, stderr)
+}
+
+/// stdout that takes no more for another reason than a closed pipe (a
+/// full disk: `/dev/full`) loses the lines: said, and exit 1.
+#[test]
+fn validate_into_a_full_disk_says_so_and_exits_1() {
+    let (status, stderr) = into_a_full_disk("validate", 500);
+    let status =
+        status.unwrap_or_else(|| panic!("validate into /dev/full still running after 60 s"));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+}
+
+/// `emit` into a full disk fails each batch once, says why and exits 1,
+/// every event counted failed. It backed off before each of ten tries a
+/// batch: 200 events took 2.5 minutes.
+#[test]
+fn emit_into_a_full_disk_fails_each_batch_once_and_exits_1() {
+    let (status, stderr) = into_a_full_disk("emit", 3000);
     let status = status.unwrap_or_else(|| panic!("emit into /dev/full still running after 60 s"));
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("No space left on device"), "{stderr}");
