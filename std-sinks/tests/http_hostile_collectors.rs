@@ -3,6 +3,8 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -119,6 +121,31 @@ fn fast_retry(n: u32) -> RetryPolicy {
         .cap(Duration::from_millis(5))
 }
 
+/// An emitter with an `OtlpSink` to `addr` (`retries` tries, undelivered
+/// events into `reports`) that has emitted one lone event (its own span,
+/// delivered when the request is accepted), and the sink's counts.
+#[cfg(feature = "otlp")]
+fn otlp_emitter(
+    addr: SocketAddr,
+    retries: u32,
+    reports: &Reports,
+) -> (Emitter, ossa_events::sink::otlp::OtlpStats) {
+    let sink = ossa_events::sink::OtlpSink::builder(format!("http://{addr}"))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let stats = sink.stats();
+    let em = Emitter::builder("/agents/a")
+        .sink(sink)
+        .retry(fast_retry(retries))
+        .on_undelivered(recorder(reports))
+        .build()
+        .unwrap();
+    em.emit(Event::builder().id("lone-1").ty("dev.example.tick"))
+        .unwrap();
+    (em, stats)
+}
+
 /// What a bare sink's one `send` of one event makes of `answer`.
 fn classify(answer: &'static [u8]) -> String {
     let (addr, _) = serve(move |_, head, r, s| {
@@ -183,18 +210,13 @@ fn odd_answers_are_classified_as_the_contract_says() {
     }
 }
 
+/// `common::noise` as letters and digits: a JSON string that does not
+/// compress.
 fn noise(len: usize, seed: u64) -> String {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(
-                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                    [(x % 62) as usize],
-            )
-        })
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    common::noise(len, seed)
+        .iter()
+        .map(|&b| char::from(ALPHABET[usize::from(b) % ALPHABET.len()]))
         .collect()
 }
 
@@ -347,7 +369,6 @@ fn a_stray_second_answer_is_not_taken_for_the_next_requests() {
 #[cfg(feature = "otlp")]
 #[test]
 fn otlp_partial_success_rejected_spans_are_not_lost_silently() {
-    use ossa_events::sink::OtlpSink;
     let (addr, requests) = serve(|_, head, r, s| {
         let _ = read_body(r, head);
         let body = br#"{"partialSuccess":{"rejectedSpans":"1","errorMessage":"span too old"}}"#;
@@ -360,21 +381,8 @@ fn otlp_partial_success_rejected_spans_are_not_lost_silently() {
         s.write_all(body).unwrap();
         true
     });
-    let sink = OtlpSink::builder(format!("http://{addr}"))
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let stats = sink.stats();
     let reports = Reports::default();
-    let em = Emitter::builder("/agents/a")
-        .sink(sink)
-        .retry(fast_retry(3))
-        .on_undelivered(recorder(&reports))
-        .build()
-        .unwrap();
-    // A lone event: its own span, delivered when the request is accepted.
-    em.emit(Event::builder().id("lone-1").ty("dev.example.tick"))
-        .unwrap();
+    let (em, stats) = otlp_emitter(addr, 3, &reports);
     let rep = em.shutdown().unwrap();
     assert!(stats.wait_closed(Duration::from_secs(10)));
     let c = stats.get();
@@ -697,24 +705,13 @@ fn a_resend_after_a_late_417_keeps_to_the_deadline() {
 #[cfg(feature = "otlp")]
 #[test]
 fn otlp_a_500_is_not_retried() {
-    use ossa_events::sink::OtlpSink;
     let (addr, requests) = serve(|_, head, r, s| {
         let _ = read_body(r, head);
         s.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
             .unwrap();
         true
     });
-    let sink = OtlpSink::builder(format!("http://{addr}"))
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let em = Emitter::builder("/agents/a")
-        .sink(sink)
-        .retry(fast_retry(5))
-        .build()
-        .unwrap();
-    em.emit(Event::builder().id("lone-1").ty("dev.example.tick"))
-        .unwrap();
+    let (em, _) = otlp_emitter(addr, 5, &Reports::default());
     let rep = em.flush().unwrap();
     assert_eq!(rep.failed, 1);
     assert_eq!(requests.load(Ordering::SeqCst), 1, "a 500 was retried");
