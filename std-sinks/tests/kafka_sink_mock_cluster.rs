@@ -1033,3 +1033,60 @@ fn consume_of_a_missing_topic_fails_with_or_without_a_group() {
         );
     }
 }
+
+/// `key_field` names "the attribute whose value is the record key": a
+/// name no `ce_` header can have (upper case, `_`, `-`) or an attribute
+/// that is not a `ce_` header (`datacontenttype` is `content-type`, `data`
+/// the value) must be refused at build, not accepted and then give every
+/// record no key, silently.
+#[test]
+fn build_refuses_a_key_field_that_can_never_key_a_record() {
+    let topic = "key-fields";
+    let mock = cluster(1, topic, 1);
+    let bootstrap = mock.bootstrap_servers();
+    let ev = ossa_events::Event::builder()
+        .id("k-1")
+        .source("/agents/kafka-test")
+        .ty("org.ossa.test")
+        .ossa_agent_id("agent-1")
+        .data_text("text/plain", "hello")
+        .build()
+        .unwrap();
+    for (i, field) in [
+        "ossaAgentId",
+        "ossa_agent_id",
+        "datacontenttype",
+        "data",
+        "ce_subject",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        match KafkaSink::builder(&bootstrap, topic)
+            .key_field(field)
+            .build()
+        {
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                assert!(e.to_string().contains(field), "{e}");
+            }
+            Err(e) => panic!("{field}: {e}"),
+            Ok(mut sink) => {
+                sink.send(&[Encoded::new(&ev, Encoding::KafkaBinary).unwrap()])
+                    .unwrap();
+                let recs = read_back(&bootstrap, topic, 1, i + 1, Duration::from_secs(5));
+                let key = recs.last().and_then(|r| r.key.clone());
+                panic!("key_field({field:?}) accepted; the record's key: {key:?}");
+            }
+        }
+    }
+    // Any attribute that is a `ce_` header keys.
+    for field in ["ossaagentid", "subject", "source", "id", "partitionkey"] {
+        assert!(
+            KafkaSink::builder(&bootstrap, topic)
+                .key_field(field)
+                .build()
+                .is_ok(),
+            "{field}"
+        );
+    }
+}

@@ -507,7 +507,9 @@ impl KafkaSinkBuilder {
 
     /// The attribute (e.g. `ossaagentid`, `subject`, `source`) whose value is
     /// the record key of events without a `partitionkey` extension; events
-    /// with neither have no key. Defaults to none.
+    /// with neither have no key. Defaults to none. [`build`](Self::build)
+    /// refuses a name no attribute of a `ce_` header has (upper case, `_`,
+    /// `datacontenttype`, `data`).
     ///
     /// Keyed by agent, each agent's events stay in order on one partition:
     ///
@@ -627,7 +629,8 @@ impl KafkaSinkBuilder {
     /// Checks the configuration and makes the producer (which connects in the
     /// background). Fails with [`Error::Io`] of kind
     /// [`InvalidInput`](std::io::ErrorKind::InvalidInput) for an empty topic or
-    /// server list or an empty key field, and with [`Error::Kafka`] for a
+    /// server list, a key field that is empty or no `ce_` attribute (see
+    /// [`key_field`](Self::key_field)), and with [`Error::Kafka`] for a
     /// property librdkafka refuses (the message names it).
     ///
     /// ```
@@ -650,6 +653,17 @@ impl KafkaSinkBuilder {
         }
         if self.key_field.as_deref() == Some("") {
             return Err(invalid("kafka: empty key field".into()));
+        }
+        // An attribute whose value is a `ce_` header: a name of a–z and 0–9
+        // (no event has another), not `datacontenttype` (the `content-type`
+        // header) nor `data` (the value). Any other would key no record.
+        if let Some(f) = self.key_field.as_deref().filter(|f| {
+            !ossa_events_core::attr::is_valid_name(f) || matches!(*f, "datacontenttype" | "data")
+        }) {
+            return Err(invalid(format!(
+                "kafka: key field {f:?} is no attribute a record can be keyed by \
+                 (a lower-case a-z/0-9 name, not datacontenttype or data)"
+            )));
         }
         // The sink ends each event by its report: without those of
         // successes, every delivered event would be reported timed out and
