@@ -1795,8 +1795,10 @@ impl<'w> Worker<'w> {
                 Ok(Some(rec)) => {
                     let seq = st.spill_seq;
                     st.pass_spilled(1);
-                    st.bytes += rec.event.size();
-                    st.queue.push(seq, rec.event, Some(rec.seq));
+                    // Written for another sink (or mode): in this one's encoding.
+                    let event = rec.event.into_form(sh.form);
+                    st.bytes += event.size();
+                    st.queue.push(seq, event, Some(rec.seq));
                     if st.oldest.is_none() {
                         st.oldest = Some(Instant::now());
                     }

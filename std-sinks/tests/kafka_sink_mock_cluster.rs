@@ -1090,3 +1090,63 @@ fn build_refuses_a_key_field_that_can_never_key_a_record() {
         );
     }
 }
+
+/// Events left in the spool by an emitter whose Kafka sink wrote binary
+/// mode are sent by the next emitter on that spool, whose sink writes
+/// structured mode: replayed with the same id, not failed for good as
+/// "encoded as KafkaBinary" (the spool keeps the encoded bytes).
+#[test]
+fn events_spooled_in_binary_mode_are_delivered_by_a_structured_sink_after_a_restart() {
+    let topic = "spool-mode";
+    let mock = cluster(1, topic, 1);
+    let bootstrap = mock.bootstrap_servers();
+    let dir = std::env::temp_dir().join(format!("ossa-kafka-spool-mode-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let all = specs("sp", 10, false);
+    {
+        // No broker there: every event stays in the spool.
+        let sink = KafkaSink::builder("127.0.0.1:1", topic)
+            .mode(KafkaMode::Binary)
+            .build()
+            .unwrap();
+        let emitter = Emitter::builder("/agents/kafka-test")
+            .sink(sink)
+            .spool(ossa_events::spool::SpoolConfig::new(&dir))
+            .shutdown_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        for s in &all {
+            emitter.emit_event(&event(s)).unwrap();
+        }
+        let _ = emitter.shutdown();
+        assert_eq!(emitter.metrics().delivered, 0);
+    }
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let f2 = failures.clone();
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .mode(KafkaMode::Structured)
+        .build()
+        .unwrap();
+    let emitter = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .spool(ossa_events::spool::SpoolConfig::new(&dir))
+        .on_undelivered(move |u| f2.lock().unwrap().push(format!("{} {}", u.id, u.error)))
+        .build()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(15);
+    while emitter.metrics().delivered + emitter.metrics().failed < 10 && Instant::now() < end {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let m = emitter.metrics();
+    emitter.shutdown().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        (m.delivered, m.failed),
+        (10, 0),
+        "{:?}",
+        failures.lock().unwrap()
+    );
+    let recs = read_back(&bootstrap, topic, 1, 10, Duration::from_secs(10));
+    let ids = check_records(&recs, &all, KafkaMode::Structured, false);
+    assert_exactly_once(&ids, &all);
+}

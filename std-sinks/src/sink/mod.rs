@@ -661,6 +661,54 @@ impl Encoded {
     pub fn wire_len(&self) -> usize {
         self.buf.len().saturating_sub(self.id_end as usize)
     }
+
+    /// This event in `form`, when it is in an encoding the sink does not
+    /// take: an event read back from a spool that an emitter with another
+    /// sink, or another content mode, wrote. Read back into an event and
+    /// encoded again (the same event: its id and attributes are kept); as
+    /// it is when it is taken, or cannot be read back (the sink then fails
+    /// it, saying why).
+    pub(crate) fn into_form(self, form: Form) -> Encoded {
+        let taken = self.encoding == form.encoding
+            || (form.structured_too && self.encoding == Encoding::Json);
+        if taken {
+            return self;
+        }
+        match self.reencode(form) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(id = self.id(), error = %e, "spooled event not re-encoded for the sink");
+                self
+            }
+        }
+    }
+
+    fn reencode(&self, form: Form) -> Result<Encoded, Error> {
+        use ossa_events_core::parse;
+        let mut buf = vec![0u8; self.buf.len() + 64];
+        let mut scratch = ossa_events_core::Scratch::new(&mut buf);
+        let err = |e: ossa_events_core::ParseError| {
+            Error::Encode(format!("event {:?} read back: {e}", self.id()))
+        };
+        let mut headers: Vec<(&str, &[u8])> =
+            self.headers().map(|(n, v)| (n, v.as_bytes())).collect();
+        if let Some(ct) = self.content_type() {
+            headers.push(("content-type", ct.as_bytes()));
+        }
+        let ev = match self.encoding {
+            Encoding::Json => parse::json::parse_event(self.json(), &mut scratch).map_err(err)?,
+            Encoding::KafkaBinary => {
+                let value = self.has_data().then(|| self.body());
+                parse::kafka::parse(headers, None, value, &mut scratch)
+                    .map_err(err)?
+                    .event
+            }
+            Encoding::HttpBinary => {
+                parse::http::parse_binary(headers, self.body(), &mut scratch).map_err(err)?
+            }
+        };
+        Self::encode(&ev, form, <[u8]>::to_vec)
+    }
 }
 
 /// How the emitter encodes events for its sink: in the sink's encoding,
