@@ -1600,8 +1600,15 @@ impl<'w> Worker<'w> {
                 _ => false,
             };
             if st.out_of_time() || breaker_past_deadline && !st.queue.is_empty() {
-                // Shutdown is under way (both need it): nothing is left to do.
-                self.started.clear();
+                // Shutdown is under way (both need it): nothing is left to
+                // do but settle what was started, by the reports the sink
+                // has (given up on unasked, an event whose report said
+                // delivered was counted and reported as not delivered).
+                if !self.started.is_empty() {
+                    drop(st);
+                    self.settle_started();
+                    continue;
+                }
                 sh.give_up_all(st, Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT);
                 return Step::Stop;
             }
@@ -1856,6 +1863,16 @@ impl<'w> Worker<'w> {
         self.retire(t);
     }
 
+    /// Settles every started batch, oldest first, before the rest is given
+    /// up on at shutdown: past its deadline the sink answers at once from
+    /// the acknowledgements it has (with the breaker open past it, it waits
+    /// for them until the deadline).
+    fn settle_started(&mut self) {
+        while !self.started.is_empty() {
+            self.settle_oldest();
+        }
+    }
+
     /// Done with batch `t`: its buffers go back to the emitting threads
     /// (see `sink::pool`), and its vector, emptied, with its flight's spool
     /// numbers' vector (see [`Shared::settle`]), holds the next run the
@@ -1939,7 +1956,14 @@ impl<'w> Worker<'w> {
                         Counters::add(&sh.counters.retried, todo.len() as u64);
                     }
                     if st.out_of_time() {
-                        self.started.clear();
+                        // Started batches first, by their reports (see `take_batch`).
+                        let st = if self.started.is_empty() {
+                            st
+                        } else {
+                            drop(st);
+                            self.settle_started();
+                            sh.lock()
+                        };
                         sh.give_up_all(st, Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT);
                         return;
                     }

@@ -1034,6 +1034,136 @@ fn consume_of_a_missing_topic_fails_with_or_without_a_group() {
     }
 }
 
+/// CRC-32 (IEEE), as librdkafka's default partitioner hashes a key
+/// (`consistent_random`: `crc32(key) % partitions`).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A key librdkafka's default partitioner puts on `partition` of 2.
+fn key_for_partition(partition: u32) -> String {
+    (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| crc32(k.as_bytes()) % 2 == partition)
+        .unwrap()
+}
+
+/// Two batches in flight at once (pipelined): the first waits on a slow
+/// broker, the second went to another broker and its delivery reports are
+/// in, successful, long before shutdown's deadline. At the deadline the
+/// worker must not count the second batch's stored events as
+/// `ShutdownTimeout` (and report them undelivered): their reports said
+/// delivered.
+#[test]
+fn a_started_batch_delivered_before_the_shutdown_deadline_is_counted_delivered() {
+    let topic = "two-brokers";
+    let mock = MockCluster::new(2).unwrap();
+    mock.create_topic(topic, 2, 1).unwrap();
+    mock.partition_leader(topic, 0, Some(1)).unwrap();
+    mock.partition_leader(topic, 1, Some(2)).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let (slow_key, fast_key) = (key_for_partition(0), key_for_partition(1));
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .max_batch(5)
+        .set("linger.ms", "0")
+        .build()
+        .unwrap();
+    let reported = Arc::new(Mutex::new(Vec::<(Reason, String)>::new()));
+    let r2 = reported.clone();
+    let emitter = Emitter::builder("/agents/kafka-test")
+        .sink(sink)
+        .batch_size(10)
+        .flush_interval(Duration::from_secs(60))
+        .shutdown_timeout(Duration::from_secs(2))
+        .on_undelivered(move |u| r2.lock().unwrap().push((u.reason, u.id.to_owned())))
+        .build()
+        .unwrap();
+    let emit = |id: &str, key: &str| {
+        let ev = ossa_events::Event::builder()
+            .id(id)
+            .source("/agents/kafka-test")
+            .ty("org.ossa.test")
+            .extension_str("partitionkey", key)
+            .build()
+            .unwrap();
+        emitter.emit_event(&ev).unwrap();
+    };
+    // Warm up both brokers (connections, producer id, metadata).
+    emit("warm-0", &slow_key);
+    emit("warm-1", &fast_key);
+    assert_eq!(emitter.flush().unwrap().delivered, 2);
+    mock.broker_round_trip_time(1, Duration::from_secs(10))
+        .unwrap();
+    // One batch (5 events, the sink's most) to the slow broker, the next
+    // to the fast one: both started before the first is settled.
+    for i in 0..5 {
+        emit(&format!("slow-{i}"), &slow_key);
+    }
+    for i in 0..5 {
+        emit(&format!("fast-{i}"), &fast_key);
+    }
+    thread::sleep(Duration::from_millis(500));
+    let _ = emitter.shutdown();
+    let end = Instant::now() + Duration::from_secs(10);
+    while reported.lock().unwrap().len() < 5 && Instant::now() < end {
+        thread::sleep(Duration::from_millis(10));
+    }
+    thread::sleep(Duration::from_millis(200));
+    let m = emitter.metrics();
+    let rep = reported.lock().unwrap().clone();
+    mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
+    drop(emitter);
+    // What the fast broker stored.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "ossa-events-test")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 1, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut stored = Vec::new();
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end && stored.len() < 6 {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            let id = m
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == "ce_id").and_then(|h| h.value))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            stored.push(id);
+        }
+    }
+    let fast: Vec<String> = (0..5).map(|i| format!("fast-{i}")).collect();
+    assert!(
+        fast.iter().all(|id| stored.contains(id)),
+        "stored: {stored:?}"
+    );
+    let wrongly: Vec<&String> = rep
+        .iter()
+        .filter(|(_, id)| fast.contains(id))
+        .map(|(_, id)| id)
+        .collect();
+    assert!(
+        wrongly.is_empty(),
+        "stored with a successful report, yet reported undelivered: {wrongly:?} ({m:?})"
+    );
+    assert_eq!(m.delivered, 2 + 5, "{m:?} {rep:?}");
+    assert_eq!(m.shutdown_timeout, 5, "{m:?} {rep:?}");
+}
+
 /// `key_field` names "the attribute whose value is the record key": a
 /// name no `ce_` header can have (upper case, `_`, `-`) or an attribute
 /// that is not a `ce_` header (`datacontenttype` is `content-type`, `data`

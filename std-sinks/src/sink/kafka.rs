@@ -360,6 +360,9 @@ pub struct KafkaSink {
     pipeline: usize,
     /// A send gave up at the emitter's shutdown deadline: drop waits briefly.
     abandoned: bool,
+    /// A flight given up on at that deadline waited for the reports of the
+    /// purge (the flights settled after it need not wait again).
+    purge_waited: bool,
 }
 
 impl fmt::Debug for KafkaSink {
@@ -746,6 +749,7 @@ impl KafkaSinkBuilder {
             flights: VecDeque::new(),
             pipeline: self.pipeline,
             abandoned: false,
+            purge_waited: false,
         })
     }
 }
@@ -1139,9 +1143,18 @@ impl KafkaSink {
             }
             if outer.passed() {
                 // Shutdown's deadline: collect the reports of what is
-                // purged, then let the emitter count the rest.
+                // purged, then let the emitter count the rest. (Only the
+                // first flight given up on waits for them: the emitter then
+                // settles every flight it started, and their reports of the
+                // purge came in during that wait.)
                 self.give_up_unsent();
-                let end = Instant::now() + Duration::from_millis(20);
+                let wait = if self.purge_waited {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(20)
+                };
+                self.purge_waited = true;
+                let end = Instant::now() + wait;
                 while Instant::now() < end {
                     if !self.serve_ready() {
                         std::thread::sleep(WAIT_STEP);
@@ -1232,9 +1245,10 @@ impl KafkaSink {
             let range = i..i + run;
             match o {
                 Some(Ok(())) => {}
-                // Purged by the sink itself when shutdown's deadline passed.
+                // Purged by the sink itself when shutdown's deadline passed
+                // (this flight's, or an earlier one's: it purges them all).
                 Some(Err(e))
-                    if phase == Phase::Shutdown
+                    if (phase == Phase::Shutdown || self.abandoned)
                         && matches!(
                             e.rdkafka_error_code(),
                             Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
