@@ -5,7 +5,8 @@
 //! unless the router says otherwise), undoes a `Content-Encoding: gzip` (as
 //! [`HttpSink`](crate::sink::HttpSink)`::gzip(true)` sends, up to
 //! [`MAX_DECODED_BODY`] decoded), checks every event of the request against
-//! the spec, and only then runs the handler: an invalid request is answered
+//! the spec, and only then runs the handler: an invalid request (or one
+//! with more than one `Content-Type`) is answered
 //! `400 Bad Request` with the reason as text (`415` for an event format other
 //! than JSON or a content coding other than gzip, `413` for a body over the
 //! limit), and the handler never sees part of a batch. The events are then visited with
@@ -81,6 +82,9 @@ pub enum CloudEventsRejection {
     InvalidGzip(std::io::Error),
     /// The gzip body decodes to more than [`MAX_DECODED_BODY`] bytes (`413`).
     DecodedTooLarge,
+    /// The request has more than one `Content-Type` header, so its content
+    /// mode is ambiguous (`400`, as the built-in receiver answers).
+    ContentTypes,
 }
 
 impl fmt::Display for CloudEventsRejection {
@@ -97,6 +101,7 @@ impl fmt::Display for CloudEventsRejection {
                 f,
                 "decompressed request body larger than {MAX_DECODED_BODY} bytes"
             ),
+            CloudEventsRejection::ContentTypes => f.write_str("more than one Content-Type header"),
         }
     }
 }
@@ -111,9 +116,9 @@ impl IntoResponse for CloudEventsRejection {
             | CloudEventsRejection::UnsupportedEncoding(_) => {
                 Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
             }
-            CloudEventsRejection::Invalid(_) | CloudEventsRejection::InvalidGzip(_) => {
-                Some(StatusCode::BAD_REQUEST)
-            }
+            CloudEventsRejection::Invalid(_)
+            | CloudEventsRejection::InvalidGzip(_)
+            | CloudEventsRejection::ContentTypes => Some(StatusCode::BAD_REQUEST),
             CloudEventsRejection::DecodedTooLarge => Some(StatusCode::PAYLOAD_TOO_LARGE),
         };
         match (self, status) {
@@ -143,6 +148,24 @@ impl<S: Send + Sync> FromRequest<S> for CloudEvents {
                 .collect();
             CloudEventsRejection::UnsupportedEncoding(values.join(", "))
         })?;
+        // The first of two would pick the content mode (and a proxy may
+        // read the other): refused, as the built-in receiver does.
+        if headers
+            .get_all(header::CONTENT_TYPE)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            return Err(CloudEventsRejection::ContentTypes);
+        }
+        // Bytes outside visible ASCII are no media type (the receiver
+        // refuses them too; the core would read UTF-8 ones).
+        if headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.to_str().is_err())
+        {
+            return Err(CloudEventsRejection::Invalid(ParseError::InvalidHeader));
+        }
         let body = Bytes::from_request(req, state)
             .await
             .map_err(CloudEventsRejection::Body)?;
