@@ -525,3 +525,61 @@ fn a_served_schema_resolves_relative_refs_against_its_url_and_reads_no_local_fil
     assert!(reason.contains("may not read local"), "{reason}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// An event's `dataschema` that starts with the registry's URL but climbs
+/// out of its path with dot segments (`../`, or `%2e%2e/` that servers
+/// decode the same) is not the registry's to fetch: before, the registry
+/// fetched it, with its configured headers (a token), from wherever on the
+/// registry's host the sender pointed, while a type naming the same path was
+/// kept to one segment.
+#[test]
+fn a_dataschema_climbing_out_of_the_registry_path_is_not_fetched() {
+    let s = Server::start();
+    let base = format!("{}schemas/", s.base);
+    let r = SchemaRegistry::builder()
+        .http(HttpRegistry::new(&base).header("Authorization", "Bearer t0ken"))
+        .build()
+        .unwrap();
+    for escape in [
+        "../admin/token.json",
+        "%2e%2e/admin/token.json",
+        "a/%2E%2e/../admin/token.json",
+        "..%5Cadmin",
+    ] {
+        let declared = format!("{base}{escape}");
+        let _ = r.check_within(&event("{}", Some(&declared)), WAIT);
+    }
+    let state = s.state.0.lock().unwrap();
+    let outside: Vec<&String> = state
+        .hits
+        .keys()
+        .filter(|p| {
+            let p = p.to_ascii_lowercase();
+            p.contains("..") || p.contains("%2e")
+        })
+        .collect();
+    assert!(outside.is_empty(), "fetched {outside:?}");
+}
+
+/// A type of `.` or `..` (valid CloudEvents types) is not asked of a
+/// Confluent registry: as the subject segment of
+/// `subjects/{type}/versions/latest` it is a dot segment, which the server
+/// resolves to another of its resources (`subjects/versions/latest`: the
+/// schema of the subject `versions`). Before, the request went out as is,
+/// although a type is meant to stay one path segment.
+#[test]
+fn confluent_types_that_are_dot_segments_are_not_asked_for() {
+    let s = Server::start();
+    let r = registry(&s, HttpRegistry::confluent(s.base.trim_end_matches('/')));
+    for ty in [".", ".."] {
+        let got = r.check_within(&of_type(ty, "{}"), WAIT);
+        assert_eq!(got, Ok(Checked::NoSchema), "{ty}");
+    }
+    let state = s.state.0.lock().unwrap();
+    let dotted: Vec<&String> = state
+        .hits
+        .keys()
+        .filter(|p| p.split('/').any(|seg| seg == "." || seg == ".."))
+        .collect();
+    assert!(dotted.is_empty(), "asked for {dotted:?}");
+}

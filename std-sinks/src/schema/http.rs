@@ -277,9 +277,28 @@ impl Fetcher {
         self.config.retry_after
     }
 
-    /// Whether `uri` is this registry's to fetch.
+    /// Whether `uri` is this registry's to fetch: under its URL, with no
+    /// `..` segment (written as is or percent-encoded, `/` or `\\` between
+    /// segments, as servers read them) that would climb out of it on the
+    /// server. It comes from the event's sender, as a type does.
     pub(super) fn serves(&self, uri: &str) -> bool {
-        uri.starts_with(&self.config.base)
+        let Some(rest) = uri.strip_prefix(&self.config.base) else {
+            return false;
+        };
+        let path = rest.split(['?', '#']).next().unwrap_or(rest);
+        let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        !path.split(['/', '\\']).any(|segment| segment == "..")
+    }
+
+    /// Whether the schema of type `ty` may be asked of this registry: not
+    /// when its URL would not name it (an empty type; with the Confluent
+    /// API, `.` or `..`, a dot segment of `subjects/{type}/versions/…` that
+    /// the server resolves to another of its resources).
+    pub(super) fn asks_for_type(&self, ty: &str) -> bool {
+        match self.config.api {
+            RegistryApi::Plain => !ty.is_empty(),
+            RegistryApi::Confluent { .. } => !matches!(ty, "" | "." | ".."),
+        }
     }
 
     /// The URL a key is fetched from.
@@ -396,6 +415,14 @@ mod tests {
             "http://h:1/s/a.b.json"
         );
         assert!(f.serves("http://h:1/s/x.json") && !f.serves("http://other/x.json"));
+        assert!(f.serves("http://h:1/s/a/b..c.json") && f.serves("http://h:1/s/x.json?v=..%2F"));
+        for out in [
+            "http://h:1/s/../x",
+            "http://h:1/s/a/%2E%2e/../x",
+            "http://h:1/s/..%5Cx",
+        ] {
+            assert!(!f.serves(out), "{out}");
+        }
         // A type is one path segment, whoever sent it.
         for (ty, url) in [
             ("../admin/secret", "http://h:1/s/..%2Fadmin%2Fsecret.json"),

@@ -1108,7 +1108,7 @@ impl SchemaRegistry {
             return Found::Schema(c.clone());
         }
         match &inner.remote {
-            Some(r) if !ty.is_empty() => r.lookup(Side::Type, ty),
+            Some(r) if r.fetcher.asks_for_type(ty) => r.lookup(Side::Type, ty),
             _ => Found::NoSchema,
         }
     }
