@@ -167,11 +167,37 @@ fn members_looked_at(schema: &Value) -> Option<Box<[Member]>> {
 /// Reads JSON text as a `Value`, keeping of a top-level object only the
 /// members in `looks_at` (the others are skipped without being built).
 fn read_data(text: &str, looks_at: Option<&[Member]>) -> Result<Value, serde_json::Error> {
-    let Some(keep) = looks_at.filter(|_| text.trim_start().starts_with('{')) else {
-        return serde_json::from_str(text);
-    };
+    match read_data_with(text, looks_at, false) {
+        // serde_json stops one level short of the deepest data an event
+        // may carry (a `Violation` for valid data): read it again without
+        // serde_json's limit when the core says it nests no deeper than that.
+        Err(_)
+            if ossa_events_core::json::validate(
+                text.as_bytes(),
+                ossa_events_core::MAX_DATA_DEPTH,
+            )
+            .is_ok() =>
+        {
+            read_data_with(text, looks_at, true)
+        }
+        r => r,
+    }
+}
+
+/// [`read_data`], with or without serde_json's recursion limit.
+fn read_data_with(
+    text: &str,
+    looks_at: Option<&[Member]>,
+    unbounded: bool,
+) -> Result<Value, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let v = serde::Deserializer::deserialize_map(&mut de, Members(keep))?;
+    if unbounded {
+        de.disable_recursion_limit();
+    }
+    let v = match looks_at.filter(|_| text.trim_start().starts_with('{')) {
+        Some(keep) => serde::Deserializer::deserialize_map(&mut de, Members(keep))?,
+        None => serde::Deserialize::deserialize(&mut de)?,
+    };
     de.end()?;
     Ok(v)
 }
@@ -275,6 +301,7 @@ pub struct Violation {
     /// object that lacks it).
     pub instance_path: String,
     /// The schema keyword that failed: `type`, `required`, `minimum`, …
+    /// (`false` for a `false` subschema, which allows nothing).
     pub keyword: String,
     /// What is wrong, as the validator says it (at most 200 characters).
     pub message: String,
@@ -676,110 +703,108 @@ const MAX_IN_PLACE_DEPTH: usize = 200;
 /// two refs to the next level doubling the work: seconds per check at 18
 /// levels), or a chain of them deeper than [`MAX_IN_PLACE_DEPTH`] (each
 /// level a few frames of the checking thread's stack). Counts, memoised,
-/// the subschemas evaluated at the root value, following `$ref`s into this
-/// document and into the documents its compilation `retrieved` (by URI, no
-/// fragment), relative ones resolved against the document's `$id` or
-/// `base`; a `$ref` to an anchor counts as one.
+/// the subschemas evaluated at the root value, following `$ref`s and
+/// `$dynamicRef`s into this document and into the documents its
+/// compilation `retrieved` (by URI, no fragment). The references are
+/// resolved as `jsonschema` resolves them (the `referencing` crate, draft
+/// 2020-12): JSON pointers, `$anchor`s and `$dynamicAnchor`s, and
+/// subschemas with their own `$id` (before, a cycle through an anchor or
+/// an embedded `$id` was not followed, and overflowed the stack at the
+/// first check). A reference to a document it was not given is not
+/// followed (the second pass, with the retrieved documents, follows it).
 fn in_place_cost(
     schema: &Value,
     base: &str,
     retrieved: &HashMap<String, Value>,
 ) -> Result<u64, String> {
-    struct Walk<'v> {
-        root: (&'v str, &'v Value),
-        retrieved: &'v HashMap<String, Value>,
-        /// By `uri#pointer`; `None` while being counted (a cycle if met again).
-        memo: HashMap<String, Option<u64>>,
-    }
-    impl<'v> Walk<'v> {
-        /// The document `uri` names, and the URI it goes by.
-        fn doc(&self, uri: &str) -> Option<(&'v str, &'v Value)> {
-            let (root_uri, root) = self.root;
-            if uri == root_uri || id_of(root) == Some(uri) {
-                return Some(self.root);
-            }
-            self.retrieved
-                .get_key_value(uri)
-                .map(|(k, v)| (k.as_str(), v))
-        }
-        /// Where `$ref` `r` in document `doc` leads: a document and a JSON
-        /// pointer into it (`None`: another document, unknown, or an anchor).
-        fn target(
+    use referencing::{Draft, Registry, Resolver};
+    /// What `jsonschema` is told to read every schema as.
+    const DRAFT: Draft = Draft::Draft202012;
+    /// A document the walk was not given: an empty schema.
+    struct Unknown;
+    impl referencing::Retrieve for Unknown {
+        fn retrieve(
             &self,
-            doc: (&'v str, &'v Value),
-            r: &str,
-        ) -> Option<(&'v str, &'v Value, String)> {
-            let (doc, pointer) = match r.strip_prefix('#') {
-                Some(fragment) => (doc, fragment.to_owned()),
-                None => {
-                    let base = id_of(doc.1).unwrap_or(doc.0);
-                    let base = referencing::uri::from_str(base).ok()?;
-                    let to = referencing::uri::resolve_against(&base.borrow(), r).ok()?;
-                    let (uri, fragment) = to.as_str().split_once('#').unwrap_or((to.as_str(), ""));
-                    (self.doc(uri)?, fragment.to_owned())
-                }
-            };
-            if !pointer.is_empty() && !pointer.starts_with('/') {
-                return None; // an anchor
-            }
-            let pointer = percent_encoding::percent_decode_str(&pointer)
-                .decode_utf8()
-                .ok()?
-                .into_owned();
-            Some((doc.0, doc.1, pointer))
+            _: &referencing::Uri<String>,
+        ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(Value::Bool(true))
         }
-        fn cost(
+    }
+    struct Walk {
+        /// By the subschema's address in the registry; `None` while
+        /// being counted (a cycle if met again).
+        memo: HashMap<*const Value, Option<u64>>,
+    }
+    impl Walk {
+        fn cost<'r>(
             &mut self,
-            doc: (&'v str, &'v Value),
-            node: &'v Value,
-            at: String,
+            resolver: &Resolver<'r>,
+            node: &'r Value,
+            at: &str,
             depth: usize,
         ) -> Result<u64, String> {
-            let key = format!("{}#{at}", doc.0);
+            let key: *const Value = node;
             match self.memo.get(&key) {
                 Some(Some(n)) => return Ok(*n),
                 Some(None) => {
                     return Err(format!(
-                        "a $ref cycle that reads no data, through {key:?}: its check would never end"
+                        "a $ref cycle that reads no data, through {at:?}: its check would never end"
                     ));
                 }
                 None => {}
             }
             if depth > MAX_IN_PLACE_DEPTH {
                 return Err(format!(
-                    "its $refs and applicators nest more than {MAX_IN_PLACE_DEPTH} deep at one value, through {key:?}"
+                    "its $refs and applicators nest more than {MAX_IN_PLACE_DEPTH} deep at one value, through {at:?}"
                 ));
             }
-            self.memo.insert(key.clone(), None);
+            self.memo.insert(key, None);
             let mut n: u64 = 1;
             if let Value::Object(o) = node {
-                let mut children: Vec<(&'v str, &'v Value, &'v Value, String)> = Vec::new();
+                let mut children: Vec<(&'r Value, String)> = Vec::new();
                 for k in ["allOf", "anyOf", "oneOf"] {
                     if let Some(Value::Array(items)) = o.get(k) {
                         for (i, item) in items.iter().enumerate() {
-                            children.push((doc.0, doc.1, item, format!("{at}/{k}/{i}")));
+                            children.push((item, format!("{at}/{k}/{i}")));
                         }
                     }
                 }
                 for k in ["not", "if", "then", "else"] {
                     if let Some(sub) = o.get(k) {
-                        children.push((doc.0, doc.1, sub, format!("{at}/{k}")));
+                        children.push((sub, format!("{at}/{k}")));
                     }
                 }
                 if let Some(Value::Object(deps)) = o.get("dependentSchemas") {
                     for (k, sub) in deps {
-                        children.push((doc.0, doc.1, sub, format!("{at}/dependentSchemas/{k}")));
+                        children.push((sub, format!("{at}/dependentSchemas/{k}")));
                     }
                 }
-                if let Some(Value::String(r)) = o.get("$ref")
-                    && let Some((uri, d, pointer)) = self.target(doc, r)
-                    && let Some(t) = d.pointer(&pointer)
-                {
-                    children.push((uri, d, t, pointer));
-                }
-                for (uri, d, child, path) in children {
-                    let c = self.cost((uri, d), child, path, depth + 1)?;
+                for (child, path) in children {
+                    // A subschema with its own `$id` is a resource: its
+                    // references resolve against that.
+                    let inner = match child.get("$id") {
+                        Some(Value::String(_)) => resolver
+                            .in_subresource(DRAFT.create_resource_ref(child))
+                            .unwrap_or_else(|_| resolver.clone()),
+                        _ => resolver.clone(),
+                    };
+                    let c = self.cost(&inner, child, &path, depth + 1)?;
                     n = n.saturating_add(c);
+                }
+                for k in ["$ref", "$dynamicRef"] {
+                    if let Some(Value::String(r)) = o.get(k)
+                        && let Ok(target) = resolver.lookup(r)
+                    {
+                        let to = match r.strip_prefix('#') {
+                            Some(fragment) => {
+                                format!("{}#{fragment}", resolver.base_uri().as_str())
+                            }
+                            None => r.clone(),
+                        };
+                        let (t, inner, _) = target.into_inner();
+                        let c = self.cost(&inner, t, &to, depth + 1)?;
+                        n = n.saturating_add(c);
+                    }
                 }
             }
             if n > MAX_IN_PLACE {
@@ -791,13 +816,31 @@ fn in_place_cost(
             Ok(n)
         }
     }
-    let root_uri = id_of(schema).unwrap_or(base);
+    let docs = std::iter::once((base, schema))
+        .chain(
+            retrieved
+                .iter()
+                .filter(|(u, _)| u.as_str() != base)
+                .map(|(u, v)| (u.as_str(), v)),
+        )
+        .map(|(u, v)| (u, DRAFT.create_resource(v.clone())));
+    let registry = Registry::options()
+        .draft(DRAFT)
+        .retriever(Unknown)
+        .build(docs)
+        .map_err(|e| format!("its $refs cannot be resolved: {}", short(&e.to_string())))?;
+    let resolver = registry
+        .try_resolver(base)
+        .map_err(|e| format!("{base}: not a URI: {e}"))?;
+    let root = resolver.lookup(base).map_err(|e| format!("{base}: {e}"))?;
+    let (root, resolver, _) = root.into_inner();
+    let resolver = resolver
+        .in_subresource(DRAFT.create_resource_ref(root))
+        .unwrap_or(resolver);
     let mut walk = Walk {
-        root: (root_uri, schema),
-        retrieved,
         memo: HashMap::new(),
     };
-    walk.cost((root_uri, schema), schema, String::new(), 0)
+    walk.cost(&resolver, root, "#", 0)
 }
 
 /// Resolves `$ref`s to other schemas: the built-in and directory ones by
@@ -1201,7 +1244,18 @@ fn validate(c: &Compiled, ev: &Event<'_>) -> Result<(), SchemaError> {
         Ok(()) => Ok(()),
         Err(e) => {
             let schema_path = e.schema_path.as_str();
-            let keyword = schema_path.rsplit('/').next().unwrap_or(schema_path);
+            let last = schema_path.rsplit('/').next().unwrap_or(schema_path);
+            // A `false` subschema's path ends with where it sits: a keyword
+            // (`additionalProperties`, `items`, …), else a member's name,
+            // an index or `$ref`, which is no keyword.
+            let keyword = match e.kind {
+                jsonschema::error::ValidationErrorKind::FalseSchema
+                    if !FALSE_AT_KEYWORD.contains(&last) =>
+                {
+                    "false"
+                }
+                _ => last,
+            };
             Err(SchemaError::Violation(Violation {
                 schema: c.uri.to_string(),
                 instance_path: e.instance_path.as_str().to_owned(),
@@ -1211,6 +1265,19 @@ fn validate(c: &Compiled, ev: &Event<'_>) -> Result<(), SchemaError> {
         }
     }
 }
+
+/// Keywords whose value may be a `false` subschema of its own.
+const FALSE_AT_KEYWORD: [&str; 9] = [
+    "additionalProperties",
+    "unevaluatedProperties",
+    "items",
+    "unevaluatedItems",
+    "propertyNames",
+    "contains",
+    "not",
+    "then",
+    "else",
+];
 
 /// `s` cut to at most 200 characters.
 fn short(s: &str) -> String {
@@ -1734,5 +1801,162 @@ mod tests {
         let s = short(&long);
         assert_eq!(s.chars().count(), 201);
         assert_eq!(short("ok"), "ok");
+    }
+
+    /// A `$ref` cycle through an `$anchor`, through a subschema with its own
+    /// `$id`, or through a `$dynamicRef` is refused when loaded, as one
+    /// through a JSON pointer is (before, none of them was followed: the
+    /// registry built, and the first check of an event overflowed the
+    /// stack and aborted the process); anchors, embedded `$id`s and
+    /// dynamic references that read into the data load and check.
+    #[test]
+    fn ref_cycles_through_anchors_embedded_ids_and_dynamic_refs_are_refused_at_load() {
+        for (name, schema) in [
+            (
+                "anchor",
+                serde_json::json!({"$anchor":"a","allOf":[{"$ref":"#a"}]}),
+            ),
+            (
+                "anchor2",
+                serde_json::json!({"$defs":{"x":{"$anchor":"x","anyOf":[{"$ref":"#/$defs/y"}]},
+                    "y":{"not":{"$ref":"#x"}}},"$ref":"#x"}),
+            ),
+            (
+                "embedded",
+                serde_json::json!({"$defs":{"x":{"$id":"https://e.example/x",
+                    "allOf":[{"$ref":"https://e.example/x"}]}},"$ref":"https://e.example/x"}),
+            ),
+            (
+                "embedded-rel",
+                serde_json::json!({"$id":"https://e.example/root.json","$defs":{"x":{"$id":"x.json",
+                    "allOf":[{"$ref":"#"}]}},"$ref":"x.json"}),
+            ),
+            (
+                "dynamic",
+                serde_json::json!({"$dynamicAnchor":"m","allOf":[{"$dynamicRef":"#m"}]}),
+            ),
+        ] {
+            let dir = dir_with(&format!("cyc-{name}"), &schema);
+            let err = SchemaRegistry::builder().dir(&dir).build();
+            let _ = std::fs::remove_dir_all(&dir);
+            let err = err.map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("cycle"), "{name}: {err}");
+        }
+        let fine = serde_json::json!({"type":"object",
+            "$defs":{"sku":{"$anchor":"sku","type":"string"},
+                     "qty":{"$id":"https://e.example/qty","type":"integer","allOf":[{"$ref":"#/$defs/min"}],
+                            "$defs":{"min":{"minimum":1}}},
+                     "node":{"$dynamicAnchor":"node","type":"object",
+                             "properties":{"next":{"$dynamicRef":"#node"}}}},
+            "properties":{"sku":{"$ref":"#sku"},"qty":{"$ref":"https://e.example/qty"},
+                          "list":{"$ref":"#/$defs/node"}}});
+        let dir = dir_with("cyc-fine", &fine);
+        let r = SchemaRegistry::builder().dir(&dir).build().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let ev = |data: &'static str| {
+            Event::builder()
+                .id("1")
+                .source("/s")
+                .ty("com.x")
+                .data_json(data)
+                .build()
+                .unwrap()
+        };
+        let good = r.check(&ev(r#"{"sku":"a","qty":2,"list":{"next":{"next":{}}}}"#));
+        assert!(matches!(good, Ok(Checked::Valid { .. })), "{good:?}");
+        for (bad, at) in [
+            (r#"{"sku":1}"#, "/sku"),
+            (r#"{"qty":0}"#, "/qty"),
+            (r#"{"list":{"next":{"next":3}}}"#, "/list/next/next"),
+        ] {
+            match r.check(&ev(bad)) {
+                Err(SchemaError::Violation(v)) => assert_eq!(v.instance_path, at, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    /// Data nested as deep as an event's data may be (`MAX_DATA_DEPTH`,
+    /// 128) is checked like any other (before, serde_json's own limit, one
+    /// level less, made it a `type` violation of any schema); one level
+    /// more is not an event.
+    #[test]
+    fn data_as_deep_as_an_event_may_carry_is_checked() {
+        let nested = |depth: usize| {
+            format!(
+                "{{\"a\":{}{}}}",
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            )
+        };
+        for (name, schema) in [
+            (
+                "whole",
+                serde_json::json!({"type":"object","additionalProperties":true}),
+            ),
+            (
+                "members",
+                serde_json::json!({"type":"object","properties":{"a":{"type":"array"}}}),
+            ),
+        ] {
+            let dir = dir_with(&format!("depth-{name}"), &schema);
+            let r = SchemaRegistry::builder().dir(&dir).build().unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            let deepest = nested(ossa_events_core::MAX_DATA_DEPTH);
+            let ev = Event::builder()
+                .id("1")
+                .source("/s")
+                .ty("com.x")
+                .data_json(&deepest)
+                .build()
+                .unwrap();
+            let got = r.check(&ev);
+            assert!(matches!(got, Ok(Checked::Valid { .. })), "{name}: {got:?}");
+            let too_deep = nested(ossa_events_core::MAX_DATA_DEPTH + 1);
+            let built = Event::builder()
+                .id("1")
+                .source("/s")
+                .ty("com.x")
+                .data_json(&too_deep)
+                .build();
+            assert!(built.is_err(), "{name}");
+        }
+    }
+
+    /// A `false` subschema that refuses a value is reported with keyword
+    /// `false`, not with the last segment of its schema path (before: the
+    /// member's name, `secret`, or `$ref`, where the docs promise a keyword).
+    #[test]
+    fn a_false_schema_is_reported_as_the_keyword_false() {
+        let schema = serde_json::json!({"type":"object","$defs":{"no":false},
+            "properties":{"secret":false,"a":{"$ref":"#/$defs/no"},"n":{"type":"integer"},
+                          "l":{"items":false}}});
+        let dir = dir_with("false-kw", &schema);
+        let r = SchemaRegistry::builder().dir(&dir).build().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        for (data, at, keyword) in [
+            (r#"{"secret":1}"#, "/secret", "false"),
+            (r#"{"a":1}"#, "/a", "false"),
+            (r#"{"n":"x"}"#, "/n", "type"),
+            (r#"{"l":[1]}"#, "/l/0", "items"),
+        ] {
+            let ev = Event::builder()
+                .id("1")
+                .source("/s")
+                .ty("com.x")
+                .data_json(data)
+                .build()
+                .unwrap();
+            match r.check(&ev) {
+                Err(SchemaError::Violation(v)) => {
+                    assert_eq!(
+                        (v.instance_path.as_str(), v.keyword.as_str()),
+                        (at, keyword),
+                        "{data}"
+                    );
+                }
+                other => panic!("{data}: {other:?}"),
+            }
+        }
     }
 }
