@@ -294,8 +294,7 @@ fn encode_into(
 ) -> Result<(), PushErrorKind> {
     let start = bytes.len();
     let mut arena = Arena { bytes, over: 0 };
-    let written = crate::format::json::write_json_unbuffered(event, &mut arena)
-        .and_then(|()| crate::io::write_all(&mut arena, terminator).map_err(Into::into));
+    let written = encode_arena(&mut arena, event, terminator);
     let over = arena.over;
     let err = match written {
         Err(EncodeError::Payload(p)) => PushErrorKind::Payload(p),
@@ -310,6 +309,35 @@ fn encode_into(
     };
     bytes.truncate(start);
     Err(err)
+}
+
+/// The length of `event`'s compact JSON, measured by the encoder the batch
+/// uses (an arena with no room only counts), so that firmware links no
+/// second copy of it.
+#[cfg(feature = "flash-spool")]
+pub(crate) fn encoded_len(event: &Event<'_>) -> Result<usize, PayloadError> {
+    let mut none: heapless::Vec<u8, 0> = heapless::Vec::new();
+    let mut arena = Arena {
+        bytes: none.as_mut_view(),
+        over: 0,
+    };
+    match encode_arena(&mut arena, event, b"") {
+        Err(EncodeError::Payload(p)) => Err(p),
+        _ => Ok(arena.over),
+    }
+}
+
+/// The encoder's one call: `event`, then `terminator`, into `arena` (with
+/// two callers, firmware with the flash spool would link a second, inlined
+/// copy of the JSON writer: 1.2 KB).
+#[inline(never)]
+fn encode_arena(
+    arena: &mut Arena<'_>,
+    event: &Event<'_>,
+    terminator: &[u8],
+) -> Result<(), EncodeError<core::convert::Infallible>> {
+    crate::format::json::write_json_unbuffered(event, arena)
+        .and_then(|()| crate::io::write_all(arena, terminator).map_err(Into::into))
 }
 
 /// Up to `N` events encoded as compact JSON in a `B`-byte arena (each event
@@ -616,6 +644,36 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         }
     }
 
+    /// Removes the first event (a copy of a record in flash that is being
+    /// dropped). Only for a drain in which the writer took no event whole:
+    /// the next drain starts over, after a `\n` if anything was written.
+    #[cfg(feature = "flash-spool")]
+    pub(crate) fn pop_first(&mut self) {
+        let Some(&first) = self.ends.first() else {
+            return;
+        };
+        // Byte by byte, with no slice index that can fail: firmware links
+        // neither a panic path nor `memmove` (1.7 KB on Cortex-M) for it.
+        let len = self.bytes.len();
+        for to in 0..len.saturating_sub(first) {
+            if let Some(b) = self.bytes.get(to + first).copied()
+                && let Some(d) = self.bytes.get_mut(to)
+            {
+                *d = b;
+            }
+        }
+        self.bytes.truncate(len.saturating_sub(first));
+        for i in 1..self.ends.len() {
+            if let Some(end) = self.ends.get(i).copied()
+                && let Some(d) = self.ends.get_mut(i - 1)
+            {
+                *d = end.saturating_sub(first);
+            }
+        }
+        self.ends.pop();
+        self.rewind();
+    }
+
     /// Drops every event (they are copies of records in flash), returning
     /// how many of them, from the first, the writer took whole in the drain
     /// in hand: their lines wait in the writer for its flush. A `\n` owed
@@ -630,9 +688,22 @@ impl<const N: usize, const B: usize> Batch<N, B> {
 
     /// Events the writer took whole in the drain in hand (their lines, or
     /// their whole array, wait for the flush; a cut array counts none).
+    /// In JSON Lines that includes an event whose JSON it took whole with
+    /// only its `\n` missing (a drain stopped by `Ok(0)`): the `\n` a
+    /// cleared batch owes the reader ends its line.
     #[cfg(feature = "flash-spool")]
     pub(crate) fn taken(&self) -> usize {
-        self.recovered().done
+        let p = self.recovered();
+        match (self.format, self.ends.get(p.done)) {
+            (BatchFormat::JsonLines, Some(&end))
+                if !p.newline
+                    && p.pos > 0
+                    && self.start_of(p.done) + p.pos >= end.saturating_sub(1) =>
+            {
+                p.done + 1
+            }
+            _ => p.done,
+        }
     }
 
     /// Goes on with a drain that [`clear_taken`](Self::clear_taken) set

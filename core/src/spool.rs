@@ -1100,10 +1100,20 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             };
             if let State::Written(crc) = state {
                 if !self.read_back(page, off, len, crc)? {
-                    // Changed in flash since it was counted: set aside.
-                    self.len = self.len.saturating_sub(1);
-                    self.damaged += 1;
-                    self.remove_at(page, off)?;
+                    // Changed in flash since it was counted: set aside, and
+                    // counted once its mark reads back (a mark the flash
+                    // failed to write leaves it to be found again by the
+                    // next load: counted then, not twice).
+                    let marked = self.remove_at(page, off);
+                    if let Slot::Record {
+                        state: State::Removed,
+                        ..
+                    } = self.slot(page, off)?
+                    {
+                        self.len = self.len.saturating_sub(1);
+                        self.damaged += 1;
+                    }
+                    marked?;
                 } else if batch
                     .push_encoded(self.buf.0.get(..len as usize).unwrap_or_default())
                     .is_err()
@@ -1501,8 +1511,11 @@ impl<
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn next_flush_in_ms(&self, now: Timestamp) -> Option<u64> {
-        let retry = (!self.spool.is_empty()).then(|| self.retry_in_ms(now));
-        match (self.inner.next_flush_in_ms(now), retry) {
+        let retry = self.retry_in_ms(now);
+        // The batch's interval, and no try before the failure's wait is over.
+        let ram = self.inner.next_flush_in_ms(now).map(|a| a.max(retry));
+        let flash = (!self.spool.is_empty()).then_some(retry);
+        match (ram, flash) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -1570,6 +1583,12 @@ impl<
         let mut event = event;
         let ev = self.inner.complete(&mut event, id.as_str(), now, &mut tp)?;
         if let Staged::NoRoom = self.inner.stage(ev, now)? {
+            // One the spool could never take is refused before room is made
+            // for it (which may drop older events).
+            if crate::batch::encoded_len(ev).is_ok_and(|len| len > R) {
+                self.inner.counters.rejected += 1;
+                return Err(EmitError::TooLarge);
+            }
             self.make_room(now);
             if let Staged::NoRoom = self.inner.stage(ev, now)? {
                 self.inner.counters.dropped += 1;
@@ -1624,8 +1643,10 @@ impl<
         if let Some(t) = self.failed_at_ms.as_mut() {
             *t = (*t).min(now_ms);
         }
-        let spooled = !self.spool.is_empty() && self.retry_in_ms(now) == 0;
-        if self.inner.due_at(now).is_some() || spooled {
+        // A writer that failed is tried again a flush interval later, for
+        // the events in RAM as for those in flash.
+        let due = self.inner.due_at(now).is_some() || !self.spool.is_empty();
+        if due && self.writer_may_work(now) {
             self.round(now)
         } else {
             Ok(0)
@@ -1798,24 +1819,48 @@ impl<
     /// After a failed write: the events only in RAM go to flash (in order,
     /// after what flash holds), and become copies. A full flash leaves the
     /// rest in RAM (no eviction here: they are older than what it holds).
-    fn spill(&mut self) {
+    /// `true` when it stopped because the flash is full.
+    fn spill(&mut self) -> bool {
         while self.ram_only() > 0 && self.spool.len() == self.mirrored {
             let Some(ev) = self.inner.batch.event(self.mirrored) else {
-                return;
+                return false;
             };
             if self.spool.stage(ev).is_err() {
-                return;
+                return false;
             }
             match self.spool.push_staged() {
                 Ok(()) => {
                     self.spool_counters.spooled += 1;
                     self.mirrored += 1;
                 }
-                Err(SpoolError::Full) => return,
+                Err(SpoolError::Full) => return true,
                 Err(_) => {
                     self.flash_failed();
-                    return;
+                    return false;
                 }
+            }
+        }
+        false
+    }
+
+    /// With [`WhenFull::DropOldest`], after a [`spill`](Self::spill) that
+    /// found the flash full of copies of the batch's first events (a flash
+    /// that holds fewer events than the batch): drops those oldest events,
+    /// from flash and batch, until the events only in RAM are in flash too.
+    /// Not the lines the writer holds for its flush.
+    fn drop_oldest_copies(&mut self) {
+        while self.ram_only() > 0
+            && self.mirrored > 0
+            && self.spool.len() == self.mirrored
+            && self.taken_whole() == 0
+        {
+            if !self.evict_oldest() {
+                return;
+            }
+            self.inner.batch.pop_first();
+            self.mirrored -= 1;
+            if !self.spill() {
+                return;
             }
         }
     }
@@ -1826,7 +1871,9 @@ impl<
         if self.writer_may_work(now) && self.round(now).is_ok() {
             return;
         }
-        self.spill();
+        if self.spill() && self.spool.when_full == WhenFull::DropOldest {
+            self.drop_oldest_copies();
+        }
         if self.ram_only() == 0 {
             // Everything in RAM is also in flash: the copies can go (a write
             // cut short goes on from flash, after a `\n`, past the lines the
@@ -1880,7 +1927,7 @@ impl<
             }
             Err(e) => {
                 self.failed_at_ms = Some(millis(now));
-                self.spill();
+                let _full = self.spill();
                 Err(e)
             }
         }

@@ -29,6 +29,10 @@ struct Buffered {
     unflushed: Rc<RefCell<Vec<u8>>>,
     down: Rc<Cell<bool>>,
     line_then_fail: Rc<Cell<u8>>,
+    /// With `json_then_zero` set, the next write takes up to its first `\n`
+    /// but not the `\n` itself (a short `Ok`), and the write after it
+    /// returns `Ok(0)` (a writer with no room left).
+    json_then_zero: Rc<Cell<u8>>,
 }
 
 impl embedded_io::ErrorType for Buffered {
@@ -37,6 +41,19 @@ impl embedded_io::ErrorType for Buffered {
 
 impl embedded_io::Write for Buffered {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Down> {
+        match self.json_then_zero.get() {
+            1 => {
+                self.json_then_zero.set(2);
+                let n = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+                self.unflushed.borrow_mut().extend_from_slice(&buf[..n]);
+                return Ok(n);
+            }
+            2 => {
+                self.json_then_zero.set(0);
+                return Ok(0);
+            }
+            _ => {}
+        }
         match self.line_then_fail.get() {
             1 => {
                 self.line_then_fail.set(2);
@@ -153,4 +170,23 @@ fn a_line_the_writer_holds_is_not_evicted_from_flash() {
     let mut unique = got.clone();
     unique.dedup();
     assert_eq!(unique, got, "no line twice");
+}
+
+#[test]
+fn a_line_missing_only_its_newline_is_not_written_again_after_the_batch_makes_room() {
+    let (link, clock) = (Buffered::default(), TestClock::default());
+    let mut em: Em<8192> = emitter(&link, &clock, WhenFull::DropOldest);
+    link.json_then_zero.set(1);
+    em.emit(reading("e0")).unwrap();
+    // The batch is full: the writer takes e0's JSON but not its `\n`, then
+    // has no room (`Ok(0)`): both go to flash.
+    em.emit(reading("e1")).unwrap();
+    // No room in RAM: the copies are cleared for e2. The `\n` owed to the
+    // reader ends e0's line: e0 is delivered by it, not to be written again.
+    em.emit(reading("e2")).unwrap();
+    clock.0.set(clock.0.get() + 1000);
+    em.flush().unwrap();
+    assert_eq!(ids(&link), ["e0", "e1", "e2"], "e0 was written twice");
+    assert_eq!(em.counters().delivered, 3);
+    assert_eq!(em.spool().len(), 0);
 }
