@@ -90,24 +90,10 @@ fn the_async_emitter_flushes_one_interval_after_the_clock_stepped_back() {
 #[cfg(feature = "flash-spool")]
 #[test]
 fn the_spool_tries_the_writer_again_one_interval_after_the_clock_stepped_back() {
-    use common::flash::{Link, Power, Ram, TestClock, open, reading};
+    use common::flash::{linked, reading};
     use ossa_events_core::spool::{SpoolMode, WhenFull};
 
-    let power = Rc::new(Power::default());
-    let link = Link {
-        power: power.clone(),
-        ..Link::default()
-    };
-    let clock = TestClock::default();
-    let mut em = open(
-        Ram::new(),
-        4,
-        power,
-        SpoolMode::WhenDown,
-        WhenFull::DropOldest,
-        link.clone(),
-        clock,
-    );
+    let (mut em, link, _clock) = linked(4, SpoolMode::WhenDown, WhenFull::DropOldest);
     link.down.set(true);
     em.emit(reading("ev-0")).unwrap();
     assert!(em.flush().is_err());

@@ -187,34 +187,26 @@ fn format() -> impl Strategy<Value = BatchFormat> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    /// On a flash that holds more events than the batch, and on one of two
+    /// pages that holds fewer (`small`).
     #[test]
     fn spool_emitter_counts_what_the_reader_parses(
         format in format(),
         batch_size in 1usize..6,
         always in any::<bool>(),
         drop_oldest in any::<bool>(),
+        small in any::<bool>(),
         ops in proptest::collection::vec(op(), 1..150),
         writes in proptest::collection::vec(write_act(), 0..80),
         flushes in proptest::collection::vec(flush_act(), 0..20),
     ) {
         let mode = if always { SpoolMode::Always } else { SpoolMode::WhenDown };
         let when_full = if drop_oldest { WhenFull::DropOldest } else { WhenFull::DropNewest };
-        run(format, batch_size, mode, when_full, &ops, &writes, &flushes);
-    }
-
-    #[test]
-    fn spool_emitter_counts_what_the_reader_parses_small_flash(
-        format in format(),
-        batch_size in 1usize..6,
-        always in any::<bool>(),
-        drop_oldest in any::<bool>(),
-        ops in proptest::collection::vec(op(), 1..150),
-        writes in proptest::collection::vec(write_act(), 0..80),
-        flushes in proptest::collection::vec(flush_act(), 0..20),
-    ) {
-        let mode = if always { SpoolMode::Always } else { SpoolMode::WhenDown };
-        let when_full = if drop_oldest { WhenFull::DropOldest } else { WhenFull::DropNewest };
-        run_on::<2048, 2048>(format, batch_size, mode, when_full, &ops, &writes, &flushes);
+        if small {
+            run_on::<2048, 2048>(format, batch_size, mode, when_full, &ops, &writes, &flushes);
+        } else {
+            run(format, batch_size, mode, when_full, &ops, &writes, &flushes);
+        }
     }
 }

@@ -12,7 +12,7 @@ mod common;
 use std::collections::HashSet;
 use std::rc::Rc;
 
-use common::flash::{Em, Link, Power, Ram, TestClock, check, open, reading};
+use common::flash::{Link, Power, Ram, TestClock, check, linked, open, reading};
 use ossa_events_core::Clock;
 use ossa_events_core::batch::BatchFormat;
 use ossa_events_core::emitter::EmitError;
@@ -27,28 +27,9 @@ fn delivered(link: &Link) -> Vec<String> {
     common::read(BatchFormat::JsonLines, &link.out.borrow()).ids
 }
 
-fn setup(pages: u32, mode: SpoolMode, when_full: WhenFull) -> (Em, Link, TestClock) {
-    let power = Rc::new(Power::default());
-    let link = Link {
-        power: power.clone(),
-        ..Link::default()
-    };
-    let clock = TestClock::default();
-    let em = open(
-        Ram::new(),
-        pages,
-        power,
-        mode,
-        when_full,
-        link.clone(),
-        clock.clone(),
-    );
-    (em, link, clock)
-}
-
 #[test]
 fn an_outage_sends_the_batch_to_flash_and_the_link_coming_back_drains_it_in_order_once() {
-    let (mut em, link, clock) = setup(8, SpoolMode::WhenDown, WhenFull::DropOldest);
+    let (mut em, link, clock) = linked(8, SpoolMode::WhenDown, WhenFull::DropOldest);
     let all = ids(30);
     for (i, id) in all.iter().enumerate() {
         link.down.set((5..20).contains(&i));
@@ -81,7 +62,7 @@ fn an_outage_sends_the_batch_to_flash_and_the_link_coming_back_drains_it_in_orde
 
 #[test]
 fn a_restart_writes_what_the_last_run_left_in_flash_before_new_events() {
-    let (mut em, link, _clock) = setup(8, SpoolMode::Always, WhenFull::DropOldest);
+    let (mut em, link, _clock) = linked(8, SpoolMode::Always, WhenFull::DropOldest);
     link.down.set(true);
     let all = ids(12);
     for id in &all[..8] {
@@ -124,7 +105,7 @@ fn a_restart_writes_what_the_last_run_left_in_flash_before_new_events() {
 #[test]
 fn a_full_flash_dropping_the_oldest_keeps_the_newest_and_counts_each_drop() {
     // Two 1 KiB pages hold a few events of ~300 bytes.
-    let (mut em, link, _clock) = setup(2, SpoolMode::WhenDown, WhenFull::DropOldest);
+    let (mut em, link, _clock) = linked(2, SpoolMode::WhenDown, WhenFull::DropOldest);
     link.down.set(true);
     let all = ids(20);
     for id in &all {
@@ -157,7 +138,7 @@ fn a_full_flash_dropping_the_oldest_keeps_the_newest_and_counts_each_drop() {
 
 #[test]
 fn a_full_flash_dropping_the_newest_refuses_new_events_with_spool_full() {
-    let (mut em, link, _clock) = setup(2, SpoolMode::Always, WhenFull::DropNewest);
+    let (mut em, link, _clock) = linked(2, SpoolMode::Always, WhenFull::DropNewest);
     link.down.set(true);
     let all = ids(20);
     let mut refused = 0;
@@ -230,7 +211,7 @@ fn a_broken_flash_is_counted_and_the_emitter_goes_on_from_ram() {
 
 #[test]
 fn an_event_longer_than_the_spool_limit_is_refused_as_too_large() {
-    let (mut em, link, _clock) = setup(8, SpoolMode::Always, WhenFull::DropOldest);
+    let (mut em, link, _clock) = linked(8, SpoolMode::Always, WhenFull::DropOldest);
     let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(600));
     let err = em
         .emit(

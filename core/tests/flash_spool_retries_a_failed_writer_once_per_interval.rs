@@ -8,29 +8,13 @@
 
 mod common;
 
-use std::rc::Rc;
-
-use common::flash::{Link, Power, Ram, TestClock, open, reading};
+use common::flash::{linked, reading};
 use ossa_events_core::Clock;
 use ossa_events_core::spool::{SpoolMode, WhenFull};
 
 #[test]
 fn a_failed_poll_waits_a_flush_interval_before_the_next_try() {
-    let power = Rc::new(Power::default());
-    let link = Link {
-        power: power.clone(),
-        ..Link::default()
-    };
-    let clock = TestClock::default();
-    let mut em = open(
-        Ram::new(),
-        8,
-        power,
-        SpoolMode::WhenDown,
-        WhenFull::DropOldest,
-        link.clone(),
-        clock.clone(),
-    );
+    let (mut em, link, clock) = linked(8, SpoolMode::WhenDown, WhenFull::DropOldest);
     em.emit(reading("e0")).unwrap(); // batches of 2: pending in RAM
     link.down.set(true);
     clock.0.set(1000); // the flush interval (1 s) has passed

@@ -212,6 +212,27 @@ pub(crate) fn open(
     emitter(spool, link, clock)
 }
 
+/// An emitter on a fresh flash of `pages` pages, with the link and the
+/// clock it uses (to take the link down, to move the clock).
+pub(crate) fn linked(pages: u32, mode: SpoolMode, when_full: WhenFull) -> (Em, Link, TestClock) {
+    let power = Rc::new(Power::default());
+    let link = Link {
+        power: power.clone(),
+        ..Link::default()
+    };
+    let clock = TestClock::default();
+    let em = open(
+        Ram::new(),
+        pages,
+        power,
+        mode,
+        when_full,
+        link.clone(),
+        clock.clone(),
+    );
+    (em, link, clock)
+}
+
 /// The tests' emitter over any flash: batches of 2, JSON Lines, a flush
 /// interval of 1 s, ids given per event.
 pub(crate) fn emitter<F: NorFlash>(
