@@ -204,8 +204,8 @@ fn reports_clear_the_progress_line_first() {
 }
 
 /// `consume` against a broker that is not there, with a group (so it polls
-/// without waiting for metadata) and `--timeout`: the line shows on a
-/// terminal, not on a pipe.
+/// after the metadata wait) and `--timeout`: the line shows on a
+/// terminal, not on a pipe. The topic was never read: exit 1.
 #[cfg(feature = "kafka")]
 #[test]
 fn consume_shows_a_progress_line_on_a_terminal_only() {
@@ -214,7 +214,7 @@ fn consume_shows_a_progress_line_on_a_terminal_only() {
         quote(Path::new(BIN))
     );
     let (tty, code, _) = on_a_terminal(&cmd);
-    assert_eq!(code, Some(0), "{tty:?}");
+    assert_eq!(code, Some(1), "{tty:?}");
     let (draws, tail) = redraws(&tty, "consume");
     assert!(draws.len() >= 2, "{tty:?}");
     for d in &draws {
@@ -232,7 +232,7 @@ fn consume_shows_a_progress_line_on_a_terminal_only() {
 
     let o = on_a_pipe(&cmd);
     let err = String::from_utf8(o.stderr).unwrap();
-    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(!err.contains('\r') && !err.contains("ev/s"), "{err:?}");
     assert!(err.ends_with("consume: printed 0, invalid 0\n"), "{err:?}");
 }

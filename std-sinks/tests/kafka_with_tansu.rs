@@ -653,7 +653,20 @@ mod cli {
         assert_eq!(st.code(), Some(130), "{err}");
         assert!(err.contains("consume: printed 15, invalid 0"), "{err}");
         assert!(err.contains("stopped by SIGINT"), "{err}");
-        // Committed: the group goes on after the 15 events.
+        // Committed: the group goes on after the 15 events. (A consumer
+        // that joins the group again gets no partition from tansu within
+        // seconds, so the run below alone would pass without any commit.)
+        let committed: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "g")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("signals", 0);
+        let got = committed
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(got.elements()[0].offset(), Offset::Offset(15));
         let args = consume(Some("2"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (code, out, err) = run(&args, Duration::from_secs(30));

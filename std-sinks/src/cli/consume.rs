@@ -34,12 +34,14 @@ use super::progress::ProgressFlags;
     verbatim_doc_comment,
     override_usage = "consume --brokers BROKERS --topic T [--group G] [--from-beginning] [--max-events N] [--timeout SECS]",
     after_help = "\
-SIGINT or SIGTERM stops it at the next poll: offsets are committed (with
---group), the summary printed, and it exits 130 (143 for SIGTERM); a second
-signal exits at once.
+SIGINT or SIGTERM stops it at the next poll (or while it waits for the
+brokers): offsets are committed (with --group; brokers that do not answer
+are waited for 5 s at most), the summary printed, and it exits 130 (143 for
+SIGTERM); a second signal exits at once.
 
 Exit status: 0 when stopped by --max-events or --timeout; 1 when the topic
-cannot be read or stdout is closed; 2 on bad arguments (or a build without
+cannot be read (missing, or its brokers never answered by --timeout) or
+stdout is closed; 2 on bad arguments (or a build without
 the kafka feature); 130/143 when stopped by SIGINT/SIGTERM.
 
 Examples:
@@ -194,6 +196,48 @@ fn headers_of<'m>(
     read.ok()
 }
 
+/// The consumer's context: keeps the result of the last offset commit
+/// (an auto-commit's or the final one's), but "nothing to commit".
+#[cfg(feature = "kafka")]
+#[derive(Default)]
+struct Commits(std::sync::Mutex<Option<rdkafka::error::KafkaResult<()>>>);
+
+#[cfg(feature = "kafka")]
+impl Commits {
+    /// Forgets the last result.
+    fn clear(&self) {
+        if let Ok(mut r) = self.0.lock() {
+            *r = None;
+        }
+    }
+
+    /// The error of the last commit, if it failed.
+    fn error(&self) -> Option<rdkafka::error::KafkaError> {
+        self.0.lock().ok()?.clone()?.err()
+    }
+}
+
+#[cfg(feature = "kafka")]
+impl rdkafka::ClientContext for Commits {}
+
+#[cfg(feature = "kafka")]
+impl rdkafka::consumer::ConsumerContext for Commits {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _: &rdkafka::TopicPartitionList,
+    ) {
+        if result.as_ref().err().and_then(|e| e.rdkafka_error_code())
+            == Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
+        {
+            return;
+        }
+        if let Ok(mut r) = self.0.lock() {
+            *r = Some(result);
+        }
+    }
+}
+
 #[cfg(feature = "kafka")]
 fn consume(a: &Settings) -> ExitCode {
     use std::io::Write;
@@ -212,8 +256,18 @@ fn consume(a: &Settings) -> ExitCode {
 
     /// How long the topic's metadata may take to come.
     const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long the final commit and the close (leaving the group) may
+    /// take: with the brokers gone, librdkafka waited 45 s for each.
+    const CLOSE_WAIT: Duration = Duration::from_secs(5);
     /// One poll: the granularity of `--timeout`.
     const POLL: Duration = Duration::from_millis(100);
+    /// One metadata request: how soon a signal stops the wait for it.
+    const METADATA_SLICE: Duration = Duration::from_millis(250);
+    /// How long the topic is looked for at `--timeout` when the brokers
+    /// never answered for it.
+    const UNSEEN_CHECK: Duration = Duration::from_millis(500);
+    /// How many different errors are remembered as said.
+    const MAX_SAID: usize = 16;
 
     let fail = |msg: String| {
         note!("ossa-events: consume: {msg}");
@@ -234,7 +288,14 @@ fn consume(a: &Settings) -> ExitCode {
         );
     match &a.group {
         Some(g) => {
-            config.set("group.id", g).set("enable.auto.commit", "true");
+            // An offset is stored (for the auto-commit and the commit at
+            // the end) once its record was printed or reported, not when
+            // polled: a record that could not be printed (stdout closed)
+            // is read again by the group, not committed unprinted.
+            config
+                .set("group.id", g)
+                .set("enable.auto.commit", "true")
+                .set("enable.auto.offset.store", "false");
         }
         None => {
             // Never joined nor committed (partitions are assigned), but
@@ -250,7 +311,7 @@ fn consume(a: &Settings) -> ExitCode {
                 .set("enable.auto.commit", "false");
         }
     }
-    let consumer: BaseConsumer = match config.create() {
+    let consumer: BaseConsumer<Commits> = match config.create_with_context(Commits::default()) {
         Ok(c) => c,
         Err(e) => return super::usage_error(Some("consume"), &format!("consume: {e}")),
     };
@@ -260,10 +321,59 @@ fn consume(a: &Settings) -> ExitCode {
     // ended in success). A group consumer whose brokers cannot be reached
     // yet still waits for them, as a service started before them does.
     // Within `--timeout` too: it bounds the whole run when no record comes.
+    let started = Instant::now();
+    let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    // SIGINT/SIGTERM: stop at the next poll, commit, print the summary; a
+    // second signal exits at once with the counts so far.
+    let stop = {
+        let counts = counts.clone();
+        signals::watch(
+            |_| {},
+            move |sig| {
+                eprintln!(
+                    "consume: printed {}, invalid {}",
+                    counts.0.load(Ordering::Relaxed),
+                    counts.1.load(Ordering::Relaxed)
+                );
+                eprintln!("consume: stopped by {}", signals::name(sig));
+            },
+        )
+    };
+    let progress = {
+        let counts = counts.clone();
+        Progress::start(a.progress, "consume", move || {
+            let (printed, invalid) = (
+                counts.0.load(Ordering::Relaxed),
+                counts.1.load(Ordering::Relaxed),
+            );
+            Snapshot {
+                text: format!("printed {printed} · invalid {invalid}"),
+                count: printed,
+            }
+        })
+    };
+    let signalled = || stop.as_ref().and_then(signals::Stop::signal);
     let wait = a
         .timeout
         .map_or(METADATA_TIMEOUT, |t| t.min(METADATA_TIMEOUT));
-    let partitions: Option<Vec<i32>> = match consumer.fetch_metadata(Some(&a.topic), wait) {
+    // Asked in slices, so that a signal stops the wait (as it stops a poll).
+    let metadata = loop {
+        let asked = Instant::now();
+        let left = wait.saturating_sub(started.elapsed());
+        let got = consumer.fetch_metadata(Some(&a.topic), left.min(METADATA_SLICE));
+        if got.is_ok() || signalled().is_some() || started.elapsed() >= wait {
+            break got;
+        }
+        // An error given at once is not asked again at once.
+        std::thread::sleep(POLL.saturating_sub(asked.elapsed()));
+    };
+    if let Some(sig) = signalled() {
+        progress.finish();
+        eprintln!("consume: printed 0, invalid 0");
+        eprintln!("consume: stopped by {}", signals::name(sig));
+        return ExitCode::from(signals::exit_code(sig));
+    }
+    let partitions: Option<Vec<i32>> = match metadata {
         Ok(md) => Some(
             md.topics()
                 .iter()
@@ -277,9 +387,20 @@ fn consume(a: &Settings) -> ExitCode {
         }
         Err(e) => return fail(format!("cannot read the metadata of {}: {e}", a.topic)),
     };
+    let not_found = || {
+        note!(
+            "ossa-events: consume: topic '{}' not found on {}",
+            a.topic,
+            a.brokers
+        );
+        super::EXIT_FAILURE
+    };
     if partitions.as_ref().is_some_and(Vec::is_empty) {
-        return fail(format!("topic '{}' not found on {}", a.topic, a.brokers));
+        return ExitCode::from(not_found());
     }
+    // Whether the brokers said the topic exists (or a record came from it):
+    // until then a group consumer is waiting for its brokers.
+    let mut topic_seen = partitions.is_some();
     if a.group.is_some() {
         if let Err(e) = consumer.subscribe(&[a.topic.as_str()]) {
             return fail(format!("cannot subscribe to {}: {e}", a.topic));
@@ -303,68 +424,80 @@ fn consume(a: &Settings) -> ExitCode {
 
     let mut printed = 0u64;
     let mut invalid = 0u64;
-    let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
-    let progress = {
-        let counts = counts.clone();
-        Progress::start(a.progress, "consume", move || {
-            let (printed, invalid) = (
-                counts.0.load(Ordering::Relaxed),
-                counts.1.load(Ordering::Relaxed),
-            );
-            Snapshot {
-                text: format!("printed {printed} · invalid {invalid}"),
-                count: printed,
-            }
-        })
-    };
-    // SIGINT/SIGTERM: stop at the next poll, commit, print the summary; a
-    // second signal exits at once with the counts so far.
-    let stop = {
-        let counts = counts.clone();
-        signals::watch(
-            |_| {},
-            move |sig| {
-                eprintln!(
-                    "consume: printed {}, invalid {}",
-                    counts.0.load(Ordering::Relaxed),
-                    counts.1.load(Ordering::Relaxed)
-                );
-                eprintln!("consume: stopped by {}", signals::name(sig));
-            },
-        )
+    // A record printed or reported: its offset may be committed (with a
+    // group). A store refused (the partition was just revoked) leaves the
+    // record to be read again, by this group's new owner of it.
+    let done = |m: &rdkafka::message::BorrowedMessage<'_>| {
+        if a.group.is_some() {
+            let _ = consumer.store_offset_from_message(m);
+        }
     };
     let mut stopped_by = None;
     let mut scratch: Vec<u8> = Vec::new();
     let mut line: Vec<u8> = Vec::with_capacity(1024);
-    let mut last_record = Instant::now();
-    let mut last_error: Option<String> = None;
+    // `--timeout` counts from the start: the metadata wait is part of it.
+    let mut last_record = started;
+    // The errors said since the last record: a broker that is down gives
+    // the same errors at every poll (two, in turn): each is said once.
+    let mut said: Vec<String> = Vec::new();
     let stdout = std::io::stdout();
-    let code = loop {
-        if let Some(sig) = stop.as_ref().and_then(signals::Stop::signal) {
+    let code: u8 = loop {
+        if let Some(sig) = signalled() {
             stopped_by = Some(sig);
-            break ExitCode::from(signals::exit_code(sig));
+            break signals::exit_code(sig);
         }
         if a.max_events.is_some_and(|n| printed >= n) {
-            break ExitCode::SUCCESS;
+            break 0;
         }
         if a.timeout.is_some_and(|t| last_record.elapsed() >= t) {
-            break ExitCode::SUCCESS;
+            if !topic_seen {
+                // The brokers never answered for the topic: it was not read.
+                match consumer.fetch_metadata(Some(&a.topic), UNSEEN_CHECK) {
+                    Ok(md)
+                        if !md
+                            .topics()
+                            .iter()
+                            .any(|t| t.name() == a.topic && t.error().is_none()) =>
+                    {
+                        break not_found();
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        note!(
+                            "ossa-events: consume: cannot read the metadata of {}: {e}",
+                            a.topic
+                        );
+                        break super::EXIT_FAILURE;
+                    }
+                }
+            }
+            break 0;
         }
         let m = match consumer.poll(POLL) {
             None => continue,
             Some(Err(e)) => {
-                // A broker that is down gives the same error at every poll: say it once.
+                // The topic is missing once late brokers answer: refused,
+                // as when they answer at once.
+                if !topic_seen
+                    && e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)
+                {
+                    break not_found();
+                }
                 let msg = e.to_string();
-                if last_error.as_deref() != Some(msg.as_str()) {
+                if !said.contains(&msg) {
                     note!("ossa-events: consume: {msg}");
-                    last_error = Some(msg);
+                    if said.len() < MAX_SAID {
+                        said.push(msg);
+                    }
                 }
                 continue;
             }
             Some(Ok(m)) => m,
         };
         last_record = Instant::now();
-        last_error = None;
+        topic_seen = true;
+        said.clear();
         let Some(headers) = headers_of(&m) else {
             invalid += 1;
             counts.1.store(invalid, Ordering::Relaxed);
@@ -373,6 +506,7 @@ fn consume(a: &Settings) -> ExitCode {
                 m.partition(),
                 m.offset()
             );
+            done(&m);
             continue;
         };
         let need = 1024
@@ -399,7 +533,9 @@ fn consume(a: &Settings) -> ExitCode {
                 }
                 let mut out = stdout.lock();
                 if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
-                    return fail(format!("cannot write to stdout: {e}"));
+                    // Ended as any other stop: commit (what was printed), summary.
+                    note!("ossa-events: consume: cannot write to stdout: {e}");
+                    break super::EXIT_FAILURE;
                 }
                 printed += 1;
                 counts.0.store(printed, Ordering::Relaxed);
@@ -410,18 +546,42 @@ fn consume(a: &Settings) -> ExitCode {
                 note!("partition {} offset {}: {e}", m.partition(), m.offset());
             }
         }
+        done(&m);
     };
     if a.group.is_some() && printed + invalid > 0 {
         // What was printed is committed before the exit (auto-commit would
-        // only get to it on its next interval).
-        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        // only get to it on its next interval); the close below waits for it.
+        consumer.context().clear();
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
             note!("ossa-events: consume: commit: {e}");
         }
+    }
+    // Closed (the group left) within CLOSE_WAIT; dropping the consumer
+    // closes it too, but waits as long as the brokers do not answer.
+    let closed = consumer.close_queue().is_ok() && {
+        let end = Instant::now() + CLOSE_WAIT;
+        while !consumer.closed() && Instant::now() < end {
+            let _ = consumer.poll(POLL);
+        }
+        consumer.closed()
+    };
+    if let Some(e) = consumer.context().error() {
+        note!("ossa-events: consume: commit: {e}");
+    }
+    if !closed && a.group.is_some() {
+        note!(
+            "ossa-events: consume: the brokers did not answer within {}s: offsets may not be committed",
+            CLOSE_WAIT.as_secs()
+        );
     }
     progress.finish();
     eprintln!("consume: printed {printed}, invalid {invalid}");
     if let Some(sig) = stopped_by {
         eprintln!("consume: stopped by {}", signals::name(sig));
     }
-    code
+    if !closed {
+        // Dropping the consumer would wait for the brokers again.
+        std::process::exit(i32::from(code));
+    }
+    ExitCode::from(code)
 }
