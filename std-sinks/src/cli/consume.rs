@@ -525,12 +525,16 @@ fn consume(a: &Settings) -> ExitCode {
             m.payload(),
             &mut Scratch::new(&mut scratch),
         );
+        // An event that cannot be written out (none is known) is reported
+        // as an invalid record, not skipped without a word.
+        let rec = rec.map_err(|e| e.to_string()).and_then(|rec| {
+            line.clear();
+            json::write_jsonl(&rec.event, &mut line)
+                .map(|()| rec)
+                .map_err(|e| format!("cannot be written as JSON: {e}"))
+        });
         match rec {
-            Ok(rec) => {
-                line.clear();
-                if json::write_jsonl(&rec.event, &mut line).is_err() {
-                    continue;
-                }
+            Ok(_) => {
                 let mut out = stdout.lock();
                 if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
                     // Ended as any other stop: commit (what was printed), summary.
