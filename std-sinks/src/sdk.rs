@@ -55,7 +55,7 @@
 //! | extension Binary | `ExtensionValue::String` | Base64 |
 //! | [`Data::Json`] (raw JSON text) | `Data::Json(serde_json::Value)` | see "lossy points" |
 //! | [`Data::Serialize`] | `Data::Json(serde_json::Value)` | serialised once, at conversion |
-//! | [`Data::Text`] | `Data::String` | |
+//! | [`Data::Text`] | `Data::String` | under a JSON `datacontenttype` (or none) `Data::Json` of a JSON string, which it is there |
 //! | [`Data::Binary`], [`Data::Base64`] | `Data::Binary(Vec<u8>)` | Base64 decoded |
 //! | no data | `None` | |
 //!
@@ -296,7 +296,7 @@ pub fn to_sdk(ev: &Event<'_>) -> Result<cloudevents::Event, SdkError> {
         out.set_extension(e.name, extension_to_sdk(&e.value));
     }
     if let Some(data) = ev.data() {
-        out.set_data_unchecked(data_to_sdk(data)?);
+        out.set_data_unchecked(data_to_sdk(data, ev.data_is_json())?);
     }
     Ok(out)
 }
@@ -446,11 +446,18 @@ fn extension_to_sdk(v: &ExtValue<'_>) -> ExtensionValue {
     }
 }
 
-/// Our payload as the sdk's.
-fn data_to_sdk(data: &Data<'_>) -> Result<cloudevents::Data, SdkError> {
+/// Our payload as the sdk's; `is_json`: the event's data is JSON (its
+/// `datacontenttype` is JSON, or unset).
+fn data_to_sdk(data: &Data<'_>, is_json: bool) -> Result<cloudevents::Data, SdkError> {
     Ok(match data {
         Data::Json(raw) => {
             cloudevents::Data::Json(serde_json::from_str(raw).map_err(SdkError::Json)?)
+        }
+        // Text under a JSON type is a JSON string (our JSON format writes
+        // `"data":"…"`, our binary mode the JSON text `"…"`); the sdk's
+        // `Data::String` would go out bare in its binary mode, not JSON.
+        Data::Text(s) if is_json => {
+            cloudevents::Data::Json(serde_json::Value::String((*s).to_owned()))
         }
         Data::Text(s) => cloudevents::Data::String((*s).to_owned()),
         Data::Binary(b) => cloudevents::Data::Binary(b.to_vec()),

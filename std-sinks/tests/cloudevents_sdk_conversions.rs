@@ -12,8 +12,12 @@
 
 use std::collections::BTreeMap;
 
+use ossa_events::format::binary::{self, Binding};
 use ossa_events::format::json;
 use ossa_events::sdk::cloudevents::event::{ExtensionValue, SpecVersion, TryIntoUrl};
+use ossa_events::sdk::cloudevents::message::{
+    BinaryDeserializer, BinarySerializer, MessageAttributeValue, Result as MessageResult,
+};
 use ossa_events::sdk::cloudevents::{
     AttributesReader, AttributesWriter, Data as SdkData, Event as SdkEvent, EventBuilder as _,
     EventBuilderV10,
@@ -1291,5 +1295,283 @@ proptest! {
         prop_assert_eq!(&to_sdk(&ev).unwrap(), &sdk);
         // Independently built, the two sides agree with our own event too.
         prop_assert!(ev.same_as(&spec.event(), true));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// bytes exchanged in binary mode
+// ---------------------------------------------------------------------------
+//
+// The sdk's protocol bindings need features these tests do not turn on; what
+// they write and read goes through its `message` module, which needs none:
+// `BinaryDeserializer for Event` hands each attribute to a `BinarySerializer`
+// as a `MessageAttributeValue`, which its HTTP and Kafka serializers write as
+// `prefix + name: value.to_string()` (`datacontenttype` as `content-type`),
+// and its readers hand every header back as a `MessageAttributeValue::String`
+// to `BinaryDeserializer::into_event`. The two below do the same.
+
+/// The sdk's binary-mode message of `sdk`: headers (`prefix` + name, value as
+/// its bindings write it) and body.
+struct SdkBinaryWriter {
+    prefix: &'static str,
+    headers: Vec<(String, String)>,
+}
+
+impl BinarySerializer<(Vec<(String, String)>, Option<Vec<u8>>)> for SdkBinaryWriter {
+    fn set_spec_version(mut self, v: SpecVersion) -> MessageResult<Self> {
+        self.headers
+            .push((format!("{}specversion", self.prefix), v.to_string()));
+        Ok(self)
+    }
+    fn set_attribute(mut self, name: &str, value: MessageAttributeValue) -> MessageResult<Self> {
+        let name = if name == "datacontenttype" {
+            "content-type".to_owned()
+        } else {
+            format!("{}{name}", self.prefix)
+        };
+        self.headers.push((name, value.to_string()));
+        Ok(self)
+    }
+    fn set_extension(mut self, name: &str, value: MessageAttributeValue) -> MessageResult<Self> {
+        self.headers
+            .push((format!("{}{name}", self.prefix), value.to_string()));
+        Ok(self)
+    }
+    fn end_with_data(
+        self,
+        bytes: Vec<u8>,
+    ) -> MessageResult<(Vec<(String, String)>, Option<Vec<u8>>)> {
+        Ok((self.headers, Some(bytes)))
+    }
+    fn end(self) -> MessageResult<(Vec<(String, String)>, Option<Vec<u8>>)> {
+        Ok((self.headers, None))
+    }
+}
+
+fn sdk_binary(sdk: &SdkEvent, prefix: &'static str) -> (Vec<(String, String)>, Option<Vec<u8>>) {
+    sdk.clone()
+        .deserialize_binary(SdkBinaryWriter {
+            prefix,
+            headers: Vec::new(),
+        })
+        .unwrap()
+}
+
+/// A binary-mode message as the sdk's binding readers hand it to the sdk.
+struct SdkBinaryReader {
+    prefix: &'static str,
+    headers: Vec<(String, String)>,
+    /// The Kafka record value (none: no data) or the HTTP body (empty: none).
+    body: Option<Vec<u8>>,
+}
+
+impl BinaryDeserializer for SdkBinaryReader {
+    fn deserialize_binary<R: Sized, V: BinarySerializer<R>>(
+        self,
+        mut visitor: V,
+    ) -> MessageResult<R> {
+        let spec = format!("{}specversion", self.prefix);
+        let sv = &self.headers.iter().find(|(n, _)| *n == spec).unwrap().1;
+        visitor = visitor.set_spec_version(SpecVersion::try_from(sv.as_str())?)?;
+        let attributes = SpecVersion::V10.attribute_names();
+        for (n, v) in &self.headers {
+            if *n == spec {
+                continue;
+            }
+            let value = MessageAttributeValue::String(v.clone());
+            if n.eq_ignore_ascii_case("content-type") {
+                visitor = visitor.set_attribute("datacontenttype", value)?;
+            } else if let Some(name) = n.strip_prefix(self.prefix) {
+                visitor = if attributes.contains(&name) {
+                    visitor.set_attribute(name, value)?
+                } else {
+                    visitor.set_extension(name, value)?
+                };
+            }
+        }
+        match self.body {
+            Some(body) => visitor.end_with_data(body),
+            None => visitor.end(),
+        }
+    }
+}
+
+/// Our binary-mode message of `ev` for `binding`: headers and body.
+fn our_binary(ev: &Event<'_>, binding: Binding) -> (Vec<(String, String)>, Vec<u8>) {
+    let mut headers: Vec<(String, String)> = binary::headers(ev, binding)
+        .map(|h| (h.name().to_string(), h.value().to_string()))
+        .collect();
+    if let Some(ct) = binary::content_type(ev) {
+        headers.push(("content-type".to_owned(), ct.to_owned()));
+    }
+    let mut body = Vec::new();
+    binary::write_body(ev, &mut body).unwrap();
+    (headers, body)
+}
+
+/// The sdk event its binding readers make of our binary message of `ev`.
+fn sdk_read_of_our_binary(ev: &Event<'_>, binding: Binding) -> SdkEvent {
+    let (headers, body) = our_binary(ev, binding);
+    let body = match binding {
+        Binding::Kafka => ev.data().is_some().then_some(body),
+        _ => (!body.is_empty()).then_some(body),
+    };
+    SdkBinaryReader {
+        prefix: binding.prefix(),
+        headers,
+        body,
+    }
+    .into_event()
+    .unwrap()
+}
+
+/// Text data under a JSON `datacontenttype` (or none, which implies
+/// `application/json`) is a JSON string: our JSON format writes it as
+/// `"data":"…"` and our binary mode as the JSON text `"…"`. The sdk's
+/// `Data::String` is written as bare text by its binary serialiser, which
+/// under `application/json` is not JSON at all: `to_sdk` must give the sdk a
+/// JSON string (`Data::Json`), as the sdk's own JSON parser does.
+#[test]
+fn text_under_a_json_type_goes_to_the_sdk_as_a_json_string() {
+    let base = || Event::builder().id("1").source("/s").ty("t");
+    for ev in [
+        base()
+            .data_text("application/json", "hello \"x\"")
+            .build()
+            .unwrap(),
+        base().data(Data::Text("hello \"x\"")).build().unwrap(),
+    ] {
+        let sdk = to_sdk(&ev).unwrap();
+        assert_eq!(sdk, sdk_parse_of_our_json(&ev), "{ev:?}");
+        // What the sdk sends in binary mode is what we send, and reads back.
+        let (_, body) = sdk_binary(&sdk, "ce_");
+        let (_, ours) = our_binary(&ev, Binding::Kafka);
+        assert_eq!(body.as_deref(), Some(&ours[..]));
+        assert_eq!(body.as_deref(), Some(&b"\"hello \\\"x\\\"\""[..]));
+        // Back from the sdk it is the JSON string it was (`Data::Json`: our
+        // `same_as` compares `Text` and `Json` as different kinds), written
+        // to JSON as the same member.
+        let mut scratch = String::new();
+        let back = from_sdk(&sdk, &mut scratch).unwrap();
+        assert_eq!(json::to_vec(&back).unwrap(), json::to_vec(&ev).unwrap());
+    }
+}
+
+/// What we write in binary mode the sdk's binding readers read as the event
+/// `to_sdk` gives: every attribute; extensions as Strings (binary modes
+/// carry no types); data as the bytes of the body, which the sdk's reader
+/// keeps as `Data::Binary` whatever the content type.
+#[test]
+fn our_binary_messages_are_read_by_the_sdk_as_the_same_event() {
+    let base = || {
+        Event::builder()
+            .id("1")
+            .source("/s")
+            .ty("t")
+            .time_str("2018-04-05T17:31:00.5+02:00")
+    };
+    let ext = every_extension_type();
+    let cases = [
+        full_event(),
+        base()
+            .data_text("text/plain", "plain text")
+            .build()
+            .unwrap(),
+        base()
+            .data_binary("image/png", &[0, 1, 0xfe, 0xff])
+            .build()
+            .unwrap(),
+        base().data_text("application/json", "hi").build().unwrap(),
+        base().time_str("2018-04-05t17:31:00z").build().unwrap(),
+        base().time_str("2016-12-31T23:59:60Z").build().unwrap(),
+        ext,
+    ];
+    for ev in cases {
+        assert_eq!(
+            sdk_read_of_our_binary(&ev, Binding::Kafka),
+            sdk_binary_view(&ev),
+            "{ev:?}"
+        );
+    }
+}
+
+/// `to_sdk(ev)` as a binary mode carries it: extensions as Strings, the
+/// implied `datacontenttype` of JSON and text data, and the body as bytes.
+fn sdk_binary_view(ev: &Event<'_>) -> SdkEvent {
+    {
+        let mut want = to_sdk(ev).unwrap();
+        let exts: Vec<(String, ExtensionValue)> = want
+            .iter_extensions()
+            .map(|(n, v)| (n.to_owned(), ExtensionValue::String(v.to_string())))
+            .collect();
+        for (n, v) in exts {
+            want.set_extension(&n, v);
+        }
+        if want.datacontenttype().is_none() && ev.data().is_some_and(|d| !d.is_binary()) {
+            // Sent with its implied `Content-Type: application/json`.
+            want.set_datacontenttype(Some("application/json"));
+        }
+        let (_, body) = our_binary(ev, Binding::Kafka);
+        if ev.data().is_some() {
+            want.set_data_unchecked(SdkData::Binary(body));
+        }
+        want
+    }
+}
+
+/// Our parse of the sdk's Kafka binary record of `sdk`, its time set to the
+/// instant's form in `want` after checking that the instants agree.
+fn our_read_of_sdk_kafka(sdk: &SdkEvent, want: &Event<'_>, out: &mut dyn FnMut(&Event<'_>)) {
+    let (headers, body) = sdk_binary(sdk, "ce_");
+    let pairs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect();
+    let mut buf = vec![0u8; 4096];
+    let got = parse::kafka::parse(pairs, None, body.as_deref(), &mut Scratch::new(&mut buf))
+        .unwrap_or_else(|e| panic!("{headers:?}: {e}"))
+        .event;
+    let got = match (got.time(), want.time()) {
+        (Some(t), Some(w)) => {
+            assert!(t.same_instant(&w), "{t} {w}");
+            got.to_builder().time(w).build().unwrap()
+        }
+        _ => got,
+    };
+    out(&got);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    ))]
+
+    /// Our Kafka binary record of any event is read by the sdk's binding
+    /// reader as `to_sdk` of it (as binary modes carry it).
+    #[test]
+    fn sdk_reads_our_kafka_binary_of_any_event(spec in gen_spec()) {
+        let ev = spec.event();
+        prop_assert_eq!(sdk_read_of_our_binary(&ev, Binding::Kafka), sdk_binary_view(&ev));
+    }
+
+    /// The sdk's Kafka binary record of any sdk event is read by our parser
+    /// as `from_sdk` of it (extensions untyped).
+    #[test]
+    fn we_read_the_sdk_kafka_binary_of_any_event(spec in gen_spec()) {
+        let sdk = sdk_event_of(&spec);
+        let mut scratch = String::new();
+        let want = from_sdk(&sdk, &mut scratch).unwrap();
+        // JSON data without a `datacontenttype`: the sdk sends no
+        // `content-type`, so the value is opaque bytes to a reader (only the
+        // JSON format implies `application/json`).
+        let want = match want.data() {
+            Some(Data::Json(raw)) if want.datacontenttype().is_none() => {
+                want.to_builder().data(Data::Binary(raw.as_bytes())).build().unwrap()
+            }
+            _ => want,
+        };
+        let mut ok = false;
+        our_read_of_sdk_kafka(&sdk, &want, &mut |got| ok = got.same_as(&want, false));
+        prop_assert!(ok, "{:?}", want);
     }
 }
