@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! Sun, 06 Nov 1994 08:49:37 GMT    IMF-fixdate
-//! Sunday, 06-Nov-94 08:49:37 GMT   RFC 850 (two-digit year: 70-99 is 19xx, else 20xx)
+//! Sunday, 06-Nov-94 08:49:37 GMT   RFC 850 (two-digit year: the one within 50 years of now)
 //! Sun Nov  6 08:49:37 1994         asctime
 //! ```
 //!
@@ -29,8 +29,67 @@ pub(crate) fn parse(value: &str, now: SystemTime) -> Option<Duration> {
         });
         return Some(Duration::from_secs(secs));
     }
-    let at = httpdate::parse_http_date(v).ok()?;
+    let at = match rfc850_as_imf_fixdate(v, now) {
+        Some(imf) => httpdate::parse_http_date(&imf).ok()?,
+        None => httpdate::parse_http_date(v).ok()?,
+    };
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// An RFC 850 date rewritten as an IMF-fixdate, its two-digit year read as
+/// RFC 9110 §5.6.7 asks: a year that appears more than 50 years ahead of
+/// `now` is the most recent past one with those digits (`httpdate` alone
+/// reads 70–99 as 19xx and 00–69 as 20xx whatever the date). `None` when
+/// `v` is not of that form (the weekday is checked by `httpdate` then).
+fn rfc850_as_imf_fixdate(v: &str, now: SystemTime) -> Option<String> {
+    const DAYS: [(&str, &str); 7] = [
+        ("Monday", "Mon"),
+        ("Tuesday", "Tue"),
+        ("Wednesday", "Wed"),
+        ("Thursday", "Thu"),
+        ("Friday", "Fri"),
+        ("Saturday", "Sat"),
+        ("Sunday", "Sun"),
+    ];
+    let (day, rest) = v.split_once(", ")?;
+    let (_, short) = DAYS.iter().find(|(long, _)| *long == day)?;
+    // "06-Nov-94 08:49:37 GMT"
+    let b = rest.as_bytes();
+    if b.len() != 22 || b[2] != b'-' || b[6] != b'-' || b[9] != b' ' {
+        return None;
+    }
+    let yy = rest.get(7..9)?;
+    if !yy.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let yy: u64 = yy.parse().ok()?;
+    let this = year_of(now)?;
+    let mut year = this - this % 100 + yy;
+    if year > this + 50 {
+        year -= 100;
+    } else if year + 50 < this {
+        year += 100;
+    }
+    Some(format!(
+        "{short}, {} {} {year} {}",
+        rest.get(0..2)?,
+        rest.get(3..6)?,
+        rest.get(10..)?
+    ))
+}
+
+/// The UTC year of `now` (`None` before 1970). Civil-from-days, after
+/// H. Hinnant's `chrono`-compatible algorithms (no panic at any instant,
+/// unlike `httpdate`'s formatter past the year 9999).
+fn year_of(now: SystemTime) -> Option<u64> {
+    let days = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() / 86_400;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    Some(yoe + era * 400 + u64::from(mp >= 10))
 }
 
 #[cfg(test)]
@@ -142,6 +201,44 @@ mod tests {
         assert_eq!(parse("Sun, 06 Nov 1994 08:49:37 GMT", t0), want);
         assert_eq!(parse("Sunday, 06-Nov-94 08:49:37 GMT", t0), want);
         assert_eq!(parse("Sun Nov  6 08:49:37 1994", t0), want);
+    }
+
+    #[test]
+    fn rfc850_two_digit_years_are_read_within_50_years_of_now() {
+        // 2026-12-06T00:00:00Z
+        let now = UNIX_EPOCH + Duration::from_secs(1_796_515_200);
+        // 2070-01-01 is a Wednesday, 44 years ahead: 2070, not 1970
+        // (RFC 9110 §5.6.7: only more than 50 years ahead is the past).
+        assert_eq!(
+            parse("Wednesday, 01-Jan-70 00:00:00 GMT", now),
+            Some(Duration::from_secs(3_155_760_000 - 1_796_515_200))
+        );
+        // 1970-01-01 was a Thursday: read as 2070, that weekday is wrong.
+        assert_eq!(parse("Thursday, 01-Jan-70 00:00:00 GMT", now), None);
+        // More than 50 years ahead: the past century.
+        assert_eq!(
+            parse("Sunday, 06-Nov-94 08:49:37 GMT", now),
+            Some(Duration::ZERO)
+        );
+        // Tomorrow.
+        assert_eq!(
+            parse("Monday, 07-Dec-26 00:00:00 GMT", now),
+            Some(Duration::from_secs(86_400))
+        );
+    }
+
+    #[test]
+    fn year_of_now() {
+        let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(year_of(at(0)), Some(1970));
+        assert_eq!(year_of(at(951_782_399)), Some(2000)); // 2000-02-28T23:59:59Z
+        assert_eq!(year_of(at(946_684_799)), Some(1999));
+        assert_eq!(year_of(at(946_684_800)), Some(2000));
+        assert_eq!(year_of(at(1_796_515_200)), Some(2026));
+        assert_eq!(year_of(at(253_402_300_799)), Some(9999));
+        assert_eq!(year_of(at(253_402_300_800)), Some(10_000));
+        assert!(year_of(at(1 << 62)).is_some()); // no overflow
+        assert_eq!(year_of(UNIX_EPOCH - Duration::from_secs(1)), None);
     }
 
     #[test]
