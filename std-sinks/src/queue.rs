@@ -28,9 +28,14 @@ pub(crate) struct Run {
     pub(crate) spooled: Vec<Option<u64>>,
 }
 
+/// Most events a buffer is made for up front: a queue of (say) a million
+/// events does not reserve room for that many per run; a larger run grows.
+pub(crate) const PREALLOC_MAX: usize = 1 << 16;
+
 impl Run {
-    /// An empty run with room for `cap` events.
+    /// An empty run with room for `cap` events (at most [`PREALLOC_MAX`]).
     pub(crate) fn with_capacity(cap: usize) -> Run {
+        let cap = cap.min(PREALLOC_MAX);
         Run {
             first_seq: 0,
             events: Vec::with_capacity(cap),

@@ -240,6 +240,9 @@ pub(crate) struct Breaker {
     failures: u32,
     /// While open: no attempt before this instant.
     open_until: Option<Instant>,
+    /// When it opened, or last stayed open after a failed probe: an attempt
+    /// started before then is no probe (a batch in flight meanwhile).
+    opened_at: Option<Instant>,
     current_open_for: Duration,
 }
 
@@ -249,6 +252,7 @@ impl Breaker {
             config,
             failures: 0,
             open_until: None,
+            opened_at: None,
             current_open_for: config.open_for,
         }
     }
@@ -270,11 +274,20 @@ impl Breaker {
         }
         self.failures = 0;
         self.open_until = None;
+        self.opened_at = None;
         self.current_open_for = self.config.open_for;
     }
 
-    pub(crate) fn failure(&mut self) {
+    /// An attempt started at `sent` failed (retryably).
+    pub(crate) fn failure(&mut self, sent: Instant) {
         self.failures = self.failures.saturating_add(1);
+        if self.opened_at.is_some_and(|at| sent < at) {
+            // Started before the breaker opened (a pipelined batch in
+            // flight then): the outage it met is counted already, and it
+            // was no probe.
+            return;
+        }
+        let now = Instant::now();
         if self.open_until.is_some() {
             // A failed probe: stay open, longer.
             self.current_open_for = self
@@ -282,17 +295,17 @@ impl Breaker {
                 .saturating_mul(2)
                 .min(self.config.max_open_for);
             self.open_until = Some(
-                Instant::now()
-                    .checked_add(self.current_open_for)
+                now.checked_add(self.current_open_for)
                     .unwrap_or_else(far_future),
             );
+            self.opened_at = Some(now);
         } else if self.failures >= self.config.threshold {
             self.current_open_for = self.current_open_for.min(self.config.max_open_for);
             self.open_until = Some(
-                Instant::now()
-                    .checked_add(self.current_open_for)
+                now.checked_add(self.current_open_for)
                     .unwrap_or_else(far_future),
             );
+            self.opened_at = Some(now);
         }
     }
 }
@@ -345,16 +358,40 @@ mod tests {
                 .threshold(3)
                 .open_for(Duration::from_secs(60)),
         );
-        b.failure();
-        b.failure();
+        b.failure(Instant::now());
+        b.failure(Instant::now());
         assert!(!b.is_open());
-        b.failure();
+        b.failure(Instant::now());
         assert!(b.is_open());
         assert!(b.wait_until().is_some());
-        b.failure(); // failed probe: open longer
+        b.failure(Instant::now()); // failed probe: open longer
         assert!(b.is_open());
         b.success();
         assert!(!b.is_open());
         assert!(b.wait_until().is_none());
+    }
+
+    #[test]
+    fn attempts_started_before_the_breaker_opened_are_no_probes() {
+        let open_for = Duration::from_secs(60);
+        let mut b = Breaker::new(
+            BreakerConfig::default()
+                .threshold(1)
+                .open_for(open_for)
+                .max_open_for(Duration::from_secs(3600)),
+        );
+        let sent = Instant::now();
+        b.failure(sent);
+        let until = b.wait_until();
+        assert!(until.is_some());
+        // Batches in flight since before it opened fail too: no doubling.
+        for _ in 0..7 {
+            b.failure(sent);
+        }
+        assert_eq!(b.wait_until(), until);
+        assert_eq!(b.current_open_for, open_for);
+        // A probe (sent after it opened) that fails doubles it.
+        b.failure(Instant::now());
+        assert_eq!(b.current_open_for, open_for * 2);
     }
 }

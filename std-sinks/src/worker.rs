@@ -466,7 +466,10 @@ pub(crate) fn spawn(
     };
     let max_batch = caught(&|| sink.max_batch(), usize::MAX)
         .max(1)
-        .min(config.batch_size.max(1));
+        .min(config.batch_size.max(1))
+        // No batch grows past the queue: a larger `batch_size` (even
+        // `usize::MAX`) must not size the buffers made for one.
+        .min(config.queue_events.max(1));
     let depth = caught(&|| sink.pipeline(), 1).max(1);
     let mut state = State::default();
     state.queue.set_cap(max_batch);
@@ -1466,6 +1469,9 @@ fn upkeep_every(spool: Option<&Spool>) -> Duration {
 struct Taken {
     id: u64,
     events: Arc<Vec<Encoded>>,
+    /// When it was taken, just before its first attempt (see
+    /// [`Breaker::failure`]).
+    at: Instant,
 }
 
 /// A batch the worker is done with gives its buffers back to the emitting
@@ -1578,7 +1584,7 @@ impl<'w> Worker<'w> {
         if self.spare.is_none() {
             self.spare = Some(Spare {
                 events: Arc::new(Vec::new()),
-                open: Vec::with_capacity(cap),
+                open: Vec::with_capacity(cap.min(crate::queue::PREALLOC_MAX)),
             });
         }
         if self.spare_runs.is_empty() {
@@ -1725,7 +1731,11 @@ impl<'w> Worker<'w> {
                 if st.queue.is_empty() {
                     st.oldest = None;
                 }
-                let t = Taken { id, events };
+                let t = Taken {
+                    id,
+                    events,
+                    at: Instant::now(),
+                };
                 return if self.depth == 1 {
                     Step::Send(t)
                 } else {
@@ -1840,7 +1850,7 @@ impl<'w> Worker<'w> {
                 // Settled at once, like any send.
                 let r = self.answered(Err(e), t.events.len());
                 let all = (0..t.events.len()).collect();
-                self.deliver(&t, all, Some(r));
+                self.deliver(&t, all, Some((r, t.at)));
                 self.retire(t);
             }
         }
@@ -1857,7 +1867,7 @@ impl<'w> Worker<'w> {
             Ok(()) => self.delivered_all(&t),
             r @ Err(_) => {
                 let all = (0..t.events.len()).collect();
-                self.deliver(&t, all, Some(r));
+                self.deliver(&t, all, Some((r, t.at)));
             }
         }
         self.retire(t);
@@ -1932,18 +1942,18 @@ impl<'w> Worker<'w> {
     /// Phases 2–4 for one batch: send the events at `todo` (positions in
     /// `t.events`), settle what the sink answered, wait and retry what may
     /// succeed later. `first` is the answer of an attempt made already (a
-    /// pipelined start or settle).
+    /// pipelined start or settle), with when that attempt started.
     fn deliver(
         &mut self,
         t: &Taken,
         mut todo: Vec<usize>,
-        mut first: Option<Result<(), SendError>>,
+        mut first: Option<(Result<(), SendError>, Instant)>,
     ) {
         let sh = self.sh;
         let cfg = &sh.config;
         let mut attempt = 0u32;
         while !todo.is_empty() {
-            let r = match first.take() {
+            let (r, sent) = match first.take() {
                 Some(r) => r,
                 None => {
                     let st = sh.lock();
@@ -1970,8 +1980,9 @@ impl<'w> Worker<'w> {
                     drop(st);
                     let part = subset(&t.events, &todo);
                     let sink = &mut self.sink;
+                    let sent = Instant::now();
                     let r = guarded(|| sink.send_by(&part, SendDeadline::live(sh)));
-                    self.answered(r, part.len())
+                    (self.answered(r, part.len()), sent)
                 }
             };
             attempt += 1;
@@ -2000,12 +2011,17 @@ impl<'w> Worker<'w> {
             let mut ends: Vec<(usize, End<'_>)> = Vec::with_capacity(todo.len());
             let mut again = Vec::new();
             let mut after: Option<Duration> = None;
+            // A retryable failure on the last attempt is a failed attempt
+            // too: the breaker counts it (else with one attempt a batch it
+            // never opened).
+            let mut spent = false;
             for (j, &i) in todo.iter().enumerate() {
                 match err.failure_of(j) {
                     None => ends.push((i, End::Delivered)),
                     Some(f) => match f.retry {
                         Retry::No => ends.push((i, End::Undelivered(Reason::Failed, &f.error))),
                         Retry::Yes { .. } if exhausted => {
+                            spent = true;
                             ends.push((i, End::Undelivered(Reason::Failed, &f.error)));
                         }
                         Retry::Yes { after: a } => {
@@ -2019,9 +2035,9 @@ impl<'w> Worker<'w> {
             if delivered_some {
                 self.breaker.success();
             }
-            if !again.is_empty() {
+            if !again.is_empty() || spent {
                 let was_open = self.breaker.is_open();
-                self.breaker.failure();
+                self.breaker.failure(sent);
                 if let Some(until) = self.breaker.wait_until() {
                     let open_for = until.saturating_duration_since(Instant::now());
                     if was_open {

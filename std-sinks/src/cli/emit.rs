@@ -494,9 +494,12 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         // stdout that fails for a reason other than its reader leaving (a
         // full disk: ENOSPC, EIO) fails each batch once, as `cat` would,
         // instead of backing off before each of its ten tries: into
-        // /dev/full, 200 events took 2.5 minutes, 30 000 over 11.
+        // /dev/full, 200 events took 2.5 minutes, 30 000 over 11. Nor does
+        // the circuit breaker hold the rest back after a few such failures
+        // (it counts failed attempts, retried or not).
         builder
             .retry(ossa_events::RetryPolicy::default().max_attempts(1))
+            .circuit_breaker(ossa_events::BreakerConfig::default().threshold(u32::MAX))
             .sink(WriterSink::stdout())
     };
     let builder = match &a.spool {
