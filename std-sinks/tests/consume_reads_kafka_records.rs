@@ -51,27 +51,7 @@ fn produce(bootstrap: &str, topic: &str, recs: &[Rec<'_>]) {
 
 /// Runs `ossa-events ARGS` within `limit`: (exit code, stdout, stderr).
 fn run(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ossa-events"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let mut err = child.stderr.take().unwrap();
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let st = wait_within(&mut child, limit, &format!("ossa-events {args:?}"));
-    (st.code(), out.join().unwrap(), err.join().unwrap())
+    common::tansu::run_cli(env!("CARGO_BIN_EXE_ossa-events"), args, limit)
 }
 
 /// Each error line of `err` said once (a broker that is down alternates

@@ -215,3 +215,27 @@ pub(crate) fn wait_within(c: &mut Child, limit: Duration, what: &str) -> ExitSta
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Runs the `ossa-events` binary `bin` with `args` within `limit` (killed,
+/// and failing, past it): its exit code, stdout and stderr.
+pub(crate) fn run_cli(bin: &str, args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
+    use std::io::Read;
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let st = wait_within(&mut child, limit, &format!("ossa-events {args:?}"));
+    (st.code(), out.join().unwrap(), err.join().unwrap())
+}
