@@ -93,6 +93,22 @@ fn serve(
     (addr, count)
 }
 
+/// [`serve`] with one answer to every request, its body read first:
+/// `HTTP/1.1 {status}` (with any header lines after it), then `body`.
+fn answering(status: &'static str, body: &'static [u8]) -> (SocketAddr, Arc<AtomicUsize>) {
+    serve(move |_, head, r, s| {
+        let _ = read_body(r, head);
+        write!(
+            s,
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        true
+    })
+}
+
 fn event(id: &str) -> Event<'_> {
     Event::builder()
         .id(id)
@@ -369,18 +385,10 @@ fn a_stray_second_answer_is_not_taken_for_the_next_requests() {
 #[cfg(feature = "otlp")]
 #[test]
 fn otlp_partial_success_rejected_spans_are_not_lost_silently() {
-    let (addr, requests) = serve(|_, head, r, s| {
-        let _ = read_body(r, head);
-        let body = br#"{"partialSuccess":{"rejectedSpans":"1","errorMessage":"span too old"}}"#;
-        write!(
-            s,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        s.write_all(body).unwrap();
-        true
-    });
+    let (addr, requests) = answering(
+        "200 OK\r\nContent-Type: application/json",
+        br#"{"partialSuccess":{"rejectedSpans":"1","errorMessage":"span too old"}}"#,
+    );
     let reports = Reports::default();
     let (em, stats) = otlp_emitter(addr, 3, &reports);
     let rep = em.shutdown().unwrap();
@@ -403,12 +411,10 @@ fn otlp_partial_success_rejected_spans_are_not_lost_silently() {
 /// each reported once), within the deadline.
 #[test]
 fn retry_after_dates_past_the_deadline_end_the_events_at_shutdown() {
-    let (addr, _) = serve(|_, head, r, s| {
-        let _ = read_body(r, head);
-        s.write_all(b"HTTP/1.1 503 Busy\r\nRetry-After: Fri, 31 Dec 9999 23:59:59 GMT\r\nContent-Length: 0\r\n\r\n")
-            .unwrap();
-        true
-    });
+    let (addr, _) = answering(
+        "503 Busy\r\nRetry-After: Fri, 31 Dec 9999 23:59:59 GMT",
+        b"",
+    );
     let reports = Reports::default();
     let em = Emitter::builder("/agents/a")
         .sink(
@@ -705,12 +711,7 @@ fn a_resend_after_a_late_417_keeps_to_the_deadline() {
 #[cfg(feature = "otlp")]
 #[test]
 fn otlp_a_500_is_not_retried() {
-    let (addr, requests) = serve(|_, head, r, s| {
-        let _ = read_body(r, head);
-        s.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
-            .unwrap();
-        true
-    });
+    let (addr, requests) = answering("500 Internal Server Error", b"");
     let (em, _) = otlp_emitter(addr, 5, &Reports::default());
     let rep = em.flush().unwrap();
     assert_eq!(rep.failed, 1);
