@@ -54,6 +54,31 @@ fn run(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
     common::tansu::run_cli(env!("CARGO_BIN_EXE_ossa-events"), args, limit)
 }
 
+/// Sends SIGINT to `child` and waits for it within `limit`: its exit
+/// status, how long it took to exit, and its stderr.
+fn interrupt(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> (std::process::ExitStatus, Duration, String) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let t = Instant::now();
+    let st = wait_within(child, limit, "consume after SIGINT");
+    let took = t.elapsed();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (st, took, err)
+}
+
 /// Each error line of `err` said once (a broker that is down alternates
 /// between two errors: each was said again at every switch).
 fn each_error_once(err: &str) {
@@ -225,22 +250,7 @@ fn consume_stopped_by_sigint_while_waiting_for_the_brokers_exits_130() {
         .spawn()
         .unwrap();
     thread::sleep(Duration::from_secs(1));
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let t = Instant::now();
-    let st = wait_within(&mut child, Duration::from_secs(30), "consume after SIGINT");
-    let took = t.elapsed();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (st, took, err) = interrupt(&mut child, Duration::from_secs(30));
     assert_eq!(st.code(), Some(130), "{st:?}: {err}");
     assert!(err.contains("consume: printed 0, invalid 0"), "{err}");
     assert!(err.contains("stopped by SIGINT"), "{err}");
@@ -359,22 +369,7 @@ fn consume_stopped_by_sigint_after_the_brokers_went_away_exits_promptly() {
         }
         drop(broker);
         thread::sleep(Duration::from_millis(500));
-        let ok = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        let t = Instant::now();
-        let st = wait_within(&mut child, Duration::from_secs(120), "consume after SIGINT");
-        let took = t.elapsed();
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let (st, took, err) = interrupt(&mut child, Duration::from_secs(120));
         assert_eq!(st.code(), Some(130), "{group:?}: {err}");
         assert!(
             err.contains("consume: printed 4, invalid 0"),
