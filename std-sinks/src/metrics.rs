@@ -83,7 +83,6 @@ pub struct Metrics {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) emitted: AtomicU64,
     pub(crate) delivered: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) failed: AtomicU64,
@@ -104,9 +103,17 @@ impl Counters {
         c.fetch_add(n, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, queue_depth: u64, queue_bytes: u64, spool_bytes: u64) -> Metrics {
+    /// The counters with what the worker's state holds (read under its
+    /// lock): `emitted` is counted there, as events are queued.
+    pub(crate) fn snapshot(
+        &self,
+        emitted: u64,
+        queue_depth: u64,
+        queue_bytes: u64,
+        spool_bytes: u64,
+    ) -> Metrics {
         Metrics {
-            emitted: self.emitted.load(Relaxed),
+            emitted,
             delivered: self.delivered.load(Relaxed),
             retried: self.retried.load(Relaxed),
             failed: self.failed.load(Relaxed),
