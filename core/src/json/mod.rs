@@ -11,11 +11,19 @@ pub use ser::{JsonPayload, PayloadWriter, to_writer};
 /// Checks that `input` is exactly one JSON value (surrounding whitespace allowed),
 /// nested at most `max_depth` deep.
 ///
+/// `max_depth` is capped at 256: the lexer tracks nesting in a fixed
+/// bitset (no allocation, no recursion), so a larger `max_depth` is taken
+/// as 256 and deeper input fails with [`JsonErrorKind::TooDeep`].
+///
 /// ```
 /// use ossa_events_core::json::{validate, JsonErrorKind};
 /// assert!(validate(br#" {"a": [1, 2.5e3, null]} "#, 8).is_ok());
 /// assert_eq!(validate(b"[[1]]", 1).map_err(|e| e.kind), Err(JsonErrorKind::TooDeep));
 /// assert_eq!(validate(b"01", 8).map_err(|e| e.kind), Err(JsonErrorKind::InvalidNumber));
+/// // Deeper than 256: refused whatever `max_depth` says.
+/// let deep = |n| "[".repeat(n) + &"]".repeat(n);
+/// assert!(validate(deep(256).as_bytes(), 1000).is_ok());
+/// assert_eq!(validate(deep(257).as_bytes(), 1000).map_err(|e| e.kind), Err(JsonErrorKind::TooDeep));
 /// ```
 pub fn validate(input: &[u8], max_depth: usize) -> Result<(), JsonError> {
     let mut lex = lex::Lexer::new(input);
