@@ -244,9 +244,10 @@ impl SpoolConfig {
         self.max_bytes
     }
 
-    /// The cap actually applied: at least two segments.
+    /// The cap actually applied: at least two segments (`u64::MAX` when
+    /// two segments are more: the segment size is the user's, unbounded).
     fn cap(&self) -> u64 {
-        self.max_bytes.max(2 * self.segment_bytes)
+        self.max_bytes.max(self.segment_bytes.saturating_mul(2))
     }
 }
 
@@ -474,6 +475,18 @@ fn push_seq(runs: &mut Vec<std::ops::Range<u64>>, seq: u64) {
         Some(r) if r.end == seq => r.end = seq.saturating_add(1),
         _ => runs.push(seq..seq.saturating_add(1)),
     }
+}
+
+/// Bytes on disk of the record of an event of `extra` stored bytes
+/// ([`Encoded::stored_len`]): the record's header, then the event's spool
+/// form, whose fixed part comes before those bytes. (Reckoned without that
+/// part, a record that fit only without it was written all the same: past
+/// the cap, by a whole segment when it no longer fit what a mapped segment
+/// had reserved.)
+fn record_len(extra: usize) -> u64 {
+    (HEADER as u64)
+        .saturating_add(crate::sink::SPOOL_FORM_HEAD as u64)
+        .saturating_add(extra as u64)
 }
 
 fn segment_name(first_seq: u64) -> String {
@@ -863,27 +876,31 @@ impl Spool {
     /// longer than the spool reads back ([`MAX_RECORD`]): written, it came
     /// back as damage, lost.
     pub(crate) fn never_fits(&self, extra: usize) -> bool {
-        (HEADER + extra) as u64 > self.cfg.cap()
+        record_len(extra) > self.cfg.cap()
             || extra.saturating_add(crate::sink::SPOOL_FORM_HEAD) > MAX_RECORD as usize
     }
 
     /// Whether an event of `extra` bytes would take the spool over its cap,
     /// counting what a mapped segment reserves on disk.
     pub(crate) fn would_overflow(&self, extra: usize) -> bool {
-        let need = (HEADER + extra) as u64;
+        let need = record_len(extra);
         let fits = |s: &Segment| s.len + need <= self.cfg.segment_bytes;
         let appending = matches!(self.current, Some(Current::Append(_)));
+        // Saturating: a segment size near `u64::MAX` is a configuration
+        // the cap then allows (see `SpoolConfig::cap`).
         let after = match self.reserved() {
             // Into what the mapped segment reserved already.
-            Some(r) if r >= need => self.total + r,
+            Some(r) if r >= need => self.total.saturating_add(r),
             // Appended with `write(2)`: only its own bytes.
-            _ if appending && self.segments.back().is_some_and(fits) => self.total + need,
-            _ if !self.cfg.mapped => self.total + need,
+            _ if appending && self.segments.back().is_some_and(fits) => {
+                self.total.saturating_add(need)
+            }
+            _ if !self.cfg.mapped => self.total.saturating_add(need),
             // A new segment, reserved whole (the current one is cut to its
             // records first).
-            _ => self.total + need.max(self.cfg.segment_bytes),
+            _ => self.total.saturating_add(need.max(self.cfg.segment_bytes)),
         };
-        after + self.spare_bytes() > self.cfg.cap()
+        after.saturating_add(self.spare_bytes()) > self.cfg.cap()
     }
 
     /// Bytes the mapped segment being written has reserved beyond its
@@ -904,11 +921,58 @@ impl Spool {
         0
     }
 
-    /// At the cap, the segment prepared ahead is given back first.
+    /// At the cap, the segment prepared ahead is given back first; then,
+    /// when every record is confirmed, the segments themselves.
     pub(crate) fn make_room(&mut self, extra: usize) {
         if self.spare_bytes() > 0 && self.would_overflow(extra) {
             self.discard_spare();
         }
+        if self.low >= self.next_seq && self.would_overflow(extra) {
+            self.drop_confirmed();
+        }
+    }
+
+    /// Deletes every segment, all of whose records are confirmed (the
+    /// caller checks), after a ledger saying so is synced: the next seq is
+    /// kept there, so a later open does not hand out a seq again.
+    ///
+    /// The upkeep deletes only a segment with a later one after it, and
+    /// [`Spool::drop_oldest`] keeps the one being written: a last segment
+    /// grown past `segment_bytes` by one large record (it is started for
+    /// the record alone) and confirmed stayed, and with it most of the cap,
+    /// for good. Every event that did not fit the rest was refused under
+    /// each [`WhenFull`] (no segment is started without a record written
+    /// to it), and the next emitter on the spool reopened the segment.
+    fn drop_confirmed(&mut self) {
+        if self.segments.is_empty() {
+            return;
+        }
+        self.close_current();
+        let generation = self.acklog.as_ref().map_or(0, |(g, _)| *g);
+        if let Err(e) = self.checkpoint(generation + 1, &[generation]) {
+            // Kept: deleted without the ledger, the next open could start
+            // the seqs below those of its records again.
+            tracing::warn!(error = %e, "spool: ledger not written; confirmed segments kept");
+            return;
+        }
+        for s in std::mem::take(&mut self.segments) {
+            self.total = self.total.saturating_sub(s.len);
+            match std::fs::remove_file(&s.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(error = %io_err(&s.path, &e), "spool: confirmed segment not deleted");
+                }
+            }
+        }
+        self.reader = None;
+        self.cursor = Cursor {
+            segment_first: self.next_seq,
+            offset: 0,
+        };
+        self.cursor_seq = self.cursor_seq.max(self.next_seq);
+        self.lost_from = None;
+        self.damaged = None;
     }
 
     /// Starts preparing the next segment of a mapped spool (on a helper
@@ -926,7 +990,11 @@ impl Spool {
                 return;
             }
             let reserved = self.reserved().unwrap_or(0);
-            if self.total + reserved + 2 * self.cfg.segment_bytes > self.cfg.cap() {
+            let room = self
+                .total
+                .saturating_add(reserved)
+                .saturating_add(self.cfg.segment_bytes.saturating_mul(2));
+            if room > self.cfg.cap() {
                 return;
             }
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -2428,6 +2496,70 @@ mod tests {
             (3, vec!["a0".into(), "a1".into(), "a2".into()])
         );
         assert!(strays_kept, "files not ours are left alone");
+    }
+
+    /// Appending while `would_overflow` says a record fits (as the emitter
+    /// does) never takes the spool past its cap, whatever the event's size:
+    /// a record is its spool form's fixed part longer than the event's
+    /// bytes. Before, that part was left out of the reckoning: a
+    /// `write(2)` spool went up to 17 bytes past its cap, and a mapped one
+    /// a whole segment, when a record fit what the segment being written
+    /// had reserved only without that part. (Found by the spool review.)
+    #[test]
+    fn appends_that_fit_stay_under_the_cap() {
+        for mapped in [false, true] {
+            for pad in 0..64usize {
+                let dir = spool_dir("under-cap");
+                let cfg = SpoolConfig::new(&dir)
+                    .sync(SyncPolicy::Never)
+                    .segment_bytes(4096)
+                    .max_bytes(8192)
+                    .mapped(mapped);
+                let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
+                let e = binary("e", &vec![7u8; 300 + pad]);
+                let size = e.stored_len();
+                for _ in 0..100 {
+                    sp.make_room(size);
+                    if sp.would_overflow(size) {
+                        break;
+                    }
+                    sp.append(&e).unwrap();
+                }
+                let used = sp.total + sp.reserved().unwrap_or(0) + sp.spare_bytes();
+                drop(sp);
+                let _ = std::fs::remove_dir_all(&dir);
+                assert!(
+                    used <= cfg.cap(),
+                    "mapped {mapped}, event of {size} bytes: {used} bytes on disk, cap {}",
+                    cfg.cap()
+                );
+            }
+        }
+    }
+
+    /// A segment size past half of `u64::MAX` (a configuration value, not
+    /// checked but for its lower bound) opens and appends: the cap, two
+    /// segments at least, is that many bytes or `u64::MAX`. Before, the
+    /// doubling overflowed: a panic in a debug build, at open for a mapped
+    /// spool and at the first `emit()` (under the emitter's lock) for any.
+    /// (Found by the spool review.)
+    #[test]
+    fn a_huge_segment_size_does_not_overflow() {
+        for mapped in [false, true] {
+            let dir = spool_dir("huge-segment");
+            let cfg = SpoolConfig::new(&dir)
+                .sync(SyncPolicy::Never)
+                .segment_bytes(u64::MAX)
+                .mapped(mapped);
+            assert_eq!(cfg.cap(), u64::MAX);
+            let (mut sp, _) = Spool::open(cfg).unwrap();
+            let e = crate::sink::minimal_event("e");
+            assert!(!sp.never_fits(e.stored_len()));
+            assert!(!sp.would_overflow(e.stored_len()));
+            sp.append(&e).unwrap();
+            drop(sp);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     fn spool_dir(name: &str) -> PathBuf {

@@ -870,8 +870,9 @@ impl Shared {
         numbered: Option<(&str, u64)>,
         room: Room,
     ) -> (Spooled, MutexGuard<'a, State>) {
-        // What the record holds on disk: the bytes written, not the memory
-        // the buffer holds (a reused buffer can be larger; see `sink::pool`).
+        // What the record holds on disk: the bytes written (the spool adds
+        // its record's fixed parts), not the memory the buffer holds (a
+        // reused buffer can be larger; see `sink::pool`).
         let size = e.stored_len();
         let mut lost: Vec<Encoded> = Vec::new();
         if let Some(sp) = st.spool.as_mut() {
@@ -2650,6 +2651,63 @@ pub(crate) mod tests {
         let (m, sent) = gate.open_and_finish(em, &dir);
         assert_eq!(accepted, sent.contains(&"huge".to_owned()), "{m:?}");
         assert_eq!((m.failed, m.spool_corrupt), (0, 0), "{m:?}");
+    }
+
+    /// An event nearly as large as the spool's cap fills a segment of its
+    /// own, past `segment_bytes`; once it is delivered, the spool takes the
+    /// next events under every [`WhenFull`]. Before, that segment stayed the
+    /// last one (only a segment with a later one is deleted, and
+    /// `drop_oldest` keeps the segment being written), so every event of
+    /// more than the few bytes left under the cap was refused
+    /// (`SpoolFull`), for good: across restarts too, as the segment was
+    /// reopened for appending. (Found by the spool review.)
+    #[test]
+    fn a_delivered_event_near_the_cap_does_not_wedge_the_spool() {
+        let policies = [
+            WhenFull::DropOldest,
+            WhenFull::Block(Duration::from_millis(300)),
+            WhenFull::DropNewest,
+        ];
+        for (when_full, mapped) in policies.into_iter().flat_map(|w| [(w, false), (w, true)]) {
+            let dir = test_dir("near-cap");
+            let em = crate::Emitter::builder("/agents/t")
+                .sink(Gate {
+                    permits: Arc::new((Mutex::new(u32::MAX), Condvar::new())),
+                    sent: Arc::default(),
+                    entered: Arc::default(),
+                })
+                .flush_interval(Duration::from_millis(5))
+                .spool(
+                    SpoolConfig::new(&dir)
+                        .sync(SyncPolicy::Never)
+                        .segment_bytes(4096)
+                        .max_bytes(8192)
+                        .when_full(when_full)
+                        .mapped(mapped),
+                )
+                .build()
+                .unwrap();
+            let big = "b".repeat(7000);
+            em.emit(tick("big").subject(&big)).unwrap();
+            em.flush().unwrap();
+            let small = "s".repeat(1500);
+            let mut refused = 0;
+            for i in 0..10 {
+                if em.emit(tick(&format!("n{i}")).subject(&small)).is_err() {
+                    refused += 1;
+                }
+                em.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let m = em.metrics();
+            em.shutdown().unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            assert_eq!(
+                (refused, m.delivered),
+                (0, 11),
+                "{when_full:?}, mapped {mapped}: {m:?}"
+            );
+        }
     }
 
     /// A sink that takes `max` events a call and counts what it is given.
