@@ -1706,3 +1706,111 @@ fn an_overlong_request_target_gets_414() {
     assert_eq!(r.status, 414, "{r:?}");
     assert!(seen(&seen_events).is_empty());
 }
+
+/// `request_timeout` is one deadline for the whole request, head and body,
+/// from its first byte: a head trickled in just under it leaves the body
+/// only what is left (the body had a fresh `request_timeout` of its own, so
+/// a client took twice the deadline and was answered 202).
+#[test]
+fn a_head_and_a_body_trickled_in_turn_share_one_request_deadline() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let body = ev_json("slow-head-and-body");
+    let req = post("application/cloudevents+json", "", &body);
+    let head_len = req.len() - body.len();
+    let started = Instant::now();
+    let mut slow = Client::connect(addr);
+    // Seven pieces 100 ms apart each time: every wait is within the 300 ms
+    // read timeout, the head and the body each within the 900 ms deadline,
+    // the two together not.
+    for piece in req[..head_len].chunks(head_len.div_ceil(7)) {
+        slow.send(piece);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for piece in req[head_len..].chunks(body.len().div_ceil(7)) {
+        if slow.stream.write_all(piece).is_err() {
+            break; // closed after the 408
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = slow.response().expect("a response");
+    assert_eq!(r.status, 408, "after {:?}: {r:?}", started.elapsed());
+    assert!(seen(&seen_events).is_empty());
+    assert_eq!(rx.shutdown().timeouts, 1);
+}
+
+/// Heads that `httparse` reads but hyper then refuses itself: a target
+/// that is no `http::Uri` (an empty or unclosed authority, a bad
+/// percent-escape in it) got hyper's `400`, and with `max_header_bytes`
+/// over 64 KiB a longer target its `414` and a longer header name its
+/// `431`, all with an empty body; the stats counted neither the requests
+/// nor their rejections.
+#[test]
+fn heads_hyper_would_refuse_are_refused_here_and_counted() {
+    let (rx, seen_events) = start(quick().max_header_bytes(256 * 1024));
+    let addr = rx.local_addr();
+    let ev = ev_json("target");
+    let long_name = format!("{}: v\r\n", "n".repeat(70_000));
+    let long_target = format!("/{}", "a".repeat(70_000));
+    let cases = [
+        ("http:///events", "", 400, "invalid request target"),
+        ("http://[::1/events", "", 400, "invalid request target"),
+        ("http://a%zz/events", "", 400, "invalid request target"),
+        (&long_target[..], "", 414, "request target too long"),
+        (
+            "/events",
+            &long_name[..],
+            431,
+            "request head too large or too many headers",
+        ),
+    ];
+    let mut answers = Vec::new();
+    for (target, extra, _, _) in cases {
+        let req = format!(
+            "POST {target} HTTP/1.1\r\nHost: x\r\n{extra}Content-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{ev}",
+            ev.len()
+        );
+        let r = roundtrip(addr, req.as_bytes());
+        answers.push((r.status, r.body));
+    }
+    assert!(seen(&seen_events).is_empty());
+    let stats = rx.shutdown();
+    assert_eq!((stats.requests, stats.rejected_4xx), (5, 5), "{stats:?}");
+    let want: Vec<(u16, String)> = cases
+        .iter()
+        .map(|&(_, _, status, why)| (status, format!("{why}\n")))
+        .collect();
+    assert_eq!(answers, want);
+}
+
+/// The whole-request deadline runs for a pipelined request from when the
+/// server is done with the one before it, not from its first byte, which
+/// came in with that one: a handler slower than `request_timeout` must not
+/// leave the next request's body no time at all.
+#[test]
+fn a_pipelined_request_behind_a_slow_handler_keeps_its_whole_deadline() {
+    let seen_ids: Seen = Arc::default();
+    let sink = seen_ids.clone();
+    let rx = Receiver::bind("127.0.0.1:0", quick())
+        .unwrap()
+        .spawn(move |ev: &Event<'_>| {
+            if ev.id() == "slow" {
+                // Longer than the 900 ms request deadline.
+                std::thread::sleep(Duration::from_millis(1200));
+            }
+            sink.lock().unwrap().push(ev.id().to_owned());
+        })
+        .unwrap();
+    let mut c = Client::connect(rx.local_addr());
+    let mut req = structured("slow");
+    let next = structured("next");
+    let (now, later) = next.split_at(next.len() - 10);
+    req.extend_from_slice(now);
+    c.send(&req);
+    assert_eq!(c.response().expect("the first answer").status, 202);
+    // The last bytes of the second request, once the first is answered.
+    c.send(later);
+    let r = c.response().expect("the second answer");
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(seen(&seen_ids), ["slow", "next"]);
+}

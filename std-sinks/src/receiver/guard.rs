@@ -50,6 +50,11 @@ const LINGER_BYTES: usize = 256 * 1024;
 const LINGER_TIME: Duration = Duration::from_millis(500);
 /// Capacity kept in the hand-over buffer between requests.
 const KEEP_CAPACITY: usize = 64 * 1024;
+/// Longest request target hyper parses (its `MAX_URI_LEN`); a longer one is
+/// answered `414` here (it only arrives when `max_header_bytes` is larger).
+const MAX_TARGET: usize = u16::MAX as usize - 1;
+/// Longest header name hyper takes (shorter than 64 KiB).
+const MAX_HEADER_NAME: usize = u16::MAX as usize;
 
 /// A request the lexer refuses from its head: answered here, then closed.
 #[derive(Debug)]
@@ -300,10 +305,26 @@ impl Lexer {
             }
             _ => return Err(refuse(400, "malformed request head")),
         }
+        // hyper parses the target into an `http::Uri` and answers `400` (or
+        // `414` past its own length cap) itself when that fails: such a
+        // request was answered but not counted, nor logged. Refused here, as
+        // hyper would, so that every answer is the receiver's own.
+        let target = req.path.unwrap_or_default();
+        if target.len() > MAX_TARGET {
+            return Err(refuse(414, "request target too long"));
+        }
+        if http::Uri::try_from(target).is_err() {
+            return Err(refuse(400, "invalid request target"));
+        }
         let http10 = req.version == Some(0);
         let mut length: Option<u64> = None;
         let mut chunked = false;
         for h in req.headers.iter() {
+            // hyper answers `431` itself for a name this long (possible only
+            // with `max_header_bytes` over 64 KiB): refused here, counted.
+            if h.name.len() > MAX_HEADER_NAME {
+                return Err(too_large_head());
+            }
             if h.name.eq_ignore_ascii_case("content-length") {
                 let v = h.value.trim_ascii();
                 let n = std::str::from_utf8(v)
@@ -528,6 +549,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
             self.started = None;
         } else if self.started.is_none() {
             self.started = Some(now);
+        }
+        if let Some(started) = self.started {
+            // The service reads the body against the same deadline the head
+            // was read against: one `request_timeout` for the whole request.
+            self.ctl.mark_request_started(started);
         }
         Poll::Ready(Ok(Fill::Lexed))
     }
@@ -983,6 +1009,23 @@ mod tests {
         );
         let long = format!("POST / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
         assert_eq!(status(long.as_bytes()), 431);
+        // A target hyper would refuse to parse into a URI.
+        assert_eq!(status(b"POST http:///x HTTP/1.1\r\n\r\n"), 400);
+        let mut roomy = Lexer::new(128 * 1024, 8, 1 << 20);
+        let target = format!("POST /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_TARGET));
+        match roomy.feed(target.as_bytes(), &mut Vec::new()) {
+            Err(Fault::Head(h)) => assert_eq!(h.status, 414),
+            other => panic!("{other:?}"),
+        }
+        let mut roomy = Lexer::new(128 * 1024, 8, 1 << 20);
+        let name = format!(
+            "POST / HTTP/1.1\r\n{}: v\r\n\r\n",
+            "n".repeat(MAX_HEADER_NAME + 1)
+        );
+        match roomy.feed(name.as_bytes(), &mut Vec::new()) {
+            Err(Fault::Head(h)) => assert_eq!(h.status, 431),
+            other => panic!("{other:?}"),
+        }
         let many: String = (0..65).map(|i| format!("X-{i}: v\r\n")).collect();
         assert_eq!(
             status(format!("POST / HTTP/1.1\r\n{many}\r\n").as_bytes()),

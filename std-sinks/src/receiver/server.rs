@@ -180,6 +180,13 @@ pub(super) struct ConnCtl {
     /// Milliseconds since `epoch` + 1 when it became idle; 0 while a request
     /// is in progress.
     idle_since: AtomicU64,
+    /// Milliseconds since `epoch` + 1 when the first byte of the request
+    /// being read arrived (0 before any): the guard sets it, the service
+    /// counts the body's share of the request deadline from it.
+    request_started: AtomicU64,
+    /// Milliseconds since `epoch` + 1 when the last service call ended (0
+    /// before any).
+    service_ended: AtomicU64,
     in_service: AtomicBool,
     evicting: AtomicBool,
     /// Notified to close the connection (at the cap, it is the oldest idle).
@@ -196,6 +203,8 @@ impl ConnCtl {
             peer,
             epoch,
             idle_since: AtomicU64::new(0),
+            request_started: AtomicU64::new(0),
+            service_ended: AtomicU64::new(0),
             in_service: AtomicBool::new(false),
             evicting: AtomicBool::new(false),
             evict: Notify::new(),
@@ -216,6 +225,33 @@ impl ConnCtl {
     pub(super) fn idle_since(&self) -> Option<Instant> {
         self.idle_ms()
             .map(|ms| self.epoch + Duration::from_millis(ms))
+    }
+
+    /// `at` in milliseconds since `epoch`, plus 1 (0 stands for none).
+    fn stamp(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX - 1)
+            + 1
+    }
+
+    /// The first byte of a request arrived at `at`.
+    pub(super) fn mark_request_started(&self, at: Instant) {
+        self.request_started
+            .store(self.stamp(at), Ordering::Relaxed);
+    }
+
+    /// Since when the request being read counts against its deadline
+    /// (rounded down to the millisecond), if one has started: its first
+    /// byte's arrival, or the end of the previous request's service call
+    /// when that is later. A pipelined request whose bytes came in with the
+    /// one before it waited for the server, not the other way round; a slow
+    /// handler must not eat its time.
+    pub(super) fn request_started(&self) -> Option<Instant> {
+        let started = self.request_started.load(Ordering::Relaxed);
+        if started == 0 {
+            return None;
+        }
+        let n = started.max(self.service_ended.load(Ordering::Relaxed));
+        Some(self.epoch + Duration::from_millis(n - 1))
     }
 
     /// Bytes of a request arrived.
@@ -251,6 +287,8 @@ pub(super) struct InService(Arc<ConnCtl>);
 
 impl Drop for InService {
     fn drop(&mut self) {
+        let ended = self.0.stamp(Instant::now());
+        self.0.service_ended.store(ended, Ordering::Relaxed);
         self.0.mark_idle();
         self.0.in_service.store(false, Ordering::Release);
         if let Some(w) = lock(&self.0.waker).take() {

@@ -111,7 +111,7 @@ pub(super) async fn handle(
     ctl: Arc<ConnCtl>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let _in_service = ctl.service();
-    let reply = respond(req, &shared).await;
+    let reply = respond(req, &shared, &ctl).await;
     let c = &shared.counters;
     add(&c.requests, 1);
     match reply.status {
@@ -206,7 +206,7 @@ fn host_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b)
 }
 
-async fn respond(req: Request<Incoming>, shared: &Arc<Shared>) -> Reply {
+async fn respond(req: Request<Incoming>, shared: &Arc<Shared>, ctl: &ConnCtl) -> Reply {
     let cfg = &shared.config;
     let (mode, encoding) = match inspect(&req, shared) {
         Ok(x) => x,
@@ -217,7 +217,13 @@ async fn respond(req: Request<Incoming>, shared: &Arc<Shared>) -> Reply {
         }
     };
     let (parts, mut body) = req.into_parts();
-    let deadline = tokio::time::Instant::now() + cfg.request_timeout;
+    // One deadline for the whole request, counted from its first byte (as
+    // the guard counts the head's): a head trickled in just under it leaves
+    // the body only what is left, not a second `request_timeout`.
+    let started = ctl
+        .request_started()
+        .map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std);
+    let deadline = started + cfg.request_timeout;
     let hint = usize::try_from(body.size_hint().lower()).unwrap_or(0);
     let mut buf: Vec<u8> = Vec::with_capacity(hint.min(cfg.max_body_bytes));
     loop {
