@@ -2238,6 +2238,16 @@ pub(crate) mod tests {
         entered: Arc<std::sync::atomic::AtomicUsize>,
     }
 
+    impl Gate {
+        /// A gate that lets every send through.
+        fn unlimited() -> Gate {
+            Gate {
+                permits: Arc::new((Mutex::new(u32::MAX), Condvar::new())),
+                ..Gate::default()
+            }
+        }
+    }
+
     impl Sink for Gate {
         fn encoding(&self) -> crate::sink::Encoding {
             crate::sink::Encoding::Json
@@ -2489,11 +2499,7 @@ pub(crate) mod tests {
     fn a_failed_sync_after_the_write_leaves_the_event_its_record() {
         let dir = test_dir("failed-sync");
         let em = crate::Emitter::builder("/agents/t")
-            .sink(Gate {
-                permits: Arc::new((Mutex::new(u32::MAX), Condvar::new())),
-                sent: Arc::default(),
-                entered: Arc::default(),
-            })
+            .sink(Gate::unlimited())
             .flush_interval(Duration::from_millis(5))
             .spool(
                 SpoolConfig::new(&dir)
@@ -2671,11 +2677,7 @@ pub(crate) mod tests {
         for (when_full, mapped) in policies.into_iter().flat_map(|w| [(w, false), (w, true)]) {
             let dir = test_dir("near-cap");
             let em = crate::Emitter::builder("/agents/t")
-                .sink(Gate {
-                    permits: Arc::new((Mutex::new(u32::MAX), Condvar::new())),
-                    sent: Arc::default(),
-                    entered: Arc::default(),
-                })
+                .sink(Gate::unlimited())
                 .flush_interval(Duration::from_millis(5))
                 .spool(
                     SpoolConfig::new(&dir)
