@@ -17,8 +17,11 @@
 //! else the `traceparent`'s; the span id is `ossaspanid` when it is 16 hex
 //! digits, else the `traceparent`'s parent id. Ids that are not W3C-shaped
 //! are hashed (FNV-1a) into ids of the right size, the same for every event
-//! that carries them. A started and an end event pair when they have the
-//! same trace id, span id, operation and key member (`workflow_id`,
+//! that carries them. A span id another span of the trace went out under
+//! already (open, or lately closed: operations one after another under one
+//! emitter-wide span id) is replaced by one derived from it, so that span
+//! ids stay unique in their trace. A started and an end event pair when
+//! they have the same trace id, span id, operation and key member (`workflow_id`,
 //! `agent_id`, `turn` or `call_id`), and from agent level down the same
 //! `ossaagentid` (two agents that share an emitter-wide context keep their
 //! own turn 1). Events with no span id at all (an emitter with no span
@@ -36,7 +39,8 @@
 //!
 //! **Lone events** (`state.updated`, other types, a second started event of
 //! an open operation, a second end, an end whose span was evicted): a span event on the open span whose id
-//! the event carries, else on the innermost open span of its trace. With no
+//! the event carries, else on the innermost open span of its trace (from
+//! agent level down, of the same `ossaagentid` in both cases). With no
 //! open span to hold it, a log-like span of its own (zero length, named
 //! after the event type, the event as its span event). An end without a
 //! start becomes a span of its own, `data.duration_ms` long, marked

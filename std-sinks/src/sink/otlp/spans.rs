@@ -113,9 +113,15 @@ impl<'e> Input<'e> {
             _ => None,
         };
         let time_ns = ev.time().map_or(now_ns, |t| {
-            let s = u64::try_from(t.unix_seconds()).unwrap_or(0);
-            s.saturating_mul(1_000_000_000)
-                .saturating_add(u64::from(t.nanos()))
+            match u64::try_from(t.unix_seconds()) {
+                Ok(s) => s
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(u64::from(t.nanos())),
+                // Before 1970: OTLP times are unsigned, so the epoch. Not
+                // the whole seconds alone clamped, which put the fraction
+                // after the epoch (and a start after its end).
+                Err(_) => 0,
+            }
         });
         let tp = ev.traceparent();
         let trace = ev
@@ -319,6 +325,10 @@ pub(crate) struct Table {
     /// `max_open`, with the span id they were exported under.
     closed: VecDeque<(Key, [u8; 8])>,
     closed_set: HashMap<Key, Closed>,
+    /// Span ids closed spans went out under, by trace (how many times), and
+    /// in closing order: bounded by `max_open`, as `closed`.
+    exported: HashMap<([u8; 16], [u8; 8]), u32>,
+    exported_order: VecDeque<([u8; 16], [u8; 8])>,
 }
 
 /// What [`Table`] remembers of a closed operation.
@@ -341,6 +351,8 @@ impl Table {
             next: 0,
             closed: VecDeque::new(),
             closed_set: HashMap::new(),
+            exported: HashMap::new(),
+            exported_order: VecDeque::new(),
         }
     }
 
@@ -574,7 +586,10 @@ impl Table {
                 let Some((_, s)) = self.open.get(k) else {
                     continue;
                 };
-                if !named && !same_agent(k.op, s.agent.as_deref(), agent) {
+                // Named or not: agents that share an emitter-wide span id
+                // carry the same one, and another agent's turn is no
+                // enclosing span of this agent's event.
+                if !same_agent(k.op, s.agent.as_deref(), agent) {
                     continue;
                 }
                 if best.is_none_or(|(b, _)| k.op > b) {
@@ -586,19 +601,33 @@ impl Table {
         pick(true).or_else(|| pick(false))
     }
 
-    /// The span id to export `key` under: its own, unless an open span of
-    /// its trace has it already (then one derived from the key).
+    /// The span id to export `key` under: its own, unless a span of its
+    /// trace has it already, open or lately closed (then one derived from
+    /// the key, and from the open order when that one is taken too).
+    /// Closed spans count: operations one after another under one
+    /// emitter-wide span id each found it free once the one before had
+    /// closed, and went out with the same span id in one trace.
     fn free_id(&self, key: &Key) -> [u8; 8] {
         let taken = |id: [u8; 8]| {
-            self.by_trace.get(&key.trace).is_some_and(|ks| {
-                ks.iter()
-                    .any(|k| self.open.get(k).is_some_and(|(_, s)| s.id == id))
-            })
+            self.exported.contains_key(&(key.trace, id))
+                || self.by_trace.get(&key.trace).is_some_and(|ks| {
+                    ks.iter()
+                        .any(|k| self.open.get(k).is_some_and(|(_, s)| s.id == id))
+                })
         };
         if !taken(key.span) {
             return key.span;
         }
-        hash8(&[&key.span, &[key.op as u8], &key.disc.to_be_bytes()])
+        let derived = hash8(&[&key.span, &[key.op as u8], &key.disc.to_be_bytes()]);
+        let mut id = derived;
+        // A key used again (a tool without call id, a second run): salted
+        // with the open order, unique in the table; bounded all the same.
+        let mut salt = self.next;
+        while taken(id) && salt < self.next.saturating_add(64) {
+            id = hash8(&[&derived, &salt.to_be_bytes()]);
+            salt += 1;
+        }
+        id
     }
 
     fn insert(&mut self, key: Key, span: Span) {
@@ -622,6 +651,20 @@ impl Table {
     }
 
     fn remember_closed(&mut self, key: Key, id: [u8; 8], evicted: bool, end_ns: u64) {
+        // The id it went out under, for `free_id`, as long as `closed`
+        // remembers operations.
+        *self.exported.entry((key.trace, id)).or_default() += 1;
+        self.exported_order.push_back((key.trace, id));
+        while self.exported_order.len() > self.max_open {
+            if let Some(old) = self.exported_order.pop_front()
+                && let Some(n) = self.exported.get_mut(&old)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    self.exported.remove(&old);
+                }
+            }
+        }
         if self
             .closed_set
             .insert(key, Closed { evicted, end_ns })

@@ -1,0 +1,235 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The OTLP sink against a collector on loopback, read back with
+//! `opentelemetry-proto`: span ids stay unique within a trace when several
+//! operations share one span context (an emitter-wide `ossaspanid`), a lone
+//! event of one agent lands on that agent's span, and event times before
+//! 1970 are not moved after it.
+#![cfg(feature = "otlp")]
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use ossa_events::sink::OtlpSink;
+use ossa_events::{Emitter, Scratch, parse};
+
+use common::{read_request, serve_loopback};
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// A collector on loopback that takes every request (200); the bodies.
+fn collector() -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let seen: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let s2 = seen.clone();
+    let addr = serve_loopback(None, move |stream| {
+        let mut r = BufReader::new(stream.try_clone().unwrap());
+        let mut w = stream;
+        while let Ok(Some(req)) = read_request(&mut r) {
+            s2.lock().unwrap().push(req.body);
+            let resp =
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+            if w.write_all(resp.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    (addr, seen)
+}
+
+/// Emits `lines` (whole JSON events) through an OTLP sink; the spans the
+/// collector took, read by opentelemetry-proto.
+fn export(lines: &[String]) -> Vec<Span> {
+    let (addr, seen) = collector();
+    let sink = OtlpSink::builder(format!("http://{addr}")).build().unwrap();
+    let emitter = Emitter::builder("/test").sink(sink).build().unwrap();
+    for l in lines {
+        let mut buf = vec![0u8; l.len()];
+        let ev = parse::json::parse_event(l.as_bytes(), &mut Scratch::new(&mut buf)).unwrap();
+        emitter.emit_event(&ev).unwrap();
+    }
+    let report = emitter.shutdown().unwrap();
+    assert_eq!(report.delivered, lines.len() as u64, "{report:?}");
+    let mut out = Vec::new();
+    for body in seen.lock().unwrap().iter() {
+        let req: ExportTraceServiceRequest = serde_json::from_slice(body).unwrap();
+        for rs in req.resource_spans {
+            for ss in rs.scope_spans {
+                out.extend(ss.spans);
+            }
+        }
+    }
+    out
+}
+
+/// An event of `ty` at `time`, with trace and span ids `span` and agent
+/// `agent` (none when empty).
+fn line(i: usize, ty: &str, time: &str, span: &str, agent: &str, data: &str) -> String {
+    let agent = if agent.is_empty() {
+        String::new()
+    } else {
+        format!(r#","ossaagentid":"{agent}""#)
+    };
+    format!(
+        r#"{{"specversion":"1.0","id":"e{i}","source":"/s","type":"{ty}","time":"{time}","ossatraceid":"{TRACE}","ossaspanid":"{span}"{agent},"data":{data}}}"#
+    )
+}
+
+/// [`line`]s of `(type, agent, data)`, second `i` of 2026 for the `i`th.
+fn lines(span: &str, evs: &[(&str, &str, &str)]) -> Vec<String> {
+    evs.iter()
+        .enumerate()
+        .map(|(i, (ty, agent, data))| {
+            let time = format!("2026-01-01T00:00:{i:02}Z");
+            line(i, ty, &time, span, agent, data)
+        })
+        .collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn str_attr(s: &Span, key: &str) -> Option<String> {
+    s.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(v) => Some(v.clone()),
+            _ => None,
+        }
+    })
+}
+
+/// OTLP `Span.span_id`: "A unique identifier for a span within a trace".
+/// An emitter with one span context (`Emitter::builder().span_id(…)`, as
+/// in the sink's own docs) gives every event the same `ossaspanid`; agent
+/// a and then agent b both went out as that id (a had closed, so the id
+/// counted as free again), and a backend keeps one of them, or mixes them
+/// (and b's tool calls under a).
+#[test]
+fn operations_one_after_another_under_one_span_id_get_their_own_span_ids() {
+    const S: &str = "00f067aa0ba902b7";
+    let lines = lines(
+        S,
+        &[
+            ("dev.ossa.agent.started", "a", r#"{"agent_id":"a"}"#),
+            ("dev.ossa.agent.completed", "a", r#"{"agent_id":"a"}"#),
+            ("dev.ossa.agent.started", "b", r#"{"agent_id":"b"}"#),
+            (
+                "dev.ossa.tool.called",
+                "b",
+                r#"{"tool":"x","call_id":"c1"}"#,
+            ),
+            (
+                "dev.ossa.tool.completed",
+                "b",
+                r#"{"tool":"x","call_id":"c1"}"#,
+            ),
+            (
+                "dev.ossa.tool.called",
+                "b",
+                r#"{"tool":"x","call_id":"c2"}"#,
+            ),
+            (
+                "dev.ossa.tool.completed",
+                "b",
+                r#"{"tool":"x","call_id":"c2"}"#,
+            ),
+            ("dev.ossa.agent.completed", "b", r#"{"agent_id":"b"}"#),
+        ],
+    );
+    let spans = export(&lines);
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let mut ids: Vec<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        4,
+        "span ids repeat within one trace: {:?}",
+        spans
+            .iter()
+            .map(|s| (s.name.clone(), hex(&s.span_id)))
+            .collect::<Vec<_>>()
+    );
+    // Each tool call still goes under agent b's span.
+    let b = spans
+        .iter()
+        .filter(|s| s.name.starts_with("invoke_agent"))
+        .find(|s| s.start_time_unix_nano > 1_767_225_601_000_000_000)
+        .unwrap();
+    for tool in spans.iter().filter(|s| s.name.starts_with("execute_tool")) {
+        assert_eq!(tool.parent_span_id, b.span_id);
+    }
+}
+
+/// The sink's docs: a lone event goes on "the open span whose id the event
+/// carries" and, "from agent level down, the same `ossaagentid` (two agents
+/// that share an emitter-wide context keep their own turn 1)". Agent b's
+/// state update went on agent a's open turn instead, as both carry the
+/// shared span id.
+#[test]
+fn a_lone_event_of_one_agent_does_not_land_on_another_agents_span() {
+    const S: &str = "00000000000000a1";
+    let lines = lines(
+        S,
+        &[
+            ("dev.ossa.agent.started", "a", r#"{"agent_id":"a"}"#),
+            ("dev.ossa.agent.started", "b", r#"{"agent_id":"b"}"#),
+            ("dev.ossa.turn.started", "a", r#"{"turn":1}"#),
+            ("dev.ossa.state.updated", "b", r#"{"key":"k"}"#),
+        ],
+    );
+    // The three spans are left open at shutdown: they go out unfinished.
+    let spans = export(&lines);
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    let holder: Vec<&Span> = spans.iter().filter(|s| !s.events.is_empty()).collect();
+    assert_eq!(holder.len(), 1, "{spans:#?}");
+    assert_eq!(
+        str_attr(holder[0], "gen_ai.agent.id").as_deref(),
+        Some("b"),
+        "agent b's state update went on {:?} ({:?})",
+        holder[0].name,
+        holder[0].attributes
+    );
+}
+
+/// OTLP times are nanoseconds since the epoch as an unsigned fixed64: a
+/// time before 1970 cannot be written, and clamps to 0. It was the whole
+/// seconds that clamped, not the time: 1969-12-31T23:59:59.5Z went out as
+/// 1970-01-01T00:00:00.5Z, after the epoch, and a start at .9 of that
+/// second came out after an end at .1 of the next one.
+#[test]
+fn times_before_1970_are_not_moved_after_it() {
+    const S: &str = "00000000000000a1";
+    let call = r#"{"tool":"x","call_id":"c"}"#;
+    let lines = [
+        line(
+            0,
+            "dev.ossa.tool.called",
+            "1969-12-31T23:59:58.9Z",
+            S,
+            "a",
+            call,
+        ),
+        line(
+            1,
+            "dev.ossa.tool.completed",
+            "1969-12-31T23:59:59.1Z",
+            S,
+            "a",
+            call,
+        ),
+    ];
+    let spans = export(&lines);
+    assert_eq!(spans.len(), 1);
+    let s = &spans[0];
+    assert_eq!(
+        (s.start_time_unix_nano, s.end_time_unix_nano),
+        (0, 0),
+        "times before 1970 clamp to the epoch"
+    );
+}
