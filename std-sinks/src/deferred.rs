@@ -204,11 +204,6 @@ impl Deferred {
         self.len.load(Ordering::Acquire)
     }
 
-    /// Puts `later` off. At capacity the caller drains first (it pays,
-    /// nothing is dropped); after shutdown began it is emitted at once (and
-    /// refused, counted and reported like a late `emit`). Wakes a worker
-    /// that sleeps until woken when this is the first item, and one that
-    /// sleeps at all when the items fill a batch; never under a lock.
     /// Whether an item of `size` bytes finds no room (by count, or by
     /// bytes unless nothing waits: one item always fits, as in the queue).
     fn full(&self, sh: &Shared, size: usize) -> bool {
@@ -218,6 +213,13 @@ impl Deferred {
                 && self.bytes.load(Ordering::Relaxed).saturating_add(size) > sh.config.queue_bytes
     }
 
+    /// Puts `later` off. At capacity the emitter's `Overflow` policy
+    /// decides: under `Block` the caller drains first (it pays), under
+    /// `DropNewest` the event is refused (counted and reported dropped).
+    /// After shutdown began it is emitted at once (and refused, counted and
+    /// reported like a late `emit`). Wakes a worker that sleeps until woken
+    /// when this is the first item, and one that sleeps at all when the
+    /// items fill a batch or the capacity; never under a lock.
     pub(crate) fn push(&self, sh: &Shared, later: Later) {
         let size = later.size();
         if self.full(sh, size) {

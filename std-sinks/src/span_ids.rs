@@ -140,11 +140,13 @@ fn hex8(x: u32) -> u64 {
     x + 0x3030_3030_3030_3030 + letters * (b'a' - b'0' - 10) as u64
 }
 
-/// The ids of the `tracing` span the calling thread is in, if any: those
-/// [`OssaLayer`](crate::tracing_layer::OssaLayer) gave the nearest GenAI span
-/// around it (the span itself or an ancestor); else, with the
-/// `opentelemetry` feature and a `tracing_opentelemetry` layer installed,
-/// those of the OpenTelemetry span kept for it. `None` outside any span,
+/// The ids of the `tracing` span the calling thread is in, if any, taken
+/// in this order: those [`OssaLayer`](crate::tracing_layer::OssaLayer) gave
+/// the span itself (a GenAI span); with the `opentelemetry` feature and a
+/// `tracing_opentelemetry` layer installed, those of the OpenTelemetry span
+/// kept for it (a plain span OpenTelemetry exports is the span its events
+/// happened in); else those of the nearest GenAI span around it. `None`
+/// outside any span,
 /// without a subscriber built on a tracing-subscriber `Registry`, or when
 /// neither source knows the span.
 ///
