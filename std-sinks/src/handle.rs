@@ -1003,7 +1003,10 @@ impl Emitter {
     /// ```
     pub fn emit(&self, event: EventBuilder<'_>) -> Result<(), Error> {
         // Events `OssaLayer` put off go first: an event emitted inside a
-        // span comes after that span's start event.
+        // span comes after that span's start event (a span of the thread's
+        // that waits to start, starts now).
+        #[cfg(feature = "tracing")]
+        crate::tracing_layer::start_waiting_spans();
         #[cfg(feature = "tracing")]
         let how = self.shared.drain_deferred_first();
         #[cfg(not(feature = "tracing"))]
@@ -1028,12 +1031,21 @@ impl Emitter {
     /// ```
     pub fn emit_event(&self, ev: &Event<'_>) -> Result<(), Error> {
         #[cfg(feature = "tracing")]
+        crate::tracing_layer::start_waiting_spans();
+        #[cfg(feature = "tracing")]
         let how = self.shared.drain_deferred_first();
         #[cfg(not(feature = "tracing"))]
         let how = How::EMIT;
         check_payload(&self.shared, ev)?;
         let r = encode_and_queue(&self.shared, ev, None, how);
         self.shared.answered_at_emit(r)
+    }
+
+    /// What the emitting threads and the worker share (`OssaLayer` keeps it
+    /// for a span whose start waits, to put that start off here).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn shared_arc(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Puts off an event of `OssaLayer`'s: it is built, encoded and queued

@@ -31,7 +31,9 @@
 //! 1, 2, … per agent span, in the order they start. The operation
 //! (`gen_ai.operation.name`) and the agent id are read when the span
 //! starts: recorded after that, they change neither its end event (which
-//! must pair with its start) nor the spans in it.
+//! must pair with its start) nor the spans in it. What a span takes from
+//! the spans around it (`ossaagentid`, `ossainteractionid`, its turn
+//! counter) is read when it starts too, not when it is created.
 //!
 //! # A span's life
 //!
@@ -46,10 +48,11 @@
 //! exception: an `execute_tool` span entered before it has a tool name (rig
 //! creates it empty and records `gen_ai.tool.name`, the call id and the
 //! arguments right after entering it) is started at its first exit instead,
-//! or at its close, with the time of its first enter. A span that is never
-//! closed (its handle leaked) never ends: it emits no end event, and its
-//! state, kept in the span's extensions, is freed with the span by the
-//! registry, like the span itself.
+//! or at its close, or when a GenAI span in it starts (its `tool.called`
+//! comes before that span's events), with the time of its first enter. A
+//! span that is never closed (its handle leaked) never ends: it emits no
+//! end event, and its state, kept in the span's extensions, is freed with
+//! the span by the registry, like the span itself.
 //!
 //! # Ids
 //!
@@ -80,8 +83,10 @@
 //! is built an event is not in [`Metrics`](crate::Metrics) (`emitted`,
 //! `queue_depth`): the counters lag the spans by what waits. About the
 //! emitter's [`queue_capacity`](crate::EmitterBuilder::queue_capacity)
-//! events wait at most; a span that finds that many waiting builds them on
-//! its own thread first.
+//! events wait at most. A span that finds that many waiting does what the
+//! emitter's [`Overflow`](crate::Overflow) policy does for a full queue:
+//! under `Block` it builds them on its own thread first; under
+//! `DropNewest` its event is dropped (counted and reported).
 //!
 //! An event the emitter refuses (queue full, shut down, invalid) is counted
 //! and reported by the emitter as usual, when it is built; the layer never
@@ -109,7 +114,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ossa_events_core::{EventBuilder, RawJson, ossa};
@@ -595,6 +600,8 @@ pub(crate) struct SpanState {
     /// Its turn number (chat spans), given when it starts.
     turn: u64,
     started: bool,
+    /// Entered and not started: the emitter its start goes to.
+    waiting: Option<Waiting>,
     /// The message of the first ERROR event inside it.
     error: Option<Box<str>>,
 }
@@ -860,6 +867,7 @@ where
             turns,
             turn: 0,
             started: false,
+            waiting: None,
             error: None,
         };
         let mut ext = span.extensions_mut();
@@ -914,7 +922,7 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let start = {
+        let starts = {
             let mut ext = span.extensions_mut();
             let Some(state) = ext
                 .get_mut::<SpanState>()
@@ -928,20 +936,27 @@ where
             if state.core.entered.is_none() {
                 state.core.entered = Some(Instant::now());
             }
-            match state.core.kind() {
-                None => return,
+            let kind = match state.core.kind() {
                 // A tool span that does not know its tool yet: started at
                 // its first exit (see the module docs), dated now.
-                Some(Kind::Tool) if state.core.fields.tool.is_none() => return,
-                Some(kind) => state.start(kind),
-            }
+                Some(Kind::Tool) if state.core.fields.tool.is_none() => None,
+                kind => kind,
+            };
+            let Some(kind) = kind else {
+                // Until then a span that starts inside it starts it first.
+                if state.waiting.is_none() {
+                    state.waiting = Some(Waiting::new(self.emitter.shared_arc().clone()));
+                }
+                return;
+            };
+            start(self.key, &span, state, kind)
         };
-        self.emitter.defer(Later(start));
+        self.put_off(starts);
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let start = {
+        let starts = {
             let mut ext = span.extensions_mut();
             let Some(state) = ext
                 .get_mut::<SpanState>()
@@ -955,9 +970,9 @@ where
             let Some(kind) = state.core.kind() else {
                 return;
             };
-            state.start(kind)
+            start(self.key, &span, state, kind)
         };
-        self.emitter.defer(Later(start));
+        self.put_off(starts);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -965,13 +980,14 @@ where
         let Some(mut state) = SpanState::remove(&mut span.extensions_mut(), self.key) else {
             return;
         };
+        unwait(&mut state);
         let (Some(_), Some(kind)) = (state.core.entered, state.core.kind()) else {
             return; // never entered: never started
         };
         let closed = Instant::now();
         if !state.started {
-            let start = state.start(kind);
-            self.emitter.defer(Later(start));
+            let starts = start(self.key, &span, &mut state, kind);
+            self.put_off(starts);
         }
         let end = End {
             error: state.error,
@@ -982,7 +998,187 @@ where
     }
 }
 
-/// What a new span takes from the GenAI span around it.
+/// The start events a span's start puts off: those of the spans around it
+/// that were entered and had not started (outermost first), then its own.
+struct Starts {
+    around: Vec<Later>,
+    own: Later,
+}
+
+/// GenAI spans entered and not started yet, over every `OssaLayer` (a tool
+/// span that did not know its tool): a span that starts inside one, and an
+/// `emit()` made inside one, start it first. While there is none, neither
+/// looks for one.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// The emitter a span that waits to start puts its start off in (the
+/// layer's: an `emit()` inside the span may be another emitter's). Counted
+/// in [`WAITING`] while it lives: dropped when the span starts, or with
+/// its state however that goes (a subscriber dropped with the span open).
+struct Waiting(Arc<crate::worker::Shared>);
+
+impl Waiting {
+    fn new(sh: Arc<crate::worker::Shared>) -> Waiting {
+        WAITING.fetch_add(1, Ordering::AcqRel);
+        Waiting(sh)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Waiting")
+    }
+}
+
+/// Starts span `span` (its state `state`, of layer `layer`) as `kind`.
+/// What it takes from the GenAI span around it is read now, not when it
+/// was created: an agent's name or a conversation id recorded on that span
+/// in between is on its events too (and, once that span started, what its
+/// start said). A span around it entered and not started yet (a tool span
+/// that did not know its tool) starts first, so that its `tool.called`
+/// comes before the events of the spans in it.
+fn start<'a, R: LookupSpan<'a>>(
+    layer: usize,
+    span: &SpanRef<'a, R>,
+    state: &mut SpanState,
+    kind: Kind,
+) -> Starts {
+    let mut around = Vec::new();
+    let parent = if WAITING.load(Ordering::Acquire) == 0 {
+        span.scope().skip(1).find_map(|s| inherit(&s, layer))
+    } else {
+        // Outermost first, so that each span that waited takes what it
+        // takes from the span around it as that one now says. Locks are
+        // taken from a span to those around it, one at a time, as
+        // everywhere in this layer.
+        let scope: Vec<_> = span.scope().skip(1).collect();
+        let mut parent = None;
+        for s in scope.iter().rev() {
+            let mut ext = s.extensions_mut();
+            let Some(p) = ext
+                .get_mut::<SpanState>()
+                .and_then(|p| SpanState::of(p, layer))
+            else {
+                continue;
+            };
+            if !p.started
+                && p.core.entered.is_some()
+                && let Some(k) = p.core.kind()
+            {
+                around.push(start_in(parent.take(), p, k));
+            }
+            parent = Some(Inherited::of(p));
+        }
+        parent
+    };
+    Starts {
+        around,
+        own: start_in(parent, state, kind),
+    }
+}
+
+/// Starts `state` as `kind`, inside a span that gives it `parent`.
+fn start_in(parent: Option<Inherited>, state: &mut SpanState, kind: Kind) -> Later {
+    let mut parent_turns = None;
+    if let Some(p) = parent {
+        state.core.agent = p.agent;
+        state.core.conversation = p.conversation;
+        parent_turns = p.turns;
+    }
+    state.turns = match kind {
+        // An agent counts its own turns (one that became an agent by a late
+        // `gen_ai.operation.name` gets its counter now).
+        Kind::Agent => match state.turns.take() {
+            Some(t) if !parent_turns.as_ref().is_some_and(|p| Arc::ptr_eq(p, &t)) => Some(t),
+            _ => Some(Arc::new(AtomicU64::new(0))),
+        },
+        _ => parent_turns,
+    };
+    unwait(state);
+    Later(state.start(kind))
+}
+
+/// `state` no longer waits to start.
+fn unwait(state: &mut SpanState) {
+    state.waiting = None;
+}
+
+impl OssaLayer {
+    /// Puts the start events off, outermost first (never under a span's
+    /// lock: building them may run an `on_undelivered` callback).
+    fn put_off(&self, starts: Starts) {
+        for later in starts.around {
+            self.emitter.defer(later);
+        }
+        self.emitter.defer(starts.own);
+    }
+}
+
+/// Before an `emit()`: starts the GenAI spans the calling thread is in that
+/// were entered and have not started yet (a tool span that did not know
+/// its tool: rig runs the tool in the span's first poll), outermost first,
+/// so that an event emitted inside one comes after its `tool.called`.
+/// Costs one atomic load while no span waits.
+#[inline]
+pub(crate) fn start_waiting_spans() {
+    if WAITING.load(Ordering::Acquire) != 0 {
+        start_waiting_spans_now();
+    }
+}
+
+#[cold]
+fn start_waiting_spans_now() {
+    let mut starts: Vec<(Arc<crate::worker::Shared>, Later)> = Vec::new();
+    tracing::dispatcher::get_default(|dispatch| {
+        let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
+            return;
+        };
+        let current = dispatch.current_span();
+        let Some(span) = current.id().and_then(|id| registry.span(id)) else {
+            return;
+        };
+        // Outermost first, as `start` goes; per layer, what the span
+        // around gives.
+        let scope: Vec<_> = span.scope().collect();
+        let mut parents: Vec<(usize, Inherited)> = Vec::new();
+        for s in scope.iter().rev() {
+            let mut ext = s.extensions_mut();
+            let mut state = ext.get_mut::<SpanState>();
+            // Every layer's state in the span.
+            while let Some(st) = state {
+                let at = parents.iter().position(|(l, _)| *l == st.layer);
+                if !st.started
+                    && st.core.entered.is_some()
+                    && let Some(kind) = st.core.kind()
+                    && let Some(Waiting(sh)) = &st.waiting
+                {
+                    let sh = sh.clone();
+                    let parent = at.map(|i| parents.swap_remove(i).1);
+                    starts.push((sh, start_in(parent, st, kind)));
+                }
+                let here = (st.layer, Inherited::of(st));
+                match parents.iter_mut().find(|(l, _)| *l == st.layer) {
+                    Some(p) => *p = here,
+                    None => parents.push(here),
+                }
+                state = st.next.as_deref_mut();
+            }
+        }
+    });
+    // Put off once no span's lock is held.
+    for (sh, later) in starts {
+        sh.defer(later);
+    }
+}
+
+/// What a new span takes from the GenAI span around it (its ids when it
+/// is created; the rest again when it starts, as that span says then).
 struct Inherited {
     ids: SpanIds,
     agent: Option<Text>,
@@ -992,13 +1188,22 @@ struct Inherited {
 
 fn inherit<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, layer: usize) -> Option<Inherited> {
     let ext = span.extensions();
-    let s = SpanState::of_ref(ext.get::<SpanState>()?, layer)?;
-    Some(Inherited {
-        ids: s.ids,
-        agent: s.core.agent().cloned(),
-        conversation: s.core.conversation().cloned(),
-        turns: s.turns.clone(),
-    })
+    Some(Inherited::of(SpanState::of_ref(
+        ext.get::<SpanState>()?,
+        layer,
+    )?))
+}
+
+impl Inherited {
+    /// What a span inside the span of state `s` takes from it.
+    fn of(s: &SpanState) -> Inherited {
+        Inherited {
+            ids: s.ids,
+            agent: s.core.agent().cloned(),
+            conversation: s.core.conversation().cloned(),
+            turns: s.turns.clone(),
+        }
+    }
 }
 
 impl OssaLayer {

@@ -674,3 +674,158 @@ fn odd_field_values_are_escaped_or_counted_never_a_panic() {
         .unwrap();
     assert_eq!(called["data"]["arguments"], "{not json");
 }
+
+/// A tool span entered before it knows its tool (as rig's is) is started at
+/// its first exit; a GenAI span inside it that starts before that exit (an
+/// agent used as a tool, run in the tool's first poll) still comes after
+/// the tool's `tool.called`, and so does its end.
+#[test]
+fn a_span_inside_a_tool_span_not_yet_started_comes_after_its_start() {
+    let out = Shared::default();
+    let emitter = emitter_with(&out, |b| b);
+    traced(&emitter, || {
+        let agent = rig_agent_span("outer");
+        let _a = agent.enter();
+        let tool = rig_tool_span();
+        tool.in_scope(|| {
+            let span = tracing::Span::current();
+            span.record("gen_ai.tool.name", "ask_inner");
+            span.record("gen_ai.tool.call.id", "c1");
+            // The tool is an agent: its run starts and ends in this poll.
+            let inner = rig_agent_span("inner");
+            inner.in_scope(|| {});
+        });
+        drop(tool);
+    });
+    let events = out.events();
+    let types: Vec<&str> = events.iter().map(ty).collect();
+    assert_eq!(
+        types,
+        [
+            ossa::AGENT_STARTED,
+            ossa::TOOL_CALLED,
+            ossa::AGENT_STARTED,
+            ossa::AGENT_COMPLETED,
+            ossa::TOOL_COMPLETED,
+            ossa::AGENT_COMPLETED,
+        ],
+        "{events:#?}"
+    );
+    assert_eq!(events[1]["subject"], "ask_inner");
+    assert_eq!(events[1]["data"]["call_id"], "c1");
+    let agents: Vec<Option<&str>> = events.iter().map(|e| ext(e, "ossaagentid")).collect();
+    let (outer, inner) = (Some("outer"), Some("inner"));
+    assert_eq!(agents, [outer, outer, inner, inner, outer, outer]);
+    // The inner agent's spans are in the tool's trace.
+    assert!(
+        events
+            .iter()
+            .all(|e| e["ossatraceid"] == events[0]["ossatraceid"])
+    );
+}
+
+/// A span started inside a GenAI span that has not started (made, never
+/// entered) takes the agent of the span around that one.
+#[test]
+fn a_span_inside_a_span_not_started_takes_the_agent_around_it() {
+    let out = Shared::default();
+    let emitter = emitter_with(&out, |b| b);
+    traced(&emitter, || {
+        let agent = rig_agent_span("outer");
+        let _a = agent.enter();
+        let tool = tracing::info_span!("execute_tool", gen_ai.tool.name = "t");
+        tracing::info_span!(parent: &tool, "chat").in_scope(|| {});
+    });
+    let events = out.events();
+    assert_eq!(events.len(), 4, "{events:#?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| ext(e, "ossaagentid") == Some("outer")),
+        "{events:#?}"
+    );
+}
+
+/// What a span takes from the GenAI span around it (`ossaagentid`,
+/// `ossainteractionid`) is what that span says when the inner one starts,
+/// not when it was created: an agent span whose name and conversation are
+/// recorded after a span was made inside it still gives them to that
+/// span's events.
+#[test]
+fn a_span_made_before_its_agent_records_its_name_still_gets_it() {
+    let out = Shared::default();
+    let emitter = emitter_with(&out, |b| b);
+    traced(&emitter, || {
+        let agent = tracing::info_span!(
+            "invoke_agent",
+            gen_ai.agent.name = Empty,
+            gen_ai.conversation.id = Empty
+        );
+        let turn = tracing::info_span!(parent: &agent, "chat");
+        agent.record("gen_ai.agent.name", "researcher");
+        agent.record("gen_ai.conversation.id", "conv-1");
+        agent.in_scope(|| turn.in_scope(|| {}));
+        drop(turn);
+    });
+    let events = out.events();
+    assert_eq!(events.len(), 4, "{events:#?}");
+    for e in &events {
+        assert_eq!(ext(e, "ossaagentid"), Some("researcher"), "{e:#?}");
+        assert_eq!(ext(e, "ossainteractionid"), Some("conv-1"), "{e:#?}");
+    }
+}
+
+/// An event emitted inside a tool span entered before it knew its tool
+/// (rig's tool code runs in the span's first poll) comes after the tool's
+/// `tool.called`, as one emitted inside any span comes after its start.
+#[test]
+fn an_event_emitted_inside_a_tool_span_not_yet_started_comes_after_its_start() {
+    let out = Shared::default();
+    let emitter = emitter_with(&out, |b| b.context_from_tracing(true));
+    traced(&emitter, || {
+        let tool = rig_tool_span();
+        tool.in_scope(|| {
+            tracing::Span::current().record("gen_ai.tool.name", "web_search");
+            emitter
+                .emit(EventBuilder::new().ty("dev.example.note"))
+                .unwrap();
+        });
+    });
+    let events = out.events();
+    let types: Vec<&str> = events.iter().map(ty).collect();
+    assert_eq!(
+        types,
+        [ossa::TOOL_CALLED, "dev.example.note", ossa::TOOL_COMPLETED],
+        "{events:#?}"
+    );
+    assert_eq!(events[0]["subject"], "web_search");
+    assert_eq!(events[1]["ossaspanid"], events[0]["ossaspanid"]);
+}
+
+/// A span that becomes an agent by a `gen_ai.operation.name` recorded
+/// after it was created, before it starts, numbers its turns 1, 2, … as
+/// any agent does.
+#[test]
+fn an_agent_by_a_late_operation_name_numbers_its_turns() {
+    let out = Shared::default();
+    let emitter = emitter_with(&out, |b| b);
+    traced(&emitter, || {
+        let agent = tracing::info_span!(
+            "run",
+            gen_ai.operation.name = Empty,
+            gen_ai.agent.name = "planner"
+        );
+        agent.record("gen_ai.operation.name", "invoke_agent");
+        agent.in_scope(|| {
+            tracing::info_span!("chat").in_scope(|| {});
+            tracing::info_span!("chat").in_scope(|| {});
+        });
+    });
+    let turns: Vec<u64> = out
+        .events()
+        .iter()
+        .filter(|e| ty(e) == ossa::TURN_STARTED)
+        .map(|e| e["data"]["turn"].as_u64().unwrap())
+        .collect();
+    assert_eq!(turns, [1, 2]);
+}

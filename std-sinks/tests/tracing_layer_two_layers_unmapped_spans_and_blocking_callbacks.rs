@@ -1,7 +1,8 @@
 //! `OssaLayer` in setups an adversarial review found broken (each test
 //! failed before its fix): two layers on one subscriber, an ERROR event in
 //! a span of an operation the layer does not map, and an `on_undelivered`
-//! callback that waits for a lock an emitting thread holds.
+//! callback that waits for a lock an emitting thread holds; and two layers
+//! with a tool span that starts late.
 #![cfg(feature = "tracing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -195,4 +196,60 @@ fn a_span_open_across_shutdown_has_its_end_counted_and_reported_once() {
     let m = em.metrics();
     assert_eq!((m.emitted, m.delivered, m.dropped), (1, 1, 1), "{m:?}");
     assert_eq!(reported.load(Ordering::SeqCst), 1);
+}
+
+/// Two layers, a tool span entered before it knew its tool (as rig's is)
+/// inside an agent span that was named after the tool span was made: for
+/// each emitter, the tool's `tool.called` comes before an event emitted in
+/// it and before the turn in it, and every span's events name the agent.
+#[test]
+fn two_layers_start_a_waiting_tool_span_before_what_happens_in_it() {
+    let (out_a, out_b) = (Shared::default(), Shared::default());
+    let a = Emitter::builder("/agents/a")
+        .sink(WriterSink::new(out_a.clone()))
+        .build()
+        .unwrap();
+    let b = Emitter::builder("/agents/b")
+        .sink(WriterSink::new(out_b.clone()))
+        .context_from_tracing(true)
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(OssaLayer::new(a.clone()))
+        .with(OssaLayer::new(b.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let agent = tracing::info_span!("invoke_agent", gen_ai.agent.name = tracing::field::Empty);
+        let tool = tracing::info_span!(
+            parent: &agent,
+            "execute_tool",
+            gen_ai.tool.name = tracing::field::Empty
+        );
+        agent.record("gen_ai.agent.name", "planner");
+        let _a = agent.enter();
+        tool.in_scope(|| {
+            tracing::Span::current().record("gen_ai.tool.name", "t");
+            b.emit(EventBuilder::new().ty("dev.example.note")).unwrap();
+            tracing::info_span!("chat").in_scope(|| {});
+        });
+    });
+    a.flush().unwrap();
+    b.flush().unwrap();
+    for (out, note) in [(out_a, false), (out_b, true)] {
+        let events = out.events();
+        let types: Vec<&str> = events.iter().map(ty).collect();
+        let mut want = vec![ossa::AGENT_STARTED, ossa::TOOL_CALLED];
+        if note {
+            want.push("dev.example.note");
+        }
+        want.extend([
+            ossa::TURN_STARTED,
+            ossa::TURN_COMPLETED,
+            ossa::TOOL_COMPLETED,
+            ossa::AGENT_COMPLETED,
+        ]);
+        assert_eq!(types, want);
+        for e in events.iter().filter(|e| ty(e) != "dev.example.note") {
+            assert_eq!(e["ossaagentid"], "planner", "{e:#?}");
+        }
+    }
 }
