@@ -451,6 +451,12 @@ fn bad_arguments_give_one_line_and_exit_2() {
         (&["emit", "--timeout", "-1"], "emit: --timeout must be"),
         (&["emit", "--deadline", "soon"], "emit: --deadline must be"),
         (&["emit", "--deadline=inf"], "emit: --deadline must be"),
+        // Above 0, but under a nanosecond: it was taken as no time at all.
+        (&["emit", "--timeout", "1e-10"], "emit: --timeout must be"),
+        (
+            &["emit", "--deadline", "0.0000000001"],
+            "emit: --deadline must be",
+        ),
         (
             &["emit", "--source", "/x"],
             "emit: --source goes with --demo",

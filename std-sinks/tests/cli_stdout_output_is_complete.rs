@@ -582,3 +582,50 @@ fn a_leading_byte_order_mark_is_skipped() {
         assert_eq!(ids_of(&o.stdout), ["s-0", "s-1"], "{command}: {stderr}");
     }
 }
+
+/// stderr or stdout whose reader has left before it is written (as with
+/// `2>&1 | head -1`, or `--help | head -1`): the line is lost, and the exit
+/// status is still the documented one, not the 101 of a panic ("failed
+/// printing to stderr: Broken pipe").
+#[test]
+fn a_closed_stderr_or_stdout_leaves_the_documented_exit_status() {
+    // A pipe whose reader is gone: a write gets EPIPE (SIGPIPE is ignored).
+    let closed = || {
+        let (r, w) = std::io::pipe().unwrap();
+        drop(r);
+        w
+    };
+    let valid: String = (0..3).map(line).collect();
+    let bad = format!("garbage\n{valid}");
+    let cases: [(&[&str], &str, bool, i32); 8] = [
+        // (args, stdin, stderr closed (else stdout), exit status)
+        (&["emit"], &valid, true, 0),
+        (&["emit"], &bad, true, 1),
+        (&["emit", "--bogus"], "", true, 2),
+        (&["validate"], "", true, 1),
+        (&["validate", "--sequence"], &valid, true, 0),
+        (&["validate", "/"], "", true, 1),
+        (&["--help"], "", false, 0),
+        (&["emit", "--help"], "", false, 0),
+    ];
+    for (args, input, err_closed, want) in cases {
+        let mut cmd = bin();
+        cmd.args(args).stdin(Stdio::piped());
+        if err_closed {
+            cmd.stdout(Stdio::null()).stderr(closed());
+        } else {
+            cmd.stdout(closed()).stderr(Stdio::piped());
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(input.as_bytes());
+        drop(stdin);
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(want),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

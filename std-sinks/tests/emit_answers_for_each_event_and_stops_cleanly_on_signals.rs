@@ -455,3 +455,53 @@ fn listen_on_sigint_refuses_new_connections_and_finishes_the_request_in_progress
     assert_eq!(out.lines().count(), 2, "{out}");
     assert!(out.contains(r#""id":"in-progress""#), "{out}");
 }
+
+/// A collector that takes requests and never answers, and more lines than
+/// the queue holds (10 000 events), then the end of the input: once an
+/// event has waited the whole `--deadline` for room and been dropped, the
+/// sink is known to take nothing, and `emit` ends within about `--deadline`
+/// with exit 1, every event read counted. Each further line waited
+/// `--deadline` again before: 12 000 lines with `--deadline 1` took about
+/// 2 000 s (at the default 300 s, about a week).
+#[test]
+fn a_collector_that_never_answers_does_not_make_every_further_line_wait_the_deadline() {
+    let (addr, seen) = collector("none", Duration::from_secs(600));
+    let mut child = spawn_emit(
+        addr,
+        &[
+            "--mode",
+            "structured",
+            "--timeout",
+            "0.5",
+            "--deadline",
+            "1",
+        ],
+    );
+    let err = stderr_of(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    let input: String = (0..12_000).map(|i| event_line(&format!("n-{i}"))).collect();
+    // Dropped once written: emit sees the end of its input (or a broken
+    // pipe, once it stops reading).
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let status = wait_within(&mut child, Duration::from_secs(30));
+    let stderr = err.join().unwrap();
+    writer.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let read = summary_field(&stderr, "read");
+    let (delivered, failed, dropped, invalid) = (
+        summary_field(&stderr, "delivered"),
+        summary_field(&stderr, "failed"),
+        summary_field(&stderr, "dropped"),
+        summary_field(&stderr, "invalid"),
+    );
+    assert_eq!(delivered, 0, "{stderr}");
+    assert!(seen.lock().unwrap().accepted.is_empty());
+    assert_eq!(
+        delivered + failed + dropped + invalid,
+        read,
+        "every event read is counted: {stderr}"
+    );
+    assert!(read >= 10_000, "{stderr}");
+}

@@ -311,7 +311,11 @@ fn parse_secs(s: &str, max: f64) -> Option<std::time::Duration> {
     if !secs.is_finite() || secs <= 0.0 || secs > max {
         return None;
     }
-    std::time::Duration::try_from_secs_f64(secs).ok()
+    // A value under a nanosecond (`1e-10`) is above 0 but comes out as no
+    // time at all: every request would time out at once.
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
 }
 
 /// An integer in `min..=max` (underscores allowed as digit separators).
@@ -459,7 +463,7 @@ mod tests {
             parse_secs("0.5", 10.0),
             Some(std::time::Duration::from_millis(500))
         );
-        for bad in ["0", "-1", "NaN", "inf", "11", "x"] {
+        for bad in ["0", "-1", "NaN", "inf", "11", "x", "1e-10", "0.0000000001"] {
             assert_eq!(parse_secs(bad, 10.0), None, "{bad}");
         }
     }

@@ -72,6 +72,9 @@ unfinished. A second summary line counts the spans:
 Environment: with --sink http, HTTPS_PROXY, HTTP_PROXY, ALL_PROXY (or their
 lower-case forms) name a proxy and NO_PROXY the hosts that bypass it.
 
+An event that waits --deadline for room in the full queue (the sink took
+none in that time) is dropped, and the rest of the input is not read.
+
 SIGINT or SIGTERM stops reading: what is in hand gets --deadline, then the
 summary is printed (delivered counts only what the sink confirmed) and emit
 exits 130 (143 for SIGTERM). A second signal exits at once with the counts
@@ -521,11 +524,11 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         Ok(em) => em,
         // The spool directory cannot be used (in use, not writable).
         Err(ossa_events::Error::Io(e)) => {
-            eprintln!("ossa-events: emit: spool: {e}");
+            note!("ossa-events: emit: spool: {e}");
             return ExitCode::from(super::EXIT_FAILURE);
         }
         Err(e @ ossa_events::Error::SpoolLocked(_)) => {
-            eprintln!("ossa-events: emit: spool: {e}");
+            note!("ossa-events: emit: spool: {e}");
             return ExitCode::from(super::EXIT_FAILURE);
         }
         Err(e) => return super::usage_error(Some("emit"), &format!("emit: {e}")),
@@ -603,12 +606,23 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         let state = Mutex::new((0u64, None::<i32>));
         let read_failed = AtomicBool::new(false);
         let failed_flag = &read_failed;
+        // An event waited the whole --deadline for room in the full queue
+        // and was dropped: the sink took nothing in that time. Every later
+        // line would wait --deadline again before being dropped (20 000
+        // lines past a full queue are 70 days at the default 300 s), so
+        // the reading stops, as when stdout's reader is gone.
+        let stalled = AtomicBool::new(false);
+        let stalled = &stalled;
         let mut ended = false;
         let shared = &state;
         // Takes the receiver: a `&Receiver` cannot go to another thread.
         let gone = &*gone;
         let next = move || {
-            if ended || lock(shared).1.is_some() || gone.load(Ordering::Relaxed) {
+            if ended
+                || lock(shared).1.is_some()
+                || gone.load(Ordering::Relaxed)
+                || stalled.load(Ordering::Relaxed)
+            {
                 return None;
             }
             match rx.recv() {
@@ -639,7 +653,10 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
             let mut st = lock(&state);
             let (lineno, stopped) = &mut *st;
             for p in parsed {
-                if stopped.is_some() || gone.load(Ordering::Relaxed) {
+                if stopped.is_some()
+                    || gone.load(Ordering::Relaxed)
+                    || stalled.load(Ordering::Relaxed)
+                {
                     return;
                 }
                 if let Some(sig) = signalled() {
@@ -652,7 +669,9 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
                 match p {
                     Ok(ev) => {
                         // Refusals are counted by the emitter and reported by the callback.
-                        let _ = em.emit_event(&ev);
+                        if let Err(ossa_events::Error::QueueFull) = em.emit_event(&ev) {
+                            stalled.store(true, Ordering::Relaxed);
+                        }
                     }
                     Err(e) => {
                         invalid.fetch_add(1, Ordering::Relaxed);
@@ -663,6 +682,12 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         });
         stopped_by = lock(&state).1;
         input_failed = read_failed.load(Ordering::Relaxed);
+        if stalled.load(Ordering::Relaxed) && stopped_by.is_none() {
+            note!(
+                "ossa-events: emit: the sink took no event for --deadline ({} s): the rest of the input is not read",
+                a.deadline.as_secs_f64()
+            );
+        }
     }
     let mut stopped_by = stopped_by.or_else(signalled);
     if stopped_by.is_none() {
@@ -689,9 +714,13 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
     let lost_spans = otlp_stats.map_or(0, |st| {
         st.wait_closed(otlp_close_limit(a.deadline) + Duration::from_secs(1));
         let c = st.get();
-        eprintln!(
+        note!(
             "emit: otlp: spans {} (unfinished {}, evicted {}), span events {}, lost {}",
-            c.spans, c.unfinished, c.evicted, c.span_events, c.lost
+            c.spans,
+            c.unfinished,
+            c.evicted,
+            c.span_events,
+            c.lost
         );
         c.lost
     });
@@ -797,7 +826,7 @@ pub(super) fn lines_of(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// left unconfirmed); returns the metrics it printed.
 fn summary(em: &Emitter, read: u64, invalid: u64, signal: Option<i32>) -> ossa_events::Metrics {
     let m = em.metrics();
-    eprintln!(
+    note!(
         "emit: read {read}, delivered {}, retried {}, failed {}, dropped {}, invalid {invalid}",
         m.delivered,
         m.retried,
@@ -805,13 +834,16 @@ fn summary(em: &Emitter, read: u64, invalid: u64, signal: Option<i32>) -> ossa_e
         m.dropped + m.rejected
     );
     if m.replayed > 0 || m.spooled > 0 || m.spool_errors > 0 || m.spool_corrupt > 0 {
-        eprintln!(
+        note!(
             "emit: spool: replayed {} from an earlier run, {} left for the next run, {} write errors, {} corrupt records skipped",
-            m.replayed, m.spooled, m.spool_errors, m.spool_corrupt
+            m.replayed,
+            m.spooled,
+            m.spool_errors,
+            m.spool_corrupt
         );
     }
     if let Some(sig) = signal {
-        eprintln!(
+        note!(
             "emit: stopped by {}: {} not confirmed delivered ({} given up at the deadline, {} still in hand)",
             signals::name(sig),
             m.shutdown_timeout + m.queue_depth,
@@ -834,7 +866,7 @@ fn otlp_sink(a: &Settings) -> Result<OtlpSink, ExitCode> {
         Some(path) => match std::fs::File::create(path) {
             Ok(f) => OtlpSink::to_writer(std::io::BufWriter::new(f)),
             Err(e) => {
-                eprintln!("ossa-events: emit: --otlp-file '{}': {e}", path.display());
+                note!("ossa-events: emit: --otlp-file '{}': {e}", path.display());
                 return Err(ExitCode::from(super::EXIT_FAILURE));
             }
         },

@@ -16,6 +16,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
+use progress::note;
+
 const USAGE: &str = "\
 ossa-events — CloudEvents v1.0 for OSSA agents
 
@@ -179,13 +181,21 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code for invalid input or I/O failure.
 pub(crate) const EXIT_FAILURE: u8 = 1;
 
+/// Writes `text` on stdout. A reader that left first (`--help | head -1`)
+/// is no failure, and not a panic as `print!` would make it.
+fn out(text: &str) {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
+}
+
 /// Prints a one-line usage error for command `cmd` (`None`: the tool) and
 /// returns exit code 2. `msg` starts with the command's name.
 pub(crate) fn usage_error(cmd: Option<&str>, msg: &str) -> ExitCode {
     let msg = msg.replace(['\n', '\r'], " ");
     match cmd {
-        Some(c) => eprintln!("ossa-events: {msg} (see 'ossa-events {c} --help')"),
-        None => eprintln!("ossa-events: {msg} (see 'ossa-events --help')"),
+        Some(c) => note!("ossa-events: {msg} (see 'ossa-events {c} --help')"),
+        None => note!("ossa-events: {msg} (see 'ossa-events --help')"),
     }
     ExitCode::from(EXIT_USAGE)
 }
@@ -237,14 +247,17 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
     };
     match first {
         "-h" | "--help" => {
-            print!("{USAGE}");
+            out(USAGE);
             return ExitCode::SUCCESS;
         }
         "-V" | "--version" => {
             return match rest.first() {
                 None => {
-                    println!("ossa-events {}", env!("CARGO_PKG_VERSION"));
-                    println!("features: {}", FEATURES.join(", "));
+                    out(&format!(
+                        "ossa-events {}\nfeatures: {}\n",
+                        env!("CARGO_PKG_VERSION"),
+                        FEATURES.join(", ")
+                    ));
                     ExitCode::SUCCESS
                 }
                 Some(a) => usage_error(
@@ -282,7 +295,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
     };
     let is_command = COMMANDS.contains(&first);
     if has_help(first) && args::asks_help(rest) {
-        print!("{}", args::help(sub));
+        out(&args::help(sub));
         return ExitCode::SUCCESS;
     }
     let m = top.clone().try_get_matches_from(
@@ -310,7 +323,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         }
     };
     if cli.command.asks_help() {
-        print!("{}", args::help(sub));
+        out(&args::help(sub));
         return ExitCode::SUCCESS;
     }
     init_logging(cli.verbose);
@@ -323,14 +336,14 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
         Cmd::Consume(a) => consume::run(a, sub_m),
         Cmd::Completions { shell, .. } => completions(shell),
         Cmd::Help { command: None } => {
-            print!("{USAGE}");
+            out(USAGE);
             ExitCode::SUCCESS
         }
         Cmd::Help {
             command: Some(name),
         } => match command_of(&name) {
             Some(c) if has_help(&name) => {
-                print!("{}", args::help(&c));
+                out(&args::help(&c));
                 ExitCode::SUCCESS
             }
             _ => usage_error(None, &format!("help: no such command '{name}'")),
@@ -367,7 +380,7 @@ fn init_logging(verbosity: u8) {
     };
     let filter = if from_env {
         EnvFilter::try_from_default_env().unwrap_or_else(|e| {
-            eprintln!("ossa-events: RUST_LOG ignored: {e}");
+            note!("ossa-events: RUST_LOG ignored: {e}");
             EnvFilter::new(fallback)
         })
     } else {

@@ -71,7 +71,10 @@ fn shown() -> Option<ProgressBar> {
 }
 
 /// Prints `msg` as a line on stderr; a progress line being shown is cleared
-/// first and drawn again after it.
+/// first and drawn again after it. Every report and summary of `emit` and
+/// `validate` goes through here: a stderr whose reader has left (`2>&1 |
+/// head -1`) loses the line, where `eprintln!` would panic and the process
+/// exit 101 instead of its documented status.
 pub(crate) fn note_line(msg: &str) {
     let print = || {
         let _ = writeln!(std::io::stderr().lock(), "{msg}");

@@ -10,6 +10,7 @@ use ossa_events::parse::json::{BatchParser, parse_event};
 use ossa_events::{Event, ParseError, Scratch, format::json};
 
 use super::args::HelpFlag;
+use super::progress::note;
 use super::schemas::{FETCH_WAIT, SchemaArgs};
 
 /// Check CloudEvents v1.0 in the JSON format and print each valid event as one line
@@ -137,7 +138,7 @@ pub(crate) fn run(a: Args) -> ExitCode {
         match r {
             Ok(valid) => ok &= valid,
             Err((name, e)) => {
-                eprintln!("ossa-events: validate: {name}: {e}");
+                note!("ossa-events: validate: {name}: {e}");
                 ok = false;
             }
         }
@@ -149,7 +150,7 @@ pub(crate) fn run(a: Args) -> ExitCode {
     if let Some(e) = &out.failed {
         // Not a reader gone (`| head`): the lines were lost where they were
         // to be kept (a full disk).
-        eprintln!("ossa-events: validate: cannot write to stdout: {e}");
+        note!("ossa-events: validate: cannot write to stdout: {e}");
         ok = false;
     }
     if let Some(seqs) = &out.sequences {
@@ -323,17 +324,17 @@ impl Sequences {
                 (Some(f), Some(l)) => format!("{}..={}", f.0, l.0),
                 _ => "none".into(),
             };
-            eprintln!(
+            note!(
                 "sequence {source}: {range}, {} numbered, {missing} missing, {dups} duplicates, {conflicts} conflicts, {} unnumbered, {} not a number",
                 v.len(),
                 s.unnumbered,
                 s.not_numbers
             );
             for (a, b) in gaps.iter().take(10) {
-                eprintln!("sequence {source}: missing {a}..={b} ({})", b - a + 1);
+                note!("sequence {source}: missing {a}..={b} ({})", b - a + 1);
             }
             if gaps.len() > 10 {
-                eprintln!("sequence {source}: … and {} more gaps", gaps.len() - 10);
+                note!("sequence {source}: … and {} more gaps", gaps.len() - 10);
             }
             ok &= missing == 0 && conflicts == 0 && s.not_numbers == 0;
         }
@@ -494,7 +495,7 @@ fn validate_stream<W: Write + Send>(
         return Err(e);
     }
     if !seen {
-        eprintln!("ossa-events: validate: {name}: empty input: expected a CloudEvent");
+        note!("ossa-events: validate: {name}: empty input: expected a CloudEvent");
         return Ok(false);
     }
     Ok(ok.into_inner())
@@ -666,7 +667,7 @@ fn validate_input<W: Write>(
     out: &mut Output<W>,
 ) -> bool {
     if is_blank(bytes) {
-        eprintln!("ossa-events: validate: {name}: empty input: expected a CloudEvent");
+        note!("ossa-events: validate: {name}: empty input: expected a CloudEvent");
         return false;
     }
     let format = if format == Format::Auto {
