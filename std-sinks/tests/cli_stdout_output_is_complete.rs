@@ -597,7 +597,7 @@ fn a_closed_stderr_or_stdout_leaves_the_documented_exit_status() {
     };
     let valid: String = (0..3).map(line).collect();
     let bad = format!("garbage\n{valid}");
-    let cases: [(&[&str], &str, bool, i32); 8] = [
+    let cases: [(&[&str], &str, bool, i32); 10] = [
         // (args, stdin, stderr closed (else stdout), exit status)
         (&["emit"], &valid, true, 0),
         (&["emit"], &bad, true, 1),
@@ -607,6 +607,10 @@ fn a_closed_stderr_or_stdout_leaves_the_documented_exit_status() {
         (&["validate", "/"], "", true, 1),
         (&["--help"], "", false, 0),
         (&["emit", "--help"], "", false, 0),
+        // An address this host does not have: `listen` says so and exits 1.
+        (&["listen", "--http", "203.0.113.1:1"], "", true, 1),
+        // clap_complete's writers panicked on a failed write.
+        (&["completions", "bash"], "", false, 0),
     ];
     for (args, input, err_closed, want) in cases {
         let mut cmd = bin();

@@ -330,12 +330,12 @@ fn consume(a: &Settings) -> ExitCode {
         signals::watch(
             |_| {},
             move |sig| {
-                eprintln!(
+                note!(
                     "consume: printed {}, invalid {}",
                     counts.0.load(Ordering::Relaxed),
                     counts.1.load(Ordering::Relaxed)
                 );
-                eprintln!("consume: stopped by {}", signals::name(sig));
+                note!("consume: stopped by {}", signals::name(sig));
             },
         )
     };
@@ -369,8 +369,8 @@ fn consume(a: &Settings) -> ExitCode {
     };
     if let Some(sig) = signalled() {
         progress.finish();
-        eprintln!("consume: printed 0, invalid 0");
-        eprintln!("consume: stopped by {}", signals::name(sig));
+        note!("consume: printed 0, invalid 0");
+        note!("consume: stopped by {}", signals::name(sig));
         return ExitCode::from(signals::exit_code(sig));
     }
     let partitions: Option<Vec<i32>> = match metadata {
@@ -579,9 +579,9 @@ fn consume(a: &Settings) -> ExitCode {
         );
     }
     progress.finish();
-    eprintln!("consume: printed {printed}, invalid {invalid}");
+    note!("consume: printed {printed}, invalid {invalid}");
     if let Some(sig) = stopped_by {
-        eprintln!("consume: stopped by {}", signals::name(sig));
+        note!("consume: stopped by {}", signals::name(sig));
     }
     if !closed {
         // Dropping the consumer would wait for the brokers again.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use ossa_events::{FastIds, SystemClock, demo, format::json};
 
 use super::args::HelpFlag;
+use super::progress::note;
 
 /// The default `--source`.
 pub(crate) const DEFAULT_SOURCE: &str = "/ossa/demo/researcher";
@@ -55,7 +56,7 @@ pub(crate) fn run(a: Args) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ossa-events: demo: {e}");
+            note!("ossa-events: demo: {e}");
             ExitCode::from(super::EXIT_FAILURE)
         }
     }

@@ -9,6 +9,7 @@ use ossa_events::receiver::{Handler, Receiver, ReceiverConfig, Refusal};
 use ossa_events::{Event, format::json};
 
 use super::args::{HelpFlag, count, secs};
+use super::progress::note;
 use super::schemas::{FETCH_WAIT, SchemaArgs};
 
 /// Receive CloudEvents v1.0 over HTTP and print each valid event as one line of
@@ -141,7 +142,7 @@ const MAX_CONNECTIONS_LIMIT: u64 = 100_000;
 fn raise_open_files_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::debug!(limit = n, "open files limit"),
-        Err(e) => eprintln!("ossa-events: listen: could not raise the open files limit: {e}"),
+        Err(e) => note!("ossa-events: listen: could not raise the open files limit: {e}"),
     }
 }
 
@@ -177,7 +178,7 @@ pub(crate) fn run(a: Args) -> ExitCode {
         (Some(cert), Some(key)) => match ossa_events::receiver::tls_config_from_pem(cert, key) {
             Ok(t) => Some(t),
             Err(e) => {
-                eprintln!("ossa-events: listen: TLS: {e}");
+                note!("ossa-events: listen: TLS: {e}");
                 return ExitCode::from(super::EXIT_USAGE);
             }
         },
@@ -197,17 +198,17 @@ pub(crate) fn run(a: Args) -> ExitCode {
             None => r,
         },
         Err(e) => {
-            eprintln!("ossa-events: listen: cannot listen on {addr}: {e}");
+            note!("ossa-events: listen: cannot listen on {addr}: {e}");
             return ExitCode::from(super::EXIT_FAILURE);
         }
     };
     match receiver.local_addr() {
-        Ok(local) => eprintln!(
+        Ok(local) => note!(
             "listening on {}://{local}",
             if tls.is_some() { "https" } else { "http" }
         ),
         Err(e) => {
-            eprintln!("ossa-events: listen: {addr}: {e}");
+            note!("ossa-events: listen: {addr}: {e}");
             return ExitCode::from(super::EXIT_FAILURE);
         }
     }
@@ -218,7 +219,7 @@ pub(crate) fn run(a: Args) -> ExitCode {
         let _ = tx.try_send(sig);
     };
     let stop = super::signals::watch(first, |sig| {
-        eprintln!(
+        note!(
             "listen: stopped by {} before requests in progress ended",
             super::signals::name(sig)
         );
@@ -230,14 +231,14 @@ pub(crate) fn run(a: Args) -> ExitCode {
     let handle = match receiver.spawn_with(print) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("ossa-events: listen: {addr}: {e}");
+            note!("ossa-events: listen: {addr}: {e}");
             return ExitCode::from(super::EXIT_FAILURE);
         }
     };
     let sig = rx.recv().unwrap_or(signal_hook::consts::SIGTERM);
     let stats = handle.shutdown();
     let _ = std::io::stdout().lock().flush();
-    eprintln!(
+    note!(
         "listen: stopped by {}: {} requests, {} events accepted",
         super::signals::name(sig),
         stats.requests,
@@ -269,7 +270,7 @@ impl PrintEvents {
     fn stdout_failed(e: &std::io::Error) -> ! {
         // Nowhere to deliver events any more (e.g. piped into `head`): stop, so
         // clients are not told 2xx for events nobody sees.
-        eprintln!("ossa-events: listen: cannot write to stdout: {e}");
+        note!("ossa-events: listen: cannot write to stdout: {e}");
         std::process::exit(i32::from(super::EXIT_FAILURE));
     }
 }

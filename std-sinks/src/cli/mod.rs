@@ -402,12 +402,11 @@ fn completions(shell: Option<clap_complete::Shell>) -> ExitCode {
     let Some(shell) = shell else {
         return usage_error(None, &format!("completions: name a shell: {SHELLS}"));
     };
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "ossa-events",
-        &mut std::io::stdout(),
-    );
+    // Into memory, then out: clap_complete's writers panic when a write
+    // fails (a reader that has left, `| head -1`), which exited 101.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "ossa-events", &mut script);
+    out(&String::from_utf8_lossy(&script));
     ExitCode::SUCCESS
 }
 
