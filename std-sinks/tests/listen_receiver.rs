@@ -1040,6 +1040,20 @@ fn too_many_events_in_a_batch_get_413() {
         &post("application/cloudevents-batch+json", "", &four),
     );
     assert_eq!(r.status, 413);
+    // The element past the limit is not looked at: an invalid one there
+    // is still a batch too long (it was 400).
+    let invalid_fourth = format!(
+        "[{},{{\"specversion\":\"1.0\"}}]",
+        (0..3)
+            .map(|i| ev_json(&i.to_string()))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let r = roundtrip(
+        rx.local_addr(),
+        &post("application/cloudevents-batch+json", "", &invalid_fourth),
+    );
+    assert_eq!(r.status, 413, "{r:?}");
     assert!(seen(&seen_events).is_empty());
 }
 

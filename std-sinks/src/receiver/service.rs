@@ -363,14 +363,10 @@ fn handle_request<'a>(
             };
             let mut count = 0usize;
             while let Some(r) = batch.next_event(scratch) {
-                match r {
-                    Err(e) => return response_for(&e),
-                    Ok(ev) => {
-                        if let Err(r) = handler.check(&ev) {
-                            return refused(&r);
-                        }
-                    }
-                }
+                // The size limit first: the element past it is not looked
+                // at, so a batch too long is `413` whatever that element is
+                // (it was checked first, and a schema refusal or an invalid
+                // element there answered `503` or `400` instead).
                 count += 1;
                 if count > shared.config.max_batch_events {
                     return Reply::text(
@@ -380,6 +376,14 @@ fn handle_request<'a>(
                             shared.config.max_batch_events
                         ),
                     );
+                }
+                match r {
+                    Err(e) => return response_for(&e),
+                    Ok(ev) => {
+                        if let Err(r) = handler.check(&ev) {
+                            return refused(&r);
+                        }
+                    }
                 }
             }
             // Second pass: hand the (now known valid) events over.
