@@ -590,13 +590,14 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     /// ```
     // The error hands the event back (heapless style); no_std has no Box to shrink it.
     pub fn push_ref(&mut self, event: &Event<'_>) -> Result<(), PushErrorKind> {
-        if self.ends.is_full() {
-            return Err(PushErrorKind::FullCount);
-        }
         let start = self.bytes.len();
+        // Encoded before the count is checked: an event that can never be
+        // stored (`TooLarge`, a failing payload) is refused for that even
+        // when the batch holds `N` events, not as `FullCount`, which would
+        // send the caller to flush and retry an event no flush makes room
+        // for. Only a full batch pays for the encoding it then undoes.
         encode_into(self.bytes.as_mut_view(), event, self.format.terminator())?;
         let end = self.bytes.len();
-        // Cannot fail: checked not full above.
         if self.ends.push(end).is_err() {
             self.bytes.truncate(start);
             return Err(PushErrorKind::FullCount);
