@@ -431,14 +431,6 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
         }
     }
 
-    /// How long the oldest pending event has waited at `now` (0 if the clock
-    /// went back), compared as `u64` with the interval: an interval above
-    /// `i64::MAX` must not wrap negative.
-    pub(crate) fn waited_ms(&self, now: Timestamp) -> Option<u64> {
-        let t = self.oldest_ms?;
-        Some(u64::try_from(millis(now).saturating_sub(t)).unwrap_or(0))
-    }
-
     /// Whether `poll` flushes at `now`. A clock that went back past the
     /// oldest pending event's emit (an RTC reset, an NTP step) starts its
     /// wait over at `now`: how long it waited is unknown, and waiting for
@@ -461,9 +453,19 @@ impl<'a, I: IdSource, C: Clock, const N: usize, const B: usize> Inner<'a, I, C, 
         }
     }
 
+    /// How long until [`due_at`](Self::due_at) says yes. The wait is
+    /// compared as `u64` with the interval: an interval above `i64::MAX`
+    /// must not wrap negative. A clock that went back past the oldest
+    /// pending event's emit gives 0: the wait starts over only at the next
+    /// `poll` (this takes `&self`), so a superloop that slept a whole
+    /// interval first would find that poll starting the wait, not ending
+    /// it, and flush an interval late.
     pub(crate) fn next_flush_in_ms(&self, now: Timestamp) -> Option<u64> {
-        let waited = self.waited_ms(now)?;
-        Some(self.config.flush_interval_ms.saturating_sub(waited))
+        let t = self.oldest_ms?;
+        Some(match u64::try_from(millis(now).saturating_sub(t)) {
+            Ok(waited) => self.config.flush_interval_ms.saturating_sub(waited),
+            Err(_) => 0,
+        })
     }
 
     pub(crate) fn drained<E>(
@@ -639,7 +641,9 @@ macro_rules! common_methods {
             self.writer
         }
         /// Milliseconds until `poll` would flush (0 if due now), or `None` when
-        /// nothing is pending: how long a superloop may sleep.
+        /// nothing is pending: how long a superloop may sleep. Also 0 when the
+        /// clock went back past the oldest pending event's emit: the `poll`
+        /// then starts its wait over, and the next answer is one interval.
         ///
         /// ```
         /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};

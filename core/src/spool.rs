@@ -1511,7 +1511,13 @@ impl<
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn next_flush_in_ms(&self, now: Timestamp) -> Option<u64> {
-        let retry = self.retry_in_ms(now);
+        // A clock that went back past the writer's failure: 0, as the
+        // batch's wait says then. The next `poll` starts the wait over (this
+        // takes `&self`); a superloop that slept a whole interval first
+        // found that `poll` starting the wait, not ending it, and tried the
+        // writer an interval late.
+        let behind = self.failed_at_ms.is_some_and(|t| millis(now) < t);
+        let retry = if behind { 0 } else { self.retry_in_ms(now) };
         // The batch's interval, and no try before the failure's wait is over.
         let ram = self.inner.next_flush_in_ms(now).map(|a| a.max(retry));
         let flash = (!self.spool.is_empty()).then_some(retry);
