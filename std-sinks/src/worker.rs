@@ -1689,7 +1689,13 @@ impl<'w> Worker<'w> {
             }
             let due = self.owed > 0 || flush_wanted || st.shutdown || interval_due || pressed;
             let held_back = self.breaker.wait_until();
-            if due && held_back.is_none() && self.started.len() < self.depth {
+            // An open breaker is probed with one attempt: while a batch is
+            // in flight (the probe, or one started before it opened), no
+            // other starts, else a pipelined sink probed with a batch per
+            // lane (4 requests to a dead collector at each end of the open
+            // period with `pipeline(4)`, 64 with Kafka's default).
+            let probing = self.breaker.is_open() && !self.started.is_empty();
+            if due && held_back.is_none() && !probing && self.started.len() < self.depth {
                 if full {
                     self.pace.full_batch(now);
                 }

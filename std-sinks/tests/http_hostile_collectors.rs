@@ -717,3 +717,187 @@ fn otlp_a_500_is_not_retried() {
     assert_eq!(rep.failed, 1);
     assert_eq!(requests.load(Ordering::SeqCst), 1, "a 500 was retried");
 }
+
+/// A collector that answers `200` to the head of a request that asks for
+/// `100 Continue`, without the body (a proxy or a collector that decides on
+/// the headers alone): the client then sends no body (RFC 9110, section
+/// 10.1.1), so the collector cannot have the events. They must not count
+/// as delivered: the body is sent again without `Expect`, as after a 417.
+#[test]
+fn a_2xx_to_the_head_alone_is_no_delivery_of_a_body_never_sent() {
+    let bodies = Arc::new(AtomicUsize::new(0));
+    let took = bodies.clone();
+    let (addr, _) = serve(move |_, head, r, s| {
+        if head.get("expect").is_some() {
+            // Answered before the body came: the client must not send it.
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            return false;
+        }
+        let body = read_body(r, head);
+        if !body.is_empty() {
+            took.fetch_add(1, Ordering::SeqCst);
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        true
+    });
+    // 100 events of 3 KB: 300 KB of JSON, past the 256 KiB `Expect` threshold.
+    let (ids, datas) = big_batch(100, |_| "a".repeat(3000));
+    let mut sink = HttpSink::builder(format!("http://{addr}/e"))
+        .mode(HttpMode::Batched)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let evs: Vec<Event<'_>> = ids
+        .iter()
+        .zip(&datas)
+        .map(|(id, d)| {
+            Event::builder()
+                .id(id)
+                .source("/agents/a")
+                .ty("dev.example.tick")
+                .data_json(d)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let enc: Vec<Encoded> = evs
+        .iter()
+        .map(|e| Encoded::new(e, Encoding::Json).unwrap())
+        .collect();
+    let r = sink.send(&enc);
+    let took = bodies.load(Ordering::SeqCst);
+    assert!(
+        r.is_err() || took == 1,
+        "the send was answered delivered, yet the collector got {took} bodies"
+    );
+    assert!(r.is_ok(), "{:?}", r.err().map(|e| e.error().to_string()));
+}
+
+/// A collector whose `100 Continue` carries a header line (RFC 9110,
+/// section 15.2: a 1xx may have fields). ureq-proto 0.7 takes it for a
+/// final answer, sends no body and waits for the rest of the answer, while
+/// the collector waits for the body: every attempt of a body past the
+/// `Expect` threshold timed out, and its events failed after the last
+/// one. One such time-out turns `Expect` off; the retry delivers them.
+#[test]
+fn a_100_continue_with_a_header_line_still_gets_the_body() {
+    let bodies = Arc::new(AtomicUsize::new(0));
+    let took = bodies.clone();
+    let (addr, _) = serve(move |_, head, r, s| {
+        if head.get("expect").is_some() {
+            s.write_all(b"HTTP/1.1 100 Continue\r\nX-Note: go on\r\n\r\n")
+                .unwrap();
+        }
+        let mut body = vec![0; head.len()];
+        if r.read_exact(&mut body).is_err() {
+            return false; // the client gave up
+        }
+        took.fetch_add(1, Ordering::SeqCst);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        true
+    });
+    let reports = Reports::default();
+    let sink = HttpSink::builder(format!("http://{addr}/e"))
+        .mode(HttpMode::Batched)
+        .timeout(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let em = Emitter::builder("/agents/a")
+        .sink(sink)
+        .batch_size(100)
+        .retry(fast_retry(3))
+        .on_undelivered(recorder(&reports))
+        .build()
+        .unwrap();
+    // 100 events of 3 KB: 300 KB of JSON, past the 256 KiB `Expect` threshold.
+    let pad = format!(r#"{{"pad":"{}"}}"#, "a".repeat(3000));
+    for i in 0..100 {
+        let id = format!("e-{i}");
+        em.emit(
+            Event::builder()
+                .id(&id)
+                .ty("dev.example.tick")
+                .data_json(&pad),
+        )
+        .unwrap();
+    }
+    let m = em.shutdown().unwrap();
+    let reports = reports.lock().unwrap();
+    assert_eq!(
+        (m.delivered, m.failed, bodies.load(Ordering::SeqCst)),
+        (100, 0, 1),
+        "{:?}",
+        reports.first()
+    );
+}
+
+/// README, `circuit_breaker`: "stops sending to a dead collector, probes it
+/// with one attempt". With requests in flight at once (`pipeline(4)`), each
+/// open period must still end in one probe, not in one per lane.
+#[test]
+fn a_pipelined_sink_probes_an_open_breaker_with_one_request() {
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let log = times.clone();
+    let start = std::time::Instant::now();
+    let (addr, _) = serve(move |_, head, r, s| {
+        let _ = read_body(r, head);
+        log.lock().unwrap().push(start.elapsed());
+        s.write_all(b"HTTP/1.1 503 Down\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        true
+    });
+    let sink = HttpSink::builder(format!("http://{addr}/e"))
+        .mode(HttpMode::Batched)
+        .max_batch(1)
+        .pipeline(4)
+        .build()
+        .unwrap();
+    let open_for = Duration::from_millis(300);
+    let em = Emitter::builder("/agents/a")
+        .sink(sink)
+        .batch_size(1)
+        .retry(RetryPolicy::none())
+        .shutdown_timeout(Duration::from_millis(100))
+        .circuit_breaker(
+            ossa_events::BreakerConfig::default()
+                .threshold(1)
+                .open_for(open_for)
+                .max_open_for(open_for),
+        )
+        .build()
+        .unwrap();
+    for i in 0..40 {
+        let id = format!("e-{i}");
+        em.emit(Event::builder().id(&id).ty("dev.example.tick"))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1600));
+    drop(em);
+    let times = times.lock().unwrap().clone();
+    // Requests more than 100 ms after the first ones: the probes, each
+    // `open_for` apart; count those that came together (within 50 ms).
+    let first = times[0];
+    let probes: Vec<Duration> = times
+        .iter()
+        .copied()
+        .filter(|t| {
+            *t > first + Duration::from_millis(100) && *t < first + Duration::from_millis(1500)
+        })
+        .collect();
+    let mut bursts: Vec<usize> = Vec::new();
+    let mut last: Option<Duration> = None;
+    for t in &probes {
+        match last {
+            Some(l) if *t - l < Duration::from_millis(50) => *bursts.last_mut().unwrap() += 1,
+            _ => bursts.push(1),
+        }
+        last = Some(*t);
+    }
+    assert!(
+        !bursts.is_empty() && bursts.iter().all(|&n| n == 1),
+        "requests per probe: {bursts:?} (times {times:?})"
+    );
+}

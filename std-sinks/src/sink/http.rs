@@ -23,10 +23,14 @@
 //! | time limit reached | `Yes { after: None }` | [`Error::Timeout`] |
 //! | 501, 3xx, other 4xx (400, 401, 403, 404, 413, 415, 422…) | `No` | [`Error::HttpStatus`] with a body excerpt |
 //!
-//! Two answers get the same request again at once instead: a `417` to
-//! `Expect: 100-continue` (without it), and a `415` to a gzip body whose
-//! `Accept-Encoding` leaves gzip out (uncompressed, and so is every later
-//! request; see [`HttpSinkBuilder::gzip`]).
+//! Three answers get the same request again at once instead: a `417` to
+//! `Expect: 100-continue` (without it), a 2xx to such a request's head
+//! alone, before `100 Continue`, its body never sent (without it: that 2xx
+//! delivered nothing), and a `415` to a gzip body whose `Accept-Encoding`
+//! leaves gzip out (uncompressed, and so is every later request; see
+//! [`HttpSinkBuilder::gzip`]). A request with `Expect` that gets no answer
+//! in time, its body never sent, turns `Expect` off for the sink's later
+//! requests (the collector's `100 Continue` cannot be read).
 //!
 //! [HTTP protocol binding]: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/http-protocol-binding.md
 
@@ -149,6 +153,11 @@ pub struct HttpSink {
     /// The collector said it takes no gzip (a 415): shared with the lane
     /// copies, so that one refusal turns compression off for all of them.
     gzip_refused: Arc<AtomicBool>,
+    /// A request that waited for `100 Continue` got no answer in time, its
+    /// body never sent, on a connection made: the collector's `100
+    /// Continue` cannot be read (see `post`). Shared with the
+    /// lane copies; bodies go without `Expect` from then on.
+    expect_refused: Arc<AtomicBool>,
     max_batch: usize,
     /// The configured time limit per request.
     timeout: Duration,
@@ -566,7 +575,7 @@ impl HttpSinkBuilder {
         Ok(HttpSink {
             agent: ureq::Agent::with_parts(
                 config,
-                ureq::unversioned::transport::DefaultConnector::new(),
+                Connect(ureq::unversioned::transport::DefaultConnector::new()),
                 Resolve::default(),
             ),
             uri,
@@ -575,6 +584,7 @@ impl HttpSinkBuilder {
             headers,
             gzip: self.gzip,
             gzip_refused: Arc::default(),
+            expect_refused: Arc::default(),
             max_batch: self.max_batch,
             timeout: self.timeout,
             buf: Vec::new(),
@@ -979,6 +989,7 @@ impl HttpSink {
             headers: self.headers.clone(),
             gzip: self.gzip,
             gzip_refused: Arc::clone(&self.gzip_refused),
+            expect_refused: Arc::clone(&self.expect_refused),
             max_batch: self.max_batch,
             timeout: self.timeout,
             buf: Vec::new(),
@@ -1108,14 +1119,44 @@ impl HttpSink {
         // gzip followed by a 417 to the (now larger) uncompressed body, or
         // a 417 followed by a 415 to the gzip body sent without `Expect`,
         // gets the request a third time (a 415 or 417 returned here would
-        // fail its events for good). `expect` only goes from true to false,
-        // and gzip, once refused, stays off: at most three requests.
-        let mut expect = true;
+        // fail its events for good); so is a 2xx to the head alone.
+        // `expect` only goes from true to false, and gzip, once refused,
+        // stays off: at most three requests.
+        let mut expect = !self.expect_refused.load(Ordering::Relaxed);
         loop {
             // Afresh for each request: a resend gets only the time left.
             let limit = self.limit(deadline)?;
             let gzip = self.gzips();
-            match self.post_once(body, content_type, binary, limit, expect) {
+            let (answer, went) = self.post_once(body, content_type, binary, limit, expect);
+            match answer {
+                Ok(()) if went == BodyOut::Whole => return Ok(()),
+                // A 2xx to the head alone, before `100 Continue`: the body
+                // was never sent (RFC 9110, section 10.1.1), so the
+                // collector cannot have these events. Sent again without
+                // `Expect`, as after a 417 (only a request with `Expect`
+                // can go without its body, so this happens once).
+                Ok(()) => expect = false,
+                // No answer in time on a connection made, and the body
+                // never sent: the client took something for a final answer
+                // before `100 Continue` and waited for the rest (ureq-proto
+                // 0.7 reads a `100 Continue` with header lines, which RFC
+                // 9110 section 15.2 allows, as one), while the collector
+                // waited for the body. Every request with `Expect` would
+                // meet the same: later ones go without it (the worker
+                // retries this one), and it is said once.
+                Err(f)
+                    if expect
+                        && went == BodyOut::Nothing
+                        && matches!(f.error, Error::Timeout(Phase::Send)) =>
+                {
+                    if !self.expect_refused.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            url = %self.url,
+                            "no answer to a request that waited for 100 Continue, its body unsent: sending bodies without Expect"
+                        );
+                    }
+                    return Err(f);
+                }
                 // `Expect` refused (a proxy before an HTTP/1.0 server must):
                 // the body is sent without it, as curl does. (Whether it had
                 // one depends on the size on the wire, gzipped or not; a 417
@@ -1130,7 +1171,7 @@ impl HttpSink {
                     error: Error::HttpStatus { status: 415, .. },
                     ..
                 }) if gzip && !self.gzips() => {}
-                r => return r,
+                Err(f) => return Err(f),
             }
         }
     }
@@ -1144,6 +1185,9 @@ impl HttpSink {
     /// waits for `100 Continue`, at most a quarter of the request's time
     /// (ureq's 1 s at most), so that a collector that ignores `Expect`
     /// leaves the request time to send it.
+    ///
+    /// Returns the answer, and how much of the body went (a request with
+    /// `Expect` may be answered, or fail, without it).
     fn post_once(
         &mut self,
         body: &[u8],
@@ -1151,7 +1195,7 @@ impl HttpSink {
         binary: Option<&Encoded>,
         limit: Option<Duration>,
         expect: bool,
-    ) -> Result<(), Failure> {
+    ) -> (Result<(), Failure>, BodyOut) {
         let gzip = self.gzips();
         if gzip {
             self.gz.clear();
@@ -1160,11 +1204,17 @@ impl HttpSink {
                 flate2::Compression::fast(),
             );
             let gz = enc.write_all(body).and_then(|()| enc.finish());
-            self.gz = gz.map_err(|e| Failure {
-                retry: false,
-                after: None,
-                error: Error::Io(e),
-            })?;
+            match gz {
+                Ok(gz) => self.gz = gz,
+                Err(e) => {
+                    let f = Failure {
+                        retry: false,
+                        after: None,
+                        error: Error::Io(e),
+                    };
+                    return (Err(f), BodyOut::Part);
+                }
+            }
         }
         let gz = std::mem::take(&mut self.gz);
         let wire: &[u8] = if gzip { &gz } else { body };
@@ -1191,12 +1241,43 @@ impl HttpSink {
         if gzip {
             req = req.header("content-encoding", "gzip");
         }
-        if expect {
-            req = req.header("expect", "100-continue");
-        }
-        let result = req.send(wire);
+        // With `Expect`, the body is read through `unsent`, which tells
+        // afterwards whether ureq sent all of it: a final answer that comes
+        // before `100 Continue` leaves it unsent. (Sized by hand, as ureq
+        // sends a reader's body chunked.)
+        let mut unsent: &[u8] = if expect { wire } else { &[] };
+        CONNECT_FAILED.set(false);
+        let result = if expect {
+            req.header("expect", "100-continue")
+                .header("content-length", wire.len())
+                .send(ureq::SendBody::from_reader(&mut unsent))
+        } else {
+            req.send(wire)
+        };
+        let went = if unsent.is_empty() {
+            BodyOut::Whole
+        } else if unsent.len() < wire.len() || CONNECT_FAILED.get() {
+            // Not sent for want of a connection: that says nothing of
+            // how the collector answers `Expect`.
+            BodyOut::Part
+        } else {
+            BodyOut::Nothing
+        };
         self.gz = gz;
-        let mut resp = result.map_err(transport_failure)?;
+        let mut resp = match result {
+            Ok(resp) => resp,
+            Err(e) => return (Err(transport_failure(e)), went),
+        };
+        (self.answer_to(&mut resp, gzip), went)
+    }
+
+    /// What the collector's answer `resp` to a request (`gzip`: with a
+    /// gzip body) says of its events.
+    fn answer_to(
+        &mut self,
+        resp: &mut ureq::http::Response<ureq::Body>,
+        gzip: bool,
+    ) -> Result<(), Failure> {
         let status = resp.status().as_u16();
         let after = resp
             .headers()
@@ -1239,6 +1320,46 @@ impl HttpSink {
                 body: excerpt,
             },
         })
+    }
+}
+
+/// How much of a request's body went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyOut {
+    /// All of it (always so without `Expect`: ureq sends the whole body
+    /// before it reads an answer).
+    Whole,
+    /// None of it, over a connection made: the collector had the head alone.
+    Nothing,
+    /// Some of it, or none for want of a connection.
+    Part,
+}
+
+std::thread_local! {
+    /// Whether the last connection this thread tried to make failed (set by
+    /// [`Connect`], cleared before each request): a request that did not
+    /// get its body out for want of a connection says nothing of how the
+    /// collector answers `Expect`.
+    static CONNECT_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// ureq's connector, noting in [`CONNECT_FAILED`] whether a connection
+/// could be made (ureq connects on the thread that makes the request; a
+/// connection taken from the pool is not made again).
+#[derive(Debug)]
+struct Connect(ureq::unversioned::transport::DefaultConnector);
+
+impl ureq::unversioned::transport::Connector for Connect {
+    type Out = Box<dyn ureq::unversioned::transport::Transport>;
+
+    fn connect(
+        &self,
+        details: &ureq::unversioned::transport::ConnectionDetails<'_>,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let made = self.0.connect(details, chained);
+        CONNECT_FAILED.set(!matches!(made, Ok(Some(_))));
+        made
     }
 }
 
