@@ -288,24 +288,24 @@ fn send_batch(
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let evs: Vec<Event<'_>> = ids
-        .iter()
+    sink.send(&encoded(ids, datas))
+}
+
+/// The events of `big_batch`, encoded as JSON.
+fn encoded(ids: &[String], datas: &[String]) -> Vec<Encoded> {
+    ids.iter()
         .zip(datas)
         .map(|(id, d)| {
-            Event::builder()
+            let ev = Event::builder()
                 .id(id)
                 .source("/agents/a")
                 .ty("dev.example.tick")
                 .data_json(d)
                 .build()
-                .unwrap()
+                .unwrap();
+            Encoded::new(&ev, Encoding::Json).unwrap()
         })
-        .collect();
-    let enc: Vec<Encoded> = evs
-        .iter()
-        .map(|e| Encoded::new(e, Encoding::Json).unwrap())
-        .collect();
-    sink.send(&enc)
+        .collect()
 }
 
 #[test]
@@ -749,23 +749,7 @@ fn a_2xx_to_the_head_alone_is_no_delivery_of_a_body_never_sent() {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let evs: Vec<Event<'_>> = ids
-        .iter()
-        .zip(&datas)
-        .map(|(id, d)| {
-            Event::builder()
-                .id(id)
-                .source("/agents/a")
-                .ty("dev.example.tick")
-                .data_json(d)
-                .build()
-                .unwrap()
-        })
-        .collect();
-    let enc: Vec<Encoded> = evs
-        .iter()
-        .map(|e| Encoded::new(e, Encoding::Json).unwrap())
-        .collect();
+    let enc = encoded(&ids, &datas);
     let r = sink.send(&enc);
     let took = bodies.load(Ordering::SeqCst);
     assert!(
