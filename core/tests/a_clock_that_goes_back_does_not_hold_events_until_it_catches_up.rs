@@ -31,6 +31,28 @@ fn at(ms: i64) -> Timestamp {
     Timestamp::from_unix_millis(ms).unwrap()
 }
 
+/// The superloop the docs show, from the epoch (where the stepped-back
+/// clock reads): sleeps what `next_flush_in_ms` says, then polls, until a
+/// poll sends something (4 rounds at most). Returns what that poll sent
+/// and the time slept.
+fn superloop<E>(
+    em: &mut E,
+    next_flush_in_ms: impl Fn(&E, i64) -> Option<u64>,
+    poll: impl Fn(&mut E, i64) -> usize,
+) -> (usize, u64) {
+    let (mut now, mut slept) = (0, 0);
+    for _ in 0..4 {
+        let sleep = next_flush_in_ms(em, now).unwrap_or(u64::MAX);
+        now += sleep as i64;
+        slept += sleep;
+        let sent = poll(em, now);
+        if sent > 0 {
+            return (sent, slept);
+        }
+    }
+    (0, slept)
+}
+
 #[test]
 fn the_emitter_flushes_one_interval_after_the_clock_stepped_back() {
     let clock = Ms::default();
@@ -81,21 +103,14 @@ fn a_sleep_of_next_flush_in_ms_after_the_clock_stepped_back_ends_in_a_flush() {
     assert_eq!(em.poll(at(SYNCED_MS + 10)).unwrap(), 0, "not due yet");
     // The RTC loses its time during the superloop's work: it reads the
     // epoch from now on. The superloop sleeps as told, then polls.
-    let mut now = 0;
-    let mut slept = 0;
-    let mut flushed = 0;
-    for _ in 0..4 {
-        let sleep = em.next_flush_in_ms(at(now)).unwrap_or(u64::MAX);
-        now += sleep as i64;
-        slept += sleep;
-        flushed = em.poll(at(now)).unwrap();
-        if flushed > 0 {
-            break;
-        }
-    }
-    assert_eq!(flushed, 1);
+    let (flushed, slept) = superloop(
+        &mut em,
+        |em, now| em.next_flush_in_ms(at(now)),
+        |em, now| em.poll(at(now)).unwrap(),
+    );
     assert_eq!(
-        slept, 1000,
+        (flushed, slept),
+        (1, 1000),
         "the event went out one interval after the clock stepped back"
     );
 }
@@ -129,14 +144,7 @@ fn the_async_emitter_flushes_one_interval_after_the_clock_stepped_back() {
 #[cfg(feature = "flash-spool")]
 #[test]
 fn the_spool_tries_the_writer_again_one_interval_after_the_clock_stepped_back() {
-    use common::flash::{linked, reading};
-    use ossa_events_core::spool::{SpoolMode, WhenFull};
-
-    let (mut em, link, _clock) = linked(4, SpoolMode::WhenDown, WhenFull::DropOldest);
-    link.down.set(true);
-    em.emit(reading("ev-0")).unwrap();
-    assert!(em.flush().is_err());
-    assert_eq!(em.spool().len(), 1, "the failed batch went to flash");
+    let (mut em, link) = failed_to_flash();
     // The link comes back; the clock has gone back to the epoch meanwhile.
     link.down.set(false);
     assert_eq!(
@@ -161,6 +169,20 @@ fn the_spool_tries_the_writer_again_one_interval_after_the_clock_stepped_back() 
 #[cfg(feature = "flash-spool")]
 #[test]
 fn the_spool_keeps_next_flush_in_ms_when_it_sees_the_clock_step_back_first() {
+    let (mut em, link) = failed_to_flash();
+    link.down.set(false);
+    let (sent, slept) = superloop(
+        &mut em,
+        |em, now| em.next_flush_in_ms(at(now)),
+        |em, now| em.poll(at(now)).unwrap(),
+    );
+    assert_eq!((sent, slept), (1, 1000), "one interval after the step");
+}
+
+/// A spool emitter (clock synced) whose writer failed one event into
+/// flash, and its link, down.
+#[cfg(feature = "flash-spool")]
+fn failed_to_flash() -> (common::flash::Em, common::flash::Link) {
     use common::flash::{linked, reading};
     use ossa_events_core::spool::{SpoolMode, WhenFull};
 
@@ -168,18 +190,6 @@ fn the_spool_keeps_next_flush_in_ms_when_it_sees_the_clock_step_back_first() {
     link.down.set(true);
     em.emit(reading("ev-0")).unwrap();
     assert!(em.flush().is_err());
-    link.down.set(false);
-    let mut now = 0;
-    let mut slept = 0;
-    let mut sent = 0;
-    for _ in 0..4 {
-        let sleep = em.next_flush_in_ms(at(now)).unwrap();
-        now += sleep as i64;
-        slept += sleep;
-        sent = em.poll(at(now)).unwrap();
-        if sent > 0 {
-            break;
-        }
-    }
-    assert_eq!((sent, slept), (1, 1000), "one interval after the step");
+    assert_eq!(em.spool().len(), 1, "the failed batch went to flash");
+    (em, link)
 }
