@@ -31,7 +31,7 @@ use axum_core::extract::{FromRequest, Request};
 use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use ossa_events_core::parse::http::Message;
+use ossa_events_core::parse::http::{Message, content_mode};
 use ossa_events_core::{Event, ParseError, Scratch};
 
 use crate::http_types::{Coding, GunzipError, content_coding, gunzip};
@@ -110,6 +110,9 @@ impl std::error::Error for CloudEventsRejection {}
 
 impl IntoResponse for CloudEventsRejection {
     fn into_response(self) -> Response {
+        // RFC 9110, 15.5.16: a `415` for the content coding says which are
+        // taken in `Accept-Encoding` (as the built-in receiver does).
+        let accept_encoding = matches!(self, CloudEventsRejection::UnsupportedEncoding(_));
         let status = match &self {
             CloudEventsRejection::Body(_) => None,
             CloudEventsRejection::Invalid(ParseError::UnsupportedFormat)
@@ -130,6 +133,12 @@ impl IntoResponse for CloudEventsRejection {
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; charset=utf-8"),
                 );
+                if accept_encoding {
+                    res.headers_mut().insert(
+                        header::ACCEPT_ENCODING,
+                        HeaderValue::from_static("gzip, identity"),
+                    );
+                }
                 res
             }
         }
@@ -169,6 +178,15 @@ impl<S: Send + Sync> FromRequest<S> for CloudEvents {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(CloudEventsRejection::Body)?;
+        // The content mode is the head's to say, as the built-in receiver
+        // reads it: an event format other than JSON is `415` before the body
+        // is inflated, not `400` for a body that is not gzip.
+        if let Some(ct) = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        {
+            content_mode(Some(ct)).map_err(CloudEventsRejection::Invalid)?;
+        }
         let body = match coding {
             Coding::Identity => body,
             Coding::Gzip => match gunzip(&body, MAX_DECODED_BODY) {

@@ -210,12 +210,17 @@ pub fn parse_response<'a, B: AsRef<[u8]>>(
 }
 
 /// Writes `ev` in `mode` into `headers` (the `Content-Type` and, in binary
-/// mode, the `ce-` headers; existing ones of those names are replaced) and
+/// mode, the `ce-` headers; an existing `Content-Type` is replaced and every
+/// existing `ce-` header removed, as they describe another event) and
 /// returns the body. [`ContentMode::Batched`] gives a batch of one event.
 /// An event whose `datacontenttype` is one of CloudEvents' own formats
 /// (`application/cloudevents+json`…: it carries an event) is written
 /// structured whatever `mode` says: as a binary message its `Content-Type`
 /// would make every receiver read the body as the event (HTTP binding, 3.).
+/// So is one whose bytes (`data_base64`) are not JSON under a JSON
+/// `datacontenttype`: as a binary body, they would be read as JSON and the
+/// message refused; and one whose data is empty (`""`, no bytes): an empty
+/// binary body is read as no data.
 ///
 /// For a request or a response that the caller builds: [`to_request`] and
 /// [`to_response`] are this with the rest filled in.
@@ -238,15 +243,27 @@ pub fn encode(
     mode: ContentMode,
     headers: &mut HeaderMap,
 ) -> Result<Vec<u8>, Error> {
+    remove_ce_headers(headers);
     match mode {
         ContentMode::Binary if !crate::sink::names_a_format(ev.datacontenttype()) => {
             let mut body = Vec::new();
+            binary::write_body(ev, &mut body).map_err(|e| Error::Encode(e.to_string()))?;
+            let ct = binary::content_type(ev);
+            let json_refused =
+                ct.is_some_and(ossa_events_core::uri::is_json_media_type) && !is_json_body(&body);
+            if json_refused || (body.is_empty() && ev.data().is_some()) {
+                // Bytes under a JSON type: a receiver reads a binary body of
+                // that type as JSON (and refuses it). Empty data: a receiver
+                // (this crate's, the sdk's) reads an empty body as none. The
+                // structured form keeps either as it is.
+                return encode(ev, ContentMode::Structured, headers);
+            }
             for h in binary::headers(ev, Binding::Http) {
                 let name = HeaderName::try_from(h.name().to_string()).map_err(invalid)?;
                 let value = HeaderValue::try_from(h.value().to_string()).map_err(invalid)?;
                 headers.insert(name, value);
             }
-            match binary::content_type(ev) {
+            match ct {
                 Some(ct) => {
                     headers.insert(CONTENT_TYPE, HeaderValue::try_from(ct).map_err(invalid)?);
                 }
@@ -254,7 +271,6 @@ pub fn encode(
                     headers.remove(CONTENT_TYPE);
                 }
             }
-            binary::write_body(ev, &mut body).map_err(|e| Error::Encode(e.to_string()))?;
             Ok(body)
         }
         ContentMode::Batched => encode_batch([ev], headers),
@@ -293,8 +309,33 @@ pub fn encode_batch<'e, 'a: 'e>(
 ) -> Result<Vec<u8>, Error> {
     let mut body = Vec::new();
     json::write_batch(events, &mut body).map_err(|e| Error::Encode(e.to_string()))?;
+    remove_ce_headers(headers);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(BATCH_CONTENT_TYPE));
     Ok(body)
+}
+
+/// Removes every `ce-` header from `headers`. Left from another event (a map
+/// reused, or copied from a message being answered), a binary-mode receiver
+/// would read them as attributes of this one, and in structured mode they
+/// would contradict the body (HTTP binding, 3.2.3: the same headers as the
+/// event's, if any).
+fn remove_ce_headers(headers: &mut HeaderMap) {
+    // `HeaderName`s are lower case: `CE-Id` is stored as `ce-id`.
+    let stale: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("ce-"))
+        .cloned()
+        .collect();
+    for name in stale {
+        headers.remove(name);
+    }
+}
+
+/// Whether `body` is what a receiver accepts as a binary-mode body under a
+/// JSON content type: UTF-8 JSON within the core's depth limit.
+fn is_json_body(body: &[u8]) -> bool {
+    std::str::from_utf8(body).is_ok()
+        && ossa_events_core::json::validate(body, ossa_events_core::MAX_DATA_DEPTH).is_ok()
 }
 
 /// A `POST` request to `uri` carrying `ev` in `mode`.
@@ -384,4 +425,137 @@ pub fn to_response(ev: &Event<'_>, mode: ContentMode) -> Result<Response<Vec<u8>
 /// An [`Error::Io`] of kind `InvalidInput` saying what was wrong.
 fn invalid(e: impl std::fmt::Display) -> Error {
     Error::Io(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ossa_events_core::Data;
+
+    /// `headers` and `body` parsed back into one event, given to `check`.
+    fn parsed(headers: &HeaderMap, body: &[u8], check: impl FnOnce(&Event<'_>)) {
+        let mut buf = vec![0u8; body.len() + header_bytes(headers)];
+        match parse(headers, body, &mut Scratch::new(&mut buf)) {
+            Ok(Message::Event(ev)) => check(&ev),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A map that carried one event in binary mode, reused for another:
+    /// the first one's `ce-subject` and extension must not become the
+    /// second's (they did: only the second's own header names were replaced).
+    #[test]
+    fn encode_leaves_no_ce_header_of_an_earlier_event() {
+        let first = Event::builder()
+            .id("1")
+            .source("/s")
+            .ty("t")
+            .subject("old")
+            .extension_str("tenant", "a")
+            .build()
+            .unwrap();
+        let second = Event::builder()
+            .id("2")
+            .source("/s")
+            .ty("t")
+            .build()
+            .unwrap();
+        for mode in [
+            ContentMode::Binary,
+            ContentMode::Structured,
+            ContentMode::Batched,
+        ] {
+            let mut headers = HeaderMap::new();
+            encode(&first, ContentMode::Binary, &mut headers).unwrap();
+            headers.insert("x-request-id", HeaderValue::from_static("r"));
+            let body = encode(&second, mode, &mut headers).unwrap();
+            assert_eq!(headers["x-request-id"], "r", "not ours to remove");
+            assert!(
+                headers.get("ce-subject").is_none() && headers.get("ce-tenant").is_none(),
+                "{mode:?}: {headers:?}"
+            );
+            if mode != ContentMode::Batched {
+                parsed(&headers, &body, |got| {
+                    assert!(got.same_as(&second, true), "{got:?}")
+                });
+            }
+        }
+    }
+
+    /// `data_base64` under `application/json` whose bytes are not JSON: as
+    /// a binary body the receiver reads them as JSON and refuses the message
+    /// (400), so it goes structured; bytes that are JSON still go binary.
+    #[test]
+    fn bytes_that_are_not_json_under_a_json_type_go_structured() {
+        let ev = Event::builder()
+            .id("1")
+            .source("/s")
+            .ty("t")
+            .datacontenttype("application/json")
+            .data(Data::Base64("AAEC"))
+            .build()
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        let body = encode(&ev, ContentMode::Binary, &mut headers).unwrap();
+        assert_eq!(headers[CONTENT_TYPE], STRUCTURED_CONTENT_TYPE);
+        parsed(&headers, &body, |got| {
+            assert!(got.same_as(&ev, true), "{got:?}")
+        });
+
+        let json = Event::builder()
+            .id("1")
+            .source("/s")
+            .ty("t")
+            .datacontenttype("application/json")
+            .data(Data::Binary(br#"{"a":1}"#))
+            .build()
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        let body = encode(&json, ContentMode::Binary, &mut headers).unwrap();
+        assert_eq!(headers[CONTENT_TYPE], "application/json");
+        assert_eq!(body, br#"{"a":1}"#);
+        parsed(&headers, &body, |got| assert_eq!(got.id(), "1"));
+    }
+
+    /// Empty data (`""` text, no bytes) in binary mode is an empty body,
+    /// which every receiver reads as no data: it goes structured, where
+    /// `"data":""` / `"data_base64":""` keep it.
+    #[test]
+    fn empty_data_is_not_lost_in_binary_mode() {
+        let text = Event::builder()
+            .id("1")
+            .source("/s")
+            .ty("t")
+            .data_text("text/plain", "")
+            .build()
+            .unwrap();
+        let bytes = Event::builder()
+            .id("2")
+            .source("/s")
+            .ty("t")
+            .data(Data::Binary(&[]))
+            .build()
+            .unwrap();
+        for ev in [&text, &bytes] {
+            let mut headers = HeaderMap::new();
+            let body = encode(ev, ContentMode::Binary, &mut headers).unwrap();
+            parsed(&headers, &body, |got| {
+                assert!(got.data().is_some() && got.same_as(ev, true), "{got:?}");
+            });
+        }
+        // JSON text `""` is two bytes: still binary.
+        let json = Event::builder()
+            .id("3")
+            .source("/s")
+            .ty("t")
+            .data_text("application/json", "")
+            .build()
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        let body = encode(&json, ContentMode::Binary, &mut headers).unwrap();
+        assert_eq!(
+            (headers[CONTENT_TYPE].as_bytes(), &body[..]),
+            (&b"application/json"[..], &b"\"\""[..])
+        );
+    }
 }

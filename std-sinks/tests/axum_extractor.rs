@@ -321,7 +321,9 @@ fn status_of_raw(addr: SocketAddr, head: &str, body: &[u8]) -> u16 {
 /// picks the content mode is anyone's guess, and a proxy may pick the other
 /// one), and so is a `Content-Type` with bytes outside visible ASCII (no
 /// media type); the extractor took the first of two, read the other as
-/// UTF-8, and handed the event over.
+/// UTF-8, and handed the event over. An event format other than JSON is
+/// `415` from the head, whatever the body: the extractor inflated a body
+/// said to be gzip first, and answered `400` when it was not.
 #[cfg(feature = "receiver")]
 #[test]
 fn the_extractor_refuses_what_the_built_in_receiver_refuses() {
@@ -332,7 +334,7 @@ fn the_extractor_refuses_what_the_built_in_receiver_refuses() {
         .spawn(|_: &ossa_events::Event<'_>| {})
         .unwrap();
     let event = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"a":1}}"#;
-    let cases: [(&str, &[u8]); 5] = [
+    let cases: [(&str, &[u8]); 6] = [
         (
             "POST /events HTTP/1.1\r\nContent-Type: application/cloudevents+json; x=\u{e9}",
             event,
@@ -350,6 +352,10 @@ fn the_extractor_refuses_what_the_built_in_receiver_refuses() {
             event,
         ),
         (
+            "POST /events HTTP/1.1\r\nContent-Type: application/cloudevents+avro\r\nContent-Encoding: gzip",
+            event,
+        ),
+        (
             "POST /events HTTP/1.1\r\nContent-Type: application/cloudevents+json",
             event,
         ),
@@ -360,5 +366,38 @@ fn the_extractor_refuses_what_the_built_in_receiver_refuses() {
         assert_eq!(ours, theirs, "{head:?}");
     }
     assert_eq!(server.seen().len(), 1, "{:?}", server.seen());
+    listen.shutdown();
+}
+
+/// A content coding refused (`415`) names the ones taken in
+/// `Accept-Encoding` (RFC 9110, section 15.5.16), as the built-in receiver
+/// does; the extractor's answer had no such header.
+#[cfg(feature = "receiver")]
+#[test]
+fn a_refused_content_coding_is_answered_with_the_codings_taken() {
+    use ossa_events::receiver::{Receiver, ReceiverConfig};
+    let server = Server::start(2 * 1024 * 1024);
+    let listen = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
+        .unwrap()
+        .spawn(|_: &ossa_events::Event<'_>| {})
+        .unwrap();
+    let event = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#;
+    let answer = |url: String| {
+        let res = client()
+            .post(url)
+            .header("content-type", "application/cloudevents+json")
+            .header("content-encoding", "br")
+            .send(&event[..])
+            .unwrap();
+        let accept = res
+            .headers()
+            .get("accept-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (res.status().as_u16(), accept)
+    };
+    let theirs = answer(format!("http://{}/events", listen.local_addr()));
+    assert_eq!(theirs, (415, Some("gzip, identity".to_owned())));
+    assert_eq!(answer(server.url()), theirs);
+    assert!(server.seen().is_empty(), "{:?}", server.seen());
     listen.shutdown();
 }
