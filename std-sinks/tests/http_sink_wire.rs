@@ -673,6 +673,50 @@ fn binary_mode_sends_an_event_that_carries_events_structured() {
     }
 }
 
+/// Data a binary body cannot carry goes structured from a binary-mode sink,
+/// as `http_types::encode` writes it: empty data (an empty body is read as
+/// no data) and bytes that are not JSON under a JSON `datacontenttype` (the
+/// receiver reads the body as JSON and refuses the message). Sent binary,
+/// the first came back without its data and the second was refused with
+/// 400 and failed for good.
+#[test]
+fn binary_mode_sends_data_a_body_cannot_carry_structured() {
+    let server = Server::start();
+    let mut s = sink(&server, HttpMode::Binary);
+    let b = || Event::builder().id("e").source("/s").ty("t");
+    for ev in [
+        b().data(ossa_events::Data::Text(""))
+            .datacontenttype("text/plain"),
+        b().data(ossa_events::Data::Binary(b"")),
+        b().data(ossa_events::Data::Binary(&[0, 1, 2]))
+            .datacontenttype("application/json"),
+    ] {
+        let ev = ev.build().unwrap();
+        let enc = Encoded::for_sink(&ev, &s).unwrap();
+        s.send(std::slice::from_ref(&enc)).unwrap();
+        let reqs = server.requests();
+        let req = reqs.last().unwrap();
+        let ct_sent = req.header("content-type").unwrap_or("");
+        assert!(
+            ct_sent.starts_with("application/cloudevents+json"),
+            "{ev:?}: {ct_sent}"
+        );
+        let n = parse_back(req, |_, back| {
+            assert!(back.same_as(&ev, false), "{back:?}\n!=\n{ev:?}");
+        });
+        assert_eq!(n, 1);
+    }
+    // Data a body carries still goes binary.
+    let ev = b()
+        .data(ossa_events::Data::Binary(&[0, 1, 2]))
+        .build()
+        .unwrap();
+    let enc = Encoded::for_sink(&ev, &s).unwrap();
+    s.send(std::slice::from_ref(&enc)).unwrap();
+    let reqs = server.requests();
+    assert!(reqs.last().unwrap().header("ce-id").is_some());
+}
+
 #[test]
 fn events_in_the_wrong_encoding_are_refused_not_sent() {
     let server = Server::start();

@@ -384,6 +384,13 @@ impl Encoded {
         }
         let head_end = buf.len();
         binary::write_body(ev, buf).map_err(enc_err)?;
+        if form.structured_too
+            && binding == Binding::Http
+            && !binary_body_reads_back(ev, &buf[head_end..])
+        {
+            buf.truncate(id_end);
+            return json(buf);
+        }
         Ok(SpoolLayout {
             encoding: form.encoding,
             id_end: id_end as u32,
@@ -746,6 +753,28 @@ impl Form {
 /// close, and ureq writes a head of at most 128 KiB; a structured body has
 /// neither limit.
 pub const HTTP_BINARY_HEADERS_MAX: usize = 8 * 1024;
+
+/// Whether `body`, written for `ev` in HTTP binary mode, reads back as its
+/// data (HTTP binding, 3.1.2: the body is the data). Not so for empty data
+/// (`""`, no bytes: an empty body is read as no data, by this crate's
+/// parser and the sdk's), nor for bytes that are not JSON under a JSON
+/// `Content-Type` (the `datacontenttype`; a receiver reads such a body as JSON and refuses the
+/// message): a sink that takes structured events gets those structured, as
+/// `http_types::encode` writes them. (Other data under a JSON type is JSON
+/// already: text is written as a JSON string.)
+fn binary_body_reads_back(ev: &Event<'_>, body: &[u8]) -> bool {
+    match ev.data() {
+        None => true,
+        Some(_) if body.is_empty() => false,
+        Some(ossa_events_core::Data::Binary(_) | ossa_events_core::Data::Base64(_))
+            if binary::content_type(ev).is_some_and(ossa_events_core::uri::is_json_media_type) =>
+        {
+            std::str::from_utf8(body).is_ok()
+                && ossa_events_core::json::validate(body, ossa_events_core::MAX_DATA_DEPTH).is_ok()
+        }
+        Some(_) => true,
+    }
+}
 
 /// Whether a content type is one of CloudEvents' own formats
 /// (`application/cloudevents`, `+json`, `-batch+json`…): the prefix a
