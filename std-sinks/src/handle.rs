@@ -906,6 +906,29 @@ impl Drop for Guard {
         } else {
             // The worker drains within `limit` and ends on its own.
             self.shared.begin_shutdown(limit);
+            // Unless a sink call outlasts the deadline (a sink that does not
+            // look at it): then nobody would end the open events, and they
+            // went uncounted and unreported for as long as the call lasts,
+            // forever for one that never returns. A helper thread keeps the
+            // deadline as a waiting drop does, off the dropping thread (an
+            // async runtime's). With no deadline there is nothing to keep;
+            // with no worker handle, a shutdown call has waited already.
+            let handle = self
+                .worker
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(handle) = handle
+                && worker::after(limit).is_some()
+            {
+                let shared = self.shared.clone();
+                // No thread to be had: the worker still ends on its own.
+                let _ = std::thread::Builder::new()
+                    .name("ossa-events-shutdown".into())
+                    .spawn(move || {
+                        let _ = shared.shutdown(&Mutex::new(Some(handle)), limit);
+                    });
+            }
         }
     }
 }
@@ -1183,7 +1206,17 @@ impl Emitter {
     ) -> impl std::future::Future<Output = Result<FlushReport, Error>> + Send + 'static + use<>
     {
         let em = self.clone();
-        crate::completion::run_off_thread("ossa-events-flush", move || em.flush())
+        // What the flush waits for is marked now, on the caller's thread
+        // (without waiting): marked by the helper thread once it ran, it
+        // took in events emitted after this call.
+        let deadline = worker::after(self.shared.config.flush_timeout);
+        match self.shared.flush_mark_now() {
+            Some(target) => crate::completion::run_off_thread("ossa-events-flush", move || {
+                let pending = em.shared.wait_flushed(target, deadline)?;
+                Ok(FlushReport::from_metrics(&em.metrics(), pending))
+            }),
+            None => crate::completion::run_off_thread("ossa-events-flush", move || em.flush()),
+        }
     }
 
     /// [`shutdown`](Self::shutdown) for async code: a future that resolves

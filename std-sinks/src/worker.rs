@@ -1033,10 +1033,43 @@ impl Shared {
         if self.drain_deferred(Room::Policy(deadline), usize::MAX) == Drained::Full {
             return Err(Error::Timeout(Phase::Flush));
         }
+        let target = self.flush_mark();
+        self.wait_flushed(target, deadline)
+    }
+
+    /// For a flush whose wait runs on another thread (`flush_async`), made
+    /// on the caller's without waiting: queues what `OssaLayer` put off
+    /// when there is room and no other thread is at it, and marks what the
+    /// flush waits for. Marked on the helper thread instead, the mark took
+    /// in the events the caller emitted after the call, while the helper
+    /// started. `None` when something put off is left: the helper queues
+    /// it and marks then, as a flush does.
+    pub(crate) fn flush_mark_now(&self) -> Option<u64> {
+        match self.drain_deferred(Room::Hold, usize::MAX) {
+            Drained::Empty => Some(self.flush_mark()),
+            Drained::Budget | Drained::Full | Drained::Busy => None,
+        }
+    }
+
+    /// Marks every event queued now as what a flush waits for, and wakes
+    /// the worker to send it; returns the mark.
+    fn flush_mark(&self) -> u64 {
         let mut st = self.lock();
         let target = st.next_seq;
         st.flush_target = st.flush_target.max(target);
         self.wake.notify_one();
+        target
+    }
+
+    /// Waits until every event below `target` (see [`Self::flush_mark`]) has
+    /// ended and been reported, at most until `deadline`; returns the
+    /// events still waiting then.
+    pub(crate) fn wait_flushed(
+        &self,
+        target: u64,
+        deadline: Option<Instant>,
+    ) -> Result<u64, Error> {
+        let mut st = self.lock();
         while (st.low_water() < target || st.reporting > 0) && !st.worker_done {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Timeout(Phase::Flush));

@@ -931,3 +931,128 @@ fn after_a_full_queue_small_events_go_in_full_batches_again() {
         assert_eq!(all[episode..], [20], "{overflow:?}: {all:?}");
     }
 }
+
+/// A sink that ignores the shutdown deadline: each send waits until the
+/// test opens the gate (a collector that never answers, a lock held
+/// elsewhere).
+struct Stuck(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Sink for Stuck {
+    fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+        let (open, cv) = &*self.0;
+        let mut g = open.lock().unwrap();
+        while !*g {
+            g = cv.wait(g).unwrap();
+        }
+        Ok(())
+    }
+}
+
+/// With `wait_on_drop(false)` the drop only begins the shutdown, but the
+/// events still end by the shutdown timeout (`wait_on_drop`'s rustdoc:
+/// "the worker delivers what is pending within the shutdown timeout on its
+/// own ... Either way every event ends in exactly one place and is counted
+/// and reported"), even when the sink call outlasts it, as they do when the
+/// drop waits (`Shared::shutdown` gives up on them past the deadline).
+#[test]
+fn a_drop_that_does_not_wait_still_ends_every_event_by_the_deadline() {
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let reported = Arc::new(Mutex::new(Vec::new()));
+    let log = reported.clone();
+    let em = Emitter::builder("/t")
+        .sink(Stuck(gate.clone()))
+        .batch_size(1)
+        .flush_interval(Duration::from_millis(1))
+        .shutdown_timeout(Duration::from_millis(100))
+        .wait_on_drop(false)
+        .on_undelivered(move |u| log.lock().unwrap().push(u.reason))
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        em.emit_ossa(&turn(i)).unwrap();
+    }
+    // The first event is in the sink, the others queued behind it.
+    assert!(wait_for(
+        || em.metrics().queue_depth == 3,
+        Duration::from_secs(1)
+    ));
+    std::thread::sleep(Duration::from_millis(20));
+    let t = Instant::now();
+    drop(em);
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t.elapsed()
+    );
+    let ended = wait_for(
+        || reported.lock().unwrap().len() == 3,
+        Duration::from_secs(2),
+    );
+    let by_then = reported.lock().unwrap().clone();
+    // Let the worker go, whatever the outcome.
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    assert!(ended, "reported by 2 s: {by_then:?}");
+    assert_eq!(by_then, [Reason::ShutdownTimeout; 3]);
+    // The sink's late answer changes nothing: each event was reported once.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(reported.lock().unwrap().len(), 3);
+}
+
+/// Polls `f` on this thread until it is ready (any executor would do).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// `flush_async` resolves "when every event emitted before the call has
+/// ended": an event emitted after the call, whose send takes a second, is
+/// not waited for (as `flush` does not wait for events emitted after it).
+#[test]
+fn flush_async_does_not_wait_for_events_emitted_after_the_call() {
+    /// Sends of `dev.example.slow` events take a second.
+    struct SlowType;
+    impl Sink for SlowType {
+        fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+            let slow = br#""type":"dev.example.slow""#;
+            if events
+                .iter()
+                .any(|e| e.json().windows(slow.len()).any(|w| w == slow))
+            {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Ok(())
+        }
+    }
+    let em = Emitter::builder("/t")
+        .sink(SlowType)
+        .batch_size(1)
+        .build()
+        .unwrap();
+    em.emit(ossa_events::EventBuilder::new().ty("dev.example.fast"))
+        .unwrap();
+    let flushed = em.flush_async();
+    em.emit(ossa_events::EventBuilder::new().ty("dev.example.slow"))
+        .unwrap();
+    let t = Instant::now();
+    let report = block_on(flushed).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "waited {:?} for an event emitted after the call",
+        t.elapsed()
+    );
+    assert!(report.delivered >= 1, "{report:?}");
+}
