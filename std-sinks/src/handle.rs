@@ -326,7 +326,8 @@ impl EmitterBuilder {
         self.sink = Some(Box::new(sink));
         self
     }
-    /// Events per batch; a full batch is sent at once. Defaults to `100`.
+    /// Events per batch; a full batch is sent at once. Defaults to `100`;
+    /// `0` is taken as `1`.
     ///
     /// "At once" is within a millisecond under load: while full batches
     /// come at least every 5 ms the worker is not woken by the `emit()` that
@@ -380,7 +381,8 @@ impl EmitterBuilder {
         self.flush_interval = d;
         self
     }
-    /// Most events waiting (queued or being sent). Defaults to `10 000`.
+    /// Most events waiting (queued or being sent). Defaults to `10 000`;
+    /// `0` is taken as `1`.
     /// A queue at its capacity is sent at once (no batch grows past it).
     ///
     /// ```
@@ -408,7 +410,8 @@ impl EmitterBuilder {
         self.queue_events = events.max(1);
         self
     }
-    /// Most bytes of encoded events waiting. Defaults to `16 MiB`.
+    /// Most bytes of encoded events waiting. Defaults to `16 MiB`; `0` is
+    /// taken as `1` (one event at a time, see below).
     ///
     /// One event is always let in, however large, when the queue is empty;
     /// a queue at its limit is sent at once, without waiting for a full
