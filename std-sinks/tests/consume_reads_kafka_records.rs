@@ -3,7 +3,6 @@
 #![cfg(all(feature = "kafka", feature = "http"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 mod common;
 
-use common::tansu::{Tansu, free_port_for_later, wait_within};
+use common::tansu::{Tansu, finish_within, free_port_for_later, interrupt};
 
 /// A header: its name and value (`None`: a null value).
 type Header<'a> = (&'a str, Option<&'a [u8]>);
@@ -52,31 +51,6 @@ fn produce(bootstrap: &str, topic: &str, recs: &[Rec<'_>]) {
 /// Runs `ossa-events ARGS` within `limit`: (exit code, stdout, stderr).
 fn run(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
     common::tansu::run_cli(env!("CARGO_BIN_EXE_ossa-events"), args, limit)
-}
-
-/// Sends SIGINT to `child` and waits for it within `limit`: its exit
-/// status, how long it took to exit, and its stderr.
-fn interrupt(
-    child: &mut std::process::Child,
-    limit: Duration,
-) -> (std::process::ExitStatus, Duration, String) {
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let t = Instant::now();
-    let st = wait_within(child, limit, "consume after SIGINT");
-    let took = t.elapsed();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    (st, took, err)
 }
 
 /// Each error line of `err` said once (a broker that is down alternates
@@ -214,18 +188,11 @@ fn consume_with_a_group_does_not_commit_a_record_it_could_not_print_and_sums_up(
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let st = wait_within(
+    let (st, err) = finish_within(
         &mut child,
         Duration::from_secs(30),
         "consume, stdout closed",
     );
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
     assert_eq!(st.code(), Some(1), "{err}");
     assert!(err.contains("cannot write to stdout"), "{err}");
     // The summary still ends the run.

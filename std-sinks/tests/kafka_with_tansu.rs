@@ -33,7 +33,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 mod common;
 
 use common::kafka_events::{Spec, check_record, event, specs};
-use common::tansu::{Tansu, free_port_for_later, wait_within};
+use common::tansu::{Tansu, free_port_for_later};
 use ossa_events::sink::{KafkaMode, KafkaSink};
 use ossa_events::{BreakerConfig, Emitter, Overflow, Reason, RetryPolicy};
 
@@ -438,7 +438,6 @@ fn a_missing_topic_fails_every_event_reported_and_not_retried() {
 mod cli {
     use super::*;
     use serde_json::Value;
-    use std::io::Read;
 
     /// The attributes that differ from one demo run to the next.
     const PER_RUN: [&str; 6] = [
@@ -616,20 +615,7 @@ mod cli {
             let mut line = String::new();
             assert!(out.read_line(&mut line).unwrap() > 0, "consume ended early");
         }
-        let ok = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        let st = wait_within(&mut child, Duration::from_secs(10), "consume after SIGINT");
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let (st, _, err) = common::tansu::interrupt(&mut child, Duration::from_secs(10));
         assert_eq!(st.code(), Some(130), "{err}");
         assert!(err.contains("consume: printed 15, invalid 0"), "{err}");
         assert!(err.contains("stopped by SIGINT"), "{err}");

@@ -216,6 +216,32 @@ pub(crate) fn wait_within(c: &mut Child, limit: Duration, what: &str) -> ExitSta
     }
 }
 
+/// Waits for `c` within `limit` (as [`wait_within`]), then reads what is
+/// left of its stderr: its exit status and stderr.
+pub(crate) fn finish_within(c: &mut Child, limit: Duration, what: &str) -> (ExitStatus, String) {
+    use std::io::Read;
+    let st = wait_within(c, limit, what);
+    let mut err = String::new();
+    if let Some(mut e) = c.stderr.take() {
+        e.read_to_string(&mut err).unwrap();
+    }
+    (st, err)
+}
+
+/// Sends SIGINT to `c` and waits for it within `limit`: its exit status,
+/// how long it took to exit, and its stderr.
+pub(crate) fn interrupt(c: &mut Child, limit: Duration) -> (ExitStatus, Duration, String) {
+    let ok = Command::new("kill")
+        .args(["-INT", &c.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let t = Instant::now();
+    let (st, err) = finish_within(c, limit, "the command after SIGINT");
+    (st, t.elapsed(), err)
+}
+
 /// Runs the `ossa-events` binary `bin` with `args` within `limit` (killed,
 /// and failing, past it): its exit code, stdout and stderr.
 pub(crate) fn run_cli(bin: &str, args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
