@@ -11,49 +11,41 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 
 const COMMANDS: [&str; 5] = ["demo", "validate", "listen", "emit", "consume"];
 
+mod common;
+
+/// What a run of the binary gave: its exit code and output.
+struct Ran {
+    status: Code,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// An exit code, read as `ExitStatus::code` is.
+struct Code(Option<i32>);
+
+impl Code {
+    fn code(&self) -> Option<i32> {
+        self.0
+    }
+}
+
 /// Runs the binary with `args` and no stdin; kills it after 20 s (a bad
 /// argument that is taken as good would otherwise hang `listen`).
-fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ossa-events"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("{args:?} still running after 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
+fn run(args: &[&str]) -> Ran {
+    let (code, stdout, stderr) = common::tansu::run_cli(
+        env!("CARGO_BIN_EXE_ossa-events"),
+        args,
+        Duration::from_secs(20),
+    );
+    Ran {
+        status: Code(code),
+        stdout: stdout.into_bytes(),
+        stderr: stderr.into_bytes(),
     }
 }
 
@@ -140,7 +132,7 @@ fn long_flags_in(s: &str) -> BTreeSet<String> {
     out
 }
 
-fn assert_usage_error(args: &[&str], o: &Output, want: &str) {
+fn assert_usage_error(args: &[&str], o: &Ran, want: &str) {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
     assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err:?}");
