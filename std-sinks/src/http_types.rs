@@ -249,9 +249,7 @@ pub fn encode(
             let mut body = Vec::new();
             binary::write_body(ev, &mut body).map_err(|e| Error::Encode(e.to_string()))?;
             let ct = binary::content_type(ev);
-            let json_refused =
-                ct.is_some_and(ossa_events_core::uri::is_json_media_type) && !is_json_body(&body);
-            if json_refused || (body.is_empty() && ev.data().is_some()) {
+            if !crate::sink::binary_body_reads_back(ev, &body) {
                 // Bytes under a JSON type: a receiver reads a binary body of
                 // that type as JSON (and refuses it). Empty data: a receiver
                 // (this crate's, the sdk's) reads an empty body as none. The
@@ -329,13 +327,6 @@ fn remove_ce_headers(headers: &mut HeaderMap) {
     for name in stale {
         headers.remove(name);
     }
-}
-
-/// Whether `body` is what a receiver accepts as a binary-mode body under a
-/// JSON content type: UTF-8 JSON within the core's depth limit.
-fn is_json_body(body: &[u8]) -> bool {
-    std::str::from_utf8(body).is_ok()
-        && ossa_events_core::json::validate(body, ossa_events_core::MAX_DATA_DEPTH).is_ok()
 }
 
 /// A `POST` request to `uri` carrying `ev` in `mode`.

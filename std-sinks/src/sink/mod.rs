@@ -762,7 +762,7 @@ pub const HTTP_BINARY_HEADERS_MAX: usize = 8 * 1024;
 /// message): a sink that takes structured events gets those structured, as
 /// `http_types::encode` writes them. (Other data under a JSON type is JSON
 /// already: text is written as a JSON string.)
-fn binary_body_reads_back(ev: &Event<'_>, body: &[u8]) -> bool {
+pub(crate) fn binary_body_reads_back(ev: &Event<'_>, body: &[u8]) -> bool {
     match ev.data() {
         None => true,
         Some(_) if body.is_empty() => false,
