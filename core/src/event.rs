@@ -68,12 +68,15 @@ impl Data<'_> {
 
     /// Compares two payloads by content: `Binary` equals `Base64` of the same bytes,
     /// JSON equals JSON ignoring insignificant whitespace, `Text` equals `Text` or
-    /// `Binary` of the same bytes. `Serialize` payloads compare unequal.
+    /// `Binary` of the same bytes, or the JSON string of the same text (how text
+    /// under a JSON content type is written and read back). `Serialize`
+    /// payloads compare unequal.
     ///
     /// ```
     /// use ossa_events_core::Data;
     /// assert!(Data::Binary(b"hi").same_content(&Data::Base64("aGk=")));
     /// assert!(Data::Json(r#"{ "a": 1 }"#).same_content(&Data::Json(r#"{"a":1}"#)));
+    /// assert!(Data::Text("hi").same_content(&Data::Json(r#""hi""#)));
     /// // A JSON number is not the text "1".
     /// assert!(!Data::Text("1").same_content(&Data::Json("1")));
     /// ```
@@ -92,6 +95,9 @@ impl Data<'_> {
             }
             (Data::Text(a), Data::Base64(b)) | (Data::Base64(b), Data::Text(a)) => {
                 decoded_eq(b.as_bytes(), a.as_bytes())
+            }
+            (Data::Text(a), Data::Json(b)) | (Data::Json(b), Data::Text(a)) => {
+                crate::json::lex::is_json_string_of(b, a)
             }
             _ => false,
         }

@@ -900,7 +900,6 @@ impl<'a> JsonStr<'a> {
     }
 
     /// Whether the string's (unescaped) value equals `s`, without a buffer.
-    #[allow(dead_code)] // part of the lexer API; not every caller uses it yet
     pub(crate) fn eq_str(&self, s: &str) -> bool {
         if self.escaped == 0 {
             return self.raw == s;
@@ -934,6 +933,14 @@ impl<'a> JsonStr<'a> {
             i = next;
         }
     }
+}
+
+/// Whether `json` is one JSON string (whitespace around it allowed) whose
+/// value is `s`: how text data and the JSON string written for it compare.
+pub(crate) fn is_json_string_of(json: &str, s: &str) -> bool {
+    let mut lex = Lexer::new(json.as_bytes());
+    lex.string()
+        .is_ok_and(|j| lex.finish().is_ok() && j.eq_str(s))
 }
 
 /// Object iteration, after `lex.eat(b'{')`: returns the next member's name
