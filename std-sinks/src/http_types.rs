@@ -32,7 +32,7 @@
 
 use std::io;
 
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::format::json;
@@ -210,9 +210,10 @@ pub fn parse_response<'a, B: AsRef<[u8]>>(
 }
 
 /// Writes `ev` in `mode` into `headers` (the `Content-Type` and, in binary
-/// mode, the `ce-` headers; an existing `Content-Type` is replaced and every
-/// existing `ce-` header removed, as they describe another event) and
-/// returns the body. [`ContentMode::Batched`] gives a batch of one event.
+/// mode, the `ce-` headers; an existing `Content-Type` is replaced, and every
+/// existing `ce-` header, `Content-Length` and `Content-Encoding` removed, as
+/// they describe another event or body) and returns the body, not
+/// content-coded. [`ContentMode::Batched`] gives a batch of one event.
 /// An event whose `datacontenttype` is one of CloudEvents' own formats
 /// (`application/cloudevents+json`…: it carries an event) is written
 /// structured whatever `mode` says: as a binary message its `Content-Type`
@@ -243,7 +244,7 @@ pub fn encode(
     mode: ContentMode,
     headers: &mut HeaderMap,
 ) -> Result<Vec<u8>, Error> {
-    remove_ce_headers(headers);
+    remove_stale_headers(headers);
     match mode {
         ContentMode::Binary if !crate::sink::names_a_format(ev.datacontenttype()) => {
             let mut body = Vec::new();
@@ -287,7 +288,7 @@ pub fn encode(
 }
 
 /// Writes `events` as one batched-mode body (a JSON array) and sets the
-/// batch `Content-Type` in `headers`.
+/// batch `Content-Type` in `headers` (removing what [`encode`] removes).
 ///
 /// ```
 /// use http::HeaderMap;
@@ -307,17 +308,21 @@ pub fn encode_batch<'e, 'a: 'e>(
 ) -> Result<Vec<u8>, Error> {
     let mut body = Vec::new();
     json::write_batch(events, &mut body).map_err(|e| Error::Encode(e.to_string()))?;
-    remove_ce_headers(headers);
+    remove_stale_headers(headers);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(BATCH_CONTENT_TYPE));
     Ok(body)
 }
 
-/// Removes every `ce-` header from `headers`. Left from another event (a map
-/// reused, or copied from a message being answered), a binary-mode receiver
-/// would read them as attributes of this one, and in structured mode they
-/// would contradict the body (HTTP binding, 3.2.3: the same headers as the
-/// event's, if any).
-fn remove_ce_headers(headers: &mut HeaderMap) {
+/// Removes every `ce-` header from `headers`, and `Content-Length` and
+/// `Content-Encoding`. Left from another event (a map reused, or copied from
+/// a message being answered), a binary-mode receiver would read the `ce-`
+/// headers as attributes of this one, and in structured mode they would
+/// contradict the body (HTTP binding, 3.2.3: the same headers as the
+/// event's, if any); the other two describe another body (a stale length
+/// cuts this one short or leaves the receiver waiting for more).
+fn remove_stale_headers(headers: &mut HeaderMap) {
+    headers.remove(CONTENT_LENGTH);
+    headers.remove(CONTENT_ENCODING);
     // `HeaderName`s are lower case: `CE-Id` is stored as `ce-id`.
     let stale: Vec<HeaderName> = headers
         .keys()
@@ -434,7 +439,9 @@ mod tests {
 
     /// A map that carried one event in binary mode, reused for another:
     /// the first one's `ce-subject` and extension must not become the
-    /// second's (they did: only the second's own header names were replaced).
+    /// second's (they did: only the second's own header names were replaced),
+    /// nor its body's `Content-Length` and `Content-Encoding` the second body's
+    /// (they stayed).
     #[test]
     fn encode_leaves_no_ce_header_of_an_earlier_event() {
         let first = Event::builder()
@@ -457,13 +464,21 @@ mod tests {
             ContentMode::Batched,
         ] {
             let mut headers = HeaderMap::new();
-            encode(&first, ContentMode::Binary, &mut headers).unwrap();
+            let old = encode(&first, ContentMode::Binary, &mut headers).unwrap();
             headers.insert("x-request-id", HeaderValue::from_static("r"));
+            // What a caller that sent the first one with its length and a
+            // content coding has left in the map.
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(old.len() + 20));
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             let body = encode(&second, mode, &mut headers).unwrap();
             assert_eq!(headers["x-request-id"], "r", "not ours to remove");
             assert!(
                 headers.get("ce-subject").is_none() && headers.get("ce-tenant").is_none(),
                 "{mode:?}: {headers:?}"
+            );
+            assert!(
+                headers.get(CONTENT_LENGTH).is_none() && headers.get(CONTENT_ENCODING).is_none(),
+                "{mode:?}: the length and coding of another body: {headers:?}"
             );
             if mode != ContentMode::Batched {
                 parsed(&headers, &body, |got| {
