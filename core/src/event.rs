@@ -1854,6 +1854,29 @@ impl<'a> EventBuilder<'a> {
         Ok(self.ev)
     }
 
+    /// [`build`](Self::build) for an event read from elsewhere rather than
+    /// made here: every rule of the specification, but not the agreement of
+    /// `traceparent` with `ossatraceid` and `ossaspanid`
+    /// ([`Rule::TraceContextConflict`]), which events built here keep and
+    /// the parsers do not ask of what they read. For conversions of other
+    /// libraries' events, such as `ossa-events`' `sdk::from_sdk`.
+    ///
+    /// ```
+    /// use ossa_events_core::{Event, Rule};
+    /// let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let b = Event::builder().id("1").source("/s").ty("t").traceparent(tp).ossa_trace_id("t-1");
+    /// assert_eq!(b.clone().build().unwrap_err().rule, Rule::TraceContextConflict);
+    /// assert_eq!(b.build_as_read()?.ossa_trace_id(), Some("t-1"));
+    /// // Every other rule still holds.
+    /// let err = Event::builder().id("1").source("/s").ty("t").traceparent("00-x").build_as_read();
+    /// assert!(matches!(err.unwrap_err().rule, Rule::InvalidTraceParent(_)));
+    /// # Ok::<(), ossa_events_core::ValidationError>(())
+    /// ```
+    pub fn build_as_read(mut self) -> Result<Event<'a>, ValidationError> {
+        self.tp_check = None;
+        self.build()
+    }
+
     /// [`build`](Self::build) without moving the event out of the builder:
     /// checks every rule the same way and lends the event. For code that
     /// only encodes or inspects the event: it saves copying it (an

@@ -10,6 +10,9 @@
 //!   check of [`Event::validate`]; what the sdk accepts but the specification
 //!   does not (an extension named `Foo_Bar` or `time`, an empty `id`, an
 //!   Integer beyond 32 bits…) is a [`SdkError::Invalid`] naming the attribute.
+//!   Like our parsers, it does not ask a `traceparent` to agree with
+//!   `ossatraceid` and `ossaspanid` ([`Rule::TraceContextConflict`] is for
+//!   events built here).
 //!
 //! Orphan rules keep us from writing `TryFrom` between the two types here (our
 //! `Event` belongs to `ossa-events-core`, theirs to `cloudevents-sdk`), hence
@@ -418,7 +421,9 @@ pub fn from_sdk<'a>(
             }
         }
     }
-    Ok(b.build()?)
+    // Read, not made here: the parsers' rules, not the builder's
+    // `traceparent` agreement with the OSSA ids.
+    Ok(b.build_as_read()?)
 }
 
 /// The attribute an sdk builder error names.

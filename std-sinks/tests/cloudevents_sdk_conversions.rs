@@ -843,6 +843,36 @@ fn more_than_sixteen_sdk_extensions_are_rejected() {
     );
 }
 
+/// A `traceparent` that names another trace or span than `ossatraceid` /
+/// `ossaspanid` breaks no rule of the specification (the agreement is
+/// checked on events we build, not on events read: `Rule::TraceContextConflict`),
+/// so `from_sdk` reads it as our JSON parser reads the sdk's JSON of it,
+/// and an event of ours parsed with it goes to the sdk and back.
+#[test]
+fn sdk_traceparent_naming_another_trace_than_the_ossa_ids_is_read() {
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut sdk = sdk_base();
+    sdk.set_extension("traceparent", tp);
+    sdk.set_extension("ossatraceid", "t-1");
+    sdk.set_extension("ossaspanid", "0af7651916cd43dd");
+    let mut scratch = String::new();
+    let ours = from_sdk(&sdk, &mut scratch).unwrap();
+    assert_eq!(ours.traceparent().map(|t| t.trace_id()), Some(&tp[3..35]));
+    assert_eq!(ours.ossa_trace_id(), Some("t-1"));
+    assert_sdk_json_parses_to(&sdk, &ours);
+
+    // Ours, parsed, to the sdk and back.
+    let text = format!(
+        r#"{{"specversion":"1.0","id":"1","source":"/s","type":"t","traceparent":"{tp}","ossatraceid":"t-1"}}"#
+    );
+    let mut buf = [0u8; 256];
+    let parsed = parse::json::parse_event(text.as_bytes(), &mut Scratch::new(&mut buf)).unwrap();
+    let theirs = to_sdk(&parsed).unwrap();
+    let mut scratch = String::new();
+    let back = from_sdk(&theirs, &mut scratch).unwrap();
+    assert!(back.same_as(&parsed, true), "{back:?}");
+}
+
 #[test]
 fn sdk_json_data_under_a_non_json_type_must_be_a_string() {
     for value in [json!({"a": 1}), json!([1]), json!(3), json!(false)] {
