@@ -301,6 +301,9 @@ pub trait Payload: JsonPayload {
 
 impl<'a> EventBuilder<'a> {
     /// Sets `type`, `subject`, `datacontenttype: application/json` and `data` from an OSSA payload.
+    /// An empty subject field (a tool call with no tool name) sets no
+    /// `subject`: the attribute, when present, must not be empty (spec
+    /// 3.1.1), and the payload itself is valid.
     ///
     /// ```
     /// use ossa_events_core::{ossa, Event};
@@ -309,6 +312,9 @@ impl<'a> EventBuilder<'a> {
     /// assert_eq!(ev.ty(), ossa::AGENT_STARTED);
     /// assert_eq!(ev.subject(), Some("planner"));
     /// assert_eq!(ev.datacontenttype(), Some("application/json"));
+    /// let unnamed = ossa::ToolCalled { tool: "", ..Default::default() };
+    /// let ev = Event::builder().id("2").source("/agents/planner").ossa(&unnamed).build()?;
+    /// assert_eq!((ev.ty(), ev.subject()), (ossa::TOOL_CALLED, None));
     /// # Ok::<(), ossa_events_core::ValidationError>(())
     /// ```
     #[inline]
@@ -327,8 +333,8 @@ impl<'a> EventBuilder<'a> {
     ) -> Self {
         let b = self.ty(ty).data_serialize(payload);
         match subject {
-            Some(s) => b.subject(s),
-            None => b,
+            Some(s) if !s.is_empty() => b.subject(s),
+            _ => b,
         }
     }
 }
