@@ -724,6 +724,47 @@ fn empty_data_is_an_empty_value_and_no_data_no_value() {
     }
 }
 
+/// Binary mode: an event whose bytes are not JSON under a JSON
+/// `datacontenttype`, or whose empty data has a JSON type, goes as a
+/// structured record: as a binary one its value was read as JSON (and the
+/// record refused) or as no data (3.2.1, 3.2.2). Found by a spec review.
+#[test]
+fn binary_mode_sends_structured_what_a_binary_value_would_not_carry() {
+    use ossa_events::Event;
+    let c = cluster(1, "unreadable", 1);
+    let bootstrap = c.bootstrap_servers();
+    let mut sink = KafkaSink::builder(&bootstrap, "unreadable")
+        .build()
+        .unwrap();
+    let base = || Event::builder().source("/s").ty("t");
+    let evs = [
+        base()
+            .id("not-json")
+            .extension_str("partitionkey", "k-1")
+            .data_binary("application/json", b"\xff\x00")
+            .build()
+            .unwrap(),
+        base()
+            .id("empty-json")
+            .data_binary("application/json", b"")
+            .build()
+            .unwrap(),
+    ];
+    let enc: Vec<Encoded> = evs
+        .iter()
+        .map(|e| Encoded::for_sink(e, &sink).unwrap())
+        .collect();
+    sink.send(&enc).unwrap();
+    let recs = read_back(&bootstrap, "unreadable", 1, 2, Duration::from_secs(10));
+    assert_eq!(recs.len(), 2);
+    for (r, want) in recs.iter().zip(&evs) {
+        let mut buf = vec![0u8; 1024];
+        let back = parsed(r, &mut buf);
+        assert!(back.same_as(want, false), "{back:?} vs {want:?}");
+    }
+    assert_eq!(recs[0].key.as_deref(), Some(&b"k-1"[..]));
+}
+
 /// Record `r` parsed with our Kafka binding parser, in `buf`.
 fn parsed<'a>(r: &'a Rec, buf: &'a mut [u8]) -> ossa_events::Event<'a> {
     let headers = r.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));

@@ -272,7 +272,11 @@ impl Encoded {
     ///   receiver takes a message of that content type for a structured
     ///   event or batch, reading the events carried in place of this one;
     /// - in HTTP binary mode, its `ce-` headers and content type would pass
-    ///   [`HTTP_BINARY_HEADERS_MAX`].
+    ///   [`HTTP_BINARY_HEADERS_MAX`];
+    /// - its body would not read back as its data: bytes that are not JSON
+    ///   under a JSON `datacontenttype` (a receiver reads the body as JSON
+    ///   and refuses the message), or empty data where an empty body is
+    ///   read as none (in HTTP always, in Kafka under a JSON type).
     ///
     /// ```
     /// use ossa_events::sink::{Encoded, Encoding, HttpMode, HttpSink};
@@ -384,10 +388,11 @@ impl Encoded {
         }
         let head_end = buf.len();
         binary::write_body(ev, buf).map_err(enc_err)?;
-        if form.structured_too
-            && binding == Binding::Http
-            && !binary_body_reads_back(ev, &buf[head_end..])
-        {
+        let reads_back = |body: &[u8]| match binding {
+            Binding::Kafka => kafka_value_reads_back(ev, body),
+            _ => binary_body_reads_back(ev, body),
+        };
+        if form.structured_too && !reads_back(&buf[head_end..]) {
             buf.truncate(id_end);
             return json(buf);
         }
@@ -774,6 +779,18 @@ pub(crate) fn binary_body_reads_back(ev: &Event<'_>, body: &[u8]) -> bool {
         }
         Some(_) => true,
     }
+}
+
+/// Whether `value`, written for `ev` in Kafka binary mode, reads back as
+/// its data (Kafka binding, 3.2.2: the value is the data, no data is no
+/// value): as [`binary_body_reads_back`], but an empty value is empty data,
+/// except under a JSON `content-type`, where `parse::kafka` reads it as no
+/// data (JSON text is never empty).
+pub(crate) fn kafka_value_reads_back(ev: &Event<'_>, value: &[u8]) -> bool {
+    if ev.data().is_some() && value.is_empty() {
+        return !binary::content_type(ev).is_some_and(ossa_events_core::uri::is_json_media_type);
+    }
+    binary_body_reads_back(ev, value)
 }
 
 /// Whether a content type is one of CloudEvents' own formats
@@ -1680,5 +1697,88 @@ mod tests {
         assert!(j.json().starts_with(br#"{"specversion":"1.0","id":"e-1""#));
         assert_eq!(j.headers().count(), 0);
         assert!(j.body().is_empty());
+    }
+
+    /// Kafka binding 3.2.1/3.2.2: in binary mode the value is the data and
+    /// `content-type` its `datacontenttype`, so a receiver reads bytes that
+    /// are not JSON under a JSON type as JSON (and refuses the record), and
+    /// an empty value under a JSON type as no data. A sink that takes
+    /// structured events gets those structured, as HTTP's does; empty data
+    /// under another type stays an empty value (the parser reads it back).
+    #[test]
+    fn kafka_binary_sends_structured_what_its_value_would_not_read_back_as() {
+        struct Taking;
+        impl Sink for Taking {
+            fn encoding(&self) -> Encoding {
+                Encoding::KafkaBinary
+            }
+            fn takes_structured(&self) -> bool {
+                true
+            }
+            fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+                Ok(())
+            }
+        }
+        let b = |id: &'static str| Event::builder().id(id).source("/s").ty("t");
+        let evs = [
+            b("not-json")
+                .data_binary("application/json", b"\xff\x00")
+                .build()
+                .unwrap(),
+            b("empty-json")
+                .data_binary("application/json", b"")
+                .build()
+                .unwrap(),
+            b("empty-text").data_text("text/plain", "").build().unwrap(),
+            b("empty-bytes")
+                .data_binary("application/octet-stream", b"")
+                .build()
+                .unwrap(),
+            b("none")
+                .datacontenttype("application/json")
+                .build()
+                .unwrap(),
+        ];
+        for ev in &evs {
+            let enc = Encoded::for_sink(ev, &Taking).unwrap();
+            // The record a consumer gets, read with the binding's parser.
+            let mut headers: Vec<(&str, &[u8])> = enc.header_bytes().collect();
+            let structured = [("content-type", &b"application/cloudevents+json"[..])];
+            let value = match enc.encoding() {
+                Encoding::Json => {
+                    headers = structured.to_vec();
+                    Some(enc.json())
+                }
+                _ => {
+                    if let Some(ct) = enc.content_type() {
+                        headers.push(("content-type", ct.as_bytes()));
+                    }
+                    enc.has_data().then(|| enc.body())
+                }
+            };
+            let mut scratch = vec![0u8; 1024];
+            let back = ossa_events_core::parse::kafka::parse(
+                headers.iter().copied(),
+                None,
+                value,
+                &mut ossa_events_core::Scratch::new(&mut scratch),
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", ev.id()));
+            assert!(
+                back.event.same_as(ev, false),
+                "{}: {:?}",
+                ev.id(),
+                back.event
+            );
+        }
+        // What reads back stays binary (bytes that are JSON are read as JSON).
+        let json_bytes = b("json-bytes")
+            .data_binary("application/json", b"[1]")
+            .build()
+            .unwrap();
+        for ev in evs[2..].iter().chain([&json_bytes]) {
+            let enc = Encoded::for_sink(ev, &Taking).unwrap();
+            assert_eq!(enc.encoding(), Encoding::KafkaBinary, "{}", ev.id());
+        }
     }
 }
