@@ -2254,7 +2254,12 @@ fn sequence_of(e: &Encoded) -> Option<(String, u64)> {
             let mut n = None;
             for (name, value) in e.headers() {
                 let name = name.to_ascii_lowercase();
-                if name == "ce-source" || name == "ce_source" {
+                if name == "ce-source" {
+                    // HTTP header values are percent-encoded (HTTP binding
+                    // 3.1.3.2): the emitter knows its source decoded.
+                    let decoded = percent_encoding::percent_decode_str(value).decode_utf8();
+                    source = Some(decoded.ok()?.into_owned());
+                } else if name == "ce_source" {
                     source = Some(value.to_owned());
                 } else if name == "ce-sequence" || name == "ce_sequence" {
                     n = number(value);
@@ -2376,6 +2381,41 @@ mod tests {
     /// (intact 3 and 5 with them, uncounted) and gave the next new event
     /// seq 4, confirmed already: after a kill it was not read back. (Found
     /// by a review of this stop's spool changes.)
+    /// The `sequence` numbers found in records at open are keyed by the
+    /// event's `source` as the emitter names it. An HTTP binary record
+    /// carries it percent-encoded in `ce-source` (`%` as `%25`): read as it
+    /// was, numbers written after the last ledger sync were kept under
+    /// `/agents/a%2520b`, and after a kill the emitter of `/agents/a%20b`
+    /// numbered from the ledger's older figure, giving out numbers again.
+    #[test]
+    fn sequence_numbers_in_http_binary_records_are_keyed_by_the_decoded_source() {
+        let dir = spool_dir("seq-source");
+        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
+        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
+        for (n, encoding) in [
+            (1, crate::sink::Encoding::HttpBinary),
+            (2, crate::sink::Encoding::KafkaBinary),
+            (3, crate::sink::Encoding::HttpBinary),
+        ] {
+            let (id, number) = (format!("e{n}"), n.to_string());
+            let ev = ossa_events_core::Event::builder()
+                .id(&id)
+                .source("/agents/a%20b")
+                .ty("t")
+                .extension_str("sequence", &number)
+                .build()
+                .unwrap();
+            sp.append(&Encoded::new(&ev, encoding).unwrap()).unwrap();
+        }
+        drop(sp); // killed: no ledger with these numbers
+        let (sp, _) = Spool::open(cfg).unwrap();
+        let got = sp.sequences();
+        assert_eq!(got.get("/agents/a%20b"), Some(&4), "{got:?}");
+        assert_eq!(got.len(), 1, "{got:?}");
+        drop(sp);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_new_record_never_takes_a_confirmed_seq() {
         let dir = spool_dir("confirmed-seq");
