@@ -593,6 +593,9 @@ impl EmitterBuilder {
     ///
     /// With a [`spool`](Self::spool) the numbers go on across restarts (they
     /// are kept with the spool); without one each emitter starts at 1 again.
+    /// Each distinct `source` keeps its counter for the emitter's life (and
+    /// in the spool's ledger, written whole at each sync): number a bounded
+    /// set of sources, not one source per request.
     ///
     /// ```
     /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
