@@ -465,17 +465,25 @@ pub(crate) fn spawn(
     // runs are batches from the first event on. (Asked by the worker, an
     // emit that came first started a run of `batch_size`, and its events
     // went out in more, smaller batches.) User code: a panic is contained
-    // like any other sink call.
-    let caught = |f: &dyn Fn() -> usize, fallback: usize| {
+    // like any other sink call, and answers the trait's default.
+    fn caught<T>(f: impl FnOnce() -> T, fallback: T) -> T {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(fallback)
+    }
+    // The form events are encoded in, asked once each: a sink that panics
+    // here fails its `build()` no more than one that panics in `max_batch`.
+    let encoding = caught(|| sink.encoding(), crate::sink::Encoding::Json);
+    let form = crate::sink::Form {
+        encoding,
+        structured_too: encoding != crate::sink::Encoding::Json
+            && caught(|| sink.takes_structured(), false),
     };
-    let max_batch = caught(&|| sink.max_batch(), usize::MAX)
+    let max_batch = caught(|| sink.max_batch(), usize::MAX)
         .max(1)
         .min(config.batch_size.max(1))
         // No batch grows past the queue: a larger `batch_size` (even
         // `usize::MAX`) must not size the buffers made for one.
         .min(config.queue_events.max(1));
-    let depth = caught(&|| sink.pipeline(), 1).max(1);
+    let depth = caught(|| sink.pipeline(), 1).max(1);
     let mut state = State::default();
     state.queue.set_cap(max_batch);
     let mut sequences = std::collections::HashMap::new();
@@ -494,7 +502,7 @@ pub(crate) fn spawn(
         state.spool = Some(spool);
     }
     let shared = Arc::new(Shared {
-        form: crate::sink::Form::of(&sink),
+        form,
         state: Mutex::new(state),
         wake: Condvar::new(),
         space: Condvar::new(),

@@ -878,6 +878,14 @@ impl Ticket {
 /// A destination for events. Implement it to send events anywhere; the
 /// emitter's worker calls it from its own thread, one batch at a time.
 ///
+/// A call that panics is contained: the events of that call (for
+/// [`flush`](Self::flush), those of the call before it) fail for good, and
+/// the worker goes on. [`encoding`](Self::encoding),
+/// [`takes_structured`](Self::takes_structured),
+/// [`max_batch`](Self::max_batch) and [`pipeline`](Self::pipeline) are
+/// asked once, when the emitter is built; one that panics answers its
+/// default.
+///
 /// ```
 /// use ossa_events::sink::{Encoded, Encoding, Sink};
 /// use ossa_events::SendError;
@@ -947,7 +955,8 @@ pub trait Sink: Send + 'static {
     fn takes_structured(&self) -> bool {
         false
     }
-    /// Most events the sink takes in one [`send`](Self::send). Defaults to no limit.
+    /// Most events the sink takes in one [`send`](Self::send). Defaults to no limit;
+    /// `0` counts as `1`.
     ///
     /// The emitter never hands over more (it also keeps to its own
     /// [`batch_size`](crate::EmitterBuilder::batch_size)):
@@ -989,7 +998,8 @@ pub trait Sink: Send + 'static {
     /// worker counts the others delivered, fails for good those marked
     /// [`Retry::No`](crate::Retry::No), and retries only those marked
     /// [`Retry::Yes`](crate::Retry::Yes) under its
-    /// [`RetryPolicy`](crate::RetryPolicy), so nothing delivered is sent twice.
+    /// [`RetryPolicy`](crate::RetryPolicy), so nothing delivered is sent twice
+    /// (an event whose [`flush`](Self::flush) then failed is not delivered).
     ///
     /// ```
     /// use std::time::Duration;
@@ -1035,9 +1045,13 @@ pub trait Sink: Send + 'static {
     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError>;
     /// Pushes out anything the sink buffers itself. Defaults to nothing.
     ///
-    /// The worker calls it after every [`send`](Self::send) that delivered
-    /// something; a failed flush fails the events that send delivered (with
-    /// the flush's first error; retried when it says a retry may help).
+    /// The worker calls it after every [`send_by`](Self::send_by) or
+    /// [`settle`](Self::settle) (not after a [`start`](Self::start)) that
+    /// delivered something; a failed flush fails the events that call
+    /// delivered (with the flush's first error). Those it marks
+    /// [`Retry::Yes`](crate::Retry::Yes) are retried as any are: handed to
+    /// `send_by` again, so a sink that still holds them (staged, buffered)
+    /// is to push them out then, not take them a second time.
     ///
     /// ```
     /// use std::sync::{Arc, Mutex, PoisonError};
@@ -1099,8 +1113,9 @@ pub trait Sink: Send + 'static {
         self.send(events)
     }
     /// Most batches the emitter's worker may have [`start`](Self::start)ed
-    /// and not yet [`settle`](Self::settle)d. Defaults to `1`: the worker
-    /// then calls only [`send_by`](Self::send_by), one batch at a time.
+    /// and not yet [`settle`](Self::settle)d. Defaults to `1` (and `0`
+    /// counts as `1`): the worker then calls only [`send_by`](Self::send_by),
+    /// one batch at a time.
     ///
     /// A sink whose acknowledgements come back on their own (Kafka's
     /// delivery reports) returns more, so that the next batch is on its way
