@@ -886,6 +886,11 @@ impl Ticket {
 /// asked once, when the emitter is built; one that panics answers its
 /// default.
 ///
+/// A sink is not to [`flush`](crate::Emitter::flush) the emitter it belongs
+/// to, nor `emit` into it under [`Overflow::Block`](crate::Overflow::Block):
+/// either waits for the worker, which is the caller, and ends only at the
+/// flush timeout, the block limit or shutdown.
+///
 /// ```
 /// use ossa_events::sink::{Encoded, Encoding, Sink};
 /// use ossa_events::SendError;
