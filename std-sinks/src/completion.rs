@@ -37,6 +37,37 @@ impl<T> Future for Completion<T> {
     }
 }
 
+impl<T> Completion<T> {
+    /// This future, holding `keep` until it resolves or is dropped (not for
+    /// as long as the helper thread runs).
+    pub(crate) fn keeping<K: Unpin>(self, keep: K) -> Keeping<T, K> {
+        Keeping {
+            done: self,
+            keep: Some(keep),
+        }
+    }
+}
+
+/// A [`Completion`] that holds something (an emitter handle) for as long as
+/// someone waits for it: a future given up on lets it go at once, although
+/// its helper thread runs on.
+pub(crate) struct Keeping<T, K> {
+    done: Completion<T>,
+    keep: Option<K>,
+}
+
+impl<T, K: Unpin> Future for Keeping<T, K> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let r = Pin::new(&mut self.done).poll(cx);
+        if r.is_ready() {
+            self.keep = None;
+        }
+        r
+    }
+}
+
 /// Runs `work` on a new thread named `name`; the future resolves to its
 /// result. A thread that cannot be started resolves it to [`Error::Io`] at
 /// once; a `work` that panics resolves it to [`Error::Transport`].

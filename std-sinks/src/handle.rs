@@ -815,8 +815,18 @@ impl EmitterBuilder {
         self.context.span_id = Some(v.into());
         self
     }
-    /// Called (on the emitting thread or the worker) for every event that is
-    /// not delivered. Defaults to none (the counters still count).
+    /// Called for every event that is not delivered. Defaults to none (the
+    /// counters still count).
+    ///
+    /// It runs on the thread where the event ended: the emitting thread
+    /// (dropped or rejected at emit; for events
+    /// [`OssaLayer`](crate::tracing_layer::OssaLayer) put off, whichever
+    /// thread builds them), the worker (failed, or out of shutdown time),
+    /// or, when the worker is stuck in a sink call past the shutdown
+    /// deadline, the thread that waits for the shutdown: a
+    /// [`shutdown`](Emitter::shutdown) caller, the drop of the last handle
+    /// (an async runtime's thread, when a task drops it), or the helper
+    /// thread of [`Emitter::shutdown_async`] or of a drop that does not wait.
     ///
     /// Keep it short and do not emit or flush from it: on the worker thread
     /// that would wait for the worker itself. A callback that holds an
@@ -889,7 +899,7 @@ impl EmitterBuilder {
             shared: shared.clone(),
             guard: Arc::new(Guard {
                 shared,
-                worker: Mutex::new(Some(handle)),
+                worker: Arc::new(Mutex::new(Some(handle))),
                 wait: self.wait_on_drop,
             }),
         })
@@ -900,7 +910,9 @@ impl EmitterBuilder {
 /// [`EmitterBuilder::wait_on_drop`] said not to.
 struct Guard {
     shared: Arc<Shared>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    /// Shared with a `shutdown_async` helper thread, which joins the worker
+    /// without holding a handle (see [`Emitter::shutdown_async`]).
+    worker: Arc<Mutex<Option<JoinHandle<()>>>>,
     wait: bool,
 }
 
@@ -1187,6 +1199,11 @@ impl Emitter {
     /// passed), without blocking the task's thread. Runtime-agnostic: the
     /// wait runs on a short-lived helper thread that wakes the task.
     ///
+    /// The future holds a handle until it resolves or is dropped, not the
+    /// helper thread: a flush given up on (its future dropped, e.g. by a
+    /// timeout) leaves the emitter to the other handles, so the drop of the
+    /// last of them shuts it down as usual.
+    ///
     /// ```
     /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
     /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
@@ -1211,30 +1228,57 @@ impl Emitter {
         &self,
     ) -> impl std::future::Future<Output = Result<FlushReport, Error>> + Send + 'static + use<>
     {
+        // The helper thread holds what the handles share, not a handle: the
+        // future holds that, until it resolves or is dropped. Held by the
+        // helper, a flush given up on (its future dropped) kept the emitter
+        // alive until the flush timeout: the caller's drop of its last
+        // handle was not the last one, did not shut down or wait, and what
+        // was pending was lost when the program ended there.
         let em = self.clone();
+        let shared = self.shared.clone();
         // What the flush waits for is marked now, on the caller's thread
         // (without waiting): marked by the helper thread once it ran, it
         // took in events emitted after this call.
-        let deadline = worker::after(self.shared.config.flush_timeout);
-        match self.shared.flush_mark_now() {
+        let limit = self.shared.config.flush_timeout;
+        let deadline = worker::after(limit);
+        let done = match self.shared.flush_mark_now() {
             Some(target) => crate::completion::run_off_thread("ossa-events-flush", move || {
-                let pending = em.shared.wait_flushed(target, deadline)?;
-                Ok(FlushReport::from_metrics(&em.metrics(), pending))
+                let pending = shared.wait_flushed(target, deadline)?;
+                Ok(FlushReport::from_metrics(&shared.metrics(), pending))
             }),
-            None => crate::completion::run_off_thread("ossa-events-flush", move || em.flush()),
-        }
+            None => crate::completion::run_off_thread("ossa-events-flush", move || {
+                let pending = shared.flush_within(limit)?;
+                Ok(FlushReport::from_metrics(&shared.metrics(), pending))
+            }),
+        };
+        done.keeping(em)
     }
 
     /// [`shutdown`](Self::shutdown) for async code: a future that resolves
     /// once the worker has delivered what is pending and stopped (bounded by
     /// the shutdown timeout), without blocking the task's thread. Await it
     /// before an async program ends; see [`EmitterBuilder::wait_on_drop`].
+    /// Dropped before it resolves, the shutdown goes on; the future holds a
+    /// handle until then, the helper thread none (so the drop of the last
+    /// handle still waits as `wait_on_drop` says).
     pub fn shutdown_async(
         &self,
     ) -> impl std::future::Future<Output = Result<FlushReport, Error>> + Send + 'static + use<>
     {
+        // As in `flush_async`: the future holds the handle, the helper
+        // thread only what it needs, so that a shutdown given up on leaves
+        // the caller's drop of its last handle the last one (it then waits
+        // as `wait_on_drop` says).
         let em = self.clone();
-        crate::completion::run_off_thread("ossa-events-shutdown", move || em.shutdown())
+        let shared = self.shared.clone();
+        let worker = self.guard.worker.clone();
+        let limit = self.shared.config.shutdown_timeout;
+        let done = crate::completion::run_off_thread("ossa-events-shutdown", move || {
+            shared.shutdown(&worker, limit)?;
+            let m = shared.metrics();
+            Ok(FlushReport::from_metrics(&m, m.queue_depth))
+        });
+        done.keeping(em)
     }
 
     /// The counters now.
