@@ -48,18 +48,16 @@ fn tick() -> EventBuilder<'static> {
     EventBuilder::new().ty("dev.example.tick")
 }
 
-/// A `flush_async` given up on (its future dropped, as `tokio::time::timeout`
-/// or `select!` drop it) while the send is under way: the drop of the
-/// caller's last handle (`wait_on_drop` on, the default) waits for the
-/// delivery, as it does without the cancelled flush. Before, the flush's
-/// helper thread held a handle until the flush ended, so the caller's drop
-/// was not the last one and returned at once with the event not delivered
-/// (lost, had the program ended there).
-#[test]
-fn a_cancelled_flush_async_does_not_keep_the_emitter_from_its_drop() {
+/// Emits one event to a sink that takes 400 ms a send, gives up on the
+/// future `cancel` makes after 20 ms, runs `then`, drops the caller's last
+/// handle (`wait_on_drop` on, the default): how many events were delivered
+/// when that drop returned.
+fn delivered_when_the_drop_returns<F: std::future::Future>(
+    cancel: impl FnOnce(&Emitter) -> F,
+    then: impl FnOnce(&Emitter),
+) -> usize {
     let delivered = Arc::new(AtomicUsize::new(0));
-    let rt = current_thread();
-    let seen_after_drop = rt.block_on(async {
+    current_thread().block_on(async {
         let em = Emitter::builder("/agents/async")
             .sink(Slow {
                 delay: Duration::from_millis(400),
@@ -69,11 +67,24 @@ fn a_cancelled_flush_async_does_not_keep_the_emitter_from_its_drop() {
             .build()
             .unwrap();
         em.emit(tick()).unwrap();
-        let r = tokio::time::timeout(Duration::from_millis(20), em.flush_async()).await;
-        assert!(r.is_err(), "the send takes 400 ms: {r:?}");
+        let r = tokio::time::timeout(Duration::from_millis(20), cancel(&em)).await;
+        assert!(r.is_err(), "the send takes 400 ms");
+        then(&em);
         drop(em);
         delivered.load(Ordering::SeqCst)
-    });
+    })
+}
+
+/// A `flush_async` given up on (its future dropped, as `tokio::time::timeout`
+/// or `select!` drop it) while the send is under way: the drop of the
+/// caller's last handle (`wait_on_drop` on, the default) waits for the
+/// delivery, as it does without the cancelled flush. Before, the flush's
+/// helper thread held a handle until the flush ended, so the caller's drop
+/// was not the last one and returned at once with the event not delivered
+/// (lost, had the program ended there).
+#[test]
+fn a_cancelled_flush_async_does_not_keep_the_emitter_from_its_drop() {
+    let seen_after_drop = delivered_when_the_drop_returns(Emitter::flush_async, |_| {});
     assert_eq!(
         seen_after_drop, 1,
         "the drop of the last handle returned before delivery"
@@ -123,24 +134,9 @@ fn a_cancelled_flush_async_leaves_no_event_unreported_after_the_drop() {
 /// (`wait_on_drop` on) instead of returning with the event not delivered.
 #[test]
 fn a_cancelled_shutdown_async_leaves_the_drop_waiting_for_the_delivery() {
-    let delivered = Arc::new(AtomicUsize::new(0));
-    let rt = current_thread();
-    let seen_after_drop = rt.block_on(async {
-        let em = Emitter::builder("/agents/async")
-            .sink(Slow {
-                delay: Duration::from_millis(400),
-                delivered: delivered.clone(),
-            })
-            .shutdown_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        em.emit(tick()).unwrap();
-        let r = tokio::time::timeout(Duration::from_millis(20), em.shutdown_async()).await;
-        assert!(r.is_err(), "the send takes 400 ms: {r:?}");
+    let seen_after_drop = delivered_when_the_drop_returns(Emitter::shutdown_async, |em| {
         // Shut down all the same: later events are refused.
         assert!(matches!(em.emit(tick()), Err(Error::ShutDown)));
-        drop(em);
-        delivered.load(Ordering::SeqCst)
     });
     assert_eq!(
         seen_after_drop, 1,
