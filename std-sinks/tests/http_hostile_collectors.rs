@@ -885,3 +885,58 @@ fn a_pipelined_sink_probes_an_open_breaker_with_one_request() {
         "requests per probe: {bursts:?} (times {times:?})"
     );
 }
+
+/// Every `tracing` event's fields, as `name=value` lines.
+struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for Lines {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                self.0 += &format!("{}={v:?} ", f.name());
+            }
+        }
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        self.0.lock().unwrap().push(fields.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// A URL with userinfo (`http://user:password@host/`): ureq sends it as
+/// `Authorization: Basic`, so it is a credential like a header value, and
+/// the sink's warnings (here: the collector refuses gzip) name the
+/// endpoint without it.
+#[test]
+fn warnings_name_the_url_without_its_credentials() {
+    let (addr, _) = gzip_and_expect_refusing();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (ids, datas) = big_batch(100, |i| noise(8000, i as u64 * 7919 + 7));
+    let events = encoded(&ids, &datas);
+    let mut sink = HttpSink::builder(format!("http://alice:s3cret@{addr}/e"))
+        .mode(HttpMode::Batched)
+        .gzip(true)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let r = tracing::subscriber::with_default(Lines(lines.clone()), || sink.send(&events));
+    assert!(r.is_ok(), "{:?}", r.err().map(|e| e.error().to_string()));
+    let lines = lines.lock().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("gzip") && l.contains("***@")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("s3cret")), "{lines:?}");
+}

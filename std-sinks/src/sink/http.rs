@@ -181,7 +181,7 @@ impl fmt::Debug for HttpSink {
         // Header values stay out: they are often credentials.
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("HttpSink")
-            .field("url", &self.url)
+            .field("url", &redacted(&self.url))
             .field("mode", &self.mode)
             .field("headers", &names)
             .field("gzip", &self.gzip)
@@ -227,7 +227,7 @@ impl fmt::Debug for HttpSinkBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("HttpSinkBuilder")
-            .field("url", &self.url)
+            .field("url", &redacted(&self.url))
             .field("mode", &self.mode)
             .field("headers", &names)
             .field("timeout", &self.timeout)
@@ -272,7 +272,9 @@ impl HttpSink {
         }
     }
 
-    /// The endpoint.
+    /// The endpoint, as given. Credentials in its userinfo
+    /// (`https://user:password@host/`, sent as `Authorization: Basic`)
+    /// are shown as `***@` in `Debug` output, logs and errors.
     ///
     /// ```
     /// use ossa_events::sink::HttpSink;
@@ -504,7 +506,8 @@ impl HttpSinkBuilder {
     /// Checks the URL, headers and root certificates and makes the sink with
     /// its own connection pool. Fails with [`Error::Io`] of kind
     /// [`InvalidInput`](std::io::ErrorKind::InvalidInput) for a URL that is
-    /// not absolute `http`/`https`, a header that is not valid HTTP, or
+    /// not absolute `http`/`https` or whose port is not a number up to
+    /// 65535, a header that is not valid HTTP, or
     /// [`root_certificates_pem`](Self::root_certificates_pem) text that is not
     /// PEM or has no certificate.
     ///
@@ -521,16 +524,32 @@ impl HttpSinkBuilder {
     /// # Ok::<(), ossa_events::Error>(())
     /// ```
     pub fn build(self) -> Result<HttpSink, Error> {
+        // Credentials in the URL stay out of the errors, as in `Debug`.
+        let shown = redacted(&self.url);
         let uri: Uri = self
             .url
             .parse()
-            .map_err(|e| invalid(format!("url {:?}: {e}", self.url)))?;
+            .map_err(|e| invalid(format!("url {shown:?}: {e}")))?;
         match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
-            _ => return Err(invalid(format!("url {:?}: not http or https", self.url))),
+            _ => return Err(invalid(format!("url {shown:?}: not http or https"))),
         }
         if uri.host().is_none_or(str::is_empty) {
-            return Err(invalid(format!("url {:?}: no host", self.url)));
+            return Err(invalid(format!("url {shown:?}: no host")));
+        }
+        // A port that is no TCP port (`:99999`, `:abc`) is read by ureq as
+        // none, and the request goes to the scheme's default port.
+        if let Some(auth) = uri.authority() {
+            let host_port = auth.as_str().rsplit('@').next().unwrap_or("");
+            let port = host_port
+                .strip_prefix(auth.host())
+                .and_then(|p| p.strip_prefix(':'))
+                .unwrap_or("");
+            if !port.is_empty() && auth.port_u16().is_none() {
+                return Err(invalid(format!(
+                    "url {shown:?}: port {port:?} is not a number from 0 to 65535"
+                )));
+            }
         }
         let mut headers = Vec::with_capacity(self.headers.len());
         for (name, value) in &self.headers {
@@ -682,6 +701,21 @@ fn root_certs(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, Error>
         ));
     }
     Ok(certs)
+}
+
+/// `url` with the userinfo of its authority (`user:password@`, which ureq
+/// sends as `Authorization: Basic`) shown as `***@`: what `Debug` output,
+/// logs and errors show of the endpoint.
+pub(crate) fn redacted(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{tail}").into(),
+        None => url.into(),
+    }
 }
 
 fn invalid(msg: String) -> Error {
@@ -1151,7 +1185,7 @@ impl HttpSink {
                 {
                     if !self.expect_refused.swap(true, Ordering::Relaxed) {
                         tracing::warn!(
-                            url = %self.url,
+                            url = %redacted(&self.url),
                             "no answer to a request that waited for 100 Continue, its body unsent: sending bodies without Expect"
                         );
                     }
@@ -1293,7 +1327,7 @@ impl HttpSink {
             // Turned off once for every lane; said once.
             if accepted == Some(false) && !self.gzip_refused.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
-                    url = %self.url,
+                    url = %redacted(&self.url),
                     "the collector does not take gzip bodies (415 with Accept-Encoding without gzip): sending them uncompressed"
                 );
             }
@@ -1533,6 +1567,78 @@ mod tests {
         let s = s.build().unwrap();
         let d = format!("{s:?}");
         assert!(d.contains("authorization") && !d.contains("secret"), "{d}");
+    }
+
+    /// A port that is no TCP port (`:99999`, `:abc`) is refused: ureq
+    /// reads it as none and connects to the scheme's default port, so the
+    /// events went to whatever listens on port 80 (or 443).
+    #[test]
+    fn a_port_out_of_range_is_refused_not_taken_for_the_default_one() {
+        for bad in [
+            "http://127.0.0.1:99999/e",
+            "http://127.0.0.1:65616/e",
+            "http://localhost:abc/e",
+            "https://[::1]:70000/e",
+            "http://u:p@127.0.0.1:65536/e",
+        ] {
+            let r = HttpSink::builder(bad).build();
+            assert!(
+                matches!(r, Err(Error::Io(ref e)) if e.kind() == std::io::ErrorKind::InvalidInput
+                    && e.to_string().contains("port")),
+                "{bad}: {r:?}"
+            );
+        }
+        for good in [
+            "http://127.0.0.1:65535/e",
+            "http://127.0.0.1:/e",
+            "http://[::1]/e",
+            "http://[::1]:8080/e",
+            "http://u:p@h:8080/e",
+            "https://collector.example",
+        ] {
+            assert!(HttpSink::builder(good).build().is_ok(), "{good}");
+        }
+    }
+
+    /// The userinfo of a URL (`http://user:password@host/`) is a credential
+    /// ureq sends as `Authorization: Basic`: kept out of `Debug` output and
+    /// errors, as header values are.
+    #[test]
+    fn debug_and_errors_hide_url_credentials() {
+        for url in [
+            "http://alice:s3cret@collector.example/e",
+            "https://s3cret@collector.example:8443/e?q=1",
+            "http://alice:s3cret@[::1]:8080",
+        ] {
+            let b = HttpSink::builder(url).header("Authorization", "Bearer t0ken");
+            let d = format!("{b:?}");
+            assert!(!d.contains("s3cret") && d.contains("***@"), "{d}");
+            let s = b.build().unwrap();
+            let d = format!("{s:?}");
+            assert!(!d.contains("s3cret") && d.contains("***@"), "{d}");
+            // What the caller gave is still what `url` answers.
+            assert_eq!(s.url(), url);
+            #[cfg(feature = "otlp")]
+            {
+                let otlp = crate::sink::OtlpSink::builder(url).build().unwrap();
+                let d = format!("{otlp:?}");
+                assert!(!d.contains("s3cret") && d.contains("***@"), "{d}");
+            }
+        }
+        for bad in [
+            "http://alice:s3cret@collector.example:99999/e",
+            "ftp://alice:s3cret@collector.example/e",
+            "http://alice:s3cret@collector.example/a b",
+        ] {
+            let e = HttpSink::builder(bad).build().unwrap_err().to_string();
+            assert!(
+                !e.contains("s3cret") && e.contains("collector.example"),
+                "{e}"
+            );
+        }
+        assert_eq!(redacted("http://h/x@y"), "http://h/x@y");
+        assert_eq!(redacted("http://a@b@h:1/x"), "http://***@h:1/x");
+        assert_eq!(redacted("not a url @ all"), "not a url @ all");
     }
 
     #[test]

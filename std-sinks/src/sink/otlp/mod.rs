@@ -203,7 +203,7 @@ pub struct OtlpSink {
 impl fmt::Debug for OtlpSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let out = match &self.out {
-            Output::Http(h) => h.url().to_owned(),
+            Output::Http(h) => super::http::redacted(h.url()).into_owned(),
             Output::Writer(..) => "writer".into(),
         };
         f.debug_struct("OtlpSink")
