@@ -583,3 +583,29 @@ fn confluent_types_that_are_dot_segments_are_not_asked_for() {
         .collect();
     assert!(dotted.is_empty(), "asked for {dotted:?}");
 }
+
+/// Credentials in the registry URL (`http://user:password@host/`, sent as
+/// `Authorization: Basic`) stay out of `Debug` output and of the errors that
+/// name the schema being fetched, as header values do.
+#[test]
+fn registry_url_credentials_stay_out_of_debug_and_errors() {
+    // Port 1 on loopback: nothing listens, every fetch fails at once.
+    let h = HttpRegistry::new("http://alice:s3cret@127.0.0.1:1/schemas");
+    let d = format!("{h:?}");
+    assert!(
+        !d.contains("s3cret") && d.contains("***@127.0.0.1:1"),
+        "{d}"
+    );
+    let r = SchemaRegistry::builder().http(h).build().unwrap();
+    let first = r.check(&event(r#"{"order":"o-1"}"#, None));
+    let failed = r.check_within(&event(r#"{"order":"o-1"}"#, None), WAIT);
+    for e in [first, failed] {
+        let Err(e) = e else { panic!("{e:?}") };
+        let (shown, debug) = (e.to_string(), format!("{e:?}"));
+        assert!(shown.contains("***@127.0.0.1:1"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !debug.contains("s3cret"),
+            "{debug}"
+        );
+    }
+}

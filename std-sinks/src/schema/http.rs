@@ -67,9 +67,9 @@ pub struct HttpRegistry {
 
 impl std::fmt::Debug for HttpRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Header values (tokens) stay out of logs.
+        // Header values (tokens) and URL credentials stay out of logs.
         f.debug_struct("HttpRegistry")
-            .field("base", &self.base)
+            .field("base", &crate::sink::http::redacted(&self.base))
             .field("api", &self.api)
             .field("timeout", &self.timeout)
             .field("refresh", &self.refresh)

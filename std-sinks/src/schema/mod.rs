@@ -1366,7 +1366,8 @@ impl Remote {
     /// is due for a refresh. Never waits for the network.
     fn lookup(&self, side: Side, key: &str) -> Found {
         let f = &self.fetcher;
-        let what = || f.url(side, key);
+        // Named in errors: without the credentials a registry URL may hold.
+        let what = || crate::sink::http::redacted(&f.url(side, key)).into_owned();
         let due = |e: &Entry| {
             let age = e.at.elapsed();
             !e.queued
@@ -1499,7 +1500,11 @@ fn fetch_loop(
         let state = fetched
             .unwrap_or_else(|_| State::Failed(Arc::from("fetching or compiling it panicked")));
         if let State::Failed(reason) = &state {
-            tracing::warn!(schema = %url, reason = %reason, "schema fetch failed");
+            tracing::warn!(
+                schema = %crate::sink::http::redacted(&url),
+                reason = %reason,
+                "schema fetch failed"
+            );
         }
         {
             let mut maps = cache.maps.write().unwrap_or_else(PoisonError::into_inner);
