@@ -414,8 +414,10 @@ impl EmitterBuilder {
     /// taken as `1` (one event at a time, see below).
     ///
     /// One event is always let in, however large, when the queue is empty;
-    /// a queue at its limit is sent at once, without waiting for a full
-    /// batch or the flush interval:
+    /// events a [`spool`](Self::spool) hands back are read while the queue
+    /// is below the limit (the last one read may pass it); a queue at its
+    /// limit is sent at once, without waiting for a full batch or the flush
+    /// interval:
     ///
     /// ```
     /// use std::time::Duration;

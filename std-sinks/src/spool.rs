@@ -90,7 +90,9 @@ pub enum SyncPolicy {
     /// `emit()` waits for the disk.
     Always,
     /// At most this long after an event arrived (the emitter's worker syncs):
-    /// a power cut loses at most the last interval.
+    /// a power cut loses at most the last interval. The syncs are at least
+    /// 1 ms apart (a shorter interval, `Duration::ZERO` included, is taken
+    /// as 1 ms: to lose nothing, use `Always`) and at most 1 s.
     Every(Duration),
     /// Never forced: the kernel writes back when it likes (typically within
     /// 30 s on Linux); a killed process still loses nothing.

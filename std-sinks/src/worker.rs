@@ -595,12 +595,15 @@ impl Shared {
         }
     }
 
-    /// Takes the next `sequence` number of `source`.
+    /// Takes the next `sequence` number of `source`. At `u64::MAX` (a
+    /// number an event carried itself, found in the spool at open) it
+    /// stays there: `+= 1` overflowed, a panic in `emit()` (debug) or
+    /// numbers starting again at 0 (release).
     pub(crate) fn next_sequence(&self, source: &str) -> u64 {
         let mut m = self.sequences.lock().unwrap_or_else(|p| p.into_inner());
         let next = m.entry(source.to_owned()).or_insert(1);
         let n = *next;
-        *next += 1;
+        *next = n.saturating_add(1);
         n
     }
 
@@ -1839,10 +1842,16 @@ impl<'w> Worker<'w> {
         if st.spool.is_none() {
             return st;
         }
+        // Within the queue's limits, in bytes too: read back a batch at a
+        // time whatever their size, large events took memory far past
+        // `queue_bytes`. (The size of the next record is known once it is
+        // read: the last one read may pass the limit, as an emitted event
+        // may when the queue is empty.)
         while st.spilled > 0
             && !st.out_of_time()
             && st.queue.len() < cfg.batch_size.max(self.max_batch)
             && st.queue.len() + st.in_flight < cfg.queue_events
+            && st.bytes < cfg.queue_bytes
         {
             let Some(sp) = st.spool.as_mut() else { break };
             let next = sp.read_next();
