@@ -437,6 +437,10 @@ impl EmitterBuilder {
         self
     }
     /// What happens when the queue is full. Defaults to [`Overflow::DropNewest`].
+    /// With a [`spool`](Self::spool) a full queue sends new events to the
+    /// disk instead; the spool's [`WhenFull`](crate::spool::WhenFull) says
+    /// what happens when that is full too (this policy applies only while the
+    /// disk fails).
     ///
     /// ```
     /// use std::time::Duration;
