@@ -541,3 +541,23 @@ fn spans_open_at_shutdown_go_out_unfinished_with_a_reason() {
     );
     assert_eq!(spans["00000000000000a3"].name, "execute_tool search");
 }
+
+/// A span made from an end event alone (no started event) went out under
+/// the span id the event carries; when its request got a 503, the retried
+/// end found that id "already exported" (the refused request's span was
+/// remembered) and went out under a derived one. Had the refused request
+/// in fact reached the collector (an answer lost on the way), the collector
+/// would hold the operation twice under two ids; and a span naming the
+/// carried id as its parent points at nothing.
+#[test]
+fn a_retried_end_without_its_start_keeps_the_span_id_it_carries() {
+    let line = r#"{"specversion":"1.0","id":"e1","source":"/s","type":"dev.ossa.tool.completed","time":"2026-01-01T00:00:05Z","ossatraceid":"4bf92f3577b34da6a3ce929d0e0e4736","ossaspanid":"00000000000000c1","ossaagentid":"a","data":{"tool":"x","call_id":"c","duration_ms":1000}}"#;
+    let (spans, m, _) = export(&[line.to_owned()], vec![]);
+    assert_eq!(spans.len(), 1);
+    assert_eq!(hex(&spans[0].span_id), "00000000000000c1");
+    let (spans, m2, _) = export(&[line.to_owned()], vec![503]);
+    assert_eq!((m.delivered, m2.delivered, m2.failed), (1, 1, 0));
+    assert!(m2.retried > 0, "{m2:?}");
+    assert_eq!(spans.len(), 1);
+    assert_eq!(hex(&spans[0].span_id), "00000000000000c1");
+}

@@ -2,8 +2,10 @@
 //! The OTLP sink against a collector on loopback, read back with
 //! `opentelemetry-proto`: span ids stay unique within a trace when several
 //! operations share one span context (an emitter-wide `ossaspanid`), a lone
-//! event of one agent lands on that agent's span, and event times before
-//! 1970 are not moved after it.
+//! event of one agent lands on that agent's span, event times before
+//! 1970 are not moved after it, an end event delivered again does not
+//! close a later span of its key, and workflow name and agent version go
+//! out under their GenAI attribute names.
 #![cfg(feature = "otlp")]
 
 mod common;
@@ -232,4 +234,96 @@ fn times_before_1970_are_not_moved_after_it() {
         (0, 0),
         "times before 1970 clamp to the epoch"
     );
+}
+
+/// CloudEvents (spec.md, `id`): "Consumers MAY assume that Events with
+/// identical `source` and `id` are duplicates", and the delivery upstream
+/// is at-least-once. Tool calls without a call id under one span context
+/// share a key (the tool's name): a second delivery of the first call's
+/// `tool.completed`, arriving after the second call started, closed the
+/// second call (zero length, at its start), and that call's own end then
+/// went out as a "duplicate end event".
+#[test]
+fn an_end_event_delivered_again_does_not_close_a_later_span_of_its_key() {
+    const S: &str = "00000000000000a1";
+    let call = r#"{"tool":"x"}"#;
+    let t = |s: u32| format!("2026-01-01T00:00:{s:02}Z");
+    let lines = [
+        line(0, "dev.ossa.tool.called", &t(0), S, "a", call),
+        line(1, "dev.ossa.tool.completed", &t(1), S, "a", call),
+        line(2, "dev.ossa.tool.called", &t(2), S, "a", call),
+        // The first call's end again: same source, same id.
+        line(1, "dev.ossa.tool.completed", &t(1), S, "a", call),
+        line(4, "dev.ossa.tool.completed", &t(4), S, "a", call),
+    ];
+    let spans = export(&lines);
+    let base = 1_767_225_600_000_000_000u64;
+    let mut tools: Vec<(u64, u64)> = spans
+        .iter()
+        .filter(|s| s.name == "execute_tool x")
+        .map(|s| {
+            (
+                (s.start_time_unix_nano - base) / 1_000_000_000,
+                (s.end_time_unix_nano - base) / 1_000_000_000,
+            )
+        })
+        .collect();
+    tools.sort_unstable();
+    assert_eq!(tools, [(0, 1), (2, 4)], "{spans:#?}");
+    assert!(
+        spans
+            .iter()
+            .all(|s| str_attr(s, "ossa.span.incomplete").is_none())
+    );
+}
+
+/// Semantic conventions v1.41.0 (`SEMCONV_VERSION`), `invoke_workflow`
+/// span: "**Span name** SHOULD be `invoke_workflow {gen_ai.workflow.name}`",
+/// `gen_ai.workflow.name` Conditionally Required "when available"; the
+/// `invoke_agent` spans take `gen_ai.agent.version` ("when available").
+/// The sink wrote them as `ossa.workflow.name` and `ossa.agent.version`,
+/// which no GenAI-aware backend reads.
+#[test]
+fn workflow_name_and_agent_version_use_the_genai_attributes() {
+    let lines = lines(
+        "00000000000000a1",
+        &[
+            (
+                "dev.ossa.workflow.started",
+                "",
+                r#"{"workflow_id":"w-1","name":"nightly"}"#,
+            ),
+            (
+                "dev.ossa.agent.started",
+                "a",
+                r#"{"agent_id":"a","name":"Researcher","version":"1.2.0"}"#,
+            ),
+            ("dev.ossa.agent.completed", "a", r#"{"agent_id":"a"}"#),
+            (
+                "dev.ossa.workflow.completed",
+                "",
+                r#"{"workflow_id":"w-1"}"#,
+            ),
+        ],
+    );
+    let spans = export(&lines);
+    let wf = spans
+        .iter()
+        .find(|s| s.name.starts_with("invoke_workflow"))
+        .unwrap();
+    assert_eq!(wf.name, "invoke_workflow nightly");
+    assert_eq!(
+        str_attr(wf, "gen_ai.workflow.name").as_deref(),
+        Some("nightly")
+    );
+    assert_eq!(str_attr(wf, "ossa.workflow.name"), None);
+    let agent = spans
+        .iter()
+        .find(|s| s.name.starts_with("invoke_agent"))
+        .unwrap();
+    assert_eq!(
+        str_attr(agent, "gen_ai.agent.version").as_deref(),
+        Some("1.2.0")
+    );
+    assert_eq!(str_attr(agent, "ossa.agent.version"), None);
 }

@@ -50,7 +50,7 @@ impl Op {
     /// (`invoke_agent Research Agent`, `execute_tool web_search`).
     pub(crate) fn name_attribute(self) -> Option<&'static str> {
         match self {
-            Op::Workflow => Some("ossa.workflow.name"),
+            Op::Workflow => Some("gen_ai.workflow.name"),
             Op::Agent => Some("gen_ai.agent.name"),
             Op::Turn => None,
             Op::Tool => Some("gen_ai.tool.name"),
@@ -179,8 +179,13 @@ pub(crate) const RULES: &[Rule] = &[
         From::Ext(ossa::EXT_INTERACTION_ID),
     ),
     r(WF, START, "ossa.workflow.id", From::Str(&["workflow_id"])),
-    r(WF, START, "ossa.workflow.name", From::Str(&["name"])),
-    r(WF, PAIR, "ossa.workflow.name", From::Str(&["workflow_id"])),
+    r(WF, START, "gen_ai.workflow.name", From::Str(&["name"])),
+    r(
+        WF,
+        PAIR,
+        "gen_ai.workflow.name",
+        From::Str(&["workflow_id"]),
+    ),
     r(AGENT, START, "gen_ai.agent.name", From::Str(&["name"])),
     r(AGENT, PAIR, "gen_ai.agent.name", From::Str(&["agent_id"])),
     r(
@@ -190,7 +195,12 @@ pub(crate) const RULES: &[Rule] = &[
         From::Ext(ossa::EXT_AGENT_ID),
     ),
     r(AGENT, PAIR, "gen_ai.agent.id", From::Str(&["agent_id"])),
-    r(AGENT, START, "ossa.agent.version", From::Str(&["version"])),
+    r(
+        AGENT,
+        START,
+        "gen_ai.agent.version",
+        From::Str(&["version"]),
+    ),
     r(TURN, PAIR, "ossa.turn", From::Int(&["turn"])),
     r(
         TURN,
@@ -255,6 +265,8 @@ mod tests {
             "gen_ai.operation.name",
             "gen_ai.agent.name",
             "gen_ai.agent.id",
+            "gen_ai.agent.version",
+            "gen_ai.workflow.name",
             "gen_ai.tool.name",
             "gen_ai.tool.call.id",
             "gen_ai.conversation.id",

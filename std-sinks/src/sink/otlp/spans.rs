@@ -169,6 +169,13 @@ impl<'e> Input<'e> {
         }
     }
 
+    /// The event's identity, `source` and `id` (CloudEvents: events with
+    /// both the same are duplicates), hashed.
+    fn ident(&self) -> u64 {
+        let h = fnv1a(FNV_START, self.ev.source().as_bytes());
+        fnv1a(fnv1a(h, &[0xff]), self.ev.id().as_bytes())
+    }
+
     fn str_at(&self, path: &[&str]) -> Option<&str> {
         self.at(path).and_then(Value::as_str)
     }
@@ -338,6 +345,9 @@ struct Closed {
     evicted: bool,
     /// When its span ended.
     end_ns: u64,
+    /// Its end event (`source` and `id`, hashed): the same event delivered
+    /// again is a duplicate, even when a later span of the key is open.
+    end_event: Option<u64>,
 }
 
 impl Table {
@@ -423,7 +433,7 @@ impl Table {
             };
             if let Some(mut s) = self.remove(&oldest) {
                 s.end_ns = s.end_ns.max(input.time_ns);
-                self.remember_closed(oldest, s.id, true, s.end_ns);
+                self.remember_closed(oldest, s.id, None, s.end_ns);
                 req.unfinished
                     .push(finish_unfinished(s, Unfinished::Evicted, self.max_open));
             }
@@ -442,6 +452,17 @@ impl Table {
     ) -> Fate {
         let key = input.key(op);
         let phase = if error.is_some() { FAIL } else { END };
+        let ident = input.ident();
+        // The end of a closed span delivered again (at-least-once), after a
+        // later span of its key opened (a tool without call id called again):
+        // a duplicate, not that later span's end.
+        if self
+            .closed_set
+            .get(&key)
+            .is_some_and(|c| c.end_event == Some(ident))
+        {
+            return self.lone(input, Some("duplicate end event"), pos, req);
+        }
         let gone = self.closed_set.get(&key).map(|c| c.evicted);
         let mut span = match self.remove(&key) {
             Some(s) => s,
@@ -486,7 +507,7 @@ impl Table {
         span.end_ns = input.time_ns.max(span.start_ns);
         span.error = error;
         span.name = span_name(op, &span.attrs);
-        self.remember_closed(key, span.id, false, span.end_ns);
+        self.remember_closed(key, span.id, Some(ident), span.end_ns);
         req.spans.push((span, pos));
         Fate::InRequest
     }
@@ -650,7 +671,8 @@ impl Table {
         Some(span)
     }
 
-    fn remember_closed(&mut self, key: Key, id: [u8; 8], evicted: bool, end_ns: u64) {
+    /// Remembers `key` closed: by its end event `end_event`, or evicted (`None`).
+    fn remember_closed(&mut self, key: Key, id: [u8; 8], end_event: Option<u64>, end_ns: u64) {
         // The id it went out under, for `free_id`, as long as `closed`
         // remembers operations.
         *self.exported.entry((key.trace, id)).or_default() += 1;
@@ -667,7 +689,14 @@ impl Table {
         }
         if self
             .closed_set
-            .insert(key, Closed { evicted, end_ns })
+            .insert(
+                key,
+                Closed {
+                    evicted: end_event.is_none(),
+                    end_ns,
+                    end_event,
+                },
+            )
             .is_none()
         {
             self.closed.push_back((key, id));
@@ -684,12 +713,23 @@ impl Table {
     /// Evicts the oldest into `evicted` when the table is full.
     pub(crate) fn reopen(&mut self, mut span: Span, evicted: &mut Vec<Span>) {
         let Some(key) = span.key else { return };
+        // A later start in the same failed request opened the key again:
+        // the closed record (with its end event) stays, so that the
+        // retried end is a duplicate, not the end of that later span.
+        let reused = self.open.contains_key(&key);
         if span.attrs.iter().any(|(k, _)| *k == "ossa.span.incomplete") {
-            // Made from the end alone: the retried end makes it again.
-            self.forget_closed(&key);
+            // Made from the end alone: the retried end makes it again,
+            // under the id it carries (not exported after all: it found
+            // that id "taken" by itself, and went out under a derived one).
+            self.forget_exported(key.trace, span.id);
+            if !reused {
+                self.forget_closed(&key);
+            }
             return;
         }
-        self.forget_closed(&key);
+        if !reused {
+            self.forget_closed(&key);
+        }
         // Back to what the started event made: the end's attributes go.
         span.error = None;
         span.name.clear();
@@ -703,7 +743,7 @@ impl Table {
                     | "gen_ai.usage.output_tokens"
             )
         });
-        if self.open.contains_key(&key) {
+        if reused {
             // A later start in the same failed request opened the span
             // again. This one holds a start that was answered delivered: it
             // goes out unfinished, as an evicted span, not nowhere (it was
@@ -716,11 +756,29 @@ impl Table {
                 break;
             };
             if let Some(s) = self.remove(&oldest) {
-                self.remember_closed(oldest, s.id, true, s.end_ns);
+                self.remember_closed(oldest, s.id, None, s.end_ns);
                 evicted.push(finish_unfinished(s, Unfinished::Evicted, self.max_open));
             }
         }
+        // Open again: its id is taken as an open span's, and remembered
+        // again when it closes.
+        self.forget_exported(key.trace, span.id);
         self.insert(key, span);
+    }
+
+    /// Undoes the last [`remember_closed`](Self::remember_closed) of span
+    /// id `id` in `trace`, for a span whose request failed.
+    fn forget_exported(&mut self, trace: [u8; 16], id: [u8; 8]) {
+        let Some(at) = self.exported_order.iter().rposition(|e| *e == (trace, id)) else {
+            return;
+        };
+        self.exported_order.remove(at);
+        if let Some(n) = self.exported.get_mut(&(trace, id)) {
+            *n -= 1;
+            if *n == 0 {
+                self.exported.remove(&(trace, id));
+            }
+        }
     }
 
     fn forget_closed(&mut self, key: &Key) {
@@ -935,6 +993,51 @@ mod tests {
             ],
         );
         assert_eq!(t.len(), 1, "a later start of the same key opens a span");
+    }
+
+    /// A request carried the first call's span (closed by its end) and
+    /// failed, and a later call of the same key (a tool without call id)
+    /// opened in that batch. The first span was reopened as unfinished,
+    /// its closed record forgotten, and the retried end then closed the
+    /// later call (at its start) whose own end became a "duplicate end".
+    #[test]
+    fn a_retried_end_does_not_close_a_later_span_of_its_key() {
+        let call = r#"{"tool":"x"}"#;
+        let line = |ty, sec| bare(ty, "a", sec, call);
+        let mut t = Table::new(16, 8);
+        let mut req = Request::default();
+        let apply = |t: &mut Table, req: &mut Request, l: &str| {
+            let mut buf = vec![0u8; l.len()];
+            let ev = ossa_events_core::parse::json::parse_event(
+                l.as_bytes(),
+                &mut Scratch::new(&mut buf),
+            )
+            .unwrap();
+            t.apply(&Input::new(&ev, 0), 0, req)
+        };
+        apply(&mut t, &mut req, &line("dev.ossa.tool.called", 1));
+        apply(&mut t, &mut req, &line("dev.ossa.tool.completed", 2));
+        apply(&mut t, &mut req, &line("dev.ossa.tool.called", 3));
+        // The request fails, to be retried: its spans are reopened.
+        let mut evicted = Vec::new();
+        for (s, _) in std::mem::take(&mut req.spans) {
+            t.reopen(s, &mut evicted);
+        }
+        assert_eq!(evicted.len(), 1, "the first call goes out unfinished");
+        // The retried end of the first call, then the second call's own.
+        apply(&mut t, &mut req, &line("dev.ossa.tool.completed", 2));
+        apply(&mut t, &mut req, &line("dev.ossa.tool.completed", 4));
+        let tools: Vec<(u64, u64)> = req
+            .spans
+            .iter()
+            .filter(|(s, _)| s.op == Some(Op::Tool))
+            .map(|(s, _)| {
+                let sec = |ns: u64| (ns / 1_000_000_000) % 60;
+                (sec(s.start_ns), sec(s.end_ns))
+            })
+            .collect();
+        assert_eq!(tools, [(3, 4)], "{:#?}", req.spans);
+        assert_eq!(t.len(), 0);
     }
 
     #[test]
