@@ -48,7 +48,9 @@
 //! reported as failed); an event left when the emitter shuts down stays in
 //! the spool and is sent again, with the same `id`, by the next emitter that
 //! opens it — before any new event. A segment is deleted once every record in
-//! it is confirmed, after the ledger saying so is synced. A lost or stale
+//! it is confirmed, after the ledger saying so is synced (or, when the ledger
+//! cannot be written, as on a full disk, without it: a later segment keeps
+//! the next sequence number). A lost or stale
 //! ledger only means events are sent again (receivers deduplicate by `source`
 //! + `id`), never lost.
 //!
@@ -779,7 +781,23 @@ impl Spool {
         }
         spool.sequences = seqs.into_iter().collect();
         // A ledger that covers the confirmation logs read, then a new log.
-        spool.checkpoint(ack_logs.last().map_or(0, |g| g + 1), &ack_logs)?;
+        // One that cannot be written (a full disk, a directory made
+        // read-only) does not stop the emitter from starting: reading the
+        // spool needs no room, and sending it frees some. The logs read
+        // are kept (nothing else covers them), and a new one is begun.
+        let generation = ack_logs.last().map_or(0, |g| g + 1);
+        if let Err(e) = spool.checkpoint(generation, &ack_logs) {
+            tracing::warn!(error = %e, "spool: ledger not written at open");
+            spool.io_errors += 1;
+            let path = spool.cfg.dir.join(format!("acks.{generation}"));
+            spool.acklog = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&path)
+                .ok()
+                .map(|f| (generation, f));
+        }
         // The first segment is prepared now, so the first `emit()` does not
         // make it.
         spool.start_spare(false);
@@ -1165,7 +1183,9 @@ impl Spool {
                 self.dirty = true;
                 self.io_errors += 1;
             }
-        } else {
+        } else if self.cfg.sync != SyncPolicy::Never {
+            // Synced by the upkeep; under `Never` by the kernel, when it
+            // likes (synced each round, `Never` was `Every(1 s)`).
             self.dirty = true;
         }
         Ok(seq)
@@ -2041,8 +2061,9 @@ impl Spool {
 
     /// Syncs and writes the ledger (at shutdown).
     pub(crate) fn close(&mut self) {
-        // Cut to its records (a mapped one), then synced by the upkeep.
-        self.dirty |= self.current.is_some();
+        // Cut to its records (a mapped one), then synced by the upkeep
+        // (not under `SyncPolicy::Never`).
+        self.dirty |= self.current.is_some() && self.cfg.sync != SyncPolicy::Never;
         self.close_current();
         self.discard_spare();
         let m = self.maintenance();
@@ -2126,8 +2147,25 @@ impl Maintenance {
             let mut written = lock_ledger(&self.ledger_written);
             if *written < made {
                 if let Err(e) = write_ledger(&self.dir, &ledger) {
-                    tracing::warn!(error = %e, "spool: ledger not written; segments kept");
-                    return Vec::new();
+                    // A full disk (which the spool itself may have filled):
+                    // the confirmed segments are deleted all the same, then
+                    // the ledger is tried again in the room they leave.
+                    // Each has a later segment after it, which keeps the
+                    // next seq, and the next open confirms the seqs below
+                    // the first segment (as after `drop_oldest`). Kept,
+                    // they held the disk for as long as the ledger failed:
+                    // it was never given back, and every later write failed.
+                    let removed = remove_segments(self.removable);
+                    if removed.is_empty() || write_ledger(&self.dir, &ledger).is_err() {
+                        tracing::warn!(error = %e, segments = removed.len(), "spool: ledger not written");
+                        return removed;
+                    }
+                    *written = made;
+                    drop(written);
+                    if let Some(p) = self.old_log {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    return removed;
                 }
                 *written = made;
             }
@@ -2135,18 +2173,23 @@ impl Maintenance {
         if let Some(p) = self.old_log {
             let _ = std::fs::remove_file(p);
         }
-        let mut removed = Vec::new();
-        for p in self.removable {
-            match std::fs::remove_file(&p) {
-                Ok(()) => removed.push(p),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => removed.push(p),
-                Err(e) => {
-                    tracing::warn!(error = %e, path = %p.display(), "spool: segment not deleted")
-                }
+        remove_segments(self.removable)
+    }
+}
+
+/// Deletes the segment files `paths` (all confirmed); those gone now.
+fn remove_segments(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for p in paths {
+        match std::fs::remove_file(&p) {
+            Ok(()) => removed.push(p),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => removed.push(p),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %p.display(), "spool: segment not deleted")
             }
         }
-        removed
     }
+    removed
 }
 
 enum Parsed {
@@ -2599,6 +2642,32 @@ mod tests {
             assert!(!sp.never_fits(e.stored_len()));
             assert!(!sp.would_overflow(e.stored_len()));
             sp.append(&e).unwrap();
+            drop(sp);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    /// `SyncPolicy::Never` forces nothing to the disk: the upkeep writes
+    /// the ledger (synced, as deletions wait for it) but syncs no segment.
+    /// Before, it synced the segment being written at each round (every
+    /// second) and each closed one, as `Every(1 s)` does.
+    #[test]
+    fn sync_never_syncs_no_segment() {
+        for mapped in [false, true] {
+            let dir = spool_dir("never");
+            let cfg = SpoolConfig::new(&dir)
+                .segment_bytes(4096)
+                .sync(SyncPolicy::Never)
+                .mapped(mapped);
+            let (mut sp, _) = Spool::open(cfg).unwrap();
+            // Over several segments: closed ones and the one being written.
+            for n in 0..40 {
+                sp.append(&binary(&format!("e{n}"), &[7; 300])).unwrap();
+            }
+            assert!(sp.segments.len() > 2, "{}", sp.segments.len());
+            let m = sp.maintenance();
+            assert!(m.sync.is_empty(), "mapped {mapped}: {} syncs", m.sync.len());
+            m.run();
             drop(sp);
             let _ = std::fs::remove_dir_all(&dir);
         }

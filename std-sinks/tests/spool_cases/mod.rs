@@ -1258,3 +1258,64 @@ fn an_emit_waiting_at_the_cap_when_shutdown_begins_is_refused_not_written_past_i
         "{m:?}"
     );
 }
+
+/// A spool whose ledger cannot be written (a full disk: `ledger.tmp` cannot
+/// be made; here a directory stands in its place, as a full disk cannot be
+/// made without privileges): the next emitter still starts, and sends what
+/// the earlier one left. Before, `build()` failed (`Error::Io`, on a full
+/// disk "No space left on device"), though reading the spool needs no
+/// space and delivering it frees some.
+#[test]
+fn an_emitter_starts_on_a_spool_whose_ledger_cannot_be_written() {
+    let d = dir("ledger_unwritable_open");
+    let (em, _) = emitter(&d, Gate::up(false), |c| c);
+    emit_all(&em, &ids("l", 20));
+    stop(em, &d);
+    std::fs::create_dir(d.join("ledger.tmp")).unwrap();
+    let gate = Gate::up(true);
+    let (em, _) = emitter(&d, gate.clone(), |c| c);
+    em.flush().unwrap();
+    let m = em.metrics();
+    stop(em, &d);
+    assert_eq!(gate.got(), ids("l", 20));
+    assert_eq!((m.replayed, m.delivered), (20, 20), "{m:?}");
+    assert!(m.spool_errors >= 1, "the ledger write that failed: {m:?}");
+}
+
+/// Delivered events' segments are deleted even when the ledger cannot be
+/// written (a full disk, which the spool itself may have filled): each has
+/// a later segment after it, which keeps the next seq, and the next open
+/// confirms the seqs below its first segment. Before, they were kept for as
+/// long as the ledger failed, so a spool that had filled the disk never gave
+/// it back, and every later event's write failed (`spool_errors`) and fell
+/// back to memory. The next emitter sends nothing again.
+#[test]
+fn delivered_segments_are_deleted_when_the_ledger_cannot_be_written() {
+    let d = dir("ledger_unwritable_run");
+    let gate = Gate::up(false);
+    let (em, _) = emitter_with(
+        &d,
+        gate.clone(),
+        |c| {
+            c.segment_bytes(4096)
+                .sync(SyncPolicy::Every(Duration::from_millis(5)))
+        },
+        16,
+    );
+    emit_all(&em, &ids("r", 300));
+    assert!(segment_files(&d).len() > 5, "{}", segment_files(&d).len());
+    std::fs::create_dir(d.join("ledger.tmp")).unwrap();
+    gate.up.store(true, Ordering::SeqCst);
+    em.flush().unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while segment_files(&d).len() > 1 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = segment_files(&d).len();
+    stop(em, &d);
+    assert_eq!(left, 1, "delivered segments kept");
+    std::fs::remove_dir(d.join("ledger.tmp")).unwrap();
+    let (got, m) = drain(&d);
+    assert!(got.is_empty(), "sent again: {got:?}");
+    assert_eq!(m.replayed, 0, "{m:?}");
+}
