@@ -1828,3 +1828,113 @@ fn a_pipelined_request_behind_a_slow_handler_keeps_its_whole_deadline() {
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(seen(&seen_ids), ["slow", "next"]);
 }
+
+/// A malformed head pipelined behind a request whose answer closes the
+/// connection is never answered: it must not be counted as answered either
+/// (`requests` counts requests answered).
+#[test]
+fn a_refused_head_behind_a_closing_answer_is_not_counted() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let mut c = Client::connect(addr);
+    let mut req = post("application/cloudevents+avro", "", "abc");
+    req.extend_from_slice(b"POST / HTTP/1.1\nHost: x\r\n\r\n");
+    c.send(&req);
+    let r = c.response().expect("a response");
+    assert_eq!(r.status, 415, "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    c.expect_closed(Duration::from_secs(2));
+    wait_for_stats(&rx, "the connection closed", |s| s.connections == 1);
+    std::thread::sleep(Duration::from_millis(100));
+    let s = rx.shutdown();
+    assert_eq!((s.requests, s.rejected_4xx, s.accepted), (1, 1, 0), "{s:?}");
+    assert!(seen_events.lock().unwrap().is_empty());
+}
+
+/// RFC 9112 section 2.3: `HTTP-name` is `HTTP`, case-sensitive, and the
+/// version `DIGIT "." DIGIT`. A request line whose version is not of that
+/// form is malformed (`400`, section 3); `505` is for a well-formed version
+/// the server does not support (RFC 9110, section 15.6.6).
+#[test]
+fn a_malformed_http_version_gets_400_and_an_unsupported_one_505() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let line = |v: &str| {
+        String::from_utf8(structured("v"))
+            .unwrap()
+            .replacen("HTTP/1.1", v, 1)
+            .into_bytes()
+    };
+    for v in [
+        "http/1.1",
+        "HTTP/1.1.1",
+        "HTTP/11",
+        "HTTP/a.b",
+        "HTTPS/1.1",
+        "HTTP/1.",
+    ] {
+        let r = roundtrip(addr, &line(v));
+        assert_eq!(r.status, 400, "{v}: {r:?}");
+    }
+    for v in ["HTTP/2.0", "HTTP/3.0", "HTTP/0.9"] {
+        let r = roundtrip(addr, &line(v));
+        assert_eq!(r.status, 505, "{v}: {r:?}");
+    }
+    assert!(seen_events.lock().unwrap().is_empty());
+    rx.shutdown();
+}
+
+/// RFC 9112 section 6.3 (4): a request with `Transfer-Encoding` whose final
+/// coding is not `chunked` has no reliable length, and the server MUST answer
+/// `400` and close (`501` is for a coding it does not implement, section
+/// 6.1, when `chunked` is final). Section 6.1: `Transfer-Encoding` in an
+/// HTTP/1.0 request means faulty framing, whatever its codings.
+#[test]
+fn transfer_encodings_not_ending_in_chunked_get_400_and_close() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let e = ev_json("te");
+    let req = |version: &str, te: &str| {
+        format!(
+            "POST / {version}\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\n{te}\r\n{:x}\r\n{e}\r\n0\r\n\r\n",
+            e.len()
+        )
+        .into_bytes()
+    };
+    let before = rx.stats();
+    for te in [
+        "Transfer-Encoding: chunked, identity\r\n",
+        "Transfer-Encoding: xchunked\r\n",
+        "Transfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: \r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: chunked, chunked\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+    ] {
+        let r = expect_400_and_close(addr, &req("HTTP/1.1", te));
+        assert!(r.body.contains("Transfer-Encoding"), "{te:?}: {r:?}");
+    }
+    expect_400_and_close(
+        addr,
+        &req("HTTP/1.0", "Transfer-Encoding: gzip, chunked\r\n"),
+    );
+    // `chunked` last, but a coding before it that is not implemented.
+    let mut c = Client::connect(addr);
+    c.send(&req("HTTP/1.1", "Transfer-Encoding: gzip, chunked\r\n"));
+    let r = c.response().expect("a response");
+    assert_eq!(r.status, 501, "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    c.expect_closed(Duration::from_secs(2));
+    let s = rx.shutdown();
+    assert_eq!(
+        (
+            s.requests - before.requests,
+            s.rejected_4xx,
+            s.rejected_5xx,
+            s.accepted
+        ),
+        (9, 8, 1, 0),
+        "{s:?}"
+    );
+    assert!(seen_events.lock().unwrap().is_empty());
+}

@@ -15,7 +15,8 @@
 //!   hyper (and RFC 9112 for an origin server) would tolerate but a proxy in
 //!   front of us might read differently is refused: bare-LF line ends (§2.2),
 //!   both `Content-Length` and `Transfer-Encoding` (§6.3), conflicting
-//!   lengths, a coding other than `chunked`, a chunk-size line without
+//!   lengths, a coding other than `chunked` (`400` when `chunked` is not
+//!   the last, once, §6.3; `501` for one before it), a chunk-size line without
 //!   digits, with control bytes, or not ended by CRLF (§7.1), heads over the
 //!   byte or header-count limit (`431`), versions other than 1.0 and 1.1
 //!   (`505`). A refused head is answered here (hyper has not seen it); a fault
@@ -300,7 +301,11 @@ impl Lexer {
         match req.parse(&self.held) {
             Ok(httparse::Status::Complete(n)) if n == self.held.len() => {}
             Err(httparse::Error::TooManyHeaders) => return Err(too_large_head()),
-            Err(httparse::Error::Version) => {
+            // A version of the form `HTTP/` DIGIT "." DIGIT (RFC 9112
+            // section 2.3) that is not 1.0 or 1.1 is unsupported (`505`,
+            // RFC 9110 section 15.6.6); anything else there (`http/1.1`,
+            // `HTTP/11`) is a malformed request line (`400`).
+            Err(httparse::Error::Version) if version_well_formed(&self.held) => {
                 return Err(refuse(505, "only HTTP/1.0 and HTTP/1.1"));
             }
             _ => return Err(refuse(400, "malformed request head")),
@@ -318,7 +323,10 @@ impl Lexer {
         }
         let http10 = req.version == Some(0);
         let mut length: Option<u64> = None;
-        let mut chunked = false;
+        // The transfer codings of every `Transfer-Encoding` line, in order
+        // (a list; empty elements do not count, RFC 9110 section 5.6.1).
+        let mut codings: Vec<&[u8]> = Vec::new();
+        let mut transfer_encoding = false;
         for h in req.headers.iter() {
             // hyper answers `431` itself for a name this long (possible only
             // with `max_header_bytes` over 64 KiB): refused here, counted.
@@ -339,19 +347,45 @@ impl Lexer {
                 }
                 length = Some(n);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                if chunked || !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                    return Err(refuse(501, "only Transfer-Encoding: chunked is supported"));
-                }
-                chunked = true;
+                transfer_encoding = true;
+                codings.extend(
+                    h.value
+                        .split(|&b| b == b',')
+                        .map(<[u8]>::trim_ascii)
+                        .filter(|c| !c.is_empty()),
+                );
             }
         }
+        let is_chunked = |c: &&[u8]| c.eq_ignore_ascii_case(b"chunked");
+        let chunked = match codings.split_last() {
+            None if !transfer_encoding => false,
+            // RFC 9112 section 6.1: in HTTP/1.0, faulty framing.
+            _ if http10 => {
+                return Err(refuse(400, "Transfer-Encoding in an HTTP/1.0 request"));
+            }
+            // Section 6.3 (4): without `chunked` last the length is unknown,
+            // a 400 the server MUST send; `chunked` twice is never sent
+            // (section 6.1).
+            Some((last, rest)) if is_chunked(last) && !rest.iter().any(is_chunked) => {
+                if !rest.is_empty() {
+                    // Section 6.1: a coding not understood.
+                    return Err(refuse(501, "only Transfer-Encoding: chunked is supported"));
+                }
+                true
+            }
+            _ => {
+                return Err(refuse(
+                    400,
+                    "Transfer-Encoding does not end in chunked, once",
+                ));
+            }
+        };
         match (chunked, length) {
             // Both framings at once is the classic request-smuggling shape.
             (true, Some(_)) => Err(refuse(
                 400,
                 "both Transfer-Encoding and Content-Length are present",
             )),
-            (true, None) if http10 => Err(refuse(400, "chunked encoding in an HTTP/1.0 request")),
             (true, None) => {
                 self.chunked_total = 0;
                 Ok(State::ChunkSize)
@@ -430,6 +464,16 @@ impl Lexer {
     }
 }
 
+/// Whether the version at the end of `head`'s request line has the form
+/// `HTTP/` DIGIT "." DIGIT (RFC 9112, section 2.3; `HTTP` case-sensitive).
+fn version_well_formed(head: &[u8]) -> bool {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+        if major.is_ascii_digit() && minor.is_ascii_digit())
+}
+
 fn too_large_head() -> Fault {
     refuse(431, "request head too large or too many headers")
 }
@@ -437,6 +481,11 @@ fn too_large_head() -> Fault {
 /// What the wrapper is doing besides passing bytes.
 enum Mode {
     Open,
+    /// A refused head (or one not received in time) to answer ourselves
+    /// once nothing of hyper's is in flight. Counted only when its answer
+    /// is written: hyper may close first (an earlier request's answer said
+    /// `Connection: close`), and then it was never answered.
+    Refused(Refusal),
     /// Answering a refused head ourselves: the response, how much is
     /// written, since when a write has waited for the socket.
     Refusing(Vec<u8>, usize, Option<Instant>),
@@ -541,7 +590,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
             Err(Fault::Head(r)) => {
                 // The bytes of earlier, complete requests still go to hyper
                 // first; this one is answered once they are.
-                self.mode = Mode::Refusing(self.count_refusal(&r), 0, None);
+                self.mode = Mode::Refused(r);
             }
             Err(Fault::Body(fault)) => self.mode = Mode::Failed(fault),
         }
@@ -608,6 +657,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
                 cx.waker().wake_by_ref();
             }
             return Poll::Pending;
+        }
+        if let Mode::Refused(r) = &self.mode {
+            let bytes = self.count_refusal(r);
+            self.mode = Mode::Refusing(bytes, 0, None);
         }
         loop {
             let Mode::Refusing(bytes, pos, waiting) = &mut self.mode else {
@@ -753,7 +806,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guard<S> {
             }
             match this.mode {
                 Mode::Open => {}
-                Mode::Refusing(..) => {
+                Mode::Refused(_) | Mode::Refusing(..) => {
                     ready!(this.poll_refusing(cx))?;
                     continue;
                 }
@@ -795,7 +848,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guard<S> {
                         status: 408,
                         reason: "request not received in time",
                     };
-                    this.mode = Mode::Refusing(this.count_refusal(&r), 0, None);
+                    this.mode = Mode::Refused(r);
                 }
                 Expiry::Body => this.mode = Mode::Eof,
             }

@@ -11,7 +11,8 @@
 //! | every event valid, handler called for each | `202 Accepted`, empty body |
 //! | an invalid event (or any event of a batch invalid) | `400 Bad Request`, the reason as `text/plain` |
 //! | an event refused by [`Handler::check`] (e.g. a payload that breaks its schema) | its [`Refusal`]'s status (`400`, or `503` with `Retry-After: 1`) and reason |
-//! | a malformed request: bare-LF line ends, both `Content-Length` and `Transfer-Encoding`, conflicting lengths, a bad chunk-size line, a request target that is no URI | `400`, then close |
+//! | a malformed request: bare-LF line ends, both `Content-Length` and `Transfer-Encoding`, conflicting lengths, a `Transfer-Encoding` not ending in `chunked` (or in an HTTP/1.0 request), a bad chunk-size line, a request target that is no URI, a version that is not `HTTP/` digit `.` digit | `400`, then close |
+//! | a transfer coding before `chunked` (`Transfer-Encoding: gzip, chunked`) | `501 Not Implemented`, then close |
 //! | an HTTP/1.1 request without `Host`, or any request with more than one `Host` or one that is not a host and port (RFC 9112, section 3.2) | `400` (then close, if a body was sent) |
 //! | unsupported event format (`application/cloudevents+avro`), or a `Content-Encoding` other than `identity` and `gzip` | `415 Unsupported Media Type` |
 //! | method other than `POST`/`PUT` | `405 Method Not Allowed` (`Allow: POST, PUT`) |
