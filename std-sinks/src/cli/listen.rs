@@ -34,7 +34,11 @@ use super::schemas::{FETCH_WAIT, SchemaArgs};
 /// Content-Encoding other than gzip), 431 (request head over 16 KiB or 64
 /// headers), 408 (request not received in time), 503 with Retry-After: 1 (over
 /// --max-connections with no idle connection to close, or over
-/// --max-connections-per-peer from one address).
+/// --max-connections-per-peer from one address), 417 (an Expect other than
+/// 100-continue). These close the connection: 400 for a malformed request
+/// (bad framing, a version not HTTP/d.d), 414 (request line over the head
+/// limit), 501 (a transfer coding before chunked), 505 (an HTTP version other
+/// than 1.0 and 1.1).
 ///
 /// Hostile clients are cheap: an idle connection costs about 2 KiB, not a
 /// thread. A request must keep arriving (--timeout between reads, 3 times that
