@@ -56,20 +56,7 @@ fn events_read_back_from_the_spool_keep_to_the_byte_limit() {
     let dir = temp_dir("spool-bytes");
     let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
     // The first emitter cannot deliver: its 40 events stay on disk.
-    let first = Emitter::builder("/agents/a")
-        .sink(Batches {
-            down: true,
-            ..Batches::default()
-        })
-        .retry(RetryPolicy::none())
-        .spool(cfg.clone())
-        .build()
-        .unwrap();
-    for i in 0..40 {
-        first.emit(kib_event(i)).unwrap();
-    }
-    let _ = first.shutdown_within(Duration::ZERO);
-    drop(first);
+    left_on_disk(&cfg, (0..40).map(kib_event));
     // The next one may hold about 4 of them in memory at once.
     let up = Batches::default();
     let second = Emitter::builder("/agents/a")
@@ -106,24 +93,12 @@ fn a_sequence_number_at_its_largest_found_in_the_spool_does_not_overflow() {
     const LARGEST: &str = "18446744073709551615";
     let dir = temp_dir("spool-seq-max");
     let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
-    let first = Emitter::builder("/agents/a")
-        .sink(Batches {
-            down: true,
-            ..Batches::default()
-        })
-        .retry(RetryPolicy::none())
-        .spool(cfg.clone())
-        .build()
-        .unwrap();
-    first
-        .emit(
-            EventBuilder::new()
-                .ty("dev.example.tick")
-                .extension_str("sequence", LARGEST),
-        )
-        .unwrap();
-    let _ = first.shutdown_within(Duration::ZERO);
-    drop(first);
+    left_on_disk(
+        &cfg,
+        [EventBuilder::new()
+            .ty("dev.example.tick")
+            .extension_str("sequence", LARGEST)],
+    );
     let second = Emitter::builder("/agents/a")
         .sink(Batches::default())
         .sequence(true)
@@ -142,4 +117,22 @@ fn a_sequence_number_at_its_largest_found_in_the_spool_does_not_overflow() {
     assert_eq!(report.delivered, 3);
     drop(second);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `events` emitted by an emitter on the spool `cfg` whose sink is down
+/// (no retry), then shut down at once: they stay on disk for the next one.
+fn left_on_disk<'a>(cfg: &SpoolConfig, events: impl IntoIterator<Item = EventBuilder<'a>>) {
+    let first = Emitter::builder("/agents/a")
+        .sink(Batches {
+            down: true,
+            ..Batches::default()
+        })
+        .retry(RetryPolicy::none())
+        .spool(cfg.clone())
+        .build()
+        .unwrap();
+    for e in events {
+        first.emit(e).unwrap();
+    }
+    let _ = first.shutdown_within(Duration::ZERO);
 }
