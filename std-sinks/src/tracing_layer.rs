@@ -147,7 +147,9 @@ pub use crate::span_ids::{SpanIds, current_span_ids};
 ///
 /// A subscriber may hold several (one emitter per destination): each keeps
 /// its own state in every span, and all give a span the same trace and
-/// span ids.
+/// span ids, unless a per-layer filter hides from one layer a GenAI span
+/// around it that a later layer sees: the later layer then gives it ids of
+/// its own, in the trace of that span around it.
 pub struct OssaLayer {
     emitter: Emitter,
     /// Which `OssaLayer` this is: a subscriber may have more than one (one
@@ -400,6 +402,20 @@ impl Visit for Recorder<'_> {
             Err(_) => {}
         }
     }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // A whole count recorded as a float (instrumentation bridged from
+        // languages whose numbers are doubles): the count.
+        let name = field.name();
+        if name.starts_with("gen_ai.usage.")
+            && value >= 0.0
+            && value.fract() == 0.0
+            && value < u64::MAX as f64
+        {
+            self.set_u64(name, value as u64);
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
     fn record_bool(&mut self, _: &Field, _: bool) {}
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         // `%value` and `?value` fields: formatted only when read.
@@ -409,19 +425,43 @@ impl Visit for Recorder<'_> {
     }
 }
 
-/// The message of an ERROR event.
+/// The message of an ERROR event: its `message`, else its `error` field
+/// (what `#[instrument(err)]` records: `error = %e`, no message).
 #[derive(Default)]
-struct Message(Option<String>);
+struct Message {
+    message: Option<String>,
+    error: Option<String>,
+}
+
+impl Message {
+    fn slot(&mut self, field: &Field) -> Option<&mut Option<String>> {
+        match field.name() {
+            "message" => Some(&mut self.message),
+            "error" => Some(&mut self.error),
+            _ => None,
+        }
+    }
+
+    /// The text the failure reports.
+    fn text(self) -> Option<String> {
+        self.message.or(self.error)
+    }
+}
 
 impl Visit for Message {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.0 = Some(value.to_owned());
+        if let Some(slot) = self.slot(field) {
+            *slot = Some(value.to_owned());
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if let Some(slot) = self.slot(field) {
+            *slot = Some(value.to_string());
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = Some(format!("{value:?}"));
+        if let Some(slot) = self.slot(field) {
+            *slot = Some(format!("{value:?}"));
         }
     }
 }
@@ -830,11 +870,19 @@ where
 
         // What it takes from the GenAI span around it.
         let parent = span.scope().skip(1).find_map(|s| inherit(&s, self.key));
-        // Another `OssaLayer` on the subscriber saw it first: the same ids.
+        // Another `OssaLayer` on the subscriber saw it first: the same ids,
+        // unless that layer's filter hid the GenAI span around it that this
+        // one sees (its ids are then in another trace than that span's).
         let other = span.extensions().get::<SpanState>().map(|s| s.ids);
         let ids = match other {
-            Some(ids) => ids,
-            None => self.ids_for(id, parent.as_ref().map(|p| &p.ids)),
+            Some(ids)
+                if parent
+                    .as_ref()
+                    .is_none_or(|p| p.ids.trace_id() == ids.trace_id()) =>
+            {
+                ids
+            }
+            _ => self.ids_for(id, parent.as_ref().map(|p| &p.ids)),
         };
         let (agent, conversation, turns) = match parent {
             Some(p) => (p.agent, p.conversation, p.turns),
@@ -900,7 +948,7 @@ where
         };
         let mut message = Message::default();
         event.record(&mut message);
-        let text = message.0.unwrap_or_else(|| "error".to_owned());
+        let text = message.text().unwrap_or_else(|| "error".to_owned());
         for s in span.scope() {
             let mut ext = s.extensions_mut();
             if let Some(state) = ext
