@@ -122,6 +122,73 @@ fn variables_for_another_sink_are_ignored() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 15);
 }
 
+/// The HTTP variables stand in for `--url` and `--header` of a sink that
+/// posts; `--sink otlp --otlp-file` posts nothing, so they are ignored
+/// there too (they made it fail with "needs --url or --otlp-file (one of
+/// them)" or "--header ... go with --url").
+#[test]
+fn http_variables_are_ignored_with_an_otlp_file() {
+    let dir = std::env::temp_dir().join(format!("ossa-otlpfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("spans.jsonl");
+    for env in [
+        [("OSSA_COLLECTOR_URL", "http://127.0.0.1:9/x")],
+        [("OSSA_HTTP_HEADERS", "Authorization: Bearer s3cret")],
+    ] {
+        let o = emit(
+            &["--sink", "otlp", "--otlp-file", file.to_str().unwrap()],
+            &env,
+        );
+        assert_ok(&o);
+        assert!(!std::fs::read(&file).unwrap().is_empty());
+    }
+    // Given on the command line, they still clash.
+    let o = emit(
+        &[
+            "--sink",
+            "otlp",
+            "--otlp-file",
+            file.to_str().unwrap(),
+            "--url",
+            "http://127.0.0.1:9/x",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A header file saved with a UTF-8 byte order mark (as editors on Windows
+/// do) is read as its text: the mark is not part of the first header's
+/// name (it was refused: invalid HTTP header name "\u{feff}Authorization").
+#[test]
+fn a_header_file_with_a_byte_order_mark_is_read() {
+    let dir = std::env::temp_dir().join(format!("ossa-hdr-bom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("headers");
+    std::fs::write(&file, "\u{feff}Authorization: Bearer bom\r\nX-Team: a\r\n").unwrap();
+    let (url, heads) = collector();
+    let o = emit(
+        &[
+            "--sink",
+            "http",
+            "--url",
+            &url,
+            "--header-file",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ok(&o);
+    let heads = heads.lock().unwrap().clone();
+    assert!(!heads.is_empty());
+    for h in &heads {
+        assert!(h.contains("authorization: bearer bom\r\n"), "{h}");
+        assert!(h.contains("x-team: a\r\n"), "{h}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_header_file_is_read_and_a_bad_line_is_named_not_shown() {
     let dir = std::env::temp_dir().join(format!("ossa-hdr-{}", std::process::id()));

@@ -384,6 +384,37 @@ fn sequence_counts_the_numbers_before_the_first_as_missing() {
     assert!(stderr(&o).contains("missing 1..=1 (1)"), "{}", stderr(&o));
 }
 
+/// A `sequence` given as a JSON number (an Integer extension value, as
+/// an SDK that types it so writes it in structured mode) is a number: the
+/// same event in binary mode arrives as the string "1" and was counted,
+/// in structured mode it was "not a number" and failed the run.
+#[test]
+fn sequence_given_as_a_json_number_is_a_number() {
+    let line = |id: &str, n: &str| {
+        format!(r#"{{"specversion":"1.0","id":"{id}","source":"/a","type":"t","sequence":{n}}}"#)
+    };
+    let input = format!(
+        "{}\n{}\n{}\n",
+        line("a1", "1"),
+        line("a2", "2"),
+        line("a3", "\"3\"")
+    );
+    let o = run_stdin(&["validate", "--sequence"], input.as_bytes());
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("sequence /a: 1..=3, 3 numbered, 0 missing, 0 duplicates, 0 conflicts, 0 unnumbered, 0 not a number"),
+        "{err}"
+    );
+    // A negative one is not a sequence number.
+    let o = run_stdin(
+        &["validate", "--sequence"],
+        format!("{}\n", line("a1", "-1")).as_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 not a number"), "{}", stderr(&o));
+}
+
 /// `auto` tells JSON Lines by a first line that is a whole JSON value; an
 /// event whose data is nested as deep as the parser allows
 /// (`MAX_DATA_DEPTH`) is such a line, one level deeper than its data. It

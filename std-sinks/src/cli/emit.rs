@@ -266,8 +266,16 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
             unless_blank_env(m, id, v)
         }
     };
+    // `--otlp-file` posts nothing: the HTTP variables do not apply to it.
+    let posts = |wanted: &'static str| {
+        if a.otlp_file.is_some() {
+            "--otlp-file"
+        } else {
+            wanted
+        }
+    };
     let url = if sink == "otlp" {
-        for_sink("url", "otlp", a.url)
+        for_sink("url", posts("otlp"), a.url)
     } else {
         for_sink("url", "http", a.url)
     };
@@ -278,7 +286,7 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
             .into_iter()
             .map(|h| ("--header".to_string(), h))
             .collect()
-    } else if sink == "http" || sink == "otlp" {
+    } else if sink == "http" || (sink == "otlp" && a.otlp_file.is_none()) {
         // OSSA_HTTP_HEADERS: one header a line.
         a.header
             .iter()
@@ -292,6 +300,9 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
     if let Some(file) = &a.header_file {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("emit: --header-file '{file}': {e}"))?;
+        // Editors on Windows start a file with a byte order mark: it is
+        // not part of the first header's name.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         for (i, l) in text.lines().enumerate() {
             let t = l.trim();
             if !t.is_empty() && !t.starts_with('#') {

@@ -276,10 +276,12 @@ impl Sequences {
     fn see(&mut self, ev: &Event<'_>) {
         use std::hash::{Hash, Hasher};
         let entry = self.by_source.entry(ev.source().to_owned()).or_default();
-        match ev
-            .extension("sequence")
-            .map(|v| v.as_str().and_then(|s| s.parse::<u64>().ok()))
-        {
+        // A number given as a JSON number (an Integer extension) is the
+        // same number: in binary mode the same event carries it as a string.
+        match ev.extension("sequence").map(|v| match v {
+            ossa_events::ExtValue::Integer(i) => u64::try_from(i).ok(),
+            v => v.as_str().and_then(|s| s.parse::<u64>().ok()),
+        }) {
             None => entry.unnumbered += 1,
             Some(None) => entry.not_numbers += 1,
             Some(Some(n)) => {
