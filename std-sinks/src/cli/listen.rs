@@ -61,7 +61,7 @@ use super::schemas::{FETCH_WAIT, SchemaArgs};
     verbatim_doc_comment,
     override_usage = "listen --http ADDR [--max-body BYTES] [--max-connections N] [--timeout SECS] [--schemas DIR|URL]\nlisten --http ADDR --tls-cert FILE --tls-key FILE [OPTIONS]",
     after_help = "\
-Numbers may use '_' between digits (--max-body 4_194_304).
+Whole numbers may use '_' between digits (--max-body 4_194_304; not durations).
 
 Exit status: 1 when ADDR cannot be bound or stdout is closed, 2 on bad
 arguments or a TLS file that cannot be used; otherwise it runs until SIGINT
