@@ -8,8 +8,6 @@
 
 mod common;
 
-use ossa_events::Emitter;
-use ossa_events::sink::WriterSink;
 use ossa_events::tracing_layer::OssaLayer;
 use serde_json::Value;
 use tracing::field::Empty;
@@ -20,10 +18,7 @@ use common::Captured as Shared;
 /// Runs `f` under a subscriber with an `OssaLayer`; the events it made.
 fn events_of(f: impl FnOnce()) -> Vec<Value> {
     let out = Shared::default();
-    let emitter = Emitter::builder("/agents/a")
-        .sink(WriterSink::new(out.clone()))
-        .build()
-        .unwrap();
+    let emitter = out.emitter("/agents/a");
     let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
     tracing::subscriber::with_default(subscriber, f);
     emitter.flush().unwrap();
@@ -140,14 +135,7 @@ fn usage_recorded_as_a_whole_float_is_counted() {
 fn a_span_another_layer_filters_out_keeps_its_trace_in_this_one() {
     use tracing_subscriber::Layer as _;
     let (out_a, out_b) = (Shared::default(), Shared::default());
-    let a = Emitter::builder("/agents/a")
-        .sink(WriterSink::new(out_a.clone()))
-        .build()
-        .unwrap();
-    let b = Emitter::builder("/agents/b")
-        .sink(WriterSink::new(out_b.clone()))
-        .build()
-        .unwrap();
+    let (a, b) = (out_a.emitter("/agents/a"), out_b.emitter("/agents/b"));
     let subscriber = tracing_subscriber::registry()
         .with(
             OssaLayer::new(a.clone()).with_filter(tracing_subscriber::filter::filter_fn(|m| {

@@ -10,9 +10,8 @@ mod common;
 
 use std::collections::HashMap;
 
-use ossa_events::sink::WriterSink;
+use ossa_events::ossa;
 use ossa_events::tracing_layer::OssaLayer;
-use ossa_events::{Emitter, ossa};
 use proptest::prelude::*;
 use tracing::field::Empty;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -80,10 +79,7 @@ fn new_span(kind: u8, n: usize, parent: Option<&tracing::Span>) -> tracing::Span
 
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let out = Shared::default();
-    let emitter = Emitter::builder("/agents/prop")
-        .sink(WriterSink::new(out.clone()))
-        .build()
-        .unwrap();
+    let emitter = out.emitter("/agents/prop");
     let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
     let mut fates: Vec<Fate> = Vec::new();
     tracing::subscriber::with_default(subscriber, || {

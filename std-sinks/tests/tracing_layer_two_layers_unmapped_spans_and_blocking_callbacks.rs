@@ -30,14 +30,7 @@ fn ty(e: &Value) -> &str {
 #[test]
 fn two_layers_on_one_subscriber_neither_panic_nor_steal_each_others_spans() {
     let (out_a, out_b) = (Shared::default(), Shared::default());
-    let a = Emitter::builder("/agents/a")
-        .sink(WriterSink::new(out_a.clone()))
-        .build()
-        .unwrap();
-    let b = Emitter::builder("/agents/b")
-        .sink(WriterSink::new(out_b.clone()))
-        .build()
-        .unwrap();
+    let (a, b) = (out_a.emitter("/agents/a"), out_b.emitter("/agents/b"));
     let subscriber = tracing_subscriber::registry()
         .with(OssaLayer::new(a.clone()))
         .with(OssaLayer::new(b.clone()));

@@ -42,10 +42,7 @@ fn tracer() -> opentelemetry_sdk::trace::Tracer {
 #[test]
 fn ossa_layer_events_carry_the_opentelemetry_span_ids() {
     let out = Shared::default();
-    let emitter = Emitter::builder("/agents/otel")
-        .sink(WriterSink::new(out.clone()))
-        .build()
-        .unwrap();
+    let emitter = out.emitter("/agents/otel");
     // OpenTelemetry first, so it has each span before OssaLayer sees it.
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(tracer()))

@@ -8,9 +8,8 @@
 
 mod common;
 
-use ossa_events::sink::WriterSink;
+use ossa_events::ossa;
 use ossa_events::tracing_layer::OssaLayer;
-use ossa_events::{Emitter, ossa};
 use rig_agent::agent::AgentBuilder;
 use rig_agent::test_utils::{MockAddTool, MockCompletionModel, MockTurn};
 use serde_json::{Value, json};
@@ -21,10 +20,7 @@ use common::Captured as Shared;
 #[test]
 fn a_rig_agent_with_a_scripted_model_and_a_tool_becomes_ossa_events() {
     let out = Shared::default();
-    let emitter = Emitter::builder("/agents/rig")
-        .sink(WriterSink::new(out.clone()))
-        .build()
-        .unwrap();
+    let emitter = out.emitter("/agents/rig");
     let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
     let answer = tracing::subscriber::with_default(subscriber, || {
         tokio::runtime::Builder::new_current_thread()

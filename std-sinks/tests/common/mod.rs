@@ -408,6 +408,14 @@ impl std::io::Write for Captured {
 }
 
 impl Captured {
+    /// An emitter of `source` whose events, as JSON lines, land here.
+    pub(crate) fn emitter(&self, source: &str) -> ossa_events::Emitter {
+        ossa_events::Emitter::builder(source)
+            .sink(ossa_events::sink::WriterSink::new(self.clone()))
+            .build()
+            .unwrap()
+    }
+
     /// The JSON lines written so far.
     pub(crate) fn events(&self) -> Vec<serde_json::Value> {
         let bytes = self.0.lock().unwrap().clone();
