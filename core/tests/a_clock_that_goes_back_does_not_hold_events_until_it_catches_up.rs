@@ -27,6 +27,23 @@ impl Clock for Ms {
     }
 }
 
+type Ids = RandomIds<fn(&mut [u8; 16])>;
+
+/// An emitter of 8 events in 2 KiB writing into `out`, flushing every
+/// second by `clock`.
+fn emitter<C: Clock>(
+    out: &mut [u8],
+    clock: C,
+) -> Emitter<'static, SliceWriter<'_>, Ids, C, 8, 2048> {
+    let ids: Ids = RandomIds(|b| b.fill(3));
+    Emitter::new(
+        Config::new("/s").flush_interval_ms(1000),
+        SliceWriter::new(out),
+        ids,
+        clock,
+    )
+}
+
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_unix_millis(ms).unwrap()
 }
@@ -58,13 +75,7 @@ fn the_emitter_flushes_one_interval_after_the_clock_stepped_back() {
     let clock = Ms::default();
     clock.0.set(SYNCED_MS);
     let mut out = [0u8; 2048];
-    let ids: RandomIds<fn(&mut [u8; 16])> = RandomIds(|b| b.fill(3));
-    let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(
-        Config::new("/s").flush_interval_ms(1000),
-        SliceWriter::new(&mut out),
-        ids,
-        clock.clone(),
-    );
+    let mut em = emitter(&mut out, clock.clone());
     em.emit(Event::builder().ty("t")).unwrap();
     // The RTC lost its time: the clock reads the epoch from now on.
     clock.0.set(0);
@@ -92,13 +103,7 @@ fn the_emitter_flushes_one_interval_after_the_clock_stepped_back() {
 #[test]
 fn a_sleep_of_next_flush_in_ms_after_the_clock_stepped_back_ends_in_a_flush() {
     let mut out = [0u8; 2048];
-    let ids: RandomIds<fn(&mut [u8; 16])> = RandomIds(|b| b.fill(3));
-    let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(
-        Config::new("/s").flush_interval_ms(1000),
-        SliceWriter::new(&mut out),
-        ids,
-        ossa_events_core::FixedClock(at(SYNCED_MS)),
-    );
+    let mut em = emitter(&mut out, ossa_events_core::FixedClock(at(SYNCED_MS)));
     em.emit(Event::builder().ty("t")).unwrap();
     assert_eq!(em.poll(at(SYNCED_MS + 10)).unwrap(), 0, "not due yet");
     // The RTC loses its time during the superloop's work: it reads the
