@@ -341,12 +341,11 @@ pub(crate) struct Table {
 /// What [`Table`] remembers of a closed operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Closed {
-    /// Evicted unfinished, not ended by its end event.
-    evicted: bool,
     /// When its span ended.
     end_ns: u64,
     /// Its end event (`source` and `id`, hashed): the same event delivered
     /// again is a duplicate, even when a later span of the key is open.
+    /// `None`: evicted unfinished, not ended by its end event.
     end_event: Option<u64>,
 }
 
@@ -463,7 +462,7 @@ impl Table {
         {
             return self.lone(input, Some("duplicate end event"), pos, req);
         }
-        let gone = self.closed_set.get(&key).map(|c| c.evicted);
+        let gone = self.closed_set.get(&key).map(|c| c.end_event.is_none());
         let mut span = match self.remove(&key) {
             Some(s) => s,
             None if gone.is_some() => {
@@ -689,14 +688,7 @@ impl Table {
         }
         if self
             .closed_set
-            .insert(
-                key,
-                Closed {
-                    evicted: end_event.is_none(),
-                    end_ns,
-                    end_event,
-                },
-            )
+            .insert(key, Closed { end_ns, end_event })
             .is_none()
         {
             self.closed.push_back((key, id));
