@@ -1157,8 +1157,7 @@ impl Emitter {
     /// # Ok::<(), ossa_events::Error>(())
     /// ```
     pub fn flush_within(&self, limit: Duration) -> Result<FlushReport, Error> {
-        let pending = self.shared.flush_within(limit)?;
-        Ok(FlushReport::from_metrics(&self.metrics(), pending))
+        flush_report(&self.shared, limit)
     }
 
     /// Stops the worker after delivering what is pending, within the shutdown
@@ -1195,9 +1194,7 @@ impl Emitter {
     /// # Ok::<(), ossa_events::Error>(())
     /// ```
     pub fn shutdown_within(&self, limit: Duration) -> Result<FlushReport, Error> {
-        self.shared.shutdown(&self.guard.worker, limit)?;
-        let m = self.metrics();
-        Ok(FlushReport::from_metrics(&m, m.queue_depth))
+        shutdown_report(&self.shared, &self.guard.worker, limit)
     }
 
     /// [`flush`](Self::flush) for async code: a future that resolves when
@@ -1253,8 +1250,7 @@ impl Emitter {
                 Ok(FlushReport::from_metrics(&shared.metrics(), pending))
             }),
             None => crate::completion::run_off_thread("ossa-events-flush", move || {
-                let pending = shared.flush_within(limit)?;
-                Ok(FlushReport::from_metrics(&shared.metrics(), pending))
+                flush_report(&shared, limit)
             }),
         };
         done.keeping(em)
@@ -1280,9 +1276,7 @@ impl Emitter {
         let worker = self.guard.worker.clone();
         let limit = self.shared.config.shutdown_timeout;
         let done = crate::completion::run_off_thread("ossa-events-shutdown", move || {
-            shared.shutdown(&worker, limit)?;
-            let m = shared.metrics();
-            Ok(FlushReport::from_metrics(&m, m.queue_depth))
+            shutdown_report(&shared, &worker, limit)
         });
         done.keeping(em)
     }
@@ -1302,6 +1296,25 @@ impl Emitter {
     pub fn metrics(&self) -> Metrics {
         self.shared.metrics()
     }
+}
+
+/// [`Emitter::flush_within`] on what the handles share (also run by
+/// `flush_async`'s helper thread, which holds no handle).
+fn flush_report(shared: &Shared, limit: Duration) -> Result<FlushReport, Error> {
+    let pending = shared.flush_within(limit)?;
+    Ok(FlushReport::from_metrics(&shared.metrics(), pending))
+}
+
+/// [`Emitter::shutdown_within`] on what the handles share (also run by
+/// `shutdown_async`'s helper thread, which holds no handle).
+fn shutdown_report(
+    shared: &Shared,
+    worker: &Mutex<Option<JoinHandle<()>>>,
+    limit: Duration,
+) -> Result<FlushReport, Error> {
+    shared.shutdown(worker, limit)?;
+    let m = shared.metrics();
+    Ok(FlushReport::from_metrics(&m, m.queue_depth))
 }
 
 /// The emit pipeline, on whichever thread calls it (a caller's `emit`, or
