@@ -2137,6 +2137,9 @@ impl Maintenance {
         let Some((made, ledger)) = self.ledger else {
             return Vec::new();
         };
+        // Deleted after the ledger is written, or (when it cannot be) before
+        // it is tried again.
+        let (mut removable, mut removed) = (self.removable, Vec::new());
         {
             // A ledger made after this one may be on disk already: one
             // written by an emit at the cap that dropped the oldest segment
@@ -2155,17 +2158,12 @@ impl Maintenance {
                     // the first segment (as after `drop_oldest`). Kept,
                     // they held the disk for as long as the ledger failed:
                     // it was never given back, and every later write failed.
-                    let removed = remove_segments(self.removable);
-                    if removed.is_empty() || write_ledger(&self.dir, &ledger).is_err() {
-                        tracing::warn!(error = %e, segments = removed.len(), "spool: ledger not written");
-                        return removed;
+                    let gone = remove_segments(std::mem::take(&mut removable));
+                    if gone.is_empty() || write_ledger(&self.dir, &ledger).is_err() {
+                        tracing::warn!(error = %e, segments = gone.len(), "spool: ledger not written");
+                        return gone;
                     }
-                    *written = made;
-                    drop(written);
-                    if let Some(p) = self.old_log {
-                        let _ = std::fs::remove_file(p);
-                    }
-                    return removed;
+                    removed = gone;
                 }
                 *written = made;
             }
@@ -2173,7 +2171,8 @@ impl Maintenance {
         if let Some(p) = self.old_log {
             let _ = std::fs::remove_file(p);
         }
-        remove_segments(self.removable)
+        removed.extend(remove_segments(removable));
+        removed
     }
 }
 
