@@ -324,9 +324,10 @@ impl Lexer {
         let http10 = req.version == Some(0);
         let mut length: Option<u64> = None;
         // The transfer codings of every `Transfer-Encoding` line, in order
-        // (a list; empty elements do not count, RFC 9110 section 5.6.1).
-        let mut codings: Vec<&[u8]> = Vec::new();
+        // (a list; empty elements do not count, RFC 9110 section 5.6.1):
+        // how many, how many are `chunked`, and whether the last one is.
         let mut transfer_encoding = false;
+        let (mut codings, mut chunked_codings, mut chunked_last) = (0usize, 0usize, false);
         for h in req.headers.iter() {
             // hyper answers `431` itself for a name this long (possible only
             // with `max_header_bytes` over 64 KiB): refused here, counted.
@@ -348,37 +349,34 @@ impl Lexer {
                 length = Some(n);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 transfer_encoding = true;
-                codings.extend(
-                    h.value
-                        .split(|&b| b == b',')
-                        .map(<[u8]>::trim_ascii)
-                        .filter(|c| !c.is_empty()),
-                );
+                for c in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if !c.is_empty() {
+                        chunked_last = c.eq_ignore_ascii_case(b"chunked");
+                        codings += 1;
+                        chunked_codings += usize::from(chunked_last);
+                    }
+                }
             }
         }
-        let is_chunked = |c: &&[u8]| c.eq_ignore_ascii_case(b"chunked");
-        let chunked = match codings.split_last() {
-            None if !transfer_encoding => false,
+        let chunked = if !transfer_encoding {
+            false
+        } else if http10 {
             // RFC 9112 section 6.1: in HTTP/1.0, faulty framing.
-            _ if http10 => {
-                return Err(refuse(400, "Transfer-Encoding in an HTTP/1.0 request"));
+            return Err(refuse(400, "Transfer-Encoding in an HTTP/1.0 request"));
+        } else if chunked_last && chunked_codings == 1 {
+            if codings > 1 {
+                // Section 6.1: a coding not understood.
+                return Err(refuse(501, "only Transfer-Encoding: chunked is supported"));
             }
+            true
+        } else {
             // Section 6.3 (4): without `chunked` last the length is unknown,
             // a 400 the server MUST send; `chunked` twice is never sent
             // (section 6.1).
-            Some((last, rest)) if is_chunked(last) && !rest.iter().any(is_chunked) => {
-                if !rest.is_empty() {
-                    // Section 6.1: a coding not understood.
-                    return Err(refuse(501, "only Transfer-Encoding: chunked is supported"));
-                }
-                true
-            }
-            _ => {
-                return Err(refuse(
-                    400,
-                    "Transfer-Encoding does not end in chunked, once",
-                ));
-            }
+            return Err(refuse(
+                400,
+                "Transfer-Encoding does not end in chunked, once",
+            ));
         };
         match (chunked, length) {
             // Both framings at once is the classic request-smuggling shape.
