@@ -291,45 +291,47 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Undoes RFC 7230 quoting (if the value is a quoted-string), then one round of
-/// percent-decoding (HTTP binding §3.1.3.2); the result must be UTF-8.
+/// Undoes RFC 7230 quoting, then one round of percent-decoding (HTTP
+/// binding §3.1.3.2); the result must be UTF-8. A value that starts with a
+/// quoted-string is read as quoted-strings and the text between them
+/// (`"a b"c` is `a bc`, as sdk-csharp reads it); a quoted-string left open
+/// (`"a`, `"a"b"`) is invalid. A `"` further in a value that does not start
+/// with one is kept: senders that do not percent-encode `"` (cloudevents-sdk
+/// 0.9) send it as it is.
 fn decode_value<'a>(raw: &'a [u8], scratch: &mut Scratch<'a>) -> Result<&'a str, DecodeError> {
     let raw = trim_ows(raw);
-    let quoted = raw.first() == Some(&b'"');
-    if !quoted && !raw.contains(&b'%') {
+    let quoting = raw.first() == Some(&b'"');
+    if !quoting && !raw.contains(&b'%') {
         return core::str::from_utf8(raw).map_err(|_| DecodeError::Invalid);
     }
-    let inner = if quoted {
-        if raw.len() < 2 || raw.last() != Some(&b'"') {
-            return Err(DecodeError::Invalid);
-        }
-        raw.get(1..raw.len() - 1).ok_or(DecodeError::Invalid)?
-    } else {
-        raw
-    };
     let mut piece = scratch.piece();
     let mut i = 0;
+    let mut quoted = false;
     // The byte stream after unquoting, percent-decoded as it goes.
-    let next_unquoted = |i: &mut usize| -> Result<Option<u8>, DecodeError> {
-        let Some(&b) = inner.get(*i) else {
-            return Ok(None);
-        };
-        *i += 1;
-        if quoted {
+    let mut next_unquoted = |i: &mut usize| -> Result<Option<u8>, DecodeError> {
+        loop {
+            let Some(&b) = raw.get(*i) else {
+                // The end; inside a quoted-string, it was left open.
+                return if quoted {
+                    Err(DecodeError::Invalid)
+                } else {
+                    Ok(None)
+                };
+            };
+            *i += 1;
             match b {
-                b'\\' => {
-                    let &e = inner.get(*i).ok_or(DecodeError::Invalid)?;
+                b'"' if quoting => quoted = !quoted,
+                b'\\' if quoted => {
+                    let &e = raw.get(*i).ok_or(DecodeError::Invalid)?;
                     *i += 1;
                     if e == b'\t' || e >= 0x20 && e != 0x7f {
                         return Ok(Some(e));
                     }
                     return Err(DecodeError::Invalid);
                 }
-                b'"' => return Err(DecodeError::Invalid),
-                _ => {}
+                _ => return Ok(Some(b)),
             }
         }
-        Ok(Some(b))
     };
     while let Some(b) = next_unquoted(&mut i)? {
         if b == b'%' {
@@ -385,6 +387,9 @@ mod tests {
         assert!(dec("%zz").is_err());
         assert!(dec("\"unterminated").is_err());
         assert!(dec("\"a\"b\"").is_err());
+        assert_eq!(dec("\"a b\"c").unwrap(), "a bc");
+        assert_eq!(dec("\"a\" \"b\"").unwrap(), "a b");
+        assert_eq!(dec("x \"y\"").unwrap(), "x \"y\"");
     }
 
     #[test]
