@@ -9,7 +9,9 @@
 # binutils-arm-none-eabi (Debian packages, for the firmware example), kcat
 # (Debian package, a second Kafka client for the Kafka tests), cmake and
 # libcurl4-openssl-dev (Debian packages, librdkafka's CMake build for the
-# cloudevents-sdk Kafka interop test), a nightly
+# cloudevents-sdk Kafka interop test), g++ and make (librdkafka's build, both
+# ways, and libFuzzer's C++ sources), procps (the `kill` program the signal
+# tests run), a nightly
 # toolchain (for cargo-fuzz), and cargo-fuzz itself into $OSSA_TOOLS (outside
 # the clone, reused when present). Then: fmt, clippy, rustdoc (also as
 # docs.rs runs it), ossa-events without default features, the published
@@ -55,14 +57,20 @@ rustup target list --toolchain "$MSRV" --installed | grep -qx thumbv7em-none-eab
 # cloudevents-sdk's rdkafka binding turns on rdkafka-sys' `cmake-build`, and
 # librdkafka 2.12's CMake build includes <curl/curl.h> even without curl
 # (`#ifdef` on a `#cmakedefine01` macro; nothing of curl is linked).
+# g++ and make: librdkafka's `configure` requires a C++ compiler (`mkl_require
+# cxx`) and its CMake project enables C++ too, both build with make, and
+# cargo-fuzz's libfuzzer-sys compiles libFuzzer's C++ sources; Rust itself
+# needs only a C linker. procps: the `kill` program (not the shell builtin)
+# the signal tests run.
 if ! command -v qemu-system-arm >/dev/null 2>&1 || ! command -v arm-none-eabi-size >/dev/null 2>&1 \
   || ! command -v kcat >/dev/null 2>&1 || ! command -v cmake >/dev/null 2>&1 \
-  || ! command -v curl-config >/dev/null 2>&1; then
-  step "installing qemu-system-arm, binutils-arm-none-eabi, kcat, cmake and libcurl4-openssl-dev"
+  || ! command -v curl-config >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1 \
+  || ! command -v make >/dev/null 2>&1 || ! type -P kill >/dev/null 2>&1; then
+  step "installing qemu-system-arm, binutils-arm-none-eabi, kcat, cmake, libcurl4-openssl-dev, g++, make and procps"
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y qemu-system-arm binutils-arm-none-eabi kcat \
-    cmake libcurl4-openssl-dev
+    cmake libcurl4-openssl-dev g++ make procps
 fi
 # cargo-fuzz wants nightly (for AddressSanitizer). Where no nightly can be
 # installed, fuzz on stable without a sanitizer (RUSTC_BOOTSTRAP), which still

@@ -266,7 +266,7 @@
 //!   OpenTelemetry spans (GenAI semantic conventions) posted with OTLP/HTTP
 //!   JSON or written to a file. Implies `http`.
 //! - `kafka`: `KafkaSink` on rdkafka; compiles the bundled librdkafka (needs
-//!   a C toolchain, make and zlib).
+//!   a C and a C++ compiler, make and zlib).
 //! - `cloudevents-sdk`: the `sdk` module, conversions between this crate's
 //!   [`Event`] and the official CloudEvents SDK's `cloudevents::Event`.
 //! - `axum`: the `axum` module, an extractor that hands an axum handler the
