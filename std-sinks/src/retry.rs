@@ -126,14 +126,19 @@ impl RetryPolicy {
     /// assert_eq!(p.backoff(1, Some(Duration::from_secs(2)), 0), Duration::from_secs(2));
     /// ```
     pub fn backoff(&self, retry: u32, retry_after: Option<Duration>, rand: u64) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(
-                1u32.checked_shl(retry.saturating_sub(1))
-                    .unwrap_or(u32::MAX),
-            )
-            .min(self.cap);
-        let nanos = exp.as_nanos().min(u128::from(u64::MAX)) as u64;
+        // `base * 2^(retry-1)` in nanoseconds, saturating: a multiplier cut
+        // to `u32` stopped doubling at 2³² × `base` (4.3 s for 1 ns), short
+        // of the cap.
+        let base = self.base.as_nanos();
+        let shift = retry.saturating_sub(1);
+        let exp = if base == 0 {
+            0
+        } else if shift >= base.leading_zeros() {
+            u128::MAX
+        } else {
+            base << shift
+        };
+        let nanos = exp.min(self.cap.as_nanos()).min(u128::from(u64::MAX)) as u64;
         let jittered = Duration::from_nanos((u128::from(rand) % (u128::from(nanos) + 1)) as u64);
         match retry_after {
             Some(a) => jittered.max(a.min(self.retry_after_cap)),
@@ -336,6 +341,31 @@ mod tests {
         for retry in [1, 33, 64, u32::MAX] {
             let _ = huge.backoff(retry, Some(Duration::MAX), u64::MAX);
         }
+    }
+
+    /// The doubling goes on past 2³² × `base`: a base of a few nanoseconds
+    /// (or microseconds, with a cap of hours) still reaches its cap.
+    #[test]
+    fn backoff_keeps_doubling_up_to_the_cap_past_32_retries() {
+        let p = RetryPolicy::default()
+            .base(Duration::from_nanos(1))
+            .cap(Duration::from_secs(10));
+        // 1 ns × 2³⁹ > 10 s: the ceiling is the cap.
+        assert_eq!(p.backoff(40, None, 10_000_000_000), Duration::from_secs(10));
+        let p = RetryPolicy::default()
+            .base(Duration::from_micros(1))
+            .cap(Duration::from_secs(7200));
+        assert_eq!(
+            p.backoff(u32::MAX, None, 7_200_000_000_000),
+            Duration::from_secs(7200)
+        );
+        // Still exact below 2³² and with a zero base.
+        assert_eq!(
+            p.backoff(33, None, u64::MAX),
+            Duration::from_nanos(u64::MAX % ((1u64 << 32) * 1000 + 1))
+        );
+        let zero = RetryPolicy::default().base(Duration::ZERO);
+        assert_eq!(zero.backoff(u32::MAX, None, u64::MAX), Duration::ZERO);
     }
 
     #[test]
