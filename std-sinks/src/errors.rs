@@ -363,6 +363,18 @@ impl SendError {
         }
         self
     }
+    /// Counts `elapsed` off every `Retry-After` (down to zero): what a
+    /// pipelined sink does with an answer that waited that long to be
+    /// settled, as a `Retry-After` counts from the answer.
+    #[cfg(feature = "http")]
+    pub(crate) fn aged(mut self, elapsed: Duration) -> Self {
+        for f in &mut self.failures {
+            if let Retry::Yes { after: Some(a) } = &mut f.retry {
+                *a = a.saturating_sub(elapsed);
+            }
+        }
+        self
+    }
     /// The first failure's error, by value.
     #[cfg(feature = "kafka")]
     pub(crate) fn into_error(self) -> Error {

@@ -940,3 +940,64 @@ fn warnings_name_the_url_without_its_credentials() {
     );
     assert!(!lines.iter().any(|l| l.contains("s3cret")), "{lines:?}");
 }
+
+/// A rate limiter answers the batches a pipelined sink has in flight all at
+/// once with `429` and `Retry-After: 2`: each may be sent again 2 s after
+/// its answer (RFC 9110, section 10.2.3), so all of them go again after
+/// about 2 s. Counted from when the worker got round to each answer, one
+/// after the other, the waits added up: 2, 4, 6 and 8 s with 4 in flight,
+/// and the emitter sent nothing else meanwhile.
+#[test]
+fn a_pipelined_sink_waits_out_a_retry_after_once_not_once_per_batch() {
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let log = times.clone();
+    let start = std::time::Instant::now();
+    let (addr, _) = serve(move |i, head, r, s| {
+        let _ = read_body(r, head);
+        log.lock().unwrap().push((i, start.elapsed()));
+        if i < 4 {
+            s.write_all(b"HTTP/1.1 429 Slow\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+        } else {
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+        }
+        true
+    });
+    let sink = HttpSink::builder(format!("http://{addr}/e"))
+        .mode(HttpMode::Batched)
+        .max_batch(1)
+        .pipeline(4)
+        .build()
+        .unwrap();
+    let em = Emitter::builder("/agents/a")
+        .sink(sink)
+        .batch_size(1)
+        .retry(fast_retry(5))
+        .build()
+        .unwrap();
+    for i in 0..4 {
+        let id = format!("e-{i}");
+        em.emit(Event::builder().id(&id).ty("dev.example.tick"))
+            .unwrap();
+    }
+    let rep = em.flush_within(Duration::from_secs(30)).unwrap();
+    assert_eq!(rep.delivered, 4, "{rep:?}");
+    let times = times.lock().unwrap().clone();
+    assert_eq!(times.len(), 8, "{times:?}");
+    let first_429 = times[..4].iter().map(|t| t.1).min().unwrap();
+    let last_429 = times[..4].iter().map(|t| t.1).max().unwrap();
+    for &(i, t) in &times[4..] {
+        // Honoured: no retry before its 2 s are up (each counts from its
+        // own answer, which came no earlier than the first)...
+        assert!(
+            t >= first_429 + Duration::from_millis(1900),
+            "request {i} at {t:?}: {times:?}"
+        );
+        // ...and waited once, not once per batch before it.
+        assert!(
+            t < last_429 + Duration::from_millis(3500),
+            "request {i} at {t:?}: {times:?}"
+        );
+    }
+}

@@ -881,7 +881,12 @@ impl Sink for HttpSink {
                 ));
             }
             match answer.recv_timeout(SETTLE_POLL) {
-                Ok(r) => return r,
+                // A `Retry-After` counts from the answer, not from now: the
+                // worker settles one batch at a time, and waits out each
+                // retry before the next settle (4 batches in flight answered
+                // `429` with `Retry-After: 2` together went again after 2,
+                // 4, 6 and 8 s).
+                Ok((at, r)) => return r.map_err(|e| e.aged(at.elapsed())),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     // The connection thread ended without an answer (it panicked).
@@ -927,13 +932,13 @@ impl super::LiveDeadline for DeadlineCell {
 /// How often [`HttpSink::settle`] looks at the shutdown deadline while it waits.
 const SETTLE_POLL: Duration = Duration::from_millis(50);
 
-/// Where a started batch's answer arrives.
-type Answer = std::sync::mpsc::Receiver<Result<(), SendError>>;
+/// Where a started batch's answer arrives, with when it came.
+type Answer = std::sync::mpsc::Receiver<(std::time::Instant, Result<(), SendError>)>;
 
 /// A batch for a connection thread, and where its answer goes.
 struct Job {
     events: Vec<Encoded>,
-    reply: std::sync::mpsc::SyncSender<Result<(), SendError>>,
+    reply: std::sync::mpsc::SyncSender<(std::time::Instant, Result<(), SendError>)>,
 }
 
 /// The connection threads of a pipelined sink: each takes the next batch,
@@ -986,7 +991,7 @@ impl Lanes {
                             )))
                         });
                         // The worker may have stopped waiting (shutdown).
-                        let _ = job.reply.send(r);
+                        let _ = job.reply.send((std::time::Instant::now(), r));
                     }
                 });
         }
