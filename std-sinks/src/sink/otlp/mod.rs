@@ -61,7 +61,7 @@
 //! | --- | --- | --- |
 //! | started event | the sink holds it in its open-span table (its span goes out later, see below) | — |
 //! | lone event on an open span | held in that span, as above | fails when the span has its limit of span events |
-//! | end event, lone event without an open span | the request carrying its span was accepted (2xx; or written to the file) | with the request's answer: 408/429/5xx/transport retried (honouring `Retry-After`), other 4xx failed |
+//! | end event, lone event without an open span | the request carrying its span was accepted (2xx; or written to the file) | with the request's answer: 429, 502, 503, 504 and transport errors retried (honouring `Retry-After`), other 4xx and 5xx failed (OTLP/HTTP's rule) |
 //!
 //! A held event's span goes out when its end comes, when it is evicted, or
 //! when the sink is dropped (the emitter's shutdown: every open span is sent
