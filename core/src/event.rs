@@ -665,8 +665,11 @@ fn check_trace_context(ev: &Event<'_>) -> Result<(), ValidationError> {
     else {
         return Ok(());
     };
-    let trace = ev.ossa_trace_id().is_some_and(|t| t != tp_trace);
-    let span = ev.ossa_span_id().is_some_and(|s| s != tp_parent);
+    // Set to anything but that text (an Integer through the generic setter
+    // included) is a conflict.
+    let differs = |name, id| ev.extension(name).is_some_and(|v| v.as_str() != Some(id));
+    let trace = differs(ossa::EXT_TRACE_ID, tp_trace);
+    let span = differs(ossa::EXT_SPAN_ID, tp_parent);
     if trace || span {
         return Err(ValidationError::new(
             Attribute::named(crate::trace::EXT_TRACEPARENT),

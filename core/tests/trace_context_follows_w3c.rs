@@ -313,6 +313,45 @@ fn a_built_event_never_lets_traceparent_and_the_ossa_context_disagree() {
     );
 }
 
+/// `ossatraceid` or `ossaspanid` set to a value that is not a String
+/// (through the generic setter) is not the id `traceparent` carries: a
+/// built event with both is a conflict, not an event whose trace context
+/// says two things (before, the non-String value was skipped by the check,
+/// and a `traceparent` derived from the ids stayed beside an `ossatraceid`
+/// replaced by an Integer).
+#[test]
+fn a_non_string_ossa_trace_or_span_id_beside_a_traceparent_is_a_conflict() {
+    use ossa_events_core::ExtValue;
+    let base = || Event::builder().id("1").source("/s").ty("t");
+    let mut buf = TraceParentText::new();
+    for b in [
+        base()
+            .traceparent(TP)
+            .extension("ossatraceid", ExtValue::Integer(5)),
+        base()
+            .traceparent(TP)
+            .extension("ossaspanid", ExtValue::Boolean(true)),
+        base()
+            .ossa_trace_id(TRACE)
+            .ossa_span_id(SPAN)
+            .derive_traceparent(&mut buf)
+            .extension("ossatraceid", ExtValue::Integer(5)),
+    ] {
+        let err = b.build().unwrap_err();
+        assert_eq!(
+            (err.attribute, err.rule),
+            (Attribute::named("traceparent"), Rule::TraceContextConflict)
+        );
+    }
+    // Without a traceparent, the OSSA extensions keep any type.
+    assert!(
+        base()
+            .extension("ossatraceid", ExtValue::Integer(5))
+            .build()
+            .is_ok()
+    );
+}
+
 type CtxEmitter<'a> =
     Emitter<'a, SliceWriter<'a>, RandomIds<fn(&mut [u8; 16])>, FixedClock, 8, 4096>;
 
