@@ -352,7 +352,7 @@ mod worker;
 pub use clock::SystemClock;
 pub use errors::{Error, Failure, Phase, Retry, SendError};
 pub use handle::{Emitter, EmitterBuilder, FlushReport, Overflow, Reason, Undelivered};
-pub use ids::{FastIds, new_id};
+pub use ids::{FastIds, new_id, reseed_ids};
 pub use metrics::Metrics;
 pub use retry::{BreakerConfig, RetryPolicy};
 #[cfg(feature = "tracing")]

@@ -13,6 +13,8 @@
 
 use std::fmt;
 
+use crate::ids::{random_nonzero_u64, random_nonzero_u128};
+
 use tracing::Dispatch;
 use tracing::span::Id;
 use tracing_subscriber::registry::{LookupSpan, Registry, SpanRef};
@@ -67,13 +69,13 @@ impl SpanIds {
     /// assert_eq!((a.trace_id().len(), a.span_id().len()), (32, 16));
     /// ```
     pub fn random() -> Self {
-        Self::child_of_trace(fastrand::u128(1..))
+        Self::child_of_trace(random_nonzero_u128())
     }
 
     /// A new random span id in trace `trace_id` (a random trace if it is zero).
     pub(crate) fn child_of_trace(trace_id: u128) -> Self {
         let trace = if trace_id == 0 {
-            fastrand::u128(1..)
+            random_nonzero_u128()
         } else {
             trace_id
         };
@@ -82,7 +84,7 @@ impl SpanIds {
             span: [0; 16],
         };
         ids.trace = hex128(trace);
-        ids.span = hex64(fastrand::u64(1..));
+        ids.span = hex64(random_nonzero_u64());
         ids
     }
 
@@ -92,7 +94,7 @@ impl SpanIds {
             trace: self.trace,
             span: [0; 16],
         };
-        ids.span = hex64(fastrand::u64(1..));
+        ids.span = hex64(random_nonzero_u64());
         ids
     }
 
