@@ -93,6 +93,36 @@ struct Compiled {
     /// (see [`members_looked_at`]): the others are skipped when the data is
     /// read, not built into the `Value` (most of a check's cost).
     looks_at: Option<Box<[Member]>>,
+    /// The longest chain of in-place steps (`$ref`s, `allOf`, …) from any
+    /// of its subschemas: the checking stack grows by about this much per
+    /// level of the data (see [`validate`]).
+    height: usize,
+}
+
+impl Drop for Compiled {
+    /// `jsonschema` compiles a recursive `$ref` at each level of the data
+    /// it first meets, and drops that chain by recursion: after deep data
+    /// under a long in-place chain, dropping the registry overflowed the
+    /// stack of whichever thread dropped it last. Such a validator is
+    /// dropped on a thread whose stack fits it, as [`validate`] checks.
+    fn drop(&mut self) {
+        let levels = (ossa_events_core::MAX_DATA_DEPTH + 1).saturating_mul(self.height + 2);
+        // Without `$ref`s (height 0) nothing is compiled per level.
+        if self.height == 0 || levels <= INLINE_LEVELS {
+            return;
+        }
+        let Ok(empty) = jsonschema::options().build(&Value::Bool(true)) else {
+            return;
+        };
+        let validator = std::mem::replace(&mut self.validator, empty);
+        let spawned = std::thread::Builder::new()
+            .name("ossa-events-schema-drop".into())
+            .stack_size(check_stack(levels))
+            .spawn(move || drop(validator));
+        if let Ok(t) = spawned {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A member a schema can look at.
@@ -645,7 +675,8 @@ fn path_of_file_uri(uri: &str) -> Option<PathBuf> {
     std::fs::canonicalize(path).ok()
 }
 
-/// Compiles `schema` (draft 2020-12 unless it says otherwise); its URI is
+/// Compiles `schema` (draft 2020-12 unless its `$schema` names another
+/// draft jsonschema knows: 2019-09, draft-07, -06 or -04); its URI is
 /// its `$id`, else `base`: where it was read from, which its relative
 /// `$ref`s resolve against when it has no `$id`. `local_files`: whether its
 /// `$ref`s may read `file:` URIs from the disk (the directories' schemas,
@@ -657,12 +688,18 @@ fn compile(
     local_files: bool,
 ) -> Result<Compiled, String> {
     let uri: Arc<str> = Arc::from(id_of(schema).unwrap_or(base));
+    // The draft its `$schema` names (before, every schema was read as
+    // 2020-12: a draft-07 `dependencies` checked nothing, draft-07 tuple
+    // `items` did not load); an unknown `$schema` is read as 2020-12.
+    let draft = jsonschema::Draft::Draft202012
+        .detect(schema)
+        .unwrap_or(jsonschema::Draft::Draft202012);
     // This document alone first: `jsonschema` compiles a chain of `$ref`s
     // by recursion (300 deep overflowed a 2 MiB stack).
-    in_place_cost(schema, base, &HashMap::new())?;
+    let (_, mut height) = in_place_cost(schema, base, &HashMap::new(), draft)?;
     let retrieved = Arc::new(Mutex::new(HashMap::new()));
     let validator = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
+        .with_draft(draft)
         .with_base_uri(base)
         .with_retriever(RefsHandle {
             refs: refs.clone(),
@@ -676,12 +713,13 @@ fn compile(
     // built), before any check runs.
     let docs = std::mem::take(&mut *retrieved.lock().unwrap_or_else(PoisonError::into_inner));
     if !docs.is_empty() {
-        in_place_cost(schema, base, &docs)?;
+        (_, height) = in_place_cost(schema, base, &docs, draft)?;
     }
     Ok(Compiled {
         uri,
         validator,
         looks_at: members_looked_at(schema),
+        height,
     })
 }
 
@@ -703,23 +741,26 @@ const MAX_IN_PLACE_DEPTH: usize = 200;
 /// two refs to the next level doubling the work: seconds per check at 18
 /// levels), or a chain of them deeper than [`MAX_IN_PLACE_DEPTH`] (each
 /// level a few frames of the checking thread's stack). Counts, memoised,
-/// the subschemas evaluated at the root value, following `$ref`s and
-/// `$dynamicRef`s into this document and into the documents its
-/// compilation `retrieved` (by URI, no fragment). The references are
-/// resolved as `jsonschema` resolves them (the `referencing` crate, draft
-/// 2020-12): JSON pointers, `$anchor`s and `$dynamicAnchor`s, and
-/// subschemas with their own `$id` (before, a cycle through an anchor or
-/// an embedded `$id` was not followed, and overflowed the stack at the
-/// first check). A reference to a document it was not given is not
-/// followed (the second pass, with the retrieved documents, follows it).
+/// the subschemas evaluated at one value, from every subschema the check
+/// can reach (the root, its members' and items' subschemas, …), following `$ref`s,
+/// `$dynamicRef`s and `$recursiveRef`s into this document and into the
+/// documents its compilation `retrieved` (by URI, no fragment). The
+/// references are resolved as `jsonschema` resolves them (the
+/// `referencing` crate, `draft`, the one `jsonschema` was told, or the
+/// one a retrieved document's `$schema` names): JSON pointers, `$anchor`s
+/// and `$dynamicAnchor`s, and subschemas with their own `$id` (`id` in
+/// draft-04) (before, a cycle through an anchor or an embedded `$id` was
+/// not followed, and overflowed the stack at the first check). A
+/// reference to a document it was not given is not followed (the second
+/// pass, with the retrieved documents, follows it). Returns the count at
+/// the root, and the longest in-place chain from any subschema.
 fn in_place_cost(
     schema: &Value,
     base: &str,
     retrieved: &HashMap<String, Value>,
-) -> Result<u64, String> {
+    draft: referencing::Draft,
+) -> Result<(u64, usize), String> {
     use referencing::{Draft, Registry, Resolver};
-    /// What `jsonschema` is told to read every schema as.
-    const DRAFT: Draft = Draft::Draft202012;
     /// A document the walk was not given: an empty schema.
     struct Unknown;
     impl referencing::Retrieve for Unknown {
@@ -731,21 +772,34 @@ fn in_place_cost(
         }
     }
     struct Walk {
-        /// By the subschema's address in the registry; `None` while
-        /// being counted (a cycle if met again).
-        memo: HashMap<*const Value, Option<u64>>,
+        /// By the subschema's address in the registry: how many subschemas
+        /// its check at one value evaluates, and its longest chain of
+        /// in-place steps; `None` while being counted (a cycle if met again).
+        memo: HashMap<*const Value, Option<(u64, usize)>>,
+    }
+    /// The error of a chain deeper than [`MAX_IN_PLACE_DEPTH`].
+    fn too_deep(at: &str) -> String {
+        format!(
+            "its $refs and applicators nest more than {MAX_IN_PLACE_DEPTH} deep at one value, through {at:?}"
+        )
     }
     impl Walk {
         fn cost<'r>(
             &mut self,
             resolver: &Resolver<'r>,
+            draft: Draft,
             node: &'r Value,
             at: &str,
             depth: usize,
-        ) -> Result<u64, String> {
+        ) -> Result<(u64, usize), String> {
             let key: *const Value = node;
             match self.memo.get(&key) {
-                Some(Some(n)) => return Ok(*n),
+                // Met before from another start: its chain still counts
+                // from here.
+                Some(Some((_, height))) if depth + height > MAX_IN_PLACE_DEPTH => {
+                    return Err(too_deep(at));
+                }
+                Some(Some(known)) => return Ok(*known),
                 Some(None) => {
                     return Err(format!(
                         "a $ref cycle that reads no data, through {at:?}: its check would never end"
@@ -754,12 +808,11 @@ fn in_place_cost(
                 None => {}
             }
             if depth > MAX_IN_PLACE_DEPTH {
-                return Err(format!(
-                    "its $refs and applicators nest more than {MAX_IN_PLACE_DEPTH} deep at one value, through {at:?}"
-                ));
+                return Err(too_deep(at));
             }
             self.memo.insert(key, None);
             let mut n: u64 = 1;
+            let mut height = 0;
             if let Value::Object(o) = node {
                 let mut children: Vec<(&'r Value, String)> = Vec::new();
                 for k in ["allOf", "anyOf", "oneOf"] {
@@ -774,24 +827,33 @@ fn in_place_cost(
                         children.push((sub, format!("{at}/{k}")));
                     }
                 }
-                if let Some(Value::Object(deps)) = o.get("dependentSchemas") {
-                    for (k, sub) in deps {
-                        children.push((sub, format!("{at}/dependentSchemas/{k}")));
+                // Draft-07 and older: `dependencies`, whose values are
+                // subschemas or (skipped) lists of member names.
+                for k in ["dependentSchemas", "dependencies"] {
+                    if let Some(Value::Object(deps)) = o.get(k) {
+                        for (name, sub) in deps {
+                            if !sub.is_array() {
+                                children.push((sub, format!("{at}/{k}/{name}")));
+                            }
+                        }
                     }
                 }
+                // A subschema with its own `$id` (`id` in draft-04) is a
+                // resource: its references resolve against that.
+                let id = if draft == Draft::Draft4 { "id" } else { "$id" };
                 for (child, path) in children {
-                    // A subschema with its own `$id` is a resource: its
-                    // references resolve against that.
-                    let inner = match child.get("$id") {
+                    let inner = match child.get(id) {
                         Some(Value::String(_)) => resolver
-                            .in_subresource(DRAFT.create_resource_ref(child))
+                            .in_subresource(draft.create_resource_ref(child))
                             .unwrap_or_else(|_| resolver.clone()),
                         _ => resolver.clone(),
                     };
-                    let c = self.cost(&inner, child, &path, depth + 1)?;
+                    let (c, h) = self.cost(&inner, draft, child, &path, depth + 1)?;
                     n = n.saturating_add(c);
+                    height = height.max(h + 1);
                 }
-                for k in ["$ref", "$dynamicRef"] {
+                // `$recursiveRef` (2019-09) is always `#`: followed as a `$ref`.
+                for k in ["$ref", "$dynamicRef", "$recursiveRef"] {
                     if let Some(Value::String(r)) = o.get(k)
                         && let Ok(target) = resolver.lookup(r)
                     {
@@ -801,9 +863,10 @@ fn in_place_cost(
                             }
                             None => r.clone(),
                         };
-                        let (t, inner, _) = target.into_inner();
-                        let c = self.cost(&inner, t, &to, depth + 1)?;
+                        let (t, inner, d) = target.into_inner();
+                        let (c, h) = self.cost(&inner, d, t, &to, depth + 1)?;
                         n = n.saturating_add(c);
+                        height = height.max(h + 1);
                     }
                 }
             }
@@ -812,9 +875,90 @@ fn in_place_cost(
                     "its $refs and applicators evaluate more than {MAX_IN_PLACE} subschemas at one value"
                 ));
             }
-            self.memo.insert(key, Some(n));
-            Ok(n)
+            self.memo.insert(key, Some((n, height)));
+            Ok((n, height))
         }
+
+        /// [`cost`](Self::cost) from every subschema the check can reach,
+        /// not from the root only (before, a cycle below a member, as
+        /// `{"properties":{"a":{"allOf":[{"$ref":"#/properties/a"}]}}}`,
+        /// loaded, and the first event with that member overflowed the
+        /// stack): through the subschemas of each (`$defs` only when
+        /// referred to) and the targets of its references, into the other
+        /// documents. Each node once, with a list, not recursion (a long
+        /// chain of references through members stays off the stack).
+        fn everywhere<'r>(
+            &mut self,
+            resolver: Resolver<'r>,
+            draft: Draft,
+            root: &'r Value,
+        ) -> Result<(u64, usize), String> {
+            let mut seen: std::collections::HashSet<*const Value> =
+                std::collections::HashSet::new();
+            let mut todo = vec![(resolver, draft, root, String::from("#"))];
+            let mut at_root = None;
+            let mut highest = 0;
+            while let Some((resolver, draft, node, at)) = todo.pop() {
+                if !seen.insert(node) {
+                    continue;
+                }
+                let (n, height) = self.cost(&resolver, draft, node, &at, 0)?;
+                at_root.get_or_insert(n);
+                highest = highest.max(height);
+                let Value::Object(o) = node else { continue };
+                let defs: std::collections::HashSet<*const Value> = ["$defs", "definitions"]
+                    .iter()
+                    .filter_map(|k| o.get(*k).and_then(Value::as_object))
+                    .flat_map(|m| m.values().map(|v| v as *const Value))
+                    .collect();
+                let id = if draft == Draft::Draft4 { "id" } else { "$id" };
+                for child in draft.subresources_of(node) {
+                    if defs.contains(&(child as *const Value)) {
+                        continue;
+                    }
+                    let inner = match child.get(id) {
+                        Some(Value::String(_)) => resolver
+                            .in_subresource(draft.create_resource_ref(child))
+                            .unwrap_or_else(|_| resolver.clone()),
+                        _ => resolver.clone(),
+                    };
+                    todo.push((inner, draft, child, locate(o, child, &at)));
+                }
+                for k in ["$ref", "$dynamicRef", "$recursiveRef"] {
+                    if let Some(Value::String(r)) = o.get(k)
+                        && let Ok(target) = resolver.lookup(r)
+                    {
+                        let (t, inner, d) = target.into_inner();
+                        todo.push((inner, d, t, format!("{at}/{k}")));
+                    }
+                }
+            }
+            Ok((at_root.unwrap_or(1), highest))
+        }
+    }
+    /// Where `child`, a subschema of `o` (at `at`), sits: `{at}/{keyword}`,
+    /// and its index or member name under a keyword that holds several.
+    fn locate(o: &serde_json::Map<String, Value>, child: &Value, at: &str) -> String {
+        for (k, v) in o {
+            if std::ptr::eq(v, child) {
+                return format!("{at}/{k}");
+            }
+            let inner = match v {
+                Value::Array(items) => items
+                    .iter()
+                    .position(|x| std::ptr::eq(x, child))
+                    .map(|i| i.to_string()),
+                Value::Object(m) => m
+                    .iter()
+                    .find(|(_, x)| std::ptr::eq(*x, child))
+                    .map(|(name, _)| name.clone()),
+                _ => None,
+            };
+            if let Some(inner) = inner {
+                return format!("{at}/{k}/{inner}");
+            }
+        }
+        at.to_owned()
     }
     let docs = std::iter::once((base, schema))
         .chain(
@@ -823,9 +967,14 @@ fn in_place_cost(
                 .filter(|(u, _)| u.as_str() != base)
                 .map(|(u, v)| (u.as_str(), v)),
         )
-        .map(|(u, v)| (u, DRAFT.create_resource(v.clone())));
+        .map(|(u, v)| {
+            (
+                u,
+                draft.detect(v).unwrap_or(draft).create_resource(v.clone()),
+            )
+        });
     let registry = Registry::options()
-        .draft(DRAFT)
+        .draft(draft)
         .retriever(Unknown)
         .build(docs)
         .map_err(|e| format!("its $refs cannot be resolved: {}", short(&e.to_string())))?;
@@ -835,12 +984,12 @@ fn in_place_cost(
     let root = resolver.lookup(base).map_err(|e| format!("{base}: {e}"))?;
     let (root, resolver, _) = root.into_inner();
     let resolver = resolver
-        .in_subresource(DRAFT.create_resource_ref(root))
+        .in_subresource(draft.create_resource_ref(root))
         .unwrap_or(resolver);
     let mut walk = Walk {
         memo: HashMap::new(),
     };
-    walk.cost(&resolver, root, "#", 0)
+    walk.everywhere(resolver, draft, root)
 }
 
 /// Resolves `$ref`s to other schemas: the built-in and directory ones by
@@ -1234,13 +1383,68 @@ fn data_value(ev: &Event<'_>, c: &Compiled) -> Result<Value, SchemaError> {
     }
 }
 
+/// Levels of checking (in-place chain and the step into the data) that run
+/// on the caller's stack; past them, on a thread of their own.
+const INLINE_LEVELS: usize = 256;
+/// Stack given to a check thread per level of checking (about 2 KiB are
+/// used in a debug build).
+const STACK_PER_LEVEL: usize = 8 << 10;
+
 fn validate(c: &Compiled, ev: &Event<'_>) -> Result<(), SchemaError> {
     let v = data_value(ev, c)?;
+    // `jsonschema` recurses through the schema's in-place chain at every
+    // level of the data: deep data and a long chain (each allowed alone)
+    // overflowed the caller's stack and aborted the process (127 levels of
+    // data and a chain of 9 `$ref`s and `allOf`s on a 2 MiB stack). Such
+    // a check gets a thread whose stack fits it. Without `$ref`s (height
+    // 0), the schema's own nesting bounds the recursion.
+    if c.height == 0 {
+        return validate_value(c, &v);
+    }
+    let levels = (depth(&v) + 1).saturating_mul(c.height + 2);
+    if levels <= INLINE_LEVELS {
+        return validate_value(c, &v);
+    }
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("ossa-events-schema-check".into())
+            .stack_size(check_stack(levels))
+            .spawn_scoped(s, || validate_value(c, &v))
+            .map_err(|e| format!("cannot start a thread for data this deep: {e}"))
+            .and_then(|t| t.join().map_err(|_| "its check panicked".to_owned()))
+    })
+    .unwrap_or_else(|reason| {
+        Err(SchemaError::Unavailable {
+            schema: c.uri.to_string(),
+            reason,
+        })
+    })
+}
+
+/// The stack of a thread that checks (or drops) `levels` levels.
+fn check_stack(levels: usize) -> usize {
+    levels
+        .saturating_mul(STACK_PER_LEVEL)
+        .saturating_add(256 << 10)
+}
+
+/// How deep `v` nests (`0` for a scalar; by recursion: an event's data
+/// nests no deeper than `MAX_DATA_DEPTH`).
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// [`validate`] of the data read as `v`.
+fn validate_value(c: &Compiled, v: &Value) -> Result<(), SchemaError> {
     // The boolean path first (no error locations kept): the common case.
-    if c.validator.is_valid(&v) {
+    if c.validator.is_valid(v) {
         return Ok(());
     }
-    match c.validator.validate(&v) {
+    match c.validator.validate(v) {
         Ok(()) => Ok(()),
         Err(e) => {
             let schema_path = e.schema_path.as_str();
@@ -1962,6 +2166,249 @@ mod tests {
                 }
                 other => panic!("{data}: {other:?}"),
             }
+        }
+    }
+
+    /// A schema is read as the draft its `$schema` names (2020-12, 2019-09,
+    /// draft-07, -06, -04), as the module docs promise, and a cycle through
+    /// the keywords of the older drafts (`dependencies`, `$recursiveRef`,
+    /// draft-04's `id`) is refused at load like one of 2020-12. Before,
+    /// every schema was read as 2020-12: a draft-07 `dependencies` was an
+    /// unknown keyword (its data passed unchecked), draft-07 tuple `items`
+    /// and draft-04 boolean `exclusiveMaximum` did not load at all.
+    #[test]
+    fn schemas_are_read_as_the_draft_their_schema_keyword_names() {
+        let check = |name: &str, schema: Value, good: &[&str], bad: &[(&str, &str, &str)]| {
+            let dir = dir_with(&format!("draft-{name}"), &schema);
+            let r = SchemaRegistry::builder().dir(&dir).build();
+            let _ = std::fs::remove_dir_all(&dir);
+            let r = r.unwrap_or_else(|e| panic!("{name}: {e}"));
+            fn ev(data: &str) -> Event<'_> {
+                Event::builder()
+                    .id("1")
+                    .source("/s")
+                    .ty("com.x")
+                    .data_json(data)
+                    .build()
+                    .unwrap()
+            }
+            for data in good {
+                let got = r.check(&ev(data));
+                assert!(
+                    matches!(got, Ok(Checked::Valid { .. })),
+                    "{name} {data}: {got:?}"
+                );
+            }
+            for (data, at, keyword) in bad {
+                match r.check(&ev(data)) {
+                    Err(SchemaError::Violation(v)) => assert_eq!(
+                        (v.instance_path.as_str(), v.keyword.as_str()),
+                        (*at, *keyword),
+                        "{name} {data}"
+                    ),
+                    other => panic!("{name} {data}: {other:?}"),
+                }
+            }
+        };
+        check(
+            "07-dependencies",
+            serde_json::json!({"$schema":"http://json-schema.org/draft-07/schema#",
+                "type":"object","dependencies":{"a":["b"]}}),
+            &[r#"{"a":1,"b":2}"#, r#"{"b":2}"#],
+            &[(r#"{"a":1}"#, "", "dependencies")],
+        );
+        check(
+            "07-tuple",
+            serde_json::json!({"$schema":"http://json-schema.org/draft-07/schema#",
+                "type":"array","items":[{"type":"string"}],"additionalItems":false}),
+            &[r#"["a"]"#],
+            &[
+                (r#"[1]"#, "/0", "type"),
+                (r#"["a","b"]"#, "", "additionalItems"),
+            ],
+        );
+        check(
+            "04-exclusive",
+            serde_json::json!({"$schema":"http://json-schema.org/draft-04/schema#",
+                "type":"object","properties":{"n":{"type":"number","maximum":10,"exclusiveMaximum":true}}}),
+            &[r#"{"n":9}"#],
+            &[(r#"{"n":10}"#, "/n", "exclusiveMaximum")],
+        );
+        check(
+            "2019-recursive",
+            serde_json::json!({"$schema":"https://json-schema.org/draft/2019-09/schema",
+                "$recursiveAnchor":true,"type":"object","properties":{"c":{"$recursiveRef":"#"}}}),
+            &[r#"{"c":{"c":{}}}"#],
+            &[(r#"{"c":{"c":1}}"#, "/c/c", "type")],
+        );
+        check(
+            "2020",
+            serde_json::json!({"$schema":"https://json-schema.org/draft/2020-12/schema",
+                "type":"array","prefixItems":[{"type":"string"}],"items":false}),
+            &[r#"["a"]"#],
+            &[(r#"["a",1]"#, "/1", "items")],
+        );
+        for (name, schema) in [
+            (
+                "07-dependencies",
+                serde_json::json!({"$schema":"http://json-schema.org/draft-07/schema#",
+                    "dependencies":{"a":{"$ref":"#"}}}),
+            ),
+            (
+                "2019-recursive",
+                serde_json::json!({"$schema":"https://json-schema.org/draft/2019-09/schema",
+                    "$recursiveAnchor":true,"allOf":[{"$recursiveRef":"#"}]}),
+            ),
+            (
+                "04-id",
+                serde_json::json!({"$schema":"http://json-schema.org/draft-04/schema#",
+                    "definitions":{"x":{"id":"http://e.example/x.json",
+                        "allOf":[{"$ref":"#"}]}},
+                    "allOf":[{"$ref":"http://e.example/x.json"}]}),
+            ),
+        ] {
+            let dir = dir_with(&format!("draft-cyc-{name}"), &schema);
+            let err = SchemaRegistry::builder().dir(&dir).build();
+            let _ = std::fs::remove_dir_all(&dir);
+            let err = err.map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("cycle"), "{name}: {err}");
+        }
+    }
+
+    /// A `$ref` cycle that reads no data below the root (under a member,
+    /// an item, in a definition a member refers to, in another document)
+    /// is refused when loaded, as one at the root is (before, the registry
+    /// built, and the first event with that member overflowed the stack
+    /// and aborted the process); so is a chain deeper than
+    /// `MAX_IN_PLACE_DEPTH` below the root. A cycle in a definition
+    /// nothing refers to is never evaluated, and loads.
+    #[test]
+    fn ref_cycles_below_the_root_are_refused_at_load() {
+        let mut chain = serde_json::Map::new();
+        for i in 0..300 {
+            chain.insert(
+                format!("d{i}"),
+                serde_json::json!({"allOf":[{"$ref": format!("#/$defs/d{}", i + 1)}]}),
+            );
+        }
+        chain.insert("d300".into(), serde_json::json!({"type":"object"}));
+        for (name, schema, why) in [
+            (
+                "member",
+                serde_json::json!({"type":"object",
+                    "properties":{"a":{"allOf":[{"$ref":"#/properties/a"}]}}}),
+                "cycle",
+            ),
+            (
+                "item",
+                serde_json::json!({"type":"array","items":{"anyOf":[{"$ref":"#/items"}]}}),
+                "cycle",
+            ),
+            (
+                "def",
+                serde_json::json!({"$defs":{"x":{"not":{"$ref":"#/$defs/x"}}},
+                    "properties":{"a":{"$ref":"#/$defs/x"}}}),
+                "cycle",
+            ),
+            (
+                "deep",
+                serde_json::json!({"$defs": chain, "properties":{"a":{"$ref":"#/$defs/d0"}}}),
+                "deep",
+            ),
+        ] {
+            let dir = dir_with(&format!("below-{name}"), &schema);
+            let err = SchemaRegistry::builder().dir(&dir).build();
+            let _ = std::fs::remove_dir_all(&dir);
+            let err = err.map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(why), "{name}: {err}");
+        }
+        // In another document, below its root.
+        let dir =
+            std::env::temp_dir().join(format!("ossa-schema-below-doc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = serde_json::json!({"properties":{"b":{"$ref":"common.json"}}});
+        let common = serde_json::json!({"properties":{"c":{"oneOf":[{"$ref":"#/properties/c"}]}}});
+        std::fs::write(dir.join("com.a.json"), a.to_string()).unwrap();
+        std::fs::write(dir.join("common.json"), common.to_string()).unwrap();
+        let err = SchemaRegistry::builder().dir(&dir).build();
+        let _ = std::fs::remove_dir_all(&dir);
+        let err = err.map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("cycle"), "{err}");
+
+        let unused = serde_json::json!({"type":"object","$defs":{"x":{"$ref":"#/$defs/x"}},
+            "properties":{"a":{"type":"integer"}}});
+        let dir = dir_with("below-unused", &unused);
+        let r = SchemaRegistry::builder().dir(&dir).build();
+        let _ = std::fs::remove_dir_all(&dir);
+        let r = r.unwrap();
+        let ev = Event::builder()
+            .id("1")
+            .source("/s")
+            .ty("com.x")
+            .data_json(r#"{"a":1}"#)
+            .build()
+            .unwrap();
+        assert!(matches!(r.check(&ev), Ok(Checked::Valid { .. })));
+    }
+
+    /// Data as deep as an event may carry, checked against a schema whose
+    /// `$ref`s and `allOf`s chain at every level (each within its limits),
+    /// is checked, on a caller's 2 MiB stack too (before, `jsonschema`
+    /// recursed through the chain at each level of the data and the
+    /// process aborted on a stack overflow, from 4 links on in a debug
+    /// build).
+    #[test]
+    fn deep_data_under_a_long_in_place_chain_is_checked_without_overflowing() {
+        for links in [4, 40] {
+            let mut defs = serde_json::Map::new();
+            for i in 0..links {
+                defs.insert(
+                    format!("d{i}"),
+                    serde_json::json!({"allOf":[{"$ref": format!("#/$defs/d{}", i + 1)}]}),
+                );
+            }
+            defs.insert(
+                format!("d{links}"),
+                serde_json::json!({"type":"object","properties":{"a":{"$ref":"#/$defs/d0"}}}),
+            );
+            let schema = serde_json::json!({"$defs": defs, "$ref": "#/$defs/d0"});
+            let dir = dir_with(&format!("deep-chain-{links}"), &schema);
+            let r = SchemaRegistry::builder().dir(&dir).build();
+            let _ = std::fs::remove_dir_all(&dir);
+            let r = r.unwrap();
+            let levels = ossa_events_core::MAX_DATA_DEPTH - 1;
+            let got = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || {
+                    let bad = format!("{}1{}", r#"{"a":"#.repeat(levels), "}".repeat(levels));
+                    let good = format!("{}{{}}{}", r#"{"a":"#.repeat(levels), "}".repeat(levels));
+                    let ev = |data: &str| {
+                        let ev = Event::builder()
+                            .id("1")
+                            .source("/s")
+                            .ty("com.x")
+                            .data_json(data)
+                            .build()
+                            .unwrap();
+                        r.check(&ev)
+                    };
+                    (ev(&bad), ev(&good))
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            match got.0 {
+                Err(SchemaError::Violation(v)) => {
+                    assert_eq!(v.instance_path, "/a".repeat(levels), "{links}")
+                }
+                other => panic!("{links}: {other:?}"),
+            }
+            assert!(
+                matches!(got.1, Ok(Checked::Valid { .. })),
+                "{links}: {:?}",
+                got.1
+            );
         }
     }
 }
