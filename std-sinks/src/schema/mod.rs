@@ -731,7 +731,10 @@ const MAX_IN_PLACE: u64 = 10_000;
 /// compiled (a chain of references has an end).
 const MAX_REFERENCED: usize = 64;
 /// Deepest chain of `$ref`s and in-place applicators at one value.
-const MAX_IN_PLACE_DEPTH: usize = 200;
+/// `jsonschema` compiles and checks such a chain by recursion: 180 steps
+/// (90 `allOf`s, each with a `$ref` to the next) overflowed a 2 MiB thread
+/// in a debug build (160 did not; a release build took 198).
+const MAX_IN_PLACE_DEPTH: usize = 100;
 
 /// Refuses a schema whose evaluation at one value never ends or grows
 /// exponentially: a cycle of `$ref`s and in-place applicators that reads
@@ -2350,6 +2353,53 @@ mod tests {
             .build()
             .unwrap();
         assert!(matches!(r.check(&ev), Ok(Checked::Valid { .. })));
+    }
+
+    /// The longest chain allowed loads and checks on a 2 MiB thread (a
+    /// limit of 200 steps let a 90-link chain load, which overflowed such a
+    /// thread in a debug build and aborted the process); one step more is
+    /// refused.
+    #[test]
+    fn the_longest_chain_allowed_loads_and_checks_on_a_small_stack() {
+        let chain = |links: usize| {
+            let mut defs = serde_json::Map::new();
+            for i in 0..links {
+                defs.insert(
+                    format!("d{i}"),
+                    serde_json::json!({"allOf":[{"$ref": format!("#/$defs/d{}", i + 1)}]}),
+                );
+            }
+            defs.insert(format!("d{links}"), serde_json::json!({"type":"object"}));
+            serde_json::json!({"$defs": defs, "$ref": "#/$defs/d0"})
+        };
+        // The root's `$ref`, then two steps a link.
+        let longest = (MAX_IN_PLACE_DEPTH - 1) / 2;
+        let dir = dir_with("longest-chain", &chain(longest));
+        let too_long = dir_with("too-long-chain", &chain(longest + 1));
+        let (loaded, refused) = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let r = SchemaRegistry::builder().dir(&dir).build().unwrap();
+                let ev = |data: &str| {
+                    let ev = Event::builder()
+                        .id("1")
+                        .source("/s")
+                        .ty("com.x")
+                        .data_json(data)
+                        .build()
+                        .unwrap();
+                    matches!(r.check(&ev), Ok(Checked::Valid { .. }))
+                };
+                let loaded = ev(r#"{"a":1}"#) && !ev("1");
+                let refused = SchemaRegistry::builder().dir(&too_long).build().is_err();
+                let _ = std::fs::remove_dir_all(&dir);
+                let _ = std::fs::remove_dir_all(&too_long);
+                (loaded, refused)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(loaded && refused, "loaded {loaded}, refused {refused}");
     }
 
     /// Data as deep as an event may carry, checked against a schema whose
