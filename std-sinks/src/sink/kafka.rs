@@ -1283,7 +1283,11 @@ impl KafkaSink {
                 None => add(produced..n, Retry::LATER, Error::Timeout(phase)),
             }
         }
-        if reset {
+        // librdkafka's fatal idempotence error fails the records with its
+        // cause (`UnknownProducerId`, `OutOfOrderSequenceNumber`…), not
+        // `Fatal`: ask the producer. Kept, it refused every later record
+        // with `Fatal`, so the emitter's next attempt was lost too.
+        if reset || (failed.is_some() && self.producer.client().fatal_error().is_some()) {
             self.reset_producer();
         }
         outcomes.clear();

@@ -166,6 +166,11 @@ impl Tansu {
         }
     }
 
+    /// The broker's process id (to stop it with a signal).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
     pub(crate) fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
