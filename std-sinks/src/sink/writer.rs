@@ -226,6 +226,10 @@ fn fingerprint(e: &Encoded) -> u64 {
 impl<W: Write + Send + 'static> WriterSink<W> {
     /// Writes `buf` with as many `write` calls as it takes; returns how many
     /// bytes the writer accepted, and the error that stopped it.
+    ///
+    /// Keeps `torn` up to date after every write (whether the last byte
+    /// the writer took ends a line), so that it is right even when the
+    /// writer panics part-way: the next send then starts on a new line.
     fn write_counted(&mut self) -> (usize, Option<std::io::Error>) {
         let mut written = 0;
         while written < self.buf.len() {
@@ -235,7 +239,10 @@ impl<W: Write + Send + 'static> WriterSink<W> {
                         std::io::Error::new(std::io::ErrorKind::WriteZero, "writer took no bytes");
                     return (written, Some(e));
                 }
-                Ok(n) => written += n,
+                Ok(n) => {
+                    written += n;
+                    self.torn = self.buf.get(..written).and_then(<[u8]>::last) != Some(&b'\n');
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return (written, Some(e)),
             }
@@ -263,14 +270,70 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
     ///   written twice. This relies on the writer keeping what it took when
     ///   its `flush` fails, as `BufWriter`, `LineWriter`, files, sockets and
     ///   stdout do; a writer that drops its buffer on a failed flush loses
-    ///   those lines (they count delivered once a later flush succeeds).
+    ///   those lines (they count delivered once a later flush succeeds);
+    /// - a broken pipe, met writing or flushing, is not retried;
+    /// - an event in a binary encoding (a sink misused by hand; the emitter
+    ///   never does it) has no JSON form to write: it is failed for good,
+    ///   not written as an empty line.
     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        if events.iter().all(|e| e.encoding() == Encoding::Json) {
+            return self.send_lines(events.iter(), events.len(), |k| k);
+        }
+        let json = || events.iter().filter(|e| e.encoding() == Encoding::Json);
+        let mut failed: Option<SendError> = None;
+        for (i, e) in events.iter().enumerate() {
+            if e.encoding() != Encoding::Json {
+                let err = SendError::fatal_at(
+                    i..i + 1,
+                    Error::Encode(format!(
+                        "event {:?} is encoded as {:?}, the writer sink writes Json",
+                        e.id(),
+                        e.encoding(),
+                    )),
+                );
+                failed = Some(match failed {
+                    Some(f) => f.merge(err),
+                    None => err,
+                });
+            }
+        }
+        // Position in `events` of the `k`th JSON event (its length past the
+        // last): the failed ranges of the lines cover the events failed
+        // above too, which keep their first failure.
+        let pos = |k: usize| {
+            events
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.encoding() == Encoding::Json)
+                .nth(k)
+                .map_or(events.len(), |(i, _)| i)
+        };
+        let lines = self.send_lines(json(), json().count(), pos);
+        let failed = match (failed, lines) {
+            (Some(f), Err(e)) => f.merge(e),
+            (Some(f), Ok(())) => f,
+            (None, r) => return r,
+        };
+        Err(failed)
+    }
+}
+
+impl<W: Write + Send + 'static> WriterSink<W> {
+    /// [`send`](Sink::send) for the `n` JSON events of `events`; `pos` maps
+    /// a position among them (or `n`) to one in the batch the sink was
+    /// handed, for the failures it answers.
+    fn send_lines<'e>(
+        &mut self,
+        events: impl Iterator<Item = &'e Encoded> + Clone,
+        n: usize,
+        pos: impl Fn(usize) -> usize,
+    ) -> Result<(), SendError> {
         // Events written by the last send whose flush failed, met again.
         let skip = {
             let held = &self.unflushed;
             let n = held
                 .iter()
-                .zip(events)
+                .zip(events.clone())
                 .take_while(|&(&(id, fp), e)| id == fp_id(e) && fp == fingerprint(e))
                 .count();
             if n == held.len() { n } else { 0 }
@@ -280,8 +343,8 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
         if self.torn {
             self.buf.push(b'\n');
         }
-        let mut ends = Vec::with_capacity(events.len());
-        for e in events.iter().skip(skip) {
+        let mut ends = Vec::with_capacity(n);
+        for e in events.clone().skip(skip) {
             if self.pretty {
                 pretty(e.json(), &mut self.buf);
             } else {
@@ -300,10 +363,8 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
                 .iter()
                 .take_while(|&&end| end <= written.saturating_add(1))
                 .count();
-        // Torn: the write stopped inside a line (or before the newline
-        // that ends a line torn earlier).
-        let start = usize::from(self.torn);
-        self.torn = write_err.is_some() && written != start && !ends.contains(&written);
+        // Torn (`write_counted` said): the write stopped inside a line (or
+        // before the newline that ends a line torn earlier).
         trim(&mut self.buf);
         let flush_err = if taken > 0 {
             self.out.flush().err()
@@ -314,25 +375,34 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
         if let Some(e) = flush_err {
             // Taken, not confirmed: retried by flushing only.
             self.unflushed = events
-                .iter()
                 .take(taken)
                 .map(|e| (fp_id(e), fingerprint(e)))
                 .collect();
-            result = Some(SendError::at(0..taken, Retry::LATER, Error::Io(e)));
+            let retry = retry_of(&e);
+            result = Some(SendError::at(0..pos(taken), retry, Error::Io(e)));
         }
-        if let Some(e) = write_err {
-            let retry = if e.kind() == std::io::ErrorKind::BrokenPipe {
-                Retry::No
-            } else {
-                Retry::LATER
-            };
-            let rest = SendError::at(taken..events.len(), retry, Error::Io(e));
+        // A write that stopped just before the last line's newline took
+        // every line whole: nothing failed (a failure that names no event
+        // would fail the whole batch, and it would be written again).
+        if let Some(e) = write_err.filter(|_| taken < n) {
+            let retry = retry_of(&e);
+            let rest = SendError::at(pos(taken)..pos(n), retry, Error::Io(e));
             result = Some(match result {
                 Some(r) => r.merge(rest),
                 None => rest,
             });
         }
         result.map_or(Ok(()), Err)
+    }
+}
+
+/// Whether an I/O error of the writer may pass: not a broken pipe (the
+/// reader is gone).
+fn retry_of(e: &std::io::Error) -> Retry {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Retry::No
+    } else {
+        Retry::LATER
     }
 }
 
@@ -497,6 +567,278 @@ mod torn_tests {
                 .map(|l| if l.contains(r#""id":"a""#) { "a" } else { "b" })
                 .collect();
             assert_eq!(ids, ["a", "b"], "cut at {cut}: {out:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex, PoisonError};
+    use std::time::Duration;
+
+    /// A writer the test keeps a handle to: takes `cut` bytes, then fails
+    /// once with `kind`, then takes everything; its `flush` fails with
+    /// `flush_fails` while that is set.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<State>>);
+    #[derive(Default)]
+    struct State {
+        out: Vec<u8>,
+        cut: Option<(usize, std::io::ErrorKind)>,
+        /// Panics on the write after this many bytes, once.
+        panic_at: Option<usize>,
+        flush_fails: Option<std::io::ErrorKind>,
+        flushes: usize,
+    }
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(at) = s.panic_at {
+                let room = at - s.out.len();
+                if room == 0 {
+                    s.panic_at = None;
+                    drop(s);
+                    panic!("writer panics");
+                }
+                let n = room.min(buf.len());
+                s.out.extend_from_slice(&buf[..n]);
+                return Ok(n);
+            }
+            if let Some((cut, kind)) = s.cut {
+                let room = cut - s.out.len();
+                if room == 0 {
+                    s.cut = None;
+                    return Err(kind.into());
+                }
+                let n = room.min(buf.len());
+                s.out.extend_from_slice(&buf[..n]);
+                return Ok(n);
+            }
+            s.out.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            s.flushes += 1;
+            match s.flush_fails {
+                Some(kind) => Err(kind.into()),
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn event(id: &str) -> ossa_events_core::Event<'_> {
+        ossa_events_core::Event::builder()
+            .id(id)
+            .source("/s")
+            .ty("t")
+            .build()
+            .unwrap()
+    }
+
+    /// A write that stops just before the newline of the batch's last line
+    /// took every event whole (the newline comes with the next write): the
+    /// emitter counts them delivered once and writes none of them again.
+    #[test]
+    fn a_cut_before_the_last_newline_writes_no_event_twice_through_the_emitter() {
+        let len = Encoded::new(&event("a"), Encoding::Json)
+            .unwrap()
+            .json()
+            .len();
+        let w = Shared::default();
+        w.0.lock().unwrap().cut = Some((len, std::io::ErrorKind::Other));
+        let emitter = crate::Emitter::builder("/s")
+            .sink(WriterSink::new(w.clone()))
+            .retry(crate::RetryPolicy::default().base(Duration::from_millis(1)))
+            .build()
+            .unwrap();
+        emitter.emit_event(&event("a")).unwrap();
+        emitter.flush().unwrap();
+        emitter.emit_event(&event("b")).unwrap();
+        let report = emitter.shutdown().unwrap();
+        let out = String::from_utf8(w.0.lock().unwrap().out.clone()).unwrap();
+        let ids: Vec<&str> = out
+            .lines()
+            .map(|l| if l.contains(r#""id":"a""#) { "a" } else { "b" })
+            .collect();
+        assert_eq!(ids, ["a", "b"], "{out:?}");
+        assert_eq!((report.delivered, report.failed), (2, 0));
+        assert_eq!(emitter.metrics().retried, 0);
+    }
+
+    /// An event in a binary encoding has no JSON form: the sink fails it
+    /// for good, as the HTTP and Kafka sinks fail an event in an encoding
+    /// they do not send, instead of writing an empty line and counting it
+    /// delivered.
+    #[test]
+    fn an_event_with_no_json_form_is_failed_not_written_as_an_empty_line() {
+        let ev = event("bin");
+        let batch = [
+            Encoded::new(&event("a"), Encoding::Json).unwrap(),
+            Encoded::new(&ev, Encoding::HttpBinary).unwrap(),
+            Encoded::new(&event("c"), Encoding::Json).unwrap(),
+        ];
+        let mut sink = WriterSink::new(Vec::new());
+        let err = sink.send(&batch).unwrap_err();
+        assert!(err.failure_of(0).is_none());
+        assert_eq!(err.failure_of(1).map(|f| f.retry), Some(Retry::No));
+        assert!(err.failure_of(2).is_none());
+        let out = String::from_utf8(sink.into_inner()).unwrap();
+        assert_eq!(out.lines().count(), 2, "{out:?}");
+        assert!(out.lines().all(|l| !l.is_empty()), "{out:?}");
+    }
+
+    /// A broken pipe met by the flush is final, as one met by a write is:
+    /// the reader is gone, retrying only delays the end.
+    #[test]
+    fn a_broken_pipe_on_flush_is_not_retried() {
+        let w = Shared::default();
+        w.0.lock().unwrap().flush_fails = Some(std::io::ErrorKind::BrokenPipe);
+        let mut sink = WriterSink::new(w.clone());
+        let batch = [Encoded::new(&event("a"), Encoding::Json).unwrap()];
+        let err = sink.send(&batch).unwrap_err();
+        assert_eq!(err.failure_of(0).map(|f| f.retry), Some(Retry::No));
+    }
+
+    /// A writer that panics part-way through a line: the worker fails that
+    /// batch, and the next line still starts on a line of its own, so the
+    /// next event parses.
+    #[test]
+    fn a_writer_that_panics_mid_line_leaves_the_next_event_on_its_own_line() {
+        let w = Shared::default();
+        w.0.lock().unwrap().panic_at = Some(10);
+        let emitter = crate::Emitter::builder("/s")
+            .sink(WriterSink::new(w.clone()))
+            .build()
+            .unwrap();
+        emitter.emit_event(&event("a")).unwrap();
+        emitter.flush().unwrap();
+        emitter.emit_event(&event("b")).unwrap();
+        let report = emitter.shutdown().unwrap();
+        assert_eq!((report.delivered, report.failed), (1, 1));
+        let out = String::from_utf8(w.0.lock().unwrap().out.clone()).unwrap();
+        let mut scratch = [0u8; 256];
+        let parsed: Vec<String> = out
+            .lines()
+            .filter_map(|l| {
+                ossa_events_core::parse::json::parse_event(
+                    l.as_bytes(),
+                    &mut ossa_events_core::Scratch::new(&mut scratch),
+                )
+                .ok()
+                .map(|e| e.id().to_owned())
+            })
+            .collect();
+        assert_eq!(parsed, ["b"], "{out:?}");
+    }
+
+    /// A write cut at every offset of three lines, a binary event among
+    /// them, with or without a flush that fails once, compact or pretty:
+    /// every JSON event is answered delivered once and read back once, each
+    /// from a parseable unit of its own; the binary one is failed.
+    #[test]
+    fn every_cut_and_flush_failure_delivers_each_event_once() {
+        let ev = |id| {
+            ossa_events_core::Event::builder()
+                .id(id)
+                .source("/s")
+                .ty("t")
+                .data_json(r#"{"a":[1,{"b":"x\u2028y"}]}"#)
+                .build()
+                .unwrap()
+        };
+        let batch = vec![
+            Encoded::new(&ev("a"), Encoding::Json).unwrap(),
+            Encoded::new(&ev("bin"), Encoding::KafkaBinary).unwrap(),
+            Encoded::new(&ev("b"), Encoding::Json).unwrap(),
+            Encoded::new(&ev("c"), Encoding::Json).unwrap(),
+        ];
+        for pretty in [false, true] {
+            let total = {
+                let mut sink = WriterSink::new(Shared::default()).pretty(pretty);
+                let _ = sink.send(&batch);
+                sink.get_ref().0.lock().unwrap().out.len()
+            };
+            for cut in 0..=total {
+                for flush_fails in [false, true] {
+                    let w = Shared::default();
+                    {
+                        let mut s = w.0.lock().unwrap();
+                        s.cut = (cut < total).then_some((cut, std::io::ErrorKind::Other));
+                        s.flush_fails = flush_fails.then_some(std::io::ErrorKind::Other);
+                    }
+                    let mut sink = WriterSink::new(w.clone()).pretty(pretty);
+                    // The worker's loop, by hand: each answer made whole as
+                    // the worker makes it (`clamped`); the flush fails on
+                    // the first send only.
+                    let mut first = true;
+                    let (delivered, failed) = {
+                        let (mut d, mut f) = (Vec::new(), Vec::new());
+                        let mut todo = batch.clone();
+                        while !todo.is_empty() {
+                            let r = sink.send(&todo).map_err(|e| e.clamped(todo.len()));
+                            if first {
+                                w.0.lock().unwrap().flush_fails = None;
+                                first = false;
+                            }
+                            let mut again = Vec::new();
+                            for (i, e) in todo.iter().enumerate() {
+                                match r.as_ref().err().and_then(|err| err.failure_of(i)) {
+                                    None => d.push(e.id().to_owned()),
+                                    Some(x) if x.retry == Retry::No => f.push(e.id().to_owned()),
+                                    Some(_) => again.push(e.clone()),
+                                }
+                            }
+                            todo = again;
+                        }
+                        (d, f)
+                    };
+                    assert_eq!(
+                        delivered,
+                        ["a", "b", "c"],
+                        "pretty {pretty} cut {cut} flush {flush_fails}"
+                    );
+                    assert_eq!(failed, ["bin"]);
+                    let out = String::from_utf8(w.0.lock().unwrap().out.clone()).unwrap();
+                    // Units: lines (compact), or documents that start with `{` at
+                    // the start of a line and end with `}` alone on one (pretty).
+                    let units: Vec<String> = if pretty {
+                        let mut units = Vec::new();
+                        let mut cur = String::new();
+                        for l in out.lines() {
+                            if l.starts_with('{') {
+                                cur.clear();
+                            }
+                            cur.push_str(l);
+                            cur.push('\n');
+                            if l == "}" {
+                                units.push(std::mem::take(&mut cur));
+                            }
+                        }
+                        units
+                    } else {
+                        out.lines().map(str::to_owned).collect()
+                    };
+                    let mut scratch = [0u8; 512];
+                    let ids: Vec<String> = units
+                        .iter()
+                        .filter_map(|u| {
+                            ossa_events_core::parse::json::parse_event(
+                                u.as_bytes(),
+                                &mut ossa_events_core::Scratch::new(&mut scratch),
+                            )
+                            .ok()
+                            .map(|e| e.id().to_owned())
+                        })
+                        .collect();
+                    assert_eq!(
+                        ids,
+                        ["a", "b", "c"],
+                        "pretty {pretty} cut {cut} flush {flush_fails}: {out:?}"
+                    );
+                }
+            }
         }
     }
 }
