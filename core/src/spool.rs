@@ -16,7 +16,8 @@
 //!   emitted while flash holds any. A power cut loses what was only in RAM
 //!   (events emitted since the last failed write, while the writer worked).
 //! - [`SpoolMode::Always`]: every event is in flash before `emit` returns
-//!   `Ok`. A power cut loses nothing that was accepted.
+//!   `Ok`. A power cut loses nothing that was accepted, unless the flash
+//!   itself failed (below).
 //!
 //! Draining: a flush loads the oldest events from flash into the batch,
 //! writes them, and removes them from flash only once the writer's `flush`
@@ -258,7 +259,11 @@ pub enum SpoolMode {
     #[default]
     WhenDown,
     /// Every event, before `emit` returns `Ok`: a power cut loses nothing
-    /// accepted. Costs a flash write per event.
+    /// accepted. Costs a flash write per event. When the flash write fails
+    /// (a driver error, counted in [`SpoolCounters::flash_errors`]), the
+    /// event is kept in RAM and `emit` still returns `Ok`: it is sent, but
+    /// a power cut before then loses it, and it may go out before older
+    /// events in flash. Watch `flash_errors` where that matters.
     Always,
 }
 
