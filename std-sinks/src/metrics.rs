@@ -77,7 +77,9 @@ pub struct Metrics {
     /// segment while they were only on disk (also counted in `dropped`, and
     /// reported [`Reason::Dropped`](crate::Reason::Dropped)).
     pub evicted: u64,
-    /// Bytes of spool segment files on disk.
+    /// Bytes of spool segment files on disk while the spool is open (0 once
+    /// the worker has closed it at shutdown, whatever it left on disk for
+    /// the next emitter).
     pub spool_bytes: u64,
 }
 
