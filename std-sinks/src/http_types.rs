@@ -36,7 +36,7 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, H
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::format::json;
-use ossa_events_core::{Event, ParseError, Scratch};
+use ossa_events_core::{Attribute, Event, ParseError, Rule, Scratch, ValidationError};
 
 pub use ossa_events_core::parse::http::{ContentMode, Message};
 
@@ -51,7 +51,11 @@ pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json; charse
 /// its `Content-Type` selects: one event (binary or structured mode) or a
 /// batch to read event by event. `body` is the content: a body sent with a
 /// `Content-Encoding` (gzip) is decoded first, as the
-/// `axum` extractor and the receiver do.
+/// `axum` extractor and the receiver do. A message with more than one
+/// `Content-Type` is refused (`datacontenttype` [`Rule::Duplicate`]: which
+/// of them picks the content mode is anyone's guess), and so is one whose
+/// `Content-Type` has bytes outside visible ASCII
+/// ([`ParseError::InvalidHeader`]), in every content mode.
 ///
 /// ```
 /// use http::HeaderMap;
@@ -76,9 +80,20 @@ pub fn parse<'a>(
     scratch: &mut Scratch<'a>,
 ) -> Result<Message<'a>, ParseError> {
     // A `HeaderMap` iterator is not `Clone`: the map looks up the
-    // `Content-Type` itself.
+    // `Content-Type` itself. Of two, the first would pick the content mode
+    // (and a proxy may read the other): refused in every mode, as binary
+    // mode refuses them, and as the receiver and the axum extractor do. A
+    // value outside visible ASCII is no media type (RFC 9110, 8.3).
+    let mut types = headers.get_all(CONTENT_TYPE).iter();
+    let content_type = match (types.next(), types.next()) {
+        (Some(_), Some(_)) => {
+            return Err(ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into());
+        }
+        (Some(v), None) if v.to_str().is_err() => return Err(ParseError::InvalidHeader),
+        (v, _) => v.map(HeaderValue::as_bytes),
+    };
     ossa_events_core::parse::http::parse_with_content_type(
-        headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+        content_type,
         headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
         body,
         scratch,
@@ -486,6 +501,51 @@ mod tests {
                 });
             }
         }
+    }
+
+    /// Two `Content-Type`s: the first picked the content mode, so a
+    /// structured event followed by a second type was taken while the same
+    /// two types the other way round were refused (binary mode saw the
+    /// duplicate), and the receiver and the axum extractor refuse both. A
+    /// value outside visible ASCII (UTF-8 in a parameter) was read as a
+    /// structured message's type; the receivers refuse it too.
+    #[test]
+    fn an_ambiguous_or_non_ascii_content_type_is_refused_in_every_mode() {
+        let event = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#;
+        let duplicate = ParseError::Invalid(ossa_events_core::ValidationError::new(
+            ossa_events_core::Attribute::DataContentType,
+            ossa_events_core::Rule::Duplicate,
+        ));
+        let binary = [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "1"),
+            ("ce-source", "/s"),
+            ("ce-type", "t"),
+        ];
+        for types in [
+            ["application/cloudevents+json", "text/plain"],
+            ["application/cloudevents-batch+json", "text/plain"],
+            ["text/plain", "application/cloudevents+json"],
+        ] {
+            let mut headers = HeaderMap::new();
+            for (n, v) in binary {
+                headers.insert(n, HeaderValue::from_static(v));
+            }
+            for t in types {
+                headers.append(CONTENT_TYPE, HeaderValue::from_static(t));
+            }
+            let mut buf = [0u8; 256];
+            let got = parse(&headers, event, &mut Scratch::new(&mut buf)).map(|_| ());
+            assert_eq!(got, Err(duplicate.clone()), "{types:?}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_bytes("application/cloudevents+json; x=\u{e9}".as_bytes()).unwrap(),
+        );
+        let mut buf = [0u8; 256];
+        let got = parse(&headers, event, &mut Scratch::new(&mut buf)).map(|_| ());
+        assert_eq!(got, Err(ParseError::InvalidHeader));
     }
 
     /// `data_base64` under `application/json` whose bytes are not JSON: as
