@@ -124,7 +124,9 @@ pub enum Message<'a> {
 }
 
 /// Parses an HTTP request or response from its headers and body, in whichever
-/// content mode its `Content-Type` selects.
+/// content mode its `Content-Type` selects. A message with two
+/// `Content-Type`s is refused in every mode (`datacontenttype`
+/// [`Rule::Duplicate`]).
 ///
 /// ```
 /// use ossa_events_core::{parse::http, Scratch};
@@ -147,10 +149,15 @@ where
     I::IntoIter: Clone,
 {
     let headers = headers.into_iter();
-    let ct = headers
+    let mut types = headers
         .clone()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v);
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+    let ct = types.next().map(|(_, v)| v);
+    // Of two, the first would pick the content mode (a proxy may read the
+    // other): refused in every mode, as binary mode refuses them.
+    if types.next().is_some() {
+        return Err(ValidationError::new(Attribute::DataContentType, Rule::Duplicate).into());
+    }
     parse_with_content_type(ct, headers, body, scratch)
 }
 
@@ -370,6 +377,33 @@ mod tests {
         decode_value(s.as_bytes(), &mut sc)
             .map(|s| s.to_string())
             .map_err(|_| ())
+    }
+
+    /// Two `Content-Type`s: the first picked the content mode, so a
+    /// structured event with a second type behind it was taken, while the
+    /// same two the other way round were refused (binary mode saw the
+    /// duplicate).
+    #[test]
+    fn two_content_types_are_refused_in_every_mode() {
+        let event = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#;
+        for types in [
+            ["application/cloudevents+json", "text/plain"],
+            ["application/cloudevents-batch+json", "text/plain"],
+            ["text/plain", "application/cloudevents+json"],
+        ] {
+            let headers: [(&str, &[u8]); 6] = [
+                ("content-type", types[0].as_bytes()),
+                ("ce-specversion", b"1.0"),
+                ("ce-id", b"1"),
+                ("ce-source", b"/s"),
+                ("Content-Type", types[1].as_bytes()),
+                ("ce-type", b"t"),
+            ];
+            let mut buf = [0u8; 256];
+            let got = parse(headers, event, &mut Scratch::new(&mut buf)).map(|_| ());
+            let want = ValidationError::new(Attribute::DataContentType, Rule::Duplicate);
+            assert_eq!(got, Err(ParseError::Invalid(want)), "{types:?}");
+        }
     }
 
     #[test]
