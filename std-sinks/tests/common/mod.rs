@@ -7,6 +7,7 @@
 //! Each test binary includes this with `mod common;` and uses a subset.
 #![allow(dead_code)]
 
+pub(crate) mod contract;
 pub(crate) mod kafka_events;
 pub(crate) mod tansu;
 

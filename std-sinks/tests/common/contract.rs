@@ -1,0 +1,172 @@
+//! What the delivery-contract property tests share
+//! (`delivery_contract_over_http_under_random_faults.rs`,
+//! `delivery_contract_with_a_spool_under_random_faults.rs`): the threads'
+//! scripted acts and how a case ends, the book of what each `emit` answered,
+//! the small spool they run with, and a one-future executor for the async
+//! helpers.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use ossa_events::spool::{SpoolConfig, SyncPolicy, WhenFull};
+use ossa_events::{Emitter, Error, EventBuilder, Phase, Reason};
+use proptest::prelude::*;
+
+pub(crate) fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct T(thread::Thread);
+    impl Wake for T {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark()
+        }
+    }
+    let waker = Waker::from(Arc::new(T(thread::current())));
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return v;
+        }
+        thread::park();
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Act {
+    Emit(usize),
+    Invalid,
+    Flush,
+    FlushWithin(u64),
+    FlushAsync,
+    Sleep(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum End {
+    Shutdown,
+    ShutdownWithin(u64),
+    ShutdownAsync,
+    /// `shutdown_within` these limits (ms) from two threads at once (an
+    /// odd second one: `shutdown_async` instead).
+    TwoShutdowns(u64, u64),
+    /// `shutdown()` after this many ms, the threads still emitting.
+    ShutdownWhileEmitting(u64),
+    Drop,
+}
+
+pub(crate) fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        8 => (1usize..=6).prop_map(Act::Emit),
+        2 => (10usize..=40).prop_map(Act::Emit),
+        1 => Just(Act::Invalid),
+        2 => Just(Act::Flush),
+        1 => (0u64..=30).prop_map(Act::FlushWithin),
+        1 => Just(Act::FlushAsync),
+        2 => (0u64..=10).prop_map(Act::Sleep),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Dropped,
+    Invalid,
+}
+
+#[derive(Default, Debug)]
+pub(crate) struct Book {
+    pub(crate) accepted: Vec<String>,
+    pub(crate) refused: Vec<(String, Refusal)>,
+    /// Reports other than `Rejected`, in order.
+    pub(crate) reports: Vec<(Reason, String)>,
+    pub(crate) rejected_reports: u64,
+    pub(crate) violations: Vec<String>,
+}
+
+pub(crate) type SharedBook = Arc<Mutex<Book>>;
+
+pub(crate) fn spool_config(dir: &PathBuf, policy: u8, mapped: bool) -> SpoolConfig {
+    let when_full = match policy {
+        0 => WhenFull::DropOldest,
+        1 => WhenFull::DropNewest,
+        _ => WhenFull::Block(ms(3)),
+    };
+    SpoolConfig::new(dir)
+        .segment_bytes(4096)
+        .max_bytes(2 * 4096)
+        .sync(SyncPolicy::Never)
+        .when_full(when_full)
+        .mapped(mapped)
+}
+
+pub(crate) fn emitting_thread(t: usize, em: &Emitter, book: &SharedBook, acts: &[Act]) {
+    let mut n = 0;
+    for act in acts {
+        match *act {
+            Act::Emit(k) => {
+                for _ in 0..k {
+                    let id = format!("t{t}-e{n}");
+                    n += 1;
+                    let r = em.emit(EventBuilder::new().id(&id).ty("dev.example.tick"));
+                    let mut b = lock(book);
+                    match r {
+                        Ok(()) => b.accepted.push(id),
+                        Err(Error::QueueFull | Error::ShutDown | Error::SpoolFull) => {
+                            b.refused.push((id, Refusal::Dropped))
+                        }
+                        Err(e) => b.violations.push(format!("emit of {id}: {e:?}")),
+                    }
+                }
+            }
+            Act::Invalid => {
+                let id = format!("t{t}-bad{n}");
+                n += 1;
+                let r = em.emit(
+                    EventBuilder::new()
+                        .id(&id)
+                        .ty("dev.example.tick")
+                        .subject(""),
+                );
+                let mut b = lock(book);
+                match r {
+                    Err(Error::Invalid(_)) => b.refused.push((id, Refusal::Invalid)),
+                    other => b
+                        .violations
+                        .push(format!("emit of invalid {id}: {other:?}")),
+                }
+            }
+            Act::Flush | Act::FlushWithin(_) | Act::FlushAsync => {
+                let before = lock(book).accepted.clone();
+                let r = match *act {
+                    Act::FlushWithin(n) => em.flush_within(ms(n)),
+                    Act::FlushAsync => block_on(em.flush_async()),
+                    _ => em.flush(),
+                };
+                match r {
+                    Ok(report) => {
+                        let m = em.metrics();
+                        let counted =
+                            m.delivered + m.failed + m.shutdown_timeout + m.spooled + m.evicted;
+                        if counted < before.len() as u64 {
+                            lock(book).violations.push(format!(
+                                "{act:?} returned Ok ({report:?}) with {} accepted before it, {counted} ended: {m:?}",
+                                before.len()
+                            ));
+                        }
+                    }
+                    Err(Error::Timeout(Phase::Flush) | Error::ShutDown) => {}
+                    Err(e) => lock(book).violations.push(format!("{act:?}: {e:?}")),
+                }
+            }
+            Act::Sleep(n) => thread::sleep(ms(n)),
+        }
+    }
+}
