@@ -27,7 +27,11 @@
 //! | `error.type`, `gen_ai.tool.error.type`, `otel.status_code = "ERROR"` | the span failed: `error.code` |
 //!
 //! An ERROR-level event inside a span (or inside a plain span within it)
-//! fails it too; its message becomes `error.message`. Turns are numbered
+//! fails it too; its message becomes `error.message` (not one an
+//! emitter's `on_undelivered` callback logs: that is about the event it was
+//! told of). So does a panic that unwinds out of the span (its exit while
+//! the thread panics; the message is `panicked`), though not out of a span
+//! entered during the unwinding (a future dropped then). Turns are numbered
 //! 1, 2, … per agent span, in the order they start. The operation
 //! (`gen_ai.operation.name`) and the agent id are read when the span
 //! starts: recorded after that, they change neither its end event (which
@@ -642,8 +646,12 @@ pub(crate) struct SpanState {
     started: bool,
     /// Entered and not started: the emitter its start goes to.
     waiting: Option<Waiting>,
-    /// The message of the first ERROR event inside it.
+    /// The message of the first ERROR event inside it (or of a panic out
+    /// of it).
     error: Option<Box<str>>,
+    /// It was last entered while the thread was unwinding from a panic (to
+    /// drop a future, say): its exit then is no panic out of it.
+    entered_panicking: bool,
 }
 
 impl SpanState {
@@ -917,6 +925,7 @@ where
             started: false,
             waiting: None,
             error: None,
+            entered_panicking: false,
         };
         let mut ext = span.extensions_mut();
         match ext.get_mut::<SpanState>() {
@@ -940,7 +949,7 @@ where
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        if *event.metadata().level() != Level::ERROR {
+        if *event.metadata().level() != Level::ERROR || InCallback::now() {
             return;
         }
         let Some(span) = ctx.event_span(event) else {
@@ -978,6 +987,7 @@ where
             else {
                 return;
             };
+            state.entered_panicking = std::thread::panicking();
             if state.started {
                 return;
             }
@@ -1012,6 +1022,11 @@ where
             else {
                 return;
             };
+            // A panic unwinding out of the span: it failed (unless it was
+            // entered during the unwinding, as a future dropped then is).
+            if std::thread::panicking() && !state.entered_panicking && state.error.is_none() {
+                state.error = Some("panicked".into());
+            }
             if state.started || state.core.entered.is_none() {
                 return;
             }
@@ -1043,6 +1058,32 @@ where
         };
         let end = state.core.end(kind, state.turn, closed, end);
         self.emitter.defer(Later(end));
+    }
+}
+
+thread_local! {
+    /// This thread runs an `on_undelivered` callback (see [`InCallback`]).
+    static IN_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the thread as running an emitter's `on_undelivered` callback until
+/// dropped: an ERROR event it logs (the event it was told of) is about the
+/// emitter's delivery, not the work of the spans the thread is in, and
+/// fails none of them.
+pub(crate) struct InCallback(bool);
+
+impl InCallback {
+    pub(crate) fn enter() -> InCallback {
+        InCallback(IN_CALLBACK.with(|c| c.replace(true)))
+    }
+    fn now() -> bool {
+        IN_CALLBACK.with(std::cell::Cell::get)
+    }
+}
+
+impl Drop for InCallback {
+    fn drop(&mut self) {
+        IN_CALLBACK.with(|c| c.set(self.0));
     }
 }
 

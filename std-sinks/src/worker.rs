@@ -591,6 +591,10 @@ impl Shared {
                 event,
                 error,
             };
+            // What the callback logs is about this event, not the work of
+            // the spans its thread is in.
+            #[cfg(feature = "tracing")]
+            let _in_callback = crate::tracing_layer::InCallback::enter();
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&u)));
         }
     }
