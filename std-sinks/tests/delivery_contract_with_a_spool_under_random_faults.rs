@@ -45,77 +45,29 @@ mod common;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ossa_events::sink::{Encoded, SendDeadline, Sink, Ticket};
 use ossa_events::{
-    BreakerConfig, Emitter, Error, Metrics, Overflow, Phase, Reason, Retry, RetryPolicy, SendError,
+    BreakerConfig, Emitter, Error, Metrics, Overflow, Phase, Reason, RetryPolicy, SendError,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
 
 use common::contract::{
-    Act, End, Refusal, SharedBook, act, block_on, emitting_thread, lock, ms, spool_config,
+    Act, Answer, Delay, End, Refusal, SharedBook, act, block_on, emitting_thread, error_of, fail,
+    lock, ms, pause, quiet_scripted_panics, spool_config, whole,
 };
-
-/// Keeps the scripted panics out of the test output.
-fn quiet_scripted_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = info.payload().downcast_ref::<&str>().copied();
-            if !msg.is_some_and(|m| m.starts_with("scripted")) {
-                default(info);
-            }
-        }));
-    });
-}
 
 // ---------------------------------------------------------------------------
 // The scripted sink
-
-#[derive(Clone, Copy, Debug)]
-enum Delay {
-    None,
-    Short(u64),
-    /// Up to this long, stopping at the send deadline ("timed out, retry").
-    Polite(u64),
-    /// This long whatever the deadline.
-    Stuck(u64),
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Fail {
-    Later,
-    After(u64),
-    Never,
-}
-
-#[derive(Clone, Debug)]
-enum Answer {
-    Delivered,
-    Whole(Fail),
-    /// Runs `start..start + len` failed, the rest of the batch delivered
-    /// (when a run names one of its events; else all of it failed).
-    Runs(Vec<(usize, usize, Fail)>),
-    Panic,
-}
 
 #[derive(Clone, Debug)]
 struct Call {
     delay: Delay,
     answer: Answer,
-}
-
-fn fail() -> impl Strategy<Value = Fail> {
-    prop_oneof![
-        Just(Fail::Later),
-        (1u64..=5).prop_map(Fail::After),
-        Just(Fail::Never),
-    ]
 }
 
 fn call() -> impl Strategy<Value = Call> {
@@ -134,34 +86,6 @@ fn call() -> impl Strategy<Value = Call> {
     (delay, answer).prop_map(|(delay, answer)| Call { delay, answer })
 }
 
-fn error_of(f: Fail) -> (Retry, Error) {
-    match f {
-        Fail::Later => (Retry::LATER, Error::Transport("scripted: reset".into())),
-        Fail::After(n) => (
-            Retry::Yes { after: Some(ms(n)) },
-            Error::HttpStatus {
-                status: 503,
-                body: "scripted: busy".into(),
-            },
-        ),
-        Fail::Never => (
-            Retry::No,
-            Error::HttpStatus {
-                status: 400,
-                body: "scripted: bad".into(),
-            },
-        ),
-    }
-}
-
-fn whole(f: Fail) -> SendError {
-    match (f, error_of(f)) {
-        (_, (Retry::No, e)) => SendError::fatal(e),
-        (Fail::After(n), (_, e)) => SendError::retryable(e, Some(ms(n))),
-        (_, (_, e)) => SendError::retryable(e, None),
-    }
-}
-
 #[derive(Default, Debug)]
 struct Ledger {
     /// Ids the sink answered delivered, with when (times each).
@@ -178,26 +102,6 @@ struct Scripted {
     max_batch: usize,
     tickets: VecDeque<(u64, Vec<String>)>,
     next: u64,
-}
-
-fn pause(d: Delay, deadline: SendDeadline<'_>) -> bool {
-    match d {
-        Delay::None => true,
-        Delay::Short(n) | Delay::Stuck(n) => {
-            thread::sleep(ms(n));
-            true
-        }
-        Delay::Polite(n) => {
-            let until = Instant::now() + ms(n);
-            while Instant::now() < until {
-                if deadline.passed() {
-                    return false;
-                }
-                thread::sleep(ms(1));
-            }
-            true
-        }
-    }
 }
 
 impl Scripted {

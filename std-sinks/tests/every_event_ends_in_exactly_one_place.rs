@@ -45,18 +45,22 @@
 //! (or writing it) found wrong in the worker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ossa_events::sink::{Encoded, SendDeadline, Sink, Ticket};
 use ossa_events::{
-    BreakerConfig, Emitter, Error, EventBuilder, Metrics, Overflow, Phase, Reason, Retry,
-    RetryPolicy, SendError,
+    BreakerConfig, Emitter, Error, EventBuilder, Metrics, Overflow, Phase, Reason, RetryPolicy,
+    SendError,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
+
+use common::contract::{Answer, Delay, Fail, error_of, fail, pause, quiet_scripted_panics, whole};
 
 /// How long past its deadline shutdown waits for a stuck sink before it
 /// gives up on the open events itself (the worker's `SHUTDOWN_GRACE`).
@@ -84,57 +88,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Keeps the scripted panics (sink, callback) out of the test output; any
-/// other panic, an assertion included, goes to the default hook.
-fn quiet_scripted_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = info.payload().downcast_ref::<&str>().copied();
-            if !msg.is_some_and(|m| m.starts_with("scripted")) {
-                default(info);
-            }
-        }));
-    });
-}
-
 // ---------------------------------------------------------------------------
 // The script
-
-/// How long a sink call takes.
-#[derive(Clone, Copy, Debug)]
-enum Delay {
-    None,
-    /// Sleeps this many ms.
-    Short(u64),
-    /// Up to this many ms, but stops as soon as the send deadline passes and
-    /// then answers "timed out, retry": a sink that honours `send_by`'s deadline.
-    Polite(u64),
-    /// This many ms whatever the deadline: a stuck sink.
-    Stuck(u64),
-}
-
-/// How an event (or a run of them) failed.
-#[derive(Clone, Copy, Debug)]
-enum Fail {
-    Later,
-    /// `Retry-After` of this many ms.
-    After(u64),
-    Never,
-}
-
-/// A sink's answer to `send_by`, `start` or `settle`.
-#[derive(Clone, Debug)]
-enum Answer {
-    Delivered,
-    /// `SendError::retryable` / `fatal`: the whole batch.
-    Whole(Fail),
-    /// `SendError::at(..).and(..)` over runs `start..start + len`: they may
-    /// overlap (the first wins), be empty, or reach past the batch.
-    Runs(Vec<(usize, usize, Fail)>),
-    Panic,
-}
 
 /// The answer of the `flush` that follows a call that delivered something.
 #[derive(Clone, Copy, Debug)]
@@ -164,14 +119,6 @@ impl Call {
         flush: FlushAnswer::Ok,
         flush_delay: Delay::None,
     };
-}
-
-fn fail() -> impl Strategy<Value = Fail> {
-    prop_oneof![
-        Just(Fail::Later),
-        (1u64..=5).prop_map(Fail::After),
-        Just(Fail::Never),
-    ]
 }
 
 fn call() -> impl Strategy<Value = Call> {
@@ -204,43 +151,6 @@ fn call() -> impl Strategy<Value = Call> {
         flush,
         flush_delay,
     })
-}
-
-fn error_of(f: Fail) -> (Retry, Error) {
-    match f {
-        Fail::Later => (
-            Retry::LATER,
-            Error::Transport("scripted: connection reset".into()),
-        ),
-        Fail::After(n) => (
-            Retry::Yes { after: Some(ms(n)) },
-            Error::HttpStatus {
-                status: 503,
-                body: "scripted: busy".into(),
-            },
-        ),
-        Fail::Never => (
-            Retry::No,
-            Error::HttpStatus {
-                status: 400,
-                body: "scripted: bad event".into(),
-            },
-        ),
-    }
-}
-
-fn whole(f: Fail) -> SendError {
-    match error_of(f) {
-        (Retry::No, e) => SendError::fatal(e),
-        (_, e) => SendError::retryable(
-            e,
-            if let Fail::After(n) = f {
-                Some(ms(n))
-            } else {
-                None
-            },
-        ),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -321,27 +231,6 @@ impl Drop for Scripted {
 
 fn ids_of(events: &[Encoded]) -> Vec<String> {
     events.iter().map(|e| e.id().to_owned()).collect()
-}
-
-/// Sleeps as `d` says; `false` when a polite sleep stopped at the deadline.
-fn pause(d: Delay, deadline: SendDeadline<'_>) -> bool {
-    match d {
-        Delay::None => true,
-        Delay::Short(n) | Delay::Stuck(n) => {
-            std::thread::sleep(ms(n));
-            true
-        }
-        Delay::Polite(n) => {
-            let until = Instant::now() + ms(n);
-            while Instant::now() < until {
-                if deadline.passed() {
-                    return false;
-                }
-                std::thread::sleep(ms(1));
-            }
-            true
-        }
-    }
 }
 
 impl Scripted {

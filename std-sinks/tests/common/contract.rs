@@ -1,17 +1,20 @@
 //! What the delivery-contract property tests share
-//! (`delivery_contract_over_http_under_random_faults.rs`,
+//! (`every_event_ends_in_exactly_one_place.rs`,
+//! `delivery_contract_over_http_under_random_faults.rs`,
 //! `delivery_contract_with_a_spool_under_random_faults.rs`): the threads'
 //! scripted acts and how a case ends, the book of what each `emit` answered,
-//! the small spool they run with, and a one-future executor for the async
-//! helpers.
+//! the small spool they run with, a one-future executor for the async
+//! helpers, and the vocabulary of a scripted sink (how long a call takes,
+//! how it fails, the errors it answers).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use ossa_events::sink::SendDeadline;
 use ossa_events::spool::{SpoolConfig, SyncPolicy, WhenFull};
-use ossa_events::{Emitter, Error, EventBuilder, Phase, Reason};
+use ossa_events::{Emitter, Error, EventBuilder, Phase, Reason, Retry, SendError};
 use proptest::prelude::*;
 
 pub(crate) fn ms(n: u64) -> Duration {
@@ -167,6 +170,124 @@ pub(crate) fn emitting_thread(t: usize, em: &Emitter, book: &SharedBook, acts: &
                 }
             }
             Act::Sleep(n) => thread::sleep(ms(n)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A scripted sink's vocabulary
+
+/// Keeps the scripted panics (sink, callback) out of the test output; any
+/// other panic, an assertion included, goes to the default hook.
+pub(crate) fn quiet_scripted_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info.payload().downcast_ref::<&str>().copied();
+            if !msg.is_some_and(|m| m.starts_with("scripted")) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// How long a sink call takes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Delay {
+    None,
+    /// Sleeps this many ms.
+    Short(u64),
+    /// Up to this many ms, but stops as soon as the send deadline passes and
+    /// then answers "timed out, retry": a sink that honours `send_by`'s deadline.
+    Polite(u64),
+    /// This many ms whatever the deadline: a stuck sink.
+    Stuck(u64),
+}
+
+/// How an event (or a run of them) failed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Fail {
+    Later,
+    /// `Retry-After` of this many ms.
+    After(u64),
+    Never,
+}
+
+/// A sink's answer to `send_by`, `start` or `settle`.
+#[derive(Clone, Debug)]
+pub(crate) enum Answer {
+    Delivered,
+    /// `SendError::retryable` / `fatal`: the whole batch.
+    Whole(Fail),
+    /// `SendError::at(..).and(..)` over runs `start..start + len`: they may
+    /// overlap (the first wins), be empty, or reach past the batch.
+    Runs(Vec<(usize, usize, Fail)>),
+    Panic,
+}
+
+pub(crate) fn fail() -> impl Strategy<Value = Fail> {
+    prop_oneof![
+        Just(Fail::Later),
+        (1u64..=5).prop_map(Fail::After),
+        Just(Fail::Never),
+    ]
+}
+
+pub(crate) fn error_of(f: Fail) -> (Retry, Error) {
+    match f {
+        Fail::Later => (
+            Retry::LATER,
+            Error::Transport("scripted: connection reset".into()),
+        ),
+        Fail::After(n) => (
+            Retry::Yes { after: Some(ms(n)) },
+            Error::HttpStatus {
+                status: 503,
+                body: "scripted: busy".into(),
+            },
+        ),
+        Fail::Never => (
+            Retry::No,
+            Error::HttpStatus {
+                status: 400,
+                body: "scripted: bad event".into(),
+            },
+        ),
+    }
+}
+
+pub(crate) fn whole(f: Fail) -> SendError {
+    match error_of(f) {
+        (Retry::No, e) => SendError::fatal(e),
+        (_, e) => SendError::retryable(
+            e,
+            if let Fail::After(n) = f {
+                Some(ms(n))
+            } else {
+                None
+            },
+        ),
+    }
+}
+
+/// Sleeps as `d` says; `false` when a polite sleep stopped at the deadline.
+pub(crate) fn pause(d: Delay, deadline: SendDeadline<'_>) -> bool {
+    match d {
+        Delay::None => true,
+        Delay::Short(n) | Delay::Stuck(n) => {
+            std::thread::sleep(ms(n));
+            true
+        }
+        Delay::Polite(n) => {
+            let until = Instant::now() + ms(n);
+            while Instant::now() < until {
+                if deadline.passed() {
+                    return false;
+                }
+                std::thread::sleep(ms(1));
+            }
+            true
         }
     }
 }
