@@ -387,6 +387,15 @@ fn bad_arguments_give_one_line_and_exit_2() {
         (&["emit", "--bogus"], "emit: unknown option '--bogus'"),
         (&["emit", "--gzp"], "did you mean '--gzip'?"),
         (&["emit", "stray"], "emit: unexpected argument 'stray'"),
+        // After `--` an argument is no option, whatever it looks like.
+        (
+            &["emit", "--", "--demo"],
+            "emit: unexpected argument '--demo'",
+        ),
+        (
+            &["emit", "--", "--bogus"],
+            "emit: unexpected argument '--bogus'",
+        ),
         (&["emit", "--sink"], "emit: --sink needs a value SINK"),
         (&["emit", "--sink", "ftp"], "emit: unknown sink 'ftp'"),
         (&["emit", "--sink", "http"], "emit: --sink http needs --url"),
@@ -718,4 +727,55 @@ fn completions_cover_every_command_and_option() {
         &run(&["completions", "tcsh"]),
         "completions: unknown shell 'tcsh'",
     );
+}
+
+/// A value that is not UTF-8, on the command line or in a variable, is
+/// refused with a line that names the option or the variable (it named
+/// nothing: "emit:  value is not valid UTF-8").
+#[test]
+#[cfg(unix)]
+fn a_value_not_utf8_names_its_option_or_variable() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt as _;
+    let bad = |pre: &[u8]| OsString::from_vec([pre, b"\xff"].concat());
+    let cases: [(Vec<OsString>, Option<&str>, &str); 5] = [
+        (
+            vec!["emit".into(), "--sink".into(), bad(b"")],
+            None,
+            "emit: --sink",
+        ),
+        (vec!["emit".into(), bad(b"--url=")], None, "emit: --url"),
+        (
+            vec!["validate".into(), bad(b"-f")],
+            None,
+            "validate: --format",
+        ),
+        (
+            vec!["listen".into(), "--http".into(), bad(b"")],
+            None,
+            "listen: --http",
+        ),
+        (
+            vec!["emit".into(), "--sink".into(), "http".into()],
+            Some("OSSA_COLLECTOR_URL"),
+            "emit: OSSA_COLLECTOR_URL",
+        ),
+    ];
+    for (args, var, want) in cases {
+        let mut c = common::bin();
+        c.args(&args)
+            .env_remove("OSSA_COLLECTOR_URL")
+            .stdin(std::process::Stdio::null());
+        if let Some(v) = var {
+            c.env(v, bad(b"http://"));
+        }
+        let o = c.output().unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("{want} value is not valid UTF-8")),
+            "{args:?}: {err}"
+        );
+    }
 }

@@ -182,7 +182,16 @@ pub(crate) fn one_line(cmd: &clap::Command, e: &clap::Error, typed: &[OsString])
     match e.kind() {
         ErrorKind::UnknownArgument => {
             let given = ctx(ContextKind::InvalidArg).unwrap_or_default();
-            if !given.starts_with('-') || given == "-" {
+            // After `--` it is no option, whatever it looks like (`emit --
+            // --demo` is not "--demo takes no value").
+            let past_dashes = || {
+                let mut typed = typed.iter().map(|t| t.as_encoded_bytes());
+                let before = typed.by_ref().take_while(|t| *t != b"--").any(|t| {
+                    t == given.as_bytes() || t.starts_with(format!("{given}=").as_bytes())
+                });
+                !before && typed.any(|t| t == given.as_bytes())
+            };
+            if !given.starts_with('-') || given == "-" || past_dashes() {
                 return format!("unexpected argument '{given}'");
             }
             match find(cmd, &given) {
@@ -246,12 +255,57 @@ pub(crate) fn one_line(cmd: &clap::Command, e: &clap::Error, typed: &[OsString])
             }
             _ => first_line(e),
         },
+        // clap's error names no option: it is found from what was typed.
         ErrorKind::InvalidUtf8 => {
-            let name = ctx(ContextKind::InvalidArg).unwrap_or_default();
+            let name = ctx(ContextKind::InvalidArg)
+                .or_else(|| not_utf8_option(cmd, typed))
+                .unwrap_or_else(|| "an option's".to_string());
             format!("{name} value is not valid UTF-8")
         }
         _ => first_line(e),
     }
+}
+
+/// The option of `cmd` whose value in `typed` (`--x V`, `--x=V`, `-xV`,
+/// `-x V`), or in its environment variable, is not UTF-8: `--x`, or the
+/// variable's name. A file name that is not UTF-8 is no option's value and
+/// is passed over.
+fn not_utf8_option(cmd: &clap::Command, typed: &[OsString]) -> Option<String> {
+    let takes_value = |a: &&Arg| value_name(a).is_some();
+    let as_option = |s: &str| find(cmd, s).filter(takes_value).map(|a| as_typed(a, typed));
+    let mut prev: Option<&OsString> = None;
+    for t in typed {
+        if t.as_encoded_bytes() == b"--" {
+            break;
+        }
+        if t.to_str().is_none() {
+            let b = t.as_encoded_bytes();
+            // `--x=V`, or `-xV`: the name is the ASCII before the value.
+            let attached = if b.starts_with(b"--") {
+                b.iter()
+                    .position(|&c| c == b'=')
+                    .and_then(|eq| std::str::from_utf8(b.get(..eq)?).ok())
+            } else {
+                b.get(..2)
+                    .filter(|n| {
+                        n.first() == Some(&b'-') && n.get(1).is_some_and(u8::is_ascii_alphanumeric)
+                    })
+                    .and_then(|n| std::str::from_utf8(n).ok())
+            };
+            // `--x V`: the option before it takes the value.
+            let before = prev.and_then(|p| p.to_str()).filter(|p| p.starts_with('-'));
+            if let Some(name) = attached.or(before).and_then(as_option) {
+                return Some(name);
+            }
+        }
+        prev = Some(t);
+    }
+    cmd.get_arguments().find_map(|a| {
+        let var = a.get_env()?;
+        std::env::var_os(var)
+            .filter(|v| v.to_str().is_none())
+            .map(|_| var.to_string_lossy().into_owned())
+    })
 }
 
 /// The first line of clap's message, without its `error: ` prefix.
@@ -434,6 +488,32 @@ mod tests {
             ),
         ] {
             assert_eq!(parse(args).unwrap_err(), want, "{args:?}");
+        }
+    }
+
+    /// A value that is not UTF-8 is refused naming its option, however it
+    /// was given (clap's error does not say which option it was).
+    #[test]
+    #[cfg(unix)]
+    fn a_value_not_utf8_names_its_option() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let bad = |pre: &[u8]| OsString::from_vec([pre, b"\xff"].concat());
+        for (args, want) in [
+            (vec!["--format".into(), bad(b"")], "--format"),
+            (vec![bad(b"--format=")], "--format"),
+            (vec!["-f".into(), bad(b"")], "--format"),
+            (vec![bad(b"-f")], "--format"),
+            (vec!["--gzip".into(), "--kafka".into(), bad(b"")], "--kafka"),
+            // A file name need not be UTF-8: the option after it is named.
+            (vec![bad(b""), "--header".into(), bad(b"")], "--header"),
+        ] {
+            let cmd = T::command();
+            let e = cmd.clone().try_get_matches_from(&args).unwrap_err();
+            assert_eq!(
+                one_line(&cmd, &e, &args),
+                format!("{want} value is not valid UTF-8"),
+                "{args:?}"
+            );
         }
     }
 
