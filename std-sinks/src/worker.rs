@@ -890,6 +890,7 @@ impl Shared {
         // reused buffer can be larger; see `sink::pool`).
         let size = e.stored_len();
         let mut lost: Vec<Encoded> = Vec::new();
+        let mut refused = false;
         if let Some(sp) = st.spool.as_mut() {
             sp.make_room(size);
         }
@@ -957,8 +958,14 @@ impl Shared {
                         match sp.drop_oldest() {
                             d if d.range.is_empty() => {
                                 // Nothing left to drop but the segment being
-                                // written: the new event goes.
-                                return (Spooled::Refused(Error::SpoolFull), st);
+                                // written: the new event goes, after what
+                                // was dropped for it is counted and reported
+                                // (returned at once, the segments dropped
+                                // before took their events with them
+                                // unreported: a spool reopened with a cap
+                                // below its last segment lost them all).
+                                refused = true;
+                                break;
                             }
                             Dropped {
                                 gone,
@@ -1011,6 +1018,9 @@ impl Shared {
                 self.report(Reason::Dropped, old.id(), Some(old), &Error::SpoolFull);
             }
             st = self.lock();
+        }
+        if refused {
+            return (Spooled::Refused(Error::SpoolFull), st);
         }
         let Some(sp) = st.spool.as_mut() else {
             return (Spooled::Failed, st);

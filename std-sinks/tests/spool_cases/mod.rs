@@ -658,6 +658,82 @@ fn at_the_cap_drop_newest_refuses_and_drop_oldest_reports_what_it_dropped() {
     assert_eq!(got.last().map(String::as_str), Some("o-00499"));
 }
 
+/// A spool reopened with a cap smaller than what the last run left on disk
+/// (its segments larger than the new cap), under `DropOldest`: an emit
+/// drops the older segments, and then, the last one alone still too large,
+/// is refused. The events of the segments it dropped are reported dropped
+/// (counted in `evicted`), as every drop's are. (They were taken off the
+/// disk and then forgotten: neither sent, nor counted, nor reported, nor
+/// sent by the next emitter.)
+#[test]
+fn drop_oldest_reports_what_it_dropped_when_it_then_refuses_the_new_event() {
+    let d = dir("shrunk_cap_oldest");
+    // Written with `write(2)` (a mapped segment's file is its whole size
+    // while written), read back either way.
+    let (em, _) = emitter_with(
+        &d,
+        Gate::up(false),
+        |c| c.segment_bytes(16 * 1024).mapped(false),
+        4,
+    );
+    let mut n = 0;
+    // Two segments, the second past what the next run's cap leaves.
+    while segment_files(&d).len() < 2
+        || std::fs::metadata(&segment_files(&d)[1]).unwrap().len() < 10 * 1024
+    {
+        let id = format!("s-{n:05}");
+        em.emit(EventBuilder::new().ty("dev.example.tick").id(&id))
+            .unwrap();
+        n += 1;
+    }
+    stop(em, &d);
+    let first = records_in(&segment_files(&d)[0]);
+    assert!(first > 0);
+
+    let (em, reports) = emitter_with(
+        &d,
+        Gate::up(false),
+        |c| {
+            c.segment_bytes(4096)
+                .max_bytes(8 * 1024)
+                .when_full(WhenFull::DropOldest)
+        },
+        4,
+    );
+    let r = em.emit(EventBuilder::new().ty("dev.example.tick").id("new"));
+    assert!(matches!(r, Err(Error::SpoolFull)), "{r:?}");
+    let m = em.metrics();
+    let dropped = reports
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, id)| *r == Reason::Dropped && id.starts_with("s-"))
+        .count() as u64;
+    // Those read into memory before the drop are still sent (here they
+    // time out at shutdown, reported); the others are dropped.
+    assert!(
+        dropped > 0 && dropped == m.evicted,
+        "{dropped} of {first}: {m:?}"
+    );
+    stop(em, &d);
+
+    // Every event is either reported (dropped, or timed out off the disk)
+    // or sent now, once.
+    let mut all: Vec<String> = reports
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, id)| id.starts_with("s-"))
+        .map(|(_, id)| id.clone())
+        .collect();
+    let (got, _) = drain(&d);
+    all.extend(got);
+    all.sort();
+    let len = all.len();
+    all.dedup();
+    assert_eq!((len, all.len()), (n, n), "{all:?}");
+}
+
 #[test]
 fn sync_always_and_never_both_keep_events_across_a_restart() {
     for (name, sync) in [("always", SyncPolicy::Always), ("never", SyncPolicy::Never)] {
