@@ -716,7 +716,28 @@ impl Encoded {
                     .event
             }
             Encoding::HttpBinary => {
-                parse::http::parse_binary(headers, self.body(), &mut scratch).map_err(err)?
+                let ev =
+                    parse::http::parse_binary(headers, self.body(), &mut scratch).map_err(err)?;
+                // An empty body reads as no data (HTTP binding 3.1.1), but
+                // the spool form says the event had empty data: kept (as
+                // `parse::kafka` reads an empty value, 3.2.2), else a JSON
+                // or Kafka sink sent the event without its `data`.
+                if self.data_empty && ev.data().is_none() {
+                    use ossa_events_core::{Data, uri};
+                    let ct = ev.datacontenttype();
+                    let empty = match ct {
+                        Some(c) if uri::is_text_media_type(c) && !uri::is_json_media_type(c) => {
+                            Data::Text("")
+                        }
+                        _ => Data::Binary(&[]),
+                    };
+                    ev.to_builder()
+                        .data(empty)
+                        .build()
+                        .map_err(|e| Error::Invalid(Box::new(e)))?
+                } else {
+                    ev
+                }
             }
         };
         Self::encode(&ev, form, <[u8]>::to_vec)
@@ -1628,6 +1649,54 @@ mod tests {
         let mut flagged = edited(&json, |_| {});
         flagged[0] |= SpoolLayout::DATA_EMPTY;
         assert!(Encoded::from_spool(&flagged).is_none());
+    }
+
+    /// An event with empty data, spooled in HTTP binary mode for a sink
+    /// that takes only that (its spool form says the data is empty), and
+    /// read back by an emitter whose sink takes JSON or Kafka: it keeps its
+    /// empty data. (Read back as an HTTP message, an empty body is no data,
+    /// and the event went out without its `data`.)
+    #[test]
+    fn empty_data_spooled_in_http_binary_mode_stays_empty_data_in_another_form() {
+        let b = || Event::builder().id("e-1").source("/s").ty("t");
+        let cases = [
+            (
+                b().data_text("text/plain", "").build().unwrap(),
+                r#""data":"""#,
+            ),
+            (
+                b().data_binary("application/octet-stream", b"")
+                    .build()
+                    .unwrap(),
+                r#""data_base64":"""#,
+            ),
+            (
+                b().data_binary("application/json", b"").build().unwrap(),
+                r#""data_base64":"""#,
+            ),
+        ];
+        for (ev, member) in &cases {
+            let http = Encoded::new(ev, Encoding::HttpBinary).unwrap();
+            let spooled = Encoded::from_spool(&edited(&http, |_| {})).unwrap();
+            let json = spooled.into_form(Form::exactly(Encoding::Json));
+            let text = std::str::from_utf8(json.json()).unwrap();
+            assert!(text.contains(member), "{ev:?}: {text}");
+            assert_eq!(
+                text,
+                std::str::from_utf8(Encoded::new(ev, Encoding::Json).unwrap().json()).unwrap()
+            );
+            let spooled = Encoded::from_spool(&edited(&http, |_| {})).unwrap();
+            let kafka = spooled.into_form(Form::exactly(Encoding::KafkaBinary));
+            assert_eq!(kafka.encoding(), Encoding::KafkaBinary);
+            assert!(kafka.has_data(), "{ev:?}");
+        }
+        // No data stays no data.
+        let none = b().datacontenttype("text/plain").build().unwrap();
+        let http = Encoded::new(&none, Encoding::HttpBinary).unwrap();
+        let json = Encoded::from_spool(&edited(&http, |_| {}))
+            .unwrap()
+            .into_form(Form::exactly(Encoding::Json));
+        assert!(!std::str::from_utf8(json.json()).unwrap().contains("data\""));
     }
 
     use proptest::strategy::Just;
