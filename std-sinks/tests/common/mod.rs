@@ -346,13 +346,13 @@ impl Listen {
                     });
                 let code = r.code.unwrap();
                 while buf.len() < n + len {
-                    let k = s.read(&mut chunk).unwrap();
+                    let k = read_some(&mut s, &mut chunk);
                     assert!(k > 0, "closed inside the body");
                     buf.extend_from_slice(&chunk[..k]);
                 }
                 return (code, String::from_utf8_lossy(&buf[n..n + len]).into_owned());
             }
-            let k = s.read(&mut chunk).unwrap();
+            let k = read_some(&mut s, &mut chunk);
             assert!(k > 0, "closed before a response");
             buf.extend_from_slice(&chunk[..k]);
         }
@@ -549,4 +549,16 @@ fn tcp_sockets() -> Vec<Sock> {
             })
         })
         .collect()
+}
+
+/// One `read`, again while it is interrupted: a socket with a read timeout
+/// answers a signal (or a stop and continue of the process) with `EINTR`
+/// even under `SA_RESTART` (signal(7)), which `read` passes on.
+pub(crate) fn read_some(s: &mut impl Read, buf: &mut [u8]) -> usize {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r.unwrap(),
+        }
+    }
 }
