@@ -287,3 +287,63 @@ fn a_stalled_handshake_is_closed_at_the_cap_and_on_shutdown() {
     assert_eq!(stats.connections, 2);
     assert!(closed_within(&mut next, Duration::from_secs(1)));
 }
+
+/// The receiver speaks HTTP/1.1 only: a rustls configuration handed to
+/// [`Receiver::tls`] that also offers `h2` in ALPN (as rustls and hyper
+/// examples do) must not have a client agree on HTTP/2 (RFC 7301, section
+/// 3.2: the protocol selected is the one the server then speaks). Before,
+/// an h2 client (curl, Go's and Java's HTTP clients) selected `h2`, sent the
+/// HTTP/2 preface and got an HTTP/1.1 `505`.
+#[test]
+fn a_tls_config_offering_h2_negotiates_http_1_1() {
+    use ossa_events::receiver::rustls;
+    let pem = pem_files("alpn");
+    let mut server =
+        (*receiver::tls_config_from_pem(&pem.cert_path, &pem.key_path).unwrap()).clone();
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
+        .unwrap()
+        .tls(Arc::new(server))
+        .spawn(move |ev: &Event<'_>| keep.lock().unwrap().push(ev.id().to_string()))
+        .unwrap();
+    let addr = rx.local_addr();
+
+    let mut roots = rustls::RootCertStore::empty();
+    let der = {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::from_pem_slice(pem.cert.as_bytes()).unwrap()
+    };
+    roots.add(der).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+    let tcp = TcpStream::connect_timeout(&addr, IO_LIMIT).unwrap();
+    tcp.set_read_timeout(Some(IO_LIMIT)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let body = r#"{"specversion":"1.0","id":"alpn-1","source":"/s","type":"t"}"#;
+    write!(
+        tls,
+        "POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    tls.flush().unwrap();
+    let alpn = tls.conn.alpn_protocol().map(<[u8]>::to_vec);
+    assert_ne!(alpn.as_deref(), Some(&b"h2"[..]), "HTTP/2 agreed on");
+    let mut resp = Vec::new();
+    let _ = tls.read_to_end(&mut resp);
+    assert!(
+        resp.starts_with(b"HTTP/1.1 202"),
+        "{:?}",
+        String::from_utf8_lossy(&resp)
+    );
+    assert_eq!(*seen.lock().unwrap(), ["alpn-1"]);
+}

@@ -887,7 +887,9 @@ impl Receiver {
 
     /// Serves HTTPS instead of HTTP, with this rustls configuration (see
     /// [`tls_config_from_pem`] to make one from PEM files). The handshake
-    /// must finish within the request timeout.
+    /// must finish within the request timeout. The receiver speaks HTTP/1.x
+    /// only: protocols other than `http/1.1` and `http/1.0` are taken out of
+    /// the configuration's ALPN list, so no client agrees on `h2` with it.
     ///
     /// ```no_run
     /// use ossa_events::receiver::{self, Receiver, ReceiverConfig};
@@ -900,6 +902,16 @@ impl Receiver {
     #[cfg_attr(docsrs, doc(cfg(feature = "receiver-tls")))]
     #[must_use]
     pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Receiver {
+        // A protocol selected by ALPN is the one the server then speaks (RFC
+        // 7301, section 3.2): HTTP/2 clients would get HTTP/1.1 answers.
+        let serves = |p: &Vec<u8>| p == b"http/1.1" || p == b"http/1.0";
+        let config = if config.alpn_protocols.iter().all(serves) {
+            config
+        } else {
+            let mut own = Arc::unwrap_or_clone(config);
+            own.alpn_protocols.retain(serves);
+            Arc::new(own)
+        };
         self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
         self
     }
