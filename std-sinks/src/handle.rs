@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ossa_events_core::{
-    Attribute, Clock, Event, EventBuilder, MAX_EXTENSIONS, Rule, ValidationError, ossa,
+    Attribute, Clock, Data, Event, EventBuilder, MAX_EXTENSIONS, Rule, ValidationError, ossa,
 };
 
 use crate::SystemClock;
@@ -175,17 +175,23 @@ pub struct FlushReport {
     /// Events still unconfirmed when shutdown's time ran out, since the
     /// emitter started (zero until a shutdown).
     pub shutdown_timeout: u64,
-    /// Events still waiting.
+    /// Events still waiting (as [`Metrics::queue_depth`] counts them: in
+    /// memory, being sent, or only in the spool).
     pub pending: u64,
 }
 
 impl FlushReport {
-    fn from_metrics(m: &Metrics, pending: u64) -> Self {
+    /// The report of the counters now, all of one snapshot: `pending` is
+    /// [`Metrics::queue_depth`] (events only on disk included), as the
+    /// other numbers are those of the same moment (read apart, an event
+    /// that settled between the two reads was in both).
+    fn now(shared: &Shared) -> Self {
+        let m = shared.metrics();
         FlushReport {
             delivered: m.delivered,
             failed: m.failed,
             shutdown_timeout: m.shutdown_timeout,
-            pending,
+            pending: m.queue_depth,
         }
     }
 }
@@ -590,12 +596,20 @@ impl EmitterBuilder {
 
     /// Numbers the events of each `source` with the CloudEvents `sequence`
     /// extension: `1`, `2`, … as 20-digit zero-padded strings (so they sort
-    /// as text, as the extension asks), in the order `emit()` accepted them,
-    /// so a receiver can prove it has every event: a gap is an event that
-    /// was dropped or failed (and was reported), a repeat a duplicate
-    /// delivery (`ossa-events validate --sequence` checks a stream). An
-    /// event that sets its own `sequence` keeps it; one refused as invalid
-    /// takes no number. Off by default.
+    /// as text, as the extension asks), in the order the `emit()` calls took
+    /// them, so a receiver can prove it has every event: a gap is an event
+    /// that was dropped, failed or timed out at shutdown (and was reported),
+    /// a repeat a duplicate delivery (`ossa-events validate --sequence`
+    /// checks a stream). An event that sets its own `sequence` keeps it; one
+    /// refused as invalid or that could not be encoded takes no number. Off
+    /// by default.
+    ///
+    /// The events of one thread are numbered and sent in the order it
+    /// emitted them. Events emitted on several threads at once can reach
+    /// the sink out of number order (a number is taken before the event is
+    /// encoded and queued, and another thread can queue a later one
+    /// meanwhile): a receiver orders by the number, and looks for gaps in
+    /// the numbers it has, not in the order they came.
     ///
     /// With a [`spool`](Self::spool) the numbers go on across restarts (they
     /// are kept with the spool); without one each emitter starts at 1 again.
@@ -1246,8 +1260,8 @@ impl Emitter {
         let deadline = worker::after(limit);
         let done = match self.shared.flush_mark_now() {
             Some(target) => crate::completion::run_off_thread("ossa-events-flush", move || {
-                let pending = shared.wait_flushed(target, deadline)?;
-                Ok(FlushReport::from_metrics(&shared.metrics(), pending))
+                shared.wait_flushed(target, deadline)?;
+                Ok(FlushReport::now(&shared))
             }),
             None => crate::completion::run_off_thread("ossa-events-flush", move || {
                 flush_report(&shared, limit)
@@ -1301,8 +1315,8 @@ impl Emitter {
 /// [`Emitter::flush_within`] on what the handles share (also run by
 /// `flush_async`'s helper thread, which holds no handle).
 fn flush_report(shared: &Shared, limit: Duration) -> Result<FlushReport, Error> {
-    let pending = shared.flush_within(limit)?;
-    Ok(FlushReport::from_metrics(&shared.metrics(), pending))
+    shared.flush_within(limit)?;
+    Ok(FlushReport::now(shared))
 }
 
 /// [`Emitter::shutdown_within`] on what the handles share (also run by
@@ -1313,8 +1327,7 @@ fn shutdown_report(
     limit: Duration,
 ) -> Result<FlushReport, Error> {
     shared.shutdown(worker, limit)?;
-    let m = shared.metrics();
-    Ok(FlushReport::from_metrics(&m, m.queue_depth))
+    Ok(FlushReport::now(shared))
 }
 
 /// The emit pipeline, on whichever thread calls it (a caller's `emit`, or
@@ -1374,6 +1387,14 @@ pub(crate) fn emit_on(sh: &Shared, event: EventBuilder<'_>, how: How) -> Result<
                 Err(reject(sh, ev.id(), Error::Invalid(Box::new(e))))
             }
             Ok(Some(b)) => {
+                // A `T: Serialize` payload is written only as the event is
+                // encoded, and can fail there: tried before the number is
+                // taken, so that an event rejected for it leaves no gap either.
+                if matches!(ev.data(), Some(Data::Serialize(_)))
+                    && let Err(err) = Encoded::new_pooled(ev, sh.form)
+                {
+                    return Err(reject(sh, ev.id(), err));
+                }
                 let n = sh.next_sequence(ev.source());
                 let text = format!("{n:020}");
                 match b.extension_str(SEQUENCE, &text).build() {
@@ -1567,5 +1588,78 @@ mod tests {
         );
         // No number was taken: the next event gets 1, no gap.
         assert_eq!(emitter.next_sequence("/agents/a"), 1);
+    }
+
+    /// An event whose `T: Serialize` payload fails to encode is rejected
+    /// (counted and reported `Rejected`), like one that breaks a rule: it
+    /// takes no `sequence` number, so the delivered numbers have no gap a
+    /// receiver would take for a lost event.
+    #[test]
+    fn an_event_whose_payload_cannot_be_encoded_takes_no_sequence_number() {
+        use std::collections::HashMap;
+        let emitter = Emitter::builder("/agents/a")
+            .sink(NullSink::new())
+            .sequence(true)
+            .build()
+            .unwrap();
+        // JSON object keys must be strings: a tuple key cannot be written.
+        let bad: HashMap<(u8, u8), u32> = HashMap::from([((1, 2), 3)]);
+        let r = emitter.emit(
+            EventBuilder::new()
+                .ty("dev.example.tick")
+                .data_serialize(&bad),
+        );
+        assert!(matches!(r, Err(Error::Encode(_))), "{r:?}");
+        assert_eq!(emitter.metrics().rejected, 1);
+        assert_eq!(
+            emitter.next_sequence("/agents/a"),
+            1,
+            "a rejected event took a number"
+        );
+    }
+
+    /// Events numbered with `sequence` on several threads at once get each
+    /// number once, with no gap (they may reach the sink out of order: see
+    /// [`EmitterBuilder::sequence`]).
+    #[test]
+    fn sequence_numbers_from_many_threads_have_no_gap_and_no_repeat() {
+        use crate::SendError;
+        use crate::sink::{Encoded, Sink};
+        struct Keep(Arc<Mutex<Vec<u64>>>);
+        impl Sink for Keep {
+            fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+                let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+                for e in events {
+                    let v: serde_json::Value = serde_json::from_slice(e.json()).unwrap();
+                    kept.push(v["sequence"].as_str().unwrap().parse().unwrap());
+                }
+                Ok(())
+            }
+        }
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let emitter = Emitter::builder("/agents/a")
+            .sink(Keep(kept.clone()))
+            .sequence(true)
+            .queue_capacity(1_000_000)
+            .build()
+            .unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let em = emitter.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..5_000 {
+                        em.emit(EventBuilder::new().ty("t")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        emitter.shutdown().unwrap();
+        let kept = kept.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut sorted = kept.clone();
+        sorted.sort_unstable();
+        assert!(sorted.iter().copied().eq(1..=20_000), "a gap or a repeat");
     }
 }
