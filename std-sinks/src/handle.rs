@@ -849,8 +849,11 @@ impl EmitterBuilder {
     /// thread of [`Emitter::shutdown_async`] or of a drop that does not wait.
     ///
     /// Keep it short and do not emit or flush from it: on the worker thread
-    /// that would wait for the worker itself. A callback that holds an
-    /// [`Emitter`] keeps the emitter alive (call [`Emitter::shutdown`]).
+    /// that would wait for the worker itself. A [`shutdown`](Emitter::shutdown)
+    /// called from it on the worker thread begins the shutdown and returns
+    /// at once (it cannot wait for the thread it runs on). A callback that
+    /// holds an [`Emitter`] keeps the emitter alive (call
+    /// [`Emitter::shutdown`]).
     ///
     /// ```
     /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
