@@ -58,12 +58,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ossa_events::sink::{HttpMode, HttpSink};
-use ossa_events::{BreakerConfig, Emitter, Error, Metrics, Overflow, Phase, Reason, RetryPolicy};
+use ossa_events::{BreakerConfig, Emitter, Error, Metrics, Overflow, Reason, RetryPolicy};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
 use common::contract::{
-    Act, End, Refusal, SharedBook, act, block_on, emitting_thread, lock, ms, spool_config,
+    Act, End, Ended, Refusal, SharedBook, act, lock, ms, run_and_end, spool_config,
 };
 use common::{parse_events, read_request, serve_loopback};
 
@@ -423,107 +423,8 @@ fn run_case(s: &Scenario) -> Result<(), TestCaseError> {
         d
     });
     let em = build(s, &c, &book, dir.as_ref()).unwrap();
-    let threads: Vec<_> = s
-        .threads
-        .iter()
-        .enumerate()
-        .map(|(t, acts)| {
-            let (em, book, acts) = (em.clone(), book.clone(), acts.clone());
-            thread::spawn(move || emitting_thread(t, &em, &book, &acts))
-        })
-        .collect();
-    let join = |threads: Vec<thread::JoinHandle<()>>| {
-        for t in threads {
-            t.join().expect("emitting thread");
-        }
-    };
-    let mut limit = ms(s.shutdown_timeout_ms);
-    let (r, took, at_stop, em): (_, Duration, Option<Metrics>, Option<Emitter>) = match s.end {
-        End::Drop => {
-            join(threads);
-            let at = Instant::now();
-            drop(em);
-            (Ok(Default::default()), at.elapsed(), None, None)
-        }
-        End::Shutdown | End::ShutdownWithin(_) | End::ShutdownAsync => {
-            join(threads);
-            let at = Instant::now();
-            let r = match s.end {
-                End::ShutdownWithin(n) => {
-                    limit = ms(n);
-                    em.shutdown_within(ms(n))
-                }
-                End::ShutdownAsync => block_on(em.shutdown_async()),
-                _ => em.shutdown(),
-            };
-            let took = at.elapsed();
-            (r, took, Some(em.metrics()), Some(em))
-        }
-        End::TwoShutdowns(a, b) => {
-            join(threads);
-            let at = Instant::now();
-            // An odd `b`: `shutdown_async`, with the configured timeout.
-            let second = if b % 2 == 1 { s.shutdown_timeout_ms } else { b };
-            limit = ms(a.max(second));
-            let other = em.clone();
-            let t = thread::spawn(move || {
-                if b % 2 == 1 {
-                    block_on(other.shutdown_async())
-                } else {
-                    other.shutdown_within(ms(b))
-                }
-            });
-            let r = em.shutdown_within(ms(a));
-            let r2 = t.join().expect("shutdown thread");
-            let took = at.elapsed();
-            if let Ok(rep) = &r2 {
-                let m = em.metrics();
-                prop_assert_eq!(
-                    (rep.delivered, rep.failed, rep.shutdown_timeout, rep.pending),
-                    (m.delivered, m.failed, m.shutdown_timeout, 0),
-                    "second shutdown's report {:?}, counters {:?}",
-                    rep,
-                    m
-                );
-            }
-            prop_assert!(
-                matches!(r2, Ok(_) | Err(Error::Timeout(Phase::Shutdown))),
-                "second shutdown: {:?}",
-                r2
-            );
-            (r, took, Some(em.metrics()), Some(em))
-        }
-        End::ShutdownWhileEmitting(n) => {
-            thread::sleep(ms(n));
-            let at = Instant::now();
-            let r = em.shutdown();
-            let took = at.elapsed();
-            let m = em.metrics();
-            join(threads);
-            (r, took, Some(m), Some(em))
-        }
-    };
-    prop_assert!(
-        matches!(r, Ok(_) | Err(Error::Timeout(Phase::Shutdown))),
-        "shutdown: {:?}",
-        r
-    );
-    // The shutdown's report is the counters as it returned, nothing pending.
-    if let (Ok(rep), Some(m)) = (&r, at_stop) {
-        prop_assert_eq!(
-            (rep.delivered, rep.failed, rep.shutdown_timeout, rep.pending),
-            (m.delivered, m.failed, m.shutdown_timeout, 0),
-            "shutdown report {:?}, counters {:?}",
-            rep,
-            m
-        );
-    }
-    prop_assert!(
-        took <= limit + ms(1000),
-        "shutdown with a limit of {:?} took {:?}",
-        limit,
-        took
-    );
+    let Ended { at_stop, em, .. } =
+        run_and_end(em, &book, &s.threads, s.end, s.shutdown_timeout_ms)?;
     let final_run1 = em.as_ref().map(Emitter::metrics);
     if let (Some(a), Some(b)) = (at_stop, final_run1) {
         let mut later = b;

@@ -57,8 +57,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use common::contract::{
-    Act, Answer, Delay, End, Refusal, SharedBook, act, block_on, emitting_thread, error_of, fail,
-    lock, ms, pause, quiet_scripted_panics, spool_config, whole,
+    Act, Answer, Delay, End, Ended, Refusal, SharedBook, act, fail, lock, ms, pause,
+    quiet_scripted_panics, run_and_end, runs_answer, spool_config, whole,
 };
 
 // ---------------------------------------------------------------------------
@@ -125,22 +125,8 @@ impl Scripted {
             Answer::Delivered => (Ok(()), (0..ids.len()).collect()),
             Answer::Whole(f) => (Err(whole(*f)), Vec::new()),
             Answer::Runs(runs) => {
-                let mut err: Option<SendError> = None;
-                for &(start, len, f) in runs {
-                    let (retry, e) = error_of(f);
-                    let r = start..start + len;
-                    err = Some(match err {
-                        None => SendError::at(r, retry, e),
-                        Some(err) => err.and(r, retry, e),
-                    });
-                }
-                let named = |i: usize| runs.iter().any(|&(s, l, _)| (s..s + l).contains(&i));
-                let delivered = if (0..ids.len()).any(named) {
-                    (0..ids.len()).filter(|&i| !named(i)).collect()
-                } else {
-                    Vec::new()
-                };
-                (Err(err.expect("a run")), delivered)
+                let (err, delivered) = runs_answer(runs, ids.len());
+                (Err(err), delivered)
             }
         };
         let mut l = lock(&self.ledger);
@@ -364,118 +350,16 @@ fn run_case(s: &Scenario) -> Result<(), TestCaseError> {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let em = build(s, &ledger, &book, &dir).unwrap();
-    let threads: Vec<_> = s
-        .threads
-        .iter()
-        .enumerate()
-        .map(|(t, acts)| {
-            let (em, book, acts) = (em.clone(), book.clone(), acts.clone());
-            thread::spawn(move || emitting_thread(t, &em, &book, &acts))
-        })
-        .collect();
-    let join = |threads: Vec<thread::JoinHandle<()>>| {
-        for t in threads {
-            t.join().expect("emitting thread");
-        }
-    };
-    // The longest limit a shutdown call was given (what it may take), and
-    // the shortest (the deadline: the first call's holds).
-    let mut limit = ms(s.shutdown_timeout_ms);
-    let mut first_limit = limit;
-    let stop_at;
-    let (r, took, at_stop, em): (_, Duration, Option<Metrics>, Option<Emitter>) = match s.end {
-        End::Drop => {
-            join(threads);
-            let at = Instant::now();
-            stop_at = at;
-            drop(em);
-            (Ok(Default::default()), at.elapsed(), None, None)
-        }
-        End::Shutdown | End::ShutdownWithin(_) | End::ShutdownAsync => {
-            join(threads);
-            let at = Instant::now();
-            stop_at = at;
-            let r = match s.end {
-                End::ShutdownWithin(n) => {
-                    limit = ms(n);
-                    first_limit = limit;
-                    em.shutdown_within(ms(n))
-                }
-                End::ShutdownAsync => block_on(em.shutdown_async()),
-                _ => em.shutdown(),
-            };
-            let took = at.elapsed();
-            (r, took, Some(em.metrics()), Some(em))
-        }
-        End::TwoShutdowns(a, b) => {
-            join(threads);
-            let at = Instant::now();
-            stop_at = at;
-            // An odd `b`: `shutdown_async`, with the configured timeout.
-            let second = if b % 2 == 1 { s.shutdown_timeout_ms } else { b };
-            limit = ms(a.max(second));
-            first_limit = ms(a.min(second));
-            let other = em.clone();
-            let t = thread::spawn(move || {
-                if b % 2 == 1 {
-                    block_on(other.shutdown_async())
-                } else {
-                    other.shutdown_within(ms(b))
-                }
-            });
-            let r = em.shutdown_within(ms(a));
-            let r2 = t.join().expect("shutdown thread");
-            let took = at.elapsed();
-            if let Ok(rep) = &r2 {
-                let m = em.metrics();
-                prop_assert_eq!(
-                    (rep.delivered, rep.failed, rep.shutdown_timeout, rep.pending),
-                    (m.delivered, m.failed, m.shutdown_timeout, 0),
-                    "second shutdown's report {:?}, counters {:?}",
-                    rep,
-                    m
-                );
-            }
-            prop_assert!(
-                matches!(r2, Ok(_) | Err(Error::Timeout(Phase::Shutdown))),
-                "second shutdown: {:?}",
-                r2
-            );
-            (r, took, Some(em.metrics()), Some(em))
-        }
-        End::ShutdownWhileEmitting(n) => {
-            thread::sleep(ms(n));
-            let at = Instant::now();
-            stop_at = at;
-            let r = em.shutdown();
-            let took = at.elapsed();
-            let m = em.metrics();
-            join(threads);
-            (r, took, Some(m), Some(em))
-        }
-    };
-    prop_assert!(
-        matches!(r, Ok(_) | Err(Error::Timeout(Phase::Shutdown))),
-        "shutdown: {:?}",
-        r
-    );
-    // The shutdown's report is the counters as it returned, nothing pending.
-    if let (Ok(rep), Some(m)) = (&r, at_stop) {
-        prop_assert_eq!(
-            (rep.delivered, rep.failed, rep.shutdown_timeout, rep.pending),
-            (m.delivered, m.failed, m.shutdown_timeout, 0),
-            "shutdown report {:?}, counters {:?}",
-            rep,
-            m
-        );
-    }
+    let Ended {
+        result: r,
+        took,
+        at_stop,
+        em,
+        first_limit,
+        stop_at,
+        ..
+    } = run_and_end(em, &book, &s.threads, s.end, s.shutdown_timeout_ms)?;
     let hard_limit = matches!(r, Err(Error::Timeout(Phase::Shutdown))) || took >= first_limit;
-    prop_assert!(
-        took <= limit + ms(1000),
-        "shutdown with a limit of {:?} took {:?}",
-        limit,
-        took
-    );
     let m1 = em.as_ref().map(Emitter::metrics);
     if let (Some(a), Some(b)) = (at_stop, m1) {
         let mut later = b;

@@ -60,7 +60,9 @@ use ossa_events::{
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use common::contract::{Answer, Delay, Fail, error_of, fail, pause, quiet_scripted_panics, whole};
+use common::contract::{
+    Answer, Delay, Fail, error_of, fail, pause, quiet_scripted_panics, runs_answer, whole,
+};
 
 /// How long past its deadline shutdown waits for a stuck sink before it
 /// gives up on the open events itself (the worker's `SHUTDOWN_GRACE`).
@@ -294,25 +296,8 @@ impl Scripted {
             Answer::Delivered => (Ok(false), (0..ids.len()).collect()),
             Answer::Whole(f) => (Err(whole(*f)), Vec::new()),
             Answer::Runs(runs) => {
-                let mut err: Option<SendError> = None;
-                for &(start, len, f) in runs {
-                    let (retry, e) = error_of(f);
-                    let r = start..start + len;
-                    err = Some(match err {
-                        None => SendError::at(r, retry, e),
-                        Some(err) => err.and(r, retry, e),
-                    });
-                }
-                let named = |i: usize| runs.iter().any(|&(s, l, _)| (s..s + l).contains(&i));
-                // An answer that names no event of the call (runs past its
-                // end, or empty) fails all of it: the worker never counts
-                // delivered what the sink did not confirm.
-                let delivered = if (0..ids.len()).any(named) {
-                    (0..ids.len()).filter(|&i| !named(i)).collect()
-                } else {
-                    Vec::new()
-                };
-                (Err(err.expect("at least one run")), delivered)
+                let (err, delivered) = runs_answer(runs, ids.len());
+                (Err(err), delivered)
             }
         };
         // What a call delivered (a start's `Err` included: the worker

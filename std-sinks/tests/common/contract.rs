@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use ossa_events::sink::SendDeadline;
 use ossa_events::spool::{SpoolConfig, SyncPolicy, WhenFull};
-use ossa_events::{Emitter, Error, EventBuilder, Phase, Reason, Retry, SendError};
+use ossa_events::{
+    Emitter, Error, EventBuilder, FlushReport, Metrics, Phase, Reason, Retry, SendError,
+};
 use proptest::prelude::*;
 
 pub(crate) fn ms(n: u64) -> Duration {
@@ -174,6 +176,155 @@ pub(crate) fn emitting_thread(t: usize, em: &Emitter, book: &SharedBook, acts: &
     }
 }
 
+/// How a case ended ([`run_and_end`]).
+pub(crate) struct Ended {
+    /// What the (first) shutdown call answered (`Ok` with an empty report
+    /// for a drop).
+    pub(crate) result: Result<FlushReport, Error>,
+    /// How long it took.
+    pub(crate) took: Duration,
+    /// The counters as it returned (none for a drop).
+    pub(crate) at_stop: Option<Metrics>,
+    /// The emitter, still held (none for a drop).
+    pub(crate) em: Option<Emitter>,
+    /// The shortest limit a shutdown call was given: the deadline (the
+    /// first call's holds).
+    pub(crate) first_limit: Duration,
+    /// When the stop began.
+    pub(crate) stop_at: Instant,
+}
+
+/// Runs a case's emitting `threads` (their acts) on `em`, ends it as `end`
+/// says, and checks what every case checks of the end: the shutdown answered
+/// `Ok` or its time-out, its report is the counters as it returned, and it
+/// took no longer than its longest limit (and a second).
+pub(crate) fn run_and_end(
+    em: Emitter,
+    book: &SharedBook,
+    threads: &[Vec<Act>],
+    end: End,
+    shutdown_timeout_ms: u64,
+) -> Result<Ended, TestCaseError> {
+    let threads: Vec<_> = threads
+        .iter()
+        .enumerate()
+        .map(|(t, acts)| {
+            let (em, book, acts) = (em.clone(), book.clone(), acts.clone());
+            thread::spawn(move || emitting_thread(t, &em, &book, &acts))
+        })
+        .collect();
+    let join = |threads: Vec<thread::JoinHandle<()>>| {
+        for t in threads {
+            t.join().expect("emitting thread");
+        }
+    };
+    // The longest limit a shutdown call was given (what it may take), and
+    // the shortest (the deadline: the first call's holds).
+    let mut limit = ms(shutdown_timeout_ms);
+    let mut first_limit = limit;
+    let stop_at;
+    let (r, took, at_stop, em): (_, Duration, Option<Metrics>, Option<Emitter>) = match end {
+        End::Drop => {
+            join(threads);
+            let at = Instant::now();
+            stop_at = at;
+            drop(em);
+            (Ok(Default::default()), at.elapsed(), None, None)
+        }
+        End::Shutdown | End::ShutdownWithin(_) | End::ShutdownAsync => {
+            join(threads);
+            let at = Instant::now();
+            stop_at = at;
+            let r = match end {
+                End::ShutdownWithin(n) => {
+                    limit = ms(n);
+                    first_limit = limit;
+                    em.shutdown_within(ms(n))
+                }
+                End::ShutdownAsync => block_on(em.shutdown_async()),
+                _ => em.shutdown(),
+            };
+            let took = at.elapsed();
+            (r, took, Some(em.metrics()), Some(em))
+        }
+        End::TwoShutdowns(a, b) => {
+            join(threads);
+            let at = Instant::now();
+            stop_at = at;
+            // An odd `b`: `shutdown_async`, with the configured timeout.
+            let second = if b % 2 == 1 { shutdown_timeout_ms } else { b };
+            limit = ms(a.max(second));
+            first_limit = ms(a.min(second));
+            let other = em.clone();
+            let t = thread::spawn(move || {
+                if b % 2 == 1 {
+                    block_on(other.shutdown_async())
+                } else {
+                    other.shutdown_within(ms(b))
+                }
+            });
+            let r = em.shutdown_within(ms(a));
+            let r2 = t.join().expect("shutdown thread");
+            let took = at.elapsed();
+            if let Ok(rep) = &r2 {
+                let m = em.metrics();
+                prop_assert_eq!(
+                    (rep.delivered, rep.failed, rep.shutdown_timeout, rep.pending),
+                    (m.delivered, m.failed, m.shutdown_timeout, 0),
+                    "second shutdown's report {:?}, counters {:?}",
+                    rep,
+                    m
+                );
+            }
+            prop_assert!(
+                matches!(r2, Ok(_) | Err(Error::Timeout(Phase::Shutdown))),
+                "second shutdown: {:?}",
+                r2
+            );
+            (r, took, Some(em.metrics()), Some(em))
+        }
+        End::ShutdownWhileEmitting(n) => {
+            thread::sleep(ms(n));
+            let at = Instant::now();
+            stop_at = at;
+            let r = em.shutdown();
+            let took = at.elapsed();
+            let m = em.metrics();
+            join(threads);
+            (r, took, Some(m), Some(em))
+        }
+    };
+    prop_assert!(
+        matches!(r, Ok(_) | Err(Error::Timeout(Phase::Shutdown))),
+        "shutdown: {:?}",
+        r
+    );
+    // The shutdown's report is the counters as it returned, nothing pending.
+    if let (Ok(rep), Some(m)) = (&r, at_stop) {
+        prop_assert_eq!(
+            (rep.delivered, rep.failed, rep.shutdown_timeout, rep.pending),
+            (m.delivered, m.failed, m.shutdown_timeout, 0),
+            "shutdown report {:?}, counters {:?}",
+            rep,
+            m
+        );
+    }
+    prop_assert!(
+        took <= limit + ms(1000),
+        "shutdown with a limit of {:?} took {:?}",
+        limit,
+        took
+    );
+    Ok(Ended {
+        result: r,
+        took,
+        at_stop,
+        em,
+        first_limit,
+        stop_at,
+    })
+}
+
 // ---------------------------------------------------------------------------
 // A scripted sink's vocabulary
 
@@ -290,4 +441,27 @@ pub(crate) fn pause(d: Delay, deadline: SendDeadline<'_>) -> bool {
             true
         }
     }
+}
+
+/// [`Answer::Runs`] for a call of `n` events: the error naming each run,
+/// and the events delivered. An answer that names no event of the call
+/// (runs past its end, or empty) fails all of it: the worker never counts
+/// delivered what the sink did not confirm.
+pub(crate) fn runs_answer(runs: &[(usize, usize, Fail)], n: usize) -> (SendError, Vec<usize>) {
+    let mut err: Option<SendError> = None;
+    for &(start, len, f) in runs {
+        let (retry, e) = error_of(f);
+        let r = start..start + len;
+        err = Some(match err {
+            None => SendError::at(r, retry, e),
+            Some(err) => err.and(r, retry, e),
+        });
+    }
+    let named = |i: usize| runs.iter().any(|&(s, l, _)| (s..s + l).contains(&i));
+    let delivered = if (0..n).any(named) {
+        (0..n).filter(|&i| !named(i)).collect()
+    } else {
+        Vec::new()
+    };
+    (err.expect("at least one run"), delivered)
 }
