@@ -369,6 +369,14 @@ const DRAIN_BUDGET: usize = 32;
 /// of their drain).
 const DRAIN_POLL: Duration = Duration::from_millis(1);
 
+/// Longest the worker waits for the oldest started batch's outcome
+/// ([`Sink::wait_ready`]) before it looks at its queue again, while nothing
+/// is due and a lane is free; with an empty queue, the flush interval if
+/// shorter, but not under the minimum (a worker that looks more often only
+/// spins: events emitted meanwhile wait for the interval anyway).
+const READY_LOOK: Duration = Duration::from_millis(50);
+const READY_LOOK_MIN: Duration = Duration::from_millis(1);
+
 /// While full batches come faster than this, the worker is busy: it naps
 /// between looks at the queue instead of asking the emitting threads to wake
 /// it (see [`Pace`]).
@@ -1554,8 +1562,10 @@ enum Step {
     Send(Taken),
     /// Start a batch and go on (pipelined sinks).
     Start(Taken),
-    /// Settle the oldest started batch.
-    Settle,
+    /// Settle the oldest started batch; with an instant, only once the
+    /// sink says its outcome is known, looking at the queue again if it is
+    /// not by then ([`Sink::wait_ready`]).
+    Settle(Option<Instant>),
     /// Nothing is left and shutdown was asked for.
     Stop,
 }
@@ -1627,7 +1637,7 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker, max_batch: usize, dep
                 w.retire(t);
             }
             Step::Start(t) => w.start(t),
-            Step::Settle => w.settle_oldest(),
+            Step::Settle(until) => w.settle_oldest(until),
             Step::Stop => break,
         }
     }
@@ -1685,7 +1695,11 @@ impl<'w> Worker<'w> {
             let put_off = sh.put_off();
             if st.queue.is_empty() {
                 if !self.started.is_empty() {
-                    return Step::Settle;
+                    // An event emitted while the oldest batch's
+                    // acknowledgement is slow to come is looked at soon,
+                    // not after it (lanes are free, or will be).
+                    let look = cfg.flush_interval.clamp(READY_LOOK_MIN, READY_LOOK);
+                    return Step::Settle((!st.shutdown).then(|| Instant::now() + look));
                 }
                 if st.shutdown && put_off == 0 {
                     return Step::Stop;
@@ -1813,7 +1827,21 @@ impl<'w> Worker<'w> {
                 };
             }
             if !self.started.is_empty() {
-                return Step::Settle;
+                // Nothing is due yet and a lane is free: the oldest batch is
+                // settled once its outcome is known, or the queue looked at
+                // again when its oldest event falls due, so that a slow
+                // acknowledgement does not hold that event past the flush
+                // interval. A full pipeline, an open breaker or shutdown
+                // wait in the settle itself.
+                let free = self.started.len() < self.depth;
+                let until = match st.oldest {
+                    Some(t) if free && !due && !st.shutdown => {
+                        let due_at = t.checked_add(cfg.flush_interval);
+                        earliest(due_at, after(READY_LOOK))
+                    }
+                    _ => None,
+                };
+                return Step::Settle(until);
             }
             if drained == Drained::Budget {
                 continue; // more to build before sleeping
@@ -1933,11 +1961,17 @@ impl<'w> Worker<'w> {
     }
 
     /// Phase 3 (pipelined): settle the oldest started batch by its ticket.
-    fn settle_oldest(&mut self) {
+    fn settle_oldest(&mut self, until: Option<Instant>) {
         let Some((ticket, t)) = self.started.pop_front() else {
             return;
         };
         let sink = &mut self.sink;
+        if let Some(until) = until
+            && !guarded(|| Ok(sink.wait_ready(ticket, until))).unwrap_or(true)
+        {
+            self.started.push_front((ticket, t));
+            return;
+        }
         let r = guarded(|| sink.settle(ticket, &t.events, SendDeadline::live(self.sh)));
         match self.answered(r, t.events.len()) {
             Ok(()) => self.delivered_all(&t),
@@ -1955,7 +1989,7 @@ impl<'w> Worker<'w> {
     /// for them until the deadline).
     fn settle_started(&mut self) {
         while !self.started.is_empty() {
-            self.settle_oldest();
+            self.settle_oldest(None);
         }
     }
 

@@ -765,6 +765,109 @@ fn a_pipelined_sink_has_several_batches_in_flight_and_loses_none() {
     assert!(sink.started.lock().unwrap().is_empty());
 }
 
+/// A pipelined sink (4 lanes) whose first batch is acknowledged only
+/// `slow` after it started; every other batch at once. Its `wait_ready`
+/// waits for that acknowledgement no longer than it is asked to.
+#[derive(Clone)]
+struct SlowFirstAck {
+    slow: Duration,
+    /// When each batch started, by ticket (1, 2, ...).
+    started: Arc<Mutex<Vec<Instant>>>,
+    /// Whether the sink asks the worker to wait for the acknowledgement in
+    /// `wait_ready` (true) or keeps the trait's default (false).
+    answers_ready: bool,
+}
+
+impl SlowFirstAck {
+    fn acked_at(&self, t: ossa_events::sink::Ticket) -> Instant {
+        let started = self.started.lock().unwrap();
+        let at = started[t.get() as usize - 1];
+        if t.get() == 1 { at + self.slow } else { at }
+    }
+}
+
+impl Sink for SlowFirstAck {
+    fn pipeline(&self) -> usize {
+        4
+    }
+    fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+        Ok(())
+    }
+    fn start(
+        &mut self,
+        _: &[Encoded],
+        _: ossa_events::sink::SendDeadline<'_>,
+    ) -> Result<ossa_events::sink::Ticket, SendError> {
+        let mut s = self.started.lock().unwrap();
+        s.push(Instant::now());
+        Ok(ossa_events::sink::Ticket::new(s.len() as u64))
+    }
+    fn settle(
+        &mut self,
+        t: ossa_events::sink::Ticket,
+        _: &[Encoded],
+        _: ossa_events::sink::SendDeadline<'_>,
+    ) -> Result<(), SendError> {
+        std::thread::sleep(self.acked_at(t).saturating_duration_since(Instant::now()));
+        Ok(())
+    }
+    fn wait_ready(&mut self, t: ossa_events::sink::Ticket, until: Instant) -> bool {
+        if !self.answers_ready {
+            return true;
+        }
+        let ack = self.acked_at(t);
+        std::thread::sleep(ack.min(until).saturating_duration_since(Instant::now()));
+        Instant::now() >= ack
+    }
+}
+
+/// While the oldest batch of a pipelined sink waits a second for its
+/// acknowledgement, an event emitted meanwhile is started in a free lane
+/// about the flush interval later, not after that second (it waited 950 ms
+/// for a 50 ms interval). A sink that keeps the default `wait_ready` still
+/// has its slow settle waited for, as its docs say.
+#[test]
+fn a_slow_acknowledgement_does_not_hold_the_next_event_past_the_interval() {
+    let run = |answers_ready: bool| {
+        let sink = SlowFirstAck {
+            slow: Duration::from_secs(2),
+            started: Arc::default(),
+            answers_ready,
+        };
+        let em = Emitter::builder("/agents/slow-ack")
+            .sink(sink.clone())
+            .flush_interval(Duration::from_millis(50))
+            .build()
+            .unwrap();
+        em.emit_ossa(&turn(1)).unwrap();
+        assert!(wait_for(
+            || !sink.started.lock().unwrap().is_empty(),
+            Duration::from_secs(5)
+        ));
+        std::thread::sleep(Duration::from_millis(100)); // its settle under way
+        let emitted = Instant::now();
+        em.emit_ossa(&turn(2)).unwrap();
+        assert!(wait_for(
+            || sink.started.lock().unwrap().len() >= 2,
+            Duration::from_secs(5)
+        ));
+        let waited = sink.started.lock().unwrap()[1] - emitted;
+        let report = em.shutdown().unwrap();
+        assert_eq!((report.delivered, report.failed), (2, 0), "{report:?}");
+        waited
+    };
+    let waited = run(true);
+    assert!(
+        waited < Duration::from_millis(1_000),
+        "the second event waited {waited:?} for the first batch's acknowledgement"
+    );
+    let waited = run(false);
+    assert!(
+        waited >= Duration::from_millis(1_500),
+        "a default wait_ready settled at once: {waited:?}"
+    );
+}
+
 /// A sink that takes 10 events a send and is slow to say so (its
 /// `max_batch` waits 150 ms the first time); it records each batch's size.
 struct SlowToSize {

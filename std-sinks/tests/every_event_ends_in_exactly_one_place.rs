@@ -11,7 +11,10 @@
 //! panic; and for the `flush` that follows a delivering call, success, a
 //! failure (whole or a run), a panic or a delay. With a `pipeline()` of 2–4
 //! it hands out tickets from `start` and checks that `settle` takes them
-//! back oldest first, each with its own batch. The `on_undelivered`
+//! back oldest first, each with its own batch; its `wait_ready`, asked
+//! before a settle, says yes, waits and says not yet (the batch stays
+//! started while the worker looks at its queue), or panics, by a second
+//! script, and must only ever be asked for the oldest ticket. The `on_undelivered`
 //! callback records every report and sometimes panics.
 //!
 //! The sink keeps its own ledger of what it *confirmed* delivered (answered
@@ -123,6 +126,25 @@ impl Call {
     };
 }
 
+/// What `wait_ready` answers on one call (the worker asks it before a
+/// settle while nothing is due and a lane is free).
+#[derive(Clone, Copy, Debug)]
+enum Ready {
+    Yes,
+    /// Waits this many ms, cut short by the worker's `until`, and says no:
+    /// the worker looks at its queue again and the batch stays started.
+    NotYet(u64),
+    Panic,
+}
+
+fn ready() -> impl Strategy<Value = Ready> {
+    prop_oneof![
+        3 => Just(Ready::Yes),
+        4 => (0u64..=30).prop_map(Ready::NotYet),
+        1 => Just(Ready::Panic),
+    ]
+}
+
 fn call() -> impl Strategy<Value = Call> {
     let delay = prop_oneof![
         24 => Just(Delay::None),
@@ -223,6 +245,8 @@ struct Scripted {
     tickets: VecDeque<(u64, Vec<String>)>,
     next_ticket: u64,
     pending: Option<Pending>,
+    /// The answers of `wait_ready`, one a call; once spent, ready.
+    ready: VecDeque<Ready>,
 }
 
 impl Drop for Scripted {
@@ -392,6 +416,31 @@ impl Sink for Scripted {
         self.play(&call, &ids, deadline, false).map(|_| ())
     }
 
+    fn wait_ready(&mut self, ticket: Ticket, until: Instant) -> bool {
+        {
+            let mut b = lock(&self.book);
+            if self.pending.is_some() {
+                b.violations
+                    .push("wait_ready before the flush a delivering call is owed".into());
+            }
+            if self.tickets.front().map(|t| t.0) != Some(ticket.get()) {
+                b.violations.push(format!(
+                    "wait_ready of ticket {} that is not the oldest started",
+                    ticket.get()
+                ));
+            }
+        }
+        match self.ready.pop_front().unwrap_or(Ready::Yes) {
+            Ready::Yes => true,
+            Ready::NotYet(n) => {
+                let end = (Instant::now() + ms(n)).min(until);
+                std::thread::sleep(end.saturating_duration_since(Instant::now()));
+                false
+            }
+            Ready::Panic => panic!("scripted wait_ready panic"),
+        }
+    }
+
     fn flush(&mut self) -> Result<(), SendError> {
         let Some(p) = self.pending.take() else {
             violation(
@@ -463,6 +512,7 @@ struct Scenario {
     pipeline: usize,
     max_batch: usize,
     script: Vec<Call>,
+    ready: Vec<Ready>,
     batch_size: usize,
     queue_capacity: usize,
     block_ms: Option<u64>,
@@ -491,7 +541,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     let sink = (
         prop_oneof![Just(1usize), 2usize..=4],
         prop_oneof![3 => Just(usize::MAX), 1 => 1usize..=4],
-        vec(call(), 0..=24),
+        (vec(call(), 0..=24), vec(ready(), 0..=24)),
     );
     let emitter = (
         1usize..=8,
@@ -511,7 +561,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     let run = (vec(vec(act(), 0..=10), 2..=4), end);
     (sink, emitter, run).prop_map(
         |(
-            (pipeline, max_batch, script),
+            (pipeline, max_batch, (script, ready)),
             (
                 batch_size,
                 queue_capacity,
@@ -527,6 +577,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             pipeline,
             max_batch,
             script,
+            ready,
             batch_size,
             queue_capacity,
             block_ms,
@@ -646,6 +697,7 @@ fn run_case(s: &Scenario) -> Result<(), TestCaseError> {
         tickets: VecDeque::new(),
         next_ticket: 0,
         pending: None,
+        ready: s.ready.iter().copied().collect(),
     };
     let timeout = ms(s.shutdown_timeout_ms);
     let cb_book = book.clone();

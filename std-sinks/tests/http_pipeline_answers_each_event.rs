@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{parse_events, read_request, serve_loopback, wait_for};
 use ossa_events::receiver::{Receiver, ReceiverConfig};
@@ -223,4 +223,77 @@ fn pipelined_shutdown_keeps_to_its_deadline_and_never_overcounts() {
         200,
         "{m:?}"
     );
+}
+
+/// A collector slow to answer one request (2 s) does not hold back the
+/// next event: with lanes free it goes out on another connection about the
+/// flush interval after it was emitted, not when the slow answer comes
+/// (before `Sink::wait_ready`, 1.9 s later for a 50 ms interval). Both
+/// are delivered once.
+#[test]
+fn a_slow_answer_does_not_hold_the_next_event_past_the_flush_interval() {
+    let arrived = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
+    let a2 = arrived.clone();
+    let addr = serve_loopback(None, move |stream: TcpStream| {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+        let Ok(mut w) = stream.try_clone() else {
+            return;
+        };
+        let mut r = BufReader::new(stream);
+        while let Ok(Some(req)) = read_request(&mut r) {
+            let mut ids = Vec::new();
+            parse_events(&req.headers, &req.body, |_, ev| {
+                ids.push(ev.id().to_owned())
+            })
+            .unwrap();
+            let now = Instant::now();
+            a2.lock()
+                .unwrap()
+                .extend(ids.iter().map(|i| (i.clone(), now)));
+            if ids.iter().any(|i| i == "slow") {
+                thread::sleep(Duration::from_secs(2));
+            }
+            if w.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let sink = HttpSink::builder(format!("http://{addr}/events"))
+        .mode(HttpMode::Structured)
+        .pipeline(4)
+        .build()
+        .unwrap();
+    let emitter = Emitter::builder("/agents/t")
+        .sink(sink)
+        .flush_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let at = |id: &str| {
+        arrived
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|a| a.0 == id)
+            .map(|a| a.1)
+    };
+    emitter
+        .emit(EventBuilder::new().id("slow").ty("dev.example.tick"))
+        .unwrap();
+    assert!(wait_for(|| at("slow").is_some(), Duration::from_secs(10)));
+    thread::sleep(Duration::from_millis(100)); // its answer is being waited for
+    let emitted = Instant::now();
+    emitter
+        .emit(EventBuilder::new().id("next").ty("dev.example.tick"))
+        .unwrap();
+    assert!(wait_for(|| at("next").is_some(), Duration::from_secs(10)));
+    let waited = at("next").unwrap() - emitted;
+    assert!(
+        waited < Duration::from_millis(1_000),
+        "the next event reached the collector {waited:?} after it was emitted"
+    );
+    let report = emitter.shutdown().unwrap();
+    assert_eq!((report.delivered, report.failed), (2, 0), "{report:?}");
+    assert_eq!(arrived.lock().unwrap().len(), 2, "an event went twice");
 }

@@ -865,6 +865,11 @@ impl Sink for HttpSink {
                 "http: settle with events that are not the batch of its ticket".into(),
             )));
         }
+        if let Some(at) = lanes.arrived.iter().position(|a| a.0 == ticket.get()) {
+            // Taken by `wait_ready` already.
+            let (_, (at, r)) = lanes.arrived.swap_remove(at);
+            return r.map_err(|e| e.aged(at.elapsed()));
+        }
         loop {
             // Woken now and then to pass on a shutdown deadline set
             // meanwhile: the connection threads cut their requests to it,
@@ -897,6 +902,30 @@ impl Sink for HttpSink {
                     ));
                 }
             }
+        }
+    }
+
+    /// Waits for the answer of the batch of `ticket` until `until`, and
+    /// keeps it for `settle`.
+    fn wait_ready(&mut self, ticket: Ticket, until: std::time::Instant) -> bool {
+        let Some(lanes) = self.lanes.as_mut() else {
+            return true;
+        };
+        if lanes.arrived.iter().any(|a| a.0 == ticket.get()) {
+            return true;
+        }
+        let Some((_, _, answer)) = lanes.waiting.iter().find(|w| w.0 == ticket.get()) else {
+            return true;
+        };
+        let wait = until.saturating_duration_since(std::time::Instant::now());
+        match answer.recv_timeout(wait) {
+            Ok(a) => {
+                lanes.arrived.push((ticket.get(), a));
+                true
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+            // `settle` says what became of it.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => true,
         }
     }
 }
@@ -932,13 +961,16 @@ impl super::LiveDeadline for DeadlineCell {
 /// How often [`HttpSink::settle`] looks at the shutdown deadline while it waits.
 const SETTLE_POLL: Duration = Duration::from_millis(50);
 
-/// Where a started batch's answer arrives, with when it came.
-type Answer = std::sync::mpsc::Receiver<(std::time::Instant, Result<(), SendError>)>;
+/// A started batch's answer, with when it came.
+type Answered = (std::time::Instant, Result<(), SendError>);
+
+/// Where a started batch's answer arrives.
+type Answer = std::sync::mpsc::Receiver<Answered>;
 
 /// A batch for a connection thread, and where its answer goes.
 struct Job {
     events: Vec<Encoded>,
-    reply: std::sync::mpsc::SyncSender<(std::time::Instant, Result<(), SendError>)>,
+    reply: std::sync::mpsc::SyncSender<Answered>,
 }
 
 /// The connection threads of a pipelined sink: each takes the next batch,
@@ -955,6 +987,8 @@ struct Lanes {
     deadline: std::sync::Arc<DeadlineCell>,
     /// (ticket, events, answer) of each batch started and not settled.
     waiting: Vec<(u64, usize, Answer)>,
+    /// Answers [`Sink::wait_ready`] took before their `settle`, by ticket.
+    arrived: Vec<(u64, Answered)>,
     next: u64,
 }
 
@@ -999,6 +1033,7 @@ impl Lanes {
             jobs,
             deadline,
             waiting: Vec::new(),
+            arrived: Vec::new(),
             next: 1,
         }
     }

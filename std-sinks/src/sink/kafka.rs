@@ -897,6 +897,32 @@ impl Sink for KafkaSink {
             ))),
         }
     }
+
+    /// Serves librdkafka's reports until the flight of `ticket` has all of
+    /// its own or its delivery timeout has passed (`settle` then answers at
+    /// once), or until `until`.
+    fn wait_ready(&mut self, ticket: Ticket, until: Instant) -> bool {
+        loop {
+            let _ = self.serve_ready();
+            self.take_reports();
+            let Some(f) = self.flights.iter().find(|f| f.base as u64 == ticket.get()) else {
+                return true;
+            };
+            let now = Instant::now();
+            if f.waiting == 0 || f.deadline.is_some_and(|d| now >= d) {
+                return true;
+            }
+            if now >= until {
+                return false;
+            }
+            // As `land` waits: a step, whether or not reports came.
+            let mut step = until.saturating_duration_since(now).min(WAIT_STEP);
+            if let Some(d) = f.deadline {
+                step = step.min(d.saturating_duration_since(now));
+            }
+            std::thread::sleep(step);
+        }
+    }
 }
 
 /// A flight the sink cannot find again (a bug): nothing can be said of its events.
@@ -1571,5 +1597,46 @@ mod tests {
             wrong.to_string().contains("not the batch of its ticket"),
             "{wrong}"
         );
+    }
+
+    /// `wait_ready`: a flight whose reports have not come (no broker) is
+    /// not ready, and the wait ends at `until`; one with every report in,
+    /// or past its delivery timeout, or a ticket the sink does not know, is.
+    #[test]
+    fn wait_ready_says_when_settle_would_answer_at_once() {
+        let mut s = sink(&[]);
+        let evs = events(2);
+        let t = s.start(&evs, SendDeadline::NONE).unwrap();
+        let asked = Instant::now();
+        assert!(!s.wait_ready(t, asked + Duration::from_millis(150)));
+        assert!(asked.elapsed() >= Duration::from_millis(150));
+        // No wait at all with `until` passed.
+        let asked = Instant::now();
+        assert!(!s.wait_ready(t, asked));
+        assert!(asked.elapsed() < Duration::from_millis(100));
+        assert!(s.wait_ready(Ticket::new(1_000), Instant::now()));
+        let flight = |base, waiting, deadline| Flight {
+            base,
+            outcomes: vec![None, None],
+            produced: 2,
+            waiting,
+            local: None,
+            refused: Vec::new(),
+            deadline,
+            check: id_check(&evs),
+        };
+        s.flights.push_back(flight(40, 0, None));
+        assert!(s.wait_ready(Ticket::new(40), Instant::now()));
+        s.flights.push_back(flight(50, 2, Some(Instant::now())));
+        assert!(s.wait_ready(Ticket::new(50), Instant::now() + Duration::from_secs(5)));
+        // The started batch is still settled as before (timed out: retry).
+        s.flights.retain(|f| f.base == t.get() as usize);
+        if let Some(f) = s.flights.front_mut() {
+            f.deadline = Some(Instant::now());
+        }
+        let err = s.settle(t, &evs, SendDeadline::NONE).unwrap_err();
+        assert_eq!(err.failure_of(0).map(|f| f.retry), Some(Retry::LATER));
+        // Given up on: the drop does not wait out the delivery timeout.
+        s.abandoned = true;
     }
 }

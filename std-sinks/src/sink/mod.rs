@@ -1201,6 +1201,38 @@ pub trait Sink: Send + 'static {
         let _ = (ticket, events, deadline);
         Ok(())
     }
+    /// Waits until the outcome of the batch of `ticket` is known, so that
+    /// [`settle`](Self::settle) would answer without waiting, or until
+    /// `until` passes; returns whether it is known. Called only when
+    /// [`pipeline`](Self::pipeline) is more than 1.
+    ///
+    /// The emitter's worker asks this before it settles the oldest batch
+    /// while a lane is free, with `until` no later than when the oldest
+    /// queued event falls due (the flush interval): an acknowledgement
+    /// that is slow to come then holds back neither that event nor the
+    /// shutdown, as a `settle` that waits for it would. Answer `true` for
+    /// a ticket the sink does not know (`settle` says what is wrong).
+    ///
+    /// Defaults to `true` at once: the worker then calls `settle`, which
+    /// waits as long as it must, and events emitted meanwhile wait with it.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ossa_events::sink::{Encoded, Encoding, NullSink, SendDeadline, Sink};
+    /// use ossa_events::Event;
+    /// let ev = Event::builder().id("e-1").source("/agents/a").ty("dev.example.tick").build()?;
+    /// let batch = [Encoded::new(&ev, Encoding::Json)?];
+    /// let mut sink = NullSink::new();
+    /// let ticket = sink.start(&batch, SendDeadline::NONE)?;
+    /// // Settled by `start` already: ready.
+    /// assert!(sink.wait_ready(ticket, Instant::now()));
+    /// sink.settle(ticket, &batch, SendDeadline::NONE)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn wait_ready(&mut self, ticket: Ticket, until: Instant) -> bool {
+        let _ = (ticket, until);
+        true
+    }
 }
 
 /// When the send in progress must be over, as [`Sink::send_by`] sees it: no
@@ -1365,6 +1397,9 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
         deadline: SendDeadline<'_>,
     ) -> Result<(), SendError> {
         (**self).settle(ticket, events, deadline)
+    }
+    fn wait_ready(&mut self, ticket: Ticket, until: Instant) -> bool {
+        (**self).wait_ready(ticket, until)
     }
 }
 
