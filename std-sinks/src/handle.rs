@@ -1180,6 +1180,8 @@ impl Emitter {
     /// Stops the worker after delivering what is pending, within the shutdown
     /// timeout; what is left then is counted in `shutdown_timeout` and reported. Later emits
     /// are refused with [`Error::ShutDown`]. Dropping the last handle does the same.
+    /// Every call, from any handle or thread, returns once the worker thread
+    /// has ended, its sink dropped (or the time limit passed).
     ///
     /// ```
     /// use ossa_events::{sink::NullSink, Emitter, Error, EventBuilder};

@@ -89,7 +89,8 @@ impl RetryPolicy {
         self.cap = d;
         self
     }
-    /// The longest `Retry-After` honoured. Defaults to `60 s`.
+    /// The longest `Retry-After` honoured, by the retry of the batch it
+    /// answered and by the hold on every later request. Defaults to `60 s`.
     ///
     /// ```
     /// use std::time::Duration;
@@ -101,6 +102,11 @@ impl RetryPolicy {
     pub const fn retry_after_cap(mut self, d: Duration) -> Self {
         self.retry_after_cap = d;
         self
+    }
+    /// The part of a collector's `Retry-After` that is honoured: at most
+    /// [`retry_after_cap`](Self::retry_after_cap).
+    pub(crate) fn retry_after_bound(&self, asked: Duration) -> Duration {
+        asked.min(self.retry_after_cap)
     }
     /// Attempts per batch.
     ///
@@ -249,6 +255,10 @@ pub(crate) struct Breaker {
     /// started before then is no probe (a batch in flight meanwhile).
     opened_at: Option<Instant>,
     current_open_for: Duration,
+    /// No attempt before this instant either, open or closed: the
+    /// collector's `Retry-After`, which asks that no request come before
+    /// then (RFC 9110 §10.2.3), not only the retry of the batch it answered.
+    held_until: Option<Instant>,
 }
 
 impl Breaker {
@@ -259,12 +269,29 @@ impl Breaker {
             open_until: None,
             opened_at: None,
             current_open_for: config.open_for,
+            held_until: None,
         }
     }
 
-    /// When the next attempt may be made (`None`: now).
+    /// When the next attempt may be made (`None`: now): the later of the
+    /// open period's end and a collector's `Retry-After`.
     pub(crate) fn wait_until(&self) -> Option<Instant> {
-        self.open_until.filter(|t| *t > Instant::now())
+        let until = match (self.open_until, self.held_until) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        until.filter(|t| *t > Instant::now())
+    }
+
+    /// The collector asked for no request for `d` (`Retry-After`): held
+    /// back until then, whatever the breaker's state. A success does not
+    /// lift it (a batch in flight since before the answer may still
+    /// succeed); a shorter one does not shorten it.
+    pub(crate) fn hold_for(&mut self, d: Duration) {
+        let until = Instant::now().checked_add(d).unwrap_or_else(far_future);
+        if self.held_until.is_none_or(|h| h < until) {
+            self.held_until = Some(until);
+        }
     }
 
     /// Whether the breaker is open (attempts are held back, or the next one is
@@ -399,6 +426,26 @@ mod tests {
         b.success();
         assert!(!b.is_open());
         assert!(b.wait_until().is_none());
+    }
+
+    /// A `Retry-After` holds back attempts with the breaker closed, is not
+    /// lifted by a success nor shortened by a shorter one, and the breaker
+    /// stays closed (it is no failure of its own).
+    #[test]
+    fn a_retry_after_holds_back_attempts_until_it_passes() {
+        let mut b = Breaker::new(BreakerConfig::default());
+        b.hold_for(Duration::from_secs(60));
+        let until = b.wait_until();
+        assert!(until.is_some() && !b.is_open());
+        b.success();
+        b.hold_for(Duration::from_secs(1));
+        assert_eq!(b.wait_until(), until);
+        b.hold_for(Duration::ZERO);
+        let mut b = Breaker::new(BreakerConfig::default());
+        b.hold_for(Duration::ZERO);
+        assert_eq!(b.wait_until(), None);
+        b.hold_for(Duration::MAX); // no overflow
+        assert!(b.wait_until().is_some());
     }
 
     #[test]

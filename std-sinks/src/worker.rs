@@ -125,6 +125,9 @@ struct State {
     /// When shutdown must be over (`None`: no limit).
     deadline: Option<Instant>,
     worker_done: bool,
+    /// The worker thread is at its end: past `worker_done`, its sink is
+    /// dropped too (a Kafka producer's drop waits for what librdkafka holds).
+    worker_ended: bool,
     /// Settles whose `on_undelivered` reports are being made: a flush
     /// returns only after the reports of what it waited for.
     reporting: usize,
@@ -528,7 +531,11 @@ pub(crate) fn spawn(
     let worker_shared = shared.clone();
     let handle = std::thread::Builder::new()
         .name("ossa-events-worker".into())
-        .spawn(move || run(&worker_shared, sink, breaker, max_batch, depth))?;
+        .spawn(move || {
+            // Dropped after `run` returns (or unwinds), the sink with it.
+            let _end = ThreadEnd(&worker_shared);
+            run(&worker_shared, sink, breaker, max_batch, depth);
+        })?;
     *shared
         .worker_thread
         .lock()
@@ -1180,16 +1187,22 @@ impl Shared {
             }
             st = self.wait_for_done(st, hard);
         }
-        drop(st);
         // Every event has ended; the worker thread may still be dropping the
-        // sink (a Kafka producer waits for what it holds): join it when it
-        // is done by the hard limit, else leave it to finish on its own.
-        let handle = worker.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = handle {
-            while !h.is_finished() && hard.is_none_or(|t| Instant::now() < t) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            if h.is_finished() {
+        // sink (a Kafka producer waits for what it holds). Every caller
+        // waits for that, by the hard limit, not only the one that holds
+        // the thread's handle: a second caller returned at once, the sink
+        // still alive, to a program that took the return for its end (and
+        // exited, or opened the port again).
+        while !st.worker_ended && hard.is_none_or(|t| Instant::now() < t) {
+            st = self.wait_for_done(st, hard);
+        }
+        let ended = st.worker_ended;
+        drop(st);
+        // Joined once ended (it has only its last steps to make); else left
+        // where it is, to finish on its own.
+        if ended {
+            let handle = worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(h) = handle {
                 let _ = h.join();
             }
         }
@@ -1483,6 +1496,19 @@ impl Drop for WorkerExit<'_> {
         // Any left (another thread was draining, or the queue was full):
         // refused now, counted and reported.
         sh.drain_deferred(Room::Policy(None), usize::MAX);
+    }
+}
+
+/// Says the worker thread is at its end, to every shutdown waiting for it
+/// (see [`Shared::shutdown`]): dropped last on that thread, after the sink.
+struct ThreadEnd<'a>(&'a Shared);
+
+impl Drop for ThreadEnd<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.worker_ended = true;
+        drop(st);
+        self.0.done.notify_all();
     }
 }
 
@@ -2121,6 +2147,9 @@ impl<'w> Worker<'w> {
             let mut ends: Vec<(usize, End<'_>)> = Vec::with_capacity(todo.len());
             let mut again = Vec::new();
             let mut after: Option<Duration> = None;
+            // The longest `Retry-After` of the answer, retried or not: it
+            // holds back every request, the next batch's too.
+            let mut asked: Option<Duration> = None;
             // A retryable failure on the last attempt is a failed attempt
             // too: the breaker counts it (else with one attempt a batch it
             // never opened).
@@ -2130,12 +2159,14 @@ impl<'w> Worker<'w> {
                     None => ends.push((i, End::Delivered)),
                     Some(f) => match f.retry {
                         Retry::No => ends.push((i, End::Undelivered(Reason::Failed, &f.error))),
-                        Retry::Yes { .. } if exhausted => {
+                        Retry::Yes { after: a } if exhausted => {
                             spent = true;
+                            asked = asked.max(a);
                             ends.push((i, End::Undelivered(Reason::Failed, &f.error)));
                         }
                         Retry::Yes { after: a } => {
                             after = after.max(a);
+                            asked = asked.max(a);
                             again.push((i, &f.error));
                         }
                     },
@@ -2148,7 +2179,9 @@ impl<'w> Worker<'w> {
             if !again.is_empty() || spent {
                 let was_open = self.breaker.is_open();
                 self.breaker.failure(sent);
-                if let Some(until) = self.breaker.wait_until() {
+                if self.breaker.is_open()
+                    && let Some(until) = self.breaker.wait_until()
+                {
                     let open_for = until.saturating_duration_since(Instant::now());
                     if was_open {
                         tracing::debug!(?open_for, "probe failed: circuit breaker stays open");
@@ -2156,6 +2189,12 @@ impl<'w> Worker<'w> {
                         tracing::warn!(?open_for, "sink failing: circuit breaker open");
                     }
                 }
+            }
+            // Bounded as the retry's wait is; `take_batch` holds back the
+            // next batch by it as by an open breaker (and at shutdown gives
+            // up at once on what it would hold past the deadline).
+            if let Some(a) = asked {
+                self.breaker.hold_for(cfg.retry.retry_after_bound(a));
             }
             // Phase 4: how long until the next attempt; give up now on what
             // could only go out after the shutdown deadline.
@@ -2882,5 +2921,165 @@ pub(crate) mod tests {
             got.load(std::sync::atomic::Ordering::SeqCst) == 3
         });
         em.shutdown().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod shutdown_and_hold_back {
+    use super::tests::eventually;
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    fn tick(id: &str) -> crate::EventBuilder<'_> {
+        crate::EventBuilder::new().ty("dev.example.tick").id(id)
+    }
+
+    /// A sink that delivers everything and whose drop takes a while, as a
+    /// Kafka producer's does while librdkafka hands over what it holds.
+    struct SlowDrop {
+        dropping: Arc<AtomicBool>,
+        dropped: Arc<AtomicBool>,
+    }
+
+    impl Sink for SlowDrop {
+        fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+            Ok(())
+        }
+    }
+
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            self.dropping.store(true, SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+            self.dropped.store(true, SeqCst);
+        }
+    }
+
+    /// Two threads shut down while the worker drops its sink: neither
+    /// returns before the sink is dropped. Before, the one that did not
+    /// hold the worker's handle returned at once (every event had ended),
+    /// the sink still being dropped.
+    #[test]
+    fn every_shutdown_returns_after_the_worker_thread_ended() {
+        let dropping = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let em = crate::Emitter::builder("/agents/t")
+            .sink(SlowDrop {
+                dropping: dropping.clone(),
+                dropped: dropped.clone(),
+            })
+            .shutdown_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        em.emit(tick("e0")).unwrap();
+        let first = {
+            let (em, dropped) = (em.clone(), dropped.clone());
+            std::thread::spawn(move || {
+                let r = em.shutdown().map(|r| r.delivered);
+                (r, dropped.load(SeqCst))
+            })
+        };
+        eventually("the sink is being dropped", || dropping.load(SeqCst));
+        let second = em.shutdown().map(|r| r.delivered);
+        assert!(
+            dropped.load(SeqCst),
+            "the second shutdown returned while the sink was being dropped: {second:?}"
+        );
+        let (first, first_saw_dropped) = first.join().unwrap();
+        assert!(first_saw_dropped, "{first:?}");
+        assert_eq!((first.unwrap(), second.unwrap()), (1, 1));
+    }
+
+    /// A collector that answers its first request `429` with `Retry-After`
+    /// and takes the others; the times the sink was called.
+    #[derive(Clone)]
+    struct Throttled {
+        after: Duration,
+        calls: Arc<Mutex<Vec<Instant>>>,
+    }
+
+    impl Throttled {
+        fn new(after: Duration) -> Throttled {
+            Throttled {
+                after,
+                calls: Arc::default(),
+            }
+        }
+        fn calls(&self) -> Vec<Instant> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl Sink for Throttled {
+        fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(Instant::now());
+            if calls.len() > 1 {
+                return Ok(());
+            }
+            Err(SendError::retryable(
+                Error::HttpStatus {
+                    status: 429,
+                    body: String::new(),
+                },
+                Some(self.after),
+            ))
+        }
+    }
+
+    fn throttled_emitter(sink: &Throttled, retry: RetryPolicy) -> crate::Emitter {
+        crate::Emitter::builder("/agents/t")
+            .sink(sink.clone())
+            .batch_size(1)
+            .flush_interval(Duration::from_millis(1))
+            .retry(retry)
+            .build()
+            .unwrap()
+    }
+
+    /// With no retries, a `Retry-After` still holds back the next batch:
+    /// the collector asked for no request before then (RFC 9110 §10.2.3).
+    /// Before, e1 went at once, into the same refusal.
+    #[test]
+    fn a_retry_after_holds_back_the_next_batch() {
+        let sink = Throttled::new(Duration::from_millis(700));
+        let em = throttled_emitter(&sink, RetryPolicy::none());
+        em.emit(tick("e0")).unwrap();
+        em.flush().unwrap();
+        let answered = Instant::now();
+        assert_eq!(em.metrics().failed, 1);
+        em.emit(tick("e1")).unwrap();
+        let r = em.flush_within(Duration::from_secs(10)).unwrap();
+        let calls = sink.calls();
+        em.shutdown().unwrap();
+        assert_eq!((r.delivered, r.failed, calls.len()), (1, 1, 2), "{r:?}");
+        let held = calls[1].saturating_duration_since(answered);
+        assert!(held >= Duration::from_millis(600), "e1 went after {held:?}");
+    }
+
+    /// The hold is bounded as the retry's is (`retry_after_cap`), and never
+    /// outlasts shutdown's deadline: what it would keep past it ends
+    /// `shutdown_timeout` then, the collector not asked again.
+    #[test]
+    fn a_retry_after_hold_is_capped_and_ends_at_the_shutdown_deadline() {
+        let sink = Throttled::new(Duration::from_secs(3600));
+        let capped = RetryPolicy::none().retry_after_cap(Duration::from_millis(100));
+        let em = throttled_emitter(&sink, capped);
+        em.emit(tick("e0")).unwrap();
+        em.flush().unwrap();
+        em.emit(tick("e1")).unwrap();
+        let r = em.flush_within(Duration::from_secs(10)).unwrap();
+        em.shutdown().unwrap();
+        assert_eq!((r.delivered, r.failed, sink.calls().len()), (1, 1, 2));
+
+        let sink = Throttled::new(Duration::from_secs(3600));
+        let em = throttled_emitter(&sink, RetryPolicy::none());
+        em.emit(tick("e0")).unwrap();
+        em.flush().unwrap();
+        em.emit(tick("e1")).unwrap();
+        em.shutdown_within(Duration::from_millis(200)).unwrap();
+        let m = em.metrics();
+        let calls = sink.calls().len();
+        assert_eq!((m.failed, m.shutdown_timeout, calls), (1, 1, 1), "{m:?}");
     }
 }
