@@ -1938,3 +1938,183 @@ fn transfer_encodings_not_ending_in_chunked_get_400_and_close() {
     );
     assert!(seen_events.lock().unwrap().is_empty());
 }
+
+/// CloudEvents "HTTP 1.1 Web Hooks for Event Delivery", section 4: a sender
+/// asks with `OPTIONS` and `WebHook-Request-Origin` before it delivers, and
+/// delivers only when the answer carries `WebHook-Allowed-Origin`. Every
+/// origin is allowed; a callback URL is not called (the synchronous answer
+/// grants already). `OPTIONS` without the header is still `405`.
+#[test]
+fn the_webhook_validation_handshake_is_answered() {
+    let (rx, seen_events) = start(quick());
+    let mut c = Client::connect(rx.local_addr());
+    c.send(b"OPTIONS /events HTTP/1.1\r\nHost: x\r\nWebHook-Request-Origin: eventemitter.example.com\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.header("webhook-allowed-origin"),
+        Some("eventemitter.example.com"),
+        "{r:?}"
+    );
+    assert_eq!(r.header("webhook-allowed-rate"), Some("*"), "{r:?}");
+    assert!(
+        r.header("allow").is_some_and(|a| a.contains("POST")),
+        "{r:?}"
+    );
+    // A requested rate, and a callback (Azure Event Grid sends both).
+    c.send(b"OPTIONS / HTTP/1.1\r\nHost: x\r\nWebHook-Request-Origin: eventgrid.azure.net\r\nWebHook-Request-Rate: 120\r\nWebHook-Request-Callback: https://127.0.0.1:1/confirm?key=k\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.header("webhook-allowed-origin"),
+        Some("eventgrid.azure.net")
+    );
+    assert_eq!(r.header("webhook-allowed-rate"), Some("*"), "{r:?}");
+    // The connection goes on: the sender now delivers on it (naming its
+    // origin in each delivery, section 4.1.2).
+    c.send(&post(
+        "application/cloudevents+json",
+        "WebHook-Request-Origin: eventgrid.azure.net\r\n",
+        &ev_json("after-handshake"),
+    ));
+    assert_eq!(c.response().unwrap().status, 202);
+    // Without the handshake header, OPTIONS is a method like any other.
+    c.send(b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.header("webhook-allowed-origin"), None, "{r:?}");
+    assert_eq!(seen(&seen_events), vec![ev_json("after-handshake")]);
+    let s = rx.shutdown();
+    assert_eq!((s.requests, s.accepted, s.rejected_4xx), (4, 3, 1), "{s:?}");
+}
+
+/// Bytes that cannot begin a request line (a TLS ClientHello sent to the
+/// plain port, a line that is no request line) are answered `400` at once,
+/// as hyper would, not `408` at the head's deadline.
+#[test]
+fn non_http_first_bytes_get_400_at_once() {
+    // Deadlines long enough that a 408 at them would miss the client's read.
+    let config = ReceiverConfig::new()
+        .read_timeout(Duration::from_secs(30))
+        .request_timeout(Duration::from_secs(60));
+    let (rx, seen_events) = start(config);
+    let addr = rx.local_addr();
+    let tls_hello: &[u8] = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x8a\x11";
+    for first in [
+        tls_hello,
+        b"GARBAGE\r\n\r\n",
+        b"GARBAGE\r\n",
+        b"\x00",
+        b"POST\x01 / HTTP/1.1\r\n",
+    ] {
+        let mut c = Client::connect(addr);
+        c.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        c.send(first);
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 512];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match c.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!(
+                    "no answer to {:?} within {IO_TIMEOUT:?}: {e}",
+                    String::from_utf8_lossy(first)
+                ),
+            }
+        }
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 400 "),
+            "{text:?} for {:?}",
+            String::from_utf8_lossy(first)
+        );
+        assert!(
+            text.contains("connection: close") || text.contains("Connection: close"),
+            "{text}"
+        );
+    }
+    let s = rx.shutdown();
+    assert_eq!((s.requests, s.rejected_4xx, s.timeouts), (5, 5, 0), "{s:?}");
+    assert!(seen(&seen_events).is_empty());
+}
+
+/// A handler that panics in the middle of a batch: the client gets `500`
+/// and the batch's events are counted as failed, not as handed over.
+#[test]
+fn a_handler_panicking_mid_batch_gets_500_and_its_events_are_counted_failed() {
+    let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new()).unwrap();
+    let handle = rx
+        .spawn(|ev: &Event<'_>| {
+            assert_ne!(ev.id(), "boom", "handler refuses this event");
+        })
+        .unwrap();
+    let batch = format!("[{},{},{}]", ev_json("a"), ev_json("boom"), ev_json("c"));
+    let r = roundtrip(
+        handle.local_addr(),
+        &post("application/cloudevents-batch+json", "", &batch),
+    );
+    assert_eq!(r.status, 500, "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    let r = roundtrip(handle.local_addr(), &structured("fine"));
+    assert_eq!(r.status, 202);
+    let s = handle.shutdown();
+    assert_eq!(
+        (
+            s.requests,
+            s.accepted,
+            s.rejected_5xx,
+            s.events,
+            s.events_failed
+        ),
+        (2, 1, 1, 1, 3),
+        "{s:?}"
+    );
+}
+
+/// RFC 9112 §3.2.4: the asterisk form of the request target is only for
+/// `OPTIONS`. Any other method with it is a malformed request: `400`.
+#[test]
+fn an_asterisk_target_with_a_method_other_than_options_gets_400() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let ev = ev_json("star");
+    for method in ["POST", "PUT"] {
+        let req = format!(
+            "{method} * HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{ev}",
+            ev.len()
+        );
+        let r = roundtrip(addr, req.as_bytes());
+        assert_eq!(r.status, 400, "{method} *: {r:?}");
+    }
+    let r = roundtrip(addr, b"GET * HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 400, "GET *: {r:?}");
+    // OPTIONS * is well formed (and, without the webhook handshake, 405).
+    let r = roundtrip(addr, b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 405, "OPTIONS *: {r:?}");
+    assert!(seen(&seen_events).is_empty());
+}
+
+/// RFC 9110 §5.3: field lines of one name are one list. `Expect:
+/// 100-continue` and `Expect: foo` on two lines are `Expect: 100-continue,
+/// foo`, answered `417` like it (§10.1.1).
+#[test]
+fn an_unknown_expectation_on_a_second_expect_line_gets_417() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let ev = ev_json("x");
+    for expect in [
+        "Expect: 100-continue\r\nExpect: foo\r\n",
+        "Expect: foo\r\nExpect: 100-continue\r\n",
+        "Expect: 100-continue, foo\r\n",
+    ] {
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\n{expect}Content-Type: application/cloudevents+json\r\nContent-Length: {}\r\n\r\n{ev}",
+            ev.len()
+        );
+        let mut c = Client::connect(addr);
+        c.send(req.as_bytes());
+        let r = c.response().unwrap();
+        assert_eq!(r.status, 417, "{expect:?}: {r:?}");
+    }
+    assert!(seen(&seen_events).is_empty());
+}

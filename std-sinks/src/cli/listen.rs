@@ -38,7 +38,9 @@ use super::schemas::{FETCH_WAIT, SchemaArgs};
 /// 100-continue). These close the connection: 400 for a malformed request
 /// (bad framing, a version not HTTP/d.d), 414 (request line over the head
 /// limit), 501 (a transfer coding before chunked), 505 (an HTTP version other
-/// than 1.0 and 1.1).
+/// than 1.0 and 1.1). An OPTIONS request with WebHook-Request-Origin (the
+/// CloudEvents webhook validation handshake) is answered 200, granting every
+/// origin.
 ///
 /// Hostile clients are cheap: an idle connection costs about 2 KiB, not a
 /// thread. A request must keep arriving (--timeout between reads, 3 times that

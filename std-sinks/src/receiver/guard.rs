@@ -13,7 +13,9 @@
 //!   small lexer before hyper sees a byte of it. A head is held back until it
 //!   is complete and valid, so hyper never starts on a head we refuse. What
 //!   hyper (and RFC 9112 for an origin server) would tolerate but a proxy in
-//!   front of us might read differently is refused: bare-LF line ends (§2.2),
+//!   front of us might read differently is refused: bytes that cannot begin
+//!   a request line (refused as they arrive, as hyper does, not held until
+//!   the head's deadline), bare-LF line ends (§2.2),
 //!   both `Content-Length` and `Transfer-Encoding` (§6.3), conflicting
 //!   lengths, a coding other than `chunked` (`400` when `chunked` is not
 //!   the last, once, §6.3; `501` for one before it), a chunk-size line without
@@ -101,6 +103,22 @@ fn refuse(status: u16, reason: &'static str) -> Fault {
     Fault::Head(Refusal { status, reason })
 }
 
+/// The start of a request line, read byte by byte: what cannot begin one
+/// (a TLS handshake sent to the plain port, a line of text) is refused with
+/// `400` as its byte arrives, as hyper refuses it, rather than held back as
+/// an unfinished head until the head's deadline and answered `408`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// Nothing of the line yet.
+    Start,
+    /// A CR: an empty line before the request line, if an LF follows.
+    EmptyLine,
+    /// Inside the method (a token, RFC 9112 section 3.1).
+    Token,
+    /// Past the method's SP: the rest is checked when the head is complete.
+    Done,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Between requests (nothing buffered) or inside a head.
@@ -130,6 +148,8 @@ pub(super) struct Lexer {
     /// though hyper never sees them.
     preamble: usize,
     trailer_bytes: usize,
+    /// How far the request line's method has been read (see [`Method`]).
+    method: Method,
     /// Sum of the chunk sizes announced so far in this body.
     chunked_total: u64,
     max_header_bytes: usize,
@@ -144,6 +164,7 @@ impl Lexer {
             held: Vec::new(),
             preamble: 0,
             trailer_bytes: 0,
+            method: Method::Start,
             chunked_total: 0,
             max_header_bytes,
             max_headers,
@@ -207,6 +228,8 @@ impl Lexer {
                     }
                     if b == b'\n' {
                         self.head_line(out)?;
+                    } else {
+                        self.method_byte(b)?;
                     }
                 }
                 State::Body(left) | State::ChunkData(left) => {
@@ -263,6 +286,19 @@ impl Lexer {
         Ok(())
     }
 
+    /// A byte of a head other than an LF (line ends are `head_line`'s):
+    /// checked while the request line's method is being read.
+    fn method_byte(&mut self, b: u8) -> Result<(), Fault> {
+        self.method = match (self.method, b) {
+            (Method::Done, _) => Method::Done,
+            (Method::Start, b'\r') => Method::EmptyLine,
+            (Method::Start | Method::Token, b) if is_tchar(b) => Method::Token,
+            (Method::Token, b' ') => Method::Done,
+            _ => return Err(refuse(400, "malformed request head")),
+        };
+        Ok(())
+    }
+
     /// A head line ended (the LF is the last held byte).
     fn head_line(&mut self, out: &mut Vec<u8>) -> Result<(), Fault> {
         let n = self.held.len();
@@ -275,6 +311,7 @@ impl Lexer {
             // runs from the first one (see `Guard::read_deadline`).
             self.preamble += n;
             self.held.clear();
+            self.method = Method::Start;
             if self.preamble > self.max_header_bytes {
                 return Err(too_large_head());
             }
@@ -287,6 +324,7 @@ impl Lexer {
         out.extend_from_slice(&self.held);
         self.held.clear();
         self.preamble = 0;
+        self.method = Method::Start;
         if self.held.capacity() > 4 * 1024 {
             self.held.shrink_to(1024);
         }
@@ -470,6 +508,11 @@ fn version_well_formed(head: &[u8]) -> bool {
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
     matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
         if major.is_ascii_digit() && minor.is_ascii_digit())
+}
+
+/// A byte of a token (`tchar`, RFC 9110 section 5.6.2), as httparse reads a method.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn too_large_head() -> Fault {
@@ -1082,6 +1125,32 @@ mod tests {
             status(format!("POST / HTTP/1.1\r\n{many}\r\n").as_bytes()),
             431
         );
+    }
+
+    /// What cannot begin a request line is refused at its byte, before any
+    /// line end: a TLS ClientHello on the plain port, a line of text, a
+    /// method with a control byte, a CR not followed by LF.
+    #[test]
+    fn bytes_that_cannot_begin_a_request_are_refused_as_they_arrive() {
+        for start in [
+            &b"\x16\x03\x01\x02\x00\x01"[..],
+            b"GARBAGE\r",
+            b"POST\x01",
+            b" POST",
+            b"\r\r",
+            b"\r\n\r\nPO(",
+        ] {
+            let mut l = Lexer::new(16 * 1024, 64, 1 << 20);
+            match l.feed(start, &mut Vec::new()) {
+                Err(Fault::Head(h)) => assert_eq!(h.status, 400, "{start:?}"),
+                other => panic!("{other:?} for {start:?}"),
+            }
+        }
+        // Still possible requests wait for more.
+        for start in [&b"GARBAGE"[..], b"\r\nPOST", b"M-SEARCH / HTT", b"\r"] {
+            let mut l = Lexer::new(16 * 1024, 64, 1 << 20);
+            assert!(l.feed(start, &mut Vec::new()).is_ok(), "{start:?}");
+        }
     }
 
     #[test]

@@ -11,11 +11,13 @@
 //! | every event valid, handler called for each | `202 Accepted`, empty body |
 //! | an invalid event (or any event of a batch invalid) | `400 Bad Request`, the reason as `text/plain` |
 //! | an event refused by [`Handler::check`] (e.g. a payload that breaks its schema) | its [`Refusal`]'s status (`400`, or `503` with `Retry-After: 1`) and reason |
-//! | a malformed request: bare-LF line ends, both `Content-Length` and `Transfer-Encoding`, conflicting lengths, a `Transfer-Encoding` not ending in `chunked` (or in an HTTP/1.0 request), a bad chunk-size line, a request target that is no URI, a version that is not `HTTP/` digit `.` digit | `400`, then close |
+//! | a malformed request: bytes that cannot begin a request line (a TLS handshake on the plain port; refused as they arrive, not at the deadline), bare-LF line ends, both `Content-Length` and `Transfer-Encoding`, conflicting lengths, a `Transfer-Encoding` not ending in `chunked` (or in an HTTP/1.0 request), a bad chunk-size line, a request target that is no URI, the asterisk form `*` with a method other than `OPTIONS` (RFC 9112, section 3.2.4), a version that is not `HTTP/` digit `.` digit | `400`, then close |
 //! | a transfer coding before `chunked` (`Transfer-Encoding: gzip, chunked`) | `501 Not Implemented`, then close |
 //! | an HTTP/1.1 request without `Host`, or any request with more than one `Host` or one that is not a host and port (RFC 9112, section 3.2) | `400` (then close, if a body was sent) |
+//! | an `Expect` other than `100-continue` (on any of its lines) | `417 Expectation Failed` |
 //! | unsupported event format (`application/cloudevents+avro`), or a `Content-Encoding` other than `identity` and `gzip` | `415 Unsupported Media Type` |
-//! | method other than `POST`/`PUT` | `405 Method Not Allowed` (`Allow: POST, PUT`) |
+//! | the CloudEvents webhook validation handshake: `OPTIONS` with `WebHook-Request-Origin` ("HTTP 1.1 Web Hooks for Event Delivery", section 4) | `200 OK` with `WebHook-Allowed-Origin` (the origin asked for: every origin is granted), `WebHook-Allowed-Rate: *` and `Allow: POST, PUT`; a `WebHook-Request-Callback` is not called |
+//! | method other than `POST`/`PUT` (`OPTIONS` without `WebHook-Request-Origin` included) | `405 Method Not Allowed` (`Allow: POST, PUT`) |
 //! | `Content-Length` over the body limit (checked before the body is read), chunked body growing over it, batch with too many events | `413 Content Too Large`, then close |
 //! | request head over the header byte limit or header count | `431 Request Header Fields Too Large`, then close |
 //! | request line over the header byte limit (its target too long) | `414 URI Too Long`, then close |
@@ -754,8 +756,13 @@ pub struct ReceiverStats {
     pub tls_failures: u64,
     /// Requests answered (any status, `100 Continue` not counted).
     pub requests: u64,
-    /// Events handed to the handler.
+    /// Events handed to the handler, in requests it finished (those of a
+    /// request whose handler panicked are in `events_failed` instead).
     pub events: u64,
+    /// Events of requests answered `500` because the handler panicked while
+    /// they were handed over: all of the request's events, those it got
+    /// before the panic too (the client was told none was taken).
+    pub events_failed: u64,
     /// Requests answered with a 2xx status.
     pub accepted: u64,
     /// Requests answered with a 4xx status (invalid, too large, timed out, …).
@@ -779,6 +786,7 @@ struct Counters {
     tls_failures: AtomicU64,
     requests: AtomicU64,
     events: AtomicU64,
+    events_failed: AtomicU64,
     accepted: AtomicU64,
     rejected_4xx: AtomicU64,
     rejected_5xx: AtomicU64,
@@ -801,6 +809,7 @@ impl Counters {
             tls_failures: g(&self.tls_failures),
             requests: g(&self.requests),
             events: g(&self.events),
+            events_failed: g(&self.events_failed),
             accepted: g(&self.accepted),
             rejected_4xx: g(&self.rejected_4xx),
             rejected_5xx: g(&self.rejected_5xx),

@@ -43,6 +43,8 @@ pub(super) struct Reply {
     /// A `415` for the request's content coding: `Accept-Encoding` says
     /// which are taken (RFC 9110, section 15.5.16).
     accept_encoding: bool,
+    /// The webhook validation handshake's answer: the origin granted.
+    allowed_origin: Option<HeaderValue>,
 }
 
 impl Reply {
@@ -54,6 +56,7 @@ impl Reply {
             close: false,
             retry_after: false,
             accept_encoding: false,
+            allowed_origin: None,
         }
     }
 
@@ -100,9 +103,24 @@ impl Reply {
                 HeaderValue::from_static("gzip, identity"),
             );
         }
+        if let Some(origin) = self.allowed_origin {
+            h.insert(WEBHOOK_ALLOWED_ORIGIN, origin);
+            // No rate limit is granted because none is enforced: `*` (a
+            // MUST when the sender asked for a rate, a SHOULD otherwise).
+            h.insert(WEBHOOK_ALLOWED_RATE, HeaderValue::from_static("*"));
+        }
         res
     }
 }
+
+/// The CloudEvents webhook validation handshake's headers ("HTTP 1.1 Web
+/// Hooks for Event Delivery", section 4).
+const WEBHOOK_REQUEST_ORIGIN: header::HeaderName =
+    header::HeaderName::from_static("webhook-request-origin");
+const WEBHOOK_ALLOWED_ORIGIN: header::HeaderName =
+    header::HeaderName::from_static("webhook-allowed-origin");
+const WEBHOOK_ALLOWED_RATE: header::HeaderName =
+    header::HeaderName::from_static("webhook-allowed-rate");
 
 /// The service hyper calls for each request of a connection.
 pub(super) async fn handle(
@@ -137,17 +155,23 @@ fn inspect(req: &Request<Incoming>, shared: &Shared) -> Result<(ContentMode, Cod
     if let Some(why) = host_fault(req.version(), h) {
         return Err(Reply::text(400, why));
     }
+    // RFC 9112 section 3.2.4: the asterisk form is only for `OPTIONS`; with
+    // any other method the request line is malformed (not a `405`: the
+    // method might be allowed, the target is what is wrong).
+    if req.uri() == "*" && req.method() != Method::OPTIONS {
+        return Err(Reply::text(400, "request target * is only for OPTIONS"));
+    }
+    if req.method() == Method::OPTIONS
+        && let Some(origin) = h.get(WEBHOOK_REQUEST_ORIGIN)
+    {
+        return Err(webhook_handshake(origin));
+    }
     if req.method() != Method::POST && req.method() != Method::PUT {
         let mut r = Reply::text(405, "only POST and PUT carry events");
         r.allow = true;
         return Err(r);
     }
-    if let Some(v) = h.get(header::EXPECT)
-        && !v
-            .as_bytes()
-            .trim_ascii()
-            .eq_ignore_ascii_case(b"100-continue")
-    {
+    if !expectations_met(h) {
         return Err(Reply::text(417, "only Expect: 100-continue is supported"));
     }
     let Some(encoding) = crate::http_types::content_coding(h) else {
@@ -180,6 +204,48 @@ fn inspect(req: &Request<Incoming>, shared: &Shared) -> Result<(ContentMode, Cod
         Ok(m) => Ok((m, encoding)),
         Err(e) => Err(response_for(&e)),
     }
+}
+
+/// The answer to a webhook validation handshake (an `OPTIONS` request with
+/// `WebHook-Request-Origin`; CloudEvents "HTTP 1.1 Web Hooks for Event
+/// Delivery", section 4.2): `200`, delivery granted to the origin asked
+/// for, at any rate, with `POST` (and `PUT`) allowed. A sender such as
+/// Azure Event Grid delivers only after this answer.
+///
+/// The receiver takes events from anyone who can reach it (it has no
+/// authentication of its own), so it grants every origin: it echoes the
+/// origin asked for (section 4.2.1 allows that or `*`; an empty one gets
+/// `*`). A `WebHook-Request-Callback` is not called: the synchronous answer grants
+/// already, and calling a URL a request names would let anyone make the
+/// receiver send requests where they like.
+fn webhook_handshake(origin: &HeaderValue) -> Reply {
+    let origin = if origin.as_bytes().trim_ascii().is_empty() {
+        HeaderValue::from_static("*")
+    } else {
+        origin.clone()
+    };
+    Reply {
+        allow: true,
+        allowed_origin: Some(origin),
+        ..Reply::empty(200)
+    }
+}
+
+/// Whether every expectation of the request is `100-continue` (or it has
+/// none). Field lines of one name are one list (RFC 9110, section 5.3):
+/// `Expect: 100-continue` and `Expect: foo` on two lines ask what `Expect:
+/// 100-continue, foo` asks, and a member not understood is a `417` (section
+/// 10.1.1). A line with no member at all is one too (as it always was).
+fn expectations_met(h: &http::HeaderMap) -> bool {
+    h.get_all(header::EXPECT).iter().all(|v| {
+        let mut members = v
+            .as_bytes()
+            .split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+            .filter(|m| !m.is_empty())
+            .peekable();
+        members.peek().is_some() && members.all(|m| m.eq_ignore_ascii_case(b"100-continue"))
+    })
 }
 
 /// What is wrong with the request's `Host` header, if anything: RFC 9112
@@ -341,14 +407,18 @@ fn handle_request<'a>(
 ) -> Reply {
     let handler = &*shared.handler;
     let counters = &shared.counters;
-    let run = |f: &mut dyn FnMut() -> usize| -> Reply {
+    // `events` is how many the request holds: when the handler panics, all
+    // of them count as failed, those it got before the panic too (the
+    // client is answered `500`, so it takes none as delivered).
+    let run = |events: usize, f: &mut dyn FnMut() -> usize| -> Reply {
         match catch_unwind(AssertUnwindSafe(f)) {
             Ok(n) => {
                 add(&counters.events, n as u64);
                 Reply::empty(202)
             }
             Err(_) => {
-                tracing::error!("event handler panicked: 500");
+                add(&counters.events_failed, events as u64);
+                tracing::error!(events, "event handler panicked: 500");
                 Reply::text(500, "event handler failed").closing()
             }
         }
@@ -387,7 +457,7 @@ fn handle_request<'a>(
                 }
             }
             // Second pass: hand the (now known valid) events over.
-            run(&mut || {
+            run(count, &mut || {
                 let mut n = 0;
                 if let Ok(mut batch) = BatchParser::new(body) {
                     while let Some(Ok(ev)) = batch.next_event(scratch) {
@@ -402,7 +472,7 @@ fn handle_request<'a>(
         _ => match crate::http_types::parse(headers, body, &mut Scratch::new(scratch)) {
             Ok(Message::Event(ev)) => match handler.check(&ev) {
                 Err(r) => refused(&r),
-                Ok(()) => run(&mut || {
+                Ok(()) => run(1, &mut || {
                     handler.on_event(&ev);
                     handler.on_request_done(1);
                     1
