@@ -101,7 +101,13 @@ pub enum Reason {
     /// [`EmitterBuilder::schemas`]) its data broke its schema or the schema
     /// could not be had.
     Rejected,
-    /// The sink refused it for good, or every retry failed.
+    /// The sink refused it for good, or every retry failed; or, with a
+    /// spool, it waited only on disk and its record was gone when the
+    /// worker read it back (the segment file deleted or damaged while the
+    /// emitter ran, or the read failed): then [`Undelivered::id`] is empty
+    /// and [`Undelivered::event`] is `None`, as only the record held them,
+    /// and the error ([`Error::Io`]) names the spool. Each such event is
+    /// still reported once.
     Failed,
     /// It was still waiting when shutdown's time ran out.
     ShutdownTimeout,
@@ -143,9 +149,13 @@ pub enum Reason {
 pub struct Undelivered<'a> {
     /// Why.
     pub reason: Reason,
-    /// The event's `id` (empty if it never got one).
+    /// The event's `id` (empty if it never got one, or if it was lost
+    /// from the spool's disk before it could be read back: see
+    /// [`Reason::Failed`]; or, under [`WhenFull::DropOldest`](crate::spool::WhenFull::DropOldest),
+    /// if it was [`Reason::Dropped`] in a segment that could not be read).
     pub id: &'a str,
-    /// The encoded event, when it got that far (to log or store it).
+    /// The encoded event, when it got that far and is still known (to log
+    /// or store it).
     pub event: Option<&'a Encoded>,
     /// The error behind it.
     pub error: &'a Error,
@@ -835,8 +845,11 @@ impl EmitterBuilder {
         self.context.span_id = Some(v.into());
         self
     }
-    /// Called for every event that is not delivered. Defaults to none (the
-    /// counters still count).
+    /// Called for every event that is not delivered, once each. Defaults
+    /// to none (the counters still count). An event whose `id` is no
+    /// longer known (lost from the spool's disk before it was read back,
+    /// or dropped from the spool unread) is reported all the same, with an
+    /// empty `id` and no `event` (see [`Undelivered::id`]).
     ///
     /// It runs on the thread where the event ended: the emitting thread
     /// (dropped or rejected at emit; for events

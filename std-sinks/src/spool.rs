@@ -31,7 +31,7 @@
 //! appends the record with one `write(2)` before it returns `Ok` (or, with
 //! [`SpoolConfig::mapped`], copies it into the mapped segment, magic last):
 //! the bytes are in the kernel then, and a killed process loses nothing. A
-//! mapped spool also has `DIR/spare.N`, its next segment made ahead of time;
+//! mapped spool also has `DIR/spare.PID.N`, its next segment made ahead of time;
 //! a killed mapped writer leaves zeros after its last record, cut off at the
 //! next open like a torn tail. What a power cut
 //! can lose is set by the [`SyncPolicy`]: with `Always` nothing that `emit()`
@@ -220,7 +220,7 @@ impl SpoolConfig {
     /// The segment being written occupies its whole
     /// [`segment_bytes`](Self::segment_bytes) on disk (it is cut to its
     /// records when it is closed), and so does the next one, prepared ahead
-    /// by a helper thread (`DIR/spare.N`) so that starting a segment costs
+    /// by a helper thread (`DIR/spare.PID.N`) so that starting a segment costs
     /// `emit()` a rename: both count against [`max_bytes`](Self::max_bytes),
     /// and the spare is given back first at the cap. Its pages are faulted
     /// in ahead, read-only: each page's first write still takes a small
@@ -363,7 +363,7 @@ pub(crate) struct Spool {
     /// Whether a segment was created since the directory was last synced.
     dir_dirty: bool,
     /// The next segment of a mapped spool, being prepared (created,
-    /// reserved, mapped, faulted in) by a helper thread as `DIR/spare.N`.
+    /// reserved, mapped, faulted in) by a helper thread as `DIR/spare.PID.N`.
     #[cfg(target_os = "linux")]
     spare: Option<std::sync::mpsc::Receiver<Spare>>,
 }
@@ -554,7 +554,11 @@ impl Spool {
             {
                 ack_logs.push(n);
             } else if name.starts_with(SPARE) {
-                // A segment prepared by a mapped emitter that was killed.
+                // A segment prepared by a mapped emitter that was killed
+                // (`spare.PID.N`, or `spare.N` by an older version). One
+                // another process's helper still makes is only unlinked:
+                // its mapping stays valid, and its helper's own deletion
+                // then finds nothing.
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -1018,11 +1022,16 @@ impl Spool {
                 return;
             }
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            // Unique in the process: a helper of an emitter that closed may
-            // still be making (then deleting) its own.
+            // Unique: a helper of an emitter that closed may still be
+            // making (then deleting) its own, in this process or (the
+            // spool's lock given up) another, whose counter is its own.
+            // Named only by the counter, two processes made the same file:
+            // one truncated and mapped what the other was faulting in
+            // (`SIGBUS` there), or deleted the other's.
             static SPARES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let n = SPARES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let path = self.cfg.dir.join(format!("{SPARE}.{n}"));
+            let pid = std::process::id();
+            let path = self.cfg.dir.join(format!("{SPARE}.{pid}.{n}"));
             let size = self.cfg.segment_bytes;
             if !background {
                 let _ = tx.send(prepare_spare(path, size));
@@ -1876,12 +1885,20 @@ impl Spool {
         // A new `sequence` number is worth a ledger even when nothing new
         // was confirmed.
         let numbered = std::mem::take(&mut self.sequences_dirty);
+        // Every segment but the last whose records are all confirmed, not
+        // only those below the low-water mark: a segment skipped as
+        // unreadable holds that mark at its records until the next open
+        // (see `skip_unreadable`), and deleting only below it deleted no
+        // segment for the rest of the run, so that a spool under `Block` or
+        // `DropNewest` reached its cap and refused every event.
         let removable: Vec<PathBuf> = self
             .segments
             .iter()
             .zip(self.segments.iter().skip(1))
             // (A next segment of the same first seq would be the same file.)
-            .filter(|(s, next)| next.first_seq <= self.low && next.first_seq > s.first_seq)
+            .filter(|(s, next)| {
+                next.first_seq > s.first_seq && !self.any_open(s.first_seq..next.first_seq)
+            })
             .map(|(s, _)| s.path.clone())
             .collect();
         let mut sync: Vec<SyncJob> = std::mem::take(&mut self.unsynced)
@@ -1941,8 +1958,11 @@ impl Spool {
                 self.total -= s.len;
             }
         }
-        if let Some(s) = self.segments.front()
-            && self.cursor.segment_first < s.first_seq
+        // Reading was in a segment deleted (the first, or one after a
+        // segment left unconfirmed): it goes on at the next one.
+        let here = self.cursor.segment_first;
+        if !self.segments.iter().any(|s| s.first_seq == here)
+            && let Some(s) = self.segments.iter().find(|s| s.first_seq > here)
         {
             self.cursor = Cursor {
                 segment_first: s.first_seq,
@@ -2669,6 +2689,45 @@ mod tests {
             m.run();
             drop(sp);
             let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    /// A mapped spool's segment prepared ahead is named with the process's
+    /// id: the counter is per process, so two processes on one spool (the
+    /// first one's emitter closed while its helper still made its spare)
+    /// made the same `spare.N`, the second truncating and mapping the file
+    /// the first was faulting in (`SIGBUS`), or the first deleting the
+    /// second's. Open still removes what a killed process left, under
+    /// either name.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_spare_segment_is_named_with_the_process_id() {
+        let dir = spool_dir("spare-pid");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("spare.3"), b"left").unwrap();
+        std::fs::write(dir.join("spare.4242.3"), b"left").unwrap();
+        let cfg = SpoolConfig::new(&dir)
+            .segment_bytes(4096)
+            .sync(SyncPolicy::Never)
+            .mapped(true);
+        let (sp, _) = Spool::open(cfg).unwrap();
+        let mut spares: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(SPARE))
+            .collect();
+        spares.sort();
+        let prepared = sp.spare.is_some();
+        drop(sp);
+        let _ = std::fs::remove_dir_all(&dir);
+        let mine = format!("{SPARE}.{}.", std::process::id());
+        if prepared {
+            assert_eq!(spares.len(), 1, "{spares:?}");
+            assert!(spares[0].starts_with(&mine), "{spares:?}");
+        } else {
+            // A file system that is not mapped: no spare, only the old
+            // ones removed.
+            assert!(spares.is_empty(), "{spares:?}");
         }
     }
 

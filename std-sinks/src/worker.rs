@@ -905,6 +905,8 @@ impl Shared {
         // reused buffer can be larger; see `sink::pool`).
         let size = e.stored_len();
         let mut lost: Vec<Encoded> = Vec::new();
+        // Events of dropped segments that could not be read: no id to report.
+        let mut unnamed_lost = 0u64;
         let mut refused = false;
         if let Some(sp) = st.spool.as_mut() {
             sp.make_room(size);
@@ -994,7 +996,7 @@ impl Shared {
                                 lost.extend(gone);
                                 // Skipped as unreadable, waiting for the next
                                 // open: dropped now. Those it still cannot read
-                                // are counted, not reported (no id).
+                                // are reported without an id.
                                 let held_count = held_count.min(st.held_unreadable);
                                 st.held_unreadable -= held_count;
                                 let unnamed = held_count.saturating_sub(held.len() as u64);
@@ -1006,6 +1008,7 @@ impl Shared {
                                     );
                                     Counters::add(&self.counters.dropped, unnamed);
                                     Counters::add(&self.counters.evicted, unnamed);
+                                    unnamed_lost += unnamed;
                                 }
                                 // Those of its events that are in memory are
                                 // still sent, but are no longer on disk.
@@ -1024,15 +1027,30 @@ impl Shared {
                 }
             }
         }
-        if !lost.is_empty() {
+        if !lost.is_empty() || unnamed_lost > 0 {
             Counters::add(&self.counters.dropped, lost.len() as u64);
             Counters::add(&self.counters.evicted, lost.len() as u64);
             drop(st);
-            tracing::warn!(events = lost.len(), "spool full: oldest events dropped");
+            if !lost.is_empty() {
+                tracing::warn!(events = lost.len(), "spool full: oldest events dropped");
+            }
             for old in &lost {
                 self.report(Reason::Dropped, old.id(), Some(old), &Error::SpoolFull);
             }
+            // Counted above, as they were found: one report each, as for
+            // events lost from disk (see `Undelivered::id`).
+            for _ in 0..unnamed_lost {
+                self.report(Reason::Dropped, "", None, &Error::SpoolFull);
+            }
             st = self.lock();
+            // The lock was let go for the reports: an emit on another
+            // thread may have taken the room made meanwhile, and written
+            // now, this record went past the cap (a mapped spool's, by a
+            // segment). The room is looked at anew; each round drops a
+            // segment or refuses the event, so this ends.
+            if !refused {
+                return self.spool_append(st, e, numbered, room);
+            }
         }
         if refused {
             return (Spooled::Refused(Error::SpoolFull), st);
@@ -1955,15 +1973,37 @@ impl<'w> Worker<'w> {
                     // the spool was opened), or the disk fails: those events
                     // are gone.
                     let n = st.spilled;
-                    if let Err(e) = other {
-                        Counters::add(&sh.counters.spool_errors, 1);
-                        tracing::error!(error = %e, events = n, "spool read failed: events lost");
-                    } else {
-                        tracing::error!(events = n, "spool: events missing from disk");
-                    }
+                    let error = match other {
+                        Err(e) => {
+                            Counters::add(&sh.counters.spool_errors, 1);
+                            tracing::error!(error = %e, events = n, "spool read failed: events lost");
+                            std::io::Error::new(e.kind(), format!("spool read failed: {e}"))
+                        }
+                        Ok(_) => {
+                            tracing::error!(events = n, "spool: events missing from disk");
+                            std::io::Error::other(
+                                "spool: event missing from disk (its record was deleted or damaged)",
+                            )
+                        }
+                    };
                     Counters::add(&sh.counters.failed, n);
                     st.pass_spilled(n);
                     sh.done.notify_all();
+                    if n == 0 {
+                        break;
+                    }
+                    // Reported like any failed event, once each, outside the
+                    // lock (the callback may read the metrics): with neither
+                    // id nor event, which only the lost records held. A
+                    // flush waits for these reports too.
+                    st.reporting += 1;
+                    drop(st);
+                    let error = Error::Io(error);
+                    for _ in 0..n {
+                        sh.report(Reason::Failed, "", None, &error);
+                    }
+                    sh.reported();
+                    st = sh.lock();
                     break;
                 }
             }
@@ -2777,6 +2817,198 @@ pub(crate) mod tests {
             .collect();
         assert!(unaccounted.is_empty(), "{unaccounted:?} {m:?}");
         assert_eq!(m.failed, 0, "{m:?}");
+    }
+
+    /// Events that wait only on disk and are gone from it when the worker
+    /// reads them back (here their segment file is deleted behind the
+    /// emitter's back; damage found while reading does the same) are
+    /// counted failed and reported once each to `on_undelivered`, with an
+    /// empty id and no event (neither is known: only their count is), and
+    /// an error that names the spool. Before, they were counted failed and
+    /// never reported, against the contract that every undelivered event
+    /// is reported once.
+    #[test]
+    fn events_lost_from_the_spool_are_reported_without_an_id() {
+        let dir = test_dir("lost-from-disk");
+        let gate = Gate::default();
+        let reported = Arc::new(Mutex::new(Vec::<(Reason, String, bool, String)>::new()));
+        let r = reported.clone();
+        let em = crate::Emitter::builder("/agents/t")
+            .sink(gate.clone())
+            .batch_size(1)
+            .queue_bytes(2_000)
+            .on_undelivered(move |u| {
+                r.lock().unwrap().push((
+                    u.reason,
+                    u.id.to_owned(),
+                    u.event.is_some(),
+                    u.error.to_string(),
+                ))
+            })
+            .spool(SpoolConfig::new(&dir).sync(SyncPolicy::Never))
+            .build()
+            .unwrap();
+        em.emit(tick("e0")).unwrap();
+        eventually("e0 in the sink", || {
+            gate.entered.load(std::sync::atomic::Ordering::SeqCst) == 1
+        });
+        // Past the queue's bytes: e1 and e2 wait on disk only.
+        let big = "x".repeat(3_000);
+        em.emit(tick("e1").data_text("text/plain", &big)).unwrap();
+        em.emit(tick("e2").data_text("text/plain", &big)).unwrap();
+        assert_eq!(em.shared().lock().spilled, 2);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "seg") {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        let (m, sent) = gate.open_and_finish(em, &dir);
+        assert_eq!(sent, ["e0"], "{m:?}");
+        assert_eq!((m.delivered, m.failed), (1, 2), "{m:?}");
+        let reported = reported.lock().unwrap().clone();
+        assert_eq!(
+            reported.len(),
+            2,
+            "each lost event reported once: {reported:?}"
+        );
+        for (reason, id, event, error) in &reported {
+            assert_eq!((*reason, id.as_str(), *event), (Reason::Failed, "", false));
+            assert!(error.contains("spool"), "{error}");
+        }
+    }
+
+    /// A segment that cannot be read for a moment while events wait on
+    /// disk (here a symlink loop, `ELOOP`; `EMFILE` or `EIO` do the same)
+    /// is left unconfirmed for the next open, which holds the spool's
+    /// low-water mark at it. The segments after it are still deleted once
+    /// all their records are confirmed: the spool does not reach its cap.
+    /// Before, only segments below the low-water mark were deleted, so none
+    /// was for the rest of the run, and under `Block` (or `DropNewest`)
+    /// every event was refused once the cap was reached.
+    #[test]
+    fn an_unreadable_segment_does_not_stop_later_deletions() {
+        for mapped in [false, true] {
+            let dir = test_dir("unreadable-pins");
+            let gate = Gate::default();
+            let em = one_at_a_time(
+                &gate,
+                SpoolConfig::new(&dir)
+                    .sync(SyncPolicy::Never)
+                    .segment_bytes(4096)
+                    .max_bytes(16384)
+                    .when_full(WhenFull::Block(Duration::from_secs(1)))
+                    .mapped(mapped),
+            );
+            em.emit(tick("e0")).unwrap();
+            eventually("e0 in the sink", || {
+                gate.entered.load(std::sync::atomic::Ordering::SeqCst) == 1
+            });
+            // Larger than the queue's bytes left: they wait on disk, three
+            // a segment.
+            let big = "x".repeat(1_100);
+            for i in 1..=6 {
+                em.emit(tick(&format!("e{i}")).data_text("text/plain", &big))
+                    .unwrap();
+            }
+            let seg0 = dir.join(format!("{:020}.seg", 0));
+            let aside = dir.join("aside");
+            std::fs::rename(&seg0, &aside).unwrap();
+            std::os::unix::fs::symlink(&seg0, &seg0).unwrap();
+            gate.open();
+            em.flush().unwrap();
+            let mut refused = 0;
+            for i in 0..60 {
+                if em
+                    .emit(tick(&format!("n{i}")).data_text("text/plain", &big))
+                    .is_err()
+                {
+                    refused += 1;
+                    break; // the cap stays reached: each would wait 1 s
+                }
+                em.flush().unwrap();
+            }
+            let m = em.metrics();
+            let segments = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "seg"))
+                })
+                .count();
+            let kept = std::fs::symlink_metadata(&seg0).is_ok();
+            em.shutdown().unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            assert_eq!(
+                refused, 0,
+                "mapped {mapped}: {m:?}, {segments} segment files"
+            );
+            assert!(m.spool_errors >= 1, "the segment was read after all: {m:?}");
+            assert!(
+                kept,
+                "mapped {mapped}: the unreadable segment is left for the next open"
+            );
+            assert!(
+                segments <= 4,
+                "mapped {mapped}: {segments} segment files, {m:?}"
+            );
+        }
+    }
+
+    /// `WhenFull::DropOldest` with several threads at the cap: the spool
+    /// never holds more than its cap. Dropping the oldest segment reports
+    /// its events outside the lock (here a callback that takes a moment);
+    /// an emit on another thread can take the room meanwhile, so the room
+    /// is looked at again before the record is written. Before, it was
+    /// written all the same, a record past the cap (a mapped spool, a
+    /// segment).
+    #[test]
+    fn drop_oldest_under_concurrent_emits_stays_under_the_cap() {
+        let dir = test_dir("drop-oldest-race");
+        let gate = Gate::default();
+        let em = crate::Emitter::builder("/agents/t")
+            .sink(gate.clone())
+            .batch_size(1)
+            .queue_bytes(2_000)
+            .on_undelivered(|_| std::thread::sleep(Duration::from_millis(2)))
+            .spool(
+                SpoolConfig::new(&dir)
+                    .sync(SyncPolicy::Never)
+                    .segment_bytes(4096)
+                    .max_bytes(8192)
+                    .when_full(WhenFull::DropOldest),
+            )
+            .build()
+            .unwrap();
+        em.emit(tick("e0")).unwrap();
+        eventually("e0 in the sink", || {
+            gate.entered.load(std::sync::atomic::Ordering::SeqCst) == 1
+        });
+        let most = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (em, most) = (em.clone(), most.clone());
+                std::thread::spawn(move || {
+                    let big = "x".repeat(1_100);
+                    for i in 0..40 {
+                        let id = format!("t{t}-{i}");
+                        let _ = em.emit(tick(&id).data_text("text/plain", &big));
+                        let bytes = em.metrics().spool_bytes;
+                        most.fetch_max(bytes, std::sync::atomic::Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let (m, _) = gate.open_and_finish(em, &dir);
+        let most = most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            most <= 8192,
+            "{most} bytes on disk, over the 8192 cap: {m:?}"
+        );
+        assert!(m.evicted > 0, "the cap was never reached: {m:?}");
     }
 
     /// An event whose spool record is larger than the spool reads back

@@ -211,3 +211,102 @@ fn a_directory_named_like_a_segment_stops_the_emitter_starting_with_its_path() {
     let err = r.expect_err("a directory in a segment's place was taken for one");
     assert!(err.contains(&seg.display().to_string()), "{err}");
 }
+
+/// A sink that waits until released, then delivers while `up` and fails
+/// (retryably) while not.
+#[derive(Clone, Default)]
+struct Valve {
+    held: Held,
+    up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Sink for Valve {
+    fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        if !self.up.load(std::sync::atomic::Ordering::SeqCst) {
+            let (m, cv) = &*self.held.open;
+            let mut open = m.lock().unwrap();
+            while !*open {
+                open = cv.wait(open).unwrap();
+            }
+            return Err(SendError::retryable(
+                ossa_events::Error::Transport("collector down".into()),
+                None,
+            ));
+        }
+        self.held.send(events)
+    }
+}
+
+/// `WhenFull::DropOldest` dropping a segment that reading skipped as
+/// unreadable: its events cannot be named (the record held their ids), but
+/// each is still reported once as dropped, with an empty id, as it is
+/// counted (they were counted and never reported).
+#[test]
+fn events_of_an_unreadable_segment_dropped_at_the_cap_are_reported() {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("spool_review_drop_unread_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let cfg = |cap: u64| {
+        SpoolConfig::new(&d)
+            .segment_bytes(4096)
+            .max_bytes(cap)
+            .when_full(ossa_events::spool::WhenFull::DropOldest)
+            .sync(SyncPolicy::Never)
+    };
+    {
+        let em = quick("/agents/u")
+            .sink(Gate::up(false))
+            .spool(cfg(1 << 20))
+            .build()
+            .unwrap();
+        for i in 0..90 {
+            let id = format!("a-{i:05}");
+            em.emit(EventBuilder::new().ty("dev.example.tick").id(&id))
+                .unwrap();
+        }
+        em.shutdown().unwrap_or_default();
+        stop(em, &d);
+    }
+    let segs = segment_files(&d);
+    assert!(segs.len() >= 3, "{segs:?}");
+    let sink = Valve::default();
+    sink.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reports: Reports = Arc::default();
+    let r = reports.clone();
+    let em = quick("/agents/u")
+        .queue_capacity(5)
+        .batch_size(5)
+        .sink(sink.clone())
+        .spool(cfg(4 * 4096))
+        .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
+        .build()
+        .unwrap();
+    let aside = d.join("aside");
+    std::fs::rename(&segs[1], &aside).unwrap();
+    std::os::unix::fs::symlink(&segs[1], &segs[1]).unwrap(); // ELOOP
+    sink.held.release();
+    em.flush().unwrap();
+    assert!(em.metrics().spool_errors >= 1, "{:?}", em.metrics());
+    // The collector goes down: new events fill the spool, which drops its
+    // oldest segment, the unreadable one first.
+    sink.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    for i in 0..400 {
+        let id = format!("b-{i:05}");
+        let _ = em.emit(EventBuilder::new().ty("dev.example.tick").id(&id));
+    }
+    em.shutdown().unwrap_or_default();
+    let m = em.metrics();
+    stop(em, &d);
+    let _ = std::fs::remove_file(&segs[1]);
+    let _ = std::fs::remove_dir_all(&d);
+    let reports = reports.lock().unwrap().clone();
+    let dropped: Vec<&(Reason, String)> =
+        reports.iter().filter(|r| r.0 == Reason::Dropped).collect();
+    let unnamed = dropped.iter().filter(|r| r.1.is_empty()).count();
+    assert!(unnamed > 0, "the unreadable segment was not dropped: {m:?}");
+    assert_eq!(
+        m.dropped,
+        dropped.len() as u64,
+        "dropped events counted but not reported ({unnamed} without an id)"
+    );
+}
