@@ -51,12 +51,28 @@
 //! Started means the start event was emitted, on the first enter. One
 //! exception: an `execute_tool` span entered before it has a tool name (rig
 //! creates it empty and records `gen_ai.tool.name`, the call id and the
-//! arguments right after entering it) is started at its first exit instead,
-//! or at its close, or when a GenAI span in it starts (its `tool.called`
-//! comes before that span's events), with the time of its first enter. A
-//! span that is never closed (its handle leaked) never ends: it emits no
-//! end event, and its state, kept in the span's extensions, is freed with
-//! the span by the registry, like the span itself.
+//! arguments right after entering it; an async tool may record them only
+//! after an `.await`, in a later poll) is started at the first exit (or
+//! enter) at which it has its name, else at its close (tool `unknown`), or
+//! earlier when a GenAI span in it starts or an event is emitted in it
+//! (its `tool.called` comes before those), always with the time of its
+//! first enter and before its end event. A span that is never closed (its
+//! handle leaked) never ends: it emits no end event (nor, if it is such a
+//! tool span that never got its name, a start), and its state, kept in
+//! the span's extensions, is freed with the span by the registry, like the
+//! span itself.
+//!
+//! A span whose future is dropped before it finishes (a
+//! `tokio::time::timeout` that fires, a `select!` that drops its branch)
+//! ends as a finished one does: completed, unless an error field or an
+//! ERROR event in it says it failed. `tracing` gives a layer no sign of the
+//! cancellation: `Instrumented` enters the span to drop its future whether
+//! the future finished or not, then the span closes; and no field is sure
+//! to be left unrecorded only then (rig returns from some tool calls
+//! without recording their outcome). The code that cancels it knows: if it
+//! records `error.type` (or `gen_ai.tool.error.type`), declared on the span
+//! (`Empty` at creation), on a handle of the span it kept, the span fails
+//! with that code, since it closes only with its last handle.
 //!
 //! # Ids
 //!
@@ -996,7 +1012,8 @@ where
             }
             let kind = match state.core.kind() {
                 // A tool span that does not know its tool yet: started at
-                // its first exit (see the module docs), dated now.
+                // an exit once it does, or its close (see the module docs),
+                // dated now.
                 Some(Kind::Tool) if state.core.fields.tool.is_none() => None,
                 kind => kind,
             };
@@ -1033,6 +1050,12 @@ where
             let Some(kind) = state.core.kind() else {
                 return;
             };
+            // A tool span that still does not know its tool (an async tool
+            // that records it after an `.await`) waits on: its next exit,
+            // once it knows, or its close starts it (see the module docs).
+            if kind == Kind::Tool && state.core.fields.tool.is_none() {
+                return;
+            }
             start(self.key, &span, state, kind)
         };
         self.put_off(starts);

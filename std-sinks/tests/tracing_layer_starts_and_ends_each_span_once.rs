@@ -3,6 +3,8 @@
 //! GenAI span that was entered produces exactly one start event and at most
 //! one end event (exactly one if it was closed), a span never entered
 //! produces none, and every event the layer emitted is delivered or counted.
+//! One exception: a tool span that never got its tool name waits for it
+//! until it closes, so one kept open by a leak may not start.
 #![cfg(feature = "tracing")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -46,6 +48,8 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Default, Clone, Copy)]
 struct Fate {
     genai: bool,
+    /// A tool span (made without its tool name).
+    tool: bool,
     entered: bool,
     closed: bool,
 }
@@ -93,6 +97,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     let span = new_span(kind, n, p);
                     fates.push(Fate {
                         genai: kind < 4,
+                        tool: kind == 3,
                         ..Fate::default()
                     });
                     live.push(Live {
@@ -180,7 +185,12 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         let s = starts.get(&key).copied().unwrap_or(0);
         let e = ends.get(&key).copied().unwrap_or(0);
         let want_start = usize::from(f.genai && f.entered);
-        prop_assert_eq!(s, want_start, "span {} starts", n);
+        // A tool span that never got its name and was kept open by a leak
+        // (its own, or of a span inside it) waits to start for ever.
+        let may_wait = f.tool && ops.iter().any(|o| matches!(o, Op::Leak(_)));
+        if !(may_wait && s == 0) {
+            prop_assert_eq!(s, want_start, "span {} starts", n);
+        }
         prop_assert!(e <= want_start, "span {} ends {}", n, e);
         // A closed span ends, unless a leaked span inside it keeps it open.
         if f.closed && e == 0 && want_start == 1 {

@@ -829,3 +829,119 @@ fn an_agent_by_a_late_operation_name_numbers_its_turns() {
         .collect();
     assert_eq!(turns, [1, 2]);
 }
+
+/// A tool span whose tool name is recorded only after its first exit (an
+/// async tool that records it after an `.await`: `.instrument` enters and
+/// exits the span on every poll) still says its tool in `tool.called`,
+/// with its call id and arguments, dated when the call began (its first
+/// enter, before an event emitted between the two polls), and before its
+/// `tool.completed`.
+#[test]
+fn a_tool_name_recorded_after_the_first_exit_is_in_tool_called() {
+    let out = Shared::default();
+    let emitter = emitter_with(&out, |b| b);
+    traced(&emitter, || {
+        block_on(async {
+            let agent = rig_agent_span("researcher");
+            async {
+                let tool = async {
+                    tokio::task::yield_now().await; // first poll ends: exit, no name yet
+                    let span = tracing::Span::current();
+                    span.record("gen_ai.tool.name", "late_search");
+                    span.record("gen_ai.tool.call.id", "c7");
+                    span.record("gen_ai.tool.call.arguments", r#"{"q":1}"#);
+                    tokio::task::yield_now().await;
+                    span.record("gen_ai.tool.call.result", "found");
+                }
+                .instrument(rig_tool_span());
+                // Between the tool's two polls, outside its span: an event
+                // dated after the tool's first enter.
+                let between = async {
+                    std::thread::sleep(Duration::from_millis(2));
+                    emitter
+                        .emit(EventBuilder::new().ty("dev.example.between"))
+                        .unwrap();
+                };
+                tokio::join!(tool, between);
+            }
+            .instrument(agent)
+            .await;
+        });
+    });
+    let events = out.events();
+    let types: Vec<&str> = events.iter().map(ty).collect();
+    let at = |t: &str| types.iter().position(|x| *x == t).unwrap();
+    let (called, completed) = (at(ossa::TOOL_CALLED), at(ossa::TOOL_COMPLETED));
+    assert!(called < completed, "{types:?}");
+    assert_eq!(
+        types.iter().filter(|t| **t == ossa::TOOL_CALLED).count(),
+        1,
+        "{types:?}"
+    );
+    let c = &events[called];
+    assert_eq!(c["subject"], "late_search", "{c:#?}");
+    assert_eq!(c["data"]["call_id"], "c7", "{c:#?}");
+    assert_eq!(
+        c["data"]["arguments"],
+        serde_json::json!({"q": 1}),
+        "{c:#?}"
+    );
+    assert_eq!(events[completed]["subject"], "late_search");
+    // The same span, agent and trace as its end; dated at its first enter.
+    for k in ["ossaspanid", "ossatraceid", "ossaagentid"] {
+        assert_eq!(c[k], events[completed][k], "{k}");
+    }
+    assert_eq!(ext(c, "ossaagentid"), Some("researcher"));
+    let between = &events[at("dev.example.between")];
+    let time = |e: &Value| e["time"].as_str().unwrap().to_owned();
+    assert!(time(c) < time(between), "{c:#?} {between:#?}");
+}
+
+/// A tool whose future is dropped before it finishes (`tokio::time::timeout`
+/// firing) ends `tool.completed`: `tracing` tells a layer nothing of the
+/// cancellation (`Instrumented` enters the span to drop its future, then
+/// the span closes, as after a finished call). The caller that sees the
+/// timeout and records why on a handle of the span (it closes only with
+/// its last handle) makes it `tool.failed`.
+#[test]
+fn a_cancelled_tool_ends_completed_unless_its_caller_records_why() {
+    let out = Shared::default();
+    let emitter = emitter_with(&out, |b| b);
+    let stuck = |name: &'static str| {
+        let span = rig_tool_span();
+        let fut = async move {
+            tracing::Span::current().record("gen_ai.tool.name", name);
+            std::future::pending::<()>().await;
+        }
+        .instrument(span.clone());
+        (span, fut)
+    };
+    traced(&emitter, || {
+        block_on(async {
+            let (span, fut) = stuck("unmarked");
+            drop(span);
+            let timed_out = tokio::time::timeout(Duration::from_millis(1), fut).await;
+            assert!(timed_out.is_err());
+
+            let (span, fut) = stuck("marked");
+            if tokio::time::timeout(Duration::from_millis(1), fut)
+                .await
+                .is_err()
+            {
+                span.record("gen_ai.tool.error.type", "timeout");
+            }
+        });
+    });
+    let events = out.events();
+    let end = |tool: &str| {
+        events
+            .iter()
+            .find(|e| e["subject"] == tool && ty(e) != ossa::TOOL_CALLED)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(ty(&end("unmarked")), ossa::TOOL_COMPLETED, "{events:#?}");
+    let marked = end("marked");
+    assert_eq!(ty(&marked), ossa::TOOL_FAILED, "{events:#?}");
+    assert_eq!(marked["data"]["error"]["code"], "timeout");
+}
