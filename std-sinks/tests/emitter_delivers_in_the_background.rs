@@ -1159,3 +1159,117 @@ fn flush_async_does_not_wait_for_events_emitted_after_the_call() {
     );
     assert!(report.delivered >= 1, "{report:?}");
 }
+
+/// A pipelined sink (2 lanes) whose acknowledgements never come: `settle`
+/// waits for the shutdown deadline, as a real sink's does, and then counts
+/// its events timed out; `wait_ready` waits until it is told to (or, with
+/// `at_once`, answers "not yet" without waiting), counting its calls.
+#[derive(Clone, Default)]
+struct NeverAcked {
+    next: Arc<Mutex<u64>>,
+    ready_calls: Arc<std::sync::atomic::AtomicUsize>,
+    at_once: bool,
+}
+
+impl Sink for NeverAcked {
+    fn pipeline(&self) -> usize {
+        2
+    }
+    fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+        Ok(())
+    }
+    fn start(
+        &mut self,
+        _: &[Encoded],
+        _: ossa_events::sink::SendDeadline<'_>,
+    ) -> Result<ossa_events::sink::Ticket, SendError> {
+        let mut n = self.next.lock().unwrap();
+        *n += 1;
+        Ok(ossa_events::sink::Ticket::new(*n))
+    }
+    fn settle(
+        &mut self,
+        _: ossa_events::sink::Ticket,
+        events: &[Encoded],
+        deadline: ossa_events::sink::SendDeadline<'_>,
+    ) -> Result<(), SendError> {
+        while !deadline.passed() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Err(SendError::at(
+            0..events.len(),
+            ossa_events::Retry::LATER,
+            Error::Timeout(ossa_events::Phase::Shutdown),
+        ))
+    }
+    fn wait_ready(&mut self, _: ossa_events::sink::Ticket, until: Instant) -> bool {
+        self.ready_calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if !self.at_once {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        }
+        false
+    }
+}
+
+/// Shutdown begun while the worker waits in `wait_ready` for an
+/// acknowledgement that does not come: the settle that follows sees the
+/// deadline at once, and `shutdown_within(0)` ends in about the time that
+/// takes, not after the wait `wait_ready` was asked for (50 ms, as long as
+/// shutdown's own grace: shutdown gave up on the events itself and
+/// answered `Timeout`).
+#[test]
+fn a_shutdown_does_not_wait_out_a_wait_for_an_acknowledgement() {
+    let mut late = Vec::new();
+    for _ in 0..10 {
+        let sink = NeverAcked::default();
+        let em = Emitter::builder("/agents/never-acked")
+            .sink(sink.clone())
+            .flush_interval(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        em.emit_ossa(&turn(1)).unwrap();
+        em.flush_within(Duration::from_millis(1)).ok();
+        let calls = || sink.ready_calls.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(wait_for(|| calls() >= 1, Duration::from_secs(5)));
+        // Just after the worker asked again: it waits in `wait_ready`.
+        let n = calls();
+        assert!(wait_for(|| calls() > n, Duration::from_secs(5)));
+        let asked = Instant::now();
+        let r = em.shutdown_within(Duration::ZERO);
+        let took = asked.elapsed();
+        let m = em.metrics();
+        assert_eq!((m.delivered, m.shutdown_timeout), (0, 1), "{m:?}");
+        if r.is_err() || took >= Duration::from_millis(35) {
+            late.push((took, r.err()));
+        }
+    }
+    assert!(late.is_empty(), "shutdown_within(0) was late: {late:?}");
+}
+
+/// A sink whose `wait_ready` answers "not yet" at once, whatever `until`
+/// says: the worker does not ask it again in a busy loop while the
+/// acknowledgement is awaited (it waits for `until`, or an emit, first).
+#[test]
+fn a_wait_ready_that_answers_at_once_does_not_spin_the_worker() {
+    let sink = NeverAcked {
+        at_once: true,
+        ..NeverAcked::default()
+    };
+    let em = Emitter::builder("/agents/never-acked")
+        .sink(sink.clone())
+        .flush_interval(Duration::from_millis(50))
+        .shutdown_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    em.emit_ossa(&turn(1)).unwrap();
+    let calls = || sink.ready_calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(wait_for(|| calls() >= 1, Duration::from_secs(5)));
+    let before = calls();
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = calls() - before;
+    drop(em);
+    // One look every 10 ms at most (the worker's look while it waits for
+    // an acknowledgement): 50, with room for wake-ups. Before, 2 million.
+    assert!(asked <= 150, "wait_ready asked {asked} times in 500 ms");
+}

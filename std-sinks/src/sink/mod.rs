@@ -1210,8 +1210,11 @@ pub trait Sink: Send + 'static {
     /// while a lane is free, with `until` no later than when the oldest
     /// queued event falls due (the flush interval): an acknowledgement
     /// that is slow to come then holds back neither that event nor the
-    /// shutdown, as a `settle` that waits for it would. Answer `true` for
-    /// a ticket the sink does not know (`settle` says what is wrong).
+    /// shutdown, as a `settle` that waits for it would (`until` is a few
+    /// milliseconds away at most, so a shutdown begun meanwhile is soon
+    /// seen). Answer `true` for a ticket the sink does not know (`settle`
+    /// says what is wrong). A sink that cannot wait may answer `false` at
+    /// once: the worker then waits for `until` itself.
     ///
     /// Defaults to `true` at once: the worker then calls `settle`, which
     /// waits as long as it must, and events emitted meanwhile wait with it.
