@@ -852,7 +852,10 @@ impl Spool {
                 }
                 at = at.max(r.end);
             }
-            let count: u64 = missing.iter().map(|g| g.end - g.start).sum();
+            // Those confirmed already do not count: the segments after one
+            // left unconfirmed are deleted once confirmed (see
+            // `maintenance`), so a gap can hold millions of them.
+            let count: u64 = missing.iter().map(|g| self.open_count(g.clone())).sum();
             if count > MAX_LOST_RUN {
                 // No segment loses that many: a seq from damage that still
                 // passed its checksum. Not confirmed (the low-water mark
@@ -887,6 +890,15 @@ impl Spool {
     fn any_open(&self, seqs: std::ops::Range<u64>) -> bool {
         let start = seqs.start.max(self.low);
         start < seqs.end && (self.acked.range(start..seqs.end).count() as u64) < seqs.end - start
+    }
+
+    /// How many seqs of `seqs` are not confirmed.
+    fn open_count(&self, seqs: std::ops::Range<u64>) -> u64 {
+        let start = seqs.start.max(self.low);
+        if start >= seqs.end {
+            return 0;
+        }
+        (seqs.end - start).saturating_sub(self.acked.range(start..seqs.end).count() as u64)
     }
 
     /// Bytes of segment files.
@@ -1453,8 +1465,19 @@ impl Spool {
                     // emitter counts what it cannot read as failed); the
                     // next segments are still read.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        tracing::error!(path = %path.display(), "spool segment missing");
-                        self.skip_corrupt_to(idx + 1);
+                        // Every record of it confirmed: deleted by the
+                        // upkeep, which runs outside the emitter's lock,
+                        // before `removed` forgot it. Nothing is lost.
+                        let end = self
+                            .segments
+                            .get(idx + 1)
+                            .map_or(self.next_seq, |s| s.first_seq);
+                        if self.any_open(first..end) {
+                            tracing::error!(path = %path.display(), "spool segment missing");
+                            self.skip_corrupt_to(idx + 1);
+                        } else {
+                            self.skip_to(idx + 1);
+                        }
                         continue;
                     }
                     // Cannot be opened (EIO, EACCES, a loop...): that
@@ -1773,7 +1796,11 @@ impl Spool {
     /// (runs sorted by their start, not overlapping), logged as any confirmation, so that
     /// the next open does not look for them either.
     fn confirm_lost(&mut self, lost: std::ops::Range<u64>, read: &[std::ops::Range<u64>]) {
-        if lost.end.saturating_sub(lost.start) > MAX_LOST_RUN {
+        // Only those not confirmed yet count: a run can pass over segments
+        // deleted once confirmed, after one left unconfirmed. (Those below
+        // the low-water mark are not even looked at.)
+        let lost = lost.start.max(self.low)..lost.end;
+        if self.open_count(lost.clone()) > MAX_LOST_RUN {
             // No spool loses that many at once (8 MiB segments of the
             // smallest events hold ~100 000): a seq from damage that still
             // passed its checksum. Not confirmed (that could wait forever,
@@ -2729,6 +2756,99 @@ mod tests {
             // ones removed.
             assert!(spares.is_empty(), "{spares:?}");
         }
+    }
+
+    /// A segment whose records are all confirmed, after one that is not
+    /// (after a restart, those read back and delivered before a kill, or
+    /// left by an unreadable moment), is deleted by the upkeep outside the
+    /// emitter's lock and forgotten by `removed` after. Reading that reaches
+    /// it in between finds no file: it is one the upkeep deleted, not a
+    /// segment lost, and nothing in it was waiting. Before, it was counted
+    /// corrupt (`spool_corrupt`) and logged "spool segment missing".
+    #[test]
+    fn a_segment_the_upkeep_deletes_under_reading_is_not_counted_corrupt() {
+        let dir = spool_dir("deleted-under-reading");
+        let cfg = SpoolConfig::new(&dir)
+            .segment_bytes(4096)
+            .sync(SyncPolicy::Never);
+        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
+        let mut n = 0;
+        while sp.segments.len() < 3 {
+            sp.append(&crate::sink::minimal_event(&format!("e{n}")))
+                .unwrap();
+            n += 1;
+        }
+        let (second, third) = (sp.segments[1].first_seq, sp.segments[2].first_seq);
+        // The second segment's events were delivered; then a kill.
+        sp.ack_all(&(second..third).collect::<Vec<_>>());
+        drop(sp);
+        let (mut sp, rec) = Spool::open(cfg).unwrap();
+        assert_eq!(rec.pending, n - (third - second));
+        // The upkeep: made under the lock, run outside it...
+        let m = sp.maintenance();
+        assert_eq!(m.removable.len(), 1);
+        let removed = m.run();
+        // ...while the worker reads on, before `removed` is told.
+        let mut read = 0;
+        while let Some(r) = sp.read_next().unwrap() {
+            assert!(r.seq < second || r.seq >= third, "{}", r.seq);
+            read += 1;
+        }
+        sp.removed(&removed);
+        let corrupt = sp.corrupt;
+        drop(sp);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(read, rec.pending);
+        assert_eq!(corrupt, 0, "a segment deleted as confirmed counted corrupt");
+    }
+
+    /// Segments after one left unconfirmed (an unreadable moment) are
+    /// deleted once confirmed, so the seqs between the segments left can
+    /// be many, every one of them confirmed. Only those not confirmed count
+    /// toward the run too long to be real: here the damaged last two
+    /// records of the first segment, after 1.1 million confirmed seqs
+    /// deleted behind it. Before, the gap counted whole, so open and then
+    /// reading refused to confirm the two ("too long to be real"), the
+    /// low-water mark stayed at them for good, and the ledger grew by
+    /// every later confirmation.
+    #[test]
+    fn confirmed_seqs_do_not_count_toward_a_run_too_long_to_be_real() {
+        let dir = spool_dir("long-confirmed-gap");
+        let cfg = SpoolConfig::new(&dir).sync(SyncPolicy::Never);
+        let (mut sp, _) = Spool::open(cfg.clone()).unwrap();
+        let mut offsets = Vec::new();
+        for i in 0..4 {
+            offsets.push(sp.segments.back().map_or(0, |s| s.len));
+            sp.append(&crate::sink::minimal_event(&format!("a{i}")))
+                .unwrap();
+        }
+        let first = sp.segments[0].path.clone();
+        // The segments of the seqs after it: confirmed and deleted.
+        let gap = MAX_LOST_RUN + 50_000;
+        let last = 4 + gap;
+        sp.ack_all(&(4..last).collect::<Vec<_>>());
+        sp.next_seq = last;
+        sp.roll(true, last, 0).unwrap();
+        sp.append(&crate::sink::minimal_event("b")).unwrap();
+        drop(sp); // killed
+        let mut bytes = std::fs::read(&first).unwrap();
+        for at in &offsets[2..] {
+            bytes[*at as usize + HEADER + 2] ^= 0x55; // a body byte
+        }
+        std::fs::write(&first, &bytes).unwrap();
+        let (mut sp, rec) = Spool::open(cfg).unwrap();
+        assert_eq!(rec.pending, 3, "{rec:?}");
+        while let Some(r) = sp.read_next().unwrap() {
+            sp.ack_all(&[r.seq]);
+        }
+        let (low, next, acked) = (sp.low, sp.next_seq, sp.acked.len());
+        drop(sp);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            (low, next),
+            (last + 1, last + 1),
+            "{acked} confirmed above the low-water mark"
+        );
     }
 
     fn spool_dir(name: &str) -> PathBuf {
