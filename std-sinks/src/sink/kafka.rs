@@ -870,7 +870,7 @@ impl Sink for KafkaSink {
             return self.send_by(events, deadline).map(|()| Ticket::new(0));
         }
         let base = self.launch(events, deadline);
-        Ok(Ticket::new(base as u64))
+        Ok(ticket_of(base))
     }
 
     fn settle(
@@ -879,13 +879,18 @@ impl Sink for KafkaSink {
         events: &[Encoded],
         deadline: SendDeadline<'_>,
     ) -> Result<(), SendError> {
+        if ticket.get() == 0 {
+            // `start` settled it already (events not in this sink's
+            // encoding: sent there, as `send` sends them).
+            return Ok(());
+        }
         let known = self
             .flights
             .iter()
-            .find(|f| f.base as u64 == ticket.get())
+            .find(|f| ticket_of(f.base) == ticket)
             .map(|f| f.outcomes.len() == events.len() && f.check == id_check(events));
         match known {
-            Some(true) => match self.land(ticket.get() as usize, deadline) {
+            Some(true) => match self.land(ticket.get().wrapping_sub(1) as usize, deadline) {
                 Some((flight, phase)) => self.conclude(flight, phase),
                 None => Err(lost_flight()),
             },
@@ -905,7 +910,7 @@ impl Sink for KafkaSink {
         loop {
             let _ = self.serve_ready();
             self.take_reports();
-            let Some(f) = self.flights.iter().find(|f| f.base as u64 == ticket.get()) else {
+            let Some(f) = self.flights.iter().find(|f| ticket_of(f.base) == ticket) else {
                 return true;
             };
             let now = Instant::now();
@@ -923,6 +928,14 @@ impl Sink for KafkaSink {
             std::thread::sleep(step);
         }
     }
+}
+
+/// The ticket of the flight that starts at record `base`: never 0, which
+/// stands for a batch `start` settled itself (the first flight's base is 0:
+/// its ticket was taken for that, and a settle of such a batch found the
+/// first flight, or none, and failed events that had been delivered).
+fn ticket_of(base: usize) -> Ticket {
+    Ticket::new((base as u64).wrapping_add(1))
 }
 
 /// A flight the sink cannot find again (a bug): nothing can be said of its events.
@@ -1591,7 +1604,7 @@ mod tests {
             check: id_check(&evs[..2]),
         });
         let wrong = s
-            .settle(Ticket::new(40), &evs[2..4], SendDeadline::NONE)
+            .settle(ticket_of(40), &evs[2..4], SendDeadline::NONE)
             .unwrap_err();
         assert!(
             wrong.to_string().contains("not the batch of its ticket"),
@@ -1626,17 +1639,40 @@ mod tests {
             check: id_check(&evs),
         };
         s.flights.push_back(flight(40, 0, None));
-        assert!(s.wait_ready(Ticket::new(40), Instant::now()));
+        assert!(s.wait_ready(ticket_of(40), Instant::now()));
         s.flights.push_back(flight(50, 2, Some(Instant::now())));
-        assert!(s.wait_ready(Ticket::new(50), Instant::now() + Duration::from_secs(5)));
+        assert!(s.wait_ready(ticket_of(50), Instant::now() + Duration::from_secs(5)));
         // The started batch is still settled as before (timed out: retry).
-        s.flights.retain(|f| f.base == t.get() as usize);
+        s.flights.retain(|f| ticket_of(f.base) == t);
         if let Some(f) = s.flights.front_mut() {
             f.deadline = Some(Instant::now());
         }
         let err = s.settle(t, &evs, SendDeadline::NONE).unwrap_err();
         assert_eq!(err.failure_of(0).map(|f| f.retry), Some(Retry::LATER));
         // Given up on: the drop does not wait out the delivery timeout.
+        s.abandoned = true;
+    }
+
+    /// Ticket 0 is a batch `start` settled itself (as `HttpSink`'s is):
+    /// `settle` answers for it at once, and no flight has it, the first
+    /// one (record 0 on) included.
+    #[test]
+    fn ticket_zero_is_settled_at_start_and_no_flight_has_it() {
+        let mut s = sink(&[]);
+        let evs = events(2);
+        let t = s.start(&evs, SendDeadline::NONE).unwrap();
+        assert_eq!(s.flights.front().map(|f| f.base), Some(0));
+        assert_ne!(t.get(), 0);
+        assert!(
+            s.settle(Ticket::new(0), &evs[..1], SendDeadline::NONE)
+                .is_ok()
+        );
+        assert!(s.wait_ready(Ticket::new(0), Instant::now()));
+        assert_eq!(
+            s.flights.len(),
+            1,
+            "the first flight was taken for ticket 0"
+        );
         s.abandoned = true;
     }
 }
