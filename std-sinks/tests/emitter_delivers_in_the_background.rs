@@ -765,28 +765,55 @@ fn a_pipelined_sink_has_several_batches_in_flight_and_loses_none() {
     assert!(sink.started.lock().unwrap().is_empty());
 }
 
-/// A pipelined sink (4 lanes) whose first batch is acknowledged only
-/// `slow` after it started; every other batch at once. Its `wait_ready`
-/// waits for that acknowledgement no longer than it is asked to.
-#[derive(Clone)]
-struct SlowFirstAck {
-    slow: Duration,
-    /// When each batch started, by ticket (1, 2, ...).
-    started: Arc<Mutex<Vec<Instant>>>,
-    /// Whether the sink asks the worker to wait for the acknowledgement in
-    /// `wait_ready` (true) or keeps the trait's default (false).
-    answers_ready: bool,
+/// What [`FirstAck::wait_ready`] does.
+#[derive(Clone, Copy, PartialEq)]
+enum Ready {
+    /// The trait's default: `true` at once (the worker waits in `settle`).
+    Default,
+    /// Waits for the acknowledgement, no longer than `until`.
+    Waits,
+    /// Answers at once whether the acknowledgement came.
+    AtOnce,
 }
 
-impl SlowFirstAck {
-    fn acked_at(&self, t: ossa_events::sink::Ticket) -> Instant {
+/// A pipelined sink (4 lanes) whose first batch is acknowledged `first_ack`
+/// after it started (`None`: never; `settle` then waits for the shutdown
+/// deadline, as a real sink's does, and counts its events timed out), every
+/// other batch at once; its `wait_ready` does as `ready` says, counting its
+/// calls.
+#[derive(Clone)]
+struct FirstAck {
+    first_ack: Option<Duration>,
+    ready: Ready,
+    /// When each batch started, by ticket (1, 2, ...).
+    started: Arc<Mutex<Vec<Instant>>>,
+    ready_calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FirstAck {
+    fn new(first_ack: Option<Duration>, ready: Ready) -> FirstAck {
+        FirstAck {
+            first_ack,
+            ready,
+            started: Arc::default(),
+            ready_calls: Arc::default(),
+        }
+    }
+    fn acked_at(&self, t: ossa_events::sink::Ticket) -> Option<Instant> {
         let started = self.started.lock().unwrap();
         let at = started[t.get() as usize - 1];
-        if t.get() == 1 { at + self.slow } else { at }
+        if t.get() == 1 {
+            self.first_ack.map(|d| at + d)
+        } else {
+            Some(at)
+        }
+    }
+    fn ready_calls(&self) -> usize {
+        self.ready_calls.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
-impl Sink for SlowFirstAck {
+impl Sink for FirstAck {
     fn pipeline(&self) -> usize {
         4
     }
@@ -805,19 +832,35 @@ impl Sink for SlowFirstAck {
     fn settle(
         &mut self,
         t: ossa_events::sink::Ticket,
-        _: &[Encoded],
-        _: ossa_events::sink::SendDeadline<'_>,
+        events: &[Encoded],
+        deadline: ossa_events::sink::SendDeadline<'_>,
     ) -> Result<(), SendError> {
-        std::thread::sleep(self.acked_at(t).saturating_duration_since(Instant::now()));
-        Ok(())
+        if let Some(ack) = self.acked_at(t) {
+            std::thread::sleep(ack.saturating_duration_since(Instant::now()));
+            return Ok(());
+        }
+        while !deadline.passed() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Err(SendError::at(
+            0..events.len(),
+            ossa_events::Retry::LATER,
+            Error::Timeout(ossa_events::Phase::Shutdown),
+        ))
     }
     fn wait_ready(&mut self, t: ossa_events::sink::Ticket, until: Instant) -> bool {
-        if !self.answers_ready {
-            return true;
-        }
+        self.ready_calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let ack = self.acked_at(t);
-        std::thread::sleep(ack.min(until).saturating_duration_since(Instant::now()));
-        Instant::now() >= ack
+        match self.ready {
+            Ready::Default => return true,
+            Ready::AtOnce => {}
+            Ready::Waits => {
+                let end = ack.map_or(until, |a| a.min(until));
+                std::thread::sleep(end.saturating_duration_since(Instant::now()));
+            }
+        }
+        ack.is_some_and(|a| Instant::now() >= a)
     }
 }
 
@@ -828,12 +871,8 @@ impl Sink for SlowFirstAck {
 /// has its slow settle waited for, as its docs say.
 #[test]
 fn a_slow_acknowledgement_does_not_hold_the_next_event_past_the_interval() {
-    let run = |answers_ready: bool| {
-        let sink = SlowFirstAck {
-            slow: Duration::from_secs(2),
-            started: Arc::default(),
-            answers_ready,
-        };
+    let run = |ready: Ready| {
+        let sink = FirstAck::new(Some(Duration::from_secs(2)), ready);
         let em = Emitter::builder("/agents/slow-ack")
             .sink(sink.clone())
             .flush_interval(Duration::from_millis(50))
@@ -856,12 +895,12 @@ fn a_slow_acknowledgement_does_not_hold_the_next_event_past_the_interval() {
         assert_eq!((report.delivered, report.failed), (2, 0), "{report:?}");
         waited
     };
-    let waited = run(true);
+    let waited = run(Ready::Waits);
     assert!(
         waited < Duration::from_millis(1_000),
         "the second event waited {waited:?} for the first batch's acknowledgement"
     );
-    let waited = run(false);
+    let waited = run(Ready::Default);
     assert!(
         waited >= Duration::from_millis(1_500),
         "a default wait_ready settled at once: {waited:?}"
@@ -1160,58 +1199,6 @@ fn flush_async_does_not_wait_for_events_emitted_after_the_call() {
     assert!(report.delivered >= 1, "{report:?}");
 }
 
-/// A pipelined sink (2 lanes) whose acknowledgements never come: `settle`
-/// waits for the shutdown deadline, as a real sink's does, and then counts
-/// its events timed out; `wait_ready` waits until it is told to (or, with
-/// `at_once`, answers "not yet" without waiting), counting its calls.
-#[derive(Clone, Default)]
-struct NeverAcked {
-    next: Arc<Mutex<u64>>,
-    ready_calls: Arc<std::sync::atomic::AtomicUsize>,
-    at_once: bool,
-}
-
-impl Sink for NeverAcked {
-    fn pipeline(&self) -> usize {
-        2
-    }
-    fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
-        Ok(())
-    }
-    fn start(
-        &mut self,
-        _: &[Encoded],
-        _: ossa_events::sink::SendDeadline<'_>,
-    ) -> Result<ossa_events::sink::Ticket, SendError> {
-        let mut n = self.next.lock().unwrap();
-        *n += 1;
-        Ok(ossa_events::sink::Ticket::new(*n))
-    }
-    fn settle(
-        &mut self,
-        _: ossa_events::sink::Ticket,
-        events: &[Encoded],
-        deadline: ossa_events::sink::SendDeadline<'_>,
-    ) -> Result<(), SendError> {
-        while !deadline.passed() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Err(SendError::at(
-            0..events.len(),
-            ossa_events::Retry::LATER,
-            Error::Timeout(ossa_events::Phase::Shutdown),
-        ))
-    }
-    fn wait_ready(&mut self, _: ossa_events::sink::Ticket, until: Instant) -> bool {
-        self.ready_calls
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if !self.at_once {
-            std::thread::sleep(until.saturating_duration_since(Instant::now()));
-        }
-        false
-    }
-}
-
 /// Shutdown begun while the worker waits in `wait_ready` for an
 /// acknowledgement that does not come: the settle that follows sees the
 /// deadline at once, and `shutdown_within(0)` ends in about the time that
@@ -1222,7 +1209,7 @@ impl Sink for NeverAcked {
 fn a_shutdown_does_not_wait_out_a_wait_for_an_acknowledgement() {
     let mut late = Vec::new();
     for _ in 0..10 {
-        let sink = NeverAcked::default();
+        let sink = FirstAck::new(None, Ready::Waits);
         let em = Emitter::builder("/agents/never-acked")
             .sink(sink.clone())
             .flush_interval(Duration::from_millis(200))
@@ -1230,7 +1217,7 @@ fn a_shutdown_does_not_wait_out_a_wait_for_an_acknowledgement() {
             .unwrap();
         em.emit_ossa(&turn(1)).unwrap();
         em.flush_within(Duration::from_millis(1)).ok();
-        let calls = || sink.ready_calls.load(std::sync::atomic::Ordering::SeqCst);
+        let calls = || sink.ready_calls();
         assert!(wait_for(|| calls() >= 1, Duration::from_secs(5)));
         // Just after the worker asked again: it waits in `wait_ready`.
         let n = calls();
@@ -1252,10 +1239,7 @@ fn a_shutdown_does_not_wait_out_a_wait_for_an_acknowledgement() {
 /// acknowledgement is awaited (it waits for `until`, or an emit, first).
 #[test]
 fn a_wait_ready_that_answers_at_once_does_not_spin_the_worker() {
-    let sink = NeverAcked {
-        at_once: true,
-        ..NeverAcked::default()
-    };
+    let sink = FirstAck::new(None, Ready::AtOnce);
     let em = Emitter::builder("/agents/never-acked")
         .sink(sink.clone())
         .flush_interval(Duration::from_millis(50))
@@ -1263,7 +1247,7 @@ fn a_wait_ready_that_answers_at_once_does_not_spin_the_worker() {
         .build()
         .unwrap();
     em.emit_ossa(&turn(1)).unwrap();
-    let calls = || sink.ready_calls.load(std::sync::atomic::Ordering::SeqCst);
+    let calls = || sink.ready_calls();
     assert!(wait_for(|| calls() >= 1, Duration::from_secs(5)));
     let before = calls();
     std::thread::sleep(Duration::from_millis(500));

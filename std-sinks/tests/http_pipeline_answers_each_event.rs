@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -30,48 +30,59 @@ struct Seen {
     unavailable: usize,
 }
 
-#[test]
-fn pipelined_batches_are_answered_per_event() {
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let (s2, now2, most2) = (seen.clone(), now.clone(), most.clone());
-    let addr = serve_loopback(None, move |stream: TcpStream| {
+/// A collector on loopback, one thread a connection: for each request,
+/// `answer` is given the ids of its events and says the status to answer
+/// (after waiting as long as it likes).
+fn collector(answer: impl Fn(Vec<String>) -> u16 + Send + Sync + 'static) -> SocketAddr {
+    serve_loopback(None, move |stream: TcpStream| {
         let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
         let Ok(mut w) = stream.try_clone() else {
             return;
         };
         let mut r = BufReader::new(stream);
         while let Ok(Some(req)) = read_request(&mut r) {
-            let inside = now2.fetch_add(1, Ordering::SeqCst) + 1;
-            most2.fetch_max(inside, Ordering::SeqCst);
+            // (Events that do not parse are missing from `ids`: the tests'
+            // counts then fail.)
             let mut ids = Vec::new();
-            parse_events(&req.headers, &req.body, |_, ev| {
+            let _ = parse_events(&req.headers, &req.body, |_, ev| {
                 ids.push(ev.id().to_owned())
-            })
-            .unwrap();
-            // Long enough for the next batches to be started meanwhile.
-            thread::sleep(Duration::from_millis(20));
-            let status = {
-                let mut s = s2.lock().unwrap();
-                if ids.iter().any(|i| i == "bad") {
-                    s.refused.extend(ids);
-                    400
-                } else if ids.iter().any(|i| i == "retry-me") && s.unavailable == 0 {
-                    s.unavailable += 1;
-                    503
-                } else {
-                    for i in ids {
-                        *s.accepted.entry(i).or_default() += 1;
-                    }
-                    202
-                }
-            };
-            now2.fetch_sub(1, Ordering::SeqCst);
+            });
+            let status = answer(ids);
             let resp = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
             if w.write_all(resp.as_bytes()).is_err() {
                 return;
             }
         }
+    })
+}
+
+#[test]
+fn pipelined_batches_are_answered_per_event() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (s2, now2, most2) = (seen.clone(), now.clone(), most.clone());
+    let addr = collector(move |ids| {
+        let inside = now2.fetch_add(1, Ordering::SeqCst) + 1;
+        most2.fetch_max(inside, Ordering::SeqCst);
+        // Long enough for the next batches to be started meanwhile.
+        thread::sleep(Duration::from_millis(20));
+        let status = {
+            let mut s = s2.lock().unwrap();
+            if ids.iter().any(|i| i == "bad") {
+                s.refused.extend(ids);
+                400
+            } else if ids.iter().any(|i| i == "retry-me") && s.unavailable == 0 {
+                s.unavailable += 1;
+                503
+            } else {
+                for i in ids {
+                    *s.accepted.entry(i).or_default() += 1;
+                }
+                202
+            }
+        };
+        now2.fetch_sub(1, Ordering::SeqCst);
+        status
     });
     let sink = HttpSink::builder(format!("http://{addr}/events"))
         .mode(HttpMode::Batched)
@@ -164,26 +175,11 @@ fn pipelined_sink_delivers_everything_to_the_receiver() {
 fn pipelined_shutdown_keeps_to_its_deadline_and_never_overcounts() {
     let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
     let a2 = accepted.clone();
-    let addr = serve_loopback(None, move |stream: TcpStream| {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-        let Ok(mut w) = stream.try_clone() else {
-            return;
-        };
-        let mut r = BufReader::new(stream);
-        while let Ok(Some(req)) = read_request(&mut r) {
-            let mut ids = Vec::new();
-            let _ = parse_events(&req.headers, &req.body, |_, ev| {
-                ids.push(ev.id().to_owned())
-            });
-            thread::sleep(Duration::from_millis(100));
-            // Counted before answering: the client may count no more.
-            a2.lock().unwrap().extend(ids);
-            if w.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
-                .is_err()
-            {
-                return;
-            }
-        }
+    let addr = collector(move |ids| {
+        thread::sleep(Duration::from_millis(100));
+        // Counted before answering: the client may count no more.
+        a2.lock().unwrap().extend(ids);
+        202
     });
     let sink = HttpSink::builder(format!("http://{addr}/events"))
         .mode(HttpMode::Structured)
@@ -234,31 +230,14 @@ fn pipelined_shutdown_keeps_to_its_deadline_and_never_overcounts() {
 fn a_slow_answer_does_not_hold_the_next_event_past_the_flush_interval() {
     let arrived = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
     let a2 = arrived.clone();
-    let addr = serve_loopback(None, move |stream: TcpStream| {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-        let Ok(mut w) = stream.try_clone() else {
-            return;
-        };
-        let mut r = BufReader::new(stream);
-        while let Ok(Some(req)) = read_request(&mut r) {
-            let mut ids = Vec::new();
-            parse_events(&req.headers, &req.body, |_, ev| {
-                ids.push(ev.id().to_owned())
-            })
-            .unwrap();
-            let now = Instant::now();
-            a2.lock()
-                .unwrap()
-                .extend(ids.iter().map(|i| (i.clone(), now)));
-            if ids.iter().any(|i| i == "slow") {
-                thread::sleep(Duration::from_secs(2));
-            }
-            if w.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
-                .is_err()
-            {
-                return;
-            }
+    let addr = collector(move |ids| {
+        let now = Instant::now();
+        let slow = ids.iter().any(|i| i == "slow");
+        a2.lock().unwrap().extend(ids.into_iter().map(|i| (i, now)));
+        if slow {
+            thread::sleep(Duration::from_secs(2));
         }
+        202
     });
     let sink = HttpSink::builder(format!("http://{addr}/events"))
         .mode(HttpMode::Structured)
