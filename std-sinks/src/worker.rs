@@ -2774,6 +2774,23 @@ pub(crate) mod tests {
         );
     }
 
+    /// An emitter over `gate` with a spool in `dir` of two 4 KiB segments
+    /// under `WhenFull::DropOldest`, batches of 1 and a 2 000-byte queue
+    /// (larger events wait on disk).
+    fn drop_oldest_emitter(dir: &std::path::Path, gate: &Gate) -> crate::EmitterBuilder {
+        crate::Emitter::builder("/agents/t")
+            .sink(gate.clone())
+            .batch_size(1)
+            .queue_bytes(2_000)
+            .spool(
+                SpoolConfig::new(dir)
+                    .sync(SyncPolicy::Never)
+                    .segment_bytes(4096)
+                    .max_bytes(8192)
+                    .when_full(WhenFull::DropOldest),
+            )
+    }
+
     /// `WhenFull::DropOldest` when the ledger cannot be written (here a
     /// directory stands where it is written first; a full disk does the
     /// same): the oldest segment's events that wait only on disk are still
@@ -2788,18 +2805,8 @@ pub(crate) mod tests {
         let gate = Gate::default();
         let reported = Arc::new(Mutex::new(Vec::<String>::new()));
         let r = reported.clone();
-        let em = crate::Emitter::builder("/agents/t")
-            .sink(gate.clone())
-            .batch_size(1)
-            .queue_bytes(2_000)
+        let em = drop_oldest_emitter(&dir, &gate)
             .on_undelivered(move |u| r.lock().unwrap().push(u.id.to_owned()))
-            .spool(
-                SpoolConfig::new(&dir)
-                    .sync(SyncPolicy::Never)
-                    .segment_bytes(4096)
-                    .max_bytes(8192)
-                    .when_full(WhenFull::DropOldest),
-            )
             .build()
             .unwrap();
         em.emit(tick("e0")).unwrap();
@@ -2979,18 +2986,8 @@ pub(crate) mod tests {
     fn drop_oldest_under_concurrent_emits_stays_under_the_cap() {
         let dir = test_dir("drop-oldest-race");
         let gate = Gate::default();
-        let em = crate::Emitter::builder("/agents/t")
-            .sink(gate.clone())
-            .batch_size(1)
-            .queue_bytes(2_000)
+        let em = drop_oldest_emitter(&dir, &gate)
             .on_undelivered(|_| std::thread::sleep(Duration::from_millis(2)))
-            .spool(
-                SpoolConfig::new(&dir)
-                    .sync(SyncPolicy::Never)
-                    .segment_bytes(4096)
-                    .max_bytes(8192)
-                    .when_full(WhenFull::DropOldest),
-            )
             .build()
             .unwrap();
         em.emit(tick("e0")).unwrap();
