@@ -60,6 +60,28 @@ impl Sink for Held {
 
 type Reports = Arc<Mutex<Vec<(Reason, String)>>>;
 
+/// Emits 90 events (ids `a-00000`…) with the collector down, so that all
+/// stay in the spool `cfg` (in `d`, 3 segments or more); their ids and the
+/// segment files.
+fn spool_ninety(cfg: SpoolConfig, d: &Path) -> (Vec<String>, Vec<PathBuf>) {
+    let ids: Vec<String> = (0..90).map(|i| format!("a-{i:05}")).collect();
+    let em = quick("/agents/u")
+        .sink(Gate::up(false))
+        .spool(cfg)
+        .build()
+        .unwrap();
+    for id in &ids {
+        em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
+            .unwrap();
+    }
+    em.shutdown().unwrap_or_default();
+    assert_eq!(em.metrics().spooled, 90);
+    stop(em, d);
+    let segs = segment_files(d);
+    assert!(segs.len() >= 3, "{segs:?}");
+    (ids, segs)
+}
+
 #[test]
 fn events_of_a_segment_unreadable_for_a_moment_end_once() {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -70,24 +92,8 @@ fn events_of_a_segment_unreadable_for_a_moment_end_once() {
             .segment_bytes(4096)
             .sync(SyncPolicy::Never)
     };
-    let ids: Vec<String> = (0..90).map(|i| format!("a-{i:05}")).collect();
     // Run 1: the collector is down; everything stays in the spool.
-    {
-        let em = quick("/agents/u")
-            .sink(Gate::up(false))
-            .spool(cfg())
-            .build()
-            .unwrap();
-        for id in &ids {
-            em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
-                .unwrap();
-        }
-        em.shutdown().unwrap_or_default();
-        assert_eq!(em.metrics().spooled, 90);
-        stop(em, &d);
-    }
-    let segs = segment_files(&d);
-    assert!(segs.len() >= 3, "{segs:?}");
+    let (ids, segs) = spool_ninety(cfg(), &d);
     // Run 2: replays, a few at a time; the second segment cannot be opened
     // when reading gets to it.
     let sink = Held::default();
@@ -253,22 +259,7 @@ fn events_of_an_unreadable_segment_dropped_at_the_cap_are_reported() {
             .when_full(ossa_events::spool::WhenFull::DropOldest)
             .sync(SyncPolicy::Never)
     };
-    {
-        let em = quick("/agents/u")
-            .sink(Gate::up(false))
-            .spool(cfg(1 << 20))
-            .build()
-            .unwrap();
-        for i in 0..90 {
-            let id = format!("a-{i:05}");
-            em.emit(EventBuilder::new().ty("dev.example.tick").id(&id))
-                .unwrap();
-        }
-        em.shutdown().unwrap_or_default();
-        stop(em, &d);
-    }
-    let segs = segment_files(&d);
-    assert!(segs.len() >= 3, "{segs:?}");
+    let (_, segs) = spool_ninety(cfg(1 << 20), &d);
     let sink = Valve::default();
     sink.up.store(true, std::sync::atomic::Ordering::SeqCst);
     let reports: Reports = Arc::default();
