@@ -552,7 +552,10 @@ impl EmitterBuilder {
     /// delivers what is pending within the shutdown timeout on its own, and
     /// [`Emitter::shutdown_async`] (awaited before the program ends) is how
     /// to wait for that. Either way every event ends in exactly one place and
-    /// is counted and reported; only the waiting differs.
+    /// is counted and reported, provided the process lives until the worker
+    /// is done (the shutdown timeout at most): a program that exits right
+    /// after a drop that does not wait ends the worker with it, and what was
+    /// pending is neither delivered nor reported.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
@@ -1237,7 +1240,13 @@ impl Emitter {
     /// The future holds a handle until it resolves or is dropped, not the
     /// helper thread: a flush given up on (its future dropped, e.g. by a
     /// timeout) leaves the emitter to the other handles, so the drop of the
-    /// last of them shuts it down as usual.
+    /// last of them shuts it down as usual. When the future's handle is the
+    /// last one (the caller dropped its own before awaiting), the poll that
+    /// resolves it, or its drop, is the drop of the last handle: with
+    /// [`wait_on_drop`](EmitterBuilder::wait_on_drop) on (the default) it
+    /// waits there, on the task's thread, for the shutdown.
+    /// Fails as [`flush`](Self::flush) does, and with [`Error::Io`] when no
+    /// helper thread could be started.
     ///
     /// ```
     /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
@@ -1294,7 +1303,10 @@ impl Emitter {
     /// before an async program ends; see [`EmitterBuilder::wait_on_drop`].
     /// Dropped before it resolves, the shutdown goes on; the future holds a
     /// handle until then, the helper thread none (so the drop of the last
-    /// handle still waits as `wait_on_drop` says).
+    /// handle still waits as `wait_on_drop` says). Fails as
+    /// [`shutdown`](Self::shutdown) does ([`Error::Timeout`] when a sink call
+    /// outlasted the deadline), and with [`Error::Io`] when no helper thread
+    /// could be started: the shutdown has not begun then.
     pub fn shutdown_async(
         &self,
     ) -> impl std::future::Future<Output = Result<FlushReport, Error>> + Send + 'static + use<>
