@@ -171,7 +171,7 @@ impl<'a> Config<'a> {
     ///
     /// With the crate's `traceparent` feature (a default one). A firmware
     /// that never writes it leaves the feature out: its emitters then carry
-    /// no code to derive it (about 0.8 KiB of flash on a Cortex-M4).
+    /// no code to derive it (about 1.3 KiB of flash on a Cortex-M4).
     ///
     /// ```
     /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, ossa, FixedClock, RandomIds, Timestamp};
