@@ -401,3 +401,94 @@ fn a_refused_content_coding_is_answered_with_the_codings_taken() {
     assert!(server.seen().is_empty(), "{:?}", server.seen());
     listen.shutdown();
 }
+
+/// What the HTTP binding has a receiver refuse, refused by the extractor
+/// with the built-in receiver's status, and what it must accept (a
+/// quoted-string value, lower-case escapes, a batch) accepted: a
+/// `ce-specversion` other than `1.0`, each required attribute missing, an
+/// escape that is not one or decodes to bytes that are not UTF-8 (the
+/// overlong `%C0%A0` of §3.1.3.2), `ce-datacontenttype` in binary mode,
+/// an attribute given twice.
+#[cfg(feature = "receiver")]
+#[test]
+fn spec_refusals_get_the_receivers_status_from_the_extractor() {
+    use ossa_events::receiver::{Receiver, ReceiverConfig};
+    let server = Server::start(2 * 1024 * 1024);
+    let listen = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
+        .unwrap()
+        .spawn(|_: &ossa_events::Event<'_>| {})
+        .unwrap();
+    let post = "POST /events HTTP/1.1";
+    let ev = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#;
+    let bin = |extra: &str| {
+        format!("{post}\r\nce-specversion: 1.0\r\nce-id: 1\r\nce-source: /s\r\nce-type: t{extra}")
+    };
+    let cases: Vec<(u16, String, String)> = vec![
+        (
+            400,
+            format!("{post}\r\nce-specversion: 0.3\r\nce-id: 1\r\nce-source: /s\r\nce-type: t"),
+            String::new(),
+        ),
+        (
+            400,
+            format!("{post}\r\nce-specversion: 1.0\r\nce-source: /s\r\nce-type: t"),
+            String::new(),
+        ),
+        (
+            400,
+            format!("{post}\r\nce-specversion: 1.0\r\nce-id: 1\r\nce-type: t"),
+            String::new(),
+        ),
+        (
+            400,
+            format!("{post}\r\nce-specversion: 1.0\r\nce-id: 1\r\nce-source: /s"),
+            String::new(),
+        ),
+        (
+            400,
+            format!("{post}\r\nce-id: 1\r\nce-source: /s\r\nce-type: t"),
+            String::new(),
+        ),
+        (400, bin("\r\nce-subject: 100%"), String::new()),
+        (400, bin("\r\nce-subject: %C0%A0"), String::new()),
+        (400, bin("\r\nce-subject: \"open"), String::new()),
+        (
+            400,
+            bin("\r\nce-datacontenttype: text/plain"),
+            String::new(),
+        ),
+        (400, bin("\r\nce-id: 2"), String::new()),
+        (
+            202,
+            bin("\r\nce-subject: \"a b\"\r\nce-x: caf%c3%a9%20%22%25"),
+            String::new(),
+        ),
+        (
+            400,
+            format!("{post}\r\nContent-Type: application/cloudevents+json"),
+            ev.replace("1.0", "0.3"),
+        ),
+        (
+            202,
+            format!("{post}\r\nContent-Type: application/cloudevents-batch+json"),
+            format!("[{ev},{ev}]"),
+        ),
+        (
+            400,
+            format!("{post}\r\nContent-Type: application/cloudevents-batch+json"),
+            ev.to_owned(),
+        ),
+        (
+            400,
+            format!("{post}\r\nContent-Type: application/cloudevents+json"),
+            format!("[{ev}]"),
+        ),
+    ];
+    for (want, head, body) in &cases {
+        let theirs = status_of_raw(listen.local_addr(), head, body.as_bytes());
+        let ours = status_of_raw(server.addr, head, body.as_bytes());
+        assert_eq!((ours, theirs), (*want, *want), "{head:?} {body}");
+    }
+    assert_eq!(server.seen().len(), 2, "{:?}", server.seen());
+    listen.shutdown();
+}
