@@ -812,6 +812,21 @@ fn retryable(e: &KafkaError) -> bool {
     )
 }
 
+/// Whether a failed report says this producer can deliver nothing more:
+/// librdkafka's fatal error, or the broker fencing its producer id
+/// (`ProducerFenced`, `InvalidProducerEpoch`). A fenced idempotent producer
+/// is not fatal to librdkafka, which bumps its epoch and sends again; a
+/// broker that fences the bumped epoch too (tansu after a freeze longer than
+/// the delivery timeout) then failed every later record, the broker up, and
+/// the emitter's retries all with it. A new producer gets a new id.
+fn producer_is_spent(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::Fatal | C::ProducerFenced | C::InvalidProducerEpoch)
+    )
+}
+
 fn report_error(e: &KafkaError) -> Error {
     match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::MessageTimedOut) => Error::Timeout(Phase::Send),
@@ -1296,7 +1311,7 @@ impl KafkaSink {
                     add(range, Retry::LATER, Error::Timeout(Phase::Shutdown));
                 }
                 Some(Err(e)) => {
-                    reset |= matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal));
+                    reset |= producer_is_spent(e);
                     let retry = if retryable(e) {
                         Retry::LATER
                     } else {
