@@ -1,7 +1,10 @@
 //! The `no_std` emitter compiled to `wasm32-unknown-unknown` (examples/wasm-agent)
 //! and run in a real WebAssembly runtime (wasmi): every event it emits arrives
-//! through its `host.write` import, parses, and is in order; a host whose
-//! writes fail for a while still gets every event.
+//! through its `host.write` import, parses (with the crate's parser and with
+//! `serde_json`), and is in order; a host whose writes fail for a while still
+//! gets every event; a host import returning garbage gets an error code or a
+//! well-formed event, never a trap; a run that gives up says, through the
+//! `dropped` export, how many events it dropped.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -73,6 +76,10 @@ struct Host {
     write_calls: u32,
     /// The first this-many `host.write` calls fail with -1.
     fail_first: u32,
+    /// This `host.write` call takes the bytes and still returns -1 (0: none).
+    take_then_fail: u32,
+    /// Every `host.write` call from this one on fails with -1 (0: none).
+    fail_from: u32,
     /// Most bytes accepted per `host.write` call (0: no limit).
     max_chunk: usize,
     now_ms: i64,
@@ -80,6 +87,11 @@ struct Host {
     /// Seeded counter behind `host.random`.
     rng: u64,
     random_calls: u32,
+    /// What `host.write` returns in place of the byte count, after taking
+    /// the bytes (a host returning garbage).
+    write_returns: Option<i32>,
+    /// What `host.now_ms` returns, by call number, in place of the clock.
+    clock: Option<fn(u32) -> i64>,
 }
 
 impl Host {
@@ -113,6 +125,14 @@ fn guest_memory(caller: &Caller<'_, Host>) -> Result<wasmi::Memory, wasmi::Error
 /// Loads the module, links `host.write`, `host.now_ms` and `host.random`,
 /// calls `run(turns)` and returns its result and the host state.
 fn run_agent(turns: u32, host: Host) -> (i32, Host) {
+    let (mut store, instance) = instantiate(host);
+    let run = instance.get_typed_func::<u32, i32>(&store, "run").unwrap();
+    let ret = run.call(&mut store, turns).unwrap();
+    (ret, store.into_data())
+}
+
+/// The module instantiated with `host` behind its imports.
+fn instantiate(host: Host) -> (Store<Host>, wasmi::Instance) {
     let engine = Engine::default();
     let module = Module::new(&engine, std::fs::read(wasm_module()).unwrap()).unwrap();
     let mut store = Store::new(&engine, host);
@@ -125,7 +145,9 @@ fn run_agent(turns: u32, host: Host) -> (i32, Host) {
                 let memory = guest_memory(&caller)?;
                 let (mem, host) = memory.data_and_store_mut(&mut caller);
                 host.write_calls += 1;
-                if host.write_calls <= host.fail_first {
+                if host.write_calls <= host.fail_first
+                    || (host.fail_from > 0 && host.write_calls >= host.fail_from)
+                {
                     return Ok(-1);
                 }
                 let (ptr, mut len) = (ptr as u32 as usize, len as u32 as usize);
@@ -136,7 +158,10 @@ fn run_agent(turns: u32, host: Host) -> (i32, Host) {
                     .get(ptr..ptr + len)
                     .ok_or_else(|| wasmi::Error::new("host.write out of bounds"))?;
                 host.out.extend_from_slice(bytes);
-                Ok(len as i32)
+                if host.write_calls == host.take_then_fail {
+                    return Ok(-1);
+                }
+                Ok(host.write_returns.unwrap_or(len as i32))
             },
         )
         .unwrap()
@@ -144,7 +169,10 @@ fn run_agent(turns: u32, host: Host) -> (i32, Host) {
             let host = caller.data_mut();
             host.now_calls += 1;
             host.now_ms += 100;
-            host.now_ms
+            match host.clock {
+                Some(f) => f(host.now_calls),
+                None => host.now_ms,
+            }
         })
         .unwrap()
         .func_wrap(
@@ -164,9 +192,7 @@ fn run_agent(turns: u32, host: Host) -> (i32, Host) {
         )
         .unwrap();
     let instance = linker.instantiate_and_start(&mut store, &module).unwrap();
-    let run = instance.get_typed_func::<u32, i32>(&store, "run").unwrap();
-    let ret = run.call(&mut store, turns).unwrap();
-    (ret, store.into_data())
+    (store, instance)
 }
 
 /// What the test keeps of one delivered event.
@@ -355,4 +381,183 @@ fn a_host_that_never_recovers_gets_an_error_code_not_a_trap() {
     assert!(ret < 0, "run returned {ret}");
     assert!(host.out.is_empty());
     assert!(host.now_calls > 0);
+}
+
+/// Checks one JSON Lines line with `serde_json` alone (not the crate's
+/// parser): a JSON object in the structured JSON format (json-format.md §3)
+/// carrying the required attributes of spec.md §3.1, `time` in RFC 3339, and
+/// `data` as JSON (the `datacontenttype` is `application/json`). Returns its id.
+fn check_line_with_serde(line: &[u8]) -> String {
+    let text = std::str::from_utf8(line).expect("a line is UTF-8");
+    let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {text}"));
+    assert_eq!(obj["specversion"], "1.0", "{text}");
+    for name in ["id", "source", "type"] {
+        let s = obj[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: {text}"));
+        assert!(!s.is_empty(), "{name} is empty: {text}");
+    }
+    for (name, value) in obj {
+        if name == "data" {
+            continue;
+        }
+        assert!(
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+            "attribute name {name:?}: {text}"
+        );
+        assert!(
+            value.is_string() || value.is_boolean() || value.is_i64(),
+            "attribute {name} = {value}: {text}"
+        );
+    }
+    assert_eq!(obj["datacontenttype"], "application/json", "{text}");
+    assert!(obj["data"].is_object(), "data is JSON: {text}");
+    let time = obj["time"]
+        .as_str()
+        .unwrap_or_else(|| panic!("time: {text}"));
+    let rfc3339 = regex::Regex::new(
+        r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$",
+    )
+    .unwrap();
+    assert!(rfc3339.is_match(time), "time {time:?} is not RFC 3339");
+    chrono::DateTime::parse_from_rfc3339(time).unwrap_or_else(|e| panic!("time {time:?}: {e}"));
+    obj["id"].as_str().unwrap().to_owned()
+}
+
+/// The non-empty lines of `out`, each checked by both parsers; their ids.
+fn ids_checked_by_both_parsers(out: &[u8]) -> Vec<String> {
+    let _ = parse_lines(out);
+    out.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(check_line_with_serde)
+        .collect()
+}
+
+#[test]
+fn every_line_is_cloudevents_json_to_serde_json_and_ids_are_unique_across_calls() {
+    let (mut store, instance) = instantiate(Host::new(0, 0));
+    let run = instance.get_typed_func::<u32, i32>(&store, "run").unwrap();
+    assert_eq!(run.call(&mut store, 3).unwrap(), 18);
+    let first = store.data().out.len();
+    assert_eq!(run.call(&mut store, 2).unwrap(), 14);
+    let host = store.into_data();
+    let ids = ids_checked_by_both_parsers(&host.out);
+    assert_eq!(ids.len(), 32);
+    assert_eq!(ids_checked_by_both_parsers(&host.out[..first]).len(), 18);
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "ids are unique across calls of run"
+    );
+}
+
+#[test]
+fn any_host_clock_reading_gives_a_well_formed_time() {
+    let clocks: [fn(u32) -> i64; 9] = [
+        |_| 0,
+        |_| -1,
+        |n| -i64::from(n) * 7,
+        |_| -62_167_219_200_000, // 0000-01-01T00:00:00Z
+        |_| 253_402_300_799_999, // 9999-12-31T23:59:59.999Z
+        |_| 253_402_300_800_000, // year 10000: beyond RFC 3339
+        |_| -62_167_219_200_001, // before year 0
+        |_| i64::MAX,
+        |_| i64::MIN,
+    ];
+    for clock in clocks {
+        let mut host = Host::new(0, 0);
+        host.clock = Some(clock);
+        let (ret, host) = run_agent(2, host);
+        assert_eq!(ret, 14, "clock {}", clock(1));
+        assert_eq!(ids_checked_by_both_parsers(&host.out).len(), 14);
+        // A reading outside RFC 3339's years 0000-9999 gives the epoch, as
+        // the module's docs say.
+        if !(-62_167_219_200_000..=253_402_300_799_999).contains(&clock(1)) {
+            let text = String::from_utf8(host.out).unwrap();
+            assert_eq!(text.matches(r#""time":"1970-01-01T00:00:00Z""#).count(), 14);
+        }
+    }
+}
+
+#[test]
+fn a_host_write_returning_garbage_gives_an_error_code_not_a_trap() {
+    // Claims more than it was given: taken as all of it.
+    let mut host = Host::new(0, 0);
+    host.write_returns = Some(i32::MAX);
+    let (ret, host) = run_agent(3, host);
+    assert_eq!(ret, 18);
+    check_run(&parse_lines(&host.out), 3, &host);
+    // Zero bytes taken, or any negative value: an error code.
+    for garbage in [0, -7, i32::MIN] {
+        let mut host = Host::new(0, 0);
+        host.write_returns = Some(garbage);
+        let (ret, _) = run_agent(3, host);
+        assert!(ret < 0, "write returning {garbage}: run returned {ret}");
+    }
+}
+
+/// A host whose writes fail for longer than the module retries: `run` gives
+/// up with an error code, and the events it held then, which the host never
+/// got, are not lost silently: `dropped()` says how many.
+#[test]
+fn a_run_that_gives_up_reports_how_many_events_it_dropped() {
+    for fail_first in [12, 29, 40, u32::MAX] {
+        let (mut store, instance) = instantiate(Host::new(fail_first, 0));
+        let run = instance.get_typed_func::<u32, i32>(&store, "run").unwrap();
+        let dropped = instance
+            .get_typed_func::<(), u32>(&store, "dropped")
+            .expect("the module exports dropped()");
+        let ret = run.call(&mut store, 3).unwrap();
+        let lost = dropped.call(&mut store, ()).unwrap();
+        let out = &store.data().out;
+        let got = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+        if ret >= 0 {
+            assert_eq!((ret, lost, got), (18, 0, 18), "fail_first = {fail_first}");
+        } else {
+            assert_eq!(ret, -2, "fail_first = {fail_first}");
+            // Every event it made before it gave up: the 15 its 8 KiB batch
+            // held, and the one that batch had no room for.
+            assert_eq!((lost, got), (16, 0), "fail_first = {fail_first}");
+        }
+        // The next run starts the count again.
+        store.data_mut().fail_first = 0;
+        assert_eq!(run.call(&mut store, 1).unwrap(), 10);
+        assert_eq!(dropped.call(&mut store, ()).unwrap(), 0);
+    }
+    // One turn: two flushes of 4 events go through; the host fails from its
+    // third write, the final flush's, on: the last 2 events are dropped.
+    let mut host = Host::new(0, 0);
+    host.fail_from = 3;
+    let (mut store, instance) = instantiate(host);
+    let run = instance.get_typed_func::<u32, i32>(&store, "run").unwrap();
+    let dropped = instance
+        .get_typed_func::<(), u32>(&store, "dropped")
+        .unwrap();
+    assert_eq!(run.call(&mut store, 1).unwrap(), -3);
+    assert_eq!(dropped.call(&mut store, ()).unwrap(), 2);
+    assert_eq!(parse_lines(&store.data().out).len(), 8);
+}
+
+/// The module's docs promise each event once only to a host whose failed
+/// `write` took none of the bytes: one that passes them on and still
+/// returns an error gets those events again, under the same ids, each whole
+/// on a line of its own.
+#[test]
+fn a_host_write_that_takes_the_bytes_and_fails_gets_them_again_under_the_same_ids() {
+    let mut host = Host::new(0, 0);
+    host.take_then_fail = 1;
+    let (ret, host) = run_agent(3, host);
+    assert_eq!(ret, 18);
+    let seen = parse_lines(&host.out);
+    assert_eq!(seen.len(), 18 + 4, "the first batch of 4 arrives twice");
+    let ids: Vec<&str> = seen.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids[..4], ids[4..8]);
+    check_run(&seen[4..], 3, &host);
 }

@@ -5,21 +5,29 @@
 //!
 //! | import | signature | meaning |
 //! |---|---|---|
-//! | `write` | `(ptr: i32, len: i32) -> i32` | takes bytes of JSON Lines; returns how many it accepted, or a negative value on error |
-//! | `now_ms` | `() -> i64` | Unix time in milliseconds |
+//! | `write` | `(ptr: i32, len: i32) -> i32` | takes bytes of JSON Lines; returns how many it accepted (more than `len` counts as `len`; 0 as a failure), or a negative value on error (having taken none of them) |
+//! | `now_ms` | `() -> i64` | Unix time in milliseconds (outside years 0000–9999: the events carry 1970-01-01T00:00:00Z) |
 //! | `random` | `(ptr: i32)` | fills 16 bytes at `ptr` with randomness (event ids) |
 //!
 //! and calls the export `run(turns: u32) -> i32`, which plays a whole agent
 //! run through [`Emitter`] and returns the number of events delivered, or a
-//! negative error code (see [`ERR_INVALID`] and friends). Everything lives on
-//! the stack of that one call; the module keeps no state between calls.
+//! negative error code (see [`ERR_INVALID`] and friends). A run that returns
+//! an error code stops there: the events it still held are not written, and
+//! the export [`dropped`]`() -> u32` says how many. Everything else lives on
+//! the stack of that one call; that count is the only state the module keeps
+//! between calls.
 //!
-//! Delivery is at-least-once: a flush whose write fails keeps its place in
-//! the emitter. The next flush does not write again the lines the host took
-//! whole; it ends a line the failure cut with a newline, then writes the cut
-//! event whole, so a host that parses line by line and skips a line that does
-//! not parse gets each delivered event once, never two on one line.
+//! Delivery is at-least-once for a run that returns a count: a flush whose
+//! write fails keeps its place in the emitter. The next flush does not write
+//! again the lines the host took whole; it ends a line the failure cut with a
+//! newline, then writes the cut event whole, so a host that parses line by
+//! line and skips a line that does not parse gets each delivered event once,
+//! never two on one line. A `write` that returns an error after passing on
+//! bytes breaks that "once": the events those bytes held come again, under
+//! the same ids.
 #![no_std]
+
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use embedded_io::{ErrorKind, ErrorType, Write};
 use ossa_events_core::emitter::{Config, EmitError, Emitter};
@@ -40,10 +48,16 @@ mod host {
 
 /// An event was refused as invalid, its payload failed, or it was too large.
 pub const ERR_INVALID: i32 = -1;
-/// An event was dropped: the batch was full and the host kept failing writes.
+/// An event was dropped: the batch was full and the host kept failing writes
+/// ([`FLUSH_ATTEMPTS`] tries). The run stops; [`dropped`] counts that event
+/// and the ones the batch held.
 pub const ERR_DROPPED: i32 = -2;
-/// The final flush still failed after [`FLUSH_ATTEMPTS`] tries.
+/// The final flush still failed after [`FLUSH_ATTEMPTS`] tries; [`dropped`]
+/// counts the events it held.
 pub const ERR_FLUSH: i32 = -3;
+
+/// What [`dropped`] returns: set by each [`run`].
+static DROPPED: AtomicU32 = AtomicU32::new(0);
 
 /// Events per flush.
 const BATCH_SIZE: usize = 4;
@@ -146,6 +160,14 @@ fn numbered<'b>(buf: &'b mut [u8; 32], prefix: &str, n: u32) -> &'b str {
     core::str::from_utf8(&buf[..p + d]).unwrap_or("")
 }
 
+/// Records what a run that stops with `code` drops: the events still in
+/// the batch, and the event that a full batch refused.
+fn stop<I: ossa_events_core::IdSource>(em: &HostEmitter<'_, I>, code: i32) -> i32 {
+    let n = em.pending() + usize::from(code == ERR_DROPPED);
+    DROPPED.store(u32::try_from(n).unwrap_or(u32::MAX), Ordering::Relaxed);
+    code
+}
+
 fn code<E>(e: &EmitError<E>) -> i32 {
     match e {
         EmitError::Full(_) => ERR_DROPPED,
@@ -167,7 +189,7 @@ where
         match em.emit_ossa(payload) {
             Ok(()) => return Ok(()),
             Err(EmitError::Full(_)) if attempts + 1 < FLUSH_ATTEMPTS => attempts += 1,
-            Err(e) => return Err(code(&e)),
+            Err(e) => return Err(stop(em, code(&e))),
         }
     }
 }
@@ -302,7 +324,7 @@ fn agent(turns: u32) -> Result<u64, i32> {
         if em.flush().is_err() {
             attempts += 1;
             if attempts >= FLUSH_ATTEMPTS {
-                return Err(ERR_FLUSH);
+                return Err(stop(&em, ERR_FLUSH));
             }
         }
     }
@@ -313,10 +335,22 @@ fn agent(turns: u32) -> Result<u64, i32> {
 /// `write`. Returns the number of events delivered, or a negative error code.
 #[no_mangle]
 pub extern "C" fn run(turns: u32) -> i32 {
+    DROPPED.store(0, Ordering::Relaxed);
     match agent(turns) {
         Ok(n) => i32::try_from(n).unwrap_or(i32::MAX),
         Err(code) => code,
     }
+}
+
+/// How many events the last [`run`] dropped: 0 after one that returned a
+/// count; after an error code, the events it made and still held when it
+/// stopped, with the one [`ERR_DROPPED`] refused. They were never counted
+/// as delivered, but a host whose `write` took some bytes and then failed
+/// may hold some of them whole (at-least-once). Events of the turns the
+/// run did not reach were never made and are not counted.
+#[no_mangle]
+pub extern "C" fn dropped() -> u32 {
+    DROPPED.load(Ordering::Relaxed)
 }
 
 #[panic_handler]
