@@ -15,67 +15,18 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
 mod common;
 
+use common::kafka_contract::{
+    Reported, accounted, read_ids, reported_once, reporting, wait_reported,
+};
 use common::kafka_events::{event, specs};
 use common::tansu::{Tansu, free_port_for_later};
 use ossa_events::sink::{Encoded, Encoding, KafkaSink, SendDeadline, Sink, Ticket};
-use ossa_events::{Emitter, EmitterBuilder, Metrics, Reason, RetryPolicy, SendError};
+use ossa_events::{Emitter, EmitterBuilder, Reason, RetryPolicy, SendError};
 
-/// What `on_undelivered` was told: (reason, id, error).
-type Reported = Arc<Mutex<Vec<(Reason, String, String)>>>;
-
-fn reporting(b: EmitterBuilder) -> (EmitterBuilder, Reported) {
-    let r: Reported = Arc::default();
-    let r2 = r.clone();
-    let b = b.on_undelivered(move |u| {
-        r2.lock()
-            .unwrap()
-            .push((u.reason, u.id.to_owned(), u.error.to_string()))
-    });
-    (b, r)
-}
-
-/// Each id reported at most once; the counts by reason.
-fn reported_once(r: &Reported) -> HashMap<String, u64> {
-    let got = r.lock().unwrap();
-    let mut ids = HashMap::new();
-    let mut by = HashMap::new();
-    for (reason, id, err) in got.iter() {
-        if let Some(first) = ids.insert(id.clone(), (reason, err.clone())) {
-            panic!("{id} reported twice: {first:?}, then {reason:?} {err}");
-        }
-        *by.entry(format!("{reason:?}")).or_default() += 1;
-    }
-    by
-}
-
-/// Waits until `n` events were reported, or `limit` passed.
-fn wait_reported(r: &Reported, n: usize, limit: Duration) {
-    let end = Instant::now() + limit;
-    while r.lock().unwrap().len() < n && Instant::now() < end {
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Every accepted event in exactly one place, and the reports agree.
-fn accounted(m: &Metrics, n: u64, by: &HashMap<String, u64>) {
-    assert_eq!(m.emitted, n, "{m:?}");
-    assert_eq!(m.delivered + m.failed + m.shutdown_timeout, n, "{m:?}");
-    assert_eq!(m.queue_depth, 0, "{m:?}");
-    let get = |r: Reason| by.get(&format!("{r:?}")).copied().unwrap_or(0);
-    assert_eq!(get(Reason::Failed), m.failed, "{m:?} {by:?}");
-    assert_eq!(
-        get(Reason::ShutdownTimeout),
-        m.shutdown_timeout,
-        "{m:?} {by:?}"
-    );
-    assert_eq!(get(Reason::Dropped), 0, "{by:?}");
-}
+/// The consumer group that reads the topics back.
+const GROUP: &str = "ossa-events-late-reports-test";
 
 /// What a [`Probe`] saw of the sink it wraps.
 #[derive(Default)]
@@ -208,39 +159,6 @@ fn signal(sig: &str, pid: u32) {
     assert!(ok, "kill {sig} {pid}");
 }
 
-/// Every id in `topic` (1 partition) from the beginning, until `want` came
-/// (then 500 ms more) or `limit` passed.
-fn read_ids(bootstrap: &str, topic: &str, want: usize, limit: Duration) -> Vec<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "ossa-events-late-reports-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
-    let end = Instant::now() + limit;
-    let mut out = Vec::new();
-    let mut quiet_until: Option<Instant> = None;
-    while Instant::now() < end && quiet_until.is_none_or(|q| Instant::now() < q) {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            let id = m
-                .headers()
-                .and_then(|h| h.iter().find(|h| h.key == "ce_id"))
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default();
-            out.push(id);
-            if out.len() >= want && quiet_until.is_none() {
-                quiet_until = Some(Instant::now() + Duration::from_millis(500));
-            }
-        }
-    }
-    out
-}
-
 /// A broker frozen for 3 s while an event comes every 80 ms (fewer batches
 /// than the pipeline's 64 lanes), then resumed,
 /// with a delivery timeout longer than the freeze: every event is
@@ -249,6 +167,26 @@ fn read_ids(bootstrap: &str, topic: &str, want: usize, limit: Duration) -> Vec<S
 /// emitted during the freeze is handed to the sink within about the flush
 /// interval (not held behind the frozen batch's reports); tickets stay
 /// consistent.
+/// An emitter builder over `sink` behind a [`Probe`], with its flush
+/// interval and `on_undelivered` recorded: the builder, what the probe
+/// sees, the reports.
+fn probed(
+    sink: KafkaSink,
+    flush_interval: Duration,
+) -> (EmitterBuilder, Arc<Mutex<Seen>>, Reported) {
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let probe = Probe {
+        inner: sink,
+        seen: seen.clone(),
+    };
+    let (b, reported) = reporting(
+        Emitter::builder("/agents/kafka-test")
+            .sink(probe)
+            .flush_interval(flush_interval),
+    );
+    (b, seen, reported)
+}
+
 #[test]
 fn a_frozen_broker_delays_nothing_it_need_not_and_loses_or_doubles_nothing() {
     const N: usize = 100;
@@ -260,18 +198,9 @@ fn a_frozen_broker_delays_nothing_it_need_not_and_loses_or_doubles_nothing() {
         .delivery_timeout(Duration::from_secs(12))
         .build()
         .unwrap();
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let probe = Probe {
-        inner: sink,
-        seen: seen.clone(),
-    };
     let flush_interval = Duration::from_millis(20);
-    let (b, reported) = reporting(
-        Emitter::builder("/agents/kafka-test")
-            .sink(probe)
-            .flush_interval(flush_interval)
-            .shutdown_timeout(Duration::from_secs(20)),
-    );
+    let (b, seen, reported) = probed(sink, flush_interval);
+    let b = b.shutdown_timeout(Duration::from_secs(20));
     let em = b.build().unwrap();
     let all = specs("frozen", N, false);
     // Warm: the producer has its id and the partition's leader.
@@ -334,7 +263,7 @@ fn a_frozen_broker_delays_nothing_it_need_not_and_loses_or_doubles_nothing() {
         emitted_at.len(),
         &late[..late.len().min(5)]
     );
-    let ids = read_ids(&bootstrap, topic, N, Duration::from_secs(10));
+    let ids = read_ids(&bootstrap, topic, GROUP, N, Duration::from_secs(10));
     let mut sorted = ids.clone();
     sorted.sort();
     sorted.dedup();
@@ -360,23 +289,15 @@ fn a_freeze_past_the_delivery_timeout_ends_each_event_once() {
         .delivery_timeout(Duration::from_millis(1500))
         .build()
         .unwrap();
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let probe = Probe {
-        inner: sink,
-        seen: seen.clone(),
-    };
-    let (b, reported) = reporting(
-        Emitter::builder("/agents/kafka-test")
-            .sink(probe)
-            .flush_interval(Duration::from_millis(20))
-            .retry(
-                RetryPolicy::default()
-                    .base(Duration::from_millis(100))
-                    .cap(Duration::from_millis(500))
-                    .max_attempts(6),
-            )
-            .shutdown_timeout(Duration::from_secs(20)),
-    );
+    let (b, seen, reported) = probed(sink, Duration::from_millis(20));
+    let b = b
+        .retry(
+            RetryPolicy::default()
+                .base(Duration::from_millis(100))
+                .cap(Duration::from_millis(500))
+                .max_attempts(6),
+        )
+        .shutdown_timeout(Duration::from_secs(20));
     let em = b.build().unwrap();
     let all = specs("long", N, false);
     for s in &all[..20] {
@@ -417,6 +338,7 @@ fn a_freeze_past_the_delivery_timeout_ends_each_event_once() {
     let ids = read_ids(
         &bootstrap,
         topic,
+        GROUP,
         m.delivered as usize,
         Duration::from_secs(10),
     );
@@ -455,16 +377,7 @@ fn shutdown_within_during_a_freeze_keeps_its_limit_and_its_counts() {
         .delivery_timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let probe = Probe {
-        inner: sink,
-        seen: seen.clone(),
-    };
-    let (b, reported) = reporting(
-        Emitter::builder("/agents/kafka-test")
-            .sink(probe)
-            .flush_interval(Duration::from_millis(10)),
-    );
+    let (b, seen, reported) = probed(sink, Duration::from_millis(10));
     let em = b.build().unwrap();
     let all = specs("fs", N, false);
     for s in &all[..20] {
@@ -532,20 +445,11 @@ fn a_producer_replaced_mid_pipeline_keeps_tickets_and_flights_consistent() {
         .set("reconnect.backoff.max.ms", "100")
         .build()
         .unwrap();
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let probe = Probe {
-        inner: sink,
-        seen: seen.clone(),
-    };
-    let (b, reported) = reporting(
-        Emitter::builder("/agents/kafka-test")
-            .sink(probe)
-            .flush_interval(Duration::from_millis(10))
-            .retry(
-                RetryPolicy::default()
-                    .base(Duration::from_millis(50))
-                    .max_attempts(4),
-            ),
+    let (b, seen, reported) = probed(sink, Duration::from_millis(10));
+    let b = b.retry(
+        RetryPolicy::default()
+            .base(Duration::from_millis(50))
+            .max_attempts(4),
     );
     let em = b.build().unwrap();
     let all = specs("rs", N, false);

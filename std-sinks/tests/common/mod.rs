@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 pub(crate) mod contract;
+#[cfg(feature = "kafka")]
+pub(crate) mod kafka_contract;
 pub(crate) mod kafka_events;
 pub(crate) mod tansu;
 
