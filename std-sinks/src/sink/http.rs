@@ -832,7 +832,14 @@ impl Sink for HttpSink {
         }
         let ticket = lanes.next;
         lanes.next += 1;
-        lanes.waiting.push((ticket, events.len(), answer));
+        lanes.waiting.push((
+            ticket,
+            events.len(),
+            Answer {
+                rx: answer,
+                came: None,
+            },
+        ));
         Ok(Ticket::new(ticket))
     }
 
@@ -859,16 +866,11 @@ impl Sink for HttpSink {
                 "http: settle of a ticket this sink did not hand out".into(),
             )));
         };
-        let (_, n, answer) = lanes.waiting.swap_remove(at);
+        let (_, n, mut answer) = lanes.waiting.swap_remove(at);
         if n != events.len() {
             return Err(SendError::fatal(Error::Transport(
                 "http: settle with events that are not the batch of its ticket".into(),
             )));
-        }
-        if let Some(at) = lanes.arrived.iter().position(|a| a.0 == ticket.get()) {
-            // Taken by `wait_ready` already.
-            let (_, (at, r)) = lanes.arrived.swap_remove(at);
-            return r.map_err(|e| e.aged(at.elapsed()));
         }
         loop {
             // Woken now and then to pass on a shutdown deadline set
@@ -911,16 +913,13 @@ impl Sink for HttpSink {
         let Some(lanes) = self.lanes.as_mut() else {
             return true;
         };
-        if lanes.arrived.iter().any(|a| a.0 == ticket.get()) {
-            return true;
-        }
-        let Some((_, _, answer)) = lanes.waiting.iter().find(|w| w.0 == ticket.get()) else {
+        let Some((_, _, answer)) = lanes.waiting.iter_mut().find(|w| w.0 == ticket.get()) else {
             return true;
         };
         let wait = until.saturating_duration_since(std::time::Instant::now());
         match answer.recv_timeout(wait) {
             Ok(a) => {
-                lanes.arrived.push((ticket.get(), a));
+                answer.came = Some(a);
                 true
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
@@ -964,8 +963,25 @@ const SETTLE_POLL: Duration = Duration::from_millis(50);
 /// A started batch's answer, with when it came.
 type Answered = (std::time::Instant, Result<(), SendError>);
 
-/// Where a started batch's answer arrives.
-type Answer = std::sync::mpsc::Receiver<Answered>;
+/// Where a started batch's answer arrives, and the answer once
+/// [`Sink::wait_ready`] took it (for `settle`).
+struct Answer {
+    rx: std::sync::mpsc::Receiver<Answered>,
+    came: Option<Answered>,
+}
+
+impl Answer {
+    /// The answer taken already, else the next within `wait`.
+    fn recv_timeout(
+        &mut self,
+        wait: Duration,
+    ) -> Result<Answered, std::sync::mpsc::RecvTimeoutError> {
+        match self.came.take() {
+            Some(a) => Ok(a),
+            None => self.rx.recv_timeout(wait),
+        }
+    }
+}
 
 /// A batch for a connection thread, and where its answer goes.
 struct Job {
@@ -987,8 +1003,6 @@ struct Lanes {
     deadline: std::sync::Arc<DeadlineCell>,
     /// (ticket, events, answer) of each batch started and not settled.
     waiting: Vec<(u64, usize, Answer)>,
-    /// Answers [`Sink::wait_ready`] took before their `settle`, by ticket.
-    arrived: Vec<(u64, Answered)>,
     next: u64,
 }
 
@@ -1033,7 +1047,6 @@ impl Lanes {
             jobs,
             deadline,
             waiting: Vec::new(),
-            arrived: Vec::new(),
             next: 1,
         }
     }
