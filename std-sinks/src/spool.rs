@@ -888,8 +888,7 @@ impl Spool {
 
     /// Whether any seq of `seqs` is not confirmed.
     fn any_open(&self, seqs: std::ops::Range<u64>) -> bool {
-        let start = seqs.start.max(self.low);
-        start < seqs.end && (self.acked.range(start..seqs.end).count() as u64) < seqs.end - start
+        self.open_count(seqs) > 0
     }
 
     /// How many seqs of `seqs` are not confirmed.
