@@ -281,15 +281,7 @@ fn a_fatal_idempotence_error_starts_a_new_producer_before_the_next_attempt() {
     }
     assert_eq!(em.flush().unwrap().delivered, 50);
     // Frozen: the next batch goes on the wire and gets no answer.
-    let stop = |sig: &str, pid: u32| {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} {pid}");
-    };
-    stop("-STOP", broker.pid());
+    broker.signal("-STOP");
     for s in &all[50..] {
         em.emit_event(&event(s)).unwrap();
     }

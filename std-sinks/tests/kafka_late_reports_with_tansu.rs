@@ -150,15 +150,6 @@ impl Sink for Probe {
     }
 }
 
-fn signal(sig: &str, pid: u32) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
 /// A broker frozen for 3 s while an event comes every 80 ms (fewer batches
 /// than the pipeline's 64 lanes), then resumed,
 /// with a delivery timeout longer than the freeze: every event is
@@ -211,7 +202,7 @@ fn a_frozen_broker_delays_nothing_it_need_not_and_loses_or_doubles_nothing() {
         em.flush_within(Duration::from_secs(10)).unwrap().delivered,
         20
     );
-    signal("-STOP", broker.pid());
+    broker.signal("-STOP");
     let mut emitted_at = HashMap::new();
     let froze = Instant::now();
     let mut i = 20;
@@ -237,7 +228,7 @@ fn a_frozen_broker_delays_nothing_it_need_not_and_loses_or_doubles_nothing() {
             .collect()
     };
     let (asked, yes) = seen.lock().unwrap().asked;
-    signal("-CONT", broker.pid());
+    broker.signal("-CONT");
     let n = i;
     for s in &all[n..] {
         em.emit_event(&event(s)).unwrap();
@@ -307,7 +298,7 @@ fn a_freeze_past_the_delivery_timeout_ends_each_event_once() {
         em.flush_within(Duration::from_secs(10)).unwrap().delivered,
         20
     );
-    signal("-STOP", broker.pid());
+    broker.signal("-STOP");
     let froze = Instant::now();
     let mut i = 20;
     while froze.elapsed() < Duration::from_secs(4) && i < N {
@@ -315,7 +306,7 @@ fn a_freeze_past_the_delivery_timeout_ends_each_event_once() {
         i += 1;
         thread::sleep(Duration::from_millis(25));
     }
-    signal("-CONT", broker.pid());
+    broker.signal("-CONT");
     for s in &all[i..] {
         em.emit_event(&event(s)).unwrap();
     }
@@ -387,7 +378,7 @@ fn shutdown_within_during_a_freeze_keeps_its_limit_and_its_counts() {
         em.flush_within(Duration::from_secs(10)).unwrap().delivered,
         20
     );
-    signal("-STOP", broker.pid());
+    broker.signal("-STOP");
     for s in &all[20..] {
         em.emit_event(&event(s)).unwrap();
         thread::sleep(Duration::from_millis(5));
@@ -401,7 +392,7 @@ fn shutdown_within_during_a_freeze_keeps_its_limit_and_its_counts() {
     let t2 = Instant::now();
     drop(em);
     let dropped_in = t2.elapsed();
-    signal("-CONT", broker.pid());
+    broker.signal("-CONT");
     let by = reported_once(&reported);
     accounted(&m, N as u64, &by);
     let s = seen.lock().unwrap();
@@ -457,7 +448,7 @@ fn a_producer_replaced_mid_pipeline_keeps_tickets_and_flights_consistent() {
         em.emit_event(&event(s)).unwrap();
     }
     assert_eq!(em.flush().unwrap().delivered, 50);
-    signal("-STOP", broker.pid());
+    broker.signal("-STOP");
     let emitting = {
         let em = em.clone();
         thread::spawn(move || {

@@ -166,9 +166,15 @@ impl Tansu {
         }
     }
 
-    /// The broker's process id (to stop it with a signal).
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+    /// Sends the broker `sig` (`-STOP` freezes it, `-CONT` resumes it).
+    pub(crate) fn signal(&self, sig: &str) {
+        let pid = self.child.id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
     }
 
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
