@@ -644,7 +644,7 @@ fn other_methods_get_405_and_the_connection_stays_usable() {
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let r = c.response().unwrap();
     assert_eq!(r.status, 405);
-    assert_eq!(r.header("allow"), Some("POST, PUT"));
+    assert_eq!(r.header("allow"), Some("OPTIONS, POST, PUT"));
     c.send(b"DELETE /x HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(c.response().unwrap().status, 405);
     c.send(&structured("after-get"));
@@ -1943,7 +1943,7 @@ fn transfer_encodings_not_ending_in_chunked_get_400_and_close() {
 /// asks with `OPTIONS` and `WebHook-Request-Origin` before it delivers, and
 /// delivers only when the answer carries `WebHook-Allowed-Origin`. Every
 /// origin is allowed; a callback URL is not called (the synchronous answer
-/// grants already). `OPTIONS` without the header is still `405`.
+/// grants already). `OPTIONS` without the header lists the methods.
 #[test]
 fn the_webhook_validation_handshake_is_answered() {
     let (rx, seen_events) = start(quick());
@@ -1978,14 +1978,58 @@ fn the_webhook_validation_handshake_is_answered() {
         &ev_json("after-handshake"),
     ));
     assert_eq!(c.response().unwrap().status, 202);
-    // Without the handshake header, OPTIONS is a method like any other.
+    // Without the handshake header, OPTIONS asks what the server can do
+    // (RFC 9110 §9.3.7): the methods, no grant.
     c.send(b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n");
     let r = c.response().unwrap();
-    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("allow"), Some("OPTIONS, POST, PUT"), "{r:?}");
     assert_eq!(r.header("webhook-allowed-origin"), None, "{r:?}");
+    assert_eq!(r.header("access-control-allow-origin"), None, "{r:?}");
+    assert!(r.body.is_empty(), "{r:?}");
     assert_eq!(seen(&seen_events), vec![ev_json("after-handshake")]);
     let s = rx.shutdown();
-    assert_eq!((s.requests, s.accepted, s.rejected_4xx), (4, 3, 1), "{s:?}");
+    assert_eq!((s.requests, s.accepted, s.rejected_4xx), (4, 4, 0), "{s:?}");
+}
+
+/// The handshake's refusals: an expectation other than `100-continue` is a
+/// `417` on `OPTIONS` too (RFC 9110 §10.1.1), and two
+/// `WebHook-Request-Origin` lines name two senders (section 4.1.1 has one),
+/// so neither is granted: `400`. A `405` lists `OPTIONS` among the methods
+/// it allows (§10.2.1: every method the target supports).
+#[test]
+fn a_handshake_with_an_unmet_expectation_or_two_origins_is_refused() {
+    let (rx, seen_events) = start(quick());
+    let addr = rx.local_addr();
+    let r = roundtrip(
+        addr,
+        b"OPTIONS / HTTP/1.1\r\nHost: x\r\nWebHook-Request-Origin: a.example\r\nExpect: nope\r\n\r\n",
+    );
+    assert_eq!(r.status, 417, "{r:?}");
+    assert_eq!(r.header("webhook-allowed-origin"), None, "{r:?}");
+    let r = roundtrip(
+        addr,
+        b"OPTIONS / HTTP/1.1\r\nHost: x\r\nWebHook-Request-Origin: a.example\r\nWebHook-Request-Origin: b.example\r\n\r\n",
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.header("webhook-allowed-origin"), None, "{r:?}");
+    // One origin with 100-continue is still granted.
+    let r = roundtrip(
+        addr,
+        b"OPTIONS / HTTP/1.1\r\nHost: x\r\nWebHook-Request-Origin: a.example\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.header("webhook-allowed-origin"),
+        Some("a.example"),
+        "{r:?}"
+    );
+    let r = roundtrip(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.header("allow"), Some("OPTIONS, POST, PUT"), "{r:?}");
+    assert!(seen(&seen_events).is_empty());
+    let s = rx.shutdown();
+    assert_eq!((s.requests, s.accepted, s.rejected_4xx), (4, 1, 3), "{s:?}");
 }
 
 /// Bytes that cannot begin a request line (a TLS ClientHello sent to the
@@ -2088,9 +2132,14 @@ fn an_asterisk_target_with_a_method_other_than_options_gets_400() {
     }
     let r = roundtrip(addr, b"GET * HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.status, 400, "GET *: {r:?}");
-    // OPTIONS * is well formed (and, without the webhook handshake, 405).
+    // OPTIONS * is well formed: what the server as a whole can do.
     let r = roundtrip(addr, b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(r.status, 405, "OPTIONS *: {r:?}");
+    assert_eq!(r.status, 200, "OPTIONS *: {r:?}");
+    assert_eq!(
+        r.header("allow"),
+        Some("OPTIONS, POST, PUT"),
+        "OPTIONS *: {r:?}"
+    );
     assert!(seen(&seen_events).is_empty());
 }
 

@@ -29,7 +29,8 @@ use super::schemas::{FETCH_WAIT, SchemaArgs};
 /// A request whose events are all valid is answered 202 Accepted after its events
 /// were printed (and stdout flushed); if any event of it is invalid the answer is
 /// 400 Bad Request with the reason in the body, and none of its events is printed.
-/// Other answers: 405 (method other than POST/PUT), 413 (body over --max-body,
+/// Other answers: 200 to OPTIONS (the allowed methods, or the CloudEvents
+/// webhook handshake), 405 (method other than POST/PUT/OPTIONS), 413 (body over --max-body,
 /// refused before it is read), 415 (event format other than JSON, or a
 /// Content-Encoding other than gzip), 431 (request head over 16 KiB or 64
 /// headers), 408 (request not received in time), 503 with Retry-After: 1 (over

@@ -16,8 +16,9 @@
 //! | an HTTP/1.1 request without `Host`, or any request with more than one `Host` or one that is not a host and port (RFC 9112, section 3.2) | `400` (then close, if a body was sent) |
 //! | an `Expect` other than `100-continue` (on any of its lines) | `417 Expectation Failed` |
 //! | unsupported event format (`application/cloudevents+avro`), or a `Content-Encoding` other than `identity` and `gzip` | `415 Unsupported Media Type` |
-//! | the CloudEvents webhook validation handshake: `OPTIONS` with `WebHook-Request-Origin` ("HTTP 1.1 Web Hooks for Event Delivery", section 4) | `200 OK` with `WebHook-Allowed-Origin` (the origin asked for: every origin is granted), `WebHook-Allowed-Rate: *` and `Allow: POST, PUT`; a `WebHook-Request-Callback` is not called |
-//! | method other than `POST`/`PUT` (`OPTIONS` without `WebHook-Request-Origin` included) | `405 Method Not Allowed` (`Allow: POST, PUT`) |
+//! | the CloudEvents webhook validation handshake: `OPTIONS` with `WebHook-Request-Origin` ("HTTP 1.1 Web Hooks for Event Delivery", section 4) | `200 OK` with `WebHook-Allowed-Origin` (the origin asked for: every origin is granted), `WebHook-Allowed-Rate: *` and `Allow: OPTIONS, POST, PUT`; a `WebHook-Request-Callback` is not called; two `WebHook-Request-Origin` lines get `400`, an `Expect` other than `100-continue` `417` |
+//! | `OPTIONS` without `WebHook-Request-Origin` (RFC 9110, section 9.3.7) | `200 OK` with `Allow: OPTIONS, POST, PUT`, no body (no CORS headers: a browser's preflight is not granted) |
+//! | method other than `POST`, `PUT` or `OPTIONS` | `405 Method Not Allowed` (`Allow: OPTIONS, POST, PUT`) |
 //! | `Content-Length` over the body limit (checked before the body is read), chunked body growing over it, batch with too many events | `413 Content Too Large`, then close |
 //! | request head over the header byte limit or header count | `431 Request Header Fields Too Large`, then close |
 //! | request line over the header byte limit (its target too long) | `414 URI Too Long`, then close |

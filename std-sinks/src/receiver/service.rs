@@ -89,7 +89,7 @@ impl Reply {
             );
         }
         if self.allow {
-            h.insert(header::ALLOW, HeaderValue::from_static("POST, PUT"));
+            h.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
         }
         if self.close {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -112,6 +112,12 @@ impl Reply {
         res
     }
 }
+
+/// The methods the receiver answers (the `Allow` of a `405` and of an
+/// `OPTIONS` answer): `POST` and `PUT` carry events, `OPTIONS` says so and
+/// takes the webhook handshake (RFC 9110, section 10.2.1: a `405`'s `Allow`
+/// lists every method the target supports).
+const ALLOWED_METHODS: &str = "OPTIONS, POST, PUT";
 
 /// The CloudEvents webhook validation handshake's headers ("HTTP 1.1 Web
 /// Hooks for Event Delivery", section 4).
@@ -161,10 +167,24 @@ fn inspect(req: &Request<Incoming>, shared: &Shared) -> Result<(ContentMode, Cod
     if req.uri() == "*" && req.method() != Method::OPTIONS {
         return Err(Reply::text(400, "request target * is only for OPTIONS"));
     }
-    if req.method() == Method::OPTIONS
-        && let Some(origin) = h.get(WEBHOOK_REQUEST_ORIGIN)
-    {
-        return Err(webhook_handshake(origin));
+    if req.method() == Method::OPTIONS {
+        // What the server can do for the target (RFC 9110, section 9.3.7),
+        // or the webhook handshake; an expectation it cannot meet is a
+        // `417` here as anywhere (section 10.1.1).
+        if !expectations_met(h) {
+            return Err(Reply::text(417, "only Expect: 100-continue is supported"));
+        }
+        let mut origins = h.get_all(WEBHOOK_REQUEST_ORIGIN).iter();
+        return Err(match (origins.next(), origins.next()) {
+            (None, _) => Reply {
+                allow: true,
+                ..Reply::empty(200)
+            },
+            (Some(origin), None) => webhook_handshake(origin),
+            // Section 4.1.1: one DNS name; two lines name two senders, and
+            // granting one of them would be a guess.
+            (Some(_), Some(_)) => Reply::text(400, "more than one WebHook-Request-Origin header"),
+        });
     }
     if req.method() != Method::POST && req.method() != Method::PUT {
         let mut r = Reply::text(405, "only POST and PUT carry events");
