@@ -66,7 +66,10 @@
 //!    what one side spends the other cannot, and these move far less
 //!    between runs than the rates do; this process's is also printed by
 //!    thread (the caller, the emitters' workers, librdkafka's broker
-//!    threads, the rest), for the baselines and the rows with a target.
+//!    threads, the rest), for the baselines and the rows with a target,
+//!    with each kind's context switches per 1 000 events (from
+//!    `/proc/self/task/*/status`: what handing events from one thread to
+//!    another costs in wake-ups).
 //!    Two ratios are printed for each, as issue 16 asks ("compare at
 //!    equal work: raw rdkafka encoding each event itself; state both"): to
 //!    the raw producer with pre-encoded records, and to the raw producer
@@ -586,6 +589,8 @@ struct Contender<'a> {
     /// This process's CPU per event of each round by kind of thread
     /// ([`THREAD_KINDS`]), µs.
     cpu_kinds: Vec<[f64; 4]>,
+    /// Context switches per 1 000 events of each round by kind of thread.
+    switch_kinds: Vec<[f64; 4]>,
 }
 
 /// The raw producer a configuration of ours is held against for the target.
@@ -615,6 +620,8 @@ struct Rate {
     /// Median CPU per event in this process by kind of thread
     /// ([`THREAD_KINDS`]), µs.
     cpu_kinds_us: [f64; 4],
+    /// Median context switches per 1 000 events by kind of thread.
+    switch_kinds: [f64; 4],
 }
 
 /// CPU time the threads of process `pid` have run, ns, from
@@ -635,15 +642,36 @@ const THREAD_KINDS: [&str; 4] = ["caller", "worker", "rdk:broker", "other"];
 /// the sinks' idle servers). For the broker process all of it is `caller`
 /// or `other`; only the sum is read of it.
 fn cpu_split(pid: u32) -> [u64; 4] {
+    split_by_thread(pid, |task| {
+        std::fs::read_to_string(task.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+    })
+}
+
+/// Context switches (voluntary and not) of the threads of process `pid`
+/// by kind of thread ([`THREAD_KINDS`]), from `/proc/PID/task/*/status`.
+fn switch_split(pid: u32) -> [u64; 4] {
+    split_by_thread(pid, |task| {
+        let s = std::fs::read_to_string(task.join("status")).ok()?;
+        Some(
+            s.lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum(),
+        )
+    })
+}
+
+/// A figure of each thread of process `pid`, summed by kind of thread
+/// ([`THREAD_KINDS`]).
+fn split_by_thread(pid: u32, read: impl Fn(&std::path::Path) -> Option<u64>) -> [u64; 4] {
     let mut split = [0; 4];
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return split;
     };
     for t in tasks.filter_map(Result::ok) {
-        let Some(ns) = std::fs::read_to_string(t.path().join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        else {
+        let Some(ns) = read(&t.path()) else {
             continue;
         };
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
@@ -683,12 +711,16 @@ fn rounds(
         for j in 0..k {
             let i = (r + j) % k;
             let c = &mut contenders[i];
-            let (ours0, broker0) = (cpu_split(me), broker_ns());
+            let (ours0, broker0, sw0) = (cpu_split(me), broker_ns(), switch_split(me));
             let t = Instant::now();
             (c.send)(n);
             let rate = n as f64 / t.elapsed().as_secs_f64();
             let per_event = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e3 / n as f64;
             let ours1 = cpu_split(me);
+            let sw1 = switch_split(me);
+            c.switch_kinds.push(std::array::from_fn(|k| {
+                sw1[k].saturating_sub(sw0[k]) as f64 * 1e3 / n as f64
+            }));
             let kinds: [f64; 4] = std::array::from_fn(|k| per_event(ours0[k], ours1[k]));
             c.cpu
                 .push((kinds.iter().sum(), per_event(broker0, broker_ns())));
@@ -721,6 +753,9 @@ fn rounds(
                 cpu_us: (median(&mut ours), median(&mut broker)),
                 cpu_kinds_us: std::array::from_fn(|k| {
                     median(&mut c.cpu_kinds.iter().map(|v| v[k]).collect::<Vec<_>>())
+                }),
+                switch_kinds: std::array::from_fn(|k| {
+                    median(&mut c.switch_kinds.iter().map(|v| v[k]).collect::<Vec<_>>())
                 }),
             }
         })
@@ -786,6 +821,7 @@ fn throughput(
         samples: Vec::with_capacity(n_rounds),
         cpu: Vec::with_capacity(n_rounds),
         cpu_kinds: Vec::with_capacity(n_rounds),
+        switch_kinds: Vec::with_capacity(n_rounds),
     };
     let (pre_encoded, encode_each) = (Some(Baseline::PreEncoded), Some(Baseline::EncodeEach));
     let contenders = [
@@ -1142,9 +1178,10 @@ fn main() {
             .chain(rates.iter().filter(|r| r.main.is_some()))
         {
             let k = r.cpu_kinds_us;
+            let w = r.switch_kinds;
             println!(
-                "  {broker:<12} {:<33} {:>5.2} / {:>5.2} / {:>5.2} / {:>5.2}",
-                r.name, k[0], k[1], k[2], k[3]
+                "  {broker:<12} {:<33} {:>5.2} / {:>5.2} / {:>5.2} / {:>5.2}   switches per 1 000 events {:>5.1} / {:>5.1} / {:>5.1} / {:>5.1}",
+                r.name, k[0], k[1], k[2], k[3], w[0], w[1], w[2], w[3]
             );
         }
     };
