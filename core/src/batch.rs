@@ -238,6 +238,35 @@ pub enum DrainError<E> {
     WriteZero,
 }
 
+/// Calls in a row that may answer [`ErrorKind::Interrupted`] before it
+/// counts as a failure (see [`interrupted`]).
+///
+/// [`ErrorKind::Interrupted`]: embedded_io::ErrorKind::Interrupted
+pub(crate) const INTERRUPTED_TRIES: u8 = 8;
+
+/// Whether `r` is an [`ErrorKind::Interrupted`] to try again: `embedded_io`
+/// says such an operation "can typically be retried", and `std`'s
+/// `write_all` retries it (a signal during a `write(2)` behind
+/// `embedded_io_adapters`' `FromStd` is one). Counted in `tries`, reset by
+/// any other answer; past [`INTERRUPTED_TRIES`] in a row it is an error like
+/// another, so a writer that only ever answers it cannot hold the caller
+/// forever. A writer whose error type is `Infallible` compiles this away.
+///
+/// [`ErrorKind::Interrupted`]: embedded_io::ErrorKind::Interrupted
+#[inline]
+pub(crate) fn interrupted<T, E: embedded_io::Error>(r: &Result<T, E>, tries: &mut u8) -> bool {
+    match r {
+        Err(e) if e.kind() == embedded_io::ErrorKind::Interrupted && *tries < INTERRUPTED_TRIES => {
+            *tries += 1;
+            true
+        }
+        _ => {
+            *tries = 0;
+            false
+        }
+    }
+}
+
 impl<E> From<WriteError<E>> for DrainError<E> {
     fn from(e: WriteError<E>) -> Self {
         match e {
@@ -834,7 +863,11 @@ impl<const N: usize, const B: usize> Batch<N, B> {
     ///   Lines the lines the writer took whole are not written again, the cut
     ///   event is, after a `\n`; in JSON batch the whole array is, after a `\n`;
     /// - a flush error means the writer may have lost what it took: everything
-    ///   is written again, after a `\n` (what it had passed on arrives twice).
+    ///   is written again, after a `\n` (what it had passed on arrives twice);
+    /// - [`ErrorKind::Interrupted`](embedded_io::ErrorKind::Interrupted) from
+    ///   `write` or `flush` (nothing written, as `std` defines it: a signal
+    ///   during the call) is tried again at once, up to 8 times in a row, as
+    ///   `std`'s `write_all` does; the 9th is an error as above.
     ///
     /// Give the next call the same writer, or call [`rewind`](Self::rewind).
     /// An empty batch writes nothing and does not flush. In JSON Lines the
@@ -864,13 +897,21 @@ impl<const N: usize, const B: usize> Batch<N, B> {
             return Ok(0);
         }
         self.progress = self.recovered();
+        let mut tries = 0;
         while let Some(chunk) = self.next_chunk() {
             let asked = chunk.len();
             let r = w.write(chunk);
+            if interrupted(&r, &mut tries) {
+                continue;
+            }
             self.wrote(asked, r)?;
         }
-        let r = w.flush();
-        self.flushed(r)
+        loop {
+            let r = w.flush();
+            if !interrupted(&r, &mut tries) {
+                return self.flushed(r);
+            }
+        }
     }
 
     /// [`write_to`](Self::write_to) over an [`embedded_io_async::Write`]: the
@@ -906,13 +947,21 @@ impl<const N: usize, const B: usize> Batch<N, B> {
             return Ok(0);
         }
         self.progress = self.recovered();
+        let mut tries = 0;
         while let Some(chunk) = self.next_chunk() {
             let asked = chunk.len();
             let r = w.write(chunk).await;
+            if interrupted(&r, &mut tries) {
+                continue;
+            }
             self.wrote(asked, r)?;
         }
-        let r = w.flush().await;
-        self.flushed(r)
+        loop {
+            let r = w.flush().await;
+            if !interrupted(&r, &mut tries) {
+                return self.flushed(r);
+            }
+        }
     }
 
     // The framing routine shared by `write_to` and `write_to_async`.

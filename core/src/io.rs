@@ -247,6 +247,8 @@ fn copy_word<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
 }
 
 /// Writes all of `buf`, looping on short writes; `Ok(0)` becomes [`WriteError::WriteZero`].
+/// An [`ErrorKind::Interrupted`](embedded_io::ErrorKind::Interrupted) is tried
+/// again, as `std`'s `write_all` does (up to 8 in a row, then it is returned).
 ///
 /// ```
 /// # use ossa_events_core::embedded_io;
@@ -270,8 +272,13 @@ pub fn write_all<W: embedded_io::Write + ?Sized>(
     w: &mut W,
     mut buf: &[u8],
 ) -> Result<(), WriteError<W::Error>> {
+    let mut tries = 0;
     while !buf.is_empty() {
-        match w.write(buf) {
+        let r = w.write(buf);
+        if crate::batch::interrupted(&r, &mut tries) {
+            continue;
+        }
+        match r {
             Ok(0) => return Err(WriteError::WriteZero),
             Ok(n) => buf = buf.get(n..).unwrap_or(&[]),
             Err(e) => return Err(WriteError::Io(e)),
