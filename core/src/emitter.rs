@@ -233,7 +233,8 @@ pub struct Counters {
     pub failed_writes: u64,
     /// Events refused as invalid (or whose payload failed to serialize, or too large for the batch).
     pub rejected: u64,
-    /// Valid events refused because the batch was full and flushing it failed.
+    /// Valid events refused because the batch was full and flushing it
+    /// failed, and pending events given up with `discard_pending`.
     pub dropped: u64,
 }
 
@@ -622,7 +623,11 @@ macro_rules! common_methods {
             self.inner.batch.rewind();
             &mut self.writer
         }
-        /// Gives back the writer; pending events are dropped (flush first).
+        /// Gives back the writer when no event is pending; otherwise gives the
+        /// emitter back, nothing lost: flush it (again), or
+        /// [`discard_pending`](Self::discard_pending) to give up on the
+        /// pending events, counted as dropped. (As `Rc::try_unwrap` gives
+        /// back what it cannot take apart.)
         ///
         /// ```
         /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
@@ -632,13 +637,46 @@ macro_rules! common_methods {
         /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
         /// # let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/sensors/7"), SliceWriter::new(&mut out), ids, clock);
         /// em.emit(Event::builder().ty("t"))?;
-        /// em.flush()?; // first, or the pending event is lost
-        /// let w = em.into_writer();
+        /// let mut em = em.into_writer().err().ok_or("an event is pending")?;
+        /// em.flush()?;
+        /// let w = em.into_writer().ok().ok_or("flushed")?;
         /// assert_eq!(w.written().iter().filter(|&&b| b == b'\n').count(), 1);
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
-        pub fn into_writer(self) -> W {
-            self.writer
+        // The emitter is the error on purpose: it holds the pending events.
+        #[allow(clippy::result_large_err)]
+        pub fn into_writer(self) -> Result<W, Self> {
+            if self.inner.batch.is_empty() {
+                Ok(self.writer)
+            } else {
+                Err(self)
+            }
+        }
+        /// Drops the pending events (for example before
+        /// [`into_writer`](Self::into_writer) when the writer is gone for
+        /// good), counted in [`Counters::dropped`]; returns how many. Part of
+        /// the batch a cut flush wrote may have reached the reader already.
+        ///
+        /// ```
+        /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+        /// # let mut n = 0u8;
+        /// # let ids = RandomIds(move |b: &mut [u8; 16]| { n += 1; b.fill(n) });
+        /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+        /// let mut broken = [0u8; 0];
+        /// let mut em: Emitter<'_, _, _, _, 8, 2048> = Emitter::new(Config::new("/s"), SliceWriter::new(&mut broken), ids, clock);
+        /// em.emit(Event::builder().ty("t"))?;
+        /// assert!(em.flush().is_err());
+        /// assert_eq!(em.discard_pending(), 1);
+        /// assert_eq!((em.pending(), em.counters().dropped), (0, 1));
+        /// assert!(em.into_writer().is_ok());
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        pub fn discard_pending(&mut self) -> usize {
+            let n = self.inner.batch.len();
+            self.inner.batch.clear();
+            self.inner.oldest_ms = None;
+            self.inner.counters.dropped += n as u64;
+            n
         }
         /// Milliseconds until `poll` would flush (0 if due now), or `None` when
         /// nothing is pending: how long a superloop may sleep. Also 0 when the

@@ -1476,25 +1476,67 @@ impl<
         core::mem::replace(&mut self.writer, writer)
     }
 
-    /// Takes the emitter apart: the writer and the spool (events not yet
-    /// delivered stay in flash for the next run; those only in RAM are lost
-    /// unless [`flush`](Self::flush) succeeded first).
+    /// Takes the emitter apart: the writer and the spool. Events not yet
+    /// delivered stay in flash for the next run; those only in RAM are
+    /// written to flash first. When some cannot be (the flash is full, or
+    /// failing), the emitter is given back, nothing lost: flush it, or
+    /// [`discard_pending`](Self::discard_pending) to give them up, counted
+    /// as dropped.
     ///
     /// ```
     /// # use ossa_events_core::emitter::Config;
     /// # use ossa_events_core::spool::{FlashSpool, RamFlash, SpoolEmitter};
-    /// # use ossa_events_core::{io::SliceWriter, FixedClock, RandomIds, Timestamp};
+    /// # use ossa_events_core::{io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
     /// # let spool = FlashSpool::<_, 512>::open(RamFlash::<4096, 1024>::new(), 0..4096)?;
     /// # let mut out = [0u8; 1024];
-    /// # let em: SpoolEmitter<'_, _, _, _, _, 4, 1024, 512> = SpoolEmitter::new(
+    /// # let mut em: SpoolEmitter<'_, _, _, _, _, 4, 1024, 512> = SpoolEmitter::new(
     /// #     Config::new("/devices/7"), SliceWriter::new(&mut out), spool,
     /// #     RandomIds(|b: &mut [u8; 16]| b.fill(1)), FixedClock(Timestamp::UNIX_EPOCH));
-    /// let (_writer, spool) = em.into_parts();
-    /// assert!(spool.is_empty());
+    /// em.emit(Event::builder().ty("t"))?; // in RAM, not flushed
+    /// let (_writer, spool) = em.into_parts().ok().ok_or("the flash has room")?;
+    /// assert_eq!(spool.len(), 1); // kept for the next run
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn into_parts(self) -> (W, FlashSpool<F, R>) {
-        (self.writer, self.spool)
+    // The emitter is the error on purpose: it holds the events.
+    #[allow(clippy::result_large_err)]
+    pub fn into_parts(mut self) -> Result<(W, FlashSpool<F, R>), Self> {
+        self.spill();
+        if self.ram_only() > 0 {
+            return Err(self);
+        }
+        Ok((self.writer, self.spool))
+    }
+
+    /// Drops the events only in RAM (those the flash could not take), counted
+    /// in [`Counters::dropped`]; returns how many. Events in flash stay.
+    ///
+    /// ```
+    /// # use ossa_events_core::emitter::Config;
+    /// # use ossa_events_core::spool::{FlashSpool, RamFlash, SpoolEmitter};
+    /// # use ossa_events_core::{io::SliceWriter, Event, FixedClock, RandomIds, Timestamp};
+    /// # let spool = FlashSpool::<_, 512>::open(RamFlash::<4096, 1024>::new(), 0..4096)?;
+    /// # let mut out = [0u8; 1024];
+    /// # let mut em: SpoolEmitter<'_, _, _, _, _, 4, 1024, 512> = SpoolEmitter::new(
+    /// #     Config::new("/devices/7"), SliceWriter::new(&mut out), spool,
+    /// #     RandomIds(|b: &mut [u8; 16]| b.fill(1)), FixedClock(Timestamp::UNIX_EPOCH));
+    /// em.emit(Event::builder().ty("t"))?;
+    /// assert_eq!(em.discard_pending(), 1);
+    /// assert_eq!((em.pending(), em.counters().dropped), (0, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`Counters::dropped`]: crate::emitter::Counters::dropped
+    pub fn discard_pending(&mut self) -> usize {
+        let mut n = 0;
+        while self.ram_only() > 0 {
+            self.inner.batch.pop_last();
+            self.inner.counters.dropped += 1;
+            n += 1;
+        }
+        if self.inner.batch.is_empty() {
+            self.inner.oldest_ms = None;
+        }
+        n
     }
 
     /// Milliseconds until [`poll`](Self::poll) has work at `now`: 0 while

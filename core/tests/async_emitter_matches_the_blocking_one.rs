@@ -119,7 +119,10 @@ fn batches_retries_and_delivers_everything() {
     let c = em.counters();
     assert_eq!((c.emitted, c.delivered, c.dropped), (4, 4, 1));
     assert!(c.failed_writes >= 1);
-    let bytes = em.into_writer().delivered;
+    let Ok(w) = em.into_writer() else {
+        panic!("every event was delivered")
+    };
+    let bytes = w.delivered;
     let mut p = BatchParser::new(&bytes).unwrap();
     let mut buf = vec![0u8; 1024];
     let mut turns = Vec::new();

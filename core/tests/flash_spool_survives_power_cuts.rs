@@ -71,7 +71,11 @@ fn run(mode: SpoolMode, power: &Rc<Power>, link: &Link) -> Run {
         link.down.set(false);
         em.flush().unwrap();
     }
-    let (_link, spool) = em.into_parts();
+    // A power cut (or the end of the run): what was only in RAM is gone.
+    em.discard_pending();
+    let Ok((_link, spool)) = em.into_parts() else {
+        panic!("nothing left in RAM")
+    };
     out.ram = spool.into_flash().ram;
     out
 }
