@@ -436,3 +436,72 @@ fn auto_tells_jsonl_whose_first_event_has_the_deepest_data_allowed() {
     assert!(auto.status.success(), "{}", stderr(&auto));
     assert_eq!(auto.stdout, jsonl.stdout);
 }
+
+/// `auto` on JSON Lines whose first line is broken (cut short, a stray
+/// log line): the next line, a whole JSON object, tells JSON Lines, so
+/// each line is checked and reported on its own. The file was taken for one
+/// pretty-printed event: one "trailing characters" error, and none of the
+/// valid lines checked or printed. A pretty-printed event (no line of it a
+/// whole object) is still one event.
+#[test]
+fn auto_tells_jsonl_whose_first_line_is_broken_by_the_next_line() {
+    let ev = |id: &str| format!(r#"{{"specversion":"1.0","id":"{id}","source":"/s","type":"t"}}"#);
+    for first in [
+        r#"{"specversion":"1.0","id":"cut"#.to_string(),
+        "2026-12-06T10:00:00Z INFO agent started".to_string(),
+    ] {
+        let input = format!("{first}\n{}\n\n{}\n", ev("2"), ev("3"));
+        let jsonl = run_stdin(&["validate", "--format", "jsonl"], input.as_bytes());
+        let auto = run_stdin(&["validate"], input.as_bytes());
+        assert_eq!(auto.status.code(), Some(1), "{}", stderr(&auto));
+        assert_eq!(
+            stdout(&auto).lines().count(),
+            2,
+            "{first}: {}",
+            stderr(&auto)
+        );
+        assert_eq!(auto.stdout, jsonl.stdout, "{first}");
+        assert!(
+            stderr(&auto).contains("<stdin>:1:"),
+            "{first}: {}",
+            stderr(&auto)
+        );
+        // Read in small pieces (a pipe), the same.
+        let mut c = bin()
+            .args(["validate"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = c.stdin.take().unwrap();
+        let bytes = input.clone().into_bytes();
+        let feeder = std::thread::spawn(move || {
+            use std::io::Write as _;
+            for piece in bytes.chunks(7) {
+                stdin.write_all(piece).unwrap();
+                stdin.flush().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        let piped = c.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        assert_eq!(piped.stdout, jsonl.stdout, "{first}: {}", stderr(&piped));
+    }
+    // A pretty-printed event: still one event.
+    let pretty = "{\n  \"specversion\": \"1.0\",\n  \"id\": \"p\",\n  \"source\": \"/s\",\n  \"type\": \"t\",\n  \"data\": {\"a\": 1}\n}\n";
+    let o = run_stdin(&["validate"], pretty.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1);
+    // One whose data array has an object per line: still one event.
+    let pretty = "{\"specversion\":\"1.0\",\"id\":\"q\",\"source\":\"/s\",\"type\":\"t\",\"data\":[\n{\"a\":1},\n{\"a\":2}\n]}\n";
+    let o = run_stdin(&["validate"], pretty.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1);
+    // A pretty-printed event that is broken: one error, not one per line.
+    let broken = "{\n  \"specversion\": \"1.0\",\n  \"id\": \"p\"\n  \"source\": \"/s\"\n}\n";
+    let o = run_stdin(&["validate"], broken.as_bytes());
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("<stdin>:4:"), "{}", stderr(&o));
+}

@@ -23,9 +23,10 @@ use super::schemas::{FETCH_WAIT, SchemaArgs};
 ///   event   one structured event (application/cloudevents+json)
 ///   batch   a JSON batch (application/cloudevents-batch+json): a JSON array of events
 ///   jsonl   JSON Lines: one event per line (blank lines are skipped)
-///   auto    tell them apart from the content [default]: '[' starts a batch; a first
-///           line that is a whole JSON value followed by more lines is JSON Lines;
-///           anything else is one event
+///   auto    tell them apart from the content [default]: '[' starts a batch; more
+///           than one line is JSON Lines when the first line is a whole JSON value,
+///           or the next non-blank line is a whole JSON object with a
+///           'specversion' (the first one broken); anything else is one event
 ///
 /// Every invalid event is reported on stderr with where it is (file, line, batch
 /// element) and which attribute broke which rule; validation goes on with the next
@@ -517,12 +518,18 @@ struct Decided {
     found: bool,
     /// Bytes after that newline known to be whitespace only.
     blank_after: usize,
+    /// Whether the first line is a whole JSON value, once looked at.
+    first_whole: Option<bool>,
+    /// Bytes searched for the newline that ends the second non-blank line
+    /// (looked for only when the first line is no whole JSON value).
+    second_scan: usize,
 }
 
 /// Whether the start of an input, `bytes`, tells its format as [`detect`]
 /// would on the whole: it starts with `[`, or its first line is followed by
-/// more that is not blank. `d` carries what earlier calls on the same
-/// (grown) input found.
+/// more that is not blank and is a whole JSON value, or is not and the next
+/// non-blank line is whole too (ends in a newline). `d` carries what
+/// earlier calls on the same (grown) input found.
 fn decided(bytes: &[u8], d: &mut Decided) -> bool {
     let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
     let tail = bytes.get(d.blank..).unwrap_or(&[]);
@@ -550,13 +557,29 @@ fn decided(bytes: &[u8], d: &mut Decided) -> bool {
         }
     }
     let after = bytes.get(d.blank_after..).unwrap_or(&[]);
-    match after.iter().position(|c| !ws(c)) {
-        Some(_) => true,
-        None => {
-            d.blank_after = bytes.len();
-            false
-        }
+    let Some(q) = after.iter().position(|c| !ws(c)) else {
+        d.blank_after = bytes.len();
+        return false;
+    };
+    let second = d.blank_after + q;
+    d.blank_after = second;
+    let first = bytes.get(start..d.newline).unwrap_or(&[]);
+    if *d.first_whole.get_or_insert_with(|| whole_value(first)) {
+        return true;
     }
+    let from = d.second_scan.max(second);
+    if memchr::memchr(b'\n', bytes.get(from..).unwrap_or(&[])).is_some() {
+        return true;
+    }
+    d.second_scan = bytes.len();
+    false
+}
+
+/// Whether `line` is one whole JSON value (as deep as an event may be).
+fn whole_value(line: &[u8]) -> bool {
+    // An event is one level deeper than its data: a line whose data is
+    // nested as deep as an event's may be is still a whole JSON value.
+    ossa_events::json::validate(line, ossa_events::MAX_DATA_DEPTH + 1).is_ok()
 }
 
 /// Validates JSON Lines `bytes` whose first line is line `first_line` of
@@ -649,12 +672,28 @@ fn detect(bytes: &[u8]) -> Format {
         return Format::Batch;
     }
     let rest = &bytes[start..];
-    let first_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    let first_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
     let first = &rest[..first_end];
-    let more = !is_blank(&rest[first_end..]);
-    // An event is one level deeper than its data: a first line whose data
-    // is nested as deep as an event may be is still a whole JSON value.
-    if more && ossa_events::json::validate(first, ossa_events::MAX_DATA_DEPTH + 1).is_ok() {
+    let after = &rest[first_end..];
+    let Some(s2) = after
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+    else {
+        return Format::Event;
+    };
+    // More lines follow: JSON Lines when the first is a whole value, or,
+    // the first broken (cut short, a stray log line), when the next one is
+    // an event on its own: a whole JSON object naming `specversion`. (A
+    // line of a pretty-printed event may be a whole object, an element of
+    // its data, but hardly one with a `specversion`.)
+    let second = &after[s2..];
+    let second = &second[..memchr::memchr(b'\n', second).unwrap_or(second.len())];
+    let an_event = |line: &[u8]| {
+        line.trim_ascii().starts_with(b"{")
+            && memchr::memmem::find(line, b"\"specversion\"").is_some()
+            && whole_value(line)
+    };
+    if whole_value(first) || an_event(second) {
         Format::Jsonl
     } else {
         Format::Event
@@ -727,7 +766,8 @@ mod tests {
     use super::*;
 
     /// [`decided`] on an input read in pieces answers as a look at the
-    /// whole of what was read so far would.
+    /// whole of what was read so far would, and once it says the format is
+    /// known, [`detect`] on what was read tells the format of the whole.
     #[test]
     fn decided_by_pieces_answers_as_on_the_whole() {
         let whole = |bytes: &[u8]| {
@@ -738,9 +778,18 @@ mod tests {
                 return false;
             };
             let rest = &bytes[start..];
-            rest[0] == b'[' || memchr::memchr(b'\n', rest).is_some_and(|nl| !is_blank(&rest[nl..]))
+            if rest[0] == b'[' {
+                return true;
+            }
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
+                return false;
+            };
+            let Some(s2) = rest[nl..].iter().position(|c| !c.is_ascii_whitespace()) else {
+                return false;
+            };
+            whole_value(&rest[..nl]) || memchr::memchr(b'\n', &rest[nl + s2..]).is_some()
         };
-        let inputs: [&[u8]; 9] = [
+        let inputs: [&[u8]; 14] = [
             b"",
             b"  \r\n \t",
             b" [1]",
@@ -750,6 +799,11 @@ mod tests {
             b"\n\n{}\n[",
             b"{\n}",
             b"x\n \n  y\n",
+            b"{\"a\":\n{\"b\":2}\n{}\n",
+            b"{\"a\":\n{\"specversion\":2}\n{}\n",
+            b"{\n  \"a\": 1,\n  \"b\": {\"c\": 2}\n}\n",
+            b"cut\"\n\n {\"a\":1} \r\n{\"a\":2}",
+            b"cut\n{\"a\":1",
         ];
         for input in inputs {
             for step in 1..=input.len().max(1) {
@@ -759,6 +813,13 @@ mod tests {
                     end = (end + step).min(input.len());
                     let got = decided(&input[..end], &mut d);
                     assert_eq!(got, whole(&input[..end]), "{input:?} step {step} at {end}");
+                    if got {
+                        assert_eq!(
+                            detect(&input[..end]),
+                            detect(input),
+                            "{input:?} step {step} at {end}"
+                        );
+                    }
                     if got || end == input.len() {
                         break;
                     }
