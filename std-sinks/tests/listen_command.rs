@@ -134,6 +134,12 @@ fn listen_help_and_bad_arguments() {
         &["listen", "--http", "127.0.0.1:0", "--timeout", "NaN"],
         &["listen", "--http", "127.0.0.1:0", "--bogus"],
         &["listen", "--http", "127.0.0.1:0", "stray"],
+        &["listen", "--http", "not-an-address"],
+        &["listen", "--http", "127.0.0.1"],
+        &["listen", "--http", "127.0.0.1:"],
+        &["listen", "--http", "127.0.0.1:65536"],
+        &["listen", "--http", ":8080"],
+        &["listen", "--http", "[::1]:x"],
     ] {
         let out = bin().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -142,12 +148,14 @@ fn listen_help_and_bad_arguments() {
         assert!(err.starts_with("ossa-events: listen: "), "{args:?}: {err}");
         assert!(out.stdout.is_empty());
     }
-    // An address that cannot be bound: exit 1.
-    let out = bin()
-        .args(["listen", "--http", "not-an-address"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // A well-formed address that cannot be bound (a host that does not
+    // resolve, one that is not this machine's): exit 1.
+    for addr in ["no-such-host.invalid:8080", "192.0.2.1:8080"] {
+        let out = bin().args(["listen", "--http", addr]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{addr}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("cannot listen on"), "{addr}: {err}");
+    }
 }
 
 /// `listen` raises its soft open-files limit to the hard one at start: read

@@ -156,11 +156,29 @@ fn raise_open_files_limit() {
 /// Largest `--timeout` accepted, in seconds (one day).
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
+/// Whether `addr` ends in `:PORT` after a host (a port number up to 65535).
+fn has_port(addr: &str) -> bool {
+    addr.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.trim().is_empty()
+            && !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok()
+    })
+}
+
 /// Runs `listen` with its parsed arguments.
 pub(crate) fn run(a: Args) -> ExitCode {
     let bad = |msg: &str| super::usage_error(Some("listen"), msg);
     let addr = match a.http {
-        Some(a) if !a.trim().is_empty() => a,
+        // `HOST:PORT` (an IPv6 host in brackets): what is not of that form
+        // is a usage error (2); a host that does not resolve or an address
+        // that cannot be bound is found when binding (1).
+        Some(a) if has_port(&a) => a,
+        Some(a) if !a.trim().is_empty() => {
+            return bad(&format!(
+                "listen: --http needs HOST:PORT, like 127.0.0.1:8080, not '{a}'"
+            ));
+        }
         Some(_) => return bad("listen: --http needs an address like 127.0.0.1:8080"),
         None => return bad("listen: --http ADDR is required, e.g. --http 127.0.0.1:8080"),
     };
