@@ -16,9 +16,12 @@ struct Slot<T> {
     waker: Option<Waker>,
 }
 
-/// The future of [`run_off_thread`].
+/// The shared slot of a [`Completion`].
+type Shared<T> = Arc<Mutex<Slot<T>>>;
+
+/// The future of [`run_off_thread`] and [`pending`].
 pub(crate) struct Completion<T> {
-    slot: Arc<Mutex<Slot<T>>>,
+    slot: Shared<T>,
 }
 
 impl<T> Future for Completion<T> {
@@ -68,6 +71,55 @@ impl<T, K: Unpin> Future for Keeping<T, K> {
     }
 }
 
+/// What resolves a [`Completion`] made by [`pending`]: from any thread, once.
+/// Dropped without [`resolve`](Self::resolve) (its holder panicked), it
+/// resolves the future to [`Error::Transport`]: a future nobody will
+/// resolve would never end.
+pub(crate) struct Resolver<T> {
+    slot: Option<Shared<Result<T, Error>>>,
+}
+
+impl<T> Resolver<T> {
+    /// Gives the future its value and wakes its task.
+    pub(crate) fn resolve(mut self, value: Result<T, Error>) {
+        if let Some(slot) = self.slot.take() {
+            set(&slot, value);
+        }
+    }
+}
+
+impl<T> Drop for Resolver<T> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            set(&slot, Err(Error::Transport("emitter call panicked".into())));
+        }
+    }
+}
+
+/// Stores `value` and wakes the task that polled last (outside the lock).
+fn set<T>(slot: &Mutex<Slot<T>>, value: T) {
+    let waker = {
+        let mut s = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        s.value = Some(value);
+        s.waker.take()
+    };
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+/// A future and what resolves it.
+pub(crate) fn pending<T>() -> (Completion<Result<T, Error>>, Resolver<T>) {
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+    }));
+    (
+        Completion { slot: slot.clone() },
+        Resolver { slot: Some(slot) },
+    )
+}
+
 /// Runs `work` on a new thread named `name`; the future resolves to its
 /// result. A thread that cannot be started resolves it to [`Error::Io`] at
 /// once; a `work` that panics resolves it to [`Error::Transport`].
@@ -86,17 +138,10 @@ where
         .spawn(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
                 .unwrap_or_else(|_| Err(Error::Transport("emitter call panicked".into())));
-            let waker = {
-                let mut s = theirs.lock().unwrap_or_else(PoisonError::into_inner);
-                s.value = Some(result);
-                s.waker.take()
-            };
-            if let Some(w) = waker {
-                w.wake();
-            }
+            set(&theirs, result);
         });
     if let Err(e) = spawned {
-        slot.lock().unwrap_or_else(PoisonError::into_inner).value = Some(Err(Error::Io(e)));
+        set(&slot, Err(Error::Io(e)));
     }
     Completion { slot }
 }

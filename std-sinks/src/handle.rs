@@ -1235,7 +1235,9 @@ impl Emitter {
     /// [`flush`](Self::flush) for async code: a future that resolves when
     /// every event emitted before the call has ended (or the flush timeout
     /// passed), without blocking the task's thread. Runtime-agnostic: the
-    /// wait runs on a short-lived helper thread that wakes the task.
+    /// wait runs on a helper thread that wakes the task, one per emitter for
+    /// all the flushes pending at once (started by the first, ending when
+    /// none is left), not one per call.
     ///
     /// The future holds a handle until it resolves or is dropped, not the
     /// helper thread: a flush given up on (its future dropped, e.g. by a
@@ -1286,10 +1288,7 @@ impl Emitter {
         let limit = self.shared.config.flush_timeout;
         let deadline = worker::after(limit);
         let done = match self.shared.flush_mark_now() {
-            Some(target) => crate::completion::run_off_thread("ossa-events-flush", move || {
-                shared.wait_flushed(target, deadline)?;
-                Ok(FlushReport::now(&shared))
-            }),
+            Some(target) => wait_flushed_async(shared, target, deadline),
             None => crate::completion::run_off_thread("ossa-events-flush", move || {
                 flush_report(&shared, limit)
             }),
@@ -1347,6 +1346,133 @@ impl Emitter {
 fn flush_report(shared: &Shared, limit: Duration) -> Result<FlushReport, Error> {
     shared.flush_within(limit)?;
     Ok(FlushReport::now(shared))
+}
+
+/// The [`Emitter::flush_async`] calls of an emitter waiting for their
+/// events (a mark each, and a deadline). One helper thread waits for all of
+/// them, started by the first and ending when none is left: a server whose
+/// tasks each awaited a flush while the collector was down had a thread
+/// parked per task, for up to the flush timeout.
+#[derive(Default)]
+pub(crate) struct FlushWaiters {
+    waiting: Vec<FlushWaiter>,
+    /// A helper thread serves `waiting`.
+    helper: bool,
+}
+
+struct FlushWaiter {
+    target: u64,
+    deadline: Option<std::time::Instant>,
+    done: crate::completion::Resolver<FlushReport>,
+}
+
+fn lock_waiters(shared: &Shared) -> std::sync::MutexGuard<'_, FlushWaiters> {
+    // Nothing is left half changed under this lock: go on after a panic.
+    shared
+        .flush_waiters
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A future that resolves once every event below mark `target` has ended
+/// and been reported (to the report then), or at `deadline` (to
+/// [`Error::Timeout`]), waited for by the emitter's flush helper thread.
+fn wait_flushed_async(
+    shared: Arc<Shared>,
+    target: u64,
+    deadline: Option<std::time::Instant>,
+) -> crate::completion::Completion<Result<FlushReport, Error>> {
+    let (done, resolver) = crate::completion::pending();
+    let mut w = lock_waiters(&shared);
+    w.waiting.push(FlushWaiter {
+        target,
+        deadline,
+        done: resolver,
+    });
+    if !w.helper {
+        let theirs = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ossa-events-flush".into())
+            .spawn(move || serve_flushes(&theirs));
+        match spawned {
+            Ok(_) => w.helper = true,
+            // With no helper, the list held no other waiter.
+            Err(e) => {
+                let mine = w.waiting.pop();
+                drop(w);
+                if let Some(mine) = mine {
+                    mine.done.resolve(Err(Error::Io(e)));
+                }
+            }
+        }
+    }
+    done
+}
+
+/// The flush helper thread: waits for the lowest mark of the waiting
+/// flushes (or the earliest deadline), resolves each flush whose mark is
+/// reached or whose deadline passed, and goes on until none is waiting.
+fn serve_flushes(shared: &Shared) {
+    /// On a panic (none is known): the waiting flushes fail, as each
+    /// `Resolver` dropped unresolved does, and the next flush starts a
+    /// helper again.
+    struct Gone<'a>(&'a Shared);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let mut w = lock_waiters(self.0);
+                w.helper = false;
+                let failed = std::mem::take(&mut w.waiting);
+                drop(w);
+                drop(failed);
+            }
+        }
+    }
+    let _gone = Gone(shared);
+    loop {
+        let (target, deadline) = {
+            let mut w = lock_waiters(shared);
+            let Some(target) = w.waiting.iter().map(|x| x.target).min() else {
+                w.helper = false;
+                return;
+            };
+            // `None`, no deadline, is the latest.
+            let deadline = w
+                .waiting
+                .iter()
+                .map(|x| x.deadline)
+                .reduce(|a, b| match (a, b) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                })
+                .flatten();
+            (target, deadline)
+        };
+        let level = shared.wait_flushed_until(target, deadline);
+        let now = std::time::Instant::now();
+        let reached = |x: &FlushWaiter| level.is_some_and(|l| x.target <= l);
+        let due: Vec<(FlushWaiter, bool)> = {
+            let mut w = lock_waiters(shared);
+            let (due, left): (Vec<_>, Vec<_>) = std::mem::take(&mut w.waiting)
+                .into_iter()
+                .partition(|x| reached(x) || x.deadline.is_some_and(|d| now >= d));
+            w.waiting = left;
+            due.into_iter()
+                .map(|x| {
+                    let ok = reached(&x);
+                    (x, ok)
+                })
+                .collect()
+        };
+        // Resolved outside the lock: a waker is the task's code.
+        for (x, ok) in due {
+            x.done.resolve(if ok {
+                Ok(FlushReport::now(shared))
+            } else {
+                Err(Error::Timeout(crate::errors::Phase::Flush))
+            });
+        }
+    }
 }
 
 /// [`Emitter::shutdown_within`] on what the handles share (also run by

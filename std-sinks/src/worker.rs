@@ -184,6 +184,25 @@ impl State {
     /// older than the queue, and the queue than the spill; not after a
     /// spool write fails while events wait on disk: the event is queued in
     /// memory with a `seq` newer than theirs, and may be sent first.
+    /// Whether every event below flush mark `target` has ended and been
+    /// reported (or the worker is done: nothing more will end).
+    fn flushed_to(&self, target: u64) -> bool {
+        self.flushed_level().is_some_and(|level| target <= level)
+    }
+
+    /// The mark below which every event has ended and been reported, or
+    /// `None` while a report is being made; `u64::MAX` once the worker is
+    /// done.
+    fn flushed_level(&self) -> Option<u64> {
+        if self.worker_done {
+            Some(u64::MAX)
+        } else if self.reporting > 0 {
+            None
+        } else {
+            Some(self.low_water())
+        }
+    }
+
     fn low_water(&self) -> u64 {
         let mut low = self.next_seq;
         if let Some(seq) = self.queue.front_seq() {
@@ -465,6 +484,9 @@ pub(crate) struct Shared {
     /// The events `OssaLayer` put off, not built yet.
     #[cfg(feature = "tracing")]
     pub(crate) deferred: crate::deferred::Deferred,
+    /// The `flush_async` calls waiting, and whether a helper thread waits
+    /// for them.
+    pub(crate) flush_waiters: Mutex<crate::handle::FlushWaiters>,
 }
 
 /// Starts the worker thread for `sink`.
@@ -531,6 +553,7 @@ pub(crate) fn spawn(
         sequences: Mutex::new(sequences),
         #[cfg(feature = "tracing")]
         deferred: crate::deferred::Deferred::new(),
+        flush_waiters: Mutex::default(),
     });
     let worker_shared = shared.clone();
     let handle = std::thread::Builder::new()
@@ -1132,13 +1155,25 @@ impl Shared {
         deadline: Option<Instant>,
     ) -> Result<u64, Error> {
         let mut st = self.lock();
-        while (st.low_water() < target || st.reporting > 0) && !st.worker_done {
+        while !st.flushed_to(target) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Timeout(Phase::Flush));
             }
             st = self.wait_for_done(st, deadline);
         }
         Ok((st.queue.len() + st.in_flight) as u64)
+    }
+
+    /// [`wait_flushed`](Self::wait_flushed) for many marks at once: waits
+    /// until every event below `target` has ended and been reported, at
+    /// most until `deadline`, and returns how far that is now (a mark
+    /// below it is reached), or `None` while a report is being made.
+    pub(crate) fn wait_flushed_until(&self, target: u64, deadline: Option<Instant>) -> Option<u64> {
+        let mut st = self.lock();
+        while !st.flushed_to(target) && deadline.is_none_or(|d| Instant::now() < d) {
+            st = self.wait_for_done(st, deadline);
+        }
+        st.flushed_level()
     }
 
     /// Begins shutdown (the first call sets the deadline) and returns: the
