@@ -1300,12 +1300,14 @@ impl Emitter {
     /// once the worker has delivered what is pending and stopped (bounded by
     /// the shutdown timeout), without blocking the task's thread. Await it
     /// before an async program ends; see [`EmitterBuilder::wait_on_drop`].
-    /// Dropped before it resolves, the shutdown goes on; the future holds a
-    /// handle until then, the helper thread none (so the drop of the last
-    /// handle still waits as `wait_on_drop` says). Fails as
-    /// [`shutdown`](Self::shutdown) does ([`Error::Timeout`] when a sink call
-    /// outlasted the deadline), and with [`Error::Io`] when no helper thread
-    /// could be started: the shutdown has not begun then.
+    /// The shutdown begins when this is called, not when the future is first
+    /// polled: an `emit` after the call is refused. Dropped before it
+    /// resolves, the shutdown goes on; the future holds a handle until then,
+    /// the helper thread none (so the drop of the last handle still waits as
+    /// `wait_on_drop` says). Fails as [`shutdown`](Self::shutdown) does
+    /// ([`Error::Timeout`] when a sink call outlasted the deadline), and with
+    /// [`Error::Io`] when no helper thread could be started to wait for it:
+    /// the worker then ends the shutdown on its own by the deadline.
     pub fn shutdown_async(
         &self,
     ) -> impl std::future::Future<Output = Result<FlushReport, Error>> + Send + 'static + use<>
@@ -1318,6 +1320,11 @@ impl Emitter {
         let shared = self.shared.clone();
         let worker = self.guard.worker.clone();
         let limit = self.shared.config.shutdown_timeout;
+        // Begun here, on the caller's thread (it does not wait): an `emit`
+        // after this call is refused as after `shutdown`, and a shutdown
+        // whose helper thread cannot start still happens (the worker ends
+        // it on its own by the deadline).
+        self.shared.begin_shutdown(limit);
         let done = crate::completion::run_off_thread("ossa-events-shutdown", move || {
             shutdown_report(&shared, &worker, limit)
         });

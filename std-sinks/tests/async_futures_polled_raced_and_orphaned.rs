@@ -460,3 +460,30 @@ fn a_flush_async_holding_the_last_handle_resolves_without_blocking_when_drops_do
         reported.lock().unwrap().as_slice() == [ossa_events::Reason::ShutdownTimeout]
     });
 }
+
+/// `shutdown_async` begins the shutdown when it is called, as `shutdown`
+/// does, not when its helper thread gets to run: an `emit` right after the
+/// call, before any poll, is refused (and counted), and the future then
+/// reports every event emitted before it delivered.
+#[test]
+fn shutdown_async_begins_the_shutdown_when_called() {
+    for _ in 0..50 {
+        let seen = Seen::default();
+        let em = Emitter::builder("/agents/a")
+            .sink(seen.sink(Duration::from_millis(1), Duration::ZERO))
+            .build()
+            .unwrap();
+        em.emit(tick()).unwrap();
+        let f = em.shutdown_async();
+        assert!(em.emit(tick()).is_err(), "an emit after shutdown_async()");
+        let report = current_thread().block_on(f).unwrap();
+        assert_eq!(report.delivered, 1, "{report:?}");
+        assert_eq!(seen.delivered.load(SeqCst), 1);
+        assert_eq!(
+            em.metrics().rejected + em.metrics().dropped,
+            1,
+            "{:?}",
+            em.metrics()
+        );
+    }
+}
