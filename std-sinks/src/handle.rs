@@ -1365,6 +1365,10 @@ pub(crate) struct FlushWaiters {
     waiting: Vec<FlushWaiter>,
     /// A helper thread serves `waiting`.
     helper: bool,
+    /// The mark and deadline the helper waits for now: a flush listed with
+    /// a lower mark or an earlier deadline (two calls racing, the one that
+    /// marked first listed last) has it look again.
+    serving: Option<(u64, Option<std::time::Instant>)>,
 }
 
 struct FlushWaiter {
@@ -1396,7 +1400,15 @@ fn wait_flushed_async(
         deadline,
         done: resolver,
     });
-    if !w.helper {
+    if w.helper {
+        let sooner = w.serving.is_some_and(|(t, d)| {
+            target < t || deadline.is_some_and(|mine| d.is_none_or(|d| mine < d))
+        });
+        drop(w);
+        if sooner {
+            shared.recheck_flushes();
+        }
+    } else {
         let theirs = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("ossa-events-flush".into())
@@ -1429,6 +1441,7 @@ fn serve_flushes(shared: &Shared) {
             if std::thread::panicking() {
                 let mut w = lock_waiters(self.0);
                 w.helper = false;
+                w.serving = None;
                 let failed = std::mem::take(&mut w.waiting);
                 drop(w);
                 drop(failed);
@@ -1441,6 +1454,7 @@ fn serve_flushes(shared: &Shared) {
             let mut w = lock_waiters(shared);
             let Some(target) = w.waiting.iter().map(|x| x.target).min() else {
                 w.helper = false;
+                w.serving = None;
                 return;
             };
             // `None`, no deadline, is the latest.
@@ -1453,6 +1467,7 @@ fn serve_flushes(shared: &Shared) {
                     (a, b) => a.or(b),
                 })
                 .flatten();
+            w.serving = Some((target, deadline));
             (target, deadline)
         };
         let level = shared.wait_flushed_until(target, deadline);
@@ -1824,5 +1839,130 @@ mod tests {
         let mut sorted = kept.clone();
         sorted.sort_unstable();
         assert!(sorted.iter().copied().eq(1..=20_000), "a gap or a repeat");
+    }
+}
+
+#[cfg(test)]
+mod flush_waiters_tests {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::{Condvar, PoisonError};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::*;
+    use crate::SendError;
+    use crate::sink::{Encoded, Sink};
+
+    /// Delivers the first send (none when made with `true`); holds every
+    /// later one until opened.
+    struct SecondHeld(Arc<(Mutex<bool>, Condvar)>, bool);
+    impl Sink for SecondHeld {
+        fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+            if std::mem::replace(&mut self.1, true) {
+                let (lock, cv) = &*self.0;
+                let mut open = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                while !*open {
+                    open = cv.wait(open).unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    /// Two `flush_async` calls racing: the one that marked first (the
+    /// lower mark) is listed second, while the helper already waits for
+    /// the other's mark, which is held. The first's events are delivered:
+    /// its future resolves now, not when the other's mark is reached or
+    /// at the deadline, a flush timeout later.
+    #[test]
+    fn a_flush_listed_after_a_higher_mark_is_resolved_when_its_own_is_reached() {
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let em = Emitter::builder("/agents/a")
+            .sink(SecondHeld(gate.clone(), false))
+            .batch_size(1)
+            .flush_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        em.emit(EventBuilder::new().ty("t")).unwrap();
+        em.flush().unwrap();
+        let low = em.shared.flush_mark_now().unwrap();
+        em.emit(EventBuilder::new().ty("t")).unwrap();
+        let high = em.shared.flush_mark_now().unwrap();
+        assert!(low < high);
+        let deadline = worker::after(Duration::from_secs(30));
+        let _held = wait_flushed_async(em.shared.clone(), high, deadline);
+        // The helper waits for `high` now.
+        std::thread::sleep(Duration::from_millis(100));
+        let mine = wait_flushed_async(em.shared.clone(), low, deadline);
+        let woken = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(woken.clone());
+        let mut mine = std::pin::pin!(mine);
+        let end = std::time::Instant::now() + Duration::from_secs(3);
+        let done = loop {
+            if let Poll::Ready(r) = mine.as_mut().poll(&mut Context::from_waker(&waker)) {
+                break Some(r);
+            }
+            if std::time::Instant::now() >= end {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        gate.1.notify_all();
+        let report = done
+            .expect("the flush of delivered events is resolved")
+            .unwrap();
+        assert_eq!(report.delivered, 1, "{report:?}");
+    }
+
+    /// The same race for deadlines: a flush listed with an earlier deadline
+    /// than the helper waits until fails at its own deadline, not at the
+    /// other's.
+    #[test]
+    fn a_flush_listed_after_a_later_deadline_times_out_at_its_own() {
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let em = Emitter::builder("/agents/a")
+            .sink(SecondHeld(gate.clone(), true))
+            .flush_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        em.emit(EventBuilder::new().ty("t")).unwrap();
+        let target = em.shared.flush_mark_now().unwrap();
+        let _late = wait_flushed_async(
+            em.shared.clone(),
+            target,
+            worker::after(Duration::from_secs(30)),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let mine = wait_flushed_async(
+            em.shared.clone(),
+            target,
+            worker::after(Duration::from_millis(200)),
+        );
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let mut mine = std::pin::pin!(mine);
+        let done = loop {
+            if let Poll::Ready(r) = mine.as_mut().poll(&mut Context::from_waker(&waker)) {
+                break Some(r);
+            }
+            if started.elapsed() >= Duration::from_secs(3) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        gate.1.notify_all();
+        let err = done.expect("resolved at its own deadline").unwrap_err();
+        assert!(
+            matches!(err, Error::Timeout(crate::errors::Phase::Flush)),
+            "{err:?}"
+        );
     }
 }

@@ -164,6 +164,10 @@ struct State {
     /// and waiting for a full batch would wait for the flush interval while
     /// emitters block, drop or spill. The worker then sends what is queued.
     room_wanted: bool,
+    /// A `flush_async` call was listed with a lower mark or an earlier
+    /// deadline than the flush helper thread waits for: it is to look at
+    /// its list again (see [`Shared::recheck_flushes`]).
+    flush_recheck: bool,
 }
 
 impl State {
@@ -1168,12 +1172,28 @@ impl Shared {
     /// until every event below `target` has ended and been reported, at
     /// most until `deadline`, and returns how far that is now (a mark
     /// below it is reached), or `None` while a report is being made.
+    /// Returns early, too, when [`recheck_flushes`](Self::recheck_flushes)
+    /// was called since it last returned.
     pub(crate) fn wait_flushed_until(&self, target: u64, deadline: Option<Instant>) -> Option<u64> {
         let mut st = self.lock();
-        while !st.flushed_to(target) && deadline.is_none_or(|d| Instant::now() < d) {
+        while !st.flushed_to(target)
+            && !st.flush_recheck
+            && deadline.is_none_or(|d| Instant::now() < d)
+        {
             st = self.wait_for_done(st, deadline);
         }
+        st.flush_recheck = false;
         st.flushed_level()
+    }
+
+    /// Has the flush helper thread's
+    /// [`wait_flushed_until`](Self::wait_flushed_until) return (now, or at
+    /// once when it is not waiting yet): a flush was listed that it does
+    /// not wait for.
+    pub(crate) fn recheck_flushes(&self) {
+        let mut st = self.lock();
+        st.flush_recheck = true;
+        self.done.notify_all();
     }
 
     /// Begins shutdown (the first call sets the deadline) and returns: the
