@@ -661,14 +661,33 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         Some(ev.strip_suffix(self.format.terminator()).unwrap_or(ev))
     }
 
-    /// Removes the last event. It must not be part of a drain in progress
-    /// (it was pushed after the last one); if it were, the drain starts over.
+    /// Removes the last event. It should not be part of a drain in progress
+    /// (it was pushed after the last one). If the writer took it whole, the
+    /// drain starts over; if it took part of it (a cut or stopped write),
+    /// the next drain ends that line with `\n` first (JSON Lines: the lines
+    /// taken before it are not written again; JSON batch: the whole array
+    /// is, the one the reader holds part of is not the one left).
     #[cfg(feature = "flash-spool")]
     pub(crate) fn pop_last(&mut self) {
         if self.ends.pop().is_some() {
             let start = self.ends.last().copied().unwrap_or(0);
             self.bytes.truncate(start);
-            if self.progress.done > self.ends.len() {
+            let p = self.progress;
+            let last = self.ends.len();
+            if p.done > last {
+                self.rewind();
+            } else if self.format == BatchFormat::JsonLines {
+                if p.done == last && (p.pos > 0 || p.torn) {
+                    self.progress = Progress {
+                        done: last,
+                        pos: 0,
+                        newline: true,
+                        torn: false,
+                    };
+                }
+            } else if !p.torn && !p.newline && p.pos > start {
+                // The `,` after the event before it was taken (a cut write
+                // makes the next drain write the whole array anyway).
                 self.rewind();
             }
         }

@@ -134,3 +134,135 @@ fn discard_pending_drops_only_what_is_in_ram_and_counts_it() {
     };
     assert_eq!(spool.len(), 2, "the flash keeps its events");
 }
+
+/// A link that takes `budget` more bytes, then answers `Ok(0)` (`zero`) or
+/// an error.
+#[derive(Clone, Default)]
+struct Budget {
+    out: Rc<std::cell::RefCell<Vec<u8>>>,
+    budget: Rc<std::cell::Cell<usize>>,
+    zero: bool,
+}
+
+impl embedded_io::ErrorType for Budget {
+    type Error = common::flash::LinkDown;
+}
+
+impl embedded_io::Write for Budget {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, common::flash::LinkDown> {
+        let n = buf.len().min(self.budget.get());
+        if n == 0 {
+            return if self.zero {
+                Ok(0)
+            } else {
+                Err(common::flash::LinkDown)
+            };
+        }
+        self.budget.set(self.budget.get() - n);
+        self.out.borrow_mut().extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> Result<(), common::flash::LinkDown> {
+        Ok(())
+    }
+}
+
+type BudgetEm = ossa_events_core::spool::SpoolEmitter<
+    'static,
+    Budget,
+    common::flash::CutFlash,
+    RandomIds<fn(&mut [u8; 16])>,
+    TestClock,
+    4,
+    1024,
+    512,
+>;
+
+fn on_budget(format: BatchFormat, mode: SpoolMode, link: Budget) -> (BudgetEm, Rc<Power>) {
+    let power = Rc::new(Power::default());
+    let flash = common::flash::CutFlash {
+        ram: Ram::new(),
+        power: power.clone(),
+    };
+    let spool = ossa_events_core::spool::FlashSpool::open(flash, 0..8 * 1024)
+        .unwrap()
+        .mode(mode);
+    let config = Config::new("/s").batch_size(4).format(format);
+    let em = ossa_events_core::spool::SpoolEmitter::new(
+        config,
+        link,
+        spool,
+        RandomIds(common::flash::fill_ids as fn(&mut [u8; 16])),
+        TestClock::default(),
+    );
+    (em, power)
+}
+
+/// `discard_pending` after a drain cut inside the line of the event it
+/// drops: the next event is written whole after a `\n` ending the fragment.
+/// It was taken for written (the cut offset lay past its JSON): only the
+/// `\n` went out, and it was counted delivered.
+#[test]
+fn discard_pending_after_a_cut_line_does_not_swallow_the_next_event() {
+    // The flash is broken: nothing spills. A long event is cut mid-line.
+    let link = Budget::default();
+    link.budget.set(200);
+    let (mut em, power) = on_budget(BatchFormat::JsonLines, SpoolMode::WhenDown, link.clone());
+    power.broken.set(true);
+    let long = "x".repeat(300);
+    let data = format!("\"{long}\"");
+    em.emit(Event::builder().id("long").ty("t").data_json(&data))
+        .unwrap();
+    assert!(em.flush().is_err());
+    assert_eq!(em.discard_pending(), 1);
+    // The link is back: a short event goes out whole.
+    link.budget.set(usize::MAX);
+    em.emit(Event::builder().id("short").ty("t")).unwrap();
+    assert_eq!(em.flush().unwrap(), 1);
+    let got = common::read(BatchFormat::JsonLines, &link.out.borrow());
+    assert_eq!(
+        got.ids,
+        ["short"],
+        "{:?}",
+        String::from_utf8_lossy(&link.out.borrow())
+    );
+}
+
+/// `discard_pending` after a JSON batch drain stopped (`Ok(0)`) past the
+/// `,` before the event it drops: the array left is written again, whole,
+/// on a line of its own. The drain went on at the old offset, found nothing
+/// left to write, and counted ev-0 delivered while the reader held `[ev-0,`.
+#[test]
+fn discard_pending_after_a_write_zero_in_a_json_batch_leaves_a_whole_array() {
+    // ev-0 is in flash (and its copy in the batch), ev-1 only in RAM (the
+    // flash broke); the writer takes `[ev-0,` and part of ev-1, then 0.
+    let link = Budget {
+        zero: true,
+        ..Budget::default()
+    };
+    let (mut em, power) = on_budget(BatchFormat::JsonBatch, SpoolMode::Always, link.clone());
+    em.emit(Event::builder().id("ev-0").ty("t")).unwrap();
+    assert_eq!(em.spool().len(), 1);
+    power.broken.set(true);
+    em.emit(Event::builder().id("ev-1").ty("t")).unwrap();
+    assert_eq!((em.pending(), em.spool().len()), (2, 1));
+    // ev-0's JSON is as long as on an emitter whose link takes it all.
+    let whole = Budget::default();
+    whole.budget.set(usize::MAX);
+    let (mut probe, _) = on_budget(BatchFormat::JsonBatch, SpoolMode::Always, whole.clone());
+    probe.emit(Event::builder().id("ev-0").ty("t")).unwrap();
+    assert_eq!(probe.flush().unwrap(), 1);
+    let ev0_len = whole.out.borrow().len() - "[]\n".len();
+    link.budget.set(1 + ev0_len + 1 + 10); // `[`, ev-0, `,` and 10 bytes of ev-1
+    assert!(em.flush().is_err());
+    assert_eq!(em.discard_pending(), 1);
+    link.budget.set(usize::MAX);
+    assert_eq!(em.flush().unwrap(), 1);
+    let got = common::read(BatchFormat::JsonBatch, &link.out.borrow());
+    assert_eq!(
+        got.ids,
+        ["ev-0"],
+        "{:?}",
+        String::from_utf8_lossy(&link.out.borrow())
+    );
+}
