@@ -505,3 +505,22 @@ fn auto_tells_jsonl_whose_first_line_is_broken_by_the_next_line() {
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("<stdin>:4:"), "{}", stderr(&o));
 }
+
+/// `auto` on one event whose first line ends where a value begins (`:`,
+/// `[`, `,`) and whose next line is an event of its own (its data is one):
+/// the next line may continue the first, so it is one event, valid. It was
+/// taken for JSON Lines: two errors, and the inner event printed as one.
+#[test]
+fn auto_reads_an_event_whose_data_is_an_event_on_the_next_line_as_one_event() {
+    let inner = r#"{"specversion":"1.0","id":"inner","source":"/s","type":"t"}"#;
+    for (open, close) in [(":", "}"), (":[", "]}"), (":[1,", "]}")] {
+        let input = format!(
+            "{{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"relay\",\"data\"{open}\r\n{inner}\r\n{close}\r\n"
+        );
+        let auto = run_stdin(&["validate"], input.as_bytes());
+        let event = run_stdin(&["validate", "--format", "event"], input.as_bytes());
+        assert!(event.status.success(), "{open}: {}", stderr(&event));
+        assert!(auto.status.success(), "{open}: {}", stderr(&auto));
+        assert_eq!(auto.stdout, event.stdout, "{open}");
+    }
+}

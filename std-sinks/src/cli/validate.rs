@@ -26,7 +26,8 @@ use super::schemas::{FETCH_WAIT, SchemaArgs};
 ///   auto    tell them apart from the content [default]: '[' starts a batch; more
 ///           than one line is JSON Lines when the first line is a whole JSON value,
 ///           or the next non-blank line is a whole JSON object with a
-///           'specversion' (the first one broken); anything else is one event
+///           'specversion' (the first one broken, and not an object going on
+///           after ':', '[' or ','); anything else is one event
 ///
 /// Every invalid event is reported on stderr with where it is (file, line, batch
 /// element) and which attribute broke which rule; validation goes on with the next
@@ -693,7 +694,14 @@ fn detect(bytes: &[u8]) -> Format {
             && memchr::memmem::find(line, b"\"specversion\"").is_some()
             && whole_value(line)
     };
-    if whole_value(first) || an_event(second) {
+    // A first line that opens an object and ends where a value begins
+    // (`"data":`, `[`, `1,`) may go on in that object on the next line:
+    // an event whose data is an event is one event.
+    let goes_on = |line: &[u8]| {
+        let line = line.trim_ascii();
+        line.starts_with(b"{") && matches!(line.last(), Some(b':' | b'[' | b','))
+    };
+    if whole_value(first) || (an_event(second) && !goes_on(first)) {
         Format::Jsonl
     } else {
         Format::Event
@@ -789,7 +797,7 @@ mod tests {
             };
             whole_value(&rest[..nl]) || memchr::memchr(b'\n', &rest[nl + s2..]).is_some()
         };
-        let inputs: [&[u8]; 14] = [
+        let inputs: [&[u8]; 15] = [
             b"",
             b"  \r\n \t",
             b" [1]",
@@ -804,6 +812,7 @@ mod tests {
             b"{\n  \"a\": 1,\n  \"b\": {\"c\": 2}\n}\n",
             b"cut\"\n\n {\"a\":1} \r\n{\"a\":2}",
             b"cut\n{\"a\":1",
+            b"{\"data\":\r\n{\"specversion\":2}\r\n}\r\n",
         ];
         for input in inputs {
             for step in 1..=input.len().max(1) {
