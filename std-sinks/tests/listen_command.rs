@@ -197,3 +197,25 @@ fn listen_raises_its_open_files_limit_to_the_hard_limit() {
         assert_ne!(nums[0], "256", "{row}");
     }
 }
+
+/// Every `HOST:PORT` that `Receiver::bind` (`ToSocketAddrs`) takes is taken:
+/// a port with a `+` sign (as `u16`'s `FromStr` reads it) is no usage error.
+#[test]
+fn listen_takes_every_address_a_socket_binds() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    for addr in ["127.0.0.1:+0", "localhost:+0"] {
+        let mut child = bin()
+            .args(["listen", "--http", addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(line.starts_with("listening on "), "{addr}: {line:?}");
+    }
+}

@@ -156,14 +156,11 @@ fn raise_open_files_limit() {
 /// Largest `--timeout` accepted, in seconds (one day).
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
-/// Whether `addr` ends in `:PORT` after a host (a port number up to 65535).
+/// Whether `addr` ends in `:PORT` after a host (a port number up to 65535,
+/// read as `ToSocketAddrs` reads it, so a `+` sign is allowed).
 fn has_port(addr: &str) -> bool {
-    addr.rsplit_once(':').is_some_and(|(host, port)| {
-        !host.trim().is_empty()
-            && !port.is_empty()
-            && port.bytes().all(|b| b.is_ascii_digit())
-            && port.parse::<u16>().is_ok()
-    })
+    addr.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.trim().is_empty() && port.parse::<u16>().is_ok())
 }
 
 /// Runs `listen` with its parsed arguments.
