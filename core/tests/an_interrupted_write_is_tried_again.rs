@@ -279,3 +279,20 @@ proptest! {
         prop_assert_eq!(w.out, clean(format, n));
     }
 }
+
+/// A payload written straight to the writer (`write_payload`) tries an
+/// interrupted write or flush again too.
+#[test]
+fn write_payload_tries_an_interrupted_write_again() {
+    use ossa_events_core::json::ser::{SerError, write_payload};
+    let payload = (1, "two", [3.5], "x".repeat(300));
+    let want = serde_json::to_vec(&payload).unwrap();
+    let mut w = Scripted::new(vec![8; 16], 5);
+    write_payload(&mut w, &payload).unwrap();
+    assert_eq!(w.out, want);
+    let mut w = Scripted::new(vec![9], 5);
+    assert!(matches!(
+        write_payload(&mut w, &payload),
+        Err(SerError::Write(WriteError::Io(Fault::Interrupted)))
+    ));
+}

@@ -481,15 +481,31 @@ struct EraseWriter<'a, W: embedded_io::Write + ?Sized> {
     err: Option<W::Error>,
 }
 
+// An `ErrorKind::Interrupted` is tried again, as `io::write_all` and a
+// batch's drain do (see `batch::interrupted`).
 impl<W: embedded_io::Write + ?Sized> ErasedSink for EraseWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Erased> {
-        self.w.write(buf).map_err(|e| {
+        let mut tries = 0;
+        let r = loop {
+            let r = self.w.write(buf);
+            if !crate::batch::interrupted(&r, &mut tries) {
+                break r;
+            }
+        };
+        r.map_err(|e| {
             self.err = Some(e);
             Erased
         })
     }
     fn flush(&mut self) -> Result<(), Erased> {
-        self.w.flush().map_err(|e| {
+        let mut tries = 0;
+        let r = loop {
+            let r = self.w.flush();
+            if !crate::batch::interrupted(&r, &mut tries) {
+                break r;
+            }
+        };
+        r.map_err(|e| {
             self.err = Some(e);
             Erased
         })
