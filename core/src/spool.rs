@@ -1478,8 +1478,10 @@ impl<
 
     /// Takes the emitter apart: the writer and the spool. Events not yet
     /// delivered stay in flash for the next run; those only in RAM are
-    /// written to flash first. When some cannot be (the flash is full, or
-    /// failing), the emitter is given back, nothing lost: flush it, or
+    /// written to flash first. When some cannot be (the flash is full or
+    /// failing, or, after a flash error, it holds events the batch does not
+    /// and the RAM ones would go out of order), the emitter is given back,
+    /// nothing lost: flush it, or
     /// [`discard_pending`](Self::discard_pending) to give them up, counted
     /// as dropped.
     ///
