@@ -163,22 +163,13 @@ fn listen_help_and_bad_arguments() {
 #[cfg(target_os = "linux")]
 #[test]
 fn listen_raises_its_open_files_limit_to_the_hard_limit() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let script = format!(
         "ulimit -Sn 256 && exec '{}' listen --http 127.0.0.1:0",
         env!("CARGO_BIN_EXE_ossa-events")
     );
-    let mut child = Command::new("sh")
-        .args(["-c", &script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, line) = first_line_of_stderr(Command::new("sh").args(["-c", &script]));
     // Once it says where it listens, the limit is set.
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
     assert!(line.starts_with("listening on "), "{line:?}");
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     let _ = child.kill();
@@ -202,20 +193,28 @@ fn listen_raises_its_open_files_limit_to_the_hard_limit() {
 /// a port with a `+` sign (as `u16`'s `FromStr` reads it) is no usage error.
 #[test]
 fn listen_takes_every_address_a_socket_binds() {
-    use std::io::BufRead;
-    use std::process::Stdio;
     for addr in ["127.0.0.1:+0", "localhost:+0"] {
-        let mut child = bin()
-            .args(["listen", "--http", addr])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
+        let (mut child, line) = first_line_of_stderr(bin().args(["listen", "--http", addr]));
         let _ = child.kill();
         let _ = child.wait();
         assert!(line.starts_with("listening on "), "{addr}: {line:?}");
     }
+}
+
+/// Starts `cmd` (stdout discarded) and reads the first line it writes to
+/// stderr; the child is left running, its stderr held open by the child
+/// handle's `stderr` (given back) so that a later write does not fail.
+fn first_line_of_stderr(cmd: &mut std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    child.stderr = Some(err.into_inner());
+    (child, line)
 }
