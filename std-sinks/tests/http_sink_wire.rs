@@ -516,7 +516,7 @@ fn fatal_statuses_report_the_status_and_a_body_excerpt() {
     let one = plain(1, &sink);
     let msg = "invalid event: attribute 'source' is missing";
     for code in [
-        400u16, 401, 403, 404, 405, 409, 410, 413, 415, 422, 431, 501, 301, 307,
+        400u16, 401, 403, 404, 405, 409, 410, 415, 422, 431, 501, 301, 307,
     ] {
         server.script([Reply::Status(
             code,
@@ -546,7 +546,7 @@ fn fatal_statuses_report_the_status_and_a_body_excerpt() {
         );
     }
     // Redirects are not followed: one request per send.
-    assert_eq!(server.requests().len(), 14);
+    assert_eq!(server.requests().len(), 13);
 
     // A long body is cut to an excerpt.
     server.script([Reply::Status(400, Vec::new(), vec![b'x'; 100_000])]);
@@ -632,6 +632,60 @@ fn delivered_counts_the_requests_that_succeeded() {
         (2..4, Retry::Yes { after: None })
     );
     assert_eq!(server.requests().len(), 7);
+}
+
+/// RFC 9110 §15.5.14: a server whose 413 is temporary says so with
+/// `Retry-After`, and when the client may try again. Such a 413 is retried
+/// then, whole (a batch is not split for it), and stops the send as a 503
+/// would; a 413 without it is still refused for good.
+#[test]
+fn a_413_with_retry_after_is_retried_whole_after_it() {
+    let server = Server::start();
+    let mut single = sink(&server, HttpMode::Structured);
+    let evs = plain(3, &single);
+    let temporary = Reply::Status(413, vec![("Retry-After", "5".into())], b"busy".to_vec());
+    server.script([status(200), temporary.clone()]);
+    let e = expect_err(single.send(&evs));
+    assert_eq!(e.failures().len(), 1, "{e:?}");
+    assert_eq!(
+        (e.failures()[0].events.clone(), e.failures()[0].retry),
+        (
+            1..evs.len(),
+            Retry::Yes {
+                after: Some(Duration::from_secs(5))
+            }
+        ),
+        "the 413's event and the ones after it"
+    );
+    assert_eq!(server.requests().len(), 2);
+    server.script([status(413)]);
+    let e = expect_err(single.send(&evs[..1]));
+    assert_eq!(e.failures()[0].retry, Retry::No);
+
+    // Batched: the request is not split, it is retried whole.
+    let mut batched = HttpSink::builder(server.url())
+        .mode(HttpMode::Batched)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let evs = plain(4, &batched);
+    let before = server.requests().len();
+    server.script([temporary]);
+    let e = expect_err(batched.send(&evs));
+    assert_eq!(
+        (e.failures()[0].events.clone(), e.failures()[0].retry),
+        (
+            0..evs.len(),
+            Retry::Yes {
+                after: Some(Duration::from_secs(5))
+            }
+        )
+    );
+    assert_eq!(
+        server.requests().len(),
+        before + 1,
+        "one request, not split"
+    );
 }
 
 /// An event that carries events (its `datacontenttype` a CloudEvents

@@ -13,15 +13,16 @@
 //! timeout, 408, 429, 502, 503, 504, `Retry-After`, or a second 500 in a
 //! row) stops the send there, and that request's events and the ones after
 //! it are answered "retry". In batched mode, a 413 splits the request in
-//! two, down to the one event too large, which fails alone.
+//! two, down to the one event too large, which fails alone (a 413 with
+//! `Retry-After` is a temporary condition: the request is retried whole).
 //!
 //! | outcome | [`Retry`] | [`Error`] |
 //! | --- | --- | --- |
 //! | 2xx | — (delivered) | — |
-//! | 408, 429, 5xx except 501 | `Yes { after: Retry-After }` | [`Error::HttpStatus`] |
+//! | 408, 429, 5xx except 501, 413 with `Retry-After` (temporary: RFC 9110, section 15.5.14) | `Yes { after: Retry-After }` | [`Error::HttpStatus`] |
 //! | connect error, reset, other I/O or TLS failure | `Yes { after: None }` | [`Error::Transport`] |
 //! | time limit reached | `Yes { after: None }` | [`Error::Timeout`] |
-//! | 501, 3xx, other 4xx (400, 401, 403, 404, 413, 415, 422…) | `No` | [`Error::HttpStatus`] with a body excerpt |
+//! | 501, 3xx, other 4xx (400, 401, 403, 404, 413 without `Retry-After`, 415, 422…) | `No` | [`Error::HttpStatus`] with a body excerpt |
 //!
 //! Three answers get the same request again at once instead: a `417` to
 //! `Expect: 100-continue` (without it), a 2xx to such a request's head
@@ -754,9 +755,10 @@ impl Failure {
         }
     }
 
-    /// Whether the collector refused the request's body as too large (413).
+    /// Whether the collector refused the request's body as too large (413)
+    /// for good: a 413 with `Retry-After` is a temporary condition, retried.
     fn too_large(&self) -> bool {
-        matches!(self.error, Error::HttpStatus { status: 413, .. })
+        !self.retry && matches!(self.error, Error::HttpStatus { status: 413, .. })
     }
 
     /// The failure of the events at `events`.
@@ -1398,7 +1400,11 @@ impl HttpSink {
         if success {
             return Ok(());
         }
-        let retry = matches!(status, 408 | 429) || (500..600).contains(&status) && status != 501;
+        // A 413 with `Retry-After` says the condition is temporary and when
+        // to try again (RFC 9110, section 15.5.14): retried then, whole.
+        let retry = matches!(status, 408 | 429)
+            || (500..600).contains(&status) && status != 501
+            || status == 413 && after.is_some();
         Err(Failure {
             retry,
             after: if retry { after } else { None },
