@@ -1,5 +1,6 @@
 //! `ossa-events emit`: deliver JSON Lines events (or the demo run) to a sink.
 
+use std::fmt;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,7 +40,7 @@ const MAX_SECS: f64 = 86_400.0;
 /// attributes, extensions and data sent as given), or the demo agent run.
 ///
 /// Invalid input lines are reported on stderr with their line number, counted and
-/// not sent; blank lines are skipped. Events not delivered are reported on stderr
+/// not sent (so is a line over 16 MiB, not kept in memory); blank lines are skipped. Events not delivered are reported on stderr
 /// (the first 10) with their id and reason.
 ///
 /// While it runs, a progress line on stderr shows what was read and delivered and
@@ -645,7 +646,11 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
             ended = true;
             None
         };
-        super::lanes::in_order(super::lanes::lanes(), next, |chunk: Vec<u8>, w| {
+        super::lanes::in_order(super::lanes::lanes(), next, |chunk: Chunk, w| {
+            let Chunk {
+                bytes: chunk,
+                too_long,
+            } = chunk;
             // Each line unescapes into its own part of one buffer, at most
             // its own length: the chunk's events all stay alive together.
             let mut buf = vec![0u8; chunk.len()];
@@ -653,12 +658,17 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
             // Sized up front: an event is ~800 bytes, and growing the list
             // (copying them) took 3 % of `emit`'s time.
             let lines = memchr::memchr_iter(b'\n', &chunk).count() + 1;
-            let mut parsed: Vec<Option<Result<Event<'_>, ParseError>>> = Vec::with_capacity(lines);
-            parsed.extend(lines_of(&chunk).map(|line| {
+            let mut parsed: Vec<Option<Result<Event<'_>, LineError>>> = Vec::with_capacity(lines);
+            parsed.extend(lines_of(&chunk).enumerate().map(|(i, line)| {
+                if too_long.contains(&i) {
+                    return Some(Err(LineError::TooLong));
+                }
                 let text = line.strip_suffix(b"\n").unwrap_or(line);
                 let text = text.strip_suffix(b"\r").unwrap_or(text);
-                (!super::validate::is_blank(text))
-                    .then(|| ossa_events::parse::json::parse_event(text, &mut scratch))
+                (!super::validate::is_blank(text)).then(|| {
+                    ossa_events::parse::json::parse_event(text, &mut scratch)
+                        .map_err(LineError::Parse)
+                })
             }));
             let _turn = w.turn();
             let mut st = lock(&state);
@@ -755,11 +765,27 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
 enum Input {
     /// Whole lines (each ends in `\n`, but the last line of the input may
     /// not), as many as one read of stdin brought in.
-    Lines(Vec<u8>),
+    Lines(Chunk),
     End,
     /// A read of stdin failed (said on stderr): the rest was not read.
     ReadFailed,
     Signal(i32),
+}
+
+/// Why a line of `emit`'s input is no event.
+enum LineError {
+    Parse(ParseError),
+    /// Longer than [`MAX_LINE`] bytes: not read.
+    TooLong,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::Parse(e) => e.fmt(f),
+            LineError::TooLong => write!(f, "line longer than {MAX_LINE} bytes: not read"),
+        }
+    }
 }
 
 /// Bytes stdin is read in. A read hands over every whole line it brought
@@ -783,17 +809,39 @@ fn read_lines(tx: &std::sync::mpsc::SyncSender<Input>) {
     let _ = tx.send(Input::End);
 }
 
+/// Longest line `emit` reads, in bytes: an event over the emitter's queue
+/// (`EmitterBuilder::DEFAULT_QUEUE_BYTES`) could never be queued, and a
+/// line held whole while it grows without end (a file with no newline
+/// piped in by mistake) would take all memory. A longer line is not kept:
+/// it is reported as invalid, and the lines after it are read.
+const MAX_LINE: usize = EmitterBuilder::DEFAULT_QUEUE_BYTES;
+
+/// Whole lines of the input, in order, as one read brought them in.
+#[derive(Default)]
+struct Chunk {
+    /// The lines, each with its `\n` (the input's last may lack it).
+    bytes: Vec<u8>,
+    /// Lines of `bytes` (by index) that stand for a line over [`MAX_LINE`]
+    /// bytes: an empty line in its place, its bytes not kept.
+    too_long: Vec<usize>,
+}
+
 /// Reads `input` to its end, handing `send` whole lines: what each read
 /// brought up to its last `\n` (and, at the end, a last line without one).
-/// Stops early when `send` says the receiver is gone. A read error ends it
-/// (the line it cut is not handed over: it is not whole).
+/// A line that grows past [`MAX_LINE`] bytes is dropped as it is read and
+/// handed over as an empty line marked in [`Chunk::too_long`]. Stops early
+/// when `send` says the receiver is gone. A read error ends it (the line it
+/// cut is not handed over: it is not whole).
 fn read_chunks(
     input: &mut impl std::io::Read,
-    mut send: impl FnMut(Vec<u8>) -> bool,
+    mut send: impl FnMut(Chunk) -> bool,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; READ_CHUNK];
     // The start of a line a read cut, carried to the next message.
     let mut carry: Vec<u8> = Vec::new();
+    // The line being read is over `MAX_LINE`: its bytes are dropped up to
+    // its end.
+    let mut skipping = false;
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => break,
@@ -801,22 +849,48 @@ fn read_chunks(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        let got = buf.get(..n).unwrap_or(&[]);
-        let Some(last_nl) = memchr::memrchr(b'\n', got) else {
-            carry.extend_from_slice(got);
-            continue;
-        };
-        let (whole, rest) = got.split_at(last_nl + 1);
-        let mut lines = std::mem::take(&mut carry);
-        lines.reserve(whole.len());
-        lines.extend_from_slice(whole);
-        carry.extend_from_slice(rest);
-        if !send(lines) {
+        let mut got = buf.get(..n).unwrap_or(&[]);
+        let mut chunk = Chunk::default();
+        if skipping {
+            let Some(end) = memchr::memchr(b'\n', got) else {
+                continue;
+            };
+            skipping = false;
+            chunk.bytes.push(b'\n');
+            chunk.too_long.push(0);
+            got = got.get(end + 1..).unwrap_or(&[]);
+        }
+        match memchr::memrchr(b'\n', got) {
+            Some(last_nl) => {
+                let (whole, rest) = got.split_at(last_nl + 1);
+                if chunk.bytes.is_empty() {
+                    chunk.bytes = std::mem::take(&mut carry);
+                } else {
+                    chunk.bytes.append(&mut carry);
+                }
+                chunk.bytes.extend_from_slice(whole);
+                carry.extend_from_slice(rest);
+            }
+            None => carry.extend_from_slice(got),
+        }
+        if carry.len() > MAX_LINE {
+            carry = Vec::new();
+            skipping = true;
+        }
+        if !chunk.bytes.is_empty() && !send(chunk) {
             return Ok(()); // the main loop stopped
         }
     }
-    if !carry.is_empty() {
-        let _ = send(carry);
+    if skipping {
+        let _ = send(Chunk {
+            bytes: b"\n".to_vec(),
+            too_long: vec![0],
+        });
+    } else if !carry.is_empty() {
+        let _ = send(Chunk {
+            bytes: carry,
+            too_long: Vec::new(),
+        });
     }
     Ok(())
 }
@@ -969,10 +1043,11 @@ pub(super) mod tests {
             let mut lines: Vec<Vec<u8>> = Vec::new();
             read_chunks(&mut Trickle(&input, step), |chunk| {
                 assert!(
-                    chunk.ends_with(b"\n") || chunk.ends_with(b"newline"),
+                    chunk.bytes.ends_with(b"\n") || chunk.bytes.ends_with(b"newline"),
                     "a chunk ends inside a line"
                 );
-                lines.extend(lines_of(&chunk).map(<[u8]>::to_vec));
+                assert!(chunk.too_long.is_empty());
+                lines.extend(lines_of(&chunk.bytes).map(<[u8]>::to_vec));
                 true
             })
             .unwrap();
@@ -981,6 +1056,45 @@ pub(super) mod tests {
         }
         assert_eq!(lines_of(b"").count(), 0);
         assert_eq!(lines_of(b"\n\n").collect::<Vec<_>>(), [b"\n", b"\n"]);
+    }
+
+    /// A line that grows past `MAX_LINE` is not kept: it comes as an empty
+    /// line marked too long, in its place, and the lines around it whole;
+    /// so too when it is the input's last, without a newline.
+    #[test]
+    fn a_line_over_the_limit_is_dropped_as_it_is_read() {
+        let long = vec![b'x'; MAX_LINE + 100_000];
+        for last in [false, true] {
+            let mut input = b"first\n".to_vec();
+            input.extend_from_slice(&long);
+            if !last {
+                input.extend_from_slice(b"\nafter\nend");
+            }
+            for step in [4096, READ_CHUNK, usize::MAX] {
+                let mut lines: Vec<Vec<u8>> = Vec::new();
+                let mut marked = Vec::new();
+                let mut biggest = 0;
+                read_chunks(&mut Trickle(&input, step), |chunk| {
+                    biggest = biggest.max(chunk.bytes.len());
+                    let at = lines.len();
+                    marked.extend(chunk.too_long.iter().map(|i| at + i));
+                    lines.extend(lines_of(&chunk.bytes).map(<[u8]>::to_vec));
+                    true
+                })
+                .unwrap();
+                let want: &[&[u8]] = if last {
+                    &[b"first\n", b"\n"]
+                } else {
+                    &[b"first\n", b"\n", b"after\n", b"end"]
+                };
+                assert_eq!(lines, want, "step {step}");
+                assert_eq!(marked, [1], "step {step}");
+                assert!(
+                    biggest < 2 * READ_CHUNK,
+                    "step {step}: a chunk of {biggest}"
+                );
+            }
+        }
     }
 
     /// The defaults the help states are the ones used.
