@@ -86,6 +86,8 @@ struct Host {
     now_calls: u32,
     /// Seeded counter behind `host.random`.
     rng: u64,
+    /// `host.random` answers zeros (a sandbox with no entropy).
+    no_entropy: bool,
     random_calls: u32,
     /// What `host.write` returns in place of the byte count, after taking
     /// the bytes (a host returning garbage).
@@ -183,8 +185,10 @@ fn instantiate(host: Host) -> (Store<Host>, wasmi::Instance) {
                 let host = caller.data_mut();
                 host.random_calls += 1;
                 let mut bytes = [0u8; 16];
-                bytes[..8].copy_from_slice(&splitmix(&mut host.rng).to_le_bytes());
-                bytes[8..].copy_from_slice(&splitmix(&mut host.rng).to_le_bytes());
+                if !host.no_entropy {
+                    bytes[..8].copy_from_slice(&splitmix(&mut host.rng).to_le_bytes());
+                    bytes[8..].copy_from_slice(&splitmix(&mut host.rng).to_le_bytes());
+                }
                 memory
                     .write(&mut caller, ptr as u32 as usize, &bytes)
                     .map_err(wasmi::Error::from)
@@ -560,4 +564,26 @@ fn a_host_write_that_takes_the_bytes_and_fails_gets_them_again_under_the_same_id
     let ids: Vec<&str> = seen.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids[..4], ids[4..8]);
     check_run(&seen[4..], 3, &host);
+}
+
+/// A host whose `random` answers zeros (a sandbox with no entropy) still
+/// gets a distinct id for every event, in one run and across runs of the
+/// same instance: a consumer that drops repeated ids as duplicates would
+/// otherwise keep one event of the whole run.
+#[test]
+fn a_host_random_with_no_entropy_still_gives_distinct_ids() {
+    let host = Host {
+        no_entropy: true,
+        ..Host::new(0, 0)
+    };
+    let (mut store, instance) = instantiate(host);
+    let run = instance.get_typed_func::<u32, i32>(&store, "run").unwrap();
+    let first = run.call(&mut store, 3).unwrap();
+    let second = run.call(&mut store, 3).unwrap();
+    assert!(first > 0 && second > 0, "{first} {second}");
+    let host = store.into_data();
+    let ids = ids_checked_by_both_parsers(&host.out);
+    assert_eq!(ids.len(), (first + second) as usize);
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
 }

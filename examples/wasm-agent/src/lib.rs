@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `write` | `(ptr: i32, len: i32) -> i32` | takes bytes of JSON Lines; returns how many it accepted (more than `len` counts as `len`; 0 as a failure), or a negative value on error (having taken none of them) |
 //! | `now_ms` | `() -> i64` | Unix time in milliseconds (outside years 0000–9999: the events carry 1970-01-01T00:00:00Z) |
-//! | `random` | `(ptr: i32)` | fills 16 bytes at `ptr` with randomness (event ids) |
+//! | `random` | `(ptr: i32)` | fills 16 bytes at `ptr` with randomness (event ids; each is also mixed with a count of the ids this instance made, so a `random` that repeats itself, a sandbox with no entropy, still gives distinct ids in an instance) |
 //!
 //! and calls the export `run(turns: u32) -> i32`, which plays a whole agent
 //! run through [`Emitter`] and returns the number of events delivered, or a
@@ -135,9 +135,20 @@ impl Clock for HostClock {
     }
 }
 
+/// Ids this instance has made: mixed into each (see [`host_random`]).
+static IDS_MADE: AtomicU32 = AtomicU32::new(0);
+
 fn host_random(bytes: &mut [u8; 16]) {
     // SAFETY: `bytes` is valid for writes of 16 bytes.
     unsafe { host::random(bytes.as_mut_ptr()) }
+    // XOR with a value no two ids of this instance share: random bytes
+    // stay random (XOR with a fixed value is a bijection), and bytes that
+    // repeat (a host with no entropy answering zeros) no longer make the
+    // same id twice, which a consumer would take for one event sent twice.
+    let n = IDS_MADE.fetch_add(1, Ordering::Relaxed);
+    if let Some(tail) = bytes.last_chunk_mut::<4>() {
+        *tail = (u32::from_le_bytes(*tail) ^ n).to_le_bytes();
+    }
 }
 
 /// `prefix` followed by `n` in decimal, in `buf`.
