@@ -506,9 +506,9 @@ fn a_collector_that_never_answers_does_not_make_every_further_line_wait_the_dead
     assert!(read >= 10_000, "{stderr}");
 }
 
-/// A line over the longest `emit` reads (the emitter's 16 MiB queue: no
-/// event that long could be queued) is not held in memory while it grows
-/// (a file with no newline piped in by mistake took all memory): it is
+/// A line over the longest `emit` reads (64 MiB) is not held in memory
+/// while it grows (a file with no newline piped in by mistake took all
+/// memory): it is
 /// reported with its line number and counted invalid, and the lines after
 /// it are sent.
 #[test]
@@ -530,8 +530,8 @@ fn a_line_too_long_to_be_an_event_is_reported_and_the_rest_is_sent() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(event_line("before").as_bytes()).unwrap();
     let piece = vec![b'x'; 1 << 20];
-    for _ in 0..40 {
-        stdin.write_all(&piece).unwrap(); // 40 MiB, no newline
+    for _ in 0..70 {
+        stdin.write_all(&piece).unwrap(); // 70 MiB, no newline
     }
     stdin.write_all(b"\n").unwrap();
     stdin.write_all(event_line("after").as_bytes()).unwrap();
@@ -541,7 +541,7 @@ fn a_line_too_long_to_be_an_event_is_reported_and_the_rest_is_sent() {
     let stdout = reader.join().unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("<stdin>:2: line longer than 16777216 bytes"),
+        stderr.contains("<stdin>:2: line longer than 67108864 bytes"),
         "{stderr}"
     );
     let ids: Vec<&str> = stdout

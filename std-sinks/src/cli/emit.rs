@@ -40,7 +40,7 @@ const MAX_SECS: f64 = 86_400.0;
 /// attributes, extensions and data sent as given), or the demo agent run.
 ///
 /// Invalid input lines are reported on stderr with their line number, counted and
-/// not sent (so is a line over 16 MiB, not kept in memory); blank lines are skipped. Events not delivered are reported on stderr
+/// not sent (so is a line over 64 MiB, not kept in memory); blank lines are skipped. Events not delivered are reported on stderr
 /// (the first 10) with their id and reason.
 ///
 /// While it runs, a progress line on stderr shows what was read and delivered and
@@ -799,7 +799,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// cut by the read kept for the next.
 fn read_lines(tx: &std::sync::mpsc::SyncSender<Input>) {
     let stdin = std::io::stdin();
-    let read = read_chunks(&mut super::SkipBom::new(stdin.lock()), |lines| {
+    let read = read_chunks(&mut super::SkipBom::new(stdin.lock()), MAX_LINE, |lines| {
         tx.send(Input::Lines(lines)).is_ok()
     });
     if let Err(e) = read {
@@ -809,12 +809,14 @@ fn read_lines(tx: &std::sync::mpsc::SyncSender<Input>) {
     let _ = tx.send(Input::End);
 }
 
-/// Longest line `emit` reads, in bytes: an event over the emitter's queue
-/// (`EmitterBuilder::DEFAULT_QUEUE_BYTES`) could never be queued, and a
-/// line held whole while it grows without end (a file with no newline
-/// piped in by mistake) would take all memory. A longer line is not kept:
-/// it is reported as invalid, and the lines after it are read.
-const MAX_LINE: usize = EmitterBuilder::DEFAULT_QUEUE_BYTES;
+/// Longest line `emit` reads, in bytes: a line held whole while it grows
+/// without end (a file with no newline piped in by mistake) would take all
+/// memory. A longer line is not kept: it is reported as invalid, and the
+/// lines after it are read. 64 MiB is far past what collectors take (a
+/// Kafka broker's default is 1 MB, the CloudEvents spec asks intermediaries
+/// to forward 64 KB); an event that long and one of 100 MiB are the same
+/// mistake.
+const MAX_LINE: usize = 64 * 1024 * 1024;
 
 /// Whole lines of the input, in order, as one read brought them in.
 #[derive(Default)]
@@ -828,12 +830,14 @@ struct Chunk {
 
 /// Reads `input` to its end, handing `send` whole lines: what each read
 /// brought up to its last `\n` (and, at the end, a last line without one).
-/// A line that grows past [`MAX_LINE`] bytes is dropped as it is read and
-/// handed over as an empty line marked in [`Chunk::too_long`]. Stops early
+/// A line that grows past `max_line` bytes ([`MAX_LINE`]; at least
+/// [`READ_CHUNK`]: a line within one read is not measured) is dropped as it
+/// is read and handed over as an empty line marked in [`Chunk::too_long`]. Stops early
 /// when `send` says the receiver is gone. A read error ends it (the line it
 /// cut is not handed over: it is not whole).
 fn read_chunks(
     input: &mut impl std::io::Read,
+    max_line: usize,
     mut send: impl FnMut(Chunk) -> bool,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; READ_CHUNK];
@@ -862,7 +866,17 @@ fn read_chunks(
         }
         match memchr::memrchr(b'\n', got) {
             Some(last_nl) => {
-                let (whole, rest) = got.split_at(last_nl + 1);
+                let (mut whole, rest) = got.split_at(last_nl + 1);
+                // The line the carry begins ends in this read: over the
+                // limit with what this read adds (the carry alone was not),
+                // it is dropped as one that grew past it is.
+                let first_nl = memchr::memchr(b'\n', whole).unwrap_or(last_nl);
+                if carry.len().saturating_add(first_nl) > max_line {
+                    carry = Vec::new();
+                    chunk.too_long.push(lines_of(&chunk.bytes).count());
+                    chunk.bytes.push(b'\n');
+                    whole = whole.get(first_nl + 1..).unwrap_or(&[]);
+                }
                 if chunk.bytes.is_empty() {
                     chunk.bytes = std::mem::take(&mut carry);
                 } else {
@@ -873,7 +887,7 @@ fn read_chunks(
             }
             None => carry.extend_from_slice(got),
         }
-        if carry.len() > MAX_LINE {
+        if carry.len() > max_line {
             carry = Vec::new();
             skipping = true;
         }
@@ -1041,7 +1055,7 @@ pub(super) mod tests {
         input.extend_from_slice(b"last without newline");
         for step in [1, 7, 4096, READ_CHUNK, usize::MAX] {
             let mut lines: Vec<Vec<u8>> = Vec::new();
-            read_chunks(&mut Trickle(&input, step), |chunk| {
+            read_chunks(&mut Trickle(&input, step), MAX_LINE, |chunk| {
                 assert!(
                     chunk.bytes.ends_with(b"\n") || chunk.bytes.ends_with(b"newline"),
                     "a chunk ends inside a line"
@@ -1058,23 +1072,27 @@ pub(super) mod tests {
         assert_eq!(lines_of(b"\n\n").collect::<Vec<_>>(), [b"\n", b"\n"]);
     }
 
-    /// A line that grows past `MAX_LINE` is not kept: it comes as an empty
+    /// A line limit for the tests (the real one is 64 MiB; `read_chunks`
+    /// wants one over a read, as a line within one read is not measured).
+    const LIMIT: usize = 3 * READ_CHUNK + 5;
+
+    /// A line that grows past the limit is not kept: it comes as an empty
     /// line marked too long, in its place, and the lines around it whole;
     /// so too when it is the input's last, without a newline.
     #[test]
     fn a_line_over_the_limit_is_dropped_as_it_is_read() {
-        let long = vec![b'x'; MAX_LINE + 100_000];
+        let long = vec![b'x'; 3 * LIMIT + 7];
         for last in [false, true] {
             let mut input = b"first\n".to_vec();
             input.extend_from_slice(&long);
             if !last {
                 input.extend_from_slice(b"\nafter\nend");
             }
-            for step in [4096, READ_CHUNK, usize::MAX] {
+            for step in [1, 4096, READ_CHUNK, usize::MAX] {
                 let mut lines: Vec<Vec<u8>> = Vec::new();
                 let mut marked = Vec::new();
                 let mut biggest = 0;
-                read_chunks(&mut Trickle(&input, step), |chunk| {
+                read_chunks(&mut Trickle(&input, step), LIMIT, |chunk| {
                     biggest = biggest.max(chunk.bytes.len());
                     let at = lines.len();
                     marked.extend(chunk.too_long.iter().map(|i| at + i));
@@ -1095,6 +1113,44 @@ pub(super) mod tests {
                 );
             }
         }
+    }
+
+    /// A line just over the limit whose newline comes in the read that
+    /// takes it over (the carry itself never passed the limit) is dropped
+    /// too, whatever the reads cut: it was handed over whole, so the same
+    /// input was sent or refused depending on where the pipe's reads fell.
+    #[test]
+    fn a_line_just_over_the_limit_is_dropped_whatever_the_reads_cut() {
+        for over in [1, 10, 1000] {
+            let mut input = b"first\n".to_vec();
+            input.extend_from_slice(&vec![b'x'; LIMIT + over]);
+            input.extend_from_slice(b"\nafter\n");
+            for step in [1, 4096, 65_000, READ_CHUNK] {
+                let mut lines: Vec<Vec<u8>> = Vec::new();
+                let mut marked = Vec::new();
+                read_chunks(&mut Trickle(&input, step), LIMIT, |chunk| {
+                    let at = lines.len();
+                    marked.extend(chunk.too_long.iter().map(|i| at + i));
+                    lines.extend(lines_of(&chunk.bytes).map(<[u8]>::to_vec));
+                    true
+                })
+                .unwrap();
+                let lens: Vec<usize> = lines.iter().map(Vec::len).collect();
+                assert_eq!(lens, [6, 1, 6], "over {over}, step {step}");
+                assert_eq!(marked, [1], "over {over}, step {step}");
+            }
+        }
+        // A line of exactly the limit is kept.
+        let mut input = vec![b'y'; LIMIT];
+        input.extend_from_slice(b"\nafter\n");
+        let mut lines = 0;
+        read_chunks(&mut Trickle(&input, 4096), LIMIT, |chunk| {
+            assert!(chunk.too_long.is_empty());
+            lines += lines_of(&chunk.bytes).count();
+            true
+        })
+        .unwrap();
+        assert_eq!(lines, 2);
     }
 
     /// The defaults the help states are the ones used.
