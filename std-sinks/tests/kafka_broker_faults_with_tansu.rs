@@ -17,9 +17,12 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::kafka_contract::{accounted, read_ids, reported_once, reporting, wait_reported};
+use common::kafka_contract::{
+    accounted, read_ids, reported_once, reporting, restart, restartable_broker_with_sink,
+    wait_reported,
+};
 use common::kafka_events::{event, specs};
-use common::tansu::{Tansu, free_port_for_later};
+use common::tansu::free_port_for_later;
 use ossa_events::sink::KafkaSink;
 use ossa_events::{Emitter, Reason, RetryPolicy};
 
@@ -253,16 +256,8 @@ fn drop_during_an_outage_reports_every_event_once_waiting_or_not() {
 /// reported "Fatal (Local: Fatal error)", though the broker was back.)
 #[test]
 fn a_fatal_idempotence_error_starts_a_new_producer_before_the_next_attempt() {
-    let port = free_port_for_later();
     let topic = "fatal";
-    let broker = Tansu::start_on(port);
-    broker.create_topic(topic, 1);
-    let bootstrap = format!("127.0.0.1:{port}");
-    let sink = KafkaSink::builder(&bootstrap, topic)
-        .delivery_timeout(Duration::from_secs(8))
-        .set("reconnect.backoff.max.ms", "100")
-        .build()
-        .unwrap();
+    let (port, broker, bootstrap, sink) = restartable_broker_with_sink(topic);
     let (b, reported) = reporting(
         Emitter::builder("/agents/kafka-test")
             .sink(sink)
@@ -286,9 +281,7 @@ fn a_fatal_idempotence_error_starts_a_new_producer_before_the_next_attempt() {
         em.emit_event(&event(s)).unwrap();
     }
     thread::sleep(Duration::from_millis(500));
-    drop(broker);
-    let broker = Tansu::start_on(port);
-    broker.create_topic(topic, 1);
+    let broker = restart(broker, port, topic);
     let t = Instant::now();
     let report = em.flush_within(Duration::from_secs(15));
     let took = t.elapsed();

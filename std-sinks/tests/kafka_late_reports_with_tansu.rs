@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::kafka_contract::{
-    Reported, accounted, read_ids, reported_once, reporting, wait_reported,
+    Reported, accounted, read_ids, reported_once, reporting, restart, restartable_broker_with_sink,
+    wait_reported,
 };
-use common::kafka_events::{event, specs};
-use common::tansu::{Tansu, free_port_for_later};
+use common::kafka_events::{Spec, event, specs};
+use common::tansu::Tansu;
 use ossa_events::sink::{Encoded, Encoding, KafkaSink, SendDeadline, Sink, Ticket};
 use ossa_events::{Emitter, EmitterBuilder, Reason, RetryPolicy, SendError};
 
@@ -178,30 +179,42 @@ fn probed(
     (b, seen, reported)
 }
 
-#[test]
-fn a_frozen_broker_delays_nothing_it_need_not_and_loses_or_doubles_nothing() {
-    const N: usize = 100;
+/// A broker with `topic` (one partition), its bootstrap address, and a
+/// sink to it with `delivery_timeout`.
+fn broker_with_sink(topic: &str, delivery_timeout: Duration) -> (Tansu, String, KafkaSink) {
     let broker = Tansu::start();
-    let topic = "frozen";
     broker.create_topic(topic, 1);
     let bootstrap = broker.bootstrap();
     let sink = KafkaSink::builder(&bootstrap, topic)
-        .delivery_timeout(Duration::from_secs(12))
+        .delivery_timeout(delivery_timeout)
         .build()
         .unwrap();
+    (broker, bootstrap, sink)
+}
+
+/// Emits `warm` and waits until they are delivered: the producer has its
+/// id and the partition's leader before the broker is frozen.
+fn warmed(em: &Emitter, warm: &[Spec]) {
+    for s in warm {
+        em.emit_event(&event(s)).unwrap();
+    }
+    assert_eq!(
+        em.flush_within(Duration::from_secs(10)).unwrap().delivered,
+        warm.len() as u64
+    );
+}
+
+#[test]
+fn a_frozen_broker_delays_nothing_it_need_not_and_loses_or_doubles_nothing() {
+    const N: usize = 100;
+    let topic = "frozen";
+    let (broker, bootstrap, sink) = broker_with_sink(topic, Duration::from_secs(12));
     let flush_interval = Duration::from_millis(20);
     let (b, seen, reported) = probed(sink, flush_interval);
     let b = b.shutdown_timeout(Duration::from_secs(20));
     let em = b.build().unwrap();
     let all = specs("frozen", N, false);
-    // Warm: the producer has its id and the partition's leader.
-    for s in &all[..20] {
-        em.emit_event(&event(s)).unwrap();
-    }
-    assert_eq!(
-        em.flush_within(Duration::from_secs(10)).unwrap().delivered,
-        20
-    );
+    warmed(&em, &all[..20]);
     broker.signal("-STOP");
     let mut emitted_at = HashMap::new();
     let froze = Instant::now();
@@ -272,14 +285,8 @@ fn a_frozen_broker_delays_nothing_it_need_not_and_loses_or_doubles_nothing() {
 #[test]
 fn a_freeze_past_the_delivery_timeout_ends_each_event_once() {
     const N: usize = 200;
-    let broker = Tansu::start();
     let topic = "frozen-long";
-    broker.create_topic(topic, 1);
-    let bootstrap = broker.bootstrap();
-    let sink = KafkaSink::builder(&bootstrap, topic)
-        .delivery_timeout(Duration::from_millis(1500))
-        .build()
-        .unwrap();
+    let (broker, bootstrap, sink) = broker_with_sink(topic, Duration::from_millis(1500));
     let (b, seen, reported) = probed(sink, Duration::from_millis(20));
     let b = b
         .retry(
@@ -291,13 +298,7 @@ fn a_freeze_past_the_delivery_timeout_ends_each_event_once() {
         .shutdown_timeout(Duration::from_secs(20));
     let em = b.build().unwrap();
     let all = specs("long", N, false);
-    for s in &all[..20] {
-        em.emit_event(&event(s)).unwrap();
-    }
-    assert_eq!(
-        em.flush_within(Duration::from_secs(10)).unwrap().delivered,
-        20
-    );
+    warmed(&em, &all[..20]);
     broker.signal("-STOP");
     let froze = Instant::now();
     let mut i = 20;
@@ -361,23 +362,11 @@ fn a_freeze_past_the_delivery_timeout_ends_each_event_once() {
 #[test]
 fn shutdown_within_during_a_freeze_keeps_its_limit_and_its_counts() {
     const N: usize = 120;
-    let broker = Tansu::start();
-    let topic = "frozen-shutdown";
-    broker.create_topic(topic, 1);
-    let sink = KafkaSink::builder(broker.bootstrap(), topic)
-        .delivery_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let (broker, _, sink) = broker_with_sink("frozen-shutdown", Duration::from_secs(30));
     let (b, seen, reported) = probed(sink, Duration::from_millis(10));
     let em = b.build().unwrap();
     let all = specs("fs", N, false);
-    for s in &all[..20] {
-        em.emit_event(&event(s)).unwrap();
-    }
-    assert_eq!(
-        em.flush_within(Duration::from_secs(10)).unwrap().delivered,
-        20
-    );
+    warmed(&em, &all[..20]);
     broker.signal("-STOP");
     for s in &all[20..] {
         em.emit_event(&event(s)).unwrap();
@@ -426,16 +415,8 @@ fn shutdown_within_during_a_freeze_keeps_its_limit_and_its_counts() {
 #[test]
 fn a_producer_replaced_mid_pipeline_keeps_tickets_and_flights_consistent() {
     const N: usize = 300;
-    let port = free_port_for_later();
     let topic = "restart";
-    let broker = Tansu::start_on(port);
-    broker.create_topic(topic, 1);
-    let bootstrap = format!("127.0.0.1:{port}");
-    let sink = KafkaSink::builder(&bootstrap, topic)
-        .delivery_timeout(Duration::from_secs(8))
-        .set("reconnect.backoff.max.ms", "100")
-        .build()
-        .unwrap();
+    let (port, broker, _, sink) = restartable_broker_with_sink(topic);
     let (b, seen, reported) = probed(sink, Duration::from_millis(10));
     let b = b.retry(
         RetryPolicy::default()
@@ -460,9 +441,7 @@ fn a_producer_replaced_mid_pipeline_keeps_tickets_and_flights_consistent() {
         })
     };
     thread::sleep(Duration::from_millis(500));
-    drop(broker);
-    let broker = Tansu::start_on(port);
-    broker.create_topic(topic, 1);
+    let broker = restart(broker, port, topic);
     emitting.join().unwrap();
     let t = Instant::now();
     let report = em.flush_within(Duration::from_secs(20));

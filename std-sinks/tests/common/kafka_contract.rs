@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ossa_events::sink::KafkaSink;
 use ossa_events::{EmitterBuilder, Metrics, Reason};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::tansu::{Tansu, free_port_for_later};
 
 /// What `on_undelivered` was told: (reason, id, error).
 pub(crate) type Reported = Arc<Mutex<Vec<(Reason, String, String)>>>;
@@ -104,4 +107,28 @@ pub(crate) fn read_ids(
         }
     }
     out
+}
+
+/// A broker on a port kept for [`restart`], with `topic` (one partition),
+/// its bootstrap address, and a sink to it that reconnects within 100 ms
+/// (delivery timeout 8 s).
+pub(crate) fn restartable_broker_with_sink(topic: &str) -> (u16, Tansu, String, KafkaSink) {
+    let port = free_port_for_later();
+    let broker = Tansu::start_on(port);
+    broker.create_topic(topic, 1);
+    let bootstrap = format!("127.0.0.1:{port}");
+    let sink = KafkaSink::builder(&bootstrap, topic)
+        .delivery_timeout(Duration::from_secs(8))
+        .set("reconnect.backoff.max.ms", "100")
+        .build()
+        .unwrap();
+    (port, broker, bootstrap, sink)
+}
+
+/// Kills `broker` and starts another on its `port`, with `topic` again.
+pub(crate) fn restart(broker: Tansu, port: u16, topic: &str) -> Tansu {
+    drop(broker);
+    let broker = Tansu::start_on(port);
+    broker.create_topic(topic, 1);
+    broker
 }
