@@ -922,25 +922,20 @@ impl Sink for KafkaSink {
     /// its own or its delivery timeout has passed (`settle` then answers at
     /// once), or until `until`.
     fn wait_ready(&mut self, ticket: Ticket, until: Instant) -> bool {
+        let base = ticket.get().wrapping_sub(1) as usize;
         loop {
-            let _ = self.serve_ready();
-            self.take_reports();
-            let Some(f) = self.flights.iter().find(|f| ticket_of(f.base) == ticket) else {
+            let Some((_, waiting, deadline)) = self.look(base) else {
                 return true;
             };
             let now = Instant::now();
-            if f.waiting == 0 || f.deadline.is_some_and(|d| now >= d) {
+            if waiting == 0 || deadline.is_some_and(|d| now >= d) {
                 return true;
             }
             if now >= until {
                 return false;
             }
             // As `land` waits: a step, whether or not reports came.
-            let mut step = until.saturating_duration_since(now).min(WAIT_STEP);
-            if let Some(d) = f.deadline {
-                step = step.min(d.saturating_duration_since(now));
-            }
-            std::thread::sleep(step);
+            std::thread::sleep(wait_step(now, deadline).min(until.saturating_duration_since(now)));
         }
     }
 }
@@ -951,6 +946,14 @@ impl Sink for KafkaSink {
 /// first flight, or none, and failed events that had been delivered).
 fn ticket_of(base: usize) -> Ticket {
     Ticket::new((base as u64).wrapping_add(1))
+}
+
+/// How long to sleep before the next look at a flight's reports: a
+/// [`WAIT_STEP`], or less when its `deadline` comes sooner.
+fn wait_step(now: Instant, deadline: Option<Instant>) -> Duration {
+    deadline.map_or(WAIT_STEP, |d| {
+        d.saturating_duration_since(now).min(WAIT_STEP)
+    })
 }
 
 /// A flight the sink cannot find again (a bug): nothing can be said of its events.
@@ -1181,16 +1184,24 @@ impl KafkaSink {
         base
     }
 
+    /// Serves the reports ready, then looks at the flight that starts at
+    /// `base`: its place in the queue of flights, the reports it still
+    /// waits for and its deadline (`None`: no such flight).
+    fn look(&mut self, base: usize) -> Option<(usize, usize, Option<Instant>)> {
+        let _ = self.serve_ready();
+        self.take_reports();
+        let pos = self.flights.iter().position(|f| f.base == base)?;
+        let f = self.flights.get(pos)?;
+        Some((pos, f.waiting, f.deadline))
+    }
+
     /// Waits until the flight that starts at `base` has every report it is
     /// owed, or its deadline or `outer` passes (then purges what librdkafka
     /// has not sent, at shutdown); removes it and returns it with the phase
     /// a missing report is put down to.
     fn land(&mut self, base: usize, outer: SendDeadline<'_>) -> Option<(Flight, Phase)> {
         loop {
-            let _ = self.serve_ready();
-            self.take_reports();
-            let pos = self.flights.iter().position(|f| f.base == base)?;
-            let (waiting, deadline) = self.flights.get(pos).map(|f| (f.waiting, f.deadline))?;
+            let (pos, waiting, deadline) = self.look(base)?;
             if waiting == 0 {
                 let f = self.flights.remove(pos)?;
                 return Some((f, Phase::Send));
@@ -1226,9 +1237,7 @@ impl KafkaSink {
                 let f = self.flights.remove(pos)?;
                 return Some((f, Phase::Send));
             }
-            let mut step = deadline.map_or(WAIT_STEP, |d| {
-                d.saturating_duration_since(now).min(WAIT_STEP)
-            });
+            let mut step = wait_step(now, deadline);
             if let Some(o) = outer.get() {
                 step = step.min(
                     o.saturating_duration_since(now)
