@@ -1473,21 +1473,17 @@ fn serve_flushes(shared: &Shared) {
         let level = shared.wait_flushed_until(target, deadline);
         let now = std::time::Instant::now();
         let reached = |x: &FlushWaiter| level.is_some_and(|l| x.target <= l);
-        let due: Vec<(FlushWaiter, bool)> = {
+        let due: Vec<FlushWaiter> = {
             let mut w = lock_waiters(shared);
-            let (due, left): (Vec<_>, Vec<_>) = std::mem::take(&mut w.waiting)
+            let (due, left) = std::mem::take(&mut w.waiting)
                 .into_iter()
                 .partition(|x| reached(x) || x.deadline.is_some_and(|d| now >= d));
             w.waiting = left;
-            due.into_iter()
-                .map(|x| {
-                    let ok = reached(&x);
-                    (x, ok)
-                })
-                .collect()
+            due
         };
         // Resolved outside the lock: a waker is the task's code.
-        for (x, ok) in due {
+        for x in due {
+            let ok = reached(&x);
             x.done.resolve(if ok {
                 Ok(FlushReport::now(shared))
             } else {
