@@ -24,6 +24,10 @@
 //! | time limit reached | `Yes { after: None }` | [`Error::Timeout`] |
 //! | 501, 3xx, other 4xx (400, 401, 403, 404, 413 without `Retry-After`, 415, 422…) | `No` | [`Error::HttpStatus`] with a body excerpt |
 //!
+//! A `431` to an event in binary mode (its attributes, as headers, over
+//! the collector's head limit) sends it again at once, structured: a JSON
+//! body has no such limit. The structured request's answer is the event's.
+//!
 //! Three answers get the same request again at once instead: a `417` to
 //! `Expect: 100-continue` (without it), a 2xx to such a request's head
 //! alone, before `100 Continue`, its body never sent (without it: that 2xx
@@ -159,6 +163,9 @@ pub struct HttpSink {
     /// Continue` cannot be read (see `post`). Shared with the
     /// lane copies; bodies go without `Expect` from then on.
     expect_refused: Arc<AtomicBool>,
+    /// The collector answered 431 to a binary-mode event (said once; such
+    /// events go structured): shared with the lane copies.
+    headers_refused: Arc<AtomicBool>,
     max_batch: usize,
     /// The configured time limit per request.
     timeout: Duration,
@@ -605,6 +612,7 @@ impl HttpSinkBuilder {
             gzip: self.gzip,
             gzip_refused: Arc::default(),
             expect_refused: Arc::default(),
+            headers_refused: Arc::default(),
             max_batch: self.max_batch,
             timeout: self.timeout,
             buf: Vec::new(),
@@ -1079,6 +1087,7 @@ impl HttpSink {
             gzip: self.gzip,
             gzip_refused: Arc::clone(&self.gzip_refused),
             expect_refused: Arc::clone(&self.expect_refused),
+            headers_refused: Arc::clone(&self.headers_refused),
             max_batch: self.max_batch,
             timeout: self.timeout,
             buf: Vec::new(),
@@ -1182,7 +1191,14 @@ impl HttpSink {
             (HttpMode::Binary, [e]) if e.encoding() == Encoding::Json => {
                 self.post(e.json(), Some(STRUCTURED_CT), None, deadline)
             }
-            (HttpMode::Binary, [e]) => self.post(e.body(), e.content_type(), Some(e), deadline),
+            (HttpMode::Binary, [e]) => {
+                match self.post(e.body(), e.content_type(), Some(e), deadline) {
+                    Err(f) if matches!(f.error, Error::HttpStatus { status: 431, .. }) => {
+                        self.post_structured_after_431(e, f, deadline)
+                    }
+                    answer => answer,
+                }
+            }
             // Never: one event per request in these modes. Not sent, so not delivered.
             _ => Err(Failure {
                 retry: false,
@@ -1190,6 +1206,30 @@ impl HttpSink {
                 error: Error::Transport("http: a request without its one event".into()),
             }),
         }
+    }
+
+    /// `e` sent structured, after the collector answered its binary-mode
+    /// request `431 Request Header Fields Too Large` (`refused`): its
+    /// attributes fit in a structured body, which has no header limit, and
+    /// the HTTP binding lets a sender pick the content mode per message.
+    /// The structured request's answer is the event's; when the event
+    /// cannot be read back to be encoded as JSON, the 431 is.
+    fn post_structured_after_431(
+        &mut self,
+        e: &Encoded,
+        refused: Failure,
+        deadline: SendDeadline<'_>,
+    ) -> Result<(), Failure> {
+        let Ok(json) = e.reencode(super::Form::exactly(Encoding::Json)) else {
+            return Err(refused);
+        };
+        if !self.headers_refused.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                url = %redacted(&self.url),
+                "the collector answered 431 to an event's headers in binary mode: such events are sent structured"
+            );
+        }
+        self.post(json.json(), Some(STRUCTURED_CT), None, deadline)
     }
 
     /// One POST: `body` (gzipped if configured), `content_type`, the

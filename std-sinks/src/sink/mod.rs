@@ -695,7 +695,7 @@ impl Encoded {
         }
     }
 
-    fn reencode(&self, form: Form) -> Result<Encoded, Error> {
+    pub(crate) fn reencode(&self, form: Form) -> Result<Encoded, Error> {
         use ossa_events_core::parse;
         let mut buf = vec![0u8; self.buf.len() + 64];
         let mut scratch = ossa_events_core::Scratch::new(&mut buf);
