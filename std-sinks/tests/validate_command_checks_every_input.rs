@@ -235,6 +235,8 @@ fn bad_arguments_exit_2_with_one_line() {
         vec!["validate", "--bogus"],
         vec!["nope"],
         vec!["demo", "extra"],
+        // Standard input twice: the second would read nothing.
+        vec!["validate", "-", "-"],
     ] {
         let o = bin().args(&args).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}");

@@ -107,6 +107,14 @@ pub(crate) fn run(a: Args) -> ExitCode {
     if files.is_empty() {
         files.push("-".into());
     }
+    // Standard input reads once: a second '-' would check nothing and say
+    // the input was empty.
+    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        return super::usage_error(
+            Some("validate"),
+            "validate: '-' (standard input) is given more than once",
+        );
+    }
 
     let stdout = std::io::stdout();
     let mut out = Output {
