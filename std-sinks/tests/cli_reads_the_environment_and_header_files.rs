@@ -87,7 +87,7 @@ fn url_and_headers_come_from_the_environment() {
             ("OSSA_COLLECTOR_URL", url.as_str()),
             (
                 "OSSA_HTTP_HEADERS",
-                "Authorization: Bearer s3cret\nX-Team: agents\n",
+                "# the collector's token\nAuthorization: Bearer s3cret\n\n  #: not a header\nX-Team: agents\n",
             ),
         ],
     );
@@ -97,6 +97,8 @@ fn url_and_headers_come_from_the_environment() {
     for h in &heads {
         assert!(h.contains("authorization: bearer s3cret\r\n"), "{h}");
         assert!(h.contains("x-team: agents\r\n"), "{h}");
+        // The # lines are comments, as in a --header-file.
+        assert!(!h.contains('#'), "{h}");
     }
     // A command-line --url wins over the variable.
     let (url2, heads2) = collector();

@@ -118,8 +118,9 @@ pub(crate) struct Args {
     mode: Option<String>,
     /// Extra HTTP header 'Name: value' (repeatable),
     /// e.g. --header 'Authorization: Bearer …'; when none
-    /// is given the variable is read, one header a line (a
-    /// token there stays out of ps and shell history)
+    /// is given the variable is read, one header a line, #
+    /// lines skipped (a token there stays out of ps and shell
+    /// history)
     #[arg(
         long,
         value_name = "HEADER",
@@ -288,11 +289,12 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
             .map(|h| ("--header".to_string(), h))
             .collect()
     } else if sink == "http" || (sink == "otlp" && a.otlp_file.is_none()) {
-        // OSSA_HTTP_HEADERS: one header a line.
+        // OSSA_HTTP_HEADERS: one header a line, blank lines and lines
+        // starting with # skipped (as in --header-file).
         a.header
             .iter()
             .flat_map(|v| v.lines())
-            .filter(|l| !l.trim().is_empty())
+            .filter(|l| !l.trim().is_empty() && !l.trim().starts_with('#'))
             .map(|l| ("OSSA_HTTP_HEADERS".to_string(), l.to_string()))
             .collect()
     } else {
@@ -843,7 +845,7 @@ fn read_chunks(
     let mut buf = vec![0u8; READ_CHUNK];
     // The start of a line a read cut, carried to the next message.
     let mut carry: Vec<u8> = Vec::new();
-    // The line being read is over `MAX_LINE`: its bytes are dropped up to
+    // The line being read is over `max_line`: its bytes are dropped up to
     // its end.
     let mut skipping = false;
     loop {
