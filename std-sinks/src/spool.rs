@@ -72,7 +72,7 @@
 //! or ignore that signal (`ossa-events emit --spool` does), as the library
 //! does not change signal dispositions.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -83,6 +83,9 @@ use crate::sink::Encoded;
 
 #[cfg(target_os = "linux")]
 mod mapped;
+mod seqset;
+
+use seqset::SeqSet;
 
 /// When the spool's data is forced to the disk (`fsync`), which decides what
 /// a power cut (not a killed process) can lose.
@@ -262,7 +265,13 @@ const HEADER: usize = 4 + 4 + 4 + 8;
 /// Largest record accepted when reading (an event is far smaller); a larger
 /// event is refused ([`Spool::never_fits`]).
 const MAX_RECORD: u32 = 64 << 20;
-const LEDGER_MAGIC: [u8; 8] = *b"OSSALDG2";
+/// The ledger as written: the confirmed seqs above the low-water mark as
+/// runs (first, last).
+const LEDGER_MAGIC: [u8; 8] = *b"OSSALDG3";
+/// The ledger's earlier form, still read: the confirmed seqs one by one
+/// (8 bytes each, for every event confirmed while one segment that could
+/// not be read held the low-water mark).
+const LEDGER_MAGIC_SEQS: [u8; 8] = *b"OSSALDG2";
 const ACK_MAGIC: [u8; 4] = *b"OSSA";
 
 /// One segment file.
@@ -304,8 +313,8 @@ pub(crate) struct Spool {
     next_seq: u64,
     /// Every seq below `low` is confirmed.
     low: u64,
-    /// Confirmed seqs at or above `low`.
-    acked: BTreeSet<u64>,
+    /// Confirmed seqs at or above `low`, as runs.
+    acked: SeqSet,
     /// Where reading (replay / spilled events) goes on.
     cursor: Cursor,
     /// The seq of the record at the cursor, as far as reading knows (past
@@ -526,10 +535,10 @@ impl Spool {
         let mut rec = Recovery::default();
         let (low, acked, ledger_seqs) = match read_ledger(&cfg.dir.join("ledger")) {
             Ok(Some(l)) => l,
-            Ok(None) => (0, BTreeSet::new(), Vec::new()),
+            Ok(None) => (0, SeqSet::new(), Vec::new()),
             Err(e) => {
                 tracing::warn!(error = %e, "spool ledger unreadable: every record is sent again");
-                (0, BTreeSet::new(), Vec::new())
+                (0, SeqSet::new(), Vec::new())
             }
         };
         let mut seqs: std::collections::HashMap<String, u64> = ledger_seqs.into_iter().collect();
@@ -571,10 +580,7 @@ impl Spool {
                     acked.insert(seq);
                 }
             }
-            while acked.first() == Some(&low) {
-                acked.pop_first();
-                low += 1;
-            }
+            low = acked.advance(low);
         }
         let mut spool = Spool {
             _lock: lock,
@@ -657,7 +663,7 @@ impl Spool {
                         last_good = Some(seq);
                         push_seq(&mut runs, seq);
                         spool.next_seq = spool.next_seq.max(seq.saturating_add(1));
-                        if seq >= spool.low && !spool.acked.contains(&seq) {
+                        if seq >= spool.low && !spool.acked.contains(seq) {
                             rec.pending += 1;
                         }
                         // Only a record that mentions `sequence` can carry one
@@ -760,7 +766,7 @@ impl Spool {
         // the next seq goes past it, else a new event's record is born
         // confirmed (read back, it is skipped; kept in memory, a crash
         // loses it). The seqs between, with no record, are confirmed.
-        if let Some(&top) = spool.acked.last()
+        if let Some(top) = spool.acked.last()
             && top >= spool.next_seq
         {
             if top - spool.next_seq <= MAX_LOST_RUN {
@@ -831,12 +837,8 @@ impl Spool {
         // Below the first segment: nothing is left, however many (a lost
         // ledger after millions of events): the low-water mark goes there.
         if self.low < first {
-            self.acked = self.acked.split_off(&first);
-            self.low = first;
-            while self.acked.first() == Some(&self.low) {
-                self.acked.pop_first();
-                self.low += 1;
-            }
+            self.acked.remove_below(first);
+            self.low = self.acked.advance(first);
         }
         let mut gone = Vec::new();
         let ends = firsts.iter().skip(1).copied().chain([self.next_seq]);
@@ -872,7 +874,7 @@ impl Spool {
                 missing
                     .into_iter()
                     .flatten()
-                    .filter(|s| !self.acked.contains(s)),
+                    .filter(|s| !self.acked.contains(*s)),
             );
         }
         if !gone.is_empty() {
@@ -897,7 +899,7 @@ impl Spool {
         if start >= seqs.end {
             return 0;
         }
-        (seqs.end - start).saturating_sub(self.acked.range(start..seqs.end).count() as u64)
+        (seqs.end - start).saturating_sub(self.acked.count_in(start..seqs.end))
     }
 
     /// Bytes of segment files.
@@ -1428,7 +1430,7 @@ impl Spool {
                 // `self`) before reading moves on.
                 let read = match parse_record(rec) {
                     Parsed::Ok { seq, len: n } => {
-                        let open = seq >= self.low && !self.acked.contains(&seq);
+                        let open = seq >= self.low && !self.acked.contains(seq);
                         Ok((seq, n, open.then(|| Encoded::from_spool(&rec[HEADER..n]))))
                     }
                     Parsed::Short | Parsed::Bad => Err(1 + resync(rec.get(1..).unwrap_or(&[]))),
@@ -1566,7 +1568,7 @@ impl Spool {
             }
             self.cursor.offset += HEADER as u64 + u64::from(rlen);
             self.read_past(seq);
-            if seq < self.low || self.acked.contains(&seq) {
+            if seq < self.low || self.acked.contains(seq) {
                 continue;
             }
             match Encoded::from_spool_vec(body, 8) {
@@ -1660,7 +1662,7 @@ impl Spool {
             .map_or(self.next_seq, |s| s.first_seq);
         let from = self.cursor_seq.max(self.low);
         if from < end {
-            let confirmed = self.acked.range(from..end).count() as u64;
+            let confirmed = self.acked.count_in(from..end);
             let n = (end - from).saturating_sub(confirmed);
             self.unreadable += n;
             if n > 0 {
@@ -1818,7 +1820,7 @@ impl Spool {
                 .is_some_and(|r| r.contains(&s))
         };
         let seqs: Vec<u64> = lost
-            .filter(|s| *s >= self.low && !self.acked.contains(s) && !was_read(*s))
+            .filter(|s| *s >= self.low && !self.acked.contains(*s) && !was_read(*s))
             .collect();
         if !seqs.is_empty() {
             tracing::debug!(seqs = seqs.len(), "spool: records lost to damage confirmed");
@@ -1899,10 +1901,7 @@ impl Spool {
             return;
         }
         self.acked.insert(seq);
-        while self.acked.first() == Some(&self.low) {
-            self.acked.pop_first();
-            self.low += 1;
-        }
+        self.low = self.acked.advance(self.low);
     }
 
     /// Work the worker does now and then, outside the emitter's lock where
@@ -2054,7 +2053,7 @@ impl Spool {
             while pos < data.len() {
                 match parse_record(&data[pos..]) {
                     Parsed::Ok { seq, len } => {
-                        if seq >= self.low && !self.acked.contains(&seq) {
+                        if seq >= self.low && !self.acked.contains(seq) {
                             let unread = unread_from.is_some_and(|f| pos as u64 >= f);
                             let skipped = held.iter().any(|r| r.contains(&seq));
                             let body = &data[pos + HEADER..pos + len];
@@ -2360,13 +2359,14 @@ fn sequence_of(e: &Encoded) -> Option<(String, u64)> {
     }
 }
 
-fn ledger_bytes(low: u64, acked: &BTreeSet<u64>, sequences: &[(String, u64)]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(24 + 8 * acked.len());
+fn ledger_bytes(low: u64, acked: &SeqSet, sequences: &[(String, u64)]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(24 + 16 * acked.run_count());
     b.extend_from_slice(&LEDGER_MAGIC);
     b.extend_from_slice(&low.to_le_bytes());
-    b.extend_from_slice(&(acked.len() as u64).to_le_bytes());
-    for s in acked {
-        b.extend_from_slice(&s.to_le_bytes());
+    b.extend_from_slice(&(acked.run_count() as u64).to_le_bytes());
+    for (first, last) in acked.runs() {
+        b.extend_from_slice(&first.to_le_bytes());
+        b.extend_from_slice(&last.to_le_bytes());
     }
     b.extend_from_slice(&(sequences.len() as u64).to_le_bytes());
     for (source, next) in sequences {
@@ -2381,7 +2381,7 @@ fn ledger_bytes(low: u64, acked: &BTreeSet<u64>, sequences: &[(String, u64)]) ->
 
 /// What a ledger holds: the low-water seq, the confirmed seqs above it, the
 /// next `sequence` number per source.
-type Ledger = (u64, BTreeSet<u64>, Vec<(String, u64)>);
+type Ledger = (u64, SeqSet, Vec<(String, u64)>);
 
 /// The ledger: `Ok(None)` when there is none.
 fn read_ledger(path: &Path) -> io::Result<Option<Ledger>> {
@@ -2396,7 +2396,12 @@ fn read_ledger(path: &Path) -> io::Result<Option<Ledger>> {
             format!("{}: corrupt ledger", path.display()),
         )
     };
-    if d.len() < 36 || d[..8] != LEDGER_MAGIC {
+    let runs = match d.get(..8) {
+        Some(m) if m == LEDGER_MAGIC => true,
+        Some(m) if m == LEDGER_MAGIC_SEQS => false,
+        _ => return Err(bad()),
+    };
+    if d.len() < 36 {
         return Err(bad());
     }
     let (body, crc) = d.split_at(d.len() - 4);
@@ -2410,12 +2415,24 @@ fn read_ledger(path: &Path) -> io::Result<Option<Ledger>> {
     };
     let low = u64_at(8).ok_or_else(bad)?;
     let n = usize::try_from(u64_at(16).ok_or_else(bad)?).map_err(|_| bad())?;
+    let width = if runs { 16 } else { 8 };
     let mut pos = 24usize
-        .checked_add(n.checked_mul(8).ok_or_else(bad)?)
+        .checked_add(n.checked_mul(width).ok_or_else(bad)?)
         .ok_or_else(bad)?;
-    let acked = (0..n)
-        .map(|i| u64_at(24 + 8 * i).ok_or_else(bad))
-        .collect::<io::Result<_>>()?;
+    let mut acked = SeqSet::new();
+    for i in 0..n {
+        let at = 24 + width * i;
+        let first = u64_at(at).ok_or_else(bad)?;
+        let last = if runs {
+            u64_at(at + 8).ok_or_else(bad)?
+        } else {
+            first
+        };
+        if last < first {
+            return Err(bad());
+        }
+        acked.insert_run(first, last);
+    }
     let sources = u64_at(pos).ok_or_else(bad)?;
     pos += 8;
     let mut sequences = Vec::new();
@@ -2931,7 +2948,7 @@ mod tests {
     }
 
     fn confirmed(sp: &Spool, seqs: std::ops::Range<u64>) -> Vec<u64> {
-        seqs.filter(|s| *s < sp.low || sp.acked.contains(s))
+        seqs.filter(|s| *s < sp.low || sp.acked.contains(*s))
             .collect()
     }
 
@@ -3107,7 +3124,7 @@ mod tests {
         std::fs::write(&seg, &bytes).unwrap();
         let (mut sp, _) = Spool::open(cfg).unwrap();
         let got = read_ids(&mut sp);
-        let a2_confirmed = sp.acked.contains(&2) || sp.low > 2;
+        let a2_confirmed = sp.acked.contains(2) || sp.low > 2;
         drop(sp);
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(got, ["a0", "a2", "a3", "a4"]);
@@ -3125,7 +3142,7 @@ mod tests {
         let (mut sp, _) = Spool::open(cfg).unwrap();
         let got = read_ids(&mut sp);
         let confirmed: Vec<u64> = (2..5)
-            .filter(|q| sp.acked.contains(q) || sp.low > *q)
+            .filter(|q| sp.acked.contains(*q) || sp.low > *q)
             .collect();
         drop(sp);
         let _ = std::fs::remove_dir_all(&dir);
@@ -3227,6 +3244,54 @@ mod tests {
         drop(sp);
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(conf, [6, 7, 8, 9, 10, 11], "a8, a9 lost, not confirmed");
+    }
+
+    /// A ledger an earlier version wrote (its confirmed seqs one by one) is
+    /// read as runs; the ledger written now holds the runs, and reads back
+    /// the same; a run whose last seq is before its first is corrupt.
+    #[test]
+    fn a_ledger_of_single_seqs_reads_as_runs() {
+        let dir = spool_dir("ledger-single-seqs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger");
+        let mut old = LEDGER_MAGIC_SEQS.to_vec();
+        old.extend_from_slice(&5u64.to_le_bytes());
+        let seqs = [7u64, 8, 9, 12, 13, 20];
+        old.extend_from_slice(&(seqs.len() as u64).to_le_bytes());
+        for s in seqs {
+            old.extend_from_slice(&s.to_le_bytes());
+        }
+        old.extend_from_slice(&1u64.to_le_bytes());
+        old.extend_from_slice(&2u64.to_le_bytes());
+        old.extend_from_slice(b"/a");
+        old.extend_from_slice(&41u64.to_le_bytes());
+        let crc = crc32fast::hash(&old);
+        old.extend_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, &old).unwrap();
+        let (low, acked, sources) = read_ledger(&path).unwrap().unwrap();
+        assert_eq!(low, 5);
+        assert_eq!(
+            acked.runs().collect::<Vec<_>>(),
+            [(7, 9), (12, 13), (20, 20)]
+        );
+        assert_eq!(sources, [("/a".to_owned(), 41)]);
+        let new = ledger_bytes(low, &acked, &sources);
+        assert_eq!(new.get(..8), Some(&LEDGER_MAGIC[..]));
+        assert_eq!(new.len(), 8 + 8 + 8 + 3 * 16 + 8 + 8 + 2 + 8 + 4);
+        std::fs::write(&path, &new).unwrap();
+        assert_eq!(read_ledger(&path).unwrap(), Some((low, acked, sources)));
+        // A run that ends before it starts.
+        let mut bad = LEDGER_MAGIC.to_vec();
+        bad.extend_from_slice(&0u64.to_le_bytes());
+        bad.extend_from_slice(&1u64.to_le_bytes());
+        bad.extend_from_slice(&9u64.to_le_bytes());
+        bad.extend_from_slice(&3u64.to_le_bytes());
+        bad.extend_from_slice(&0u64.to_le_bytes());
+        let crc = crc32fast::hash(&bad);
+        bad.extend_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, &bad).unwrap();
+        assert!(read_ledger(&path).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The ledger lost (corrupt) after more than 2^20 events went through

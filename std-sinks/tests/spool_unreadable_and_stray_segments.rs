@@ -16,6 +16,10 @@
 //! 3. A directory named like a segment: the emitter does not start, with an
 //!    error that names the path (left so on purpose: skipping it would hold
 //!    the spool's low-water mark at it for good).
+//! 4. While an unreadable segment holds the low-water mark, every later
+//!    confirmation was kept one by one, in memory and in the ledger written
+//!    at each sync (8 bytes an event for the rest of the run). They are
+//!    kept as runs now: the ledger stays a few dozen bytes.
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -299,5 +303,81 @@ fn events_of_an_unreadable_segment_dropped_at_the_cap_are_reported() {
         m.dropped,
         dropped.len() as u64,
         "dropped events counted but not reported ({unnamed} without an id)"
+    );
+}
+
+/// Case 4: 600 events replayed past an unreadable second segment, then 500
+/// live ones, all delivered and confirmed above the held low-water mark:
+/// the ledger holds them as runs, not one by one, and the next emitter
+/// still replays exactly the held segment's events.
+#[test]
+fn confirmations_above_an_unreadable_segment_keep_the_ledger_small() {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("spool_review_ledger_runs_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let cfg = || {
+        SpoolConfig::new(&d)
+            .segment_bytes(4096)
+            .sync(SyncPolicy::Never)
+    };
+    let ids: Vec<String> = (0..600).map(|i| format!("a-{i:05}")).collect();
+    let em = quick("/agents/u")
+        .sink(spool_support::Gate::up(false))
+        .spool(cfg())
+        .build()
+        .unwrap();
+    for id in &ids {
+        em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
+            .unwrap();
+    }
+    stop(em, &d);
+    let segs = segment_files(&d);
+    assert!(segs.len() >= 10, "{segs:?}");
+    // Run 2: the second segment cannot be opened when reading gets to it.
+    let sink = Held::default();
+    let em = quick("/agents/u")
+        .queue_capacity(5)
+        .batch_size(5)
+        .sink(sink.clone())
+        .spool(cfg())
+        .build()
+        .unwrap();
+    let aside = d.join("aside");
+    std::fs::rename(&segs[1], &aside).unwrap();
+    std::os::unix::fs::symlink(&segs[1], &segs[1]).unwrap(); // ELOOP
+    sink.release();
+    em.flush().unwrap();
+    for i in 0..500 {
+        let id = format!("b-{i:05}");
+        em.emit(EventBuilder::new().ty("dev.example.tick").id(&id))
+            .unwrap();
+    }
+    em.flush().unwrap();
+    stop(em, &d);
+    let m_held = sink.got.lock().unwrap().len();
+    let ledger = std::fs::metadata(d.join("ledger")).unwrap().len();
+    std::fs::remove_file(&segs[1]).unwrap();
+    std::fs::rename(&aside, &segs[1]).unwrap();
+    // Run 3: the held segment's events, and no other.
+    let gate = spool_support::Gate::up(true);
+    let em = quick("/agents/u")
+        .sink(gate.clone())
+        .spool(cfg())
+        .build()
+        .unwrap();
+    em.flush().unwrap();
+    stop(em, &d);
+    let _ = std::fs::remove_dir_all(&d);
+    let replayed = gate.got();
+    assert!(m_held >= 1000, "run 2 delivered {m_held}");
+    assert_eq!(m_held + replayed.len(), 1100, "{replayed:?}");
+    assert!(
+        replayed.iter().all(|id| id.starts_with("a-")),
+        "{replayed:?}"
+    );
+    // Magic, low-water mark, run count, a few runs, the sources, checksum.
+    assert!(
+        ledger < 256,
+        "ledger of {ledger} bytes for {m_held} confirmations"
     );
 }
