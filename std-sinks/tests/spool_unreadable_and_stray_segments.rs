@@ -86,36 +86,55 @@ fn spool_ninety(cfg: SpoolConfig, d: &Path) -> (Vec<String>, Vec<PathBuf>) {
     (ids, segs)
 }
 
+/// The spool in `d` with 4 KiB segments, never synced.
+fn four_k(d: &Path) -> SpoolConfig {
+    SpoolConfig::new(d)
+        .segment_bytes(4096)
+        .sync(SyncPolicy::Never)
+}
+
+/// An emitter replaying the spool `cfg` into `sink` a few events at a time
+/// (at most two batches read ahead while the sink holds).
+fn replaying(sink: &Held, cfg: SpoolConfig) -> ossa_events::EmitterBuilder {
+    quick("/agents/u")
+        .queue_capacity(5)
+        .batch_size(5)
+        .sink(sink.clone())
+        .spool(cfg)
+}
+
+/// Makes segment `seg` of `d` unreadable (a symlink loop in its place:
+/// `ELOOP`, as root too); returns where its file went.
+fn make_unreadable(seg: &Path, d: &Path) -> PathBuf {
+    let aside = d.join("aside");
+    std::fs::rename(seg, &aside).unwrap();
+    std::os::unix::fs::symlink(seg, seg).unwrap();
+    aside
+}
+
+/// Puts segment `seg` back from `aside`.
+fn make_readable(seg: &Path, aside: &Path) {
+    std::fs::remove_file(seg).unwrap();
+    std::fs::rename(aside, seg).unwrap();
+}
+
 #[test]
 fn events_of_a_segment_unreadable_for_a_moment_end_once() {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("spool_review_unreadable_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    let cfg = || {
-        SpoolConfig::new(&d)
-            .segment_bytes(4096)
-            .sync(SyncPolicy::Never)
-    };
+    let d = dir("unreadable");
     // Run 1: the collector is down; everything stays in the spool.
-    let (ids, segs) = spool_ninety(cfg(), &d);
+    let (ids, segs) = spool_ninety(four_k(&d), &d);
     // Run 2: replays, a few at a time; the second segment cannot be opened
     // when reading gets to it.
     let sink = Held::default();
     let reports: Reports = Arc::default();
     let r = reports.clone();
-    let em = quick("/agents/u")
-        .queue_capacity(5)
-        .batch_size(5)
-        .sink(sink.clone())
-        .spool(cfg())
+    let em = replaying(&sink, four_k(&d))
         .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
         .build()
         .unwrap();
     // Open has listed the segments; reading (held back by the sink, at
     // most two batches ahead) has not reached the second one.
-    let aside = d.join("aside");
-    std::fs::rename(&segs[1], &aside).unwrap();
-    std::os::unix::fs::symlink(&segs[1], &segs[1]).unwrap(); // ELOOP
+    let aside = make_unreadable(&segs[1], &d);
     sink.release();
     let report = em.flush().unwrap();
     // The flush passes over the events it cannot read (it does not wait
@@ -128,13 +147,12 @@ fn events_of_a_segment_unreadable_for_a_moment_end_once() {
     let m2 = em.metrics();
     stop(em, &d);
     // The moment passes.
-    std::fs::remove_file(&segs[1]).unwrap();
-    std::fs::rename(&aside, &segs[1]).unwrap();
+    make_readable(&segs[1], &aside);
     // Run 3: sends what was left.
     let gate = Gate::up(true);
     let em = quick("/agents/u")
         .sink(gate.clone())
-        .spool(cfg())
+        .spool(four_k(&d))
         .build()
         .unwrap();
     em.flush().unwrap();
@@ -253,15 +271,11 @@ impl Sink for Valve {
 /// counted (they were counted and never reported).
 #[test]
 fn events_of_an_unreadable_segment_dropped_at_the_cap_are_reported() {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("spool_review_drop_unread_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = dir("drop_unread");
     let cfg = |cap: u64| {
-        SpoolConfig::new(&d)
-            .segment_bytes(4096)
+        four_k(&d)
             .max_bytes(cap)
             .when_full(ossa_events::spool::WhenFull::DropOldest)
-            .sync(SyncPolicy::Never)
     };
     let (_, segs) = spool_ninety(cfg(1 << 20), &d);
     let sink = Valve::default();
@@ -276,9 +290,7 @@ fn events_of_an_unreadable_segment_dropped_at_the_cap_are_reported() {
         .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
         .build()
         .unwrap();
-    let aside = d.join("aside");
-    std::fs::rename(&segs[1], &aside).unwrap();
-    std::os::unix::fs::symlink(&segs[1], &segs[1]).unwrap(); // ELOOP
+    make_unreadable(&segs[1], &d);
     sink.held.release();
     em.flush().unwrap();
     assert!(em.metrics().spool_errors >= 1, "{:?}", em.metrics());
@@ -312,18 +324,11 @@ fn events_of_an_unreadable_segment_dropped_at_the_cap_are_reported() {
 /// still replays exactly the held segment's events.
 #[test]
 fn confirmations_above_an_unreadable_segment_keep_the_ledger_small() {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("spool_review_ledger_runs_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    let cfg = || {
-        SpoolConfig::new(&d)
-            .segment_bytes(4096)
-            .sync(SyncPolicy::Never)
-    };
+    let d = dir("ledger_runs");
     let ids: Vec<String> = (0..600).map(|i| format!("a-{i:05}")).collect();
     let em = quick("/agents/u")
-        .sink(spool_support::Gate::up(false))
-        .spool(cfg())
+        .sink(Gate::up(false))
+        .spool(four_k(&d))
         .build()
         .unwrap();
     for id in &ids {
@@ -335,16 +340,8 @@ fn confirmations_above_an_unreadable_segment_keep_the_ledger_small() {
     assert!(segs.len() >= 10, "{segs:?}");
     // Run 2: the second segment cannot be opened when reading gets to it.
     let sink = Held::default();
-    let em = quick("/agents/u")
-        .queue_capacity(5)
-        .batch_size(5)
-        .sink(sink.clone())
-        .spool(cfg())
-        .build()
-        .unwrap();
-    let aside = d.join("aside");
-    std::fs::rename(&segs[1], &aside).unwrap();
-    std::os::unix::fs::symlink(&segs[1], &segs[1]).unwrap(); // ELOOP
+    let em = replaying(&sink, four_k(&d)).build().unwrap();
+    let aside = make_unreadable(&segs[1], &d);
     sink.release();
     em.flush().unwrap();
     for i in 0..500 {
@@ -356,13 +353,12 @@ fn confirmations_above_an_unreadable_segment_keep_the_ledger_small() {
     stop(em, &d);
     let m_held = sink.got.lock().unwrap().len();
     let ledger = std::fs::metadata(d.join("ledger")).unwrap().len();
-    std::fs::remove_file(&segs[1]).unwrap();
-    std::fs::rename(&aside, &segs[1]).unwrap();
+    make_readable(&segs[1], &aside);
     // Run 3: the held segment's events, and no other.
-    let gate = spool_support::Gate::up(true);
+    let gate = Gate::up(true);
     let em = quick("/agents/u")
         .sink(gate.clone())
-        .spool(cfg())
+        .spool(four_k(&d))
         .build()
         .unwrap();
     em.flush().unwrap();
