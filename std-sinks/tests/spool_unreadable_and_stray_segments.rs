@@ -118,6 +118,21 @@ fn make_readable(seg: &Path, aside: &Path) {
     std::fs::rename(aside, seg).unwrap();
 }
 
+/// An emitter on the spool in `d` that delivers what it replays; what its
+/// sink got, and its metrics, once it stopped.
+fn send_what_is_left(d: &Path) -> (Gate, ossa_events::Metrics) {
+    let gate = Gate::up(true);
+    let em = quick("/agents/u")
+        .sink(gate.clone())
+        .spool(four_k(d))
+        .build()
+        .unwrap();
+    em.flush().unwrap();
+    let m = em.metrics();
+    stop(em, d);
+    (gate, m)
+}
+
 #[test]
 fn events_of_a_segment_unreadable_for_a_moment_end_once() {
     let d = dir("unreadable");
@@ -149,15 +164,7 @@ fn events_of_a_segment_unreadable_for_a_moment_end_once() {
     // The moment passes.
     make_readable(&segs[1], &aside);
     // Run 3: sends what was left.
-    let gate = Gate::up(true);
-    let em = quick("/agents/u")
-        .sink(gate.clone())
-        .spool(four_k(&d))
-        .build()
-        .unwrap();
-    em.flush().unwrap();
-    let m3 = em.metrics();
-    stop(em, &d);
+    let (gate, m3) = send_what_is_left(&d);
     let _ = std::fs::remove_dir_all(&d);
     let mut delivered = sink.got.lock().unwrap().clone();
     delivered.extend(gate.got());
@@ -355,14 +362,7 @@ fn confirmations_above_an_unreadable_segment_keep_the_ledger_small() {
     let ledger = std::fs::metadata(d.join("ledger")).unwrap().len();
     make_readable(&segs[1], &aside);
     // Run 3: the held segment's events, and no other.
-    let gate = Gate::up(true);
-    let em = quick("/agents/u")
-        .sink(gate.clone())
-        .spool(four_k(&d))
-        .build()
-        .unwrap();
-    em.flush().unwrap();
-    stop(em, &d);
+    let (gate, _) = send_what_is_left(&d);
     let _ = std::fs::remove_dir_all(&d);
     let replayed = gate.got();
     assert!(m_held >= 1000, "run 2 delivered {m_held}");
