@@ -77,7 +77,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::sink::Encoded;
 
@@ -272,6 +272,11 @@ const LEDGER_MAGIC: [u8; 8] = *b"OSSALDG3";
 /// (8 bytes each, for every event confirmed while one segment that could
 /// not be read held the low-water mark).
 const LEDGER_MAGIC_SEQS: [u8; 8] = *b"OSSALDG2";
+/// The first wait before a segment skipped as unreadable is tried again
+/// ([`Spool::retry_held`]); each later wait is twice the one before.
+const HELD_RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between tries of a segment skipped as unreadable.
+const HELD_RETRY_MAX: Duration = Duration::from_secs(60);
 const ACK_MAGIC: [u8; 4] = *b"OSSA";
 
 /// One segment file.
@@ -345,11 +350,15 @@ pub(crate) struct Spool {
     /// that failed after their record was written.
     io_errors: u64,
     /// Records not confirmed in segments reading skipped as unreadable
-    /// since last taken by the emitter: left on disk for the next open.
+    /// since last taken by the emitter: left on disk, tried again
+    /// ([`Spool::retry_held`]) and read by the next open.
     unreadable: u64,
     /// Those records' `seq` ranges, each with how many of it were not
     /// confirmed: a segment [`Spool::drop_oldest`] drops reports them.
     held: Vec<(std::ops::Range<u64>, u64)>,
+    /// When the segments of `held` are next tried again
+    /// ([`Spool::retry_held`]), and the wait after that.
+    held_retry: Option<(Instant, Duration)>,
     buf: Vec<u8>,
     /// Tests: appends fail, as on a disk that fails, while reading goes on.
     #[cfg(test)]
@@ -606,6 +615,7 @@ impl Spool {
             io_errors: 0,
             unreadable: 0,
             held: Vec::new(),
+            held_retry: None,
             buf: Vec::new(),
             #[cfg(test)]
             fail_appends: false,
@@ -1374,7 +1384,8 @@ impl Spool {
     /// Reading passes over no record that is in memory (those are appended
     /// with the cursor moved past them, [`Spool::skip_to_end`]). An
     /// unreadable segment ([`Spool::skip_unreadable`]) is not confirmed:
-    /// the next open reads it again.
+    /// it is tried again later in the run ([`Spool::retry_held`]), and the
+    /// next open reads it again.
     pub(crate) fn read_next(&mut self) -> io::Result<Option<Record>> {
         loop {
             let Some(idx) = self
@@ -1482,7 +1493,7 @@ impl Spool {
                         continue;
                     }
                     // Cannot be opened (EIO, EACCES, a loop...): that
-                    // segment's events wait for the next open; the later
+                    // segment's events wait to be tried again; the later
                     // ones are read on.
                     Err(e) => {
                         self.skip_unreadable(&path, &e, idx + 1);
@@ -1637,7 +1648,8 @@ impl Spool {
 
     /// A segment that cannot be read: logged, counted, and skipped; its
     /// records not confirmed are counted for [`Spool::take_unreadable`]
-    /// (the emitter holds those events for the next open, not failed, and
+    /// (the emitter holds those events, not failed, until the segment reads
+    /// again ([`Spool::retry_held`]) or the next open, and
     /// counts them spooled when it stops; [`Spool::drop_oldest`] reports
     /// them if it drops their segment first).
     ///
@@ -1648,7 +1660,7 @@ impl Spool {
     /// for good). The records lost to damage before it are confirmed up to
     /// where it begins.
     fn skip_unreadable(&mut self, path: &Path, e: &io::Error, next_idx: usize) {
-        tracing::error!(path = %path.display(), error = %e, "spool segment unreadable: its events are not sent before the next open");
+        tracing::error!(path = %path.display(), error = %e, "spool segment unreadable: its events wait until it reads again");
         self.io_errors += 1;
         if let Some(from) = self.lost_from.take() {
             self.confirm_lost(from..self.cursor_seq, &[]);
@@ -1667,9 +1679,100 @@ impl Spool {
             self.unreadable += n;
             if n > 0 {
                 self.held.push((from..end, n));
+                if self.held_retry.is_none() {
+                    self.held_retry = Some((Instant::now() + HELD_RETRY_FIRST, HELD_RETRY_FIRST));
+                }
             }
         }
         self.skip_to(next_idx);
+    }
+
+    /// When the segments skipped as unreadable are next tried again
+    /// ([`Spool::retry_held`]), if any wait.
+    pub(crate) fn held_retry_at(&self) -> Option<Instant> {
+        self.held_retry.map(|(at, _)| at)
+    }
+
+    /// Tries the segments skipped as unreadable again, once their wait is
+    /// over (1 s after the first skip, then twice as long each time, up to
+    /// a minute): the error that stopped reading may have passed (a full
+    /// file table, a device that recovered). A segment that reads whole now
+    /// gives its records not confirmed back, at most `room` of them in all
+    /// (a segment with more waits), and is no longer held; one that does
+    /// not read, or not every record of it, stays held for the next try
+    /// and the next open. The emitter queues them as events to send again.
+    pub(crate) fn retry_held(&mut self, now: Instant, room: u64) -> Vec<Record> {
+        let mut back = Vec::new();
+        if self.held.is_empty() {
+            // Dropped with their segments (`drop_oldest`).
+            self.held_retry = None;
+            return back;
+        }
+        let Some((at, wait)) = self.held_retry else {
+            return back;
+        };
+        if now < at {
+            return back;
+        }
+        let mut left = room;
+        let mut i = 0;
+        while let Some((range, n)) = self.held.get(i).cloned() {
+            if n > left {
+                i += 1;
+                continue;
+            }
+            match self.read_held(&range, n) {
+                Some(records) => {
+                    left -= n;
+                    back.extend(records);
+                    self.held.swap_remove(i);
+                }
+                None => i += 1,
+            }
+        }
+        self.held_retry = if self.held.is_empty() {
+            None
+        } else {
+            Some((now + wait, (wait * 2).min(HELD_RETRY_MAX)))
+        };
+        if !back.is_empty() {
+            tracing::info!(
+                events = back.len(),
+                "spool segment readable again: its events are sent"
+            );
+        }
+        back
+    }
+
+    /// The `n` records not confirmed of `range` from the segment that holds
+    /// it, when it reads and holds every one of them intact.
+    fn read_held(&self, range: &std::ops::Range<u64>, n: u64) -> Option<Vec<Record>> {
+        let seg = self
+            .segments
+            .iter()
+            .rev()
+            .find(|s| s.first_seq <= range.start)?;
+        let data = std::fs::read(&seg.path).ok()?;
+        let mut records = Vec::new();
+        let mut pos = 0usize;
+        while let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) {
+            match parse_record(rest) {
+                Parsed::Ok { seq, len } => {
+                    if range.contains(&seq) && seq >= self.low && !self.acked.contains(seq) {
+                        let event = Encoded::from_spool(rest.get(HEADER..len)?)?;
+                        records.push(Record { seq, event });
+                    }
+                    pos += len;
+                }
+                Parsed::Short => break,
+                Parsed::Bad => pos += 1 + resync(rest.get(1..).unwrap_or(&[])),
+            }
+        }
+        // The same records the skip counted, each once: else some are
+        // damaged or gone, and the whole range waits for the next open.
+        records.sort_unstable_by_key(|r| r.seq);
+        records.dedup_by_key(|r| r.seq);
+        (records.len() as u64 == n).then_some(records)
     }
 
     /// Records left unread in unreadable segments since the last call.
@@ -1912,7 +2015,7 @@ impl Spool {
         let numbered = std::mem::take(&mut self.sequences_dirty);
         // Every segment but the last whose records are all confirmed, not
         // only those below the low-water mark: a segment skipped as
-        // unreadable holds that mark at its records until the next open
+        // unreadable holds that mark at its records until it reads again
         // (see `skip_unreadable`), and deleting only below it deleted no
         // segment for the rest of the run, so that a spool under `Block` or
         // `DropNewest` reached its cap and refused every event.

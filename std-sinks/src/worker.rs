@@ -261,6 +261,15 @@ pub(crate) fn after(d: Duration) -> Option<Instant> {
 }
 
 /// The earlier of two times (`None`: never).
+/// When the worker tries the segments skipped as unreadable again
+/// ([`Spool::retry_held`]), if events wait in them.
+fn held_retry_at(st: &State) -> Option<Instant> {
+    if st.held_unreadable == 0 {
+        return None;
+    }
+    st.spool.as_ref().and_then(Spool::held_retry_at)
+}
+
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -1836,6 +1845,9 @@ impl<'w> Worker<'w> {
                 } else {
                     continue; // something was put off meanwhile
                 };
+                // Events of a segment that could not be read: tried again
+                // when its wait is over, idle or not.
+                let until = earliest(until, held_retry_at(&st));
                 st.worker_idle = true;
                 st = wait_on(&sh.wake, st, until);
                 st.worker_idle = false;
@@ -1961,6 +1973,7 @@ impl<'w> Worker<'w> {
             if let Some(d) = st.deadline {
                 until = Some(until.map_or(d, |u| u.min(d)));
             }
+            until = earliest(until, held_retry_at(&st));
             // Busy, and the batch is not due only because it is not full
             // yet: nap, and let the callers that fill it not wake this thread.
             let nap = if held_back.is_none() {
@@ -1987,6 +2000,9 @@ impl<'w> Worker<'w> {
         if st.spool.is_none() {
             return st;
         }
+        if st.held_unreadable > 0 && st.spilled == 0 {
+            st = self.retry_unreadable(st);
+        }
         // Within the queue's limits, in bytes too: read back a batch at a
         // time whatever their size, large events took memory far past
         // `queue_bytes`. (The size of the next record is known once it is
@@ -2005,10 +2021,10 @@ impl<'w> Worker<'w> {
                 Counters::add(&sh.counters.spool_errors, io_errors);
             }
             // Events of a segment that could not be read: still on disk
-            // (not confirmed), for the next emitter on the spool. Not
-            // failed: held (counted spooled when the worker stops, as the
-            // next open sends them) and passed over, so that a flush does
-            // not wait for them.
+            // (not confirmed), tried again later (`retry_unreadable`), and
+            // read by the next emitter on the spool. Not failed: held
+            // (counted spooled when the worker stops, as the next open sends
+            // them) and passed over, so that a flush does not wait for them.
             let unreadable = sp.take_unreadable().min(st.spilled);
             if unreadable > 0 {
                 st.held_unreadable += unreadable;
@@ -2066,6 +2082,43 @@ impl<'w> Worker<'w> {
                     break;
                 }
             }
+        }
+        st
+    }
+
+    /// Events of segments skipped as unreadable, once such a segment reads
+    /// again ([`Spool::retry_held`]): queued as events to send, after those
+    /// emitted since (nothing is spilled now, so they take the next queue
+    /// places), each still confirmed in the spool by its record. Within the
+    /// queue's room, or one segment's worth when the queue is empty (a
+    /// segment may hold more events than the queue).
+    fn retry_unreadable<'s>(&self, mut st: MutexGuard<'s, State>) -> MutexGuard<'s, State> {
+        let sh = self.sh;
+        let cfg = &sh.config;
+        let room = if st.queue.is_empty() && st.in_flight == 0 {
+            u64::MAX
+        } else {
+            (cfg.queue_events as u64).saturating_sub((st.queue.len() + st.in_flight) as u64)
+        };
+        let Some(sp) = st.spool.as_mut() else {
+            return st;
+        };
+        let back = sp.retry_held(Instant::now(), room);
+        if back.is_empty() {
+            return st;
+        }
+        let n = (back.len() as u64).min(st.held_unreadable);
+        st.held_unreadable -= n;
+        for rec in back {
+            // Written for another sink (or mode): in this one's encoding.
+            let event = rec.event.into_form(sh.form);
+            st.bytes += event.size();
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.queue.push(seq, event, Some(rec.seq));
+        }
+        if st.oldest.is_none() {
+            st.oldest = Some(Instant::now());
         }
         st
     }

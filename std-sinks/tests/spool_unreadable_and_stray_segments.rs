@@ -20,6 +20,9 @@
 //!    confirmation was kept one by one, in memory and in the ledger written
 //!    at each sync (8 bytes an event for the rest of the run). They are
 //!    kept as runs now: the ledger stays a few dozen bytes.
+//! 5. A segment unreadable for a moment waited for the next emitter even
+//!    when it read again a second later. It is tried again in the run now
+//!    (1 s after, then twice as long each time, up to a minute).
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -376,4 +379,80 @@ fn confirmations_above_an_unreadable_segment_keep_the_ledger_small() {
         ledger < 256,
         "ledger of {ledger} bytes for {m_held} confirmations"
     );
+}
+
+/// Case 5: the second segment cannot be read when replay reaches it, then
+/// can again; with no more emits or flushes the worker tries it again on
+/// its own and sends its events, each once. The next emitter finds nothing
+/// to send.
+#[test]
+fn a_segment_readable_again_is_sent_in_the_same_run() {
+    let d = dir("readable_again");
+    let (ids, segs) = spool_ninety(four_k(&d), &d);
+    let sink = Held::default();
+    let reports: Reports = Arc::default();
+    let r = reports.clone();
+    let em = replaying(&sink, four_k(&d))
+        .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
+        .build()
+        .unwrap();
+    let aside = make_unreadable(&segs[1], &d);
+    sink.release();
+    em.flush().unwrap();
+    let m1 = em.metrics();
+    assert!(m1.spool_errors >= 1 && m1.queue_depth > 0, "{m1:?}");
+    make_readable(&segs[1], &aside);
+    let start = std::time::Instant::now();
+    while em.metrics().queue_depth > 0 && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    em.flush().unwrap();
+    let m2 = em.metrics();
+    stop(em, &d);
+    let (gate, m3) = send_what_is_left(&d);
+    let _ = std::fs::remove_dir_all(&d);
+    assert_eq!(
+        (m2.delivered, m2.failed, m2.queue_depth),
+        (90, 0, 0),
+        "{m2:?}"
+    );
+    let mut got = sink.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 90, "an event sent twice: {got:?}");
+    got.sort();
+    assert_eq!(got, ids);
+    assert!(reports.lock().unwrap().is_empty());
+    assert_eq!((m3.replayed, gate.got().len()), (0, 0), "{m3:?}");
+}
+
+/// Case 5, a segment that reads again but damaged meanwhile (a record's
+/// bytes changed): it is not sent in part; it stays held for the next
+/// emitter, which sends its intact records and counts the damage, as for
+/// any damaged segment.
+#[test]
+fn a_segment_readable_again_but_damaged_waits_for_the_next_open() {
+    let d = dir("readable_damaged");
+    let (_, segs) = spool_ninety(four_k(&d), &d);
+    let sink = Held::default();
+    let em = replaying(&sink, four_k(&d)).build().unwrap();
+    let aside = make_unreadable(&segs[1], &d);
+    sink.release();
+    em.flush().unwrap();
+    let held = em.metrics().queue_depth;
+    assert!(held > 2, "{:?}", em.metrics());
+    // The second record's checksum no longer matches.
+    let mut bytes = std::fs::read(&aside).unwrap();
+    let second = spool_support::record_starts(&bytes)[1];
+    bytes[second + 30] ^= 0xff;
+    std::fs::write(&aside, &bytes).unwrap();
+    make_readable(&segs[1], &aside);
+    // Tried again after 1 s and 3 s.
+    std::thread::sleep(std::time::Duration::from_millis(3300));
+    let m2 = em.metrics();
+    stop(em, &d);
+    let (gate, m3) = send_what_is_left(&d);
+    let _ = std::fs::remove_dir_all(&d);
+    assert_eq!(m2.queue_depth, held, "sent in part: {m2:?}");
+    assert_eq!(m2.delivered, 90 - held, "{m2:?}");
+    assert_eq!(gate.got().len() as u64, held - 1, "{m3:?}");
+    assert_eq!(m3.spool_corrupt, 1, "{m3:?}");
 }
