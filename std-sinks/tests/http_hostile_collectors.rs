@@ -337,6 +337,23 @@ fn a_417_then_a_415_to_the_gzip_body_without_expect_is_still_delivered() {
     );
 }
 
+/// A refusal's body excerpt goes into the error's text, which is logged and
+/// handed to `on_undelivered`: a collector's line breaks, terminal escapes
+/// and other control characters in it would forge log lines or drive the
+/// terminal of whoever reads them. They come out as spaces; the text stays.
+#[test]
+fn a_refusal_body_cannot_put_control_characters_into_the_error() {
+    let got = classify(
+        b"HTTP/1.1 400 Bad\r\nContent-Length: 37\r\n\r\nbad id\n\x1b[31mINFO forged\r\nline\x07\x00\x7f\xc2\x85end",
+    );
+    assert!(got.starts_with("Some(No) / http status 400: "), "{got}");
+    assert!(!got.chars().any(char::is_control), "{got:?}");
+    assert!(
+        got.ends_with("bad id  [31mINFO forged  line    end"),
+        "{got:?}"
+    );
+}
+
 /// A collector that answers one request twice (a stray second response,
 /// as from a broken proxy). A client must not take the stray answer as
 /// the next request's: the next event is refused (400) by the collector,

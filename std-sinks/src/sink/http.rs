@@ -1544,7 +1544,9 @@ const EXPECT_CONTINUE_FROM: usize = 256 * 1024;
 const RECV_BODY_LIMIT: Duration = Duration::from_millis(250);
 
 /// Reads up to [`DRAIN_LIMIT`] bytes of `body`, keeping the first
-/// [`EXCERPT_LIMIT`] (when `keep`) as lossy UTF-8 without a cut character.
+/// [`EXCERPT_LIMIT`] (when `keep`) as lossy UTF-8 without a cut character,
+/// each control character (line breaks, escapes, C1) as a space: the
+/// excerpt is the collector's text, and goes into logs and reports.
 fn drain(mut body: impl Read, keep: bool) -> String {
     let mut head = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -1569,7 +1571,11 @@ fn drain(mut body: impl Read, keep: bool) -> String {
         // Cut inside a character by the limit: drop its first bytes.
         head.truncate(e.valid_up_to());
     }
-    String::from_utf8_lossy(&head).trim().to_owned()
+    let text: String = String::from_utf8_lossy(&head)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    text.trim().to_owned()
 }
 
 /// Classifies an error below the HTTP status level.
@@ -1771,5 +1777,6 @@ mod tests {
         assert!(!ex.contains('\u{FFFD}'));
         assert_eq!(drain(&b"  bad request \n"[..], true), "bad request");
         assert_eq!(drain(&b"ignored"[..], false), "");
+        assert_eq!(drain(&b"a\r\nb\x1b[0m\x00"[..], true), "a  b [0m");
     }
 }
