@@ -168,7 +168,8 @@ fn an_event_too_large_for_headers_goes_structured_in_binary_mode() {
 /// as headers answers its binary-mode request 431; the event is sent again
 /// structured, whole, and the events around it stay binary. (Before, the 431
 /// failed such an event for good, although a JSON body has no header
-/// limit.) Both of the receiver's head limits: bytes and header count.
+/// limit.) Both of the receiver's head limits: bytes and header count. An
+/// event at least as large as one refused goes structured at once.
 #[test]
 fn an_event_answered_431_in_binary_mode_goes_structured() {
     type Got = Arc<Mutex<Vec<(String, usize, usize)>>>;
@@ -207,10 +208,14 @@ fn an_event_answered_431_in_binary_mode_goes_structured() {
         .unwrap();
     em.emit(many).unwrap();
     em.emit(EventBuilder::new().id("b").ty("t")).unwrap();
+    em.emit(EventBuilder::new().id("long2").ty("t").subject(&long))
+        .unwrap();
     em.flush().unwrap();
     let m = em.metrics();
-    let _ = collector.shutdown();
-    assert_eq!((m.delivered, m.failed, m.retried), (4, 0, 0), "{m:?}");
+    let stats = collector.shutdown();
+    assert_eq!((m.delivered, m.failed, m.retried), (5, 0, 0), "{m:?}");
+    // Refused: `long` and `many`, once each; not `long2`.
+    assert_eq!(stats.rejected_4xx, 2, "{stats:?}");
     assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
     let got = got.lock().unwrap().clone();
     let want = [
@@ -218,6 +223,7 @@ fn an_event_answered_431_in_binary_mode_goes_structured() {
         ("long".to_owned(), 3000, 0),
         ("many".to_owned(), 0, 16),
         ("b".to_owned(), 0, 0),
+        ("long2".to_owned(), 3000, 0),
     ];
     assert_eq!(got, want);
 }

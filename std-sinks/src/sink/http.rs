@@ -26,7 +26,8 @@
 //!
 //! A `431` to an event in binary mode (its attributes, as headers, over
 //! the collector's head limit) sends it again at once, structured: a JSON
-//! body has no such limit. The structured request's answer is the event's.
+//! body has no such limit. The structured request's answer is the event's,
+//! and later events with as many header bytes go structured at once.
 //!
 //! Three answers get the same request again at once instead: a `417` to
 //! `Expect: 100-continue` (without it), a 2xx to such a request's head
@@ -42,7 +43,7 @@
 use std::fmt;
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ureq::http::{HeaderName, HeaderValue, Uri};
@@ -163,9 +164,10 @@ pub struct HttpSink {
     /// Continue` cannot be read (see `post`). Shared with the
     /// lane copies; bodies go without `Expect` from then on.
     expect_refused: Arc<AtomicBool>,
-    /// The collector answered 431 to a binary-mode event (said once; such
-    /// events go structured): shared with the lane copies.
-    headers_refused: Arc<AtomicBool>,
+    /// The collector answered 431 to a binary-mode event: the smallest
+    /// such event's `ce-` header bytes (0: none yet). Events with as many
+    /// go structured at once. Shared with the lane copies.
+    headers_refused: Arc<AtomicUsize>,
     max_batch: usize,
     /// The configured time limit per request.
     timeout: Duration,
@@ -1192,9 +1194,19 @@ impl HttpSink {
                 self.post(e.json(), Some(STRUCTURED_CT), None, deadline)
             }
             (HttpMode::Binary, [e]) => {
+                let head = e.wire_len().saturating_sub(e.body().len());
+                let refused_at = self.headers_refused.load(Ordering::Relaxed);
+                if refused_at > 0
+                    && head >= refused_at
+                    && let Ok(json) = e.reencode(super::Form::exactly(Encoding::Json))
+                {
+                    // As large as an event the collector refused: structured
+                    // at once, not after a refused request of its own.
+                    return self.post(json.json(), Some(STRUCTURED_CT), None, deadline);
+                }
                 match self.post(e.body(), e.content_type(), Some(e), deadline) {
                     Err(f) if matches!(f.error, Error::HttpStatus { status: 431, .. }) => {
-                        self.post_structured_after_431(e, f, deadline)
+                        self.post_structured_after_431(e, head, f, deadline)
                     }
                     answer => answer,
                 }
@@ -1213,17 +1225,25 @@ impl HttpSink {
     /// attributes fit in a structured body, which has no header limit, and
     /// the HTTP binding lets a sender pick the content mode per message.
     /// The structured request's answer is the event's; when the event
-    /// cannot be read back to be encoded as JSON, the 431 is.
+    /// cannot be read back to be encoded as JSON, the 431 is. `head` (its
+    /// `ce-` header bytes) is kept when it is the smallest refused yet:
+    /// later events with as many go structured at once.
     fn post_structured_after_431(
         &mut self,
         e: &Encoded,
+        head: usize,
         refused: Failure,
         deadline: SendDeadline<'_>,
     ) -> Result<(), Failure> {
         let Ok(json) = e.reencode(super::Form::exactly(Encoding::Json)) else {
             return Err(refused);
         };
-        if !self.headers_refused.swap(true, Ordering::Relaxed) {
+        let was = self
+            .headers_refused
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                (p == 0 || head < p).then_some(head.max(1))
+            });
+        if was == Ok(0) {
             tracing::warn!(
                 url = %redacted(&self.url),
                 "the collector answered 431 to an event's headers in binary mode: such events are sent structured"
