@@ -152,6 +152,34 @@ impl SeqSet {
             .sum()
     }
 
+    /// The seqs of `seqs` not in the set, as ranges, lowest first: as
+    /// many ranges as runs, whatever the number of seqs the runs hold.
+    pub(crate) fn gaps_in(&self, seqs: Range<u64>) -> impl Iterator<Item = Range<u64>> + '_ {
+        let end = seqs.end.max(seqs.start);
+        let from = self
+            .run_of(seqs.start)
+            .map_or(seqs.start, |(first, _)| first);
+        let mut runs = self.runs.range(from..end);
+        let mut at = seqs.start;
+        std::iter::from_fn(move || {
+            while at < end {
+                let Some((&first, &last)) = runs.next() else {
+                    let gap = at..end;
+                    at = end;
+                    return Some(gap);
+                };
+                // `first < end`: the runs are taken below it.
+                let gap = (first > at).then_some(at..first);
+                // (A run to `u64::MAX` ends every range: `end` is at most that.)
+                at = at.max(last.saturating_add(1));
+                if gap.is_some() {
+                    return gap;
+                }
+            }
+            None
+        })
+    }
+
     /// How many seqs the set holds.
     #[cfg(test)]
     pub(crate) fn len(&self) -> u64 {
@@ -175,6 +203,7 @@ impl SeqSet {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+    use std::ops::Range;
 
     use proptest::prelude::*;
 
@@ -246,7 +275,11 @@ mod tests {
                 }
                 for (a, b) in [(0, 72), (3, 9), (10, 11), (20, 20), (30, 64)] {
                     prop_assert_eq!(set.count_in(a..b), model.range(a..b).count() as u64);
+                    let gaps: Vec<u64> = set.gaps_in(a..b).flatten().collect();
+                    let open: Vec<u64> = (a..b).filter(|s| !model.contains(s)).collect();
+                    prop_assert_eq!(gaps, open);
                 }
+                prop_assert_eq!(set.gaps_in(Range { start: 9, end: 3 }).count(), 0);
             }
         }
     }
@@ -259,6 +292,13 @@ mod tests {
         assert_eq!(set.runs().collect::<Vec<_>>(), [(u64::MAX - 1, u64::MAX)]);
         assert_eq!(set.len(), 2);
         assert_eq!(set.count_in(0..u64::MAX), 1);
+        assert_eq!(
+            set.gaps_in(u64::MAX - 3..u64::MAX)
+                .flatten()
+                .collect::<Vec<_>>(),
+            [u64::MAX - 3, u64::MAX - 2]
+        );
+        assert_eq!(set.gaps_in(u64::MAX - 1..u64::MAX).count(), 0);
         set.insert_run(u64::MAX - 5, u64::MAX);
         assert_eq!(set.run_count(), 1);
         assert_eq!(set.advance(u64::MAX - 5), u64::MAX);
