@@ -1700,10 +1700,12 @@ impl Spool {
     /// a minute): the error that stopped reading may have passed (a full
     /// file table, a device that recovered). A segment that reads whole now
     /// gives its records not confirmed back, at most `room` of them in all
-    /// (a segment with more waits), and is no longer held; one that does
-    /// not read, or not every record of it, stays held for the next try
-    /// and the next open. The emitter queues them as events to send again.
-    pub(crate) fn retry_held(&mut self, now: Instant, room: u64) -> Vec<Record> {
+    /// (a segment with more waits; with `one_past`, the first segment that
+    /// reads is taken whatever its size, and the others within `room`), and
+    /// is no longer held; one that does not read, or not every record of
+    /// it, stays held for the next try and the next open. The emitter
+    /// queues them as events to send again.
+    pub(crate) fn retry_held(&mut self, now: Instant, room: u64, one_past: bool) -> Vec<Record> {
         let mut back = Vec::new();
         if self.held.is_empty() {
             // Dropped with their segments (`drop_oldest`).
@@ -1718,24 +1720,33 @@ impl Spool {
         }
         let mut left = room;
         let mut i = 0;
+        let mut failed = false;
         while let Some((range, n)) = self.held.get(i).cloned() {
-            if n > left {
+            if n > left && !(one_past && back.is_empty()) {
                 i += 1;
                 continue;
             }
             match self.read_held(&range, n) {
                 Some(records) => {
-                    left -= n;
+                    left = left.saturating_sub(n);
                     back.extend(records);
                     self.held.swap_remove(i);
                 }
-                None => i += 1,
+                None => {
+                    failed = true;
+                    i += 1;
+                }
             }
         }
+        // Waits of 1, 2, 4… s while a segment does not read; one left only
+        // for want of room is tried again after the first wait.
         self.held_retry = if self.held.is_empty() {
             None
+        } else if failed {
+            let next = (wait * 2).min(HELD_RETRY_MAX);
+            Some((now + next, next))
         } else {
-            Some((now + wait, (wait * 2).min(HELD_RETRY_MAX)))
+            Some((now + HELD_RETRY_FIRST, wait))
         };
         if !back.is_empty() {
             tracing::info!(

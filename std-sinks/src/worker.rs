@@ -260,16 +260,19 @@ pub(crate) fn after(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
 }
 
-/// The earlier of two times (`None`: never).
 /// When the worker tries the segments skipped as unreadable again
-/// ([`Spool::retry_held`]), if events wait in them.
+/// ([`Spool::retry_held`]), if events wait in them. Not while events wait
+/// on disk (the retry waits for them, see `spool_upkeep`): a time past
+/// then woke the waiting worker at once, again and again (a core spun for
+/// as long as an open breaker held the queue).
 fn held_retry_at(st: &State) -> Option<Instant> {
-    if st.held_unreadable == 0 {
+    if st.held_unreadable == 0 || st.spilled > 0 {
         return None;
     }
     st.spool.as_ref().and_then(Spool::held_retry_at)
 }
 
+/// The earlier of two times (`None`: never).
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -2091,19 +2094,18 @@ impl<'w> Worker<'w> {
     /// emitted since (nothing is spilled now, so they take the next queue
     /// places), each still confirmed in the spool by its record. Within the
     /// queue's room, or one segment's worth when the queue is empty (a
-    /// segment may hold more events than the queue).
+    /// segment may hold more events than the queue; not every segment that
+    /// reads again: a moment at the open-files limit skips every segment
+    /// left, and the whole spool came back into memory at once).
     fn retry_unreadable<'s>(&self, mut st: MutexGuard<'s, State>) -> MutexGuard<'s, State> {
         let sh = self.sh;
         let cfg = &sh.config;
-        let room = if st.queue.is_empty() && st.in_flight == 0 {
-            u64::MAX
-        } else {
-            (cfg.queue_events as u64).saturating_sub((st.queue.len() + st.in_flight) as u64)
-        };
+        let empty = st.queue.is_empty() && st.in_flight == 0;
+        let room = (cfg.queue_events as u64).saturating_sub((st.queue.len() + st.in_flight) as u64);
         let Some(sp) = st.spool.as_mut() else {
             return st;
         };
-        let back = sp.retry_held(Instant::now(), room);
+        let back = sp.retry_held(Instant::now(), room, empty);
         if back.is_empty() {
             return st;
         }
