@@ -121,10 +121,19 @@ fn replaying(sink: &Held, cfg: SpoolConfig) -> ossa_events::EmitterBuilder {
 /// Makes segment `seg` of `d` unreadable (a symlink loop in its place:
 /// `ELOOP`, as root too); returns where its file went.
 fn make_unreadable(seg: &Path, d: &Path) -> PathBuf {
-    let aside = d.join("aside");
-    std::fs::rename(seg, &aside).unwrap();
-    std::os::unix::fs::symlink(seg, seg).unwrap();
-    aside
+    make_unreadable_as(seg, d, "aside")
+}
+
+/// An emitter replaying the spool in `d` into `sink` ([`replaying`]), its
+/// undelivered events' reasons and ids in the reports returned.
+fn replaying_reported(sink: &Held, d: &Path) -> (ossa_events::Emitter, Reports) {
+    let reports: Reports = Arc::default();
+    let r = reports.clone();
+    let em = replaying(sink, four_k(d))
+        .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
+        .build()
+        .unwrap();
+    (em, reports)
 }
 
 /// Puts segment `seg` back from `aside`.
@@ -148,25 +157,58 @@ fn send_what_is_left(d: &Path) -> (Gate, ossa_events::Metrics) {
     (gate, m)
 }
 
-#[test]
-fn events_of_a_segment_unreadable_for_a_moment_end_once() {
-    let d = dir("unreadable");
+/// Run 2 of the 90 events [`spool_ninety`] left in the spool `name`: an
+/// emitter replays them into a held sink, the second segment cannot be
+/// read when reading gets to it, and a flush has passed over it.
+struct PastTheSecond {
+    d: PathBuf,
+    ids: Vec<String>,
+    segs: Vec<PathBuf>,
+    sink: Held,
+    em: ossa_events::Emitter,
+    reports: Reports,
+    /// Where the second segment's file went.
+    aside: PathBuf,
+    report: ossa_events::FlushReport,
+}
+
+fn replay_past_the_second(name: &str) -> PastTheSecond {
+    let d = dir(name);
     // Run 1: the collector is down; everything stays in the spool.
     let (ids, segs) = spool_ninety(four_k(&d), &d);
     // Run 2: replays, a few at a time; the second segment cannot be opened
     // when reading gets to it.
     let sink = Held::default();
-    let reports: Reports = Arc::default();
-    let r = reports.clone();
-    let em = replaying(&sink, four_k(&d))
-        .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
-        .build()
-        .unwrap();
+    let (em, reports) = replaying_reported(&sink, &d);
     // Open has listed the segments; reading (held back by the sink, at
     // most two batches ahead) has not reached the second one.
     let aside = make_unreadable(&segs[1], &d);
     sink.release();
     let report = em.flush().unwrap();
+    PastTheSecond {
+        d,
+        ids,
+        segs,
+        sink,
+        em,
+        reports,
+        aside,
+        report,
+    }
+}
+
+#[test]
+fn events_of_a_segment_unreadable_for_a_moment_end_once() {
+    let PastTheSecond {
+        d,
+        ids,
+        segs,
+        sink,
+        em,
+        reports,
+        aside,
+        report,
+    } = replay_past_the_second("unreadable");
     // The flush passes over the events it cannot read (it does not wait
     // for them), but they still wait, on disk, for the next emitter: its
     // report counts them as the counters and a shutdown's report do.
@@ -399,41 +441,50 @@ fn confirmations_above_an_unreadable_segment_keep_the_ledger_small() {
 /// to send.
 #[test]
 fn a_segment_readable_again_is_sent_in_the_same_run() {
-    let d = dir("readable_again");
-    let (ids, segs) = spool_ninety(four_k(&d), &d);
-    let sink = Held::default();
-    let reports: Reports = Arc::default();
-    let r = reports.clone();
-    let em = replaying(&sink, four_k(&d))
-        .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
-        .build()
-        .unwrap();
-    let aside = make_unreadable(&segs[1], &d);
-    sink.release();
-    em.flush().unwrap();
+    let PastTheSecond {
+        d,
+        ids,
+        segs,
+        sink,
+        em,
+        reports,
+        aside,
+        ..
+    } = replay_past_the_second("readable_again");
     let m1 = em.metrics();
     assert!(m1.spool_errors >= 1 && m1.queue_depth > 0, "{m1:?}");
     make_readable(&segs[1], &aside);
+    sent_once_in_the_run(em, &d, &sink, &ids, 10);
+    assert!(reports.lock().unwrap().is_empty());
+}
+
+/// Waits (up to `within_s` seconds) until `em` holds no event, flushes and
+/// stops it, and runs the next emitter on `d`: each of the 90 `ids` was
+/// delivered to `sink` once in the run, nothing failed, and the next
+/// emitter found nothing to send.
+fn sent_once_in_the_run(
+    em: ossa_events::Emitter,
+    d: &Path,
+    sink: &Held,
+    ids: &[String],
+    within_s: u64,
+) {
     let start = std::time::Instant::now();
-    while em.metrics().queue_depth > 0 && start.elapsed() < std::time::Duration::from_secs(10) {
+    while em.metrics().queue_depth > 0 && start.elapsed() < std::time::Duration::from_secs(within_s)
+    {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     em.flush().unwrap();
-    let m2 = em.metrics();
-    stop(em, &d);
-    let (gate, m3) = send_what_is_left(&d);
-    let _ = std::fs::remove_dir_all(&d);
-    assert_eq!(
-        (m2.delivered, m2.failed, m2.queue_depth),
-        (90, 0, 0),
-        "{m2:?}"
-    );
+    let m = em.metrics();
+    stop(em, d);
+    let (gate, next) = send_what_is_left(d);
+    let _ = std::fs::remove_dir_all(d);
+    assert_eq!((m.delivered, m.failed, m.queue_depth), (90, 0, 0), "{m:?}");
     let mut got = sink.got.lock().unwrap().clone();
     assert_eq!(got.len(), 90, "an event sent twice: {got:?}");
     got.sort();
     assert_eq!(got, ids);
-    assert!(reports.lock().unwrap().is_empty());
-    assert_eq!((m3.replayed, gate.got().len()), (0, 0), "{m3:?}");
+    assert_eq!((next.replayed, gate.got().len()), (0, 0), "{next:?}");
 }
 
 /// Case 5, a segment that reads again but damaged meanwhile (a record's
@@ -442,13 +493,9 @@ fn a_segment_readable_again_is_sent_in_the_same_run() {
 /// any damaged segment.
 #[test]
 fn a_segment_readable_again_but_damaged_waits_for_the_next_open() {
-    let d = dir("readable_damaged");
-    let (_, segs) = spool_ninety(four_k(&d), &d);
-    let sink = Held::default();
-    let em = replaying(&sink, four_k(&d)).build().unwrap();
-    let aside = make_unreadable(&segs[1], &d);
-    sink.release();
-    em.flush().unwrap();
+    let PastTheSecond {
+        d, segs, em, aside, ..
+    } = replay_past_the_second("readable_damaged");
     let held = em.metrics().queue_depth;
     assert!(held > 2, "{:?}", em.metrics());
     // The second record's checksum no longer matches.
@@ -509,31 +556,13 @@ fn segments_readable_again_come_back_one_at_a_time() {
     }
     std::thread::sleep(std::time::Duration::from_millis(100));
     let m2 = em.metrics();
-    sink.release();
-    let start = std::time::Instant::now();
-    while em.metrics().queue_depth > 0 && start.elapsed() < std::time::Duration::from_secs(20) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    em.flush().unwrap();
-    let m3 = em.metrics();
-    stop(em, &d);
-    let (gate, m4) = send_what_is_left(&d);
-    let _ = std::fs::remove_dir_all(&d);
     assert!(
         m2.queue_bytes > 0 && m2.queue_bytes <= largest,
         "{} bytes in memory, segments of at most {largest}: {m2:?}",
         m2.queue_bytes
     );
-    assert_eq!(
-        (m3.delivered, m3.failed, m3.queue_depth),
-        (90, 0, 0),
-        "{m3:?}"
-    );
-    let mut got = sink.got.lock().unwrap().clone();
-    assert_eq!(got.len(), 90, "an event sent twice: {got:?}");
-    got.sort();
-    assert_eq!(got, ids);
-    assert_eq!((m4.replayed, gate.got().len()), (0, 0), "{m4:?}");
+    sink.release();
+    sent_once_in_the_run(em, &d, &sink, &ids, 20);
 }
 
 /// A sink that delivers the events `a-NNNNN` below `from` and fails the
@@ -622,21 +651,6 @@ fn a_retry_due_while_events_wait_on_disk_does_not_spin_the_worker() {
     assert!(used < 30, "{used} ticks of CPU in 1.5 s of waiting");
 }
 
-/// A small generator for the property test below (no extra dependency).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// Case 5 and 6, at random: while an emitter replays 90 events and emits
 /// 40 more, random segments of its spool cannot be read for random moments
 /// (the last one too). Every event is delivered exactly once, by it or by
@@ -644,16 +658,11 @@ impl Rng {
 #[test]
 fn events_of_segments_unreadable_at_random_moments_end_once() {
     for seed in 1..=4u64 {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let mut rng = fastrand::Rng::with_seed(seed);
         let d = dir(&format!("random_moments_{seed}"));
         let (mut ids, segs) = spool_ninety(four_k(&d), &d);
         let sink = Held::default();
-        let reports: Reports = Arc::default();
-        let r = reports.clone();
-        let em = replaying(&sink, four_k(&d))
-            .on_undelivered(move |u| r.lock().unwrap().push((u.reason, u.id.to_owned())))
-            .build()
-            .unwrap();
+        let (em, reports) = replaying_reported(&sink, &d);
         // Which segments are aside now, and where.
         let mut aside: Vec<Option<PathBuf>> = vec![None; segs.len()];
         let toggle = |i: usize, aside: &mut Vec<Option<PathBuf>>| match aside[i].take() {
@@ -670,7 +679,7 @@ fn events_of_segments_unreadable_at_random_moments_end_once() {
             }
         };
         for i in 0..segs.len() {
-            if rng.below(2) == 0 {
+            if rng.u64(..2) == 0 {
                 toggle(i, &mut aside);
             }
         }
@@ -678,10 +687,10 @@ fn events_of_segments_unreadable_at_random_moments_end_once() {
         let mut emitted = 0;
         let mut refused = Vec::new();
         for _ in 0..12 {
-            std::thread::sleep(std::time::Duration::from_millis(rng.below(400)));
-            let i = rng.below(segs.len() as u64) as usize;
+            std::thread::sleep(std::time::Duration::from_millis(rng.u64(..400)));
+            let i = rng.usize(..segs.len());
             toggle(i, &mut aside);
-            for _ in 0..rng.below(8) {
+            for _ in 0..rng.u64(..8) {
                 let id = format!("b-{emitted:05}");
                 emitted += 1;
                 // Refused when its append fails (the last segment is aside
