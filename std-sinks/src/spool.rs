@@ -1699,13 +1699,20 @@ impl Spool {
     /// over (1 s after the first skip, then twice as long each time, up to
     /// a minute): the error that stopped reading may have passed (a full
     /// file table, a device that recovered). A segment that reads whole now
-    /// gives its records not confirmed back, at most `room` of them in all
-    /// (a segment with more waits; with `one_past`, the first segment that
-    /// reads is taken whatever its size, and the others within `room`), and
+    /// gives its records not confirmed back, at most `room` of them and
+    /// `bytes` of their events in all (a segment with more waits; with
+    /// `one_past`, the first segment that reads is taken whatever its size,
+    /// and the others within the room), and
     /// is no longer held; one that does not read, or not every record of
     /// it, stays held for the next try and the next open. The emitter
     /// queues them as events to send again.
-    pub(crate) fn retry_held(&mut self, now: Instant, room: u64, one_past: bool) -> Vec<Record> {
+    pub(crate) fn retry_held(
+        &mut self,
+        now: Instant,
+        room: u64,
+        bytes: u64,
+        one_past: bool,
+    ) -> Vec<Record> {
         let mut back = Vec::new();
         if self.held.is_empty() {
             // Dropped with their segments (`drop_oldest`).
@@ -1718,17 +1725,24 @@ impl Spool {
         if now < at {
             return back;
         }
-        let mut left = room;
+        let (mut left, mut bytes_left) = (room, bytes);
         let mut i = 0;
         let mut failed = false;
         while let Some((range, n)) = self.held.get(i).cloned() {
-            if n > left && !(one_past && back.is_empty()) {
+            let past = one_past && back.is_empty();
+            if n > left && !past {
                 i += 1;
                 continue;
             }
             match self.read_held(&range, n) {
                 Some(records) => {
+                    let size: u64 = records.iter().map(|r| r.event.size() as u64).sum();
+                    if size > bytes_left && !past {
+                        i += 1;
+                        continue;
+                    }
                     left = left.saturating_sub(n);
+                    bytes_left = bytes_left.saturating_sub(size);
                     back.extend(records);
                     self.held.swap_remove(i);
                 }

@@ -2093,7 +2093,7 @@ impl<'w> Worker<'w> {
     /// again ([`Spool::retry_held`]): queued as events to send, after those
     /// emitted since (nothing is spilled now, so they take the next queue
     /// places), each still confirmed in the spool by its record. Within the
-    /// queue's room, or one segment's worth when the queue is empty (a
+    /// queue's room, in events and bytes, or one segment's worth when the queue is empty (a
     /// segment may hold more events than the queue; not every segment that
     /// reads again: a moment at the open-files limit skips every segment
     /// left, and the whole spool came back into memory at once).
@@ -2102,10 +2102,11 @@ impl<'w> Worker<'w> {
         let cfg = &sh.config;
         let empty = st.queue.is_empty() && st.in_flight == 0;
         let room = (cfg.queue_events as u64).saturating_sub((st.queue.len() + st.in_flight) as u64);
+        let bytes = (cfg.queue_bytes as u64).saturating_sub(st.bytes as u64);
         let Some(sp) = st.spool.as_mut() else {
             return st;
         };
-        let back = sp.retry_held(Instant::now(), room, empty);
+        let back = sp.retry_held(Instant::now(), room, bytes, empty);
         if back.is_empty() {
             return st;
         }

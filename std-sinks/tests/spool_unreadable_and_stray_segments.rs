@@ -526,11 +526,29 @@ fn make_unreadable_as(seg: &Path, d: &Path, name: &str) -> PathBuf {
 }
 
 /// Case 6: two segments cannot be read, then can again while the queue is
-/// empty: the retry takes one segment's worth into memory, the next once
-/// the queue is empty again, and every event is sent once.
+/// empty: the retry takes one segment's worth into memory, and the other
+/// only once there is room (in events, and in bytes), and every event is
+/// sent once.
 #[test]
 fn segments_readable_again_come_back_one_at_a_time() {
-    let d = dir("readable_again_two");
+    // Room for 5 events.
+    come_back_one_at_a_time("readable_again_two", replaying);
+    // Room for 1 000 events, but 2 000 bytes.
+    come_back_one_at_a_time("readable_again_bytes", |sink, cfg| {
+        quick("/agents/u")
+            .queue_capacity(1000)
+            .queue_bytes(2000)
+            .batch_size(5)
+            .sink(sink.clone())
+            .spool(cfg)
+    });
+}
+
+fn come_back_one_at_a_time(
+    name: &str,
+    emitter: impl Fn(&Held, SpoolConfig) -> ossa_events::EmitterBuilder,
+) {
+    let d = dir(name);
     let (ids, segs) = spool_ninety(four_k(&d), &d);
     let largest = segs
         .iter()
@@ -538,13 +556,16 @@ fn segments_readable_again_come_back_one_at_a_time() {
         .max()
         .unwrap();
     let sink = Held::default();
-    let em = replaying(&sink, four_k(&d)).build().unwrap();
+    let em = emitter(&sink, four_k(&d)).build().unwrap();
     let aside1 = make_unreadable_as(&segs[1], &d, "aside1");
     let aside2 = make_unreadable_as(&segs[2], &d, "aside2");
     sink.release();
     em.flush().unwrap();
     let m1 = em.metrics();
-    assert!(m1.spool_errors >= 2 && m1.queue_depth > 40, "{m1:?}");
+    assert!(
+        m1.spool_errors >= 2 && m1.queue_depth > 40,
+        "{name}: {m1:?}"
+    );
     // The collector stops taking events: what the retry takes stays in
     // memory.
     sink.hold();
@@ -554,11 +575,12 @@ fn segments_readable_again_come_back_one_at_a_time() {
     while em.metrics().queue_bytes == 0 && start.elapsed() < std::time::Duration::from_secs(10) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Past the next try (1 s after a segment left for want of room).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let m2 = em.metrics();
     assert!(
         m2.queue_bytes > 0 && m2.queue_bytes <= largest,
-        "{} bytes in memory, segments of at most {largest}: {m2:?}",
+        "{name}: {} bytes in memory, segments of at most {largest}: {m2:?}",
         m2.queue_bytes
     );
     sink.release();
