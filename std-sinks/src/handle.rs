@@ -1840,9 +1840,8 @@ mod tests {
 
 #[cfg(test)]
 mod flush_waiters_tests {
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     use std::sync::{Condvar, PoisonError};
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::task::{Context, Poll, Waker};
 
     use super::*;
     use crate::SendError;
@@ -1864,10 +1863,18 @@ mod flush_waiters_tests {
         }
     }
 
-    struct Flag(AtomicBool);
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, SeqCst);
+    /// Polls `fut` every 10 ms until it resolves, for at most `within`.
+    fn poll_for<F: Future>(fut: F, within: Duration) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        let end = std::time::Instant::now() + within;
+        loop {
+            if let Poll::Ready(r) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                return Some(r);
+            }
+            if std::time::Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -1896,19 +1903,7 @@ mod flush_waiters_tests {
         // The helper waits for `high` now.
         std::thread::sleep(Duration::from_millis(100));
         let mine = wait_flushed_async(em.shared.clone(), low, deadline);
-        let woken = Arc::new(Flag(AtomicBool::new(false)));
-        let waker = Waker::from(woken.clone());
-        let mut mine = std::pin::pin!(mine);
-        let end = std::time::Instant::now() + Duration::from_secs(3);
-        let done = loop {
-            if let Poll::Ready(r) = mine.as_mut().poll(&mut Context::from_waker(&waker)) {
-                break Some(r);
-            }
-            if std::time::Instant::now() >= end {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let done = poll_for(mine, Duration::from_secs(3));
         *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
         gate.1.notify_all();
         let report = done
@@ -1936,23 +1931,12 @@ mod flush_waiters_tests {
             worker::after(Duration::from_secs(30)),
         );
         std::thread::sleep(Duration::from_millis(100));
-        let started = std::time::Instant::now();
         let mine = wait_flushed_async(
             em.shared.clone(),
             target,
             worker::after(Duration::from_millis(200)),
         );
-        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
-        let mut mine = std::pin::pin!(mine);
-        let done = loop {
-            if let Poll::Ready(r) = mine.as_mut().poll(&mut Context::from_waker(&waker)) {
-                break Some(r);
-            }
-            if started.elapsed() >= Duration::from_secs(3) {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let done = poll_for(mine, Duration::from_secs(3));
         *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
         gate.1.notify_all();
         let err = done.expect("resolved at its own deadline").unwrap_err();
