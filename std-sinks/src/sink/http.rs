@@ -1198,11 +1198,11 @@ impl HttpSink {
                 let refused_at = self.headers_refused.load(Ordering::Relaxed);
                 if refused_at > 0
                     && head >= refused_at
-                    && let Ok(json) = e.reencode(super::Form::exactly(Encoding::Json))
+                    && let Some(answer) = self.post_as_structured(e, deadline)
                 {
                     // As large as an event the collector refused: structured
                     // at once, not after a refused request of its own.
-                    return self.post(json.json(), Some(STRUCTURED_CT), None, deadline);
+                    return answer;
                 }
                 match self.post(e.body(), e.content_type(), Some(e), deadline) {
                     Err(f) if matches!(f.error, Error::HttpStatus { status: 431, .. }) => {
@@ -1235,9 +1235,6 @@ impl HttpSink {
         refused: Failure,
         deadline: SendDeadline<'_>,
     ) -> Result<(), Failure> {
-        let Ok(json) = e.reencode(super::Form::exactly(Encoding::Json)) else {
-            return Err(refused);
-        };
         let was = self
             .headers_refused
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
@@ -1249,7 +1246,18 @@ impl HttpSink {
                 "the collector answered 431 to an event's headers in binary mode: such events are sent structured"
             );
         }
-        self.post(json.json(), Some(STRUCTURED_CT), None, deadline)
+        self.post_as_structured(e, deadline).unwrap_or(Err(refused))
+    }
+
+    /// Binary-mode event `e` read back, encoded as JSON and sent
+    /// structured; `None` when it does not read back (not sent).
+    fn post_as_structured(
+        &mut self,
+        e: &Encoded,
+        deadline: SendDeadline<'_>,
+    ) -> Option<Result<(), Failure>> {
+        let json = e.reencode(super::Form::exactly(Encoding::Json)).ok()?;
+        Some(self.post(json.json(), Some(STRUCTURED_CT), None, deadline))
     }
 
     /// One POST: `body` (gzipped if configured), `content_type`, the
