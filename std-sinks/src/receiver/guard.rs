@@ -23,7 +23,10 @@
 //!   byte or header-count limit (`431`), versions other than 1.0 and 1.1
 //!   (`505`). A refused head is answered here (hyper has not seen it); a fault
 //!   inside a body is reported to hyper as a read error, which the service
-//!   turns into `400`.
+//!   turns into `400`. Lists hyper reads more narrowly than RFC 9110 (it
+//!   looks only at the last `Transfer-Encoding` or `Expect` line, whole) are
+//!   handed to it as one plain line: `chunked,` is chunked, and
+//!   `100-continue, 100-continue` gets its `100 Continue`.
 //!
 //! Closing lingers: before the socket is closed its write side is shut and
 //! unread bytes are drained for a moment, so an error response is not
@@ -58,6 +61,9 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 const MAX_TARGET: usize = u16::MAX as usize - 1;
 /// Longest header name hyper takes (shorter than 64 KiB).
 const MAX_HEADER_NAME: usize = u16::MAX as usize;
+/// Largest `Content-Length` hyper takes (its `MAX_LEN`); a larger one it
+/// answers `431` itself. Over any body limit: refused here with `413`.
+const MAX_CONTENT_LENGTH: u64 = u64::MAX - 2;
 
 /// A request the lexer refuses from its head: answered here, then closed.
 #[derive(Debug)]
@@ -366,6 +372,13 @@ impl Lexer {
         // how many, how many are `chunked`, and whether the last one is.
         let mut transfer_encoding = false;
         let (mut codings, mut chunked_codings, mut chunked_last) = (0usize, 0usize, false);
+        // Whether hyper reads the body as chunked: it looks only at the last
+        // element of the last line, empty or not.
+        let mut hyper_chunked = false;
+        // `Expect`: whether every line asks only `100-continue` (what the
+        // service meets; anything else it answers `417`), and whether hyper,
+        // which compares only the last line whole, sends `100 Continue`.
+        let (mut expect, mut expect_continue, mut hyper_continue) = (false, true, false);
         for h in req.headers.iter() {
             // hyper answers `431` itself for a name this long (possible only
             // with `max_header_bytes` over 64 KiB): refused here, counted.
@@ -385,8 +398,17 @@ impl Lexer {
                     return Err(refuse(400, "conflicting Content-Length headers"));
                 }
                 length = Some(n);
+            } else if h.name.eq_ignore_ascii_case("expect") {
+                expect = true;
+                expect_continue &= continue_only(h.value);
+                hyper_continue = h.value.eq_ignore_ascii_case(b"100-continue");
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 transfer_encoding = true;
+                hyper_chunked = h
+                    .value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
                 for c in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                     if !c.is_empty() {
                         chunked_last = c.eq_ignore_ascii_case(b"chunked");
@@ -416,6 +438,12 @@ impl Lexer {
                 "Transfer-Encoding does not end in chunked, once",
             ));
         };
+        if expect && expect_continue && !hyper_continue {
+            // `100-continue, 100-continue`, `100-continue,`, a second line
+            // ending so: one expectation the service meets, which hyper
+            // would not answer with `100`, the client waiting for it.
+            self.held = with_one_line(&self.held, b"expect:", b"Expect:100-continue\r\n");
+        }
         match (chunked, length) {
             // Both framings at once is the classic request-smuggling shape.
             (true, Some(_)) => Err(refuse(
@@ -423,10 +451,23 @@ impl Lexer {
                 "both Transfer-Encoding and Content-Length are present",
             )),
             (true, None) => {
+                if !hyper_chunked {
+                    // `chunked` among empty list elements: one line hyper
+                    // reads as chunked (the lines taken out hold `chunked`
+                    // and a comma or a line more).
+                    self.held = with_one_line(
+                        &self.held,
+                        b"transfer-encoding:",
+                        b"Transfer-Encoding:chunked\r\n",
+                    );
+                }
                 self.chunked_total = 0;
                 Ok(State::ChunkSize)
             }
             (false, None | Some(0)) => Ok(State::Head),
+            (false, Some(n)) if n > MAX_CONTENT_LENGTH => {
+                Err(refuse(413, "request body larger than the limit"))
+            }
             (false, Some(n)) => Ok(State::Body(n)),
         }
     }
@@ -498,6 +539,40 @@ impl Lexer {
         }
         Ok(())
     }
+}
+
+/// `head` (complete and valid) with its header lines named `name` (lower
+/// case, with the colon) taken out and `line` added as its last header
+/// line: the form hyper reads as the lexer does. The callers make sure the
+/// lines taken out are longer than `line`, so what hyper is handed is
+/// never longer than what came in.
+fn with_one_line(head: &[u8], name: &[u8], line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len());
+    let lines = head.strip_suffix(b"\r\n").unwrap_or(head);
+    for l in lines.split_inclusive(|&b| b == b'\n') {
+        // A method is a token (no colon): only header lines can match.
+        if !l
+            .get(..name.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        {
+            out.extend_from_slice(l);
+        }
+    }
+    out.extend_from_slice(line);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Whether an `Expect` line asks `100-continue` and nothing else: one or
+/// more members (empty ones do not count, RFC 9110 section 5.6.1), each
+/// `100-continue`. A line with no member at all is not.
+pub(super) fn continue_only(value: &[u8]) -> bool {
+    let mut members = value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|m| !m.is_empty())
+        .peekable();
+    members.peek().is_some() && members.all(|m| m.eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// Whether the version at the end of `head`'s request line has the form
@@ -1067,6 +1142,51 @@ mod tests {
             let out = lex(r).unwrap();
             let want = r.strip_prefix(b"\r\n").unwrap_or(r);
             assert_eq!(out, want);
+        }
+    }
+
+    /// Empty list elements do not count (RFC 9110, section 5.6.1): a
+    /// `chunked` among them is chunked, and hyper is handed one plain
+    /// `Transfer-Encoding` line it reads so; `Expect` likewise. A `Content-Length` hyper
+    /// cannot count is `413` here.
+    #[test]
+    fn lists_hyper_reads_narrowly_are_handed_over_as_one_line() {
+        let body = b"2\r\nhi\r\n0\r\n\r\n";
+        for te in [
+            "transfer-encoding: chunked,\r\n",
+            "Transfer-Encoding: chunked\r\nX: 1\r\nTransfer-Encoding:\r\n",
+            "TRANSFER-ENCODING: ,,chunked, \r\n",
+        ] {
+            let req = format!("POST / HTTP/1.1\r\nHost: x\r\n{te}A: b\r\n\r\n");
+            let out = lex(&[req.as_bytes(), body].concat()).unwrap();
+            let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let head = String::from_utf8_lossy(&out[..head_end]);
+            assert!(head.starts_with("POST / HTTP/1.1\r\nHost: x\r\n"), "{head}");
+            assert!(
+                head.ends_with("A: b\r\nTransfer-Encoding:chunked\r\n\r\n"),
+                "{head}"
+            );
+            assert_eq!(head.matches("ransfer-").count(), 1, "{head}");
+            assert_eq!(&out[head_end..], body);
+        }
+        // `Expect` as a list of `100-continue`: one line hyper answers.
+        let req = b"POST / HTTP/1.1\r\nExpect: 100-continue,\r\nexpect: 100-continue\r\nA: b\r\nExpect:100-continue, 100-continue\r\n\r\n";
+        assert_eq!(
+            lex(req).unwrap(),
+            b"POST / HTTP/1.1\r\nA: b\r\nExpect:100-continue\r\n\r\n"
+        );
+        // Other expectations are left for the service to answer `417`.
+        let other = b"POST / HTTP/1.1\r\nExpect: 100-continue, foo\r\n\r\n";
+        assert_eq!(lex(other).unwrap(), other);
+        // What hyper already reads as chunked passes unchanged.
+        let plain = b"POST / HTTP/1.1\r\nTransfer-Encoding: , chunked\r\n\r\n0\r\n\r\n";
+        assert_eq!(lex(plain).unwrap(), plain);
+        for n in [u64::MAX, u64::MAX - 1] {
+            let req = format!("POST / HTTP/1.1\r\nContent-Length: {n}\r\n\r\n");
+            match lex(req.as_bytes()) {
+                Err(Fault::Head(h)) => assert_eq!(h.status, 413),
+                other => panic!("{other:?}"),
+            }
         }
     }
 

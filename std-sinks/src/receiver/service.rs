@@ -21,7 +21,7 @@ use ossa_events_core::parse::json::BatchParser;
 use ossa_events_core::{ParseError, Scratch};
 
 use super::add;
-use super::guard::BodyFault;
+use super::guard::{BodyFault, continue_only};
 use super::server::{ConnCtl, Shared};
 use crate::http_types::{Coding, GunzipError, gunzip};
 
@@ -257,15 +257,9 @@ fn webhook_handshake(origin: &HeaderValue) -> Reply {
 /// 100-continue, foo` asks, and a member not understood is a `417` (section
 /// 10.1.1). A line with no member at all is one too (as it always was).
 fn expectations_met(h: &http::HeaderMap) -> bool {
-    h.get_all(header::EXPECT).iter().all(|v| {
-        let mut members = v
-            .as_bytes()
-            .split(|&b| b == b',')
-            .map(<[u8]>::trim_ascii)
-            .filter(|m| !m.is_empty())
-            .peekable();
-        members.peek().is_some() && members.all(|m| m.eq_ignore_ascii_case(b"100-continue"))
-    })
+    h.get_all(header::EXPECT)
+        .iter()
+        .all(|v| continue_only(v.as_bytes()))
 }
 
 /// What is wrong with the request's `Host` header, if anything: RFC 9112
