@@ -327,3 +327,91 @@ fn workflow_name_and_agent_version_use_the_genai_attributes() {
     );
     assert_eq!(str_attr(agent, "ossa.agent.version"), None);
 }
+
+/// OTLP `Span.parent_span_id`: "The `span_id` of this span's parent span".
+/// An event whose `ossaparentspanid` names its own span (a producer that
+/// copied its span id into both, or hostile input) made a span that is its
+/// own parent: a cycle, which a backend cannot place in a tree (and may
+/// walk for ever). Such a hint names no parent; the parent rules apply.
+#[test]
+fn a_parent_hint_naming_the_span_itself_is_not_its_parent() {
+    const AGENT: &str = "00000000000000a1";
+    const TOOL: &str = "00000000000000a3";
+    const LONE_END: &str = "00000000000000a4";
+    let own = |l: String, id: &str| {
+        l.replacen(
+            r#","data""#,
+            &format!(r#","ossaparentspanid":"{id}","data""#),
+            1,
+        )
+    };
+    let t = |s: u32| format!("2026-01-01T00:00:{s:02}Z");
+    let lines = [
+        line(
+            0,
+            "dev.ossa.agent.started",
+            &t(0),
+            AGENT,
+            "a",
+            r#"{"agent_id":"a"}"#,
+        ),
+        own(
+            line(
+                1,
+                "dev.ossa.tool.called",
+                &t(1),
+                TOOL,
+                "a",
+                r#"{"tool":"x","call_id":"c"}"#,
+            ),
+            TOOL,
+        ),
+        line(
+            2,
+            "dev.ossa.tool.completed",
+            &t(2),
+            TOOL,
+            "a",
+            r#"{"tool":"x","call_id":"c"}"#,
+        ),
+        // An end without its start, naming itself as its parent too.
+        own(
+            line(
+                3,
+                "dev.ossa.tool.completed",
+                &t(3),
+                LONE_END,
+                "a",
+                r#"{"tool":"y","call_id":"d"}"#,
+            ),
+            LONE_END,
+        ),
+        line(
+            4,
+            "dev.ossa.agent.completed",
+            &t(4),
+            AGENT,
+            "a",
+            r#"{"agent_id":"a"}"#,
+        ),
+    ];
+    let spans = export(&lines);
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    for s in &spans {
+        assert_ne!(
+            Some(&s.span_id),
+            Some(&s.parent_span_id).filter(|p| !p.is_empty()),
+            "span {} ({}) is its own parent",
+            hex(&s.span_id),
+            s.name
+        );
+    }
+    for name in ["execute_tool x", "execute_tool y"] {
+        let tool = spans.iter().find(|s| s.name == name).unwrap();
+        assert_eq!(
+            hex(&tool.parent_span_id),
+            AGENT,
+            "{name}: the open agent span"
+        );
+    }
+}

@@ -28,7 +28,8 @@
 //! context) use an id made of the operation and the agent.
 //!
 //! **Parents.** An event with the extension [`PARENT_EXT`]
-//! (`ossaparentspanid`, 16 hex digits) names its span's parent. Otherwise
+//! (`ossaparentspanid`, 16 hex digits) names its span's parent (unless it
+//! names the span itself: a span is not its own parent). Otherwise
 //! the parent is the innermost span still open in the same trace whose
 //! operation encloses this one (workflow ⊃ agent ⊃ turn ⊃ tool call): a tool
 //! call's parent is the open turn of the same agent (`ossaagentid`), else

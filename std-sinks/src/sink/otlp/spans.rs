@@ -274,6 +274,13 @@ fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     (out != [0u8; N]).then_some(out)
 }
 
+/// The parent `input` names ([`PARENT_EXT`]) for a span exported as `id`:
+/// none when it names the span itself (a span is not its own parent; OTLP
+/// `parent_span_id` is the id of another span), so the parent rules apply.
+fn own_parent_hint(input: &Input<'_>, id: [u8; 8]) -> Option<[u8; 8]> {
+    input.parent_hint.filter(|p| *p != id)
+}
+
 fn hash8(parts: &[&[u8]]) -> [u8; 8] {
     let h = parts
         .iter()
@@ -406,14 +413,14 @@ impl Table {
             return self.lone(input, Some("started event of a closed span"), pos, req);
         }
         let agent = input.ev.ossa_agent_id().map(str::to_owned);
-        let parent = input
-            .parent_hint
-            .or_else(|| self.parent_of(key.trace, op, agent.as_deref()));
+        let id = self.free_id(&key);
+        let parent =
+            own_parent_hint(input, id).or_else(|| self.parent_of(key.trace, op, agent.as_deref()));
         let mut attrs = Attrs::new();
         input.attrs_into(Some(op), START, &mut attrs);
         let span = Span {
             trace: key.trace,
-            id: self.free_id(&key),
+            id,
             parent,
             trace_state: input.ev.tracestate().map(str::to_owned),
             name: String::new(),
@@ -481,13 +488,13 @@ impl Table {
                     .and_then(Value::as_u64)
                     .unwrap_or(0);
                 let agent = input.ev.ossa_agent_id().map(str::to_owned);
-                let parent = input
-                    .parent_hint
+                let id = self.free_id(&key);
+                let parent = own_parent_hint(input, id)
                     .or_else(|| self.parent_of(key.trace, op, agent.as_deref()));
                 let attrs = vec![("ossa.span.incomplete", Val::Str("no started event".into()))];
                 Span {
                     trace: key.trace,
-                    id: self.free_id(&key),
+                    id,
                     parent,
                     trace_state: input.ev.tracestate().map(str::to_owned),
                     name: String::new(),
@@ -545,7 +552,8 @@ impl Table {
         }
         // No open span to hold it: a log-like span of its own, under the
         // span it names when that one closed lately.
-        let parent = input.parent_hint.or_else(|| {
+        let id = hash8(&[input.ev.source().as_bytes(), input.ev.id().as_bytes()]);
+        let parent = own_parent_hint(input, id).or_else(|| {
             self.closed
                 .iter()
                 .rev()
@@ -554,7 +562,7 @@ impl Table {
         });
         let span = Span {
             trace: input.trace,
-            id: hash8(&[input.ev.source().as_bytes(), input.ev.id().as_bytes()]),
+            id,
             parent,
             trace_state: input.ev.tracestate().map(str::to_owned),
             name: input.ev.ty().to_owned(),
