@@ -415,3 +415,74 @@ fn a_parent_hint_naming_the_span_itself_is_not_its_parent() {
         );
     }
 }
+
+/// Semantic conventions, "Recording errors": a span whose operation failed
+/// SHOULD get status Error. OSSA has no `workflow.failed` type: a failed
+/// workflow ends with `workflow.completed` and `status: "failed"` (what
+/// `OssaLayer` emits for one), and an agent may end so too. Those spans
+/// went out with status unset, as if they had succeeded.
+#[test]
+fn a_completed_event_with_status_failed_ends_its_span_in_error() {
+    use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+    let lines = lines(
+        "00000000000000b1",
+        &[
+            (
+                "dev.ossa.workflow.started",
+                "",
+                r#"{"workflow_id":"w-1","name":"nightly"}"#,
+            ),
+            (
+                "dev.ossa.agent.started",
+                "a",
+                r#"{"agent_id":"a","name":"ok"}"#,
+            ),
+            (
+                "dev.ossa.agent.completed",
+                "a",
+                r#"{"agent_id":"a","status":"success"}"#,
+            ),
+            (
+                "dev.ossa.workflow.completed",
+                "",
+                r#"{"workflow_id":"w-1","status":"failed","error":{"message":"step 3 timed out","code":"timeout"}}"#,
+            ),
+            (
+                "dev.ossa.workflow.started",
+                "",
+                r#"{"workflow_id":"w-2","name":"bare"}"#,
+            ),
+            (
+                "dev.ossa.workflow.completed",
+                "",
+                r#"{"workflow_id":"w-2","status":"failed"}"#,
+            ),
+        ],
+    );
+    let spans = export(&lines);
+    let status = |prefix: &str| {
+        let s = spans.iter().find(|s| s.name == prefix).unwrap();
+        let st = s.status.clone().unwrap_or_default();
+        (st.code, st.message, str_attr(s, "error.type"))
+    };
+    assert_eq!(
+        status("invoke_workflow nightly"),
+        (
+            StatusCode::Error as i32,
+            "step 3 timed out".to_owned(),
+            Some("timeout".to_owned())
+        )
+    );
+    assert_eq!(
+        status("invoke_workflow bare"),
+        (
+            StatusCode::Error as i32,
+            "failed".to_owned(),
+            Some("_OTHER".to_owned())
+        )
+    );
+    assert_eq!(
+        status("invoke_agent ok"),
+        (StatusCode::Unset as i32, String::new(), None)
+    );
+}

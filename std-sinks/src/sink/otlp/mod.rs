@@ -8,8 +8,9 @@
 //! `turn.started`/`completed` and `tool.called`/`completed`/`failed` pairs
 //! become spans named `invoke_workflow {name}`, `invoke_agent {name}`,
 //! `chat` and `execute_tool {tool}`, from the started event's `time` to the
-//! end event's, status ERROR on `*.failed` (message `data.error.message`,
-//! `error.type` from `data.error.code`), with the GenAI attributes of the
+//! end event's, status ERROR on `*.failed` and on a `*.completed` whose
+//! `data.status` is `"failed"` (message `data.error.message`, `error.type`
+//! from `data.error.code`), with the GenAI attributes of the
 //! semantic conventions [`SEMCONV_VERSION`] (the mapping table is in the
 //! README and in `semconv.rs`, one table).
 //!

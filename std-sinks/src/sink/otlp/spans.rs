@@ -384,8 +384,13 @@ impl Table {
     pub(crate) fn apply(&mut self, input: &Input<'_>, pos: usize, req: &mut Request) -> Fate {
         match semconv::role(input.ev.ty()) {
             Role::Start(op) => self.start(input, op, pos, req),
-            Role::End(op) => self.end(input, op, None, pos, req),
-            Role::Fail(op) => {
+            // A `completed` event whose `status` says `failed` (what
+            // `OssaLayer` emits for a failed workflow, which has no
+            // `failed` type) ends its span as a `failed` event does.
+            Role::End(op) if input.str_at(&["status"]) != Some("failed") => {
+                self.end(input, op, None, pos, req)
+            }
+            Role::End(op) | Role::Fail(op) => {
                 let msg = input
                     .str_at(&["error", "message"])
                     .unwrap_or("failed")
