@@ -26,6 +26,11 @@
 //! | `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens` | `usage` of `turn.completed` |
 //! | `error.type`, `gen_ai.tool.error.type`, `otel.status_code = "ERROR"` | the span failed: `error.code` |
 //!
+//! Where a field also becomes an attribute (`subject`, `ossaagentid`,
+//! `ossainteractionid`), the characters a CloudEvents String must not hold
+//! (control characters, noncharacters) become U+FFFD there; the data keeps
+//! them as they are (JSON escapes them).
+//!
 //! An ERROR-level event inside a span (or inside a plain span within it)
 //! fails it too; its message becomes `error.message` (not one an
 //! emitter's `on_undelivered` callback logs: that is about the event it was
@@ -137,6 +142,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use ossa_events_core::attr::is_valid_string;
 use ossa_events_core::{EventBuilder, RawJson, ossa};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -1469,20 +1475,56 @@ impl Snap {
 
     /// The event of `payload` with the span's OSSA context and time.
     fn out<P: ossa::Payload>(&self, out: &mut dyn FnMut(EventBuilder<'_>), payload: &P) {
+        // Span fields that become attributes (`subject`, `ossaagentid`,
+        // `ossainteractionid`) as CloudEvents Strings may hold them.
+        let agent = attr_text(self.agent.as_deref());
+        let conversation = attr_text(self.conversation.as_deref());
+        let subject = payload
+            .subject()
+            .filter(|s| !is_valid_string(s))
+            .and_then(|s| attr_text(Some(s)));
         // One `ossa_context` call, not a builder call per extension: each
         // by-value builder call that is not inlined copies the builder.
         let ctx = ossa::Context {
-            agent_id: self.agent.as_deref(),
-            interaction_id: self.conversation.as_deref(),
+            agent_id: agent.as_deref(),
+            interaction_id: conversation.as_deref(),
             trace_id: Some(self.ids.trace_id()),
             span_id: Some(self.ids.span_id()),
         };
         let time = crate::clock::wall_time(self.at);
-        out(EventBuilder::new()
+        let mut b = EventBuilder::new()
             .ossa(payload)
             .ossa_context(&ctx)
-            .time(time));
+            .time(time);
+        if let Some(s) = subject.as_deref() {
+            b = b.subject(s);
+        }
+        out(b);
     }
+}
+
+/// `v` as a CloudEvents String attribute value: the characters a String
+/// must not hold (spec, "Type System": control characters, noncharacters),
+/// which a span field may well hold (an agent name with a line break),
+/// become U+FFFD. Untouched where the same text is data (JSON escapes
+/// them): only the attribute changes, not the whole event refused.
+fn attr_text(v: Option<&str>) -> Option<std::borrow::Cow<'_, str>> {
+    let v = v?;
+    if is_valid_string(v) {
+        return Some(std::borrow::Cow::Borrowed(v));
+    }
+    let mut buf = [0u8; 4];
+    Some(std::borrow::Cow::Owned(
+        v.chars()
+            .map(|c| {
+                if is_valid_string(c.encode_utf8(&mut buf)) {
+                    c
+                } else {
+                    char::REPLACEMENT_CHARACTER
+                }
+            })
+            .collect(),
+    ))
 }
 
 /// `t`, or "unknown" when the span did not say.

@@ -157,3 +157,47 @@ fn a_span_another_layer_filters_out_keeps_its_trace_in_this_one() {
     assert_eq!(trace(&eb[0]), trace(&eb[1]), "{eb:#?}");
     assert_eq!(eb[1]["ossaagentid"], "a1");
 }
+
+/// CloudEvents (spec.md, "Type System", String): the control characters
+/// U+0000–U+001F and U+007F–U+009F "MUST NOT be used". The layer copied
+/// span fields verbatim into `subject` (`agent_id`, `tool`, `workflow_id`)
+/// and into `ossaagentid` and `ossainteractionid`: an agent name with a
+/// newline or a tool name with a tab (text a span field may well hold)
+/// made every event of the agent and of the spans in it invalid, and the
+/// emitter rejected them all. Such characters become U+FFFD there; the
+/// data keeps them (JSON escapes them).
+#[test]
+fn control_characters_in_span_fields_do_not_lose_the_events() {
+    let out = Shared::default();
+    let emitter = out.emitter("/agents/a");
+    let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let wf = tracing::info_span!("invoke_workflow", gen_ai.workflow.id = "w\u{85}1");
+        let _w = wf.enter();
+        let agent = tracing::info_span!(
+            "invoke_agent",
+            gen_ai.agent.name = "Research\nAgent",
+            gen_ai.conversation.id = "conv\u{7}1"
+        );
+        agent.in_scope(|| {
+            tracing::info_span!("execute_tool", gen_ai.tool.name = "web\tsearch").in_scope(|| {});
+        });
+    });
+    emitter.flush().unwrap();
+    let m = emitter.metrics();
+    let events = out.events();
+    assert_eq!((m.rejected, events.len()), (0, 6), "{m:?} {events:#?}");
+    let agent = of_type(&events, "dev.ossa.agent.started");
+    assert_eq!(agent["subject"], "Research\u{fffd}Agent");
+    assert_eq!(agent["ossaagentid"], "Research\u{fffd}Agent");
+    assert_eq!(agent["ossainteractionid"], "conv\u{fffd}1");
+    let tool = of_type(&events, "dev.ossa.tool.called");
+    assert_eq!(tool["subject"], "web\u{fffd}search");
+    assert_eq!(tool["ossaagentid"], "Research\u{fffd}Agent");
+    assert_eq!(tool["data"]["tool"], "web\tsearch");
+    assert_eq!(agent["data"]["agent_id"], "Research\nAgent");
+    assert_eq!(
+        of_type(&events, "dev.ossa.workflow.completed")["subject"],
+        "w\u{fffd}1"
+    );
+}

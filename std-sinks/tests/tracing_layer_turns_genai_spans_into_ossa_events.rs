@@ -645,7 +645,8 @@ fn odd_field_values_are_escaped_or_counted_never_a_panic() {
     let emitter = emitter_with(&out, |b| b);
     traced(&emitter, || {
         // Arguments that are not JSON go as a JSON string; control
-        // characters in a name make an event CloudEvents refuses.
+        // characters in a name, which CloudEvents refuses in `subject`,
+        // become U+FFFD there.
         let tool = tracing::info_span!(
             "execute_tool",
             gen_ai.tool.name = "web\u{0}search",
@@ -664,10 +665,15 @@ fn odd_field_values_are_escaped_or_counted_never_a_panic() {
     });
     let events = out.events();
     let m = emitter.metrics();
-    // The two events of the tool with a NUL in its name are refused and
-    // counted; the other tool's two go out.
-    assert_eq!((m.rejected, m.emitted), (2, 2), "{m:?}");
-    assert_eq!(events.len(), 2);
+    // The tool with a NUL in its name goes out too, its name cleaned.
+    assert_eq!((m.rejected, m.emitted), (0, 4), "{m:?}");
+    assert_eq!(events.len(), 4);
+    let nul = events
+        .iter()
+        .find(|e| ty(e) == ossa::TOOL_CALLED && e["subject"] == "web\u{fffd}search")
+        .unwrap();
+    // The data keeps the name as it was (JSON escapes the NUL).
+    assert_eq!(nul["data"]["tool"], "web\u{0}search");
     let called = events
         .iter()
         .find(|e| ty(e) == ossa::TOOL_CALLED && e["subject"] == "fine")
