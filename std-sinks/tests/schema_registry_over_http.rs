@@ -609,3 +609,139 @@ fn registry_url_credentials_stay_out_of_debug_and_errors() {
         );
     }
 }
+
+/// A schema whose `$id` ends with an empty fragment (`…/order.json#`, the
+/// draft-04/07 habit) or is relative (`rel.json`) is known by that `$id`
+/// made absolute, without the fragment (JSON Schema 2020-12 §8.2.1: `$id`
+/// is resolved against the base URI and has no fragment): that is the URI
+/// an emitter with `dataschema(true)` stamps (before, `…/order.json#` or
+/// `rel.json`, which a CloudEvents `dataschema` may not be: every event of
+/// those types was refused at emit), the URI a `dataschema` names it by,
+/// and the one other schemas' `$ref`s find it by (before, a `$ref` to
+/// `…/order.json` found no source, and the registry did not build).
+#[test]
+fn a_schema_id_with_an_empty_fragment_or_relative_is_known_absolute() {
+    let s = Server::start();
+    let d7 = "http://json-schema.org/draft-07/schema#";
+    s.route(
+        "/com.served.json",
+        Answer::Json(format!(
+            r#"{{"$schema":"{d7}","$id":"served.json#","type":"object"}}"#
+        )),
+    );
+    let dir = std::env::temp_dir().join(format!("ossa-schema-ids-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = [
+        (
+            "com.hash.json",
+            format!(
+                r#"{{"$schema":"{d7}","$id":"http://e.example/order.json#","type":"object","properties":{{"x":{{"type":"string"}}}}}}"#
+            ),
+        ),
+        (
+            "com.rel.json",
+            r#"{"$id":"rel.json","type":"object"}"#.to_owned(),
+        ),
+        (
+            "com.ref.json",
+            format!(
+                r#"{{"$schema":"{d7}","properties":{{"o":{{"$ref":"http://e.example/order.json"}}}}}}"#
+            ),
+        ),
+    ];
+    for (name, text) in &files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let r = SchemaRegistry::builder()
+        .dir(&dir)
+        .http(HttpRegistry::new(&s.base))
+        .build();
+    let canon = std::fs::canonicalize(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = r.unwrap();
+    r.prefetch(&["com.served"], &[], WAIT).unwrap();
+    let want = [
+        ("com.hash", "http://e.example/order.json".to_owned()),
+        ("com.rel", format!("file://{}/rel.json", canon.display())),
+        ("com.served", format!("{}served.json", s.base)),
+    ];
+    for (ty, uri) in &want {
+        assert_eq!(r.schema_uri(ty).as_deref(), Some(uri.as_str()), "{ty}");
+    }
+    let ev = |ty: &'static str, data: &'static str, ds: Option<&'static str>| {
+        let mut b = Event::builder().id("1").source("/s").ty(ty).data_json(data);
+        if let Some(u) = ds {
+            b = b.dataschema(u);
+        }
+        b.build().unwrap()
+    };
+    // Named by `dataschema`, the absolute `$id` picks the schema.
+    let got = r.check(&ev(
+        "com.other",
+        r#"{"x":1}"#,
+        Some("http://e.example/order.json"),
+    ));
+    assert!(
+        matches!(&got, Err(SchemaError::Violation(v)) if v.instance_path == "/x"),
+        "{got:?}"
+    );
+    let got = r.check(&ev("com.ref", r#"{"o":{"x":1}}"#, None));
+    assert!(
+        matches!(&got, Err(SchemaError::Violation(v)) if v.instance_path == "/o/x"),
+        "{got:?}"
+    );
+    let emitter = Emitter::builder("/s")
+        .sink(NullSink::new())
+        .schemas(r)
+        .dataschema(true)
+        .build()
+        .unwrap();
+    for (ty, _) in want {
+        let sent = emitter.emit(EventBuilder::new().ty(ty).data_json(r#"{"x":"a"}"#));
+        assert!(sent.is_ok(), "{ty}: {sent:?}");
+    }
+}
+
+/// The scheme and host of a URI are case-insensitive (RFC 3986 §3.1,
+/// §3.2.2, §6.2.2.1): a `dataschema` under the registry's URL written
+/// with another case (`HTTP://`, `LocalHost`) is the registry's, so one
+/// that answers 404 is an error, not a pass checked against the type's
+/// schema; and the relative `$ref`s of a schema served by a registry
+/// configured as `http://LocalHost:…/` (which `jsonschema` resolves to
+/// `http://localhost:…/…`) are fetched from it. Before, both were "not
+/// under the registry's URL": the declared schema was ignored, and the
+/// served schema failed "no schema source has it".
+#[test]
+fn the_scheme_and_host_of_a_registry_url_match_in_any_case() {
+    let s = Server::start();
+    let port = s.base.rsplit(':').next().unwrap().trim_end_matches('/');
+    s.route(&format!("/{TY}.json"), Answer::Json(ORDER.into()));
+    s.route(
+        "/com.rel.json",
+        Answer::Json(r#"{"type":"object","properties":{"sku":{"$ref":"defs/sku.json"}}}"#.into()),
+    );
+    s.route(
+        "/defs/sku.json",
+        Answer::Json(r#"{"type":"string","pattern":"^SKU-"}"#.into()),
+    );
+    let r = registry(&s, HttpRegistry::new(format!("http://LocalHost:{port}/")));
+    for declared in [
+        format!("HTTP://localhost:{port}/nope.json"),
+        format!("http://LOCALHOST:{port}/nope.json"),
+    ] {
+        let reason = unavailable(r.check_within(&event(r#"{"order":"o"}"#, Some(&declared)), WAIT));
+        assert!(reason.contains("404"), "{declared}: {reason}");
+    }
+    let declared = format!("Http://localHost:{port}/{TY}.json");
+    let got = r.check_within(&event("{}", Some(&declared)), WAIT);
+    assert!(
+        matches!(&got, Err(SchemaError::Violation(v)) if v.keyword == "required"),
+        "{got:?}"
+    );
+    let got = r.check_within(&of_type("com.rel", r#"{"sku":"X"}"#), WAIT);
+    assert!(
+        matches!(&got, Err(SchemaError::Violation(v)) if v.instance_path == "/sku"),
+        "{got:?}"
+    );
+}

@@ -277,17 +277,35 @@ impl Fetcher {
         self.config.retry_after
     }
 
-    /// Whether `uri` is this registry's to fetch: under its URL, with no
-    /// `..` segment (written as is or percent-encoded, `/` or `\\` between
-    /// segments, as servers read them) that would climb out of it on the
-    /// server. It comes from the event's sender, as a type does.
-    pub(super) fn serves(&self, uri: &str) -> bool {
-        let Some(rest) = uri.strip_prefix(&self.config.base) else {
-            return false;
-        };
+    /// `uri` spelled with this registry's URL, when it is this registry's to
+    /// fetch: under its URL, with no `..` segment (written as is or
+    /// percent-encoded, `/` or `\\` between segments, as servers read them)
+    /// that would climb out of it on the server. It comes from the event's
+    /// sender, as a type does. Its scheme and authority match in any case
+    /// (RFC 3986 §6.2.2.1: `HTTP://Host/` is `http://host/`, as a sender may
+    /// write it and as `jsonschema` writes the `$ref`s it resolves); before,
+    /// such a URI was not the registry's (a declared schema was ignored, a
+    /// served schema's relative `$ref`s had no source).
+    pub(super) fn serves(&self, uri: &str) -> Option<String> {
+        let base = &self.config.base;
+        // The base is an http(s) URL ending with `/`: its scheme and
+        // authority end at the first `/` after `://`.
+        let head = base.find("://").map_or(0, |i| i + 3);
+        let authority_end = base[head..].find('/').map_or(base.len(), |i| head + i);
+        let (base_authority, base_path) = base.split_at(authority_end);
+        if !uri
+            .get(..authority_end)
+            .is_some_and(|a| a.eq_ignore_ascii_case(base_authority))
+        {
+            return None;
+        }
+        let rest = uri.get(authority_end..)?.strip_prefix(base_path)?;
         let path = rest.split(['?', '#']).next().unwrap_or(rest);
         let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-        !path.split(['/', '\\']).any(|segment| segment == "..")
+        if path.split(['/', '\\']).any(|segment| segment == "..") {
+            return None;
+        }
+        Some(format!("{base}{rest}"))
     }
 
     /// Whether the schema of type `ty` may be asked of this registry: not
@@ -414,14 +432,24 @@ mod tests {
             f.url(super::super::Side::Type, "a.b"),
             "http://h:1/s/a.b.json"
         );
-        assert!(f.serves("http://h:1/s/x.json") && !f.serves("http://other/x.json"));
-        assert!(f.serves("http://h:1/s/a/b..c.json") && f.serves("http://h:1/s/x.json?v=..%2F"));
+        assert!(
+            f.serves("http://h:1/s/x.json").is_some() && f.serves("http://other/x.json").is_none()
+        );
+        assert!(
+            f.serves("http://h:1/s/a/b..c.json").is_some()
+                && f.serves("http://h:1/s/x.json?v=..%2F").is_some()
+        );
+        assert_eq!(
+            f.serves("HTTP://H:1/s/x.json").as_deref(),
+            Some("http://h:1/s/x.json")
+        );
+        assert!(f.serves("http://h:1/S/x.json").is_none() && f.serves("http://h:10/s/x").is_none());
         for out in [
             "http://h:1/s/../x",
             "http://h:1/s/a/%2E%2e/../x",
             "http://h:1/s/..%5Cx",
         ] {
-            assert!(!f.serves(out), "{out}");
+            assert!(f.serves(out).is_none(), "{out}");
         }
         // A type is one path segment, whoever sent it.
         for (ty, url) in [

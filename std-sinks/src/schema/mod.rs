@@ -525,8 +525,8 @@ impl SchemaRegistryBuilder {
                     source: format!("built-in schema of {ty}"),
                     reason: e.to_string(),
                 })?;
-                if let Some(id) = id_of(&v) {
-                    known.insert(id.to_owned(), v.clone());
+                if id_of(&v).is_some() {
+                    known.insert(uri_of(&v, ""), v.clone());
                 }
                 builtins.push((ty.to_owned(), v));
             }
@@ -537,10 +537,11 @@ impl SchemaRegistryBuilder {
         let mut local = HashMap::new();
         for dir in &self.dirs {
             for (path, ty, v) in read_dir(dir)? {
-                if let Some(id) = id_of(&v) {
-                    known.entry(id.to_owned()).or_insert_with(|| v.clone());
-                }
                 let uri = file_uri(&path);
+                if id_of(&v).is_some() {
+                    let base = uri.as_ref().map_or("", |(_, u)| u.as_str());
+                    known.entry(uri_of(&v, base)).or_insert_with(|| v.clone());
+                }
                 if let Some((canonical, _)) = &uri {
                     local.entry(canonical.clone()).or_insert_with(|| v.clone());
                 }
@@ -587,6 +588,29 @@ impl SchemaRegistryBuilder {
 /// `$id` of a schema document.
 fn id_of(v: &Value) -> Option<&str> {
     v.get("$id").and_then(Value::as_str)
+}
+
+/// The URI a schema document read from `base` is known by: its `$id`
+/// resolved against `base` when relative, without an empty fragment
+/// (`…/order.json#`, the draft-04/07 habit), as JSON Schema reads it
+/// (2020-12 §8.2.1); else `base`. What `dataschema` names it by, and
+/// what an emitter stamps there, which must be an absolute URI without
+/// fragment (before, `rel.json` or `…/order.json#` as written: every event
+/// stamped with it was refused).
+fn uri_of(v: &Value, base: &str) -> String {
+    let Some(id) = id_of(v) else {
+        return base.to_owned();
+    };
+    let relative = referencing::UriRef::parse(id).is_ok_and(|r| !r.has_scheme());
+    let resolved = relative
+        .then(|| referencing::uri::from_str(base).ok())
+        .flatten()
+        .and_then(|b| referencing::uri::resolve_against(&b.borrow(), id).ok())
+        .map_or_else(|| id.to_owned(), |u| u.as_str().to_owned());
+    match resolved.strip_suffix('#') {
+        Some(no_fragment) => no_fragment.to_owned(),
+        None => resolved,
+    }
 }
 
 /// `(path, type, schema)` of every `*.json` file of `dir`, in name order.
@@ -687,7 +711,7 @@ fn compile(
     refs: &Arc<Refs>,
     local_files: bool,
 ) -> Result<Compiled, String> {
-    let uri: Arc<str> = Arc::from(id_of(schema).unwrap_or(base));
+    let uri: Arc<str> = Arc::from(uri_of(schema, base));
     // The draft its `$schema` names (before, every schema was read as
     // 2020-12: a draft-07 `dependencies` checked nothing, draft-07 tuple
     // `items` did not load); an unknown `$schema` is read as 2020-12.
@@ -1057,12 +1081,13 @@ impl RefsHandle {
             return serde_json::from_slice(&text).map_err(|e| format!("{s}: not JSON: {e}").into());
         }
         match &self.refs.http {
-            Some(h) if h.serves(s) => match h.get(s) {
-                Ok(Some(v)) => Ok(v),
-                Ok(None) => Err(format!("{s}: not found (404)").into()),
-                Err(e) => Err(e.into()),
+            Some(h) => match h.serves(s).map(|url| h.get(&url)) {
+                Some(Ok(Some(v))) => Ok(v),
+                Some(Ok(None)) => Err(format!("{s}: not found (404)").into()),
+                Some(Err(e)) => Err(e.into()),
+                None => Err(format!("{s}: no schema source has it").into()),
             },
-            _ => Err(format!("{s}: no schema source has it").into()),
+            None => Err(format!("{s}: no schema source has it").into()),
         }
     }
 }
@@ -1284,15 +1309,19 @@ impl SchemaRegistry {
             if let Some(c) = inner.by_uri.get(uri) {
                 return Found::Schema(c.clone());
             }
-            if let Some(r) = inner.remote.as_ref().filter(|r| r.fetcher.serves(uri)) {
+            let served = inner
+                .remote
+                .as_ref()
+                .and_then(|r| r.fetcher.serves(uri).map(|uri| (r, uri)));
+            if let Some((r, uri)) = served {
                 // The type's own schema when it is this one: what
                 // `schema_uri` gave an emitter stamping `dataschema` (after
                 // a `prefetch` of the type, its events were refused "being
                 // fetched" while the same URL was fetched again by URI).
-                if let Some(c) = r.ready(Side::Type, ty).filter(|c| &*c.uri == uri) {
+                if let Some(c) = r.ready(Side::Type, ty).filter(|c| *c.uri == *uri) {
                     return Found::Schema(c);
                 }
-                return match r.lookup(Side::Uri, uri) {
+                return match r.lookup(Side::Uri, &uri) {
                     // A declared schema that is not there is not a pass.
                     Found::NoSchema => Found::Failed(uri.to_owned(), Arc::from("not found (404)")),
                     f => f,
