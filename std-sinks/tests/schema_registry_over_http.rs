@@ -487,14 +487,7 @@ fn made_up_types_cannot_grow_the_cache_or_the_requests_past_the_cap() {
 #[test]
 fn a_served_schema_resolves_relative_refs_against_its_url_and_reads_no_local_file() {
     let s = Server::start();
-    s.route(
-        "/com.rel.json",
-        Answer::Json(r#"{"type":"object","properties":{"sku":{"$ref":"defs/sku.json"}}}"#.into()),
-    );
-    s.route(
-        "/defs/sku.json",
-        Answer::Json(r#"{"type":"string","pattern":"^SKU-"}"#.into()),
-    );
+    route_relative_ref(&s);
     let root = std::env::temp_dir().join(format!("ossa-schema-local-{}", std::process::id()));
     let dir = root.join("schemas");
     std::fs::create_dir_all(&dir).unwrap();
@@ -717,14 +710,7 @@ fn the_scheme_and_host_of_a_registry_url_match_in_any_case() {
     let s = Server::start();
     let port = s.base.rsplit(':').next().unwrap().trim_end_matches('/');
     s.route(&format!("/{TY}.json"), Answer::Json(ORDER.into()));
-    s.route(
-        "/com.rel.json",
-        Answer::Json(r#"{"type":"object","properties":{"sku":{"$ref":"defs/sku.json"}}}"#.into()),
-    );
-    s.route(
-        "/defs/sku.json",
-        Answer::Json(r#"{"type":"string","pattern":"^SKU-"}"#.into()),
-    );
+    route_relative_ref(&s);
     let r = registry(&s, HttpRegistry::new(format!("http://LocalHost:{port}/")));
     for declared in [
         format!("HTTP://localhost:{port}/nope.json"),
@@ -743,5 +729,18 @@ fn the_scheme_and_host_of_a_registry_url_match_in_any_case() {
     assert!(
         matches!(&got, Err(SchemaError::Violation(v)) if v.instance_path == "/sku"),
         "{got:?}"
+    );
+}
+
+/// `com.rel`, a served schema whose `sku` is a relative `$ref` to
+/// `defs/sku.json` (a string starting `SKU-`), served beside it.
+fn route_relative_ref(s: &Server) {
+    s.route(
+        "/com.rel.json",
+        Answer::Json(r#"{"type":"object","properties":{"sku":{"$ref":"defs/sku.json"}}}"#.into()),
+    );
+    s.route(
+        "/defs/sku.json",
+        Answer::Json(r#"{"type":"string","pattern":"^SKU-"}"#.into()),
     );
 }
