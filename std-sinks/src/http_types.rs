@@ -121,14 +121,21 @@ pub(crate) enum Coding {
 }
 
 /// The `Content-Encoding` of `headers`: `None` for a coding the receivers do
-/// not read, or for more than one header (a chain of codings).
+/// not read, or for more than one coding (a chain). The field is a list,
+/// over one line or several, whose empty elements do not count (RFC 9110,
+/// sections 5.6.1 and 8.4): `gzip,` and a `gzip` line beside an empty one
+/// are gzip, an empty value is no coding at all.
 #[cfg(any(feature = "axum", feature = "receiver"))]
 pub(crate) fn content_coding(headers: &HeaderMap) -> Option<Coding> {
-    let mut codings = headers.get_all(http::header::CONTENT_ENCODING).iter();
+    let mut codings = headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty());
     match (codings.next(), codings.next()) {
         (None, _) => Some(Coding::Identity),
         (Some(v), None) => {
-            let v = v.as_bytes().trim_ascii();
             if v.eq_ignore_ascii_case(b"identity") {
                 Some(Coding::Identity)
             } else if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") {

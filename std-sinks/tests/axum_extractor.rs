@@ -492,3 +492,46 @@ fn spec_refusals_get_the_receivers_status_from_the_extractor() {
     assert_eq!(server.seen().len(), 2, "{:?}", server.seen());
     listen.shutdown();
 }
+
+/// `Content-Encoding` is a list, and a recipient MUST ignore its empty
+/// elements (RFC 9110, sections 5.6.1 and 8.4): `gzip,`, `, gzip`, a `gzip`
+/// line and an empty one all say gzip, and an empty value (no coding at
+/// all) says identity. Both the extractor and the built-in receiver
+/// answered each `415`. A chain (`gzip, gzip` on one line or two) is still
+/// refused.
+#[cfg(feature = "receiver")]
+#[test]
+fn empty_content_encoding_list_elements_are_ignored() {
+    use ossa_events::receiver::{Receiver, ReceiverConfig};
+    let server = Server::start(2 * 1024 * 1024);
+    let listen = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
+        .unwrap()
+        .spawn(|_: &ossa_events::Event<'_>| {})
+        .unwrap();
+    let event = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":"x"}"#;
+    let head = |coding: &str| {
+        format!("POST /events HTTP/1.1\r\nContent-Type: application/cloudevents+json\r\n{coding}")
+    };
+    let gz = gzipped(event);
+    let cases: [(u16, &str, &[u8]); 7] = [
+        (202, "Content-Encoding: gzip,", &gz),
+        (202, "Content-Encoding: , GZIP ,,", &gz),
+        (202, "Content-Encoding: gzip\r\nContent-Encoding:", &gz),
+        (202, "Content-Encoding:\r\nContent-Encoding: x-gzip", &gz),
+        (202, "Content-Encoding: ", event),
+        (202, "Content-Encoding: identity,", event),
+        (
+            415,
+            "Content-Encoding: gzip,\r\nContent-Encoding: gzip",
+            &gz,
+        ),
+    ];
+    for (want, coding, body) in cases {
+        let head = head(coding);
+        let theirs = status_of_raw(listen.local_addr(), &head, body);
+        let ours = status_of_raw(server.addr, &head, body);
+        assert_eq!((ours, theirs), (want, want), "{coding:?}");
+    }
+    assert_eq!(server.seen().len(), 6, "{:?}", server.seen());
+    listen.shutdown();
+}
