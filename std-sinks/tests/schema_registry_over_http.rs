@@ -696,6 +696,81 @@ fn a_schema_id_with_an_empty_fragment_or_relative_is_known_absolute() {
     }
 }
 
+/// A draft-07 schema whose `$id` has a fragment that is not empty (a
+/// plain-name fragment: `#order` alone, or `…/v.json#v1`) is a location
+/// for an anchor, not the document's URI (draft-07 §8.2.3; JSON Schema
+/// 2020-12 §8.2.1: the base URI has no fragment): the schema is known by
+/// the URI without it, the one an emitter with `dataschema(true)` stamps
+/// (a CloudEvents `dataschema` is an absolute URI, without fragment:
+/// before, `file://…#order` or `…/v.json#v1` was stamped and every event
+/// of those types refused at emit) and the one other schemas' `$ref`s find
+/// it by (before, it found no source and the registry did not build).
+#[test]
+fn a_schema_id_with_a_plain_name_fragment_is_known_without_it() {
+    let d7 = "http://json-schema.org/draft-07/schema#";
+    let dir = std::env::temp_dir().join(format!("ossa-schema-anchors-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = [
+        (
+            "com.anchor.json",
+            format!(r##"{{"$schema":"{d7}","$id":"#order","type":"object"}}"##),
+        ),
+        (
+            "com.v1.json",
+            format!(
+                r##"{{"$schema":"{d7}","$id":"http://e.example/v.json#v1","type":"object","properties":{{"x":{{"type":"string"}}}}}}"##
+            ),
+        ),
+        (
+            "com.ref.json",
+            format!(
+                r#"{{"$schema":"{d7}","properties":{{"o":{{"$ref":"http://e.example/v.json"}}}}}}"#
+            ),
+        ),
+    ];
+    for (name, text) in &files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let r = SchemaRegistry::builder().dir(&dir).build();
+    let canon = std::fs::canonicalize(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = r.unwrap();
+    let want = [
+        (
+            "com.anchor",
+            format!("file://{}/com.anchor.json", canon.display()),
+        ),
+        ("com.v1", "http://e.example/v.json".to_owned()),
+    ];
+    for (ty, uri) in &want {
+        assert_eq!(r.schema_uri(ty).as_deref(), Some(uri.as_str()), "{ty}");
+    }
+    let got = r.check(
+        &Event::builder()
+            .id("1")
+            .source("/s")
+            .ty("com.ref")
+            .data_json(r#"{"o":{"x":1}}"#)
+            .build()
+            .unwrap(),
+    );
+    assert!(
+        matches!(&got, Err(SchemaError::Violation(v)) if v.instance_path == "/o/x"),
+        "{got:?}"
+    );
+    let emitter = Emitter::builder("/s")
+        .sink(NullSink::new())
+        .schemas(r)
+        .dataschema(true)
+        .build()
+        .unwrap();
+    for (ty, _) in want {
+        let sent = emitter.emit(EventBuilder::new().ty(ty).data_json(r#"{"x":"a"}"#));
+        assert!(sent.is_ok(), "{ty}: {sent:?}");
+    }
+}
+
 /// The scheme and host of a URI are case-insensitive (RFC 3986 §3.1,
 /// §3.2.2, §6.2.2.1): a `dataschema` under the registry's URL written
 /// with another case (`HTTP://`, `LocalHost`) is the registry's, so one

@@ -591,12 +591,14 @@ fn id_of(v: &Value) -> Option<&str> {
 }
 
 /// The URI a schema document read from `base` is known by: its `$id`
-/// resolved against `base` when relative, without an empty fragment
-/// (`…/order.json#`, the draft-04/07 habit), as JSON Schema reads it
-/// (2020-12 §8.2.1); else `base`. What `dataschema` names it by, and
-/// what an emitter stamps there, which must be an absolute URI without
-/// fragment (before, `rel.json` or `…/order.json#` as written: every event
-/// stamped with it was refused).
+/// resolved against `base` when relative, without its fragment (an empty
+/// one, `…/order.json#`, the draft-04/07 habit, or a draft-06/07
+/// plain-name one, `#order` or `…/order.json#v1`, which names an anchor,
+/// not the document), as JSON Schema reads it (2020-12 §8.2.1); else
+/// `base`. What `dataschema` names it by, and what an emitter stamps
+/// there, which must be an absolute URI without fragment (before,
+/// `rel.json` or `…/order.json#` as written: every event stamped with it
+/// was refused; then `…#order` still was).
 fn uri_of(v: &Value, base: &str) -> String {
     let Some(id) = id_of(v) else {
         return base.to_owned();
@@ -607,8 +609,8 @@ fn uri_of(v: &Value, base: &str) -> String {
         .flatten()
         .and_then(|b| referencing::uri::resolve_against(&b.borrow(), id).ok())
         .map_or_else(|| id.to_owned(), |u| u.as_str().to_owned());
-    match resolved.strip_suffix('#') {
-        Some(no_fragment) => no_fragment.to_owned(),
+    match resolved.split_once('#') {
+        Some((no_fragment, _)) => no_fragment.to_owned(),
         None => resolved,
     }
 }
