@@ -1404,8 +1404,15 @@ impl HttpSink {
         // sends a reader's body chunked.)
         let mut unsent: &[u8] = if expect { wire } else { &[] };
         CONNECT_FAILED.set(false);
+        // `Connection: close` with it: a final answer that comes before `100
+        // Continue` (a 417, a 413, a 2xx to the head) is read by ureq 3.5
+        // only once more bytes or the connection's end follow it, and a
+        // server that keeps the connection open sends neither, so the
+        // request waited out its time limit; a server closes after its
+        // answer to such a request (RFC 9112, section 9.6).
         let result = if expect {
             req.header("expect", "100-continue")
+                .header("connection", "close")
                 .header("content-length", wire.len())
                 .send(ureq::SendBody::from_reader(&mut unsent))
         } else {
