@@ -68,7 +68,9 @@ pub struct Metrics {
     pub spooled: u64,
     /// Spool writes or reads that failed (disk full, I/O error, read-only):
     /// an event whose write failed went to the in-memory queue instead; a
-    /// segment that could not be read waits for the next open.
+    /// segment that could not be read waits on disk until it reads again
+    /// (tried again in the run: 1 s later, then twice as long each time up
+    /// to a minute; what is still unread at shutdown counts in `spooled`).
     pub spool_errors: u64,
     /// Corrupt spool records skipped (found at start or while reading).
     pub spool_corrupt: u64,
