@@ -376,6 +376,13 @@ fn confluent_subject_versions_api() {
         "/subjects/com.avro/versions/latest",
         Answer::Json(r#"{"schemaType":"AVRO","schema":"{}"}"#.into()),
     );
+    // The API leaves `schemaType` out for AVRO, its default: an Avro
+    // record schema was compiled as a JSON Schema and failed as "not a
+    // valid JSON Schema", which named the wrong cause.
+    s.route(
+        "/subjects/com.avro2/versions/latest",
+        Answer::Json(r#"{"subject":"com.avro2","version":1,"id":5,"schema":"{\"type\":\"record\",\"name\":\"R\",\"fields\":[]}"}"#.into()),
+    );
     let r = registry(&s, HttpRegistry::confluent(s.base.trim_end_matches('/')));
     assert!(matches!(
         r.check_within(&event(r#"{"order":"o"}"#, None), WAIT),
@@ -393,6 +400,14 @@ fn confluent_subject_versions_api() {
         .build()
         .unwrap();
     assert!(unavailable(r.check_within(&avro, WAIT)).contains("AVRO"));
+    let avro2 = Event::builder()
+        .id("2")
+        .source("/s")
+        .ty("com.avro2")
+        .data_json("{}")
+        .build()
+        .unwrap();
+    assert!(unavailable(r.check_within(&avro2, WAIT)).contains("no schemaType, which is AVRO"));
     // A pinned version that is not there is an error, not "no schema".
     s.route(
         &format!("/subjects/{TY}/versions/9"),
@@ -408,7 +423,7 @@ fn confluent_subject_versions_api() {
     // A pinned version is another URL.
     s.route(
         &format!("/subjects/{TY}/versions/2"),
-        Answer::Json(serde_json::json!({ "schema": SKU }).to_string()),
+        Answer::Json(serde_json::json!({ "schemaType": "JSON", "schema": SKU }).to_string()),
     );
     let pinned = registry(
         &s,

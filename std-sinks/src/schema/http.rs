@@ -395,13 +395,17 @@ impl Fetcher {
 
 /// The schema inside a Confluent answer (`{"subject", "version", "id",
 /// "schemaType", "schema": "<text>"}`); an answer without the envelope is
-/// taken as the schema itself.
+/// taken as the schema itself. The API leaves `schemaType` out for an
+/// AVRO schema (its default): an envelope without it is not JSON Schema
+/// (before, an Avro schema was compiled as one and failed as "not a valid
+/// JSON Schema", which named the wrong cause).
 fn unwrap_confluent(v: Value) -> Result<Value, String> {
     let Some(text) = v.get("schema").and_then(Value::as_str) else {
         return Ok(v);
     };
     match v.get("schemaType").and_then(Value::as_str) {
-        None | Some("JSON") => {}
+        Some("JSON") => {}
+        None => return Err("no schemaType, which is AVRO in the Confluent API, not JSON".into()),
         Some(other) => return Err(format!("schemaType is {other}, not JSON")),
     }
     serde_json::from_str(text)
@@ -470,12 +474,14 @@ mod tests {
 
     #[test]
     fn confluent_envelope() {
-        let v =
-            serde_json::json!({"subject":"t","version":1,"id":3,"schema":"{\"type\":\"object\"}"});
+        let v = serde_json::json!({"subject":"t","version":1,"id":3,"schemaType":"JSON","schema":"{\"type\":\"object\"}"});
         assert_eq!(
             unwrap_confluent(v).unwrap(),
             serde_json::json!({"type":"object"})
         );
+        // No `schemaType` is AVRO, the API's default.
+        let avro = serde_json::json!({"subject":"t","version":1,"id":3,"schema":"\"string\""});
+        assert!(unwrap_confluent(avro).unwrap_err().contains("AVRO"));
         let avro = serde_json::json!({"schemaType":"AVRO","schema":"{}"});
         assert!(unwrap_confluent(avro).unwrap_err().contains("AVRO"));
     }
