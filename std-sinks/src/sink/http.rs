@@ -1296,8 +1296,9 @@ impl HttpSink {
                 // No answer in time on a connection made, and the body
                 // never sent: the client took something for a final answer
                 // before `100 Continue` and waited for the rest (ureq-proto
-                // 0.7 reads a `100 Continue` with header lines, which RFC
-                // 9110 section 15.2 allows, as one), while the collector
+                // 0.7 reads a 1xx with header lines, which RFC 9110 section
+                // 15.2 allows, as one; `Informational` hands it none now,
+                // this stays for what else may do so), while the collector
                 // waited for the body. Every request with `Expect` would
                 // meet the same: later ones go without it (the worker
                 // retries this one), and it is said once.
@@ -1527,7 +1528,218 @@ impl ureq::unversioned::transport::Connector for Connect {
     ) -> Result<Option<Self::Out>, ureq::Error> {
         let made = self.0.connect(details, chained);
         CONNECT_FAILED.set(!matches!(made, Ok(Some(_))));
-        made
+        let made = made?;
+        Ok(made.map(|inner| {
+            let c = details.config;
+            Box::new(Informational {
+                inner,
+                buffers: ureq::unversioned::transport::LazyBuffers::new(
+                    c.input_buffer_size(),
+                    c.output_buffer_size(),
+                ),
+                at_start: false,
+                held: Vec::new(),
+                ready: std::collections::VecDeque::new(),
+            }) as Self::Out
+        }))
+    }
+}
+
+/// Most bytes of a possible informational answer's head held back while
+/// it arrives: past this, they go to ureq as they are.
+const INFORMATIONAL_HEAD_LIMIT: usize = 64 * 1024;
+
+/// A connection that hands ureq each informational (1xx) answer without
+/// its header fields: `100 Continue` as its bare status line, any other
+/// 1xx (`102 Processing`, `103 Early Hints`) not at all.
+///
+/// RFC 9110, section 15.2: a client must parse one or more 1xx answers
+/// before the final one, even when it expected none, and a 1xx may carry
+/// header fields. ureq-proto 0.7 fails a request whose `100 Continue` has
+/// a header line ("received headers with 100-continue response": events
+/// the collector accepted with the 200 after it failed, every attempt),
+/// and, while a request waits for `100 Continue`, takes a 1xx with a header
+/// line (a `103 Early Hints` and its `Link`) for the final answer: the body
+/// never went, and the request waited out its time limit.
+///
+/// Only the start of an answer (after the sink wrote to the connection) is
+/// looked at; the rest goes through unchanged.
+struct Informational {
+    inner: Box<dyn ureq::unversioned::transport::Transport>,
+    /// What ureq reads and writes.
+    buffers: ureq::unversioned::transport::LazyBuffers,
+    /// The next bytes read start an answer.
+    at_start: bool,
+    /// Bytes of an answer's head not yet judged (maybe a 1xx).
+    held: Vec<u8>,
+    /// Bytes for ureq that did not fit its input buffer yet.
+    ready: std::collections::VecDeque<u8>,
+}
+
+impl fmt::Debug for Informational {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Informational")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The length of the head at the start of `bytes` (through its empty
+/// line, CRLF or bare LF), once it is all there.
+fn head_len(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(nl) = bytes.get(at..)?.iter().position(|&b| b == b'\n') {
+        let line_end = at + nl + 1;
+        match bytes.get(line_end..) {
+            Some([b'\n', ..]) => return Some(line_end + 1),
+            Some([b'\r', b'\n', ..]) => return Some(line_end + 2),
+            _ => at = line_end,
+        }
+    }
+    None
+}
+
+impl Informational {
+    /// Judges the held bytes while they start an answer: each complete
+    /// 1xx head is dropped (`100` kept as its status line alone); a final
+    /// answer's status line, or too many bytes, ends the judging.
+    fn judge(&mut self, ended: bool) {
+        while self.at_start && !self.held.is_empty() {
+            let line_end = self.held.iter().position(|&b| b == b'\n');
+            let code = |l: &[u8]| -> Option<u16> {
+                let digits = l.get(9..12)?;
+                (l.starts_with(b"HTTP/1.") && l.get(8) == Some(&b' '))
+                    .then(|| std::str::from_utf8(digits).ok()?.parse().ok())
+                    .flatten()
+            };
+            let informational = match line_end {
+                Some(end) => code(self.held.get(..end).unwrap_or(&[]))
+                    .is_some_and(|c| (100..200).contains(&c) && c != 101),
+                // The status line so far could still start a 1xx.
+                None => {
+                    let so_far = &self.held[..];
+                    let maybe = b"HTTP/1.x 1"
+                        .iter()
+                        .zip(so_far)
+                        .all(|(w, g)| w == g || *w == b'x');
+                    maybe && !ended && self.held.len() < INFORMATIONAL_HEAD_LIMIT
+                }
+            };
+            if !informational {
+                self.at_start = false;
+                break;
+            }
+            let Some(len) = head_len(&self.held) else {
+                if ended || self.held.len() >= INFORMATIONAL_HEAD_LIMIT {
+                    self.at_start = false;
+                }
+                break;
+            };
+            let line = self.held.get(..line_end.unwrap_or(0)).unwrap_or(&[]);
+            if code(line) == Some(100) {
+                self.ready.extend(line.get(..12).unwrap_or(&[]));
+                self.ready.extend(b" Continue\r\n\r\n");
+            }
+            self.held.drain(..len);
+        }
+        if !self.at_start {
+            self.ready.extend(self.held.drain(..));
+        }
+    }
+
+    /// Moves ready bytes into ureq's input buffer: how many.
+    fn hand_over(&mut self) -> usize {
+        use ureq::unversioned::transport::Buffers;
+        let free = self.buffers.input_append_buf();
+        let n = free.len().min(self.ready.len());
+        for (slot, b) in free.iter_mut().zip(self.ready.drain(..n)) {
+            *slot = b;
+        }
+        self.buffers.input_appended(n);
+        n
+    }
+}
+
+impl ureq::unversioned::transport::Transport for Informational {
+    fn buffers(&mut self) -> &mut dyn ureq::unversioned::transport::Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(
+        &mut self,
+        amount: usize,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<(), ureq::Error> {
+        use ureq::unversioned::transport::Buffers;
+        // What comes back after this (a request's head or body) starts an answer.
+        self.at_start = true;
+        let mut from = 0;
+        while from < amount {
+            let out = self.buffers.output();
+            let part = out.get(from..amount).unwrap_or(&[]);
+            let dst = self.inner.buffers().output();
+            let n = dst.len().min(part.len());
+            if n == 0 {
+                // No room below (never so with ureq's own transports): an
+                // error, not a loop that makes no progress.
+                return Err(ureq::Error::Io(std::io::ErrorKind::WriteZero.into()));
+            }
+            dst[..n].copy_from_slice(&part[..n]);
+            self.inner.transmit_output(n, timeout)?;
+            from += n;
+        }
+        Ok(())
+    }
+
+    fn await_input(
+        &mut self,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<bool, ureq::Error> {
+        use ureq::unversioned::transport::time::Duration as Limit;
+        let started = std::time::Instant::now();
+        loop {
+            if !self.ready.is_empty() {
+                return Ok(self.hand_over() > 0);
+            }
+            // What the inner connection read already, else what it reads now
+            // (within what is left of `timeout`).
+            let mut ended = false;
+            if self.inner.buffers().input().is_empty() {
+                let mut left = timeout;
+                if let Limit::Exact(d) = timeout.after {
+                    let rest = d.saturating_sub(started.elapsed());
+                    if rest.is_zero() {
+                        return Err(ureq::Error::Timeout(timeout.reason));
+                    }
+                    left.after = Limit::Exact(rest);
+                }
+                ended = !self.inner.await_input(left)?;
+            }
+            let input = self.inner.buffers().input();
+            let n = input.len();
+            if self.at_start {
+                self.held.extend_from_slice(input);
+            } else {
+                self.ready.extend(input);
+            }
+            self.inner.buffers().input_consume(n);
+            self.judge(ended);
+            if ended {
+                self.ready.extend(self.held.drain(..));
+                return Ok(self.hand_over() > 0);
+            }
+        }
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.ready.is_empty()
+            && self.held.is_empty()
+            && self.inner.buffers().input().is_empty()
+            && self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
     }
 }
 
@@ -1800,6 +2012,14 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!((s.encoding(), s.max_batch()), (Encoding::Json, 7));
+    }
+
+    #[test]
+    fn head_len_finds_the_empty_line() {
+        assert_eq!(head_len(b"HTTP/1.1 100 Continue\r\n\r\nrest"), Some(25));
+        assert_eq!(head_len(b"HTTP/1.1 103 X\nLink: a\n\nrest"), Some(24));
+        assert_eq!(head_len(b"HTTP/1.1 103 X\r\nLink: a\r\n"), None);
+        assert_eq!(head_len(b""), None);
     }
 
     #[test]
