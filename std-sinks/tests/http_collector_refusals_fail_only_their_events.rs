@@ -372,24 +372,42 @@ fn collectors_that_refuse_or_ignore_expect_get_large_bodies() {
     for ignore in [false, true] {
         let took = Arc::new(AtomicUsize::new(0));
         let addr = expect_refusing_or_ignoring(ignore, took.clone());
-        let log: Log = Arc::default();
-        let sink = HttpSink::builder(format!("http://{addr}/e"))
-            .mode(HttpMode::Batched)
-            .timeout(Duration::from_millis(500))
-            .build()
-            .unwrap();
-        let em = emitter(sink, 10, &log).build().unwrap();
-        forty_kb_events(&em, 10);
-        em.flush().unwrap();
-        let m = em.metrics();
-        assert_eq!(
-            (m.delivered, m.failed, m.retried),
-            (10, 0, 0),
-            "ignore {ignore}: {m:?} {:?}",
-            log.lock().unwrap().first()
+        ten_large_events_go_at_once(
+            addr,
+            Duration::from_millis(500),
+            &took,
+            &format!("ignore {ignore}"),
         );
-        assert_eq!(took.load(Ordering::SeqCst), 10);
     }
+}
+
+/// Ten 40 KB events in one batch to the collector at `addr` (requests
+/// limited to `timeout`): all delivered at the first try, none failed or
+/// retried (a request that waited out its limit is a retry), and the
+/// collector took all ten (`took`).
+fn ten_large_events_go_at_once(
+    addr: std::net::SocketAddr,
+    timeout: Duration,
+    took: &AtomicUsize,
+    what: &str,
+) {
+    let log: Log = Arc::default();
+    let sink = HttpSink::builder(format!("http://{addr}/e"))
+        .mode(HttpMode::Batched)
+        .timeout(timeout)
+        .build()
+        .unwrap();
+    let em = emitter(sink, 10, &log).build().unwrap();
+    forty_kb_events(&em, 10);
+    em.flush().unwrap();
+    let m = em.metrics();
+    assert_eq!(
+        (m.delivered, m.failed, m.retried),
+        (10, 0, 0),
+        "{what}: {m:?} {:?}",
+        log.lock().unwrap().first()
+    );
+    assert_eq!(took.load(Ordering::SeqCst), 10, "{what}");
 }
 
 /// A collector that keeps its connections open, as HTTP/1.1 servers do,
@@ -435,24 +453,7 @@ fn an_answer_before_100_continue_on_a_kept_alive_connection_is_read_at_once() {
     for refusal in ["417 Expectation Failed", "413 Content Too Large"] {
         let took = Arc::new(AtomicUsize::new(0));
         let addr = refusing_expect_kept_alive(refusal, took.clone());
-        let log: Log = Arc::default();
-        let sink = HttpSink::builder(format!("http://{addr}/e"))
-            .mode(HttpMode::Batched)
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
-        let em = emitter(sink, 10, &log).build().unwrap();
-        forty_kb_events(&em, 10);
-        em.flush().unwrap();
-        let m = em.metrics();
-        assert_eq!(
-            (m.delivered, m.failed, m.retried),
-            (10, 0, 0),
-            "{refusal}: {m:?} {:?}",
-            log.lock().unwrap().first()
-        );
-        // Not one request waited out its time limit (that would be a retry).
-        assert_eq!(took.load(Ordering::SeqCst), 10, "{refusal}");
+        ten_large_events_go_at_once(addr, Duration::from_secs(2), &took, refusal);
     }
 }
 

@@ -694,21 +694,7 @@ fn a_schema_id_with_an_empty_fragment_or_relative_is_known_absolute() {
         matches!(&got, Err(SchemaError::Violation(v)) if v.instance_path == "/x"),
         "{got:?}"
     );
-    let got = r.check(&ev("com.ref", r#"{"o":{"x":1}}"#, None));
-    assert!(
-        matches!(&got, Err(SchemaError::Violation(v)) if v.instance_path == "/o/x"),
-        "{got:?}"
-    );
-    let emitter = Emitter::builder("/s")
-        .sink(NullSink::new())
-        .schemas(r)
-        .dataschema(true)
-        .build()
-        .unwrap();
-    for (ty, _) in want {
-        let sent = emitter.emit(EventBuilder::new().ty(ty).data_json(r#"{"x":"a"}"#));
-        assert!(sent.is_ok(), "{ty}: {sent:?}");
-    }
+    ref_checked_and_stamped(r, &want);
 }
 
 /// A draft-07 schema whose `$id` has a fragment that is not empty (a
@@ -761,29 +747,7 @@ fn a_schema_id_with_a_plain_name_fragment_is_known_without_it() {
     for (ty, uri) in &want {
         assert_eq!(r.schema_uri(ty).as_deref(), Some(uri.as_str()), "{ty}");
     }
-    let got = r.check(
-        &Event::builder()
-            .id("1")
-            .source("/s")
-            .ty("com.ref")
-            .data_json(r#"{"o":{"x":1}}"#)
-            .build()
-            .unwrap(),
-    );
-    assert!(
-        matches!(&got, Err(SchemaError::Violation(v)) if v.instance_path == "/o/x"),
-        "{got:?}"
-    );
-    let emitter = Emitter::builder("/s")
-        .sink(NullSink::new())
-        .schemas(r)
-        .dataschema(true)
-        .build()
-        .unwrap();
-    for (ty, _) in want {
-        let sent = emitter.emit(EventBuilder::new().ty(ty).data_json(r#"{"x":"a"}"#));
-        assert!(sent.is_ok(), "{ty}: {sent:?}");
-    }
+    ref_checked_and_stamped(r, &want);
 }
 
 /// The scheme and host of a URI are case-insensitive (RFC 3986 §3.1,
@@ -833,4 +797,34 @@ fn route_relative_ref(s: &Server) {
         "/defs/sku.json",
         Answer::Json(r#"{"type":"string","pattern":"^SKU-"}"#.into()),
     );
+}
+
+/// `com.ref`'s `$ref` to a schema known by its absolute `$id` finds it
+/// (`{"o":{"x":1}}` breaks it at `/o/x`), and an emitter stamping
+/// `dataschema` takes an event of each type in `want` (the URI it stamps
+/// is an absolute URI without fragment, as CloudEvents requires).
+fn ref_checked_and_stamped(r: SchemaRegistry, want: &[(&str, String)]) {
+    let got = r.check(
+        &Event::builder()
+            .id("1")
+            .source("/s")
+            .ty("com.ref")
+            .data_json(r#"{"o":{"x":1}}"#)
+            .build()
+            .unwrap(),
+    );
+    assert!(
+        matches!(&got, Err(SchemaError::Violation(v)) if v.instance_path == "/o/x"),
+        "{got:?}"
+    );
+    let emitter = Emitter::builder("/s")
+        .sink(NullSink::new())
+        .schemas(r)
+        .dataschema(true)
+        .build()
+        .unwrap();
+    for (ty, _) in want {
+        let sent = emitter.emit(EventBuilder::new().ty(ty).data_json(r#"{"x":"a"}"#));
+        assert!(sent.is_ok(), "{ty}: {sent:?}");
+    }
 }
