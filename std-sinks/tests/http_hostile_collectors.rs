@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ossa_events::sink::{Encoded, Encoding, HttpMode, HttpSink, Sink};
-use ossa_events::{Emitter, Event, Reason, RetryPolicy, Undelivered};
+use ossa_events::{Emitter, Event, Reason, RetryPolicy};
+
+use common::{Reports, fast_retry, read_head_lines, recorder};
 
 /// A request head: headers lower-cased.
 #[derive(Debug, Clone, Default)]
@@ -33,24 +35,7 @@ impl Head {
 }
 
 fn read_head(r: &mut impl BufRead) -> Option<Head> {
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut head = Head::default();
-    loop {
-        line.clear();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            return Some(head);
-        }
-        let (n, v) = l.split_once(':')?;
-        head.headers
-            .push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
-    }
+    read_head_lines(r).map(|headers| Head { headers })
 }
 
 fn read_body(r: &mut impl Read, head: &Head) -> Vec<u8> {
@@ -116,25 +101,6 @@ fn event(id: &str) -> Event<'_> {
         .ty("dev.example.tick")
         .build()
         .unwrap()
-}
-
-type Reports = Arc<Mutex<Vec<(Reason, String, String)>>>;
-
-fn recorder(reports: &Reports) -> impl Fn(&Undelivered<'_>) + Send + Sync + 'static + use<> {
-    let reports = Arc::clone(reports);
-    move |u| {
-        reports
-            .lock()
-            .unwrap()
-            .push((u.reason, u.id.to_owned(), u.error.to_string()));
-    }
-}
-
-fn fast_retry(n: u32) -> RetryPolicy {
-    RetryPolicy::default()
-        .max_attempts(n)
-        .base(Duration::from_millis(1))
-        .cap(Duration::from_millis(5))
 }
 
 /// An emitter with an `OtlpSink` to `addr` (`retries` tries, undelivered

@@ -9,14 +9,18 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use ossa_events::sink::{HttpMode, HttpSink};
 use ossa_events::{Emitter, Event, Metrics, RetryPolicy, Undelivered};
+
+use common::read_head_lines;
 
 /// How one answer goes on the wire.
 #[derive(Clone)]
@@ -48,26 +52,6 @@ fn pieces(answer: &[u8], cut: &Cut) -> Vec<Vec<u8>> {
     }
 }
 
-fn read_head(r: &mut impl BufRead) -> Option<Vec<(String, String)>> {
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            return Some(headers);
-        }
-        let (n, v) = l.split_once(':')?;
-        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
-    }
-}
-
 /// A keep-alive collector: reads each request whole (`100 Continue` first,
 /// with a header line, when asked), then writes `script`'s pieces with a
 /// pause between them.
@@ -87,7 +71,7 @@ fn collector(script: impl Fn(usize) -> (Vec<Vec<u8>>, bool) + Send + Sync + 'sta
             let (script, n, accepted) = (script.clone(), n.clone(), accepted2.clone());
             std::thread::spawn(move || {
                 let mut r = BufReader::new(s.try_clone().unwrap());
-                while let Some(headers) = read_head(&mut r) {
+                while let Some(headers) = read_head_lines(&mut r) {
                     let get = |name: &str| {
                         headers
                             .iter()
@@ -481,7 +465,7 @@ fn a_1xx_cut_across_the_wait_for_100_continue() {
             let acc = acc2.clone();
             std::thread::spawn(move || {
                 let mut r = BufReader::new(s.try_clone().unwrap());
-                while let Some(headers) = read_head(&mut r) {
+                while let Some(headers) = read_head_lines(&mut r) {
                     let len: usize = headers
                         .iter()
                         .find(|(k, _)| k == "content-length")

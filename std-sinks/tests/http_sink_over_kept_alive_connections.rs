@@ -9,14 +9,18 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
 use ossa_events::sink::{HttpMode, HttpSink};
-use ossa_events::{Emitter, Event, Metrics, Reason, RetryPolicy, Undelivered};
+use ossa_events::{Emitter, Event, Metrics, Reason};
+
+use common::{Reports, fast_retry, read_head_lines, recorder};
 
 /// One request as the collector read it.
 #[derive(Debug, Clone, Default)]
@@ -147,26 +151,6 @@ impl Collector {
     }
 }
 
-fn read_head(r: &mut impl BufRead) -> Option<Vec<(String, String)>> {
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            return Some(headers);
-        }
-        let (n, v) = l.split_once(':')?;
-        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
-    }
-}
-
 /// What a collector decides on a request's head alone.
 type HeadFn = dyn Fn(&Req) -> Option<Reply> + Send + Sync;
 /// How a collector answers a request, its body read.
@@ -199,7 +183,7 @@ fn keep_alive_with(
             let (script, head, log, n) = (script.clone(), head.clone(), log2.clone(), n.clone());
             std::thread::spawn(move || {
                 let mut r = BufReader::new(s.try_clone().unwrap());
-                while let Some(headers) = read_head(&mut r) {
+                while let Some(headers) = read_head_lines(&mut r) {
                     let mut req = Req {
                         headers,
                         body: Vec::new(),
@@ -256,25 +240,6 @@ fn keep_alive_with(
         }
     });
     Collector { addr, log, conns }
-}
-
-type Reports = Arc<Mutex<Vec<(Reason, String, String)>>>;
-
-fn recorder(reports: &Reports) -> impl Fn(&Undelivered<'_>) + Send + Sync + 'static + use<> {
-    let reports = Arc::clone(reports);
-    move |u| {
-        reports
-            .lock()
-            .unwrap()
-            .push((u.reason, u.id.to_owned(), u.error.to_string()));
-    }
-}
-
-fn fast_retry(n: u32) -> RetryPolicy {
-    RetryPolicy::default()
-        .max_attempts(n)
-        .base(Duration::from_millis(1))
-        .cap(Duration::from_millis(5))
 }
 
 /// The configurations every path is driven through.

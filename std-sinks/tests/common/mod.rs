@@ -81,6 +81,53 @@ pub(crate) fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<
         .map(|(_, v)| v.as_str())
 }
 
+/// Reads a request's head and gives its header lines, names lower-cased and
+/// values trimmed (the request line is skipped); `None` at the end of the
+/// connection, or for a header line without a colon.
+pub(crate) fn read_head_lines(r: &mut impl BufRead) -> Option<Vec<(String, String)>> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            return Some(headers);
+        }
+        let (n, v) = l.split_once(':')?;
+        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+}
+
+/// What an emitter's `on_undelivered` callback was told: reason, id, error.
+pub(crate) type Reports = Arc<std::sync::Mutex<Vec<(ossa_events::Reason, String, String)>>>;
+
+/// An `on_undelivered` callback that records each report into `reports`.
+pub(crate) fn recorder(
+    reports: &Reports,
+) -> impl Fn(&ossa_events::Undelivered<'_>) + Send + Sync + 'static + use<> {
+    let reports = Arc::clone(reports);
+    move |u| {
+        reports
+            .lock()
+            .unwrap()
+            .push((u.reason, u.id.to_owned(), u.error.to_string()));
+    }
+}
+
+/// A retry policy of `n` attempts with millisecond backoff.
+pub(crate) fn fast_retry(n: u32) -> ossa_events::RetryPolicy {
+    ossa_events::RetryPolicy::default()
+        .max_attempts(n)
+        .base(Duration::from_millis(1))
+        .cap(Duration::from_millis(5))
+}
+
 /// Reads one HTTP/1.1 request with a `Content-Length` body. `Ok(None)` when
 /// the client closed (or went idle) between requests; `Err` for anything
 /// malformed or cut short, and for a chunked body (the sink sends sized ones).
