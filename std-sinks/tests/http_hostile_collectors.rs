@@ -24,10 +24,7 @@ struct Head {
 
 impl Head {
     fn get(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        common::header(&self.headers, name)
     }
     fn len(&self) -> usize {
         self.get("content-length").map_or(0, |v| v.parse().unwrap())

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 mod common;
 
 use ossa_events::sink::{HttpMode, HttpSink};
-use ossa_events::{Emitter, Event, Metrics, RetryPolicy, Undelivered};
+use ossa_events::{Emitter, Event, Metrics, Undelivered};
 
-use common::read_head_lines;
+use common::{fast_retry, read_head_lines};
 
 /// How one answer goes on the wire.
 #[derive(Clone)]
@@ -169,12 +169,7 @@ fn drive(
     let em = Emitter::builder("/agents/a")
         .sink(sink)
         .batch_size(1)
-        .retry(
-            RetryPolicy::default()
-                .max_attempts(attempts)
-                .base(Duration::from_millis(1))
-                .cap(Duration::from_millis(5)),
-        )
+        .retry(fast_retry(attempts))
         .on_undelivered(move |u: &Undelivered<'_>| {
             r2.lock()
                 .unwrap()
@@ -215,6 +210,13 @@ fn drive(
 }
 
 const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// `drive` with `n` events of ~300 KB each (past the sink's `Expect`
+/// threshold), batched, one attempt each, requests limited to `timeout`.
+fn drive_large(c: &Collector, n: usize, timeout: Duration) -> (Metrics, Vec<(String, String)>) {
+    let pad = format!(r#"{{"pad":"{}"}}"#, "z".repeat(300_000));
+    drive(c, HttpMode::Batched, false, n, 1, timeout, Some(&pad))
+}
 
 /// Answers that must deliver, each on one kept-alive connection.
 fn good_answers() -> Vec<String> {
@@ -300,16 +302,7 @@ fn large_requests_and_answers_past_the_input_buffer() {
     for cut in [Cut::At(0), Cut::At(12), Cut::At(30), Cut::At(200_000)] {
         let a = answer.clone();
         let c = collector(move |_| (pieces(a.as_bytes(), &cut), false));
-        let pad = format!(r#"{{"pad":"{}"}}"#, "z".repeat(300_000));
-        let (m, r) = drive(
-            &c,
-            HttpMode::Batched,
-            false,
-            3,
-            1,
-            Duration::from_secs(5),
-            Some(&pad),
-        );
+        let (m, r) = drive_large(&c, 3, Duration::from_secs(5));
         assert_eq!((m.delivered, m.retried), (3, 0), "{r:?}");
         // `Expect` goes with `Connection: close`: a connection a request.
         assert_eq!(c.conns.load(Ordering::SeqCst), 3);
@@ -492,16 +485,7 @@ fn a_1xx_cut_across_the_wait_for_100_continue() {
         conns,
         accepted,
     };
-    let pad = format!(r#"{{"pad":"{}"}}"#, "z".repeat(300_000));
-    let (m, r) = drive(
-        &c,
-        HttpMode::Batched,
-        false,
-        2,
-        1,
-        Duration::from_secs(3),
-        Some(&pad),
-    );
+    let (m, r) = drive_large(&c, 2, Duration::from_secs(3));
     assert_eq!((m.delivered, m.retried), (2, 0), "{r:?}");
 }
 

@@ -35,10 +35,7 @@ struct Req {
 
 impl Req {
     fn get(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        common::header(&self.headers, name)
     }
 
     fn len(&self) -> usize {
