@@ -1287,13 +1287,12 @@ impl Emitter {
         // took in events emitted after this call.
         let limit = self.shared.config.flush_timeout;
         let deadline = worker::after(limit);
-        let done = match self.shared.flush_mark_now() {
-            Some(target) => wait_flushed_async(shared, target, deadline),
-            None => crate::completion::run_off_thread("ossa-events-flush", move || {
-                flush_report(&shared, limit)
-            }),
-        };
-        done.keeping(em)
+        // `None`: what `OssaLayer` put off could not be queued now (no
+        // room, or another thread at it); the helper thread queues it and
+        // marks, once for every flush waiting so (a thread each, while the
+        // collector was down and the queue full, was hundreds of threads).
+        let target = self.shared.flush_mark_now();
+        wait_flushed_async(shared, target, deadline).keeping(em)
     }
 
     /// [`shutdown`](Self::shutdown) for async code: a future that resolves
@@ -1356,7 +1355,8 @@ fn flush_report(shared: &Shared, limit: Duration) -> Result<FlushReport, Error> 
 }
 
 /// The [`Emitter::flush_async`] calls of an emitter waiting for their
-/// events (a mark each, and a deadline). One helper thread waits for all of
+/// events (a mark each, or none yet, and a deadline). One helper thread
+/// waits for all of
 /// them, started by the first and ending when none is left: a server whose
 /// tasks each awaited a flush while the collector was down had a thread
 /// parked per task, for up to the flush timeout.
@@ -1372,7 +1372,9 @@ pub(crate) struct FlushWaiters {
 }
 
 struct FlushWaiter {
-    target: u64,
+    /// `None` until what `OssaLayer` put off before the call is queued (by
+    /// the helper thread) and the flush marked.
+    target: Option<u64>,
     deadline: Option<std::time::Instant>,
     done: crate::completion::Resolver<FlushReport>,
 }
@@ -1388,9 +1390,10 @@ fn lock_waiters(shared: &Shared) -> std::sync::MutexGuard<'_, FlushWaiters> {
 /// A future that resolves once every event below mark `target` has ended
 /// and been reported (to the report then), or at `deadline` (to
 /// [`Error::Timeout`]), waited for by the emitter's flush helper thread.
+/// With no mark, the helper queues what was put off and marks first.
 fn wait_flushed_async(
     shared: Arc<Shared>,
-    target: u64,
+    target: Option<u64>,
     deadline: Option<std::time::Instant>,
 ) -> crate::completion::Completion<Result<FlushReport, Error>> {
     let (done, resolver) = crate::completion::pending();
@@ -1402,7 +1405,8 @@ fn wait_flushed_async(
     });
     if w.helper {
         let sooner = w.serving.is_some_and(|(t, d)| {
-            target < t || deadline.is_some_and(|mine| d.is_none_or(|d| mine < d))
+            target.is_none_or(|target| target < t)
+                || deadline.is_some_and(|mine| d.is_none_or(|d| mine < d))
         });
         drop(w);
         if sooner {
@@ -1450,12 +1454,17 @@ fn serve_flushes(shared: &Shared) {
     }
     let _gone = Gone(shared);
     loop {
+        mark_unmarked(shared);
         let (target, deadline) = {
             let mut w = lock_waiters(shared);
-            let Some(target) = w.waiting.iter().map(|x| x.target).min() else {
+            if w.waiting.is_empty() {
                 w.helper = false;
                 w.serving = None;
                 return;
+            }
+            // Listed while this thread marked: marked in the next round.
+            let Some(target) = w.waiting.iter().filter_map(|x| x.target).min() else {
+                continue;
             };
             // `None`, no deadline, is the latest.
             let deadline = w
@@ -1472,7 +1481,7 @@ fn serve_flushes(shared: &Shared) {
         };
         let level = shared.wait_flushed_until(target, deadline);
         let now = std::time::Instant::now();
-        let reached = |x: &FlushWaiter| level.is_some_and(|l| x.target <= l);
+        let reached = |x: &FlushWaiter| x.target.is_some_and(|t| level.is_some_and(|l| t <= l));
         let due: Vec<FlushWaiter> = {
             let mut w = lock_waiters(shared);
             let (due, left) = std::mem::take(&mut w.waiting)
@@ -1490,6 +1499,51 @@ fn serve_flushes(shared: &Shared) {
                 Err(Error::Timeout(crate::errors::Phase::Flush))
             });
         }
+    }
+}
+
+/// For the flushes listed without a mark (see [`Emitter::flush_async`]):
+/// queues what `OssaLayer` put off, waiting for room no later than the
+/// earliest of their deadlines, and marks them all at once; or, when that
+/// could not be queued in time, fails them as [`Emitter::flush`] fails.
+fn mark_unmarked(shared: &Shared) {
+    let (n, deadline) = {
+        let mut w = lock_waiters(shared);
+        let unmarked = w.waiting.iter().filter(|x| x.target.is_none());
+        let n = unmarked.clone().count();
+        let deadline = unmarked.filter_map(|x| x.deadline).min();
+        // Not waiting for a mark while draining: a flush listed meanwhile
+        // is seen in the next round.
+        w.serving = None;
+        (n, deadline)
+    };
+    if n == 0 {
+        return;
+    }
+    let mark = shared.flush_mark_by(deadline);
+    // Waiters are listed at the end and removed in order: the first `n`
+    // unmarked ones are those listed before the drain began.
+    let failed: Vec<FlushWaiter> = {
+        let mut w = lock_waiters(shared);
+        let mut seen = 0;
+        let (failed, left) = std::mem::take(&mut w.waiting)
+            .into_iter()
+            .partition::<Vec<_>, _>(|x| {
+                let mine = x.target.is_none() && seen < n;
+                seen += usize::from(x.target.is_none());
+                mine && mark.is_none()
+            });
+        w.waiting = left;
+        if let Some(mark) = mark {
+            for x in w.waiting.iter_mut().filter(|x| x.target.is_none()).take(n) {
+                x.target = Some(mark);
+            }
+        }
+        failed
+    };
+    for x in failed {
+        x.done
+            .resolve(Err(Error::Timeout(crate::errors::Phase::Flush)));
     }
 }
 
@@ -1894,10 +1948,10 @@ mod flush_waiters_tests {
             .unwrap();
         em.emit(EventBuilder::new().ty("t")).unwrap();
         em.flush().unwrap();
-        let low = em.shared.flush_mark_now().unwrap();
+        let low = em.shared.flush_mark_now();
         em.emit(EventBuilder::new().ty("t")).unwrap();
-        let high = em.shared.flush_mark_now().unwrap();
-        assert!(low < high);
+        let high = em.shared.flush_mark_now();
+        assert!(low.is_some() && low < high);
         let deadline = worker::after(Duration::from_secs(30));
         let _held = wait_flushed_async(em.shared.clone(), high, deadline);
         // The helper waits for `high` now.
@@ -1924,7 +1978,8 @@ mod flush_waiters_tests {
             .build()
             .unwrap();
         em.emit(EventBuilder::new().ty("t")).unwrap();
-        let target = em.shared.flush_mark_now().unwrap();
+        let target = em.shared.flush_mark_now();
+        assert!(target.is_some());
         let _late = wait_flushed_async(
             em.shared.clone(),
             target,

@@ -1129,13 +1129,22 @@ impl Shared {
     /// `limit`; returns the events still waiting then.
     pub(crate) fn flush_within(&self, limit: Duration) -> Result<u64, Error> {
         let deadline = after(limit);
-        // What `OssaLayer` put off is queued first, on this thread: the
-        // flush waits for it too.
-        if self.drain_deferred(Room::Policy(deadline), usize::MAX) == Drained::Full {
-            return Err(Error::Timeout(Phase::Flush));
-        }
-        let target = self.flush_mark();
+        let target = self
+            .flush_mark_by(deadline)
+            .ok_or(Error::Timeout(Phase::Flush))?;
         self.wait_flushed(target, deadline)
+    }
+
+    /// Queues what `OssaLayer` put off, on this thread (a flush waits for
+    /// it too), waiting for room as the [`Overflow`] policy says but no
+    /// later than `deadline`, then marks what the flush waits for (see
+    /// [`Self::flush_mark`]); `None` when what was put off could not all be
+    /// queued in time.
+    pub(crate) fn flush_mark_by(&self, deadline: Option<Instant>) -> Option<u64> {
+        if self.drain_deferred(Room::Policy(deadline), usize::MAX) == Drained::Full {
+            return None;
+        }
+        Some(self.flush_mark())
     }
 
     /// For a flush whose wait runs on another thread (`flush_async`), made
@@ -1143,8 +1152,8 @@ impl Shared {
     /// when there is room and no other thread is at it, and marks what the
     /// flush waits for. Marked on the helper thread instead, the mark took
     /// in the events the caller emitted after the call, while the helper
-    /// started. `None` when something put off is left: the helper queues
-    /// it and marks then, as a flush does.
+    /// started. `None` when something put off is left: the flush helper
+    /// thread queues it and marks then ([`Self::flush_mark_by`]).
     pub(crate) fn flush_mark_now(&self) -> Option<u64> {
         match self.drain_deferred(Room::Hold, usize::MAX) {
             Drained::Empty => Some(self.flush_mark()),

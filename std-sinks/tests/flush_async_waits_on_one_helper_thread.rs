@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use ossa_events::sink::{Encoded, Sink};
 use ossa_events::{Emitter, Error, EventBuilder, Phase, SendError};
 
-/// Holds every send until opened; counts what it delivers.
+/// Holds every send until opened; counts the sends begun and what it
+/// delivers.
 #[derive(Clone, Default)]
 struct Gate {
     open: Arc<(Mutex<bool>, Condvar)>,
+    begun: Arc<AtomicUsize>,
     delivered: Arc<AtomicUsize>,
 }
 
@@ -29,6 +31,7 @@ impl Gate {
 
 impl Sink for Gate {
     fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+        self.begun.fetch_add(1, SeqCst);
         let (lock, cv) = &*self.open;
         let mut open = lock.lock().unwrap();
         while !*open {
@@ -191,4 +194,109 @@ fn flushes_resolve_in_order_and_a_dropped_one_does_not_disturb_the_others() {
     assert!(a.delivered >= 1, "{a:?}");
     assert_eq!(c.delivered, 3, "{c:?}");
     em.shutdown().unwrap();
+}
+
+/// Flushes called while what `OssaLayer` put off cannot be queued (the
+/// queue full, the collector holding every send) share the one helper
+/// thread too: it queues what was put off once for all of them, then each
+/// resolves when its events, those put off included, are delivered. A
+/// thread each, as before, was a thread parked per task while the
+/// collector was down.
+#[cfg(all(target_os = "linux", feature = "tracing"))]
+#[test]
+fn flushes_behind_events_put_off_share_one_helper_thread() {
+    let _one = one_at_a_time();
+    let gate = Gate::default();
+    let em = full_behind_events_put_off(&gate, Duration::from_secs(60));
+    let rt = runtime();
+    let before = threads("ossa-events-flu");
+    let tasks: Vec<_> = (0..50).map(|_| rt.spawn(em.flush_async())).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(tasks.iter().all(|t| !t.is_finished()));
+    let helpers = threads("ossa-events-flu").saturating_sub(before);
+    assert!(
+        helpers <= 1,
+        "{helpers} flush helper threads for 50 flushes behind events put off"
+    );
+    gate.open();
+    for t in tasks {
+        let report = rt.block_on(t).unwrap().unwrap();
+        // The four emitted and the span's two.
+        assert_eq!(report.delivered, 6, "{report:?}");
+    }
+    assert_eq!(gate.delivered.load(SeqCst), 6);
+    em.shutdown().unwrap();
+}
+
+/// Flushes waiting behind events put off that find no room fail at their
+/// deadline, on the one helper thread, and the events are still delivered
+/// once the collector takes them.
+#[cfg(all(target_os = "linux", feature = "tracing"))]
+#[test]
+fn flushes_behind_events_put_off_that_find_no_room_time_out_at_their_deadline() {
+    let _one = one_at_a_time();
+    let gate = Gate::default();
+    let timeout = Duration::from_millis(400);
+    let em = full_behind_events_put_off(&gate, timeout);
+    let rt = runtime();
+    let before = threads("ossa-events-flu");
+    let called = Instant::now();
+    let tasks: Vec<_> = (0..10).map(|_| rt.spawn(em.flush_async())).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let helpers = threads("ossa-events-flu").saturating_sub(before);
+    assert!(
+        helpers <= 1,
+        "{helpers} flush helper threads for 10 flushes"
+    );
+    for t in tasks {
+        let r = rt.block_on(t).unwrap();
+        assert!(matches!(r, Err(Error::Timeout(Phase::Flush))), "{r:?}");
+    }
+    let took = called.elapsed();
+    assert!(
+        took >= timeout && took < timeout + Duration::from_secs(5),
+        "{took:?}"
+    );
+    gate.open();
+    let report = em.shutdown().unwrap();
+    assert_eq!(report.delivered, 6, "{report:?}");
+}
+
+/// An emitter whose queue is full (one event in a send `gate` holds, three
+/// queued), behind a GenAI span's start and end that `OssaLayer` put off;
+/// `Overflow::Block` for a minute, and the flush timeout `flush_timeout`.
+#[cfg(all(target_os = "linux", feature = "tracing"))]
+fn full_behind_events_put_off(gate: &Gate, flush_timeout: Duration) -> Emitter {
+    use ossa_events::Overflow;
+    use ossa_events::tracing_layer::OssaLayer;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let em = Emitter::builder("/agents/a")
+        .sink(gate.clone())
+        .batch_size(1)
+        .queue_capacity(4)
+        .overflow(Overflow::Block(Duration::from_secs(60)))
+        .flush_timeout(flush_timeout)
+        .build()
+        .unwrap();
+    // The capacity counts the events being sent.
+    em.emit(tick()).unwrap();
+    eventually(
+        "the worker takes the first event",
+        Duration::from_secs(5),
+        || gate.begun.load(SeqCst) == 1,
+    );
+    for _ in 0..3 {
+        em.emit(tick()).unwrap();
+    }
+    let subscriber = tracing_subscriber::registry().with(OssaLayer::new(em.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!(
+            "invoke_agent",
+            gen_ai.agent.name = "a",
+            gen_ai.conversation.id = "c"
+        );
+        drop(span.enter());
+    });
+    em
 }
