@@ -10,6 +10,9 @@
 //! `1e-6`, `1.5e+300`): the shortest that parses back to the same value. NaN and infinities are
 //! written as `null`, as `serde_json` does.
 //!
+//! `serde_json`'s `RawValue` (and `Number` under `arbitrary_precision`) is written as the JSON
+//! text it holds, as `serde_json` writes it, once that text is checked to be one JSON value.
+//!
 //! Map keys follow `serde_json`'s rules: strings and chars are written as strings; integers,
 //! bools and finite floats are quoted (`"1"`, `"true"`, `"1.5"`); unit variants become their
 //! name; newtype structs and `Some` are transparent. Any other key fails with
@@ -676,6 +679,9 @@ impl<W: Room + ?Sized> Ser<'_, W> {
 struct Compound<'a, 'w, W: ?Sized> {
     ser: &'a mut Ser<'w, W>,
     first: bool,
+    /// A `serde_json` raw-text struct (see [`is_raw_text`]): its one field
+    /// is written as the JSON text it holds, with no braces or key.
+    raw: bool,
 }
 
 impl<W: Room + ?Sized> Compound<'_, '_, W> {
@@ -854,6 +860,7 @@ impl<'a, 'w, W: Room + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
         Ok(Compound {
             ser: self,
             first: true,
+            raw: false,
         })
     }
 
@@ -883,6 +890,7 @@ impl<'a, 'w, W: Room + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
         Ok(Compound {
             ser: self,
             first: true,
+            raw: false,
         })
     }
 
@@ -892,14 +900,22 @@ impl<'a, 'w, W: Room + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
         Ok(Compound {
             ser: self,
             first: true,
+            raw: false,
         })
     }
 
     fn serialize_struct(
         self,
-        _name: &'static str,
+        name: &'static str,
         len: usize,
     ) -> Result<Self::SerializeStruct, Self::Error> {
+        if is_raw_text(name) {
+            return Ok(Compound {
+                ser: self,
+                first: true,
+                raw: true,
+            });
+        }
         self.serialize_map(Some(len))
     }
 
@@ -917,6 +933,7 @@ impl<'a, 'w, W: Room + ?Sized> ser::Serializer for &'a mut Ser<'w, W> {
         Ok(Compound {
             ser: self,
             first: true,
+            raw: false,
         })
     }
 
@@ -1012,10 +1029,29 @@ impl<W: Room + ?Sized> ser::SerializeStruct for Compound<'_, '_, W> {
         key: &'static str,
         value: &T,
     ) -> Result<(), Self::Error> {
+        if self.raw {
+            // One field, the text; a second would write two values.
+            if !core::mem::replace(&mut self.first, false) {
+                return Err(not_raw_text());
+            }
+            let depth_left = crate::event::MAX_DATA_DEPTH.saturating_sub(self.ser.depth);
+            return value.serialize(RawText {
+                w: &mut *self.ser.w,
+                depth_left,
+            });
+        }
         self.field(key, value)
     }
 
     fn end(self) -> Result<(), Self::Error> {
+        if self.raw {
+            // No field: no value was written where one belongs.
+            return if self.first {
+                Err(not_raw_text())
+            } else {
+                Ok(())
+            };
+        }
         self.ser.close(1, b"}")
     }
 }
@@ -1034,6 +1070,164 @@ impl<W: Room + ?Sized> ser::SerializeStructVariant for Compound<'_, '_, W> {
 
     fn end(self) -> Result<(), Self::Error> {
         self.ser.close(2, b"}}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// serde_json's raw text
+
+/// Whether a struct of this name is one of `serde_json`'s "write this text
+/// as it is" values: `RawValue` (feature `raw_value`) and `Number` under
+/// `arbitrary_precision` (which any crate in a build may turn on). Each
+/// serializes as a struct whose name and one field are a private token and
+/// whose field is the JSON text; `serde_json` writes the text in place of
+/// the struct, so a payload holding one means that text, not an object
+/// (written as one, `{"id":1,"inner":<RawValue>}` became another value).
+#[inline]
+fn is_raw_text(name: &str) -> bool {
+    matches!(
+        name,
+        "$serde_json::private::RawValue" | "$serde_json::private::Number"
+    )
+}
+
+/// The error for a raw-text struct that does not hold one JSON value.
+#[cold]
+fn not_raw_text<E>() -> SerError<E> {
+    SerError::message("raw JSON text is not one JSON value")
+}
+
+/// Writes the field of a raw-text struct (see [`is_raw_text`]): a string,
+/// written as it is once it is checked to be one JSON value that nests at
+/// most `depth_left` deep (a `Serialize` impl can use the token with any
+/// text, which must not add members to the event around it).
+struct RawText<'a, S: ?Sized> {
+    w: &'a mut S,
+    depth_left: usize,
+}
+
+/// [`RawText`]'s methods for everything but a string: refused.
+macro_rules! not_raw_text {
+    ($($method:ident($($arg:ty),*);)*) => {$(
+        fn $method(self, $(_: $arg),*) -> Result<(), Self::Error> {
+            Err(not_raw_text())
+        }
+    )*};
+}
+
+impl<S: Room + ?Sized> ser::Serializer for RawText<'_, S> {
+    type Ok = ();
+    type Error = SerError<RoomError<S>>;
+    type SerializeSeq = Impossible<RoomError<S>>;
+    type SerializeTuple = Impossible<RoomError<S>>;
+    type SerializeTupleStruct = Impossible<RoomError<S>>;
+    type SerializeTupleVariant = Impossible<RoomError<S>>;
+    type SerializeMap = Impossible<RoomError<S>>;
+    type SerializeStruct = Impossible<RoomError<S>>;
+    type SerializeStructVariant = Impossible<RoomError<S>>;
+
+    fn serialize_str(self, v: &str) -> Result<(), Self::Error> {
+        crate::json::validate(v.as_bytes(), self.depth_left).map_err(|e| match e.kind {
+            crate::json::JsonErrorKind::TooDeep => SerError::TooDeep,
+            _ => not_raw_text(),
+        })?;
+        Ok(put(self.w, v.as_bytes())?)
+    }
+
+    not_raw_text! {
+        serialize_bool(bool);
+        serialize_i8(i8);
+        serialize_i16(i16);
+        serialize_i32(i32);
+        serialize_i64(i64);
+        serialize_i128(i128);
+        serialize_u8(u8);
+        serialize_u16(u16);
+        serialize_u32(u32);
+        serialize_u64(u64);
+        serialize_u128(u128);
+        serialize_f32(f32);
+        serialize_f64(f64);
+        serialize_char(char);
+        serialize_bytes(&[u8]);
+        serialize_none();
+        serialize_unit();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Self::Error> {
+        Err(not_raw_text())
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Self::Error> {
+        Err(not_raw_text())
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Self::Error> {
+        Err(not_raw_text())
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
+        Err(not_raw_text())
+    }
+
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Self::Error> {
+        Err(not_raw_text())
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Self::Error> {
+        Err(not_raw_text())
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Self::Error> {
+        Err(not_raw_text())
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
+        Err(not_raw_text())
+    }
+
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, Self::Error> {
+        Err(not_raw_text())
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Self::Error> {
+        Err(not_raw_text())
+    }
+
+    fn collect_str<T: fmt::Display + ?Sized>(self, _: &T) -> Result<(), Self::Error> {
+        Err(not_raw_text())
     }
 }
 
