@@ -425,6 +425,10 @@ pub struct FlashSpool<F: NorFlash, const R: usize> {
     staged: usize,
     /// Events in flash not yet removed.
     len: usize,
+    /// Events at the head that went out and left `len`, whose records a
+    /// flash error kept from being passed: passed before the head is read
+    /// again, so that they are not written out twice in this run.
+    owed: usize,
     /// The oldest page in use and where its next record is.
     head: u32,
     head_off: u32,
@@ -513,6 +517,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             buf: Aligned([0; R]),
             staged: 0,
             len: 0,
+            owed: 0,
             head: 0,
             head_off: Self::PAGE_HEADER,
             tail: None,
@@ -1051,10 +1056,24 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         (popped, r.map_err(SpoolError::Flash))
     }
 
+    /// Removes the `n` oldest events, which the writer delivered; returns
+    /// how many left the count: all of them. Those a flash error kept in
+    /// place (a read of the head failed) are owed, passed first by the
+    /// next pop or load: the events went out, not again in this run (after
+    /// a restart, at least once).
+    fn pop_sent(&mut self, n: usize) -> (usize, Result<(), SpoolError<F::Error>>) {
+        let (popped, r) = self.pop(n);
+        let owe = n.saturating_sub(popped).min(self.len);
+        self.len -= owe;
+        self.owed += owe;
+        (popped + owe, r)
+    }
+
     fn pop_counted(&mut self, n: usize, popped: &mut usize) -> Result<(), F::Error> {
         let mut failed = None;
-        while *popped < n && self.len > 0 {
+        while self.owed > 0 || (*popped < n && self.len > 0) {
             let Some(len) = self.settle()? else {
+                self.owed = 0;
                 break;
             };
             let (page, off) = (self.head, self.head_off);
@@ -1062,8 +1081,12 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             // to write whole may read as removed (or not: then it is
             // written out again after a restart, at least once).
             self.head_off += Self::RECORD_HEADER + Self::padded(len);
-            self.len -= 1;
-            *popped += 1;
+            if self.owed > 0 {
+                self.owed -= 1;
+            } else {
+                self.len -= 1;
+                *popped += 1;
+            }
             // A mark that fails is counted by the caller; the others are
             // still written (the events went out: not again in this run).
             if let Err(e) = self.remove_at(page, off) {
@@ -1093,6 +1116,10 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         let Some(tail) = self.tail else {
             return Ok(());
         };
+        if self.owed > 0 {
+            // Events that went out come first in flash: pass them.
+            self.pop_counted(0, &mut 0)?;
+        }
         let (mut page, mut off) = (self.head, self.head_off);
         while *loaded < self.len {
             let (len, state) = match self.slot(page, off)? {
@@ -1970,7 +1997,7 @@ impl<
                 self.failed_at_ms = None;
                 let copies = core::mem::take(&mut self.mirrored);
                 if copies > 0 {
-                    let (popped, r) = self.spool.pop(copies);
+                    let (popped, r) = self.spool.pop_sent(copies);
                     self.spool_counters.replayed += popped as u64;
                     if r.is_err() {
                         // A removal mark failed: written again after a
