@@ -755,6 +755,14 @@ impl<const N: usize, const B: usize> Batch<N, B> {
         }
     }
 
+    /// After a drain that failed with [`DrainError::Io`]: whether a `write`
+    /// failed (the writer still holds what it took whole), not its `flush`
+    /// (which may have lost it).
+    #[cfg(feature = "flash-spool")]
+    pub(crate) fn write_failed(&self) -> bool {
+        self.progress.torn
+    }
+
     /// Goes on with a drain that [`clear_taken`](Self::clear_taken) set
     /// aside, the same events loaded again in the same order: its first
     /// `taken` events are not written again (they are counted when the

@@ -1986,16 +1986,25 @@ impl<
             self.taken = 0;
         }
         let r = self.inner.batch.write_to(&mut self.writer);
-        if r.is_err() && !from_flash {
-            // Events only in RAM failed to go, perhaps at the flush, which
-            // may have lost the lines the writer held: written again.
+        if matches!(r, Err(DrainError::Io(_))) && !self.inner.batch.write_failed() {
+            // The flush failed, and may have lost the lines the writer
+            // held: written again. (A failed `write` leaves them held.)
             self.taken = 0;
         }
         let r = self.inner.drained(r);
         match r {
             Ok(n) => {
                 self.failed_at_ms = None;
-                let copies = core::mem::take(&mut self.mirrored);
+                // Events only in RAM (the flash failed to take them) went
+                // out before older ones in flash: the writer's flush
+                // delivered the lines it held of these too.
+                let held = if n > 0 {
+                    core::mem::take(&mut self.taken)
+                } else {
+                    0
+                };
+                self.inner.counters.delivered += held as u64;
+                let copies = core::mem::take(&mut self.mirrored) + held;
                 if copies > 0 {
                     let (popped, r) = self.spool.pop_sent(copies);
                     self.spool_counters.replayed += popped as u64;
@@ -2005,7 +2014,7 @@ impl<
                         self.flash_failed();
                     }
                 }
-                Ok(n)
+                Ok(n + held)
             }
             Err(e) => {
                 self.failed_at_ms = Some(millis(now));
