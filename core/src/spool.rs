@@ -1977,6 +1977,13 @@ impl<
             self.mirrored = loaded;
             if r.is_err() {
                 self.flash_failed();
+                if loaded < self.taken {
+                    // Not every line the writer holds is back (a read
+                    // failed): written now, some would go out twice.
+                    self.inner.batch.clear();
+                    self.mirrored = 0;
+                    return Ok(0);
+                }
             }
             // The same events as when the batch was cleared, unless one was
             // found damaged and set aside: then they are all written again.

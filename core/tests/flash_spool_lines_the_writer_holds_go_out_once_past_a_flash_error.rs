@@ -4,7 +4,8 @@
 //! written first; the writer's flush of it delivers the held lines too.
 //! They must be counted delivered then, and never written again: not after
 //! that flush, and not after a `write` of the RAM event that failed without
-//! losing what the writer held (only a failed `flush` may lose it).
+//! losing what the writer held (only a failed `flush` may lose it). Nor
+//! when a flash read fails while they are loaded again.
 #![cfg(feature = "flash-spool")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -31,10 +32,12 @@ impl NorFlashError for Fault {
     }
 }
 
-/// A RAM flash whose writes fail (nothing written) while `failing` is set.
+/// A RAM flash whose writes fail (nothing written) while `failing` is set,
+/// and whose next `fail_reads` reads fail.
 struct Flaky {
     ram: RamFlash<8192, 1024>,
     failing: Rc<Cell<bool>>,
+    fail_reads: Rc<Cell<u32>>,
 }
 
 impl ErrorType for Flaky {
@@ -44,6 +47,10 @@ impl ErrorType for Flaky {
 impl ReadNorFlash for Flaky {
     const READ_SIZE: usize = 1;
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Fault> {
+        if self.fail_reads.get() > 0 {
+            self.fail_reads.set(self.fail_reads.get() - 1);
+            return Err(Fault);
+        }
         self.ram.read(offset, bytes).map_err(|_| Fault)
     }
     fn capacity(&self) -> usize {
@@ -133,11 +140,23 @@ impl embedded_io::Write for Link {
     }
 }
 
-fn run(ram_write_fails_first: bool) {
+/// The emitter after `a`..`d` went to flash with line `a` held by the
+/// writer, and `e` was emitted (the batch cleared for it).
+struct Setup {
+    em: SpoolEmitter<'static, Link, Flaky, RandomIds<fn(&mut [u8; 16])>, TestClock, 4, 1024, 512>,
+    link: Link,
+    clock: TestClock,
+    failing: Rc<Cell<bool>>,
+    fail_reads: Rc<Cell<u32>>,
+}
+
+fn setup(flash_takes_e: bool) -> Setup {
     let failing = Rc::new(Cell::new(false));
+    let fail_reads = Rc::new(Cell::new(0));
     let flash = Flaky {
         ram: RamFlash::new(),
         failing: failing.clone(),
+        fail_reads: fail_reads.clone(),
     };
     let spool = FlashSpool::<_, 512>::open(flash, 0..8192).unwrap();
     let link = Link {
@@ -150,7 +169,7 @@ fn run(ram_write_fails_first: bool) {
         .batch_size(4)
         .flush_interval_ms(1000)
         .format(BatchFormat::JsonLines);
-    let mut em: SpoolEmitter<'_, _, _, _, _, 4, 1024, 512> = SpoolEmitter::new(
+    let mut em: SpoolEmitter<'static, _, _, _, _, 4, 1024, 512> = SpoolEmitter::new(
         config,
         link.clone(),
         spool,
@@ -163,10 +182,27 @@ fn run(ram_write_fails_first: bool) {
         em.emit(reading(id)).unwrap();
     }
     assert_eq!(em.spool().len(), 4);
-    // The batch is cleared for `e`, which the flash fails to take: it waits in RAM.
-    failing.set(true);
+    // The batch is cleared for `e`, which goes to flash, or, if the flash
+    // fails to take it, waits in RAM.
+    failing.set(!flash_takes_e);
     em.emit(reading("e")).unwrap();
     failing.set(false);
+    Setup {
+        em,
+        link,
+        clock,
+        failing,
+        fail_reads,
+    }
+}
+
+fn run(ram_write_fails_first: bool) {
+    let Setup {
+        mut em,
+        link,
+        clock,
+        ..
+    } = setup(false);
     assert!(em.spool_counters().flash_errors > 0);
     if ram_write_fails_first {
         clock.0.set(clock.0.get() + 1000);
@@ -198,4 +234,27 @@ fn held_lines_are_counted_when_a_ram_event_flushes_them() {
 #[test]
 fn a_failed_write_of_a_ram_event_does_not_send_held_lines_again() {
     run(true);
+}
+
+#[test]
+fn a_read_that_fails_while_held_lines_are_loaded_again_does_not_send_them_twice() {
+    let Setup {
+        mut em,
+        link,
+        clock,
+        failing: _,
+        fail_reads,
+    } = setup(true);
+    assert_eq!(em.spool().len(), 5);
+    link.mode.set(Mode::Up);
+    // The load that would go on after line `a` fails to read the flash.
+    fail_reads.set(1);
+    clock.0.set(clock.0.get() + 1000);
+    let _ = em.poll(clock.now());
+    assert!(em.spool_counters().flash_errors > 0, "the glitch was met");
+    em.flush().unwrap();
+    let got = common::read(BatchFormat::JsonLines, &link.wire.borrow()).ids;
+    assert_eq!(got, ["a", "b", "c", "d", "e"], "each once");
+    assert_eq!(em.counters().delivered, 5);
+    assert_eq!(em.pending(), 0);
 }
