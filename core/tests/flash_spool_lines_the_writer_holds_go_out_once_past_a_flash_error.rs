@@ -142,11 +142,12 @@ impl embedded_io::Write for Link {
 
 /// The emitter after `a`..`d` went to flash with line `a` held by the
 /// writer, and `e` was emitted (the batch cleared for it).
+type Em = SpoolEmitter<'static, Link, Flaky, RandomIds<fn(&mut [u8; 16])>, TestClock, 4, 1024, 512>;
+
 struct Setup {
-    em: SpoolEmitter<'static, Link, Flaky, RandomIds<fn(&mut [u8; 16])>, TestClock, 4, 1024, 512>,
+    em: Em,
     link: Link,
     clock: TestClock,
-    failing: Rc<Cell<bool>>,
     fail_reads: Rc<Cell<u32>>,
 }
 
@@ -191,7 +192,6 @@ fn setup(flash_takes_e: bool) -> Setup {
         em,
         link,
         clock,
-        failing,
         fail_reads,
     }
 }
@@ -242,7 +242,6 @@ fn a_read_that_fails_while_held_lines_are_loaded_again_does_not_send_them_twice(
         mut em,
         link,
         clock,
-        failing: _,
         fail_reads,
     } = setup(true);
     assert_eq!(em.spool().len(), 5);

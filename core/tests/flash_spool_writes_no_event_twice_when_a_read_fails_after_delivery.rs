@@ -118,7 +118,7 @@ fn run(mode: SpoolMode, reads: u32) {
     if mode == SpoolMode::WhenDown {
         // Put them in flash: an outage (a writer that fails) is what does it
         // in WhenDown; here the emitter is taken apart and rebuilt instead.
-        let (w, spool) = em.into_parts().ok().expect("the flash has room");
+        let (w, spool) = em.into_parts().expect("the flash has room");
         em = SpoolEmitter::new(
             config,
             w,
