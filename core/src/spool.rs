@@ -1458,8 +1458,12 @@ impl<
         &self.writer
     }
 
-    /// The writer, mutably (to reconfigure it; to reconnect it, prefer
-    /// [`replace_writer`](Self::replace_writer)).
+    /// The writer, mutably (e.g. to repair a connection; a new one is
+    /// better put in with [`replace_writer`](Self::replace_writer), which
+    /// also gives the old one back). As with
+    /// [`Emitter::writer_mut`](crate::emitter::Emitter::writer_mut), a write
+    /// in progress starts over: the writer may be a new connection that
+    /// never got the lines the old one took (at least once).
     ///
     /// ```
     /// # use ossa_events_core::emitter::Config;
@@ -1474,7 +1478,15 @@ impl<
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn writer_mut(&mut self) -> &mut W {
+        self.forget_progress();
         &mut self.writer
+    }
+
+    /// The writer may be replaced: what the old one took is written again.
+    fn forget_progress(&mut self) {
+        self.inner.batch.rewind();
+        // Lines the old writer held for its flush: written again.
+        self.taken = 0;
     }
 
     /// Puts a new writer in (a reconnected link) and returns the old one. A
@@ -1496,9 +1508,7 @@ impl<
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn replace_writer(&mut self, writer: W) -> W {
-        self.inner.batch.rewind();
-        // Lines the old writer held for its flush: written again.
-        self.taken = 0;
+        self.forget_progress();
         self.failed_at_ms = None;
         core::mem::replace(&mut self.writer, writer)
     }
