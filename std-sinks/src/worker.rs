@@ -1813,8 +1813,19 @@ impl<'w> Worker<'w> {
                     self.settle_started();
                     continue;
                 }
+                let timed_out = st.out_of_time();
                 sh.give_up_all(st, Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT);
-                return Step::Stop;
+                if timed_out {
+                    return Step::Stop;
+                }
+                // Given up on before the deadline (the breaker or a
+                // `Retry-After` ends past it): events `OssaLayer` put off
+                // before the shutdown are still let in until then. The next
+                // look builds them and gives them up the same way, and stops
+                // once none is left (the queue empty, nothing put off).
+                // Stopped now, the worker's exit built them and failed them
+                // as "emitter worker stopped".
+                continue;
             }
             let put_off = sh.put_off();
             if st.queue.is_empty() {
