@@ -1252,11 +1252,16 @@ impl Shared {
             .is_some_and(|id| id == std::thread::current().id());
         let mut limit = limit;
         if !on_worker {
-            // What `OssaLayer` put off is queued on this thread first, as by
-            // a flush, within the limit; the worker queues what is left
-            // during shutdown, which has the rest of the limit.
+            // What `OssaLayer` put off is queued on this thread first, as
+            // much as fits now; the worker queues what is left during
+            // shutdown, making room by sending, until the deadline. Not
+            // under the `Overflow` policy, as an emit is: those events were
+            // taken already, and are to be queued until the deadline (with
+            // `DropNewest` each one that found the queue full was refused
+            // at once, with `Block(limit)` after `limit`, however long the
+            // shutdown had left).
             let until = after(limit);
-            self.drain_deferred(Room::Policy(until), usize::MAX);
+            self.drain_deferred(Room::Hold, usize::MAX);
             if let Some(u) = until {
                 limit = u.saturating_duration_since(Instant::now());
             }

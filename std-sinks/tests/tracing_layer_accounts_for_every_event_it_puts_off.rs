@@ -349,3 +349,95 @@ fn events_put_off_before_a_shutdown_that_gives_up_early_time_out_not_fail() {
         );
     }
 }
+
+/// Delivers once `open` is set (a collector that is slow for a while).
+struct Gated(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl ossa_events::sink::Sink for Gated {
+    fn send(&mut self, _: &[ossa_events::sink::Encoded]) -> Result<(), ossa_events::SendError> {
+        let (m, cv) = &*self.0;
+        let mut open = m.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*open {
+            open = cv.wait(open).unwrap_or_else(PoisonError::into_inner);
+        }
+        Ok(())
+    }
+}
+
+/// Events put off before a shutdown are queued during it, until its
+/// deadline (the README), however the shutdown is made and whatever the
+/// `Overflow` policy: a queue full when it begins (the sink slow for
+/// 100 ms of a 5 s shutdown) makes them wait, not go. `shutdown()` built
+/// them first on its own thread, under the emitter's policy: with
+/// `DropNewest` each one that found the queue full was refused at once
+/// (`QueueFull`, counted `dropped`), and with `Block(limit)` after `limit`.
+#[test]
+fn events_put_off_wait_for_room_during_a_shutdown_not_dropped() {
+    for overflow in [
+        Overflow::DropNewest,
+        Overflow::Block(Duration::from_millis(5)),
+    ] {
+        for end in ["shutdown", "shutdown_async", "drop"] {
+            let gate: Arc<(Mutex<bool>, std::sync::Condvar)> = Arc::default();
+            let reasons = Arc::new(Mutex::new(Vec::new()));
+            let log = reasons.clone();
+            let emitter = Emitter::builder("/agents/slow")
+                .sink(Gated(gate.clone()))
+                .queue_capacity(4)
+                .batch_size(2)
+                .overflow(overflow)
+                .flush_interval(Duration::from_millis(1))
+                .shutdown_timeout(Duration::from_secs(5))
+                .on_undelivered(move |u| {
+                    log.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((u.reason, u.error.to_string()));
+                })
+                .build()
+                .unwrap();
+            // The queue full: a batch in the sink, one queued.
+            for _ in 0..4 {
+                emitter
+                    .emit(EventBuilder::new().ty("dev.example.tick"))
+                    .unwrap();
+            }
+            // Four events put off (the layer holds up to the queue's capacity).
+            let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
+            tracing::subscriber::with_default(subscriber, || {
+                for i in 0..2 {
+                    let key = format!("c{i}");
+                    let span = tracing::info_span!("chat", gen_ai.conversation.id = key.as_str());
+                    drop(span.enter());
+                }
+            });
+            let opener = {
+                let gate = gate.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(100));
+                    *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+                    gate.1.notify_all();
+                })
+            };
+            let metrics = match end {
+                "shutdown" => {
+                    emitter.shutdown().unwrap();
+                    Some(emitter.metrics())
+                }
+                "shutdown_async" => {
+                    common::contract::block_on(emitter.shutdown_async()).unwrap();
+                    Some(emitter.metrics())
+                }
+                _ => {
+                    drop(emitter);
+                    None
+                }
+            };
+            opener.join().unwrap();
+            let reasons = reasons.lock().unwrap_or_else(PoisonError::into_inner);
+            assert!(reasons.is_empty(), "{overflow:?} {end}: {reasons:?}");
+            if let Some(m) = metrics {
+                assert_eq!((m.emitted, m.delivered, m.dropped), (8, 8, 0), "{m:?}");
+            }
+        }
+    }
+}
