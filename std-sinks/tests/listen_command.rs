@@ -218,3 +218,73 @@ fn first_line_of_stderr(cmd: &mut std::process::Command) -> (std::process::Child
     child.stderr = Some(err.into_inner());
     (child, line)
 }
+
+/// stdout whose reader has stopped reading (a paused `| less`, a stuck
+/// consumer): a request's lines block in the write. SIGTERM must still end
+/// `listen` as its help says: the request in progress gets 10 s, then the
+/// counts are printed and it exits 143. It hung on its last flush of
+/// stdout, behind the write that held stdout's lock, until a second signal.
+#[test]
+fn listen_stops_on_sigterm_while_its_stdout_is_not_read() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(["listen", "--http", "127.0.0.1:0", "--max-body", "8000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Held open and never read: the pipe (1 MiB) fills.
+    let _stdout = child.stdout.take().unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_string();
+    // One batch of about 2.5 MB of lines: more than the pipe holds.
+    let pad = "x".repeat(400);
+    let events: Vec<String> = (0..5_000)
+        .map(|i| {
+            format!(
+                r#"{{"specversion":"1.0","id":"slow-{i}","source":"/s","type":"t","data":"{pad}"}}"#
+            )
+        })
+        .collect();
+    let body = format!("[{}]", events.join(","));
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/cloudevents-batch+json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // No answer comes: the handler is blocked writing the lines.
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut answer = [0u8; 64];
+    assert!(
+        s.read(&mut answer).is_err(),
+        "answered: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    // 10 s for the request in progress, 1 s for the runtime, and margin.
+    let status = common::exit_within(&mut child, Duration::from_secs(25));
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(143),
+        "listen did not end on SIGTERM: {rest}"
+    );
+    assert!(rest.contains("listen: stopped by SIGTERM: "), "{rest}");
+    drop(s);
+}

@@ -259,7 +259,10 @@ pub(crate) fn run(a: Args) -> ExitCode {
     };
     let sig = rx.recv().unwrap_or(signal_hook::consts::SIGTERM);
     let stats = handle.shutdown();
-    let _ = std::io::stdout().lock().flush();
+    // No flush of stdout here: each request's lines were flushed before it
+    // was answered, and a request still writing into a stdout nobody reads
+    // (a paused `| less`) holds its lock: waiting for it kept `listen`
+    // from ending on SIGTERM until a second signal.
     note!(
         "listen: stopped by {}: {} requests, {} events accepted",
         super::signals::name(sig),
