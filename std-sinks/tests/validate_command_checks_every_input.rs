@@ -526,3 +526,57 @@ fn auto_reads_an_event_whose_data_is_an_event_on_the_next_line_as_one_event() {
         assert_eq!(auto.stdout, event.stdout, "{open}");
     }
 }
+
+/// A stream of JSON batches, one array a line, as the core's
+/// `BatchFormat::JsonBatch` writes them (each drain's `[…]` ends in `\n`,
+/// "so that a stream of them can be read line by line"): `validate` reads
+/// each line as the batch it is, in auto and jsonl format alike, with CRLF
+/// line ends too, and an element's error names its line and element. Auto
+/// took the whole input for one batch and failed at line 2 ("trailing
+/// characters"); jsonl refused every line ("an event must be a JSON object").
+#[test]
+fn a_stream_of_one_line_batches_is_read_line_by_line() {
+    let ev = |id: &str| EV.replace(r#""id":"1""#, &format!(r#""id":"{id}""#));
+    let input = format!(
+        "[{},{}]\r\n\r\n[{}]\r\n{}\r\n[]\n",
+        ev("a"),
+        ev("b"),
+        ev("c"),
+        ev("d")
+    );
+    for fmt in ["auto", "jsonl"] {
+        let o = run_stdin(&["validate", "--format", fmt], input.as_bytes());
+        assert!(o.status.success(), "{fmt}: {}", stderr(&o));
+        let ids: Vec<String> = stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+            .collect();
+        assert_eq!(ids, [r#""a""#, r#""b""#, r#""c""#, r#""d""#], "{fmt}");
+    }
+    // One bad element: its line and index are named, the other lines are
+    // still checked and printed.
+    let bad = format!(
+        "[{}]\n[{},{}]\n[{}]\n",
+        ev("a"),
+        ev("b"),
+        r#"{"specversion":"1.0","id":"x","source":"a b","type":"t"}"#,
+        ev("c")
+    );
+    for fmt in ["auto", "jsonl"] {
+        let o = run_stdin(&["validate", "--format", fmt], bad.as_bytes());
+        assert_eq!(o.status.code(), Some(1), "{fmt}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("<stdin>:2: batch element 1:"), "{fmt}: {e}");
+        assert!(e.contains("`source`"), "{fmt}: {e}");
+        assert_eq!(stdout(&o).lines().count(), 3, "{fmt}: {e}");
+    }
+    // A one-line batch alone, or a pretty-printed one, is still one batch.
+    for one in [
+        format!("[{},{}]\n\n", ev("a"), ev("b")),
+        format!("[\n{},\n{}\n]\n", ev("a"), ev("b")),
+    ] {
+        let o = run_stdin(&["validate"], one.as_bytes());
+        assert!(o.status.success(), "{one}: {}", stderr(&o));
+        assert_eq!(stdout(&o).lines().count(), 2, "{one}");
+    }
+}

@@ -22,8 +22,10 @@ use super::schemas::{FETCH_WAIT, SchemaArgs};
 /// Formats:
 ///   event   one structured event (application/cloudevents+json)
 ///   batch   a JSON batch (application/cloudevents-batch+json): a JSON array of events
-///   jsonl   JSON Lines: one event per line (blank lines are skipped)
-///   auto    tell them apart from the content [default]: '[' starts a batch; more
+///   jsonl   JSON Lines: one event, or one batch (a JSON array), per line (blank
+///           lines are skipped)
+///   auto    tell them apart from the content [default]: '[' starts a batch, or
+///           JSON Lines when its first line is a whole array and more follows; more
 ///           than one line is JSON Lines when the first line is a whole JSON value,
 ///           or the next non-blank line is a whole JSON object with a
 ///           'specversion' (the first one broken, and not an object going on
@@ -548,9 +550,7 @@ fn decided(bytes: &[u8], d: &mut Decided) -> bool {
     };
     let start = d.blank + p;
     d.blank = start;
-    if bytes.get(start) == Some(&b'[') {
-        return true;
-    }
+    let array = bytes.get(start) == Some(&b'[');
     if !d.found {
         let from = d.newline.max(start);
         match memchr::memchr(b'\n', bytes.get(from..).unwrap_or(&[])) {
@@ -564,6 +564,16 @@ fn decided(bytes: &[u8], d: &mut Decided) -> bool {
                 return false;
             }
         }
+    }
+    // An array whose first line is not a whole value is one batch; one
+    // that is, a batch, or the first line of a stream of them (whether
+    // more follows tells).
+    if array
+        && !*d
+            .first_whole
+            .get_or_insert_with(|| whole_value(bytes.get(start..d.newline).unwrap_or(&[])))
+    {
+        return true;
     }
     let after = bytes.get(d.blank_after..).unwrap_or(&[]);
     let Some(q) = after.iter().position(|c| !ws(c)) else {
@@ -615,9 +625,58 @@ fn validate_lines(
             scratch.resize(line.len(), 0);
         }
         let n = first_line + i;
+        // A line that is an array is a JSON batch: a stream of them, one a
+        // line, is what `BatchFormat::JsonBatch` writes.
+        if line.trim_ascii_start().starts_with(b"[") {
+            validate_batch(name, line, n, scratch, check, part);
+            continue;
+        }
         match parse_event(line, &mut Scratch::new(scratch)) {
             Ok(ev) => part.ok &= part.checked(check, &ev, || format!("{name}:{n}")),
             Err(e) => part.report(name, line, n, &e),
+        }
+    }
+}
+
+/// Validates the JSON batch `bytes`, whose first line is line `first_line`
+/// of the input, into `part`: each event kept, up to the first error.
+fn validate_batch(
+    name: &str,
+    bytes: &[u8],
+    first_line: usize,
+    scratch: &mut [u8],
+    check: Check<'_>,
+    part: &mut Part,
+) {
+    let mut batch = match BatchParser::new(bytes) {
+        Ok(b) => b,
+        Err(e) => return part.report(name, bytes, first_line, &e),
+    };
+    // Counted from 0, as a parse error names the element; an element's
+    // line is where it starts (a pretty-printed batch has one per line or
+    // more), counted on as reading goes.
+    let mut i = 0usize;
+    let mut lines = Lines::default();
+    while let Some(r) = batch.next_event(scratch) {
+        let element = i;
+        i += 1;
+        let at = batch.element_offset();
+        match r {
+            Ok(ev) => {
+                part.ok &= part.checked(check, &ev, || {
+                    let line = first_line + lines.at(bytes, at) - 1;
+                    format!("{name}:{line}: batch element {element}")
+                });
+            }
+            // A JSON error has its own place.
+            Err(e @ ParseError::Json(_)) => {
+                part.report(name, bytes, first_line, &e);
+                break;
+            }
+            Err(e) => {
+                part.report(name, bytes, first_line + lines.at(bytes, at) - 1, &e);
+                break;
+            }
         }
     }
 }
@@ -677,17 +736,24 @@ fn detect(bytes: &[u8]) -> Format {
     let Some(start) = start else {
         return Format::Event;
     };
-    if bytes[start] == b'[' {
-        return Format::Batch;
-    }
     let rest = &bytes[start..];
     let first_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
     let first = &rest[..first_end];
     let after = &rest[first_end..];
-    let Some(s2) = after
+    let s2 = after
         .iter()
-        .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
-    else {
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
+    if bytes[start] == b'[' {
+        // A batch; or, its first line a whole array with more after it, a
+        // stream of batches, one a line (what `BatchFormat::JsonBatch`
+        // writes), read as JSON Lines.
+        return if s2.is_some() && whole_value(first) {
+            Format::Jsonl
+        } else {
+            Format::Batch
+        };
+    }
+    let Some(s2) = s2 else {
         return Format::Event;
     };
     // More lines follow: JSON Lines when the first is a whole value, or,
@@ -740,38 +806,7 @@ fn validate_input<W: Write>(
             Ok(ev) => part.ok = part.checked(check, &ev, || name.to_string()),
             Err(e) => part.report(name, bytes, 1, &e),
         },
-        Format::Batch => match BatchParser::new(bytes) {
-            Ok(mut batch) => {
-                // Counted from 0, as a parse error names the element; an
-                // element's line is where it starts (a pretty-printed batch
-                // has one per line or more), counted on as reading goes.
-                let mut i = 0usize;
-                let mut lines = Lines::default();
-                while let Some(r) = batch.next_event(&mut scratch) {
-                    let element = i;
-                    i += 1;
-                    let at = batch.element_offset();
-                    match r {
-                        Ok(ev) => {
-                            part.ok &= part.checked(check, &ev, || {
-                                let line = lines.at(bytes, at);
-                                format!("{name}:{line}: batch element {element}")
-                            });
-                        }
-                        // A JSON error has its own place.
-                        Err(e @ ParseError::Json(_)) => {
-                            part.report(name, bytes, 1, &e);
-                            break;
-                        }
-                        Err(e) => {
-                            part.report(name, bytes, lines.at(bytes, at), &e);
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => part.report(name, bytes, 1, &e),
-        },
+        Format::Batch => validate_batch(name, bytes, 1, &mut scratch, check, &mut part),
         Format::Jsonl => validate_lines(name, bytes, 1, &mut scratch, check, &mut part),
     }
     out.commit(part, false)
@@ -794,18 +829,18 @@ mod tests {
                 return false;
             };
             let rest = &bytes[start..];
-            if rest[0] == b'[' {
-                return true;
-            }
             let Some(nl) = memchr::memchr(b'\n', rest) else {
                 return false;
             };
+            if rest[0] == b'[' && !whole_value(&rest[..nl]) {
+                return true;
+            }
             let Some(s2) = rest[nl..].iter().position(|c| !c.is_ascii_whitespace()) else {
                 return false;
             };
             whole_value(&rest[..nl]) || memchr::memchr(b'\n', &rest[nl + s2..]).is_some()
         };
-        let inputs: [&[u8]; 15] = [
+        let inputs: [&[u8]; 20] = [
             b"",
             b"  \r\n \t",
             b" [1]",
@@ -821,6 +856,11 @@ mod tests {
             b"cut\"\n\n {\"a\":1} \r\n{\"a\":2}",
             b"cut\n{\"a\":1",
             b"{\"data\":\r\n{\"specversion\":2}\r\n}\r\n",
+            b"[{\"a\":1}]\r\n[{\"a\":2}]\r\n",
+            b"[{\"a\":1}]\n \n",
+            b"[\n{\"a\":1}]\n[]",
+            b" [1,\n2]\n",
+            b"[1]\n[2",
         ];
         for input in inputs {
             for step in 1..=input.len().max(1) {
