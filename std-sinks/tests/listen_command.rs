@@ -288,3 +288,72 @@ fn listen_stops_on_sigterm_while_its_stdout_is_not_read() {
     assert!(rest.contains("listen: stopped by SIGTERM: "), "{rest}");
     drop(s);
 }
+
+/// stdout that is not read: each request's lines wait in memory for the
+/// write, with its body, until stdout takes them, also when its client
+/// has gone. A sender that retries (a new request each time) made
+/// `listen` grow without bound: 400 requests of 1 MB, 1.1 GB. Past a bound
+/// of lines waiting, requests are answered 503 with Retry-After (the
+/// sender retries later; nothing is lost), and memory stays bounded.
+#[test]
+fn listen_answers_503_instead_of_piling_up_requests_behind_a_stalled_stdout() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(["listen", "--http", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Held open and never read.
+    let _stdout = child.stdout.take().unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_string();
+    let pad = "x".repeat(400);
+    let events: Vec<String> = (0..2_000)
+        .map(|i| {
+            format!(
+                r#"{{"specversion":"1.0","id":"p-{i}","source":"/s","type":"t","data":"{pad}"}}"#
+            )
+        })
+        .collect();
+    let body = format!("[{}]", events.join(","));
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/cloudevents-batch+json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let rss_kib = || {
+        std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let mut refused = 0;
+    for _ in 0..150 {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        // A client that gives up waiting, as a sender's timeout does.
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut answer = [0u8; 64];
+        if let Ok(n) = s.read(&mut answer) {
+            let head = String::from_utf8_lossy(&answer[..n]);
+            assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+            refused += 1;
+        }
+    }
+    let rss = rss_kib();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(refused >= 100, "{refused} of 150 requests answered 503");
+    // 150 requests of 0.94 MB held with their lines were over 350 MB.
+    assert!(rss < 250 * 1024, "listen holds {rss} KiB");
+}

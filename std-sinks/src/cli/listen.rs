@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ossa_events::receiver::{Handler, Receiver, ReceiverConfig, Refusal};
@@ -35,7 +36,8 @@ use super::schemas::{FETCH_WAIT, SchemaArgs};
 /// Content-Encoding other than gzip), 431 (request head over 16 KiB or 64
 /// headers), 408 (request not received in time), 503 with Retry-After: 1 (over
 /// --max-connections with no idle connection to close, or over
-/// --max-connections-per-peer from one address), 417 (an Expect other than
+/// --max-connections-per-peer from one address, or while 16 MiB of printed
+/// events wait for a slow or stopped stdout), 417 (an Expect other than
 /// 100-continue). These close the connection: 400 for a malformed request
 /// (bad framing, a version not HTTP/d.d), 414 (request line over the head
 /// limit), 501 (a transfer coding before chunked), 505 (an HTTP version other
@@ -246,7 +248,10 @@ pub(crate) fn run(a: Args) -> ExitCode {
             super::signals::name(sig)
         );
     });
-    let print = PrintEvents { schemas };
+    let print = PrintEvents {
+        schemas,
+        waiting: AtomicUsize::new(0),
+    };
     if stop.is_none() {
         receiver.serve_with(print)
     }
@@ -279,7 +284,18 @@ pub(crate) fn run(a: Args) -> ExitCode {
 struct PrintEvents {
     /// `--schemas`: each event's payload is checked before the request is accepted.
     schemas: Option<ossa_events::schema::SchemaRegistry>,
+    /// Bytes of lines waiting for stdout (see [`MAX_WAITING`]).
+    waiting: AtomicUsize,
 }
+
+/// Bytes of lines that may wait for stdout before new requests are answered
+/// 503 with `Retry-After: 1`. Each waiting request holds its lines and its
+/// body until stdout takes them, also after its client has given up: with
+/// a reader that has stopped (a paused `| less`), a sender that retries
+/// made `listen` grow by a request's size each time, without bound (1.1 GB
+/// after 400 requests of 1 MB). A reader that keeps up leaves a request's
+/// lines waiting for a moment only.
+const MAX_WAITING: usize = 16 << 20;
 
 thread_local! {
     /// The lines of the request this thread is handling. The receiver calls
@@ -303,6 +319,12 @@ impl PrintEvents {
 impl Handler for PrintEvents {
     fn check(&self, event: &Event<'_>) -> Result<(), Refusal> {
         use ossa_events::schema::SchemaError;
+        let waiting = self.waiting.load(Ordering::Relaxed);
+        if waiting >= MAX_WAITING {
+            return Err(Refusal::unavailable(format!(
+                "{waiting} bytes of events wait for stdout to be read"
+            )));
+        }
         let Some(r) = &self.schemas else {
             return Ok(());
         };
@@ -331,10 +353,14 @@ impl Handler for PrintEvents {
     fn on_request_done(&self, _events: usize) {
         LINES.with(|lines| {
             let mut lines = lines.borrow_mut();
+            let n = lines.len();
+            self.waiting.fetch_add(n, Ordering::Relaxed);
             let mut out = std::io::stdout().lock();
             if let Err(e) = out.write_all(&lines).and_then(|()| out.flush()) {
                 Self::stdout_failed(&e);
             }
+            drop(out);
+            self.waiting.fetch_sub(n, Ordering::Relaxed);
             lines.clear();
             if lines.capacity() > KEEP_LINES {
                 *lines = Vec::new();
