@@ -349,3 +349,54 @@ fn consume_stopped_by_sigint_after_the_brokers_went_away_exits_promptly() {
         );
     }
 }
+
+/// A header with a null value is read as absent: a null `content-type`
+/// beside `ce_datacontenttype` leaves the latter the event's (it was
+/// refused as "datacontenttype appears more than once"), and a null
+/// `ce_subject` is no subject (it was an empty, invalid one).
+#[test]
+fn consume_reads_a_header_with_a_null_value_as_absent() {
+    let broker = Tansu::start();
+    let b = broker.bootstrap();
+    broker.create_topic("n", 1);
+    let h: [Header<'_>; 7] = [
+        ("ce_specversion", Some(&b"1.0"[..])),
+        ("ce_id", Some(&b"1"[..])),
+        ("ce_source", Some(&b"/s"[..])),
+        ("ce_type", Some(&b"t"[..])),
+        ("content-type", None),
+        ("ce_datacontenttype", Some(&b"application/json"[..])),
+        ("ce_subject", None),
+    ];
+    produce(
+        &b,
+        "n",
+        &[Rec {
+            headers: &h,
+            key: None,
+            value: Some(br#"{"a":1}"#),
+        }],
+    );
+    let (code, out, err) = run(
+        &[
+            "consume",
+            "--brokers",
+            &b,
+            "--topic",
+            "n",
+            "--from-beginning",
+            "--timeout",
+            "2",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/json","data":{"a":1}}"#
+        ],
+        "{err}"
+    );
+    assert!(err.contains("consume: printed 1, invalid 0"), "{err}");
+}

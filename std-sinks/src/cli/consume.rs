@@ -188,8 +188,12 @@ fn headers_of<'m>(
     });
     READING.with(|r| r.set(true));
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // A header with a null value carries no value: left out, as if
+        // absent. Read as empty, a null `content-type` beside a
+        // `ce_datacontenttype` was "datacontenttype appears more than
+        // once", and a null `ce_subject` an empty (invalid) subject.
         m.headers()
-            .map(|h| h.iter().map(|h| (h.key, h.value.unwrap_or(&[]))).collect())
+            .map(|h| h.iter().filter_map(|h| Some((h.key, h.value?))).collect())
             .unwrap_or_default()
     }));
     READING.with(|r| r.set(false));
