@@ -305,12 +305,14 @@ impl Deferred {
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(TryLockError::WouldBlock) => return Drained::Busy,
             },
-            Room::Policy(None) => lock(&self.drain),
+            Room::Policy(None) | Room::Until(None) => lock(&self.drain),
             // Not done by then: what is left stays put off (for the worker).
-            Room::Policy(Some(until)) => match lock_until(&self.drain, until) {
-                Some(g) => g,
-                None => return Drained::Full,
-            },
+            Room::Policy(Some(until)) | Room::Until(Some(until)) => {
+                match lock_until(&self.drain, until) {
+                    Some(g) => g,
+                    None => return Drained::Full,
+                }
+            }
         };
         let mark = Draining::enter(self);
         let how = How { room, late: true };

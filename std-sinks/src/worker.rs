@@ -359,6 +359,13 @@ pub(crate) enum Room {
     /// Never wait, whatever the policy: hand the event back (the worker,
     /// which makes room by sending, building events put off).
     Hold,
+    /// Wait for room no later than this, whatever the policy, then hand
+    /// the event back: a flush queuing events put off, which were taken
+    /// already (under `DropNewest` a flush that found the queue full for a
+    /// moment dropped them; under `Block(limit)` after `limit`, however
+    /// long the flush had left).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    Until(Option<Instant>),
     /// Refused as a full queue refuses it (counted `dropped`, reported),
     /// whatever room there is now: a caller's event behind events put off
     /// that its drain could not queue within the `Block` limit. Queued, it
@@ -793,6 +800,26 @@ impl Shared {
                     }
                     return Err(held(e));
                 }
+                (Room::Until(until), _) => {
+                    while !fits(&st) && !closed(&st) {
+                        if until.is_some_and(|d| Instant::now() >= d) {
+                            break;
+                        }
+                        if std::mem::take(&mut wake) {
+                            self.wake.notify_one();
+                        }
+                        let wake_at = earliest(until, st.deadline.filter(|_| st.shutdown));
+                        st = self.wait_for_space(st, wake_at);
+                        wake = !fits(&st) && st.wants_room();
+                    }
+                    if !fits(&st) && !closed(&st) {
+                        drop(st);
+                        if wake {
+                            self.wake.notify_one();
+                        }
+                        return Err(held(e));
+                    }
+                }
                 (Room::Policy(cap), Overflow::Block(limit)) => {
                     let deadline = after(limit);
                     let until = earliest(deadline, cap);
@@ -1136,12 +1163,13 @@ impl Shared {
     }
 
     /// Queues what `OssaLayer` put off, on this thread (a flush waits for
-    /// it too), waiting for room as the [`Overflow`] policy says but no
-    /// later than `deadline`, then marks what the flush waits for (see
+    /// it too), waiting for room no later than `deadline` whatever the
+    /// [`Overflow`] policy (those events were taken already: a flush does
+    /// not drop them), then marks what the flush waits for (see
     /// [`Self::flush_mark`]); `None` when what was put off could not all be
-    /// queued in time.
+    /// queued in time (the rest stays put off, for the worker).
     pub(crate) fn flush_mark_by(&self, deadline: Option<Instant>) -> Option<u64> {
-        if self.drain_deferred(Room::Policy(deadline), usize::MAX) == Drained::Full {
+        if self.drain_deferred(Room::Until(deadline), usize::MAX) == Drained::Full {
             return None;
         }
         Some(self.flush_mark())

@@ -441,3 +441,70 @@ fn events_put_off_wait_for_room_during_a_shutdown_not_dropped() {
         }
     }
 }
+
+/// The same for a flush: what the layer put off waits for room until the
+/// flush's deadline, whatever the `Overflow` policy. Under `DropNewest` a
+/// flush that found the queue full for a moment dropped them (under
+/// `Block(limit)` after `limit`), though the worker would have queued them
+/// as it made room.
+#[test]
+fn events_put_off_wait_for_room_during_a_flush_not_dropped() {
+    for overflow in [
+        Overflow::DropNewest,
+        Overflow::Block(Duration::from_millis(5)),
+    ] {
+        for how in ["flush", "flush_async"] {
+            let gate: Arc<(Mutex<bool>, std::sync::Condvar)> = Arc::default();
+            let reasons = Arc::new(Mutex::new(Vec::new()));
+            let log = reasons.clone();
+            let emitter = Emitter::builder("/agents/slow")
+                .sink(Gated(gate.clone()))
+                .queue_capacity(4)
+                .batch_size(2)
+                .overflow(overflow)
+                .flush_interval(Duration::from_millis(1))
+                .flush_timeout(Duration::from_secs(5))
+                .on_undelivered(move |u| {
+                    log.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((u.reason, u.error.to_string()));
+                })
+                .build()
+                .unwrap();
+            for _ in 0..4 {
+                emitter
+                    .emit(EventBuilder::new().ty("dev.example.tick"))
+                    .unwrap();
+            }
+            let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
+            tracing::subscriber::with_default(subscriber, || {
+                for i in 0..2 {
+                    let key = format!("c{i}");
+                    let span = tracing::info_span!("chat", gen_ai.conversation.id = key.as_str());
+                    drop(span.enter());
+                }
+            });
+            let opener = {
+                let gate = gate.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(100));
+                    *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+                    gate.1.notify_all();
+                })
+            };
+            let report = match how {
+                "flush" => emitter.flush(),
+                _ => common::contract::block_on(emitter.flush_async()),
+            };
+            opener.join().unwrap();
+            let report = report.unwrap();
+            assert_eq!(report.delivered, 8, "{overflow:?} {how}: {report:?}");
+            let reasons = reasons.lock().unwrap_or_else(PoisonError::into_inner);
+            assert!(reasons.is_empty(), "{overflow:?} {how}: {reasons:?}");
+            let m = emitter.metrics();
+            assert_eq!((m.emitted, m.delivered, m.dropped), (8, 8, 0), "{m:?}");
+            drop(reasons);
+            emitter.shutdown().unwrap();
+        }
+    }
+}
