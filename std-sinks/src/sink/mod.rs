@@ -1072,8 +1072,10 @@ pub trait Sink: Send + 'static {
     /// Pushes out anything the sink buffers itself. Defaults to nothing.
     ///
     /// The worker calls it after every [`send_by`](Self::send_by) or
-    /// [`settle`](Self::settle) (not after a [`start`](Self::start)) that
-    /// delivered something; a failed flush fails the events that call
+    /// [`settle`](Self::settle) that delivered something, and after a
+    /// [`start`](Self::start) that settled its batch at once (an `Err` that
+    /// delivered some of it, as `send_by` answers), not after one that
+    /// handed out a ticket; a failed flush fails the events that call
     /// delivered (with the flush's first error). Those it marks
     /// [`Retry::Yes`](crate::Retry::Yes) are retried as any are: handed to
     /// `send_by` again, so a sink that still holds them (staged, buffered)
