@@ -57,7 +57,9 @@ fn a_raw_value_field_is_written_as_its_json() {
 fn a_raw_value_payload_is_written_as_its_json() {
     let raw = RawValue::from_string(r#"[true, "x", null]"#.to_owned()).unwrap();
     let (ours, theirs) = ours_and_serde_json(&raw);
-    assert_eq!(ours, theirs);
+    // The same value, written compact.
+    assert!(ossa_events::json::eq_ignoring_ws(&ours, &theirs), "{ours}");
+    assert_eq!(ours, r#"[true,"x",null]"#);
 }
 
 /// `serde_json::Number` as `serde_json` serializes it with
@@ -139,4 +141,31 @@ fn raw_text_nests_no_deeper_than_the_parsers_read() {
         .build()
         .unwrap();
     assert_eq!(json::to_vec(&ev), Err(PayloadError::TooDeep));
+}
+
+/// Raw text as `serde_json` keeps it (`RawValue::from_string`, or a
+/// `Box<RawValue>` read from a pretty-printed document) may hold whitespace,
+/// newlines too. The serializer writes compact JSON, as it writes every
+/// other value and as the builder's `data_json` text is written: written as
+/// it is, the newlines split the event across lines, and a line-delimited
+/// consumer (the stdout and file sinks, `ossa-events listen`, the spools)
+/// read two broken lines.
+#[test]
+fn raw_text_with_whitespace_is_written_compact_on_one_line() {
+    let raw = RawValue::from_string("{\n  \"a\": [1, 2],\n  \"b\": \" x \"\n}".to_owned()).unwrap();
+    let payload = Wrapper { id: 1, inner: &raw };
+    let ev = Event::builder()
+        .id("1")
+        .source("/s")
+        .ty("t")
+        .data_serialize(&payload)
+        .build()
+        .unwrap();
+    let bytes = json::to_vec(&ev).unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(!text.contains('\n'), "{text}");
+    assert!(
+        text.contains(r#""data":{"id":1,"inner":{"a":[1,2],"b":" x "}}"#),
+        "{text}"
+    );
 }

@@ -11,7 +11,7 @@
 //! written as `null`, as `serde_json` does.
 //!
 //! `serde_json`'s `RawValue` (and `Number` under `arbitrary_precision`) is written as the JSON
-//! text it holds, as `serde_json` writes it, once that text is checked to be one JSON value.
+//! text it holds (without its insignificant whitespace), once that text is checked to be one JSON value.
 //!
 //! Map keys follow `serde_json`'s rules: strings and chars are written as strings; integers,
 //! bools and finite floats are quoted (`"1"`, `"true"`, `"1.5"`); unit variants become their
@@ -1131,7 +1131,20 @@ impl<S: Room + ?Sized> ser::Serializer for RawText<'_, S> {
             crate::json::JsonErrorKind::TooDeep => SerError::TooDeep,
             _ => not_raw_text(),
         })?;
-        Ok(put(self.w, v.as_bytes())?)
+        // Compact, as every other value is written: the text may hold
+        // whitespace (newlines too, which split a line-delimited event).
+        let mut failed = None;
+        crate::json::lex::compact_runs(v.as_bytes(), &mut |run| match put(&mut *self.w, run) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        });
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     not_raw_text! {
