@@ -1505,7 +1505,8 @@ fn serve_flushes(shared: &Shared) {
 /// For the flushes listed without a mark (see [`Emitter::flush_async`]):
 /// queues what `OssaLayer` put off, waiting for room no later than the
 /// earliest of their deadlines, and marks them all at once; or, when that
-/// could not be queued in time, fails them as [`Emitter::flush`] fails.
+/// could not be queued in time, fails those whose deadline passed as
+/// [`Emitter::flush`] fails (the others wait for the next round).
 fn mark_unmarked(shared: &Shared) {
     let (n, deadline) = {
         let mut w = lock_waiters(shared);
@@ -1521,6 +1522,14 @@ fn mark_unmarked(shared: &Shared) {
         return;
     }
     let mark = shared.flush_mark_by(deadline);
+    // Out of time at the earliest deadline: only the flushes whose own
+    // deadline has passed fail (as each would on a thread of its own); the
+    // others are left unmarked, queued for in the next round until the
+    // next deadline. Given up on sooner (the `Block` limit), all fail, as
+    // a flush does.
+    let now = std::time::Instant::now();
+    let ran_out = deadline.is_some_and(|d| now >= d);
+    let expired = |x: &FlushWaiter| !ran_out || x.deadline.is_some_and(|d| now >= d);
     // Waiters are listed at the end and removed in order: the first `n`
     // unmarked ones are those listed before the drain began.
     let failed: Vec<FlushWaiter> = {
@@ -1531,7 +1540,7 @@ fn mark_unmarked(shared: &Shared) {
             .partition::<Vec<_>, _>(|x| {
                 let mine = x.target.is_none() && seen < n;
                 seen += usize::from(x.target.is_none());
-                mine && mark.is_none()
+                mine && mark.is_none() && expired(x)
             });
         w.waiting = left;
         if let Some(mark) = mark {

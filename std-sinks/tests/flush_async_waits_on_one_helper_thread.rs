@@ -300,3 +300,46 @@ fn full_behind_events_put_off(gate: &Gate, flush_timeout: Duration) -> Emitter {
     });
     em
 }
+
+/// Each flush behind events put off has its own deadline, the flush
+/// timeout from its call, on the one helper thread as on a thread each.
+/// Flushes called while the helper was queueing what was put off for an
+/// earlier one are marked together in its next round, which queues until
+/// the earliest of their deadlines: when that passed with no room, all of
+/// them failed then, a later one long before its own deadline (here 600 ms
+/// early), although the collector came back in time for it.
+#[cfg(all(target_os = "linux", feature = "tracing"))]
+#[test]
+fn a_flush_behind_events_put_off_is_not_failed_before_its_own_deadline() {
+    let _one = one_at_a_time();
+    let gate = Gate::default();
+    let timeout = Duration::from_millis(1000);
+    let em = full_behind_events_put_off(&gate, timeout);
+    let rt = runtime();
+    let t0 = Instant::now();
+    // The helper queues what was put off for `first` until t0 + 1 s.
+    let first = rt.spawn(em.flush_async());
+    std::thread::sleep(Duration::from_millis(300));
+    // Listed while it does: both wait for its next round.
+    let early = rt.spawn(em.flush_async()); // deadline t0 + 1.3 s
+    std::thread::sleep(Duration::from_millis(600));
+    let late = rt.spawn(em.flush_async()); // deadline t0 + 1.9 s
+    let r = rt.block_on(first).unwrap();
+    assert!(matches!(r, Err(Error::Timeout(Phase::Flush))), "{r:?}");
+    let r = rt.block_on(early).unwrap();
+    assert!(matches!(r, Err(Error::Timeout(Phase::Flush))), "{r:?}");
+    // The collector is back 200 ms after the early one's deadline, 400 ms
+    // before the late one's.
+    let back = t0 + Duration::from_millis(1500);
+    std::thread::sleep(back.saturating_duration_since(Instant::now()));
+    assert!(
+        !late.is_finished(),
+        "resolved before its deadline, at {:?} of 1.9 s: {:?}",
+        t0.elapsed(),
+        rt.block_on(late).unwrap()
+    );
+    gate.open();
+    let report = rt.block_on(late).unwrap().unwrap();
+    assert_eq!(report.delivered, 6, "{report:?}");
+    em.shutdown().unwrap();
+}
