@@ -1525,8 +1525,9 @@ fn mark_unmarked(shared: &Shared) {
     // Out of time at the earliest deadline: only the flushes whose own
     // deadline has passed fail (as each would on a thread of its own); the
     // others are left unmarked, queued for in the next round until the
-    // next deadline. Given up on sooner (the `Block` limit), all fail, as
-    // a flush does.
+    // next deadline. Given up on sooner (the drain waits for room until
+    // the deadline, so none is known), all fail, as a flush does, rather
+    // than the helper going round again at once.
     let now = std::time::Instant::now();
     let ran_out = deadline.is_some_and(|d| now >= d);
     let expired = |x: &FlushWaiter| !ran_out || x.deadline.is_some_and(|d| now >= d);
