@@ -800,28 +800,14 @@ impl Shared {
                     }
                     return Err(held(e));
                 }
-                (Room::Until(until), _) => {
-                    while !fits(&st) && !closed(&st) {
-                        if until.is_some_and(|d| Instant::now() >= d) {
-                            break;
-                        }
-                        if std::mem::take(&mut wake) {
-                            self.wake.notify_one();
-                        }
-                        let wake_at = earliest(until, st.deadline.filter(|_| st.shutdown));
-                        st = self.wait_for_space(st, wake_at);
-                        wake = !fits(&st) && st.wants_room();
-                    }
-                    if !fits(&st) && !closed(&st) {
-                        drop(st);
-                        if wake {
-                            self.wake.notify_one();
-                        }
-                        return Err(held(e));
-                    }
-                }
-                (Room::Policy(cap), Overflow::Block(limit)) => {
-                    let deadline = after(limit);
+                // Waiting as `Block` does, the caller's own time (`cap`)
+                // and the policy's limit (`deadline`, none for a flush's
+                // drain, which waits whatever the policy) both bounding it.
+                (Room::Policy(cap), Overflow::Block(_)) | (Room::Until(cap), _) => {
+                    let deadline = match (how.room, cfg.overflow) {
+                        (Room::Policy(_), Overflow::Block(limit)) => after(limit),
+                        _ => None,
+                    };
                     let until = earliest(deadline, cap);
                     while !fits(&st) && !closed(&st) {
                         if until.is_some_and(|d| Instant::now() >= d) {
