@@ -371,53 +371,67 @@ impl ossa_events::sink::Sink for Gated {
 /// them first on its own thread, under the emitter's policy: with
 /// `DropNewest` each one that found the queue full was refused at once
 /// (`QueueFull`, counted `dropped`), and with `Block(limit)` after `limit`.
+/// What an emitter reported undelivered: reason and error text.
+type Undelivered = Arc<Mutex<Vec<(ossa_events::Reason, String)>>>;
+
+/// An emitter whose queue is full (a batch of two in a `Gated` sink, two
+/// queued), behind four events `OssaLayer` put off, under `overflow`; what
+/// it reports undelivered goes to the list returned. The sink opens after
+/// 100 ms (the thread returned).
+fn full_behind_events_put_off(
+    overflow: Overflow,
+) -> (Emitter, Undelivered, std::thread::JoinHandle<()>) {
+    let gate: Arc<(Mutex<bool>, std::sync::Condvar)> = Arc::default();
+    let reasons = Undelivered::default();
+    let log = reasons.clone();
+    let emitter = Emitter::builder("/agents/slow")
+        .sink(Gated(gate.clone()))
+        .queue_capacity(4)
+        .batch_size(2)
+        .overflow(overflow)
+        .flush_interval(Duration::from_millis(1))
+        .flush_timeout(Duration::from_secs(5))
+        .shutdown_timeout(Duration::from_secs(5))
+        .on_undelivered(move |u| {
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((u.reason, u.error.to_string()));
+        })
+        .build()
+        .unwrap();
+    // The queue full: a batch in the sink, one queued.
+    for _ in 0..4 {
+        emitter
+            .emit(EventBuilder::new().ty("dev.example.tick"))
+            .unwrap();
+    }
+    // Four events put off (the layer holds up to the queue's capacity).
+    let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..2 {
+            let key = format!("c{i}");
+            let span = tracing::info_span!("chat", gen_ai.conversation.id = key.as_str());
+            drop(span.enter());
+        }
+    });
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        gate.1.notify_all();
+    });
+    (emitter, reasons, opener)
+}
+
+const OVERFLOWS: [Overflow; 2] = [
+    Overflow::DropNewest,
+    Overflow::Block(Duration::from_millis(5)),
+];
+
 #[test]
 fn events_put_off_wait_for_room_during_a_shutdown_not_dropped() {
-    for overflow in [
-        Overflow::DropNewest,
-        Overflow::Block(Duration::from_millis(5)),
-    ] {
+    for overflow in OVERFLOWS {
         for end in ["shutdown", "shutdown_async", "drop"] {
-            let gate: Arc<(Mutex<bool>, std::sync::Condvar)> = Arc::default();
-            let reasons = Arc::new(Mutex::new(Vec::new()));
-            let log = reasons.clone();
-            let emitter = Emitter::builder("/agents/slow")
-                .sink(Gated(gate.clone()))
-                .queue_capacity(4)
-                .batch_size(2)
-                .overflow(overflow)
-                .flush_interval(Duration::from_millis(1))
-                .shutdown_timeout(Duration::from_secs(5))
-                .on_undelivered(move |u| {
-                    log.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push((u.reason, u.error.to_string()));
-                })
-                .build()
-                .unwrap();
-            // The queue full: a batch in the sink, one queued.
-            for _ in 0..4 {
-                emitter
-                    .emit(EventBuilder::new().ty("dev.example.tick"))
-                    .unwrap();
-            }
-            // Four events put off (the layer holds up to the queue's capacity).
-            let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
-            tracing::subscriber::with_default(subscriber, || {
-                for i in 0..2 {
-                    let key = format!("c{i}");
-                    let span = tracing::info_span!("chat", gen_ai.conversation.id = key.as_str());
-                    drop(span.enter());
-                }
-            });
-            let opener = {
-                let gate = gate.clone();
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(100));
-                    *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
-                    gate.1.notify_all();
-                })
-            };
+            let (emitter, reasons, opener) = full_behind_events_put_off(overflow);
             let metrics = match end {
                 "shutdown" => {
                     emitter.shutdown().unwrap();
@@ -449,49 +463,9 @@ fn events_put_off_wait_for_room_during_a_shutdown_not_dropped() {
 /// as it made room.
 #[test]
 fn events_put_off_wait_for_room_during_a_flush_not_dropped() {
-    for overflow in [
-        Overflow::DropNewest,
-        Overflow::Block(Duration::from_millis(5)),
-    ] {
+    for overflow in OVERFLOWS {
         for how in ["flush", "flush_async"] {
-            let gate: Arc<(Mutex<bool>, std::sync::Condvar)> = Arc::default();
-            let reasons = Arc::new(Mutex::new(Vec::new()));
-            let log = reasons.clone();
-            let emitter = Emitter::builder("/agents/slow")
-                .sink(Gated(gate.clone()))
-                .queue_capacity(4)
-                .batch_size(2)
-                .overflow(overflow)
-                .flush_interval(Duration::from_millis(1))
-                .flush_timeout(Duration::from_secs(5))
-                .on_undelivered(move |u| {
-                    log.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push((u.reason, u.error.to_string()));
-                })
-                .build()
-                .unwrap();
-            for _ in 0..4 {
-                emitter
-                    .emit(EventBuilder::new().ty("dev.example.tick"))
-                    .unwrap();
-            }
-            let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
-            tracing::subscriber::with_default(subscriber, || {
-                for i in 0..2 {
-                    let key = format!("c{i}");
-                    let span = tracing::info_span!("chat", gen_ai.conversation.id = key.as_str());
-                    drop(span.enter());
-                }
-            });
-            let opener = {
-                let gate = gate.clone();
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(100));
-                    *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
-                    gate.1.notify_all();
-                })
-            };
+            let (emitter, reasons, opener) = full_behind_events_put_off(overflow);
             let report = match how {
                 "flush" => emitter.flush(),
                 _ => common::contract::block_on(emitter.flush_async()),
