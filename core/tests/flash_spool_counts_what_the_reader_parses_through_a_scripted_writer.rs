@@ -9,62 +9,14 @@
 
 mod common;
 
-use std::cell::Cell;
-use std::rc::Rc;
-
+use common::flash::{
+    Op, ScriptedEm, TestClock, assert_counts, assert_none_glued, assert_parses_delivered, drive,
+    flush_act, format, op, open_spool, scripted_emitter, write_act,
+};
 use common::{Act, FlushAct, Scripted, read};
 use ossa_events_core::batch::BatchFormat;
-use ossa_events_core::emitter::{Config, EmitError};
-use ossa_events_core::spool::{FlashSpool, RamFlash, SpoolEmitter, SpoolMode, WhenFull};
-use ossa_events_core::{Clock, Event, RandomIds, Timestamp};
+use ossa_events_core::spool::{RamFlash, SpoolMode, WhenFull};
 use proptest::prelude::*;
-
-#[derive(Clone, Default)]
-struct TestClock(Rc<Cell<i64>>);
-impl Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_millis(1_795_608_000_000 + self.0.get()).unwrap()
-    }
-}
-
-type EmOf<const FLASH: usize, const B: usize> = SpoolEmitter<
-    'static,
-    Scripted,
-    RamFlash<FLASH, 1024>,
-    RandomIds<fn(&mut [u8; 16])>,
-    TestClock,
-    4,
-    B,
-    512,
->;
-
-#[derive(Debug, Clone)]
-enum Op {
-    Emit(usize),
-    Poll(i64),
-    Flush,
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        6 => (1usize..380).prop_map(Op::Emit),
-        2 => (0i64..1500).prop_map(Op::Poll),
-        1 => Just(Op::Flush),
-    ]
-}
-
-fn write_act() -> impl Strategy<Value = Act> {
-    prop_oneof![
-        5 => Just(Act::Accept),
-        3 => (1usize..300).prop_map(Act::Short),
-        3 => Just(Act::Fail { passed: 0 }),
-        1 => Just(Act::Zero),
-    ]
-}
-
-fn flush_act() -> impl Strategy<Value = FlushAct> {
-    prop_oneof![5 => Just(FlushAct::Ok), 1 => Just(FlushAct::FailLossy)]
-}
 
 fn run(
     format: BatchFormat,
@@ -89,58 +41,22 @@ fn run_on<const FLASH: usize, const B: usize>(
 ) {
     let w = Scripted::new(writes, flushes);
     let clock = TestClock::default();
-    let spool = FlashSpool::<_, 512>::open(RamFlash::<FLASH, 1024>::new(), 0..FLASH as u32)
-        .unwrap()
-        .mode(mode)
-        .when_full(when_full);
-    let config = Config::new("/dev/prop")
-        .batch_size(batch_size)
-        .flush_interval_ms(1000)
-        .format(format);
-    let ids: RandomIds<fn(&mut [u8; 16])> = RandomIds(|b| b.fill(9));
-    let mut em: EmOf<FLASH, B> = SpoolEmitter::new(config, w.clone(), spool, ids, clock.clone());
-    let mut accepted: Vec<String> = Vec::new();
-    let mut refused = 0u64;
-    let mut next = 0usize;
-    let check = |em: &EmOf<FLASH, B>, accepted: &[String], refused: u64, stage: &str| {
-        let c = em.counters();
-        let s = em.spool_counters();
-        assert_eq!(
-            c.emitted,
-            accepted.len() as u64,
-            "{stage}: emitted {c:?} {s:?}"
-        );
-        assert_eq!(
-            c.dropped,
-            refused + s.evicted,
-            "{stage}: dropped {c:?} {s:?}"
-        );
-        assert_eq!(
-            c.emitted,
-            c.delivered + em.pending() as u64 + s.evicted,
-            "{stage}: every accepted event delivered, pending or evicted: {c:?} {s:?} pending {}",
-            em.pending()
-        );
+    let spool = open_spool(RamFlash::<FLASH, 1024>::new(), FLASH, mode, when_full);
+    let mut em: ScriptedEm<RamFlash<FLASH, 1024>, B> =
+        scripted_emitter(spool, format, batch_size, w.clone(), clock.clone());
+    let check = |em: &ScriptedEm<RamFlash<FLASH, 1024>, B>,
+                 accepted: &[String],
+                 refused: u64,
+                 stage: &str| {
+        let (c, s) = assert_counts(em, accepted, refused, false, stage);
         let wire = w.wire.borrow();
         let r = read(format, &wire.wire);
         if s.evicted == 0 {
             r.assert_only_torn_fragments(&wire.wire);
-        } else if format == BatchFormat::JsonLines {
-            for bad in &r.unparsed {
-                let text = String::from_utf8_lossy(bad);
-                assert!(
-                    text.matches("specversion").count() <= 1,
-                    "{stage}: glued: {text}"
-                );
-            }
+        } else {
+            assert_none_glued(format, &r, stage);
         }
-        assert_eq!(
-            r.ids.len() as u64,
-            c.delivered,
-            "{stage}: the reader parses what was counted delivered: {:?} {c:?} {s:?}\n{}",
-            r.ids,
-            String::from_utf8_lossy(&wire.wire)
-        );
+        assert_parses_delivered(&r, &c, &s, &wire.wire, stage);
         let pos: Vec<usize> = r
             .ids
             .iter()
@@ -152,38 +68,12 @@ fn run_on<const FLASH: usize, const B: usize>(
             r.ids
         );
     };
-    for (k, op) in ops.iter().enumerate() {
-        match *op {
-            Op::Emit(len) => {
-                next += 1;
-                let id = format!("e{next}");
-                let subject = "s".repeat(len);
-                match em.emit(Event::builder().id(&id).ty("t").subject(&subject)) {
-                    Ok(()) => accepted.push(id),
-                    Err(EmitError::SpoolFull) => refused += 1,
-                    Err(EmitError::TooLarge) => {}
-                    Err(e) => panic!("{e:?}"),
-                }
-            }
-            Op::Poll(ms) => {
-                clock.0.set(clock.0.get() + ms);
-                let _ = em.poll(clock.now());
-            }
-            Op::Flush => {
-                let _ = em.flush();
-            }
-        }
-        check(&em, &accepted, refused, &format!("step {k} {op:?}"));
-    }
+    let t = drive(&mut em, &clock, ops, &check);
     w.writes.borrow_mut().clear();
     w.flushes.borrow_mut().clear();
     em.flush().unwrap();
     assert_eq!(em.pending(), 0);
-    check(&em, &accepted, refused, "end");
-}
-
-fn format() -> impl Strategy<Value = BatchFormat> {
-    prop_oneof![Just(BatchFormat::JsonLines), Just(BatchFormat::JsonBatch)]
+    check(&em, &t.accepted, t.refused, "end");
 }
 
 proptest! {

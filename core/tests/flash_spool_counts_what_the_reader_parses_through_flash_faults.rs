@@ -15,27 +15,21 @@
 
 mod common;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+use common::flash::{
+    Op, ScriptedEm, Tally, TestClock, assert_counts, assert_none_glued, assert_parses_delivered,
+    drive, flush_act, format, op, open_spool, scripted_emitter, write_act,
+};
 use common::{Act, FlushAct, Scripted, read};
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 use ossa_events_core::batch::BatchFormat;
-use ossa_events_core::emitter::{Config, EmitError};
-use ossa_events_core::spool::{FlashSpool, RamFlash, SpoolEmitter, SpoolMode, WhenFull};
-use ossa_events_core::{Clock, Event, RandomIds, Timestamp};
+use ossa_events_core::spool::{RamFlash, SpoolMode, WhenFull};
 use proptest::prelude::*;
-
-#[derive(Clone, Default)]
-struct TestClock(Rc<Cell<i64>>);
-impl Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_millis(1_795_608_000_000 + self.0.get()).unwrap()
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FAct {
@@ -96,21 +90,6 @@ impl<const BYTES: usize> NorFlash for FFlash<BYTES> {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Op {
-    Emit(usize),
-    Poll(i64),
-    Flush,
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        6 => (1usize..380).prop_map(Op::Emit),
-        2 => (0i64..1500).prop_map(Op::Poll),
-        1 => Just(Op::Flush),
-    ]
-}
-
 fn write_act_passing() -> impl Strategy<Value = Act> {
     prop_oneof![
         5 => Just(Act::Accept),
@@ -124,53 +103,69 @@ fn flush_act_passing() -> impl Strategy<Value = FlushAct> {
     prop_oneof![5 => Just(FlushAct::Ok), 1 => Just(FlushAct::FailLossy), 1 => Just(FlushAct::FailPassing)]
 }
 
-fn write_act() -> impl Strategy<Value = Act> {
-    prop_oneof![
-        5 => Just(Act::Accept),
-        3 => (1usize..300).prop_map(Act::Short),
-        3 => Just(Act::Fail { passed: 0 }),
-        1 => Just(Act::Zero),
-    ]
-}
-
-fn flush_act() -> impl Strategy<Value = FlushAct> {
-    prop_oneof![5 => Just(FlushAct::Ok), 1 => Just(FlushAct::FailLossy)]
-}
-
 fn fact() -> impl Strategy<Value = FAct> {
     prop_oneof![12 => Just(FAct::Ok), 1 => Just(FAct::Fail)]
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run<const FLASH: usize, const B: usize>(
-    format: BatchFormat,
-    batch_size: usize,
-    mode: SpoolMode,
-    when_full: WhenFull,
-    ops: &[Op],
-    writes: &[Act],
-    flushes: &[FlushAct],
-    facts: &[FAct],
-    rfails: &[bool],
-) {
-    run_p::<FLASH, B>(
-        format, batch_size, mode, when_full, ops, writes, flushes, facts, rfails, false,
+/// One run's draw: the framing, the batch size, `Always` (or `WhenDown`),
+/// `DropOldest` (or `DropNewest`), a small flash (two pages that hold fewer
+/// events than the batch, not four that hold more), then the scripts: the
+/// steps, the writes, the flushes, the flash's writes and erases, and which
+/// reads fail. The writer's script is drawn per property.
+type Case = (
+    BatchFormat,
+    usize,
+    bool,
+    bool,
+    bool,
+    Vec<Op>,
+    Vec<Act>,
+    Vec<FlushAct>,
+    Vec<FAct>,
+    Vec<bool>,
+);
+
+fn case(
+    write_act: impl Strategy<Value = Act>,
+    flush_act: impl Strategy<Value = FlushAct>,
+) -> impl Strategy<Value = Case> {
+    (
+        format(),
+        1usize..6,
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        proptest::collection::vec(op(), 1..120),
+        proptest::collection::vec(write_act, 0..80),
+        proptest::collection::vec(flush_act, 0..20),
+        proptest::collection::vec(fact(), 0..200),
+        proptest::collection::vec(prop_oneof![30 => Just(false), 1 => Just(true)], 0..400),
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_p<const FLASH: usize, const B: usize>(
-    format: BatchFormat,
-    batch_size: usize,
-    mode: SpoolMode,
-    when_full: WhenFull,
-    ops: &[Op],
-    writes: &[Act],
-    flushes: &[FlushAct],
-    facts: &[FAct],
-    rfails: &[bool],
-    passing: bool,
-) {
+/// Runs `case` on its flash; with `passing` writers that pass bytes on
+/// before failing (events may arrive twice, none may be lost).
+fn run(case: &Case, passing: bool) {
+    if case.4 {
+        run_on::<2048, 2048>(case, passing);
+    } else {
+        run_on::<4096, 1024>(case, passing);
+    }
+}
+
+fn run_on<const FLASH: usize, const B: usize>(case: &Case, passing: bool) {
+    let (format, batch_size, always, drop_oldest, _, ops, writes, flushes, facts, rfails) = case;
+    let (format, batch_size) = (*format, *batch_size);
+    let mode = if *always {
+        SpoolMode::Always
+    } else {
+        SpoolMode::WhenDown
+    };
+    let when_full = if *drop_oldest {
+        WhenFull::DropOldest
+    } else {
+        WhenFull::DropNewest
+    };
     let w = Scripted::new(writes, flushes);
     let clock = TestClock::default();
     let script = Rc::new(RefCell::new(VecDeque::new()));
@@ -180,105 +175,38 @@ fn run_p<const FLASH: usize, const B: usize>(
         script: script.clone(),
         reads_fail: reads_fail.clone(),
     };
-    let spool = FlashSpool::<_, 512>::open(flash, 0..FLASH as u32)
-        .unwrap()
-        .mode(mode)
-        .when_full(when_full);
+    let spool = open_spool(flash, FLASH, mode, when_full);
     script.borrow_mut().extend(facts.iter().copied());
     reads_fail.borrow_mut().extend(rfails.iter().copied());
-    let config = Config::new("/dev/prop")
-        .batch_size(batch_size)
-        .flush_interval_ms(1000)
-        .format(format);
-    let ids: RandomIds<fn(&mut [u8; 16])> = RandomIds(|b| b.fill(9));
-    let mut em: SpoolEmitter<'static, Scripted, FFlash<FLASH>, _, TestClock, 4, B, 512> =
-        SpoolEmitter::new(config, w.clone(), spool, ids, clock.clone());
-    let mut accepted: Vec<String> = Vec::new();
-    let mut refused = 0u64;
-    let mut next = 0usize;
-    let check = |em: &SpoolEmitter<'static, Scripted, FFlash<FLASH>, _, TestClock, 4, B, 512>,
-                 accepted: &[String],
-                 refused: u64,
-                 stage: &str| {
-        let c = em.counters();
-        let s = em.spool_counters();
-        assert_eq!(
-            c.emitted,
-            accepted.len() as u64,
-            "{stage}: emitted {c:?} {s:?}"
-        );
-        assert_eq!(
-            c.dropped,
-            refused + s.evicted,
-            "{stage}: dropped {c:?} {s:?}"
-        );
-        assert_eq!(
-            c.emitted,
-            c.delivered + em.pending() as u64 + s.evicted + s.damaged,
-            "{stage}: every accepted event delivered, pending, evicted or damaged: {c:?} {s:?} pending {} spool {}",
-            em.pending(),
-            em.spool().len()
-        );
-        let wire = w.wire.borrow();
-        let r = read(format, &wire.wire);
-        if format == BatchFormat::JsonLines {
-            for bad in &r.unparsed {
-                let text = String::from_utf8_lossy(bad);
+    let mut em: ScriptedEm<FFlash<FLASH>, B> =
+        scripted_emitter(spool, format, batch_size, w.clone(), clock.clone());
+    let check =
+        |em: &ScriptedEm<FFlash<FLASH>, B>, accepted: &[String], refused: u64, stage: &str| {
+            let (c, s) = assert_counts(em, accepted, refused, true, stage);
+            let wire = w.wire.borrow();
+            let r = read(format, &wire.wire);
+            assert_none_glued(format, &r, stage);
+            if passing {
+                let uniq: std::collections::HashSet<_> = r.ids.iter().collect();
                 assert!(
-                    text.matches("specversion").count() <= 1,
-                    "{stage}: glued: {text}"
+                    uniq.len() as u64
+                        <= c.delivered + em.pending() as u64 + em.spool_counters().evicted,
+                    "{stage}: more arrived than delivered+pending: {:?} {c:?}",
+                    r.ids
                 );
+                for id in &r.ids {
+                    assert!(accepted.contains(id), "{stage}: {id} never accepted");
+                }
+                return;
             }
-        }
-        if passing {
-            let uniq: std::collections::HashSet<_> = r.ids.iter().collect();
-            assert!(
-                uniq.len() as u64
-                    <= c.delivered + em.pending() as u64 + em.spool_counters().evicted,
-                "{stage}: more arrived than delivered+pending: {:?} {c:?}",
-                r.ids
-            );
+            assert_parses_delivered(&r, &c, &s, &wire.wire, stage);
+            let mut seen = std::collections::HashSet::new();
             for id in &r.ids {
+                assert!(seen.insert(id), "{stage}: {id} twice: {:?}", r.ids);
                 assert!(accepted.contains(id), "{stage}: {id} never accepted");
             }
-            return;
-        }
-        assert_eq!(
-            r.ids.len() as u64,
-            c.delivered,
-            "{stage}: the reader parses what was counted delivered: {:?} {c:?} {s:?}\n{}",
-            r.ids,
-            String::from_utf8_lossy(&wire.wire)
-        );
-        let mut seen = std::collections::HashSet::new();
-        for id in &r.ids {
-            assert!(seen.insert(id), "{stage}: {id} twice: {:?}", r.ids);
-            assert!(accepted.contains(id), "{stage}: {id} never accepted");
-        }
-    };
-    for (k, op) in ops.iter().enumerate() {
-        match *op {
-            Op::Emit(len) => {
-                next += 1;
-                let id = format!("e{next}");
-                let subject = "s".repeat(len);
-                match em.emit(Event::builder().id(&id).ty("t").subject(&subject)) {
-                    Ok(()) => accepted.push(id),
-                    Err(EmitError::SpoolFull) => refused += 1,
-                    Err(EmitError::TooLarge) => {}
-                    Err(e) => panic!("{e:?}"),
-                }
-            }
-            Op::Poll(ms) => {
-                clock.0.set(clock.0.get() + ms);
-                let _ = em.poll(clock.now());
-            }
-            Op::Flush => {
-                let _ = em.flush();
-            }
-        }
-        check(&em, &accepted, refused, &format!("step {k} {op:?}"));
-    }
+        };
+    let Tally { accepted, refused } = drive(&mut em, &clock, ops, &check);
     w.writes.borrow_mut().clear();
     w.flushes.borrow_mut().clear();
     script.borrow_mut().clear();
@@ -305,53 +233,17 @@ fn run_p<const FLASH: usize, const B: usize>(
     }
 }
 
-fn format() -> impl Strategy<Value = BatchFormat> {
-    prop_oneof![Just(BatchFormat::JsonLines), Just(BatchFormat::JsonBatch)]
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
     #[test]
     fn spool_with_passing_writers_and_flash_faults(
-        format in format(),
-        batch_size in 1usize..6,
-        always in any::<bool>(),
-        drop_oldest in any::<bool>(),
-        small in any::<bool>(),
-        ops in proptest::collection::vec(op(), 1..120),
-        writes in proptest::collection::vec(write_act_passing(), 0..80),
-        flushes in proptest::collection::vec(flush_act_passing(), 0..20),
-        facts in proptest::collection::vec(fact(), 0..200),
-        rfails in proptest::collection::vec(prop_oneof![30 => Just(false), 1 => Just(true)], 0..400),
+        case in case(write_act_passing(), flush_act_passing()),
     ) {
-        let mode = if always { SpoolMode::Always } else { SpoolMode::WhenDown };
-        let when_full = if drop_oldest { WhenFull::DropOldest } else { WhenFull::DropNewest };
-        if small {
-            run_p::<2048, 2048>(format, batch_size, mode, when_full, &ops, &writes, &flushes, &facts, &rfails, true);
-        } else {
-            run_p::<4096, 1024>(format, batch_size, mode, when_full, &ops, &writes, &flushes, &facts, &rfails, true);
-        }
+        run(&case, true);
     }
 
     #[test]
-    fn spool_with_transient_flash_faults(
-        format in format(),
-        batch_size in 1usize..6,
-        always in any::<bool>(),
-        drop_oldest in any::<bool>(),
-        small in any::<bool>(),
-        ops in proptest::collection::vec(op(), 1..120),
-        writes in proptest::collection::vec(write_act(), 0..80),
-        flushes in proptest::collection::vec(flush_act(), 0..20),
-        facts in proptest::collection::vec(fact(), 0..200),
-        rfails in proptest::collection::vec(prop_oneof![30 => Just(false), 1 => Just(true)], 0..400),
-    ) {
-        let mode = if always { SpoolMode::Always } else { SpoolMode::WhenDown };
-        let when_full = if drop_oldest { WhenFull::DropOldest } else { WhenFull::DropNewest };
-        if small {
-            run::<2048, 2048>(format, batch_size, mode, when_full, &ops, &writes, &flushes, &facts, &rfails);
-        } else {
-            run::<4096, 1024>(format, batch_size, mode, when_full, &ops, &writes, &flushes, &facts, &rfails);
-        }
+    fn spool_with_transient_flash_faults(case in case(write_act(), flush_act())) {
+        run(&case, false);
     }
 }

@@ -1,5 +1,6 @@
 //! A NOR flash that loses power at a chosen operation, a link that goes
-//! down, and what a reader of the flash spool's output must see.
+//! down, what a reader of the flash spool's output must see, and random
+//! runs of the flash spool's emitter against a scripted writer.
 #![cfg(feature = "flash-spool")]
 
 use std::cell::{Cell, RefCell};
@@ -10,9 +11,14 @@ use embedded_storage::nor_flash::{
     ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 use ossa_events_core::batch::BatchFormat;
-use ossa_events_core::emitter::Config;
-use ossa_events_core::spool::{FlashSpool, RamFlash, SpoolEmitter, SpoolMode, WhenFull};
+use ossa_events_core::emitter::{Config, Counters, EmitError};
+use ossa_events_core::spool::{
+    FlashSpool, RamFlash, SpoolCounters, SpoolEmitter, SpoolMode, WhenFull,
+};
 use ossa_events_core::{Clock, Event, EventBuilder, RandomIds, Timestamp};
+use proptest::prelude::*;
+
+use super::{Act, FlushAct, Reading, Scripted};
 
 pub(crate) const PAGE: usize = 1024;
 pub(crate) const FLASH: usize = 8 * PAGE;
@@ -299,5 +305,187 @@ pub(crate) fn check(
         repeats <= max_repeats,
         "{what}: {repeats} repeats: {:?}",
         got.ids
+    );
+}
+
+// --- random runs against a scripted writer -------------------------------------------
+
+/// One step of a random run.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    /// Emits a fresh event whose subject is this many bytes long.
+    Emit(usize),
+    /// Moves the clock on this many milliseconds, then polls.
+    Poll(i64),
+    Flush,
+}
+
+pub(crate) fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1usize..380).prop_map(Op::Emit),
+        2 => (0i64..1500).prop_map(Op::Poll),
+        1 => Just(Op::Flush),
+    ]
+}
+
+/// Writes that take all, some or nothing; a failed one passes nothing on.
+pub(crate) fn write_act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        5 => Just(Act::Accept),
+        3 => (1usize..300).prop_map(Act::Short),
+        3 => Just(Act::Fail { passed: 0 }),
+        1 => Just(Act::Zero),
+    ]
+}
+
+/// Flushes that succeed or lose what was not yet flushed.
+pub(crate) fn flush_act() -> impl Strategy<Value = FlushAct> {
+    prop_oneof![5 => Just(FlushAct::Ok), 1 => Just(FlushAct::FailLossy)]
+}
+
+pub(crate) fn format() -> impl Strategy<Value = BatchFormat> {
+    prop_oneof![Just(BatchFormat::JsonLines), Just(BatchFormat::JsonBatch)]
+}
+
+/// The random runs' emitter: a scripted writer, a flash `F`, batches of up
+/// to `B` bytes.
+pub(crate) type ScriptedEm<F, const B: usize> =
+    SpoolEmitter<'static, Scripted, F, RandomIds<fn(&mut [u8; 16])>, TestClock, 4, B, 512>;
+
+/// A spool on the first `bytes` bytes of `flash`.
+pub(crate) fn open_spool<F: NorFlash>(
+    flash: F,
+    bytes: usize,
+    mode: SpoolMode,
+    when_full: WhenFull,
+) -> FlashSpool<F, 512> {
+    FlashSpool::<_, 512>::open(flash, 0..bytes as u32)
+        .unwrap()
+        .mode(mode)
+        .when_full(when_full)
+}
+
+/// The random runs' emitter over `spool`: a flush interval of 1 s, the
+/// same id bytes for every event (each event is given its own id).
+pub(crate) fn scripted_emitter<F: NorFlash, const B: usize>(
+    spool: FlashSpool<F, 512>,
+    format: BatchFormat,
+    batch_size: usize,
+    writer: Scripted,
+    clock: TestClock,
+) -> ScriptedEm<F, B> {
+    let config = Config::new("/dev/prop")
+        .batch_size(batch_size)
+        .flush_interval_ms(1000)
+        .format(format);
+    let ids: RandomIds<fn(&mut [u8; 16])> = RandomIds(|b| b.fill(9));
+    SpoolEmitter::new(config, writer, spool, ids, clock)
+}
+
+/// What a random run did: the ids of the events the emitter accepted, in
+/// emit order, and how many it refused for a full spool.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) accepted: Vec<String>,
+    pub(crate) refused: u64,
+}
+
+/// Does `ops` on `em` (events `e1`, `e2`, ... of type `t`), calling
+/// `check(em, accepted, refused, stage)` after each.
+pub(crate) fn drive<F: NorFlash, const B: usize>(
+    em: &mut ScriptedEm<F, B>,
+    clock: &TestClock,
+    ops: &[Op],
+    mut check: impl FnMut(&ScriptedEm<F, B>, &[String], u64, &str),
+) -> Tally {
+    let mut t = Tally::default();
+    let mut next = 0usize;
+    for (k, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Emit(len) => {
+                next += 1;
+                let id = format!("e{next}");
+                let subject = "s".repeat(len);
+                match em.emit(Event::builder().id(&id).ty("t").subject(&subject)) {
+                    Ok(()) => t.accepted.push(id),
+                    Err(EmitError::SpoolFull) => t.refused += 1,
+                    Err(EmitError::TooLarge) => {}
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            Op::Poll(ms) => {
+                clock.0.set(clock.0.get() + ms);
+                let _ = em.poll(clock.now());
+            }
+            Op::Flush => {
+                let _ = em.flush();
+            }
+        }
+        check(em, &t.accepted, t.refused, &format!("step {k} {op:?}"));
+    }
+    t
+}
+
+/// `emitted` counts every accepted event, `dropped` every refused or
+/// evicted one, and every accepted event is delivered, pending or evicted,
+/// or (where the flash fails: `damaged_counts`) counted damaged. Returns
+/// the counters for the checks that follow.
+pub(crate) fn assert_counts<F: NorFlash, const B: usize>(
+    em: &ScriptedEm<F, B>,
+    accepted: &[String],
+    refused: u64,
+    damaged_counts: bool,
+    stage: &str,
+) -> (Counters, SpoolCounters) {
+    let c = em.counters();
+    let s = em.spool_counters();
+    assert_eq!(
+        c.emitted,
+        accepted.len() as u64,
+        "{stage}: emitted {c:?} {s:?}"
+    );
+    assert_eq!(
+        c.dropped,
+        refused + s.evicted,
+        "{stage}: dropped {c:?} {s:?}"
+    );
+    let damaged = if damaged_counts { s.damaged } else { 0 };
+    assert_eq!(
+        c.emitted,
+        c.delivered + em.pending() as u64 + s.evicted + damaged,
+        "{stage}: every accepted event delivered, pending, evicted or damaged: {c:?} {s:?} pending {} spool {}",
+        em.pending(),
+        em.spool().len()
+    );
+    (c, s)
+}
+
+/// In JSON Lines no line that fails to parse holds more than one event.
+pub(crate) fn assert_none_glued(format: BatchFormat, r: &Reading, stage: &str) {
+    if format == BatchFormat::JsonLines {
+        for bad in &r.unparsed {
+            let text = String::from_utf8_lossy(bad);
+            assert!(
+                text.matches("specversion").count() <= 1,
+                "{stage}: glued: {text}"
+            );
+        }
+    }
+}
+
+/// The reader parses as many events from `wire` as were counted delivered.
+pub(crate) fn assert_parses_delivered(
+    r: &Reading,
+    c: &Counters,
+    s: &SpoolCounters,
+    wire: &[u8],
+    stage: &str,
+) {
+    assert_eq!(
+        r.ids.len() as u64,
+        c.delivered,
+        "{stage}: the reader parses what was counted delivered: {:?} {c:?} {s:?}\n{}",
+        r.ids,
+        String::from_utf8_lossy(wire)
     );
 }
