@@ -219,23 +219,28 @@ fn first_line_of_stderr(cmd: &mut std::process::Command) -> (std::process::Child
     (child, line)
 }
 
-/// stdout whose reader has stopped reading (a paused `| less`, a stuck
-/// consumer): a request's lines block in the write. SIGTERM must still end
-/// `listen` as its help says: the request in progress gets 10 s, then the
-/// counts are printed and it exits 143. It hung on its last flush of
-/// stdout, behind the write that held stdout's lock, until a second signal.
-#[test]
-fn listen_stops_on_sigterm_while_its_stdout_is_not_read() {
+/// Starts `listen --http 127.0.0.1:0 EXTRA` with its stdout piped, held
+/// open and never read (given back, to hold), and reads its first stderr
+/// line. Gives back the child, its stdout, its stderr past that line (held
+/// open so that later writes do not fail) and the address it listens on.
+fn listen_with_stdout_unread(
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::process::ChildStdout,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
     use std::io::BufRead;
     use std::process::Stdio;
     let mut child = bin()
-        .args(["listen", "--http", "127.0.0.1:0", "--max-body", "8000000"])
+        .args(["listen", "--http", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Held open and never read: the pipe (1 MiB) fills.
-    let _stdout = child.stdout.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
     let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
@@ -244,16 +249,34 @@ fn listen_stops_on_sigterm_while_its_stdout_is_not_read() {
         .strip_prefix("listening on http://")
         .unwrap()
         .to_string();
-    // One batch of about 2.5 MB of lines: more than the pipe holds.
+    (child, stdout, err, addr)
+}
+
+/// A JSON batch of `n` events, ids `ID_PREFIX-0` on, each with 400 bytes
+/// of data.
+fn batch_of_padded_events(id_prefix: &str, n: usize) -> String {
     let pad = "x".repeat(400);
-    let events: Vec<String> = (0..5_000)
+    let events: Vec<String> = (0..n)
         .map(|i| {
             format!(
-                r#"{{"specversion":"1.0","id":"slow-{i}","source":"/s","type":"t","data":"{pad}"}}"#
+                r#"{{"specversion":"1.0","id":"{id_prefix}-{i}","source":"/s","type":"t","data":"{pad}"}}"#
             )
         })
         .collect();
-    let body = format!("[{}]", events.join(","));
+    format!("[{}]", events.join(","))
+}
+
+/// stdout whose reader has stopped reading (a paused `| less`, a stuck
+/// consumer): a request's lines block in the write. SIGTERM must still end
+/// `listen` as its help says: the request in progress gets 10 s, then the
+/// counts are printed and it exits 143. It hung on its last flush of
+/// stdout, behind the write that held stdout's lock, until a second signal.
+#[test]
+fn listen_stops_on_sigterm_while_its_stdout_is_not_read() {
+    // Its stdout pipe (1 MiB) fills.
+    let (mut child, _stdout, mut err, addr) = listen_with_stdout_unread(&["--max-body", "8000000"]);
+    // One batch of about 2.5 MB of lines: more than the pipe holds.
+    let body = batch_of_padded_events("slow", 5_000);
     let mut s = TcpStream::connect(&addr).unwrap();
     write!(
         s,
@@ -297,33 +320,8 @@ fn listen_stops_on_sigterm_while_its_stdout_is_not_read() {
 /// sender retries later; nothing is lost), and memory stays bounded.
 #[test]
 fn listen_answers_503_instead_of_piling_up_requests_behind_a_stalled_stdout() {
-    use std::io::BufRead;
-    use std::process::Stdio;
-    let mut child = bin()
-        .args(["listen", "--http", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Held open and never read.
-    let _stdout = child.stdout.take().unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_string();
-    let pad = "x".repeat(400);
-    let events: Vec<String> = (0..2_000)
-        .map(|i| {
-            format!(
-                r#"{{"specversion":"1.0","id":"p-{i}","source":"/s","type":"t","data":"{pad}"}}"#
-            )
-        })
-        .collect();
-    let body = format!("[{}]", events.join(","));
+    let (mut child, _stdout, _err, addr) = listen_with_stdout_unread(&[]);
+    let body = batch_of_padded_events("p", 2_000);
     let req = format!(
         "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/cloudevents-batch+json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
