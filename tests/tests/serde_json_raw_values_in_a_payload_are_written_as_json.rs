@@ -19,15 +19,20 @@ use ossa_events::{EncodeError, Event, MAX_DATA_DEPTH, PayloadError, Scratch};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::value::RawValue;
 
-/// The `data` member of `payload` as we write it, and as `serde_json` writes the payload.
-fn ours_and_serde_json<T: Serialize>(payload: &T) -> (String, String) {
-    let ev = Event::builder()
+/// An event whose data is `payload`, given to `data_serialize`.
+fn event_of<T: Serialize>(payload: &T) -> Event<'_> {
+    Event::builder()
         .id("1")
         .source("/s")
         .ty("t")
         .data_serialize(payload)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// The `data` member of `payload` as we write it, and as `serde_json` writes the payload.
+fn ours_and_serde_json<T: Serialize>(payload: &T) -> (String, String) {
+    let ev = event_of(payload);
     let bytes = json::to_vec(&ev).unwrap();
     // What a receiver reads: the event parses, and its data is the value.
     let mut scratch = [0u8; 256];
@@ -62,46 +67,50 @@ fn a_raw_value_payload_is_written_as_its_json() {
     assert_eq!(ours, r#"[true,"x",null]"#);
 }
 
+/// How `serde_json`'s own "write this text as it is" types serialize: a
+/// struct whose name and only field are the private `token`, carrying the
+/// JSON `text` as a string.
+struct Private {
+    token: &'static str,
+    text: &'static str,
+}
+
+impl Serialize for Private {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct(self.token, 1)?;
+        st.serialize_field(self.token, self.text)?;
+        st.end()
+    }
+}
+
 /// `serde_json::Number` as `serde_json` serializes it with
 /// `arbitrary_precision` (a feature any crate in a build can turn on).
-struct BigNumber(&'static str);
-
-impl Serialize for BigNumber {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("$serde_json::private::Number", 1)?;
-        st.serialize_field("$serde_json::private::Number", self.0)?;
-        st.end()
+fn big_number(text: &'static str) -> Private {
+    Private {
+        token: "$serde_json::private::Number",
+        text,
     }
 }
 
 #[test]
 fn an_arbitrary_precision_number_is_written_as_a_number() {
-    let (ours, _) = ours_and_serde_json(&[BigNumber("12345678901234567890123")]);
+    let (ours, _) = ours_and_serde_json(&[big_number("12345678901234567890123")]);
     assert_eq!(ours, "[12345678901234567890123]");
 }
 
 /// A payload that claims to be a `RawValue` but carries more than one value.
-struct Lying(&'static str);
-
-impl Serialize for Lying {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("$serde_json::private::RawValue", 1)?;
-        st.serialize_field("$serde_json::private::RawValue", self.0)?;
-        st.end()
+fn lying(text: &'static str) -> Private {
+    Private {
+        token: "$serde_json::private::RawValue",
+        text,
     }
 }
 
 #[test]
 fn raw_text_that_is_not_one_json_value_is_refused_not_written() {
     for text in [r#"1,"id":"2""#, "", "{", "[1]]"] {
-        let payload = Lying(text);
-        let ev = Event::builder()
-            .id("1")
-            .source("/s")
-            .ty("t")
-            .data_serialize(&payload)
-            .build()
-            .unwrap();
+        let payload = lying(text);
+        let ev = event_of(&payload);
         // Written as it is, the text made an event with two `id`s, or
         // JSON that is not one event: refused instead.
         assert!(
@@ -110,14 +119,8 @@ fn raw_text_that_is_not_one_json_value_is_refused_not_written() {
         );
     }
     // Nor through any other writer.
-    let payload = Lying(r#"1,"id":"2""#);
-    let ev = Event::builder()
-        .id("1")
-        .source("/s")
-        .ty("t")
-        .data_serialize(&payload)
-        .build()
-        .unwrap();
+    let payload = lying(r#"1,"id":"2""#);
+    let ev = event_of(&payload);
     let mut buf = [0u8; 256];
     assert!(matches!(
         json::to_slice(&ev, &mut buf),
@@ -133,13 +136,7 @@ fn raw_text_nests_no_deeper_than_the_parsers_read() {
     assert_eq!(ours, theirs);
     // One level down, the same text would be read back by no parser of ours.
     let wrapped = [&*at_limit];
-    let ev = Event::builder()
-        .id("1")
-        .source("/s")
-        .ty("t")
-        .data_serialize(&wrapped)
-        .build()
-        .unwrap();
+    let ev = event_of(&wrapped);
     assert_eq!(json::to_vec(&ev), Err(PayloadError::TooDeep));
 }
 
@@ -154,13 +151,7 @@ fn raw_text_nests_no_deeper_than_the_parsers_read() {
 fn raw_text_with_whitespace_is_written_compact_on_one_line() {
     let raw = RawValue::from_string("{\n  \"a\": [1, 2],\n  \"b\": \" x \"\n}".to_owned()).unwrap();
     let payload = Wrapper { id: 1, inner: &raw };
-    let ev = Event::builder()
-        .id("1")
-        .source("/s")
-        .ty("t")
-        .data_serialize(&payload)
-        .build()
-        .unwrap();
+    let ev = event_of(&payload);
     let bytes = json::to_vec(&ev).unwrap();
     let text = String::from_utf8(bytes).unwrap();
     assert!(!text.contains('\n'), "{text}");
