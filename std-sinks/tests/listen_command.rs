@@ -334,8 +334,8 @@ fn listen_answers_503_instead_of_piling_up_requests_behind_a_stalled_stdout() {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .unwrap()
     };
-    let mut refused = 0;
-    for _ in 0..150 {
+    let (mut refused, mut accepted) = (0, 0);
+    for i in 0..150 {
         let mut s = TcpStream::connect(&addr).unwrap();
         s.write_all(req.as_bytes()).unwrap();
         // A client that gives up waiting, as a sender's timeout does.
@@ -344,6 +344,13 @@ fn listen_answers_503_instead_of_piling_up_requests_behind_a_stalled_stdout() {
         let mut answer = [0u8; 64];
         if let Ok(n) = s.read(&mut answer) {
             let head = String::from_utf8_lossy(&answer[..n]);
+            if head.starts_with("HTTP/1.1 202") {
+                // The first request's lines fit in stdout's pipe (grown to
+                // 1 MiB), so it is printed and answered.
+                assert_eq!(i, 0, "request {i} accepted behind a stalled stdout");
+                accepted += 1;
+                continue;
+            }
             assert!(head.starts_with("HTTP/1.1 503"), "{head}");
             refused += 1;
         }
@@ -351,7 +358,10 @@ fn listen_answers_503_instead_of_piling_up_requests_behind_a_stalled_stdout() {
     let rss = rss_kib();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(refused >= 100, "{refused} of 150 requests answered 503");
+    assert!(
+        refused >= 100,
+        "{refused} of 150 requests answered 503 ({accepted} 202)"
+    );
     // 150 requests of 0.94 MB held with their lines were over 350 MB.
     assert!(rss < 250 * 1024, "listen holds {rss} KiB");
 }
