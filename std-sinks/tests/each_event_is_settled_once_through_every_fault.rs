@@ -47,9 +47,11 @@ fn recorder() -> (
 /// 60 s"; shutdown must not sleep that out, and must count the batch.
 #[test]
 fn shutdown_during_a_send_that_answers_retry_after_60_ends_at_its_deadline() {
-    struct SlowThenRetryAfter;
+    /// Tells `started` when its send begins.
+    struct SlowThenRetryAfter(Arc<AtomicUsize>);
     impl Sink for SlowThenRetryAfter {
         fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
             thread::sleep(Duration::from_millis(300));
             let e = Error::HttpStatus {
                 status: 503,
@@ -58,22 +60,32 @@ fn shutdown_during_a_send_that_answers_retry_after_60_ends_at_its_deadline() {
             Err(SendError::retryable(e, Some(Duration::from_secs(60))))
         }
     }
+    let started = Arc::new(AtomicUsize::new(0));
     let (log, cb) = recorder();
     let em = Emitter::builder("/t")
-        .sink(SlowThenRetryAfter)
+        .sink(SlowThenRetryAfter(started.clone()))
         .flush_interval(Duration::from_millis(1))
-        .shutdown_timeout(Duration::from_secs(1))
+        .shutdown_timeout(Duration::from_secs(10))
         .on_undelivered(cb)
         .build()
         .unwrap();
     em.emit(tick("a")).unwrap();
-    thread::sleep(Duration::from_millis(100)); // the send is in flight
+    // The send is in flight: seen begun, not hoped to have begun after a
+    // sleep (a worker held off the core would begin it after shutdown).
+    let t = Instant::now();
+    while started.load(Ordering::SeqCst) == 0 && t.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 1);
     let t = Instant::now();
     let r = em.shutdown();
     let took = t.elapsed();
     assert!(r.is_ok(), "{r:?}");
-    // The send returns at ~200 ms; the 60 s retry is past the deadline: given up then.
-    assert!(took < Duration::from_millis(700), "{took:?}");
+    // The send returns within 300 ms; the 60 s retry is past the deadline:
+    // given up then, not slept out to the 10 s deadline (the bound leaves a
+    // loaded machine room: it was 700 ms of a 1 s deadline, and a run
+    // niced under load took 2 s).
+    assert!(took < Duration::from_secs(5), "{took:?}");
     let m = em.metrics();
     assert_eq!(
         (m.delivered, m.failed, m.shutdown_timeout, m.queue_depth),
@@ -90,18 +102,29 @@ fn shutdown_during_a_send_that_answers_retry_after_60_ends_at_its_deadline() {
 /// not hold shutdown up past it, and its batch is counted and reported once.
 #[test]
 fn a_sink_stuck_past_the_deadline_has_its_batch_counted_once_by_shutdown() {
-    struct Stuck(Arc<AtomicUsize>);
+    /// Holds its send until the test opens `gate` (or 10 s pass); counts
+    /// the sends begun in the third field, those returned in the first.
+    struct Stuck(
+        Arc<AtomicUsize>,
+        Arc<(Mutex<bool>, Condvar)>,
+        Arc<AtomicUsize>,
+    );
     impl Sink for Stuck {
         fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
-            thread::sleep(Duration::from_millis(800));
+            self.2.fetch_add(1, Ordering::SeqCst);
+            let (m, cv) = &*self.1;
+            let g = m.lock().unwrap();
+            drop(cv.wait_timeout_while(g, Duration::from_secs(10), |open| !*open));
             self.0.fetch_add(1, Ordering::SeqCst);
             Ok(()) // "delivered", too late: shutdown counted it already
         }
     }
     let returned = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let gate: Arc<(Mutex<bool>, Condvar)> = Arc::default();
     let (log, cb) = recorder();
     let em = Emitter::builder("/t")
-        .sink(Stuck(returned.clone()))
+        .sink(Stuck(returned.clone(), gate.clone(), started.clone()))
         .flush_interval(Duration::from_millis(1))
         .shutdown_timeout(Duration::from_millis(200))
         .on_undelivered(cb)
@@ -109,14 +132,21 @@ fn a_sink_stuck_past_the_deadline_has_its_batch_counted_once_by_shutdown() {
         .unwrap();
     em.emit(tick("a")).unwrap();
     em.emit(tick("b")).unwrap();
-    thread::sleep(Duration::from_millis(50));
+    // A send in the sink when shutdown begins: seen, not slept for.
+    let t = Instant::now();
+    while started.load(Ordering::SeqCst) == 0 && t.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert!(started.load(Ordering::SeqCst) > 0);
     let t = Instant::now();
     let r = em.shutdown();
     let took = t.elapsed();
     assert!(matches!(r, Err(Error::Timeout(_))), "{r:?}");
-    // The deadline and the grace are 250 ms; waiting for the sink would
-    // be ~750 ms. (300 ms failed on a loaded machine: 323–376 ms.)
-    assert!(took < Duration::from_millis(600), "{took:?}");
+    // The deadline and the grace are 250 ms; waiting for the sink would be
+    // until the gate opens below (10 s at most). (300 ms failed on a
+    // loaded machine: 323–376 ms; 600 ms, against a sink that answered at
+    // 800 ms, left little more room.)
+    assert!(took < Duration::from_millis(2000), "{took:?}");
     let m = em.metrics();
     assert_eq!(
         (m.delivered, m.shutdown_timeout, m.queue_depth),
@@ -124,6 +154,8 @@ fn a_sink_stuck_past_the_deadline_has_its_batch_counted_once_by_shutdown() {
         "{m:?}"
     );
     // The late answer changes nothing.
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
     while returned.load(Ordering::SeqCst) == 0 {
         thread::sleep(Duration::from_millis(10));
     }
