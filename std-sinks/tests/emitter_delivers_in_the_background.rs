@@ -1105,7 +1105,10 @@ fn a_drop_that_does_not_wait_still_ends_every_event_by_the_deadline() {
         .sink(Stuck(gate.clone()))
         .batch_size(1)
         .flush_interval(Duration::from_millis(1))
-        .shutdown_timeout(Duration::from_millis(100))
+        // A drop that waited would take these 2 s; the bound below leaves
+        // a loaded machine half of it (it was 100 ms of 100 ms; the drop
+        // starts a helper thread, and a niced run under load took 0.8 s).
+        .shutdown_timeout(Duration::from_secs(2))
         .wait_on_drop(false)
         .on_undelivered(move |u| log.lock().unwrap().push(u.reason))
         .build()
@@ -1121,20 +1124,16 @@ fn a_drop_that_does_not_wait_still_ends_every_event_by_the_deadline() {
     std::thread::sleep(Duration::from_millis(20));
     let t = Instant::now();
     drop(em);
-    assert!(
-        t.elapsed() < Duration::from_millis(100),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     let ended = wait_for(
         || reported.lock().unwrap().len() == 3,
-        Duration::from_secs(2),
+        Duration::from_secs(10),
     );
     let by_then = reported.lock().unwrap().clone();
     // Let the worker go, whatever the outcome.
     *gate.0.lock().unwrap() = true;
     gate.1.notify_all();
-    assert!(ended, "reported by 2 s: {by_then:?}");
+    assert!(ended, "reported by 10 s: {by_then:?}");
     assert_eq!(by_then, [Reason::ShutdownTimeout; 3]);
     // The sink's late answer changes nothing: each event was reported once.
     std::thread::sleep(Duration::from_millis(50));
@@ -1205,10 +1204,20 @@ fn flush_async_does_not_wait_for_events_emitted_after_the_call() {
 /// takes, not after the wait `wait_ready` was asked for (50 ms, as long as
 /// shutdown's own grace: shutdown gave up on the events itself and
 /// answered `Timeout`).
+///
+/// The time is the behaviour, and a loaded machine can hold the worker off
+/// the core past 35 ms, or past the grace, in any one try (a niced run
+/// under load was late in 1 to 5 of 10 tries, every run): the test asks
+/// for 5 tries on time within 30. Waiting out the `wait_ready` wait makes
+/// every try late (it ends at the grace), so it still fails then.
 #[test]
 fn a_shutdown_does_not_wait_out_a_wait_for_an_acknowledgement() {
     let mut late = Vec::new();
-    for _ in 0..10 {
+    let mut on_time = 0;
+    for _ in 0..30 {
+        if on_time == 5 {
+            break;
+        }
         let sink = FirstAck::new(None, Ready::Waits);
         let em = Emitter::builder("/agents/never-acked")
             .sink(sink.clone())
@@ -1229,9 +1238,11 @@ fn a_shutdown_does_not_wait_out_a_wait_for_an_acknowledgement() {
         assert_eq!((m.delivered, m.shutdown_timeout), (0, 1), "{m:?}");
         if r.is_err() || took >= Duration::from_millis(35) {
             late.push((took, r.err()));
+        } else {
+            on_time += 1;
         }
     }
-    assert!(late.is_empty(), "shutdown_within(0) was late: {late:?}");
+    assert_eq!(on_time, 5, "shutdown_within(0) was late: {late:?}");
 }
 
 /// A sink whose `wait_ready` answers "not yet" at once, whatever `until`
