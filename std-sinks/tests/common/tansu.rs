@@ -9,6 +9,7 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -60,7 +61,14 @@ pub(crate) fn free_port() -> u16 {
 /// come from, so that another test's broker cannot be given it meanwhile.
 /// (Once, another broker took it: the test's producer sent to that one,
 /// which then went away with its own test, and the flush timed out.)
+///
+/// Each call in a process gets a port of its own: tests that run side by
+/// side in one test binary share the start below, and two of them were
+/// given the same port (both free when looked at), so that a test's "broker
+/// never started" could be another test's broker, started there later or
+/// restarted there.
 pub(crate) fn free_port_for_later() -> u16 {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
@@ -68,10 +76,14 @@ pub(crate) fn free_port_for_later() -> u16 {
     let (first, span) = (10_000u32, low.saturating_sub(10_000).max(1));
     // A start of its own per process, so that runs side by side differ.
     let start = std::process::id() % span;
-    (0..span)
+    let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+    let port = (0..span)
         .filter_map(|i| u16::try_from(first + (start + i) % span).ok())
+        .filter(|p| !given.contains(p))
         .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .unwrap_or_else(free_port)
+        .unwrap_or_else(free_port);
+    given.push(port);
+    port
 }
 
 /// Why a broker did not start.
