@@ -1407,6 +1407,16 @@ fn many_one_byte_chunks_split_across_reads_are_decoded() {
         .into_bytes();
     assert!(req.len() > 6 * 64 * 1024);
     let mut c = Client::connect(rx.local_addr());
+    // 400 000 chunks take the receiver about 1.7 s of CPU in a debug build
+    // (1.9 s alone on a loaded machine): the 5 s read and write timeouts
+    // were missed on a busier one (10 of 10 runs niced under load). This
+    // test is about decoding, not time: 60 s still catches a hang.
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    c.stream
+        .set_write_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     // Odd-sized writes, so that lines and CRLFs straddle reads.
     for part in req.chunks(7919) {
         c.send(part);
