@@ -1217,7 +1217,10 @@ impl Emitter {
     /// configured shutdown timeout: what a program that was asked to stop
     /// (a signal, a deploy) gives its events. A limit set by an earlier
     /// shutdown call is kept. Returns [`Error::Timeout`] when a sink call
-    /// outlasted the limit; every event is counted all the same.
+    /// outlasted the limit; every event is counted all the same, and those
+    /// still open are reported before the return, but reports the worker
+    /// itself was making at that moment (of events it had just ended) may
+    /// come after it: a bounded shutdown does not wait for a callback.
     ///
     /// ```
     /// use std::time::Duration;
