@@ -323,6 +323,16 @@ fn a_panicking_on_undelivered_is_called_once_per_event_and_the_worker_goes_on() 
             Ok(())
         }
     }
+    // The callback's panics print nothing: with RUST_BACKTRACE=1 (as CI
+    // has it) the default hook resolved a backtrace of this 38 MB binary on
+    // the worker, and under load that outlasted the flush's 30 s (11 of 40
+    // starved runs). Every other panic still goes to the default hook.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"callback bug") {
+            default_hook(info);
+        }
+    }));
     let calls = Arc::new(Mutex::new(Vec::new()));
     let c2 = calls.clone();
     let em = Emitter::builder("/t")
