@@ -36,7 +36,10 @@
 //! in [`Counters::dropped`](crate::emitter::Counters::dropped). A flash that
 //! fails (a driver error) is counted in [`SpoolCounters::flash_errors`] and
 //! the emitter goes on from RAM: it loses nothing it still holds, but events
-//! in RAM may then be written before older ones in flash.
+//! in RAM may then be written before older ones in flash. A driver that
+//! reports an error after it did program a record is covered too: the
+//! record is marked removed, or, when that mark fails as well, read as
+//! removed until a mark takes (its event goes out once, from RAM).
 //!
 //! Why not `sequential-storage`'s queue: it is async (a blocking driver
 //! went through an adapter and a poll loop) and it cost the firmware
@@ -429,6 +432,12 @@ pub struct FlashSpool<F: NorFlash, const R: usize> {
     /// flash error kept from being passed: passed before the head is read
     /// again, so that they are not written out twice in this run.
     owed: usize,
+    /// The address of a record slot whose write and removal mark both
+    /// failed: it may hold the whole event, which also waits in RAM. Read
+    /// as removed until its mark is written (the next push tries first) or
+    /// its page is erased. After a restart it is read again (at least
+    /// once, as a record whose mark failed).
+    doubt: Option<u32>,
     /// The oldest page in use and where its next record is.
     head: u32,
     head_off: u32,
@@ -518,6 +527,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             staged: 0,
             len: 0,
             owed: 0,
+            doubt: None,
             head: 0,
             head_off: Self::PAGE_HEADER,
             tail: None,
@@ -677,6 +687,14 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
 
     fn erase_page(&mut self, page: u32) -> Result<(), F::Error> {
         let at = self.addr(page, 0);
+        // A page erased is free (past the head): nothing reads its slots
+        // until they are written again, and the doubt must not outlive it.
+        if self
+            .doubt
+            .is_some_and(|d| (at..at + Self::PAGE).contains(&d))
+        {
+            self.doubt = None;
+        }
         self.flash.erase(at, at + Self::PAGE)
     }
 
@@ -727,7 +745,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         {
             return Ok(Slot::End { erased: false });
         }
-        let state = if !erased(mark) {
+        let state = if !erased(mark) || self.doubt == Some(at) {
             State::Removed
         } else if erased(crc) {
             State::Torn
@@ -1010,6 +1028,19 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
 
     /// Appends the staged event.
     fn push_staged(&mut self) -> Result<(), SpoolError<F::Error>> {
+        if let Some(at) = self.doubt {
+            // One slot in doubt at most: its mark first, unless the failed
+            // one took (no word is programmed twice).
+            let mark = at + 2 * Self::W as u32;
+            let mut w = Aligned([0; MAX_WORD]);
+            self.flash
+                .read(mark, &mut w.0[..Self::W])
+                .map_err(SpoolError::Flash)?;
+            if erased(&w.0[..Self::W]) {
+                self.write_word(mark, 0).map_err(SpoolError::Flash)?;
+            }
+            self.doubt = None;
+        }
         let len = self.staged as u32;
         let size = Self::RECORD_HEADER + Self::padded(len);
         let tail = match self.tail {
@@ -1038,7 +1069,13 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             // The length is there: the walks would take the slot for a
             // record (whole, if the driver failed after writing it). The
             // event stays in RAM; mark the slot removed (best effort).
-            let _ = self.remove_at(tail.page, tail.off);
+            // When the mark fails too, the slot is held in doubt: read as
+            // removed until a mark takes (else a record the driver did
+            // write whole was read out as the next event, twice with its
+            // RAM copy, and the newest event was never read: lost).
+            if self.remove_at(tail.page, tail.off).is_err() {
+                self.doubt = Some(at);
+            }
             return Err(SpoolError::Flash(e));
         }
         self.tail = Some(Tail {
