@@ -893,12 +893,15 @@ fn at_the_cap_block_waits_for_room_then_drops_the_newest() {
         16,
     );
     let g = gate.clone();
+    // Before the opener starts: the emits end no sooner than its 200 ms
+    // after this (taken after the spawn, a caller held off the core for a
+    // moment measured less than the wait).
+    let t = std::time::Instant::now();
     let opener = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
         g.up.store(true, Ordering::SeqCst);
     });
     let more = ids("m", 50);
-    let t = std::time::Instant::now();
     for id in &more {
         em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
             .unwrap();
