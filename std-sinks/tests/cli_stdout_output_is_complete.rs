@@ -154,9 +154,22 @@ fn emit_stopped_by_sigterm_has_printed_what_it_counts_delivered() {
     let mut child = piped(&["emit"]);
     let mut stdin = child.stdin.take().unwrap();
     let mut out = child.stdout.take().unwrap();
+    // Told when the first output comes.
+    let (printed_tx, printed) = std::sync::mpsc::channel();
     let reader = thread::spawn(move || {
         let mut v = Vec::new();
-        out.read_to_end(&mut v).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match out.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    v.extend_from_slice(&buf[..n]);
+                    let _ = printed_tx.send(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
         v
     });
     let mut err = child.stderr.take().unwrap();
@@ -179,7 +192,13 @@ fn emit_stopped_by_sigterm_has_printed_what_it_counts_delivered() {
         }
         i
     });
-    thread::sleep(Duration::from_millis(800));
+    // Once emit has printed: its signal handlers are set by then, and it
+    // has delivered some. (After a fixed 800 ms, a loaded machine could
+    // still be starting it, and SIGTERM killed it before its handlers.)
+    printed
+        .recv_timeout(Duration::from_secs(30))
+        .expect("emit printed nothing within 30 s");
+    thread::sleep(Duration::from_millis(200));
     signal(child.id(), "TERM");
     let status = child.wait().unwrap();
     let stdout = reader.join().unwrap();
