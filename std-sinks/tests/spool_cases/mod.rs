@@ -106,6 +106,8 @@ fn what_one_emitter_could_not_deliver_the_next_sends_first_in_order() {
     );
     assert!(reports.lock().unwrap().is_empty());
     drop(em);
+    // The dropped emitter's worker may hold the spool a moment longer.
+    wait_until_unlocked(&d);
     // Everything was confirmed: a third emitter has nothing to send.
     let gate = Gate::up(true);
     let (em, _) = emitter(&d, gate.clone(), |c| c);
@@ -390,19 +392,19 @@ fn through_a_16k_block_spool(d: &Path) -> (Vec<String>, ossa_events::Metrics) {
     let capped = |c: SpoolConfig| {
         c.segment_bytes(4096)
             .max_bytes(16 * 1024)
-            .when_full(WhenFull::Block(Duration::from_millis(300)))
+            // Room comes as delivered segments are deleted: a loaded
+            // machine took longer than 300 ms to make it (an emit dropped).
+            .when_full(WhenFull::Block(Duration::from_secs(5)))
     };
     let (em, _) = emitter(d, gate.clone(), capped);
-    let refused = ids("n", 400)
-        .iter()
-        .filter(|id| {
-            em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
-                .is_err()
-        })
-        .count();
+    // Up to the first refusal (each would wait 5 s).
+    let refused = ids("n", 400).iter().position(|id| {
+        em.emit(EventBuilder::new().ty("dev.example.tick").id(id))
+            .is_err()
+    });
     em.flush().unwrap();
     let m = em.metrics();
-    assert_eq!((refused, m.dropped), (0, 0), "{m:?}");
+    assert_eq!((refused, m.dropped), (None, 0), "{m:?}");
     stop(em, d);
     // Nothing is looked for again.
     let (again, next) = drain(d);
@@ -822,11 +824,14 @@ fn sequence_numbers_go_on_across_restarts_on_one_spool() {
             .build()
             .unwrap()
     };
+    // Shutdowns with a limit of their own: the builder's 100 ms ran out on
+    // a loaded machine (Timeout(Shutdown)), though nothing was left to send.
     let em = make(Gate::up(true));
     emit_all(&em, &ids("q", 5));
     assert_eq!(em.next_sequence("/agents/seq"), 6);
-    em.shutdown().unwrap();
+    em.shutdown_within(Duration::from_secs(10)).unwrap();
     drop(em);
+    wait_until_unlocked(&d);
     // A new emitter on the spool goes on at 6, even with everything
     // delivered and deleted.
     let gate = Gate::up(true);
@@ -837,8 +842,9 @@ fn sequence_numbers_go_on_across_restarts_on_one_spool() {
     assert_eq!(numbers(&gate), ids("r", 2));
     assert_eq!(em.next_sequence("/agents/seq"), 8);
     // A corrupt ledger: the numbers still go on past what is on disk.
-    em.shutdown().unwrap();
+    em.shutdown_within(Duration::from_secs(10)).unwrap();
     drop(em);
+    wait_until_unlocked(&d);
     std::fs::write(d.join("ledger"), b"garbage").unwrap();
     let em = make(Gate::up(true));
     assert!(em.next_sequence("/agents/seq") >= 6);
@@ -1133,7 +1139,8 @@ fn a_segment_that_cannot_be_read_holds_back_its_events_only_and_is_reported() {
     let got = gate.got();
     assert_eq!(got.len() as u64, 2000 - lost);
     assert_eq!(got.last(), all.last(), "the segments after them were read");
-    em.shutdown().unwrap();
+    // Not the builder's 300 ms: it ran out on a loaded machine.
+    em.shutdown_within(Duration::from_secs(10)).unwrap();
     let m = em.metrics();
     assert_eq!((m.failed, m.queue_depth, m.spooled), (0, 0, lost), "{m:?}");
     drop(em);
