@@ -40,6 +40,9 @@ enum FAct {
     /// Does it, then reports an error (a driver's busy wait that gives up
     /// just after the flash finished).
     FailAfter,
+    /// A write that programs its first half (in words) only, then reports
+    /// an error; an erase that does it and reports an error.
+    FailPartway,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +87,9 @@ impl<const BYTES: usize> NorFlash for FFlash<BYTES> {
         match self.next() {
             FAct::Fail => Err(FErr),
             FAct::Ok => self.ram.erase(from, to).map_err(|_| FErr),
-            FAct::FailAfter => self.ram.erase(from, to).map_err(|_| FErr).and(Err(FErr)),
+            FAct::FailAfter | FAct::FailPartway => {
+                self.ram.erase(from, to).map_err(|_| FErr).and(Err(FErr))
+            }
         }
     }
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FErr> {
@@ -96,6 +101,13 @@ impl<const BYTES: usize> NorFlash for FFlash<BYTES> {
                 .write(offset, bytes)
                 .map_err(|_| FErr)
                 .and(Err(FErr)),
+            FAct::FailPartway => {
+                let head = bytes.get(..bytes.len() / 8 * 4).unwrap_or_default();
+                self.ram
+                    .write(offset, head)
+                    .map_err(|_| FErr)
+                    .and(Err(FErr))
+            }
         }
     }
 }
@@ -114,7 +126,12 @@ fn flush_act_passing() -> impl Strategy<Value = FlushAct> {
 }
 
 fn fact() -> impl Strategy<Value = FAct> {
-    prop_oneof![12 => Just(FAct::Ok), 1 => Just(FAct::Fail), 1 => Just(FAct::FailAfter)]
+    prop_oneof![
+        12 => Just(FAct::Ok),
+        1 => Just(FAct::Fail),
+        1 => Just(FAct::FailAfter),
+        1 => Just(FAct::FailPartway),
+    ]
 }
 
 /// One run's draw: the framing, the batch size, `Always` (or `WhenDown`),
