@@ -285,7 +285,6 @@ fn events_put_off_before_a_shutdown_that_gives_up_early_time_out_not_fail() {
     for end in ["shutdown_async", "drop"] {
         let calls = Arc::new(Mutex::new(0usize));
         let reasons = Arc::new(Mutex::new(Vec::new()));
-        let log = reasons.clone();
         let emitter = Emitter::builder("/agents/held")
             .sink(RetryAfterAMinute(calls.clone()))
             .batch_size(1)
@@ -293,11 +292,7 @@ fn events_put_off_before_a_shutdown_that_gives_up_early_time_out_not_fail() {
             .flush_interval(Duration::from_millis(1))
             .shutdown_timeout(Duration::from_secs(5))
             .wait_on_drop(false)
-            .on_undelivered(move |u| {
-                log.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((u.reason, u.error.to_string()));
-            })
+            .on_undelivered(logs_into(reasons.clone()))
             .build()
             .unwrap();
         emitter
@@ -374,6 +369,15 @@ impl ossa_events::sink::Sink for Gated {
 /// What an emitter reported undelivered: reason and error text.
 type Undelivered = Arc<Mutex<Vec<(ossa_events::Reason, String)>>>;
 
+/// An `on_undelivered` callback that logs each report's reason and error.
+fn logs_into(log: Undelivered) -> impl Fn(&ossa_events::Undelivered<'_>) + Send + Sync + 'static {
+    move |u| {
+        log.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((u.reason, u.error.to_string()));
+    }
+}
+
 /// An emitter whose queue is full (a batch of two in a `Gated` sink, two
 /// queued), behind four events `OssaLayer` put off, under `overflow`; what
 /// it reports undelivered goes to the list returned. The sink opens after
@@ -383,7 +387,6 @@ fn full_behind_events_put_off(
 ) -> (Emitter, Undelivered, std::thread::JoinHandle<()>) {
     let gate: Arc<(Mutex<bool>, std::sync::Condvar)> = Arc::default();
     let reasons = Undelivered::default();
-    let log = reasons.clone();
     let emitter = Emitter::builder("/agents/slow")
         .sink(Gated(gate.clone()))
         .queue_capacity(4)
@@ -392,11 +395,7 @@ fn full_behind_events_put_off(
         .flush_interval(Duration::from_millis(1))
         .flush_timeout(Duration::from_secs(5))
         .shutdown_timeout(Duration::from_secs(5))
-        .on_undelivered(move |u| {
-            log.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((u.reason, u.error.to_string()));
-        })
+        .on_undelivered(logs_into(reasons.clone()))
         .build()
         .unwrap();
     // The queue full: a batch in the sink, one queued.
