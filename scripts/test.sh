@@ -93,6 +93,21 @@ if [ ! -x "$TOOLS/bin/tansu" ]; then
   step "building tansu into $TOOLS (once, ~10 min)"
   cargo install --locked --root "$TOOLS" tansu --no-default-features --features dynostore
 fi
+# The CloudEvents JavaScript SDK (npm `cloudevents`, pinned) for
+# tests/tests/javascript_sdk_interop.rs, into its own npm prefix under
+# $TOOLS (reused); node and npm from Debian when missing.
+JS_CLOUDEVENTS_VERSION=10.0.0
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  step "installing nodejs and npm (the JavaScript SDK interop test)"
+  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y nodejs npm
+fi
+if ! grep -qs "\"version\": \"$JS_CLOUDEVENTS_VERSION\"" "$TOOLS/js-cloudevents/node_modules/cloudevents/package.json"; then
+  step "installing the CloudEvents JavaScript SDK $JS_CLOUDEVENTS_VERSION into $TOOLS/js-cloudevents"
+  npm install --prefix "$TOOLS/js-cloudevents" --no-audit --no-fund --save-exact "cloudevents@$JS_CLOUDEVENTS_VERSION"
+fi
+export OSSA_JS_CLOUDEVENTS="$TOOLS/js-cloudevents"
 export OSSA_TANSU="$TOOLS/bin/tansu"
 export PATH="$TOOLS/bin:$PATH"
 
