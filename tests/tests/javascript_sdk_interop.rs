@@ -53,6 +53,21 @@
 //! 6. Over a socket, node refuses header values above U+00FF and sends
 //!    U+0080–U+00FF as single Latin-1 bytes, not UTF-8 (no encoding at all,
 //!    see 1), so the socket test's binary-mode attributes are ASCII.
+//! 7. Structured mode (HTTP): its reader drops every attribute whose value
+//!    is falsy, so `"data": null` is read as no data.
+//! 8. Binary mode (HTTP and Kafka): JSON data that is a string is written as
+//!    the bare text under `application/json` (`hé`, not `"hé"`): no JSON
+//!    value, so our parser refuses it (`data` `InvalidJson`).
+//! 9. `HTTP.binary` leaves number data (and no data: `undefined`) as the
+//!    body, which its own `httpTransport` cannot write (node's "chunk"
+//!    error): it cannot post such events in binary mode at all. The script's
+//!    `write` JSON-serialises a non-string body, as `HTTP.binary` does objects.
+//! 10. `Kafka.binary` writes JSON `null` data as no record value, which
+//!     reads back as no data; it also refuses to read a binary record without
+//!     a value ("Value is null or undefined"), i.e. any event without data.
+//! 11. It accepts extension values outside the type system (core spec
+//!     "Type System": objects; integers beyond 32 bits) and writes them;
+//!     we refuse them with a typed error.
 //!
 //! The SDK is found through `OSSA_JS_CLOUDEVENTS` (an npm prefix holding
 //! `node_modules/cloudevents`), then `$OSSA_TOOLS/js-cloudevents`, then
@@ -1032,5 +1047,82 @@ fn js_sdk_posts_are_read_by_our_receiver() {
         // What the receiver got is the event only (the body not kept):
         // data is compared in the JSON format's terms.
         assert_agree(&what, m, &ev, None, &j, ct.as_deref(), true);
+    }
+}
+
+#[test]
+fn js_sdk_values_outside_the_type_system_are_refused_by_us() {
+    // SDK DEVIATION 11: the SDK makes and writes these; the core spec's
+    // type system has no object values, and Integer is 32-bit.
+    let mut js = Js::start();
+    for (name, value, rule) in [
+        ("extobj", json!({"a": 1}), "WrongType"),
+        ("extbig", json!(2_147_483_648_i64), "IntegerOutOfRange"),
+    ] {
+        let mut spec = json!({"id": "1", "source": "/s", "type": "t"});
+        spec[name] = value;
+        let a =
+            js.ok(json!({"op": "write", "binding": "http", "mode": "structured", "event": spec}));
+        let body = B64.decode(a["body_base64"].as_str().unwrap()).unwrap();
+        let mut buf = [0u8; 512];
+        let err = ossa_events::parse::http::parse(
+            pairs(&a["headers"]),
+            &body,
+            &mut Scratch::new(&mut buf),
+        )
+        .map(|_| ())
+        .unwrap_err();
+        let err = format!("{err:?}");
+        assert!(err.contains(name), "{name}: {err}");
+        assert!(err.contains(rule), "{name}: {err}");
+    }
+}
+
+#[test]
+fn kafka_partitionkey_is_the_record_key_both_ways() {
+    // Kafka binding §3.1 (Partitioning extension): the record key.
+    let mut js = Js::start();
+    for mode in ["binary", "structured"] {
+        let spec = json!({"id": "1", "source": "/s", "type": "t", "partitionkey": "agent-7 é",
+                          "datacontenttype": "text/plain", "data": "hi"});
+        let a = js.ok(json!({"op": "write", "binding": "kafka", "mode": mode, "event": spec}));
+        assert_eq!(a["key"], "agent-7 é", "{mode}: {a}");
+        let value = B64.decode(a["body_base64"].as_str().unwrap()).unwrap();
+        let mut buf = [0u8; 1024];
+        let rec = ossa_events::parse::kafka::parse(
+            pairs(&a["headers"]),
+            a["key"].as_str().map(str::as_bytes),
+            Some(&value),
+            &mut Scratch::new(&mut buf),
+        )
+        .unwrap_or_else(|e| panic!("{mode}: {e:?}"));
+        assert_eq!(rec.key, Some("agent-7 é".as_bytes()), "{mode}");
+        assert_eq!(
+            rec.event.extension("partitionkey"),
+            Some(ExtValue::String("agent-7 é")),
+            "{mode}"
+        );
+    }
+    let ev = Event::builder()
+        .id("1")
+        .source("/s")
+        .ty("t")
+        .extension("partitionkey", ExtValue::String("agent-7 é"))
+        // SDK DEVIATION 3: structured Kafka events need a time.
+        .time(Timestamp::parse(TIME_OFFSET).unwrap())
+        .data_text("text/plain", "hi")
+        .build()
+        .unwrap();
+    for bin in [true, false] {
+        let (headers, value) = our_kafka(&ev, bin);
+        let v = js.ok(
+            json!({"op": "read_kafka", "headers": headers, "key": "agent-7 é",
+                             "value_base64": value.map(|v| B64.encode(v))}),
+        );
+        assert_eq!(
+            one(&v)["attributes"]["partitionkey"],
+            "agent-7 é",
+            "binary={bin}: {v}"
+        );
     }
 }
