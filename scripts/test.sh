@@ -6,7 +6,9 @@
 # Installs, when missing (tools into $OSSA_TOOLS, reused): tansu (Kafka
 # broker for the Kafka tests), and: the rustup targets thumbv7em-none-eabihf and
 # wasm32-unknown-unknown, clippy and rustfmt, qemu-system-arm and
-# binutils-arm-none-eabi (Debian packages, for the firmware example), kcat
+# binutils-arm-none-eabi (Debian packages, for the firmware example), the
+# CloudEvents Python SDK (a virtualenv in $OSSA_TOOLS; python3 and
+# python3-venv from Debian when missing), kcat
 # (Debian package, a second Kafka client for the Kafka tests), cmake and
 # libcurl4-openssl-dev (Debian packages, librdkafka's CMake build for the
 # cloudevents-sdk Kafka interop test), g++ and make (librdkafka's build, both
@@ -109,6 +111,23 @@ if ! grep -qs "\"version\": \"$JS_CLOUDEVENTS_VERSION\"" "$TOOLS/js-cloudevents/
 fi
 export OSSA_JS_CLOUDEVENTS="$TOOLS/js-cloudevents"
 export OSSA_TANSU="$TOOLS/bin/tansu"
+# The CloudEvents Python SDK (PyPI `cloudevents`, pinned) in a virtualenv,
+# for `tests/tests/python_sdk_interop.rs`; python3 and its venv module from
+# Debian when missing.
+PY_CLOUDEVENTS_VERSION=2.2.0
+if [ "$("$TOOLS/py-cloudevents/bin/python3" -c 'import cloudevents; print(cloudevents.__version__)' 2>/dev/null)" != "$PY_CLOUDEVENTS_VERSION" ]; then
+  step "installing the CloudEvents Python SDK $PY_CLOUDEVENTS_VERSION into $TOOLS/py-cloudevents"
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y python3 python3-venv
+  fi
+  rm -rf "$TOOLS/py-cloudevents"
+  python3 -m venv "$TOOLS/py-cloudevents"
+  "$TOOLS/py-cloudevents/bin/python3" -m pip install --quiet --disable-pip-version-check \
+    "cloudevents==$PY_CLOUDEVENTS_VERSION"
+fi
+export OSSA_PY_CLOUDEVENTS="$TOOLS/py-cloudevents"
 export PATH="$TOOLS/bin:$PATH"
 
 # --- static checks ----------------------------------------------------------
