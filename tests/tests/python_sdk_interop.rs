@@ -251,6 +251,13 @@ fn ours() -> Vec<Event<'static>> {
             .extension("exttrue", ExtValue::Boolean(true))
             .extension("extfalse", ExtValue::Boolean(false))
             .extension("ossaagentid", ExtValue::String("agent é 😀"))
+            .extension("exturi", ExtValue::Uri("https://example.com/x?y=1&z=%41"))
+            .extension("exturiref", ExtValue::UriRef("/relative/path?q=1"))
+            .extension(
+                "exttime",
+                ExtValue::Timestamp(t("2024-02-29T23:59:59.123456789-00:00")),
+            )
+            .extension("extbinary", ExtValue::Binary(&[0, 1, 2, 0xfe, 0xff]))
             .data_json(r#"[1, "two", {"three": [3.5, null, true]}, "é 😀"]"#)
             .build()
             .unwrap(),
@@ -263,6 +270,7 @@ fn ours() -> Vec<Event<'static>> {
         base("json-null").data_json("null").build().unwrap(),
         base("text")
             .subject("plain")
+            .extension("partitionkey", ExtValue::String("agent-7 é"))
             .data_text("text/plain; charset=utf-8", TEXT)
             .build()
             .unwrap(),
@@ -413,8 +421,12 @@ fn http_req(req: &http::Request<Vec<u8>>) -> Value {
     json!({"headers": headers, "body_base64": b64(req.body())})
 }
 
-/// A Kafka record as our `KafkaSink` produces it.
+/// A Kafka record as our `KafkaSink` produces it (its key: the
+/// `partitionkey` extension, Kafka binding §3.1).
 fn kafka_record(ev: &Event<'_>, structured: bool) -> Value {
+    let key = ev
+        .extension("partitionkey")
+        .map(|k| b64(k.canonical().to_string().as_bytes()));
     let mut headers = serde_json::Map::new();
     if structured {
         let enc = Encoded::new(ev, Encoding::Json).unwrap();
@@ -422,7 +434,7 @@ fn kafka_record(ev: &Event<'_>, structured: bool) -> Value {
             "content-type".into(),
             json!(b64(b"application/cloudevents+json; charset=UTF-8")),
         );
-        return json!({"headers": headers, "key_base64": null, "value_base64": b64(enc.json())});
+        return json!({"headers": headers, "key_base64": key, "value_base64": b64(enc.json())});
     }
     let enc = Encoded::new(ev, Encoding::KafkaBinary).unwrap();
     for (n, v) in enc.headers() {
@@ -433,7 +445,7 @@ fn kafka_record(ev: &Event<'_>, structured: bool) -> Value {
     }
     // No data is no value (Kafka binding §3.2.2).
     let value = enc.has_data().then(|| b64(enc.body()));
-    json!({"headers": headers, "key_base64": null, "value_base64": value})
+    json!({"headers": headers, "key_base64": key, "value_base64": value})
 }
 
 // ---------------------------------------------------------------------------
@@ -455,7 +467,7 @@ fn sdk_specs() -> Vec<Value> {
         "subject": AWKWARD, "dataschema": "https://example.com/schemas/a.json",
         "time": "2024-02-29T23:59:59.123456-04:00",
         "datacontenttype": "application/json; charset=utf-8",
-        "extstring": AWKWARD, "extint": 42, "extneg": -7, "exttrue": true, "extfalse": false,
+        "partitionkey": "agent-7 é", "extstring": AWKWARD, "extint": 42, "extneg": -7, "exttrue": true, "extfalse": false,
     });
     let min =
         |id: &str| json!({"id": id, "source": "/s", "type": "t", "time": "2024-06-01T12:00:00Z"});
@@ -742,14 +754,16 @@ fn the_sdks_http_messages_and_kafka_records_are_read_by_us() {
                 .map(String::as_str)
                 .zip(values.iter().map(Vec::as_slice))
                 .collect();
-            assert!(
-                rec["key_base64"].is_null(),
-                "{what}: no partitionkey, no key"
-            );
+            // The SDK's key: the `partitionkey` extension (Kafka binding §3.1).
+            let key = rec["key_base64"].as_str().map(|k| B64.decode(k).unwrap());
+            let want_key = spec["attributes"]["partitionkey"]
+                .as_str()
+                .map(str::as_bytes);
+            assert_eq!(key.as_deref(), want_key, "{what} ({mode:?}): key");
             let mut scratch = vec![0u8; 64 * 1024];
             let r = ossa_events::parse::kafka::parse(
                 headers.iter().copied(),
-                None,
+                key.as_deref(),
                 Some(&value),
                 &mut Scratch::new(&mut scratch),
             );
@@ -758,6 +772,7 @@ fn the_sdks_http_messages_and_kafka_records_are_read_by_us() {
                 continue;
             }
             let r = r.unwrap_or_else(|e| panic!("{what} ({mode:?}): we refused it: {e}"));
+            assert_eq!(r.key, want_key, "{what} ({mode:?}): key");
             assert_we_read(what, &r.event, spec, mode);
         }
         jsons.push(unb64(&enc["event_json_base64"]));
