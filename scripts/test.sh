@@ -8,7 +8,8 @@
 # wasm32-unknown-unknown, clippy and rustfmt, qemu-system-arm and
 # binutils-arm-none-eabi (Debian packages, for the firmware example), the
 # CloudEvents Python SDK (a virtualenv in $OSSA_TOOLS; python3 and
-# python3-venv from Debian when missing), kcat
+# python3-venv from Debian when missing) and JavaScript SDK (an npm prefix
+# in $OSSA_TOOLS; nodejs and npm from Debian when missing), kcat
 # (Debian package, a second Kafka client for the Kafka tests), cmake and
 # libcurl4-openssl-dev (Debian packages, librdkafka's CMake build for the
 # cloudevents-sdk Kafka interop test), g++ and make (librdkafka's build, both
@@ -110,7 +111,6 @@ if ! grep -qs "\"version\": \"$JS_CLOUDEVENTS_VERSION\"" "$TOOLS/js-cloudevents/
   npm install --prefix "$TOOLS/js-cloudevents" --no-audit --no-fund --save-exact "cloudevents@$JS_CLOUDEVENTS_VERSION"
 fi
 export OSSA_JS_CLOUDEVENTS="$TOOLS/js-cloudevents"
-export OSSA_TANSU="$TOOLS/bin/tansu"
 # The CloudEvents Python SDK (PyPI `cloudevents`, pinned) in a virtualenv,
 # for `tests/tests/python_sdk_interop.rs`; python3 and its venv module from
 # Debian when missing.
@@ -128,6 +128,7 @@ if [ "$("$TOOLS/py-cloudevents/bin/python3" -c 'import cloudevents; print(cloude
     "cloudevents==$PY_CLOUDEVENTS_VERSION"
 fi
 export OSSA_PY_CLOUDEVENTS="$TOOLS/py-cloudevents"
+export OSSA_TANSU="$TOOLS/bin/tansu"
 export PATH="$TOOLS/bin:$PATH"
 
 # --- static checks ----------------------------------------------------------
