@@ -211,3 +211,48 @@ pub fn write_http_header_lines(ev: &ossa_events::Event<'_>, buf: &mut [u8]) -> u
     }
     w.len()
 }
+
+/// How an interop test carried an event: the HTTP binding's three content
+/// modes and the Kafka binding's two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carried {
+    /// HTTP binary mode: attributes in `ce-` headers, data as the body.
+    HttpBinary,
+    /// HTTP structured mode: the event as a JSON body.
+    HttpStructured,
+    /// HTTP batched mode: a JSON array of events.
+    HttpBatch,
+    /// Kafka binary mode: attributes in `ce_` headers, data as the value.
+    KafkaBinary,
+    /// Kafka structured mode: the event as a JSON value.
+    KafkaStructured,
+}
+
+impl Carried {
+    /// Whether the attributes travel as headers (binary mode).
+    pub fn binary(self) -> bool {
+        matches!(self, Carried::HttpBinary | Carried::KafkaBinary)
+    }
+}
+
+/// Events a [`collecting_receiver`] accepted, each as our JSON encoding.
+pub type Collected = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+/// Our receiver on a free loopback port, with default settings, keeping each
+/// event it accepts as its JSON (for tests that post to it): its handle (it
+/// stops when dropped), the URL to post to, and the events so far.
+pub fn collecting_receiver() -> (ossa_events::receiver::ReceiverHandle, String, Collected) {
+    use ossa_events::receiver::{Receiver, ReceiverConfig};
+    let got = Collected::default();
+    let keep = std::sync::Arc::clone(&got);
+    let handle = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
+        .unwrap()
+        .spawn(move |ev: &ossa_events::Event<'_>| {
+            keep.lock()
+                .unwrap()
+                .push(ossa_events::format::json::to_vec(ev).unwrap());
+        })
+        .unwrap();
+    let url = format!("http://{}/events", handle.local_addr());
+    (handle, url, got)
+}

@@ -120,17 +120,7 @@ fn assert_same(what: &str, ours: &Event<'_>, sdk: &SdkEvent, binary: bool) {
 }
 
 fn sdk_requests_are_read_by_the_receiver(binary: bool) {
-    let got: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let got2 = Arc::clone(&got);
-    let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new()).unwrap();
-    let handle = rx
-        .spawn(move |ev: &Event<'_>| {
-            got2.lock()
-                .unwrap()
-                .push(ossa_events::format::json::to_vec(ev).unwrap());
-        })
-        .unwrap();
-    let url = format!("http://{}/events", handle.local_addr());
+    let (handle, url, got) = ossa_events_tests::collecting_receiver();
     // No `%` in attribute values (see the module docs).
     let sent = sdk_events(false);
     for ev in &sent {

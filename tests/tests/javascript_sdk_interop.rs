@@ -84,7 +84,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver as Rx};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -93,9 +92,9 @@ use http::HeaderMap;
 use ossa_events::format::binary::{self, Binding};
 use ossa_events::http_types;
 use ossa_events::parse::http::{ContentMode, Message};
-use ossa_events::receiver::{Receiver, ReceiverConfig};
 use ossa_events::sink::{HttpMode, HttpSink};
 use ossa_events::{Emitter, Event, ExtValue, RawJson, Scratch, Timestamp, ossa};
+use ossa_events_tests::Carried as Mode;
 use ossa_events_tests::{percent_decode, typical};
 use serde_json::{Value, json};
 
@@ -370,22 +369,6 @@ fn sdk_specs() -> Vec<Value> {
 // ---------------------------------------------------------------------------
 // Comparing
 // ---------------------------------------------------------------------------
-
-/// How a message went.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
-    HttpBinary,
-    HttpStructured,
-    HttpBatch,
-    KafkaBinary,
-    KafkaStructured,
-}
-
-impl Mode {
-    fn binary(self) -> bool {
-        matches!(self, Mode::HttpBinary | Mode::KafkaBinary)
-    }
-}
 
 const CORE: [&str; 8] = [
     "id",
@@ -987,17 +970,7 @@ fn emitter_http_sink_posts_are_read_by_a_js_sdk_server() {
 #[test]
 fn js_sdk_posts_are_read_by_our_receiver() {
     let mut js = Js::start();
-    let got: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let got2 = Arc::clone(&got);
-    let rx = Receiver::bind("127.0.0.1:0", ReceiverConfig::new()).unwrap();
-    let handle = rx
-        .spawn(move |ev: &Event<'_>| {
-            got2.lock()
-                .unwrap()
-                .push(ossa_events::format::json::to_vec(ev).unwrap());
-        })
-        .unwrap();
-    let url = format!("http://{}/events", handle.local_addr());
+    let (handle, url, got) = ossa_events_tests::collecting_receiver();
     let mut sent = Vec::new();
     for mode in ["binary", "structured"] {
         for mut spec in sdk_specs() {

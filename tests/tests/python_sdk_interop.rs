@@ -70,7 +70,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver as Rx};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -78,11 +77,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ossa_events::format::binary;
 use ossa_events::http_types::{self, ContentMode, Message};
 use ossa_events::ossa;
-use ossa_events::receiver::{Receiver, ReceiverConfig};
 use ossa_events::sink::{Encoded, Encoding, HttpMode, HttpSink};
 use ossa_events::{
     Attribute, Data, Emitter, Event, ExtValue, Offset, ParseError, RawJson, Scratch, Timestamp,
 };
+use ossa_events_tests::Carried as Mode;
 use ossa_events_tests::typical;
 use serde_json::{Value, json};
 
@@ -301,22 +300,6 @@ fn our_data(ev: &Event<'_>) -> Option<DataView> {
         Data::Base64(s) => DataView::Bytes(B64.decode(s).unwrap()),
         other => panic!("data {other:?}"),
     })
-}
-
-/// How an event was carried.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
-    HttpBinary,
-    HttpStructured,
-    HttpBatch,
-    KafkaBinary,
-    KafkaStructured,
-}
-
-impl Mode {
-    fn binary(self) -> bool {
-        matches!(self, Mode::HttpBinary | Mode::KafkaBinary)
-    }
 }
 
 /// `got` (the script's `describe` of what the SDK read) is our `ev`.
@@ -899,17 +882,7 @@ fn our_emitter_posts_to_a_python_server_that_reads_with_the_sdk() {
 
 #[test]
 fn the_sdk_posts_to_our_receiver() {
-    let got: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let got2 = Arc::clone(&got);
-    let handle = Receiver::bind("127.0.0.1:0", ReceiverConfig::new())
-        .unwrap()
-        .spawn(move |ev: &Event<'_>| {
-            got2.lock()
-                .unwrap()
-                .push(ossa_events::format::json::to_vec(ev).unwrap());
-        })
-        .unwrap();
-    let url = format!("http://{}/events", handle.local_addr());
+    let (handle, url, got) = ossa_events_tests::collecting_receiver();
     let mut py = Py::start("stdio");
     let specs = sdk_specs();
     let mut sent = Vec::new();
