@@ -124,9 +124,21 @@ fn cut_name(name: &str) -> heapless::String<MAX_ERROR_NAME> {
     out
 }
 
+/// The name, with each control character (a line break, an escape, C1)
+/// written as its JSON escape (`\u001b`): an extension's name is the
+/// input's text, and the message goes to terminals and logs, where such a
+/// character would clear the screen or start a line the input wrote.
 impl fmt::Display for Attribute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        let name = self.name();
+        let mut rest = name;
+        while let Some(i) = rest.find(char::is_control) {
+            f.write_str(rest.get(..i).unwrap_or(""))?;
+            let c = rest.get(i..).and_then(|r| r.chars().next()).unwrap_or(' ');
+            write!(f, "\\u{:04x}", u32::from(c))?;
+            rest = rest.get(i + c.len_utf8()..).unwrap_or("");
+        }
+        f.write_str(rest)
     }
 }
 
@@ -573,6 +585,16 @@ mod tests {
         assert_eq!(Attribute::named("ID").name(), "ID");
         assert!(matches!(Attribute::named("ID"), Attribute::Extension(_)));
         assert!(matches!(Attribute::named(""), Attribute::Extension(_)));
+    }
+
+    /// A name's control characters are shown escaped; its other
+    /// characters, and its `name()`, as they are.
+    #[test]
+    fn display_escapes_control_characters_of_a_name() {
+        let a = Attribute::named("\u{1b}[2J\né\u{85}x");
+        assert_eq!(a.name(), "\u{1b}[2J\né\u{85}x");
+        assert_eq!(a.to_string(), "\\u001b[2J\\u000aé\\u0085x");
+        assert_eq!(Attribute::named("ossaagentid").to_string(), "ossaagentid");
     }
 
     #[test]

@@ -652,3 +652,32 @@ fn a_closed_stderr_or_stdout_leaves_the_documented_exit_status() {
         );
     }
 }
+
+/// An extension name is the input's text: one with an escape sequence or a
+/// line break is reported with those characters escaped, as one line. They
+/// went to stderr as they were: `\x1b[2J` cleared the operator's terminal,
+/// and a `\n` in the name started a second line that the input wrote.
+#[test]
+fn a_control_character_in_an_attribute_name_is_reported_escaped() {
+    let input = concat!(
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","\u001b[2J\nok":1}"#,
+        "\n"
+    );
+    for command in ["emit", "validate"] {
+        let o = in_pieces(command, input.to_string(), usize::MAX);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{command}: {stderr}");
+        assert!(!stderr.contains('\u{1b}'), "{command}: {stderr:?}");
+        let report: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.starts_with("emit: "))
+            .collect();
+        assert_eq!(
+            report,
+            [format!(
+                r"ossa-events: {command}: <stdin>:1: attribute `\u001b[2J\u000aok`: attribute names must be 1+ characters of a-z and 0-9"
+            )],
+            "{command}: {stderr:?}"
+        );
+    }
+}
