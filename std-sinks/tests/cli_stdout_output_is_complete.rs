@@ -681,3 +681,21 @@ fn a_control_character_in_an_attribute_name_is_reported_escaped() {
         );
     }
 }
+
+/// A line that is not well-formed JSON is named by line and column, by
+/// `emit` as by `validate` (`emit` said the line and a byte offset only).
+#[test]
+fn emit_and_validate_name_the_line_and_column_of_a_json_error() {
+    let input = format!("{}{{\"specversion\": \"1.0\" \"id\"}}\n", line(0));
+    for command in ["emit", "validate"] {
+        let o = in_pieces(command, input.clone(), usize::MAX);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "ossa-events: {command}: <stdin>:2:23: invalid JSON at byte 22: expected ','"
+            )),
+            "{command}: {stderr}"
+        );
+    }
+}

@@ -698,7 +698,7 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
                     }
                     Err(e) => {
                         invalid.fetch_add(1, Ordering::Relaxed);
-                        note!("ossa-events: emit: <stdin>:{lineno}: {e}");
+                        note!("ossa-events: emit: <stdin>:{lineno}{}: {e}", e.column());
                     }
                 }
             }
@@ -779,6 +779,18 @@ enum LineError {
     Parse(ParseError),
     /// Longer than [`MAX_LINE`] bytes: not read.
     TooLong,
+}
+
+impl LineError {
+    /// `:COLUMN` (1-based, in bytes, as `validate` counts it) of a JSON
+    /// syntax error, for the `<stdin>:LINE:COLUMN` of its report; empty
+    /// for an error of the whole line.
+    fn column(&self) -> String {
+        match self {
+            LineError::Parse(ParseError::Json(j)) => format!(":{}", j.offset + 1),
+            _ => String::new(),
+        }
+    }
 }
 
 impl fmt::Display for LineError {
