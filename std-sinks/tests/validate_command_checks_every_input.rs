@@ -235,6 +235,10 @@ fn bad_arguments_exit_2_with_one_line() {
         vec!["validate", "--bogus"],
         vec!["nope"],
         vec!["demo", "extra"],
+        // A source that is no URI-reference is a bad argument, as with
+        // `emit --demo` (it exited 1, as a stdout that cannot be written).
+        vec!["demo", "--source", ""],
+        vec!["demo", "--source", "http://a b"],
         // Standard input twice: the second would read nothing.
         vec!["validate", "-", "-"],
     ] {

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use ossa_events::{FastIds, SystemClock, demo, format::json};
+use ossa_events::{Event, FastIds, SystemClock, demo, format::json};
 
 use super::args::HelpFlag;
 use super::progress::note;
@@ -41,6 +41,12 @@ pub(crate) struct Args {
 /// Runs `demo` with its parsed arguments.
 pub(crate) fn run(a: Args) -> ExitCode {
     let source = a.source.unwrap_or_else(|| DEFAULT_SOURCE.to_string());
+    // A source that is no URI-reference is a bad argument (2), as it is to
+    // `emit` sending the demo run, not a failure of the run (1, as a full
+    // disk is).
+    if let Err(e) = Event::builder().id("1").source(&source).ty("t").build() {
+        return super::usage_error(Some("demo"), &format!("demo: --source: {e}"));
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut line = Vec::with_capacity(1024);
