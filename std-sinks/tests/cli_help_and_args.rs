@@ -450,6 +450,11 @@ fn bad_arguments_give_one_line_and_exit_2() {
             "emit: --batch-size must be",
         ),
         (&["emit", "--timeout", "-1"], "emit: --timeout must be"),
+        // Stdout has no timeout: the option was taken and did nothing.
+        (
+            &["emit", "--timeout", "5"],
+            "emit: --timeout goes with --sink http, kafka or otlp --url",
+        ),
         (&["emit", "--deadline", "soon"], "emit: --deadline must be"),
         (&["emit", "--deadline=inf"], "emit: --deadline must be"),
         // Above 0, but under a nanosecond: it was taken as no time at all.

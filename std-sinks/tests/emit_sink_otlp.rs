@@ -152,6 +152,11 @@ fn emit_otlp_argument_errors() {
             &["--sink", "otlp", "--otlp-file", "f", "--gzip"],
             "go with --url, not --otlp-file",
         ),
+        // A file has no request timeout: the option was taken and did nothing.
+        (
+            &["--sink", "otlp", "--otlp-file", "f", "--timeout", "5"],
+            "--timeout go with --url, not --otlp-file",
+        ),
         (
             &["--sink", "otlp", "--url", "http://x", "--mode", "binary"],
             "--mode goes with --sink http or kafka",

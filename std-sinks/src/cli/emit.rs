@@ -61,7 +61,7 @@ emit --demo [--source URI-REF] [--sink ...] [OPTIONS]",
 --url, --header and --gzip go with --sink http or otlp; --in-flight with
 --sink http; --otlp-file and --service-name with
 --sink otlp; --brokers, --topic and --key-field with --sink kafka; --mode
-with http or kafka.
+with http or kafka; --timeout with http, kafka or otlp --url.
 
 --sink otlp turns lifecycle events into OpenTelemetry spans (GenAI semantic
 conventions) and posts them with OTLP/HTTP JSON to URL/v1/traces (URL as
@@ -395,9 +395,18 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
     if s.sink != "http" && s.in_flight.is_some() {
         return Err("emit: --in-flight goes with --sink http".into());
     }
-    if s.sink == "otlp" && s.otlp_file.is_some() && (!s.headers.is_empty() || s.gzip) {
+    // Stdout and a file have no request that could time out: the option
+    // would be taken and do nothing.
+    if s.sink == "stdout" && s.timeout.is_some() {
+        return Err("emit: --timeout goes with --sink http, kafka or otlp --url".into());
+    }
+    if s.sink == "otlp"
+        && s.otlp_file.is_some()
+        && (!s.headers.is_empty() || s.gzip || s.timeout.is_some())
+    {
         return Err(
-            "emit: --header, --header-file and --gzip go with --url, not --otlp-file".into(),
+            "emit: --header, --header-file, --gzip and --timeout go with --url, not --otlp-file"
+                .into(),
         );
     }
     if s.sink != "otlp" && s.service_name.is_some() {
