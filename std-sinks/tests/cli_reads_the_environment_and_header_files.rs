@@ -124,6 +124,49 @@ fn variables_for_another_sink_are_ignored() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 15);
 }
 
+/// A variable of a sink not in use is ignored also when its value is not
+/// UTF-8 (a Latin-1 token in `OSSA_HTTP_HEADERS`): it made `--sink stdout`
+/// fail with "OSSA_HTTP_HEADERS value is not valid UTF-8" (exit 2). The sink
+/// that uses it still refuses it so, naming the variable.
+#[test]
+#[cfg(unix)]
+fn variables_for_another_sink_are_ignored_even_when_not_utf8() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let bad = std::ffi::OsStr::from_bytes(b"X-Token: caf\xe9");
+    for var in [
+        "OSSA_COLLECTOR_URL",
+        "OSSA_HTTP_HEADERS",
+        "OSSA_KAFKA_BROKERS",
+        "OSSA_KAFKA_TOPIC",
+    ] {
+        let run = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_ossa-events"))
+                .args(["emit", "--demo", "--no-progress"])
+                .args(args)
+                .env_remove("OSSA_COLLECTOR_URL")
+                .env_remove("OSSA_HTTP_HEADERS")
+                .env_remove("OSSA_KAFKA_BROKERS")
+                .env_remove("OSSA_KAFKA_TOPIC")
+                .env(var, bad)
+                .output()
+                .unwrap()
+        };
+        let o = run(&["--sink", "stdout"]);
+        assert_ok(&o);
+        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 15);
+        if var == "OSSA_HTTP_HEADERS" {
+            let o = run(&["--sink", "http", "--url", "http://127.0.0.1:9/"]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{err}");
+            assert!(
+                err.contains("emit: OSSA_HTTP_HEADERS value is not valid UTF-8"),
+                "{err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+}
+
 /// The HTTP variables stand in for `--url` and `--header` of a sink that
 /// posts; `--sink otlp --otlp-file` posts nothing, so they are ignored
 /// there too (they made it fail with "needs --url or --otlp-file (one of

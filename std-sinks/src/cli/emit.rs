@@ -1,5 +1,6 @@
 //! `ossa-events emit`: deliver JSON Lines events (or the demo run) to a sink.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -110,7 +111,7 @@ pub(crate) struct Args {
         env = "OSSA_COLLECTOR_URL",
         hide_env_values = true
     )]
-    url: Option<String>,
+    url: Option<OsString>,
     /// Content mode; http: structured, binary or batched
     /// [default: batched]; kafka: binary or structured
     /// [default: binary]
@@ -128,7 +129,7 @@ pub(crate) struct Args {
         env = "OSSA_HTTP_HEADERS",
         hide_env_values = true
     )]
-    header: Vec<String>,
+    header: Vec<OsString>,
     /// HTTP headers from FILE, one 'Name: value' a line
     /// (blank lines and lines starting with # skipped)
     #[arg(long, value_name = "FILE", verbatim_doc_comment)]
@@ -166,7 +167,7 @@ pub(crate) struct Args {
         env = "OSSA_KAFKA_BROKERS",
         hide_env_values = true
     )]
-    brokers: Option<String>,
+    brokers: Option<OsString>,
     /// Kafka topic (required with --sink kafka)
     #[arg(
         long,
@@ -174,7 +175,7 @@ pub(crate) struct Args {
         env = "OSSA_KAFKA_TOPIC",
         hide_env_values = true
     )]
-    topic: Option<String>,
+    topic: Option<OsString>,
     /// Kafka record key: this attribute's value when the event
     /// has no partitionkey extension (which is used first)
     #[arg(long, value_name = "ATTR", verbatim_doc_comment)]
@@ -261,11 +262,27 @@ struct Settings {
 /// fail), and a blank one counts as unset.
 fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
     let sink = a.sink.unwrap_or_else(|| "stdout".into());
-    let for_sink = |id: &str, wanted: &str, v: Option<String>| {
+    // Read as given (not as UTF-8 by clap): a variable of a sink not in use
+    // is ignored whatever its bytes, and one in use that is not UTF-8 is
+    // named.
+    let utf8 = |id: &str, v: OsString| {
+        v.into_string().map_err(|_| {
+            let (flag, var) = match id {
+                "url" => ("--url", "OSSA_COLLECTOR_URL"),
+                "header" => ("--header", "OSSA_HTTP_HEADERS"),
+                "brokers" => ("--brokers", "OSSA_KAFKA_BROKERS"),
+                _ => ("--topic", "OSSA_KAFKA_TOPIC"),
+            };
+            let from = if from_env(m, id) { var } else { flag };
+            format!("emit: {from} value is not valid UTF-8")
+        })
+    };
+    let for_sink = |id: &str, wanted: &str, v: Option<OsString>| {
         if sink != wanted && from_env(m, id) {
-            None
+            Ok(None)
         } else {
-            unless_blank_env(m, id, v)
+            let v = v.map(|v| utf8(id, v)).transpose()?;
+            Ok::<_, String>(unless_blank_env(m, id, v))
         }
     };
     // `--otlp-file` posts nothing: the HTTP variables do not apply to it.
@@ -277,22 +294,26 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         }
     };
     let url = if sink == "otlp" {
-        for_sink("url", posts("otlp"), a.url)
+        for_sink("url", posts("otlp"), a.url)?
     } else {
-        for_sink("url", "http", a.url)
+        for_sink("url", "http", a.url)?
     };
-    let brokers = for_sink("brokers", "kafka", a.brokers);
-    let topic = for_sink("topic", "kafka", a.topic);
+    let brokers = for_sink("brokers", "kafka", a.brokers)?;
+    let topic = for_sink("topic", "kafka", a.topic)?;
     let mut header_lines: Vec<(String, String)> = if !from_env(m, "header") {
         a.header
             .into_iter()
-            .map(|h| ("--header".to_string(), h))
-            .collect()
+            .map(|h| Ok(("--header".to_string(), utf8("header", h)?)))
+            .collect::<Result<_, String>>()?
     } else if sink == "http" || (sink == "otlp" && a.otlp_file.is_none()) {
         // OSSA_HTTP_HEADERS: one header a line, blank lines and lines
         // starting with # skipped (as in --header-file).
-        a.header
-            .iter()
+        let text = a
+            .header
+            .into_iter()
+            .map(|v| utf8("header", v))
+            .collect::<Result<Vec<_>, _>>()?;
+        text.iter()
             .flat_map(|v| v.lines())
             .filter(|l| !l.trim().is_empty() && !l.trim().starts_with('#'))
             .map(|l| ("OSSA_HTTP_HEADERS".to_string(), l.to_string()))
