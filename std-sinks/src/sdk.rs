@@ -101,7 +101,10 @@
 //! - JSON data goes through `serde_json::Value`: object members come back in
 //!   key order (unless `serde_json`'s `preserve_order` feature is on), numbers
 //!   as `serde_json` prints them (`1.0e2` → `100.0`, integers beyond 64 bits
-//!   as floats), and of duplicate keys only the last is kept. A number beyond
+//!   as floats), and of duplicate keys only the last is kept. A float is read
+//!   as the nearest `f64` (the feature turns on `serde_json`'s
+//!   `float_roundtrip`), so one written in its shortest form comes back as
+//!   the same text. A number beyond
 //!   the `f64` range (`1e400`), which JSON allows, is [`SdkError::Json`], and
 //!   so is data nested 128 deep: `serde_json` reads 127 levels, we accept
 //!   [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH) = 128.
