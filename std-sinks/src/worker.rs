@@ -2376,7 +2376,13 @@ impl<'w> Worker<'w> {
                 }
             }
             let delivered_some = ends.iter().any(|(_, e)| matches!(e, End::Delivered));
-            if delivered_some {
+            // Refused for good, with nothing to retry (an HTTP 400): the
+            // sink answered, which is all a probe asks. Left open, the
+            // breaker took the next lone retryable failure for a failed
+            // probe (open again at once, for twice as long) and kept a
+            // pipelined sink at one batch in flight.
+            let answered = again.is_empty() && !spent;
+            if delivered_some || answered {
                 self.breaker.success();
             }
             if !again.is_empty() || spent {

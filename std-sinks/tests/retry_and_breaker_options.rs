@@ -220,3 +220,74 @@ fn batches_in_flight_when_the_breaker_opens_are_no_failed_probes() {
         "no probe within 15 s: {report:?}"
     );
 }
+
+/// A probe that the collector answers with a refusal (a non-retryable
+/// failure: an HTTP 400, a record the broker refuses) found the collector
+/// up: the breaker closes, as after a delivered probe. It stayed open (its
+/// open period over), so the next retryable failure, alone and below the
+/// threshold, counted as a failed probe and held every event back for twice
+/// the open period.
+#[test]
+fn a_probe_answered_with_a_refusal_closes_the_breaker() {
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    #[derive(Clone, Default)]
+    struct Scripted {
+        at: Arc<Mutex<Vec<Instant>>>,
+    }
+    impl Sink for Scripted {
+        fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+            let n = {
+                let mut at = self.at.lock().unwrap();
+                at.push(Instant::now());
+                at.len()
+            };
+            match n {
+                // Down twice (the breaker opens), the probe refused, one
+                // more failure, then up.
+                1 | 2 | 4 => Err(SendError::retryable(
+                    Error::Io(std::io::Error::other("connection refused")),
+                    None,
+                )),
+                3 => Err(SendError::fatal(Error::Io(std::io::Error::other(
+                    "400 Bad Request",
+                )))),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    let sink = Scripted::default();
+    let open_for = Duration::from_secs(1);
+    let em = Emitter::builder("/t")
+        .sink(sink.clone())
+        .batch_size(1)
+        .retry(RetryPolicy::none())
+        .circuit_breaker(
+            BreakerConfig::default()
+                .threshold(2)
+                .open_for(open_for)
+                .max_open_for(Duration::from_secs(3600)),
+        )
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        em.emit(EventBuilder::new().ty("dev.example.tick")).unwrap();
+    }
+    let report = em.flush_within(Duration::from_secs(30)).unwrap();
+    assert_eq!((report.failed, report.delivered), (4, 1), "{report:?}");
+    let at = sink.at.lock().unwrap().clone();
+    assert_eq!(at.len(), 5);
+    // The breaker opened after the 2nd failure: the probe came no sooner
+    // than `open_for` later.
+    assert!(at[2] - at[1] >= open_for * 9 / 10, "{:?}", at[2] - at[1]);
+    // The refused probe closed it: one failure (of 2) holds nothing back.
+    assert!(
+        at[4] - at[3] < open_for,
+        "the 5th event waited {:?} after one failure below the threshold",
+        at[4] - at[3]
+    );
+    let m = em.metrics();
+    assert_eq!((m.failed, m.delivered), (4, 1), "{m:?}");
+}
