@@ -1141,13 +1141,16 @@ fn any_time() -> impl Strategy<Value = Timestamp> {
     })
 }
 
-/// JSON without floats (serde_json's float parsing is not exact without its
-/// `float_roundtrip` feature), written as serde_json writes it.
+/// JSON, written as serde_json writes it; floats too (of any finite value:
+/// the `cloudevents-sdk` feature turns on serde_json's `float_roundtrip`).
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |x| x.is_finite())
+            .prop_map(serde_json::Value::from),
         ce_string(0, 8).prop_map(serde_json::Value::from),
     ];
     leaf.prop_recursive(4, 32, 6, |inner| {
