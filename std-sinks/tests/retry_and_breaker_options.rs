@@ -259,7 +259,10 @@ fn a_probe_answered_with_a_refusal_closes_the_breaker() {
     }
 
     let sink = Scripted::default();
-    let open_for = Duration::from_secs(1);
+    // Long enough that a loaded machine's scheduling (the 5th send comes
+    // at once after the 4th) stays far below it; before the fix that
+    // send waited twice this.
+    let open_for = Duration::from_secs(2);
     let em = Emitter::builder("/t")
         .sink(sink.clone())
         .batch_size(1)
