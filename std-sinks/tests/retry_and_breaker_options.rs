@@ -1,4 +1,5 @@
 //! Extreme and contradictory retry / breaker options (found by review).
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,26 +34,39 @@ fn settle_at(sends: &AtomicUsize, n: usize, em: &Emitter) {
     let _ = em.flush_within(Duration::from_millis(500));
 }
 
+/// An emitter sending one event a batch to `sink` under `retry` and
+/// `breaker`, the breaker's longest open period an hour.
+fn one_a_batch(sink: impl Sink + 'static, retry: RetryPolicy, breaker: BreakerConfig) -> Emitter {
+    Emitter::builder("/t")
+        .sink(sink)
+        .batch_size(1)
+        .retry(retry)
+        .circuit_breaker(breaker.max_open_for(Duration::from_secs(3600)))
+        .build()
+        .unwrap()
+}
+
+/// Emits `n` ticks.
+fn ticks(em: &Emitter, n: usize) {
+    for _ in 0..n {
+        em.emit(EventBuilder::new().ty("dev.example.tick")).unwrap();
+    }
+}
+
 /// `threshold` failed attempts in a row open the breaker, whatever the
 /// retry policy: with no retries (`RetryPolicy::none()`) each failed
 /// attempt is the last of its batch, and it must count all the same.
 #[test]
 fn the_breaker_opens_without_retries() {
     let down = Down::default();
-    let em = Emitter::builder("/t")
-        .sink(down.clone())
-        .batch_size(1)
-        .retry(RetryPolicy::none())
-        .circuit_breaker(
-            BreakerConfig::default()
-                .threshold(2)
-                .open_for(Duration::from_secs(3600)),
-        )
-        .build()
-        .unwrap();
-    for _ in 0..5 {
-        em.emit(EventBuilder::new().ty("dev.example.tick")).unwrap();
-    }
+    let em = one_a_batch(
+        down.clone(),
+        RetryPolicy::none(),
+        BreakerConfig::default()
+            .threshold(2)
+            .open_for(Duration::from_secs(3600)),
+    );
+    ticks(&em, 5);
     settle_at(&down.sends, 2, &em);
     assert_eq!(
         down.sends.load(Ordering::SeqCst),
@@ -69,20 +83,14 @@ fn the_breaker_opens_without_retries() {
 #[test]
 fn the_breaker_counts_the_last_attempt_of_a_batch() {
     let down = Down::default();
-    let em = Emitter::builder("/t")
-        .sink(down.clone())
-        .batch_size(1)
-        .retry(RetryPolicy::none().max_attempts(2).base(Duration::ZERO))
-        .circuit_breaker(
-            BreakerConfig::default()
-                .threshold(4)
-                .open_for(Duration::from_secs(3600)),
-        )
-        .build()
-        .unwrap();
-    for _ in 0..5 {
-        em.emit(EventBuilder::new().ty("dev.example.tick")).unwrap();
-    }
+    let em = one_a_batch(
+        down.clone(),
+        RetryPolicy::none().max_attempts(2).base(Duration::ZERO),
+        BreakerConfig::default()
+            .threshold(4)
+            .open_for(Duration::from_secs(3600)),
+    );
+    ticks(&em, 5);
     settle_at(&down.sends, 4, &em);
     assert_eq!(down.sends.load(Ordering::SeqCst), 4);
     let _ = em.shutdown_within(Duration::ZERO);
@@ -188,21 +196,14 @@ fn batches_in_flight_when_the_breaker_opens_are_no_failed_probes() {
     }
 
     let sink = Pipelined::default();
-    let em = Emitter::builder("/t")
-        .sink(sink.clone())
-        .batch_size(1)
-        .retry(RetryPolicy::none())
-        .circuit_breaker(
-            BreakerConfig::default()
-                .threshold(1)
-                .open_for(Duration::from_millis(300))
-                .max_open_for(Duration::from_secs(3600)),
-        )
-        .build()
-        .unwrap();
-    for _ in 0..8 {
-        em.emit(EventBuilder::new().ty("dev.example.tick")).unwrap();
-    }
+    let em = one_a_batch(
+        sink.clone(),
+        RetryPolicy::none(),
+        BreakerConfig::default()
+            .threshold(1)
+            .open_for(Duration::from_millis(300)),
+    );
+    ticks(&em, 8);
     {
         let (m, cv) = &*sink.gate;
         *m.lock().unwrap() = true;
@@ -263,21 +264,12 @@ fn a_probe_answered_with_a_refusal_closes_the_breaker() {
     // at once after the 4th) stays far below it; before the fix that
     // send waited twice this.
     let open_for = Duration::from_secs(2);
-    let em = Emitter::builder("/t")
-        .sink(sink.clone())
-        .batch_size(1)
-        .retry(RetryPolicy::none())
-        .circuit_breaker(
-            BreakerConfig::default()
-                .threshold(2)
-                .open_for(open_for)
-                .max_open_for(Duration::from_secs(3600)),
-        )
-        .build()
-        .unwrap();
-    for _ in 0..5 {
-        em.emit(EventBuilder::new().ty("dev.example.tick")).unwrap();
-    }
+    let em = one_a_batch(
+        sink.clone(),
+        RetryPolicy::none(),
+        BreakerConfig::default().threshold(2).open_for(open_for),
+    );
+    ticks(&em, 5);
     let report = em.flush_within(Duration::from_secs(30)).unwrap();
     assert_eq!((report.failed, report.delivered), (4, 1), "{report:?}");
     let at = sink.at.lock().unwrap().clone();
