@@ -471,14 +471,15 @@ fn an_invalid_line_is_reported_with_its_number_counted_and_not_sent() {
         );
         for lineno in [4, 6] {
             assert!(
-                run.stderr.contains(&format!("<stdin>:{lineno}: ")),
+                // `LINE: ` or, for a JSON syntax error, `LINE:COLUMN: `.
+                run.stderr.contains(&format!("<stdin>:{lineno}:")),
                 "{mode}: line {lineno} not reported: {}",
                 run.stderr
             );
         }
         for lineno in [1, 2, 3, 5, 7] {
             assert!(
-                !run.stderr.contains(&format!("<stdin>:{lineno}: ")),
+                !run.stderr.contains(&format!("<stdin>:{lineno}:")),
                 "{mode}: line {lineno} reported: {}",
                 run.stderr
             );
