@@ -256,3 +256,20 @@ pub fn collecting_receiver() -> (ossa_events::receiver::ReceiverHandle, String, 
     let url = format!("http://{}/events", handle.local_addr());
     (handle, url, got)
 }
+
+/// The lines `out` (a child process's stdout) gives, on a channel fed by a
+/// thread of their own, so that every wait for one can have a bound
+/// (`recv_timeout`). The channel closes when `out` ends.
+pub fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
+}

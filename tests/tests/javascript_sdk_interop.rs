@@ -80,10 +80,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver as Rx};
+use std::sync::mpsc::Receiver as Rx;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -157,15 +157,7 @@ impl Js {
             });
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = ossa_events_tests::lines_of(stdout);
         let mut js = Js {
             child,
             stdin,

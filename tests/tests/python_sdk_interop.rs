@@ -66,10 +66,10 @@
 //! bindings used here encode and decode as §3.1.3.2 says.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver as Rx};
+use std::sync::mpsc::Receiver as Rx;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -144,16 +144,7 @@ impl Py {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", script.display()));
         let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        // Lines to a channel, so that every wait has a bound.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = ossa_events_tests::lines_of(stdout);
         Py {
             stdin: child.stdin.take(),
             child,
