@@ -273,6 +273,36 @@ impl<'a> BatchParser<'a> {
     where
         'a: 's,
     {
+        self.next_event_in(&mut Scratch::new(scratch))
+    }
+
+    /// The next event, as [`next_event`](Self::next_event) reads it, its
+    /// unescaped strings written into `scratch` after what it already holds:
+    /// the events of a batch can then be kept together (a batch's events
+    /// take at most its length in scratch).
+    ///
+    /// ```
+    /// use ossa_events_core::{parse::json::BatchParser, Scratch};
+    /// let input = br#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"},
+    ///                  {"specversion":"1.0","id":"2","source":"/s","type":"t"}]"#;
+    /// let mut buf = [0u8; 64];
+    /// let mut scratch = Scratch::new(&mut buf);
+    /// let mut batch = BatchParser::new(input)?;
+    /// let mut events = Vec::new();
+    /// while let Some(ev) = batch.next_event_in(&mut scratch) {
+    ///     events.push(ev?);
+    /// }
+    /// let ids: Vec<_> = events.iter().map(|e| e.id()).collect();
+    /// assert_eq!(ids, ["1", "2"]);
+    /// # Ok::<(), ossa_events_core::ParseError>(())
+    /// ```
+    pub fn next_event_in<'s>(
+        &mut self,
+        scratch: &mut Scratch<'s>,
+    ) -> Option<Result<Event<'s>, ParseError>>
+    where
+        'a: 's,
+    {
         if self.done {
             return None;
         }
@@ -283,7 +313,7 @@ impl<'a> BatchParser<'a> {
         r
     }
 
-    fn step<'s>(&mut self, scratch: &'s mut [u8]) -> Option<Result<Event<'s>, ParseError>>
+    fn step<'s>(&mut self, sc: &mut Scratch<'s>) -> Option<Result<Event<'s>, ParseError>>
     where
         'a: 's,
     {
@@ -318,8 +348,7 @@ impl<'a> BatchParser<'a> {
                 },
             ));
         }
-        let mut sc = Scratch::new(scratch);
-        let r = parse_object(&mut self.lex, &mut sc, false);
+        let r = parse_object(&mut self.lex, sc, false);
         Some(r.map_err(|e| match e {
             ParseError::Invalid(v) => ParseError::InBatch {
                 index,
