@@ -493,6 +493,70 @@ fn an_invalid_line_is_reported_with_its_number_counted_and_not_sent() {
 }
 
 #[test]
+fn batch_lines_are_sent_whole_or_reported_whole() {
+    // A line that is a JSON array is a batch (what the core emitter's
+    // `BatchFormat::JsonBatch` writes, one a line): each of its events is
+    // sent, in order; a batch with an element that is no valid event, or
+    // with broken JSON, is reported once and nothing of it is sent.
+    let l = Listen::start(&[], IO_TIMEOUT);
+    let ev =
+        |id: &str| serde_json::json!({"specversion": "1.0", "id": id, "source": "/s", "type": "t"});
+    let line = |v: serde_json::Value| serde_json::to_string(&v).unwrap();
+    let mut escaped = ev("b-2");
+    escaped["data"] = serde_json::json!({"text": "caf\u{e9} \"q\""});
+    let input = [
+        line(serde_json::json!([ev("b-1"), escaped])),
+        line(ev("one-1")),
+        "[]".to_owned(),
+        line(
+            serde_json::json!([ev("bad-1"), {"specversion": "1.0", "id": "bad-2", "source": "/s"}]),
+        ),
+        format!("  [{},", line(ev("bad-3"))),
+        line(serde_json::json!([ev("b-3"), ev("b-4"), ev("b-5")])),
+    ]
+    .join("\n");
+    for mode in MODES {
+        let run = emit(
+            &["--sink", "http", "--url", &l.url(), "--mode", mode],
+            Some(input.clone().into_bytes()),
+        );
+        assert_eq!(run.code, Some(1), "{mode}: {}", run.stderr);
+        assert_eq!(
+            run.summary,
+            Summary {
+                read: 8,
+                delivered: 6,
+                retried: 0,
+                failed: 0,
+                dropped: 0,
+                invalid: 2,
+            },
+            "{mode}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("<stdin>:4: batch element 1: attribute `type`"),
+            "{mode}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("<stdin>:5:"), "{mode}: {}", run.stderr);
+        for lineno in [1, 2, 3, 6] {
+            assert!(
+                !run.stderr.contains(&format!("<stdin>:{lineno}:")),
+                "{mode}: line {lineno} reported: {}",
+                run.stderr
+            );
+        }
+        let got = l.events(6);
+        l.no_more_lines();
+        let ids: Vec<&str> = got.iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["b-1", "b-2", "one-1", "b-3", "b-4", "b-5"], "{mode}");
+        assert_eq!(got[1]["data"]["text"], "caf\u{e9} \"q\"", "{mode}");
+    }
+}
+
+#[test]
 fn a_request_listen_refuses_is_counted_failed_and_emit_exits_1() {
     // Batches over listen's body limit are answered 413 and split down to
     // what fits: the events over the limit alone are refused, not retried,

@@ -1,4 +1,4 @@
-//! `ossa-events emit`: deliver JSON Lines events (or the demo run) to a sink.
+//! `ossa-events emit`: deliver JSON Lines events or batches (or the demo run) to a sink.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -37,11 +37,13 @@ const MAX_IN_FLIGHT: u64 = ossa_events::sink::http::MAX_PIPELINE as u64;
 /// Largest `--timeout` and `--deadline`, in seconds (one day).
 const MAX_SECS: f64 = 86_400.0;
 
-/// Deliver CloudEvents to a sink: JSON Lines read from stdin (one event per line,
-/// attributes, extensions and data sent as given), or the demo agent run.
+/// Deliver CloudEvents to a sink: JSON Lines read from stdin (one event, or one
+/// JSON batch of events, per line; attributes, extensions and data sent as
+/// given), or the demo agent run.
 ///
 /// Invalid input lines are reported on stderr with their line number, counted and
-/// not sent (so is a line over 64 MiB, not kept in memory); blank lines are skipped. Events not delivered are reported on stderr
+/// not sent (so is a line over 64 MiB, not kept in memory; a batch line is sent
+/// whole or not at all); blank lines are skipped. Events not delivered are reported on stderr
 /// (the first 10) with their id and reason.
 ///
 /// While it runs, a progress line on stderr shows what was read and delivered and
@@ -690,17 +692,14 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
             // Sized up front: an event is ~800 bytes, and growing the list
             // (copying them) took 3 % of `emit`'s time.
             let lines = memchr::memchr_iter(b'\n', &chunk).count() + 1;
-            let mut parsed: Vec<Option<Result<Event<'_>, LineError>>> = Vec::with_capacity(lines);
+            let mut parsed: Vec<Option<Result<Line<'_>, LineError>>> = Vec::with_capacity(lines);
             parsed.extend(lines_of(&chunk).enumerate().map(|(i, line)| {
                 if too_long.contains(&i) {
                     return Some(Err(LineError::TooLong));
                 }
                 let text = line.strip_suffix(b"\n").unwrap_or(line);
                 let text = text.strip_suffix(b"\r").unwrap_or(text);
-                (!super::validate::is_blank(text)).then(|| {
-                    ossa_events::parse::json::parse_event(text, &mut scratch)
-                        .map_err(LineError::Parse)
-                })
+                (!super::validate::is_blank(text)).then(|| parse_line(text, &mut scratch))
             }));
             let _turn = w.turn();
             let mut st = lock(&state);
@@ -718,15 +717,27 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
                 }
                 *lineno += 1;
                 let Some(p) = p else { continue }; // blank
-                read.fetch_add(1, Ordering::Relaxed);
+                // Refusals are counted by the emitter and reported by the callback.
+                let emit = |ev: &Event<'_>| {
+                    read.fetch_add(1, Ordering::Relaxed);
+                    if let Err(ossa_events::Error::QueueFull) = em.emit_event(ev) {
+                        stalled.store(true, Ordering::Relaxed);
+                    }
+                };
                 match p {
-                    Ok(ev) => {
-                        // Refusals are counted by the emitter and reported by the callback.
-                        if let Err(ossa_events::Error::QueueFull) = em.emit_event(&ev) {
-                            stalled.store(true, Ordering::Relaxed);
+                    Ok(Line::One(ev)) => emit(&ev),
+                    Ok(Line::Batch(events)) => {
+                        for ev in &events {
+                            // A stall stops the reading here, mid-batch:
+                            // the events left are not read.
+                            if stalled.load(Ordering::Relaxed) || gone.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            emit(ev);
                         }
                     }
                     Err(e) => {
+                        read.fetch_add(1, Ordering::Relaxed);
                         invalid.fetch_add(1, Ordering::Relaxed);
                         note!("ossa-events: emit: <stdin>:{lineno}{}: {e}", e.column());
                     }
@@ -802,6 +813,35 @@ enum Input {
     /// A read of stdin failed (said on stderr): the rest was not read.
     ReadFailed,
     Signal(i32),
+}
+
+/// A line of `emit`'s input, read.
+// Nearly every line is `One`: boxing it would cost an allocation an event
+// and save nothing.
+#[allow(clippy::large_enum_variant)]
+enum Line<'a> {
+    One(Event<'a>),
+    /// A JSON batch (an array of events), as `BatchFormat::JsonBatch`
+    /// writes them, one a line.
+    Batch(Vec<Event<'a>>),
+}
+
+/// Reads one line of input: an event, or a JSON batch whose every element
+/// is one (an element that is not fails the whole line, so nothing of a
+/// line goes out unless all of it can).
+fn parse_line<'s>(text: &'s [u8], scratch: &mut Scratch<'s>) -> Result<Line<'s>, LineError> {
+    use ossa_events::parse::json::{BatchParser, looks_like_batch, parse_event};
+    if !looks_like_batch(text) {
+        return parse_event(text, scratch)
+            .map(Line::One)
+            .map_err(LineError::Parse);
+    }
+    let mut batch = BatchParser::new(text).map_err(LineError::Parse)?;
+    let mut events = Vec::new();
+    while let Some(ev) = batch.next_event_in(scratch) {
+        events.push(ev.map_err(LineError::Parse)?);
+    }
+    Ok(Line::Batch(events))
 }
 
 /// Why a line of `emit`'s input is no event.
