@@ -342,6 +342,11 @@ struct Aligned<const R: usize>([u8; R]);
 /// The largest flash word (write or read size) the spool handles.
 const MAX_WORD: usize = 32;
 
+/// Reads of the record at the head that fail in a row (with no whole read
+/// of it between) before it is set aside as unreadable (a bad sector): a
+/// failure or two is the driver's, retried; this many is the flash's.
+const GIVE_UP: u8 = 8;
+
 /// What a record slot in flash holds.
 #[derive(Clone, Copy)]
 enum Slot {
@@ -441,6 +446,11 @@ pub struct FlashSpool<F: NorFlash, const R: usize> {
     /// The oldest page in use and where its next record is.
     head: u32,
     head_off: u32,
+    /// Reads that failed in a row at the head record (its address in
+    /// `bad_at`): at [`GIVE_UP`] the record, or the rest of its page, is
+    /// set aside.
+    bad_at: u32,
+    bad_reads: u8,
     /// The newest page in use; `None` while no page is.
     tail: Option<Tail>,
     damaged: u64,
@@ -530,6 +540,8 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             doubt: None,
             head: 0,
             head_off: Self::PAGE_HEADER,
+            bad_at: 0,
+            bad_reads: 0,
             tail: None,
             damaged: 0,
             mode: SpoolMode::default(),
@@ -960,13 +972,22 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
 
     /// Moves the head past removed records and past pages with nothing
     /// waiting (but not past the newest page); the length of the record
-    /// waiting at the head, if one is.
+    /// waiting at the head, if one is. Damage found at the head (a length
+    /// word that does not check where a record fits, a header that failed
+    /// [`GIVE_UP`] reads in a row, or the newest page's end while events
+    /// are still counted) sets aside the rest of the page.
     fn settle(&mut self) -> Result<Option<u32>, F::Error> {
         let Some(tail) = self.tail else {
             return Ok(None);
         };
         loop {
-            match self.slot(self.head, self.head_off)? {
+            let give_up = self.giving_up();
+            let slot = match self.slot(self.head, self.head_off) {
+                Ok(slot) => slot,
+                Err(_) if give_up => Slot::End { erased: false },
+                Err(e) => return Err(self.failed_at_head(e)),
+            };
+            match slot {
                 Slot::Record {
                     len,
                     state: State::Written(_),
@@ -974,14 +995,80 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                 Slot::Record { len, .. } => {
                     self.head_off += Self::RECORD_HEADER + Self::padded(len);
                 }
-                Slot::End { .. } if self.head == tail.page => return Ok(None),
-                Slot::End { .. } => {
+                Slot::End { erased } => {
+                    let last = self.head == tail.page;
+                    let damaged = !erased && self.head_off + Self::RECORD_HEADER <= Self::END;
+                    if damaged || (last && self.len + self.owed > 0) {
+                        if let Err(e) = self.set_aside_rest(tail, give_up) {
+                            return Err(self.failed_at_head(e));
+                        }
+                    }
+                    if last {
+                        return Ok(None);
+                    }
                     // Erased when it is used again (one erase per turn).
                     self.head = self.next_page(self.head);
                     self.head_off = Self::PAGE_HEADER;
                 }
             }
         }
+    }
+
+    /// Counts a failed read at the head record; gives `e` back.
+    fn failed_at_head(&mut self, e: F::Error) -> F::Error {
+        let at = self.addr(self.head, self.head_off);
+        if self.bad_at != at {
+            (self.bad_at, self.bad_reads) = (at, 0);
+        }
+        self.bad_reads = self.bad_reads.saturating_add(1);
+        e
+    }
+
+    /// Whether the head record failed [`GIVE_UP`] reads in a row.
+    fn giving_up(&self) -> bool {
+        self.bad_at == self.addr(self.head, self.head_off) && self.bad_reads >= GIVE_UP
+    }
+
+    /// The records from the head to the end of its page cannot be walked
+    /// (a length word changed in flash, or a header that cannot be read):
+    /// sets them aside. How many events they held is what the count holds
+    /// beyond the events waiting in the pages after (walked here; a page
+    /// whose slot cannot be read counts as ending there once `lenient`).
+    /// The oldest of them are the events that went out and wait to be
+    /// passed (`owed`); the others are counted in `damaged`, once. No new
+    /// record goes to this page after them.
+    fn set_aside_rest(&mut self, tail: Tail, lenient: bool) -> Result<(), F::Error> {
+        let mut later = 0;
+        let mut page = self.head;
+        while page != tail.page {
+            page = self.next_page(page);
+            let mut off = Self::PAGE_HEADER;
+            loop {
+                match self.slot(page, off) {
+                    Ok(Slot::Record { len, state }) => {
+                        later += usize::from(matches!(state, State::Written(_)));
+                        off += Self::RECORD_HEADER + Self::padded(len);
+                    }
+                    Err(e) if !lenient => return Err(e),
+                    _ => break,
+                }
+            }
+        }
+        let lost = (self.len + self.owed).saturating_sub(later);
+        let sent = self.owed.min(lost);
+        self.owed -= sent;
+        let lost = (lost - sent).min(self.len);
+        self.len -= lost;
+        self.damaged += lost as u64;
+        if self.head == tail.page {
+            self.tail = Some(Tail {
+                off: Self::PAGE,
+                ..tail
+            });
+        }
+        // Past the records' room: the walks go on at the next page.
+        self.head_off = Self::END;
+        Ok(())
     }
 
     /// Copies an event into the aligned buffer (some drivers refuse
@@ -1094,16 +1181,18 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
     }
 
     /// Removes the `n` oldest events, which the writer delivered; returns
-    /// how many left the count: all of them. Those a flash error kept in
-    /// place (a read of the head failed) are owed, passed first by the
-    /// next pop or load: the events went out, not again in this run (after
-    /// a restart, at least once).
+    /// how many left the count: all of them. They are owed, passed first;
+    /// those a flash error kept in place (a read of the head failed) are
+    /// passed by the next pop or load: the events went out, not again in
+    /// this run (after a restart, at least once).
     fn pop_sent(&mut self, n: usize) -> (usize, Result<(), SpoolError<F::Error>>) {
-        let (popped, r) = self.pop(n);
-        let owe = n.saturating_sub(popped).min(self.len);
-        self.len -= owe;
-        self.owed += owe;
-        (popped + owe, r)
+        // Owed from the start: if the head's page is found damaged on the
+        // way, the events that went out are told from those lost.
+        let n = n.min(self.len);
+        self.len -= n;
+        self.owed += n;
+        let r = self.pop_counted(0, &mut 0);
+        (n, r.map_err(SpoolError::Flash))
     }
 
     fn pop_counted(&mut self, n: usize, popped: &mut usize) -> Result<(), F::Error> {
@@ -1153,14 +1242,22 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         let Some(tail) = self.tail else {
             return Ok(());
         };
-        if self.owed > 0 {
-            // Events that went out come first in flash: pass them.
-            self.pop_counted(0, &mut 0)?;
-        }
+        // Events that went out come first in flash: pass them, and any
+        // damage at the head.
+        self.pop_counted(0, &mut 0)?;
         let (mut page, mut off) = (self.head, self.head_off);
         while *loaded < self.len {
             let (len, state) = match self.slot(page, off)? {
-                Slot::End { .. } if page == tail.page => break,
+                // The end, or damage the head has not reached: the events
+                // before it are loaded, and `settle` sets it aside when
+                // they are passed (a walk past it would load events the
+                // pop could not tell from those lost).
+                Slot::End { erased }
+                    if page == tail.page
+                        || !erased && off + Self::RECORD_HEADER <= Self::END =>
+                {
+                    break;
+                }
                 Slot::End { .. } => {
                     (page, off) = (self.next_page(page), Self::PAGE_HEADER);
                     continue;
@@ -1168,7 +1265,28 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                 Slot::Record { len, state } => (len, state),
             };
             if let State::Written(crc) = state {
-                if !self.read_back(page, off, len, crc)? {
+                let at_head = (page, off) == (self.head, self.head_off);
+                let whole = match self.read_back(page, off, len, crc) {
+                    Ok(whole) => whole,
+                    Err(_) if at_head && self.giving_up() => {
+                        // Unreadable (a bad sector): set aside, counted
+                        // once, passed in RAM (its mark is best effort:
+                        // after a restart it is read again).
+                        let _ = self.remove_at(page, off);
+                        self.head_off = off + Self::RECORD_HEADER + Self::padded(len);
+                        self.len -= 1;
+                        self.damaged += 1;
+                        self.bad_reads = 0;
+                        off = self.head_off;
+                        continue;
+                    }
+                    Err(e) if at_head => return Err(self.failed_at_head(e)),
+                    Err(e) => return Err(e),
+                };
+                if at_head {
+                    self.bad_reads = 0;
+                }
+                if !whole {
                     // Changed in flash since it was counted: set aside, and
                     // counted once its mark reads back (a mark the flash
                     // failed to write leaves it to be found again by the

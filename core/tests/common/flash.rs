@@ -489,3 +489,118 @@ pub(crate) fn assert_parses_delivered(
         String::from_utf8_lossy(wire)
     );
 }
+
+// --- a flash the test reaches into ---------------------------------------------------
+
+/// A RAM flash the test reaches into while a spool owns it: its bits can be
+/// changed (bit rot), and reads that touch one of the `bad` ranges fail
+/// every time (a bad sector).
+#[derive(Clone, Default)]
+pub(crate) struct Shared {
+    pub(crate) ram: Rc<RefCell<Ram>>,
+    pub(crate) bad: Rc<RefCell<Vec<std::ops::Range<u32>>>>,
+}
+
+impl ErrorType for Shared {
+    type Error = CutError;
+}
+
+impl ReadNorFlash for Shared {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), CutError> {
+        let end = offset + bytes.len() as u32;
+        if self
+            .bad
+            .borrow()
+            .iter()
+            .any(|r| r.start < end && offset < r.end)
+        {
+            return Err(CutError::Broken);
+        }
+        self.ram
+            .borrow_mut()
+            .read(offset, bytes)
+            .map_err(|_| CutError::Broken)
+    }
+    fn capacity(&self) -> usize {
+        FLASH
+    }
+}
+
+impl NorFlash for Shared {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = PAGE;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), CutError> {
+        self.ram
+            .borrow_mut()
+            .erase(from, to)
+            .map_err(|_| CutError::Broken)
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), CutError> {
+        self.ram
+            .borrow_mut()
+            .write(offset, bytes)
+            .map_err(|_| CutError::Broken)
+    }
+}
+
+/// A record as the test reads it from the spool's layout (4-byte words: a
+/// page header of 8 bytes, a record header of 12, the JSON padded to 4).
+#[derive(Debug, Clone)]
+pub(crate) struct Rec {
+    /// Address of its length word.
+    pub(crate) at: usize,
+    /// Bytes of JSON.
+    pub(crate) len: usize,
+    /// The event's id.
+    pub(crate) id: String,
+    /// Written whole and not removed.
+    pub(crate) waiting: bool,
+}
+
+/// The records in `bytes`, page by page (in address order), as far as each
+/// page's length words hold.
+pub(crate) fn records(bytes: &[u8]) -> Vec<Rec> {
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut out = Vec::new();
+    for page in (0..bytes.len()).step_by(PAGE) {
+        let mut off = 8;
+        while off + 12 <= PAGE - 8 {
+            let at = page + off;
+            let lw = word(at);
+            let len = (lw & 0xFFFF) as usize;
+            if lw == u32::MAX
+                || lw >> 16 != !lw & 0xFFFF
+                || len == 0
+                || off + 12 + len.div_ceil(4) * 4 > PAGE - 8
+            {
+                break;
+            }
+            let json = &bytes[at + 12..at + 12 + len];
+            let text = String::from_utf8_lossy(json);
+            let id = text
+                .split("\"id\":\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or_default()
+                .to_string();
+            let waiting = word(at + 4) != u32::MAX && word(at + 8) == u32::MAX;
+            out.push(Rec {
+                at,
+                len,
+                id,
+                waiting,
+            });
+            off += 12 + len.div_ceil(4) * 4;
+        }
+    }
+    out
+}
+
+/// The record in `bytes` that holds event `id`.
+pub(crate) fn record_of(bytes: &[u8], id: &str) -> Rec {
+    records(bytes)
+        .into_iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("no record holds {id}"))
+}
