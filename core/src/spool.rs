@@ -41,6 +41,28 @@
 //! record is marked removed, or, when that mark fails as well, read as
 //! removed until a mark takes (its event goes out once, from RAM).
 //!
+//! Damage that appears at run time, after `open`, is set aside where the
+//! oldest event is read, counted once in [`SpoolCounters::damaged`], and
+//! draining goes on with the next event, in order:
+//! - a record whose JSON changed fails its CRC (one event);
+//! - a record the driver fails to read more than 8 times in a row, with
+//!   no whole read of it between (a bad sector; each failure is a flash
+//!   error, tried again at the next flush or poll, and at once by an
+//!   eviction): that record, or, when its header is what cannot be read,
+//!   the rest of its page;
+//! - a length word that changed (it no longer matches its complement):
+//!   the rest of its page, which can no longer be walked. No new record
+//!   goes to that page.
+//!
+//! Where a page's rest is set aside, the events it held are the spool's
+//! count minus the events waiting in the pages after it (read then); those
+//! that had already gone out (delivered, waiting to be removed) are told
+//! apart as the oldest of them. With damage in two places at once (a page
+//! after also unwalkable) that split can be wrong: an event that went out
+//! may go out again while another is lost, the counts still adding up.
+//! A bad sector still there at the next `open` makes it fail with
+//! [`SpoolError::Flash`].
+//!
 //! Why not `sequential-storage`'s queue: it is async (a blocking driver
 //! went through an adapter and a poll loop) and it cost the firmware
 //! example 5 068 bytes of `.text` plus 3 262 of glue; the ring here, with
@@ -342,9 +364,10 @@ struct Aligned<const R: usize>([u8; R]);
 /// The largest flash word (write or read size) the spool handles.
 const MAX_WORD: usize = 32;
 
-/// Reads of the record at the head that fail in a row (with no whole read
-/// of it between) before it is set aside as unreadable (a bad sector): a
-/// failure or two is the driver's, retried; this many is the flash's.
+/// Reads of the record at the head that may fail in a row (with no whole
+/// read of it between): the next failure sets it aside as unreadable (a
+/// bad sector). A failure or two is the driver's, retried; this many is
+/// the flash's.
 const GIVE_UP: u8 = 8;
 
 /// What a record slot in flash holds.
@@ -625,10 +648,13 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         self.len == 0
     }
 
-    /// Records set aside since [`open`](Self::open) because they could not
+    /// Events set aside since [`open`](Self::open) because they could not
     /// be read back whole: one a power cut (or a failing write) left half
-    /// written — an event whose `emit` had not returned — or one whose
-    /// bytes changed in flash since. Each is skipped, never written out.
+    /// written — an event whose `emit` had not returned — one whose bytes
+    /// changed in flash since, or one the driver could not read (see the
+    /// [module](self) docs; a page whose rest is set aside counts the
+    /// events it held, except at `open`, where one such page counts one).
+    /// Each is skipped, never written out.
     ///
     /// ```
     /// # use ossa_events_core::spool::{FlashSpool, RamFlash};
@@ -967,7 +993,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             off: Self::PAGE,
         });
         (self.head, self.head_off) = (head, Self::PAGE_HEADER);
-        self.settle().map(drop).map_err(SpoolError::Flash)
+        self.settle(true).map(drop).map_err(SpoolError::Flash)
     }
 
     /// Moves the head past removed records and past pages with nothing
@@ -975,13 +1001,15 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
     /// waiting at the head, if one is. Damage found at the head (a length
     /// word that does not check where a record fits, a header that failed
     /// [`GIVE_UP`] reads in a row, or the newest page's end while events
-    /// are still counted) sets aside the rest of the page.
-    fn settle(&mut self) -> Result<Option<u32>, F::Error> {
+    /// are still counted) sets aside the rest of the page when `aside`
+    /// (no copy of the oldest events is held elsewhere: they would be
+    /// written out and counted damaged); else the head stops there.
+    fn settle(&mut self, aside: bool) -> Result<Option<u32>, F::Error> {
         let Some(tail) = self.tail else {
             return Ok(None);
         };
         loop {
-            let give_up = self.giving_up();
+            let give_up = aside && self.giving_up();
             let slot = match self.slot(self.head, self.head_off) {
                 Ok(slot) => slot,
                 Err(_) if give_up => Slot::End { erased: false },
@@ -999,6 +1027,9 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                     let last = self.head == tail.page;
                     let damaged = !erased && self.head_off + Self::RECORD_HEADER <= Self::END;
                     if damaged || (last && self.len + self.owed > 0) {
+                        if !aside {
+                            return Ok(None);
+                        }
                         if let Err(e) = self.set_aside_rest(tail, give_up) {
                             return Err(self.failed_at_head(e));
                         }
@@ -1108,8 +1139,11 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             self.head_off = Self::PAGE_HEADER;
         }
         self.tail = Some(tail);
-        // The page before may now be one with nothing waiting.
-        self.settle().map_err(SpoolError::Flash)?;
+        // The page before may now be one with nothing waiting. Nothing is
+        // set aside here (the emitter may hold copies of the oldest
+        // events), and a read that fails is not the new record's: it still
+        // goes to flash, in order (the next pop or load settles the head).
+        let _ = self.settle(false);
         Ok(tail)
     }
 
@@ -1174,9 +1208,11 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
     }
 
     /// Removes up to `n` of the oldest events; returns how many went.
-    fn pop(&mut self, n: usize) -> (usize, Result<(), SpoolError<F::Error>>) {
+    /// `aside`: whether damage at the head may be set aside (see
+    /// [`settle`](Self::settle)).
+    fn pop(&mut self, n: usize, aside: bool) -> (usize, Result<(), SpoolError<F::Error>>) {
         let mut popped = 0;
-        let r = self.pop_counted(n, &mut popped);
+        let r = self.pop_counted(n, &mut popped, aside);
         (popped, r.map_err(SpoolError::Flash))
     }
 
@@ -1191,17 +1227,21 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         let n = n.min(self.len);
         self.len -= n;
         self.owed += n;
-        let r = self.pop_counted(0, &mut 0);
+        let r = self.pop_counted(0, &mut 0, true);
         (n, r.map_err(SpoolError::Flash))
     }
 
-    fn pop_counted(&mut self, n: usize, popped: &mut usize) -> Result<(), F::Error> {
+    fn pop_counted(&mut self, n: usize, popped: &mut usize, aside: bool) -> Result<(), F::Error> {
         let mut failed = None;
-        while self.owed > 0 || (*popped < n && self.len > 0) {
-            let Some(len) = self.settle()? else {
-                self.owed = 0;
+        loop {
+            // (At the end, every owed event was passed or set aside.)
+            let Some(len) = self.settle(aside)? else {
                 break;
             };
+            // (Asked after `settle`: events owed may have been set aside.)
+            if self.owed == 0 && (*popped >= n || self.len == 0) {
+                break;
+            }
             let (page, off) = (self.head, self.head_off);
             // Gone from the count first: a removal mark the driver failed
             // to write whole may read as removed (or not: then it is
@@ -1219,18 +1259,19 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                 failed.get_or_insert(e);
             }
         }
-        self.settle()?;
         failed.map_or(Ok(()), Err)
     }
 
     /// Copies the oldest events into `batch`, as many as fit; returns how
-    /// many. A record that fails its check is set aside.
+    /// many. A record that fails its check is set aside, unless it is one
+    /// of the first `held` (lines the writer holds: the load stops there).
     fn load<const N: usize, const B: usize>(
         &mut self,
         batch: &mut Batch<N, B>,
+        held: usize,
     ) -> (usize, Result<(), SpoolError<F::Error>>) {
         let mut loaded = 0;
-        let r = self.load_counted(batch, &mut loaded);
+        let r = self.load_counted(batch, &mut loaded, held);
         (loaded, r.map_err(SpoolError::Flash))
     }
 
@@ -1238,13 +1279,14 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         &mut self,
         batch: &mut Batch<N, B>,
         loaded: &mut usize,
+        held: usize,
     ) -> Result<(), F::Error> {
         let Some(tail) = self.tail else {
             return Ok(());
         };
         // Events that went out come first in flash: pass them, and any
-        // damage at the head.
-        self.pop_counted(0, &mut 0)?;
+        // damage at the head (not where lines the writer holds are).
+        self.pop_counted(0, &mut 0, held == 0)?;
         let (mut page, mut off) = (self.head, self.head_off);
         while *loaded < self.len {
             let (len, state) = match self.slot(page, off)? {
@@ -1253,8 +1295,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                 // they are passed (a walk past it would load events the
                 // pop could not tell from those lost).
                 Slot::End { erased }
-                    if page == tail.page
-                        || !erased && off + Self::RECORD_HEADER <= Self::END =>
+                    if page == tail.page || !erased && off + Self::RECORD_HEADER <= Self::END =>
                 {
                     break;
                 }
@@ -1268,7 +1309,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                 let at_head = (page, off) == (self.head, self.head_off);
                 let whole = match self.read_back(page, off, len, crc) {
                     Ok(whole) => whole,
-                    Err(_) if at_head && self.giving_up() => {
+                    Err(_) if at_head && *loaded >= held && self.giving_up() => {
                         // Unreadable (a bad sector): set aside, counted
                         // once, passed in RAM (its mark is best effort:
                         // after a restart it is read again).
@@ -1286,7 +1327,9 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                 if at_head {
                     self.bad_reads = 0;
                 }
-                if !whole {
+                if !whole && *loaded < held {
+                    break;
+                } else if !whole {
                     // Changed in flash since it was counted: set aside, and
                     // counted once its mark reads back (a mark the flash
                     // failed to write leaves it to be found again by the
@@ -1313,7 +1356,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             off += Self::RECORD_HEADER + Self::padded(len);
         }
         // A record set aside may have been the last waiting in its page.
-        self.settle().map(drop)
+        self.settle(held == 0).map(drop)
     }
 }
 
@@ -1337,9 +1380,9 @@ pub struct SpoolCounters {
     pub evicted: u64,
     /// Flash operations that failed (the emitter went on from RAM).
     pub flash_errors: u64,
-    /// Records in flash set aside as unreadable: half written by a power
-    /// cut or a failed write, or changed since (see
-    /// [`FlashSpool::damaged`]).
+    /// Events in flash set aside as unreadable: half written by a power
+    /// cut or a failed write, changed since, or on a part of the flash
+    /// that no longer reads (see [`FlashSpool::damaged`]).
     pub damaged: u64,
 }
 
@@ -1394,8 +1437,9 @@ pub struct SpoolEmitter<
     mirrored: usize,
     /// The first `taken` events in flash are lines the writer took whole
     /// in a drain whose batch was cleared for room (they wait for its
-    /// flush): when they are loaded again the drain goes on after them, and
-    /// until then they are not evicted.
+    /// flush): when they are loaded again the drain goes on after them
+    /// (when they cannot all be, the writer's flush delivers them as they
+    /// are), and until then they are not evicted.
     taken: usize,
     /// When a write last failed: the next try waits a flush interval.
     failed_at_ms: Option<i64>,
@@ -2046,21 +2090,28 @@ impl<
 
     /// Drops the oldest event in flash (it has no copy in the batch) to make
     /// room. `false` if the flash failed.
+    ///
+    /// A read of the head that fails is tried again at once: past
+    /// [`GIVE_UP`] failures in a row its record is set aside and the next
+    /// one goes, so that the new event still goes to flash, in order (not
+    /// held in RAM, where it would be written before older events).
     fn evict_oldest(&mut self) -> bool {
-        match self.spool.pop(1) {
-            (1, r) => {
-                if r.is_err() {
-                    self.flash_failed(); // its mark: it may come back after a restart
+        for _ in 0..=GIVE_UP {
+            // Copies of the oldest events in the batch: none set aside.
+            match self.spool.pop(1, self.mirrored == 0) {
+                (1, r) => {
+                    if r.is_err() {
+                        self.flash_failed(); // its mark: it may come back after a restart
+                    }
+                    self.inner.counters.dropped += 1;
+                    self.spool_counters.evicted += 1;
+                    return true;
                 }
-                self.inner.counters.dropped += 1;
-                self.spool_counters.evicted += 1;
-                true
-            }
-            _ => {
-                self.flash_failed();
-                false
+                (_, Ok(())) => break,
+                _ => self.flash_failed(),
             }
         }
+        false
     }
 
     /// After a failed write: the events only in RAM go to flash (in order,
@@ -2136,29 +2187,36 @@ impl<
     /// failure the events only in RAM go to flash.
     fn round(&mut self, now: Timestamp) -> Result<usize, DrainError<W::Error>> {
         let from_flash = self.inner.batch.is_empty() && !self.spool.is_empty();
+        let mut flush_only = false;
         if from_flash {
-            let damaged = self.spool.damaged;
-            let (loaded, r) = self.spool.load(&mut self.inner.batch);
+            // The first `taken` come back as they are (the writer holds
+            // their lines): none of them is set aside.
+            let (loaded, r) = self.spool.load(&mut self.inner.batch, self.taken);
             self.mirrored = loaded;
             if r.is_err() {
                 self.flash_failed();
-                if loaded < self.taken {
-                    // Not every line the writer holds is back (a read
-                    // failed): written now, some would go out twice.
-                    self.inner.batch.clear();
-                    self.mirrored = 0;
-                    return Ok(0);
-                }
             }
-            // The same events as when the batch was cleared, unless one was
-            // found damaged and set aside: then they are all written again.
-            if self.spool.damaged == damaged {
+            if loaded < self.taken {
+                // Not every line the writer holds is back (a read failed,
+                // or one of them is damaged since): written now, some
+                // would go out twice. Its flush delivers them as they are
+                // (waiting instead, a record that never reads again, or
+                // reads damaged, kept the spool from draining for good).
+                self.inner.batch.clear();
+                self.mirrored = 0;
+                flush_only = true;
+            } else {
+                // The same events as when the batch was cleared.
                 self.inner.batch.resume(self.taken);
+                self.taken = 0;
             }
-            self.taken = 0;
         }
-        let r = self.inner.batch.write_to(&mut self.writer);
-        if matches!(r, Err(DrainError::Io(_))) && !self.inner.batch.write_failed() {
+        let r = if flush_only {
+            self.writer.flush().map(|()| 0).map_err(DrainError::Io)
+        } else {
+            self.inner.batch.write_to(&mut self.writer)
+        };
+        if matches!(r, Err(DrainError::Io(_))) && (flush_only || !self.inner.batch.write_failed()) {
             // The flush failed, and may have lost the lines the writer
             // held: written again. (A failed `write` leaves them held.)
             self.taken = 0;
@@ -2170,7 +2228,7 @@ impl<
                 // Events only in RAM (the flash failed to take them) went
                 // out before older ones in flash: the writer's flush
                 // delivered the lines it held of these too.
-                let held = if n > 0 {
+                let held = if n > 0 || flush_only {
                     core::mem::take(&mut self.taken)
                 } else {
                     0

@@ -12,7 +12,9 @@
 
 mod common;
 
-use common::flash::{EmOn, FLASH, Link, PAGE, Shared, TestClock, emitter, reading, record_of, records};
+use common::flash::{
+    EmOn, FLASH, Link, PAGE, Shared, TestClock, emitter, reading, record_of, records,
+};
 use ossa_events_core::batch::BatchFormat;
 use ossa_events_core::spool::FlashSpool;
 
@@ -26,7 +28,7 @@ fn filled(ids: &[&str]) -> Shared {
     for id in ids {
         em.emit(reading(id)).unwrap();
     }
-    let (_, spool) = em.into_parts().ok().expect("all in flash");
+    let (_, spool) = em.into_parts().expect("all in flash");
     assert_eq!(spool.len(), ids.len());
     flash
 }
@@ -75,7 +77,11 @@ fn a_head_record_whose_json_never_reads_is_set_aside_once() {
     let json = (r.at + 12) as u32;
     flash.bad.borrow_mut().push(json..json + r.len as u32);
     let got = drain(&mut em, &link);
-    assert_eq!(got, ids(&SEVEN[1..]), "the events after e1 went out, in order");
+    assert_eq!(
+        got,
+        ids(&SEVEN[1..]),
+        "the events after e1 went out, in order"
+    );
     assert_eq!(em.spool_counters().damaged, 1);
     assert_eq!(em.pending(), 0);
     assert_eq!(em.counters().delivered, 6);
@@ -90,7 +96,10 @@ fn a_head_record_whose_header_never_reads_sets_aside_the_rest_of_its_page() {
     let r = record_of(flash.ram.borrow().as_bytes(), "e1");
     flash.bad.borrow_mut().push(r.at as u32..r.at as u32 + 4);
     let got = drain(&mut em, &link);
-    let rest: Vec<String> = ids(&SEVEN).into_iter().filter(|i| !lost.contains(i)).collect();
+    let rest: Vec<String> = ids(&SEVEN)
+        .into_iter()
+        .filter(|i| !lost.contains(i))
+        .collect();
     assert_eq!(got, rest, "the events after that page went out, in order");
     assert_eq!(em.spool_counters().damaged, lost.len() as u64);
     assert_eq!(em.pending(), 0);
@@ -145,7 +154,10 @@ fn a_length_word_changed_on_the_newest_page_being_written_is_set_aside() {
     let s = em.spool_counters();
     let lost = 6 - got.len() as u64;
     assert!(got.starts_with(&ids(&["e1", "e2"])), "{got:?}");
-    assert_eq!(lost, s.damaged, "every event not delivered counted damaged: {got:?} {s:?}");
+    assert_eq!(
+        lost, s.damaged,
+        "every event not delivered counted damaged: {got:?} {s:?}"
+    );
     assert_eq!(c.delivered, got.len() as u64);
     assert_eq!(em.pending(), 0);
 }
@@ -162,7 +174,10 @@ fn a_length_word_changed_on_the_oldest_page_is_counted_not_skipped() {
         ram.as_bytes_mut()[r.at + 2] &= !0x10;
     }
     let got = drain(&mut em, &link);
-    let rest: Vec<String> = ids(&SEVEN).into_iter().filter(|i| !lost.contains(i)).collect();
+    let rest: Vec<String> = ids(&SEVEN)
+        .into_iter()
+        .filter(|i| !lost.contains(i))
+        .collect();
     assert_eq!(got, rest);
     assert_eq!(em.spool_counters().damaged, lost.len() as u64);
     assert_eq!(em.pending(), 0, "no event left counted in flash");
