@@ -444,3 +444,49 @@ fn a_damaged_page_under_lines_the_writer_holds_is_not_counted_damaged() {
     );
     run(&case);
 }
+
+/// Found by the property (and failing before this change too): the writer
+/// held the array of e1..e4 (its batch cleared for room) and e2's header
+/// became unreadable. Every round then loaded e1, failed at e2, and, not
+/// every held line being back, cleared the batch and wrote nothing: the
+/// spool never drained. Now the round flushes the writer to deliver what
+/// it holds, and the unreadable record is passed as one that went out.
+#[test]
+fn lines_the_writer_holds_go_out_past_a_record_that_never_reads() {
+    use Op::{Emit, Flush, Poll};
+    let e = |n| Step::Op(Emit(n));
+    let p = |n| Step::Op(Poll(n));
+    let f = || Step::Op(Flush);
+    let steps = vec![
+        e(1),
+        e(1),
+        e(1),
+        p(1000),
+        e(1),
+        p(1000),
+        p(1000),
+        p(1000),
+        p(1000),
+        f(),
+        p(348),
+        p(652),
+        f(),
+        Step::Fault(Fault::BadHeader { k: 1 }),
+        e(1),
+    ];
+    let fail = Act::Fail { passed: 0 };
+    let writes = [&[fail; 8][..], &[Act::Accept; 4], &[fail]].concat();
+    for one_at_a_time in [true, false] {
+        let case: Case = (
+            BatchFormat::JsonBatch,
+            3,
+            false,
+            false,
+            one_at_a_time,
+            steps.clone(),
+            writes.clone(),
+            vec![],
+        );
+        run(&case);
+    }
+}
