@@ -36,9 +36,11 @@
 //! With a spool nothing is put off: the layer's events are built on the
 //! span's thread, so they are on disk when the span call returns. Events put off before shutdown began are built and
 //! queued during it (until its deadline, like queued ones); those still
-//! here then, and those made after it began, are refused with
-//! [`Error::ShutDown`], counted and reported like a
-//! late `emit`.
+//! here then (or still being queued, by a flush say) end as the queued
+//! ones do, counted in `emitted` and `shutdown_timeout` and reported
+//! `ShutdownTimeout` (they were made before the shutdown: no overflow
+//! policy refused them); those made after it began are refused with
+//! [`Error::ShutDown`], counted and reported like a late `emit`.
 //!
 //! Waking the worker: a push wakes it only when it sleeps until woken (its
 //! queue was empty) and this is the first item, or when the items fill a

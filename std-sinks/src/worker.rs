@@ -338,7 +338,8 @@ pub(crate) struct How {
     pub(crate) room: Room,
     /// An event that was made before now and is queued late (one
     /// `OssaLayer` put off): let in during shutdown until its deadline,
-    /// like the events queued already.
+    /// like the events queued already, and timed out then as they are
+    /// (not refused: see [`Shared::time_out_late`]).
     pub(crate) late: bool,
 }
 
@@ -690,6 +691,22 @@ impl Shared {
         err
     }
 
+    /// Ends `e`, an event made before the shutdown and queued late (one
+    /// `OssaLayer` put off), that shutdown's time ran out for: as the queued
+    /// events end then, accepted and timed out (`emitted` and
+    /// `shutdown_timeout`, under the lock, so every snapshot balances) and
+    /// reported `ShutdownTimeout`. Not `dropped`: no overflow policy
+    /// refused it, and it was made before the shutdown, not after it (a
+    /// flush queuing it when the shutdown began counted it `dropped`).
+    fn time_out_late(&self, mut st: MutexGuard<'_, State>, e: &Encoded) -> Error {
+        st.emitted += 1;
+        Counters::add(&self.counters.shutdown_timeout, 1);
+        drop(st);
+        tracing::debug!(id = e.id(), "event put off timed out at shutdown");
+        self.report(Reason::ShutdownTimeout, e.id(), Some(e), &SHUTDOWN_TIMEOUT);
+        Error::Timeout(Phase::Shutdown)
+    }
+
     /// A caller's answer from the emit pipeline. `Held` cannot come of
     /// [`How::EMIT`]; were it to, the event is refused as the queue was full.
     pub(crate) fn answered_at_emit(&self, r: Result<(), Refused>) -> Result<(), Error> {
@@ -844,6 +861,9 @@ impl Shared {
             }
         }
         if closed(&st) {
+            if how.late && st.shutdown {
+                return Err(Refused::Error(self.time_out_late(st, &e)));
+            }
             drop(st);
             return Err(Refused::Error(self.refuse(&e, Error::ShutDown)));
         }
@@ -1297,8 +1317,9 @@ impl Shared {
                     Reason::ShutdownTimeout,
                     &Error::Timeout(Phase::Shutdown),
                 );
-                // Past the deadline: what `OssaLayer` put off is refused,
-                // counted and reported (unless a drainer is at it already).
+                // Past the deadline: what `OssaLayer` put off ends timed
+                // out, counted and reported (unless a drainer is at it
+                // already: its drain ends them so).
                 self.drain_deferred(Room::Hold, usize::MAX);
                 return Err(Error::Timeout(Phase::Shutdown));
             }
@@ -1586,7 +1607,7 @@ impl Drop for WorkerExit<'_> {
     fn drop(&mut self) {
         let sh = self.0;
         let _one = sh.upkeep.lock().unwrap_or_else(|p| p.into_inner());
-        // What `OssaLayer` put off and nobody queued: built now (refused
+        // What `OssaLayer` put off and nobody queued: built now (timed out
         // when shutdown's time is up), before the worker is marked done, so
         // a shutdown that returns has counted them; what it makes from now
         // on is refused at once.
@@ -1611,7 +1632,7 @@ impl Drop for WorkerExit<'_> {
         let err = Error::Transport("emitter worker stopped".into());
         sh.give_up_all(st, Reason::Failed, &err);
         // Any left (another thread was draining, or the queue was full):
-        // refused now, counted and reported.
+        // ended now (timed out during a shutdown), counted and reported.
         sh.drain_deferred(Room::Policy(None), usize::MAX);
     }
 }

@@ -381,9 +381,10 @@ fn logs_into(log: Undelivered) -> impl Fn(&ossa_events::Undelivered<'_>) + Send 
 /// An emitter whose queue is full (a batch of two in a `Gated` sink, two
 /// queued), behind four events `OssaLayer` put off, under `overflow`; what
 /// it reports undelivered goes to the list returned. The sink opens after
-/// 100 ms (the thread returned).
+/// `open_after` (the thread returned).
 fn full_behind_events_put_off(
     overflow: Overflow,
+    open_after: Duration,
 ) -> (Emitter, Undelivered, std::thread::JoinHandle<()>) {
     let gate: Arc<(Mutex<bool>, std::sync::Condvar)> = Arc::default();
     let reasons = Undelivered::default();
@@ -414,7 +415,7 @@ fn full_behind_events_put_off(
         }
     });
     let opener = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(open_after);
         *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
         gate.1.notify_all();
     });
@@ -430,7 +431,8 @@ const OVERFLOWS: [Overflow; 2] = [
 fn events_put_off_wait_for_room_during_a_shutdown_not_dropped() {
     for overflow in OVERFLOWS {
         for end in ["shutdown", "shutdown_async", "drop"] {
-            let (emitter, reasons, opener) = full_behind_events_put_off(overflow);
+            let (emitter, reasons, opener) =
+                full_behind_events_put_off(overflow, Duration::from_millis(100));
             let metrics = match end {
                 "shutdown" => {
                     emitter.shutdown().unwrap();
@@ -464,7 +466,8 @@ fn events_put_off_wait_for_room_during_a_shutdown_not_dropped() {
 fn events_put_off_wait_for_room_during_a_flush_not_dropped() {
     for overflow in OVERFLOWS {
         for how in ["flush", "flush_async"] {
-            let (emitter, reasons, opener) = full_behind_events_put_off(overflow);
+            let (emitter, reasons, opener) =
+                full_behind_events_put_off(overflow, Duration::from_millis(100));
             let report = match how {
                 "flush" => emitter.flush(),
                 _ => common::contract::block_on(emitter.flush_async()),
@@ -478,6 +481,56 @@ fn events_put_off_wait_for_room_during_a_flush_not_dropped() {
             assert_eq!((m.emitted, m.delivered, m.dropped), (8, 8, 0), "{m:?}");
             drop(reasons);
             emitter.shutdown().unwrap();
+        }
+    }
+}
+
+/// A flush that is queuing events put off (the queue full, the sink slow)
+/// when a shutdown begins on another thread: those events were made before
+/// the shutdown, so they are its to send until its deadline, as the queued
+/// ones are. Delivered when the deadline allows; else they end as the
+/// queued ones do, timed out at shutdown (`shutdown_timeout`, reported
+/// `ShutdownTimeout`), never `dropped` (the README: `Dropped` is a full
+/// queue at emit, or an emit after the shutdown; no overflow policy refused
+/// these). They were refused as a late `emit` (`Error::ShutDown`, counted
+/// `dropped`) once the deadline passed.
+#[test]
+fn a_flush_queuing_events_put_off_when_a_shutdown_begins_never_drops_them() {
+    for overflow in OVERFLOWS {
+        // (the sink opens after, the shutdown's limit, all delivered)
+        for (open_after, limit, all_delivered) in [
+            (Duration::from_millis(300), Duration::from_secs(5), true),
+            (Duration::from_secs(1), Duration::from_millis(200), false),
+        ] {
+            let (emitter, reasons, opener) = full_behind_events_put_off(overflow, open_after);
+            let flusher = {
+                let em = emitter.clone();
+                std::thread::spawn(move || em.flush())
+            };
+            // The flush has taken the four events put off and waits for
+            // room for the first.
+            std::thread::sleep(Duration::from_millis(100));
+            let done = emitter.shutdown_within(limit);
+            let _ = flusher.join().unwrap();
+            opener.join().unwrap();
+            let m = emitter.metrics();
+            let ctx = format!("{overflow:?} {limit:?}: {done:?} {m:?}");
+            assert_eq!((m.emitted, m.dropped, m.queue_depth), (8, 0, 0), "{ctx}");
+            let reasons = reasons.lock().unwrap_or_else(PoisonError::into_inner);
+            if all_delivered {
+                assert!(done.is_ok(), "{ctx}");
+                assert_eq!(m.delivered, 8, "{ctx}");
+                assert!(reasons.is_empty(), "{ctx}: {reasons:?}");
+            } else {
+                assert_eq!((m.delivered, m.shutdown_timeout), (0, 8), "{ctx}");
+                assert_eq!(reasons.len(), 8, "{ctx}: {reasons:?}");
+                assert!(
+                    reasons
+                        .iter()
+                        .all(|(r, _)| *r == ossa_events::Reason::ShutdownTimeout),
+                    "{ctx}: {reasons:?}"
+                );
+            }
         }
     }
 }
