@@ -534,3 +534,72 @@ fn a_flush_queuing_events_put_off_when_a_shutdown_begins_never_drops_them() {
         }
     }
 }
+
+/// A flush waits for every event made before it, whoever is queuing it:
+/// one thread makes spans (their events put off, and built on that thread
+/// whenever the queue is full under `Block`), another flushes. Once a flush
+/// returns, the events of every span closed before the call are delivered
+/// (the docs of `flush`: events put off are built and queued first, and
+/// waited for too).
+#[test]
+fn a_flush_waits_for_events_put_off_that_another_thread_is_queuing() {
+    for how in ["flush", "flush_async"] {
+        let rec = Record {
+            delay: Duration::from_micros(300),
+            ..Record::default()
+        };
+        let emitter = Emitter::builder("/agents/busy")
+            .sink(rec.clone())
+            .queue_capacity(8)
+            .batch_size(2)
+            .overflow(Overflow::Block(Duration::from_secs(30)))
+            .flush_interval(Duration::from_millis(50))
+            .flush_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let closed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spans = {
+            let (em, closed, stop) = (emitter.clone(), closed.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let subscriber = tracing_subscriber::registry().with(OssaLayer::new(em));
+                tracing::subscriber::with_default(subscriber, || {
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let key = format!("c{i}");
+                        let span =
+                            tracing::info_span!("chat", gen_ai.conversation.id = key.as_str());
+                        drop(span.enter());
+                        drop(span);
+                        i += 1;
+                        closed.store(i, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            })
+        };
+        let mut short = Vec::new();
+        for round in 0..200 {
+            let before = 2 * closed.load(std::sync::atomic::Ordering::SeqCst);
+            let r = match how {
+                "flush" => emitter.flush(),
+                _ => common::contract::block_on(emitter.flush_async()),
+            };
+            assert!(r.is_ok(), "{how} round {round}: {r:?}");
+            let m = emitter.metrics();
+            if m.delivered < before {
+                short.push((round, before, m.delivered));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        spans.join().unwrap();
+        let m = emitter.metrics();
+        emitter.shutdown().unwrap();
+        assert_eq!(m.dropped, 0, "{how}: {m:?}");
+        assert!(
+            short.is_empty(),
+            "{how}: {} of 200 flushes returned before the events made before them were delivered, e.g. (round, made, delivered) {:?}",
+            short.len(),
+            &short[..short.len().min(5)]
+        );
+    }
+}
