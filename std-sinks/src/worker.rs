@@ -1529,7 +1529,19 @@ impl Shared {
 
     /// Ends every queued and open in-flight event with `reason`: the
     /// shutdown deadline passed, or the worker is gone.
-    fn give_up_all(&self, mut st: MutexGuard<'_, State>, reason: Reason, error: &Error) {
+    fn give_up_all(&self, st: MutexGuard<'_, State>, reason: Reason, error: &Error) {
+        self.give_up(st, reason, error, true);
+    }
+
+    /// [`give_up_all`](Self::give_up_all), logging a warning if `warn`;
+    /// returns how many events it gave up on (not those left in the spool).
+    fn give_up(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        reason: Reason,
+        error: &Error,
+        warn: bool,
+    ) -> usize {
         // What is in the spool is not lost: the next emitter on it sends it.
         let mut kept = st.spilled + std::mem::take(&mut st.held_unreadable);
         let n = st.spilled;
@@ -1555,7 +1567,7 @@ impl Shared {
             open.push((f.events, lost));
         }
         let n = queued.len() + open.iter().map(|(_, i)| i.len()).sum::<usize>();
-        if n > 0 {
+        if n > 0 && warn {
             tracing::warn!(events = n, ?reason, %error, "giving up on every open event");
         }
         if kept > 0 {
@@ -1573,7 +1585,7 @@ impl Shared {
         self.space.notify_all();
         self.done.notify_all();
         if n == 0 {
-            return;
+            return 0;
         }
         st.reporting += 1;
         drop(st);
@@ -1586,6 +1598,7 @@ impl Shared {
             }
         }
         self.reported();
+        n
     }
 }
 
@@ -1765,6 +1778,10 @@ struct Worker<'a> {
     /// [`Shared::settle`]), for [`retire`](Self::retire) to pair with
     /// their batches' events vectors.
     spooled_back: Vec<Vec<Option<u64>>>,
+    /// Events given up on since a shutdown gave up before its deadline (an
+    /// open breaker or a `Retry-After` past it), to be logged once, when
+    /// the worker stops.
+    gave_up_early: usize,
 }
 
 /// See [`Worker::spare_runs`].
@@ -1792,6 +1809,7 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker, max_batch: usize, dep
         spare_runs: Vec::with_capacity(SPARE_RUNS),
         spooled_back: Vec::with_capacity(SPARE_RUNS),
         pace: Pace::default(),
+        gave_up_early: 0,
     };
     loop {
         match w.take_batch() {
@@ -1804,6 +1822,14 @@ fn run(sh: &Shared, sink: Box<dyn Sink>, breaker: Breaker, max_batch: usize, dep
             Step::Settle(until) => w.settle_oldest(until),
             Step::Stop => break,
         }
+    }
+    if w.gave_up_early > 0 {
+        tracing::warn!(
+            events = w.gave_up_early,
+            reason = ?Reason::ShutdownTimeout,
+            error = %SHUTDOWN_TIMEOUT,
+            "giving up on every open event: the breaker or a Retry-After ends past the shutdown deadline"
+        );
     }
     drop(exit);
 }
@@ -1854,7 +1880,16 @@ impl<'w> Worker<'w> {
                     continue;
                 }
                 let timed_out = st.out_of_time();
-                sh.give_up_all(st, Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT);
+                if timed_out && self.gave_up_early == 0 {
+                    sh.give_up_all(st, Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT);
+                    return Step::Stop;
+                }
+                // Once given up early, each look gives up on what it has
+                // just built (below): one warning for them all, with their
+                // count, made when the worker stops (a warning a look was
+                // one an event put off, with batches of one).
+                self.gave_up_early +=
+                    sh.give_up(st, Reason::ShutdownTimeout, &SHUTDOWN_TIMEOUT, false);
                 if timed_out {
                     return Step::Stop;
                 }
