@@ -653,6 +653,27 @@ fn a_closed_stderr_or_stdout_leaves_the_documented_exit_status() {
     }
 }
 
+/// `demo | head -1` with the reader gone before the first write: EPIPE
+/// (SIGPIPE is ignored) is the reader's choice, so exit 0 and nothing said,
+/// as the help states. `demo` told it by the error's text, "Broken pipe".
+#[test]
+fn demo_into_a_closed_pipe_exits_0_and_says_nothing() {
+    for _ in 0..3 {
+        let (r, w) = std::io::pipe().unwrap();
+        drop(r);
+        let o = bin()
+            .arg("demo")
+            .stdin(Stdio::null())
+            .stdout(w)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{stderr}");
+        assert!(stderr.is_empty(), "{stderr}");
+    }
+}
+
 /// An extension name is the input's text: one with an escape sequence or a
 /// line break is reported with those characters escaped, as one line. They
 /// went to stderr as they were: `\x1b[2J` cleared the operator's terminal,

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use ossa_events::demo::DemoError;
 use ossa_events::{Event, FastIds, SystemClock, demo, format::json};
 
 use super::args::HelpFlag;
@@ -52,15 +53,23 @@ pub(crate) fn run(a: Args) -> ExitCode {
     let mut line = Vec::with_capacity(1024);
     let r = demo::agent_run(&source, &SystemClock, &mut FastIds, |ev| {
         line.clear();
-        json::write_jsonl(ev, &mut line).map_err(|e| e.to_string())?;
-        out.write_all(&line).map_err(|e| e.to_string())
+        // Writing to a Vec cannot fail, and the demo's events carry no
+        // serde payloads.
+        json::write_jsonl(ev, &mut line).map_err(|e| std::io::Error::other(e.to_string()))?;
+        out.write_all(&line)
     });
-    let r = r
-        .map_err(|e| e.to_string())
-        .and_then(|_| out.flush().map_err(|e| e.to_string()));
+    // The write's own error is kept (not its text): its kind tells a
+    // reader gone from a failure.
+    let r = match r {
+        Ok(_) => out.flush(),
+        Err(DemoError::Emit(e)) => Err(e),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    };
     match r {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
+        // stdout closed early (`| head -1`): the reader's choice, not a
+        // failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             note!("ossa-events: demo: {e}");
             ExitCode::from(super::EXIT_FAILURE)
