@@ -176,3 +176,47 @@ fn emit_otlp_argument_errors() {
         assert!(err.contains(msg), "{args:?}: {err}");
     }
 }
+
+/// A numeric `call_id` keys its span as the number it is: two tool calls
+/// whose ids differ in the 17th digit are two calls (the end of the other
+/// one stays unmatched), not one span. serde_json's default float reading
+/// took `970.8819781538285` for `970.8819781538284` and paired them; the
+/// `otlp` feature turns on `float_roundtrip` (a dev-dependency turns it on
+/// in test builds too: the release binary is where it showed).
+#[test]
+fn numeric_call_ids_that_differ_in_the_17th_digit_are_two_calls() {
+    let dir = std::env::temp_dir().join(format!("ossa-otlp-float-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("spans.jsonl");
+    let ev = |id: &str, ty: &str, sec: u32, call: &str| {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"/s","type":"dev.ossa.tool.{ty}","time":"2026-01-01T00:00:0{sec}Z","ossatraceid":"4bf92f3577b34da6a3ce929d0e0e4736","ossaspanid":"00f067aa0ba902b7","data":{{"tool":"calc","call_id":{call}}}}}"#
+        )
+    };
+    let input = format!(
+        "{}\n{}\n",
+        ev("c1", "called", 1, "970.8819781538285"),
+        ev("c2", "completed", 2, "970.8819781538284")
+    );
+    let mut child = bin()
+        .args(["emit", "--sink", "otlp", "--otlp-file"])
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("emit: otlp: spans 2 (unfinished 1, evicted 0)"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -216,3 +216,42 @@ fn listen_answers_503_when_the_schema_registry_cannot_be_reached() {
     assert_eq!(l.send(&post("application/cloudevents+json", &ok)).0, 202);
     assert_eq!(l.line(), ok);
 }
+
+/// A payload's number is checked as the number it is: `970.8819781538285`
+/// is over a `maximum` of `970.8819781538284` (serde_json's default float
+/// reading took it for its neighbour, 970.8819781538284, and passed it).
+/// The `schemas` and `otlp` features turn on serde_json's
+/// `float_roundtrip` for that; `cargo test` alone would not show it gone,
+/// as a dev-dependency (rig-core) turns it on in test builds.
+#[test]
+fn a_float_is_checked_as_written_at_a_maximum_edge() {
+    let dir = std::env::temp_dir().join(format!("ossa-schemas-float-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("com.acme.reading.json"),
+        r#"{"type":"object","properties":{"x":{"maximum":970.8819781538284}}}"#,
+    )
+    .unwrap();
+    let args = ["--schemas", dir.to_str().unwrap()];
+    let over = line("1", "com.acme.reading", "", r#"{"x":970.8819781538285}"#) + "\n";
+    let o = validate(&args, &over);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("970.8819781538285 is greater than the maximum"),
+        "{}",
+        text(&o.stderr)
+    );
+    let at = line("1", "com.acme.reading", "", r#"{"x":970.8819781538284}"#) + "\n";
+    let o = validate(&args, &at);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let manifest = include_str!("../Cargo.toml");
+    for feature in ["schemas", "otlp"] {
+        let decl = manifest
+            .lines()
+            .find(|l| l.starts_with(&format!("{feature} = [")))
+            .unwrap();
+        assert!(decl.contains("\"serde_json/float_roundtrip\""), "{decl}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
