@@ -584,3 +584,163 @@ fn a_stream_of_one_line_batches_is_read_line_by_line() {
         assert_eq!(stdout(&o).lines().count(), 2, "{one}");
     }
 }
+
+/// A line over 64 MiB is dropped as it is read, as `emit` drops it: not
+/// held in memory (an input with no newline grew without bound), reported
+/// with its line number in `emit`'s words, counted invalid, and the lines
+/// after it checked. So too a first line with no end in sight in `auto`
+/// (which read on to tell the format), and an input with no newline at all.
+#[test]
+fn a_line_over_64_mib_is_dropped_as_it_is_read_and_reported() {
+    let ev = |id: &str| EV.replace(r#""id":"1""#, &format!(r#""id":"{id}""#));
+    let big = "x".repeat(65 << 20);
+    let too_long = |n: usize| format!("<stdin>:{n}: line longer than 67108864 bytes: not read");
+    let cases: [(&[&str], String, usize, &[&str]); 4] = [
+        (
+            &["validate"],
+            format!("{}\n{big}\n{}\n", ev("a"), ev("b")),
+            2,
+            &["a", "b"],
+        ),
+        (
+            &["validate", "--format", "jsonl"],
+            format!("{}\n{big}\n{}\n", ev("a"), ev("b")),
+            2,
+            &["a", "b"],
+        ),
+        (&["validate"], format!("{big}\n{}\n", ev("b")), 1, &["b"]),
+        (&["validate"], big.clone(), 1, &[]),
+    ];
+    for (args, input, at, ids) in cases {
+        let o = run_stdin(args, input.as_bytes());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            [format!("ossa-events: validate: {}", too_long(at))],
+            "{args:?}"
+        );
+        let got: Vec<String> = stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+            .collect();
+        let want: Vec<String> = ids.iter().map(|i| format!("{i:?}")).collect();
+        assert_eq!(got, want, "{args:?}: {err}");
+    }
+}
+
+/// A `sequence` string is a number when it is decimal digits only,
+/// zero-padded or not (the sequence extension orders its values as
+/// strings and asks for leading zeros so that they do): `+2` was counted
+/// as 2, a number no emitter writes and one that does not sort as 2 does.
+/// The first value that is not a number is named.
+#[test]
+fn a_sequence_number_is_decimal_digits_only() {
+    let line = |id: &str, n: &str| {
+        format!(r#"{{"specversion":"1.0","id":"{id}","source":"/a","type":"t","sequence":"{n}"}}"#)
+    };
+    let padded = format!(
+        "{}\n{}\n{}\n",
+        line("a1", "1"),
+        line("a2", "0002"),
+        line("a3", "00000000000000000003")
+    );
+    let o = run_stdin(&["validate", "--sequence"], padded.as_bytes());
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("sequence /a: 1..=3, 3 numbered, 0 missing, 0 duplicates, 0 conflicts, 0 unnumbered, 0 not a number"),
+        "{err}"
+    );
+    for bad in ["+2", " 2", "2 ", "0x2", "2.0", "-2", "18446744073709551616"] {
+        let input = format!("{}\n{}\n", line("a1", "1"), line("a2", bad));
+        let o = run_stdin(&["validate", "--sequence"], input.as_bytes());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{bad:?}: {err}");
+        assert!(
+            err.contains("sequence /a: 1..=1, 1 numbered, 0 missing, 0 duplicates, 0 conflicts, 0 unnumbered, 1 not a number"),
+            "{bad:?}: {err}"
+        );
+        assert!(
+            err.contains(&format!("sequence /a: {bad:?} is not a sequence number")),
+            "{bad:?}: {err}"
+        );
+        // The event itself is valid, and printed.
+        assert_eq!(stdout(&o).lines().count(), 2, "{bad:?}");
+    }
+}
+
+/// A batch line whose JSON breaks after valid elements is one JSON error,
+/// and none of its elements is printed (nor numbered for `--sequence`):
+/// the line is not JSON, as `emit` sends nothing of such a line. So too
+/// when an element's own error comes before the break, and for a batch
+/// document. The other lines are checked and printed as before.
+#[test]
+fn a_batch_whose_json_breaks_further_on_prints_none_of_it() {
+    let ev = |id: &str| {
+        EV.replace(
+            r#""id":"1""#,
+            &format!(r#""id":"{id}","sequence":"{}""#, &id[1..]),
+        )
+    };
+    let bad_source = r#"{"specversion":"1.0","id":"x","source":"a b","type":"t"}"#;
+    let ids = |o: &Output| -> Vec<String> {
+        stdout(o)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+            .collect()
+    };
+    let reports = |o: &Output, cmd: &str| -> Vec<String> {
+        stderr(o)
+            .lines()
+            .filter(|l| l.starts_with(&format!("ossa-events: {cmd}: ")))
+            .map(str::to_owned)
+            .collect()
+    };
+    for mid in [
+        format!("[{},{}, {{\"a\":]", ev("a2"), ev("a2")),
+        format!("[{},{bad_source}, {{\"a\":]", ev("a2")),
+    ] {
+        let input = format!("{}\n{mid}\n{}\n", ev("a1"), ev("a3"));
+        for args in [&["validate"][..], &["validate", "--format", "jsonl"]] {
+            let o = run_stdin(args, input.as_bytes());
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{args:?} {mid}: {err}");
+            assert_eq!(ids(&o), [r#""a1""#, r#""a3""#], "{args:?} {mid}: {err}");
+            let r = reports(&o, "validate");
+            assert_eq!(r.len(), 1, "{args:?} {mid}: {err}");
+            assert!(
+                r[0].starts_with("ossa-events: validate: <stdin>:2:")
+                    && r[0].contains("invalid JSON"),
+                "{args:?} {mid}: {err}"
+            );
+        }
+        // The broken line numbers nothing: 1 and 3 seen, 2 missing.
+        let o = run_stdin(&["validate", "--sequence"], input.as_bytes());
+        assert!(
+            stderr(&o).contains("1..=3, 2 numbered, 1 missing, 0 duplicates"),
+            "{mid}: {}",
+            stderr(&o)
+        );
+        // `emit` sends nothing of the broken line either.
+        let o = run_stdin(&["emit"], input.as_bytes());
+        assert_eq!(
+            ids(&o),
+            [r#""a1""#, r#""a3""#],
+            "emit {mid}: {}",
+            stderr(&o)
+        );
+        assert_eq!(reports(&o, "emit").len(), 1, "emit {mid}: {}", stderr(&o));
+        // A batch document that breaks at its end: nothing printed.
+        let doc = format!("{mid}\n");
+        let o = run_stdin(&["validate", "--format", "batch"], doc.as_bytes());
+        assert_eq!(o.status.code(), Some(1), "batch {mid}: {}", stderr(&o));
+        assert!(ids(&o).is_empty(), "batch {mid}: {}", stderr(&o));
+        assert_eq!(
+            reports(&o, "validate").len(),
+            1,
+            "batch {mid}: {}",
+            stderr(&o)
+        );
+    }
+}

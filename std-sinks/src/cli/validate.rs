@@ -10,6 +10,7 @@ use ossa_events::parse::json::{BatchParser, parse_event};
 use ossa_events::{Event, ParseError, Scratch, format::json};
 
 use super::args::HelpFlag;
+use super::emit::{Chunk, LineChunks, LineError, MAX_LINE};
 use super::progress::note;
 use super::schemas::{FETCH_WAIT, SchemaArgs};
 
@@ -33,7 +34,10 @@ use super::schemas::{FETCH_WAIT, SchemaArgs};
 ///
 /// Every invalid event is reported on stderr with where it is (file, line, batch
 /// element) and which attribute broke which rule; validation goes on with the next
-/// line of JSON Lines input but stops at the first error of an event or batch.
+/// line of JSON Lines input but stops at the first error of an event or batch
+/// (a batch whose JSON is broken is one JSON error: none of its events is
+/// printed). A line of JSON Lines over 64 MiB is not kept: it is reported with
+/// its line number, as emit reports it, and reading goes on.
 ///
 /// With --schemas, each event's data is also checked against the JSON Schema of
 /// its type (or of its 'dataschema' URI): a payload that breaks it is reported
@@ -65,7 +69,8 @@ pub(crate) struct Args {
     #[arg(short, long, value_name = "FORMAT")]
     format: Option<String>,
     /// Also check each source's 'sequence' numbers (as emitters
-    /// number them with EmitterBuilder::sequence, from 1): report
+    /// number them with EmitterBuilder::sequence, from 1; decimal
+    /// digits only, zero-padded or not): report
     /// the range, the numbers missing (events lost) and repeated
     /// (duplicates; a number on two different ids is a conflict)
     #[arg(long, verbatim_doc_comment)]
@@ -272,6 +277,8 @@ struct SourceSeqs {
     numbers: Vec<(u64, u64)>,
     unnumbered: u64,
     not_numbers: u64,
+    /// The first value that is not a number, for the report.
+    first_not_number: Option<String>,
 }
 
 impl Sequences {
@@ -282,6 +289,9 @@ impl Sequences {
             e.numbers.extend(s.numbers);
             e.unnumbered += s.unnumbered;
             e.not_numbers += s.not_numbers;
+            if e.first_not_number.is_none() {
+                e.first_not_number = s.first_not_number;
+            }
         }
     }
 
@@ -290,13 +300,36 @@ impl Sequences {
         let entry = self.by_source.entry(ev.source().to_owned()).or_default();
         // A number given as a JSON number (an Integer extension) is the
         // same number: in binary mode the same event carries it as a string.
-        match ev.extension("sequence").map(|v| match v {
+        // A string is a number when it is decimal digits only, zero-padded
+        // or not (the sequence extension orders values as strings, and asks
+        // for leading zeros to make them sort; emitters pad to 20): `+2` or
+        // ` 2` is no number an emitter writes, and would be counted as the
+        // `2` it does not sort with.
+        let Some(v) = ev.extension("sequence") else {
+            entry.unnumbered += 1;
+            return;
+        };
+        let n = match v {
             ossa_events::ExtValue::Integer(i) => u64::try_from(i).ok(),
-            v => v.as_str().and_then(|s| s.parse::<u64>().ok()),
-        }) {
-            None => entry.unnumbered += 1,
-            Some(None) => entry.not_numbers += 1,
-            Some(Some(n)) => {
+            v => v
+                .as_str()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok()),
+        };
+        match n {
+            None => {
+                entry.not_numbers += 1;
+                if entry.first_not_number.is_none() {
+                    entry.first_not_number = Some(match v {
+                        ossa_events::ExtValue::Integer(i) => i.to_string(),
+                        v => match v.as_str() {
+                            Some(s) => format!("{s:?}"),
+                            None => format!("{v:?}"),
+                        },
+                    });
+                }
+            }
+            Some(n) => {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 ev.id().hash(&mut h);
                 entry.numbers.push((n, h.finish()));
@@ -349,6 +382,12 @@ impl Sequences {
             }
             if gaps.len() > 10 {
                 note!("sequence {source}: … and {} more gaps", gaps.len() - 10);
+            }
+            if let Some(v) = &s.first_not_number {
+                note!(
+                    "sequence {source}: {v} is not a sequence number (decimal digits 0-9 only, zero-padded or not, at most {})",
+                    u64::MAX
+                );
             }
             ok &= missing == 0 && conflicts == 0 && s.not_numbers == 0;
         }
@@ -431,6 +470,20 @@ fn validate_stream<W: Write + Send>(
         match format {
             Format::Jsonl => break Format::Jsonl,
             Format::Auto if eof || decided(&buf, &mut seen_start) => break detect(&buf),
+            // Still undecided past `MAX_LINE`: a first line with no end in
+            // sight is not read whole to find out (an input with no
+            // newline would take all memory). It is JSON Lines, where that
+            // line is dropped as too long, unless it opens a batch (read
+            // whole, as `--format batch` reads one).
+            Format::Auto if buf.len() > MAX_LINE => {
+                let start = buf
+                    .iter()
+                    .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
+                break match start.and_then(|i| buf.get(i)) {
+                    Some(b'[') => Format::Batch,
+                    _ => Format::Jsonl,
+                };
+            }
             Format::Auto => {}
             // One event or one batch: it is read whole.
             Format::Event | Format::Batch if eof => break format,
@@ -447,54 +500,54 @@ fn validate_stream<W: Write + Send>(
     let mut seen = false;
     let mut line = 1usize;
     let mut failed = None;
-    // Bytes at the start of `buf` known to hold no newline: what is left
-    // of a line after the whole ones are taken. Only what was read after
-    // them is searched, so a line longer than a read costs no rescans
-    // (a 100 MiB line was 400 reads and ~20 GB scanned).
-    let mut no_newline = 0usize;
     let mut done = false;
     // stdout's reader left (`| head`): nothing more can be printed, and an
     // input that does not end (`tail -f`) would be read forever.
     let gone = AtomicBool::new(false);
-    // The whole lines in hand, and the number of the first.
+    // What was read to tell the format comes first. Lines are cut as
+    // `emit` cuts them: a line over `MAX_LINE` is dropped as it is read (a
+    // file with no newline piped in by mistake would take all memory).
+    let mut input = std::io::Cursor::new(std::mem::take(&mut buf)).chain(input);
+    let mut chunks = LineChunks::new(MAX_LINE, IN_CHUNK);
+    // The whole lines in hand, the number of the first, and those too long.
     let next = || {
-        while !done {
-            if gone.load(Ordering::Relaxed) {
-                break;
-            }
-            // The whole lines in hand (all of it at the end).
-            let whole = if eof {
-                buf.len()
-            } else {
-                let fresh = buf.get(no_newline..).unwrap_or(&[]);
-                memchr::memrchr(b'\n', fresh).map_or(0, |nl| no_newline + nl + 1)
-            };
-            no_newline = buf.len() - whole;
-            if whole > 0 {
-                // Handed out before reading on: a line is checked and printed
-                // without waiting for the next to arrive.
-                let rest = buf.get(whole..).unwrap_or(&[]).to_vec();
-                let mut lines = std::mem::replace(&mut buf, rest);
-                lines.truncate(whole);
-                seen |= !is_blank(&lines);
+        if done || gone.load(Ordering::Relaxed) {
+            return None;
+        }
+        match chunks.next(&mut input) {
+            // Handed out before reading on: a line is checked and printed
+            // without waiting for the next to arrive.
+            Ok(Some(chunk)) => {
+                seen |= !chunk.too_long.is_empty() || !is_blank(&chunk.bytes);
                 let first = line;
-                line += memchr::memchr_iter(b'\n', &lines).count();
-                return Some((first, lines));
+                line += memchr::memchr_iter(b'\n', &chunk.bytes).count();
+                Some((first, chunk))
             }
-            done = eof;
-            if !done && let Err(e) = read_more(&mut buf, &mut eof) {
-                failed = Some(e);
+            Ok(None) => {
                 done = true;
+                None
+            }
+            Err(e) => {
+                failed = Some((name.to_string(), e));
+                done = true;
+                None
             }
         }
-        None
     };
     let out = Mutex::new(out);
     let ok = AtomicBool::new(true);
-    super::lanes::in_order(check.lanes, next, |(first, lines): (usize, Vec<u8>), w| {
+    super::lanes::in_order(check.lanes, next, |(first, chunk): (usize, Chunk), w| {
         let mut scratch = Vec::new();
         let mut part = Part::new(check);
-        validate_lines(name, &lines, first, &mut scratch, check, &mut part);
+        validate_lines(
+            name,
+            &chunk.bytes,
+            &chunk.too_long,
+            first,
+            &mut scratch,
+            check,
+            &mut part,
+        );
         let _turn = w.turn();
         // What this input gave so far is printed before waiting for more.
         let mut o = super::lanes::lock(&out);
@@ -603,9 +656,12 @@ fn whole_value(line: &[u8]) -> bool {
 
 /// Validates JSON Lines `bytes` whose first line is line `first_line` of
 /// the input into `part`: each event kept, each invalid line reported.
+/// The lines (by index) in `too_long` were over [`MAX_LINE`] and left out
+/// by [`LineChunks`]: reported as `emit` reports them.
 fn validate_lines(
     name: &str,
     bytes: &[u8],
+    too_long: &[usize],
     first_line: usize,
     scratch: &mut Vec<u8>,
     check: Check<'_>,
@@ -618,6 +674,11 @@ fn validate_lines(
         start = end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if is_blank(line) {
+            if too_long.contains(&i) {
+                part.ok = false;
+                let n = first_line + i;
+                part.say(format_args!("{name}:{n}: {}", LineError::TooLong));
+            }
             continue;
         }
         // Unescaped strings are never longer than the input.
@@ -652,6 +713,17 @@ fn validate_batch(
         Ok(b) => b,
         Err(e) => return part.report(name, bytes, first_line, &e),
     };
+    // What `part` held before this batch: a batch whose JSON turns out
+    // broken is one JSON error, and none of its elements is printed (nor
+    // counted, nor reported), as `emit` sends nothing of a broken line.
+    let (out_len, errs_len) = (part.out.len(), part.errs.len());
+    let before = part.sequences.as_mut().map(std::mem::take);
+    let broken = |part: &mut Part, before: Option<Sequences>, e: &ParseError| {
+        part.out.truncate(out_len);
+        part.errs.truncate(errs_len);
+        part.sequences = before;
+        part.report(name, bytes, first_line, e);
+    };
     // Counted from 0, as a parse error names the element; an element's
     // line is where it starts (a pretty-printed batch has one per line or
     // more), counted on as reading goes.
@@ -669,15 +741,22 @@ fn validate_batch(
                 });
             }
             // A JSON error has its own place.
-            Err(e @ ParseError::Json(_)) => {
-                part.report(name, bytes, first_line, &e);
-                break;
-            }
+            Err(e @ ParseError::Json(_)) => return broken(part, before, &e),
             Err(e) => {
+                // Reading stops at the first error: the JSON after it is
+                // checked too (only here, at no cost to valid batches).
+                if let Err(j) = ossa_events::json::validate(bytes, usize::MAX) {
+                    return broken(part, before, &ParseError::Json(j));
+                }
                 part.report(name, bytes, first_line + lines.at(bytes, at) - 1, &e);
                 break;
             }
         }
+    }
+    // A whole batch: what it numbered joins what came before it.
+    if let (Some(all), Some(before)) = (&mut part.sequences, before) {
+        let batch = std::mem::replace(all, before);
+        all.merge(batch);
     }
 }
 
@@ -807,7 +886,7 @@ fn validate_input<W: Write>(
             Err(e) => part.report(name, bytes, 1, &e),
         },
         Format::Batch => validate_batch(name, bytes, 1, &mut scratch, check, &mut part),
-        Format::Jsonl => validate_lines(name, bytes, 1, &mut scratch, check, &mut part),
+        Format::Jsonl => validate_lines(name, bytes, &[], 1, &mut scratch, check, &mut part),
     }
     out.commit(part, false)
 }
