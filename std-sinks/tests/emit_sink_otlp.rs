@@ -27,6 +27,21 @@ fn spans_in(body: &[u8]) -> usize {
         .sum()
 }
 
+/// `emit --sink otlp <args> --otlp-file <file>` given `input` on stdin.
+fn emit_to_otlp_file(args: &[&str], file: &std::path::Path, input: &[u8]) -> std::process::Output {
+    let mut child = bin()
+        .args(["emit", "--sink", "otlp"])
+        .args(args)
+        .arg("--otlp-file")
+        .arg(file)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn emit_demo_to_an_otlp_collector() {
     let bodies: Bodies = Arc::default();
@@ -78,21 +93,11 @@ fn emit_a_capture_into_an_otlp_file() {
     let text = String::from_utf8(capture.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 15);
-    let mut child = bin()
-        .args(["emit", "--sink", "otlp", "--service-name", "researcher"])
-        .arg("--otlp-file")
-        .arg(&file)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines[..14].join("\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = emit_to_otlp_file(
+        &["--service-name", "researcher"],
+        &file,
+        lines[..14].join("\n").as_bytes(),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
@@ -198,20 +203,7 @@ fn numeric_call_ids_that_differ_in_the_17th_digit_are_two_calls() {
         ev("c1", "called", 1, "970.8819781538285"),
         ev("c2", "completed", 2, "970.8819781538284")
     );
-    let mut child = bin()
-        .args(["emit", "--sink", "otlp", "--otlp-file"])
-        .arg(&file)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = emit_to_otlp_file(&[], &file, input.as_bytes());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(

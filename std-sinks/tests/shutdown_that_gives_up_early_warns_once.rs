@@ -10,31 +10,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
-use ossa_events::sink::{Encoded, Sink};
-use ossa_events::tracing_layer::OssaLayer;
-use ossa_events::{Emitter, Error, EventBuilder, SendError};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 mod common;
-
-/// Answers every batch `503` with `Retry-After: 60`: the hold ends past
-/// the shutdown deadline here, so shutdown gives up at once.
-struct RetryAfterAMinute(Arc<Mutex<usize>>);
-
-impl Sink for RetryAfterAMinute {
-    fn send(&mut self, ev: &[Encoded]) -> Result<(), SendError> {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) += ev.len();
-        Err(SendError::retryable(
-            Error::HttpStatus {
-                status: 503,
-                body: String::new(),
-            },
-            Some(Duration::from_secs(60)),
-        ))
-    }
-}
 
 /// A warning: its message and its `events` field (if any).
 #[derive(Debug, Clone)]
@@ -88,33 +67,11 @@ fn a_shutdown_that_gives_up_early_warns_once_with_the_count() {
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(warnings.clone()))
         .unwrap();
     let calls = Arc::new(Mutex::new(0usize));
-    let emitter = Emitter::builder("/agents/held")
-        .sink(RetryAfterAMinute(calls.clone()))
-        .batch_size(1)
-        .queue_capacity(100_000)
-        .flush_interval(Duration::from_millis(1))
-        .shutdown_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    emitter
-        .emit(EventBuilder::new().ty("dev.example.tick"))
-        .unwrap();
-    let start = Instant::now();
-    while *calls.lock().unwrap_or_else(PoisonError::into_inner) == 0
-        && start.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    // The worker waits out the hold; the layer puts off 2 000 events (this
-    // thread's own subscriber: the worker's warnings go to the global one).
-    let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
-    tracing::subscriber::with_default(subscriber, || {
-        for i in 0..1000 {
-            let key = format!("c{i}");
-            let span = tracing::info_span!("chat", gen_ai.conversation.id = key.as_str());
-            drop(span.enter());
-        }
-    });
+    let emitter = common::held::held_builder(&calls).build().unwrap();
+    // The worker waits out the hold; the layer puts off 2 000 events (on
+    // this thread's own subscriber: the worker's warnings go to the global
+    // one).
+    common::held::hold_and_put_off(&emitter, &calls);
     // Left to the worker to build (a `shutdown()` builds what fits first,
     // on its own thread).
     let done = common::contract::block_on(emitter.shutdown_async());

@@ -256,23 +256,6 @@ proptest! {
     }
 }
 
-/// Answers every batch `503` with `Retry-After: 60`: the hold ends past any
-/// shutdown deadline here, so shutdown gives up at once.
-struct RetryAfterAMinute(Arc<Mutex<usize>>);
-
-impl ossa_events::sink::Sink for RetryAfterAMinute {
-    fn send(&mut self, ev: &[ossa_events::sink::Encoded]) -> Result<(), ossa_events::SendError> {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) += ev.len();
-        Err(ossa_events::SendError::retryable(
-            ossa_events::Error::HttpStatus {
-                status: 503,
-                body: String::new(),
-            },
-            Some(Duration::from_secs(60)),
-        ))
-    }
-}
-
 /// Events put off before a shutdown that gives up before its deadline (a
 /// `Retry-After` that ends past it) end as the queued ones do: timed out at
 /// shutdown. The worker stopped as soon as it had given up on its queue,
@@ -285,34 +268,13 @@ fn events_put_off_before_a_shutdown_that_gives_up_early_time_out_not_fail() {
     for end in ["shutdown_async", "drop"] {
         let calls = Arc::new(Mutex::new(0usize));
         let reasons = Arc::new(Mutex::new(Vec::new()));
-        let emitter = Emitter::builder("/agents/held")
-            .sink(RetryAfterAMinute(calls.clone()))
-            .batch_size(1)
-            .queue_capacity(100_000)
-            .flush_interval(Duration::from_millis(1))
-            .shutdown_timeout(Duration::from_secs(5))
+        let emitter = common::held::held_builder(&calls)
             .wait_on_drop(false)
             .on_undelivered(logs_into(reasons.clone()))
             .build()
             .unwrap();
-        emitter
-            .emit(EventBuilder::new().ty("dev.example.tick"))
-            .unwrap();
-        let start = std::time::Instant::now();
-        while *calls.lock().unwrap_or_else(PoisonError::into_inner) == 0
-            && start.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
         // The worker waits out the hold; the layer puts off 2 000 events.
-        let subscriber = tracing_subscriber::registry().with(OssaLayer::new(emitter.clone()));
-        tracing::subscriber::with_default(subscriber, || {
-            for i in 0..1000 {
-                let key = format!("c{i}");
-                let span = tracing::info_span!("chat", gen_ai.conversation.id = key.as_str());
-                drop(span.enter());
-            }
-        });
+        common::held::hold_and_put_off(&emitter, &calls);
         if end == "drop" {
             // No handle is left to read the counters from: the reports say it.
             drop(emitter);

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod contract;
+pub(crate) mod held;
 #[cfg(feature = "kafka")]
 pub(crate) mod kafka_contract;
 pub(crate) mod kafka_events;
