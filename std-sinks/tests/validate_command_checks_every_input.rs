@@ -538,6 +538,28 @@ fn auto_reads_an_event_whose_data_is_an_event_on_the_next_line_as_one_event() {
 /// line ends too, and an element's error names its line and element. Auto
 /// took the whole input for one batch and failed at line 2 ("trailing
 /// characters"); jsonl refused every line ("an event must be a JSON object").
+/// A stream of batch lines whose first line's events carry data nested as
+/// deep as data may be (128 levels) is still a stream of lines: the first
+/// line was taken for the start of one pretty-printed batch (its depth
+/// checked as an event's, one level short), and the valid input reported
+/// as "trailing characters after value" on line 2.
+#[test]
+fn batch_lines_with_the_deepest_data_are_read_line_by_line() {
+    let deepest = format!("{}0{}", "[".repeat(128), "]".repeat(128));
+    let deep = EV.replace('}', &format!(r#","data":{deepest}}}"#));
+    let input = format!("[{deep}]\n[{EV}]\n");
+    for fmt in ["auto", "jsonl"] {
+        let o = run_stdin(&["validate", "--format", fmt], input.as_bytes());
+        assert!(o.status.success(), "{fmt}: {}", stderr(&o));
+        assert_eq!(stdout(&o).lines().count(), 2, "{fmt}");
+    }
+    // One level deeper is too deep, and said so.
+    let deeper = EV.replace('}', &format!(r#","data":[{deepest}]}}"#));
+    let o = run_stdin(&["validate"], format!("[{deeper}]\n[{EV}]\n").as_bytes());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nested too deeply"), "{}", stderr(&o));
+}
+
 #[test]
 fn a_stream_of_one_line_batches_is_read_line_by_line() {
     let ev = |id: &str| EV.replace(r#""id":"1""#, &format!(r#""id":"{id}""#));

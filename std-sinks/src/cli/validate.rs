@@ -649,9 +649,11 @@ fn decided(bytes: &[u8], d: &mut Decided) -> bool {
 
 /// Whether `line` is one whole JSON value (as deep as an event may be).
 fn whole_value(line: &[u8]) -> bool {
-    // An event is one level deeper than its data: a line whose data is
-    // nested as deep as an event's may be is still a whole JSON value.
-    ossa_events::json::validate(line, ossa_events::MAX_DATA_DEPTH + 1).is_ok()
+    // An event is one level deeper than its data, and a batch one more: a
+    // batch line whose events' data is nested as deep as it may be is
+    // still a whole JSON value (a line nested deeper is reported when its
+    // event is parsed).
+    ossa_events::json::validate(line, ossa_events::MAX_DATA_DEPTH + 2).is_ok()
 }
 
 /// Validates JSON Lines `bytes` whose first line is line `first_line` of
