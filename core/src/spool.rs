@@ -733,6 +733,11 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         {
             self.doubt = None;
         }
+        // Nor the failed reads counted there: a record written at that
+        // address since is another, with tries of its own.
+        if (at..at + Self::PAGE).contains(&self.bad_at) {
+            self.bad_reads = 0;
+        }
         self.flash.erase(at, at + Self::PAGE)
     }
 
