@@ -1298,12 +1298,18 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                 // The end, or damage the head has not reached: the events
                 // before it are loaded, and `settle` sets it aside when
                 // they are passed (a walk past it would load events the
-                // pop could not tell from those lost).
-                Slot::End { erased }
-                    if page == tail.page || !erased && off + Self::RECORD_HEADER <= Self::END =>
-                {
+                // pop could not tell from those lost). No new record goes
+                // after damage on the newest page: it would be lost too.
+                Slot::End { erased } if page == tail.page => {
+                    if !erased && off + Self::RECORD_HEADER <= Self::END {
+                        self.tail = Some(Tail {
+                            off: Self::PAGE,
+                            ..tail
+                        });
+                    }
                     break;
                 }
+                Slot::End { erased } if !erased && off + Self::RECORD_HEADER <= Self::END => break,
                 Slot::End { .. } => {
                     (page, off) = (self.next_page(page), Self::PAGE_HEADER);
                     continue;
