@@ -29,7 +29,7 @@ use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 use ossa_events_core::batch::BatchFormat;
-use ossa_events_core::spool::{RamFlash, SpoolMode, WhenFull};
+use ossa_events_core::spool::{RamFlash, WhenFull};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,16 +183,7 @@ fn run(case: &Case, passing: bool) {
 fn run_on<const FLASH: usize, const B: usize>(case: &Case, passing: bool) {
     let (format, batch_size, always, drop_oldest, _, ops, writes, flushes, facts, rfails) = case;
     let (format, batch_size) = (*format, *batch_size);
-    let mode = if *always {
-        SpoolMode::Always
-    } else {
-        SpoolMode::WhenDown
-    };
-    let when_full = if *drop_oldest {
-        WhenFull::DropOldest
-    } else {
-        WhenFull::DropNewest
-    };
+    let (mode, when_full) = common::flash::policies(*always, *drop_oldest);
     let w = Scripted::new(writes, flushes);
     let clock = TestClock::default();
     let script = Rc::new(RefCell::new(VecDeque::new()));

@@ -23,7 +23,7 @@ use common::flash::{
 };
 use common::{Act, FlushAct, Scripted, read};
 use ossa_events_core::batch::BatchFormat;
-use ossa_events_core::spool::{SpoolMode, WhenFull};
+use ossa_events_core::spool::WhenFull;
 use ossa_events_core::{Clock, Event};
 use proptest::prelude::*;
 
@@ -192,16 +192,7 @@ const FLASH: usize = 4 * PAGE;
 fn run(case: &Case) {
     let (format, batch_size, always, drop_oldest, one_at_a_time, steps, writes, flushes) = case;
     let (format, one_at_a_time) = (*format, *one_at_a_time);
-    let mode = if *always {
-        SpoolMode::Always
-    } else {
-        SpoolMode::WhenDown
-    };
-    let when_full = if *drop_oldest {
-        WhenFull::DropOldest
-    } else {
-        WhenFull::DropNewest
-    };
+    let (mode, when_full) = common::flash::policies(*always, *drop_oldest);
     let w = Scripted::new(writes, flushes);
     let clock = TestClock::default();
     let flash = Shared::default();

@@ -197,6 +197,23 @@ pub(crate) type EmOn<F> =
 
 pub(crate) type Em = EmOn<CutFlash>;
 
+/// The spool's mode and full policy a property case drew: `Always` or
+/// `WhenDown`, `DropOldest` or `DropNewest`.
+pub(crate) fn policies(always: bool, drop_oldest: bool) -> (SpoolMode, WhenFull) {
+    (
+        if always {
+            SpoolMode::Always
+        } else {
+            SpoolMode::WhenDown
+        },
+        if drop_oldest {
+            WhenFull::DropOldest
+        } else {
+            WhenFull::DropNewest
+        },
+    )
+}
+
 pub(crate) fn fill_ids(b: &mut [u8; 16]) {
     b.fill(9);
 }
