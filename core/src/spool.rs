@@ -859,8 +859,15 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         if erased {
             Ok(!self.rest_erased(page, off)?)
         } else {
-            Ok(off + Self::RECORD_HEADER <= Self::END)
+            Ok(Self::broken_at(off, erased))
         }
+    }
+
+    /// Whether a slot at `off` that is no record is a length word that
+    /// does not check (not erased) where a record fits: the rest of its
+    /// page cannot be walked.
+    fn broken_at(off: u32, erased: bool) -> bool {
+        !erased && off + Self::RECORD_HEADER <= Self::END
     }
 
     /// Whether the page is erased from `off` to its end.
@@ -1030,7 +1037,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                 }
                 Slot::End { erased } => {
                     let last = self.head == tail.page;
-                    let damaged = !erased && self.head_off + Self::RECORD_HEADER <= Self::END;
+                    let damaged = Self::broken_at(self.head_off, erased);
                     if damaged || (last && self.len + self.owed > 0) {
                         if !aside {
                             return Ok(None);
@@ -1301,7 +1308,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                 // pop could not tell from those lost). No new record goes
                 // after damage on the newest page: it would be lost too.
                 Slot::End { erased } if page == tail.page => {
-                    if !erased && off + Self::RECORD_HEADER <= Self::END {
+                    if Self::broken_at(off, erased) {
                         self.tail = Some(Tail {
                             off: Self::PAGE,
                             ..tail
@@ -1309,7 +1316,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                     }
                     break;
                 }
-                Slot::End { erased } if !erased && off + Self::RECORD_HEADER <= Self::END => break,
+                Slot::End { erased } if Self::broken_at(off, erased) => break,
                 Slot::End { .. } => {
                     (page, off) = (self.next_page(page), Self::PAGE_HEADER);
                     continue;
