@@ -104,10 +104,11 @@
 //!   as floats), and of duplicate keys only the last is kept. A float is read
 //!   as the nearest `f64` (the feature turns on `serde_json`'s
 //!   `float_roundtrip`), so one written in its shortest form comes back as
-//!   the same text. A number beyond
-//!   the `f64` range (`1e400`), which JSON allows, is [`SdkError::Json`], and
-//!   so is data nested 128 deep: `serde_json` reads 127 levels, we accept
-//!   [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH) = 128.
+//!   the same text. Data nested 128 deep is [`SdkError::Json`]:
+//!   `serde_json` reads 127 levels, we accept
+//!   [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH) = 128. (A number beyond the
+//!   `f64` range, `1e400`, never gets here: our readers and the builder
+//!   refuse it too, [`JsonErrorKind::NumberOutOfRange`](crate::json::JsonErrorKind::NumberOutOfRange).)
 //! - Extension types other than String, Boolean and Integer, as above.
 
 use std::fmt;
@@ -177,7 +178,9 @@ impl SdkError {
     /// use ossa_events::sdk::to_sdk;
     /// use ossa_events::{Attribute, Event};
     ///
-    /// let ev = Event::builder().id("1").source("/s").ty("t").data_json("1e400").build()?;
+    /// // Nested 128 deep: within our limit, one past serde_json's.
+    /// let deep = "[".repeat(128) + &"]".repeat(128);
+    /// let ev = Event::builder().id("1").source("/s").ty("t").data_json(&deep).build()?;
     /// assert_eq!(to_sdk(&ev).unwrap_err().attribute(), Attribute::Data);
     /// # Ok::<(), ossa_events::ValidationError>(())
     /// ```

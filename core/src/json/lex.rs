@@ -59,6 +59,11 @@ pub enum JsonErrorKind {
     LoneSurrogate,
     /// A number that does not follow the JSON grammar (`01`, `1.`, `.5`, `+1`, `1e`, …).
     InvalidNumber,
+    /// A number too large in magnitude for a 64-bit float (`1e400`): valid
+    /// JSON text, but RFC 8259 §6 lets a reader limit the range, and
+    /// serde_json-based peers (the Rust cloudevents-sdk) refuse the whole
+    /// event. A number too small (`1e-400`) reads as 0 everywhere and is kept.
+    NumberOutOfRange,
     /// Something that starts like `true`, `false` or `null` but is not.
     InvalidLiteral,
     /// Arrays and objects are nested deeper than allowed.
@@ -91,6 +96,7 @@ impl fmt::Display for JsonErrorKind {
             JsonErrorKind::InvalidEscape => f.write_str("invalid escape in string"),
             JsonErrorKind::LoneSurrogate => f.write_str("lone UTF-16 surrogate in \\u escape"),
             JsonErrorKind::InvalidNumber => f.write_str("invalid number"),
+            JsonErrorKind::NumberOutOfRange => f.write_str("number out of range of a 64-bit float"),
             JsonErrorKind::InvalidLiteral => f.write_str("invalid literal"),
             JsonErrorKind::TooDeep => f.write_str("nested too deeply"),
             JsonErrorKind::TrailingCharacters => f.write_str("trailing characters after value"),
@@ -461,6 +467,9 @@ impl<'a> Lexer<'a> {
             Some(_) => return err(i, JsonErrorKind::InvalidNumber),
             None => return err(i, JsonErrorKind::UnexpectedEnd),
         }
+        // Only a number with an exponent or 309 integer digits can reach
+        // f64's overflow threshold (about 1.8e308): the others skip the check.
+        let mut may_overflow = i - start >= 309;
         if input.get(i) == Some(&b'.') {
             i += 1;
             if !digit(i) {
@@ -477,6 +486,10 @@ impl<'a> Lexer<'a> {
                 return self.number_error(i);
             }
             i = skip_digits(i + 1);
+            may_overflow = true;
+        }
+        if may_overflow && beyond_f64(input.get(start..i).unwrap_or(&[])) {
+            return err(start, JsonErrorKind::NumberOutOfRange);
         }
         // The bytes are ASCII: sliced from the input checked as UTF-8 when
         // there is one (checking them again was a call per number).
@@ -701,6 +714,69 @@ impl<'a> Lexer<'a> {
         match self.skip_ws() {
             None => Ok(()),
             Some(_) => err(self.pos, JsonErrorKind::TrailingCharacters),
+        }
+    }
+}
+
+/// The digits of the least magnitude that rounds to infinity as an `f64`:
+/// 2^1024 - 2^970, halfway between `f64::MAX` and 2^1024 (a tie rounds to
+/// the even 2^1024). 309 digits: the comparison is exact.
+const F64_OVERFLOW: &[u8; 309] =
+    b"1797693134862315807937289714053034150799341327100378269361737789804449\
+      6829276475094664901797758720709633028641669288791094655554785194040263\
+      0657488671505820681908902000708383676273854845817711531764475730270069\
+      8555713669596228429148198608349364752927190741684443655107043427115596\
+      99508093042880177904174497792";
+
+/// Whether the number `num` (checked against the JSON grammar) is too large
+/// in magnitude for an `f64`: it would round to infinity, which serde_json
+/// refuses ("number out of range"). Only numbers with an exponent or a long
+/// integer part get here.
+#[cold]
+#[inline(never)]
+fn beyond_f64(num: &[u8]) -> bool {
+    let num = num.strip_prefix(b"-").unwrap_or(num);
+    let (mantissa, exp) = match num.iter().position(|&b| b == b'e' || b == b'E') {
+        Some(p) => (num.get(..p).unwrap_or(&[]), num.get(p + 1..).unwrap_or(&[])),
+        None => (num, &[][..]),
+    };
+    let (negative, exp) = match exp.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, exp),
+    };
+    // Saturating: any exponent past 10^12 is out of range (or 0) whatever
+    // the mantissa, which is shorter than the input.
+    let mut e: i64 = 0;
+    for &d in exp {
+        e = (e * 10 + i64::from(d - b'0')).min(1_000_000_000_000);
+    }
+    if negative {
+        e = -e;
+    }
+    let int_len = mantissa
+        .iter()
+        .position(|&b| b == b'.')
+        .unwrap_or(mantissa.len());
+    let mut digits = mantissa.iter().filter(|b| b.is_ascii_digit()).copied();
+    // The first significant digit, and the power of ten it stands for.
+    let Some((first, lead)) = digits.by_ref().enumerate().find(|&(_, d)| d != b'0') else {
+        return false; // zero
+    };
+    match (int_len as i64 - 1 - first as i64 + e).cmp(&308) {
+        core::cmp::Ordering::Less => false,
+        core::cmp::Ordering::Greater => true,
+        // As many digits as the threshold's: compare them in turn, the
+        // input's missing ones being zeros; equal is a tie, which rounds up.
+        core::cmp::Ordering::Equal => {
+            let mut ours = core::iter::once(lead).chain(digits);
+            for &t in F64_OVERFLOW {
+                let d = ours.next().unwrap_or(b'0');
+                if d != t {
+                    return d > t;
+                }
+            }
+            true
         }
     }
 }
@@ -1185,13 +1261,10 @@ mod tests {
         Ok(v)
     }
 
-    /// Whether serde_json accepts `doc` syntactically (it also rejects floats
-    /// out of `f64` range, like `9e999`, which are valid JSON).
+    /// Whether serde_json accepts `doc` (it refuses numbers out of `f64`
+    /// range, like `9e999`, and so do we).
     fn serde_ok(doc: &[u8]) -> bool {
-        match serde_json::from_slice::<Value>(doc) {
-            Ok(_) => true,
-            Err(e) => e.to_string().starts_with("number out of range"),
-        }
+        serde_json::from_slice::<Value>(doc).is_ok()
     }
 
     /// Compares acceptance with serde_json (depth kept below its limit of 128).
@@ -1271,6 +1344,17 @@ mod tests {
         "{\"specversion\":\"1.0\",\"id\":\"x\",\"source\":\"/s\",\"type\":\"t\",\"data\":{\"k\":[1,2,{\"z\":null}]}}",
         "\"\\\\u0041\"",
         "\"a\\\\\"",
+        "1e308",
+        "1.7976931348623157e308",
+        "-1.7976931348623157E+308",
+        "0.17976931348623157e309",
+        "1e-400",
+        "-1e-400",
+        "0e999999",
+        "0.000e99999999999999999999",
+        "1E-99999999999999999999",
+        "1000e305",
+        "0.0001e312",
     ];
 
     const INVALID: &[&str] = &[
@@ -1361,6 +1445,15 @@ mod tests {
         "/*c*/1",
         "[1,2,3]]",
         "{\"a\":{\"b\":1}}}",
+        "1e400",
+        "-1e400",
+        "1e309",
+        "1.8e308",
+        "10e308",
+        "0.1e310",
+        "1E99999999999999999999",
+        "[123123e100000]",
+        "{\"a\":-123123123123123123123123123123e100000}",
     ];
 
     #[test]
@@ -1377,6 +1470,69 @@ mod tests {
             assert!(ours(doc.as_bytes(), 100).is_err(), "{doc:?}");
             check_same(doc.as_bytes());
         }
+    }
+
+    /// The overflow check refuses exactly the numbers that parse to an
+    /// infinite `f64` (Rust's exact parser), around the threshold
+    /// (2^1024 - 2^970) in every notation, and says so with
+    /// `NumberOutOfRange` at the number's start.
+    #[test]
+    fn out_of_range_is_exactly_what_rounds_to_infinity() {
+        let t = core::str::from_utf8(F64_OVERFLOW).unwrap();
+        // The threshold itself is a tie, rounded up to 2^1024.
+        assert!(t.parse::<f64>().unwrap().is_infinite());
+        let mut cases: Vec<String> = vec![format!("{t}0"), format!("-{t}"), format!("{t}e-1")];
+        let mut rng = Rng(0x5eed_f00d);
+        for _ in 0..4000 {
+            // The threshold's digits, one changed, cut short or made longer.
+            let mut d: Vec<u8> = F64_OVERFLOW.to_vec();
+            match rng.below(4) {
+                0 => {
+                    // The first digit stays nonzero (JSON has no `01`).
+                    let k = rng.below(d.len());
+                    d[k] = b'0' + rng.below(10) as u8;
+                    d[0] = d[0].max(b'1');
+                }
+                1 => d.truncate(1 + rng.below(d.len())),
+                2 => d.extend((0..1 + rng.below(5)).map(|_| b'0' + rng.below(10) as u8)),
+                _ => {}
+            }
+            let digits = core::str::from_utf8(&d).unwrap();
+            let (head, tail) = digits.split_at(1);
+            // Written as 0.ddd, d.ddd or ddd, with the exponent that puts
+            // the first digit at 10^308, give or take one.
+            let (m, e) = match rng.below(3) {
+                0 => (format!("0.{digits}"), 309),
+                1 if !tail.is_empty() => (format!("{head}.{tail}"), 308),
+                _ => (digits.to_owned(), 309 - digits.len() as i64),
+            };
+            let e = e + rng.below(3) as i64 - 1;
+            let sign = if rng.below(2) == 0 { "" } else { "-" };
+            cases.push(format!("{sign}{m}e{e}"));
+            if e == 0 {
+                cases.push(format!("{sign}{m}"));
+            }
+        }
+        let mut infinite = 0;
+        for c in &cases {
+            let inf = c.parse::<f64>().unwrap().is_infinite();
+            infinite += usize::from(inf);
+            let r = ours(c.as_bytes(), 8);
+            if inf {
+                let got = r.map_err(|e| (e.offset, e.kind));
+                assert_eq!(got, Err((0, JsonErrorKind::NumberOutOfRange)), "{c}");
+            } else {
+                assert!(r.is_ok(), "{c}: {r:?}");
+            }
+            // Not `check_same`: serde_json's default float parsing is not
+            // exact within an ulp of the threshold (its `float_roundtrip`
+            // feature is, and agrees: tests/tests/json_test_suite.rs).
+        }
+        // Both sides of the threshold are reached.
+        assert!(
+            infinite > 1000 && cases.len() - infinite > 1000,
+            "{infinite}"
+        );
     }
 
     #[test]
