@@ -761,6 +761,49 @@ pub fn is_text_media_type(s: &str) -> bool {
     valid.is_some() && charset
 }
 
+/// Whether the UTF-8 bytes `utf8` spell the same text under the `charset`
+/// parameter of media type `s` as under UTF-8: `s` has no `charset` (or is
+/// no media type), it names UTF-8 (`utf-8`, `utf8`), or the bytes are ASCII
+/// and it names a charset that agrees with ASCII (`us-ascii`, `iso-8859-*`,
+/// `windows-125*`). Names are compared ignoring case, quoted or not.
+///
+/// Under any other charset (`utf-16`, `shift_jis`, or non-ASCII under
+/// `iso-8859-1`) text is other bytes than its UTF-8: a binary-mode body of
+/// such a type is not read as UTF-8 text even where its bytes happen to be
+/// valid UTF-8, and UTF-8 text is not sent as such a body.
+///
+/// ```
+/// use ossa_events_core::uri::charset_reads_utf8;
+/// assert!(charset_reads_utf8("text/plain", "é".as_bytes()));
+/// assert!(charset_reads_utf8("text/plain; charset=\"UTF-8\"", "é".as_bytes()));
+/// assert!(charset_reads_utf8("text/plain; charset=iso-8859-1", b"plain"));
+/// assert!(!charset_reads_utf8("text/plain; charset=iso-8859-1", "é".as_bytes()));
+/// assert!(!charset_reads_utf8("text/plain; charset=utf-16le", b"h\0i\0"));
+/// ```
+pub fn charset_reads_utf8(s: &str, utf8: &[u8]) -> bool {
+    let mut charset: Option<&[u8]> = None;
+    let _ = parse_media_type(s.as_bytes(), |name, value| {
+        if name.eq_ignore_ascii_case(b"charset") {
+            charset = Some(value);
+        }
+    });
+    let Some(mut name) = charset else {
+        return true;
+    };
+    // A quoted name: a charset name has no `"` or `\` to escape.
+    if let [b'"', inner @ .., b'"'] = name {
+        name = inner;
+    }
+    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    let starts = |p: &[u8]| {
+        name.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    };
+    is(b"utf-8")
+        || is(b"utf8")
+        || (utf8.is_ascii() && (is(b"us-ascii") || starts(b"iso-8859-") || starts(b"windows-125")))
+}
+
 /// Whether `s`'s `type/subtype` equals `essence`, ignoring ASCII case,
 /// parameters and surrounding whitespace; e.g.
 /// `media_type_essence_eq("Application/JSON; charset=utf-8", "application/json")`.

@@ -6,7 +6,7 @@ use ossa_events_core::embedded_io::{ErrorType, Write};
 use ossa_events_core::format::binary::{self, Binding};
 use ossa_events_core::format::json;
 use ossa_events_core::uri::{
-    is_json_media_type, is_text_media_type, starts_with_ignore_ascii_case,
+    charset_reads_utf8, is_json_media_type, is_text_media_type, starts_with_ignore_ascii_case,
 };
 use ossa_events_core::{parse, Data, Event, ParseError, Scratch};
 
@@ -150,6 +150,8 @@ pub fn check_binary(ev: &Event<'_>, binding: Binding) {
         _ if empty_value && ct.is_some_and(is_text_media_type) => Some(Data::Text("")),
         _ if empty_value => Some(Data::Binary(&[])),
         _ if body.is_empty() => None,
+        // Under a charset that reads UTF-8 as other text, the body is bytes.
+        _ if ct.is_some_and(|c| !charset_reads_utf8(c.trim(), &body)) => Some(Data::Binary(&body)),
         Some(Data::Json(raw)) if !json_ct => Some(Data::Text(raw)),
         Some(d) if d.is_binary() && json_ct => Some(Data::Json(
             core::str::from_utf8(&body).expect("parsed as JSON"),

@@ -42,7 +42,8 @@ impl<'a> BinaryReader<'a> {
 
 /// The data of a binary-mode body: none when empty; JSON (checked) when the
 /// content type is JSON; text when it is textual and the bytes are UTF-8;
-/// bytes otherwise (and always when no content type is given).
+/// bytes otherwise (and always when no content type is given, or when its
+/// `charset` reads the bytes as other text than UTF-8 does).
 pub(crate) fn body_data<'a>(
     ct: Option<&str>,
     body: &'a [u8],
@@ -53,6 +54,11 @@ pub(crate) fn body_data<'a>(
     let Some(ct) = ct else {
         return Ok(Some(Data::Binary(body)));
     };
+    // Bytes in another charset than UTF-8 are not the UTF-8 text (or JSON)
+    // they may happen to spell (`h\0i\0` is `hi` in UTF-16): kept as bytes.
+    if !crate::uri::charset_reads_utf8(ct, body) {
+        return Ok(Some(Data::Binary(body)));
+    }
     if crate::uri::is_json_media_type(ct) {
         // The content type decided how the body is read: when the body is
         // not what it says, a bad content type is the error to report (the
