@@ -535,6 +535,12 @@ pub fn body_slice<'a>(ev: &Event<'a>) -> Option<&'a [u8]> {
 /// (as a JSON string when the content type is JSON), binary data as raw bytes.
 /// Writes nothing when the event has no data.
 ///
+/// Text and JSON go out as UTF-8 whatever `charset` the content type names.
+/// Where [`charset_reads_utf8`](crate::uri::charset_reads_utf8) says that
+/// charset reads these bytes as other text (`utf-16`, non-ASCII under
+/// `iso-8859-1`), a receiver that decodes by it reads other data: write
+/// such an event structured (the std crate's sinks do).
+///
 /// ```
 /// use ossa_events_core::{format::binary, io::SliceWriter, Data, Event};
 /// // Base64 data (as parsed from `data_base64`) goes out as raw bytes.

@@ -275,8 +275,10 @@ impl Encoded {
     ///   [`HTTP_BINARY_HEADERS_MAX`];
     /// - its body would not read back as its data: bytes that are not JSON
     ///   under a JSON `datacontenttype` (a receiver reads the body as JSON
-    ///   and refuses the message), or empty data where an empty body is
-    ///   read as none (in HTTP always, in Kafka under a JSON type).
+    ///   and refuses the message), empty data where an empty body is
+    ///   read as none (in HTTP always, in Kafka under a JSON type), or
+    ///   text or JSON (written as UTF-8) under a `charset` that reads
+    ///   those bytes as other text ([`charset_reads_utf8`](crate::uri::charset_reads_utf8)).
     ///
     /// ```
     /// use ossa_events::sink::{Encoded, Encoding, HttpMode, HttpSink};
@@ -787,18 +789,24 @@ pub const HTTP_BINARY_HEADERS_MAX: usize = 8 * 1024;
 /// `Content-Type` (the `datacontenttype`; a receiver reads such a body as JSON and refuses the
 /// message): a sink that takes structured events gets those structured, as
 /// `http_types::encode` writes them. (Other data under a JSON type is JSON
-/// already: text is written as a JSON string.)
+/// already: text is written as a JSON string.) Nor for text and JSON, which
+/// are written as UTF-8, under a `charset` that reads those bytes as other
+/// text (`utf-16`, non-ASCII under `iso-8859-1`): a peer decodes the body by
+/// it (the C# SDK does), where the JSON `data` string is the text itself.
 pub(crate) fn binary_body_reads_back(ev: &Event<'_>, body: &[u8]) -> bool {
+    use ossa_events_core::Data;
     match ev.data() {
         None => true,
         Some(_) if body.is_empty() => false,
-        Some(ossa_events_core::Data::Binary(_) | ossa_events_core::Data::Base64(_))
+        Some(Data::Binary(_) | Data::Base64(_))
             if binary::content_type(ev).is_some_and(ossa_events_core::uri::is_json_media_type) =>
         {
             std::str::from_utf8(body).is_ok()
                 && ossa_events_core::json::validate(body, ossa_events_core::MAX_DATA_DEPTH).is_ok()
         }
-        Some(_) => true,
+        Some(Data::Binary(_) | Data::Base64(_)) => true,
+        Some(_) => binary::content_type(ev)
+            .is_none_or(|ct| ossa_events_core::uri::charset_reads_utf8(ct, body)),
     }
 }
 
