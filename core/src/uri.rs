@@ -781,6 +781,11 @@ pub fn is_text_media_type(s: &str) -> bool {
 /// assert!(!charset_reads_utf8("text/plain; charset=utf-16le", b"h\0i\0"));
 /// ```
 pub fn charset_reads_utf8(s: &str, utf8: &[u8]) -> bool {
+    // No parameters, no charset: the usual `application/json` costs one
+    // scan of its bytes here, on every binary body read and written.
+    if !s.as_bytes().contains(&b';') {
+        return true;
+    }
     let mut charset: Option<&[u8]> = None;
     let _ = parse_media_type(s.as_bytes(), |name, value| {
         if name.eq_ignore_ascii_case(b"charset") {
