@@ -261,6 +261,18 @@ fn top_level_help_lists_every_command() {
     for flag in ["-h, --help", "-V, --version", "Exit status:", "Examples:"] {
         assert!(usage.contains(flag), "USAGE lacks {flag}");
     }
+    // The command list names every sink `emit` delivers to.
+    let emit_line = usage
+        .lines()
+        .find(|l| l.starts_with("  emit "))
+        .unwrap()
+        .to_ascii_lowercase();
+    for sink in ["stdout", "http", "kafka", "otlp"] {
+        assert!(
+            emit_line.contains(sink),
+            "USAGE's emit line lacks {sink}: {emit_line}"
+        );
+    }
     let v = run(&["--version"]);
     assert_eq!(v.status.code(), Some(0));
     assert_eq!(

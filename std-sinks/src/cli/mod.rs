@@ -29,7 +29,7 @@ Commands:
   demo       Emit a realistic OSSA agent run as JSON Lines on stdout
   validate   Check CloudEvents (JSON event, batch or JSON Lines) and print them canonically
   listen     Receive CloudEvents over HTTP (all content modes) and print them as JSON Lines
-  emit       Deliver JSON Lines events from stdin (or the demo run) to stdout, HTTP or Kafka
+  emit       Deliver JSON Lines from stdin (or the demo run) to stdout, HTTP, Kafka or OTLP
   consume    Read CloudEvents from a Kafka topic and print them as JSON Lines
   completions  Print a shell completion script: ossa-events completions SHELL
              (bash, zsh, fish, elvish or powershell)
