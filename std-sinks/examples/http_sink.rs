@@ -69,14 +69,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         emitter.emit_event(ev)
     })?;
 
-    // Waits until every event is delivered or given up on.
-    emitter.flush()?;
+    // Waits until every event is delivered or given up on (at most the
+    // flush timeout: a collector that does not answer is retried until
+    // then); the shutdown gives what is still queued its own timeout.
+    let flushed = emitter.flush();
+    let shut = emitter.shutdown();
     let m = emitter.metrics();
     eprintln!(
         "delivered {} of {emitted} events in {} batches (retried {}, failed {})",
         m.delivered, m.batches, m.retried, m.failed
     );
-    emitter.shutdown()?;
 
     if let Some(handle) = receiver {
         let stats = handle.shutdown();
@@ -88,9 +90,11 @@ fn main() -> Result<(), Box<dyn Error>> {
             stats.rejected_4xx + stats.rejected_5xx
         );
     }
-    if m.delivered != emitted as u64 {
+    // A wrong URL or a collector that never answers ends here, counts said.
+    if flushed.is_err() || m.delivered != emitted as u64 {
         let lost = (emitted as u64).saturating_sub(m.delivered);
-        return Err(format!("{lost} of {emitted} events not delivered").into());
+        return Err(format!("{lost} of {emitted} events not delivered to {url}").into());
     }
+    shut?;
     Ok(())
 }

@@ -7,7 +7,8 @@
 //!   flush interval passed (with no `flush()`);
 //! * `http_sink`: the 15 demo events reach the in-process receiver (printed
 //!   by it), and reach `ossa-events listen` when its URL is given in
-//!   `OSSA_COLLECTOR_URL`;
+//!   `OSSA_COLLECTOR_URL`; to a collector that never answers it says how
+//!   many were delivered and exits 1;
 //! * `kafka_sink` (feature `kafka`): the 15 demo events reach a real tansu
 //!   broker and `ossa-events consume` reads them back; without brokers it
 //!   explains how to start one and exits 2;
@@ -256,6 +257,33 @@ fn http_sink_delivers_the_demo_run_to_its_in_process_receiver() {
         "{}",
         r.stderr
     );
+}
+
+/// A collector that takes the connection and never answers: the events
+/// are retried until the example's flush gives up. The example then still
+/// says how many were delivered and which URL it tried, instead of ending
+/// on `Error: Timeout(Flush)` alone.
+#[cfg(feature = "http")]
+#[test]
+fn http_sink_says_what_was_not_delivered_when_the_collector_does_not_answer() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let mut cmd = example_cmd("http_sink");
+    cmd.arg(&url);
+    let r = run(cmd);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("delivered 0 of 15 events"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("15 of 15 events not delivered to {url}")),
+        "{}",
+        r.stderr
+    );
+    drop(silent);
 }
 
 #[cfg(feature = "http")]
