@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Read them back with
-//! `cargo run -p ossa-events --features kafka -- consume --kafka 127.0.0.1:9092 --topic ossa-events --from-beginning`.
+//! `cargo run -p ossa-events --features kafka -- consume --brokers 127.0.0.1:9092 --topic ossa-events --from-beginning`.
 //! With no brokers given it prints how to start a local broker and exits with
 //! status 2; when not every event is delivered (no broker there, no such
 //! topic) it says so and exits with status 1 after about 10 seconds.
