@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod contract;
+#[cfg(feature = "tracing")]
 pub(crate) mod held;
 #[cfg(feature = "kafka")]
 pub(crate) mod kafka_contract;
