@@ -171,15 +171,19 @@ fn pem_errors_name_the_file_and_the_problem() {
     assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
 }
 
-/// `ossa-events listen --tls-cert --tls-key`: HTTPS from the command line.
+/// `ossa-events listen --tls-cert --tls-key` on a free loopback port: the
+/// child, the port it serves HTTPS on and a reader of its stdout.
 #[cfg(feature = "cli")]
-#[test]
-fn listen_serves_https_with_pem_files_from_the_command_line() {
+fn listen_https(
+    pem: &Pem,
+) -> (
+    std::process::Child,
+    String,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
-    let pem = pem_files("cli");
-    let bin = env!("CARGO_BIN_EXE_ossa-events");
-    let mut child = Command::new(bin)
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ossa-events"))
         .args(["listen", "--http", "127.0.0.1:0", "--tls-cert"])
         .arg(&pem.cert_path)
         .arg("--tls-key")
@@ -196,7 +200,23 @@ fn listen_serves_https_with_pem_files_from_the_command_line() {
         .strip_prefix("listening on https://")
         .unwrap_or_else(|| panic!("{first:?}"))
         .to_string();
-    let port = addr.rsplit(':').next().unwrap();
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    // The rest of its stderr is read until it ends, so that nothing it
+    // writes there meets a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    (child, port, out)
+}
+
+/// `ossa-events listen --tls-cert --tls-key`: HTTPS from the command line.
+#[cfg(feature = "cli")]
+#[test]
+fn listen_serves_https_with_pem_files_from_the_command_line() {
+    use std::io::BufRead;
+    use std::process::Command;
+    let pem = pem_files("cli");
+    let bin = env!("CARGO_BIN_EXE_ossa-events");
+    let (mut child, port, mut out) = listen_https(&pem);
     let em = emitter(
         format!("https://localhost:{port}/events"),
         Some(&pem.cert),
@@ -207,7 +227,6 @@ fn listen_serves_https_with_pem_files_from_the_command_line() {
     em.emit(EventBuilder::new().ty("dev.example.tick").id("cli-2"))
         .unwrap();
     assert_eq!(em.flush().unwrap().delivered, 2);
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut lines = Vec::new();
     for _ in 0..2 {
         let mut l = String::new();
@@ -232,6 +251,97 @@ fn listen_serves_https_with_pem_files_from_the_command_line() {
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(msg.contains(other.key_path.to_str().unwrap()), "{msg}");
     assert_eq!(msg.lines().count(), 1, "{msg}");
+}
+
+/// `emit --ca-cert FILE`: the command line trusts a collector's self-signed
+/// certificate (here `listen`'s), which the web's roots do not.
+#[cfg(feature = "cli")]
+#[test]
+fn emit_trusts_a_self_signed_collector_given_with_ca_cert() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let pem = pem_files("emit_ca");
+    let (mut listen, port, mut out) = listen_https(&pem);
+    let url = format!("https://localhost:{port}/events");
+    let input = concat!(
+        r#"{"specversion":"1.0","id":"ca-1","source":"/s","type":"t"}"#,
+        "\n",
+        r#"{"specversion":"1.0","id":"ca-2","source":"/s","type":"t"}"#,
+        "\n",
+    );
+    let emit = |extra: &[&std::ffi::OsStr]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ossa-events"))
+            .args(["emit", "--sink", "http", "--deadline", "2", "--url", &url])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+
+    // Without it the certificate is not trusted: nothing is delivered.
+    let o = emit(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("delivered 0,"), "{err}");
+    assert!(err.contains("certificate"), "{err}");
+
+    // With it both events arrive, and they are the first `listen` prints.
+    let o = emit(&["--ca-cert".as_ref(), pem.cert_path.as_os_str()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("delivered 2,"), "{err}");
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        lines.push(l);
+    }
+    let _ = listen.kill();
+    let _ = listen.wait();
+    assert!(lines[0].contains(r#""id":"ca-1""#), "{lines:?}");
+    assert!(lines[1].contains(r#""id":"ca-2""#), "{lines:?}");
+
+    // A file that cannot be read, or holds no certificate (the key), and
+    // the option beside a sink that makes no HTTPS request: exit 2, one
+    // line, before anything is sent.
+    let missing = pem.cert_path.with_file_name("missing.pem");
+    for (args, says) in [
+        (
+            vec!["--ca-cert".as_ref(), missing.as_os_str()],
+            missing.to_str().unwrap().to_string(),
+        ),
+        (
+            vec!["--ca-cert".as_ref(), pem.key_path.as_os_str()],
+            "no PEM certificate".to_string(),
+        ),
+    ] {
+        let o = emit(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(&says), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_ossa-events"))
+        .args(["emit", "--ca-cert"])
+        .arg(&pem.cert_path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--ca-cert goes with --sink http or otlp --url"),
+        "{err}"
+    );
 }
 
 /// Whether the server closes `conn` (end of stream or reset) within `within`.

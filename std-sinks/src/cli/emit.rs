@@ -61,7 +61,7 @@ emit --sink kafka --brokers BROKERS --topic T [--mode binary|structured] [--key-
 emit --sink otlp (--url URL | --otlp-file FILE) [--service-name NAME] [--header HEADER]... [--gzip] [OPTIONS]
 emit --demo [--source URI-REF] [--sink ...] [OPTIONS]",
     after_help = "\
---url, --header and --gzip go with --sink http or otlp; --in-flight with
+--url, --header, --gzip and --ca-cert go with --sink http or otlp; --in-flight with
 --sink http; --otlp-file and --service-name with
 --sink otlp; --brokers, --topic and --key-field with --sink kafka; --mode
 with http or kafka; --timeout with http, kafka or otlp --url.
@@ -96,6 +96,7 @@ Examples:
   ossa-events emit --sink http --url http://127.0.0.1:8080/ --spool /var/spool/agent < events.jsonl
   ossa-events emit --sink http --url https://collector.example/events --mode binary \\
       --header 'Authorization: Bearer TOKEN' --gzip < events.jsonl
+  ossa-events emit --sink http --url https://localhost:8443/ --ca-cert cert.pem < events.jsonl
   ossa-events emit --sink kafka --brokers 127.0.0.1:9092 --topic agent-events --demo
   ossa-events emit --sink otlp --url http://127.0.0.1:4318 --demo
   ossa-events emit --sink otlp --otlp-file spans.jsonl < events.jsonl"
@@ -139,6 +140,11 @@ pub(crate) struct Args {
     /// Gzip HTTP request bodies
     #[arg(long)]
     gzip: bool,
+    /// Trust only the certificates in FILE (PEM) for an
+    /// https:// --url: a private CA, or a collector's
+    /// self-signed certificate [default: the web's roots]
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
+    ca_cert: Option<std::path::PathBuf>,
     /// With --sink http: requests in flight at once, each on
     /// its own connection, 1 to 64; above 1 the collector may
     /// get batches out of the order read [default: 1]
@@ -245,6 +251,8 @@ struct Settings {
     key_field: Option<String>,
     headers: Vec<(String, String)>,
     gzip: bool,
+    /// `--ca-cert`'s text, read when the arguments are checked.
+    ca_cert: Option<Vec<u8>>,
     in_flight: Option<usize>,
     otlp_file: Option<std::path::PathBuf>,
     service_name: Option<String>,
@@ -352,6 +360,15 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
             })?;
         headers.push((n.trim().to_string(), v.trim().to_string()));
     }
+    // Read here, so that a file that cannot be read is a usage error
+    // naming it, before anything is sent.
+    let ca_cert = match &a.ca_cert {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("emit: --ca-cert '{}': {e}", path.display()))?,
+        ),
+        None => None,
+    };
     let source_given = a.source.is_some();
     let s = Settings {
         url,
@@ -362,6 +379,7 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         key_field: a.key_field,
         headers,
         gzip: a.gzip,
+        ca_cert,
         in_flight: a.in_flight,
         otlp_file: a.otlp_file,
         service_name: a.service_name,
@@ -414,6 +432,9 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         return Err(
             "emit: --url, --header, --header-file and --gzip go with --sink http or otlp".into(),
         );
+    }
+    if s.ca_cert.is_some() && !(s.sink == "http" || (s.sink == "otlp" && s.url.is_some())) {
+        return Err("emit: --ca-cert goes with --sink http or otlp --url".into());
     }
     if s.sink != "http" && s.in_flight.is_some() {
         return Err("emit: --in-flight goes with --sink http".into());
@@ -526,6 +547,9 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
             .pipeline(a.in_flight.unwrap_or(DEFAULT_IN_FLIGHT));
         for (n, v) in &a.headers {
             hs = hs.header(n.clone(), v.clone());
+        }
+        if let Some(pem) = &a.ca_cert {
+            hs = hs.root_certificates_pem(pem);
         }
         match hs.build() {
             Ok(s) => builder.sink(s),
@@ -1148,7 +1172,10 @@ fn otlp_sink(a: &Settings) -> Result<OtlpSink, ExitCode> {
             for (n, v) in &a.headers {
                 b = b.header(n.clone(), v.clone());
             }
-            b
+            match &a.ca_cert {
+                Some(pem) => b.root_certificates_pem(pem),
+                None => b,
+            }
         }
     };
     let b = match &a.service_name {
