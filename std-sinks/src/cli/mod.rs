@@ -26,14 +26,14 @@ Usage: ossa-events [-v...] <COMMAND> [OPTIONS] [ARGS]
        ossa-events --version
 
 Commands:
-  demo       Emit a realistic OSSA agent run as JSON Lines on stdout
-  validate   Check CloudEvents (JSON event, batch or JSON Lines) and print them canonically
-  listen     Receive CloudEvents over HTTP (all content modes) and print them as JSON Lines
-  emit       Deliver JSON Lines from stdin (or the demo run) to stdout, HTTP, Kafka or OTLP
-  consume    Read CloudEvents from a Kafka topic and print them as JSON Lines
+  demo         Emit a realistic OSSA agent run as JSON Lines on stdout
+  validate     Check CloudEvents (JSON event, batch or JSON Lines) and print them canonically
+  listen       Receive CloudEvents over HTTP (all content modes) and print them as JSON Lines
+  emit         Deliver JSON Lines from stdin (or the demo run) to stdout, HTTP, Kafka or OTLP
+  consume      Read CloudEvents from a Kafka topic and print them as JSON Lines
   completions  Print a shell completion script: ossa-events completions SHELL
-             (bash, zsh, fish, elvish or powershell)
-  help       Show this help, or a command's help: ossa-events help <COMMAND>
+               (bash, zsh, fish, elvish or powershell)
+  help         Show this help, or a command's help: ossa-events help <COMMAND>
 
 Options:
   -h, --help     Show this help (after a command: that command's help)
