@@ -786,15 +786,21 @@ pub fn charset_reads_utf8(s: &str, utf8: &[u8]) -> bool {
     if !s.as_bytes().contains(&b';') {
         return true;
     }
-    let mut charset: Option<&[u8]> = None;
+    // A `charset` given twice (an error, RFC 6838 §4.3) is read by peers
+    // as either one (Python's `email` takes the first, others the last):
+    // each must read the bytes as UTF-8 does.
+    let mut reads = true;
     let _ = parse_media_type(s.as_bytes(), |name, value| {
         if name.eq_ignore_ascii_case(b"charset") {
-            charset = Some(value);
+            reads &= charset_name_reads_utf8(value, utf8);
         }
     });
-    let Some(mut name) = charset else {
-        return true;
-    };
+    reads
+}
+
+/// Whether the `charset` parameter value `name` reads the UTF-8 bytes
+/// `utf8` as UTF-8 does ([`charset_reads_utf8`]).
+fn charset_name_reads_utf8(mut name: &[u8], utf8: &[u8]) -> bool {
     // A quoted name: a charset name has no `"` or `\` to escape.
     if let [b'"', inner @ .., b'"'] = name {
         name = inner;

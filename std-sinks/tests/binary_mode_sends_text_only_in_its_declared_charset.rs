@@ -82,3 +82,21 @@ fn utf8_and_ascii_in_a_charset_that_agrees_stay_binary() {
     let bytes = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain; charset=utf-16","data_base64":"aABpAA=="}"#;
     assert_eq!(sent_binary(bytes), [true; 3]);
 }
+
+/// A `charset` given twice (an error, RFC 6838 §4.3) is read by peers as
+/// either one: Python's `email` takes the first, others the last, Go's
+/// `mime` refuses the type. Text goes binary only when every `charset`
+/// named reads its UTF-8 bytes as the same text.
+#[test]
+fn text_under_a_repeated_charset_goes_binary_only_when_each_reads_it() {
+    for ct in [
+        "text/plain; charset=utf-16; charset=utf-8",
+        "text/plain; charset=utf-8; charset=utf-16",
+        // Quoted, as the JSON string writes it.
+        r#"text/plain; Charset=utf-8; CHARSET=\"utf-16\""#,
+    ] {
+        assert_eq!(sent_binary(&event(ct, r#""hi""#)), [false; 3], "{ct}");
+    }
+    let ct = "text/plain; charset=utf-8; charset=us-ascii";
+    assert_eq!(sent_binary(&event(ct, r#""hi""#)), [true; 3], "{ct}");
+}

@@ -406,6 +406,45 @@ mod tests {
         }
     }
 
+    /// A binary body under a `charset` that reads its bytes as other text
+    /// than UTF-8 stays bytes. A `charset` given twice (an error, RFC 6838
+    /// §4.3) is read by peers as either one (Python's `email` takes the
+    /// first, others the last): `h\0i\0` is `hi` under the UTF-16 one, so
+    /// it is bytes too, whichever comes first.
+    #[test]
+    fn body_under_a_charset_that_reads_it_otherwise_stays_bytes() {
+        for (ct, text) in [
+            ("text/plain; charset=utf-16", false),
+            ("text/plain; charset=utf-16; charset=utf-8", false),
+            ("text/plain; charset=utf-8; charset=utf-16", false),
+            ("text/plain; charset=utf-8; Charset=\"UTF-16LE\"", false),
+            ("text/plain; charset=utf-8; charset=us-ascii", true),
+            ("text/plain; charset=utf-8", true),
+        ] {
+            let headers: [(&str, &[u8]); 5] = [
+                ("content-type", ct.as_bytes()),
+                ("ce-specversion", b"1.0"),
+                ("ce-id", b"1"),
+                ("ce-source", b"/s"),
+                ("ce-type", b"t"),
+            ];
+            let mut buf = [0u8; 256];
+            let ev = parse_binary(headers, b"h\0i\0", &mut Scratch::new(&mut buf)).unwrap();
+            let got = ev.data();
+            if text {
+                assert!(
+                    matches!(got, Some(crate::Data::Text("h\0i\0"))),
+                    "{ct}: {got:?}"
+                );
+            } else {
+                assert!(
+                    matches!(got, Some(crate::Data::Binary(b"h\0i\0"))),
+                    "{ct}: {got:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn percent_and_quotes() {
         assert_eq!(dec("Euro%20%E2%82%AC%20%F0%9F%98%80").unwrap(), "Euro € 😀");
