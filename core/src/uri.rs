@@ -765,7 +765,9 @@ pub fn is_text_media_type(s: &str) -> bool {
 /// parameter of media type `s` as under UTF-8: `s` has no `charset` (or is
 /// no media type), it names UTF-8 (`utf-8`, `utf8`), or the bytes are ASCII
 /// and it names a charset that agrees with ASCII (`us-ascii`, `iso-8859-*`,
-/// `windows-125*`). Names are compared ignoring case, quoted or not.
+/// `windows-125*`, and the aliases `ascii`, `latin1`, `iso_8859-*`,
+/// `iso8859-*`, `cp125*`). Names are compared ignoring case, quoted or not;
+/// a `charset` given twice must read the bytes as UTF-8 both times.
 ///
 /// Under any other charset (`utf-16`, `shift_jis`, or non-ASCII under
 /// `iso-8859-1`) text is other bytes than its UTF-8: a binary-mode body of
@@ -777,6 +779,8 @@ pub fn is_text_media_type(s: &str) -> bool {
 /// assert!(charset_reads_utf8("text/plain", "é".as_bytes()));
 /// assert!(charset_reads_utf8("text/plain; charset=\"UTF-8\"", "é".as_bytes()));
 /// assert!(charset_reads_utf8("text/plain; charset=iso-8859-1", b"plain"));
+/// assert!(charset_reads_utf8("text/plain; charset=Latin1", b"plain"));
+/// assert!(charset_reads_utf8("text/plain; charset=cp1252", b"plain"));
 /// assert!(!charset_reads_utf8("text/plain; charset=iso-8859-1", "é".as_bytes()));
 /// assert!(!charset_reads_utf8("text/plain; charset=utf-16le", b"h\0i\0"));
 /// ```
@@ -810,9 +814,20 @@ fn charset_name_reads_utf8(mut name: &[u8], utf8: &[u8]) -> bool {
         name.get(..p.len())
             .is_some_and(|h| h.eq_ignore_ascii_case(p))
     };
+    // ASCII-compatible charsets by their IANA names and the aliases in
+    // common use (`latin1`, `cp1252`): any other name is taken to read
+    // the bytes otherwise, so they stay bytes, not misread text.
     is(b"utf-8")
         || is(b"utf8")
-        || (utf8.is_ascii() && (is(b"us-ascii") || starts(b"iso-8859-") || starts(b"windows-125")))
+        || (utf8.is_ascii()
+            && (is(b"us-ascii")
+                || is(b"ascii")
+                || is(b"latin1")
+                || starts(b"iso-8859-")
+                || starts(b"iso_8859-")
+                || starts(b"iso8859-")
+                || starts(b"windows-125")
+                || starts(b"cp125")))
 }
 
 /// Whether `s`'s `type/subtype` equals `essence`, ignoring ASCII case,
