@@ -4,15 +4,16 @@
 #   bash scripts/test.sh
 #
 # Installs, when missing (tools into $OSSA_TOOLS, reused): tansu (Kafka
-# broker for the Kafka tests), and: the rustup targets thumbv7em-none-eabihf and
-# wasm32-unknown-unknown, clippy and rustfmt, qemu-system-arm and
+# broker for the Kafka tests), and: the rustup targets thumbv7em-none-eabihf,
+# wasm32-unknown-unknown and i686-unknown-linux-gnu, clippy and rustfmt, qemu-system-arm and
 # binutils-arm-none-eabi (Debian packages, for the firmware example), the
 # CloudEvents Python SDK (a virtualenv in $OSSA_TOOLS; python3 and
 # python3-venv from Debian when missing) and JavaScript SDK (an npm prefix
 # in $OSSA_TOOLS; nodejs and npm from Debian when missing), kcat
 # (Debian package, a second Kafka client for the Kafka tests), cmake and
 # libcurl4-openssl-dev (Debian packages, librdkafka's CMake build for the
-# cloudevents-sdk Kafka interop test), g++ and make (librdkafka's build, both
+# cloudevents-sdk Kafka interop test), gcc-multilib (links the core's tests
+# for i686), g++ and make (librdkafka's build, both
 # ways, and libFuzzer's C++ sources), procps (the `kill` program the signal
 # tests run), a nightly
 # toolchain (for cargo-fuzz), and cargo-fuzz itself into $OSSA_TOOLS (outside
@@ -21,7 +22,8 @@
 # crates on their declared rust-version, `cargo package` of
 # the published crates, the no_std builds, the code size of the firmware and
 # WASM examples against their budgets (scripts/size.sh), every test (unit, integration, doc; the firmware example runs under
-# QEMU, the WASM example under wasmi), and each fuzz target for $FUZZ_SECONDS.
+# QEMU, the WASM example under wasmi), the core's tests again on a 32-bit
+# target (i686), and each fuzz target for $FUZZ_SECONDS.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -39,7 +41,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # --- install what the tests need -------------------------------------------
 step "toolchains and targets"
 installed_targets=$(rustup target list --installed)
-for t in thumbv7em-none-eabihf wasm32-unknown-unknown; do
+# i686: the core's tests also run with a 32-bit `usize`, as on the devices
+# (thumbv7em) and in WASM, where offsets and lengths overflow sooner.
+for t in thumbv7em-none-eabihf wasm32-unknown-unknown i686-unknown-linux-gnu; do
   grep -qx "$t" <<<"$installed_targets" || rustup target add "$t"
 done
 components=$(rustup component list --installed)
@@ -64,16 +68,18 @@ rustup target list --toolchain "$MSRV" --installed | grep -qx thumbv7em-none-eab
 # cxx`) and its CMake project enables C++ too, both build with make, and
 # cargo-fuzz's libfuzzer-sys compiles libFuzzer's C++ sources; Rust itself
 # needs only a C linker. procps: the `kill` program (not the shell builtin)
-# the signal tests run.
-if ! command -v qemu-system-arm >/dev/null 2>&1 || ! command -v arm-none-eabi-size >/dev/null 2>&1 \
+# the signal tests run. gcc-multilib: the 32-bit C runtime the i686 test
+# binaries link against.
+if ! echo 'int main(void){return 0;}' | cc -m32 -x c - -o /dev/null >/dev/null 2>&1 \
+  || ! command -v qemu-system-arm >/dev/null 2>&1 || ! command -v arm-none-eabi-size >/dev/null 2>&1 \
   || ! command -v kcat >/dev/null 2>&1 || ! command -v cmake >/dev/null 2>&1 \
   || ! command -v curl-config >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1 \
   || ! command -v make >/dev/null 2>&1 || ! type -P kill >/dev/null 2>&1; then
-  step "installing qemu-system-arm, binutils-arm-none-eabi, kcat, cmake, libcurl4-openssl-dev, g++, make and procps"
+  step "installing qemu-system-arm, binutils-arm-none-eabi, kcat, cmake, libcurl4-openssl-dev, gcc-multilib, g++, make and procps"
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y qemu-system-arm binutils-arm-none-eabi kcat \
-    cmake libcurl4-openssl-dev g++ make procps
+    cmake libcurl4-openssl-dev gcc-multilib g++ make procps
 fi
 # cargo-fuzz wants nightly (for AddressSanitizer). Where no nightly can be
 # installed, fuzz on stable without a sanitizer (RUSTC_BOOTSTRAP), which still
@@ -212,6 +218,10 @@ test_status=${PIPESTATUS[0]}
 [ "$test_status" -eq 0 ] || exit "$test_status"
 # The core as a firmware builds it, without `traceparent` (a default feature).
 cargo test -p ossa-events-core --no-default-features --features std,async,flash-spool 2>&1 | tee -a "$log"
+test_status=${PIPESTATUS[0]}
+[ "$test_status" -eq 0 ] || exit "$test_status"
+step "the core's tests on a 32-bit target (i686-unknown-linux-gnu)"
+cargo test -p ossa-events-core --all-features --target i686-unknown-linux-gnu 2>&1 | tee -a "$log"
 test_status=${PIPESTATUS[0]}
 [ "$test_status" -eq 0 ] || exit "$test_status"
 
