@@ -294,7 +294,7 @@
 //! prints a realistic agent run ([`demo`]) as JSON Lines; `validate` checks
 //! events (a JSON event, a batch or JSON Lines) and prints them canonically;
 //! `listen` runs the [`receiver`] and prints what arrives; `emit` delivers
-//! JSON Lines from stdin (or the demo run) to stdout, HTTP, Kafka (feature
+//! JSON Lines from files or stdin (or the demo run) to stdout, HTTP, Kafka (feature
 //! `kafka`) or an OTLP collector through an [`Emitter`]; `consume` (feature
 //! `kafka`) prints the events of a Kafka topic. Run `ossa-events help
 //! <COMMAND>` for the options; the exit status is `0` on success, `1` for

@@ -398,15 +398,19 @@ fn bad_arguments_give_one_line_and_exit_2() {
         // emit
         (&["emit", "--bogus"], "emit: unknown option '--bogus'"),
         (&["emit", "--gzp"], "did you mean '--gzip'?"),
-        (&["emit", "stray"], "emit: unexpected argument 'stray'"),
-        // After `--` an argument is no option, whatever it looks like.
+        // Arguments are input files: none is read beside the demo run, and
+        // stdin only once.
         (
-            &["emit", "--", "--demo"],
-            "emit: unexpected argument '--demo'",
+            &["emit", "--demo", "events.jsonl"],
+            "emit: --demo sends the demo run: no FILE is read beside it",
         ),
         (
-            &["emit", "--", "--bogus"],
-            "emit: unexpected argument '--bogus'",
+            &["emit", "--demo", "-"],
+            "emit: --demo sends the demo run: no FILE is read beside it",
+        ),
+        (
+            &["emit", "-", "-"],
+            "emit: '-' (standard input) is given more than once",
         ),
         (&["emit", "--sink"], "emit: --sink needs a value SINK"),
         (&["emit", "--sink", "ftp"], "emit: unknown sink 'ftp'"),

@@ -506,7 +506,7 @@ fn emit_whose_stdin_fails_to_read_says_so_and_exits_1() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("the rest of the input is not read"),
+        stderr.contains("<stdin>: ") && stderr.contains("the rest of this input is not read"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");

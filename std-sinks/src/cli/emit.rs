@@ -1,6 +1,6 @@
 //! `ossa-events emit`: deliver JSON Lines events or batches (or the demo run) to a sink.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,11 +37,14 @@ const MAX_IN_FLIGHT: u64 = ossa_events::sink::http::MAX_PIPELINE as u64;
 /// Largest `--timeout` and `--deadline`, in seconds (one day).
 const MAX_SECS: f64 = 86_400.0;
 
-/// Deliver CloudEvents to a sink: JSON Lines read from stdin (one event, or one
-/// JSON batch of events, per line; attributes, extensions and data sent as
-/// given), or the demo agent run.
+/// Deliver CloudEvents to a sink: JSON Lines (one event, or one JSON batch of
+/// events, per line; attributes, extensions and data sent as given) read from
+/// each FILE in turn, or stdin when none is given (or FILE is '-'), or the
+/// demo agent run. After '--' every argument is a FILE, even one that starts
+/// with '-'. A FILE that cannot be opened or read to its end is said on stderr
+/// (the rest of it is not read) and the next one is read.
 ///
-/// Invalid input lines are reported on stderr with their line number, counted and
+/// Invalid input lines are reported on stderr with their file and line number, counted and
 /// not sent (so is a line over 64 MiB, not kept in memory; a batch line is sent
 /// whole or not at all); blank lines are skipped. Events not delivered are reported on stderr
 /// (the first 10) with their id and reason.
@@ -55,10 +58,10 @@ const MAX_SECS: f64 = 86_400.0;
     name = "emit",
     verbatim_doc_comment,
     override_usage = "\
-emit [--sink stdout] [OPTIONS] < events.jsonl
-emit --sink http --url URL [--mode structured|binary|batched] [--header HEADER]... [--gzip] [OPTIONS]
-emit --sink kafka --brokers BROKERS --topic T [--mode binary|structured] [--key-field ATTR] [OPTIONS]
-emit --sink otlp (--url URL | --otlp-file FILE) [--service-name NAME] [--header HEADER]... [--gzip] [OPTIONS]
+emit [--sink stdout] [OPTIONS] [FILE]...
+emit --sink http --url URL [--mode structured|binary|batched] [--header HEADER]... [--gzip] [OPTIONS] [FILE]...
+emit --sink kafka --brokers BROKERS --topic T [--mode binary|structured] [--key-field ATTR] [OPTIONS] [FILE]...
+emit --sink otlp (--url URL | --otlp-file FILE) [--service-name NAME] [--header HEADER]... [--gzip] [OPTIONS] [FILE]...
 emit --demo [--source URI-REF] [--sink ...] [OPTIONS]",
     after_help = "\
 --url, --header, --gzip and --ca-cert go with --sink http or otlp; --in-flight with
@@ -93,6 +96,7 @@ by SIGINT/SIGTERM.
 Examples:
   ossa-events emit --demo
   ossa-events emit --sink http --url http://127.0.0.1:8080/ < events.jsonl
+  ossa-events emit --sink http --url http://127.0.0.1:8080/ monday.jsonl tuesday.jsonl
   ossa-events emit --sink http --url http://127.0.0.1:8080/ --spool /var/spool/agent < events.jsonl
   ossa-events emit --sink http --url https://collector.example/events --mode binary \\
       --header 'Authorization: Bearer TOKEN' --gzip < events.jsonl
@@ -217,7 +221,7 @@ pub(crate) struct Args {
     )]
     deadline: Option<Duration>,
     /// Send the demo agent run (15 events) instead of
-    /// reading stdin
+    /// reading input
     #[arg(long, verbatim_doc_comment)]
     demo: bool,
     /// Source of the demo events (with --demo)
@@ -238,6 +242,9 @@ pub(crate) struct Args {
     progress: ProgressFlags,
     #[command(flatten)]
     pub(super) help: HelpFlag,
+    /// JSON Lines files, read in turn ('-' or none: stdin)
+    #[arg(value_name = "FILE")]
+    files: Vec<OsString>,
 }
 
 /// `emit`'s arguments, checked against each other.
@@ -264,6 +271,8 @@ struct Settings {
     progress: bool,
     spool: Option<std::path::PathBuf>,
     spool_mapped: bool,
+    /// The input, in order: `-` is stdin.
+    files: Vec<OsString>,
 }
 
 /// The checked arguments, or a one-line error. `m` tells which values came
@@ -370,6 +379,7 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         None => None,
     };
     let source_given = a.source.is_some();
+    let files_given = !a.files.is_empty();
     let s = Settings {
         url,
         mode: a.mode,
@@ -393,6 +403,11 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
         progress: a.progress.wanted(),
         spool: a.spool,
         spool_mapped: a.spool_mapped,
+        files: if a.files.is_empty() {
+            vec!["-".into()]
+        } else {
+            a.files
+        },
     };
     let empty = |v: Option<&str>| v.is_some_and(|v| v.trim().is_empty());
     for (name, v) in [
@@ -470,8 +485,15 @@ fn settings(a: Args, m: &ArgMatches) -> Result<Settings, String> {
     }
     if source_given && !s.demo {
         return Err(
-            "emit: --source goes with --demo (events read from stdin keep their own source)".into(),
+            "emit: --source goes with --demo (events read from input keep their own source)".into(),
         );
+    }
+    if s.demo && files_given {
+        return Err("emit: --demo sends the demo run: no FILE is read beside it".into());
+    }
+    // Standard input reads once: a second '-' would send nothing more.
+    if s.files.iter().filter(|f| *f == "-").count() > 1 {
+        return Err("emit: '-' (standard input) is given more than once".into());
     }
     if let Some(m) = &s.mode {
         match (s.sink.as_str(), m.as_str()) {
@@ -650,7 +672,8 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
     };
     let signalled = || stop.as_ref().and_then(signals::Stop::signal);
     let mut stopped_by = None;
-    // stdin could not be read to its end: what it still held is not counted.
+    // An input could not be read to its end: what it still held is not
+    // counted.
     let mut input_failed = false;
     if a.demo {
         let r = demo::agent_run(&a.source, &SystemClock, &mut ossa_events::FastIds, |ev| {
@@ -663,17 +686,21 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
     } else {
         // Lines are read on a thread of their own, so that a signal stops
         // the emitting at once even while stdin blocks.
+        let files = a.files.clone();
         let reader = std::thread::Builder::new()
-            .name("ossa-events-stdin".into())
-            .spawn(move || read_lines(&tx));
+            .name("ossa-events-input".into())
+            .spawn(move || read_lines(&files, &tx));
         if let Err(e) = reader {
-            note!("ossa-events: emit: cannot start the stdin reader: {e}");
+            note!("ossa-events: emit: cannot start the input reader: {e}");
         }
+        let names: Vec<_> = a.files.iter().map(|f| input_name(f)).collect();
+        let names = &names;
         // Chunks of lines are parsed on every core at once; each chunk's
         // events are then emitted (and its bad lines reported) in its turn,
         // so they keep the input's order.
-        // The lines numbered so far, and the signal that stopped the reading.
-        let state = Mutex::new((0u64, None::<i32>));
+        // The input file being read and its lines numbered so far, and the
+        // signal that stopped the reading.
+        let state = Mutex::new((0usize, 0u64, None::<i32>));
         let read_failed = AtomicBool::new(false);
         let failed_flag = &read_failed;
         // An event waited the whole --deadline for room in the full queue
@@ -688,87 +715,104 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
         // Takes the receiver: a `&Receiver` cannot go to another thread.
         let gone = &*gone;
         let next = move || {
-            if ended
-                || lock(shared).1.is_some()
-                || gone.load(Ordering::Relaxed)
-                || stalled.load(Ordering::Relaxed)
-            {
-                return None;
-            }
-            match rx.recv() {
-                Ok(Input::Lines(chunk)) => return Some(chunk),
-                Ok(Input::Signal(sig)) => lock(shared).1 = Some(sig),
-                Ok(Input::ReadFailed) => failed_flag.store(true, Ordering::Relaxed),
-                Ok(Input::End) | Err(_) => {}
-            }
-            ended = true;
-            None
-        };
-        super::lanes::in_order(super::lanes::lanes(), next, |chunk: Chunk, w| {
-            let Chunk {
-                bytes: chunk,
-                too_long,
-            } = chunk;
-            // Each line unescapes into its own part of one buffer, at most
-            // its own length: the chunk's events all stay alive together.
-            let mut buf = vec![0u8; chunk.len()];
-            let mut scratch = Scratch::new(&mut buf);
-            // Sized up front: an event is ~800 bytes, and growing the list
-            // (copying them) took 3 % of `emit`'s time.
-            let lines = memchr::memchr_iter(b'\n', &chunk).count() + 1;
-            let mut parsed: Vec<Option<Result<Line<'_>, LineError>>> = Vec::with_capacity(lines);
-            parsed.extend(lines_of(&chunk).enumerate().map(|(i, line)| {
-                if too_long.contains(&i) {
-                    return Some(Err(LineError::TooLong));
-                }
-                let text = line.strip_suffix(b"\n").unwrap_or(line);
-                let text = text.strip_suffix(b"\r").unwrap_or(text);
-                (!super::validate::is_blank(text)).then(|| parse_line(text, &mut scratch))
-            }));
-            let _turn = w.turn();
-            let mut st = lock(&state);
-            let (lineno, stopped) = &mut *st;
-            for p in parsed {
-                if stopped.is_some()
+            loop {
+                if ended
+                    || lock(shared).2.is_some()
                     || gone.load(Ordering::Relaxed)
                     || stalled.load(Ordering::Relaxed)
                 {
-                    return;
+                    return None;
                 }
-                if let Some(sig) = signalled() {
-                    *stopped = Some(sig);
-                    return;
-                }
-                *lineno += 1;
-                let Some(p) = p else { continue }; // blank
-                // Refusals are counted by the emitter and reported by the callback.
-                let emit = |ev: &Event<'_>| {
-                    read.fetch_add(1, Ordering::Relaxed);
-                    if let Err(ossa_events::Error::QueueFull) = em.emit_event(ev) {
-                        stalled.store(true, Ordering::Relaxed);
+                match rx.recv() {
+                    Ok(Input::Lines(file, chunk)) => return Some((file, chunk)),
+                    Ok(Input::Signal(sig)) => lock(shared).2 = Some(sig),
+                    // The reader goes on with the next file.
+                    Ok(Input::ReadFailed) => {
+                        failed_flag.store(true, Ordering::Relaxed);
+                        continue;
                     }
-                };
-                match p {
-                    Ok(Line::One(ev)) => emit(&ev),
-                    Ok(Line::Batch(events)) => {
-                        for ev in &events {
-                            // A stall stops the reading here, mid-batch:
-                            // the events left are not read.
-                            if stalled.load(Ordering::Relaxed) || gone.load(Ordering::Relaxed) {
-                                return;
+                    Ok(Input::End) | Err(_) => {}
+                }
+                ended = true;
+                return None;
+            }
+        };
+        super::lanes::in_order(
+            super::lanes::lanes(),
+            next,
+            |(file, chunk): (usize, Chunk), w| {
+                let Chunk {
+                    bytes: chunk,
+                    too_long,
+                } = chunk;
+                // Each line unescapes into its own part of one buffer, at most
+                // its own length: the chunk's events all stay alive together.
+                let mut buf = vec![0u8; chunk.len()];
+                let mut scratch = Scratch::new(&mut buf);
+                // Sized up front: an event is ~800 bytes, and growing the list
+                // (copying them) took 3 % of `emit`'s time.
+                let lines = memchr::memchr_iter(b'\n', &chunk).count() + 1;
+                let mut parsed: Vec<Option<Result<Line<'_>, LineError>>> =
+                    Vec::with_capacity(lines);
+                parsed.extend(lines_of(&chunk).enumerate().map(|(i, line)| {
+                    if too_long.contains(&i) {
+                        return Some(Err(LineError::TooLong));
+                    }
+                    let text = line.strip_suffix(b"\n").unwrap_or(line);
+                    let text = text.strip_suffix(b"\r").unwrap_or(text);
+                    (!super::validate::is_blank(text)).then(|| parse_line(text, &mut scratch))
+                }));
+                let _turn = w.turn();
+                let mut st = lock(&state);
+                let (reading, lineno, stopped) = &mut *st;
+                if *reading != file {
+                    // The first lines of the next file.
+                    *reading = file;
+                    *lineno = 0;
+                }
+                let name = names.get(file).map_or("<input>", |n| n.as_ref());
+                for p in parsed {
+                    if stopped.is_some()
+                        || gone.load(Ordering::Relaxed)
+                        || stalled.load(Ordering::Relaxed)
+                    {
+                        return;
+                    }
+                    if let Some(sig) = signalled() {
+                        *stopped = Some(sig);
+                        return;
+                    }
+                    *lineno += 1;
+                    let Some(p) = p else { continue }; // blank
+                    // Refusals are counted by the emitter and reported by the callback.
+                    let emit = |ev: &Event<'_>| {
+                        read.fetch_add(1, Ordering::Relaxed);
+                        if let Err(ossa_events::Error::QueueFull) = em.emit_event(ev) {
+                            stalled.store(true, Ordering::Relaxed);
+                        }
+                    };
+                    match p {
+                        Ok(Line::One(ev)) => emit(&ev),
+                        Ok(Line::Batch(events)) => {
+                            for ev in &events {
+                                // A stall stops the reading here, mid-batch:
+                                // the events left are not read.
+                                if stalled.load(Ordering::Relaxed) || gone.load(Ordering::Relaxed) {
+                                    return;
+                                }
+                                emit(ev);
                             }
-                            emit(ev);
+                        }
+                        Err(e) => {
+                            read.fetch_add(1, Ordering::Relaxed);
+                            invalid.fetch_add(1, Ordering::Relaxed);
+                            note!("ossa-events: emit: {name}:{lineno}{}: {e}", e.column());
                         }
                     }
-                    Err(e) => {
-                        read.fetch_add(1, Ordering::Relaxed);
-                        invalid.fetch_add(1, Ordering::Relaxed);
-                        note!("ossa-events: emit: <stdin>:{lineno}{}: {e}", e.column());
-                    }
                 }
-            }
-        });
-        stopped_by = lock(&state).1;
+            },
+        );
+        stopped_by = lock(&state).2;
         input_failed = read_failed.load(Ordering::Relaxed);
         if stalled.load(Ordering::Relaxed) && stopped_by.is_none() {
             note!(
@@ -828,13 +872,15 @@ pub(crate) fn run(a: Args, m: &ArgMatches) -> ExitCode {
     }
 }
 
-/// What the stdin reader and the signal watcher tell `emit`'s main loop.
+/// What the input reader and the signal watcher tell `emit`'s main loop.
 enum Input {
-    /// Whole lines (each ends in `\n`, but the last line of the input may
-    /// not), as many as one read of stdin brought in.
-    Lines(Chunk),
+    /// Whole lines (each ends in `\n`, but the last line of a file may
+    /// not), as many as one read brought in, of the input file at this
+    /// index.
+    Lines(usize, Chunk),
     End,
-    /// A read of stdin failed (said on stderr): the rest was not read.
+    /// A file could not be opened, or a read of it failed (said on
+    /// stderr): the rest of it was not read.
     ReadFailed,
     Signal(i32),
 }
@@ -903,17 +949,52 @@ impl fmt::Display for LineError {
 /// once per line, while a slow writer's lines still go on at once.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Reads stdin into `tx` until its end (or a read error, said once, then
-/// [`Input::ReadFailed`]): every read's whole lines as one message, a line
-/// cut by the read kept for the next.
-fn read_lines(tx: &std::sync::mpsc::SyncSender<Input>) {
-    let stdin = std::io::stdin();
-    let read = read_chunks(&mut super::SkipBom::new(stdin.lock()), MAX_LINE, |lines| {
-        tx.send(Input::Lines(lines)).is_ok()
-    });
-    if let Err(e) = read {
-        note!("ossa-events: emit: <stdin>: {e}; the rest of the input is not read");
-        let _ = tx.send(Input::ReadFailed);
+/// How `emit` names input `f` in what it says: `<stdin>` for `-`.
+fn input_name(f: &OsStr) -> std::borrow::Cow<'_, str> {
+    if f == "-" {
+        "<stdin>".into()
+    } else {
+        f.to_string_lossy()
+    }
+}
+
+/// Reads each of `files` in turn (`-` is stdin) into `tx`, to its end: every
+/// read's whole lines as one message (with the file's index in `files`), a
+/// line cut by the read kept for the next. A file that cannot be opened, or
+/// a read that fails, is said once and sent as [`Input::ReadFailed`]; the
+/// next file is read. Then [`Input::End`].
+fn read_lines(files: &[OsString], tx: &std::sync::mpsc::SyncSender<Input>) {
+    for (i, f) in files.iter().enumerate() {
+        let send = |lines| tx.send(Input::Lines(i, lines)).is_ok();
+        let read = if f == "-" {
+            let stdin = std::io::stdin();
+            read_chunks(&mut super::SkipBom::new(stdin.lock()), MAX_LINE, send)
+        } else {
+            match std::fs::File::open(f) {
+                Ok(file) => read_chunks(&mut super::SkipBom::new(file), MAX_LINE, send),
+                Err(e) => {
+                    note!("ossa-events: emit: {}: {e}; not read", input_name(f));
+                    if tx.send(Input::ReadFailed).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        };
+        match read {
+            Ok(true) => {}
+            // The main loop stopped: nothing more is read.
+            Ok(false) => return,
+            Err(e) => {
+                note!(
+                    "ossa-events: emit: {}: {e}; the rest of this input is not read",
+                    input_name(f)
+                );
+                if tx.send(Input::ReadFailed).is_err() {
+                    return;
+                }
+            }
+        }
     }
     let _ = tx.send(Input::End);
 }
@@ -940,20 +1021,20 @@ pub(super) struct Chunk {
 /// Reads `input` to its end, handing `send` whole lines: what each read
 /// brought up to its last `\n` (and, at the end, a last line without one),
 /// as [`LineChunks`] cuts them. Stops early when `send` says the receiver is
-/// gone. A read error ends it (the line it cut is not handed over: it is
-/// not whole).
+/// gone (then `Ok(false)`). A read error ends it (the line it cut is not
+/// handed over: it is not whole).
 fn read_chunks(
     input: &mut impl std::io::Read,
     max_line: usize,
     mut send: impl FnMut(Chunk) -> bool,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     let mut chunks = LineChunks::new(max_line, READ_CHUNK);
     while let Some(chunk) = chunks.next(input)? {
         if !send(chunk) {
-            return Ok(()); // the main loop stopped
+            return Ok(false); // the main loop stopped
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Cuts an input into [`Chunk`]s of whole lines, one read at a time, with
