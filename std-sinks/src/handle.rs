@@ -71,6 +71,8 @@ pub enum Overflow {
     /// Refuse it at once ([`Error::QueueFull`]), counted in `dropped`.
     DropNewest,
     /// Wait up to this long for room, then refuse it as with `DropNewest`.
+    /// On the worker thread (an `emit` from a sink, or from
+    /// `on_undelivered` there) refused at once: only the worker makes room.
     Block(Duration),
 }
 
@@ -865,7 +867,12 @@ impl EmitterBuilder {
     /// thread of [`Emitter::shutdown_async`] or of a drop that does not wait.
     ///
     /// Keep it short and do not emit or flush from it: on the worker thread
-    /// that would wait for the worker itself. A [`shutdown`](Emitter::shutdown)
+    /// that would wait for the worker itself. A [`flush`](Emitter::flush)
+    /// called from it on the worker thread, or on a thread that reports a
+    /// shutdown's give-up (it would wait for its own reports), answers at
+    /// once: [`Error::Timeout`] unless nothing was left to wait for; an
+    /// `emit` there under [`Overflow::Block`] into a full queue is refused
+    /// at once, as under `DropNewest`. A [`shutdown`](Emitter::shutdown)
     /// called from it on the worker thread begins the shutdown and returns
     /// at once (it cannot wait for the thread it runs on). A callback that
     /// holds an [`Emitter`] keeps the emitter alive (call

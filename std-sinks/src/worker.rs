@@ -822,6 +822,13 @@ impl Shared {
                 // drain, which waits whatever the policy) both bounding it.
                 (Room::Policy(cap), Overflow::Block(_)) | (Room::Until(cap), _) => {
                     let deadline = match (how.room, cfg.overflow) {
+                        // On the worker (a sink, or `on_undelivered` there)
+                        // no room comes while it waits: the worker makes it.
+                        // Refused now, as `DropNewest` does, rather than the
+                        // worker stalled for the whole limit.
+                        (Room::Policy(_), Overflow::Block(_)) if self.on_worker() => {
+                            Some(Instant::now())
+                        }
                         (Room::Policy(_), Overflow::Block(limit)) => after(limit),
                         _ => None,
                     };
@@ -1161,7 +1168,14 @@ impl Shared {
     /// Waits until every event queued before the call has ended, at most
     /// `limit`; returns the events still waiting then.
     pub(crate) fn flush_within(&self, limit: Duration) -> Result<u64, Error> {
-        let deadline = after(limit);
+        // Where nothing it waits for can end while it waits (see
+        // `waits_for_itself`), answered now: it waited the whole limit, the
+        // worker (or a shutdown) stalled with it, to time out all the same.
+        let deadline = if self.waits_for_itself() {
+            Some(Instant::now())
+        } else {
+            after(limit)
+        };
         let target = self
             .flush_mark_by(deadline)
             .ok_or(Error::Timeout(Phase::Flush))?;
@@ -1272,6 +1286,24 @@ impl Shared {
         st
     }
 
+    /// Whether this is the worker thread (a sink's call, or `on_undelivered`
+    /// there).
+    fn on_worker(&self) -> bool {
+        self.worker_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|id| id == std::thread::current().id())
+    }
+
+    /// Whether a wait for events to end, made on this thread, would wait for
+    /// itself: on the worker, which ends them (a sink's call or
+    /// `on_undelivered` there), or in `on_undelivered` called for a give-up
+    /// this thread makes (a shutdown past its deadline), whose reports a
+    /// flush waits for.
+    fn waits_for_itself(&self) -> bool {
+        self.on_worker() || GivingUp::is_here(self)
+    }
+
     /// Begins shutdown and waits for the worker; past the deadline (plus
     /// [`SHUTDOWN_GRACE`]) gives up on every open event itself.
     pub(crate) fn shutdown(
@@ -1279,11 +1311,7 @@ impl Shared {
         worker: &Mutex<Option<JoinHandle<()>>>,
         limit: Duration,
     ) -> Result<(), Error> {
-        let on_worker = self
-            .worker_thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|id| id == std::thread::current().id());
+        let on_worker = self.on_worker();
         let mut limit = limit;
         if !on_worker {
             // What `OssaLayer` put off is queued on this thread first, as
@@ -1589,6 +1617,7 @@ impl Shared {
         }
         st.reporting += 1;
         drop(st);
+        let _here = GivingUp::enter(self);
         for e in &queued {
             self.report(reason, e.id(), Some(e), error);
         }
@@ -1608,6 +1637,33 @@ impl LiveDeadline for Shared {
     fn now(&self) -> Option<Instant> {
         let st = self.lock();
         st.deadline.filter(|_| st.shutdown)
+    }
+}
+
+thread_local! {
+    /// The emitter (its [`Shared`]'s address) whose give-up this thread is
+    /// reporting, or 0: see [`Shared::waits_for_itself`].
+    static GIVING_UP: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// While alive, this thread makes the reports of a give-up of `Shared`'s;
+/// restores what was marked before (a callback may shut another emitter
+/// down) when dropped, a panic included.
+struct GivingUp(usize);
+
+impl GivingUp {
+    fn enter(sh: &Shared) -> GivingUp {
+        GivingUp(GIVING_UP.with(|g| g.replace(std::ptr::from_ref(sh) as usize)))
+    }
+
+    fn is_here(sh: &Shared) -> bool {
+        GIVING_UP.with(|g| g.get() == std::ptr::from_ref(sh) as usize)
+    }
+}
+
+impl Drop for GivingUp {
+    fn drop(&mut self) {
+        GIVING_UP.with(|g| g.set(self.0));
     }
 }
 

@@ -1,0 +1,369 @@
+//! An emitter used from inside its own code paths: from `on_undelivered`
+//! (on the worker, and on the thread that ends a shutdown the worker could
+//! not end), from a sink's `send` and from a sink's `Drop`, through a clone
+//! of the emitter that the callback or the sink holds.
+//!
+//! A call that waits for the worker cannot be answered there: the worker is
+//! the caller, or the reports the call would wait for are the caller's own.
+//! Such a call answers at once, instead of stalling the worker (and every
+//! other flush) or a shutdown for the whole flush timeout or block limit.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ossa_events::sink::{Encoded, Sink};
+use ossa_events::{Emitter, Error, EventBuilder, Overflow, Phase, Reason, RetryPolicy, SendError};
+
+fn tick() -> EventBuilder<'static> {
+    EventBuilder::new().ty("dev.example.tick")
+}
+
+/// The clone a callback or a sink reaches its own emitter through.
+type Slot = Arc<Mutex<Option<Emitter>>>;
+
+fn own(slot: &Slot) -> Emitter {
+    slot.lock().unwrap().clone().expect("the emitter is set")
+}
+
+/// What the callback or the sink saw its call answer, and how long it took.
+type Answers = Arc<Mutex<Vec<(String, Duration)>>>;
+
+/// Refuses every batch for good.
+struct Refuses;
+impl Sink for Refuses {
+    fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+        Err(SendError::fatal(Error::HttpStatus {
+            status: 400,
+            body: "no".into(),
+        }))
+    }
+}
+
+/// Never returns from `send`.
+struct Stuck;
+impl Sink for Stuck {
+    fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// Far longer than any answer here may take: a call that waits it out fails
+/// the test by its time, not by hanging it.
+const LONG: Duration = Duration::from_secs(5);
+/// What "at once" is allowed on a loaded machine.
+const SOON: Duration = Duration::from_millis(1500);
+
+fn balanced(em: &Emitter) {
+    let m = em.metrics();
+    assert_eq!(
+        m.emitted,
+        m.delivered + m.failed + m.shutdown_timeout + m.queue_depth,
+        "{m:?}"
+    );
+}
+
+/// `flush` in `on_undelivered` on the worker: the worker is the caller, and
+/// the flush waits for the reports it is in. It used to wait the whole
+/// flush timeout, the worker stalled all that time (and the caller's own
+/// flush with it), and then said `Timeout(Flush)`.
+#[test]
+fn a_flush_from_on_undelivered_on_the_worker_answers_at_once() {
+    let slot: Slot = Arc::default();
+    let answers: Answers = Arc::default();
+    let (s, a) = (slot.clone(), answers.clone());
+    let em = Emitter::builder("/agents/a")
+        .sink(Refuses)
+        .retry(RetryPolicy::none())
+        .flush_timeout(LONG)
+        .on_undelivered(move |u| {
+            assert_eq!(u.reason, Reason::Failed);
+            let start = Instant::now();
+            let r = own(&s).flush();
+            a.lock().unwrap().push((format!("{r:?}"), start.elapsed()));
+        })
+        .build()
+        .unwrap();
+    *slot.lock().unwrap() = Some(em.clone());
+    em.emit(tick()).unwrap();
+    let start = Instant::now();
+    let report = em.flush().unwrap();
+    assert!(
+        start.elapsed() < SOON,
+        "the caller's flush waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!((report.failed, report.pending), (1, 0));
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(
+        answers[0].0,
+        format!("{:?}", Err::<(), _>(Error::Timeout(Phase::Flush)))
+    );
+    assert!(
+        answers[0].1 < SOON,
+        "the callback's flush waited {:?}",
+        answers[0].1
+    );
+    slot.lock().unwrap().take();
+    balanced(&em);
+}
+
+/// `flush_within` in a sink's `send`: the batch being sent is among what it
+/// waits for, and only the caller can end it.
+#[test]
+fn a_flush_from_a_sink_answers_at_once_and_its_batch_is_delivered() {
+    struct FlushesInSend(Slot, Answers);
+    impl Sink for FlushesInSend {
+        fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+            if self.1.lock().unwrap().is_empty() {
+                let start = Instant::now();
+                let r = own(&self.0).flush_within(LONG);
+                let r = r.map_err(|e| matches!(e, Error::Timeout(Phase::Flush)));
+                self.1
+                    .lock()
+                    .unwrap()
+                    .push((format!("{r:?}"), start.elapsed()));
+            }
+            Ok(())
+        }
+    }
+    let slot: Slot = Arc::default();
+    let answers: Answers = Arc::default();
+    let em = Emitter::builder("/agents/a")
+        .sink(FlushesInSend(slot.clone(), answers.clone()))
+        .flush_timeout(LONG)
+        .build()
+        .unwrap();
+    *slot.lock().unwrap() = Some(em.clone());
+    em.emit(tick()).unwrap();
+    let start = Instant::now();
+    assert_eq!(em.flush().unwrap().delivered, 1);
+    assert!(
+        start.elapsed() < SOON,
+        "the caller's flush waited {:?}",
+        start.elapsed()
+    );
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(answers[0].0, "Err(true)", "{answers:?}");
+    assert!(
+        answers[0].1 < SOON,
+        "the sink's flush waited {:?}",
+        answers[0].1
+    );
+    slot.lock().unwrap().take();
+    balanced(&em);
+}
+
+/// The worker is stuck in a send past the shutdown deadline: the shutdown
+/// gives up on the open events on its own thread, and reports them there.
+/// A flush in that callback waited for those very reports, the flush
+/// timeout for each event: a 300 ms shutdown of three events took 15 s.
+#[test]
+fn a_flush_from_on_undelivered_in_a_shutdown_that_gives_up_keeps_its_bound() {
+    let slot: Slot = Arc::default();
+    let answers: Answers = Arc::default();
+    let (s, a) = (slot.clone(), answers.clone());
+    let em = Emitter::builder("/agents/a")
+        .sink(Stuck)
+        .batch_size(1)
+        .flush_timeout(LONG)
+        .shutdown_timeout(Duration::from_millis(300))
+        .on_undelivered(move |u| {
+            assert_eq!(u.reason, Reason::ShutdownTimeout);
+            let start = Instant::now();
+            let r = own(&s).flush();
+            let r = r.map_err(|e| matches!(e, Error::Timeout(Phase::Flush)));
+            a.lock().unwrap().push((format!("{r:?}"), start.elapsed()));
+        })
+        .build()
+        .unwrap();
+    *slot.lock().unwrap() = Some(em.clone());
+    for _ in 0..3 {
+        em.emit(tick()).unwrap();
+    }
+    let start = Instant::now();
+    let r = em.shutdown();
+    let took = start.elapsed();
+    assert!(matches!(r, Err(Error::Timeout(Phase::Shutdown))), "{r:?}");
+    assert!(
+        took < Duration::from_millis(300) + SOON,
+        "the shutdown took {took:?}"
+    );
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(answers.len(), 3, "each event reported once: {answers:?}");
+    for (r, took) in &answers {
+        assert_eq!(r, "Err(true)");
+        assert!(*took < SOON, "a flush in the callback waited {took:?}");
+    }
+    let m = em.metrics();
+    assert_eq!(
+        (m.emitted, m.shutdown_timeout, m.queue_depth),
+        (3, 3, 0),
+        "{m:?}"
+    );
+    slot.lock().unwrap().take();
+}
+
+/// `emit` under `Overflow::Block` from a sink into a full queue: only the
+/// worker, which is the caller, can make room. It waited the whole block
+/// limit, the worker stalled, then was refused; it is refused at once, as
+/// `DropNewest` would, counted and reported once.
+#[test]
+fn an_emit_under_block_from_a_sink_into_a_full_queue_is_refused_at_once() {
+    struct EmitsInSend(Slot, Answers);
+    impl Sink for EmitsInSend {
+        fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+            if self.1.lock().unwrap().is_empty() {
+                let start = Instant::now();
+                let r = own(&self.0).emit(tick());
+                self.1
+                    .lock()
+                    .unwrap()
+                    .push((format!("{r:?}"), start.elapsed()));
+            }
+            Ok(())
+        }
+    }
+    let slot: Slot = Arc::default();
+    let answers: Answers = Arc::default();
+    let dropped = Arc::new(Mutex::new(Vec::new()));
+    let d = dropped.clone();
+    let em = Emitter::builder("/agents/a")
+        .sink(EmitsInSend(slot.clone(), answers.clone()))
+        .queue_capacity(1)
+        .overflow(Overflow::Block(LONG))
+        .on_undelivered(move |u| d.lock().unwrap().push(u.reason))
+        .build()
+        .unwrap();
+    *slot.lock().unwrap() = Some(em.clone());
+    em.emit(tick()).unwrap();
+    let start = Instant::now();
+    assert_eq!(em.flush().unwrap().delivered, 1);
+    assert!(
+        start.elapsed() < SOON,
+        "the caller's flush waited {:?}",
+        start.elapsed()
+    );
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(answers[0].0, "Err(QueueFull)", "{answers:?}");
+    assert!(
+        answers[0].1 < SOON,
+        "the sink's emit waited {:?}",
+        answers[0].1
+    );
+    slot.lock().unwrap().take();
+    em.shutdown().unwrap();
+    let m = em.metrics();
+    assert_eq!((m.emitted, m.delivered, m.dropped), (1, 1, 1), "{m:?}");
+    assert_eq!(*dropped.lock().unwrap(), [Reason::Dropped]);
+}
+
+/// Sets its flag when dropped: the worker thread is at its end.
+struct Ended(Arc<AtomicBool>);
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// As documented: the last handle, held only by `on_undelivered`, dropped
+/// there on the worker, begins the shutdown without waiting for itself; the
+/// worker ends and every event is counted and reported once.
+#[test]
+fn the_last_handle_dropped_in_on_undelivered_on_the_worker_ends_the_worker() {
+    struct RefusesUntilDropped(#[allow(dead_code)] Ended);
+    impl Sink for RefusesUntilDropped {
+        fn send(&mut self, e: &[Encoded]) -> Result<(), SendError> {
+            Refuses.send(e)
+        }
+    }
+    let ended = Arc::new(AtomicBool::new(false));
+    let slot: Slot = Arc::default();
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let (s, r) = (slot.clone(), reports.clone());
+    let em = Emitter::builder("/agents/a")
+        .sink(RefusesUntilDropped(Ended(ended.clone())))
+        .retry(RetryPolicy::none())
+        .on_undelivered(move |u| {
+            r.lock().unwrap().push(u.reason);
+            drop(s.lock().unwrap().take());
+        })
+        .build()
+        .unwrap();
+    *slot.lock().unwrap() = Some(em.clone());
+    em.emit(tick()).unwrap();
+    em.emit(tick()).unwrap();
+    drop(em); // the callback's clone is the last
+    let start = Instant::now();
+    while !ended.load(Ordering::SeqCst) {
+        assert!(start.elapsed() < LONG, "the worker did not end");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(*reports.lock().unwrap(), [Reason::Failed, Reason::Failed]);
+}
+
+/// As documented: a sink that shuts its emitter down in `send` is answered
+/// at once (the shutdown cannot wait for its own thread), its batch is still
+/// delivered, and an `emit` from its `Drop` at the worker's end is refused,
+/// counted `dropped` and reported once.
+#[test]
+fn a_sink_that_shuts_its_emitter_down_and_emits_from_its_drop() {
+    struct ShutsDown(Slot, Answers);
+    impl Sink for ShutsDown {
+        fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+            if self.1.lock().unwrap().is_empty() {
+                let start = Instant::now();
+                let r = own(&self.0).shutdown().map(|r| r.pending);
+                self.1
+                    .lock()
+                    .unwrap()
+                    .push((format!("{r:?}"), start.elapsed()));
+            }
+            Ok(())
+        }
+    }
+    impl Drop for ShutsDown {
+        fn drop(&mut self) {
+            let r = own(&self.0).emit(tick());
+            self.1
+                .lock()
+                .unwrap()
+                .push((format!("{r:?}"), Duration::ZERO));
+            // The last handle may be this one: dropped on the worker, it
+            // does not wait for itself.
+            self.0.lock().unwrap().take();
+        }
+    }
+    let slot: Slot = Arc::default();
+    let answers: Answers = Arc::default();
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let r = reports.clone();
+    let em = Emitter::builder("/agents/a")
+        .sink(ShutsDown(slot.clone(), answers.clone()))
+        .on_undelivered(move |u| r.lock().unwrap().push(u.reason))
+        .build()
+        .unwrap();
+    *slot.lock().unwrap() = Some(em.clone());
+    em.emit(tick()).unwrap();
+    let report = em.flush().unwrap();
+    assert_eq!(report.delivered, 1);
+    let report = em.shutdown().unwrap();
+    assert_eq!((report.delivered, report.pending), (1, 0));
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(
+        answers[0].0, "Ok(1)",
+        "the batch being sent is pending: {answers:?}"
+    );
+    assert!(
+        answers[0].1 < SOON,
+        "the sink's shutdown waited {:?}",
+        answers[0].1
+    );
+    assert_eq!(answers[1].0, "Err(ShutDown)", "{answers:?}");
+    let m = em.metrics();
+    assert_eq!((m.emitted, m.delivered, m.dropped), (1, 1, 1), "{m:?}");
+    assert_eq!(*reports.lock().unwrap(), [Reason::Dropped]);
+}
