@@ -1386,33 +1386,40 @@ fn data_value(ev: &Event<'_>, c: &Compiled) -> Result<Value, SchemaError> {
         None => Ok(Value::Null),
         Some(Data::Json(s)) => read_data(s, looks_at).map_err(unparsable),
         Some(Data::Text(s)) => Ok(Value::String((*s).to_owned())),
-        Some(Data::Serialize(p)) => PAYLOAD.with(|cell| {
-            let mut own = Vec::new();
-            let mut borrowed = cell.try_borrow_mut();
-            let buf = match borrowed.as_deref_mut() {
-                Ok(b) => b,
-                Err(_) => &mut own,
+        Some(Data::Serialize(p)) => {
+            let read = |buf: &mut Vec<u8>| {
+                buf.clear();
+                ossa_events_core::json::ser::write_payload(buf, *p).map_err(|e| {
+                    SchemaError::Violation(Violation {
+                        schema: schema.to_owned(),
+                        instance_path: String::new(),
+                        keyword: "type".into(),
+                        message: short(&format!("payload cannot be serialized: {e}")),
+                    })
+                })?;
+                // Payloads write UTF-8 JSON; anything else is read (and refused) whole.
+                match std::str::from_utf8(buf) {
+                    Ok(text) => read_data(text, looks_at),
+                    Err(_) => serde_json::from_slice(buf),
+                }
+                .map_err(unparsable)
             };
-            buf.clear();
-            ossa_events_core::json::ser::write_payload(buf, *p).map_err(|e| {
-                SchemaError::Violation(Violation {
-                    schema: schema.to_owned(),
-                    instance_path: String::new(),
-                    keyword: "type".into(),
-                    message: short(&format!("payload cannot be serialized: {e}")),
+            PAYLOAD
+                .try_with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut buf) => {
+                        let v = read(&mut buf);
+                        if buf.capacity() > 1 << 20 {
+                            *buf = Vec::new();
+                        }
+                        v
+                    }
+                    Err(_) => read(&mut Vec::new()),
                 })
-            })?;
-            // Payloads write UTF-8 JSON; anything else is read (and refused) whole.
-            let v = match std::str::from_utf8(buf) {
-                Ok(text) => read_data(text, looks_at),
-                Err(_) => serde_json::from_slice(buf),
-            }
-            .map_err(unparsable);
-            if buf.capacity() > 1 << 20 {
-                *buf = Vec::new();
-            }
-            v
-        }),
+                // The thread is ending and its buffer is gone (an emit from
+                // a thread-local's destructor): `with` panicked there, and a
+                // panic in a thread-local's destructor aborts the process.
+                .unwrap_or_else(|_| read(&mut Vec::new()))
+        }
         Some(_) => Err(not_json()),
     }
 }
