@@ -5,6 +5,7 @@
 //! destructor aborts the whole process.
 
 #![cfg(feature = "schemas")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};

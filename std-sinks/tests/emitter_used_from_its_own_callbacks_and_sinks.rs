@@ -8,6 +8,8 @@
 //! Such a call answers at once, instead of stalling the worker (and every
 //! other flush) or a shutdown for the whole flush timeout or block limit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
