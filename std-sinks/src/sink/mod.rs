@@ -918,9 +918,8 @@ impl Ticket {
 /// A sink is not to [`flush`](crate::Emitter::flush) the emitter it belongs
 /// to, nor `emit` into it under [`Overflow::Block`](crate::Overflow::Block):
 /// either would wait for the worker, which is the caller, so a flush answers
-/// at once ([`Error::Timeout`](crate::Error::Timeout), its events still
-/// queued) and an `emit` into a full queue is refused at once, as under
-/// `DropNewest`. A sink that holds a clone of its emitter keeps the emitter
+/// at once ([`Error::Timeout`], its events still queued) and an `emit` into
+/// a full queue is refused at once, as under `DropNewest`. A sink that holds a clone of its emitter keeps the emitter
 /// alive: dropping every other handle then neither shuts it down nor waits
 /// for its delivery (call [`Emitter::shutdown`](crate::Emitter::shutdown)).
 ///
