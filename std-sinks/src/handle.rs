@@ -1258,7 +1258,9 @@ impl Emitter {
     /// [`wait_on_drop`](EmitterBuilder::wait_on_drop) on (the default) it
     /// waits there, on the task's thread, for the shutdown.
     /// Fails as [`flush`](Self::flush) does, and with [`Error::Io`] when no
-    /// helper thread could be started.
+    /// helper thread could be started. Made on the worker thread (in a sink,
+    /// or in [`on_undelivered`](EmitterBuilder::on_undelivered) there), it
+    /// resolves at once, as `flush` answers there.
     ///
     /// ```
     /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
@@ -1296,7 +1298,14 @@ impl Emitter {
         // (without waiting): marked by the helper thread once it ran, it
         // took in events emitted after this call.
         let limit = self.shared.config.flush_timeout;
-        let deadline = worker::after(limit);
+        // Made where nothing it waits for can end while it waits (the
+        // worker, or a give-up's reports), it resolves at once, as `flush`
+        // answers there: blocked on, it held the worker for the whole limit.
+        let deadline = if self.shared.waits_for_itself() {
+            Some(std::time::Instant::now())
+        } else {
+            worker::after(limit)
+        };
         // `None`: what `OssaLayer` put off could not be queued now (no
         // room, or another thread at it); the helper thread queues it and
         // marks, once for every flush waiting so (a thread each, while the

@@ -1300,7 +1300,7 @@ impl Shared {
     /// `on_undelivered` there), or in `on_undelivered` called for a give-up
     /// this thread makes (a shutdown past its deadline), whose reports a
     /// flush waits for.
-    fn waits_for_itself(&self) -> bool {
+    pub(crate) fn waits_for_itself(&self) -> bool {
         self.on_worker() || GivingUp::is_here(self)
     }
 
