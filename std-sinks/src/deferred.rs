@@ -133,10 +133,13 @@ pub(crate) fn postpone_report(
     if !Draining::is_draining(d) {
         return false;
     }
-    POSTPONED.with(|p| {
-        p.borrow_mut().push((reason, id.to_owned(), event.cloned()));
-    });
-    true
+    // Gone when this thread is ending (a drain made from a thread-local's
+    // destructor, after this one's ran): the report is made now, as outside
+    // a drain. `with` panicked there, and a panic in a thread-local's
+    // destructor aborts the process.
+    POSTPONED
+        .try_with(|p| p.borrow_mut().push((reason, id.to_owned(), event.cloned())))
+        .is_ok()
 }
 
 /// Marks this thread as draining `d` until dropped.
@@ -347,7 +350,9 @@ impl Deferred {
                 freed += later.size();
                 build(sh, later, how)
             };
-            let mut postponed = POSTPONED.with(|p| std::mem::take(&mut *p.borrow_mut()));
+            let mut postponed = POSTPONED
+                .try_with(|p| std::mem::take(&mut *p.borrow_mut()))
+                .unwrap_or_default();
             let last = match &r {
                 Err(Refused::Error(_)) => postponed.pop(),
                 _ => None,
