@@ -2107,7 +2107,8 @@ impl<
     }
 
     /// Drops the oldest event in flash (it has no copy in the batch) to make
-    /// room. `false` if the flash failed.
+    /// room. `false` if the flash failed; `true` also when damage set aside
+    /// on the way emptied the spool (room made, nothing evicted).
     ///
     /// A read of the head that fails is tried again at once: past
     /// [`GIVE_UP`] failures in a row its record is set aside and the next
@@ -2125,7 +2126,11 @@ impl<
                     self.spool_counters.evicted += 1;
                     return true;
                 }
-                (_, Ok(())) => break,
+                // Nothing left to evict: the set-aside made the room (in
+                // `Always` the new event must still reach flash). With
+                // copies in the batch (`drop_oldest_copies`) nothing is set
+                // aside and the spool is not empty: `false`.
+                (_, Ok(())) => return self.spool.is_empty(),
                 _ => self.flash_failed(),
             }
         }
