@@ -474,6 +474,10 @@ pub struct FlashSpool<F: NorFlash, const R: usize> {
     /// set aside.
     bad_at: u32,
     bad_reads: u8,
+    /// Reads that failed where the spool went on without returning the
+    /// error (a give-up, the settle after a new page): the emitter counts
+    /// them in [`SpoolCounters::flash_errors`] with those it was given.
+    quiet_errors: u32,
     /// The newest page in use; `None` while no page is.
     tail: Option<Tail>,
     damaged: u64,
@@ -565,6 +569,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             head_off: Self::PAGE_HEADER,
             bad_at: 0,
             bad_reads: 0,
+            quiet_errors: 0,
             tail: None,
             damaged: 0,
             mode: SpoolMode::default(),
@@ -1024,7 +1029,10 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
             let give_up = aside && self.giving_up();
             let slot = match self.slot(self.head, self.head_off) {
                 Ok(slot) => slot,
-                Err(_) if give_up => Slot::End { erased: false },
+                Err(_) if give_up => {
+                    self.quiet_errors += 1;
+                    Slot::End { erased: false }
+                }
                 Err(e) => return Err(self.failed_at_head(e)),
             };
             match slot {
@@ -1092,8 +1100,12 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                         later += usize::from(matches!(state, State::Written(_)));
                         off += Self::RECORD_HEADER + Self::padded(len);
                     }
+                    Ok(Slot::End { .. }) => break,
                     Err(e) if !lenient => return Err(e),
-                    _ => break,
+                    Err(_) => {
+                        self.quiet_errors += 1;
+                        break;
+                    }
                 }
             }
         }
@@ -1154,8 +1166,11 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
         // The page before may now be one with nothing waiting. Nothing is
         // set aside here (the emitter may hold copies of the oldest
         // events), and a read that fails is not the new record's: it still
-        // goes to flash, in order (the next pop or load settles the head).
-        let _ = self.settle(false);
+        // goes to flash, in order (the next pop or load settles the head);
+        // it is counted all the same.
+        if self.settle(false).is_err() {
+            self.quiet_errors += 1;
+        }
         Ok(tail)
     }
 
@@ -1331,6 +1346,7 @@ impl<F: NorFlash, const R: usize> FlashSpool<F, R> {
                         // Unreadable (a bad sector): set aside, counted
                         // once, passed in RAM (its mark is best effort:
                         // after a restart it is read again).
+                        self.quiet_errors += 1;
                         let _ = self.remove_at(page, off);
                         self.head_off = off + Self::RECORD_HEADER + Self::padded(len);
                         self.len -= 1;
@@ -1616,6 +1632,7 @@ impl<
     pub fn spool_counters(&self) -> SpoolCounters {
         SpoolCounters {
             damaged: self.spool.damaged(),
+            flash_errors: self.spool_counters.flash_errors + u64::from(self.spool.quiet_errors),
             ..self.spool_counters
         }
     }
