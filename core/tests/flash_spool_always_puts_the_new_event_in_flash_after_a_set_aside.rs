@@ -88,18 +88,28 @@ fn a_set_aside_that_empties_a_full_spool_leaves_room_for_the_new_event() {
     break_every_page(&flash);
     em.emit(reading("new")).unwrap();
     let s = em.spool_counters();
-    assert_eq!(s.damaged, full as u64, "every event in flash set aside: {s:?}");
+    assert_eq!(
+        s.damaged, full as u64,
+        "every event in flash set aside: {s:?}"
+    );
     assert_eq!(s.flash_errors, 0, "{s:?}");
     assert_eq!(
         em.spool().len(),
         1,
         "Always: the new event is in flash when emit returns Ok ({s:?})"
     );
-    assert_eq!(after_restart(&flash), ["new"], "a power cut now loses nothing");
+    assert_eq!(
+        after_restart(&flash),
+        ["new"],
+        "a power cut now loses nothing"
+    );
     // The counts balance: every accepted event damaged or pending.
     let c = em.counters();
     assert_eq!(c.emitted, full as u64 + 1);
-    assert_eq!(c.emitted, c.delivered + em.pending() as u64 + s.evicted + s.damaged);
+    assert_eq!(
+        c.emitted,
+        c.delivered + em.pending() as u64 + s.evicted + s.damaged
+    );
 }
 
 #[test]
@@ -134,5 +144,8 @@ fn a_set_aside_on_the_newest_page_found_while_evicting_leaves_room_for_the_new_e
     let c = em.counters();
     let s = em.spool_counters();
     assert_eq!(s.flash_errors, 0, "{s:?}");
-    assert_eq!(c.emitted, c.delivered + em.pending() as u64 + s.evicted + s.damaged);
+    assert_eq!(
+        c.emitted,
+        c.delivered + em.pending() as u64 + s.evicted + s.damaged
+    );
 }
