@@ -116,7 +116,10 @@ fn a_set_aside_that_empties_a_full_spool_leaves_room_for_the_new_event() {
 fn a_set_aside_on_the_newest_page_found_while_evicting_leaves_room_for_the_new_event() {
     // One damaged place: the newest page's first length word. Evictions
     // empty the oldest page, then reach it and set its rest aside: the
-    // spool is empty, and the new event goes to flash.
+    // spool is empty, and the new event goes to flash. (This one held
+    // before the fix too: the pop that evicts the oldest page's last event
+    // goes on to set the newest page aside, and counts one evicted. Kept
+    // as a guard of that path.)
     let full = capacity();
     let (flash, mut em, _link) = filled(full);
     {
