@@ -2085,12 +2085,21 @@ impl<
                         self.inner.counters.dropped += 1;
                         return Err(EmitError::SpoolFull);
                     }
-                    if self.mirrored > 0 {
-                        if last > self.mirrored {
-                            // Events only in RAM come before it: it waits
-                            // with them, in RAM.
-                            return Ok(());
+                    if last > self.mirrored {
+                        // Events only in RAM come before it (the flash
+                        // failed to take them; only in `Always`). The
+                        // copies go (the oldest is about to leave flash);
+                        // those events stay, to go out before older ones
+                        // in flash (as the docs allow for them), and this
+                        // one still goes to flash: `Always` promised it.
+                        // (None of the copies is a line the writer took.)
+                        while self.mirrored > 0 {
+                            self.inner.batch.pop_first();
+                            self.mirrored -= 1;
+                            last -= 1;
                         }
+                    }
+                    if self.mirrored > 0 {
                         // The batch holds copies and this event: the copies
                         // can go (the oldest is about to leave flash); the
                         // event moves to the front, from the staging buffer.

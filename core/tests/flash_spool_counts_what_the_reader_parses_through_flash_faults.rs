@@ -11,6 +11,11 @@
 //! A flash write or erase may also report an error after doing it (a
 //! driver's busy wait that gives up just as the flash finished): then a
 //! record can be whole in flash while its event also waits in RAM.
+//!
+//! In `SpoolMode::Always`, after every `emit` that returned `Ok` with no
+//! flash error counted in it, the event is durable: delivered, or written
+//! out by a restart from a copy of the flash as it is then (a power cut
+//! right after `emit` returned).
 #![cfg(feature = "flash-spool")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,7 +34,7 @@ use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 use ossa_events_core::batch::BatchFormat;
-use ossa_events_core::spool::{RamFlash, WhenFull};
+use ossa_events_core::spool::{RamFlash, SpoolMode, WhenFull};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +61,8 @@ impl NorFlashError for FErr {
 const PAGE: usize = 1024;
 
 struct FFlash<const BYTES: usize> {
-    ram: RamFlash<BYTES, PAGE>,
+    /// Shared with the test, which copies it (a restart after a cut).
+    ram: Rc<RefCell<RamFlash<BYTES, PAGE>>>,
     script: Rc<RefCell<VecDeque<FAct>>>,
     reads_fail: Rc<RefCell<VecDeque<bool>>>,
 }
@@ -74,7 +80,7 @@ impl<const BYTES: usize> ReadNorFlash for FFlash<BYTES> {
         if self.reads_fail.borrow_mut().pop_front().unwrap_or(false) {
             return Err(FErr);
         }
-        self.ram.read(offset, bytes).map_err(|_| FErr)
+        self.ram.borrow_mut().read(offset, bytes).map_err(|_| FErr)
     }
     fn capacity(&self) -> usize {
         BYTES
@@ -86,24 +92,29 @@ impl<const BYTES: usize> NorFlash for FFlash<BYTES> {
     fn erase(&mut self, from: u32, to: u32) -> Result<(), FErr> {
         match self.next() {
             FAct::Fail => Err(FErr),
-            FAct::Ok => self.ram.erase(from, to).map_err(|_| FErr),
-            FAct::FailAfter | FAct::FailPartway => {
-                self.ram.erase(from, to).map_err(|_| FErr).and(Err(FErr))
-            }
+            FAct::Ok => self.ram.borrow_mut().erase(from, to).map_err(|_| FErr),
+            FAct::FailAfter | FAct::FailPartway => self
+                .ram
+                .borrow_mut()
+                .erase(from, to)
+                .map_err(|_| FErr)
+                .and(Err(FErr)),
         }
     }
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FErr> {
         match self.next() {
             FAct::Fail => Err(FErr),
-            FAct::Ok => self.ram.write(offset, bytes).map_err(|_| FErr),
+            FAct::Ok => self.ram.borrow_mut().write(offset, bytes).map_err(|_| FErr),
             FAct::FailAfter => self
                 .ram
+                .borrow_mut()
                 .write(offset, bytes)
                 .map_err(|_| FErr)
                 .and(Err(FErr)),
             FAct::FailPartway => {
                 let head = bytes.get(..bytes.len() / 8 * 4).unwrap_or_default();
                 self.ram
+                    .borrow_mut()
                     .write(offset, head)
                     .map_err(|_| FErr)
                     .and(Err(FErr))
@@ -180,6 +191,30 @@ fn run(case: &Case, passing: bool) {
     }
 }
 
+/// The ids a restart from a copy of `ram` writes out.
+fn after_restart<const FLASH: usize>(
+    ram: &RamFlash<FLASH, PAGE>,
+    format: BatchFormat,
+) -> Vec<String> {
+    let copy = FFlash::<FLASH> {
+        ram: Rc::new(RefCell::new(ram.clone())),
+        script: Rc::default(),
+        reads_fail: Rc::default(),
+    };
+    let spool = open_spool(copy, FLASH, SpoolMode::Always, WhenFull::DropOldest);
+    let w = Scripted::new(&[], &[]);
+    let mut em: ScriptedEm<FFlash<FLASH>, 2048> =
+        scripted_emitter(spool, format, 4, w.clone(), TestClock::default());
+    for _ in 0..100 {
+        let _ = em.flush();
+        if em.pending() == 0 {
+            break;
+        }
+    }
+    assert_eq!(em.pending(), 0, "the restart drains");
+    read(format, &w.wire.borrow().wire).ids
+}
+
 fn run_on<const FLASH: usize, const B: usize>(case: &Case, passing: bool) {
     let (format, batch_size, always, drop_oldest, _, ops, writes, flushes, facts, rfails) = case;
     let (format, batch_size) = (*format, *batch_size);
@@ -188,8 +223,9 @@ fn run_on<const FLASH: usize, const B: usize>(case: &Case, passing: bool) {
     let clock = TestClock::default();
     let script = Rc::new(RefCell::new(VecDeque::new()));
     let reads_fail = Rc::new(RefCell::new(VecDeque::new()));
+    let ram = Rc::new(RefCell::new(RamFlash::new()));
     let flash = FFlash::<FLASH> {
-        ram: RamFlash::new(),
+        ram: ram.clone(),
         script: script.clone(),
         reads_fail: reads_fail.clone(),
     };
@@ -198,9 +234,23 @@ fn run_on<const FLASH: usize, const B: usize>(case: &Case, passing: bool) {
     reads_fail.borrow_mut().extend(rfails.iter().copied());
     let mut em: ScriptedEm<FFlash<FLASH>, B> =
         scripted_emitter(spool, format, batch_size, w.clone(), clock.clone());
+    // In `Always`: the events accepted and the flash errors counted by the
+    // step before.
+    let seen = std::cell::Cell::new((0, em.spool_counters().flash_errors));
     let check =
         |em: &ScriptedEm<FFlash<FLASH>, B>, accepted: &[String], refused: u64, stage: &str| {
             let (c, s) = assert_counts(em, accepted, refused, true, stage);
+            let (before, errors) = seen.replace((accepted.len(), s.flash_errors));
+            if mode == SpoolMode::Always && accepted.len() > before && s.flash_errors == errors {
+                let id = &accepted[accepted.len() - 1];
+                let on_wire = read(format, &w.wire.borrow().wire).ids.contains(id);
+                assert!(
+                    on_wire || after_restart::<FLASH>(&ram.borrow(), format).contains(id),
+                    "{stage}: Always: {id} accepted with no flash error, neither delivered \
+                     nor in flash (a power cut now loses it): {s:?} spool {:?}",
+                    em.spool()
+                );
+            }
             let wire = w.wire.borrow();
             let r = read(format, &wire.wire);
             assert_none_glued(format, &r, stage);
@@ -295,4 +345,43 @@ fn a_record_whose_write_and_mark_both_fail_is_not_read_in_place_of_the_next() {
     );
     run(&case, true);
     run(&case, false);
+}
+
+/// Found by the property once it checked `Always`'s promise: `e4`'s
+/// flash write failed (counted; it waits in RAM behind the copy of `e3`),
+/// then the flash filled up. `e7` found it full with an event only in RAM
+/// before it and waited in RAM too, `emit` returning `Ok` with no flash
+/// error of its own: a power cut then lost it. Now the copies leave the
+/// batch, the oldest event is evicted, and `e7` goes to flash (`e4` goes
+/// out before older events in flash, as the docs allow for it).
+#[test]
+fn always_puts_a_new_event_in_flash_behind_one_the_flash_failed_to_take() {
+    use FAct::{Fail, Ok as K};
+    use Op::{Emit, Poll};
+    let mut facts = vec![K, Fail];
+    facts.extend([K; 14]);
+    facts.push(Fail);
+    let case: Case = (
+        BatchFormat::JsonLines,
+        1,
+        true,
+        true,
+        true,
+        vec![
+            Emit(1),
+            Emit(1),
+            Poll(1000),
+            Emit(1),
+            Emit(1),
+            Emit(267),
+            Emit(139),
+            Emit(243),
+        ],
+        vec![Act::Accept],
+        vec![FlushAct::Ok, FlushAct::Ok, FlushAct::FailLossy],
+        facts,
+        vec![false, false],
+    );
+    run(&case, false);
+    run(&case, true);
 }
