@@ -876,7 +876,7 @@ impl EmitterBuilder {
     /// called from it on the worker thread begins the shutdown and returns
     /// at once (it cannot wait for the thread it runs on). A callback that
     /// holds an [`Emitter`] keeps the emitter alive (call
-    /// [`Emitter::shutdown`]).
+    /// [`Emitter::shutdown`]); one that holds a [`WeakEmitter`] does not.
     ///
     /// ```
     /// use ossa_events::{sink::NullSink, Emitter, EventBuilder};
@@ -1020,6 +1020,75 @@ impl Drop for Guard {
 pub struct Emitter {
     shared: Arc<Shared>,
     guard: Arc<Guard>,
+}
+
+/// A handle to an [`Emitter`] that does not keep it alive: the drop of the
+/// last [`Emitter`] still shuts the emitter down (and waits, as
+/// [`wait_on_drop`](EmitterBuilder::wait_on_drop) says) while weak handles
+/// remain. Made by [`Emitter::downgrade`]; [`upgrade`](Self::upgrade) gives
+/// an [`Emitter`] back while one is alive.
+///
+/// For what belongs to the emitter and needs to reach it: a [`Sink`] or an
+/// [`on_undelivered`](EmitterBuilder::on_undelivered) callback that holds an
+/// [`Emitter`] keeps its own emitter alive, so dropping every other handle
+/// neither shuts it down nor waits for its delivery, and what is pending
+/// when the program ends is lost. A weak handle breaks that cycle.
+///
+/// ```
+/// use std::sync::{Arc, OnceLock};
+/// use ossa_events::{sink::NullSink, Emitter, EventBuilder, WeakEmitter};
+/// let slot: Arc<OnceLock<WeakEmitter>> = Arc::default();
+/// let in_callback = slot.clone();
+/// let emitter = Emitter::builder("/agents/a")
+///     .sink(NullSink::new())
+///     .on_undelivered(move |u| {
+///         // Reaches the emitter without keeping it alive.
+///         if let Some(em) = in_callback.get().and_then(WeakEmitter::upgrade) {
+///             eprintln!("{} not delivered; {} delivered so far", u.id, em.metrics().delivered);
+///         }
+///     })
+///     .build()?;
+/// let _ = slot.set(emitter.downgrade());
+/// emitter.emit(EventBuilder::new().ty("dev.example.tick"))?;
+/// drop(emitter); // the last handle: shuts down and waits, the weak one notwithstanding
+/// assert!(slot.get().and_then(WeakEmitter::upgrade).is_none());
+/// # Ok::<(), ossa_events::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct WeakEmitter {
+    guard: std::sync::Weak<Guard>,
+}
+
+impl WeakEmitter {
+    /// A weak handle to no emitter: [`upgrade`](Self::upgrade) gives `None`
+    /// (to hold in a slot until the emitter is built).
+    ///
+    /// ```
+    /// assert!(ossa_events::WeakEmitter::new().upgrade().is_none());
+    /// ```
+    pub fn new() -> WeakEmitter {
+        WeakEmitter::default()
+    }
+
+    /// An [`Emitter`] handle, while another one is alive; `None` once the
+    /// last was dropped (its shutdown begun). The handle given keeps the
+    /// emitter alive in turn: drop it when done. Dropped last (every other
+    /// handle gone meanwhile), its drop is the one that shuts down.
+    pub fn upgrade(&self) -> Option<Emitter> {
+        let guard = self.guard.upgrade()?;
+        Some(Emitter {
+            shared: guard.shared.clone(),
+            guard,
+        })
+    }
+}
+
+impl fmt::Debug for WeakEmitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakEmitter")
+            .field("alive", &(self.guard.strong_count() > 0))
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
@@ -1347,6 +1416,24 @@ impl Emitter {
             shutdown_report(&shared, &worker, limit)
         });
         done.keeping(em)
+    }
+
+    /// A [`WeakEmitter`]: reaches this emitter without keeping it alive
+    /// (for a sink or a callback of its own, see there).
+    ///
+    /// ```
+    /// use ossa_events::{sink::NullSink, Emitter};
+    /// let emitter = Emitter::builder("/agents/a").sink(NullSink::new()).build()?;
+    /// let weak = emitter.downgrade();
+    /// assert!(weak.upgrade().is_some());
+    /// drop(emitter);
+    /// assert!(weak.upgrade().is_none());
+    /// # Ok::<(), ossa_events::Error>(())
+    /// ```
+    pub fn downgrade(&self) -> WeakEmitter {
+        WeakEmitter {
+            guard: Arc::downgrade(&self.guard),
+        }
     }
 
     /// The counters now.

@@ -351,7 +351,9 @@ mod worker;
 
 pub use clock::SystemClock;
 pub use errors::{Error, Failure, Phase, Retry, SendError};
-pub use handle::{Emitter, EmitterBuilder, FlushReport, Overflow, Reason, Undelivered};
+pub use handle::{
+    Emitter, EmitterBuilder, FlushReport, Overflow, Reason, Undelivered, WeakEmitter,
+};
 pub use ids::{FastIds, new_id, reseed_ids};
 pub use metrics::Metrics;
 pub use retry::{BreakerConfig, RetryPolicy};

@@ -396,3 +396,65 @@ fn a_sink_that_shuts_its_emitter_down_and_emits_from_its_drop() {
     assert_eq!((m.emitted, m.delivered, m.dropped), (1, 1, 1), "{m:?}");
     assert_eq!(*reports.lock().unwrap(), [Reason::Dropped]);
 }
+
+/// A sink that reaches its emitter through a `WeakEmitter` does not keep it
+/// alive: the drop of the user's last handle shuts it down, waits for the
+/// delivery of what is pending and ends the worker (the sink dropped),
+/// while the sink's upgrades in `send` worked until then. With a strong
+/// handle in the sink that drop did none of it.
+#[test]
+fn a_sink_holding_a_weak_handle_lets_the_last_drop_shut_down_and_deliver() {
+    use ossa_events::WeakEmitter;
+    use std::sync::OnceLock;
+    struct Weak {
+        own: Arc<OnceLock<WeakEmitter>>,
+        delivered: Arc<Mutex<u64>>,
+        upgraded: Arc<Mutex<u64>>,
+        _ended: Ended,
+    }
+    impl Sink for Weak {
+        fn send(&mut self, events: &[Encoded]) -> Result<(), SendError> {
+            if let Some(em) = self.own.get().and_then(WeakEmitter::upgrade) {
+                // The upgraded handle reaches the emitter, and is dropped.
+                assert!(em.metrics().emitted >= events.len() as u64);
+                *self.upgraded.lock().unwrap() += 1;
+            }
+            *self.delivered.lock().unwrap() += events.len() as u64;
+            Ok(())
+        }
+    }
+    let own: Arc<OnceLock<WeakEmitter>> = Arc::default();
+    let (delivered, upgraded) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
+    let ended = Arc::new(AtomicBool::new(false));
+    let em = Emitter::builder("/agents/a")
+        .sink(Weak {
+            own: own.clone(),
+            delivered: delivered.clone(),
+            upgraded: upgraded.clone(),
+            _ended: Ended(ended.clone()),
+        })
+        .batch_size(2)
+        // Only the drop's shutdown delivers the last event.
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    own.set(em.downgrade()).unwrap();
+    for _ in 0..4 {
+        em.emit(tick()).unwrap();
+    }
+    // Sent while the user's handle lives: the sink's upgrades work.
+    em.flush().unwrap();
+    assert_eq!(*upgraded.lock().unwrap(), 2);
+    em.emit(tick()).unwrap();
+    let weak = em.downgrade();
+    drop(em);
+    // The drop waited for the shutdown: everything delivered, the worker
+    // (and with it the sink) gone, no handle to be had any more.
+    assert_eq!(*delivered.lock().unwrap(), 5);
+    assert!(ended.load(Ordering::SeqCst), "the worker did not end");
+    assert!(weak.upgrade().is_none());
+    assert!(own.get().and_then(WeakEmitter::upgrade).is_none());
+    // The last batch went out in the shutdown, the upgrade refused there.
+    assert_eq!(*upgraded.lock().unwrap(), 2);
+    assert!(WeakEmitter::new().upgrade().is_none());
+}

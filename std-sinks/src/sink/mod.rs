@@ -919,9 +919,11 @@ impl Ticket {
 /// to, nor `emit` into it under [`Overflow::Block`](crate::Overflow::Block):
 /// either would wait for the worker, which is the caller, so a flush answers
 /// at once ([`Error::Timeout`], its events still queued) and an `emit` into
-/// a full queue is refused at once, as under `DropNewest`. A sink that holds a clone of its emitter keeps the emitter
-/// alive: dropping every other handle then neither shuts it down nor waits
-/// for its delivery (call [`Emitter::shutdown`](crate::Emitter::shutdown)).
+/// a full queue is refused at once, as under `DropNewest`. A sink that
+/// holds a clone of its emitter keeps the emitter alive: dropping every
+/// other handle then neither shuts it down nor waits for its delivery (call
+/// [`Emitter::shutdown`](crate::Emitter::shutdown), or hold a
+/// [`WeakEmitter`](crate::WeakEmitter) instead).
 ///
 /// ```
 /// use ossa_events::sink::{Encoded, Encoding, Sink};
