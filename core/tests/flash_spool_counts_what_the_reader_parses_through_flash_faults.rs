@@ -202,17 +202,7 @@ fn after_restart<const FLASH: usize>(
         reads_fail: Rc::default(),
     };
     let spool = open_spool(copy, FLASH, SpoolMode::Always, WhenFull::DropOldest);
-    let w = Scripted::new(&[], &[]);
-    let mut em: ScriptedEm<FFlash<FLASH>, 2048> =
-        scripted_emitter(spool, format, 4, w.clone(), TestClock::default());
-    for _ in 0..100 {
-        let _ = em.flush();
-        if em.pending() == 0 {
-            break;
-        }
-    }
-    assert_eq!(em.pending(), 0, "the restart drains");
-    read(format, &w.wire.borrow().wire).ids
+    common::flash::drained_ids::<_, 2048>(spool, format)
 }
 
 fn run_on<const FLASH: usize, const B: usize>(case: &Case, passing: bool) {

@@ -130,17 +130,7 @@ fn after_restart(flash: &Shared, bytes: usize, format: BatchFormat) -> Vec<Strin
     let copy = Shared::default();
     *copy.ram.borrow_mut() = flash.ram.borrow().clone();
     let spool = FlashSpool::<_, 512>::open(copy, 0..bytes as u32).expect("the copy opens");
-    let w = Scripted::new(&[], &[]);
-    let mut em: ScriptedEm<Shared, 1024> =
-        scripted_emitter(spool, format, 4, w.clone(), TestClock::default());
-    for _ in 0..100 {
-        let _ = em.flush();
-        if em.pending() == 0 {
-            break;
-        }
-    }
-    assert_eq!(em.pending(), 0, "the restart drains");
-    read(format, &w.wire.borrow().wire).ids
+    common::flash::drained_ids::<_, 1024>(spool, format)
 }
 
 fn inject(flash: &Shared, fault: Fault, reaches: &mut Vec<Reach>, suspects: &mut HashSet<String>) {

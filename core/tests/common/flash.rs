@@ -399,6 +399,25 @@ pub(crate) fn scripted_emitter<F: NorFlash, const B: usize>(
     SpoolEmitter::new(config, writer, spool, ids, clock)
 }
 
+/// The ids an emitter over `spool` writes out as it drains it (a restart
+/// from what a run left in flash, its writer working).
+pub(crate) fn drained_ids<F: NorFlash, const B: usize>(
+    spool: FlashSpool<F, 512>,
+    format: BatchFormat,
+) -> Vec<String> {
+    let w = Scripted::new(&[], &[]);
+    let mut em: ScriptedEm<F, B> =
+        scripted_emitter(spool, format, 4, w.clone(), TestClock::default());
+    for _ in 0..100 {
+        let _ = em.flush();
+        if em.pending() == 0 {
+            break;
+        }
+    }
+    assert_eq!(em.pending(), 0, "the restart drains");
+    super::read(format, &w.wire.borrow().wire).ids
+}
+
 /// What a random run did: the ids of the events the emitter accepted, in
 /// emit order, and how many it refused for a full spool.
 #[derive(Debug, Default)]
