@@ -110,7 +110,9 @@ pub enum WhenFull {
     /// `emit()` waits up to this long for confirmed segments to be deleted,
     /// then drops the new event (counted and reported as dropped,
     /// `Error::SpoolFull`). A wait that shutdown ends drops it too
-    /// (`Error::ShutDown`): the spool never goes past its cap.
+    /// (`Error::ShutDown`): the spool never goes past its cap. On the worker
+    /// thread (an `emit()` from a sink, or from `on_undelivered` there) it
+    /// does not wait: the room would come from the worker itself.
     Block(Duration),
     /// The oldest segment is deleted; its events not yet sent are counted and
     /// reported as dropped.

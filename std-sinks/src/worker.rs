@@ -1012,7 +1012,16 @@ impl Shared {
                     let Room::Policy(cap) = room else {
                         return (Spooled::Later, st);
                     };
-                    let deadline = after(limit);
+                    // On the worker (a sink, or `on_undelivered` there) the
+                    // room would come from its confirming the batch it is
+                    // in: looked for once, then refused, rather than the
+                    // worker stalled for the whole limit (as for
+                    // `Overflow::Block`).
+                    let deadline = if self.on_worker() {
+                        Some(Instant::now())
+                    } else {
+                        after(limit)
+                    };
                     // Room is looked for anew each time: a mapped spool's
                     // spare segment, prepared meanwhile for another emit,
                     // counts against the cap and is given back first.

@@ -290,6 +290,77 @@ fn an_emit_under_block_from_a_sink_into_a_full_queue_is_refused_at_once() {
     assert_eq!(*dropped.lock().unwrap(), [Reason::Dropped]);
 }
 
+/// The same with a full disk spool under `WhenFull::Block`: the room comes
+/// from the worker's confirming the batch it is sending, so an `emit` from
+/// that send waited the whole limit for it, then was refused. It is refused
+/// at once (`SpoolFull`, counted `dropped`, reported once).
+#[test]
+fn an_emit_under_a_blocking_spool_from_a_sink_into_a_full_spool_is_refused_at_once() {
+    use ossa_events::spool::{SpoolConfig, WhenFull};
+    /// About 3 KB of data: two such events fill a spool of two 4 KiB
+    /// segments, a third does not fit.
+    fn big() -> EventBuilder<'static> {
+        static PAD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        tick().data_text("text/plain", PAD.get_or_init(|| "x".repeat(3000)))
+    }
+    struct EmitsInSend(Slot, Answers);
+    impl Sink for EmitsInSend {
+        fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
+            if self.1.lock().unwrap().is_empty() {
+                let start = Instant::now();
+                let r = own(&self.0).emit(big());
+                self.1
+                    .lock()
+                    .unwrap()
+                    .push((format!("{r:?}"), start.elapsed()));
+            }
+            Ok(())
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("ossa-reent-spool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let slot: Slot = Arc::default();
+    let answers: Answers = Arc::default();
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let r = reasons.clone();
+    let em = Emitter::builder("/agents/a")
+        .sink(EmitsInSend(slot.clone(), answers.clone()))
+        .batch_size(100)
+        .flush_interval(Duration::from_secs(3600))
+        .spool(
+            SpoolConfig::new(&dir)
+                .segment_bytes(4096)
+                .max_bytes(8192)
+                .when_full(WhenFull::Block(LONG)),
+        )
+        .on_undelivered(move |u| r.lock().unwrap().push(u.reason))
+        .build()
+        .unwrap();
+    *slot.lock().unwrap() = Some(em.clone());
+    em.emit(big()).unwrap();
+    em.emit(big()).unwrap();
+    let start = Instant::now();
+    assert_eq!(em.flush().unwrap().delivered, 2);
+    assert!(
+        start.elapsed() < SOON,
+        "the caller's flush waited {:?}",
+        start.elapsed()
+    );
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(answers[0].0, "Err(SpoolFull)", "{answers:?}");
+    assert!(
+        answers[0].1 < SOON,
+        "the sink's emit waited {:?}",
+        answers[0].1
+    );
+    slot.lock().unwrap().take();
+    em.shutdown().unwrap();
+    let m = em.metrics();
+    assert_eq!((m.emitted, m.delivered, m.dropped), (2, 2, 1), "{m:?}");
+    assert_eq!(*reasons.lock().unwrap(), [Reason::Dropped]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Sets its flag when dropped: the worker thread is at its end.
 struct Ended(Arc<AtomicBool>);
 impl Drop for Ended {
