@@ -236,18 +236,24 @@ fn a_flush_from_on_undelivered_in_a_shutdown_that_gives_up_keeps_its_bound() {
     slot.lock().unwrap().take();
 }
 
-/// `emit` under `Overflow::Block` from a sink into a full queue: only the
-/// worker, which is the caller, can make room. It waited the whole block
-/// limit, the worker stalled, then was refused; it is refused at once, as
-/// `DropNewest` would, counted and reported once.
-#[test]
-fn an_emit_under_block_from_a_sink_into_a_full_queue_is_refused_at_once() {
-    struct EmitsInSend(Slot, Answers);
+/// A sink that emits `event()` from its first `send`, into the emitter
+/// `builder` makes (its room taken by the `before` events emitted first):
+/// the emit must be refused at once with `refused` (it waited the whole
+/// block limit before, the worker stalled, the caller's flush with it),
+/// counted `dropped` and reported once, while the `before` events are
+/// delivered.
+fn an_emit_from_a_sink_is_refused_at_once(
+    builder: ossa_events::EmitterBuilder,
+    event: fn() -> EventBuilder<'static>,
+    before: u64,
+    refused: &str,
+) {
+    struct EmitsInSend(Slot, Answers, fn() -> EventBuilder<'static>);
     impl Sink for EmitsInSend {
         fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
             if self.1.lock().unwrap().is_empty() {
                 let start = Instant::now();
-                let r = own(&self.0).emit(tick());
+                let r = own(&self.0).emit((self.2)());
                 self.1
                     .lock()
                     .unwrap()
@@ -258,26 +264,26 @@ fn an_emit_under_block_from_a_sink_into_a_full_queue_is_refused_at_once() {
     }
     let slot: Slot = Arc::default();
     let answers: Answers = Arc::default();
-    let dropped = Arc::new(Mutex::new(Vec::new()));
-    let d = dropped.clone();
-    let em = Emitter::builder("/agents/a")
-        .sink(EmitsInSend(slot.clone(), answers.clone()))
-        .queue_capacity(1)
-        .overflow(Overflow::Block(LONG))
-        .on_undelivered(move |u| d.lock().unwrap().push(u.reason))
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let r = reasons.clone();
+    let em = builder
+        .sink(EmitsInSend(slot.clone(), answers.clone(), event))
+        .on_undelivered(move |u| r.lock().unwrap().push(u.reason))
         .build()
         .unwrap();
     *slot.lock().unwrap() = Some(em.clone());
-    em.emit(tick()).unwrap();
+    for _ in 0..before {
+        em.emit(event()).unwrap();
+    }
     let start = Instant::now();
-    assert_eq!(em.flush().unwrap().delivered, 1);
+    assert_eq!(em.flush().unwrap().delivered, before);
     assert!(
         start.elapsed() < SOON,
         "the caller's flush waited {:?}",
         start.elapsed()
     );
     let answers = answers.lock().unwrap().clone();
-    assert_eq!(answers[0].0, "Err(QueueFull)", "{answers:?}");
+    assert_eq!(answers[0].0, refused, "{answers:?}");
     assert!(
         answers[0].1 < SOON,
         "the sink's emit waited {:?}",
@@ -286,14 +292,31 @@ fn an_emit_under_block_from_a_sink_into_a_full_queue_is_refused_at_once() {
     slot.lock().unwrap().take();
     em.shutdown().unwrap();
     let m = em.metrics();
-    assert_eq!((m.emitted, m.delivered, m.dropped), (1, 1, 1), "{m:?}");
-    assert_eq!(*dropped.lock().unwrap(), [Reason::Dropped]);
+    assert_eq!(
+        (m.emitted, m.delivered, m.dropped),
+        (before, before, 1),
+        "{m:?}"
+    );
+    assert_eq!(*reasons.lock().unwrap(), [Reason::Dropped]);
+}
+
+/// `emit` under `Overflow::Block` from a sink into a full queue: only the
+/// worker, which is the caller, can make room. It is refused at once, as
+/// `DropNewest` would.
+#[test]
+fn an_emit_under_block_from_a_sink_into_a_full_queue_is_refused_at_once() {
+    an_emit_from_a_sink_is_refused_at_once(
+        Emitter::builder("/agents/a")
+            .queue_capacity(1)
+            .overflow(Overflow::Block(LONG)),
+        tick,
+        1,
+        "Err(QueueFull)",
+    );
 }
 
 /// The same with a full disk spool under `WhenFull::Block`: the room comes
-/// from the worker's confirming the batch it is sending, so an `emit` from
-/// that send waited the whole limit for it, then was refused. It is refused
-/// at once (`SpoolFull`, counted `dropped`, reported once).
+/// from the worker's confirming the batch it is sending.
 #[test]
 fn an_emit_under_a_blocking_spool_from_a_sink_into_a_full_spool_is_refused_at_once() {
     use ossa_events::spool::{SpoolConfig, WhenFull};
@@ -303,61 +326,22 @@ fn an_emit_under_a_blocking_spool_from_a_sink_into_a_full_spool_is_refused_at_on
         static PAD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         tick().data_text("text/plain", PAD.get_or_init(|| "x".repeat(3000)))
     }
-    struct EmitsInSend(Slot, Answers);
-    impl Sink for EmitsInSend {
-        fn send(&mut self, _: &[Encoded]) -> Result<(), SendError> {
-            if self.1.lock().unwrap().is_empty() {
-                let start = Instant::now();
-                let r = own(&self.0).emit(big());
-                self.1
-                    .lock()
-                    .unwrap()
-                    .push((format!("{r:?}"), start.elapsed()));
-            }
-            Ok(())
-        }
-    }
     let dir = std::env::temp_dir().join(format!("ossa-reent-spool-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let slot: Slot = Arc::default();
-    let answers: Answers = Arc::default();
-    let reasons = Arc::new(Mutex::new(Vec::new()));
-    let r = reasons.clone();
-    let em = Emitter::builder("/agents/a")
-        .sink(EmitsInSend(slot.clone(), answers.clone()))
-        .batch_size(100)
-        .flush_interval(Duration::from_secs(3600))
-        .spool(
-            SpoolConfig::new(&dir)
-                .segment_bytes(4096)
-                .max_bytes(8192)
-                .when_full(WhenFull::Block(LONG)),
-        )
-        .on_undelivered(move |u| r.lock().unwrap().push(u.reason))
-        .build()
-        .unwrap();
-    *slot.lock().unwrap() = Some(em.clone());
-    em.emit(big()).unwrap();
-    em.emit(big()).unwrap();
-    let start = Instant::now();
-    assert_eq!(em.flush().unwrap().delivered, 2);
-    assert!(
-        start.elapsed() < SOON,
-        "the caller's flush waited {:?}",
-        start.elapsed()
+    an_emit_from_a_sink_is_refused_at_once(
+        Emitter::builder("/agents/a")
+            .batch_size(100)
+            .flush_interval(Duration::from_secs(3600))
+            .spool(
+                SpoolConfig::new(&dir)
+                    .segment_bytes(4096)
+                    .max_bytes(8192)
+                    .when_full(WhenFull::Block(LONG)),
+            ),
+        big,
+        2,
+        "Err(SpoolFull)",
     );
-    let answers = answers.lock().unwrap().clone();
-    assert_eq!(answers[0].0, "Err(SpoolFull)", "{answers:?}");
-    assert!(
-        answers[0].1 < SOON,
-        "the sink's emit waited {:?}",
-        answers[0].1
-    );
-    slot.lock().unwrap().take();
-    em.shutdown().unwrap();
-    let m = em.metrics();
-    assert_eq!((m.emitted, m.delivered, m.dropped), (2, 2, 1), "{m:?}");
-    assert_eq!(*reasons.lock().unwrap(), [Reason::Dropped]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
