@@ -58,6 +58,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use crate::errors::Error;
 use crate::handle::{Overflow, Reason, emit_on};
 use crate::metrics::Counters;
+use crate::thread_mark::ThreadMark;
 use crate::tracing_layer::Later;
 use crate::worker::{Drained, Held, How, Refused, Room, Shared};
 
@@ -130,7 +131,7 @@ pub(crate) fn postpone_report(
     id: &str,
     event: Option<&crate::sink::Encoded>,
 ) -> bool {
-    if !Draining::is_draining(d) {
+    if !ThreadMark::is_here(&DRAINING, d) {
         return false;
     }
     // Gone when this thread is ending (a drain made from a thread-local's
@@ -140,24 +141,6 @@ pub(crate) fn postpone_report(
     POSTPONED
         .try_with(|p| p.borrow_mut().push((reason, id.to_owned(), event.cloned())))
         .is_ok()
-}
-
-/// Marks this thread as draining `d` until dropped.
-struct Draining(usize);
-
-impl Draining {
-    fn enter(d: &Deferred) -> Draining {
-        Draining(DRAINING.with(|c| c.replace(std::ptr::from_ref(d) as usize)))
-    }
-    fn is_draining(d: &Deferred) -> bool {
-        DRAINING.with(Cell::get) == std::ptr::from_ref(d) as usize
-    }
-}
-
-impl Drop for Draining {
-    fn drop(&mut self) {
-        DRAINING.with(|c| c.set(self.0));
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -301,7 +284,7 @@ impl Deferred {
         if self.len() == 0 {
             return Drained::Empty;
         }
-        if Draining::is_draining(self) {
+        if ThreadMark::is_here(&DRAINING, self) {
             return Drained::Busy;
         }
         let mut taken = match room {
@@ -319,7 +302,7 @@ impl Deferred {
                 }
             }
         };
-        let mark = Draining::enter(self);
+        let mark = ThreadMark::enter(&DRAINING, self);
         let how = How { room, late: true };
         let mut done = 0usize;
         let mut freed = 0usize;

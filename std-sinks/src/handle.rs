@@ -1370,11 +1370,7 @@ impl Emitter {
         // Made where nothing it waits for can end while it waits (the
         // worker, or a give-up's reports), it resolves at once, as `flush`
         // answers there: blocked on, it held the worker for the whole limit.
-        let deadline = if self.shared.waits_for_itself() {
-            Some(std::time::Instant::now())
-        } else {
-            worker::after(limit)
-        };
+        let deadline = self.shared.deadline(worker::Waits::ForEnds, limit);
         // `None`: what `OssaLayer` put off could not be queued now (no
         // room, or another thread at it); the helper thread queues it and
         // marks, once for every flush waiting so (a thread each, while the

@@ -344,6 +344,7 @@ pub mod sink;
 #[cfg(feature = "tracing")]
 mod span_ids;
 pub mod spool;
+mod thread_mark;
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub mod tracing_layer;

@@ -50,6 +50,7 @@ use crate::queue::{Queue, Run};
 use crate::retry::{Breaker, RetryPolicy};
 use crate::sink::{Encoded, LiveDeadline, SendDeadline, Sink, Ticket};
 use crate::spool::{Dropped, Spool, SpoolConfig, SyncPolicy, WhenFull};
+use crate::thread_mark::ThreadMark;
 
 /// How long past its deadline [`Shared::shutdown`] waits for a worker that
 /// is stuck in a sink before it gives up on the open events itself.
@@ -495,7 +496,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) config: Config,
     callback: Option<Callback>,
-    worker_thread: Mutex<Option<std::thread::ThreadId>>,
+    /// Set once, by the worker itself before it runs anything.
+    worker_thread: std::sync::OnceLock<std::thread::ThreadId>,
     /// Held while the spool's file upkeep (sync, ledger, deletions) runs:
     /// one at a time, so a ledger never goes back.
     upkeep: Mutex<()>,
@@ -571,7 +573,7 @@ pub(crate) fn spawn(
         counters,
         config,
         callback,
-        worker_thread: Mutex::new(None),
+        worker_thread: std::sync::OnceLock::new(),
         upkeep: Mutex::new(()),
         syncer: std::sync::OnceLock::new(),
         sequences: Mutex::new(sequences),
@@ -583,14 +585,13 @@ pub(crate) fn spawn(
     let handle = std::thread::Builder::new()
         .name("ossa-events-worker".into())
         .spawn(move || {
+            // Before any sink call or report: set by the spawning thread,
+            // it could come after the first.
+            let _ = worker_shared.worker_thread.set(std::thread::current().id());
             // Dropped after `run` returns (or unwinds), the sink with it.
             let _end = ThreadEnd(&worker_shared);
             run(&worker_shared, sink, breaker, max_batch, depth);
         })?;
-    *shared
-        .worker_thread
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = Some(handle.thread().id());
     if shared.lock().spool.is_some() {
         // The fsyncs and the ledger on a thread of their own: the worker
         // keeps sending while the disk catches up.
@@ -601,6 +602,18 @@ pub(crate) fn spawn(
         let _ = shared.syncer.set(syncer.thread().clone());
     }
     Ok((shared, handle))
+}
+
+/// What a wait of [`Shared::deadline`] is for, which says when this thread
+/// would wait for itself.
+#[derive(Clone, Copy)]
+pub(crate) enum Waits {
+    /// Room in the queue or the spool, which the worker makes: waits for
+    /// itself on the worker (a sink, or `on_undelivered` there).
+    ForRoom,
+    /// Events to end: waits for itself on the worker, or in the reports of a
+    /// give-up this thread makes ([`Shared::waits_for_itself`]).
+    ForEnds,
 }
 
 impl Shared {
@@ -824,12 +837,10 @@ impl Shared {
                     let deadline = match (how.room, cfg.overflow) {
                         // On the worker (a sink, or `on_undelivered` there)
                         // no room comes while it waits: the worker makes it.
-                        // Refused now, as `DropNewest` does, rather than the
-                        // worker stalled for the whole limit.
-                        (Room::Policy(_), Overflow::Block(_)) if self.on_worker() => {
-                            Some(Instant::now())
+                        // Refused now, as `DropNewest` does.
+                        (Room::Policy(_), Overflow::Block(limit)) => {
+                            self.deadline(Waits::ForRoom, limit)
                         }
-                        (Room::Policy(_), Overflow::Block(limit)) => after(limit),
                         _ => None,
                     };
                     let until = earliest(deadline, cap);
@@ -1017,11 +1028,7 @@ impl Shared {
                     // in: looked for once, then refused, rather than the
                     // worker stalled for the whole limit (as for
                     // `Overflow::Block`).
-                    let deadline = if self.on_worker() {
-                        Some(Instant::now())
-                    } else {
-                        after(limit)
-                    };
+                    let deadline = self.deadline(Waits::ForRoom, limit);
                     // Room is looked for anew each time: a mapped spool's
                     // spare segment, prepared meanwhile for another emit,
                     // counts against the cap and is given back first.
@@ -1180,11 +1187,7 @@ impl Shared {
         // Where nothing it waits for can end while it waits (see
         // `waits_for_itself`), answered now: it waited the whole limit, the
         // worker (or a shutdown) stalled with it, to time out all the same.
-        let deadline = if self.waits_for_itself() {
-            Some(Instant::now())
-        } else {
-            after(limit)
-        };
+        let deadline = self.deadline(Waits::ForEnds, limit);
         let target = self
             .flush_mark_by(deadline)
             .ok_or(Error::Timeout(Phase::Flush))?;
@@ -1298,10 +1301,23 @@ impl Shared {
     /// Whether this is the worker thread (a sink's call, or `on_undelivered`
     /// there).
     fn on_worker(&self) -> bool {
-        self.worker_thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|id| id == std::thread::current().id())
+        self.worker_thread.get() == Some(&std::thread::current().id())
+    }
+
+    /// The deadline of a wait of at most `limit` for what only others make:
+    /// now where this thread would wait for itself ([`Waits`]), so that the
+    /// wait looks once and answers rather than stall the worker (or a
+    /// shutdown's give-up) for the whole limit and fail all the same.
+    pub(crate) fn deadline(&self, waits: Waits, limit: Duration) -> Option<Instant> {
+        let itself = match waits {
+            Waits::ForRoom => self.on_worker(),
+            Waits::ForEnds => self.waits_for_itself(),
+        };
+        if itself {
+            Some(Instant::now())
+        } else {
+            after(limit)
+        }
     }
 
     /// Whether a wait for events to end, made on this thread, would wait for
@@ -1309,8 +1325,8 @@ impl Shared {
     /// `on_undelivered` there), or in `on_undelivered` called for a give-up
     /// this thread makes (a shutdown past its deadline), whose reports a
     /// flush waits for.
-    pub(crate) fn waits_for_itself(&self) -> bool {
-        self.on_worker() || GivingUp::is_here(self)
+    fn waits_for_itself(&self) -> bool {
+        self.on_worker() || ThreadMark::is_here(&GIVING_UP, self)
     }
 
     /// Begins shutdown and waits for the worker; past the deadline (plus
@@ -1626,7 +1642,7 @@ impl Shared {
         }
         st.reporting += 1;
         drop(st);
-        let _here = GivingUp::enter(self);
+        let _here = ThreadMark::enter(&GIVING_UP, self);
         for e in &queued {
             self.report(reason, e.id(), Some(e), error);
         }
@@ -1653,27 +1669,6 @@ thread_local! {
     /// The emitter (its [`Shared`]'s address) whose give-up this thread is
     /// reporting, or 0: see [`Shared::waits_for_itself`].
     static GIVING_UP: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// While alive, this thread makes the reports of a give-up of `Shared`'s;
-/// restores what was marked before (a callback may shut another emitter
-/// down) when dropped, a panic included.
-struct GivingUp(usize);
-
-impl GivingUp {
-    fn enter(sh: &Shared) -> GivingUp {
-        GivingUp(GIVING_UP.with(|g| g.replace(std::ptr::from_ref(sh) as usize)))
-    }
-
-    fn is_here(sh: &Shared) -> bool {
-        GIVING_UP.with(|g| g.get() == std::ptr::from_ref(sh) as usize)
-    }
-}
-
-impl Drop for GivingUp {
-    fn drop(&mut self) {
-        GIVING_UP.with(|g| g.set(self.0));
-    }
 }
 
 /// Marks the worker gone however it ends (a panic in our own code
