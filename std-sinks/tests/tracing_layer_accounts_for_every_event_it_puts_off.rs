@@ -307,20 +307,6 @@ fn events_put_off_before_a_shutdown_that_gives_up_early_time_out_not_fail() {
     }
 }
 
-/// Delivers once `open` is set (a collector that is slow for a while).
-struct Gated(Arc<(Mutex<bool>, std::sync::Condvar)>);
-
-impl ossa_events::sink::Sink for Gated {
-    fn send(&mut self, _: &[ossa_events::sink::Encoded]) -> Result<(), ossa_events::SendError> {
-        let (m, cv) = &*self.0;
-        let mut open = m.lock().unwrap_or_else(PoisonError::into_inner);
-        while !*open {
-            open = cv.wait(open).unwrap_or_else(PoisonError::into_inner);
-        }
-        Ok(())
-    }
-}
-
 /// Events put off before a shutdown are queued during it, until its
 /// deadline (the README), however the shutdown is made and whatever the
 /// `Overflow` policy: a queue full when it begins (the sink slow for
@@ -348,10 +334,10 @@ fn full_behind_events_put_off(
     overflow: Overflow,
     open_after: Duration,
 ) -> (Emitter, Undelivered, std::thread::JoinHandle<()>) {
-    let gate: Arc<(Mutex<bool>, std::sync::Condvar)> = Arc::default();
+    let gate = common::Gate::default();
     let reasons = Undelivered::default();
     let emitter = Emitter::builder("/agents/slow")
-        .sink(Gated(gate.clone()))
+        .sink(gate.sink())
         .queue_capacity(4)
         .batch_size(2)
         .overflow(overflow)
@@ -378,8 +364,7 @@ fn full_behind_events_put_off(
     });
     let opener = std::thread::spawn(move || {
         std::thread::sleep(open_after);
-        *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        gate.1.notify_all();
+        gate.open();
     });
     (emitter, reasons, opener)
 }

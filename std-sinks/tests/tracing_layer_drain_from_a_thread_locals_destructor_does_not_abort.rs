@@ -9,26 +9,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::cell::RefCell;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ossa_events::tracing_layer::OssaLayer;
 use ossa_events::{Emitter, EventBuilder, Overflow, Reason};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-/// Delivers once the gate opens (a collector that is slow for a while).
-struct Gated(Arc<(Mutex<bool>, Condvar)>);
-
-impl ossa_events::sink::Sink for Gated {
-    fn send(&mut self, _: &[ossa_events::sink::Encoded]) -> Result<(), ossa_events::SendError> {
-        let (m, cv) = &*self.0;
-        let mut open = m.lock().unwrap_or_else(PoisonError::into_inner);
-        while !*open {
-            open = cv.wait(open).unwrap_or_else(PoisonError::into_inner);
-        }
-        Ok(())
-    }
-}
+mod common;
 
 /// Emits when its thread ends, and says how that went.
 struct SaysStopped(Emitter, Arc<Mutex<Vec<String>>>);
@@ -52,11 +40,11 @@ fn chat(key: &str) {
 
 #[test]
 fn a_drain_of_put_off_events_from_a_thread_locals_destructor() {
-    let gate: Arc<(Mutex<bool>, Condvar)> = Arc::default();
+    let gate = common::Gate::default();
     let reports: Arc<Mutex<Vec<Reason>>> = Arc::default();
     let log = reports.clone();
     let em = Emitter::builder("/agents/a")
-        .sink(Gated(gate.clone()))
+        .sink(gate.sink())
         .queue_capacity(4)
         .batch_size(2)
         .overflow(Overflow::DropNewest)
@@ -95,8 +83,7 @@ fn a_drain_of_put_off_events_from_a_thread_locals_destructor() {
         ["Err(QueueFull)", "Err(QueueFull)"],
         "what each emit answered"
     );
-    *gate.0.lock().unwrap() = true;
-    gate.1.notify_all();
+    gate.open();
     em.shutdown().unwrap();
     let m = em.metrics();
     assert_eq!(

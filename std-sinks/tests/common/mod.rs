@@ -613,3 +613,41 @@ pub(crate) fn read_some(s: &mut impl Read, buf: &mut [u8]) -> usize {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// A collector slow for a while
+// ---------------------------------------------------------------------------
+
+/// Opens a [`Gated`] sink's gate: every send waits until then.
+#[derive(Clone, Default)]
+pub(crate) struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    /// A sink whose sends wait for this gate to open, then deliver.
+    pub(crate) fn sink(&self) -> Gated {
+        Gated(self.clone())
+    }
+
+    /// Lets every send, waiting or to come, through.
+    pub(crate) fn open(&self) {
+        let (m, cv) = &*self.0;
+        *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        cv.notify_all();
+    }
+}
+
+/// Delivers once its [`Gate`] opens (a collector that is slow for a while).
+pub(crate) struct Gated(Gate);
+
+impl ossa_events::sink::Sink for Gated {
+    fn send(&mut self, _: &[ossa_events::sink::Encoded]) -> Result<(), ossa_events::SendError> {
+        let (m, cv) = &*(self.0).0;
+        let mut open = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while !*open {
+            open = cv
+                .wait(open)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        Ok(())
+    }
+}
