@@ -3,9 +3,10 @@
 //!
 //! [`CloudEvents`] reads the body (under axum's `DefaultBodyLimit`, 2 MiB
 //! unless the router says otherwise), undoes a `Content-Encoding: gzip` (as
-//! [`HttpSink`](crate::sink::HttpSink)`::gzip(true)` sends, up to
-//! [`MAX_DECODED_BODY`] decoded), checks every event of the request against
-//! the spec, and only then runs the handler: an invalid request (or one
+//! [`HttpSink`](crate::sink::HttpSink)`::gzip(true)` sends; the decoded body
+//! is under the same limit, and never over [`MAX_DECODED_BODY`]), checks
+//! every event of the request against the spec, and only then runs the
+//! handler: an invalid request (or one
 //! with more than one `Content-Type`) is answered
 //! `400 Bad Request` with the reason as text (`415` for an event format other
 //! than JSON or a content coding other than gzip, `413` for a body over the
@@ -36,9 +37,10 @@ use ossa_events_core::{Event, ParseError, Scratch};
 
 use crate::http_types::{Coding, GunzipError, content_coding, gunzip};
 
-/// Most bytes a gzip request body may decode to: 16 MiB. axum's
-/// `DefaultBodyLimit` bounds the bytes received; this bounds what they
-/// inflate to (a few KiB of gzip can decode to gigabytes).
+/// Most bytes a gzip request body may decode to: 16 MiB, even when the
+/// router's `DefaultBodyLimit` is higher or disabled. That limit bounds the
+/// bytes received and, once inflated, the decoded ones too; this bounds the
+/// inflating itself (a few KiB of gzip can decode to gigabytes).
 pub const MAX_DECODED_BODY: usize = 16 * 1024 * 1024;
 
 /// The events of one CloudEvents HTTP request, all valid.
@@ -68,7 +70,8 @@ impl fmt::Debug for CloudEvents {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CloudEventsRejection {
-    /// The body could not be read, or is over the body limit (`413`).
+    /// The body could not be read, or is over the body limit (`413`),
+    /// as received or, with gzip, decoded.
     Body(axum_core::extract::rejection::BytesRejection),
     /// An event (or the batch, or the headers) breaks the CloudEvents spec:
     /// `400`, or `415` for [`ParseError::UnsupportedFormat`]. In a batch,
@@ -175,6 +178,9 @@ impl<S: Send + Sync> FromRequest<S> for CloudEvents {
         {
             return Err(CloudEventsRejection::Invalid(ParseError::InvalidHeader));
         }
+        // A gzip body is limited twice: as received, and once decoded, by
+        // the same limit (the router's), for which its extensions are kept.
+        let extensions = (coding == Coding::Gzip).then(|| req.extensions().clone());
         let body = Bytes::from_request(req, state)
             .await
             .map_err(CloudEventsRejection::Body)?;
@@ -190,7 +196,21 @@ impl<S: Send + Sync> FromRequest<S> for CloudEvents {
         let body = match coding {
             Coding::Identity => body,
             Coding::Gzip => match gunzip(&body, MAX_DECODED_BODY) {
-                Ok(decoded) => Bytes::from(decoded),
+                // The router's `DefaultBodyLimit` bounds what the handler
+                // gets, as the built-in receiver's `max_body_bytes` bounds
+                // the decoded body: a few KiB of gzip under a 64 KiB limit
+                // decoded to 16 MiB went through. axum keeps the limit to
+                // itself, so the decoded bytes are buffered again under it
+                // (one chunk: not copied).
+                Ok(decoded) => {
+                    let mut again = Request::new(axum_core::body::Body::from(decoded));
+                    if let Some(extensions) = extensions {
+                        *again.extensions_mut() = extensions;
+                    }
+                    Bytes::from_request(again, state)
+                        .await
+                        .map_err(CloudEventsRejection::Body)?
+                }
                 Err(GunzipError::Invalid(e)) => return Err(CloudEventsRejection::InvalidGzip(e)),
                 Err(GunzipError::TooLarge) => return Err(CloudEventsRejection::DecodedTooLarge),
             },

@@ -535,3 +535,38 @@ fn empty_content_encoding_list_elements_are_ignored() {
     assert_eq!(server.seen().len(), 6, "{:?}", server.seen());
     listen.shutdown();
 }
+
+/// The router's `DefaultBodyLimit` bounds what the handler gets, gzip or
+/// not, as the built-in receiver's `max_body_bytes` bounds the decoded body
+/// too: 256 KiB of event in a few hundred gzip bytes went through a router
+/// limited to 64 KiB (only `MAX_DECODED_BODY`, 16 MiB, bounded it), while
+/// the same event sent plain was refused `413`.
+#[test]
+fn the_routers_body_limit_bounds_the_decoded_body() {
+    let server = Server::start(64 * 1024);
+    let url = server.url();
+    let structured = ("content-type", "application/cloudevents+json");
+    let event = |data_len: usize| {
+        format!(
+            r#"{{"specversion":"1.0","id":"z","source":"/s","type":"t","data":"{}"}}"#,
+            "x".repeat(data_len)
+        )
+    };
+    let big = event(256 * 1024);
+    let (status, _) = send(&url, &[structured], big.as_bytes());
+    assert_eq!(status, 413, "plain");
+    let gz = gzipped(big.as_bytes());
+    assert!(gz.len() < 4 * 1024, "{}", gz.len());
+    let (status, text) = send(&url, &[structured, ("content-encoding", "gzip")], &gz);
+    assert_eq!(status, 413, "gzip: {text}");
+    assert!(server.seen().is_empty(), "{:?}", server.seen());
+    // Under the limit decoded: read, as before.
+    let small = event(32 * 1024);
+    let (status, text) = send(
+        &url,
+        &[structured, ("content-encoding", "gzip")],
+        &gzipped(small.as_bytes()),
+    );
+    assert_eq!(status, 202, "{text}");
+    assert_eq!(server.seen().len(), 1);
+}
