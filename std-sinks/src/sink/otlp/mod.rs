@@ -674,6 +674,8 @@ fn dup(e: &Error) -> Error {
         },
         Error::Timeout(p) => Error::Timeout(*p),
         Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        // Its text as it is: wrapped (below), it read "transport: transport: …".
+        Error::Transport(s) => Error::Transport(s.clone()),
         other => Error::Transport(other.to_string()),
     }
 }
