@@ -10,7 +10,7 @@
 //! `ossaagentid` (set once on the emitter). Each operation — the workflow, the
 //! agent run, each turn, each tool call — has its own `ossaspanid`, shared by
 //! its started and its completed/failed event. Prints 14 events on stdout,
-//! then on stderr:
+//! then on stderr (the trace id is a new one on every run):
 //!
 //! ```text
 //! trace 4bf92f3577b34da6a3ce929d0e0e4736: 14 events in 7 spans, 1 of 3 tool calls failed

@@ -488,3 +488,37 @@ fn default_breaker_opens_after_five_failures() {
     );
     assert_eq!((report.delivered, report.shutdown_timeout), (0, 1));
 }
+
+/// The spool's cap is `max_bytes` raised to two segments
+/// (`SpoolConfig::max_bytes`): an event over `max_bytes` but within that
+/// is taken; one over the raised cap is refused at once, `SpoolFull`.
+#[test]
+fn spool_cap_is_max_bytes_raised_to_two_segments() {
+    let dir = std::env::temp_dir().join(format!("ossa-claims-spool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let segment = 64 * 1024;
+    let em = Emitter::builder("/a")
+        .sink(ossa_events::sink::NullSink::new())
+        .spool(
+            SpoolConfig::new(&dir)
+                .max_bytes(1024)
+                .segment_bytes(segment),
+        )
+        .build()
+        .unwrap();
+    let data = |n: usize| format!("\"{}\"", "x".repeat(n));
+    // Over `max_bytes`, within two segments: taken.
+    em.emit(EventBuilder::new().ty("t").data_json(&data(4096)))
+        .unwrap();
+    // Over two segments: refused at once.
+    let big = em.emit(
+        EventBuilder::new()
+            .ty("t")
+            .data_json(&data(2 * segment as usize)),
+    );
+    assert!(matches!(big, Err(Error::SpoolFull)), "{big:?}");
+    let r = em.shutdown_within(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.delivered, 1);
+    drop(em);
+    let _ = std::fs::remove_dir_all(&dir);
+}
