@@ -166,8 +166,9 @@ impl<'a> Config<'a> {
     }
     /// Whether events get a `traceparent` (W3C Trace Context) written from
     /// their `ossatraceid` and `ossaspanid` when they have none (see
-    /// [`EventBuilder::derive_traceparent`]). On by default; off saves 70
-    /// bytes an event on a link that no tracing backend reads.
+    /// [`EventBuilder::derive_traceparent`]). On by default; off saves 72
+    /// bytes an event (`,"traceparent":"00-…-01"`) on a link that no tracing
+    /// backend reads.
     ///
     /// With the crate's `traceparent` feature (a default one). A firmware
     /// that never writes it leaves the feature out: its emitters then carry
@@ -176,10 +177,12 @@ impl<'a> Config<'a> {
     /// ```
     /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, ossa, FixedClock, RandomIds, Timestamp};
     /// # let mut out = [0u8; 2048];
-    /// # let ids = RandomIds(|b: &mut [u8; 16]| b.fill(1));
-    /// # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    /// # let mut on = [0u8; 2048];
+    /// # let mut run = |config: Config<'static>, out: &mut [u8]| -> Result<usize, Box<dyn std::error::Error>> {
+    /// #     let ids = RandomIds(|b: &mut [u8; 16]| b.fill(1));
+    /// #     let clock = FixedClock(Timestamp::UNIX_EPOCH);
     /// let mut em: Emitter<'_, _, _, _, 8, 2048> =
-    ///     Emitter::new(Config::new("/s").traceparent(false), SliceWriter::new(&mut out), ids, clock);
+    ///     Emitter::new(config, SliceWriter::new(out), ids, clock);
     /// em.set_context(ossa::Context {
     ///     trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736"),
     ///     span_id: Some("00f067aa0ba902b7"),
@@ -187,7 +190,11 @@ impl<'a> Config<'a> {
     /// });
     /// em.emit_ossa(&ossa::TurnStarted { turn: 1, input: None })?;
     /// em.flush()?;
-    /// assert!(!std::str::from_utf8(em.writer().written())?.contains("traceparent"));
+    /// # Ok(em.writer().written().len()) };
+    /// let off = run(Config::new("/s").traceparent(false), &mut out)?;
+    /// assert!(!std::str::from_utf8(&out[..off])?.contains("traceparent"));
+    /// // The 72 bytes an event it saves:
+    /// assert_eq!(run(Config::new("/s"), &mut on)? - off, 72);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "traceparent")]
