@@ -176,25 +176,26 @@ impl<'a> Config<'a> {
     ///
     /// ```
     /// # use ossa_events_core::{emitter::{Config, Emitter}, io::SliceWriter, ossa, FixedClock, RandomIds, Timestamp};
-    /// # let mut out = [0u8; 2048];
-    /// # let mut on = [0u8; 2048];
-    /// # let mut run = |config: Config<'static>, out: &mut [u8]| -> Result<usize, Box<dyn std::error::Error>> {
-    /// #     let ids = RandomIds(|b: &mut [u8; 16]| b.fill(1));
-    /// #     let clock = FixedClock(Timestamp::UNIX_EPOCH);
-    /// let mut em: Emitter<'_, _, _, _, 8, 2048> =
-    ///     Emitter::new(config, SliceWriter::new(out), ids, clock);
-    /// em.set_context(ossa::Context {
-    ///     trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736"),
-    ///     span_id: Some("00f067aa0ba902b7"),
-    ///     ..Default::default()
-    /// });
-    /// em.emit_ossa(&ossa::TurnStarted { turn: 1, input: None })?;
-    /// em.flush()?;
-    /// # Ok(em.writer().written().len()) };
-    /// let off = run(Config::new("/s").traceparent(false), &mut out)?;
-    /// assert!(!std::str::from_utf8(&out[..off])?.contains("traceparent"));
+    /// // One turn emitted under `config` into `out`; the bytes written.
+    /// let run = |config: Config<'static>, out: &mut [u8]| -> Result<usize, Box<dyn std::error::Error>> {
+    ///     # let ids = RandomIds(|b: &mut [u8; 16]| b.fill(1));
+    ///     # let clock = FixedClock(Timestamp::UNIX_EPOCH);
+    ///     let mut em: Emitter<'_, _, _, _, 8, 2048> =
+    ///         Emitter::new(config, SliceWriter::new(out), ids, clock);
+    ///     em.set_context(ossa::Context {
+    ///         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+    ///         span_id: Some("00f067aa0ba902b7"),
+    ///         ..Default::default()
+    ///     });
+    ///     em.emit_ossa(&ossa::TurnStarted { turn: 1, input: None })?;
+    ///     em.flush()?;
+    ///     Ok(em.writer().written().len())
+    /// };
+    /// let (mut off, mut on) = ([0u8; 2048], [0u8; 2048]);
+    /// let off_len = run(Config::new("/s").traceparent(false), &mut off)?;
+    /// assert!(!std::str::from_utf8(&off[..off_len])?.contains("traceparent"));
     /// // The 72 bytes an event it saves:
-    /// assert_eq!(run(Config::new("/s"), &mut on)? - off, 72);
+    /// assert_eq!(run(Config::new("/s"), &mut on)? - off_len, 72);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "traceparent")]
