@@ -738,16 +738,23 @@ fn completions_cover_every_command_and_option() {
     }
     let o = run(&["completions", "bash"]);
     assert!(text(&o.stdout).contains("--header-file"));
-    assert_usage_error(
-        &["completions"],
-        &run(&["completions"]),
-        "completions: name a shell",
-    );
-    assert_usage_error(
-        &["completions", "tcsh"],
-        &run(&["completions", "tcsh"]),
-        "completions: unknown shell 'tcsh'",
-    );
+    // Each points to the command's own help, as every other command's
+    // usage errors do (it named the top-level help).
+    for (args, want) in [
+        (&["completions"][..], "completions: name a shell"),
+        (
+            &["completions", "tcsh"][..],
+            "completions: unknown shell 'tcsh'",
+        ),
+    ] {
+        let o = run(args);
+        assert_usage_error(args, &o, want);
+        assert!(
+            text(&o.stderr).contains("(see 'ossa-events completions --help')"),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+    }
 }
 
 /// A value that is not UTF-8, on the command line or in a variable, is

@@ -53,6 +53,9 @@ const MAX_SECS: f64 = 86_400.0;
 /// the rate (redrawn every 250 ms, cleared at the end), when stderr is a terminal.
 /// At the end a summary line goes to stderr:
 ///   emit: read N, delivered N, retried N, failed N, dropped N, invalid N
+/// where failed counts the events given up at the shutdown deadline too, and
+/// dropped those refused at emit (a full queue, or an event that breaks a
+/// rule or a schema).
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "emit",

@@ -317,7 +317,7 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
                     .map(|s| s.to_string_lossy())
                     .unwrap_or_default();
                 usage_error(
-                    None,
+                    Some("completions"),
                     &format!("completions: unknown shell '{shell}': use {SHELLS}"),
                 )
             } else {
@@ -403,7 +403,10 @@ fn init_logging(verbosity: u8) {
 /// clap_complete from the derived [`Cli`].
 fn completions(shell: Option<clap_complete::Shell>) -> ExitCode {
     let Some(shell) = shell else {
-        return usage_error(None, &format!("completions: name a shell: {SHELLS}"));
+        return usage_error(
+            Some("completions"),
+            &format!("completions: name a shell: {SHELLS}"),
+        );
     };
     // Into memory, then out: clap_complete's writers panic when a write
     // fails (a reader that has left, `| head -1`), which exited 101.
