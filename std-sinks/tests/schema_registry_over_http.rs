@@ -831,3 +831,59 @@ fn ref_checked_and_stamped(r: SchemaRegistry, want: &[(&str, String)]) {
         assert!(sent.is_ok(), "{ty}: {sent:?}");
     }
 }
+
+/// A `dataschema` naming a built-in or directory schema by its `$id` with
+/// the scheme or host in another case (`HTTPS://OSSA.DEV/…`, the same URI
+/// by RFC 3986 §6.2.2.1, as the registry's own URLs already match) is
+/// checked against that schema. Before, it was not found, the event fell
+/// back to its type, and one with no schema passed unchecked.
+#[test]
+fn the_scheme_and_host_of_a_declared_known_schema_match_in_any_case() {
+    let dir = std::env::temp_dir().join(format!("ossa-schema-case-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("order.json"),
+        r#"{"$id":"https://Acme.Example/schemas/Order-v2.json","type":"object","required":["order"]}"#,
+    )
+    .unwrap();
+    let r = SchemaRegistry::builder().dir(&dir).build().unwrap();
+    let tool = ossa_events::ossa::schema_uri("dev.ossa.tool.called").unwrap();
+    for (declared, keyword_of) in [
+        (
+            "https://acme.example/schemas/Order-v2.json".to_owned(),
+            "order",
+        ),
+        (
+            "HTTPS://ACME.EXAMPLE/schemas/Order-v2.json".to_owned(),
+            "order",
+        ),
+        (tool.replace("https://ossa.dev", "HTTPS://OSSA.Dev"), "tool"),
+    ] {
+        let ev = Event::builder()
+            .id("1")
+            .source("/s")
+            .ty("com.acme.unlisted")
+            .dataschema(&declared)
+            .data_json("{}")
+            .build()
+            .unwrap();
+        let got = r.check(&ev);
+        assert!(
+            matches!(&got, Err(SchemaError::Violation(v)) if v.keyword == "required" && v.message.contains(keyword_of)),
+            "{declared}: {got:?}"
+        );
+    }
+    // The path stays case-sensitive.
+    let other = Event::builder()
+        .id("1")
+        .source("/s")
+        .ty("com.acme.unlisted")
+        .dataschema("https://acme.example/schemas/order-v2.json")
+        .data_json("{}")
+        .build()
+        .unwrap();
+    assert_eq!(r.check(&other), Ok(Checked::NoSchema));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+

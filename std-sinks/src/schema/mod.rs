@@ -570,7 +570,9 @@ impl SchemaRegistryBuilder {
                 reason,
             })?;
             let c = Arc::new(c);
-            by_uri.entry(c.uri.to_string()).or_insert_with(|| c.clone());
+            by_uri
+                .entry(uri_key(&c.uri).into_owned())
+                .or_insert_with(|| c.clone());
             by_type.entry(ty).or_insert(c);
         }
         let remote = fetcher.map(|f| Remote::start(f, refs));
@@ -613,6 +615,33 @@ fn uri_of(v: &Value, base: &str) -> String {
         Some((no_fragment, _)) => no_fragment.to_owned(),
         None => resolved,
     }
+}
+
+/// `uri` as the schemas are looked up by: its scheme and host in lower
+/// case, which RFC 3986 §6.2.2.1 says do not tell URIs apart
+/// (`HTTPS://OSSA.DEV/…` is `https://ossa.dev/…`; the path, and userinfo,
+/// keep their case). Before, a `dataschema` naming a known schema so was
+/// not found, and the event passed by its type, unchecked if it had none.
+fn uri_key(uri: &str) -> std::borrow::Cow<'_, str> {
+    let Some(colon) = uri.find(':') else {
+        return std::borrow::Cow::Borrowed(uri);
+    };
+    let (scheme, rest) = uri.split_at(colon);
+    // The host: after `//` and any `userinfo@`, before the path.
+    let host = rest.strip_prefix("://").map(|after| {
+        let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        let start = after[..end].rfind('@').map_or(0, |i| i + 1);
+        (colon + 3 + start, colon + 3 + end)
+    });
+    let (from, to) = host.unwrap_or((colon, colon));
+    let has_upper = |s: &str| s.bytes().any(|b| b.is_ascii_uppercase());
+    if !has_upper(scheme) && !has_upper(&uri[from..to]) {
+        return std::borrow::Cow::Borrowed(uri);
+    }
+    let mut out = uri.to_owned();
+    out[..colon].make_ascii_lowercase();
+    out[from..to].make_ascii_lowercase();
+    std::borrow::Cow::Owned(out)
 }
 
 /// `(path, type, schema)` of every `*.json` file of `dir`, in name order.
@@ -1308,7 +1337,7 @@ impl SchemaRegistry {
     fn find(&self, ty: &str, dataschema: Option<&str>) -> Found {
         let inner = &*self.inner;
         if let Some(uri) = dataschema {
-            if let Some(c) = inner.by_uri.get(uri) {
+            if let Some(c) = inner.by_uri.get(&*uri_key(uri)) {
                 return Found::Schema(c.clone());
             }
             let served = inner
@@ -1320,7 +1349,10 @@ impl SchemaRegistry {
                 // `schema_uri` gave an emitter stamping `dataschema` (after
                 // a `prefetch` of the type, its events were refused "being
                 // fetched" while the same URL was fetched again by URI).
-                if let Some(c) = r.ready(Side::Type, ty).filter(|c| *c.uri == *uri) {
+                if let Some(c) = r
+                    .ready(Side::Type, ty)
+                    .filter(|c| uri_key(&c.uri) == uri_key(&uri))
+                {
                     return Found::Schema(c);
                 }
                 return match r.lookup(Side::Uri, &uri) {
