@@ -887,3 +887,17 @@ fn the_scheme_and_host_of_a_declared_known_schema_match_in_any_case() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `HttpRegistry::timeout(Duration::MAX)`, "no limit" as `check_within`
+/// and `prefetch` read it, fetches the schema. Before, the HTTP client
+/// panicked adding it to the clock on every fetch (caught: every schema
+/// was "unavailable: fetching or compiling it panicked").
+#[test]
+fn a_fetch_timeout_of_duration_max_is_no_limit() {
+    let s = Server::start();
+    s.route(&format!("/{TY}.json"), Answer::Json(ORDER.into()));
+    for t in [Duration::MAX, Duration::from_secs(u64::MAX / 4)] {
+        let r = registry(&s, HttpRegistry::new(&s.base).timeout(t));
+        let got = r.check_within(&event(r#"{"order":"o"}"#, None), WAIT);
+        assert!(matches!(got, Ok(Checked::Valid { .. })), "{t:?}: {got:?}");
+    }
+}

@@ -143,7 +143,8 @@ impl HttpRegistry {
         }
         self
     }
-    /// Time limit of one fetch, connecting included. Defaults to `5 s`.
+    /// Time limit of one fetch, connecting included (`Duration::MAX`: no
+    /// limit). Defaults to `5 s`.
     ///
     /// ```
     /// use std::time::Duration;
@@ -248,14 +249,20 @@ impl Fetcher {
                 reason: "not an http:// or https:// URL".into(),
             });
         }
+        // A limit the clock cannot hold (`Duration::MAX`) is no limit, as
+        // `check_within` reads it: the client panicked adding it to the
+        // clock at every fetch. Twice the limit must fit, for the calls
+        // that start after now.
+        let timeout =
+            crate::worker::after(config.timeout.saturating_mul(2)).map(|_| config.timeout);
         let agent_config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             // Schemas come from under the registry's URL only, and the
             // configured headers (tokens) go nowhere else: a redirect is
             // a failed fetch, not followed (it was, to any host, with them).
             .max_redirects(0)
-            .timeout_global(Some(config.timeout))
-            .timeout_connect(Some(config.timeout))
+            .timeout_global(timeout)
+            .timeout_connect(timeout)
             .user_agent(concat!("ossa-events/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(Fetcher {
