@@ -901,3 +901,30 @@ fn a_fetch_timeout_of_duration_max_is_no_limit() {
         assert!(matches!(got, Ok(Checked::Valid { .. })), "{t:?}: {got:?}");
     }
 }
+
+/// `prefetch` of a URI that no source has (not a built-in or directory
+/// `$id`, not under the registry's URL) says so; before, it returned
+/// `Ok(())` as if the schema were at hand, while events declaring it were
+/// checked by their type (unchecked if it had none). A known `$id` is fine.
+#[test]
+fn prefetching_a_uri_no_source_has_is_an_error() {
+    let s = Server::start();
+    let r = registry(&s, HttpRegistry::new(&s.base));
+    let elsewhere = "https://elsewhere.example/schemas/order.json";
+    let got = r.prefetch(&[], &[elsewhere], WAIT);
+    assert!(
+        matches!(&got, Err(SchemaError::Unavailable { schema, reason }) if schema == elsewhere && reason.contains("no schema source has it")),
+        "{got:?}"
+    );
+    let builtin = ossa_events::ossa::schema_uri("dev.ossa.tool.called").unwrap();
+    assert_eq!(r.prefetch(&[], &[builtin], WAIT), Ok(()));
+    assert_eq!(
+        SchemaRegistry::builtin().prefetch(&[], &[builtin], WAIT),
+        Ok(())
+    );
+    assert!(
+        SchemaRegistry::builtin()
+            .prefetch(&[], &[elsewhere], WAIT)
+            .is_err()
+    );
+}

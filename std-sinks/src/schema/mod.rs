@@ -1259,7 +1259,10 @@ impl SchemaRegistry {
     /// registry now, so that the first events of those types need not be
     /// refused as "being fetched"; waits up to `wait` for them. Returns the
     /// first error of those that could not be had (a type with no schema is
-    /// not an error). Without an HTTP registry it does nothing.
+    /// not an error; a URI that no source has, neither a built-in or
+    /// directory `$id` nor a URL under the HTTP registry's, is one: events
+    /// declaring it would be checked by their type). Without an HTTP
+    /// registry it fetches nothing.
     ///
     /// ```
     /// use std::time::Duration;
@@ -1281,7 +1284,18 @@ impl SchemaRegistry {
             types
                 .iter()
                 .map(|t| this.find(t, None))
-                .chain(uris.iter().map(|u| this.find("", Some(u))))
+                .chain(uris.iter().map(|u| match this.find("", Some(u)) {
+                    // Not known by `$id` nor the registry's to fetch: it
+                    // fell through to the (empty) type. Before, `Ok(())`,
+                    // as if it were at hand.
+                    Found::NoSchema => Found::Failed(
+                        crate::sink::http::redacted(u).into_owned(),
+                        Arc::from(
+                            "no schema source has it (no built-in or directory $id, not under the HTTP registry's URL)",
+                        ),
+                    ),
+                    f => f,
+                }))
                 .collect::<Vec<_>>()
         };
         loop {
