@@ -121,7 +121,12 @@ impl fmt::Display for Error {
             #[cfg(feature = "kafka")]
             Error::Kafka(e) => write!(f, "kafka: {e}"),
             #[cfg(feature = "schemas")]
-            Error::Schema(e) => write!(f, "invalid payload: {e}"),
+            // A schema that could not be had leaves the payload unchecked,
+            // not invalid (its text says `schema unavailable: …`).
+            Error::Schema(e) => match **e {
+                crate::schema::SchemaError::Unavailable { .. } => write!(f, "{e}"),
+                _ => write!(f, "invalid payload: {e}"),
+            },
             Error::ShutDown => f.write_str("emitter is shut down"),
             Error::QueueFull => f.write_str("queue full: event dropped"),
             Error::SpoolFull => f.write_str("spool full: event dropped"),
@@ -428,6 +433,27 @@ mod tests {
             std::mem::size_of::<Error>() <= 40,
             "{}",
             std::mem::size_of::<Error>()
+        );
+    }
+
+    /// A schema that could not be had is said as such, not as a payload
+    /// that is invalid (which the check never found out).
+    #[cfg(feature = "schemas")]
+    #[test]
+    fn a_schema_error_says_invalid_payload_only_when_the_payload_is() {
+        use crate::schema::SchemaError;
+        let unavailable = Error::Schema(Box::new(SchemaError::Unavailable {
+            schema: "https://r.example/s.json".into(),
+            reason: "fetch failed".into(),
+        }));
+        assert_eq!(
+            unavailable.to_string(),
+            "schema unavailable: https://r.example/s.json: fetch failed"
+        );
+        let no_schema = Error::Schema(Box::new(SchemaError::NoSchema { ty: "t".into() }));
+        assert!(
+            no_schema.to_string().starts_with("invalid payload: "),
+            "{no_schema}"
         );
     }
 }

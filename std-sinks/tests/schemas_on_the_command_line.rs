@@ -199,6 +199,26 @@ fn listen_answers_400_with_the_pointer_and_keyword_and_prints_nothing_of_that_re
     l.no_more_lines();
 }
 
+/// A payload whose schema cannot be had is not checked, and `validate`
+/// says so; it said "invalid payload", naming the payload for a registry
+/// that was down.
+#[test]
+fn validate_says_a_schema_it_cannot_reach_is_unavailable_not_the_payload_invalid() {
+    // Nothing listens on port 9.
+    let ev = line("c1", "com.acme.order.placed", "", r#"{"order":"o"}"#);
+    let out = validate(&["--schemas", "http://127.0.0.1:9/schemas/"], &ev);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "an unchecked event was printed");
+    assert!(
+        stderr.contains(
+            "<stdin>: schema unavailable: http://127.0.0.1:9/schemas/com.acme.order.placed.json"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("invalid payload"), "{stderr}");
+}
+
 #[test]
 fn listen_answers_503_when_the_schema_registry_cannot_be_reached() {
     // Nothing listens on port 9.

@@ -13,6 +13,7 @@ use super::args::HelpFlag;
 use super::emit::{Chunk, LineChunks, LineError, MAX_LINE};
 use super::progress::note;
 use super::schemas::{FETCH_WAIT, SchemaArgs};
+use ossa_events::schema::SchemaError;
 
 /// Check CloudEvents v1.0 in the JSON format and print each valid event as one line
 /// of canonical structured JSON on stdout.
@@ -240,7 +241,13 @@ impl Part {
         if let Some(r) = check.schemas
             && let Err(e) = r.check_within(ev, FETCH_WAIT)
         {
-            self.say(format_args!("{}: invalid payload: {e}", at()));
+            // Not checked is not invalid: the schema could not be had
+            // (`schema unavailable: …` says so), as `listen` answers 503.
+            let what = match e {
+                SchemaError::Unavailable { .. } => "",
+                _ => "invalid payload: ",
+            };
+            self.say(format_args!("{}: {what}{e}", at()));
             return false;
         }
         if let Some(seqs) = &mut self.sequences {
