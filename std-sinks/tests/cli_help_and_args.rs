@@ -746,6 +746,20 @@ fn completions_cover_every_command_and_option() {
             &["completions", "tcsh"][..],
             "completions: unknown shell 'tcsh'",
         ),
+        // The shell named is the one given, after `--` too (it named `--`).
+        (
+            &["completions", "--", "tcsh"][..],
+            "completions: unknown shell 'tcsh'",
+        ),
+        // Its other usage errors too (they named the top-level help).
+        (
+            &["completions", "bash", "extra"][..],
+            "completions: unexpected argument 'extra'",
+        ),
+        (
+            &["completions", "--bogus"][..],
+            "completions: unknown option '--bogus'",
+        ),
     ] {
         let o = run(args);
         assert_usage_error(args, &o, want);

@@ -311,15 +311,23 @@ pub(crate) fn run(args: Vec<OsString>) -> ExitCode {
             let msg = args::one_line(sub, &e, rest);
             return if is_command {
                 usage_error(Some(first), &format!("{first}: {msg}"))
-            } else if first == "completions" && e.kind() == clap::error::ErrorKind::InvalidValue {
-                let shell = rest
-                    .first()
-                    .map(|s| s.to_string_lossy())
-                    .unwrap_or_default();
-                usage_error(
-                    Some("completions"),
-                    &format!("completions: unknown shell '{shell}': use {SHELLS}"),
-                )
+            } else if first == "completions" {
+                // Every usage error of `completions` points to its own help.
+                // The shell is the value clap refused, not the first
+                // argument (`completions -- tcsh` named `--`).
+                let shell = match e.get(clap::error::ContextKind::InvalidValue) {
+                    Some(clap::error::ContextValue::String(s))
+                        if e.kind() == clap::error::ErrorKind::InvalidValue =>
+                    {
+                        Some(s.clone())
+                    }
+                    _ => None,
+                };
+                let msg = match shell {
+                    Some(shell) => format!("completions: unknown shell '{shell}': use {SHELLS}"),
+                    None => format!("{first}: {msg}"),
+                };
+                usage_error(Some("completions"), &msg)
             } else {
                 usage_error(None, &format!("{first}: {msg}"))
             };
