@@ -48,11 +48,13 @@ async fn collect(State(seen): State<Seen>, events: CloudEvents) -> StatusCode {
 
 impl Server {
     fn start(body_limit: usize) -> Server {
+        Server::start_with(|r| r.layer(DefaultBodyLimit::max(body_limit)))
+    }
+
+    /// A server whose router `layers` dresses (its body limit, extensions).
+    fn start_with(layers: impl FnOnce(Router<Seen>) -> Router<Seen>) -> Server {
         let seen: Seen = Arc::default();
-        let app = Router::new()
-            .route("/events", post(collect))
-            .layer(DefaultBodyLimit::max(body_limit))
-            .with_state(seen.clone());
+        let app = layers(Router::new().route("/events", post(collect))).with_state(seen.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -569,4 +571,68 @@ fn the_routers_body_limit_bounds_the_decoded_body() {
     );
     assert_eq!(status, 202, "{text}");
     assert_eq!(server.seen().len(), 1);
+}
+
+/// The decoded body is bounded by whatever limit the router has: axum's
+/// 2 MiB default without a `DefaultBodyLimit` layer, none but
+/// `MAX_DECODED_BODY` when the limit is disabled, and the router's own
+/// limit still when other extensions ride along the request.
+#[test]
+fn the_decoded_body_limit_follows_the_router_with_no_layer_disabled_and_other_extensions() {
+    use ossa_events::axum::MAX_DECODED_BODY;
+    let structured = ("content-type", "application/cloudevents+json");
+    let gzip = ("content-encoding", "gzip");
+    let event = |data_len: usize| {
+        gzipped(
+            format!(
+                r#"{{"specversion":"1.0","id":"z","source":"/s","type":"t","data":"{}"}}"#,
+                "x".repeat(data_len)
+            )
+            .as_bytes(),
+        )
+    };
+    let (two_mib_over, under) = (event(3 << 20), event(1 << 20));
+
+    // No layer: axum's default 2 MiB.
+    let server = Server::start_with(|r| r);
+    let (status, text) = send(&server.url(), &[structured, gzip], &two_mib_over);
+    assert_eq!(status, 413, "no layer, 3 MiB decoded: {text}");
+    let (status, text) = send(&server.url(), &[structured, gzip], &under);
+    assert_eq!(status, 202, "no layer, 1 MiB decoded: {text}");
+    assert_eq!(server.seen().len(), 1);
+    drop(server);
+
+    // Disabled: only `MAX_DECODED_BODY`.
+    let server = Server::start_with(|r| r.layer(DefaultBodyLimit::disable()));
+    let (status, text) = send(&server.url(), &[structured, gzip], &two_mib_over);
+    assert_eq!(status, 202, "disabled, 3 MiB decoded: {text}");
+    let (status, text) = send(
+        &server.url(),
+        &[structured, gzip],
+        &event(MAX_DECODED_BODY + 1),
+    );
+    assert_eq!(status, 413, "disabled, over MAX_DECODED_BODY: {text}");
+    assert_eq!(server.seen().len(), 1);
+    drop(server);
+
+    // Other extensions beside the limit (either order): the limit holds,
+    // and a body under it is read.
+    #[derive(Clone)]
+    struct Tag;
+    for limit_first in [true, false] {
+        let server = Server::start_with(|r| {
+            if limit_first {
+                r.layer(DefaultBodyLimit::max(64 * 1024))
+                    .layer(axum::Extension(Tag))
+            } else {
+                r.layer(axum::Extension(Tag))
+                    .layer(DefaultBodyLimit::max(64 * 1024))
+            }
+        });
+        let (status, text) = send(&server.url(), &[structured, gzip], &event(256 * 1024));
+        assert_eq!(status, 413, "with an extension: {text}");
+        let (status, text) = send(&server.url(), &[structured, gzip], &event(16 * 1024));
+        assert_eq!(status, 202, "with an extension: {text}");
+        assert_eq!(server.seen().len(), 1);
+    }
 }

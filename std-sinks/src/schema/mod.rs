@@ -1827,6 +1827,41 @@ fn before(deadline: Option<Instant>) -> bool {
 mod tests {
     use super::*;
 
+    /// `uri_key` lower-cases the scheme and the host only, and takes odd
+    /// input (no scheme, no host, IPv6 literals, ports, userinfo, non-ASCII)
+    /// without panicking, leaving what it does not know as it is.
+    #[test]
+    fn uri_key_lowers_scheme_and_host_only_and_takes_odd_input() {
+        for (uri, key) in [
+            (
+                "HTTPS://OSSA.DEV/Schemas/A.json",
+                "https://ossa.dev/Schemas/A.json",
+            ),
+            ("https://ossa.dev/x", "https://ossa.dev/x"),
+            (
+                "HTTP://User:PW@Host:8080/P?Q#F",
+                "http://User:PW@host:8080/P?Q#F",
+            ),
+            ("http://[FE80::1]:80/X", "http://[fe80::1]:80/X"),
+            ("HTTP://[::1]", "http://[::1]"),
+            ("HTTP:///Path", "http:///Path"),
+            ("HTTP://", "http://"),
+            ("URN:ISBN:0-X", "urn:ISBN:0-X"),
+            ("A:", "a:"),
+            (":", ":"),
+            ("", ""),
+            ("no-colon", "no-colon"),
+            ("http://HÖST.Example/É", "http://hÖst.example/É"),
+            ("ÉTTP://H/x", "Éttp://h/x"),
+            ("http://a@B@C/D", "http://a@B@c/D"),
+            ("http://H?Q", "http://h?Q"),
+            ("http://H#F", "http://h#F"),
+        ] {
+            assert_eq!(uri_key(uri), key, "{uri}");
+            assert_eq!(uri_key(key), key, "idempotent: {uri}");
+        }
+    }
+
     /// A directory holding `schema` as `com.x.json`, for `name`.
     fn dir_with(name: &str, schema: &Value) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("ossa-schema-{name}-{}", std::process::id()));
